@@ -1,0 +1,518 @@
+"""The plan's schema: one pydantic model with a place for every item of the lifecycle.
+
+Every model forbids unknown keys, so a typo is an error that names the nearest valid key
+(see :mod:`mlplan.plan._load`). Optional sections default to "not stated" (``None``) rather
+than to an empty value, so the checklist can tell "the plan says none" from "the plan is silent".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "Approval",
+    "Baselines",
+    "CanaryStep",
+    "Compute",
+    "DatasetSpec",
+    "Deployment",
+    "Direction",
+    "Guard",
+    "HumanLevelPerformance",
+    "LabelRate",
+    "Labeling",
+    "Labels",
+    "Literature",
+    "LoggingPolicy",
+    "MetricTarget",
+    "Metrics",
+    "MonitorRule",
+    "Monitoring",
+    "Objectives",
+    "OlderSystem",
+    "Period",
+    "Plan",
+    "Project",
+    "Risk",
+    "Rollout",
+    "Scenario",
+    "Security",
+    "SliceSpec",
+    "Stakeholder",
+    "Strategy",
+    "Task",
+]
+
+Task = Literal["regression", "binary", "multiclass", "image_classification", "sequence"]
+Scenario = Literal["new", "automate", "assist", "replace"]
+Strategy = Literal["in-house", "outsourced", "crowdsourced"]
+Direction = Literal["maximize", "minimize"]
+Comparison = Literal["<", "<=", ">", ">="]
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True)
+
+
+def _check_name(value: str, what: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(
+            f"{what} {value!r} must start with a letter and hold only letters, digits, "
+            "'_', '.' or '-'"
+        )
+    return value
+
+
+# -- project and scoping -------------------------------------------------------------------------
+
+
+class Stakeholder(_Section):
+    """A person or team with a stake in the project, and the role they play."""
+
+    name: str
+    role: str = Field(description="e.g. business_owner, product_owner, ml_lead, legal")
+
+
+class Project(_Section):
+    """Who owns the project and what problem it solves."""
+
+    name: str
+    problem: str | None = Field(None, description="The problem statement, in a few sentences.")
+    owner: str | None = None
+    stakeholders: list[Stakeholder] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_name(value, "project name")
+
+
+class MetricTarget(_Section):
+    """A metric with the direction that is better and, optionally, the value to reach."""
+
+    name: str
+    direction: Direction = "maximize"
+    target: float | None = None
+    description: str | None = None
+
+
+class Metrics(_Section):
+    """The three kinds of metric the project is judged by."""
+
+    primary: str | None = Field(None, description="Name of the ML metric that decides.")
+    ml: list[MetricTarget] = Field(default_factory=list)
+    software: list[MetricTarget] = Field(default_factory=list)
+    business: list[MetricTarget] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _primary_is_listed(self) -> Metrics:
+        names = [m.name for m in self.ml]
+        if self.primary is not None and names and self.primary not in names:
+            raise ValueError(
+                f"primary metric {self.primary!r} is not among the ml metrics; "
+                f"known: {', '.join(names)}"
+            )
+        return self
+
+    @property
+    def primary_metric(self) -> MetricTarget | None:
+        """The primary ML metric: the one named ``primary``, else the first listed."""
+        for metric in self.ml:
+            if metric.name == self.primary:
+                return metric
+        return self.ml[0] if self.ml else None
+
+
+# -- data and labels -----------------------------------------------------------------------------
+
+
+class Period(_Section):
+    """When the data was collected."""
+
+    start: dt.date
+    end: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Period:
+        if self.end is not None and self.end < self.start:
+            raise ValueError(f"collection period ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+class Labeling(_Section):
+    """How this dataset's labels are made."""
+
+    strategy: Strategy
+    notes: str | None = None
+
+
+class DatasetSpec(_Section):
+    """A dataset the project needs, with what is known about it (a datasheet)."""
+
+    path: str | None = Field(None, description="File or folder, relative to the plan.")
+    format: Literal["csv", "parquet", "jsonl", "images"] | None = None
+    source: str | None = Field(None, description="Where the data comes from (provenance).")
+    owner: str | None = None
+    license: str | None = None
+    collected: Period | None = None
+    description: str | None = None
+    id_column: str | None = None
+    time_column: str | None = None
+    pii_columns: list[str] | None = Field(
+        None, description="Columns holding personal data; [] states there are none."
+    )
+    sensitive_attributes: list[str] | None = Field(
+        None, description="Columns to evaluate fairness on; [] states there are none."
+    )
+    role: Literal["training", "unlabeled", "auxiliary"] = Field(
+        "training",
+        description="training data holds the target; unlabeled awaits labels; auxiliary neither.",
+    )
+    labeling: Labeling | None = None
+
+
+class LabelRate(_Section):
+    """What one label costs and how fast labels come, for one labeling strategy."""
+
+    cost_per_label: float = Field(ge=0)
+    labels_per_hour: float = Field(gt=0)
+    annotators: int = Field(1, ge=1)
+    labels_per_item: int = Field(1, ge=1, description="Crowdsourcing: k labels per item.")
+    currency: str = "USD"
+
+
+class Labels(_Section):
+    """How labels are made and how good they must be."""
+
+    strategy: Strategy | None = None
+    rates: dict[Strategy, LabelRate] = Field(default_factory=dict)
+    instructions: str | None = None
+    classes: dict[str, str] = Field(
+        default_factory=dict, description="Class name -> its definition for annotators."
+    )
+    overlap: float = Field(0.2, ge=0, le=1, description="Share of items labeled twice or more.")
+    agreement_metric: Literal["krippendorff_alpha", "fleiss_kappa", "cohen_kappa"] = (
+        "krippendorff_alpha"
+    )
+    min_agreement: float = Field(0.6, ge=-1, le=1)
+
+
+# -- slices and baselines ------------------------------------------------------------------------
+
+
+class SliceSpec(_Section):
+    """A subset of the data, defined once and reused by evaluation, rollout and monitoring.
+
+    One of: ``columns`` (one slice per value, or per value combination when several columns are
+    given), ``bins`` (numeric edges for one column) or ``where`` (a SQL filter expression).
+    """
+
+    name: str
+    columns: list[str] | None = None
+    column: str | None = Field(None, description="With bins: the numeric column to cut.")
+    bins: list[float] | None = None
+    where: str | None = Field(None, description="SQL boolean expression, e.g. \"age >= 65\".")
+    min_support: int = Field(30, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_name(value, "slice name")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SliceSpec:
+        kinds = [k for k, v in (("columns", self.columns), ("bins", self.bins),
+                                ("where", self.where)) if v]
+        if len(kinds) != 1:
+            raise ValueError(
+                f"slice {self.name!r} must define exactly one of 'columns', 'bins' or 'where'; "
+                f"got {', '.join(kinds) if kinds else 'none'}"
+            )
+        if self.bins is not None:
+            if self.column is None:
+                raise ValueError(f"slice {self.name!r} has 'bins' but no 'column' to cut")
+            if sorted(self.bins) != self.bins or len(set(self.bins)) != len(self.bins):
+                raise ValueError(f"slice {self.name!r}: bins must be strictly increasing")
+        elif self.column is not None:
+            raise ValueError(f"slice {self.name!r}: 'column' is only used with 'bins'")
+        return self
+
+    @property
+    def referenced_columns(self) -> list[str]:
+        """Columns this slice reads (for ``where``, none: its expression is checked on data)."""
+        if self.columns:
+            return list(self.columns)
+        return [self.column] if self.column else []
+
+
+class HumanLevelPerformance(_Section):
+    """Where HLP comes from: measured from labels, or a value taken from elsewhere."""
+
+    source: Literal["labels", "value"] = "labels"
+    value: float | None = None
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _value_given(self) -> HumanLevelPerformance:
+        if self.source == "value" and self.value is None:
+            raise ValueError("hlp.source is 'value' but no hlp.value is given")
+        return self
+
+
+class OlderSystem(_Section):
+    """The system the model replaces or assists, whose predictions it must beat."""
+
+    name: str
+    description: str | None = None
+    predictions: str | None = Field(None, description="File of its predictions, if at hand.")
+
+
+class Literature(_Section):
+    """A published result or open-source system to compare with (reported, not measured here)."""
+
+    title: str
+    url: str | None = None
+    metric: str
+    score: float
+    dataset: str | None = None
+    note: str | None = None
+
+
+class Baselines(_Section):
+    """What the model is measured against."""
+
+    hlp: HumanLevelPerformance | None = None
+    older_system: OlderSystem | None = None
+    literature: list[Literature] | None = Field(
+        None, description="References with reported scores; [] with literature_note says none."
+    )
+    literature_note: str | None = Field(None, description="Why no reference applies, if none.")
+
+
+class Risk(_Section):
+    """A brainstormed way the system might go wrong, tied to the check that would show it."""
+
+    id: str
+    description: str
+    slice: str | None = None
+    metric: str | None = None
+    monitor: str | None = None
+    threshold: float | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return _check_name(value, "risk id")
+
+
+# -- deployment, rollout, monitoring -------------------------------------------------------------
+
+
+class Compute(_Section):
+    """The compute budget per serving replica."""
+
+    cpus: float | None = Field(None, gt=0)
+    gpus: int = Field(0, ge=0)
+    memory_gb: float | None = Field(None, gt=0)
+    max_model_mb: float | None = Field(None, gt=0, description="Edge/browser size limit.")
+
+
+class Objectives(_Section):
+    """Latency and throughput objectives."""
+
+    latency_p50_ms: float | None = Field(None, gt=0)
+    latency_p99_ms: float | None = Field(None, gt=0)
+    qps: float | None = Field(None, gt=0)
+    batch_rows_per_second: float | None = Field(None, gt=0)
+
+
+class LoggingPolicy(_Section):
+    """How predictions are logged."""
+
+    predictions: bool = True
+    mode: Literal["acked", "async"] = "acked"
+    retention_days: int = Field(90, ge=1)
+    pii: Literal["redact", "hash"] = "hash"
+
+
+class Security(_Section):
+    """Authentication and privacy on the serving path."""
+
+    auth: Literal["api_key", "none"] = "api_key"
+    unseen_categories: Literal["reject", "allow"] = "reject"
+    out_of_range: Literal["reject", "allow", "clip"] = "allow"
+
+
+class Deployment(_Section):
+    """How the model is served."""
+
+    mode: Literal["realtime", "batch"] = "realtime"
+    target: Literal["cloud", "edge", "browser"] = "cloud"
+    compute: Compute = Field(default_factory=Compute)
+    objectives: Objectives = Field(default_factory=Objectives)
+    logging: LoggingPolicy = Field(default_factory=LoggingPolicy)
+    security: Security = Field(default_factory=Security)
+    schedule: str | None = Field(None, description="Batch: cron expression for scoring runs.")
+
+
+class Guard(_Section):
+    """A condition checked while traffic moves to a candidate; failing it rolls back."""
+
+    metric: str
+    op: Comparison
+    threshold: float
+    slice: str | None = None
+
+
+class CanaryStep(_Section):
+    """One step of a canary: a traffic share held for a while."""
+
+    weight: float = Field(gt=0, le=100, description="Percent of traffic on the candidate.")
+    duration: str = Field("10m", description="How long to hold, e.g. 30s, 10m, 2h, 1d.")
+    min_requests: int = Field(100, ge=0)
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not re.fullmatch(r"\d+(s|m|h|d)", value):
+            raise ValueError(f"duration {value!r} must be a number and a unit: s, m, h or d")
+        return value
+
+
+class Rollout(_Section):
+    """How a new model reaches traffic."""
+
+    strategy: Literal["shadow", "canary", "blue_green"] | None = Field(
+        None, description="Unset: derived from the scenario (see Plan.rollout_strategy)."
+    )
+    shadow_min_requests: int = Field(1000, ge=0)
+    steps: list[CanaryStep] = Field(
+        default_factory=lambda: [CanaryStep(weight=5), CanaryStep(weight=25),
+                                 CanaryStep(weight=50), CanaryStep(weight=100)]
+    )
+    guards: list[Guard] = Field(default_factory=list)
+    auto_rollback: bool = True
+
+    @field_validator("steps")
+    @classmethod
+    def _ramp(cls, steps: list[CanaryStep]) -> list[CanaryStep]:
+        weights = [s.weight for s in steps]
+        if weights != sorted(weights):
+            raise ValueError(f"canary step weights must not decrease; got {weights}")
+        return steps
+
+
+class MonitorRule(_Section):
+    """A monitored quantity and the threshold that fires an alert."""
+
+    name: str
+    metric: str
+    op: Comparison = ">"
+    threshold: float
+    window: str = "1h"
+    slice: str | None = None
+    severity: Literal["info", "warning", "critical"] = "warning"
+
+
+class Monitoring(_Section):
+    """What is watched once the model is live."""
+
+    software: list[MonitorRule] = Field(default_factory=list)
+    input: list[MonitorRule] = Field(default_factory=list)
+    output: list[MonitorRule] = Field(default_factory=list)
+    ml: list[MonitorRule] = Field(default_factory=list)
+    business: list[MonitorRule] = Field(default_factory=list)
+    drift_method: Literal["psi", "ks", "chi2"] = "psi"
+    drift_threshold: float = Field(0.2, gt=0)
+
+
+class Approval(_Section):
+    """Which role signs off which gate."""
+
+    gate: str
+    role: str
+    required: bool = True
+
+    @field_validator("gate")
+    @classmethod
+    def _gate(cls, value: str) -> str:
+        return _check_name(value, "gate")
+
+
+# -- the plan ------------------------------------------------------------------------------------
+
+_DEFAULT_ROLLOUT: dict[str, Literal["shadow", "canary", "blue_green"]] = {
+    "new": "canary",
+    "automate": "shadow",
+    "assist": "shadow",
+    "replace": "shadow",
+}
+
+
+class Plan(_Section):
+    """The whole plan of an ML project, as written in ``mlplan.yaml``.
+
+    Examples
+    --------
+    >>> plan = Plan.model_validate({"project": {"name": "churn"}, "task": "binary",
+    ...                             "target": "churned"})
+    >>> plan.rollout_strategy
+    'canary'
+    """
+
+    version: Literal[1] = 1
+    project: Project
+    scenario: Scenario = "new"
+    task: Task
+    target: str | None = None
+    datasets: dict[Annotated[str, Field(pattern=_NAME.pattern)], DatasetSpec] = Field(
+        default_factory=dict
+    )
+    labels: Labels = Field(default_factory=Labels)
+    metrics: Metrics = Field(default_factory=Metrics)
+    slices: list[SliceSpec] = Field(default_factory=list)
+    baselines: Baselines = Field(default_factory=Baselines)
+    risks: list[Risk] | None = None
+    deployment: Deployment = Field(default_factory=Deployment)
+    rollout: Rollout = Field(default_factory=Rollout)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    approvals: list[Approval] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Plan:
+        if self.task != "image_classification" and self.target is None:
+            raise ValueError(f"task {self.task!r} needs a 'target' column")
+        names = [s.name for s in self.slices]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"slice names must be unique; repeated: {', '.join(duplicates)}")
+        for risk in self.risks or []:
+            if risk.slice is not None and risk.slice not in names:
+                raise ValueError(
+                    f"risk {risk.id!r} names slice {risk.slice!r}, which is not defined; "
+                    f"slices: {', '.join(names) or 'none'}"
+                )
+        gates = [a.gate for a in self.approvals]
+        if len(set(gates)) != len(gates):
+            raise ValueError("each gate may appear once in approvals")
+        return self
+
+    @property
+    def rollout_strategy(self) -> Literal["shadow", "canary", "blue_green"]:
+        """The rollout strategy: the plan's choice, else the scenario's default."""
+        return self.rollout.strategy or _DEFAULT_ROLLOUT[self.scenario]
+
+    @property
+    def slice_names(self) -> list[str]:
+        """Names of the plan's slices, in plan order."""
+        return [s.name for s in self.slices]
+
+    def approval_for(self, gate: str) -> Approval | None:
+        """The approval rule for ``gate``, if the plan has one."""
+        return next((a for a in self.approvals if a.gate == gate), None)

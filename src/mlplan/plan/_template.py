@@ -1,0 +1,248 @@
+"""``mlplan init``: a complete, commented plan for a task type, optionally pre-filled from data.
+
+The template fills what can be known (defaults for the task, columns found in the data) and
+leaves what only people can say (the problem, business metrics, risks, literature) as explicit
+``null``/commented examples, so ``mlplan status`` shows them as missing until someone writes them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mlplan.plan._schema import Task
+
+__all__ = ["ColumnSuggestion", "DataSuggestions", "render_plan"]
+
+
+@dataclass(frozen=True)
+class ColumnSuggestion:
+    """One column found by a scan of the data."""
+
+    name: str
+    type: str
+    distinct: int
+    missing_ratio: float
+    role: Literal["feature", "target", "id", "time", "pii", "sensitive"] = "feature"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class DataSuggestions:
+    """What a scan of a data file suggests for the plan."""
+
+    dataset: str
+    path: str
+    format: Literal["csv", "parquet", "jsonl", "images"]
+    rows: int
+    columns: list[ColumnSuggestion] = field(default_factory=list)
+    target_candidates: list[str] = field(default_factory=list)
+    task: Task | None = None
+    classes: list[str] = field(default_factory=list)
+
+    def names(self, role: str) -> list[str]:
+        """Columns suggested for ``role``."""
+        return [c.name for c in self.columns if c.role == role]
+
+
+_ML_METRICS: dict[str, list[tuple[str, str, float | None]]] = {
+    "binary": [("roc_auc", "maximize", 0.85), ("recall", "maximize", None),
+               ("precision", "maximize", None)],
+    "multiclass": [("macro_f1", "maximize", 0.8), ("accuracy", "maximize", None)],
+    "image_classification": [("accuracy", "maximize", 0.9), ("macro_f1", "maximize", None)],
+    "regression": [("mae", "minimize", None), ("rmse", "minimize", None)],
+    "sequence": [("mae", "minimize", None), ("rmse", "minimize", None)],
+}
+
+
+def _q(value: object) -> str:
+    """A YAML scalar or flow sequence (JSON is valid YAML)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def render_plan(
+    name: str,
+    *,
+    task: Task,
+    target: str | None,
+    data: DataSuggestions | None = None,
+    problem: str | None = None,
+    owner: str | None = None,
+) -> str:
+    """The text of a complete, commented ``mlplan.yaml``.
+
+    Examples
+    --------
+    >>> from mlplan.plan import parse_plan
+    >>> parse_plan(render_plan("churn", task="binary", target="churned")).target
+    'churned'
+    """
+    out: list[str] = []
+    add = out.append
+    add("# mlplan.yaml — the plan of this ML project. Every stage reads it; `mlplan status`")
+    add("# checks it item by item against the evidence in the store. `null` means \"not stated")
+    add("# yet\": status shows such items as missing until someone fills them in.")
+    add("version: 1")
+    add("")
+    add("# ── Scoping ─────────────────────────────────────────────────────────────────────────")
+    add("project:")
+    add(f"  name: {_q(name)}")
+    add(f"  problem: {_q(problem)}  # what is solved, for whom, and why ML" if problem else
+        "  problem: null  # TODO: what is solved, for whom, and why ML")
+    add(f"  owner: {_q(owner)}" if owner else "  owner: null  # TODO: the accountable person or team")
+    add("  stakeholders: []  # e.g. [{name: Dana Lee, role: business_owner}]")
+    add("")
+    add("# new | automate | assist | replace — sets the default rollout (new: canary, else shadow)")
+    add("scenario: new")
+    add("# regression | binary | multiclass | image_classification | sequence")
+    add(f"task: {task}")
+    add(f"target: {_q(target)}" if target else "target: null  # image folders: the class is the folder")
+    add("")
+    add("# ── Data ────────────────────────────────────────────────────────────────────────────")
+    add("# Every dataset the project needs, with its datasheet. `mlplan data add NAME` registers a")
+    add("# version; fields given here are the defaults for that dataset's metadata.")
+    add("datasets:")
+    if data is not None:
+        _dataset_block(add, data)
+    else:
+        add("  main:")
+        add("    path: data/main.csv  # TODO: the file or image folder, relative to this plan")
+        add("    source: null  # TODO: where it comes from (provenance), e.g. \"CRM export 2026-11\"")
+        add("    owner: null")
+        add("    license: null")
+        add("    collected: null  # {start: 2025-01-01, end: 2025-12-31}")
+        add("    description: null")
+        add("    id_column: null")
+        add("    time_column: null")
+        add("    pii_columns: null  # columns with personal data; [] says there are none")
+        add("    sensitive_attributes: null  # e.g. [gender, ethnicity, age]; [] says none")
+        add("    labeling: {strategy: in-house}  # in-house | outsourced | crowdsourced")
+    add("")
+    add("# ── Labels ──────────────────────────────────────────────────────────────────────────")
+    add("labels:")
+    add("  strategy: in-house  # in-house | outsourced | crowdsourced")
+    add("  rates:  # per strategy, so `mlplan labels export` can compare cost and time")
+    add("    in-house: {cost_per_label: 0.50, labels_per_hour: 120, annotators: 3}")
+    add("    outsourced: {cost_per_label: 0.20, labels_per_hour: 400, annotators: 10}")
+    add("    crowdsourced: {cost_per_label: 0.05, labels_per_hour: 2000, annotators: 50, "
+        "labels_per_item: 3}")
+    add("  instructions: null  # TODO: what annotators are told")
+    classes = data.classes if data is not None else []
+    if classes:
+        add("  classes:  # class -> its definition for annotators")
+        for cls in classes:
+            add(f"    {_q(cls)}: null  # TODO: define")
+    else:
+        add("  classes: {}  # class -> its definition, e.g. {churned: \"cancelled within 30 days\"}")
+    add("  overlap: 0.2  # share of items labeled by two or more annotators")
+    add("  agreement_metric: krippendorff_alpha  # krippendorff_alpha | fleiss_kappa | cohen_kappa")
+    add("  min_agreement: 0.6")
+    add("")
+    add("# ── Metrics ─────────────────────────────────────────────────────────────────────────")
+    metrics = _ML_METRICS[task]
+    add("metrics:")
+    add(f"  primary: {metrics[0][0]}")
+    add("  ml:")
+    for metric, direction, goal in metrics:
+        add(f"    - {{name: {metric}, direction: {direction}, target: "
+            f"{'null' if goal is None else goal}}}")
+    add("  software:")
+    add("    - {name: latency_p99_ms, direction: minimize, target: 50}")
+    add("    - {name: qps, direction: maximize, target: 100}")
+    add("  business: []  # TODO, e.g. [{name: retained_revenue, direction: maximize, target: 1e6}]")
+    add("")
+    add("# Slices: subsets evaluated, rolled out and monitored separately. One of: columns (one")
+    add("# slice per value or value combination), column + bins (numeric edges), where (SQL).")
+    sensitive = data.names("sensitive") if data is not None else []
+    if sensitive:
+        add("slices:")
+        for column in sensitive:
+            add(f"  - {{name: {column}, columns: [{column}]}}")
+        if len(sensitive) > 1:
+            add(f"  - {{name: {'_x_'.join(sensitive[:2])}, columns: {_q(sensitive[:2])}}}")
+    else:
+        add("slices: []  # e.g. [{name: gender, columns: [gender]}, "
+            "{name: age, column: age, bins: [0, 30, 60, 120]}]")
+    add("")
+    add("# ── Baselines ───────────────────────────────────────────────────────────────────────")
+    add("baselines:")
+    add("  hlp: {source: labels}  # measured by `mlplan labels hlp`; or {source: value, value: 0.9}")
+    add("  older_system: null  # {name: rules-v2, predictions: data/rules_predictions.csv}")
+    add("  literature: null  # [{title: ..., url: ..., metric: roc_auc, score: 0.87}]; or [] and")
+    add("  literature_note: null  # a note saying why none applies")
+    add("")
+    add("# Ways the system might go wrong; tie each to a slice, a metric or a monitor.")
+    add("risks: null  # e.g. [{id: worse-for-women, description: ..., slice: gender, "
+        "metric: recall, threshold: 0.05}]")
+    add("")
+    add("# ── Deployment ──────────────────────────────────────────────────────────────────────")
+    add("deployment:")
+    add("  mode: realtime  # realtime | batch")
+    add("  target: cloud  # cloud | edge | browser")
+    add("  compute: {cpus: 2, gpus: 0, memory_gb: 2}")
+    add("  objectives: {latency_p50_ms: 10, latency_p99_ms: 50, qps: 100}")
+    add("  logging: {predictions: true, mode: acked, retention_days: 90, pii: hash}")
+    add("  security: {auth: api_key, unseen_categories: reject, out_of_range: allow}")
+    add("")
+    add("# ── Rollout ─────────────────────────────────────────────────────────────────────────")
+    add("rollout:")
+    add("  strategy: null  # shadow | canary | blue_green; null: from the scenario")
+    add("  steps:")
+    for weight, duration in ((5, "30m"), (25, "1h"), (50, "1h"), (100, "1d")):
+        add(f"    - {{weight: {weight}, duration: {duration}, min_requests: 100}}")
+    add("  guards: []  # e.g. [{metric: error_rate, op: '<', threshold: 0.01}]")
+    add("")
+    add("# ── Monitoring ──────────────────────────────────────────────────────────────────────")
+    add("monitoring:")
+    add("  software:")
+    add("    - {name: p99-latency, metric: latency_p99_ms, op: '>', threshold: 50, window: 5m}")
+    add("  input:")
+    add("    - {name: input-drift, metric: drift_psi_max, op: '>', threshold: 0.2, window: 1d}")
+    add("  output:")
+    add("    - {name: null-outputs, metric: null_output_rate, op: '>', threshold: 0.01, "
+        "window: 1h}")
+    add(f"  ml: [{{name: primary-metric, metric: {metrics[0][0]}, "
+        f"op: '{'<' if metrics[0][1] == 'maximize' else '>'}', "
+        f"threshold: {0.8 if metrics[0][1] == 'maximize' else 1.0}, window: 7d}}]")
+    add("  business: []")
+    add("")
+    add("# ── Sign-offs ───────────────────────────────────────────────────────────────────────")
+    add("# Which role signs off which gate: `mlplan approve GATE --role ROLE --by NAME`.")
+    add("approvals:")
+    add("  - {gate: buy_in, role: business_owner}")
+    add("  - {gate: deploy, role: ml_lead}")
+    add("  - {gate: full_traffic, role: product_owner}")
+    return "\n".join(out) + "\n"
+
+
+def _dataset_block(add: Callable[[str], None], data: DataSuggestions) -> None:
+    pii = data.names("pii")
+    sensitive = data.names("sensitive")
+    ids = data.names("id")
+    times = data.names("time")
+    add(f"  {data.dataset}:")
+    add(f"    path: {_q(data.path)}")
+    add(f"    format: {data.format}")
+    add(f"    # scanned: {data.rows:,} rows, {len(data.columns)} columns")
+    add("    source: null  # TODO: where it comes from (provenance)")
+    add("    owner: null")
+    add("    license: null")
+    add("    collected: null  # {start: 2025-01-01, end: 2025-12-31}")
+    add("    description: null")
+    add(f"    id_column: {_q(ids[0]) if ids else 'null'}")
+    add(f"    time_column: {_q(times[0]) if times else 'null'}")
+    pii_reasons = "; ".join(f"{c.name}: {c.reason}" for c in data.columns if c.role == "pii")
+    add(f"    pii_columns: {_q(pii)}  # found by the scan — {pii_reasons or 'none found'}; check")
+    add(f"    sensitive_attributes: {_q(sensitive)}  # likely sensitive by name; check")
+    add("    labeling: {strategy: in-house}")
+    if data.columns:
+        add("    # columns (type, distinct values, missing):")
+        for c in data.columns:
+            note = f" <- {c.role}" if c.role != "feature" else ""
+            add(f"    #   {c.name}: {c.type}, {c.distinct:,} distinct, "
+                f"{c.missing_ratio:.1%} missing{note}")
+    if len(data.target_candidates) > 1:
+        add(f"    # other target candidates: {', '.join(data.target_candidates[1:])}")
+

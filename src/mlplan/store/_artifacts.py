@@ -1,0 +1,112 @@
+"""Content-addressed files: ``.mlplan/artifacts/ab/cdef…`` named by their sha256.
+
+Files are written to a temporary name in the same folder and renamed into place, so a reader
+never sees half a file; writing the same content twice is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy.orm import Session
+
+from mlplan.store._tables import Artifact
+
+__all__ = ["ArtifactRef", "ArtifactStore", "sha256_file"]
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """The address of an artifact's bytes."""
+
+    sha256: str
+    size_bytes: int
+
+
+def sha256_file(path: str | Path) -> ArtifactRef:
+    """Hash a file without keeping it in memory.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x"
+    >>> _ = p.write_bytes(b"abc")
+    >>> sha256_file(p).sha256[:12]
+    'ba7816bf8f01'
+    """
+    digest = hashlib.sha256()
+    size = 0
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return ArtifactRef(digest.hexdigest(), size)
+
+
+class ArtifactStore:
+    """The folder of content-addressed artifacts."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, sha256: str) -> Path:
+        """Where the artifact with this hash lives (whether or not it exists)."""
+        return self.root / sha256[:2] / sha256[2:]
+
+    def exists(self, sha256: str) -> bool:
+        """Whether the artifact's bytes are present."""
+        return self.path(sha256).is_file()
+
+    def put_file(self, source: str | Path) -> ArtifactRef:
+        """Copy a file in, hashing while copying."""
+        with Path(source).open("rb") as fh:
+            return self._put_stream(fh)
+
+    def put_bytes(self, data: bytes) -> ArtifactRef:
+        """Store bytes."""
+        return self._put_stream(io.BytesIO(data))
+
+    def _put_stream(self, source: BinaryIO) -> ArtifactRef:
+        self.root.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := source.read(_CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            sha = digest.hexdigest()
+            target = self.path(sha)
+            if target.exists():
+                tmp.unlink()
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp.replace(target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return ArtifactRef(sha, size)
+
+    @staticmethod
+    def register(
+        session: Session, ref: ArtifactRef, *, kind: str, media_type: str
+    ) -> ArtifactRef:
+        """Record the artifact in the store (idempotent)."""
+        if session.get(Artifact, ref.sha256) is None:
+            session.add(Artifact(sha256=ref.sha256, kind=kind, size_bytes=ref.size_bytes,
+                                 media_type=media_type))
+            session.flush()
+        return ref

@@ -1,0 +1,126 @@
+"""Recording runs: what each creating command read, wrote, with which code, by whom."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import importlib.metadata
+import os
+import platform
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
+
+from mlplan.store._tables import Run, RunIO, utcnow
+
+__all__ = ["RunRecorder", "code_version", "current_user", "package_versions"]
+
+IOKind = Literal["file", "dataset_version", "split", "artifact", "model", "report", "deployment"]
+
+
+def current_user() -> str:
+    """Who is acting: ``$MLPLAN_USER``, else the login name."""
+    user = os.environ.get("MLPLAN_USER")
+    if user:
+        return user
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def code_version(root: Path) -> str | None:
+    """The git commit of the project folder (``+dirty`` when it has uncommitted changes)."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=False,
+        )
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = head.stdout.strip()
+    return f"{commit}+dirty" if dirty.stdout.strip() else commit
+
+
+@functools.cache
+def package_versions() -> dict[str, str]:
+    """Python's version and every installed distribution's, for reproducing a run."""
+    versions = {"python": platform.python_version()}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            versions[name.lower()] = dist.version
+    return dict(sorted(versions.items()))
+
+
+class RunRecorder:
+    """A run being recorded inside the command's transaction.
+
+    Examples
+    --------
+    >>> # inside Store.transaction():
+    >>> # run = RunRecorder.start(session, project_id=1, job="data add", parameters={}, root=root)
+    >>> # run.input("file", "data/customers.csv", sha256=...); run.finish()
+    """
+
+    def __init__(self, session: Session, run: Run) -> None:
+        self.session = session
+        self.record = run
+
+    @property
+    def id(self) -> str:
+        """The run's UUID."""
+        return self.record.id
+
+    @classmethod
+    def start(
+        cls,
+        session: Session,
+        *,
+        project_id: int,
+        job: str,
+        parameters: dict[str, Any],
+        root: Path,
+    ) -> RunRecorder:
+        """Begin recording a run of ``job``."""
+        run = Run(
+            id=str(uuid.uuid4()),
+            project_id=project_id,
+            job=job,
+            status="running",
+            parameters=parameters,
+            code_version=code_version(root),
+            packages=package_versions(),
+            user=current_user(),
+            started_at=utcnow(),
+        )
+        session.add(run)
+        session.flush()
+        return cls(session, run)
+
+    def input(self, kind: IOKind, ref: str, *, sha256: str | None = None) -> None:
+        """Record something the run read."""
+        self._io("input", kind, ref, sha256)
+
+    def output(self, kind: IOKind, ref: str, *, sha256: str | None = None) -> None:
+        """Record something the run made."""
+        self._io("output", kind, ref, sha256)
+
+    def _io(self, direction: str, kind: str, ref: str, sha256: str | None) -> None:
+        self.session.add(RunIO(run_id=self.id, direction=direction, kind=kind, ref=ref,
+                               sha256=sha256))
+
+    def finish(self) -> None:
+        """Mark the run completed; it commits with the command's transaction."""
+        self.record.status = "completed"
+        self.record.ended_at = utcnow()
+        self.session.flush()

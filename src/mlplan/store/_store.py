@@ -1,0 +1,171 @@
+"""Opening the store: SQLite (WAL) under ``.mlplan/`` by default, PostgreSQL by URL.
+
+One :meth:`Store.transaction` per command: everything a command records commits together or
+not at all. Schema migrations (Alembic) are applied on open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mlplan.errors import StoreError
+from mlplan.store._artifacts import ArtifactStore
+from mlplan.store._tables import Project
+
+__all__ = ["HEAD_REVISION", "STORE_DIR", "STORE_URL_ENV", "Store", "open_store"]
+
+STORE_DIR = ".mlplan"
+STORE_URL_ENV = "MLPLAN_STORE_URL"
+# The newest migration; a test checks it against Alembic's head. Knowing it here lets a
+# command skip importing Alembic when the schema is already current.
+HEAD_REVISION = "0001"
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+
+class Store:
+    """The single record of what happened in a project, and its artifacts.
+
+    Use :func:`open_store` rather than the constructor.
+    """
+
+    def __init__(self, engine: Engine, artifacts: ArtifactStore) -> None:
+        self.engine = engine
+        self.artifacts = artifacts
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work commits on normal exit and rolls back on any exception."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except SQLAlchemyError as exc:
+            session.rollback()
+            raise StoreError(f"the store at {self.url} refused the write: {exc.__class__.__name__}: "
+                             f"{str(exc).splitlines()[0]}") from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def project_id(self, session: Session, name: str) -> int:
+        """The id of project ``name``, created on first use."""
+        found = session.scalar(select(Project.id).where(Project.name == name))
+        if found is not None:
+            return found
+        project = Project(name=name)
+        session.add(project)
+        session.flush()
+        return project.id
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+
+def open_store(root: str | Path, *, url: str | None = None, migrate: bool = True) -> Store:
+    """Open (and create or migrate) the store of the project at ``root``.
+
+    The database is ``url``, else ``$MLPLAN_STORE_URL``, else SQLite at ``root/.mlplan/store.db``.
+    Artifacts always live under ``root/.mlplan/artifacts``.
+
+    Raises
+    ------
+    StoreError
+        When the URL is malformed, the database does not answer, or migrations fail.
+    """
+    root = Path(root)
+    state_dir = root / STORE_DIR
+    url = url or os.environ.get(STORE_URL_ENV) or None
+    if url is None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{state_dir / 'store.db'}"
+    engine = _engine(url)
+    store = Store(engine, ArtifactStore(state_dir / "artifacts"))
+    if migrate:
+        _migrate(store)
+    return store
+
+
+def _engine(url: str) -> Engine:
+    where = f"${STORE_URL_ENV}" if os.environ.get(STORE_URL_ENV) == url else "the store URL"
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(
+            f"{where} is not a database URL: expected e.g. sqlite:///path/store.db or "
+            "postgresql+psycopg://user:password@host:5432/db"
+        ) from None
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() not in {"sqlite", "postgresql"}:
+        raise StoreError(f"{where} {shown!r}: only sqlite and postgresql stores are supported")
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        engine = create_engine(parsed, pool_pre_ping=True)
+    except (NoSuchModuleError, ModuleNotFoundError):
+        raise StoreError(
+            f"a PostgreSQL store requires 'psycopg'. Install it with: pip install 'mlplan[postgres]'"
+        ) from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise StoreError(
+            f"cannot connect to the store at {shown}: {reason}. Check {where} "
+            f"(unset ${STORE_URL_ENV} to use SQLite under {STORE_DIR}/)"
+        ) from None
+    return engine
+
+
+def _current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.scalar(text("SELECT version_num FROM alembic_version"))
+
+
+def _migrate(store: Store) -> None:
+    if _current_revision(store.engine) == HEAD_REVISION:
+        return
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    try:
+        with store.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except SQLAlchemyError as exc:
+        raise StoreError(f"migrating the store at {store.url} failed: {exc}") from exc
