@@ -1,6 +1,70 @@
+"""Data: dataset versions with profiles, metadata and lineage; diffs; leak-checked splits."""
+
 from __future__ import annotations
 
-from mlplan.data._profile import profile_table
-from mlplan.data._read import read_table
+from mlplan.data._datasheet import column_rows, datasheet_markdown, format_value, metadata_rows
+from mlplan.data._diff import ColumnShift, DatasetDiff, diff_datasets, psi
+from mlplan.data._images import image_table, profile_images
+from mlplan.data._plancheck import check_plan_against_data
+from mlplan.data._profile import QUANTILES, column_kind, profile_table
+from mlplan.data._read import content_hash, detect_format, list_images, read_table
+from mlplan.data._registry import (
+    METADATA_FIELDS,
+    DatasetSummary,
+    DatasetVersionInfo,
+    RegisterResult,
+    get_dataset,
+    list_datasets,
+    load_table,
+    register_dataset,
+)
+from mlplan.data._scan import pii_reason, scan_data
+from mlplan.data._split import (
+    SPLITS,
+    SplitInfo,
+    assign_splits,
+    check_leakage,
+    get_split,
+    list_splits,
+    load_split,
+    split_dataset,
+)
 
-__all__ = ["profile_table", "read_table"]
+__all__ = [
+    "METADATA_FIELDS",
+    "QUANTILES",
+    "SPLITS",
+    "ColumnShift",
+    "DatasetDiff",
+    "DatasetSummary",
+    "DatasetVersionInfo",
+    "RegisterResult",
+    "SplitInfo",
+    "assign_splits",
+    "check_leakage",
+    "check_plan_against_data",
+    "column_rows",
+    "column_kind",
+    "content_hash",
+    "datasheet_markdown",
+    "detect_format",
+    "diff_datasets",
+    "format_value",
+    "get_dataset",
+    "get_split",
+    "image_table",
+    "list_datasets",
+    "list_images",
+    "list_splits",
+    "load_split",
+    "load_table",
+    "metadata_rows",
+    "pii_reason",
+    "profile_images",
+    "profile_table",
+    "psi",
+    "read_table",
+    "register_dataset",
+    "scan_data",
+    "split_dataset",
+]

@@ -103,8 +103,12 @@ def _job(field: pa.Field, column: pa.ChunkedArray, rows: int) -> Callable[[], di
 
 def _counts(count: int, rows: int, *, distinct: int | None) -> dict[str, Any]:
     missing = rows - count
-    return {"count": count, "missing": missing, "missing_ratio": missing / rows if rows else 0.0,
-            "distinct": distinct}
+    return {
+        "count": count,
+        "missing": missing,
+        "missing_ratio": missing / rows if rows else 0.0,
+        "distinct": distinct,
+    }
 
 
 def _json(value: Any) -> Any:
@@ -147,7 +151,10 @@ def _numeric(column: pa.ChunkedArray, rows: int) -> dict[str, Any]:
     n = values.size
     if n == 0:
         return _counts(0, rows, distinct=0) | {
-            "min": None, "max": None, "mean": None, "std": None,
+            "min": None,
+            "max": None,
+            "mean": None,
+            "std": None,
             "quantiles": {str(q): None for q in QUANTILES},
         }
     values.sort()
@@ -158,7 +165,8 @@ def _numeric(column: pa.ChunkedArray, rows: int) -> dict[str, Any]:
     high = np.minimum(low + 1, n - 1)
     quantiles = as_float[low] + (as_float[high] - as_float[low]) * (positions - low)
     out = _counts(n, rows, distinct=int(distinct_values.size)) | {
-        "min": _json(values[0]), "max": _json(values[-1]),
+        "min": _json(values[0]),
+        "max": _json(values[-1]),
         "mean": _json(float(as_float.mean())),
         "std": _json(float(as_float.std(ddof=1))) if n > 1 else None,
         "quantiles": {str(q): _json(float(v)) for q, v in zip(QUANTILES, quantiles, strict=True)},
@@ -175,11 +183,16 @@ def _categorical(column: pa.ChunkedArray, rows: int) -> dict[str, Any]:
         indices = pa.chunked_array([c.indices for c in column.chunks], column.type.index_type)
     else:
         encoded = pc.dictionary_encode(column).unify_dictionaries()
-        dictionary = encoded.chunk(0).dictionary if encoded.num_chunks else pa.array([], pa.string())
+        dictionary = (
+            encoded.chunk(0).dictionary if encoded.num_chunks else pa.array([], pa.string())
+        )
         indices = pa.chunked_array([c.indices for c in encoded.chunks], encoded.type.index_type)
     present = pc.drop_null(indices).to_numpy()
-    counts = np.bincount(present, minlength=len(dictionary)) if present.size else np.zeros(
-        len(dictionary), dtype=np.int64)
+    counts = (
+        np.bincount(present, minlength=len(dictionary))
+        if present.size
+        else np.zeros(len(dictionary), dtype=np.int64)
+    )
     used = np.flatnonzero(counts)
     count = int(present.size)
     out = _counts(count, rows, distinct=int(used.size))
@@ -215,5 +228,6 @@ def _datetime(column: pa.ChunkedArray, rows: int) -> dict[str, Any]:
     extremes = pc.min_max(column)
     distinct = pc.count_distinct(column, mode="only_valid").as_py()
     return _counts(count, rows, distinct=distinct) | {
-        "min": str(extremes["min"].as_py()), "max": str(extremes["max"].as_py()),
+        "min": str(extremes["min"].as_py()),
+        "max": str(extremes["max"].as_py()),
     }

@@ -25,16 +25,22 @@ __all__ = [
 DataFormat = Literal["csv", "parquet", "jsonl", "images"]
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 _SUFFIXES: dict[str, DataFormat] = {
-    ".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet",
-    ".jsonl": "jsonl", ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
 }
 
 
 def detect_format(path: Path, declared: DataFormat | None = None) -> DataFormat:
     """The format of ``path``: the declared one, a folder of images, or from the suffix."""
     if not path.exists():
-        raise DataError(f"{path}: no such file or folder. Check the path (it is relative to the "
-                        "project folder when it comes from the plan)")
+        raise DataError(
+            f"{path}: no such file or folder. Check the path (it is relative to the "
+            "project folder when it comes from the plan)"
+        )
     if path.is_dir():
         if declared not in (None, "images"):
             raise DataError(f"{path}: is a folder, but the plan says format {declared!r}")
@@ -116,11 +122,13 @@ def read_table(path: Path, fmt: DataFormat) -> pa.Table:
 
             # Strings stay dictionary-encoded as Parquet stores them: less memory, faster counts.
             schema = pq.read_schema(path)
-            strings = [f.name for f in schema
-                       if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+            strings = [
+                f.name
+                for f in schema
+                if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            ]
             # pre_buffer helps remote storage; for local files it only raises peak memory.
-            table = pq.read_table(path, read_dictionary=strings, pre_buffer=False,
-                                  memory_map=True)
+            table = pq.read_table(path, read_dictionary=strings, pre_buffer=False, memory_map=True)
         else:
             import pyarrow.json as pj
 
@@ -133,8 +141,10 @@ def read_table(path: Path, fmt: DataFormat) -> pa.Table:
     if table.num_columns == 0:
         raise DataError(f"{path}: has no columns")
     if table.num_rows == 0:
-        raise DataError(f"{path}: has columns ({', '.join(table.column_names[:5])}…) but no rows; "
-                        "a dataset needs at least one row")
+        raise DataError(
+            f"{path}: has columns ({', '.join(table.column_names[:5])}…) but no rows; "
+            "a dataset needs at least one row"
+        )
     names = table.column_names
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:

@@ -31,6 +31,7 @@ from mlplan.plan._schema import (
     Security,
     SliceSpec,
     Stakeholder,
+    Task,
 )
 from mlplan.plan._template import ColumnSuggestion, DataSuggestions, render_plan
 
@@ -65,6 +66,7 @@ __all__ = [
     "Security",
     "SliceSpec",
     "Stakeholder",
+    "Task",
     "load_plan",
     "parse_plan",
     "render_plan",

@@ -73,14 +73,18 @@ def parse_plan(text: str, *, filename: str = PLAN_FILE) -> Plan:
             f"{filename}:1: the plan is empty; it needs at least 'project', 'task' and 'target'"
         )
     if not isinstance(data, dict):
-        raise PlanError(f"{filename}:1: the plan must be a mapping of sections, got {type(data).__name__}")
+        raise PlanError(
+            f"{filename}:1: the plan must be a mapping of sections, got {type(data).__name__}"
+        )
     try:
         return Plan.model_validate(data)
     except ValidationError as exc:
         problems = [_describe(err, data, filename) for err in exc.errors(include_url=False)]
         problems = list(dict.fromkeys(problems))
-        head = problems[0] if len(problems) == 1 else (
-            f"{filename}: {len(problems)} problems in the plan:\n  " + "\n  ".join(problems)
+        head = (
+            problems[0]
+            if len(problems) == 1
+            else (f"{filename}: {len(problems)} problems in the plan:\n  " + "\n  ".join(problems))
         )
         raise PlanError(head, problems) from None
 

@@ -193,7 +193,7 @@ class Labels(_Section):
     strategy: Strategy | None = None
     rates: dict[Strategy, LabelRate] = Field(default_factory=dict)
     instructions: str | None = None
-    classes: dict[str, str] = Field(
+    classes: dict[str, str | None] = Field(
         default_factory=dict, description="Class name -> its definition for annotators."
     )
     overlap: float = Field(0.2, ge=0, le=1, description="Share of items labeled twice or more.")
@@ -217,7 +217,7 @@ class SliceSpec(_Section):
     columns: list[str] | None = None
     column: str | None = Field(None, description="With bins: the numeric column to cut.")
     bins: list[float] | None = None
-    where: str | None = Field(None, description="SQL boolean expression, e.g. \"age >= 65\".")
+    where: str | None = Field(None, description='SQL boolean expression, e.g. "age >= 65".')
     min_support: int = Field(30, ge=1)
 
     @field_validator("name")
@@ -227,8 +227,11 @@ class SliceSpec(_Section):
 
     @model_validator(mode="after")
     def _one_kind(self) -> SliceSpec:
-        kinds = [k for k, v in (("columns", self.columns), ("bins", self.bins),
-                                ("where", self.where)) if v]
+        kinds = [
+            k
+            for k, v in (("columns", self.columns), ("bins", self.bins), ("where", self.where))
+            if v
+        ]
         if len(kinds) != 1:
             raise ValueError(
                 f"slice {self.name!r} must define exactly one of 'columns', 'bins' or 'where'; "
@@ -393,8 +396,12 @@ class Rollout(_Section):
     )
     shadow_min_requests: int = Field(1000, ge=0)
     steps: list[CanaryStep] = Field(
-        default_factory=lambda: [CanaryStep(weight=5), CanaryStep(weight=25),
-                                 CanaryStep(weight=50), CanaryStep(weight=100)]
+        default_factory=lambda: [
+            CanaryStep(weight=5),
+            CanaryStep(weight=25),
+            CanaryStep(weight=50),
+            CanaryStep(weight=100),
+        ]
     )
     guards: list[Guard] = Field(default_factory=list)
     auto_rollback: bool = True

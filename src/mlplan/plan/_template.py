@@ -48,8 +48,11 @@ class DataSuggestions:
 
 
 _ML_METRICS: dict[str, list[tuple[str, str, float | None]]] = {
-    "binary": [("roc_auc", "maximize", 0.85), ("recall", "maximize", None),
-               ("precision", "maximize", None)],
+    "binary": [
+        ("roc_auc", "maximize", 0.85),
+        ("recall", "maximize", None),
+        ("precision", "maximize", None),
+    ],
     "multiclass": [("macro_f1", "maximize", 0.8), ("accuracy", "maximize", None)],
     "image_classification": [("accuracy", "maximize", 0.9), ("macro_f1", "maximize", None)],
     "regression": [("mae", "minimize", None), ("rmse", "minimize", None)],
@@ -82,23 +85,34 @@ def render_plan(
     out: list[str] = []
     add = out.append
     add("# mlplan.yaml — the plan of this ML project. Every stage reads it; `mlplan status`")
-    add("# checks it item by item against the evidence in the store. `null` means \"not stated")
-    add("# yet\": status shows such items as missing until someone fills them in.")
+    add('# checks it item by item against the evidence in the store. `null` means "not stated')
+    add('# yet": status shows such items as missing until someone fills them in.')
     add("version: 1")
     add("")
     add("# ── Scoping ─────────────────────────────────────────────────────────────────────────")
     add("project:")
     add(f"  name: {_q(name)}")
-    add(f"  problem: {_q(problem)}  # what is solved, for whom, and why ML" if problem else
-        "  problem: null  # TODO: what is solved, for whom, and why ML")
-    add(f"  owner: {_q(owner)}" if owner else "  owner: null  # TODO: the accountable person or team")
+    add(
+        f"  problem: {_q(problem)}  # what is solved, for whom, and why ML"
+        if problem
+        else "  problem: null  # TODO: what is solved, for whom, and why ML"
+    )
+    add(
+        f"  owner: {_q(owner)}"
+        if owner
+        else "  owner: null  # TODO: the accountable person or team"
+    )
     add("  stakeholders: []  # e.g. [{name: Dana Lee, role: business_owner}]")
     add("")
     add("# new | automate | assist | replace — sets the default rollout (new: canary, else shadow)")
     add("scenario: new")
     add("# regression | binary | multiclass | image_classification | sequence")
     add(f"task: {task}")
-    add(f"target: {_q(target)}" if target else "target: null  # image folders: the class is the folder")
+    add(
+        f"target: {_q(target)}"
+        if target
+        else "target: null  # image folders: the class is the folder"
+    )
     add("")
     add("# ── Data ────────────────────────────────────────────────────────────────────────────")
     add("# Every dataset the project needs, with its datasheet. `mlplan data add NAME` registers a")
@@ -109,7 +123,7 @@ def render_plan(
     else:
         add("  main:")
         add("    path: data/main.csv  # TODO: the file or image folder, relative to this plan")
-        add("    source: null  # TODO: where it comes from (provenance), e.g. \"CRM export 2026-11\"")
+        add('    source: null  # TODO: where it comes from (provenance), e.g. "CRM export 2026-11"')
         add("    owner: null")
         add("    license: null")
         add("    collected: null  # {start: 2025-01-01, end: 2025-12-31}")
@@ -126,8 +140,10 @@ def render_plan(
     add("  rates:  # per strategy, so `mlplan labels export` can compare cost and time")
     add("    in-house: {cost_per_label: 0.50, labels_per_hour: 120, annotators: 3}")
     add("    outsourced: {cost_per_label: 0.20, labels_per_hour: 400, annotators: 10}")
-    add("    crowdsourced: {cost_per_label: 0.05, labels_per_hour: 2000, annotators: 50, "
-        "labels_per_item: 3}")
+    add(
+        "    crowdsourced: {cost_per_label: 0.05, labels_per_hour: 2000, annotators: 50, "
+        "labels_per_item: 3}"
+    )
     add("  instructions: null  # TODO: what annotators are told")
     classes = data.classes if data is not None else []
     if classes:
@@ -135,7 +151,7 @@ def render_plan(
         for cls in classes:
             add(f"    {_q(cls)}: null  # TODO: define")
     else:
-        add("  classes: {}  # class -> its definition, e.g. {churned: \"cancelled within 30 days\"}")
+        add('  classes: {}  # class -> its definition, e.g. {churned: "cancelled within 30 days"}')
     add("  overlap: 0.2  # share of items labeled by two or more annotators")
     add("  agreement_metric: krippendorff_alpha  # krippendorff_alpha | fleiss_kappa | cohen_kappa")
     add("  min_agreement: 0.6")
@@ -146,8 +162,10 @@ def render_plan(
     add(f"  primary: {metrics[0][0]}")
     add("  ml:")
     for metric, direction, goal in metrics:
-        add(f"    - {{name: {metric}, direction: {direction}, target: "
-            f"{'null' if goal is None else goal}}}")
+        add(
+            f"    - {{name: {metric}, direction: {direction}, target: "
+            f"{'null' if goal is None else goal}}}"
+        )
     add("  software:")
     add("    - {name: latency_p99_ms, direction: minimize, target: 50}")
     add("    - {name: qps, direction: maximize, target: 100}")
@@ -163,19 +181,25 @@ def render_plan(
         if len(sensitive) > 1:
             add(f"  - {{name: {'_x_'.join(sensitive[:2])}, columns: {_q(sensitive[:2])}}}")
     else:
-        add("slices: []  # e.g. [{name: gender, columns: [gender]}, "
-            "{name: age, column: age, bins: [0, 30, 60, 120]}]")
+        add(
+            "slices: []  # e.g. [{name: gender, columns: [gender]}, "
+            "{name: age, column: age, bins: [0, 30, 60, 120]}]"
+        )
     add("")
     add("# ── Baselines ───────────────────────────────────────────────────────────────────────")
     add("baselines:")
-    add("  hlp: {source: labels}  # measured by `mlplan labels hlp`; or {source: value, value: 0.9}")
+    add(
+        "  hlp: {source: labels}  # measured by `mlplan labels hlp`; or {source: value, value: 0.9}"
+    )
     add("  older_system: null  # {name: rules-v2, predictions: data/rules_predictions.csv}")
     add("  literature: null  # [{title: ..., url: ..., metric: roc_auc, score: 0.87}]; or [] and")
     add("  literature_note: null  # a note saying why none applies")
     add("")
     add("# Ways the system might go wrong; tie each to a slice, a metric or a monitor.")
-    add("risks: null  # e.g. [{id: worse-for-women, description: ..., slice: gender, "
-        "metric: recall, threshold: 0.05}]")
+    add(
+        "risks: null  # e.g. [{id: worse-for-women, description: ..., slice: gender, "
+        "metric: recall, threshold: 0.05}]"
+    )
     add("")
     add("# ── Deployment ──────────────────────────────────────────────────────────────────────")
     add("deployment:")
@@ -201,11 +225,14 @@ def render_plan(
     add("  input:")
     add("    - {name: input-drift, metric: drift_psi_max, op: '>', threshold: 0.2, window: 1d}")
     add("  output:")
-    add("    - {name: null-outputs, metric: null_output_rate, op: '>', threshold: 0.01, "
-        "window: 1h}")
-    add(f"  ml: [{{name: primary-metric, metric: {metrics[0][0]}, "
+    add(
+        "    - {name: null-outputs, metric: null_output_rate, op: '>', threshold: 0.01, window: 1h}"
+    )
+    add(
+        f"  ml: [{{name: primary-metric, metric: {metrics[0][0]}, "
         f"op: '{'<' if metrics[0][1] == 'maximize' else '>'}', "
-        f"threshold: {0.8 if metrics[0][1] == 'maximize' else 1.0}, window: 7d}}]")
+        f"threshold: {0.8 if metrics[0][1] == 'maximize' else 1.0}, window: 7d}}]"
+    )
     add("  business: []")
     add("")
     add("# ── Sign-offs ───────────────────────────────────────────────────────────────────────")
@@ -241,8 +268,9 @@ def _dataset_block(add: Callable[[str], None], data: DataSuggestions) -> None:
         add("    # columns (type, distinct values, missing):")
         for c in data.columns:
             note = f" <- {c.role}" if c.role != "feature" else ""
-            add(f"    #   {c.name}: {c.type}, {c.distinct:,} distinct, "
-                f"{c.missing_ratio:.1%} missing{note}")
+            add(
+                f"    #   {c.name}: {c.type}, {c.distinct:,} distinct, "
+                f"{c.missing_ratio:.1%} missing{note}"
+            )
     if len(data.target_candidates) > 1:
         add(f"    # other target candidates: {', '.join(data.target_candidates[1:])}")
-

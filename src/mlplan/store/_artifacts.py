@@ -101,12 +101,13 @@ class ArtifactStore:
         return ArtifactRef(sha, size)
 
     @staticmethod
-    def register(
-        session: Session, ref: ArtifactRef, *, kind: str, media_type: str
-    ) -> ArtifactRef:
+    def register(session: Session, ref: ArtifactRef, *, kind: str, media_type: str) -> ArtifactRef:
         """Record the artifact in the store (idempotent)."""
         if session.get(Artifact, ref.sha256) is None:
-            session.add(Artifact(sha256=ref.sha256, kind=kind, size_bytes=ref.size_bytes,
-                                 media_type=media_type))
+            session.add(
+                Artifact(
+                    sha256=ref.sha256, kind=kind, size_bytes=ref.size_bytes, media_type=media_type
+                )
+            )
             session.flush()
         return ref

@@ -37,13 +37,19 @@ def code_version(root: Path) -> str | None:
     try:
         head = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=10, check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
         if head.returncode != 0:
             return None
         dirty = subprocess.run(
             ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=10, check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -116,8 +122,9 @@ class RunRecorder:
         self._io("output", kind, ref, sha256)
 
     def _io(self, direction: str, kind: str, ref: str, sha256: str | None) -> None:
-        self.session.add(RunIO(run_id=self.id, direction=direction, kind=kind, ref=ref,
-                               sha256=sha256))
+        self.session.add(
+            RunIO(run_id=self.id, direction=direction, kind=kind, ref=ref, sha256=sha256)
+        )
 
     def finish(self) -> None:
         """Mark the run completed; it commits with the command's transaction."""

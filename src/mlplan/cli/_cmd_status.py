@@ -1,0 +1,133 @@
+"""``mlplan status``, ``mlplan approve``, ``mlplan lineage``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import typer
+from rich.table import Table
+from rich.tree import Tree
+
+from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
+from mlplan.cli._render import console, print_json
+
+_STATE_STYLE = {"done": ("✔ done", "green"), "missing": ("○ missing", "yellow"),
+                "failing": ("✘ failing", "red bold"), "not_applicable": ("– n/a", "dim")}
+
+
+@app.command()
+def status(
+    strict: Annotated[bool, typer.Option(help="Exit 1 when any item is failing.")] = False,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show every item of the lifecycle checklist: done, missing, failing or n/a."""
+    from mlplan.checklist import status as compute_status
+
+    ws = workspace(project)
+    report = compute_status(ws)
+    if json:
+        print_json({"project": ws.plan.project.name, **report.to_dict()})
+    else:
+        console.print(f"[bold]{ws.plan.project.name}[/] — {ws.plan_path}")
+        for stage, items in report.by_stage().items():
+            table = Table(title=stage, title_justify="left", show_header=False, expand=True,
+                          title_style="bold")
+            table.add_column("state", no_wrap=True, width=11)
+            table.add_column("item", ratio=2)
+            table.add_column("evidence / next", ratio=5)
+            for st in items:
+                label, style = _STATE_STYLE[st.state]
+                text = st.evidence + (f"\n[cyan]next:[/] {st.next_step}" if st.next_step else "")
+                table.add_row(f"[{style}]{label}[/]", f"{st.item.title}\n[dim]{st.item.id}[/]",
+                              text)
+            console.print(table)
+        counts = report.counts()
+        console.print(f"{counts['done']} done, {counts['missing']} missing, "
+                      f"{counts['failing']} failing, {counts['not_applicable']} n/a")
+    if strict and report.failing:
+        if not json:
+            console.print("[red]failing: " + ", ".join(s.item.id for s in report.failing) + "[/]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def approve(
+    gate: Annotated[str, typer.Argument(help="The gate, as in the plan's approvals (e.g. buy_in).")],
+    role: Annotated[str, typer.Option(help="The role you sign as; must match the plan.")],
+    by: Annotated[str, typer.Option(help="Who signs.")],
+    note: Annotated[str | None, typer.Option(help="Why, or on what conditions.")] = None,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Record a sign-off of a gate by the role the plan names."""
+    from mlplan.checklist import approve as record_approval
+
+    record = record_approval(workspace(project), gate, role=role, by=by, note=note)
+    if json:
+        print_json(record.to_dict())
+        return
+    console.print(f"Approved [bold]{record.gate}[/] by {record.by} ({record.role}) at "
+                  f"{record.created_at:%Y-%m-%d %H:%M UTC}")
+
+
+@app.command()
+def lineage(
+    ref: Annotated[str, typer.Argument(
+        help="A dataset version (customers@2), a split (customers@2/s1) or a file path.")],
+    format: Annotated[Literal["tree", "json", "openlineage"], typer.Option(
+        "--format", "-f",
+        help="tree (terminal), json, or openlineage (RunEvents, one JSON object per line).")
+    ] = "tree",
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Walk the lineage of something upstream (what made it) and downstream (what used it)."""
+    from mlplan.data import get_dataset
+    from mlplan.lineage import lineage as walk
+    from mlplan.lineage import to_openlineage
+
+    ws = workspace(project)
+    if "@" not in ref and "/" not in ref and not ref.endswith((".csv", ".parquet", ".jsonl")):
+        ref = get_dataset(ws, ref).ref  # a bare dataset name means its latest version
+    graph = walk(ws, ref)
+    if format == "openlineage":
+        import json as json_module
+
+        for event in to_openlineage(ws, graph):
+            typer.echo(json_module.dumps(event, default=str))
+        return
+    if json or format == "json":
+        print_json(graph.to_dict())
+        return
+    tree = Tree(f"[bold]{graph.subject.ref}[/] ({graph.subject.kind}"
+                + (f", sha256 {graph.subject.sha256[:12]}…" if graph.subject.sha256 else "")
+                + ")")
+    up = tree.add("[cyan]upstream[/] — how it was made")
+    _grow(up, graph, graph.subject.ref, "upstream", set())
+    down = tree.add("[cyan]downstream[/] — what was made from it")
+    _grow(down, graph, graph.subject.ref, "downstream", set())
+    console.print(tree)
+
+
+def _grow(branch: Tree, graph: object, ref: str, way: str, seen: set[str]) -> None:
+    from mlplan.lineage import LineageGraph
+
+    assert isinstance(graph, LineageGraph)
+    runs = [graph.producer_of(ref)] if way == "upstream" else graph.consumers_of(ref)
+    for run in runs:
+        if run is None:
+            continue
+        when = f"{run.started_at:%Y-%m-%d %H:%M}"
+        code = f", code {run.code_version[:12]}" if run.code_version else ""
+        node = branch.add(f"[magenta]{run.job}[/] run {run.id[:8]} by {run.user} at {when}{code}")
+        if run.id in seen:
+            continue
+        seen.add(run.id)
+        nodes = run.inputs if way == "upstream" else run.outputs
+        for item in nodes:
+            sha = f" sha256 {item.sha256[:12]}…" if item.sha256 else ""
+            child = node.add(f"{item.ref} ({item.kind}){sha}")
+            _grow(child, graph, item.ref, way, seen)
+    if not runs and way == "upstream":
+        branch.add("[dim](no run made it: an original input)[/]")

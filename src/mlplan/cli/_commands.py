@@ -1,0 +1,7 @@
+"""Importing this registers every command on the app."""
+
+from __future__ import annotations
+
+from mlplan.cli import _cmd_data, _cmd_plan, _cmd_status
+
+__all__ = ["_cmd_data", "_cmd_plan", "_cmd_status"]

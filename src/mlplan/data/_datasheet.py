@@ -1,0 +1,130 @@
+"""The datasheet of a dataset version, as Markdown: what it is, where it came from, what is in it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlplan.data._registry import DatasetVersionInfo
+
+__all__ = ["column_rows", "datasheet_markdown", "format_value", "metadata_rows"]
+
+
+def format_value(value: Any) -> str:
+    """A short human form of a profile value.
+
+    Examples
+    --------
+    >>> format_value(3.14159), format_value(1234567), format_value(None), format_value(0.000012)
+    ('3.142', '1,234,567', '—', '1.2e-05')
+    >>> format_value(105999.5), format_value(2.0)
+    ('105,999.5', '2')
+    """
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return f"{value:,.0f}"
+        if value != 0 and abs(value) < 1e-3:
+            return f"{value:.2g}"
+        return f"{value:,.1f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)
+
+
+def metadata_rows(info: DatasetVersionInfo) -> list[tuple[str, str]]:
+    """The datasheet's metadata as (field, value) pairs."""
+    meta = info.metadata
+    collected = meta.get("collected")
+    period = f"{collected['start']} – {collected.get('end') or 'ongoing'}" if collected else None
+
+    def listed(key: str) -> str:
+        values = meta.get(key)
+        if values is None:
+            return "— (not stated)"
+        return ", ".join(values) if values else "none"
+
+    return [
+        ("Source", meta.get("source") or "— (not stated)"),
+        ("Owner", meta.get("owner") or "— (not stated)"),
+        ("License", meta.get("license") or "— (not stated)"),
+        ("Collected", period or "— (not stated)"),
+        ("Description", meta.get("description") or "— (not stated)"),
+        ("PII columns", listed("pii_columns")),
+        ("Sensitive attributes", listed("sensitive_attributes")),
+        ("Labeling", meta.get("labeling") or "— (not stated)"),
+        ("Role", meta.get("role") or "training"),
+        ("File", f"{info.source_path} ({info.format}, {info.size_bytes:,} bytes)"),
+        ("Content sha256", info.content_hash),
+        ("Registered", f"{info.created_at:%Y-%m-%d %H:%M UTC} by run {info.run_id}"),
+    ]
+
+
+def column_rows(info: DatasetVersionInfo) -> list[dict[str, str]]:
+    """One row per column: type, missing, distinct, range or top values."""
+    rows = []
+    for name, col in info.profile.get("columns", {}).items():
+        if col["kind"] == "numeric":
+            q = col.get("quantiles") or {}
+            summary = (
+                f"min {format_value(col.get('min'))}, median {format_value(q.get('0.5'))}, "
+                f"max {format_value(col.get('max'))}, mean {format_value(col.get('mean'))}"
+                f" ± {format_value(col.get('std'))}"
+            )
+        elif col.get("top"):
+            summary = ", ".join(f"{t['value']} ({t['count']:,})" for t in col["top"][:4])
+            if col["kind"] == "text":
+                summary = f"length {format_value(col['length']['mean'])} on average; " + summary
+        else:
+            summary = f"{format_value(col.get('min'))} – {format_value(col.get('max'))}"
+        rows.append(
+            {
+                "column": name,
+                "kind": col["kind"],
+                "type": col["type"],
+                "missing": f"{col['missing']:,} ({col['missing_ratio']:.1%})",
+                "distinct": format_value(col.get("distinct")),
+                "summary": summary,
+            }
+        )
+    return rows
+
+
+def datasheet_markdown(info: DatasetVersionInfo) -> str:
+    """The datasheet of ``info`` as Markdown."""
+    lines = [
+        f"# Datasheet: {info.ref}",
+        "",
+        f"{info.rows:,} rows × {len(info.columns)} columns.",
+        "",
+        "| | |",
+        "|---|---|",
+    ]
+    lines += [f"| {k} | {v} |" for k, v in metadata_rows(info)]
+    images = info.profile.get("images")
+    if images:
+        lines += ["", "## Images", "", "| class | images |", "|---|---|"]
+        lines += [f"| {k} | {v:,} |" for k, v in images["classes"].items()]
+        lines += ["", "| measure | min | median | max | mean |", "|---|---|---|---|---|"]
+        for key in ("width", "height", "brightness", "contrast"):
+            m = images[key]
+            lines.append(
+                f"| {key} | {format_value(m['min'])} | {format_value(m['median'])} | "
+                f"{format_value(m['max'])} | {format_value(m['mean'])} |"
+            )
+    lines += [
+        "",
+        "## Columns",
+        "",
+        "| column | kind | missing | distinct | distribution |",
+        "|---|---|---|---|---|",
+    ]
+    for row in column_rows(info):
+        summary = row["summary"].replace("|", "\\|")
+        lines.append(
+            f"| {row['column']} | {row['kind']} | {row['missing']} | {row['distinct']} "
+            f"| {summary} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,83 @@
+"""Checking the plan against the registered data: do the target, slices and named columns
+exist, and do slice filter expressions run on the data's schema?"""
+
+from __future__ import annotations
+
+import difflib
+
+import pyarrow as pa
+
+from mlplan.data._registry import list_datasets
+from mlplan.workspace import Workspace
+
+__all__ = ["check_plan_against_data"]
+
+
+def _hint(name: str, columns: list[str]) -> str:
+    close = difflib.get_close_matches(name, columns, n=2, cutoff=0.5)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _empty_table(columns: list[dict[str, str]]) -> pa.Table:
+    fields = []
+    for column in columns:
+        type_name = column["type"]
+        try:
+            dtype = pa.type_for_alias(type_name)
+        except ValueError:  # dictionary<...>, timestamp[us, tz=...]: close enough for parsing
+            dtype = pa.string() if "string" in type_name else pa.float64()
+        fields.append(pa.field(column["name"], dtype))
+    return pa.schema(fields).empty_table()
+
+
+def check_plan_against_data(ws: Workspace) -> list[str]:
+    """Problems between the plan and the latest version of each registered training dataset.
+
+    Each problem names the plan field, the dataset version and the close column names.
+    """
+    import duckdb
+
+    plan = ws.plan
+    problems: list[str] = []
+    for summary in list_datasets(ws):
+        info = summary.latest
+        if info is None or info.metadata.get("role", "training") != "training":
+            continue
+        columns = info.column_names
+        where = f"{ws.plan_path.name}: {info.ref}"
+        if info.format == "images":
+            continue
+        if plan.target and plan.target not in columns:
+            problems.append(
+                f"{where}: target {plan.target!r} is not a column{_hint(plan.target, columns)}"
+            )
+        for spec in plan.slices:
+            for column in spec.referenced_columns:
+                if column not in columns:
+                    problems.append(
+                        f"{where}: slice {spec.name!r} uses column {column!r}, which "
+                        f"is not in the data{_hint(column, columns)}"
+                    )
+            if spec.where:
+                con = duckdb.connect()
+                try:
+                    con.register("data", _empty_table(info.columns))
+                    con.execute(f"SELECT count(*) FROM data WHERE {spec.where}")
+                except duckdb.Error as exc:
+                    reason = str(exc).splitlines()[0]
+                    problems.append(
+                        f"{where}: slice {spec.name!r}: where {spec.where!r} does "
+                        f"not run on the data: {reason}"
+                    )
+                finally:
+                    con.close()
+        spec_ = plan.datasets.get(info.name)
+        if spec_ is not None:
+            for field in ("pii_columns", "sensitive_attributes"):
+                for column in getattr(spec_, field) or []:
+                    if column not in columns:
+                        problems.append(
+                            f"{where}: datasets.{info.name}.{field} names {column!r}, "
+                            f"which is not a column{_hint(column, columns)}"
+                        )
+    return problems

@@ -1,0 +1,506 @@
+"""Registering dataset versions: content-hashed, profiled, described, snapshotted, with lineage.
+
+``register_dataset`` does all its reading and computing first and writes last, in one
+transaction, so a failure leaves nothing behind in the store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mlplan.core import DatasetRef, parse_dataset_ref
+from mlplan.data._read import DataFormat, content_hash, detect_format, list_images, read_table
+from mlplan.errors import DataError, DatasetNotFoundError, UsageError
+from mlplan.plan import DatasetSpec
+from mlplan.plan._schema import _NAME
+from mlplan.store import ArtifactStore, Dataset, DatasetVersion, Project, RunRecorder, sha256_file
+from mlplan.workspace import Workspace
+
+__all__ = [
+    "METADATA_FIELDS",
+    "DatasetSummary",
+    "DatasetVersionInfo",
+    "RegisterResult",
+    "get_dataset",
+    "list_datasets",
+    "load_table",
+    "register_dataset",
+]
+
+# The datasheet fields the checklist requires for every dataset (data.metadata).
+METADATA_FIELDS = (
+    "source",
+    "owner",
+    "license",
+    "collected",
+    "description",
+    "pii_columns",
+    "sensitive_attributes",
+)
+
+
+@dataclass(frozen=True)
+class DatasetVersionInfo:
+    """One registered version of a dataset, as the store holds it."""
+
+    name: str
+    version: int
+    content_hash: str
+    format: str
+    source_path: str
+    size_bytes: int
+    rows: int
+    columns: list[dict[str, Any]]
+    profile: dict[str, Any]
+    metadata: dict[str, Any]
+    snapshot_sha256: str | None
+    run_id: str
+    created_at: dt.datetime
+
+    @property
+    def ref(self) -> str:
+        """``name@version``."""
+        return f"{self.name}@{self.version}"
+
+    @property
+    def column_names(self) -> list[str]:
+        """Column names in file order."""
+        return [c["name"] for c in self.columns]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "ref": self.ref,
+            "name": self.name,
+            "version": self.version,
+            "content_hash": self.content_hash,
+            "format": self.format,
+            "source_path": self.source_path,
+            "size_bytes": self.size_bytes,
+            "rows": self.rows,
+            "columns": self.columns,
+            "metadata": self.metadata,
+            "snapshot_sha256": self.snapshot_sha256,
+            "run_id": self.run_id,
+            "created_at": self.created_at.isoformat(),
+            "profile": self.profile,
+        }
+
+    @classmethod
+    def from_record(cls, record: DatasetVersion, name: str) -> DatasetVersionInfo:
+        """From the store's row."""
+        return cls(
+            name=name,
+            version=record.version,
+            content_hash=record.content_hash,
+            format=record.format,
+            source_path=record.source_path,
+            size_bytes=record.size_bytes,
+            rows=record.rows,
+            columns=record.columns,
+            profile=record.profile,
+            metadata=record.meta,
+            snapshot_sha256=record.snapshot_sha256,
+            run_id=record.run_id,
+            created_at=record.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class RegisterResult:
+    """What ``register_dataset`` did: a new version, or the existing one with the same content."""
+
+    version: DatasetVersionInfo
+    created: bool
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """A dataset and its latest version."""
+
+    name: str
+    versions: int
+    latest: DatasetVersionInfo | None
+    in_plan: bool
+
+
+def _close(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=3, cutoff=0.5)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _check_columns(what: str, names: list[str] | None, columns: list[str], where: str) -> None:
+    for column in names or []:
+        if column not in columns:
+            raise DataError(
+                f"{where}: {what} {column!r} is not a column of the data{_close(column, columns)} "
+                f"(columns: {', '.join(columns[:12])}{'…' if len(columns) > 12 else ''})"
+            )
+
+
+def register_dataset(
+    ws: Workspace,
+    name: str,
+    path: str | Path | None = None,
+    *,
+    source: str | None = None,
+    owner: str | None = None,
+    license: str | None = None,
+    description: str | None = None,
+    collected: tuple[dt.date, dt.date | None] | None = None,
+    pii_columns: list[str] | None = None,
+    sensitive_attributes: list[str] | None = None,
+    snapshot: bool = True,
+) -> RegisterResult:
+    """Register the data at ``path`` (default: the plan's path) as a version of dataset ``name``.
+
+    Unchanged content returns the existing version (``created=False``); changed content makes
+    the next version. Metadata comes from the plan's ``datasets.NAME`` and is overridden by the
+    keyword arguments.
+
+    Raises
+    ------
+    DataError
+        Unreadable, ragged, empty data; a target, PII or sensitive column that is not in the data.
+    UsageError
+        No path given and none in the plan; an invalid dataset name.
+    """
+    if not _NAME.match(name):
+        raise UsageError(
+            f"dataset name {name!r} must start with a letter and hold only letters, "
+            "digits, '_', '.' or '-'"
+        )
+    plan = ws.plan
+    spec = plan.datasets.get(name)
+    warnings: list[str] = []
+    if spec is None:
+        warnings.append(
+            f"dataset {name!r} is not in the plan; add it under 'datasets:' in "
+            f"{ws.plan_path.name} so its datasheet lives with the plan"
+        )
+        spec = DatasetSpec()
+    if path is None:
+        if spec.path is None:
+            raise UsageError(
+                f"no path for dataset {name!r}: give one (mlplan data add {name} "
+                f"FILE) or set datasets.{name}.path in {ws.plan_path.name}"
+            )
+        path = ws.resolve(spec.path)
+    path = Path(path)
+    fmt = detect_format(path, spec.format)
+    digest, size = content_hash(path, fmt)
+
+    existing = _find_by_hash(ws, name, digest)
+    if existing is not None:
+        return RegisterResult(existing, created=False, warnings=warnings)
+
+    table, profile = _read_and_profile(path, fmt)
+    columns = table.column_names
+    where = str(path)
+    if spec.role == "training" and fmt != "images" and plan.target is not None:
+        if plan.target not in columns:
+            raise DataError(
+                f"{where}: the plan's target {plan.target!r} is not a column of the data"
+                f"{_close(plan.target, columns)}. Fix 'target:' in {ws.plan_path.name}, or mark "
+                f"the dataset role: unlabeled (or auxiliary) if it has no target"
+            )
+    metadata = _metadata(
+        spec,
+        source=source,
+        owner=owner,
+        license=license,
+        description=description,
+        collected=collected,
+        pii_columns=pii_columns,
+        sensitive_attributes=sensitive_attributes,
+    )
+    for what, key in (
+        ("PII column", "pii_columns"),
+        ("sensitive attribute", "sensitive_attributes"),
+    ):
+        _check_columns(what, metadata[key], columns, where)
+    for what, key in (("id column", "id_column"), ("time column", "time_column")):
+        _check_columns(what, [metadata[key]] if metadata[key] else None, columns, where)
+
+    _redact_profile(profile, metadata["pii_columns"] or [])
+    column_list = [
+        {"name": n, "type": c["type"], "kind": c["kind"]} for n, c in profile["columns"].items()
+    ]
+    snapshot_ref = _snapshot(ws.store.artifacts, path, fmt, table) if snapshot else None
+
+    store = ws.store
+    with store.transaction() as session:
+        project_id = store.project_id(session, plan.project.name)
+        dataset = session.scalar(
+            select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name)
+        )
+        if dataset is None:
+            dataset = Dataset(project_id=project_id, name=name)
+            session.add(dataset)
+            session.flush()
+        number = (
+            session.scalar(
+                select(func.max(DatasetVersion.version)).where(
+                    DatasetVersion.dataset_id == dataset.id
+                )
+            )
+            or 0
+        ) + 1
+        run = RunRecorder.start(
+            session,
+            project_id=project_id,
+            job="data add",
+            root=ws.root,
+            parameters={
+                "dataset": name,
+                "path": ws.relative(path),
+                "format": fmt,
+                "snapshot": snapshot,
+            },
+        )
+        run.input("file", ws.relative(path), sha256=digest)
+        if snapshot_ref is not None:
+            ArtifactStore.register(
+                session, snapshot_ref, kind="dataset_snapshot", media_type=_MEDIA[fmt]
+            )
+        record = DatasetVersion(
+            dataset_id=dataset.id,
+            version=number,
+            content_hash=digest,
+            format=fmt,
+            source_path=ws.relative(path),
+            size_bytes=size,
+            rows=table.num_rows,
+            columns=column_list,
+            profile=profile,
+            meta=metadata,
+            snapshot_sha256=snapshot_ref.sha256 if snapshot_ref else None,
+            run_id=run.id,
+        )
+        session.add(record)
+        session.flush()
+        run.output("dataset_version", f"{name}@{number}", sha256=digest)
+        run.finish()
+        info = DatasetVersionInfo.from_record(record, name)
+    return RegisterResult(info, created=True, warnings=warnings)
+
+
+REDACTED = "<pii>"
+
+
+def _redact_profile(profile: dict[str, Any], pii_columns: list[str]) -> None:
+    """Keep personal data out of the store: PII columns' values (top values, extremes,
+    quantiles) are replaced; their counts stay."""
+    for name in pii_columns:
+        column = profile["columns"].get(name)
+        if column is None:
+            continue
+        column["redacted"] = True
+        for entry in column.get("top", []):
+            entry["value"] = REDACTED
+        for key in ("min", "max"):
+            if column.get(key) is not None:
+                column[key] = REDACTED
+        for key in ("mean", "std"):
+            if key in column:
+                column[key] = None
+        if "quantiles" in column:
+            column["quantiles"] = {q: None for q in column["quantiles"]}
+
+
+_MEDIA = {
+    "csv": "text/csv",
+    "parquet": "application/vnd.apache.parquet",
+    "jsonl": "application/x-ndjson",
+    "images": "application/vnd.apache.parquet",
+}
+
+
+def _read_and_profile(path: Path, fmt: DataFormat) -> tuple[pa.Table, dict[str, Any]]:
+    if fmt == "images":
+        from mlplan.data._images import image_table, profile_images
+
+        table = image_table(path)
+        return table, profile_images(table)
+    from mlplan.data._profile import profile_table
+
+    table = read_table(path, fmt)
+    return table, profile_table(table)
+
+
+def _snapshot(artifacts: ArtifactStore, path: Path, fmt: DataFormat, table: pa.Table) -> Any:
+    """Copy the bytes into the artifact store. Image folders: every image, plus the image table
+    (which holds each image's hash) as Parquet: the version's snapshot."""
+    if fmt != "images":
+        return artifacts.put_file(path)
+    import pyarrow.parquet as pq
+
+    for image in list_images(path):
+        artifacts.put_file(image.path)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return artifacts.put_bytes(buffer.getvalue())
+
+
+def _metadata(spec: DatasetSpec, **overrides: Any) -> dict[str, Any]:
+    collected = overrides.pop("collected")
+    meta: dict[str, Any] = {
+        "source": spec.source,
+        "owner": spec.owner,
+        "license": spec.license,
+        "collected": (
+            {
+                "start": spec.collected.start.isoformat(),
+                "end": spec.collected.end.isoformat() if spec.collected.end else None,
+            }
+            if spec.collected
+            else None
+        ),
+        "description": spec.description,
+        "pii_columns": spec.pii_columns,
+        "sensitive_attributes": spec.sensitive_attributes,
+        "id_column": spec.id_column,
+        "time_column": spec.time_column,
+        "role": spec.role,
+        "labeling": spec.labeling.strategy if spec.labeling else None,
+    }
+    for key, value in overrides.items():
+        if value is not None:
+            meta[key] = value
+    if collected is not None:
+        start, end = collected
+        meta["collected"] = {"start": start.isoformat(), "end": end.isoformat() if end else None}
+    return meta
+
+
+def _project_id(session: Session, ws: Workspace) -> int | None:
+    return session.scalar(select(Project.id).where(Project.name == ws.plan.project.name))
+
+
+def _find_by_hash(ws: Workspace, name: str, digest: str) -> DatasetVersionInfo | None:
+    with ws.store.transaction() as session:
+        record = session.scalar(
+            select(DatasetVersion)
+            .join(Dataset)
+            .join(Project)
+            .where(
+                Project.name == ws.plan.project.name,
+                Dataset.name == name,
+                DatasetVersion.content_hash == digest,
+            )
+        )
+        return DatasetVersionInfo.from_record(record, name) if record is not None else None
+
+
+def get_dataset(ws: Workspace, ref: str | DatasetRef) -> DatasetVersionInfo:
+    """A dataset version by reference (``name`` means its latest version).
+
+    Raises
+    ------
+    DatasetNotFoundError
+        Naming the known datasets or versions.
+    """
+    if isinstance(ref, str):
+        ref = parse_dataset_ref(ref)
+    with ws.store.transaction() as session:
+        project_id = _project_id(session, ws)
+        dataset = (
+            None
+            if project_id is None
+            else session.scalar(
+                select(Dataset).where(Dataset.project_id == project_id, Dataset.name == ref.name)
+            )
+        )
+        if dataset is None or not dataset.versions:
+            known = (
+                []
+                if project_id is None
+                else list(
+                    session.scalars(
+                        select(Dataset.name)
+                        .where(Dataset.project_id == project_id)
+                        .order_by(Dataset.name)
+                    )
+                )
+            )
+            message = f"dataset {ref.name!r} not found{_close(ref.name, known)}."
+            message += f" Known: {', '.join(known)}." if known else " No dataset is registered."
+            raise DatasetNotFoundError(
+                f"{message} Register it with: mlplan data add {ref.name} FILE"
+            )
+        versions = dataset.versions
+        if ref.version is None:
+            return DatasetVersionInfo.from_record(versions[-1], ref.name)
+        for record in versions:
+            if record.version == ref.version:
+                return DatasetVersionInfo.from_record(record, ref.name)
+        known_versions = ", ".join(f"{ref.name}@{v.version}" for v in versions)
+        raise DatasetNotFoundError(f"{str(ref)!r} not found; known: {known_versions}")
+
+
+def list_datasets(ws: Workspace) -> list[DatasetSummary]:
+    """Every dataset registered or planned, with its latest version (plan order first)."""
+    with ws.store.transaction() as session:
+        project_id = _project_id(session, ws)
+        datasets = (
+            []
+            if project_id is None
+            else list(
+                session.scalars(
+                    select(Dataset).where(Dataset.project_id == project_id).order_by(Dataset.name)
+                )
+            )
+        )
+        registered = {
+            d.name: DatasetSummary(
+                d.name,
+                len(d.versions),
+                DatasetVersionInfo.from_record(d.versions[-1], d.name) if d.versions else None,
+                d.name in ws.plan.datasets,
+            )
+            for d in datasets
+        }
+    out = [registered.pop(name, DatasetSummary(name, 0, None, True)) for name in ws.plan.datasets]
+    return out + list(registered.values())
+
+
+def load_table(ws: Workspace, info: DatasetVersionInfo) -> pa.Table:
+    """The data of a version: from its snapshot, else from its source file if unchanged.
+
+    Raises
+    ------
+    DataError
+        When neither the snapshot nor an unchanged source file is at hand.
+    """
+    artifacts = ws.store.artifacts
+    fmt: DataFormat = info.format  # type: ignore[assignment]
+    if info.snapshot_sha256 and artifacts.exists(info.snapshot_sha256):
+        snapshot = artifacts.path(info.snapshot_sha256)
+        if fmt == "images":
+            import pyarrow.parquet as pq
+
+            return pq.read_table(snapshot)
+        return read_table(snapshot, fmt)
+    source = ws.resolve(info.source_path)
+    if fmt == "images":
+        if source.is_dir() and content_hash(source, fmt)[0] == info.content_hash:
+            from mlplan.data._images import image_table
+
+            return image_table(source)
+    elif source.is_file() and sha256_file(source).sha256 == info.content_hash:
+        return read_table(source, fmt)
+    raise DataError(
+        f"the data of {info.ref} is not at hand: no snapshot in the store and {info.source_path} "
+        "is missing or has changed since it was registered. Restore the file, or register the "
+        "current file as a new version with: mlplan data add " + info.name
+    )

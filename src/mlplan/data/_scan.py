@@ -1,0 +1,163 @@
+"""Scanning a data file to pre-fill a plan: columns, target candidates, likely sensitive
+attributes and PII columns (by name and by what the values look like)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlplan.data._read import detect_format, read_table
+from mlplan.plan import ColumnSuggestion, DataSuggestions
+from mlplan.plan._schema import Task
+
+__all__ = ["pii_reason", "scan_data"]
+
+_PII_NAMES = re.compile(
+    r"^(first_?name|last_?name|full_?name|name|surname|given_?name|e_?mail(_address)?|phone|"
+    r"phone_?number|mobile|telephone|address|street|street_address|ssn|social_security.*|"
+    r"passport.*|ip|ip_?address|dob|date_?of_?birth|birth_?date|credit_?card.*|card_?number|"
+    r"iban|account_?number|national_?id|tax_?id|license_?plate|customer_?name|user_?name)$",
+    re.IGNORECASE,
+)
+_SENSITIVE_NAMES = re.compile(
+    r"^(gender|sex|ethnicity|ethnic_?group|race|religion|age|age_?group|age_?band|nationality|"
+    r"national_?origin|citizenship|disability|disabled|marital_?status|sexual_?orientation|"
+    r"pregnan.*|veteran.*|caste)$",
+    re.IGNORECASE,
+)
+_TARGET_NAMES = re.compile(
+    r"^(target|label|labels|y|class|outcome|churn.*|is_.*|has_.*|.*_flag|default(ed)?|fraud.*|"
+    r"converted|conversion|purchased|clicked|survived|response|price|sales|revenue)$",
+    re.IGNORECASE,
+)
+_ID_NAMES = re.compile(r"^(id|uuid|guid|key|.*_id|.*_key|.*_uuid)$", re.IGNORECASE)
+_TIME_NAMES = re.compile(r"(date|time|timestamp|_at$|_on$)", re.IGNORECASE)
+_VALUE_PATTERNS = {
+    "values look like e-mail addresses": re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"),
+    "values look like phone numbers": re.compile(r"^\+?[\d\s().-]{7,}$"),
+    "values look like IP addresses": re.compile(r"^\d{1,3}(\.\d{1,3}){3}$"),
+}
+
+
+def _sample_strings(column: pa.ChunkedArray, n: int = 200) -> list[str]:
+    values = pc.drop_null(column.slice(0, 5 * n))
+    if pa.types.is_dictionary(values.type):
+        values = pc.cast(values, pa.string())
+    return [str(v) for v in values.to_pylist()[:n]]
+
+
+def pii_reason(name: str, sample: list[str]) -> str | None:
+    """Why column ``name`` looks like personal data (by its name or its sample values), if it does.
+
+    Examples
+    --------
+    >>> pii_reason("email", []), pii_reason("contact", ["a@b.org", "c@d.com"]), pii_reason("x", [])
+    ('name suggests personal data', 'values look like e-mail addresses', None)
+    """
+    if _PII_NAMES.match(name):
+        return "name suggests personal data"
+    for reason, pattern in _VALUE_PATTERNS.items():
+        if sample and sum(bool(pattern.match(v)) for v in sample) / len(sample) >= 0.8:
+            return reason
+    return None
+
+
+def _role(
+    name: str, profile: dict[str, Any], column: pa.ChunkedArray | None, rows: int
+) -> tuple[str, str]:
+    kind = profile["kind"]
+    sample = (
+        _sample_strings(column) if kind in {"categorical", "text"} and column is not None else []
+    )
+    reason = pii_reason(name, sample)
+    if reason is not None:
+        return "pii", reason
+    if _SENSITIVE_NAMES.match(name):
+        return "sensitive", "name suggests a protected attribute"
+    if _ID_NAMES.match(name) and profile["distinct"] == rows:
+        return "id", "unique per row"
+    if kind == "datetime" or (_TIME_NAMES.search(name) and kind != "numeric"):
+        return "time", "dates or times"
+    return "feature", ""
+
+
+def _guess_task(profile: dict[str, Any]) -> Task:
+    distinct = profile["distinct"] or 0
+    if distinct == 2:
+        return "binary"
+    if profile["kind"] == "numeric" and distinct > 20:
+        return "regression"
+    return "multiclass"
+
+
+def scan_data(
+    path: str | Path, *, dataset: str | None = None, target: str | None = None
+) -> DataSuggestions:
+    """Scan a file or image folder and suggest the plan's dataset entry, task and target.
+
+    Examples
+    --------
+    >>> import pyarrow as pa, pyarrow.csv as csv, tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "customers.csv"
+    >>> csv.write_csv(pa.table({"customer_id": [1, 2, 3, 4], "email": ["a@x.org", "b@y.com",
+    ...     "c@z.net", "d@w.io"], "gender": ["f", "m", "f", "m"], "churned": [0, 1, 0, 0]}), p)
+    >>> s = scan_data(p)
+    >>> s.task, s.target_candidates[0], s.names("pii"), s.names("sensitive"), s.names("id")
+    ('binary', 'churned', ['email'], ['gender'], ['customer_id'])
+    """
+    path = Path(path)
+    fmt = detect_format(path)
+    name = dataset or re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem).lstrip("0123456789_.-") or "data"
+    if fmt == "images":
+        from mlplan.data._read import list_images
+
+        images = list_images(path)
+        classes = sorted({i.label for i in images})
+        return DataSuggestions(
+            name, str(path), fmt, len(images), [], ["label"], "image_classification", classes
+        )
+    from mlplan.data._profile import profile_table
+
+    table = read_table(path, fmt)
+    profile = profile_table(table)
+    rows = table.num_rows
+    columns = []
+    for column_name, column_profile in profile["columns"].items():
+        role, reason = _role(column_name, column_profile, table.column(column_name), rows)
+        columns.append(
+            ColumnSuggestion(
+                column_name,
+                column_profile["kind"],
+                column_profile["distinct"] or 0,
+                column_profile["missing_ratio"],
+                role,
+                reason,
+            )
+        )  # type: ignore[arg-type]
+    eligible = [c for c in columns if c.role in {"feature", "sensitive"} and c.distinct >= 2]
+    named = [c.name for c in eligible if _TARGET_NAMES.match(c.name)]
+    low_cardinality = [
+        c.name for c in reversed(eligible) if c.distinct <= 20 and c.name not in named
+    ]
+    candidates = named + low_cardinality
+    if target is not None:
+        candidates = [target] + [c for c in candidates if c != target]
+    chosen = candidates[0] if candidates else None
+    columns = [
+        ColumnSuggestion(c.name, c.type, c.distinct, c.missing_ratio, "target", "chosen target")
+        if c.name == chosen
+        else c
+        for c in columns
+    ]
+    task: Task | None = None
+    classes: list[str] = []
+    if chosen is not None and chosen in profile["columns"]:
+        target_profile = profile["columns"][chosen]
+        task = _guess_task(target_profile)
+        if task != "regression":
+            classes = [str(t["value"]) for t in target_profile.get("top", [])]
+    return DataSuggestions(name, str(path), fmt, rows, columns, candidates, task, classes)

@@ -1,0 +1,7 @@
+"""Lineage: the graph of runs from the bytes of the data to everything made from them."""
+
+from __future__ import annotations
+
+from mlplan.lineage._graph import LineageGraph, LineageNode, RunRecord, lineage, to_openlineage
+
+__all__ = ["LineageGraph", "LineageNode", "RunRecord", "lineage", "to_openlineage"]

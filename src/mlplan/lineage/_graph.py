@@ -1,0 +1,242 @@
+"""Lineage: the graph of runs, walked upstream and downstream from anything a run made or read,
+and exported as OpenLineage RunEvents."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from mlplan import __version__
+from mlplan.errors import NotFoundError
+from mlplan.store import Project, Run, RunIO
+from mlplan.workspace import Workspace
+
+__all__ = ["LineageGraph", "LineageNode", "RunRecord", "lineage", "to_openlineage"]
+
+OPENLINEAGE_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
+PRODUCER = f"https://pypi.org/project/mlplan/{__version__}"
+_FACET_SCHEMA = "https://openlineage.io/spec/facets/1-0-0/{}.json#/$defs/{}"
+
+
+@dataclass(frozen=True)
+class LineageNode:
+    """Something a run read or made: a file, a dataset version, a split, later a model…"""
+
+    kind: str
+    ref: str
+    sha256: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {"kind": self.kind, "ref": self.ref, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One recorded run with its inputs and outputs."""
+
+    id: str
+    job: str
+    status: str
+    parameters: dict[str, Any]
+    code_version: str | None
+    packages: dict[str, str]
+    user: str
+    started_at: dt.datetime
+    ended_at: dt.datetime | None
+    inputs: list[LineageNode]
+    outputs: list[LineageNode]
+
+    def to_dict(self, *, packages: bool = False) -> dict[str, Any]:
+        """A JSON-ready view (package versions only on request: they are long)."""
+        out = {
+            "id": self.id,
+            "job": self.job,
+            "status": self.status,
+            "parameters": self.parameters,
+            "code_version": self.code_version,
+            "user": self.user,
+            "started_at": self.started_at.isoformat(),
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "inputs": [n.to_dict() for n in self.inputs],
+            "outputs": [n.to_dict() for n in self.outputs],
+        }
+        if packages:
+            out["packages"] = self.packages
+        return out
+
+    @classmethod
+    def from_record(cls, run: Run) -> RunRecord:
+        """From the store's row (its inputs and outputs loaded)."""
+
+        def nodes(direction: str) -> list[LineageNode]:
+            return [
+                LineageNode(io.kind, io.ref, io.sha256)
+                for io in run.ios
+                if io.direction == direction
+            ]
+
+        return cls(
+            run.id,
+            run.job,
+            run.status,
+            run.parameters,
+            run.code_version,
+            run.packages,
+            run.user,
+            run.started_at,
+            run.ended_at,
+            nodes("input"),
+            nodes("output"),
+        )
+
+
+@dataclass(frozen=True)
+class LineageGraph:
+    """The runs upstream (that led to ``subject``) and downstream (that used it)."""
+
+    subject: LineageNode
+    upstream: list[RunRecord] = field(default_factory=list)
+    downstream: list[RunRecord] = field(default_factory=list)
+
+    @property
+    def runs(self) -> list[RunRecord]:
+        """Every run in the graph, oldest first, each once."""
+        seen: dict[str, RunRecord] = {}
+        for run in [*self.upstream, *self.downstream]:
+            seen.setdefault(run.id, run)
+        return sorted(seen.values(), key=lambda r: r.started_at)
+
+    def producer_of(self, ref: str) -> RunRecord | None:
+        """The upstream run that made ``ref``."""
+        return next((r for r in self.upstream if any(o.ref == ref for o in r.outputs)), None)
+
+    def consumers_of(self, ref: str) -> list[RunRecord]:
+        """The downstream runs that read ``ref``."""
+        return [r for r in self.downstream if any(i.ref == ref for i in r.inputs)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "subject": self.subject.to_dict(),
+            "upstream": [r.to_dict() for r in self.upstream],
+            "downstream": [r.to_dict() for r in self.downstream],
+        }
+
+
+def _runs(ws: Workspace, ref: str, direction: str) -> list[RunRecord]:
+    with ws.store.transaction() as session:
+        query = (
+            select(Run)
+            .join(RunIO)
+            .join(Project)
+            .where(
+                Project.name == ws.plan.project.name, RunIO.ref == ref, RunIO.direction == direction
+            )
+            .options(selectinload(Run.ios))
+            .order_by(Run.started_at)
+        )
+        return [RunRecord.from_record(r) for r in session.scalars(query).unique()]
+
+
+def lineage(ws: Workspace, ref: str) -> LineageGraph:
+    """Walk the lineage of ``ref`` (e.g. ``customers@2``, ``customers@2/s1`` or a file path).
+
+    Raises
+    ------
+    NotFoundError
+        When no run read or made ``ref``.
+    """
+    made = _runs(ws, ref, "output")
+    used = _runs(ws, ref, "input")
+    if not made and not used:
+        raise NotFoundError(
+            f"no run made or read {ref!r}. Give a dataset version (customers@2), a split "
+            "(customers@2/s1) or a file path as recorded (see mlplan data list)"
+        )
+    subject = next((n for r in made for n in r.outputs if n.ref == ref), None) or next(
+        n for r in used for n in r.inputs if n.ref == ref
+    )
+    upstream = _walk(ws, made, "upstream")
+    downstream = _walk(ws, used, "downstream")
+    return LineageGraph(subject, upstream, downstream)
+
+
+def _walk(ws: Workspace, start: Iterable[RunRecord], way: str) -> list[RunRecord]:
+    found: dict[str, RunRecord] = {}
+    frontier = list(start)
+    while frontier:
+        run = frontier.pop()
+        if run.id in found:
+            continue
+        found[run.id] = run
+        nodes = run.inputs if way == "upstream" else run.outputs
+        for node in nodes:
+            frontier.extend(_runs(ws, node.ref, "output" if way == "upstream" else "input"))
+    return sorted(found.values(), key=lambda r: r.started_at)
+
+
+def _facet(name: str, **fields: Any) -> dict[str, Any]:
+    return {"_producer": PRODUCER, "_schemaURL": _FACET_SCHEMA.format(name, name)} | fields
+
+
+def _dataset(node: LineageNode, namespace: str) -> dict[str, Any]:
+    facets: dict[str, Any] = {}
+    if node.sha256:
+        facets["version"] = _facet("DatasetVersionDatasetFacet", datasetVersion=node.sha256)
+    return {"namespace": namespace, "name": node.ref, "facets": facets}
+
+
+def to_openlineage(ws: Workspace, graph: LineageGraph) -> list[dict[str, Any]]:
+    """One OpenLineage ``COMPLETE`` RunEvent per run in the graph, oldest first.
+
+    Jobs live in the namespace ``mlplan://PROJECT``; datasets are named by their mlplan
+    reference, versioned by the sha256 of their bytes.
+    """
+    namespace = f"mlplan://{ws.plan.project.name}"
+    events = []
+    for run in graph.runs:
+        events.append(
+            {
+                "eventType": "COMPLETE" if run.status == "completed" else "FAIL",
+                "eventTime": (run.ended_at or run.started_at).isoformat(),
+                "run": {
+                    "runId": run.id,
+                    "facets": {
+                        "processing_engine": _facet(
+                            "ProcessingEngineRunFacet", version=__version__, name="mlplan"
+                        ),
+                        "mlplan": {
+                            "_producer": PRODUCER,
+                            "_schemaURL": f"{PRODUCER}#/facets/mlplan",
+                            "parameters": run.parameters,
+                            "code_version": run.code_version,
+                            "user": run.user,
+                            "started_at": run.started_at.isoformat(),
+                        },
+                    },
+                },
+                "job": {
+                    "namespace": namespace,
+                    "name": run.job.replace(" ", "."),
+                    "facets": {
+                        "jobType": _facet(
+                            "JobTypeJobFacet",
+                            processingType="BATCH",
+                            integration="MLPLAN",
+                            jobType="COMMAND",
+                        ),
+                    },
+                },
+                "inputs": [_dataset(n, namespace) for n in run.inputs],
+                "outputs": [_dataset(n, namespace) for n in run.outputs],
+                "producer": PRODUCER,
+                "schemaURL": OPENLINEAGE_SCHEMA,
+            }
+        )
+    return events
