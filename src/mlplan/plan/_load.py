@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from mlplan.errors import PlanError
 from mlplan.plan._schema import Plan
@@ -68,6 +68,10 @@ def parse_plan(text: str, *, filename: str = PLAN_FILE) -> Plan:
         line = mark.line + 1 if mark is not None else 1
         problem = exc.problem or exc.context or "invalid YAML"
         raise PlanError(f"{filename}:{line}: not valid YAML: {problem}") from None
+    except YAMLError as exc:  # e.g. a control character: no mark, but a position
+        line = text.count("\n", 0, getattr(exc, "position", 0) or 0) + 1
+        reason = str(exc).splitlines()[0]
+        raise PlanError(f"{filename}:{line}: not valid YAML: {reason}") from None
     if data is None:
         raise PlanError(
             f"{filename}:1: the plan is empty; it needs at least 'project', 'task' and 'target'"

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The churn example, end to end: plan → dataset versions → diff → split → sign-off → status →
+# lineage. Runs in build/demo (made anew each time); `make demo` calls it with the venv ready.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+demo="$root/build/demo"
+mlplan="${MLPLAN:-$root/.venv/bin/mlplan}"
+python="${PYTHON:-$root/.venv/bin/python}"
+export MLPLAN_USER="${MLPLAN_USER:-demo}"
+export COLUMNS="${COLUMNS:-120}"  # wide enough for the tables when not on a terminal
+unset MLPLAN_STORE_URL  # the demo keeps its store in build/demo/.mlplan
+step() { printf '\n\033[1m── %s\033[0m\n$ %s\n' "$1" "${*:2}"; "${@:2}"; }
+
+rm -rf "$demo" && mkdir -p "$demo"
+cd "$demo"
+step "Generate the example data (seeded; nothing is downloaded)" \
+  "$python" "$here/generate.py" data
+
+step "A new project starts with mlplan init, pre-filled from a scan of the data" \
+  "$mlplan" init churn --from-data data/customers.csv --yes --project scratch
+sed -n '/^datasets:/,/^# ── Labels/p' scratch/mlplan.yaml | head -32
+
+cp "$here/mlplan.yaml" mlplan.yaml
+step "This demo uses the team's filled-in plan (examples/churn/mlplan.yaml)" \
+  "$mlplan" plan validate
+step "Register the November export" \
+  "$mlplan" data add customers
+step "Its datasheet" \
+  "$mlplan" data show customers@1
+step "The same bytes again: no new version" \
+  "$mlplan" data add customers data/customers.csv
+step "Register the December export as version 2" \
+  "$mlplan" data add customers data/customers_2026-12.csv \
+  --source "CRM export 2026-12 (nightly snapshot of the customers table)" \
+  --collected 2016-11-01:2026-11-30
+step "What changed between the exports" \
+  "$mlplan" data diff customers@1 customers@2
+step "Split version 2: stratified by the target, no customer in two splits" \
+  "$mlplan" data split customers --test 0.2 --valid 0.1 --stratify churned \
+  --group customer_id --seed 7
+step "The business owner signs off" \
+  "$mlplan" approve buy_in --role business_owner --by "Dana Lee" \
+  --note "call list pilot approved for Q1"
+step "Where the project stands, item by item" \
+  "$mlplan" status
+step "How customers@2 was made, and what was made from it" \
+  "$mlplan" lineage customers@2
+step "The same lineage as OpenLineage RunEvents (first event)" \
+  bash -c "'$mlplan' lineage customers@2 --format openlineage | head -n 1 | cut -c1-400"
+
+cat <<MSG
+
+Done. Look next:
+  $demo/mlplan.yaml           the plan that drove every step
+  $demo/.mlplan/store.db      the store: datasets, versions, splits, runs, approvals
+  $demo/.mlplan/artifacts/    content-addressed snapshots and split assignments
+  cd $demo && $mlplan status --json    the checklist for machines
+MSG

@@ -1,0 +1,232 @@
+"""Shared fixtures: a seeded rng, project folders with a plan and data, stores on SQLite and on
+a real PostgreSQL server that this test session starts (and stops) itself."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pytest
+from typer.testing import CliRunner
+
+from mlplan.plan import render_plan
+from mlplan.workspace import Workspace
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------------
+
+
+def _postgres_bin() -> Path | None:
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    return candidates[-1].parent if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Postgres:
+    """A throwaway PostgreSQL cluster in a temporary folder, on a free loopback port."""
+
+    def __init__(self) -> None:
+        self.error: str | None = None
+        self.url: str | None = os.environ.get("MLPLAN_TEST_POSTGRES_URL")
+        self._dir: Path | None = None
+        self._bin: Path | None = None
+        self._user: list[str] = []
+        if self.url is None:
+            self._start()
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*self._user, *args], capture_output=True, text=True, timeout=120,
+                              check=False)
+
+    def _start(self) -> None:
+        self._bin = _postgres_bin()
+        if self._bin is None:
+            self.error = ("PostgreSQL is not installed (no initdb found). `make test` installs it "
+                          "when run as root; or set MLPLAN_TEST_POSTGRES_URL to a server")
+            return
+        self._dir = Path(tempfile.mkdtemp(prefix="mlplan-pg-"))
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            try:
+                pw = pwd.getpwnam("postgres")
+            except KeyError:
+                self.error = "running as root and there is no 'postgres' user to run the server"
+                return
+            os.chown(self._dir, pw.pw_uid, pw.pw_gid)
+            self._user = ["runuser", "-u", "postgres", "--"]
+        data = self._dir / "data"
+        port = _free_port()
+        init = self._run(str(self._bin / "initdb"), "-D", str(data), "-U", "mlplan",
+                         "--auth=trust", "--encoding=UTF8", "--no-sync")
+        if init.returncode != 0:
+            self.error = f"initdb failed: {init.stderr.strip()[-500:]}"
+            return
+        start = self._run(str(self._bin / "pg_ctl"), "-D", str(data), "-w", "-t", "60",
+                          "-l", str(self._dir / "log"), "-o",
+                          f"-p {port} -k {self._dir} -c listen_addresses=127.0.0.1 -c fsync=off",
+                          "start")
+        if start.returncode != 0:
+            log = (self._dir / "log").read_text() if (self._dir / "log").exists() else ""
+            self.error = f"pg_ctl start failed: {start.stderr.strip()[-300:]} {log[-300:]}"
+            return
+        self.url = f"postgresql+psycopg://mlplan@127.0.0.1:{port}/postgres"
+
+    def new_database(self) -> str:
+        """A fresh, empty database; its URL."""
+        import sqlalchemy as sa
+
+        assert self.url is not None
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+        return self.url.rsplit("/", 1)[0] + f"/{name}"
+
+    def stop(self) -> None:
+        if self._bin is not None and self._dir is not None and self.url is not None:
+            self._run(str(self._bin / "pg_ctl"), "-D", str(self._dir / "data"), "-m", "fast",
+                      "-w", "stop")
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+_SKIP_POSTGRES = os.environ.get("MLPLAN_SKIP_POSTGRES") == "1"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[_Postgres]:
+    """The session's PostgreSQL server. Tests that need it fail, loudly, when it cannot start
+    (MLPLAN_SKIP_POSTGRES=1 turns that into a skip, which the summary reports)."""
+    if _SKIP_POSTGRES:
+        pytest.skip("MLPLAN_SKIP_POSTGRES=1: PostgreSQL tests skipped")
+    server = _Postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store URL on each backend: SQLite in tmp_path, and a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        (tmp_path / ".mlplan").mkdir(exist_ok=True)
+        return f"sqlite:///{tmp_path / '.mlplan' / 'store.db'}"
+    server: _Postgres = request.getfixturevalue("postgres")
+    if server.error:
+        pytest.fail(f"PostgreSQL could not be started: {server.error}", pytrace=False)
+    return server.new_database()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _SKIP_POSTGRES:
+        terminalreporter.write_sep("!", "PostgreSQL tests were SKIPPED (MLPLAN_SKIP_POSTGRES=1)",
+                                   red=True, bold=True)
+
+
+# -- data and projects ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A seeded random generator."""
+    return np.random.default_rng(20261128)
+
+
+def customers_table(rows: int = 400, seed: int = 7) -> pa.Table:
+    """A small customer table with demographics, PII, missing values and a rare target."""
+    rng = np.random.default_rng(seed)
+    ids = np.arange(1, rows + 1)
+    return pa.table({
+        "customer_id": ids,
+        "name": [f"Person {i}" for i in ids],
+        "email": [f"person{i}@example.com" for i in ids],
+        "gender": pa.array(rng.choice(["female", "male"], rows),
+                           mask=rng.random(rows) < 0.05),
+        "age": rng.integers(18, 90, rows),
+        "region": rng.choice(["north", "south", "east"], rows),
+        "charges": pa.array(rng.normal(60, 15, rows).round(2), mask=rng.random(rows) < 0.1),
+        "churned": (rng.random(rows) < 0.15).astype(np.int64),
+    })
+
+
+def write_csv(table: pa.Table, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pcsv.write_csv(table, path)
+    return path
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path) -> Path:
+    """A project folder with a plan for a binary churn task and data/customers.csv."""
+    write_csv(customers_table(), tmp_path / "data" / "customers.csv")
+    plan = render_plan("churn", task="binary", target="churned")
+    plan = plan.replace("  main:\n    path: data/main.csv", "  customers:\n    path: data/customers.csv")
+    plan = plan.replace("    pii_columns: null", "    pii_columns: [name, email]")
+    (tmp_path / "mlplan.yaml").write_text(plan)
+    return tmp_path
+
+
+@pytest.fixture
+def ws(project_dir: Path, store_url: str) -> Iterator[Workspace]:
+    """The project's workspace, on each store backend."""
+    workspace = Workspace(project_dir, store_url=store_url)
+    yield workspace
+    workspace.close()
+
+
+@pytest.fixture
+def sqlite_ws(project_dir: Path) -> Iterator[Workspace]:
+    """The project's workspace on its default SQLite store."""
+    workspace = Workspace(project_dir)
+    yield workspace
+    workspace.close()
+
+
+@pytest.fixture
+def cli(project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run ``mlplan ARGS`` in the project folder through Typer's CliRunner."""
+    from mlplan.cli import app
+
+    monkeypatch.chdir(project_dir)
+    monkeypatch.delenv("MLPLAN_STORE_URL", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    return run
+
+
+@contextlib.contextmanager
+def chdir(path: Path) -> Iterator[None]:
+    old = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)

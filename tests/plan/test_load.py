@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlplan.errors import MlplanError, PlanError
+from mlplan.plan import Plan, load_plan, parse_plan, render_plan
+
+REPO = Path(__file__).resolve().parents[2]
+MINIMAL = "project: {name: churn}\ntask: binary\ntarget: churned\n"
+
+
+def test_minimal_plan_loads_with_defaults() -> None:
+    plan = parse_plan(MINIMAL)
+    assert plan.project.name == "churn"
+    assert plan.scenario == "new"
+    assert plan.rollout_strategy == "canary"
+    assert plan.deployment.logging.mode == "acked"
+    assert plan.risks is None  # "not stated", distinct from []
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (MINIMAL + "slcies: []\n", r"^mlplan.yaml:4: unknown key 'slcies' — did you mean 'slices'\?$"),
+        (MINIMAL + "deployment:\n  mode: realtime\n  latncy: 3\n",
+         r"^mlplan.yaml:6: unknown key 'latncy' — valid keys: .*compute.*"),
+        (MINIMAL + "deployment:\n  objectives: {qsp: 3}\n",
+         r"mlplan.yaml:5: unknown key 'qsp' — did you mean 'qps'\?"),
+        ("project: {name: churn}\ntask: binar\ntarget: y\n",
+         r"mlplan.yaml:2: task: Input should be 'regression', 'binary'.*got 'binar'"),
+        ("project: {name: churn}\ntask: binary\n", r"task 'binary' needs a 'target' column"),
+        ("task: binary\ntarget: y\n", r"mlplan.yaml:1: project: required field is missing"),
+        (MINIMAL + "slices:\n  - {name: g, columns: [gender], where: 'age > 3'}\n",
+         r"mlplan.yaml:5: slices.0: slice 'g' must define exactly one of"),
+        (MINIMAL + "risks:\n  - {id: r1, description: d, slice: nope}\n",
+         r"risk 'r1' names slice 'nope', which is not defined"),
+        (MINIMAL + "rollout:\n  steps: [{weight: 50}, {weight: 5}]\n",
+         r"canary step weights must not decrease; got \[50.0, 5.0\]"),
+        (MINIMAL + "rollout:\n  steps: [{weight: 150}]\n",
+         r"rollout.steps.0.weight: Input should be less than or equal to 100"),
+        (MINIMAL + "datasets:\n  c: {collected: {start: 2025-02-01, end: 2025-01-01}}\n",
+         r"collection period ends \(2025-01-01\) before it starts"),
+        ("project: [\n", r"mlplan.yaml:\d+: not valid YAML"),
+        ("", r"mlplan.yaml:1: the plan is empty"),
+        ("- a\n- b\n", r"the plan must be a mapping"),
+        (MINIMAL + "task: regression\n", r"mlplan.yaml:\d+: not valid YAML: found duplicate key"),
+    ],
+    ids=["typo-top", "typo-nested-no-match", "typo-deep", "bad-literal", "no-target",
+         "no-project", "slice-two-kinds", "risk-unknown-slice", "ramp-down", "weight-range",
+         "period-order", "yaml-syntax", "empty", "not-mapping", "duplicate-key"],
+)
+def test_invalid_plans_name_line_and_field(text: str, message: str) -> None:
+    with pytest.raises(PlanError, match=message):
+        parse_plan(text)
+
+
+def test_every_problem_is_listed_once() -> None:
+    text = "project: {name: churn, ownr: x}\ntask: binar\ntarget: y\nslcies: []\n"
+    with pytest.raises(PlanError) as caught:
+        parse_plan(text)
+    problems = caught.value.problems
+    assert len(problems) == 3
+    assert problems[0].startswith("mlplan.yaml:1: unknown key 'ownr' — did you mean 'owner'?")
+    assert str(caught.value).startswith("mlplan.yaml: 3 problems in the plan:")
+
+
+def test_missing_plan_file_says_how_to_create_one(tmp_path: Path) -> None:
+    with pytest.raises(PlanError, match=r"no plan file here. Create one with: mlplan init"):
+        load_plan(tmp_path / "mlplan.yaml")
+
+
+@pytest.mark.parametrize("task", ["regression", "binary", "multiclass", "image_classification",
+                                  "sequence"])
+def test_init_template_is_a_valid_complete_plan(task: str) -> None:
+    text = render_plan("proj", task=task,  # type: ignore[arg-type]
+                       target=None if task == "image_classification" else "y")
+    plan = parse_plan(text)
+    assert plan.task == task
+    # Every section of the lifecycle has its place, written out for the user to edit.
+    for section in ("project:", "scenario:", "datasets:", "labels:", "metrics:", "slices:",
+                    "baselines:", "risks:", "deployment:", "rollout:", "monitoring:",
+                    "approvals:"):
+        assert f"\n{section}" in text
+    assert plan.metrics.primary is not None
+    assert "TODO" in text  # what only people can say is left for them, visibly
+
+
+def test_example_plan_is_valid() -> None:
+    plan = load_plan(REPO / "examples" / "churn" / "mlplan.yaml")
+    assert plan.rollout_strategy == "shadow"
+    assert {s.name for s in plan.slices} >= {"gender", "ethnicity", "gender_x_ethnicity"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=200))
+def test_validator_only_raises_mlplan_errors(text: str) -> None:
+    try:
+        parse_plan(text)
+    except MlplanError:
+        pass
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    name=st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True),
+    task=st.sampled_from(["regression", "binary", "multiclass", "sequence"]),
+    target=st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True),
+)
+def test_plan_round_trips_through_json(name: str, task: str, target: str) -> None:
+    plan = parse_plan(render_plan(name, task=task, target=target))  # type: ignore[arg-type]
+    again = Plan.model_validate_json(plan.model_dump_json())
+    assert again == plan

@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from mlplan.errors import StoreError
+from mlplan.store import (
+    HEAD_REVISION,
+    Approval,
+    ArtifactStore,
+    Base,
+    Project,
+    RunRecorder,
+    open_store,
+    sha256_file,
+    utcnow,
+)
+
+
+def test_head_revision_constant_matches_alembic() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    import mlplan.store._store as store_module
+
+    config = Config()
+    config.set_main_option("script_location", str(store_module._MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+def test_migrations_build_exactly_the_declared_schema(store_url: str, tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    store = open_store(tmp_path, url=store_url)
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    store.close()
+
+
+def test_opening_twice_is_idempotent(store_url: str, tmp_path: Path) -> None:
+    first = open_store(tmp_path, url=store_url)
+    with first.transaction() as session:
+        first.project_id(session, "churn")
+    first.close()
+    second = open_store(tmp_path, url=store_url)
+    with second.transaction() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Project)) == 1
+        assert second.project_id(session, "churn") == 1
+    second.close()
+
+
+def test_default_store_is_sqlite_in_wal_mode_with_foreign_keys(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    monkeypatch.delenv("MLPLAN_STORE_URL", raising=False)
+    store = open_store(tmp_path)
+    assert (tmp_path / ".mlplan" / "store.db").is_file()
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    store.close()
+
+
+def test_env_url_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    elsewhere = tmp_path / "elsewhere.db"
+    monkeypatch.setenv("MLPLAN_STORE_URL", f"sqlite:///{elsewhere}")
+    store = open_store(tmp_path / "project")
+    assert elsewhere.is_file()
+    assert store.url.endswith("elsewhere.db")
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("not a url", r"is not a database URL: expected e.g. sqlite:///"),
+        ("mysql://u:p@localhost/db", r"only sqlite and postgresql stores are supported"),
+    ],
+    ids=["garbage", "unsupported"],
+)
+def test_bad_store_urls_are_named(tmp_path: Path, url: str, message: str) -> None:
+    with pytest.raises(StoreError, match=message):
+        open_store(tmp_path, url=url)
+
+
+def test_unreachable_postgres_says_so_without_the_password(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql://alice:s3cret-pw@127.0.0.1:{port}/mlplan"
+    with pytest.raises(StoreError) as caught:
+        open_store(tmp_path, url=url)
+    message = str(caught.value)
+    assert message.startswith(f"cannot connect to the store at postgresql://alice:***@"
+                              f"127.0.0.1:{port}/mlplan")
+    assert "s3cret-pw" not in message
+    assert "Check the store URL" in message
+
+
+def test_a_failed_command_leaves_nothing(store_url: str, tmp_path: Path) -> None:
+    store = open_store(tmp_path, url=store_url)
+    with pytest.raises(RuntimeError), store.transaction() as session:
+        project = store.project_id(session, "churn")
+        session.add(Approval(project_id=project, gate="buy_in", role="r", by="b"))
+        session.flush()
+        raise RuntimeError("the command failed after writing")
+    with store.transaction() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Approval)) == 0
+        assert session.scalar(sa.select(sa.func.count()).select_from(Project)) == 0
+    store.close()
+
+
+def test_constraint_violations_become_store_errors(store_url: str, tmp_path: Path) -> None:
+    store = open_store(tmp_path, url=store_url)
+    with pytest.raises(StoreError, match=r"refused the write: IntegrityError"), \
+            store.transaction() as session:
+        session.add(Approval(project_id=999, gate="buy_in", role="r", by="b"))
+    store.close()
+
+
+def test_timestamps_come_back_timezone_aware(store_url: str, tmp_path: Path) -> None:
+    store = open_store(tmp_path, url=store_url)
+    with store.transaction() as session:
+        project = store.project_id(session, "churn")
+        run = RunRecorder.start(session, project_id=project, job="test", parameters={"a": 1},
+                                root=tmp_path)
+        run.input("file", "x.csv", sha256="0" * 64)
+        run.finish()
+    with store.transaction() as session:
+        created = session.scalar(sa.select(Project.created_at))
+    assert created is not None and created.tzinfo is not None
+    assert abs(created - utcnow()) < dt.timedelta(minutes=5)
+    store.close()
+
+
+def test_run_records_code_packages_and_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    monkeypatch.setenv("MLPLAN_USER", "ada")
+    store = open_store(tmp_path)
+    with store.transaction() as session:
+        run = RunRecorder.start(session, project_id=store.project_id(session, "p"), job="j",
+                                parameters={}, root=tmp_path)
+        run.finish()
+        record = run.record
+    assert record.user == "ada"
+    assert record.status == "completed"
+    assert "python" in record.packages and "sqlalchemy" in record.packages
+    assert record.code_version is None  # tmp_path is not a git repository
+    store.close()
+
+
+def test_artifacts_are_content_addressed_and_atomic(tmp_path: Path) -> None:
+    artifacts = ArtifactStore(tmp_path / "artifacts")
+    source = tmp_path / "data.bin"
+    source.write_bytes(b"x" * 3_000_000)
+    ref = artifacts.put_file(source)
+    assert ref.sha256 == hashlib.sha256(b"x" * 3_000_000).hexdigest()
+    assert ref.size_bytes == 3_000_000
+    assert artifacts.path(ref.sha256).read_bytes() == source.read_bytes()
+    assert artifacts.put_bytes(b"x" * 3_000_000) == ref  # same content, same address
+    assert sha256_file(artifacts.path(ref.sha256)) == ref
+    leftovers = [p for p in (tmp_path / "artifacts").rglob(".incoming-*")]
+    assert leftovers == []
