@@ -26,7 +26,7 @@ def require(module: str, *, extra: str, purpose: str) -> ModuleType:
 
     Examples
     --------
-    >>> require("json", extra="core", purpose="reading JSON").__name__
+    >>> require("json", extra="images", purpose="reading JSON").__name__
     'json'
     """
     try:

@@ -105,10 +105,8 @@ class Workspace:
 
             data_path = Path(from_data).resolve()
             suggestions = scan_data(data_path, target=target)
-            try:
-                shown = data_path.relative_to(root).as_posix()
-            except ValueError:
-                shown = str(data_path)
+            # Relative to the plan, so the project folder can move with its data.
+            shown = Path(os.path.relpath(data_path, root)).as_posix()
             suggestions = type(suggestions)(**{**suggestions.__dict__, "path": shown})
             task = task or suggestions.task
             if target is None and task != "image_classification":

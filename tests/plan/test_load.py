@@ -16,7 +16,7 @@ MINIMAL = "project: {name: churn}\ntask: binary\ntarget: churned\n"
 def test_minimal_plan_loads_with_defaults() -> None:
     plan = parse_plan(MINIMAL)
     assert plan.project.name == "churn"
-    assert plan.scenario == "new"
+    assert plan.scenario is None  # not stated; the rollout defaults as for a new product
     assert plan.rollout_strategy == "canary"
     assert plan.deployment.logging.mode == "acked"
     assert plan.risks is None  # "not stated", distinct from []

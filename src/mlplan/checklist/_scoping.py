@@ -44,7 +44,7 @@ class ScopingProvider:
             roles = ", ".join(f"{p.name} ({p.role})" for p in project.stakeholders)
             yield s("scope.problem", "done", f"owner {project.owner}; stakeholders: {roles}")
 
-        if "scenario" in plan.model_fields_set:
+        if plan.scenario is not None:
             yield s(
                 "scope.scenario",
                 "done",

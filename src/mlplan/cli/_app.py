@@ -8,7 +8,6 @@ traceback instead.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,8 +20,8 @@ from mlplan.errors import MlplanError
 __all__ = ["ProjectOption", "JsonOption", "app", "main", "workspace"]
 
 
-def _debug() -> bool:
-    return "--debug" in sys.argv or os.environ.get("MLPLAN_DEBUG", "") not in ("", "0")
+def _debug(ctx: Any) -> bool:
+    return bool(ctx.params.get("debug")) or os.environ.get("MLPLAN_DEBUG", "") not in ("", "0")
 
 
 class _Group(TyperGroup):
@@ -32,7 +31,7 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except MlplanError as exc:
-            if _debug():
+            if _debug(ctx):
                 raise
             lines = str(exc).splitlines() or [type(exc).__name__]
             for i, line in enumerate(lines):

@@ -181,8 +181,8 @@ def _walk(ws: Workspace, start: Iterable[RunRecord], way: str) -> list[RunRecord
     return sorted(found.values(), key=lambda r: r.started_at)
 
 
-def _facet(name: str, **fields: Any) -> dict[str, Any]:
-    return {"_producer": PRODUCER, "_schemaURL": _FACET_SCHEMA.format(name, name)} | fields
+def _facet(facet: str, **fields: Any) -> dict[str, Any]:
+    return {"_producer": PRODUCER, "_schemaURL": _FACET_SCHEMA.format(facet, facet)} | fields
 
 
 def _dataset(node: LineageNode, namespace: str) -> dict[str, Any]:

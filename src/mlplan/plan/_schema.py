@@ -475,7 +475,9 @@ class Plan(_Section):
 
     version: Literal[1] = 1
     project: Project
-    scenario: Scenario = "new"
+    scenario: Scenario | None = Field(
+        None, description="new | automate | assist | replace; sets the default rollout."
+    )
     task: Task
     target: str | None = None
     datasets: dict[Annotated[str, Field(pattern=_NAME.pattern)], DatasetSpec] = Field(
@@ -522,7 +524,7 @@ class Plan(_Section):
     @property
     def rollout_strategy(self) -> Literal["shadow", "canary", "blue_green"]:
         """The rollout strategy: the plan's choice, else the scenario's default."""
-        return self.rollout.strategy or _DEFAULT_ROLLOUT[self.scenario]
+        return self.rollout.strategy or _DEFAULT_ROLLOUT[self.scenario or "new"]
 
     @property
     def slice_names(self) -> list[str]:

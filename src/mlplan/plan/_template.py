@@ -105,7 +105,7 @@ def render_plan(
     add("  stakeholders: []  # e.g. [{name: Dana Lee, role: business_owner}]")
     add("")
     add("# new | automate | assist | replace — sets the default rollout (new: canary, else shadow)")
-    add("scenario: new")
+    add("scenario: null  # TODO: which one is this project?")
     add("# regression | binary | multiclass | image_classification | sequence")
     add(f"task: {task}")
     add(

@@ -22,7 +22,6 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -48,7 +47,8 @@ _NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+# Plain JSON on both backends: PostgreSQL's JSONB would reorder keys (profiles keep column order).
+JSONType = JSON()
 
 
 def utcnow() -> dt.datetime:

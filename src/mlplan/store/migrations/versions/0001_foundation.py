@@ -10,9 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from sqlalchemy.dialects import postgresql
 
-_JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+_JSON = sa.JSON()
 
 revision = "0001"
 down_revision = None

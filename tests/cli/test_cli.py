@@ -1,0 +1,229 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from mlplan.cli import app
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def ok(result: Any) -> Any:
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def as_json(result: Any) -> Any:
+    return json.loads(ok(result).stdout)
+
+
+def test_version() -> None:
+    from mlplan import __version__
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.stdout.strip() == f"mlplan {__version__}"
+
+
+def test_init_writes_a_plan_that_validates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["init", "churn", "--task", "binary", "--target", "churned",
+                                 "--yes", "--json"])
+    assert json.loads(ok(result).stdout)["task"] == "binary"
+    again = runner.invoke(app, ["init", "churn", "--task", "binary", "--target", "y", "--yes"])
+    assert again.exit_code == 2
+    assert "exists already; edit it, or pass --force" in again.stderr
+    validated = json.loads(ok(runner.invoke(app, ["plan", "validate", "--json"])).stdout)
+    assert validated["valid"] is True
+    assert not (tmp_path / ".mlplan").exists()  # validating does not create a store
+
+
+def test_init_from_data_prefills_the_plan(cli: Any, project_dir: Path) -> None:
+    out = as_json(cli("init", "scan", "--from-data", "data/customers.csv", "--yes", "--json",
+                      "--project", "scanned"))
+    assert out["target"] == "churned" and out["task"] == "binary"
+    text = (project_dir / "scanned" / "mlplan.yaml").read_text()
+    assert 'path: "../data/customers.csv"' in text
+    assert 'pii_columns: ["name", "email"]' in text
+    assert 'id_column: "customer_id"' in text
+    assert 'sensitive_attributes: ["gender", "age"]' in text
+
+
+def test_init_without_task_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["init", "x", "--yes"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: give the task with --task regression|binary")
+
+
+def test_invalid_plan_is_one_red_line_and_exit_2(cli: Any, project_dir: Path) -> None:
+    plan = project_dir / "mlplan.yaml"
+    plan.write_text(plan.read_text().replace("slices:", "slcies:"))
+    result = cli("status")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ")
+    assert "mlplan.yaml:" in result.stderr and "unknown key 'slcies' — did you mean 'slices'?" \
+        in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_debug_shows_the_traceback(cli: Any, project_dir: Path) -> None:
+    plan = project_dir / "mlplan.yaml"
+    plan.write_text(plan.read_text().replace("slices:", "slcies:"))
+    from mlplan.errors import PlanError
+
+    with pytest.raises(PlanError):
+        cli("--debug", "status")
+
+
+def test_no_plan_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["status"])
+    assert result.exit_code == 2
+    assert "no mlplan.yaml in" in result.stderr and "mlplan init NAME" in result.stderr
+
+
+def test_data_lifecycle_through_the_cli(cli: Any, project_dir: Path) -> None:
+    added = as_json(cli("data", "add", "customers", "--source", "CRM", "--owner", "crm",
+                        "--license", "internal", "--collected", "2025-01-01:2025-12-31",
+                        "--json"))
+    assert added["created"] is True and added["ref"] == "customers@1"
+    assert added["metadata"]["collected"] == {"start": "2025-01-01", "end": "2025-12-31"}
+    same = as_json(cli("data", "add", "customers", "data/customers.csv", "--json"))
+    assert same["created"] is False and same["ref"] == "customers@1"
+
+    listed = as_json(cli("data", "list", "--json"))
+    assert listed[0]["name"] == "customers" and listed[0]["versions"] == 1
+
+    shown = as_json(cli("data", "show", "customers", "--format", "json"))
+    assert shown["profile"]["columns"]["email"]["redacted"] is True
+    assert "person1@example.com" not in json.dumps(shown)
+    markdown = ok(cli("data", "show", "customers@1", "-f", "markdown")).stdout
+    assert markdown.startswith("# Datasheet: customers@1")
+    assert "| Source | CRM |" in markdown
+    assert "Columns" in ok(cli("data", "show", "customers")).stdout
+
+    csv = project_dir / "data" / "customers.csv"
+    csv.write_text(csv.read_text().replace('"north"', '"northwest"'))
+    assert as_json(cli("data", "add", "customers", "--json"))["ref"] == "customers@2"
+    diff = as_json(cli("data", "diff", "customers@1", "customers@2", "--json"))
+    region = next(s for s in diff["shifts"] if s["column"] == "region")
+    assert region["flagged"] and region["new_categories"] == ["northwest"]
+    assert "region" in ok(cli("data", "diff", "customers@1", "customers@2")).stdout
+
+    split = as_json(cli("data", "split", "customers", "--stratify", "churned", "--group",
+                        "customer_id", "--seed", "7", "--json"))
+    assert split["ref"] == "customers@2/s1" and split["passed"] is True
+    assert [s["ref"] for s in as_json(cli("data", "splits", "--json"))] == ["customers@2/s1"]
+    assert "pass" in ok(cli("data", "splits")).stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["data", "add", "customers", "nope.csv"], 1, r"nope.csv: no such file or folder"),
+        (["data", "add", "customers", "bad.csv"], 1, r"bad.csv:3: row has 2 fields, the header"),
+        (["data", "add", "customers", "empty.csv"], 1, r"has columns \(a, b…\) but no rows"),
+        (["data", "add", "customers", "notarget.csv"], 1,
+         r"the plan's target 'churned' is not a column of the data \(did you mean 'churn'\?\)"),
+        (["data", "add", "customers", "--collected", "last year"], 2,
+         r"--collected must be START\[:END\]"),
+        (["data", "show", "custmers"], 1,
+         r"dataset 'custmers' not found \(did you mean 'customers'\?\)"),
+        (["data", "split", "customers", "--test", "1.5"], 2, r"--test must be in \[0, 1\)"),
+        (["data", "split", "customers", "--stratify", "churn"], 1,
+         r"stratify column 'churn' is not a column of the data \(did you mean 'churned'"),
+        (["approve", "buy_in", "--role", "ml_lead", "--by", "x"], 2,
+         r"gate 'buy_in' is signed off by role 'business_owner'"),
+        (["lineage", "customers@9"], 1, r"no run made or read 'customers@9'"),
+    ],
+    ids=["missing-file", "ragged-csv", "empty-csv", "target-not-column", "bad-period",
+         "unknown-dataset", "bad-share", "bad-stratify", "wrong-role", "unknown-ref"],
+)
+def test_bad_input_gets_one_clear_line(cli: Any, project_dir: Path, args: list[str], code: int,
+                                       message: str) -> None:
+    data = project_dir
+    (data / "bad.csv").write_text("a,b,churned\n1,2,0\n3,4\n")
+    (data / "empty.csv").write_text("a,b\n")
+    (data / "notarget.csv").write_text("a,churn\n1,0\n")
+    if args[:2] != ["data", "add"]:
+        ok(cli("data", "add", "customers"))
+    result = cli(*args)
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    import re
+
+    assert re.search(message, lines[0]), lines[0]
+
+
+def test_failed_add_leaves_no_record(cli: Any, project_dir: Path) -> None:
+    (project_dir / "notarget.csv").write_text("a,churn\n1,0\n")
+    assert cli("data", "add", "customers", "notarget.csv").exit_code == 1
+    assert as_json(cli("data", "list", "--json"))[0]["versions"] == 0
+
+
+def test_status_json_and_strict(cli: Any, project_dir: Path) -> None:
+    report = as_json(cli("status", "--json"))
+    assert report["project"] == "churn"
+    assert len(report["items"]) == 48
+    first = report["items"][0]
+    assert set(first) == {"id", "stage", "title", "state", "evidence", "next"}
+    ok(cli("status", "--strict"))  # missing items do not fail --strict; failing ones do
+    csv = project_dir / "data" / "customers.csv"
+    lines = csv.read_text().splitlines()
+    csv.write_text("\n".join(lines + lines[1:]) + "\n")
+    ok(cli("data", "add", "customers"))
+    ok(cli("data", "split", "customers"))
+    strict = cli("status", "--strict")
+    assert strict.exit_code == 1
+    assert "failing: data.splits" in strict.stdout
+    human = ok(cli("status")).stdout
+    assert "Data" in human and "failing" in human
+
+
+def test_approve_and_lineage(cli: Any) -> None:
+    approval = as_json(cli("approve", "buy_in", "--role", "business_owner", "--by", "Dana",
+                           "--note", "ok", "--json"))
+    assert approval["by"] == "Dana"
+    ok(cli("data", "add", "customers"))
+    ok(cli("data", "split", "customers", "--seed", "1"))
+    graph = as_json(cli("lineage", "customers", "--json"))
+    assert graph["subject"]["ref"] == "customers@1"
+    assert [r["job"] for r in graph["upstream"]] == ["data add"]
+    assert [r["job"] for r in graph["downstream"]] == ["data split"]
+    tree = ok(cli("lineage", "customers@1")).stdout
+    assert "data/customers.csv (file)" in tree and "customers@1/s1 (split)" in tree
+    events = [json.loads(line) for line in
+              ok(cli("lineage", "customers@1/s1", "-f", "openlineage")).stdout.splitlines()]
+    assert [e["job"]["name"] for e in events] == ["data.add", "data.split"]
+
+
+@pytest.mark.slow
+def test_real_subprocess_smoke(tmp_path: Path) -> None:
+    env = {**os.environ, "MLPLAN_USER": "smoke"}
+    env.pop("MLPLAN_STORE_URL", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mlplan", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    assert run("init", "smoke", "--task", "regression", "--target", "y", "--yes").returncode == 0
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "main.csv").write_text("x,y\n1,2.5\n2,3.5\n3,4.5\n4,5.5\n5,6.5\n")
+    assert run("data", "add", "main").returncode == 0
+    status = run("status", "--json")
+    assert status.returncode == 0
+    assert json.loads(status.stdout)["items"][6]["id"] == "data.datasets"
+    failed = run("data", "add", "main", "missing.csv")
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("error: ") and "missing.csv" in failed.stderr

@@ -1,0 +1,298 @@
+"""profile_table: the per-column profile agrees with pandas on the same data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlplan.data import QUANTILES, column_kind, profile_table
+
+
+def _expected_numeric(series: pd.Series) -> dict[str, Any]:
+    """What pandas says about a numeric column (NaN and null both missing)."""
+    values = series.astype("float64")
+    return {
+        "count": int(values.count()),
+        "missing": int(values.isna().sum()),
+        "distinct": int(values.nunique()),
+        "mean": float(values.mean()),
+        "std": float(values.std(ddof=1)),
+        "min": float(values.min()),
+        "max": float(values.max()),
+        "quantiles": {str(q): float(values.quantile(q)) for q in QUANTILES},
+    }
+
+
+def _top(series: pd.Series) -> list[dict[str, Any]]:
+    counts = series.dropna().value_counts()
+    pairs = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+    return [{"value": value, "count": int(count)} for value, count in pairs]
+
+
+NUMERIC_COLUMNS = {
+    "floats with NaN and null": pa.array(
+        [1.5, None, 3.25, float("nan"), -2.0, 10.0, 3.25, 7.125, None, 0.0], pa.float64()
+    ),
+    "ints with nulls": pa.array([5, 3, None, 3, 9, 1, None, 12, 3, 8, 2], pa.int64()),
+    "float32": pa.array([0.5, 0.25, None, 4.0, 4.0], pa.float32()),
+    "uint8": pa.array([200, 3, 3, 255, 0], pa.uint8()),
+    "two values": pa.array([1, 2], pa.int16()),
+}
+
+
+@pytest.mark.parametrize("array", NUMERIC_COLUMNS.values(), ids=NUMERIC_COLUMNS.keys())
+def test_numeric_profile_equals_pandas(array: pa.Array) -> None:
+    column = profile_table(pa.table({"x": array}))["columns"]["x"]
+    expected = _expected_numeric(pa.table({"x": array}).to_pandas()["x"])
+
+    assert column["kind"] == "numeric"
+    assert column["count"] == expected["count"]
+    assert column["missing"] == expected["missing"]
+    assert column["missing_ratio"] == pytest.approx(expected["missing"] / len(array))
+    assert column["distinct"] == expected["distinct"]
+    for key in ("mean", "std", "min", "max"):
+        assert column[key] == pytest.approx(expected[key], rel=1e-12), key
+    assert column["quantiles"] == pytest.approx(expected["quantiles"], rel=1e-12)
+
+
+def test_numeric_profile_of_random_data_equals_pandas(rng: np.random.Generator) -> None:
+    values = rng.normal(50, 20, 5_000)
+    mask = rng.random(5_000) < 0.1
+    array = pa.array(values, mask=mask)
+    column = profile_table(pa.table({"x": array}))["columns"]["x"]
+    expected = _expected_numeric(pd.Series(np.where(mask, np.nan, values)))
+
+    for key in ("count", "missing", "distinct"):
+        assert column[key] == expected[key], key
+    for key in ("mean", "std", "min", "max"):
+        assert column[key] == pytest.approx(expected[key], rel=1e-12), key
+    assert column["quantiles"] == pytest.approx(expected["quantiles"], rel=1e-12)
+    assert "top" not in column  # many distinct values: no top list for numbers
+
+
+def test_numeric_top_values_are_ordered_by_count_then_value() -> None:
+    column = profile_table(pa.table({"x": [3, 1, 2, 3, 1, 9, None]}))["columns"]["x"]
+    assert column["top"] == [
+        {"value": 1, "count": 2},
+        {"value": 3, "count": 2},
+        {"value": 2, "count": 1},
+        {"value": 9, "count": 1},
+    ]
+
+
+def test_numeric_single_value_has_no_std() -> None:
+    column = profile_table(pa.table({"x": [4.0, None]}))["columns"]["x"]
+    assert (column["count"], column["mean"], column["std"]) == (1, 4.0, None)
+    assert set(column["quantiles"].values()) == {4.0}
+
+
+def test_string_profile_equals_pandas() -> None:
+    values = ["b", "a", None, "c", "b", "", "a", "b", None, "dd"]
+    column = profile_table(pa.table({"s": values}))["columns"]["s"]
+    series = pd.Series(values, dtype="object")
+
+    assert column["kind"] == "categorical"
+    assert column["count"] == series.count() == 8
+    assert column["missing"] == series.isna().sum() == 2
+    assert column["distinct"] == series.nunique() == 5
+    assert column["top"] == _top(series)
+    assert column["top"][:2] == [{"value": "b", "count": 3}, {"value": "a", "count": 2}]
+    lengths = series.dropna().str.len()
+    assert column["length"] == {
+        "min": lengths.min(),
+        "max": lengths.max(),
+        "mean": pytest.approx(lengths.mean()),
+    }
+
+
+def test_top_values_break_ties_by_value() -> None:
+    column = profile_table(pa.table({"s": ["z", "m", "a", "m", "z", "a", "q"]}))["columns"]["s"]
+    assert [t["value"] for t in column["top"]] == ["a", "m", "z", "q"]
+
+
+def test_top_values_keep_the_ten_most_frequent() -> None:
+    values = [f"v{i:02d}" for i in range(15) for _ in range(i + 1)]
+    column = profile_table(pa.table({"s": values}))["columns"]["s"]
+    assert [t["value"] for t in column["top"]] == [f"v{i:02d}" for i in range(14, 4, -1)]
+
+
+def test_dictionary_encoded_strings_profile_like_plain_strings() -> None:
+    # Two chunks with different dictionaries, as a Parquet file with two row groups gives.
+    chunks = [["b", "a", "b", None], ["c", None, "a", "a"]]
+    encoded = pa.chunked_array([pa.array(c).dictionary_encode() for c in chunks])
+    plain = pa.chunked_array([pa.array(c) for c in chunks])
+
+    got = profile_table(pa.table({"s": encoded}))["columns"]["s"]
+    want = profile_table(pa.table({"s": plain}))["columns"]["s"]
+
+    assert got.pop("type").startswith("dictionary<values=string")
+    assert want.pop("type") == "string"
+    assert got == want
+    assert got["top"] == [
+        {"value": "a", "count": 3},
+        {"value": "b", "count": 2},
+        {"value": "c", "count": 1},
+    ]
+
+
+def test_boolean_profile_equals_pandas() -> None:
+    values = [True, False, None, True, True, None]
+    column = profile_table(pa.table({"b": values}))["columns"]["b"]
+    series = pd.Series(values, dtype="boolean")
+
+    assert column["kind"] == "boolean"
+    assert (column["count"], column["missing"], column["distinct"]) == (4, 2, 2)
+    assert column["count"] == series.count()
+    assert column["mean"] == pytest.approx(float(series.mean()))
+    assert column["top"] == [{"value": True, "count": 3}, {"value": False, "count": 1}]
+
+
+def test_date_profile_gives_extremes_and_distinct() -> None:
+    values = [dt.date(2025, 3, 1), None, dt.date(2024, 12, 31), dt.date(2025, 3, 1)]
+    column = profile_table(pa.table({"d": values}))["columns"]["d"]
+    assert column["kind"] == "datetime"
+    assert (column["count"], column["missing"], column["distinct"]) == (3, 1, 2)
+    assert (column["min"], column["max"]) == ("2024-12-31", "2025-03-01")
+
+
+EMPTY_COLUMNS = {
+    "all-null float": pa.array([None, None, None], pa.float64()),
+    "all-NaN float": pa.array([float("nan")] * 3, pa.float64()),
+    "all-null int": pa.array([None, None, None], pa.int64()),
+    "all-null string": pa.array([None, None, None], pa.string()),
+    "all-null bool": pa.array([None, None, None], pa.bool_()),
+    "all-null date": pa.array([None, None, None], pa.date32()),
+    "null type": pa.array([None, None, None], pa.null()),
+}
+
+
+@pytest.mark.parametrize("array", EMPTY_COLUMNS.values(), ids=EMPTY_COLUMNS.keys())
+def test_all_missing_columns_have_counts_and_no_statistics(array: pa.Array) -> None:
+    column = profile_table(pa.table({"x": array}))["columns"]["x"]
+    assert (column["count"], column["missing"], column["missing_ratio"]) == (0, 3, 1.0)
+    assert column["distinct"] in (0, None)
+    for key in ("min", "max", "mean", "std"):
+        assert column.get(key) is None, key
+    assert all(v is None for v in column.get("quantiles", {}).values())
+    assert column.get("top", []) == []
+
+
+def test_table_without_rows_profiles_without_dividing_by_zero() -> None:
+    table = pa.table({"x": pa.array([], pa.float64()), "s": pa.array([], pa.string())})
+    profile = profile_table(table)
+    assert profile["rows"] == 0
+    assert [c["missing_ratio"] for c in profile["columns"].values()] == [0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        ([f"free text comment number {i:04d}" for i in range(100)], "text"),
+        ([f"short{i}" for i in range(100)], "categorical"),  # unique but short: codes, not text
+        (["a long repeated sentence of many words"] * 100, "categorical"),  # long, not unique
+    ],
+    ids=["long-unique", "short-unique", "long-repeated"],
+)
+def test_text_is_told_from_categorical_by_length_and_uniqueness(
+    values: list[str], kind: str
+) -> None:
+    assert profile_table(pa.table({"s": values}))["columns"]["s"]["kind"] == kind
+
+
+@pytest.mark.parametrize(
+    ("dtype", "kind"),
+    [
+        (pa.int8(), "numeric"),
+        (pa.float16(), "numeric"),
+        (pa.decimal128(10, 2), "numeric"),
+        (pa.bool_(), "boolean"),
+        (pa.string(), "categorical"),
+        (pa.large_string(), "categorical"),
+        (pa.dictionary(pa.int8(), pa.string()), "categorical"),
+        (pa.date32(), "datetime"),
+        (pa.timestamp("us", tz="UTC"), "datetime"),
+        (pa.list_(pa.int64()), "other"),
+        (pa.binary(), "other"),
+    ],
+    ids=str,
+)
+def test_column_kind_of_arrow_types(dtype: pa.DataType, kind: str) -> None:
+    assert column_kind(dtype) == kind
+
+
+def test_decimal_columns_profile_as_numbers() -> None:
+    from decimal import Decimal
+
+    array = pa.array([Decimal("1.50"), Decimal("2.25"), None], pa.decimal128(6, 2))
+    column = profile_table(pa.table({"x": array}))["columns"]["x"]
+    assert (column["count"], column["mean"], column["min"], column["max"]) == (2, 1.875, 1.5, 2.25)
+
+
+def test_profile_is_the_same_with_one_thread_or_many(rng: np.random.Generator) -> None:
+    table = pa.table(
+        {
+            "a": rng.normal(size=300),
+            "b": rng.integers(0, 5, 300),
+            "c": rng.choice(["x", "y", "z"], 300),
+            "d": rng.random(300) < 0.3,
+        }
+    )
+    assert profile_table(table, threads=1) == profile_table(table, threads=4)
+
+
+def test_profile_keeps_column_order_and_row_count() -> None:
+    table = pa.table({"z": [1], "a": ["x"], "m": [True]})
+    profile = profile_table(table)
+    assert profile["rows"] == 1
+    assert list(profile["columns"]) == ["z", "a", "m"]
+
+
+# -- invariants ------------------------------------------------------------------------------
+
+_floats = st.one_of(st.floats(min_value=-1e6, max_value=1e6), st.just(float("nan")))
+
+
+@settings(max_examples=50, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), _floats), max_size=60))
+def test_numeric_profile_invariants_and_pandas_agreement(values: list[float | None]) -> None:
+    array = pa.array(values, pa.float64())
+    column = profile_table(pa.table({"x": array}))["columns"]["x"]
+    rows = len(values)
+
+    assert column["count"] + column["missing"] == rows
+    assert column["distinct"] <= column["count"]
+    if column["count"] == 0:
+        return
+    quantiles = [column["quantiles"][str(q)] for q in QUANTILES]
+    assert column["min"] <= quantiles[0]
+    assert all(a <= b for a, b in zip(quantiles, quantiles[1:], strict=False))
+    assert quantiles[-1] <= column["max"]
+
+    expected = _expected_numeric(pd.Series(values, dtype="float64"))
+    assert column["count"] == expected["count"]
+    assert column["distinct"] == expected["distinct"]
+    assert column["mean"] == pytest.approx(expected["mean"], rel=1e-9, abs=1e-6)
+    assert column["quantiles"] == pytest.approx(expected["quantiles"], rel=1e-9, abs=1e-6)
+    if column["count"] > 1:
+        assert column["std"] == pytest.approx(expected["std"], rel=1e-6, abs=1e-6)
+
+
+@settings(max_examples=50, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "c", "dé", ""])),
+                       max_size=60))
+def test_categorical_profile_invariants(values: list[str | None]) -> None:
+    column = profile_table(pa.table({"s": pa.array(values, pa.string())}))["columns"]["s"]
+    assert column["count"] + column["missing"] == len(values)
+    assert column["distinct"] <= column["count"]
+    assert sum(t["count"] for t in column["top"]) == column["count"]  # <= 10 distinct: all listed
+    keys = [(-t["count"], t["value"]) for t in column["top"]]
+    assert keys == sorted(keys)
+    assert not math.isnan(column["missing_ratio"])
