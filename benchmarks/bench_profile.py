@@ -104,11 +104,20 @@ def _summary(variant: str, result: object) -> dict[str, dict[str, float | None]]
         assert isinstance(result, dict)
         for name, col in result["columns"].items():
             row: dict[str, float | None] = {
-                "count": col["count"], "missing": col["missing"], "distinct": col["distinct"]}
+                "count": col["count"],
+                "missing": col["missing"],
+                "distinct": col["distinct"],
+            }
             if col["kind"] == "numeric":
-                row |= {"mean": col["mean"], "std": col["std"], "min": col["min"],
-                        "max": col["max"], "q25": col["quantiles"]["0.25"],
-                        "q50": col["quantiles"]["0.5"], "q75": col["quantiles"]["0.75"]}
+                row |= {
+                    "mean": col["mean"],
+                    "std": col["std"],
+                    "min": col["min"],
+                    "max": col["max"],
+                    "q25": col["quantiles"]["0.25"],
+                    "q50": col["quantiles"]["0.5"],
+                    "q75": col["quantiles"]["0.75"],
+                }
             else:
                 row["top_count"] = col["top"][0]["count"]
             out[name] = row
@@ -116,11 +125,21 @@ def _summary(variant: str, result: object) -> dict[str, dict[str, float | None]]
     describe, missing, nunique = result  # type: ignore[misc]
     for name in describe.columns:
         d = describe[name]
-        row = {"count": float(d["count"]), "missing": float(missing[name]),
-               "distinct": float(nunique[name])}
+        row = {
+            "count": float(d["count"]),
+            "missing": float(missing[name]),
+            "distinct": float(nunique[name]),
+        }
         if name.startswith("num"):
-            row |= {"mean": d["mean"], "std": d["std"], "min": d["min"], "max": d["max"],
-                    "q25": d["25%"], "q50": d["50%"], "q75": d["75%"]}
+            row |= {
+                "mean": d["mean"],
+                "std": d["std"],
+                "min": d["min"],
+                "max": d["max"],
+                "q25": d["25%"],
+                "q50": d["50%"],
+                "q75": d["75%"],
+            }
         else:
             row["top_count"] = float(d["freq"])
         out[name] = {k: float(v) for k, v in row.items()}
@@ -135,7 +154,9 @@ def compare(a: dict[str, dict[str, float | None]], b: dict[str, dict[str, float 
             assert value is not None and other is not None, (name, key)
             diff = abs(value - other) / max(1.0, abs(other))
             if not diff <= 1e-9:
-                raise SystemExit(f"results disagree on {name}.{key}: mlplan {value}, pandas {other}")
+                raise SystemExit(
+                    f"results disagree on {name}.{key}: mlplan {value}, pandas {other}"
+                )
             worst = max(worst, diff)
     return worst
 
@@ -143,7 +164,9 @@ def compare(a: dict[str, dict[str, float | None]], b: dict[str, dict[str, float 
 def child(variant: str, path: str, repeat: int) -> dict[str, object]:
     out = subprocess.run(
         [sys.executable, __file__, "--child", variant, "--data", path, "--repeat", str(repeat)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout)
 
@@ -178,22 +201,37 @@ def main() -> None:
     memory_ratio = mlplan["peak_mb"] / mlplan["decoded_mb"]  # type: ignore[operator]
     hash_mb_s = size_mb / statistics.median(hash_times)
     rows = [
-        ("profile seconds (median)", f"{mlplan['seconds']:.3f}", f"{pandas['seconds']:.3f}",
-         f"pandas/mlplan = {speedup:.1f}x (goal >= 3x)"),
-        ("peak memory over imports, MB", f"{mlplan['peak_mb']:.0f}", f"{pandas['peak_mb']:.0f}",
-         f"mlplan/decoded = {memory_ratio:.2f} (goal < 2)"),
+        (
+            "profile seconds (median)",
+            f"{mlplan['seconds']:.3f}",
+            f"{pandas['seconds']:.3f}",
+            f"pandas/mlplan = {speedup:.1f}x (goal >= 3x)",
+        ),
+        (
+            "peak memory over imports, MB",
+            f"{mlplan['peak_mb']:.0f}",
+            f"{pandas['peak_mb']:.0f}",
+            f"mlplan/decoded = {memory_ratio:.2f} (goal < 2)",
+        ),
         ("decoded data, MB", f"{mlplan['decoded_mb']:.0f}", "", ""),
         ("content hashing, MB/s", f"{hash_mb_s:.0f}", "", f"file {size_mb:.0f} MB"),
     ]
-    print(f"bench_profile: {args.rows:,} rows x 25 columns, Parquet; results agree "
-          f"(max relative difference {worst:.1e})")
+    print(
+        f"bench_profile: {args.rows:,} rows x 25 columns, Parquet; results agree "
+        f"(max relative difference {worst:.1e})"
+    )
     print(f"{'measure':<32} {'mlplan':>10} {'pandas':>10}  ratio")
     for label, a, b, ratio in rows:
         print(f"{label:<32} {a:>10} {b:>10}  {ratio}")
     report = {
-        "rows": args.rows, "columns": 25, "mlplan": mlplan, "pandas": pandas,
-        "speedup_vs_pandas": speedup, "memory_over_decoded": memory_ratio,
-        "hash_mb_per_s": hash_mb_s, "max_relative_difference": worst,
+        "rows": args.rows,
+        "columns": 25,
+        "mlplan": mlplan,
+        "pandas": pandas,
+        "speedup_vs_pandas": speedup,
+        "memory_over_decoded": memory_ratio,
+        "hash_mb_per_s": hash_mb_s,
+        "max_relative_difference": worst,
         "goals": {"speedup >= 3": speedup >= 3, "memory < 2x decoded": memory_ratio < 2},
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -34,8 +34,10 @@ def _postgres_bin() -> Path | None:
     found = shutil.which("initdb")
     if found:
         return Path(found).parent
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
+    )
     return candidates[-1].parent if candidates else None
 
 
@@ -58,14 +60,17 @@ class _Postgres:
             self._start()
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*self._user, *args], capture_output=True, text=True, timeout=120,
-                              check=False)
+        return subprocess.run(
+            [*self._user, *args], capture_output=True, text=True, timeout=120, check=False
+        )
 
     def _start(self) -> None:
         self._bin = _postgres_bin()
         if self._bin is None:
-            self.error = ("PostgreSQL is not installed (no initdb found). `make test` installs it "
-                          "when run as root; or set MLPLAN_TEST_POSTGRES_URL to a server")
+            self.error = (
+                "PostgreSQL is not installed (no initdb found). `make test` installs it "
+                "when run as root; or set MLPLAN_TEST_POSTGRES_URL to a server"
+            )
             return
         self._dir = Path(tempfile.mkdtemp(prefix="mlplan-pg-"))
         if os.geteuid() == 0:  # PostgreSQL refuses to run as root
@@ -78,15 +83,32 @@ class _Postgres:
             self._user = ["runuser", "-u", "postgres", "--"]
         data = self._dir / "data"
         port = _free_port()
-        init = self._run(str(self._bin / "initdb"), "-D", str(data), "-U", "mlplan",
-                         "--auth=trust", "--encoding=UTF8", "--no-sync")
+        init = self._run(
+            str(self._bin / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "mlplan",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-sync",
+        )
         if init.returncode != 0:
             self.error = f"initdb failed: {init.stderr.strip()[-500:]}"
             return
-        start = self._run(str(self._bin / "pg_ctl"), "-D", str(data), "-w", "-t", "60",
-                          "-l", str(self._dir / "log"), "-o",
-                          f"-p {port} -k {self._dir} -c listen_addresses=127.0.0.1 -c fsync=off",
-                          "start")
+        start = self._run(
+            str(self._bin / "pg_ctl"),
+            "-D",
+            str(data),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(self._dir / "log"),
+            "-o",
+            f"-p {port} -k {self._dir} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        )
         if start.returncode != 0:
             log = (self._dir / "log").read_text() if (self._dir / "log").exists() else ""
             self.error = f"pg_ctl start failed: {start.stderr.strip()[-300:]} {log[-300:]}"
@@ -107,8 +129,9 @@ class _Postgres:
 
     def stop(self) -> None:
         if self._bin is not None and self._dir is not None and self.url is not None:
-            self._run(str(self._bin / "pg_ctl"), "-D", str(self._dir / "data"), "-m", "fast",
-                      "-w", "stop")
+            self._run(
+                str(self._bin / "pg_ctl"), "-D", str(self._dir / "data"), "-m", "fast", "-w", "stop"
+            )
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
 
@@ -143,8 +166,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _SKIP_POSTGRES:
-        terminalreporter.write_sep("!", "PostgreSQL tests were SKIPPED (MLPLAN_SKIP_POSTGRES=1)",
-                                   red=True, bold=True)
+        terminalreporter.write_sep(
+            "!", "PostgreSQL tests were SKIPPED (MLPLAN_SKIP_POSTGRES=1)", red=True, bold=True
+        )
 
 
 # -- data and projects ---------------------------------------------------------------------------
@@ -160,17 +184,18 @@ def customers_table(rows: int = 400, seed: int = 7) -> pa.Table:
     """A small customer table with demographics, PII, missing values and a rare target."""
     rng = np.random.default_rng(seed)
     ids = np.arange(1, rows + 1)
-    return pa.table({
-        "customer_id": ids,
-        "name": [f"Person {i}" for i in ids],
-        "email": [f"person{i}@example.com" for i in ids],
-        "gender": pa.array(rng.choice(["female", "male"], rows),
-                           mask=rng.random(rows) < 0.05),
-        "age": rng.integers(18, 90, rows),
-        "region": rng.choice(["north", "south", "east"], rows),
-        "charges": pa.array(rng.normal(60, 15, rows).round(2), mask=rng.random(rows) < 0.1),
-        "churned": (rng.random(rows) < 0.15).astype(np.int64),
-    })
+    return pa.table(
+        {
+            "customer_id": ids,
+            "name": [f"Person {i}" for i in ids],
+            "email": [f"person{i}@example.com" for i in ids],
+            "gender": pa.array(rng.choice(["female", "male"], rows), mask=rng.random(rows) < 0.05),
+            "age": rng.integers(18, 90, rows),
+            "region": rng.choice(["north", "south", "east"], rows),
+            "charges": pa.array(rng.normal(60, 15, rows).round(2), mask=rng.random(rows) < 0.1),
+            "churned": (rng.random(rows) < 0.15).astype(np.int64),
+        }
+    )
 
 
 def write_csv(table: pa.Table, path: Path) -> Path:
@@ -184,7 +209,9 @@ def project_dir(tmp_path: Path) -> Path:
     """A project folder with a plan for a binary churn task and data/customers.csv."""
     write_csv(customers_table(), tmp_path / "data" / "customers.csv")
     plan = render_plan("churn", task="binary", target="churned")
-    plan = plan.replace("  main:\n    path: data/main.csv", "  customers:\n    path: data/customers.csv")
+    plan = plan.replace(
+        "  main:\n    path: data/main.csv", "  customers:\n    path: data/customers.csv"
+    )
     plan = plan.replace("    pii_columns: null", "    pii_columns: [name, email]")
     (tmp_path / "mlplan.yaml").write_text(plan)
     return tmp_path

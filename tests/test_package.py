@@ -12,16 +12,28 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PUBLIC_MODULES = ["mlplan", "mlplan.errors", "mlplan.workspace", "mlplan.core", "mlplan.plan",
-                  "mlplan.store", "mlplan.data", "mlplan.checklist", "mlplan.lineage",
-                  "mlplan.cli"]
+PUBLIC_MODULES = [
+    "mlplan",
+    "mlplan.errors",
+    "mlplan.workspace",
+    "mlplan.core",
+    "mlplan.plan",
+    "mlplan.store",
+    "mlplan.data",
+    "mlplan.checklist",
+    "mlplan.lineage",
+    "mlplan.cli",
+]
 
 
 @pytest.mark.parametrize("name", PUBLIC_MODULES)
 def test_all_lists_exactly_the_public_names(name: str) -> None:
     module = importlib.import_module(name)
-    public = {n for n, value in vars(module).items()
-              if not n.startswith("_") and not inspect.ismodule(value) and n != "annotations"}
+    public = {
+        n
+        for n, value in vars(module).items()
+        if not n.startswith("_") and not inspect.ismodule(value) and n != "annotations"
+    }
     if not hasattr(module, "__path__"):  # a plain module: only what it defines
         public = {n for n in public if getattr(vars(module)[n], "__module__", None) == name}
     if name == "mlplan":
@@ -31,15 +43,24 @@ def test_all_lists_exactly_the_public_names(name: str) -> None:
 
 def _loaded_after(statement: str) -> set[str]:
     code = f"import sys; {statement}; import json; print(json.dumps(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return set(json.loads(out.stdout))
 
 
 def test_import_mlplan_is_light() -> None:
     loaded = _loaded_after("import mlplan")
-    heavy = {"torch", "ray", "onnxruntime", "sklearn", "lightgbm", "pandas", "duckdb",
-             "pyarrow", "sqlalchemy", "pydantic"}
+    heavy = {
+        "torch",
+        "ray",
+        "onnxruntime",
+        "sklearn",
+        "lightgbm",
+        "pandas",
+        "duckdb",
+        "pyarrow",
+        "sqlalchemy",
+        "pydantic",
+    }
     assert not heavy & {m.split(".")[0] for m in loaded}
 
 
@@ -49,8 +70,9 @@ def test_cli_starts_without_data_or_database_libraries() -> None:
 
 
 def test_every_extra_named_in_a_message_exists() -> None:
-    extras = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-                 ["optional-dependencies"])
+    extras = set(
+        tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    )
     named: set[str] = set()
     for path in (REPO / "src").rglob("*.py"):
         text = path.read_text()
@@ -64,9 +86,12 @@ def test_missing_extra_names_the_install_command() -> None:
     from mlplan._optional import require
     from mlplan.errors import MissingExtraError
 
-    with pytest.raises(MissingExtraError, match=r"^profiling images requires "
-                                                r"'no_such_module_xyz'. Install it with: "
-                                                r"pip install 'mlplan\[images\]'$"):
+    with pytest.raises(
+        MissingExtraError,
+        match=r"^profiling images requires "
+        r"'no_such_module_xyz'. Install it with: "
+        r"pip install 'mlplan\[images\]'$",
+    ):
         require("no_such_module_xyz.sub", extra="images", purpose="profiling images")
 
 

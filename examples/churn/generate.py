@@ -19,12 +19,60 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
-FIRST = ["Ana", "Ben", "Chloé", "Dmitri", "Emeka", "Fatima", "Grace", "Hiro", "Inés", "Jamal",
-         "Kai", "Lena", "Mateo", "Nadia", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tariq",
-         "Uma", "Viktor", "Wen", "Ximena", "Yusuf", "Zoe"]
-LAST = ["Adeyemi", "Becker", "Chen", "Dubois", "Eriksen", "Fernández", "García", "Haddad",
-        "Ivanova", "Jensen", "Kowalski", "Lopez", "Müller", "Nakamura", "Okafor", "Patel",
-        "Rossi", "Singh", "Tanaka", "Usman", "Virtanen", "Wang", "Yilmaz", "Zhang"]
+FIRST = [
+    "Ana",
+    "Ben",
+    "Chloé",
+    "Dmitri",
+    "Emeka",
+    "Fatima",
+    "Grace",
+    "Hiro",
+    "Inés",
+    "Jamal",
+    "Kai",
+    "Lena",
+    "Mateo",
+    "Nadia",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tariq",
+    "Uma",
+    "Viktor",
+    "Wen",
+    "Ximena",
+    "Yusuf",
+    "Zoe",
+]
+LAST = [
+    "Adeyemi",
+    "Becker",
+    "Chen",
+    "Dubois",
+    "Eriksen",
+    "Fernández",
+    "García",
+    "Haddad",
+    "Ivanova",
+    "Jensen",
+    "Kowalski",
+    "Lopez",
+    "Müller",
+    "Nakamura",
+    "Okafor",
+    "Patel",
+    "Rossi",
+    "Singh",
+    "Tanaka",
+    "Usman",
+    "Virtanen",
+    "Wang",
+    "Yilmaz",
+    "Zhang",
+]
 REGIONS = ["north", "south", "east", "west", "central"]
 
 
@@ -33,8 +81,9 @@ def customers(rows: int, seed: int, *, drift: float = 0.0, first_id: int = 100_0
     rng = np.random.default_rng(seed)
     ids = np.arange(first_id, first_id + rows)
     gender = rng.choice(["female", "male", "nonbinary"], rows, p=[0.49, 0.49, 0.02])
-    ethnicity = rng.choice(["group_a", "group_b", "group_c", "group_d"], rows,
-                           p=[0.55, 0.2, 0.15, 0.1])
+    ethnicity = rng.choice(
+        ["group_a", "group_b", "group_c", "group_d"], rows, p=[0.55, 0.2, 0.15, 0.1]
+    )
     age = np.clip(rng.normal(42, 14, rows), 18, 90).round().astype(int)
     regions = REGIONS + (["islands"] if drift > 0 else [])
     weights = np.array([0.25, 0.2, 0.2, 0.2, 0.15] + ([0.08] if drift > 0 else []))
@@ -44,42 +93,52 @@ def customers(rows: int, seed: int, *, drift: float = 0.0, first_id: int = 100_0
     charges = np.round(rng.normal(65 + 8 * drift, 22, rows).clip(15, 160), 2)
     support_calls = rng.poisson(1.2 + (contract == "monthly") * 0.8, rows)
     data_gb = np.round(rng.gamma(2.0, 6.0, rows), 1)
-    signup = np.datetime64("2026-11-01") - tenure.astype("timedelta64[M]").astype(
-        "timedelta64[D]")
+    signup = np.datetime64("2026-11-01") - tenure.astype("timedelta64[M]").astype("timedelta64[D]")
 
-    logit = (-3.2 + 1.3 * (contract == "monthly") - 0.9 * (contract == "two_year")
-             + 0.35 * support_calls - 0.02 * tenure + 0.012 * (charges - 65)
-             + 0.35 * (ethnicity == "group_c") + 0.25 * (age < 25) + 0.3 * drift)
+    logit = (
+        -3.2
+        + 1.3 * (contract == "monthly")
+        - 0.9 * (contract == "two_year")
+        + 0.35 * support_calls
+        - 0.02 * tenure
+        + 0.012 * (charges - 65)
+        + 0.35 * (ethnicity == "group_c")
+        + 0.25 * (age < 25)
+        + 0.3 * drift
+    )
     churned = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
 
     first = rng.choice(FIRST, rows)
     last = rng.choice(LAST, rows)
     name = np.char.add(np.char.add(first.astype(str), " "), last.astype(str))
-    email = np.char.add(np.char.add(np.char.lower(first.astype(str)), "."),
-                        np.char.add(np.char.lower(last.astype(str)),
-                                    np.char.add(ids.astype(str), "@example.com")))
+    email = np.char.add(
+        np.char.add(np.char.lower(first.astype(str)), "."),
+        np.char.add(np.char.lower(last.astype(str)), np.char.add(ids.astype(str), "@example.com")),
+    )
     phone = np.char.add("+1-555-", rng.integers(1_000_000, 9_999_999, rows).astype(str))
 
     def with_missing(values: np.ndarray, share: float) -> pa.Array:
         return pa.array(values, mask=rng.random(rows) < share)
 
-    return pa.table({
-        "customer_id": pa.array(ids),
-        "name": pa.array(name),
-        "email": pa.array(email),
-        "phone": with_missing(phone, 0.1),
-        "gender": with_missing(gender, 0.03),
-        "ethnicity": with_missing(ethnicity, 0.05),
-        "age": pa.array(age),
-        "region": pa.array(region),
-        "signup_date": pa.array(signup.astype("datetime64[D]")),
-        "contract": pa.array(contract),
-        "tenure_months": pa.array(tenure),
-        "monthly_charges": with_missing(charges, 0.02),
-        "support_calls": pa.array(support_calls),
-        "data_gb": with_missing(data_gb, 0.04),
-        "churned": pa.array(churned),
-    })
+    return pa.table(
+        {
+            "customer_id": pa.array(ids),
+            "name": pa.array(name),
+            "email": pa.array(email),
+            "phone": with_missing(phone, 0.1),
+            "gender": with_missing(gender, 0.03),
+            "ethnicity": with_missing(ethnicity, 0.05),
+            "age": pa.array(age),
+            "region": pa.array(region),
+            "signup_date": pa.array(signup.astype("datetime64[D]")),
+            "contract": pa.array(contract),
+            "tenure_months": pa.array(tenure),
+            "monthly_charges": with_missing(charges, 0.02),
+            "support_calls": pa.array(support_calls),
+            "data_gb": with_missing(data_gb, 0.04),
+            "churned": pa.array(churned),
+        }
+    )
 
 
 def main() -> None:
@@ -94,8 +153,10 @@ def main() -> None:
     pcsv.write_csv(november, args.out / "customers.csv")
     pcsv.write_csv(december, args.out / "customers_2026-12.csv")
     rate = float(np.mean(november.column("churned").to_numpy()))
-    print(f"wrote {args.out}/customers.csv ({november.num_rows:,} rows, churn {rate:.1%}) and "
-          f"{args.out}/customers_2026-12.csv ({december.num_rows:,} rows)")
+    print(
+        f"wrote {args.out}/customers.csv ({november.num_rows:,} rows, churn {rate:.1%}) and "
+        f"{args.out}/customers_2026-12.csv ({december.num_rows:,} rows)"
+    )
 
 
 if __name__ == "__main__":

@@ -140,8 +140,10 @@ class Workspace:
         """Whether a store exists already (opening one creates it)."""
         from mlplan.store import STORE_DIR, STORE_URL_ENV
 
-        return bool(self._store_url or os.environ.get(STORE_URL_ENV)) or (
-            self.root / STORE_DIR / "store.db").exists()
+        return (
+            bool(self._store_url or os.environ.get(STORE_URL_ENV))
+            or (self.root / STORE_DIR / "store.db").exists()
+        )
 
     @functools.cached_property
     def store(self) -> Store:

@@ -17,8 +17,9 @@ CHECKLIST = REPO.parent / "shared" / "CHECKLIST.md"
 def test_items_match_the_shared_checklist() -> None:
     if not CHECKLIST.exists():
         pytest.skip("shared/CHECKLIST.md is not beside this checkout")
-    rows = re.findall(r"^\| ([a-z_]+\.[a-z_]+) \| (.+?) \| (.+?) \|$", CHECKLIST.read_text(),
-                      re.MULTILINE)
+    rows = re.findall(
+        r"^\| ([a-z_]+\.[a-z_]+) \| (.+?) \| (.+?) \|$", CHECKLIST.read_text(), re.MULTILINE
+    )
     assert [(i.id, i.title, i.done_when) for i in ITEMS] == rows
 
 
@@ -42,17 +43,20 @@ def test_fresh_template_plan_shows_what_people_must_fill_in(sqlite_ws: Workspace
     assert report.get("scope.scenario").state == "missing"  # template leaves the default
     assert report.get("scope.metrics").evidence == "the plan lacks business metrics"
     assert report.get("scope.buy_in").next_step == (
-        "mlplan approve buy_in --role business_owner --by NAME")
+        "mlplan approve buy_in --role business_owner --by NAME"
+    )
     assert report.get("data.datasets").next_step == "mlplan data add customers"
 
 
 def _complete_plan(ws: Workspace) -> None:
     text = (REPO / "examples" / "churn" / "mlplan.yaml").read_text()
     text = text.replace("pii_columns: [name, email, phone]", "pii_columns: [name, email]")
-    text = text.replace("sensitive_attributes: [gender, ethnicity, age]",
-                        "sensitive_attributes: [gender, age]")
-    text = text.replace("id_column: customer_id\n    time_column: signup_date",
-                        "id_column: customer_id")
+    text = text.replace(
+        "sensitive_attributes: [gender, ethnicity, age]", "sensitive_attributes: [gender, age]"
+    )
+    text = text.replace(
+        "id_column: customer_id\n    time_column: signup_date", "id_column: customer_id"
+    )
     ws.plan_path.write_text(text)
     ws.__dict__.pop("plan", None)
 
@@ -60,8 +64,13 @@ def _complete_plan(ws: Workspace) -> None:
 def test_items_become_done_as_evidence_arrives(ws: Workspace) -> None:
     _complete_plan(ws)
     before = status(ws)
-    for item_id in ("scope.problem", "scope.scenario", "scope.metrics", "scope.literature",
-                    "scope.risks"):
+    for item_id in (
+        "scope.problem",
+        "scope.scenario",
+        "scope.metrics",
+        "scope.literature",
+        "scope.risks",
+    ):
         assert before.get(item_id).state == "done", before.get(item_id)
     assert before.get("scope.buy_in").state == "missing"
     assert before.get("data.splits").state == "missing"
@@ -70,8 +79,15 @@ def test_items_become_done_as_evidence_arrives(ws: Workspace) -> None:
     split_dataset(ws, "customers", stratify="churned", seed=3)
     approve(ws, "buy_in", role="business_owner", by="Dana Lee", note="go")
     after = status(ws)
-    for item_id in ("scope.buy_in", "data.datasets", "data.metadata", "data.profile",
-                    "data.lineage", "data.splits", "data.privacy"):
+    for item_id in (
+        "scope.buy_in",
+        "data.datasets",
+        "data.metadata",
+        "data.profile",
+        "data.lineage",
+        "data.splits",
+        "data.privacy",
+    ):
         assert after.get(item_id).state == "done", after.get(item_id)
     assert "Dana Lee (business_owner)" in after.get("scope.buy_in").evidence
     assert after.get("data.splits").evidence.startswith("customers@1/s1: train ")
@@ -91,8 +107,9 @@ def test_leaky_split_is_failing(sqlite_ws: Workspace, project_dir: Path) -> None
 
 
 def test_unnamed_pii_is_failing(sqlite_ws: Workspace) -> None:
-    text = sqlite_ws.plan_path.read_text().replace("pii_columns: [name, email]",
-                                                   "pii_columns: [name]")
+    text = sqlite_ws.plan_path.read_text().replace(
+        "pii_columns: [name, email]", "pii_columns: [name]"
+    )
     sqlite_ws.plan_path.write_text(text)
     register_dataset(sqlite_ws, "customers")
     privacy = status(sqlite_ws).get("data.privacy")
@@ -103,8 +120,11 @@ def test_unnamed_pii_is_failing(sqlite_ws: Workspace) -> None:
 def test_approval_needs_the_planned_gate_and_role(ws: Workspace) -> None:
     with pytest.raises(GateError, match=r"the plan has no gate 'launch'; gates: buy_in, deploy"):
         approve(ws, "launch", role="ml_lead", by="x")
-    with pytest.raises(GateError, match=r"gate 'buy_in' is signed off by role 'business_owner' "
-                                        r"per the plan; got 'ml_lead'"):
+    with pytest.raises(
+        GateError,
+        match=r"gate 'buy_in' is signed off by role 'business_owner' "
+        r"per the plan; got 'ml_lead'",
+    ):
         approve(ws, "buy_in", role="ml_lead", by="x")
     assert list_approvals(ws) == []
     record = approve(ws, "deploy", role="ml_lead", by="Priya", note="ok")

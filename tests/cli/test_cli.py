@@ -31,12 +31,12 @@ def test_version() -> None:
     assert result.stdout.strip() == f"mlplan {__version__}"
 
 
-def test_init_writes_a_plan_that_validates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                           ) -> None:
+def test_init_writes_a_plan_that_validates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
-    result = runner.invoke(app, ["init", "churn", "--task", "binary", "--target", "churned",
-                                 "--yes", "--json"])
+    result = runner.invoke(
+        app, ["init", "churn", "--task", "binary", "--target", "churned", "--yes", "--json"]
+    )
     assert json.loads(ok(result).stdout)["task"] == "binary"
     again = runner.invoke(app, ["init", "churn", "--task", "binary", "--target", "y", "--yes"])
     assert again.exit_code == 2
@@ -47,8 +47,18 @@ def test_init_writes_a_plan_that_validates(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_init_from_data_prefills_the_plan(cli: Any, project_dir: Path) -> None:
-    out = as_json(cli("init", "scan", "--from-data", "data/customers.csv", "--yes", "--json",
-                      "--project", "scanned"))
+    out = as_json(
+        cli(
+            "init",
+            "scan",
+            "--from-data",
+            "data/customers.csv",
+            "--yes",
+            "--json",
+            "--project",
+            "scanned",
+        )
+    )
     assert out["target"] == "churned" and out["task"] == "binary"
     text = (project_dir / "scanned" / "mlplan.yaml").read_text()
     assert 'path: "../data/customers.csv"' in text
@@ -57,8 +67,9 @@ def test_init_from_data_prefills_the_plan(cli: Any, project_dir: Path) -> None:
     assert 'sensitive_attributes: ["gender", "age"]' in text
 
 
-def test_init_without_task_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                            ) -> None:
+def test_init_without_task_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["init", "x", "--yes"])
     assert result.exit_code == 2
@@ -71,8 +82,10 @@ def test_invalid_plan_is_one_red_line_and_exit_2(cli: Any, project_dir: Path) ->
     result = cli("status")
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ")
-    assert "mlplan.yaml:" in result.stderr and "unknown key 'slcies' — did you mean 'slices'?" \
-        in result.stderr
+    assert (
+        "mlplan.yaml:" in result.stderr
+        and "unknown key 'slcies' — did you mean 'slices'?" in result.stderr
+    )
     assert "Traceback" not in result.output
 
 
@@ -93,9 +106,22 @@ def test_no_plan_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_data_lifecycle_through_the_cli(cli: Any, project_dir: Path) -> None:
-    added = as_json(cli("data", "add", "customers", "--source", "CRM", "--owner", "crm",
-                        "--license", "internal", "--collected", "2025-01-01:2025-12-31",
-                        "--json"))
+    added = as_json(
+        cli(
+            "data",
+            "add",
+            "customers",
+            "--source",
+            "CRM",
+            "--owner",
+            "crm",
+            "--license",
+            "internal",
+            "--collected",
+            "2025-01-01:2025-12-31",
+            "--json",
+        )
+    )
     assert added["created"] is True and added["ref"] == "customers@1"
     assert added["metadata"]["collected"] == {"start": "2025-01-01", "end": "2025-12-31"}
     same = as_json(cli("data", "add", "customers", "data/customers.csv", "--json"))
@@ -120,8 +146,20 @@ def test_data_lifecycle_through_the_cli(cli: Any, project_dir: Path) -> None:
     assert region["flagged"] and region["new_categories"] == ["northwest"]
     assert "region" in ok(cli("data", "diff", "customers@1", "customers@2")).stdout
 
-    split = as_json(cli("data", "split", "customers", "--stratify", "churned", "--group",
-                        "customer_id", "--seed", "7", "--json"))
+    split = as_json(
+        cli(
+            "data",
+            "split",
+            "customers",
+            "--stratify",
+            "churned",
+            "--group",
+            "customer_id",
+            "--seed",
+            "7",
+            "--json",
+        )
+    )
     assert split["ref"] == "customers@2/s1" and split["passed"] is True
     assert [s["ref"] for s in as_json(cli("data", "splits", "--json"))] == ["customers@2/s1"]
     assert "pass" in ok(cli("data", "splits")).stdout
@@ -133,24 +171,50 @@ def test_data_lifecycle_through_the_cli(cli: Any, project_dir: Path) -> None:
         (["data", "add", "customers", "nope.csv"], 1, r"nope.csv: no such file or folder"),
         (["data", "add", "customers", "bad.csv"], 1, r"bad.csv:3: row has 2 fields, the header"),
         (["data", "add", "customers", "empty.csv"], 1, r"has columns \(a, b…\) but no rows"),
-        (["data", "add", "customers", "notarget.csv"], 1,
-         r"the plan's target 'churned' is not a column of the data \(did you mean 'churn'\?\)"),
-        (["data", "add", "customers", "--collected", "last year"], 2,
-         r"--collected must be START\[:END\]"),
-        (["data", "show", "custmers"], 1,
-         r"dataset 'custmers' not found \(did you mean 'customers'\?\)"),
+        (
+            ["data", "add", "customers", "notarget.csv"],
+            1,
+            r"the plan's target 'churned' is not a column of the data \(did you mean 'churn'\?\)",
+        ),
+        (
+            ["data", "add", "customers", "--collected", "last year"],
+            2,
+            r"--collected must be START\[:END\]",
+        ),
+        (
+            ["data", "show", "custmers"],
+            1,
+            r"dataset 'custmers' not found \(did you mean 'customers'\?\)",
+        ),
         (["data", "split", "customers", "--test", "1.5"], 2, r"--test must be in \[0, 1\)"),
-        (["data", "split", "customers", "--stratify", "churn"], 1,
-         r"stratify column 'churn' is not a column of the data \(did you mean 'churned'"),
-        (["approve", "buy_in", "--role", "ml_lead", "--by", "x"], 2,
-         r"gate 'buy_in' is signed off by role 'business_owner'"),
+        (
+            ["data", "split", "customers", "--stratify", "churn"],
+            1,
+            r"stratify column 'churn' is not a column of the data \(did you mean 'churned'",
+        ),
+        (
+            ["approve", "buy_in", "--role", "ml_lead", "--by", "x"],
+            2,
+            r"gate 'buy_in' is signed off by role 'business_owner'",
+        ),
         (["lineage", "customers@9"], 1, r"no run made or read 'customers@9'"),
     ],
-    ids=["missing-file", "ragged-csv", "empty-csv", "target-not-column", "bad-period",
-         "unknown-dataset", "bad-share", "bad-stratify", "wrong-role", "unknown-ref"],
+    ids=[
+        "missing-file",
+        "ragged-csv",
+        "empty-csv",
+        "target-not-column",
+        "bad-period",
+        "unknown-dataset",
+        "bad-share",
+        "bad-stratify",
+        "wrong-role",
+        "unknown-ref",
+    ],
 )
-def test_bad_input_gets_one_clear_line(cli: Any, project_dir: Path, args: list[str], code: int,
-                                       message: str) -> None:
+def test_bad_input_gets_one_clear_line(
+    cli: Any, project_dir: Path, args: list[str], code: int, message: str
+) -> None:
     data = project_dir
     (data / "bad.csv").write_text("a,b,churned\n1,2,0\n3,4\n")
     (data / "empty.csv").write_text("a,b\n")
@@ -192,8 +256,19 @@ def test_status_json_and_strict(cli: Any, project_dir: Path) -> None:
 
 
 def test_approve_and_lineage(cli: Any) -> None:
-    approval = as_json(cli("approve", "buy_in", "--role", "business_owner", "--by", "Dana",
-                           "--note", "ok", "--json"))
+    approval = as_json(
+        cli(
+            "approve",
+            "buy_in",
+            "--role",
+            "business_owner",
+            "--by",
+            "Dana",
+            "--note",
+            "ok",
+            "--json",
+        )
+    )
     assert approval["by"] == "Dana"
     ok(cli("data", "add", "customers"))
     ok(cli("data", "split", "customers", "--seed", "1"))
@@ -203,8 +278,10 @@ def test_approve_and_lineage(cli: Any) -> None:
     assert [r["job"] for r in graph["downstream"]] == ["data split"]
     tree = ok(cli("lineage", "customers@1")).stdout
     assert "data/customers.csv (file)" in tree and "customers@1/s1 (split)" in tree
-    events = [json.loads(line) for line in
-              ok(cli("lineage", "customers@1/s1", "-f", "openlineage")).stdout.splitlines()]
+    events = [
+        json.loads(line)
+        for line in ok(cli("lineage", "customers@1/s1", "-f", "openlineage")).stdout.splitlines()
+    ]
     assert [e["job"]["name"] for e in events] == ["data.add", "data.split"]
 
 
@@ -214,8 +291,15 @@ def test_real_subprocess_smoke(tmp_path: Path) -> None:
     env.pop("MLPLAN_STORE_URL", None)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "mlplan", *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=120, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "mlplan", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     assert run("init", "smoke", "--task", "regression", "--target", "y", "--yes").returncode == 0
     (tmp_path / "data").mkdir()

@@ -44,8 +44,16 @@ def test_openlineage_events_follow_the_spec(ws: Workspace) -> None:
     events = to_openlineage(ws, lineage(ws, split.ref))
     assert len(events) == 2
     for event in events:
-        assert set(event) >= {"eventType", "eventTime", "run", "job", "inputs", "outputs",
-                              "producer", "schemaURL"}
+        assert set(event) >= {
+            "eventType",
+            "eventTime",
+            "run",
+            "job",
+            "inputs",
+            "outputs",
+            "producer",
+            "schemaURL",
+        }
         assert event["eventType"] in {"START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"}
         assert event["schemaURL"].startswith("https://openlineage.io/spec/2-0-2/OpenLineage.json")
         assert dt.datetime.fromisoformat(event["eventTime"]).tzinfo is not None

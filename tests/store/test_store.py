@@ -55,9 +55,9 @@ def test_opening_twice_is_idempotent(store_url: str, tmp_path: Path) -> None:
     second.close()
 
 
-def test_default_store_is_sqlite_in_wal_mode_with_foreign_keys(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch
-                                                                ) -> None:
+def test_default_store_is_sqlite_in_wal_mode_with_foreign_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("MLPLAN_STORE_URL", raising=False)
     store = open_store(tmp_path)
     assert (tmp_path / ".mlplan" / "store.db").is_file()
@@ -99,8 +99,9 @@ def test_unreachable_postgres_says_so_without_the_password(tmp_path: Path) -> No
     with pytest.raises(StoreError) as caught:
         open_store(tmp_path, url=url)
     message = str(caught.value)
-    assert message.startswith(f"cannot connect to the store at postgresql://alice:***@"
-                              f"127.0.0.1:{port}/mlplan")
+    assert message.startswith(
+        f"cannot connect to the store at postgresql://alice:***@127.0.0.1:{port}/mlplan"
+    )
     assert "s3cret-pw" not in message
     assert "Check the store URL" in message
 
@@ -120,8 +121,10 @@ def test_a_failed_command_leaves_nothing(store_url: str, tmp_path: Path) -> None
 
 def test_constraint_violations_become_store_errors(store_url: str, tmp_path: Path) -> None:
     store = open_store(tmp_path, url=store_url)
-    with pytest.raises(StoreError, match=r"refused the write: IntegrityError"), \
-            store.transaction() as session:
+    with (
+        pytest.raises(StoreError, match=r"refused the write: IntegrityError"),
+        store.transaction() as session,
+    ):
         session.add(Approval(project_id=999, gate="buy_in", role="r", by="b"))
     store.close()
 
@@ -130,8 +133,9 @@ def test_timestamps_come_back_timezone_aware(store_url: str, tmp_path: Path) -> 
     store = open_store(tmp_path, url=store_url)
     with store.transaction() as session:
         project = store.project_id(session, "churn")
-        run = RunRecorder.start(session, project_id=project, job="test", parameters={"a": 1},
-                                root=tmp_path)
+        run = RunRecorder.start(
+            session, project_id=project, job="test", parameters={"a": 1}, root=tmp_path
+        )
         run.input("file", "x.csv", sha256="0" * 64)
         run.finish()
     with store.transaction() as session:
@@ -141,13 +145,19 @@ def test_timestamps_come_back_timezone_aware(store_url: str, tmp_path: Path) -> 
     store.close()
 
 
-def test_run_records_code_packages_and_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                            ) -> None:
+def test_run_records_code_packages_and_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MLPLAN_USER", "ada")
     store = open_store(tmp_path)
     with store.transaction() as session:
-        run = RunRecorder.start(session, project_id=store.project_id(session, "p"), job="j",
-                                parameters={}, root=tmp_path)
+        run = RunRecorder.start(
+            session,
+            project_id=store.project_id(session, "p"),
+            job="j",
+            parameters={},
+            root=tmp_path,
+        )
         run.finish()
         record = run.record
     assert record.user == "ada"

@@ -104,7 +104,7 @@ def register_provider(factory: Callable[[], Provider]) -> Callable[[], Provider]
 @functools.cache
 def _load_builtin_providers() -> None:
     # Importing a stage's provider module registers it.
-    import mlplan.checklist._data  # noqa: F401
+    import mlplan.checklist._data
     import mlplan.checklist._scoping  # noqa: F401
 
 

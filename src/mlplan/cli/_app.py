@@ -17,7 +17,7 @@ from typer.core import TyperGroup
 from mlplan.cli._render import err_console
 from mlplan.errors import MlplanError
 
-__all__ = ["ProjectOption", "JsonOption", "app", "main", "workspace"]
+__all__ = ["JsonOption", "ProjectOption", "app", "main", "workspace"]
 
 
 def _debug(ctx: Any) -> bool:
@@ -35,8 +35,13 @@ class _Group(TyperGroup):
                 raise
             lines = str(exc).splitlines() or [type(exc).__name__]
             for i, line in enumerate(lines):
-                err_console.print(("error: " if i == 0 else "") + line, style="red",
-                                  markup=False, highlight=False, soft_wrap=True)
+                err_console.print(
+                    ("error: " if i == 0 else "") + line,
+                    style="red",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
             raise typer.Exit(exc.exit_code) from None
 
 
@@ -61,8 +66,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """mlplan: one plan file drives every stage; `mlplan status` shows what is done."""
@@ -70,8 +79,13 @@ def _root(
 
 ProjectOption = Annotated[
     Path | None,
-    typer.Option("--project", "-p", envvar="MLPLAN_PROJECT", file_okay=False,
-                 help="Project folder (default: the nearest folder upwards holding mlplan.yaml)."),
+    typer.Option(
+        "--project",
+        "-p",
+        envvar="MLPLAN_PROJECT",
+        file_okay=False,
+        help="Project folder (default: the nearest folder upwards holding mlplan.yaml).",
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 

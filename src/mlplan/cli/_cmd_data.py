@@ -14,8 +14,7 @@ from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
 from mlplan.cli._render import console, err_console, print_json
 from mlplan.errors import UsageError
 
-data_app = typer.Typer(help="Register, describe, compare and split datasets.",
-                       no_args_is_help=True)
+data_app = typer.Typer(help="Register, describe, compare and split datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 
@@ -32,26 +31,35 @@ def _period(value: str | None) -> tuple[dt.date, dt.date | None] | None:
     try:
         return dt.date.fromisoformat(start), dt.date.fromisoformat(end) if end else None
     except ValueError:
-        raise UsageError(f"--collected must be START[:END] as ISO dates, e.g. "
-                         f"2025-01-01:2025-12-31. Got {value!r} instead.") from None
+        raise UsageError(
+            f"--collected must be START[:END] as ISO dates, e.g. "
+            f"2025-01-01:2025-12-31. Got {value!r} instead."
+        ) from None
 
 
 @data_app.command("add")
 def add(
     name: Annotated[str, typer.Argument(help="Dataset name, as in the plan.")],
-    path: Annotated[Path | None, typer.Argument(
-        help="File or image folder (default: the plan's datasets.NAME.path).")] = None,
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="File or image folder (default: the plan's datasets.NAME.path)."),
+    ] = None,
     source: Annotated[str | None, typer.Option(help="Where it comes from (provenance).")] = None,
     owner: Annotated[str | None, typer.Option(help="Who owns it.")] = None,
     license: Annotated[str | None, typer.Option("--license", help="Its license.")] = None,
     description: Annotated[str | None, typer.Option(help="What it is.")] = None,
-    collected: Annotated[str | None, typer.Option(
-        help="Collection period START[:END], ISO dates.")] = None,
+    collected: Annotated[
+        str | None, typer.Option(help="Collection period START[:END], ISO dates.")
+    ] = None,
     pii: Annotated[str | None, typer.Option(help="PII columns, comma-separated.")] = None,
-    sensitive: Annotated[str | None, typer.Option(
-        help="Sensitive attributes, comma-separated.")] = None,
-    snapshot: Annotated[bool, typer.Option(
-        help="Copy the bytes into the store (--no-snapshot keeps only the fingerprint).")
+    sensitive: Annotated[
+        str | None, typer.Option(help="Sensitive attributes, comma-separated.")
+    ] = None,
+    snapshot: Annotated[
+        bool,
+        typer.Option(
+            help="Copy the bytes into the store (--no-snapshot keeps only the fingerprint)."
+        ),
     ] = True,
     project: ProjectOption = None,
     json: JsonOption = False,
@@ -60,26 +68,46 @@ def add(
     from mlplan.data import register_dataset
 
     ws = workspace(project)
-    with console.status(f"Reading and profiling {path or name}…") if console.is_terminal \
-            else contextlib.nullcontext():
+    with (
+        console.status(f"Reading and profiling {path or name}…")
+        if console.is_terminal
+        else contextlib.nullcontext()
+    ):
         result = register_dataset(
-            ws, name, path.resolve() if path else None, source=source, owner=owner,
-            license=license, description=description, collected=_period(collected),
-            pii_columns=_columns(pii), sensitive_attributes=_columns(sensitive),
-            snapshot=snapshot)
+            ws,
+            name,
+            path.resolve() if path else None,
+            source=source,
+            owner=owner,
+            license=license,
+            description=description,
+            collected=_period(collected),
+            pii_columns=_columns(pii),
+            sensitive_attributes=_columns(sensitive),
+            snapshot=snapshot,
+        )
     for warning in result.warnings:
         err_console.print(f"warning: {warning}", style="yellow", markup=False)
     info = result.version
     if json:
-        print_json({"created": result.created, "warnings": result.warnings,
-                    **{k: v for k, v in info.to_dict().items() if k != "profile"}})
+        print_json(
+            {
+                "created": result.created,
+                "warnings": result.warnings,
+                **{k: v for k, v in info.to_dict().items() if k != "profile"},
+            }
+        )
         return
     if result.created:
-        console.print(f"Registered [bold]{info.ref}[/]: {info.rows:,} rows × "
-                      f"{len(info.columns)} columns, sha256 {info.content_hash[:12]}…")
+        console.print(
+            f"Registered [bold]{info.ref}[/]: {info.rows:,} rows × "
+            f"{len(info.columns)} columns, sha256 {info.content_hash[:12]}…"
+        )
     else:
-        console.print(f"Unchanged: the content is already [bold]{info.ref}[/] "
-                      f"(sha256 {info.content_hash[:12]}…); no new version")
+        console.print(
+            f"Unchanged: the content is already [bold]{info.ref}[/] "
+            f"(sha256 {info.content_hash[:12]}…); no new version"
+        )
     console.print(f"Next: mlplan data show {info.ref}  ·  mlplan data split {info.name}")
 
 
@@ -91,21 +119,33 @@ def list_(project: ProjectOption = None, json: JsonOption = False) -> None:
     ws = workspace(project)
     summaries = list_datasets(ws)
     if json:
-        print_json([{"name": s.name, "versions": s.versions, "in_plan": s.in_plan,
-                     "latest": {k: v for k, v in s.latest.to_dict().items() if k != "profile"}
-                     if s.latest else None} for s in summaries])
+        print_json(
+            [
+                {
+                    "name": s.name,
+                    "versions": s.versions,
+                    "in_plan": s.in_plan,
+                    "latest": {k: v for k, v in s.latest.to_dict().items() if k != "profile"}
+                    if s.latest
+                    else None,
+                }
+                for s in summaries
+            ]
+        )
         return
     if not summaries:
         console.print("No datasets in the plan or the store. Add one: mlplan data add NAME FILE")
         return
-    table = Table("dataset", "latest", "versions", "rows", "columns", "registered", "source",
-                  title="Datasets")
+    table = Table(
+        "dataset", "latest", "versions", "rows", "columns", "registered", "source", title="Datasets"
+    )
     for s in summaries:
         latest = s.latest
         table.add_row(
             s.name + ("" if s.in_plan else " (not in plan)"),
             latest.ref if latest else "— not registered",
-            str(s.versions), f"{latest.rows:,}" if latest else "",
+            str(s.versions),
+            f"{latest.rows:,}" if latest else "",
             str(len(latest.columns)) if latest else "",
             f"{latest.created_at:%Y-%m-%d %H:%M}" if latest else "",
             (latest.metadata.get("source") or "—") if latest else "",
@@ -116,8 +156,10 @@ def list_(project: ProjectOption = None, json: JsonOption = False) -> None:
 @data_app.command("show")
 def show(
     ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION.")],
-    format: Annotated[Literal["table", "markdown", "json"], typer.Option(
-        "--format", "-f", help="table (terminal), markdown or json.")] = "table",
+    format: Annotated[
+        Literal["table", "markdown", "json"],
+        typer.Option("--format", "-f", help="table (terminal), markdown or json."),
+    ] = "table",
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -134,8 +176,9 @@ def show(
     meta = Table.grid(padding=(0, 2))
     for key, value in metadata_rows(info):
         meta.add_row(f"[bold]{key}[/]", value)
-    console.print(f"[bold]Datasheet: {info.ref}[/] — {info.rows:,} rows × "
-                  f"{len(info.columns)} columns")
+    console.print(
+        f"[bold]Datasheet: {info.ref}[/] — {info.rows:,} rows × {len(info.columns)} columns"
+    )
     console.print(meta)
     images = info.profile.get("images")
     if images:
@@ -143,8 +186,7 @@ def show(
         console.print(f"Images per class: {classes}")
     table = Table("column", "kind", "missing", "distinct", "distribution", title="Columns")
     for row in column_rows(info):
-        table.add_row(row["column"], row["kind"], row["missing"], row["distinct"],
-                      row["summary"])
+        table.add_row(row["column"], row["kind"], row["missing"], row["distinct"], row["summary"])
     console.print(table)
 
 
@@ -162,8 +204,7 @@ def diff(
     if json:
         print_json(result.to_dict())
         return
-    console.print(f"[bold]{result.a} → {result.b}[/]: rows {result.rows[0]:,} → "
-                  f"{result.rows[1]:,}")
+    console.print(f"[bold]{result.a} → {result.b}[/]: rows {result.rows[0]:,} → {result.rows[1]:,}")
     for column in result.added:
         console.print(f"  [green]+ {column['column']}[/] ({column['type']})")
     for column in result.removed:
@@ -172,25 +213,38 @@ def diff(
         console.print(f"  [yellow]~ {change['column']}[/]: {change['from']} → {change['to']}")
     if not result.from_data:
         console.print("  (data not at hand: shifts from the stored profiles only)")
-    table = Table("column", "kind", f"PSI (> {result.threshold:g} flagged)", "missing",
-                  "mean", "distinct", "categories", title="Distribution shifts")
+    table = Table(
+        "column",
+        "kind",
+        f"PSI (> {result.threshold:g} flagged)",
+        "missing",
+        "mean",
+        "distinct",
+        "categories",
+        title="Distribution shifts",
+    )
     for shift in result.shifts:
         flag = "[red bold]" if shift.flagged else ""
         table.add_row(
-            shift.column, shift.kind,
+            shift.column,
+            shift.kind,
             f"{flag}{format_value(shift.psi)}" if shift.psi is not None else "—",
             f"{shift.missing_ratio[0]:.1%} → {shift.missing_ratio[1]:.1%}",
-            f"{format_value(shift.mean[0])} → {format_value(shift.mean[1])}"
-            if shift.mean else "",
+            f"{format_value(shift.mean[0])} → {format_value(shift.mean[1])}" if shift.mean else "",
             f"{format_value(shift.distinct[0])} → {format_value(shift.distinct[1])}",
-            shift.note or (
+            shift.note
+            or (
                 ("new: " + ", ".join(shift.new_categories) if shift.new_categories else "")
-                + (" gone: " + ", ".join(shift.gone_categories) if shift.gone_categories else "")),
+                + (" gone: " + ", ".join(shift.gone_categories) if shift.gone_categories else "")
+            ),
         )
     console.print(table)
     flagged = [s.column for s in result.shifts if s.flagged]
-    console.print(f"{len(flagged)} column(s) shifted: {', '.join(flagged)}" if flagged
-                  else "No column shifted beyond the threshold.")
+    console.print(
+        f"{len(flagged)} column(s) shifted: {', '.join(flagged)}"
+        if flagged
+        else "No column shifted beyond the threshold."
+    )
 
 
 @data_app.command("split")
@@ -199,10 +253,13 @@ def split(
     test: Annotated[float, typer.Option(help="Share of rows for test.")] = 0.2,
     valid: Annotated[float, typer.Option(help="Share of rows for validation.")] = 0.1,
     stratify: Annotated[str | None, typer.Option(help="Column to stratify by.")] = None,
-    group: Annotated[str | None, typer.Option(
-        help="Column whose values never span two splits (e.g. customer_id).")] = None,
-    time: Annotated[str | None, typer.Option(
-        help="Split by time: oldest rows train, newest test.")] = None,
+    group: Annotated[
+        str | None,
+        typer.Option(help="Column whose values never span two splits (e.g. customer_id)."),
+    ] = None,
+    time: Annotated[
+        str | None, typer.Option(help="Split by time: oldest rows train, newest test.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     project: ProjectOption = None,
     json: JsonOption = False,
@@ -210,13 +267,23 @@ def split(
     """Split a dataset version into train / valid / test and check for leakage."""
     from mlplan.data import split_dataset
 
-    info = split_dataset(workspace(project), ref, test=test, valid=valid, stratify=stratify,
-                         group=group, time=time, seed=seed)
+    info = split_dataset(
+        workspace(project),
+        ref,
+        test=test,
+        valid=valid,
+        stratify=stratify,
+        group=group,
+        time=time,
+        seed=seed,
+    )
     if json:
         print_json(info.to_dict())
         return
-    console.print(f"Split [bold]{info.ref}[/]: " + ", ".join(
-        f"{name} {c['rows']:,} ({c['share']:.1%})" for name, c in info.counts.items()))
+    console.print(
+        f"Split [bold]{info.ref}[/]: "
+        + ", ".join(f"{name} {c['rows']:,} ({c['share']:.1%})" for name, c in info.counts.items())
+    )
     _print_leakage(info.leakage)
 
 
@@ -243,12 +310,29 @@ def splits(
     if json:
         print_json([s.to_dict() for s in found])
         return
-    table = Table("split", "train", "valid", "test", "stratify", "group", "time", "seed",
-                  "leakage", "created", title="Splits")
+    table = Table(
+        "split",
+        "train",
+        "valid",
+        "test",
+        "stratify",
+        "group",
+        "time",
+        "seed",
+        "leakage",
+        "created",
+        title="Splits",
+    )
     for s in found:
         p = s.parameters
-        table.add_row(s.ref, *(f"{s.counts[k]['rows']:,}" for k in ("train", "valid", "test")),
-                      p.get("stratify") or "", p.get("group") or "", p.get("time") or "",
-                      str(p.get("seed")), "pass" if s.passed else "[red]FAIL[/]",
-                      f"{s.created_at:%Y-%m-%d %H:%M}")
+        table.add_row(
+            s.ref,
+            *(f"{s.counts[k]['rows']:,}" for k in ("train", "valid", "test")),
+            p.get("stratify") or "",
+            p.get("group") or "",
+            p.get("time") or "",
+            str(p.get("seed")),
+            "pass" if s.passed else "[red]FAIL[/]",
+            f"{s.created_at:%Y-%m-%d %H:%M}",
+        )
     console.print(table)

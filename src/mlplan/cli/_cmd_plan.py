@@ -23,16 +23,23 @@ def init(
         typer.Option("--task", "-t", help="The task (guessed with --from-data)."),
     ] = None,
     target: Annotated[str | None, typer.Option("--target", help="The target column.")] = None,
-    from_data: Annotated[Path | None, typer.Option(
-        "--from-data", exists=False, help="A CSV/Parquet/JSONL file or image folder to scan.")
+    from_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-data", exists=False, help="A CSV/Parquet/JSONL file or image folder to scan."
+        ),
     ] = None,
     problem: Annotated[str | None, typer.Option(help="The problem statement.")] = None,
     owner: Annotated[str | None, typer.Option(help="The accountable owner.")] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Ask nothing; leave unknowns as TODO.")
-                   ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Ask nothing; leave unknowns as TODO.")
+    ] = False,
     force: Annotated[bool, typer.Option(help="Replace an existing mlplan.yaml.")] = False,
-    project: Annotated[Path | None, typer.Option(
-        "--project", "-p", file_okay=False, help="Folder to create the plan in (default: here).")
+    project: Annotated[
+        Path | None,
+        typer.Option(
+            "--project", "-p", file_okay=False, help="Folder to create the plan in (default: here)."
+        ),
     ] = None,
     json: JsonOption = False,
 ) -> None:
@@ -41,24 +48,51 @@ def init(
 
     root = (project or Path.cwd()).resolve()
     if not yes and sys.stdin.isatty():
-        problem = problem or typer.prompt("Problem statement (enter to leave as TODO)",
-                                          default="", show_default=False) or None
-        owner = owner or typer.prompt("Owner (enter to leave as TODO)", default="",
-                                      show_default=False) or None
-    ws = Workspace.create(root, name, task=task, target=target,
-                          from_data=from_data, problem=problem, owner=owner, force=force)
+        problem = (
+            problem
+            or typer.prompt(
+                "Problem statement (enter to leave as TODO)", default="", show_default=False
+            )
+            or None
+        )
+        owner = (
+            owner
+            or typer.prompt("Owner (enter to leave as TODO)", default="", show_default=False)
+            or None
+        )
+    ws = Workspace.create(
+        root,
+        name,
+        task=task,
+        target=target,
+        from_data=from_data,
+        problem=problem,
+        owner=owner,
+        force=force,
+    )
     plan = ws.plan
     if json:
-        print_json({"plan": str(ws.plan_path), "project": plan.project.name, "task": plan.task,
-                    "target": plan.target, "datasets": list(plan.datasets)})
+        print_json(
+            {
+                "plan": str(ws.plan_path),
+                "project": plan.project.name,
+                "task": plan.task,
+                "target": plan.target,
+                "datasets": list(plan.datasets),
+            }
+        )
         return
-    console.print(f"Wrote {ws.plan_path} — task {plan.task}"
-                  + (f", target {plan.target}" if plan.target else ""))
+    console.print(
+        f"Wrote {ws.plan_path} — task {plan.task}"
+        + (f", target {plan.target}" if plan.target else "")
+    )
     first = next(iter(plan.datasets), "NAME")
-    console.print("Next: fill in the TODOs, then\n"
-                  "  mlplan plan validate\n"
-                  f"  mlplan data add {first}" + ("" if from_data else " FILE") + "\n"
-                  "  mlplan status")
+    console.print(
+        "Next: fill in the TODOs, then\n"
+        "  mlplan plan validate\n"
+        f"  mlplan data add {first}" + ("" if from_data else " FILE") + "\n"
+        "  mlplan status"
+    )
 
 
 @plan_app.command("validate")
@@ -71,15 +105,27 @@ def validate(project: ProjectOption = None, json: JsonOption = False) -> None:
     plan = ws.plan  # raises PlanError naming file, line and field
     problems = check_plan_against_data(ws) if ws.has_store else []
     if json:
-        print_json({"plan": str(ws.plan_path), "valid": not problems, "problems": problems,
-                    "project": plan.project.name, "task": plan.task, "target": plan.target,
-                    "datasets": list(plan.datasets), "slices": plan.slice_names})
+        print_json(
+            {
+                "plan": str(ws.plan_path),
+                "valid": not problems,
+                "problems": problems,
+                "project": plan.project.name,
+                "task": plan.task,
+                "target": plan.target,
+                "datasets": list(plan.datasets),
+                "slices": plan.slice_names,
+            }
+        )
         if problems:
             raise typer.Exit(PlanError.exit_code)
         return
     if problems:
-        raise PlanError(f"{ws.plan_path.name}: {len(problems)} problem(s) against the data:\n  "
-                        + "\n  ".join(problems), problems)
+        raise PlanError(
+            f"{ws.plan_path.name}: {len(problems)} problem(s) against the data:\n  "
+            + "\n  ".join(problems),
+            problems,
+        )
     console.print(
         f"{ws.plan_path} is valid: project {plan.project.name}, task {plan.task}, "
         f"{len(plan.datasets)} dataset(s), {len(plan.slices)} slice(s), "

@@ -11,8 +11,12 @@ from rich.tree import Tree
 from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
 from mlplan.cli._render import console, print_json
 
-_STATE_STYLE = {"done": ("✔ done", "green"), "missing": ("○ missing", "yellow"),
-                "failing": ("✘ failing", "red bold"), "not_applicable": ("– n/a", "dim")}
+_STATE_STYLE = {
+    "done": ("✔ done", "green"),
+    "missing": ("○ missing", "yellow"),
+    "failing": ("✘ failing", "red bold"),
+    "not_applicable": ("– n/a", "dim"),
+}
 
 
 @app.command()
@@ -31,20 +35,28 @@ def status(
     else:
         console.print(f"[bold]{ws.plan.project.name}[/] — {ws.plan_path}")
         for stage, items in report.by_stage().items():
-            table = Table(title=stage, title_justify="left", show_header=False, expand=True,
-                          title_style="bold")
+            table = Table(
+                title=stage,
+                title_justify="left",
+                show_header=False,
+                expand=True,
+                title_style="bold",
+            )
             table.add_column("state", no_wrap=True, width=11)
             table.add_column("item", ratio=2)
             table.add_column("evidence / next", ratio=5)
             for st in items:
                 label, style = _STATE_STYLE[st.state]
                 text = st.evidence + (f"\n[cyan]next:[/] {st.next_step}" if st.next_step else "")
-                table.add_row(f"[{style}]{label}[/]", f"{st.item.title}\n[dim]{st.item.id}[/]",
-                              text)
+                table.add_row(
+                    f"[{style}]{label}[/]", f"{st.item.title}\n[dim]{st.item.id}[/]", text
+                )
             console.print(table)
         counts = report.counts()
-        console.print(f"{counts['done']} done, {counts['missing']} missing, "
-                      f"{counts['failing']} failing, {counts['not_applicable']} n/a")
+        console.print(
+            f"{counts['done']} done, {counts['missing']} missing, "
+            f"{counts['failing']} failing, {counts['not_applicable']} n/a"
+        )
     if strict and report.failing:
         if not json:
             console.print("[red]failing: " + ", ".join(s.item.id for s in report.failing) + "[/]")
@@ -53,7 +65,9 @@ def status(
 
 @app.command()
 def approve(
-    gate: Annotated[str, typer.Argument(help="The gate, as in the plan's approvals (e.g. buy_in).")],
+    gate: Annotated[
+        str, typer.Argument(help="The gate, as in the plan's approvals (e.g. buy_in).")
+    ],
     role: Annotated[str, typer.Option(help="The role you sign as; must match the plan.")],
     by: Annotated[str, typer.Option(help="Who signs.")],
     note: Annotated[str | None, typer.Option(help="Why, or on what conditions.")] = None,
@@ -67,17 +81,27 @@ def approve(
     if json:
         print_json(record.to_dict())
         return
-    console.print(f"Approved [bold]{record.gate}[/] by {record.by} ({record.role}) at "
-                  f"{record.created_at:%Y-%m-%d %H:%M UTC}")
+    console.print(
+        f"Approved [bold]{record.gate}[/] by {record.by} ({record.role}) at "
+        f"{record.created_at:%Y-%m-%d %H:%M UTC}"
+    )
 
 
 @app.command()
 def lineage(
-    ref: Annotated[str, typer.Argument(
-        help="A dataset version (customers@2), a split (customers@2/s1) or a file path.")],
-    format: Annotated[Literal["tree", "json", "openlineage"], typer.Option(
-        "--format", "-f",
-        help="tree (terminal), json, or openlineage (RunEvents, one JSON object per line).")
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="A dataset version (customers@2), a split (customers@2/s1) or a file path."
+        ),
+    ],
+    format: Annotated[
+        Literal["tree", "json", "openlineage"],
+        typer.Option(
+            "--format",
+            "-f",
+            help="tree (terminal), json, or openlineage (RunEvents, one JSON object per line).",
+        ),
     ] = "tree",
     project: ProjectOption = None,
     json: JsonOption = False,
@@ -100,9 +124,11 @@ def lineage(
     if json or format == "json":
         print_json(graph.to_dict())
         return
-    tree = Tree(f"[bold]{graph.subject.ref}[/] ({graph.subject.kind}"
-                + (f", sha256 {graph.subject.sha256[:12]}…" if graph.subject.sha256 else "")
-                + ")")
+    tree = Tree(
+        f"[bold]{graph.subject.ref}[/] ({graph.subject.kind}"
+        + (f", sha256 {graph.subject.sha256[:12]}…" if graph.subject.sha256 else "")
+        + ")"
+    )
     up = tree.add("[cyan]upstream[/] — how it was made")
     _grow(up, graph, graph.subject.ref, "upstream", set())
     down = tree.add("[cyan]downstream[/] — what was made from it")

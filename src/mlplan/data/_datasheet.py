@@ -1,4 +1,5 @@
-"""The datasheet of a dataset version, as Markdown: what it is, where it came from, what is in it."""
+"""The datasheet of a dataset version, as Markdown: what it is, where it came from, what is in
+it."""
 
 from __future__ import annotations
 

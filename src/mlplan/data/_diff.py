@@ -166,8 +166,15 @@ def _shift(
         # Ids, free text and personal data: a distribution over unique values says nothing,
         # and listing their values would leak them.
         note = "personal data: values not compared" if private else "unique per row: not compared"
-        return ColumnShift(name, kind, None, (pa_["missing_ratio"], pb["missing_ratio"]), None,
-                           (pa_.get("distinct"), pb.get("distinct")), note=note)
+        return ColumnShift(
+            name,
+            kind,
+            None,
+            (pa_["missing_ratio"], pb["missing_ratio"]),
+            None,
+            (pa_.get("distinct"), pb.get("distinct")),
+            note=note,
+        )
     if ta is not None and tb is not None:
         a_col, b_col = ta.column(name), tb.column(name)
         if column_kind(a_col.type) == "numeric" and column_kind(b_col.type) == "numeric":

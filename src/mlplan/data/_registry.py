@@ -207,13 +207,13 @@ def register_dataset(
     table, profile = _read_and_profile(path, fmt)
     columns = table.column_names
     where = str(path)
-    if spec.role == "training" and fmt != "images" and plan.target is not None:
-        if plan.target not in columns:
-            raise DataError(
-                f"{where}: the plan's target {plan.target!r} is not a column of the data"
-                f"{_close(plan.target, columns)}. Fix 'target:' in {ws.plan_path.name}, or mark "
-                f"the dataset role: unlabeled (or auxiliary) if it has no target"
-            )
+    needs_target = spec.role == "training" and fmt != "images" and plan.target is not None
+    if needs_target and plan.target not in columns:
+        raise DataError(
+            f"{where}: the plan's target {plan.target!r} is not a column of the data"
+            f"{_close(str(plan.target), columns)}. Fix 'target:' in {ws.plan_path.name}, or "
+            f"mark the dataset role: unlabeled (or auxiliary) if it has no target"
+        )
     metadata = _metadata(
         spec,
         source=source,

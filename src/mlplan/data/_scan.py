@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -66,9 +66,12 @@ def pii_reason(name: str, sample: list[str]) -> str | None:
     return None
 
 
+Role = Literal["feature", "target", "id", "time", "pii", "sensitive"]
+
+
 def _role(
     name: str, profile: dict[str, Any], column: pa.ChunkedArray | None, rows: int
-) -> tuple[str, str]:
+) -> tuple[Role, str]:
     kind = profile["kind"]
     sample = (
         _sample_strings(column) if kind in {"categorical", "text"} and column is not None else []
@@ -116,9 +119,15 @@ def scan_data(
         from mlplan.data._read import list_images
 
         images = list_images(path)
-        classes = sorted({i.label for i in images})
         return DataSuggestions(
-            name, str(path), fmt, len(images), [], ["label"], "image_classification", classes
+            name,
+            str(path),
+            fmt,
+            len(images),
+            [],
+            ["label"],
+            "image_classification",
+            sorted({i.label for i in images}),
         )
     from mlplan.data._profile import profile_table
 
@@ -137,7 +146,7 @@ def scan_data(
                 role,
                 reason,
             )
-        )  # type: ignore[arg-type]
+        )
     eligible = [c for c in columns if c.role in {"feature", "sensitive"} and c.distinct >= 2]
     named = [c.name for c in eligible if _TARGET_NAMES.match(c.name)]
     low_cardinality = [

@@ -199,7 +199,8 @@ def assign_splits(
                 f"{'groups' if group else 'rows'} are too few for a {share:.0%} {name} share; "
                 "add data or change the shares"
             )
-    return codes
+    result: np.ndarray = codes
+    return result
 
 
 def check_leakage(

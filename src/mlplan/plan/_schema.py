@@ -507,9 +507,17 @@ class Plan(_Section):
                     f"risk {risk.id!r} names slice {risk.slice!r}, which is not defined; "
                     f"slices: {', '.join(names) or 'none'}"
                 )
-        monitors = [m.name for rules in (self.monitoring.software, self.monitoring.input,
-                                         self.monitoring.output, self.monitoring.ml,
-                                         self.monitoring.business) for m in rules]
+        monitors = [
+            m.name
+            for rules in (
+                self.monitoring.software,
+                self.monitoring.input,
+                self.monitoring.output,
+                self.monitoring.ml,
+                self.monitoring.business,
+            )
+            for m in rules
+        ]
         for risk in self.risks or []:
             if risk.monitor is not None and risk.monitor not in monitors:
                 raise ValueError(

@@ -134,7 +134,7 @@ def _engine(url: str) -> Engine:
         engine = create_engine(parsed, pool_pre_ping=True)
     except (NoSuchModuleError, ModuleNotFoundError):
         raise StoreError(
-            f"a PostgreSQL store requires 'psycopg'. Install it with: pip install 'mlplan[postgres]'"
+            "a PostgreSQL store requires 'psycopg'. Install it with: pip install 'mlplan[postgres]'"
         ) from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -154,7 +154,8 @@ def _current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         if not inspect(connection).has_table("alembic_version"):
             return None
-        return connection.scalar(text("SELECT version_num FROM alembic_version"))
+        revision = connection.scalar(text("SELECT version_num FROM alembic_version"))
+        return None if revision is None else str(revision)
 
 
 def _migrate(store: Store) -> None:
