@@ -207,9 +207,8 @@ def _float_values(column: pa.ChunkedArray) -> tuple[np.ndarray, int]:
 def _numeric_psi(a: pa.ChunkedArray, b: pa.ChunkedArray) -> float:
     va, missing_a = _float_values(a)
     vb, missing_b = _float_values(b)
-    if va.size == 0 or vb.size == 0:
-        return 0.0 if va.size == vb.size else float("inf")
-    edges = np.unique(np.quantile(va, np.linspace(0.1, 0.9, 9)))
+    # No values in the first version: one bin, and the missing-value bin carries the change.
+    edges = np.unique(np.quantile(va, np.linspace(0.1, 0.9, 9))) if va.size else np.empty(0)
     counts_a = np.bincount(np.searchsorted(edges, va, side="right"), minlength=edges.size + 1)
     counts_b = np.bincount(np.searchsorted(edges, vb, side="right"), minlength=edges.size + 1)
     return psi(

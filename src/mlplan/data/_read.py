@@ -103,7 +103,7 @@ def content_hash(path: Path, fmt: DataFormat) -> tuple[str, int]:
     return manifest.hexdigest(), size
 
 
-def read_table(path: Path, fmt: DataFormat) -> pa.Table:
+def read_table(path: Path, fmt: DataFormat, *, delimiter: str | None = None) -> pa.Table:
     """Read a tabular dataset whole; image folders are read by :mod:`mlplan.data._images`.
 
     Raises
@@ -116,7 +116,7 @@ def read_table(path: Path, fmt: DataFormat) -> pa.Table:
         raise DataError(f"{path}: is an image folder, not a table")
     try:
         if fmt == "csv":
-            table = _read_csv(path)
+            table = _read_csv(path, delimiter)
         elif fmt == "parquet":
             import pyarrow.parquet as pq
 
@@ -152,36 +152,44 @@ def read_table(path: Path, fmt: DataFormat) -> pa.Table:
     return table
 
 
-def _read_csv(path: Path) -> pa.Table:
+def _read_csv(path: Path, delimiter: str | None = None) -> pa.Table:
     import pyarrow.csv as pcsv
 
-    bad: list[tuple[int | None, int, int]] = []
+    bad: list[tuple[int, int]] = []
 
     def on_invalid(row: pcsv.InvalidRow) -> str:
-        bad.append((row.number, row.expected_columns, row.actual_columns))
+        bad.append((row.expected_columns, row.actual_columns))
         return "skip"
 
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-
-    def read(threads: bool) -> pa.Table:
-        return pcsv.read_csv(
-            path,
-            read_options=pcsv.ReadOptions(use_threads=threads),
-            parse_options=pcsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
-            convert_options=pcsv.ConvertOptions(strings_can_be_null=True),
-        )
-
-    table = read(threads=True)
-    if bad and bad[0][0] is None:
-        # Line numbers are only known to the single-threaded reader; pay for it on failure only.
-        bad.clear()
-        read(threads=False)
+    delimiter = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
+    table = pcsv.read_csv(
+        path,
+        parse_options=pcsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
+        convert_options=pcsv.ConvertOptions(strings_can_be_null=True),
+    )
     if bad:
-        number, expected, actual = bad[0]
-        line = f":{number}" if number is not None else ""
+        expected, actual = bad[0]
+        line = _first_ragged_line(path, delimiter)
         more = f" ({len(bad) - 1} more ragged rows)" if len(bad) > 1 else ""
         raise DataError(
-            f"{path}{line}: row has {actual} fields, the header has {expected}{more}. "
-            "Fix the file (quote fields that contain the delimiter) and add it again"
+            f"{path}{f':{line}' if line else ''}: row has {actual} fields, the header has "
+            f"{expected}{more}. Fix the file (quote fields that contain the delimiter) and add "
+            "it again"
         )
     return table
+
+
+def _first_ragged_line(path: Path, delimiter: str) -> int | None:
+    """The physical line of the first record whose field count differs from the header's
+    (quoted fields may span lines, so records and lines differ). Only run on failure."""
+    import csv
+
+    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        header = next(reader, None)
+        if header is None:
+            return None
+        for record in reader:
+            if record and len(record) != len(header):
+                return reader.line_num
+    return None

@@ -202,6 +202,24 @@ def register_dataset(
 
     existing = _find_by_hash(ws, name, digest)
     if existing is not None:
+        given = [
+            flag
+            for flag, value in (
+                ("--source", source),
+                ("--owner", owner),
+                ("--license", license),
+                ("--description", description),
+                ("--collected", collected),
+                ("--pii", pii_columns),
+                ("--sensitive", sensitive_attributes),
+            )
+            if value is not None
+        ]
+        if given:
+            warnings.append(
+                f"{', '.join(given)} ignored: the content is unchanged, so "
+                f"{existing.ref} keeps the metadata it was registered with"
+            )
         return RegisterResult(existing, created=False, warnings=warnings)
 
     table, profile = _read_and_profile(path, fmt)
@@ -383,6 +401,10 @@ def _metadata(spec: DatasetSpec, **overrides: Any) -> dict[str, Any]:
     return meta
 
 
+def _delimiter(source_path: str) -> str | None:
+    return "\t" if source_path.lower().endswith(".tsv") else None
+
+
 def _project_id(session: Session, ws: Workspace) -> int | None:
     return session.scalar(select(Project.id).where(Project.name == ws.plan.project.name))
 
@@ -490,7 +512,8 @@ def load_table(ws: Workspace, info: DatasetVersionInfo) -> pa.Table:
             import pyarrow.parquet as pq
 
             return pq.read_table(snapshot)
-        return read_table(snapshot, fmt)
+        # The snapshot has no suffix; the delimiter follows the registered file's.
+        return read_table(snapshot, fmt, delimiter=_delimiter(info.source_path))
     source = ws.resolve(info.source_path)
     if fmt == "images":
         if source.is_dir() and content_hash(source, fmt)[0] == info.content_hash:

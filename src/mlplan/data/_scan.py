@@ -4,6 +4,7 @@ attributes and PII columns (by name and by what the values look like)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,10 +37,27 @@ _TARGET_NAMES = re.compile(
 )
 _ID_NAMES = re.compile(r"^(id|uuid|guid|key|.*_id|.*_key|.*_uuid)$", re.IGNORECASE)
 _TIME_NAMES = re.compile(r"(date|time|timestamp|_at$|_on$)", re.IGNORECASE)
-_VALUE_PATTERNS = {
-    "values look like e-mail addresses": re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"),
-    "values look like phone numbers": re.compile(r"^\+?[\d\s().-]{7,}$"),
-    "values look like IP addresses": re.compile(r"^\d{1,3}(\.\d{1,3}){3}$"),
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_PHONE = re.compile(r"^\+?[\d\s().-]{7,}$")
+_DATE = re.compile(r"^\d{1,4}[./-]\d{1,2}[./-]\d{1,4}$")
+
+
+def _phone(value: str) -> bool:
+    digits = sum(ch.isdigit() for ch in value)
+    return (
+        bool(_PHONE.match(value))
+        and digits >= 7
+        and not _DATE.match(value)
+        and not _IPV4.match(value)
+    )
+
+
+# Checked in order: the first pattern most sample values match names the reason.
+_VALUE_PATTERNS: dict[str, Callable[[str], bool]] = {
+    "values look like e-mail addresses": lambda v: bool(_EMAIL.match(v)),
+    "values look like IP addresses": lambda v: bool(_IPV4.match(v)),
+    "values look like phone numbers": _phone,
 }
 
 
@@ -60,8 +78,8 @@ def pii_reason(name: str, sample: list[str]) -> str | None:
     """
     if _PII_NAMES.match(name):
         return "name suggests personal data"
-    for reason, pattern in _VALUE_PATTERNS.items():
-        if sample and sum(bool(pattern.match(v)) for v in sample) / len(sample) >= 0.8:
+    for reason, matches in _VALUE_PATTERNS.items():
+        if sample and sum(matches(v) for v in sample) / len(sample) >= 0.8:
             return reason
     return None
 

@@ -127,6 +127,11 @@ def assign_splits(
     _check_fraction("valid", valid)
     if test + valid >= 1:
         raise UsageError(f"--test + --valid must leave rows to train on; got {test} + {valid}")
+    if time is not None and stratify is not None:
+        raise UsageError(
+            "--stratify and --time do not combine: a time split keeps the order "
+            "of time, whatever the classes; drop one of them"
+        )
     n = table.num_rows
     rng = np.random.default_rng(seed)
 
@@ -146,7 +151,7 @@ def assign_splits(
     sizes = np.bincount(unit_of_row, minlength=n_units)
 
     # Strata of units: the row's label, or a group's most frequent label.
-    if stratify is not None and time is None:
+    if stratify is not None:
         labels = pc.dictionary_encode(table.column(stratify).combine_chunks())
         label_codes = (
             pc.fill_null(labels.indices, len(labels.dictionary))

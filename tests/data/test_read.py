@@ -1,0 +1,187 @@
+"""Reading data files: formats, and errors that name the file, the line and what to do."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+
+from mlplan.data import content_hash, detect_format, list_images, read_table
+from mlplan.errors import DataError
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [
+        ("a.csv", "csv"),
+        ("a.CSV", "csv"),
+        ("a.tsv", "csv"),
+        ("a.parquet", "parquet"),
+        ("a.pq", "parquet"),
+        ("a.jsonl", "jsonl"),
+        ("a.ndjson", "jsonl"),
+    ],
+    ids=lambda v: str(v),
+)
+def test_detect_format_from_suffix(tmp_path: Path, name: str, fmt: str) -> None:
+    assert detect_format(_write(tmp_path / name, "x\n1\n")) == fmt
+
+
+def test_detect_format_prefers_the_declared_format(tmp_path: Path) -> None:
+    assert detect_format(_write(tmp_path / "export.txt", "x\n1\n"), "csv") == "csv"
+
+
+def test_detect_format_of_a_folder_is_images(tmp_path: Path) -> None:
+    assert detect_format(tmp_path) == "images"
+    assert detect_format(tmp_path, "images") == "images"
+
+
+def test_folder_declared_as_a_table_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"is a folder, but the plan says format 'csv'"):
+        detect_format(tmp_path, "csv")
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.csv"
+    with pytest.raises(DataError, match=rf"^{re.escape(str(missing))}: no such file or folder"):
+        detect_format(missing)
+
+
+def test_unknown_suffix_lists_the_known_ones(tmp_path: Path) -> None:
+    path = _write(tmp_path / "data.xlsx", "x")
+    with pytest.raises(
+        DataError,
+        match=r"cannot tell the format from the suffix '\.xlsx'; expected one of "
+        r"\.csv, \.jsonl, \.ndjson, \.parquet, \.pq, \.tsv, a folder of images, or 'format:'",
+    ):
+        detect_format(path)
+
+
+def test_csv_reads_types_and_empty_strings_as_missing(tmp_path: Path) -> None:
+    path = _write(tmp_path / "a.csv", "id,name,score\n1,ann,0.5\n2,,1.5\n3,cy,\n")
+    table = read_table(path, "csv")
+    assert table.column_names == ["id", "name", "score"]
+    assert table.schema.types == [pa.int64(), pa.string(), pa.float64()]
+    assert table.column("name").to_pylist() == ["ann", None, "cy"]
+    assert table.column("score").null_count == 1
+
+
+def test_tsv_is_split_on_tabs(tmp_path: Path) -> None:
+    path = _write(tmp_path / "a.tsv", "id\tnote\n1\tred, green\n2\tblue\n")
+    table = read_table(path, "csv")
+    assert table.to_pydict() == {"id": [1, 2], "note": ["red, green", "blue"]}
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "detail"),
+    [
+        ("a,b\n1,2\n3\n4,5\n", ":3", r"row has 1 fields, the header has 2\. Fix the file"),
+        ("a,b\n1,2\n3,4\n5,6,7\n8\n", ":4", r"row has 3 fields, the header has 2 \(1 more ragged"),
+    ],
+    ids=["short-row", "long-row-then-short"],
+)
+def test_ragged_csv_row_names_file_and_line(
+    tmp_path: Path, text: str, where: str, detail: str
+) -> None:
+    path = _write(tmp_path / "customers.csv", text)
+    with pytest.raises(DataError, match=rf"customers\.csv{where}: {detail}"):
+        read_table(path, "csv")
+
+
+def test_ragged_row_deep_in_a_large_csv_names_its_line(tmp_path: Path) -> None:
+    # Large enough for the multi-threaded reader, which does not know line numbers.
+    lines = ["a,b", *(f"{i},{i}" for i in range(200_000))]
+    lines[150_001] = "oops"
+    path = _write(tmp_path / "big.csv", "\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"big\.csv:150002: row has 1 fields"):
+        read_table(path, "csv")
+
+
+def test_ragged_row_after_a_multiline_field_names_its_line(tmp_path: Path) -> None:
+    path = _write(tmp_path / "notes.csv", 'a,b\n"two\nlines",2\n3\n')  # line 4 is ragged
+    with pytest.raises(DataError, match=r"notes\.csv:4: row has 1 fields"):
+        read_table(path, "csv")
+
+
+def test_csv_with_header_only_has_no_rows(tmp_path: Path) -> None:
+    path = _write(tmp_path / "empty.csv", "id,name\n")
+    with pytest.raises(
+        DataError, match=r"empty\.csv: has columns \(id, name…\) but no rows; a dataset needs"
+    ):
+        read_table(path, "csv")
+
+
+def test_empty_csv_file_cannot_be_read(tmp_path: Path) -> None:
+    path = _write(tmp_path / "blank.csv", "")
+    with pytest.raises(DataError, match=r"blank\.csv: cannot be read as csv: Empty CSV file"):
+        read_table(path, "csv")
+
+
+def test_duplicate_column_names_are_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path / "dup.csv", "a,b,a,c,b\n1,2,3,4,5\n")
+    with pytest.raises(DataError, match=r"dup\.csv: column names repeat: a, b; rename them"):
+        read_table(path, "csv")
+
+
+def test_parquet_reads_strings_dictionary_encoded(tmp_path: Path) -> None:
+    table = pa.table({"x": [1.5, None, 3.0], "s": ["a", "b", "a"]})
+    pq.write_table(table, tmp_path / "t.parquet")
+    read = read_table(tmp_path / "t.parquet", "parquet")
+    assert read.column_names == ["x", "s"]
+    assert read.column("x").to_pylist() == [1.5, None, 3.0]
+    assert pa.types.is_dictionary(read.schema.field("s").type)
+    assert read.column("s").to_pylist() == ["a", "b", "a"]
+
+
+def test_jsonl_reads_one_object_per_line(tmp_path: Path) -> None:
+    path = _write(tmp_path / "t.jsonl", '{"a": 1, "b": "x"}\n{"a": 2, "b": null}\n')
+    assert read_table(path, "jsonl").to_pydict() == {"a": [1, 2], "b": ["x", None]}
+
+
+def test_malformed_jsonl_names_the_file(tmp_path: Path) -> None:
+    path = _write(tmp_path / "bad.jsonl", '{"a": 1}\n{"a": \n')
+    with pytest.raises(DataError, match=r"bad\.jsonl: cannot be read as jsonl: JSON parse error"):
+        read_table(path, "jsonl")
+
+
+def test_csv_content_read_as_parquet_is_an_error(tmp_path: Path) -> None:
+    path = _write(tmp_path / "fake.parquet", "a,b\n1,2\n")
+    with pytest.raises(DataError, match=r"fake\.parquet: cannot be read as parquet: "):
+        read_table(path, "parquet")
+
+
+def test_image_folder_is_not_a_table(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"is an image folder, not a table"):
+        read_table(tmp_path, "images")
+
+
+def test_content_hash_is_the_sha256_of_the_bytes(tmp_path: Path) -> None:
+    import hashlib
+
+    path = tmp_path / "a.csv"
+    pcsv.write_csv(pa.table({"x": [1, 2]}), path)
+    data = path.read_bytes()
+    assert content_hash(path, "csv") == (hashlib.sha256(data).hexdigest(), len(data))
+
+
+def test_list_images_wants_class_subfolders(tmp_path: Path) -> None:
+    (tmp_path / "loose.png").write_bytes(b"x")  # not in a class folder: ignored
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "cat" / "notes.txt").write_text("not an image")
+    with pytest.raises(DataError, match=r"no images found\. An image dataset is a folder with one"):
+        list_images(tmp_path)
+    (tmp_path / "cat" / "b.PNG").write_bytes(b"x")
+    (tmp_path / "cat" / "a.jpg").write_bytes(b"x")
+    assert [(i.relative, i.label) for i in list_images(tmp_path)] == [
+        ("cat/a.jpg", "cat"),
+        ("cat/b.PNG", "cat"),
+    ]

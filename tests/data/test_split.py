@@ -1,0 +1,431 @@
+"""Splits: seeded, stratified, grouped or by time; leakage checks; recorded and read back."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tests.conftest import customers_table, write_csv
+
+from mlplan.data import (
+    assign_splits,
+    check_leakage,
+    get_split,
+    list_splits,
+    load_split,
+    load_table,
+    register_dataset,
+    split_dataset,
+)
+from mlplan.errors import DataError, NotFoundError, RefError, UsageError
+from mlplan.workspace import Workspace
+
+
+def _shares(codes: np.ndarray) -> list[int]:
+    return [int((codes == k).sum()) for k in range(3)]
+
+
+# -- assign_splits ---------------------------------------------------------------------------
+
+
+def test_same_seed_same_split_other_seed_other_split() -> None:
+    table = customers_table(500)
+    first = assign_splits(table, seed=3)
+    assert np.array_equal(first, assign_splits(table, seed=3))
+    assert not np.array_equal(first, assign_splits(table, seed=4))
+    assert first.dtype == np.int8
+    assert set(np.unique(first)) == {0, 1, 2}
+
+
+@pytest.mark.parametrize(
+    ("test", "valid"), [(0.2, 0.1), (0.25, 0.0), (0.1, 0.3), (0.5, 0.25)], ids=str
+)
+def test_shares_are_the_requested_fractions(test: float, valid: float) -> None:
+    n = 1_000
+    codes = assign_splits(pa.table({"x": np.arange(n)}), test=test, valid=valid, seed=1)
+    train, got_valid, got_test = _shares(codes)
+    assert abs(got_test - test * n) <= 1
+    assert abs(got_valid - valid * n) <= 1
+    assert train + got_valid + got_test == n
+
+
+def test_rows_are_shuffled_not_cut_in_file_order() -> None:
+    codes = assign_splits(pa.table({"x": np.arange(1_000)}), seed=0)
+    # The test rows are spread over the whole file, not the first fifth.
+    test_rows = np.flatnonzero(codes == 2)
+    assert test_rows.min() < 100
+    assert test_rows.max() > 900
+
+
+def test_stratified_split_keeps_each_class_share(rng: np.random.Generator) -> None:
+    labels = rng.choice(["a", "b", "c"], 997, p=[0.8, 0.15, 0.05])
+    table = pa.table({"y": labels})
+    codes = assign_splits(table, test=0.2, valid=0.1, stratify="y", seed=5)
+    for label in ("a", "b", "c"):
+        in_class = codes[labels == label]
+        m = in_class.size
+        assert abs((in_class == 2).sum() - 0.2 * m) <= 1, label
+        assert abs((in_class == 1).sum() - 0.1 * m) <= 1, label
+
+
+def test_stratified_split_treats_missing_labels_as_a_class() -> None:
+    labels = pa.array([None] * 50 + ["x"] * 50, pa.string())
+    codes = assign_splits(pa.table({"y": labels}), test=0.2, valid=0.0, stratify="y", seed=0)
+    assert _shares(codes[:50]) == [40, 0, 10]
+    assert _shares(codes[50:]) == [40, 0, 10]
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 5), min_size=60, max_size=100),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_no_group_spans_two_splits(sizes: list[int], seed: int) -> None:
+    groups = np.repeat(np.arange(len(sizes)), sizes)
+    np.random.default_rng(seed).shuffle(groups)  # rows of a group are scattered in the file
+    n = groups.size
+    codes = assign_splits(
+        pa.table({"g": [f"g{g}" for g in groups]}), test=0.2, valid=0.1, group="g", seed=seed
+    )
+
+    for g in np.unique(groups):
+        assert np.unique(codes[groups == g]).size == 1, f"group g{g} spans splits"
+    _, valid, test = _shares(codes)
+    largest = max(sizes)
+    assert abs(test - 0.2 * n) <= largest / 2
+    assert abs(valid - 0.1 * n) <= largest
+
+
+def test_grouped_and_stratified_split_keeps_groups_whole() -> None:
+    table = pa.table({"y": [0, 1] * 200, "g": [i // 4 for i in range(400)]})
+    codes = assign_splits(table, test=0.2, valid=0.1, stratify="y", group="g", seed=7)
+    groups = np.asarray(table.column("g"))
+    assert all(np.unique(codes[groups == g]).size == 1 for g in np.unique(groups))
+    assert _shares(codes) == [280, 40, 80]
+
+
+def test_time_split_trains_on_the_oldest_and_tests_on_the_newest(
+    rng: np.random.Generator,
+) -> None:
+    start = dt.datetime(2025, 1, 1)
+    stamps = [start + dt.timedelta(hours=int(h)) for h in rng.permutation(1_000)]
+    codes = assign_splits(pa.table({"ts": stamps}), test=0.2, valid=0.1, time="ts", seed=0)
+    times = np.array(stamps, dtype="datetime64[us]")
+    train, valid, test = (times[codes == k] for k in range(3))
+
+    assert train.max() < valid.min()
+    assert valid.max() < test.min()
+    assert _shares(codes) == [700, 100, 200]
+
+
+def test_time_split_ignores_the_seed() -> None:
+    table = pa.table({"t": np.arange(100)[::-1]})
+    assert np.array_equal(
+        assign_splits(table, time="t", seed=1), assign_splits(table, time="t", seed=2)
+    )
+
+
+def test_time_split_with_groups_orders_groups_by_their_first_row() -> None:
+    # Customer c0 is seen first, c9 last; each customer's rows stay in one split.
+    table = pa.table({"t": np.arange(100), "customer": [f"c{i % 10}" for i in range(100)]})
+    codes = assign_splits(table, test=0.2, valid=0.1, time="t", group="customer", seed=0)
+    by_customer = {f"c{i}": int(codes[i]) for i in range(10)}
+    assert by_customer == {f"c{i}": 0 for i in range(7)} | {"c7": 1, "c8": 2, "c9": 2}
+    customers = np.asarray(table.column("customer"))
+    assert all(np.unique(codes[customers == c]).size == 1 for c in by_customer)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"test": 1.0}, r"^--test must be in \[0, 1\)\. Got 1\.0 instead\.$"),
+        ({"test": -0.1}, r"^--test must be in \[0, 1\)\. Got -0\.1 instead\.$"),
+        ({"valid": 1.5}, r"^--valid must be in \[0, 1\)\. Got 1\.5 instead\.$"),
+        (
+            {"test": 0.6, "valid": 0.4},
+            r"^--test \+ --valid must leave rows to train on; "
+            r"got 0\.6 \+ 0\.4$",
+        ),
+    ],
+    ids=["test-1", "test-negative", "valid-1.5", "nothing-left"],
+)
+def test_invalid_fractions_are_usage_errors(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        assign_splits(pa.table({"x": np.arange(100)}), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("table", "kwargs", "message"),
+    [
+        (
+            pa.table({"x": [1, 2, 3]}),
+            {},
+            r"^the valid split is empty: 3 rows in 3 rows are too few for a 10% valid share; "
+            r"add data or change the shares$",
+        ),
+        (
+            pa.table({"x": [1]}),
+            {"valid": 0.0},
+            r"the test split is empty: 1 rows in 1 rows are too few for a 20% test share",
+        ),
+        (
+            pa.table({"x": np.arange(40), "g": [i // 20 for i in range(40)]}),
+            {"valid": 0.0, "group": "g"},
+            r"the test split is empty: 40 rows in 2 groups are too few for a 20% test share",
+        ),
+    ],
+    ids=["3-rows", "1-row", "2-groups"],
+)
+def test_too_few_units_for_a_share_is_a_data_error(
+    table: pa.Table, kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(DataError, match=message):
+        assign_splits(table, **kwargs)  # type: ignore[arg-type]
+
+
+def test_zero_shares_need_no_rows() -> None:
+    codes = assign_splits(pa.table({"x": [1, 2]}), test=0.0, valid=0.0)
+    assert _shares(codes) == [2, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"group": "k"}, r"^group column 'k' has missing values; every row needs a group$"),
+        ({"time": "k"}, r"^time column 'k' has missing values; every row needs a time$"),
+    ],
+    ids=["group", "time"],
+)
+def test_missing_group_or_time_values_are_data_errors(kwargs: dict[str, str], message: str) -> None:
+    table = pa.table({"k": pa.array([1, None, *range(2, 100)], pa.int64())})
+    with pytest.raises(DataError, match=message):
+        assign_splits(table, **kwargs)  # type: ignore[arg-type]
+
+
+# -- check_leakage ---------------------------------------------------------------------------
+
+
+def test_leakage_finds_identical_rows_in_two_splits() -> None:
+    table = pa.table({"a": [1, 2, 3, 1, 2, 4], "b": ["x", "y", "z", "x", "y", "w"]})
+    codes = np.array([0, 0, 0, 2, 0, 2], np.int8)  # row 3 repeats row 0 across splits
+    report = check_leakage(table, codes, group=None, id_column=None)
+    assert report == {
+        "compared_columns": ["a", "b"],
+        "duplicate_groups_across_splits": 1,
+        "duplicate_rows_across_splits": 2,
+        "passed": False,
+    }
+
+
+def test_duplicates_within_one_split_are_not_leakage() -> None:
+    table = pa.table({"a": [1, 1, 2, 2]})
+    report = check_leakage(table, np.array([0, 0, 2, 2], np.int8), group=None, id_column=None)
+    assert report["duplicate_groups_across_splits"] == 0
+    assert report["passed"] is True
+
+
+def test_leakage_ignores_the_id_column_when_comparing_rows() -> None:
+    # The same customer twice under two ids: a duplicate once the id is set aside.
+    table = pa.table({"id": [1, 2, 3], "age": [30, 30, 41], "plan": ["a", "a", "b"]})
+    codes = np.array([0, 2, 0], np.int8)
+    report = check_leakage(table, codes, group=None, id_column="id")
+    assert report["compared_columns"] == ["age", "plan"]
+    assert report["duplicate_groups_across_splits"] == 1
+    assert (report["ids_across_splits"], report["ids_examples"]) == (0, [])
+    assert report["passed"] is False
+
+
+def test_leakage_finds_ids_and_groups_in_two_splits() -> None:
+    table = pa.table(
+        {
+            "id": [7, 7, 8, 9, 9, 10],
+            "user": ["u1", "u2", "u2", "u3", "u3", "u4"],
+            "x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        }
+    )
+    codes = np.array([0, 1, 2, 2, 2, 0], np.int8)
+    report = check_leakage(table, codes, group="user", id_column="id")
+    assert report["duplicate_groups_across_splits"] == 0
+    assert (report["ids_across_splits"], report["ids_examples"]) == (1, ["7"])
+    assert (report["groups_across_splits"], report["groups_examples"]) == (1, ["u2"])
+    assert report["passed"] is False
+
+
+def test_leakage_ignores_named_columns() -> None:
+    table = pa.table({"path": ["a.png", "b.png"], "label": ["cat", "cat"]})
+    codes = np.array([0, 2], np.int8)
+    assert check_leakage(table, codes, group=None, id_column=None)["passed"] is True
+    report = check_leakage(table, codes, group=None, id_column=None, ignore=["path"])
+    assert report["compared_columns"] == ["label"]
+    assert report["passed"] is False
+
+
+def test_leakage_examples_are_capped_at_five() -> None:
+    ids = [i // 2 for i in range(20)]  # ten ids, each in two rows
+    codes = np.array([0, 2] * 10, np.int8)
+    report = check_leakage(pa.table({"id": ids, "x": range(20)}), codes, group=None, id_column="id")
+    assert report["ids_across_splits"] == 10
+    assert report["ids_examples"] == ["0", "1", "2", "3", "4"]
+
+
+def test_leakage_handles_awkward_column_names() -> None:
+    table = pa.table({'we"ird col': [1, 1], "select": [2, 2]})
+    report = check_leakage(table, np.array([0, 1], np.int8), group=None, id_column=None)
+    assert report["duplicate_rows_across_splits"] == 2
+
+
+# -- split_dataset and the store -------------------------------------------------------------
+
+
+def test_split_is_recorded_with_counts_and_leakage(ws: Workspace) -> None:
+    register_dataset(ws, "customers")
+    split = split_dataset(ws, "customers", stratify="churned", seed=11)
+
+    assert split.ref == "customers@1/s1"
+    assert split.parameters == {
+        "test": 0.2,
+        "valid": 0.1,
+        "stratify": "churned",
+        "group": None,
+        "time": None,
+        "seed": 11,
+    }
+    assert {k: v["rows"] for k, v in split.counts.items()} == {
+        "train": 280,
+        "valid": 40,
+        "test": 80,
+    }
+    assert sum(v["target"].get("1", 0) for v in split.counts.values()) == sum(
+        customers_table().column("churned").to_pylist()
+    )
+    assert split.leakage["passed"] is True
+    assert split.passed is True
+    assert split.to_dict()["dataset"] == "customers@1"
+
+
+def test_split_round_trips_through_get_list_and_load(ws: Workspace) -> None:
+    register_dataset(ws, "customers")
+    first = split_dataset(ws, "customers@1", seed=1)
+    second = split_dataset(ws, "customers", seed=2, valid=0.0)
+
+    assert second.ref == "customers@1/s2"
+    assert [s.ref for s in list_splits(ws)] == ["customers@1/s1", "customers@1/s2"]
+    assert [s.ref for s in list_splits(ws, "customers@1")] == ["customers@1/s1", "customers@1/s2"]
+    assert list_splits(ws, "customers@2") == []
+    assert get_split(ws, "customers@1/s1") == first
+    assert get_split(ws, "customers/s2") == second
+    assert get_split(ws) == second  # newest
+
+    info, table, codes = load_split(ws, second)
+    assert info.ref == "customers@1"
+    assert table.num_rows == codes.size == 400
+    assert np.array_equal(codes, assign_splits(table, seed=2, valid=0.0))
+    assert _shares(codes) == [320, 0, 80]
+
+
+def test_unknown_split_lists_the_known_ones(ws: Workspace) -> None:
+    with pytest.raises(NotFoundError, match=r"^no split yet\. Make one with: mlplan data split"):
+        get_split(ws)
+    register_dataset(ws, "customers")
+    split_dataset(ws, "customers")
+    with pytest.raises(
+        NotFoundError, match=r"^split 'customers@1/s9' not found; known: customers@1/s1$"
+    ):
+        get_split(ws, "customers@1/s9")
+
+
+def test_malformed_split_reference_is_a_ref_error(sqlite_ws: Workspace) -> None:
+    with pytest.raises(RefError, match=r"expected NAME@VERSION/sN, e\.g\. customers@2/s1"):
+        get_split(sqlite_ws, "customers@1")
+
+
+def test_split_numbers_count_per_dataset_version(ws: Workspace) -> None:
+    register_dataset(ws, "customers")
+    split_dataset(ws, "customers")
+    write_csv(customers_table(300, seed=9), ws.root / "data" / "customers.csv")
+    register_dataset(ws, "customers")
+    assert split_dataset(ws, "customers").ref == "customers@2/s1"
+
+
+def test_split_with_planted_duplicates_is_recorded_as_failed(ws: Workspace) -> None:
+    table = customers_table(400)
+    leaky = pa.concat_tables([table, table.slice(0, 40)])  # 40 rows copied verbatim
+    write_csv(leaky, ws.root / "data" / "customers.csv")
+    register_dataset(ws, "customers")
+    split = split_dataset(ws, "customers", seed=0)
+
+    assert split.passed is False
+    assert split.leakage["duplicate_groups_across_splits"] > 0
+    assert split.leakage["duplicate_rows_across_splits"] >= 2
+    assert get_split(ws, split.ref).passed is False
+
+
+def test_split_checks_the_plans_id_column(project_dir: Path, ws: Workspace) -> None:
+    plan = project_dir / "mlplan.yaml"
+    plan.write_text(plan.read_text().replace("id_column: null", "id_column: customer_id", 1))
+    table = customers_table(400)
+    # the same customers again under the same ids, with changed charges: not row duplicates
+    again = table.slice(0, 40).set_column(6, "charges", pa.array(np.full(40, 1.0)))
+    write_csv(pa.concat_tables([table, again]), project_dir / "data" / "customers.csv")
+    register_dataset(ws, "customers")
+    split = split_dataset(ws, "customers", seed=0)
+
+    assert "customer_id" not in split.leakage["compared_columns"]
+    assert split.leakage["ids_across_splits"] > 0
+    assert split.passed is False
+
+
+def test_grouped_split_by_customer_passes(ws: Workspace) -> None:
+    table = customers_table(400)
+    write_csv(pa.concat_tables([table, table.slice(0, 40)]), ws.root / "data" / "customers.csv")
+    register_dataset(ws, "customers")
+    split = split_dataset(ws, "customers", group="customer_id", seed=0)
+    assert split.leakage["groups_across_splits"] == 0
+    assert split.leakage["duplicate_groups_across_splits"] == 0
+    assert split.passed is True
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"stratify": "chruned"},
+            r"^customers@1: stratify column 'chruned' is not a column of "
+            r"the data \(did you mean 'churned'",
+        ),
+        (
+            {"group": "customer"},
+            r"group column 'customer' is not a column of the data "
+            r"\(did you mean 'customer_id'",
+        ),
+        ({"time": "signup"}, r"time column 'signup' is not a column of the data \(columns: "),
+    ],
+    ids=["stratify", "group", "time"],
+)
+def test_split_on_an_unknown_column_names_close_ones(
+    sqlite_ws: Workspace, kwargs: dict[str, str], message: str
+) -> None:
+    register_dataset(sqlite_ws, "customers")
+    with pytest.raises(DataError, match=message):
+        split_dataset(sqlite_ws, "customers", **kwargs)  # type: ignore[arg-type]
+    assert list_splits(sqlite_ws) == []
+
+
+def test_split_of_a_deleted_file_uses_the_snapshot(sqlite_ws: Workspace) -> None:
+    info = register_dataset(sqlite_ws, "customers").version
+    expected = load_table(sqlite_ws, info)
+    (sqlite_ws.root / "data" / "customers.csv").unlink()
+    split = split_dataset(sqlite_ws, "customers")
+    _, table, _ = load_split(sqlite_ws, split)
+    assert table.equals(expected)
+
+
+def test_stratify_and_time_do_not_combine() -> None:
+    table = pa.table({"t": pa.array(range(100)), "y": [0, 1] * 50})
+    with pytest.raises(UsageError, match=r"--stratify and --time do not combine"):
+        assign_splits(table, stratify="y", time="t")
