@@ -170,7 +170,7 @@ def test_data_lifecycle_through_the_cli(cli: Any, project_dir: Path) -> None:
     [
         (["data", "add", "customers", "nope.csv"], 1, r"nope.csv: no such file or folder"),
         (["data", "add", "customers", "bad.csv"], 1, r"bad.csv:3: row has 2 fields, the header"),
-        (["data", "add", "customers", "empty.csv"], 1, r"has columns \(a, b…\) but no rows"),
+        (["data", "add", "customers", "empty.csv"], 1, r"has columns \(a, b\) but no rows"),
         (
             ["data", "add", "customers", "notarget.csv"],
             1,

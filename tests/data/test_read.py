@@ -115,7 +115,7 @@ def test_ragged_row_after_a_multiline_field_names_its_line(tmp_path: Path) -> No
 def test_csv_with_header_only_has_no_rows(tmp_path: Path) -> None:
     path = _write(tmp_path / "empty.csv", "id,name\n")
     with pytest.raises(
-        DataError, match=r"empty\.csv: has columns \(id, name…\) but no rows; a dataset needs"
+        DataError, match=r"empty\.csv: has columns \(id, name\) but no rows; a dataset needs"
     ):
         read_table(path, "csv")
 

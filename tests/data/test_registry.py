@@ -151,6 +151,7 @@ def test_metadata_comes_from_the_plan_merged_with_keyword_overrides(
         "time_column": None,
         "role": "training",
         "labeling": "in-house",
+        "given_by_flags": ["collected", "owner", "sensitive_attributes"],
     }
 
 
@@ -190,10 +191,28 @@ def test_dataset_not_in_the_plan_registers_with_a_warning(ws: Workspace) -> None
     path = write_csv(customers_table(50), ws.root / "data" / "extra.csv")
     result = register_dataset(ws, "extra", path)
     assert result.created is True
-    assert result.warnings == [
+    assert result.warnings[0] == (
         "dataset 'extra' is not in the plan; add it under 'datasets:' in mlplan.yaml so its "
         "datasheet lives with the plan"
-    ]
+    )
+    # Nothing says which columns hold personal data, so the suspects are named and redacted.
+    assert [w.split("'")[1] for w in result.warnings[1:]] == ["name", "email"]
+    stored = json.dumps(result.version.to_dict())
+    assert "person1@example.com" not in stored and "Person 1" not in stored
+
+
+def test_undeclared_personal_data_is_kept_out_of_the_store(sqlite_ws: Workspace) -> None:
+    table = customers_table(80).rename_columns(
+        ["customer_id", "contact_name", "contact", "gender", "age", "region", "charges", "churned"]
+    )
+    path = write_csv(table, sqlite_ws.root / "data" / "leads.csv")
+    result = register_dataset(sqlite_ws, "leads", path)
+    columns = result.version.profile["columns"]
+    assert columns["contact"]["pii_suspected"] == "values look like e-mail addresses"
+    assert {t["value"] for t in columns["contact"]["top"]} <= {"<pii>"}
+    # Near-unique text keeps no top values at all: they would identify rows.
+    assert columns["contact_name"]["top"] == []
+    assert "example.com" not in json.dumps(result.version.to_dict())
 
 
 # -- failures write nothing ------------------------------------------------------------------

@@ -68,6 +68,31 @@ def test_minimal_plan_loads_with_defaults() -> None:
         ("", r"mlplan.yaml:1: the plan is empty"),
         ("- a\n- b\n", r"the plan must be a mapping"),
         (MINIMAL + "task: regression\n", r"mlplan.yaml:\d+: not valid YAML: found duplicate key"),
+        (
+            MINIMAL + "rollout:\n  steps: [{weight: 5}, {weight: 50}]\n",
+            r"the last canary step must take all traffic \(100\); got \[5.0, 50.0\]",
+        ),
+        (
+            MINIMAL
+            + "monitoring:\n  input: [{name: d, metric: psi, threshold: 1, window: soon}]\n",
+            r"mlplan.yaml:5: monitoring.input.0.window: duration 'soon' must be a number and a",
+        ),
+        (
+            MINIMAL + "rollout:\n  guards: [{metric: err, op: '<', threshold: 1, slice: nope}]\n",
+            r"rollout.guards\[0\] names slice 'nope', which is not defined",
+        ),
+        (
+            MINIMAL + "gates:\n  max_gaps: [{slice: nope, metric: recall, max_gap: 0.1}]\n",
+            r"gates.max_gaps\[0\] names slice 'nope'",
+        ),
+        (
+            MINIMAL + "slices:\n  - {name: s, where: \"1=1; COPY t TO 'x'\"}\n",
+            r"must be one SQL boolean expression, without ';' or comments",
+        ),
+        (
+            MINIMAL + "risks:\n  - {id: r, description: d, monitor: nope}\n",
+            r"risk 'r' names monitor 'nope', which is not defined",
+        ),
     ],
     ids=[
         "typo-top",
@@ -85,6 +110,12 @@ def test_minimal_plan_loads_with_defaults() -> None:
         "empty",
         "not-mapping",
         "duplicate-key",
+        "ramp-end",
+        "monitor-window",
+        "guard-slice",
+        "gate-slice",
+        "where-injection",
+        "risk-monitor",
     ],
 )
 def test_invalid_plans_name_line_and_field(text: str, message: str) -> None:

@@ -8,19 +8,24 @@ from typing import Any
 
 from mlplan.checklist._items import Stage
 from mlplan.checklist._status import ItemStatus, StatusContext, register_provider
-from mlplan.data import METADATA_FIELDS, DatasetSummary, list_datasets, list_splits, pii_reason
+from mlplan.data import (
+    METADATA_FIELDS,
+    DatasetSummary,
+    effective_metadata,
+    list_datasets,
+    list_splits,
+)
+from mlplan.workspace import Workspace
 
 __all__ = ["DataProvider"]
 
 
-def _merged_metadata(summary: DatasetSummary, plan_spec: Any) -> dict[str, Any]:
-    """What is known of a dataset: the latest version's recorded metadata over the plan's."""
-    meta: dict[str, Any] = {}
-    if plan_spec is not None:
-        meta = {f: getattr(plan_spec, f) for f in METADATA_FIELDS}
+def _metadata(ws: Workspace, summary: DatasetSummary) -> dict[str, Any]:
+    """What is known of a dataset: its latest version's effective metadata, else the plan's."""
     if summary.latest is not None:
-        meta |= {k: v for k, v in summary.latest.metadata.items() if v is not None}
-    return meta
+        return effective_metadata(ws, summary.latest)
+    spec = ws.plan.datasets.get(summary.name)
+    return {f: getattr(spec, f) for f in METADATA_FIELDS} if spec is not None else {}
 
 
 @register_provider
@@ -64,7 +69,7 @@ class DataProvider:
         planned = [d for d in summaries if d.in_plan] or summaries
         lacking: list[str] = []
         for d in planned:
-            meta = _merged_metadata(d, plan.datasets.get(d.name))
+            meta = _metadata(ws, d)
             missing = [f for f in METADATA_FIELDS if meta.get(f) is None or meta.get(f) == ""]
             if missing:
                 lacking.append(f"{d.name}: {', '.join(missing)}")
@@ -127,22 +132,22 @@ class DataProvider:
             )
         else:
             no_source = [
-                d.latest.ref for d in registered if d.latest and not d.latest.metadata.get("source")
+                d.latest.ref for d in registered if d.latest and not _metadata(ws, d).get("source")
             ]
             if no_source:
                 yield s(
                     "data.lineage",
                     "missing",
                     f"no source recorded for {', '.join(no_source)}",
-                    f"set datasets.{no_source[0].split('@')[0]}.source in mlplan.yaml and "
-                    "add the data again, or pass --source",
+                    f"set datasets.{no_source[0].split('@')[0]}.source in mlplan.yaml, or: "
+                    f"mlplan data describe {no_source[0]} --source TEXT",
                 )
             else:
                 yield s(
                     "data.lineage",
                     "done",
                     "; ".join(
-                        f"{d.latest.ref} from {d.latest.metadata['source']!r} by run "
+                        f"{d.latest.ref} from {_metadata(ws, d)['source']!r} by run "
                         f"{d.latest.run_id[:8]}"
                         for d in registered
                         if d.latest
@@ -150,7 +155,7 @@ class DataProvider:
                 )
 
         yield self._splits(context, registered)
-        yield self._privacy(context, planned)
+        yield self._privacy(context, summaries)
 
     def _splits(self, context: StatusContext, registered: list[DatasetSummary]) -> ItemStatus:
         s = context.status
@@ -203,10 +208,11 @@ class DataProvider:
             + " --group COLUMN",
         )
 
-    def _privacy(self, context: StatusContext, planned: list[DatasetSummary]) -> ItemStatus:
+    def _privacy(self, context: StatusContext, summaries: list[DatasetSummary]) -> ItemStatus:
         s = context.status
-        plan = context.ws.plan
-        if not planned:
+        ws = context.ws
+        considered = [d for d in summaries if d.in_plan or d.latest is not None]
+        if not considered:
             return s(
                 "data.privacy",
                 "missing",
@@ -216,21 +222,17 @@ class DataProvider:
         unnamed = []
         overlooked = []
         named_count = 0
-        for d in planned:
-            meta = _merged_metadata(d, plan.datasets.get(d.name))
+        for d in considered:
+            meta = _metadata(ws, d)
             pii = meta.get("pii_columns")
-            if pii is None:
-                unnamed.append(d.name)
-                continue
-            named_count += len(pii)
             if d.latest is not None:
                 for column, profile in d.latest.profile.get("columns", {}).items():
-                    if column in pii:
-                        continue
-                    sample = [str(t["value"]) for t in profile.get("top", [])]
-                    reason = pii_reason(column, sample)
-                    if reason:
-                        overlooked.append(f"{d.name}.{column} ({reason})")
+                    if profile.get("pii_suspected") and column not in (pii or []):
+                        overlooked.append(f"{d.name}.{column} ({profile['pii_suspected']})")
+            if pii is None:
+                unnamed.append(d.name)
+            else:
+                named_count += len(pii)
         if overlooked:
             return s(
                 "data.privacy",
@@ -246,7 +248,7 @@ class DataProvider:
                 f"PII columns not stated for {', '.join(unnamed)}",
                 f"set datasets.{unnamed[0]}.pii_columns in mlplan.yaml ([] if none)",
             )
-        policy = plan.deployment.logging.pii
+        policy = ws.plan.deployment.logging.pii
         return s(
             "data.privacy",
             "done",

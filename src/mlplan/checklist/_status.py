@@ -149,20 +149,37 @@ def status(ws: Workspace) -> StatusReport:
     with the error as evidence.
     """
     _load_builtin_providers()
+    if not ws.has_store:
+        # Reading the status must not create a store: look at an empty one instead.
+        plan = ws.plan
+        ws = Workspace(ws.root, store_url="sqlite://")
+        ws.__dict__["plan"] = plan
     context = StatusContext(ws)
     reported: dict[str, ItemStatus] = {}
     for factory in _PROVIDERS:
         provider = factory()
         try:
             for result in provider.check(context):
+                if result.item.stage != provider.stage:
+                    raise RuntimeError(
+                        f"the {provider.stage} provider reported "
+                        f"{result.item.id}, an item of {result.item.stage}"
+                    )
                 reported[result.item.id] = result
-        except MlplanError as exc:
+        except Exception as exc:  # one broken provider must not hide the other stages
+            reason = (
+                str(exc)
+                if isinstance(exc, MlplanError)
+                else (
+                    f"internal error in the {provider.stage} provider: {type(exc).__name__}: {exc}"
+                )
+            )
             for it in ITEMS:
                 if it.stage == provider.stage and it.id not in reported:
                     reported[it.id] = ItemStatus(
                         it,
                         "failing",
-                        f"could not be checked: {exc}",
+                        f"could not be checked: {reason}",
                         "fix the error above and run mlplan status again",
                     )
     items = [

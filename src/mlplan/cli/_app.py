@@ -43,6 +43,21 @@ class _Group(TyperGroup):
                     soft_wrap=True,
                 )
             raise typer.Exit(exc.exit_code) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            # A bug, not bad input: say so in one line; the traceback is one flag away.
+            if _debug(ctx) or type(exc).__module__.startswith("typer"):
+                raise
+            err_console.print(
+                f"error: internal error: {type(exc).__name__}: {exc}. This is a bug in mlplan; "
+                "rerun with --debug for the traceback and report it",
+                style="red",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
 
 
 app = typer.Typer(

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
-from mlplan.cli._render import console, err_console, print_json
+from mlplan.cli._render import console, err_console, esc, print_json
 from mlplan.errors import UsageError
 
 data_app = typer.Typer(help="Register, describe, compare and split datasets.", no_args_is_help=True)
@@ -100,15 +100,52 @@ def add(
         return
     if result.created:
         console.print(
-            f"Registered [bold]{info.ref}[/]: {info.rows:,} rows × "
+            f"Registered [bold]{esc(info.ref)}[/]: {info.rows:,} rows × "
             f"{len(info.columns)} columns, sha256 {info.content_hash[:12]}…"
         )
     else:
         console.print(
-            f"Unchanged: the content is already [bold]{info.ref}[/] "
+            f"Unchanged: the content is already [bold]{esc(info.ref)}[/] "
             f"(sha256 {info.content_hash[:12]}…); no new version"
         )
-    console.print(f"Next: mlplan data show {info.ref}  ·  mlplan data split {info.name}")
+    console.print(f"Next: mlplan data show {esc(info.ref)}  ·  mlplan data split {esc(info.name)}")
+
+
+@data_app.command("describe")
+def describe(
+    ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION (default: the latest).")],
+    source: Annotated[str | None, typer.Option(help="Where it comes from (provenance).")] = None,
+    owner: Annotated[str | None, typer.Option(help="Who owns it.")] = None,
+    license: Annotated[str | None, typer.Option("--license", help="Its license.")] = None,
+    description: Annotated[str | None, typer.Option(help="What it is.")] = None,
+    collected: Annotated[
+        str | None, typer.Option(help="Collection period START[:END], ISO dates.")
+    ] = None,
+    pii: Annotated[str | None, typer.Option(help="PII columns, comma-separated.")] = None,
+    sensitive: Annotated[
+        str | None, typer.Option(help="Sensitive attributes, comma-separated.")
+    ] = None,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Amend the datasheet of a registered version (same bytes, no new version)."""
+    from mlplan.data import describe_dataset
+
+    info = describe_dataset(
+        workspace(project),
+        ref,
+        source=source,
+        owner=owner,
+        license=license,
+        description=description,
+        collected=_period(collected),
+        pii_columns=_columns(pii),
+        sensitive_attributes=_columns(sensitive),
+    )
+    if json:
+        print_json({k: v for k, v in info.to_dict().items() if k != "profile"})
+        return
+    console.print(f"Described [bold]{esc(info.ref)}[/]; see: mlplan data show {esc(info.ref)}")
 
 
 @data_app.command("list")
@@ -142,13 +179,13 @@ def list_(project: ProjectOption = None, json: JsonOption = False) -> None:
     for s in summaries:
         latest = s.latest
         table.add_row(
-            s.name + ("" if s.in_plan else " (not in plan)"),
-            latest.ref if latest else "— not registered",
+            esc(s.name) + ("" if s.in_plan else " (not in plan)"),
+            esc(latest.ref) if latest else "— not registered",
             str(s.versions),
             f"{latest.rows:,}" if latest else "",
             str(len(latest.columns)) if latest else "",
             f"{latest.created_at:%Y-%m-%d %H:%M}" if latest else "",
-            (latest.metadata.get("source") or "—") if latest else "",
+            esc(latest.metadata.get("source") or "—") if latest else "",
         )
     console.print(table)
 
@@ -164,29 +201,37 @@ def show(
     json: JsonOption = False,
 ) -> None:
     """Show the datasheet of a dataset version: metadata, schema and profile."""
-    from mlplan.data import column_rows, datasheet_markdown, get_dataset, metadata_rows
+    from mlplan.data import (
+        column_rows,
+        datasheet_markdown,
+        effective_metadata,
+        get_dataset,
+        metadata_rows,
+    )
 
-    info = get_dataset(workspace(project), ref)
+    ws = workspace(project)
+    info = get_dataset(ws, ref)
+    metadata = effective_metadata(ws, info)
     if json or format == "json":
-        print_json(info.to_dict())
+        print_json(info.to_dict() | {"datasheet": metadata})
         return
     if format == "markdown":
-        console.out(datasheet_markdown(info), highlight=False)
+        console.out(datasheet_markdown(info, metadata), highlight=False)
         return
     meta = Table.grid(padding=(0, 2))
-    for key, value in metadata_rows(info):
-        meta.add_row(f"[bold]{key}[/]", value)
+    for key, value in metadata_rows(info, metadata):
+        meta.add_row(f"[bold]{key}[/]", esc(value))
     console.print(
-        f"[bold]Datasheet: {info.ref}[/] — {info.rows:,} rows × {len(info.columns)} columns"
+        f"[bold]Datasheet: {esc(info.ref)}[/] — {info.rows:,} rows × {len(info.columns)} columns"
     )
     console.print(meta)
     images = info.profile.get("images")
     if images:
-        classes = ", ".join(f"{k} {v:,}" for k, v in images["classes"].items())
+        classes = ", ".join(f"{esc(k)} {v:,}" for k, v in images["classes"].items())
         console.print(f"Images per class: {classes}")
     table = Table("column", "kind", "missing", "distinct", "distribution", title="Columns")
     for row in column_rows(info):
-        table.add_row(row["column"], row["kind"], row["missing"], row["distinct"], row["summary"])
+        table.add_row(*(esc(row[k]) for k in ("column", "kind", "missing", "distinct", "summary")))
     console.print(table)
 
 
@@ -204,13 +249,17 @@ def diff(
     if json:
         print_json(result.to_dict())
         return
-    console.print(f"[bold]{result.a} → {result.b}[/]: rows {result.rows[0]:,} → {result.rows[1]:,}")
+    console.print(
+        f"[bold]{esc(result.a)} → {esc(result.b)}[/]: rows {result.rows[0]:,} → {result.rows[1]:,}"
+    )
     for column in result.added:
-        console.print(f"  [green]+ {column['column']}[/] ({column['type']})")
+        console.print(f"  [green]+ {esc(column['column'])}[/] ({esc(column['type'])})")
     for column in result.removed:
-        console.print(f"  [red]- {column['column']}[/] ({column['type']})")
+        console.print(f"  [red]- {esc(column['column'])}[/] ({esc(column['type'])})")
     for change in result.type_changes:
-        console.print(f"  [yellow]~ {change['column']}[/]: {change['from']} → {change['to']}")
+        console.print(
+            f"  [yellow]~ {esc(change['column'])}[/]: {esc(change['from'])} → {esc(change['to'])}"
+        )
     if not result.from_data:
         console.print("  (data not at hand: shifts from the stored profiles only)")
     table = Table(
@@ -226,22 +275,28 @@ def diff(
     for shift in result.shifts:
         flag = "[red bold]" if shift.flagged else ""
         table.add_row(
-            shift.column,
+            esc(shift.column),
             shift.kind,
             f"{flag}{format_value(shift.psi)}" if shift.psi is not None else "—",
             f"{shift.missing_ratio[0]:.1%} → {shift.missing_ratio[1]:.1%}",
             f"{format_value(shift.mean[0])} → {format_value(shift.mean[1])}" if shift.mean else "",
             f"{format_value(shift.distinct[0])} → {format_value(shift.distinct[1])}",
-            shift.note
-            or (
-                ("new: " + ", ".join(shift.new_categories) if shift.new_categories else "")
-                + (" gone: " + ", ".join(shift.gone_categories) if shift.gone_categories else "")
+            esc(
+                shift.note
+                or (
+                    ("new: " + ", ".join(shift.new_categories) if shift.new_categories else "")
+                    + (
+                        " gone: " + ", ".join(shift.gone_categories)
+                        if shift.gone_categories
+                        else ""
+                    )
+                )
             ),
         )
     console.print(table)
     flagged = [s.column for s in result.shifts if s.flagged]
     console.print(
-        f"{len(flagged)} column(s) shifted: {', '.join(flagged)}"
+        f"{len(flagged)} column(s) shifted: {esc(', '.join(flagged))}"
         if flagged
         else "No column shifted beyond the threshold."
     )
@@ -281,7 +336,7 @@ def split(
         print_json(info.to_dict())
         return
     console.print(
-        f"Split [bold]{info.ref}[/]: "
+        f"Split [bold]{esc(info.ref)}[/]: "
         + ", ".join(f"{name} {c['rows']:,} ({c['share']:.1%})" for name, c in info.counts.items())
     )
     _print_leakage(info.leakage)
@@ -295,6 +350,8 @@ def _print_leakage(leakage: dict[str, Any]) -> None:
     style = "green" if leakage["passed"] else "red bold"
     verdict = "pass" if leakage["passed"] else "FAIL"
     console.print(f"Leakage checks [{style}]{verdict}[/]: " + "; ".join(lines))
+    for warning in leakage.get("warnings", []):
+        err_console.print(f"warning: {warning}", style="yellow", markup=False)
 
 
 @data_app.command("splits")
@@ -326,11 +383,11 @@ def splits(
     for s in found:
         p = s.parameters
         table.add_row(
-            s.ref,
+            esc(s.ref),
             *(f"{s.counts[k]['rows']:,}" for k in ("train", "valid", "test")),
-            p.get("stratify") or "",
-            p.get("group") or "",
-            p.get("time") or "",
+            esc(p.get("stratify") or ""),
+            esc(p.get("group") or ""),
+            esc(p.get("time") or ""),
             str(p.get("seed")),
             "pass" if s.passed else "[red]FAIL[/]",
             f"{s.created_at:%Y-%m-%d %H:%M}",

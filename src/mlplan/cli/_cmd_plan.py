@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import typer
 
 from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
-from mlplan.cli._render import console, print_json
+from mlplan.cli._render import console, esc, print_json
 
 plan_app = typer.Typer(help="Check the plan.", no_args_is_help=True)
 app.add_typer(plan_app, name="plan")
@@ -83,14 +83,14 @@ def init(
         )
         return
     console.print(
-        f"Wrote {ws.plan_path} — task {plan.task}"
-        + (f", target {plan.target}" if plan.target else "")
+        f"Wrote {esc(ws.plan_path)} — task {plan.task}"
+        + (f", target {esc(plan.target)}" if plan.target else "")
     )
     first = next(iter(plan.datasets), "NAME")
     console.print(
         "Next: fill in the TODOs, then\n"
         "  mlplan plan validate\n"
-        f"  mlplan data add {first}" + ("" if from_data else " FILE") + "\n"
+        f"  mlplan data add {esc(first)}" + ("" if from_data else " FILE") + "\n"
         "  mlplan status"
     )
 
@@ -127,7 +127,7 @@ def validate(project: ProjectOption = None, json: JsonOption = False) -> None:
             problems,
         )
     console.print(
-        f"{ws.plan_path} is valid: project {plan.project.name}, task {plan.task}, "
+        f"{esc(ws.plan_path)} is valid: project {esc(plan.project.name)}, task {plan.task}, "
         f"{len(plan.datasets)} dataset(s), {len(plan.slices)} slice(s), "
         f"{len(plan.risks or [])} risk(s), rollout {plan.rollout_strategy}"
     )

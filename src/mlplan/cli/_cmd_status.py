@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.table import Table
 from rich.tree import Tree
 
 from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
-from mlplan.cli._render import console, print_json
+from mlplan.cli._render import console, esc, print_json
+
+if TYPE_CHECKING:
+    from mlplan.lineage import LineageGraph
 
 _STATE_STYLE = {
     "done": ("✔ done", "green"),
@@ -33,7 +36,7 @@ def status(
     if json:
         print_json({"project": ws.plan.project.name, **report.to_dict()})
     else:
-        console.print(f"[bold]{ws.plan.project.name}[/] — {ws.plan_path}")
+        console.print(f"[bold]{esc(ws.plan.project.name)}[/] — {esc(ws.plan_path)}")
         for stage, items in report.by_stage().items():
             table = Table(
                 title=stage,
@@ -47,7 +50,9 @@ def status(
             table.add_column("evidence / next", ratio=5)
             for st in items:
                 label, style = _STATE_STYLE[st.state]
-                text = st.evidence + (f"\n[cyan]next:[/] {st.next_step}" if st.next_step else "")
+                text = esc(st.evidence) + (
+                    f"\n[cyan]next:[/] {esc(st.next_step)}" if st.next_step else ""
+                )
                 table.add_row(
                     f"[{style}]{label}[/]", f"{st.item.title}\n[dim]{st.item.id}[/]", text
                 )
@@ -71,18 +76,22 @@ def approve(
     role: Annotated[str, typer.Option(help="The role you sign as; must match the plan.")],
     by: Annotated[str, typer.Option(help="Who signs.")],
     note: Annotated[str | None, typer.Option(help="Why, or on what conditions.")] = None,
+    subject: Annotated[
+        str | None,
+        typer.Option(help="What is approved, e.g. a model or dataset version (customers@2)."),
+    ] = None,
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
     """Record a sign-off of a gate by the role the plan names."""
     from mlplan.checklist import approve as record_approval
 
-    record = record_approval(workspace(project), gate, role=role, by=by, note=note)
+    record = record_approval(workspace(project), gate, role=role, by=by, note=note, subject=subject)
     if json:
         print_json(record.to_dict())
         return
     console.print(
-        f"Approved [bold]{record.gate}[/] by {record.by} ({record.role}) at "
+        f"Approved [bold]{esc(record.gate)}[/] by {esc(record.by)} ({esc(record.role)}) at "
         f"{record.created_at:%Y-%m-%d %H:%M UTC}"
     )
 
@@ -107,13 +116,10 @@ def lineage(
     json: JsonOption = False,
 ) -> None:
     """Walk the lineage of something upstream (what made it) and downstream (what used it)."""
-    from mlplan.data import get_dataset
     from mlplan.lineage import lineage as walk
     from mlplan.lineage import to_openlineage
 
     ws = workspace(project)
-    if "@" not in ref and "/" not in ref and not ref.endswith((".csv", ".parquet", ".jsonl")):
-        ref = get_dataset(ws, ref).ref  # a bare dataset name means its latest version
     graph = walk(ws, ref)
     if format == "openlineage":
         import json as json_module
@@ -125,7 +131,7 @@ def lineage(
         print_json(graph.to_dict())
         return
     tree = Tree(
-        f"[bold]{graph.subject.ref}[/] ({graph.subject.kind}"
+        f"[bold]{esc(graph.subject.ref)}[/] ({graph.subject.kind}"
         + (f", sha256 {graph.subject.sha256[:12]}…" if graph.subject.sha256 else "")
         + ")"
     )
@@ -136,24 +142,22 @@ def lineage(
     console.print(tree)
 
 
-def _grow(branch: Tree, graph: object, ref: str, way: str, seen: set[str]) -> None:
-    from mlplan.lineage import LineageGraph
-
-    assert isinstance(graph, LineageGraph)
-    runs = [graph.producer_of(ref)] if way == "upstream" else graph.consumers_of(ref)
+def _grow(branch: Tree, graph: LineageGraph, ref: str, way: str, seen: set[str]) -> None:
+    producer = graph.producer_of(ref) if way == "upstream" else None
+    runs = ([producer] if producer else []) if way == "upstream" else graph.consumers_of(ref)
     for run in runs:
-        if run is None:
-            continue
         when = f"{run.started_at:%Y-%m-%d %H:%M}"
         code = f", code {run.code_version[:12]}" if run.code_version else ""
-        node = branch.add(f"[magenta]{run.job}[/] run {run.id[:8]} by {run.user} at {when}{code}")
+        node = branch.add(
+            f"[magenta]{esc(run.job)}[/] run {run.id[:8]} by {esc(run.user)} at {when}{esc(code)}"
+        )
         if run.id in seen:
             continue
         seen.add(run.id)
         nodes = run.inputs if way == "upstream" else run.outputs
         for item in nodes:
             sha = f" sha256 {item.sha256[:12]}…" if item.sha256 else ""
-            child = node.add(f"{item.ref} ({item.kind}){sha}")
+            child = node.add(f"{esc(item.ref)} ({item.kind}){sha}")
             _grow(child, graph, item.ref, way, seen)
     if not runs and way == "upstream":
         branch.add("[dim](no run made it: an original input)[/]")

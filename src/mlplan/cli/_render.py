@@ -7,11 +7,17 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
-__all__ = ["console", "err_console", "print_json"]
+__all__ = ["console", "err_console", "esc", "print_json"]
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+
+
+def esc(value: object) -> str:
+    """A value from the user or the data, made safe to put inside Rich markup."""
+    return escape(str(value))
 
 
 def print_json(data: Any) -> None:

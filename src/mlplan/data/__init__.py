@@ -6,6 +6,7 @@ from mlplan.data._datasheet import column_rows, datasheet_markdown, format_value
 from mlplan.data._diff import ColumnShift, DatasetDiff, diff_datasets, psi
 from mlplan.data._images import image_table, profile_images
 from mlplan.data._plancheck import check_plan_against_data
+from mlplan.data._privacy import REDACTED, pii_reason, redact_profile, suspected_pii
 from mlplan.data._profile import QUANTILES, column_kind, profile_table
 from mlplan.data._read import content_hash, detect_format, list_images, read_table
 from mlplan.data._registry import (
@@ -13,12 +14,14 @@ from mlplan.data._registry import (
     DatasetSummary,
     DatasetVersionInfo,
     RegisterResult,
+    describe_dataset,
+    effective_metadata,
     get_dataset,
     list_datasets,
     load_table,
     register_dataset,
 )
-from mlplan.data._scan import pii_reason, scan_data
+from mlplan.data._scan import scan_data
 from mlplan.data._split import (
     SPLITS,
     SplitInfo,
@@ -33,6 +36,7 @@ from mlplan.data._split import (
 __all__ = [
     "METADATA_FIELDS",
     "QUANTILES",
+    "REDACTED",
     "SPLITS",
     "ColumnShift",
     "DatasetDiff",
@@ -47,8 +51,10 @@ __all__ = [
     "column_rows",
     "content_hash",
     "datasheet_markdown",
+    "describe_dataset",
     "detect_format",
     "diff_datasets",
+    "effective_metadata",
     "format_value",
     "get_dataset",
     "get_split",
@@ -64,7 +70,9 @@ __all__ = [
     "profile_table",
     "psi",
     "read_table",
+    "redact_profile",
     "register_dataset",
     "scan_data",
     "split_dataset",
+    "suspected_pii",
 ]

@@ -35,9 +35,12 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def metadata_rows(info: DatasetVersionInfo) -> list[tuple[str, str]]:
-    """The datasheet's metadata as (field, value) pairs."""
-    meta = info.metadata
+def metadata_rows(
+    info: DatasetVersionInfo, metadata: dict[str, Any] | None = None
+) -> list[tuple[str, str]]:
+    """The datasheet's metadata as (field, value) pairs (``metadata``: the effective metadata,
+    default the recorded one)."""
+    meta = info.metadata if metadata is None else metadata
     collected = meta.get("collected")
     period = f"{collected['start']} – {collected.get('end') or 'ongoing'}" if collected else None
 
@@ -93,7 +96,7 @@ def column_rows(info: DatasetVersionInfo) -> list[dict[str, str]]:
     return rows
 
 
-def datasheet_markdown(info: DatasetVersionInfo) -> str:
+def datasheet_markdown(info: DatasetVersionInfo, metadata: dict[str, Any] | None = None) -> str:
     """The datasheet of ``info`` as Markdown."""
     lines = [
         f"# Datasheet: {info.ref}",
@@ -103,7 +106,7 @@ def datasheet_markdown(info: DatasetVersionInfo) -> str:
         "| | |",
         "|---|---|",
     ]
-    lines += [f"| {k} | {v} |" for k, v in metadata_rows(info)]
+    lines += [f"| {k} | {v} |" for k, v in metadata_rows(info, metadata)]
     images = info.profile.get("images")
     if images:
         lines += ["", "## Images", "", "| class | images |", "|---|---|"]

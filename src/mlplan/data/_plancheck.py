@@ -8,6 +8,7 @@ import difflib
 import pyarrow as pa
 
 from mlplan.data._registry import list_datasets
+from mlplan.data._sql import sandboxed_duckdb
 from mlplan.workspace import Workspace
 
 __all__ = ["check_plan_against_data"]
@@ -59,7 +60,7 @@ def check_plan_against_data(ws: Workspace) -> list[str]:
                         f"is not in the data{_hint(column, columns)}"
                     )
             if spec.where:
-                con = duckdb.connect()
+                con = sandboxed_duckdb()
                 try:
                     con.register("data", _empty_table(info.columns))
                     con.execute(f"SELECT count(*) FROM data WHERE {spec.where}")

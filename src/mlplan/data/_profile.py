@@ -45,7 +45,7 @@ def column_kind(dtype: pa.DataType) -> ColumnKind:
         return "numeric"
     if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
         return "categorical"
-    if pa.types.is_temporal(dtype):
+    if pa.types.is_timestamp(dtype) or pa.types.is_date(dtype) or pa.types.is_time(dtype):
         return "datetime"
     return "other"
 
@@ -86,17 +86,20 @@ def _job(field: pa.Field, column: pa.ChunkedArray, rows: int) -> Callable[[], di
 
     def run() -> dict[str, Any]:
         base: dict[str, Any] = {"type": str(field.type), "kind": kind}
-        if kind == "numeric":
-            base |= _numeric(column, rows)
-        elif kind == "categorical":
-            base |= _categorical(column, rows)
-        elif kind == "boolean":
-            base |= _boolean(column, rows)
-        elif kind == "datetime":
-            base |= _datetime(column, rows)
-        else:
-            base |= _counts(rows - column.null_count, rows, distinct=None)
-        return base
+        summarise = {
+            "numeric": _numeric,
+            "categorical": _categorical,
+            "boolean": _boolean,
+            "datetime": _datetime,
+        }.get(kind)
+        if summarise is not None:
+            try:
+                return base | summarise(column, rows)
+            except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+                pass  # a type Arrow cannot aggregate: counted like any other column
+        return {"type": str(field.type), "kind": "other"} | _counts(
+            rows - column.null_count, rows, distinct=None
+        )
 
     return run
 

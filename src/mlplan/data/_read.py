@@ -142,7 +142,8 @@ def read_table(path: Path, fmt: DataFormat, *, delimiter: str | None = None) -> 
         raise DataError(f"{path}: has no columns")
     if table.num_rows == 0:
         raise DataError(
-            f"{path}: has columns ({', '.join(table.column_names[:5])}…) but no rows; "
+            f"{path}: has columns ({', '.join(table.column_names[:5])}"
+            f"{'…' if table.num_columns > 5 else ''}) but no rows; "
             "a dataset needs at least one row"
         )
     names = table.column_names

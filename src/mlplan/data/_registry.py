@@ -6,6 +6,7 @@ transaction, so a failure leaves nothing behind in the store.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import difflib
 import io
@@ -18,11 +19,19 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mlplan.core import DatasetRef, parse_dataset_ref
+from mlplan.data._privacy import redact_profile, suspected_pii
 from mlplan.data._read import DataFormat, content_hash, detect_format, list_images, read_table
 from mlplan.errors import DataError, DatasetNotFoundError, UsageError
-from mlplan.plan import DatasetSpec
-from mlplan.plan._schema import _NAME
-from mlplan.store import ArtifactStore, Dataset, DatasetVersion, Project, RunRecorder, sha256_file
+from mlplan.plan import NAME_PATTERN, DatasetSpec
+from mlplan.store import (
+    ArtifactStore,
+    Dataset,
+    DatasetVersion,
+    Project,
+    RunRecorder,
+    sha256_file,
+    utcnow,
+)
 from mlplan.workspace import Workspace
 
 __all__ = [
@@ -175,7 +184,7 @@ def register_dataset(
     UsageError
         No path given and none in the plan; an invalid dataset name.
     """
-    if not _NAME.match(name):
+    if not NAME_PATTERN.match(name):
         raise UsageError(
             f"dataset name {name!r} must start with a letter and hold only letters, "
             "digits, '_', '.' or '-'"
@@ -250,26 +259,35 @@ def register_dataset(
     for what, key in (("id column", "id_column"), ("time column", "time_column")):
         _check_columns(what, [metadata[key]] if metadata[key] else None, columns, where)
 
-    _redact_profile(profile, metadata["pii_columns"] or [])
+    declared = metadata["pii_columns"] or []
+    suspected = suspected_pii(table, profile, declared) if fmt != "images" else {}
+    for column, reason in suspected.items():
+        warnings.append(
+            f"column {column!r} looks like personal data ({reason}) but is not in "
+            f"datasets.{name}.pii_columns: its values are kept out of the store. Add it to "
+            f"pii_columns in {ws.plan_path.name}, or rename it if it holds no personal data"
+        )
+    redact_profile(profile, {c: None for c in declared} | suspected)
     column_list = [
         {"name": n, "type": c["type"], "kind": c["kind"]} for n, c in profile["columns"].items()
     ]
-    snapshot_ref = _snapshot(ws.store.artifacts, path, fmt, table) if snapshot else None
-
     store = ws.store
-    with store.transaction() as session:
+
+    def work(session: Session) -> RegisterResult:
         project_id = store.project_id(session, plan.project.name)
-        dataset = session.scalar(
-            select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name)
+        dataset_id = _dataset_id(store, session, project_id, name)
+        # Again inside the transaction: a concurrent command may have added these bytes.
+        same = session.scalar(
+            select(DatasetVersion).where(
+                DatasetVersion.dataset_id == dataset_id, DatasetVersion.content_hash == digest
+            )
         )
-        if dataset is None:
-            dataset = Dataset(project_id=project_id, name=name)
-            session.add(dataset)
-            session.flush()
+        if same is not None:
+            return RegisterResult(DatasetVersionInfo.from_record(same, name), False, warnings)
         number = (
             session.scalar(
                 select(func.max(DatasetVersion.version)).where(
-                    DatasetVersion.dataset_id == dataset.id
+                    DatasetVersion.dataset_id == dataset_id
                 )
             )
             or 0
@@ -292,7 +310,7 @@ def register_dataset(
                 session, snapshot_ref, kind="dataset_snapshot", media_type=_MEDIA[fmt]
             )
         record = DatasetVersion(
-            dataset_id=dataset.id,
+            dataset_id=dataset_id,
             version=number,
             content_hash=digest,
             format=fmt,
@@ -309,31 +327,27 @@ def register_dataset(
         session.flush()
         run.output("dataset_version", f"{name}@{number}", sha256=digest)
         run.finish()
-        info = DatasetVersionInfo.from_record(record, name)
-    return RegisterResult(info, created=True, warnings=warnings)
+        return RegisterResult(DatasetVersionInfo.from_record(record, name), True, warnings)
+
+    # Snapshot files written for a command that then fails are removed again.
+    with store.artifacts.staged():
+        snapshot_ref = _snapshot(store.artifacts, path, fmt, table) if snapshot else None
+        return store.write(work)
 
 
-REDACTED = "<pii>"
-
-
-def _redact_profile(profile: dict[str, Any], pii_columns: list[str]) -> None:
-    """Keep personal data out of the store: PII columns' values (top values, extremes,
-    quantiles) are replaced; their counts stay."""
-    for name in pii_columns:
-        column = profile["columns"].get(name)
-        if column is None:
-            continue
-        column["redacted"] = True
-        for entry in column.get("top", []):
-            entry["value"] = REDACTED
-        for key in ("min", "max"):
-            if column.get(key) is not None:
-                column[key] = REDACTED
-        for key in ("mean", "std"):
-            if key in column:
-                column[key] = None
-        if "quantiles" in column:
-            column["quantiles"] = {q: None for q in column["quantiles"]}
+def _dataset_id(store: Any, session: Session, project_id: int, name: str) -> int:
+    """The id of dataset ``name``, created on first use (safe when commands race)."""
+    session.execute(
+        store.insert(Dataset)
+        .values(project_id=project_id, name=name, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["project_id", "name"])
+    )
+    return int(
+        session.scalar(
+            select(Dataset.id).where(Dataset.project_id == project_id, Dataset.name == name)
+        )
+        or 0
+    )
 
 
 _MEDIA = {
@@ -370,9 +384,8 @@ def _snapshot(artifacts: ArtifactStore, path: Path, fmt: DataFormat, table: pa.T
     return artifacts.put_bytes(buffer.getvalue())
 
 
-def _metadata(spec: DatasetSpec, **overrides: Any) -> dict[str, Any]:
-    collected = overrides.pop("collected")
-    meta: dict[str, Any] = {
+def _plan_metadata(spec: DatasetSpec) -> dict[str, Any]:
+    return {
         "source": spec.source,
         "owner": spec.owner,
         "license": spec.license,
@@ -392,13 +405,122 @@ def _metadata(spec: DatasetSpec, **overrides: Any) -> dict[str, Any]:
         "role": spec.role,
         "labeling": spec.labeling.strategy if spec.labeling else None,
     }
-    for key, value in overrides.items():
-        if value is not None:
-            meta[key] = value
+
+
+GIVEN = "given_by_flags"  # metadata keys set for this version, which the plan does not override
+
+
+def _overrides(**values: Any) -> dict[str, Any]:
+    collected = values.pop("collected", None)
+    out = {k: v for k, v in values.items() if v is not None}
     if collected is not None:
         start, end = collected
-        meta["collected"] = {"start": start.isoformat(), "end": end.isoformat() if end else None}
-    return meta
+        out["collected"] = {"start": start.isoformat(), "end": end.isoformat() if end else None}
+    return out
+
+
+def _metadata(spec: DatasetSpec, **values: Any) -> dict[str, Any]:
+    given = _overrides(**values)
+    return _plan_metadata(spec) | given | {GIVEN: sorted(given)}
+
+
+def effective_metadata(ws: Workspace, info: DatasetVersionInfo) -> dict[str, Any]:
+    """What is known of a version now: values given for it (flags, ``data describe``) win; the
+    plan's datasheet fills and updates the rest; PII columns named anywhere stay named."""
+    recorded = {k: v for k, v in info.metadata.items() if k != GIVEN}
+    given = set(info.metadata.get(GIVEN, []))
+    spec = ws.plan.datasets.get(info.name)
+    if spec is None:
+        return recorded
+    planned = _plan_metadata(spec)
+    out = {}
+    for key in recorded | planned:
+        if key in given or planned.get(key) is None:
+            out[key] = recorded.get(key)
+        else:
+            out[key] = planned[key]
+    if recorded.get("pii_columns") is not None or planned.get("pii_columns") is not None:
+        named = [*(planned.get("pii_columns") or []), *(recorded.get("pii_columns") or [])]
+        out["pii_columns"] = list(dict.fromkeys(named))
+    return out
+
+
+def describe_dataset(
+    ws: Workspace,
+    ref: str | DatasetRef,
+    *,
+    source: str | None = None,
+    owner: str | None = None,
+    license: str | None = None,
+    description: str | None = None,
+    collected: tuple[dt.date, dt.date | None] | None = None,
+    pii_columns: list[str] | None = None,
+    sensitive_attributes: list[str] | None = None,
+) -> DatasetVersionInfo:
+    """Amend the datasheet of a registered version (no new version: the bytes are the same).
+
+    Recorded as a run, so the lineage shows who changed the description and when.
+
+    Raises
+    ------
+    UsageError
+        When no field is given.
+    DataError
+        A PII or sensitive column that is not in the data.
+    """
+    info = get_dataset(ws, ref)
+    given = _overrides(
+        source=source,
+        owner=owner,
+        license=license,
+        description=description,
+        collected=collected,
+        pii_columns=pii_columns,
+        sensitive_attributes=sensitive_attributes,
+    )
+    if not given:
+        raise UsageError(
+            "give at least one field to describe: --source, --owner, --license, "
+            "--description, --collected, --pii or --sensitive"
+        )
+    for what, key in (
+        ("PII column", "pii_columns"),
+        ("sensitive attribute", "sensitive_attributes"),
+    ):
+        _check_columns(what, given.get(key), info.column_names, info.ref)
+    store = ws.store
+    with store.transaction() as session:
+        project_id = store.project_id(session, ws.plan.project.name)
+        record = session.scalar(
+            select(DatasetVersion)
+            .join(Dataset)
+            .where(
+                Dataset.project_id == project_id,
+                Dataset.name == info.name,
+                DatasetVersion.version == info.version,
+            )
+        )
+        if record is None:  # versions are never deleted; this guards a corrupted store
+            raise DatasetNotFoundError(f"{info.ref} vanished from the store")
+        run = RunRecorder.start(
+            session,
+            project_id=project_id,
+            job="data describe",
+            root=ws.root,
+            parameters={"dataset": info.ref, **{k: v for k, v in given.items()}},
+        )
+        run.input("dataset_version", info.ref, sha256=info.content_hash)
+        meta = dict(record.meta)
+        meta |= given
+        meta[GIVEN] = sorted(set(meta.get(GIVEN, [])) | set(given))
+        if "pii_columns" in given:
+            profile = copy.deepcopy(record.profile)
+            redact_profile(profile, {c: None for c in given["pii_columns"]})
+            record.profile = profile
+        record.meta = meta
+        run.finish()
+        session.flush()
+        return DatasetVersionInfo.from_record(record, info.name)
 
 
 def _delimiter(source_path: str) -> str | None:

@@ -4,26 +4,17 @@ attributes and PII columns (by name and by what the values look like)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from mlplan.data._privacy import pii_reason, sample_strings
 from mlplan.data._read import detect_format, read_table
-from mlplan.plan import ColumnSuggestion, DataSuggestions
-from mlplan.plan._schema import Task
+from mlplan.plan import ColumnSuggestion, DataSuggestions, Task
 
-__all__ = ["pii_reason", "scan_data"]
+__all__ = ["scan_data"]
 
-_PII_NAMES = re.compile(
-    r"^(first_?name|last_?name|full_?name|name|surname|given_?name|e_?mail(_address)?|phone|"
-    r"phone_?number|mobile|telephone|address|street|street_address|ssn|social_security.*|"
-    r"passport.*|ip|ip_?address|dob|date_?of_?birth|birth_?date|credit_?card.*|card_?number|"
-    r"iban|account_?number|national_?id|tax_?id|license_?plate|customer_?name|user_?name)$",
-    re.IGNORECASE,
-)
 _SENSITIVE_NAMES = re.compile(
     r"^(gender|sex|ethnicity|ethnic_?group|race|religion|age|age_?group|age_?band|nationality|"
     r"national_?origin|citizenship|disability|disabled|marital_?status|sexual_?orientation|"
@@ -37,53 +28,6 @@ _TARGET_NAMES = re.compile(
 )
 _ID_NAMES = re.compile(r"^(id|uuid|guid|key|.*_id|.*_key|.*_uuid)$", re.IGNORECASE)
 _TIME_NAMES = re.compile(r"(date|time|timestamp|_at$|_on$)", re.IGNORECASE)
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
-_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
-_PHONE = re.compile(r"^\+?[\d\s().-]{7,}$")
-_DATE = re.compile(r"^\d{1,4}[./-]\d{1,2}[./-]\d{1,4}$")
-
-
-def _phone(value: str) -> bool:
-    digits = sum(ch.isdigit() for ch in value)
-    return (
-        bool(_PHONE.match(value))
-        and digits >= 7
-        and not _DATE.match(value)
-        and not _IPV4.match(value)
-    )
-
-
-# Checked in order: the first pattern most sample values match names the reason.
-_VALUE_PATTERNS: dict[str, Callable[[str], bool]] = {
-    "values look like e-mail addresses": lambda v: bool(_EMAIL.match(v)),
-    "values look like IP addresses": lambda v: bool(_IPV4.match(v)),
-    "values look like phone numbers": _phone,
-}
-
-
-def _sample_strings(column: pa.ChunkedArray, n: int = 200) -> list[str]:
-    values = pc.drop_null(column.slice(0, 5 * n))
-    if pa.types.is_dictionary(values.type):
-        values = pc.cast(values, pa.string())
-    return [str(v) for v in values.to_pylist()[:n]]
-
-
-def pii_reason(name: str, sample: list[str]) -> str | None:
-    """Why column ``name`` looks like personal data (by its name or its sample values), if it does.
-
-    Examples
-    --------
-    >>> pii_reason("email", []), pii_reason("contact", ["a@b.org", "c@d.com"]), pii_reason("x", [])
-    ('name suggests personal data', 'values look like e-mail addresses', None)
-    """
-    if _PII_NAMES.match(name):
-        return "name suggests personal data"
-    for reason, matches in _VALUE_PATTERNS.items():
-        if sample and sum(matches(v) for v in sample) / len(sample) >= 0.8:
-            return reason
-    return None
-
-
 Role = Literal["feature", "target", "id", "time", "pii", "sensitive"]
 
 
@@ -92,7 +36,7 @@ def _role(
 ) -> tuple[Role, str]:
     kind = profile["kind"]
     sample = (
-        _sample_strings(column) if kind in {"categorical", "text"} and column is not None else []
+        sample_strings(column) if kind in {"categorical", "text"} and column is not None else []
     )
     reason = pii_reason(name, sample)
     if reason is not None:

@@ -15,11 +15,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from mlplan.core import SplitRef, parse_dataset_ref, parse_split_ref
 from mlplan.data._registry import (
     DatasetVersionInfo,
     _check_columns,
+    effective_metadata,
     get_dataset,
     load_table,
 )
@@ -134,6 +136,7 @@ def assign_splits(
         )
     n = table.num_rows
     rng = np.random.default_rng(seed)
+    _check_split_columns(table, stratify=stratify, group=group, time=time)
 
     # Units: every row, or every group of rows.
     if group is not None:
@@ -206,6 +209,41 @@ def assign_splits(
             )
     result: np.ndarray = codes
     return result
+
+
+def _check_split_columns(
+    table: pa.Table, *, stratify: str | None, group: str | None, time: str | None
+) -> None:
+    for role, name in (("stratify", stratify), ("group", group), ("time", time)):
+        if name is None:
+            continue
+        dtype = table.schema.field(name).type
+        if pa.types.is_nested(dtype):
+            raise DataError(
+                f"--{role} column {name!r} holds {dtype} values; it needs plain "
+                "values (numbers, strings or dates)"
+            )
+    if stratify is not None:
+        column = table.column(stratify)
+        distinct = pc.count_distinct(column).as_py()
+        if distinct > 20 and distinct > 0.5 * table.num_rows:
+            raise DataError(
+                f"--stratify column {stratify!r} has {distinct:,} distinct values in "
+                f"{table.num_rows:,} rows: stratifying needs classes. Stratify by a class "
+                "column, or bin this one into a new column first"
+            )
+
+
+def rare_classes(table: pa.Table, column: str, *, minimum: int = 3) -> list[str]:
+    """Warnings for classes of ``column`` with fewer than ``minimum`` rows: they cannot
+    appear in every split."""
+    counts = pc.value_counts(table.column(column)).to_pylist()
+    return [
+        f"class {str(c['values'])!r} of {column!r} has {c['counts']} row(s): too few to "
+        "appear in train, valid and test"
+        for c in counts
+        if c["values"] is not None and c["counts"] < minimum
+    ]
 
 
 def check_leakage(
@@ -320,7 +358,7 @@ def split_dataset(
     codes = assign_splits(
         table, test=test, valid=valid, stratify=stratify, group=group, time=time, seed=seed
     )
-    id_column = info.metadata.get("id_column")
+    id_column = effective_metadata(ws, info).get("id_column")
     leakage = check_leakage(
         table,
         codes,
@@ -328,6 +366,7 @@ def split_dataset(
         id_column=id_column,
         ignore=["path"] if info.format == "images" else None,
     )
+    leakage["warnings"] = rare_classes(table, stratify) if stratify else []
     target = "label" if info.format == "images" else ws.plan.target
     counts = _counts(table, codes, stratify or target)
     parameters = {
@@ -350,8 +389,8 @@ def split_dataset(
     buffer = io.BytesIO()
     pq.write_table(assignment, buffer)
     store = ws.store
-    artifact = store.artifacts.put_bytes(buffer.getvalue())
-    with store.transaction() as session:
+
+    def work(session: Session) -> SplitInfo:
         project_id = store.project_id(session, ws.plan.project.name)
         version = session.scalar(
             select(DatasetVersion)
@@ -396,6 +435,10 @@ def split_dataset(
         run.output("split", f"{info.ref}/s{number}", sha256=artifact.sha256)
         run.finish()
         return SplitInfo.from_record(record, info.name, info.version)
+
+    with store.artifacts.staged():
+        artifact = store.artifacts.put_bytes(buffer.getvalue())
+        return store.write(work)
 
 
 def list_splits(ws: Workspace, dataset: str | None = None) -> list[SplitInfo]:

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
-from mlplan.lineage._graph import LineageGraph, LineageNode, RunRecord, lineage, to_openlineage
+from mlplan.lineage._graph import (
+    LineageGraph,
+    LineageNode,
+    RunRecord,
+    lineage,
+    resolve_ref,
+    to_openlineage,
+)
 
-__all__ = ["LineageGraph", "LineageNode", "RunRecord", "lineage", "to_openlineage"]
+__all__ = ["LineageGraph", "LineageNode", "RunRecord", "lineage", "resolve_ref", "to_openlineage"]

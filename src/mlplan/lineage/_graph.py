@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -16,7 +17,7 @@ from mlplan.errors import NotFoundError
 from mlplan.store import Project, Run, RunIO
 from mlplan.workspace import Workspace
 
-__all__ = ["LineageGraph", "LineageNode", "RunRecord", "lineage", "to_openlineage"]
+__all__ = ["LineageGraph", "LineageNode", "RunRecord", "lineage", "resolve_ref", "to_openlineage"]
 
 OPENLINEAGE_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 PRODUCER = f"https://pypi.org/project/mlplan/{__version__}"
@@ -152,6 +153,7 @@ def lineage(ws: Workspace, ref: str) -> LineageGraph:
     NotFoundError
         When no run read or made ``ref``.
     """
+    ref = resolve_ref(ws, ref)
     made = _runs(ws, ref, "output")
     used = _runs(ws, ref, "input")
     if not made and not used:
@@ -165,6 +167,30 @@ def lineage(ws: Workspace, ref: str) -> LineageGraph:
     upstream = _walk(ws, made, "upstream")
     downstream = _walk(ws, used, "downstream")
     return LineageGraph(subject, upstream, downstream)
+
+
+def resolve_ref(ws: Workspace, ref: str) -> str:
+    """The reference as runs record it: a bare dataset name means its latest version; a file
+    path (relative to the working folder or the project, or absolute) becomes the path
+    relative to the project."""
+    from mlplan.core import parse_dataset_ref
+    from mlplan.errors import RefError
+
+    try:
+        parsed = parse_dataset_ref(ref)
+    except RefError:
+        parsed = None
+    if parsed is not None and parsed.version is None:
+        from mlplan.data import get_dataset
+
+        try:
+            return get_dataset(ws, parsed).ref
+        except NotFoundError:
+            return ref
+    for candidate in (Path(ref), ws.root / ref):
+        if candidate.exists():
+            return ws.relative(candidate)
+    return ref
 
 
 def _walk(ws: Workspace, start: Iterable[RunRecord], way: str) -> list[RunRecord]:

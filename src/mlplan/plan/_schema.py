@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "NAME_PATTERN",
     "Approval",
     "Baselines",
     "CanaryStep",
@@ -21,6 +22,7 @@ __all__ = [
     "DatasetSpec",
     "Deployment",
     "Direction",
+    "Gates",
     "Guard",
     "HumanLevelPerformance",
     "LabelRate",
@@ -28,10 +30,13 @@ __all__ = [
     "Labels",
     "Literature",
     "LoggingPolicy",
+    "MaxGap",
     "MetricTarget",
     "Metrics",
+    "Modeling",
     "MonitorRule",
     "Monitoring",
+    "NoRegression",
     "Objectives",
     "OlderSystem",
     "Period",
@@ -41,6 +46,7 @@ __all__ = [
     "Rollout",
     "Scenario",
     "Security",
+    "SliceFloor",
     "SliceSpec",
     "Stakeholder",
     "Strategy",
@@ -53,15 +59,22 @@ Strategy = Literal["in-house", "outsourced", "crowdsourced"]
 Direction = Literal["maximize", "minimize"]
 Comparison = Literal["<", "<=", ">", ">="]
 
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+"""Names of projects, datasets, slices, gates: a letter, then letters, digits, _ . -"""
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True)
 
 
+def _check_duration(value: str) -> str:
+    if not re.fullmatch(r"\d+(s|m|h|d)", value):
+        raise ValueError(f"duration {value!r} must be a number and a unit: s, m, h or d")
+    return value
+
+
 def _check_name(value: str, what: str) -> str:
-    if not _NAME.match(value):
+    if not NAME_PATTERN.match(value):
         raise ValueError(
             f"{what} {value!r} must start with a letter and hold only letters, digits, "
             "'_', '.' or '-'"
@@ -200,6 +213,9 @@ class Labels(_Section):
     agreement_metric: Literal["krippendorff_alpha", "fleiss_kappa", "cohen_kappa"] = (
         "krippendorff_alpha"
     )
+    scale: Literal["nominal", "ordinal", "interval"] = Field(
+        "nominal", description="How labels compare: unordered classes, ordered, or numbers."
+    )
     min_agreement: float = Field(0.6, ge=-1, le=1)
 
 
@@ -224,6 +240,15 @@ class SliceSpec(_Section):
     @classmethod
     def _name(cls, value: str) -> str:
         return _check_name(value, "slice name")
+
+    @field_validator("where")
+    @classmethod
+    def _one_expression(cls, value: str | None) -> str | None:
+        if value is not None and (";" in value or "--" in value or "/*" in value):
+            raise ValueError(
+                f"where {value!r} must be one SQL boolean expression, without ';' or comments"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_kind(self) -> SliceSpec:
@@ -383,9 +408,7 @@ class CanaryStep(_Section):
     @field_validator("duration")
     @classmethod
     def _duration(cls, value: str) -> str:
-        if not re.fullmatch(r"\d+(s|m|h|d)", value):
-            raise ValueError(f"duration {value!r} must be a number and a unit: s, m, h or d")
-        return value
+        return _check_duration(value)
 
 
 class Rollout(_Section):
@@ -412,6 +435,8 @@ class Rollout(_Section):
         weights = [s.weight for s in steps]
         if weights != sorted(weights):
             raise ValueError(f"canary step weights must not decrease; got {weights}")
+        if weights and weights[-1] != 100:
+            raise ValueError(f"the last canary step must take all traffic (100); got {weights}")
         return steps
 
 
@@ -426,6 +451,11 @@ class MonitorRule(_Section):
     slice: str | None = None
     severity: Literal["info", "warning", "critical"] = "warning"
 
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        return _check_duration(value)
+
 
 class Monitoring(_Section):
     """What is watched once the model is live."""
@@ -437,6 +467,60 @@ class Monitoring(_Section):
     business: list[MonitorRule] = Field(default_factory=list)
     drift_method: Literal["psi", "ks", "chi2"] = "psi"
     drift_threshold: float = Field(0.2, gt=0)
+
+
+class Modeling(_Section):
+    """How models are built: families to try, features, seeds and search budgets."""
+
+    families: list[Literal["linear", "logistic", "gbt", "cnn", "rnn"]] | None = Field(
+        None, description="Families to train; unset: the task's defaults."
+    )
+    features: list[str] | None = Field(
+        None, description="Input columns; unset: all but the target, ids, times and PII."
+    )
+    exclude: list[str] = Field(default_factory=list, description="Columns never used as input.")
+    seed: int = 0
+    tune_trials: int = Field(0, ge=0)
+    hyperparameters: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Family -> its hyperparameters."
+    )
+    backbone: str | None = Field(
+        None, description="Images: a local weights or ONNX file for the pretrained CNN."
+    )
+    window: int | None = Field(None, ge=1, description="Sequences: window length.")
+    horizon: int | None = Field(None, ge=1, description="Sequences: steps ahead to forecast.")
+
+
+class SliceFloor(_Section):
+    """Every value of a slice must reach ``min`` on ``metric``."""
+
+    slice: str
+    metric: str
+    min: float
+
+
+class MaxGap(_Section):
+    """The best and worst value of a slice may differ by at most ``max_gap`` on ``metric``."""
+
+    slice: str
+    metric: str
+    max_gap: float = Field(ge=0)
+
+
+class NoRegression(_Section):
+    """The candidate may not be worse than the older or production model on any slice."""
+
+    metric: str
+    against: Literal["older_system", "production"] = "production"
+    tolerance: float = Field(0.0, ge=0)
+
+
+class Gates(_Section):
+    """Pass/fail checks before a model may ship (beyond the metric targets)."""
+
+    slice_floors: list[SliceFloor] = Field(default_factory=list)
+    max_gaps: list[MaxGap] = Field(default_factory=list)
+    no_regression: list[NoRegression] = Field(default_factory=list)
 
 
 class Approval(_Section):
@@ -480,7 +564,10 @@ class Plan(_Section):
     )
     task: Task
     target: str | None = None
-    datasets: dict[Annotated[str, Field(pattern=_NAME.pattern)], DatasetSpec] = Field(
+    positive_class: str | None = Field(
+        None, description="Binary tasks: the class that counts as positive (FP/FN, recall)."
+    )
+    datasets: dict[Annotated[str, Field(pattern=NAME_PATTERN.pattern)], DatasetSpec] = Field(
         default_factory=dict
     )
     labels: Labels = Field(default_factory=Labels)
@@ -488,6 +575,8 @@ class Plan(_Section):
     slices: list[SliceSpec] = Field(default_factory=list)
     baselines: Baselines = Field(default_factory=Baselines)
     risks: list[Risk] | None = None
+    modeling: Modeling = Field(default_factory=Modeling)
+    gates: Gates = Field(default_factory=Gates)
     deployment: Deployment = Field(default_factory=Deployment)
     rollout: Rollout = Field(default_factory=Rollout)
     monitoring: Monitoring = Field(default_factory=Monitoring)
@@ -523,6 +612,17 @@ class Plan(_Section):
                 raise ValueError(
                     f"risk {risk.id!r} names monitor {risk.monitor!r}, which is not defined; "
                     f"monitors: {', '.join(monitors) or 'none'}"
+                )
+        named_slices = [
+            *((f"rollout.guards[{i}]", g.slice) for i, g in enumerate(self.rollout.guards)),
+            *((f"gates.slice_floors[{i}]", g.slice) for i, g in enumerate(self.gates.slice_floors)),
+            *((f"gates.max_gaps[{i}]", g.slice) for i, g in enumerate(self.gates.max_gaps)),
+        ]
+        for where, slice_name in named_slices:
+            if slice_name is not None and slice_name not in names:
+                raise ValueError(
+                    f"{where} names slice {slice_name!r}, which is not defined; "
+                    f"slices: {', '.join(names) or 'none'}"
                 )
         gates = [a.gate for a in self.approvals]
         if len(set(gates)) != len(gates):

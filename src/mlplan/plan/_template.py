@@ -60,6 +60,14 @@ _ML_METRICS: dict[str, list[tuple[str, str, float | None]]] = {
 }
 
 
+def _positive(classes: list[str]) -> str | None:
+    """A conventional positive class name among two classes, if there is one."""
+    for name in classes:
+        if name.strip().lower() in {"1", "true", "yes", "positive"}:
+            return name
+    return None
+
+
 def _q(value: object) -> str:
     """A YAML scalar or flow sequence (JSON is valid YAML)."""
     return json.dumps(value, ensure_ascii=False)
@@ -113,6 +121,13 @@ def render_plan(
         if target
         else "target: null  # image folders: the class is the folder"
     )
+    if task == "binary":
+        positive = _positive(data.classes) if data is not None and data.classes else None
+        add(
+            f"positive_class: {_q(positive)}  # the class FP/FN and recall refer to"
+            if positive
+            else "positive_class: null  # TODO: the class FP/FN and recall refer to"
+        )
     add("")
     add("# ── Data ────────────────────────────────────────────────────────────────────────────")
     add("# Every dataset the project needs, with its datasheet. `mlplan data add NAME` registers a")
@@ -201,6 +216,20 @@ def render_plan(
         "metric: recall, threshold: 0.05}]"
     )
     add("")
+    add("# ── Modeling ────────────────────────────────────────────────────────────────────────")
+    add("modeling:")
+    add("  families: null  # null: the task's defaults; or [logistic, gbt] (linear, cnn, rnn)")
+    add("  features: null  # null: every column but the target, ids, times and PII columns")
+    add("  exclude: []  # columns never used as input")
+    add("  seed: 0")
+    add("  tune_trials: 0  # > 0: a seeded search over the validation split")
+    add("")
+    add("# Pass/fail checks before a model ships, beyond the metric targets above.")
+    add("gates:")
+    add("  slice_floors: []  # e.g. [{slice: gender, metric: recall, min: 0.6}]")
+    add("  max_gaps: []  # e.g. [{slice: ethnicity, metric: recall, max_gap: 0.05}]")
+    add("  no_regression: []  # e.g. [{metric: recall, against: production, tolerance: 0.01}]")
+    add("")
     add("# ── Deployment ──────────────────────────────────────────────────────────────────────")
     add("deployment:")
     add("  mode: realtime  # realtime | batch")
@@ -260,9 +289,20 @@ def _dataset_block(add: Callable[[str], None], data: DataSuggestions) -> None:
     add("    description: null")
     add(f"    id_column: {_q(ids[0]) if ids else 'null'}")
     add(f"    time_column: {_q(times[0]) if times else 'null'}")
-    pii_reasons = "; ".join(f"{c.name}: {c.reason}" for c in data.columns if c.role == "pii")
-    add(f"    pii_columns: {_q(pii)}  # found by the scan — {pii_reasons or 'none found'}; check")
-    add(f"    sensitive_attributes: {_q(sensitive)}  # likely sensitive by name; check")
+    by_reason: dict[str, list[str]] = {}
+    for c in data.columns:
+        if c.role == "pii":
+            by_reason.setdefault(c.reason, []).append(c.name)
+    reasons = "; ".join(f"{', '.join(cols)}: {why}" for why, cols in by_reason.items())
+    # An empty list would state "there are none": only a person can say that.
+    if pii:
+        add(f"    pii_columns: {_q(pii)}  # found by the scan ({reasons}); check for more")
+    else:
+        add("    pii_columns: null  # TODO: the scan found none; list them, or [] once checked")
+    if sensitive:
+        add(f"    sensitive_attributes: {_q(sensitive)}  # likely sensitive by name; check")
+    else:
+        add("    sensitive_attributes: null  # TODO: none found by name; list them, or [] if none")
     add("    labeling: {strategy: in-house}")
     if data.columns:
         add("    # columns (type, distinct values, missing):")

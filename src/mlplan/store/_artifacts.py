@@ -6,10 +6,12 @@ never sees half a file; writing the same content twice is a no-op.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -56,6 +58,22 @@ class ArtifactStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._created: list[Path] | None = None
+
+    @contextlib.contextmanager
+    def staged(self) -> Iterator[None]:
+        """Files this block adds are removed again if the block fails (the command's
+        transaction did not commit, so nothing refers to them)."""
+        created: list[Path] = []
+        self._created = created
+        try:
+            yield
+        except BaseException:
+            for path in created:
+                path.unlink(missing_ok=True)
+            raise
+        finally:
+            self._created = None
 
     def path(self, sha256: str) -> Path:
         """Where the artifact with this hash lives (whether or not it exists)."""
@@ -94,7 +112,10 @@ class ArtifactStore:
                 tmp.unlink()
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
+                tmp.chmod(0o644)  # teammates sharing the folder read each other's artifacts
                 tmp.replace(target)
+                if self._created is not None:
+                    self._created.append(target)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

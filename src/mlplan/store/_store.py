@@ -9,23 +9,32 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, inspect, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from mlplan.errors import StoreError
 from mlplan.store._artifacts import ArtifactStore
-from mlplan.store._tables import Project
+from mlplan.store._tables import Project, utcnow
 
 __all__ = ["HEAD_REVISION", "STORE_DIR", "STORE_URL_ENV", "Store", "open_store"]
 
+T = TypeVar("T")
+
 STORE_DIR = ".mlplan"
 STORE_URL_ENV = "MLPLAN_STORE_URL"
+ARTIFACTS_ENV = "MLPLAN_ARTIFACTS_DIR"  # a folder a team shares, beside a PostgreSQL store
 # The newest migration; a test checks it against Alembic's head. Knowing it here lets a
 # command skip importing Alembic when the schema is already current.
 HEAD_REVISION = "0001"
@@ -40,6 +49,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        # We issue BEGIN ourselves (below), so pysqlite must not.
+        dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # IMMEDIATE takes the write lock up front: concurrent commands queue (busy_timeout)
+    # instead of failing when a read transaction later needs to write.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Store:
@@ -78,14 +95,38 @@ class Store:
             session.close()
 
     def project_id(self, session: Session, name: str) -> int:
-        """The id of project ``name``, created on first use."""
+        """The id of project ``name``, created on first use (safe when commands race)."""
         found = session.scalar(select(Project.id).where(Project.name == name))
         if found is not None:
             return found
-        project = Project(name=name)
-        session.add(project)
-        session.flush()
-        return project.id
+        session.execute(
+            self.insert(Project)
+            .values(name=name, created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        return int(session.scalar(select(Project.id).where(Project.name == name)) or 0)
+
+    def insert(self, table: Any) -> Any:
+        """An INSERT that supports ``on_conflict_do_nothing`` on this store's dialect."""
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+
+    def write(self, work: Callable[[Session], T], *, attempts: int = 5) -> T:
+        """Run ``work`` in a transaction, again from the start when a concurrent command took
+        the same unique number (a version, a split) first."""
+        for attempt in range(attempts):
+            try:
+                with self.transaction() as session:
+                    return work(session)
+            except StoreError as exc:
+                if not isinstance(exc.__cause__, IntegrityError) or attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         """Release the database connections."""
@@ -96,7 +137,8 @@ def open_store(root: str | Path, *, url: str | None = None, migrate: bool = True
     """Open (and create or migrate) the store of the project at ``root``.
 
     The database is ``url``, else ``$MLPLAN_STORE_URL``, else SQLite at ``root/.mlplan/store.db``.
-    Artifacts always live under ``root/.mlplan/artifacts``.
+    Artifacts live under ``$MLPLAN_ARTIFACTS_DIR`` (for a team: a folder everyone reaches),
+    else ``root/.mlplan/artifacts``.
 
     Raises
     ------
@@ -110,7 +152,8 @@ def open_store(root: str | Path, *, url: str | None = None, migrate: bool = True
         state_dir.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{state_dir / 'store.db'}"
     engine = _engine(url)
-    store = Store(engine, ArtifactStore(state_dir / "artifacts"))
+    artifacts = Path(os.environ.get(ARTIFACTS_ENV) or state_dir / "artifacts")
+    store = Store(engine, ArtifactStore(artifacts))
     if migrate:
         _migrate(store)
     return store
@@ -138,6 +181,7 @@ def _engine(url: str) -> Engine:
         ) from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
@@ -168,6 +212,9 @@ def _migrate(store: Store) -> None:
     config.set_main_option("script_location", str(_MIGRATIONS))
     try:
         with store.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # One migration at a time; the others wait, then find the schema current.
+                connection.execute(text("SELECT pg_advisory_xact_lock(4242424242)"))
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except SQLAlchemyError as exc:

@@ -1,0 +1,302 @@
+"""Human-level performance (HLP): how well people do the task, the bar for the model.
+
+For classification each annotator is scored against the gold label where one exists, else
+against the consensus of the *other* annotators on the item (leave-one-out). The pooled score
+is the expected performance of a typical annotator on a typical item. For regression, the
+mean absolute disagreement between annotators. Intervals are bootstrapped over items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mlplan.errors import UsageError
+from mlplan.labels._agreement import Interval, leave_one_out_reference
+from mlplan.labels._annotations import AnnotationSet, within_item_pairs
+
+__all__ = [
+    "HARD_LABEL_METRICS",
+    "HumanLevelPerformance",
+    "confusion_metrics",
+    "human_level_performance",
+    "positive_class",
+]
+
+# Metrics defined for hard labels; ranking and probability metrics (roc_auc, log_loss...) are not.
+HARD_LABEL_METRICS = ("accuracy", "macro_f1", "weighted_f1", "f1", "precision", "recall")
+_POSITIVE_NAMES = ("1", "true", "yes", "positive", "pos")
+
+
+def positive_class(classes: list[str]) -> int:
+    """Index of the positive class of a binary task: a conventional name, else the second.
+
+    Examples
+    --------
+    >>> positive_class(["no", "yes"]), positive_class(["churned", "stayed"])
+    (1, 1)
+    """
+    for i, name in enumerate(classes):
+        if name.strip().lower() in _POSITIVE_NAMES:
+            return i
+    return len(classes) - 1
+
+
+def confusion_metrics(confusion: np.ndarray, *, positive: int | None = None) -> dict[str, float]:
+    """Hard-label metrics from a true × predicted confusion matrix.
+
+    Examples
+    --------
+    >>> m = confusion_metrics(np.array([[8, 2], [1, 9]]), positive=1)
+    >>> round(m["accuracy"], 3), round(m["recall"], 3), round(m["precision"], 3)
+    (0.85, 0.9, 0.818)
+    """
+    total = confusion.sum()
+    true_counts = confusion.sum(axis=1)
+    predicted = confusion.sum(axis=0)
+    hits = np.diag(confusion).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(predicted > 0, hits / predicted, 0.0)
+        recall = np.where(true_counts > 0, hits / true_counts, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    present = (true_counts + predicted) > 0
+    out = {
+        "accuracy": float(hits.sum() / total) if total else float("nan"),
+        "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
+        "weighted_f1": float((f1 * true_counts).sum() / true_counts.sum())
+        if true_counts.sum()
+        else float("nan"),
+    }
+    if positive is not None:
+        out |= {
+            "precision": float(precision[positive]),
+            "recall": float(recall[positive]),
+            "f1": float(f1[positive]),
+        }
+    return out
+
+
+@dataclass(frozen=True)
+class HumanLevelPerformance:
+    """HLP overall, per annotator and per slice, with how it was measured."""
+
+    task: str
+    reference: str
+    compared: int
+    items: int
+    metrics: dict[str, Interval]
+    primary: str | None
+    primary_note: str | None
+    per_annotator: list[dict[str, Any]] = field(default_factory=list)
+    per_slice: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def primary_value(self) -> Interval | None:
+        """HLP in the plan's primary metric, when that metric applies to hard labels."""
+        return self.metrics.get(self.primary) if self.primary else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "task": self.task,
+            "reference": self.reference,
+            "compared": self.compared,
+            "items": self.items,
+            "primary": self.primary,
+            "primary_note": self.primary_note,
+            "metrics": {k: v.to_dict() for k, v in self.metrics.items()},
+            "per_annotator": self.per_annotator,
+            "per_slice": self.per_slice,
+        }
+
+
+def _intervals(
+    per_item: np.ndarray, summarise: Any, *, n_boot: int, seed: int
+) -> dict[str, Interval]:
+    """Bootstrap over items: ``per_item`` holds each item's additive contribution."""
+    point = summarise(per_item.sum(axis=0))
+    if n_boot <= 0 or len(per_item) == 0:
+        return {k: Interval(v, float("nan"), float("nan")) for k, v in point.items()}
+    rng = np.random.default_rng(seed)
+    flat = per_item.reshape(len(per_item), -1).astype(float)
+    draws: dict[str, list[float]] = {k: [] for k in point}
+    for _ in range(n_boot):
+        weights = np.bincount(rng.integers(0, len(flat), len(flat)), minlength=len(flat))
+        totals = (weights @ flat).reshape(per_item.shape[1:])
+        for key, value in summarise(totals).items():
+            draws[key].append(value)
+    out = {}
+    for key, value in point.items():
+        values = np.asarray(draws[key])
+        values = values[np.isfinite(values)]
+        low, high = (
+            np.percentile(values, [2.5, 97.5]) if values.size else (float("nan"), float("nan"))
+        )
+        out[key] = Interval(value, float(low), float(high))
+    return out
+
+
+def human_level_performance(
+    annotations: AnnotationSet,
+    *,
+    task: str = "classification",
+    gold: Mapping[str, str] | None = None,
+    primary: str | None = None,
+    slices: Mapping[str, np.ndarray] | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+    min_items: int = 30,
+) -> HumanLevelPerformance:
+    """Measure HLP from multiply-labeled items (or gold labels).
+
+    Parameters
+    ----------
+    annotations
+        The labels given; items with a single label count only where gold exists.
+    task
+        ``classification`` or ``regression`` (labels must then be numbers).
+    gold
+        Item id → the gold label, for items that have one.
+    primary
+        The plan's primary metric; reported when it is defined for hard labels.
+    slices
+        Slice name → boolean mask over ``annotations.items``.
+    min_items
+        Fewest items with a reference that make an HLP figure; below it, a ``UsageError``
+        says how many there are and how many are needed.
+    """
+    if task == "regression":
+        return _regression(
+            annotations, slices=slices, n_boot=n_boot, seed=seed, min_items=min_items
+        )
+    k = annotations.n_classes
+    reference = leave_one_out_reference(annotations)
+    source = "consensus of the other annotators"
+    if gold:
+        class_index = {c: i for i, c in enumerate(annotations.classes)}
+        item_index = {it: i for i, it in enumerate(annotations.items)}
+        gold_codes = np.full(len(annotations.items), -1)
+        for item_id, value in gold.items():
+            if item_id in item_index and value in class_index:
+                gold_codes[item_index[item_id]] = class_index[value]
+        has_gold = gold_codes[annotations.item] >= 0
+        reference = np.where(has_gold, gold_codes[annotations.item], reference)
+        source = "gold labels" if has_gold.all() else "gold labels where present, else consensus"
+    compared = reference >= 0
+    items_compared = np.unique(annotations.item[compared])
+    if items_compared.size < min_items:
+        doubly = int(annotations.multiply_labeled.sum())
+        raise UsageError(
+            f"HLP needs at least {min_items} items labeled by two annotators or more (or with "
+            f"gold labels); there are {doubly} multiply-labeled items, {items_compared.size} of "
+            f"them with a usable reference. Label more items with overlap: mlplan labels export "
+            f"DATASET --overlap 0.3"
+        )
+    positive = positive_class(annotations.classes) if k == 2 else None
+    per_item = np.zeros((len(annotations.items), k, k))
+    np.add.at(
+        per_item, (annotations.item[compared], reference[compared], annotations.label[compared]), 1
+    )
+
+    def summarise(confusion: np.ndarray) -> dict[str, float]:
+        return confusion_metrics(confusion, positive=positive)
+
+    metrics = _intervals(per_item[items_compared], summarise, n_boot=n_boot, seed=seed)
+    note = None
+    if primary is not None and primary not in metrics:
+        note = f"{primary} is not defined for hard human labels; HLP is given in accuracy and F1"
+    annotators = []
+    for code, name in enumerate(annotations.annotators):
+        mine = compared & (annotations.annotator == code)
+        confusion = np.bincount(
+            reference[mine] * k + annotations.label[mine], minlength=k * k
+        ).reshape(k, k)
+        annotators.append(
+            {
+                "annotator": name,
+                "compared": int(mine.sum()),
+                **confusion_metrics(confusion, positive=positive),
+            }
+        )
+    per_slice = []
+    for name, mask in (slices or {}).items():
+        chosen = items_compared[mask[items_compared]]
+        row: dict[str, Any] = {"slice": name, "items": int(chosen.size)}
+        if chosen.size:
+            row["metrics"] = {
+                k_: v.to_dict()
+                for k_, v in _intervals(
+                    per_item[chosen], summarise, n_boot=n_boot, seed=seed
+                ).items()
+            }
+        per_slice.append(row)
+    return HumanLevelPerformance(
+        "classification",
+        source,
+        int(compared.sum()),
+        int(items_compared.size),
+        metrics,
+        primary if primary in metrics else None,
+        note,
+        annotators,
+        per_slice,
+    )
+
+
+def _regression(
+    annotations: AnnotationSet,
+    *,
+    slices: Mapping[str, np.ndarray] | None,
+    n_boot: int,
+    seed: int,
+    min_items: int,
+) -> HumanLevelPerformance:
+    try:
+        values = np.array([float(c) for c in annotations.classes])[annotations.label]
+    except ValueError:
+        raise UsageError("regression HLP needs numeric labels") from None
+    first, second = within_item_pairs(annotations.item)
+    items_with_pairs = np.unique(annotations.item[first])
+    if items_with_pairs.size < min_items:
+        raise UsageError(
+            f"HLP needs at least {min_items} items labeled by two annotators or more; there are "
+            f"{items_with_pairs.size}. Label more items with overlap"
+        )
+    per_item = np.zeros((len(annotations.items), 2))
+    np.add.at(per_item, (annotations.item[first], 0), np.abs(values[first] - values[second]))
+    np.add.at(per_item, (annotations.item[first], 1), 1)
+
+    def summarise(totals: np.ndarray) -> dict[str, float]:
+        return {
+            "mean_absolute_disagreement": float(totals[0] / totals[1])
+            if totals[1]
+            else float("nan")
+        }
+
+    metrics = _intervals(per_item[items_with_pairs], summarise, n_boot=n_boot, seed=seed)
+    per_slice = []
+    for name, mask in (slices or {}).items():
+        chosen = items_with_pairs[mask[items_with_pairs]]
+        row: dict[str, Any] = {"slice": name, "items": int(chosen.size)}
+        if chosen.size:
+            row["metrics"] = {
+                k: v.to_dict()
+                for k, v in _intervals(
+                    per_item[chosen], summarise, n_boot=n_boot, seed=seed
+                ).items()
+            }
+        per_slice.append(row)
+    return HumanLevelPerformance(
+        "regression",
+        "the other annotators",
+        int(first.size),
+        int(items_with_pairs.size),
+        metrics,
+        None,
+        "regression HLP is the mean absolute disagreement",
+        [],
+        per_slice,
+    )
