@@ -39,6 +39,21 @@ step "What changed between the exports" \
 step "Split version 2: stratified by the target, no customer in two splits" \
   "$mlplan" data split customers --test 0.2 --valid 0.1 --stratify churned \
   --group customer_id --seed 7
+step "Labels: what would a round of labeling cost with each strategy?" \
+  "$mlplan" labels estimate --n 600
+step "Export a batch of 600 customers to the in-house team, 30% labeled twice" \
+  "$mlplan" labels export customers@2 --n 600 --overlap 0.3 --seed 7
+step "Simulate the annotators (one of them careless)" \
+  "$python" "$here/simulate_annotations.py" labels/batch-1.csv data/customers_2026-12.csv \
+  labels/batch-1-labeled.csv
+step "Import their labels" \
+  "$mlplan" labels import labels/batch-1-labeled.csv --batch 1
+step "How much do they agree? Who is careless?" \
+  "$mlplan" labels agreement
+step "Human-level performance, overall and per slice" \
+  "$mlplan" labels hlp
+step "Items to relabel" \
+  bash -c "'$mlplan' labels queue | head -n 14"
 step "The business owner signs off" \
   "$mlplan" approve buy_in --role business_owner --by "Dana Lee" \
   --note "call list pilot approved for Q1"
@@ -54,6 +69,7 @@ cat <<MSG
 Done. Look next:
   $demo/mlplan.yaml           the plan that drove every step
   $demo/.mlplan/store.db      the store: datasets, versions, splits, runs, approvals
-  $demo/.mlplan/artifacts/    content-addressed snapshots and split assignments
+  $demo/.mlplan/artifacts/    content-addressed snapshots, split assignments, label batches
+  $demo/labels/               the labeling batch, its instructions, and the simulated labels
   cd $demo && $mlplan status --json    the checklist for machines
 MSG

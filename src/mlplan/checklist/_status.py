@@ -8,6 +8,7 @@ so every item of the checklist is always shown.
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -101,11 +102,18 @@ def register_provider(factory: Callable[[], Provider]) -> Callable[[], Provider]
     return factory
 
 
+# Each stage's provider module; importing one registers its provider.
+BUILTIN_PROVIDERS = (
+    "mlplan.checklist._scoping",
+    "mlplan.checklist._data",
+    "mlplan.checklist._labels",
+)
+
+
 @functools.cache
 def _load_builtin_providers() -> None:
-    # Importing a stage's provider module registers it.
-    import mlplan.checklist._data
-    import mlplan.checklist._scoping  # noqa: F401
+    for module in BUILTIN_PROVIDERS:
+        importlib.import_module(module)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from mlplan.data._registry import (
     register_dataset,
 )
 from mlplan.data._scan import scan_data
+from mlplan.data._slices import MISSING, all_slice_masks, slice_masks
 from mlplan.data._split import (
     SPLITS,
     SplitInfo,
@@ -35,6 +36,7 @@ from mlplan.data._split import (
 
 __all__ = [
     "METADATA_FIELDS",
+    "MISSING",
     "QUANTILES",
     "REDACTED",
     "SPLITS",
@@ -44,6 +46,7 @@ __all__ = [
     "DatasetVersionInfo",
     "RegisterResult",
     "SplitInfo",
+    "all_slice_masks",
     "assign_splits",
     "check_leakage",
     "check_plan_against_data",
@@ -73,6 +76,7 @@ __all__ = [
     "redact_profile",
     "register_dataset",
     "scan_data",
+    "slice_masks",
     "split_dataset",
     "suspected_pii",
 ]

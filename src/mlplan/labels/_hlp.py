@@ -139,6 +139,31 @@ def _intervals(
     return out
 
 
+def _per_slice(
+    items: np.ndarray,
+    per_item: np.ndarray,
+    slices: Mapping[str, np.ndarray] | None,
+    summarise: Any,
+    *,
+    n_boot: int,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """Metrics with intervals for every slice value that holds measured items."""
+    out = []
+    for name, mask in (slices or {}).items():
+        chosen = items[mask[items]]
+        if chosen.size:  # slice values without a labeled item are left out
+            metrics = _intervals(per_item[chosen], summarise, n_boot=n_boot, seed=seed)
+            out.append(
+                {
+                    "slice": name,
+                    "items": int(chosen.size),
+                    "metrics": {k: v.to_dict() for k, v in metrics.items()},
+                }
+            )
+    return out
+
+
 def human_level_performance(
     annotations: AnnotationSet,
     *,
@@ -221,18 +246,7 @@ def human_level_performance(
                 **confusion_metrics(confusion, positive=positive),
             }
         )
-    per_slice = []
-    for name, mask in (slices or {}).items():
-        chosen = items_compared[mask[items_compared]]
-        row: dict[str, Any] = {"slice": name, "items": int(chosen.size)}
-        if chosen.size:
-            row["metrics"] = {
-                k_: v.to_dict()
-                for k_, v in _intervals(
-                    per_item[chosen], summarise, n_boot=n_boot, seed=seed
-                ).items()
-            }
-        per_slice.append(row)
+    per_slice = _per_slice(items_compared, per_item, slices, summarise, n_boot=n_boot, seed=seed)
     return HumanLevelPerformance(
         "classification",
         source,
@@ -277,18 +291,7 @@ def _regression(
         }
 
     metrics = _intervals(per_item[items_with_pairs], summarise, n_boot=n_boot, seed=seed)
-    per_slice = []
-    for name, mask in (slices or {}).items():
-        chosen = items_with_pairs[mask[items_with_pairs]]
-        row: dict[str, Any] = {"slice": name, "items": int(chosen.size)}
-        if chosen.size:
-            row["metrics"] = {
-                k: v.to_dict()
-                for k, v in _intervals(
-                    per_item[chosen], summarise, n_boot=n_boot, seed=seed
-                ).items()
-            }
-        per_slice.append(row)
+    per_slice = _per_slice(items_with_pairs, per_item, slices, summarise, n_boot=n_boot, seed=seed)
     return HumanLevelPerformance(
         "regression",
         "the other annotators",

@@ -5,13 +5,25 @@ from __future__ import annotations
 
 from mlplan.store._artifacts import ArtifactRef, ArtifactStore, sha256_file
 from mlplan.store._runs import RunRecorder, code_version, current_user, package_versions
-from mlplan.store._store import HEAD_REVISION, STORE_DIR, STORE_URL_ENV, Store, open_store
+from mlplan.store._store import (
+    ARTIFACTS_ENV,
+    HEAD_REVISION,
+    STORE_DIR,
+    STORE_URL_ENV,
+    Store,
+    open_store,
+)
 from mlplan.store._tables import (
+    Annotation,
     Approval,
     Artifact,
     Base,
     Dataset,
     DatasetVersion,
+    LabelBatch,
+    LabelImport,
+    LabelIssueRecord,
+    LabelReport,
     Project,
     Run,
     RunIO,
@@ -20,9 +32,11 @@ from mlplan.store._tables import (
 )
 
 __all__ = [
+    "ARTIFACTS_ENV",
     "HEAD_REVISION",
     "STORE_DIR",
     "STORE_URL_ENV",
+    "Annotation",
     "Approval",
     "Artifact",
     "ArtifactRef",
@@ -30,6 +44,10 @@ __all__ = [
     "Base",
     "Dataset",
     "DatasetVersion",
+    "LabelBatch",
+    "LabelImport",
+    "LabelIssueRecord",
+    "LabelReport",
     "Project",
     "Run",
     "RunIO",

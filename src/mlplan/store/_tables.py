@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -26,11 +27,16 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "Annotation",
     "Approval",
     "Artifact",
     "Base",
     "Dataset",
     "DatasetVersion",
+    "LabelBatch",
+    "LabelImport",
+    "LabelIssueRecord",
+    "LabelReport",
     "Project",
     "Run",
     "RunIO",
@@ -212,3 +218,93 @@ class Approval(Base):
     note: Mapped[str | None] = mapped_column(Text)
     subject: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LabelBatch(Base):
+    """Items sent out for labeling: who labels what, and what it should cost."""
+
+    __tablename__ = "label_batches"
+    __table_args__ = (UniqueConstraint("project_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    dataset_version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    strategy: Mapped[str] = mapped_column(String(20))
+    format: Mapped[str] = mapped_column(String(20))
+    selection: Mapped[str] = mapped_column(String(20))
+    items: Mapped[int] = mapped_column(Integer)
+    assignments: Mapped[int] = mapped_column(Integer)
+    annotators: Mapped[list[str]] = mapped_column(JSONType)
+    estimate: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    artifact_sha256: Mapped[str] = mapped_column(ForeignKey("artifacts.sha256"))
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LabelImport(Base):
+    """One imported file of annotations, with what was found wrong in it."""
+
+    __tablename__ = "label_imports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    dataset_version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("label_batches.id"))
+    source_path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    format: Mapped[str] = mapped_column(String(20))
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Annotation(Base):
+    """One label given by one annotator to one item of a dataset version."""
+
+    __tablename__ = "annotations"
+    __table_args__ = (UniqueConstraint("dataset_version_id", "item_id", "annotator"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"), index=True)
+    import_id: Mapped[int] = mapped_column(ForeignKey("label_imports.id"))
+    item_id: Mapped[str] = mapped_column(String(200))
+    annotator: Mapped[str] = mapped_column(String(200))
+    label: Mapped[str] = mapped_column(String(200))
+    gold: Mapped[bool] = mapped_column(Boolean, default=False)
+    labeled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    seconds: Mapped[float | None] = mapped_column(Float)
+
+
+class LabelReport(Base):
+    """A measurement over a dataset version's annotations: agreement, or HLP."""
+
+    __tablename__ = "label_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    dataset_version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"))
+    kind: Mapped[str] = mapped_column(String(20))  # "agreement" | "hlp"
+    report: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    passed: Mapped[bool | None] = mapped_column(Boolean)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LabelIssueRecord(Base):
+    """An item in the relabel queue: why it is there, and what became of it."""
+
+    __tablename__ = "label_issues"
+    __table_args__ = (UniqueConstraint("dataset_version_id", "item_id", "source"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    dataset_version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"))
+    item_id: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(30))  # "disagreement" | "confident_learning"
+    score: Mapped[float] = mapped_column(Float)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,121 @@
+"""The plan's slices on a table: which rows fall in each slice value.
+
+One definition serves every stage: labels (HLP per slice), evaluation, rollout and monitoring
+all call :func:`slice_masks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlplan.data._sql import sandboxed_duckdb
+from mlplan.errors import DataError
+from mlplan.plan import SliceSpec
+
+__all__ = ["MISSING", "all_slice_masks", "slice_masks"]
+
+MISSING = "(missing)"
+
+
+def _column_codes(table: pa.Table, name: str) -> tuple[np.ndarray, list[str]]:
+    column = table.column(name).combine_chunks()
+    if pa.types.is_dictionary(column.type):
+        column = pc.cast(column, column.type.value_type)
+    encoded = pc.dictionary_encode(column)
+    values = [str(v) for v in encoded.dictionary.to_pylist()] + [MISSING]
+    codes = pc.fill_null(encoded.indices, len(values) - 1).to_numpy(zero_copy_only=False)
+    return codes.astype(np.int64), values
+
+
+def _format_edge(value: float) -> str:
+    return f"{value:g}"
+
+
+def slice_masks(table: pa.Table, spec: SliceSpec) -> dict[str, np.ndarray]:
+    """Each value of the slice ``spec`` → a boolean mask over the table's rows.
+
+    Values are named ``column=value`` (``&`` between columns for combinations), bins
+    ``column in [low, high)``, and a ``where`` slice by its name.
+
+    Raises
+    ------
+    DataError
+        A column the table lacks (naming the close ones), or a filter that does not run.
+
+    Examples
+    --------
+    >>> t = pa.table({"g": ["f", "m", "f"], "age": [20, 50, 70]})
+    >>> sorted(slice_masks(t, SliceSpec(name="g", columns=["g"])))
+    ['g=f', 'g=m']
+    >>> {k: v.tolist() for k, v in slice_masks(t, SliceSpec(name="a", column="age",
+    ...                                        bins=[18, 65, 120])).items()}
+    {'age in [18, 65)': [True, True, False], 'age in [65, 120)': [False, False, True]}
+    """
+    import difflib
+
+    for column in spec.referenced_columns:
+        if column not in table.column_names:
+            close = difflib.get_close_matches(column, table.column_names, n=2, cutoff=0.5)
+            hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+            raise DataError(
+                f"slice {spec.name!r} uses column {column!r}, which is not in the data{hint}"
+            )
+    n = table.num_rows
+    if spec.columns:
+        combined = np.zeros(n, dtype=np.int64)
+        parts: list[list[str]] = []
+        for column in spec.columns:
+            codes, values = _column_codes(table, column)
+            combined = combined * len(values) + codes
+            parts.append([f"{column}={v}" for v in values])
+        out: dict[str, np.ndarray] = {}
+        for code in np.unique(combined):
+            names = []
+            rest = int(code)
+            for values in reversed(parts):
+                names.append(values[rest % len(values)])
+                rest //= len(values)
+            out[" & ".join(reversed(names))] = combined == code
+        return dict(sorted(out.items()))
+    if spec.bins:
+        assert spec.column is not None  # the plan validates bins with a column
+        values = pc.cast(table.column(spec.column), pa.float64()).to_numpy(zero_copy_only=False)
+        out = {}
+        for low, high in zip(spec.bins, spec.bins[1:], strict=False):
+            label = f"{spec.column} in [{_format_edge(low)}, {_format_edge(high)})"
+            with np.errstate(invalid="ignore"):
+                out[label] = (values >= low) & (values < high)
+        return out
+    con = sandboxed_duckdb()
+    try:
+        con.register("data", table)
+        result = con.execute(
+            f"SELECT coalesce(({spec.where}), false) AS hit FROM data"
+        ).fetchnumpy()
+    except Exception as exc:  # duckdb raises many error types; all mean "this filter fails"
+        raise DataError(
+            f"slice {spec.name!r}: where {spec.where!r} does not run on the data: "
+            f"{str(exc).splitlines()[0]}"
+        ) from None
+    finally:
+        con.close()
+    mask = np.asarray(result["hit"], dtype=bool)
+    return {spec.name: mask}
+
+
+def all_slice_masks(
+    table: pa.Table, specs: Iterable[SliceSpec], *, skip_missing_columns: bool = False
+) -> dict[str, dict[str, np.ndarray]]:
+    """:func:`slice_masks` for every slice: slice name → value → mask."""
+    out = {}
+    for spec in specs:
+        if skip_missing_columns and any(
+            c not in table.column_names for c in spec.referenced_columns
+        ):
+            continue
+        out[spec.name] = slice_masks(table, spec)
+    return out

@@ -1,0 +1,270 @@
+"""Reading annotation files: CSV / JSONL (one label per row) and Label Studio JSON exports
+(tasks annotated by several people), and checking them against the items and classes.
+
+Nothing is dropped silently: unknown items, labels outside the class set and duplicate
+(item, annotator) pairs are counted with examples; the caller refuses the file or, when asked,
+imports the rest and records what was skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlplan.errors import DataError
+
+__all__ = ["AnnotationRow", "ImportCheck", "check_rows", "read_annotations"]
+
+_ID_KEYS = ("item_id", "item", "id")
+_TIME_KEYS = ("seconds", "time_spent", "lead_time", "duration")
+_WHEN_KEYS = ("labeled_at", "timestamp", "created_at", "time")
+
+
+@dataclass(frozen=True)
+class AnnotationRow:
+    """One label from a file, with where it came from (for messages)."""
+
+    item_id: str
+    annotator: str
+    label: str
+    where: str
+    labeled_at: dt.datetime | None = None
+    seconds: float | None = None
+
+
+def _first(row: dict[str, Any], keys: Iterable[str]) -> Any:
+    for key in keys:
+        if row.get(key) not in (None, ""):
+            return row[key]
+    return None
+
+
+def _when(value: Any, where: str) -> dt.datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        stamp = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise DataError(
+            f"{where}: timestamp {value!r} is not ISO 8601 (e.g. 2026-11-28T10:00:00Z)"
+        ) from None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+
+
+def _seconds(value: Any, where: str) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: time spent {value!r} is not a number of seconds") from None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _from_record(row: dict[str, Any], where: str) -> AnnotationRow:
+    item = _first(row, _ID_KEYS)
+    missing = [
+        k
+        for k, v in (
+            ("item_id", item),
+            ("annotator", row.get("annotator")),
+            ("label", row.get("label")),
+        )
+        if v in (None, "")
+    ]
+    if missing:
+        raise DataError(
+            f"{where}: missing {', '.join(missing)}; each row needs item_id, annotator and label"
+        )
+    return AnnotationRow(
+        str(item),
+        str(row["annotator"]),
+        str(row["label"]),
+        where,
+        _when(_first(row, _WHEN_KEYS), where),
+        _seconds(_first(row, _TIME_KEYS), where),
+    )
+
+
+def _label_studio(tasks: Any, path: Path) -> list[AnnotationRow]:
+    if not isinstance(tasks, list):
+        raise DataError(
+            f"{path}: a Label Studio export is a JSON list of tasks; got {type(tasks).__name__}"
+        )
+    rows = []
+    for position, task in enumerate(tasks):
+        task_id = task.get("id", f"#{position}") if isinstance(task, dict) else f"#{position}"
+        where = f"{path}: task {task_id}"
+        if not isinstance(task, dict):
+            raise DataError(f"{where}: is not a JSON object")
+        data = task.get("data")
+        if not isinstance(data, dict) or data.get("item_id") in (None, ""):
+            raise DataError(
+                f"{where}: missing field data.item_id (export the batch with "
+                "mlplan labels export --format labelstudio, which sets it)"
+            )
+        annotations = task.get("annotations")
+        if not isinstance(annotations, list):
+            raise DataError(f"{where}: missing field annotations")
+        for n, annotation in enumerate(annotations):
+            if annotation.get("was_cancelled"):
+                continue
+            spot = f"{where} annotations[{n}]"
+            who = annotation.get("completed_by")
+            if isinstance(who, dict):
+                who = who.get("email") or who.get("username") or who.get("id")
+            if who in (None, ""):
+                raise DataError(f"{spot}: missing field completed_by")
+            choice = None
+            for result in annotation.get("result") or []:
+                value = result.get("value") or {}
+                if result.get("type") == "choices" and value.get("choices"):
+                    choice = value["choices"][0]
+                    break
+            if choice is None:
+                raise DataError(
+                    f"{spot}: missing field result[].value.choices (no class was chosen)"
+                )
+            rows.append(
+                AnnotationRow(
+                    str(data["item_id"]),
+                    str(who),
+                    str(choice),
+                    spot,
+                    _when(annotation.get("created_at"), spot),
+                    _seconds(annotation.get("lead_time"), spot),
+                )
+            )
+    return rows
+
+
+def read_annotations(path: str | Path) -> tuple[str, list[AnnotationRow]]:
+    """Read an annotation file; returns its format (``csv``, ``jsonl`` or ``labelstudio``)
+    and its rows.
+
+    Raises
+    ------
+    DataError
+        Unreadable file, or a row / task missing a field (named, with its line or task id).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".json":
+            return "labelstudio", _label_studio(json.loads(path.read_text(encoding="utf-8")), path)
+        if suffix in {".jsonl", ".ndjson"}:
+            rows = []
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if line.strip():
+                    record = json.loads(line)
+                    if not isinstance(record, dict):
+                        raise DataError(f"{path}:{number}: each line must be a JSON object")
+                    rows.append(_from_record(record, f"{path}:{number}"))
+            return "jsonl", rows
+        if suffix in {".csv", ".tsv"}:
+            with path.open(newline="", encoding="utf-8") as fh:
+                reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
+                header = reader.fieldnames or []
+                if (
+                    not any(k in header for k in _ID_KEYS)
+                    or "annotator" not in header
+                    or "label" not in header
+                ):
+                    raise DataError(
+                        f"{path}:1: the header needs item_id, annotator and label "
+                        f"columns; got {', '.join(header) or 'none'}"
+                    )
+                rows = [
+                    _from_record(row, f"{path}:{reader.line_num}")
+                    for row in reader
+                    if _first(row, ("label",)) is not None
+                ]
+            return "csv", rows
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text") from None
+    raise DataError(
+        f"{path}: cannot tell the format from {suffix!r}; use .csv, .tsv, .jsonl "
+        "or a Label Studio .json export"
+    )
+
+
+@dataclass
+class ImportCheck:
+    """What a file holds against the dataset: good rows, and every problem with examples."""
+
+    good: list[AnnotationRow] = field(default_factory=list)
+    unknown_items: list[AnnotationRow] = field(default_factory=list)
+    bad_labels: list[AnnotationRow] = field(default_factory=list)
+    duplicates: list[AnnotationRow] = field(default_factory=list)
+    already_stored: list[AnnotationRow] = field(default_factory=list)
+
+    @property
+    def problems(self) -> dict[str, list[AnnotationRow]]:
+        """Problem kind → the rows with it."""
+        return {
+            k: v
+            for k, v in (
+                ("unknown item ids", self.unknown_items),
+                ("labels outside the class set", self.bad_labels),
+                ("duplicate (item, annotator) pairs in the file", self.duplicates),
+                ("(item, annotator) pairs already imported", self.already_stored),
+            )
+            if v
+        }
+
+    def counts(self) -> dict[str, int]:
+        """Row counts per outcome."""
+        return {
+            "imported": len(self.good),
+            "unknown_items": len(self.unknown_items),
+            "bad_labels": len(self.bad_labels),
+            "duplicates": len(self.duplicates),
+            "already_stored": len(self.already_stored),
+        }
+
+    def describe(self) -> str:
+        """One line per problem: its count and up to three examples."""
+        lines = []
+        for kind, rows in self.problems.items():
+            examples = "; ".join(
+                f"{r.where} (item {r.item_id!r}, annotator {r.annotator!r}, label {r.label!r})"
+                for r in rows[:3]
+            )
+            lines.append(f"{len(rows):,} {kind}, e.g. {examples}")
+        return "\n".join(lines)
+
+
+def check_rows(
+    rows: list[AnnotationRow],
+    *,
+    items: set[str],
+    classes: set[str] | None,
+    stored: set[tuple[str, str]],
+) -> ImportCheck:
+    """Sort rows into good ones and problems (``classes`` None: any label is allowed)."""
+    check = ImportCheck()
+    seen = Counter((r.item_id, r.annotator) for r in rows)
+    for row in rows:
+        key = (row.item_id, row.annotator)
+        if row.item_id not in items:
+            check.unknown_items.append(row)
+        elif classes is not None and row.label not in classes:
+            check.bad_labels.append(row)
+        elif seen[key] > 1:
+            check.duplicates.append(row)
+        elif key in stored:
+            check.already_stored.append(row)
+        else:
+            check.good.append(row)
+    return check
