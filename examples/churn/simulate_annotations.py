@@ -44,8 +44,10 @@ def main() -> None:
         writer.writeheader()
         writer.writerows(rows)
     careless = roster[3] if len(roster) > 3 else roster[-1]
-    print(f"simulated {len(rows):,} labels by {len(roster)} annotators "
-          f"({careless} is careless) → {args.out}")
+    print(
+        f"simulated {len(rows):,} labels by {len(roster)} annotators "
+        f"({careless} is careless) → {args.out}"
+    )
 
 
 if __name__ == "__main__":

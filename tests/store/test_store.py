@@ -179,3 +179,32 @@ def test_artifacts_are_content_addressed_and_atomic(tmp_path: Path) -> None:
     assert sha256_file(artifacts.path(ref.sha256)) == ref
     leftovers = [p for p in (tmp_path / "artifacts").rglob(".incoming-*")]
     assert leftovers == []
+
+
+def test_an_older_store_is_upgraded_in_place_keeping_its_records(
+    store_url: str, tmp_path: Path
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    import mlplan.store._store as store_module
+
+    engine = sa.create_engine(store_url)
+    config = Config()
+    config.set_main_option("script_location", str(store_module._MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.execute(
+            sa.text("INSERT INTO projects (name, created_at) VALUES ('old', CURRENT_TIMESTAMP)")
+        )
+    engine.dispose()
+    store = open_store(tmp_path, url=store_url)  # migrates to head on open
+    with store.engine.connect() as connection:
+        assert (
+            connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+            == HEAD_REVISION
+        )
+        assert connection.execute(sa.text("SELECT name FROM projects")).scalar() == "old"
+        assert sa.inspect(connection).has_table("annotations")
+    store.close()

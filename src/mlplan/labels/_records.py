@@ -361,8 +361,9 @@ def export_batch(
             )
         )
         run.finish()
-        write_atomic(main, body)
-        write_atomic(sidecar, sidecar_text)
+    # After the commit: a batch file always has its record (and its bytes are in the store).
+    write_atomic(main, body)
+    write_atomic(sidecar, sidecar_text)
     return BatchInfo(
         number,
         info.ref,
