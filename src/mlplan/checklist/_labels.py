@@ -88,11 +88,13 @@ class LabelsProvider:
             metrics = report.get("metrics", {})
             key = report.get("primary") or next(iter(metrics), None)
             shown = metrics.get(key) if key else None
-            figure = (
-                f"{key} {shown['value']:.3f} [{shown['low']:.3f}, {shown['high']:.3f}]"
-                if shown and shown.get("value") is not None
-                else "measured"
-            )
+            figure = "measured"
+            if shown and shown.get("value") is not None:
+                figure = f"{key} {shown['value']:.3f}"
+                if shown.get("low") is not None and shown.get("high") is not None:
+                    figure += f" [{shown['low']:.3f}, {shown['high']:.3f}]"
+                else:
+                    figure += " (no interval: measured without bootstrap)"
             yield s(
                 "labels.hlp",
                 "done",

@@ -47,11 +47,11 @@ class Interval:
         return {"value": self.value, "low": self.low, "high": self.high, "level": self.level}
 
 
-def _numeric_classes(classes: list[str], level: Level) -> np.ndarray:
+def _numeric_classes(classes: list[str], level: Level, ordered: bool) -> np.ndarray:
     try:
         return np.array([float(c) for c in classes])
     except ValueError:
-        if level == "ordinal":
+        if level == "ordinal" and ordered:
             return np.arange(len(classes), dtype=float)
         raise UsageError(
             f"{level} alpha needs numeric labels, and the classes {classes[:6]} have no "
@@ -60,12 +60,14 @@ def _numeric_classes(classes: list[str], level: Level) -> np.ndarray:
         ) from None
 
 
-def _distance(level: Level, classes: list[str], totals: np.ndarray) -> np.ndarray:
+def _distance(
+    level: Level, classes: list[str], totals: np.ndarray, ordered: bool = False
+) -> np.ndarray:
     """Krippendorff's squared distance δ² between every pair of classes."""
     k = len(classes)
     if level == "nominal":
         return 1.0 - np.eye(k)
-    values = _numeric_classes(classes, level)
+    values = _numeric_classes(classes, level, ordered)
     if level == "interval":
         return np.asarray((values[:, None] - values[None, :]) ** 2)
     if level == "ratio":
@@ -87,7 +89,11 @@ def _distance(level: Level, classes: list[str], totals: np.ndarray) -> np.ndarra
 
 
 def _alpha_from_counts(
-    counts: np.ndarray, weights: np.ndarray, level: Level, classes: list[str]
+    counts: np.ndarray,
+    weights: np.ndarray,
+    level: Level,
+    classes: list[str],
+    ordered: bool = False,
 ) -> float:
     m = counts.sum(axis=1)
     pairable = m >= 2
@@ -98,7 +104,7 @@ def _alpha_from_counts(
     n = totals.sum()
     if n <= 1:
         return float("nan")
-    delta = _distance(level, classes, totals)
+    delta = _distance(level, classes, totals, ordered)
     expected = (np.outer(totals, totals) * delta).sum()
     if expected == 0:
         return 1.0
@@ -142,13 +148,13 @@ def krippendorff_alpha(
     counts = annotations.counts
     classes = annotations.classes
     if level != "nominal":
-        _numeric_classes(classes, level)  # refuse early, before any work
+        _numeric_classes(classes, level, annotations.ordered)  # refuse early, before any work
     ones = np.ones(len(counts))
-    value = _alpha_from_counts(counts, ones, level, classes)
+    value = _alpha_from_counts(counts, ones, level, classes, annotations.ordered)
     if n_boot <= 0:
         return Interval(value, float("nan"), float("nan"))
     low, high = _bootstrap(
-        lambda w: _alpha_from_counts(counts, w, level, classes),
+        lambda w: _alpha_from_counts(counts, w, level, classes, annotations.ordered),
         len(counts),
         n_boot=n_boot,
         seed=seed,

@@ -57,6 +57,7 @@ class AnnotationSet:
     items: list[str]
     annotators: list[str]
     classes: list[str]
+    ordered: bool = False  # the class order means something (declared, for ordinal alpha)
 
     @classmethod
     def from_records(
@@ -66,10 +67,12 @@ class AnnotationSet:
         labels: Sequence[Any] | np.ndarray | pa.Array,
         *,
         classes: Sequence[str] | None = None,
+        ordered: bool = False,
     ) -> AnnotationSet:
         """Encode parallel sequences of item ids, annotator names and labels.
 
         ``classes`` fixes the class order (as the plan declares it); labels outside it raise.
+        ``ordered`` says that order is meaningful (the plan's ``labels.scale: ordinal``).
         """
         item, item_names = _encode(items)
         annotator, annotator_names = _encode(annotators)
@@ -83,7 +86,15 @@ class AnnotationSet:
             )
         if not (len(item) == len(annotator) == len(label)):
             raise UsageError("items, annotators and labels must have the same length")
-        return cls(item, annotator, label, item_names, annotator_names, class_names)
+        return cls(
+            item,
+            annotator,
+            label,
+            item_names,
+            annotator_names,
+            class_names,
+            ordered and classes is not None,
+        )
 
     @property
     def n_classes(self) -> int:
@@ -117,6 +128,7 @@ class AnnotationSet:
             self.items,
             self.annotators,
             self.classes,
+            self.ordered,
         )
 
 

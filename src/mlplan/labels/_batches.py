@@ -131,8 +131,12 @@ def select_items(
                 "uncertainty selection needs model predictions: pass --scores FILE "
                 "(item_id and one probability column per class)"
             )
-        order = np.argsort(-np.where(available, uncertainty, -np.inf), kind="stable")
-        return [str(ids[i]) for i in order[:n]]
+        pool = np.flatnonzero(available)
+        scores = uncertainty[pool]
+        scored = pool[np.isfinite(scores)]
+        scored = scored[np.argsort(-uncertainty[scored], kind="stable")]
+        unscored = rng.permutation(pool[~np.isfinite(scores)])  # no prediction: at random
+        return [str(ids[i]) for i in np.concatenate([scored, unscored])[:n]]
     chosen: list[int] = []
     if selection == "stratified":
         if not strata:

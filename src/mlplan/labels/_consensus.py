@@ -54,7 +54,8 @@ def majority_vote(
     counts = annotations.counts.astype(float)
     totals = counts.sum(axis=1)
     best = counts.max(axis=1)
-    tied = (counts == best[:, None]).sum(axis=1) > 1
+    unlabeled = totals == 0
+    tied = ((counts == best[:, None]).sum(axis=1) > 1) & ~unlabeled
     label = counts.argmax(axis=1)
     if ties == "random":
         rng = np.random.default_rng(seed)
@@ -62,6 +63,7 @@ def majority_vote(
         label = np.where(tied, noise.argmax(axis=1), label)
     else:
         label = np.where(tied, -1, label)
+    label = np.where(unlabeled, -1, label)
     with np.errstate(invalid="ignore", divide="ignore"):
         posterior = counts / totals[:, None]
         confidence = np.where(totals > 0, best / totals, 0.0)

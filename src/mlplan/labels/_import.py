@@ -65,11 +65,15 @@ def _seconds(value: Any, where: str) -> float | None:
         seconds = float(value)
     except (TypeError, ValueError):
         raise DataError(f"{where}: time spent {value!r} is not a number of seconds") from None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise DataError(f"{where}: time spent {value!r} must be a number of seconds >= 0")
+    return seconds
 
 
-def _from_record(row: dict[str, Any], where: str) -> AnnotationRow:
+def _from_record(row: dict[str, Any], where: str, *, blank_ok: bool = False) -> AnnotationRow:
     item = _first(row, _ID_KEYS)
+    if blank_ok and row.get("label") in (None, "") and item not in (None, ""):
+        return AnnotationRow(str(item), str(row.get("annotator") or ""), "", where)
     missing = [
         k
         for k, v in (
@@ -160,18 +164,24 @@ def read_annotations(path: str | Path) -> tuple[str, list[AnnotationRow]]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".json":
-            return "labelstudio", _label_studio(json.loads(path.read_text(encoding="utf-8")), path)
+            return "labelstudio", _label_studio(
+                json.loads(path.read_text(encoding="utf-8-sig")), path
+            )
         if suffix in {".jsonl", ".ndjson"}:
             rows = []
-            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
                 if line.strip():
-                    record = json.loads(line)
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise DataError(f"{path}:{number}: not valid JSON: {exc.msg}") from None
                     if not isinstance(record, dict):
                         raise DataError(f"{path}:{number}: each line must be a JSON object")
                     rows.append(_from_record(record, f"{path}:{number}"))
             return "jsonl", rows
         if suffix in {".csv", ".tsv"}:
-            with path.open(newline="", encoding="utf-8") as fh:
+            # utf-8-sig: spreadsheets save "CSV UTF-8" with a byte-order mark
+            with path.open(newline="", encoding="utf-8-sig") as fh:
                 reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
                 header = reader.fieldnames or []
                 if (
@@ -183,10 +193,9 @@ def read_annotations(path: str | Path) -> tuple[str, list[AnnotationRow]]:
                         f"{path}:1: the header needs item_id, annotator and label "
                         f"columns; got {', '.join(header) or 'none'}"
                     )
+                # Rows left blank (a batch row nobody labeled) are kept, to be counted.
                 rows = [
-                    _from_record(row, f"{path}:{reader.line_num}")
-                    for row in reader
-                    if _first(row, ("label",)) is not None
+                    _from_record(row, f"{path}:{reader.line_num}", blank_ok=True) for row in reader
                 ]
             return "csv", rows
     except json.JSONDecodeError as exc:
@@ -208,6 +217,7 @@ class ImportCheck:
     bad_labels: list[AnnotationRow] = field(default_factory=list)
     duplicates: list[AnnotationRow] = field(default_factory=list)
     already_stored: list[AnnotationRow] = field(default_factory=list)
+    blank: list[AnnotationRow] = field(default_factory=list)
 
     @property
     def problems(self) -> dict[str, list[AnnotationRow]]:
@@ -231,6 +241,7 @@ class ImportCheck:
             "bad_labels": len(self.bad_labels),
             "duplicates": len(self.duplicates),
             "already_stored": len(self.already_stored),
+            "blank": len(self.blank),
         }
 
     def describe(self) -> str:
@@ -242,6 +253,11 @@ class ImportCheck:
                 for r in rows[:3]
             )
             lines.append(f"{len(rows):,} {kind}, e.g. {examples}")
+        if self.blank:
+            lines.append(
+                f"{len(self.blank):,} rows left blank (not labeled yet), e.g. "
+                + "; ".join(r.where for r in self.blank[:3])
+            )
         return "\n".join(lines)
 
 
@@ -254,10 +270,12 @@ def check_rows(
 ) -> ImportCheck:
     """Sort rows into good ones and problems (``classes`` None: any label is allowed)."""
     check = ImportCheck()
-    seen = Counter((r.item_id, r.annotator) for r in rows)
+    seen = Counter((r.item_id, r.annotator) for r in rows if r.label != "")
     for row in rows:
         key = (row.item_id, row.annotator)
-        if row.item_id not in items:
+        if row.label == "":
+            check.blank.append(row)
+        elif row.item_id not in items:
             check.unknown_items.append(row)
         elif classes is not None and row.label not in classes:
             check.bad_labels.append(row)

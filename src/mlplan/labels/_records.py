@@ -270,7 +270,14 @@ def export_batch(
             )
         )
     if items is not None:
-        chosen = list(items)
+        chosen = list(dict.fromkeys(items))
+        known = set(item_ids)
+        strangers = [i for i in chosen if i not in known]
+        if strangers:
+            raise DataError(
+                f"{len(strangers):,} item ids are not items of {info.ref}, e.g. "
+                f"{', '.join(strangers[:3])}"
+            )
         selection = "relabel"
     else:
         strata = None
@@ -295,7 +302,14 @@ def export_batch(
         chosen, names, overlap=share, labels_per_item=per_item, crowd=crowd, seed=seed
     )
     fields = _fields(ws, info, table, item_ids, set(chosen), include_pii=include_pii)
-    batch_estimate = estimate(strategy, rate, items=len(chosen), overlap=share, k=k)
+    # The calendar time follows the people actually named for this batch.
+    batch_estimate = estimate(
+        strategy,
+        rate.model_copy(update={"annotators": len(names)}),
+        items=len(chosen),
+        overlap=share,
+        k=k,
+    )
     comparison = compare_strategies(plan.labels, items=len(chosen), overlap=share)
 
     store = ws.store
@@ -576,8 +590,10 @@ def load_annotations(
     known = list(classes) if classes else None
     if known is not None:
         known += sorted(set(labels) - set(known))
+    # The order of the plan's classes counts only when the plan says the scale is ordered.
+    ordered = bool(ws.plan.labels.classes) and ws.plan.labels.scale != "nominal"
     annotations = AnnotationSet.from_records(
-        list(items), list(annotators), list(labels), classes=known
+        list(items), list(annotators), list(labels), classes=known, ordered=ordered
     )
     return annotations, np.array([np.nan if s is None else s for s in seconds], dtype=float)
 
@@ -951,6 +967,16 @@ def issues_from_predictions(
     if unknown:
         raise DataError(
             f"{path}: {len(unknown):,} item ids not in {info.ref}, e.g. {', '.join(unknown[:3])}"
+        )
+    repeated = (
+        sorted({p for p in prob_ids if prob_ids.count(p) > 1})
+        if len(set(prob_ids)) != len(prob_ids)
+        else []
+    )
+    if repeated:
+        raise DataError(
+            f"{path}: {len(repeated):,} item ids appear more than once, e.g. "
+            f"{', '.join(repeated[:3])}; give one row of probabilities per item"
         )
     class_index = {c: i for i, c in enumerate(classes)}
     labels = np.array([class_index.get(given[row_of[p]], -1) for p in prob_ids])

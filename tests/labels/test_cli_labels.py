@@ -1,0 +1,121 @@
+"""``mlplan labels ...`` end to end through Typer's CliRunner: estimate, export, import,
+agreement, HLP, consensus, the queue and triage."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.labels.conftest import TRUTH
+
+
+def ok(result: Any) -> Any:
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def as_json(result: Any) -> Any:
+    return json.loads(ok(result).stdout)
+
+
+def _fill_batch(batch_file: Path, out: Path) -> None:
+    """Label the batch as two annotators would: 'ann' always right, 'bob' wrong on every
+    fifth item he sees."""
+    with batch_file.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    seen = 0
+    for row in rows:
+        truth = TRUTH[int(row["item_id"])]
+        if row["annotator"] == "bob":
+            seen += 1
+            truth = 1 - truth if seen % 5 == 0 else truth
+        row["label"], row["seconds"] = str(truth), "12"
+    with out.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_labels_flow_through_the_cli(cli: Any, project_dir: Path) -> None:
+    ok(cli("data", "add", "customers"))
+
+    estimates = as_json(cli("labels", "estimate", "--n", "1000", "--json"))
+    assert [(e["strategy"], e["labels"], e["cost"]) for e in estimates] == [
+        ("crowdsourced", 3000, 150.0),
+        ("outsourced", 1200, 240.0),
+        ("in-house", 1200, 600.0),
+    ]
+    table = ok(cli("labels", "estimate", "--overlap", "0.5")).stdout
+    assert "Cost and time by strategy" in table and "in-house ◀" in table
+
+    batch = as_json(
+        cli(
+            "labels",
+            "export",
+            "--n",
+            "50",
+            "--overlap",
+            "1",
+            "--annotators",
+            "ann,bob",
+            "--seed",
+            "3",
+            "--json",
+        )
+    )
+    assert (batch["number"], batch["items"], batch["assignments"]) == (1, 50, 100)
+    assert batch["annotators"] == ["ann", "bob"]
+    assert batch["files"][0].endswith("labels/batch-1.csv")
+    _fill_batch(Path(batch["files"][0]), project_dir / "filled.csv")
+
+    imported = as_json(cli("labels", "import", "filled.csv", "--batch", "1", "--json"))
+    assert imported["counts"]["imported"] == 100 and imported["problems"] == []
+
+    again = cli("labels", "import", "filled.csv")
+    assert again.exit_code == 1
+    assert again.stderr.startswith("error: ")
+    assert "not imported" in again.stderr
+    assert "100 (item, annotator) pairs already imported" in again.stderr
+
+    agreement = as_json(cli("labels", "agreement", "--boot", "50", "--json"))
+    assert agreement["dataset"] == "customers@1"
+    assert agreement["multiply_labeled_items"] == 50
+    assert agreement["metric"] == "krippendorff_alpha"
+    assert agreement["value"] == agreement["krippendorff_alpha"]["value"]
+    low, high = agreement["krippendorff_alpha"]["low"], agreement["krippendorff_alpha"]["high"]
+    assert low <= agreement["value"] <= high
+    assert {row["annotator"] for row in agreement["annotator_table"]} == {"ann", "bob"}
+    assert agreement["queued"] == 10  # bob's ten mistakes
+    text = ok(cli("labels", "agreement", "--boot", "0")).stdout
+    assert "Krippendorff's alpha (nominal)" in text and "Annotators" in text
+
+    hlp = as_json(cli("labels", "hlp", "--min-items", "10", "--boot", "50", "--json"))
+    assert hlp["reference"] == "consensus of the other annotators"
+    assert hlp["items"] == 50 and hlp["metrics"]["accuracy"]["value"] == 0.8
+    too_few = cli("labels", "hlp", "--min-items", "60")
+    assert too_few.exit_code == 2
+    assert "there are 50 multiply-labeled items" in too_few.stderr
+
+    queue = as_json(cli("labels", "queue", "--json"))
+    assert len(queue) == 10 and {e["source"] for e in queue} == {"disagreement"}
+    item = queue[0]["item_id"]
+    changed = as_json(
+        cli("labels", "triage", item, "--status", "resolved", "--note", "ann is right", "--json")
+    )
+    assert changed == {"item_id": item, "status": "resolved", "entries": 1}
+    assert len(as_json(cli("labels", "queue", "--json"))) == 9
+    resolved = as_json(cli("labels", "queue", "--status", "resolved", "--json"))
+    assert [(e["item_id"], e["note"]) for e in resolved] == [(item, "ann is right")]
+    missing = cli("labels", "triage", "9999", "--status", "resolved")
+    assert missing.exit_code == 1 and "is not in the relabel queue" in missing.stderr
+
+    consensus = as_json(cli("labels", "consensus", "--out", "consensus.csv", "--json"))
+    assert (consensus["method"], consensus["items"], consensus["resolved"]) == ("majority", 50, 40)
+    assert (
+        (project_dir / "consensus.csv").read_text().startswith("item_id,label,confidence,labels\n")
+    )
+
+    relabel = as_json(cli("labels", "queue", "--export", "--json"))
+    assert (relabel["number"], relabel["selection"], relabel["items"]) == (2, "relabel", 9)
