@@ -20,6 +20,7 @@ from mlplan.data._registry import (
     list_datasets,
     load_table,
     register_dataset,
+    version_record,
 )
 from mlplan.data._scan import scan_data
 from mlplan.data._slices import MISSING, all_slice_masks, slice_masks
@@ -79,4 +80,5 @@ __all__ = [
     "slice_masks",
     "split_dataset",
     "suspected_pii",
+    "version_record",
 ]

@@ -490,18 +490,7 @@ def describe_dataset(
         _check_columns(what, given.get(key), info.column_names, info.ref)
     store = ws.store
     with store.transaction() as session:
-        project_id = store.project_id(session, ws.plan.project.name)
-        record = session.scalar(
-            select(DatasetVersion)
-            .join(Dataset)
-            .where(
-                Dataset.project_id == project_id,
-                Dataset.name == info.name,
-                DatasetVersion.version == info.version,
-            )
-        )
-        if record is None:  # versions are never deleted; this guards a corrupted store
-            raise DatasetNotFoundError(f"{info.ref} vanished from the store")
+        project_id, record = version_record(session, ws, info)
         run = RunRecorder.start(
             session,
             project_id=project_id,
@@ -521,6 +510,25 @@ def describe_dataset(
         run.finish()
         session.flush()
         return DatasetVersionInfo.from_record(record, info.name)
+
+
+def version_record(
+    session: Session, ws: Workspace, info: DatasetVersionInfo
+) -> tuple[int, DatasetVersion]:
+    """The project id and the store's row of a version, inside the caller's transaction."""
+    project_id = ws.store.project_id(session, ws.plan.project.name)
+    record = session.scalar(
+        select(DatasetVersion)
+        .join(Dataset)
+        .where(
+            Dataset.project_id == project_id,
+            Dataset.name == info.name,
+            DatasetVersion.version == info.version,
+        )
+    )
+    if record is None:  # versions are never deleted; this guards a corrupted store
+        raise DatasetNotFoundError(f"{info.ref} vanished from the store")
+    return project_id, record
 
 
 def _delimiter(source_path: str) -> str | None:

@@ -24,6 +24,7 @@ from mlplan.data._registry import (
     effective_metadata,
     get_dataset,
     load_table,
+    version_record,
 )
 from mlplan.errors import DataError, NotFoundError, UsageError
 from mlplan.store import ArtifactStore, Dataset, DatasetVersion, Project, RunRecorder, Split
@@ -391,18 +392,7 @@ def split_dataset(
     store = ws.store
 
     def work(session: Session) -> SplitInfo:
-        project_id = store.project_id(session, ws.plan.project.name)
-        version = session.scalar(
-            select(DatasetVersion)
-            .join(Dataset)
-            .where(
-                Dataset.project_id == project_id,
-                Dataset.name == info.name,
-                DatasetVersion.version == info.version,
-            )
-        )
-        if version is None:  # versions are never deleted; this guards a corrupted store
-            raise NotFoundError(f"{info.ref} vanished from the store")
+        project_id, version = version_record(session, ws, info)
         number = (
             session.scalar(
                 select(func.max(Split.number)).where(Split.dataset_version_id == version.id)

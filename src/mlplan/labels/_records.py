@@ -22,6 +22,7 @@ from mlplan.data import (
     get_dataset,
     list_datasets,
     load_table,
+    version_record,
 )
 from mlplan.errors import DataError, NotFoundError, UsageError
 from mlplan.labels._agreement import AgreementReport, Level, agreement
@@ -115,19 +116,8 @@ def _classes(ws: Workspace, info: DatasetVersionInfo, table: pa.Table) -> list[s
 
 
 def _version_id(session: Session, ws: Workspace, info: DatasetVersionInfo) -> tuple[int, int]:
-    project_id = ws.store.project_id(session, ws.plan.project.name)
-    found = session.scalar(
-        select(DatasetVersion.id)
-        .join(Dataset)
-        .where(
-            Dataset.project_id == project_id,
-            Dataset.name == info.name,
-            DatasetVersion.version == info.version,
-        )
-    )
-    if found is None:  # versions are never deleted; this guards a corrupted store
-        raise NotFoundError(f"{info.ref} vanished from the store")
-    return project_id, found
+    project_id, record = version_record(session, ws, info)
+    return project_id, record.id
 
 
 def _default_dataset(ws: Workspace, ref: str | None) -> DatasetVersionInfo:
