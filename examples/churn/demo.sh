@@ -54,6 +54,10 @@ step "Human-level performance, overall and per slice" \
   "$mlplan" labels hlp
 step "Items to relabel" \
   bash -c "'$mlplan' labels queue | head -n 14"
+step "Send them to annotators who have not seen them" \
+  "$mlplan" labels queue --export
+step "Every batch, and what came back" \
+  "$mlplan" labels batches
 step "The business owner signs off" \
   "$mlplan" approve buy_in --role business_owner --by "Dana Lee" \
   --note "call list pilot approved for Q1"

@@ -98,7 +98,7 @@ def test_assign_is_reproducible_with_a_seed() -> None:
     ("annotators", "kwargs", "message"),
     [
         ([], {"overlap": 0.2}, r"^no annotators: pass --annotators NAME,NAME or set "),
-        (["ann", "ann"], {"overlap": 0.2}, r"^annotator names must be unique$"),
+        (["ann", "ann"], {"overlap": 0.2}, r"^annotator names must be unique; repeated: ann$"),
         (["ann"], {"overlap": 0.2}, r"^2 labels per item need at least 2 annotators; there are 1$"),
         (
             ["ann", "bob"],

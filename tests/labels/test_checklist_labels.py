@@ -185,7 +185,7 @@ def test_agreement_above_the_threshold_is_done(
     )
 
 
-def test_hlp_measured_without_bootstrap_still_reports_its_figure(
+def test_hlp_measured_without_bootstrap_reports_its_figure_and_asks_for_an_interval(
     sqlite_ws: Workspace, simulate: Simulate, write_rows: WriteRows
 ) -> None:
     register_dataset(sqlite_ws, "customers")
@@ -194,5 +194,7 @@ def test_hlp_measured_without_bootstrap_still_reports_its_figure(
 
     hlp = _labels(sqlite_ws)["labels.hlp"]
 
-    assert hlp.state == "done"
+    assert hlp.state == "missing"  # CHECKLIST: "with a confidence interval"
     assert hlp.evidence.startswith("HLP accuracy ")
+    assert hlp.evidence.endswith("without a confidence interval")
+    assert hlp.next_step == "mlplan labels hlp --boot 200"

@@ -129,17 +129,26 @@ def test_per_slice_hlp_covers_only_slices_with_measured_items(rng: np.random.Gen
     s = _pairs(rng, 90, agree=0.8)
     codes = np.arange(len(s.items))
     slices = {
-        "region: north": codes < 30,
-        "region: south": codes >= 30,
-        "region: east": np.zeros(len(s.items), dtype=bool),
+        "region": {
+            "north": codes < 30,
+            "south": codes >= 30,
+            "east": np.zeros(len(s.items), dtype=bool),
+        }
     }
 
-    hlp = human_level_performance(s, slices=slices, n_boot=50, seed=0)
+    hlp = human_level_performance(s, slices=slices, min_support={"region": 40}, n_boot=50, seed=0)
 
-    assert [(row["slice"], row["items"]) for row in hlp.per_slice] == [
-        ("region: north", 30),
-        ("region: south", 60),
+    assert [(row["slice"], row["value"], row["items"]) for row in hlp.per_slice] == [
+        ("region", "north", 30),
+        ("region", "south", 60),
     ]
+    # Below the slice's min_support: the figure, no interval, and a plain statement.
+    assert (
+        hlp.per_slice[0]["metrics"]["accuracy"]["low"]
+        != hlp.per_slice[0]["metrics"]["accuracy"]["low"]
+    )
+    assert hlp.per_slice[0]["note"].startswith("30 items, below the slice's min_support of 40")
+    assert hlp.per_slice[1]["metrics"]["accuracy"]["low"] < 1
     north = human_level_performance(s.subset(s.item < 30), n_boot=0, min_items=10)
     assert hlp.per_slice[0]["metrics"]["accuracy"]["value"] == pytest.approx(
         north.metrics["accuracy"].value
@@ -178,8 +187,8 @@ def test_too_few_doubly_labeled_items_says_how_many_there_are_and_are_needed() -
     with pytest.raises(
         UsageError,
         match=r"HLP needs at least 30 items labeled by two annotators or more \(or with gold "
-        r"labels\); there are 12 multiply-labeled items, 12 of them with a usable reference\. "
-        r"Label more items with overlap",
+        r"labels\); there are 12 multiply-labeled items, 12 of them with a usable reference: "
+        r"18 more are needed\.",
     ):
         human_level_performance(s)
 

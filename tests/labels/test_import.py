@@ -221,7 +221,7 @@ def test_label_studio_export_gives_one_row_per_annotation(tmp_path: Path) -> Non
 
     assert fmt == "labelstudio"
     assert [(r.item_id, r.annotator, r.label) for r in rows] == [
-        ("7", "ann@example.com", "1"),
+        ("7", "3", "1"),  # the user's id: an e-mail address never becomes a name
         ("7", "4", "0"),
         ("9", "bob", "0"),
     ]

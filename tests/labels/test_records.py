@@ -258,8 +258,22 @@ def test_uncertainty_export_takes_the_items_the_model_is_least_sure_of(
 
     assert {r["item_id"] for r in _read_csv(batch.files[0])} == {"11", "22", "33"}
     bad = write_csv(pa.table({"id": [1], "p": [0.5]}), registered.root / "bad.csv")
-    with pytest.raises(DataError, match=r"bad\.csv: needs an item_id column and one probability"):
+    with pytest.raises(
+        DataError,
+        match=r"bad\.csv: missing columns item_id, 0, 1; expected "
+        r"item_id and one probability column per class",
+    ):
         export_batch(registered, n=3, selection="uncertainty", scores=bad)
+    loose = write_csv(
+        pa.table({"item_id": [1, 2], "0": [0.5, 0.9], "1": [0.5, 0.9]}),
+        registered.root / "loose.csv",
+    )
+    with pytest.raises(
+        DataError,
+        match=r"1 rows of probabilities do not sum to 1, e\.g\. item "
+        r"2 sums to 1\.8000",
+    ):
+        export_batch(registered, n=3, selection="uncertainty", scores=loose)
 
 
 @pytest.mark.parametrize(
@@ -371,6 +385,7 @@ def test_an_import_with_problems_is_refused_with_counts_and_examples_and_stores_
         f"1 labels outside the class set, e.g. {path}:5 (item '2', annotator 'bob', label 'maybe')",
         f"2 duplicate (item, annotator) pairs in the file, e.g. {path}:6 (item '3', annotator "
         f"'bob', label '0'); {path}:7 (item '3', annotator 'bob', label '1')",
+        "(ids from an outsourced or crowdsourced batch are opaque keys: pass --batch N)",
         "Fix the file, or import the rest with --skip-invalid (the skipped rows are recorded)",
     ]
     assert _row_counts(registered) == before
@@ -473,7 +488,11 @@ def test_label_studio_round_trip(registered: Workspace) -> None:
             task["annotations"].append(
                 {
                     "id": 100 * task["id"] + n,
-                    "completed_by": {"id": n + 1, "email": f"{who}@example.com"},
+                    "completed_by": {
+                        "id": n + 1,
+                        "username": who,
+                        "email": f"{who}@example.com",
+                    },
                     "result": [
                         {
                             "from_name": "label",
@@ -487,7 +506,7 @@ def test_label_studio_round_trip(registered: Workspace) -> None:
                     "created_at": "2026-11-28T10:00:00.000000Z",
                 }
             )
-            expected.append((task["data"]["item_id"], f"{who}@example.com", label))
+            expected.append((task["data"]["item_id"], who, label))
     export = registered.root / "project-1-at-2026-11-28.json"
     export.write_text(json.dumps(tasks))
 
@@ -619,8 +638,7 @@ def test_numeric_agreement_levels_on_text_classes_are_refused(
 
     with pytest.raises(
         UsageError,
-        match=r"^interval alpha needs numeric labels, and the classes \['stayed', 'left'\] have "
-        r"no numeric values",
+        match=r"^interval alpha needs ordered labels, and the plan says labels.scale: nominal",
     ):
         measure_agreement(ws, level="interval")
 
@@ -657,8 +675,8 @@ def test_hlp_is_stored_overall_and_per_slice(
     )
     region = CUSTOMERS.column("region").to_pylist()
     sizes = Counter(region[i] for i in range(90))
-    assert {row["slice"]: row["items"] for row in hlp.per_slice} == {
-        f"region: region={name}": count for name, count in sizes.items()
+    assert {(row["slice"], row["value"]): row["items"] for row in hlp.per_slice} == {
+        ("region", f"region={name}"): count for name, count in sizes.items()
     }
     stored, passed, _ = latest_report(ws, "hlp", "customers@1")  # type: ignore[misc]
     assert passed is None

@@ -17,7 +17,14 @@ class LabelsProvider:
     stage: Stage = "Labels"
 
     def check(self, context: StatusContext) -> Iterator[ItemStatus]:
-        from mlplan.labels import compare_strategies, estimate, latest_report, relabel_queue
+        from mlplan.labels import (
+            compare_strategies,
+            estimate,
+            get_hlp,
+            label_count,
+            latest_report,
+            relabel_queue,
+        )
 
         ws = context.ws
         labels = ws.plan.labels
@@ -82,25 +89,38 @@ class LabelsProvider:
             )
 
         hlp_source = ws.plan.baselines.hlp
-        hlp = latest_report(ws, "hlp")
-        if hlp is not None:
-            report, _, when = hlp
-            metrics = report.get("metrics", {})
-            key = report.get("primary") or next(iter(metrics), None)
-            shown = metrics.get(key) if key else None
-            figure = "measured"
-            if shown and shown.get("value") is not None:
-                figure = f"{key} {shown['value']:.3f}"
-                if shown.get("low") is not None and shown.get("high") is not None:
-                    figure += f" [{shown['low']:.3f}, {shown['high']:.3f}]"
-                else:
-                    figure += " (no interval: measured without bootstrap)"
-            yield s(
-                "labels.hlp",
-                "done",
-                f"HLP {figure} on {report.get('items', 0):,} items of {report['dataset']} "
-                f"(against {report.get('reference')}), {when:%Y-%m-%d}",
+        stored = get_hlp(ws)
+        if stored is not None:
+            hlp = stored.hlp
+            key = hlp.primary or next(iter(hlp.metrics), None)
+            shown = hlp.metrics.get(key) if key else None
+            has_interval = shown is not None and shown.low == shown.low  # NaN: no bootstrap
+            figure = (f"{key} {shown.value:.3f}" if shown is not None else "measured") + (
+                f" [{shown.low:.3f}, {shown.high:.3f}]"
+                if shown is not None and has_interval
+                else ""
             )
+            evidence = (
+                f"HLP {figure} on {hlp.items:,} items of {stored.dataset} (against "
+                f"{hlp.reference}), {stored.measured_at:%Y-%m-%d}"
+            )
+            if stored.stale:
+                yield s(
+                    "labels.hlp",
+                    "missing",
+                    f"{evidence}; measured on {stored.labels_then:,} labels, "
+                    f"{stored.labels_now:,} now",
+                    "mlplan labels hlp (measure it again)",
+                )
+            elif not has_interval:
+                yield s(
+                    "labels.hlp",
+                    "missing",
+                    f"{evidence}, without a confidence interval",
+                    "mlplan labels hlp --boot 200",
+                )
+            else:
+                yield s("labels.hlp", "done", evidence)
         elif hlp_source is not None and hlp_source.source == "value":
             yield s(
                 "labels.hlp",
@@ -126,21 +146,34 @@ class LabelsProvider:
                 "mlplan labels import FILE, then mlplan labels agreement",
             )
         else:
-            report, passed, _ = agreement
+            report, _, _ = agreement
             value = report.get("value")
-            shown = f"{value:.3f}" if value is not None else "undefined"
-            verdict = ">=" if passed else "<"
-            yield s(
-                "labels.agreement",
-                "done" if passed else "failing",
-                f"{report['metric']} {shown} {verdict} {report['threshold']} on "
-                f"{report.get('multiply_labeled_items', 0):,} multiply-labeled items of "
-                f"{report['dataset']}",
-                None
-                if passed
-                else "mlplan labels queue (relabel the disagreements), "
-                "clarify labels.classes, then mlplan labels agreement",
+            # Held against today's threshold, not the one in force when it was measured.
+            passed = value is not None and value >= labels.min_agreement
+            shown_value = f"{value:.3f}" if value is not None else "undefined"
+            evidence = (
+                f"{report['metric']} {shown_value} {'>=' if passed else '<'} "
+                f"{labels.min_agreement} on {report.get('multiply_labeled_items', 0):,} "
+                f"multiply-labeled items of {report['dataset']}"
             )
+            now = label_count(ws, report["dataset"])
+            if now != report.get("annotations"):
+                yield s(
+                    "labels.agreement",
+                    "missing",
+                    f"{evidence}; measured on {report.get('annotations', 0):,} labels, {now:,} now",
+                    "mlplan labels agreement (measure it again)",
+                )
+            else:
+                yield s(
+                    "labels.agreement",
+                    "done" if passed else "failing",
+                    evidence,
+                    None
+                    if passed
+                    else "mlplan labels queue (relabel the disagreements), "
+                    "clarify labels.classes, then mlplan labels agreement",
+                )
 
         queue = relabel_queue(ws)
         open_items = [q for q in queue if q.status == "open"]

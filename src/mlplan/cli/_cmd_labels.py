@@ -127,6 +127,43 @@ def export(
     console.print(f"Next: mlplan labels import FILE --batch {batch.number}")
 
 
+@labels_app.command("batches")
+def batches_cmd(project: ProjectOption = None, json: JsonOption = False) -> None:
+    """List the labeling batches and how many labels came back for each."""
+    from mlplan.labels import list_batches
+
+    batches = list_batches(workspace(project))
+    if json:
+        print_json(batches)
+        return
+    table = Table(
+        "batch",
+        "dataset",
+        "strategy",
+        "selection",
+        "items",
+        "assignments",
+        "labels back",
+        "estimate",
+        "created",
+        title="Labeling batches",
+    )
+    for b in batches:
+        e = b["estimate"]
+        table.add_row(
+            str(b["number"]),
+            esc(b["dataset"]),
+            b["strategy"] + (" (opaque ids)" if b["external"] else ""),
+            b["selection"],
+            f"{b['items']:,}",
+            f"{b['assignments']:,}",
+            f"{b['labels_imported']:,}",
+            _money(e["cost"], e["currency"]),
+            b["created_at"][:16].replace("T", " "),
+        )
+    console.print(table)
+
+
 @labels_app.command("estimate")
 def estimate_cmd(
     n: Annotated[int, typer.Option("--n", help="Items to label.")] = 1000,
@@ -343,20 +380,27 @@ def hlp_cmd(
     if result.per_slice:
         table = Table(
             "slice",
+            "value",
             "items",
             "accuracy" if result.task != "regression" else "MAD",
             title="Per slice",
         )
         key = "accuracy" if result.task != "regression" else "mean_absolute_disagreement"
         for row in result.per_slice:
-            metric = row.get("metrics", {}).get(key)
+            metric = row["metrics"][key]
             shown = (
                 f"{_fmt(metric['value'])} [{_fmt(metric['low'])}, {_fmt(metric['high'])}]"
-                if metric
-                else "—"
+                if "note" not in row
+                else f"{_fmt(metric['value'])} (too few items)"
             )
-            table.add_row(esc(row["slice"]), f"{row['items']:,}", shown)
+            table.add_row(esc(row["slice"]), esc(row["value"]), f"{row['items']:,}", shown)
         console.print(table)
+        if result.unresolved:
+            console.print(
+                f"{result.unresolved:,} label(s) not scored: the other annotators "
+                "of their item tied",
+                style="yellow",
+            )
 
 
 @labels_app.command("queue")
@@ -372,24 +416,20 @@ def queue_cmd(
     json: JsonOption = False,
 ) -> None:
     """The relabel queue: items whose labels disagree or look wrong."""
-    from mlplan.labels import export_batch, relabel_queue
+    from mlplan.labels import export_relabel_batch, relabel_queue
 
     ws = workspace(project)
-    entries = relabel_queue(ws, dataset, status=status)
     if export:
-        if not entries:
-            console.print("Nothing to relabel.")
-            return
-        batch = export_batch(
-            ws, entries[0].dataset, items=sorted({e.item_id for e in entries}), fmt=format
-        )
+        batch = export_relabel_batch(ws, dataset, fmt=format)
         if json:
             print_json(batch.to_dict())
         else:
             console.print(
-                f"Relabel batch {batch.number}: {batch.items:,} items → {esc(batch.files[0])}"
+                f"Relabel batch {batch.number}: {batch.items:,} items, each to "
+                f"annotators who have not labeled it → {esc(batch.files[0])}"
             )
         return
+    entries = relabel_queue(ws, dataset, status=status)
     if json:
         print_json([e.to_dict() for e in entries])
         return

@@ -7,6 +7,7 @@ and never the same item twice.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ __all__ = [
     "compare_strategies",
     "estimate",
     "label_studio_config",
+    "opaque_key",
     "render_csv",
     "render_label_studio",
     "select_items",
@@ -108,13 +110,15 @@ def select_items(
     uncertainty: np.ndarray | None = None,
     exclude: set[str] | None = None,
 ) -> list[str]:
-    """Pick ``n`` items.
+    """Pick ``n`` items (``n`` >= 1).
 
     ``random`` draws uniformly; ``stratified`` draws the same number from every stratum
     (``strata``: value → mask over ``item_ids``), so small groups are labeled too, and fills
     the rest at random; ``uncertainty`` takes the items with the highest ``uncertainty``.
     Items in ``exclude`` (already labeled) are skipped.
     """
+    if n < 1:
+        raise UsageError(f"--n must be at least 1. Got {n} instead.")
     ids = np.asarray(item_ids, dtype=object)
     available = np.ones(len(ids), dtype=bool)
     if exclude:
@@ -169,12 +173,14 @@ def assign(
     labels_per_item: int = 2,
     crowd: bool = False,
     seed: int = 0,
+    already: Mapping[str, set[str]] | None = None,
 ) -> list[Assignment]:
     """Spread items over annotators.
 
     The first ``overlap`` share of the (shuffled) items get ``labels_per_item`` distinct
     annotators, the others one; with ``crowd`` every item gets ``labels_per_item``. Each item
-    goes to the least-loaded annotators, so loads differ by at most one.
+    goes to the least-loaded annotators, so loads differ by at most one. ``already`` (item →
+    annotators who labeled it before) keeps a relabel away from those who labeled it.
 
     Examples
     --------
@@ -187,8 +193,9 @@ def assign(
             "no annotators: pass --annotators NAME,NAME or set "
             "labels.rates.STRATEGY.annotators in the plan"
         )
-    if len(set(annotators)) != len(annotators):
-        raise UsageError("annotator names must be unique")
+    repeated = sorted({a for a in annotators if list(annotators).count(a) > 1})
+    if repeated:
+        raise UsageError(f"annotator names must be unique; repeated: {', '.join(repeated)}")
     k = labels_per_item
     if k > len(annotators) and (crowd or overlap > 0):
         raise UsageError(
@@ -204,10 +211,31 @@ def assign(
         # The least-loaded annotators, ties broken at random: loads stay within one label of
         # each other and every annotator is paired with every other, so agreement figures
         # do not blame a careful annotator for a careless partner.
-        chosen = np.lexsort((rng.random(len(annotators)), load))[:count]
+        seen = (already or {}).get(items[index], set())
+        fresh = np.array([a not in seen for a in annotators])
+        if not fresh.any():
+            raise UsageError(
+                f"every annotator has labeled item {items[index]!r} already; add "
+                "annotators (--annotators) to relabel it"
+            )
+        ranked = np.lexsort((rng.random(len(annotators)), load, ~fresh))
+        chosen = ranked[: min(count, int(fresh.sum()))]
         load[chosen] += 1
         out.extend(Assignment(items[index], annotators[a]) for a in sorted(chosen))
     return out
+
+
+def opaque_key(salt: str, item_id: str) -> str:
+    """The key an item carries in a batch that leaves the company: no customer id or file
+    name goes out; the batch's salt maps answers back on import.
+
+    Examples
+    --------
+    >>> key = opaque_key("s3cret", "100042")
+    >>> key == opaque_key("s3cret", "100042") != opaque_key("x", "100042"), len(key)
+    (True, 21)
+    """
+    return "k" + hashlib.sha256(f"{salt}:{item_id}".encode()).hexdigest()[:20]
 
 
 def _plain(value: Any) -> Any:
@@ -216,6 +244,15 @@ def _plain(value: Any) -> Any:
     if isinstance(value, int | float | str | bool) or value is None:
         return value
     return str(value)
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run as a formula (OWASP's CSV-injection advice)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def render_csv(
@@ -238,7 +275,7 @@ def render_csv(
                 a.annotator,
                 "",
                 "",
-                *(("" if row.get(c) is None else row.get(c)) for c in columns),
+                *(_cell(row.get(c)) for c in columns),
             ]
         )
     return out.getvalue()

@@ -111,7 +111,8 @@ def dawid_skene(
         total = likelihood.sum(axis=1, keepdims=True)
         posterior = likelihood / total
         log_likelihood = float((np.log(total) + top).sum())
-        if log_likelihood - previous < tol * max(len(item), 1):
+        # The change in either direction: smoothing can make the plain likelihood dip a little.
+        if abs(log_likelihood - previous) < tol * max(len(item), 1):
             converged = True
             break
         previous = log_likelihood

@@ -92,6 +92,7 @@ class HumanLevelPerformance:
     primary_note: str | None
     per_annotator: list[dict[str, Any]] = field(default_factory=list)
     per_slice: list[dict[str, Any]] = field(default_factory=list)
+    unresolved: int = 0  # labels not scored: the other annotators tied
 
     @property
     def primary_value(self) -> Interval | None:
@@ -110,7 +111,36 @@ class HumanLevelPerformance:
             "metrics": {k: v.to_dict() for k, v in self.metrics.items()},
             "per_annotator": self.per_annotator,
             "per_slice": self.per_slice,
+            "unresolved": self.unresolved,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HumanLevelPerformance:
+        """Back from :meth:`to_dict` (as the store keeps it)."""
+
+        def interval(d: dict[str, Any]) -> Interval:
+            def number(v: Any) -> float:
+                return float("nan") if v is None else float(v)
+
+            return Interval(
+                number(d.get("value")),
+                number(d.get("low")),
+                number(d.get("high")),
+                float(d.get("level") or 0.95),
+            )
+
+        return cls(
+            data["task"],
+            data["reference"],
+            data["compared"],
+            data["items"],
+            {k: interval(v) for k, v in data["metrics"].items()},
+            data.get("primary"),
+            data.get("primary_note"),
+            data.get("per_annotator", []),
+            data.get("per_slice", []),
+            data.get("unresolved", 0),
+        )
 
 
 def _intervals(
@@ -139,28 +169,44 @@ def _intervals(
     return out
 
 
+Slices = Mapping[str, Mapping[str, np.ndarray]]
+
+
 def _per_slice(
     items: np.ndarray,
     per_item: np.ndarray,
-    slices: Mapping[str, np.ndarray] | None,
+    slices: Slices | None,
     summarise: Any,
     *,
     n_boot: int,
     seed: int,
+    min_support: Mapping[str, int] | None,
 ) -> list[dict[str, Any]]:
-    """Metrics with intervals for every slice value that holds measured items."""
+    """Metrics for every slice value holding measured items; intervals only where the value
+    has the slice's minimum support (below it a bootstrap interval means nothing)."""
     out = []
-    for name, mask in (slices or {}).items():
-        chosen = items[mask[items]]
-        if chosen.size:  # slice values without a labeled item are left out
-            metrics = _intervals(per_item[chosen], summarise, n_boot=n_boot, seed=seed)
-            out.append(
-                {
-                    "slice": name,
-                    "items": int(chosen.size),
-                    "metrics": {k: v.to_dict() for k, v in metrics.items()},
-                }
+    for name, values in (slices or {}).items():
+        floor = (min_support or {}).get(name, 30)
+        for value, mask in values.items():
+            chosen = items[mask[items]]
+            if not chosen.size:  # slice values without a labeled item are left out
+                continue
+            enough = chosen.size >= floor
+            metrics = _intervals(
+                per_item[chosen], summarise, n_boot=n_boot if enough else 0, seed=seed
             )
+            row: dict[str, Any] = {
+                "slice": name,
+                "value": value,
+                "items": int(chosen.size),
+                "metrics": {k: v.to_dict() for k, v in metrics.items()},
+            }
+            if not enough:
+                row["note"] = (
+                    f"{chosen.size} items, below the slice's min_support of {floor}: "
+                    "too few to conclude anything"
+                )
+            out.append(row)
     return out
 
 
@@ -170,7 +216,9 @@ def human_level_performance(
     task: str = "classification",
     gold: Mapping[str, str] | None = None,
     primary: str | None = None,
-    slices: Mapping[str, np.ndarray] | None = None,
+    positive: str | None = None,
+    slices: Slices | None = None,
+    min_support: Mapping[str, int] | None = None,
     n_boot: int = 200,
     seed: int = 0,
     min_items: int = 30,
@@ -195,7 +243,12 @@ def human_level_performance(
     """
     if task == "regression":
         return _regression(
-            annotations, slices=slices, n_boot=n_boot, seed=seed, min_items=min_items
+            annotations,
+            slices=slices,
+            min_support=min_support,
+            n_boot=n_boot,
+            seed=seed,
+            min_items=min_items,
         )
     k = annotations.n_classes
     reference = leave_one_out_reference(annotations)
@@ -211,23 +264,39 @@ def human_level_performance(
         reference = np.where(has_gold, gold_codes[annotations.item], reference)
         source = "gold labels" if has_gold.all() else "gold labels where present, else consensus"
     compared = reference >= 0
+    # Annotations whose other labels tie have no reference: counted, not hidden.
+    others = annotations.labels_per_item[annotations.item] > 1
+    tied = int((others & ~compared).sum())
     items_compared = np.unique(annotations.item[compared])
     if items_compared.size < min_items:
         doubly = int(annotations.multiply_labeled.sum())
         raise UsageError(
             f"HLP needs at least {min_items} items labeled by two annotators or more (or with "
             f"gold labels); there are {doubly} multiply-labeled items, {items_compared.size} of "
-            f"them with a usable reference. Label more items with overlap: mlplan labels export "
-            f"DATASET --overlap 0.3"
+            f"them with a usable reference: {min_items - items_compared.size} more are needed. "
+            "Export a batch with overlap: mlplan labels export DATASET --overlap 0.3"
         )
-    positive = positive_class(annotations.classes) if k == 2 else None
+    if positive is not None and positive not in annotations.classes:
+        raise UsageError(
+            f"positive_class {positive!r} is not one of the classes "
+            f"{annotations.classes}; fix positive_class in the plan"
+        )
+    positive_index = (
+        (
+            annotations.classes.index(positive)
+            if positive is not None
+            else positive_class(annotations.classes)
+        )
+        if k == 2
+        else None
+    )
     per_item = np.zeros((len(annotations.items), k, k))
     np.add.at(
         per_item, (annotations.item[compared], reference[compared], annotations.label[compared]), 1
     )
 
     def summarise(confusion: np.ndarray) -> dict[str, float]:
-        return confusion_metrics(confusion, positive=positive)
+        return confusion_metrics(confusion, positive=positive_index)
 
     metrics = _intervals(per_item[items_compared], summarise, n_boot=n_boot, seed=seed)
     note = None
@@ -243,10 +312,18 @@ def human_level_performance(
             {
                 "annotator": name,
                 "compared": int(mine.sum()),
-                **confusion_metrics(confusion, positive=positive),
+                **confusion_metrics(confusion, positive=positive_index),
             }
         )
-    per_slice = _per_slice(items_compared, per_item, slices, summarise, n_boot=n_boot, seed=seed)
+    per_slice = _per_slice(
+        items_compared,
+        per_item,
+        slices,
+        summarise,
+        n_boot=n_boot,
+        seed=seed,
+        min_support=min_support,
+    )
     return HumanLevelPerformance(
         "classification",
         source,
@@ -257,13 +334,15 @@ def human_level_performance(
         note,
         annotators,
         per_slice,
+        tied,
     )
 
 
 def _regression(
     annotations: AnnotationSet,
     *,
-    slices: Mapping[str, np.ndarray] | None,
+    slices: Slices | None,
+    min_support: Mapping[str, int] | None,
     n_boot: int,
     seed: int,
     min_items: int,
@@ -291,7 +370,15 @@ def _regression(
         }
 
     metrics = _intervals(per_item[items_with_pairs], summarise, n_boot=n_boot, seed=seed)
-    per_slice = _per_slice(items_with_pairs, per_item, slices, summarise, n_boot=n_boot, seed=seed)
+    per_slice = _per_slice(
+        items_with_pairs,
+        per_item,
+        slices,
+        summarise,
+        n_boot=n_boot,
+        seed=seed,
+        min_support=min_support,
+    )
     return HumanLevelPerformance(
         "regression",
         "the other annotators",

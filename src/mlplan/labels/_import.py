@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import json
 import math
 from collections import Counter
@@ -97,6 +98,17 @@ def _from_record(row: dict[str, Any], where: str, *, blank_ok: bool = False) -> 
     )
 
 
+def _annotator(who: Any) -> str | None:
+    """Label Studio's user as an annotator name: its id, never its e-mail address (personal
+    data has no business in the agreement tables)."""
+    if isinstance(who, dict):
+        ident = next((who[k] for k in ("username", "id") if who.get(k) not in (None, "")), None)
+        if ident is None and who.get("email"):
+            ident = "user-" + hashlib.sha256(str(who["email"]).encode()).hexdigest()[:10]
+        who = ident
+    return None if who in (None, "") else str(who)
+
+
 def _label_studio(tasks: Any, path: Path) -> list[AnnotationRow]:
     if not isinstance(tasks, list):
         raise DataError(
@@ -118,24 +130,32 @@ def _label_studio(tasks: Any, path: Path) -> list[AnnotationRow]:
         if not isinstance(annotations, list):
             raise DataError(f"{where}: missing field annotations")
         for n, annotation in enumerate(annotations):
+            spot = f"{where} annotations[{n}]"
+            if not isinstance(annotation, dict):
+                raise DataError(f"{spot}: is not a JSON object")
             if annotation.get("was_cancelled"):
                 continue
-            spot = f"{where} annotations[{n}]"
-            who = annotation.get("completed_by")
-            if isinstance(who, dict):
-                who = who.get("email") or who.get("username") or who.get("id")
-            if who in (None, ""):
+            who = _annotator(annotation.get("completed_by"))
+            if who is None:
                 raise DataError(f"{spot}: missing field completed_by")
-            choice = None
-            for result in annotation.get("result") or []:
-                value = result.get("value") or {}
-                if result.get("type") == "choices" and value.get("choices"):
-                    choice = value["choices"][0]
-                    break
-            if choice is None:
+            results = annotation.get("result")
+            if not isinstance(results, list):
+                raise DataError(f"{spot}: missing field result")
+            chosen: list[str] = []
+            for result in results:
+                value = result.get("value") if isinstance(result, dict) else None
+                if isinstance(value, dict) and result.get("type") == "choices":
+                    chosen += [str(c) for c in value.get("choices") or []]
+            if not chosen:
                 raise DataError(
                     f"{spot}: missing field result[].value.choices (no class was chosen)"
                 )
+            if len(set(chosen)) > 1:
+                raise DataError(
+                    f"{spot}: several classes chosen ({', '.join(chosen)}); each "
+                    "annotation must choose one"
+                )
+            choice = chosen[0]
             rows.append(
                 AnnotationRow(
                     str(data["item_id"]),

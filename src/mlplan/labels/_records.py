@@ -3,8 +3,10 @@ and the relabel queue — each command one transaction, recorded as a run."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,12 +30,14 @@ from mlplan.errors import DataError, NotFoundError, UsageError
 from mlplan.labels._agreement import AgreementReport, Level, agreement
 from mlplan.labels._annotations import AnnotationSet
 from mlplan.labels._batches import (
+    Assignment,
     Estimate,
     Selection,
     assign,
     compare_strategies,
     estimate,
     label_studio_config,
+    opaque_key,
     render_csv,
     render_label_studio,
     select_items,
@@ -69,12 +73,17 @@ __all__ = [
     "BatchInfo",
     "ImportResult",
     "QueueEntry",
+    "StoredHLP",
     "consensus_labels",
     "export_batch",
+    "export_relabel_batch",
+    "get_hlp",
     "import_annotations",
     "issues_from_predictions",
     "item_table",
+    "label_count",
     "latest_report",
+    "list_batches",
     "load_annotations",
     "measure_agreement",
     "measure_hlp",
@@ -177,26 +186,12 @@ class BatchInfo:
         }
 
 
-def _uncertainty(path: Path, item_ids: list[str]) -> np.ndarray:
-    from mlplan.data import read_table
-
-    table = read_table(path, "csv" if path.suffix.lower() in {".csv", ".tsv"} else "parquet")
-    if "item_id" not in table.column_names:
-        raise DataError(f"{path}: needs an item_id column and one probability column per class")
-    probabilities = np.column_stack(
-        [
-            pc.cast(table.column(c), pa.float64()).to_numpy(zero_copy_only=False)
-            for c in table.column_names
-            if c != "item_id"
-        ]
-    )
-    index = {str(v): i for i, v in enumerate(table.column("item_id").to_pylist())}
-    out = np.full(len(item_ids), -np.inf)
-    for position, item in enumerate(item_ids):
-        row = index.get(item)
-        if row is not None:
-            out[position] = 1.0 - float(np.nanmax(probabilities[row]))
-    return out
+def _uncertainty(path: Path, item_ids: list[str], classes: list[str], ref: str) -> np.ndarray:
+    """1 - the largest class probability per item (NaN where the file has no row)."""
+    ids, matrix = _read_probabilities(path, classes, item_ids, ref)
+    row = {item: i for i, item in enumerate(ids)}
+    best = matrix.max(axis=1)
+    return np.array([1.0 - best[row[item]] if item in row else np.nan for item in item_ids])
 
 
 def export_batch(
@@ -211,6 +206,7 @@ def export_batch(
     slice_name: str | None = None,
     scores: str | Path | None = None,
     items: Sequence[str] | None = None,
+    already: Mapping[str, set[str]] | None = None,
     annotators: Sequence[str] | None = None,
     fmt: Literal["csv", "labelstudio"] = "csv",
     out: str | Path | None = None,
@@ -218,6 +214,9 @@ def export_batch(
     seed: int = 0,
 ) -> BatchInfo:
     """Select items, assign annotators, write the batch files, and record the batch.
+
+    ``items`` (with ``already``: who labeled each before) makes a relabel batch of those
+    items instead; see :func:`export_relabel_batch`.
 
     The files carry the plan's instructions and class definitions; the target column is never
     in them, and PII columns only go to in-house annotators who are asked for them.
@@ -285,13 +284,30 @@ def export_batch(
             selection=selection,
             seed=seed,
             strata=strata,
-            uncertainty=_uncertainty(Path(scores), item_ids) if scores else None,
+            uncertainty=(
+                _uncertainty(Path(scores), item_ids, _classes(ws, info, table) or [], info.ref)
+                if scores
+                else None
+            ),
             exclude=labeled,
         )
     assignments = assign(
-        chosen, names, overlap=share, labels_per_item=per_item, crowd=crowd, seed=seed
+        chosen,
+        names,
+        overlap=share,
+        labels_per_item=per_item,
+        crowd=crowd,
+        seed=seed,
+        already=already,
     )
-    fields = _fields(ws, info, table, item_ids, set(chosen), include_pii=include_pii)
+    external = strategy != "in-house"
+    fields = _fields(
+        ws, info, table, item_ids, set(chosen), include_pii=include_pii, external=external
+    )
+    salt = secrets.token_hex(16) if external else None
+    if salt is not None:  # files that leave the company carry opaque keys, not ids
+        assignments = [Assignment(opaque_key(salt, a.item_id), a.annotator) for a in assignments]
+        fields = {opaque_key(salt, item): row for item, row in fields.items()}
     # The calendar time follows the people actually named for this batch.
     batch_estimate = estimate(
         strategy,
@@ -360,6 +376,7 @@ def export_batch(
                 assignments=len(assignments),
                 annotators=names,
                 estimate=batch_estimate.to_dict(),
+                salt=salt,
                 artifact_sha256=artifact.sha256,
                 run_id=run.id,
             )
@@ -390,9 +407,12 @@ def _fields(
     chosen: set[str],
     *,
     include_pii: bool,
+    external: bool = False,
 ) -> dict[str, dict[str, Any]]:
     meta = effective_metadata(ws, info)
     hidden = {ws.plan.target, meta.get("id_column"), "sha256", "label"}
+    if external:  # annotators outside the company need no gender, ethnicity, age...
+        hidden |= set(meta.get("sensitive_attributes") or [])
     if not include_pii:
         hidden |= set(meta.get("pii_columns") or [])
         hidden |= {c for c, p in info.profile.get("columns", {}).items() if p.get("pii_suspected")}
@@ -464,10 +484,11 @@ def import_annotations(
     if not rows:
         raise DataError(f"{path}: no labels in the file")
     store = ws.store
+    salt = None
     if batch is not None:
         with store.transaction() as session:
             found = session.execute(
-                select(LabelBatch.id, Dataset.name, DatasetVersion.version)
+                select(LabelBatch.id, Dataset.name, DatasetVersion.version, LabelBatch.salt)
                 .join(DatasetVersion, LabelBatch.dataset_version_id == DatasetVersion.id)
                 .join(Dataset)
                 .join(Project, LabelBatch.project_id == Project.id)
@@ -476,10 +497,20 @@ def import_annotations(
         if found is None:
             raise NotFoundError(f"no labeling batch {batch}; see mlplan labels batches")
         info = get_dataset(ws, f"{found[1]}@{found[2]}")
+        salt = found[3]
     else:
         info = _default_dataset(ws, dataset)
     item_ids, table = item_table(ws, info)
+    if salt is not None:  # an external batch: its opaque keys back to item ids
+        back = {opaque_key(salt, item): item for item in item_ids}
+        rows = [dataclasses.replace(r, item_id=back.get(r.item_id, r.item_id)) for r in rows]
     classes = _classes(ws, info, table)
+    if classes is None and ws.plan.task not in {"regression", "sequence"}:
+        raise UsageError(
+            f"no class set to check labels against: {info.ref} has no target column and the "
+            "plan lists no labels.classes. List the classes (and their definitions) under "
+            "labels.classes, so a typo does not become a class"
+        )
     with store.transaction() as session:
         _, version_id = _version_id(session, ws, info)
         stored = set(
@@ -495,9 +526,15 @@ def import_annotations(
         classes=set(classes) if classes else None,
         stored={(a, b) for a, b in stored},
     )
+    # Keys from an external batch look unknown without their batch: say so.
+    hint = (
+        "\n(ids from an outsourced or crowdsourced batch are opaque keys: pass --batch N)"
+        if check.unknown_items and batch is None
+        else ""
+    )
     if check.problems and not skip_invalid:
         raise DataError(
-            f"{path}: not imported —\n{check.describe()}\nFix the file, or import "
+            f"{path}: not imported —\n{check.describe()}{hint}\nFix the file, or import "
             "the rest with --skip-invalid (the skipped rows are recorded)"
         )
     if not check.good:
@@ -622,9 +659,17 @@ class AgreementResult:
 
 
 def _level(ws: Workspace, level: Level | None) -> Level:
-    if level is not None:
-        return level
-    return "nominal" if ws.plan.labels.scale == "nominal" else ws.plan.labels.scale
+    """The alpha level: asked for, else the plan's scale. An ordered level on a nominal plan
+    is refused: class names that look like numbers would be read as amounts."""
+    scale = ws.plan.labels.scale
+    if level is None:
+        return scale
+    if level != "nominal" and scale == "nominal":
+        raise UsageError(
+            f"{level} alpha needs ordered labels, and the plan says labels.scale: nominal. "
+            "Set labels.scale (ordinal or interval) in the plan if the classes are ordered"
+        )
+    return level
 
 
 def measure_agreement(
@@ -759,12 +804,13 @@ def measure_hlp(
         gold = {}
     row_of = {item: i for i, item in enumerate(item_ids)}
     rows = np.array([row_of[item] for item in annotations.items], dtype=np.int64)
-    slices = {}
-    for slice_name, values in all_slice_masks(
-        table, ws.plan.slices, skip_missing_columns=True
-    ).items():
-        for value, mask in values.items():
-            slices[f"{slice_name}: {value}"] = mask[rows]
+    slices = {
+        slice_name: {value: mask[rows] for value, mask in values.items()}
+        for slice_name, values in all_slice_masks(
+            table, ws.plan.slices, skip_missing_columns=True
+        ).items()
+    }
+    min_support = {s.name: s.min_support for s in ws.plan.slices}
     metric = ws.plan.metrics.primary_metric
     task = (
         "regression"
@@ -776,12 +822,20 @@ def measure_hlp(
         task=task,
         gold=gold,
         primary=metric.name if metric else None,
+        positive=ws.plan.positive_class if ws.plan.task == "binary" else None,
         slices=slices,
+        min_support=min_support,
         n_boot=n_boot,
         seed=seed,
         min_items=min_items,
     )
-    _store_report(ws, info, "hlp", result.to_dict() | {"dataset": info.ref}, None, job="labels hlp")
+    stamp = {
+        "dataset": info.ref,
+        "annotations": len(annotations.item),
+        "gold": len(gold),
+        "bootstrap": n_boot,
+    }
+    _store_report(ws, info, "hlp", result.to_dict() | stamp, None, job="labels hlp")
     return result
 
 
@@ -806,6 +860,53 @@ def latest_report(
         return None
     record = row[0]
     return record.report | {"dataset": f"{row[1]}@{row[2]}"}, record.passed, record.created_at
+
+
+def label_count(ws: Workspace, dataset: str) -> int:
+    """How many (non-gold) labels a dataset version holds now."""
+    info = get_dataset(ws, dataset)
+    with ws.store.transaction() as session:
+        _, version_id = _version_id(session, ws, info)
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(Annotation)
+                .where(Annotation.dataset_version_id == version_id, Annotation.gold.is_(False))
+            )
+            or 0
+        )
+
+
+@dataclass(frozen=True)
+class StoredHLP:
+    """The HLP baseline as stored, and whether labels arrived since it was measured."""
+
+    hlp: HumanLevelPerformance
+    dataset: str
+    measured_at: dt.datetime
+    labels_then: int
+    labels_now: int
+
+    @property
+    def stale(self) -> bool:
+        """Labels were imported (or removed) since HLP was measured."""
+        return self.labels_then != self.labels_now
+
+
+def get_hlp(ws: Workspace, dataset: str | None = None) -> StoredHLP | None:
+    """The newest HLP baseline (of ``dataset``, else of any version): what modeling and error
+    analysis compare models with."""
+    found = latest_report(ws, "hlp", dataset)
+    if found is None:
+        return None
+    report, _, when = found
+    return StoredHLP(
+        HumanLevelPerformance.from_dict(report),
+        report["dataset"],
+        when,
+        int(report.get("annotations", 0)),
+        label_count(ws, report["dataset"]),
+    )
 
 
 def consensus_labels(
@@ -890,6 +991,98 @@ def relabel_queue(
         ]
 
 
+def list_batches(ws: Workspace) -> list[dict[str, Any]]:
+    """Every labeling batch, oldest first, with what came back for it."""
+    with ws.store.transaction() as session:
+        rows = session.execute(
+            select(LabelBatch, Dataset.name, DatasetVersion.version)
+            .join(DatasetVersion, LabelBatch.dataset_version_id == DatasetVersion.id)
+            .join(Dataset)
+            .join(Project, LabelBatch.project_id == Project.id)
+            .where(Project.name == ws.plan.project.name)
+            .order_by(LabelBatch.number)
+        ).all()
+        imported = dict(
+            session.execute(
+                select(LabelImport.batch_id, func.count(Annotation.id))
+                .join(Annotation, Annotation.import_id == LabelImport.id)
+                .where(LabelImport.batch_id.is_not(None))
+                .group_by(LabelImport.batch_id)
+            ).all()
+        )
+    return [
+        {
+            "number": b.number,
+            "dataset": f"{name}@{version}",
+            "strategy": b.strategy,
+            "selection": b.selection,
+            "items": b.items,
+            "assignments": b.assignments,
+            "annotators": b.annotators,
+            "external": b.salt is not None,
+            "labels_imported": int(imported.get(b.id, 0)),
+            "estimate": b.estimate,
+            "created_at": b.created_at.isoformat(),
+        }
+        for b, name, version in rows
+    ]
+
+
+def export_relabel_batch(
+    ws: Workspace,
+    dataset: str | None = None,
+    *,
+    annotators: Sequence[str] | None = None,
+    labels_per_item: int = 2,
+    fmt: Literal["csv", "labelstudio"] = "csv",
+    out: str | Path | None = None,
+    seed: int = 0,
+) -> BatchInfo:
+    """The open items of the relabel queue as a batch: each to ``labels_per_item`` annotators
+    who have not labeled it yet; the queue entries are marked triaged, naming the batch."""
+    entries = relabel_queue(ws, dataset, status="open")
+    if not entries:
+        raise UsageError("the relabel queue has no open items")
+    versions = sorted({e.dataset for e in entries})
+    if len(versions) > 1:
+        raise UsageError(
+            f"open items in several dataset versions ({', '.join(versions)}); "
+            "choose one with --dataset"
+        )
+    info = get_dataset(ws, versions[0])
+    items = sorted({e.item_id for e in entries})
+    with ws.store.transaction() as session:
+        _, version_id = _version_id(session, ws, info)
+        already: dict[str, set[str]] = {}
+        for item, who in session.execute(
+            select(Annotation.item_id, Annotation.annotator).where(
+                Annotation.dataset_version_id == version_id, Annotation.item_id.in_(items)
+            )
+        ):
+            already.setdefault(item, set()).add(who)
+    batch = export_batch(
+        ws,
+        info.ref,
+        items=items,
+        already=already,
+        overlap=1.0,
+        k=labels_per_item,
+        annotators=annotators,
+        fmt=fmt,
+        out=out,
+        seed=seed,
+    )
+    for item in items:
+        triage(
+            ws,
+            item,
+            status="triaged",
+            note=f"sent for relabeling in batch {batch.number}",
+            dataset=info.ref,
+        )
+    return batch
+
+
 def triage(
     ws: Workspace,
     item_id: str,
@@ -925,55 +1118,91 @@ def triage(
     return ws.store.write(work)
 
 
-def issues_from_predictions(
-    ws: Workspace, pred_probs: str | Path, dataset: str | None = None
-) -> list[LabelIssue]:
-    """Confident learning on out-of-fold probabilities (a file: item_id and one column per
-    class, named as the classes); issues go to the relabel queue."""
+def _read_probabilities(
+    path: Path, classes: list[str], item_ids: list[str], ref: str
+) -> tuple[list[str], np.ndarray]:
+    """A file of out-of-fold probabilities: item ids and an items × classes matrix, checked."""
+    from collections import Counter
+
     from mlplan.data import read_table
 
-    info = _default_dataset(ws, dataset)
-    item_ids, table = item_table(ws, info)
-    path = Path(pred_probs)
     probs = read_table(path, "csv" if path.suffix.lower() in {".csv", ".tsv"} else "parquet")
-    classes = _classes(ws, info, table)
-    if not classes:
-        raise UsageError(
-            "confident learning needs classes: set labels.classes or a classification target"
-        )
     missing = [c for c in ["item_id", *classes] if c not in probs.column_names]
     if missing:
         raise DataError(
             f"{path}: missing columns {', '.join(missing)}; expected item_id and one "
             f"probability column per class ({', '.join(classes)})"
         )
-    target = "label" if info.format == "images" else ws.plan.target
-    if target is None or target not in table.column_names:
-        raise DataError(f"{info.ref} has no target column to check")
-    given = [str(v) for v in table.column(target).to_pylist()]
-    row_of = {item: i for i, item in enumerate(item_ids)}
-    prob_ids = [str(v) for v in probs.column("item_id").to_pylist()]
-    unknown = [p for p in prob_ids if p not in row_of]
+    ids = [str(v) for v in probs.column("item_id").to_pylist()]
+    known = set(item_ids)
+    unknown = [p for p in ids if p not in known]
     if unknown:
         raise DataError(
-            f"{path}: {len(unknown):,} item ids not in {info.ref}, e.g. {', '.join(unknown[:3])}"
+            f"{path}: {len(unknown):,} item ids not in {ref}, e.g. {', '.join(unknown[:3])}"
         )
-    repeated = (
-        sorted({p for p in prob_ids if prob_ids.count(p) > 1})
-        if len(set(prob_ids)) != len(prob_ids)
-        else []
-    )
+    repeated = sorted(p for p, n in Counter(ids).items() if n > 1)
     if repeated:
         raise DataError(
             f"{path}: {len(repeated):,} item ids appear more than once, e.g. "
             f"{', '.join(repeated[:3])}; give one row of probabilities per item"
         )
-    class_index = {c: i for i, c in enumerate(classes)}
-    labels = np.array([class_index.get(given[row_of[p]], -1) for p in prob_ids])
-    keep = labels >= 0
     matrix = np.column_stack(
         [pc.cast(probs.column(c), pa.float64()).to_numpy(zero_copy_only=False) for c in classes]
     )
+    sums = matrix.sum(axis=1)
+    off = np.flatnonzero(~np.isclose(sums, 1.0, atol=1e-3))
+    if off.size:
+        raise DataError(
+            f"{path}: {off.size:,} rows of probabilities do not sum to 1, e.g. item "
+            f"{ids[off[0]]} sums to {sums[off[0]]:.4f}"
+        )
+    return ids, matrix
+
+
+def issues_from_predictions(
+    ws: Workspace, pred_probs: str | Path, dataset: str | None = None
+) -> list[LabelIssue]:
+    """Confident learning on out-of-fold probabilities (a file: item_id and one column per
+    class, named as the classes); issues go to the relabel queue.
+
+    The labels checked are the dataset's target column, or — for data being labeled — the
+    annotators' majority consensus.
+    """
+    info = _default_dataset(ws, dataset)
+    item_ids, table = item_table(ws, info)
+    path = Path(pred_probs)
+    classes = _classes(ws, info, table)
+    if not classes:
+        raise UsageError(
+            "confident learning needs classes: set labels.classes or a classification target"
+        )
+    prob_ids, matrix = _read_probabilities(path, classes, item_ids, info.ref)
+    target = "label" if info.format == "images" else ws.plan.target
+    if target is not None and target in table.column_names:
+        row_of = {item: i for i, item in enumerate(item_ids)}
+        values = table.column(target).to_pylist()
+        given = {
+            p: (None if values[row_of[p]] is None else str(values[row_of[p]])) for p in prob_ids
+        }
+    else:
+        annotations, _ = load_annotations(ws, info, classes=classes)
+        consensus = majority_vote(annotations)
+        given = {
+            item: annotations.classes[c]
+            for item, c in zip(annotations.items, consensus.label, strict=True)
+            if c >= 0
+        }
+    class_index = {c: i for i, c in enumerate(classes)}
+    labels = np.array([class_index.get(given.get(p) or "", -1) for p in prob_ids])
+    foreign = [
+        p for p, code in zip(prob_ids, labels, strict=True) if code < 0 and given.get(p) is not None
+    ]
+    if foreign:
+        raise DataError(
+            f"{len(foreign):,} items have a label outside the classes {classes}, "
+            f"e.g. {foreign[0]}: {given[foreign[0]]!r}"
+        )
+    keep = labels >= 0  # items with no label (unlabeled, or a tie) have nothing to check
     found = find_label_issues(
         labels[keep],
         matrix[keep],
@@ -984,7 +1213,7 @@ def issues_from_predictions(
         ws,
         info,
         "issues",
-        {"found": len(found), "file": ws.relative(path)},
+        {"found": len(found), "checked": int(keep.sum()), "file": ws.relative(path)},
         None,
         job="labels issues",
         issues=found,

@@ -237,6 +237,8 @@ class LabelBatch(Base):
     assignments: Mapped[int] = mapped_column(Integer)
     annotators: Mapped[list[str]] = mapped_column(JSONType)
     estimate: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # Set for batches that leave the company: their files carry opaque item keys made with it.
+    salt: Mapped[str | None] = mapped_column(String(64))
     artifact_sha256: Mapped[str] = mapped_column(ForeignKey("artifacts.sha256"))
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("assignments", sa.Integer(), nullable=False),
         sa.Column("annotators", _JSON, nullable=False),
         sa.Column("estimate", _JSON, nullable=False),
+        sa.Column("salt", sa.String(length=64), nullable=True),
         sa.Column("artifact_sha256", sa.String(length=64), nullable=False),
         sa.Column("run_id", sa.String(length=36), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
