@@ -17,6 +17,7 @@ from mlplan.labels._agreement import (
     percent_agreement,
 )
 from mlplan.labels._annotations import AnnotationSet, within_item_pairs
+from mlplan.labels._batch_files import BatchInfo, export_batch, list_batches
 from mlplan.labels._batches import (
     Assignment,
     Estimate,
@@ -39,6 +40,7 @@ from mlplan.labels._hlp import (
     positive_class,
 )
 from mlplan.labels._import import AnnotationRow, ImportCheck, check_rows, read_annotations
+from mlplan.labels._ingest import ImportResult, import_annotations, label_count, load_annotations
 from mlplan.labels._issues import (
     ConfusedPair,
     LabelIssue,
@@ -46,25 +48,20 @@ from mlplan.labels._issues import (
     disagreements,
     find_label_issues,
 )
-from mlplan.labels._records import (
+from mlplan.labels._items import item_table
+from mlplan.labels._measure import (
     AgreementResult,
-    BatchInfo,
-    ImportResult,
-    QueueEntry,
     StoredHLP,
     consensus_labels,
-    export_batch,
-    export_relabel_batch,
     get_hlp,
-    import_annotations,
-    issues_from_predictions,
-    item_table,
-    label_count,
     latest_report,
-    list_batches,
-    load_annotations,
     measure_agreement,
     measure_hlp,
+)
+from mlplan.labels._queue import (
+    QueueEntry,
+    export_relabel_batch,
+    issues_from_predictions,
     relabel_queue,
     triage,
 )

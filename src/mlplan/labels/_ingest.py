@@ -1,0 +1,237 @@
+"""Annotations in: importing files in one transaction, and reading labels back."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mlplan.data import (
+    DatasetVersionInfo,
+    get_dataset,
+)
+from mlplan.errors import DataError, NotFoundError, UsageError
+from mlplan.labels._annotations import AnnotationSet
+from mlplan.labels._batches import (
+    opaque_key,
+)
+from mlplan.labels._import import check_rows, read_annotations
+from mlplan.labels._items import classes_of, default_dataset, ids_of_version, item_table
+from mlplan.store import (
+    Annotation,
+    Dataset,
+    DatasetVersion,
+    LabelBatch,
+    LabelImport,
+    Project,
+    RunRecorder,
+    sha256_file,
+)
+from mlplan.workspace import Workspace
+
+__all__ = [
+    "ImportResult",
+    "import_annotations",
+    "label_count",
+    "load_annotations",
+]
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import stored and what it skipped."""
+
+    dataset: str
+    format: str
+    counts: dict[str, int]
+    problems: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "dataset": self.dataset,
+            "format": self.format,
+            "counts": self.counts,
+            "problems": self.problems.splitlines(),
+        }
+
+
+def import_annotations(
+    ws: Workspace,
+    path: str | Path,
+    *,
+    dataset: str | None = None,
+    batch: int | None = None,
+    gold: bool = False,
+    skip_invalid: bool = False,
+) -> ImportResult:
+    """Import a file of labels (CSV, JSONL or a Label Studio export) in one transaction.
+
+    Raises
+    ------
+    DataError
+        A malformed file; or problems (unknown items, labels outside the class set,
+        duplicates) unless ``skip_invalid``, in which case they are skipped and counted.
+    """
+    path = Path(path)
+    fmt, rows = read_annotations(path)
+    if not rows:
+        raise DataError(f"{path}: no labels in the file")
+    store = ws.store
+    salt = None
+    if batch is not None:
+        with store.transaction() as session:
+            found = session.execute(
+                select(LabelBatch.id, Dataset.name, DatasetVersion.version, LabelBatch.salt)
+                .join(DatasetVersion, LabelBatch.dataset_version_id == DatasetVersion.id)
+                .join(Dataset)
+                .join(Project, LabelBatch.project_id == Project.id)
+                .where(Project.name == ws.plan.project.name, LabelBatch.number == batch)
+            ).first()
+        if found is None:
+            raise NotFoundError(f"no labeling batch {batch}; see mlplan labels batches")
+        info = get_dataset(ws, f"{found[1]}@{found[2]}")
+        salt = found[3]
+    else:
+        info = default_dataset(ws, dataset)
+    item_ids, table = item_table(ws, info)
+    if salt is not None:  # an external batch: its opaque keys back to item ids
+        back = {opaque_key(salt, item): item for item in item_ids}
+        rows = [dataclasses.replace(r, item_id=back.get(r.item_id, r.item_id)) for r in rows]
+    classes = classes_of(ws, info, table)
+    if classes is None and ws.plan.task not in {"regression", "sequence"}:
+        raise UsageError(
+            f"no class set to check labels against: {info.ref} has no target column and the "
+            "plan lists no labels.classes. List the classes (and their definitions) under "
+            "labels.classes, so a typo does not become a class"
+        )
+    with store.transaction() as session:
+        _, version_id = ids_of_version(session, ws, info)
+        stored = set(
+            session.execute(
+                select(Annotation.item_id, Annotation.annotator).where(
+                    Annotation.dataset_version_id == version_id
+                )
+            ).all()
+        )
+    check = check_rows(
+        rows,
+        items=set(item_ids),
+        classes=set(classes) if classes else None,
+        stored={(a, b) for a, b in stored},
+    )
+    # Keys from an external batch look unknown without their batch: say so.
+    hint = (
+        "\n(ids from an outsourced or crowdsourced batch are opaque keys: pass --batch N)"
+        if check.unknown_items and batch is None
+        else ""
+    )
+    if check.problems and not skip_invalid:
+        raise DataError(
+            f"{path}: not imported —\n{check.describe()}{hint}\nFix the file, or import "
+            "the rest with --skip-invalid (the skipped rows are recorded)"
+        )
+    if not check.good:
+        raise DataError(f"{path}: nothing left to import —\n{check.describe()}")
+    digest = sha256_file(path).sha256
+
+    def work(session: Session) -> ImportResult:
+        project_id, version_id = ids_of_version(session, ws, info)
+        batch_id = None
+        if batch is not None:
+            batch_id = session.scalar(
+                select(LabelBatch.id).where(
+                    LabelBatch.project_id == project_id, LabelBatch.number == batch
+                )
+            )
+        run = RunRecorder.start(
+            session,
+            project_id=project_id,
+            job="labels import",
+            root=ws.root,
+            parameters={"dataset": info.ref, "batch": batch, "gold": gold, "format": fmt},
+        )
+        run.input("file", ws.relative(path), sha256=digest)
+        record = LabelImport(
+            project_id=project_id,
+            dataset_version_id=version_id,
+            batch_id=batch_id,
+            source_path=ws.relative(path),
+            sha256=digest,
+            format=fmt,
+            counts=check.counts(),
+            run_id=run.id,
+        )
+        session.add(record)
+        session.flush()
+        session.add_all(
+            Annotation(
+                dataset_version_id=version_id,
+                import_id=record.id,
+                item_id=r.item_id,
+                annotator=r.annotator,
+                label=r.label,
+                gold=gold,
+                labeled_at=r.labeled_at,
+                seconds=r.seconds,
+            )
+            for r in check.good
+        )
+        run.output("dataset_version", f"{info.ref}:labels", sha256=digest)
+        run.finish()
+        return ImportResult(info.ref, fmt, check.counts(), check.describe())
+
+    return store.write(work, attempts=1)
+
+
+def load_annotations(
+    ws: Workspace,
+    info: DatasetVersionInfo,
+    *,
+    gold: bool = False,
+    classes: Sequence[str] | None = None,
+) -> tuple[AnnotationSet, np.ndarray]:
+    """The version's labels (``gold``: the gold ones) and the seconds spent on each."""
+    with ws.store.transaction() as session:
+        _, version_id = ids_of_version(session, ws, info)
+        rows = session.execute(
+            select(Annotation.item_id, Annotation.annotator, Annotation.label, Annotation.seconds)
+            .where(Annotation.dataset_version_id == version_id, Annotation.gold.is_(gold))
+            .order_by(Annotation.id)
+        ).all()
+    if not rows:
+        raise UsageError(
+            f"{info.ref} has no {'gold ' if gold else ''}labels yet. Import some "
+            "with: mlplan labels import FILE"
+        )
+    items, annotators, labels, seconds = zip(*rows, strict=True)
+    known = list(classes) if classes else None
+    if known is not None:
+        known += sorted(set(labels) - set(known))
+    # The order of the plan's classes counts only when the plan says the scale is ordered.
+    ordered = bool(ws.plan.labels.classes) and ws.plan.labels.scale != "nominal"
+    annotations = AnnotationSet.from_records(
+        list(items), list(annotators), list(labels), classes=known, ordered=ordered
+    )
+    return annotations, np.array([np.nan if s is None else s for s in seconds], dtype=float)
+
+
+def label_count(ws: Workspace, dataset: str) -> int:
+    """How many (non-gold) labels a dataset version holds now."""
+    info = get_dataset(ws, dataset)
+    with ws.store.transaction() as session:
+        _, version_id = ids_of_version(session, ws, info)
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(Annotation)
+                .where(Annotation.dataset_version_id == version_id, Annotation.gold.is_(False))
+            )
+            or 0
+        )

@@ -1,0 +1,358 @@
+"""Measuring labels: agreement, human-level performance (stored as the HLP baseline) and
+consensus."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mlplan.data import (
+    DatasetVersionInfo,
+    all_slice_masks,
+    get_dataset,
+)
+from mlplan.errors import UsageError
+from mlplan.labels._agreement import AgreementReport, Level, agreement
+from mlplan.labels._annotations import AnnotationSet
+from mlplan.labels._consensus import Consensus, dawid_skene, majority_vote
+from mlplan.labels._hlp import HumanLevelPerformance, human_level_performance
+from mlplan.labels._ingest import label_count, load_annotations
+from mlplan.labels._issues import (
+    ConfusedPair,
+    LabelIssue,
+    confused_pairs,
+    disagreements,
+)
+from mlplan.labels._items import classes_of, default_dataset, ids_of_version, item_table
+from mlplan.store import (
+    Dataset,
+    DatasetVersion,
+    LabelIssueRecord,
+    LabelReport,
+    Project,
+    RunRecorder,
+)
+from mlplan.workspace import Workspace, write_atomic
+
+__all__ = [
+    "AgreementResult",
+    "StoredHLP",
+    "consensus_labels",
+    "get_hlp",
+    "latest_report",
+    "measure_agreement",
+    "measure_hlp",
+    "queue_issues",
+    "store_report",
+]
+
+
+@dataclass(frozen=True)
+class AgreementResult:
+    """Agreement over a version's labels, held against the plan's threshold."""
+
+    dataset: str
+    report: AgreementReport
+    metric: str
+    value: float
+    threshold: float
+    confused: list[ConfusedPair] = field(default_factory=list)
+    queued: int = 0
+
+    @property
+    def passed(self) -> bool:
+        """Whether agreement reaches the plan's ``labels.min_agreement``."""
+        return bool(np.isfinite(self.value) and self.value >= self.threshold)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "dataset": self.dataset,
+            "metric": self.metric,
+            "value": self.value,
+            "threshold": self.threshold,
+            "passed": self.passed,
+            "confused_pairs": [
+                {"a": p.a, "b": p.b, "share": p.share, "finding": p.finding} for p in self.confused
+            ],
+            "queued": self.queued,
+            **self.report.to_dict(),
+        }
+
+
+def _level(ws: Workspace, level: Level | None) -> Level:
+    """The alpha level: asked for, else the plan's scale. An ordered level on a nominal plan
+    is refused: class names that look like numbers would be read as amounts."""
+    scale = ws.plan.labels.scale
+    if level is None:
+        return scale
+    if level != "nominal" and scale == "nominal":
+        raise UsageError(
+            f"{level} alpha needs ordered labels, and the plan says labels.scale: nominal. "
+            "Set labels.scale (ordinal or interval) in the plan if the classes are ordered"
+        )
+    return level
+
+
+def measure_agreement(
+    ws: Workspace,
+    dataset: str | None = None,
+    *,
+    level: Level | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> AgreementResult:
+    """Agreement figures and the annotator table; stored, and disagreements queued."""
+    info = default_dataset(ws, dataset)
+    _, table = item_table(ws, info)
+    annotations, seconds = load_annotations(ws, info, classes=classes_of(ws, info, table))
+    report = agreement(
+        annotations, level=_level(ws, level), n_boot=n_boot, seed=seed, seconds=seconds
+    )
+    labels_plan = ws.plan.labels
+    metric = labels_plan.agreement_metric
+    value = report.metric(metric)
+    confused = confused_pairs(annotations)
+    issues = disagreements(annotations, majority_vote(annotations))
+    result = AgreementResult(info.ref, report, metric, value, labels_plan.min_agreement, confused)
+    queued = store_report(
+        ws,
+        info,
+        "agreement",
+        result.to_dict(),
+        result.passed,
+        job="labels agreement",
+        issues=issues,
+    )
+    return AgreementResult(
+        info.ref, report, metric, value, labels_plan.min_agreement, confused, queued
+    )
+
+
+def store_report(
+    ws: Workspace,
+    info: DatasetVersionInfo,
+    kind: str,
+    report: dict[str, Any],
+    passed: bool | None,
+    *,
+    job: str,
+    issues: Sequence[LabelIssue] = (),
+) -> int:
+    """Store a report (and queue issues not queued before); returns how many were queued."""
+
+    def work(session: Session) -> int:
+        project_id, version_id = ids_of_version(session, ws, info)
+        run = RunRecorder.start(
+            session, project_id=project_id, job=job, root=ws.root, parameters={"dataset": info.ref}
+        )
+        run.input("dataset_version", f"{info.ref}:labels")
+        session.add(
+            LabelReport(
+                project_id=project_id,
+                dataset_version_id=version_id,
+                kind=kind,
+                report=_finite(report),
+                passed=passed,
+                run_id=run.id,
+            )
+        )
+        queued = queue_issues(session, project_id, version_id, issues)
+        run.finish()
+        return queued
+
+    return ws.store.write(work)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN: undefined figures are stored as null."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.generic):
+        return _finite(value.item())
+    return value
+
+
+def queue_issues(
+    session: Session, project_id: int, version_id: int, issues: Sequence[LabelIssue]
+) -> int:
+    existing = {
+        (i, s)
+        for i, s in session.execute(
+            select(LabelIssueRecord.item_id, LabelIssueRecord.source).where(
+                LabelIssueRecord.dataset_version_id == version_id
+            )
+        ).all()
+    }
+    added = [
+        LabelIssueRecord(
+            project_id=project_id,
+            dataset_version_id=version_id,
+            item_id=i.item_id,
+            source=i.source,
+            score=i.score,
+            details=_finite(i.details),
+            status="open",
+        )
+        for i in issues
+        if (i.item_id, i.source) not in existing
+    ]
+    session.add_all(added)
+    return len(added)
+
+
+def measure_hlp(
+    ws: Workspace,
+    dataset: str | None = None,
+    *,
+    n_boot: int = 200,
+    seed: int = 0,
+    min_items: int = 30,
+) -> HumanLevelPerformance:
+    """Human-level performance, overall and per plan slice; stored as the HLP baseline."""
+    info = default_dataset(ws, dataset)
+    item_ids, table = item_table(ws, info)
+    classes = classes_of(ws, info, table)
+    annotations, _ = load_annotations(ws, info, classes=classes)
+    try:
+        gold_set, _ = load_annotations(ws, info, gold=True, classes=classes)
+        gold = {
+            gold_set.items[i]: gold_set.classes[c]
+            for i, c in zip(gold_set.item, gold_set.label, strict=True)
+        }
+    except UsageError:
+        gold = {}
+    row_of = {item: i for i, item in enumerate(item_ids)}
+    rows = np.array([row_of[item] for item in annotations.items], dtype=np.int64)
+    slices = {
+        slice_name: {value: mask[rows] for value, mask in values.items()}
+        for slice_name, values in all_slice_masks(
+            table, ws.plan.slices, skip_missing_columns=True
+        ).items()
+    }
+    min_support = {s.name: s.min_support for s in ws.plan.slices}
+    metric = ws.plan.metrics.primary_metric
+    task = (
+        "regression"
+        if ws.plan.task in {"regression", "sequence"} and classes is None
+        else "classification"
+    )
+    result = human_level_performance(
+        annotations,
+        task=task,
+        gold=gold,
+        primary=metric.name if metric else None,
+        positive=ws.plan.positive_class if ws.plan.task == "binary" else None,
+        slices=slices,
+        min_support=min_support,
+        n_boot=n_boot,
+        seed=seed,
+        min_items=min_items,
+    )
+    stamp = {
+        "dataset": info.ref,
+        "annotations": len(annotations.item),
+        "gold": len(gold),
+        "bootstrap": n_boot,
+    }
+    store_report(ws, info, "hlp", result.to_dict() | stamp, None, job="labels hlp")
+    return result
+
+
+def latest_report(
+    ws: Workspace, kind: Literal["agreement", "hlp"], dataset: str | None = None
+) -> tuple[dict[str, Any], bool | None, dt.datetime] | None:
+    """The newest stored report of ``kind`` (for a dataset, or any), with its verdict."""
+    with ws.store.transaction() as session:
+        query = (
+            select(LabelReport, Dataset.name, DatasetVersion.version)
+            .join(DatasetVersion, LabelReport.dataset_version_id == DatasetVersion.id)
+            .join(Dataset)
+            .join(Project, LabelReport.project_id == Project.id)
+            .where(Project.name == ws.plan.project.name, LabelReport.kind == kind)
+            .order_by(LabelReport.created_at.desc(), LabelReport.id.desc())
+        )
+        if dataset is not None:
+            info = get_dataset(ws, dataset)
+            query = query.where(Dataset.name == info.name, DatasetVersion.version == info.version)
+        row = session.execute(query.limit(1)).first()
+    if row is None:
+        return None
+    record = row[0]
+    return record.report | {"dataset": f"{row[1]}@{row[2]}"}, record.passed, record.created_at
+
+
+@dataclass(frozen=True)
+class StoredHLP:
+    """The HLP baseline as stored, and whether labels arrived since it was measured."""
+
+    hlp: HumanLevelPerformance
+    dataset: str
+    measured_at: dt.datetime
+    labels_then: int
+    labels_now: int
+
+    @property
+    def stale(self) -> bool:
+        """Labels were imported (or removed) since HLP was measured."""
+        return self.labels_then != self.labels_now
+
+
+def get_hlp(ws: Workspace, dataset: str | None = None) -> StoredHLP | None:
+    """The newest HLP baseline (of ``dataset``, else of any version): what modeling and error
+    analysis compare models with."""
+    found = latest_report(ws, "hlp", dataset)
+    if found is None:
+        return None
+    report, _, when = found
+    return StoredHLP(
+        HumanLevelPerformance.from_dict(report),
+        report["dataset"],
+        when,
+        int(report.get("annotations", 0)),
+        label_count(ws, report["dataset"]),
+    )
+
+
+def consensus_labels(
+    ws: Workspace,
+    dataset: str | None = None,
+    *,
+    method: Literal["majority", "dawid-skene"] = "majority",
+    ties: Literal["unresolved", "random"] = "unresolved",
+    out: str | Path | None = None,
+) -> tuple[AnnotationSet, Consensus, Path | None]:
+    """One label per item from the annotators' labels; written as CSV when ``out`` is given."""
+    info = default_dataset(ws, dataset)
+    _, table = item_table(ws, info)
+    annotations, _ = load_annotations(ws, info, classes=classes_of(ws, info, table))
+    result = (
+        dawid_skene(annotations)
+        if method == "dawid-skene"
+        else majority_vote(annotations, ties=ties)
+    )
+    path = None
+    if out is not None:
+        lines = ["item_id,label,confidence,labels"]
+        counts = annotations.labels_per_item
+        for i, item in enumerate(annotations.items):
+            label = annotations.classes[result.label[i]] if result.label[i] >= 0 else ""
+            lines.append(f"{_csv(item)},{_csv(label)},{result.confidence[i]:.4f},{counts[i]}")
+        path = Path(out)
+        write_atomic(path, "\n".join(lines) + "\n")
+    return annotations, result, path
+
+
+def _csv(value: str) -> str:
+    return f'"{value.replace(chr(34), chr(34) * 2)}"' if any(c in value for c in ',"\n') else value
