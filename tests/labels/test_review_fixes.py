@@ -175,3 +175,15 @@ def test_labels_need_a_class_set(
     rows = [{"item_id": "1", "annotator": "ann", "label": str(TRUTH[1])}]
     with pytest.raises(UsageError, match=r"no class set to check labels against"):
         import_annotations(sqlite_ws, write_rows(rows))
+
+
+def test_an_expert_can_give_a_regular_and_a_gold_label(
+    registered: Workspace, write_rows: WriteRows
+) -> None:
+    rows = [{"item_id": str(i), "annotator": "expert", "label": str(TRUTH[i])} for i in range(5)]
+    import_annotations(registered, write_rows(rows, "regular.csv"))
+    import_annotations(registered, write_rows(rows, "gold.csv"), gold=True)
+    gold, _ = load_annotations(registered, get_dataset(registered, "customers@1"), gold=True)
+    assert len(gold.item) == 5
+    with pytest.raises(DataError, match=r"5 \(item, annotator\) pairs already imported"):
+        import_annotations(registered, write_rows(rows, "again.csv"), gold=True)

@@ -291,12 +291,18 @@ class AgreementReport:
     pairs: list[dict[str, Any]]
     annotator_table: list[AnnotatorStats] = field(default_factory=list)
 
-    def metric(self, name: str) -> float:
-        """The figure the plan's ``labels.agreement_metric`` names."""
+    def metric(self, name: Literal["krippendorff_alpha", "fleiss_kappa", "cohen_kappa"]) -> float:
+        """The figure the plan's ``labels.agreement_metric`` names (Cohen's kappa: the pairs'
+        mean weighted by shared items)."""
         if name == "krippendorff_alpha":
             return self.alpha.value
         if name == "fleiss_kappa":
             return self.fleiss_kappa
+        if name != "cohen_kappa":
+            raise UsageError(
+                f"unknown agreement metric {name!r}; expected krippendorff_alpha, "
+                "fleiss_kappa or cohen_kappa"
+            )
         kappas = [p["kappa"] for p in self.pairs if np.isfinite(p["kappa"])]
         weights = [p["shared_items"] for p in self.pairs if np.isfinite(p["kappa"])]
         return float(np.average(kappas, weights=weights)) if kappas else float("nan")

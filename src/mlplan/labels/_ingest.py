@@ -116,7 +116,7 @@ def import_annotations(
         stored = set(
             session.execute(
                 select(Annotation.item_id, Annotation.annotator).where(
-                    Annotation.dataset_version_id == version_id
+                    Annotation.dataset_version_id == version_id, Annotation.gold.is_(gold)
                 )
             ).all()
         )

@@ -265,12 +265,13 @@ class Annotation(Base):
     """One label given by one annotator to one item of a dataset version."""
 
     __tablename__ = "annotations"
-    __table_args__ = (UniqueConstraint("dataset_version_id", "item_id", "annotator"),)
+    # An expert may give both a regular and a gold label to the same item.
+    __table_args__ = (UniqueConstraint("dataset_version_id", "item_id", "annotator", "gold"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dataset_version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"), index=True)
     import_id: Mapped[int] = mapped_column(ForeignKey("label_imports.id"))
-    item_id: Mapped[str] = mapped_column(String(200))
+    item_id: Mapped[str] = mapped_column(String(1000))  # image paths can be long
     annotator: Mapped[str] = mapped_column(String(200))
     label: Mapped[str] = mapped_column(String(200))
     gold: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -302,7 +303,7 @@ class LabelIssueRecord(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
     dataset_version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"))
-    item_id: Mapped[str] = mapped_column(String(200))
+    item_id: Mapped[str] = mapped_column(String(1000))  # image paths can be long
     source: Mapped[str] = mapped_column(String(30))  # "disagreement" | "confident_learning"
     score: Mapped[float] = mapped_column(Float)
     details: Mapped[dict[str, Any]] = mapped_column(JSONType)

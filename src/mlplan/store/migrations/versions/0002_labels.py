@@ -66,7 +66,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("project_id", sa.Integer(), nullable=False),
         sa.Column("dataset_version_id", sa.Integer(), nullable=False),
-        sa.Column("item_id", sa.String(length=200), nullable=False),
+        sa.Column("item_id", sa.String(length=1000), nullable=False),
         sa.Column("source", sa.String(length=30), nullable=False),
         sa.Column("score", sa.Float(), nullable=False),
         sa.Column("details", _JSON, nullable=False),
@@ -157,7 +157,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("dataset_version_id", sa.Integer(), nullable=False),
         sa.Column("import_id", sa.Integer(), nullable=False),
-        sa.Column("item_id", sa.String(length=200), nullable=False),
+        sa.Column("item_id", sa.String(length=1000), nullable=False),
         sa.Column("annotator", sa.String(length=200), nullable=False),
         sa.Column("label", sa.String(length=200), nullable=False),
         sa.Column("gold", sa.Boolean(), nullable=False),
@@ -176,7 +176,8 @@ def upgrade() -> None:
             "dataset_version_id",
             "item_id",
             "annotator",
-            name=op.f("uq_annotations_dataset_version_id_item_id_annotator"),
+            "gold",
+            name=op.f("uq_annotations_dataset_version_id_item_id_annotator_gold"),
         ),
     )
     with op.batch_alter_table("annotations", schema=None) as batch_op:
