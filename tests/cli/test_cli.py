@@ -311,3 +311,34 @@ def test_real_subprocess_smoke(tmp_path: Path) -> None:
     failed = run("data", "add", "main", "missing.csv")
     assert failed.returncode == 1
     assert failed.stderr.startswith("error: ") and "missing.csv" in failed.stderr
+
+
+@pytest.mark.slow
+def test_a_reader_that_leaves_early_is_not_an_error(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MLPLAN_STORE_URL"}
+    init = subprocess.run(
+        [sys.executable, "-m", "mlplan", "init", "p", "--task", "binary", "--target", "y", "--yes"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert init.returncode == 0, init.stderr
+    read, write = os.pipe()
+    os.close(read)  # like `mlplan status --json | head -c 0`: nobody reads
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "mlplan", "status", "--json"],
+            cwd=tmp_path,
+            env=env,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert result.returncode == 141
+    assert result.stderr == ""

@@ -8,6 +8,7 @@ traceback instead.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,6 +46,11 @@ class _Group(TyperGroup):
             raise typer.Exit(exc.exit_code) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
+        except BrokenPipeError:
+            # The reader left (`mlplan lineage ... | head`): stop quietly, as SIGPIPE would.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(141) from None
         except Exception as exc:
             # A bug, not bad input: say so in one line; the traceback is one flag away.
             if _debug(ctx) or type(exc).__module__.startswith("typer"):
