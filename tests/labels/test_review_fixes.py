@@ -187,3 +187,25 @@ def test_an_expert_can_give_a_regular_and_a_gold_label(
     assert len(gold.item) == 5
     with pytest.raises(DataError, match=r"5 \(item, annotator\) pairs already imported"):
         import_annotations(registered, write_rows(rows, "again.csv"), gold=True)
+
+
+@pytest.mark.parametrize("offset", [0, 10**9], ids=["dense-ids", "sparse-ids"])
+def test_integer_and_text_inputs_encode_alike(offset: int) -> None:
+    import numpy as np
+
+    from mlplan.labels import AnnotationSet
+
+    rng = np.random.default_rng(5)
+    items = rng.integers(0, 50, 400) + offset
+    who = rng.integers(0, 7, 400)
+    labels = rng.integers(0, 12, 400)
+    as_ints = AnnotationSet.from_records(items, who, labels)
+    as_text = AnnotationSet.from_records(
+        [str(v) for v in items], [str(v) for v in who], [str(v) for v in labels]
+    )
+    assert (as_ints.items, as_ints.annotators, as_ints.classes) == (
+        as_text.items,
+        as_text.annotators,
+        as_text.classes,
+    )
+    assert (as_ints.counts == as_text.counts).all()

@@ -20,6 +20,21 @@ __all__ = ["AnnotationSet", "within_item_pairs"]
 def _encode(
     values: Sequence[Any] | np.ndarray | pa.Array, order: Sequence[str] | None = None
 ) -> tuple[np.ndarray, list[str]]:
+    if order is None and isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+        # Integer codes (the usual item ids): numpy's unique beats a round trip through text.
+        low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
+        if low >= 0 and high < 4 * values.size + 1024:  # dense ids: count, no sort
+            present = np.flatnonzero(np.bincount(values, minlength=high + 1))
+            lookup = np.full(high + 1, -1, dtype=np.int64)
+            lookup[present] = np.arange(present.size)
+            unique, inverse = present, lookup[values]
+        else:
+            unique, inverse = np.unique(values, return_inverse=True)
+        names = [str(v) for v in unique.tolist()]
+        ranking = np.argsort(np.asarray(names, dtype=object), kind="stable")
+        remap = np.empty(len(names), dtype=np.int64)
+        remap[ranking] = np.arange(len(names))
+        return remap[inverse.ravel()], [names[i] for i in ranking]
     array = pa.array(values) if not isinstance(values, pa.Array | pa.ChunkedArray) else values
     array = pc.cast(array, pa.string())
     if order is None:
