@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from tests.conftest import customers_table, write_csv
 
+from mlplan.checklist import approve
 from mlplan.data import (
     get_dataset,
     list_datasets,
@@ -22,7 +23,7 @@ from mlplan.data import (
     register_dataset,
 )
 from mlplan.errors import DataError, DatasetNotFoundError, RefError, UsageError
-from mlplan.store import Base
+from mlplan.store import Base, Project
 from mlplan.workspace import Workspace
 
 
@@ -434,6 +435,7 @@ def test_datasets_of_another_project_in_the_same_store_stay_apart(
     other_root = tmp_path / "other"
     other_root.mkdir()
     text = (ws.root / "mlplan.yaml").read_text().replace('name: "churn"', 'name: "fraud"')
+    text = re.sub(r'\n  key: "\w+"', "\n  key: fraud-team-1", text)  # another project
     (other_root / "mlplan.yaml").write_text(text)
     other = Workspace(other_root, store_url=store_url)
     try:
@@ -444,6 +446,21 @@ def test_datasets_of_another_project_in_the_same_store_stay_apart(
         assert register_dataset(other, "customers").created is True
     finally:
         other.close()
+
+
+def test_a_renamed_project_keeps_its_records(ws: Workspace, store_url: str) -> None:
+    register_dataset(ws, "customers")
+    plan = ws.root / "mlplan.yaml"
+    plan.write_text(plan.read_text().replace('name: "churn"', 'name: "churn-v2"'))
+    renamed = Workspace(ws.root, store_url=store_url)
+    try:
+        assert get_dataset(renamed, "customers").ref == "customers@1"
+        assert register_dataset(renamed, "customers").created is False  # the same bytes
+        approve(renamed, "buy_in", role="business_owner", by="Dana")  # any write renames
+        with renamed.store.transaction() as session:
+            assert session.scalars(sa.select(Project.name)).all() == ["churn-v2"]
+    finally:
+        renamed.close()
 
 
 def test_columns_keep_file_order_through_the_store(ws: Workspace) -> None:

@@ -192,3 +192,16 @@ def test_plan_round_trips_through_json(name: str, task: str, target: str) -> Non
     plan = parse_plan(render_plan(name, task=task, target=target))  # type: ignore[arg-type]
     again = Plan.model_validate_json(plan.model_dump_json())
     assert again == plan
+
+
+def test_init_writes_a_quoted_project_key_so_it_stays_text() -> None:
+    import re
+
+    text = render_plan("churn", task="binary", target="churned")
+    key = re.search(r'\n  key: "([0-9a-f]{12})"', text)
+    assert key is not None
+    assert parse_plan(text).project.store_key == key.group(1)
+    # Unquoted, a hex key can read as a number; the plan then says so.
+    with pytest.raises(PlanError, match=r"project.key: Input should be a valid string; got inf"):
+        parse_plan(text.replace(f'key: "{key.group(1)}"', "key: 2e1000000000"))
+    assert parse_plan(MINIMAL).project.store_key == "name:churn"  # no key: the name

@@ -196,7 +196,10 @@ def test_an_older_store_is_upgraded_in_place_keeping_its_records(
         config.attributes["connection"] = connection
         command.upgrade(config, "0001")
         connection.execute(
-            sa.text("INSERT INTO projects (name, created_at) VALUES ('old', CURRENT_TIMESTAMP)")
+            sa.text(
+                "INSERT INTO projects (key, name, created_at) VALUES ('name:old', 'old', "
+                "CURRENT_TIMESTAMP)"
+            )
         )
     engine.dispose()
     store = open_store(tmp_path, url=store_url)  # migrates to head on open

@@ -79,7 +79,7 @@ def approve(
     store = ws.store
     with store.transaction() as session:
         record = Approval(
-            project_id=store.project_id(session, plan.project.name),
+            project_id=store.project_id(session, plan.project.store_key, name=plan.project.name),
             gate=gate,
             role=role,
             by=by.strip(),
@@ -97,7 +97,7 @@ def list_approvals(ws: Workspace, gate: str | None = None) -> list[ApprovalRecor
         query = (
             select(Approval)
             .join(Project)
-            .where(Project.name == ws.plan.project.name)
+            .where(Project.key == ws.plan.project.store_key)
             .order_by(Approval.created_at, Approval.id)
         )
         if gate is not None:

@@ -274,7 +274,7 @@ def register_dataset(
     store = ws.store
 
     def work(session: Session) -> RegisterResult:
-        project_id = store.project_id(session, plan.project.name)
+        project_id = store.project_id(session, plan.project.store_key, name=plan.project.name)
         dataset_id = _dataset_id(store, session, project_id, name)
         # Again inside the transaction: a concurrent command may have added these bytes.
         same = session.scalar(
@@ -516,7 +516,7 @@ def version_record(
     session: Session, ws: Workspace, info: DatasetVersionInfo
 ) -> tuple[int, DatasetVersion]:
     """The project id and the store's row of a version, inside the caller's transaction."""
-    project_id = ws.store.project_id(session, ws.plan.project.name)
+    project_id = ws.store.project_id(session, ws.plan.project.store_key, name=ws.plan.project.name)
     record = session.scalar(
         select(DatasetVersion)
         .join(Dataset)
@@ -536,7 +536,7 @@ def _delimiter(source_path: str) -> str | None:
 
 
 def _project_id(session: Session, ws: Workspace) -> int | None:
-    return session.scalar(select(Project.id).where(Project.name == ws.plan.project.name))
+    return session.scalar(select(Project.id).where(Project.key == ws.plan.project.store_key))
 
 
 def _find_by_hash(ws: Workspace, name: str, digest: str) -> DatasetVersionInfo | None:
@@ -546,7 +546,7 @@ def _find_by_hash(ws: Workspace, name: str, digest: str) -> DatasetVersionInfo |
             .join(Dataset)
             .join(Project)
             .where(
-                Project.name == ws.plan.project.name,
+                Project.key == ws.plan.project.store_key,
                 Dataset.name == name,
                 DatasetVersion.content_hash == digest,
             )

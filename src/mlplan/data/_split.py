@@ -440,7 +440,7 @@ def list_splits(ws: Workspace, dataset: str | None = None) -> list[SplitInfo]:
             .join(DatasetVersion, Split.dataset_version_id == DatasetVersion.id)
             .join(Dataset)
             .join(Project)
-            .where(Project.name == ws.plan.project.name)
+            .where(Project.key == ws.plan.project.store_key)
             .order_by(Split.created_at, Split.id)
         )
         if ref is not None:

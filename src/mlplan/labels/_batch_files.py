@@ -350,7 +350,7 @@ def list_batches(ws: Workspace) -> list[dict[str, Any]]:
             .join(DatasetVersion, LabelBatch.dataset_version_id == DatasetVersion.id)
             .join(Dataset)
             .join(Project, LabelBatch.project_id == Project.id)
-            .where(Project.name == ws.plan.project.name)
+            .where(Project.key == ws.plan.project.store_key)
             .order_by(LabelBatch.number)
         ).all()
         imported = dict(

@@ -92,7 +92,7 @@ def import_annotations(
                 .join(DatasetVersion, LabelBatch.dataset_version_id == DatasetVersion.id)
                 .join(Dataset)
                 .join(Project, LabelBatch.project_id == Project.id)
-                .where(Project.name == ws.plan.project.name, LabelBatch.number == batch)
+                .where(Project.key == ws.plan.project.store_key, LabelBatch.number == batch)
             ).first()
         if found is None:
             raise NotFoundError(f"no labeling batch {batch}; see mlplan labels batches")

@@ -82,7 +82,7 @@ def default_dataset(ws: Workspace, ref: str | None) -> DatasetVersionInfo:
             .join(DatasetVersion, LabelImport.dataset_version_id == DatasetVersion.id)
             .join(Dataset)
             .join(Project)
-            .where(Project.name == ws.plan.project.name)
+            .where(Project.key == ws.plan.project.store_key)
             .order_by(LabelImport.created_at.desc(), LabelImport.id.desc())
             .limit(1)
         ).first()

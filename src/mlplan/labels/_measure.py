@@ -280,7 +280,7 @@ def latest_report(
             .join(DatasetVersion, LabelReport.dataset_version_id == DatasetVersion.id)
             .join(Dataset)
             .join(Project, LabelReport.project_id == Project.id)
-            .where(Project.name == ws.plan.project.name, LabelReport.kind == kind)
+            .where(Project.key == ws.plan.project.store_key, LabelReport.kind == kind)
             .order_by(LabelReport.created_at.desc(), LabelReport.id.desc())
         )
         if dataset is not None:

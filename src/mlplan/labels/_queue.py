@@ -79,7 +79,7 @@ def relabel_queue(
             .join(DatasetVersion, LabelIssueRecord.dataset_version_id == DatasetVersion.id)
             .join(Dataset)
             .join(Project, LabelIssueRecord.project_id == Project.id)
-            .where(Project.name == ws.plan.project.name)
+            .where(Project.key == ws.plan.project.store_key)
             .order_by(LabelIssueRecord.score.desc(), LabelIssueRecord.id)
         )
         if status is not None:

@@ -137,7 +137,9 @@ def _runs(ws: Workspace, ref: str, direction: str) -> list[RunRecord]:
             .join(RunIO)
             .join(Project)
             .where(
-                Project.name == ws.plan.project.name, RunIO.ref == ref, RunIO.direction == direction
+                Project.key == ws.plan.project.store_key,
+                RunIO.ref == ref,
+                RunIO.direction == direction,
             )
             .options(selectinload(Run.ios))
             .order_by(Run.started_at)

@@ -96,6 +96,11 @@ class Project(_Section):
     """Who owns the project and what problem it solves."""
 
     name: str
+    key: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]{6,64}$",
+        description="Stable id in a shared store; keep it when renaming the project.",
+    )
     problem: str | None = Field(None, description="The problem statement, in a few sentences.")
     owner: str | None = None
     stakeholders: list[Stakeholder] = Field(default_factory=list)
@@ -104,6 +109,11 @@ class Project(_Section):
     @classmethod
     def _name(cls, value: str) -> str:
         return _check_name(value, "project name")
+
+    @property
+    def store_key(self) -> str:
+        """How the store knows this project: its key, else (plans without one) its name."""
+        return self.key or f"name:{self.name}"
 
 
 class MetricTarget(_Section):

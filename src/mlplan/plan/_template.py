@@ -8,6 +8,7 @@ leaves what only people can say (the problem, business metrics, risks, literatur
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -100,6 +101,11 @@ def render_plan(
     add("# ── Scoping ─────────────────────────────────────────────────────────────────────────")
     add("project:")
     add(f"  name: {_q(name)}")
+    # Quoted: an unquoted hex key such as 2e1040... or 8083700754 would read as a number.
+    add(
+        f"  key: {_q(uuid.uuid4().hex[:12])}  # this project's id in a shared store: keep it "
+        "when renaming"
+    )
     add(
         f"  problem: {_q(problem)}  # what is solved, for whom, and why ML"
         if problem

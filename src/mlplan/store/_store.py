@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, inspect, select, text
+from sqlalchemy import Engine, create_engine, event, inspect, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -94,17 +94,20 @@ class Store:
         finally:
             session.close()
 
-    def project_id(self, session: Session, name: str) -> int:
-        """The id of project ``name``, created on first use (safe when commands race)."""
-        found = session.scalar(select(Project.id).where(Project.name == name))
+    def project_id(self, session: Session, key: str, *, name: str | None = None) -> int:
+        """The id of the project known by ``key``, created on first use (safe when commands
+        race); its recorded name follows the plan's when the project was renamed."""
+        found = session.execute(select(Project.id, Project.name).where(Project.key == key)).first()
         if found is not None:
-            return found
+            if name is not None and found.name != name:
+                session.execute(update(Project).where(Project.id == found.id).values(name=name))
+            return int(found.id)
         session.execute(
             self.insert(Project)
-            .values(name=name, created_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["name"])
+            .values(key=key, name=name or key, created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["key"])
         )
-        return int(session.scalar(select(Project.id).where(Project.name == name)) or 0)
+        return int(session.scalar(select(Project.id).where(Project.key == key)) or 0)
 
     def insert(self, table: Any) -> Any:
         """An INSERT that supports ``on_conflict_do_nothing`` on this store's dialect."""

@@ -87,12 +87,14 @@ class Base(DeclarativeBase):
 
 
 class Project(Base):
-    """A project: the plan's ``project.name``. One PostgreSQL store can hold many."""
+    """A project, known by the plan's ``project.key`` (so renaming it keeps its records, and
+    two teams' projects of the same name stay apart in one PostgreSQL store)."""
 
     __tablename__ = "projects"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -32,10 +32,11 @@ def upgrade() -> None:
     op.create_table(
         "projects",
         sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_projects")),
-        sa.UniqueConstraint("name", name=op.f("uq_projects_name")),
+        sa.UniqueConstraint("key", name=op.f("uq_projects_key")),
     )
     op.create_table(
         "approvals",
