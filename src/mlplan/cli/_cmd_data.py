@@ -18,6 +18,18 @@ data_app = typer.Typer(help="Register, describe, compare and split datasets.", n
 app.add_typer(data_app, name="data")
 
 
+# The datasheet fields, shared by `data add` and `data describe`.
+SourceOption = Annotated[str | None, typer.Option(help="Where it comes from (provenance).")]
+OwnerOption = Annotated[str | None, typer.Option(help="Who owns it.")]
+LicenseOption = Annotated[str | None, typer.Option("--license", help="Its license.")]
+DescriptionOption = Annotated[str | None, typer.Option(help="What it is.")]
+CollectedOption = Annotated[
+    str | None, typer.Option(help="Collection period START[:END], ISO dates.")
+]
+PiiOption = Annotated[str | None, typer.Option(help="PII columns, comma-separated.")]
+SensitiveOption = Annotated[str | None, typer.Option(help="Sensitive attributes, comma-separated.")]
+
+
 def _columns(value: str | None) -> list[str] | None:
     if value is None:
         return None
@@ -44,17 +56,13 @@ def add(
         Path | None,
         typer.Argument(help="File or image folder (default: the plan's datasets.NAME.path)."),
     ] = None,
-    source: Annotated[str | None, typer.Option(help="Where it comes from (provenance).")] = None,
-    owner: Annotated[str | None, typer.Option(help="Who owns it.")] = None,
-    license: Annotated[str | None, typer.Option("--license", help="Its license.")] = None,
-    description: Annotated[str | None, typer.Option(help="What it is.")] = None,
-    collected: Annotated[
-        str | None, typer.Option(help="Collection period START[:END], ISO dates.")
-    ] = None,
-    pii: Annotated[str | None, typer.Option(help="PII columns, comma-separated.")] = None,
-    sensitive: Annotated[
-        str | None, typer.Option(help="Sensitive attributes, comma-separated.")
-    ] = None,
+    source: SourceOption = None,
+    owner: OwnerOption = None,
+    license: LicenseOption = None,
+    description: DescriptionOption = None,
+    collected: CollectedOption = None,
+    pii: PiiOption = None,
+    sensitive: SensitiveOption = None,
     snapshot: Annotated[
         bool,
         typer.Option(
@@ -114,17 +122,13 @@ def add(
 @data_app.command("describe")
 def describe(
     ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION (default: the latest).")],
-    source: Annotated[str | None, typer.Option(help="Where it comes from (provenance).")] = None,
-    owner: Annotated[str | None, typer.Option(help="Who owns it.")] = None,
-    license: Annotated[str | None, typer.Option("--license", help="Its license.")] = None,
-    description: Annotated[str | None, typer.Option(help="What it is.")] = None,
-    collected: Annotated[
-        str | None, typer.Option(help="Collection period START[:END], ISO dates.")
-    ] = None,
-    pii: Annotated[str | None, typer.Option(help="PII columns, comma-separated.")] = None,
-    sensitive: Annotated[
-        str | None, typer.Option(help="Sensitive attributes, comma-separated.")
-    ] = None,
+    source: SourceOption = None,
+    owner: OwnerOption = None,
+    license: LicenseOption = None,
+    description: DescriptionOption = None,
+    collected: CollectedOption = None,
+    pii: PiiOption = None,
+    sensitive: SensitiveOption = None,
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
