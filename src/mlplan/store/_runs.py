@@ -73,9 +73,18 @@ class RunRecorder:
 
     Examples
     --------
-    >>> # inside Store.transaction():
-    >>> # run = RunRecorder.start(session, project_id=1, job="data add", parameters={}, root=root)
-    >>> # run.input("file", "data/customers.csv", sha256=...); run.finish()
+    >>> import pathlib, tempfile
+    >>> from mlplan.store import open_store
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> store = open_store(root, url="sqlite://")
+    >>> with store.transaction() as session:
+    ...     run = RunRecorder.start(session, project_id=store.project_id(session, "demo"),
+    ...                             job="data add", parameters={"dataset": "c"}, root=root)
+    ...     run.input("file", "data/c.csv", sha256="0" * 64)
+    ...     run.output("dataset_version", "c@1")
+    ...     run.finish()
+    >>> run.record.status, len(run.id)
+    ('completed', 36)
     """
 
     def __init__(self, session: Session, run: Run) -> None:
