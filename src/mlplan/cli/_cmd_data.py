@@ -209,6 +209,7 @@ def show(
         column_rows,
         datasheet_markdown,
         effective_metadata,
+        format_value,
         get_dataset,
         metadata_rows,
     )
@@ -233,6 +234,13 @@ def show(
     if images:
         classes = ", ".join(f"{esc(k)} {v:,}" for k, v in images["classes"].items())
         console.print(f"Images per class: {classes}")
+        for key in ("width", "height", "brightness", "contrast"):
+            m = images[key]
+            console.print(
+                f"  {key}: min {format_value(m['min'])}, median "
+                f"{format_value(m['median'])}, max {format_value(m['max'])}, mean "
+                f"{format_value(m['mean'])}"
+            )
     table = Table("column", "kind", "missing", "distinct", "distribution", title="Columns")
     for row in column_rows(info):
         table.add_row(*(esc(row[k]) for k in ("column", "kind", "missing", "distinct", "summary")))

@@ -77,6 +77,10 @@ def column_rows(info: DatasetVersionInfo) -> list[dict[str, str]]:
                 f"max {format_value(col.get('max'))}, mean {format_value(col.get('mean'))}"
                 f" ± {format_value(col.get('std'))}"
             )
+        elif col.get("top_omitted"):
+            summary = f"{col['top_omitted']}: not listed"
+            if col.get("length", {}).get("mean") is not None:
+                summary = f"length {format_value(col['length']['mean'])} on average; " + summary
         elif col.get("top"):
             summary = ", ".join(f"{t['value']} ({t['count']:,})" for t in col["top"][:4])
             if col["kind"] == "text":
