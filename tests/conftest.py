@@ -19,12 +19,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pytest
+from hypothesis import settings
 from typer.testing import CliRunner
 
 from mlplan.plan import render_plan
 from mlplan.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Property tests draw the same examples on every run (deterministic, as all our tests) and
+# keep no example database in the working tree.
+settings.register_profile("mlplan", derandomize=True, database=None, deadline=None)
+settings.load_profile("mlplan")
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------
