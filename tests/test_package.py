@@ -20,6 +20,8 @@ PUBLIC_MODULES = [
     "mlplan.plan",
     "mlplan.store",
     "mlplan.data",
+    "mlplan.labels",
+    "mlplan.modeling",
     "mlplan.checklist",
     "mlplan.lineage",
     "mlplan.cli",

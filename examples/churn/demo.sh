@@ -58,6 +58,12 @@ step "Send them to annotators who have not seen them" \
   "$mlplan" labels queue --export
 step "Every batch, and what came back" \
   "$mlplan" labels batches
+step "Modeling: the quick-and-dirty baseline, packaged as ONNX and checked for parity" \
+  "$mlplan" train --baseline
+step "A stronger family: gradient-boosted trees" \
+  "$mlplan" train --family gbt
+step "The models so far" \
+  "$mlplan" models list
 step "The business owner signs off" \
   "$mlplan" approve buy_in --role business_owner --by "Dana Lee" \
   --note "call list pilot approved for Q1"

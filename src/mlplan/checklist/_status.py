@@ -107,6 +107,7 @@ BUILTIN_PROVIDERS = (
     "mlplan.checklist._scoping",
     "mlplan.checklist._data",
     "mlplan.checklist._labels",
+    "mlplan.checklist._modeling",
 )
 
 

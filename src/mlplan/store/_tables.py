@@ -37,6 +37,7 @@ __all__ = [
     "LabelImport",
     "LabelIssueRecord",
     "LabelReport",
+    "Model",
     "Project",
     "Run",
     "RunIO",
@@ -313,3 +314,27 @@ class LabelIssueRecord(Base):
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Model(Base):
+    """A trained model: its family, the split it learned from, its metrics, and its package
+    (ONNX graph, signature, metadata) with the parity check that let it be registered."""
+
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    family: Mapped[str] = mapped_column(String(20))
+    task: Mapped[str] = mapped_column(String(30))
+    baseline: Mapped[bool] = mapped_column(Boolean, default=False)
+    split_id: Mapped[int] = mapped_column(ForeignKey("splits.id"))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    features: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    package: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    parity: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    seconds: Mapped[float] = mapped_column(Float)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

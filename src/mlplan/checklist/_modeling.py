@@ -1,0 +1,82 @@
+"""The Modeling items the tabular families report: the quick-and-dirty baseline, the task's
+default families, and ONNX packages that passed parity. The rest of the stage (comparison,
+the older system, feasibility) says what will provide it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from mlplan.checklist._items import Stage
+from mlplan.checklist._status import ItemStatus, StatusContext, register_provider
+
+__all__ = ["ModelingProvider"]
+
+
+@register_provider
+class ModelingProvider:
+    """Modeling: baseline, families, packages."""
+
+    stage: Stage = "Modeling"
+
+    def check(self, context: StatusContext) -> Iterator[ItemStatus]:
+        from mlplan.modeling import BASELINE_FAMILY, DEFAULT_FAMILIES, list_models
+
+        ws = context.ws
+        task = ws.plan.task
+        s = context.status
+        models = list_models(ws)
+        baseline = BASELINE_FAMILY[task]
+        trained = [m for m in models if m.family == baseline]
+        if trained:
+            m = trained[-1]
+            test = m.metrics.get("test", {})
+            shown = ", ".join(f"{k} {v:.3f}" for k, v in test.items() if k != "rows")
+            yield s(
+                "model.quick_and_dirty", "done", f"{m.name} ({baseline}) on {m.split}: test {shown}"
+            )
+        else:
+            yield s(
+                "model.quick_and_dirty",
+                "missing",
+                f"no {baseline} baseline trained yet",
+                "mlplan train --baseline",
+            )
+
+        wanted = list(ws.plan.modeling.families or DEFAULT_FAMILIES[task])
+        have = {m.family for m in models}
+        lacking = [f for f in wanted if f not in have]
+        if lacking:
+            yield s(
+                "model.families",
+                "missing",
+                f"trained: {', '.join(sorted(have)) or 'none'}; not yet: {', '.join(lacking)}",
+                f"mlplan train --family {lacking[0]}",
+            )
+        else:
+            yield s("model.families", "done", f"trained: {', '.join(wanted)}")
+
+        packaged = [m for m in models if m.parity.get("passed")]
+        if packaged:
+            worst = max(m.parity["max_abs_diff"] for m in packaged)
+            yield s(
+                "model.packaged",
+                "done",
+                f"{len(packaged)} ONNX package(s) passed parity on the test split (largest "
+                f"probability difference {worst:.1e})",
+            )
+        else:
+            yield s("model.packaged", "missing", "no model packaged yet", "mlplan train --baseline")
+
+        for item_id, what in (
+            ("model.older_system", "scoring the older system"),
+            ("model.compared", "the comparison with HLP, the older system and the literature"),
+            ("model.feasibility", "the compute profile against the plan"),
+        ):
+            if item_id == "model.older_system" and ws.plan.scenario == "new":
+                yield s(item_id, "not_applicable", "a new product has no older system")
+                continue
+            yield s(
+                item_id,
+                "missing",
+                f"not built yet: {what} comes with a later part of mlplan.modeling",
+            )

@@ -1,0 +1,101 @@
+"""``mlplan train``, ``mlplan models list|show``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import typer
+from rich.table import Table
+
+from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
+from mlplan.cli._render import console, esc, print_json
+
+models_app = typer.Typer(help="Trained models and their packages.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+@app.command()
+def train(
+    family: Annotated[
+        Literal["linear", "logistic", "gbt", "cnn", "rnn"] | None,
+        typer.Option(help="The model family."),
+    ] = None,
+    baseline: Annotated[
+        bool, typer.Option(help="Train the task's quick-and-dirty family.")
+    ] = False,
+    split: Annotated[
+        str | None, typer.Option(help="The split, e.g. customers@2/s1 (default: the newest).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (default: modeling.seed).")] = None,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Train a family on a split, package it as ONNX, check parity, and register it."""
+    from mlplan.modeling import train_model
+
+    model = train_model(
+        workspace(project), split=split, family=family, baseline=baseline, seed=seed
+    )
+    if json:
+        print_json(model.to_dict())
+        return
+    console.print(
+        f"Trained [bold]{esc(model.name)}[/] on {esc(model.split)} in "
+        f"{model.seconds:.2f} s; ONNX parity {model.parity['max_abs_diff']:.1e} on "
+        f"{model.parity['rows']:,} test rows"
+    )
+    _metrics_table(model.metrics)
+
+
+def _metrics_table(metrics: dict[str, dict[str, float]]) -> None:
+    names = [k for k in next(iter(metrics.values()), {}) if k != "rows"]
+    table = Table("split", "rows", *names, title="Metrics")
+    for split, values in metrics.items():
+        table.add_row(split, f"{int(values['rows']):,}", *(_fmt(values.get(n)) for n in names))
+    console.print(table)
+
+
+@models_app.command("list")
+def list_(project: ProjectOption = None, json: JsonOption = False) -> None:
+    """List the registered models."""
+    from mlplan.modeling import list_models
+
+    models = list_models(workspace(project))
+    if json:
+        print_json([m.to_dict() for m in models])
+        return
+    table = Table("model", "family", "baseline", "split", "test metrics", title="Models")
+    for m in models:
+        test = m.metrics.get("test", {})
+        shown = ", ".join(f"{k} {_fmt(v)}" for k, v in test.items() if k != "rows")
+        table.add_row(esc(m.name), m.family, "yes" if m.baseline else "", esc(m.split), shown)
+    console.print(table)
+
+
+@models_app.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="The model, e.g. gbt-1.")],
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show a model: features, metrics per split, package and parity."""
+    from mlplan.modeling import get_model
+
+    model = get_model(workspace(project), name)
+    if json:
+        print_json(model.to_dict())
+        return
+    console.print(
+        f"[bold]{esc(model.name)}[/] — {model.family} on {esc(model.split)}, run {model.run_id[:8]}"
+    )
+    console.print(f"numeric: {esc(', '.join(model.features['numeric']))}")
+    console.print(f"categorical: {esc(', '.join(model.features['categorical']))}")
+    for column, why in model.features["excluded"].items():
+        console.print(f"  left out {esc(column)}: {esc(why)}", style="dim")
+    _metrics_table(model.metrics)
+    for filename, sha in model.package.items():
+        console.print(f"  {filename}: sha256 {sha[:12]}…")

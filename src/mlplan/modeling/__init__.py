@@ -1,0 +1,29 @@
+"""Modeling: tabular families trained on a split, each packaged as ONNX (preprocessing inside)
+and checked for parity before it is registered."""
+
+from __future__ import annotations
+
+from mlplan.modeling._features import FeatureSet, select_features
+from mlplan.modeling._train import (
+    BASELINE_FAMILY,
+    DEFAULT_FAMILIES,
+    Family,
+    ModelInfo,
+    get_model,
+    list_models,
+    onnx_feeds,
+    train_model,
+)
+
+__all__ = [
+    "BASELINE_FAMILY",
+    "DEFAULT_FAMILIES",
+    "Family",
+    "FeatureSet",
+    "ModelInfo",
+    "get_model",
+    "list_models",
+    "onnx_feeds",
+    "select_features",
+    "train_model",
+]

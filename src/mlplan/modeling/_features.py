@@ -1,0 +1,82 @@
+"""Which columns a model may use, and how each is prepared — derived from the plan and the
+data profile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mlplan.data import DatasetVersionInfo, effective_metadata
+from mlplan.errors import DataError
+from mlplan.workspace import Workspace
+
+__all__ = ["FeatureSet", "select_features"]
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Numeric and categorical input columns, and why others were left out."""
+
+    numeric: list[str]
+    categorical: list[str]
+    excluded: dict[str, str]
+
+    @property
+    def columns(self) -> list[str]:
+        """All inputs, numeric first."""
+        return [*self.numeric, *self.categorical]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {"numeric": self.numeric, "categorical": self.categorical, "excluded": self.excluded}
+
+
+def select_features(ws: Workspace, info: DatasetVersionInfo) -> FeatureSet:
+    """The plan's ``modeling.features``, else every column but the target, ids, times, PII
+    columns, free text and the plan's ``modeling.exclude``.
+
+    Raises
+    ------
+    DataError
+        A named feature that is not a column; no usable feature left.
+    """
+    plan = ws.plan
+    meta = effective_metadata(ws, info)
+    profile = info.profile["columns"]
+    excluded: dict[str, str] = {}
+    reasons = {
+        plan.target: "the target",
+        meta.get("id_column"): "the id column",
+        meta.get("time_column"): "the time column",
+    }
+    for column in meta.get("pii_columns") or []:
+        reasons.setdefault(column, "personal data (pii_columns)")
+    for column in plan.modeling.exclude:
+        reasons.setdefault(column, "modeling.exclude")
+    wanted = plan.modeling.features
+    if wanted is not None:
+        missing = [c for c in wanted if c not in profile]
+        if missing:
+            raise DataError(
+                f"modeling.features names {', '.join(missing)}, which are not columns of {info.ref}"
+            )
+    numeric, categorical = [], []
+    for name, column in profile.items():
+        if wanted is not None and name not in wanted:
+            continue
+        if name in reasons and reasons[name] is not None and name is not None:
+            excluded[name] = reasons[name]
+        elif column.get("pii_suspected"):
+            excluded[name] = f"looks like personal data ({column['pii_suspected']})"
+        elif column["kind"] in {"numeric", "boolean"}:
+            numeric.append(name)
+        elif column["kind"] == "categorical":
+            categorical.append(name)
+        else:
+            excluded[name] = f"{column['kind']} columns are not used by tabular families"
+    if not numeric and not categorical:
+        raise DataError(
+            f"no usable feature in {info.ref}: every column was left out "
+            f"({', '.join(f'{k}: {v}' for k, v in excluded.items())})"
+        )
+    return FeatureSet(numeric, categorical, excluded)

@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from mlplan.checklist import status
+from mlplan.data import get_dataset, register_dataset, split_dataset
+from mlplan.errors import DataError, NotFoundError, UsageError
+from mlplan.modeling import get_model, list_models, onnx_feeds, select_features, train_model
+from mlplan.workspace import Workspace
+
+
+def _edit(ws: Workspace, old: str, new: str) -> None:
+    text = ws.plan_path.read_text()
+    assert old in text, old
+    ws.plan_path.write_text(text.replace(old, new, 1))
+    ws.__dict__.pop("plan", None)
+
+
+@pytest.fixture
+def split_ws(ws: Workspace) -> Workspace:
+    _edit(ws, "    id_column: null", "    id_column: customer_id")
+    register_dataset(ws, "customers")
+    split_dataset(ws, "customers", stratify="churned", seed=1)
+    return ws
+
+
+@pytest.mark.parametrize("family", ["logistic", "gbt"])
+def test_a_classifier_is_packaged_with_parity_and_registered(
+    split_ws: Workspace, family: Any
+) -> None:
+    model = train_model(split_ws, family=family)
+    assert model.name == f"{family}-1"
+    assert model.parity["passed"] and model.parity["max_abs_diff"] <= 1e-4
+    assert model.parity["rows"] == model.metrics["test"]["rows"] == 80
+    assert set(model.metrics) == {"train", "valid", "test"}
+    assert {"accuracy", "macro_f1", "roc_auc", "pr_auc", "log_loss"} <= set(model.metrics["test"])
+    artifacts = split_ws.store.artifacts
+    signature = json.loads(artifacts.path(model.package["signature.json"]).read_text())
+    region = next(c for c in signature["inputs"] if c["name"] == "region")
+    assert region == {
+        "name": "region",
+        "type": "string",
+        "categories": ["east", "north", "south"],
+        "nullable": False,
+    }
+    metadata = json.loads(artifacts.path(model.package["metadata.json"]).read_text())
+    assert (metadata["classes"], metadata["threshold"], metadata["run_id"]) == (
+        ["0", "1"],
+        0.5,
+        model.run_id,
+    )
+    # The stored graph runs on its own, with the preprocessing inside.
+    session = ort.InferenceSession(
+        artifacts.path(model.package["model.onnx"]).read_bytes(), providers=["CPUExecutionProvider"]
+    )
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "gender": ["female", ""],
+            "age": [30.0, np.nan],
+            "region": ["north", "unseen-region"],
+            "charges": [50.0, 80.0],
+        }
+    )
+    features = select_features(split_ws, get_dataset(split_ws, "customers"))
+    _, probabilities = session.run(None, onnx_feeds(frame[features.columns], features))
+    assert probabilities.shape == (2, 2) and np.allclose(probabilities.sum(axis=1), 1)
+    assert [m.name for m in list_models(split_ws)] == [model.name]
+
+
+def test_features_leave_out_the_target_ids_and_personal_data(split_ws: Workspace) -> None:
+    model = train_model(split_ws, baseline=True)
+    assert model.family == "logistic" and model.baseline
+    assert model.features["numeric"] == ["age", "charges"]
+    assert model.features["categorical"] == ["gender", "region"]
+    assert model.features["excluded"] == {
+        "customer_id": "the id column",
+        "name": "personal data (pii_columns)",
+        "email": "personal data (pii_columns)",
+        "churned": "the target",
+    }
+
+
+def test_regression_trains_linear_and_gbt(ws: Workspace) -> None:
+    _edit(ws, "task: binary", "task: regression")
+    _edit(ws, 'target: "churned"', 'target: "charges"')
+    _edit(ws, "positive_class: null  # TODO: the class FP/FN and recall refer to\n", "")
+    _edit(ws, "  primary: roc_auc", "  primary: mae")
+    _edit(
+        ws,
+        "    - {name: roc_auc, direction: maximize, target: 0.85}",
+        "    - {name: mae, direction: minimize, target: 5}",
+    )
+    _edit(ws, "    - {name: recall, direction: maximize, target: null}\n", "")
+    _edit(ws, "    - {name: precision, direction: maximize, target: null}\n", "")
+    register_dataset(ws, "customers")
+    split_dataset(ws, "customers", seed=2)
+    linear = train_model(ws, baseline=True)
+    gbt = train_model(ws, family="gbt")
+    assert (linear.family, gbt.family) == ("linear", "gbt")
+    assert {"mae", "rmse", "r2"} <= set(linear.metrics["test"])
+    assert linear.metrics["train"]["rows"] < 280  # rows without a target are left out
+    assert linear.parity["passed"] and gbt.parity["passed"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (
+            {"family": "linear"},
+            UsageError,
+            r"family 'linear' does not fit a binary task; use "
+            r"logistic or gbt",
+        ),
+        ({"family": "cnn"}, UsageError, r"the cnn family is not built yet"),
+        ({}, UsageError, r"give --family linear\|logistic\|gbt, or --baseline"),
+        (
+            {"baseline": True, "split": "customers@1/s9"},
+            NotFoundError,
+            r"split 'customers@1/s9' not found; known: customers@1/s1",
+        ),
+    ],
+    ids=["wrong-family", "not-built", "no-family", "unknown-split"],
+)
+def test_bad_requests_are_refused_and_register_nothing(
+    split_ws: Workspace, kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        train_model(split_ws, **kwargs)
+    assert list_models(split_ws) == []
+
+
+def test_a_constant_target_cannot_be_learned(sqlite_ws: Workspace, project_dir: Path) -> None:
+    csv = project_dir / "data" / "customers.csv"
+    lines = csv.read_text().splitlines()
+    csv.write_text(
+        "\n".join([lines[0]] + [line.rsplit(",", 1)[0] + ",0" for line in lines[1:]]) + "\n"
+    )
+    register_dataset(sqlite_ws, "customers")
+    split_dataset(sqlite_ws, "customers", seed=1)
+    with pytest.raises(
+        DataError,
+        match=r"the target 'churned' has one class in the training "
+        r"split \(0\); a classifier needs at least two",
+    ):
+        train_model(sqlite_ws, baseline=True)
+
+
+def test_no_split_yet(sqlite_ws: Workspace) -> None:
+    register_dataset(sqlite_ws, "customers")
+    with pytest.raises(NotFoundError, match=r"no split yet. Make one with: mlplan data split"):
+        train_model(sqlite_ws, baseline=True)
+
+
+def test_unknown_model_lists_the_known_ones(split_ws: Workspace) -> None:
+    train_model(split_ws, baseline=True)
+    with pytest.raises(NotFoundError, match=r"model 'gbt-7' not found; known: logistic-1"):
+        get_model(split_ws, "gbt-7")
+
+
+def test_modeling_items_follow_the_evidence(split_ws: Workspace) -> None:
+    before = status(split_ws)
+    assert before.get("model.quick_and_dirty").next_step == "mlplan train --baseline"
+    train_model(split_ws, baseline=True)
+    middle = status(split_ws)
+    assert middle.get("model.quick_and_dirty").state == "done"
+    assert middle.get("model.families").evidence == "trained: logistic; not yet: gbt"
+    train_model(split_ws, family="gbt")
+    after = status(split_ws)
+    assert after.get("model.families").state == "done"
+    assert after.get("model.packaged").state == "done"
+    assert after.get("model.older_system").state == "missing"
+
+
+def test_cli_train_and_show(cli: Any) -> None:
+    assert cli("data", "add", "customers").exit_code == 0
+    assert cli("data", "split", "customers", "--stratify", "churned").exit_code == 0
+    trained = cli("train", "--baseline", "--json")
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.stdout)["name"] == "logistic-1"
+    listed = json.loads(cli("models", "list", "--json").stdout)
+    assert [m["family"] for m in listed] == ["logistic"]
+    shown = cli("models", "show", "logistic-1")
+    assert shown.exit_code == 0 and "model.onnx" in shown.stdout
+    wrong = cli("train", "--family", "linear")
+    assert wrong.exit_code == 2 and "does not fit a binary task" in wrong.stderr
