@@ -191,3 +191,18 @@ def test_cli_train_and_show(cli: Any) -> None:
     assert shown.exit_code == 0 and "model.onnx" in shown.stdout
     wrong = cli("train", "--family", "linear")
     assert wrong.exit_code == 2 and "does not fit a binary task" in wrong.stderr
+
+
+def test_identical_split_assignments_of_two_versions_stay_apart(
+    sqlite_ws: Workspace, project_dir: Path
+) -> None:
+    register_dataset(sqlite_ws, "customers")
+    first = split_dataset(sqlite_ws, "customers", seed=1)
+    csv = project_dir / "data" / "customers.csv"
+    csv.write_text(csv.read_text().replace('"north"', '"northwest"', 1))
+    register_dataset(sqlite_ws, "customers")
+    second = split_dataset(sqlite_ws, "customers", seed=1)
+    assert first.artifact_sha256 == second.artifact_sha256  # same rows, same seed
+    model = train_model(sqlite_ws, baseline=True, split=second.ref)
+    assert model.split == "customers@2/s1"
+    assert [m.split for m in list_models(sqlite_ws)] == ["customers@2/s1"]

@@ -24,7 +24,15 @@ from mlplan._optional import require
 from mlplan.data import get_split, load_split, version_record
 from mlplan.errors import DataError, NotFoundError, UsageError
 from mlplan.modeling._features import FeatureSet, select_features
-from mlplan.store import ArtifactStore, Model, Project, RunRecorder, Split
+from mlplan.store import (
+    ArtifactStore,
+    Dataset,
+    DatasetVersion,
+    Model,
+    Project,
+    RunRecorder,
+    Split,
+)
 from mlplan.workspace import Workspace
 
 __all__ = [
@@ -408,7 +416,7 @@ def train_model(
     artifacts = store.artifacts
 
     def work(session: Session) -> ModelInfo:
-        project_id, _ = version_record(session, ws, info)
+        project_id, version = version_record(session, ws, info)
         count = (
             session.scalar(
                 select(func.count())
@@ -453,8 +461,7 @@ def train_model(
         run.output("model", name, sha256=package["model.onnx"])
         split_id = session.scalar(
             select(Split.id).where(
-                Split.artifact_sha256 == split_info.artifact_sha256,
-                Split.number == split_info.number,
+                Split.dataset_version_id == version.id, Split.number == split_info.number
             )
         )
         record = Model(
@@ -500,18 +507,17 @@ def _info(record: Model, split: str) -> ModelInfo:
 
 def list_models(ws: Workspace) -> list[ModelInfo]:
     """Every registered model, oldest first."""
-    from mlplan.data import list_splits
-
-    refs = {s.artifact_sha256: s.ref for s in list_splits(ws)}
     with ws.store.transaction() as session:
         rows = session.execute(
-            select(Model, Split.artifact_sha256)
+            select(Model, Dataset.name, DatasetVersion.version, Split.number)
             .join(Split, Model.split_id == Split.id)
+            .join(DatasetVersion, Split.dataset_version_id == DatasetVersion.id)
+            .join(Dataset, DatasetVersion.dataset_id == Dataset.id)
             .join(Project, Model.project_id == Project.id)
             .where(Project.key == ws.plan.project.store_key)
             .order_by(Model.created_at, Model.id)
         ).all()
-        return [_info(m, refs.get(sha, "?")) for m, sha in rows]
+        return [_info(m, f"{name}@{version}/s{number}") for m, name, version, number in rows]
 
 
 def get_model(ws: Workspace, name: str) -> ModelInfo:
