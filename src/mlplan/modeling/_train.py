@@ -318,7 +318,13 @@ def _signature(
                 "nullable": bool(values.null_count),
             }
         )
-    return {"inputs": columns}
+    # How a caller feeds the graph: one [n, 1] tensor per input; a missing number is NaN, a
+    # missing string is "" (both imputed inside the graph); an unseen category is all zeros.
+    return {
+        "inputs": columns,
+        "missing": {"number": "NaN", "string": ""},
+        "unseen_categories": "ignored",
+    }
 
 
 def train_model(
