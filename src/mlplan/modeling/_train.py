@@ -40,6 +40,8 @@ __all__ = [
     "DEFAULT_FAMILIES",
     "Family",
     "ModelInfo",
+    "build_pipeline",
+    "export_onnx",
     "get_model",
     "list_models",
     "onnx_feeds",
@@ -135,9 +137,11 @@ def _estimator(task: str, family: Family, seed: int, params: dict[str, Any]) -> 
     return cls(**(defaults | params))
 
 
-def _pipeline(
+def build_pipeline(
     task: str, family: Family, features: FeatureSet, seed: int, params: dict[str, Any]
 ) -> Any:
+    """The scikit-learn pipeline of a family: preprocessing for ``features``, then the
+    estimator (unfitted)."""
     compose = require("sklearn.compose", extra="models", purpose="training models")
     impute = require("sklearn.impute", extra="models", purpose="training models")
     pipeline = require("sklearn.pipeline", extra="models", purpose="training models")
@@ -205,7 +209,8 @@ def _metrics(
     return out
 
 
-def _onnx(pipe: Any, task: str, family: Family, features: FeatureSet) -> bytes:
+def export_onnx(pipe: Any, task: str, family: Family, features: FeatureSet) -> bytes:
+    """A fitted pipeline as an ONNX graph with one [n, 1] input per feature."""
     skl2onnx = require("skl2onnx", extra="models", purpose="packaging models as ONNX")
     types = require("skl2onnx.common.data_types", extra="models", purpose="ONNX packages")
     if family == "gbt":
@@ -385,7 +390,7 @@ def train_model(
         )
     if task == "regression" and np.nanstd(y[rows["train"]]) == 0:
         raise DataError(f"the target {target!r} is constant in the training split")
-    pipe = _pipeline(task, family, features, seed, params)
+    pipe = build_pipeline(task, family, features, seed, params)
     started = time.perf_counter()
     pipe.fit(_frame(table, features, rows["train"]), y[rows["train"]])
     seconds = time.perf_counter() - started
@@ -398,7 +403,7 @@ def train_model(
         scores[name] = _metrics(task, y[index], pipe.predict(frame), proba, classes) | {
             "rows": int(index.size)
         }
-    onnx_bytes = _onnx(pipe, task, family, features)
+    onnx_bytes = export_onnx(pipe, task, family, features)
     check_rows = rows["test"] if rows["test"].size else rows["train"]
     parity = _parity(onnx_bytes, pipe, _frame(table, features, check_rows), features, task)
     if not parity["passed"]:
