@@ -62,8 +62,8 @@ step "Modeling: the quick-and-dirty baseline, packaged as ONNX and checked for p
   "$mlplan" train --baseline
 step "A stronger family: gradient-boosted trees" \
   "$mlplan" train --family gbt
-step "The models so far" \
-  "$mlplan" models list
+step "The models against the trivial baseline, HLP and the literature (test split)" \
+  "$mlplan" models compare
 step "The business owner signs off" \
   "$mlplan" approve buy_in --role business_owner --by "Dana Lee" \
   --note "call list pilot approved for Q1"

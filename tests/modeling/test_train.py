@@ -206,3 +206,31 @@ def test_identical_split_assignments_of_two_versions_stay_apart(
     model = train_model(sqlite_ws, baseline=True, split=second.ref)
     assert model.split == "customers@2/s1"
     assert [m.split for m in list_models(sqlite_ws)] == ["customers@2/s1"]
+
+
+def test_models_are_compared_with_the_bars_on_the_test_split(split_ws: Workspace) -> None:
+    from mlplan.modeling import compare_models, latest_comparison
+
+    with pytest.raises(UsageError, match=r"no model trained on customers@1/s1 yet"):
+        compare_models(split_ws)
+    logistic = train_model(split_ws, baseline=True)
+    result = compare_models(split_ws, n_boot=50, seed=3)
+    assert [(r["name"], r["kind"]) for r in result.rows] == [
+        ("trivial", "trivial"),
+        ("logistic-1", "model"),
+    ]
+    assert result.primary == "roc_auc"
+    trivial, model = result.rows
+    assert trivial["metrics"]["roc_auc"]["value"] == 0.5  # constant scores rank nothing
+    # The same numbers as the model's own test metrics, now with intervals.
+    auc = model["metrics"]["roc_auc"]
+    assert auc["value"] == pytest.approx(logistic.metrics["test"]["roc_auc"], abs=1e-6)
+    assert auc["low"] <= auc["value"] <= auc["high"]
+    assert result.gaps["to_trivial"] == pytest.approx(auc["value"] - 0.5)
+    again = compare_models(split_ws, n_boot=50, seed=3)
+    assert again.rows == result.rows  # reproducible with a seed
+    assert latest_comparison(split_ws)["gaps"]["best_model"] == "logistic-1"  # type: ignore[index]
+    report = status(split_ws).get("model.compared")
+    assert report.state == "done" and "best logistic-1 (roc_auc)" in report.evidence
+    train_model(split_ws, family="gbt")
+    assert status(split_ws).get("model.compared").state == "missing"  # gbt-1 not compared

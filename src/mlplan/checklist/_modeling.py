@@ -19,7 +19,12 @@ class ModelingProvider:
     stage: Stage = "Modeling"
 
     def check(self, context: StatusContext) -> Iterator[ItemStatus]:
-        from mlplan.modeling import BASELINE_FAMILY, DEFAULT_FAMILIES, list_models
+        from mlplan.modeling import (
+            BASELINE_FAMILY,
+            DEFAULT_FAMILIES,
+            latest_comparison,
+            list_models,
+        )
 
         ws = context.ws
         task = ws.plan.task
@@ -67,9 +72,42 @@ class ModelingProvider:
         else:
             yield s("model.packaged", "missing", "no model packaged yet", "mlplan train --baseline")
 
+        comparison = latest_comparison(ws)
+        newest = models[-1].name if models else None
+        if comparison is None or newest is None:
+            yield s(
+                "model.compared",
+                "missing",
+                "no comparison yet",
+                "mlplan models compare" if models else "mlplan train --baseline",
+            )
+        else:
+            compared = [r["name"] for r in comparison["rows"] if r["kind"] == "model"]
+            kinds = sorted({r["kind"] for r in comparison["rows"]} - {"model"})
+            gaps = comparison.get("gaps", {})
+            if newest not in compared:
+                yield s(
+                    "model.compared",
+                    "missing",
+                    f"the newest model, {newest}, is not in the latest comparison",
+                    "mlplan models compare",
+                )
+            else:
+                shown = ", ".join(
+                    f"{k.removeprefix('to_')} {v:+.3f} {gaps.get(k + '_metric', '')}".rstrip()
+                    for k, v in gaps.items()
+                    if k.startswith("to_") and not k.endswith("_metric") and v is not None
+                )
+                yield s(
+                    "model.compared",
+                    "done",
+                    f"{len(compared)} model(s) against {', '.join(kinds)} on "
+                    f"{comparison['split']}; best {gaps.get('best_model')} "
+                    f"({gaps.get('metric')}), gaps: {shown or 'none measured'}",
+                )
+
         for item_id, what in (
             ("model.older_system", "scoring the older system"),
-            ("model.compared", "the comparison with HLP, the older system and the literature"),
             ("model.feasibility", "the compute profile against the plan"),
         ):
             if item_id == "model.older_system" and ws.plan.scenario == "new":

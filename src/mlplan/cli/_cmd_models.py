@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -99,3 +99,51 @@ def show(
     _metrics_table(model.metrics)
     for filename, sha in model.package.items():
         console.print(f"  {filename}: sha256 {sha[:12]}…")
+
+
+@models_app.command("compare")
+def compare(
+    split: Annotated[str | None, typer.Option(help="The split (default: the newest).")] = None,
+    boot: Annotated[int, typer.Option(help="Bootstrap resamples for intervals.")] = 200,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Compare the models with the trivial baseline, HLP and the literature, on the test
+    split, with bootstrap intervals."""
+    from mlplan.modeling import compare_models
+
+    result = compare_models(workspace(project), split=split, n_boot=boot, seed=seed)
+    if json:
+        print_json(result.to_dict())
+        return
+    primary = result.primary
+    table = Table(
+        "",
+        "kind",
+        primary,
+        "interval",
+        "note",
+        title=f"Comparison on the test rows of {result.split}",
+    )
+    for row in result.rows:
+        metric: dict[str, Any] = row["metrics"].get(primary) or next(
+            iter(row["metrics"].values()), {}
+        )
+        shown_metric = primary if primary in row["metrics"] else next(iter(row["metrics"]), "")
+        value = metric.get("value")
+        interval = (
+            f"[{_fmt(metric['low'])}, {_fmt(metric['high'])}]"
+            if metric.get("low") is not None
+            else ("reported" if not row["measured"] else "")
+        )
+        label = _fmt(value) + ("" if shown_metric == primary else f" ({shown_metric})")
+        table.add_row(esc(row["name"]), row["kind"], label, interval, esc(row["note"]))
+    console.print(table)
+    gaps = result.gaps
+    for key, name in (("to_hlp", "HLP"), ("to_trivial", "the trivial baseline")):
+        if key in gaps:
+            console.print(
+                f"{esc(gaps['best_model'])} vs {name}: {gaps[key]:+.4f} "
+                f"{esc(gaps.get(key + '_metric', gaps['metric']))}"
+            )

@@ -3,6 +3,7 @@ and checked for parity before it is registered."""
 
 from __future__ import annotations
 
+from mlplan.modeling._compare import Comparison, compare_models, latest_comparison
 from mlplan.modeling._features import FeatureSet, select_features
 from mlplan.modeling._train import (
     BASELINE_FAMILY,
@@ -11,23 +12,30 @@ from mlplan.modeling._train import (
     ModelInfo,
     build_pipeline,
     export_onnx,
+    feature_frame,
     get_model,
     list_models,
     onnx_feeds,
+    score_predictions,
     train_model,
 )
 
 __all__ = [
     "BASELINE_FAMILY",
     "DEFAULT_FAMILIES",
+    "Comparison",
     "Family",
     "FeatureSet",
     "ModelInfo",
     "build_pipeline",
+    "compare_models",
     "export_onnx",
+    "feature_frame",
     "get_model",
+    "latest_comparison",
     "list_models",
     "onnx_feeds",
+    "score_predictions",
     "select_features",
     "train_model",
 ]

@@ -42,9 +42,11 @@ __all__ = [
     "ModelInfo",
     "build_pipeline",
     "export_onnx",
+    "feature_frame",
     "get_model",
     "list_models",
     "onnx_feeds",
+    "score_predictions",
     "train_model",
 ]
 
@@ -108,7 +110,9 @@ def _check_family(task: str, family: Family) -> None:
         raise UsageError(f"family {family!r} does not fit a {task} task; use {' or '.join(usable)}")
 
 
-def _frame(table: pa.Table, features: FeatureSet, rows: np.ndarray) -> Any:
+def feature_frame(table: pa.Table, features: FeatureSet, rows: np.ndarray) -> Any:
+    """The feature columns of ``rows`` as the DataFrame the pipeline expects (missing strings
+    as "")."""
     pd = require("pandas", extra="models", purpose="training models")
     subset = table.select(features.columns).take(pa.array(rows, pa.int64()))
     data = {}
@@ -186,9 +190,11 @@ def build_pipeline(
     )
 
 
-def _metrics(
+def score_predictions(
     task: str, y: np.ndarray, predicted: np.ndarray, proba: np.ndarray | None, classes: list[str]
 ) -> dict[str, float]:
+    """Metrics of predictions: MAE, RMSE, R² for regression; accuracy, macro F1, and with
+    probabilities ROC AUC, PR AUC (binary) and log loss for classification."""
     metrics = require("sklearn.metrics", extra="models", purpose="scoring models")
     if task == "regression":
         return {
@@ -392,20 +398,20 @@ def train_model(
         raise DataError(f"the target {target!r} is constant in the training split")
     pipe = build_pipeline(task, family, features, seed, params)
     started = time.perf_counter()
-    pipe.fit(_frame(table, features, rows["train"]), y[rows["train"]])
+    pipe.fit(feature_frame(table, features, rows["train"]), y[rows["train"]])
     seconds = time.perf_counter() - started
     scores = {}
     for name, index in rows.items():
         if not index.size:
             continue
-        frame = _frame(table, features, index)
+        frame = feature_frame(table, features, index)
         proba = pipe.predict_proba(frame) if task != "regression" else None
-        scores[name] = _metrics(task, y[index], pipe.predict(frame), proba, classes) | {
+        scores[name] = score_predictions(task, y[index], pipe.predict(frame), proba, classes) | {
             "rows": int(index.size)
         }
     onnx_bytes = export_onnx(pipe, task, family, features)
     check_rows = rows["test"] if rows["test"].size else rows["train"]
-    parity = _parity(onnx_bytes, pipe, _frame(table, features, check_rows), features, task)
+    parity = _parity(onnx_bytes, pipe, feature_frame(table, features, check_rows), features, task)
     if not parity["passed"]:
         raise DataError(
             f"the ONNX package of this {family} model differs from the trained "

@@ -38,6 +38,7 @@ __all__ = [
     "LabelIssueRecord",
     "LabelReport",
     "Model",
+    "ModelReport",
     "Project",
     "Run",
     "RunIO",
@@ -336,5 +337,18 @@ class Model(Base):
     package: Mapped[dict[str, Any]] = mapped_column(JSONType)
     parity: Mapped[dict[str, Any]] = mapped_column(JSONType)
     seconds: Mapped[float] = mapped_column(Float)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ModelReport(Base):
+    """A measurement over models: the comparison with baselines (later: evaluations)."""
+
+    __tablename__ = "model_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))  # "comparison"
+    report: Mapped[dict[str, Any]] = mapped_column(JSONType)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

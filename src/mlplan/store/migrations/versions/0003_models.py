@@ -1,4 +1,4 @@
-"""models: trained models, their packages and parity checks
+"""models: trained models with their packages and parity checks, and model reports
 
 Revision ID: 0003
 Revises: 0002
@@ -20,6 +20,25 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "model_reports",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=30), nullable=False),
+        sa.Column("report", _JSON, nullable=False),
+        sa.Column("run_id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["project_id"], ["projects.id"], name=op.f("fk_model_reports_project_id_projects")
+        ),
+        sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name=op.f("fk_model_reports_run_id_runs")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_model_reports")),
+    )
+    with op.batch_alter_table("model_reports", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_model_reports_project_id"), ["project_id"], unique=False
+        )
+
     op.create_table(
         "models",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -56,3 +75,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_models_project_id"))
 
     op.drop_table("models")
+    with op.batch_alter_table("model_reports", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_model_reports_project_id"))
+
+    op.drop_table("model_reports")

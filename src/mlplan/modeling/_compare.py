@@ -1,0 +1,274 @@
+"""Comparing models with the bars they must clear, on the same test split: the trivial
+baseline (majority class or mean), human-level performance, the literature (reported, not
+measured here) and every trained model — with bootstrap intervals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import select
+
+from mlplan._optional import require
+from mlplan.data import get_split, load_split
+from mlplan.errors import UsageError
+from mlplan.modeling._features import FeatureSet
+from mlplan.modeling._train import (
+    ModelInfo,
+    feature_frame,
+    list_models,
+    onnx_feeds,
+    score_predictions,
+)
+from mlplan.store import ModelReport, Project, RunRecorder
+from mlplan.workspace import Workspace
+
+__all__ = ["Comparison", "compare_models", "latest_comparison"]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Rows of (name, kind, metrics with intervals), the primary metric, and the gaps."""
+
+    split: str
+    primary: str
+    rows: list[dict[str, Any]]
+    gaps: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {"split": self.split, "primary": self.primary, "rows": self.rows, "gaps": self.gaps}
+
+
+def _bootstrap(
+    task: str,
+    y: np.ndarray,
+    predicted: np.ndarray,
+    proba: np.ndarray | None,
+    classes: list[str],
+    *,
+    n_boot: int,
+    seed: int,
+) -> dict[str, dict[str, float]]:
+    point = score_predictions(task, y, predicted, proba, classes)
+    draws: dict[str, list[float]] = {k: [] for k in point}
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        index = rng.integers(0, len(y), len(y))
+        if task != "regression" and len(set(y[index])) < 2:
+            continue
+        sample = score_predictions(
+            task, y[index], predicted[index], None if proba is None else proba[index], classes
+        )
+        for key, value in sample.items():
+            draws.setdefault(key, []).append(value)
+    out = {}
+    for key, value in point.items():
+        values = np.asarray([v for v in draws.get(key, []) if np.isfinite(v)])
+        low, high = (
+            np.percentile(values, [2.5, 97.5]) if values.size else (float("nan"), float("nan"))
+        )
+        out[key] = {"value": value, "low": float(low), "high": float(high)}
+    return out
+
+
+def _predict(
+    ws: Workspace, model: ModelInfo, table: pa.Table, rows: np.ndarray, task: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    ort = require("onnxruntime", extra="models", purpose="comparing models")
+    features = FeatureSet(model.features["numeric"], model.features["categorical"], {})
+    graph = ws.store.artifacts.path(model.package["model.onnx"]).read_bytes()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    outputs = session.run(None, onnx_feeds(feature_frame(table, features, rows), features))
+    if task == "regression":
+        return np.asarray(outputs[0]).ravel(), None
+    return np.asarray(outputs[0]).ravel().astype(str).astype(object), np.asarray(outputs[1])
+
+
+def compare_models(
+    ws: Workspace, *, split: str | None = None, n_boot: int = 200, seed: int = 0
+) -> Comparison:
+    """Every model of the split and every bar, on its test rows; stored as a report.
+
+    Raises
+    ------
+    UsageError
+        No model trained on the split yet.
+    """
+    from mlplan.labels import get_hlp
+
+    plan = ws.plan
+    task = plan.task
+    split_info = get_split(ws, split)
+    models = [m for m in list_models(ws) if m.split == split_info.ref]
+    if not models:
+        raise UsageError(
+            f"no model trained on {split_info.ref} yet: mlplan train --baseline "
+            f"--split {split_info.ref}"
+        )
+    _, table, codes = load_split(ws, split_info)
+    target = table.column(plan.target)
+    known = ~np.asarray(pc.is_null(target).to_numpy(zero_copy_only=False))
+    train = np.flatnonzero((codes == 0) & known)
+    test = np.flatnonzero((codes == 2) & known)
+    if not test.size:
+        raise UsageError(f"{split_info.ref} has no test rows to compare on")
+    if task == "regression":
+        y_all = pc.cast(target, pa.float64()).to_numpy(zero_copy_only=False)
+    else:
+        y_all = np.asarray([str(v) for v in target.to_pylist()], dtype=object)
+    y = y_all[test]
+    classes = sorted({str(v) for v in y_all[train]}) if task != "regression" else []
+    rows: list[dict[str, Any]] = []
+
+    # The trivial baseline: what the training split says without looking at any feature.
+    if task == "regression":
+        mean = float(np.mean(y_all[train]))
+        trivial_pred, trivial_proba = np.full(len(y), mean), None
+        note = f"always {mean:.4g}, the training mean"
+    else:
+        shares = np.array([np.mean(y_all[train] == c) for c in classes])
+        majority = classes[int(np.argmax(shares))]
+        trivial_pred = np.full(len(y), majority, dtype=object)
+        trivial_proba = np.tile(shares, (len(y), 1))
+        note = f"always {majority!r}, the majority class"
+    rows.append(
+        {
+            "name": "trivial",
+            "kind": "trivial",
+            "measured": True,
+            "note": note,
+            "metrics": _bootstrap(
+                task, y, trivial_pred, trivial_proba, classes, n_boot=n_boot, seed=seed
+            ),
+        }
+    )
+
+    stored = get_hlp(ws)
+    if stored is not None:
+        rows.append(
+            {
+                "name": "HLP",
+                "kind": "hlp",
+                "measured": True,
+                "note": f"from {stored.hlp.items:,} labeled items of {stored.dataset}"
+                + (" (stale: labels arrived since)" if stored.stale else ""),
+                "metrics": {k: v.to_dict() for k, v in stored.hlp.metrics.items()},
+            }
+        )
+    elif plan.baselines.hlp is not None and plan.baselines.hlp.source == "value":
+        rows.append(
+            {
+                "name": "HLP",
+                "kind": "hlp",
+                "measured": False,
+                "note": "a value from the plan, not measured here",
+                "metrics": {"reported": {"value": plan.baselines.hlp.value}},
+            }
+        )
+    for ref in plan.baselines.literature or []:
+        rows.append(
+            {
+                "name": ref.title,
+                "kind": "literature",
+                "measured": False,
+                "note": "reported, not measured here"
+                + (f" ({ref.dataset})" if ref.dataset else ""),
+                "metrics": {ref.metric: {"value": ref.score}},
+            }
+        )
+    for model in models:
+        predicted, proba = _predict(ws, model, table, test, task)
+        rows.append(
+            {
+                "name": model.name,
+                "kind": "model",
+                "measured": True,
+                "note": f"{model.family}" + (" (baseline)" if model.baseline else ""),
+                "metrics": _bootstrap(task, y, predicted, proba, classes, n_boot=n_boot, seed=seed),
+            }
+        )
+
+    primary_metric = plan.metrics.primary_metric
+    primary = (
+        primary_metric.name
+        if primary_metric
+        and any(primary_metric.name in r["metrics"] for r in rows if r["kind"] == "model")
+        else ("mae" if task == "regression" else "accuracy")
+    )
+    lower_is_better = primary in {"mae", "rmse", "log_loss"}
+    measured = [r for r in rows if r["kind"] == "model"]
+    best = (min if lower_is_better else max)(measured, key=lambda r: r["metrics"][primary]["value"])
+    gaps: dict[str, Any] = {"best_model": best["name"], "metric": primary}
+    for row in rows:
+        if row["kind"] not in {"hlp", "trivial"}:
+            continue
+        # HLP from hard labels has no ranking metric: then the gap is taken in accuracy.
+        metric = (
+            primary
+            if primary in row["metrics"]
+            else (
+                "accuracy"
+                if "accuracy" in row["metrics"] and "accuracy" in best["metrics"]
+                else None
+            )
+        )
+        if metric is not None and row["metrics"][metric].get("value") is not None:
+            gaps[f"to_{row['kind']}"] = (
+                best["metrics"][metric]["value"] - row["metrics"][metric]["value"]
+            )
+            gaps[f"to_{row['kind']}_metric"] = metric
+    comparison = Comparison(split_info.ref, primary, rows, gaps)
+
+    def work(session: Any) -> None:
+        project_id = ws.store.project_id(session, plan.project.store_key, name=plan.project.name)
+        run = RunRecorder.start(
+            session,
+            project_id=project_id,
+            job="models compare",
+            root=ws.root,
+            parameters={"split": split_info.ref, "bootstrap": n_boot, "seed": seed},
+        )
+        run.input("split", split_info.ref, sha256=split_info.artifact_sha256)
+        for model in models:
+            run.input("model", model.name, sha256=model.package["model.onnx"])
+        session.add(
+            ModelReport(
+                project_id=project_id,
+                kind="comparison",
+                report=_finite(comparison.to_dict()),
+                run_id=run.id,
+            )
+        )
+        run.finish()
+
+    ws.store.write(work)
+    return comparison
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def latest_comparison(ws: Workspace) -> dict[str, Any] | None:
+    """The newest stored comparison, if any."""
+    with ws.store.transaction() as session:
+        record = session.scalar(
+            select(ModelReport)
+            .join(Project, ModelReport.project_id == Project.id)
+            .where(Project.key == ws.plan.project.store_key, ModelReport.kind == "comparison")
+            .order_by(ModelReport.created_at.desc(), ModelReport.id.desc())
+            .limit(1)
+        )
+        return None if record is None else dict(record.report)
