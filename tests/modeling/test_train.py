@@ -234,3 +234,42 @@ def test_models_are_compared_with_the_bars_on_the_test_split(split_ws: Workspace
     assert report.state == "done" and "best logistic-1 (roc_auc)" in report.evidence
     train_model(split_ws, family="gbt")
     assert status(split_ws).get("model.compared").state == "missing"  # gbt-1 not compared
+
+
+def test_the_older_system_is_scored_on_the_same_test_rows(split_ws: Workspace) -> None:
+    from mlplan.modeling import compare_models, import_older_system
+
+    pa_csv = pytest.importorskip("pyarrow.csv")
+    import pyarrow as pa
+
+    rows = split_ws.root / "data" / "customers.csv"
+    table = pa_csv.read_csv(rows)
+    ids = [str(v) for v in table.column("customer_id").to_pylist()]
+    truth = [str(v) for v in table.column("churned").to_pylist()]
+    # A rules system that is right on even ids and guesses "0" elsewhere.
+    guess = [t if int(i) % 2 == 0 else "0" for i, t in zip(ids, truth, strict=True)]
+    predictions = split_ws.root / "rules.csv"
+    pa_csv.write_csv(pa.table({"item_id": ids, "prediction": guess}), predictions)
+    with pytest.raises(UsageError, match=r"the plan names no older system"):
+        import_older_system(split_ws, predictions)
+    _edit(split_ws, "  older_system: null", "  older_system: {name: rules-v2}")
+    _edit(split_ws, "scenario: null", "scenario: replace")
+    partial = split_ws.root / "partial.csv"
+    pa_csv.write_csv(pa.table({"item_id": ids[:10], "prediction": guess[:10]}), partial)
+    with pytest.raises(
+        DataError,
+        match=r"of the 80 test items of customers@1/s1 have no "
+        r"prediction",
+    ):
+        import_older_system(split_ws, partial)
+    report = import_older_system(split_ws, predictions)
+    assert (report["name"], report["test_rows"]) == ("rules-v2", 80)
+    assert status(split_ws).get("model.older_system").next_step.startswith("mlplan baseline older")
+    train_model(split_ws, baseline=True)
+    result = compare_models(split_ws, n_boot=20)
+    older = next(r for r in result.rows if r["kind"] == "older_system")
+    assert older["name"] == "rules-v2"
+    assert "labels only" in older["note"]
+    assert "accuracy" in older["metrics"]
+    assert "to_older_system" in result.gaps
+    assert status(split_ws).get("model.older_system").state == "done"

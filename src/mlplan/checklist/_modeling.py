@@ -106,13 +106,38 @@ class ModelingProvider:
                     f"({gaps.get('metric')}), gaps: {shown or 'none measured'}",
                 )
 
-        for item_id, what in (
-            ("model.older_system", "scoring the older system"),
-            ("model.feasibility", "the compute profile against the plan"),
-        ):
-            if item_id == "model.older_system" and ws.plan.scenario == "new":
-                yield s(item_id, "not_applicable", "a new product has no older system")
-                continue
+        older = [r for r in (comparison or {}).get("rows", []) if r["kind"] == "older_system"]
+        if ws.plan.scenario == "new":
+            yield s("model.older_system", "not_applicable", "a new product has no older system")
+        elif ws.plan.baselines.older_system is None:
+            yield s(
+                "model.older_system",
+                "missing",
+                "the plan names no older system",
+                "edit mlplan.yaml: describe it under baselines.older_system",
+            )
+        elif older:
+            metrics = older[0]["metrics"]
+            key = (
+                comparison["primary"]
+                if comparison and comparison["primary"] in metrics
+                else next(iter(metrics))
+            )
+            yield s(
+                "model.older_system",
+                "done",
+                f"{older[0]['name']} scored on {comparison['split'] if comparison else '?'}"
+                f": {key} {metrics[key]['value']:.3f}",
+            )
+        else:
+            yield s(
+                "model.older_system",
+                "missing",
+                "the older system is not scored yet",
+                "mlplan baseline older --predictions FILE, then mlplan models compare",
+            )
+
+        for item_id, what in (("model.feasibility", "the compute profile against the plan"),):
             yield s(
                 item_id,
                 "missing",

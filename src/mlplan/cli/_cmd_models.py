@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
@@ -147,3 +148,33 @@ def compare(
                 f"{esc(gaps['best_model'])} vs {name}: {gaps[key]:+.4f} "
                 f"{esc(gaps.get(key + '_metric', gaps['metric']))}"
             )
+
+
+baseline_app = typer.Typer(help="Baselines the models must beat.", no_args_is_help=True)
+app.add_typer(baseline_app, name="baseline")
+
+
+@baseline_app.command("older")
+def older(
+    predictions: Annotated[
+        Path,
+        typer.Option(
+            help="The older system's predictions: item_id, prediction, and optionally one "
+            "probability column per class."
+        ),
+    ],
+    split: Annotated[str | None, typer.Option(help="The split (default: the newest).")] = None,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Import the older system's predictions, to score it on the same test split."""
+    from mlplan.modeling import import_older_system
+
+    report = import_older_system(workspace(project), predictions.resolve(), split=split)
+    if json:
+        print_json(report)
+        return
+    console.print(
+        f"Recorded {esc(report['name'])}'s predictions for {report['test_rows']:,} "
+        f"test rows of {esc(report['split'])}. Next: mlplan models compare"
+    )

@@ -8,7 +8,7 @@ from mlplan.data._images import image_table, profile_images
 from mlplan.data._plancheck import check_plan_against_data
 from mlplan.data._privacy import REDACTED, pii_reason, redact_profile, suspected_pii
 from mlplan.data._profile import QUANTILES, column_kind, profile_table
-from mlplan.data._read import content_hash, detect_format, list_images, read_table
+from mlplan.data._read import DataFormat, content_hash, detect_format, list_images, read_table
 from mlplan.data._registry import (
     METADATA_FIELDS,
     DatasetSummary,
@@ -42,6 +42,7 @@ __all__ = [
     "REDACTED",
     "SPLITS",
     "ColumnShift",
+    "DataFormat",
     "DatasetDiff",
     "DatasetSummary",
     "DatasetVersionInfo",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from mlplan.modeling._compare import Comparison, compare_models, latest_comparison
 from mlplan.modeling._features import FeatureSet, select_features
+from mlplan.modeling._older import import_older_system, older_system_predictions
 from mlplan.modeling._train import (
     BASELINE_FAMILY,
     DEFAULT_FAMILIES,
@@ -32,8 +33,10 @@ __all__ = [
     "export_onnx",
     "feature_frame",
     "get_model",
+    "import_older_system",
     "latest_comparison",
     "list_models",
+    "older_system_predictions",
     "onnx_feeds",
     "score_predictions",
     "select_features",

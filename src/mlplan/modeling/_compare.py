@@ -16,6 +16,7 @@ from mlplan._optional import require
 from mlplan.data import get_split, load_split
 from mlplan.errors import UsageError
 from mlplan.modeling._features import FeatureSet
+from mlplan.modeling._older import older_system_predictions
 from mlplan.modeling._train import (
     ModelInfo,
     feature_frame,
@@ -88,6 +89,17 @@ def _predict(
     if task == "regression":
         return np.asarray(outputs[0]).ravel(), None
     return np.asarray(outputs[0]).ravel().astype(str).astype(object), np.asarray(outputs[1])
+
+
+def _test_ids(ws: Workspace, split_info: Any, table: pa.Table, rows: np.ndarray) -> list[str]:
+    from mlplan.data import effective_metadata, get_dataset
+
+    info = get_dataset(ws, f"{split_info.dataset}@{split_info.version}")
+    id_column = effective_metadata(ws, info).get("id_column")
+    if id_column:
+        values = pc.cast(table.column(id_column), pa.string()).to_pylist()
+        return [str(values[i]) for i in rows]
+    return [str(i) for i in rows]
 
 
 def compare_models(
@@ -182,6 +194,28 @@ def compare_models(
                 "metrics": {ref.metric: {"value": ref.score}},
             }
         )
+    ids = _test_ids(ws, split_info, table, test)
+    older = older_system_predictions(
+        ws, split_info.ref, ids, classes if task != "regression" else None
+    )
+    if older is not None:
+        name, older_pred, older_proba = older
+        rows.append(
+            {
+                "name": name,
+                "kind": "older_system",
+                "measured": True,
+                "note": "its predictions on the same test rows"
+                + (
+                    ""
+                    if older_proba is not None or task == "regression"
+                    else " (labels only: no probabilities)"
+                ),
+                "metrics": _bootstrap(
+                    task, y, older_pred, older_proba, classes, n_boot=n_boot, seed=seed
+                ),
+            }
+        )
     for model in models:
         predicted, proba = _predict(ws, model, table, test, task)
         rows.append(
@@ -206,7 +240,7 @@ def compare_models(
     best = (min if lower_is_better else max)(measured, key=lambda r: r["metrics"][primary]["value"])
     gaps: dict[str, Any] = {"best_model": best["name"], "metric": primary}
     for row in rows:
-        if row["kind"] not in {"hlp", "trivial"}:
+        if row["kind"] not in {"hlp", "trivial", "older_system"}:
             continue
         # HLP from hard labels has no ranking metric: then the gap is taken in accuracy.
         metric = (

@@ -1,0 +1,144 @@
+"""The older system: its predictions imported, kept as an artifact, and scored on the same
+test split as the models, so the comparison says whether the new model is better."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import select
+
+from mlplan.data import DataFormat, get_split, load_split, read_table
+from mlplan.errors import DataError, UsageError
+from mlplan.store import ArtifactStore, ModelReport, Project, RunRecorder, sha256_file
+from mlplan.workspace import Workspace
+
+__all__ = ["import_older_system", "older_system_predictions"]
+
+
+def _item_ids(ws: Workspace, info: Any, table: pa.Table) -> list[str]:
+    from mlplan.data import effective_metadata
+
+    id_column = effective_metadata(ws, info).get("id_column")
+    if id_column:
+        return [str(v) for v in pc.cast(table.column(id_column), pa.string()).to_pylist()]
+    return [str(i) for i in range(table.num_rows)]
+
+
+def _format(suffix: str) -> DataFormat:
+    suffix = suffix.lower().lstrip(".")
+    if suffix in {"parquet", "pq"}:
+        return "parquet"
+    return "jsonl" if suffix in {"jsonl", "ndjson"} else "csv"
+
+
+def _read(path: Path) -> pa.Table:
+    table = read_table(path, _format(path.suffix))
+    missing = [c for c in ("item_id", "prediction") if c not in table.column_names]
+    if missing:
+        raise DataError(
+            f"{path}: missing columns {', '.join(missing)}; expected item_id, "
+            "prediction and, optionally, one probability column per class"
+        )
+    return table
+
+
+def import_older_system(
+    ws: Workspace, predictions: str | Path, *, split: str | None = None
+) -> dict[str, Any]:
+    """Record the older system's predictions for the test rows of a split.
+
+    Raises
+    ------
+    DataError
+        A file without item_id / prediction, or that leaves test rows without a prediction.
+    """
+    plan = ws.plan
+    if plan.baselines.older_system is None:
+        raise UsageError(
+            "the plan names no older system: add baselines.older_system "
+            "{name: ..., description: ...} to mlplan.yaml first"
+        )
+    path = Path(predictions)
+    table = _read(path)
+    split_info = get_split(ws, split)
+    info, data, codes = load_split(ws, split_info)
+    ids = _item_ids(ws, info, data)
+    test_ids = {ids[i] for i in np.flatnonzero(codes == 2)}
+    given = [str(v) for v in table.column("item_id").to_pylist()]
+    uncovered = sorted(test_ids - set(given))
+    if uncovered:
+        raise DataError(
+            f"{path}: {len(uncovered):,} of the {len(test_ids):,} test items of "
+            f"{split_info.ref} have no prediction, e.g. {', '.join(uncovered[:3])}"
+        )
+    digest = sha256_file(path).sha256
+    name = plan.baselines.older_system.name
+
+    def work(session: Any) -> dict[str, Any]:
+        project_id = ws.store.project_id(session, plan.project.store_key, name=plan.project.name)
+        ref = ws.store.artifacts.put_file(path)
+        ArtifactStore.register(
+            session, ref, kind="older_system_predictions", media_type="application/octet-stream"
+        )
+        run = RunRecorder.start(
+            session,
+            project_id=project_id,
+            job="baseline older",
+            root=ws.root,
+            parameters={"split": split_info.ref, "name": name},
+        )
+        run.input("file", ws.relative(path), sha256=digest)
+        run.input("split", split_info.ref, sha256=split_info.artifact_sha256)
+        report = {
+            "name": name,
+            "split": split_info.ref,
+            "predictions": ref.sha256,
+            "format": path.suffix.lower().lstrip("."),
+            "rows": table.num_rows,
+            "test_rows": len(test_ids),
+        }
+        session.add(
+            ModelReport(project_id=project_id, kind="older_system", report=report, run_id=run.id)
+        )
+        run.finish()
+        return report
+
+    with ws.store.artifacts.staged():
+        return ws.store.write(work)
+
+
+def older_system_predictions(
+    ws: Workspace, split_ref: str, item_ids: list[str], classes: list[str] | None
+) -> tuple[str, np.ndarray, np.ndarray | None] | None:
+    """The older system's predictions (and probabilities, if the file has them) for
+    ``item_ids`` of ``split_ref``, from the newest import; None when there is none."""
+    with ws.store.transaction() as session:
+        records = session.scalars(
+            select(ModelReport)
+            .join(Project, ModelReport.project_id == Project.id)
+            .where(Project.key == ws.plan.project.store_key, ModelReport.kind == "older_system")
+            .order_by(ModelReport.created_at.desc(), ModelReport.id.desc())
+        ).all()
+        report = next((dict(r.report) for r in records if r.report["split"] == split_ref), None)
+    if report is None:
+        return None
+    path = ws.store.artifacts.path(report["predictions"])
+    table = read_table(path, _format(report["format"]))
+    row = {str(v): i for i, v in enumerate(table.column("item_id").to_pylist())}
+    order = [row[i] for i in item_ids]
+    values = table.column("prediction").to_pylist()
+    if classes is None:
+        predicted = np.asarray([float(values[i]) for i in order])
+    else:
+        predicted = np.asarray([str(values[i]) for i in order], dtype=object)
+    proba = None
+    if classes and all(c in table.column_names for c in classes):
+        matrix = np.column_stack(
+            [pc.cast(table.column(c), pa.float64()).to_numpy(zero_copy_only=False) for c in classes]
+        )
+        proba = matrix[order]
+    return report["name"], predicted, proba
