@@ -273,3 +273,30 @@ def test_the_older_system_is_scored_on_the_same_test_rows(split_ws: Workspace) -
     assert "accuracy" in older["metrics"]
     assert "to_older_system" in result.gaps
     assert status(split_ws).get("model.older_system").state == "done"
+
+
+def test_packages_are_profiled_and_held_against_the_plan(split_ws: Workspace) -> None:
+    from mlplan.modeling import feasibility
+
+    model = train_model(split_ws, baseline=True)
+    compute = model.compute
+    assert set(compute) >= {
+        "size_mb",
+        "load_ms",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "single_thread_qps",
+        "batch_rows_per_second",
+        "memory_mb",
+    }
+    assert 0 < compute["latency_p50_ms"] <= compute["latency_p99_ms"]
+    report = status(split_ws).get("model.feasibility")
+    assert report.state == "done"  # the template's 50 ms p99 and 100 QPS are easy here
+    assert "latency_p99_ms" in report.evidence and "headroom" in report.evidence
+    checks = feasibility(compute | {"latency_p99_ms": 80.0}, split_ws.plan.deployment)
+    p99 = next(c for c in checks if c["objective"] == "latency_p99_ms")
+    assert (p99["met"], p99["headroom"]) == (False, pytest.approx(50 / 80))
+    _edit(split_ws, "latency_p99_ms: 50, qps: 100", "latency_p99_ms: 0.000001, qps: 100")
+    failing = status(split_ws).get("model.feasibility")
+    assert failing.state == "failing"
+    assert failing.next_step == "a smaller model, or more compute in deployment.compute"

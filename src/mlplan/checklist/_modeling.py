@@ -22,6 +22,7 @@ class ModelingProvider:
         from mlplan.modeling import (
             BASELINE_FAMILY,
             DEFAULT_FAMILIES,
+            feasibility,
             latest_comparison,
             list_models,
         )
@@ -137,9 +138,38 @@ class ModelingProvider:
                 "mlplan baseline older --predictions FILE, then mlplan models compare",
             )
 
-        for item_id, what in (("model.feasibility", "the compute profile against the plan"),):
+        profiled = [m for m in models if m.compute]
+        if not profiled:
             yield s(
-                item_id,
-                "missing",
-                f"not built yet: {what} comes with a later part of mlplan.modeling",
+                "model.feasibility", "missing", "no package profiled yet", "mlplan train --baseline"
             )
+        else:
+            m = profiled[-1]
+            checks = feasibility(m.compute, ws.plan.deployment)
+            measured = (
+                f"{m.name}: {m.compute['size_mb'] * 1024:,.0f} KB, p50 "
+                f"{m.compute['latency_p50_ms']:.3f} ms, p99 "
+                f"{m.compute['latency_p99_ms']:.3f} ms on one thread"
+            )
+            if not checks:
+                yield s(
+                    "model.feasibility",
+                    "missing",
+                    f"{measured}; the plan sets no latency, QPS or size objective",
+                    "edit mlplan.yaml: set deployment.objectives",
+                )
+            else:
+                failed = [c for c in checks if not c["met"]]
+                shown = "; ".join(
+                    f"{c['objective']} {c['measured']:.4g} vs {c['goal']:g} "
+                    f"(headroom {c['headroom']:.1f}x)"
+                    for c in checks
+                )
+                yield s(
+                    "model.feasibility",
+                    "failing" if failed else "done",
+                    f"{measured}. {shown}",
+                    None
+                    if not failed
+                    else "a smaller model, or more compute in deployment.compute",
+                )

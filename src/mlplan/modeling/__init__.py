@@ -4,6 +4,7 @@ and checked for parity before it is registered."""
 from __future__ import annotations
 
 from mlplan.modeling._compare import Comparison, compare_models, latest_comparison
+from mlplan.modeling._compute import feasibility, profile_package
 from mlplan.modeling._features import FeatureSet, select_features
 from mlplan.modeling._older import import_older_system, older_system_predictions
 from mlplan.modeling._train import (
@@ -31,6 +32,7 @@ __all__ = [
     "build_pipeline",
     "compare_models",
     "export_onnx",
+    "feasibility",
     "feature_frame",
     "get_model",
     "import_older_system",
@@ -38,6 +40,7 @@ __all__ = [
     "list_models",
     "older_system_predictions",
     "onnx_feeds",
+    "profile_package",
     "score_predictions",
     "select_features",
     "train_model",

@@ -11,7 +11,7 @@ import io
 import json
 import pickle
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from mlplan._optional import require
 from mlplan.data import get_split, load_split, version_record
 from mlplan.errors import DataError, NotFoundError, UsageError
+from mlplan.modeling._compute import profile_package
 from mlplan.modeling._features import FeatureSet, select_features
 from mlplan.store import (
     ArtifactStore,
@@ -86,6 +87,7 @@ class ModelInfo:
     parity: dict[str, Any]
     seconds: float
     run_id: str
+    compute: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -419,6 +421,9 @@ def train_model(
             f" {parity.get('label_mismatches', 0)} labels); not registered"
         )
     signature = _signature(table, features, rows["train"], info.profile["columns"])
+    check_frame = feature_frame(table, features, check_rows)
+    batch = onnx_feeds(check_frame, features)
+    compute = profile_package(onnx_bytes, {k: v[:1] for k, v in batch.items()}, batch)
     metadata = {
         "task": task,
         "family": family,
@@ -493,6 +498,7 @@ def train_model(
             metrics=scores,
             package=package,
             parity=parity,
+            compute=compute,
             seconds=seconds,
             run_id=run.id,
         )
@@ -519,6 +525,7 @@ def _info(record: Model, split: str) -> ModelInfo:
         record.parity,
         record.seconds,
         record.run_id,
+        record.compute,
     )
 
 

@@ -336,6 +336,7 @@ class Model(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONType)
     package: Mapped[dict[str, Any]] = mapped_column(JSONType)
     parity: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    compute: Mapped[dict[str, Any]] = mapped_column(JSONType)  # size, latency, throughput
     seconds: Mapped[float] = mapped_column(Float)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

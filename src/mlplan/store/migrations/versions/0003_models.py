@@ -53,6 +53,7 @@ def upgrade() -> None:
         sa.Column("metrics", _JSON, nullable=False),
         sa.Column("package", _JSON, nullable=False),
         sa.Column("parity", _JSON, nullable=False),
+        sa.Column("compute", _JSON, nullable=False),
         sa.Column("seconds", sa.Float(), nullable=False),
         sa.Column("run_id", sa.String(length=36), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

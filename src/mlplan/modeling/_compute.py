@@ -1,0 +1,106 @@
+"""The compute profile of a package on this machine — size, load time, single-row latency,
+batch throughput, memory — held against the plan's deployment budget."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlplan._optional import require
+from mlplan.plan import Deployment
+
+__all__ = ["feasibility", "profile_package"]
+
+
+def _rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def profile_package(
+    graph: bytes,
+    feeds_one: dict[str, np.ndarray],
+    feeds_batch: dict[str, np.ndarray],
+    *,
+    calls: int = 300,
+) -> dict[str, Any]:
+    """Measure an ONNX graph with ONNX Runtime on one thread: load time, single-row latency
+    p50/p99 over ``calls`` calls, batch throughput, and the memory the session adds."""
+    ort = require("onnxruntime", extra="models", purpose="profiling packages")
+    before = _rss_mb()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    start = time.perf_counter()
+    session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    load_ms = (time.perf_counter() - start) * 1e3
+    for _ in range(20):  # warm up
+        session.run(None, feeds_one)
+    latencies = np.empty(calls)
+    for i in range(calls):
+        start = time.perf_counter()
+        session.run(None, feeds_one)
+        latencies[i] = time.perf_counter() - start
+    rows = len(next(iter(feeds_batch.values())))
+    start = time.perf_counter()
+    session.run(None, feeds_batch)
+    batch_s = time.perf_counter() - start
+    return {
+        "size_mb": len(graph) / 2**20,
+        "load_ms": load_ms,
+        "latency_p50_ms": float(np.percentile(latencies, 50) * 1e3),
+        "latency_p99_ms": float(np.percentile(latencies, 99) * 1e3),
+        "single_thread_qps": float(1.0 / np.percentile(latencies, 50)),
+        "batch_rows_per_second": float(rows / batch_s) if batch_s > 0 else float("nan"),
+        "memory_mb": max(0.0, _rss_mb() - before),
+        "threads": 1,
+    }
+
+
+def feasibility(compute: dict[str, Any], deployment: Deployment) -> list[dict[str, Any]]:
+    """Each objective of the plan that the profile can speak to: the objective, the
+    measurement, whether it is met, and the headroom (objective / measurement, or its
+    inverse, so that > 1 means room to spare)."""
+    checks = []
+    objectives = deployment.objectives
+    cpus = deployment.compute.cpus or 1.0
+
+    def check(name: str, goal: float | None, measured: float, higher_is_better: bool) -> None:
+        if goal is None or not np.isfinite(measured):
+            return
+        headroom = (
+            measured / goal if higher_is_better else goal / measured if measured else float("inf")
+        )
+        checks.append(
+            {
+                "objective": name,
+                "goal": goal,
+                "measured": measured,
+                "met": bool(headroom >= 1),
+                "headroom": headroom,
+            }
+        )
+
+    check("latency_p50_ms", objectives.latency_p50_ms, compute["latency_p50_ms"], False)
+    check("latency_p99_ms", objectives.latency_p99_ms, compute["latency_p99_ms"], False)
+    # A rough ceiling: one single-threaded stream per budgeted core, no serving overhead.
+    check("qps", objectives.qps, compute["single_thread_qps"] * cpus, True)
+    check(
+        "batch_rows_per_second",
+        objectives.batch_rows_per_second,
+        compute["batch_rows_per_second"],
+        True,
+    )
+    if deployment.target in {"edge", "browser"}:
+        check("max_model_mb", deployment.compute.max_model_mb, compute["size_mb"], False)
+    if deployment.compute.memory_gb is not None:
+        check("memory_mb", deployment.compute.memory_gb * 1024, compute["memory_mb"], False)
+    return checks
