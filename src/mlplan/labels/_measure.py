@@ -13,6 +13,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mlplan.core import json_safe
 from mlplan.data import (
     DatasetVersionInfo,
     all_slice_masks,
@@ -159,7 +160,7 @@ def store_report(
                 project_id=project_id,
                 dataset_version_id=version_id,
                 kind=kind,
-                report=_finite(report),
+                report=json_safe(report),
                 passed=passed,
                 run_id=run.id,
             )
@@ -169,19 +170,6 @@ def store_report(
         return queued
 
     return ws.store.write(work)
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN: undefined figures are stored as null."""
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    if isinstance(value, np.generic):
-        return _finite(value.item())
-    return value
 
 
 def queue_issues(
@@ -202,7 +190,7 @@ def queue_issues(
             item_id=i.item_id,
             source=i.source,
             score=i.score,
-            details=_finite(i.details),
+            details=json_safe(i.details),
             status="open",
         )
         for i in issues

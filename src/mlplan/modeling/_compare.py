@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 from sqlalchemy import select
 
 from mlplan._optional import require
+from mlplan.core import json_safe
 from mlplan.data import get_split, load_split
 from mlplan.errors import UsageError
 from mlplan.modeling._features import FeatureSet
@@ -275,7 +276,7 @@ def compare_models(
             ModelReport(
                 project_id=project_id,
                 kind="comparison",
-                report=_finite(comparison.to_dict()),
+                report=json_safe(comparison.to_dict()),
                 run_id=run.id,
             )
         )
@@ -283,16 +284,6 @@ def compare_models(
 
     ws.store.write(work)
     return comparison
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 def latest_comparison(ws: Workspace) -> dict[str, Any] | None:
