@@ -23,6 +23,7 @@ __all__ = [
     "Level",
     "agreement",
     "cohen_kappa_pairs",
+    "coincidence_matrix",
     "fleiss_kappa",
     "krippendorff_alpha",
     "leave_one_out_reference",
@@ -88,6 +89,23 @@ def _distance(
     return delta
 
 
+def coincidence_matrix(counts: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Krippendorff's coincidence matrix of an items × classes count matrix: o_ck, the
+    pairable values c and k on the same item, each item weighing 1 / (labels - 1), times its
+    ``weights`` (bootstrap counts). Items with fewer than two labels take no part.
+
+    Examples
+    --------
+    >>> coincidence_matrix(np.array([[2, 0], [1, 1]])).tolist()
+    [[2.0, 1.0], [1.0, 0.0]]
+    """
+    m = counts.sum(axis=1)
+    pairable = m >= 2
+    n_uc = counts[pairable].astype(float)
+    w = (np.ones(len(counts)) if weights is None else weights)[pairable] / (m[pairable] - 1)
+    return np.asarray((n_uc * w[:, None]).T @ n_uc - np.diag((n_uc * w[:, None]).sum(axis=0)))
+
+
 def _alpha_from_counts(
     counts: np.ndarray,
     weights: np.ndarray,
@@ -95,11 +113,7 @@ def _alpha_from_counts(
     classes: list[str],
     ordered: bool = False,
 ) -> float:
-    m = counts.sum(axis=1)
-    pairable = m >= 2
-    n_uc = counts[pairable].astype(float)
-    w = weights[pairable] / (m[pairable] - 1)
-    coincidence = (n_uc * w[:, None]).T @ n_uc - np.diag((n_uc * w[:, None]).sum(axis=0))
+    coincidence = coincidence_matrix(counts, weights)
     totals = coincidence.sum(axis=1)
     n = totals.sum()
     if n <= 1:
@@ -162,27 +176,29 @@ def krippendorff_alpha(
     return Interval(value, low, high)
 
 
-def percent_agreement(annotations: AnnotationSet) -> float:
-    """Mean share of agreeing pairs per item, over items with two labels or more."""
+def _pairable(annotations: AnnotationSet) -> tuple[np.ndarray, np.ndarray]:
+    """Counts and label totals of the items with two labels or more."""
     counts = annotations.counts
     m = counts.sum(axis=1)
     keep = m >= 2
-    if not keep.any():
+    return counts[keep].astype(float), m[keep].astype(float)
+
+
+def percent_agreement(annotations: AnnotationSet) -> float:
+    """Mean share of agreeing pairs per item, over items with two labels or more."""
+    c, m = _pairable(annotations)
+    if not len(m):
         return float("nan")
-    c, m = counts[keep].astype(float), m[keep].astype(float)
     return float(((c * (c - 1)).sum(axis=1) / (m * (m - 1))).mean())
 
 
 def fleiss_kappa(annotations: AnnotationSet) -> float:
     """Fleiss' kappa over items with two labels or more (items may have different numbers of
     labels; with equal numbers it is Fleiss' original statistic)."""
-    counts = annotations.counts
-    m = counts.sum(axis=1)
-    keep = m >= 2
-    if not keep.any():
+    c, m = _pairable(annotations)
+    if not len(m):
         return float("nan")
-    c, m = counts[keep].astype(float), m[keep].astype(float)
-    observed = ((c * (c - 1)).sum(axis=1) / (m * (m - 1))).mean()
+    observed = percent_agreement(annotations)
     shares = c.sum(axis=0) / m.sum()
     expected = float((shares**2).sum())
     return float((observed - expected) / (1 - expected)) if expected < 1 else 1.0
@@ -191,15 +207,9 @@ def fleiss_kappa(annotations: AnnotationSet) -> float:
 def per_class_agreement(annotations: AnnotationSet) -> dict[str, float]:
     """For each class: of the labels of that class on multiply-labeled items, the share whose
     other labels on the item agree (specific agreement, o_cc / n_c)."""
-    counts = annotations.counts
-    m = counts.sum(axis=1)
-    keep = m >= 2
-    c = counts[keep].astype(float)
-    w = 1.0 / (m[keep] - 1)
-    same = (c * (c - 1) * w[:, None]).sum(axis=0)
-    total = c.sum(axis=0)
+    coincidence = coincidence_matrix(annotations.counts)
     with np.errstate(invalid="ignore", divide="ignore"):
-        share = same / total
+        share = np.diag(coincidence) / coincidence.sum(axis=1)
     return {cls: float(v) for cls, v in zip(annotations.classes, share, strict=True)}
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from mlplan.errors import UsageError
+from mlplan.labels._agreement import coincidence_matrix
 from mlplan.labels._annotations import AnnotationSet
 from mlplan.labels._consensus import Consensus
 
@@ -91,12 +92,7 @@ def disagreements(
 
 def confused_pairs(annotations: AnnotationSet, *, min_share: float = 0.1) -> list[ConfusedPair]:
     """Class pairs confused in at least ``min_share`` of their labels, most confused first."""
-    counts = annotations.counts
-    m = counts.sum(axis=1)
-    keep = m >= 2
-    c = counts[keep].astype(float)
-    w = 1.0 / (m[keep] - 1)
-    coincidence = (c * w[:, None]).T @ c - np.diag((c * w[:, None]).sum(axis=0))
+    coincidence = coincidence_matrix(annotations.counts)
     totals = coincidence.sum(axis=1)
     out = []
     k = annotations.n_classes

@@ -413,7 +413,8 @@ def train_model(
         }
     onnx_bytes = export_onnx(pipe, task, family, features)
     check_rows = rows["test"] if rows["test"].size else rows["train"]
-    parity = _parity(onnx_bytes, pipe, feature_frame(table, features, check_rows), features, task)
+    check_frame = feature_frame(table, features, check_rows)
+    parity = _parity(onnx_bytes, pipe, check_frame, features, task)
     if not parity["passed"]:
         raise DataError(
             f"the ONNX package of this {family} model differs from the trained "
@@ -421,7 +422,6 @@ def train_model(
             f" {parity.get('label_mismatches', 0)} labels); not registered"
         )
     signature = _signature(table, features, rows["train"], info.profile["columns"])
-    check_frame = feature_frame(table, features, check_rows)
     batch = onnx_feeds(check_frame, features)
     compute = profile_package(onnx_bytes, {k: v[:1] for k, v in batch.items()}, batch)
     metadata = {
