@@ -119,15 +119,15 @@ def test_regression_trains_linear_and_gbt(ws: Workspace) -> None:
             r"family 'linear' does not fit a binary task; use "
             r"logistic or gbt",
         ),
-        ({"family": "cnn"}, UsageError, r"the cnn family is not built yet"),
-        ({}, UsageError, r"give --family linear\|logistic\|gbt, or --baseline"),
+        ({"family": "rnn"}, UsageError, r"family 'rnn' does not fit a binary task"),
+        ({}, UsageError, r"give --family linear\|logistic\|gbt\|cnn\|rnn, or --baseline"),
         (
             {"baseline": True, "split": "customers@1/s9"},
             NotFoundError,
             r"split 'customers@1/s9' not found; known: customers@1/s1",
         ),
     ],
-    ids=["wrong-family", "not-built", "no-family", "unknown-split"],
+    ids=["wrong-family", "sequence-family", "no-family", "unknown-split"],
 )
 def test_bad_requests_are_refused_and_register_nothing(
     split_ws: Workspace, kwargs: dict[str, Any], error: type[Exception], message: str

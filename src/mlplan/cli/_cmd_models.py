@@ -22,34 +22,71 @@ def _fmt(value: object) -> str:
 @app.command()
 def train(
     family: Annotated[
-        Literal["linear", "logistic", "gbt", "cnn", "rnn"] | None,
-        typer.Option(help="The model family."),
+        list[Literal["linear", "logistic", "gbt", "cnn", "rnn"]] | None,
+        typer.Option(help="A model family; repeat to train several."),
     ] = None,
     baseline: Annotated[
         bool, typer.Option(help="Train the task's quick-and-dirty family.")
+    ] = False,
+    all_: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Train every family of modeling.families (else the task's defaults)."
+        ),
     ] = False,
     split: Annotated[
         str | None, typer.Option(help="The split, e.g. customers@2/s1 (default: the newest).")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (default: modeling.seed).")] = None,
+    tune: Annotated[
+        int | None,
+        typer.Option(
+            help="Tuning trials per family on the validation split (default: "
+            "modeling.tune_trials).",
+            min=0,
+        ),
+    ] = None,
+    engine: Annotated[
+        Literal["local", "ray"],
+        typer.Option(help="Run families and trials in this process, or in parallel on Ray."),
+    ] = "local",
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Train a family on a split, package it as ONNX, check parity, and register it."""
-    from mlplan.modeling import train_model
+    """Train families on a split, package each as ONNX, check parity, and register them."""
+    from mlplan.errors import UsageError
+    from mlplan.modeling import train_models
 
-    model = train_model(
-        workspace(project), split=split, family=family, baseline=baseline, seed=seed
+    if not (family or baseline or all_):
+        raise UsageError(
+            "give --family linear|logistic|gbt|cnn|rnn, --baseline for the task's "
+            "quick-and-dirty family, or --all"
+        )
+    models = train_models(
+        workspace(project),
+        split=split,
+        families=list(family) if family else None,
+        baseline=baseline,
+        seed=seed,
+        tune=tune,
+        engine=engine,
     )
     if json:
-        print_json(model.to_dict())
+        print_json([m.to_dict() for m in models] if len(models) > 1 else models[0].to_dict())
         return
-    console.print(
-        f"Trained [bold]{esc(model.name)}[/] on {esc(model.split)} in "
-        f"{model.seconds:.2f} s; ONNX parity {model.parity['max_abs_diff']:.1e} on "
-        f"{model.parity['rows']:,} test rows"
-    )
-    _metrics_table(model.metrics)
+    for model in models:
+        tuning = model.parameters.get("tuning")
+        console.print(
+            f"Trained [bold]{esc(model.name)}[/] on {esc(model.split)} in "
+            f"{model.seconds:.2f} s; ONNX parity {model.parity['max_abs_diff']:.1e} on "
+            f"{model.parity['rows']:,} test rows"
+            + (
+                f"; best of {len(tuning['trials'])} trials by validation {tuning['metric']}"
+                if tuning
+                else ""
+            )
+        )
+        _metrics_table(model.metrics)
 
 
 def _metrics_table(metrics: dict[str, dict[str, float]]) -> None:
@@ -93,9 +130,30 @@ def show(
     console.print(
         f"[bold]{esc(model.name)}[/] — {model.family} on {esc(model.split)}, run {model.run_id[:8]}"
     )
-    console.print(f"numeric: {esc(', '.join(model.features['numeric']))}")
-    console.print(f"categorical: {esc(', '.join(model.features['categorical']))}")
-    for column, why in model.features["excluded"].items():
+    spec = model.features
+    kind = spec.get("kind", "tabular")
+    if kind == "image":
+        backbone = spec["backbone"]
+        console.print(
+            f"images {spec['channels']}x{spec['height']}x{spec['width']} through backbone "
+            f"{esc(backbone['name'])} ({backbone['format']}), fine-tuned: "
+            f"{esc(str(model.parameters.get('fine_tuned', 'head only')))}"
+        )
+    elif kind == "window":
+        console.print(
+            f"windows of {spec['length']} steps of {esc(', '.join(spec['channels']))} by "
+            f"{esc(spec['time_column'])}, {spec['horizon']} step(s) ahead"
+        )
+    else:
+        console.print(f"numeric: {esc(', '.join(spec['numeric']))}")
+        console.print(f"categorical: {esc(', '.join(spec['categorical']))}")
+    tuning = model.parameters.get("tuning")
+    if tuning:
+        console.print(
+            f"tuned: {len(tuning['trials'])} trials by validation {tuning['metric']}, "
+            f"best trial {tuning['best_trial']}"
+        )
+    for column, why in spec.get("excluded", {}).items():
         console.print(f"  left out {esc(column)}: {esc(why)}", style="dim")
     _metrics_table(model.metrics)
     for filename, sha in model.package.items():

@@ -1,30 +1,39 @@
-"""Modeling: tabular families trained on a split, each packaged as ONNX (preprocessing inside)
-and checked for parity before it is registered."""
+"""Modeling: families trained on a split — tabular (ridge, logistic regression, LightGBM),
+images (a pretrained CNN), sequences (GRU/LSTM, or the tabular families on window features) —
+each packaged as ONNX with its preprocessing inside and checked for parity before it is
+registered; tuned with a seeded search and run in parallel on Ray when asked."""
 
 from __future__ import annotations
 
 from mlplan.modeling._compare import Comparison, compare_models, latest_comparison
 from mlplan.modeling._compute import feasibility, profile_package
 from mlplan.modeling._features import FeatureSet, select_features
+from mlplan.modeling._inputs import feeds_for, inputs_for
 from mlplan.modeling._older import import_older_system, older_system_predictions
+from mlplan.modeling._package import run_graph
+from mlplan.modeling._tabular import (
+    build_pipeline,
+    export_onnx,
+    feature_frame,
+    onnx_feeds,
+    score_predictions,
+)
 from mlplan.modeling._train import (
     BASELINE_FAMILY,
     DEFAULT_FAMILIES,
     Family,
     ModelInfo,
-    build_pipeline,
-    export_onnx,
-    feature_frame,
     get_model,
     list_models,
-    onnx_feeds,
-    score_predictions,
     train_model,
+    train_models,
 )
+from mlplan.modeling._tune import SEARCH_SPACES
 
 __all__ = [
     "BASELINE_FAMILY",
     "DEFAULT_FAMILIES",
+    "SEARCH_SPACES",
     "Comparison",
     "Family",
     "FeatureSet",
@@ -34,14 +43,18 @@ __all__ = [
     "export_onnx",
     "feasibility",
     "feature_frame",
+    "feeds_for",
     "get_model",
     "import_older_system",
+    "inputs_for",
     "latest_comparison",
     "list_models",
     "older_system_predictions",
     "onnx_feeds",
     "profile_package",
+    "run_graph",
     "score_predictions",
     "select_features",
     "train_model",
+    "train_models",
 ]

@@ -12,19 +12,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import select
 
-from mlplan._optional import require
 from mlplan.core import json_safe
 from mlplan.data import get_split, load_split
 from mlplan.errors import UsageError
-from mlplan.modeling._features import FeatureSet
-from mlplan.modeling._older import older_system_predictions
-from mlplan.modeling._train import (
-    ModelInfo,
-    feature_frame,
-    list_models,
-    onnx_feeds,
-    score_predictions,
+from mlplan.modeling._inputs import (
+    example_rows,
+    feeds_for,
+    inputs_for,
+    target_column,
+    target_kind,
+    target_values,
 )
+from mlplan.modeling._older import older_system_predictions
+from mlplan.modeling._package import run_graph
+from mlplan.modeling._tabular import score_predictions
+from mlplan.modeling._train import ModelInfo, list_models
 from mlplan.store import ModelReport, Project, RunRecorder
 from mlplan.workspace import Workspace
 
@@ -46,7 +48,7 @@ class Comparison:
 
 
 def _bootstrap(
-    task: str,
+    kind: str,
     y: np.ndarray,
     predicted: np.ndarray,
     proba: np.ndarray | None,
@@ -55,15 +57,15 @@ def _bootstrap(
     n_boot: int,
     seed: int,
 ) -> dict[str, dict[str, float]]:
-    point = score_predictions(task, y, predicted, proba, classes)
+    point = score_predictions(kind, y, predicted, proba, classes)
     draws: dict[str, list[float]] = {k: [] for k in point}
     rng = np.random.default_rng(seed)
     for _ in range(n_boot):
         index = rng.integers(0, len(y), len(y))
-        if task != "regression" and len(set(y[index])) < 2:
+        if kind != "regression" and len(set(y[index])) < 2:
             continue
         sample = score_predictions(
-            task, y[index], predicted[index], None if proba is None else proba[index], classes
+            kind, y[index], predicted[index], None if proba is None else proba[index], classes
         )
         for key, value in sample.items():
             draws.setdefault(key, []).append(value)
@@ -78,18 +80,11 @@ def _bootstrap(
 
 
 def _predict(
-    ws: Workspace, model: ModelInfo, table: pa.Table, rows: np.ndarray, task: str
+    ws: Workspace, model: ModelInfo, info: Any, table: pa.Table, rows: np.ndarray, kind: str
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    ort = require("onnxruntime", extra="models", purpose="comparing models")
-    features = FeatureSet(model.features["numeric"], model.features["categorical"], {})
     graph = ws.store.artifacts.path(model.package["model.onnx"]).read_bytes()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-    outputs = session.run(None, onnx_feeds(feature_frame(table, features, rows), features))
-    if task == "regression":
-        return np.asarray(outputs[0]).ravel(), None
-    return np.asarray(outputs[0]).ravel().astype(str).astype(object), np.asarray(outputs[1])
+    spec = model.features
+    return run_graph(graph, feeds_for(spec, inputs_for(ws, info, table, spec, rows)), kind)
 
 
 def _test_ids(ws: Workspace, split_info: Any, table: pa.Table, rows: np.ndarray) -> list[str]:
@@ -124,23 +119,25 @@ def compare_models(
             f"no model trained on {split_info.ref} yet: mlplan train --baseline "
             f"--split {split_info.ref}"
         )
-    _, table, codes = load_split(ws, split_info)
-    target = table.column(plan.target)
-    known = ~np.asarray(pc.is_null(target).to_numpy(zero_copy_only=False))
-    train = np.flatnonzero((codes == 0) & known)
-    test = np.flatnonzero((codes == 2) & known)
+    info, table, codes = load_split(ws, split_info)
+    column = table.column(target_column(ws, info))
+    kind = "classification" if info.format == "images" else target_kind(task, column)
+    known = ~np.asarray(pc.is_null(column).to_numpy(zero_copy_only=False))
+    # The rows every model can predict (windows need history): the same rows for every bar.
+    usable = [example_rows(m.features, table, codes, known) for m in models]
+    train = usable[0]["train"]
+    test = usable[0]["test"]
+    for other in usable[1:]:
+        test = np.intersect1d(test, other["test"])
     if not test.size:
         raise UsageError(f"{split_info.ref} has no test rows to compare on")
-    if task == "regression":
-        y_all = pc.cast(target, pa.float64()).to_numpy(zero_copy_only=False)
-    else:
-        y_all = np.asarray([str(v) for v in target.to_pylist()], dtype=object)
+    y_all = target_values(column, kind)
     y = y_all[test]
-    classes = sorted({str(v) for v in y_all[train]}) if task != "regression" else []
+    classes = sorted({str(v) for v in y_all[train]}) if kind != "regression" else []
     rows: list[dict[str, Any]] = []
 
     # The trivial baseline: what the training split says without looking at any feature.
-    if task == "regression":
+    if kind == "regression":
         mean = float(np.mean(y_all[train]))
         trivial_pred, trivial_proba = np.full(len(y), mean), None
         note = f"always {mean:.4g}, the training mean"
@@ -157,7 +154,7 @@ def compare_models(
             "measured": True,
             "note": note,
             "metrics": _bootstrap(
-                task, y, trivial_pred, trivial_proba, classes, n_boot=n_boot, seed=seed
+                kind, y, trivial_pred, trivial_proba, classes, n_boot=n_boot, seed=seed
             ),
         }
     )
@@ -197,7 +194,7 @@ def compare_models(
         )
     ids = _test_ids(ws, split_info, table, test)
     older = older_system_predictions(
-        ws, split_info.ref, ids, classes if task != "regression" else None
+        ws, split_info.ref, ids, classes if kind != "regression" else None
     )
     if older is not None:
         name, older_pred, older_proba = older
@@ -209,23 +206,23 @@ def compare_models(
                 "note": "its predictions on the same test rows"
                 + (
                     ""
-                    if older_proba is not None or task == "regression"
+                    if older_proba is not None or kind == "regression"
                     else " (labels only: no probabilities)"
                 ),
                 "metrics": _bootstrap(
-                    task, y, older_pred, older_proba, classes, n_boot=n_boot, seed=seed
+                    kind, y, older_pred, older_proba, classes, n_boot=n_boot, seed=seed
                 ),
             }
         )
     for model in models:
-        predicted, proba = _predict(ws, model, table, test, task)
+        predicted, proba = _predict(ws, model, info, table, test, kind)
         rows.append(
             {
                 "name": model.name,
                 "kind": "model",
                 "measured": True,
                 "note": f"{model.family}" + (" (baseline)" if model.baseline else ""),
-                "metrics": _bootstrap(task, y, predicted, proba, classes, n_boot=n_boot, seed=seed),
+                "metrics": _bootstrap(kind, y, predicted, proba, classes, n_boot=n_boot, seed=seed),
             }
         )
 
@@ -234,7 +231,7 @@ def compare_models(
         primary_metric.name
         if primary_metric
         and any(primary_metric.name in r["metrics"] for r in rows if r["kind"] == "model")
-        else ("mae" if task == "regression" else "accuracy")
+        else ("mae" if kind == "regression" else "accuracy")
     )
     lower_is_better = primary in {"mae", "rmse", "log_loss"}
     measured = [r for r in rows if r["kind"] == "model"]

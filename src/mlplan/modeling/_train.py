@@ -1,16 +1,14 @@
-"""Training tabular families on a split and packaging each model for serving.
+"""Training on a split and registering each model with its package.
 
-A model is a scikit-learn pipeline — imputation, scaling and one-hot encoding derived from
-the profile, then the family's estimator — exported to ONNX with its preprocessing inside.
-The export is checked for parity on the test split; a package that fails is not registered.
+The driver prepares the split once (features, windows or images), runs one job per family —
+tuned first when asked — in this process or on Ray, then profiles and registers each package
+in one transaction per model. A package whose outputs differ from the trained model's is not
+registered.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import pickle
-import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -20,11 +18,26 @@ import pyarrow.compute as pc
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mlplan._optional import require
-from mlplan.data import get_split, load_split, version_record
+from mlplan.data import DatasetVersionInfo, SplitInfo, get_split, load_split, version_record
 from mlplan.errors import DataError, NotFoundError, UsageError
 from mlplan.modeling._compute import profile_package
-from mlplan.modeling._features import FeatureSet, select_features
+from mlplan.modeling._deep import backbone_input
+from mlplan.modeling._engine import Engine, run_jobs
+from mlplan.modeling._features import FeatureSet
+from mlplan.modeling._fit import Job, JobResult, check_family
+from mlplan.modeling._inputs import (
+    TrainingData,
+    example_rows,
+    input_kind,
+    inputs_for,
+    tabular_spec,
+    target_column,
+    target_kind,
+    target_values,
+    window_spec,
+)
+from mlplan.modeling._tabular import tabular_signature, window_signature
+from mlplan.modeling._tune import tune as tune_family
 from mlplan.store import (
     ArtifactStore,
     Dataset,
@@ -41,18 +54,13 @@ __all__ = [
     "DEFAULT_FAMILIES",
     "Family",
     "ModelInfo",
-    "build_pipeline",
-    "export_onnx",
-    "feature_frame",
     "get_model",
     "list_models",
-    "onnx_feeds",
-    "score_predictions",
     "train_model",
+    "train_models",
 ]
 
 Family = Literal["linear", "logistic", "gbt", "cnn", "rnn"]
-MISSING_CATEGORY = "(missing)"
 # The quick-and-dirty family per task, and the families a task should try at least.
 BASELINE_FAMILY: dict[str, Family] = {
     "regression": "linear",
@@ -68,7 +76,6 @@ DEFAULT_FAMILIES: dict[str, list[Family]] = {
     "image_classification": ["cnn"],
     "sequence": ["gbt", "rnn"],
 }
-PARITY_TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -94,250 +101,94 @@ class ModelInfo:
         return dict(self.__dict__)
 
 
-def _check_family(task: str, family: Family) -> None:
-    fits = {
-        "linear": {"regression"},
-        "logistic": {"binary", "multiclass"},
-        "gbt": {"regression", "binary", "multiclass"},
-        "cnn": {"image_classification"},
-        "rnn": {"sequence"},
-    }
-    if family in {"cnn", "rnn"}:
-        raise UsageError(
-            f"the {family} family is not built yet; tabular tasks train with "
-            "--family linear, logistic or gbt"
+def _prepare(
+    ws: Workspace, split_info: SplitInfo
+) -> tuple[DatasetVersionInfo, pa.Table, TrainingData]:
+    """Load a split and prepare what every family of the task trains on.
+
+    Raises
+    ------
+    DataError
+        A missing or constant target, one class only, no usable input, too little history.
+    """
+    plan = ws.plan
+    info, table, codes = load_split(ws, split_info)
+    target = target_column(ws, info)
+    if target not in table.column_names:
+        raise DataError(f"{info.ref} has no target column {target!r} to learn")
+    column = table.column(target)
+    kind = "classification" if info.format == "images" else target_kind(plan.task, column)
+    if plan.task == "regression" and not (
+        pa.types.is_floating(column.type) or pa.types.is_integer(column.type)
+    ):
+        raise DataError(
+            f"a regression task needs a numeric target; {target!r} holds {column.type} values. "
+            "Set task: binary or multiclass, or name a numeric target"
         )
-    if task not in fits[family]:
-        usable = [f for f, tasks in fits.items() if task in tasks]
-        raise UsageError(f"family {family!r} does not fit a {task} task; use {' or '.join(usable)}")
-
-
-def feature_frame(table: pa.Table, features: FeatureSet, rows: np.ndarray) -> Any:
-    """The feature columns of ``rows`` as the DataFrame the pipeline expects (missing strings
-    as "")."""
-    pd = require("pandas", extra="models", purpose="training models")
-    subset = table.select(features.columns).take(pa.array(rows, pa.int64()))
-    data = {}
-    for name in features.numeric:
-        data[name] = pc.cast(subset.column(name), pa.float64()).to_numpy(zero_copy_only=False)
-    for name in features.categorical:
-        values = subset.column(name)
-        if pa.types.is_dictionary(values.type):
-            values = pc.cast(values, values.type.value_type)
-        data[name] = np.asarray(
-            pc.fill_null(pc.cast(values, pa.string()), "").to_pylist(), dtype=object
+    known = ~np.asarray(pc.is_null(column).to_numpy(zero_copy_only=False))
+    y_all = target_values(column, kind)
+    backbone = None
+    which = input_kind(ws, info)
+    if which == "image":
+        modeling = plan.modeling
+        backbone_spec, backbone = backbone_input(
+            modeling.backbone,
+            ws.root,
+            size=modeling.image_size,
+            mean=modeling.image_mean,
+            std=modeling.image_std,
         )
-    return pd.DataFrame(data)
-
-
-def _estimator(task: str, family: Family, seed: int, params: dict[str, Any]) -> Any:
-    if family == "linear":
-        linear = require("sklearn.linear_model", extra="models", purpose="linear models")
-        return linear.Ridge(**({"alpha": 1.0} | params))
-    if family == "logistic":
-        linear = require("sklearn.linear_model", extra="models", purpose="logistic regression")
-        return linear.LogisticRegression(**({"max_iter": 1000} | params))
-    lightgbm = require("lightgbm", extra="models", purpose="gradient-boosted trees")
-    defaults = {"n_estimators": 100, "random_state": seed, "n_jobs": 1, "verbose": -1}
-    cls = lightgbm.LGBMRegressor if task == "regression" else lightgbm.LGBMClassifier
-    return cls(**(defaults | params))
-
-
-def build_pipeline(
-    task: str, family: Family, features: FeatureSet, seed: int, params: dict[str, Any]
-) -> Any:
-    """The scikit-learn pipeline of a family: preprocessing for ``features``, then the
-    estimator (unfitted)."""
-    compose = require("sklearn.compose", extra="models", purpose="training models")
-    impute = require("sklearn.impute", extra="models", purpose="training models")
-    pipeline = require("sklearn.pipeline", extra="models", purpose="training models")
-    prep = require("sklearn.preprocessing", extra="models", purpose="training models")
-    parts = []
-    if features.numeric:
-        steps: list[tuple[str, Any]] = [("impute", impute.SimpleImputer(strategy="median"))]
-        if family != "gbt":
-            # Trees need no scaling, and scaled float32 inputs in ONNX Runtime would cross
-            # split thresholds the float64 training data did not.
-            steps.append(("scale", prep.StandardScaler()))
-        parts.append(("num", pipeline.Pipeline(steps), features.numeric))
-    if features.categorical:
-        parts.append(
-            (
-                "cat",
-                pipeline.Pipeline(
-                    [
-                        (
-                            "impute",
-                            impute.SimpleImputer(
-                                missing_values="", strategy="constant", fill_value=MISSING_CATEGORY
-                            ),
-                        ),
-                        (
-                            "onehot",
-                            # Unseen categories encode as all zeros, in sklearn and ONNX alike.
-                            # (Rare-category bucketing, min_frequency, does not survive the ONNX
-                            # export, so it is left out.)
-                            prep.OneHotEncoder(handle_unknown="ignore"),
-                        ),
-                    ]
-                ),
-                features.categorical,
-            )
-        )
-    return pipeline.Pipeline(
-        [
-            ("prepare", compose.ColumnTransformer(parts)),
-            ("model", _estimator(task, family, seed, params)),
-        ]
-    )
-
-
-def score_predictions(
-    task: str, y: np.ndarray, predicted: np.ndarray, proba: np.ndarray | None, classes: list[str]
-) -> dict[str, float]:
-    """Metrics of predictions: MAE, RMSE, R² for regression; accuracy, macro F1, and with
-    probabilities ROC AUC, PR AUC (binary) and log loss for classification."""
-    metrics = require("sklearn.metrics", extra="models", purpose="scoring models")
-    if task == "regression":
-        return {
-            "mae": float(metrics.mean_absolute_error(y, predicted)),
-            "rmse": float(np.sqrt(metrics.mean_squared_error(y, predicted))),
-            "r2": float(metrics.r2_score(y, predicted)) if len(y) > 1 else float("nan"),
+        spec: dict[str, Any] = {
+            "kind": "image",
+            "channels": backbone_spec["channels"],
+            "height": backbone_spec["height"],
+            "width": backbone_spec["width"],
+            "backbone": backbone_spec,
+            "fine_tune": modeling.fine_tune,
+            "numeric": [],
+            "categorical": [],
+            "excluded": {},
         }
-    out = {
-        "accuracy": float(metrics.accuracy_score(y, predicted)),
-        "macro_f1": float(metrics.f1_score(y, predicted, average="macro", zero_division=0)),
-    }
-    if proba is not None and len(set(y)) > 1:
-        if len(classes) == 2:
-            positive = (y == classes[1]).astype(int)
-            out["roc_auc"] = float(metrics.roc_auc_score(positive, proba[:, 1]))
-            out["pr_auc"] = float(metrics.average_precision_score(positive, proba[:, 1]))
-        out["log_loss"] = float(metrics.log_loss(y, proba, labels=classes))
-    return out
-
-
-def export_onnx(pipe: Any, task: str, family: Family, features: FeatureSet) -> bytes:
-    """A fitted pipeline as an ONNX graph with one [n, 1] input per feature."""
-    skl2onnx = require("skl2onnx", extra="models", purpose="packaging models as ONNX")
-    types = require("skl2onnx.common.data_types", extra="models", purpose="ONNX packages")
-    if family == "gbt":
-        lightgbm = require("lightgbm", extra="models", purpose="gradient-boosted trees")
-        shapes = require(
-            "skl2onnx.common.shape_calculator", extra="models", purpose="ONNX packages"
-        )
-        converters = require(
-            "onnxmltools.convert.lightgbm.operator_converters.LightGbm",
-            extra="models",
-            purpose="packaging LightGBM as ONNX",
-        )
-        if task == "regression":
-            skl2onnx.update_registered_converter(
-                lightgbm.LGBMRegressor,
-                "LightGbmLGBMRegressor",
-                shapes.calculate_linear_regressor_output_shapes,
-                converters.convert_lightgbm,
-                options={"split": None},
+    elif which == "window":
+        spec = window_spec(ws, info, table, target, kind)
+    else:
+        spec = tabular_spec(ws, info)
+    rows = example_rows(spec, table, codes, known)
+    if not rows["train"].size:
+        raise DataError(f"{split_info.ref} has no training rows with a known {target!r}")
+    classes: list[str] = []
+    if kind == "classification":
+        classes = sorted({str(v) for v in y_all[rows["train"]]})
+        if len(classes) < 2:
+            raise DataError(
+                f"the target {target!r} has one class in the training split "
+                f"({', '.join(classes)}); a classifier needs at least two"
             )
-        else:
-            skl2onnx.update_registered_converter(
-                lightgbm.LGBMClassifier,
-                "LightGbmLGBMClassifier",
-                shapes.calculate_linear_classifier_output_shapes,
-                converters.convert_lightgbm,
-                options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
-            )
-    inputs = [(c, types.FloatTensorType([None, 1])) for c in features.numeric]
-    inputs += [(c, types.StringTensorType([None, 1])) for c in features.categorical]
-    options = {} if task == "regression" else {"zipmap": False}
-    model = skl2onnx.convert_sklearn(
-        pipe, initial_types=inputs, options=options, target_opset={"": 17, "ai.onnx.ml": 3}
+    elif np.nanstd(y_all[rows["train"]]) == 0:
+        raise DataError(f"the target {target!r} is constant in the training split")
+    data = TrainingData(
+        task=plan.task,
+        kind=kind,
+        spec=spec,
+        x={name: inputs_for(ws, info, table, spec, index) for name, index in rows.items()},
+        y={name: y_all[index] for name, index in rows.items()},
+        rows=rows,
+        classes=classes,
+        backbone=backbone,
     )
-    return bytes(model.SerializeToString())
+    return info, table, data
 
 
-def onnx_feeds(frame: Any, features: FeatureSet) -> dict[str, np.ndarray]:
-    """The ONNX inputs for a feature frame: one [n, 1] tensor per column."""
-    feeds = {c: frame[c].to_numpy(dtype=np.float32).reshape(-1, 1) for c in features.numeric}
-    feeds |= {
-        c: frame[c].to_numpy(dtype=object).astype(str).reshape(-1, 1) for c in features.categorical
-    }
-    return feeds
-
-
-def _parity(
-    onnx_bytes: bytes, pipe: Any, frame: Any, features: FeatureSet, task: str
-) -> dict[str, Any]:
-    ort = require("onnxruntime", extra="models", purpose="checking ONNX packages")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
-    outputs = session.run(None, onnx_feeds(frame, features))
-    if task == "regression":
-        native = pipe.predict(frame)
-        diff = float(np.max(np.abs(outputs[0].ravel() - native))) if len(native) else 0.0
-        return {
-            "rows": len(native),
-            "max_abs_diff": diff,
-            "passed": bool(diff <= PARITY_TOLERANCE * max(1.0, float(np.abs(native).max()))),
-        }
-    proba = pipe.predict_proba(frame)
-    diff = float(np.max(np.abs(outputs[1] - proba))) if len(proba) else 0.0
-    labels = np.asarray(outputs[0]).ravel().astype(str)
-    native_labels = np.asarray(pipe.predict(frame)).astype(str)
-    top = np.sort(proba, axis=1)
-    ties = (
-        (top[:, -1] - top[:, -2] <= PARITY_TOLERANCE)
-        if proba.shape[1] > 1
-        else np.zeros(len(proba), dtype=bool)
+def _tuning_metric(ws: Workspace, kind: str) -> str:
+    primary = ws.plan.metrics.primary_metric
+    computed = (
+        {"mae", "rmse", "r2"}
+        if kind == "regression"
+        else {"accuracy", "macro_f1", "roc_auc", "pr_auc", "log_loss"}
     )
-    mismatched = int(((labels != native_labels) & ~ties).sum())
-    return {
-        "rows": len(proba),
-        "max_abs_diff": diff,
-        "label_mismatches": mismatched,
-        "passed": bool(diff <= PARITY_TOLERANCE and mismatched == 0),
-    }
-
-
-def _signature(
-    table: pa.Table, features: FeatureSet, train_rows: np.ndarray, info_profile: dict[str, Any]
-) -> dict[str, Any]:
-    train = table.take(pa.array(train_rows, pa.int64()))
-    columns = []
-    for name in features.numeric:
-        values = pc.cast(train.column(name), pa.float64())
-        extremes = pc.min_max(values)
-        columns.append(
-            {
-                "name": name,
-                "type": "number",
-                "min": extremes["min"].as_py(),
-                "max": extremes["max"].as_py(),
-                "nullable": bool(train.column(name).null_count),
-            }
-        )
-    for name in features.categorical:
-        values = train.column(name)
-        if pa.types.is_dictionary(values.type):
-            values = pc.cast(values, values.type.value_type)
-        seen = sorted(str(v) for v in pc.unique(pc.drop_null(values)).to_pylist())
-        redacted = bool(info_profile.get(name, {}).get("redacted"))
-        columns.append(
-            {
-                "name": name,
-                "type": "string",
-                "categories": [] if redacted else seen,
-                "nullable": bool(values.null_count),
-            }
-        )
-    # How a caller feeds the graph: one [n, 1] tensor per input; a missing number is NaN, a
-    # missing string is "" (both imputed inside the graph); an unseen category is all zeros.
-    return {
-        "inputs": columns,
-        "missing": {"number": "NaN", "string": ""},
-        "unseen_categories": "ignored",
-    }
+    if primary is not None and primary.name in computed:
+        return primary.name
+    return "rmse" if kind == "regression" else "log_loss"
 
 
 def train_model(
@@ -348,6 +199,8 @@ def train_model(
     baseline: bool = False,
     seed: int | None = None,
     params: dict[str, Any] | None = None,
+    tune: int | None = None,
+    engine: Engine = "local",
 ) -> ModelInfo:
     """Train a family (``baseline``: the task's quick-and-dirty one) on a split, package it as
     ONNX with its preprocessing, check parity on the test split, and register it.
@@ -355,84 +208,150 @@ def train_model(
     Raises
     ------
     UsageError
-        A family that does not fit the task, or is not built yet.
+        A family that does not fit the task, or whose extra is missing.
     DataError
         A missing or constant target, no usable feature, a package that fails parity.
     """
+    if family is None and not baseline:
+        raise UsageError(
+            "give --family linear|logistic|gbt|cnn|rnn, or --baseline for the task's "
+            "quick-and-dirty family"
+        )
+    (model,) = train_models(
+        ws,
+        split=split,
+        families=[family] if family else None,
+        baseline=baseline,
+        seed=seed,
+        params=params,
+        tune=tune,
+        engine=engine,
+    )
+    return model
+
+
+def train_models(
+    ws: Workspace,
+    *,
+    split: str | None = None,
+    families: list[Family] | None = None,
+    baseline: bool = False,
+    seed: int | None = None,
+    params: dict[str, Any] | None = None,
+    tune: int | None = None,
+    engine: Engine = "local",
+) -> list[ModelInfo]:
+    """Train several families on one split — the given ones, the task's baseline, or else
+    the plan's ``modeling.families`` (the task's defaults) — in parallel on ``engine``, each
+    tuned with ``tune`` trials (default ``modeling.tune_trials``), and register each.
+
+    Raises
+    ------
+    UsageError, DataError
+        As :func:`train_model`; nothing is registered when any family fails.
+    """
     plan = ws.plan
     task = plan.task
-    if family is None:
-        if not baseline:
-            raise UsageError(
-                "give --family linear|logistic|gbt, or --baseline for the task's "
-                "quick-and-dirty family"
-            )
-        family = BASELINE_FAMILY[task]
-    _check_family(task, family)
+    if families is None:
+        families = (
+            [BASELINE_FAMILY[task]]
+            if baseline
+            else list(plan.modeling.families or DEFAULT_FAMILIES[task])
+        )
     seed = plan.modeling.seed if seed is None else seed
-    params = {**plan.modeling.hyperparameters.get(family, {}), **(params or {})}
+    trials = plan.modeling.tune_trials if tune is None else tune
     split_info = get_split(ws, split)
-    info, table, codes = load_split(ws, split_info)
-    target = plan.target
-    if target is None or target not in table.column_names:
-        raise DataError(f"{info.ref} has no target column {target!r} to learn")
-    features = select_features(ws, info)
-    y_all = table.column(target)
-    if y_all.null_count:
-        keep = ~np.asarray(pc.is_null(y_all).to_numpy(zero_copy_only=False))
-    else:
-        keep = np.ones(table.num_rows, dtype=bool)
-    if task == "regression":
-        y = pc.cast(y_all, pa.float64()).to_numpy(zero_copy_only=False)
-    else:
-        y = np.asarray([str(v) for v in y_all.to_pylist()], dtype=object)
-    rows = {
-        name: np.flatnonzero((codes == code) & keep)
-        for code, name in enumerate(("train", "valid", "test"))
-    }
-    classes = sorted({str(v) for v in y[rows["train"]]}) if task != "regression" else []
-    if task != "regression" and len(classes) < 2:
-        raise DataError(
-            f"the target {target!r} has one class in the training split "
-            f"({', '.join(classes)}); a classifier needs at least two"
+    info, table, data = _prepare(ws, split_info)
+    for family in families:
+        check_family(family, data.spec["kind"], data.kind, task)
+    metric = _tuning_metric(ws, data.kind)
+    jobs: list[Job] = []
+    tuning: dict[str, dict[str, Any]] = {}
+    for family in families:
+        frozen = baseline or (family == "cnn" and data.spec.get("fine_tune") == "head")
+        fixed = {**plan.modeling.hyperparameters.get(family, {}), **(params or {})}
+        if trials:
+            fixed, tuning[family] = tune_family(
+                data,
+                family,
+                seed=seed,
+                params=fixed,
+                trials=trials,
+                metric=metric,
+                frozen=frozen,
+                engine=engine,
+            )
+        jobs.append(Job(family, seed, fixed, frozen=frozen))
+    results = run_jobs(data, jobs, engine)
+    return [
+        _register(
+            ws, split_info, info, table, data, result, baseline, tuning.get(result.job.family)
         )
-    if task == "regression" and np.nanstd(y[rows["train"]]) == 0:
-        raise DataError(f"the target {target!r} is constant in the training split")
-    pipe = build_pipeline(task, family, features, seed, params)
-    started = time.perf_counter()
-    pipe.fit(feature_frame(table, features, rows["train"]), y[rows["train"]])
-    seconds = time.perf_counter() - started
-    scores = {}
-    for name, index in rows.items():
-        if not index.size:
-            continue
-        frame = feature_frame(table, features, index)
-        proba = pipe.predict_proba(frame) if task != "regression" else None
-        scores[name] = score_predictions(task, y[index], pipe.predict(frame), proba, classes) | {
-            "rows": int(index.size)
+        for result in results
+    ]
+
+
+def _signature(data: TrainingData, table: pa.Table, info: DatasetVersionInfo) -> dict[str, Any]:
+    spec = data.spec
+    if spec["kind"] == "image":
+        return {
+            "inputs": [
+                {
+                    "name": "image",
+                    "type": "image",
+                    "shape": [None, spec["channels"], spec["height"], spec["width"]],
+                    "dtype": "float32",
+                    "range": [0, 255],
+                    "mode": "L" if spec["channels"] == 1 else "RGB",
+                }
+            ],
+            "preprocessing": (
+                f"convert to {'grey' if spec['channels'] == 1 else 'RGB'}, resize to "
+                f"{spec['width']}x{spec['height']} (bilinear), pixels 0-255 as float32, "
+                "channels first; scaling and normalisation are in the graph"
+            ),
         }
-    onnx_bytes = export_onnx(pipe, task, family, features)
-    check_rows = rows["test"] if rows["test"].size else rows["train"]
-    check_frame = feature_frame(table, features, check_rows)
-    parity = _parity(onnx_bytes, pipe, check_frame, features, task)
-    if not parity["passed"]:
-        raise DataError(
-            f"the ONNX package of this {family} model differs from the trained "
-            f"model on the test split (max difference {parity['max_abs_diff']:.2e},"
-            f" {parity.get('label_mismatches', 0)} labels); not registered"
-        )
-    signature = _signature(table, features, rows["train"], info.profile["columns"])
-    batch = onnx_feeds(check_frame, features)
-    compute = profile_package(onnx_bytes, {k: v[:1] for k, v in batch.items()}, batch)
+    if spec["kind"] == "window":
+        return window_signature(spec, data.x["train"])
+    features = FeatureSet(spec["numeric"], spec["categorical"], {})
+    return tabular_signature(table, features, data.rows["train"], info.profile["columns"])
+
+
+def _register(
+    ws: Workspace,
+    split_info: SplitInfo,
+    info: DatasetVersionInfo,
+    table: pa.Table,
+    data: TrainingData,
+    result: JobResult,
+    baseline: bool,
+    tuning: dict[str, Any] | None,
+) -> ModelInfo:
+    plan = ws.plan
+    task = plan.task
+    family = result.job.family
+    assert result.graph is not None
+    check = "test" if len(data.y["test"]) else "train"
+    batch = data.feeds(check)
+    compute = profile_package(result.graph, {k: v[:1] for k, v in batch.items()}, batch)
+    signature = _signature(data, table, info)
+    target = target_column(ws, info)
+    seed = result.job.seed
+    params = dict(result.params)
+    is_baseline = baseline or (
+        family == BASELINE_FAMILY[task] and (family != "cnn" or result.job.frozen)
+    )
     metadata = {
         "task": task,
+        "kind": data.kind,
         "family": family,
         "target": target,
-        "classes": classes,
-        "threshold": 0.5 if task == "binary" else None,
-        "metrics": scores,
+        "classes": data.classes,
+        "threshold": 0.5 if len(data.classes) == 2 else None,
+        "metrics": result.scores,
         "dataset": info.ref,
         "split": split_info.ref,
+        "input": data.spec["kind"],
     }
     store = ws.store
     artifacts = store.artifacts
@@ -455,27 +374,30 @@ def train_model(
             root=ws.root,
             parameters={
                 "family": family,
-                "baseline": baseline,
+                "baseline": is_baseline,
                 "seed": seed,
                 "params": params,
                 "split": split_info.ref,
+                "tuning": tuning,
             },
         )
         run.input("split", split_info.ref, sha256=split_info.artifact_sha256)
         run.input("dataset_version", info.ref, sha256=info.content_hash)
+        backbone = data.spec.get("backbone")
+        if backbone and backbone.get("sha256"):
+            run.input("file", backbone["name"], sha256=backbone["sha256"])
         files = {
-            "model.onnx": onnx_bytes,
+            "model.onnx": result.graph,
             "signature.json": json.dumps(signature, indent=1).encode(),
             "metadata.json": json.dumps(
                 metadata | {"name": name, "run_id": run.id}, indent=1, default=str
             ).encode(),
+            **result.native,
         }
-        buffer = io.BytesIO()
-        pickle.dump(pipe, buffer)  # for retraining only: never loaded on the serving path
-        files["native.pkl"] = buffer.getvalue()
         package = {}
-        for filename, data in files.items():
-            ref = artifacts.put_bytes(data)
+        for filename, blob in files.items():
+            assert blob is not None
+            ref = artifacts.put_bytes(blob)
             ArtifactStore.register(
                 session, ref, kind=f"model:{filename}", media_type="application/octet-stream"
             )
@@ -491,15 +413,15 @@ def train_model(
             name=name,
             family=family,
             task=task,
-            baseline=baseline or family == BASELINE_FAMILY[task],
+            baseline=is_baseline,
             split_id=split_id,
-            parameters={"seed": seed, **params},
-            features=features.to_dict(),
-            metrics=scores,
+            parameters={"seed": seed, **params} | ({"tuning": tuning} if tuning else {}),
+            features=data.spec,
+            metrics=result.scores,
             package=package,
-            parity=parity,
+            parity=result.parity,
             compute=compute,
-            seconds=seconds,
+            seconds=result.seconds,
             run_id=run.id,
         )
         session.add(record)

@@ -495,10 +495,31 @@ class Modeling(_Section):
         default_factory=dict, description="Family -> its hyperparameters."
     )
     backbone: str | None = Field(
-        None, description="Images: a local weights or ONNX file for the pretrained CNN."
+        None,
+        description="Images: the pretrained CNN — a local .pt2 (torch.export) or .onnx file, "
+        "or torchvision:NAME where torchvision and its weights are installed.",
+    )
+    fine_tune: Literal["head", "last"] = Field(
+        "last",
+        description="Images: train only a new head on the frozen backbone, or the head and "
+        "the backbone's last block.",
+    )
+    image_size: list[int] | None = Field(
+        None, min_length=2, max_length=2, description="Images: [height, width] fed to the CNN."
+    )
+    image_mean: list[float] | None = Field(
+        None, description="Images: per-channel mean (pixels scaled to 0–1) the backbone expects."
+    )
+    image_std: list[float] | None = Field(
+        None, description="Images: per-channel standard deviation the backbone expects."
     )
     window: int | None = Field(None, ge=1, description="Sequences: window length.")
-    horizon: int | None = Field(None, ge=1, description="Sequences: steps ahead to forecast.")
+    horizon: int | None = Field(
+        None,
+        ge=0,
+        description="Sequences: steps between the window's end and the predicted row "
+        "(forecasting: >= 1, default 1; classification: default 0).",
+    )
 
 
 class SliceFloor(_Section):

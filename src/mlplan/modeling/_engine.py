@@ -1,0 +1,54 @@
+"""Where training jobs run: one after another in this process, or in parallel on Ray — the
+cluster at ``RAY_ADDRESS``, or a local one started on first use. Jobs are pure (prepared data
+in, fitted package out); only the driver writes to the store."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Literal
+
+from mlplan._optional import require
+from mlplan.errors import MlplanError
+from mlplan.modeling._fit import Job, JobResult, run_job
+from mlplan.modeling._inputs import TrainingData
+
+__all__ = ["Engine", "run_jobs"]
+
+Engine = Literal["local", "ray"]
+
+
+def _ray() -> object:
+    ray = require("ray", extra="ray", purpose="--engine ray")
+    if not ray.is_initialized():
+        ray.init(
+            address=os.environ.get("RAY_ADDRESS") or None,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+            configure_logging=False,
+        )
+    return ray
+
+
+def run_jobs(data: TrainingData, jobs: list[Job], engine: Engine = "local") -> list[JobResult]:
+    """Run ``jobs`` on ``data``; results in the order of ``jobs``, whatever the engine.
+
+    Raises
+    ------
+    MlplanError
+        The first job's error, as it was raised on the worker.
+    """
+    if engine == "local" or len(jobs) == 0:
+        return [run_job(data, job) for job in jobs]
+    ray = _ray()
+    remote = ray.remote(num_cpus=1, max_retries=0)(run_job)  # type: ignore[attr-defined]
+    shared = ray.put(data)  # type: ignore[attr-defined]
+    refs = [remote.remote(shared, job) for job in jobs]
+    try:
+        return list(ray.get(refs))  # type: ignore[attr-defined]
+    except ray.exceptions.RayTaskError as exc:  # type: ignore[attr-defined]
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, MlplanError):
+            raise cause from None
+        raise

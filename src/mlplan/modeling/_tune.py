@@ -1,0 +1,83 @@
+"""``--tune N``: a seeded search (Optuna's TPE sampler) over a family's hyperparameters,
+scored on the validation split. Trials are asked for in fixed batches and told in order, so
+the same seed gives the same trials on one process or on a Ray cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlplan._optional import require
+from mlplan.modeling._engine import Engine, run_jobs
+from mlplan.modeling._fit import LOWER_IS_BETTER, Job, validation_score
+from mlplan.modeling._inputs import TrainingData
+
+__all__ = ["SEARCH_SPACES", "tune"]
+
+# name -> (kind, low, high, log) or ("choice", options)
+SEARCH_SPACES: dict[str, dict[str, tuple[Any, ...]]] = {
+    "linear": {"alpha": ("float", 1e-3, 1e3, True)},
+    "logistic": {"C": ("float", 1e-3, 1e2, True)},
+    "gbt": {
+        "n_estimators": ("int", 30, 400, True),
+        "learning_rate": ("float", 0.01, 0.3, True),
+        "num_leaves": ("int", 4, 128, True),
+        "min_child_samples": ("int", 3, 100, True),
+    },
+    "rnn": {
+        "hidden": ("int", 8, 64, True),
+        "lr": ("float", 1e-3, 3e-2, True),
+        "cell": ("choice", ["gru", "lstm"]),
+    },
+    "cnn": {"C": ("float", 1e-2, 1e2, True), "lr": ("float", 1e-4, 1e-2, True)},
+}
+BATCH = 4
+
+
+def _suggest(trial: Any, family: str, fixed: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name, space in SEARCH_SPACES[family].items():
+        if name in fixed:
+            continue
+        if space[0] == "choice":
+            out[name] = trial.suggest_categorical(name, space[1])
+        elif space[0] == "int":
+            out[name] = trial.suggest_int(name, space[1], space[2], log=space[3])
+        else:
+            out[name] = trial.suggest_float(name, space[1], space[2], log=space[3])
+    return out
+
+
+def tune(
+    data: TrainingData,
+    family: str,
+    *,
+    seed: int,
+    params: dict[str, Any],
+    trials: int,
+    metric: str,
+    frozen: bool = False,
+    engine: Engine = "local",
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The best hyperparameters after ``trials`` trials (those in ``params`` stay fixed), and
+    the record of the search: metric, every trial's parameters and score, the best."""
+    optuna = require("optuna", extra="models", purpose="--tune")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
+    record: list[dict[str, Any]] = []
+    while len(record) < trials:
+        asked = [study.ask() for _ in range(min(BATCH, trials - len(record)))]
+        chosen = [_suggest(t, family, params) for t in asked]
+        jobs = [Job(family, seed, params | c, frozen=frozen, export=False) for c in chosen]
+        for trial, choice, result in zip(asked, chosen, run_jobs(data, jobs, engine), strict=True):
+            score = validation_score(result, metric)
+            study.tell(trial, score)
+            value = score if metric in LOWER_IS_BETTER else -score
+            record.append({"trial": trial.number, "params": choice, metric: value})
+    best = study.best_trial
+    return params | dict(best.params), {
+        "metric": metric,
+        "split": "valid" if len(data.y.get("valid", [])) else "train",
+        "trials": record,
+        "best_trial": best.number,
+        "seed": seed,
+    }

@@ -1,0 +1,162 @@
+"""Sequence tasks: windows over a time-ordered column, GBT on window features and a GRU/LSTM,
+forecasting and sequence classification, each packaged as ONNX with parity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pyarrow as pa
+import pytest
+from tests.conftest import write_csv
+
+from mlplan.data import register_dataset, split_dataset
+from mlplan.errors import DataError, UsageError
+from mlplan.modeling import compare_models, get_model, train_model
+from mlplan.workspace import Workspace
+
+pytest.importorskip("torch", reason="the torch extra is part of make test")
+
+
+def _series(rows: int = 360, seed: int = 3) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    t = np.arange(rows)
+    temperature = 10 + 5 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.5, rows)
+    load = (
+        50 + 0.8 * np.roll(temperature, 2) + 3 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 1, rows)
+    )
+    load[7] = np.nan  # a missing value inside some windows
+    state = np.where(np.sin(2 * np.pi * t / 24) > 0, "day", "night")
+    order = rng.permutation(rows)  # the file is not in time order
+    return pa.table(
+        {
+            "t": pa.array(t[order], pa.int64()),
+            "temperature": pa.array(temperature[order]),
+            "load": pa.array(load[order]),
+            "state": pa.array(state[order]),
+        }
+    )
+
+
+def _workspace(tmp_path: Path, store_url: str, *, target: str, ordered: bool = True) -> Workspace:
+    write_csv(_series(), tmp_path / "data" / "series.csv")
+    (tmp_path / "mlplan.yaml").write_text(
+        f"""project: {{name: grid, key: grid-{target}}}
+task: sequence
+target: {target}
+datasets:
+  series:
+    path: data/series.csv
+{"    time_column: t" if ordered else ""}
+modeling:
+  window: 12
+  seed: 0
+  hyperparameters:
+    rnn: {{epochs: 15, hidden: 16}}
+"""
+    )
+    ws = Workspace(tmp_path, store_url=store_url)
+    register_dataset(ws, "series")
+    split_dataset(ws, "series", time="t")
+    return ws
+
+
+@pytest.fixture
+def forecast_ws(tmp_path: Path, store_url: str) -> Any:
+    ws = _workspace(tmp_path, store_url, target="load")
+    yield ws
+    ws.close()
+
+
+def test_forecasting_trains_gbt_on_window_features_and_a_gru(forecast_ws: Workspace) -> None:
+    baseline = train_model(forecast_ws, baseline=True)
+    assert (baseline.family, baseline.baseline) == ("gbt", True)
+    spec = baseline.features
+    assert spec["kind"] == "window" and spec["channels"] == ["load", "temperature"]
+    assert (spec["length"], spec["horizon"]) == (12, 1)
+    assert "state" in spec["excluded"]
+    # The first 12 rows in time order have no full history: they are no example.
+    assert sum(baseline.metrics[s]["rows"] for s in ("train", "valid", "test")) == 360 - 12
+    assert baseline.parity["passed"]
+    rnn = train_model(forecast_ws, family="rnn")
+    assert rnn.parity["passed"] and rnn.parity["max_abs_diff"] <= 1e-3
+    assert {"mae", "rmse", "r2"} <= set(rnn.metrics["test"])
+    # The package takes a window tensor and NaN where a value is missing.
+    artifacts = forecast_ws.store.artifacts
+    signature = json.loads(artifacts.path(rnn.package["signature.json"]).read_text())
+    (window,) = signature["inputs"]
+    assert window["shape"] == [None, 12, 2] and window["time_column"] == "t"
+    session = ort.InferenceSession(artifacts.path(rnn.package["model.onnx"]).read_bytes())
+    x = np.full((3, 12, 2), 50.0, dtype=np.float32)
+    x[0, 3, 1] = np.nan
+    (out,) = session.run(None, {"window": x})
+    assert out.shape == (3, 1) and np.isfinite(out).all()
+    # Both are compared on the same test rows, with the trivial mean.
+    comparison = compare_models(forecast_ws, n_boot=20)
+    names = [r["name"] for r in comparison.rows]
+    assert names[:1] == ["trivial"] and {"gbt-1", "rnn-1"} <= set(names)
+    assert comparison.primary == "mae"
+    shown = get_model(forecast_ws, "rnn-1")
+    assert shown.parameters["cell"] == "gru" and shown.parameters["epochs"] == 15
+
+
+def test_a_lstm_and_the_linear_family_on_windows(forecast_ws: Workspace) -> None:
+    lstm = train_model(forecast_ws, family="rnn", params={"cell": "lstm", "epochs": 5})
+    assert lstm.parameters["cell"] == "lstm" and lstm.parity["passed"]
+    ridge = train_model(forecast_ws, family="linear")
+    assert ridge.parity["passed"] and ridge.metrics["test"]["r2"] > 0.5
+
+
+def test_training_is_reproducible_with_a_seed(forecast_ws: Workspace) -> None:
+    a = train_model(forecast_ws, family="rnn", params={"epochs": 4})
+    b = train_model(forecast_ws, family="rnn", params={"epochs": 4})
+    assert a.metrics == b.metrics
+
+
+def test_sequence_classification_reads_the_features_up_to_the_row(
+    tmp_path: Path, store_url: str
+) -> None:
+    ws = _workspace(tmp_path, store_url, target="state")
+    try:
+        gbt = train_model(ws, baseline=True)
+        assert gbt.features["channels"] == ["temperature", "load"]
+        assert gbt.features["horizon"] == 0
+        assert {"accuracy", "roc_auc", "log_loss"} <= set(gbt.metrics["test"])
+        rnn = train_model(ws, family="rnn")
+        assert rnn.parity["passed"] and rnn.parity["label_mismatches"] == 0
+        session = ort.InferenceSession(
+            ws.store.artifacts.path(rnn.package["model.onnx"]).read_bytes()
+        )
+        labels, proba = session.run(None, {"window": np.zeros((2, 12, 2), np.float32)})
+        assert set(labels) <= {"day", "night"} and proba.shape == (2, 2)
+        with pytest.raises(UsageError, match="family 'linear' does not fit a sequence task"):
+            train_model(ws, family="linear")
+    finally:
+        ws.close()
+
+
+def test_bad_sequence_plans_are_refused(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path, f"sqlite:///{tmp_path}/store.db", target="load")
+    try:
+        text = ws.plan_path.read_text()
+        ws.plan_path.write_text(text.replace("  window: 12", "  window: 400"))
+        ws.__dict__.pop("plan", None)
+        with pytest.raises(DataError, match="window 400 \\+ horizon 1 is longer than the 360"):
+            train_model(ws, baseline=True)
+        ws.plan_path.write_text(text.replace("  window: 12", "  window: 12\n  horizon: 0"))
+        ws.__dict__.pop("plan", None)
+        with pytest.raises(DataError, match=r"forecasting needs modeling\.horizon >= 1"):
+            train_model(ws, baseline=True)
+    finally:
+        ws.close()
+    unordered = _workspace(
+        tmp_path / "unordered", f"sqlite:///{tmp_path}/u.db", target="load", ordered=False
+    )
+    try:
+        with pytest.raises(DataError, match="set time_column for dataset 'series'"):
+            train_model(unordered, baseline=True)
+    finally:
+        unordered.close()
