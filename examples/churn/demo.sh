@@ -74,6 +74,35 @@ step "How customers@2 was made, and what was made from it" \
 step "The same lineage as OpenLineage RunEvents (first event)" \
   bash -c "'$mlplan' lineage customers@2 --format openlineage | head -n 1 | cut -c1-400"
 
+# ── An image project: a pretrained CNN backbone read from a local file ──────────────────────
+mkdir -p "$demo/digits" && cd "$demo/digits"
+cp "$root/examples/digits/mlplan.yaml" mlplan.yaml
+step "Digits: images and a backbone pretrained on digits 0-4 only (seeded; nothing downloaded)" \
+  "$python" "$root/examples/digits/generate.py" data
+step "Register the image folder and split it, stratified by digit" \
+  bash -c "'$mlplan' data add digits && '$mlplan' data split digits --stratify label --seed 7"
+step "The quick-and-dirty baseline: the frozen backbone with a logistic head" \
+  "$mlplan" train --baseline
+step "Fine-tune the backbone's last block with a new head" \
+  "$mlplan" train --family cnn
+step "Both against the trivial baseline and the literature" \
+  "$mlplan" models compare
+
+# ── A sequence project: forecasting from windows of a time-ordered column ───────────────────
+mkdir -p "$demo/sunspots" && cd "$demo/sunspots"
+cp "$root/examples/sunspots/mlplan.yaml" mlplan.yaml
+step "Sunspots: yearly activity 1700-2008, as statsmodels ships it" \
+  "$python" "$root/examples/sunspots/generate.py" data
+step "Register it and split by time: the last years are the test split" \
+  bash -c "'$mlplan' data add sunspots && '$mlplan' data split sunspots --time year"
+step "Every family of the plan: GBT on window features (the baseline), a GRU, ridge" \
+  "$mlplan" train --all
+step "A seeded search of 12 trials for the GBT on the validation years" \
+  "$mlplan" train --family gbt --tune 12
+step "The forecasts against the training mean, on the same test years" \
+  "$mlplan" models compare
+cd "$demo"
+
 cat <<MSG
 
 Done. Look next:
@@ -81,5 +110,6 @@ Done. Look next:
   $demo/.mlplan/store.db      the store: datasets, versions, splits, runs, approvals
   $demo/.mlplan/artifacts/    content-addressed snapshots, split assignments, label batches
   $demo/labels/               the labeling batch, its instructions, and the simulated labels
+  $demo/digits/, $demo/sunspots/   an image project and a sequence project, each with its store
   cd $demo && $mlplan status --json    the checklist for machines
 MSG

@@ -191,6 +191,16 @@ def test_cli_train_and_show(cli: Any) -> None:
     assert shown.exit_code == 0 and "model.onnx" in shown.stdout
     wrong = cli("train", "--family", "linear")
     assert wrong.exit_code == 2 and "does not fit a binary task" in wrong.stderr
+    unknown = cli("train", "--family", "xgb")
+    assert unknown.exit_code == 2 and "--family 'xgb': choose one of linear" in unknown.stderr
+    assert cli("train").exit_code == 2
+    several = cli("train", "--all", "--tune", "2", "--json")
+    assert several.exit_code == 0, several.output
+    models = json.loads(several.stdout)
+    assert [m["name"] for m in models] == ["logistic-2", "gbt-1"]
+    assert all(len(m["parameters"]["tuning"]["trials"]) == 2 for m in models)
+    shown = cli("models", "show", "gbt-1")
+    assert "tuned: 2 trials by validation roc_auc" in shown.stdout
 
 
 def test_identical_split_assignments_of_two_versions_stay_apart(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -246,6 +247,9 @@ def _quiet_export(module: Any, example: Any, input_name: str) -> bytes:
     """``torch.onnx.export`` with a dynamic batch dimension, its chatter kept off our output."""
     torch = _torch()
     require("onnxscript", extra="torch", purpose="exporting PyTorch models to ONNX")
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
     with (
         warnings.catch_warnings(),
         contextlib.redirect_stdout(io.StringIO()),
@@ -260,6 +264,7 @@ def _quiet_export(module: Any, example: Any, input_name: str) -> bytes:
             dynamo=True,
             verbose=False,
         )
+    exporter_log.setLevel(level)
     return bytes(program.model_proto.SerializeToString())
 
 

@@ -31,14 +31,16 @@ class FeatureSet:
         return {"numeric": self.numeric, "categorical": self.categorical, "excluded": self.excluded}
 
 
-def select_features(ws: Workspace, info: DatasetVersionInfo) -> FeatureSet:
+def select_features(
+    ws: Workspace, info: DatasetVersionInfo, *, required: bool = True
+) -> FeatureSet:
     """The plan's ``modeling.features``, else every column but the target, ids, times, PII
     columns, free text and the plan's ``modeling.exclude``.
 
     Raises
     ------
     DataError
-        A named feature that is not a column; no usable feature left.
+        A named feature that is not a column; no usable feature left (when ``required``).
     """
     plan = ws.plan
     meta = effective_metadata(ws, info)
@@ -74,7 +76,7 @@ def select_features(ws: Workspace, info: DatasetVersionInfo) -> FeatureSet:
             categorical.append(name)
         else:
             excluded[name] = f"{column['kind']} columns are not used by tabular families"
-    if not numeric and not categorical:
+    if required and not numeric and not categorical:
         raise DataError(
             f"no usable feature in {info.ref}: every column was left out "
             f"({', '.join(f'{k}: {v}' for k, v in excluded.items())})"

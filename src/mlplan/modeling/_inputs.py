@@ -222,7 +222,7 @@ def window_spec(
             f"a sequence task needs the order of the rows: set time_column for dataset "
             f"{info.name!r} in {ws.plan_path.name} (columns: {', '.join(table.column_names[:12])})"
         )
-    features = select_features(ws, info)
+    features = select_features(ws, info, required=kind == "classification")
     channels = ([target] if kind == "regression" else []) + features.numeric
     if not channels:
         raise DataError(

@@ -180,6 +180,8 @@ def export_onnx(pipe: Any, kind: str, family: str, features: FeatureSet) -> byte
     model = skl2onnx.convert_sklearn(
         pipe, initial_types=inputs, options=options, target_opset={"": 17, "ai.onnx.ml": 3}
     )
+    # No threshold snapping here: the pipeline trains on float64 values that the graph sees
+    # rounded to float32, and for those, rounding thresholds to nearest keeps more splits.
     return bytes(model.SerializeToString())
 
 
@@ -241,7 +243,14 @@ def window_features(x: np.ndarray) -> np.ndarray:
     missing, the linear families impute it)."""
     n = len(x)
     return np.concatenate(
-        [x.reshape(n, -1), x.mean(axis=1, dtype=np.float32), x[:, -1] - x[:, 0]], axis=1
+        # The mean is taken in float64 and rounded, here and in the graph, so that both agree
+        # to the bit (float32 sums in a different order do not).
+        [
+            x.reshape(n, -1),
+            x.astype(np.float64).mean(axis=1).astype(np.float32),
+            x[:, -1] - x[:, 0],
+        ],
+        axis=1,
     ).astype(np.float32)
 
 
@@ -262,6 +271,42 @@ def build_window_estimator(kind: str, family: str, seed: int, params: dict[str, 
     )
 
 
+def _snap_thresholds(model: Any, booster: Any) -> None:
+    """Make a LightGBM ensemble in ONNX (float32 thresholds), trained on float32 values, split
+    float32 inputs as LightGBM does with its float64 thresholds.
+
+    The converter rounds each threshold ``t`` to the nearest float32; when that rounds up, an
+    input equal to the rounded value goes the wrong way — and with decimal data it often is
+    such a value (the midpoint of 18.8 and 19.0 is 18.9). Each threshold becomes the largest
+    float32 not above ``t``, under which ``x <= t`` holds for exactly the same float32 ``x``.
+    """
+    onnx = require("onnx", extra="models", purpose="packaging models as ONNX")
+    frame = booster.trees_to_dataframe()
+    splits = frame[frame["decision_type"] == "<="]
+    names = booster.feature_name()
+    floors: dict[tuple[int, float], float] = {}
+    for feature, threshold in zip(splits["split_feature"], splits["threshold"], strict=True):
+        rounded = np.float32(threshold)
+        floor = rounded if float(rounded) <= threshold else np.nextafter(rounded, np.float32(-1e38))
+        floors.setdefault((names.index(feature), float(rounded)), float(floor))
+    for node in model.graph.node:
+        if not node.op_type.startswith("TreeEnsemble"):
+            continue
+        attrs = {a.name: a for a in node.attribute}
+        if "nodes_values" not in attrs:
+            continue
+        values = [
+            floors.get((int(f), float(np.float32(v))), v) if m == b"BRANCH_LEQ" else v
+            for f, v, m in zip(
+                attrs["nodes_featureids"].ints,
+                attrs["nodes_values"].floats,
+                attrs["nodes_modes"].strings,
+                strict=True,
+            )
+        ]
+        attrs["nodes_values"].CopyFrom(onnx.helper.make_attribute("nodes_values", values))
+
+
 def export_window_onnx(estimator: Any, kind: str, family: str, length: int, channels: int) -> bytes:
     """A fitted window estimator as ONNX: a ``window`` input ``[n, length, channels]``, the
     features of :func:`window_features` computed in the graph, then the estimator."""
@@ -278,6 +323,8 @@ def export_window_onnx(estimator: Any, kind: str, family: str, length: int, chan
         options=options,
         target_opset={"": 17, "ai.onnx.ml": 3},
     )
+    if family == "gbt":
+        _snap_thresholds(model, estimator.booster_)
     helper = onnx.helper
     graph = model.graph
     initial = [
@@ -287,7 +334,9 @@ def export_window_onnx(estimator: Any, kind: str, family: str, length: int, chan
     ]
     nodes = [
         helper.make_node("Reshape", ["window", "wf_shape"], ["wf_lags"]),
-        helper.make_node("ReduceMean", ["window"], ["wf_mean"], axes=[1], keepdims=0),
+        helper.make_node("Cast", ["window"], ["wf_double"], to=onnx.TensorProto.DOUBLE),
+        helper.make_node("ReduceMean", ["wf_double"], ["wf_mean_double"], axes=[1], keepdims=0),
+        helper.make_node("Cast", ["wf_mean_double"], ["wf_mean"], to=onnx.TensorProto.FLOAT),
         helper.make_node("Gather", ["window", "wf_first"], ["wf_head"], axis=1),
         helper.make_node("Gather", ["window", "wf_last"], ["wf_tail"], axis=1),
         helper.make_node("Sub", ["wf_tail", "wf_head"], ["wf_change"]),
@@ -305,9 +354,7 @@ def export_window_onnx(estimator: Any, kind: str, family: str, length: int, chan
     return bytes(model.SerializeToString())
 
 
-def window_signature(
-    spec: dict[str, Any], x_train: np.ndarray, y_train: np.ndarray | None = None
-) -> dict[str, Any]:
+def window_signature(spec: dict[str, Any], x_train: np.ndarray) -> dict[str, Any]:
     """How a caller feeds a window model, with the ranges seen in training."""
     lows = np.nanmin(x_train, axis=(0, 1)) if x_train.size else []
     highs = np.nanmax(x_train, axis=(0, 1)) if x_train.size else []

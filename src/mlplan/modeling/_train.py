@@ -338,8 +338,9 @@ def _register(
     target = target_column(ws, info)
     seed = result.job.seed
     params = dict(result.params)
+    # The quick-and-dirty family as it comes: untuned, and for images, a frozen backbone.
     is_baseline = baseline or (
-        family == BASELINE_FAMILY[task] and (family != "cnn" or result.job.frozen)
+        family == BASELINE_FAMILY[task] and not tuning and (family != "cnn" or result.job.frozen)
     )
     metadata = {
         "task": task,
