@@ -124,6 +124,11 @@ def test_frozen_backbone_with_a_logistic_head_then_fine_tuning(pt2_ws: Workspace
 
     (run,) = [r for r in lineage(pt2_ws, tuned.name).upstream if r.job == "train"]
     assert spec["backbone"]["sha256"] in {n.sha256 for n in run.inputs}
+    # The fine-tuned model is not the quick-and-dirty one, however newer.
+    from mlplan.checklist import status
+
+    quick = status(pt2_ws).get("model.quick_and_dirty")
+    assert quick.state == "done" and quick.evidence.startswith("cnn-1 (cnn)")
     comparison = compare_models(pt2_ws, n_boot=20)
     assert {"trivial", "cnn-1", "cnn-2"} <= {r["name"] for r in comparison.rows}
 

@@ -32,7 +32,8 @@ class ModelingProvider:
         s = context.status
         models = list_models(ws)
         baseline = BASELINE_FAMILY[task]
-        trained = [m for m in models if m.family == baseline]
+        # The quick-and-dirty model as it was trained: untuned, and a frozen CNN for images.
+        trained = [m for m in models if m.family == baseline and m.baseline]
         if trained:
             m = trained[-1]
             test = m.metrics.get("test", {})
