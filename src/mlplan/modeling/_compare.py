@@ -15,6 +15,7 @@ from sqlalchemy import select
 from mlplan.core import json_safe
 from mlplan.data import get_split, load_split
 from mlplan.errors import UsageError
+from mlplan.modeling._fit import LOWER_IS_BETTER
 from mlplan.modeling._inputs import (
     example_rows,
     feeds_for,
@@ -233,7 +234,7 @@ def compare_models(
         and any(primary_metric.name in r["metrics"] for r in rows if r["kind"] == "model")
         else ("mae" if kind == "regression" else "accuracy")
     )
-    lower_is_better = primary in {"mae", "rmse", "log_loss"}
+    lower_is_better = primary in LOWER_IS_BETTER
     measured = [r for r in rows if r["kind"] == "model"]
     best = (min if lower_is_better else max)(measured, key=lambda r: r["metrics"][primary]["value"])
     gaps: dict[str, Any] = {"best_model": best["name"], "metric": primary}

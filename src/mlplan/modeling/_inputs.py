@@ -13,6 +13,7 @@ stage can rebuild the feed for any rows of the data.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -183,8 +184,6 @@ def image_pixels(
         else:
             path = root / paths[row]
             data = path.read_bytes() if path.is_file() else b""
-            import hashlib
-
             if hashlib.sha256(data).hexdigest() != sha:
                 raise DataError(
                     f"image {paths[row]} of {info.ref} is neither in the store nor unchanged "
