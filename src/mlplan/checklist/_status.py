@@ -108,6 +108,7 @@ BUILTIN_PROVIDERS = (
     "mlplan.checklist._data",
     "mlplan.checklist._labels",
     "mlplan.checklist._modeling",
+    "mlplan.checklist._evaluation",
 )
 
 

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
-from mlplan.cli import _cmd_data, _cmd_labels, _cmd_models, _cmd_plan, _cmd_status
+from mlplan.cli import (
+    _cmd_data,
+    _cmd_evaluate,
+    _cmd_labels,
+    _cmd_models,
+    _cmd_plan,
+    _cmd_status,
+)
 
-__all__ = ["_cmd_data", "_cmd_labels", "_cmd_models", "_cmd_plan", "_cmd_status"]
+__all__ = ["_cmd_data", "_cmd_evaluate", "_cmd_labels", "_cmd_models", "_cmd_plan", "_cmd_status"]

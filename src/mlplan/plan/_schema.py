@@ -22,6 +22,8 @@ __all__ = [
     "DatasetSpec",
     "Deployment",
     "Direction",
+    "Discovery",
+    "EvaluationSpec",
     "Gates",
     "Guard",
     "HumanLevelPerformance",
@@ -554,6 +556,45 @@ class Gates(_Section):
     no_regression: list[NoRegression] = Field(default_factory=list)
 
 
+class Discovery(_Section):
+    """Slice discovery: conjunctions of feature conditions whose error is above overall."""
+
+    max_conditions: int = Field(3, ge=1, le=3)
+    min_support: int = Field(30, ge=1)
+    min_effect: float = Field(
+        0.3, ge=0, description="Smallest effect size (Cohen's d of the error) worth reporting."
+    )
+    features: list[str] | None = Field(
+        None, description="Columns to search; unset: the model's inputs and the slice columns."
+    )
+
+
+class EvaluationSpec(_Section):
+    """How models are evaluated: intervals, significance, rare classes, the threshold."""
+
+    bootstrap: int = Field(200, ge=0, description="Bootstrap resamples for every interval.")
+    confidence: float = Field(0.95, gt=0, lt=1)
+    alpha: float = Field(
+        0.05, gt=0, lt=1, description="False discovery rate (Benjamini-Hochberg) over slices."
+    )
+    rare_class_share: float = Field(
+        0.05, ge=0, le=1, description="Classes below this share of the rows are rare."
+    )
+    threshold: float | Literal["f1", "youden"] = Field(
+        "f1",
+        description="Binary: the decision threshold, or how to choose it on the validation "
+        "split (max F1, or Youden's J).",
+    )
+    discovery: Discovery = Field(default_factory=Discovery)
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold(cls, value: float | str) -> float | str:
+        if isinstance(value, float) and not 0 < value < 1:
+            raise ValueError(f"threshold must be in (0, 1); got {value}")
+        return value
+
+
 class Approval(_Section):
     """Which role signs off which gate."""
 
@@ -608,6 +649,7 @@ class Plan(_Section):
     risks: list[Risk] | None = None
     modeling: Modeling = Field(default_factory=Modeling)
     gates: Gates = Field(default_factory=Gates)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     deployment: Deployment = Field(default_factory=Deployment)
     rollout: Rollout = Field(default_factory=Rollout)
     monitoring: Monitoring = Field(default_factory=Monitoring)

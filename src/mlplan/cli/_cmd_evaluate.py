@@ -1,0 +1,184 @@
+"""``mlplan evaluate``: error analysis of a model, its gates, the report and the model card."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.table import Table
+
+from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
+from mlplan.cli._render import console, esc, print_json
+
+_STATE_STYLE = {
+    "pass": "green",
+    "passing": "green",
+    "fail": "red",
+    "failing": "red",
+    "unchecked": "yellow",
+}
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _interval(m: dict[str, Any]) -> str:
+    return f"[{_fmt(m.get('low'))}, {_fmt(m.get('high'))}]" if m.get("low") is not None else ""
+
+
+def _state(state: str) -> str:
+    return f"[{_STATE_STYLE.get(state, 'white')}]{state}[/]"
+
+
+@app.command()
+def evaluate(
+    model: Annotated[str, typer.Argument(help="The model to evaluate, e.g. gbt-1.")],
+    split: Annotated[
+        Literal["test", "valid", "train"],
+        typer.Option(help="Which rows of the model's split to evaluate on."),
+    ] = "test",
+    threshold: Annotated[
+        str | None,
+        typer.Option(
+            help="Binary: a decision threshold in (0, 1), or f1 / youden to choose it on the "
+            "validation rows (default: evaluation.threshold of the plan)."
+        ),
+    ] = None,
+    boot: Annotated[
+        int | None,
+        typer.Option(
+            "--bootstrap", help="Bootstrap resamples (default: evaluation.bootstrap).", min=0
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    out: Annotated[
+        str | None,
+        typer.Option(help="Folder for the report, model card and JSON (default: reports/MODEL)."),
+    ] = None,
+    gate: Annotated[
+        bool, typer.Option("--gate", help="Exit 1 when a gate of the plan fails.")
+    ] = False,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Metrics overall and per slice with intervals, error types, rare classes, where to
+    focus, regressions, discovered slices, risks and gates; writes the HTML report, the
+    model card and JSON, and stores them as evidence."""
+    from mlplan.evaluation import evaluate as run_evaluation
+    from mlplan.evaluation import raise_for_gates
+
+    result = run_evaluation(
+        workspace(project), model, part=split, threshold=threshold, n_boot=boot, seed=seed, out=out
+    )
+    if json:
+        print_json(result.to_dict())
+    else:
+        _render(result.report, result.files)
+    if gate:
+        raise_for_gates(result)
+
+
+def _render(r: dict[str, Any], files: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]{esc(r['model'])}[/] ({esc(r['family'])}) on the {r['part']} rows of "
+        f"{esc(r['split'])}: {r['rows']:,} rows, {r['bootstrap']} bootstrap resamples"
+    )
+    overall = Table("metric", "value", "interval", title="Overall")
+    for name, m in r["overall"].items():
+        if name != "count":
+            overall.add_row(name, _fmt(m.get("value")), _interval(m))
+    console.print(overall)
+    if r.get("threshold"):
+        t = r["threshold"]
+        console.print(
+            f"Decision threshold {_fmt(t['value'])} ({t['criterion']}"
+            + (f", chosen on the {t['chosen_on']} split" if t.get("chosen_on") else "")
+            + "), recorded in the model package"
+        )
+    if r.get("confusion", {}).get("top"):
+        console.print(
+            "Most frequent confusions: "
+            + "; ".join(
+                f"{esc(c['true'])} → {esc(c['predicted'])} {c['count']}"
+                for c in r["confusion"]["top"][:5]
+            )
+        )
+    rare = [c for c in r.get("per_class") or [] if c["rare"]]
+    for c in rare:
+        console.print(
+            f"Rare class {esc(c['class'])}: {c['support']} rows, recall "
+            f"{_fmt(c['recall']['value'])} {_interval(c['recall'])}"
+            + (f" — {esc(c['note'])}" if c.get("note") else "")
+        )
+    metric = r["focus_metric"]
+    focus = Table(
+        "slice",
+        "value",
+        "rows",
+        metric,
+        "interval",
+        "gap",
+        "q",
+        "",
+        title=f"Where to focus (gap on {metric} x share of rows)",
+    )
+    for f in r["focus"][:10]:
+        focus.add_row(
+            esc(f["slice"]),
+            esc(f["value"]),
+            f"{f['count']:,}",
+            _fmt(f["score"]),
+            _interval({"low": f["low"], "high": f["high"]}),
+            _fmt(f["gap"]),
+            _fmt(f["q_value"]),
+            "[red]significant[/]" if f["significant"] else esc(f.get("warning", "")),
+        )
+    if r["focus"]:
+        console.print(focus)
+    found = r["discovery"]["slices"]
+    if found:
+        console.print(
+            f"Discovered slices with more errors than the rest ({r['discovery']['tested']} tested):"
+        )
+        for d in found[:5]:
+            console.print(
+                f"  {esc(' and '.join(d['conditions']))}: {d['count']} rows, error "
+                f"{_fmt(d['error'])} (overall {_fmt(r['discovery']['overall_error'])}), "
+                f"effect {_fmt(d['effect_size'])}, q {_fmt(d['q_value'])}"
+            )
+    for g in r["regressions"].values():
+        if g.get("rows") is None:
+            console.print(
+                f"Regression vs {g['against'].replace('_', ' ')} ({g['metric']}): "
+                f"not checked — {esc(g['reason'])}"
+            )
+        else:
+            worse = [x for x in g["rows"] if x["regression"]]
+            console.print(
+                f"Regression vs {esc(g.get('name', g['against']))} ({g['metric']}): "
+                + (
+                    "[red]worse on "
+                    + esc(", ".join(f"{x['slice']} {x['value']}" for x in worse))
+                    + "[/]"
+                    if worse
+                    else f"[green]none[/] on {len(g['rows'])} slice values"
+                )
+            )
+    if r["risks"]:
+        risks = Table("risk", "check", "state", "evidence", title="Risks")
+        for k in r["risks"]:
+            risks.add_row(
+                esc(k["id"]), esc(k.get("check", "")), _state(k["state"]), esc(k["evidence"])
+            )
+        console.print(risks)
+    gates = Table("gate", "state", "evidence", title="Gates")
+    for g in r["gates"]:
+        gates.add_row(esc(g["id"]), _state(g["state"]), esc(g["evidence"]))
+    if r["gates"]:
+        console.print(gates)
+    for a in r.get("approvals", []):
+        console.print(f"Approved for deployment by {esc(a['by'])} ({esc(a['role'])})")
+    console.print("Report: " + ", ".join(esc(str(path)) for path in files.values()))

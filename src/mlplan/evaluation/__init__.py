@@ -1,0 +1,51 @@
+"""Error analysis: metrics overall and per slice with bootstrap intervals, error types,
+rare classes, where to focus, regressions against the older system, slice discovery, the
+plan's risks and gates, and the report and model card."""
+
+from __future__ import annotations
+
+from mlplan.evaluation._discovery import Condition, candidate_conditions, discover_slices
+from mlplan.evaluation._evaluate import (
+    OVERRIDE_GATE,
+    Clearance,
+    Evaluation,
+    clearance,
+    evaluate,
+    latest_evaluation,
+    list_evaluations,
+    raise_for_gates,
+)
+from mlplan.evaluation._metrics import (
+    BINARY_METRICS,
+    LOWER_IS_BETTER,
+    MULTICLASS_METRICS,
+    REGRESSION_METRICS,
+    MetricEstimate,
+    Predictions,
+    SliceReport,
+    metrics_for,
+    slice_metrics,
+)
+
+__all__ = [
+    "BINARY_METRICS",
+    "LOWER_IS_BETTER",
+    "MULTICLASS_METRICS",
+    "OVERRIDE_GATE",
+    "REGRESSION_METRICS",
+    "Clearance",
+    "Condition",
+    "Evaluation",
+    "MetricEstimate",
+    "Predictions",
+    "SliceReport",
+    "candidate_conditions",
+    "clearance",
+    "discover_slices",
+    "evaluate",
+    "latest_evaluation",
+    "list_evaluations",
+    "metrics_for",
+    "raise_for_gates",
+    "slice_metrics",
+]

@@ -1,0 +1,359 @@
+"""What the metrics say about where a model fails: error types and confusions, the decision
+threshold, rare classes, where to focus, and regressions against the older system."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from mlplan.evaluation._metrics import (
+    LOWER_IS_BETTER,
+    Predictions,
+    SliceReport,
+    aggregate,
+    bootstrap,
+    interval,
+    per_class_from_confusion,
+)
+
+__all__ = [
+    "benjamini_hochberg",
+    "choose_threshold",
+    "confusions",
+    "curves",
+    "focus",
+    "per_class",
+    "regressions",
+    "threshold_table",
+]
+
+
+def benjamini_hochberg(p_values: Sequence[float]) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values), in the input order."""
+    p = np.asarray(p_values, dtype=np.float64)
+    m = len(p)
+    if not m:
+        return p
+    order = np.argsort(p)
+    ranked = p[order] * m / np.arange(1, m + 1)
+    adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+def _oriented(metric: str, value: np.ndarray | float) -> Any:
+    """Values turned so that larger is better."""
+    return -value if metric in LOWER_IS_BETTER else value
+
+
+# -- error types ---------------------------------------------------------------------------------
+
+
+def confusions(data: Predictions, *, top: int = 10) -> dict[str, Any]:
+    """The confusion matrix (rows: true class, columns: predicted) and the most frequent
+    confusions, each with its share of the true class."""
+    cm = aggregate(
+        data, np.arange(data.n), np.zeros(data.n, np.int64), 1, ["count"], with_confusion=True
+    )["_confusion"][0]
+    pairs = []
+    support = cm.sum(axis=1)
+    for i, j in zip(*np.nonzero(cm), strict=True):
+        if i != j:
+            pairs.append(
+                {
+                    "true": data.classes[i],
+                    "predicted": data.classes[j],
+                    "count": int(cm[i, j]),
+                    "share_of_true": float(cm[i, j] / support[i]),
+                }
+            )
+    pairs.sort(key=lambda p: (-p["count"], p["true"], p["predicted"]))
+    return {"labels": list(data.classes), "matrix": cm.tolist(), "top": pairs[:top]}
+
+
+def per_class(
+    data: Predictions,
+    *,
+    rare_share: float,
+    min_support: int,
+    n_boot: int,
+    seed: int,
+    level: float,
+    train_share: Mapping[str, float] | None = None,
+) -> list[dict[str, Any]]:
+    """Precision, recall, F1, FPR and FNR of every class with intervals; classes whose share
+    (of the training rows when known, else of these rows) is below ``rare_share`` are rare."""
+    rows = np.arange(data.n)
+    point_cm = aggregate(data, rows, np.zeros(data.n, np.int64), 1, ["count"], with_confusion=True)
+    point = per_class_from_confusion(point_cm["_confusion"])
+    draws = bootstrap(
+        data, rows, ["count"], n_boot=n_boot, seed=seed, key="per_class", with_confusion=True
+    )
+    drawn = per_class_from_confusion(draws["_confusion"]) if draws else {}
+    out = []
+    for j, name in enumerate(data.classes):
+        support = int(point["support"][0, j])
+        share = support / data.n if data.n else 0.0
+        basis = (train_share or {}).get(name, share)
+        entry: dict[str, Any] = {
+            "class": name,
+            "support": support,
+            "share": share,
+            "train_share": (train_share or {}).get(name),
+            "rare": basis < rare_share,
+        }
+        for metric in ("precision", "recall", "f1", "fpr", "fnr"):
+            low, high = interval(drawn[metric][:, j], level) if drawn else (None, None)
+            value = float(point[metric][0, j])
+            entry[metric] = {
+                "value": value if np.isfinite(value) else None,
+                "low": low,
+                "high": high,
+            }
+        if support < min_support:
+            entry["note"] = (
+                f"only {support} example{'s' if support != 1 else ''} of {name!r} in these rows: "
+                f"too few (below {min_support}) to conclude anything about this class"
+            )
+        out.append(entry)
+    return out
+
+
+# -- thresholds ----------------------------------------------------------------------------------
+
+_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
+
+
+def _counts_at(score: np.ndarray, positive: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """(tp, fp, fn, tn) at each threshold (predicted positive when score >= threshold)."""
+    pos = np.sort(score[positive])
+    neg = np.sort(score[~positive])
+    tp = len(pos) - np.searchsorted(pos, thresholds, side="left")
+    fp = len(neg) - np.searchsorted(neg, thresholds, side="left")
+    fn = len(pos) - tp
+    tn = len(neg) - fp
+    return np.stack([tp, fp, fn, tn]).astype(np.float64)
+
+
+def _rates(counts: np.ndarray) -> dict[str, np.ndarray]:
+    tp, fp, fn, tn = counts
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+        fpr = np.where(fp + tn > 0, fp / (fp + tn), np.nan)
+        fnr = np.where(fn + tp > 0, fn / (fn + tp), np.nan)
+        total = tp + fp + fn + tn
+        accuracy = np.where(total > 0, (tp + tn) / total, np.nan)
+        flagged = np.where(total > 0, (tp + fp) / total, np.nan)
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "fpr": fpr,
+        "fnr": fnr,
+        "accuracy": accuracy,
+        "flagged": flagged,
+    }
+
+
+def choose_threshold(
+    score: np.ndarray, positive: np.ndarray, criterion: str
+) -> tuple[float, float]:
+    """The threshold that maximises ``criterion`` (``f1`` or ``youden``: TPR - FPR) over
+    the distinct scores; returns (threshold, criterion value)."""
+    candidates = np.unique(score)
+    if not candidates.size or positive.all() or not positive.any():
+        return 0.5, float("nan")
+    rates = _rates(_counts_at(score, positive, candidates))
+    value = rates["f1"] if criterion == "f1" else (1 - rates["fnr"]) - rates["fpr"]
+    best = int(np.nanargmax(value))
+    return float(candidates[best]), float(value[best])
+
+
+def threshold_table(
+    score: np.ndarray, positive: np.ndarray, chosen: float
+) -> list[dict[str, float | None]]:
+    """Precision, recall, F1, FPR, FNR, accuracy and the share flagged at thresholds from
+    0.05 to 0.95 and at the chosen one."""
+    grid = np.unique(np.append(_GRID, chosen))
+    rates = _rates(_counts_at(score, positive, grid))
+    out: list[dict[str, float | None]] = []
+    for i, t in enumerate(grid):
+        row: dict[str, float | None] = {"threshold": float(t)}
+        for k, v in rates.items():
+            row[k] = float(v[i]) if np.isfinite(v[i]) else None
+        out.append(row)
+    return out
+
+
+def curves(data: Predictions, *, points: int = 200) -> dict[str, Any]:
+    """ROC and precision-recall curves (binary) and the calibration curve, thinned to about
+    ``points`` points each for the report."""
+    out: dict[str, Any] = {}
+    proba = data.proba
+    if proba is None:
+        return out
+    confidence = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == data.y
+    bins = np.minimum((confidence * 10).astype(int), 9)
+    calibration = []
+    for b in range(10):
+        mask = bins == b
+        if mask.any():
+            calibration.append(
+                {
+                    "bin": [b / 10, (b + 1) / 10],
+                    "confidence": float(confidence[mask].mean()),
+                    "accuracy": float(correct[mask].mean()),
+                    "count": int(mask.sum()),
+                }
+            )
+    out["calibration"] = calibration
+    if data.kind != "binary":
+        return out
+    score = proba[:, data.positive]
+    positive = data.y == data.positive
+    if positive.all() or not positive.any():
+        return out
+    thresholds = np.unique(score)[::-1]
+    if len(thresholds) > points:
+        thresholds = thresholds[np.linspace(0, len(thresholds) - 1, points).astype(int)]
+    rates = _rates(_counts_at(score, positive, thresholds))
+    tpr = 1 - rates["fnr"]
+    out["roc"] = {"fpr": [0.0, *rates["fpr"].tolist(), 1.0], "tpr": [0.0, *tpr.tolist(), 1.0]}
+    out["pr"] = {"recall": rates["recall"].tolist(), "precision": rates["precision"].tolist()}
+    return out
+
+
+# -- where to focus ------------------------------------------------------------------------------
+
+
+def focus(
+    reports: Sequence[SliceReport],
+    draws: Mapping[tuple[str, str], Mapping[str, np.ndarray]],
+    *,
+    metric: str,
+    total: int,
+    min_support: Mapping[str, int],
+    alpha: float,
+    hlp: Mapping[tuple[str, str], float] | None = None,
+    hlp_overall: float | None = None,
+) -> list[dict[str, Any]]:
+    """Slice values ranked by (gap to HLP, else to overall) x share of rows.
+
+    The gap is oriented so that positive means the slice is worse. Whether a slice is
+    significantly worse than overall is a one-sided bootstrap test; p-values of all slice
+    values are adjusted together (Benjamini-Hochberg). Values below their slice's minimum
+    support are listed with a warning and not tested.
+    """
+    rows: list[dict[str, Any]] = []
+    tested: list[int] = []
+    p_values: list[float] = []
+    for report in reports:
+        overall = report.overall[metric].value
+        for group, values in report.by_group.items():
+            count = int(values["count"].value)
+            value = values[metric].value
+            if not np.isfinite(value) or not count:
+                continue
+            share = count / total if total else 0.0
+            reference = (hlp or {}).get((report.name, group))
+            basis = "HLP of the slice"
+            if reference is None and hlp_overall is not None:
+                reference, basis = hlp_overall, "HLP overall"
+            if reference is None:
+                reference, basis = overall, "overall"
+            gap = float(_oriented(metric, reference) - _oriented(metric, value))
+            row: dict[str, Any] = {
+                "slice": report.name,
+                "value": group,
+                "count": count,
+                "share": share,
+                "metric": metric,
+                "score": value,
+                "low": values[metric].low,
+                "high": values[metric].high,
+                "reference": reference,
+                "reference_kind": basis,
+                "gap": gap,
+                "priority": max(gap, 0.0) * share,
+                "p_value": None,
+                "q_value": None,
+                "significant": False,
+            }
+            floor = min_support.get(report.name, 30)
+            drawn = draws.get((report.name, group), {}).get(metric)
+            if count < floor:
+                row["warning"] = f"{count} rows, below the slice's min_support of {floor}"
+            elif drawn is not None and drawn.size and np.isfinite(overall):
+                finite = drawn[np.isfinite(drawn)]
+                not_worse = np.sum(_oriented(metric, finite) >= _oriented(metric, overall))
+                row["p_value"] = float((1 + not_worse) / (1 + finite.size))
+                tested.append(len(rows))
+                p_values.append(row["p_value"])
+            rows.append(row)
+    for index, q in zip(tested, benjamini_hochberg(p_values), strict=True):
+        rows[index]["q_value"] = float(q)
+        rows[index]["significant"] = bool(q <= alpha and rows[index]["gap"] > 0)
+    rows.sort(key=lambda r: (-r["priority"], r["slice"], r["value"]))
+    return rows
+
+
+# -- regressions ---------------------------------------------------------------------------------
+
+
+def regressions(
+    candidate: Predictions,
+    other: Predictions,
+    groups: Mapping[str, Mapping[str, np.ndarray]],
+    *,
+    metric: str,
+    tolerance: float,
+    min_support: Mapping[str, int],
+    n_boot: int,
+    seed: int,
+    level: float,
+) -> list[dict[str, Any]]:
+    """Per slice value (and overall): the candidate minus the other system on ``metric``,
+    with a paired bootstrap interval (the same resampled rows for both). A value is a
+    regression when the whole interval lies below ``-tolerance`` (oriented: worse)."""
+    every = {"overall": {"all rows": np.ones(candidate.n, dtype=bool)}} | dict(groups)
+    out = []
+    for name, values in every.items():
+        floor = 1 if name == "overall" else min_support.get(name, 30)
+        for group, mask in values.items():
+            rows = np.flatnonzero(mask)
+            if not rows.size:
+                continue
+            cells = np.zeros(rows.size, np.int64)
+            mine = float(aggregate(candidate, rows, cells, 1, [metric])[metric][0])
+            theirs = float(aggregate(other, rows, cells, 1, [metric])[metric][0])
+            diff = _oriented(metric, mine) - _oriented(metric, theirs)
+            entry: dict[str, Any] = {
+                "slice": name,
+                "value": group,
+                "count": int(rows.size),
+                "candidate": mine,
+                "other": theirs,
+                "difference": float(diff),
+                "low": None,
+                "high": None,
+                "regression": False,
+            }
+            if rows.size < floor:
+                entry["warning"] = f"{rows.size} rows, below the slice's min_support of {floor}"
+            elif n_boot:
+                key = f"regression:{name}:{group}"
+                a = bootstrap(candidate, rows, [metric], n_boot=n_boot, seed=seed, key=key)
+                b = bootstrap(other, rows, [metric], n_boot=n_boot, seed=seed, key=key)
+                low, high = interval(
+                    _oriented(metric, a[metric]) - _oriented(metric, b[metric]), level
+                )
+                entry["low"], entry["high"] = low, high
+                entry["regression"] = bool(high is not None and high < -tolerance)
+            out.append(entry)
+    return out

@@ -1,0 +1,249 @@
+"""The model card: Markdown with the Hugging Face model-card YAML header (``model-index``
+holds the evaluated metrics), and the same card as HTML, both generated from the plan and
+the store."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from mlplan.workspace import Workspace
+
+__all__ = ["model_card"]
+
+_TASK_TYPES = {
+    "binary": ("tabular-classification", "Binary classification"),
+    "multiclass": ("tabular-classification", "Multiclass classification"),
+    "regression": ("tabular-regression", "Regression"),
+    "image_classification": ("image-classification", "Image classification"),
+    "sequence": ("time-series-forecasting", "Sequence prediction"),
+}
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _header(ws: Workspace, model: Any, info: Any, report: dict[str, Any]) -> str:
+    from ruamel.yaml import YAML
+
+    plan = ws.plan
+    spec = plan.datasets.get(info.name)
+    task_type, task_name = _TASK_TYPES[plan.task]
+    if plan.task == "sequence" and report["kind"] != "regression":
+        task_type, task_name = "time-series-classification", "Sequence classification"
+    metrics = [
+        {"type": name, "value": round(float(m["value"]), 6), "name": name}
+        for name, m in report["overall"].items()
+        if name != "count" and m.get("value") is not None
+    ]
+    data: dict[str, Any] = {
+        "license": (spec.license if spec and spec.license else "other"),
+        "library_name": "onnx",
+        "tags": ["mlplan", task_type, model.family],
+        "datasets": [info.ref],
+        "metrics": [m["type"] for m in metrics],
+        "model-index": [
+            {
+                "name": model.name,
+                "results": [
+                    {
+                        "task": {"type": task_type, "name": task_name},
+                        "dataset": {
+                            "name": info.ref,
+                            "type": info.name,
+                            "split": report["part"],
+                        },
+                        "metrics": metrics,
+                    }
+                ],
+            }
+        ],
+    }
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    buffer = io.StringIO()
+    yaml.dump(data, buffer)
+    return f"---\n{buffer.getvalue()}---\n"
+
+
+def model_card(ws: Workspace, model: Any, info: Any, report: dict[str, Any]) -> tuple[str, str]:
+    """The card as Markdown (with the YAML header) and as HTML."""
+    from markdown_it import MarkdownIt
+
+    from mlplan.modeling import latest_comparison
+
+    plan = ws.plan
+    spec = plan.datasets.get(info.name)
+    lines: list[str] = [f"# Model card: {model.name}", ""]
+    lines += [
+        "## Model details",
+        "",
+        f"- **Project:** {plan.project.name}"
+        + (f" (owner: {plan.project.owner})" if plan.project.owner else ""),
+        f"- **Family:** {model.family}"
+        + (" (the quick-and-dirty baseline)" if model.baseline else ""),
+        f"- **Task:** {plan.task}" + (f", target `{plan.target}`" if plan.target else ""),
+        f"- **Trained on:** {model.split} (seed {model.parameters.get('seed')})",
+        f"- **Package:** ONNX, sha256 `{model.package['model.onnx'][:16]}…`, parity "
+        f"{_fmt(model.parity.get('max_abs_diff'))}",
+    ]
+    if report.get("threshold"):
+        t = report["threshold"]
+        lines.append(
+            f"- **Decision threshold:** {_fmt(t['value'])} ({t['criterion']}"
+            + (f", chosen on the {t['chosen_on']} split" if t.get("chosen_on") else "")
+            + ")"
+        )
+    lines += ["", "## Intended use", ""]
+    lines.append(plan.project.problem or "_The plan states no problem statement._")
+    if plan.scenario:
+        lines += [
+            "",
+            f"Deployment scenario: **{plan.scenario}**; {plan.deployment.mode} "
+            f"scoring on {plan.deployment.target}.",
+        ]
+    lines += ["", "## Data", ""]
+    if spec is not None:
+        for key, value in (
+            ("Dataset", info.ref),
+            ("Source", spec.source),
+            ("Owner", spec.owner),
+            ("License", spec.license),
+            (
+                "Collected",
+                f"{spec.collected.start} to {spec.collected.end or 'now'}"
+                if spec.collected
+                else None,
+            ),
+            ("Description", spec.description),
+            (
+                "Personal data (excluded from inputs, hashed in logs)",
+                ", ".join(spec.pii_columns or []) or None,
+            ),
+            (
+                "Sensitive attributes (evaluated as slices)",
+                ", ".join(spec.sensitive_attributes or []) or None,
+            ),
+        ):
+            if value:
+                lines.append(f"- **{key}:** {value}")
+    else:
+        lines.append(f"- **Dataset:** {info.ref}")
+    lines += [
+        "",
+        f"## Metrics ({report['part']} split, {report['rows']:,} rows, "
+        f"{int(report['confidence'] * 100)}% bootstrap intervals)",
+        "",
+        "| metric | value | interval |",
+        "|---|---:|---|",
+    ]
+    for name, m in report["overall"].items():
+        if name == "count":
+            continue
+        interval = (
+            f"[{_fmt(m.get('low'))}, {_fmt(m.get('high'))}]" if m.get("low") is not None else ""
+        )
+        lines.append(f"| {name} | {_fmt(m.get('value'))} | {interval} |")
+    comparison = latest_comparison(ws)
+    if comparison and comparison.get("split") == model.split:
+        lines += [
+            "",
+            "Compared on the same test rows:",
+            "",
+            "| system | kind | " + comparison["primary"] + " |",
+            "|---|---|---:|",
+        ]
+        for row in comparison["rows"]:
+            metrics: dict[str, Any] = row["metrics"]
+            value = metrics.get(comparison["primary"], {}).get("value")
+            if value is None:
+                first: dict[str, Any] = next(iter(metrics.values()), {})
+                value = first.get("value")
+            lines.append(f"| {_cell(row['name'])} | {row['kind']} | {_fmt(value)} |")
+    lines += ["", "## Slices", ""]
+    metric = report["focus_metric"]
+    if report["slices"]:
+        lines += [f"| slice | value | rows | {metric} | interval |", "|---|---|---:|---:|---|"]
+        for s in report["slices"]:
+            for g in s["groups"]:
+                m = g["metrics"].get(metric, {})
+                interval = (
+                    f"[{_fmt(m.get('low'))}, {_fmt(m.get('high'))}]"
+                    if m.get("low") is not None
+                    else ""
+                )
+                lines.append(
+                    f"| {_cell(s['name'])} | {_cell(g['value'])} "
+                    f"| {int(g['metrics']['count']['value'])} "
+                    f"| {_fmt(m.get('value'))} | {interval} |"
+                )
+    else:
+        lines.append("_The plan defines no slices._")
+    lines += ["", "## Limitations", ""]
+    limitations = []
+    for f in report["focus"]:
+        if f["significant"]:
+            limitations.append(
+                f"- Weaker on **{f['slice']}: {f['value']}** ({metric} {_fmt(f['score'])} against "
+                f"{_fmt(f['reference'])}, {f['reference_kind']}; q = {_fmt(f['q_value'])})."
+            )
+    for c in report.get("per_class") or []:
+        if c["rare"]:
+            limitations.append(
+                f"- Class **{c['class']}** is rare ({c['support']} rows): recall "
+                f"{_fmt(c['recall']['value'])}." + (f" {c['note']}." if c.get("note") else "")
+            )
+    for d in report["discovery"]["slices"][:5]:
+        limitations.append(
+            f"- Discovered: errors concentrate where {' and '.join(d['conditions'])} "
+            f"({d['count']} rows, error {_fmt(d['error'])} against "
+            f"{_fmt(report['discovery']['overall_error'])})."
+        )
+    for g in report["gates"]:
+        if g["state"] == "fail":
+            limitations.append(f"- Gate **{g['id']}** fails: {g['evidence']}.")
+    lines += limitations or ["- No slice, class or gate stood out in this evaluation."]
+    lines += ["", "## Risks", ""]
+    if report["risks"]:
+        lines += ["| risk | check | state | evidence |", "|---|---|---|---|"]
+        for r in report["risks"]:
+            lines.append(
+                f"| {_cell(r['id'])}: {_cell(r['description'])} | {_cell(r.get('check', ''))} "
+                f"| {r['state']} | {_cell(r['evidence'])} |"
+            )
+    else:
+        lines.append("_The plan lists no risks._")
+    lines += ["", "## Gates and approvals", ""]
+    for g in report["gates"]:
+        lines.append(f"- {g['id']}: **{g['state']}** — {g['evidence']}")
+    if not report["gates"]:
+        lines.append("- The plan sets no gates.")
+    for a in report.get("approvals", []):
+        lines.append(
+            f"- Approved for deployment by {a['by']} ({a['role']}) on {a['created_at'][:10]}"
+            + (f": {a['note']}" if a.get("note") else "")
+        )
+    lines += ["", "_Generated by mlplan from the plan and the store._", ""]
+    body = "\n".join(lines)
+    markdown = _header(ws, model, info, report) + "\n" + body
+    rendered = MarkdownIt("commonmark", {"html": False}).enable("table").render(body)
+    html = (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        "style-src 'unsafe-inline'\">"
+        f"<title>Model card: {model.name}</title><style>body{{font:14px/1.5 system-ui,sans-serif;"
+        "max-width:900px;margin:2rem auto;padding:0 1rem}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ddd;padding:3px 7px}</style></head><body>\n"
+        + rendered
+        + "</body></html>\n"
+    )
+    return markdown, html

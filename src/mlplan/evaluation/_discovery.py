@@ -1,0 +1,217 @@
+"""Slice discovery, in the spirit of SliceFinder (Chung et al., 2019): search conjunctions of
+up to three feature conditions for slices whose error is significantly above the rest.
+
+Conditions are a categorical value (``plan = 'basic'``), a quartile range of a numeric
+column (``age in [18, 31)``) or a missing value. The search walks the lattice level by
+level: a slice that is already significant with a large enough effect is reported and not
+refined; the others are crossed with conditions on further columns. Each test is Welch's
+t-test of the per-row error inside the slice against outside it, one-sided; the effect size
+is Cohen's d; p-values of every slice tested are adjusted together (Benjamini-Hochberg).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlplan.evaluation._analysis import benjamini_hochberg
+
+__all__ = ["Condition", "candidate_conditions", "discover_slices"]
+
+_MAX_VALUES = 12  # categorical values per column tried as conditions
+_MAX_PER_LEVEL = 4000  # slices tested per lattice level
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One condition on one column, with the rows it holds."""
+
+    column: str
+    text: str
+    mask: np.ndarray
+
+
+def _edge(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def candidate_conditions(
+    table: pa.Table, columns: Sequence[str], *, min_support: int
+) -> list[Condition]:
+    """Conditions worth testing on ``columns`` of ``table``: frequent categorical values,
+    numeric quartile ranges, and missing values."""
+    out: list[Condition] = []
+    for name in columns:
+        column = table.column(name).combine_chunks()
+        if pa.types.is_dictionary(column.type):
+            column = pc.cast(column, column.type.value_type)
+        missing = np.asarray(pc.is_null(column).to_numpy(zero_copy_only=False), dtype=bool)
+        if missing.sum() >= min_support:
+            out.append(Condition(name, f"{name} is missing", missing))
+        numeric = pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+        values = None
+        if numeric:
+            values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+            distinct = np.unique(values[np.isfinite(values)])
+            numeric = distinct.size > _MAX_VALUES
+        if numeric and values is not None:
+            finite = values[np.isfinite(values)]
+            edges = np.unique(np.quantile(finite, [0.25, 0.5, 0.75]))
+            bounds = [-np.inf, *edges, np.inf]
+            for low, high in itertools.pairwise(bounds):
+                with np.errstate(invalid="ignore"):
+                    mask = (values >= low) & (values < high)
+                if mask.sum() < min_support:
+                    continue
+                if low == -np.inf:
+                    text = f"{name} < {_edge(high)}"
+                elif high == np.inf:
+                    text = f"{name} >= {_edge(low)}"
+                else:
+                    text = f"{name} in [{_edge(low)}, {_edge(high)})"
+                out.append(Condition(name, text, mask))
+            continue
+        strings = pc.cast(column, pa.string()) if not pa.types.is_string(column.type) else column
+        counts = pc.value_counts(strings)
+        pairs = sorted(
+            (
+                (int(c), v)
+                for v, c in zip(
+                    counts.field("values").to_pylist(),
+                    counts.field("counts").to_pylist(),
+                    strict=True,
+                )
+                if v is not None
+            ),
+            key=lambda t: (-t[0], str(t[1])),
+        )
+        as_numpy = np.asarray(strings.to_pylist(), dtype=object)
+        for count, value in pairs[:_MAX_VALUES]:
+            if count < min_support:
+                break
+            out.append(Condition(name, f"{name} = {value!r}", as_numpy == value))
+    return out
+
+
+def _welch(
+    masks: np.ndarray, error: np.ndarray, total: float, total_sq: float, n: int
+) -> tuple[np.ndarray, ...]:
+    from scipy import stats
+
+    count = masks.sum(axis=1).astype(np.float64)
+    inside = masks @ error
+    inside_sq = masks @ (error * error)
+    rest = n - count
+    mean_in = inside / count
+    mean_out = (total - inside) / np.maximum(rest, 1)
+    var_in = np.maximum(inside_sq / count - mean_in**2, 0) * count / np.maximum(count - 1, 1)
+    var_out = (
+        np.maximum((total_sq - inside_sq) / np.maximum(rest, 1) - mean_out**2, 0)
+        * rest
+        / np.maximum(rest - 1, 1)
+    )
+    se2_in = var_in / count
+    se2_out = var_out / np.maximum(rest, 1)
+    se = np.sqrt(se2_in + se2_out)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (mean_in - mean_out) / se
+        dof = (se2_in + se2_out) ** 2 / (
+            se2_in**2 / np.maximum(count - 1, 1) + se2_out**2 / np.maximum(rest - 1, 1)
+        )
+        pooled = np.sqrt((var_in + var_out) / 2)
+        effect = np.where(pooled > 0, (mean_in - mean_out) / pooled, 0.0)
+    p = np.where(np.isfinite(t), stats.t.sf(t, np.where(np.isfinite(dof), dof, 1.0)), 1.0)
+    # A slice that errs on every row against a rest that never does is as clear as it gets.
+    p = np.where((se == 0) & (mean_in > mean_out), 0.0, p)
+    return count, mean_in, effect, p
+
+
+def discover_slices(
+    conditions: Sequence[Condition],
+    error: np.ndarray,
+    *,
+    max_conditions: int = 3,
+    min_support: int = 30,
+    min_effect: float = 0.3,
+    alpha: float = 0.05,
+    limit: int = 20,
+) -> dict[str, Any]:
+    """Slices whose per-row ``error`` (0/1 mistakes, or absolute errors) is significantly
+    above the rest, ranked by effect size; each with its conditions, support and error."""
+    error = np.asarray(error, dtype=np.float64)
+    n = error.size
+    total = float(error.sum())
+    total_sq = float((error * error).sum())
+    tested: list[dict[str, Any]] = []
+    level: list[tuple[tuple[int, ...], np.ndarray]] = [
+        ((i,), c.mask) for i, c in enumerate(conditions)
+    ]
+    seen: set[tuple[int, ...]] = set()
+    for depth in range(1, max_conditions + 1):
+        level = [(key, mask) for key, mask in level if mask.sum() >= min_support][:_MAX_PER_LEVEL]
+        if not level:
+            break
+        masks = np.stack([mask for _, mask in level]).astype(np.float64)
+        count, mean_in, effect, p = _welch(masks, error, total, total_sq, n)
+        expand = []
+        for index, (key, mask) in enumerate(level):
+            entry: dict[str, Any] = {
+                "key": key,
+                "conditions": [conditions[i].text for i in key],
+                "columns": sorted({conditions[i].column for i in key}),
+                "count": int(count[index]),
+                "share": float(count[index] / n),
+                "error": float(mean_in[index]),
+                "effect_size": float(effect[index]),
+                "p_value": float(p[index]),
+            }
+            tested.append(entry)
+            # Large and significant at the raw level: reported, not refined further.
+            if not (effect[index] >= min_effect and p[index] <= alpha):
+                expand.append((key, mask))
+        if depth == max_conditions:
+            break
+        following: list[tuple[tuple[int, ...], np.ndarray]] = []
+        for key, mask in expand:
+            used = {conditions[i].column for i in key}
+            for j, condition in enumerate(conditions):
+                if j <= key[-1] or condition.column in used:
+                    continue
+                child = (*key, j)
+                if child in seen:
+                    continue
+                seen.add(child)
+                following.append((child, mask & condition.mask))
+                if len(following) >= _MAX_PER_LEVEL:
+                    break
+            if len(following) >= _MAX_PER_LEVEL:
+                break
+        level = following
+    q = benjamini_hochberg([t["p_value"] for t in tested])
+    found = []
+    for entry, q_value in zip(tested, q, strict=True):
+        entry["q_value"] = float(q_value)
+        if q_value <= alpha and entry["effect_size"] >= min_effect:
+            found.append(entry)
+    # Drop a slice when a more general one (a subset of its conditions) was found too.
+    keys = {tuple(e["key"]) for e in found}
+    general = [
+        e
+        for e in found
+        if not any(set(other) < set(e["key"]) for other in keys if other != tuple(e["key"]))
+    ]
+    general.sort(key=lambda e: (-e["effect_size"] * np.sqrt(e["share"]), e["conditions"]))
+    for e in general:
+        del e["key"]
+    return {
+        "overall_error": total / n if n else float("nan"),
+        "tested": len(tested),
+        "conditions": len(conditions),
+        "slices": general[:limit],
+    }

@@ -1,0 +1,735 @@
+"""``mlplan evaluate``: a model's package run on a split's rows, every analysis of the error,
+the gates judged, and the report, model card and JSON written and stored as evidence."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mlplan.core import json_safe
+from mlplan.errors import CheckFailedError, DataError, UsageError
+from mlplan.evaluation._analysis import (
+    choose_threshold,
+    confusions,
+    curves,
+    focus,
+    per_class,
+    regressions,
+    threshold_table,
+)
+from mlplan.evaluation._discovery import candidate_conditions, discover_slices
+from mlplan.evaluation._gates import judge_gates, judge_risks, top_k_metric
+from mlplan.evaluation._metrics import (
+    Predictions,
+    SliceReport,
+    slice_metrics,
+)
+from mlplan.store import ArtifactStore, Model, ModelReport, Project, RunRecorder
+from mlplan.workspace import Workspace
+
+__all__ = [
+    "OVERRIDE_GATE",
+    "Clearance",
+    "Evaluation",
+    "clearance",
+    "evaluate",
+    "latest_evaluation",
+    "list_evaluations",
+    "raise_for_gates",
+]
+
+Part = Literal["train", "valid", "test"]
+_PARTS: dict[str, int] = {"train": 0, "valid": 1, "test": 2}
+
+OVERRIDE_GATE = "deploy"
+"""The plan's approval gate that lets a model which failed an evaluation gate be deployed
+(an approval of this gate whose subject is the model)."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation: the report (as stored), where its files were written, and whether
+    every gate passed."""
+
+    model: str
+    report: dict[str, Any]
+    files: dict[str, Path]
+
+    @property
+    def passed(self) -> bool:
+        """No gate failed."""
+        return bool(self.report["passed"])
+
+    @property
+    def failed_gates(self) -> list[dict[str, Any]]:
+        """The gates that failed."""
+        return [g for g in self.report["gates"] if g["state"] == "fail"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return self.report | {"files": {k: str(v) for k, v in self.files.items()}}
+
+
+@dataclass(frozen=True)
+class _Prediction:
+    data: Predictions
+    rows: np.ndarray
+    ids: list[str]
+    threshold: dict[str, Any] | None
+
+
+def _read_json(ws: Workspace, sha256: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(ws.store.artifacts.path(sha256).read_text())
+    return loaded
+
+
+def _row_ids(ws: Workspace, info: Any, table: pa.Table, rows: np.ndarray) -> list[str]:
+    from mlplan.data import effective_metadata
+
+    id_column = effective_metadata(ws, info).get("id_column")
+    if id_column and id_column in table.column_names:
+        values = pc.cast(table.column(id_column), pa.string()).to_pylist()
+        return [str(values[i]) for i in rows]
+    return [str(i) for i in rows]
+
+
+def _threshold(
+    plan_choice: float | str,
+    given: float | str | None,
+    valid: tuple[np.ndarray, np.ndarray] | None,
+) -> dict[str, Any]:
+    choice = plan_choice if given is None else given
+    if isinstance(choice, str):
+        try:
+            choice = float(choice)
+        except ValueError:
+            if choice not in {"f1", "youden"}:
+                raise UsageError(
+                    f"--threshold must be a number in (0, 1), f1 or youden; got {choice!r}"
+                ) from None
+    if isinstance(choice, float):
+        if not 0 < choice < 1:
+            raise UsageError(f"--threshold must be in (0, 1); got {choice}")
+        return {"value": choice, "criterion": "fixed", "chosen_on": None}
+    if valid is None:
+        return {
+            "value": 0.5,
+            "criterion": "default",
+            "chosen_on": None,
+            "note": f"no validation rows to choose a threshold by {choice}; 0.5 is used",
+        }
+    value, score = choose_threshold(valid[0], valid[1], choice)
+    return {"value": value, "criterion": choice, "chosen_on": "valid", "criterion_value": score}
+
+
+def _predict(
+    ws: Workspace,
+    model: Any,
+    info: Any,
+    table: pa.Table,
+    codes: np.ndarray,
+    kind: str,
+    part: Part,
+    threshold: float | str | None,
+) -> _Prediction:
+    from mlplan.modeling import feeds_for, inputs_for, run_graph
+    from mlplan.modeling._inputs import example_rows, target_column, target_values
+
+    plan = ws.plan
+    column = table.column(target_column(ws, info))
+    known = ~np.asarray(pc.is_null(column).to_numpy(zero_copy_only=False))
+    examples = example_rows(model.features, table, codes, known)
+    rows = examples[part]
+    if not rows.size:
+        raise DataError(
+            f"the {part} split of {model.split} has no rows with a known target to evaluate "
+            f"{model.name} on; choose another with --split"
+        )
+    graph = ws.store.artifacts.path(model.package["model.onnx"]).read_bytes()
+    spec = model.features
+
+    def run(which: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        return run_graph(graph, feeds_for(spec, inputs_for(ws, info, table, spec, which)), kind)
+
+    predicted, proba = run(rows)
+    y_all = target_values(column, kind)
+    y = y_all[rows]
+    ids = _row_ids(ws, info, table, rows)
+    if kind == "regression":
+        return _Prediction(
+            Predictions.from_arrays(y, predicted, kind="regression"), rows, ids, None
+        )
+    metadata = _read_json(ws, model.package["metadata.json"])
+    classes = [str(c) for c in metadata["classes"]]
+    positive = plan.positive_class if plan.positive_class in classes else None
+    chosen = None
+    if len(classes) == 2 and proba is not None:
+        pos = classes.index(positive) if positive is not None else 1
+        valid_rows = examples["valid"]
+        valid = None
+        if valid_rows.size:
+            _, valid_proba = run(valid_rows)
+            assert valid_proba is not None
+            valid = (valid_proba[:, pos], y_all[valid_rows] == classes[pos])
+        chosen = _threshold(plan.evaluation.threshold, threshold, valid)
+        decided = proba[:, pos] >= chosen["value"]
+        predicted = np.where(decided, classes[pos], classes[1 - pos]).astype(object)
+        positive = classes[pos]
+    data = Predictions.from_arrays(
+        y, predicted, kind="binary", proba=proba, classes=classes, positive=positive
+    )
+    return _Prediction(data, rows, ids, chosen)
+
+
+def _discovery_columns(ws: Workspace, info: Any, model: Any, table: pa.Table) -> list[str]:
+    from mlplan.data import effective_metadata
+
+    plan = ws.plan
+    chosen = plan.evaluation.discovery.features
+    if chosen is not None:
+        missing = [c for c in chosen if c not in table.column_names]
+        if missing:
+            import difflib
+
+            close = difflib.get_close_matches(missing[0], table.column_names, n=2, cutoff=0.5)
+            hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+            raise DataError(
+                f"evaluation.discovery.features names {missing[0]!r}, which is not a column "
+                f"of {info.ref}{hint}"
+            )
+        return list(chosen)
+    meta = effective_metadata(ws, info)
+    excluded = {
+        plan.target,
+        meta.get("id_column"),
+        meta.get("time_column"),
+        *(meta.get("pii_columns") or []),
+        "path",
+        "sha256",
+        "label",
+    }
+    spec = model.features
+    wanted = [*spec.get("numeric", []), *spec.get("categorical", [])]
+    for s in plan.slices:
+        wanted.extend(s.referenced_columns)
+    wanted.extend(meta.get("sensitive_attributes") or [])
+    return [
+        c
+        for c in dict.fromkeys(wanted)
+        if c in table.column_names and c not in excluded and c is not None
+    ]
+
+
+def _top_k(data: Predictions, name: str) -> float | None:
+    parsed = top_k_metric(name)
+    if parsed is None or data.proba is None or data.kind != "binary":
+        return None
+    base, k = parsed
+    score = data.proba[:, data.positive]
+    positive = data.y == data.positive
+    top = np.argsort(-score, kind="stable")[: min(k, data.n)]
+    hits = float(positive[top].sum())
+    if base == "precision":
+        return hits / len(top) if len(top) else None
+    total = float(positive.sum())
+    return hits / total if total else None
+
+
+def _hlp_references(
+    ws: Workspace, metric: str
+) -> tuple[dict[tuple[str, str], float], float | None]:
+    from mlplan.labels import get_hlp
+
+    stored = get_hlp(ws)
+    per_slice: dict[tuple[str, str], float] = {}
+    overall = None
+    if stored is not None:
+        for row in stored.hlp.per_slice:
+            value = row.get("metrics", {}).get(metric, {}).get("value")
+            if value is not None:
+                per_slice[(row["slice"], row["value"])] = float(value)
+        if metric in stored.hlp.metrics and np.isfinite(stored.hlp.metrics[metric].value):
+            overall = float(stored.hlp.metrics[metric].value)
+    hlp = ws.plan.baselines.hlp
+    if (
+        overall is None
+        and hlp is not None
+        and hlp.source == "value"
+        and metric == ws.plan.metrics.primary
+    ):
+        overall = hlp.value
+    return per_slice, overall
+
+
+def _regression_checks(
+    ws: Workspace,
+    model: Any,
+    prediction: _Prediction,
+    part: str,
+    masks: Mapping[str, Mapping[str, np.ndarray]],
+    focus_metric: str,
+) -> dict[str, Any]:
+    """Per rule of the plan (and by default on the focus metric): the candidate against the
+    older system and the production model."""
+    from mlplan.modeling import older_system_predictions
+
+    plan = ws.plan
+    spec = plan.evaluation
+    data = prediction.data
+    rules = [(r.against, r.metric, r.tolerance) for r in plan.gates.no_regression]
+    if plan.baselines.older_system is not None and not any(r[0] == "older_system" for r in rules):
+        rules.append(("older_system", focus_metric, 0.0))
+    out: dict[str, Any] = {}
+    older = None
+    if part == "test" and plan.baselines.older_system is not None:
+        older = older_system_predictions(
+            ws, model.split, prediction.ids, data.classes if data.kind != "regression" else None
+        )
+    support = {s.name: s.min_support for s in plan.slices}
+    for against, metric, tolerance in rules:
+        key = f"{against}:{metric}"
+        if against == "production":
+            out[key] = {
+                "against": "production",
+                "metric": metric,
+                "reason": "no deployment is recorded yet, so no model is in production to "
+                "compare with",
+            }
+            continue
+        if older is None:
+            reason = (
+                "the plan names no older system"
+                if plan.baselines.older_system is None
+                else (
+                    "only the test split can be compared with the older system"
+                    if part != "test"
+                    else "the older system's predictions are not imported: "
+                    "mlplan baseline older FILE"
+                )
+            )
+            out[key] = {"against": "older_system", "metric": metric, "reason": reason}
+            continue
+        name, older_pred, older_proba = older
+        if data.values is not None:
+            other = Predictions.from_arrays(data.values, older_pred, kind="regression")
+        else:
+            other = Predictions.from_arrays(
+                np.asarray(data.classes, dtype=object)[data.y],
+                older_pred,
+                kind="binary",
+                proba=older_proba,
+                classes=data.classes,
+                positive=data.classes[data.positive] if data.kind == "binary" else None,
+            )
+        if other.proba is None and metric in {"roc_auc", "pr_auc", "log_loss", "brier", "ece"}:
+            out[key] = {
+                "against": "older_system",
+                "metric": metric,
+                "reason": f"{name}'s predictions have no probabilities to compute {metric}",
+            }
+            continue
+        out[key] = {
+            "against": "older_system",
+            "name": name,
+            "metric": metric,
+            "tolerance": tolerance,
+            "rows": regressions(
+                data,
+                other,
+                masks,
+                metric=metric,
+                tolerance=tolerance,
+                min_support=support,
+                n_boot=spec.bootstrap,
+                seed=0,
+                level=spec.confidence,
+            ),
+        }
+    return out
+
+
+def evaluate(
+    ws: Workspace,
+    model: str,
+    *,
+    part: Part = "test",
+    threshold: float | str | None = None,
+    n_boot: int | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+) -> Evaluation:
+    """Evaluate ``model`` on the ``part`` rows of its split and store the evidence.
+
+    Parameters
+    ----------
+    model
+        A registered model's name.
+    part
+        Which rows of the model's split: test (default), valid or train.
+    threshold
+        Binary: a fixed decision threshold, or ``f1``/``youden`` to choose it on the
+        validation rows; unset: ``evaluation.threshold`` of the plan. The threshold is
+        recorded in the model package's metadata.
+    n_boot
+        Bootstrap resamples (default: ``evaluation.bootstrap``).
+    out
+        Folder for the report, model card and JSON (default: ``reports/<model>``).
+
+    Raises
+    ------
+    DataError
+        A slice column the data lacks (close names suggested), a slice without rows, no
+        rows to evaluate on.
+    UsageError
+        A gate or risk whose metric does not apply to the task.
+    """
+    from mlplan.data import all_slice_masks, get_split, load_split
+    from mlplan.modeling import get_model
+    from mlplan.modeling._inputs import target_column, target_kind, target_values
+
+    if part not in _PARTS:
+        raise UsageError(f"--split must be train, valid or test; got {part!r}")
+    plan = ws.plan
+    spec = plan.evaluation
+    boot = spec.bootstrap if n_boot is None else n_boot
+    if boot < 0:
+        raise UsageError(f"--bootstrap must be 0 or more; got {boot}")
+    info_model = get_model(ws, model)
+    split_info = get_split(ws, info_model.split)
+    info, table, codes = load_split(ws, split_info)
+    column = table.column(target_column(ws, info))
+    kind = "classification" if info.format == "images" else target_kind(plan.task, column)
+    prediction = _predict(ws, info_model, info, table, codes, kind, part, threshold)
+    data = prediction.data
+    rows = prediction.rows
+    level = spec.confidence
+    evaluated = table.take(pa.array(rows))
+    masks = all_slice_masks(evaluated, plan.slices)
+    for s in plan.slices:
+        if not any(m.any() for m in masks[s.name].values()):
+            raise DataError(
+                f"slice {s.name!r} selects no rows of the {part} split of {split_info.ref}; "
+                f"check its definition in {ws.plan_path.name}"
+            )
+    support = {s.name: s.min_support for s in plan.slices}
+    overall_report = slice_metrics(data, name="overall", n_boot=boot, seed=seed, level=level)
+    reports: dict[str, SliceReport] = {
+        s.name: slice_metrics(
+            data,
+            groups=masks[s.name],
+            name=s.name,
+            n_boot=boot,
+            seed=seed,
+            level=level,
+            min_support=s.min_support,
+        )
+        for s in plan.slices
+    }
+    overall = {k: v.to_dict() for k, v in overall_report.overall.items()}
+    for target in plan.metrics.ml:
+        value = _top_k(data, target.name)
+        if value is not None:
+            overall[target.name] = {"value": value, "low": None, "high": None}
+
+    metrics = overall_report.metrics
+    primary = plan.metrics.primary_metric
+    focus_metric = (
+        primary.name
+        if primary is not None and primary.name in metrics
+        else ("mae" if data.kind == "regression" else "accuracy")
+    )
+    hlp_slices, hlp_overall = _hlp_references(ws, focus_metric)
+    draws = {(name, g): d for name, r in reports.items() for g, d in r.draws.items()}
+    focus_rows = focus(
+        list(reports.values()),
+        draws,
+        metric=focus_metric,
+        total=data.n,
+        min_support=support,
+        alpha=spec.alpha,
+        hlp=hlp_slices,
+        hlp_overall=hlp_overall,
+    )
+
+    report: dict[str, Any] = {
+        "model": info_model.name,
+        "family": info_model.family,
+        "task": plan.task,
+        "kind": data.kind,
+        "split": split_info.ref,
+        "part": part,
+        "rows": data.n,
+        "bootstrap": boot,
+        "confidence": level,
+        "seed": seed,
+        "metrics": list(metrics),
+        "focus_metric": focus_metric,
+        "overall": overall,
+        "slices": [reports[s.name].to_dict() | {"min_support": s.min_support} for s in plan.slices],
+        "focus": focus_rows,
+    }
+    if data.kind != "regression":
+        y_all = target_values(column, kind)
+        train_rows = np.flatnonzero(codes == 0)
+        train_labels = [str(v) for v in y_all[train_rows]]
+        train_share = (
+            {c: train_labels.count(c) / len(train_labels) for c in data.classes}
+            if train_labels
+            else None
+        )
+        report["classes"] = list(data.classes)
+        report["positive"] = data.classes[data.positive] if data.kind == "binary" else None
+        report["confusion"] = confusions(data)
+        report["per_class"] = per_class(
+            data,
+            rare_share=spec.rare_class_share,
+            min_support=spec.discovery.min_support,
+            n_boot=boot,
+            seed=seed,
+            level=level,
+            train_share=train_share,
+        )
+        report["rare_class_share"] = spec.rare_class_share
+        report["curves"] = curves(data)
+        if prediction.threshold is not None and data.proba is not None:
+            score = data.proba[:, data.positive]
+            report["threshold"] = prediction.threshold | {
+                "table": threshold_table(
+                    score, data.y == data.positive, prediction.threshold["value"]
+                )
+            }
+        error = (data.p != data.y).astype(np.float64)
+    else:
+        assert data.values is not None and data.predicted is not None
+        error = np.abs(data.predicted - data.values)
+    report["regressions"] = _regression_checks(
+        ws, info_model, prediction, part, masks, focus_metric
+    )
+
+    discovery = spec.discovery
+    columns = _discovery_columns(ws, info, info_model, evaluated)
+    conditions = candidate_conditions(evaluated, columns, min_support=discovery.min_support)
+    found = discover_slices(
+        conditions,
+        error,
+        max_conditions=discovery.max_conditions,
+        min_support=discovery.min_support,
+        min_effect=discovery.min_effect,
+        alpha=spec.alpha,
+    )
+    report["discovery"] = found | {
+        "columns": columns,
+        "error": "misclassification" if data.kind != "regression" else "absolute error",
+    }
+    report["risks"] = judge_risks(plan, data.kind, overall, reports, found["slices"])
+    report["gates"] = judge_gates(plan, data.kind, overall, reports, report["regressions"])
+    report["passed"] = not any(g["state"] == "fail" for g in report["gates"])
+    return _store(ws, info_model, split_info, info, report, prediction, out)
+
+
+# -- storing -------------------------------------------------------------------------------------
+
+
+def _write_staged(folder: Path, files: Mapping[str, bytes]) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    staged = {}
+    for name, blob in files.items():
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(blob)
+        staged[name] = Path(tmp)
+    return staged
+
+
+def _store(
+    ws: Workspace,
+    model: Any,
+    split_info: Any,
+    info: Any,
+    report: dict[str, Any],
+    prediction: _Prediction,
+    out: str | Path | None,
+) -> Evaluation:
+    from mlplan.checklist import list_approvals
+    from mlplan.evaluation._card import model_card
+    from mlplan.evaluation._report import render_report
+
+    plan = ws.plan
+    report = json_safe(report)
+    approvals = [a.to_dict() for a in list_approvals(ws, OVERRIDE_GATE) if a.subject == model.name]
+    report["approvals"] = approvals
+    card_md, card_html = model_card(ws, model, info, report)
+    html = render_report(report)
+    payload = json.dumps(report, indent=1, allow_nan=False).encode()
+    blobs = {
+        "evaluation.html": html.encode(),
+        "model-card.md": card_md.encode(),
+        "model-card.html": card_html.encode(),
+        "evaluation.json": payload,
+    }
+    folder = Path(out) if out is not None else ws.root / "reports" / model.name
+    if not folder.is_absolute():
+        folder = ws.root / folder
+    staged = _write_staged(folder, blobs)
+    artifacts = ws.store.artifacts
+
+    def work(session: Session) -> None:
+        project_id = ws.store.project_id(session, plan.project.store_key, name=plan.project.name)
+        run = RunRecorder.start(
+            session,
+            project_id=project_id,
+            job="evaluate",
+            root=ws.root,
+            parameters={
+                "model": model.name,
+                "split": split_info.ref,
+                "part": report["part"],
+                "bootstrap": report["bootstrap"],
+                "seed": report["seed"],
+                "threshold": (report.get("threshold") or {}).get("value"),
+            },
+        )
+        run.input("model", model.name, sha256=model.package["model.onnx"])
+        run.input("split", split_info.ref, sha256=split_info.artifact_sha256)
+        stored = {}
+        for name, blob in blobs.items():
+            ref = artifacts.put_bytes(blob)
+            ArtifactStore.register(session, ref, kind=f"evaluation:{name}", media_type=_media(name))
+            stored[name] = ref.sha256
+            run.output("report", f"{model.name}/{name}", sha256=ref.sha256)
+        threshold = report.get("threshold")
+        if threshold is not None:
+            record = session.scalar(
+                select(Model)
+                .join(Project, Model.project_id == Project.id)
+                .where(Project.key == plan.project.store_key, Model.name == model.name)
+            )
+            assert record is not None
+            metadata = _read_json(ws, record.package["metadata.json"])
+            metadata["threshold"] = threshold["value"]
+            metadata["threshold_choice"] = {
+                k: threshold.get(k) for k in ("criterion", "chosen_on", "criterion_value")
+            } | {"run_id": run.id}
+            ref = artifacts.put_bytes(json.dumps(metadata, indent=1, default=str).encode())
+            ArtifactStore.register(
+                session, ref, kind="model:metadata.json", media_type="application/json"
+            )
+            record.package = dict(record.package) | {"metadata.json": ref.sha256}
+            run.output("model", model.name, sha256=record.package["model.onnx"])
+        session.add(
+            ModelReport(
+                project_id=project_id,
+                kind="evaluation",
+                report=report | {"artifacts": stored, "run_id": run.id},
+                run_id=run.id,
+            )
+        )
+        run.finish()
+
+    try:
+        with artifacts.staged():
+            ws.store.write(work)
+    except BaseException:
+        for path in staged.values():
+            path.unlink(missing_ok=True)
+        raise
+    files = {}
+    for name, tmp in staged.items():
+        final = folder / name
+        tmp.replace(final)
+        files[name] = final
+    return Evaluation(model.name, report, files)
+
+
+def _media(name: str) -> str:
+    return {
+        ".html": "text/html",
+        ".md": "text/markdown",
+        ".json": "application/json",
+    }[Path(name).suffix]
+
+
+def list_evaluations(ws: Workspace, model: str | None = None) -> list[dict[str, Any]]:
+    """Stored evaluations, oldest first (optionally of one model), each with its time."""
+    with ws.store.transaction() as session:
+        records = session.scalars(
+            select(ModelReport)
+            .join(Project, ModelReport.project_id == Project.id)
+            .where(Project.key == ws.plan.project.store_key, ModelReport.kind == "evaluation")
+            .order_by(ModelReport.created_at, ModelReport.id)
+        ).all()
+        out = [dict(r.report) | {"created_at": r.created_at.isoformat()} for r in records]
+    return [r for r in out if model is None or r["model"] == model]
+
+
+def latest_evaluation(ws: Workspace, model: str | None = None) -> dict[str, Any] | None:
+    """The newest stored evaluation (of ``model``), if any."""
+    found = list_evaluations(ws, model)
+    return found[-1] if found else None
+
+
+@dataclass(frozen=True)
+class Clearance:
+    """Whether a model may be deployed: its newest evaluation passed every gate, or a
+    recorded approval lets it ship anyway."""
+
+    model: str
+    allowed: bool
+    reason: str
+    approval: dict[str, Any] | None = None
+
+
+def clearance(ws: Workspace, model: str) -> Clearance:
+    """May ``model`` be deployed? Deployment (``mlplan serve``, rollouts) asks this."""
+    from mlplan.checklist import list_approvals
+
+    found = latest_evaluation(ws, model)
+    if found is None:
+        return Clearance(model, False, f"{model} has not been evaluated: mlplan evaluate {model}")
+    failed = [g["id"] for g in found["gates"] if g["state"] == "fail"]
+    if not failed:
+        return Clearance(model, True, "every gate passed")
+    approvals = [a for a in list_approvals(ws, OVERRIDE_GATE) if a.subject == model]
+    if approvals:
+        a = approvals[-1]
+        return Clearance(
+            model,
+            True,
+            f"gates failed ({', '.join(failed)}) but {a.by} ({a.role}) approved it",
+            a.to_dict(),
+        )
+    rule = ws.plan.approval_for(OVERRIDE_GATE)
+    how = (
+        f"mlplan approve {OVERRIDE_GATE} --role {rule.role} --by NAME --subject {model} --note WHY"
+        if rule is not None
+        else f"add '- {{gate: {OVERRIDE_GATE}, role: ...}}' under approvals: in the plan, "
+        f"then mlplan approve {OVERRIDE_GATE} --subject {model}"
+    )
+    return Clearance(model, False, f"gates failed: {', '.join(failed)}; to deploy it anyway: {how}")
+
+
+def raise_for_gates(evaluation: Evaluation) -> None:
+    """``--gate``: a failed gate is an error (exit 1) that names each one."""
+    failed = evaluation.failed_gates
+    if failed:
+        approved = evaluation.report.get("approvals")
+        raise CheckFailedError(
+            f"{len(failed)} gate(s) failed for {evaluation.model}: "
+            + "; ".join(f"{g['id']} ({g['evidence']})" for g in failed)
+            + (
+                f". {approved[-1]['by']} approved deploying it anyway"
+                if approved
+                else f". It can be deployed only with a recorded approval of {OVERRIDE_GATE!r}"
+            )
+        )

@@ -1,0 +1,283 @@
+"""The plan's gates (metric targets, per-slice floors, maximum gaps, no regression) and
+risks, judged from an evaluation's numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from mlplan.errors import UsageError
+from mlplan.evaluation._metrics import (
+    BINARY_METRICS,
+    LOWER_IS_BETTER,
+    MULTICLASS_METRICS,
+    REGRESSION_METRICS,
+    SliceReport,
+)
+from mlplan.plan import Plan
+
+__all__ = ["check_metric_applies", "judge_gates", "judge_risks", "top_k_metric"]
+
+_EVERY = {
+    "binary": BINARY_METRICS,
+    "multiclass": MULTICLASS_METRICS,
+    "regression": REGRESSION_METRICS,
+}
+
+
+def top_k_metric(name: str) -> tuple[str, int] | None:
+    """``precision_at_300`` → ("precision", 300): the ranking metrics computed overall."""
+    for base in ("precision", "recall"):
+        prefix = f"{base}_at_"
+        if name.startswith(prefix) and name[len(prefix) :].isdigit():
+            return base, int(name[len(prefix) :])
+    return None
+
+
+def check_metric_applies(metric: str, kind: str, where: str, *, sliced: bool = True) -> bool:
+    """True when mlplan computes ``metric`` for this kind of task; False for a name it does
+    not know (reported as unchecked). A metric of another kind of task is an error."""
+    if metric in _EVERY[kind] or (not sliced and kind == "binary" and top_k_metric(metric)):
+        return True
+    for other, names in _EVERY.items():
+        if other != kind and metric in names:
+            raise UsageError(
+                f"{where}: metric {metric!r} does not apply to a {kind} task; "
+                f"metrics: {', '.join(_EVERY[kind])}"
+            )
+    return False
+
+
+def _meets(metric: str, value: float, target: float) -> bool:
+    return value <= target if metric in LOWER_IS_BETTER else value >= target
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.4g}"
+
+
+def judge_gates(
+    plan: Plan,
+    kind: str,
+    overall: Mapping[str, Mapping[str, Any]],
+    slices: Mapping[str, SliceReport],
+    regressions: Mapping[str, Any],
+) -> list[dict[str, Any]]:
+    """Every gate of the plan as pass, fail or unchecked, with its evidence."""
+    gates: list[dict[str, Any]] = []
+    support = {s.name: s.min_support for s in plan.slices}
+    for i, target in enumerate(plan.metrics.ml):
+        if target.target is None:
+            continue
+        where = f"metrics.ml[{i}]"
+        gate = {
+            "id": f"target:{target.name}",
+            "kind": "metric_target",
+            "description": f"{target.name} {'<=' if target.name in LOWER_IS_BETTER else '>='} "
+            f"{target.target:g}",
+        }
+        if not check_metric_applies(target.name, kind, where, sliced=False):
+            gates.append(
+                gate
+                | {
+                    "state": "unchecked",
+                    "evidence": f"mlplan does not compute {target.name!r}; measure it elsewhere",
+                }
+            )
+            continue
+        value = overall.get(target.name, {}).get("value")
+        if value is None:
+            gates.append(gate | {"state": "unchecked", "evidence": "no value (no probabilities?)"})
+            continue
+        low, high = overall[target.name].get("low"), overall[target.name].get("high")
+        gates.append(
+            gate
+            | {
+                "state": "pass" if _meets(target.name, value, target.target) else "fail",
+                "value": value,
+                "evidence": f"{target.name} {_fmt(value)}"
+                + (f" [{_fmt(low)}, {_fmt(high)}]" if low is not None else ""),
+            }
+        )
+    for i, floor in enumerate(plan.gates.slice_floors):
+        check_metric_applies(floor.metric, kind, f"gates.slice_floors[{i}]")
+        report = slices[floor.slice]
+        minimum = support.get(floor.slice, 30)
+        below, unchecked = [], []
+        for group, values in report.by_group.items():
+            if values["count"].value < minimum:
+                unchecked.append(group)
+            elif not _meets(floor.metric, values[floor.metric].value, floor.min):
+                below.append(f"{group} {_fmt(values[floor.metric].value)}")
+        evidence = (
+            f"below {floor.min:g}: {'; '.join(below)}"
+            if below
+            else f"every value reaches {floor.min:g}"
+        )
+        if unchecked:
+            evidence += f" ({len(unchecked)} value(s) below min_support {minimum}, not judged)"
+        gates.append(
+            {
+                "id": f"floor:{floor.slice}:{floor.metric}",
+                "kind": "slice_floor",
+                "description": f"every {floor.slice} value has {floor.metric} >= {floor.min:g}",
+                "state": "fail" if below else "pass",
+                "evidence": evidence,
+            }
+        )
+    for i, gap in enumerate(plan.gates.max_gaps):
+        check_metric_applies(gap.metric, kind, f"gates.max_gaps[{i}]")
+        report = slices[gap.slice]
+        minimum = support.get(gap.slice, 30)
+        value = report.difference(gap.metric, min_count=minimum)
+        state = (
+            "unchecked" if not np.isfinite(value) else ("pass" if value <= gap.max_gap else "fail")
+        )
+        gates.append(
+            {
+                "id": f"gap:{gap.slice}:{gap.metric}",
+                "kind": "max_gap",
+                "description": f"{gap.metric} differs by at most {gap.max_gap:g} across "
+                f"{gap.slice}",
+                "state": state,
+                "value": value if np.isfinite(value) else None,
+                "evidence": (
+                    f"gap {_fmt(value)} between values with at least {minimum} rows"
+                    if np.isfinite(value)
+                    else f"fewer than two values of {gap.slice} have {minimum} rows"
+                ),
+            }
+        )
+    for i, rule in enumerate(plan.gates.no_regression):
+        check_metric_applies(rule.metric, kind, f"gates.no_regression[{i}]")
+        found = regressions.get(f"{rule.against}:{rule.metric}")
+        gate = {
+            "id": f"no_regression:{rule.against}:{rule.metric}",
+            "kind": "no_regression",
+            "description": "no slice significantly worse than the "
+            f"{rule.against.replace('_', ' ')} on {rule.metric} (tolerance {rule.tolerance:g})",
+        }
+        if found is None or found.get("rows") is None:
+            reason = (found or {}).get("reason", "nothing to compare with")
+            gates.append(gate | {"state": "unchecked", "evidence": reason})
+            continue
+        worse = [r for r in found["rows"] if r["regression"]]
+        gates.append(
+            gate
+            | {
+                "state": "fail" if worse else "pass",
+                "evidence": (
+                    "worse on: "
+                    + "; ".join(
+                        f"{r['slice']} {r['value']} ({_fmt(r['difference'])})" for r in worse
+                    )
+                    if worse
+                    else f"no significant regression on {len(found['rows'])} slice values"
+                ),
+            }
+        )
+    return gates
+
+
+def judge_risks(
+    plan: Plan,
+    kind: str,
+    overall: Mapping[str, Mapping[str, Any]],
+    slices: Mapping[str, SliceReport],
+    discovered: Sequence[Mapping[str, Any]],
+) -> list[dict[str, Any]]:
+    """Every risk of the plan with its check: passing, failing or unchecked (a monitor that
+    only production traffic can run), and the discovered slices that touch it."""
+    out = []
+    support = {s.name: s.min_support for s in plan.slices}
+    columns = {s.name: set(s.referenced_columns) for s in plan.slices}
+    where_text = {s.name: s.where or "" for s in plan.slices}
+    for i, risk in enumerate(plan.risks or []):
+        entry: dict[str, Any] = {"id": risk.id, "description": risk.description}
+        metric = risk.metric
+        if metric is not None:
+            check_metric_applies(metric, kind, f"risks[{i}]", sliced=risk.slice is not None)
+        if risk.slice is not None:
+            report = slices[risk.slice]
+            metric = metric if metric in report.metrics else _default_metric(report)
+            minimum = support.get(risk.slice, 30)
+            entry["check"] = f"{metric} across {risk.slice}"
+            if risk.threshold is not None:
+                gap = report.difference(metric, min_count=minimum)
+                if not np.isfinite(gap):
+                    entry |= {
+                        "state": "unchecked",
+                        "evidence": f"fewer than two values of {risk.slice} have {minimum} rows",
+                    }
+                else:
+                    entry |= {
+                        "state": "passing" if gap <= risk.threshold else "failing",
+                        "evidence": f"gap {_fmt(gap)} (limit {risk.threshold:g})",
+                    }
+            else:
+                worse = _significantly_worse(report, metric, minimum)
+                entry |= {
+                    "state": "failing" if worse else "passing",
+                    "evidence": (
+                        f"significantly below overall: {', '.join(worse)}"
+                        if worse
+                        else f"no {risk.slice} value is significantly below overall on {metric}"
+                    ),
+                }
+        elif metric is not None:
+            entry["check"] = metric
+            value = overall.get(metric, {}).get("value")
+            if value is None or risk.threshold is None:
+                entry |= {
+                    "state": "unchecked",
+                    "evidence": f"{metric} = {_fmt(value)}; the risk gives no threshold"
+                    if value is not None
+                    else f"mlplan does not compute {metric!r}",
+                }
+            else:
+                entry |= {
+                    "state": "passing" if _meets(metric, value, risk.threshold) else "failing",
+                    "evidence": f"{metric} {_fmt(value)} (threshold {risk.threshold:g})",
+                }
+        else:
+            entry |= {
+                "check": f"monitor {risk.monitor}",
+                "state": "unchecked",
+                "evidence": f"watched by the monitor {risk.monitor!r} once the model serves "
+                "traffic",
+            }
+        if risk.slice is not None:
+            touched = columns.get(risk.slice, set())
+            linked = [
+                " and ".join(d["conditions"])
+                for d in discovered
+                if set(d["columns"]) & touched
+                or any(c in where_text.get(risk.slice, "") for c in d["columns"])
+            ]
+            if linked:
+                entry["discovered"] = linked
+        out.append(entry)
+    return out
+
+
+def _default_metric(report: SliceReport) -> str:
+    for name in ("accuracy", "mae"):
+        if name in report.metrics:
+            return name
+    return report.metrics[1]
+
+
+def _significantly_worse(report: SliceReport, metric: str, minimum: int) -> list[str]:
+    overall = report.overall[metric].value
+    worse = []
+    for group, values in report.by_group.items():
+        estimate = values[metric]
+        if values["count"].value < minimum or estimate.low is None or estimate.high is None:
+            continue
+        if (metric in LOWER_IS_BETTER and estimate.low > overall) or (
+            metric not in LOWER_IS_BETTER and estimate.high < overall
+        ):
+            worse.append(group)
+    return worse

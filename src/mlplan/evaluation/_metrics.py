@@ -1,0 +1,903 @@
+"""Metrics for many groups of rows at once, with bootstrap intervals.
+
+Every metric is an aggregate over *cells*: a cell is a group of rows (a slice value) for a
+point estimate, or one bootstrap draw of a group. Counting metrics come from one
+``np.bincount`` of (cell, true class, predicted class); means from weighted bincounts;
+ROC AUC and average precision from one sort of (cell, score). So a hundred slices cost one
+pass over the rows, and the point estimate and each bootstrap draw share the same code.
+
+The values equal scikit-learn's functions on the same rows (tests compare them, and
+fairlearn's ``MetricFrame``).
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from mlplan.errors import DataError, UsageError
+
+__all__ = [
+    "BINARY_METRICS",
+    "LOWER_IS_BETTER",
+    "MULTICLASS_METRICS",
+    "REGRESSION_METRICS",
+    "MetricEstimate",
+    "Predictions",
+    "SliceReport",
+    "metrics_for",
+    "slice_metrics",
+]
+
+Kind = Literal["binary", "multiclass", "regression"]
+
+BINARY_METRICS = (
+    "count",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "macro_f1",
+    "fpr",
+    "fnr",
+    "fdr",
+    "for",
+    "roc_auc",
+    "pr_auc",
+    "log_loss",
+    "brier",
+    "ece",
+)
+MULTICLASS_METRICS = (
+    "count",
+    "accuracy",
+    "macro_precision",
+    "macro_recall",
+    "macro_f1",
+    "weighted_precision",
+    "weighted_recall",
+    "weighted_f1",
+    "roc_auc",
+    "log_loss",
+    "brier",
+    "ece",
+)
+REGRESSION_METRICS = ("count", "mae", "rmse", "r2", "mape")
+LOWER_IS_BETTER = frozenset(
+    {"fpr", "fnr", "fdr", "for", "log_loss", "brier", "ece", "mae", "rmse", "mape"}
+)
+_NEEDS_PROBA = frozenset({"roc_auc", "pr_auc", "log_loss", "brier", "ece"})
+_RANKING = frozenset({"roc_auc", "pr_auc"})
+ECE_BINS = 10
+_EPS = float(np.finfo(np.float64).eps)
+# Bootstrap draws are made in chunks of at most this many row indices (memory stays flat).
+_CHUNK = 2_000_000
+
+
+def metrics_for(kind: Kind, *, with_proba: bool = True) -> tuple[str, ...]:
+    """The metrics mlplan computes for a kind of task (without probabilities: the ones
+    that need only labels)."""
+    names = {
+        "binary": BINARY_METRICS,
+        "multiclass": MULTICLASS_METRICS,
+        "regression": REGRESSION_METRICS,
+    }[kind]
+    return names if with_proba else tuple(n for n in names if n not in _NEEDS_PROBA)
+
+
+@dataclass(frozen=True)
+class MetricEstimate:
+    """A metric's value on some rows, with a bootstrap interval when one was drawn."""
+
+    value: float
+    low: float | None = None
+    high: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (NaN as None)."""
+
+        def clean(v: float | None) -> float | None:
+            return None if v is None or not np.isfinite(v) else float(v)
+
+        return {"value": clean(self.value), "low": clean(self.low), "high": clean(self.high)}
+
+
+class Predictions:
+    """Per-row arrays that every metric reads, prepared once.
+
+    Classification keeps class codes (``y``, ``p``) into ``classes`` and, when probabilities
+    are given, the per-row pieces of the probability metrics; regression keeps values.
+    Class codes are made on first use: a DuckDB aggregation reads the labels as they are.
+    """
+
+    def __init__(
+        self,
+        kind: Kind,
+        y_true: np.ndarray,
+        y_pred: np.ndarray,
+        *,
+        proba: np.ndarray | None = None,
+        classes: list[str] | None = None,
+        positive: str | None = None,
+    ) -> None:
+        self._kind = kind
+        self.n = len(y_true)
+        self._true = y_true
+        self._pred = y_pred
+        self._given = classes
+        self._positive = positive
+        self._proba = proba
+        self._classes: list[str] | None = None
+        self._codes: tuple[np.ndarray, np.ndarray] | None = None
+        self._rows: dict[str, np.ndarray] = {}
+        if kind == "regression":
+            self.values: np.ndarray | None = y_true.astype(np.float64)
+            self.predicted: np.ndarray | None = y_pred.astype(np.float64)
+        else:
+            self.values = self.predicted = None
+
+    @classmethod
+    def from_arrays(
+        cls,
+        y_true: Sequence[Any] | np.ndarray,
+        y_pred: Sequence[Any] | np.ndarray,
+        *,
+        kind: Kind | None = None,
+        proba: np.ndarray | None = None,
+        classes: Sequence[Any] | None = None,
+        positive: Any = None,
+    ) -> Predictions:
+        """Prepare predictions.
+
+        Parameters
+        ----------
+        y_true, y_pred
+            True and predicted labels (classification) or values (regression).
+        kind
+            ``binary``, ``multiclass`` or ``regression``; unset: regression for float
+            targets without ``classes``, else binary or multiclass by the number of classes.
+        proba
+            Class probabilities, one column per class of ``classes``, in that order.
+        classes
+            The model's classes (column order of ``proba``); unset: the sorted labels seen.
+            A label outside them (a class never seen in training) gets a column of zeros.
+        positive
+            Binary: the class counted as positive; unset: the second of the classes.
+
+        Raises
+        ------
+        DataError
+            Arrays of different lengths, probabilities of the wrong shape, or a positive
+            class that is not one of the classes.
+        """
+        y_true = np.asarray(y_true)
+        y_pred = np.asarray(y_pred)
+        if y_true.shape != y_pred.shape or y_true.ndim != 1:
+            raise DataError(
+                f"y_true and y_pred must be 1-D and of the same length; "
+                f"got shapes {y_true.shape} and {y_pred.shape}"
+            )
+        if kind is None:
+            kind = "regression" if y_true.dtype.kind == "f" and classes is None else "binary"
+        names = None if classes is None else [str(c) for c in classes]
+        if proba is not None:
+            proba = np.asarray(proba, dtype=np.float64)
+            width = len(names) if names is not None else proba.shape[-1]
+            if proba.ndim != 2 or proba.shape != (len(y_true), width):
+                raise DataError(
+                    f"probabilities must have one row per prediction and one column per class "
+                    f"({len(y_true)} x {width}); got shape {proba.shape}"
+                )
+        if positive is not None and names is not None and str(positive) not in names:
+            raise DataError(
+                f"positive class {positive!r} is not one of the classes {', '.join(names)}"
+            )
+        return cls(
+            kind,
+            y_true,
+            y_pred,
+            proba=proba,
+            classes=names,
+            positive=None if positive is None else str(positive),
+        )
+
+    # -- labels, resolved on first use --------------------------------------------------------
+
+    def _resolve(self, seen: Iterable[str]) -> list[str]:
+        given = list(self._given or [])
+        extra = sorted(set(seen) - set(given))
+        if self._given is None:
+            given, extra = extra, []
+        self._classes = given + extra
+        if self._proba is not None and extra:
+            self._proba = np.hstack([self._proba, np.zeros((self.n, len(extra)))])
+        if self._positive is not None and self._positive not in self._classes:
+            raise DataError(
+                f"positive class {self._positive!r} is not one of the classes "
+                f"{', '.join(self._classes)}"
+            )
+        return self._classes
+
+    def resolve_from(self, seen: Iterable[str]) -> None:
+        """Fix the classes from labels an aggregation has already seen (all of them)."""
+        if self._classes is None:
+            self._resolve(seen)
+
+    @property
+    def classes(self) -> list[str]:
+        """The class names: the model's, then any other label seen, in code order."""
+        if self._classes is None:
+            if self._kind == "regression":
+                return []
+            self._encode_all()
+        assert self._classes is not None
+        return self._classes
+
+    def _encode_all(self) -> None:
+        true_values, true_codes = _encode(self._true)
+        pred_values, pred_codes = _encode(self._pred)
+        classes = (
+            self._classes
+            if self._classes is not None
+            else self._resolve([*true_values, *pred_values])
+        )
+        lookup = {c: i for i, c in enumerate(classes)}
+        missing = sorted({*true_values, *pred_values} - set(lookup))
+        if missing:  # pragma: no cover - resolve_from is always given every label
+            raise DataError(f"labels {', '.join(missing)} are not among the classes")
+        y = np.asarray([lookup[v] for v in true_values], dtype=np.int64)[true_codes]
+        p = np.asarray([lookup[v] for v in pred_values], dtype=np.int64)[pred_codes]
+        self._codes = (y, p)
+
+    @property
+    def kind(self) -> Kind:
+        """binary, multiclass or regression (more than two classes make it multiclass)."""
+        if self._kind == "regression":
+            return "regression"
+        return "multiclass" if len(self.classes) > 2 else self._kind
+
+    @property
+    def y(self) -> np.ndarray:
+        """True class codes."""
+        if self._codes is None:
+            self._encode_all()
+        assert self._codes is not None
+        return self._codes[0]
+
+    @property
+    def p(self) -> np.ndarray:
+        """Predicted class codes."""
+        if self._codes is None:
+            self._encode_all()
+        assert self._codes is not None
+        return self._codes[1]
+
+    @property
+    def proba(self) -> np.ndarray | None:
+        """Probabilities, one column per class (zeros for labels outside the model's)."""
+        if self._proba is not None:
+            _ = self.classes
+        return self._proba
+
+    @property
+    def positive(self) -> int:
+        """Binary: the code of the positive class."""
+        classes = self.classes
+        if self._positive is not None:
+            return classes.index(self._positive)
+        return min(1, max(len(classes) - 1, 0))
+
+    @property
+    def k(self) -> int:
+        """How many classes."""
+        return max(len(self.classes), 1)
+
+    def row_array(self, name: str) -> np.ndarray:
+        """Per-row pieces of the probability metrics, computed once."""
+        if name in self._rows:
+            return self._rows[name]
+        proba = self.proba
+        assert proba is not None
+        n = self.n
+        y = self.y
+        if name == "log_loss":
+            taken = proba[np.arange(n), y] if n else np.zeros(0)
+            out = -np.log(np.clip(taken, _EPS, 1 - _EPS))
+        elif name == "brier":
+            if self.kind == "binary":
+                out = (proba[:, self.positive] - (y == self.positive)) ** 2
+            else:
+                onehot = np.zeros_like(proba)
+                onehot[np.arange(n), y] = 1.0
+                out = ((proba - onehot) ** 2).sum(axis=1)
+        elif name == "ece_gap":
+            out = (proba.argmax(axis=1) == y).astype(np.float64) - proba.max(axis=1)
+        elif name == "ece_bin":
+            confidence = proba.max(axis=1)
+            out = np.minimum((confidence * ECE_BINS).astype(np.int64), ECE_BINS - 1)
+        else:  # pragma: no cover - internal names only
+            raise KeyError(name)
+        self._rows[name] = out
+        return out
+
+
+def _encode(labels: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Distinct labels as strings, and each row's index into them (a hash pass, no sort)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    array = pa.array(labels if labels.dtype != object else labels.astype(str))
+    if array.null_count:
+        raise DataError(f"{array.null_count:,} labels are missing; every row needs one")
+    encoded = pc.dictionary_encode(array)
+    values = [str(v) for v in encoded.dictionary.to_pylist()]
+    return values, encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _divide(num: np.ndarray, den: np.ndarray, empty: float) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), empty)
+
+
+def _from_confusion(cm: np.ndarray, name: str, positive: int) -> np.ndarray:
+    """A counting metric of every cell from its confusion matrices ``cm`` (cells, K, K);
+    zero_division as scikit-learn's default (0) for precision/recall/F1, NaN for rates."""
+    n = cm.sum(axis=(1, 2)).astype(np.float64)
+    tp_k = np.diagonal(cm, axis1=1, axis2=2).astype(np.float64)
+    support = cm.sum(axis=2).astype(np.float64)  # true counts per class
+    predicted = cm.sum(axis=1).astype(np.float64)
+    if name == "count":
+        return np.asarray(n)
+    if name == "accuracy":
+        return _divide(tp_k.sum(axis=1), n, np.nan)
+    if name in {"precision", "recall", "f1", "fpr", "fnr", "fdr", "for"}:
+        tp = tp_k[:, positive]
+        fp = predicted[:, positive] - tp
+        fn = support[:, positive] - tp
+        tn = n - tp - fp - fn
+        rates: dict[str, Any] = {
+            "precision": lambda: _divide(tp, tp + fp, 0.0),
+            "recall": lambda: _divide(tp, tp + fn, 0.0),
+            "f1": lambda: _divide(2 * tp, 2 * tp + fp + fn, 0.0),
+            "fpr": lambda: _divide(fp, fp + tn, np.nan),
+            "fnr": lambda: _divide(fn, fn + tp, np.nan),
+            "fdr": lambda: _divide(fp, fp + tp, np.nan),
+            "for": lambda: _divide(fn, fn + tn, np.nan),
+        }
+        return np.asarray(rates[name]())
+    average, _, base = name.partition("_")
+    per_class = {
+        "precision": _divide(tp_k, predicted, 0.0),
+        "recall": _divide(tp_k, support, 0.0),
+        "f1": _divide(2 * tp_k, support + predicted, 0.0),
+    }[base]
+    if average == "macro":
+        # scikit-learn averages over the labels present in y_true or y_pred.
+        present = (support + predicted) > 0
+        return _divide((per_class * present).sum(axis=1), present.sum(axis=1), 0.0)
+    return _divide((per_class * support).sum(axis=1), support.sum(axis=1), 0.0)
+
+
+def per_class_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-class precision, recall, F1, support, FPR and FNR (one-vs-rest) of every cell:
+    each an array (cells, K)."""
+    n = cm.sum(axis=(1, 2)).astype(np.float64)[:, None]
+    tp = np.diagonal(cm, axis1=1, axis2=2).astype(np.float64)
+    support = cm.sum(axis=2).astype(np.float64)
+    predicted = cm.sum(axis=1).astype(np.float64)
+    fp = predicted - tp
+    fn = support - tp
+    tn = n - tp - fp - fn
+    return {
+        "support": support,
+        "precision": _divide(tp, predicted, 0.0),
+        "recall": _divide(tp, support, 0.0),
+        "f1": _divide(2 * tp, support + predicted, 0.0),
+        "fpr": _divide(fp, fp + tn, np.nan),
+        "fnr": _divide(fn, fn + tp, np.nan),
+    }
+
+
+def _ranking(
+    cells: np.ndarray, score: np.ndarray, positive: np.ndarray, n_cells: int, name: str
+) -> np.ndarray:
+    """ROC AUC (Mann-Whitney, average ranks for ties) or average precision of every cell,
+    from one sort of (cell, score)."""
+    m = len(cells)
+    out = np.full(n_cells, np.nan)
+    if not m:
+        return out
+    pos = positive.astype(np.float64)
+    p_count = np.bincount(cells, weights=pos, minlength=n_cells)
+    total = np.bincount(cells, minlength=n_cells).astype(np.float64)
+    n_count = total - p_count
+    key = score if name == "roc_auc" else -score
+    order = np.lexsort((key, cells))
+    c = cells[order]
+    s = key[order]
+    y = pos[order]
+    index = np.arange(m)
+    new_cell = np.ones(m, dtype=bool)
+    new_cell[1:] = c[1:] != c[:-1]
+    cell_start = np.maximum.accumulate(np.where(new_cell, index, 0))
+    new_group = new_cell.copy()
+    new_group[1:] |= s[1:] != s[:-1]
+    group_start = np.maximum.accumulate(np.where(new_group, index, 0))
+    last = np.empty(m, dtype=bool)
+    last[:-1] = new_group[1:]
+    last[-1] = True
+    # The end of each entry's tie group: the next group end at or after it.
+    ends = np.where(last, index, m)
+    group_end = np.minimum.accumulate(ends[::-1])[::-1]
+    if name == "roc_auc":
+        rank = (group_start + group_end) / 2.0 - cell_start + 1.0
+        rank_sum = np.bincount(c, weights=rank * y, minlength=n_cells)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            auc = (rank_sum - p_count * (p_count + 1) / 2.0) / (p_count * n_count)
+        return np.where((p_count > 0) & (n_count > 0), auc, np.nan)
+    cum_pos = np.cumsum(y)
+    before_cell = cum_pos[cell_start] - y[cell_start]
+    tps_at_end = cum_pos[group_end] - before_cell
+    rank_at_end = group_end - cell_start + 1.0
+    precision = tps_at_end / rank_at_end
+    summed = np.bincount(c, weights=y * precision, minlength=n_cells)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ap = summed / p_count
+    return np.where(p_count > 0, ap, np.nan)
+
+
+def aggregate(
+    data: Predictions,
+    rows: np.ndarray,
+    cells: np.ndarray,
+    n_cells: int,
+    names: Iterable[str],
+    *,
+    with_confusion: bool = False,
+) -> dict[str, np.ndarray]:
+    """Every metric in ``names`` for each cell; ``rows[i]`` belongs to cell ``cells[i]``.
+
+    With ``with_confusion`` the confusion matrices come back too, as ``_confusion``.
+    """
+    names = list(names)
+    out: dict[str, np.ndarray] = {}
+    count = np.bincount(cells, minlength=n_cells).astype(np.float64)
+    if data.kind == "regression":
+        assert data.values is not None and data.predicted is not None
+        y = data.values[rows]
+        err = data.predicted[rows] - y
+        for name in names:
+            if name == "count":
+                out[name] = count
+            elif name == "mae":
+                out[name] = _divide(np.bincount(cells, np.abs(err), n_cells), count, np.nan)
+            elif name == "rmse":
+                out[name] = np.sqrt(_divide(np.bincount(cells, err * err, n_cells), count, np.nan))
+            elif name == "mape":
+                ratio = np.abs(err) / np.maximum(np.abs(y), _EPS)
+                out[name] = _divide(np.bincount(cells, ratio, n_cells), count, np.nan)
+            elif name == "r2":
+                # Centred on the overall mean so the sums stay well conditioned.
+                centred = y - (data.values.mean() if data.n else 0.0)
+                s1 = np.bincount(cells, centred, n_cells)
+                s2 = np.bincount(cells, centred * centred, n_cells)
+                sst = s2 - _divide(s1 * s1, count, 0.0)
+                sse = np.bincount(cells, err * err, n_cells)
+                scale = np.maximum(s2, 1.0) * 1e-12
+                constant = sst <= scale
+                r2 = 1.0 - _divide(sse, np.where(constant, 1.0, sst), np.nan)
+                # scikit-learn's force_finite: a constant target scores 1 if fit exactly, else 0.
+                exact = sse <= scale
+                r2 = np.where(constant, np.where(exact, 1.0, 0.0), r2)
+                out[name] = np.where(count >= 2, r2, np.nan)
+            else:
+                raise UsageError(f"metric {name!r} does not apply to regression")
+        return out
+    k = data.k
+    y = data.y[rows]
+    p = data.p[rows]
+    cm = np.bincount(cells * (k * k) + y * k + p, minlength=n_cells * k * k).reshape(n_cells, k, k)
+    if with_confusion:
+        out["_confusion"] = cm
+    for name in names:
+        if name in _NEEDS_PROBA:
+            if data.proba is None:
+                out[name] = np.full(n_cells, np.nan)
+                continue
+            if name in {"log_loss", "brier"}:
+                values = data.row_array(name)[rows]
+                out[name] = _divide(np.bincount(cells, values, n_cells), count, np.nan)
+            elif name == "ece":
+                gap = data.row_array("ece_gap")[rows]
+                bins = data.row_array("ece_bin")[rows]
+                sums = np.bincount(cells * ECE_BINS + bins, gap, n_cells * ECE_BINS)
+                out[name] = _divide(
+                    np.abs(sums.reshape(n_cells, ECE_BINS)).sum(axis=1), count, np.nan
+                )
+            elif data.kind == "binary":
+                out[name] = _ranking(
+                    cells, data.proba[rows, data.positive], y == data.positive, n_cells, name
+                )
+            else:
+                # One-vs-rest, macro-averaged over the classes that have both outcomes.
+                per_class = np.stack(
+                    [_ranking(cells, data.proba[rows, j], y == j, n_cells, name) for j in range(k)]
+                )
+                with np.errstate(invalid="ignore"):
+                    valid = np.isfinite(per_class)
+                    total = np.where(valid, per_class, 0.0).sum(axis=0)
+                    out[name] = _divide(total, valid.sum(axis=0).astype(np.float64), np.nan)
+        else:
+            out[name] = _from_confusion(cm, name, data.positive)
+    return out
+
+
+def _seed_for(seed: int, key: str) -> np.random.Generator:
+    # Each group draws from its own stream: adding a slice leaves the others' intervals as
+    # they were.
+    return np.random.default_rng([seed, zlib.crc32(key.encode())])
+
+
+def bootstrap(
+    data: Predictions,
+    rows: np.ndarray,
+    names: Sequence[str],
+    *,
+    n_boot: int,
+    seed: int,
+    key: str,
+    with_confusion: bool = False,
+) -> dict[str, np.ndarray]:
+    """``n_boot`` resamples (with replacement) of ``rows``: each metric's value per draw."""
+    m = len(rows)
+    draws: dict[str, list[np.ndarray]] = {}
+    if not m or not n_boot:
+        return {}
+    rng = _seed_for(seed, key)
+    per_chunk = max(1, _CHUNK // m)
+    done = 0
+    while done < n_boot:
+        b = min(per_chunk, n_boot - done)
+        sample = rows[rng.integers(0, m, size=(b, m))].ravel()
+        cells = np.repeat(np.arange(b), m)
+        result = aggregate(data, sample, cells, b, names, with_confusion=with_confusion)
+        for name, values in result.items():
+            draws.setdefault(name, []).append(values)
+        done += b
+    return {name: np.concatenate(parts) for name, parts in draws.items()}
+
+
+def interval(draws: np.ndarray | None, level: float) -> tuple[float | None, float | None]:
+    """The percentile interval of bootstrap draws (finite ones), or (None, None)."""
+    if draws is None:
+        return None, None
+    finite = draws[np.isfinite(draws)]
+    if not finite.size:
+        return None, None
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(finite, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class SliceReport:
+    """Metrics overall and per group of one slice, in the manner of fairlearn's MetricFrame.
+
+    ``overall`` and each entry of ``by_group`` map a metric name to its estimate (with an
+    interval when bootstrapped); ``count`` is always present.
+    """
+
+    name: str
+    metrics: tuple[str, ...]
+    overall: dict[str, MetricEstimate]
+    by_group: dict[str, dict[str, MetricEstimate]]
+    n_boot: int = 0
+    level: float = 0.95
+    notes: dict[str, str] = field(default_factory=dict)
+    draws: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    """Bootstrap draws per group and metric (not part of the JSON view)."""
+
+    def value(self, group: str, metric: str) -> float:
+        """The point value of ``metric`` for ``group``."""
+        return self.by_group[group][metric].value
+
+    def difference(self, metric: str, *, min_count: int = 1) -> float:
+        """Largest minus smallest value of ``metric`` over groups with at least
+        ``min_count`` rows (NaN when fewer than two such groups)."""
+        values = [
+            g[metric].value
+            for g in self.by_group.values()
+            if g["count"].value >= min_count and np.isfinite(g[metric].value)
+        ]
+        return float(max(values) - min(values)) if len(values) >= 2 else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "name": self.name,
+            "metrics": list(self.metrics),
+            "bootstrap": self.n_boot,
+            "level": self.level,
+            "overall": {k: v.to_dict() for k, v in self.overall.items()},
+            "groups": [
+                {
+                    "value": group,
+                    "metrics": {k: v.to_dict() for k, v in values.items()},
+                    **({"note": self.notes[group]} if group in self.notes else {}),
+                }
+                for group, values in self.by_group.items()
+            ],
+        }
+
+
+def _estimates(
+    point: Mapping[str, np.ndarray],
+    index: int,
+    draws: Mapping[str, np.ndarray],
+    names: Sequence[str],
+    level: float,
+) -> dict[str, MetricEstimate]:
+    out = {}
+    for name in names:
+        low, high = interval(draws.get(name), level) if name != "count" else (None, None)
+        out[name] = MetricEstimate(float(point[name][index]), low, high)
+    return out
+
+
+def _check_metrics(data: Predictions, metrics: Sequence[str] | None) -> tuple[str, ...]:
+    known = metrics_for(data.kind, with_proba=data.proba is not None)
+    if metrics is None:
+        return known
+    every = metrics_for(data.kind)
+    bad = [m for m in metrics if m not in every]
+    if bad:
+        raise UsageError(
+            f"metric {bad[0]!r} does not apply to a {data.kind} task; metrics: {', '.join(every)}"
+        )
+    lacking = [m for m in metrics if m in _NEEDS_PROBA and data.proba is None]
+    if lacking:
+        raise UsageError(f"metric {lacking[0]!r} needs class probabilities; none were given")
+    names = list(dict.fromkeys(["count", *metrics]))
+    return tuple(names)
+
+
+def _group_codes(sensitive_features: Any, n: int) -> tuple[np.ndarray, list[str]]:
+    """Group code per row and group names ``col=value & ...`` from feature arrays."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    combined = np.zeros(n, dtype=np.int64)
+    parts: list[list[str]] = []
+    for column, array in _feature_columns(sensitive_features, n).items():
+        encoded = pc.dictionary_encode(array)
+        if isinstance(encoded, pa.ChunkedArray):
+            encoded = encoded.combine_chunks()
+        names = [str(v) for v in encoded.dictionary.to_pylist()] + ["(missing)"]
+        codes = pc.fill_null(encoded.indices, len(names) - 1).to_numpy(zero_copy_only=False)
+        combined = combined * len(names) + codes.astype(np.int64)
+        parts.append([f"{column}={v}" for v in names])
+    size = int(np.prod([len(names) for names in parts], dtype=np.float64)) if parts else 1
+    if size <= 4 * max(n, 1):
+        # Codes are dense enough to renumber by counting: no sort of the rows.
+        uniques = np.flatnonzero(np.bincount(combined, minlength=size))
+        renumber = np.zeros(size, dtype=np.int64)
+        renumber[uniques] = np.arange(len(uniques))
+        inverse = renumber[combined]
+    else:
+        uniques, inverse = np.unique(combined, return_inverse=True)
+    labels = []
+    for code in uniques:
+        rest = int(code)
+        pieces = []
+        for names in reversed(parts):
+            pieces.append(names[rest % len(names)])
+            rest //= len(names)
+        labels.append(" & ".join(reversed(pieces)))
+    return inverse.astype(np.int64), labels
+
+
+def slice_metrics(
+    data: Predictions,
+    *,
+    groups: Mapping[str, np.ndarray] | None = None,
+    sensitive_features: Any = None,
+    metrics: Sequence[str] | None = None,
+    name: str = "overall",
+    n_boot: int = 0,
+    seed: int = 0,
+    level: float = 0.95,
+    min_support: int = 1,
+) -> SliceReport:
+    """Metrics overall and for every group, with percentile bootstrap intervals.
+
+    Parameters
+    ----------
+    data
+        The predictions (see :meth:`Predictions.from_arrays`).
+    groups
+        Group name → boolean mask over the rows (a plan slice, from
+        :func:`mlplan.data.slice_masks`); groups may overlap.
+    sensitive_features
+        Instead of ``groups``: one array, or name → array, as fairlearn's MetricFrame takes;
+        each combination of values is a group.
+    metrics
+        Which metrics; unset: every metric of the task that the inputs allow.
+    n_boot
+        Bootstrap resamples per group (0: point estimates only). Each group draws from its
+        own seeded stream, so intervals are reproducible and independent of other groups.
+    min_support
+        Groups with fewer rows get no interval and a note saying so.
+
+    Raises
+    ------
+    UsageError
+        A metric that does not apply to the task, or both ``groups`` and
+        ``sensitive_features``.
+
+    Examples
+    --------
+    >>> data = Predictions.from_arrays([1, 0, 1, 1], [1, 0, 0, 1], kind="binary")
+    >>> report = slice_metrics(data, sensitive_features={"g": ["a", "a", "b", "b"]},
+    ...                        metrics=["accuracy"])
+    >>> {g: v["accuracy"].value for g, v in report.by_group.items()}
+    {'g=a': 1.0, 'g=b': 0.5}
+    """
+    if groups is not None and sensitive_features is not None:
+        raise UsageError("give either groups (masks) or sensitive_features, not both")
+    counting = (
+        sensitive_features is not None
+        and not n_boot
+        and metrics is not None
+        and not set(metrics) & _NEEDS_PROBA
+        and data.n > 0
+    )
+    found = _confusion_by_features(data, sensitive_features) if counting else None
+    names = _check_metrics(data, metrics)
+    n = data.n
+    by_group: dict[str, dict[str, MetricEstimate]] = {}
+    notes: dict[str, str] = {}
+    if found is not None:
+        # Counting metrics only: one GROUP BY in DuckDB (parallel hashing, no factorising);
+        # the overall confusion is the sum of the groups'.
+        matrices, labels = found
+        total = matrices.sum(axis=0, keepdims=True)
+        overall = _estimates(
+            {m: _from_confusion(total, m, data.positive) for m in names}, 0, {}, names, level
+        )
+        point = {m: _from_confusion(matrices, m, data.positive) for m in names}
+        for i, label in enumerate(labels):
+            by_group[label] = _estimates(point, i, {}, names, level)
+            if point["count"][i] < min_support:
+                notes[label] = _too_few(int(point["count"][i]), min_support)
+        return SliceReport(name, names, overall, by_group, n_boot, level, notes)
+    everything = np.arange(n)
+    overall_point = aggregate(data, everything, np.zeros(n, np.int64), 1, names)
+    overall_draws = bootstrap(data, everything, names, n_boot=n_boot, seed=seed, key=f"{name}:*")
+    overall = _estimates(overall_point, 0, overall_draws, names, level)
+    kept: dict[str, dict[str, np.ndarray]] = {}
+    if sensitive_features is not None:
+        codes, labels = _group_codes(sensitive_features, n)
+        point = aggregate(data, everything, codes, len(labels), names)
+        members: dict[str, np.ndarray] = {}
+        if n_boot:
+            order = np.argsort(codes, kind="stable")
+            bounds = np.searchsorted(codes[order], np.arange(len(labels) + 1))
+            members = {label: order[bounds[i] : bounds[i + 1]] for i, label in enumerate(labels)}
+        for i, label in enumerate(labels):
+            rows = members.get(label)
+            enough = point["count"][i] >= min_support
+            draws = (
+                bootstrap(data, rows, names, n_boot=n_boot, seed=seed, key=f"{name}:{label}")
+                if rows is not None and enough
+                else {}
+            )
+            by_group[label] = _estimates(point, i, draws, names, level)
+            kept[label] = draws
+            if not enough:
+                notes[label] = _too_few(int(point["count"][i]), min_support)
+    else:
+        for label, mask in (groups or {}).items():
+            rows = np.flatnonzero(mask)
+            point = aggregate(data, rows, np.zeros(len(rows), np.int64), 1, names)
+            enough = len(rows) >= min_support
+            draws = (
+                bootstrap(data, rows, names, n_boot=n_boot, seed=seed, key=f"{name}:{label}")
+                if enough
+                else {}
+            )
+            by_group[label] = _estimates(point, 0, draws, names, level)
+            kept[label] = draws
+            if not enough:
+                notes[label] = _too_few(len(rows), min_support)
+    if sensitive_features is not None:
+        by_group = dict(sorted(by_group.items()))
+    return SliceReport(name, names, overall, by_group, n_boot, level, notes, kept)
+
+
+def _feature_columns(sensitive_features: Any, n: int) -> dict[str, Any]:
+    import pyarrow as pa
+
+    if isinstance(sensitive_features, Mapping):
+        columns = {str(k): v for k, v in sensitive_features.items()}
+    else:
+        columns = {"group": sensitive_features}
+    out = {}
+    for column, values in columns.items():
+        array = (
+            values
+            if isinstance(values, pa.Array | pa.ChunkedArray)
+            else pa.array(np.asarray(values))
+        )
+        if len(array) != n:
+            raise DataError(
+                f"sensitive feature {column!r} has {len(array):,} values for {n:,} predictions"
+            )
+        out[column] = array
+    return out
+
+
+_LOCAL = threading.local()
+
+
+def _cursor() -> Any:
+    # Opening a DuckDB database costs ~15 ms; each thread keeps one and takes cursors of it.
+    if getattr(_LOCAL, "con", None) is None:
+        from mlplan.data._sql import sandboxed_duckdb
+
+        _LOCAL.con = sandboxed_duckdb()
+    return _LOCAL.con.cursor()
+
+
+def _confusion_by_features(
+    data: Predictions, sensitive_features: Any
+) -> tuple[np.ndarray, list[str]]:
+    """Confusion matrices (groups, K, K) and group names from one DuckDB GROUP BY over the
+    labels as they are; the classes are fixed from what it saw."""
+    import pyarrow as pa
+
+    columns = _feature_columns(sensitive_features, data.n)
+    names = list(columns)
+
+    def labels(values: np.ndarray) -> Any:
+        return pa.array(values if values.dtype != object else values.astype(str))
+
+    table = pa.table(
+        {f"f{i}": columns[c] for i, c in enumerate(names)}
+        | {"y_": labels(data._true), "p_": labels(data._pred)}
+    )
+    keys = ", ".join(f"f{i}" for i in range(len(names)))
+    cursor = _cursor()
+    try:
+        cursor.register("predictions", table)
+        rows = cursor.execute(
+            f"SELECT {keys}, y_, p_, count(*) FROM predictions GROUP BY ALL"
+        ).fetchall()
+    finally:
+        cursor.close()
+    if any(r[-3] is None or r[-2] is None for r in rows):
+        raise DataError("some labels are missing; every row needs a true and a predicted label")
+    data.resolve_from({str(r[-3]) for r in rows} | {str(r[-2]) for r in rows})
+    lookup = {c: i for i, c in enumerate(data.classes)}
+    k = data.k
+    cells: dict[str, np.ndarray] = {}
+    for row in rows:
+        label = " & ".join(
+            f"{c}={'(missing)' if v is None else v}"
+            for c, v in zip(names, row[: len(names)], strict=True)
+        )
+        matrix = cells.setdefault(label, np.zeros((k, k), dtype=np.int64))
+        matrix[lookup[str(row[-3])], lookup[str(row[-2])]] += row[-1]
+    ordered = sorted(cells)
+    stacked = np.stack([cells[g] for g in ordered]) if ordered else np.zeros((0, k, k))
+    return stacked, ordered
+
+
+def _too_few(count: int, min_support: int) -> str:
+    return (
+        f"{count:,} rows, below the minimum support of {min_support}: too few to conclude anything"
+    )
