@@ -22,6 +22,7 @@ PUBLIC_MODULES = [
     "mlplan.data",
     "mlplan.labels",
     "mlplan.modeling",
+    "mlplan.evaluation",
     "mlplan.checklist",
     "mlplan.lineage",
     "mlplan.cli",

@@ -246,10 +246,13 @@ def focus(
     """Slice values ranked by (gap to HLP, else to overall) x share of rows.
 
     The gap is oriented so that positive means the slice is worse. Whether a slice is
-    significantly worse than overall is a one-sided bootstrap test; p-values of all slice
+    significantly worse than overall is a one-sided z-test with the bootstrap standard
+    error of the slice's value; p-values of all slice
     values are adjusted together (Benjamini-Hochberg). Values below their slice's minimum
     support are listed with a warning and not tested.
     """
+    from scipy.stats import norm
+
     rows: list[dict[str, Any]] = []
     tested: list[int] = []
     p_values: list[float] = []
@@ -289,12 +292,16 @@ def focus(
             drawn = draws.get((report.name, group), {}).get(metric)
             if count < floor:
                 row["warning"] = f"{count} rows, below the slice's min_support of {floor}"
-            elif drawn is not None and drawn.size and np.isfinite(overall):
+            elif drawn is not None and np.isfinite(drawn).sum() >= 10 and np.isfinite(overall):
+                # One-sided z-test of the slice against overall, with the bootstrap's
+                # standard error (continuous p-values, unlike counting draws).
                 finite = drawn[np.isfinite(drawn)]
-                not_worse = np.sum(_oriented(metric, finite) >= _oriented(metric, overall))
-                row["p_value"] = float((1 + not_worse) / (1 + finite.size))
+                below = float(_oriented(metric, overall) - _oriented(metric, value))
+                spread = float(np.std(finite, ddof=1))
+                p = float(norm.sf(below / spread)) if spread > 0 else (0.0 if below > 0 else 1.0)
+                row["p_value"] = p
                 tested.append(len(rows))
-                p_values.append(row["p_value"])
+                p_values.append(p)
             rows.append(row)
     for index, q in zip(tested, benjamini_hochberg(p_values), strict=True):
         rows[index]["q_value"] = float(q)

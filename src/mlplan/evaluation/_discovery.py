@@ -3,10 +3,12 @@ up to three feature conditions for slices whose error is significantly above the
 
 Conditions are a categorical value (``plan = 'basic'``), a quartile range of a numeric
 column (``age in [18, 31)``) or a missing value. The search walks the lattice level by
-level: a slice that is already significant with a large enough effect is reported and not
-refined; the others are crossed with conditions on further columns. Each test is Welch's
+level, crossing each slice with conditions on further columns while it has rows enough; a
+narrower slice is reported instead of a general one only when its effect is at least twice
+as large. Each test is Welch's
 t-test of the per-row error inside the slice against outside it, one-sided; the effect size
-is Cohen's d; p-values of every slice tested are adjusted together (Benjamini-Hochberg).
+is Cohen's d; p-values are adjusted (Benjamini-Hochberg) within each level, with the false
+discovery rate split between levels.
 """
 
 from __future__ import annotations
@@ -132,6 +134,12 @@ def _welch(
     return count, mean_in, effect, p
 
 
+def _level_alpha(alpha: float, levels: int) -> list[float]:
+    if levels == 1:
+        return [alpha]
+    return [alpha / 2] + [alpha / 2 / (levels - 1)] * (levels - 1)
+
+
 def discover_slices(
     conditions: Sequence[Condition],
     error: np.ndarray,
@@ -172,8 +180,8 @@ def discover_slices(
                 "p_value": float(p[index]),
             }
             tested.append(entry)
-            # Large and significant at the raw level: reported, not refined further.
-            if not (effect[index] >= min_effect and p[index] <= alpha):
+            # Refined further when there are rows enough for a narrower slice to stand out.
+            if count[index] >= 2 * min_support:
                 expand.append((key, mask))
         if depth == max_conditions:
             break
@@ -193,19 +201,34 @@ def discover_slices(
             if len(following) >= _MAX_PER_LEVEL:
                 break
         level = following
-    q = benjamini_hochberg([t["p_value"] for t in tested])
+    # The false discovery rate is spent by level, half on single conditions and the rest
+    # shared by the deeper levels (as alpha-investing favours simple slices); the levels'
+    # rates add up to alpha, which bounds the rate over everything reported.
+    budget = _level_alpha(alpha, max_conditions)
     found = []
-    for entry, q_value in zip(tested, q, strict=True):
-        entry["q_value"] = float(q_value)
-        if q_value <= alpha and entry["effect_size"] >= min_effect:
-            found.append(entry)
-    # Drop a slice when a more general one (a subset of its conditions) was found too.
-    keys = {tuple(e["key"]) for e in found}
-    general = [
-        e
-        for e in found
-        if not any(set(other) < set(e["key"]) for other in keys if other != tuple(e["key"]))
-    ]
+    for depth in range(1, max_conditions + 1):
+        members = [t for t in tested if len(t["key"]) == depth]
+        if not members:
+            continue
+        q = benjamini_hochberg([t["p_value"] for t in members])
+        for entry, q_value in zip(members, q, strict=True):
+            entry["q_value"] = float(q_value)
+            entry["alpha"] = budget[depth - 1]
+            if q_value <= budget[depth - 1] and entry["effect_size"] >= min_effect:
+                found.append(entry)
+    # A narrower slice is kept only when it is much worse than a general one that holds it
+    # (effect at least twice as large); then the general one is dropped, as the narrow one
+    # explains it.
+    general = []
+    for e in found:
+        mine = set(e["key"])
+        parents = [o for o in found if set(o["key"]) < mine]
+        children = [o for o in found if mine < set(o["key"])]
+        if any(o["effect_size"] * 2 > e["effect_size"] for o in parents):
+            continue
+        if any(o["effect_size"] >= 2 * e["effect_size"] for o in children):
+            continue
+        general.append(e)
     general.sort(key=lambda e: (-e["effect_size"] * np.sqrt(e["share"]), e["conditions"]))
     for e in general:
         del e["key"]

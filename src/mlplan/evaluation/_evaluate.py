@@ -548,6 +548,7 @@ def _write_staged(folder: Path, files: Mapping[str, bytes]) -> dict[str, Path]:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
             handle.write(blob)
+        Path(tmp).chmod(0o644)  # mkstemp makes it private; a report is for sharing
         staged[name] = Path(tmp)
     return staged
 

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import sklearn.metrics as skm
+
+from mlplan.evaluation import Predictions, candidate_conditions, discover_slices
+from mlplan.evaluation._analysis import choose_threshold, confusions, threshold_table
+
+
+def _table(rng: np.random.Generator, n: int = 3000) -> pa.Table:
+    return pa.table(
+        {
+            "plan": rng.choice(["basic", "plus", "pro"], n),
+            "device": rng.choice(["ios", "android", "web"], n),
+            "age": rng.integers(18, 90, n),
+            "charges": pa.array(rng.normal(50, 10, n), mask=rng.random(n) < 0.05),
+        }
+    )
+
+
+def test_discovery_finds_a_planted_two_condition_slice(rng: np.random.Generator) -> None:
+    table = _table(rng)
+    plan = np.asarray(table.column("plan").to_pylist())
+    device = np.asarray(table.column("device").to_pylist())
+    planted = (plan == "pro") & (device == "web")
+    error = (rng.random(table.num_rows) < np.where(planted, 0.6, 0.1)).astype(float)
+    conditions = candidate_conditions(table, table.column_names, min_support=30)
+    texts = {c.text for c in conditions}
+    assert {"plan = 'pro'", "charges is missing", "age < 36"} <= texts
+    found = discover_slices(conditions, error, min_support=30, min_effect=0.3)
+    top = found["slices"][0]
+    assert top["conditions"] == ["plan = 'pro'", "device = 'web'"]
+    assert top["count"] == planted.sum()
+    assert top["error"] == pytest.approx(error[planted].mean())
+    assert top["q_value"] <= top["alpha"] and top["effect_size"] > 1
+    # Nothing more specific than a slice already found is reported.
+    assert not any(set(top["conditions"]) < set(other["conditions"]) for other in found["slices"])
+
+
+def test_discovery_reports_nothing_on_errors_that_do_not_depend_on_the_data(
+    rng: np.random.Generator,
+) -> None:
+    table = _table(rng)
+    error = (rng.random(table.num_rows) < 0.2).astype(float)
+    conditions = candidate_conditions(table, table.column_names, min_support=30)
+    found = discover_slices(conditions, error, min_support=30, min_effect=0.3)
+    assert found["slices"] == [] and found["tested"] > 100
+
+
+def test_the_chosen_threshold_maximises_f1_over_the_scores(rng: np.random.Generator) -> None:
+    y = rng.random(500) < 0.3
+    score = np.clip(0.4 * y + 0.6 * rng.random(500), 0, 1)
+    threshold, best = choose_threshold(score, y, "f1")
+    brute = max(skm.f1_score(y, score >= t) for t in np.unique(score))
+    assert best == pytest.approx(brute) == pytest.approx(skm.f1_score(y, score >= threshold))
+    youden, _ = choose_threshold(score, y, "youden")
+    fpr, tpr, cuts = skm.roc_curve(y, score)
+    assert youden == pytest.approx(cuts[np.argmax(tpr - fpr)])
+    table = {row["threshold"]: row for row in threshold_table(score, y, threshold)}
+    row = table[0.3]
+    assert row["precision"] == pytest.approx(skm.precision_score(y, score >= 0.3))
+    assert row["recall"] == pytest.approx(skm.recall_score(y, score >= 0.3))
+    assert threshold in table
+
+
+def test_confusions_list_the_most_frequent_mistakes_first() -> None:
+    data = Predictions.from_arrays(
+        ["cat", "cat", "cat", "dog", "dog", "emu"],
+        ["dog", "dog", "cat", "cat", "dog", "dog"],
+    )
+    found = confusions(data)
+    assert found["labels"] == ["cat", "dog", "emu"]
+    assert found["matrix"] == [[1, 2, 0], [1, 1, 0], [0, 1, 0]]
+    assert found["top"][0] == {
+        "true": "cat",
+        "predicted": "dog",
+        "count": 2,
+        "share_of_true": pytest.approx(2 / 3),
+    }

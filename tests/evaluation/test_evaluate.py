@@ -1,0 +1,318 @@
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from ruamel.yaml import YAML
+from tests.conftest import chdir, write_csv
+from tests.evaluation.conftest import churn_table, plan_text
+
+from mlplan.checklist import approve, status
+from mlplan.data import get_split, load_split, register_dataset, split_dataset
+from mlplan.errors import CheckFailedError, DataError, UsageError
+from mlplan.evaluation import clearance, evaluate, latest_evaluation, list_evaluations
+from mlplan.evaluation import raise_for_gates as gate_check
+from mlplan.lineage import lineage
+from mlplan.modeling import get_model, import_older_system, train_model
+from mlplan.workspace import Workspace
+
+Edit = Callable[[Workspace, str, str], None]
+
+
+def test_evaluation_finds_the_planted_failure_in_slices_focus_and_discovery(
+    trained: Workspace,
+) -> None:
+    result = evaluate(trained, "logistic-1")
+    r = result.report
+    assert (r["model"], r["part"], r["kind"], r["positive"]) == (
+        "logistic-1",
+        "test",
+        "binary",
+        "1",
+    )
+    region = next(s for s in r["slices"] if s["name"] == "region")
+    accuracy = {g["value"]: g["metrics"]["accuracy"] for g in region["groups"]}
+    assert min(accuracy, key=lambda v: accuracy[v]["value"]) == "region=west"
+    west = accuracy["region=west"]
+    assert west["low"] <= west["value"] <= west["high"]
+    # Where to focus: the west first, significantly worse after the correction.
+    top = r["focus"][0]
+    assert (top["slice"], top["value"], top["significant"]) == ("region", "region=west", True)
+    assert top["q_value"] <= 0.05 and top["priority"] == pytest.approx(top["gap"] * top["share"])
+    # Discovery finds it without being told.
+    found = [" and ".join(d["conditions"]) for d in r["discovery"]["slices"]]
+    assert "region = 'west'" in found
+    # Risks: the region risk fails on its gap, the monitor one waits for traffic.
+    risks = {k["id"]: k for k in r["risks"]}
+    assert risks["west-ignored"]["state"] == "failing"
+    assert "region = 'west'" in risks["west-ignored"]["discovered"]
+    assert risks["women-missed"]["state"] in {"passing", "failing"}
+    assert risks["drift"]["state"] == "unchecked"
+    gates = {g["id"]: g for g in r["gates"]}
+    assert gates["floor:region:accuracy"]["state"] == "fail"
+    assert "region=west" in gates["floor:region:accuracy"]["evidence"]
+    assert not result.passed and r["passed"] is False
+
+
+def test_the_threshold_is_chosen_on_validation_and_recorded_in_the_package(
+    trained: Workspace,
+) -> None:
+    before = get_model(trained, "logistic-1").package
+    r = evaluate(trained, "logistic-1").report
+    threshold = r["threshold"]
+    assert (threshold["criterion"], threshold["chosen_on"]) == ("f1", "valid")
+    after = get_model(trained, "logistic-1").package
+    assert after["model.onnx"] == before["model.onnx"]
+    metadata = json.loads(trained.store.artifacts.path(after["metadata.json"]).read_text())
+    assert metadata["threshold"] == threshold["value"] != 0.5
+    assert metadata["threshold_choice"]["criterion"] == "f1"
+    # The FP/FN rates are those of that threshold.
+    row = next(t for t in threshold["table"] if t["threshold"] == threshold["value"])
+    assert row["fpr"] == pytest.approx(r["overall"]["fpr"]["value"])
+    assert row["recall"] == pytest.approx(r["overall"]["recall"]["value"])
+    fixed = evaluate(trained, "logistic-1", threshold=0.5).report["threshold"]
+    assert (fixed["value"], fixed["criterion"]) == (0.5, "fixed")
+    with pytest.raises(UsageError, match=r"--threshold must be a number in \(0, 1\), f1 or youden"):
+        evaluate(trained, "logistic-1", threshold="best")
+
+
+def test_the_report_card_and_json_are_written_and_stored(trained: Workspace) -> None:
+    result = evaluate(trained, "logistic-1")
+    folder = trained.root / "reports" / "logistic-1"
+    assert set(result.files) == {
+        "evaluation.html",
+        "model-card.md",
+        "model-card.html",
+        "evaluation.json",
+    }
+    assert all(p.parent == folder and p.stat().st_mode & 0o044 for p in result.files.values())
+    html = (folder / "evaluation.html").read_text()
+    # Self-contained: inline SVG plots, nothing loaded from anywhere when opened.
+    assert html.count("<svg") >= 4 and not re.search(r"""(src|href)=["']?(https?:|//)""", html)
+    for heading in ("Gates", "Slices", "Where to focus", "Discovered slices", "Risks"):
+        assert f"<h2>{heading}</h2>" in html
+    card = (folder / "model-card.md").read_text()
+    header = YAML(typ="safe").load(card.split("---\n")[1])
+    index = header["model-index"][0]
+    assert index["name"] == "logistic-1"
+    assert index["results"][0]["dataset"] == {
+        "name": "customers@1",
+        "type": "customers",
+        "split": "test",
+    }
+    metrics = {m["type"]: m["value"] for m in index["results"][0]["metrics"]}
+    assert metrics["roc_auc"] == pytest.approx(result.report["overall"]["roc_auc"]["value"])
+    for section in ("Intended use", "Data", "Metrics", "Slices", "Limitations", "Risks"):
+        assert f"## {section}" in card
+    assert "<table>" in (folder / "model-card.html").read_text()
+    stored = latest_evaluation(trained, "logistic-1")
+    assert stored is not None
+    assert json.loads((folder / "evaluation.json").read_text()) == {
+        k: v for k, v in stored.items() if k not in {"artifacts", "run_id", "created_at"}
+    }
+    # Lineage: the evaluation run read the model and the split and wrote the report.
+    graph = lineage(trained, "logistic-1/evaluation.html")
+    inputs = {(n.kind, n.ref) for run in graph.upstream for n in run.inputs}
+    assert ("model", "logistic-1") in inputs
+
+
+def test_the_checklist_follows_the_candidates_evaluation_and_approval(
+    trained: Workspace,
+) -> None:
+    def items() -> dict[str, Any]:
+        report = status(trained)
+        return {s.item.id: s for s in report.items if s.item.stage == "Error analysis"}
+
+    before = items()
+    assert {s.state for s in before.values()} == {"missing"}
+    assert before["eval.slices"].next_step == "mlplan evaluate logistic-1"
+    evaluate(trained, "logistic-1")
+    after = items()
+    states = {k: v.state for k, v in after.items()}
+    assert states == {
+        "eval.slices": "done",
+        "eval.error_types": "done",
+        "eval.rare_classes": "done",
+        "eval.gates": "failing",
+        "eval.regressions": "not_applicable",
+        "eval.risks": "failing",
+        "eval.model_card": "done",
+    }
+    assert "FPR" in after["eval.error_types"].evidence
+    assert after["eval.gates"].next_step == (
+        "mlplan approve deploy --role ml_lead --by NAME --subject logistic-1 --note WHY"
+    )
+    assert not clearance(trained, "logistic-1").allowed
+    approve(trained, "deploy", role="ml_lead", by="Priya", subject="logistic-1", note="pilot")
+    assert items()["eval.gates"].state == "done"
+    cleared = clearance(trained, "logistic-1")
+    assert cleared.allowed and "Priya (ml_lead) approved it" in cleared.reason
+
+
+def test_cli_evaluate_gate_exits_one_naming_the_failed_gate(trained: Workspace) -> None:
+    from typer.testing import CliRunner
+
+    from mlplan.cli import app
+
+    runner = CliRunner()
+    with chdir(trained.root):
+        shown = runner.invoke(app, ["evaluate", "logistic-1", "--bootstrap", "20"])
+        assert shown.exit_code == 0, shown.output
+        assert "Where to focus" in shown.output and "floor:region:accuracy" in shown.output
+        as_json = runner.invoke(app, ["evaluate", "logistic-1", "--json", "--bootstrap", "0"])
+        assert json.loads(as_json.stdout)["bootstrap"] == 0
+        gated = runner.invoke(app, ["evaluate", "logistic-1", "--gate", "--bootstrap", "0"])
+    assert gated.exit_code == 1
+    said = " ".join(gated.output.split())
+    assert re.search(r"\d gate\(s\) failed for logistic-1: .*floor:region:accuracy", said)
+    assert "only with a recorded approval of 'deploy'" in said
+
+
+def test_bad_slices_and_metrics_are_refused_and_nothing_is_stored(
+    trained: Workspace, editor: Edit
+) -> None:
+    editor(trained, "{name: region, columns: [region]}", "{name: region, columns: [regoin]}")
+    with pytest.raises(
+        DataError, match=r"slice 'region' uses column 'regoin'.*did you mean 'region'"
+    ):
+        evaluate(trained, "logistic-1")
+    editor(trained, "{name: region, columns: [regoin]}", "{name: region, columns: [region]}")
+    editor(trained, 'where: "age >= 65"', 'where: "age >= 165"')
+    with pytest.raises(DataError, match=r"slice 'seniors' selects no rows of the test split"):
+        evaluate(trained, "logistic-1")
+    editor(trained, 'where: "age >= 165"', 'where: "age >= 65"')
+    editor(
+        trained,
+        "{slice: region, metric: accuracy, min: 0.7}",
+        "{slice: region, metric: rmse, min: 1}",
+    )
+    with pytest.raises(
+        UsageError,
+        match=r"gates.slice_floors\[0\]: metric 'rmse' does not apply to a binary task; "
+        r"metrics: count, accuracy",
+    ):
+        evaluate(trained, "logistic-1")
+    assert list_evaluations(trained) == []
+    assert not (trained.root / "reports" / "logistic-1").exists() or not any(
+        (trained.root / "reports" / "logistic-1").iterdir()
+    )
+
+
+def test_a_slice_worse_than_the_older_system_is_a_blocking_regression(
+    trained: Workspace, editor: Edit
+) -> None:
+    editor(trained, "  older_system: null", "  older_system: {name: rules-v1}")
+    editor(
+        trained,
+        "  no_regression: []",
+        "  no_regression:\n    - {metric: accuracy, against: older_system}",
+    )
+    split = get_split(trained)
+    _, table, codes = load_split(trained, split)
+    test = np.flatnonzero(codes == 2)
+    ids = np.asarray(table.column("customer_id").to_pylist())[test]
+    truth = np.asarray(table.column("churned").to_pylist())[test]
+    west = np.asarray(table.column("region").to_pylist())[test] == "west"
+    # The rules are right on every western customer and say "stays" elsewhere.
+    older = np.where(west, truth, 0)
+    path = write_csv(pa.table({"item_id": ids, "prediction": older}), trained.root / "older.csv")
+    import_older_system(trained, path)
+    r = evaluate(trained, "logistic-1").report
+    check = r["regressions"]["older_system:accuracy"]
+    flagged = {(x["slice"], x["value"]) for x in check["rows"] if x["regression"]}
+    assert ("region", "region=west") in flagged
+    west_row = next(x for x in check["rows"] if x["value"] == "region=west")
+    assert west_row["other"] == 1.0 and west_row["high"] < 0
+    gate = next(g for g in r["gates"] if g["id"] == "no_regression:older_system:accuracy")
+    assert gate["state"] == "fail" and "region region=west" in gate["evidence"]
+    item = status(trained).get("eval.regressions")
+    assert item.state == "failing" and "region region=west" in item.evidence
+
+
+def test_regression_and_multiclass_tasks(tmp_path: Path) -> None:
+    write_csv(churn_table(), tmp_path / "data" / "customers.csv")
+    text = plan_text(task="regression", target="charges").replace(
+        "slice: gender, metric: recall, max_gap: 0.5", "slice: gender, metric: mae, max_gap: 50"
+    )
+    text = text.replace(
+        "{slice: region, metric: accuracy, min: 0.7}", "{slice: region, metric: r2, min: -100}"
+    )
+    text = text.replace("metric: recall}", "metric: mae}").replace(
+        "metric: accuracy, threshold", "metric: mae, threshold"
+    )
+    (tmp_path / "mlplan.yaml").write_text(text)
+    ws = Workspace(tmp_path)
+    try:
+        register_dataset(ws, "customers")
+        split_dataset(ws, "customers", seed=1)
+        train_model(ws, family="linear")
+        r = evaluate(ws, "linear-1", n_boot=20).report
+        assert r["kind"] == "regression" and "threshold" not in r and "confusion" not in r
+        assert {"mae", "rmse", "r2", "mape"} <= set(r["overall"])
+        assert r["discovery"]["error"] == "absolute error"
+        assert status(ws).get("eval.error_types").state == "not_applicable"
+    finally:
+        ws.close()
+
+    other = tmp_path / "multi"
+    write_csv(churn_table(), other / "data" / "customers.csv")
+    text = plan_text(task="multiclass", target="region")
+    text = re.sub(
+        r"  - \{name: region, columns: \[region\]\}\n",
+        "  - {name: churned, columns: [churned]}\n",
+        text,
+    )
+    text = text.replace("slice: region, metric: accuracy", "slice: churned, metric: accuracy")
+    text = text.replace(
+        "{slice: gender, metric: recall, max_gap: 0.5}",
+        "{slice: gender, metric: macro_recall, max_gap: 1}",
+    )
+    text = text.replace(
+        "slice: region, metric: accuracy, threshold", "slice: churned, metric: accuracy, threshold"
+    )
+    text = text.replace("metric: recall}", "metric: macro_recall}")
+    text = text.replace("  rare_class_share: 0.05", "  rare_class_share: 0.2")
+    (other / "mlplan.yaml").write_text(text)
+    ws = Workspace(other)
+    try:
+        register_dataset(ws, "customers")
+        split_dataset(ws, "customers", stratify="region", seed=1)
+        train_model(ws, family="logistic")
+        r = evaluate(ws, "logistic-1", n_boot=20).report
+        assert r["kind"] == "multiclass"
+        rare = [c["class"] for c in r["per_class"] if c["rare"]]
+        assert rare == ["west"]
+        west = next(c for c in r["per_class"] if c["class"] == "west")
+        assert west["recall"]["low"] is not None and west["train_share"] < 0.2
+        assert len(r["confusion"]["matrix"]) == 4 and r["confusion"]["top"]
+        assert "rare class" in status(ws).get("eval.rare_classes").evidence
+    finally:
+        ws.close()
+
+
+def test_an_evaluation_is_stored_on_each_backend(eval_dir: Path, store_url: str) -> None:
+    ws = Workspace(eval_dir, store_url=store_url)
+    try:
+        register_dataset(ws, "customers")
+        split_dataset(ws, "customers", stratify="churned", seed=1)
+        train_model(ws, family="logistic")
+        evaluate(ws, "logistic-1", n_boot=10)
+        stored = latest_evaluation(ws)
+        assert stored is not None and stored["model"] == "logistic-1"
+        assert set(stored["artifacts"]) == {
+            "evaluation.html",
+            "model-card.md",
+            "model-card.html",
+            "evaluation.json",
+        }
+        with pytest.raises(CheckFailedError, match=r"floor:region:accuracy"):
+            gate_check(evaluate(ws, "logistic-1", n_boot=0))
+        assert len(list_evaluations(ws, "logistic-1")) == 2
+    finally:
+        ws.close()
