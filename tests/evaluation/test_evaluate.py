@@ -244,7 +244,7 @@ def test_regression_and_multiclass_tasks(tmp_path: Path) -> None:
         "{slice: region, metric: accuracy, min: 0.7}", "{slice: region, metric: r2, min: -100}"
     )
     text = text.replace("metric: recall}", "metric: mae}").replace(
-        "metric: accuracy, threshold", "metric: mae, threshold"
+        "slice: region, metric: accuracy,\n", "slice: region, metric: mae,\n"
     )
     (tmp_path / "mlplan.yaml").write_text(text)
     ws = Workspace(tmp_path)
