@@ -64,6 +64,15 @@ step "A stronger family: gradient-boosted trees" \
   "$mlplan" train --family gbt
 step "The models against the trivial baseline, HLP and the literature (test split)" \
   "$mlplan" models compare
+step "Error analysis of the candidate: slices with intervals, FP/FN, where to focus, discovered slices, risks, gates" \
+  "$mlplan" evaluate logistic-1
+step "The gates as a CI step would run them: exit 1 when one fails" \
+  bash -c "'$mlplan' evaluate logistic-1 --gate > /dev/null || echo \"exit code \$?\""
+step "The ML lead accepts the gaps for a shadow pilot, on the record" \
+  "$mlplan" approve deploy --role ml_lead --by "Priya Patel" --subject logistic-1 \
+  --note "shadow pilot only; the ethnicity recall gap is tracked"
+step "The model card (Hugging Face format; HTML beside it, and the report)" \
+  bash -c "sed -n '1,24p' reports/logistic-1/model-card.md; ls reports/logistic-1"
 step "The business owner signs off" \
   "$mlplan" approve buy_in --role business_owner --by "Dana Lee" \
   --note "call list pilot approved for Q1"
@@ -87,6 +96,8 @@ step "Fine-tune the backbone's last block with a new head" \
   "$mlplan" train --family cnn
 step "Both against the trivial baseline and the literature" \
   "$mlplan" models compare
+step "Error analysis of the fine-tuned CNN: per-class metrics, confusions, calibration" \
+  "$mlplan" evaluate cnn-2
 
 # ── A sequence project: forecasting from windows of a time-ordered column ───────────────────
 mkdir -p "$demo/sunspots" && cd "$demo/sunspots"
@@ -101,6 +112,8 @@ step "A seeded search of 12 trials for the GBT on the validation years" \
   "$mlplan" train --family gbt --tune 12
 step "The forecasts against the training mean, on the same test years" \
   "$mlplan" models compare
+step "Error analysis of the GRU: MAE per era with intervals, where the errors concentrate" \
+  "$mlplan" evaluate rnn-1
 cd "$demo"
 
 cat <<MSG
@@ -110,6 +123,7 @@ Done. Look next:
   $demo/.mlplan/store.db      the store: datasets, versions, splits, runs, approvals
   $demo/.mlplan/artifacts/    content-addressed snapshots, split assignments, label batches
   $demo/labels/               the labeling batch, its instructions, and the simulated labels
+  $demo/reports/logistic-1/   the evaluation report (HTML, opens offline), model card, JSON
   $demo/digits/, $demo/sunspots/   an image project and a sequence project, each with its store
   cd $demo && $mlplan status --json    the checklist for machines
 MSG

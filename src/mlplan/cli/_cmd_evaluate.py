@@ -102,11 +102,21 @@ def _render(r: dict[str, Any], files: dict[str, Any]) -> None:
         console.print(
             "Most frequent confusions: "
             + "; ".join(
-                f"{esc(c['true'])} → {esc(c['predicted'])} {c['count']}"
+                f"{esc(c['true'])} → {esc(c['predicted'])} ({c['count']})"
                 for c in r["confusion"]["top"][:5]
             )
         )
-    rare = [c for c in r.get("per_class") or [] if c["rare"]]
+    classes = r.get("per_class") or []
+    if r["kind"] == "multiclass" and classes:
+        worst = sorted(classes, key=lambda c: c["recall"]["value"] or 0.0)[:3]
+        console.print(
+            "Lowest recall: "
+            + "; ".join(
+                f"{esc(c['class'])} {_fmt(c['recall']['value'])} {_interval(c['recall'])}"
+                for c in worst
+            )
+        )
+    rare = [c for c in classes if c["rare"]]
     for c in rare:
         console.print(
             f"Rare class {esc(c['class'])}: {c['support']} rows, recall "

@@ -45,8 +45,12 @@ def _header(ws: Workspace, model: Any, info: Any, report: dict[str, Any]) -> str
         for name, m in report["overall"].items()
         if name != "count" and m.get("value") is not None
     ]
+    license_text = spec.license if spec and spec.license else None
+    # The header wants a license id; free text (e.g. "internal use only") goes in license_name.
+    spdx = license_text is not None and " " not in license_text.strip()
     data: dict[str, Any] = {
-        "license": (spec.license if spec and spec.license else "other"),
+        "license": license_text.strip().lower() if spdx and license_text else "other",
+        **({"license_name": license_text} if license_text and not spdx else {}),
         "library_name": "onnx",
         "tags": ["mlplan", task_type, model.family],
         "datasets": [info.ref],

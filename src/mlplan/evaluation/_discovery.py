@@ -57,6 +57,7 @@ def candidate_conditions(
         if missing.sum() >= min_support:
             out.append(Condition(name, f"{name} is missing", missing))
         numeric = pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+        quote = not numeric
         values = None
         if numeric:
             values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
@@ -97,7 +98,8 @@ def candidate_conditions(
         for count, value in pairs[:_MAX_VALUES]:
             if count < min_support:
                 break
-            out.append(Condition(name, f"{name} = {value!r}", as_numpy == value))
+            shown = repr(value) if quote else value
+            out.append(Condition(name, f"{name} = {shown}", as_numpy == value))
     return out
 
 
