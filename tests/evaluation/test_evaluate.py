@@ -168,6 +168,9 @@ def test_cli_evaluate_gate_exits_one_naming_the_failed_gate(trained: Workspace) 
         as_json = runner.invoke(app, ["evaluate", "logistic-1", "--json", "--bootstrap", "0"])
         assert json.loads(as_json.stdout)["bootstrap"] == 0
         gated = runner.invoke(app, ["evaluate", "logistic-1", "--gate", "--bootstrap", "0"])
+        neither = runner.invoke(app, ["evaluate"])
+        assert neither.exit_code == 2
+        assert "name a MODEL to evaluate, or give --predictions FILE" in neither.output
     assert gated.exit_code == 1
     said = " ".join(gated.output.split())
     assert re.search(r"\d gate\(s\) failed for logistic-1: .*floor:region:accuracy", said)
@@ -316,3 +319,45 @@ def test_an_evaluation_is_stored_on_each_backend(eval_dir: Path, store_url: str)
         assert len(list_evaluations(ws, "logistic-1")) == 2
     finally:
         ws.close()
+
+
+def test_predictions_made_elsewhere_are_evaluated_like_a_model(trained: Workspace) -> None:
+    from mlplan.evaluation import evaluate_predictions
+
+    split = get_split(trained)
+    _, table, codes = load_split(trained, split)
+    test = np.flatnonzero(codes == 2)
+    ids = np.asarray(table.column("customer_id").to_pylist())[test]
+    truth = np.asarray(table.column("churned").to_pylist())[test]
+    rng = np.random.default_rng(0)
+    guess = np.where(rng.random(len(test)) < 0.8, truth, 1 - truth)
+    score = np.clip(0.6 * guess + 0.4 * rng.random(len(test)), 0, 1)
+    path = write_csv(
+        pa.table({"item_id": ids, "prediction": guess, "0": 1 - score, "1": score}),
+        trained.root / "vendor.csv",
+    )
+    r = evaluate_predictions(trained, "vendor.csv", n_boot=20).report
+    assert (r["model"], r["family"], r["source"]["path"]) == ("vendor", "external", "vendor.csv")
+    import sklearn.metrics as skm
+
+    assert r["overall"]["accuracy"]["value"] == pytest.approx(skm.accuracy_score(truth, guess))
+    assert r["overall"]["roc_auc"]["value"] == pytest.approx(skm.roc_auc_score(truth, score))
+    assert (trained.root / "reports" / "vendor" / "model-card.md").read_text().count(
+        "Predictions made elsewhere"
+    ) == 1
+    # Ids that do not match the split are named, and nothing is stored.
+    before = len(list_evaluations(trained))
+    write_csv(
+        pa.table({"item_id": [*ids[1:], 99999, ids[2]], "prediction": [*guess[1:], 0, 0]}),
+        path,
+    )
+    with pytest.raises(
+        DataError,
+        match=rf"vendor.csv: the item_ids do not match the split: 1 of the {len(ids)} test rows "
+        rf"have no prediction \(e.g. {ids[0]}\); 1 item_ids are not test rows of "
+        rf"customers@1/s1 \(e.g. 99999\); 1 item_ids repeat \(e.g. {ids[2]}\)",
+    ):
+        evaluate_predictions(trained, path)
+    assert len(list_evaluations(trained)) == before
+    with pytest.raises(UsageError, match=r"'logistic-1' is a registered model"):
+        evaluate_predictions(trained, path, name="logistic-1")

@@ -35,7 +35,21 @@ def _state(state: str) -> str:
 
 @app.command()
 def evaluate(
-    model: Annotated[str, typer.Argument(help="The model to evaluate, e.g. gbt-1.")],
+    model: Annotated[str | None, typer.Argument(help="The model to evaluate, e.g. gbt-1.")] = None,
+    predictions: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead of a model: a file of predictions made elsewhere (item_id, "
+            "prediction, optionally a probability column per class)."
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="With --predictions: their name (default: file stem).")
+    ] = None,
+    on: Annotated[
+        str | None,
+        typer.Option(help="With --predictions: the split, e.g. customers@2/s1 (default: newest)."),
+    ] = None,
     split: Annotated[
         Literal["test", "valid", "train"],
         typer.Option(help="Which rows of the model's split to evaluate on."),
@@ -67,12 +81,26 @@ def evaluate(
     """Metrics overall and per slice with intervals, error types, rare classes, where to
     focus, regressions, discovered slices, risks and gates; writes the HTML report, the
     model card and JSON, and stores them as evidence."""
+    from mlplan.errors import UsageError
     from mlplan.evaluation import evaluate as run_evaluation
-    from mlplan.evaluation import raise_for_gates
+    from mlplan.evaluation import evaluate_predictions, raise_for_gates
 
-    result = run_evaluation(
-        workspace(project), model, part=split, threshold=threshold, n_boot=boot, seed=seed, out=out
-    )
+    if (model is None) == (predictions is None):
+        raise UsageError("name a MODEL to evaluate, or give --predictions FILE (not both)")
+    ws = workspace(project)
+    if predictions is not None:
+        if threshold is not None:
+            raise UsageError("--threshold applies to a model; predictions come with their labels")
+        result = evaluate_predictions(
+            ws, predictions, name=name, split=on, part=split, n_boot=boot, seed=seed, out=out
+        )
+    else:
+        if name is not None or on is not None:
+            raise UsageError("--name and --on go with --predictions")
+        assert model is not None
+        result = run_evaluation(
+            ws, model, part=split, threshold=threshold, n_boot=boot, seed=seed, out=out
+        )
     if json:
         print_json(result.to_dict())
     else:

@@ -44,6 +44,7 @@ __all__ = [
     "Evaluation",
     "clearance",
     "evaluate",
+    "evaluate_predictions",
     "latest_evaluation",
     "list_evaluations",
     "raise_for_gates",
@@ -192,7 +193,9 @@ def _predict(
     return _Prediction(data, rows, ids, chosen)
 
 
-def _discovery_columns(ws: Workspace, info: Any, model: Any, table: pa.Table) -> list[str]:
+def _discovery_columns(
+    ws: Workspace, info: Any, spec: dict[str, Any], table: pa.Table
+) -> list[str]:
     from mlplan.data import effective_metadata
 
     plan = ws.plan
@@ -219,7 +222,10 @@ def _discovery_columns(ws: Workspace, info: Any, model: Any, table: pa.Table) ->
         "sha256",
         "label",
     }
-    spec = model.features
+    if not spec and info.format != "images":
+        from mlplan.modeling import select_features
+
+        spec = select_features(ws, info).to_dict()
     wanted = [*spec.get("numeric", []), *spec.get("categorical", [])]
     for s in plan.slices:
         wanted.extend(s.referenced_columns)
@@ -274,7 +280,7 @@ def _hlp_references(
 
 def _regression_checks(
     ws: Workspace,
-    model: Any,
+    split_ref: str,
     prediction: _Prediction,
     part: str,
     masks: Mapping[str, Mapping[str, np.ndarray]],
@@ -294,7 +300,7 @@ def _regression_checks(
     older = None
     if part == "test" and plan.baselines.older_system is not None:
         older = older_system_predictions(
-            ws, model.split, prediction.ids, data.classes if data.kind != "regression" else None
+            ws, split_ref, prediction.ids, data.classes if data.kind != "regression" else None
         )
     support = {s.name: s.min_support for s in plan.slices}
     for against, metric, tolerance in rules:
@@ -394,23 +400,193 @@ def evaluate(
     UsageError
         A gate or risk whose metric does not apply to the task.
     """
-    from mlplan.data import all_slice_masks, get_split, load_split
+    from mlplan.data import get_split, load_split
     from mlplan.modeling import get_model
-    from mlplan.modeling._inputs import target_column, target_kind, target_values
+    from mlplan.modeling._inputs import target_column, target_kind
 
-    if part not in _PARTS:
-        raise UsageError(f"--split must be train, valid or test; got {part!r}")
-    plan = ws.plan
-    spec = plan.evaluation
-    boot = spec.bootstrap if n_boot is None else n_boot
-    if boot < 0:
-        raise UsageError(f"--bootstrap must be 0 or more; got {boot}")
+    boot = _check_options(ws, part, n_boot)
     info_model = get_model(ws, model)
     split_info = get_split(ws, info_model.split)
     info, table, codes = load_split(ws, split_info)
     column = table.column(target_column(ws, info))
-    kind = "classification" if info.format == "images" else target_kind(plan.task, column)
+    kind = "classification" if info.format == "images" else target_kind(ws.plan.task, column)
     prediction = _predict(ws, info_model, info, table, codes, kind, part, threshold)
+    subject = _Subject(
+        info_model.name, info_model.family, info_model.split, info_model.features, info_model
+    )
+    return _analyse(
+        ws, subject, split_info, info, table, codes, kind, prediction, part, boot, seed, out
+    )
+
+
+def evaluate_predictions(
+    ws: Workspace,
+    predictions: str | Path,
+    *,
+    name: str | None = None,
+    split: str | None = None,
+    part: Part = "test",
+    n_boot: int | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+) -> Evaluation:
+    """Evaluate predictions made elsewhere (another team's model, the older system) on the
+    ``part`` rows of a split, exactly as a registered model is evaluated.
+
+    Parameters
+    ----------
+    predictions
+        CSV, Parquet or JSONL with ``item_id`` (the dataset's id column, else the row
+        number), ``prediction`` and, for classifiers, optionally one probability column
+        per class.
+    name
+        What to call them in the store and the report (default: the file's stem).
+    split
+        The split (default: the newest).
+
+    Raises
+    ------
+    DataError
+        Item ids that do not match the split's rows (missing, unknown or repeated ones are
+        named), or a file without item_id / prediction.
+    UsageError
+        A name that is not a valid name or that a registered model already has.
+    """
+    from mlplan.data import get_split, load_split
+    from mlplan.modeling import list_models, read_predictions
+    from mlplan.modeling._inputs import target_column, target_kind, target_values
+    from mlplan.plan import NAME_PATTERN
+    from mlplan.store import sha256_file
+
+    boot = _check_options(ws, part, n_boot)
+    path = ws.resolve(predictions)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file of predictions")
+    name = name or path.stem
+    if not NAME_PATTERN.match(name):
+        raise UsageError(
+            f"--name {name!r} must start with a letter and hold only letters, digits, "
+            "'_', '.' or '-'"
+        )
+    if any(m.name == name for m in list_models(ws)):
+        raise UsageError(f"{name!r} is a registered model; give these predictions another --name")
+    given = read_predictions(path)
+    split_info = get_split(ws, split)
+    info, table, codes = load_split(ws, split_info)
+    column = table.column(target_column(ws, info))
+    kind = "classification" if info.format == "images" else target_kind(ws.plan.task, column)
+    known = ~np.asarray(pc.is_null(column).to_numpy(zero_copy_only=False))
+    rows = np.flatnonzero((codes == _PARTS[part]) & known)
+    if not rows.size:
+        raise DataError(f"the {part} split of {split_info.ref} has no rows with a known target")
+    ids = _row_ids(ws, info, table, rows)
+    item_ids = [str(v) for v in given.column("item_id").to_pylist()]
+    position: dict[str, int] = {}
+    repeated = []
+    for i, item in enumerate(item_ids):
+        if item in position:
+            repeated.append(item)
+        position[item] = i
+    wanted = set(ids)
+    missing = [i for i in ids if i not in position]
+    unknown = [i for i in item_ids if i not in wanted]
+    if missing or unknown or repeated:
+        problems = []
+        if missing:
+            problems.append(
+                f"{len(missing):,} of the {len(ids):,} {part} rows have no prediction "
+                f"(e.g. {', '.join(missing[:3])})"
+            )
+        if unknown:
+            problems.append(
+                f"{len(unknown):,} item_ids are not {part} rows of {split_info.ref} "
+                f"(e.g. {', '.join(unknown[:3])})"
+            )
+        if repeated:
+            problems.append(f"{len(repeated):,} item_ids repeat (e.g. {', '.join(repeated[:3])})")
+        raise DataError(
+            f"{path}: the item_ids do not match the split: {'; '.join(problems)}. "
+            "Predict every row of the split once, keyed by the dataset's id column"
+        )
+    order = np.asarray([position[i] for i in ids])
+    y_all = target_values(column, kind)
+    values = given.column("prediction").to_pylist()
+    if kind == "regression":
+        try:
+            predicted = np.asarray([float(values[i]) for i in order])
+        except (TypeError, ValueError):
+            raise DataError(f"{path}: prediction must be numbers for a regression task") from None
+        data = Predictions.from_arrays(y_all[rows], predicted, kind="regression")
+    else:
+        classes = sorted({str(v) for v in y_all[np.flatnonzero((codes == 0) & known)]})
+        predicted = np.asarray([str(values[i]) for i in order], dtype=object)
+        proba = None
+        if classes and all(c in given.column_names for c in classes):
+            proba = np.column_stack(
+                [
+                    pc.cast(given.column(c), pa.float64()).to_numpy(zero_copy_only=False)
+                    for c in classes
+                ]
+            )[order]
+        positive = ws.plan.positive_class if ws.plan.positive_class in classes else None
+        data = Predictions.from_arrays(
+            y_all[rows], predicted, kind="binary", proba=proba, classes=classes, positive=positive
+        )
+    subject = _Subject(
+        name,
+        "external",
+        split_info.ref,
+        {},
+        None,
+        {"path": ws.relative(path), "sha256": sha256_file(path).sha256},
+    )
+    prediction = _Prediction(data, rows, ids, None)
+    return _analyse(
+        ws, subject, split_info, info, table, codes, kind, prediction, part, boot, seed, out
+    )
+
+
+def _check_options(ws: Workspace, part: str, n_boot: int | None) -> int:
+    if part not in _PARTS:
+        raise UsageError(f"--split must be train, valid or test; got {part!r}")
+    boot = ws.plan.evaluation.bootstrap if n_boot is None else n_boot
+    if boot < 0:
+        raise UsageError(f"--bootstrap must be 0 or more; got {boot}")
+    return boot
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """What is evaluated: a registered model, or predictions made elsewhere (a file)."""
+
+    name: str
+    family: str
+    split: str
+    features: dict[str, Any]
+    model: Any | None = None
+    source: dict[str, Any] | None = None
+
+
+def _analyse(
+    ws: Workspace,
+    subject: _Subject,
+    split_info: Any,
+    info: Any,
+    table: pa.Table,
+    codes: np.ndarray,
+    kind: str,
+    prediction: _Prediction,
+    part: str,
+    boot: int,
+    seed: int,
+    out: str | Path | None,
+) -> Evaluation:
+    from mlplan.data import all_slice_masks
+    from mlplan.modeling._inputs import target_column, target_values
+
+    plan = ws.plan
+    spec = plan.evaluation
+    column = table.column(target_column(ws, info))
     data = prediction.data
     rows = prediction.rows
     level = spec.confidence
@@ -463,8 +639,8 @@ def evaluate(
     )
 
     report: dict[str, Any] = {
-        "model": info_model.name,
-        "family": info_model.family,
+        "model": subject.name,
+        "family": subject.family,
         "task": plan.task,
         "kind": data.kind,
         "split": split_info.ref,
@@ -514,11 +690,11 @@ def evaluate(
         assert data.values is not None and data.predicted is not None
         error = np.abs(data.predicted - data.values)
     report["regressions"] = _regression_checks(
-        ws, info_model, prediction, part, masks, focus_metric
+        ws, subject.split, prediction, part, masks, focus_metric
     )
 
     discovery = spec.discovery
-    columns = _discovery_columns(ws, info, info_model, evaluated)
+    columns = _discovery_columns(ws, info, subject.features, evaluated)
     conditions = candidate_conditions(evaluated, columns, min_support=discovery.min_support)
     found = discover_slices(
         conditions,
@@ -535,7 +711,9 @@ def evaluate(
     report["risks"] = judge_risks(plan, data.kind, overall, reports, found["slices"])
     report["gates"] = judge_gates(plan, data.kind, overall, reports, report["regressions"])
     report["passed"] = not any(g["state"] == "fail" for g in report["gates"])
-    return _store(ws, info_model, split_info, info, report, prediction, out)
+    if subject.source is not None:
+        report["source"] = subject.source
+    return _store(ws, subject, split_info, info, report, out)
 
 
 # -- storing -------------------------------------------------------------------------------------
@@ -555,11 +733,10 @@ def _write_staged(folder: Path, files: Mapping[str, bytes]) -> dict[str, Path]:
 
 def _store(
     ws: Workspace,
-    model: Any,
+    subject: _Subject,
     split_info: Any,
     info: Any,
     report: dict[str, Any],
-    prediction: _Prediction,
     out: str | Path | None,
 ) -> Evaluation:
     from mlplan.checklist import list_approvals
@@ -568,9 +745,12 @@ def _store(
 
     plan = ws.plan
     report = json_safe(report)
-    approvals = [a.to_dict() for a in list_approvals(ws, OVERRIDE_GATE) if a.subject == model.name]
+    model = subject.model
+    approvals = [
+        a.to_dict() for a in list_approvals(ws, OVERRIDE_GATE) if a.subject == subject.name
+    ]
     report["approvals"] = approvals
-    card_md, card_html = model_card(ws, model, info, report)
+    card_md, card_html = model_card(ws, subject, info, report)
     html = render_report(report)
     payload = json.dumps(report, indent=1, allow_nan=False).encode()
     blobs = {
@@ -579,7 +759,7 @@ def _store(
         "model-card.html": card_html.encode(),
         "evaluation.json": payload,
     }
-    folder = Path(out) if out is not None else ws.root / "reports" / model.name
+    folder = Path(out) if out is not None else ws.root / "reports" / subject.name
     if not folder.is_absolute():
         folder = ws.root / folder
     staged = _write_staged(folder, blobs)
@@ -593,7 +773,7 @@ def _store(
             job="evaluate",
             root=ws.root,
             parameters={
-                "model": model.name,
+                "model": subject.name,
                 "split": split_info.ref,
                 "part": report["part"],
                 "bootstrap": report["bootstrap"],
@@ -601,16 +781,19 @@ def _store(
                 "threshold": (report.get("threshold") or {}).get("value"),
             },
         )
-        run.input("model", model.name, sha256=model.package["model.onnx"])
+        if model is not None:
+            run.input("model", model.name, sha256=model.package["model.onnx"])
+        if subject.source is not None:
+            run.input("file", subject.source["path"], sha256=subject.source["sha256"])
         run.input("split", split_info.ref, sha256=split_info.artifact_sha256)
         stored = {}
         for name, blob in blobs.items():
             ref = artifacts.put_bytes(blob)
             ArtifactStore.register(session, ref, kind=f"evaluation:{name}", media_type=_media(name))
             stored[name] = ref.sha256
-            run.output("report", f"{model.name}/{name}", sha256=ref.sha256)
+            run.output("report", f"{subject.name}/{name}", sha256=ref.sha256)
         threshold = report.get("threshold")
-        if threshold is not None:
+        if threshold is not None and model is not None:
             record = session.scalar(
                 select(Model)
                 .join(Project, Model.project_id == Project.id)
@@ -650,7 +833,7 @@ def _store(
         final = folder / name
         tmp.replace(final)
         files[name] = final
-    return Evaluation(model.name, report, files)
+    return Evaluation(subject.name, report, files)
 
 
 def _media(name: str) -> str:

@@ -9,7 +9,11 @@ from mlplan.modeling._compare import Comparison, compare_models, latest_comparis
 from mlplan.modeling._compute import feasibility, profile_package
 from mlplan.modeling._features import FeatureSet, select_features
 from mlplan.modeling._inputs import feeds_for, inputs_for
-from mlplan.modeling._older import import_older_system, older_system_predictions
+from mlplan.modeling._older import (
+    import_older_system,
+    older_system_predictions,
+    read_predictions,
+)
 from mlplan.modeling._package import run_graph
 from mlplan.modeling._tabular import (
     build_pipeline,
@@ -52,6 +56,7 @@ __all__ = [
     "older_system_predictions",
     "onnx_feeds",
     "profile_package",
+    "read_predictions",
     "run_graph",
     "score_predictions",
     "select_features",

@@ -16,7 +16,7 @@ from mlplan.errors import DataError, UsageError
 from mlplan.store import ArtifactStore, ModelReport, Project, RunRecorder, sha256_file
 from mlplan.workspace import Workspace
 
-__all__ = ["import_older_system", "older_system_predictions"]
+__all__ = ["import_older_system", "older_system_predictions", "read_predictions"]
 
 
 def _item_ids(ws: Workspace, info: Any, table: pa.Table) -> list[str]:
@@ -35,7 +35,15 @@ def _format(suffix: str) -> DataFormat:
     return "jsonl" if suffix in {"jsonl", "ndjson"} else "csv"
 
 
-def _read(path: Path) -> pa.Table:
+def read_predictions(path: Path) -> pa.Table:
+    """A file of predictions (CSV, Parquet or JSONL): ``item_id``, ``prediction`` and,
+    optionally, one probability column per class.
+
+    Raises
+    ------
+    DataError
+        A file that cannot be read, or that lacks item_id or prediction.
+    """
     table = read_table(path, _format(path.suffix))
     missing = [c for c in ("item_id", "prediction") if c not in table.column_names]
     if missing:
@@ -63,7 +71,7 @@ def import_older_system(
             "{name: ..., description: ...} to mlplan.yaml first"
         )
     path = Path(predictions)
-    table = _read(path)
+    table = read_predictions(path)
     split_info = get_split(ws, split)
     info, data, codes = load_split(ws, split_info)
     ids = _item_ids(ws, info, data)
