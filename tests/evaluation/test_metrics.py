@@ -259,3 +259,34 @@ def test_benjamini_hochberg_equals_statsmodels(rng: np.random.Generator) -> None
 
     p = rng.random(50) ** 3
     assert np.allclose(benjamini_hochberg(p), multipletests(p, method="fdr_bh")[1])
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass"])
+def test_each_bootstrap_draw_equals_scikit_learn_on_the_resampled_rows(
+    rng: np.random.Generator, kind: str
+) -> None:
+    from mlplan.evaluation._metrics import _seed_for, bootstrap
+
+    n, k = 400, (2 if kind == "binary" else 3)
+    y = rng.integers(0, k, n)
+    raw = np.round(rng.random((n, k)) + np.eye(k)[y], 1)
+    proba = raw / raw.sum(axis=1, keepdims=True)
+    data = Predictions.from_arrays(y, proba.argmax(axis=1), proba=proba, classes=list(range(k)))
+    rows = np.arange(n)
+    names = ["roc_auc", "accuracy", "log_loss"] + (["pr_auc"] if kind == "binary" else [])
+    draws = bootstrap(data, rows, names, n_boot=5, seed=3, key="k")
+    index = _seed_for(3, "k").integers(0, n, size=(5, n))
+    for b in range(5):
+        i = index[b]
+        auc = (
+            skm.roc_auc_score(y[i], proba[i, 1])
+            if kind == "binary"
+            else skm.roc_auc_score(y[i], proba[i], multi_class="ovr")
+        )
+        assert draws["roc_auc"][b] == pytest.approx(auc, abs=1e-12)
+        assert draws["accuracy"][b] == pytest.approx(skm.accuracy_score(y[i], proba[i].argmax(1)))
+        assert draws["log_loss"][b] == pytest.approx(skm.log_loss(y[i], proba[i], labels=range(k)))
+        if kind == "binary":
+            assert draws["pr_auc"][b] == pytest.approx(
+                skm.average_precision_score(y[i], proba[i, 1]), abs=1e-12
+            )

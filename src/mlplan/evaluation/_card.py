@@ -179,11 +179,12 @@ def model_card(ws: Workspace, subject: Any, info: Any, report: dict[str, Any]) -
         ]
         for row in comparison["rows"]:
             metrics: dict[str, Any] = row["metrics"]
-            value = metrics.get(comparison["primary"], {}).get("value")
-            if value is None:
-                first: dict[str, Any] = next(iter(metrics.values()), {})
-                value = first.get("value")
-            lines.append(f"| {_cell(row['name'])} | {row['kind']} | {_fmt(value)} |")
+            primary = comparison["primary"]
+            shown = primary if primary in metrics else next(iter(metrics), primary)
+            value = _fmt(metrics.get(shown, {}).get("value"))
+            if shown != primary:  # HLP from hard labels, a paper's own metric
+                value += f" ({shown})"
+            lines.append(f"| {_cell(row['name'])} | {row['kind']} | {value} |")
     lines += ["", "## Slices", ""]
     metric = report["focus_metric"]
     if report["slices"]:

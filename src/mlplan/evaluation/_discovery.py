@@ -28,6 +28,8 @@ __all__ = ["Condition", "candidate_conditions", "discover_slices"]
 
 _MAX_VALUES = 12  # categorical values per column tried as conditions
 _MAX_PER_LEVEL = 4000  # slices tested per lattice level
+_MAX_CELLS = 200_000_000  # slices x rows held at once in a level (bounded memory)
+_BLOCK = 128  # slices per matrix product
 
 
 @dataclass(frozen=True)
@@ -164,11 +166,21 @@ def discover_slices(
     ]
     seen: set[tuple[int, ...]] = set()
     for depth in range(1, max_conditions + 1):
-        level = [(key, mask) for key, mask in level if mask.sum() >= min_support][:_MAX_PER_LEVEL]
+        cap = max(1, min(_MAX_PER_LEVEL, _MAX_CELLS // max(n, 1)))
+        level = [(key, mask) for key, mask in level if mask.sum() >= min_support][:cap]
         if not level:
             break
-        masks = np.stack([mask for _, mask in level]).astype(np.float64)
-        count, mean_in, effect, p = _welch(masks, error, total, total_sq, n)
+        parts = [
+            _welch(
+                np.stack([mask for _, mask in level[start : start + _BLOCK]]).astype(np.float64),
+                error,
+                total,
+                total_sq,
+                n,
+            )
+            for start in range(0, len(level), _BLOCK)
+        ]
+        count, mean_in, effect, p = (np.concatenate(column) for column in zip(*parts, strict=True))
         expand = []
         for index, (key, mask) in enumerate(level):
             entry: dict[str, Any] = {
@@ -198,9 +210,9 @@ def discover_slices(
                     continue
                 seen.add(child)
                 following.append((child, mask & condition.mask))
-                if len(following) >= _MAX_PER_LEVEL:
+                if len(following) >= cap:
                     break
-            if len(following) >= _MAX_PER_LEVEL:
+            if len(following) >= cap:
                 break
         level = following
     # The false discovery rate is spent by level, half on single conditions and the rest

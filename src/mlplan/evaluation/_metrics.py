@@ -451,6 +451,55 @@ def _ranking(
     return np.where(p_count > 0, ap, np.nan)
 
 
+def _ranking_weighted(
+    score: np.ndarray, positive: np.ndarray, weights: np.ndarray, names: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """ROC AUC and/or average precision of each row of ``weights`` (how many times each row
+    is drawn), from one sort of the scores."""
+    order = np.argsort(score, kind="stable")
+    ranked = score[order]
+    y = positive[order].astype(np.float64)
+    w = weights[:, order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    pos = np.add.reduceat(w * y, starts, axis=1)
+    neg = np.add.reduceat(w * (1.0 - y), starts, axis=1)
+    p_total = pos.sum(axis=1)
+    n_total = neg.sum(axis=1)
+    out = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if "roc_auc" in names:
+            below = np.cumsum(neg, axis=1) - neg
+            auc = (pos * (below + 0.5 * neg)).sum(axis=1) / (p_total * n_total)
+            out["roc_auc"] = np.where((p_total > 0) & (n_total > 0), auc, np.nan)
+        if "pr_auc" in names:
+            down_pos, down_neg = pos[:, ::-1], neg[:, ::-1]  # from the highest score down
+            tps = np.cumsum(down_pos, axis=1)
+            seen = tps + np.cumsum(down_neg, axis=1)
+            precision = np.where(seen > 0, tps / np.where(seen > 0, seen, 1), 0.0)
+            ap = (down_pos * precision).sum(axis=1) / p_total
+            out["pr_auc"] = np.where(p_total > 0, ap, np.nan)
+    return out
+
+
+def _ranking_draws(
+    data: Predictions, rows: np.ndarray, weights: np.ndarray, names: Sequence[str]
+) -> dict[str, np.ndarray]:
+    proba = data.proba
+    assert proba is not None
+    y = data.y[rows]
+    if data.kind == "binary":
+        return _ranking_weighted(proba[rows, data.positive], y == data.positive, weights, names)
+    # One-vs-rest, macro-averaged over the classes that have both outcomes in the draw.
+    per_class = [_ranking_weighted(proba[rows, j], y == j, weights, names) for j in range(data.k)]
+    out = {}
+    for name in names:
+        stacked = np.stack([c[name] for c in per_class])
+        valid = np.isfinite(stacked)
+        total = np.where(valid, stacked, 0.0).sum(axis=0)
+        out[name] = _divide(total, valid.sum(axis=0).astype(np.float64), np.nan)
+    return out
+
+
 def aggregate(
     data: Predictions,
     rows: np.ndarray,
@@ -560,12 +609,22 @@ def bootstrap(
         return {}
     rng = _seed_for(seed, key)
     per_chunk = max(1, _CHUNK // m)
+    ranking = [n for n in names if n in _RANKING] if data.proba is not None else []
+    others = [n for n in names if n not in ranking]
     done = 0
     while done < n_boot:
         b = min(per_chunk, n_boot - done)
-        sample = rows[rng.integers(0, m, size=(b, m))].ravel()
+        local = rng.integers(0, m, size=(b, m))
+        sample = rows[local].ravel()
         cells = np.repeat(np.arange(b), m)
-        result = aggregate(data, sample, cells, b, names, with_confusion=with_confusion)
+        result = aggregate(data, sample, cells, b, others, with_confusion=with_confusion)
+        if ranking:
+            # A resample is a count per row: ranking metrics come from one sort of the rows
+            # and per-draw sums over tied scores, not from a sort per draw.
+            counts = np.bincount(
+                (np.arange(b)[:, None] * m + local).ravel(), minlength=b * m
+            ).reshape(b, m)
+            result |= _ranking_draws(data, rows, counts.astype(np.float64), ranking)
         for name, values in result.items():
             draws.setdefault(name, []).append(values)
         done += b
