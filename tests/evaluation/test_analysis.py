@@ -79,3 +79,16 @@ def test_confusions_list_the_most_frequent_mistakes_first() -> None:
         "count": 2,
         "share_of_true": pytest.approx(2 / 3),
     }
+
+
+def test_discovery_skips_conditions_that_hold_every_row_and_finds_a_clean_split(
+    rng: np.random.Generator,
+) -> None:
+    n = 1000
+    region = rng.choice(["north", "west"], n, p=[0.75, 0.25])
+    table = pa.table({"country": ["US"] * n, "region": region})
+    error = (region == "west").astype(float)  # the model errs on every western row, only there
+    conditions = candidate_conditions(table, table.column_names, min_support=30)
+    found = discover_slices(conditions, error, min_support=30)
+    assert [d["conditions"] for d in found["slices"]] == [["region = 'west'"]]
+    assert found["slices"][0]["effect_size"] is None and "unbounded" in found["slices"][0]["note"]

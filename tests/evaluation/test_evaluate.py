@@ -333,7 +333,8 @@ def test_predictions_made_elsewhere_are_evaluated_like_a_model(trained: Workspac
     guess = np.where(rng.random(len(test)) < 0.8, truth, 1 - truth)
     score = np.clip(0.6 * guess + 0.4 * rng.random(len(test)), 0, 1)
     path = write_csv(
-        pa.table({"item_id": ids, "prediction": guess, "0": 1 - score, "1": score}),
+        # Labels as floats (1.0) are the classes of the integer target.
+        pa.table({"item_id": ids, "prediction": guess.astype(float), "0": 1 - score, "1": score}),
         trained.root / "vendor.csv",
     )
     r = evaluate_predictions(trained, "vendor.csv", n_boot=20).report
@@ -361,3 +362,40 @@ def test_predictions_made_elsewhere_are_evaluated_like_a_model(trained: Workspac
     assert len(list_evaluations(trained)) == before
     with pytest.raises(UsageError, match=r"'logistic-1' is a registered model"):
         evaluate_predictions(trained, path, name="logistic-1")
+
+
+def test_without_intervals_tests_that_need_them_are_unchecked_not_passed(
+    trained: Workspace, editor: Edit
+) -> None:
+    editor(trained, "  older_system: null", "  older_system: {name: rules-v1}")
+    editor(
+        trained,
+        "  no_regression: []",
+        "  no_regression:\n    - {metric: accuracy, against: older_system}",
+    )
+    editor(
+        trained,
+        "    - {slice: region, metric: accuracy, min: 0.7}",
+        "    - {slice: region, metric: accuracy, min: 0.7}\n"
+        "    - {slice: gender, metric: fpr, min: 0.9}\n    - {slice: region, metric: auc, min: 1}",
+    )
+    editor(trained, "  - {id: drift,", "  - {id: vague, description: Something.}\n  - {id: drift,")
+    _, table, codes = load_split(trained, get_split(trained))
+    test = np.flatnonzero(codes == 2)
+    truth = np.asarray(table.column("churned").to_pylist())[test]
+    ids = np.asarray(table.column("customer_id").to_pylist())[test]
+    older = write_csv(
+        pa.table({"item_id": ids, "prediction": truth.astype(float)}), trained.root / "o.csv"
+    )
+    import_older_system(trained, older)  # 1.0 in the file is the class '1'
+    r = evaluate(trained, "logistic-1", n_boot=0).report
+    gates = {g["id"]: g for g in r["gates"]}
+    assert gates["no_regression:older_system:accuracy"]["state"] == "unchecked"
+    assert gates["floor:gender:fpr"]["description"] == "every gender value has fpr <= 0.9"
+    assert gates["floor:region:auc"]["state"] == "unchecked"
+    risks = {k["id"]: k for k in r["risks"]}
+    assert risks["women-missed"]["state"] == "unchecked"
+    assert risks["vague"]["state"] == "unchecked" and risks["vague"]["check"] == "none"
+    older_rows = r["regressions"]["older_system:accuracy"]["rows"]
+    assert older_rows[0]["other"] == 1.0  # the older system's labels matched the target's
+    assert status(trained).get("eval.risks").state == "failing"  # west-ignored still fails

@@ -290,3 +290,34 @@ def test_each_bootstrap_draw_equals_scikit_learn_on_the_resampled_rows(
             assert draws["pr_auc"][b] == pytest.approx(
                 skm.average_precision_score(y[i], proba[i, 1]), abs=1e-12
             )
+
+
+def test_regression_slices_by_features_and_single_class_samples(rng: np.random.Generator) -> None:
+    truth = rng.normal(size=60)
+    data = Predictions.from_arrays(truth, truth + 1.0, kind="regression")
+    report = slice_metrics(data, sensitive_features={"g": ["a", "b"] * 30}, metrics=["mae"])
+    assert report.by_group["g=a"]["mae"].value == pytest.approx(1.0)
+    # A sample holding only 0s is still binary with 1 positive, as scikit-learn assumes.
+    zeros = Predictions.from_arrays([0, 0, 0], [0, 0, 0])
+    overall = slice_metrics(zeros, metrics=["recall", "precision"]).overall
+    assert overall["recall"].value == skm.recall_score([0, 0, 0], [0, 0, 0], zero_division=0)
+    assert overall["precision"].value == 0.0
+
+
+def test_missing_labels_and_broken_probabilities_are_refused() -> None:
+    with pytest.raises(DataError, match=r"1 labels are missing; every row needs one"):
+        _ = Predictions.from_arrays(
+            np.array(["a", None, "b"], dtype=object), np.array(["a", "b", "b"], dtype=object)
+        ).y
+    with pytest.raises(DataError, match=r"1 rows have probabilities that are missing or outside"):
+        Predictions.from_arrays([0, 1], [0, 1], classes=[0, 1], proba=[[0.5, 0.5], [np.nan, 1]])
+
+
+def test_group_codes_do_not_overflow_with_many_wide_features(rng: np.random.Generator) -> None:
+    n = 3000
+    features = {f"c{i}": rng.integers(0, 20_000, n).astype(str) for i in range(5)}
+    data = Predictions.from_arrays(rng.integers(0, 2, n), rng.integers(0, 2, n), kind="binary")
+    fast = slice_metrics(data, sensitive_features=features, metrics=["accuracy"])
+    coded = slice_metrics(data, sensitive_features=features, metrics=["accuracy"], n_boot=1)
+    assert set(fast.by_group) == set(coded.by_group)
+    assert "(missing)" not in " ".join(coded.by_group)

@@ -305,7 +305,8 @@ def focus(
             rows.append(row)
     for index, q in zip(tested, benjamini_hochberg(p_values), strict=True):
         rows[index]["q_value"] = float(q)
-        rows[index]["significant"] = bool(q <= alpha and rows[index]["gap"] > 0)
+        # Significantly worse than overall (the test is one-sided), whatever the gap to HLP.
+        rows[index]["significant"] = bool(q <= alpha)
     rows.sort(key=lambda r: (-r["priority"], r["slice"], r["value"]))
     return rows
 

@@ -156,7 +156,7 @@ def model_card(ws: Workspace, subject: Any, info: Any, report: dict[str, Any]) -
     lines += [
         "",
         f"## Metrics ({report['part']} split, {report['rows']:,} rows, "
-        f"{int(report['confidence'] * 100)}% bootstrap intervals)",
+        f"{round(report['confidence'] * 100)}% bootstrap intervals)",
         "",
         "| metric | value | interval |",
         "|---|---:|---|",

@@ -131,7 +131,13 @@ def _welch(
             se2_in**2 / np.maximum(count - 1, 1) + se2_out**2 / np.maximum(rest - 1, 1)
         )
         pooled = np.sqrt((var_in + var_out) / 2)
-        effect = np.where(pooled > 0, (mean_in - mean_out) / pooled, 0.0)
+        # No spread at all (the slice errs on every row, the rest on none): an unbounded
+        # effect, reported as such.
+        effect = np.where(
+            pooled > 0,
+            (mean_in - mean_out) / np.where(pooled > 0, pooled, 1.0),
+            np.where(mean_in > mean_out, np.inf, 0.0),
+        )
     p = np.where(np.isfinite(t), stats.t.sf(t, np.where(np.isfinite(dof), dof, 1.0)), 1.0)
     # A slice that errs on every row against a rest that never does is as clear as it gets.
     p = np.where((se == 0) & (mean_in > mean_out), 0.0, p)
@@ -167,7 +173,10 @@ def discover_slices(
     seen: set[tuple[int, ...]] = set()
     for depth in range(1, max_conditions + 1):
         cap = max(1, min(_MAX_PER_LEVEL, _MAX_CELLS // max(n, 1)))
-        level = [(key, mask) for key, mask in level if mask.sum() >= min_support][:cap]
+        # A slice needs rows enough inside it and outside it to be compared with the rest.
+        level = [
+            (key, mask) for key, mask in level if min_support <= mask.sum() <= n - min_support
+        ][:cap]
         if not level:
             break
         parts = [
@@ -246,6 +255,9 @@ def discover_slices(
     general.sort(key=lambda e: (-e["effect_size"] * np.sqrt(e["share"]), e["conditions"]))
     for e in general:
         del e["key"]
+        if not np.isfinite(e["effect_size"]):
+            e["effect_size"] = None
+            e["note"] = "the error does not vary inside or outside the slice: an unbounded effect"
     return {
         "overall_error": total / n if n else float("nan"),
         "tested": len(tested),

@@ -173,8 +173,13 @@ def _predict(
         )
     metadata = _read_json(ws, model.package["metadata.json"])
     classes = [str(c) for c in metadata["classes"]]
-    positive = plan.positive_class if plan.positive_class in classes else None
+    positive = _positive(plan.positive_class, classes, model.name)
     chosen = None
+    if threshold is not None and (len(classes) != 2 or proba is None):
+        raise UsageError(
+            f"--threshold applies to a binary model with probabilities; {model.name} has "
+            f"{len(classes)} classes"
+        )
     if len(classes) == 2 and proba is not None:
         pos = classes.index(positive) if positive is not None else 1
         valid_rows = examples["valid"]
@@ -184,6 +189,8 @@ def _predict(
             assert valid_proba is not None
             valid = (valid_proba[:, pos], y_all[valid_rows] == classes[pos])
         chosen = _threshold(plan.evaluation.threshold, threshold, valid)
+        if part == "valid" and chosen.get("chosen_on") == "valid":
+            chosen["note"] = "chosen on the rows it is evaluated on: these figures are optimistic"
         decided = proba[:, pos] >= chosen["value"]
         predicted = np.where(decided, classes[pos], classes[1 - pos]).astype(object)
         positive = classes[pos]
@@ -191,6 +198,24 @@ def _predict(
         y, predicted, kind="binary", proba=proba, classes=classes, positive=positive
     )
     return _Prediction(data, rows, ids, chosen)
+
+
+def _positive(positive: str | None, classes: list[str], where: str) -> str | None:
+    if positive is None or len(classes) != 2:
+        return None
+    if positive not in classes:
+        raise DataError(
+            f"the plan's positive_class {positive!r} is not one of the classes of {where}: "
+            f"{', '.join(classes)}; fix positive_class in the plan"
+        )
+    return positive
+
+
+def _label(value: Any) -> str:
+    """A label as the target column spells it: 1.0 read from a file is the class '1'."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _discovery_columns(
@@ -285,6 +310,8 @@ def _regression_checks(
     part: str,
     masks: Mapping[str, Mapping[str, np.ndarray]],
     focus_metric: str,
+    n_boot: int,
+    seed: int,
 ) -> dict[str, Any]:
     """Per rule of the plan (and by default on the focus metric): the candidate against the
     older system and the production model."""
@@ -357,8 +384,8 @@ def _regression_checks(
                 metric=metric,
                 tolerance=tolerance,
                 min_support=support,
-                n_boot=spec.bootstrap,
-                seed=0,
+                n_boot=n_boot,
+                seed=seed,
                 level=spec.confidence,
             ),
         }
@@ -519,7 +546,16 @@ def evaluate_predictions(
         data = Predictions.from_arrays(y_all[rows], predicted, kind="regression")
     else:
         classes = sorted({str(v) for v in y_all[np.flatnonzero((codes == 0) & known)]})
-        predicted = np.asarray([str(values[i]) for i in order], dtype=object)
+        if any(values[i] is None for i in order):
+            raise DataError(f"{path}: some predictions are empty; every row needs a label")
+        predicted = np.asarray([_label(values[i]) for i in order], dtype=object)
+        known_labels = set(classes) | {str(v) for v in y_all[rows]}
+        foreign = sorted(set(predicted) - known_labels)
+        if foreign:
+            raise DataError(
+                f"{path}: predicted labels {', '.join(map(repr, foreign[:5]))} are not classes "
+                f"of {split_info.ref}; classes: {', '.join(sorted(known_labels))}"
+            )
         proba = None
         if classes and all(c in given.column_names for c in classes):
             proba = np.column_stack(
@@ -528,7 +564,7 @@ def evaluate_predictions(
                     for c in classes
                 ]
             )[order]
-        positive = ws.plan.positive_class if ws.plan.positive_class in classes else None
+        positive = _positive(ws.plan.positive_class, classes, split_info.ref)
         data = Predictions.from_arrays(
             y_all[rows], predicted, kind="binary", proba=proba, classes=classes, positive=positive
         )
@@ -657,13 +693,13 @@ def _analyse(
     }
     if data.kind != "regression":
         y_all = target_values(column, kind)
-        train_rows = np.flatnonzero(codes == 0)
-        train_labels = [str(v) for v in y_all[train_rows]]
-        train_share = (
-            {c: train_labels.count(c) / len(train_labels) for c in data.classes}
-            if train_labels
-            else None
+        known = ~np.asarray(pc.is_null(column).to_numpy(zero_copy_only=False))
+        labels, counts = np.unique(
+            y_all[np.flatnonzero((codes == 0) & known)].astype(str), return_counts=True
         )
+        seen = dict(zip(labels.tolist(), counts.tolist(), strict=True))
+        total = sum(seen.values())
+        train_share = {c: seen.get(c, 0) / total for c in data.classes} if total else None
         report["classes"] = list(data.classes)
         report["positive"] = data.classes[data.positive] if data.kind == "binary" else None
         report["confusion"] = confusions(data)
@@ -690,7 +726,7 @@ def _analyse(
         assert data.values is not None and data.predicted is not None
         error = np.abs(data.predicted - data.values)
     report["regressions"] = _regression_checks(
-        ws, subject.split, prediction, part, masks, focus_metric
+        ws, subject.split, prediction, part, masks, focus_metric, boot, seed
     )
 
     discovery = spec.discovery
@@ -793,7 +829,7 @@ def _store(
             stored[name] = ref.sha256
             run.output("report", f"{subject.name}/{name}", sha256=ref.sha256)
         threshold = report.get("threshold")
-        if threshold is not None and model is not None:
+        if threshold is not None and model is not None and report["part"] == "test":
             record = session.scalar(
                 select(Model)
                 .join(Project, Model.project_id == Project.id)
@@ -844,8 +880,12 @@ def _media(name: str) -> str:
     }[Path(name).suffix]
 
 
-def list_evaluations(ws: Workspace, model: str | None = None) -> list[dict[str, Any]]:
-    """Stored evaluations, oldest first (optionally of one model), each with its time."""
+def list_evaluations(
+    ws: Workspace, model: str | None = None, *, external: bool | None = None
+) -> list[dict[str, Any]]:
+    """Stored evaluations, oldest first, each with its time: of one model (or predictions
+    name), and only of registered models (``external=False``) or of predictions made
+    elsewhere (``True``)."""
     with ws.store.transaction() as session:
         records = session.scalars(
             select(ModelReport)
@@ -854,12 +894,17 @@ def list_evaluations(ws: Workspace, model: str | None = None) -> list[dict[str, 
             .order_by(ModelReport.created_at, ModelReport.id)
         ).all()
         out = [dict(r.report) | {"created_at": r.created_at.isoformat()} for r in records]
-    return [r for r in out if model is None or r["model"] == model]
+    return [
+        r
+        for r in out
+        if (model is None or r["model"] == model)
+        and (external is None or ("source" in r) == external)
+    ]
 
 
 def latest_evaluation(ws: Workspace, model: str | None = None) -> dict[str, Any] | None:
-    """The newest stored evaluation (of ``model``), if any."""
-    found = list_evaluations(ws, model)
+    """The newest stored evaluation of a registered model (``model``, else any), if any."""
+    found = list_evaluations(ws, model, external=False)
     return found[-1] if found else None
 
 

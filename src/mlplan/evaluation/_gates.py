@@ -102,34 +102,55 @@ def judge_gates(
             }
         )
     for i, floor in enumerate(plan.gates.slice_floors):
-        check_metric_applies(floor.metric, kind, f"gates.slice_floors[{i}]")
+        lower = floor.metric in LOWER_IS_BETTER  # then the floor is a ceiling
+        gate = {
+            "id": f"floor:{floor.slice}:{floor.metric}",
+            "kind": "slice_floor",
+            "description": f"every {floor.slice} value has {floor.metric} "
+            f"{'<=' if lower else '>='} {floor.min:g}",
+        }
         report = slices[floor.slice]
+        lacking = _lacking(floor.metric, kind, f"gates.slice_floors[{i}]", report)
+        if lacking:
+            gates.append(gate | {"state": "unchecked", "evidence": lacking})
+            continue
         minimum = support.get(floor.slice, 30)
-        below, unchecked = [], []
+        below, unchecked, judged = [], [], 0
         for group, values in report.by_group.items():
-            if values["count"].value < minimum:
+            value = values[floor.metric].value
+            if values["count"].value < minimum or not np.isfinite(value):
                 unchecked.append(group)
-            elif not _meets(floor.metric, values[floor.metric].value, floor.min):
-                below.append(f"{group} {_fmt(values[floor.metric].value)}")
-        evidence = (
-            f"below {floor.min:g}: {'; '.join(below)}"
-            if below
-            else f"every value reaches {floor.min:g}"
-        )
-        if unchecked:
-            evidence += f" ({len(unchecked)} value(s) below min_support {minimum}, not judged)"
-        gates.append(
-            {
-                "id": f"floor:{floor.slice}:{floor.metric}",
-                "kind": "slice_floor",
-                "description": f"every {floor.slice} value has {floor.metric} >= {floor.min:g}",
-                "state": "fail" if below else "pass",
-                "evidence": evidence,
-            }
-        )
+                continue
+            judged += 1
+            if not _meets(floor.metric, value, floor.min):
+                below.append(f"{group} {_fmt(value)}")
+        if below:
+            evidence = f"{'above' if lower else 'below'} {floor.min:g}: {'; '.join(below)}"
+        elif judged:
+            evidence = f"every value judged is within {floor.min:g}"
+        else:
+            evidence = f"no value of {floor.slice} has {minimum} rows and a defined {floor.metric}"
+        if unchecked and judged:
+            evidence += (
+                f" ({len(unchecked)} value(s) below min_support {minimum} or undefined, not judged)"
+            )
+        state = "fail" if below else ("pass" if judged else "unchecked")
+        gates.append(gate | {"state": state, "evidence": evidence})
     for i, gap in enumerate(plan.gates.max_gaps):
-        check_metric_applies(gap.metric, kind, f"gates.max_gaps[{i}]")
         report = slices[gap.slice]
+        lacking = _lacking(gap.metric, kind, f"gates.max_gaps[{i}]", report)
+        if lacking:
+            gates.append(
+                {
+                    "id": f"gap:{gap.slice}:{gap.metric}",
+                    "kind": "max_gap",
+                    "description": f"{gap.metric} differs by at most {gap.max_gap:g} across "
+                    f"{gap.slice}",
+                    "state": "unchecked",
+                    "evidence": lacking,
+                }
+            )
+            continue
         minimum = support.get(gap.slice, 30)
         value = report.difference(gap.metric, min_count=minimum)
         state = (
@@ -164,6 +185,15 @@ def judge_gates(
             gates.append(gate | {"state": "unchecked", "evidence": reason})
             continue
         worse = [r for r in found["rows"] if r["regression"]]
+        if not any(r["low"] is not None for r in found["rows"]):
+            gates.append(
+                gate
+                | {
+                    "state": "unchecked",
+                    "evidence": "no bootstrap intervals (bootstrap: 0) to test a regression with",
+                }
+            )
+            continue
         gates.append(
             gate
             | {
@@ -179,6 +209,15 @@ def judge_gates(
             }
         )
     return gates
+
+
+def _lacking(metric: str, kind: str, where: str, report: SliceReport) -> str | None:
+    """Why ``metric`` cannot be judged per slice value (None when it can)."""
+    if not check_metric_applies(metric, kind, where):
+        return f"mlplan does not compute {metric!r} per slice"
+    if metric not in report.metrics:
+        return f"{metric} needs class probabilities, which these predictions lack"
+    return None
 
 
 def judge_risks(
@@ -201,8 +240,18 @@ def judge_risks(
             check_metric_applies(metric, kind, f"risks[{i}]", sliced=risk.slice is not None)
         if risk.slice is not None:
             report = slices[risk.slice]
-            metric = metric if metric in report.metrics else _default_metric(report)
             minimum = support.get(risk.slice, 30)
+            if metric is not None and metric not in report.metrics:
+                out.append(
+                    entry
+                    | {
+                        "check": f"{metric} across {risk.slice}",
+                        "state": "unchecked",
+                        "evidence": f"{metric} is not computed per slice for these predictions",
+                    }
+                )
+                continue
+            metric = metric or _default_metric(report)
             entry["check"] = f"{metric} across {risk.slice}"
             if risk.threshold is not None:
                 gap = report.difference(metric, min_count=minimum)
@@ -216,6 +265,12 @@ def judge_risks(
                         "state": "passing" if gap <= risk.threshold else "failing",
                         "evidence": f"gap {_fmt(gap)} (limit {risk.threshold:g})",
                     }
+            elif not report.n_boot:
+                entry |= {
+                    "state": "unchecked",
+                    "evidence": "no threshold, and no bootstrap intervals (bootstrap: 0) to "
+                    "test the slice values against overall",
+                }
             else:
                 worse = _significantly_worse(report, metric, minimum)
                 entry |= {
@@ -241,6 +296,12 @@ def judge_risks(
                     "state": "passing" if _meets(metric, value, risk.threshold) else "failing",
                     "evidence": f"{metric} {_fmt(value)} (threshold {risk.threshold:g})",
                 }
+        elif risk.monitor is None:
+            entry |= {
+                "check": "none",
+                "state": "unchecked",
+                "evidence": "the risk names no slice, metric or monitor to check it with",
+            }
         else:
             entry |= {
                 "check": f"monitor {risk.monitor}",

@@ -193,6 +193,12 @@ class Predictions:
                     f"probabilities must have one row per prediction and one column per class "
                     f"({len(y_true)} x {width}); got shape {proba.shape}"
                 )
+            bad = np.flatnonzero(~np.all(np.isfinite(proba) & (proba >= 0) & (proba <= 1), 1))
+            if bad.size:
+                raise DataError(
+                    f"{bad.size:,} rows have probabilities that are missing or outside [0, 1] "
+                    f"(e.g. row {bad[0]}: {proba[bad[0]].tolist()})"
+                )
         if positive is not None and names is not None and str(positive) not in names:
             raise DataError(
                 f"positive class {positive!r} is not one of the classes {', '.join(names)}"
@@ -209,8 +215,16 @@ class Predictions:
     # -- labels, resolved on first use --------------------------------------------------------
 
     def _resolve(self, seen: Iterable[str]) -> list[str]:
+        seen = set(seen)
         given = list(self._given or [])
-        extra = sorted(set(seen) - set(given))
+        if self._given is None:
+            # 0/1 and False/True labels are binary even when a sample shows only one of them
+            # (scikit-learn's default positive label is 1).
+            for pair in (["0", "1"], ["False", "True"]):
+                if seen <= set(pair):
+                    given = pair
+                    self._given = pair
+        extra = sorted(seen - set(given))
         if self._given is None:
             given, extra = extra, []
         self._classes = given + extra
@@ -297,6 +311,12 @@ class Predictions:
         """How many classes."""
         return max(len(self.classes), 1)
 
+    @property
+    def scored(self) -> int:
+        """How many classes have a probability column of their own (the model's classes;
+        labels outside them are not ranked)."""
+        return len(self._given) if self._given is not None else self.k
+
     def row_array(self, name: str) -> np.ndarray:
         """Per-row pieces of the probability metrics, computed once."""
         if name in self._rows:
@@ -331,7 +351,12 @@ def _encode(labels: np.ndarray) -> tuple[list[str], np.ndarray]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    array = pa.array(labels if labels.dtype != object else labels.astype(str))
+    if labels.dtype == object:
+        missing = sum(v is None or (isinstance(v, float) and v != v) for v in labels)
+        if missing:
+            raise DataError(f"{missing:,} labels are missing; every row needs one")
+        labels = labels.astype(str)
+    array = pa.array(labels)
     if array.null_count:
         raise DataError(f"{array.null_count:,} labels are missing; every row needs one")
     encoded = pc.dictionary_encode(array)
@@ -490,7 +515,9 @@ def _ranking_draws(
     if data.kind == "binary":
         return _ranking_weighted(proba[rows, data.positive], y == data.positive, weights, names)
     # One-vs-rest, macro-averaged over the classes that have both outcomes in the draw.
-    per_class = [_ranking_weighted(proba[rows, j], y == j, weights, names) for j in range(data.k)]
+    per_class = [
+        _ranking_weighted(proba[rows, j], y == j, weights, names) for j in range(data.scored)
+    ]
     out = {}
     for name in names:
         stacked = np.stack([c[name] for c in per_class])
@@ -531,18 +558,15 @@ def aggregate(
                 ratio = np.abs(err) / np.maximum(np.abs(y), _EPS)
                 out[name] = _divide(np.bincount(cells, ratio, n_cells), count, np.nan)
             elif name == "r2":
-                # Centred on the overall mean so the sums stay well conditioned.
-                centred = y - (data.values.mean() if data.n else 0.0)
-                s1 = np.bincount(cells, centred, n_cells)
-                s2 = np.bincount(cells, centred * centred, n_cells)
-                sst = s2 - _divide(s1 * s1, count, 0.0)
+                # Each cell centred on its own mean, as scikit-learn computes it.
+                mean = _divide(np.bincount(cells, y, n_cells), count, 0.0)
+                centred = y - mean[cells]
+                sst = np.bincount(cells, centred * centred, n_cells)
                 sse = np.bincount(cells, err * err, n_cells)
-                scale = np.maximum(s2, 1.0) * 1e-12
-                constant = sst <= scale
+                constant = sst == 0
                 r2 = 1.0 - _divide(sse, np.where(constant, 1.0, sst), np.nan)
                 # scikit-learn's force_finite: a constant target scores 1 if fit exactly, else 0.
-                exact = sse <= scale
-                r2 = np.where(constant, np.where(exact, 1.0, 0.0), r2)
+                r2 = np.where(constant, np.where(sse == 0, 1.0, 0.0), r2)
                 out[name] = np.where(count >= 2, r2, np.nan)
             else:
                 raise UsageError(f"metric {name!r} does not apply to regression")
@@ -575,7 +599,10 @@ def aggregate(
             else:
                 # One-vs-rest, macro-averaged over the classes that have both outcomes.
                 per_class = np.stack(
-                    [_ranking(cells, data.proba[rows, j], y == j, n_cells, name) for j in range(k)]
+                    [
+                        _ranking(cells, data.proba[rows, j], y == j, n_cells, name)
+                        for j in range(data.scored)
+                    ]
                 )
                 with np.errstate(invalid="ignore"):
                     valid = np.isfinite(per_class)
@@ -730,7 +757,7 @@ def _group_codes(sensitive_features: Any, n: int) -> tuple[np.ndarray, list[str]
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    combined = np.zeros(n, dtype=np.int64)
+    per_column: list[np.ndarray] = []
     parts: list[list[str]] = []
     for column, array in _feature_columns(sensitive_features, n).items():
         encoded = pc.dictionary_encode(array)
@@ -738,9 +765,21 @@ def _group_codes(sensitive_features: Any, n: int) -> tuple[np.ndarray, list[str]
             encoded = encoded.combine_chunks()
         names = [str(v) for v in encoded.dictionary.to_pylist()] + ["(missing)"]
         codes = pc.fill_null(encoded.indices, len(names) - 1).to_numpy(zero_copy_only=False)
-        combined = combined * len(names) + codes.astype(np.int64)
+        per_column.append(codes.astype(np.int64))
         parts.append([f"{column}={v}" for v in names])
-    size = int(np.prod([len(names) for names in parts], dtype=np.float64)) if parts else 1
+    size_f = float(np.prod([len(names) for names in parts], dtype=np.float64)) if parts else 1.0
+    if size_f > 2**62:
+        # Too many combinations for one integer code: group the code columns themselves.
+        uniques_2d, inverse = np.unique(np.stack(per_column), axis=1, return_inverse=True)
+        labels = [
+            " & ".join(parts[c][int(uniques_2d[c, j])] for c in range(len(parts)))
+            for j in range(uniques_2d.shape[1])
+        ]
+        return inverse.ravel().astype(np.int64), labels
+    combined = np.zeros(n, dtype=np.int64)
+    for codes, names in zip(per_column, parts, strict=True):
+        combined = combined * len(names) + codes
+    size = int(size_f)
     if size <= 4 * max(n, 1):
         # Codes are dense enough to renumber by counting: no sort of the rows.
         uniques = np.flatnonzero(np.bincount(combined, minlength=size))
@@ -810,6 +849,7 @@ def slice_metrics(
         raise UsageError("give either groups (masks) or sensitive_features, not both")
     counting = (
         sensitive_features is not None
+        and data._kind != "regression"
         and not n_boot
         and metrics is not None
         and not set(metrics) & _NEEDS_PROBA
@@ -881,7 +921,9 @@ def slice_metrics(
 def _feature_columns(sensitive_features: Any, n: int) -> dict[str, Any]:
     import pyarrow as pa
 
-    if isinstance(sensitive_features, Mapping):
+    if hasattr(sensitive_features, "columns") and hasattr(sensitive_features, "__getitem__"):
+        columns = {str(c): np.asarray(sensitive_features[c]) for c in sensitive_features.columns}
+    elif isinstance(sensitive_features, Mapping):
         columns = {str(k): v for k, v in sensitive_features.items()}
     else:
         columns = {"group": sensitive_features}

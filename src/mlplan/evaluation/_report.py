@@ -154,6 +154,16 @@ def _thresholds(report: dict[str, Any]) -> str | None:
 
 def svg_figures(report: dict[str, Any]) -> dict[str, str]:
     """The report's plots as inline SVG, by name (absent when they do not apply)."""
+    import matplotlib
+
+    out = {}
+    # Labels are data (a slice value may hold "$"): never parse them as mathtext.
+    with matplotlib.rc_context({"text.parse_math": False}):
+        out = _draw_all(report)
+    return out
+
+
+def _draw_all(report: dict[str, Any]) -> dict[str, str]:
     out = {}
     for name, draw in (
         ("confusion", _confusion),

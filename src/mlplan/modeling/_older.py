@@ -142,7 +142,14 @@ def older_system_predictions(
     if classes is None:
         predicted = np.asarray([float(values[i]) for i in order])
     else:
-        predicted = np.asarray([str(values[i]) for i in order], dtype=object)
+        # 1.0 read from a file is the class '1'.
+        predicted = np.asarray(
+            [
+                str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+                for v in (values[i] for i in order)
+            ],
+            dtype=object,
+        )
     proba = None
     if classes and all(c in table.column_names for c in classes):
         matrix = np.column_stack(
