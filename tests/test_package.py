@@ -23,6 +23,7 @@ PUBLIC_MODULES = [
     "mlplan.labels",
     "mlplan.modeling",
     "mlplan.evaluation",
+    "mlplan.serving",
     "mlplan.checklist",
     "mlplan.lineage",
     "mlplan.cli",

@@ -8,7 +8,16 @@ from mlplan.cli import (
     _cmd_labels,
     _cmd_models,
     _cmd_plan,
+    _cmd_serve,
     _cmd_status,
 )
 
-__all__ = ["_cmd_data", "_cmd_evaluate", "_cmd_labels", "_cmd_models", "_cmd_plan", "_cmd_status"]
+__all__ = [
+    "_cmd_data",
+    "_cmd_evaluate",
+    "_cmd_labels",
+    "_cmd_models",
+    "_cmd_plan",
+    "_cmd_serve",
+    "_cmd_status",
+]

@@ -15,6 +15,7 @@ from mlplan.store._store import (
 )
 from mlplan.store._tables import (
     Annotation,
+    ApiKey,
     Approval,
     Artifact,
     Base,
@@ -39,6 +40,7 @@ __all__ = [
     "STORE_DIR",
     "STORE_URL_ENV",
     "Annotation",
+    "ApiKey",
     "Approval",
     "Artifact",
     "ArtifactRef",

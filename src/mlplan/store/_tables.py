@@ -28,6 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
     "Annotation",
+    "ApiKey",
     "Approval",
     "Artifact",
     "Base",
@@ -353,3 +354,21 @@ class ModelReport(Base):
     report: Mapped[dict[str, Any]] = mapped_column(JSONType)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key of the serving path: who holds it, its roles, and the SHA-256 of its secret
+    (never the secret itself). Keys are 256-bit random, so a fast hash is safe and keeps
+    checking a request cheap."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    key_id: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    roles: Mapped[list[str]] = mapped_column(JSONType)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,97 @@
+"""``mlplan serve``, ``mlplan keys create|list|revoke``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
+from mlplan.cli._render import console, err_console, esc, print_json
+
+keys_app = typer.Typer(help="API keys of the serving path, by role.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@app.command()
+def serve(
+    model: Annotated[str, typer.Argument(help="The model to serve, e.g. gbt-1.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
+    project: ProjectOption = None,
+) -> None:
+    """Serve a model over HTTP: /v1/predict, the Open Inference Protocol v2, /metrics."""
+    from mlplan.serving import serve as run_server
+
+    ws = workspace(project)
+    err_console.print(
+        f"mlplan serve: {esc(model)} on http://{esc(host)}:{port} ({workers} worker"
+        f"{'s' if workers > 1 else ''}); live at /v2/health/live, ready at /v2/health/ready",
+        highlight=False,
+    )
+    run_server(ws, model, host=host, port=port, workers=workers)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who or what holds the key.")],
+    role: Annotated[
+        list[str], typer.Option(help="A role: predict, feedback or admin; repeat for several.")
+    ],
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Create an API key. Its token is shown once; the store keeps only its hash."""
+    from mlplan.serving import create_key
+
+    info, token = create_key(workspace(project), name, roles=role)
+    if json:
+        print_json(info.to_dict() | {"token": token})
+        return
+    console.print(f"Key {info.key_id} for {esc(info.name)}, roles {', '.join(info.roles)}")
+    console.print(token, markup=False, highlight=False, soft_wrap=True)
+    console.print("Keep it now: it is not shown again. Send it as: Authorization: Bearer TOKEN")
+
+
+@keys_app.command("list")
+def keys_list(
+    all_: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """The project's API keys (never their secrets)."""
+    from mlplan.serving import list_keys
+
+    keys = list_keys(workspace(project), include_revoked=all_)
+    if json:
+        print_json([k.to_dict() for k in keys])
+        return
+    table = Table("key", "name", "roles", "created", "by", "revoked", title="API keys")
+    for k in keys:
+        table.add_row(
+            k.key_id,
+            esc(k.name),
+            ", ".join(k.roles),
+            k.created_at.strftime("%Y-%m-%d %H:%M"),
+            esc(k.created_by),
+            "" if k.revoked_at is None else k.revoked_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (mlplan keys list).")],
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Revoke an API key; servers refuse it within seconds."""
+    from mlplan.serving import revoke_key
+
+    info = revoke_key(workspace(project), key_id)
+    if json:
+        print_json(info.to_dict())
+        return
+    console.print(f"Revoked key {info.key_id} ({esc(info.name)})")

@@ -1,0 +1,31 @@
+"""Deployment: the realtime server over ONNX model packages (records and the Open Inference
+Protocol v2), checked against the package signature, with API keys by role and Prometheus
+metrics."""
+
+from __future__ import annotations
+
+from mlplan.serving._config import ROUTE_ROLES, ServeConfig, is_loopback
+from mlplan.serving._keys import ROLES, ApiKeyInfo, KeyRing, create_key, list_keys, revoke_key
+from mlplan.serving._model import PackageError, ServedModel, load_served_model
+from mlplan.serving._serve import create_app, serve
+from mlplan.serving._validate import FieldError, RecordValidator, TensorValidator
+
+__all__ = [
+    "ROLES",
+    "ROUTE_ROLES",
+    "ApiKeyInfo",
+    "FieldError",
+    "KeyRing",
+    "PackageError",
+    "RecordValidator",
+    "ServeConfig",
+    "ServedModel",
+    "TensorValidator",
+    "create_app",
+    "create_key",
+    "is_loopback",
+    "list_keys",
+    "load_served_model",
+    "revoke_key",
+    "serve",
+]

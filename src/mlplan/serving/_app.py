@@ -1,0 +1,404 @@
+"""The realtime server: an ASGI app (FastAPI) over one model package.
+
+Routes, each with the role it needs (``public`` needs none):
+
+==========================================  ========  =======================================
+``GET  /v2/health/live``                    public    the process is up
+``GET  /v2/health/ready``                   public    the model is loaded and warmed up
+``GET  /v2/models/{name}/ready``            public    the same, per model (Open Inference)
+``GET  /v2/models/{name}``                  predict   model metadata (Open Inference)
+``POST /v2/models/{name}/infer``            predict   tensors in and out (Open Inference)
+``POST /v1/predict``                        predict   JSON records in, predictions out
+``GET  /metrics``                           admin     Prometheus exposition
+==========================================  ========  =======================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from mlplan._optional import require
+from mlplan.errors import MlplanError, UsageError
+from mlplan.serving._config import CONFIG_ENV, ROUTE_ROLES, ServeConfig, is_loopback
+from mlplan.serving._keys import ApiKeyInfo, KeyRing
+from mlplan.serving._model import ServedModel, load_served_model
+from mlplan.serving._validate import RecordValidator, TensorValidator, ValidationResult
+from mlplan.workspace import Workspace
+
+__all__ = ["create_app", "create_app_from_env"]
+
+
+class _State:
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.model: ServedModel | None = None
+        self.reason: str | None = "loading"
+        self.stopping = False
+        self.keys: KeyRing | None = None
+        self.auth = "api_key"
+        self.records: RecordValidator | None = None
+        self.tensors: TensorValidator | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None and not self.stopping
+
+    def load(self) -> None:
+        ws = Workspace(Path(self.config.root), store_url=self.config.store_url)
+        security = ws.plan.deployment.security
+        self.auth = security.auth
+        if self.auth == "none" and not is_loopback(self.config.host):
+            raise UsageError(
+                f"deployment.security.auth is 'none', which is allowed only on loopback; "
+                f"got --host {self.config.host}. Create keys (mlplan keys create) instead"
+            )
+        self.keys = KeyRing(ws, refresh_seconds=self.config.key_refresh_seconds)
+        self.keys.reload()
+        try:
+            model = load_served_model(ws, self.config.model)
+        except MlplanError as exc:
+            self.reason = str(exc)
+            print(f"mlplan serve: {self.config.model} is not ready: {exc}", flush=True)
+            return
+        self.records = RecordValidator(
+            model.signature,
+            unseen_categories=security.unseen_categories,
+            out_of_range=security.out_of_range,
+        )
+        self.tensors = TensorValidator(model.signature)
+        self.model = model
+        self.reason = None
+
+
+class _Metrics:
+    """Prometheus metrics of one app; label values are bounded (routes, statuses, classes,
+    input names)."""
+
+    def __init__(self) -> None:
+        prom = require("prometheus_client", extra="serving", purpose="the /metrics route")
+        self.registry = prom.CollectorRegistry()
+        r = self.registry
+        self.requests = prom.Counter(
+            "mlplan_http_requests", "Requests by route and status.", ["route", "status"], registry=r
+        )
+        self.latency = prom.Histogram(
+            "mlplan_http_request_duration_seconds",
+            "Time from request to response, by route.",
+            ["route"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.rows = prom.Counter("mlplan_input_rows", "Rows received for prediction.", registry=r)
+        self.missing = prom.Counter(
+            "mlplan_input_missing_values", "Null inputs, by feature.", ["feature"], registry=r
+        )
+        self.out_of_range = prom.Counter(
+            "mlplan_input_out_of_range_values",
+            "Inputs outside the trained range, by feature.",
+            ["feature"],
+            registry=r,
+        )
+        self.unseen = prom.Counter(
+            "mlplan_input_unseen_categories",
+            "Categories not seen in training, by feature.",
+            ["feature"],
+            registry=r,
+        )
+        self.predicted = prom.Counter(
+            "mlplan_predicted_class", "Predictions by class.", ["label"], registry=r
+        )
+        self.null_outputs = prom.Counter(
+            "mlplan_null_outputs", "Predictions that came out NaN.", registry=r
+        )
+        self.ready = prom.Gauge("mlplan_model_ready", "1 when the model is ready.", registry=r)
+        self.process = prom.ProcessCollector(registry=r)
+
+    def inputs(self, result: ValidationResult) -> None:
+        self.rows.inc(result.rows)
+        for name, count in result.missing.items():
+            self.missing.labels(name).inc(count)
+        for name, count in result.out_of_range.items():
+            self.out_of_range.labels(name).inc(count)
+        for name, count in result.unseen.items():
+            self.unseen.labels(name).inc(count)
+
+
+def _token(headers: Any) -> str | None:
+    value = headers.get("authorization")
+    if value and value.lower().startswith("bearer "):
+        return str(value[7:].strip())
+    key = headers.get("x-api-key")
+    return None if key is None else str(key)
+
+
+def create_app(config: ServeConfig) -> Any:
+    """The ASGI app serving ``config.model``; the model loads at startup."""
+    state = _State(config)
+    metrics = _Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        state.load()
+        metrics.ready.set(1 if state.ready else 0)
+        if state.ready:
+            print(f"mlplan serve: {config.model} ready", flush=True)
+        yield
+        state.stopping = True
+        metrics.ready.set(0)
+        print(f"mlplan serve: {config.model} stopped", flush=True)
+
+    app = FastAPI(
+        title="mlplan", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    app.state.mlplan = state
+
+    def error(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+    def route_of(request: Any) -> str:
+        route = request.scope.get("route")
+        return str(getattr(route, "path", "other"))
+
+    @app.middleware("http")
+    async def guard(request: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+        start = time.perf_counter()
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > config.max_body_bytes:
+            response = error(413, f"the body is larger than {config.max_body_bytes:,} bytes")
+        else:
+            response = await call_next(request)
+        route = route_of(request)
+        metrics.requests.labels(route, str(response.status_code)).inc()
+        metrics.latency.labels(route).observe(time.perf_counter() - start)
+        return response
+
+    def authorize(request: Any, route: tuple[str, str]) -> Any | None:
+        """None when the caller may use the route; else the error response."""
+        needed = ROUTE_ROLES[route]
+        if needed == "public" or state.auth == "none":
+            return None
+        assert state.keys is not None
+        key: ApiKeyInfo | None = state.keys.authenticate(_token(request.headers))
+        if key is None:
+            return error(
+                401,
+                "a valid API key is required: Authorization: Bearer mlp_… (mlplan keys create)",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        if not key.allows(needed):
+            return error(403, f"this key lacks the {needed!r} role")
+        return None
+
+    def not_ready() -> Any:
+        return error(503, f"not ready: {state.reason or 'shutting down'}", {"Retry-After": "1"})
+
+    async def body_json(request: Any) -> tuple[Any, Any]:
+        raw = await request.body()
+        if len(raw) > config.max_body_bytes:
+            return None, error(413, f"the body is larger than {config.max_body_bytes:,} bytes")
+        try:
+            return json.loads(raw), None
+        except (ValueError, UnicodeDecodeError):
+            return None, error(
+                400,
+                [{"loc": ["body"], "type": "json_invalid", "msg": "the body is not valid JSON"}],
+            )
+
+    @app.get("/v2/health/live")
+    def live() -> dict[str, Any]:
+        return {"live": True}
+
+    @app.get("/v2/health/ready")
+    def ready() -> Any:
+        if not state.ready:
+            return error(503, {"ready": False, "reason": state.reason or "shutting down"})
+        return {"ready": True}
+
+    def unknown_model(name: str) -> Any:
+        return error(404, f"no model {name!r} here; this server serves {config.model!r}")
+
+    @app.get("/v2/models/{name}/ready")
+    def model_ready(name: str) -> Any:
+        if name != config.model:
+            return unknown_model(name)
+        return ready()
+
+    @app.get("/v2/models/{name}")
+    def model_metadata(name: str, request: Request) -> Any:
+        denied = authorize(request, ("GET", "/v2/models/{name}"))
+        if denied is not None:
+            return denied
+        if name != config.model:
+            return unknown_model(name)
+        if state.model is None:
+            return not_ready()
+        model = state.model
+        inputs = []
+        for spec in model.signature["inputs"]:
+            shape = [-1 if d is None else d for d in spec.get("shape") or [None, 1]]
+            datatype = "BYTES" if spec["type"] == "string" else "FP32"
+            inputs.append({"name": spec["name"], "datatype": datatype, "shape": shape})
+        outputs = (
+            [
+                {"name": "label", "datatype": "BYTES", "shape": [-1]},
+                {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(model.classes)]},
+            ]
+            if model.is_classifier
+            else [{"name": "value", "datatype": "FP64", "shape": [-1]}]
+        )
+        return {
+            "name": model.name,
+            "versions": [model.version],
+            "platform": "onnxruntime_onnx",
+            "inputs": inputs,
+            "outputs": outputs,
+        }
+
+    def run(validated: ValidationResult) -> tuple[np.ndarray, np.ndarray | None]:
+        assert state.model is not None
+        labels, proba = state.model.run(validated.feeds)
+        if state.model.is_classifier:
+            for label in labels:
+                metrics.predicted.labels(str(label)).inc()
+        else:
+            metrics.null_outputs.inc(int(np.isnan(labels).sum()))
+        return labels, proba
+
+    @app.post("/v2/models/{name}/infer")
+    async def infer(name: str, request: Request) -> Any:
+        denied = authorize(request, ("POST", "/v2/models/{name}/infer"))
+        if denied is not None:
+            return denied
+        if name != config.model:
+            return unknown_model(name)
+        if state.model is None or not state.ready:
+            return not_ready()
+        body, failed = await body_json(request)
+        if failed is not None:
+            return failed
+        if not isinstance(body, dict):
+            return error(422, [{"loc": ["body"], "type": "dict_type", "msg": "expected an object"}])
+        assert state.tensors is not None
+        validated = state.tensors.validate(body.get("inputs"))
+        metrics.inputs(validated)  # what came in counts, served or refused
+        if validated.errors:
+            return error(422, [e.to_dict() for e in validated.errors])
+        labels, proba = run(validated)
+        model = state.model
+        request_id = str(body.get("id") or uuid.uuid4().hex)
+        outputs: list[dict[str, Any]]
+        if model.is_classifier:
+            assert proba is not None
+            outputs = [
+                {
+                    "name": "label",
+                    "datatype": "BYTES",
+                    "shape": [len(labels)],
+                    "data": labels.tolist(),
+                },
+                {
+                    "name": "probabilities",
+                    "datatype": "FP32",
+                    "shape": list(proba.shape),
+                    "data": proba.astype(np.float32).ravel().tolist(),
+                },
+            ]
+        else:
+            outputs = [
+                {
+                    "name": "value",
+                    "datatype": "FP64",
+                    "shape": [len(labels)],
+                    "data": labels.tolist(),
+                }
+            ]
+        return {
+            "model_name": model.name,
+            "model_version": model.version,
+            "id": request_id,
+            "outputs": outputs,
+        }
+
+    @app.post("/v1/predict")
+    async def predict(request: Request) -> Any:
+        denied = authorize(request, ("POST", "/v1/predict"))
+        if denied is not None:
+            return denied
+        if state.model is None or not state.ready:
+            return not_ready()
+        model = state.model
+        if model.kind != "tabular":
+            return error(
+                422,
+                f"{model.name} takes {model.kind} tensors, not records: "
+                f"POST /v2/models/{model.name}/infer",
+            )
+        body, failed = await body_json(request)
+        if failed is not None:
+            return failed
+        if not isinstance(body, dict) or "records" not in body:
+            return error(
+                422,
+                [
+                    {
+                        "loc": ["body", "records"],
+                        "type": "missing",
+                        "msg": "field required: a list of records",
+                    }
+                ],
+            )
+        assert state.records is not None
+        validated = state.records.validate(body["records"])
+        metrics.inputs(validated)  # what came in counts, served or refused
+        if validated.errors:
+            return error(422, [e.to_dict() for e in validated.errors])
+        labels, proba = run(validated)
+        request_id = uuid.uuid4().hex
+        if model.is_classifier:
+            assert proba is not None
+            predictions: list[dict[str, Any]] = [
+                {
+                    "label": str(label),
+                    "probabilities": {c: float(p) for c, p in zip(model.classes, row, strict=True)},
+                }
+                for label, row in zip(labels, proba, strict=True)
+            ]
+        else:
+            predictions = [{"value": float(v)} for v in labels]
+        return JSONResponse(
+            {
+                "request_id": request_id,
+                "model": {"name": model.name, "version": model.version},
+                "predictions": predictions,
+            },
+            headers={"X-Request-Id": request_id},
+        )
+
+    @app.get("/metrics")
+    def prometheus(request: Request) -> Any:
+        denied = authorize(request, ("GET", "/metrics"))
+        if denied is not None:
+            return denied
+        prom = require("prometheus_client", extra="serving", purpose="the /metrics route")
+        return Response(prom.generate_latest(metrics.registry), media_type=prom.CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def create_app_from_env() -> Any:
+    """The app for ``uvicorn --factory`` in worker processes (config in the environment)."""
+    text = os.environ.get(CONFIG_ENV)
+    if not text:
+        raise UsageError(f"${CONFIG_ENV} is not set; start the server with mlplan serve")
+    return create_app(ServeConfig.from_json(text))

@@ -1,0 +1,57 @@
+"""Where the server's settings live apart from the web framework: the routes and their roles,
+and the process configuration."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["CONFIG_ENV", "ROUTE_ROLES", "Access", "ServeConfig", "is_loopback"]
+
+Access = Literal["public", "predict", "feedback", "admin"]
+
+ROUTE_ROLES: dict[tuple[str, str], Access] = {
+    ("GET", "/v2/health/live"): "public",
+    ("GET", "/v2/health/ready"): "public",
+    ("GET", "/v2/models/{name}/ready"): "public",
+    ("GET", "/v2/models/{name}"): "predict",
+    ("POST", "/v2/models/{name}/infer"): "predict",
+    ("POST", "/v1/predict"): "predict",
+    ("GET", "/metrics"): "admin",
+}
+"""Every route and the role it needs: the one place that says who may call what."""
+
+CONFIG_ENV = "MLPLAN_SERVE_CONFIG"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only listens on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """What a server process serves and how."""
+
+    root: str
+    model: str
+    host: str = "127.0.0.1"
+    store_url: str | None = None
+    max_body_bytes: int = 1_000_000
+    key_refresh_seconds: float = 5.0
+
+    def to_json(self) -> str:
+        """For the environment of worker processes."""
+        return json.dumps(self.__dict__)
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeConfig:
+        """Back from :meth:`to_json`."""
+        return cls(**json.loads(text))

@@ -1,0 +1,147 @@
+"""A model package as the server holds it: its bytes checked against the store's hashes,
+its signature and metadata read, an ONNX Runtime session made and warmed up. No pickle:
+only ``model.onnx`` and the two JSON files are read."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mlplan._optional import require
+from mlplan.errors import MlplanError
+from mlplan.workspace import Workspace
+
+__all__ = ["PackageError", "ServedModel", "load_served_model"]
+
+
+class PackageError(MlplanError):
+    """A model package that is missing, corrupt or truncated: the server stays not ready."""
+
+
+@dataclass
+class ServedModel:
+    """A loaded package: what the routes need to validate, run and describe it."""
+
+    name: str
+    version: str
+    signature: dict[str, Any]
+    metadata: dict[str, Any]
+    session: Any
+    kind: str  # "tabular" | "image" | "window"
+    classes: list[str] = field(default_factory=list)
+    threshold: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def is_classifier(self) -> bool:
+        """Whether the graph outputs labels and probabilities."""
+        return bool(self.classes)
+
+    @property
+    def input_names(self) -> list[str]:
+        """The graph's inputs, in signature order."""
+        return [c["name"] for c in self.signature["inputs"]]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Labels (after the recorded threshold, for binary models) and probabilities, or
+        values for regression."""
+        outputs = self.session.run(None, feeds)
+        if not self.is_classifier:
+            return np.asarray(outputs[0], dtype=np.float64).ravel(), None
+        proba = np.asarray(outputs[1], dtype=np.float64)
+        labels = np.asarray(outputs[0]).ravel().astype(str)
+        if self.threshold is not None and len(self.classes) == 2:
+            positive = self.metadata.get("positive_class") or self.classes[1]
+            pos = self.classes.index(positive) if positive in self.classes else 1
+            decided = proba[:, pos] >= self.threshold
+            labels = np.where(decided, self.classes[pos], self.classes[1 - pos])
+        return labels, proba
+
+    def example_feeds(self) -> dict[str, np.ndarray]:
+        """One valid row, made from the signature (used to warm the session up)."""
+        feeds: dict[str, np.ndarray] = {}
+        for spec in self.signature["inputs"]:
+            kind = spec["type"]
+            if kind == "number":
+                low, high = spec.get("min"), spec.get("max")
+                value = 0.0 if low is None or high is None else (low + high) / 2
+                feeds[spec["name"]] = np.array([[value]], dtype=np.float32)
+            elif kind == "string":
+                categories = spec.get("categories") or [""]
+                feeds[spec["name"]] = np.array([[categories[0]]], dtype=object)
+            else:
+                shape = [1 if d is None else int(d) for d in spec["shape"]]
+                feeds[spec["name"]] = np.zeros(shape, dtype=np.float32)
+        return feeds
+
+
+def _verified(ws: Workspace, sha256: str, filename: str) -> bytes:
+    path = ws.store.artifacts.path(sha256)
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise PackageError(
+            f"{filename} of the package is missing: {path}: {exc.strerror}"
+        ) from None
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != sha256:
+        raise PackageError(
+            f"{filename} is corrupt or truncated: {len(blob):,} bytes hash to {digest[:12]}…, "
+            f"the store recorded {sha256[:12]}…; retrain or restore the artifact"
+        )
+    return blob
+
+
+def load_served_model(ws: Workspace, name: str) -> ServedModel:
+    """Load, verify and warm up the package of model ``name``.
+
+    Raises
+    ------
+    PackageError
+        A file that is missing, or whose bytes do not hash to what the store recorded, or a
+        graph that ONNX Runtime cannot load or run.
+    """
+    from mlplan.modeling import get_model
+
+    model = get_model(ws, name)
+    package = model.package
+    graph = _verified(ws, package["model.onnx"], "model.onnx")
+    signature = json.loads(_verified(ws, package["signature.json"], "signature.json"))
+    metadata = json.loads(_verified(ws, package["metadata.json"], "metadata.json"))
+    ort = require("onnxruntime", extra="serving", purpose="serving models")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    try:
+        session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ONNX Runtime raises its own types for a bad graph
+        raise PackageError(f"model.onnx does not load: {str(exc).splitlines()[0]}") from None
+    inputs = signature.get("inputs", [])
+    kind = "tabular" if inputs and inputs[0]["type"] in {"number", "string"} else "other"
+    if inputs and inputs[0]["type"] == "image":
+        kind = "image"
+    elif inputs and inputs[0]["type"] == "window":
+        kind = "window"
+    classes = [str(c) for c in metadata.get("classes") or []]
+    threshold = metadata.get("threshold") if len(classes) == 2 else None
+    served = ServedModel(
+        name=name,
+        version=package["model.onnx"][:12],
+        signature=signature,
+        metadata=metadata | {"positive_class": ws.plan.positive_class},
+        session=session,
+        kind=kind,
+        classes=classes,
+        threshold=None if threshold is None else float(threshold),
+    )
+    try:
+        served.run(served.example_feeds())
+    except Exception as exc:  # a graph that loads but cannot run one row is not ready
+        raise PackageError(
+            f"model.onnx fails on a warm-up row: {str(exc).splitlines()[0]}"
+        ) from None
+    return served

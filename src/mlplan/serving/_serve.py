@@ -1,0 +1,70 @@
+"""``mlplan serve``: the app under uvicorn, in this process or in worker processes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from mlplan._optional import require
+from mlplan.errors import UsageError
+from mlplan.serving._config import CONFIG_ENV, ServeConfig, is_loopback
+from mlplan.workspace import Workspace
+
+__all__ = ["create_app", "serve"]
+
+
+def create_app(config: ServeConfig) -> Any:
+    """The ASGI app serving ``config.model`` (FastAPI); the model loads at startup."""
+    require("fastapi", extra="serving", purpose="mlplan serve")
+    from mlplan.serving._app import create_app as make
+
+    return make(config)
+
+
+def serve(
+    ws: Workspace,
+    model: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workers: int = 1,
+) -> None:
+    """Serve ``model`` on ``host:port`` until stopped (SIGINT or SIGTERM drain in-flight
+    requests first).
+
+    Raises
+    ------
+    UsageError
+        No auth on a non-loopback address, or a bad port or worker count.
+    """
+    from mlplan.modeling import get_model
+
+    if not 0 < port < 65536:
+        raise UsageError(f"--port must be from 1 to 65535; got {port}")
+    if workers < 1:
+        raise UsageError(f"--workers must be 1 or more; got {workers}")
+    if ws.plan.deployment.security.auth == "none" and not is_loopback(host):
+        raise UsageError(
+            f"deployment.security.auth is 'none', which is allowed only on loopback; got --host "
+            f"{host}. Create keys (mlplan keys create) and set auth: api_key"
+        )
+    get_model(ws, model)  # a name that does not exist fails here, listing the known ones
+    uvicorn = require("uvicorn", extra="serving", purpose="mlplan serve")
+    config = ServeConfig(
+        root=str(Path(ws.root).resolve()),
+        model=model,
+        host=host,
+        store_url=os.environ.get("MLPLAN_STORE_URL"),
+    )
+    os.environ[CONFIG_ENV] = config.to_json()
+    uvicorn.run(
+        "mlplan.serving._app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )

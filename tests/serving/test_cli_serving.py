@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import json
+
+from tests.conftest import chdir
+from tests.serving.conftest import edit_plan
+from typer.testing import CliRunner
+
+from mlplan.cli import app
+from mlplan.workspace import Workspace
+
+
+def test_keys_create_list_and_revoke_from_the_command_line(served: Workspace) -> None:
+    runner = CliRunner()
+    with chdir(served.root):
+        made = runner.invoke(app, ["keys", "create", "--name", "batch job", "--role", "predict"])
+        assert made.exit_code == 0, made.output
+        assert "it is not shown again" in made.output and "mlp_" in made.output
+        listed = json.loads(runner.invoke(app, ["keys", "list", "--json"]).stdout)
+        assert [(k["name"], k["roles"]) for k in listed] == [("batch job", ["predict"])]
+        gone = runner.invoke(app, ["keys", "revoke", listed[0]["key_id"]])
+        assert gone.exit_code == 0 and "Revoked key" in gone.output
+        assert json.loads(runner.invoke(app, ["keys", "list", "--json"]).stdout) == []
+        bad = runner.invoke(app, ["keys", "create", "--name", "x", "--role", "root"])
+        assert bad.exit_code == 2 and "unknown role 'root'" in bad.output
+
+
+def test_serve_refuses_an_open_server_without_auth_and_unknown_models(served: Workspace) -> None:
+    runner = CliRunner()
+    with chdir(served.root):
+        missing = runner.invoke(app, ["serve", "nope-1"])
+        assert missing.exit_code == 1 and "nope-1" in missing.output
+        edit_plan(served, "auth: api_key", "auth: none")
+        exposed = runner.invoke(app, ["serve", "logistic-1", "--host", "0.0.0.0"])
+    assert exposed.exit_code == 2
+    assert "allowed only on loopback; got --host 0.0.0.0" in " ".join(exposed.output.split())
