@@ -34,3 +34,38 @@ def test_serve_refuses_an_open_server_without_auth_and_unknown_models(served: Wo
         exposed = runner.invoke(app, ["serve", "logistic-1", "--host", "0.0.0.0"])
     assert exposed.exit_code == 2
     assert "allowed only on loopback; got --host 0.0.0.0" in " ".join(exposed.output.split())
+
+
+def test_logs_query_and_compact_from_the_command_line(
+    served: Workspace, tokens: dict[str, str]
+) -> None:
+    from fastapi.testclient import TestClient
+    from tests.serving.conftest import RECORD, bearer
+
+    from mlplan.serving import ServeConfig, create_app
+
+    server = create_app(
+        ServeConfig(root=str(served.root), model="logistic-1", key_refresh_seconds=0)
+    )
+    with TestClient(server) as client:
+        for _ in range(3):
+            client.post(
+                "/v1/predict", json={"records": [RECORD]}, headers=bearer(tokens["predict"])
+            )
+    runner = CliRunner()
+    with chdir(served.root):
+        counted = runner.invoke(
+            app,
+            [
+                "logs",
+                "query",
+                "SELECT status, count(*) AS n FROM predictions GROUP BY ALL",
+                "--json",
+            ],
+        )
+        assert counted.exit_code == 0, counted.output
+        assert json.loads(counted.stdout) == [{"status": 200, "n": 3}]
+        compacted = runner.invoke(app, ["logs", "compact", "--json"])
+        assert json.loads(compacted.stdout) == {"compacted": 0, "removed": 0}
+        bad = runner.invoke(app, ["logs", "query", "SELECT nope FROM predictions"])
+        assert bad.exit_code == 1 and "the query failed" in bad.output

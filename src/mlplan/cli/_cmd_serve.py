@@ -95,3 +95,52 @@ def keys_revoke(
         print_json(info.to_dict())
         return
     console.print(f"Revoked key {info.key_id} ({esc(info.name)})")
+
+
+logs_app = typer.Typer(help="The prediction log.", no_args_is_help=True)
+app.add_typer(logs_app, name="logs")
+
+
+@logs_app.command("query")
+def logs_query(
+    sql: Annotated[str, typer.Argument(help='SQL over the table "predictions" (DuckDB).')],
+    model: Annotated[str | None, typer.Option(help="Only this model's log.")] = None,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Query the prediction log with SQL, e.g. "SELECT status, count(*) FROM predictions
+    GROUP BY ALL"."""
+    from mlplan.serving import log_folder, query_log
+
+    ws = workspace(project)
+    result = query_log(log_folder(ws, model), sql)
+    rows = result.to_pylist()
+    if json:
+        print_json(rows)
+        return
+    table = Table(*result.column_names)
+    for row in rows[:200]:
+        table.add_row(*(esc("" if v is None else v) for v in row.values()))
+    console.print(table)
+    if len(rows) > 200:
+        console.print(f"… {len(rows) - 200:,} more rows (use --json, or LIMIT)")
+
+
+@logs_app.command("compact")
+def logs_compact(
+    model: Annotated[str | None, typer.Option(help="Only this model's log.")] = None,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Turn closed log segments into Parquet and delete those past the plan's retention."""
+    from mlplan.serving import compact_logs
+
+    ws = workspace(project)
+    done = compact_logs(ws, model)
+    if json:
+        print_json(done)
+        return
+    console.print(
+        f"{done['compacted']} segment(s) compacted to Parquet, {done['removed']} past "
+        f"{ws.plan.deployment.logging.retention_days} days removed"
+    )

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from mlplan.serving._config import ROUTE_ROLES, ServeConfig, is_loopback
 from mlplan.serving._keys import ROLES, ApiKeyInfo, KeyRing, create_key, list_keys, revoke_key
+from mlplan.serving._log import PiiPolicy, PredictionLog, query_log
 from mlplan.serving._model import PackageError, ServedModel, load_served_model
-from mlplan.serving._serve import create_app, serve
+from mlplan.serving._serve import compact_logs, create_app, log_folder, serve
 from mlplan.serving._validate import FieldError, RecordValidator, TensorValidator
 
 __all__ = [
@@ -17,15 +18,20 @@ __all__ = [
     "FieldError",
     "KeyRing",
     "PackageError",
+    "PiiPolicy",
+    "PredictionLog",
     "RecordValidator",
     "ServeConfig",
     "ServedModel",
     "TensorValidator",
+    "compact_logs",
     "create_app",
     "create_key",
     "is_loopback",
     "list_keys",
     "load_served_model",
+    "log_folder",
+    "query_log",
     "revoke_key",
     "serve",
 ]

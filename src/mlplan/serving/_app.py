@@ -9,12 +9,14 @@ Routes, each with the role it needs (``public`` needs none):
 ``GET  /v2/models/{name}``                  predict   model metadata (Open Inference)
 ``POST /v2/models/{name}/infer``            predict   tensors in and out (Open Inference)
 ``POST /v1/predict``                        predict   JSON records in, predictions out
+``POST /v1/feedback``                       feedback  ground truth and product events
 ``GET  /metrics``                           admin     Prometheus exposition
 ==========================================  ========  =======================================
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -32,6 +34,7 @@ from mlplan._optional import require
 from mlplan.errors import MlplanError, UsageError
 from mlplan.serving._config import CONFIG_ENV, ROUTE_ROLES, ServeConfig, is_loopback
 from mlplan.serving._keys import ApiKeyInfo, KeyRing
+from mlplan.serving._log import LOG_DIR, PiiPolicy, PredictionLog, compact_segments
 from mlplan.serving._model import ServedModel, load_served_model
 from mlplan.serving._validate import RecordValidator, TensorValidator, ValidationResult
 from mlplan.workspace import Workspace
@@ -49,6 +52,8 @@ class _State:
         self.auth = "api_key"
         self.records: RecordValidator | None = None
         self.tensors: TensorValidator | None = None
+        self.log: PredictionLog | None = None
+        self.retention_days = 90
 
     @property
     def ready(self) -> bool:
@@ -77,6 +82,15 @@ class _State:
             out_of_range=security.out_of_range,
         )
         self.tensors = TensorValidator(model.signature)
+        policy = ws.plan.deployment.logging
+        self.retention_days = policy.retention_days
+        if policy.predictions:
+            pii = frozenset(
+                c for spec in ws.plan.datasets.values() for c in (spec.pii_columns or [])
+            )
+            folder = ws.root / ".mlplan" / LOG_DIR / model.name
+            self.log = PredictionLog(folder, mode=policy.mode, pii=PiiPolicy(pii, policy.pii))
+            compact_segments(folder, retention_days=policy.retention_days)
         self.model = model
         self.reason = None
 
@@ -122,6 +136,26 @@ class _Metrics:
             "mlplan_null_outputs", "Predictions that came out NaN.", registry=r
         )
         self.ready = prom.Gauge("mlplan_model_ready", "1 when the model is ready.", registry=r)
+        self.log_stats: Any = None
+
+        class _LogCollector:
+            def collect(inner) -> Any:
+                stats = self.log_stats
+                if stats is None:
+                    return
+                core = require("prometheus_client.core", extra="serving", purpose="metrics")
+                for name, help_text, value in (
+                    ("mlplan_log_records", "Records written to the prediction log.", stats.written),
+                    (
+                        "mlplan_log_dropped",
+                        "Records dropped: the async log was full.",
+                        stats.dropped,
+                    ),
+                    ("mlplan_log_commits", "Group commits (one fsync each).", stats.commits),
+                ):
+                    yield core.CounterMetricFamily(name, help_text, value=value)
+
+        r.register(_LogCollector())
         self.process = prom.ProcessCollector(registry=r)
 
     def inputs(self, result: ValidationResult) -> None:
@@ -151,11 +185,14 @@ def create_app(config: ServeConfig) -> Any:
     async def lifespan(app: Any) -> AsyncIterator[None]:
         state.load()
         metrics.ready.set(1 if state.ready else 0)
+        metrics.log_stats = None if state.log is None else state.log.stats
         if state.ready:
             print(f"mlplan serve: {config.model} ready", flush=True)
         yield
         state.stopping = True
         metrics.ready.set(0)
+        if state.log is not None:
+            state.log.close()  # everything acknowledged or queued is on disk
         print(f"mlplan serve: {config.model} stopped", flush=True)
 
     app = FastAPI(
@@ -214,6 +251,42 @@ def create_app(config: ServeConfig) -> Any:
                 400,
                 [{"loc": ["body"], "type": "json_invalid", "msg": "the body is not valid JSON"}],
             )
+
+    async def logged(
+        kind: str,
+        request_id: str,
+        route: str,
+        status: int,
+        started: float,
+        inputs: Any = None,
+        outputs: Any = None,
+        problem: Any = None,
+    ) -> bool:
+        """Append the record; in acked mode, wait until it is on disk. False if it failed."""
+        if state.log is None or state.model is None:
+            return True
+        done = state.log.record(
+            kind=kind,
+            request_id=request_id,
+            model=state.model.name,
+            version=state.model.version,
+            route=route,
+            status=status,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            inputs=inputs,
+            outputs=outputs,
+            error=problem,
+        )
+        if done is None:
+            return True
+        try:
+            await asyncio.wrap_future(done)
+        except OSError:
+            return False
+        return True
+
+    def log_failed() -> JSONResponse:
+        return error(503, "the prediction could not be logged; retry", {"Retry-After": "1"})
 
     @app.get("/v2/health/live")
     def live() -> dict[str, Any]:
@@ -294,9 +367,10 @@ def create_app(config: ServeConfig) -> Any:
         metrics.inputs(validated)  # what came in counts, served or refused
         if validated.errors:
             return error(422, [e.to_dict() for e in validated.errors])
-        labels, proba = run(validated)
+        started = time.perf_counter()
+        labels, proba = await asyncio.to_thread(run, validated)
         model = state.model
-        request_id = str(body.get("id") or uuid.uuid4().hex)
+        request_id = str(body.get("id") or uuid.uuid4().hex)[:100]
         outputs: list[dict[str, Any]]
         if model.is_classifier:
             assert proba is not None
@@ -323,6 +397,25 @@ def create_app(config: ServeConfig) -> Any:
                     "data": labels.tolist(),
                 }
             ]
+        # Tabular rows are logged as records; image and window tensors by their shapes.
+        rows = (
+            [
+                {name: array[i].ravel().tolist()[0] for name, array in validated.feeds.items()}
+                for i in range(validated.rows)
+            ]
+            if model.kind == "tabular"
+            else [{name: list(array.shape) for name, array in validated.feeds.items()}]
+        )
+        if not await logged(
+            "prediction",
+            request_id,
+            "/v2/models/{name}/infer",
+            200,
+            started,
+            inputs=rows,
+            outputs=outputs,
+        ):
+            return log_failed()
         return {
             "model_name": model.name,
             "model_version": model.version,
@@ -359,12 +452,16 @@ def create_app(config: ServeConfig) -> Any:
                 ],
             )
         assert state.records is not None
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex
         validated = state.records.validate(body["records"])
         metrics.inputs(validated)  # what came in counts, served or refused
         if validated.errors:
-            return error(422, [e.to_dict() for e in validated.errors])
-        labels, proba = run(validated)
-        request_id = uuid.uuid4().hex
+            problems = [e.to_dict() for e in validated.errors]
+            # Refused requests are logged by where and why, never with their values.
+            await logged("prediction", request_id, "/v1/predict", 422, started, problem=problems)
+            return error(422, problems, {"X-Request-Id": request_id})
+        labels, proba = await asyncio.to_thread(run, validated)
         if model.is_classifier:
             assert proba is not None
             predictions: list[dict[str, Any]] = [
@@ -376,6 +473,16 @@ def create_app(config: ServeConfig) -> Any:
             ]
         else:
             predictions = [{"value": float(v)} for v in labels]
+        if not await logged(
+            "prediction",
+            request_id,
+            "/v1/predict",
+            200,
+            started,
+            inputs=body["records"],
+            outputs=predictions,
+        ):
+            return log_failed()
         return JSONResponse(
             {
                 "request_id": request_id,
@@ -384,6 +491,27 @@ def create_app(config: ServeConfig) -> Any:
             },
             headers={"X-Request-Id": request_id},
         )
+
+    @app.post("/v1/feedback")
+    async def feedback(request: Request) -> Any:
+        denied = authorize(request, ("POST", "/v1/feedback"))
+        if denied is not None:
+            return denied
+        if state.model is None or not state.ready:
+            return not_ready()
+        body, failed = await body_json(request)
+        if failed is not None:
+            return failed
+        problems = _check_feedback(body)
+        if problems:
+            return error(422, problems)
+        started = time.perf_counter()
+        kept = {k: body[k] for k in ("label", "value", "events") if k in body}
+        if not await logged(
+            "feedback", body["request_id"], "/v1/feedback", 202, started, outputs=kept
+        ):
+            return log_failed()
+        return JSONResponse({"accepted": True, "request_id": body["request_id"]}, status_code=202)
 
     @app.get("/metrics")
     def prometheus(request: Request) -> Any:
@@ -394,6 +522,49 @@ def create_app(config: ServeConfig) -> Any:
         return Response(prom.generate_latest(metrics.registry), media_type=prom.CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _check_feedback(body: Any) -> list[dict[str, Any]]:
+    """Problems of a feedback body: a request id, and at least one of a label, a value and
+    events (each a name and a number)."""
+
+    def problem(loc: list[Any], kind: str, msg: str) -> dict[str, Any]:
+        return {"loc": ["body", *loc], "type": kind, "msg": msg}
+
+    if not isinstance(body, dict):
+        return [problem([], "dict_type", "expected an object")]
+    out = []
+    request_id = body.get("request_id")
+    if not isinstance(request_id, str) or not 1 <= len(request_id) <= 100:
+        out.append(problem(["request_id"], "string_type", "the request id the server returned"))
+    extra = sorted(set(body) - {"request_id", "label", "value", "events"})
+    out += [
+        problem([k], "extra_forbidden", "fields: request_id, label, value, events") for k in extra
+    ]
+    if not {"label", "value", "events"} & set(body):
+        out.append(problem([], "missing", "give a label (ground truth), a value or events"))
+    if "label" in body and not isinstance(body["label"], str | int | float | bool):
+        out.append(problem(["label"], "label_type", "expected a class name or a number"))
+    if "value" in body and (
+        not isinstance(body["value"], int | float) or isinstance(body["value"], bool)
+    ):
+        out.append(problem(["value"], "float_type", "expected a number (a business value)"))
+    events = body.get("events", [])
+    if not isinstance(events, list) or len(events) > 100:
+        out.append(problem(["events"], "list_type", "expected a list of at most 100 events"))
+    else:
+        for i, event in enumerate(events):
+            if (
+                not isinstance(event, dict)
+                or not isinstance(event.get("name"), str)
+                or not 1 <= len(event["name"]) <= 100
+                or set(event) - {"name", "value"}
+                or not isinstance(event.get("value", 1), int | float)
+            ):
+                out.append(
+                    problem(["events", i], "event", 'expected {"name": "...", "value": number}')
+                )
+    return out
 
 
 def create_app_from_env() -> Any:

@@ -19,6 +19,7 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     ("GET", "/v2/models/{name}"): "predict",
     ("POST", "/v2/models/{name}/infer"): "predict",
     ("POST", "/v1/predict"): "predict",
+    ("POST", "/v1/feedback"): "feedback",
     ("GET", "/metrics"): "admin",
 }
 """Every route and the role it needs: the one place that says who may call what."""

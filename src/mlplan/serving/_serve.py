@@ -11,7 +11,31 @@ from mlplan.errors import UsageError
 from mlplan.serving._config import CONFIG_ENV, ServeConfig, is_loopback
 from mlplan.workspace import Workspace
 
-__all__ = ["create_app", "serve"]
+__all__ = ["compact_logs", "create_app", "log_folder", "serve"]
+
+
+def log_folder(ws: Workspace, model: str | None = None) -> Path:
+    """Where the prediction log of ``model`` (or of every model) lives."""
+    from mlplan.serving._log import LOG_DIR
+
+    root = ws.root / ".mlplan" / LOG_DIR
+    return root if model is None else root / model
+
+
+def compact_logs(ws: Workspace, model: str | None = None) -> dict[str, int]:
+    """Compact closed segments and apply the plan's retention, for one model or all."""
+    from mlplan.serving._log import compact_segments
+
+    root = log_folder(ws, model)
+    folders = [root] if model is not None else sorted(p for p in root.glob("*") if p.is_dir())
+    total = {"compacted": 0, "removed": 0}
+    for folder in folders:
+        if folder.is_dir():
+            done = compact_segments(
+                folder, retention_days=ws.plan.deployment.logging.retention_days
+            )
+            total = {k: total[k] + done[k] for k in total}
+    return total
 
 
 def create_app(config: ServeConfig) -> Any:
