@@ -20,6 +20,15 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
+    max_batch_rows: Annotated[
+        int, typer.Option(help="Most rows per ONNX Runtime call (micro-batching).", min=1)
+    ] = 512,
+    max_queue_rows: Annotated[
+        int, typer.Option(help="Rows allowed to wait; past it, 503 with Retry-After.", min=1)
+    ] = 8192,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds a request may wait for the model (then 504).")
+    ] = 10.0,
     project: ProjectOption = None,
 ) -> None:
     """Serve a model over HTTP: /v1/predict, the Open Inference Protocol v2, /metrics."""
@@ -31,7 +40,16 @@ def serve(
         f"{'s' if workers > 1 else ''}); live at /v2/health/live, ready at /v2/health/ready",
         highlight=False,
     )
-    run_server(ws, model, host=host, port=port, workers=workers)
+    run_server(
+        ws,
+        model,
+        host=host,
+        port=port,
+        workers=workers,
+        max_batch_rows=max_batch_rows,
+        max_queue_rows=max_queue_rows,
+        timeout=timeout,
+    )
 
 
 @keys_app.command("create")

@@ -32,6 +32,7 @@ from fastapi.responses import JSONResponse, Response
 
 from mlplan._optional import require
 from mlplan.errors import MlplanError, UsageError
+from mlplan.serving._batcher import MicroBatcher, Saturated
 from mlplan.serving._config import CONFIG_ENV, ROUTE_ROLES, ServeConfig, is_loopback
 from mlplan.serving._keys import ApiKeyInfo, KeyRing
 from mlplan.serving._log import LOG_DIR, PiiPolicy, PredictionLog, compact_segments
@@ -53,6 +54,7 @@ class _State:
         self.records: RecordValidator | None = None
         self.tensors: TensorValidator | None = None
         self.log: PredictionLog | None = None
+        self.batcher: MicroBatcher | None = None
         self.retention_days = 90
 
     @property
@@ -157,6 +159,24 @@ class _Metrics:
 
         r.register(_LogCollector())
         self.process = prom.ProcessCollector(registry=r)
+        self.batch_rows = prom.Histogram(
+            "mlplan_batch_rows",
+            "Rows per ONNX Runtime call (micro-batches).",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            registry=r,
+        )
+        self.batch_requests = prom.Histogram(
+            "mlplan_batch_requests",
+            "Requests per ONNX Runtime call (micro-batches).",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=r,
+        )
+        self.queue_rows = prom.Gauge("mlplan_queue_rows", "Rows waiting for the model.", registry=r)
+        self.saturated = prom.Counter(
+            "mlplan_saturated_requests",
+            "Requests refused with 503: the queue was full.",
+            registry=r,
+        )
 
     def inputs(self, result: ValidationResult) -> None:
         self.rows.inc(result.rows)
@@ -186,11 +206,29 @@ def create_app(config: ServeConfig) -> Any:
         state.load()
         metrics.ready.set(1 if state.ready else 0)
         metrics.log_stats = None if state.log is None else state.log.stats
+        if state.model is not None:
+
+            def observe(requests: int, rows: int) -> None:
+                metrics.batch_requests.observe(requests)
+                metrics.batch_rows.observe(rows)
+
+            state.batcher = MicroBatcher(
+                state.model.run,
+                max_batch_rows=config.max_batch_rows,
+                max_wait_ms=config.max_wait_ms,
+                max_queue_rows=config.max_queue_rows,
+                observe=observe,
+            )
+            await state.batcher.start()
+            batcher = state.batcher
+            metrics.queue_rows.set_function(lambda: batcher.queued_rows)
         if state.ready:
             print(f"mlplan serve: {config.model} ready", flush=True)
         yield
         state.stopping = True
         metrics.ready.set(0)
+        if state.batcher is not None:
+            await state.batcher.stop()  # in-flight requests get their answers
         if state.log is not None:
             state.log.close()  # everything acknowledged or queued is on disk
         print(f"mlplan serve: {config.model} stopped", flush=True)
@@ -338,9 +376,21 @@ def create_app(config: ServeConfig) -> Any:
             "outputs": outputs,
         }
 
-    def run(validated: ValidationResult) -> tuple[np.ndarray, np.ndarray | None]:
-        assert state.model is not None
-        labels, proba = state.model.run(validated.feeds)
+    async def compute(
+        validated: ValidationResult,
+    ) -> tuple[np.ndarray, np.ndarray | None] | JSONResponse:
+        """The model's outputs through the micro-batcher, or the 503/504 to answer."""
+        assert state.model is not None and state.batcher is not None
+        try:
+            labels, proba = await asyncio.wait_for(
+                state.batcher.submit(validated.feeds, validated.rows),
+                config.request_timeout_seconds,
+            )
+        except Saturated:
+            metrics.saturated.inc()
+            return error(503, "the server is saturated; retry shortly", {"Retry-After": "1"})
+        except TimeoutError:
+            return error(504, f"no answer within {config.request_timeout_seconds:g} s")
         if state.model.is_classifier:
             for label in labels:
                 metrics.predicted.labels(str(label)).inc()
@@ -368,7 +418,10 @@ def create_app(config: ServeConfig) -> Any:
         if validated.errors:
             return error(422, [e.to_dict() for e in validated.errors])
         started = time.perf_counter()
-        labels, proba = await asyncio.to_thread(run, validated)
+        computed = await compute(validated)
+        if isinstance(computed, JSONResponse):
+            return computed
+        labels, proba = computed
         model = state.model
         request_id = str(body.get("id") or uuid.uuid4().hex)[:100]
         outputs: list[dict[str, Any]]
@@ -461,7 +514,10 @@ def create_app(config: ServeConfig) -> Any:
             # Refused requests are logged by where and why, never with their values.
             await logged("prediction", request_id, "/v1/predict", 422, started, problem=problems)
             return error(422, problems, {"X-Request-Id": request_id})
-        labels, proba = await asyncio.to_thread(run, validated)
+        computed = await compute(validated)
+        if isinstance(computed, JSONResponse):
+            return computed
+        labels, proba = computed
         if model.is_classifier:
             assert proba is not None
             predictions: list[dict[str, Any]] = [

@@ -47,6 +47,10 @@ class ServeConfig:
     store_url: str | None = None
     max_body_bytes: int = 1_000_000
     key_refresh_seconds: float = 5.0
+    max_batch_rows: int = 512
+    max_wait_ms: float = 0.0
+    max_queue_rows: int = 8192
+    request_timeout_seconds: float = 10.0
 
     def to_json(self) -> str:
         """For the environment of worker processes."""

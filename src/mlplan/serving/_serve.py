@@ -53,6 +53,9 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8080,
     workers: int = 1,
+    max_batch_rows: int = 512,
+    max_queue_rows: int = 8192,
+    timeout: float = 10.0,
 ) -> None:
     """Serve ``model`` on ``host:port`` until stopped (SIGINT or SIGTERM drain in-flight
     requests first).
@@ -66,6 +69,8 @@ def serve(
 
     if not 0 < port < 65536:
         raise UsageError(f"--port must be from 1 to 65535; got {port}")
+    if timeout <= 0:
+        raise UsageError(f"--timeout must be positive; got {timeout}")
     if workers < 1:
         raise UsageError(f"--workers must be 1 or more; got {workers}")
     if ws.plan.deployment.security.auth == "none" and not is_loopback(host):
@@ -80,6 +85,9 @@ def serve(
         model=model,
         host=host,
         store_url=os.environ.get("MLPLAN_STORE_URL"),
+        max_batch_rows=max_batch_rows,
+        max_queue_rows=max_queue_rows,
+        request_timeout_seconds=timeout,
     )
     os.environ[CONFIG_ENV] = config.to_json()
     uvicorn.run(

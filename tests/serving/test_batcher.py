@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from mlplan.serving._batcher import MicroBatcher, Saturated
+
+
+def test_concurrent_requests_share_calls_and_each_gets_its_own_rows() -> None:
+    calls: list[int] = []
+    gate = threading.Event()
+
+    def run(feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        gate.wait(timeout=10)  # the first call holds the line while the others queue
+        calls.append(len(feeds["x"]))
+        return feeds["x"].ravel() * 10, np.column_stack([feeds["x"].ravel()] * 2)
+
+    async def main() -> list[tuple[np.ndarray, np.ndarray | None]]:
+        batcher = MicroBatcher(run, max_batch_rows=64)
+        await batcher.start()
+        first = asyncio.create_task(batcher.submit({"x": np.array([[0.0]])}, 1))
+        await asyncio.sleep(0)  # let it start running (holds the gate)
+        rest = [
+            asyncio.create_task(
+                batcher.submit({"x": np.arange(i * 3, i * 3 + 3, dtype=float).reshape(-1, 1)}, 3)
+            )
+            for i in range(1, 11)
+        ]
+        while batcher.queued_rows < 30:  # every other request is queued behind the first
+            await asyncio.sleep(0)
+        gate.set()
+        results = await asyncio.gather(first, *rest)
+        await batcher.stop()
+        return results
+
+    results = asyncio.run(main())
+    for i, (values, proba) in enumerate(results[1:], start=1):
+        expected = np.arange(i * 3, i * 3 + 3)
+        assert values.tolist() == (expected * 10).tolist()
+        assert proba is not None and proba[:, 0].tolist() == expected.tolist()
+    assert calls[0] == 1 and sum(calls) == 31 and len(calls) < 11  # the ten shared calls
+
+
+def test_a_full_queue_refuses_at_once() -> None:
+    release = threading.Event()
+
+    def run(feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        release.wait(timeout=10)
+        return feeds["x"].ravel(), None
+
+    async def main() -> None:
+        batcher = MicroBatcher(run, max_queue_rows=4)
+        await batcher.start()
+        held = [asyncio.create_task(batcher.submit({"x": np.zeros((2, 1))}, 2)) for _ in range(2)]
+        await asyncio.sleep(0)
+        with pytest.raises(Saturated):
+            await batcher.submit({"x": np.zeros((1, 1))}, 1)
+        release.set()
+        await asyncio.gather(*held)
+        assert (await batcher.submit({"x": np.zeros((1, 1))}, 1))[0].tolist() == [0.0]
+        await batcher.stop()
+
+    asyncio.run(main())
+
+
+def test_a_failing_batch_tells_every_caller() -> None:
+    def run(feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        raise RuntimeError("graph exploded")
+
+    async def main() -> None:
+        batcher = MicroBatcher(run)
+        await batcher.start()
+        with pytest.raises(RuntimeError, match="graph exploded"):
+            await batcher.submit({"x": np.zeros((1, 1))}, 1)
+        await batcher.stop()
+
+    asyncio.run(main())
