@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
@@ -161,4 +161,56 @@ def logs_compact(
     console.print(
         f"{done['compacted']} segment(s) compacted to Parquet, {done['removed']} past "
         f"{ws.plan.deployment.logging.retention_days} days removed"
+    )
+
+
+@app.command()
+def score(
+    model: Annotated[str, typer.Argument(help="The model, e.g. gbt-1.")],
+    input_path: Annotated[str, typer.Argument(metavar="INPUT", help="Parquet or CSV to score.")],
+    output_path: Annotated[
+        str, typer.Argument(metavar="OUTPUT", help="Where predictions go (.parquet or .csv).")
+    ],
+    engine: Annotated[
+        Literal["local", "ray"], typer.Option(help="In this process, or on Ray Data.")
+    ] = "local",
+    chunk_rows: Annotated[
+        int, typer.Option(help="Rows read and scored at a time.", min=1)
+    ] = 65_536,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Score a file in chunks: predictions with the model version and row ids, and lineage."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from mlplan.serving import score_file
+
+    ws = workspace(project)
+    with Progress(
+        TextColumn("scoring"),
+        BarColumn(),
+        TextColumn("{task.completed:,} rows"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=json,
+    ) as bar:
+        task = bar.add_task("score", total=None)
+        report = score_file(
+            ws,
+            model,
+            input_path,
+            output_path,
+            engine=engine,
+            chunk_rows=chunk_rows,
+            progress=lambda n: bar.advance(task, n),
+        )
+    if json:
+        print_json(report.to_dict())
+        return
+    console.print(
+        f"Scored {report.rows:,} rows of {esc(report.input)} with {esc(report.model)} "
+        f"({report.version}) into {esc(report.output)} in {report.seconds:.2f} s "
+        f"({report.rows_per_second:,.0f} rows/s)"
+        + (f"; {report.refused:,} refused (see the error column)" if report.refused else "")
     )

@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Literal
+from typing import Any, Literal
 
 from mlplan._optional import require
 from mlplan.errors import MlplanError
 from mlplan.modeling._fit import Job, JobResult, run_job
 from mlplan.modeling._inputs import TrainingData
 
-__all__ = ["Engine", "run_jobs"]
+__all__ = ["Engine", "ray_session", "run_jobs"]
 
 Engine = Literal["local", "ray"]
 
 
-def _ray() -> object:
+def ray_session() -> Any:
+    """Ray, connected to ``RAY_ADDRESS`` or to a local cluster started on first use."""
     ray = require("ray", extra="ray", purpose="--engine ray")
     if not ray.is_initialized():
         ray.init(
@@ -41,13 +42,13 @@ def run_jobs(data: TrainingData, jobs: list[Job], engine: Engine = "local") -> l
     """
     if engine == "local" or len(jobs) == 0:
         return [run_job(data, job) for job in jobs]
-    ray = _ray()
-    remote = ray.remote(num_cpus=1, max_retries=0)(run_job)  # type: ignore[attr-defined]
-    shared = ray.put(data)  # type: ignore[attr-defined]
+    ray = ray_session()
+    remote = ray.remote(num_cpus=1, max_retries=0)(run_job)
+    shared = ray.put(data)
     refs = [remote.remote(shared, job) for job in jobs]
     try:
-        return list(ray.get(refs))  # type: ignore[attr-defined]
-    except ray.exceptions.RayTaskError as exc:  # type: ignore[attr-defined]
+        return list(ray.get(refs))
+    except ray.exceptions.RayTaskError as exc:
         cause = getattr(exc, "cause", None)
         if isinstance(cause, MlplanError):
             raise cause from None

@@ -8,6 +8,7 @@ from mlplan.serving._config import ROUTE_ROLES, ServeConfig, is_loopback
 from mlplan.serving._keys import ROLES, ApiKeyInfo, KeyRing, create_key, list_keys, revoke_key
 from mlplan.serving._log import PiiPolicy, PredictionLog, query_log
 from mlplan.serving._model import PackageError, ServedModel, load_served_model
+from mlplan.serving._score import ScoreReport, score_file
 from mlplan.serving._serve import compact_logs, create_app, log_folder, serve
 from mlplan.serving._validate import FieldError, RecordValidator, TensorValidator
 
@@ -21,6 +22,7 @@ __all__ = [
     "PiiPolicy",
     "PredictionLog",
     "RecordValidator",
+    "ScoreReport",
     "ServeConfig",
     "ServedModel",
     "TensorValidator",
@@ -33,5 +35,6 @@ __all__ = [
     "log_folder",
     "query_log",
     "revoke_key",
+    "score_file",
     "serve",
 ]

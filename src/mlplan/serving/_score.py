@@ -1,0 +1,357 @@
+"""Batch scoring: ``mlplan score MODEL INPUT OUTPUT`` streams a Parquet or CSV file through a
+model package in chunks (memory stays bounded), writes predictions with the model's version
+and each row's id, and records the run's lineage. ``--engine ray`` computes on Ray Data and
+writes in order from the driver."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlplan.errors import DataError, UsageError
+from mlplan.serving._model import ServedModel, load_served_model
+from mlplan.workspace import Workspace
+
+__all__ = ["ScoreReport", "score_file"]
+
+Engine = Literal["local", "ray"]
+ERROR_COLUMN = "error"
+
+
+@dataclass(frozen=True)
+class ScoreReport:
+    """What a scoring run did."""
+
+    model: str
+    version: str
+    input: str
+    output: str
+    rows: int
+    scored: int
+    refused: int
+    seconds: float
+    engine: str
+    run_id: str
+
+    @property
+    def rows_per_second(self) -> float:
+        """Throughput of the whole run, reading and writing included."""
+        return self.rows / self.seconds if self.seconds else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return dict(self.__dict__) | {"rows_per_second": self.rows_per_second}
+
+
+def _format(path: Path) -> Literal["parquet", "csv"]:
+    suffix = path.suffix.lower()
+    if suffix in {".parquet", ".pq"}:
+        return "parquet"
+    if suffix == ".csv":
+        return "csv"
+    raise UsageError(f"{path}: score reads and writes .parquet or .csv files; got {suffix!r}")
+
+
+class _Chunker:
+    """Feeds for one Arrow batch, checked against the signature column by column; rows that
+    break it are refused with the reason (the rest are scored)."""
+
+    def __init__(self, model: ServedModel, unseen: str, out_of_range: str) -> None:
+        self.model = model
+        self.unseen = unseen
+        self.out_of_range = out_of_range
+
+    def check_schema(self, schema: pa.Schema, path: Path) -> None:
+        names = set(schema.names)
+        missing = [c["name"] for c in self.model.signature["inputs"] if c["name"] not in names]
+        if missing:
+            raise DataError(
+                f"{path}: missing column(s) {', '.join(missing)}; the model takes: "
+                f"{', '.join(self.model.input_names)}"
+            )
+        for spec in self.model.signature["inputs"]:
+            kind = schema.field(spec["name"]).type
+            if spec["type"] == "number" and not (
+                pa.types.is_integer(kind)
+                or pa.types.is_floating(kind)
+                or pa.types.is_null(kind)
+                or pa.types.is_boolean(kind)
+            ):
+                raise DataError(
+                    f"{path}: column {spec['name']!r} holds {kind} values; the model expects "
+                    "numbers"
+                )
+
+    def feeds(self, batch: pa.RecordBatch) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        n = batch.num_rows
+        problems = np.full(n, "", dtype=object)
+        feeds: dict[str, np.ndarray] = {}
+        for spec in self.model.signature["inputs"]:
+            name = spec["name"]
+            column = batch.column(name)
+            if pa.types.is_dictionary(column.type):
+                column = pc.cast(column, column.type.value_type)
+            missing = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+            if spec["type"] == "number":
+                values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+                values = np.where(missing, np.nan, values)
+                low, high = spec.get("min"), spec.get("max")
+                if low is not None and high is not None and self.out_of_range != "allow":
+                    with np.errstate(invalid="ignore"):
+                        outside = ~missing & ((values < low) | (values > high))
+                    if self.out_of_range == "clip":
+                        values = np.where(outside, np.clip(values, low, high), values)
+                    else:
+                        problems[outside] += f"{name}: outside [{low:g}, {high:g}]; "
+                feeds[name] = values.astype(np.float32).reshape(-1, 1)
+            else:
+                strings = pc.cast(column, pa.string()).to_numpy(zero_copy_only=False)
+                strings = np.where(missing, "", strings).astype(object)
+                allowed = spec.get("categories") or []
+                if allowed and self.unseen == "reject":
+                    unseen = ~missing & ~np.isin(strings, allowed)
+                    problems[unseen] += f"{name}: unseen category; "
+                feeds[name] = strings.reshape(-1, 1)
+            if not spec.get("nullable"):
+                problems[missing] += f"{name}: missing; "
+        return feeds, problems
+
+
+def _outputs(
+    model: ServedModel,
+    ids: pa.Array,
+    labels: np.ndarray,
+    proba: np.ndarray | None,
+    problems: np.ndarray,
+    id_name: str,
+) -> pa.RecordBatch:
+    refused = problems != ""
+    columns: dict[str, pa.Array] = {id_name: ids}
+    if model.is_classifier:
+        columns["prediction"] = pa.array(labels.astype(str), mask=refused, type=pa.string())
+        assert proba is not None
+        for j, name in enumerate(model.classes):
+            columns[f"p_{name}"] = pa.array(proba[:, j], mask=refused, type=pa.float64())
+    else:
+        columns["prediction"] = pa.array(labels, mask=refused, type=pa.float64())
+    columns["model"] = pa.array(np.full(len(ids), model.name, dtype=object), pa.string())
+    columns["version"] = pa.array(np.full(len(ids), model.version, dtype=object), pa.string())
+    columns[ERROR_COLUMN] = pa.array([p.rstrip("; ") if p else None for p in problems], pa.string())
+    return pa.RecordBatch.from_pydict(columns)
+
+
+def _score_batch(
+    model: ServedModel, chunker: _Chunker, batch: pa.RecordBatch, id_column: str | None, start: int
+) -> pa.RecordBatch:
+    feeds, problems = chunker.feeds(batch)
+    labels, proba = model.run(feeds)
+    ids = (
+        pc.cast(batch.column(id_column), pa.string())
+        if id_column is not None
+        else pa.array(np.arange(start, start + batch.num_rows), pa.int64())
+    )
+    return _outputs(model, ids, labels, proba, problems, id_column or "row")
+
+
+def _local_batches(
+    model: ServedModel, chunker: _Chunker, dataset: Any, chunk_rows: int, id_column: str | None
+) -> Iterator[pa.RecordBatch]:
+    start = 0
+    for batch in dataset.to_batches(batch_size=chunk_rows):
+        if batch.num_rows:
+            yield _score_batch(model, chunker, batch, id_column, start)
+            start += batch.num_rows
+
+
+def _ray_batches(
+    ws: Workspace, model_name: str, path: Path, fmt: str, id_column: str | None, chunk_rows: int
+) -> Iterator[pa.RecordBatch]:
+    from mlplan.modeling._engine import ray_session
+
+    ray = ray_session()
+    data = ray.data
+    with warnings.catch_warnings():
+        # Ray 2.60's own DataContext sets an option it deprecates; not ours to act on.
+        warnings.filterwarnings("ignore", ".* is deprecated", DeprecationWarning, "ray")
+        ray_ctx = data.DataContext.get_current()
+    ray_ctx.execution_options.preserve_order = True
+    reader = data.read_parquet if fmt == "parquet" else data.read_csv
+    dataset = reader(str(path))
+    root = str(ws.root)
+    store_url = os.environ.get("MLPLAN_STORE_URL")
+    security = ws.plan.deployment.security
+
+    class _Scorer:
+        def __init__(self) -> None:
+            local = Workspace(Path(root), store_url=store_url)
+            self.model = load_served_model(local, model_name)
+            self.chunker = _Chunker(self.model, security.unseen_categories, security.out_of_range)
+
+        def __call__(self, table: pa.Table) -> pa.Table:
+            out = [
+                _score_batch(self.model, self.chunker, batch, id_column, -1)
+                for batch in table.to_batches()
+                if batch.num_rows
+            ]
+            return pa.Table.from_batches(out) if out else pa.table({})
+
+    scored = dataset.map_batches(
+        _Scorer, batch_format="pyarrow", batch_size=chunk_rows, concurrency=1
+    )
+    start = 0
+    for table in scored.iter_batches(batch_format="pyarrow", batch_size=None):
+        for batch in table.to_batches():
+            if id_column is None:  # row numbers are the driver's: Ray blocks do not know them
+                numbers = pa.array(np.arange(start, start + batch.num_rows), pa.int64())
+                batch = batch.set_column(0, "row", numbers)
+            start += batch.num_rows
+            yield batch
+
+
+def score_file(
+    ws: Workspace,
+    model: str,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    engine: Engine = "local",
+    chunk_rows: int = 65_536,
+    progress: Callable[[int], None] | None = None,
+) -> ScoreReport:
+    """Score ``input_path`` with ``model`` into ``output_path`` (Parquet or CSV by suffix).
+
+    Rows that break the signature (a missing value the model never saw, an unseen category
+    or an out-of-range value the plan rejects) get no prediction and say why in ``error``.
+
+    Raises
+    ------
+    DataError
+        A missing input column, a numeric input holding text, an unreadable file.
+    UsageError
+        A file type other than Parquet or CSV, or an unknown engine.
+    """
+    import time
+
+    import pyarrow.csv as pcsv
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+
+    from mlplan.modeling import get_model
+    from mlplan.store import RunRecorder, sha256_file
+
+    if engine not in {"local", "ray"}:
+        raise UsageError(f"--engine must be local or ray; got {engine!r}")
+    source = ws.resolve(input_path)
+    target = ws.resolve(output_path)
+    if not source.is_file():
+        raise DataError(f"{source}: no such file to score")
+    in_fmt, out_fmt = _format(source), _format(target)
+    if chunk_rows < 1:
+        raise UsageError(f"--chunk-rows must be 1 or more; got {chunk_rows}")
+    info = get_model(ws, model)
+    served = load_served_model(ws, model)
+    if served.kind != "tabular":
+        raise UsageError(f"{model} takes {served.kind} tensors; score scores tabular models")
+    security = ws.plan.deployment.security
+    chunker = _Chunker(served, security.unseen_categories, security.out_of_range)
+    try:
+        dataset = pads.dataset(source, format=in_fmt)
+        schema = dataset.schema
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{source}: cannot be read as {in_fmt}: {exc}") from None
+    chunker.check_schema(schema, source)
+    id_column = next(
+        (
+            spec.id_column
+            for spec in ws.plan.datasets.values()
+            if spec.id_column and spec.id_column in schema.names
+        ),
+        None,
+    )
+    started = time.perf_counter()
+    batches = (
+        _local_batches(served, chunker, dataset, chunk_rows, id_column)
+        if engine == "local"
+        else _ray_batches(ws, model, source, in_fmt, id_column, chunk_rows)
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.tmp")
+    rows = refused = 0
+    writer: Any = None
+    try:
+        for batch in batches:
+            if writer is None:
+                writer = (
+                    pq.ParquetWriter(temp, batch.schema)
+                    if out_fmt == "parquet"
+                    else pcsv.CSVWriter(temp, batch.schema)
+                )
+            writer.write_batch(batch)
+            rows += batch.num_rows
+            refused += batch.num_rows - batch.column(ERROR_COLUMN).null_count
+            if progress is not None:
+                progress(batch.num_rows)
+        if writer is None:  # an empty input still gets a file with the columns
+            empty = _outputs(
+                served,
+                pa.array([], pa.string()),
+                np.zeros(0),
+                np.zeros((0, len(served.classes))),
+                np.zeros(0, dtype=object),
+                id_column or "row",
+            )
+            writer = (
+                pq.ParquetWriter(temp, empty.schema)
+                if out_fmt == "parquet"
+                else pcsv.CSVWriter(temp, empty.schema)
+            )
+        writer.close()
+        writer = None
+        temp.replace(target)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        temp.unlink(missing_ok=True)
+        raise
+    seconds = time.perf_counter() - started
+    digest_in = sha256_file(source).sha256
+    digest_out = sha256_file(target).sha256
+
+    def work(session: Any) -> str:
+        project_id = ws.store.project_id(
+            session, ws.plan.project.store_key, name=ws.plan.project.name
+        )
+        run = RunRecorder.start(
+            session,
+            project_id=project_id,
+            job="score",
+            root=ws.root,
+            parameters={"model": model, "engine": engine, "rows": rows, "refused": refused},
+        )
+        run.input("model", model, sha256=info.package["model.onnx"])
+        run.input("file", ws.relative(source), sha256=digest_in)
+        run.output("file", ws.relative(target), sha256=digest_out)
+        run.finish()
+        return run.id
+
+    run_id = ws.store.write(work)
+    return ScoreReport(
+        model,
+        served.version,
+        ws.relative(source),
+        ws.relative(target),
+        rows,
+        rows - refused,
+        refused,
+        seconds,
+        engine,
+        run_id,
+    )

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+from tests.conftest import chdir, customers_table
+from typer.testing import CliRunner
+
+from mlplan.cli import app
+from mlplan.errors import DataError, UsageError
+from mlplan.lineage import lineage
+from mlplan.serving import load_served_model, score_file
+from mlplan.workspace import Workspace
+
+
+def _input(tmp_path: Path, rows: int = 5000) -> Path:
+    table = customers_table(rows=rows, seed=11).drop_columns(["churned"])
+    path = tmp_path / "to_score.parquet"
+    pq.write_table(table, path)
+    return path
+
+
+def test_scoring_a_file_matches_the_server_model_row_for_row(
+    served: Workspace, tmp_path: Path
+) -> None:
+    source = _input(tmp_path)
+    report = score_file(served, "logistic-1", source, tmp_path / "out.parquet", chunk_rows=700)
+    out = pq.read_table(tmp_path / "out.parquet")
+    assert report.rows == out.num_rows == 5000
+    assert out.column_names == [
+        "customer_id", "prediction", "p_0", "p_1", "model", "version", "error",
+    ]  # fmt: skip
+    assert out.column("customer_id").to_pylist()[:3] == ["1", "2", "3"]
+    model = load_served_model(served, "logistic-1")
+    assert set(out.column("version").to_pylist()) == {model.version}
+    # The chunks give exactly what one call on the whole file gives.
+    table = pq.read_table(source)
+    feeds = {
+        "age": table.column("age").to_numpy().astype(np.float32).reshape(-1, 1),
+        "charges": np.asarray(table.column("charges").to_pandas(), dtype=np.float32).reshape(-1, 1),
+        "gender": np.asarray(
+            [v or "" for v in table.column("gender").to_pylist()], dtype=object
+        ).reshape(-1, 1),
+        "region": np.asarray(table.column("region").to_pylist(), dtype=object).reshape(-1, 1),
+    }
+    labels, proba = model.run(feeds)
+    assert proba is not None
+    assert np.allclose(out.column("p_1").to_numpy(), proba[:, 1])
+    assert out.column("prediction").to_pylist() == labels.tolist()
+    assert out.column("error").null_count == 5000
+    graph = lineage(served, report.output)
+    assert ("model", "logistic-1") in {(n.kind, n.ref) for r in graph.upstream for n in r.inputs}
+
+
+def test_rows_that_break_the_signature_say_why_and_csv_works_too(
+    served: Workspace, tmp_path: Path
+) -> None:
+    table = pa.table(
+        {
+            "customer_id": [1, 2, 3],
+            "gender": ["female", "female", "male"],
+            "age": pa.array([30, None, 40]),
+            "region": ["north", "mars", "south"],
+            "charges": [50.0, 60.0, None],
+        }
+    )
+    source = tmp_path / "few.csv"
+    pcsv.write_csv(table, source)
+    report = score_file(served, "logistic-1", source, tmp_path / "few-out.csv")
+    out = pcsv.read_csv(
+        tmp_path / "few-out.csv", convert_options=pcsv.ConvertOptions(strings_can_be_null=True)
+    )
+    assert (report.rows, report.scored, report.refused) == (3, 2, 1)
+    errors = out.column("error").to_pylist()
+    assert errors[0] is None and errors[2] is None
+    assert errors[1] == "age: missing; region: unseen category"
+    assert out.column("prediction").to_pylist()[1] is None
+
+
+def test_bad_files_are_refused_and_nothing_is_written(served: Workspace, tmp_path: Path) -> None:
+    table = pa.table({"customer_id": [1], "age": ["old"], "region": ["north"], "charges": [1.0]})
+    source = tmp_path / "bad.parquet"
+    pq.write_table(table, source)
+    with pytest.raises(DataError, match=r"missing column\(s\) gender; the model takes"):
+        score_file(served, "logistic-1", source, tmp_path / "o.parquet")
+    pq.write_table(table.append_column("gender", pa.array(["female"])), source)
+    with pytest.raises(DataError, match=r"column 'age' holds string values; the model expects"):
+        score_file(served, "logistic-1", source, tmp_path / "o.parquet")
+    with pytest.raises(UsageError, match=r"\.parquet or \.csv files; got '\.xlsx'"):
+        score_file(served, "logistic-1", source, tmp_path / "o.xlsx")
+    assert not list(tmp_path.glob("o.*")) and not list(tmp_path.glob(".o.*"))
+
+
+def test_score_from_the_command_line(served: Workspace, tmp_path: Path) -> None:
+    source = _input(tmp_path, rows=300)
+    with chdir(served.root):
+        result = CliRunner().invoke(
+            app, ["score", "logistic-1", str(source), "scored.csv", "--json"]
+        )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["rows"], report["engine"]) == (300, "local")
+    assert (served.root / "scored.csv").exists()
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[Any]:
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_scoring_on_ray_data_gives_the_same_file(
+    served: Workspace, tmp_path: Path, ray_cluster: Any
+) -> None:
+    source = _input(tmp_path, rows=3000)
+    score_file(served, "logistic-1", source, tmp_path / "local.parquet", chunk_rows=500)
+    report = score_file(
+        served, "logistic-1", source, tmp_path / "ray.parquet", engine="ray", chunk_rows=500
+    )
+    assert report.engine == "ray" and report.rows == 3000
+    local = pq.read_table(tmp_path / "local.parquet")
+    on_ray = pq.read_table(tmp_path / "ray.parquet")
+    assert on_ray.column_names == local.column_names
+    assert on_ray.column("customer_id").to_pylist() == local.column("customer_id").to_pylist()
+    assert np.allclose(on_ray.column("p_1").to_numpy(), local.column("p_1").to_numpy())
