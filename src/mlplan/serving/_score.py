@@ -90,38 +90,65 @@ class _Chunker:
                     "numbers"
                 )
 
-    def feeds(self, batch: pa.RecordBatch) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def feeds(self, batch: pa.RecordBatch) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        """The feeds, and per row why it is refused (None when every row is fine)."""
         n = batch.num_rows
-        problems = np.full(n, "", dtype=object)
+        reasons: list[tuple[str, np.ndarray]] = []
         feeds: dict[str, np.ndarray] = {}
         for spec in self.model.signature["inputs"]:
             name = spec["name"]
             column = batch.column(name)
             if pa.types.is_dictionary(column.type):
                 column = pc.cast(column, column.type.value_type)
-            missing = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+            missing = (
+                np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+                if column.null_count
+                else None
+            )
             if spec["type"] == "number":
-                values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
-                values = np.where(missing, np.nan, values)
+                values = pc.cast(column, pa.float32()).to_numpy(zero_copy_only=False)
+                if missing is not None:
+                    values = np.where(missing, np.float32(np.nan), values)
                 low, high = spec.get("min"), spec.get("max")
                 if low is not None and high is not None and self.out_of_range != "allow":
                     with np.errstate(invalid="ignore"):
-                        outside = ~missing & ((values < low) | (values > high))
-                    if self.out_of_range == "clip":
-                        values = np.where(outside, np.clip(values, low, high), values)
-                    else:
-                        problems[outside] += f"{name}: outside [{low:g}, {high:g}]; "
-                feeds[name] = values.astype(np.float32).reshape(-1, 1)
+                        outside = (values < low) | (values > high)
+                    if outside.any():
+                        if self.out_of_range == "clip":
+                            values = np.where(outside, np.clip(values, low, high), values)
+                        else:
+                            reasons.append((f"{name}: outside [{low:g}, {high:g}]", outside))
+                feeds[name] = np.ascontiguousarray(values, dtype=np.float32).reshape(-1, 1)
             else:
-                strings = pc.cast(column, pa.string()).to_numpy(zero_copy_only=False)
-                strings = np.where(missing, "", strings).astype(object)
+                strings = pc.cast(column, pa.string())
                 allowed = spec.get("categories") or []
                 if allowed and self.unseen == "reject":
-                    unseen = ~missing & ~np.isin(strings, allowed)
-                    problems[unseen] += f"{name}: unseen category; "
-                feeds[name] = strings.reshape(-1, 1)
-            if not spec.get("nullable"):
-                problems[missing] += f"{name}: missing; "
+                    known = pc.is_in(strings, value_set=pa.array(allowed, pa.string()))
+                    unseen = ~np.asarray(
+                        pc.fill_null(known, False).to_numpy(zero_copy_only=False), dtype=bool
+                    )
+                    if missing is not None:  # a missing value is not an unseen category
+                        unseen &= ~missing
+                    if unseen.any():
+                        reasons.append((f"{name}: unseen category", unseen))
+                filled = pc.fill_null(strings, "") if strings.null_count else strings
+                feeds[name] = filled.to_numpy(zero_copy_only=False).reshape(-1, 1)
+            if missing is not None and not spec.get("nullable") and missing.any():
+                reasons.append((f"{name}: missing", missing))
+        if not reasons:
+            return feeds, None
+        # Rows share few combinations of reasons: one message per combination.
+        code = np.zeros(n, dtype=np.int64)
+        for bit, (_, mask) in enumerate(reasons):
+            code |= mask.astype(np.int64) << bit
+        messages = {
+            int(c): "; ".join(text for bit, (text, _) in enumerate(reasons) if c >> bit & 1)
+            for c in np.unique(code)
+            if c
+        }
+        problems = np.full(n, None, dtype=object)
+        for c, message in messages.items():
+            problems[code == c] = message
         return feeds, problems
 
 
@@ -130,21 +157,29 @@ def _outputs(
     ids: pa.Array,
     labels: np.ndarray,
     proba: np.ndarray | None,
-    problems: np.ndarray,
+    problems: np.ndarray | None,
     id_name: str,
 ) -> pa.RecordBatch:
-    refused = problems != ""
+    n = len(ids)
+    errors = pa.nulls(n, pa.string()) if problems is None else pa.array(problems, pa.string())
+    refused = (
+        None
+        if problems is None
+        else ~np.asarray(errors.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    )
     columns: dict[str, pa.Array] = {id_name: ids}
     if model.is_classifier:
-        columns["prediction"] = pa.array(labels.astype(str), mask=refused, type=pa.string())
+        columns["prediction"] = pa.array(labels, mask=refused, type=pa.string())
         assert proba is not None
         for j, name in enumerate(model.classes):
-            columns[f"p_{name}"] = pa.array(proba[:, j], mask=refused, type=pa.float64())
+            columns[f"p_{name}"] = pa.array(
+                proba[:, j].astype(np.float64), mask=refused, type=pa.float64()
+            )
     else:
         columns["prediction"] = pa.array(labels, mask=refused, type=pa.float64())
-    columns["model"] = pa.array(np.full(len(ids), model.name, dtype=object), pa.string())
-    columns["version"] = pa.array(np.full(len(ids), model.version, dtype=object), pa.string())
-    columns[ERROR_COLUMN] = pa.array([p.rstrip("; ") if p else None for p in problems], pa.string())
+    columns["model"] = pa.repeat(model.name, n)
+    columns["version"] = pa.repeat(model.version, n)
+    columns[ERROR_COLUMN] = errors
     return pa.RecordBatch.from_pydict(columns)
 
 
@@ -164,11 +199,33 @@ def _score_batch(
 def _local_batches(
     model: ServedModel, chunker: _Chunker, dataset: Any, chunk_rows: int, id_column: str | None
 ) -> Iterator[pa.RecordBatch]:
+    """Score chunk by chunk, reading and checking the next chunk while ONNX Runtime runs the
+    current one (both release the GIL), so the model rarely waits for input."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    batches = (b for b in dataset.to_batches(batch_size=chunk_rows) if b.num_rows)
+
+    def prepare() -> tuple[pa.RecordBatch, dict[str, np.ndarray], np.ndarray | None] | None:
+        batch = next(batches, None)
+        if batch is None:
+            return None
+        feeds, problems = chunker.feeds(batch)
+        return batch, feeds, problems
+
     start = 0
-    for batch in dataset.to_batches(batch_size=chunk_rows):
-        if batch.num_rows:
-            yield _score_batch(model, chunker, batch, id_column, start)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlplan-score") as pool:
+        ahead = pool.submit(prepare)
+        while (ready := ahead.result()) is not None:
+            ahead = pool.submit(prepare)
+            batch, feeds, problems = ready
+            labels, proba = model.run(feeds)
+            ids = (
+                pc.cast(batch.column(id_column), pa.string())
+                if id_column is not None
+                else pa.array(np.arange(start, start + batch.num_rows), pa.int64())
+            )
             start += batch.num_rows
+            yield _outputs(model, ids, labels, proba, problems, id_column or "row")
 
 
 def _ray_batches(
@@ -286,19 +343,46 @@ def score_file(
     temp = target.with_name(f".{target.name}.tmp")
     rows = refused = 0
     writer: Any = None
+    import queue
+    import threading
+
+    # The file is written in its own thread, beside scoring (pyarrow releases the GIL).
+    outbox: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=4)
+    failure: list[BaseException] = []
+
+    def write_all() -> None:
+        try:
+            while (item := outbox.get()) is not None:
+                writer.write_batch(item)
+        except BaseException as exc:  # reported by the scoring thread
+            failure.append(exc)
+            while outbox.get() is not None:  # drain, so the producer never blocks
+                pass
+
+    writing: threading.Thread | None = None
     try:
         for batch in batches:
+            if failure:
+                raise failure[0]
             if writer is None:
                 writer = (
                     pq.ParquetWriter(temp, batch.schema)
                     if out_fmt == "parquet"
                     else pcsv.CSVWriter(temp, batch.schema)
                 )
-            writer.write_batch(batch)
+                writing = threading.Thread(target=write_all, name="mlplan-score-writer")
+                writing.start()
+            outbox.put(batch)
             rows += batch.num_rows
             refused += batch.num_rows - batch.column(ERROR_COLUMN).null_count
             if progress is not None:
                 progress(batch.num_rows)
+        if writing is not None:
+            outbox.put(None)
+            writing.join()
+            writing = None
+            if failure:
+                raise failure[0]
         if writer is None:  # an empty input still gets a file with the columns
             empty = _outputs(
                 served,
@@ -317,6 +401,9 @@ def score_file(
         writer = None
         temp.replace(target)
     except BaseException:
+        if writing is not None:
+            outbox.put(None)
+            writing.join()
         if writer is not None:
             writer.close()
         temp.unlink(missing_ok=True)
