@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -40,7 +42,15 @@ def tokens(served: Workspace) -> dict[str, str]:
 def client(served: Workspace) -> Iterator[TestClient]:
     """The real ASGI app, started (model loaded) under a test client."""
     app = create_app(ServeConfig(root=str(served.root), model="logistic-1", key_refresh_seconds=0))
+    with started(app) as test_client:
+        yield test_client
+
+
+@contextmanager
+def started(app: Any) -> Iterator[TestClient]:
+    """The app under a test client, once its model has loaded (ready or not)."""
     with TestClient(app) as test_client:
+        assert app.state.mlplan.loaded.wait(timeout=60)
         yield test_client
 
 

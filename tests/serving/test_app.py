@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.serving.conftest import RECORD, bearer, edit_plan
+from tests.serving.conftest import RECORD, bearer, edit_plan, started
 
 from mlplan.errors import NotFoundError, UsageError
 from mlplan.modeling import get_model
@@ -106,7 +106,7 @@ def test_unseen_categories_and_out_of_range_follow_the_plan(
     edit_plan(served, "unseen_categories: reject", "unseen_categories: allow")
     edit_plan(served, "out_of_range: allow", "out_of_range: reject")
     app = create_app(ServeConfig(root=str(served.root), model="logistic-1", key_refresh_seconds=0))
-    with TestClient(app) as client:
+    with started(app) as client:
         headers = bearer(tokens["predict"])
         unseen = client.post(
             "/v1/predict", json={"records": [RECORD | {"region": "mars"}]}, headers=headers
@@ -176,7 +176,7 @@ def test_a_corrupt_package_leaves_the_server_live_but_not_ready(served: Workspac
     path.chmod(0o644)
     path.write_bytes(path.read_bytes()[:100])  # truncated
     app = create_app(ServeConfig(root=str(served.root), model="logistic-1"))
-    with TestClient(app) as client:
+    with started(app) as client:
         assert client.get("/v2/health/live").status_code == 200
         ready = client.get("/v2/health/ready")
         assert ready.status_code == 503
@@ -217,7 +217,7 @@ def test_keys_are_stored_hashed_listed_and_revoked(served: Workspace) -> None:
 def test_no_auth_is_allowed_only_on_loopback(served: Workspace) -> None:
     edit_plan(served, "auth: api_key", "auth: none")
     local = create_app(ServeConfig(root=str(served.root), model="logistic-1"))
-    with TestClient(local) as client:
+    with started(local) as client:
         assert client.post("/v1/predict", json={"records": [RECORD]}).status_code == 200
     exposed = create_app(ServeConfig(root=str(served.root), model="logistic-1", host="0.0.0.0"))
     with (
@@ -271,3 +271,67 @@ def test_malformed_payloads_get_a_4xx_naming_the_problem_never_a_5xx(
     if answer.status_code == 422:
         detail = answer.json()["detail"]
         assert all(isinstance(e["loc"], list) and e["msg"] for e in detail)
+
+
+def test_hostile_bodies_get_a_4xx_on_both_routes(served: Workspace, tokens: dict[str, str]) -> None:
+    edit_plan(served, "out_of_range: allow", "out_of_range: reject")
+    app = create_app(
+        ServeConfig(
+            root=str(served.root), model="logistic-1", key_refresh_seconds=0, max_queue_rows=50
+        )
+    )
+    headers = bearer(tokens["predict"]) | {"Content-Type": "application/json"}
+
+    def tensors(age: Any, region: Any = "north", rows: int = 1) -> dict[str, Any]:
+        return {
+            "inputs": [
+                {"name": "age", "shape": [rows, 1], "datatype": "FP32", "data": [age] * rows},
+                {"name": "charges", "shape": [rows, 1], "datatype": "FP32", "data": [50.0] * rows},
+                {
+                    "name": "gender",
+                    "shape": [rows, 1],
+                    "datatype": "BYTES",
+                    "data": ["male"] * rows,
+                },
+                {
+                    "name": "region",
+                    "shape": [rows, 1],
+                    "datatype": "BYTES",
+                    "data": [region] * rows,
+                },
+            ]
+        }
+
+    with started(app) as client:
+        deep = client.post("/v1/predict", content=b"[" * 50_000 + b"]" * 50_000, headers=headers)
+        assert deep.status_code == 400
+        huge = client.post(
+            "/v1/predict", json={"records": [RECORD | {"charges": 1e39}]}, headers=headers
+        )
+        assert huge.status_code == 422 and "32-bit" in huge.json()["detail"][0]["msg"]
+        surrogate = client.post(
+            "/v1/predict",
+            content=b'{"records": [{"gender": "\\ud800", "age": 40, "region": "north", '
+            b'"charges": 1}]}',
+            headers=headers,
+        )
+        assert surrogate.status_code == 422
+        too_many = client.post("/v1/predict", json={"records": [RECORD] * 60}, headers=headers)
+        assert too_many.status_code == 413 and "at most 50" in too_many.json()["detail"]
+        url = "/v2/models/logistic-1/infer"
+        for body, where in [
+            (tensors(500), "age"),  # out of range, rejected by the plan as on /v1/predict
+            (tensors(40, "mars"), "region"),  # unseen category
+            (tensors("40"), "age"),  # a string for a number
+            (tensors(10**400), "age"),  # beyond any float
+            (tensors(True), "age"),
+        ]:
+            answer = client.post(url, json=body, headers=headers)
+            assert answer.status_code == 422, (body, answer.text)
+            assert answer.json()["detail"][0]["loc"][-1] == where
+        twice = tensors(40)
+        twice["inputs"].append(twice["inputs"][0])
+        assert (
+            client.post(url, json=twice, headers=headers).json()["detail"][0]["type"] == "duplicate"
+        )
+        assert client.post(url, json=tensors(40, rows=3), headers=headers).status_code == 200

@@ -39,15 +39,14 @@ def test_serve_refuses_an_open_server_without_auth_and_unknown_models(served: Wo
 def test_logs_query_and_compact_from_the_command_line(
     served: Workspace, tokens: dict[str, str]
 ) -> None:
-    from fastapi.testclient import TestClient
-    from tests.serving.conftest import RECORD, bearer
+    from tests.serving.conftest import RECORD, bearer, started
 
     from mlplan.serving import ServeConfig, create_app
 
     server = create_app(
         ServeConfig(root=str(served.root), model="logistic-1", key_refresh_seconds=0)
     )
-    with TestClient(server) as client:
+    with started(server) as client:
         for _ in range(3):
             client.post(
                 "/v1/predict", json={"records": [RECORD]}, headers=bearer(tokens["predict"])
@@ -65,7 +64,12 @@ def test_logs_query_and_compact_from_the_command_line(
         )
         assert counted.exit_code == 0, counted.output
         assert json.loads(counted.stdout) == [{"status": 200, "n": 3}]
+        # The server has stopped: its last segment is compacted too, and nothing is lost.
         compacted = runner.invoke(app, ["logs", "compact", "--json"])
-        assert json.loads(compacted.stdout) == {"compacted": 0, "removed": 0}
+        assert json.loads(compacted.stdout) == {"compacted": 1, "removed": 0}
+        again = runner.invoke(
+            app, ["logs", "query", "SELECT count(*) AS n FROM predictions", "--json"]
+        )
+        assert json.loads(again.stdout) == [{"n": 3}]
         bad = runner.invoke(app, ["logs", "query", "SELECT nope FROM predictions"])
         assert bad.exit_code == 1 and "the query failed" in bad.output

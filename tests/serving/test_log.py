@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from fastapi.testclient import TestClient
-from tests.serving.conftest import RECORD, bearer, edit_plan
+from tests.serving.conftest import RECORD, bearer, edit_plan, started
 
 from mlplan.errors import DataError
 from mlplan.serving._log import PiiPolicy, PredictionLog, compact_segments, log_files, query_log
@@ -33,7 +32,7 @@ def test_acked_records_are_on_disk_when_their_future_completes(tmp_path: Path) -
         futures = [_record(log, f"r{i}", x=i) for i in range(50)]
         for future in futures:
             future.result(timeout=10)  # type: ignore[attr-defined]
-        lines = (tmp_path / "seg-000000.jsonl").read_bytes().splitlines()
+        lines = (log.folder / "seg-000000.jsonl").read_bytes().splitlines()
         assert [json.loads(line)["request_id"] for line in lines] == [f"r{i}" for i in range(50)]
         assert log.stats.commits <= 50 and log.stats.written == 50
 
@@ -65,36 +64,64 @@ def test_async_mode_bounds_the_queue_and_counts_drops_exactly(tmp_path: Path) ->
     assert rows == log.stats.written
 
 
-def test_a_torn_last_line_is_cut_off_and_segments_rotate_and_compact(tmp_path: Path) -> None:
+def test_segments_rotate_and_compact_and_a_torn_line_is_dropped(tmp_path: Path) -> None:
     with PredictionLog(tmp_path, segment_bytes=2000) as log:
         for i in range(30):
             _record(log, f"r{i}").result(timeout=10)  # type: ignore[attr-defined]
-    parquet, jsonl = log_files(tmp_path)
-    assert len(jsonl) > 2 and not parquet
+        parquet, jsonl = log_files(log.folder)
+        assert len(jsonl) > 2 and not parquet
+        # While the writer lives, its open segment stays as it is.
+        assert compact_segments(tmp_path)["compacted"] == len(jsonl) - 1
     with jsonl[-1].open("ab") as handle:
         handle.write(b'{"kind": "prediction", "request_id": "torn')  # a crash mid-write
-    with PredictionLog(tmp_path) as log:
+    assert compact_segments(tmp_path)["compacted"] == 1  # the dead writer's last segment
+    with PredictionLog(tmp_path) as log:  # a new process writes in a folder of its own
         _record(log, "after").result(timeout=10)  # type: ignore[attr-defined]
-    # Every segment but the open one (reopened after the crash) becomes Parquet.
-    assert compact_segments(tmp_path)["compacted"] == len(jsonl) - 1
-    parquet, still_open = log_files(tmp_path)
-    assert (len(parquet), still_open) == (len(jsonl) - 1, [jsonl[-1]])
+        assert log.folder != jsonl[0].parent
     ids = query_log(tmp_path, "SELECT request_id FROM predictions ORDER BY time").column(0)
     assert ids.to_pylist() == [*(f"r{i}" for i in range(30)), "after"]
+
+
+def test_a_failed_write_is_cut_back_and_the_writer_lives_on(tmp_path: Path) -> None:
+    import os
+
+    with PredictionLog(tmp_path) as log:
+        _record(log, "ok1").result(timeout=10)  # type: ignore[attr-defined]
+        real_fsync = os.fsync
+        calls = {"n": 0}
+
+        def failing(fd: int) -> None:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise OSError(5, "Input/output error")
+            real_fsync(fd)
+
+        os.fsync = failing  # type: ignore[assignment]
+        try:
+            with pytest.raises(OSError, match="Input/output error"):
+                _record(log, "retried").result(timeout=10)  # type: ignore[attr-defined]
+        finally:
+            os.fsync = real_fsync  # type: ignore[assignment]
+        _record(log, "retried").result(timeout=10)  # type: ignore[attr-defined]
+        assert log.stats.failed == 1
+    ids = query_log(tmp_path, "SELECT request_id FROM predictions").column(0).to_pylist()
+    assert ids == ["ok1", "retried"]  # the failed attempt left nothing behind
 
 
 def test_pii_is_hashed_or_redacted_before_it_is_written(tmp_path: Path) -> None:
     with PredictionLog(tmp_path, pii=PiiPolicy(frozenset({"email"}), "hash")) as log:
         _record(log, "h1", email="ada@example.com", age=3).result()  # type: ignore[attr-defined]
         _record(log, "h2", email="ada@example.com", age=4).result()  # type: ignore[attr-defined]
-    text = (tmp_path / "seg-000000.jsonl").read_text()
+    text = next(tmp_path.rglob("seg-000000.jsonl")).read_text()
     assert "ada@example.com" not in text
     first, second = (json.loads(json.loads(line)["inputs"])[0] for line in text.splitlines())
     assert first["email"] == second["email"] and first["email"].startswith("hmac:")
     assert (tmp_path / ".pii-key").stat().st_mode & 0o077 == 0
     with PredictionLog(tmp_path / "r", pii=PiiPolicy(frozenset({"email"}), "redact")) as log:
         _record(log, "r1", email="ada@example.com").result()  # type: ignore[attr-defined]
-    assert '\\"email\\": \\"<redacted>\\"' in (tmp_path / "r" / "seg-000000.jsonl").read_text()
+    assert (
+        '\\"email\\": \\"<redacted>\\"' in next((tmp_path / "r").rglob("seg-*.jsonl")).read_text()
+    )
     with pytest.raises(DataError, match=r"the query failed"):
         query_log(tmp_path, "SELECT nope FROM predictions")
 
@@ -106,7 +133,7 @@ def test_the_server_logs_predictions_refusals_and_feedback(
 
     edit_plan(served, "    pii_columns: [name, email]", "    pii_columns: [name, email, age]")
     app = create_app(ServeConfig(root=str(served.root), model="logistic-1", key_refresh_seconds=0))
-    with TestClient(app) as client:
+    with started(app) as client:
         ok = client.post(
             "/v1/predict", json={"records": [RECORD]}, headers=bearer(tokens["predict"])
         )

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -55,14 +56,17 @@ class _State:
         self.tensors: TensorValidator | None = None
         self.log: PredictionLog | None = None
         self.batcher: MicroBatcher | None = None
+        self.loaded = threading.Event()  # set once loading ended, ready or not
         self.retention_days = 90
 
     @property
     def ready(self) -> bool:
-        return self.model is not None and not self.stopping
+        return self.model is not None and self.batcher is not None and not self.stopping
 
-    def load(self) -> None:
+    def prepare(self) -> None:
+        """What must hold before the server listens: the plan, the auth rule, the keys."""
         ws = Workspace(Path(self.config.root), store_url=self.config.store_url)
+        self.ws = ws
         security = ws.plan.deployment.security
         self.auth = security.auth
         if self.auth == "none" and not is_loopback(self.config.host):
@@ -72,6 +76,11 @@ class _State:
             )
         self.keys = KeyRing(ws, refresh_seconds=self.config.key_refresh_seconds)
         self.keys.reload()
+
+    def load_model(self) -> None:
+        """Load, verify and warm up the package (in a thread, while live answers)."""
+        ws = self.ws
+        security = ws.plan.deployment.security
         try:
             model = load_served_model(ws, self.config.model)
         except MlplanError as exc:
@@ -83,7 +92,7 @@ class _State:
             unseen_categories=security.unseen_categories,
             out_of_range=security.out_of_range,
         )
-        self.tensors = TensorValidator(model.signature)
+        self.tensors = TensorValidator(model.signature, self.records)
         policy = ws.plan.deployment.logging
         self.retention_days = policy.retention_days
         if policy.predictions:
@@ -203,28 +212,38 @@ def create_app(config: ServeConfig) -> Any:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
-        state.load()
-        metrics.ready.set(1 if state.ready else 0)
-        metrics.log_stats = None if state.log is None else state.log.stats
-        if state.model is not None:
+        state.prepare()
 
-            def observe(requests: int, rows: int) -> None:
-                metrics.batch_requests.observe(requests)
-                metrics.batch_rows.observe(rows)
+        async def bring_up() -> None:
+            try:
+                await asyncio.to_thread(state.load_model)
+                metrics.log_stats = None if state.log is None else state.log.stats
+                if state.model is not None:
 
-            state.batcher = MicroBatcher(
-                state.model.run,
-                max_batch_rows=config.max_batch_rows,
-                max_wait_ms=config.max_wait_ms,
-                max_queue_rows=config.max_queue_rows,
-                observe=observe,
-            )
-            await state.batcher.start()
-            batcher = state.batcher
-            metrics.queue_rows.set_function(lambda: batcher.queued_rows)
-        if state.ready:
-            print(f"mlplan serve: {config.model} ready", flush=True)
+                    def observe(requests: int, rows: int) -> None:
+                        metrics.batch_requests.observe(requests)
+                        metrics.batch_rows.observe(rows)
+
+                    batcher = MicroBatcher(
+                        state.model.run,
+                        max_batch_rows=config.max_batch_rows,
+                        max_wait_ms=config.max_wait_ms,
+                        max_queue_rows=config.max_queue_rows,
+                        observe=observe,
+                    )
+                    await batcher.start()
+                    metrics.queue_rows.set_function(lambda: batcher.queued_rows)
+                    state.batcher = batcher
+                metrics.ready.set(1 if state.ready else 0)
+                if state.ready:
+                    print(f"mlplan serve: {config.model} ready", flush=True)
+            finally:
+                state.loaded.set()
+
+        # Live at once; ready once the model is loaded and warmed up.
+        loading = asyncio.create_task(bring_up())
         yield
+        await loading
         state.stopping = True
         metrics.ready.set(0)
         if state.batcher is not None:
@@ -252,7 +271,11 @@ def create_app(config: ServeConfig) -> Any:
         if length is not None and length.isdigit() and int(length) > config.max_body_bytes:
             response = error(413, f"the body is larger than {config.max_body_bytes:,} bytes")
         else:
-            response = await call_next(request)
+            try:
+                response = await call_next(request)
+            except Exception:
+                metrics.requests.labels(route_of(request), "500").inc()
+                raise
         route = route_of(request)
         metrics.requests.labels(route, str(response.status_code)).inc()
         metrics.latency.labels(route).observe(time.perf_counter() - start)
@@ -279,12 +302,14 @@ def create_app(config: ServeConfig) -> Any:
         return error(503, f"not ready: {state.reason or 'shutting down'}", {"Retry-After": "1"})
 
     async def body_json(request: Any) -> tuple[Any, Any]:
-        raw = await request.body()
-        if len(raw) > config.max_body_bytes:
-            return None, error(413, f"the body is larger than {config.max_body_bytes:,} bytes")
+        raw = bytearray()
+        async for chunk in request.stream():  # a chunked body is cut off at the limit too
+            raw += chunk
+            if len(raw) > config.max_body_bytes:
+                return None, error(413, f"the body is larger than {config.max_body_bytes:,} bytes")
         try:
-            return json.loads(raw), None
-        except (ValueError, UnicodeDecodeError):
+            return json.loads(bytes(raw)), None
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return None, error(
                 400,
                 [{"loc": ["body"], "type": "json_invalid", "msg": "the body is not valid JSON"}],
@@ -318,8 +343,11 @@ def create_app(config: ServeConfig) -> Any:
         if done is None:
             return True
         try:
-            await asyncio.wrap_future(done)
-        except OSError:
+            # Shielded: a client that leaves does not cancel the write it is owed.
+            await asyncio.wait_for(
+                asyncio.shield(asyncio.wrap_future(done)), config.request_timeout_seconds
+            )
+        except (OSError, TimeoutError):
             return False
         return True
 
@@ -381,6 +409,12 @@ def create_app(config: ServeConfig) -> Any:
     ) -> tuple[np.ndarray, np.ndarray | None] | JSONResponse:
         """The model's outputs through the micro-batcher, or the 503/504 to answer."""
         assert state.model is not None and state.batcher is not None
+        if validated.rows > state.batcher.max_queue_rows:
+            return error(
+                413,
+                f"{validated.rows:,} rows in one request; at most "
+                f"{state.batcher.max_queue_rows:,} (split the request)",
+            )
         try:
             labels, proba = await asyncio.wait_for(
                 state.batcher.submit(validated.feeds, validated.rows),
@@ -391,6 +425,10 @@ def create_app(config: ServeConfig) -> Any:
             return error(503, "the server is saturated; retry shortly", {"Retry-After": "1"})
         except TimeoutError:
             return error(504, f"no answer within {config.request_timeout_seconds:g} s")
+        except Exception as exc:  # ONNX Runtime refused these inputs
+            return error(
+                422, f"the model could not score these inputs: {str(exc).splitlines()[0][:200]}"
+            )
         if state.model.is_classifier:
             for label in labels:
                 metrics.predicted.labels(str(label)).inc()
@@ -523,12 +561,14 @@ def create_app(config: ServeConfig) -> Any:
             predictions: list[dict[str, Any]] = [
                 {
                     "label": str(label),
-                    "probabilities": {c: float(p) for c, p in zip(model.classes, row, strict=True)},
+                    "probabilities": {
+                        c: _number(p) for c, p in zip(model.classes, row, strict=True)
+                    },
                 }
                 for label, row in zip(labels, proba, strict=True)
             ]
         else:
-            predictions = [{"value": float(v)} for v in labels]
+            predictions = [{"value": _number(v)} for v in labels]
         if not await logged(
             "prediction",
             request_id,
@@ -580,6 +620,12 @@ def create_app(config: ServeConfig) -> Any:
     return app
 
 
+def _number(value: Any) -> float | None:
+    """A model output for JSON: NaN and infinities (which JSON cannot hold) become null."""
+    number = float(value)
+    return number if np.isfinite(number) else None
+
+
 def _check_feedback(body: Any) -> list[dict[str, Any]]:
     """Problems of a feedback body: a request id, and at least one of a label, a value and
     events (each a name and a number)."""
@@ -602,7 +648,9 @@ def _check_feedback(body: Any) -> list[dict[str, Any]]:
     if "label" in body and not isinstance(body["label"], str | int | float | bool):
         out.append(problem(["label"], "label_type", "expected a class name or a number"))
     if "value" in body and (
-        not isinstance(body["value"], int | float) or isinstance(body["value"], bool)
+        not isinstance(body["value"], int | float)
+        or isinstance(body["value"], bool)
+        or not np.isfinite(float(body["value"]))
     ):
         out.append(problem(["value"], "float_type", "expected a number (a business value)"))
     events = body.get("events", [])
@@ -616,6 +664,8 @@ def _check_feedback(body: Any) -> list[dict[str, Any]]:
                 or not 1 <= len(event["name"]) <= 100
                 or set(event) - {"name", "value"}
                 or not isinstance(event.get("value", 1), int | float)
+                or isinstance(event.get("value", 1), bool)
+                or not np.isfinite(float(event.get("value", 1)))
             ):
                 out.append(
                     problem(["events", i], "event", 'expected {"name": "...", "value": number}')

@@ -129,10 +129,21 @@ class MicroBatcher:
         )
         try:
             labels, proba = await asyncio.to_thread(self._run, feeds)
-        except Exception as exc:  # the batch failed: every caller in it hears why
+        except Exception as exc:
+            if len(jobs) == 1:
+                if not jobs[0].done.done():
+                    jobs[0].done.set_exception(exc)
+                return
+            # One request's inputs failed the batch: each runs alone, so only it fails.
             for job in jobs:
-                if not job.done.done():
-                    job.done.set_exception(exc)
+                try:
+                    result = await asyncio.to_thread(self._run, job.feeds)
+                except Exception as alone:
+                    if not job.done.done():
+                        job.done.set_exception(alone)
+                else:
+                    if not job.done.done():
+                        job.done.set_result(result)
             return
         start = 0
         for job in jobs:

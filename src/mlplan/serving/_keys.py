@@ -177,6 +177,7 @@ class KeyRing:
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
         self._loaded_at = -float("inf")
+        self.refresh_failures = 0
 
     def _load(self) -> None:
         self._entries = {
@@ -200,7 +201,11 @@ class KeyRing:
             return None
         with self._lock:
             if time.monotonic() - self._loaded_at > self._refresh:
-                self._load()
+                try:
+                    self._load()
+                except Exception:  # the store is away: keep the keys we have, retry later
+                    self._loaded_at = time.monotonic()
+                    self.refresh_failures += 1
             entry = self._entries.get(parts[1])
         if entry is None:
             return None

@@ -1,16 +1,19 @@
 """The prediction log: every request and response appended to a durable, segmented log.
 
-Layout, under ``.mlplan/predictions/``::
+Layout, under ``.mlplan/predictions/<model>/``, one folder per writer (a server process)::
 
-    seg-000001.jsonl      open segment: one JSON record per line, appended
-    seg-000000.parquet    closed segments, compacted (temp file + atomic rename)
+    w-20261128T221500-4242-1a2b/
+        .lock                 held (flock) while the writer lives
+        seg-000001.jsonl      open segment: one JSON record per line, appended
+        seg-000000.parquet    closed segments, compacted (temp file + atomic rename)
 
 One writer thread drains a queue and commits in groups: it writes every record waiting,
 calls ``fsync`` once, then acknowledges them all. In ``acked`` mode a request is answered
 only after its record is on disk; in ``async`` mode it is answered at once and the queue is
-bounded, so at most ``max_pending`` records can be lost in a crash, and records refused when
-it is full are counted exactly. A torn last line (a crash mid-write) was never acknowledged
-and is cut off when the log is opened again.
+bounded, so a crash loses at most ``max_pending`` queued records plus the group being
+written, and records refused when it is full are counted exactly. A write or ``fsync`` that
+fails is cut back off the file, so a retried request is never logged twice. A torn last line
+(a crash mid-write) was never acknowledged; readers skip it and compaction drops it.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ import json
 import os
 import queue
 import secrets
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -74,6 +78,8 @@ class PiiPolicy:
         out = {}
         for name, value in record.items():
             if name in self.columns and value is not None:
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)  # 40 and 40.0 hash alike
                 if self.mode == "redact":
                     out[name] = "<redacted>"
                 else:
@@ -85,12 +91,48 @@ class PiiPolicy:
 
 
 def _pii_key(folder: Path) -> bytes:
+    """The log's HMAC key, made once for the model's log (several workers may race)."""
     path = folder / ".pii-key"
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd, temp = tempfile.mkstemp(dir=folder, prefix=".pii-key.")
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32))
-    return bytes.fromhex(path.read_text().strip())
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temp, path)  # atomic: the first writer's key wins, whole
+        except FileExistsError:
+            pass
+        finally:
+            Path(temp).unlink()
+    key = bytes.fromhex(path.read_text().strip())
+    if len(key) < 16:
+        raise UsageError(f"{path} holds no usable key; delete it to make a new one")
+    return key
+
+
+def _hold_lock(folder: Path) -> Any:
+    import fcntl
+
+    handle = (folder / ".lock").open("w")
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle
+
+
+def _writer_alive(folder: Path) -> bool:
+    """Whether a live writer holds ``folder``'s lock."""
+    import fcntl
+
+    path = folder / ".lock"
+    if not path.exists():
+        return False
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return False
 
 
 def _segments(folder: Path, suffix: str) -> list[Path]:
@@ -101,24 +143,21 @@ def _number(path: Path) -> int:
     return int(path.stem.split("-")[1])
 
 
-def _recover(path: Path) -> int:
-    """Cut a torn last line off an open segment; the number of complete records."""
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    complete = data[:end]
-    records = complete.count(b"\n")
-    if end != len(data):
-        with path.open("r+b") as handle:
-            handle.truncate(end)
-            handle.flush()
-            os.fsync(handle.fileno())
-    return records
-
-
 @dataclass
 class _Pending:
     line: bytes
     done: Future[None] | None
+
+
+def _resolve(done: Future[None] | None, exc: BaseException | None) -> None:
+    """Complete a waiter's future, unless it was cancelled (its request is gone)."""
+    if done is None or done.done():
+        return
+    with contextlib.suppress(Exception):  # cancelled meanwhile: nobody waits for it
+        if exc is None:
+            done.set_result(None)
+        else:
+            done.set_exception(exc)
 
 
 @dataclass
@@ -127,9 +166,9 @@ class LogStats:
 
     written: int = 0
     dropped: int = 0
+    failed: int = 0
     commits: int = 0
     segments_closed: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class PredictionLog:
@@ -158,7 +197,6 @@ class PredictionLog:
     ) -> None:
         if mode not in {"acked", "async"}:
             raise UsageError(f"deployment.logging.mode must be acked or async; got {mode!r}")
-        self.folder = folder
         self.mode = mode
         self.segment_bytes = segment_bytes
         self.segment_seconds = segment_seconds
@@ -166,24 +204,19 @@ class PredictionLog:
         self.pii = pii or PiiPolicy(frozenset())
         if self.pii.columns and not self.pii.key:
             self.pii = PiiPolicy(self.pii.columns, self.pii.mode, _pii_key(folder))
+        # Each writer (server process) has its own folder, locked while it lives: workers
+        # never share a segment, and compaction leaves a live writer's open segment alone.
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        self.folder = folder / f"w-{stamp}-{os.getpid()}-{secrets.token_hex(2)}"
+        self.folder.mkdir()
+        self._lock_file = _hold_lock(self.folder)
+        folder = self.folder
         self.stats = LogStats()
         self._queue: queue.Queue[_Pending | None] = queue.Queue(
             maxsize=max_pending if mode == "async" else 0
         )
         self._lock = threading.Lock()
-        opened = _segments(folder, "jsonl")
-        closed = _segments(folder, "parquet")
-        for extra in opened[:-1]:  # a crash between closing and compacting: keep as closed
-            self.stats.extra["recovered_segments"] = (
-                self.stats.extra.get("recovered_segments", 0) + 1
-            )
-            _recover(extra)
-        if opened:
-            self._path = opened[-1]
-            _recover(self._path)
-        else:
-            last = max((_number(p) for p in [*opened, *closed]), default=-1)
-            self._path = folder / (_SEGMENT.format(last + 1) + ".jsonl")
+        self._path = folder / (_SEGMENT.format(0) + ".jsonl")  # a new writer's own folder
         self._handle = self._path.open("ab")
         self._opened_at = time.monotonic()
         self._closed = False
@@ -243,12 +276,54 @@ class PredictionLog:
     # -- the writer --------------------------------------------------------------------------
 
     def _rotate(self) -> None:
+        following = self.folder / (_SEGMENT.format(_number(self._path) + 1) + ".jsonl")
+        try:
+            handle = following.open("ab")
+        except OSError:
+            return  # keep writing to this segment; rotation is tried again after the next commit
         self._handle.close()
         self.stats.segments_closed += 1
-        closed = self._path
-        self._path = self.folder / (_SEGMENT.format(_number(closed) + 1) + ".jsonl")
-        self._handle = self._path.open("ab")
+        self._path, self._handle = following, handle
         self._opened_at = time.monotonic()
+
+    def _commit(self, pending: list[_Pending]) -> None:
+        start = self._handle.tell()
+        try:
+            self._handle.write(b"".join(p.line for p in pending))
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as exc:
+            self._undo(start)
+            with self._lock:
+                self.stats.failed += len(pending)
+                if self.mode == "async":
+                    self.stats.dropped += len(pending)
+            for p in pending:
+                _resolve(p.done, exc)
+            return
+        with self._lock:
+            self.stats.written += len(pending)
+            self.stats.commits += 1
+        for p in pending:
+            _resolve(p.done, None)
+        if (
+            self._handle.tell() >= self.segment_bytes
+            or time.monotonic() - self._opened_at >= self.segment_seconds
+        ):
+            self._rotate()
+
+    def _undo(self, size: int) -> None:
+        """Cut a failed write back off the segment (a retry must not log it twice)."""
+        with contextlib.suppress(OSError):
+            self._handle.close()
+        try:
+            with self._path.open("r+b") as handle:
+                handle.truncate(size)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError:
+            pass  # the tail stays torn; readers skip an incomplete last line
+        self._handle = self._path.open("ab")
 
     def _run(self) -> None:
         stop = False
@@ -264,25 +339,10 @@ class PredictionLog:
             stop = any(p is None for p in batch)
             if pending:
                 try:
-                    self._handle.write(b"".join(p.line for p in pending))
-                    self._handle.flush()
-                    os.fsync(self._handle.fileno())
-                except OSError as exc:
+                    self._commit(pending)
+                except Exception as exc:  # never let the writer die with requests waiting
                     for p in pending:
-                        if p.done is not None:
-                            p.done.set_exception(exc)
-                    continue
-                with self._lock:
-                    self.stats.written += len(pending)
-                    self.stats.commits += 1
-                for p in pending:
-                    if p.done is not None:
-                        p.done.set_result(None)
-                if (
-                    self._handle.tell() >= self.segment_bytes
-                    or time.monotonic() - self._opened_at >= self.segment_seconds
-                ):
-                    self._rotate()
+                        _resolve(p.done, exc)
 
     def close(self) -> None:
         """Write everything queued, then stop (the server calls this on shutdown)."""
@@ -292,6 +352,7 @@ class PredictionLog:
         self._queue.put(None)
         self._thread.join()
         self._handle.close()
+        self._lock_file.close()  # releases the lock: compaction may take the last segment
 
     def __enter__(self) -> PredictionLog:
         return self
@@ -340,32 +401,45 @@ def _schema() -> Any:
     )
 
 
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def compact_segments(folder: Path, *, retention_days: int | None = None) -> dict[str, int]:
-    """Turn closed JSONL segments (every one but the newest) into Parquet, atomically, and
-    delete Parquet segments whose newest record is older than ``retention_days``."""
+    """Turn closed JSONL segments into Parquet, atomically, in every writer folder under
+    ``folder`` (a live writer's open segment is left alone; a dead writer's last one is
+    compacted too, its torn line dropped), and delete Parquet segments whose newest record
+    is older than ``retention_days``."""
     import pyarrow.parquet as pq
 
-    closed_jsonl = _segments(folder, "jsonl")[:-1]
-    compacted = 0
-    for path in closed_jsonl:
-        table = _read_jsonl(path)
-        target = path.with_suffix(".parquet")
-        temp = path.with_suffix(".parquet.tmp")
-        pq.write_table(table, temp)
-        with temp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        temp.replace(target)
-        path.unlink()
-        compacted += 1
-    removed = 0
-    if retention_days is not None:
-        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=retention_days)
-        for path in _segments(folder, "parquet"):
-            times = pq.read_table(path, columns=["time"]).column("time").to_pylist()
-            newest = max((dt.datetime.fromisoformat(t) for t in times if t), default=None)
-            if newest is None or newest < cutoff:
-                path.unlink()
-                removed += 1
+    writers = sorted({p.parent for p in folder.rglob("seg-*.*")} | {folder})
+    compacted = removed = 0
+    for writer in writers:
+        segments = _segments(writer, "jsonl")
+        closed = segments[:-1] if _writer_alive(writer) else segments
+        for path in closed:
+            table = _read_jsonl(path)
+            target = path.with_suffix(".parquet")
+            temp = path.with_suffix(".parquet.tmp")
+            pq.write_table(table, temp)
+            with temp.open("rb") as handle:
+                os.fsync(handle.fileno())
+            temp.replace(target)
+            path.unlink()
+            _fsync_dir(writer)  # the rename and the unlink survive a crash together
+            compacted += 1
+        if retention_days is not None:
+            cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=retention_days)
+            for path in _segments(writer, "parquet"):
+                times = pq.read_table(path, columns=["time"]).column("time").to_pylist()
+                newest = max((dt.datetime.fromisoformat(t) for t in times if t), default=None)
+                if newest is None or newest < cutoff:
+                    path.unlink()
+                    removed += 1
     return {"compacted": compacted, "removed": removed}
 
 

@@ -85,8 +85,10 @@ def _verified(ws: Workspace, sha256: str, filename: str) -> bytes:
     try:
         blob = path.read_bytes()
     except OSError as exc:
+        # The reason is public (the ready route): name the file, not where it lives.
         raise PackageError(
-            f"{filename} of the package is missing: {path}: {exc.strerror}"
+            f"{filename} of the package cannot be read from the artifact store "
+            f"({exc.strerror}); restore it or retrain"
         ) from None
     digest = hashlib.sha256(blob).hexdigest()
     if digest != sha256:

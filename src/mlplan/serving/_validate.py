@@ -44,11 +44,24 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _finite(value: float) -> bool:
+    """A number the graph can take: finite as a float32 (the graph's input type)."""
     try:
-        return math.isfinite(float(value))
+        number = float(value)
     except OverflowError:  # an integer beyond any float
         return False
+    return math.isfinite(number) and abs(number) <= _FLOAT32_MAX
+
+
+def _utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, from JSON escapes
+        return False
+    return True
 
 
 class RecordValidator:
@@ -138,7 +151,9 @@ class RecordValidator:
                 if spec["type"] == "number":
                     if not _is_number(value) or not _finite(value):
                         result.errors.append(
-                            FieldError(where, "float_type", "expected a finite number")
+                            FieldError(
+                                where, "float_type", "expected a finite number (32-bit float range)"
+                            )
                         )
                         continue
                     value = float(value)
@@ -159,8 +174,10 @@ class RecordValidator:
                             value = min(max(value, low), high)
                     columns[name][i] = value
                 else:
-                    if not isinstance(value, str):
-                        result.errors.append(FieldError(where, "string_type", "expected a string"))
+                    if not isinstance(value, str) or not _utf8(value):
+                        result.errors.append(
+                            FieldError(where, "string_type", "expected a string (valid UTF-8)")
+                        )
                         continue
                     allowed = self._categories.get(name, set())
                     if allowed and value not in allowed:
@@ -193,50 +210,60 @@ class RecordValidator:
 
 
 class TensorValidator:
-    """Checks Open Inference Protocol tensors against the signature's shapes and types."""
+    """Checks Open Inference Protocol tensors against the signature: shapes, datatypes and
+    names here; the values of tabular inputs through the same checks and policies as records
+    (so both routes accept and refuse the same things)."""
 
-    def __init__(self, signature: Mapping[str, Any]) -> None:
+    def __init__(
+        self, signature: Mapping[str, Any], records: RecordValidator | None = None
+    ) -> None:
         self.inputs = {c["name"]: c for c in signature["inputs"]}
+        self.records = records
 
     def validate(self, tensors: Any) -> ValidationResult:
         """Feeds for a list of ``{"name", "shape", "datatype", "data"}`` tensors."""
         result = ValidationResult()
+        base: tuple[str | int, ...] = ("body", "inputs")
         if not isinstance(tensors, list) or not tensors:
             result.errors.append(
-                FieldError(("body", "inputs"), "list_type", "expected a non-empty list of tensors")
+                FieldError(base, "list_type", "expected a non-empty list of tensors")
             )
             return result
-        given: dict[str, Any] = {}
+        given: dict[str, tuple[int, dict[str, Any]]] = {}
         for i, tensor in enumerate(tensors):
             if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
                 result.errors.append(
-                    FieldError(("body", "inputs", i), "dict_type", "expected a tensor with a name")
+                    FieldError((*base, i), "dict_type", "expected a tensor with a name")
                 )
                 continue
-            if tensor["name"] not in self.inputs:
+            name = tensor["name"]
+            if name not in self.inputs:
                 result.errors.append(
                     FieldError(
-                        ("body", "inputs", i, "name"),
+                        (*base, i, "name"),
                         "extra_forbidden",
                         f"unknown input; the model takes: {', '.join(self.inputs)}",
                     )
                 )
-                continue
-            given[tensor["name"]] = (i, tensor)
+            elif name in given:
+                result.errors.append(
+                    FieldError((*base, i, "name"), "duplicate", "input given twice")
+                )
+            else:
+                given[name] = (i, tensor)
         for name in self.inputs:
             if name not in given:
-                result.errors.append(
-                    FieldError(("body", "inputs", name), "missing", "input required")
-                )
+                result.errors.append(FieldError((*base, name), "missing", "input required"))
         if result.errors:
             return result
-        rows: set[int] = set()
+        shaped: dict[str, tuple[list[int], list[Any]]] = {}
         for name, (i, tensor) in given.items():
             spec = self.inputs[name]
-            where: tuple[str | int, ...] = ("body", "inputs", i)
-            shape = tensor.get("shape")
-            data = tensor.get("data")
-            if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            where: tuple[str | int, ...] = (*base, i)
+            shape, data = tensor.get("shape"), tensor.get("data")
+            if not isinstance(shape, list) or not all(
+                isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**31 for d in shape
+            ):
                 result.errors.append(
                     FieldError((*where, "shape"), "shape", "expected a list of sizes")
                 )
@@ -247,15 +274,14 @@ class TensorValidator:
                 )
                 continue
             string = spec["type"] == "string"
-            expected_type = "BYTES" if string else "FP32"
-            if tensor.get("datatype") not in (
-                {"BYTES"} if string else {"FP32", "FP64", "INT64", "INT32"}
-            ):
+            expected = "BYTES" if string else "FP32"
+            allowed = {"BYTES"} if string else {"FP32", "FP64", "INT64", "INT32"}
+            if tensor.get("datatype") not in allowed:
                 result.errors.append(
-                    FieldError((*where, "datatype"), "datatype", f"expected {expected_type}")
+                    FieldError((*where, "datatype"), "datatype", f"expected {expected}")
                 )
                 continue
-            size = int(np.prod(shape)) if shape else 0
+            size = math.prod(shape) if shape else 0
             if len(data) != size:
                 result.errors.append(
                     FieldError(
@@ -265,7 +291,7 @@ class TensorValidator:
                 continue
             wanted = spec.get("shape") or [None, 1]
             if len(shape) != len(wanted) or any(
-                w is not None and w != s for w, s in zip(wanted, shape, strict=True)
+                w is not None and w != d for w, d in zip(wanted, shape, strict=True)
             ):
                 result.errors.append(
                     FieldError(
@@ -275,22 +301,37 @@ class TensorValidator:
                     )
                 )
                 continue
-            try:
-                array = (
-                    np.array([str(v) for v in data], dtype=object)
-                    if string
-                    else np.array([np.nan if v is None else v for v in data], dtype=np.float32)
-                ).reshape(shape)
-            except (TypeError, ValueError):
+            shaped[name] = (shape, data)
+        if result.errors:
+            return result
+        rows = {shape[0] for shape, _ in shaped.values()}
+        if len(rows) != 1:
+            result.errors.append(FieldError(base, "shape", "every input must have the same rows"))
+            return result
+        n = rows.pop()
+        if self.records is not None and all(
+            spec["type"] in {"number", "string"} for spec in self.inputs.values()
+        ):
+            records = [{name: data[r] for name, (_, data) in shaped.items()} for r in range(n)]
+            return self.records.validate(records, loc=base) if n else result
+        for name, (shape, data) in shaped.items():
+            i = given[name][0]
+            bad = next(
+                (
+                    k
+                    for k, v in enumerate(data)
+                    if not (_is_number(v) and _finite(v))
+                    and not (v is None and self.inputs[name].get("nullable", True))
+                ),
+                None,
+            )
+            if bad is not None:
                 result.errors.append(
-                    FieldError((*where, "data"), "type", f"expected {expected_type} values")
+                    FieldError((*base, i, "data", bad), "float_type", "expected finite numbers")
                 )
                 continue
-            rows.add(shape[0] if shape else 0)
-            result.feeds[name] = array
-        if len(rows) > 1:
-            result.errors.append(
-                FieldError(("body", "inputs"), "shape", "every input must have the same rows")
-            )
-        result.rows = rows.pop() if len(rows) == 1 else 0
+            result.feeds[name] = np.array(
+                [np.nan if v is None else v for v in data], dtype=np.float32
+            ).reshape(shape)
+        result.rows = n
         return result
