@@ -31,9 +31,9 @@ def test_every_item_appears_once_in_stage_order(sqlite_ws: Workspace) -> None:
 
 
 def test_unbuilt_stages_are_missing_and_say_so(sqlite_ws: Workspace) -> None:
-    serving = status(sqlite_ws).get("deploy.slo")
-    assert serving.state == "missing"
-    assert serving.evidence == "not built yet: the Deployment stage comes with mlplan.serving"
+    rollout = status(sqlite_ws).get("rollout.strategy")
+    assert rollout.state == "missing"
+    assert rollout.evidence == "not built yet: the Rollout stage comes with mlplan.rollout"
 
 
 def test_fresh_template_plan_shows_what_people_must_fill_in(sqlite_ws: Workspace) -> None:

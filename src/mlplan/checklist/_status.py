@@ -109,6 +109,7 @@ BUILTIN_PROVIDERS = (
     "mlplan.checklist._labels",
     "mlplan.checklist._modeling",
     "mlplan.checklist._evaluation",
+    "mlplan.checklist._deployment",
 )
 
 

@@ -214,3 +214,42 @@ def score(
         f"({report.rows_per_second:,.0f} rows/s)"
         + (f"; {report.refused:,} refused (see the error column)" if report.refused else "")
     )
+
+
+@app.command()
+def loadtest(
+    model: Annotated[str, typer.Argument(help="The model, e.g. gbt-1.")],
+    concurrency: Annotated[int, typer.Option(help="Concurrent clients.", min=1)] = 8,
+    seconds: Annotated[float, typer.Option(help="How long to send requests.")] = 10.0,
+    rows: Annotated[int, typer.Option(help="Records per request.", min=1)] = 1,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Serve the model in a real process, load it from real clients, and measure QPS,
+    latency and memory against the plan's objectives."""
+    from mlplan.serving import load_test
+
+    report = load_test(
+        workspace(project), model, concurrency=concurrency, seconds=seconds, rows_per_request=rows
+    )
+    if json:
+        print_json(report)
+        return
+    console.print(
+        f"{esc(model)}: {report['requests']:,} requests from {concurrency} clients in "
+        f"{report['seconds']:.1f} s — {report['qps']:,.0f} QPS, p50 "
+        f"{report['latency_p50_ms']:.2f} ms, p99 {report['latency_p99_ms']:.2f} ms, "
+        f"{report['memory_mb']:.0f} MB; answers {report['statuses']}"
+    )
+    table = Table("objective", "goal", "measured", "met", title="Against the plan")
+    for check in report["checks"]:
+        table.add_row(
+            check["objective"],
+            f"{check['goal']:g}",
+            f"{check['measured']:.4g}",
+            "[green]yes[/]" if check["met"] else "[red]no[/]",
+        )
+    if report["checks"]:
+        console.print(table)
+    else:
+        console.print("The plan sets no latency, QPS or memory objective to check.")

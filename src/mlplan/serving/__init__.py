@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from mlplan.serving._config import ROUTE_ROLES, ServeConfig, is_loopback
 from mlplan.serving._keys import ROLES, ApiKeyInfo, KeyRing, create_key, list_keys, revoke_key
+from mlplan.serving._loadtest import load_test
 from mlplan.serving._log import PiiPolicy, PredictionLog, query_log
 from mlplan.serving._model import PackageError, ServedModel, load_served_model
+from mlplan.serving._records import latest_report
 from mlplan.serving._score import ScoreReport, score_file
 from mlplan.serving._serve import compact_logs, create_app, log_folder, serve
 from mlplan.serving._validate import FieldError, RecordValidator, TensorValidator
@@ -30,8 +32,10 @@ __all__ = [
     "create_app",
     "create_key",
     "is_loopback",
+    "latest_report",
     "list_keys",
     "load_served_model",
+    "load_test",
     "log_folder",
     "query_log",
     "revoke_key",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import os
 import threading
@@ -33,11 +34,13 @@ from fastapi.responses import JSONResponse, Response
 
 from mlplan._optional import require
 from mlplan.errors import MlplanError, UsageError
+from mlplan.modeling import get_model
 from mlplan.serving._batcher import MicroBatcher, Saturated
 from mlplan.serving._config import CONFIG_ENV, ROUTE_ROLES, ServeConfig, is_loopback
 from mlplan.serving._keys import ApiKeyInfo, KeyRing
 from mlplan.serving._log import LOG_DIR, PiiPolicy, PredictionLog, compact_segments
 from mlplan.serving._model import ServedModel, load_served_model
+from mlplan.serving._records import finish_serving, start_serving
 from mlplan.serving._validate import RecordValidator, TensorValidator, ValidationResult
 from mlplan.workspace import Workspace
 
@@ -57,6 +60,9 @@ class _State:
         self.log: PredictionLog | None = None
         self.batcher: MicroBatcher | None = None
         self.loaded = threading.Event()  # set once loading ended, ready or not
+        self.run_id: str | None = None
+        self.started_at: str | None = None
+        self.answers: dict[str, int] = {}
         self.retention_days = 90
 
     @property
@@ -236,6 +242,20 @@ def create_app(config: ServeConfig) -> Any:
                     state.batcher = batcher
                 metrics.ready.set(1 if state.ready else 0)
                 if state.ready:
+                    assert state.model is not None
+                    state.started_at = dt.datetime.now(dt.UTC).isoformat()
+                    state.run_id = await asyncio.to_thread(
+                        start_serving,
+                        state.ws,
+                        get_model(state.ws, config.model),
+                        {
+                            "version": state.model.version,
+                            "host": config.host,
+                            "auth": state.auth,
+                            "log": None if state.log is None else state.log.mode,
+                            "pid": os.getpid(),
+                        },
+                    )
                     print(f"mlplan serve: {config.model} ready", flush=True)
             finally:
                 state.loaded.set()
@@ -250,6 +270,25 @@ def create_app(config: ServeConfig) -> Any:
             await state.batcher.stop()  # in-flight requests get their answers
         if state.log is not None:
             state.log.close()  # everything acknowledged or queued is on disk
+        if state.run_id is not None and state.model is not None:
+            stats = state.log.stats if state.log is not None else None
+            finish_serving(
+                state.ws,
+                state.run_id,
+                {
+                    "model": state.model.name,
+                    "version": state.model.version,
+                    "mode": "realtime",
+                    "started_at": state.started_at,
+                    "stopped_at": dt.datetime.now(dt.UTC).isoformat(),
+                    "answers": dict(state.answers),
+                    "logged": None if stats is None else stats.written,
+                    "log_dropped": None if stats is None else stats.dropped,
+                    "log_failed": None if stats is None else stats.failed,
+                    "log_mode": None if state.log is None else state.log.mode,
+                    "auth": state.auth,
+                },
+            )
         print(f"mlplan serve: {config.model} stopped", flush=True)
 
     app = FastAPI(
@@ -278,6 +317,8 @@ def create_app(config: ServeConfig) -> Any:
                 raise
         route = route_of(request)
         metrics.requests.labels(route, str(response.status_code)).inc()
+        family = f"{response.status_code // 100}xx"
+        state.answers[family] = state.answers.get(family, 0) + 1
         metrics.latency.labels(route).observe(time.perf_counter() - start)
         return response
 

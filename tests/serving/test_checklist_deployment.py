@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from tests.serving.conftest import RECORD, bearer, edit_plan, started
+
+from mlplan.checklist import status
+from mlplan.serving import ServeConfig, create_app, latest_report, load_test
+from mlplan.workspace import Workspace
+
+
+def _items(ws: Workspace) -> dict[str, Any]:
+    return {s.item.id: s for s in status(ws).items if s.item.stage == "Deployment"}
+
+
+@pytest.mark.slow
+def test_the_deployment_items_follow_serving_load_tests_and_keys(served: Workspace) -> None:
+    before = _items(served)
+    assert before["deploy.mode"].state == "missing"
+    assert before["deploy.mode"].next_step == "mlplan serve logistic-1"
+    assert before["deploy.security"].next_step == "mlplan keys create --name NAME --role predict"
+    assert before["deploy.slo"].next_step == "mlplan loadtest logistic-1"
+
+    from mlplan.serving import create_key
+
+    token = create_key(served, "app", roles=["predict"])[1]
+    app = create_app(ServeConfig(root=str(served.root), model="logistic-1", key_refresh_seconds=0))
+    with started(app) as client:
+        for _ in range(4):
+            client.post("/v1/predict", json={"records": [RECORD]}, headers=bearer(token))
+        during = _items(served)
+        assert (
+            during["deploy.mode"].state == "done"
+            and "running now" in during["deploy.mode"].evidence
+        )
+    served_report = latest_report(served, "serving", "logistic-1")
+    assert served_report is not None and served_report["answers"] == {"2xx": 4}
+    assert served_report["logged"] == 4 and served_report["log_dropped"] == 0
+
+    report = load_test(served, "logistic-1", concurrency=2, seconds=1.0)
+    assert report["statuses"].get("200", 0) == report["requests"] > 0
+    assert {c["objective"] for c in report["checks"]} == {
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "qps",
+        "memory_mb",
+    }
+    after = _items(served)
+    states = {k: v.state for k, v in after.items()}
+    assert states["deploy.mode"] == states["deploy.target"] == "done"
+    assert states["deploy.logging"] == states["deploy.security"] == "done"
+    assert states["deploy.compute"] == "done"
+    assert states["deploy.slo"] in {"done", "failing"}  # a 2-core CI box may miss p50 10 ms
+    assert "load test at concurrency 2" in after["deploy.slo"].evidence
+    assert states["deploy.pipeline"] == "done"
+
+    edit_plan(served, "auth: api_key", "auth: none")
+    assert _items(served)["deploy.security"].state == "failing"
