@@ -73,6 +73,30 @@ step "The ML lead accepts the gaps for a shadow pilot, on the record" \
   --note "shadow pilot only; the ethnicity recall gap is tracked"
 step "The model card (Hugging Face format; HTML beside it, and the report)" \
   bash -c "sed -n '1,24p' reports/logistic-1/model-card.md; ls reports/logistic-1"
+# ── Deployment: the same package served in realtime and scored in batch ──────────────────
+step "API keys by role: the retention app may predict; the ML lead administers" \
+  bash -c "'$mlplan' keys create --name retention-app --role predict --json > .app-key.json && '$mlplan' keys create --name ml-lead --role admin --json > .admin-key.json && '$mlplan' keys list"
+port="$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+printf '\n\033[1m── Serve logistic-1 on 127.0.0.1:%s (live at once, ready once loaded and warmed up)\033[0m\n' "$port"
+"$mlplan" serve logistic-1 --port "$port" > serve.log 2>&1 &
+server=$!
+until grep -q "logistic-1 ready" serve.log; do
+  kill -0 "$server" 2> /dev/null || { cat serve.log; exit 1; }
+  sleep 0.2
+done
+cat serve.log
+step "A client: a prediction, a request with mistakes, no key, feedback, the metrics" \
+  "$python" "$here/client.py" "http://127.0.0.1:$port" .app-key.json .admin-key.json
+printf '\n\033[1m── SIGTERM: in-flight requests finish, the log is flushed, the server stops\033[0m\n'
+kill -TERM "$server"
+wait "$server" || true  # uvicorn re-raises SIGTERM after its graceful shutdown
+tail -n 1 serve.log
+step "Every request is in the prediction log (PII hashed); query it with SQL" \
+  "$mlplan" logs query "SELECT kind, status, count(*) AS n FROM predictions GROUP BY ALL ORDER BY ALL"
+step "The plan says batch: score the December export in chunks, with lineage" \
+  "$mlplan" score logistic-1 data/customers_2026-12.csv scored/customers_2026-12.parquet
+step "A load test of a real server against the plan's latency, QPS and memory" \
+  "$mlplan" loadtest logistic-1 --seconds 3 --concurrency 4
 step "The business owner signs off" \
   "$mlplan" approve buy_in --role business_owner --by "Dana Lee" \
   --note "call list pilot approved for Q1"
@@ -124,6 +148,8 @@ Done. Look next:
   $demo/.mlplan/artifacts/    content-addressed snapshots, split assignments, label batches
   $demo/labels/               the labeling batch, its instructions, and the simulated labels
   $demo/reports/logistic-1/   the evaluation report (HTML, opens offline), model card, JSON
+  $demo/.mlplan/predictions/  the prediction log (JSONL segments, compacted to Parquet)
+  $demo/scored/               batch predictions with row ids and model version
   $demo/digits/, $demo/sunspots/   an image project and a sequence project, each with its store
   cd $demo && $mlplan status --json    the checklist for machines
 MSG

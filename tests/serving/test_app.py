@@ -335,3 +335,32 @@ def test_hostile_bodies_get_a_4xx_on_both_routes(served: Workspace, tokens: dict
             client.post(url, json=twice, headers=headers).json()["detail"][0]["type"] == "duplicate"
         )
         assert client.post(url, json=tensors(40, rows=3), headers=headers).status_code == 200
+
+
+def test_keys_and_planted_pii_never_reach_logs_metrics_or_error_bodies(
+    served: Workspace, tokens: dict[str, str]
+) -> None:
+    edit_plan(served, "    pii_columns: [name, email]", "    pii_columns: [name, email, region]")
+    app = create_app(ServeConfig(root=str(served.root), model="logistic-1", key_refresh_seconds=0))
+    with started(app) as client:
+        ok = client.post(
+            "/v1/predict", json={"records": [RECORD]}, headers=bearer(tokens["predict"])
+        )
+        assert ok.status_code == 200
+        bad = client.post(
+            "/v1/predict",
+            json={"records": [RECORD | {"email": "ada@example.com", "age": "ada@example.com"}]},
+            headers=bearer(tokens["predict"]),
+        )
+        wrong_key = client.post(
+            "/v1/predict", json={"records": [RECORD]}, headers=bearer(tokens["predict"] + "x")
+        )
+        metrics = client.get("/metrics", headers=bearer(tokens["admin"])).text
+    written = "".join(
+        p.read_text(errors="replace") for p in (served.root / ".mlplan").rglob("seg-*.jsonl")
+    )
+    secrets = [t.split("_", 2)[2] for t in tokens.values()]
+    for text in (bad.text, wrong_key.text, metrics, written):
+        assert "ada@example.com" not in text
+        assert not any(secret in text for secret in secrets)
+    assert '"region": "north"' not in written.replace('\\"', '"')  # region is PII here: hashed

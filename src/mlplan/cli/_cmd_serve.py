@@ -253,3 +253,24 @@ def loadtest(
         console.print(table)
     else:
         console.print("The plan sets no latency, QPS or memory objective to check.")
+
+
+@app.command()
+def export(
+    model: Annotated[str, typer.Argument(help="The model, e.g. gbt-1.")],
+    target: Annotated[
+        Literal["edge", "browser"], typer.Option(help="edge: an int8-quantized ONNX model.")
+    ] = "edge",
+    out: Annotated[str | None, typer.Option(help="Folder (default: exports/MODEL-TARGET).")] = None,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Build the model for the edge (int8), measured against the original on the test split."""
+    from mlplan.serving import export_model
+
+    report = export_model(workspace(project), model, target=target, out=out)
+    if json:
+        print_json(report)
+        return
+    state = "[green]passes[/]" if report["passed"] else "[red]fails[/]"
+    console.print(f"{esc(report['summary'])}; {state} (written to {esc(report['folder'])})")

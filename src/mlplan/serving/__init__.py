@@ -5,6 +5,7 @@ metrics."""
 from __future__ import annotations
 
 from mlplan.serving._config import ROUTE_ROLES, ServeConfig, is_loopback
+from mlplan.serving._export import export_model
 from mlplan.serving._keys import ROLES, ApiKeyInfo, KeyRing, create_key, list_keys, revoke_key
 from mlplan.serving._loadtest import load_test
 from mlplan.serving._log import PiiPolicy, PredictionLog, query_log
@@ -31,6 +32,7 @@ __all__ = [
     "compact_logs",
     "create_app",
     "create_key",
+    "export_model",
     "is_loopback",
     "latest_report",
     "list_keys",

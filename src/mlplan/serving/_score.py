@@ -320,7 +320,13 @@ def score_file(
     security = ws.plan.deployment.security
     chunker = _Chunker(served, security.unseen_categories, security.out_of_range)
     try:
-        dataset = pads.dataset(source, format=in_fmt)
+        # CSV read as mlplan reads data everywhere: an empty string is a missing value.
+        file_format = (
+            pads.CsvFileFormat(convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
+            if in_fmt == "csv"
+            else "parquet"
+        )
+        dataset = pads.dataset(source, format=file_format)
         schema = dataset.schema
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"{source}: cannot be read as {in_fmt}: {exc}") from None
