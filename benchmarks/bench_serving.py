@@ -60,10 +60,14 @@ def _ensure_mlflow() -> Path:
     python = MLFLOW_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
+        import sklearn
+
+        # The same scikit-learn as mlplan's, so MLflow loads the very pipeline mlplan fitted.
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "mlflow==3.18.0", "scikit-learn"],
+            [str(python), "-m", "pip", "install", "--quiet", "mlflow==3.17.2",
+             f"scikit-learn=={sklearn.__version__}"],
             check=True,
-        )
+        )  # fmt: skip
     return python
 
 
@@ -205,7 +209,8 @@ def main() -> None:
             [str(mlflow_python), "-c", textwrap.dedent(f"""
                 import pickle, mlflow.sklearn
                 pipe = pickle.loads(open({str(native)!r}, "rb").read())
-                mlflow.sklearn.save_model(pipe, {str(mlflow_model)!r})
+                mlflow.sklearn.save_model(pipe, {str(mlflow_model)!r},
+                                          skops_trusted_types=["numpy.dtype"])
             """)],
             check=True,
         )  # fmt: skip
@@ -214,6 +219,8 @@ def main() -> None:
             [str(MLFLOW_VENV / "bin" / "mlflow"), "models", "serve", "-m", str(mlflow_model),
              "-p", str(mlflow_port), "--env-manager", "local", "-w", "1"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            # MLflow starts `uvicorn` by name: its own venv's comes first on the PATH.
+            env=os.environ | {"PATH": f"{MLFLOW_VENV / 'bin'}:{os.environ.get('PATH', '')}"},
         ))  # fmt: skip
         mlflow_url = f"http://127.0.0.1:{mlflow_port}/invocations"
 

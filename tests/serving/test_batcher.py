@@ -19,7 +19,7 @@ def test_concurrent_requests_share_calls_and_each_gets_its_own_rows() -> None:
         return feeds["x"].ravel() * 10, np.column_stack([feeds["x"].ravel()] * 2)
 
     async def main() -> list[tuple[np.ndarray, np.ndarray | None]]:
-        batcher = MicroBatcher(run, max_batch_rows=64)
+        batcher = MicroBatcher(run, max_batch_rows=64, inline_rows=0)
         await batcher.start()
         first = asyncio.create_task(batcher.submit({"x": np.array([[0.0]])}, 1))
         await asyncio.sleep(0)  # let it start running (holds the gate)
@@ -52,7 +52,7 @@ def test_a_full_queue_refuses_at_once() -> None:
         return feeds["x"].ravel(), None
 
     async def main() -> None:
-        batcher = MicroBatcher(run, max_queue_rows=4)
+        batcher = MicroBatcher(run, max_queue_rows=4, inline_rows=0)
         await batcher.start()
         held = [asyncio.create_task(batcher.submit({"x": np.zeros((2, 1))}, 2)) for _ in range(2)]
         await asyncio.sleep(0)

@@ -114,14 +114,12 @@ def test_pii_is_hashed_or_redacted_before_it_is_written(tmp_path: Path) -> None:
         _record(log, "h2", email="ada@example.com", age=4).result()  # type: ignore[attr-defined]
     text = next(tmp_path.rglob("seg-000000.jsonl")).read_text()
     assert "ada@example.com" not in text
-    first, second = (json.loads(json.loads(line)["inputs"])[0] for line in text.splitlines())
+    first, second = (json.loads(line)["inputs"][0] for line in text.splitlines())
     assert first["email"] == second["email"] and first["email"].startswith("hmac:")
     assert (tmp_path / ".pii-key").stat().st_mode & 0o077 == 0
     with PredictionLog(tmp_path / "r", pii=PiiPolicy(frozenset({"email"}), "redact")) as log:
         _record(log, "r1", email="ada@example.com").result()  # type: ignore[attr-defined]
-    assert (
-        '\\"email\\": \\"<redacted>\\"' in next((tmp_path / "r").rglob("seg-*.jsonl")).read_text()
-    )
+    assert '"email": "<redacted>"' in next((tmp_path / "r").rglob("seg-*.jsonl")).read_text()
     with pytest.raises(DataError, match=r"the query failed"):
         query_log(tmp_path, "SELECT nope FROM predictions")
 

@@ -19,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import json
 import os
+import secrets
 import threading
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +215,13 @@ def _token(headers: Any) -> str | None:
 def create_app(config: ServeConfig) -> Any:
     """The ASGI app serving ``config.model``; the model loads at startup."""
     state = _State(config)
+    # Request ids: a random per-process prefix and a counter (unique, and no syscall each).
+    id_prefix = secrets.token_hex(8)
+    id_counter = itertools.count()
+
+    def next_id() -> str:
+        return f"{id_prefix}{next(id_counter):016x}"
+
     metrics = _Metrics()
 
     @contextlib.asynccontextmanager
@@ -299,28 +307,60 @@ def create_app(config: ServeConfig) -> Any:
     def error(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
         return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
-    def route_of(request: Any) -> str:
-        route = request.scope.get("route")
-        return str(getattr(route, "path", "other"))
+    templates: dict[Any, str] = {}  # endpoint -> its route's path, for bounded labels
 
-    @app.middleware("http")
-    async def guard(request: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
-        start = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > config.max_body_bytes:
-            response = error(413, f"the body is larger than {config.max_body_bytes:,} bytes")
-        else:
+    limit = config.max_body_bytes
+
+    class _Guard:
+        """Body limit, request counts and latency, as plain ASGI (no per-request task)."""
+
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await self.app(scope, receive, send)
+                return
+            start = time.perf_counter()
+            status = 500
+            for key, value in scope.get("headers", ()):
+                if key == b"content-length" and value.isdigit() and int(value) > limit:
+                    response = error(413, f"the body is larger than {limit:,} bytes")
+                    status = 413
+                    await response(scope, receive, send)
+                    self.count(scope, status, start)
+                    return
+
+            async def sending(message: Any) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
             try:
-                response = await call_next(request)
-            except Exception:
-                metrics.requests.labels(route_of(request), "500").inc()
-                raise
-        route = route_of(request)
-        metrics.requests.labels(route, str(response.status_code)).inc()
-        family = f"{response.status_code // 100}xx"
-        state.answers[family] = state.answers.get(family, 0) + 1
-        metrics.latency.labels(route).observe(time.perf_counter() - start)
-        return response
+                await self.app(scope, receive, sending)
+            finally:
+                self.count(scope, status, start)
+
+        @staticmethod
+        def count(scope: Any, status: int, start: float) -> None:
+            route = templates.get(scope.get("endpoint"), "other")
+            metrics.requests.labels(route, str(status)).inc()
+            family = f"{status // 100}xx"
+            state.answers[family] = state.answers.get(family, 0) + 1
+            metrics.latency.labels(route).observe(time.perf_counter() - start)
+
+    app.add_middleware(_Guard)
+
+    def route(method: str, path: str) -> Callable[[Any], Any]:
+        """Register a plain Starlette endpoint (no dependency injection on the hot path)."""
+
+        def register(endpoint: Any) -> Any:
+            templates[endpoint] = path
+            app.add_route(path, endpoint, methods=[method], include_in_schema=False)
+            return endpoint
+
+        return register
 
     def authorize(request: Any, route: tuple[str, str]) -> Any | None:
         """None when the caller may use the route; else the error response."""
@@ -385,9 +425,8 @@ def create_app(config: ServeConfig) -> Any:
             return True
         try:
             # Shielded: a client that leaves does not cancel the write it is owed.
-            await asyncio.wait_for(
-                asyncio.shield(asyncio.wrap_future(done)), config.request_timeout_seconds
-            )
+            async with asyncio.timeout(config.request_timeout_seconds):
+                await asyncio.shield(asyncio.wrap_future(done))
         except (OSError, TimeoutError):
             return False
         return True
@@ -395,27 +434,31 @@ def create_app(config: ServeConfig) -> Any:
     def log_failed() -> JSONResponse:
         return error(503, "the prediction could not be logged; retry", {"Retry-After": "1"})
 
-    @app.get("/v2/health/live")
-    def live() -> dict[str, Any]:
-        return {"live": True}
+    @route("GET", "/v2/health/live")
+    async def live(request: Request) -> JSONResponse:
+        return JSONResponse({"live": True})
 
-    @app.get("/v2/health/ready")
-    def ready() -> Any:
+    def readiness() -> JSONResponse:
         if not state.ready:
             return error(503, {"ready": False, "reason": state.reason or "shutting down"})
-        return {"ready": True}
+        return JSONResponse({"ready": True})
 
-    def unknown_model(name: str) -> Any:
+    @route("GET", "/v2/health/ready")
+    async def ready(request: Request) -> JSONResponse:
+        return readiness()
+
+    def unknown_model(name: str) -> JSONResponse:
         return error(404, f"no model {name!r} here; this server serves {config.model!r}")
 
-    @app.get("/v2/models/{name}/ready")
-    def model_ready(name: str) -> Any:
-        if name != config.model:
-            return unknown_model(name)
-        return ready()
+    @route("GET", "/v2/models/{name}/ready")
+    async def model_ready(request: Request) -> JSONResponse:
+        if request.path_params["name"] != config.model:
+            return unknown_model(request.path_params["name"])
+        return readiness()
 
-    @app.get("/v2/models/{name}")
-    def model_metadata(name: str, request: Request) -> Any:
+    @route("GET", "/v2/models/{name}")
+    async def model_metadata(request: Request) -> Any:
+        name = request.path_params["name"]
         denied = authorize(request, ("GET", "/v2/models/{name}"))
         if denied is not None:
             return denied
@@ -437,13 +480,15 @@ def create_app(config: ServeConfig) -> Any:
             if model.is_classifier
             else [{"name": "value", "datatype": "FP64", "shape": [-1]}]
         )
-        return {
-            "name": model.name,
-            "versions": [model.version],
-            "platform": "onnxruntime_onnx",
-            "inputs": inputs,
-            "outputs": outputs,
-        }
+        return JSONResponse(
+            {
+                "name": model.name,
+                "versions": [model.version],
+                "platform": "onnxruntime_onnx",
+                "inputs": inputs,
+                "outputs": outputs,
+            }
+        )
 
     async def compute(
         validated: ValidationResult,
@@ -457,10 +502,8 @@ def create_app(config: ServeConfig) -> Any:
                 f"{state.batcher.max_queue_rows:,} (split the request)",
             )
         try:
-            labels, proba = await asyncio.wait_for(
-                state.batcher.submit(validated.feeds, validated.rows),
-                config.request_timeout_seconds,
-            )
+            async with asyncio.timeout(config.request_timeout_seconds):
+                labels, proba = await state.batcher.submit(validated.feeds, validated.rows)
         except Saturated:
             metrics.saturated.inc()
             return error(503, "the server is saturated; retry shortly", {"Retry-After": "1"})
@@ -477,8 +520,9 @@ def create_app(config: ServeConfig) -> Any:
             metrics.null_outputs.inc(int(np.isnan(labels).sum()))
         return labels, proba
 
-    @app.post("/v2/models/{name}/infer")
-    async def infer(name: str, request: Request) -> Any:
+    @route("POST", "/v2/models/{name}/infer")
+    async def infer(request: Request) -> Any:
+        name = request.path_params["name"]
         denied = authorize(request, ("POST", "/v2/models/{name}/infer"))
         if denied is not None:
             return denied
@@ -502,7 +546,7 @@ def create_app(config: ServeConfig) -> Any:
             return computed
         labels, proba = computed
         model = state.model
-        request_id = str(body.get("id") or uuid.uuid4().hex)[:100]
+        request_id = str(body.get("id") or next_id())[:100]
         outputs: list[dict[str, Any]]
         if model.is_classifier:
             assert proba is not None
@@ -548,14 +592,16 @@ def create_app(config: ServeConfig) -> Any:
             outputs=outputs,
         ):
             return log_failed()
-        return {
-            "model_name": model.name,
-            "model_version": model.version,
-            "id": request_id,
-            "outputs": outputs,
-        }
+        return JSONResponse(
+            {
+                "model_name": model.name,
+                "model_version": model.version,
+                "id": request_id,
+                "outputs": outputs,
+            }
+        )
 
-    @app.post("/v1/predict")
+    @route("POST", "/v1/predict")
     async def predict(request: Request) -> Any:
         denied = authorize(request, ("POST", "/v1/predict"))
         if denied is not None:
@@ -585,7 +631,7 @@ def create_app(config: ServeConfig) -> Any:
             )
         assert state.records is not None
         started = time.perf_counter()
-        request_id = uuid.uuid4().hex
+        request_id = next_id()
         validated = state.records.validate(body["records"])
         metrics.inputs(validated)  # what came in counts, served or refused
         if validated.errors:
@@ -629,7 +675,7 @@ def create_app(config: ServeConfig) -> Any:
             headers={"X-Request-Id": request_id},
         )
 
-    @app.post("/v1/feedback")
+    @route("POST", "/v1/feedback")
     async def feedback(request: Request) -> Any:
         denied = authorize(request, ("POST", "/v1/feedback"))
         if denied is not None:
@@ -650,8 +696,8 @@ def create_app(config: ServeConfig) -> Any:
             return log_failed()
         return JSONResponse({"accepted": True, "request_id": body["request_id"]}, status_code=202)
 
-    @app.get("/metrics")
-    def prometheus(request: Request) -> Any:
+    @route("GET", "/metrics")
+    async def prometheus(request: Request) -> Any:
         denied = authorize(request, ("GET", "/metrics"))
         if denied is not None:
             return denied

@@ -44,12 +44,14 @@ class MicroBatcher:
         max_batch_rows: int = 512,
         max_wait_ms: float = 0.0,
         max_queue_rows: int = 8192,
+        inline_rows: int = 64,
         observe: Callable[[int, int], None] | None = None,
     ) -> None:
         self._run = run
         self.max_batch_rows = max_batch_rows
         self.max_wait = max_wait_ms / 1000
         self.max_queue_rows = max_queue_rows
+        self.inline_rows = inline_rows
         self.queued_rows = 0
         self._observe = observe
         self._queue: asyncio.Queue[_Job] | None = None
@@ -128,7 +130,11 @@ class MicroBatcher:
             }
         )
         try:
-            labels, proba = await asyncio.to_thread(self._run, feeds)
+            if rows <= self.inline_rows:
+                # A small batch costs less than a hop to a thread and back: run it here.
+                labels, proba = self._run(feeds)
+            else:
+                labels, proba = await asyncio.to_thread(self._run, feeds)
         except Exception as exc:
             if len(jobs) == 1:
                 if not jobs[0].done.done():

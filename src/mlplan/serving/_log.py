@@ -249,13 +249,12 @@ class PredictionLog:
             "route": route,
             "status": status,
             "latency_ms": round(latency_ms, 3),
-            "inputs": None
-            if inputs is None
-            else json.dumps([self.pii.apply(r) for r in inputs], default=str),
-            "outputs": None if outputs is None else json.dumps(outputs, default=str),
-            "error": None if error is None else json.dumps(error, default=str),
+            # Nested as they are (one encoding per record); readers turn them into JSON text.
+            "inputs": None if inputs is None else [self.pii.apply(r) for r in inputs],
+            "outputs": outputs,
+            "error": error,
         }
-        return self.append(json.dumps(entry, allow_nan=True).encode() + b"\n")
+        return self.append(json.dumps(entry, default=str).encode() + b"\n")
 
     def append(self, line: bytes) -> Future[None] | None:
         """Queue a line. ``acked``: a future done once it is on disk. ``async``: None, or
@@ -377,6 +376,10 @@ def _read_jsonl(path: Path) -> Any:
         with contextlib.suppress(ValueError):  # a torn last line of an open segment
             rows.append(json.loads(line))
     columns = {name: [r.get(name) for r in rows] for name in _COLUMNS}
+    for name in ("inputs", "outputs", "error"):
+        columns[name] = [
+            v if v is None or isinstance(v, str) else json.dumps(v) for v in columns[name]
+        ]
     schema = _schema()
     return pa.table({name: pa.array(columns[name], schema.field(name).type) for name in _COLUMNS})
 
