@@ -1,34 +1,52 @@
 #!/usr/bin/env bash
 # System packages the test suite needs, installed from Debian's archive when run as root:
-# PostgreSQL (the store's tests run against a real server). Idempotent; says loudly what it
-# could not do, and the PostgreSQL tests then fail with the reason unless
-# MLPLAN_SKIP_POSTGRES=1 is set.
+#   - PostgreSQL: the store's tests run against a real server;
+#   - Chromium: the browser build of a model is checked in headless Chromium;
+#   - npm: onnxruntime-web comes from the npm registry, fetched here once (build time) into
+#     build/npm/, so that no test downloads anything.
+# Idempotent; says loudly what it could not do (those tests then fail with the reason).
 set -uo pipefail
+cd "$(dirname "$0")/.."
+
+ORT_WEB_VERSION=1.30.0
 
 have_postgres() {
   command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null
 }
 
-if have_postgres; then
-  exit 0
+missing=()
+have_postgres || missing+=(postgresql)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" != "0" ]; then
+    echo "!! not root, so these Debian packages cannot be installed: ${missing[*]};" >&2
+    echo "!! the tests that need them will fail (MLPLAN_SKIP_POSTGRES=1 skips PostgreSQL's)." >&2
+  else
+    echo "Installing from Debian's packages: ${missing[*]}…"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
+      echo "!! apt-get could not install ${missing[*]}; the tests that need them will fail." >&2
+    fi
+    # The postgresql package may start its own cluster; the tests start a private one.
+    if command -v pg_ctlcluster >/dev/null 2>&1; then
+      for cluster in /etc/postgresql/*/main; do
+        [ -d "$cluster" ] || continue
+        version="$(basename "$(dirname "$cluster")")"
+        pg_ctlcluster "$version" main stop >/dev/null 2>&1 || true
+      done
+    fi
+  fi
 fi
-if [ "$(id -u)" != "0" ]; then
-  echo "!! PostgreSQL is not installed and this is not root: install the 'postgresql' package," >&2
-  echo "!! or the store's PostgreSQL tests will fail (MLPLAN_SKIP_POSTGRES=1 skips them)." >&2
-  exit 0
+
+tarball="build/npm/onnxruntime-web-${ORT_WEB_VERSION}.tgz"
+if [ ! -f "$tarball" ]; then
+  mkdir -p build/npm
+  if command -v npm >/dev/null 2>&1 && (cd build/npm && npm pack "onnxruntime-web@${ORT_WEB_VERSION}" --silent >/dev/null); then
+    echo "Fetched onnxruntime-web ${ORT_WEB_VERSION} from the npm registry into build/npm/."
+  else
+    echo "!! could not fetch onnxruntime-web ${ORT_WEB_VERSION} with npm; the browser build's test will fail." >&2
+  fi
 fi
-echo "Installing PostgreSQL from Debian's packages (for the store's tests)…"
-export DEBIAN_FRONTEND=noninteractive
-if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }; then
-  echo "!! apt-get could not install PostgreSQL; the store's PostgreSQL tests will fail." >&2
-  exit 0
-fi
-# The package may start its own cluster; the tests start a private one, so stop it.
-if command -v pg_ctlcluster >/dev/null 2>&1; then
-  for cluster in /etc/postgresql/*/main; do
-    [ -d "$cluster" ] || continue
-    version="$(basename "$(dirname "$cluster")")"
-    pg_ctlcluster "$version" main stop >/dev/null 2>&1 || true
-  done
-fi
-have_postgres && echo "PostgreSQL installed."
+exit 0

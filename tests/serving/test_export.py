@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import onnxruntime as ort
 import pytest
@@ -33,14 +34,48 @@ def test_an_edge_build_is_quantized_measured_and_recorded(served: Workspace) -> 
     assert item.state == "done" and item.evidence.startswith("edge: int8 build of logistic-1")
 
 
-def test_a_build_over_the_size_limit_fails_and_browser_is_not_built_yet(
-    served: Workspace,
-) -> None:
+def test_a_build_over_the_size_limit_fails(served: Workspace) -> None:
     edit_plan(
         served,
         "compute: {cpus: 2, gpus: 0, memory_gb: 2}",
         "compute: {cpus: 2, max_model_mb: 0.000001}",
     )
     assert not export_model(served, "logistic-1")["passed"]
-    with pytest.raises(UsageError, match=r"--target browser is not built yet"):
-        export_model(served, "logistic-1", target="browser")
+    with pytest.raises(UsageError, match=r"--target must be edge or browser; got 'tv'"):
+        export_model(served, "logistic-1", target="tv")  # type: ignore[arg-type]
+
+
+ORT_WEB = Path(__file__).resolve().parents[2] / "build" / "npm" / "onnxruntime-web-1.30.0.tgz"
+
+
+@pytest.mark.slow
+def test_the_browser_build_predicts_in_chromium_as_the_server_does(
+    served: Workspace, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.serving.conftest import RECORD, bearer, started
+
+    from mlplan.serving import ServeConfig, create_app
+    from mlplan.serving._browser import check_in_chromium
+
+    assert ORT_WEB.exists(), "make test fetches onnxruntime-web (scripts/system-deps.sh)"
+    monkeypatch.setenv("MLPLAN_ORT_WEB", str(ORT_WEB))  # no download at test time
+    edit_plan(served, "  target: cloud", "  target: browser")
+    report = export_model(served, "logistic-1", target="browser")
+    folder = served.root / "exports" / "logistic-1-browser"
+    assert report["checked"] and report["passed"], report
+    assert {"index.html", "app.js", "model.onnx", "ort.wasm.min.js"} <= {
+        p.name for p in folder.iterdir()
+    }
+    assert "https://" not in (folder / "index.html").read_text() + (folder / "app.js").read_text()
+    records = [RECORD, RECORD | {"age": 80, "gender": None}, RECORD | {"region": "east"}]
+    page = check_in_chromium(folder, records)
+    app = create_app(ServeConfig(root=str(served.root), model="logistic-1", key_refresh_seconds=0))
+    with started(app) as client:
+        answer = client.post(
+            "/v1/predict", json={"records": records}, headers=bearer(tokens["predict"])
+        ).json()["predictions"]
+    assert page["labels"] == [p["label"] for p in answer]
+    for mine, theirs in zip(page["probabilities"], answer, strict=True):
+        assert mine == pytest.approx([theirs["probabilities"][c] for c in ("0", "1")], abs=1e-6)
+    item = status(served).get("deploy.target")
+    assert item.state == "done" and "checked in headless Chromium" in item.evidence

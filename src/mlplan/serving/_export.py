@@ -45,7 +45,7 @@ def export_model(
     Raises
     ------
     UsageError
-        An unknown target; ``browser`` is not built yet.
+        An unknown target, or a browser build of a model that takes tensors.
     """
     from mlplan.data import get_split, load_split
     from mlplan.modeling import feeds_for, get_model, inputs_for
@@ -56,10 +56,7 @@ def export_model(
     if target not in {"edge", "browser"}:
         raise UsageError(f"--target must be edge or browser; got {target!r}")
     if target == "browser":
-        raise UsageError(
-            "--target browser is not built yet (onnxruntime-web from npm, checked in Chromium); "
-            "use --target edge"
-        )
+        return _export_browser(ws, model, out)
     ort = require("onnxruntime", extra="serving", purpose="mlplan export")
     quantization = require("onnxruntime.quantization", extra="serving", purpose="int8 quantization")
     info = get_model(ws, model)
@@ -146,4 +143,58 @@ def export_model(
     )
     (folder / "report.json").write_text(json.dumps(report, indent=1))
     report["run_id"] = record_report(ws, f"export_{target}", "export", report, info)
+    return report
+
+
+def _export_browser(ws: Workspace, model: str, out: str | Path | None) -> dict[str, Any]:
+    """The static site, checked in headless Chromium against ONNX Runtime on test rows."""
+    import pyarrow.compute as pc
+
+    from mlplan.data import get_split, load_split
+    from mlplan.errors import MlplanError
+    from mlplan.modeling import feeds_for, get_model, inputs_for
+    from mlplan.modeling._inputs import example_rows, target_column
+    from mlplan.serving._browser import build_browser_site, check_in_chromium, compare
+    from mlplan.serving._model import load_served_model
+    from mlplan.serving._records import record_report
+
+    info = get_model(ws, model)
+    served = load_served_model(ws, model)
+    folder = ws.resolve(out) if out is not None else ws.root / "exports" / f"{model}-browser"
+    graph = ws.store.artifacts.path(info.package["model.onnx"]).read_bytes()
+    version = build_browser_site(folder, graph, served.signature, served.metadata, model)
+    split_info = get_split(ws, info.split)
+    data_info, table, codes = load_split(ws, split_info)
+    column = table.column(target_column(ws, data_info))
+    known = ~np.asarray(pc.is_null(column).to_numpy(zero_copy_only=False))
+    rows = example_rows(info.features, table, codes, known)["test"][:200]
+    frame = inputs_for(ws, data_info, table, info.features, rows)
+    records = [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+        for r in frame.to_dict("records")
+    ]
+    labels, proba = served.run(feeds_for(info.features, frame))
+    report: dict[str, Any] = {
+        "model": model,
+        "target": "browser",
+        "folder": ws.relative(folder),
+        "onnxruntime_web": version,
+        "rows": len(records),
+    }
+    try:
+        page = check_in_chromium(folder, records)
+    except MlplanError as exc:
+        report |= {"checked": False, "passed": False, "reason": str(exc)}
+        report["summary"] = f"browser: built with onnxruntime-web {version}; not checked: {exc}"
+    else:
+        agreement = compare(page, labels, proba)
+        passed = agreement["labels_equal"] and agreement["max_abs_diff"] <= 1e-5
+        report |= {"checked": True, "passed": passed, **agreement}
+        report["summary"] = (
+            f"browser: {model} with onnxruntime-web {version}, checked in headless Chromium on "
+            f"{len(records)} test rows (largest difference {agreement['max_abs_diff']:.1e}, labels "
+            f"{'equal' if agreement['labels_equal'] else 'differ'})"
+        )
+    (folder / "report.json").write_text(json.dumps(report, indent=1))
+    report["run_id"] = record_report(ws, "export_browser", "export", report, info)
     return report
