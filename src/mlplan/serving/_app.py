@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import itertools
-import json
 import os
 import secrets
 import threading
@@ -30,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse as _StarletteJSON
+from fastapi.responses import Response
 
 from mlplan._optional import require
 from mlplan.errors import MlplanError, UsageError
@@ -45,7 +46,14 @@ from mlplan.serving._records import finish_serving, start_serving
 from mlplan.serving._validate import RecordValidator, TensorValidator, ValidationResult
 from mlplan.workspace import Workspace
 
-__all__ = ["create_app", "create_app_from_env"]
+__all__ = ["JSONResponse", "create_app", "create_app_from_env"]
+
+
+class JSONResponse(_StarletteJSON):
+    """JSON answers encoded by orjson (NaN and infinities become null)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 class _State:
@@ -389,8 +397,8 @@ def create_app(config: ServeConfig) -> Any:
             if len(raw) > config.max_body_bytes:
                 return None, error(413, f"the body is larger than {config.max_body_bytes:,} bytes")
         try:
-            return json.loads(bytes(raw)), None
-        except (ValueError, UnicodeDecodeError, RecursionError):
+            return orjson.loads(bytes(raw)), None
+        except (ValueError, UnicodeDecodeError, RecursionError):  # orjson's error is a ValueError
             return None, error(
                 400,
                 [{"loc": ["body"], "type": "json_invalid", "msg": "the body is not valid JSON"}],
@@ -409,7 +417,7 @@ def create_app(config: ServeConfig) -> Any:
         """Append the record; in acked mode, wait until it is on disk. False if it failed."""
         if state.log is None or state.model is None:
             return True
-        done = state.log.record(
+        done = state.log.record_async(
             kind=kind,
             request_id=request_id,
             model=state.model.name,
@@ -426,7 +434,7 @@ def create_app(config: ServeConfig) -> Any:
         try:
             # Shielded: a client that leaves does not cancel the write it is owed.
             async with asyncio.timeout(config.request_timeout_seconds):
-                await asyncio.shield(asyncio.wrap_future(done))
+                await asyncio.shield(done)
         except (OSError, TimeoutError):
             return False
         return True

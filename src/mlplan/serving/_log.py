@@ -18,6 +18,7 @@ fails is cut back off the file, so a retried request is never logged twice. A to
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import hashlib
@@ -147,6 +148,30 @@ def _number(path: Path) -> int:
 class _Pending:
     line: bytes
     done: Future[None] | None
+    waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
+
+
+def _settle(waiters: list[asyncio.Future[None]], exc: BaseException | None) -> None:
+    """In the event loop: complete every waiter of one commit (a cancelled one is gone)."""
+    for waiter in waiters:
+        if not waiter.done():
+            if exc is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(exc)
+
+
+def _wake(pending: list[_Pending], exc: BaseException | None) -> None:
+    """Complete the waiters of a commit: thread futures one by one, and each event loop's
+    waiters with one call into that loop (one wake-up per commit, not per request)."""
+    loops: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for p in pending:
+        _resolve(p.done, exc)
+        if p.waiter is not None:
+            loops.setdefault(p.waiter[0], []).append(p.waiter[1])
+    for loop, waiters in loops.items():
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+            loop.call_soon_threadsafe(_settle, waiters, exc)
 
 
 def _resolve(done: Future[None] | None, exc: BaseException | None) -> None:
@@ -240,6 +265,39 @@ class PredictionLog:
         error: Any = None,
     ) -> Future[None] | None:
         """Append one request's record (inputs with PII redacted or hashed)."""
+        return self.append(
+            self._line(
+                kind, request_id, model, version, route, status, latency_ms, inputs, outputs, error
+            )
+        )
+
+    def record_async(self, **fields: Any) -> asyncio.Future[None] | None:
+        """:meth:`record` for a caller in an event loop: ``acked``, a future of that loop,
+        done once the record is on disk; ``async``, None."""
+        line = self._line(**fields)
+        if self.mode != "acked":
+            self.append(line)
+            return None
+        if self._closed:
+            raise RuntimeError("the prediction log is closed")
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._queue.put(_Pending(line, None, (loop, waiter)))
+        return waiter
+
+    def _line(
+        self,
+        kind: str,
+        request_id: str,
+        model: str,
+        version: str,
+        route: str,
+        status: int,
+        latency_ms: float,
+        inputs: Iterable[Mapping[str, Any]] | None = None,
+        outputs: Any = None,
+        error: Any = None,
+    ) -> bytes:
         entry = {
             "kind": kind,
             "request_id": request_id,
@@ -254,7 +312,9 @@ class PredictionLog:
             "outputs": outputs,
             "error": error,
         }
-        return self.append(json.dumps(entry, default=str).encode() + b"\n")
+        import orjson  # the serving extra's; imported here so mlplan.serving loads without it
+
+        return orjson.dumps(entry, default=str) + b"\n"
 
     def append(self, line: bytes) -> Future[None] | None:
         """Queue a line. ``acked``: a future done once it is on disk. ``async``: None, or
@@ -297,14 +357,12 @@ class PredictionLog:
                 self.stats.failed += len(pending)
                 if self.mode == "async":
                     self.stats.dropped += len(pending)
-            for p in pending:
-                _resolve(p.done, exc)
+            _wake(pending, exc)
             return
         with self._lock:
             self.stats.written += len(pending)
             self.stats.commits += 1
-        for p in pending:
-            _resolve(p.done, None)
+        _wake(pending, None)
         if (
             self._handle.tell() >= self.segment_bytes
             or time.monotonic() - self._opened_at >= self.segment_seconds
@@ -340,8 +398,7 @@ class PredictionLog:
                 try:
                     self._commit(pending)
                 except Exception as exc:  # never let the writer die with requests waiting
-                    for p in pending:
-                        _resolve(p.done, exc)
+                    _wake(pending, exc)
 
     def close(self) -> None:
         """Write everything queued, then stop (the server calls this on shutdown)."""
