@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import itertools
 import os
 import secrets
@@ -258,7 +259,14 @@ def create_app(config: ServeConfig) -> Any:
                     state.batcher = batcher
                 metrics.ready.set(1 if state.ready else 0)
                 if state.ready:
-                    assert state.model is not None
+                    assert state.model is not None and state.keys is not None
+                    if config.key_refresh_seconds > 0:
+                        state.keys.refresh_in_background()
+                    if config.freeze_gc:
+                        # What loading made lives as long as the server process: keep it
+                        # out of the collector's way, so collections stay short under load.
+                        gc.collect()
+                        gc.freeze()
                     state.started_at = dt.datetime.now(dt.UTC).isoformat()
                     state.run_id = await asyncio.to_thread(
                         start_serving,
@@ -282,6 +290,8 @@ def create_app(config: ServeConfig) -> Any:
         await loading
         state.stopping = True
         metrics.ready.set(0)
+        if state.keys is not None:
+            state.keys.stop()
         if state.batcher is not None:
             await state.batcher.stop()  # in-flight requests get their answers
         if state.log is not None:

@@ -51,6 +51,7 @@ class ServeConfig:
     max_wait_ms: float = 0.0
     max_queue_rows: int = 8192
     request_timeout_seconds: float = 10.0
+    freeze_gc: bool = False  # a server process (mlplan serve) sets it; an app in tests not
 
     def to_json(self) -> str:
         """For the environment of worker processes."""

@@ -178,6 +178,8 @@ class KeyRing:
         self._entries: dict[str, _Entry] = {}
         self._loaded_at = -float("inf")
         self.refresh_failures = 0
+        self._background = False
+        self._stop = threading.Event()
 
     def _load(self) -> None:
         self._entries = {
@@ -192,6 +194,32 @@ class KeyRing:
         with self._lock:
             self._load()
 
+    def refresh_in_background(self) -> None:
+        """Re-read the keys every ``refresh_seconds`` in a thread, so that checking a request
+        never waits for the store (a server calls this once it is up)."""
+
+        def loop() -> None:
+            while not self._stop.wait(self._refresh):
+                try:
+                    entries = {
+                        r.key_id: _Entry(ApiKeyInfo.from_record(r), r.secret_sha256)
+                        for r in _records(self._ws)
+                        if r.revoked_at is None
+                    }
+                except Exception:  # the store is away: keep the keys we have
+                    self.refresh_failures += 1
+                    continue
+                with self._lock:
+                    self._entries = entries
+                    self._loaded_at = time.monotonic()
+
+        self._background = True
+        threading.Thread(target=loop, name="mlplan-keys", daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop the background refresh."""
+        self._stop.set()
+
     def authenticate(self, token: str | None) -> ApiKeyInfo | None:
         """The key a token belongs to, if it is a valid, active one."""
         if not token:
@@ -200,7 +228,7 @@ class KeyRing:
         if len(parts) != 3 or parts[0] != _PREFIX:
             return None
         with self._lock:
-            if time.monotonic() - self._loaded_at > self._refresh:
+            if not self._background and time.monotonic() - self._loaded_at > self._refresh:
                 try:
                     self._load()
                 except Exception:  # the store is away: keep the keys we have, retry later

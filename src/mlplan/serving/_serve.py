@@ -88,6 +88,7 @@ def serve(
         max_batch_rows=max_batch_rows,
         max_queue_rows=max_queue_rows,
         request_timeout_seconds=timeout,
+        freeze_gc=True,
     )
     os.environ[CONFIG_ENV] = config.to_json()
     uvicorn.run(
