@@ -399,3 +399,21 @@ def test_without_intervals_tests_that_need_them_are_unchecked_not_passed(
     older_rows = r["regressions"]["older_system:accuracy"]["rows"]
     assert older_rows[0]["other"] == 1.0  # the older system's labels matched the target's
     assert status(trained).get("eval.risks").state == "failing"  # west-ignored still fails
+
+
+def test_a_model_that_failed_its_gates_is_not_served_without_an_approval(
+    trained: Workspace,
+) -> None:
+    from mlplan.serving import check_clearance
+
+    check_clearance(trained, "logistic-1")  # not evaluated yet: nothing has failed
+    evaluate(trained, "logistic-1", n_boot=0)
+    with pytest.raises(
+        CheckFailedError,
+        match=r"logistic-1 may not be deployed: gates failed: .*floor:region:accuracy.*"
+        r"mlplan approve deploy --role ml_lead --by NAME --subject logistic-1",
+    ):
+        check_clearance(trained, "logistic-1")
+    check_clearance(trained, "logistic-1", allow_failed_gates=True)  # a load test, staging
+    approve(trained, "deploy", role="ml_lead", by="Priya", subject="logistic-1", note="pilot")
+    check_clearance(trained, "logistic-1")

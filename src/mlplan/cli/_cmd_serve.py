@@ -29,6 +29,14 @@ def serve(
     timeout: Annotated[
         float, typer.Option(help="Seconds a request may wait for the model (then 504).")
     ] = 10.0,
+    allow_failed_gates: Annotated[
+        bool,
+        typer.Option(
+            "--allow-failed-gates",
+            help="Serve a model that failed its evaluation gates (load tests and staging; "
+            "production needs an approval: mlplan approve deploy --subject MODEL).",
+        ),
+    ] = False,
     project: ProjectOption = None,
 ) -> None:
     """Serve a model over HTTP: /v1/predict, the Open Inference Protocol v2, /metrics."""
@@ -49,6 +57,7 @@ def serve(
         max_batch_rows=max_batch_rows,
         max_queue_rows=max_queue_rows,
         timeout=timeout,
+        allow_failed_gates=allow_failed_gates,
     )
 
 

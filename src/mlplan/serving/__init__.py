@@ -12,7 +12,7 @@ from mlplan.serving._log import PiiPolicy, PredictionLog, query_log
 from mlplan.serving._model import PackageError, ServedModel, load_served_model
 from mlplan.serving._records import latest_report
 from mlplan.serving._score import ScoreReport, score_file
-from mlplan.serving._serve import compact_logs, create_app, log_folder, serve
+from mlplan.serving._serve import check_clearance, compact_logs, create_app, log_folder, serve
 from mlplan.serving._validate import FieldError, RecordValidator, TensorValidator
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "ServeConfig",
     "ServedModel",
     "TensorValidator",
+    "check_clearance",
     "compact_logs",
     "create_app",
     "create_key",

@@ -90,7 +90,17 @@ def load_test(
     port = _free_port()
     env = dict(os.environ)
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlplan", "serve", model, "--port", str(port)],
+        # A load test measures; it deploys nothing, so failed gates do not stop it.
+        [
+            sys.executable,
+            "-m",
+            "mlplan",
+            "serve",
+            model,
+            "--port",
+            str(port),
+            "--allow-failed-gates",
+        ],
         cwd=ws.root,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -11,7 +11,26 @@ from mlplan.errors import UsageError
 from mlplan.serving._config import CONFIG_ENV, ServeConfig, is_loopback
 from mlplan.workspace import Workspace
 
-__all__ = ["compact_logs", "create_app", "log_folder", "serve"]
+__all__ = ["check_clearance", "compact_logs", "create_app", "log_folder", "serve"]
+
+
+def check_clearance(ws: Workspace, model: str, *, allow_failed_gates: bool = False) -> None:
+    """Refuse to deploy a model whose newest evaluation failed a gate of the plan, unless an
+    approval lets it ship (``allow_failed_gates``: load tests and staging only).
+
+    Raises
+    ------
+    CheckFailedError
+        The gates failed and nobody approved deploying the model anyway.
+    """
+    from mlplan.errors import CheckFailedError
+    from mlplan.evaluation import clearance, latest_evaluation
+
+    if allow_failed_gates or latest_evaluation(ws, model) is None:
+        return  # never evaluated: nothing failed (mlplan status says to evaluate it)
+    cleared = clearance(ws, model)
+    if not cleared.allowed:
+        raise CheckFailedError(f"{model} may not be deployed: {cleared.reason}")
 
 
 def log_folder(ws: Workspace, model: str | None = None) -> Path:
@@ -56,6 +75,7 @@ def serve(
     max_batch_rows: int = 512,
     max_queue_rows: int = 8192,
     timeout: float = 10.0,
+    allow_failed_gates: bool = False,
 ) -> None:
     """Serve ``model`` on ``host:port`` until stopped (SIGINT or SIGTERM drain in-flight
     requests first).
@@ -79,6 +99,7 @@ def serve(
             f"{host}. Create keys (mlplan keys create) and set auth: api_key"
         )
     get_model(ws, model)  # a name that does not exist fails here, listing the known ones
+    check_clearance(ws, model, allow_failed_gates=allow_failed_gates)
     uvicorn = require("uvicorn", extra="serving", purpose="mlplan serve")
     config = ServeConfig(
         root=str(Path(ws.root).resolve()),
