@@ -417,3 +417,31 @@ def test_a_model_that_failed_its_gates_is_not_served_without_an_approval(
     check_clearance(trained, "logistic-1", allow_failed_gates=True)  # a load test, staging
     approve(trained, "deploy", role="ml_lead", by="Priya", subject="logistic-1", note="pilot")
     check_clearance(trained, "logistic-1")
+
+
+@pytest.mark.slow
+def test_the_report_opens_offline_in_headless_chromium(trained: Workspace) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from mlplan.serving._browser import CHROMIUM_FLAGS, chromium_path
+
+    executable = chromium_path()
+    assert executable, "make test installs chromium (scripts/system-deps.sh)"
+    result = evaluate(trained, "logistic-1", n_boot=20)
+    requested: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            page.on("request", lambda request: requested.append(request.url))
+            page.goto(result.files["evaluation.html"].as_uri())
+            figures = page.evaluate("document.querySelectorAll('figure svg').length")
+            title = page.title()
+            card = browser.new_page()
+            card.on("request", lambda request: requested.append(request.url))
+            card.goto(result.files["model-card.html"].as_uri())
+            tables = card.evaluate("document.querySelectorAll('table').length")
+        finally:
+            browser.close()
+    assert title == "Evaluation of logistic-1" and figures >= 4 and tables >= 2
+    assert all(url.startswith("file://") for url in requested)  # nothing fetched
