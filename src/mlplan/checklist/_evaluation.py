@@ -62,7 +62,7 @@ class EvaluationProvider:
                     f"mlplan evaluate {name}",
                 )
             return
-        yield from self._items(context, name, found, clearance(ws, name))
+        yield from self._items(context, name, found, clearance(ws, name, evaluation=found))
 
     def _items(
         self, context: StatusContext, name: str, r: dict[str, Any], cleared: Any

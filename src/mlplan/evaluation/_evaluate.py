@@ -917,15 +917,22 @@ class Clearance:
     allowed: bool
     reason: str
     approval: dict[str, Any] | None = None
+    evaluated: bool = True
 
 
-def clearance(ws: Workspace, model: str) -> Clearance:
-    """May ``model`` be deployed? Deployment (``mlplan serve``, rollouts) asks this."""
+def clearance(ws: Workspace, model: str, *, evaluation: dict[str, Any] | None = None) -> Clearance:
+    """May ``model`` be deployed? Deployment (``mlplan serve``, rollouts) asks this.
+    ``evaluation``: its newest evaluation, when the caller has read it already."""
     from mlplan.checklist import list_approvals
 
-    found = latest_evaluation(ws, model)
+    found = evaluation if evaluation is not None else latest_evaluation(ws, model)
     if found is None:
-        return Clearance(model, False, f"{model} has not been evaluated: mlplan evaluate {model}")
+        return Clearance(
+            model,
+            False,
+            f"{model} has not been evaluated: mlplan evaluate {model}",
+            evaluated=False,
+        )
     failed = [g["id"] for g in found["gates"] if g["state"] == "fail"]
     if not failed:
         return Clearance(model, True, "every gate passed")

@@ -371,19 +371,25 @@ def create_app(config: ServeConfig) -> Any:
     app.add_middleware(_Guard)
 
     def route(method: str, path: str) -> Callable[[Any], Any]:
-        """Register a plain Starlette endpoint (no dependency injection on the hot path)."""
+        """Register a plain Starlette endpoint (no dependency injection on the hot path),
+        behind the role that ROUTE_ROLES declares for it (a route without one fails here)."""
+        needed = ROUTE_ROLES[(method, path)]
 
         def register(endpoint: Any) -> Any:
-            templates[endpoint] = path
-            app.add_route(path, endpoint, methods=[method], include_in_schema=False)
+            async def guarded(request: Request) -> Any:
+                denied = authorize(request, needed)
+                return denied if denied is not None else await endpoint(request)
+
+            handler = endpoint if needed == "public" else guarded
+            templates[handler] = path
+            app.add_route(path, handler, methods=[method], include_in_schema=False)
             return endpoint
 
         return register
 
-    def authorize(request: Any, route: tuple[str, str]) -> Any | None:
-        """None when the caller may use the route; else the error response."""
-        needed = ROUTE_ROLES[route]
-        if needed == "public" or state.auth == "none":
+    def authorize(request: Any, needed: str) -> Any | None:
+        """None when the caller may use a route that needs ``needed``; else the error."""
+        if state.auth == "none":
             return None
         assert state.keys is not None
         key: ApiKeyInfo | None = state.keys.authenticate(_token(request.headers))
@@ -477,9 +483,6 @@ def create_app(config: ServeConfig) -> Any:
     @route("GET", "/v2/models/{name}")
     async def model_metadata(request: Request) -> Any:
         name = request.path_params["name"]
-        denied = authorize(request, ("GET", "/v2/models/{name}"))
-        if denied is not None:
-            return denied
         if name != config.model:
             return unknown_model(name)
         if state.model is None:
@@ -541,9 +544,6 @@ def create_app(config: ServeConfig) -> Any:
     @route("POST", "/v2/models/{name}/infer")
     async def infer(request: Request) -> Any:
         name = request.path_params["name"]
-        denied = authorize(request, ("POST", "/v2/models/{name}/infer"))
-        if denied is not None:
-            return denied
         if name != config.model:
             return unknown_model(name)
         if state.model is None or not state.ready:
@@ -621,9 +621,6 @@ def create_app(config: ServeConfig) -> Any:
 
     @route("POST", "/v1/predict")
     async def predict(request: Request) -> Any:
-        denied = authorize(request, ("POST", "/v1/predict"))
-        if denied is not None:
-            return denied
         if state.model is None or not state.ready:
             return not_ready()
         model = state.model
@@ -695,9 +692,6 @@ def create_app(config: ServeConfig) -> Any:
 
     @route("POST", "/v1/feedback")
     async def feedback(request: Request) -> Any:
-        denied = authorize(request, ("POST", "/v1/feedback"))
-        if denied is not None:
-            return denied
         if state.model is None or not state.ready:
             return not_ready()
         body, failed = await body_json(request)
@@ -716,9 +710,6 @@ def create_app(config: ServeConfig) -> Any:
 
     @route("GET", "/metrics")
     async def prometheus(request: Request) -> Any:
-        denied = authorize(request, ("GET", "/metrics"))
-        if denied is not None:
-            return denied
         prom = require("prometheus_client", extra="serving", purpose="the /metrics route")
         return Response(prom.generate_latest(metrics.registry), media_type=prom.CONTENT_TYPE_LATEST)
 

@@ -250,26 +250,10 @@ class PredictionLog:
 
     # -- appending ---------------------------------------------------------------------------
 
-    def record(
-        self,
-        *,
-        kind: str,
-        request_id: str,
-        model: str,
-        version: str,
-        route: str,
-        status: int,
-        latency_ms: float,
-        inputs: Iterable[Mapping[str, Any]] | None = None,
-        outputs: Any = None,
-        error: Any = None,
-    ) -> Future[None] | None:
-        """Append one request's record (inputs with PII redacted or hashed)."""
-        return self.append(
-            self._line(
-                kind, request_id, model, version, route, status, latency_ms, inputs, outputs, error
-            )
-        )
+    def record(self, **fields: Any) -> Future[None] | None:
+        """Append one request's record (the fields of :meth:`_line`; inputs with PII
+        redacted or hashed)."""
+        return self.append(self._line(**fields))
 
     def record_async(self, **fields: Any) -> asyncio.Future[None] | None:
         """:meth:`record` for a caller in an event loop: ``acked``, a future of that loop,
@@ -287,6 +271,7 @@ class PredictionLog:
 
     def _line(
         self,
+        *,
         kind: str,
         request_id: str,
         model: str,

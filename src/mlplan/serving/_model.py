@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +34,6 @@ class ServedModel:
     kind: str  # "tabular" | "image" | "window"
     classes: list[str] = field(default_factory=list)
     threshold: float | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def is_classifier(self) -> bool:

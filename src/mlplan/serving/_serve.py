@@ -24,12 +24,13 @@ def check_clearance(ws: Workspace, model: str, *, allow_failed_gates: bool = Fal
         The gates failed and nobody approved deploying the model anyway.
     """
     from mlplan.errors import CheckFailedError
-    from mlplan.evaluation import clearance, latest_evaluation
+    from mlplan.evaluation import clearance
 
-    if allow_failed_gates or latest_evaluation(ws, model) is None:
-        return  # never evaluated: nothing failed (mlplan status says to evaluate it)
+    if allow_failed_gates:
+        return
     cleared = clearance(ws, model)
-    if not cleared.allowed:
+    # Never evaluated: nothing failed (mlplan status says to evaluate it).
+    if not cleared.allowed and cleared.evaluated:
         raise CheckFailedError(f"{model} may not be deployed: {cleared.reason}")
 
 
