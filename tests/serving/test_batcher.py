@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pytest
 
-from mlplan.serving._batcher import MicroBatcher, Saturated
+from mlplan.serving._batcher import Deadlines, MicroBatcher, Saturated
 
 
 def test_concurrent_requests_share_calls_and_each_gets_its_own_rows() -> None:
@@ -76,5 +78,69 @@ def test_a_failing_batch_tells_every_caller() -> None:
         with pytest.raises(RuntimeError, match="graph exploded"):
             await batcher.submit({"x": np.zeros((1, 1))}, 1)
         await batcher.stop()
+
+    asyncio.run(main())
+
+
+def test_one_bad_request_in_a_batch_fails_alone() -> None:
+    calls: list[int] = []
+
+    def run(feeds: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        calls.append(len(feeds["x"]))
+        if (feeds["x"] < 0).any():
+            raise ValueError("negative input")
+        return feeds["x"].ravel() * 2, None
+
+    async def main() -> list[Any]:
+        batcher = MicroBatcher(run)
+        await batcher.start()
+        values = [1.0, -1.0, 3.0]
+        results = await asyncio.gather(
+            *(batcher.submit({"x": np.array([[v]])}, 1) for v in values), return_exceptions=True
+        )
+        await batcher.stop()
+        return results
+
+    first, second, third = asyncio.run(main())
+    assert first[0].tolist() == [2.0] and third[0].tolist() == [6.0]
+    assert isinstance(second, ValueError)
+    assert calls == [3, 1, 1, 1]  # one batch, then each alone
+
+
+def test_a_request_past_its_deadline_times_out_and_the_batcher_goes_on() -> None:
+    release = threading.Event()
+
+    def run(feeds: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        release.wait(timeout=10)
+        return feeds["x"].ravel(), None
+
+    async def main() -> None:
+        batcher = MicroBatcher(run, inline_rows=0, timeout_seconds=0.05)
+        await batcher.start()
+        with pytest.raises(TimeoutError):
+            await batcher.submit({"x": np.zeros((1, 1))}, 1)  # the model is stuck
+        release.set()
+        assert (await batcher.submit({"x": np.ones((1, 1))}, 1))[0].tolist() == [1.0]
+        await batcher.stop()
+
+    asyncio.run(main())
+
+
+def test_deadlines_fail_only_what_is_not_done() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        deadlines = Deadlines(0.02)
+        answered, waiting = loop.create_future(), loop.create_future()
+        deadlines.watch(answered)
+        deadlines.watch(waiting)
+        answered.set_result("on time")
+        with pytest.raises(TimeoutError):
+            await waiting
+        assert answered.result() == "on time"
+        later = loop.create_future()
+        deadlines.watch(later)  # the timer is armed again for a new future
+        with pytest.raises(TimeoutError):
+            await later
+        deadlines.cancel()
 
     asyncio.run(main())

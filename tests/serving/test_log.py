@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from pathlib import Path
@@ -52,6 +53,40 @@ def test_many_threads_commit_in_groups_and_lose_nothing(tmp_path: Path) -> None:
         assert log.stats.written == 800 and log.stats.commits < 800
     ids = query_log(tmp_path, "SELECT request_id FROM predictions").column(0).to_pylist()
     assert sorted(ids) == sorted(f"t{t}-{i}" for t in range(8) for i in range(100))
+
+
+def _fields(request_id: str) -> dict[str, object]:
+    return {
+        "kind": "prediction",
+        "request_id": request_id,
+        "model": "m-1",
+        "version": "abc",
+        "route": "/v1/predict",
+        "status": 200,
+        "latency_ms": 1.0,
+        "inputs": [{"x": 1}],
+        "outputs": [{"label": "1"}],
+    }
+
+
+def test_an_event_loop_hands_its_records_over_together_and_close_keeps_them(
+    tmp_path: Path,
+) -> None:
+    log = PredictionLog(tmp_path, mode="acked")
+
+    async def main() -> None:
+        # Records of one turn of the loop reach the writer as one group: one commit.
+        waiters = [log.record_async(**_fields(f"e{i}")) for i in range(20)]
+        await asyncio.gather(*waiters)  # type: ignore[arg-type]
+        assert log.stats.written == 20 and log.stats.commits == 1
+        # Records gathered but not yet handed over when the log closes are written too.
+        late = [log.record_async(**_fields(f"late{i}")) for i in range(3)]
+        log.close()
+        await asyncio.gather(*late)  # type: ignore[arg-type]
+
+    asyncio.run(main())
+    ids = query_log(tmp_path, "SELECT request_id FROM predictions").column(0).to_pylist()
+    assert sorted(ids) == sorted([f"e{i}" for i in range(20)] + [f"late{i}" for i in range(3)])
 
 
 def test_async_mode_bounds_the_queue_and_counts_drops_exactly(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ from fastapi.responses import Response
 from mlplan._optional import require
 from mlplan.errors import MlplanError, UsageError
 from mlplan.modeling import get_model
-from mlplan.serving._batcher import MicroBatcher, Saturated
+from mlplan.serving._batcher import Deadlines, MicroBatcher, Saturated
 from mlplan.serving._config import CONFIG_ENV, ROUTE_ROLES, ServeConfig, is_loopback
 from mlplan.serving._keys import ApiKeyInfo, KeyRing
 from mlplan.serving._log import LOG_DIR, PiiPolicy, PredictionLog, compact_segments
@@ -163,6 +163,7 @@ class _Metrics:
             "mlplan_null_outputs", "Predictions that came out NaN.", registry=r
         )
         self.ready = prom.Gauge("mlplan_model_ready", "1 when the model is ready.", registry=r)
+        self._children: dict[tuple[Any, tuple[Any, ...]], Any] = {}
         self.log_stats: Any = None
 
         class _LogCollector:
@@ -203,22 +204,38 @@ class _Metrics:
             registry=r,
         )
 
+    def child(self, metric: Any, *labels: Any) -> Any:
+        """``metric.labels(*labels)``, made once (label values are bounded)."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*(str(v) for v in labels))
+        return found
+
     def inputs(self, result: ValidationResult) -> None:
         self.rows.inc(result.rows)
         for name, count in result.missing.items():
-            self.missing.labels(name).inc(count)
+            self.child(self.missing, name).inc(count)
         for name, count in result.out_of_range.items():
-            self.out_of_range.labels(name).inc(count)
+            self.child(self.out_of_range, name).inc(count)
         for name, count in result.unseen.items():
-            self.unseen.labels(name).inc(count)
+            self.child(self.unseen, name).inc(count)
 
 
-def _token(headers: Any) -> str | None:
-    value = headers.get("authorization")
-    if value and value.lower().startswith("bearer "):
-        return str(value[7:].strip())
-    key = headers.get("x-api-key")
-    return None if key is None else str(key)
+_FAMILIES = {200: "2xx", 202: "2xx", 401: "4xx", 403: "4xx", 422: "4xx", 503: "5xx"}
+
+
+_TOKEN = "mlplan.token"  # the scope key of the caller's token
+
+
+def _token(bearer: bytes | None, api_key: bytes | None) -> str | None:
+    """The caller's token: from ``Authorization: Bearer …``, else from ``X-API-Key``
+    (headers decoded as latin-1, as HTTP's are)."""
+    if bearer is not None:
+        text = bearer.decode("latin-1")
+        if text[:7].lower() == "bearer ":
+            return text[7:].strip()
+    return None if api_key is None else api_key.decode("latin-1")
 
 
 def create_app(config: ServeConfig) -> Any:
@@ -232,6 +249,7 @@ def create_app(config: ServeConfig) -> Any:
         return f"{id_prefix}{next(id_counter):016x}"
 
     metrics = _Metrics()
+    log_deadlines = Deadlines(config.request_timeout_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -252,6 +270,7 @@ def create_app(config: ServeConfig) -> Any:
                         max_batch_rows=config.max_batch_rows,
                         max_wait_ms=config.max_wait_ms,
                         max_queue_rows=config.max_queue_rows,
+                        timeout_seconds=config.request_timeout_seconds,
                         observe=observe,
                     )
                     await batcher.start()
@@ -296,6 +315,7 @@ def create_app(config: ServeConfig) -> Any:
             await state.batcher.stop()  # in-flight requests get their answers
         if state.log is not None:
             state.log.close()  # everything acknowledged or queued is on disk
+        log_deadlines.cancel()
         if state.run_id is not None and state.model is not None:
             stats = state.log.stats if state.log is not None else None
             finish_serving(
@@ -326,14 +346,19 @@ def create_app(config: ServeConfig) -> Any:
         return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
     templates: dict[Any, str] = {}  # endpoint -> its route's path, for bounded labels
+    exact: dict[tuple[str, str], Any] = {}  # routes without path parameters, found at once
 
     limit = config.max_body_bytes
 
-    class _Guard:
-        """Body limit, request counts and latency, as plain ASGI (no per-request task)."""
+    class _Front:
+        """The ASGI app uvicorn calls: body limit, request counts and latency, as plain
+        ASGI (no per-request task). The routes without path parameters are dispatched here
+        by method and path; the others, and the lifespan, go to FastAPI."""
 
         def __init__(self, app: Any) -> None:
             self.app = app
+            self.state = app.state
+            self.routes = app.routes
 
         async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
             if scope["type"] != "http":
@@ -341,13 +366,28 @@ def create_app(config: ServeConfig) -> Any:
                 return
             start = time.perf_counter()
             status = 500
-            for key, value in scope.get("headers", ()):
+            bearer = api_key = None
+            for key, value in scope["headers"]:
                 if key == b"content-length" and value.isdigit() and int(value) > limit:
                     response = error(413, f"the body is larger than {limit:,} bytes")
-                    status = 413
                     await response(scope, receive, send)
-                    self.count(scope, status, start)
+                    self.count("other", 413, start)
                     return
+                if key == b"authorization":
+                    bearer = value
+                elif key == b"x-api-key":
+                    api_key = value
+            scope[_TOKEN] = _token(bearer, api_key)
+            handler = exact.get((scope["method"], scope["path"]))
+            if handler is not None:
+                route = templates[handler]
+                try:
+                    response = await handler(Request(scope, receive))
+                    status = response.status_code
+                    await response(scope, receive, send)
+                finally:
+                    self.count(route, status, start)
+                return
 
             async def sending(message: Any) -> None:
                 nonlocal status
@@ -358,17 +398,14 @@ def create_app(config: ServeConfig) -> Any:
             try:
                 await self.app(scope, receive, sending)
             finally:
-                self.count(scope, status, start)
+                self.count(templates.get(scope.get("endpoint"), "other"), status, start)
 
         @staticmethod
-        def count(scope: Any, status: int, start: float) -> None:
-            route = templates.get(scope.get("endpoint"), "other")
-            metrics.requests.labels(route, str(status)).inc()
-            family = f"{status // 100}xx"
+        def count(route: str, status: int, start: float) -> None:
+            metrics.child(metrics.requests, route, status).inc()
+            family = _FAMILIES.get(status) or f"{status // 100}xx"
             state.answers[family] = state.answers.get(family, 0) + 1
-            metrics.latency.labels(route).observe(time.perf_counter() - start)
-
-    app.add_middleware(_Guard)
+            metrics.child(metrics.latency, route).observe(time.perf_counter() - start)
 
     def route(method: str, path: str) -> Callable[[Any], Any]:
         """Register a plain Starlette endpoint (no dependency injection on the hot path),
@@ -383,6 +420,8 @@ def create_app(config: ServeConfig) -> Any:
             handler = endpoint if needed == "public" else guarded
             templates[handler] = path
             app.add_route(path, handler, methods=[method], include_in_schema=False)
+            if "{" not in path:
+                exact[(method, path)] = handler  # dispatched before the router
             return endpoint
 
         return register
@@ -392,7 +431,7 @@ def create_app(config: ServeConfig) -> Any:
         if state.auth == "none":
             return None
         assert state.keys is not None
-        key: ApiKeyInfo | None = state.keys.authenticate(_token(request.headers))
+        key: ApiKeyInfo | None = state.keys.authenticate(request.scope.get(_TOKEN))
         if key is None:
             return error(
                 401,
@@ -407,13 +446,23 @@ def create_app(config: ServeConfig) -> Any:
         return error(503, f"not ready: {state.reason or 'shutting down'}", {"Retry-After": "1"})
 
     async def body_json(request: Any) -> tuple[Any, Any]:
-        raw = bytearray()
-        async for chunk in request.stream():  # a chunked body is cut off at the limit too
-            raw += chunk
-            if len(raw) > config.max_body_bytes:
-                return None, error(413, f"the body is larger than {config.max_body_bytes:,} bytes")
+        receive = request.receive
+        message = await receive()
+        raw = message.get("body", b"")
+        if message.get("more_body"):  # a chunked body is cut off at the limit too
+            parts = bytearray(raw)
+            while message.get("more_body"):
+                if len(parts) > config.max_body_bytes:
+                    break
+                message = await receive()
+                parts += message.get("body", b"")
+            raw = bytes(parts)
+        if message["type"] == "http.disconnect":
+            return None, error(400, "the client went away before sending the body")
+        if len(raw) > config.max_body_bytes:
+            return None, error(413, f"the body is larger than {config.max_body_bytes:,} bytes")
         try:
-            return orjson.loads(bytes(raw)), None
+            return orjson.loads(raw), None
         except (ValueError, UnicodeDecodeError, RecursionError):  # orjson's error is a ValueError
             return None, error(
                 400,
@@ -447,10 +496,11 @@ def create_app(config: ServeConfig) -> Any:
         )
         if done is None:
             return True
+        log_deadlines.watch(done)
         try:
-            # Shielded: a client that leaves does not cancel the write it is owed.
-            async with asyncio.timeout(config.request_timeout_seconds):
-                await asyncio.shield(done)
+            # A client that leaves does not cancel the write it is owed: the record is queued
+            # already, and the writer skips a waiter nobody waits for.
+            await done
         except (OSError, TimeoutError):
             return False
         return True
@@ -523,8 +573,7 @@ def create_app(config: ServeConfig) -> Any:
                 f"{state.batcher.max_queue_rows:,} (split the request)",
             )
         try:
-            async with asyncio.timeout(config.request_timeout_seconds):
-                labels, proba = await state.batcher.submit(validated.feeds, validated.rows)
+            labels, proba = await state.batcher.submit(validated.feeds, validated.rows)
         except Saturated:
             metrics.saturated.inc()
             return error(503, "the server is saturated; retry shortly", {"Retry-After": "1"})
@@ -536,7 +585,7 @@ def create_app(config: ServeConfig) -> Any:
             )
         if state.model.is_classifier:
             for label in labels:
-                metrics.predicted.labels(str(label)).inc()
+                metrics.child(metrics.predicted, label).inc()
         else:
             metrics.null_outputs.inc(int(np.isnan(labels).sum()))
         return labels, proba
@@ -658,19 +707,16 @@ def create_app(config: ServeConfig) -> Any:
         if isinstance(computed, JSONResponse):
             return computed
         labels, proba = computed
+        # NaN and infinities (which JSON cannot hold) are written as null by orjson.
         if model.is_classifier:
             assert proba is not None
+            classes = model.classes
             predictions: list[dict[str, Any]] = [
-                {
-                    "label": str(label),
-                    "probabilities": {
-                        c: _number(p) for c, p in zip(model.classes, row, strict=True)
-                    },
-                }
-                for label, row in zip(labels, proba, strict=True)
+                {"label": label, "probabilities": dict(zip(classes, row, strict=True))}
+                for label, row in zip(labels.tolist(), proba.tolist(), strict=True)
             ]
         else:
-            predictions = [{"value": _number(v)} for v in labels]
+            predictions = [{"value": v} for v in labels.tolist()]
         if not await logged(
             "prediction",
             request_id,
@@ -713,13 +759,7 @@ def create_app(config: ServeConfig) -> Any:
         prom = require("prometheus_client", extra="serving", purpose="the /metrics route")
         return Response(prom.generate_latest(metrics.registry), media_type=prom.CONTENT_TYPE_LATEST)
 
-    return app
-
-
-def _number(value: Any) -> float | None:
-    """A model output for JSON: NaN and infinities (which JSON cannot hold) become null."""
-    number = float(value)
-    return number if np.isfinite(number) else None
+    return _Front(app)
 
 
 def _check_feedback(body: Any) -> list[dict[str, Any]]:

@@ -74,8 +74,11 @@ class PiiPolicy:
     mode: Literal["redact", "hash"] = "hash"
     key: bytes = b""
 
-    def apply(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        """A copy of ``record`` with its PII values redacted or hashed."""
+    def apply(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``record`` with its PII values redacted or hashed (a copy; the record itself
+        when it holds no PII column)."""
+        if self.columns.isdisjoint(record):
+            return record
         out = {}
         for name, value in record.items():
             if name in self.columns and value is not None:
@@ -237,9 +240,10 @@ class PredictionLog:
         self._lock_file = _hold_lock(self.folder)
         folder = self.folder
         self.stats = LogStats()
-        self._queue: queue.Queue[_Pending | None] = queue.Queue(
-            maxsize=max_pending if mode == "async" else 0
-        )
+        # A SimpleQueue (no lock and condition per put); async mode bounds it by its size.
+        self._queue: queue.SimpleQueue[_Pending | list[_Pending] | None] = queue.SimpleQueue()
+        self._gathered: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
+        self._max_pending = max_pending
         self._lock = threading.Lock()
         self._path = folder / (_SEGMENT.format(0) + ".jsonl")  # a new writer's own folder
         self._handle = self._path.open("ab")
@@ -266,8 +270,23 @@ class PredictionLog:
             raise RuntimeError("the prediction log is closed")
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
-        self._queue.put(_Pending(line, None, (loop, waiter)))
+        gathered = self._gathered.get(loop)
+        if gathered is None:
+            gathered = self._gathered[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        gathered.append(_Pending(line, None, (loop, waiter)))
         return waiter
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        """In the loop: the records of one turn of the loop go to the writer together (one
+        hand-over between threads per turn, not per request)."""
+        gathered = self._gathered.pop(loop, None)
+        if not gathered:
+            return
+        if self._closed:
+            _wake(gathered, RuntimeError("the prediction log is closed"))
+        else:
+            self._queue.put(gathered)
 
     def _line(
         self,
@@ -310,11 +329,11 @@ class PredictionLog:
             done: Future[None] = Future()
             self._queue.put(_Pending(line, done))
             return done
-        try:
-            self._queue.put_nowait(_Pending(line, None))
-        except queue.Full:
+        if self._queue.qsize() >= self._max_pending:
             with self._lock:
                 self.stats.dropped += 1
+        else:
+            self._queue.put(_Pending(line, None))
         return None
 
     # -- the writer --------------------------------------------------------------------------
@@ -370,15 +389,20 @@ class PredictionLog:
     def _run(self) -> None:
         stop = False
         while not stop:
-            first = self._queue.get()
-            batch = [first]
+            batch = [self._queue.get()]
             while True:  # everything already waiting joins this commit
                 try:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            pending = [p for p in batch if p is not None]
-            stop = any(p is None for p in batch)
+            pending: list[_Pending] = []
+            for item in batch:
+                if item is None:
+                    stop = True
+                elif isinstance(item, list):
+                    pending += item
+                else:
+                    pending.append(item)
             if pending:
                 try:
                     self._commit(pending)
@@ -390,6 +414,9 @@ class PredictionLog:
         if self._closed:
             return
         self._closed = True
+        for gathered in list(self._gathered.values()):  # handed over before the stop
+            self._queue.put(gathered)
+        self._gathered.clear()
         self._queue.put(None)
         self._thread.join()
         self._handle.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from mlplan._optional import require
 from mlplan.errors import MlplanError
+from mlplan.serving._validate import Feeds
 from mlplan.workspace import Workspace
 
 __all__ = ["PackageError", "ServedModel", "load_served_model"]
@@ -45,10 +47,12 @@ class ServedModel:
         """The graph's inputs, in signature order."""
         return [c["name"] for c in self.signature["inputs"]]
 
-    def run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    def run(self, feeds: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """Labels (after the recorded threshold, for binary models) and probabilities, or
         values for regression."""
-        outputs = self.session.run(None, feeds)
+        outputs = self.session.run(
+            None, feeds.as_dict() if isinstance(feeds, Feeds) else dict(feeds)
+        )
         if not self.is_classifier:
             return np.asarray(outputs[0], dtype=np.float64).ravel(), None
         proba = np.asarray(outputs[1], dtype=np.float64)
