@@ -17,6 +17,7 @@ from mlplan.cli import app
 from mlplan.errors import DataError, UsageError
 from mlplan.lineage import lineage
 from mlplan.serving import load_served_model, score_file
+from mlplan.store import sha256_file
 from mlplan.workspace import Workspace
 
 
@@ -53,10 +54,20 @@ def test_scoring_a_file_matches_the_server_model_row_for_row(
     labels, proba = model.run(feeds)
     assert proba is not None
     assert np.allclose(out.column("p_1").to_numpy(), proba[:, 1])
+    # Class indices (what batch scoring writes from) name the same classes, with the
+    # recorded threshold and without it.
+    for threshold in (model.threshold, None, 0.3):
+        model.threshold = threshold
+        codes, _ = model.run_coded(feeds)
+        assert np.asarray(model.classes)[codes].tolist() == model.run(feeds)[0].tolist()
     assert out.column("prediction").to_pylist() == labels.tolist()
     assert out.column("error").null_count == 5000
     graph = lineage(served, report.output)
     assert ("model", "logistic-1") in {(n.kind, n.ref) for r in graph.upstream for n in r.inputs}
+    # The digests recorded (the output's hashed as it was written) are the files' own.
+    files = {n.ref: n.sha256 for r in graph.upstream for n in (*r.inputs, *r.outputs)}
+    assert files[report.input] == sha256_file(source).sha256
+    assert files[report.output] == sha256_file(tmp_path / "out.parquet").sha256
 
 
 def test_rows_that_break_the_signature_say_why_and_csv_works_too(

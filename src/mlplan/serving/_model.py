@@ -50,19 +50,53 @@ class ServedModel:
     def run(self, feeds: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """Labels (after the recorded threshold, for binary models) and probabilities, or
         values for regression."""
-        outputs = self.session.run(
-            None, feeds.as_dict() if isinstance(feeds, Feeds) else dict(feeds)
-        )
+        outputs = self._outputs(feeds)
         if not self.is_classifier:
             return np.asarray(outputs[0], dtype=np.float64).ravel(), None
         proba = np.asarray(outputs[1], dtype=np.float64)
-        labels = np.asarray(outputs[0]).ravel().astype(str)
-        if self.threshold is not None and len(self.classes) == 2:
-            positive = self.metadata.get("positive_class") or self.classes[1]
-            pos = self.classes.index(positive) if positive in self.classes else 1
-            decided = proba[:, pos] >= self.threshold
-            labels = np.where(decided, self.classes[pos], self.classes[1 - pos])
-        return labels, proba
+        decision = self._decision()
+        if decision is None:
+            return np.asarray(outputs[0]).ravel().astype(str), proba
+        pos, threshold = decision
+        decided = proba[:, pos] >= threshold
+        return np.where(decided, self.classes[pos], self.classes[1 - pos]), proba
+
+    def run_coded(self, feeds: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`run` with each row's class as its index in :attr:`classes` instead of its
+        name (batch scoring: a million names cost more than the model); values and None for
+        regression."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        outputs = self._outputs(feeds)
+        if not self.is_classifier:
+            return np.asarray(outputs[0], dtype=np.float64).ravel(), None
+        proba = np.asarray(outputs[1], dtype=np.float64)
+        decision = self._decision()
+        if decision is not None:
+            pos, threshold = decision
+            return np.where(proba[:, pos] >= threshold, pos, 1 - pos), proba
+        raw = np.asarray(outputs[0]).ravel()
+        names = pa.array(raw if raw.dtype.kind in "OU" else raw.astype(str), pa.string())
+        codes = pc.index_in(names, value_set=pa.array(self.classes, pa.string()))
+        if codes.null_count:
+            raise PackageError(
+                f"{self.name} answered a class its metadata does not list ({self.classes})"
+            )
+        return codes.to_numpy(zero_copy_only=False), proba
+
+    def _outputs(self, feeds: Mapping[str, np.ndarray]) -> list[Any]:
+        return list(
+            self.session.run(None, feeds.as_dict() if isinstance(feeds, Feeds) else dict(feeds))
+        )
+
+    def _decision(self) -> tuple[int, float] | None:
+        """The positive class's index and the threshold, when a threshold decides (binary
+        models)."""
+        if self.threshold is None or len(self.classes) != 2:
+            return None
+        positive = self.metadata.get("positive_class") or self.classes[1]
+        return (self.classes.index(positive) if positive in self.classes else 1), self.threshold
 
     def example_feeds(self) -> dict[str, np.ndarray]:
         """One valid row, made from the signature (used to warm the session up)."""

@@ -5,7 +5,9 @@ writes in order from the driver."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -49,6 +51,37 @@ class ScoreReport:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
         return dict(self.__dict__) | {"rows_per_second": self.rows_per_second}
+
+
+class _HashingSink:
+    """The output file, hashed as it is written (its sha256 for the lineage without reading
+    the file back)."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("wb")
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        self._hash.update(data)
+        self.size += len(data)
+        return self._file.write(data)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    def tell(self) -> int:
+        return self.size
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
 
 
 def _format(path: Path) -> Literal["parquet", "csv"]:
@@ -168,8 +201,9 @@ def _outputs(
         else ~np.asarray(errors.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     )
     columns: dict[str, pa.Array] = {id_name: ids}
-    if model.is_classifier:
-        columns["prediction"] = pa.array(labels, mask=refused, type=pa.string())
+    if model.is_classifier:  # labels are indices into the classes (ServedModel.run_coded)
+        codes = pa.array(labels.astype(np.int32), mask=refused, type=pa.int32())
+        columns["prediction"] = pa.array(model.classes, pa.string()).take(codes)
         assert proba is not None
         for j, name in enumerate(model.classes):
             columns[f"p_{name}"] = pa.array(
@@ -187,7 +221,7 @@ def _score_batch(
     model: ServedModel, chunker: _Chunker, batch: pa.RecordBatch, id_column: str | None, start: int
 ) -> pa.RecordBatch:
     feeds, problems = chunker.feeds(batch)
-    labels, proba = model.run(feeds)
+    labels, proba = model.run_coded(feeds)
     ids = (
         pc.cast(batch.column(id_column), pa.string())
         if id_column is not None
@@ -218,7 +252,7 @@ def _local_batches(
         while (ready := ahead.result()) is not None:
             ahead = pool.submit(prepare)
             batch, feeds, problems = ready
-            labels, proba = model.run(feeds)
+            labels, proba = model.run_coded(feeds)
             ids = (
                 pc.cast(batch.column(id_column), pa.string())
                 if id_column is not None
@@ -340,6 +374,12 @@ def score_file(
         None,
     )
     started = time.perf_counter()
+    # The input's digest (for the lineage) is read beside scoring; hashlib releases the GIL.
+    digests: list[str] = []
+    hashing = threading.Thread(
+        target=lambda: digests.append(sha256_file(source).sha256), name="mlplan-score-hash"
+    )
+    hashing.start()
     batches = (
         _local_batches(served, chunker, dataset, chunk_rows, id_column)
         if engine == "local"
@@ -349,8 +389,8 @@ def score_file(
     temp = target.with_name(f".{target.name}.tmp")
     rows = refused = 0
     writer: Any = None
+    sink: _HashingSink | None = None
     import queue
-    import threading
 
     # The file is written in its own thread, beside scoring (pyarrow releases the GIL).
     outbox: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=4)
@@ -371,10 +411,11 @@ def score_file(
             if failure:
                 raise failure[0]
             if writer is None:
+                sink = _HashingSink(temp)
                 writer = (
-                    pq.ParquetWriter(temp, batch.schema)
+                    pq.ParquetWriter(sink, batch.schema)
                     if out_fmt == "parquet"
-                    else pcsv.CSVWriter(temp, batch.schema)
+                    else pcsv.CSVWriter(sink, batch.schema)
                 )
                 writing = threading.Thread(target=write_all, name="mlplan-score-writer")
                 writing.start()
@@ -393,18 +434,21 @@ def score_file(
             empty = _outputs(
                 served,
                 pa.array([], pa.string()),
-                np.zeros(0),
+                np.zeros(0, dtype=np.int32),
                 np.zeros((0, len(served.classes))),
                 np.zeros(0, dtype=object),
                 id_column or "row",
             )
+            sink = _HashingSink(temp)
             writer = (
-                pq.ParquetWriter(temp, empty.schema)
+                pq.ParquetWriter(sink, empty.schema)
                 if out_fmt == "parquet"
-                else pcsv.CSVWriter(temp, empty.schema)
+                else pcsv.CSVWriter(sink, empty.schema)
             )
         writer.close()
         writer = None
+        assert sink is not None
+        sink.close()
         temp.replace(target)
     except BaseException:
         if writing is not None:
@@ -412,11 +456,17 @@ def score_file(
             writing.join()
         if writer is not None:
             writer.close()
+        if sink is not None:
+            sink.close()
         temp.unlink(missing_ok=True)
         raise
+    finally:
+        hashing.join()
     seconds = time.perf_counter() - started
-    digest_in = sha256_file(source).sha256
-    digest_out = sha256_file(target).sha256
+    if not digests:
+        raise DataError(f"{source}: could not be read to the end to hash it")
+    assert sink is not None
+    digest_in, digest_out = digests[0], sink.hexdigest()
 
     def work(session: Any) -> str:
         project_id = ws.store.project_id(

@@ -122,4 +122,5 @@ def serve(
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=30,
+        proxy_headers=False,  # X-Forwarded-* are not trusted; and it costs on every request
     )
