@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import _free_port
 from tests.serving.conftest import RECORD, bearer
 
+from mlplan.serving._config import MULTIPROC_ENV
 from mlplan.workspace import Workspace
 
 
@@ -52,6 +53,74 @@ def test_a_real_server_process_is_live_then_ready_serves_and_stops_on_sigterm(
         # uvicorn finishes in-flight requests and the app's shutdown, then re-raises SIGTERM.
         assert process.wait(timeout=30) in {0, -signal.SIGTERM}
         assert "logistic-1 stopped" in rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _counter(text: str, name: str, **labels: str) -> float:
+    """A sample's value from Prometheus exposition text (0 when absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{wanted}}} ") or (not labels and line.startswith(f"{name} ")):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.mark.slow
+def test_workers_answer_with_one_view_of_the_metrics(
+    served: Workspace, tokens: dict[str, str]
+) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in {"MLPLAN_STORE_URL", MULTIPROC_ENV}}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlplan", "serve", "logistic-1", "--port", str(port),
+         "--workers", "2"],
+        cwd=served.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        seen, ready = [], 0
+        for line in process.stdout:  # each worker says when it is ready
+            seen.append(line)
+            ready += "logistic-1 ready" in line
+            if ready == 2:
+                break
+        else:
+            pytest.fail("the workers did not both get ready:\n" + "".join(seen))
+        base = f"http://127.0.0.1:{port}"
+        close = {"Connection": "close"}  # a new connection each time: either worker answers
+        for _ in range(40):
+            answer = httpx.post(
+                f"{base}/v1/predict",
+                json={"records": [RECORD]},
+                headers=bearer(tokens["predict"]) | close,
+                timeout=10,
+            )
+            assert answer.status_code == 200
+        scrapes = [
+            httpx.get(f"{base}/metrics", headers=bearer(tokens["admin"]) | close, timeout=10).text
+            for _ in range(6)
+        ]
+        for text in scrapes:  # every scrape counts every worker's requests
+            assert (
+                _counter(text, "mlplan_http_requests_total", route="/v1/predict", status="200")
+                == 40
+            )
+            assert _counter(text, "mlplan_input_rows_total") == 40
+            assert _counter(text, "mlplan_model_ready") == 1
+            assert _counter(text, "process_resident_memory_bytes") > 0
+        # Both workers served: each has its own log writer folder with records in it.
+        writers = list((served.root / ".mlplan" / "predictions" / "logistic-1").glob("w-*"))
+        assert len(writers) == 2
+        logged = [sum(len(f.read_bytes().splitlines()) for f in w.glob("*.jsonl")) for w in writers]
+        assert sum(logged) == 40  # (the kernel spreads the connections: about 20 each here)
+        process.send_signal(signal.SIGTERM)
+        process.stdout.read()
+        assert process.wait(timeout=60) in {0, -signal.SIGTERM}
     finally:
         if process.poll() is None:
             process.kill()

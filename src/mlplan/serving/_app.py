@@ -39,7 +39,13 @@ from mlplan._optional import require
 from mlplan.errors import MlplanError, UsageError
 from mlplan.modeling import get_model
 from mlplan.serving._batcher import Deadlines, MicroBatcher, Saturated
-from mlplan.serving._config import CONFIG_ENV, ROUTE_ROLES, ServeConfig, is_loopback
+from mlplan.serving._config import (
+    CONFIG_ENV,
+    MULTIPROC_ENV,
+    ROUTE_ROLES,
+    ServeConfig,
+    is_loopback,
+)
 from mlplan.serving._keys import ApiKeyInfo, KeyRing
 from mlplan.serving._log import LOG_DIR, PiiPolicy, PredictionLog, compact_segments
 from mlplan.serving._model import ServedModel, load_served_model
@@ -162,29 +168,62 @@ class _Metrics:
         self.null_outputs = prom.Counter(
             "mlplan_null_outputs", "Predictions that came out NaN.", registry=r
         )
-        self.ready = prom.Gauge("mlplan_model_ready", "1 when the model is ready.", registry=r)
+        # With several workers (mlplan serve --workers N) every worker writes its metrics to
+        # files in $PROMETHEUS_MULTIPROC_DIR and /metrics adds them up, whichever worker
+        # answers the scrape. Collectors that read the process at scrape time cannot do that:
+        # there each worker publishes its log and process figures once a second instead.
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        self.ready = prom.Gauge(
+            "mlplan_model_ready",
+            "1 when the model is ready (in every worker).",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
         self._children: dict[tuple[Any, tuple[Any, ...]], Any] = {}
         self.log_stats: Any = None
+        self.queued: Callable[[], int] = lambda: 0
+        log_figures = (
+            ("mlplan_log_records", "Records written to the prediction log.", "written"),
+            ("mlplan_log_dropped", "Records dropped: the async log was full.", "dropped"),
+            ("mlplan_log_commits", "Group commits (one fsync each).", "commits"),
+        )
+        self.queue_rows = prom.Gauge(
+            "mlplan_queue_rows",
+            "Rows waiting for the model.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        if not self.multiprocess:
+            self.queue_rows.set_function(lambda: self.queued())
 
-        class _LogCollector:
-            def collect(inner) -> Any:
-                stats = self.log_stats
-                if stats is None:
-                    return
-                core = require("prometheus_client.core", extra="serving", purpose="metrics")
-                for name, help_text, value in (
-                    ("mlplan_log_records", "Records written to the prediction log.", stats.written),
-                    (
-                        "mlplan_log_dropped",
-                        "Records dropped: the async log was full.",
-                        stats.dropped,
-                    ),
-                    ("mlplan_log_commits", "Group commits (one fsync each).", stats.commits),
-                ):
-                    yield core.CounterMetricFamily(name, help_text, value=value)
+            class _LogCollector:
+                def collect(inner) -> Any:
+                    stats = self.log_stats
+                    if stats is None:
+                        return
+                    core = require("prometheus_client.core", extra="serving", purpose="metrics")
+                    for name, help_text, field in log_figures:
+                        yield core.CounterMetricFamily(
+                            name, help_text, value=getattr(stats, field)
+                        )
 
-        r.register(_LogCollector())
-        self.process = prom.ProcessCollector(registry=r)
+            r.register(_LogCollector())
+            prom.ProcessCollector(registry=r)
+        else:
+            self._published: dict[str, float] = {}
+            self._log_counters = [
+                (prom.Counter(name, help_text, registry=r), field)
+                for name, help_text, field in log_figures
+            ]
+            self._cpu = prom.Counter(
+                "process_cpu_seconds", "CPU time of the workers, in seconds.", registry=r
+            )
+            self._memory = prom.Gauge(
+                "process_resident_memory_bytes",
+                "Resident memory of the workers, in bytes.",
+                registry=r,
+                multiprocess_mode="livesum",
+            )
         self.batch_rows = prom.Histogram(
             "mlplan_batch_rows",
             "Rows per ONNX Runtime call (micro-batches).",
@@ -197,7 +236,6 @@ class _Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64),
             registry=r,
         )
-        self.queue_rows = prom.Gauge("mlplan_queue_rows", "Rows waiting for the model.", registry=r)
         self.saturated = prom.Counter(
             "mlplan_saturated_requests",
             "Requests refused with 503: the queue was full.",
@@ -211,6 +249,39 @@ class _Metrics:
         if found is None:
             found = self._children[key] = metric.labels(*(str(v) for v in labels))
         return found
+
+    def publish(self) -> None:
+        """With several workers: this worker's log counts, queue, CPU and memory, into the
+        shared files (a worker calls this once a second, and before answering a scrape)."""
+        if not self.multiprocess:
+            return
+        if self.log_stats is not None:
+            for counter, field in self._log_counters:
+                value = getattr(self.log_stats, field)
+                delta = value - self._published.get(field, 0)
+                if delta > 0:
+                    counter.inc(delta)
+                    self._published[field] = value
+        times = os.times()
+        cpu = times.user + times.system
+        if cpu > self._published.get("cpu", 0.0):
+            self._cpu.inc(cpu - self._published.get("cpu", 0.0))
+            self._published["cpu"] = cpu
+        with contextlib.suppress(OSError, ValueError, IndexError):  # not Linux: no /proc
+            pages = int(Path("/proc/self/statm").read_text().split()[1])
+            self._memory.set(pages * os.sysconf("SC_PAGE_SIZE"))
+        self.queue_rows.set(self.queued())
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text of /metrics: this process's registry, or every worker's files."""
+        prom = require("prometheus_client", extra="serving", purpose="the /metrics route")
+        if not self.multiprocess:
+            return prom.generate_latest(self.registry), prom.CONTENT_TYPE_LATEST
+        self.publish()
+        multiprocess = require("prometheus_client.multiprocess", extra="serving", purpose="metrics")
+        gathered = prom.CollectorRegistry()
+        multiprocess.MultiProcessCollector(gathered)
+        return prom.generate_latest(gathered), prom.CONTENT_TYPE_LATEST
 
     def inputs(self, result: ValidationResult) -> None:
         self.rows.inc(result.rows)
@@ -274,9 +345,11 @@ def create_app(config: ServeConfig) -> Any:
                         observe=observe,
                     )
                     await batcher.start()
-                    metrics.queue_rows.set_function(lambda: batcher.queued_rows)
+                    metrics.queued = lambda: batcher.queued_rows
                     state.batcher = batcher
                 metrics.ready.set(1 if state.ready else 0)
+                if metrics.multiprocess:
+                    publishing.append(asyncio.create_task(publish_every_second()))
                 if state.ready:
                     assert state.model is not None and state.keys is not None
                     if config.key_refresh_seconds > 0:
@@ -303,12 +376,21 @@ def create_app(config: ServeConfig) -> Any:
             finally:
                 state.loaded.set()
 
+        publishing: list[asyncio.Task[None]] = []
+
+        async def publish_every_second() -> None:
+            while True:
+                metrics.publish()
+                await asyncio.sleep(1.0)
+
         # Live at once; ready once the model is loaded and warmed up.
         loading = asyncio.create_task(bring_up())
         yield
         await loading
         state.stopping = True
         metrics.ready.set(0)
+        for task in publishing:
+            task.cancel()
         if state.keys is not None:
             state.keys.stop()
         if state.batcher is not None:
@@ -335,6 +417,12 @@ def create_app(config: ServeConfig) -> Any:
                     "auth": state.auth,
                 },
             )
+        if metrics.multiprocess:
+            metrics.publish()
+            multiprocess = require(
+                "prometheus_client.multiprocess", extra="serving", purpose="metrics"
+            )
+            multiprocess.mark_process_dead(os.getpid())  # its live gauges leave the sums
         print(f"mlplan serve: {config.model} stopped", flush=True)
 
     app = FastAPI(
@@ -756,8 +844,8 @@ def create_app(config: ServeConfig) -> Any:
 
     @route("GET", "/metrics")
     async def prometheus(request: Request) -> Any:
-        prom = require("prometheus_client", extra="serving", purpose="the /metrics route")
-        return Response(prom.generate_latest(metrics.registry), media_type=prom.CONTENT_TYPE_LATEST)
+        text, media_type = metrics.exposition()
+        return Response(text, media_type=media_type)
 
     return _Front(app)
 

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["CONFIG_ENV", "ROUTE_ROLES", "Access", "ServeConfig", "is_loopback"]
+__all__ = ["CONFIG_ENV", "MULTIPROC_ENV", "ROUTE_ROLES", "Access", "ServeConfig", "is_loopback"]
 
 Access = Literal["public", "predict", "feedback", "admin"]
 
@@ -25,6 +25,8 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
 """Every route and the role it needs: the one place that says who may call what."""
 
 CONFIG_ENV = "MLPLAN_SERVE_CONFIG"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""Where the workers of one server keep their metrics (prometheus_client's multiprocess mode)."""
 
 
 def is_loopback(host: str) -> bool:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from mlplan._optional import require
 from mlplan.errors import UsageError
-from mlplan.serving._config import CONFIG_ENV, ServeConfig, is_loopback
+from mlplan.serving._config import CONFIG_ENV, MULTIPROC_ENV, ServeConfig, is_loopback
 from mlplan.workspace import Workspace
 
 __all__ = ["check_clearance", "compact_logs", "create_app", "log_folder", "serve"]
@@ -113,6 +115,21 @@ def serve(
         freeze_gc=True,
     )
     os.environ[CONFIG_ENV] = config.to_json()
+    # Several workers share one view of the metrics through files (prometheus_client's
+    # multiprocess mode), in a folder of this server's own unless one is given.
+    metrics_dir = None
+    if workers > 1 and not os.environ.get(MULTIPROC_ENV):
+        metrics_dir = tempfile.mkdtemp(prefix="mlplan-metrics-")
+        os.environ[MULTIPROC_ENV] = metrics_dir
+    try:
+        _run_uvicorn(uvicorn, host, port, workers)
+    finally:
+        if metrics_dir is not None:
+            os.environ.pop(MULTIPROC_ENV, None)
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run_uvicorn(uvicorn: Any, host: str, port: int, workers: int) -> None:
     uvicorn.run(
         "mlplan.serving._app:create_app_from_env",
         factory=True,
