@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from ruamel.yaml import YAML
 from tests.conftest import chdir, write_csv
@@ -404,7 +405,7 @@ def test_without_intervals_tests_that_need_them_are_unchecked_not_passed(
 def test_a_model_that_failed_its_gates_is_not_served_without_an_approval(
     trained: Workspace,
 ) -> None:
-    from mlplan.serving import check_clearance
+    from mlplan.serving import check_clearance, score_file
 
     check_clearance(trained, "logistic-1")  # not evaluated yet: nothing has failed
     evaluate(trained, "logistic-1", n_boot=0)
@@ -415,8 +416,19 @@ def test_a_model_that_failed_its_gates_is_not_served_without_an_approval(
     ):
         check_clearance(trained, "logistic-1")
     check_clearance(trained, "logistic-1", allow_failed_gates=True)  # a load test, staging
+    # Scoring a file for use is a deployment too: refused, and nothing written.
+    source = trained.root / "to_score.parquet"
+    pq.write_table(churn_table(rows=50, seed=9).drop_columns(["churned"]), source)
+    with pytest.raises(CheckFailedError, match="logistic-1 may not be deployed"):
+        score_file(trained, "logistic-1", source, trained.root / "scored.parquet")
+    assert not (trained.root / "scored.parquet").exists()
+    trial = score_file(
+        trained, "logistic-1", source, trained.root / "trial.parquet", allow_failed_gates=True
+    )
+    assert trial.rows == 50
     approve(trained, "deploy", role="ml_lead", by="Priya", subject="logistic-1", note="pilot")
     check_clearance(trained, "logistic-1")
+    assert score_file(trained, "logistic-1", source, trained.root / "scored.parquet").rows == 50
 
 
 @pytest.mark.slow

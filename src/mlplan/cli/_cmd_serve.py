@@ -186,10 +186,18 @@ def score(
     chunk_rows: Annotated[
         int, typer.Option(help="Rows read and scored at a time.", min=1)
     ] = 65_536,
+    allow_failed_gates: Annotated[
+        bool,
+        typer.Option(
+            "--allow-failed-gates",
+            help="Score a model whose gates failed without an approval (trials only).",
+        ),
+    ] = False,
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Score a file in chunks: predictions with the model version and row ids, and lineage."""
+    """Score a file in chunks: predictions with the model version and row ids, and lineage.
+    A model that failed its gates needs an approval of the deploy gate, as for serve."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from mlplan.serving import score_file
@@ -213,6 +221,7 @@ def score(
             engine=engine,
             chunk_rows=chunk_rows,
             progress=lambda n: bar.advance(task, n),
+            allow_failed_gates=allow_failed_gates,
         )
     if json:
         print_json(report.to_dict())

@@ -316,11 +316,16 @@ def score_file(
     engine: Engine = "local",
     chunk_rows: int = 65_536,
     progress: Callable[[int], None] | None = None,
+    allow_failed_gates: bool = False,
 ) -> ScoreReport:
     """Score ``input_path`` with ``model`` into ``output_path`` (Parquet or CSV by suffix).
 
     Rows that break the signature (a missing value the model never saw, an unseen category
     or an out-of-range value the plan rejects) get no prediction and say why in ``error``.
+
+    Scoring a file for use is a deployment: a model whose newest evaluation failed a gate
+    scores only with an approval of the plan's deploy gate naming it (or
+    ``allow_failed_gates``, for trials), as ``mlplan serve`` asks.
 
     Raises
     ------
@@ -328,6 +333,8 @@ def score_file(
         A missing input column, a numeric input holding text, an unreadable file.
     UsageError
         A file type other than Parquet or CSV, or an unknown engine.
+    CheckFailedError
+        The model failed its gates and nobody approved deploying it.
     """
     import time
 
@@ -336,6 +343,7 @@ def score_file(
     import pyarrow.parquet as pq
 
     from mlplan.modeling import get_model
+    from mlplan.serving._serve import check_clearance
     from mlplan.store import RunRecorder, sha256_file
 
     if engine not in {"local", "ray"}:
@@ -348,6 +356,7 @@ def score_file(
     if chunk_rows < 1:
         raise UsageError(f"--chunk-rows must be 1 or more; got {chunk_rows}")
     info = get_model(ws, model)
+    check_clearance(ws, model, allow_failed_gates=allow_failed_gates)
     served = load_served_model(ws, model)
     if served.kind != "tabular":
         raise UsageError(f"{model} takes {served.kind} tensors; score scores tabular models")
