@@ -1,17 +1,52 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import httpx
+import numpy as np
 import pytest
 from tests.conftest import _free_port
 from tests.serving.conftest import RECORD, bearer
 
 from mlplan.serving._config import MULTIPROC_ENV
 from mlplan.workspace import Workspace
+
+
+@contextlib.contextmanager
+def _server(ws: Workspace, *options: str, workers: int = 1) -> Iterator[int]:
+    """``mlplan serve logistic-1`` as a real process, once every worker is ready; its port."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in {"MLPLAN_STORE_URL", MULTIPROC_ENV}}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlplan", "serve", "logistic-1", "--port", str(port),
+         "--workers", str(workers), *options],
+        cwd=ws.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        seen, ready = [], 0
+        for line in process.stdout:  # blocks until each worker says it is ready
+            seen.append(line)
+            ready += "logistic-1 ready" in line
+            if ready == workers:
+                break
+        else:
+            pytest.fail("the server exited before it was ready:\n" + "".join(seen))
+        yield port
+        process.send_signal(signal.SIGTERM)
+        process.stdout.read()  # until the process closes it
+        assert process.wait(timeout=60) in {0, -signal.SIGTERM}
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 @pytest.mark.slow
@@ -74,23 +109,7 @@ def _counter(text: str, name: str, **labels: str) -> float:
 def test_workers_answer_with_one_view_of_the_metrics(
     served: Workspace, tokens: dict[str, str]
 ) -> None:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"MLPLAN_STORE_URL", MULTIPROC_ENV}}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlplan", "serve", "logistic-1", "--port", str(port),
-         "--workers", "2"],
-        cwd=served.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        seen, ready = [], 0
-        for line in process.stdout:  # each worker says when it is ready
-            seen.append(line)
-            ready += "logistic-1 ready" in line
-            if ready == 2:
-                break
-        else:
-            pytest.fail("the workers did not both get ready:\n" + "".join(seen))
+    with _server(served, workers=2) as port:
         base = f"http://127.0.0.1:{port}"
         close = {"Connection": "close"}  # a new connection each time: either worker answers
         for _ in range(40):
@@ -118,12 +137,51 @@ def test_workers_answer_with_one_view_of_the_metrics(
         assert len(writers) == 2
         logged = [sum(len(f.read_bytes().splitlines()) for f in w.glob("*.jsonl")) for w in writers]
         assert sum(logged) == 40  # (the kernel spreads the connections: about 20 each here)
-        process.send_signal(signal.SIGTERM)
-        process.stdout.read()
-        assert process.wait(timeout=60) in {0, -signal.SIGTERM}
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+
+
+@pytest.mark.slow
+def test_an_open_inference_client_works_unchanged(
+    served: Workspace, tokens: dict[str, str]
+) -> None:
+    """Triton's HTTP client (an existing client of the Open Inference Protocol) against a real
+    server: health, model metadata, and an inference that equals /v1/predict's."""
+    from tritonclient import http as oip
+
+    with _server(served) as port:
+        client = oip.InferenceServerClient(url=f"127.0.0.1:{port}")
+        auth = bearer(tokens["predict"])
+        try:
+            assert client.is_server_live() and client.is_server_ready()
+            assert client.is_model_ready("logistic-1")
+            metadata = client.get_model_metadata("logistic-1", headers=auth)
+            assert metadata["name"] == "logistic-1"
+            inputs = []
+            for spec in metadata["inputs"]:
+                kind = object if spec["datatype"] == "BYTES" else np.float32
+                tensor = oip.InferInput(spec["name"], [1, 1], spec["datatype"])
+                tensor.set_data_from_numpy(
+                    np.array([[RECORD[spec["name"]]]], dtype=kind), binary_data=False
+                )
+                inputs.append(tensor)
+            wanted = [
+                oip.InferRequestedOutput(name, binary_data=False)
+                for name in ("label", "probabilities")
+            ]
+            result = client.infer("logistic-1", inputs, outputs=wanted, headers=auth)
+            label = result.as_numpy("label").ravel()[0]
+            proba = result.as_numpy("probabilities")
+            with pytest.raises(oip.InferenceServerException, match=r"API key"):
+                client.infer("logistic-1", inputs, outputs=wanted)  # no key
+        finally:
+            client.close()
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/v1/predict",
+            json={"records": [RECORD]},
+            headers=auth,
+            timeout=10,
+        ).json()["predictions"][0]
+    assert (label.decode() if isinstance(label, bytes) else str(label)) == answer["label"]
+    assert proba.shape == (1, 2)
+    assert proba[0].tolist() == pytest.approx(
+        [answer["probabilities"]["0"], answer["probabilities"]["1"]], abs=1e-6
+    )
