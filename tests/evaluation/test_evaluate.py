@@ -457,3 +457,36 @@ def test_the_report_opens_offline_in_headless_chromium(trained: Workspace) -> No
             browser.close()
     assert title == "Evaluation of logistic-1" and figures >= 4 and tables >= 2
     assert all(url.startswith("file://") for url in requested)  # nothing fetched
+
+
+def test_a_candidate_is_compared_with_the_model_in_production(
+    trained: Workspace, editor: Edit
+) -> None:
+    from mlplan.serving import deploy
+
+    r = evaluate(trained, "logistic-1", n_boot=0).report
+    assert "production:pr_auc" not in r["regressions"]  # nothing deployed: no default check
+    editor(
+        trained,
+        "  no_regression: []",
+        "  no_regression:\n    - {metric: accuracy, against: production}",
+    )
+    r = evaluate(trained, "logistic-1", n_boot=0).report
+    assert r["regressions"]["production:accuracy"]["reason"] == (
+        "no model is deployed to production yet (mlplan deploy MODEL)"
+    )
+    deploy(trained, "logistic-1", by="Priya", allow_failed_gates=True)
+    r = evaluate(trained, "logistic-1", n_boot=0).report
+    assert r["regressions"]["production:accuracy"]["reason"] == (
+        "logistic-1 is the model in production"
+    )
+    train_model(trained, family="gbt")
+    r = evaluate(trained, "gbt-1", n_boot=50).report
+    check = r["regressions"]["production:accuracy"]
+    assert check["name"] == "logistic-1" and check["rows"]
+    overall = next(x for x in check["rows"] if x["slice"] == "overall")
+    production = (latest_evaluation(trained, "logistic-1") or {})["overall"]["accuracy"]
+    assert overall["other"] == pytest.approx(production["value"])  # its own figure, same rows
+    assert overall["candidate"] == pytest.approx(r["overall"]["accuracy"]["value"])
+    gate = next(g for g in r["gates"] if g["id"] == "no_regression:production:accuracy")
+    assert gate["state"] in {"pass", "fail"}

@@ -57,3 +57,15 @@ def test_the_deployment_items_follow_serving_load_tests_and_keys(served: Workspa
 
     edit_plan(served, "auth: api_key", "auth: none")
     assert _items(served)["deploy.security"].state == "failing"
+
+
+def test_once_a_model_is_in_production_the_items_follow_it(served: Workspace) -> None:
+    from mlplan.modeling import train_model
+    from mlplan.serving import deploy
+
+    train_model(served, family="gbt")
+    assert _items(served)["deploy.mode"].next_step == "mlplan serve gbt-1"  # the newest
+    deploy(served, "logistic-1")
+    items = _items(served)
+    assert items["deploy.mode"].next_step == "mlplan serve logistic-1"
+    assert items["deploy.slo"].next_step == "mlplan loadtest logistic-1"

@@ -1,5 +1,6 @@
-"""The Deployment items, read from what serving left in the store for the current
-candidate: serve runs and their reports, batch scoring runs, load tests, API keys."""
+"""The Deployment items, read from what serving left in the store for the model in production
+(else the current candidate): serve runs and their reports, batch scoring runs, load tests,
+API keys."""
 
 from __future__ import annotations
 
@@ -38,6 +39,17 @@ def _runs(context: StatusContext, job: str, model: str) -> list[Run]:
     return [r for r in runs if r.parameters.get("model") == model]
 
 
+def _in_production(context: StatusContext) -> str | None:
+    """The model deployed to production, which the items follow once there is one."""
+    from mlplan.errors import NotFoundError
+    from mlplan.serving._deployments import get_deployment
+
+    try:
+        return get_deployment(context.ws).model
+    except NotFoundError:
+        return None
+
+
 @register_provider
 class DeploymentProvider:
     """Deployment: mode, target, compute, objectives, logging, security, pipeline."""
@@ -51,7 +63,7 @@ class DeploymentProvider:
         plan = ws.plan
         deployment = plan.deployment
         s = context.status
-        name = candidate(context)
+        name = _in_production(context) or candidate(context)
         if name is None:
             for item in _ITEMS:
                 yield s(item, "missing", "no model trained yet", "mlplan train --baseline")

@@ -1,4 +1,5 @@
-"""``mlplan serve``, ``mlplan keys create|list|revoke``."""
+"""``mlplan serve``, ``mlplan deploy``, ``mlplan deployments``, ``mlplan keys
+create|list|revoke``."""
 
 from __future__ import annotations
 
@@ -16,7 +17,13 @@ app.add_typer(keys_app, name="keys")
 
 @app.command()
 def serve(
-    model: Annotated[str, typer.Argument(help="The model to serve, e.g. gbt-1.")],
+    model: Annotated[
+        str | None, typer.Argument(help="The model to serve, e.g. gbt-1 (or --deployment).")
+    ] = None,
+    deployment: Annotated[
+        str | None,
+        typer.Option(help="Serve the model of this deployment (mlplan deploy), e.g. production."),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
@@ -40,17 +47,22 @@ def serve(
     project: ProjectOption = None,
 ) -> None:
     """Serve a model over HTTP: /v1/predict, the Open Inference Protocol v2, /metrics."""
+    from mlplan.serving import get_deployment
     from mlplan.serving import serve as run_server
 
     ws = workspace(project)
+    shown = (
+        model if deployment is None else f"{get_deployment(ws, deployment).model} ({deployment})"
+    )
     err_console.print(
-        f"mlplan serve: {esc(model)} on http://{esc(host)}:{port} ({workers} worker"
+        f"mlplan serve: {esc(shown or '')} on http://{esc(host)}:{port} ({workers} worker"
         f"{'s' if workers > 1 else ''}); live at /v2/health/live, ready at /v2/health/ready",
         highlight=False,
     )
     run_server(
         ws,
         model,
+        deployment=deployment,
         host=host,
         port=port,
         workers=workers,
@@ -59,6 +71,65 @@ def serve(
         timeout=timeout,
         allow_failed_gates=allow_failed_gates,
     )
+
+
+@app.command()
+def deploy(
+    model: Annotated[str, typer.Argument(help="The model to put there, e.g. gbt-1.")],
+    name: Annotated[str, typer.Option(help="The deployment (made on first use).")] = "production",
+    by: Annotated[str | None, typer.Option(help="Who deploys (default: this user).")] = None,
+    note: Annotated[str | None, typer.Option(help="Why, for the record.")] = None,
+    allow_failed_gates: Annotated[
+        bool,
+        typer.Option(
+            "--allow-failed-gates",
+            help="Deploy a model that failed its gates without an approval (staging only).",
+        ),
+    ] = False,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Put a model in a deployment (production unless named): mlplan serve --deployment NAME
+    serves it, and evaluation compares candidates with the model in production."""
+    from mlplan.serving import deploy as put
+
+    ws = workspace(project)
+    info = put(ws, model, name=name, by=by, note=note, allow_failed_gates=allow_failed_gates)
+    if json:
+        print_json(info.to_dict())
+        return
+    was = f" (was {esc(info.previous)})" if info.previous and info.previous != model else ""
+    console.print(
+        f"{esc(info.name)}: {esc(info.model)}{was}, {info.mode} on {info.target}; "
+        f"serve it with: mlplan serve --deployment {esc(info.name)}",
+        highlight=False,
+    )
+
+
+@app.command()
+def deployments(project: ProjectOption = None, json: JsonOption = False) -> None:
+    """The deployments and the model in each."""
+    from mlplan.serving import list_deployments
+
+    found = list_deployments(workspace(project))
+    if json:
+        print_json([d.to_dict() for d in found])
+        return
+    if not found:
+        console.print("no deployments yet: mlplan deploy MODEL")
+        return
+    table = Table("deployment", "model", "mode", "target", "by", "since", "note")
+    for d in found:
+        table.add_row(
+            esc(d.name),
+            esc(d.model),
+            d.mode,
+            d.target,
+            esc(d.deployed_by),
+            d.updated_at.strftime("%Y-%m-%d %H:%M"),
+            esc(d.note or ""),
+        )
+    console.print(table)
 
 
 @keys_app.command("create")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -303,6 +303,52 @@ def _hlp_references(
     return per_slice, overall
 
 
+def _production(
+    ws: Workspace, subject: _Subject, info: Any, table: pa.Table, prediction: _Prediction, kind: str
+) -> tuple[str, Predictions] | str:
+    """The model in production, on the candidate's rows (labels after its own recorded
+    threshold), or why there is nothing to compare with."""
+    from mlplan.errors import MlplanError, NotFoundError
+    from mlplan.modeling import feeds_for, get_model, inputs_for, run_graph
+    from mlplan.serving._deployments import PRODUCTION, get_deployment
+
+    try:
+        deployed = get_deployment(ws, PRODUCTION)
+    except NotFoundError:
+        return "no model is deployed to production yet (mlplan deploy MODEL)"
+    if deployed.model == subject.name:
+        return f"{subject.name} is the model in production"
+    data = prediction.data
+    try:
+        model = get_model(ws, deployed.model)
+        spec = model.features
+        graph = ws.store.artifacts.path(model.package["model.onnx"]).read_bytes()
+        feeds = feeds_for(spec, inputs_for(ws, info, table, spec, prediction.rows))
+        predicted, proba = run_graph(graph, feeds, kind)
+    except MlplanError as exc:
+        return f"{deployed.model} (in production) cannot score these rows: {exc}"
+    if data.values is not None:
+        return deployed.model, Predictions.from_arrays(data.values, predicted, kind="regression")
+    metadata = _read_json(ws, model.package["metadata.json"])
+    classes = [str(c) for c in metadata["classes"]]
+    if classes != list(data.classes):
+        return f"{deployed.model} (in production) has other classes: {', '.join(classes)}"
+    binary = data.kind == "binary"
+    if binary and proba is not None and metadata.get("threshold") is not None:
+        pos = data.positive
+        decided = proba[:, pos] >= float(metadata["threshold"])
+        predicted = np.where(decided, classes[pos], classes[1 - pos]).astype(object)
+    other = Predictions.from_arrays(
+        np.asarray(data.classes, dtype=object)[data.y],
+        predicted,
+        kind=data.kind,
+        proba=proba,
+        classes=data.classes,
+        positive=data.classes[data.positive] if binary else None,
+    )
+    return deployed.model, other
+
+
 def _regression_checks(
     ws: Workspace,
     split_ref: str,
@@ -312,9 +358,10 @@ def _regression_checks(
     focus_metric: str,
     n_boot: int,
     seed: int,
+    production: Callable[[], tuple[str, Predictions] | str] | None = None,
 ) -> dict[str, Any]:
     """Per rule of the plan (and by default on the focus metric): the candidate against the
-    older system and the production model."""
+    older system and the model in production."""
     from mlplan.modeling import older_system_predictions
 
     plan = ws.plan
@@ -323,6 +370,9 @@ def _regression_checks(
     rules = [(r.against, r.metric, r.tolerance) for r in plan.gates.no_regression]
     if plan.baselines.older_system is not None and not any(r[0] == "older_system" for r in rules):
         rules.append(("older_system", focus_metric, 0.0))
+    deployed = production() if production is not None else "no model to compare with"
+    if not isinstance(deployed, str) and not any(r[0] == "production" for r in rules):
+        rules.append(("production", focus_metric, 0.0))  # never ship worse than production
     out: dict[str, Any] = {}
     older = None
     if part == "test" and plan.baselines.older_system is not None:
@@ -333,11 +383,33 @@ def _regression_checks(
     for against, metric, tolerance in rules:
         key = f"{against}:{metric}"
         if against == "production":
+            if isinstance(deployed, str):
+                out[key] = {"against": "production", "metric": metric, "reason": deployed}
+                continue
+            name, other = deployed
+            if other.proba is None and metric in {"roc_auc", "pr_auc", "log_loss", "brier", "ece"}:
+                out[key] = {
+                    "against": "production",
+                    "metric": metric,
+                    "reason": f"{name} has no probabilities to compute {metric}",
+                }
+                continue
             out[key] = {
                 "against": "production",
+                "name": name,
                 "metric": metric,
-                "reason": "no deployment is recorded yet, so no model is in production to "
-                "compare with",
+                "tolerance": tolerance,
+                "rows": regressions(
+                    data,
+                    other,
+                    masks,
+                    metric=metric,
+                    tolerance=tolerance,
+                    min_support=support,
+                    n_boot=n_boot,
+                    seed=seed,
+                    level=spec.confidence,
+                ),
             }
             continue
         if older is None:
@@ -726,7 +798,15 @@ def _analyse(
         assert data.values is not None and data.predicted is not None
         error = np.abs(data.predicted - data.values)
     report["regressions"] = _regression_checks(
-        ws, subject.split, prediction, part, masks, focus_metric, boot, seed
+        ws,
+        subject.split,
+        prediction,
+        part,
+        masks,
+        focus_metric,
+        boot,
+        seed,
+        production=lambda: _production(ws, subject, info, table, prediction, kind),
     )
 
     discovery = spec.discovery

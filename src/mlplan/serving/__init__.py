@@ -5,6 +5,13 @@ metrics."""
 from __future__ import annotations
 
 from mlplan.serving._config import ROUTE_ROLES, ServeConfig, is_loopback
+from mlplan.serving._deployments import (
+    PRODUCTION,
+    DeploymentInfo,
+    deploy,
+    get_deployment,
+    list_deployments,
+)
 from mlplan.serving._export import export_model
 from mlplan.serving._keys import ROLES, ApiKeyInfo, KeyRing, create_key, list_keys, revoke_key
 from mlplan.serving._loadtest import load_test
@@ -16,9 +23,11 @@ from mlplan.serving._serve import check_clearance, compact_logs, create_app, log
 from mlplan.serving._validate import FieldError, RecordValidator, TensorValidator
 
 __all__ = [
+    "PRODUCTION",
     "ROLES",
     "ROUTE_ROLES",
     "ApiKeyInfo",
+    "DeploymentInfo",
     "FieldError",
     "KeyRing",
     "PackageError",
@@ -33,9 +42,12 @@ __all__ = [
     "compact_logs",
     "create_app",
     "create_key",
+    "deploy",
     "export_model",
+    "get_deployment",
     "is_loopback",
     "latest_report",
+    "list_deployments",
     "list_keys",
     "load_served_model",
     "load_test",

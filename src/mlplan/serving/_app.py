@@ -203,9 +203,7 @@ class _Metrics:
                         return
                     core = require("prometheus_client.core", extra="serving", purpose="metrics")
                     for name, help_text, field in log_figures:
-                        yield core.CounterMetricFamily(
-                            name, help_text, value=getattr(stats, field)
-                        )
+                        yield core.CounterMetricFamily(name, help_text, value=getattr(stats, field))
 
             r.register(_LogCollector())
             prom.ProcessCollector(registry=r)
@@ -370,6 +368,7 @@ def create_app(config: ServeConfig) -> Any:
                             "auth": state.auth,
                             "log": None if state.log is None else state.log.mode,
                             "pid": os.getpid(),
+                            "deployment": config.deployment,
                         },
                     )
                     print(f"mlplan serve: {config.model} ready", flush=True)

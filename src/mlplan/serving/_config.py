@@ -54,6 +54,7 @@ class ServeConfig:
     max_queue_rows: int = 8192
     request_timeout_seconds: float = 10.0
     freeze_gc: bool = False  # a server process (mlplan serve) sets it; an app in tests not
+    deployment: str | None = None  # the deployment served (mlplan serve --deployment NAME)
 
     def to_json(self) -> str:
         """For the environment of worker processes."""

@@ -70,8 +70,9 @@ def create_app(config: ServeConfig) -> Any:
 
 def serve(
     ws: Workspace,
-    model: str,
+    model: str | None,
     *,
+    deployment: str | None = None,
     host: str = "127.0.0.1",
     port: int = 8080,
     workers: int = 1,
@@ -89,7 +90,18 @@ def serve(
         No auth on a non-loopback address, or a bad port or worker count.
     """
     from mlplan.modeling import get_model
+    from mlplan.serving._deployments import get_deployment
 
+    if deployment is not None:
+        there = get_deployment(ws, deployment).model
+        if model is not None and model != there:
+            raise UsageError(
+                f"deployment {deployment!r} holds {there}, not {model}; give the model or the "
+                f"deployment (mlplan deploy {model} --name {deployment} puts it there)"
+            )
+        model = there
+    if model is None:
+        raise UsageError("give a model to serve, or --deployment NAME")
     if not 0 < port < 65536:
         raise UsageError(f"--port must be from 1 to 65535; got {port}")
     if timeout <= 0:
@@ -113,6 +125,7 @@ def serve(
         max_queue_rows=max_queue_rows,
         request_timeout_seconds=timeout,
         freeze_gc=True,
+        deployment=deployment,
     )
     os.environ[CONFIG_ENV] = config.to_json()
     # Several workers share one view of the metrics through files (prometheus_client's
