@@ -117,26 +117,25 @@ def test_segments_rotate_and_compact_and_a_torn_line_is_dropped(tmp_path: Path) 
     assert ids.to_pylist() == [*(f"r{i}" for i in range(30)), "after"]
 
 
-def test_a_failed_write_is_cut_back_and_the_writer_lives_on(tmp_path: Path) -> None:
-    import os
+def test_a_failed_write_is_cut_back_and_the_writer_lives_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlplan.serving import _log
 
     with PredictionLog(tmp_path) as log:
         _record(log, "ok1").result(timeout=10)  # type: ignore[attr-defined]
-        real_fsync = os.fsync
+        real_sync = _log._sync
         calls = {"n": 0}
 
         def failing(fd: int) -> None:
             calls["n"] += 1
             if calls["n"] == 1:
                 raise OSError(5, "Input/output error")
-            real_fsync(fd)
+            real_sync(fd)
 
-        os.fsync = failing  # type: ignore[assignment]
-        try:
-            with pytest.raises(OSError, match="Input/output error"):
-                _record(log, "retried").result(timeout=10)  # type: ignore[attr-defined]
-        finally:
-            os.fsync = real_fsync  # type: ignore[assignment]
+        monkeypatch.setattr(_log, "_sync", failing)
+        with pytest.raises(OSError, match="Input/output error"):
+            _record(log, "retried").result(timeout=10)  # type: ignore[attr-defined]
         _record(log, "retried").result(timeout=10)  # type: ignore[attr-defined]
         assert log.stats.failed == 1
     ids = query_log(tmp_path, "SELECT request_id FROM predictions").column(0).to_pylist()
