@@ -490,3 +490,38 @@ def test_a_candidate_is_compared_with_the_model_in_production(
     assert overall["candidate"] == pytest.approx(r["overall"]["accuracy"]["value"])
     gate = next(g for g in r["gates"] if g["id"] == "no_regression:production:accuracy")
     assert gate["state"] in {"pass", "fail"}
+
+
+def _against_production(report: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = next(
+        v for k, v in report["regressions"].items() if k.startswith("production:")
+    )
+    return found
+
+
+def test_production_from_an_older_dataset_version_is_compared_with_care(
+    trained: Workspace,
+) -> None:
+    from mlplan.serving import deploy
+
+    deploy(trained, "logistic-1")
+    path = trained.root / "data" / "customers.csv"
+    # A new version of the data (more rows, same columns): production can score it, with a note.
+    write_csv(churn_table(rows=2000, seed=3), path)
+    register_dataset(trained, "customers")
+    split_dataset(trained, "customers", stratify="churned", seed=1)
+    train_model(trained, family="logistic")
+    check = _against_production(evaluate(trained, "logistic-2", n_boot=0).report)
+    assert check["rows"] and check["name"] == "logistic-1"
+    assert "logistic-1 learned from customers@1/s1, not customers@2/s1" in check["note"]
+    # A column renamed: production cannot score the new rows; the check waits, nothing fails.
+    table = churn_table(rows=2000, seed=3).rename_columns(
+        ["customer_id", "name", "gender", "region", "age", "monthly_charges", "churned"]
+    )
+    write_csv(table, path)
+    register_dataset(trained, "customers")
+    split_dataset(trained, "customers", stratify="churned", seed=1)
+    train_model(trained, family="logistic")
+    check = _against_production(evaluate(trained, "logistic-3", n_boot=0).report)
+    assert check["reason"].startswith("logistic-1 (in production) cannot score these rows: ")
+    assert "charges" in check["reason"]

@@ -74,6 +74,22 @@ def test_every_route_declares_its_role_and_the_matrix_holds(
                 assert answer.json() == {"detail": f"this key lacks the {needed!r} role"}
 
 
+def test_a_repeated_key_header_counts_once_the_first(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    """Proxies read the first of repeated headers; the server agrees with them on every route."""
+    for url in ("/metrics", "/v2/models/logistic-1"):  # dispatched at once, and by FastAPI
+        first_valid = [
+            ("Authorization", f"Bearer {tokens['admin']}"),
+            ("Authorization", "Bearer junk"),
+        ]
+        assert client.get(url, headers=first_valid).status_code == 200, url
+        first_junk = list(reversed(first_valid))
+        assert client.get(url, headers=first_junk).status_code == 401, url
+        keys = [("X-API-Key", tokens["feedback"]), ("X-API-Key", tokens["admin"])]
+        assert client.get(url, headers=keys).status_code == 403, url
+
+
 def test_bad_records_name_every_field_and_never_echo_values(
     client: TestClient, tokens: dict[str, str]
 ) -> None:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -185,3 +186,42 @@ def test_an_open_inference_client_works_unchanged(
     assert proba[0].tolist() == pytest.approx(
         [answer["probabilities"]["0"], answer["probabilities"]["1"]], abs=1e-6
     )
+
+
+DEAD_WORKER = """
+import os, subprocess, sys
+from mlplan.serving._app import _Metrics
+
+if sys.argv[1:] == ["worker"]:
+    metrics = _Metrics()
+    metrics.queued = lambda: 37
+    metrics.ready.set(0)  # died while loading
+    metrics.publish()
+    os._exit(1)  # killed: no shutdown, no mark_process_dead
+subprocess.run([sys.executable, "-c", sys.argv[1], "worker"], check=False)
+metrics = _Metrics()
+metrics.ready.set(1)
+print(metrics.exposition()[0].decode())
+"""
+
+
+def test_a_dead_workers_gauges_leave_the_sums(tmp_path: Path) -> None:
+    env = os.environ | {MULTIPROC_ENV: str(tmp_path)}
+    text = subprocess.run(
+        [sys.executable, "-c", DEAD_WORKER, DEAD_WORKER],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert _counter(text, "mlplan_queue_rows") == 0  # not the dead worker's 37
+    assert _counter(text, "mlplan_model_ready") == 1  # the live one is ready
+
+
+def test_serve_refuses_a_metrics_folder_left_from_an_earlier_run(
+    served: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlplan.errors import UsageError
+    from mlplan.serving import serve
+
+    (tmp_path / "counter_123.db").write_bytes(b"")
+    monkeypatch.setenv(MULTIPROC_ENV, str(tmp_path))
+    with pytest.raises(UsageError, match=r"holds the metrics of an earlier run"):
+        serve(served, "logistic-1", workers=2)

@@ -205,6 +205,8 @@ def _render(r: dict[str, Any], files: dict[str, Any]) -> None:
                     else f"[green]none[/] on {len(g['rows'])} slice values"
                 )
             )
+            if g.get("note"):
+                console.print(f"  [dim]{esc(g['note'])}[/]")
     if r["risks"]:
         risks = Table("risk", "check", "state", "evidence", title="Risks")
         for k in r["risks"]:

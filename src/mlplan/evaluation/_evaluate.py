@@ -303,36 +303,67 @@ def _hlp_references(
     return per_slice, overall
 
 
+@dataclass(frozen=True)
+class _Production:
+    """The model in production, as compared with a candidate: its predictions on the
+    candidate's rows and a caution about them, or why they cannot be had (``deployed``: a
+    model other than the candidate is in production, so the default check applies)."""
+
+    deployed: bool
+    name: str | None = None
+    predictions: Predictions | None = None
+    note: str | None = None
+    reason: str | None = None
+
+
 def _production(
     ws: Workspace, subject: _Subject, info: Any, table: pa.Table, prediction: _Prediction, kind: str
-) -> tuple[str, Predictions] | str:
-    """The model in production, on the candidate's rows (labels after its own recorded
-    threshold), or why there is nothing to compare with."""
-    from mlplan.errors import MlplanError, NotFoundError
+) -> _Production:
+    """The model in production on the candidate's rows (labels after its own recorded
+    threshold)."""
+    from mlplan.errors import NotFoundError
     from mlplan.modeling import feeds_for, get_model, inputs_for, run_graph
     from mlplan.serving._deployments import PRODUCTION, get_deployment
 
     try:
         deployed = get_deployment(ws, PRODUCTION)
     except NotFoundError:
-        return "no model is deployed to production yet (mlplan deploy MODEL)"
+        return _Production(
+            False, reason="no model is deployed to production yet (mlplan deploy MODEL)"
+        )
     if deployed.model == subject.name:
-        return f"{subject.name} is the model in production"
+        return _Production(False, reason=f"{subject.name} is the model in production")
     data = prediction.data
+    model = get_model(ws, deployed.model)
+    note = (
+        None
+        if model.split == subject.split
+        else f"{deployed.model} learned from {model.split}, not {subject.split}: some of these "
+        "rows may be ones it was trained on, which favours it"
+    )
     try:
-        model = get_model(ws, deployed.model)
         spec = model.features
         graph = ws.store.artifacts.path(model.package["model.onnx"]).read_bytes()
         feeds = feeds_for(spec, inputs_for(ws, info, table, spec, prediction.rows))
         predicted, proba = run_graph(graph, feeds, kind)
-    except MlplanError as exc:
-        return f"{deployed.model} (in production) cannot score these rows: {exc}"
+    except Exception as exc:  # a column gone or changed, another graph: the check waits
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        return _Production(
+            True,
+            deployed.model,
+            reason=f"{deployed.model} (in production) cannot score these rows: {reason}",
+        )
     if data.values is not None:
-        return deployed.model, Predictions.from_arrays(data.values, predicted, kind="regression")
+        other = Predictions.from_arrays(data.values, predicted, kind="regression")
+        return _Production(True, deployed.model, other, note)
     metadata = _read_json(ws, model.package["metadata.json"])
     classes = [str(c) for c in metadata["classes"]]
     if classes != list(data.classes):
-        return f"{deployed.model} (in production) has other classes: {', '.join(classes)}"
+        return _Production(
+            True,
+            deployed.model,
+            reason=f"{deployed.model} (in production) has other classes: {', '.join(classes)}",
+        )
     binary = data.kind == "binary"
     if binary and proba is not None and metadata.get("threshold") is not None:
         pos = data.positive
@@ -346,7 +377,7 @@ def _production(
         classes=data.classes,
         positive=data.classes[data.positive] if binary else None,
     )
-    return deployed.model, other
+    return _Production(True, deployed.model, other, note)
 
 
 def _regression_checks(
@@ -358,7 +389,7 @@ def _regression_checks(
     focus_metric: str,
     n_boot: int,
     seed: int,
-    production: Callable[[], tuple[str, Predictions] | str] | None = None,
+    production: Callable[[], _Production] | None = None,
 ) -> dict[str, Any]:
     """Per rule of the plan (and by default on the focus metric): the candidate against the
     older system and the model in production."""
@@ -370,8 +401,8 @@ def _regression_checks(
     rules = [(r.against, r.metric, r.tolerance) for r in plan.gates.no_regression]
     if plan.baselines.older_system is not None and not any(r[0] == "older_system" for r in rules):
         rules.append(("older_system", focus_metric, 0.0))
-    deployed = production() if production is not None else "no model to compare with"
-    if not isinstance(deployed, str) and not any(r[0] == "production" for r in rules):
+    deployed = production() if production is not None else _Production(False, reason="not compared")
+    if deployed.deployed and not any(r[0] == "production" for r in rules):
         rules.append(("production", focus_metric, 0.0))  # never ship worse than production
     out: dict[str, Any] = {}
     older = None
@@ -383,10 +414,11 @@ def _regression_checks(
     for against, metric, tolerance in rules:
         key = f"{against}:{metric}"
         if against == "production":
-            if isinstance(deployed, str):
-                out[key] = {"against": "production", "metric": metric, "reason": deployed}
+            other = deployed.predictions
+            if other is None:
+                out[key] = {"against": "production", "metric": metric, "reason": deployed.reason}
                 continue
-            name, other = deployed
+            name, caution = deployed.name, deployed.note
             if other.proba is None and metric in {"roc_auc", "pr_auc", "log_loss", "brier", "ece"}:
                 out[key] = {
                     "against": "production",
@@ -399,6 +431,7 @@ def _regression_checks(
                 "name": name,
                 "metric": metric,
                 "tolerance": tolerance,
+                "note": caution,
                 "rows": regressions(
                     data,
                     other,

@@ -277,6 +277,12 @@ class _Metrics:
             return prom.generate_latest(self.registry), prom.CONTENT_TYPE_LATEST
         self.publish()
         multiprocess = require("prometheus_client.multiprocess", extra="serving", purpose="metrics")
+        # A worker that died without shutting down (killed, out of memory) leaves its live
+        # gauges behind: they leave the sums once its process is gone. Its counters stay.
+        for path in Path(os.environ[MULTIPROC_ENV]).glob("gauge_live*_*.db"):
+            pid = path.stem.rsplit("_", 1)[-1]
+            if pid.isdigit() and not _alive(int(pid)):
+                multiprocess.mark_process_dead(int(pid))
         gathered = prom.CollectorRegistry()
         multiprocess.MultiProcessCollector(gathered)
         return prom.generate_latest(gathered), prom.CONTENT_TYPE_LATEST
@@ -289,6 +295,16 @@ class _Metrics:
             self.child(self.out_of_range, name).inc(count)
         for name, count in result.unseen.items():
             self.child(self.unseen, name).inc(count)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 _FAMILIES = {200: "2xx", 202: "2xx", 401: "4xx", 403: "4xx", 422: "4xx", 503: "5xx"}
@@ -461,9 +477,9 @@ def create_app(config: ServeConfig) -> Any:
                     self.count("other", 413, start)
                     return
                 if key == b"authorization":
-                    bearer = value
+                    bearer = value if bearer is None else bearer  # the first, as Starlette reads
                 elif key == b"x-api-key":
-                    api_key = value
+                    api_key = value if api_key is None else api_key
             scope[_TOKEN] = _token(bearer, api_key)
             handler = exact.get((scope["method"], scope["path"]))
             if handler is not None:

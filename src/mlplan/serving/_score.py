@@ -385,9 +385,16 @@ def score_file(
     started = time.perf_counter()
     # The input's digest (for the lineage) is read beside scoring; hashlib releases the GIL.
     digests: list[str] = []
-    hashing = threading.Thread(
-        target=lambda: digests.append(sha256_file(source).sha256), name="mlplan-score-hash"
-    )
+    hashing_failed: list[BaseException] = []
+    stop_hashing = threading.Event()
+
+    def hash_input() -> None:
+        try:
+            digests.append(sha256_file(source, cancelled=stop_hashing.is_set).sha256)
+        except BaseException as exc:  # reported by the scoring thread
+            hashing_failed.append(exc)
+
+    hashing = threading.Thread(target=hash_input, name="mlplan-score-hash")
     hashing.start()
     batches = (
         _local_batches(served, chunker, dataset, chunk_rows, id_column)
@@ -458,8 +465,15 @@ def score_file(
         writer = None
         assert sink is not None
         sink.close()
+        hashing.join()
+        if not digests:
+            raise DataError(
+                f"{source}: could not be read to the end to hash it for the lineage: "
+                f"{hashing_failed[0] if hashing_failed else 'unknown error'}"
+            )
         temp.replace(target)
     except BaseException:
+        stop_hashing.set()  # an error is reported now, not once the whole input is hashed
         if writing is not None:
             outbox.put(None)
             writing.join()
@@ -468,12 +482,9 @@ def score_file(
         if sink is not None:
             sink.close()
         temp.unlink(missing_ok=True)
-        raise
-    finally:
         hashing.join()
+        raise
     seconds = time.perf_counter() - started
-    if not digests:
-        raise DataError(f"{source}: could not be read to the end to hash it")
     assert sink is not None
     digest_in, digest_out = digests[0], sink.hexdigest()
 

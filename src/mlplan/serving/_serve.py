@@ -131,7 +131,14 @@ def serve(
     # Several workers share one view of the metrics through files (prometheus_client's
     # multiprocess mode), in a folder of this server's own unless one is given.
     metrics_dir = None
-    if workers > 1 and not os.environ.get(MULTIPROC_ENV):
+    given = os.environ.get(MULTIPROC_ENV)
+    if given and any(Path(given).glob("*.db")):
+        raise UsageError(
+            f"${MULTIPROC_ENV} ({given}) holds the metrics of an earlier run, which would be "
+            "added to this one's: empty the folder, or unset the variable and mlplan keeps "
+            "its own for each server"
+        )
+    if workers > 1 and not given:
         metrics_dir = tempfile.mkdtemp(prefix="mlplan-metrics-")
         os.environ[MULTIPROC_ENV] = metrics_dir
     try:

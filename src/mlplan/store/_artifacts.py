@@ -11,7 +11,7 @@ import hashlib
 import io
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -33,8 +33,9 @@ class ArtifactRef:
     size_bytes: int
 
 
-def sha256_file(path: str | Path) -> ArtifactRef:
-    """Hash a file without keeping it in memory.
+def sha256_file(path: str | Path, *, cancelled: Callable[[], bool] | None = None) -> ArtifactRef:
+    """Hash a file without keeping it in memory (``cancelled``, asked between chunks, stops
+    it with :class:`InterruptedError`).
 
     Examples
     --------
@@ -48,6 +49,8 @@ def sha256_file(path: str | Path) -> ArtifactRef:
     size = 0
     with Path(path).open("rb") as fh:
         while chunk := fh.read(_CHUNK):
+            if cancelled is not None and cancelled():
+                raise InterruptedError(f"hashing {path} was cancelled")
             digest.update(chunk)
             size += len(chunk)
     return ArtifactRef(digest.hexdigest(), size)
