@@ -475,6 +475,8 @@ def test_a_candidate_is_compared_with_the_model_in_production(
     assert r["regressions"]["production:accuracy"]["reason"] == (
         "no model is deployed to production yet (mlplan deploy MODEL)"
     )
+    item = status(trained).get("eval.regressions")
+    assert (item.state, item.next_step) == ("missing", "mlplan deploy MODEL")
     deploy(trained, "logistic-1", by="Priya", allow_failed_gates=True)
     r = evaluate(trained, "logistic-1", n_boot=0).report
     assert r["regressions"]["production:accuracy"]["reason"] == (

@@ -163,7 +163,13 @@ class EvaluationProvider:
             )
         elif not checks:
             reasons = "; ".join(g["reason"] for g in r["regressions"].values())
-            yield s("eval.regressions", "missing", reasons, "mlplan baseline older FILE")
+            older = any(g["against"] == "older_system" for g in r["regressions"].values())
+            yield s(
+                "eval.regressions",
+                "missing",
+                reasons,
+                "mlplan baseline older FILE" if older else "mlplan deploy MODEL",
+            )
         else:
             worse = [
                 f"{x['slice']} {x['value']}" for g in checks for x in g["rows"] if x["regression"]
