@@ -30,6 +30,8 @@ def test_serve_refuses_an_open_server_without_auth_and_unknown_models(served: Wo
     with chdir(served.root):
         missing = runner.invoke(app, ["serve", "nope-1"])
         assert missing.exit_code == 1 and "nope-1" in missing.output
+        # No key may predict yet: said before anything is served.
+        assert "no API key may predict yet" in " ".join(missing.output.split())
         edit_plan(served, "auth: api_key", "auth: none")
         exposed = runner.invoke(app, ["serve", "logistic-1", "--host", "0.0.0.0"])
     assert exposed.exit_code == 2

@@ -54,6 +54,14 @@ def serve(
     shown = (
         model if deployment is None else f"{get_deployment(ws, deployment).model} ({deployment})"
     )
+    if ws.plan.deployment.security.auth == "api_key":
+        from mlplan.serving import list_keys
+
+        if not any(k.allows("predict") for k in list_keys(ws)):
+            err_console.print(
+                "[yellow]mlplan serve: no API key may predict yet, so every prediction will "
+                "be refused (401); create one: mlplan keys create --name NAME --role predict[/]"
+            )
     err_console.print(
         f"mlplan serve: {esc(shown or '')} on http://{esc(host)}:{port} ({workers} worker"
         f"{'s' if workers > 1 else ''}); live at /v2/health/live, ready at /v2/health/ready",
