@@ -14,9 +14,9 @@ from ruamel.yaml import YAML
 from tests.conftest import chdir, write_csv
 from tests.evaluation.conftest import churn_table, plan_text
 
-from mlplan.checklist import approve, status
+from mlplan.checklist import approve, list_approvals, revoke_approval, status
 from mlplan.data import get_split, load_split, register_dataset, split_dataset
-from mlplan.errors import CheckFailedError, DataError, UsageError
+from mlplan.errors import CheckFailedError, DataError, GateError, NotFoundError, UsageError
 from mlplan.evaluation import clearance, evaluate, latest_evaluation, list_evaluations
 from mlplan.evaluation import raise_for_gates as gate_check
 from mlplan.lineage import lineage
@@ -426,9 +426,31 @@ def test_a_model_that_failed_its_gates_is_not_served_without_an_approval(
         trained, "logistic-1", source, trained.root / "trial.parquet", allow_failed_gates=True
     )
     assert trial.rows == 50
-    approve(trained, "deploy", role="ml_lead", by="Priya", subject="logistic-1", note="pilot")
+    approval = approve(
+        trained, "deploy", role="ml_lead", by="Priya", subject="logistic-1", note="pilot"
+    )
     check_clearance(trained, "logistic-1")
     assert score_file(trained, "logistic-1", source, trained.root / "scored.parquet").rows == 50
+    # The override withdrawn: the model is no longer cleared; the record keeps both.
+    with pytest.raises(GateError, match=r"revoked by role 'ml_lead' per the plan; got 'analyst'"):
+        revoke_approval(trained, approval.id, role="analyst", by="Sam")
+    revoked = revoke_approval(trained, approval.id, role="ml_lead", by="Priya", note="pilot over")
+    assert not revoked.active and revoked.revoke_note == "pilot over"
+    with pytest.raises(CheckFailedError, match="logistic-1 may not be deployed"):
+        check_clearance(trained, "logistic-1")
+    with pytest.raises(UsageError, match=r"approval \d+ was revoked already, by Priya"):
+        revoke_approval(trained, approval.id, role="ml_lead", by="Priya")
+    with pytest.raises(NotFoundError, match=r"no approval 999; approvals that count: none"):
+        revoke_approval(trained, 999, role="ml_lead", by="Priya")
+    kept = list_approvals(trained, "deploy", include_revoked=True)
+    assert [a.id for a in kept] == [approval.id] and list_approvals(trained, "deploy") == []
+    from typer.testing import CliRunner
+
+    from mlplan.cli import app
+
+    with chdir(trained.root):
+        listed = CliRunner().invoke(app, ["approvals", "list", "--all", "--json"])
+    assert json.loads(listed.stdout)[0]["revoked_by"] == "Priya"
 
 
 @pytest.mark.slow

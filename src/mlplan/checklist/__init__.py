@@ -3,7 +3,12 @@ step, reported by one provider per stage; and the sign-offs it reads."""
 
 from __future__ import annotations
 
-from mlplan.checklist._approvals import ApprovalRecord, approve, list_approvals
+from mlplan.checklist._approvals import (
+    ApprovalRecord,
+    approve,
+    list_approvals,
+    revoke_approval,
+)
 from mlplan.checklist._items import ITEMS, STAGES, ChecklistItem, Stage, item
 from mlplan.checklist._status import (
     ItemStatus,
@@ -30,5 +35,6 @@ __all__ = [
     "item",
     "list_approvals",
     "register_provider",
+    "revoke_approval",
     "status",
 ]

@@ -8,16 +8,16 @@ from typing import Any
 
 from sqlalchemy import select
 
-from mlplan.errors import GateError, UsageError
+from mlplan.errors import GateError, NotFoundError, UsageError
 from mlplan.store import Approval, Project
 from mlplan.workspace import Workspace
 
-__all__ = ["ApprovalRecord", "approve", "list_approvals"]
+__all__ = ["ApprovalRecord", "approve", "list_approvals", "revoke_approval"]
 
 
 @dataclass(frozen=True)
 class ApprovalRecord:
-    """A recorded sign-off."""
+    """A recorded sign-off (``id`` addresses it, e.g. to revoke it)."""
 
     gate: str
     role: str
@@ -25,23 +25,45 @@ class ApprovalRecord:
     note: str | None
     subject: str | None
     created_at: dt.datetime
+    id: int = 0
+    revoked_at: dt.datetime | None = None
+    revoked_by: str | None = None
+    revoke_note: str | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether it still counts (it was not revoked)."""
+        return self.revoked_at is None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
         return {
+            "id": self.id,
             "gate": self.gate,
             "role": self.role,
             "by": self.by,
             "note": self.note,
             "subject": self.subject,
             "created_at": self.created_at.isoformat(),
+            "revoked_at": None if self.revoked_at is None else self.revoked_at.isoformat(),
+            "revoked_by": self.revoked_by,
+            "revoke_note": self.revoke_note,
         }
 
     @classmethod
     def from_record(cls, record: Approval) -> ApprovalRecord:
         """From the store's row."""
         return cls(
-            record.gate, record.role, record.by, record.note, record.subject, record.created_at
+            record.gate,
+            record.role,
+            record.by,
+            record.note,
+            record.subject,
+            record.created_at,
+            record.id,
+            record.revoked_at,
+            record.revoked_by,
+            record.revoke_note,
         )
 
 
@@ -91,15 +113,79 @@ def approve(
         return ApprovalRecord.from_record(record)
 
 
-def list_approvals(ws: Workspace, gate: str | None = None) -> list[ApprovalRecord]:
-    """Recorded approvals, oldest first, optionally for one gate."""
+def list_approvals(
+    ws: Workspace, gate: str | None = None, *, include_revoked: bool = False
+) -> list[ApprovalRecord]:
+    """Recorded approvals that still count (and revoked ones with ``include_revoked``),
+    oldest first, optionally for one gate."""
     with ws.store.transaction() as session:
-        query = (
+        query = _query(ws, gate, include_revoked=include_revoked)
+        return [ApprovalRecord.from_record(a) for a in session.scalars(query)]
+
+
+def _query(ws: Workspace, gate: str | None, *, include_revoked: bool) -> Any:
+    query = (
+        select(Approval)
+        .join(Project)
+        .where(Project.key == ws.plan.project.store_key)
+        .order_by(Approval.created_at, Approval.id)
+    )
+    if gate is not None:
+        query = query.where(Approval.gate == gate)
+    if not include_revoked:
+        query = query.where(Approval.revoked_at.is_(None))
+    return query
+
+
+def revoke_approval(
+    ws: Workspace, approval_id: int, *, role: str, by: str, note: str | None = None
+) -> ApprovalRecord:
+    """Withdraw a sign-off: it stays on the record, with who revoked it, when and why, and no
+    longer counts (a deploy override withdrawn stops the model being cleared to ship).
+
+    Raises
+    ------
+    NotFoundError
+        No approval ``approval_id`` in this project (the active ones are listed).
+    GateError
+        ``role`` is not the role the plan names for the approval's gate.
+    UsageError
+        No ``by``, or the approval was revoked already.
+    """
+    from mlplan.store import utcnow
+
+    if not by.strip():
+        raise UsageError("--by must name who revokes")
+    plan = ws.plan
+    with ws.store.transaction() as session:
+        record = session.scalars(
             select(Approval)
             .join(Project)
-            .where(Project.key == ws.plan.project.store_key)
-            .order_by(Approval.created_at, Approval.id)
-        )
-        if gate is not None:
-            query = query.where(Approval.gate == gate)
-        return [ApprovalRecord.from_record(a) for a in session.scalars(query)]
+            .where(Project.key == plan.project.store_key, Approval.id == approval_id)
+        ).one_or_none()
+        if record is None:
+            active = ", ".join(
+                f"{a.id} ({a.gate}{f' {a.subject}' if a.subject else ''})"
+                for a in session.scalars(_query(ws, None, include_revoked=False))
+            )
+            raise NotFoundError(
+                f"no approval {approval_id}; approvals that count: {active or 'none'} "
+                "(mlplan approvals list)"
+            )
+        rule = plan.approval_for(record.gate)
+        expected = rule.role if rule is not None else record.role
+        if role != expected:
+            raise GateError(
+                f"approval {approval_id} of gate {record.gate!r} is revoked by role "
+                f"{expected!r} per the plan; got {role!r}"
+            )
+        if record.revoked_at is not None:
+            raise UsageError(
+                f"approval {approval_id} was revoked already, by {record.revoked_by} at "
+                f"{record.revoked_at:%Y-%m-%d %H:%M UTC}"
+            )
+        record.revoked_at = utcnow()
+        record.revoked_by = by.strip()
+        record.revoke_note = note
+        session.flush()
+        return ApprovalRecord.from_record(record)

@@ -92,7 +92,74 @@ def approve(
         return
     console.print(
         f"Approved [bold]{esc(record.gate)}[/] by {esc(record.by)} ({esc(record.role)}) at "
-        f"{record.created_at:%Y-%m-%d %H:%M UTC}"
+        f"{record.created_at:%Y-%m-%d %H:%M UTC}; approval {record.id} (to withdraw it: "
+        f"mlplan approvals revoke {record.id})"
+    )
+
+
+approvals_app = typer.Typer(help="Sign-offs on the record: list and revoke.", no_args_is_help=True)
+app.add_typer(approvals_app, name="approvals")
+
+
+@approvals_app.command("list")
+def approvals_list(
+    gate: Annotated[str | None, typer.Option(help="Only this gate.")] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Revoked ones too (they stay on the record).")
+    ] = False,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """The approvals that count (and, with --all, the revoked ones)."""
+    from rich.table import Table
+
+    from mlplan.checklist import list_approvals
+
+    found = list_approvals(workspace(project), gate, include_revoked=all_)
+    if json:
+        print_json([a.to_dict() for a in found])
+        return
+    if not found:
+        console.print("no approvals yet: mlplan approve GATE --role ROLE --by NAME")
+        return
+    table = Table("id", "gate", "subject", "role", "by", "when", "note", "revoked")
+    for a in found:
+        table.add_row(
+            str(a.id),
+            esc(a.gate),
+            esc(a.subject or ""),
+            esc(a.role),
+            esc(a.by),
+            f"{a.created_at:%Y-%m-%d %H:%M}",
+            esc(a.note or ""),
+            ""
+            if a.active
+            else f"by {esc(a.revoked_by or '')} {a.revoked_at:%Y-%m-%d %H:%M}"
+            + (f": {esc(a.revoke_note)}" if a.revoke_note else ""),
+        )
+    console.print(table)
+
+
+@approvals_app.command("revoke")
+def approvals_revoke(
+    approval_id: Annotated[int, typer.Argument(metavar="ID", help="From mlplan approvals list.")],
+    role: Annotated[str, typer.Option(help="The role that signs the gate, per the plan.")],
+    by: Annotated[str, typer.Option(help="Who revokes.")],
+    note: Annotated[str | None, typer.Option(help="Why.")] = None,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Withdraw a sign-off: it stays on the record and no longer counts."""
+    from mlplan.checklist import revoke_approval
+
+    record = revoke_approval(workspace(project), approval_id, role=role, by=by, note=note)
+    if json:
+        print_json(record.to_dict())
+        return
+    console.print(
+        f"Revoked approval {record.id} of [bold]{esc(record.gate)}[/]"
+        + (f" for {esc(record.subject)}" if record.subject else "")
+        + f" (signed by {esc(record.by)})"
     )
 
 

@@ -211,7 +211,8 @@ class Split(Base):
 
 
 class Approval(Base):
-    """A sign-off: who, in which role, approved which gate, when."""
+    """A sign-off: who, in which role, approved which gate, when; and, if it was withdrawn,
+    who revoked it, when and why."""
 
     __tablename__ = "approvals"
 
@@ -223,6 +224,10 @@ class Approval(Base):
     note: Mapped[str | None] = mapped_column(Text)
     subject: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A revoked sign-off stays on the record; it no longer counts.
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(200))
+    revoke_note: Mapped[str | None] = mapped_column(Text)
 
 
 class LabelBatch(Base):
