@@ -144,3 +144,25 @@ def test_deadlines_fail_only_what_is_not_done() -> None:
         deadlines.cancel()
 
     asyncio.run(main())
+
+
+def test_a_full_batch_does_not_wait_for_more_company() -> None:
+    calls: list[int] = []
+
+    def run(feeds: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        calls.append(len(feeds["x"]))
+        return feeds["x"].ravel(), None
+
+    async def main() -> None:
+        # A long wait for company, which a full batch cuts short.
+        batcher = MicroBatcher(run, max_batch_rows=4, max_wait_ms=60_000)
+        await batcher.start()
+        answers = asyncio.gather(
+            *(batcher.submit({"x": np.array([[float(i)]])}, 1) for i in range(4))
+        )
+        results = await asyncio.wait_for(answers, timeout=30)
+        assert [r[0].tolist() for r in results] == [[0.0], [1.0], [2.0], [3.0]]
+        await batcher.stop()
+
+    asyncio.run(main())
+    assert calls == [4]

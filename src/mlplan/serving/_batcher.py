@@ -105,6 +105,7 @@ class MicroBatcher:
         self._pending: collections.deque[_Job] = collections.deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduled = False  # a drain is due in the loop
+        self._waiting: asyncio.TimerHandle | None = None  # ... after max_wait_ms
         self._busy = False  # a batch runs in a thread
         self._idle: asyncio.Event | None = None
 
@@ -141,11 +142,15 @@ class MicroBatcher:
         self._idle.clear()
         if self._deadlines is not None:
             self._deadlines.watch(done)
-        if not self._scheduled and not self._busy:
-            self._scheduled = True
-            if self.max_wait > 0 and self.queued_rows < self.max_batch_rows:
-                loop.call_later(self.max_wait, self._drain)
-            else:
+        if not self._busy:
+            if not self._scheduled:
+                self._scheduled = True
+                if self.max_wait > 0 and self.queued_rows < self.max_batch_rows:
+                    self._waiting = loop.call_later(self.max_wait, self._drain)
+                else:
+                    loop.call_soon(self._drain)
+            elif self._waiting is not None and self.queued_rows >= self.max_batch_rows:
+                self._waiting.cancel()  # a full batch does not wait for more company
                 loop.call_soon(self._drain)
         return await done
 
@@ -165,6 +170,9 @@ class MicroBatcher:
         """In the loop: run the queued jobs, batch by batch; a large batch goes to a thread
         and the drain resumes when it is done."""
         self._scheduled = False
+        if self._waiting is not None:
+            self._waiting.cancel()
+            self._waiting = None
         while self._pending:
             jobs, rows = self._take()
             live = [job for job in jobs if not job.done.done()]  # timed-out callers are gone
