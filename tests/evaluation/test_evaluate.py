@@ -504,6 +504,7 @@ def test_a_candidate_is_compared_with_the_model_in_production(
     assert r["regressions"]["production:accuracy"]["reason"] == (
         "logistic-1 is the model in production"
     )
+    assert status(trained).get("eval.regressions").next_step is None  # nothing to deploy
     train_model(trained, family="gbt")
     r = evaluate(trained, "gbt-1", n_boot=50).report
     check = r["regressions"]["production:accuracy"]

@@ -166,3 +166,38 @@ def test_a_full_batch_does_not_wait_for_more_company() -> None:
 
     asyncio.run(main())
     assert calls == [4]
+
+
+def test_large_batches_run_one_at_a_time_and_stop_waits_for_every_caller() -> None:
+    running = {"now": 0, "most": 0}
+    release = threading.Event()
+    lock = threading.Lock()
+
+    def run(feeds: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        with lock:
+            running["now"] += 1
+            running["most"] = max(running["most"], running["now"])
+        release.wait(timeout=10)  # held until every request is queued
+        with lock:
+            running["now"] -= 1
+        return feeds["x"].ravel(), None
+
+    async def main() -> None:
+        batcher = MicroBatcher(run, max_batch_rows=128, inline_rows=8, max_wait_ms=60_000)
+        await batcher.start()
+
+        def submit(rows: int) -> asyncio.Future[Any]:
+            return asyncio.ensure_future(batcher.submit({"x": np.zeros((rows, 1))}, rows))
+
+        first = submit(1)
+        await asyncio.sleep(0)  # waiting for company
+        full, more = submit(127), submit(100)  # a full batch, then more behind it
+        await asyncio.sleep(0)
+        release.set()
+        stopping = asyncio.ensure_future(batcher.stop())
+        await asyncio.wait_for(stopping, timeout=30)
+        assert first.done() and full.done() and more.done()  # stop waited for each
+        assert len((await more)[0]) == 100
+
+    asyncio.run(main())
+    assert running["most"] == 1

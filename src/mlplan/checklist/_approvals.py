@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from mlplan.errors import GateError, NotFoundError, UsageError
 from mlplan.store import Approval, Project
 from mlplan.workspace import Workspace
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import CursorResult
 
 __all__ = ["ApprovalRecord", "approve", "list_approvals", "revoke_approval"]
 
@@ -179,13 +182,18 @@ def revoke_approval(
                 f"approval {approval_id} of gate {record.gate!r} is revoked by role "
                 f"{expected!r} per the plan; got {role!r}"
             )
-        if record.revoked_at is not None:
+        # Only an approval that still counts is revoked (two revokes at once: one wins).
+        result = session.execute(
+            update(Approval)
+            .where(Approval.id == record.id, Approval.revoked_at.is_(None))
+            .values(revoked_at=utcnow(), revoked_by=by.strip(), revoke_note=note)
+            .execution_options(synchronize_session=False)
+        )
+        changed = cast("CursorResult[Any]", result).rowcount
+        session.refresh(record)
+        if not changed:
             raise UsageError(
                 f"approval {approval_id} was revoked already, by {record.revoked_by} at "
                 f"{record.revoked_at:%Y-%m-%d %H:%M UTC}"
             )
-        record.revoked_at = utcnow()
-        record.revoked_by = by.strip()
-        record.revoke_note = note
-        session.flush()
         return ApprovalRecord.from_record(record)

@@ -163,13 +163,15 @@ class EvaluationProvider:
             )
         elif not checks:
             reasons = "; ".join(g["reason"] for g in r["regressions"].values())
-            older = any(g["against"] == "older_system" for g in r["regressions"].values())
-            yield s(
-                "eval.regressions",
-                "missing",
-                reasons,
-                "mlplan baseline older FILE" if older else "mlplan deploy MODEL",
+            unchecked = list(r["regressions"].values())
+            hint = (
+                "mlplan baseline older FILE"
+                if any(g["against"] == "older_system" for g in unchecked)
+                else "mlplan deploy MODEL"
+                if any(g["reason"].startswith("no model is deployed") for g in unchecked)
+                else None
             )
+            yield s("eval.regressions", "missing", reasons, hint)
         else:
             worse = [
                 f"{x['slice']} {x['value']}" for g in checks for x in g["rows"] if x["regression"]

@@ -120,7 +120,11 @@ def approvals_list(
         print_json([a.to_dict() for a in found])
         return
     if not found:
-        console.print("no approvals yet: mlplan approve GATE --role ROLE --by NAME")
+        console.print(
+            f"no approvals{f' of {esc(gate)}' if gate else ''}"
+            f"{'' if all_ else ' that count (--all shows revoked ones)'}: "
+            "mlplan approve GATE --role ROLE --by NAME"
+        )
         return
     table = Table("id", "gate", "subject", "role", "by", "when", "note", "revoked")
     for a in found:

@@ -151,6 +151,7 @@ class MicroBatcher:
                     loop.call_soon(self._drain)
             elif self._waiting is not None and self.queued_rows >= self.max_batch_rows:
                 self._waiting.cancel()  # a full batch does not wait for more company
+                self._waiting = None
                 loop.call_soon(self._drain)
         return await done
 
@@ -173,6 +174,8 @@ class MicroBatcher:
         if self._waiting is not None:
             self._waiting.cancel()
             self._waiting = None
+        if self._busy:  # a batch runs in a thread; it drains the rest when it is done
+            return
         while self._pending:
             jobs, rows = self._take()
             live = [job for job in jobs if not job.done.done()]  # timed-out callers are gone
