@@ -1,15 +1,22 @@
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.conftest import _free_port
 
 from mlplan.data import register_dataset, split_dataset
 from mlplan.modeling import train_model
 from mlplan.serving import ROLES, ServeConfig, create_app, create_key
+from mlplan.serving._config import MULTIPROC_ENV
 from mlplan.workspace import Workspace
 
 RECORD = {"gender": "female", "age": 40, "region": "north", "charges": 61.5}
@@ -52,6 +59,49 @@ def started(app: Any) -> Iterator[TestClient]:
     with TestClient(app) as test_client:
         assert app.state.mlplan.loaded.wait(timeout=60)
         yield test_client
+
+
+@contextmanager
+def server_process(
+    root: Path, *args: str, workers: int = 1
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``mlplan serve ARGS`` (logistic-1, by name or deployment) as a real process on a free
+    port, yielded with its base URL once every worker says it is ready; killed at the end if
+    it still runs (a test that stops it itself sends SIGTERM first)."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in {"MLPLAN_STORE_URL", MULTIPROC_ENV}}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlplan", "serve", *args, "--port", str(port),
+         "--workers", str(workers)],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        seen, ready = [], 0
+        for line in process.stdout:  # blocks until each worker says it is ready
+            seen.append(line)
+            ready += "logistic-1 ready" in line
+            if ready == workers:
+                break
+        else:
+            pytest.fail("the server exited before it was ready:\n" + "".join(seen))
+        yield process, f"http://127.0.0.1:{port}"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    """SIGTERM, then what the server printed until it exited (it drains and exits cleanly)."""
+    assert process.stdout is not None
+    process.send_signal(signal.SIGTERM)
+    rest = process.stdout.read()  # until the process closes it
+    # uvicorn finishes in-flight requests and the app's shutdown, then re-raises SIGTERM.
+    assert process.wait(timeout=60) in {0, -signal.SIGTERM}
+    return rest
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -4,16 +4,12 @@ record of every change."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 
 import httpx
 import pytest
 from sqlalchemy import select
-from tests.conftest import _free_port, chdir
-from tests.serving.conftest import RECORD, bearer
+from tests.conftest import chdir
+from tests.serving.conftest import RECORD, bearer, server_process, stop
 from typer.testing import CliRunner
 
 from mlplan.cli import app
@@ -88,38 +84,15 @@ def test_serve_deployment_serves_its_model_and_records_it(
     served: Workspace, tokens: dict[str, str]
 ) -> None:
     deploy(served, "logistic-1")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "MLPLAN_STORE_URL"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlplan", "serve", "--deployment", "production", "--port",
-         str(port)],
-        cwd=served.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        seen = []
-        for line in process.stdout:
-            seen.append(line)
-            if "logistic-1 ready" in line:
-                break
-        else:
-            pytest.fail("the server exited before it was ready:\n" + "".join(seen))
+    with server_process(served.root, "--deployment", "production") as (process, base):
         answer = httpx.post(
-            f"http://127.0.0.1:{port}/v1/predict",
+            f"{base}/v1/predict",
             json={"records": [RECORD]},
             headers=bearer(tokens["predict"]),
             timeout=10,
         )
         assert answer.json()["model"]["name"] == "logistic-1"
-        process.send_signal(signal.SIGTERM)
-        process.stdout.read()
-        assert process.wait(timeout=60) in {0, -signal.SIGTERM}
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+        stop(process)
     with served.store.transaction() as session:
         run = session.scalars(select(Run).where(Run.job == "serve")).one()
         assert run.parameters["deployment"] == "production"

@@ -1,79 +1,24 @@
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from tests.conftest import _free_port
-from tests.serving.conftest import RECORD, bearer
+from tests.serving.conftest import RECORD, bearer, server_process, stop
 
 from mlplan.serving._config import MULTIPROC_ENV
 from mlplan.workspace import Workspace
-
-
-@contextlib.contextmanager
-def _server(ws: Workspace, *options: str, workers: int = 1) -> Iterator[int]:
-    """``mlplan serve logistic-1`` as a real process, once every worker is ready; its port."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"MLPLAN_STORE_URL", MULTIPROC_ENV}}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlplan", "serve", "logistic-1", "--port", str(port),
-         "--workers", str(workers), *options],
-        cwd=ws.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        seen, ready = [], 0
-        for line in process.stdout:  # blocks until each worker says it is ready
-            seen.append(line)
-            ready += "logistic-1 ready" in line
-            if ready == workers:
-                break
-        else:
-            pytest.fail("the server exited before it was ready:\n" + "".join(seen))
-        yield port
-        process.send_signal(signal.SIGTERM)
-        process.stdout.read()  # until the process closes it
-        assert process.wait(timeout=60) in {0, -signal.SIGTERM}
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 @pytest.mark.slow
 def test_a_real_server_process_is_live_then_ready_serves_and_stops_on_sigterm(
     served: Workspace, tokens: dict[str, str]
 ) -> None:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "MLPLAN_STORE_URL"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlplan", "serve", "logistic-1", "--port", str(port)],
-        cwd=served.root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    try:
-        assert process.stdout is not None
-        seen = []
-        for line in process.stdout:  # blocks until the server says it is ready
-            seen.append(line)
-            if "logistic-1 ready" in line:
-                break
-        else:
-            pytest.fail("the server exited before it was ready:\n" + "".join(seen))
-        base = f"http://127.0.0.1:{port}"
+    with server_process(served.root, "logistic-1") as (process, base):
         with httpx.Client(base_url=base, timeout=10) as client:
             assert client.get("/v2/health/live").json() == {"live": True}
             assert client.get("/v2/health/ready").json() == {"ready": True}
@@ -84,17 +29,7 @@ def test_a_real_server_process_is_live_then_ready_serves_and_stops_on_sigterm(
                 "0",
                 "1",
             }
-        process.send_signal(signal.SIGTERM)
-        rest = process.stdout.read()  # until the process closes it
-        # uvicorn finishes in-flight requests and the app's shutdown, then re-raises SIGTERM.
-        assert process.wait(timeout=30) in {0, -signal.SIGTERM}
-        assert "logistic-1 stopped" in rest
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+        assert "logistic-1 stopped" in stop(process)
 
 
 def _counter(text: str, name: str, **labels: str) -> float:
@@ -110,8 +45,7 @@ def _counter(text: str, name: str, **labels: str) -> float:
 def test_workers_answer_with_one_view_of_the_metrics(
     served: Workspace, tokens: dict[str, str]
 ) -> None:
-    with _server(served, workers=2) as port:
-        base = f"http://127.0.0.1:{port}"
+    with server_process(served.root, "logistic-1", workers=2) as (process, base):
         close = {"Connection": "close"}  # a new connection each time: either worker answers
         for _ in range(40):
             answer = httpx.post(
@@ -138,6 +72,7 @@ def test_workers_answer_with_one_view_of_the_metrics(
         assert len(writers) == 2
         logged = [sum(len(f.read_bytes().splitlines()) for f in w.glob("*.jsonl")) for w in writers]
         assert sum(logged) == 40  # (the kernel spreads the connections: about 20 each here)
+        stop(process)
 
 
 @pytest.mark.slow
@@ -148,8 +83,8 @@ def test_an_open_inference_client_works_unchanged(
     server: health, model metadata, and an inference that equals /v1/predict's."""
     from tritonclient import http as oip
 
-    with _server(served) as port:
-        client = oip.InferenceServerClient(url=f"127.0.0.1:{port}")
+    with server_process(served.root, "logistic-1") as (process, base):
+        client = oip.InferenceServerClient(url=base.removeprefix("http://"))
         auth = bearer(tokens["predict"])
         try:
             assert client.is_server_live() and client.is_server_ready()
@@ -176,11 +111,9 @@ def test_an_open_inference_client_works_unchanged(
         finally:
             client.close()
         answer = httpx.post(
-            f"http://127.0.0.1:{port}/v1/predict",
-            json={"records": [RECORD]},
-            headers=auth,
-            timeout=10,
+            f"{base}/v1/predict", json={"records": [RECORD]}, headers=auth, timeout=10
         ).json()["predictions"][0]
+        stop(process)
     assert (label.decode() if isinstance(label, bytes) else str(label)) == answer["label"]
     assert proba.shape == (1, 2)
     assert proba[0].tolist() == pytest.approx(

@@ -2,55 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import _free_port
-from tests.serving.conftest import RECORD, bearer
+from tests.serving.conftest import RECORD, bearer, server_process
 
 from mlplan.serving import query_log
 from mlplan.workspace import Workspace
-
-
-@contextmanager
-def server(root: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """A real ``mlplan serve`` process, yielded once it says it is ready."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "MLPLAN_STORE_URL"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlplan", "serve", "logistic-1", "--port", str(port), *args],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    try:
-        assert process.stdout is not None
-        seen = []
-        for line in process.stdout:
-            seen.append(line)
-            if "logistic-1 ready" in line:
-                break
-        else:
-            pytest.fail("the server exited before it was ready:\n" + "".join(seen))
-        yield process, f"http://127.0.0.1:{port}"
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 def _hammer(base: str, token: str, threads: int, stop: threading.Event) -> list[tuple[int, str]]:
@@ -95,7 +57,9 @@ def _metric(text: str, name: str) -> float:
 
 @pytest.mark.slow
 def test_overload_gets_only_200_or_503(served: Workspace, tokens: dict[str, str]) -> None:
-    with server(served.root, "--max-queue-rows", "8", "--max-batch-rows", "8") as (_, base):
+    with server_process(
+        served.root, "logistic-1", "--max-queue-rows", "8", "--max-batch-rows", "8"
+    ) as (_, base):
         stop, answers, runner = _load(base, tokens["predict"], 24)
         with httpx.Client(base_url=base, headers=bearer(tokens["admin"])) as admin:
             while _metric(admin.get("/metrics").text, "mlplan_saturated_requests_total") < 1:
@@ -112,7 +76,7 @@ def test_kill_9_under_load_loses_no_acknowledged_request(
 ) -> None:
     acknowledged: list[str] = []
     for _ in range(2):  # killed twice, restarted after each
-        with server(served.root) as (process, base):
+        with server_process(served.root, "logistic-1") as (process, base):
             stop, answers, runner = _load(base, tokens["predict"], 8)
             with httpx.Client(base_url=base, headers=bearer(tokens["admin"])) as admin:
                 while _metric(admin.get("/metrics").text, "mlplan_log_records_total") < 200:
@@ -122,7 +86,7 @@ def test_kill_9_under_load_loses_no_acknowledged_request(
             stop.set()
             runner.join()
             acknowledged += [rid for status, rid in answers if status == 200]
-    with server(served.root) as (process, _):  # the restart recovers the log
+    with server_process(served.root, "logistic-1") as (process, _):  # the restart recovers the log
         process.send_signal(signal.SIGTERM)
         process.wait()
     logged = (

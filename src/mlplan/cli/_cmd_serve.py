@@ -47,23 +47,17 @@ def serve(
     project: ProjectOption = None,
 ) -> None:
     """Serve a model over HTTP: /v1/predict, the Open Inference Protocol v2, /metrics."""
-    from mlplan.serving import get_deployment
     from mlplan.serving import serve as run_server
+    from mlplan.serving import serve_warnings, served_model
 
     ws = workspace(project)
-    shown = (
-        model if deployment is None else f"{get_deployment(ws, deployment).model} ({deployment})"
-    )
-    if ws.plan.deployment.security.auth == "api_key":
-        from mlplan.serving import list_keys
-
-        if not any(k.allows("predict") for k in list_keys(ws)):
-            err_console.print(
-                "[yellow]mlplan serve: no API key may predict yet, so every prediction will "
-                "be refused (401); create one: mlplan keys create --name NAME --role predict[/]"
-            )
+    shown = served_model(ws, model, deployment)
+    if deployment is not None:
+        shown = f"{shown} ({deployment})"
+    for warning in serve_warnings(ws):
+        err_console.print(f"[yellow]mlplan serve: {esc(warning)}[/]")
     err_console.print(
-        f"mlplan serve: {esc(shown or '')} on http://{esc(host)}:{port} ({workers} worker"
+        f"mlplan serve: {esc(shown)} on http://{esc(host)}:{port} ({workers} worker"
         f"{'s' if workers > 1 else ''}); live at /v2/health/live, ready at /v2/health/ready",
         highlight=False,
     )

@@ -404,65 +404,33 @@ def _regression_checks(
     deployed = production() if production is not None else _Production(False, reason="not compared")
     if deployed.deployed and not any(r[0] == "production" for r in rules):
         rules.append(("production", focus_metric, 0.0))  # never ship worse than production
-    out: dict[str, Any] = {}
+    # What each kind of rule compares with: (name, predictions on the same rows, caution), or
+    # why there is nothing to compare with.
+    compared: dict[str, tuple[str | None, Predictions | None, str | None, str | None]] = {
+        "production": (deployed.name, deployed.predictions, deployed.note, deployed.reason)
+    }
     older = None
     if part == "test" and plan.baselines.older_system is not None:
         older = older_system_predictions(
             ws, split_ref, prediction.ids, data.classes if data.kind != "regression" else None
         )
-    support = {s.name: s.min_support for s in plan.slices}
-    for against, metric, tolerance in rules:
-        key = f"{against}:{metric}"
-        if against == "production":
-            other = deployed.predictions
-            if other is None:
-                out[key] = {"against": "production", "metric": metric, "reason": deployed.reason}
-                continue
-            name, caution = deployed.name, deployed.note
-            if other.proba is None and metric in {"roc_auc", "pr_auc", "log_loss", "brier", "ece"}:
-                out[key] = {
-                    "against": "production",
-                    "metric": metric,
-                    "reason": f"{name} has no probabilities to compute {metric}",
-                }
-                continue
-            out[key] = {
-                "against": "production",
-                "name": name,
-                "metric": metric,
-                "tolerance": tolerance,
-                "note": caution,
-                "rows": regressions(
-                    data,
-                    other,
-                    masks,
-                    metric=metric,
-                    tolerance=tolerance,
-                    min_support=support,
-                    n_boot=n_boot,
-                    seed=seed,
-                    level=spec.confidence,
-                ),
-            }
-            continue
-        if older is None:
-            reason = (
-                "the plan names no older system"
-                if plan.baselines.older_system is None
-                else (
-                    "only the test split can be compared with the older system"
-                    if part != "test"
-                    else "the older system's predictions are not imported: "
-                    "mlplan baseline older FILE"
-                )
+    if older is None:
+        missing = (
+            "the plan names no older system"
+            if plan.baselines.older_system is None
+            else (
+                "only the test split can be compared with the older system"
+                if part != "test"
+                else "the older system's predictions are not imported: mlplan baseline older FILE"
             )
-            out[key] = {"against": "older_system", "metric": metric, "reason": reason}
-            continue
-        name, older_pred, older_proba = older
-        if data.values is not None:
-            other = Predictions.from_arrays(data.values, older_pred, kind="regression")
-        else:
-            other = Predictions.from_arrays(
+        )
+        compared["older_system"] = (None, None, None, missing)
+    else:
+        older_name, older_pred, older_proba = older
+        older_other = (
+            Predictions.from_arrays(data.values, older_pred, kind="regression")
+            if data.values is not None
+            else Predictions.from_arrays(
                 np.asarray(data.classes, dtype=object)[data.y],
                 older_pred,
                 kind="binary",
@@ -470,18 +438,26 @@ def _regression_checks(
                 classes=data.classes,
                 positive=data.classes[data.positive] if data.kind == "binary" else None,
             )
+        )
+        compared["older_system"] = (older_name, older_other, None, None)
+    out: dict[str, Any] = {}
+    support = {s.name: s.min_support for s in plan.slices}
+    for against, metric, tolerance in rules:
+        key = f"{against}:{metric}"
+        name, other, note, reason = compared[against]
+        if other is None:
+            out[key] = {"against": against, "metric": metric, "reason": reason}
+            continue
         if other.proba is None and metric in {"roc_auc", "pr_auc", "log_loss", "brier", "ece"}:
-            out[key] = {
-                "against": "older_system",
-                "metric": metric,
-                "reason": f"{name}'s predictions have no probabilities to compute {metric}",
-            }
+            reason = f"{name}'s predictions have no probabilities to compute {metric}"
+            out[key] = {"against": against, "metric": metric, "reason": reason}
             continue
         out[key] = {
-            "against": "older_system",
+            "against": against,
             "name": name,
             "metric": metric,
             "tolerance": tolerance,
+            "note": note,
             "rows": regressions(
                 data,
                 other,

@@ -19,7 +19,15 @@ from mlplan.serving._log import PiiPolicy, PredictionLog, query_log
 from mlplan.serving._model import PackageError, ServedModel, load_served_model
 from mlplan.serving._records import latest_report
 from mlplan.serving._score import ScoreReport, score_file
-from mlplan.serving._serve import check_clearance, compact_logs, create_app, log_folder, serve
+from mlplan.serving._serve import (
+    check_clearance,
+    compact_logs,
+    create_app,
+    log_folder,
+    serve,
+    serve_warnings,
+    served_model,
+)
 from mlplan.serving._validate import FieldError, RecordValidator, TensorValidator
 
 __all__ = [
@@ -56,4 +64,6 @@ __all__ = [
     "revoke_key",
     "score_file",
     "serve",
+    "serve_warnings",
+    "served_model",
 ]

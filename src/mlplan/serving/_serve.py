@@ -68,6 +68,45 @@ def create_app(config: ServeConfig) -> Any:
     return make(config)
 
 
+def served_model(ws: Workspace, model: str | None, deployment: str | None) -> str:
+    """The model to serve: ``model``, or the one in ``deployment`` (which must agree).
+
+    Raises
+    ------
+    UsageError
+        Neither given, or a model other than the deployment's.
+    NotFoundError
+        No such deployment.
+    """
+    from mlplan.serving._deployments import get_deployment
+
+    if deployment is not None:
+        there = get_deployment(ws, deployment).model
+        if model is not None and model != there:
+            raise UsageError(
+                f"deployment {deployment!r} holds {there}, not {model}; give the model or the "
+                f"deployment (mlplan deploy {model} --name {deployment} puts it there)"
+            )
+        return there
+    if model is None:
+        raise UsageError("give a model to serve, or --deployment NAME")
+    return model
+
+
+def serve_warnings(ws: Workspace) -> list[str]:
+    """What a server about to start should say first: a plan that refuses every caller."""
+    from mlplan.serving._keys import list_keys
+
+    if ws.plan.deployment.security.auth == "api_key" and not any(
+        k.allows("predict") for k in list_keys(ws)
+    ):
+        return [
+            "no API key may predict yet, so every prediction will be refused (401); create "
+            "one: mlplan keys create --name NAME --role predict"
+        ]
+    return []
+
+
 def serve(
     ws: Workspace,
     model: str | None,
@@ -90,18 +129,8 @@ def serve(
         No auth on a non-loopback address, or a bad port or worker count.
     """
     from mlplan.modeling import get_model
-    from mlplan.serving._deployments import get_deployment
 
-    if deployment is not None:
-        there = get_deployment(ws, deployment).model
-        if model is not None and model != there:
-            raise UsageError(
-                f"deployment {deployment!r} holds {there}, not {model}; give the model or the "
-                f"deployment (mlplan deploy {model} --name {deployment} puts it there)"
-            )
-        model = there
-    if model is None:
-        raise UsageError("give a model to serve, or --deployment NAME")
+    model = served_model(ws, model, deployment)
     if not 0 < port < 65536:
         raise UsageError(f"--port must be from 1 to 65535; got {port}")
     if timeout <= 0:
