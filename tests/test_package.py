@@ -108,3 +108,40 @@ def test_error_tree_roots_at_mlplan_error() -> None:
     assert issubclass(errors.PlanError, ValueError)
     assert errors.UsageError.exit_code == 2
     assert errors.DataError.exit_code == 1
+
+
+MOVED = [
+    ("mlplan.checklist", "approve", "mlplan.workspace", "approve"),
+    ("mlplan.checklist", "list_approvals", "mlplan.workspace", "list_approvals"),
+    ("mlplan.checklist", "revoke_approval", "mlplan.workspace", "revoke_approval"),
+    ("mlplan.checklist", "ApprovalRecord", "mlplan.workspace", "ApprovalInfo"),
+    ("mlplan.evaluation", "clearance", "mlplan.serving", "clearance"),
+    ("mlplan.evaluation", "Clearance", "mlplan.serving", "Clearance"),
+    ("mlplan.evaluation", "OVERRIDE_GATE", "mlplan.workspace", "DEPLOY_GATE"),
+    ("mlplan.serving", "get_deployment", "mlplan.workspace", "get_deployment"),
+    ("mlplan.serving", "list_deployments", "mlplan.workspace", "list_deployments"),
+    ("mlplan.serving", "DeploymentInfo", "mlplan.workspace", "DeploymentInfo"),
+    ("mlplan.serving", "PRODUCTION", "mlplan.workspace", "PRODUCTION"),
+    ("mlplan.serving", "PackageError", "mlplan.errors", "PackageError"),
+    ("mlplan.labels", "latest_report", "mlplan.labels", "latest_label_report"),
+    ("mlplan.store", "Project", "mlplan.store", "ProjectRecord"),
+    ("mlplan.store", "Model", "mlplan.store", "ModelRecord"),
+    ("mlplan.store", "Deployment", "mlplan.store", "DeploymentRecord"),
+    ("mlplan.plan", "Project", "mlplan.plan", "ProjectSpec"),
+    ("mlplan.plan", "Deployment", "mlplan.plan", "DeploymentSpec"),
+    ("mlplan.plan", "Approval", "mlplan.plan", "ApprovalSpec"),
+]
+
+
+@pytest.mark.parametrize(("old", "name", "new", "new_name"), MOVED, ids=lambda v: str(v))
+def test_moved_names_keep_working_for_one_release_with_a_warning(
+    old: str, name: str, new: str, new_name: str
+) -> None:
+    with pytest.warns(DeprecationWarning, match=rf"{old}\.{name} is deprecated: use {new}"):
+        found = getattr(importlib.import_module(old), name)
+    assert found is getattr(importlib.import_module(new), new_name)
+
+
+def test_an_unknown_name_is_still_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
+        _ = importlib.import_module("mlplan.store").no_such_name

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from mlplan.checklist import ITEMS, STAGES, approve, item, list_approvals, status
+from mlplan.checklist import ITEMS, STAGES, item, status
 from mlplan.data import register_dataset, split_dataset
 from mlplan.errors import GateError
-from mlplan.workspace import Workspace
+from mlplan.workspace import Workspace, approve, list_approvals
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKLIST = REPO.parent / "shared" / "CHECKLIST.md"

@@ -14,7 +14,6 @@ import pytest
 import sqlalchemy as sa
 from tests.conftest import customers_table, write_csv
 
-from mlplan.checklist import approve
 from mlplan.data import (
     get_dataset,
     list_datasets,
@@ -23,8 +22,8 @@ from mlplan.data import (
     register_dataset,
 )
 from mlplan.errors import DataError, DatasetNotFoundError, RefError, UsageError
-from mlplan.store import Base, Project
-from mlplan.workspace import Workspace
+from mlplan.store import Base, ProjectRecord
+from mlplan.workspace import Workspace, approve
 
 
 def _edit_plan(root: Path, old: str, new: str) -> None:
@@ -107,16 +106,17 @@ def test_stored_version_reads_back_as_registered(ws: Workspace) -> None:
 
 
 def test_registration_is_recorded_as_a_run_with_its_input_and_output(ws: Workspace) -> None:
-    from mlplan.store import Run, RunIO
+    from mlplan.store import RunIORecord, RunRecord
 
     info = register_dataset(ws, "customers").version
     with ws.store.transaction() as session:
-        run = session.get(Run, info.run_id)
+        run = session.get(RunRecord, info.run_id)
         assert run is not None
         assert run.job == "data add"
         assert run.parameters["dataset"] == "customers"
         ios = {
-            (io.direction, io.kind, io.ref, io.sha256) for io in session.scalars(sa.select(RunIO))
+            (io.direction, io.kind, io.ref, io.sha256)
+            for io in session.scalars(sa.select(RunIORecord))
         }
     assert ios == {
         ("input", "file", "data/customers.csv", info.content_hash),
@@ -458,7 +458,7 @@ def test_a_renamed_project_keeps_its_records(ws: Workspace, store_url: str) -> N
         assert register_dataset(renamed, "customers").created is False  # the same bytes
         approve(renamed, "buy_in", role="business_owner", by="Dana")  # any write renames
         with renamed.store.transaction() as session:
-            assert session.scalars(sa.select(Project.name)).all() == ["churn-v2"]
+            assert session.scalars(sa.select(ProjectRecord.name)).all() == ["churn-v2"]
     finally:
         renamed.close()
 

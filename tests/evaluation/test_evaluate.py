@@ -14,14 +14,15 @@ from ruamel.yaml import YAML
 from tests.conftest import chdir, write_csv
 from tests.evaluation.conftest import churn_table, plan_text
 
-from mlplan.checklist import approve, list_approvals, revoke_approval, status
+from mlplan.checklist import status
 from mlplan.data import get_split, load_split, register_dataset, split_dataset
 from mlplan.errors import CheckFailedError, DataError, GateError, NotFoundError, UsageError
-from mlplan.evaluation import clearance, evaluate, latest_evaluation, list_evaluations
+from mlplan.evaluation import evaluate, latest_evaluation, list_evaluations
 from mlplan.evaluation import raise_for_gates as gate_check
 from mlplan.lineage import lineage
 from mlplan.modeling import get_model, import_older_system, train_model
-from mlplan.workspace import Workspace
+from mlplan.serving import clearance
+from mlplan.workspace import Workspace, approve, list_approvals, revoke_approval
 
 Edit = Callable[[Workspace, str, str], None]
 
@@ -115,7 +116,7 @@ def test_the_report_card_and_json_are_written_and_stored(trained: Workspace) -> 
     stored = latest_evaluation(trained, "logistic-1")
     assert stored is not None
     assert json.loads((folder / "evaluation.json").read_text()) == {
-        k: v for k, v in stored.items() if k not in {"artifacts", "run_id", "created_at"}
+        k: v for k, v in stored.report.items() if k not in {"artifacts", "run_id"}
     }
     # Lineage: the evaluation run read the model and the split and wrote the report.
     graph = lineage(trained, "logistic-1/evaluation.html")
@@ -308,8 +309,8 @@ def test_an_evaluation_is_stored_on_each_backend(eval_dir: Path, store_url: str)
         train_model(ws, family="logistic")
         evaluate(ws, "logistic-1", n_boot=10)
         stored = latest_evaluation(ws)
-        assert stored is not None and stored["model"] == "logistic-1"
-        assert set(stored["artifacts"]) == {
+        assert stored is not None and stored.model == "logistic-1"
+        assert set(stored.report["artifacts"]) == {
             "evaluation.html",
             "model-card.md",
             "model-card.html",
@@ -510,7 +511,9 @@ def test_a_candidate_is_compared_with_the_model_in_production(
     check = r["regressions"]["production:accuracy"]
     assert check["name"] == "logistic-1" and check["rows"]
     overall = next(x for x in check["rows"] if x["slice"] == "overall")
-    production = (latest_evaluation(trained, "logistic-1") or {})["overall"]["accuracy"]
+    stored = latest_evaluation(trained, "logistic-1")
+    assert stored is not None
+    production = stored.report["overall"]["accuracy"]
     assert overall["other"] == pytest.approx(production["value"])  # its own figure, same rows
     assert overall["candidate"] == pytest.approx(r["overall"]["accuracy"]["value"])
     gate = next(g for g in r["gates"] if g["id"] == "no_regression:production:accuracy")

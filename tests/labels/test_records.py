@@ -30,7 +30,7 @@ from mlplan.labels import (
     human_level_performance,
     import_annotations,
     issues_from_predictions,
-    latest_report,
+    latest_label_report,
     load_annotations,
     majority_vote,
     measure_agreement,
@@ -38,7 +38,7 @@ from mlplan.labels import (
     relabel_queue,
     triage,
 )
-from mlplan.store import Base, LabelBatch, LabelImport
+from mlplan.store import Base, LabelBatchRecord, LabelImportRecord
 from mlplan.workspace import Workspace
 
 CUSTOMERS = customers_table()
@@ -153,7 +153,7 @@ def test_export_writes_the_batch_without_target_or_pii_and_records_it(
     assert "- **0**: still a customer" in instructions
 
     with ws.store.transaction() as session:
-        record = session.scalars(sa.select(LabelBatch)).one()
+        record = session.scalars(sa.select(LabelBatchRecord)).one()
         assert (record.number, record.strategy, record.format, record.selection) == (
             1,
             "in-house",
@@ -347,8 +347,10 @@ def test_import_round_trip_stores_every_label_of_the_batch(
     _, seconds = load_annotations(registered, _info(registered))
     assert sorted(seconds.tolist()) == sorted(float(r["seconds"]) for r in filled)
     with registered.store.transaction() as session:
-        record = session.scalars(sa.select(LabelImport)).one()
-        batch_id = session.scalar(sa.select(LabelBatch.id).where(LabelBatch.number == 1))
+        record = session.scalars(sa.select(LabelImportRecord)).one()
+        batch_id = session.scalar(
+            sa.select(LabelBatchRecord.id).where(LabelBatchRecord.number == 1)
+        )
         assert (record.batch_id, record.format, record.source_path) == (
             batch_id,
             "csv",
@@ -407,7 +409,7 @@ def test_skip_invalid_imports_the_good_rows_and_records_the_rest(
     assert len(result.to_dict()["problems"]) == 3
     assert _stored(registered) == [("0", "ann", "0"), ("1", "ann", "1"), ("4", "bob", "1")]
     with registered.store.transaction() as session:
-        assert session.scalars(sa.select(LabelImport.counts)).one() == result.counts
+        assert session.scalars(sa.select(LabelImportRecord.counts)).one() == result.counts
 
 
 def test_pairs_already_stored_are_refused_or_skipped(
@@ -536,7 +538,9 @@ def test_agreement_is_stored_and_disagreements_are_queued(
     issues = disagreements(annotations, majority_vote(annotations))
     assert result.queued == len(issues) > 0
 
-    stored, passed, when = latest_report(registered, "agreement")  # type: ignore[misc]
+    found = latest_label_report(registered, "agreement")
+    assert found is not None
+    stored, passed, when = found.report, found.passed, found.created_at
     assert stored["dataset"] == "customers@1" and passed == result.passed
     assert stored["value"] == pytest.approx(result.value)
     assert stored["krippendorff_alpha"]["low"] == pytest.approx(expected.alpha.low)
@@ -552,7 +556,9 @@ def test_agreement_is_stored_and_disagreements_are_queued(
 
     again = measure_agreement(registered, n_boot=0)
     assert again.queued == 0 and len(relabel_queue(registered)) == len(queue)
-    stored, _, _ = latest_report(registered, "agreement")  # type: ignore[misc]
+    found = latest_label_report(registered, "agreement")
+    assert found is not None
+    stored = found.report
     assert stored["krippendorff_alpha"]["low"] is None  # NaN is stored as null
 
 
@@ -620,7 +626,9 @@ def test_agreement_level_and_metric_come_from_the_plan(
 
     assert (result.report.level, result.metric) == (level, metric)
     assert result.value == result.report.metric(metric)
-    stored, _, _ = latest_report(ws, "agreement")  # type: ignore[misc]
+    found = latest_label_report(ws, "agreement")
+    assert found is not None
+    stored = found.report
     assert (stored["level"], stored["metric"]) == (level, metric)
 
 
@@ -678,7 +686,9 @@ def test_hlp_is_stored_overall_and_per_slice(
     assert {(row["slice"], row["value"]): row["items"] for row in hlp.per_slice} == {
         ("region", f"region={name}"): count for name, count in sizes.items()
     }
-    stored, passed, _ = latest_report(ws, "hlp", "customers@1")  # type: ignore[misc]
+    found = latest_label_report(ws, "hlp", "customers@1")
+    assert found is not None
+    stored, passed = found.report, found.passed
     assert passed is None
     assert stored["dataset"] == "customers@1"
     assert stored["metrics"]["accuracy"]["value"] == pytest.approx(hlp.metrics["accuracy"].value)
@@ -719,7 +729,7 @@ def test_hlp_with_too_few_doubly_labeled_items_says_how_many_exist_and_are_neede
         measure_hlp(registered)
 
     assert _row_counts(registered) == before
-    assert latest_report(registered, "hlp") is None
+    assert latest_label_report(registered, "hlp") is None
 
 
 # -- consensus -----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from mlplan.serving import (
     list_keys,
     revoke_key,
 )
-from mlplan.store import ApiKey
+from mlplan.store import ApiKeyRecord
 from mlplan.workspace import Workspace
 
 
@@ -217,9 +217,9 @@ def test_keys_are_stored_hashed_listed_and_revoked(served: Workspace) -> None:
     info, token = create_key(served, "scoring job", roles=["predict", "feedback"], by="dana")
     assert token.startswith(f"mlp_{info.key_id}_") and info.roles == ("predict", "feedback")
     with served.store.transaction() as session:
-        stored = session.query(ApiKey).one()
+        stored = session.query(ApiKeyRecord).one()
         assert token.split("_", 2)[2] not in json.dumps(
-            {c.name: str(getattr(stored, c.name)) for c in ApiKey.__table__.columns}
+            {c.name: str(getattr(stored, c.name)) for c in ApiKeyRecord.__table__.columns}
         )
     assert [k.key_id for k in list_keys(served)] == [info.key_id]
     revoke_key(served, info.key_id)

@@ -6,7 +6,7 @@ import pytest
 from tests.serving.conftest import RECORD, bearer, edit_plan, started
 
 from mlplan.checklist import status
-from mlplan.serving import ServeConfig, create_app, latest_report, load_test
+from mlplan.serving import ServeConfig, create_app, load_test
 from mlplan.workspace import Workspace
 
 
@@ -34,8 +34,10 @@ def test_the_deployment_items_follow_serving_load_tests_and_keys(served: Workspa
             during["deploy.mode"].state == "done"
             and "running now" in during["deploy.mode"].evidence
         )
-    served_report = latest_report(served, "serving", "logistic-1")
-    assert served_report is not None and served_report["answers"] == {"2xx": 4}
+    found = served.latest_report("serving", where=lambda r: r["model"] == "logistic-1")
+    assert found is not None
+    served_report = found.report
+    assert served_report["answers"] == {"2xx": 4}
     assert served_report["logged"] == 4 and served_report["log_dropped"] == 0
 
     report = load_test(served, "logistic-1", concurrency=2, seconds=1.0)

@@ -16,9 +16,9 @@ from mlplan.cli import app
 from mlplan.errors import NotFoundError, UsageError
 from mlplan.lineage import lineage
 from mlplan.modeling import train_model
-from mlplan.serving import deploy, get_deployment, list_deployments, serve
-from mlplan.store import Run
-from mlplan.workspace import Workspace
+from mlplan.serving import deploy, serve
+from mlplan.store import RunRecord
+from mlplan.workspace import Workspace, get_deployment, list_deployments
 
 
 def test_a_deployment_holds_one_model_and_each_change_is_recorded(served: Workspace) -> None:
@@ -46,7 +46,9 @@ def test_a_deployment_holds_one_model_and_each_change_is_recorded(served: Worksp
         ("model", "gbt-1"),
     }
     with served.store.transaction() as session:
-        runs = session.scalars(select(Run).where(Run.job == "deploy").order_by(Run.started_at))
+        runs = session.scalars(
+            select(RunRecord).where(RunRecord.job == "deploy").order_by(RunRecord.started_at)
+        )
         assert [r.parameters["model"] for r in runs] == ["logistic-1", "gbt-1", "logistic-1"]
     with pytest.raises(UsageError, match=r"deployment name 'Prod!': use lowercase"):
         deploy(served, "logistic-1", name="Prod!")
@@ -94,6 +96,6 @@ def test_serve_deployment_serves_its_model_and_records_it(
         assert answer.json()["model"]["name"] == "logistic-1"
         stop(process)
     with served.store.transaction() as session:
-        run = session.scalars(select(Run).where(Run.job == "serve")).one()
+        run = session.scalars(select(RunRecord).where(RunRecord.job == "serve")).one()
         assert run.parameters["deployment"] == "production"
         assert run.parameters["served"]["answers"] == {"2xx": 1}

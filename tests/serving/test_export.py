@@ -9,7 +9,7 @@ from tests.serving.conftest import edit_plan
 
 from mlplan.checklist import status
 from mlplan.errors import UsageError
-from mlplan.serving import export_model, latest_report
+from mlplan.serving import export_model
 from mlplan.workspace import Workspace
 
 
@@ -29,7 +29,7 @@ def test_an_edge_build_is_quantized_measured_and_recorded(served: Workspace) -> 
     assert report["metric_drop"] <= report["max_metric_drop"] and report["passed"]
     assert report["latency_ms_after"] > 0 and report["size_mb_after"] > 0
     assert json.loads((folder / "report.json").read_text())["metric"] == "roc_auc"
-    assert latest_report(served, "export_edge", "logistic-1") is not None
+    assert served.latest_report("export_edge", where=lambda r: r["model"] == "logistic-1")
     item = status(served).get("deploy.target")
     assert item.state == "done" and item.evidence.startswith("edge: int8 build of logistic-1")
 

@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from mlplan.errors import StoreError
 from mlplan.store import (
     HEAD_REVISION,
-    Approval,
+    ApprovalRecord,
     ArtifactStore,
     Base,
-    Project,
+    ProjectRecord,
     RunRecorder,
     open_store,
     sha256_file,
@@ -50,7 +50,7 @@ def test_opening_twice_is_idempotent(store_url: str, tmp_path: Path) -> None:
     first.close()
     second = open_store(tmp_path, url=store_url)
     with second.transaction() as session:
-        assert session.scalar(sa.select(sa.func.count()).select_from(Project)) == 1
+        assert session.scalar(sa.select(sa.func.count()).select_from(ProjectRecord)) == 1
         assert second.project_id(session, "churn") == 1
     second.close()
 
@@ -110,12 +110,12 @@ def test_a_failed_command_leaves_nothing(store_url: str, tmp_path: Path) -> None
     store = open_store(tmp_path, url=store_url)
     with pytest.raises(RuntimeError), store.transaction() as session:
         project = store.project_id(session, "churn")
-        session.add(Approval(project_id=project, gate="buy_in", role="r", by="b"))
+        session.add(ApprovalRecord(project_id=project, gate="buy_in", role="r", by="b"))
         session.flush()
         raise RuntimeError("the command failed after writing")
     with store.transaction() as session:
-        assert session.scalar(sa.select(sa.func.count()).select_from(Approval)) == 0
-        assert session.scalar(sa.select(sa.func.count()).select_from(Project)) == 0
+        assert session.scalar(sa.select(sa.func.count()).select_from(ApprovalRecord)) == 0
+        assert session.scalar(sa.select(sa.func.count()).select_from(ProjectRecord)) == 0
     store.close()
 
 
@@ -125,7 +125,7 @@ def test_constraint_violations_become_store_errors(store_url: str, tmp_path: Pat
         pytest.raises(StoreError, match=r"refused the write: IntegrityError"),
         store.transaction() as session,
     ):
-        session.add(Approval(project_id=999, gate="buy_in", role="r", by="b"))
+        session.add(ApprovalRecord(project_id=999, gate="buy_in", role="r", by="b"))
     store.close()
 
 
@@ -139,7 +139,7 @@ def test_timestamps_come_back_timezone_aware(store_url: str, tmp_path: Path) -> 
         run.input("file", "x.csv", sha256="0" * 64)
         run.finish()
     with store.transaction() as session:
-        created = session.scalar(sa.select(Project.created_at))
+        created = session.scalar(sa.select(ProjectRecord.created_at))
     assert created is not None and created.tzinfo is not None
     assert abs(created - utcnow()) < dt.timedelta(minutes=5)
     store.close()

@@ -1,14 +1,9 @@
 """The lifecycle checklist: every item of shared/CHECKLIST.md with its state, evidence and next
-step, reported by one provider per stage; and the sign-offs it reads."""
+step, reported by one provider per stage."""
 
 from __future__ import annotations
 
-from mlplan.checklist._approvals import (
-    ApprovalRecord,
-    approve,
-    list_approvals,
-    revoke_approval,
-)
+from mlplan._deprecated import moved_names as _moved_names
 from mlplan.checklist._items import ITEMS, STAGES, ChecklistItem, Stage, item
 from mlplan.checklist._status import (
     ItemStatus,
@@ -23,7 +18,6 @@ from mlplan.checklist._status import (
 __all__ = [
     "ITEMS",
     "STAGES",
-    "ApprovalRecord",
     "ChecklistItem",
     "ItemStatus",
     "Provider",
@@ -31,10 +25,17 @@ __all__ = [
     "State",
     "StatusContext",
     "StatusReport",
-    "approve",
     "item",
-    "list_approvals",
     "register_provider",
-    "revoke_approval",
     "status",
 ]
+
+__getattr__ = _moved_names(
+    __name__,
+    {
+        "ApprovalRecord": "mlplan.workspace.ApprovalInfo",
+        "approve": "mlplan.workspace.approve",
+        "list_approvals": "mlplan.workspace.list_approvals",
+        "revoke_approval": "mlplan.workspace.revoke_approval",
+    },
+)

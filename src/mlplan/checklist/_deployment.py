@@ -5,13 +5,15 @@ API keys."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-
-from sqlalchemy import select
+from typing import Any
 
 from mlplan.checklist._evaluation import candidate
 from mlplan.checklist._items import Stage
 from mlplan.checklist._status import ItemStatus, StatusContext, register_provider
-from mlplan.store import Project, Run
+from mlplan.errors import DeploymentNotFoundError
+from mlplan.serving import list_keys
+from mlplan.store import RunRecord
+from mlplan.workspace import Workspace, get_deployment
 
 __all__ = ["DeploymentProvider"]
 
@@ -26,27 +28,27 @@ _ITEMS = (
 )
 
 
-def _runs(context: StatusContext, job: str, model: str) -> list[Run]:
+def _runs(context: StatusContext, job: str, model: str) -> list[RunRecord]:
     ws = context.ws
     with ws.store.transaction() as session:
         runs = session.scalars(
-            select(Run)
-            .join(Project, Run.project_id == Project.id)
-            .where(Project.key == ws.plan.project.store_key, Run.job == job)
-            .order_by(Run.started_at)
+            ws.select(RunRecord).where(RunRecord.job == job).order_by(RunRecord.started_at)
         ).all()
         session.expunge_all()
     return [r for r in runs if r.parameters.get("model") == model]
 
 
+def latest_report(ws: Workspace, kind: str, model: str) -> dict[str, Any] | None:
+    """The newest report of ``kind`` about ``model``, with its time."""
+    found = ws.latest_report(kind, where=lambda r: r.get("model") == model)
+    return None if found is None else found.report | {"created_at": found.created_at.isoformat()}
+
+
 def _in_production(context: StatusContext) -> str | None:
     """The model deployed to production, which the items follow once there is one."""
-    from mlplan.errors import NotFoundError
-    from mlplan.serving._deployments import get_deployment
-
     try:
         return get_deployment(context.ws).model
-    except NotFoundError:
+    except DeploymentNotFoundError:
         return None
 
 
@@ -57,8 +59,6 @@ class DeploymentProvider:
     stage: Stage = "Deployment"
 
     def check(self, context: StatusContext) -> Iterator[ItemStatus]:
-        from mlplan.serving import latest_report, list_keys
-
         ws = context.ws
         plan = ws.plan
         deployment = plan.deployment

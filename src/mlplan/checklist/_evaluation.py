@@ -8,6 +8,9 @@ from typing import Any
 
 from mlplan.checklist._items import Stage
 from mlplan.checklist._status import ItemStatus, StatusContext, register_provider
+from mlplan.evaluation import latest_evaluation
+from mlplan.modeling import latest_comparison, list_models
+from mlplan.serving import clearance
 
 __all__ = ["EvaluationProvider"]
 
@@ -24,8 +27,6 @@ _ITEMS = (
 
 def candidate(context: StatusContext) -> str | None:
     """The model the project would ship now."""
-    from mlplan.modeling import latest_comparison, list_models
-
     ws = context.ws
     models = context.memo("models", lambda: list_models(ws))
     if not models:
@@ -43,8 +44,6 @@ class EvaluationProvider:
     stage: Stage = "Error analysis"
 
     def check(self, context: StatusContext) -> Iterator[ItemStatus]:
-        from mlplan.evaluation import clearance, latest_evaluation
-
         ws = context.ws
         s = context.status
         name = candidate(context)
@@ -62,7 +61,7 @@ class EvaluationProvider:
                     f"mlplan evaluate {name}",
                 )
             return
-        yield from self._items(context, name, found, clearance(ws, name, evaluation=found))
+        yield from self._items(context, name, found.report, clearance(ws, name, evaluation=found))
 
     def _items(
         self, context: StatusContext, name: str, r: dict[str, Any], cleared: Any

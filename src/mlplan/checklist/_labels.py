@@ -6,6 +6,14 @@ from collections.abc import Iterator
 
 from mlplan.checklist._items import Stage
 from mlplan.checklist._status import ItemStatus, StatusContext, register_provider
+from mlplan.labels import (
+    compare_strategies,
+    estimate,
+    get_hlp,
+    label_count,
+    latest_label_report,
+    relabel_queue,
+)
 
 __all__ = ["LabelsProvider"]
 
@@ -17,14 +25,6 @@ class LabelsProvider:
     stage: Stage = "Labels"
 
     def check(self, context: StatusContext) -> Iterator[ItemStatus]:
-        from mlplan.labels import (
-            compare_strategies,
-            estimate,
-            get_hlp,
-            label_count,
-            latest_report,
-            relabel_queue,
-        )
 
         ws = context.ws
         labels = ws.plan.labels
@@ -137,7 +137,7 @@ class LabelsProvider:
                 "mlplan labels import FILE (with items labeled twice), then mlplan labels hlp",
             )
 
-        agreement = latest_report(ws, "agreement")
+        agreement = latest_label_report(ws, "agreement")
         if agreement is None:
             yield s(
                 "labels.agreement",
@@ -146,7 +146,7 @@ class LabelsProvider:
                 "mlplan labels import FILE, then mlplan labels agreement",
             )
         else:
-            report, _, _ = agreement
+            report = agreement.report
             value = report.get("value")
             # Held against today's threshold, not the one in force when it was measured.
             passed = value is not None and value >= labels.min_agreement

@@ -8,6 +8,13 @@ from collections.abc import Iterator
 
 from mlplan.checklist._items import Stage
 from mlplan.checklist._status import ItemStatus, StatusContext, register_provider
+from mlplan.modeling import (
+    BASELINE_FAMILY,
+    DEFAULT_FAMILIES,
+    feasibility,
+    latest_comparison,
+    list_models,
+)
 
 __all__ = ["ModelingProvider"]
 
@@ -19,13 +26,6 @@ class ModelingProvider:
     stage: Stage = "Modeling"
 
     def check(self, context: StatusContext) -> Iterator[ItemStatus]:
-        from mlplan.modeling import (
-            BASELINE_FAMILY,
-            DEFAULT_FAMILIES,
-            feasibility,
-            latest_comparison,
-            list_models,
-        )
 
         ws = context.ws
         task = ws.plan.task

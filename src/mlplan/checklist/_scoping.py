@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mlplan.checklist._approvals import list_approvals
 from mlplan.checklist._items import Stage
 from mlplan.checklist._status import ItemStatus, StatusContext, register_provider
+from mlplan.workspace import list_approvals
 
 __all__ = ["ScopingProvider"]
 

@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from mlplan.cli._render import err_console
-from mlplan.errors import MlplanError
+from mlplan.errors import MlplanError, ParameterError
 
 __all__ = ["JsonOption", "ProjectOption", "app", "main", "workspace"]
 
@@ -25,8 +25,39 @@ def _debug(ctx: Any) -> bool:
     return bool(ctx.params.get("debug")) or os.environ.get("MLPLAN_DEBUG", "") not in ("", "0")
 
 
+def _leaf_command(group: Any, ctx: Any, args: list[str]) -> Any:
+    """The command that ``args`` (the words after ``mlplan``) run, through nested groups."""
+    command = group
+    words = iter(a for a in args if not a.startswith("-"))
+    while hasattr(command, "get_command"):
+        name = next(words, None)
+        found = None if name is None else command.get_command(ctx, name)
+        if found is None:
+            return None
+        command = found
+    return command
+
+
+def _flag(command: Any, param: str) -> str | None:
+    """How the command line sets the library's parameter ``param``: the option (or argument)
+    of the command whose Python name is the same."""
+    for option in getattr(command, "params", ()):
+        if option.name == param:
+            if option.param_type_name != "option":
+                return str(option.human_readable_name)
+            longs = [o for o in option.opts if o.startswith("--")]
+            return str((longs or option.opts)[0])
+    return None
+
+
 class _Group(TyperGroup):
-    """Turns mlplan errors into one red line and the error's exit code."""
+    """Turns mlplan errors into one red line and the error's exit code; an error about a
+    parameter names the option that sets it."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta.setdefault("mlplan.words", list(args))  # the root's: the whole command line
+        rest: list[str] = super().parse_args(ctx, args)
+        return rest
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -34,7 +65,12 @@ class _Group(TyperGroup):
         except MlplanError as exc:
             if _debug(ctx):
                 raise
-            lines = str(exc).splitlines() or [type(exc).__name__]
+            message = str(exc)
+            if isinstance(exc, ParameterError):
+                words = ctx.meta.get("mlplan.words", [])
+                flag = _flag(_leaf_command(self, ctx, words), exc.param)
+                message = exc.naming(flag) if flag is not None else message
+            lines = message.splitlines() or [type(exc).__name__]
             for i, line in enumerate(lines):
                 err_console.print(
                     ("error: " if i == 0 else "") + line,

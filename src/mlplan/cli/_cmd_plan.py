@@ -60,16 +60,23 @@ def init(
             or typer.prompt("Owner (enter to leave as TODO)", default="", show_default=False)
             or None
         )
-    ws = Workspace.create(
-        root,
-        name,
-        task=task,
-        target=target,
-        from_data=from_data,
-        problem=problem,
-        owner=owner,
-        force=force,
-    )
+    if from_data is not None:
+        from mlplan.data import create_from_data
+
+        ws = create_from_data(
+            root,
+            name,
+            from_data,
+            task=task,
+            target=target,
+            problem=problem,
+            owner=owner,
+            force=force,
+        )
+    else:
+        ws = Workspace.create(
+            root, name, task=task, target=target, problem=problem, owner=owner, force=force
+        )
     plan = ws.plan
     if json:
         print_json(

@@ -111,7 +111,7 @@ def deploy(
 @app.command()
 def deployments(project: ProjectOption = None, json: JsonOption = False) -> None:
     """The deployments and the model in each."""
-    from mlplan.serving import list_deployments
+    from mlplan.workspace import list_deployments
 
     found = list_deployments(workspace(project))
     if json:

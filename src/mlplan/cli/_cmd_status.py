@@ -84,7 +84,7 @@ def approve(
     json: JsonOption = False,
 ) -> None:
     """Record a sign-off of a gate by the role the plan names."""
-    from mlplan.checklist import approve as record_approval
+    from mlplan.workspace import approve as record_approval
 
     record = record_approval(workspace(project), gate, role=role, by=by, note=note, subject=subject)
     if json:
@@ -113,7 +113,7 @@ def approvals_list(
     """The approvals that count (and, with --all, the revoked ones)."""
     from rich.table import Table
 
-    from mlplan.checklist import list_approvals
+    from mlplan.workspace import list_approvals
 
     found = list_approvals(workspace(project), gate, include_revoked=all_)
     if json:
@@ -154,7 +154,7 @@ def approvals_revoke(
     json: JsonOption = False,
 ) -> None:
     """Withdraw a sign-off: it stays on the record and no longer counts."""
-    from mlplan.checklist import revoke_approval
+    from mlplan.workspace import revoke_approval
 
     record = revoke_approval(workspace(project), approval_id, role=role, by=by, note=note)
     if json:

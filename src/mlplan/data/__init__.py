@@ -22,7 +22,7 @@ from mlplan.data._registry import (
     register_dataset,
     version_record,
 )
-from mlplan.data._scan import scan_data
+from mlplan.data._scan import create_from_data, scan_data
 from mlplan.data._slices import MISSING, all_slice_masks, slice_masks
 from mlplan.data._split import (
     SPLITS,
@@ -34,6 +34,7 @@ from mlplan.data._split import (
     load_split,
     split_dataset,
 )
+from mlplan.data._sql import sandboxed_duckdb
 
 __all__ = [
     "METADATA_FIELDS",
@@ -55,6 +56,7 @@ __all__ = [
     "column_kind",
     "column_rows",
     "content_hash",
+    "create_from_data",
     "datasheet_markdown",
     "describe_dataset",
     "detect_format",
@@ -77,6 +79,7 @@ __all__ = [
     "read_table",
     "redact_profile",
     "register_dataset",
+    "sandboxed_duckdb",
     "scan_data",
     "slice_masks",
     "split_dataset",

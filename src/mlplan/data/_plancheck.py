@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 
+import duckdb
 import pyarrow as pa
 
 from mlplan.data._registry import list_datasets
@@ -36,7 +37,6 @@ def check_plan_against_data(ws: Workspace) -> list[str]:
 
     Each problem names the plan field, the dataset version and the close column names.
     """
-    import duckdb
 
     plan = ws.plan
     problems: list[str] = []

@@ -3,14 +3,19 @@ the file, the line and what to do."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.json as pj
+import pyarrow.parquet as pq
 
 from mlplan.errors import DataError
+from mlplan.store import sha256_file
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -86,7 +91,6 @@ def content_hash(path: Path, fmt: DataFormat) -> tuple[str, int]:
     For a file, the hash of its bytes; for an image folder, the hash of its manifest (each image's
     relative path and hash), so renaming a class folder makes a new version.
     """
-    from mlplan.store import sha256_file
 
     if fmt != "images":
         try:
@@ -118,8 +122,6 @@ def read_table(path: Path, fmt: DataFormat, *, delimiter: str | None = None) -> 
         if fmt == "csv":
             table = _read_csv(path, delimiter)
         elif fmt == "parquet":
-            import pyarrow.parquet as pq
-
             # Strings stay dictionary-encoded as Parquet stores them: less memory, faster counts.
             schema = pq.read_schema(path)
             strings = [
@@ -130,8 +132,6 @@ def read_table(path: Path, fmt: DataFormat, *, delimiter: str | None = None) -> 
             # pre_buffer helps remote storage; for local files it only raises peak memory.
             table = pq.read_table(path, read_dictionary=strings, pre_buffer=False, memory_map=True)
         else:
-            import pyarrow.json as pj
-
             table = pj.read_json(path)
     except DataError:
         raise
@@ -154,7 +154,6 @@ def read_table(path: Path, fmt: DataFormat, *, delimiter: str | None = None) -> 
 
 
 def _read_csv(path: Path, delimiter: str | None = None) -> pa.Table:
-    import pyarrow.csv as pcsv
 
     bad: list[tuple[int, int]] = []
 
@@ -183,7 +182,6 @@ def _read_csv(path: Path, delimiter: str | None = None) -> pa.Table:
 def _first_ragged_line(path: Path, delimiter: str) -> int | None:
     """The physical line of the first record whose field count differs from the header's
     (quoted fields may span lines, so records and lines differ). Only run on failure."""
-    import csv
 
     with path.open(newline="", encoding="utf-8", errors="replace") as fh:
         reader = csv.reader(fh, delimiter=delimiter)

@@ -15,20 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mlplan.core import DatasetRef, parse_dataset_ref
+from mlplan.data._images import image_table, profile_images
 from mlplan.data._privacy import redact_profile, suspected_pii
+from mlplan.data._profile import profile_table
 from mlplan.data._read import DataFormat, content_hash, detect_format, list_images, read_table
 from mlplan.errors import DataError, DatasetNotFoundError, UsageError
 from mlplan.plan import NAME_PATTERN, DatasetSpec
 from mlplan.store import (
     ArtifactStore,
-    Dataset,
-    DatasetVersion,
-    Project,
-    RunRecorder,
+    DatasetRecord,
+    DatasetVersionRecord,
     sha256_file,
     utcnow,
 )
@@ -105,7 +106,7 @@ class DatasetVersionInfo:
         }
 
     @classmethod
-    def from_record(cls, record: DatasetVersion, name: str) -> DatasetVersionInfo:
+    def from_record(cls, record: DatasetVersionRecord, name: str) -> DatasetVersionInfo:
         """From the store's row."""
         return cls(
             name=name,
@@ -274,77 +275,75 @@ def register_dataset(
     store = ws.store
 
     def work(session: Session) -> RegisterResult:
-        project_id = store.project_id(session, plan.project.store_key, name=plan.project.name)
+        project_id = ws.project_id(session)
         dataset_id = _dataset_id(store, session, project_id, name)
         # Again inside the transaction: a concurrent command may have added these bytes.
         same = session.scalar(
-            select(DatasetVersion).where(
-                DatasetVersion.dataset_id == dataset_id, DatasetVersion.content_hash == digest
+            select(DatasetVersionRecord).where(
+                DatasetVersionRecord.dataset_id == dataset_id,
+                DatasetVersionRecord.content_hash == digest,
             )
         )
         if same is not None:
             return RegisterResult(DatasetVersionInfo.from_record(same, name), False, warnings)
         number = (
             session.scalar(
-                select(func.max(DatasetVersion.version)).where(
-                    DatasetVersion.dataset_id == dataset_id
+                select(func.max(DatasetVersionRecord.version)).where(
+                    DatasetVersionRecord.dataset_id == dataset_id
                 )
             )
             or 0
         ) + 1
-        run = RunRecorder.start(
-            session,
-            project_id=project_id,
-            job="data add",
-            root=ws.root,
-            parameters={
-                "dataset": name,
-                "path": ws.relative(path),
-                "format": fmt,
-                "snapshot": snapshot,
-            },
-        )
-        run.input("file", ws.relative(path), sha256=digest)
-        if snapshot_ref is not None:
-            ArtifactStore.register(
-                session, snapshot_ref, kind="dataset_snapshot", media_type=_MEDIA[fmt]
+        parameters = {
+            "dataset": name,
+            "path": ws.relative(path),
+            "format": fmt,
+            "snapshot": snapshot,
+        }
+        with ws.record("data add", parameters, session=session) as run:
+            run.input("file", ws.relative(path), sha256=digest)
+            if snapshot_ref is not None:
+                ArtifactStore.register(
+                    session, snapshot_ref, kind="dataset_snapshot", media_type=_MEDIA[fmt]
+                )
+            record = DatasetVersionRecord(
+                dataset_id=dataset_id,
+                version=number,
+                content_hash=digest,
+                format=fmt,
+                source_path=ws.relative(path),
+                size_bytes=size,
+                rows=table.num_rows,
+                columns=column_list,
+                profile=profile,
+                meta=metadata,
+                snapshot_sha256=snapshot_ref.sha256 if snapshot_ref else None,
+                run_id=run.id,
             )
-        record = DatasetVersion(
-            dataset_id=dataset_id,
-            version=number,
-            content_hash=digest,
-            format=fmt,
-            source_path=ws.relative(path),
-            size_bytes=size,
-            rows=table.num_rows,
-            columns=column_list,
-            profile=profile,
-            meta=metadata,
-            snapshot_sha256=snapshot_ref.sha256 if snapshot_ref else None,
-            run_id=run.id,
-        )
-        session.add(record)
-        session.flush()
-        run.output("dataset_version", f"{name}@{number}", sha256=digest)
-        run.finish()
+            session.add(record)
+            session.flush()
+            run.output("dataset_version", f"{name}@{number}", sha256=digest)
         return RegisterResult(DatasetVersionInfo.from_record(record, name), True, warnings)
 
     # Snapshot files written for a command that then fails are removed again.
     with store.artifacts.staged():
         snapshot_ref = _snapshot(store.artifacts, path, fmt, table) if snapshot else None
-        return store.write(work)
+        with ws.write() as session:
+            return work(session)
 
 
 def _dataset_id(store: Any, session: Session, project_id: int, name: str) -> int:
     """The id of dataset ``name``, created on first use (safe when commands race)."""
     session.execute(
-        store.insert(Dataset)
+        store.insert(DatasetRecord)
         .values(project_id=project_id, name=name, created_at=utcnow())
         .on_conflict_do_nothing(index_elements=["project_id", "name"])
     )
     return int(
         session.scalar(
-            select(Dataset.id).where(Dataset.project_id == project_id, Dataset.name == name)
+            select(DatasetRecord.id).where(
+                DatasetRecord.project_id == project_id, DatasetRecord.name == name
+            )
         )
         or 0
     )
@@ -360,12 +359,8 @@ _MEDIA = {
 
 def _read_and_profile(path: Path, fmt: DataFormat) -> tuple[pa.Table, dict[str, Any]]:
     if fmt == "images":
-        from mlplan.data._images import image_table, profile_images
-
         table = image_table(path)
         return table, profile_images(table)
-    from mlplan.data._profile import profile_table
-
     table = read_table(path, fmt)
     return table, profile_table(table)
 
@@ -375,7 +370,6 @@ def _snapshot(artifacts: ArtifactStore, path: Path, fmt: DataFormat, table: pa.T
     (which holds each image's hash) as Parquet: the version's snapshot."""
     if fmt != "images":
         return artifacts.put_file(path)
-    import pyarrow.parquet as pq
 
     for image in list_images(path):
         artifacts.put_file(image.path)
@@ -488,16 +482,8 @@ def describe_dataset(
         ("sensitive attribute", "sensitive_attributes"),
     ):
         _check_columns(what, given.get(key), info.column_names, info.ref)
-    store = ws.store
-    with store.transaction() as session:
-        project_id, record = version_record(session, ws, info)
-        run = RunRecorder.start(
-            session,
-            project_id=project_id,
-            job="data describe",
-            root=ws.root,
-            parameters={"dataset": info.ref, **{k: v for k, v in given.items()}},
-        )
+    with ws.record("data describe", {"dataset": info.ref, **given}) as run:
+        _, record = version_record(run.session, ws, info)
         run.input("dataset_version", info.ref, sha256=info.content_hash)
         meta = dict(record.meta)
         meta |= given
@@ -507,23 +493,22 @@ def describe_dataset(
             redact_profile(profile, {c: None for c in given["pii_columns"]})
             record.profile = profile
         record.meta = meta
-        run.finish()
-        session.flush()
+        run.session.flush()
         return DatasetVersionInfo.from_record(record, info.name)
 
 
 def version_record(
     session: Session, ws: Workspace, info: DatasetVersionInfo
-) -> tuple[int, DatasetVersion]:
+) -> tuple[int, DatasetVersionRecord]:
     """The project id and the store's row of a version, inside the caller's transaction."""
-    project_id = ws.store.project_id(session, ws.plan.project.store_key, name=ws.plan.project.name)
+    project_id = ws.project_id(session)
     record = session.scalar(
-        select(DatasetVersion)
-        .join(Dataset)
+        select(DatasetVersionRecord)
+        .join(DatasetRecord)
         .where(
-            Dataset.project_id == project_id,
-            Dataset.name == info.name,
-            DatasetVersion.version == info.version,
+            DatasetRecord.project_id == project_id,
+            DatasetRecord.name == info.name,
+            DatasetVersionRecord.version == info.version,
         )
     )
     if record is None:  # versions are never deleted; this guards a corrupted store
@@ -535,21 +520,12 @@ def _delimiter(source_path: str) -> str | None:
     return "\t" if source_path.lower().endswith(".tsv") else None
 
 
-def _project_id(session: Session, ws: Workspace) -> int | None:
-    return session.scalar(select(Project.id).where(Project.key == ws.plan.project.store_key))
-
-
 def _find_by_hash(ws: Workspace, name: str, digest: str) -> DatasetVersionInfo | None:
     with ws.store.transaction() as session:
         record = session.scalar(
-            select(DatasetVersion)
-            .join(Dataset)
-            .join(Project)
-            .where(
-                Project.key == ws.plan.project.store_key,
-                Dataset.name == name,
-                DatasetVersion.content_hash == digest,
-            )
+            ws.select(DatasetVersionRecord, owner=DatasetRecord)
+            .join(DatasetRecord)
+            .where(DatasetRecord.name == name, DatasetVersionRecord.content_hash == digest)
         )
         return DatasetVersionInfo.from_record(record, name) if record is not None else None
 
@@ -565,25 +541,10 @@ def get_dataset(ws: Workspace, ref: str | DatasetRef) -> DatasetVersionInfo:
     if isinstance(ref, str):
         ref = parse_dataset_ref(ref)
     with ws.store.transaction() as session:
-        project_id = _project_id(session, ws)
-        dataset = (
-            None
-            if project_id is None
-            else session.scalar(
-                select(Dataset).where(Dataset.project_id == project_id, Dataset.name == ref.name)
-            )
-        )
+        dataset = session.scalar(ws.select(DatasetRecord).where(DatasetRecord.name == ref.name))
         if dataset is None or not dataset.versions:
-            known = (
-                []
-                if project_id is None
-                else list(
-                    session.scalars(
-                        select(Dataset.name)
-                        .where(Dataset.project_id == project_id)
-                        .order_by(Dataset.name)
-                    )
-                )
+            known = list(
+                session.scalars(ws.select(DatasetRecord.name).order_by(DatasetRecord.name))
             )
             message = f"dataset {ref.name!r} not found{_close(ref.name, known)}."
             message += f" Known: {', '.join(known)}." if known else " No dataset is registered."
@@ -603,16 +564,7 @@ def get_dataset(ws: Workspace, ref: str | DatasetRef) -> DatasetVersionInfo:
 def list_datasets(ws: Workspace) -> list[DatasetSummary]:
     """Every dataset registered or planned, with its latest version (plan order first)."""
     with ws.store.transaction() as session:
-        project_id = _project_id(session, ws)
-        datasets = (
-            []
-            if project_id is None
-            else list(
-                session.scalars(
-                    select(Dataset).where(Dataset.project_id == project_id).order_by(Dataset.name)
-                )
-            )
-        )
+        datasets = session.scalars(ws.select(DatasetRecord).order_by(DatasetRecord.name)).all()
         registered = {
             d.name: DatasetSummary(
                 d.name,
@@ -639,16 +591,12 @@ def load_table(ws: Workspace, info: DatasetVersionInfo) -> pa.Table:
     if info.snapshot_sha256 and artifacts.exists(info.snapshot_sha256):
         snapshot = artifacts.path(info.snapshot_sha256)
         if fmt == "images":
-            import pyarrow.parquet as pq
-
             return pq.read_table(snapshot)
         # The snapshot has no suffix; the delimiter follows the registered file's.
         return read_table(snapshot, fmt, delimiter=_delimiter(info.source_path))
     source = ws.resolve(info.source_path)
     if fmt == "images":
         if source.is_dir() and content_hash(source, fmt)[0] == info.content_hash:
-            from mlplan.data._images import image_table
-
             return image_table(source)
     elif source.is_file() and sha256_file(source).sha256 == info.content_hash:
         return read_table(source, fmt)

@@ -3,6 +3,8 @@ attributes and PII columns (by name and by what the values look like)."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -10,10 +12,12 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from mlplan.data._privacy import pii_reason, sample_strings
-from mlplan.data._read import detect_format, read_table
+from mlplan.data._profile import profile_table
+from mlplan.data._read import detect_format, list_images, read_table
 from mlplan.plan import ColumnSuggestion, DataSuggestions, Task
+from mlplan.workspace import Workspace
 
-__all__ = ["scan_data"]
+__all__ = ["create_from_data", "scan_data"]
 
 _SENSITIVE_NAMES = re.compile(
     r"^(gender|sex|ethnicity|ethnic_?group|race|religion|age|age_?group|age_?band|nationality|"
@@ -78,8 +82,6 @@ def scan_data(
     fmt = detect_format(path)
     name = dataset or re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem).lstrip("0123456789_.-") or "data"
     if fmt == "images":
-        from mlplan.data._read import list_images
-
         images = list_images(path)
         return DataSuggestions(
             name,
@@ -91,7 +93,6 @@ def scan_data(
             "image_classification",
             sorted({i.label for i in images}),
         )
-    from mlplan.data._profile import profile_table
 
     table = read_table(path, fmt)
     profile = profile_table(table)
@@ -132,3 +133,41 @@ def scan_data(
         if task != "regression":
             classes = [str(t["value"]) for t in target_profile.get("top", [])]
     return DataSuggestions(name, str(path), fmt, rows, columns, candidates, task, classes)
+
+
+def create_from_data(
+    root: str | Path,
+    name: str,
+    data: str | Path,
+    *,
+    task: Task | None = None,
+    target: str | None = None,
+    problem: str | None = None,
+    owner: str | None = None,
+    force: bool = False,
+) -> Workspace:
+    """Write a complete, commented ``mlplan.yaml`` in ``root``, pre-filled from a scan of
+    ``data`` (a file or image folder): its dataset entry, and the task and target it suggests
+    unless given.
+
+    Raises
+    ------
+    ParameterError
+        A plan already exists (without ``force``), or no task or target can be settled.
+    """
+    root = Path(root).resolve()
+    data_path = Path(data).resolve()
+    suggestions = scan_data(data_path, target=target)
+    # Relative to the plan, so the project folder can move with its data.
+    shown = Path(os.path.relpath(data_path, root)).as_posix()
+    suggestions = dataclasses.replace(suggestions, path=shown)
+    return Workspace.create(
+        root,
+        name,
+        task=task,
+        target=target,
+        suggestions=suggestions,
+        problem=problem,
+        owner=owner,
+        force=force,
+    )

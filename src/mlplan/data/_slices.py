@@ -6,6 +6,7 @@ all call :func:`slice_masks`.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 
 import numpy as np
@@ -55,7 +56,6 @@ def slice_masks(table: pa.Table, spec: SliceSpec) -> dict[str, np.ndarray]:
     ...                                        bins=[18, 65, 120])).items()}
     {'age in [18, 65)': [True, True, False], 'age in [65, 120)': [False, False, True]}
     """
-    import difflib
 
     for column in spec.referenced_columns:
         if column not in table.column_names:

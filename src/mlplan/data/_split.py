@@ -11,11 +11,12 @@ import io
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from mlplan.core import SplitRef, parse_dataset_ref, parse_split_ref
 from mlplan.data._registry import (
@@ -26,8 +27,8 @@ from mlplan.data._registry import (
     load_table,
     version_record,
 )
-from mlplan.errors import DataError, NotFoundError, UsageError
-from mlplan.store import ArtifactStore, Dataset, DatasetVersion, Project, RunRecorder, Split
+from mlplan.errors import DataError, SplitNotFoundError, UsageError
+from mlplan.store import ArtifactStore, DatasetRecord, DatasetVersionRecord, SplitRecord
 from mlplan.workspace import Workspace
 
 __all__ = [
@@ -81,7 +82,7 @@ class SplitInfo:
         }
 
     @classmethod
-    def from_record(cls, record: Split, name: str, version: int) -> SplitInfo:
+    def from_record(cls, record: SplitRecord, name: str, version: int) -> SplitInfo:
         """From the store's row."""
         return cls(
             name,
@@ -260,7 +261,6 @@ def check_leakage(
     Identical rows are compared on every column except the id column and ``ignore``d ones
     (image datasets compare the image bytes' hash). Returns counts and up to 5 examples each.
     """
-    import duckdb
 
     ignore_set = set(ignore or [])
     if id_column:
@@ -379,8 +379,6 @@ def split_dataset(
         "seed": seed,
     }
 
-    import pyarrow.parquet as pq
-
     assignment = pa.table(
         {
             "row": pa.array(np.arange(len(codes), dtype=np.int64)),
@@ -389,46 +387,38 @@ def split_dataset(
     )
     buffer = io.BytesIO()
     pq.write_table(assignment, buffer)
-    store = ws.store
-
-    def work(session: Session) -> SplitInfo:
-        project_id, version = version_record(session, ws, info)
-        number = (
-            session.scalar(
-                select(func.max(Split.number)).where(Split.dataset_version_id == version.id)
+    artifacts = ws.store.artifacts
+    with artifacts.staged():
+        artifact = artifacts.put_bytes(buffer.getvalue())
+        with ws.record("data split", {"dataset": info.ref, **parameters}) as run:
+            session = run.session
+            _, version = version_record(session, ws, info)
+            number = (
+                session.scalar(
+                    select(func.max(SplitRecord.number)).where(
+                        SplitRecord.dataset_version_id == version.id
+                    )
+                )
+                or 0
+            ) + 1
+            run.input("dataset_version", info.ref, sha256=info.content_hash)
+            ArtifactStore.register(
+                session, artifact, kind="split", media_type="application/vnd.apache.parquet"
             )
-            or 0
-        ) + 1
-        run = RunRecorder.start(
-            session,
-            project_id=project_id,
-            job="data split",
-            parameters={"dataset": info.ref, **parameters},
-            root=ws.root,
-        )
-        run.input("dataset_version", info.ref, sha256=info.content_hash)
-        ArtifactStore.register(
-            session, artifact, kind="split", media_type="application/vnd.apache.parquet"
-        )
-        record = Split(
-            dataset_version_id=version.id,
-            number=number,
-            parameters=parameters,
-            counts=counts,
-            leakage=leakage,
-            passed=bool(leakage["passed"]),
-            artifact_sha256=artifact.sha256,
-            run_id=run.id,
-        )
-        session.add(record)
-        session.flush()
-        run.output("split", f"{info.ref}/s{number}", sha256=artifact.sha256)
-        run.finish()
-        return SplitInfo.from_record(record, info.name, info.version)
-
-    with store.artifacts.staged():
-        artifact = store.artifacts.put_bytes(buffer.getvalue())
-        return store.write(work)
+            record = SplitRecord(
+                dataset_version_id=version.id,
+                number=number,
+                parameters=parameters,
+                counts=counts,
+                leakage=leakage,
+                passed=bool(leakage["passed"]),
+                artifact_sha256=artifact.sha256,
+                run_id=run.id,
+            )
+            session.add(record)
+            session.flush()
+            run.output("split", f"{info.ref}/s{number}", sha256=artifact.sha256)
+            return SplitInfo.from_record(record, info.name, info.version)
 
 
 def list_splits(ws: Workspace, dataset: str | None = None) -> list[SplitInfo]:
@@ -436,17 +426,17 @@ def list_splits(ws: Workspace, dataset: str | None = None) -> list[SplitInfo]:
     ref = parse_dataset_ref(dataset) if dataset else None
     with ws.store.transaction() as session:
         query = (
-            select(Split, Dataset.name, DatasetVersion.version)
-            .join(DatasetVersion, Split.dataset_version_id == DatasetVersion.id)
-            .join(Dataset)
-            .join(Project)
-            .where(Project.key == ws.plan.project.store_key)
-            .order_by(Split.created_at, Split.id)
+            ws.select(
+                SplitRecord, DatasetRecord.name, DatasetVersionRecord.version, owner=DatasetRecord
+            )
+            .join(DatasetVersionRecord, SplitRecord.dataset_version_id == DatasetVersionRecord.id)
+            .join(DatasetRecord)
+            .order_by(SplitRecord.created_at, SplitRecord.id)
         )
         if ref is not None:
-            query = query.where(Dataset.name == ref.name)
+            query = query.where(DatasetRecord.name == ref.name)
             if ref.version is not None:
-                query = query.where(DatasetVersion.version == ref.version)
+                query = query.where(DatasetVersionRecord.version == ref.version)
         return [
             SplitInfo.from_record(s, name, version) for s, name, version in session.execute(query)
         ]
@@ -457,13 +447,13 @@ def get_split(ws: Workspace, ref: str | SplitRef | None = None) -> SplitInfo:
 
     Raises
     ------
-    NotFoundError
+    SplitNotFoundError
         Listing the known splits.
     """
     splits = list_splits(ws)
     if ref is None:
         if not splits:
-            raise NotFoundError("no split yet. Make one with: mlplan data split DATASET")
+            raise SplitNotFoundError("no split yet. Make one with: mlplan data split DATASET")
         return splits[-1]
     parsed = parse_split_ref(ref) if isinstance(ref, str) else ref
     matches = [
@@ -476,12 +466,11 @@ def get_split(ws: Workspace, ref: str | SplitRef | None = None) -> SplitInfo:
     if matches:
         return matches[-1]
     known = ", ".join(s.ref for s in splits) or "none"
-    raise NotFoundError(f"split {str(parsed)!r} not found; known: {known}")
+    raise SplitNotFoundError(f"split {str(parsed)!r} not found; known: {known}")
 
 
 def load_split(ws: Workspace, split: SplitInfo) -> tuple[DatasetVersionInfo, pa.Table, np.ndarray]:
     """The dataset version, its table and the per-row split codes (0 train, 1 valid, 2 test)."""
-    import pyarrow.parquet as pq
 
     info = get_dataset(ws, f"{split.dataset}@{split.version}")
     table = load_table(ws, info)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import duckdb
+
 __all__ = ["sandboxed_duckdb"]
 
 
@@ -18,7 +20,6 @@ def sandboxed_duckdb() -> Any:
     >>> con.execute("SELECT 1 + 1").fetchone()
     (2,)
     """
-    import duckdb
 
     return duckdb.connect(
         config={

@@ -4,12 +4,11 @@ plan's risks and gates, and the report and model card."""
 
 from __future__ import annotations
 
+from mlplan._deprecated import moved_names as _moved_names
 from mlplan.evaluation._discovery import Condition, candidate_conditions, discover_slices
 from mlplan.evaluation._evaluate import (
-    OVERRIDE_GATE,
-    Clearance,
     Evaluation,
-    clearance,
+    EvaluationInfo,
     evaluate,
     evaluate_predictions,
     latest_evaluation,
@@ -32,16 +31,14 @@ __all__ = [
     "BINARY_METRICS",
     "LOWER_IS_BETTER",
     "MULTICLASS_METRICS",
-    "OVERRIDE_GATE",
     "REGRESSION_METRICS",
-    "Clearance",
     "Condition",
     "Evaluation",
+    "EvaluationInfo",
     "MetricEstimate",
     "Predictions",
     "SliceReport",
     "candidate_conditions",
-    "clearance",
     "discover_slices",
     "evaluate",
     "evaluate_predictions",
@@ -51,3 +48,12 @@ __all__ = [
     "raise_for_gates",
     "slice_metrics",
 ]
+
+__getattr__ = _moved_names(
+    __name__,
+    {
+        "Clearance": "mlplan.serving.Clearance",
+        "OVERRIDE_GATE": "mlplan.workspace.DEPLOY_GATE",
+        "clearance": "mlplan.serving.clearance",
+    },
+)

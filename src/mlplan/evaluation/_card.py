@@ -7,6 +7,9 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from ruamel.yaml import YAML
+
+from mlplan.modeling import latest_comparison
 from mlplan.workspace import Workspace
 
 __all__ = ["model_card"]
@@ -33,7 +36,6 @@ def _cell(text: Any) -> str:
 
 
 def _header(ws: Workspace, subject: Any, info: Any, report: dict[str, Any]) -> str:
-    from ruamel.yaml import YAML
 
     plan = ws.plan
     spec = plan.datasets.get(info.name)
@@ -83,8 +85,6 @@ def model_card(ws: Workspace, subject: Any, info: Any, report: dict[str, Any]) -
     """The card of ``subject`` (a model, or predictions from a file) as Markdown with the
     YAML header, and as HTML."""
     from markdown_it import MarkdownIt
-
-    from mlplan.modeling import latest_comparison
 
     plan = ws.plan
     spec = plan.datasets.get(info.name)

@@ -3,6 +3,8 @@ the gates judged, and the report, model card and JSON written and stored as evid
 
 from __future__ import annotations
 
+import datetime as dt
+import difflib
 import json
 import os
 import tempfile
@@ -14,11 +16,10 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from mlplan.core import json_safe
-from mlplan.errors import CheckFailedError, DataError, UsageError
+from mlplan.data import all_slice_masks, effective_metadata, get_split, load_split
+from mlplan.errors import CheckFailedError, DataError, DeploymentNotFoundError, UsageError
 from mlplan.evaluation._analysis import (
     choose_threshold,
     confusions,
@@ -28,6 +29,7 @@ from mlplan.evaluation._analysis import (
     regressions,
     threshold_table,
 )
+from mlplan.evaluation._card import model_card
 from mlplan.evaluation._discovery import candidate_conditions, discover_slices
 from mlplan.evaluation._gates import judge_gates, judge_risks, top_k_metric
 from mlplan.evaluation._metrics import (
@@ -35,14 +37,36 @@ from mlplan.evaluation._metrics import (
     SliceReport,
     slice_metrics,
 )
-from mlplan.store import ArtifactStore, Model, ModelReport, Project, RunRecorder
-from mlplan.workspace import Workspace
+from mlplan.evaluation._report import render_report
+from mlplan.labels import get_hlp
+from mlplan.modeling import (
+    example_rows,
+    feeds_for,
+    get_model,
+    inputs_for,
+    list_models,
+    older_system_predictions,
+    read_predictions,
+    run_graph,
+    select_features,
+    target_column,
+    target_kind,
+    target_values,
+)
+from mlplan.plan import NAME_PATTERN
+from mlplan.store import ArtifactStore, ModelRecord, sha256_file
+from mlplan.workspace import (
+    DEPLOY_GATE,
+    PRODUCTION,
+    ReportInfo,
+    Workspace,
+    get_deployment,
+    list_approvals,
+)
 
 __all__ = [
-    "OVERRIDE_GATE",
-    "Clearance",
     "Evaluation",
-    "clearance",
+    "EvaluationInfo",
     "evaluate",
     "evaluate_predictions",
     "latest_evaluation",
@@ -52,10 +76,6 @@ __all__ = [
 
 Part = Literal["train", "valid", "test"]
 _PARTS: dict[str, int] = {"train": 0, "valid": 1, "test": 2}
-
-OVERRIDE_GATE = "deploy"
-"""The plan's approval gate that lets a model which failed an evaluation gate be deployed
-(an approval of this gate whose subject is the model)."""
 
 
 @dataclass(frozen=True)
@@ -96,8 +116,6 @@ def _read_json(ws: Workspace, sha256: str) -> dict[str, Any]:
 
 
 def _row_ids(ws: Workspace, info: Any, table: pa.Table, rows: np.ndarray) -> list[str]:
-    from mlplan.data import effective_metadata
-
     id_column = effective_metadata(ws, info).get("id_column")
     if id_column and id_column in table.column_names:
         values = pc.cast(table.column(id_column), pa.string()).to_pylist()
@@ -144,9 +162,6 @@ def _predict(
     part: Part,
     threshold: float | str | None,
 ) -> _Prediction:
-    from mlplan.modeling import feeds_for, inputs_for, run_graph
-    from mlplan.modeling._inputs import example_rows, target_column, target_values
-
     plan = ws.plan
     column = table.column(target_column(ws, info))
     known = ~np.asarray(pc.is_null(column).to_numpy(zero_copy_only=False))
@@ -221,15 +236,11 @@ def _label(value: Any) -> str:
 def _discovery_columns(
     ws: Workspace, info: Any, spec: dict[str, Any], table: pa.Table
 ) -> list[str]:
-    from mlplan.data import effective_metadata
-
     plan = ws.plan
     chosen = plan.evaluation.discovery.features
     if chosen is not None:
         missing = [c for c in chosen if c not in table.column_names]
         if missing:
-            import difflib
-
             close = difflib.get_close_matches(missing[0], table.column_names, n=2, cutoff=0.5)
             hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
             raise DataError(
@@ -248,8 +259,6 @@ def _discovery_columns(
         "label",
     }
     if not spec and info.format != "images":
-        from mlplan.modeling import select_features
-
         spec = select_features(ws, info).to_dict()
     wanted = [*spec.get("numeric", []), *spec.get("categorical", [])]
     for s in plan.slices:
@@ -280,8 +289,6 @@ def _top_k(data: Predictions, name: str) -> float | None:
 def _hlp_references(
     ws: Workspace, metric: str
 ) -> tuple[dict[tuple[str, str], float], float | None]:
-    from mlplan.labels import get_hlp
-
     stored = get_hlp(ws)
     per_slice: dict[tuple[str, str], float] = {}
     overall = None
@@ -321,13 +328,9 @@ def _production(
 ) -> _Production:
     """The model in production on the candidate's rows (labels after its own recorded
     threshold)."""
-    from mlplan.errors import NotFoundError
-    from mlplan.modeling import feeds_for, get_model, inputs_for, run_graph
-    from mlplan.serving._deployments import PRODUCTION, get_deployment
-
     try:
         deployed = get_deployment(ws, PRODUCTION)
-    except NotFoundError:
+    except DeploymentNotFoundError:
         return _Production(
             False, reason="no model is deployed to production yet (mlplan deploy MODEL)"
         )
@@ -393,8 +396,6 @@ def _regression_checks(
 ) -> dict[str, Any]:
     """Per rule of the plan (and by default on the focus metric): the candidate against the
     older system and the model in production."""
-    from mlplan.modeling import older_system_predictions
-
     plan = ws.plan
     spec = plan.evaluation
     data = prediction.data
@@ -508,10 +509,6 @@ def evaluate(
     UsageError
         A gate or risk whose metric does not apply to the task.
     """
-    from mlplan.data import get_split, load_split
-    from mlplan.modeling import get_model
-    from mlplan.modeling._inputs import target_column, target_kind
-
     boot = _check_options(ws, part, n_boot)
     info_model = get_model(ws, model)
     split_info = get_split(ws, info_model.split)
@@ -560,12 +557,6 @@ def evaluate_predictions(
     UsageError
         A name that is not a valid name or that a registered model already has.
     """
-    from mlplan.data import get_split, load_split
-    from mlplan.modeling import list_models, read_predictions
-    from mlplan.modeling._inputs import target_column, target_kind, target_values
-    from mlplan.plan import NAME_PATTERN
-    from mlplan.store import sha256_file
-
     boot = _check_options(ws, part, n_boot)
     path = ws.resolve(predictions)
     if not path.is_file():
@@ -698,9 +689,6 @@ def _analyse(
     seed: int,
     out: str | Path | None,
 ) -> Evaluation:
-    from mlplan.data import all_slice_masks
-    from mlplan.modeling._inputs import target_column, target_values
-
     plan = ws.plan
     spec = plan.evaluation
     column = table.column(target_column(ws, info))
@@ -864,16 +852,9 @@ def _store(
     report: dict[str, Any],
     out: str | Path | None,
 ) -> Evaluation:
-    from mlplan.checklist import list_approvals
-    from mlplan.evaluation._card import model_card
-    from mlplan.evaluation._report import render_report
-
-    plan = ws.plan
     report = json_safe(report)
     model = subject.model
-    approvals = [
-        a.to_dict() for a in list_approvals(ws, OVERRIDE_GATE) if a.subject == subject.name
-    ]
+    approvals = [a.to_dict() for a in list_approvals(ws, DEPLOY_GATE) if a.subject == subject.name]
     report["approvals"] = approvals
     card_md, card_html = model_card(ws, subject, info, report)
     html = render_report(report)
@@ -889,66 +870,33 @@ def _store(
         folder = ws.root / folder
     staged = _write_staged(folder, blobs)
     artifacts = ws.store.artifacts
-
-    def work(session: Session) -> None:
-        project_id = ws.store.project_id(session, plan.project.store_key, name=plan.project.name)
-        run = RunRecorder.start(
-            session,
-            project_id=project_id,
-            job="evaluate",
-            root=ws.root,
-            parameters={
-                "model": subject.name,
-                "split": split_info.ref,
-                "part": report["part"],
-                "bootstrap": report["bootstrap"],
-                "seed": report["seed"],
-                "threshold": (report.get("threshold") or {}).get("value"),
-            },
-        )
-        if model is not None:
-            run.input("model", model.name, sha256=model.package["model.onnx"])
-        if subject.source is not None:
-            run.input("file", subject.source["path"], sha256=subject.source["sha256"])
-        run.input("split", split_info.ref, sha256=split_info.artifact_sha256)
-        stored = {}
-        for name, blob in blobs.items():
-            ref = artifacts.put_bytes(blob)
-            ArtifactStore.register(session, ref, kind=f"evaluation:{name}", media_type=_media(name))
-            stored[name] = ref.sha256
-            run.output("report", f"{subject.name}/{name}", sha256=ref.sha256)
-        threshold = report.get("threshold")
-        if threshold is not None and model is not None and report["part"] == "test":
-            record = session.scalar(
-                select(Model)
-                .join(Project, Model.project_id == Project.id)
-                .where(Project.key == plan.project.store_key, Model.name == model.name)
-            )
-            assert record is not None
-            metadata = _read_json(ws, record.package["metadata.json"])
-            metadata["threshold"] = threshold["value"]
-            metadata["threshold_choice"] = {
-                k: threshold.get(k) for k in ("criterion", "chosen_on", "criterion_value")
-            } | {"run_id": run.id}
-            ref = artifacts.put_bytes(json.dumps(metadata, indent=1, default=str).encode())
-            ArtifactStore.register(
-                session, ref, kind="model:metadata.json", media_type="application/json"
-            )
-            record.package = dict(record.package) | {"metadata.json": ref.sha256}
-            run.output("model", model.name, sha256=record.package["model.onnx"])
-        session.add(
-            ModelReport(
-                project_id=project_id,
-                kind="evaluation",
-                report=report | {"artifacts": stored, "run_id": run.id},
-                run_id=run.id,
-            )
-        )
-        run.finish()
-
+    parameters = {
+        "model": subject.name,
+        "split": split_info.ref,
+        "part": report["part"],
+        "bootstrap": report["bootstrap"],
+        "seed": report["seed"],
+        "threshold": (report.get("threshold") or {}).get("value"),
+    }
     try:
-        with artifacts.staged():
-            ws.store.write(work)
+        with artifacts.staged(), ws.record("evaluate", parameters) as run:
+            if model is not None:
+                run.input("model", model.name, sha256=model.package["model.onnx"])
+            if subject.source is not None:
+                run.input("file", subject.source["path"], sha256=subject.source["sha256"])
+            run.input("split", split_info.ref, sha256=split_info.artifact_sha256)
+            stored = {}
+            for name, blob in blobs.items():
+                ref = artifacts.put_bytes(blob)
+                ArtifactStore.register(
+                    run.session, ref, kind=f"evaluation:{name}", media_type=_media(name)
+                )
+                stored[name] = ref.sha256
+                run.output("report", f"{subject.name}/{name}", sha256=ref.sha256)
+            threshold = report.get("threshold")
+            if threshold is not None and model is not None and report["part"] == "test":
+                _record_threshold(ws, run, model.name, threshold)
+            run.report("evaluation", report | {"artifacts": stored, "run_id": run.id})
     except BaseException:
         for path in staged.values():
             path.unlink(missing_ok=True)
@@ -961,6 +909,23 @@ def _store(
     return Evaluation(subject.name, report, files)
 
 
+def _record_threshold(ws: Workspace, run: Any, model: str, threshold: dict[str, Any]) -> None:
+    """Write the chosen decision threshold into the model package's metadata."""
+    session = run.session
+    record = session.scalar(ws.select(ModelRecord).where(ModelRecord.name == model))
+    assert record is not None
+    metadata = _read_json(ws, record.package["metadata.json"])
+    metadata["threshold"] = threshold["value"]
+    metadata["threshold_choice"] = {
+        k: threshold.get(k) for k in ("criterion", "chosen_on", "criterion_value")
+    } | {"run_id": run.id}
+    artifacts = ws.store.artifacts
+    ref = artifacts.put_bytes(json.dumps(metadata, indent=1, default=str).encode())
+    ArtifactStore.register(session, ref, kind="model:metadata.json", media_type="application/json")
+    record.package = dict(record.package) | {"metadata.json": ref.sha256}
+    run.output("model", model, sha256=record.package["model.onnx"])
+
+
 def _media(name: str) -> str:
     return {
         ".html": "text/html",
@@ -969,79 +934,66 @@ def _media(name: str) -> str:
     }[Path(name).suffix]
 
 
+@dataclass(frozen=True)
+class EvaluationInfo:
+    """A stored evaluation: ``evaluation.json`` as it was kept (``report``), with when and by
+    which run."""
+
+    model: str
+    report: dict[str, Any]
+    run_id: str
+    created_at: dt.datetime
+
+    @classmethod
+    def from_report(cls, stored: ReportInfo) -> EvaluationInfo:
+        """From the store's report."""
+        return cls(stored.report["model"], stored.report, stored.run_id, stored.created_at)
+
+    @property
+    def external(self) -> bool:
+        """Predictions made elsewhere (``evaluate_predictions``), not a registered model."""
+        return "source" in self.report
+
+    @property
+    def passed(self) -> bool:
+        """No gate failed."""
+        return bool(self.report["passed"])
+
+    @property
+    def gates(self) -> list[dict[str, Any]]:
+        """Every gate of the plan with its state (pass, fail or unchecked) and evidence."""
+        return list(self.report["gates"])
+
+    @property
+    def failed_gates(self) -> list[dict[str, Any]]:
+        """The gates that failed."""
+        return [g for g in self.gates if g["state"] == "fail"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view: the report with its time."""
+        return self.report | {"created_at": self.created_at.isoformat()}
+
+
 def list_evaluations(
     ws: Workspace, model: str | None = None, *, external: bool | None = None
-) -> list[dict[str, Any]]:
-    """Stored evaluations, oldest first, each with its time: of one model (or predictions
-    name), and only of registered models (``external=False``) or of predictions made
-    elsewhere (``True``)."""
-    with ws.store.transaction() as session:
-        records = session.scalars(
-            select(ModelReport)
-            .join(Project, ModelReport.project_id == Project.id)
-            .where(Project.key == ws.plan.project.store_key, ModelReport.kind == "evaluation")
-            .order_by(ModelReport.created_at, ModelReport.id)
-        ).all()
-        out = [dict(r.report) | {"created_at": r.created_at.isoformat()} for r in records]
+) -> list[EvaluationInfo]:
+    """Stored evaluations, oldest first: of one model (or predictions name), and only of
+    registered models (``external=False``) or of predictions made elsewhere (``True``)."""
+    found = [EvaluationInfo.from_report(r) for r in ws.reports("evaluation")]
     return [
-        r
-        for r in out
-        if (model is None or r["model"] == model)
-        and (external is None or ("source" in r) == external)
+        e
+        for e in found
+        if (model is None or e.model == model) and (external is None or e.external == external)
     ]
 
 
-def latest_evaluation(ws: Workspace, model: str | None = None) -> dict[str, Any] | None:
+def latest_evaluation(ws: Workspace, model: str | None = None) -> EvaluationInfo | None:
     """The newest stored evaluation of a registered model (``model``, else any), if any."""
-    found = list_evaluations(ws, model, external=False)
-    return found[-1] if found else None
-
-
-@dataclass(frozen=True)
-class Clearance:
-    """Whether a model may be deployed: its newest evaluation passed every gate, or a
-    recorded approval lets it ship anyway."""
-
-    model: str
-    allowed: bool
-    reason: str
-    approval: dict[str, Any] | None = None
-    evaluated: bool = True
-
-
-def clearance(ws: Workspace, model: str, *, evaluation: dict[str, Any] | None = None) -> Clearance:
-    """May ``model`` be deployed? Deployment (``mlplan serve``, rollouts) asks this.
-    ``evaluation``: its newest evaluation, when the caller has read it already."""
-    from mlplan.checklist import list_approvals
-
-    found = evaluation if evaluation is not None else latest_evaluation(ws, model)
-    if found is None:
-        return Clearance(
-            model,
-            False,
-            f"{model} has not been evaluated: mlplan evaluate {model}",
-            evaluated=False,
-        )
-    failed = [g["id"] for g in found["gates"] if g["state"] == "fail"]
-    if not failed:
-        return Clearance(model, True, "every gate passed")
-    approvals = [a for a in list_approvals(ws, OVERRIDE_GATE) if a.subject == model]
-    if approvals:
-        a = approvals[-1]
-        return Clearance(
-            model,
-            True,
-            f"gates failed ({', '.join(failed)}) but {a.by} ({a.role}) approved it",
-            a.to_dict(),
-        )
-    rule = ws.plan.approval_for(OVERRIDE_GATE)
-    how = (
-        f"mlplan approve {OVERRIDE_GATE} --role {rule.role} --by NAME --subject {model} --note WHY"
-        if rule is not None
-        else f"add '- {{gate: {OVERRIDE_GATE}, role: ...}}' under approvals: in the plan, "
-        f"then mlplan approve {OVERRIDE_GATE} --subject {model}"
+    found = ws.latest_report(
+        "evaluation",
+        where=lambda r: "source" not in r and (model is None or r["model"] == model),
     )
-    return Clearance(model, False, f"gates failed: {', '.join(failed)}; to deploy it anyway: {how}")
+    return None if found is None else EvaluationInfo.from_report(found)
 
 
 def raise_for_gates(evaluation: Evaluation) -> None:
@@ -1055,6 +1007,6 @@ def raise_for_gates(evaluation: Evaluation) -> None:
             + (
                 f". {approved[-1]['by']} approved deploying it anyway"
                 if approved
-                else f". It can be deployed only with a recorded approval of {OVERRIDE_GATE!r}"
+                else f". It can be deployed only with a recorded approval of {DEPLOY_GATE!r}"
             )
         )

@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from mlplan.data import sandboxed_duckdb
 from mlplan.errors import DataError, UsageError
 
 __all__ = [
@@ -348,8 +351,6 @@ class Predictions:
 
 def _encode(labels: np.ndarray) -> tuple[list[str], np.ndarray]:
     """Distinct labels as strings, and each row's index into them (a hash pass, no sort)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     if labels.dtype == object:
         missing = sum(v is None or (isinstance(v, float) and v != v) for v in labels)
@@ -754,8 +755,6 @@ def _check_metrics(data: Predictions, metrics: Sequence[str] | None) -> tuple[st
 
 def _group_codes(sensitive_features: Any, n: int) -> tuple[np.ndarray, list[str]]:
     """Group code per row and group names ``col=value & ...`` from feature arrays."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     per_column: list[np.ndarray] = []
     parts: list[list[str]] = []
@@ -919,7 +918,6 @@ def slice_metrics(
 
 
 def _feature_columns(sensitive_features: Any, n: int) -> dict[str, Any]:
-    import pyarrow as pa
 
     if hasattr(sensitive_features, "columns") and hasattr(sensitive_features, "__getitem__"):
         columns = {str(c): np.asarray(sensitive_features[c]) for c in sensitive_features.columns}
@@ -948,8 +946,6 @@ _LOCAL = threading.local()
 def _cursor() -> Any:
     # Opening a DuckDB database costs ~15 ms; each thread keeps one and takes cursors of it.
     if getattr(_LOCAL, "con", None) is None:
-        from mlplan.data._sql import sandboxed_duckdb
-
         _LOCAL.con = sandboxed_duckdb()
     return _LOCAL.con.cursor()
 
@@ -959,7 +955,6 @@ def _confusion_by_features(
 ) -> tuple[np.ndarray, list[str]]:
     """Confusion matrices (groups, K, K) and group names from one DuckDB GROUP BY over the
     labels as they are; the classes are fixed from what it saw."""
-    import pyarrow as pa
 
     columns = _feature_columns(sensitive_features, data.n)
     names = list(columns)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+from importlib.resources import files
 from typing import Any
 
 from mlplan._optional import require
@@ -196,7 +197,6 @@ def render_report(report: dict[str, Any]) -> str:
     """The report as one HTML page."""
     jinja2 = require("jinja2", extra="evaluation", purpose="the evaluation report")
     env = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)
-    from importlib.resources import files
 
     template = env.from_string(files("mlplan.evaluation").joinpath("report.html.j2").read_text())
     return str(template.render(r=report, figs=svg_figures(report), fmt=_fmt, pct=_pct))

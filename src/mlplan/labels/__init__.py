@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from mlplan._deprecated import moved_names as _moved_names
 from mlplan.labels._agreement import (
     AgreementReport,
     AnnotatorStats,
@@ -52,10 +53,11 @@ from mlplan.labels._issues import (
 from mlplan.labels._items import item_table
 from mlplan.labels._measure import (
     AgreementResult,
+    LabelReportInfo,
     StoredHLP,
     consensus_labels,
     get_hlp,
-    latest_report,
+    latest_label_report,
     measure_agreement,
     measure_hlp,
 )
@@ -84,6 +86,7 @@ __all__ = [
     "ImportResult",
     "Interval",
     "LabelIssue",
+    "LabelReportInfo",
     "Level",
     "QueueEntry",
     "Selection",
@@ -112,7 +115,7 @@ __all__ = [
     "krippendorff_alpha",
     "label_count",
     "label_studio_config",
-    "latest_report",
+    "latest_label_report",
     "leave_one_out_reference",
     "list_batches",
     "load_annotations",
@@ -131,3 +134,5 @@ __all__ = [
     "triage",
     "within_item_pairs",
 ]
+
+__getattr__ = _moved_names(__name__, {"latest_report": "mlplan.labels.latest_label_report"})

@@ -39,14 +39,12 @@ from mlplan.labels._items import (
     read_probabilities,
 )
 from mlplan.store import (
-    Annotation,
+    AnnotationRecord,
     ArtifactStore,
-    Dataset,
-    DatasetVersion,
-    LabelBatch,
-    LabelImport,
-    Project,
-    RunRecorder,
+    DatasetRecord,
+    DatasetVersionRecord,
+    LabelBatchRecord,
+    LabelImportRecord,
 )
 from mlplan.workspace import Workspace, write_atomic
 
@@ -155,8 +153,8 @@ def export_batch(
         _, version_id = ids_of_version(session, ws, info)
         labeled = set(
             session.scalars(
-                select(Annotation.item_id)
-                .where(Annotation.dataset_version_id == version_id)
+                select(AnnotationRecord.item_id)
+                .where(AnnotationRecord.dataset_version_id == version_id)
                 .distinct()
             )
         )
@@ -221,11 +219,23 @@ def export_batch(
     comparison = compare_strategies(plan.labels, items=len(chosen), overlap=share)
 
     store = ws.store
-    with store.transaction() as session:
+    parameters = {
+        "dataset": info.ref,
+        "strategy": strategy,
+        "n": len(chosen),
+        "overlap": share,
+        "selection": selection,
+        "seed": seed,
+        "format": fmt,
+    }
+    with ws.record("labels export", parameters) as run:
+        session = run.session
         project_id, version_id = ids_of_version(session, ws, info)
         number = (
             session.scalar(
-                select(func.max(LabelBatch.number)).where(LabelBatch.project_id == project_id)
+                select(func.max(LabelBatchRecord.number)).where(
+                    LabelBatchRecord.project_id == project_id
+                )
             )
             or 0
         ) + 1
@@ -249,25 +259,10 @@ def export_batch(
             kind="label_batch",
             media_type="text/csv" if fmt == "csv" else "application/json",
         )
-        run = RunRecorder.start(
-            session,
-            project_id=project_id,
-            job="labels export",
-            root=ws.root,
-            parameters={
-                "dataset": info.ref,
-                "strategy": strategy,
-                "n": len(chosen),
-                "overlap": share,
-                "selection": selection,
-                "seed": seed,
-                "format": fmt,
-            },
-        )
         run.input("dataset_version", info.ref, sha256=info.content_hash)
         run.output("artifact", f"labels/batch-{number}", sha256=artifact.sha256)
         session.add(
-            LabelBatch(
+            LabelBatchRecord(
                 project_id=project_id,
                 dataset_version_id=version_id,
                 number=number,
@@ -283,7 +278,6 @@ def export_batch(
                 run_id=run.id,
             )
         )
-        run.finish()
     # After the commit: a batch file always has its record (and its bytes are in the store).
     write_atomic(main, body)
     write_atomic(sidecar, sidecar_text)
@@ -346,19 +340,20 @@ def list_batches(ws: Workspace) -> list[dict[str, Any]]:
     """Every labeling batch, oldest first, with what came back for it."""
     with ws.store.transaction() as session:
         rows = session.execute(
-            select(LabelBatch, Dataset.name, DatasetVersion.version)
-            .join(DatasetVersion, LabelBatch.dataset_version_id == DatasetVersion.id)
-            .join(Dataset)
-            .join(Project, LabelBatch.project_id == Project.id)
-            .where(Project.key == ws.plan.project.store_key)
-            .order_by(LabelBatch.number)
+            ws.select(LabelBatchRecord, DatasetRecord.name, DatasetVersionRecord.version)
+            .join(
+                DatasetVersionRecord,
+                LabelBatchRecord.dataset_version_id == DatasetVersionRecord.id,
+            )
+            .join(DatasetRecord)
+            .order_by(LabelBatchRecord.number)
         ).all()
         imported = dict(
             session.execute(
-                select(LabelImport.batch_id, func.count(Annotation.id))
-                .join(Annotation, Annotation.import_id == LabelImport.id)
-                .where(LabelImport.batch_id.is_not(None))
-                .group_by(LabelImport.batch_id)
+                select(LabelImportRecord.batch_id, func.count(AnnotationRecord.id))
+                .join(AnnotationRecord, AnnotationRecord.import_id == LabelImportRecord.id)
+                .where(LabelImportRecord.batch_id.is_not(None))
+                .group_by(LabelImportRecord.batch_id)
             ).all()
         )
     return [

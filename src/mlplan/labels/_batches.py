@@ -7,7 +7,9 @@ and never the same item twice.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -259,8 +261,6 @@ def render_csv(
     assignments: Sequence[Assignment], fields: Mapping[str, Mapping[str, Any]], *, batch: int
 ) -> str:
     """The batch as CSV: one row per assignment with an empty ``label`` to fill in."""
-    import csv
-    import io
 
     columns = sorted({c for row in fields.values() for c in row})
     out = io.StringIO()

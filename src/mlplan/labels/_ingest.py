@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from mlplan.data import (
     DatasetVersionInfo,
@@ -24,13 +23,11 @@ from mlplan.labels._batches import (
 from mlplan.labels._import import check_rows, read_annotations
 from mlplan.labels._items import classes_of, default_dataset, ids_of_version, item_table
 from mlplan.store import (
-    Annotation,
-    Dataset,
-    DatasetVersion,
-    LabelBatch,
-    LabelImport,
-    Project,
-    RunRecorder,
+    AnnotationRecord,
+    DatasetRecord,
+    DatasetVersionRecord,
+    LabelBatchRecord,
+    LabelImportRecord,
     sha256_file,
 )
 from mlplan.workspace import Workspace
@@ -88,11 +85,18 @@ def import_annotations(
     if batch is not None:
         with store.transaction() as session:
             found = session.execute(
-                select(LabelBatch.id, Dataset.name, DatasetVersion.version, LabelBatch.salt)
-                .join(DatasetVersion, LabelBatch.dataset_version_id == DatasetVersion.id)
-                .join(Dataset)
-                .join(Project, LabelBatch.project_id == Project.id)
-                .where(Project.key == ws.plan.project.store_key, LabelBatch.number == batch)
+                ws.select(
+                    LabelBatchRecord.id,
+                    DatasetRecord.name,
+                    DatasetVersionRecord.version,
+                    LabelBatchRecord.salt,
+                )
+                .join(
+                    DatasetVersionRecord,
+                    LabelBatchRecord.dataset_version_id == DatasetVersionRecord.id,
+                )
+                .join(DatasetRecord)
+                .where(LabelBatchRecord.number == batch)
             ).first()
         if found is None:
             raise NotFoundError(f"no labeling batch {batch}; see mlplan labels batches")
@@ -115,8 +119,9 @@ def import_annotations(
         _, version_id = ids_of_version(session, ws, info)
         stored = set(
             session.execute(
-                select(Annotation.item_id, Annotation.annotator).where(
-                    Annotation.dataset_version_id == version_id, Annotation.gold.is_(gold)
+                select(AnnotationRecord.item_id, AnnotationRecord.annotator).where(
+                    AnnotationRecord.dataset_version_id == version_id,
+                    AnnotationRecord.gold.is_(gold),
                 )
             ).all()
         )
@@ -141,24 +146,19 @@ def import_annotations(
         raise DataError(f"{path}: nothing left to import —\n{check.describe()}")
     digest = sha256_file(path).sha256
 
-    def work(session: Session) -> ImportResult:
+    parameters = {"dataset": info.ref, "batch": batch, "gold": gold, "format": fmt}
+    with ws.record("labels import", parameters) as run:
+        session = run.session
         project_id, version_id = ids_of_version(session, ws, info)
         batch_id = None
         if batch is not None:
             batch_id = session.scalar(
-                select(LabelBatch.id).where(
-                    LabelBatch.project_id == project_id, LabelBatch.number == batch
+                select(LabelBatchRecord.id).where(
+                    LabelBatchRecord.project_id == project_id, LabelBatchRecord.number == batch
                 )
             )
-        run = RunRecorder.start(
-            session,
-            project_id=project_id,
-            job="labels import",
-            root=ws.root,
-            parameters={"dataset": info.ref, "batch": batch, "gold": gold, "format": fmt},
-        )
         run.input("file", ws.relative(path), sha256=digest)
-        record = LabelImport(
+        record = LabelImportRecord(
             project_id=project_id,
             dataset_version_id=version_id,
             batch_id=batch_id,
@@ -171,7 +171,7 @@ def import_annotations(
         session.add(record)
         session.flush()
         session.add_all(
-            Annotation(
+            AnnotationRecord(
                 dataset_version_id=version_id,
                 import_id=record.id,
                 item_id=r.item_id,
@@ -184,10 +184,7 @@ def import_annotations(
             for r in check.good
         )
         run.output("dataset_version", f"{info.ref}:labels", sha256=digest)
-        run.finish()
         return ImportResult(info.ref, fmt, check.counts(), check.describe())
-
-    return store.write(work, attempts=1)
 
 
 def load_annotations(
@@ -201,9 +198,16 @@ def load_annotations(
     with ws.store.transaction() as session:
         _, version_id = ids_of_version(session, ws, info)
         rows = session.execute(
-            select(Annotation.item_id, Annotation.annotator, Annotation.label, Annotation.seconds)
-            .where(Annotation.dataset_version_id == version_id, Annotation.gold.is_(gold))
-            .order_by(Annotation.id)
+            select(
+                AnnotationRecord.item_id,
+                AnnotationRecord.annotator,
+                AnnotationRecord.label,
+                AnnotationRecord.seconds,
+            )
+            .where(
+                AnnotationRecord.dataset_version_id == version_id, AnnotationRecord.gold.is_(gold)
+            )
+            .order_by(AnnotationRecord.id)
         ).all()
     if not rows:
         raise UsageError(
@@ -230,8 +234,11 @@ def label_count(ws: Workspace, dataset: str) -> int:
         return int(
             session.scalar(
                 select(func.count())
-                .select_from(Annotation)
-                .where(Annotation.dataset_version_id == version_id, Annotation.gold.is_(False))
+                .select_from(AnnotationRecord)
+                .where(
+                    AnnotationRecord.dataset_version_id == version_id,
+                    AnnotationRecord.gold.is_(False),
+                )
             )
             or 0
         )

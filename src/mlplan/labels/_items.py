@@ -3,12 +3,12 @@ files of predicted probabilities about them."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mlplan.data import (
@@ -17,14 +17,14 @@ from mlplan.data import (
     get_dataset,
     list_datasets,
     load_table,
+    read_table,
     version_record,
 )
-from mlplan.errors import DataError, NotFoundError
+from mlplan.errors import DataError, DatasetNotFoundError
 from mlplan.store import (
-    Dataset,
-    DatasetVersion,
-    LabelImport,
-    Project,
+    DatasetRecord,
+    DatasetVersionRecord,
+    LabelImportRecord,
 )
 from mlplan.workspace import Workspace
 
@@ -77,13 +77,14 @@ def default_dataset(ws: Workspace, ref: str | None) -> DatasetVersionInfo:
         return get_dataset(ws, ref)
     with ws.store.transaction() as session:
         latest = session.execute(
-            select(Dataset.name, DatasetVersion.version)
-            .select_from(LabelImport)
-            .join(DatasetVersion, LabelImport.dataset_version_id == DatasetVersion.id)
-            .join(Dataset)
-            .join(Project)
-            .where(Project.key == ws.plan.project.store_key)
-            .order_by(LabelImport.created_at.desc(), LabelImport.id.desc())
+            ws.select(DatasetRecord.name, DatasetVersionRecord.version, owner=LabelImportRecord)
+            .select_from(LabelImportRecord)
+            .join(
+                DatasetVersionRecord,
+                LabelImportRecord.dataset_version_id == DatasetVersionRecord.id,
+            )
+            .join(DatasetRecord)
+            .order_by(LabelImportRecord.created_at.desc(), LabelImportRecord.id.desc())
             .limit(1)
         ).first()
     if latest is not None:
@@ -91,16 +92,15 @@ def default_dataset(ws: Workspace, ref: str | None) -> DatasetVersionInfo:
     for summary in list_datasets(ws):
         if summary.latest is not None:
             return summary.latest
-    raise NotFoundError("no dataset registered yet. Register one with: mlplan data add NAME FILE")
+    raise DatasetNotFoundError(
+        "no dataset registered yet. Register one with: mlplan data add NAME FILE"
+    )
 
 
 def read_probabilities(
     path: Path, classes: list[str], item_ids: list[str], ref: str
 ) -> tuple[list[str], np.ndarray]:
     """A file of out-of-fold probabilities: item ids and an items × classes matrix, checked."""
-    from collections import Counter
-
-    from mlplan.data import read_table
 
     probs = read_table(path, "csv" if path.suffix.lower() in {".csv", ".tsv"} else "parquet")
     missing = [c for c in ["item_id", *classes] if c not in probs.column_names]

@@ -33,21 +33,20 @@ from mlplan.labels._issues import (
 )
 from mlplan.labels._items import classes_of, default_dataset, ids_of_version, item_table
 from mlplan.store import (
-    Dataset,
-    DatasetVersion,
+    DatasetRecord,
+    DatasetVersionRecord,
     LabelIssueRecord,
-    LabelReport,
-    Project,
-    RunRecorder,
+    LabelReportRecord,
 )
 from mlplan.workspace import Workspace, write_atomic
 
 __all__ = [
     "AgreementResult",
+    "LabelReportInfo",
     "StoredHLP",
     "consensus_labels",
     "get_hlp",
-    "latest_report",
+    "latest_label_report",
     "measure_agreement",
     "measure_hlp",
     "queue_issues",
@@ -149,14 +148,11 @@ def store_report(
 ) -> int:
     """Store a report (and queue issues not queued before); returns how many were queued."""
 
-    def work(session: Session) -> int:
-        project_id, version_id = ids_of_version(session, ws, info)
-        run = RunRecorder.start(
-            session, project_id=project_id, job=job, root=ws.root, parameters={"dataset": info.ref}
-        )
+    with ws.record(job, {"dataset": info.ref}) as run:
+        project_id, version_id = ids_of_version(run.session, ws, info)
         run.input("dataset_version", f"{info.ref}:labels")
-        session.add(
-            LabelReport(
+        run.session.add(
+            LabelReportRecord(
                 project_id=project_id,
                 dataset_version_id=version_id,
                 kind=kind,
@@ -165,11 +161,7 @@ def store_report(
                 run_id=run.id,
             )
         )
-        queued = queue_issues(session, project_id, version_id, issues)
-        run.finish()
-        return queued
-
-    return ws.store.write(work)
+        return queue_issues(run.session, project_id, version_id, issues)
 
 
 def queue_issues(
@@ -258,27 +250,47 @@ def measure_hlp(
     return result
 
 
-def latest_report(
+@dataclass(frozen=True)
+class LabelReportInfo:
+    """A stored report about a version's labels (agreement or HLP), with its verdict."""
+
+    kind: str
+    dataset: str
+    report: dict[str, Any]
+    passed: bool | None
+    created_at: dt.datetime
+    run_id: str
+
+
+def latest_label_report(
     ws: Workspace, kind: Literal["agreement", "hlp"], dataset: str | None = None
-) -> tuple[dict[str, Any], bool | None, dt.datetime] | None:
-    """The newest stored report of ``kind`` (for a dataset, or any), with its verdict."""
+) -> LabelReportInfo | None:
+    """The newest stored report of ``kind`` (for a dataset, or any), with its verdict; its
+    ``report`` names the dataset version it was measured on."""
     with ws.store.transaction() as session:
         query = (
-            select(LabelReport, Dataset.name, DatasetVersion.version)
-            .join(DatasetVersion, LabelReport.dataset_version_id == DatasetVersion.id)
-            .join(Dataset)
-            .join(Project, LabelReport.project_id == Project.id)
-            .where(Project.key == ws.plan.project.store_key, LabelReport.kind == kind)
-            .order_by(LabelReport.created_at.desc(), LabelReport.id.desc())
+            ws.select(LabelReportRecord, DatasetRecord.name, DatasetVersionRecord.version)
+            .join(
+                DatasetVersionRecord,
+                LabelReportRecord.dataset_version_id == DatasetVersionRecord.id,
+            )
+            .join(DatasetRecord)
+            .where(LabelReportRecord.kind == kind)
+            .order_by(LabelReportRecord.created_at.desc(), LabelReportRecord.id.desc())
         )
         if dataset is not None:
             info = get_dataset(ws, dataset)
-            query = query.where(Dataset.name == info.name, DatasetVersion.version == info.version)
+            query = query.where(
+                DatasetRecord.name == info.name, DatasetVersionRecord.version == info.version
+            )
         row = session.execute(query.limit(1)).first()
     if row is None:
         return None
-    record = row[0]
-    return record.report | {"dataset": f"{row[1]}@{row[2]}"}, record.passed, record.created_at
+    record, name, version = row
+    ref = f"{name}@{version}"
+    return LabelReportInfo(
+        kind, ref, record.report | {"dataset": ref}, record.passed, record.created_at, record.run_id
+    )
 
 
 @dataclass(frozen=True)
@@ -300,14 +312,14 @@ class StoredHLP:
 def get_hlp(ws: Workspace, dataset: str | None = None) -> StoredHLP | None:
     """The newest HLP baseline (of ``dataset``, else of any version): what modeling and error
     analysis compare models with."""
-    found = latest_report(ws, "hlp", dataset)
+    found = latest_label_report(ws, "hlp", dataset)
     if found is None:
         return None
-    report, _, when = found
+    report = found.report
     return StoredHLP(
         HumanLevelPerformance.from_dict(report),
-        report["dataset"],
-        when,
+        found.dataset,
+        found.created_at,
         int(report.get("annotations", 0)),
         label_count(ws, report["dataset"]),
     )

@@ -9,7 +9,6 @@ from typing import Any, Literal
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from mlplan.data import (
     get_dataset,
@@ -31,11 +30,10 @@ from mlplan.labels._items import (
 )
 from mlplan.labels._measure import store_report
 from mlplan.store import (
-    Annotation,
-    Dataset,
-    DatasetVersion,
+    AnnotationRecord,
+    DatasetRecord,
+    DatasetVersionRecord,
     LabelIssueRecord,
-    Project,
     utcnow,
 )
 from mlplan.workspace import Workspace
@@ -75,18 +73,21 @@ def relabel_queue(
     """Items to look at again, most suspicious first."""
     with ws.store.transaction() as session:
         query = (
-            select(LabelIssueRecord, Dataset.name, DatasetVersion.version)
-            .join(DatasetVersion, LabelIssueRecord.dataset_version_id == DatasetVersion.id)
-            .join(Dataset)
-            .join(Project, LabelIssueRecord.project_id == Project.id)
-            .where(Project.key == ws.plan.project.store_key)
+            ws.select(LabelIssueRecord, DatasetRecord.name, DatasetVersionRecord.version)
+            .join(
+                DatasetVersionRecord,
+                LabelIssueRecord.dataset_version_id == DatasetVersionRecord.id,
+            )
+            .join(DatasetRecord)
             .order_by(LabelIssueRecord.score.desc(), LabelIssueRecord.id)
         )
         if status is not None:
             query = query.where(LabelIssueRecord.status == status)
         if dataset is not None:
             info = get_dataset(ws, dataset)
-            query = query.where(Dataset.name == info.name, DatasetVersion.version == info.version)
+            query = query.where(
+                DatasetRecord.name == info.name, DatasetVersionRecord.version == info.version
+            )
         return [
             QueueEntry(
                 f"{name}@{version}", r.item_id, r.source, r.score, r.details, r.status, r.note
@@ -122,8 +123,9 @@ def export_relabel_batch(
         _, version_id = ids_of_version(session, ws, info)
         already: dict[str, set[str]] = {}
         for item, who in session.execute(
-            select(Annotation.item_id, Annotation.annotator).where(
-                Annotation.dataset_version_id == version_id, Annotation.item_id.in_(items)
+            select(AnnotationRecord.item_id, AnnotationRecord.annotator).where(
+                AnnotationRecord.dataset_version_id == version_id,
+                AnnotationRecord.item_id.in_(items),
             )
         ):
             already.setdefault(item, set()).add(who)
@@ -161,7 +163,7 @@ def triage(
     """Set the status of an item's queue entries; returns how many changed."""
     info = default_dataset(ws, dataset)
 
-    def work(session: Session) -> int:
+    with ws.write() as session:
         _, version_id = ids_of_version(session, ws, info)
         records = list(
             session.scalars(
@@ -181,8 +183,6 @@ def triage(
             record.note = note if note is not None else record.note
             record.updated_at = utcnow()
         return len(records)
-
-    return ws.store.write(work)
 
 
 def issues_from_predictions(

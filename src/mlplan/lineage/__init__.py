@@ -5,10 +5,10 @@ from __future__ import annotations
 from mlplan.lineage._graph import (
     LineageGraph,
     LineageNode,
-    RunRecord,
+    RunInfo,
     lineage,
     resolve_ref,
     to_openlineage,
 )
 
-__all__ = ["LineageGraph", "LineageNode", "RunRecord", "lineage", "resolve_ref", "to_openlineage"]
+__all__ = ["LineageGraph", "LineageNode", "RunInfo", "lineage", "resolve_ref", "to_openlineage"]

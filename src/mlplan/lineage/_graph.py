@@ -9,15 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from mlplan import __version__
-from mlplan.errors import NotFoundError
-from mlplan.store import Project, Run, RunIO
+from mlplan.core import parse_dataset_ref
+from mlplan.data import get_dataset
+from mlplan.errors import NotFoundError, RefError
+from mlplan.store import RunIORecord, RunRecord
 from mlplan.workspace import Workspace
 
-__all__ = ["LineageGraph", "LineageNode", "RunRecord", "lineage", "resolve_ref", "to_openlineage"]
+__all__ = ["LineageGraph", "LineageNode", "RunInfo", "lineage", "resolve_ref", "to_openlineage"]
 
 OPENLINEAGE_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 PRODUCER = f"https://pypi.org/project/mlplan/{__version__}"
@@ -38,7 +39,7 @@ class LineageNode:
 
 
 @dataclass(frozen=True)
-class RunRecord:
+class RunInfo:
     """One recorded run with its inputs and outputs."""
 
     id: str
@@ -72,7 +73,7 @@ class RunRecord:
         return out
 
     @classmethod
-    def from_record(cls, run: Run) -> RunRecord:
+    def from_record(cls, run: RunRecord) -> RunInfo:
         """From the store's row (its inputs and outputs loaded)."""
 
         def nodes(direction: str) -> list[LineageNode]:
@@ -102,22 +103,22 @@ class LineageGraph:
     """The runs upstream (that led to ``subject``) and downstream (that used it)."""
 
     subject: LineageNode
-    upstream: list[RunRecord] = field(default_factory=list)
-    downstream: list[RunRecord] = field(default_factory=list)
+    upstream: list[RunInfo] = field(default_factory=list)
+    downstream: list[RunInfo] = field(default_factory=list)
 
     @property
-    def runs(self) -> list[RunRecord]:
+    def runs(self) -> list[RunInfo]:
         """Every run in the graph, oldest first, each once."""
-        seen: dict[str, RunRecord] = {}
+        seen: dict[str, RunInfo] = {}
         for run in [*self.upstream, *self.downstream]:
             seen.setdefault(run.id, run)
         return sorted(seen.values(), key=lambda r: r.started_at)
 
-    def producer_of(self, ref: str) -> RunRecord | None:
+    def producer_of(self, ref: str) -> RunInfo | None:
         """The upstream run that made ``ref``."""
         return next((r for r in self.upstream if any(o.ref == ref for o in r.outputs)), None)
 
-    def consumers_of(self, ref: str) -> list[RunRecord]:
+    def consumers_of(self, ref: str) -> list[RunInfo]:
         """The downstream runs that read ``ref``."""
         return [r for r in self.downstream if any(i.ref == ref for i in r.inputs)]
 
@@ -130,21 +131,16 @@ class LineageGraph:
         }
 
 
-def _runs(ws: Workspace, ref: str, direction: str) -> list[RunRecord]:
+def _runs(ws: Workspace, ref: str, direction: str) -> list[RunInfo]:
     with ws.store.transaction() as session:
         query = (
-            select(Run)
-            .join(RunIO)
-            .join(Project)
-            .where(
-                Project.key == ws.plan.project.store_key,
-                RunIO.ref == ref,
-                RunIO.direction == direction,
-            )
-            .options(selectinload(Run.ios))
-            .order_by(Run.started_at)
+            ws.select(RunRecord)
+            .join(RunIORecord)
+            .where(RunIORecord.ref == ref, RunIORecord.direction == direction)
+            .options(selectinload(RunRecord.ios))
+            .order_by(RunRecord.started_at)
         )
-        return [RunRecord.from_record(r) for r in session.scalars(query).unique()]
+        return [RunInfo.from_record(r) for r in session.scalars(query).unique()]
 
 
 def lineage(ws: Workspace, ref: str) -> LineageGraph:
@@ -175,16 +171,12 @@ def resolve_ref(ws: Workspace, ref: str) -> str:
     """The reference as runs record it: a bare dataset name means its latest version; a file
     path (relative to the working folder or the project, or absolute) becomes the path
     relative to the project."""
-    from mlplan.core import parse_dataset_ref
-    from mlplan.errors import RefError
 
     try:
         parsed = parse_dataset_ref(ref)
     except RefError:
         parsed = None
     if parsed is not None and parsed.version is None:
-        from mlplan.data import get_dataset
-
         try:
             return get_dataset(ws, parsed).ref
         except NotFoundError:
@@ -195,8 +187,8 @@ def resolve_ref(ws: Workspace, ref: str) -> str:
     return ref
 
 
-def _walk(ws: Workspace, start: Iterable[RunRecord], way: str) -> list[RunRecord]:
-    found: dict[str, RunRecord] = {}
+def _walk(ws: Workspace, start: Iterable[RunInfo], way: str) -> list[RunInfo]:
+    found: dict[str, RunInfo] = {}
     frontier = list(start)
     while frontier:
         run = frontier.pop()

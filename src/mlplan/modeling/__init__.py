@@ -7,8 +7,16 @@ from __future__ import annotations
 
 from mlplan.modeling._compare import Comparison, compare_models, latest_comparison
 from mlplan.modeling._compute import feasibility, profile_package
+from mlplan.modeling._engine import ray_session
 from mlplan.modeling._features import FeatureSet, select_features
-from mlplan.modeling._inputs import feeds_for, inputs_for
+from mlplan.modeling._inputs import (
+    example_rows,
+    feeds_for,
+    inputs_for,
+    target_column,
+    target_kind,
+    target_values,
+)
 from mlplan.modeling._older import (
     import_older_system,
     older_system_predictions,
@@ -44,6 +52,7 @@ __all__ = [
     "ModelInfo",
     "build_pipeline",
     "compare_models",
+    "example_rows",
     "export_onnx",
     "feasibility",
     "feature_frame",
@@ -56,10 +65,14 @@ __all__ = [
     "older_system_predictions",
     "onnx_feeds",
     "profile_package",
+    "ray_session",
     "read_predictions",
     "run_graph",
     "score_predictions",
     "select_features",
+    "target_column",
+    "target_kind",
+    "target_values",
     "train_model",
     "train_models",
 ]

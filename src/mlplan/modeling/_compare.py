@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import select
 
 from mlplan.core import json_safe
-from mlplan.data import get_split, load_split
+from mlplan.data import effective_metadata, get_dataset, get_split, load_split
 from mlplan.errors import UsageError
+from mlplan.labels import get_hlp
 from mlplan.modeling._fit import LOWER_IS_BETTER
 from mlplan.modeling._inputs import (
     example_rows,
@@ -28,7 +28,6 @@ from mlplan.modeling._older import older_system_predictions
 from mlplan.modeling._package import run_graph
 from mlplan.modeling._tabular import score_predictions
 from mlplan.modeling._train import ModelInfo, list_models
-from mlplan.store import ModelReport, Project, RunRecorder
 from mlplan.workspace import Workspace
 
 __all__ = ["Comparison", "compare_models", "latest_comparison"]
@@ -89,7 +88,6 @@ def _predict(
 
 
 def _test_ids(ws: Workspace, split_info: Any, table: pa.Table, rows: np.ndarray) -> list[str]:
-    from mlplan.data import effective_metadata, get_dataset
 
     info = get_dataset(ws, f"{split_info.dataset}@{split_info.version}")
     id_column = effective_metadata(ws, info).get("id_column")
@@ -109,7 +107,6 @@ def compare_models(
     UsageError
         No model trained on the split yet.
     """
-    from mlplan.labels import get_hlp
 
     plan = ws.plan
     task = plan.task
@@ -258,40 +255,16 @@ def compare_models(
             gaps[f"to_{row['kind']}_metric"] = metric
     comparison = Comparison(split_info.ref, primary, rows, gaps)
 
-    def work(session: Any) -> None:
-        project_id = ws.store.project_id(session, plan.project.store_key, name=plan.project.name)
-        run = RunRecorder.start(
-            session,
-            project_id=project_id,
-            job="models compare",
-            root=ws.root,
-            parameters={"split": split_info.ref, "bootstrap": n_boot, "seed": seed},
-        )
+    parameters = {"split": split_info.ref, "bootstrap": n_boot, "seed": seed}
+    with ws.record("models compare", parameters) as run:
         run.input("split", split_info.ref, sha256=split_info.artifact_sha256)
         for model in models:
             run.input("model", model.name, sha256=model.package["model.onnx"])
-        session.add(
-            ModelReport(
-                project_id=project_id,
-                kind="comparison",
-                report=json_safe(comparison.to_dict()),
-                run_id=run.id,
-            )
-        )
-        run.finish()
-
-    ws.store.write(work)
+        run.report("comparison", json_safe(comparison.to_dict()))
     return comparison
 
 
 def latest_comparison(ws: Workspace) -> dict[str, Any] | None:
     """The newest stored comparison, if any."""
-    with ws.store.transaction() as session:
-        record = session.scalar(
-            select(ModelReport)
-            .join(Project, ModelReport.project_id == Project.id)
-            .where(Project.key == ws.plan.project.store_key, ModelReport.kind == "comparison")
-            .order_by(ModelReport.created_at.desc(), ModelReport.id.desc())
-            .limit(1)
-        )
-        return None if record is None else dict(record.report)
+    found = ws.latest_report("comparison")
+    return None if found is None else found.report

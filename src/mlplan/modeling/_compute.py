@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from mlplan._optional import require
-from mlplan.plan import Deployment
+from mlplan.plan import DeploymentSpec
 
 __all__ = ["feasibility", "profile_package"]
 
@@ -65,7 +65,7 @@ def profile_package(
     }
 
 
-def feasibility(compute: dict[str, Any], deployment: Deployment) -> list[dict[str, Any]]:
+def feasibility(compute: dict[str, Any], deployment: DeploymentSpec) -> list[dict[str, Any]]:
     """Each objective of the plan that the profile can speak to: the objective, the
     measurement, whether it is met, and the headroom (objective / measurement, or its
     inverse, so that > 1 means room to spare)."""

@@ -26,6 +26,7 @@ from mlplan._optional import require
 from mlplan.data import DatasetVersionInfo, effective_metadata
 from mlplan.errors import DataError
 from mlplan.modeling._features import FeatureSet, select_features
+from mlplan.modeling._tabular import feature_frame, onnx_feeds
 from mlplan.workspace import Workspace
 
 __all__ = [
@@ -110,7 +111,6 @@ def feeds_for(spec: dict[str, Any], x: Any) -> dict[str, np.ndarray]:
         return {"image": x}
     if kind == "window":
         return {"window": x}
-    from mlplan.modeling._tabular import onnx_feeds
 
     features = FeatureSet(spec["numeric"], spec["categorical"], {})
     return onnx_feeds(x, features)
@@ -142,7 +142,6 @@ def inputs_for(
         return image_pixels(ws, info, table, rows, spec)
     if kind == "window":
         return window_examples(table, spec, rows)
-    from mlplan.modeling._tabular import feature_frame
 
     return feature_frame(table, FeatureSet(spec["numeric"], spec["categorical"], {}), rows)
 

@@ -9,18 +9,16 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import select
 
-from mlplan.data import DataFormat, get_split, load_split, read_table
+from mlplan.data import DataFormat, effective_metadata, get_split, load_split, read_table
 from mlplan.errors import DataError, UsageError
-from mlplan.store import ArtifactStore, ModelReport, Project, RunRecorder, sha256_file
+from mlplan.store import ArtifactStore, sha256_file
 from mlplan.workspace import Workspace
 
 __all__ = ["import_older_system", "older_system_predictions", "read_predictions"]
 
 
 def _item_ids(ws: Workspace, info: Any, table: pa.Table) -> list[str]:
-    from mlplan.data import effective_metadata
 
     id_column = effective_metadata(ws, info).get("id_column")
     if id_column:
@@ -86,18 +84,11 @@ def import_older_system(
     digest = sha256_file(path).sha256
     name = plan.baselines.older_system.name
 
-    def work(session: Any) -> dict[str, Any]:
-        project_id = ws.store.project_id(session, plan.project.store_key, name=plan.project.name)
+    parameters = {"split": split_info.ref, "name": name}
+    with ws.store.artifacts.staged(), ws.record("baseline older", parameters) as run:
         ref = ws.store.artifacts.put_file(path)
         ArtifactStore.register(
-            session, ref, kind="older_system_predictions", media_type="application/octet-stream"
-        )
-        run = RunRecorder.start(
-            session,
-            project_id=project_id,
-            job="baseline older",
-            root=ws.root,
-            parameters={"split": split_info.ref, "name": name},
+            run.session, ref, kind="older_system_predictions", media_type="application/octet-stream"
         )
         run.input("file", ws.relative(path), sha256=digest)
         run.input("split", split_info.ref, sha256=split_info.artifact_sha256)
@@ -109,14 +100,8 @@ def import_older_system(
             "rows": table.num_rows,
             "test_rows": len(test_ids),
         }
-        session.add(
-            ModelReport(project_id=project_id, kind="older_system", report=report, run_id=run.id)
-        )
-        run.finish()
+        run.report("older_system", report)
         return report
-
-    with ws.store.artifacts.staged():
-        return ws.store.write(work)
 
 
 def older_system_predictions(
@@ -124,16 +109,10 @@ def older_system_predictions(
 ) -> tuple[str, np.ndarray, np.ndarray | None] | None:
     """The older system's predictions (and probabilities, if the file has them) for
     ``item_ids`` of ``split_ref``, from the newest import; None when there is none."""
-    with ws.store.transaction() as session:
-        records = session.scalars(
-            select(ModelReport)
-            .join(Project, ModelReport.project_id == Project.id)
-            .where(Project.key == ws.plan.project.store_key, ModelReport.kind == "older_system")
-            .order_by(ModelReport.created_at.desc(), ModelReport.id.desc())
-        ).all()
-        report = next((dict(r.report) for r in records if r.report["split"] == split_ref), None)
-    if report is None:
+    found = ws.latest_report("older_system", where=lambda r: r["split"] == split_ref)
+    if found is None:
         return None
+    report = found.report
     path = ws.store.artifacts.path(report["predictions"])
     table = read_table(path, _format(report["format"]))
     row = {str(v): i for i, v in enumerate(table.column("item_id").to_pylist())}

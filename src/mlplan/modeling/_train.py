@@ -16,10 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from mlplan.data import DatasetVersionInfo, SplitInfo, get_split, load_split, version_record
-from mlplan.errors import DataError, NotFoundError, UsageError
+from mlplan.errors import DataError, ModelNotFoundError, UsageError
 from mlplan.modeling._compute import profile_package
 from mlplan.modeling._deep import backbone_input
 from mlplan.modeling._engine import Engine, run_jobs
@@ -40,12 +39,10 @@ from mlplan.modeling._tabular import tabular_signature, window_signature
 from mlplan.modeling._tune import tune as tune_family
 from mlplan.store import (
     ArtifactStore,
-    Dataset,
-    DatasetVersion,
-    Model,
-    Project,
-    RunRecorder,
-    Split,
+    DatasetRecord,
+    DatasetVersionRecord,
+    ModelRecord,
+    SplitRecord,
 )
 from mlplan.workspace import Workspace
 
@@ -354,34 +351,27 @@ def _register(
         "split": split_info.ref,
         "input": data.spec["kind"],
     }
-    store = ws.store
-    artifacts = store.artifacts
-
-    def work(session: Session) -> ModelInfo:
+    artifacts = ws.store.artifacts
+    parameters = {
+        "family": family,
+        "baseline": is_baseline,
+        "seed": seed,
+        "params": params,
+        "split": split_info.ref,
+        "tuning": tuning,
+    }
+    with artifacts.staged(), ws.record("train", parameters) as run:
+        session = run.session
         project_id, version = version_record(session, ws, info)
         count = (
             session.scalar(
                 select(func.count())
-                .select_from(Model)
-                .where(Model.project_id == project_id, Model.family == family)
+                .select_from(ModelRecord)
+                .where(ModelRecord.project_id == project_id, ModelRecord.family == family)
             )
             or 0
         )
         name = f"{family}-{count + 1}"
-        run = RunRecorder.start(
-            session,
-            project_id=project_id,
-            job="train",
-            root=ws.root,
-            parameters={
-                "family": family,
-                "baseline": is_baseline,
-                "seed": seed,
-                "params": params,
-                "split": split_info.ref,
-                "tuning": tuning,
-            },
-        )
         run.input("split", split_info.ref, sha256=split_info.artifact_sha256)
         run.input("dataset_version", info.ref, sha256=info.content_hash)
         backbone = data.spec.get("backbone")
@@ -405,11 +395,12 @@ def _register(
             package[filename] = ref.sha256
         run.output("model", name, sha256=package["model.onnx"])
         split_id = session.scalar(
-            select(Split.id).where(
-                Split.dataset_version_id == version.id, Split.number == split_info.number
+            select(SplitRecord.id).where(
+                SplitRecord.dataset_version_id == version.id,
+                SplitRecord.number == split_info.number,
             )
         )
-        record = Model(
+        record = ModelRecord(
             project_id=project_id,
             name=name,
             family=family,
@@ -426,15 +417,11 @@ def _register(
             run_id=run.id,
         )
         session.add(record)
-        run.finish()
         session.flush()
         return _info(record, split_info.ref)
 
-    with artifacts.staged():
-        return store.write(work)
 
-
-def _info(record: Model, split: str) -> ModelInfo:
+def _info(record: ModelRecord, split: str) -> ModelInfo:
     return ModelInfo(
         record.name,
         record.family,
@@ -456,13 +443,13 @@ def list_models(ws: Workspace) -> list[ModelInfo]:
     """Every registered model, oldest first."""
     with ws.store.transaction() as session:
         rows = session.execute(
-            select(Model, Dataset.name, DatasetVersion.version, Split.number)
-            .join(Split, Model.split_id == Split.id)
-            .join(DatasetVersion, Split.dataset_version_id == DatasetVersion.id)
-            .join(Dataset, DatasetVersion.dataset_id == Dataset.id)
-            .join(Project, Model.project_id == Project.id)
-            .where(Project.key == ws.plan.project.store_key)
-            .order_by(Model.created_at, Model.id)
+            ws.select(
+                ModelRecord, DatasetRecord.name, DatasetVersionRecord.version, SplitRecord.number
+            )
+            .join(SplitRecord, ModelRecord.split_id == SplitRecord.id)
+            .join(DatasetVersionRecord, SplitRecord.dataset_version_id == DatasetVersionRecord.id)
+            .join(DatasetRecord, DatasetVersionRecord.dataset_id == DatasetRecord.id)
+            .order_by(ModelRecord.created_at, ModelRecord.id)
         ).all()
         return [_info(m, f"{name}@{version}/s{number}") for m, name, version, number in rows]
 
@@ -472,14 +459,14 @@ def get_model(ws: Workspace, name: str) -> ModelInfo:
 
     Raises
     ------
-    NotFoundError
+    ModelNotFoundError
         Listing the registered models.
     """
     models = list_models(ws)
     for model in models:
         if model.name == name:
             return model
-    raise NotFoundError(
+    raise ModelNotFoundError(
         f"model {name!r} not found; known: "
         f"{', '.join(m.name for m in models) or 'none'}. Train one with: "
         "mlplan train --baseline"

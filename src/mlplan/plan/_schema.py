@@ -15,18 +15,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 __all__ = [
     "NAME_PATTERN",
-    "Approval",
+    "ApprovalSpec",
     "Baselines",
     "CanaryStep",
     "Compute",
     "DatasetSpec",
-    "Deployment",
+    "DeploymentSpec",
     "Direction",
     "Discovery",
     "EvaluationSpec",
     "Gates",
     "Guard",
-    "HumanLevelPerformance",
+    "HumanLevelPerformanceSpec",
     "LabelRate",
     "Labeling",
     "Labels",
@@ -37,15 +37,15 @@ __all__ = [
     "Metrics",
     "Modeling",
     "MonitorRule",
-    "Monitoring",
+    "MonitoringSpec",
     "NoRegression",
     "Objectives",
     "OlderSystem",
     "Period",
     "Plan",
-    "Project",
+    "ProjectSpec",
     "Risk",
-    "Rollout",
+    "RolloutSpec",
     "Scenario",
     "Security",
     "SliceFloor",
@@ -94,7 +94,7 @@ class Stakeholder(_Section):
     role: str = Field(description="e.g. business_owner, product_owner, ml_lead, legal")
 
 
-class Project(_Section):
+class ProjectSpec(_Section):
     """Who owns the project and what problem it solves."""
 
     name: str
@@ -291,7 +291,7 @@ class SliceSpec(_Section):
         return [self.column] if self.column else []
 
 
-class HumanLevelPerformance(_Section):
+class HumanLevelPerformanceSpec(_Section):
     """Where HLP comes from: measured from labels, or a value taken from elsewhere."""
 
     source: Literal["labels", "value"] = "labels"
@@ -299,7 +299,7 @@ class HumanLevelPerformance(_Section):
     note: str | None = None
 
     @model_validator(mode="after")
-    def _value_given(self) -> HumanLevelPerformance:
+    def _value_given(self) -> HumanLevelPerformanceSpec:
         if self.source == "value" and self.value is None:
             raise ValueError("hlp.source is 'value' but no hlp.value is given")
         return self
@@ -327,7 +327,7 @@ class Literature(_Section):
 class Baselines(_Section):
     """What the model is measured against."""
 
-    hlp: HumanLevelPerformance | None = None
+    hlp: HumanLevelPerformanceSpec | None = None
     older_system: OlderSystem | None = None
     literature: list[Literature] | None = Field(
         None, description="References with reported scores; [] with literature_note says none."
@@ -389,7 +389,7 @@ class Security(_Section):
     out_of_range: Literal["reject", "allow", "clip"] = "allow"
 
 
-class Deployment(_Section):
+class DeploymentSpec(_Section):
     """How the model is served."""
 
     mode: Literal["realtime", "batch"] = "realtime"
@@ -423,7 +423,7 @@ class CanaryStep(_Section):
         return _check_duration(value)
 
 
-class Rollout(_Section):
+class RolloutSpec(_Section):
     """How a new model reaches traffic."""
 
     strategy: Literal["shadow", "canary", "blue_green"] | None = Field(
@@ -469,7 +469,7 @@ class MonitorRule(_Section):
         return _check_duration(value)
 
 
-class Monitoring(_Section):
+class MonitoringSpec(_Section):
     """What is watched once the model is live."""
 
     software: list[MonitorRule] = Field(default_factory=list)
@@ -595,7 +595,7 @@ class EvaluationSpec(_Section):
         return value
 
 
-class Approval(_Section):
+class ApprovalSpec(_Section):
     """Which role signs off which gate."""
 
     gate: str
@@ -630,7 +630,7 @@ class Plan(_Section):
     """
 
     version: Literal[1] = 1
-    project: Project
+    project: ProjectSpec
     scenario: Scenario | None = Field(
         None, description="new | automate | assist | replace; sets the default rollout."
     )
@@ -650,10 +650,10 @@ class Plan(_Section):
     modeling: Modeling = Field(default_factory=Modeling)
     gates: Gates = Field(default_factory=Gates)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
-    deployment: Deployment = Field(default_factory=Deployment)
-    rollout: Rollout = Field(default_factory=Rollout)
-    monitoring: Monitoring = Field(default_factory=Monitoring)
-    approvals: list[Approval] = Field(default_factory=list)
+    deployment: DeploymentSpec = Field(default_factory=DeploymentSpec)
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    approvals: list[ApprovalSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _cross_references(self) -> Plan:
@@ -712,6 +712,6 @@ class Plan(_Section):
         """Names of the plan's slices, in plan order."""
         return [s.name for s in self.slices]
 
-    def approval_for(self, gate: str) -> Approval | None:
+    def approval_for(self, gate: str) -> ApprovalSpec | None:
         """The approval rule for ``gate``, if the plan has one."""
         return next((a for a in self.approvals if a.gate == gate), None)

@@ -4,23 +4,17 @@ metrics."""
 
 from __future__ import annotations
 
+from mlplan._deprecated import moved_names as _moved_names
+from mlplan.serving._clearance import Clearance, check_clearance, clearance
 from mlplan.serving._config import ROUTE_ROLES, ServeConfig, is_loopback
-from mlplan.serving._deployments import (
-    PRODUCTION,
-    DeploymentInfo,
-    deploy,
-    get_deployment,
-    list_deployments,
-)
+from mlplan.serving._deployments import deploy
 from mlplan.serving._export import export_model
 from mlplan.serving._keys import ROLES, ApiKeyInfo, KeyRing, create_key, list_keys, revoke_key
 from mlplan.serving._loadtest import load_test
 from mlplan.serving._log import PiiPolicy, PredictionLog, query_log
-from mlplan.serving._model import PackageError, ServedModel, load_served_model
-from mlplan.serving._records import latest_report
+from mlplan.serving._model import ServedModel, load_served_model
 from mlplan.serving._score import ScoreReport, score_file
 from mlplan.serving._serve import (
-    check_clearance,
     compact_logs,
     create_app,
     log_folder,
@@ -31,14 +25,12 @@ from mlplan.serving._serve import (
 from mlplan.serving._validate import FieldError, RecordValidator, TensorValidator
 
 __all__ = [
-    "PRODUCTION",
     "ROLES",
     "ROUTE_ROLES",
     "ApiKeyInfo",
-    "DeploymentInfo",
+    "Clearance",
     "FieldError",
     "KeyRing",
-    "PackageError",
     "PiiPolicy",
     "PredictionLog",
     "RecordValidator",
@@ -47,15 +39,13 @@ __all__ = [
     "ServedModel",
     "TensorValidator",
     "check_clearance",
+    "clearance",
     "compact_logs",
     "create_app",
     "create_key",
     "deploy",
     "export_model",
-    "get_deployment",
     "is_loopback",
-    "latest_report",
-    "list_deployments",
     "list_keys",
     "load_served_model",
     "load_test",
@@ -67,3 +57,18 @@ __all__ = [
     "serve_warnings",
     "served_model",
 ]
+
+__getattr__ = _moved_names(
+    __name__,
+    {
+        "PRODUCTION": "mlplan.workspace.PRODUCTION",
+        "DeploymentInfo": "mlplan.workspace.DeploymentInfo",
+        "PackageError": "mlplan.errors.PackageError",
+        "get_deployment": "mlplan.workspace.get_deployment",
+        "latest_report": (
+            "mlplan.serving._records.latest_report",
+            "Workspace.latest_report(kind, where=...)",
+        ),
+        "list_deployments": "mlplan.workspace.list_deployments",
+    },
+)

@@ -19,11 +19,14 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.resources import files
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import numpy as np
 
+from mlplan._optional import require
 from mlplan.errors import MlplanError, UsageError
 
 __all__ = [
@@ -103,8 +106,6 @@ def build_browser_site(
     (folder / "model.onnx").write_bytes(graph)
     (folder / "signature.json").write_text(json.dumps(signature, indent=1))
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=1))
-    from importlib.resources import files
-    from string import Template
 
     assets = files("mlplan.serving").joinpath("browser")
     (folder / "app.js").write_text(assets.joinpath("app.js").read_text())
@@ -141,7 +142,6 @@ def _static_server(folder: Path) -> Iterator[str]:
 
 def check_in_chromium(folder: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
     """Open the page in headless Chromium and predict ``records`` there."""
-    from mlplan._optional import require
 
     sync_api = require("playwright.sync_api", extra="serving", purpose="checking a browser build")
     executable = chromium_path()

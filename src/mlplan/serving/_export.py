@@ -12,9 +12,24 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pyarrow.compute as pc
 
 from mlplan._optional import require
-from mlplan.errors import UsageError
+from mlplan.data import get_split, load_split
+from mlplan.errors import MlplanError, UsageError
+from mlplan.modeling import (
+    example_rows,
+    feeds_for,
+    get_model,
+    inputs_for,
+    score_predictions,
+    target_column,
+    target_kind,
+    target_values,
+)
+from mlplan.serving._browser import build_browser_site, check_in_chromium, compare
+from mlplan.serving._model import load_served_model
+from mlplan.serving._records import record_report
 from mlplan.workspace import Workspace
 
 __all__ = ["export_model"]
@@ -47,11 +62,6 @@ def export_model(
     UsageError
         An unknown target, or a browser build of a model that takes tensors.
     """
-    from mlplan.data import get_split, load_split
-    from mlplan.modeling import feeds_for, get_model, inputs_for
-    from mlplan.modeling._inputs import example_rows, target_column, target_kind, target_values
-    from mlplan.modeling._tabular import score_predictions
-    from mlplan.serving._records import record_report
 
     if target not in {"edge", "browser"}:
         raise UsageError(f"--target must be edge or browser; got {target!r}")
@@ -85,7 +95,6 @@ def export_model(
     data_info, table, codes = load_split(ws, split_info)
     column = table.column(target_column(ws, data_info))
     kind = "classification" if data_info.format == "images" else target_kind(ws.plan.task, column)
-    import pyarrow.compute as pc
 
     known = ~np.asarray(pc.is_null(column).to_numpy(zero_copy_only=False))
     rows = example_rows(info.features, table, codes, known)["test"]
@@ -148,15 +157,6 @@ def export_model(
 
 def _export_browser(ws: Workspace, model: str, out: str | Path | None) -> dict[str, Any]:
     """The static site, checked in headless Chromium against ONNX Runtime on test rows."""
-    import pyarrow.compute as pc
-
-    from mlplan.data import get_split, load_split
-    from mlplan.errors import MlplanError
-    from mlplan.modeling import feeds_for, get_model, inputs_for
-    from mlplan.modeling._inputs import example_rows, target_column
-    from mlplan.serving._browser import build_browser_site, check_in_chromium, compare
-    from mlplan.serving._model import load_served_model
-    from mlplan.serving._records import record_report
 
     info = get_model(ws, model)
     served = load_served_model(ws, model)

@@ -14,10 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import select
-
-from mlplan.errors import NotFoundError, UsageError
-from mlplan.store import ApiKey, Project, utcnow
+from mlplan.errors import KeyNotFoundError, ParameterError
+from mlplan.store import ApiKeyRecord, current_user, utcnow
 from mlplan.workspace import Workspace
 
 __all__ = [
@@ -67,7 +65,7 @@ class ApiKeyInfo:
         }
 
     @classmethod
-    def from_record(cls, record: ApiKey) -> ApiKeyInfo:
+    def from_record(cls, record: ApiKeyRecord) -> ApiKeyInfo:
         """From the store's row."""
         return cls(
             record.key_id,
@@ -86,10 +84,10 @@ def _digest(secret: str) -> str:
 def _check_roles(roles: Iterable[str]) -> list[str]:
     chosen = list(dict.fromkeys(roles))
     if not chosen:
-        raise UsageError(f"give at least one --role: {', '.join(ROLES)}")
+        raise ParameterError("roles", f"give at least one role with {{param}}: {', '.join(ROLES)}")
     bad = [r for r in chosen if r not in ROLES]
     if bad:
-        raise UsageError(f"unknown role {bad[0]!r}; roles: {', '.join(ROLES)}")
+        raise ParameterError("roles", f"unknown role {bad[0]!r}; roles: {', '.join(ROLES)}")
     return chosen
 
 
@@ -101,18 +99,14 @@ def create_key(
     The token reads ``mlp_<key id>_<secret>``; the store keeps the key id and the SHA-256
     of the secret.
     """
-    from mlplan.store import current_user
-
     if not name.strip():
-        raise UsageError("--name must say who or what holds the key")
+        raise ParameterError("name", "{param} must say who or what holds the key")
     chosen = _check_roles(roles)
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
-    plan = ws.plan
-    store = ws.store
-    with store.transaction() as session:
-        record = ApiKey(
-            project_id=store.project_id(session, plan.project.store_key, name=plan.project.name),
+    with ws.store.transaction() as session:
+        record = ApiKeyRecord(
+            project_id=ws.project_id(session),
             key_id=key_id,
             name=name.strip(),
             roles=chosen,
@@ -125,13 +119,10 @@ def create_key(
     return info, f"{_PREFIX}_{key_id}_{secret}"
 
 
-def _records(ws: Workspace) -> list[ApiKey]:
+def _records(ws: Workspace) -> list[ApiKeyRecord]:
     with ws.store.transaction() as session:
         records = session.scalars(
-            select(ApiKey)
-            .join(Project, ApiKey.project_id == Project.id)
-            .where(Project.key == ws.plan.project.store_key)
-            .order_by(ApiKey.created_at, ApiKey.id)
+            ws.select(ApiKeyRecord).order_by(ApiKeyRecord.created_at, ApiKeyRecord.id)
         ).all()
         session.expunge_all()
         return list(records)
@@ -146,11 +137,7 @@ def list_keys(ws: Workspace, *, include_revoked: bool = False) -> list[ApiKeyInf
 def revoke_key(ws: Workspace, key_id: str) -> ApiKeyInfo:
     """Revoke a key; servers stop accepting it within their refresh interval."""
     with ws.store.transaction() as session:
-        record = session.scalar(
-            select(ApiKey)
-            .join(Project, ApiKey.project_id == Project.id)
-            .where(Project.key == ws.plan.project.store_key, ApiKey.key_id == key_id)
-        )
+        record = session.scalar(ws.select(ApiKeyRecord).where(ApiKeyRecord.key_id == key_id))
         if record is not None:
             if record.revoked_at is None:
                 record.revoked_at = utcnow()
@@ -158,7 +145,7 @@ def revoke_key(ws: Workspace, key_id: str) -> ApiKeyInfo:
             return ApiKeyInfo.from_record(record)
     # Listed after the transaction: a second one inside it would wait on its own lock.
     known = ", ".join(k.key_id for k in list_keys(ws)) or "none"
-    raise NotFoundError(f"no API key {key_id!r}; active keys: {known}")
+    raise KeyNotFoundError(f"no API key {key_id!r}; active keys: {known}")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,11 @@ from typing import Any
 import numpy as np
 
 from mlplan._optional import require
+from mlplan.data import get_split, load_split
 from mlplan.errors import DataError, UsageError
+from mlplan.modeling import get_model
+from mlplan.serving._keys import create_key, revoke_key
+from mlplan.serving._records import record_report
 from mlplan.workspace import Workspace
 
 __all__ = ["load_test"]
@@ -31,7 +35,6 @@ def _free_port() -> int:
 
 def _records(ws: Workspace, model: Any, limit: int = 1000) -> list[dict[str, Any]]:
     """Real rows to send: the test split's inputs (only the columns the model takes)."""
-    from mlplan.data import get_split, load_split
 
     _, table, codes = load_split(ws, get_split(ws, model.split))
     rows = np.flatnonzero(codes == 2)[:limit]
@@ -77,9 +80,6 @@ def load_test(
     DataError
         The server did not start (its output is included).
     """
-    from mlplan.modeling import get_model
-    from mlplan.serving._keys import create_key, revoke_key
-    from mlplan.serving._records import record_report
 
     httpx = require("httpx", extra="serving", purpose="mlplan loadtest")
     if concurrency < 1 or seconds <= 0 or rows_per_request < 1:

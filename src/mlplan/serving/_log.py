@@ -36,7 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mlplan.errors import UsageError
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlplan.data import sandboxed_duckdb
+from mlplan.errors import DataError, UsageError
 
 __all__ = [
     "LOG_DIR",
@@ -444,7 +448,6 @@ def log_files(folder: Path) -> tuple[list[Path], list[Path]]:
 
 
 def _read_jsonl(path: Path) -> Any:
-    import pyarrow as pa
 
     rows = []
     for line in path.read_bytes().splitlines():
@@ -460,7 +463,6 @@ def _read_jsonl(path: Path) -> Any:
 
 
 def _schema() -> Any:
-    import pyarrow as pa
 
     return pa.schema(
         [
@@ -492,7 +494,6 @@ def compact_segments(folder: Path, *, retention_days: int | None = None) -> dict
     ``folder`` (a live writer's open segment is left alone; a dead writer's last one is
     compacted too, its torn line dropped), and delete Parquet segments whose newest record
     is older than ``retention_days``."""
-    import pyarrow.parquet as pq
 
     writers = sorted({p.parent for p in folder.rglob("seg-*.*")} | {folder})
     compacted = removed = 0
@@ -523,11 +524,6 @@ def compact_segments(folder: Path, *, retention_days: int | None = None) -> dict
 
 def query_log(folder: Path, sql: str) -> Any:
     """Run ``sql`` over the log as the table ``predictions`` (DuckDB); an Arrow table."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from mlplan.data._sql import sandboxed_duckdb
-    from mlplan.errors import DataError
 
     # One model's folder, or the folder of every model's log.
     parquet = sorted(folder.rglob("seg-*.parquet"))

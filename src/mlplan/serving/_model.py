@@ -11,17 +11,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlplan._optional import require
-from mlplan.errors import MlplanError
+from mlplan.errors import PackageError
+from mlplan.modeling import get_model
 from mlplan.serving._validate import Feeds
 from mlplan.workspace import Workspace
 
-__all__ = ["PackageError", "ServedModel", "load_served_model"]
-
-
-class PackageError(MlplanError):
-    """A model package that is missing, corrupt or truncated: the server stays not ready."""
+__all__ = ["ServedModel", "load_served_model"]
 
 
 @dataclass
@@ -65,8 +64,6 @@ class ServedModel:
         """:meth:`run` with each row's class as its index in :attr:`classes` instead of its
         name (batch scoring: a million names cost more than the model); values and None for
         regression."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
 
         outputs = self._outputs(feeds)
         if not self.is_classifier:
@@ -144,7 +141,6 @@ def load_served_model(ws: Workspace, name: str) -> ServedModel:
         A file that is missing, or whose bytes do not hash to what the store recorded, or a
         graph that ONNX Runtime cannot load or run.
     """
-    from mlplan.modeling import get_model
 
     model = get_model(ws, name)
     package = model.package

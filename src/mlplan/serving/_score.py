@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,9 +20,15 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from mlplan.errors import DataError, UsageError
+from mlplan.modeling import get_model, ray_session
+from mlplan.serving._clearance import check_clearance
 from mlplan.serving._model import ServedModel, load_served_model
+from mlplan.store import sha256_file
 from mlplan.workspace import Workspace
 
 __all__ = ["ScoreReport", "score_file"]
@@ -235,7 +244,6 @@ def _local_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Score chunk by chunk, reading and checking the next chunk while ONNX Runtime runs the
     current one (both release the GIL), so the model rarely waits for input."""
-    from concurrent.futures import ThreadPoolExecutor
 
     batches = (b for b in dataset.to_batches(batch_size=chunk_rows) if b.num_rows)
 
@@ -265,7 +273,6 @@ def _local_batches(
 def _ray_batches(
     ws: Workspace, model_name: str, path: Path, fmt: str, id_column: str | None, chunk_rows: int
 ) -> Iterator[pa.RecordBatch]:
-    from mlplan.modeling._engine import ray_session
 
     ray = ray_session()
     data = ray.data
@@ -336,15 +343,6 @@ def score_file(
     CheckFailedError
         The model failed its gates and nobody approved deploying it.
     """
-    import time
-
-    import pyarrow.csv as pcsv
-    import pyarrow.dataset as pads
-    import pyarrow.parquet as pq
-
-    from mlplan.modeling import get_model
-    from mlplan.serving._serve import check_clearance
-    from mlplan.store import RunRecorder, sha256_file
 
     if engine not in {"local", "ray"}:
         raise UsageError(f"--engine must be local or ray; got {engine!r}")
@@ -406,7 +404,6 @@ def score_file(
     rows = refused = 0
     writer: Any = None
     sink: _HashingSink | None = None
-    import queue
 
     # The file is written in its own thread, beside scoring (pyarrow releases the GIL).
     outbox: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=4)
@@ -488,24 +485,12 @@ def score_file(
     assert sink is not None
     digest_in, digest_out = digests[0], sink.hexdigest()
 
-    def work(session: Any) -> str:
-        project_id = ws.store.project_id(
-            session, ws.plan.project.store_key, name=ws.plan.project.name
-        )
-        run = RunRecorder.start(
-            session,
-            project_id=project_id,
-            job="score",
-            root=ws.root,
-            parameters={"model": model, "engine": engine, "rows": rows, "refused": refused},
-        )
+    parameters = {"model": model, "engine": engine, "rows": rows, "refused": refused}
+    with ws.record("score", parameters) as run:
         run.input("model", model, sha256=info.package["model.onnx"])
         run.input("file", ws.relative(source), sha256=digest_in)
         run.output("file", ws.relative(target), sha256=digest_out)
-        run.finish()
-        return run.id
-
-    run_id = ws.store.write(work)
+    run_id = run.id
     return ScoreReport(
         model,
         served.version,

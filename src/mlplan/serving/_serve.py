@@ -10,44 +10,24 @@ from typing import Any
 
 from mlplan._optional import require
 from mlplan.errors import UsageError
+from mlplan.modeling import get_model
+from mlplan.serving._clearance import check_clearance
 from mlplan.serving._config import CONFIG_ENV, MULTIPROC_ENV, ServeConfig, is_loopback
-from mlplan.workspace import Workspace
+from mlplan.serving._keys import list_keys
+from mlplan.serving._log import LOG_DIR, compact_segments
+from mlplan.workspace import Workspace, get_deployment
 
-__all__ = ["check_clearance", "compact_logs", "create_app", "log_folder", "serve"]
-
-
-def check_clearance(ws: Workspace, model: str, *, allow_failed_gates: bool = False) -> None:
-    """Refuse to deploy a model whose newest evaluation failed a gate of the plan, unless an
-    approval lets it ship (``allow_failed_gates``: load tests and staging only).
-
-    Raises
-    ------
-    CheckFailedError
-        The gates failed and nobody approved deploying the model anyway.
-    """
-    from mlplan.errors import CheckFailedError
-    from mlplan.evaluation import clearance
-
-    if allow_failed_gates:
-        return
-    cleared = clearance(ws, model)
-    # Never evaluated: nothing failed (mlplan status says to evaluate it).
-    if not cleared.allowed and cleared.evaluated:
-        raise CheckFailedError(f"{model} may not be deployed: {cleared.reason}")
+__all__ = ["compact_logs", "create_app", "log_folder", "serve", "serve_warnings", "served_model"]
 
 
 def log_folder(ws: Workspace, model: str | None = None) -> Path:
     """Where the prediction log of ``model`` (or of every model) lives."""
-    from mlplan.serving._log import LOG_DIR
-
     root = ws.root / ".mlplan" / LOG_DIR
     return root if model is None else root / model
 
 
 def compact_logs(ws: Workspace, model: str | None = None) -> dict[str, int]:
     """Compact closed segments and apply the plan's retention, for one model or all."""
-    from mlplan.serving._log import compact_segments
-
     root = log_folder(ws, model)
     folders = [root] if model is not None else sorted(p for p in root.glob("*") if p.is_dir())
     total = {"compacted": 0, "removed": 0}
@@ -75,11 +55,9 @@ def served_model(ws: Workspace, model: str | None, deployment: str | None) -> st
     ------
     UsageError
         Neither given, or a model other than the deployment's.
-    NotFoundError
+    DeploymentNotFoundError
         No such deployment.
     """
-    from mlplan.serving._deployments import get_deployment
-
     if deployment is not None:
         there = get_deployment(ws, deployment).model
         if model is not None and model != there:
@@ -95,8 +73,6 @@ def served_model(ws: Workspace, model: str | None, deployment: str | None) -> st
 
 def serve_warnings(ws: Workspace) -> list[str]:
     """What a server about to start should say first: a plan that refuses every caller."""
-    from mlplan.serving._keys import list_keys
-
     if ws.plan.deployment.security.auth == "api_key" and not any(
         k.allows("predict") for k in list_keys(ws)
     ):
@@ -128,8 +104,6 @@ def serve(
     UsageError
         No auth on a non-loopback address, or a bad port or worker count.
     """
-    from mlplan.modeling import get_model
-
     model = served_model(ws, model, deployment)
     if not 0 < port < 65536:
         raise UsageError(f"--port must be from 1 to 65535; got {port}")

@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
-from mlplan.store._tables import Artifact
+from mlplan.store._tables import ArtifactRecord
 
 __all__ = ["ArtifactRef", "ArtifactStore", "sha256_file"]
 
@@ -127,9 +127,9 @@ class ArtifactStore:
     @staticmethod
     def register(session: Session, ref: ArtifactRef, *, kind: str, media_type: str) -> ArtifactRef:
         """Record the artifact in the store (idempotent)."""
-        if session.get(Artifact, ref.sha256) is None:
+        if session.get(ArtifactRecord, ref.sha256) is None:
             session.add(
-                Artifact(
+                ArtifactRecord(
                     sha256=ref.sha256, kind=kind, size_bytes=ref.size_bytes, media_type=media_type
                 )
             )

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
-from mlplan.store._tables import Run, RunIO, utcnow
+from mlplan.store._tables import ModelReportRecord, RunIORecord, RunRecord, utcnow
 
 __all__ = ["RunRecorder", "code_version", "current_user", "package_versions"]
 
@@ -85,9 +85,12 @@ class RunRecorder:
     ...     run.finish()
     >>> run.record.status, len(run.id)
     ('completed', 36)
+
+    A stage records through its workspace instead (``with ws.record(job, parameters) as
+    run:``), which owns the project, the transaction and the finish.
     """
 
-    def __init__(self, session: Session, run: Run) -> None:
+    def __init__(self, session: Session, run: RunRecord) -> None:
         self.session = session
         self.record = run
 
@@ -95,6 +98,11 @@ class RunRecorder:
     def id(self) -> str:
         """The run's UUID."""
         return self.record.id
+
+    @property
+    def project_id(self) -> int:
+        """The project the run belongs to."""
+        return self.record.project_id
 
     @classmethod
     def start(
@@ -107,7 +115,7 @@ class RunRecorder:
         root: Path,
     ) -> RunRecorder:
         """Begin recording a run of ``job``."""
-        run = Run(
+        run = RunRecord(
             id=str(uuid.uuid4()),
             project_id=project_id,
             job=job,
@@ -132,8 +140,17 @@ class RunRecorder:
 
     def _io(self, direction: str, kind: str, ref: str, sha256: str | None) -> None:
         self.session.add(
-            RunIO(run_id=self.id, direction=direction, kind=kind, ref=ref, sha256=sha256)
+            RunIORecord(run_id=self.id, direction=direction, kind=kind, ref=ref, sha256=sha256)
         )
+
+    def report(self, kind: str, report: dict[str, Any]) -> ModelReportRecord:
+        """Keep ``report`` (JSON) as the run's report of ``kind`` (``evaluation``,
+        ``comparison``, ``load_test`` ...); read back by ``Workspace.latest_report``."""
+        record = ModelReportRecord(
+            project_id=self.project_id, kind=kind, report=report, run_id=self.id
+        )
+        self.session.add(record)
+        return record
 
     def finish(self) -> None:
         """Mark the run completed; it commits with the command's transaction."""

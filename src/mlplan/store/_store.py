@@ -7,17 +7,19 @@ not at all. Schema migrations (Alembic) are applied on open.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
-    IntegrityError,
     NoSuchModuleError,
     OperationalError,
     SQLAlchemyError,
@@ -26,11 +28,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mlplan.errors import StoreError
 from mlplan.store._artifacts import ArtifactStore
-from mlplan.store._tables import Project, utcnow
+from mlplan.store._tables import ProjectRecord, utcnow
 
 __all__ = ["HEAD_REVISION", "STORE_DIR", "STORE_URL_ENV", "Store", "open_store"]
-
-T = TypeVar("T")
 
 STORE_DIR = ".mlplan"
 STORE_URL_ENV = "MLPLAN_STORE_URL"
@@ -76,10 +76,20 @@ class Store:
         return self.engine.url.render_as_string(hide_password=True)
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A session whose work commits on normal exit and rolls back on any exception."""
+    def transaction(self, *, lock: str | None = None) -> Iterator[Session]:
+        """A session whose work commits on normal exit and rolls back on any exception.
+
+        ``lock`` names a write lock held until the end of the transaction, so that commands
+        which number what they make (versions, splits, models) never race: on PostgreSQL an
+        advisory lock on the name; on SQLite every transaction takes the write lock already
+        (``BEGIN IMMEDIATE``).
+        """
         session = self._sessions()
         try:
+            if lock is not None and self.engine.dialect.name == "postgresql":
+                session.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(lock)}
+                )
             yield session
             session.commit()
         except SQLAlchemyError as exc:
@@ -97,43 +107,37 @@ class Store:
     def project_id(self, session: Session, key: str, *, name: str | None = None) -> int:
         """The id of the project known by ``key``, created on first use (safe when commands
         race); its recorded name follows the plan's when the project was renamed."""
-        found = session.execute(select(Project.id, Project.name).where(Project.key == key)).first()
+        found = session.execute(
+            select(ProjectRecord.id, ProjectRecord.name).where(ProjectRecord.key == key)
+        ).first()
         if found is not None:
             if name is not None and found.name != name:
-                session.execute(update(Project).where(Project.id == found.id).values(name=name))
+                session.execute(
+                    update(ProjectRecord).where(ProjectRecord.id == found.id).values(name=name)
+                )
             return int(found.id)
         session.execute(
-            self.insert(Project)
+            self.insert(ProjectRecord)
             .values(key=key, name=name or key, created_at=utcnow())
             .on_conflict_do_nothing(index_elements=["key"])
         )
-        return int(session.scalar(select(Project.id).where(Project.key == key)) or 0)
+        return int(session.scalar(select(ProjectRecord.id).where(ProjectRecord.key == key)) or 0)
 
     def insert(self, table: Any) -> Any:
         """An INSERT that supports ``on_conflict_do_nothing`` on this store's dialect."""
         if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
             return pg_insert(table)
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         return sqlite_insert(table)
-
-    def write(self, work: Callable[[Session], T], *, attempts: int = 5) -> T:
-        """Run ``work`` in a transaction, again from the start when a concurrent command took
-        the same unique number (a version, a split) first."""
-        for attempt in range(attempts):
-            try:
-                with self.transaction() as session:
-                    return work(session)
-            except StoreError as exc:
-                if not isinstance(exc.__cause__, IntegrityError) or attempt == attempts - 1:
-                    raise
-        raise AssertionError("unreachable")
 
     def close(self) -> None:
         """Release the database connections."""
         self.engine.dispose()
+
+
+def _lock_key(name: str) -> int:
+    """A signed 64-bit advisory-lock key for ``name`` (stable across processes)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 def open_store(root: str | Path, *, url: str | None = None, migrate: bool = True) -> Store:

@@ -27,23 +27,23 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
-    "Annotation",
-    "ApiKey",
-    "Approval",
-    "Artifact",
+    "AnnotationRecord",
+    "ApiKeyRecord",
+    "ApprovalRecord",
+    "ArtifactRecord",
     "Base",
-    "Dataset",
-    "DatasetVersion",
-    "LabelBatch",
-    "LabelImport",
+    "DatasetRecord",
+    "DatasetVersionRecord",
+    "LabelBatchRecord",
+    "LabelImportRecord",
     "LabelIssueRecord",
-    "LabelReport",
-    "Model",
-    "ModelReport",
-    "Project",
-    "Run",
-    "RunIO",
-    "Split",
+    "LabelReportRecord",
+    "ModelRecord",
+    "ModelReportRecord",
+    "ProjectRecord",
+    "RunIORecord",
+    "RunRecord",
+    "SplitRecord",
     "utcnow",
 ]
 
@@ -89,7 +89,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=_NAMING)
 
 
-class Project(Base):
+class ProjectRecord(Base):
     """A project, known by the plan's ``project.key`` (so renaming it keeps its records, and
     two teams' projects of the same name stay apart in one PostgreSQL store)."""
 
@@ -101,7 +101,7 @@ class Project(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Artifact(Base):
+class ArtifactRecord(Base):
     """A content-addressed file under ``.mlplan/artifacts``."""
 
     __tablename__ = "artifacts"
@@ -113,7 +113,7 @@ class Artifact(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Run(Base):
+class RunRecord(Base):
     """One execution of a command that created something: the unit of lineage."""
 
     __tablename__ = "runs"
@@ -129,10 +129,10 @@ class Run(Base):
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
-    ios: Mapped[list[RunIO]] = relationship(back_populates="run", order_by="RunIO.id")
+    ios: Mapped[list[RunIORecord]] = relationship(back_populates="run", order_by="RunIORecord.id")
 
 
-class RunIO(Base):
+class RunIORecord(Base):
     """An input or output of a run: a store entity by reference, with the hash of its bytes."""
 
     __tablename__ = "run_ios"
@@ -144,10 +144,10 @@ class RunIO(Base):
     ref: Mapped[str] = mapped_column(String(1000), index=True)
     sha256: Mapped[str | None] = mapped_column(String(64))
 
-    run: Mapped[Run] = relationship(back_populates="ios")
+    run: Mapped[RunRecord] = relationship(back_populates="ios")
 
 
-class Dataset(Base):
+class DatasetRecord(Base):
     """A named dataset of a project; its versions hold the data."""
 
     __tablename__ = "datasets"
@@ -158,12 +158,12 @@ class Dataset(Base):
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    versions: Mapped[list[DatasetVersion]] = relationship(
-        back_populates="dataset", order_by="DatasetVersion.version"
+    versions: Mapped[list[DatasetVersionRecord]] = relationship(
+        back_populates="dataset", order_by="DatasetVersionRecord.version"
     )
 
 
-class DatasetVersion(Base):
+class DatasetVersionRecord(Base):
     """One version of a dataset, identified by the hash of its content."""
 
     __tablename__ = "dataset_versions"
@@ -187,10 +187,10 @@ class DatasetVersion(Base):
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    dataset: Mapped[Dataset] = relationship(back_populates="versions")
+    dataset: Mapped[DatasetRecord] = relationship(back_populates="versions")
 
 
-class Split(Base):
+class SplitRecord(Base):
     """A train/valid/test assignment of one dataset version's rows, with its leakage checks."""
 
     __tablename__ = "splits"
@@ -207,10 +207,10 @@ class Split(Base):
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    dataset_version: Mapped[DatasetVersion] = relationship()
+    dataset_version: Mapped[DatasetVersionRecord] = relationship()
 
 
-class Approval(Base):
+class ApprovalRecord(Base):
     """A sign-off: who, in which role, approved which gate, when; and, if it was withdrawn,
     who revoked it, when and why."""
 
@@ -230,7 +230,7 @@ class Approval(Base):
     revoke_note: Mapped[str | None] = mapped_column(Text)
 
 
-class LabelBatch(Base):
+class LabelBatchRecord(Base):
     """Items sent out for labeling: who labels what, and what it should cost."""
 
     __tablename__ = "label_batches"
@@ -254,7 +254,7 @@ class LabelBatch(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class LabelImport(Base):
+class LabelImportRecord(Base):
     """One imported file of annotations, with what was found wrong in it."""
 
     __tablename__ = "label_imports"
@@ -271,7 +271,7 @@ class LabelImport(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Annotation(Base):
+class AnnotationRecord(Base):
     """One label given by one annotator to one item of a dataset version."""
 
     __tablename__ = "annotations"
@@ -289,7 +289,7 @@ class Annotation(Base):
     seconds: Mapped[float | None] = mapped_column(Float)
 
 
-class LabelReport(Base):
+class LabelReportRecord(Base):
     """A measurement over a dataset version's annotations: agreement, or HLP."""
 
     __tablename__ = "label_reports"
@@ -323,7 +323,7 @@ class LabelIssueRecord(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Model(Base):
+class ModelRecord(Base):
     """A trained model: its family, the split it learned from, its metrics, and its package
     (ONNX graph, signature, metadata) with the parity check that let it be registered."""
 
@@ -348,7 +348,7 @@ class Model(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class ModelReport(Base):
+class ModelReportRecord(Base):
     """A measurement over models: the comparison with baselines (later: evaluations)."""
 
     __tablename__ = "model_reports"
@@ -361,7 +361,7 @@ class ModelReport(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class ApiKey(Base):
+class ApiKeyRecord(Base):
     """An API key of the serving path: who holds it, its roles, and the SHA-256 of its secret
     (never the secret itself). Keys are 256-bit random, so a fast hash is safe and keeps
     checking a request cheap."""
@@ -379,7 +379,7 @@ class ApiKey(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
-class Deployment(Base):
+class DeploymentRecord(Base):
     """A named place where a model serves (``production`` unless named otherwise): which
     model is there now, since when and by whom. Each change is also a ``deploy`` run, so the
     history and the lineage (model → deployment) live with the other runs."""

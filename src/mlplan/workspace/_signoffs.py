@@ -1,4 +1,9 @@
-"""Sign-offs: who, in which role, approved which gate. The plan says which role signs which."""
+"""Sign-offs: who, in which role, approved which gate. The plan says which role signs which.
+
+They sit below the stages because every stage may read them and they need only the store:
+evaluation lists the deploy approvals in its report, serving's clearance counts them, the
+checklist shows them.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,24 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
-from mlplan.errors import GateError, NotFoundError, UsageError
-from mlplan.store import Approval, Project
-from mlplan.workspace import Workspace
+from mlplan.errors import ApprovalNotFoundError, GateError, ParameterError, UsageError
+from mlplan.store import ApprovalRecord, utcnow
+from mlplan.workspace._workspace import Workspace
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import CursorResult
 
-__all__ = ["ApprovalRecord", "approve", "list_approvals", "revoke_approval"]
+__all__ = ["DEPLOY_GATE", "ApprovalInfo", "approve", "list_approvals", "revoke_approval"]
+
+DEPLOY_GATE = "deploy"
+"""The plan's approval gate that lets a model which failed an evaluation gate be deployed
+(an approval of this gate whose subject is the model)."""
 
 
 @dataclass(frozen=True)
-class ApprovalRecord:
+class ApprovalInfo:
     """A recorded sign-off (``id`` addresses it, e.g. to revoke it)."""
 
     gate: str
@@ -54,7 +63,7 @@ class ApprovalRecord:
         }
 
     @classmethod
-    def from_record(cls, record: Approval) -> ApprovalRecord:
+    def from_record(cls, record: ApprovalRecord) -> ApprovalInfo:
         """From the store's row."""
         return cls(
             record.gate,
@@ -78,7 +87,7 @@ def approve(
     by: str,
     note: str | None = None,
     subject: str | None = None,
-) -> ApprovalRecord:
+) -> ApprovalInfo:
     """Record that ``by``, acting as ``role``, signs off ``gate``.
 
     Raises
@@ -87,7 +96,7 @@ def approve(
         The plan has no such gate (the known gates are listed), or names another role for it.
     """
     if not by.strip():
-        raise UsageError("--by must name who approves")
+        raise ParameterError("by", "{param} must name who approves")
     plan = ws.plan
     rule = plan.approval_for(gate)
     if rule is None:
@@ -101,10 +110,9 @@ def approve(
             f"gate {gate!r} is signed off by role {rule.role!r} per the plan; got {role!r}. "
             f"Ask a {rule.role} to approve, or change the role in {ws.plan_path.name}"
         )
-    store = ws.store
-    with store.transaction() as session:
-        record = Approval(
-            project_id=store.project_id(session, plan.project.store_key, name=plan.project.name),
+    with ws.store.transaction() as session:
+        record = ApprovalRecord(
+            project_id=ws.project_id(session),
             gate=gate,
             role=role,
             by=by.strip(),
@@ -113,65 +121,56 @@ def approve(
         )
         session.add(record)
         session.flush()
-        return ApprovalRecord.from_record(record)
+        return ApprovalInfo.from_record(record)
 
 
 def list_approvals(
     ws: Workspace, gate: str | None = None, *, include_revoked: bool = False
-) -> list[ApprovalRecord]:
+) -> list[ApprovalInfo]:
     """Recorded approvals that still count (and revoked ones with ``include_revoked``),
     oldest first, optionally for one gate."""
     with ws.store.transaction() as session:
         query = _query(ws, gate, include_revoked=include_revoked)
-        return [ApprovalRecord.from_record(a) for a in session.scalars(query)]
+        return [ApprovalInfo.from_record(a) for a in session.scalars(query)]
 
 
 def _query(ws: Workspace, gate: str | None, *, include_revoked: bool) -> Any:
-    query = (
-        select(Approval)
-        .join(Project)
-        .where(Project.key == ws.plan.project.store_key)
-        .order_by(Approval.created_at, Approval.id)
-    )
+    query = ws.select(ApprovalRecord).order_by(ApprovalRecord.created_at, ApprovalRecord.id)
     if gate is not None:
-        query = query.where(Approval.gate == gate)
+        query = query.where(ApprovalRecord.gate == gate)
     if not include_revoked:
-        query = query.where(Approval.revoked_at.is_(None))
+        query = query.where(ApprovalRecord.revoked_at.is_(None))
     return query
 
 
 def revoke_approval(
     ws: Workspace, approval_id: int, *, role: str, by: str, note: str | None = None
-) -> ApprovalRecord:
+) -> ApprovalInfo:
     """Withdraw a sign-off: it stays on the record, with who revoked it, when and why, and no
     longer counts (a deploy override withdrawn stops the model being cleared to ship).
 
     Raises
     ------
-    NotFoundError
+    ApprovalNotFoundError
         No approval ``approval_id`` in this project (the active ones are listed).
     GateError
         ``role`` is not the role the plan names for the approval's gate.
     UsageError
         No ``by``, or the approval was revoked already.
     """
-    from mlplan.store import utcnow
-
     if not by.strip():
-        raise UsageError("--by must name who revokes")
+        raise ParameterError("by", "{param} must name who revokes")
     plan = ws.plan
     with ws.store.transaction() as session:
         record = session.scalars(
-            select(Approval)
-            .join(Project)
-            .where(Project.key == plan.project.store_key, Approval.id == approval_id)
+            ws.select(ApprovalRecord).where(ApprovalRecord.id == approval_id)
         ).one_or_none()
         if record is None:
             active = ", ".join(
                 f"{a.id} ({a.gate}{f' {a.subject}' if a.subject else ''})"
                 for a in session.scalars(_query(ws, None, include_revoked=False))
             )
-            raise NotFoundError(
+            raise ApprovalNotFoundError(
                 f"no approval {approval_id}; approvals that count: {active or 'none'} "
                 "(mlplan approvals list)"
             )
@@ -184,8 +183,8 @@ def revoke_approval(
             )
         # Only an approval that still counts is revoked (two revokes at once: one wins).
         result = session.execute(
-            update(Approval)
-            .where(Approval.id == record.id, Approval.revoked_at.is_(None))
+            update(ApprovalRecord)
+            .where(ApprovalRecord.id == record.id, ApprovalRecord.revoked_at.is_(None))
             .values(revoked_at=utcnow(), revoked_by=by.strip(), revoke_note=note)
             .execution_options(synchronize_session=False)
         )
@@ -196,4 +195,4 @@ def revoke_approval(
                 f"approval {approval_id} was revoked already, by {record.revoked_by} at "
                 f"{record.revoked_at:%Y-%m-%d %H:%M UTC}"
             )
-        return ApprovalRecord.from_record(record)
+        return ApprovalInfo.from_record(record)

@@ -1,0 +1,36 @@
+"""The project as every stage sees it: the plan and the store together (``Workspace``), the
+one way to record in the store (runs, reports, project-scoped selects), and the records every
+stage may read — sign-offs and deployments."""
+
+from __future__ import annotations
+
+from mlplan.workspace._deployments import (
+    PRODUCTION,
+    DeploymentInfo,
+    get_deployment,
+    list_deployments,
+)
+from mlplan.workspace._signoffs import (
+    DEPLOY_GATE,
+    ApprovalInfo,
+    approve,
+    list_approvals,
+    revoke_approval,
+)
+from mlplan.workspace._workspace import ReportInfo, Workspace, find_root, write_atomic
+
+__all__ = [
+    "DEPLOY_GATE",
+    "PRODUCTION",
+    "ApprovalInfo",
+    "DeploymentInfo",
+    "ReportInfo",
+    "Workspace",
+    "approve",
+    "find_root",
+    "get_deployment",
+    "list_approvals",
+    "list_deployments",
+    "revoke_approval",
+    "write_atomic",
+]

@@ -1,0 +1,101 @@
+"""Deployments as the store holds them: named places where a model serves (``production``
+unless named otherwise), read by every stage that needs to know what is live — evaluation
+compares a candidate with production, serving serves what a deployment holds, the checklist
+follows the model in production. Putting a model there (``deploy``) is serving's, since it
+needs the model cleared first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from mlplan.errors import DeploymentNotFoundError
+from mlplan.store import DeploymentRecord, ModelRecord
+from mlplan.workspace._workspace import Workspace
+
+__all__ = ["PRODUCTION", "DeploymentInfo", "get_deployment", "list_deployments"]
+
+PRODUCTION = "production"
+
+
+@dataclass(frozen=True)
+class DeploymentInfo:
+    """A deployment as the store holds it."""
+
+    name: str
+    model: str
+    package_sha256: str
+    mode: str
+    target: str
+    deployed_by: str
+    note: str | None
+    run_id: str
+    created_at: datetime
+    updated_at: datetime
+    previous: str | None = None  # the model it replaced, when deploy() just changed it
+
+    @classmethod
+    def from_record(
+        cls, row: DeploymentRecord, model: ModelRecord, previous: str | None = None
+    ) -> DeploymentInfo:
+        """From the store's rows: the deployment and the model it holds."""
+        return cls(
+            row.name,
+            model.name,
+            model.package["model.onnx"],
+            row.mode,
+            row.target,
+            row.deployed_by,
+            row.note,
+            row.run_id,
+            row.created_at,
+            row.updated_at,
+            previous,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "name": self.name,
+            "model": self.model,
+            "package_sha256": self.package_sha256,
+            "mode": self.mode,
+            "target": self.target,
+            "deployed_by": self.deployed_by,
+            "note": self.note,
+            "run_id": self.run_id,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "previous": self.previous,
+        }
+
+
+def list_deployments(ws: Workspace) -> list[DeploymentInfo]:
+    """Every deployment of the project, by name."""
+    with ws.store.transaction() as session:
+        rows = session.execute(
+            ws.select(DeploymentRecord, ModelRecord)
+            .join(ModelRecord, DeploymentRecord.model_id == ModelRecord.id)
+            .order_by(DeploymentRecord.name)
+        ).all()
+        return [DeploymentInfo.from_record(row, model) for row, model in rows]
+
+
+def get_deployment(ws: Workspace, name: str = PRODUCTION) -> DeploymentInfo:
+    """The deployment called ``name``.
+
+    Raises
+    ------
+    DeploymentNotFoundError
+        Naming the deployments there are, and how to make one.
+    """
+    found = list_deployments(ws)
+    for info in found:
+        if info.name == name:
+            return info
+    raise DeploymentNotFoundError(
+        f"no deployment {name!r}; deployments: {', '.join(d.name for d in found) or 'none'}. "
+        f"Put a model there with: mlplan deploy MODEL --name {name}"
+    )
