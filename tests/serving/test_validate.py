@@ -10,17 +10,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlplan.modeling import PackageSignature
 from mlplan.serving._validate import Feeds, RecordValidator, merge_feeds
 
-SIGNATURE = {
-    "inputs": [
-        {"name": "age", "type": "number", "min": 18.0, "max": 90.0, "nullable": False},
-        {"name": "income", "type": "number", "min": 0.0, "max": 1e6, "nullable": True},
-        {"name": "score", "type": "number", "nullable": False},  # no recorded range
-        {"name": "plan", "type": "string", "categories": ["basic", "pro"], "nullable": False},
-        {"name": "city", "type": "string", "categories": [], "nullable": True},  # redacted
-    ]
-}
+SIGNATURE = PackageSignature.from_dict(
+    {
+        "inputs": [
+            {"name": "age", "type": "number", "min": 18.0, "max": 90.0, "nullable": False},
+            {"name": "income", "type": "number", "min": 0.0, "max": 1e6, "nullable": True},
+            {"name": "score", "type": "number", "nullable": False},  # no recorded range
+            {"name": "plan", "type": "string", "categories": ["basic", "pro"], "nullable": False},
+            {"name": "city", "type": "string", "categories": [], "nullable": True},  # redacted
+        ]
+    }
+)
 
 NUMBERS = st.one_of(
     st.floats(min_value=18, max_value=90),
@@ -165,4 +168,4 @@ def test_merged_feeds_are_the_requests_one_after_another() -> None:
     assert all(plain[n].tolist() == merged[n].tolist() for n in ("age", "plan"))
 
 
-SIGNATURE_NAMES = [c["name"] for c in SIGNATURE["inputs"]]
+SIGNATURE_NAMES = SIGNATURE.names

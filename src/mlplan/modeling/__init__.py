@@ -23,6 +23,7 @@ from mlplan.modeling._older import (
     read_predictions,
 )
 from mlplan.modeling._package import run_graph
+from mlplan.modeling._signature import InputKind, PackageSignature, SignatureInput
 from mlplan.modeling._tabular import (
     build_pipeline,
     export_onnx,
@@ -49,7 +50,10 @@ __all__ = [
     "Comparison",
     "Family",
     "FeatureSet",
+    "InputKind",
     "ModelInfo",
+    "PackageSignature",
+    "SignatureInput",
     "build_pipeline",
     "compare_models",
     "example_rows",

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 from mlplan._optional import require
 from mlplan.errors import UsageError
 from mlplan.modeling._features import FeatureSet
+from mlplan.modeling._signature import PackageSignature, SignatureInput
 
 __all__ = [
     "MISSING_CATEGORY",
@@ -196,20 +197,21 @@ def onnx_feeds(frame: Any, features: FeatureSet) -> dict[str, np.ndarray]:
 
 def tabular_signature(
     table: pa.Table, features: FeatureSet, train_rows: np.ndarray, info_profile: dict[str, Any]
-) -> dict[str, Any]:
+) -> PackageSignature:
+    """How a caller feeds a tabular model: each column with what training saw of it."""
     train = table.take(pa.array(train_rows, pa.int64()))
     columns = []
     for name in features.numeric:
         values = pc.cast(train.column(name), pa.float64())
         extremes = pc.min_max(values)
         columns.append(
-            {
-                "name": name,
-                "type": "number",
-                "min": extremes["min"].as_py(),
-                "max": extremes["max"].as_py(),
-                "nullable": bool(train.column(name).null_count),
-            }
+            SignatureInput(
+                name,
+                "number",
+                min=extremes["min"].as_py(),
+                max=extremes["max"].as_py(),
+                nullable=bool(train.column(name).null_count),
+            )
         )
     for name in features.categorical:
         values = train.column(name)
@@ -218,20 +220,20 @@ def tabular_signature(
         seen = sorted(str(v) for v in pc.unique(pc.drop_null(values)).to_pylist())
         redacted = bool(info_profile.get(name, {}).get("redacted"))
         columns.append(
-            {
-                "name": name,
-                "type": "string",
-                "categories": [] if redacted else seen,
-                "nullable": bool(values.null_count),
-            }
+            SignatureInput(
+                name,
+                "string",
+                categories=() if redacted else tuple(seen),
+                nullable=bool(values.null_count),
+            )
         )
     # How a caller feeds the graph: one [n, 1] tensor per input; a missing number is NaN, a
     # missing string is "" (both imputed inside the graph); an unseen category is all zeros.
-    return {
-        "inputs": columns,
-        "missing": {"number": "NaN", "string": ""},
-        "unseen_categories": "ignored",
-    }
+    return PackageSignature(
+        tuple(columns),
+        missing={"number": "NaN", "string": ""},
+        unseen_categories="ignored",
+    )
 
 
 # -- the same estimators on window features ----------------------------------------------------
@@ -354,24 +356,20 @@ def export_window_onnx(estimator: Any, kind: str, family: str, length: int, chan
     return bytes(model.SerializeToString())
 
 
-def window_signature(spec: dict[str, Any], x_train: np.ndarray) -> dict[str, Any]:
+def window_signature(spec: dict[str, Any], x_train: np.ndarray) -> PackageSignature:
     """How a caller feeds a window model, with the ranges seen in training."""
     lows = np.nanmin(x_train, axis=(0, 1)) if x_train.size else []
     highs = np.nanmax(x_train, axis=(0, 1)) if x_train.size else []
-    return {
-        "inputs": [
-            {
-                "name": "window",
-                "type": "window",
-                "shape": [None, spec["length"], len(spec["channels"])],
-                "dtype": "float32",
-                "time_column": spec["time_column"],
-                "horizon": spec["horizon"],
-                "channels": [
-                    {"name": c, "min": float(lo), "max": float(hi)}
-                    for c, lo, hi in zip(spec["channels"], lows, highs, strict=True)
-                ],
-            }
-        ],
-        "missing": {"number": "NaN"},
-    }
+    window = SignatureInput(
+        "window",
+        "window",
+        shape=(None, spec["length"], len(spec["channels"])),
+        dtype="float32",
+        time_column=spec["time_column"],
+        horizon=spec["horizon"],
+        channels=tuple(
+            {"name": c, "min": float(lo), "max": float(hi)}
+            for c, lo, hi in zip(spec["channels"], lows, highs, strict=True)
+        ),
+    )
+    return PackageSignature((window,), missing={"number": "NaN"})

@@ -35,6 +35,7 @@ from mlplan.modeling._inputs import (
     target_values,
     window_spec,
 )
+from mlplan.modeling._signature import PackageSignature, SignatureInput
 from mlplan.modeling._tabular import tabular_signature, window_signature
 from mlplan.modeling._tune import tune as tune_family
 from mlplan.store import (
@@ -288,26 +289,25 @@ def train_models(
     ]
 
 
-def _signature(data: TrainingData, table: pa.Table, info: DatasetVersionInfo) -> dict[str, Any]:
+def _signature(data: TrainingData, table: pa.Table, info: DatasetVersionInfo) -> PackageSignature:
     spec = data.spec
     if spec["kind"] == "image":
-        return {
-            "inputs": [
-                {
-                    "name": "image",
-                    "type": "image",
-                    "shape": [None, spec["channels"], spec["height"], spec["width"]],
-                    "dtype": "float32",
-                    "range": [0, 255],
-                    "mode": "L" if spec["channels"] == 1 else "RGB",
-                }
-            ],
-            "preprocessing": (
+        image = SignatureInput(
+            "image",
+            "image",
+            shape=(None, spec["channels"], spec["height"], spec["width"]),
+            dtype="float32",
+            range=(0, 255),
+            mode="L" if spec["channels"] == 1 else "RGB",
+        )
+        return PackageSignature(
+            (image,),
+            preprocessing=(
                 f"convert to {'grey' if spec['channels'] == 1 else 'RGB'}, resize to "
                 f"{spec['width']}x{spec['height']} (bilinear), pixels 0-255 as float32, "
                 "channels first; scaling and normalisation are in the graph"
             ),
-        }
+        )
     if spec["kind"] == "window":
         return window_signature(spec, data.x["train"])
     features = FeatureSet(spec["numeric"], spec["categorical"], {})
@@ -379,7 +379,7 @@ def _register(
             run.input("file", backbone["name"], sha256=backbone["sha256"])
         files = {
             "model.onnx": result.graph,
-            "signature.json": json.dumps(signature, indent=1).encode(),
+            "signature.json": signature.to_json().encode(),
             "metadata.json": json.dumps(
                 metadata | {"name": name, "run_id": run.id}, indent=1, default=str
             ).encode(),

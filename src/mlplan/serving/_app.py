@@ -642,10 +642,10 @@ def create_app(config: ServeConfig) -> Any:
             return not_ready()
         model = state.model
         inputs = []
-        for spec in model.signature["inputs"]:
-            shape = [-1 if d is None else d for d in spec.get("shape") or [None, 1]]
-            datatype = "BYTES" if spec["type"] == "string" else "FP32"
-            inputs.append({"name": spec["name"], "datatype": datatype, "shape": shape})
+        for spec in model.signature.inputs:
+            shape = [-1 if d is None else d for d in spec.shape or (None, 1)]
+            datatype = "BYTES" if spec.type == "string" else "FP32"
+            inputs.append({"name": spec.name, "datatype": datatype, "shape": shape})
         outputs = (
             [
                 {"name": "label", "datatype": "BYTES", "shape": [-1]},

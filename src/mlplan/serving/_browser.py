@@ -28,6 +28,7 @@ import numpy as np
 
 from mlplan._optional import require
 from mlplan.errors import MlplanError, UsageError
+from mlplan.modeling import PackageSignature
 
 __all__ = [
     "ORT_WEB_VERSION",
@@ -96,15 +97,19 @@ def ort_web_files(target: Path) -> str:
 
 
 def build_browser_site(
-    folder: Path, graph: bytes, signature: dict[str, Any], metadata: dict[str, Any], title: str
+    folder: Path,
+    graph: bytes,
+    signature: PackageSignature,
+    metadata: dict[str, Any],
+    title: str,
 ) -> str:
     """Write the static site; the onnxruntime-web version it uses."""
-    if any(spec["type"] not in {"number", "string"} for spec in signature["inputs"]):
+    if not signature.tabular:
         raise UsageError("--target browser builds pages for tabular models (records in)")
     folder.mkdir(parents=True, exist_ok=True)
     version = ort_web_files(folder)
     (folder / "model.onnx").write_bytes(graph)
-    (folder / "signature.json").write_text(json.dumps(signature, indent=1))
+    (folder / "signature.json").write_text(signature.to_json())
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=1))
 
     assets = files("mlplan.serving").joinpath("browser")

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from mlplan._optional import require
 from mlplan.errors import PackageError
-from mlplan.modeling import get_model
+from mlplan.modeling import PackageSignature, get_model
 from mlplan.serving._validate import Feeds
 from mlplan.workspace import Workspace
 
@@ -29,7 +29,7 @@ class ServedModel:
 
     name: str
     version: str
-    signature: dict[str, Any]
+    signature: PackageSignature
     metadata: dict[str, Any]
     session: Any
     kind: str  # "tabular" | "image" | "window"
@@ -44,7 +44,7 @@ class ServedModel:
     @property
     def input_names(self) -> list[str]:
         """The graph's inputs, in signature order."""
-        return [c["name"] for c in self.signature["inputs"]]
+        return self.signature.names
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """Labels (after the recorded threshold, for binary models) and probabilities, or
@@ -98,18 +98,17 @@ class ServedModel:
     def example_feeds(self) -> dict[str, np.ndarray]:
         """One valid row, made from the signature (used to warm the session up)."""
         feeds: dict[str, np.ndarray] = {}
-        for spec in self.signature["inputs"]:
-            kind = spec["type"]
-            if kind == "number":
-                low, high = spec.get("min"), spec.get("max")
+        for spec in self.signature.inputs:
+            if spec.type == "number":
+                low, high = spec.min, spec.max
                 value = 0.0 if low is None or high is None else (low + high) / 2
-                feeds[spec["name"]] = np.array([[value]], dtype=np.float32)
-            elif kind == "string":
-                categories = spec.get("categories") or [""]
-                feeds[spec["name"]] = np.array([[categories[0]]], dtype=object)
+                feeds[spec.name] = np.array([[value]], dtype=np.float32)
+            elif spec.type == "string":
+                categories = spec.categories or ("",)
+                feeds[spec.name] = np.array([[categories[0]]], dtype=object)
             else:
-                shape = [1 if d is None else int(d) for d in spec["shape"]]
-                feeds[spec["name"]] = np.zeros(shape, dtype=np.float32)
+                shape = [1 if d is None else int(d) for d in spec.shape or ()]
+                feeds[spec.name] = np.zeros(shape, dtype=np.float32)
         return feeds
 
 
@@ -145,7 +144,9 @@ def load_served_model(ws: Workspace, name: str) -> ServedModel:
     model = get_model(ws, name)
     package = model.package
     graph = _verified(ws, package["model.onnx"], "model.onnx")
-    signature = json.loads(_verified(ws, package["signature.json"], "signature.json"))
+    signature = PackageSignature.from_json(
+        _verified(ws, package["signature.json"], "signature.json")
+    )
     metadata = json.loads(_verified(ws, package["metadata.json"], "metadata.json"))
     ort = require("onnxruntime", extra="serving", purpose="serving models")
     options = ort.SessionOptions()
@@ -154,12 +155,10 @@ def load_served_model(ws: Workspace, name: str) -> ServedModel:
         session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ONNX Runtime raises its own types for a bad graph
         raise PackageError(f"model.onnx does not load: {str(exc).splitlines()[0]}") from None
-    inputs = signature.get("inputs", [])
-    kind = "tabular" if inputs and inputs[0]["type"] in {"number", "string"} else "other"
-    if inputs and inputs[0]["type"] == "image":
-        kind = "image"
-    elif inputs and inputs[0]["type"] == "window":
-        kind = "window"
+    inputs = signature.inputs
+    kind = "tabular" if inputs and inputs[0].tabular else "other"
+    if inputs and inputs[0].type in ("image", "window"):
+        kind = inputs[0].type
     classes = [str(c) for c in metadata.get("classes") or []]
     threshold = metadata.get("threshold") if len(classes) == 2 else None
     served = ServedModel(

@@ -113,23 +113,22 @@ class _Chunker:
 
     def check_schema(self, schema: pa.Schema, path: Path) -> None:
         names = set(schema.names)
-        missing = [c["name"] for c in self.model.signature["inputs"] if c["name"] not in names]
+        missing = [name for name in self.model.input_names if name not in names]
         if missing:
             raise DataError(
                 f"{path}: missing column(s) {', '.join(missing)}; the model takes: "
                 f"{', '.join(self.model.input_names)}"
             )
-        for spec in self.model.signature["inputs"]:
-            kind = schema.field(spec["name"]).type
-            if spec["type"] == "number" and not (
+        for spec in self.model.signature.inputs:
+            kind = schema.field(spec.name).type
+            if spec.type == "number" and not (
                 pa.types.is_integer(kind)
                 or pa.types.is_floating(kind)
                 or pa.types.is_null(kind)
                 or pa.types.is_boolean(kind)
             ):
                 raise DataError(
-                    f"{path}: column {spec['name']!r} holds {kind} values; the model expects "
-                    "numbers"
+                    f"{path}: column {spec.name!r} holds {kind} values; the model expects numbers"
                 )
 
     def feeds(self, batch: pa.RecordBatch) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
@@ -137,8 +136,8 @@ class _Chunker:
         n = batch.num_rows
         reasons: list[tuple[str, np.ndarray]] = []
         feeds: dict[str, np.ndarray] = {}
-        for spec in self.model.signature["inputs"]:
-            name = spec["name"]
+        for spec in self.model.signature.inputs:
+            name = spec.name
             column = batch.column(name)
             if pa.types.is_dictionary(column.type):
                 column = pc.cast(column, column.type.value_type)
@@ -147,11 +146,11 @@ class _Chunker:
                 if column.null_count
                 else None
             )
-            if spec["type"] == "number":
+            if spec.type == "number":
                 values = pc.cast(column, pa.float32()).to_numpy(zero_copy_only=False)
                 if missing is not None:
                     values = np.where(missing, np.float32(np.nan), values)
-                low, high = spec.get("min"), spec.get("max")
+                low, high = spec.min, spec.max
                 if low is not None and high is not None and self.out_of_range != "allow":
                     with np.errstate(invalid="ignore"):
                         outside = (values < low) | (values > high)
@@ -163,7 +162,7 @@ class _Chunker:
                 feeds[name] = np.ascontiguousarray(values, dtype=np.float32).reshape(-1, 1)
             else:
                 strings = pc.cast(column, pa.string())
-                allowed = spec.get("categories") or []
+                allowed = list(spec.categories)
                 if allowed and self.unseen == "reject":
                     known = pc.is_in(strings, value_set=pa.array(allowed, pa.string()))
                     unseen = ~np.asarray(
@@ -175,7 +174,7 @@ class _Chunker:
                         reasons.append((f"{name}: unseen category", unseen))
                 filled = pc.fill_null(strings, "") if strings.null_count else strings
                 feeds[name] = filled.to_numpy(zero_copy_only=False).reshape(-1, 1)
-            if missing is not None and not spec.get("nullable") and missing.any():
+            if missing is not None and not spec.nullable and missing.any():
                 reasons.append((f"{name}: missing", missing))
         if not reasons:
             return feeds, None

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from mlplan.modeling import PackageSignature
+
 __all__ = [
     "Feeds",
     "FieldError",
@@ -148,7 +150,7 @@ class RecordValidator:
     Parameters
     ----------
     signature
-        The package's ``signature.json``.
+        The package's signature (or its JSON form, ``signature.json`` read).
     unseen_categories
         ``reject`` (422) or ``allow`` (the graph ignores them), from the plan's security.
     out_of_range
@@ -157,37 +159,34 @@ class RecordValidator:
 
     def __init__(
         self,
-        signature: Mapping[str, Any],
+        signature: PackageSignature | Mapping[str, Any],
         *,
         unseen_categories: Literal["reject", "allow"] = "reject",
         out_of_range: Literal["reject", "allow", "clip"] = "allow",
         max_records: int = 10_000,
     ) -> None:
-        self.inputs = list(signature["inputs"])
-        self.names = [c["name"] for c in self.inputs]
+        if not isinstance(signature, PackageSignature):
+            signature = PackageSignature.from_dict(signature)
+        self.inputs = list(signature.inputs)
+        self.names = [c.name for c in self.inputs]
         self.unseen_categories = unseen_categories
         self.out_of_range = out_of_range
         self.max_records = max_records
-        self._categories = {
-            c["name"]: set(c.get("categories") or []) for c in self.inputs if c["type"] == "string"
-        }
+        self._categories = {c.name: set(c.categories) for c in self.inputs if c.type == "string"}
         # What the fast path needs: every record has exactly the inputs, of the right types,
         # with nothing missing, out of range or unseen (anything else takes the checked path).
         self._keys = frozenset(self.names)
-        self._numeric = [c["name"] for c in self.inputs if c["type"] == "number"]
-        self._strings = [c["name"] for c in self.inputs if c["type"] == "string"]
+        self._numeric = [c.name for c in self.inputs if c.type == "number"]
+        self._strings = [c.name for c in self.inputs if c.type == "string"]
         self._get_numbers = _getter(self._numeric)
         self._get_strings = _getter(self._strings)
-        bounds = []
+        bounds: list[tuple[float, float]] = []
         for c in self.inputs:
-            if c["type"] == "number":
-                low, high = c.get("min"), c.get("max")
-                bounded = low is not None and high is not None
-                bounds.append(
-                    (max(low, -_FLOAT32_MAX), min(high, _FLOAT32_MAX))
-                    if bounded
-                    else (-_FLOAT32_MAX, _FLOAT32_MAX)
-                )
+            if c.type == "number":
+                if c.min is not None and c.max is not None:
+                    bounds.append((max(c.min, -_FLOAT32_MAX), min(c.max, _FLOAT32_MAX)))
+                else:
+                    bounds.append((-_FLOAT32_MAX, _FLOAT32_MAX))
         self._lows = [b[0] for b in bounds]
         self._highs = [b[1] for b in bounds]
         self._low_column = np.array(self._lows, dtype=np.float64).reshape(-1, 1)
@@ -279,18 +278,18 @@ class RecordValidator:
                         )
                     )
             for spec in self.inputs:
-                name = spec["name"]
+                name = spec.name
                 where = (*base, i, name)
                 if name not in record:
                     result.errors.append(
                         FieldError(where, "missing", "field required (send null when unknown)")
-                        if not spec.get("nullable")
+                        if not spec.nullable
                         else FieldError(where, "missing", "field required; null is allowed")
                     )
                     continue
                 value = record[name]
                 if value is None:
-                    if not spec.get("nullable"):
+                    if not spec.nullable:
                         result.errors.append(
                             FieldError(
                                 where, "null", "may not be null: it was never missing in training"
@@ -299,7 +298,7 @@ class RecordValidator:
                     else:
                         result.missing[name] = result.missing.get(name, 0) + 1
                     continue
-                if spec["type"] == "number":
+                if spec.type == "number":
                     if not _is_number(value) or not _finite(value):
                         result.errors.append(
                             FieldError(
@@ -308,7 +307,7 @@ class RecordValidator:
                         )
                         continue
                     value = float(value)
-                    low, high = spec.get("min"), spec.get("max")
+                    low, high = spec.min, spec.max
                     if low is not None and high is not None and not low <= value <= high:
                         result.out_of_range[name] = result.out_of_range.get(name, 0) + 1
                         if self.out_of_range == "reject":
@@ -366,10 +365,8 @@ class TensorValidator:
     names here; the values of tabular inputs through the same checks and policies as records
     (so both routes accept and refuse the same things)."""
 
-    def __init__(
-        self, signature: Mapping[str, Any], records: RecordValidator | None = None
-    ) -> None:
-        self.inputs = {c["name"]: c for c in signature["inputs"]}
+    def __init__(self, signature: PackageSignature, records: RecordValidator | None = None) -> None:
+        self.inputs = {c.name: c for c in signature.inputs}
         self.records = records
 
     def validate(self, tensors: Any) -> ValidationResult:
@@ -425,7 +422,7 @@ class TensorValidator:
                     FieldError((*where, "data"), "list_type", "expected a flat list")
                 )
                 continue
-            string = spec["type"] == "string"
+            string = spec.type == "string"
             expected = "BYTES" if string else "FP32"
             allowed = {"BYTES"} if string else {"FP32", "FP64", "INT64", "INT32"}
             if tensor.get("datatype") not in allowed:
@@ -441,7 +438,7 @@ class TensorValidator:
                     )
                 )
                 continue
-            wanted = spec.get("shape") or [None, 1]
+            wanted = list(spec.shape or (None, 1))
             if len(shape) != len(wanted) or any(
                 w is not None and w != d for w, d in zip(wanted, shape, strict=True)
             ):
@@ -461,12 +458,11 @@ class TensorValidator:
             result.errors.append(FieldError(base, "shape", "every input must have the same rows"))
             return result
         n = rows.pop()
-        if self.records is not None and all(
-            spec["type"] in {"number", "string"} for spec in self.inputs.values()
-        ):
+        if self.records is not None and all(spec.tabular for spec in self.inputs.values()):
             records = [{name: data[r] for name, (_, data) in shaped.items()} for r in range(n)]
             return self.records.validate(records, loc=base) if n else result
         feeds: dict[str, np.ndarray] = {}
+        spec_tabular = {name: spec.tabular for name, spec in self.inputs.items()}
         for name, (shape, data) in shaped.items():
             i = given[name][0]
             bad = next(
@@ -474,7 +470,8 @@ class TensorValidator:
                     k
                     for k, v in enumerate(data)
                     if not (_is_number(v) and _finite(v))
-                    and not (v is None and self.inputs[name].get("nullable", True))
+                    # a tensor input (image, window) may hold missing values: NaN to the graph
+                    and not (v is None and (self.inputs[name].nullable or not spec_tabular[name]))
                 ),
                 None,
             )
