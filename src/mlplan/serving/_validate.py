@@ -365,7 +365,13 @@ class TensorValidator:
     names here; the values of tabular inputs through the same checks and policies as records
     (so both routes accept and refuse the same things)."""
 
-    def __init__(self, signature: PackageSignature, records: RecordValidator | None = None) -> None:
+    def __init__(
+        self,
+        signature: PackageSignature | Mapping[str, Any],
+        records: RecordValidator | None = None,
+    ) -> None:
+        if not isinstance(signature, PackageSignature):
+            signature = PackageSignature.from_dict(signature)
         self.inputs = {c.name: c for c in signature.inputs}
         self.records = records
 
