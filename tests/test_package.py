@@ -118,6 +118,7 @@ MOVED = [
     ("mlplan.evaluation", "clearance", "mlplan.serving", "clearance"),
     ("mlplan.evaluation", "Clearance", "mlplan.serving", "Clearance"),
     ("mlplan.evaluation", "OVERRIDE_GATE", "mlplan.workspace", "DEPLOY_GATE"),
+    ("mlplan.evaluation", "LOWER_IS_BETTER", "mlplan.core", "LOWER_IS_BETTER"),
     ("mlplan.serving", "get_deployment", "mlplan.workspace", "get_deployment"),
     ("mlplan.serving", "list_deployments", "mlplan.workspace", "list_deployments"),
     ("mlplan.serving", "DeploymentInfo", "mlplan.workspace", "DeploymentInfo"),

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from mlplan.core._json import json_safe
+from mlplan.core._metrics import LOWER_IS_BETTER, better
 from mlplan.core._refs import DatasetRef, SplitRef, parse_dataset_ref, parse_split_ref
 
-__all__ = ["DatasetRef", "SplitRef", "json_safe", "parse_dataset_ref", "parse_split_ref"]
+__all__ = [
+    "LOWER_IS_BETTER",
+    "DatasetRef",
+    "SplitRef",
+    "better",
+    "json_safe",
+    "parse_dataset_ref",
+    "parse_split_ref",
+]

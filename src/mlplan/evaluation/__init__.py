@@ -17,7 +17,6 @@ from mlplan.evaluation._evaluate import (
 )
 from mlplan.evaluation._metrics import (
     BINARY_METRICS,
-    LOWER_IS_BETTER,
     MULTICLASS_METRICS,
     REGRESSION_METRICS,
     MetricEstimate,
@@ -29,7 +28,6 @@ from mlplan.evaluation._metrics import (
 
 __all__ = [
     "BINARY_METRICS",
-    "LOWER_IS_BETTER",
     "MULTICLASS_METRICS",
     "REGRESSION_METRICS",
     "Condition",
@@ -53,6 +51,7 @@ __getattr__ = _moved_names(
     __name__,
     {
         "Clearance": "mlplan.serving.Clearance",
+        "LOWER_IS_BETTER": "mlplan.core.LOWER_IS_BETTER",
         "OVERRIDE_GATE": "mlplan.workspace.DEPLOY_GATE",
         "clearance": "mlplan.serving.clearance",
     },

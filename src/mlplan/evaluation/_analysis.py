@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from mlplan.core import LOWER_IS_BETTER
 from mlplan.evaluation._metrics import (
-    LOWER_IS_BETTER,
     Predictions,
     SliceReport,
     aggregate,

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from mlplan.core import LOWER_IS_BETTER
 from mlplan.errors import UsageError
 from mlplan.evaluation._metrics import (
     BINARY_METRICS,
-    LOWER_IS_BETTER,
     MULTICLASS_METRICS,
     REGRESSION_METRICS,
     SliceReport,

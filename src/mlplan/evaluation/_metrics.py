@@ -27,7 +27,6 @@ from mlplan.errors import DataError, UsageError
 
 __all__ = [
     "BINARY_METRICS",
-    "LOWER_IS_BETTER",
     "MULTICLASS_METRICS",
     "REGRESSION_METRICS",
     "MetricEstimate",
@@ -71,9 +70,6 @@ MULTICLASS_METRICS = (
     "ece",
 )
 REGRESSION_METRICS = ("count", "mae", "rmse", "r2", "mape")
-LOWER_IS_BETTER = frozenset(
-    {"fpr", "fnr", "fdr", "for", "log_loss", "brier", "ece", "mae", "rmse", "mape"}
-)
 _NEEDS_PROBA = frozenset({"roc_auc", "pr_auc", "log_loss", "brier", "ece"})
 _RANKING = frozenset({"roc_auc", "pr_auc"})
 ECE_BINS = 10

@@ -11,11 +11,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlplan.core import json_safe
+from mlplan.core import LOWER_IS_BETTER, json_safe
 from mlplan.data import effective_metadata, get_dataset, get_split, load_split
 from mlplan.errors import UsageError
 from mlplan.labels import get_hlp
-from mlplan.modeling._fit import LOWER_IS_BETTER
 from mlplan.modeling._inputs import (
     example_rows,
     feeds_for,

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from mlplan.core import LOWER_IS_BETTER
 from mlplan.errors import DataError, UsageError
 from mlplan.modeling._features import FeatureSet
 from mlplan.modeling._inputs import TrainingData
@@ -146,6 +147,3 @@ def validation_score(result: JobResult, metric: str) -> float:
     scores = result.scores.get("valid") or result.scores["train"]
     value = scores.get(metric, np.nan)
     return float(value) if metric in LOWER_IS_BETTER else -float(value)
-
-
-LOWER_IS_BETTER = {"mae", "rmse", "log_loss", "brier"}

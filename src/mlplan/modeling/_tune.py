@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from mlplan._optional import require
+from mlplan.core import LOWER_IS_BETTER
 from mlplan.modeling._engine import Engine, run_jobs
-from mlplan.modeling._fit import LOWER_IS_BETTER, Job, validation_score
+from mlplan.modeling._fit import Job, validation_score
 from mlplan.modeling._inputs import TrainingData
 
 __all__ = ["SEARCH_SPACES", "tune"]
