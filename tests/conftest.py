@@ -239,6 +239,51 @@ def sqlite_ws(project_dir: Path) -> Iterator[Workspace]:
     workspace.close()
 
 
+def edit_plan(ws: Workspace, old: str, new: str) -> None:
+    """Replace ``old`` (which must be there) by ``new`` in the project's plan, and forget the
+    plan read so far."""
+    text = ws.plan_path.read_text()
+    assert old in text, old
+    ws.plan_path.write_text(text.replace(old, new, 1))
+    ws.__dict__.pop("plan", None)
+
+
+def register_split_train(
+    ws: Workspace,
+    *,
+    dataset: str = "customers",
+    id_column: str | None = "customer_id",
+    stratify: str | None = "churned",
+    seed: int = 1,
+    family: str | None = "logistic",
+) -> Workspace:
+    """The usual start of a test about a later stage: the plan's dataset registered (with
+    its ``id_column``), split (stratified by the target, seeded) and, unless ``family`` is
+    None, one model trained (``logistic-1`` by default)."""
+    from mlplan.data import register_dataset, split_dataset
+    from mlplan.modeling import train_model
+
+    if id_column is not None:
+        edit_plan(ws, "    id_column: null", f"    id_column: {id_column}")
+    register_dataset(ws, dataset)
+    split_dataset(ws, dataset, stratify=stratify, seed=seed)
+    if family is not None:
+        train_model(ws, family=family)  # type: ignore[arg-type]
+    return ws
+
+
+@pytest.fixture
+def split_ws(sqlite_ws: Workspace) -> Workspace:
+    """The project on SQLite with customers registered and split (seed 1, stratified)."""
+    return register_split_train(sqlite_ws, family=None)
+
+
+@pytest.fixture
+def trained_ws(sqlite_ws: Workspace) -> Workspace:
+    """The project on SQLite with customers registered, split, and logistic-1 trained."""
+    return register_split_train(sqlite_ws)
+
+
 @pytest.fixture
 def cli(project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Run ``mlplan ARGS`` in the project folder through Typer's CliRunner."""
