@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -30,13 +32,15 @@ def test_discovery_finds_a_planted_two_condition_slice(rng: np.random.Generator)
     texts = {c.text for c in conditions}
     assert {"plan = 'pro'", "charges is missing", "age < 36"} <= texts
     found = discover_slices(conditions, error, min_support=30, min_effect=0.3)
-    top = found["slices"][0]
-    assert top["conditions"] == ["plan = 'pro'", "device = 'web'"]
-    assert top["count"] == planted.sum()
-    assert top["error"] == pytest.approx(error[planted].mean())
-    assert top["q_value"] <= top["alpha"] and top["effect_size"] > 1
+    top = found.slices[0]
+    assert top.conditions == ("plan = 'pro'", "device = 'web'")
+    assert top.columns == ("device", "plan")
+    assert top.count == planted.sum()
+    assert top.error == pytest.approx(error[planted].mean())
+    assert top.effect_size is not None
+    assert top.q_value <= top.alpha and top.effect_size > 1
     # Nothing more specific than a slice already found is reported.
-    assert not any(set(top["conditions"]) < set(other["conditions"]) for other in found["slices"])
+    assert not any(set(top.conditions) < set(other.conditions) for other in found.slices)
 
 
 def test_discovery_reports_nothing_on_errors_that_do_not_depend_on_the_data(
@@ -46,7 +50,7 @@ def test_discovery_reports_nothing_on_errors_that_do_not_depend_on_the_data(
     error = (rng.random(table.num_rows) < 0.2).astype(float)
     conditions = candidate_conditions(table, table.column_names, min_support=30)
     found = discover_slices(conditions, error, min_support=30, min_effect=0.3)
-    assert found["slices"] == [] and found["tested"] > 100
+    assert found.slices == () and found.tested > 100
 
 
 def test_the_chosen_threshold_maximises_f1_over_the_scores(rng: np.random.Generator) -> None:
@@ -90,5 +94,33 @@ def test_discovery_skips_conditions_that_hold_every_row_and_finds_a_clean_split(
     error = (region == "west").astype(float)  # the model errs on every western row, only there
     conditions = candidate_conditions(table, table.column_names, min_support=30)
     found = discover_slices(conditions, error, min_support=30)
-    assert [d["conditions"] for d in found["slices"]] == [["region = 'west'"]]
-    assert found["slices"][0]["effect_size"] is None and "unbounded" in found["slices"][0]["note"]
+    assert [d.conditions for d in found.slices] == [("region = 'west'",)]
+    west = found.slices[0]
+    assert west.effect_size is None and west.note is not None and "unbounded" in west.note
+    assert west.to_dict()["note"] == west.note
+
+
+def test_a_discovery_result_is_json_with_its_slices_in_order(rng: np.random.Generator) -> None:
+    table = _table(rng)
+    plan = np.asarray(table.column("plan").to_pylist())
+    error = (rng.random(table.num_rows) < np.where(plan == "basic", 0.5, 0.1)).astype(float)
+    conditions = candidate_conditions(table, table.column_names, min_support=30)
+    found = discover_slices(conditions, error, min_support=30)
+    as_json = json.loads(json.dumps(found.to_dict()))
+    assert list(as_json) == ["overall_error", "tested", "conditions", "slices"]
+    assert as_json["overall_error"] == pytest.approx(error.mean())
+    assert as_json["tested"] == found.tested and as_json["conditions"] == len(conditions)
+    first = as_json["slices"][0]
+    assert list(first) == [
+        "conditions",
+        "columns",
+        "count",
+        "share",
+        "error",
+        "effect_size",
+        "p_value",
+        "q_value",
+        "alpha",
+    ]
+    assert first["conditions"] == ["plan = 'basic'"] == list(found.slices[0].conditions)
+    assert [s["count"] for s in as_json["slices"]] == [s.count for s in found.slices]

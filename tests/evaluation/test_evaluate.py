@@ -16,7 +16,14 @@ from tests.evaluation.conftest import churn_table, plan_text
 
 from mlplan.checklist import status
 from mlplan.data import get_split, load_split, register_dataset, split_dataset
-from mlplan.errors import CheckFailedError, DataError, GateError, NotFoundError, UsageError
+from mlplan.errors import (
+    CheckFailedError,
+    DataError,
+    GateError,
+    NotFoundError,
+    ParameterError,
+    UsageError,
+)
 from mlplan.evaluation import evaluate, latest_evaluation, list_evaluations
 from mlplan.evaluation import raise_for_gates as gate_check
 from mlplan.lineage import lineage
@@ -80,8 +87,72 @@ def test_the_threshold_is_chosen_on_validation_and_recorded_in_the_package(
     assert row["recall"] == pytest.approx(r["overall"]["recall"]["value"])
     fixed = evaluate(trained, "logistic-1", threshold=0.5).report["threshold"]
     assert (fixed["value"], fixed["criterion"]) == (0.5, "fixed")
-    with pytest.raises(UsageError, match=r"--threshold must be a number in \(0, 1\), f1 or youden"):
+    with pytest.raises(
+        ParameterError, match=r"'threshold' must be a number in \(0, 1\), f1 or youden"
+    ):
         evaluate(trained, "logistic-1", threshold="best")
+
+
+def test_the_evaluation_exposes_its_slice_reports(trained: Workspace) -> None:
+    result = evaluate(trained, "logistic-1", n_boot=20)
+    r = result.report
+    assert result.overall.name == "overall" and result.overall.by_group == {}
+    for metric, estimate in result.overall.overall.items():
+        assert estimate.to_dict() == r["overall"][metric]
+    assert list(result.slices) == [s["name"] for s in r["slices"]]
+    for stored in r["slices"]:
+        report = result.slices[stored["name"]]
+        assert report.to_dict() | {"min_support": stored["min_support"]} == stored
+    region = result.slices["region"]
+    west = region.by_group["region=west"]["accuracy"]
+    assert west.low is not None and west.high is not None and west.low <= west.value <= west.high
+    assert region.draws["region=west"]["accuracy"].shape == (20,)  # the run's draws, kept
+    assert region.difference("accuracy", min_count=30) > 0
+
+
+@pytest.mark.parametrize(
+    ("given", "param", "message"),
+    [
+        ({"part": "holdout"}, "part", "{} must be train, valid or test; got 'holdout'"),
+        ({"n_boot": -1}, "n_boot", "{} must be 0 or more; got -1"),
+        ({"threshold": 1.5}, "threshold", "{} must be in (0, 1); got 1.5"),
+    ],
+    ids=["part", "n_boot", "threshold"],
+)
+def test_a_bad_argument_names_its_parameter(
+    trained: Workspace, given: dict[str, Any], param: str, message: str
+) -> None:
+    with pytest.raises(ParameterError) as caught:
+        evaluate(trained, "logistic-1", **given)
+    assert caught.value.param == param
+    assert str(caught.value) == message.format(repr(param))
+
+
+def test_the_cli_names_the_option_where_the_library_names_the_parameter(
+    trained: Workspace,
+) -> None:
+    from typer.testing import CliRunner
+
+    from mlplan.cli import app
+    from mlplan.evaluation import evaluate_predictions
+
+    (trained.root / "vendor.csv").write_text("item_id,prediction\n1,0\n")
+    with pytest.raises(ParameterError, match=r"^'name' '1st' must start with a letter"):
+        evaluate_predictions(trained, "vendor.csv", name="1st")
+    runner = CliRunner()
+    with chdir(trained.root):
+        named = runner.invoke(app, ["evaluate", "--predictions", "vendor.csv", "--name", "1st"])
+        taken = runner.invoke(
+            app, ["evaluate", "--predictions", "vendor.csv", "--name", "logistic-1"]
+        )
+        threshold = runner.invoke(app, ["evaluate", "logistic-1", "--threshold", "2"])
+    assert named.exit_code == taken.exit_code == threshold.exit_code == 2
+    assert "error: --name '1st' must start with a letter" in named.output
+    assert (
+        "error: 'logistic-1' is a registered model; give these predictions another --name"
+        in taken.output
+    )
+    assert "error: --threshold must be in (0, 1); got 2.0" in threshold.output
 
 
 def test_the_report_card_and_json_are_written_and_stored(trained: Workspace) -> None:

@@ -33,48 +33,58 @@ def _state(state: str) -> str:
     return f"[{_STATE_STYLE.get(state, 'white')}]{state}[/]"
 
 
+ModelArgument = Annotated[str | None, typer.Argument(help="The model to evaluate, e.g. gbt-1.")]
+PredictionsOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Instead of a model: a file of predictions made elsewhere (item_id, "
+        "prediction, optionally a probability column per class)."
+    ),
+]
+NameOption = Annotated[
+    str | None, typer.Option(help="With --predictions: their name (default: file stem).")
+]
+# The library's parameters: `split` is --on (the split of predictions), `part` is --split.
+OnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--on", help="With --predictions: the split, e.g. customers@2/s1 (default: newest)."
+    ),
+]
+PartOption = Annotated[
+    Literal["test", "valid", "train"],
+    typer.Option("--split", help="Which rows of the model's split to evaluate on."),
+]
+ThresholdOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Binary: a decision threshold in (0, 1), or f1 / youden to choose it on the "
+        "validation rows (default: evaluation.threshold of the plan)."
+    ),
+]
+BootstrapOption = Annotated[
+    int | None,
+    typer.Option("--bootstrap", help="Bootstrap resamples (default: evaluation.bootstrap).", min=0),
+]
+OutOption = Annotated[
+    str | None,
+    typer.Option(help="Folder for the report, model card and JSON (default: reports/MODEL)."),
+]
+GateOption = Annotated[bool, typer.Option("--gate", help="Exit 1 when a gate of the plan fails.")]
+
+
 @app.command()
 def evaluate(
-    model: Annotated[str | None, typer.Argument(help="The model to evaluate, e.g. gbt-1.")] = None,
-    predictions: Annotated[
-        str | None,
-        typer.Option(
-            help="Instead of a model: a file of predictions made elsewhere (item_id, "
-            "prediction, optionally a probability column per class)."
-        ),
-    ] = None,
-    name: Annotated[
-        str | None, typer.Option(help="With --predictions: their name (default: file stem).")
-    ] = None,
-    on: Annotated[
-        str | None,
-        typer.Option(help="With --predictions: the split, e.g. customers@2/s1 (default: newest)."),
-    ] = None,
-    split: Annotated[
-        Literal["test", "valid", "train"],
-        typer.Option(help="Which rows of the model's split to evaluate on."),
-    ] = "test",
-    threshold: Annotated[
-        str | None,
-        typer.Option(
-            help="Binary: a decision threshold in (0, 1), or f1 / youden to choose it on the "
-            "validation rows (default: evaluation.threshold of the plan)."
-        ),
-    ] = None,
-    boot: Annotated[
-        int | None,
-        typer.Option(
-            "--bootstrap", help="Bootstrap resamples (default: evaluation.bootstrap).", min=0
-        ),
-    ] = None,
+    model: ModelArgument = None,
+    predictions: PredictionsOption = None,
+    name: NameOption = None,
+    split: OnOption = None,
+    part: PartOption = "test",
+    threshold: ThresholdOption = None,
+    n_boot: BootstrapOption = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
-    out: Annotated[
-        str | None,
-        typer.Option(help="Folder for the report, model card and JSON (default: reports/MODEL)."),
-    ] = None,
-    gate: Annotated[
-        bool, typer.Option("--gate", help="Exit 1 when a gate of the plan fails.")
-    ] = False,
+    out: OutOption = None,
+    gate: GateOption = False,
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -92,14 +102,14 @@ def evaluate(
         if threshold is not None:
             raise UsageError("--threshold applies to a model; predictions come with their labels")
         result = evaluate_predictions(
-            ws, predictions, name=name, split=on, part=split, n_boot=boot, seed=seed, out=out
+            ws, predictions, name=name, split=split, part=part, n_boot=n_boot, seed=seed, out=out
         )
     else:
-        if name is not None or on is not None:
+        if name is not None or split is not None:
             raise UsageError("--name and --on go with --predictions")
         assert model is not None
         result = run_evaluation(
-            ws, model, part=split, threshold=threshold, n_boot=boot, seed=seed, out=out
+            ws, model, part=part, threshold=threshold, n_boot=n_boot, seed=seed, out=out
         )
     if json:
         print_json(result.to_dict())
@@ -114,6 +124,16 @@ def _render(r: dict[str, Any], files: dict[str, Any]) -> None:
         f"[bold]{esc(r['model'])}[/] ({esc(r['family'])}) on the {r['part']} rows of "
         f"{esc(r['split'])}: {r['rows']:,} rows, {r['bootstrap']} bootstrap resamples"
     )
+    _render_overall(r)
+    _render_classes(r)
+    _render_focus(r)
+    _render_discovery(r)
+    _render_regressions(r)
+    _render_risks_and_gates(r)
+    console.print("Report: " + ", ".join(esc(str(path)) for path in files.values()))
+
+
+def _render_overall(r: dict[str, Any]) -> None:
     overall = Table("metric", "value", "interval", title="Overall")
     for name, m in r["overall"].items():
         if name != "count":
@@ -126,6 +146,9 @@ def _render(r: dict[str, Any], files: dict[str, Any]) -> None:
             + (f", chosen on the {t['chosen_on']} split" if t.get("chosen_on") else "")
             + "), recorded in the model package"
         )
+
+
+def _render_classes(r: dict[str, Any]) -> None:
     if r.get("confusion", {}).get("top"):
         console.print(
             "Most frequent confusions: "
@@ -144,13 +167,18 @@ def _render(r: dict[str, Any], files: dict[str, Any]) -> None:
                 for c in worst
             )
         )
-    rare = [c for c in classes if c["rare"]]
-    for c in rare:
-        console.print(
-            f"Rare class {esc(c['class'])}: {c['support']} rows, recall "
-            f"{_fmt(c['recall']['value'])} {_interval(c['recall'])}"
-            + (f" — {esc(c['note'])}" if c.get("note") else "")
-        )
+    for c in classes:
+        if c["rare"]:
+            console.print(
+                f"Rare class {esc(c['class'])}: {c['support']} rows, recall "
+                f"{_fmt(c['recall']['value'])} {_interval(c['recall'])}"
+                + (f" — {esc(c['note'])}" if c.get("note") else "")
+            )
+
+
+def _render_focus(r: dict[str, Any]) -> None:
+    if not r["focus"]:
+        return
     metric = r["focus_metric"]
     focus = Table(
         "slice",
@@ -174,39 +202,48 @@ def _render(r: dict[str, Any], files: dict[str, Any]) -> None:
             _fmt(f["q_value"]),
             "[red]significant[/]" if f["significant"] else esc(f.get("warning", "")),
         )
-    if r["focus"]:
-        console.print(focus)
+    console.print(focus)
+
+
+def _render_discovery(r: dict[str, Any]) -> None:
     found = r["discovery"]["slices"]
-    if found:
+    if not found:
+        return
+    console.print(
+        f"Discovered slices with more errors than the rest ({r['discovery']['tested']} tested):"
+    )
+    for d in found[:5]:
         console.print(
-            f"Discovered slices with more errors than the rest ({r['discovery']['tested']} tested):"
+            f"  {esc(' and '.join(d['conditions']))}: {d['count']} rows, error "
+            f"{_fmt(d['error'])} (overall {_fmt(r['discovery']['overall_error'])}), "
+            f"effect {_fmt(d['effect_size'])}, q {_fmt(d['q_value'])}"
         )
-        for d in found[:5]:
-            console.print(
-                f"  {esc(' and '.join(d['conditions']))}: {d['count']} rows, error "
-                f"{_fmt(d['error'])} (overall {_fmt(r['discovery']['overall_error'])}), "
-                f"effect {_fmt(d['effect_size'])}, q {_fmt(d['q_value'])}"
-            )
+
+
+def _render_regressions(r: dict[str, Any]) -> None:
     for g in r["regressions"].values():
         if g.get("rows") is None:
             console.print(
                 f"Regression vs {g['against'].replace('_', ' ')} ({g['metric']}): "
                 f"not checked — {esc(g['reason'])}"
             )
-        else:
-            worse = [x for x in g["rows"] if x["regression"]]
-            console.print(
-                f"Regression vs {esc(g.get('name', g['against']))} ({g['metric']}): "
-                + (
-                    "[red]worse on "
-                    + esc(", ".join(f"{x['slice']} {x['value']}" for x in worse))
-                    + "[/]"
-                    if worse
-                    else f"[green]none[/] on {len(g['rows'])} slice values"
-                )
+            continue
+        worse = [x for x in g["rows"] if x["regression"]]
+        console.print(
+            f"Regression vs {esc(g.get('name', g['against']))} ({g['metric']}): "
+            + (
+                "[red]worse on "
+                + esc(", ".join(f"{x['slice']} {x['value']}" for x in worse))
+                + "[/]"
+                if worse
+                else f"[green]none[/] on {len(g['rows'])} slice values"
             )
-            if g.get("note"):
-                console.print(f"  [dim]{esc(g['note'])}[/]")
+        )
+        if g.get("note"):
+            console.print(f"  [dim]{esc(g['note'])}[/]")
+
+
+def _render_risks_and_gates(r: dict[str, Any]) -> None:
     if r["risks"]:
         risks = Table("risk", "check", "state", "evidence", title="Risks")
         for k in r["risks"]:
@@ -214,11 +251,10 @@ def _render(r: dict[str, Any], files: dict[str, Any]) -> None:
                 esc(k["id"]), esc(k.get("check", "")), _state(k["state"]), esc(k["evidence"])
             )
         console.print(risks)
-    gates = Table("gate", "state", "evidence", title="Gates")
-    for g in r["gates"]:
-        gates.add_row(esc(g["id"]), _state(g["state"]), esc(g["evidence"]))
     if r["gates"]:
+        gates = Table("gate", "state", "evidence", title="Gates")
+        for g in r["gates"]:
+            gates.add_row(esc(g["id"]), _state(g["state"]), esc(g["evidence"]))
         console.print(gates)
     for a in r.get("approvals", []):
         console.print(f"Approved for deployment by {esc(a['by'])} ({esc(a['role'])})")
-    console.print("Report: " + ", ".join(esc(str(path)) for path in files.values()))

@@ -5,14 +5,17 @@ plan's risks and gates, and the report and model card."""
 from __future__ import annotations
 
 from mlplan._deprecated import moved_names as _moved_names
-from mlplan.evaluation._discovery import Condition, candidate_conditions, discover_slices
+from mlplan.evaluation._discovery import (
+    Condition,
+    DiscoveredSlice,
+    DiscoveryResult,
+    candidate_conditions,
+    discover_slices,
+)
 from mlplan.evaluation._evaluate import (
     Evaluation,
-    EvaluationInfo,
     evaluate,
     evaluate_predictions,
-    latest_evaluation,
-    list_evaluations,
     raise_for_gates,
 )
 from mlplan.evaluation._metrics import (
@@ -25,12 +28,15 @@ from mlplan.evaluation._metrics import (
     metrics_for,
     slice_metrics,
 )
+from mlplan.evaluation._records import EvaluationInfo, latest_evaluation, list_evaluations
 
 __all__ = [
     "BINARY_METRICS",
     "MULTICLASS_METRICS",
     "REGRESSION_METRICS",
     "Condition",
+    "DiscoveredSlice",
+    "DiscoveryResult",
     "Evaluation",
     "EvaluationInfo",
     "MetricEstimate",

@@ -10,6 +10,7 @@ import numpy as np
 
 from mlplan.core import LOWER_IS_BETTER
 from mlplan.evaluation._metrics import (
+    MetricEstimate,
     Predictions,
     SliceReport,
     aggregate,
@@ -251,8 +252,6 @@ def focus(
     values are adjusted together (Benjamini-Hochberg). Values below their slice's minimum
     support are listed with a warning and not tested.
     """
-    from scipy.stats import norm
-
     rows: list[dict[str, Any]] = []
     tested: list[int] = []
     p_values: list[float] = []
@@ -260,45 +259,16 @@ def focus(
         overall = report.overall[metric].value
         for group, values in report.by_group.items():
             count = int(values["count"].value)
-            value = values[metric].value
-            if not np.isfinite(value) or not count:
+            if not np.isfinite(values[metric].value) or not count:
                 continue
-            share = count / total if total else 0.0
-            reference = (hlp or {}).get((report.name, group))
-            basis = "HLP of the slice"
-            if reference is None and hlp_overall is not None:
-                reference, basis = hlp_overall, "HLP overall"
-            if reference is None:
-                reference, basis = overall, "overall"
-            gap = float(_oriented(metric, reference) - _oriented(metric, value))
-            row: dict[str, Any] = {
-                "slice": report.name,
-                "value": group,
-                "count": count,
-                "share": share,
-                "metric": metric,
-                "score": value,
-                "low": values[metric].low,
-                "high": values[metric].high,
-                "reference": reference,
-                "reference_kind": basis,
-                "gap": gap,
-                "priority": max(gap, 0.0) * share,
-                "p_value": None,
-                "q_value": None,
-                "significant": False,
-            }
+            reference, basis = _reference(report.name, group, overall, hlp, hlp_overall)
+            row = _focus_row(report.name, group, values, metric, total, reference, basis)
             floor = min_support.get(report.name, 30)
             drawn = draws.get((report.name, group), {}).get(metric)
             if count < floor:
                 row["warning"] = f"{count} rows, below the slice's min_support of {floor}"
             elif drawn is not None and np.isfinite(drawn).sum() >= 10 and np.isfinite(overall):
-                # One-sided z-test of the slice against overall, with the bootstrap's
-                # standard error (continuous p-values, unlike counting draws).
-                finite = drawn[np.isfinite(drawn)]
-                below = float(_oriented(metric, overall) - _oriented(metric, value))
-                spread = float(np.std(finite, ddof=1))
-                p = float(norm.sf(below / spread)) if spread > 0 else (0.0 if below > 0 else 1.0)
+                p = _worse_than_overall(metric, row["score"], overall, drawn)
                 row["p_value"] = p
                 tested.append(len(rows))
                 p_values.append(p)
@@ -309,6 +279,66 @@ def focus(
         rows[index]["significant"] = bool(q <= alpha)
     rows.sort(key=lambda r: (-r["priority"], r["slice"], r["value"]))
     return rows
+
+
+def _reference(
+    name: str,
+    group: str,
+    overall: float,
+    hlp: Mapping[tuple[str, str], float] | None,
+    hlp_overall: float | None,
+) -> tuple[float, str]:
+    """What a slice value is measured against: HLP of the slice, HLP overall, or the model's
+    value over every row; and which of them."""
+    reference = (hlp or {}).get((name, group))
+    if reference is not None:
+        return reference, "HLP of the slice"
+    if hlp_overall is not None:
+        return hlp_overall, "HLP overall"
+    return overall, "overall"
+
+
+def _focus_row(
+    name: str,
+    group: str,
+    values: Mapping[str, MetricEstimate],
+    metric: str,
+    total: int,
+    reference: float,
+    basis: str,
+) -> dict[str, Any]:
+    count = int(values["count"].value)
+    value = values[metric].value
+    share = count / total if total else 0.0
+    gap = float(_oriented(metric, reference) - _oriented(metric, value))
+    return {
+        "slice": name,
+        "value": group,
+        "count": count,
+        "share": share,
+        "metric": metric,
+        "score": value,
+        "low": values[metric].low,
+        "high": values[metric].high,
+        "reference": reference,
+        "reference_kind": basis,
+        "gap": gap,
+        "priority": max(gap, 0.0) * share,
+        "p_value": None,
+        "q_value": None,
+        "significant": False,
+    }
+
+
+def _worse_than_overall(metric: str, value: float, overall: float, drawn: np.ndarray) -> float:
+    """One-sided z-test of the slice against overall, with the bootstrap's standard error
+    (continuous p-values, unlike counting draws)."""
+    from scipy.stats import norm
+
+    finite = drawn[np.isfinite(drawn)]
+    below = float(_oriented(metric, overall) - _oriented(metric, value))
+    spread = float(np.std(finite, ddof=1))
+    return float(norm.sf(below / spread)) if spread > 0 else (0.0 if below > 0 else 1.0)
 
 
 # -- regressions ---------------------------------------------------------------------------------

@@ -24,7 +24,13 @@ import pyarrow.compute as pc
 
 from mlplan.evaluation._analysis import benjamini_hochberg
 
-__all__ = ["Condition", "candidate_conditions", "discover_slices"]
+__all__ = [
+    "Condition",
+    "DiscoveredSlice",
+    "DiscoveryResult",
+    "candidate_conditions",
+    "discover_slices",
+]
 
 _MAX_VALUES = 12  # categorical values per column tried as conditions
 _MAX_PER_LEVEL = 4000  # slices tested per lattice level
@@ -150,6 +156,75 @@ def _level_alpha(alpha: float, levels: int) -> list[float]:
     return [alpha / 2] + [alpha / 2 / (levels - 1)] * (levels - 1)
 
 
+@dataclass(frozen=True)
+class DiscoveredSlice:
+    """A slice whose error is significantly above the rest's: its conditions (joined by
+    "and"), the columns they use, its rows, mean error and effect size (Cohen's d; None
+    when unbounded, with a note), and the test (p, q, the level's share of alpha)."""
+
+    conditions: tuple[str, ...]
+    columns: tuple[str, ...]
+    count: int
+    share: float
+    error: float
+    effect_size: float | None
+    p_value: float
+    q_value: float
+    alpha: float
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        out: dict[str, Any] = {
+            "conditions": list(self.conditions),
+            "columns": list(self.columns),
+            "count": self.count,
+            "share": self.share,
+            "error": self.error,
+            "effect_size": self.effect_size,
+            "p_value": self.p_value,
+            "q_value": self.q_value,
+            "alpha": self.alpha,
+        }
+        if self.note is not None:
+            out["note"] = self.note
+        return out
+
+
+@dataclass(frozen=True)
+class DiscoveryResult:
+    """What slice discovery found: the error over every row, how many slices were tested
+    from how many conditions, and the slices reported, most telling first."""
+
+    overall_error: float
+    tested: int
+    conditions: int
+    slices: tuple[DiscoveredSlice, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "overall_error": self.overall_error,
+            "tested": self.tested,
+            "conditions": self.conditions,
+            "slices": [s.to_dict() for s in self.slices],
+        }
+
+
+@dataclass
+class _Tested:
+    """A slice tested: the conditions it joins (their indices) and its test."""
+
+    key: tuple[int, ...]
+    count: int
+    share: float
+    error: float
+    effect: float
+    p_value: float
+    q_value: float = float("nan")
+    alpha: float = float("nan")
+
+
 def discover_slices(
     conditions: Sequence[Condition],
     error: np.ndarray,
@@ -159,20 +234,55 @@ def discover_slices(
     min_effect: float = 0.3,
     alpha: float = 0.05,
     limit: int = 20,
-) -> dict[str, Any]:
+) -> DiscoveryResult:
     """Slices whose per-row ``error`` (0/1 mistakes, or absolute errors) is significantly
-    above the rest, ranked by effect size; each with its conditions, support and error."""
+    above the rest, ranked by effect size; each with its conditions, support and error.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> table = pa.table({"plan": rng.choice(["basic", "pro"], 400)})
+    >>> error = np.where(np.asarray(table.column("plan")) == "pro", 0.5, 0.0)
+    >>> found = discover_slices(candidate_conditions(table, ["plan"], min_support=30), error)
+    >>> [s.conditions for s in found.slices]
+    [("plan = 'pro'",)]
+    """
     error = np.asarray(error, dtype=np.float64)
     n = error.size
     total = float(error.sum())
+    tested = _walk(
+        conditions, error, total=total, max_conditions=max_conditions, min_support=min_support
+    )
+    found = _significant(tested, max_conditions=max_conditions, alpha=alpha, min_effect=min_effect)
+    general = _most_telling(found)
+    general.sort(key=lambda t: (-t.effect * np.sqrt(t.share), [conditions[i].text for i in t.key]))
+    return DiscoveryResult(
+        total / n if n else float("nan"),
+        len(tested),
+        len(conditions),
+        tuple(_reported(t, conditions) for t in general[:limit]),
+    )
+
+
+def _walk(
+    conditions: Sequence[Condition],
+    error: np.ndarray,
+    *,
+    total: float,
+    max_conditions: int,
+    min_support: int,
+) -> list[_Tested]:
+    """Test the lattice level by level: single conditions, then each slice with rows enough
+    crossed with conditions on further columns."""
+    n = error.size
     total_sq = float((error * error).sum())
-    tested: list[dict[str, Any]] = []
+    tested: list[_Tested] = []
     level: list[tuple[tuple[int, ...], np.ndarray]] = [
         ((i,), c.mask) for i, c in enumerate(conditions)
     ]
     seen: set[tuple[int, ...]] = set()
+    cap = max(1, min(_MAX_PER_LEVEL, _MAX_CELLS // max(n, 1)))
     for depth in range(1, max_conditions + 1):
-        cap = max(1, min(_MAX_PER_LEVEL, _MAX_CELLS // max(n, 1)))
         # A slice needs rows enough inside it and outside it to be compared with the rest.
         level = [
             (key, mask) for key, mask in level if min_support <= mask.sum() <= n - min_support
@@ -192,75 +302,105 @@ def discover_slices(
         count, mean_in, effect, p = (np.concatenate(column) for column in zip(*parts, strict=True))
         expand = []
         for index, (key, mask) in enumerate(level):
-            entry: dict[str, Any] = {
-                "key": key,
-                "conditions": [conditions[i].text for i in key],
-                "columns": sorted({conditions[i].column for i in key}),
-                "count": int(count[index]),
-                "share": float(count[index] / n),
-                "error": float(mean_in[index]),
-                "effect_size": float(effect[index]),
-                "p_value": float(p[index]),
-            }
-            tested.append(entry)
+            share = float(count[index] / n)
+            tested.append(
+                _Tested(
+                    key,
+                    int(count[index]),
+                    share,
+                    float(mean_in[index]),
+                    float(effect[index]),
+                    float(p[index]),
+                )
+            )
             # Refined further when there are rows enough for a narrower slice to stand out.
             if count[index] >= 2 * min_support:
                 expand.append((key, mask))
         if depth == max_conditions:
             break
-        following: list[tuple[tuple[int, ...], np.ndarray]] = []
-        for key, mask in expand:
-            used = {conditions[i].column for i in key}
-            for j, condition in enumerate(conditions):
-                if j <= key[-1] or condition.column in used:
-                    continue
-                child = (*key, j)
-                if child in seen:
-                    continue
-                seen.add(child)
-                following.append((child, mask & condition.mask))
-                if len(following) >= cap:
-                    break
+        level = _children(conditions, expand, seen, cap)
+    return tested
+
+
+def _children(
+    conditions: Sequence[Condition],
+    expand: list[tuple[tuple[int, ...], np.ndarray]],
+    seen: set[tuple[int, ...]],
+    cap: int,
+) -> list[tuple[tuple[int, ...], np.ndarray]]:
+    """The next level: each slice of ``expand`` and one more condition on another column."""
+    following: list[tuple[tuple[int, ...], np.ndarray]] = []
+    for key, mask in expand:
+        used = {conditions[i].column for i in key}
+        for j, condition in enumerate(conditions):
+            if j <= key[-1] or condition.column in used:
+                continue
+            child = (*key, j)
+            if child in seen:
+                continue
+            seen.add(child)
+            following.append((child, mask & condition.mask))
             if len(following) >= cap:
                 break
-        level = following
-    # The false discovery rate is spent by level, half on single conditions and the rest
-    # shared by the deeper levels (as alpha-investing favours simple slices); the levels'
-    # rates add up to alpha, which bounds the rate over everything reported.
+        if len(following) >= cap:
+            break
+    return following
+
+
+def _significant(
+    tested: list[_Tested], *, max_conditions: int, alpha: float, min_effect: float
+) -> list[_Tested]:
+    """The slices significant at their level's rate with an effect of ``min_effect`` or more.
+
+    The false discovery rate is spent by level, half on single conditions and the rest
+    shared by the deeper levels (as alpha-investing favours simple slices); the levels'
+    rates add up to alpha, which bounds the rate over everything reported.
+    """
     budget = _level_alpha(alpha, max_conditions)
     found = []
     for depth in range(1, max_conditions + 1):
-        members = [t for t in tested if len(t["key"]) == depth]
+        members = [t for t in tested if len(t.key) == depth]
         if not members:
             continue
-        q = benjamini_hochberg([t["p_value"] for t in members])
+        q = benjamini_hochberg([t.p_value for t in members])
         for entry, q_value in zip(members, q, strict=True):
-            entry["q_value"] = float(q_value)
-            entry["alpha"] = budget[depth - 1]
-            if q_value <= budget[depth - 1] and entry["effect_size"] >= min_effect:
+            entry.q_value = float(q_value)
+            entry.alpha = budget[depth - 1]
+            if q_value <= budget[depth - 1] and entry.effect >= min_effect:
                 found.append(entry)
-    # A narrower slice is kept only when it is much worse than a general one that holds it
-    # (effect at least twice as large); then the general one is dropped, as the narrow one
-    # explains it.
+    return found
+
+
+def _most_telling(found: list[_Tested]) -> list[_Tested]:
+    """A narrower slice is kept only when it is much worse than a general one that holds it
+    (effect at least twice as large); then the general one is dropped, as the narrow one
+    explains it."""
     general = []
     for e in found:
-        mine = set(e["key"])
-        parents = [o for o in found if set(o["key"]) < mine]
-        children = [o for o in found if mine < set(o["key"])]
-        if any(o["effect_size"] * 2 > e["effect_size"] for o in parents):
+        mine = set(e.key)
+        parents = [o for o in found if set(o.key) < mine]
+        children = [o for o in found if mine < set(o.key)]
+        if any(o.effect * 2 > e.effect for o in parents):
             continue
-        if any(o["effect_size"] >= 2 * e["effect_size"] for o in children):
+        if any(o.effect >= 2 * e.effect for o in children):
             continue
         general.append(e)
-    general.sort(key=lambda e: (-e["effect_size"] * np.sqrt(e["share"]), e["conditions"]))
-    for e in general:
-        del e["key"]
-        if not np.isfinite(e["effect_size"]):
-            e["effect_size"] = None
-            e["note"] = "the error does not vary inside or outside the slice: an unbounded effect"
-    return {
-        "overall_error": total / n if n else float("nan"),
-        "tested": len(tested),
-        "conditions": len(conditions),
-        "slices": general[:limit],
-    }
+    return general
+
+
+def _reported(tested: _Tested, conditions: Sequence[Condition]) -> DiscoveredSlice:
+    bounded = bool(np.isfinite(tested.effect))
+    return DiscoveredSlice(
+        conditions=tuple(conditions[i].text for i in tested.key),
+        columns=tuple(sorted({conditions[i].column for i in tested.key})),
+        count=tested.count,
+        share=tested.share,
+        error=tested.error,
+        effect_size=tested.effect if bounded else None,
+        p_value=tested.p_value,
+        q_value=tested.q_value,
+        alpha=tested.alpha,
+        note=None
+        if bounded
+        else "the error does not vary inside or outside the slice: an unbounded effect",
+    )

@@ -10,13 +10,14 @@ import numpy as np
 
 from mlplan.core import LOWER_IS_BETTER
 from mlplan.errors import UsageError
+from mlplan.evaluation._discovery import DiscoveredSlice
 from mlplan.evaluation._metrics import (
     BINARY_METRICS,
     MULTICLASS_METRICS,
     REGRESSION_METRICS,
     SliceReport,
 )
-from mlplan.plan import Plan
+from mlplan.plan import Plan, Risk
 
 __all__ = ["check_metric_applies", "judge_gates", "judge_risks", "top_k_metric"]
 
@@ -66,8 +67,19 @@ def judge_gates(
     regressions: Mapping[str, Any],
 ) -> list[dict[str, Any]]:
     """Every gate of the plan as pass, fail or unchecked, with its evidence."""
+    return [
+        *_target_gates(plan, kind, overall),
+        *_floor_gates(plan, kind, slices),
+        *_gap_gates(plan, kind, slices),
+        *_regression_gates(plan, kind, regressions),
+    ]
+
+
+def _target_gates(
+    plan: Plan, kind: str, overall: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """``metrics.ml`` targets, judged on the value over every row."""
     gates: list[dict[str, Any]] = []
-    support = {s.name: s.min_support for s in plan.slices}
     for i, target in enumerate(plan.metrics.ml):
         if target.target is None:
             continue
@@ -79,13 +91,8 @@ def judge_gates(
             f"{target.target:g}",
         }
         if not check_metric_applies(target.name, kind, where, sliced=False):
-            gates.append(
-                gate
-                | {
-                    "state": "unchecked",
-                    "evidence": f"mlplan does not compute {target.name!r}; measure it elsewhere",
-                }
-            )
+            evidence = f"mlplan does not compute {target.name!r}; measure it elsewhere"
+            gates.append(gate | {"state": "unchecked", "evidence": evidence})
             continue
         value = overall.get(target.name, {}).get("value")
         if value is None:
@@ -101,6 +108,13 @@ def judge_gates(
                 + (f" [{_fmt(low)}, {_fmt(high)}]" if low is not None else ""),
             }
         )
+    return gates
+
+
+def _floor_gates(plan: Plan, kind: str, slices: Mapping[str, SliceReport]) -> list[dict[str, Any]]:
+    """``gates.slice_floors``: every value of a slice with rows enough meets the floor."""
+    gates: list[dict[str, Any]] = []
+    support = {s.name: s.min_support for s in plan.slices}
     for i, floor in enumerate(plan.gates.slice_floors):
         lower = floor.metric in LOWER_IS_BETTER  # then the floor is a ceiling
         gate = {
@@ -136,41 +150,49 @@ def judge_gates(
             )
         state = "fail" if below else ("pass" if judged else "unchecked")
         gates.append(gate | {"state": state, "evidence": evidence})
+    return gates
+
+
+def _gap_gates(plan: Plan, kind: str, slices: Mapping[str, SliceReport]) -> list[dict[str, Any]]:
+    """``gates.max_gaps``: the spread of a metric across the values of a slice."""
+    gates: list[dict[str, Any]] = []
+    support = {s.name: s.min_support for s in plan.slices}
     for i, gap in enumerate(plan.gates.max_gaps):
+        gate = {
+            "id": f"gap:{gap.slice}:{gap.metric}",
+            "kind": "max_gap",
+            "description": f"{gap.metric} differs by at most {gap.max_gap:g} across {gap.slice}",
+        }
         report = slices[gap.slice]
         lacking = _lacking(gap.metric, kind, f"gates.max_gaps[{i}]", report)
         if lacking:
-            gates.append(
-                {
-                    "id": f"gap:{gap.slice}:{gap.metric}",
-                    "kind": "max_gap",
-                    "description": f"{gap.metric} differs by at most {gap.max_gap:g} across "
-                    f"{gap.slice}",
-                    "state": "unchecked",
-                    "evidence": lacking,
-                }
-            )
+            gates.append(gate | {"state": "unchecked", "evidence": lacking})
             continue
         minimum = support.get(gap.slice, 30)
         value = report.difference(gap.metric, min_count=minimum)
-        state = (
-            "unchecked" if not np.isfinite(value) else ("pass" if value <= gap.max_gap else "fail")
-        )
+        finite = bool(np.isfinite(value))
         gates.append(
-            {
-                "id": f"gap:{gap.slice}:{gap.metric}",
-                "kind": "max_gap",
-                "description": f"{gap.metric} differs by at most {gap.max_gap:g} across "
-                f"{gap.slice}",
-                "state": state,
-                "value": value if np.isfinite(value) else None,
+            gate
+            | {
+                "state": "unchecked"
+                if not finite
+                else ("pass" if value <= gap.max_gap else "fail"),
+                "value": value if finite else None,
                 "evidence": (
                     f"gap {_fmt(value)} between values with at least {minimum} rows"
-                    if np.isfinite(value)
+                    if finite
                     else f"fewer than two values of {gap.slice} have {minimum} rows"
                 ),
             }
         )
+    return gates
+
+
+def _regression_gates(
+    plan: Plan, kind: str, regressions: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """``gates.no_regression``: no slice value significantly worse than the other system."""
+    gates: list[dict[str, Any]] = []
     for i, rule in enumerate(plan.gates.no_regression):
         check_metric_applies(rule.metric, kind, f"gates.no_regression[{i}]")
         found = regressions.get(f"{rule.against}:{rule.metric}")
@@ -184,30 +206,19 @@ def judge_gates(
             reason = (found or {}).get("reason", "nothing to compare with")
             gates.append(gate | {"state": "unchecked", "evidence": reason})
             continue
-        worse = [r for r in found["rows"] if r["regression"]]
-        if not any(r["low"] is not None for r in found["rows"]):
-            gates.append(
-                gate
-                | {
-                    "state": "unchecked",
-                    "evidence": "no bootstrap intervals (bootstrap: 0) to test a regression with",
-                }
-            )
+        rows = found["rows"]
+        if not any(r["low"] is not None for r in rows):
+            evidence = "no bootstrap intervals (bootstrap: 0) to test a regression with"
+            gates.append(gate | {"state": "unchecked", "evidence": evidence})
             continue
-        gates.append(
-            gate
-            | {
-                "state": "fail" if worse else "pass",
-                "evidence": (
-                    "worse on: "
-                    + "; ".join(
-                        f"{r['slice']} {r['value']} ({_fmt(r['difference'])})" for r in worse
-                    )
-                    if worse
-                    else f"no significant regression on {len(found['rows'])} slice values"
-                ),
-            }
+        worse = [r for r in rows if r["regression"]]
+        evidence = (
+            "worse on: "
+            + "; ".join(f"{r['slice']} {r['value']} ({_fmt(r['difference'])})" for r in worse)
+            if worse
+            else f"no significant regression on {len(rows)} slice values"
         )
+        gates.append(gate | {"state": "fail" if worse else "pass", "evidence": evidence})
     return gates
 
 
@@ -225,14 +236,12 @@ def judge_risks(
     kind: str,
     overall: Mapping[str, Mapping[str, Any]],
     slices: Mapping[str, SliceReport],
-    discovered: Sequence[Mapping[str, Any]],
+    discovered: Sequence[DiscoveredSlice],
 ) -> list[dict[str, Any]]:
     """Every risk of the plan with its check: passing, failing or unchecked (a monitor that
     only production traffic can run), and the discovered slices that touch it."""
     out = []
     support = {s.name: s.min_support for s in plan.slices}
-    columns = {s.name: set(s.referenced_columns) for s in plan.slices}
-    where_text = {s.name: s.where or "" for s in plan.slices}
     for i, risk in enumerate(plan.risks or []):
         entry: dict[str, Any] = {"id": risk.id, "description": risk.description}
         metric = risk.metric
@@ -240,7 +249,6 @@ def judge_risks(
             check_metric_applies(metric, kind, f"risks[{i}]", sliced=risk.slice is not None)
         if risk.slice is not None:
             report = slices[risk.slice]
-            minimum = support.get(risk.slice, 30)
             if metric is not None and metric not in report.metrics:
                 out.append(
                     entry
@@ -251,51 +259,12 @@ def judge_risks(
                     }
                 )
                 continue
-            metric = metric or _default_metric(report)
-            entry["check"] = f"{metric} across {risk.slice}"
-            if risk.threshold is not None:
-                gap = report.difference(metric, min_count=minimum)
-                if not np.isfinite(gap):
-                    entry |= {
-                        "state": "unchecked",
-                        "evidence": f"fewer than two values of {risk.slice} have {minimum} rows",
-                    }
-                else:
-                    entry |= {
-                        "state": "passing" if gap <= risk.threshold else "failing",
-                        "evidence": f"gap {_fmt(gap)} (limit {risk.threshold:g})",
-                    }
-            elif not report.n_boot:
-                entry |= {
-                    "state": "unchecked",
-                    "evidence": "no threshold, and no bootstrap intervals (bootstrap: 0) to "
-                    "test the slice values against overall",
-                }
-            else:
-                worse = _significantly_worse(report, metric, minimum)
-                entry |= {
-                    "state": "failing" if worse else "passing",
-                    "evidence": (
-                        f"significantly below overall: {', '.join(worse)}"
-                        if worse
-                        else f"no {risk.slice} value is significantly below overall on {metric}"
-                    ),
-                }
+            entry |= _slice_risk(risk, report, support.get(risk.slice, 30))
+            linked = _linked(plan, risk.slice, discovered)
+            if linked:
+                entry["discovered"] = linked
         elif metric is not None:
-            entry["check"] = metric
-            value = overall.get(metric, {}).get("value")
-            if value is None or risk.threshold is None:
-                entry |= {
-                    "state": "unchecked",
-                    "evidence": f"{metric} = {_fmt(value)}; the risk gives no threshold"
-                    if value is not None
-                    else f"mlplan does not compute {metric!r}",
-                }
-            else:
-                entry |= {
-                    "state": "passing" if _meets(metric, value, risk.threshold) else "failing",
-                    "evidence": f"{metric} {_fmt(value)} (threshold {risk.threshold:g})",
-                }
+            entry |= _metric_risk(risk, metric, overall)
         elif risk.monitor is None:
             entry |= {
                 "check": "none",
@@ -309,18 +278,75 @@ def judge_risks(
                 "evidence": f"watched by the monitor {risk.monitor!r} once the model serves "
                 "traffic",
             }
-        if risk.slice is not None:
-            touched = columns.get(risk.slice, set())
-            linked = [
-                " and ".join(d["conditions"])
-                for d in discovered
-                if set(d["columns"]) & touched
-                or any(c in where_text.get(risk.slice, "") for c in d["columns"])
-            ]
-            if linked:
-                entry["discovered"] = linked
         out.append(entry)
     return out
+
+
+def _slice_risk(risk: Risk, report: SliceReport, minimum: int) -> dict[str, Any]:
+    """A risk on a slice: the gap across its values against the risk's threshold, else
+    values significantly below overall."""
+    assert risk.slice is not None
+    metric = risk.metric or _default_metric(report)
+    check = f"{metric} across {risk.slice}"
+    if risk.threshold is not None:
+        gap = report.difference(metric, min_count=minimum)
+        if not np.isfinite(gap):
+            evidence = f"fewer than two values of {risk.slice} have {minimum} rows"
+            return {"check": check, "state": "unchecked", "evidence": evidence}
+        return {
+            "check": check,
+            "state": "passing" if gap <= risk.threshold else "failing",
+            "evidence": f"gap {_fmt(gap)} (limit {risk.threshold:g})",
+        }
+    if not report.n_boot:
+        return {
+            "check": check,
+            "state": "unchecked",
+            "evidence": "no threshold, and no bootstrap intervals (bootstrap: 0) to "
+            "test the slice values against overall",
+        }
+    worse = _significantly_worse(report, metric, minimum)
+    return {
+        "check": check,
+        "state": "failing" if worse else "passing",
+        "evidence": (
+            f"significantly below overall: {', '.join(worse)}"
+            if worse
+            else f"no {risk.slice} value is significantly below overall on {metric}"
+        ),
+    }
+
+
+def _metric_risk(
+    risk: Risk, metric: str, overall: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """A risk on a metric over every row, against the risk's threshold."""
+    value = overall.get(metric, {}).get("value")
+    if value is None or risk.threshold is None:
+        return {
+            "check": metric,
+            "state": "unchecked",
+            "evidence": f"{metric} = {_fmt(value)}; the risk gives no threshold"
+            if value is not None
+            else f"mlplan does not compute {metric!r}",
+        }
+    return {
+        "check": metric,
+        "state": "passing" if _meets(metric, value, risk.threshold) else "failing",
+        "evidence": f"{metric} {_fmt(value)} (threshold {risk.threshold:g})",
+    }
+
+
+def _linked(plan: Plan, name: str, discovered: Sequence[DiscoveredSlice]) -> list[str]:
+    """The discovered slices that use a column of the plan's slice ``name``."""
+    spec = next(s for s in plan.slices if s.name == name)
+    touched = set(spec.referenced_columns)
+    where = spec.where or ""
+    return [
+        " and ".join(d.conditions)
+        for d in discovered
+        if set(d.columns) & touched or any(c in where for c in d.columns)
+    ]
 
 
 def _default_metric(report: SliceReport) -> str:

@@ -70,7 +70,7 @@ MULTICLASS_METRICS = (
     "ece",
 )
 REGRESSION_METRICS = ("count", "mae", "rmse", "r2", "mape")
-_NEEDS_PROBA = frozenset({"roc_auc", "pr_auc", "log_loss", "brier", "ece"})
+NEEDS_PROBA = frozenset({"roc_auc", "pr_auc", "log_loss", "brier", "ece"})
 _RANKING = frozenset({"roc_auc", "pr_auc"})
 ECE_BINS = 10
 _EPS = float(np.finfo(np.float64).eps)
@@ -86,7 +86,7 @@ def metrics_for(kind: Kind, *, with_proba: bool = True) -> tuple[str, ...]:
         "multiclass": MULTICLASS_METRICS,
         "regression": REGRESSION_METRICS,
     }[kind]
-    return names if with_proba else tuple(n for n in names if n not in _NEEDS_PROBA)
+    return names if with_proba else tuple(n for n in names if n not in NEEDS_PROBA)
 
 
 @dataclass(frozen=True)
@@ -185,19 +185,7 @@ class Predictions:
             kind = "regression" if y_true.dtype.kind == "f" and classes is None else "binary"
         names = None if classes is None else [str(c) for c in classes]
         if proba is not None:
-            proba = np.asarray(proba, dtype=np.float64)
-            width = len(names) if names is not None else proba.shape[-1]
-            if proba.ndim != 2 or proba.shape != (len(y_true), width):
-                raise DataError(
-                    f"probabilities must have one row per prediction and one column per class "
-                    f"({len(y_true)} x {width}); got shape {proba.shape}"
-                )
-            bad = np.flatnonzero(~np.all(np.isfinite(proba) & (proba >= 0) & (proba <= 1), 1))
-            if bad.size:
-                raise DataError(
-                    f"{bad.size:,} rows have probabilities that are missing or outside [0, 1] "
-                    f"(e.g. row {bad[0]}: {proba[bad[0]].tolist()})"
-                )
+            proba = _checked_proba(proba, len(y_true), names)
         if positive is not None and names is not None and str(positive) not in names:
             raise DataError(
                 f"positive class {positive!r} is not one of the classes {', '.join(names)}"
@@ -343,6 +331,24 @@ class Predictions:
             raise KeyError(name)
         self._rows[name] = out
         return out
+
+
+def _checked_proba(proba: np.ndarray, n: int, names: list[str] | None) -> np.ndarray:
+    """Probabilities as floats, one row per prediction and one column per class, in [0, 1]."""
+    proba = np.asarray(proba, dtype=np.float64)
+    width = len(names) if names is not None else proba.shape[-1]
+    if proba.ndim != 2 or proba.shape != (n, width):
+        raise DataError(
+            f"probabilities must have one row per prediction and one column per class "
+            f"({n} x {width}); got shape {proba.shape}"
+        )
+    bad = np.flatnonzero(~np.all(np.isfinite(proba) & (proba >= 0) & (proba <= 1), 1))
+    if bad.size:
+        raise DataError(
+            f"{bad.size:,} rows have probabilities that are missing or outside [0, 1] "
+            f"(e.g. row {bad[0]}: {proba[bad[0]].tolist()})"
+        )
+    return proba
 
 
 def _encode(labels: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -538,76 +544,94 @@ def aggregate(
     With ``with_confusion`` the confusion matrices come back too, as ``_confusion``.
     """
     names = list(names)
-    out: dict[str, np.ndarray] = {}
     count = np.bincount(cells, minlength=n_cells).astype(np.float64)
     if data.kind == "regression":
-        assert data.values is not None and data.predicted is not None
-        y = data.values[rows]
-        err = data.predicted[rows] - y
-        for name in names:
-            if name == "count":
-                out[name] = count
-            elif name == "mae":
-                out[name] = _divide(np.bincount(cells, np.abs(err), n_cells), count, np.nan)
-            elif name == "rmse":
-                out[name] = np.sqrt(_divide(np.bincount(cells, err * err, n_cells), count, np.nan))
-            elif name == "mape":
-                ratio = np.abs(err) / np.maximum(np.abs(y), _EPS)
-                out[name] = _divide(np.bincount(cells, ratio, n_cells), count, np.nan)
-            elif name == "r2":
-                # Each cell centred on its own mean, as scikit-learn computes it.
-                mean = _divide(np.bincount(cells, y, n_cells), count, 0.0)
-                centred = y - mean[cells]
-                sst = np.bincount(cells, centred * centred, n_cells)
-                sse = np.bincount(cells, err * err, n_cells)
-                constant = sst == 0
-                r2 = 1.0 - _divide(sse, np.where(constant, 1.0, sst), np.nan)
-                # scikit-learn's force_finite: a constant target scores 1 if fit exactly, else 0.
-                r2 = np.where(constant, np.where(sse == 0, 1.0, 0.0), r2)
-                out[name] = np.where(count >= 2, r2, np.nan)
-            else:
-                raise UsageError(f"metric {name!r} does not apply to regression")
-        return out
+        return _regression_cells(data, rows, cells, n_cells, names, count)
     k = data.k
     y = data.y[rows]
     p = data.p[rows]
     cm = np.bincount(cells * (k * k) + y * k + p, minlength=n_cells * k * k).reshape(n_cells, k, k)
+    out: dict[str, np.ndarray] = {}
     if with_confusion:
         out["_confusion"] = cm
     for name in names:
-        if name in _NEEDS_PROBA:
-            if data.proba is None:
-                out[name] = np.full(n_cells, np.nan)
-                continue
-            if name in {"log_loss", "brier"}:
-                values = data.row_array(name)[rows]
-                out[name] = _divide(np.bincount(cells, values, n_cells), count, np.nan)
-            elif name == "ece":
-                gap = data.row_array("ece_gap")[rows]
-                bins = data.row_array("ece_bin")[rows]
-                sums = np.bincount(cells * ECE_BINS + bins, gap, n_cells * ECE_BINS)
-                out[name] = _divide(
-                    np.abs(sums.reshape(n_cells, ECE_BINS)).sum(axis=1), count, np.nan
-                )
-            elif data.kind == "binary":
-                out[name] = _ranking(
-                    cells, data.proba[rows, data.positive], y == data.positive, n_cells, name
-                )
-            else:
-                # One-vs-rest, macro-averaged over the classes that have both outcomes.
-                per_class = np.stack(
-                    [
-                        _ranking(cells, data.proba[rows, j], y == j, n_cells, name)
-                        for j in range(data.scored)
-                    ]
-                )
-                with np.errstate(invalid="ignore"):
-                    valid = np.isfinite(per_class)
-                    total = np.where(valid, per_class, 0.0).sum(axis=0)
-                    out[name] = _divide(total, valid.sum(axis=0).astype(np.float64), np.nan)
+        if name in NEEDS_PROBA:
+            out[name] = _probability_cells(data, rows, cells, n_cells, name, count, y)
         else:
             out[name] = _from_confusion(cm, name, data.positive)
     return out
+
+
+def _regression_cells(
+    data: Predictions,
+    rows: np.ndarray,
+    cells: np.ndarray,
+    n_cells: int,
+    names: list[str],
+    count: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Regression metrics of every cell from weighted bincounts of the errors."""
+    assert data.values is not None and data.predicted is not None
+    y = data.values[rows]
+    err = data.predicted[rows] - y
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        if name == "count":
+            out[name] = count
+        elif name == "mae":
+            out[name] = _divide(np.bincount(cells, np.abs(err), n_cells), count, np.nan)
+        elif name == "rmse":
+            out[name] = np.sqrt(_divide(np.bincount(cells, err * err, n_cells), count, np.nan))
+        elif name == "mape":
+            ratio = np.abs(err) / np.maximum(np.abs(y), _EPS)
+            out[name] = _divide(np.bincount(cells, ratio, n_cells), count, np.nan)
+        elif name == "r2":
+            # Each cell centred on its own mean, as scikit-learn computes it.
+            mean = _divide(np.bincount(cells, y, n_cells), count, 0.0)
+            centred = y - mean[cells]
+            sst = np.bincount(cells, centred * centred, n_cells)
+            sse = np.bincount(cells, err * err, n_cells)
+            constant = sst == 0
+            r2 = 1.0 - _divide(sse, np.where(constant, 1.0, sst), np.nan)
+            # scikit-learn's force_finite: a constant target scores 1 if fit exactly, else 0.
+            r2 = np.where(constant, np.where(sse == 0, 1.0, 0.0), r2)
+            out[name] = np.where(count >= 2, r2, np.nan)
+        else:
+            raise UsageError(f"metric {name!r} does not apply to regression")
+    return out
+
+
+def _probability_cells(
+    data: Predictions,
+    rows: np.ndarray,
+    cells: np.ndarray,
+    n_cells: int,
+    name: str,
+    count: np.ndarray,
+    y: np.ndarray,
+) -> np.ndarray:
+    """A metric that reads the probabilities (NaN without them), for every cell."""
+    proba = data.proba
+    if proba is None:
+        return np.full(n_cells, np.nan)
+    if name in {"log_loss", "brier"}:
+        values = data.row_array(name)[rows]
+        return _divide(np.bincount(cells, values, n_cells), count, np.nan)
+    if name == "ece":
+        gap = data.row_array("ece_gap")[rows]
+        bins = data.row_array("ece_bin")[rows]
+        sums = np.bincount(cells * ECE_BINS + bins, gap, n_cells * ECE_BINS)
+        return _divide(np.abs(sums.reshape(n_cells, ECE_BINS)).sum(axis=1), count, np.nan)
+    if data.kind == "binary":
+        return _ranking(cells, proba[rows, data.positive], y == data.positive, n_cells, name)
+    # One-vs-rest, macro-averaged over the classes that have both outcomes.
+    per_class = np.stack(
+        [_ranking(cells, proba[rows, j], y == j, n_cells, name) for j in range(data.scored)]
+    )
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(per_class)
+        total = np.where(valid, per_class, 0.0).sum(axis=0)
+        return _divide(total, valid.sum(axis=0).astype(np.float64), np.nan)
 
 
 def _seed_for(seed: int, key: str) -> np.random.Generator:
@@ -742,7 +766,7 @@ def _check_metrics(data: Predictions, metrics: Sequence[str] | None) -> tuple[st
         raise UsageError(
             f"metric {bad[0]!r} does not apply to a {data.kind} task; metrics: {', '.join(every)}"
         )
-    lacking = [m for m in metrics if m in _NEEDS_PROBA and data.proba is None]
+    lacking = [m for m in metrics if m in NEEDS_PROBA and data.proba is None]
     if lacking:
         raise UsageError(f"metric {lacking[0]!r} needs class probabilities; none were given")
     names = list(dict.fromkeys(["count", *metrics]))
@@ -847,70 +871,107 @@ def slice_metrics(
         and data._kind != "regression"
         and not n_boot
         and metrics is not None
-        and not set(metrics) & _NEEDS_PROBA
+        and not set(metrics) & NEEDS_PROBA
         and data.n > 0
     )
     found = _confusion_by_features(data, sensitive_features) if counting else None
-    names = _check_metrics(data, metrics)
-    n = data.n
+    options = _Options(name, _check_metrics(data, metrics), n_boot, seed, level, min_support)
+    if found is not None:
+        return _counted(data, *found, options)
+    names = options.names
+    everything = np.arange(data.n)
+    overall_point = aggregate(data, everything, np.zeros(data.n, np.int64), 1, names)
+    overall = _estimates(overall_point, 0, options.draws(data, everything, "*"), names, level)
+    if sensitive_features is not None:
+        by_group, notes, kept = _by_features(data, sensitive_features, options)
+        by_group = dict(sorted(by_group.items()))
+    else:
+        by_group, notes, kept = _by_masks(data, groups or {}, options)
+    return SliceReport(name, names, overall, by_group, n_boot, level, notes, kept)
+
+
+@dataclass(frozen=True)
+class _Options:
+    """How one slice report is computed: its name (the bootstrap streams' key), the metrics,
+    the resamples, the interval's level and the support below which a group has none."""
+
+    name: str
+    names: tuple[str, ...]
+    n_boot: int
+    seed: int
+    level: float
+    min_support: int
+
+    def draws(self, data: Predictions, rows: np.ndarray, label: str) -> dict[str, np.ndarray]:
+        """The bootstrap draws of the group ``label`` (its own seeded stream)."""
+        key = f"{self.name}:{label}"
+        return bootstrap(data, rows, self.names, n_boot=self.n_boot, seed=self.seed, key=key)
+
+
+_Groups = tuple[
+    dict[str, dict[str, MetricEstimate]], dict[str, str], dict[str, dict[str, np.ndarray]]
+]
+
+
+def _counted(
+    data: Predictions, matrices: np.ndarray, labels: list[str], options: _Options
+) -> SliceReport:
+    """Counting metrics only: one GROUP BY in DuckDB (parallel hashing, no factorising);
+    the overall confusion is the sum of the groups'."""
+    names, level = options.names, options.level
+    total = matrices.sum(axis=0, keepdims=True)
+    overall = _estimates(
+        {m: _from_confusion(total, m, data.positive) for m in names}, 0, {}, names, level
+    )
+    point = {m: _from_confusion(matrices, m, data.positive) for m in names}
     by_group: dict[str, dict[str, MetricEstimate]] = {}
     notes: dict[str, str] = {}
-    if found is not None:
-        # Counting metrics only: one GROUP BY in DuckDB (parallel hashing, no factorising);
-        # the overall confusion is the sum of the groups'.
-        matrices, labels = found
-        total = matrices.sum(axis=0, keepdims=True)
-        overall = _estimates(
-            {m: _from_confusion(total, m, data.positive) for m in names}, 0, {}, names, level
-        )
-        point = {m: _from_confusion(matrices, m, data.positive) for m in names}
-        for i, label in enumerate(labels):
-            by_group[label] = _estimates(point, i, {}, names, level)
-            if point["count"][i] < min_support:
-                notes[label] = _too_few(int(point["count"][i]), min_support)
-        return SliceReport(name, names, overall, by_group, n_boot, level, notes)
-    everything = np.arange(n)
-    overall_point = aggregate(data, everything, np.zeros(n, np.int64), 1, names)
-    overall_draws = bootstrap(data, everything, names, n_boot=n_boot, seed=seed, key=f"{name}:*")
-    overall = _estimates(overall_point, 0, overall_draws, names, level)
+    for i, label in enumerate(labels):
+        by_group[label] = _estimates(point, i, {}, names, level)
+        if point["count"][i] < options.min_support:
+            notes[label] = _too_few(int(point["count"][i]), options.min_support)
+    return SliceReport(options.name, names, overall, by_group, options.n_boot, level, notes)
+
+
+def _by_features(data: Predictions, sensitive_features: Any, options: _Options) -> _Groups:
+    """Each combination of feature values is a group: one aggregation for all of them, and
+    the bootstrap of each group with rows enough."""
+    by_group: dict[str, dict[str, MetricEstimate]] = {}
+    notes: dict[str, str] = {}
     kept: dict[str, dict[str, np.ndarray]] = {}
-    if sensitive_features is not None:
-        codes, labels = _group_codes(sensitive_features, n)
-        point = aggregate(data, everything, codes, len(labels), names)
-        members: dict[str, np.ndarray] = {}
-        if n_boot:
-            order = np.argsort(codes, kind="stable")
-            bounds = np.searchsorted(codes[order], np.arange(len(labels) + 1))
-            members = {label: order[bounds[i] : bounds[i + 1]] for i, label in enumerate(labels)}
-        for i, label in enumerate(labels):
-            rows = members.get(label)
-            enough = point["count"][i] >= min_support
-            draws = (
-                bootstrap(data, rows, names, n_boot=n_boot, seed=seed, key=f"{name}:{label}")
-                if rows is not None and enough
-                else {}
-            )
-            by_group[label] = _estimates(point, i, draws, names, level)
-            kept[label] = draws
-            if not enough:
-                notes[label] = _too_few(int(point["count"][i]), min_support)
-    else:
-        for label, mask in (groups or {}).items():
-            rows = np.flatnonzero(mask)
-            point = aggregate(data, rows, np.zeros(len(rows), np.int64), 1, names)
-            enough = len(rows) >= min_support
-            draws = (
-                bootstrap(data, rows, names, n_boot=n_boot, seed=seed, key=f"{name}:{label}")
-                if enough
-                else {}
-            )
-            by_group[label] = _estimates(point, 0, draws, names, level)
-            kept[label] = draws
-            if not enough:
-                notes[label] = _too_few(len(rows), min_support)
-    if sensitive_features is not None:
-        by_group = dict(sorted(by_group.items()))
-    return SliceReport(name, names, overall, by_group, n_boot, level, notes, kept)
+    codes, labels = _group_codes(sensitive_features, data.n)
+    point = aggregate(data, np.arange(data.n), codes, len(labels), options.names)
+    members: dict[str, np.ndarray] = {}
+    if options.n_boot:
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(labels) + 1))
+        members = {label: order[bounds[i] : bounds[i + 1]] for i, label in enumerate(labels)}
+    for i, label in enumerate(labels):
+        rows = members.get(label)
+        enough = point["count"][i] >= options.min_support
+        draws = options.draws(data, rows, label) if rows is not None and enough else {}
+        by_group[label] = _estimates(point, i, draws, options.names, options.level)
+        kept[label] = draws
+        if not enough:
+            notes[label] = _too_few(int(point["count"][i]), options.min_support)
+    return by_group, notes, kept
+
+
+def _by_masks(data: Predictions, groups: Mapping[str, np.ndarray], options: _Options) -> _Groups:
+    """Each mask is a group (groups may overlap)."""
+    by_group: dict[str, dict[str, MetricEstimate]] = {}
+    notes: dict[str, str] = {}
+    kept: dict[str, dict[str, np.ndarray]] = {}
+    for label, mask in groups.items():
+        rows = np.flatnonzero(mask)
+        point = aggregate(data, rows, np.zeros(len(rows), np.int64), 1, options.names)
+        enough = len(rows) >= options.min_support
+        draws = options.draws(data, rows, label) if enough else {}
+        by_group[label] = _estimates(point, 0, draws, options.names, options.level)
+        kept[label] = draws
+        if not enough:
+            notes[label] = _too_few(len(rows), options.min_support)
+    return by_group, notes, kept
 
 
 def _feature_columns(sensitive_features: Any, n: int) -> dict[str, Any]:
