@@ -81,7 +81,7 @@ __all__ = [
     "workspace",
 ]
 
-__version__ = "0.1.0"
+from mlplan._version import __version__
 
 _PACKAGES = frozenset(
     {

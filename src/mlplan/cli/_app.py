@@ -115,7 +115,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from mlplan import __version__
+        from mlplan._version import __version__
 
         typer.echo(f"mlplan {__version__}")
         raise typer.Exit()

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import selectinload
 
-from mlplan import __version__
+from mlplan._version import __version__
 from mlplan.core import parse_dataset_ref
 from mlplan.data import get_dataset
 from mlplan.errors import NotFoundError, RefError
