@@ -1,5 +1,5 @@
 """The lifecycle checklist: every item of shared/CHECKLIST.md with its state, evidence and next
-step, reported by one provider per stage."""
+step, each reported by one small function registered for its id."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from mlplan.checklist._status import (
     State,
     StatusContext,
     StatusReport,
+    check,
     register_provider,
     status,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "State",
     "StatusContext",
     "StatusReport",
+    "check",
     "item",
     "register_provider",
     "status",

@@ -1,176 +1,188 @@
-"""The Modeling items the tabular families report: the quick-and-dirty baseline, the task's
-default families, and ONNX packages that passed parity. The rest of the stage (comparison,
-the older system, feasibility) says what will provide it."""
+"""The Modeling items: the quick-and-dirty baseline, the task's default families, ONNX packages
+that passed parity, the comparison with the bars, the older system, and feasibility."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Any
 
-from mlplan.checklist._items import Stage
-from mlplan.checklist._status import ItemStatus, StatusContext, register_provider
-from mlplan.modeling import (
-    BASELINE_FAMILY,
-    DEFAULT_FAMILIES,
-    feasibility,
-    latest_comparison,
-    list_models,
-)
+from mlplan.checklist._candidate import comparison, models
+from mlplan.checklist._status import ItemStatus, StatusContext, check
+from mlplan.modeling import BASELINE_FAMILY, DEFAULT_FAMILIES, ModelInfo, feasibility
 
-__all__ = ["ModelingProvider"]
+__all__ = [
+    "model_compared",
+    "model_families",
+    "model_feasibility",
+    "model_older_system",
+    "model_packaged",
+    "model_quick_and_dirty",
+]
 
 
-@register_provider
-class ModelingProvider:
-    """Modeling: baseline, families, packages."""
+@check("model.quick_and_dirty")
+def model_quick_and_dirty(context: StatusContext) -> ItemStatus:
+    """A baseline of the task's default family is trained."""
+    baseline = BASELINE_FAMILY[context.ws.plan.task]
+    # The quick-and-dirty model as it was trained: untuned, and a frozen CNN for images.
+    trained = [m for m in models(context) if m.family == baseline and m.baseline]
+    if not trained:
+        return context.status(
+            "model.quick_and_dirty",
+            "missing",
+            f"no {baseline} baseline trained yet",
+            "mlplan train --baseline",
+        )
+    m = trained[-1]
+    test = m.metrics.get("test", {})
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in test.items() if k != "rows")
+    return context.status(
+        "model.quick_and_dirty", "done", f"{m.name} ({baseline}) on {m.split}: test {shown}"
+    )
 
-    stage: Stage = "Modeling"
 
-    def check(self, context: StatusContext) -> Iterator[ItemStatus]:
+@check("model.families")
+def model_families(context: StatusContext) -> ItemStatus:
+    """The plan's families (else the task's default ones) are trained."""
+    plan = context.ws.plan
+    wanted = list(plan.modeling.families or DEFAULT_FAMILIES[plan.task])
+    have = {m.family for m in models(context)}
+    lacking = [f for f in wanted if f not in have]
+    if lacking:
+        return context.status(
+            "model.families",
+            "missing",
+            f"trained: {', '.join(sorted(have)) or 'none'}; not yet: {', '.join(lacking)}",
+            f"mlplan train --family {lacking[0]}",
+        )
+    return context.status("model.families", "done", f"trained: {', '.join(wanted)}")
 
-        ws = context.ws
-        task = ws.plan.task
-        s = context.status
-        models = list_models(ws)
-        baseline = BASELINE_FAMILY[task]
-        # The quick-and-dirty model as it was trained: untuned, and a frozen CNN for images.
-        trained = [m for m in models if m.family == baseline and m.baseline]
-        if trained:
-            m = trained[-1]
-            test = m.metrics.get("test", {})
-            shown = ", ".join(f"{k} {v:.3f}" for k, v in test.items() if k != "rows")
-            yield s(
-                "model.quick_and_dirty", "done", f"{m.name} ({baseline}) on {m.split}: test {shown}"
-            )
-        else:
-            yield s(
-                "model.quick_and_dirty",
-                "missing",
-                f"no {baseline} baseline trained yet",
-                "mlplan train --baseline",
-            )
 
-        wanted = list(ws.plan.modeling.families or DEFAULT_FAMILIES[task])
-        have = {m.family for m in models}
-        lacking = [f for f in wanted if f not in have]
-        if lacking:
-            yield s(
-                "model.families",
-                "missing",
-                f"trained: {', '.join(sorted(have)) or 'none'}; not yet: {', '.join(lacking)}",
-                f"mlplan train --family {lacking[0]}",
-            )
-        else:
-            yield s("model.families", "done", f"trained: {', '.join(wanted)}")
+@check("model.packaged")
+def model_packaged(context: StatusContext) -> ItemStatus:
+    """An ONNX package passed parity."""
+    packaged = [m for m in models(context) if m.parity.get("passed")]
+    if not packaged:
+        return context.status(
+            "model.packaged", "missing", "no model packaged yet", "mlplan train --baseline"
+        )
+    worst = max(m.parity["max_abs_diff"] for m in packaged)
+    return context.status(
+        "model.packaged",
+        "done",
+        f"{len(packaged)} ONNX package(s) passed parity on the test split (largest "
+        f"probability difference {worst:.1e})",
+    )
 
-        packaged = [m for m in models if m.parity.get("passed")]
-        if packaged:
-            worst = max(m.parity["max_abs_diff"] for m in packaged)
-            yield s(
-                "model.packaged",
-                "done",
-                f"{len(packaged)} ONNX package(s) passed parity on the test split (largest "
-                f"probability difference {worst:.1e})",
-            )
-        else:
-            yield s("model.packaged", "missing", "no model packaged yet", "mlplan train --baseline")
 
-        comparison = latest_comparison(ws)
-        newest = models[-1].name if models else None
-        if comparison is None or newest is None:
-            yield s(
-                "model.compared",
-                "missing",
-                "no comparison yet",
-                "mlplan models compare" if models else "mlplan train --baseline",
-            )
-        else:
-            compared = [r["name"] for r in comparison["rows"] if r["kind"] == "model"]
-            kinds = sorted({r["kind"] for r in comparison["rows"]} - {"model"})
-            gaps = comparison.get("gaps", {})
-            if newest not in compared:
-                yield s(
-                    "model.compared",
-                    "missing",
-                    f"the newest model, {newest}, is not in the latest comparison",
-                    "mlplan models compare",
-                )
-            else:
-                shown = ", ".join(
-                    f"{k.removeprefix('to_')} {v:+.3f} {gaps.get(k + '_metric', '')}".rstrip()
-                    for k, v in gaps.items()
-                    if k.startswith("to_") and not k.endswith("_metric") and v is not None
-                )
-                yield s(
-                    "model.compared",
-                    "done",
-                    f"{len(compared)} model(s) against {', '.join(kinds)} on "
-                    f"{comparison['split']}; best {gaps.get('best_model')} "
-                    f"({gaps.get('metric')}), gaps: {shown or 'none measured'}",
-                )
+@check("model.compared")
+def model_compared(context: StatusContext) -> ItemStatus:
+    """The newest comparison holds the newest model."""
+    trained = models(context)
+    found = comparison(context)
+    if found is None or not trained:
+        return context.status(
+            "model.compared",
+            "missing",
+            "no comparison yet",
+            "mlplan models compare" if trained else "mlplan train --baseline",
+        )
+    newest = trained[-1].name
+    compared = [r["name"] for r in found["rows"] if r["kind"] == "model"]
+    if newest not in compared:
+        return context.status(
+            "model.compared",
+            "missing",
+            f"the newest model, {newest}, is not in the latest comparison",
+            "mlplan models compare",
+        )
+    kinds = sorted({r["kind"] for r in found["rows"]} - {"model"})
+    gaps = found.get("gaps", {})
+    shown = ", ".join(
+        f"{k.removeprefix('to_')} {v:+.3f} {gaps.get(k + '_metric', '')}".rstrip()
+        for k, v in gaps.items()
+        if k.startswith("to_") and not k.endswith("_metric") and v is not None
+    )
+    return context.status(
+        "model.compared",
+        "done",
+        f"{len(compared)} model(s) against {', '.join(kinds)} on "
+        f"{found['split']}; best {gaps.get('best_model')} "
+        f"({gaps.get('metric')}), gaps: {shown or 'none measured'}",
+    )
 
-        older = [r for r in (comparison or {}).get("rows", []) if r["kind"] == "older_system"]
-        if ws.plan.scenario == "new":
-            yield s("model.older_system", "not_applicable", "a new product has no older system")
-        elif ws.plan.baselines.older_system is None:
-            yield s(
-                "model.older_system",
-                "missing",
-                "the plan names no older system",
-                "edit mlplan.yaml: describe it under baselines.older_system",
-            )
-        elif older:
-            metrics = older[0]["metrics"]
-            key = (
-                comparison["primary"]
-                if comparison and comparison["primary"] in metrics
-                else next(iter(metrics))
-            )
-            yield s(
-                "model.older_system",
-                "done",
-                f"{older[0]['name']} scored on {comparison['split'] if comparison else '?'}"
-                f": {key} {metrics[key]['value']:.3f}",
-            )
-        else:
-            yield s(
-                "model.older_system",
-                "missing",
-                "the older system is not scored yet",
-                "mlplan baseline older --predictions FILE, then mlplan models compare",
-            )
 
-        profiled = [m for m in models if m.compute]
-        if not profiled:
-            yield s(
-                "model.feasibility", "missing", "no package profiled yet", "mlplan train --baseline"
-            )
-        else:
-            m = profiled[-1]
-            checks = feasibility(m.compute, ws.plan.deployment)
-            measured = (
-                f"{m.name}: {m.compute['size_mb'] * 1024:,.0f} KB, p50 "
-                f"{m.compute['latency_p50_ms']:.3f} ms, p99 "
-                f"{m.compute['latency_p99_ms']:.3f} ms on one thread"
-            )
-            if not checks:
-                yield s(
-                    "model.feasibility",
-                    "missing",
-                    f"{measured}; the plan sets no latency, QPS or size objective",
-                    "edit mlplan.yaml: set deployment.objectives",
-                )
-            else:
-                failed = [c for c in checks if not c["met"]]
-                shown = "; ".join(
-                    f"{c['objective']} {c['measured']:.4g} vs {c['goal']:g} "
-                    f"(headroom {c['headroom']:.1f}x)"
-                    for c in checks
-                )
-                yield s(
-                    "model.feasibility",
-                    "failing" if failed else "done",
-                    f"{measured}. {shown}",
-                    None
-                    if not failed
-                    else "a smaller model, or more compute in deployment.compute",
-                )
+@check("model.older_system")
+def model_older_system(context: StatusContext) -> ItemStatus:
+    """The older system is scored on the same split (not applicable for a new product)."""
+    plan = context.ws.plan
+    if plan.scenario == "new":
+        return context.status(
+            "model.older_system", "not_applicable", "a new product has no older system"
+        )
+    if plan.baselines.older_system is None:
+        return context.status(
+            "model.older_system",
+            "missing",
+            "the plan names no older system",
+            "edit mlplan.yaml: describe it under baselines.older_system",
+        )
+    found = comparison(context)
+    older = [r for r in (found or {}).get("rows", []) if r["kind"] == "older_system"]
+    if not older:
+        return context.status(
+            "model.older_system",
+            "missing",
+            "the older system is not scored yet",
+            "mlplan baseline older --predictions FILE, then mlplan models compare",
+        )
+    metrics = older[0]["metrics"]
+    key = found["primary"] if found and found["primary"] in metrics else next(iter(metrics))
+    return context.status(
+        "model.older_system",
+        "done",
+        f"{older[0]['name']} scored on {found['split'] if found else '?'}"
+        f": {key} {metrics[key]['value']:.3f}",
+    )
+
+
+@check("model.feasibility")
+def model_feasibility(context: StatusContext) -> ItemStatus:
+    """The newest profiled package is within the plan's latency, QPS and size objectives."""
+    profiled = [m for m in models(context) if m.compute]
+    if not profiled:
+        return context.status(
+            "model.feasibility", "missing", "no package profiled yet", "mlplan train --baseline"
+        )
+    m = profiled[-1]
+    checks = feasibility(m.compute, context.ws.plan.deployment)
+    measured = _measured(m)
+    if not checks:
+        return context.status(
+            "model.feasibility",
+            "missing",
+            f"{measured}; the plan sets no latency, QPS or size objective",
+            "edit mlplan.yaml: set deployment.objectives",
+        )
+    failed = [c for c in checks if not c["met"]]
+    return context.status(
+        "model.feasibility",
+        "failing" if failed else "done",
+        f"{measured}. {_held_against(checks)}",
+        None if not failed else "a smaller model, or more compute in deployment.compute",
+    )
+
+
+def _measured(model: ModelInfo) -> str:
+    compute = model.compute
+    return (
+        f"{model.name}: {compute['size_mb'] * 1024:,.0f} KB, p50 "
+        f"{compute['latency_p50_ms']:.3f} ms, p99 "
+        f"{compute['latency_p99_ms']:.3f} ms on one thread"
+    )
+
+
+def _held_against(checks: list[dict[str, Any]]) -> str:
+    return "; ".join(
+        f"{c['objective']} {c['measured']:.4g} vs {c['goal']:g} (headroom {c['headroom']:.1f}x)"
+        for c in checks
+    )

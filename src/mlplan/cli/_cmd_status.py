@@ -12,6 +12,7 @@ from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
 from mlplan.cli._render import console, esc, print_json
 
 if TYPE_CHECKING:
+    from mlplan.checklist import ItemStatus
     from mlplan.lineage import LineageGraph
 
 _STATE_STYLE = {
@@ -38,25 +39,7 @@ def status(
     else:
         console.print(f"[bold]{esc(ws.plan.project.name)}[/] — {esc(ws.plan_path)}")
         for stage, items in report.by_stage().items():
-            table = Table(
-                title=stage,
-                title_justify="left",
-                show_header=False,
-                expand=True,
-                title_style="bold",
-            )
-            table.add_column("state", no_wrap=True, width=11)
-            table.add_column("item", ratio=2)
-            table.add_column("evidence / next", ratio=5)
-            for st in items:
-                label, style = _STATE_STYLE[st.state]
-                text = esc(st.evidence) + (
-                    f"\n[cyan]next:[/] {esc(st.next_step)}" if st.next_step else ""
-                )
-                table.add_row(
-                    f"[{style}]{label}[/]", f"{st.item.title}\n[dim]{st.item.id}[/]", text
-                )
-            console.print(table)
+            console.print(_stage_table(stage, items))
         counts = report.counts()
         console.print(
             f"{counts['done']} done, {counts['missing']} missing, "
@@ -66,6 +49,25 @@ def status(
         if not json:
             console.print("[red]failing: " + ", ".join(s.item.id for s in report.failing) + "[/]")
         raise typer.Exit(1)
+
+
+def _stage_table(stage: str, items: list[ItemStatus]) -> Table:
+    """One stage's items: state, item (title and id), evidence and the next step."""
+    table = Table(
+        title=stage,
+        title_justify="left",
+        show_header=False,
+        expand=True,
+        title_style="bold",
+    )
+    table.add_column("state", no_wrap=True, width=11)
+    table.add_column("item", ratio=2)
+    table.add_column("evidence / next", ratio=5)
+    for st in items:
+        label, style = _STATE_STYLE[st.state]
+        text = esc(st.evidence) + (f"\n[cyan]next:[/] {esc(st.next_step)}" if st.next_step else "")
+        table.add_row(f"[{style}]{label}[/]", f"{st.item.title}\n[dim]{st.item.id}[/]", text)
+    return table
 
 
 @app.command()
@@ -111,8 +113,6 @@ def approvals_list(
     json: JsonOption = False,
 ) -> None:
     """The approvals that count (and, with --all, the revoked ones)."""
-    from rich.table import Table
-
     from mlplan.workspace import list_approvals
 
     found = list_approvals(workspace(project), gate, include_revoked=all_)
