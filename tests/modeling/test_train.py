@@ -10,7 +10,7 @@ import pytest
 
 from mlplan.checklist import status
 from mlplan.data import get_dataset, register_dataset, split_dataset
-from mlplan.errors import DataError, NotFoundError, UsageError
+from mlplan.errors import DataError, NotFoundError, ParameterError, UsageError
 from mlplan.modeling import get_model, list_models, onnx_feeds, select_features, train_model
 from mlplan.workspace import Workspace
 
@@ -120,7 +120,7 @@ def test_regression_trains_linear_and_gbt(ws: Workspace) -> None:
             r"logistic or gbt",
         ),
         ({"family": "rnn"}, UsageError, r"family 'rnn' does not fit a binary task"),
-        ({}, UsageError, r"give --family linear\|logistic\|gbt\|cnn\|rnn, or --baseline"),
+        ({}, ParameterError, r"give 'family' \(linear, logistic, gbt, cnn, rnn\), or baseline"),
         (
             {"baseline": True, "split": "customers@1/s9"},
             NotFoundError,
@@ -219,7 +219,7 @@ def test_identical_split_assignments_of_two_versions_stay_apart(
 
 
 def test_models_are_compared_with_the_bars_on_the_test_split(split_ws: Workspace) -> None:
-    from mlplan.modeling import compare_models, latest_comparison
+    from mlplan.modeling import Comparison, compare_models, latest_comparison
 
     with pytest.raises(UsageError, match=r"no model trained on customers@1/s1 yet"):
         compare_models(split_ws)
@@ -240,6 +240,10 @@ def test_models_are_compared_with_the_bars_on_the_test_split(split_ws: Workspace
     again = compare_models(split_ws, n_boot=50, seed=3)
     assert again.rows == result.rows  # reproducible with a seed
     assert latest_comparison(split_ws)["gaps"]["best_model"] == "logistic-1"  # type: ignore[index]
+    latest = Comparison.latest(split_ws)
+    assert latest is not None and latest.gaps["best_model"] == "logistic-1"
+    assert latest.to_dict() == latest_comparison(split_ws)
+    assert Comparison.from_dict(latest.to_dict()) == latest
     report = status(split_ws).get("model.compared")
     assert report.state == "done" and "best logistic-1 (roc_auc)" in report.evidence
     train_model(split_ws, family="gbt")
@@ -247,7 +251,12 @@ def test_models_are_compared_with_the_bars_on_the_test_split(split_ws: Workspace
 
 
 def test_the_older_system_is_scored_on_the_same_test_rows(split_ws: Workspace) -> None:
-    from mlplan.modeling import compare_models, import_older_system
+    from mlplan.modeling import (
+        OlderSystemPredictions,
+        compare_models,
+        import_older_system,
+        older_system_predictions,
+    )
 
     pa_csv = pytest.importorskip("pyarrow.csv")
     import pyarrow as pa
@@ -273,7 +282,13 @@ def test_the_older_system_is_scored_on_the_same_test_rows(split_ws: Workspace) -
     ):
         import_older_system(split_ws, partial)
     report = import_older_system(split_ws, predictions)
-    assert (report["name"], report["test_rows"]) == ("rules-v2", 80)
+    assert (report.name, report.test_rows) == ("rules-v2", 80)
+    assert report.to_dict() == split_ws.latest_report("older_system").report  # type: ignore[union-attr]
+    found = older_system_predictions(split_ws, report.split, ids[:3], ["0", "1"])
+    assert isinstance(found, OlderSystemPredictions) and found.proba is None
+    name, predicted, proba = found  # unpacks as the tuple it used to be
+    assert (name, list(predicted), proba) == ("rules-v2", guess[:3], None)
+    assert found.to_dict() == {"name": "rules-v2", "predicted": guess[:3], "proba": None}
     assert status(split_ws).get("model.older_system").next_step.startswith("mlplan baseline older")
     train_model(split_ws, baseline=True)
     result = compare_models(split_ws, n_boot=20)
@@ -286,7 +301,7 @@ def test_the_older_system_is_scored_on_the_same_test_rows(split_ws: Workspace) -
 
 
 def test_packages_are_profiled_and_held_against_the_plan(split_ws: Workspace) -> None:
-    from mlplan.modeling import feasibility
+    from mlplan.modeling import ComputeProfile, feasibility
 
     model = train_model(split_ws, baseline=True)
     compute = model.compute
@@ -306,7 +321,33 @@ def test_packages_are_profiled_and_held_against_the_plan(split_ws: Workspace) ->
     checks = feasibility(compute | {"latency_p99_ms": 80.0}, split_ws.plan.deployment)
     p99 = next(c for c in checks if c["objective"] == "latency_p99_ms")
     assert (p99["met"], p99["headroom"]) == (False, pytest.approx(50 / 80))
+    profile = ComputeProfile.from_dict(compute | {"latency_p99_ms": 80.0})
+    assert profile.to_dict() == compute | {"latency_p99_ms": 80.0}
+    typed = profile.held_against(split_ws.plan.deployment)
+    assert [c.to_dict() for c in typed] == checks
+    assert feasibility(profile, split_ws.plan.deployment) == checks
     _edit(split_ws, "latency_p99_ms: 50, qps: 100", "latency_p99_ms: 0.000001, qps: 100")
     failing = status(split_ws).get("model.feasibility")
     assert failing.state == "failing"
     assert failing.next_step == "a smaller model, or more compute in deployment.compute"
+
+
+def test_cli_imports_the_older_systems_predictions(cli: Any, project_dir: Path) -> None:
+    plan = project_dir / "mlplan.yaml"
+    text = plan.read_text().replace("    id_column: null", "    id_column: customer_id", 1)
+    text = text.replace("  older_system: null", "  older_system: {name: rules-v2}", 1)
+    plan.write_text(text.replace("scenario: null", "scenario: replace", 1))
+    assert cli("data", "add", "customers").exit_code == 0
+    assert cli("data", "split", "customers", "--stratify", "churned", "--seed", "1").exit_code == 0
+    ids = [str(i) for i in range(1, 401)]
+    rules = project_dir / "rules.csv"
+    rules.write_text("item_id,prediction\n" + "".join(f"{i},0\n" for i in ids))
+    shown = cli("baseline", "older", "--predictions", "rules.csv")
+    assert shown.exit_code == 0, shown.output
+    assert " ".join(shown.stdout.split()) == (
+        "Recorded rules-v2's predictions for 80 test rows of customers@1/s1. "
+        "Next: mlplan models compare"
+    )
+    report = json.loads(cli("baseline", "older", "--predictions", "rules.csv", "--json").stdout)
+    assert list(report) == ["name", "split", "predictions", "format", "rows", "test_rows"]
+    assert (report["name"], report["format"], report["rows"]) == ("rules-v2", "csv", 400)

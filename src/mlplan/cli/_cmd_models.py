@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.table import Table
 
 from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
 from mlplan.cli._render import console, esc, print_json
+
+if TYPE_CHECKING:
+    from mlplan.modeling import ModelInfo
 
 models_app = typer.Typer(help="Trained models and their packages.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -21,10 +24,11 @@ def _fmt(value: object) -> str:
 
 @app.command()
 def train(
-    family: Annotated[
+    families: Annotated[
         list[str] | None,
         typer.Option(
-            help="A model family: linear, logistic, gbt, cnn or rnn; repeat to train several."
+            "--family",
+            help="A model family: linear, logistic, gbt, cnn or rnn; repeat to train several.",
         ),
     ] = None,
     baseline: Annotated[
@@ -57,21 +61,17 @@ def train(
 ) -> None:
     """Train families on a split, package each as ONNX, check parity, and register them."""
     from mlplan.errors import UsageError
-    from mlplan.modeling import train_models
+    from mlplan.modeling import FAMILIES, train_models
 
-    known = ("linear", "logistic", "gbt", "cnn", "rnn")
-    for name in family or []:
-        if name not in known:
-            raise UsageError(f"--family {name!r}: choose one of {', '.join(known)}")
-    if not (family or baseline or all_):
+    if not (families or baseline or all_):
         raise UsageError(
-            "give --family linear|logistic|gbt|cnn|rnn, --baseline for the task's "
+            f"give --family {'|'.join(FAMILIES)}, --baseline for the task's "
             "quick-and-dirty family, or --all"
         )
     models = train_models(
         workspace(project),
         split=split,
-        families=list(family) if family else None,  # type: ignore[arg-type]
+        families=list(families) if families else None,  # type: ignore[arg-type]
         baseline=baseline,
         seed=seed,
         tune=tune,
@@ -81,18 +81,22 @@ def train(
         print_json([m.to_dict() for m in models] if len(models) > 1 else models[0].to_dict())
         return
     for model in models:
-        tuning = model.parameters.get("tuning")
-        console.print(
-            f"Trained [bold]{esc(model.name)}[/] on {esc(model.split)} in "
-            f"{model.seconds:.2f} s; ONNX parity {model.parity['max_abs_diff']:.1e} on "
-            f"{model.parity['rows']:,} test rows"
-            + (
-                f"; best of {len(tuning['trials'])} trials by validation {tuning['metric']}"
-                if tuning
-                else ""
-            )
+        _print_trained(model)
+
+
+def _print_trained(model: ModelInfo) -> None:
+    tuning = model.parameters.get("tuning")
+    console.print(
+        f"Trained [bold]{esc(model.name)}[/] on {esc(model.split)} in "
+        f"{model.seconds:.2f} s; ONNX parity {model.parity['max_abs_diff']:.1e} on "
+        f"{model.parity['rows']:,} test rows"
+        + (
+            f"; best of {len(tuning['trials'])} trials by validation {tuning['metric']}"
+            if tuning
+            else ""
         )
-        _metrics_table(model.metrics)
+    )
+    _metrics_table(model.metrics)
 
 
 def _metrics_table(metrics: dict[str, dict[str, float]]) -> None:
@@ -236,9 +240,9 @@ def older(
 
     report = import_older_system(workspace(project), predictions.resolve(), split=split)
     if json:
-        print_json(report)
+        print_json(report.to_dict())
         return
     console.print(
-        f"Recorded {esc(report['name'])}'s predictions for {report['test_rows']:,} "
-        f"test rows of {esc(report['split'])}. Next: mlplan models compare"
+        f"Recorded {esc(report.name)}'s predictions for {report.test_rows:,} "
+        f"test rows of {esc(report.split)}. Next: mlplan models compare"
     )

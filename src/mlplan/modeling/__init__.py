@@ -1,14 +1,28 @@
 """Modeling: families trained on a split — tabular (ridge, logistic regression, LightGBM),
 images (a pretrained CNN), sequences (GRU/LSTM, or the tabular families on window features) —
 each packaged as ONNX with its preprocessing inside and checked for parity before it is
-registered; tuned with a seeded search and run in parallel on Ray when asked."""
+registered; tuned with a seeded search and run in parallel on Ray when asked. ``FAMILIES`` is
+the one registry of families."""
 
 from __future__ import annotations
 
 from mlplan.modeling._compare import Comparison, compare_models, latest_comparison
-from mlplan.modeling._compute import feasibility, profile_package
+from mlplan.modeling._compute import (
+    ComputeProfile,
+    FeasibilityCheck,
+    feasibility,
+    profile_package,
+)
 from mlplan.modeling._engine import ray_session
-from mlplan.modeling._features import FeatureSet, select_features
+from mlplan.modeling._families import (
+    BASELINE_FAMILY,
+    DEFAULT_FAMILIES,
+    FAMILIES,
+    SEARCH_SPACES,
+    Family,
+    ModelFamily,
+)
+from mlplan.modeling._features import FeatureSet, feature_frame, onnx_feeds, select_features
 from mlplan.modeling._inputs import (
     example_rows,
     feeds_for,
@@ -17,41 +31,34 @@ from mlplan.modeling._inputs import (
     target_kind,
     target_values,
 )
+from mlplan.modeling._models import ModelInfo, get_model, list_models
 from mlplan.modeling._older import (
+    OlderSystemInfo,
+    OlderSystemPredictions,
     import_older_system,
     older_system_predictions,
     read_predictions,
 )
 from mlplan.modeling._package import run_graph
 from mlplan.modeling._signature import InputKind, PackageSignature, SignatureInput
-from mlplan.modeling._tabular import (
-    build_pipeline,
-    export_onnx,
-    feature_frame,
-    onnx_feeds,
-    score_predictions,
-)
-from mlplan.modeling._train import (
-    BASELINE_FAMILY,
-    DEFAULT_FAMILIES,
-    Family,
-    ModelInfo,
-    get_model,
-    list_models,
-    train_model,
-    train_models,
-)
-from mlplan.modeling._tune import SEARCH_SPACES
+from mlplan.modeling._tabular import build_pipeline, export_onnx, score_predictions
+from mlplan.modeling._train import train_model, train_models
 
 __all__ = [
     "BASELINE_FAMILY",
     "DEFAULT_FAMILIES",
+    "FAMILIES",
     "SEARCH_SPACES",
     "Comparison",
+    "ComputeProfile",
     "Family",
+    "FeasibilityCheck",
     "FeatureSet",
     "InputKind",
+    "ModelFamily",
     "ModelInfo",
+    "OlderSystemInfo",
+    "OlderSystemPredictions",
     "PackageSignature",
     "SignatureInput",
     "build_pipeline",

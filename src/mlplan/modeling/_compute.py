@@ -4,6 +4,8 @@ batch throughput, memory — held against the plan's deployment budget."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,51 @@ import numpy as np
 from mlplan._optional import require
 from mlplan.plan import DeploymentSpec
 
-__all__ = ["feasibility", "profile_package"]
+__all__ = ["ComputeProfile", "FeasibilityCheck", "feasibility", "profile_package"]
+
+
+@dataclass(frozen=True)
+class ComputeProfile:
+    """A package measured with ONNX Runtime on one thread (what ``ModelInfo.compute`` holds
+    as JSON)."""
+
+    size_mb: float
+    load_ms: float
+    latency_p50_ms: float
+    latency_p99_ms: float
+    single_thread_qps: float
+    batch_rows_per_second: float
+    memory_mb: float
+    threads: int = 1
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ComputeProfile:
+        """From its JSON form (a model's ``compute``)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return asdict(self)
+
+    def held_against(self, deployment: DeploymentSpec) -> list[FeasibilityCheck]:
+        """Each objective of the plan that the profile can speak to, checked."""
+        return _checks(self, deployment)
+
+
+@dataclass(frozen=True)
+class FeasibilityCheck:
+    """An objective of the plan held against a measurement: whether it is met, and the
+    headroom (objective / measurement, or its inverse, so that > 1 means room to spare)."""
+
+    objective: str
+    goal: float
+    measured: float
+    met: bool
+    headroom: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return asdict(self)
 
 
 def _rss_mb() -> float:
@@ -31,7 +77,7 @@ def profile_package(
     feeds_batch: dict[str, np.ndarray],
     *,
     calls: int = 300,
-) -> dict[str, Any]:
+) -> ComputeProfile:
     """Measure an ONNX graph with ONNX Runtime on one thread: load time, single-row latency
     p50/p99 over ``calls`` calls, batch throughput, and the memory the session adds."""
     ort = require("onnxruntime", extra="models", purpose="profiling packages")
@@ -53,22 +99,30 @@ def profile_package(
     start = time.perf_counter()
     session.run(None, feeds_batch)
     batch_s = time.perf_counter() - start
-    return {
-        "size_mb": len(graph) / 2**20,
-        "load_ms": load_ms,
-        "latency_p50_ms": float(np.percentile(latencies, 50) * 1e3),
-        "latency_p99_ms": float(np.percentile(latencies, 99) * 1e3),
-        "single_thread_qps": float(1.0 / np.percentile(latencies, 50)),
-        "batch_rows_per_second": float(rows / batch_s) if batch_s > 0 else float("nan"),
-        "memory_mb": max(0.0, _rss_mb() - before),
-        "threads": 1,
-    }
+    return ComputeProfile(
+        size_mb=len(graph) / 2**20,
+        load_ms=load_ms,
+        latency_p50_ms=float(np.percentile(latencies, 50) * 1e3),
+        latency_p99_ms=float(np.percentile(latencies, 99) * 1e3),
+        single_thread_qps=float(1.0 / np.percentile(latencies, 50)),
+        batch_rows_per_second=float(rows / batch_s) if batch_s > 0 else float("nan"),
+        memory_mb=max(0.0, _rss_mb() - before),
+        threads=1,
+    )
 
 
-def feasibility(compute: dict[str, Any], deployment: DeploymentSpec) -> list[dict[str, Any]]:
+def feasibility(
+    compute: ComputeProfile | Mapping[str, Any], deployment: DeploymentSpec
+) -> list[dict[str, Any]]:
     """Each objective of the plan that the profile can speak to: the objective, the
     measurement, whether it is met, and the headroom (objective / measurement, or its
-    inverse, so that > 1 means room to spare)."""
+    inverse, so that > 1 means room to spare) — as JSON; :meth:`ComputeProfile.held_against`
+    gives them typed."""
+    profile = compute if isinstance(compute, ComputeProfile) else ComputeProfile.from_dict(compute)
+    return [check.to_dict() for check in profile.held_against(deployment)]
+
+
+def _checks(profile: ComputeProfile, deployment: DeploymentSpec) -> list[FeasibilityCheck]:
     checks = []
     objectives = deployment.objectives
     cpus = deployment.compute.cpus or 1.0
@@ -79,28 +133,20 @@ def feasibility(compute: dict[str, Any], deployment: DeploymentSpec) -> list[dic
         headroom = (
             measured / goal if higher_is_better else goal / measured if measured else float("inf")
         )
-        checks.append(
-            {
-                "objective": name,
-                "goal": goal,
-                "measured": measured,
-                "met": bool(headroom >= 1),
-                "headroom": headroom,
-            }
-        )
+        checks.append(FeasibilityCheck(name, goal, measured, bool(headroom >= 1), headroom))
 
-    check("latency_p50_ms", objectives.latency_p50_ms, compute["latency_p50_ms"], False)
-    check("latency_p99_ms", objectives.latency_p99_ms, compute["latency_p99_ms"], False)
+    check("latency_p50_ms", objectives.latency_p50_ms, profile.latency_p50_ms, False)
+    check("latency_p99_ms", objectives.latency_p99_ms, profile.latency_p99_ms, False)
     # A rough ceiling: one single-threaded stream per budgeted core, no serving overhead.
-    check("qps", objectives.qps, compute["single_thread_qps"] * cpus, True)
+    check("qps", objectives.qps, profile.single_thread_qps * cpus, True)
     check(
         "batch_rows_per_second",
         objectives.batch_rows_per_second,
-        compute["batch_rows_per_second"],
+        profile.batch_rows_per_second,
         True,
     )
     if deployment.target in {"edge", "browser"}:
-        check("max_model_mb", deployment.compute.max_model_mb, compute["size_mb"], False)
+        check("max_model_mb", deployment.compute.max_model_mb, profile.size_mb, False)
     if deployment.compute.memory_gb is not None:
-        check("memory_mb", deployment.compute.memory_gb * 1024, compute["memory_mb"], False)
+        check("memory_mb", deployment.compute.memory_gb * 1024, profile.memory_mb, False)
     return checks

@@ -1,16 +1,21 @@
 """Which columns a model may use, and how each is prepared — derived from the plan and the
-data profile."""
+data profile — and those columns as a tabular pipeline and its ONNX package read them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlplan._optional import require
 from mlplan.data import DatasetVersionInfo, effective_metadata
 from mlplan.errors import DataError
 from mlplan.workspace import Workspace
 
-__all__ = ["FeatureSet", "select_features"]
+__all__ = ["FeatureSet", "feature_frame", "onnx_feeds", "select_features"]
 
 
 @dataclass(frozen=True)
@@ -82,3 +87,30 @@ def select_features(
             f"({', '.join(f'{k}: {v}' for k, v in excluded.items())})"
         )
     return FeatureSet(numeric, categorical, excluded)
+
+
+def feature_frame(table: pa.Table, features: FeatureSet, rows: np.ndarray) -> Any:
+    """The feature columns of ``rows`` as the DataFrame the pipeline expects (missing strings
+    as "")."""
+    pd = require("pandas", extra="models", purpose="training models")
+    subset = table.select(features.columns).take(pa.array(rows, pa.int64()))
+    data = {}
+    for name in features.numeric:
+        data[name] = pc.cast(subset.column(name), pa.float64()).to_numpy(zero_copy_only=False)
+    for name in features.categorical:
+        values = subset.column(name)
+        if pa.types.is_dictionary(values.type):
+            values = pc.cast(values, values.type.value_type)
+        data[name] = np.asarray(
+            pc.fill_null(pc.cast(values, pa.string()), "").to_pylist(), dtype=object
+        )
+    return pd.DataFrame(data)
+
+
+def onnx_feeds(frame: Any, features: FeatureSet) -> dict[str, np.ndarray]:
+    """The ONNX inputs for a feature frame: one [n, 1] tensor per column."""
+    feeds = {c: frame[c].to_numpy(dtype=np.float32).reshape(-1, 1) for c in features.numeric}
+    feeds |= {
+        c: frame[c].to_numpy(dtype=object).astype(str).reshape(-1, 1) for c in features.categorical
+    }
+    return feeds

@@ -3,8 +3,6 @@ way in this process or on a Ray worker: fit, score every split, export, check pa
 
 from __future__ import annotations
 
-import io
-import pickle
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,47 +10,19 @@ from typing import Any
 import numpy as np
 
 from mlplan.core import LOWER_IS_BETTER
-from mlplan.errors import DataError, UsageError
-from mlplan.modeling._features import FeatureSet
+from mlplan.errors import DataError
+from mlplan.modeling._families import family_named
 from mlplan.modeling._inputs import TrainingData
 from mlplan.modeling._package import Fitted, check_parity
-from mlplan.modeling._tabular import (
-    build_pipeline,
-    build_window_estimator,
-    export_onnx,
-    export_window_onnx,
-    score_predictions,
-    window_features,
-)
+from mlplan.modeling._tabular import fit_estimator, score_predictions
 
-__all__ = ["Job", "JobResult", "check_family", "run_job"]
-
-# Which families fit which input and target.
-_FITS: dict[str, set[tuple[str, str]]] = {
-    "linear": {("tabular", "regression"), ("window", "regression")},
-    "logistic": {("tabular", "classification"), ("window", "classification")},
-    "gbt": {
-        ("tabular", "regression"),
-        ("tabular", "classification"),
-        ("window", "regression"),
-        ("window", "classification"),
-    },
-    "cnn": {("image", "classification")},
-    "rnn": {("window", "regression"), ("window", "classification")},
-}
-
-
-def check_family(family: str, input_kind: str, kind: str, task: str) -> None:
-    """Refuse a family that does not fit the data, naming those that do."""
-    if (input_kind, kind) not in _FITS[family]:
-        usable = [f for f, fits in _FITS.items() if (input_kind, kind) in fits]
-        raise UsageError(f"family {family!r} does not fit a {task} task; use {' or '.join(usable)}")
+__all__ = ["Job", "JobResult", "run_job", "validation_score"]
 
 
 @dataclass(frozen=True)
 class Job:
-    """A family to fit: its hyperparameters, seed, whether the CNN backbone stays frozen, and
-    whether to export and check a package (tuning trials do not)."""
+    """A family to fit: its hyperparameters, seed, whether a pretrained backbone stays frozen,
+    and whether to export and check a package (tuning trials do not)."""
 
     family: str
     seed: int
@@ -75,38 +45,10 @@ class JobResult:
 
 
 def _fit(data: TrainingData, job: Job) -> Fitted:
-    kind, family, spec = data.kind, job.family, data.spec
-    if family in {"cnn", "rnn"}:
-        from mlplan.modeling._deep import fit_cnn, fit_rnn
-
-        if family == "cnn":
-            return fit_cnn(data, job.seed, job.params, frozen=job.frozen, export=job.export)
-        return fit_rnn(data, job.seed, job.params, export=job.export)
-    if spec["kind"] == "window":
-        estimator = build_window_estimator(kind, family, job.seed, job.params)
-        x = {k: window_features(v) for k, v in data.x.items()}
-        estimator.fit(x["train"], data.y["train"])
-        graph = (
-            export_window_onnx(estimator, kind, family, spec["length"], len(spec["channels"]))
-            if job.export
-            else None
-        )
-    else:
-        features = FeatureSet(spec["numeric"], spec["categorical"], {})
-        estimator = build_pipeline(kind, family, features, job.seed, job.params)
-        x = data.x
-        estimator.fit(x["train"], data.y["train"])
-        graph = export_onnx(estimator, kind, family, features) if job.export else None
-    predictions = {}
-    for split, inputs in x.items():
-        if not len(inputs):
-            continue
-        predicted = estimator.predict(inputs)
-        proba = estimator.predict_proba(inputs) if kind == "classification" else None
-        predictions[split] = (predicted, proba)
-    buffer = io.BytesIO()
-    pickle.dump(estimator, buffer)  # for retraining only: never loaded on the serving path
-    return Fitted(predictions, graph, {"native.pkl": buffer.getvalue()}, dict(job.params))
+    family = family_named(job.family)
+    if family.network is not None:
+        return family.network(data, job.seed, job.params, frozen=job.frozen, export=job.export)
+    return fit_estimator(data, job.family, job.seed, job.params, export=job.export)
 
 
 def run_job(data: TrainingData, job: Job) -> JobResult:

@@ -25,8 +25,7 @@ import pyarrow.compute as pc
 from mlplan._optional import require
 from mlplan.data import DatasetVersionInfo, effective_metadata
 from mlplan.errors import DataError
-from mlplan.modeling._features import FeatureSet, select_features
-from mlplan.modeling._tabular import feature_frame, onnx_feeds
+from mlplan.modeling._features import FeatureSet, feature_frame, onnx_feeds, select_features
 from mlplan.workspace import Workspace
 
 __all__ = [

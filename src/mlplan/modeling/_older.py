@@ -3,6 +3,8 @@ test split as the models, so the comparison says whether the new model is better
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,55 @@ from mlplan.errors import DataError, UsageError
 from mlplan.store import ArtifactStore, sha256_file
 from mlplan.workspace import Workspace
 
-__all__ = ["import_older_system", "older_system_predictions", "read_predictions"]
+__all__ = [
+    "OlderSystemInfo",
+    "OlderSystemPredictions",
+    "import_older_system",
+    "older_system_predictions",
+    "read_predictions",
+]
+
+
+@dataclass(frozen=True)
+class OlderSystemInfo:
+    """An import of the older system's predictions: whose, for which split, the artifact
+    that keeps the file (its sha256) and its format, its rows, and the test rows it covers."""
+
+    name: str
+    split: str
+    predictions: str
+    format: str
+    rows: int
+    test_rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (the stored report)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, eq=False)
+class OlderSystemPredictions:
+    """The older system's predictions on given rows: its name, the predicted values or
+    labels, and the class probabilities when its file has them.
+
+    Unpacks as the ``(name, predicted, proba)`` tuple it used to be, for callers that have not
+    moved to the attributes.
+    """
+
+    name: str
+    predicted: np.ndarray
+    proba: np.ndarray | None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.name, self.predicted, self.proba))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "name": self.name,
+            "predicted": self.predicted.tolist(),
+            "proba": None if self.proba is None else self.proba.tolist(),
+        }
 
 
 def _item_ids(ws: Workspace, info: Any, table: pa.Table) -> list[str]:
@@ -54,7 +104,7 @@ def read_predictions(path: Path) -> pa.Table:
 
 def import_older_system(
     ws: Workspace, predictions: str | Path, *, split: str | None = None
-) -> dict[str, Any]:
+) -> OlderSystemInfo:
     """Record the older system's predictions for the test rows of a split.
 
     Raises
@@ -92,21 +142,21 @@ def import_older_system(
         )
         run.input("file", ws.relative(path), sha256=digest)
         run.input("split", split_info.ref, sha256=split_info.artifact_sha256)
-        report = {
-            "name": name,
-            "split": split_info.ref,
-            "predictions": ref.sha256,
-            "format": path.suffix.lower().lstrip("."),
-            "rows": table.num_rows,
-            "test_rows": len(test_ids),
-        }
-        run.report("older_system", report)
+        report = OlderSystemInfo(
+            name=name,
+            split=split_info.ref,
+            predictions=ref.sha256,
+            format=path.suffix.lower().lstrip("."),
+            rows=table.num_rows,
+            test_rows=len(test_ids),
+        )
+        run.report("older_system", report.to_dict())
         return report
 
 
 def older_system_predictions(
     ws: Workspace, split_ref: str, item_ids: list[str], classes: list[str] | None
-) -> tuple[str, np.ndarray, np.ndarray | None] | None:
+) -> OlderSystemPredictions | None:
     """The older system's predictions (and probabilities, if the file has them) for
     ``item_ids`` of ``split_ref``, from the newest import; None when there is none."""
     found = ws.latest_report("older_system", where=lambda r: r["split"] == split_ref)
@@ -135,4 +185,4 @@ def older_system_predictions(
             [pc.cast(table.column(c), pa.float64()).to_numpy(zero_copy_only=False) for c in classes]
         )
         proba = matrix[order]
-    return report["name"], predicted, proba
+    return OlderSystemPredictions(report["name"], predicted, proba)

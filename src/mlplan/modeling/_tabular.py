@@ -1,9 +1,13 @@
 """Tabular families — ridge, logistic regression, LightGBM — as scikit-learn pipelines with
 their preprocessing (imputation, scaling, one-hot encoding derived from the profile), exported
-to ONNX with that preprocessing inside; and the same estimators on window features."""
+to ONNX with that preprocessing inside; and the same estimators on window features. Which
+estimator a family is, and what its export needs, is the family registry's (``_families.py``).
+"""
 
 from __future__ import annotations
 
+import io
+import pickle
 from typing import Any
 
 import numpy as np
@@ -11,60 +15,26 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlplan._optional import require
-from mlplan.errors import UsageError
+from mlplan.modeling._families import tabular_estimator
 from mlplan.modeling._features import FeatureSet
+from mlplan.modeling._inputs import TrainingData
+from mlplan.modeling._package import Fitted
 from mlplan.modeling._signature import PackageSignature, SignatureInput
 
 __all__ = [
     "MISSING_CATEGORY",
     "build_pipeline",
+    "build_window_estimator",
     "export_onnx",
-    "feature_frame",
-    "onnx_feeds",
+    "export_window_onnx",
+    "fit_estimator",
     "score_predictions",
     "tabular_signature",
+    "window_features",
+    "window_signature",
 ]
 
 MISSING_CATEGORY = "(missing)"
-PARITY_TOLERANCE = 1e-4
-
-
-def feature_frame(table: pa.Table, features: FeatureSet, rows: np.ndarray) -> Any:
-    """The feature columns of ``rows`` as the DataFrame the pipeline expects (missing strings
-    as "")."""
-    pd = require("pandas", extra="models", purpose="training models")
-    subset = table.select(features.columns).take(pa.array(rows, pa.int64()))
-    data = {}
-    for name in features.numeric:
-        data[name] = pc.cast(subset.column(name), pa.float64()).to_numpy(zero_copy_only=False)
-    for name in features.categorical:
-        values = subset.column(name)
-        if pa.types.is_dictionary(values.type):
-            values = pc.cast(values, values.type.value_type)
-        data[name] = np.asarray(
-            pc.fill_null(pc.cast(values, pa.string()), "").to_pylist(), dtype=object
-        )
-    return pd.DataFrame(data)
-
-
-def _estimator(kind: str, family: str, seed: int, params: dict[str, Any]) -> Any:
-    if family == "linear":
-        linear = require("sklearn.linear_model", extra="models", purpose="linear models")
-        cls, defaults = linear.Ridge, {"alpha": 1.0}
-    elif family == "logistic":
-        linear = require("sklearn.linear_model", extra="models", purpose="logistic regression")
-        cls, defaults = linear.LogisticRegression, {"max_iter": 1000}
-    else:
-        lightgbm = require("lightgbm", extra="models", purpose="gradient-boosted trees")
-        cls = lightgbm.LGBMRegressor if kind == "regression" else lightgbm.LGBMClassifier
-        defaults = {"n_estimators": 100, "random_state": seed, "n_jobs": 1, "verbose": -1}
-    try:
-        return cls(**(defaults | params))
-    except TypeError as exc:
-        raise UsageError(
-            f"hyperparameters of {family}: {exc}; fix modeling.hyperparameters.{family} "
-            f"(they are {cls.__name__}'s parameters)"
-        ) from None
 
 
 def build_pipeline(
@@ -76,12 +46,11 @@ def build_pipeline(
     impute = require("sklearn.impute", extra="models", purpose="training models")
     pipeline = require("sklearn.pipeline", extra="models", purpose="training models")
     prep = require("sklearn.preprocessing", extra="models", purpose="training models")
+    estimator = tabular_estimator(family)
     parts = []
     if features.numeric:
         steps: list[tuple[str, Any]] = [("impute", impute.SimpleImputer(strategy="median"))]
-        if family != "gbt":
-            # Trees need no scaling, and scaled float32 inputs in ONNX Runtime would cross
-            # split thresholds the float64 training data did not.
+        if estimator.scaled:  # not trees: the gbt entry of _families.py says why
             steps.append(("scale", prep.StandardScaler()))
         parts.append(("num", pipeline.Pipeline(steps), features.numeric))
     if features.categorical:
@@ -111,7 +80,7 @@ def build_pipeline(
     return pipeline.Pipeline(
         [
             ("prepare", compose.ColumnTransformer(parts)),
-            ("model", _estimator(kind, family, seed, params)),
+            ("model", estimator.build(family, kind, seed, params)),
         ]
     )
 
@@ -141,40 +110,13 @@ def score_predictions(
     return out
 
 
-def _register_lightgbm(kind: str) -> None:
-    """Teach skl2onnx to convert LightGBM estimators (with onnxmltools' converter)."""
-    skl2onnx = require("skl2onnx", extra="models", purpose="packaging models as ONNX")
-    lightgbm = require("lightgbm", extra="models", purpose="gradient-boosted trees")
-    shapes = require("skl2onnx.common.shape_calculator", extra="models", purpose="ONNX packages")
-    converters = require(
-        "onnxmltools.convert.lightgbm.operator_converters.LightGbm",
-        extra="models",
-        purpose="packaging LightGBM as ONNX",
-    )
-    if kind == "regression":
-        skl2onnx.update_registered_converter(
-            lightgbm.LGBMRegressor,
-            "LightGbmLGBMRegressor",
-            shapes.calculate_linear_regressor_output_shapes,
-            converters.convert_lightgbm,
-            options={"split": None},
-        )
-    else:
-        skl2onnx.update_registered_converter(
-            lightgbm.LGBMClassifier,
-            "LightGbmLGBMClassifier",
-            shapes.calculate_linear_classifier_output_shapes,
-            converters.convert_lightgbm,
-            options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
-        )
-
-
 def export_onnx(pipe: Any, kind: str, family: str, features: FeatureSet) -> bytes:
     """A fitted pipeline as an ONNX graph with one [n, 1] input per feature."""
     skl2onnx = require("skl2onnx", extra="models", purpose="packaging models as ONNX")
     types = require("skl2onnx.common.data_types", extra="models", purpose="ONNX packages")
-    if family == "gbt":
-        _register_lightgbm(kind)
+    converter = tabular_estimator(family).converter
+    if converter is not None:
+        converter(kind)
     inputs = [(c, types.FloatTensorType([None, 1])) for c in features.numeric]
     inputs += [(c, types.StringTensorType([None, 1])) for c in features.categorical]
     options = {} if kind == "regression" else {"zipmap": False}
@@ -184,15 +126,6 @@ def export_onnx(pipe: Any, kind: str, family: str, features: FeatureSet) -> byte
     # No threshold snapping here: the pipeline trains on float64 values that the graph sees
     # rounded to float32, and for those, rounding thresholds to nearest keeps more splits.
     return bytes(model.SerializeToString())
-
-
-def onnx_feeds(frame: Any, features: FeatureSet) -> dict[str, np.ndarray]:
-    """The ONNX inputs for a feature frame: one [n, 1] tensor per column."""
-    feeds = {c: frame[c].to_numpy(dtype=np.float32).reshape(-1, 1) for c in features.numeric}
-    feeds |= {
-        c: frame[c].to_numpy(dtype=object).astype(str).reshape(-1, 1) for c in features.categorical
-    }
-    return feeds
 
 
 def tabular_signature(
@@ -258,8 +191,9 @@ def window_features(x: np.ndarray) -> np.ndarray:
 
 def build_window_estimator(kind: str, family: str, seed: int, params: dict[str, Any]) -> Any:
     """A family's estimator for window features (linear families impute and scale first)."""
-    estimator = _estimator(kind, family, seed, params)
-    if family == "gbt":
+    spec = tabular_estimator(family)
+    estimator = spec.build(family, kind, seed, params)
+    if not spec.scaled:
         return estimator
     impute = require("sklearn.impute", extra="models", purpose="training models")
     pipeline = require("sklearn.pipeline", extra="models", purpose="training models")
@@ -273,50 +207,15 @@ def build_window_estimator(kind: str, family: str, seed: int, params: dict[str, 
     )
 
 
-def _snap_thresholds(model: Any, booster: Any) -> None:
-    """Make a LightGBM ensemble in ONNX (float32 thresholds), trained on float32 values, split
-    float32 inputs as LightGBM does with its float64 thresholds.
-
-    The converter rounds each threshold ``t`` to the nearest float32; when that rounds up, an
-    input equal to the rounded value goes the wrong way — and with decimal data it often is
-    such a value (the midpoint of 18.8 and 19.0 is 18.9). Each threshold becomes the largest
-    float32 not above ``t``, under which ``x <= t`` holds for exactly the same float32 ``x``.
-    """
-    onnx = require("onnx", extra="models", purpose="packaging models as ONNX")
-    frame = booster.trees_to_dataframe()
-    splits = frame[frame["decision_type"] == "<="]
-    names = booster.feature_name()
-    floors: dict[tuple[int, float], float] = {}
-    for feature, threshold in zip(splits["split_feature"], splits["threshold"], strict=True):
-        rounded = np.float32(threshold)
-        floor = rounded if float(rounded) <= threshold else np.nextafter(rounded, np.float32(-1e38))
-        floors.setdefault((names.index(feature), float(rounded)), float(floor))
-    for node in model.graph.node:
-        if not node.op_type.startswith("TreeEnsemble"):
-            continue
-        attrs = {a.name: a for a in node.attribute}
-        if "nodes_values" not in attrs:
-            continue
-        values = [
-            floors.get((int(f), float(np.float32(v))), v) if m == b"BRANCH_LEQ" else v
-            for f, v, m in zip(
-                attrs["nodes_featureids"].ints,
-                attrs["nodes_values"].floats,
-                attrs["nodes_modes"].strings,
-                strict=True,
-            )
-        ]
-        attrs["nodes_values"].CopyFrom(onnx.helper.make_attribute("nodes_values", values))
-
-
 def export_window_onnx(estimator: Any, kind: str, family: str, length: int, channels: int) -> bytes:
     """A fitted window estimator as ONNX: a ``window`` input ``[n, length, channels]``, the
     features of :func:`window_features` computed in the graph, then the estimator."""
     onnx = require("onnx", extra="models", purpose="packaging models as ONNX")
     skl2onnx = require("skl2onnx", extra="models", purpose="packaging models as ONNX")
     types = require("skl2onnx.common.data_types", extra="models", purpose="ONNX packages")
-    if family == "gbt":
-        _register_lightgbm(kind)
+    spec = tabular_estimator(family)
+    if spec.converter is not None:
+        spec.converter(kind)
     width = length * channels + 2 * channels
     options = {} if kind == "regression" else {"zipmap": False}
     model = skl2onnx.convert_sklearn(
@@ -325,8 +224,8 @@ def export_window_onnx(estimator: Any, kind: str, family: str, length: int, chan
         options=options,
         target_opset={"": 17, "ai.onnx.ml": 3},
     )
-    if family == "gbt":
-        _snap_thresholds(model, estimator.booster_)
+    if spec.snap_thresholds is not None:
+        spec.snap_thresholds(model, estimator)
     helper = onnx.helper
     graph = model.graph
     initial = [
@@ -373,3 +272,39 @@ def window_signature(spec: dict[str, Any], x_train: np.ndarray) -> PackageSignat
         ),
     )
     return PackageSignature((window,), missing={"number": "NaN"})
+
+
+# -- fitting -----------------------------------------------------------------------------------
+
+
+def fit_estimator(
+    data: TrainingData, family: str, seed: int, params: dict[str, Any], *, export: bool
+) -> Fitted:
+    """Fit a tabular family on the features of a table, or on window features: its
+    predictions on every split, its ONNX graph (when ``export``) and the pickled estimator."""
+    kind, spec = data.kind, data.spec
+    if spec["kind"] == "window":
+        estimator = build_window_estimator(kind, family, seed, params)
+        x = {k: window_features(v) for k, v in data.x.items()}
+        estimator.fit(x["train"], data.y["train"])
+        graph = (
+            export_window_onnx(estimator, kind, family, spec["length"], len(spec["channels"]))
+            if export
+            else None
+        )
+    else:
+        features = FeatureSet(spec["numeric"], spec["categorical"], {})
+        estimator = build_pipeline(kind, family, features, seed, params)
+        x = data.x
+        estimator.fit(x["train"], data.y["train"])
+        graph = export_onnx(estimator, kind, family, features) if export else None
+    predictions = {}
+    for split, inputs in x.items():
+        if not len(inputs):
+            continue
+        predicted = estimator.predict(inputs)
+        proba = estimator.predict_proba(inputs) if kind == "classification" else None
+        predictions[split] = (predicted, proba)
+    buffer = io.BytesIO()
+    pickle.dump(estimator, buffer)  # for retraining only: never loaded on the serving path
+    return Fitted(predictions, graph, {"native.pkl": buffer.getvalue()}, dict(params))

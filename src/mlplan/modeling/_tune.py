@@ -1,6 +1,6 @@
-"""``--tune N``: a seeded search (Optuna's TPE sampler) over a family's hyperparameters,
-scored on the validation split. Trials are asked for in fixed batches and told in order, so
-the same seed gives the same trials on one process or on a Ray cluster."""
+"""Tuning: a seeded search (Optuna's TPE sampler) over a family's ``search_space``, scored on
+the validation split. Trials are asked for in fixed batches and told in order, so the same
+seed gives the same trials on one process or on a Ray cluster."""
 
 from __future__ import annotations
 
@@ -9,34 +9,18 @@ from typing import Any
 from mlplan._optional import require
 from mlplan.core import LOWER_IS_BETTER
 from mlplan.modeling._engine import Engine, run_jobs
+from mlplan.modeling._families import family_named
 from mlplan.modeling._fit import Job, validation_score
 from mlplan.modeling._inputs import TrainingData
 
-__all__ = ["SEARCH_SPACES", "tune"]
+__all__ = ["tune"]
 
-# name -> (kind, low, high, log) or ("choice", options)
-SEARCH_SPACES: dict[str, dict[str, tuple[Any, ...]]] = {
-    "linear": {"alpha": ("float", 1e-3, 1e3, True)},
-    "logistic": {"C": ("float", 1e-3, 1e2, True)},
-    "gbt": {
-        "n_estimators": ("int", 30, 400, True),
-        "learning_rate": ("float", 0.01, 0.3, True),
-        "num_leaves": ("int", 4, 128, True),
-        "min_child_samples": ("int", 3, 100, True),
-    },
-    "rnn": {
-        "hidden": ("int", 8, 64, True),
-        "lr": ("float", 1e-3, 3e-2, True),
-        "cell": ("choice", ["gru", "lstm"]),
-    },
-    "cnn": {"C": ("float", 1e-2, 1e2, True), "lr": ("float", 1e-4, 1e-2, True)},
-}
 BATCH = 4
 
 
 def _suggest(trial: Any, family: str, fixed: dict[str, Any]) -> dict[str, Any]:
     out = {}
-    for name, space in SEARCH_SPACES[family].items():
+    for name, space in family_named(family).search_space.items():
         if name in fixed:
             continue
         if space[0] == "choice":

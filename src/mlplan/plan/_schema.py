@@ -484,6 +484,8 @@ class MonitoringSpec(_Section):
 class Modeling(_Section):
     """How models are built: families to try, features, seeds and search budgets."""
 
+    # The names of mlplan.modeling.FAMILIES, checked where the plan loads (file and line);
+    # modeling sits above the plan, so tests/modeling/test_families.py keeps the two equal.
     families: list[Literal["linear", "logistic", "gbt", "cnn", "rnn"]] | None = Field(
         None, description="Families to train; unset: the task's defaults."
     )

@@ -1,0 +1,142 @@
+"""The scikit-learn estimators of the tabular families — ridge, logistic regression, LightGBM —
+and what exporting each to ONNX needs beyond skl2onnx's own converters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mlplan._optional import require
+from mlplan.errors import UsageError
+
+__all__ = [
+    "Estimator",
+    "lightgbm_model",
+    "logistic_regression",
+    "register_lightgbm",
+    "ridge",
+    "snap_lightgbm_thresholds",
+]
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """How a tabular family is built: its scikit-learn estimator, and what its ONNX export
+    needs.
+
+    ``make`` gives the estimator's class and its defaults for a target kind
+    (``regression`` or ``classification``) and a seed. ``scaled``: numeric inputs are
+    standardised first (and, on window features, imputed); trees take them raw. ``converter``
+    registers with skl2onnx a converter it lacks for this estimator, for a target kind.
+    ``snap_thresholds`` makes an exported graph split the float32 window features as the
+    model did in training.
+    """
+
+    make: Callable[[str, int], tuple[Any, dict[str, Any]]]
+    scaled: bool = True
+    converter: Callable[[str], None] | None = None
+    snap_thresholds: Callable[[Any, Any], None] | None = None
+
+    def build(self, family: str, kind: str, seed: int, params: dict[str, Any]) -> Any:
+        """The unfitted estimator with ``params`` over its defaults.
+
+        Raises
+        ------
+        UsageError
+            A hyperparameter that the estimator does not take.
+        """
+        cls, defaults = self.make(kind, seed)
+        try:
+            return cls(**(defaults | params))
+        except TypeError as exc:
+            raise UsageError(
+                f"hyperparameters of {family}: {exc}; fix modeling.hyperparameters.{family} "
+                f"(they are {cls.__name__}'s parameters)"
+            ) from None
+
+
+def ridge(kind: str, seed: int) -> tuple[Any, dict[str, Any]]:
+    """Ridge regression."""
+    linear = require("sklearn.linear_model", extra="models", purpose="linear models")
+    return linear.Ridge, {"alpha": 1.0}
+
+
+def logistic_regression(kind: str, seed: int) -> tuple[Any, dict[str, Any]]:
+    """Logistic regression (multinomial for several classes)."""
+    linear = require("sklearn.linear_model", extra="models", purpose="logistic regression")
+    return linear.LogisticRegression, {"max_iter": 1000}
+
+
+def lightgbm_model(kind: str, seed: int) -> tuple[Any, dict[str, Any]]:
+    """LightGBM's regressor or classifier, seeded, on one thread."""
+    lightgbm = require("lightgbm", extra="models", purpose="gradient-boosted trees")
+    cls = lightgbm.LGBMRegressor if kind == "regression" else lightgbm.LGBMClassifier
+    return cls, {"n_estimators": 100, "random_state": seed, "n_jobs": 1, "verbose": -1}
+
+
+def register_lightgbm(kind: str) -> None:
+    """Teach skl2onnx to convert LightGBM estimators (with onnxmltools' converter)."""
+    skl2onnx = require("skl2onnx", extra="models", purpose="packaging models as ONNX")
+    lightgbm = require("lightgbm", extra="models", purpose="gradient-boosted trees")
+    shapes = require("skl2onnx.common.shape_calculator", extra="models", purpose="ONNX packages")
+    converters = require(
+        "onnxmltools.convert.lightgbm.operator_converters.LightGbm",
+        extra="models",
+        purpose="packaging LightGBM as ONNX",
+    )
+    if kind == "regression":
+        skl2onnx.update_registered_converter(
+            lightgbm.LGBMRegressor,
+            "LightGbmLGBMRegressor",
+            shapes.calculate_linear_regressor_output_shapes,
+            converters.convert_lightgbm,
+            options={"split": None},
+        )
+    else:
+        skl2onnx.update_registered_converter(
+            lightgbm.LGBMClassifier,
+            "LightGbmLGBMClassifier",
+            shapes.calculate_linear_classifier_output_shapes,
+            converters.convert_lightgbm,
+            options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
+        )
+
+
+def snap_lightgbm_thresholds(model: Any, estimator: Any) -> None:
+    """Make a LightGBM ensemble in ONNX (float32 thresholds), trained on float32 values, split
+    float32 inputs as LightGBM does with its float64 thresholds.
+
+    The converter rounds each threshold ``t`` to the nearest float32; when that rounds up, an
+    input equal to the rounded value goes the wrong way — and with decimal data it often is
+    such a value (the midpoint of 18.8 and 19.0 is 18.9). Each threshold becomes the largest
+    float32 not above ``t``, under which ``x <= t`` holds for exactly the same float32 ``x``.
+    """
+    onnx = require("onnx", extra="models", purpose="packaging models as ONNX")
+    booster = estimator.booster_
+    frame = booster.trees_to_dataframe()
+    splits = frame[frame["decision_type"] == "<="]
+    names = booster.feature_name()
+    floors: dict[tuple[int, float], float] = {}
+    for feature, threshold in zip(splits["split_feature"], splits["threshold"], strict=True):
+        rounded = np.float32(threshold)
+        floor = rounded if float(rounded) <= threshold else np.nextafter(rounded, np.float32(-1e38))
+        floors.setdefault((names.index(feature), float(rounded)), float(floor))
+    for node in model.graph.node:
+        if not node.op_type.startswith("TreeEnsemble"):
+            continue
+        attrs = {a.name: a for a in node.attribute}
+        if "nodes_values" not in attrs:
+            continue
+        values = [
+            floors.get((int(f), float(np.float32(v))), v) if m == b"BRANCH_LEQ" else v
+            for f, v, m in zip(
+                attrs["nodes_featureids"].ints,
+                attrs["nodes_values"].floats,
+                attrs["nodes_modes"].strings,
+                strict=True,
+            )
+        ]
+        attrs["nodes_values"].CopyFrom(onnx.helper.make_attribute("nodes_values", values))

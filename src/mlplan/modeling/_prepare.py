@@ -1,0 +1,139 @@
+"""A split made ready for training, once for every family of the task: its target checked, its
+inputs (features, windows or images) and targets per split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlplan.data import DatasetVersionInfo, SplitInfo, load_split
+from mlplan.errors import DataError
+from mlplan.modeling._backbones import backbone_input
+from mlplan.modeling._inputs import (
+    TrainingData,
+    example_rows,
+    input_kind,
+    inputs_for,
+    tabular_spec,
+    target_column,
+    target_kind,
+    target_values,
+    window_spec,
+)
+from mlplan.workspace import Workspace
+
+__all__ = ["PreparedSplit", "prepare_split"]
+
+
+@dataclass(frozen=True)
+class PreparedSplit:
+    """A split as every family trains on it: the split, its dataset version and table, and the
+    prepared inputs and targets."""
+
+    split: SplitInfo
+    info: DatasetVersionInfo
+    table: pa.Table
+    data: TrainingData
+
+
+def prepare_split(ws: Workspace, split_info: SplitInfo) -> PreparedSplit:
+    """Load a split and prepare what every family of the task trains on.
+
+    Raises
+    ------
+    DataError
+        A missing or constant target, one class only, no usable input, too little history.
+    """
+    plan = ws.plan
+    info, table, codes = load_split(ws, split_info)
+    target = target_column(ws, info)
+    column = _target(ws, info, table, target)
+    kind = "classification" if info.format == "images" else target_kind(plan.task, column)
+    known = ~np.asarray(pc.is_null(column).to_numpy(zero_copy_only=False))
+    y_all = target_values(column, kind)
+    spec, backbone = _input_spec(ws, info, table, target, kind)
+    rows = example_rows(spec, table, codes, known)
+    if not rows["train"].size:
+        raise DataError(f"{split_info.ref} has no training rows with a known {target!r}")
+    classes = _classes(kind, y_all[rows["train"]], target)
+    data = TrainingData(
+        task=plan.task,
+        kind=kind,
+        spec=spec,
+        x={name: inputs_for(ws, info, table, spec, index) for name, index in rows.items()},
+        y={name: y_all[index] for name, index in rows.items()},
+        rows=rows,
+        classes=classes,
+        backbone=backbone,
+    )
+    return PreparedSplit(split_info, info, table, data)
+
+
+def _target(
+    ws: Workspace, info: DatasetVersionInfo, table: pa.Table, target: str
+) -> pa.ChunkedArray:
+    """The target column, which a regression task needs numeric."""
+    if target not in table.column_names:
+        raise DataError(f"{info.ref} has no target column {target!r} to learn")
+    column = table.column(target)
+    if ws.plan.task == "regression" and not (
+        pa.types.is_floating(column.type) or pa.types.is_integer(column.type)
+    ):
+        raise DataError(
+            f"a regression task needs a numeric target; {target!r} holds {column.type} values. "
+            "Set task: binary or multiclass, or name a numeric target"
+        )
+    return column
+
+
+def _input_spec(
+    ws: Workspace, info: DatasetVersionInfo, table: pa.Table, target: str, kind: str
+) -> tuple[dict[str, Any], bytes | None]:
+    """What the models read (stored with each model) and, for images, the backbone's bytes."""
+    which = input_kind(ws, info)
+    if which == "window":
+        return window_spec(ws, info, table, target, kind), None
+    if which == "tabular":
+        return tabular_spec(ws, info), None
+    modeling = ws.plan.modeling
+    backbone_spec, backbone = backbone_input(
+        modeling.backbone,
+        ws.root,
+        size=modeling.image_size,
+        mean=modeling.image_mean,
+        std=modeling.image_std,
+    )
+    spec = {
+        "kind": "image",
+        "channels": backbone_spec["channels"],
+        "height": backbone_spec["height"],
+        "width": backbone_spec["width"],
+        "backbone": backbone_spec,
+        "fine_tune": modeling.fine_tune,
+        "numeric": [],
+        "categorical": [],
+        "excluded": {},
+    }
+    return spec, backbone
+
+
+def _classes(
+    kind: Literal["regression", "classification"], y_train: np.ndarray, target: str
+) -> list[str]:
+    """The classes seen in training (none for regression); a target with one class, or a
+    constant value, cannot be learned."""
+    if kind != "classification":
+        if np.nanstd(y_train) == 0:
+            raise DataError(f"the target {target!r} is constant in the training split")
+        return []
+    classes = sorted({str(v) for v in y_train})
+    if len(classes) < 2:
+        raise DataError(
+            f"the target {target!r} has one class in the training split "
+            f"({', '.join(classes)}); a classifier needs at least two"
+        )
+    return classes

@@ -1,0 +1,128 @@
+"""The family registry: one entry per family, and every other list of families derived from it
+or kept equal to it by these tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any, get_args
+
+import pytest
+
+from mlplan.errors import ParameterError
+from mlplan.modeling import (
+    BASELINE_FAMILY,
+    DEFAULT_FAMILIES,
+    FAMILIES,
+    SEARCH_SPACES,
+    Family,
+    ModelFamily,
+    train_model,
+    train_models,
+)
+from mlplan.plan import Modeling, Task
+from mlplan.workspace import Workspace
+
+
+def test_the_plan_and_the_family_type_name_exactly_the_registered_families() -> None:
+    # The plan sits below modeling and validates the names itself (file:line errors).
+    listed, _none = get_args(Modeling.model_fields["families"].annotation)
+    (literal,) = get_args(listed)
+    assert get_args(literal) == tuple(FAMILIES)
+    assert get_args(Family) == tuple(FAMILIES)
+    assert all(name == family.name for name, family in FAMILIES.items())
+
+
+def test_the_family_tables_are_derived_from_the_registry() -> None:
+    assert BASELINE_FAMILY == {
+        "regression": "linear",
+        "binary": "logistic",
+        "multiclass": "logistic",
+        "image_classification": "cnn",
+        "sequence": "gbt",
+    }
+    assert DEFAULT_FAMILIES == {
+        "regression": ["linear", "gbt"],
+        "binary": ["logistic", "gbt"],
+        "multiclass": ["logistic", "gbt"],
+        "image_classification": ["cnn"],
+        "sequence": ["gbt", "rnn"],
+    }
+    assert {name: dict(f.search_space) for name, f in FAMILIES.items()} == SEARCH_SPACES
+    assert list(SEARCH_SPACES["gbt"]) == [
+        "n_estimators",
+        "learning_rate",
+        "num_leaves",
+        "min_child_samples",
+    ]
+
+
+@pytest.mark.parametrize("task", get_args(Task))
+def test_every_task_has_one_baseline_among_its_defaults(task: str) -> None:
+    baselines = [f.name for f in FAMILIES.values() if task in f.baseline_for]
+    assert baselines == [BASELINE_FAMILY[task]]
+    assert BASELINE_FAMILY[task] in DEFAULT_FAMILIES[task]
+
+
+def test_a_family_is_an_estimator_or_a_network() -> None:
+    assert {n for n, f in FAMILIES.items() if f.network is not None} == {"cnn", "rnn"}
+    assert {n for n, f in FAMILIES.items() if f.pretrained} == {"cnn"}
+    with pytest.raises(ValueError, match="needs an estimator or a network, not both"):
+        ModelFamily("linear", fits=frozenset(), search_space={})
+
+
+def test_the_registry_imports_no_extra() -> None:
+    code = (
+        "import sys, mlplan.modeling; "
+        "print([m for m in ('torch', 'ray', 'sklearn', 'lightgbm') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda ws: train_model(ws, family="xgb"),
+            r"^'family' 'xgb': choose one of linear, logistic, gbt, cnn, rnn$",
+        ),
+        (
+            lambda ws: train_models(ws, families=["gbt", "xgb"]),
+            r"^'families' 'xgb': choose one of linear",
+        ),
+        (
+            lambda ws: train_model(ws),
+            r"^give 'family' \(linear, logistic, gbt, cnn, rnn\), or baseline=True",
+        ),
+        (
+            lambda ws: train_model(ws, baseline=True, engine="spark"),
+            r"^'engine' must be local or ray; got 'spark'$",
+        ),
+        (
+            lambda ws: train_model(ws, baseline=True, tune=-1),
+            r"^'tune' must be 0 or more trials; got -1$",
+        ),
+    ],
+    ids=["family", "families", "no-family", "engine", "tune"],
+)
+def test_bad_arguments_name_the_parameter(sqlite_ws: Workspace, call: Any, message: str) -> None:
+    with pytest.raises(ParameterError, match=message):
+        call(sqlite_ws)
+
+
+def test_the_cli_names_every_family_and_its_flag(cli: Any) -> None:
+    import typer.main
+
+    from mlplan.cli import app
+
+    command = typer.main.get_command(app).get_command(None, "train")  # type: ignore[attr-defined]
+    (option,) = [p for p in command.params if p.name == "families"]
+    assert option.opts == ["--family"]
+    assert all(name in option.help for name in FAMILIES)
+    unknown = cli("train", "--family", "gbt", "--family", "xgb")
+    assert unknown.exit_code == 2
+    assert "error: --family 'xgb': choose one of linear, logistic, gbt, cnn, rnn" in unknown.stderr
+    nothing = cli("train")
+    assert nothing.exit_code == 2
+    assert "give --family linear|logistic|gbt|cnn|rnn, --baseline" in nothing.stderr
