@@ -71,7 +71,7 @@ class RegisterResult:
         return {"created": self.created, "warnings": self.warnings, **version}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _NewVersion:
     """A version read, profiled and checked, ready to be stored."""
 
@@ -132,15 +132,24 @@ def register_dataset(
 
     table, profile = _read_and_profile(path, fmt)
     metadata = version_metadata(spec, given)
-    _check_named_columns(ws, spec, fmt, table.column_names, metadata, where=str(path))
-    warnings += _keep_personal_data_out(ws, name, fmt, table, profile, metadata)
-    new = _NewVersion(name, path, fmt, digest, table.num_rows, profile, metadata, snapshot)
+    _check_named_columns(ws, spec, table.column_names, fmt=fmt, metadata=metadata, where=str(path))
+    warnings += _keep_personal_data_out(ws, table, profile, name=name, fmt=fmt, metadata=metadata)
+    new = _NewVersion(
+        name=name,
+        path=path,
+        fmt=fmt,
+        digest=digest,
+        rows=table.num_rows,
+        profile=profile,
+        metadata=metadata,
+        snapshot=snapshot,
+    )
     artifacts = ws.store.artifacts
     # Snapshot files written for a command that then fails are removed again.
     with artifacts.staged():
         snapshot_ref = _snapshot(artifacts, path, fmt, table) if snapshot else None
         with ws.write() as session:
-            return _store_version(ws, session, new, snapshot_ref, warnings)
+            return _store_version(ws, session, new, snapshot=snapshot_ref, warnings=warnings)
 
 
 def _check_name(name: str) -> None:
@@ -196,10 +205,10 @@ def _read_and_profile(path: Path, fmt: DataFormat) -> tuple[pa.Table, dict[str, 
 def _check_named_columns(
     ws: Workspace,
     spec: DatasetSpec,
-    fmt: DataFormat,
     columns: list[str],
-    metadata: dict[str, Any],
     *,
+    fmt: DataFormat,
+    metadata: dict[str, Any],
     where: str,
 ) -> None:
     """The plan's target (for training data) and the columns the datasheet names are columns
@@ -223,10 +232,11 @@ def _check_named_columns(
 
 def _keep_personal_data_out(
     ws: Workspace,
-    name: str,
-    fmt: DataFormat,
     table: pa.Table,
     profile: dict[str, Any],
+    *,
+    name: str,
+    fmt: DataFormat,
     metadata: dict[str, Any],
 ) -> list[str]:
     """Redact the values of declared and suspected PII columns from the profile; a warning
@@ -261,7 +271,8 @@ def _store_version(
     ws: Workspace,
     session: Session,
     new: _NewVersion,
-    snapshot_ref: ArtifactRef | None,
+    *,
+    snapshot: ArtifactRef | None,
     warnings: list[str],
 ) -> RegisterResult:
     """Record the version (and the run that made it), numbered after the dataset's last."""
@@ -287,9 +298,9 @@ def _store_version(
     parameters = {"dataset": new.name, "path": source, "format": new.fmt, "snapshot": new.snapshot}
     with ws.record("data add", parameters, session=session) as run:
         run.input("file", source, sha256=new.digest.sha256)
-        if snapshot_ref is not None:
+        if snapshot is not None:
             ArtifactStore.register(
-                session, snapshot_ref, kind="dataset_snapshot", media_type=_MEDIA[new.fmt]
+                session, snapshot, kind="dataset_snapshot", media_type=_MEDIA[new.fmt]
             )
         record = DatasetVersionRecord(
             dataset_id=dataset_id,
@@ -305,7 +316,7 @@ def _store_version(
             ],
             profile=new.profile,
             meta=new.metadata,
-            snapshot_sha256=snapshot_ref.sha256 if snapshot_ref else None,
+            snapshot_sha256=snapshot.sha256 if snapshot else None,
             run_id=run.id,
         )
         session.add(record)

@@ -173,8 +173,9 @@ def split_dataset(
     artifacts = ws.store.artifacts
     with artifacts.staged():
         artifact = artifacts.put_bytes(_assignment_parquet(codes))
+        counts = _counts(table, codes, stratify or target)
         return _record_split(
-            ws, info, parameters, _counts(table, codes, stratify or target), leakage, artifact
+            ws, info, parameters=parameters, counts=counts, leakage=leakage, artifact=artifact
         )
 
 
@@ -194,6 +195,7 @@ def _assignment_parquet(codes: np.ndarray) -> bytes:
 def _record_split(
     ws: Workspace,
     info: DatasetVersionInfo,
+    *,
     parameters: dict[str, Any],
     counts: dict[str, Any],
     leakage: dict[str, Any],

@@ -90,7 +90,7 @@ class _Outgoing:
     salt: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _Batch:
     """A batch made and ready to record: what was asked for and what goes out."""
 
@@ -104,6 +104,21 @@ class _Batch:
     items: list[str]
     outgoing: _Outgoing
     estimate: Estimate
+
+    def exported(self, number: int, files: list[Path], comparison: list[Estimate]) -> BatchInfo:
+        """What the caller is told of the batch once it is recorded and written."""
+        return BatchInfo(
+            number,
+            self.info.ref,
+            self.strategy,
+            self.selection,
+            len(self.items),
+            len(self.outgoing.assignments),
+            self.annotators,
+            self.estimate,
+            comparison,
+            [str(f) for f in files],
+        )
 
     def parameters(self) -> dict[str, Any]:
         """The batch's run parameters."""
@@ -156,9 +171,7 @@ def export_batch(
     """
     info = default_dataset(ws, dataset)
     strategy, rate = _strategy(ws, strategy, include_pii=include_pii)
-    if not 0 <= (overlap if overlap is not None else 0) <= 1:
-        raise ParameterError("overlap", f"{{param}} must be in [0, 1]. Got {overlap} instead.")
-    share = ws.plan.labels.overlap if overlap is None else overlap
+    share = _overlap(ws, overlap)
     crowd = strategy == "crowdsourced"
     names = (
         list(annotators) if annotators else [f"{strategy}-{i + 1}" for i in range(rate.annotators)]
@@ -167,7 +180,16 @@ def export_batch(
     if items is not None:
         chosen, selection = _known(items, table, info), "relabel"
     else:
-        chosen = _select(ws, info, table, n, selection, slice_name, scores, seed)
+        chosen = _select(
+            ws,
+            info,
+            table,
+            n=n,
+            selection=selection,
+            slice_name=slice_name,
+            scores=scores,
+            seed=seed,
+        )
     assignments = assign(
         chosen,
         names,
@@ -178,26 +200,32 @@ def export_batch(
         already=already,
     )
     external = strategy != "in-house"
-    outgoing = _outgoing(ws, info, table, chosen, assignments, pii=include_pii, external=external)
+    outgoing = _outgoing(
+        ws, info, table, chosen=chosen, assignments=assignments, pii=include_pii, external=external
+    )
     # The calendar time follows the people actually named for this batch.
     rate = rate.model_copy(update={"annotators": len(names)})
     cost = estimate(strategy, rate, items=len(chosen), overlap=share, k=k)
-    batch = _Batch(info, strategy, selection, fmt, seed, share, names, chosen, outgoing, cost)
+    batch = _Batch(
+        info=info,
+        strategy=strategy,
+        selection=selection,
+        fmt=fmt,
+        seed=seed,
+        overlap=share,
+        annotators=names,
+        items=chosen,
+        outgoing=outgoing,
+        estimate=cost,
+    )
     number, files = _record(ws, table, batch, out)
     # After the commit: a batch file always has its record (and its bytes are in the store).
     write_atomic(files.main, files.body)
     write_atomic(files.sidecar, files.sidecar_text)
-    return BatchInfo(
+    return batch.exported(
         number,
-        info.ref,
-        strategy,
-        selection,
-        len(chosen),
-        len(outgoing.assignments),
-        names,
-        cost,
+        [files.main, files.sidecar],
         compare_strategies(ws.plan.labels, items=len(chosen), overlap=share),
-        [str(files.main), str(files.sidecar)],
     )
 
 
@@ -226,6 +254,15 @@ def _strategy(
     return strategy, rate
 
 
+def _overlap(ws: Workspace, overlap: float | None) -> float:
+    """The share of items labeled more than once: given, else the plan's."""
+    if overlap is None:
+        return ws.plan.labels.overlap
+    if not 0 <= overlap <= 1:
+        raise ParameterError("overlap", f"{{param}} must be in [0, 1]. Got {overlap} instead.")
+    return overlap
+
+
 def _known(items: Sequence[str], table: ItemTable, info: DatasetVersionInfo) -> list[str]:
     """The items of a relabel batch, each once; every one must be an item of the version."""
     chosen = list(dict.fromkeys(items))
@@ -243,6 +280,7 @@ def _select(
     ws: Workspace,
     info: DatasetVersionInfo,
     table: ItemTable,
+    *,
     n: int,
     selection: Selection,
     slice_name: str | None,
@@ -308,9 +346,9 @@ def _outgoing(
     ws: Workspace,
     info: DatasetVersionInfo,
     table: ItemTable,
+    *,
     chosen: list[str],
     assignments: list[Assignment],
-    *,
     pii: bool,
     external: bool,
 ) -> _Outgoing:

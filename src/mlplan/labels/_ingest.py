@@ -99,7 +99,7 @@ def import_annotations(
         stored=_stored_pairs(ws, info, gold=gold),
     )
     _refuse_problems(path, check, batch=batch, skip_invalid=skip_invalid)
-    return _record_import(ws, info, path, file.format, check, batch=batch, gold=gold)
+    return _record_import(ws, info, path, fmt=file.format, check=check, batch=batch, gold=gold)
 
 
 def _batch_version(ws: Workspace, batch: int) -> tuple[DatasetVersionInfo, str | None]:
@@ -171,9 +171,9 @@ def _record_import(
     ws: Workspace,
     info: DatasetVersionInfo,
     path: Path,
+    *,
     fmt: str,
     check: ImportCheck,
-    *,
     batch: int | None,
     gold: bool,
 ) -> ImportResult:

@@ -203,7 +203,7 @@ def issues_from_predictions(
             "confident learning needs classes: set labels.classes or a classification target"
         )
     prob_ids, matrix = read_probabilities(path, classes, items.ids, info.ref)
-    given = _given_labels(ws, info, items, classes, prob_ids)
+    given = _given_labels(ws, info, items, classes=classes, ids=prob_ids)
     class_index = {c: i for i, c in enumerate(classes)}
     labels = np.array([class_index.get(given.get(p) or "", -1) for p in prob_ids])
     foreign = [
@@ -234,7 +234,7 @@ def issues_from_predictions(
 
 
 def _given_labels(
-    ws: Workspace, info: DatasetVersionInfo, items: ItemTable, classes: list[str], ids: list[str]
+    ws: Workspace, info: DatasetVersionInfo, items: ItemTable, *, classes: list[str], ids: list[str]
 ) -> dict[str, str | None]:
     """The label each item carries now: its target value, else the annotators' majority
     (items without one are left out)."""
