@@ -186,9 +186,9 @@ def test_duplicate_image_bytes_across_splits_are_leakage(images: Path) -> None:
         [2 if p == "dog/copy.png" else 0 for p in table.column("path").to_pylist()], np.int8
     )
     report = check_leakage(table, codes, group=None, id_column=None, ignore=["path"])
-    assert report["compared_columns"] == ["sha256"]
-    assert report["duplicate_groups_across_splits"] == 1
-    assert report["passed"] is False
+    assert report.compared_columns == ["sha256"]
+    assert report.duplicate_groups == 1
+    assert report.passed is False
 
 
 def test_image_dataset_splits_and_counts_labels(sqlite_ws: Workspace, tmp_path: Path) -> None:

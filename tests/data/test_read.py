@@ -10,7 +10,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
-from mlplan.data import content_hash, detect_format, list_images, read_table
+from mlplan.data import ContentHash, content_hash, detect_format, list_images, read_table
 from mlplan.errors import DataError
 
 
@@ -170,7 +170,9 @@ def test_content_hash_is_the_sha256_of_the_bytes(tmp_path: Path) -> None:
     path = tmp_path / "a.csv"
     pcsv.write_csv(pa.table({"x": [1, 2]}), path)
     data = path.read_bytes()
-    assert content_hash(path, "csv") == (hashlib.sha256(data).hexdigest(), len(data))
+    found = content_hash(path, "csv")
+    assert found == ContentHash(hashlib.sha256(data).hexdigest(), len(data))
+    assert found.to_dict() == {"sha256": found.sha256, "size_bytes": len(data)}
 
 
 def test_list_images_wants_class_subfolders(tmp_path: Path) -> None:

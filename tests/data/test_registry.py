@@ -86,6 +86,17 @@ def test_same_bytes_again_return_the_existing_version(ws: Workspace) -> None:
     assert _row_counts(ws) == counts  # no new run, no new version
 
 
+def test_a_registration_as_json_is_the_version_without_its_profile(ws: Workspace) -> None:
+    result = register_dataset(ws, "customers", source="CRM")
+    again = register_dataset(ws, "customers", owner="Dana")
+
+    version = {k: v for k, v in result.version.to_dict().items() if k != "profile"}
+    assert result.to_dict() == {"created": True, "warnings": [], **version}
+    assert again.to_dict() == {"created": False, "warnings": again.warnings, **version}
+    assert list(again.to_dict())[:3] == ["created", "warnings", "ref"]
+    assert json.loads(json.dumps(again.to_dict())) == again.to_dict()
+
+
 def test_changed_bytes_make_version_2(ws: Workspace) -> None:
     register_dataset(ws, "customers")
     write_csv(customers_table(rows=300, seed=8), ws.root / "data" / "customers.csv")

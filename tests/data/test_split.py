@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from tests.conftest import customers_table, write_csv
 
 from mlplan.data import (
+    Crossing,
     assign_splits,
     check_leakage,
     get_split,
@@ -22,7 +24,7 @@ from mlplan.data import (
     register_dataset,
     split_dataset,
 )
-from mlplan.errors import DataError, NotFoundError, RefError, UsageError
+from mlplan.errors import DataError, NotFoundError, ParameterError, RefError, UsageError
 from mlplan.workspace import Workspace
 
 
@@ -141,22 +143,34 @@ def test_time_split_with_groups_orders_groups_by_their_first_row() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "param", "message"),
     [
-        ({"test": 1.0}, r"^--test must be in \[0, 1\)\. Got 1\.0 instead\.$"),
-        ({"test": -0.1}, r"^--test must be in \[0, 1\)\. Got -0\.1 instead\.$"),
-        ({"valid": 1.5}, r"^--valid must be in \[0, 1\)\. Got 1\.5 instead\.$"),
-        (
-            {"test": 0.6, "valid": 0.4},
-            r"^--test \+ --valid must leave rows to train on; "
-            r"got 0\.6 \+ 0\.4$",
-        ),
+        ({"test": 1.0}, "test", r"^'test' must be in \[0, 1\)\. Got 1\.0 instead\.$"),
+        ({"test": -0.1}, "test", r"^'test' must be in \[0, 1\)\. Got -0\.1 instead\.$"),
+        ({"valid": 1.5}, "valid", r"^'valid' must be in \[0, 1\)\. Got 1\.5 instead\.$"),
     ],
-    ids=["test-1", "test-negative", "valid-1.5", "nothing-left"],
+    ids=["test-1", "test-negative", "valid-1.5"],
 )
-def test_invalid_fractions_are_usage_errors(kwargs: dict[str, float], message: str) -> None:
-    with pytest.raises(UsageError, match=message):
-        assign_splits(pa.table({"x": np.arange(100)}), **kwargs)
+def test_a_share_outside_0_1_is_a_parameter_error(
+    kwargs: dict[str, float], param: str, message: str
+) -> None:
+    with pytest.raises(ParameterError, match=message) as raised:
+        assign_splits(pa.table({"x": np.arange(100)}), **kwargs)  # type: ignore[arg-type]
+    assert raised.value.param == param
+
+
+def test_shares_must_leave_rows_to_train_on() -> None:
+    with pytest.raises(
+        UsageError, match=r"^--test \+ --valid must leave rows to train on; got 0\.6 \+ 0\.4$"
+    ):
+        assign_splits(pa.table({"x": np.arange(100)}), test=0.6, valid=0.4)
+
+
+def test_the_cli_names_the_option_of_a_bad_share(cli: Any) -> None:
+    assert cli("data", "add", "customers").exit_code == 0
+    result = cli("data", "split", "customers", "--valid", "1.5")
+    assert result.exit_code == 2
+    assert "error: --valid must be in [0, 1). Got 1.5 instead." in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -214,7 +228,7 @@ def test_leakage_finds_identical_rows_in_two_splits() -> None:
     table = pa.table({"a": [1, 2, 3, 1, 2, 4], "b": ["x", "y", "z", "x", "y", "w"]})
     codes = np.array([0, 0, 0, 2, 0, 2], np.int8)  # row 3 repeats row 0 across splits
     report = check_leakage(table, codes, group=None, id_column=None)
-    assert report == {
+    assert report.to_dict() == {
         "compared_columns": ["a", "b"],
         "duplicate_groups_across_splits": 1,
         "duplicate_rows_across_splits": 2,
@@ -225,8 +239,8 @@ def test_leakage_finds_identical_rows_in_two_splits() -> None:
 def test_duplicates_within_one_split_are_not_leakage() -> None:
     table = pa.table({"a": [1, 1, 2, 2]})
     report = check_leakage(table, np.array([0, 0, 2, 2], np.int8), group=None, id_column=None)
-    assert report["duplicate_groups_across_splits"] == 0
-    assert report["passed"] is True
+    assert report.duplicate_groups == 0
+    assert report.passed is True
 
 
 def test_leakage_ignores_the_id_column_when_comparing_rows() -> None:
@@ -234,10 +248,10 @@ def test_leakage_ignores_the_id_column_when_comparing_rows() -> None:
     table = pa.table({"id": [1, 2, 3], "age": [30, 30, 41], "plan": ["a", "a", "b"]})
     codes = np.array([0, 2, 0], np.int8)
     report = check_leakage(table, codes, group=None, id_column="id")
-    assert report["compared_columns"] == ["age", "plan"]
-    assert report["duplicate_groups_across_splits"] == 1
-    assert (report["ids_across_splits"], report["ids_examples"]) == (0, [])
-    assert report["passed"] is False
+    assert report.compared_columns == ["age", "plan"]
+    assert report.duplicate_groups == 1
+    assert report.ids == Crossing(0, [])
+    assert report.passed is False
 
 
 def test_leakage_finds_ids_and_groups_in_two_splits() -> None:
@@ -250,33 +264,32 @@ def test_leakage_finds_ids_and_groups_in_two_splits() -> None:
     )
     codes = np.array([0, 1, 2, 2, 2, 0], np.int8)
     report = check_leakage(table, codes, group="user", id_column="id")
-    assert report["duplicate_groups_across_splits"] == 0
-    assert (report["ids_across_splits"], report["ids_examples"]) == (1, ["7"])
-    assert (report["groups_across_splits"], report["groups_examples"]) == (1, ["u2"])
-    assert report["passed"] is False
+    assert report.duplicate_groups == 0
+    assert report.ids == Crossing(1, ["7"])
+    assert report.groups == Crossing(1, ["u2"])
+    assert report.passed is False
 
 
 def test_leakage_ignores_named_columns() -> None:
     table = pa.table({"path": ["a.png", "b.png"], "label": ["cat", "cat"]})
     codes = np.array([0, 2], np.int8)
-    assert check_leakage(table, codes, group=None, id_column=None)["passed"] is True
+    assert check_leakage(table, codes, group=None, id_column=None).passed is True
     report = check_leakage(table, codes, group=None, id_column=None, ignore=["path"])
-    assert report["compared_columns"] == ["label"]
-    assert report["passed"] is False
+    assert report.compared_columns == ["label"]
+    assert report.passed is False
 
 
 def test_leakage_examples_are_capped_at_five() -> None:
     ids = [i // 2 for i in range(20)]  # ten ids, each in two rows
     codes = np.array([0, 2] * 10, np.int8)
     report = check_leakage(pa.table({"id": ids, "x": range(20)}), codes, group=None, id_column="id")
-    assert report["ids_across_splits"] == 10
-    assert report["ids_examples"] == ["0", "1", "2", "3", "4"]
+    assert report.ids == Crossing(10, ["0", "1", "2", "3", "4"])
 
 
 def test_leakage_handles_awkward_column_names() -> None:
     table = pa.table({'we"ird col': [1, 1], "select": [2, 2]})
     report = check_leakage(table, np.array([0, 1], np.int8), group=None, id_column=None)
-    assert report["duplicate_rows_across_splits"] == 2
+    assert report.duplicate_rows == 2
 
 
 # -- split_dataset and the store -------------------------------------------------------------
@@ -321,11 +334,13 @@ def test_split_round_trips_through_get_list_and_load(ws: Workspace) -> None:
     assert get_split(ws, "customers/s2") == second
     assert get_split(ws) == second  # newest
 
-    info, table, codes = load_split(ws, second)
-    assert info.ref == "customers@1"
-    assert table.num_rows == codes.size == 400
-    assert np.array_equal(codes, assign_splits(table, seed=2, valid=0.0))
-    assert _shares(codes) == [320, 0, 80]
+    loaded = load_split(ws, second)
+    assert loaded.info.ref == "customers@1"
+    assert loaded.table.num_rows == loaded.codes.size == 400
+    assert np.array_equal(loaded.codes, assign_splits(loaded.table, seed=2, valid=0.0))
+    assert _shares(loaded.codes) == [320, 0, 80]
+    info, table, codes = loaded  # unpacks as it did when it was a tuple
+    assert info is loaded.info and table is loaded.table and codes is loaded.codes
 
 
 def test_unknown_split_lists_the_known_ones(ws: Workspace) -> None:

@@ -91,6 +91,24 @@ def test_within_item_pairs_lists_every_pair_on_an_item_once() -> None:
     assert pairs == [(0, 2), (0, 3), (1, 4), (2, 3)]
 
 
+@pytest.mark.parametrize("offset", [0, 10**9], ids=["dense-ids", "sparse-ids"])
+def test_integer_and_text_inputs_encode_alike(offset: int) -> None:
+    rng = np.random.default_rng(5)
+    items = rng.integers(0, 50, 400) + offset
+    who = rng.integers(0, 7, 400)
+    labels = rng.integers(0, 12, 400)
+    as_ints = AnnotationSet.from_records(items, who, labels)
+    as_text = AnnotationSet.from_records(
+        [str(v) for v in items], [str(v) for v in who], [str(v) for v in labels]
+    )
+    assert (as_ints.items, as_ints.annotators, as_ints.classes) == (
+        as_text.items,
+        as_text.annotators,
+        as_text.classes,
+    )
+    assert (as_ints.counts == as_text.counts).all()
+
+
 # -- against the reference implementations -------------------------------------------------------
 
 

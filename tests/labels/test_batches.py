@@ -97,7 +97,7 @@ def test_assign_is_reproducible_with_a_seed() -> None:
 @pytest.mark.parametrize(
     ("annotators", "kwargs", "message"),
     [
-        ([], {"overlap": 0.2}, r"^no annotators: pass --annotators NAME,NAME or set "),
+        ([], {"overlap": 0.2}, r"^no annotators: pass 'annotators' NAME,NAME or set "),
         (["ann", "ann"], {"overlap": 0.2}, r"^annotator names must be unique; repeated: ann$"),
         (["ann"], {"overlap": 0.2}, r"^2 labels per item need at least 2 annotators; there are 1$"),
         (
@@ -182,12 +182,16 @@ def test_uncertainty_selection_never_returns_labeled_items() -> None:
     [
         (
             {"n": 51, "exclude": set(IDS[:50])},
-            r"^asked for 51 items but only 50 are not labeled yet; ask for fewer \(--n\)$",
+            r"^asked for 51 items but only 50 are not labeled yet; ask for fewer \('n'\)$",
         ),
-        ({"n": 5, "selection": "stratified"}, r"^stratified selection needs a slice: pass --slice"),
+        (
+            {"n": 5, "selection": "stratified"},
+            r"^stratified selection needs 'strata': a mask over the items per stratum$",
+        ),
         (
             {"n": 5, "selection": "uncertainty"},
-            r"^uncertainty selection needs model predictions: pass --scores FILE",
+            r"^uncertainty selection needs model predictions: give 'uncertainty', one score "
+            r"per item",
         ),
     ],
     ids=["too-many", "stratified-without-slice", "uncertainty-without-scores"],

@@ -170,6 +170,24 @@ def test_items_follow_the_evidence_as_labels_arrive(
     )
 
 
+def test_evidence_goes_stale_when_labels_arrive(
+    registered: Workspace, simulate: Simulate, write_rows: WriteRows
+) -> None:
+    import_annotations(
+        registered, write_rows(simulate(range(40), {"ann": 0.95, "bob": 0.95}), "first.csv")
+    )
+    measure_agreement(registered, n_boot=0)
+    measure_hlp(registered, n_boot=50)
+    report = status(registered)
+    assert report.get("labels.hlp").state == "done"
+    import_annotations(registered, write_rows(simulate(range(40, 60), {"ann": 0.9}), "second.csv"))
+    report = status(registered)
+    assert report.get("labels.hlp").state == "missing"
+    assert "measured on 80 labels, 100 now" in report.get("labels.hlp").evidence
+    assert report.get("labels.agreement").state == "missing"
+    assert report.get("labels.agreement").next_step == "mlplan labels agreement (measure it again)"
+
+
 def test_agreement_above_the_threshold_is_done(
     ws: Workspace, simulate: Simulate, write_rows: WriteRows
 ) -> None:

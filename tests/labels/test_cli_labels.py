@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from tests.labels.conftest import TRUTH
 
 
@@ -119,3 +120,27 @@ def test_labels_flow_through_the_cli(cli: Any, project_dir: Path) -> None:
 
     relabel = as_json(cli("labels", "queue", "--export", "--json"))
     assert (relabel["number"], relabel["selection"], relabel["items"]) == (2, "relabel", 9)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--n", "0"], "error: --n must be at least 1. Got 0 instead."),
+        (["--n", "5000"], "ask for fewer (--n)"),
+        (["--overlap", "1.5"], "error: --overlap must be in [0, 1]. Got 1.5 instead."),
+        (
+            ["--select", "stratified", "--slice", "nope"],
+            "error: --slice 'nope' is not a slice of the plan; slices: none",
+        ),
+        (
+            ["--select", "uncertainty", "--n", "10"],
+            "error: uncertainty selection needs model predictions: pass --scores FILE",
+        ),
+    ],
+    ids=["n-below-1", "n-too-many", "overlap", "slice", "scores"],
+)
+def test_export_errors_name_the_option(cli: Any, args: list[str], message: str) -> None:
+    ok(cli("data", "add", "customers"))
+    result = cli("labels", "export", *args)
+    assert result.exit_code == 2
+    assert message in result.stderr

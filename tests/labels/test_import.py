@@ -41,7 +41,8 @@ def test_csv_rows_carry_item_annotator_label_time_and_where(tmp_path: Path) -> N
         encoding="utf-8",
     )
 
-    fmt, rows = read_annotations(path)
+    read = read_annotations(path)
+    fmt, rows = read.format, read.rows
 
     assert fmt == "csv"
     assert [(r.item_id, r.annotator, r.label) for r in rows] == [
@@ -73,7 +74,8 @@ def test_tsv_and_the_item_column_alias(tmp_path: Path) -> None:
     path = tmp_path / "labels.tsv"
     path.write_text("item\tannotator\tlabel\ttime_spent\n3\tann\tyes\t4\n")
 
-    fmt, rows = read_annotations(path)
+    read = read_annotations(path)
+    fmt, rows = read.format, read.rows
 
     assert fmt == "csv"
     assert rows == [AnnotationRow("3", "ann", "yes", f"{path}:2", None, 4.0)]
@@ -88,7 +90,8 @@ def test_jsonl_rows(tmp_path: Path) -> None:
         '{"item_id": "6", "annotator": "bob", "label": "0", "duration": 7}\n'
     )
 
-    fmt, rows = read_annotations(path)
+    read = read_annotations(path)
+    fmt, rows = read.format, read.rows
 
     assert fmt == "jsonl"
     assert [(r.item_id, r.annotator, r.label, r.where) for r in rows] == [
@@ -189,7 +192,7 @@ def test_a_csv_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     path = tmp_path / "labels.csv"
     path.write_bytes(b"\xef\xbb\xbfitem_id,annotator,label\n1,ann,0\n")
 
-    _, rows = read_annotations(path)
+    rows = read_annotations(path).rows
 
     assert [(r.item_id, r.annotator, r.label) for r in rows] == [("1", "ann", "0")]
 
@@ -217,7 +220,8 @@ def test_label_studio_export_gives_one_row_per_annotation(tmp_path: Path) -> Non
     ]
     path.write_text(json.dumps(tasks))
 
-    fmt, rows = read_annotations(path)
+    read = read_annotations(path)
+    fmt, rows = read.format, read.rows
 
     assert fmt == "labelstudio"
     assert [(r.item_id, r.annotator, r.label) for r in rows] == [
@@ -264,6 +268,25 @@ def test_label_studio_export_gives_one_row_per_annotation(tmp_path: Path) -> Non
         ),
         ([[1, 2]], r"task #0: is not a JSON object$"),
         ({"id": 1}, r"export\.json: a Label Studio export is a JSON list of tasks; got dict$"),
+        (
+            [
+                {
+                    "id": 5,
+                    "data": {"item_id": "1"},
+                    "annotations": [
+                        {
+                            "completed_by": 2,
+                            "result": [{"type": "choices", "value": {"choices": ["0", "1"]}}],
+                        }
+                    ],
+                }
+            ],
+            r"task 5 annotations\[0\]: several classes chosen",
+        ),
+        (
+            [{"id": 6, "data": {"item_id": "1"}, "annotations": ["x"]}],
+            r"task 6 annotations\[0\]: is not a JSON object",
+        ),
     ],
     ids=[
         "no-data",
@@ -275,6 +298,8 @@ def test_label_studio_export_gives_one_row_per_annotation(tmp_path: Path) -> Non
         "bad-created-at",
         "task-not-an-object",
         "not-a-list",
+        "several-choices",
+        "annotation-not-an-object",
     ],
 )
 def test_label_studio_missing_field_names_the_task_and_the_field(

@@ -20,17 +20,20 @@ from tests.conftest import customers_table, write_csv
 from tests.labels.conftest import TRUTH, EditPlan, Simulate, WriteRows
 
 from mlplan.data import DatasetVersionInfo, get_dataset, register_dataset
-from mlplan.errors import DataError, NotFoundError, UsageError
+from mlplan.errors import DataError, NotFoundError, ParameterError, UsageError
 from mlplan.labels import (
     agreement,
     consensus_labels,
     disagreements,
     estimate,
     export_batch,
+    export_relabel_batch,
     human_level_performance,
     import_annotations,
     issues_from_predictions,
+    item_table,
     latest_label_report,
+    list_batches,
     load_annotations,
     majority_vote,
     measure_agreement,
@@ -59,6 +62,19 @@ def _read_csv(path: str | Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def _write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _answer(rows: list[dict[str, str]], label: str = "1") -> list[dict[str, str]]:
+    """The exported rows, every one answered with ``label``."""
+    return [r | {"label": label} for r in rows]
+
+
 def _fill(
     rows: list[dict[str, str]], seed: int = 0, accuracy: float = 0.85
 ) -> list[dict[str, str]]:
@@ -77,7 +93,7 @@ def _info(ws: Workspace) -> DatasetVersionInfo:
 
 
 def _stored(ws: Workspace) -> list[tuple[str, str, str]]:
-    annotations, _ = load_annotations(ws, _info(ws))
+    annotations = load_annotations(ws, _info(ws)).annotations
     return sorted(
         (annotations.items[i], annotations.annotators[a], annotations.classes[c])
         for i, a, c in zip(annotations.item, annotations.annotator, annotations.label, strict=True)
@@ -193,6 +209,15 @@ def test_the_plans_id_column_names_the_items(ws: Workspace, edit_plan: EditPlan)
     assert {int(r["item_id"]) for r in rows} == set(range(1, 401))
     by_id = {r["item_id"]: r for r in rows}
     assert by_id["400"]["age"] == str(CUSTOMERS.column("age")[399].as_py())
+    items = item_table(ws, _info(ws))
+    assert items.ids == [str(i) for i in range(1, 401)]
+    assert items.table.num_rows == 400
+
+
+def test_without_an_id_column_the_items_are_row_numbers(registered: Workspace) -> None:
+    items = item_table(registered, _info(registered))
+    assert items.ids == [str(i) for i in range(400)]
+    assert items.table.column_names[0] == "customer_id"
 
 
 def test_pii_goes_only_to_in_house_annotators_who_ask_for_it(registered: Workspace) -> None:
@@ -210,6 +235,28 @@ def test_pii_goes_only_to_in_house_annotators_who_ask_for_it(registered: Workspa
     assert {"name", "email"} <= set(rows[0]) and "churned" not in rows[0]
     assert rows[0]["email"].endswith("@example.com")
     assert _row_counts(registered) == before
+
+
+def test_external_batches_carry_opaque_ids_and_no_sensitive_columns(
+    edit_plan: EditPlan, ws: Workspace, tmp_path: Path
+) -> None:
+    edit_plan("    id_column: null", "    id_column: customer_id")
+    edit_plan("    sensitive_attributes: null", "    sensitive_attributes: [gender, age]")
+    register_dataset(ws, "customers")
+    batch = export_batch(ws, strategy="outsourced", n=20, overlap=0.0, seed=2)
+    rows = _read_csv(batch.files[0])
+    ids = {str(i) for i in range(1, 401)}
+    assert all(r["item_id"].startswith("k") and r["item_id"] not in ids for r in rows)
+    assert {"gender", "age", "email", "name", "churned"}.isdisjoint(rows[0])
+    assert "region" in rows[0]
+
+    answered = _write_csv(tmp_path / "answers.csv", _answer(rows, "0"))
+    with pytest.raises(DataError, match=r"pass --batch N"):
+        import_annotations(ws, answered)  # the keys mean nothing without their batch
+    result = import_annotations(ws, answered, batch=batch.number)
+    assert result.counts["imported"] == 20
+    annotations = load_annotations(ws, get_dataset(ws, "customers@1")).annotations
+    assert set(annotations.items) <= ids  # stored under the real ids
 
 
 def test_crowdsourced_batches_give_every_item_k_annotators(registered: Workspace) -> None:
@@ -239,7 +286,7 @@ def test_stratified_export_balances_the_plan_slice(ws: Workspace, edit_plan: Edi
     assert regions == {"north": 10, "south": 10, "east": 10}
     assert batch.selection == "stratified"
     with pytest.raises(
-        UsageError, match=r"--slice 'nope' is not a slice of the plan; slices: region"
+        ParameterError, match=r"^'slice_name' 'nope' is not a slice of the plan; slices: region$"
     ):
         export_batch(ws, n=30, selection="stratified", slice_name="nope")
 
@@ -282,7 +329,7 @@ def test_uncertainty_export_takes_the_items_the_model_is_least_sure_of(
         (
             ("  strategy: in-house  #", "  strategy: null  #"),
             {},
-            r"^no labeling strategy: pass --strategy in-house\|outsourced\|crowdsourced or set "
+            r"^no labeling strategy: pass 'strategy' in-house\|outsourced\|crowdsourced or set "
             r"labels\.strategy in the plan$",
         ),
         (
@@ -290,11 +337,19 @@ def test_uncertainty_export_takes_the_items_the_model_is_least_sure_of(
             {"strategy": "crowdsourced"},
             r"^the plan has no rates for 'crowdsourced': add labels\.rates\.crowdsourced ",
         ),
-        (None, {"overlap": 1.5}, r"^--overlap must be in \[0, 1\]\. Got 1\.5 instead\.$"),
+        (None, {"overlap": 1.5}, r"^'overlap' must be in \[0, 1\]\. Got 1\.5 instead\.$"),
+        (None, {"n": -3}, r"^'n' must be at least 1\. Got -3 instead\.$"),
         (None, {"n": 401}, r"^asked for 401 items but only 400 are not labeled yet"),
         (None, {"selection": "uncertainty"}, r"^uncertainty selection needs model predictions"),
     ],
-    ids=["no-strategy", "no-rates", "bad-overlap", "too-many-items", "uncertainty-without-scores"],
+    ids=[
+        "no-strategy",
+        "no-rates",
+        "bad-overlap",
+        "n-below-1",
+        "too-many-items",
+        "uncertainty-without-scores",
+    ],
 )
 def test_export_refusals_record_nothing(
     ws: Workspace,
@@ -311,6 +366,30 @@ def test_export_refusals_record_nothing(
 
     assert _row_counts(ws) == before
     assert not (ws.root / "labels").exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"n": 0}, "n"),
+        ({"n": 401}, "n"),
+        ({"overlap": -0.5}, "overlap"),
+        ({"selection": "stratified", "slice_name": "nope"}, "slice_name"),
+        ({"selection": "uncertainty"}, "scores"),
+        (
+            {"annotators": ["ann"], "overlap": 0.0, "items": ["1"], "already": {"1": {"ann"}}},
+            "annotators",
+        ),
+    ],
+    ids=["n-below-1", "n-too-many", "overlap", "slice", "scores", "annotators"],
+)
+def test_export_errors_name_the_parameter(
+    registered: Workspace, kwargs: dict[str, Any], param: str
+) -> None:
+    with pytest.raises(ParameterError) as raised:
+        export_batch(registered, **({"n": 10} | kwargs))
+    assert raised.value.param == param
+    assert f"'{param}'" in str(raised.value)
 
 
 def test_a_relabel_batch_refuses_unknown_item_ids(registered: Workspace) -> None:
@@ -344,7 +423,7 @@ def test_import_round_trip_stores_every_label_of_the_batch(
         "problems": [],
     }
     assert _stored(registered) == sorted((r["item_id"], r["annotator"], r["label"]) for r in filled)
-    _, seconds = load_annotations(registered, _info(registered))
+    seconds = load_annotations(registered, _info(registered)).seconds
     assert sorted(seconds.tolist()) == sorted(float(r["seconds"]) for r in filled)
     with registered.store.transaction() as session:
         record = session.scalars(sa.select(LabelImportRecord)).one()
@@ -469,6 +548,39 @@ def test_imports_that_cannot_store_anything(
     assert _row_counts(registered) == before
 
 
+def test_labels_need_a_class_set(
+    edit_plan: EditPlan, sqlite_ws: Workspace, write_rows: WriteRows
+) -> None:
+    text = sqlite_ws.plan_path.read_text().replace(
+        "    labeling: {strategy: in-house}",
+        "    labeling: {strategy: in-house}\n    role: unlabeled",
+    )
+    sqlite_ws.plan_path.write_text(text)
+    table_path = sqlite_ws.root / "data" / "customers.csv"
+    lines = table_path.read_text().splitlines()
+    header = lines[0].split(",")
+    keep = [i for i, h in enumerate(header) if h.strip('"') != "churned"]
+    table_path.write_text(
+        "\n".join(",".join(line.split(",")[i] for i in keep) for line in lines) + "\n"
+    )
+    register_dataset(sqlite_ws, "customers")
+    rows = [{"item_id": "1", "annotator": "ann", "label": str(TRUTH[1])}]
+    with pytest.raises(UsageError, match=r"no class set to check labels against"):
+        import_annotations(sqlite_ws, write_rows(rows))
+
+
+def test_an_expert_can_give_a_regular_and_a_gold_label(
+    registered: Workspace, write_rows: WriteRows
+) -> None:
+    rows = [{"item_id": str(i), "annotator": "expert", "label": str(TRUTH[i])} for i in range(5)]
+    import_annotations(registered, write_rows(rows, "regular.csv"))
+    import_annotations(registered, write_rows(rows, "gold.csv"), gold=True)
+    gold = load_annotations(registered, get_dataset(registered, "customers@1"), gold=True)
+    assert len(gold.annotations.item) == 5
+    with pytest.raises(DataError, match=r"5 \(item, annotator\) pairs already imported"):
+        import_annotations(registered, write_rows(rows, "again.csv"), gold=True)
+
+
 def test_label_studio_round_trip(registered: Workspace) -> None:
     batch = export_batch(registered, n=12, overlap=1.0, fmt="labelstudio", seed=4)
     tasks_path, config_path = (Path(f) for f in batch.files)
@@ -529,7 +641,8 @@ def test_agreement_is_stored_and_disagreements_are_queued(
 
     result = measure_agreement(registered, n_boot=50, seed=3)
 
-    annotations, seconds = load_annotations(registered, _info(registered), classes=["0", "1"])
+    stored = load_annotations(registered, _info(registered), classes=["0", "1"])
+    annotations, seconds = stored.annotations, stored.seconds
     expected = agreement(annotations, n_boot=50, seed=3, seconds=seconds)
     assert result.report == expected
     assert (result.metric, result.threshold) == ("krippendorff_alpha", 0.6)
@@ -586,6 +699,63 @@ def test_triage_moves_an_item_through_the_queue(
         match=r"^item '9999' is not in the relabel queue of customers@1; see mlplan labels queue$",
     ):
         triage(registered, "9999", status="resolved")
+
+
+def test_a_relabel_round_goes_to_fresh_annotators_and_comes_back(
+    registered: Workspace, simulate: Simulate, write_rows: WriteRows, tmp_path: Path
+) -> None:
+    # Two annotators who disagree a lot, so the queue fills up.
+    import_annotations(
+        registered, write_rows(simulate(range(60), {"ann": 0.9, "bob": 0.6}, seed=3))
+    )
+    measure_agreement(registered, n_boot=0)
+    queued = {e.item_id for e in relabel_queue(registered)}
+    assert queued
+
+    batch = export_relabel_batch(registered, annotators=["ann", "bob", "cat", "dan"])
+    assignments = _read_csv(batch.files[0])
+    # Nobody relabels an item they labeled before: only cat and dan are fresh.
+    assert {r["annotator"] for r in assignments} == {"cat", "dan"}
+    assert {r["item_id"] for r in assignments} == queued
+    assert all(
+        e.status == "triaged" and e.note == f"sent for relabeling in batch {batch.number}"
+        for e in relabel_queue(registered, status=None)
+        if e.item_id in queued
+    )
+
+    result = import_annotations(
+        registered, _write_csv(tmp_path / "back.csv", _answer(assignments)), batch=batch.number
+    )
+    assert result.counts["imported"] == len(assignments)
+    summary = list_batches(registered)[-1]
+    assert (summary.number, summary.selection, summary.labels_imported) == (
+        batch.number,
+        "relabel",
+        len(assignments),
+    )
+    assert summary.to_dict()["estimate"] == summary.estimate.to_dict()
+    assert summary.to_dict()["created_at"] == summary.created_at.isoformat()
+
+
+def test_a_relabel_batch_of_a_queue_over_two_versions_asks_which(
+    sqlite_ws: Workspace, simulate: Simulate, write_rows: WriteRows
+) -> None:
+    register_dataset(sqlite_ws, "customers")
+    write_csv(customers_table(rows=300, seed=8), sqlite_ws.root / "data" / "customers.csv")
+    register_dataset(sqlite_ws, "customers")
+    for ref in ("customers@1", "customers@2"):
+        rows = simulate(range(40), {"ann": 0.9, "bob": 0.6}, seed=3)
+        import_annotations(sqlite_ws, write_rows(rows, f"{ref}.csv"), dataset=ref)
+        measure_agreement(sqlite_ws, ref, n_boot=0)
+
+    with pytest.raises(
+        ParameterError,
+        match=r"^open items in several dataset versions \(customers@1, customers@2\); choose "
+        r"one with 'dataset'$",
+    ) as raised:
+        export_relabel_batch(sqlite_ws)
+    assert raised.value.param == "dataset"
+    assert export_relabel_batch(sqlite_ws, "customers@2").dataset == "customers@2"
 
 
 @pytest.mark.parametrize(
@@ -673,7 +843,7 @@ def test_hlp_is_stored_overall_and_per_slice(
 
     hlp = measure_hlp(ws, n_boot=50, seed=1)
 
-    annotations, _ = load_annotations(ws, _info(ws), classes=["0", "1"])
+    annotations = load_annotations(ws, _info(ws), classes=["0", "1"]).annotations
     expected = human_level_performance(annotations, n_boot=50, seed=1)
     assert hlp.metrics == expected.metrics
     assert hlp.reference == "consensus of the other annotators"
@@ -714,6 +884,21 @@ def test_hlp_against_imported_gold_labels(
         assert by_name[name]["accuracy"] == pytest.approx(right)
 
 
+def test_hlp_uses_the_plans_positive_class(
+    edit_plan: EditPlan, sqlite_ws: Workspace, simulate: Simulate, write_rows: WriteRows
+) -> None:
+    edit_plan("positive_class: null", 'positive_class: "0"')
+    register_dataset(sqlite_ws, "customers")
+    import_annotations(sqlite_ws, write_rows(simulate(range(80), {"ann": 0.9, "bob": 0.8})))
+    as_zero = measure_hlp(sqlite_ws, n_boot=0)
+    annotations = load_annotations(sqlite_ws, get_dataset(sqlite_ws, "customers@1")).annotations
+
+    as_one = human_level_performance(annotations, positive="1", n_boot=0)
+    assert as_zero.metrics["recall"].value != as_one.metrics["recall"].value
+    with pytest.raises(UsageError, match=r"positive_class 'yes' is not one of the classes"):
+        human_level_performance(annotations, positive="yes", n_boot=0)
+
+
 def test_hlp_with_too_few_doubly_labeled_items_says_how_many_exist_and_are_needed(
     registered: Workspace, simulate: Simulate, write_rows: WriteRows
 ) -> None:
@@ -749,19 +934,29 @@ def test_consensus_csv_has_one_label_per_item_and_leaves_ties_empty(
     import_annotations(registered, write_rows(rows))
     out = registered.root / "out" / "consensus.csv"
 
-    annotations, result, path = consensus_labels(registered, out=out)
+    found = consensus_labels(registered, out=out)
+    annotations, result = found.annotations, found.consensus
 
-    assert path == out
+    assert found.path == out
     assert _read_csv(out) == [
         {"item_id": "5", "label": "1", "confidence": "0.6667", "labels": "3"},
         {"item_id": "6", "label": "", "confidence": "0.5000", "labels": "2"},
         {"item_id": "7", "label": "0", "confidence": "1.0000", "labels": "1"},
     ]
     assert result.method == "majority" and annotations.items == ["5", "6", "7"]
-    _, em, no_file = consensus_labels(registered, method="dawid-skene")
-    assert no_file is None and em.method == "dawid_skene" and em.resolved.all()
-    _, broken, _ = consensus_labels(registered, ties="random")
-    assert broken.resolved.all()
+    assert found.to_dict() == {
+        "method": "majority",
+        "items": 3,
+        "resolved": 2,
+        "iterations": result.iterations,
+        "converged": result.converged,
+        "mean_confidence": pytest.approx((2 / 3 + 0.5 + 1) / 3),
+        "file": str(out),
+    }
+    em = consensus_labels(registered, method="dawid-skene")
+    assert em.path is None and em.consensus.method == "dawid_skene" and em.consensus.resolved.all()
+    assert em.to_dict()["file"] is None and em.resolved == 3
+    assert consensus_labels(registered, ties="random").consensus.resolved.all()
 
 
 # -- confident learning against the dataset's labels ---------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -13,6 +13,9 @@ from rich.table import Table
 from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
 from mlplan.cli._render import console, err_console, esc, print_json
 from mlplan.errors import UsageError
+
+if TYPE_CHECKING:
+    from mlplan.data import ColumnShift, DatasetDiff, RegisterResult
 
 data_app = typer.Typer(help="Register, describe, compare and split datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -94,17 +97,15 @@ def add(
             sensitive_attributes=_columns(sensitive),
             snapshot=snapshot,
         )
+    _print_registered(result, json=json)
+
+
+def _print_registered(result: RegisterResult, *, json: bool) -> None:
     for warning in result.warnings:
         err_console.print(f"warning: {warning}", style="yellow", markup=False)
     info = result.version
     if json:
-        print_json(
-            {
-                "created": result.created,
-                "warnings": result.warnings,
-                **{k: v for k, v in info.to_dict().items() if k != "profile"},
-            }
-        )
+        print_json(result.to_dict())
         return
     if result.created:
         console.print(
@@ -255,7 +256,7 @@ def diff(
     json: JsonOption = False,
 ) -> None:
     """Show schema changes and distribution shifts between two versions."""
-    from mlplan.data import diff_datasets, format_value
+    from mlplan.data import diff_datasets
 
     result = diff_datasets(workspace(project), a, b)
     if json:
@@ -274,6 +275,18 @@ def diff(
         )
     if not result.from_data:
         console.print("  (data not at hand: shifts from the stored profiles only)")
+    console.print(_shifts_table(result))
+    flagged = [s.column for s in result.shifts if s.flagged]
+    console.print(
+        f"{len(flagged)} column(s) shifted: {esc(', '.join(flagged))}"
+        if flagged
+        else "No column shifted beyond the threshold."
+    )
+
+
+def _shifts_table(result: DatasetDiff) -> Table:
+    from mlplan.data import format_value
+
     table = Table(
         "column",
         "kind",
@@ -293,25 +306,15 @@ def diff(
             f"{shift.missing_ratio[0]:.1%} → {shift.missing_ratio[1]:.1%}",
             f"{format_value(shift.mean[0])} → {format_value(shift.mean[1])}" if shift.mean else "",
             f"{format_value(shift.distinct[0])} → {format_value(shift.distinct[1])}",
-            esc(
-                shift.note
-                or (
-                    ("new: " + ", ".join(shift.new_categories) if shift.new_categories else "")
-                    + (
-                        " gone: " + ", ".join(shift.gone_categories)
-                        if shift.gone_categories
-                        else ""
-                    )
-                )
-            ),
+            esc(shift.note or _categories(shift)),
         )
-    console.print(table)
-    flagged = [s.column for s in result.shifts if s.flagged]
-    console.print(
-        f"{len(flagged)} column(s) shifted: {esc(', '.join(flagged))}"
-        if flagged
-        else "No column shifted beyond the threshold."
-    )
+    return table
+
+
+def _categories(shift: ColumnShift) -> str:
+    new = "new: " + ", ".join(shift.new_categories) if shift.new_categories else ""
+    gone = " gone: " + ", ".join(shift.gone_categories) if shift.gone_categories else ""
+    return new + gone
 
 
 @data_app.command("split")

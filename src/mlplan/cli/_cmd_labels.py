@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.table import Table
 
 from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
 from mlplan.cli._render import console, esc, print_json
+
+if TYPE_CHECKING:
+    from mlplan.labels import AgreementReport, AgreementResult, BatchInfo, HumanLevelPerformance
 
 labels_app = typer.Typer(
     help="Labeling batches, annotations, agreement, HLP and the relabel queue.",
@@ -114,6 +117,10 @@ def export(
     if json:
         print_json(batch.to_dict())
         return
+    _print_batch(batch)
+
+
+def _print_batch(batch: BatchInfo) -> None:
     e = batch.estimate
     console.print(
         f"Batch [bold]{batch.number}[/] of {esc(batch.dataset)}: {batch.items:,} items "
@@ -134,7 +141,7 @@ def batches_cmd(project: ProjectOption = None, json: JsonOption = False) -> None
 
     batches = list_batches(workspace(project))
     if json:
-        print_json(batches)
+        print_json([b.to_dict() for b in batches])
         return
     table = Table(
         "batch",
@@ -149,17 +156,16 @@ def batches_cmd(project: ProjectOption = None, json: JsonOption = False) -> None
         title="Labeling batches",
     )
     for b in batches:
-        e = b["estimate"]
         table.add_row(
-            str(b["number"]),
-            esc(b["dataset"]),
-            b["strategy"] + (" (opaque ids)" if b["external"] else ""),
-            b["selection"],
-            f"{b['items']:,}",
-            f"{b['assignments']:,}",
-            f"{b['labels_imported']:,}",
-            _money(e["cost"], e["currency"]),
-            b["created_at"][:16].replace("T", " "),
+            str(b.number),
+            esc(b.dataset),
+            b.strategy + (" (opaque ids)" if b.external else ""),
+            b.selection,
+            f"{b.items:,}",
+            f"{b.assignments:,}",
+            f"{b.labels_imported:,}",
+            _money(b.estimate.cost, b.estimate.currency),
+            b.created_at.isoformat()[:16].replace("T", " "),
         )
     console.print(table)
 
@@ -250,6 +256,10 @@ def agreement_cmd(
     if json:
         print_json(result.to_dict())
         return
+    _print_agreement(result)
+
+
+def _print_agreement(result: AgreementResult) -> None:
     r = result.report
     style = "green" if result.passed else "red bold"
     console.print(
@@ -266,6 +276,18 @@ def agreement_cmd(
         f"{'>=' if result.passed else '<'} {result.threshold} (labels.min_agreement)"
         "[/]"
     )
+    console.print(_annotators_table(r))
+    per_class = ", ".join(f"{esc(c)} {_fmt(v)}" for c, v in r.per_class.items())
+    console.print(f"Per-class agreement: {per_class}")
+    for pair in result.confused:
+        console.print(f"finding: {esc(pair.finding)}", style="yellow")
+    if result.queued:
+        console.print(
+            f"{result.queued:,} disagreement(s) added to the relabel queue: mlplan labels queue"
+        )
+
+
+def _annotators_table(report: AgreementReport) -> Table:
     table = Table(
         "annotator",
         "labels",
@@ -275,7 +297,7 @@ def agreement_cmd(
         "s / label",
         title="Annotators",
     )
-    for a in sorted(r.annotator_table, key=lambda a: a.kappa_with_consensus):
+    for a in sorted(report.annotator_table, key=lambda a: a.kappa_with_consensus):
         table.add_row(
             esc(a.annotator),
             f"{a.labels:,}",
@@ -284,15 +306,7 @@ def agreement_cmd(
             f"{a.compared:,}",
             _fmt(a.seconds_per_label),
         )
-    console.print(table)
-    per_class = ", ".join(f"{esc(c)} {_fmt(v)}" for c, v in r.per_class.items())
-    console.print(f"Per-class agreement: {per_class}")
-    for pair in result.confused:
-        console.print(f"finding: {esc(pair.finding)}", style="yellow")
-    if result.queued:
-        console.print(
-            f"{result.queued:,} disagreement(s) added to the relabel queue: mlplan labels queue"
-        )
+    return table
 
 
 @labels_app.command("consensus")
@@ -311,33 +325,20 @@ def consensus_cmd(
     json: JsonOption = False,
 ) -> None:
     """One label per item from the annotators' labels."""
-    import numpy as np
-
     from mlplan.labels import consensus_labels
 
-    annotations, result, path = consensus_labels(
-        workspace(project), dataset, method=method, ties=ties, out=out
-    )
-    resolved = int(result.resolved.sum())
-    summary = {
-        "method": result.method,
-        "items": len(annotations.items),
-        "resolved": resolved,
-        "iterations": result.iterations,
-        "converged": result.converged,
-        "mean_confidence": float(np.mean(result.confidence)),
-        "file": str(path) if path else None,
-    }
+    result = consensus_labels(workspace(project), dataset, method=method, ties=ties, out=out)
     if json:
-        print_json(summary)
+        print_json(result.to_dict())
         return
+    consensus = result.consensus
     console.print(
-        f"{result.method}: {resolved:,} of {len(annotations.items):,} items resolved, "
-        f"mean confidence {summary['mean_confidence']:.3f}"
-        + (f", {result.iterations} iterations" if result.method != "majority" else "")
+        f"{consensus.method}: {result.resolved:,} of {len(result.annotations.items):,} items "
+        f"resolved, mean confidence {result.mean_confidence:.3f}"
+        + (f", {consensus.iterations} iterations" if consensus.method != "majority" else "")
     )
-    if path:
-        console.print(f"  wrote {esc(path)}")
+    if result.path:
+        console.print(f"  wrote {esc(result.path)}")
 
 
 @labels_app.command("hlp")
@@ -378,29 +379,32 @@ def hlp_cmd(
             )
         console.print(table)
     if result.per_slice:
-        table = Table(
-            "slice",
-            "value",
-            "items",
-            "accuracy" if result.task != "regression" else "MAD",
-            title="Per slice",
+        _print_hlp_slices(result)
+
+
+def _print_hlp_slices(result: HumanLevelPerformance) -> None:
+    table = Table(
+        "slice",
+        "value",
+        "items",
+        "accuracy" if result.task != "regression" else "MAD",
+        title="Per slice",
+    )
+    key = "accuracy" if result.task != "regression" else "mean_absolute_disagreement"
+    for row in result.per_slice:
+        metric = row["metrics"][key]
+        shown = (
+            f"{_fmt(metric['value'])} [{_fmt(metric['low'])}, {_fmt(metric['high'])}]"
+            if "note" not in row
+            else f"{_fmt(metric['value'])} (too few items)"
         )
-        key = "accuracy" if result.task != "regression" else "mean_absolute_disagreement"
-        for row in result.per_slice:
-            metric = row["metrics"][key]
-            shown = (
-                f"{_fmt(metric['value'])} [{_fmt(metric['low'])}, {_fmt(metric['high'])}]"
-                if "note" not in row
-                else f"{_fmt(metric['value'])} (too few items)"
-            )
-            table.add_row(esc(row["slice"]), esc(row["value"]), f"{row['items']:,}", shown)
-        console.print(table)
-        if result.unresolved:
-            console.print(
-                f"{result.unresolved:,} label(s) not scored: the other annotators "
-                "of their item tied",
-                style="yellow",
-            )
+        table.add_row(esc(row["slice"]), esc(row["value"]), f"{row['items']:,}", shown)
+    console.print(table)
+    if result.unresolved:
+        console.print(
+            f"{result.unresolved:,} label(s) not scored: the other annotators of their item tied",
+            style="yellow",
+        )
 
 
 @labels_app.command("queue")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
 from mlplan.cli._render import console, esc, print_json
+
+if TYPE_CHECKING:
+    from mlplan.workspace import Workspace
 
 plan_app = typer.Typer(help="Check the plan.", no_args_is_help=True)
 app.add_typer(plan_app, name="plan")
@@ -48,18 +51,7 @@ def init(
 
     root = (project or Path.cwd()).resolve()
     if not yes and sys.stdin.isatty():
-        problem = (
-            problem
-            or typer.prompt(
-                "Problem statement (enter to leave as TODO)", default="", show_default=False
-            )
-            or None
-        )
-        owner = (
-            owner
-            or typer.prompt("Owner (enter to leave as TODO)", default="", show_default=False)
-            or None
-        )
+        problem, owner = _ask(problem, owner)
     if from_data is not None:
         from mlplan.data import create_from_data
 
@@ -77,6 +69,27 @@ def init(
         ws = Workspace.create(
             root, name, task=task, target=target, problem=problem, owner=owner, force=force
         )
+    _print_created(ws, scanned=from_data is not None, json=json)
+
+
+def _ask(problem: str | None, owner: str | None) -> tuple[str | None, str | None]:
+    """The problem statement and owner, asked for when not given (enter leaves a TODO)."""
+    problem = (
+        problem
+        or typer.prompt(
+            "Problem statement (enter to leave as TODO)", default="", show_default=False
+        )
+        or None
+    )
+    owner = (
+        owner
+        or typer.prompt("Owner (enter to leave as TODO)", default="", show_default=False)
+        or None
+    )
+    return problem, owner
+
+
+def _print_created(ws: Workspace, *, scanned: bool, json: bool) -> None:
     plan = ws.plan
     if json:
         print_json(
@@ -97,7 +110,7 @@ def init(
     console.print(
         "Next: fill in the TODOs, then\n"
         "  mlplan plan validate\n"
-        f"  mlplan data add {esc(first)}" + ("" if from_data else " FILE") + "\n"
+        f"  mlplan data add {esc(first)}" + ("" if scanned else " FILE") + "\n"
         "  mlplan status"
     )
 

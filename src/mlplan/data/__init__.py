@@ -2,39 +2,44 @@
 
 from __future__ import annotations
 
+from mlplan.data._assign import assign_splits
 from mlplan.data._datasheet import column_rows, datasheet_markdown, format_value, metadata_rows
 from mlplan.data._diff import ColumnShift, DatasetDiff, diff_datasets, psi
 from mlplan.data._images import image_table, profile_images
+from mlplan.data._leakage import Crossing, LeakageReport, check_leakage
+from mlplan.data._metadata import METADATA_FIELDS, describe_dataset, effective_metadata
 from mlplan.data._plancheck import check_plan_against_data
 from mlplan.data._privacy import REDACTED, pii_reason, redact_profile, suspected_pii
 from mlplan.data._profile import QUANTILES, column_kind, profile_table
-from mlplan.data._read import DataFormat, content_hash, detect_format, list_images, read_table
-from mlplan.data._registry import (
-    METADATA_FIELDS,
-    DatasetSummary,
-    DatasetVersionInfo,
-    RegisterResult,
-    describe_dataset,
-    effective_metadata,
-    get_dataset,
-    list_datasets,
-    load_table,
-    register_dataset,
-    version_record,
+from mlplan.data._read import (
+    ContentHash,
+    DataFormat,
+    content_hash,
+    detect_format,
+    list_images,
+    read_table,
 )
+from mlplan.data._registry import RegisterResult, register_dataset
 from mlplan.data._scan import create_from_data, scan_data
 from mlplan.data._slices import MISSING, all_slice_masks, slice_masks
 from mlplan.data._split import (
     SPLITS,
+    SplitData,
     SplitInfo,
-    assign_splits,
-    check_leakage,
     get_split,
     list_splits,
     load_split,
     split_dataset,
 )
 from mlplan.data._sql import sandboxed_duckdb
+from mlplan.data._versions import (
+    DatasetSummary,
+    DatasetVersionInfo,
+    get_dataset,
+    list_datasets,
+    load_table,
+    version_record,
+)
 
 __all__ = [
     "METADATA_FIELDS",
@@ -43,11 +48,15 @@ __all__ = [
     "REDACTED",
     "SPLITS",
     "ColumnShift",
+    "ContentHash",
+    "Crossing",
     "DataFormat",
     "DatasetDiff",
     "DatasetSummary",
     "DatasetVersionInfo",
+    "LeakageReport",
     "RegisterResult",
+    "SplitData",
     "SplitInfo",
     "all_slice_masks",
     "assign_splits",

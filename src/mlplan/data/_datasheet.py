@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlplan.data._registry import DatasetVersionInfo
+from mlplan.data._versions import DatasetVersionInfo
 
 __all__ = ["column_rows", "datasheet_markdown", "format_value", "metadata_rows"]
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlplan.data._profile import column_kind
-from mlplan.data._registry import DatasetVersionInfo, get_dataset, load_table
+from mlplan.data._versions import DatasetVersionInfo, get_dataset, load_table
 from mlplan.errors import DataError
 from mlplan.workspace import Workspace
 

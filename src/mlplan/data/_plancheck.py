@@ -8,8 +8,8 @@ import difflib
 import duckdb
 import pyarrow as pa
 
-from mlplan.data._registry import list_datasets
 from mlplan.data._sql import sandboxed_duckdb
+from mlplan.data._versions import list_datasets
 from mlplan.workspace import Workspace
 
 __all__ = ["check_plan_against_data"]

@@ -19,6 +19,7 @@ from mlplan.store import sha256_file
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "ContentHash",
     "DataFormat",
     "ImageFile",
     "content_hash",
@@ -85,11 +86,32 @@ def list_images(root: Path) -> list[ImageFile]:
     return images
 
 
-def content_hash(path: Path, fmt: DataFormat) -> tuple[str, int]:
+@dataclass(frozen=True)
+class ContentHash:
+    """What identifies a dataset's content: a sha256, and the size in bytes it covers."""
+
+    sha256: str
+    size_bytes: int
+
+    def to_dict(self) -> dict[str, str | int]:
+        """A JSON-ready view."""
+        return {"sha256": self.sha256, "size_bytes": self.size_bytes}
+
+
+def content_hash(path: Path, fmt: DataFormat) -> ContentHash:
     """The sha256 identifying the data's content, and its size in bytes.
 
     For a file, the hash of its bytes; for an image folder, the hash of its manifest (each image's
     relative path and hash), so renaming a class folder makes a new version.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.csv"
+    >>> _ = p.write_bytes(b"a\\n1\\n")
+    >>> found = content_hash(p, "csv")
+    >>> found.sha256[:12], found.size_bytes
+    ('309b0e45a73d', 4)
     """
 
     if fmt != "images":
@@ -97,14 +119,14 @@ def content_hash(path: Path, fmt: DataFormat) -> tuple[str, int]:
             ref = sha256_file(path)
         except OSError as exc:
             raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-        return ref.sha256, ref.size_bytes
+        return ContentHash(ref.sha256, ref.size_bytes)
     manifest = hashlib.sha256()
     size = 0
     for image in list_images(path):
         ref = sha256_file(image.path)
         manifest.update(f"{image.relative}\t{ref.sha256}\n".encode())
         size += ref.size_bytes
-    return manifest.hexdigest(), size
+    return ContentHash(manifest.hexdigest(), size)
 
 
 def read_table(path: Path, fmt: DataFormat, *, delimiter: str | None = None) -> pa.Table:

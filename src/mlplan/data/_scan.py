@@ -83,41 +83,14 @@ def scan_data(
     name = dataset or re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem).lstrip("0123456789_.-") or "data"
     if fmt == "images":
         images = list_images(path)
+        labels = sorted({i.label for i in images})
         return DataSuggestions(
-            name,
-            str(path),
-            fmt,
-            len(images),
-            [],
-            ["label"],
-            "image_classification",
-            sorted({i.label for i in images}),
+            name, str(path), fmt, len(images), [], ["label"], "image_classification", labels
         )
-
     table = read_table(path, fmt)
     profile = profile_table(table)
-    rows = table.num_rows
-    columns = []
-    for column_name, column_profile in profile["columns"].items():
-        role, reason = _role(column_name, column_profile, table.column(column_name), rows)
-        columns.append(
-            ColumnSuggestion(
-                column_name,
-                column_profile["kind"],
-                column_profile["distinct"] or 0,
-                column_profile["missing_ratio"],
-                role,
-                reason,
-            )
-        )
-    eligible = [c for c in columns if c.role in {"feature", "sensitive"} and c.distinct >= 2]
-    named = [c.name for c in eligible if _TARGET_NAMES.match(c.name)]
-    low_cardinality = [
-        c.name for c in reversed(eligible) if c.distinct <= 20 and c.name not in named
-    ]
-    candidates = named + low_cardinality
-    if target is not None:
-        candidates = [target] + [c for c in candidates if c != target]
+    columns = _columns(table, profile)
+    candidates = _target_candidates(columns, target)
     chosen = candidates[0] if candidates else None
     columns = [
         ColumnSuggestion(c.name, c.type, c.distinct, c.missing_ratio, "target", "chosen target")
@@ -132,7 +105,34 @@ def scan_data(
         task = _guess_task(target_profile)
         if task != "regression":
             classes = [str(t["value"]) for t in target_profile.get("top", [])]
-    return DataSuggestions(name, str(path), fmt, rows, columns, candidates, task, classes)
+    return DataSuggestions(name, str(path), fmt, table.num_rows, columns, candidates, task, classes)
+
+
+def _columns(table: pa.Table, profile: dict[str, Any]) -> list[ColumnSuggestion]:
+    """Each column with the role its name and values suggest."""
+    out = []
+    for name, column in profile["columns"].items():
+        role, reason = _role(name, column, table.column(name), table.num_rows)
+        out.append(
+            ColumnSuggestion(
+                name, column["kind"], column["distinct"] or 0, column["missing_ratio"], role, reason
+            )
+        )
+    return out
+
+
+def _target_candidates(columns: list[ColumnSuggestion], target: str | None) -> list[str]:
+    """Columns that could be the target, likeliest first: ``target`` when given, names that
+    sound like one, then the columns with few values (the last columns first)."""
+    eligible = [c for c in columns if c.role in {"feature", "sensitive"} and c.distinct >= 2]
+    named = [c.name for c in eligible if _TARGET_NAMES.match(c.name)]
+    low_cardinality = [
+        c.name for c in reversed(eligible) if c.distinct <= 20 and c.name not in named
+    ]
+    candidates = named + low_cardinality
+    if target is not None:
+        candidates = [target] + [c for c in candidates if c != target]
+    return candidates
 
 
 def create_from_data(

@@ -7,6 +7,7 @@ all call :func:`slice_masks`.
 from __future__ import annotations
 
 import difflib
+import itertools
 from collections.abc import Iterable
 
 import numpy as np
@@ -64,32 +65,46 @@ def slice_masks(table: pa.Table, spec: SliceSpec) -> dict[str, np.ndarray]:
             raise DataError(
                 f"slice {spec.name!r} uses column {column!r}, which is not in the data{hint}"
             )
-    n = table.num_rows
     if spec.columns:
-        combined = np.zeros(n, dtype=np.int64)
-        parts: list[list[str]] = []
-        for column in spec.columns:
-            codes, values = _column_codes(table, column)
-            combined = combined * len(values) + codes
-            parts.append([f"{column}={v}" for v in values])
-        out: dict[str, np.ndarray] = {}
-        for code in np.unique(combined):
-            names = []
-            rest = int(code)
-            for values in reversed(parts):
-                names.append(values[rest % len(values)])
-                rest //= len(values)
-            out[" & ".join(reversed(names))] = combined == code
-        return dict(sorted(out.items()))
+        return _combination_masks(table, spec.columns)
     if spec.bins:
         assert spec.column is not None  # the plan validates bins with a column
-        values = pc.cast(table.column(spec.column), pa.float64()).to_numpy(zero_copy_only=False)
-        out = {}
-        for low, high in zip(spec.bins, spec.bins[1:], strict=False):
-            label = f"{spec.column} in [{_format_edge(low)}, {_format_edge(high)})"
-            with np.errstate(invalid="ignore"):
-                out[label] = (values >= low) & (values < high)
-        return out
+        return _bin_masks(table, spec.column, spec.bins)
+    return {spec.name: _where_mask(table, spec)}
+
+
+def _combination_masks(table: pa.Table, columns: list[str]) -> dict[str, np.ndarray]:
+    """A mask per value (or combination of values, ``a=x & b=y``) present in the rows."""
+    combined = np.zeros(table.num_rows, dtype=np.int64)
+    parts: list[list[str]] = []
+    for column in columns:
+        codes, values = _column_codes(table, column)
+        combined = combined * len(values) + codes
+        parts.append([f"{column}={v}" for v in values])
+    out: dict[str, np.ndarray] = {}
+    for code in np.unique(combined):
+        names = []
+        rest = int(code)
+        for values in reversed(parts):
+            names.append(values[rest % len(values)])
+            rest //= len(values)
+        out[" & ".join(reversed(names))] = combined == code
+    return dict(sorted(out.items()))
+
+
+def _bin_masks(table: pa.Table, column: str, bins: list[float]) -> dict[str, np.ndarray]:
+    """A mask per bin ``[low, high)`` of consecutive edges."""
+    values = pc.cast(table.column(column), pa.float64()).to_numpy(zero_copy_only=False)
+    out = {}
+    for low, high in itertools.pairwise(bins):
+        label = f"{column} in [{_format_edge(low)}, {_format_edge(high)})"
+        with np.errstate(invalid="ignore"):
+            out[label] = (values >= low) & (values < high)
+    return out
+
+
+def _where_mask(table: pa.Table, spec: SliceSpec) -> np.ndarray:
+    """The rows where the slice's SQL filter holds (NULL counts as false)."""
     con = sandboxed_duckdb()
     try:
         con.register("data", table)
@@ -103,8 +118,7 @@ def slice_masks(table: pa.Table, spec: SliceSpec) -> dict[str, np.ndarray]:
         ) from None
     finally:
         con.close()
-    mask = np.asarray(result["hit"], dtype=bool)
-    return {spec.name: mask}
+    return np.asarray(result["hit"], dtype=bool)
 
 
 def all_slice_masks(

@@ -19,7 +19,6 @@ from mlplan.labels._agreement import (
     percent_agreement,
 )
 from mlplan.labels._annotations import AnnotationSet, within_item_pairs
-from mlplan.labels._batch_files import BatchInfo, export_batch, list_batches
 from mlplan.labels._batches import (
     Assignment,
     Estimate,
@@ -34,6 +33,7 @@ from mlplan.labels._batches import (
     select_items,
 )
 from mlplan.labels._consensus import Consensus, dawid_skene, majority_vote
+from mlplan.labels._export import BatchInfo, BatchSummary, export_batch, list_batches
 from mlplan.labels._hlp import (
     HARD_LABEL_METRICS,
     HumanLevelPerformance,
@@ -41,8 +41,20 @@ from mlplan.labels._hlp import (
     human_level_performance,
     positive_class,
 )
-from mlplan.labels._import import AnnotationRow, ImportCheck, check_rows, read_annotations
-from mlplan.labels._ingest import ImportResult, import_annotations, label_count, load_annotations
+from mlplan.labels._import import (
+    AnnotationFile,
+    AnnotationRow,
+    ImportCheck,
+    check_rows,
+    read_annotations,
+)
+from mlplan.labels._ingest import (
+    ImportResult,
+    StoredAnnotations,
+    import_annotations,
+    label_count,
+    load_annotations,
+)
 from mlplan.labels._issues import (
     ConfusedPair,
     LabelIssue,
@@ -50,9 +62,10 @@ from mlplan.labels._issues import (
     disagreements,
     find_label_issues,
 )
-from mlplan.labels._items import item_table
+from mlplan.labels._items import ItemTable, item_table
 from mlplan.labels._measure import (
     AgreementResult,
+    ConsensusResult,
     LabelReportInfo,
     StoredHLP,
     consensus_labels,
@@ -73,23 +86,28 @@ __all__ = [
     "HARD_LABEL_METRICS",
     "AgreementReport",
     "AgreementResult",
+    "AnnotationFile",
     "AnnotationRow",
     "AnnotationSet",
     "AnnotatorStats",
     "Assignment",
     "BatchInfo",
+    "BatchSummary",
     "ConfusedPair",
     "Consensus",
+    "ConsensusResult",
     "Estimate",
     "HumanLevelPerformance",
     "ImportCheck",
     "ImportResult",
     "Interval",
+    "ItemTable",
     "LabelIssue",
     "LabelReportInfo",
     "Level",
     "QueueEntry",
     "Selection",
+    "StoredAnnotations",
     "StoredHLP",
     "agreement",
     "assign",

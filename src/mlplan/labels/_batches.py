@@ -18,7 +18,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from mlplan.errors import UsageError
+from mlplan.errors import ParameterError, UsageError
 from mlplan.plan import LabelRate, Labels
 
 __all__ = [
@@ -118,24 +118,32 @@ def select_items(
     (``strata``: value → mask over ``item_ids``), so small groups are labeled too, and fills
     the rest at random; ``uncertainty`` takes the items with the highest ``uncertainty``.
     Items in ``exclude`` (already labeled) are skipped.
+
+    Raises
+    ------
+    ParameterError
+        ``n`` below 1 or above the items left; a selection without its ``strata`` or
+        ``uncertainty``.
     """
     if n < 1:
-        raise UsageError(f"--n must be at least 1. Got {n} instead.")
+        raise ParameterError("n", f"{{param}} must be at least 1. Got {n} instead.")
     ids = np.asarray(item_ids, dtype=object)
     available = np.ones(len(ids), dtype=bool)
     if exclude:
         available &= ~np.isin(ids, list(exclude))
     if n > int(available.sum()):
-        raise UsageError(
+        raise ParameterError(
+            "n",
             f"asked for {n:,} items but only {int(available.sum()):,} are not "
-            "labeled yet; ask for fewer (--n)"
+            "labeled yet; ask for fewer ({param})",
         )
     rng = np.random.default_rng(seed)
     if selection == "uncertainty":
         if uncertainty is None:
-            raise UsageError(
-                "uncertainty selection needs model predictions: pass --scores FILE "
-                "(item_id and one probability column per class)"
+            raise ParameterError(
+                "uncertainty",
+                "uncertainty selection needs model predictions: give {param}, one score per "
+                "item (higher: less certain)",
             )
         pool = np.flatnonzero(available)
         scores = uncertainty[pool]
@@ -146,7 +154,9 @@ def select_items(
     chosen: list[int] = []
     if selection == "stratified":
         if not strata:
-            raise UsageError("stratified selection needs a slice: pass --slice NAME")
+            raise ParameterError(
+                "strata", "stratified selection needs {param}: a mask over the items per stratum"
+            )
         per_stratum = max(1, n // len(strata))
         for mask in strata.values():
             pool = np.flatnonzero(mask & available)
@@ -191,9 +201,10 @@ def assign(
     (6, ['i1', 'i3'])
     """
     if not annotators:
-        raise UsageError(
-            "no annotators: pass --annotators NAME,NAME or set "
-            "labels.rates.STRATEGY.annotators in the plan"
+        raise ParameterError(
+            "annotators",
+            "no annotators: pass {param} NAME,NAME or set "
+            "labels.rates.STRATEGY.annotators in the plan",
         )
     repeated = sorted({a for a in annotators if list(annotators).count(a) > 1})
     if repeated:
@@ -216,9 +227,10 @@ def assign(
         seen = (already or {}).get(items[index], set())
         fresh = np.array([a not in seen for a in annotators])
         if not fresh.any():
-            raise UsageError(
+            raise ParameterError(
+                "annotators",
                 f"every annotator has labeled item {items[index]!r} already; add "
-                "annotators (--annotators) to relabel it"
+                "annotators ({param}) to relabel it",
             )
         ranked = np.lexsort((rng.random(len(annotators)), load, ~fresh))
         chosen = ranked[: min(count, int(fresh.sum()))]

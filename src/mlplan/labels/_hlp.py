@@ -250,19 +250,32 @@ def human_level_performance(
             seed=seed,
             min_items=min_items,
         )
-    k = annotations.n_classes
-    reference = leave_one_out_reference(annotations)
-    source = "consensus of the other annotators"
-    if gold:
-        class_index = {c: i for i, c in enumerate(annotations.classes)}
-        item_index = {it: i for i, it in enumerate(annotations.items)}
-        gold_codes = np.full(len(annotations.items), -1)
-        for item_id, value in gold.items():
-            if item_id in item_index and value in class_index:
-                gold_codes[item_index[item_id]] = class_index[value]
-        has_gold = gold_codes[annotations.item] >= 0
-        reference = np.where(has_gold, gold_codes[annotations.item], reference)
-        source = "gold labels" if has_gold.all() else "gold labels where present, else consensus"
+    return _classification(
+        annotations,
+        gold=gold,
+        primary=primary,
+        positive=positive,
+        slices=slices,
+        min_support=min_support,
+        n_boot=n_boot,
+        seed=seed,
+        min_items=min_items,
+    )
+
+
+def _classification(
+    annotations: AnnotationSet,
+    *,
+    gold: Mapping[str, str] | None,
+    primary: str | None,
+    positive: str | None,
+    slices: Slices | None,
+    min_support: Mapping[str, int] | None,
+    n_boot: int,
+    seed: int,
+    min_items: int,
+) -> HumanLevelPerformance:
+    reference, source = _reference(annotations, gold)
     compared = reference >= 0
     # Annotations whose other labels tie have no reference: counted, not hidden.
     others = annotations.labels_per_item[annotations.item] > 1
@@ -276,20 +289,8 @@ def human_level_performance(
             f"them with a usable reference: {min_items - items_compared.size} more are needed. "
             "Export a batch with overlap: mlplan labels export DATASET --overlap 0.3"
         )
-    if positive is not None and positive not in annotations.classes:
-        raise UsageError(
-            f"positive_class {positive!r} is not one of the classes "
-            f"{annotations.classes}; fix positive_class in the plan"
-        )
-    positive_index = (
-        (
-            annotations.classes.index(positive)
-            if positive is not None
-            else positive_class(annotations.classes)
-        )
-        if k == 2
-        else None
-    )
+    positive_index = _positive_index(annotations, positive)
+    k = annotations.n_classes
     per_item = np.zeros((len(annotations.items), k, k))
     np.add.at(
         per_item, (annotations.item[compared], reference[compared], annotations.label[compared]), 1
@@ -302,19 +303,6 @@ def human_level_performance(
     note = None
     if primary is not None and primary not in metrics:
         note = f"{primary} is not defined for hard human labels; HLP is given in accuracy and F1"
-    annotators = []
-    for code, name in enumerate(annotations.annotators):
-        mine = compared & (annotations.annotator == code)
-        confusion = np.bincount(
-            reference[mine] * k + annotations.label[mine], minlength=k * k
-        ).reshape(k, k)
-        annotators.append(
-            {
-                "annotator": name,
-                "compared": int(mine.sum()),
-                **confusion_metrics(confusion, positive=positive_index),
-            }
-        )
     per_slice = _per_slice(
         items_compared,
         per_item,
@@ -332,10 +320,66 @@ def human_level_performance(
         metrics,
         primary if primary in metrics else None,
         note,
-        annotators,
+        _per_annotator(annotations, reference, positive_index),
         per_slice,
         tied,
     )
+
+
+def _reference(
+    annotations: AnnotationSet, gold: Mapping[str, str] | None
+) -> tuple[np.ndarray, str]:
+    """What each label is scored against (a class code, -1: nothing), and what that is: the
+    gold label where there is one, else the consensus of the other annotators."""
+    reference = leave_one_out_reference(annotations)
+    if not gold:
+        return reference, "consensus of the other annotators"
+    class_index = {c: i for i, c in enumerate(annotations.classes)}
+    item_index = {it: i for i, it in enumerate(annotations.items)}
+    gold_codes = np.full(len(annotations.items), -1)
+    for item_id, value in gold.items():
+        if item_id in item_index and value in class_index:
+            gold_codes[item_index[item_id]] = class_index[value]
+    has_gold = gold_codes[annotations.item] >= 0
+    reference = np.where(has_gold, gold_codes[annotations.item], reference)
+    source = "gold labels" if has_gold.all() else "gold labels where present, else consensus"
+    return reference, source
+
+
+def _positive_index(annotations: AnnotationSet, positive: str | None) -> int | None:
+    """The positive class's code for a binary task (the plan's, else by convention)."""
+    if positive is not None and positive not in annotations.classes:
+        raise UsageError(
+            f"positive_class {positive!r} is not one of the classes "
+            f"{annotations.classes}; fix positive_class in the plan"
+        )
+    if annotations.n_classes != 2:
+        return None
+    if positive is not None:
+        return annotations.classes.index(positive)
+    return positive_class(annotations.classes)
+
+
+def _per_annotator(
+    annotations: AnnotationSet, reference: np.ndarray, positive: int | None
+) -> list[dict[str, Any]]:
+    """Each annotator's metrics on the labels that have a reference."""
+    k = annotations.n_classes
+    compared = reference >= 0
+    out = []
+    for code, name in enumerate(annotations.annotators):
+        mine = compared & (annotations.annotator == code)
+        confusion = np.bincount(
+            reference[mine] * k + annotations.label[mine], minlength=k * k
+        ).reshape(k, k)
+        out.append(
+            {
+                "annotator": name,
+                "compared": int(mine.sum()),
+                **confusion_metrics(confusion, positive=positive),
+            }
+        )
+    return out
 
 
 def _regression(

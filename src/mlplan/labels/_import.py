@@ -21,7 +21,7 @@ from typing import Any
 
 from mlplan.errors import DataError
 
-__all__ = ["AnnotationRow", "ImportCheck", "check_rows", "read_annotations"]
+__all__ = ["AnnotationFile", "AnnotationRow", "ImportCheck", "check_rows", "read_annotations"]
 
 _ID_KEYS = ("item_id", "item", "id")
 _TIME_KEYS = ("seconds", "time_spent", "lead_time", "duration")
@@ -114,64 +114,73 @@ def _label_studio(tasks: Any, path: Path) -> list[AnnotationRow]:
         raise DataError(
             f"{path}: a Label Studio export is a JSON list of tasks; got {type(tasks).__name__}"
         )
+    return [row for position, task in enumerate(tasks) for row in _task(task, position, path)]
+
+
+def _task(task: Any, position: int, path: Path) -> list[AnnotationRow]:
+    """The labels of one Label Studio task (cancelled annotations left out)."""
+    task_id = task.get("id", f"#{position}") if isinstance(task, dict) else f"#{position}"
+    where = f"{path}: task {task_id}"
+    if not isinstance(task, dict):
+        raise DataError(f"{where}: is not a JSON object")
+    data = task.get("data")
+    if not isinstance(data, dict) or data.get("item_id") in (None, ""):
+        raise DataError(
+            f"{where}: missing field data.item_id (export the batch with "
+            "mlplan labels export --format labelstudio, which sets it)"
+        )
+    annotations = task.get("annotations")
+    if not isinstance(annotations, list):
+        raise DataError(f"{where}: missing field annotations")
     rows = []
-    for position, task in enumerate(tasks):
-        task_id = task.get("id", f"#{position}") if isinstance(task, dict) else f"#{position}"
-        where = f"{path}: task {task_id}"
-        if not isinstance(task, dict):
-            raise DataError(f"{where}: is not a JSON object")
-        data = task.get("data")
-        if not isinstance(data, dict) or data.get("item_id") in (None, ""):
-            raise DataError(
-                f"{where}: missing field data.item_id (export the batch with "
-                "mlplan labels export --format labelstudio, which sets it)"
-            )
-        annotations = task.get("annotations")
-        if not isinstance(annotations, list):
-            raise DataError(f"{where}: missing field annotations")
-        for n, annotation in enumerate(annotations):
-            spot = f"{where} annotations[{n}]"
-            if not isinstance(annotation, dict):
-                raise DataError(f"{spot}: is not a JSON object")
-            if annotation.get("was_cancelled"):
-                continue
-            who = _annotator(annotation.get("completed_by"))
-            if who is None:
-                raise DataError(f"{spot}: missing field completed_by")
-            results = annotation.get("result")
-            if not isinstance(results, list):
-                raise DataError(f"{spot}: missing field result")
-            chosen: list[str] = []
-            for result in results:
-                value = result.get("value") if isinstance(result, dict) else None
-                if isinstance(value, dict) and result.get("type") == "choices":
-                    chosen += [str(c) for c in value.get("choices") or []]
-            if not chosen:
-                raise DataError(
-                    f"{spot}: missing field result[].value.choices (no class was chosen)"
-                )
-            if len(set(chosen)) > 1:
-                raise DataError(
-                    f"{spot}: several classes chosen ({', '.join(chosen)}); each "
-                    "annotation must choose one"
-                )
-            choice = chosen[0]
-            rows.append(
-                AnnotationRow(
-                    str(data["item_id"]),
-                    str(who),
-                    str(choice),
-                    spot,
-                    _when(annotation.get("created_at"), spot),
-                    _seconds(annotation.get("lead_time"), spot),
-                )
-            )
+    for n, annotation in enumerate(annotations):
+        spot = f"{where} annotations[{n}]"
+        if not isinstance(annotation, dict):
+            raise DataError(f"{spot}: is not a JSON object")
+        if not annotation.get("was_cancelled"):
+            rows.append(_annotation(annotation, str(data["item_id"]), spot))
     return rows
 
 
-def read_annotations(path: str | Path) -> tuple[str, list[AnnotationRow]]:
-    """Read an annotation file; returns its format (``csv``, ``jsonl`` or ``labelstudio``)
-    and its rows.
+def _annotation(annotation: dict[str, Any], item_id: str, spot: str) -> AnnotationRow:
+    """One Label Studio annotation: who chose which one class."""
+    who = _annotator(annotation.get("completed_by"))
+    if who is None:
+        raise DataError(f"{spot}: missing field completed_by")
+    results = annotation.get("result")
+    if not isinstance(results, list):
+        raise DataError(f"{spot}: missing field result")
+    chosen: list[str] = []
+    for result in results:
+        value = result.get("value") if isinstance(result, dict) else None
+        if isinstance(value, dict) and result.get("type") == "choices":
+            chosen += [str(c) for c in value.get("choices") or []]
+    if not chosen:
+        raise DataError(f"{spot}: missing field result[].value.choices (no class was chosen)")
+    if len(set(chosen)) > 1:
+        raise DataError(
+            f"{spot}: several classes chosen ({', '.join(chosen)}); each annotation must choose one"
+        )
+    return AnnotationRow(
+        item_id,
+        str(who),
+        str(chosen[0]),
+        spot,
+        _when(annotation.get("created_at"), spot),
+        _seconds(annotation.get("lead_time"), spot),
+    )
+
+
+@dataclass(frozen=True)
+class AnnotationFile:
+    """The labels read from a file, and its format (``csv``, ``jsonl`` or ``labelstudio``)."""
+
+    format: str
+    rows: list[AnnotationRow]
+
+
+def read_annotations(path: str | Path) -> AnnotationFile:
+    """Read an annotation file: its format and its rows.
 
     Raises
     ------
@@ -184,40 +193,12 @@ def read_annotations(path: str | Path) -> tuple[str, list[AnnotationRow]]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".json":
-            return "labelstudio", _label_studio(
-                json.loads(path.read_text(encoding="utf-8-sig")), path
-            )
+            tasks = json.loads(path.read_text(encoding="utf-8-sig"))
+            return AnnotationFile("labelstudio", _label_studio(tasks, path))
         if suffix in {".jsonl", ".ndjson"}:
-            rows = []
-            for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
-                if line.strip():
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise DataError(f"{path}:{number}: not valid JSON: {exc.msg}") from None
-                    if not isinstance(record, dict):
-                        raise DataError(f"{path}:{number}: each line must be a JSON object")
-                    rows.append(_from_record(record, f"{path}:{number}"))
-            return "jsonl", rows
+            return AnnotationFile("jsonl", _read_jsonl(path))
         if suffix in {".csv", ".tsv"}:
-            # utf-8-sig: spreadsheets save "CSV UTF-8" with a byte-order mark
-            with path.open(newline="", encoding="utf-8-sig") as fh:
-                reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
-                header = reader.fieldnames or []
-                if (
-                    not any(k in header for k in _ID_KEYS)
-                    or "annotator" not in header
-                    or "label" not in header
-                ):
-                    raise DataError(
-                        f"{path}:1: the header needs item_id, annotator and label "
-                        f"columns; got {', '.join(header) or 'none'}"
-                    )
-                # Rows left blank (a batch row nobody labeled) are kept, to be counted.
-                rows = [
-                    _from_record(row, f"{path}:{reader.line_num}", blank_ok=True) for row in reader
-                ]
-            return "csv", rows
+            return AnnotationFile("csv", _read_csv(path, "\t" if suffix == ".tsv" else ","))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
     except UnicodeDecodeError:
@@ -226,6 +207,38 @@ def read_annotations(path: str | Path) -> tuple[str, list[AnnotationRow]]:
         f"{path}: cannot tell the format from {suffix!r}; use .csv, .tsv, .jsonl "
         "or a Label Studio .json export"
     )
+
+
+def _read_jsonl(path: Path) -> list[AnnotationRow]:
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{number}: not valid JSON: {exc.msg}") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}:{number}: each line must be a JSON object")
+            rows.append(_from_record(record, f"{path}:{number}"))
+    return rows
+
+
+def _read_csv(path: Path, delimiter: str) -> list[AnnotationRow]:
+    # utf-8-sig: spreadsheets save "CSV UTF-8" with a byte-order mark
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh, delimiter=delimiter)
+        header = reader.fieldnames or []
+        if (
+            not any(k in header for k in _ID_KEYS)
+            or "annotator" not in header
+            or "label" not in header
+        ):
+            raise DataError(
+                f"{path}:1: the header needs item_id, annotator and label "
+                f"columns; got {', '.join(header) or 'none'}"
+            )
+        # Rows left blank (a batch row nobody labeled) are kept, to be counted.
+        return [_from_record(row, f"{path}:{reader.line_num}", blank_ok=True) for row in reader]
 
 
 @dataclass

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from sqlalchemy import func, select
 
 from mlplan.data import (
@@ -20,7 +21,7 @@ from mlplan.labels._annotations import AnnotationSet
 from mlplan.labels._batches import (
     opaque_key,
 )
-from mlplan.labels._import import check_rows, read_annotations
+from mlplan.labels._import import ImportCheck, check_rows, read_annotations
 from mlplan.labels._items import classes_of, default_dataset, ids_of_version, item_table
 from mlplan.store import (
     AnnotationRecord,
@@ -34,6 +35,7 @@ from mlplan.workspace import Workspace
 
 __all__ = [
     "ImportResult",
+    "StoredAnnotations",
     "import_annotations",
     "label_count",
     "load_annotations",
@@ -77,37 +79,53 @@ def import_annotations(
         duplicates) unless ``skip_invalid``, in which case they are skipped and counted.
     """
     path = Path(path)
-    fmt, rows = read_annotations(path)
-    if not rows:
+    file = read_annotations(path)
+    if not file.rows:
         raise DataError(f"{path}: no labels in the file")
-    store = ws.store
-    salt = None
     if batch is not None:
-        with store.transaction() as session:
-            found = session.execute(
-                ws.select(
-                    LabelBatchRecord.id,
-                    DatasetRecord.name,
-                    DatasetVersionRecord.version,
-                    LabelBatchRecord.salt,
-                )
-                .join(
-                    DatasetVersionRecord,
-                    LabelBatchRecord.dataset_version_id == DatasetVersionRecord.id,
-                )
-                .join(DatasetRecord)
-                .where(LabelBatchRecord.number == batch)
-            ).first()
-        if found is None:
-            raise NotFoundError(f"no labeling batch {batch}; see mlplan labels batches")
-        info = get_dataset(ws, f"{found[1]}@{found[2]}")
-        salt = found[3]
+        info, salt = _batch_version(ws, batch)
     else:
-        info = default_dataset(ws, dataset)
-    item_ids, table = item_table(ws, info)
+        info, salt = default_dataset(ws, dataset), None
+    items = item_table(ws, info)
+    rows = file.rows
     if salt is not None:  # an external batch: its opaque keys back to item ids
-        back = {opaque_key(salt, item): item for item in item_ids}
+        back = {opaque_key(salt, item): item for item in items.ids}
         rows = [dataclasses.replace(r, item_id=back.get(r.item_id, r.item_id)) for r in rows]
+    classes = _class_set(ws, info, items.table)
+    check = check_rows(
+        rows,
+        items=set(items.ids),
+        classes=set(classes) if classes else None,
+        stored=_stored_pairs(ws, info, gold=gold),
+    )
+    _refuse_problems(path, check, batch=batch, skip_invalid=skip_invalid)
+    return _record_import(ws, info, path, fmt=file.format, check=check, batch=batch, gold=gold)
+
+
+def _batch_version(ws: Workspace, batch: int) -> tuple[DatasetVersionInfo, str | None]:
+    """The dataset version a batch was exported from, and its salt (external batches)."""
+    with ws.store.transaction() as session:
+        found = session.execute(
+            ws.select(
+                LabelBatchRecord.id,
+                DatasetRecord.name,
+                DatasetVersionRecord.version,
+                LabelBatchRecord.salt,
+            )
+            .join(
+                DatasetVersionRecord,
+                LabelBatchRecord.dataset_version_id == DatasetVersionRecord.id,
+            )
+            .join(DatasetRecord)
+            .where(LabelBatchRecord.number == batch)
+        ).first()
+    if found is None:
+        raise NotFoundError(f"no labeling batch {batch}; see mlplan labels batches")
+    return get_dataset(ws, f"{found[1]}@{found[2]}"), found[3]
+
+
+def _class_set(ws: Workspace, info: DatasetVersionInfo, table: pa.Table) -> list[str] | None:
+    """The classes labels are checked against (None: any label, for numeric tasks)."""
     classes = classes_of(ws, info, table)
     if classes is None and ws.plan.task not in {"regression", "sequence"}:
         raise UsageError(
@@ -115,22 +133,25 @@ def import_annotations(
             "plan lists no labels.classes. List the classes (and their definitions) under "
             "labels.classes, so a typo does not become a class"
         )
-    with store.transaction() as session:
+    return classes
+
+
+def _stored_pairs(ws: Workspace, info: DatasetVersionInfo, *, gold: bool) -> set[tuple[str, str]]:
+    """The (item, annotator) pairs already imported (as gold labels, or not)."""
+    with ws.store.transaction() as session:
         _, version_id = ids_of_version(session, ws, info)
-        stored = set(
-            session.execute(
-                select(AnnotationRecord.item_id, AnnotationRecord.annotator).where(
-                    AnnotationRecord.dataset_version_id == version_id,
-                    AnnotationRecord.gold.is_(gold),
-                )
-            ).all()
-        )
-    check = check_rows(
-        rows,
-        items=set(item_ids),
-        classes=set(classes) if classes else None,
-        stored={(a, b) for a, b in stored},
-    )
+        stored = session.execute(
+            select(AnnotationRecord.item_id, AnnotationRecord.annotator).where(
+                AnnotationRecord.dataset_version_id == version_id,
+                AnnotationRecord.gold.is_(gold),
+            )
+        ).all()
+    return {(item, annotator) for item, annotator in stored}
+
+
+def _refuse_problems(
+    path: Path, check: ImportCheck, *, batch: int | None, skip_invalid: bool
+) -> None:
     # Keys from an external batch look unknown without their batch: say so.
     hint = (
         "\n(ids from an outsourced or crowdsourced batch are opaque keys: pass --batch N)"
@@ -144,8 +165,20 @@ def import_annotations(
         )
     if not check.good:
         raise DataError(f"{path}: nothing left to import —\n{check.describe()}")
-    digest = sha256_file(path).sha256
 
+
+def _record_import(
+    ws: Workspace,
+    info: DatasetVersionInfo,
+    path: Path,
+    *,
+    fmt: str,
+    check: ImportCheck,
+    batch: int | None,
+    gold: bool,
+) -> ImportResult:
+    """Store the good rows, and the import with its counts (and the run that made it)."""
+    digest = sha256_file(path).sha256
     parameters = {"dataset": info.ref, "batch": batch, "gold": gold, "format": fmt}
     with ws.record("labels import", parameters) as run:
         session = run.session
@@ -187,14 +220,29 @@ def import_annotations(
         return ImportResult(info.ref, fmt, check.counts(), check.describe())
 
 
+@dataclass(frozen=True)
+class StoredAnnotations:
+    """A version's labels as the store holds them, and the seconds spent on each (NaN where
+    the file did not say)."""
+
+    annotations: AnnotationSet
+    seconds: np.ndarray
+
+
 def load_annotations(
     ws: Workspace,
     info: DatasetVersionInfo,
     *,
     gold: bool = False,
     classes: Sequence[str] | None = None,
-) -> tuple[AnnotationSet, np.ndarray]:
-    """The version's labels (``gold``: the gold ones) and the seconds spent on each."""
+) -> StoredAnnotations:
+    """The version's labels (``gold``: the gold ones) and the seconds spent on each.
+
+    Raises
+    ------
+    UsageError
+        The version has no such labels yet.
+    """
     with ws.store.transaction() as session:
         _, version_id = ids_of_version(session, ws, info)
         rows = session.execute(
@@ -223,7 +271,8 @@ def load_annotations(
     annotations = AnnotationSet.from_records(
         list(items), list(annotators), list(labels), classes=known, ordered=ordered
     )
-    return annotations, np.array([np.nan if s is None else s for s in seconds], dtype=float)
+    times = np.array([np.nan if s is None else s for s in seconds], dtype=float)
+    return StoredAnnotations(annotations, times)
 
 
 def label_count(ws: Workspace, dataset: str) -> int:

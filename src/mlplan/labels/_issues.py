@@ -141,25 +141,10 @@ def find_label_issues(
     """
     labels = np.asarray(labels)
     probs = np.asarray(pred_probs, dtype=float)
-    if probs.ndim != 2 or len(probs) != len(labels):
-        raise UsageError(
-            f"pred_probs must be items × classes with one row per label; got shape "
-            f"{probs.shape} for {len(labels)} labels"
-        )
-    if not np.allclose(probs.sum(axis=1), 1, atol=1e-3):
-        raise UsageError("each row of pred_probs must sum to 1 (out-of-fold probabilities)")
+    _check_inputs(labels, probs)
     k = probs.shape[1]
-    if labels.min(initial=0) < 0 or labels.max(initial=0) >= k:
-        raise UsageError(f"labels must be class indices in [0, {k})")
-    thresholds = np.array(
-        [probs[labels == j, j].mean() if (labels == j).any() else 1.0 for j in range(k)]
-    )
-    above = probs >= thresholds[None, :] - 1e-12
-    masked = np.where(above, probs, -1.0)
-    confident = masked.argmax(axis=1)
-    has_confident = above.any(axis=1)
+    confident, issue = _confidently_other(labels, probs)
     rows = np.arange(len(labels))
-    issue = has_confident & (confident != labels)
     margin = probs[rows, confident] - probs[rows, labels]
     names = classes or [str(j) for j in range(k)]
     ids = item_ids or [str(i) for i in rows]
@@ -179,3 +164,28 @@ def find_label_issues(
         )
         for i in order
     ]
+
+
+def _check_inputs(labels: np.ndarray, probs: np.ndarray) -> None:
+    if probs.ndim != 2 or len(probs) != len(labels):
+        raise UsageError(
+            f"pred_probs must be items × classes with one row per label; got shape "
+            f"{probs.shape} for {len(labels)} labels"
+        )
+    if not np.allclose(probs.sum(axis=1), 1, atol=1e-3):
+        raise UsageError("each row of pred_probs must sum to 1 (out-of-fold probabilities)")
+    k = probs.shape[1]
+    if labels.min(initial=0) < 0 or labels.max(initial=0) >= k:
+        raise UsageError(f"labels must be class indices in [0, {k})")
+
+
+def _confidently_other(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's confident class (the likeliest of those above their class threshold), and
+    whether it is confidently of a class other than its label."""
+    k = probs.shape[1]
+    thresholds = np.array(
+        [probs[labels == j, j].mean() if (labels == j).any() else 1.0 for j in range(k)]
+    )
+    above = probs >= thresholds[None, :] - 1e-12
+    confident = np.where(above, probs, -1.0).argmax(axis=1)
+    return confident, above.any(axis=1) & (confident != labels)

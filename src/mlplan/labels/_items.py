@@ -4,6 +4,7 @@ files of predicted probabilities about them."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from mlplan.store import (
 from mlplan.workspace import Workspace
 
 __all__ = [
+    "ItemTable",
     "classes_of",
     "default_dataset",
     "ids_of_version",
@@ -37,12 +39,26 @@ __all__ = [
 ]
 
 
-def item_table(ws: Workspace, info: DatasetVersionInfo) -> tuple[list[str], pa.Table]:
+@dataclass(frozen=True)
+class ItemTable:
+    """A version's items: their ids (in row order) and the table they are the rows of."""
+
+    ids: list[str]
+    table: pa.Table
+
+
+def item_table(ws: Workspace, info: DatasetVersionInfo) -> ItemTable:
     """The version's item ids (its id column as text, an image's path, else the row number)
-    and its table."""
+    and its table.
+
+    Raises
+    ------
+    DataError
+        The id column holds an id twice.
+    """
     table = load_table(ws, info)
     if info.format == "images":
-        return [str(v) for v in table.column("path").to_pylist()], table
+        return ItemTable([str(v) for v in table.column("path").to_pylist()], table)
     id_column = effective_metadata(ws, info).get("id_column")
     if id_column:
         ids = pc.cast(table.column(id_column), pa.string()).to_pylist()
@@ -50,8 +66,8 @@ def item_table(ws: Workspace, info: DatasetVersionInfo) -> tuple[list[str], pa.T
             raise DataError(
                 f"{info.ref}: id column {id_column!r} is not unique; labels need one id per item"
             )
-        return [str(v) for v in ids], table
-    return [str(i) for i in range(table.num_rows)], table
+        return ItemTable([str(v) for v in ids], table)
+    return ItemTable([str(i) for i in range(table.num_rows)], table)
 
 
 def classes_of(ws: Workspace, info: DatasetVersionInfo, table: pa.Table) -> list[str] | None:

@@ -31,7 +31,13 @@ from mlplan.labels._issues import (
     confused_pairs,
     disagreements,
 )
-from mlplan.labels._items import classes_of, default_dataset, ids_of_version, item_table
+from mlplan.labels._items import (
+    ItemTable,
+    classes_of,
+    default_dataset,
+    ids_of_version,
+    item_table,
+)
 from mlplan.store import (
     DatasetRecord,
     DatasetVersionRecord,
@@ -42,6 +48,7 @@ from mlplan.workspace import Workspace, write_atomic
 
 __all__ = [
     "AgreementResult",
+    "ConsensusResult",
     "LabelReportInfo",
     "StoredHLP",
     "consensus_labels",
@@ -111,10 +118,11 @@ def measure_agreement(
 ) -> AgreementResult:
     """Agreement figures and the annotator table; stored, and disagreements queued."""
     info = default_dataset(ws, dataset)
-    _, table = item_table(ws, info)
-    annotations, seconds = load_annotations(ws, info, classes=classes_of(ws, info, table))
+    table = item_table(ws, info).table
+    stored = load_annotations(ws, info, classes=classes_of(ws, info, table))
+    annotations = stored.annotations
     report = agreement(
-        annotations, level=_level(ws, level), n_boot=n_boot, seed=seed, seconds=seconds
+        annotations, level=_level(ws, level), n_boot=n_boot, seed=seed, seconds=stored.seconds
     )
     labels_plan = ws.plan.labels
     metric = labels_plan.agreement_metric
@@ -202,25 +210,11 @@ def measure_hlp(
 ) -> HumanLevelPerformance:
     """Human-level performance, overall and per plan slice; stored as the HLP baseline."""
     info = default_dataset(ws, dataset)
-    item_ids, table = item_table(ws, info)
-    classes = classes_of(ws, info, table)
-    annotations, _ = load_annotations(ws, info, classes=classes)
-    try:
-        gold_set, _ = load_annotations(ws, info, gold=True, classes=classes)
-        gold = {
-            gold_set.items[i]: gold_set.classes[c]
-            for i, c in zip(gold_set.item, gold_set.label, strict=True)
-        }
-    except UsageError:
-        gold = {}
-    row_of = {item: i for i, item in enumerate(item_ids)}
-    rows = np.array([row_of[item] for item in annotations.items], dtype=np.int64)
-    slices = {
-        slice_name: {value: mask[rows] for value, mask in values.items()}
-        for slice_name, values in all_slice_masks(
-            table, ws.plan.slices, skip_missing_columns=True
-        ).items()
-    }
+    items = item_table(ws, info)
+    classes = classes_of(ws, info, items.table)
+    annotations = load_annotations(ws, info, classes=classes).annotations
+    gold = _gold_labels(ws, info, classes)
+    slices = _slices_of_items(ws, items, annotations)
     min_support = {s.name: s.min_support for s in ws.plan.slices}
     metric = ws.plan.metrics.primary_metric
     task = (
@@ -248,6 +242,30 @@ def measure_hlp(
     }
     store_report(ws, info, "hlp", result.to_dict() | stamp, None, job="labels hlp")
     return result
+
+
+def _gold_labels(
+    ws: Workspace, info: DatasetVersionInfo, classes: list[str] | None
+) -> dict[str, str]:
+    """Item id → its gold label, for the items that have one."""
+    try:
+        gold = load_annotations(ws, info, gold=True, classes=classes).annotations
+    except UsageError:  # no gold labels
+        return {}
+    return {gold.items[i]: gold.classes[c] for i, c in zip(gold.item, gold.label, strict=True)}
+
+
+def _slices_of_items(
+    ws: Workspace, items: ItemTable, annotations: AnnotationSet
+) -> dict[str, dict[str, np.ndarray]]:
+    """The plan's slices as masks over the labeled items (``annotations.items``)."""
+    row_of = {item: i for i, item in enumerate(items.ids)}
+    rows = np.array([row_of[item] for item in annotations.items], dtype=np.int64)
+    masks = all_slice_masks(items.table, ws.plan.slices, skip_missing_columns=True)
+    return {
+        name: {value: mask[rows] for value, mask in values.items()}
+        for name, values in masks.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -325,6 +343,37 @@ def get_hlp(ws: Workspace, dataset: str | None = None) -> StoredHLP | None:
     )
 
 
+@dataclass(frozen=True)
+class ConsensusResult:
+    """One label per item: the labels it came from, the consensus, and the CSV written."""
+
+    annotations: AnnotationSet
+    consensus: Consensus
+    path: Path | None = None
+
+    @property
+    def resolved(self) -> int:
+        """Items that got a label (a majority tie leaves an item unresolved)."""
+        return int(self.consensus.resolved.sum())
+
+    @property
+    def mean_confidence(self) -> float:
+        """The mean confidence over every item."""
+        return float(np.mean(self.consensus.confidence))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (the labels themselves are in the CSV)."""
+        return {
+            "method": self.consensus.method,
+            "items": len(self.annotations.items),
+            "resolved": self.resolved,
+            "iterations": self.consensus.iterations,
+            "converged": self.consensus.converged,
+            "mean_confidence": self.mean_confidence,
+            "file": str(self.path) if self.path else None,
+        }
+
+
 def consensus_labels(
     ws: Workspace,
     dataset: str | None = None,
@@ -332,26 +381,30 @@ def consensus_labels(
     method: Literal["majority", "dawid-skene"] = "majority",
     ties: Literal["unresolved", "random"] = "unresolved",
     out: str | Path | None = None,
-) -> tuple[AnnotationSet, Consensus, Path | None]:
+) -> ConsensusResult:
     """One label per item from the annotators' labels; written as CSV when ``out`` is given."""
     info = default_dataset(ws, dataset)
-    _, table = item_table(ws, info)
-    annotations, _ = load_annotations(ws, info, classes=classes_of(ws, info, table))
+    table = item_table(ws, info).table
+    annotations = load_annotations(ws, info, classes=classes_of(ws, info, table)).annotations
     result = (
         dawid_skene(annotations)
         if method == "dawid-skene"
         else majority_vote(annotations, ties=ties)
     )
-    path = None
-    if out is not None:
-        lines = ["item_id,label,confidence,labels"]
-        counts = annotations.labels_per_item
-        for i, item in enumerate(annotations.items):
-            label = annotations.classes[result.label[i]] if result.label[i] >= 0 else ""
-            lines.append(f"{_csv(item)},{_csv(label)},{result.confidence[i]:.4f},{counts[i]}")
-        path = Path(out)
-        write_atomic(path, "\n".join(lines) + "\n")
-    return annotations, result, path
+    if out is None:
+        return ConsensusResult(annotations, result)
+    path = Path(out)
+    write_atomic(path, _consensus_csv(annotations, result))
+    return ConsensusResult(annotations, result, path)
+
+
+def _consensus_csv(annotations: AnnotationSet, result: Consensus) -> str:
+    lines = ["item_id,label,confidence,labels"]
+    counts = annotations.labels_per_item
+    for i, item in enumerate(annotations.items):
+        label = annotations.classes[result.label[i]] if result.label[i] >= 0 else ""
+        lines.append(f"{_csv(item)},{_csv(label)},{result.confidence[i]:.4f},{counts[i]}")
+    return "\n".join(lines) + "\n"
 
 
 def _csv(value: str) -> str:

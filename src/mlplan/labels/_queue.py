@@ -10,18 +10,17 @@ from typing import Any, Literal
 import numpy as np
 from sqlalchemy import select
 
-from mlplan.data import (
-    get_dataset,
-)
-from mlplan.errors import DataError, NotFoundError, UsageError
-from mlplan.labels._batch_files import BatchInfo, export_batch
+from mlplan.data import DatasetVersionInfo, get_dataset
+from mlplan.errors import DataError, NotFoundError, ParameterError, UsageError
 from mlplan.labels._consensus import majority_vote
+from mlplan.labels._export import BatchInfo, export_batch
 from mlplan.labels._ingest import load_annotations
 from mlplan.labels._issues import (
     LabelIssue,
     find_label_issues,
 )
 from mlplan.labels._items import (
+    ItemTable,
     classes_of,
     default_dataset,
     ids_of_version,
@@ -113,9 +112,10 @@ def export_relabel_batch(
         raise UsageError("the relabel queue has no open items")
     versions = sorted({e.dataset for e in entries})
     if len(versions) > 1:
-        raise UsageError(
+        raise ParameterError(
+            "dataset",
             f"open items in several dataset versions ({', '.join(versions)}); "
-            "choose one with --dataset"
+            "choose one with {param}",
         )
     info = get_dataset(ws, versions[0])
     items = sorted({e.item_id for e in entries})
@@ -195,29 +195,15 @@ def issues_from_predictions(
     annotators' majority consensus.
     """
     info = default_dataset(ws, dataset)
-    item_ids, table = item_table(ws, info)
+    items = item_table(ws, info)
     path = Path(pred_probs)
-    classes = classes_of(ws, info, table)
+    classes = classes_of(ws, info, items.table)
     if not classes:
         raise UsageError(
             "confident learning needs classes: set labels.classes or a classification target"
         )
-    prob_ids, matrix = read_probabilities(path, classes, item_ids, info.ref)
-    target = "label" if info.format == "images" else ws.plan.target
-    if target is not None and target in table.column_names:
-        row_of = {item: i for i, item in enumerate(item_ids)}
-        values = table.column(target).to_pylist()
-        given = {
-            p: (None if values[row_of[p]] is None else str(values[row_of[p]])) for p in prob_ids
-        }
-    else:
-        annotations, _ = load_annotations(ws, info, classes=classes)
-        consensus = majority_vote(annotations)
-        given = {
-            item: annotations.classes[c]
-            for item, c in zip(annotations.items, consensus.label, strict=True)
-            if c >= 0
-        }
+    prob_ids, matrix = read_probabilities(path, classes, items.ids, info.ref)
+    given = _given_labels(ws, info, items, classes=classes, ids=prob_ids)
     class_index = {c: i for i, c in enumerate(classes)}
     labels = np.array([class_index.get(given.get(p) or "", -1) for p in prob_ids])
     foreign = [
@@ -245,3 +231,22 @@ def issues_from_predictions(
         issues=found,
     )
     return found
+
+
+def _given_labels(
+    ws: Workspace, info: DatasetVersionInfo, items: ItemTable, *, classes: list[str], ids: list[str]
+) -> dict[str, str | None]:
+    """The label each item carries now: its target value, else the annotators' majority
+    (items without one are left out)."""
+    target = "label" if info.format == "images" else ws.plan.target
+    if target is not None and target in items.table.column_names:
+        row_of = {item: i for i, item in enumerate(items.ids)}
+        values = items.table.column(target).to_pylist()
+        return {p: (None if values[row_of[p]] is None else str(values[row_of[p]])) for p in ids}
+    annotations = load_annotations(ws, info, classes=classes).annotations
+    consensus = majority_vote(annotations)
+    return {
+        item: annotations.classes[c]
+        for item, c in zip(annotations.items, consensus.label, strict=True)
+        if c >= 0
+    }

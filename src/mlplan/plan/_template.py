@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -83,7 +82,8 @@ def render_plan(
     problem: str | None = None,
     owner: str | None = None,
 ) -> str:
-    """The text of a complete, commented ``mlplan.yaml``.
+    """The text of a complete, commented ``mlplan.yaml``: one block per plan section, a blank
+    line between them.
 
     Examples
     --------
@@ -91,203 +91,283 @@ def render_plan(
     >>> parse_plan(render_plan("churn", task="binary", target="churned")).target
     'churned'
     """
-    out: list[str] = []
-    add = out.append
-    add("# mlplan.yaml — the plan of this ML project. Every stage reads it; `mlplan status`")
-    add('# checks it item by item against the evidence in the store. `null` means "not stated')
-    add('# yet": status shows such items as missing until someone fills them in.')
-    add("version: 1")
-    add("")
-    add("# ── Scoping ─────────────────────────────────────────────────────────────────────────")
-    add("project:")
-    add(f"  name: {_q(name)}")
-    # Quoted: an unquoted hex key such as 2e1040... or 8083700754 would read as a number.
-    add(
+    sections = [
+        _header(),
+        _scoping(name, task=task, target=target, data=data, problem=problem, owner=owner),
+        _datasets(data),
+        _labels(data),
+        _metrics(task),
+        _slices(data),
+        _baselines(),
+        _risks(),
+        _modeling(),
+        _gates(),
+        _evaluation(),
+        _deployment(),
+        _rollout(),
+        _monitoring(task),
+        _approvals(),
+    ]
+    return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
+
+
+def _header() -> list[str]:
+    return [
+        "# mlplan.yaml — the plan of this ML project. Every stage reads it; `mlplan status`",
+        '# checks it item by item against the evidence in the store. `null` means "not stated',
+        '# yet": status shows such items as missing until someone fills them in.',
+        "version: 1",
+    ]
+
+
+def _scoping(
+    name: str,
+    *,
+    task: Task,
+    target: str | None,
+    data: DataSuggestions | None,
+    problem: str | None,
+    owner: str | None,
+) -> list[str]:
+    out = [
+        "# ── Scoping ─────────────────────────────────────────────────────────────────────────",
+        "project:",
+        f"  name: {_q(name)}",
+        # Quoted: an unquoted hex key such as 2e1040... or 8083700754 would read as a number.
         f"  key: {_q(uuid.uuid4().hex[:12])}  # this project's id in a shared store: keep it "
-        "when renaming"
-    )
-    add(
+        "when renaming",
         f"  problem: {_q(problem)}  # what is solved, for whom, and why ML"
         if problem
-        else "  problem: null  # TODO: what is solved, for whom, and why ML"
-    )
-    add(
+        else "  problem: null  # TODO: what is solved, for whom, and why ML",
         f"  owner: {_q(owner)}"
         if owner
-        else "  owner: null  # TODO: the accountable person or team"
-    )
-    add("  stakeholders: []  # e.g. [{name: Dana Lee, role: business_owner}]")
-    add("")
-    add("# new | automate | assist | replace — sets the default rollout (new: canary, else shadow)")
-    add("scenario: null  # TODO: which one is this project?")
-    add("# regression | binary | multiclass | image_classification | sequence")
-    add(f"task: {task}")
-    add(
+        else "  owner: null  # TODO: the accountable person or team",
+        "  stakeholders: []  # e.g. [{name: Dana Lee, role: business_owner}]",
+        "",
+        "# new | automate | assist | replace — sets the default rollout (new: canary, else shadow)",
+        "scenario: null  # TODO: which one is this project?",
+        "# regression | binary | multiclass | image_classification | sequence",
+        f"task: {task}",
         f"target: {_q(target)}"
         if target
-        else "target: null  # image folders: the class is the folder"
-    )
+        else "target: null  # image folders: the class is the folder",
+    ]
     if task == "binary":
         positive = _positive(data.classes) if data is not None and data.classes else None
-        add(
+        out.append(
             f"positive_class: {_q(positive)}  # the class FP/FN and recall refer to"
             if positive
             else "positive_class: null  # TODO: the class FP/FN and recall refer to"
         )
-    add("")
-    add("# ── Data ────────────────────────────────────────────────────────────────────────────")
-    add("# Every dataset the project needs, with its datasheet. `mlplan data add NAME` registers a")
-    add("# version; fields given here are the defaults for that dataset's metadata.")
-    add("datasets:")
+    return out
+
+
+def _datasets(data: DataSuggestions | None) -> list[str]:
+    out = [
+        "# ── Data ────────────────────────────────────────────────────────────────────────────",
+        "# Every dataset the project needs, with its datasheet. `mlplan data add NAME` registers a",
+        "# version; fields given here are the defaults for that dataset's metadata.",
+        "datasets:",
+    ]
     if data is not None:
-        _dataset_block(add, data)
-    else:
-        add("  main:")
-        add("    path: data/main.csv  # TODO: the file or image folder, relative to this plan")
-        add('    source: null  # TODO: where it comes from (provenance), e.g. "CRM export 2026-11"')
-        add("    owner: null")
-        add("    license: null")
-        add("    collected: null  # {start: 2025-01-01, end: 2025-12-31}")
-        add("    description: null")
-        add("    id_column: null")
-        add("    time_column: null")
-        add("    pii_columns: null  # columns with personal data; [] says there are none")
-        add("    sensitive_attributes: null  # e.g. [gender, ethnicity, age]; [] says none")
-        add("    labeling: {strategy: in-house}  # in-house | outsourced | crowdsourced")
-    add("")
-    add("# ── Labels ──────────────────────────────────────────────────────────────────────────")
-    add("labels:")
-    add("  strategy: in-house  # in-house | outsourced | crowdsourced")
-    add("  rates:  # per strategy, so `mlplan labels export` can compare cost and time")
-    add("    in-house: {cost_per_label: 0.50, labels_per_hour: 120, annotators: 3}")
-    add("    outsourced: {cost_per_label: 0.20, labels_per_hour: 400, annotators: 10}")
-    add(
+        return out + _dataset_block(data)
+    return [
+        *out,
+        "  main:",
+        "    path: data/main.csv  # TODO: the file or image folder, relative to this plan",
+        '    source: null  # TODO: where it comes from (provenance), e.g. "CRM export 2026-11"',
+        "    owner: null",
+        "    license: null",
+        "    collected: null  # {start: 2025-01-01, end: 2025-12-31}",
+        "    description: null",
+        "    id_column: null",
+        "    time_column: null",
+        "    pii_columns: null  # columns with personal data; [] says there are none",
+        "    sensitive_attributes: null  # e.g. [gender, ethnicity, age]; [] says none",
+        "    labeling: {strategy: in-house}  # in-house | outsourced | crowdsourced",
+    ]
+
+
+def _labels(data: DataSuggestions | None) -> list[str]:
+    out = [
+        "# ── Labels ──────────────────────────────────────────────────────────────────────────",
+        "labels:",
+        "  strategy: in-house  # in-house | outsourced | crowdsourced",
+        "  rates:  # per strategy, so `mlplan labels export` can compare cost and time",
+        "    in-house: {cost_per_label: 0.50, labels_per_hour: 120, annotators: 3}",
+        "    outsourced: {cost_per_label: 0.20, labels_per_hour: 400, annotators: 10}",
         "    crowdsourced: {cost_per_label: 0.05, labels_per_hour: 2000, annotators: 50, "
-        "labels_per_item: 3}"
-    )
-    add("  instructions: null  # TODO: what annotators are told")
+        "labels_per_item: 3}",
+        "  instructions: null  # TODO: what annotators are told",
+    ]
     classes = data.classes if data is not None else []
     if classes:
-        add("  classes:  # class -> its definition for annotators")
-        for cls in classes:
-            add(f"    {_q(cls)}: null  # TODO: define")
+        out.append("  classes:  # class -> its definition for annotators")
+        out += [f"    {_q(cls)}: null  # TODO: define" for cls in classes]
     else:
-        add('  classes: {}  # class -> its definition, e.g. {churned: "cancelled within 30 days"}')
-    add("  overlap: 0.2  # share of items labeled by two or more annotators")
-    add("  agreement_metric: krippendorff_alpha  # krippendorff_alpha | fleiss_kappa | cohen_kappa")
-    add("  min_agreement: 0.6")
-    add("")
-    add("# ── Metrics ─────────────────────────────────────────────────────────────────────────")
+        out.append(
+            '  classes: {}  # class -> its definition, e.g. {churned: "cancelled within 30 days"}'
+        )
+    return [
+        *out,
+        "  overlap: 0.2  # share of items labeled by two or more annotators",
+        "  agreement_metric: krippendorff_alpha  # krippendorff_alpha | fleiss_kappa | cohen_kappa",
+        "  min_agreement: 0.6",
+    ]
+
+
+def _metrics(task: Task) -> list[str]:
     metrics = _ML_METRICS[task]
-    add("metrics:")
-    add(f"  primary: {metrics[0][0]}")
-    add("  ml:")
-    for metric, direction, goal in metrics:
-        add(
+    return [
+        "# ── Metrics ─────────────────────────────────────────────────────────────────────────",
+        "metrics:",
+        f"  primary: {metrics[0][0]}",
+        "  ml:",
+        *(
             f"    - {{name: {metric}, direction: {direction}, target: "
             f"{'null' if goal is None else goal}}}"
-        )
-    add("  software:")
-    add("    - {name: latency_p99_ms, direction: minimize, target: 50}")
-    add("    - {name: qps, direction: maximize, target: 100}")
-    add("  business: []  # TODO, e.g. [{name: retained_revenue, direction: maximize, target: 1e6}]")
-    add("")
-    add("# Slices: subsets evaluated, rolled out and monitored separately. One of: columns (one")
-    add("# slice per value or value combination), column + bins (numeric edges), where (SQL).")
+            for metric, direction, goal in metrics
+        ),
+        "  software:",
+        "    - {name: latency_p99_ms, direction: minimize, target: 50}",
+        "    - {name: qps, direction: maximize, target: 100}",
+        "  business: []  # TODO, e.g. [{name: retained_revenue, direction: maximize, target: 1e6}]",
+    ]
+
+
+def _slices(data: DataSuggestions | None) -> list[str]:
+    out = [
+        "# Slices: subsets evaluated, rolled out and monitored separately. One of: columns (one",
+        "# slice per value or value combination), column + bins (numeric edges), where (SQL).",
+    ]
     sensitive = data.names("sensitive") if data is not None else []
-    if sensitive:
-        add("slices:")
-        for column in sensitive:
-            add(f"  - {{name: {column}, columns: [{column}]}}")
-        if len(sensitive) > 1:
-            add(f"  - {{name: {'_x_'.join(sensitive[:2])}, columns: {_q(sensitive[:2])}}}")
-    else:
-        add(
+    if not sensitive:
+        return [
+            *out,
             "slices: []  # e.g. [{name: gender, columns: [gender]}, "
-            "{name: age, column: age, bins: [0, 30, 60, 120]}]"
-        )
-    add("")
-    add("# ── Baselines ───────────────────────────────────────────────────────────────────────")
-    add("baselines:")
-    add(
-        "  hlp: {source: labels}  # measured by `mlplan labels hlp`; or {source: value, value: 0.9}"
-    )
-    add("  older_system: null  # {name: rules-v2, predictions: data/rules_predictions.csv}")
-    add("  literature: null  # [{title: ..., url: ..., metric: roc_auc, score: 0.87}]; or [] and")
-    add("  literature_note: null  # a note saying why none applies")
-    add("")
-    add("# Ways the system might go wrong; tie each to a slice, a metric or a monitor.")
-    add(
+            "{name: age, column: age, bins: [0, 30, 60, 120]}]",
+        ]
+    out.append("slices:")
+    out += [f"  - {{name: {column}, columns: [{column}]}}" for column in sensitive]
+    if len(sensitive) > 1:
+        out.append(f"  - {{name: {'_x_'.join(sensitive[:2])}, columns: {_q(sensitive[:2])}}}")
+    return out
+
+
+def _baselines() -> list[str]:
+    return [
+        "# ── Baselines ───────────────────────────────────────────────────────────────────────",
+        "baselines:",
+        "  hlp: {source: labels}  # measured by `mlplan labels hlp`; or "
+        "{source: value, value: 0.9}",
+        "  older_system: null  # {name: rules-v2, predictions: data/rules_predictions.csv}",
+        "  literature: null  # [{title: ..., url: ..., metric: roc_auc, score: 0.87}]; or [] and",
+        "  literature_note: null  # a note saying why none applies",
+    ]
+
+
+def _risks() -> list[str]:
+    return [
+        "# Ways the system might go wrong; tie each to a slice, a metric or a monitor.",
         "risks: null  # e.g. [{id: worse-for-women, description: ..., slice: gender, "
-        "metric: recall, threshold: 0.05}]"
-    )
-    add("")
-    add("# ── Modeling ────────────────────────────────────────────────────────────────────────")
-    add("modeling:")
-    add("  families: null  # null: the task's defaults; or [logistic, gbt] (linear, cnn, rnn)")
-    add("  features: null  # null: every column but the target, ids, times and PII columns")
-    add("  exclude: []  # columns never used as input")
-    add("  seed: 0")
-    add("  tune_trials: 0  # > 0: a seeded search over the validation split")
-    add("")
-    add("# Pass/fail checks before a model ships, beyond the metric targets above.")
-    add("gates:")
-    add("  slice_floors: []  # e.g. [{slice: gender, metric: recall, min: 0.6}]")
-    add("  max_gaps: []  # e.g. [{slice: ethnicity, metric: recall, max_gap: 0.05}]")
-    add("  no_regression: []  # e.g. [{metric: recall, against: production, tolerance: 0.01}]")
-    add("")
-    add("# How mlplan evaluate measures a model; a failed gate blocks deployment unless approved.")
-    add("evaluation:")
-    add("  bootstrap: 200  # resamples behind every interval")
-    add("  confidence: 0.95")
-    add("  alpha: 0.05  # false discovery rate over the slices tested")
-    add("  rare_class_share: 0.05  # classes below this share of the rows are rare")
-    add("  threshold: f1  # binary: a number, or f1 / youden to choose it on the validation split")
-    add("")
-    add("# ── Deployment ──────────────────────────────────────────────────────────────────────")
-    add("deployment:")
-    add("  mode: realtime  # realtime | batch")
-    add("  target: cloud  # cloud | edge | browser")
-    add("  compute: {cpus: 2, gpus: 0, memory_gb: 2}")
-    add("  objectives: {latency_p50_ms: 10, latency_p99_ms: 50, qps: 100}")
-    add("  logging: {predictions: true, mode: acked, retention_days: 90, pii: hash}")
-    add("  security: {auth: api_key, unseen_categories: reject, out_of_range: allow}")
-    add("")
-    add("# ── Rollout ─────────────────────────────────────────────────────────────────────────")
-    add("rollout:")
-    add("  strategy: null  # shadow | canary | blue_green; null: from the scenario")
-    add("  steps:")
-    for weight, duration in ((5, "30m"), (25, "1h"), (50, "1h"), (100, "1d")):
-        add(f"    - {{weight: {weight}, duration: {duration}, min_requests: 100}}")
-    add("  guards: []  # e.g. [{metric: error_rate, op: '<', threshold: 0.01}]")
-    add("")
-    add("# ── Monitoring ──────────────────────────────────────────────────────────────────────")
-    add("monitoring:")
-    add("  software:")
-    add("    - {name: p99-latency, metric: latency_p99_ms, op: '>', threshold: 50, window: 5m}")
-    add("  input:")
-    add("    - {name: input-drift, metric: drift_psi_max, op: '>', threshold: 0.2, window: 1d}")
-    add("  output:")
-    add(
-        "    - {name: null-outputs, metric: null_output_rate, op: '>', threshold: 0.01, window: 1h}"
-    )
-    add(
-        f"  ml: [{{name: primary-metric, metric: {metrics[0][0]}, "
-        f"op: '{'<' if metrics[0][1] == 'maximize' else '>'}', "
-        f"threshold: {0.8 if metrics[0][1] == 'maximize' else 1.0}, window: 7d}}]"
-    )
-    add("  business: []")
-    add("")
-    add("# ── Sign-offs ───────────────────────────────────────────────────────────────────────")
-    add("# Which role signs off which gate: `mlplan approve GATE --role ROLE --by NAME`.")
-    add("approvals:")
-    add("  - {gate: buy_in, role: business_owner}")
-    add("  - {gate: deploy, role: ml_lead}")
-    add("  - {gate: full_traffic, role: product_owner}")
-    return "\n".join(out) + "\n"
+        "metric: recall, threshold: 0.05}]",
+    ]
 
 
-def _dataset_block(add: Callable[[str], None], data: DataSuggestions) -> None:
+def _modeling() -> list[str]:
+    return [
+        "# ── Modeling ────────────────────────────────────────────────────────────────────────",
+        "modeling:",
+        "  families: null  # null: the task's defaults; or [logistic, gbt] (linear, cnn, rnn)",
+        "  features: null  # null: every column but the target, ids, times and PII columns",
+        "  exclude: []  # columns never used as input",
+        "  seed: 0",
+        "  tune_trials: 0  # > 0: a seeded search over the validation split",
+    ]
+
+
+def _gates() -> list[str]:
+    return [
+        "# Pass/fail checks before a model ships, beyond the metric targets above.",
+        "gates:",
+        "  slice_floors: []  # e.g. [{slice: gender, metric: recall, min: 0.6}]",
+        "  max_gaps: []  # e.g. [{slice: ethnicity, metric: recall, max_gap: 0.05}]",
+        "  no_regression: []  # e.g. [{metric: recall, against: production, tolerance: 0.01}]",
+    ]
+
+
+def _evaluation() -> list[str]:
+    return [
+        "# How mlplan evaluate measures a model; a failed gate blocks deployment unless approved.",
+        "evaluation:",
+        "  bootstrap: 200  # resamples behind every interval",
+        "  confidence: 0.95",
+        "  alpha: 0.05  # false discovery rate over the slices tested",
+        "  rare_class_share: 0.05  # classes below this share of the rows are rare",
+        "  threshold: f1  # binary: a number, or f1 / youden to choose it on the validation split",
+    ]
+
+
+def _deployment() -> list[str]:
+    return [
+        "# ── Deployment ──────────────────────────────────────────────────────────────────────",
+        "deployment:",
+        "  mode: realtime  # realtime | batch",
+        "  target: cloud  # cloud | edge | browser",
+        "  compute: {cpus: 2, gpus: 0, memory_gb: 2}",
+        "  objectives: {latency_p50_ms: 10, latency_p99_ms: 50, qps: 100}",
+        "  logging: {predictions: true, mode: acked, retention_days: 90, pii: hash}",
+        "  security: {auth: api_key, unseen_categories: reject, out_of_range: allow}",
+    ]
+
+
+def _rollout() -> list[str]:
+    return [
+        "# ── Rollout ─────────────────────────────────────────────────────────────────────────",
+        "rollout:",
+        "  strategy: null  # shadow | canary | blue_green; null: from the scenario",
+        "  steps:",
+        *(
+            f"    - {{weight: {weight}, duration: {duration}, min_requests: 100}}"
+            for weight, duration in ((5, "30m"), (25, "1h"), (50, "1h"), (100, "1d"))
+        ),
+        "  guards: []  # e.g. [{metric: error_rate, op: '<', threshold: 0.01}]",
+    ]
+
+
+def _monitoring(task: Task) -> list[str]:
+    primary, direction, _ = _ML_METRICS[task][0]
+    maximize = direction == "maximize"
+    return [
+        "# ── Monitoring ──────────────────────────────────────────────────────────────────────",
+        "monitoring:",
+        "  software:",
+        "    - {name: p99-latency, metric: latency_p99_ms, op: '>', threshold: 50, window: 5m}",
+        "  input:",
+        "    - {name: input-drift, metric: drift_psi_max, op: '>', threshold: 0.2, window: 1d}",
+        "  output:",
+        "    - {name: null-outputs, metric: null_output_rate, op: '>', threshold: 0.01, "
+        "window: 1h}",
+        f"  ml: [{{name: primary-metric, metric: {primary}, op: '{'<' if maximize else '>'}', "
+        f"threshold: {0.8 if maximize else 1.0}, window: 7d}}]",
+        "  business: []",
+    ]
+
+
+def _approvals() -> list[str]:
+    return [
+        "# ── Sign-offs ───────────────────────────────────────────────────────────────────────",
+        "# Which role signs off which gate: `mlplan approve GATE --role ROLE --by NAME`.",
+        "approvals:",
+        "  - {gate: buy_in, role: business_owner}",
+        "  - {gate: deploy, role: ml_lead}",
+        "  - {gate: full_traffic, role: product_owner}",
+    ]
+
+
+def _dataset_block(data: DataSuggestions) -> list[str]:
+    out: list[str] = []
+    add = out.append
     pii = data.names("pii")
     sensitive = data.names("sensitive")
     ids = data.names("id")
@@ -328,3 +408,4 @@ def _dataset_block(add: Callable[[str], None], data: DataSuggestions) -> None:
             )
     if len(data.target_candidates) > 1:
         add(f"    # other target candidates: {', '.join(data.target_candidates[1:])}")
+    return out
