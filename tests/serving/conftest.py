@@ -42,7 +42,7 @@ def served(sqlite_ws: Workspace) -> Workspace:
 @pytest.fixture
 def tokens(served: Workspace) -> dict[str, str]:
     """One key per role."""
-    return {role: create_key(served, f"{role}-holder", roles=[role])[1] for role in ROLES}
+    return {role: create_key(served, f"{role}-holder", roles=[role]).token for role in ROLES}
 
 
 @pytest.fixture

@@ -53,8 +53,8 @@ def test_every_route_declares_its_role_and_the_matrix_holds(
     }
     assert declared == set(ROUTE_ROLES)
     revoked = create_key(served, "gone", roles=["admin"])
-    revoke_key(served, revoked[0].key_id)
-    callers: dict[str, str | None] = {"anonymous": None, **tokens, "revoked": revoked[1]}
+    revoke_key(served, revoked.info.key_id)
+    callers: dict[str, str | None] = {"anonymous": None, **tokens, "revoked": revoked.token}
     for (method, path), needed in ROUTE_ROLES.items():
         url = path.replace("{name}", "logistic-1")
         body = {"records": [RECORD]} if path == "/v1/predict" else {"inputs": []}
@@ -214,7 +214,8 @@ def test_metrics_use_prometheus_names_and_bounded_labels(
 
 
 def test_keys_are_stored_hashed_listed_and_revoked(served: Workspace) -> None:
-    info, token = create_key(served, "scoring job", roles=["predict", "feedback"], by="dana")
+    key = create_key(served, "scoring job", roles=["predict", "feedback"], by="dana")
+    info, token = key.info, key.token
     assert token.startswith(f"mlp_{info.key_id}_") and info.roles == ("predict", "feedback")
     with served.store.transaction() as session:
         stored = session.query(ApiKeyRecord).one()
@@ -228,6 +229,20 @@ def test_keys_are_stored_hashed_listed_and_revoked(served: Workspace) -> None:
         revoke_key(served, "nope")
     with pytest.raises(UsageError, match=r"unknown role 'root'; roles: predict, feedback, admin"):
         create_key(served, "x", roles=["root"])
+
+
+def test_a_new_key_keeps_its_token_out_of_repr_and_unpacks_for_one_release(
+    served: Workspace,
+) -> None:
+    key = create_key(served, "batch job", roles=["predict"])
+    assert key.token not in repr(key) and key.info.key_id in repr(key)
+    assert key.to_dict() == key.info.to_dict() | {"token": key.token}
+    assert list(key.to_dict()) == [*key.info.to_dict(), "token"]  # the CLI's JSON, in order
+    with pytest.warns(DeprecationWarning, match=r"use its \.info and \.token"):
+        info, token = key
+    assert (info, token) == (key.info, key.token)
+    with pytest.warns(DeprecationWarning):
+        assert key[1] == key.token
 
 
 def test_no_auth_is_allowed_only_on_loopback(served: Workspace) -> None:

@@ -24,7 +24,7 @@ def test_the_deployment_items_follow_serving_load_tests_and_keys(served: Workspa
 
     from mlplan.serving import create_key
 
-    token = create_key(served, "app", roles=["predict"])[1]
+    token = create_key(served, "app", roles=["predict"]).token
     app = create_app(ServeConfig(root=str(served.root), model="logistic-1", key_refresh_seconds=0))
     with started(app) as client:
         for _ in range(4):
@@ -41,8 +41,8 @@ def test_the_deployment_items_follow_serving_load_tests_and_keys(served: Workspa
     assert served_report["logged"] == 4 and served_report["log_dropped"] == 0
 
     report = load_test(served, "logistic-1", concurrency=2, seconds=1.0)
-    assert report["statuses"].get("200", 0) == report["requests"] > 0
-    assert {c["objective"] for c in report["checks"]} == {
+    assert report.statuses.get("200", 0) == report.requests > 0
+    assert {c.objective for c in report.checks} == {
         "latency_p50_ms",
         "latency_p99_ms",
         "qps",

@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from tests.conftest import chdir
 from tests.serving.conftest import edit_plan
 from typer.testing import CliRunner
 
 from mlplan.cli import app
+from mlplan.errors import ParameterError
+from mlplan.serving import CompactionReport, compact_logs
 from mlplan.workspace import Workspace
 
 
@@ -69,9 +72,43 @@ def test_logs_query_and_compact_from_the_command_line(
         # The server has stopped: its last segment is compacted too, and nothing is lost.
         compacted = runner.invoke(app, ["logs", "compact", "--json"])
         assert json.loads(compacted.stdout) == {"compacted": 1, "removed": 0}
+        assert compact_logs(served) == CompactionReport(compacted=0, removed=0)  # nothing left
         again = runner.invoke(
             app, ["logs", "query", "SELECT count(*) AS n FROM predictions", "--json"]
         )
         assert json.loads(again.stdout) == [{"n": 3}]
         bad = runner.invoke(app, ["logs", "query", "SELECT nope FROM predictions"])
         assert bad.exit_code == 1 and "the query failed" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["serve"], "give a model to serve, or --deployment NAME"),
+        (["serve", "logistic-1", "--port", "0"], "--port must be from 1 to 65535; got 0"),
+        (["serve", "logistic-1", "--timeout", "0"], "--timeout must be positive; got 0.0"),
+        (["keys", "create", "--name", " ", "--role", "predict"], "--name must say who or what"),
+        (["loadtest", "logistic-1", "--seconds", "0"], "--seconds must be positive; got 0"),
+    ],
+    ids=["no-model", "port", "timeout", "key-name", "loadtest-seconds"],
+)
+def test_a_bad_argument_is_named_by_its_option(
+    served: Workspace, args: list[str], message: str
+) -> None:
+    with chdir(served.root):
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert f"error: {message}" in " ".join(result.output.split())
+
+
+def test_serve_names_the_parameter_from_python(served: Workspace) -> None:
+    from mlplan.serving import serve
+
+    with pytest.raises(ParameterError, match=r"^'port' must be from 1 to 65535; got 0$") as port:
+        serve(served, "logistic-1", port=0)
+    assert port.value.param == "port"
+    with pytest.raises(ParameterError, match=r"^'workers' must be 1 or more; got 0$"):
+        serve(served, "logistic-1", workers=0)
+    edit_plan(served, "auth: api_key", "auth: none")
+    with pytest.raises(ParameterError, match=r"loopback; got 'host' 0\.0\.0\.0\. Create keys"):
+        serve(served, "logistic-1", host="0.0.0.0")

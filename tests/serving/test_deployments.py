@@ -13,7 +13,7 @@ from tests.serving.conftest import RECORD, bearer, server_process, stop
 from typer.testing import CliRunner
 
 from mlplan.cli import app
-from mlplan.errors import NotFoundError, UsageError
+from mlplan.errors import NotFoundError, ParameterError, UsageError
 from mlplan.lineage import lineage
 from mlplan.modeling import train_model
 from mlplan.serving import deploy, serve
@@ -50,7 +50,7 @@ def test_a_deployment_holds_one_model_and_each_change_is_recorded(served: Worksp
             select(RunRecord).where(RunRecord.job == "deploy").order_by(RunRecord.started_at)
         )
         assert [r.parameters["model"] for r in runs] == ["logistic-1", "gbt-1", "logistic-1"]
-    with pytest.raises(UsageError, match=r"deployment name 'Prod!': use lowercase"):
+    with pytest.raises(ParameterError, match=r"deployment name 'Prod!': use lowercase"):
         deploy(served, "logistic-1", name="Prod!")
     with pytest.raises(NotFoundError, match=r"model 'nope' not found"):
         deploy(served, "nope")
@@ -77,7 +77,7 @@ def test_serve_refuses_a_model_that_is_not_in_the_deployment(served: Workspace) 
         serve(served, "gbt-1", deployment="production")
     with pytest.raises(NotFoundError, match=r"no deployment 'staging'"):
         serve(served, None, deployment="staging")
-    with pytest.raises(UsageError, match=r"give a model to serve, or --deployment NAME"):
+    with pytest.raises(ParameterError, match=r"give a model to serve, or 'deployment' NAME"):
         serve(served, None)
 
 

@@ -123,16 +123,16 @@ def test_an_open_inference_client_works_unchanged(
 
 DEAD_WORKER = """
 import os, subprocess, sys
-from mlplan.serving._app import _Metrics
+from mlplan.serving._metrics import ServerMetrics
 
 if sys.argv[1:] == ["worker"]:
-    metrics = _Metrics()
+    metrics = ServerMetrics()
     metrics.queued = lambda: 37
     metrics.ready.set(0)  # died while loading
     metrics.publish()
     os._exit(1)  # killed: no shutdown, no mark_process_dead
 subprocess.run([sys.executable, "-c", sys.argv[1], "worker"], check=False)
-metrics = _Metrics()
+metrics = ServerMetrics()
 metrics.ready.set(1)
 print(metrics.exposition()[0].decode())
 """

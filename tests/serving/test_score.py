@@ -14,7 +14,7 @@ from tests.conftest import chdir, customers_table
 from typer.testing import CliRunner
 
 from mlplan.cli import app
-from mlplan.errors import DataError, UsageError
+from mlplan.errors import DataError, ParameterError, UsageError
 from mlplan.lineage import lineage
 from mlplan.serving import load_served_model, score_file
 from mlplan.store import sha256_file
@@ -106,6 +106,10 @@ def test_bad_files_are_refused_and_nothing_is_written(served: Workspace, tmp_pat
         score_file(served, "logistic-1", source, tmp_path / "o.parquet")
     with pytest.raises(UsageError, match=r"\.parquet or \.csv files; got '\.xlsx'"):
         score_file(served, "logistic-1", source, tmp_path / "o.xlsx")
+    with pytest.raises(ParameterError, match=r"^'engine' must be local or ray; got 'spark'$"):
+        score_file(served, "logistic-1", source, tmp_path / "o.csv", engine="spark")  # type: ignore[arg-type]
+    with pytest.raises(ParameterError, match=r"^'chunk_rows' must be 1 or more; got 0$"):
+        score_file(served, "logistic-1", source, tmp_path / "o.csv", chunk_rows=0)
     assert not list(tmp_path.glob("o.*")) and not list(tmp_path.glob(".o.*"))
 
 

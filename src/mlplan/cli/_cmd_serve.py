@@ -137,8 +137,9 @@ def deployments(project: ProjectOption = None, json: JsonOption = False) -> None
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="Who or what holds the key.")],
-    role: Annotated[
-        list[str], typer.Option(help="A role: predict, feedback or admin; repeat for several.")
+    roles: Annotated[
+        list[str],
+        typer.Option("--role", help="A role: predict, feedback or admin; repeat for several."),
     ],
     project: ProjectOption = None,
     json: JsonOption = False,
@@ -146,12 +147,13 @@ def keys_create(
     """Create an API key. Its token is shown once; the store keeps only its hash."""
     from mlplan.serving import create_key
 
-    info, token = create_key(workspace(project), name, roles=role)
+    key = create_key(workspace(project), name, roles=roles)
     if json:
-        print_json(info.to_dict() | {"token": token})
+        print_json(key.to_dict())
         return
+    info = key.info
     console.print(f"Key {info.key_id} for {esc(info.name)}, roles {', '.join(info.roles)}")
-    console.print(token, markup=False, highlight=False, soft_wrap=True)
+    console.print(key.token, markup=False, highlight=False, soft_wrap=True)
     console.print("Keep it now: it is not shown again. Send it as: Authorization: Bearer TOKEN")
 
 
@@ -238,10 +240,10 @@ def logs_compact(
     ws = workspace(project)
     done = compact_logs(ws, model)
     if json:
-        print_json(done)
+        print_json(done.to_dict())
         return
     console.print(
-        f"{done['compacted']} segment(s) compacted to Parquet, {done['removed']} past "
+        f"{done.compacted} segment(s) compacted to Parquet, {done.removed} past "
         f"{ws.plan.deployment.logging.retention_days} days removed"
     )
 
@@ -312,7 +314,9 @@ def loadtest(
     model: Annotated[str, typer.Argument(help="The model, e.g. gbt-1.")],
     concurrency: Annotated[int, typer.Option(help="Concurrent clients.", min=1)] = 8,
     seconds: Annotated[float, typer.Option(help="How long to send requests.")] = 10.0,
-    rows: Annotated[int, typer.Option(help="Records per request.", min=1)] = 1,
+    rows_per_request: Annotated[
+        int, typer.Option("--rows", help="Records per request.", min=1)
+    ] = 1,
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -321,26 +325,30 @@ def loadtest(
     from mlplan.serving import load_test
 
     report = load_test(
-        workspace(project), model, concurrency=concurrency, seconds=seconds, rows_per_request=rows
+        workspace(project),
+        model,
+        concurrency=concurrency,
+        seconds=seconds,
+        rows_per_request=rows_per_request,
     )
     if json:
-        print_json(report)
+        print_json(report.to_dict())
         return
     console.print(
-        f"{esc(model)}: {report['requests']:,} requests from {concurrency} clients in "
-        f"{report['seconds']:.1f} s — {report['qps']:,.0f} QPS, p50 "
-        f"{report['latency_p50_ms']:.2f} ms, p99 {report['latency_p99_ms']:.2f} ms, "
-        f"{report['memory_mb']:.0f} MB; answers {report['statuses']}"
+        f"{esc(model)}: {report.requests:,} requests from {concurrency} clients in "
+        f"{report.seconds:.1f} s — {report.qps:,.0f} QPS, p50 "
+        f"{report.latency_p50_ms:.2f} ms, p99 {report.latency_p99_ms:.2f} ms, "
+        f"{report.memory_mb:.0f} MB; answers {report.statuses}"
     )
     table = Table("objective", "goal", "measured", "met", title="Against the plan")
-    for check in report["checks"]:
+    for check in report.checks:
         table.add_row(
-            check["objective"],
-            f"{check['goal']:g}",
-            f"{check['measured']:.4g}",
-            "[green]yes[/]" if check["met"] else "[red]no[/]",
+            check.objective,
+            f"{check.goal:g}",
+            f"{check.measured:.4g}",
+            "[green]yes[/]" if check.met else "[red]no[/]",
         )
-    if report["checks"]:
+    if report.checks:
         console.print(table)
     else:
         console.print("The plan sets no latency, QPS or memory objective to check.")
@@ -361,7 +369,7 @@ def export(
 
     report = export_model(workspace(project), model, target=target, out=out)
     if json:
-        print_json(report)
+        print_json(report.to_dict())
         return
-    state = "[green]passes[/]" if report["passed"] else "[red]fails[/]"
-    console.print(f"{esc(report['summary'])}; {state} (written to {esc(report['folder'])})")
+    state = "[green]passes[/]" if report.passed else "[red]fails[/]"
+    console.print(f"{esc(report.summary)}; {state} (written to {esc(report.folder)})")

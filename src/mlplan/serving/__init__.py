@@ -8,13 +8,22 @@ from mlplan._deprecated import moved_names as _moved_names
 from mlplan.serving._clearance import Clearance, check_clearance, clearance
 from mlplan.serving._config import ROUTE_ROLES, ServeConfig, is_loopback
 from mlplan.serving._deployments import deploy
-from mlplan.serving._export import export_model
-from mlplan.serving._keys import ROLES, ApiKeyInfo, KeyRing, create_key, list_keys, revoke_key
-from mlplan.serving._loadtest import load_test
+from mlplan.serving._export import BrowserExportReport, EdgeExportReport, export_model
+from mlplan.serving._keys import (
+    ROLES,
+    ApiKeyInfo,
+    KeyRing,
+    NewApiKey,
+    create_key,
+    list_keys,
+    revoke_key,
+)
+from mlplan.serving._loadtest import LoadTestReport, ObjectiveCheck, load_test
 from mlplan.serving._log import PiiPolicy, PredictionLog, query_log
 from mlplan.serving._model import ServedModel, load_served_model
 from mlplan.serving._score import ScoreReport, score_file
 from mlplan.serving._serve import (
+    CompactionReport,
     compact_logs,
     create_app,
     log_folder,
@@ -28,9 +37,15 @@ __all__ = [
     "ROLES",
     "ROUTE_ROLES",
     "ApiKeyInfo",
+    "BrowserExportReport",
     "Clearance",
+    "CompactionReport",
+    "EdgeExportReport",
     "FieldError",
     "KeyRing",
+    "LoadTestReport",
+    "NewApiKey",
+    "ObjectiveCheck",
     "PiiPolicy",
     "PredictionLog",
     "RecordValidator",

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from mlplan._optional import require
-from mlplan.errors import MlplanError, UsageError
+from mlplan.errors import MlplanError, ParameterError
 from mlplan.modeling import PackageSignature
 
 __all__ = [
@@ -105,7 +105,9 @@ def build_browser_site(
 ) -> str:
     """Write the static site; the onnxruntime-web version it uses."""
     if not signature.tabular:
-        raise UsageError("--target browser builds pages for tabular models (records in)")
+        raise ParameterError(
+            "target", "{param} browser builds pages for tabular models (records in)"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     version = ort_web_files(folder)
     (folder / "model.onnx").write_bytes(graph)

@@ -9,13 +9,16 @@ lineage live with the other runs.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from mlplan.errors import UsageError
+from mlplan.errors import ParameterError
 from mlplan.modeling import get_model
+from mlplan.plan import DeploymentSpec
 from mlplan.serving._clearance import check_clearance
 from mlplan.store import DeploymentRecord, ModelRecord, current_user, utcnow
 from mlplan.workspace import PRODUCTION, DeploymentInfo, Workspace
@@ -42,7 +45,7 @@ def deploy(
 
     Raises
     ------
-    UsageError
+    ParameterError
         A name that is not lowercase letters, digits, ``-`` and ``_``.
     ModelNotFoundError
         An unknown model.
@@ -50,34 +53,24 @@ def deploy(
         The model failed its gates and nobody approved deploying it.
     """
     if not _NAME.fullmatch(name):
-        raise UsageError(
+        raise ParameterError(
+            "name",
             f"deployment name {name!r}: use lowercase letters, digits, - and _, starting with "
-            "a letter (e.g. production, staging)"
+            "a letter (e.g. production, staging)",
         )
     info = get_model(ws, model)
     check_clearance(ws, model, allow_failed_gates=allow_failed_gates)
-    plan = ws.plan
+    deployment = ws.plan.deployment
     who = by or current_user()
     with ws.write() as session:
         project_id = ws.project_id(session)
-        row_model = session.scalars(
-            select(ModelRecord).where(
-                ModelRecord.project_id == project_id, ModelRecord.name == model
-            )
-        ).one()
-        existing = session.scalars(
-            select(DeploymentRecord).where(
-                DeploymentRecord.project_id == project_id, DeploymentRecord.name == name
-            )
-        ).one_or_none()
-        replaced = None if existing is None else session.get(ModelRecord, existing.model_id)
-        previous = None if replaced is None else replaced.name
+        row_model, existing, previous = _current(session, project_id, model, name)
         parameters: dict[str, Any] = {
             "deployment": name,
             "model": model,
             "previous": previous,
-            "mode": plan.deployment.mode,
-            "target": plan.deployment.target,
+            "mode": deployment.mode,
+            "target": deployment.target,
             "by": who,
             "note": note,
             "allow_failed_gates": allow_failed_gates,
@@ -89,12 +82,44 @@ def deploy(
         if existing is None:
             existing = DeploymentRecord(project_id=project_id, name=name, created_at=now)
             session.add(existing)
-        existing.model_id = row_model.id
-        existing.mode = plan.deployment.mode
-        existing.target = plan.deployment.target
-        existing.deployed_by = who
-        existing.note = note
-        existing.run_id = run.id
-        existing.updated_at = now
+        _point(existing, row_model, deployment, who=who, note=note, run_id=run.id, at=now)
         session.flush()
         return DeploymentInfo.from_record(existing, row_model, previous)
+
+
+def _current(
+    session: Session, project_id: int, model: str, name: str
+) -> tuple[ModelRecord, DeploymentRecord | None, str | None]:
+    """The model's record, the deployment's (None before its first use), and the name of
+    the model it holds now."""
+    row_model = session.scalars(
+        select(ModelRecord).where(ModelRecord.project_id == project_id, ModelRecord.name == model)
+    ).one()
+    existing = session.scalars(
+        select(DeploymentRecord).where(
+            DeploymentRecord.project_id == project_id, DeploymentRecord.name == name
+        )
+    ).one_or_none()
+    replaced = None if existing is None else session.get(ModelRecord, existing.model_id)
+    return row_model, existing, None if replaced is None else replaced.name
+
+
+def _point(
+    record: DeploymentRecord,
+    model: ModelRecord,
+    deployment: DeploymentSpec,
+    *,
+    who: str,
+    note: str | None,
+    run_id: str,
+    at: dt.datetime,
+) -> None:
+    """Point the deployment's record at ``model``, by ``who``, with the plan's mode and
+    target."""
+    record.model_id = model.id
+    record.mode = deployment.mode
+    record.target = deployment.target
+    record.deployed_by = who
+    record.note = note
+    record.run_id = run_id
+    record.updated_at = at

@@ -10,8 +10,9 @@ import hmac
 import secrets
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mlplan.errors import KeyNotFoundError, ParameterError
@@ -22,6 +23,7 @@ __all__ = [
     "ROLES",
     "ApiKeyInfo",
     "KeyRing",
+    "NewApiKey",
     "Role",
     "create_key",
     "list_keys",
@@ -77,6 +79,35 @@ class ApiKeyInfo:
         )
 
 
+@dataclass(frozen=True)
+class NewApiKey:
+    """A key just created: its record, and its token, which is shown only now (the store
+    keeps a hash of its secret). The token stays out of ``repr``, so out of logs."""
+
+    info: ApiKeyInfo
+    token: str = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view: the key as listed, and its token."""
+        return self.info.to_dict() | {"token": self.token}
+
+    # ``info, token = create_key(...)``, as when it returned a tuple: for one release.
+    def _as_tuple(self) -> tuple[ApiKeyInfo, str]:
+        warnings.warn(
+            "create_key returns a NewApiKey: use its .info and .token (unpacking it as a "
+            "tuple stops working in the next release)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return self.info, self.token
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._as_tuple())
+
+    def __getitem__(self, index: int) -> Any:
+        return self._as_tuple()[index]
+
+
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -93,7 +124,7 @@ def _check_roles(roles: Iterable[str]) -> list[str]:
 
 def create_key(
     ws: Workspace, name: str, *, roles: Iterable[str], by: str | None = None
-) -> tuple[ApiKeyInfo, str]:
+) -> NewApiKey:
     """A new key with ``roles``: its record and the token, which is shown only now.
 
     The token reads ``mlp_<key id>_<secret>``; the store keeps the key id and the SHA-256
@@ -116,7 +147,7 @@ def create_key(
         session.add(record)
         session.flush()
         info = ApiKeyInfo.from_record(record)
-    return info, f"{_PREFIX}_{key_id}_{secret}"
+    return NewApiKey(info, f"{_PREFIX}_{key_id}_{secret}")
 
 
 def _records(ws: Workspace) -> list[ApiKeyRecord]:

@@ -4,6 +4,8 @@ evidence."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import re
 import signal
@@ -12,19 +14,22 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from mlplan._optional import require
 from mlplan.data import get_split, load_split
-from mlplan.errors import DataError, UsageError
-from mlplan.modeling import get_model
+from mlplan.errors import DataError, ParameterError, UsageError
+from mlplan.modeling import ModelInfo, get_model
+from mlplan.plan import DeploymentSpec
 from mlplan.serving._keys import create_key, revoke_key
 from mlplan.serving._records import record_report
 from mlplan.workspace import Workspace
 
-__all__ = ["load_test"]
+__all__ = ["LoadTestReport", "ObjectiveCheck", "load_test"]
 
 
 def _free_port() -> int:
@@ -33,7 +38,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _records(ws: Workspace, model: Any, limit: int = 1000) -> list[dict[str, Any]]:
+def _records(ws: Workspace, model: ModelInfo, limit: int = 1000) -> list[dict[str, Any]]:
     """Real rows to send: the test split's inputs (only the columns the model takes)."""
 
     _, table, codes = load_split(ws, get_split(ws, model.split))
@@ -61,6 +66,53 @@ def _metric(text: str, name: str) -> float | None:
     return float(found.group(1)) if found else None
 
 
+@dataclass(frozen=True)
+class ObjectiveCheck:
+    """One objective of the plan against what the load test measured."""
+
+    objective: str
+    goal: float
+    measured: float
+    met: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "objective": self.objective,
+            "goal": self.goal,
+            "measured": self.measured,
+            "met": self.met,
+        }
+
+
+@dataclass(frozen=True)
+class LoadTestReport:
+    """What a load test measured, and the plan's objectives checked against it."""
+
+    model: str
+    version: str
+    concurrency: int
+    seconds: float
+    rows_per_request: int
+    requests: int
+    statuses: dict[str, int]
+    qps: float
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    memory_mb: float | None
+    cpu_seconds: float | None
+    client: str
+    checks: tuple[ObjectiveCheck, ...]
+    passed: bool
+    errors: int
+    run_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (the report kept in the store, and its run)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return out | {"statuses": dict(self.statuses), "checks": [c.to_dict() for c in self.checks]}
+
+
 def load_test(
     ws: Workspace,
     model: str,
@@ -68,27 +120,49 @@ def load_test(
     concurrency: int = 8,
     seconds: float = 10.0,
     rows_per_request: int = 1,
-) -> dict[str, Any]:
+) -> LoadTestReport:
     """Serve ``model`` in a real process on 127.0.0.1 and send it requests from
     ``concurrency`` clients for ``seconds``; QPS, latency percentiles and the server's
     memory, checked against ``deployment.objectives`` and ``deployment.compute``.
 
     Raises
     ------
+    ParameterError
+        A concurrency, duration or number of rows per request that is not positive.
     UsageError
-        A concurrency or duration that is not positive, or a model that takes tensors.
+        A model that takes tensors.
     DataError
         The server did not start (its output is included).
     """
 
     httpx = require("httpx", extra="serving", purpose="mlplan loadtest")
-    if concurrency < 1 or seconds <= 0 or rows_per_request < 1:
-        raise UsageError("--concurrency, --seconds and --rows must be positive")
+    for param, value in (
+        ("concurrency", concurrency),
+        ("seconds", seconds),
+        ("rows_per_request", rows_per_request),
+    ):
+        if value <= 0:
+            raise ParameterError(param, f"{{param}} must be positive; got {value:g}")
     info = get_model(ws, model)
     records = _records(ws, info)
-    key, token = create_key(ws, "loadtest", roles=["predict", "admin"], by="mlplan loadtest")
+    key = create_key(ws, "loadtest", roles=["predict", "admin"], by="mlplan loadtest")
+    try:
+        with _server(ws, model) as base:
+            headers = {"Authorization": f"Bearer {key.token}"}
+            load = _Load(httpx, base, headers, records, rows_per_request)
+            load.run(concurrency, seconds)
+            with httpx.Client(base_url=base, headers=headers) as http:
+                scraped = http.get("/metrics").text
+    finally:
+        revoke_key(ws, key.info.key_id)
+    return _report(ws, info, load, concurrency=concurrency, scraped=scraped)
+
+
+@contextlib.contextmanager
+def _server(ws: Workspace, model: str) -> Iterator[str]:
+    """``mlplan serve MODEL`` in a process of its own, on a free port; its base URL once it
+    is ready. Stopped with SIGTERM at the end (killed if it does not stop in a minute)."""
     port = _free_port()
-    env = dict(os.environ)
     process = subprocess.Popen(
         # A load test measures; it deploys nothing, so failed gates do not stop it.
         [
@@ -105,11 +179,8 @@ def load_test(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=env,
+        env=dict(os.environ),
     )
-    latencies: list[float] = []
-    statuses: dict[str, int] = {}
-    lock = threading.Lock()
     try:
         assert process.stdout is not None
         seen = []
@@ -119,39 +190,7 @@ def load_test(
                 break
         else:
             raise DataError("the server did not start:\n" + "".join(seen[-20:]))
-        base = f"http://127.0.0.1:{port}"
-        headers = {"Authorization": f"Bearer {token}"}
-        deadline = time.perf_counter() + seconds
-
-        def client(worker: int) -> None:
-            rng = np.random.default_rng(worker)
-            mine: list[float] = []
-            counts: dict[str, int] = {}
-            with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
-                while time.perf_counter() < deadline:
-                    chosen = [records[i] for i in rng.integers(0, len(records), rows_per_request)]
-                    start = time.perf_counter()
-                    try:
-                        answer = http.post("/v1/predict", json={"records": chosen})
-                        status = str(answer.status_code)
-                    except httpx.HTTPError:
-                        status = "error"
-                    mine.append(time.perf_counter() - start)
-                    counts[status] = counts.get(status, 0) + 1
-            with lock:
-                latencies.extend(mine)
-                for k, v in counts.items():
-                    statuses[k] = statuses.get(k, 0) + v
-
-        began = time.perf_counter()
-        pool = [threading.Thread(target=client, args=(i,)) for i in range(concurrency)]
-        for thread in pool:
-            thread.start()
-        for thread in pool:
-            thread.join()
-        elapsed = time.perf_counter() - began
-        with httpx.Client(base_url=base, headers=headers) as http:
-            scraped = http.get("/metrics").text
+        yield f"http://127.0.0.1:{port}"
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -162,26 +201,106 @@ def load_test(
                 process.wait()
         if process.stdout is not None:
             process.stdout.close()
-        revoke_key(ws, key.key_id)
-    ok = statuses.get("200", 0)
-    ms = np.asarray(latencies) * 1000
-    plan = ws.plan.deployment
+
+
+class _Load:
+    """Clients sending ``/v1/predict`` requests of real rows, one thread per connection."""
+
+    def __init__(
+        self,
+        httpx: Any,
+        base: str,
+        headers: dict[str, str],
+        records: list[dict[str, Any]],
+        rows_per_request: int,
+    ) -> None:
+        self._httpx = httpx
+        self._base = base
+        self._headers = headers
+        self._records = records
+        self.rows_per_request = rows_per_request
+        self.latencies: list[float] = []  # seconds, of every request
+        self.statuses: dict[str, int] = {}  # "200", ..., or "error"
+        self.elapsed = 0.0
+        self._lock = threading.Lock()
+
+    def run(self, concurrency: int, seconds: float) -> None:
+        """``concurrency`` clients, sending requests for ``seconds``."""
+        deadline = time.perf_counter() + seconds
+        began = time.perf_counter()
+        pool = [
+            threading.Thread(target=self._client, args=(i, deadline)) for i in range(concurrency)
+        ]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+        self.elapsed = time.perf_counter() - began
+
+    def _client(self, worker: int, deadline: float) -> None:
+        httpx, records = self._httpx, self._records
+        rng = np.random.default_rng(worker)
+        mine: list[float] = []
+        counts: dict[str, int] = {}
+        with httpx.Client(base_url=self._base, headers=self._headers, timeout=30) as http:
+            while time.perf_counter() < deadline:
+                chosen = [records[i] for i in rng.integers(0, len(records), self.rows_per_request)]
+                start = time.perf_counter()
+                try:
+                    answer = http.post("/v1/predict", json={"records": chosen})
+                    status = str(answer.status_code)
+                except httpx.HTTPError:
+                    status = "error"
+                mine.append(time.perf_counter() - start)
+                counts[status] = counts.get(status, 0) + 1
+        with self._lock:
+            self.latencies.extend(mine)
+            for k, v in counts.items():
+                self.statuses[k] = self.statuses.get(k, 0) + v
+
+
+def _report(
+    ws: Workspace, info: ModelInfo, load: _Load, *, concurrency: int, scraped: str
+) -> LoadTestReport:
+    """The measurements, checked against the plan, and recorded."""
+    ok = load.statuses.get("200", 0)
+    ms = np.asarray(load.latencies) * 1000
     rss = _metric(scraped, "process_resident_memory_bytes")
-    report: dict[str, Any] = {
-        "model": model,
-        "version": info.package["model.onnx"][:12],
-        "concurrency": concurrency,
-        "seconds": round(elapsed, 3),
-        "rows_per_request": rows_per_request,
-        "requests": int(ms.size),
-        "statuses": statuses,
-        "qps": ok / elapsed if elapsed else 0.0,
-        "latency_p50_ms": float(np.percentile(ms, 50)) if ms.size else None,
-        "latency_p99_ms": float(np.percentile(ms, 99)) if ms.size else None,
-        "memory_mb": None if rss is None else rss / 2**20,
-        "cpu_seconds": _metric(scraped, "process_cpu_seconds_total"),
-        "client": "httpx, one thread per connection, on the same machine",
-    }
+    p50 = float(np.percentile(ms, 50)) if ms.size else None
+    p99 = float(np.percentile(ms, 99)) if ms.size else None
+    qps = ok / load.elapsed if load.elapsed else 0.0
+    memory_mb = None if rss is None else rss / 2**20
+    checks = _checks(
+        ws.plan.deployment,
+        {"latency_p50_ms": p50, "latency_p99_ms": p99, "qps": qps, "memory_mb": memory_mb},
+    )
+    draft = LoadTestReport(
+        model=info.name,
+        version=info.package["model.onnx"][:12],
+        concurrency=concurrency,
+        seconds=round(load.elapsed, 3),
+        rows_per_request=load.rows_per_request,
+        requests=int(ms.size),
+        statuses=load.statuses,
+        qps=qps,
+        latency_p50_ms=p50,
+        latency_p99_ms=p99,
+        memory_mb=memory_mb,
+        cpu_seconds=_metric(scraped, "process_cpu_seconds_total"),
+        client="httpx, one thread per connection, on the same machine",
+        checks=checks,
+        passed=bool(checks) and all(c.met for c in checks) and ok > 0,
+        errors=sum(v for k, v in load.statuses.items() if k != "200"),
+        run_id="",
+    )
+    kept = draft.to_dict()
+    del kept["run_id"]
+    run_id = record_report(ws, "load_test", "loadtest", kept, info)
+    return dataclasses.replace(draft, run_id=run_id)
+
+
+def _checks(plan: DeploymentSpec, measured: dict[str, float | None]) -> tuple[ObjectiveCheck, ...]:
+    """The plan's latency, throughput and memory objectives against ``measured``."""
     checks = []
     goals = plan.objectives
     for name, goal, better in (
@@ -189,21 +308,12 @@ def load_test(
         ("latency_p99_ms", goals.latency_p99_ms, "lower"),
         ("qps", goals.qps, "higher"),
     ):
-        if goal is not None and report[name] is not None:
-            met = report[name] <= goal if better == "lower" else report[name] >= goal
-            checks.append({"objective": name, "goal": goal, "measured": report[name], "met": met})
-    if plan.compute.memory_gb is not None and report["memory_mb"] is not None:
+        value = measured[name]
+        if goal is not None and value is not None:
+            met = value <= goal if better == "lower" else value >= goal
+            checks.append(ObjectiveCheck(name, goal, value, met))
+    memory = measured["memory_mb"]
+    if plan.compute.memory_gb is not None and memory is not None:
         goal_mb = plan.compute.memory_gb * 1024
-        checks.append(
-            {
-                "objective": "memory_mb",
-                "goal": goal_mb,
-                "measured": report["memory_mb"],
-                "met": report["memory_mb"] <= goal_mb,
-            }
-        )
-    report["checks"] = checks
-    report["passed"] = bool(checks) and all(c["met"] for c in checks) and ok > 0
-    report["errors"] = sum(v for k, v in statuses.items() if k != "200")
-    report["run_id"] = record_report(ws, "load_test", "loadtest", report, info)
-    return report
+        checks.append(ObjectiveCheck("memory_mb", goal_mb, memory, memory <= goal_mb))
+    return tuple(checks)

@@ -376,12 +376,16 @@ class PredictionLog:
         with self._lock:
             self.stats.written += len(pending)
             self.stats.commits += 1
-        _wake(pending, None)
+        # Rotate before acknowledging: once a record is acknowledged, the segments are as
+        # they will stay until the next commit (what a compaction or a reader sees is settled).
+        # The records are on disk already: a failed rotation must not fail them.
         if (
             self._handle.tell() >= self.segment_bytes
             or time.monotonic() - self._opened_at >= self.segment_seconds
         ):
-            self._rotate()
+            with contextlib.suppress(Exception):  # tried again after the next commit
+                self._rotate()
+        _wake(pending, None)
 
     def _undo(self, size: int) -> None:
         """Cut a failed write back off the segment (a retry must not log it twice)."""

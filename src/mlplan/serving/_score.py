@@ -5,6 +5,7 @@ writes in order from the driver."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import queue
@@ -24,7 +25,7 @@ import pyarrow.csv as pcsv
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from mlplan.errors import DataError, UsageError
+from mlplan.errors import DataError, ParameterError, UsageError
 from mlplan.modeling import get_model, ray_session
 from mlplan.serving._clearance import check_clearance
 from mlplan.serving._model import ServedModel, load_served_model
@@ -337,21 +338,23 @@ def score_file(
     ------
     DataError
         A missing input column, a numeric input holding text, an unreadable file.
+    ParameterError
+        An unknown engine, or fewer than one row per chunk.
     UsageError
-        A file type other than Parquet or CSV, or an unknown engine.
+        A file type other than Parquet or CSV, or a model that takes tensors.
     CheckFailedError
         The model failed its gates and nobody approved deploying it.
     """
 
     if engine not in {"local", "ray"}:
-        raise UsageError(f"--engine must be local or ray; got {engine!r}")
+        raise ParameterError("engine", f"{{param}} must be local or ray; got {engine!r}")
     source = ws.resolve(input_path)
     target = ws.resolve(output_path)
     if not source.is_file():
         raise DataError(f"{source}: no such file to score")
     in_fmt, out_fmt = _format(source), _format(target)
     if chunk_rows < 1:
-        raise UsageError(f"--chunk-rows must be 1 or more; got {chunk_rows}")
+        raise ParameterError("chunk_rows", f"{{param}} must be 1 or more; got {chunk_rows}")
     info = get_model(ws, model)
     check_clearance(ws, model, allow_failed_gates=allow_failed_gates)
     served = load_served_model(ws, model)
@@ -359,19 +362,57 @@ def score_file(
         raise UsageError(f"{model} takes {served.kind} tensors; score scores tabular models")
     security = ws.plan.deployment.security
     chunker = _Chunker(served, security.unseen_categories, security.out_of_range)
+    dataset, schema = _open_input(source, in_fmt)
+    chunker.check_schema(schema, source)
+    id_column = _id_column(ws, schema)
+    started = time.perf_counter()
+    rows, refused, digest_in, digest_out = _score_into(
+        _local_batches(served, chunker, dataset, chunk_rows, id_column)
+        if engine == "local"
+        else _ray_batches(ws, model, source, in_fmt, id_column, chunk_rows),
+        source,
+        _OutputFile(target, out_fmt),
+        progress,
+        empty=lambda: _empty_outputs(served, id_column),
+    )
+    report = ScoreReport(
+        model=model,
+        version=served.version,
+        input=ws.relative(source),
+        output=ws.relative(target),
+        rows=rows,
+        scored=rows - refused,
+        refused=refused,
+        seconds=time.perf_counter() - started,
+        engine=engine,
+        run_id="",
+    )
+    parameters = {"model": model, "engine": engine, "rows": rows, "refused": refused}
+    with ws.record("score", parameters) as run:
+        run.input("model", model, sha256=info.package["model.onnx"])
+        run.input("file", report.input, sha256=digest_in)
+        run.output("file", report.output, sha256=digest_out)
+    return dataclasses.replace(report, run_id=run.id)
+
+
+def _open_input(source: Path, fmt: str) -> tuple[Any, pa.Schema]:
+    """The input as an Arrow dataset, and its schema."""
     try:
         # CSV read as mlplan reads data everywhere: an empty string is a missing value.
         file_format = (
             pads.CsvFileFormat(convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
-            if in_fmt == "csv"
+            if fmt == "csv"
             else "parquet"
         )
         dataset = pads.dataset(source, format=file_format)
-        schema = dataset.schema
+        return dataset, dataset.schema
     except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(f"{source}: cannot be read as {in_fmt}: {exc}") from None
-    chunker.check_schema(schema, source)
-    id_column = next(
+        raise DataError(f"{source}: cannot be read as {fmt}: {exc}") from None
+
+
+def _id_column(ws: Workspace, schema: pa.Schema) -> str | None:
+    """The plan's id column of a dataset, when the input has it (else rows are numbered)."""
+    return next(
         (
             spec.id_column
             for spec in ws.plan.datasets.values()
@@ -379,126 +420,157 @@ def score_file(
         ),
         None,
     )
-    started = time.perf_counter()
-    # The input's digest (for the lineage) is read beside scoring; hashlib releases the GIL.
-    digests: list[str] = []
-    hashing_failed: list[BaseException] = []
-    stop_hashing = threading.Event()
 
-    def hash_input() -> None:
-        try:
-            digests.append(sha256_file(source, cancelled=stop_hashing.is_set).sha256)
-        except BaseException as exc:  # reported by the scoring thread
-            hashing_failed.append(exc)
 
-    hashing = threading.Thread(target=hash_input, name="mlplan-score-hash")
-    hashing.start()
-    batches = (
-        _local_batches(served, chunker, dataset, chunk_rows, id_column)
-        if engine == "local"
-        else _ray_batches(ws, model, source, in_fmt, id_column, chunk_rows)
+def _empty_outputs(model: ServedModel, id_column: str | None) -> pa.RecordBatch:
+    """No rows, with the columns: what an empty input gets."""
+    return _outputs(
+        model,
+        pa.array([], pa.string()),
+        np.zeros(0, dtype=np.int32),
+        np.zeros((0, len(model.classes))),
+        np.zeros(0, dtype=object),
+        id_column or "row",
     )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.tmp")
+
+
+def _score_into(
+    batches: Iterator[pa.RecordBatch],
+    source: Path,
+    output: _OutputFile,
+    progress: Callable[[int], None] | None,
+    *,
+    empty: Callable[[], pa.RecordBatch],
+) -> tuple[int, int, str, str]:
+    """Every scored batch into ``output``, while the input is hashed beside it: the rows,
+    those refused, and the sha256 of the input and of the output. On any error, nothing is
+    left behind."""
+    digest = _InputDigest(source)
     rows = refused = 0
-    writer: Any = None
-    sink: _HashingSink | None = None
-
-    # The file is written in its own thread, beside scoring (pyarrow releases the GIL).
-    outbox: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=4)
-    failure: list[BaseException] = []
-
-    def write_all() -> None:
-        try:
-            while (item := outbox.get()) is not None:
-                writer.write_batch(item)
-        except BaseException as exc:  # reported by the scoring thread
-            failure.append(exc)
-            while outbox.get() is not None:  # drain, so the producer never blocks
-                pass
-
-    writing: threading.Thread | None = None
     try:
         for batch in batches:
-            if failure:
-                raise failure[0]
-            if writer is None:
-                sink = _HashingSink(temp)
-                writer = (
-                    pq.ParquetWriter(sink, batch.schema)
-                    if out_fmt == "parquet"
-                    else pcsv.CSVWriter(sink, batch.schema)
-                )
-                writing = threading.Thread(target=write_all, name="mlplan-score-writer")
-                writing.start()
-            outbox.put(batch)
+            output.write(batch)
             rows += batch.num_rows
             refused += batch.num_rows - batch.column(ERROR_COLUMN).null_count
             if progress is not None:
                 progress(batch.num_rows)
-        if writing is not None:
-            outbox.put(None)
-            writing.join()
-            writing = None
-            if failure:
-                raise failure[0]
-        if writer is None:  # an empty input still gets a file with the columns
-            empty = _outputs(
-                served,
-                pa.array([], pa.string()),
-                np.zeros(0, dtype=np.int32),
-                np.zeros((0, len(served.classes))),
-                np.zeros(0, dtype=object),
-                id_column or "row",
-            )
-            sink = _HashingSink(temp)
-            writer = (
-                pq.ParquetWriter(sink, empty.schema)
-                if out_fmt == "parquet"
-                else pcsv.CSVWriter(sink, empty.schema)
-            )
-        writer.close()
-        writer = None
-        assert sink is not None
-        sink.close()
-        hashing.join()
-        if not digests:
-            raise DataError(
-                f"{source}: could not be read to the end to hash it for the lineage: "
-                f"{hashing_failed[0] if hashing_failed else 'unknown error'}"
-            )
-        temp.replace(target)
+        digest_out = output.close(empty)
+        digest_in = digest.result()
+        output.commit()
     except BaseException:
-        stop_hashing.set()  # an error is reported now, not once the whole input is hashed
-        if writing is not None:
-            outbox.put(None)
-            writing.join()
-        if writer is not None:
-            writer.close()
-        if sink is not None:
-            sink.close()
-        temp.unlink(missing_ok=True)
-        hashing.join()
+        digest.stop()  # an error is reported now, not once the whole input is hashed
+        output.abort()
+        digest.join()
         raise
-    seconds = time.perf_counter() - started
-    assert sink is not None
-    digest_in, digest_out = digests[0], sink.hexdigest()
+    return rows, refused, digest_in, digest_out
 
-    parameters = {"model": model, "engine": engine, "rows": rows, "refused": refused}
-    with ws.record("score", parameters) as run:
-        run.input("model", model, sha256=info.package["model.onnx"])
-        run.input("file", ws.relative(source), sha256=digest_in)
-        run.output("file", ws.relative(target), sha256=digest_out)
-    run_id = run.id
-    return ScoreReport(
-        model,
-        served.version,
-        ws.relative(source),
-        ws.relative(target),
-        rows,
-        rows - refused,
-        refused,
-        seconds,
-        engine,
-        run_id,
-    )
+
+class _InputDigest:
+    """The input's sha256, for the lineage, read beside scoring (hashlib releases the GIL)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._digests: list[str] = []
+        self._failed: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._hash, name="mlplan-score-hash")
+        self._thread.start()
+
+    def _hash(self) -> None:
+        try:
+            self._digests.append(sha256_file(self._path, cancelled=self._stop.is_set).sha256)
+        except BaseException as exc:  # reported by the scoring thread
+            self._failed.append(exc)
+
+    def result(self) -> str:
+        """The digest, once the whole input is read."""
+        self._thread.join()
+        if not self._digests:
+            raise DataError(
+                f"{self._path}: could not be read to the end to hash it for the lineage: "
+                f"{self._failed[0] if self._failed else 'unknown error'}"
+            )
+        return self._digests[0]
+
+    def stop(self) -> None:
+        """Stop reading (scoring failed)."""
+        self._stop.set()
+
+    def join(self) -> None:
+        self._thread.join()
+
+
+class _OutputFile:
+    """The predictions, written to a temporary file in a thread of their own beside scoring
+    (pyarrow releases the GIL) and hashed as they are written; renamed over the target once
+    everything is done."""
+
+    def __init__(self, target: Path, fmt: Literal["parquet", "csv"]) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self._target = target
+        self._temp = target.with_name(f".{target.name}.tmp")
+        self._fmt = fmt
+        self._writer: Any = None
+        self._sink: _HashingSink | None = None
+        self._thread: threading.Thread | None = None
+        self._outbox: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=4)
+        self._failure: list[BaseException] = []
+
+    def _open(self, schema: pa.Schema) -> None:
+        self._sink = _HashingSink(self._temp)
+        self._writer = (
+            pq.ParquetWriter(self._sink, schema)
+            if self._fmt == "parquet"
+            else pcsv.CSVWriter(self._sink, schema)
+        )
+
+    def _write_queued(self) -> None:
+        try:
+            while (item := self._outbox.get()) is not None:
+                self._writer.write_batch(item)
+        except BaseException as exc:  # reported by the scoring thread
+            self._failure.append(exc)
+            while self._outbox.get() is not None:  # drain, so the producer never blocks
+                pass
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Queue ``batch`` for the writer (the first one opens the file)."""
+        if self._failure:
+            raise self._failure[0]
+        if self._writer is None:
+            self._open(batch.schema)
+            self._thread = threading.Thread(target=self._write_queued, name="mlplan-score-writer")
+            self._thread.start()
+        self._outbox.put(batch)
+
+    def close(self, empty: Callable[[], pa.RecordBatch]) -> str:
+        """Write what is queued and close the file; its sha256. Without a batch, the file
+        gets the columns of ``empty()``."""
+        if self._thread is not None:
+            self._outbox.put(None)
+            self._thread.join()
+            self._thread = None
+            if self._failure:
+                raise self._failure[0]
+        if self._writer is None:  # an empty input still gets a file with the columns
+            self._open(empty().schema)
+        self._writer.close()
+        self._writer = None
+        assert self._sink is not None
+        self._sink.close()
+        return self._sink.hexdigest()
+
+    def commit(self) -> None:
+        """The file becomes the target."""
+        self._temp.replace(self._target)
+
+    def abort(self) -> None:
+        """Stop the writer, close and remove the temporary file."""
+        if self._thread is not None:
+            self._outbox.put(None)
+            self._thread.join()
+        if self._writer is not None:
+            self._writer.close()
+        if self._sink is not None:
+            self._sink.close()
+        self._temp.unlink(missing_ok=True)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlplan._optional import require
-from mlplan.errors import UsageError
+from mlplan.errors import ParameterError, UsageError
 from mlplan.modeling import get_model
 from mlplan.serving._clearance import check_clearance
 from mlplan.serving._config import CONFIG_ENV, MULTIPROC_ENV, ServeConfig, is_loopback
@@ -17,7 +20,15 @@ from mlplan.serving._keys import list_keys
 from mlplan.serving._log import LOG_DIR, compact_segments
 from mlplan.workspace import Workspace, get_deployment
 
-__all__ = ["compact_logs", "create_app", "log_folder", "serve", "serve_warnings", "served_model"]
+__all__ = [
+    "CompactionReport",
+    "compact_logs",
+    "create_app",
+    "log_folder",
+    "serve",
+    "serve_warnings",
+    "served_model",
+]
 
 
 def log_folder(ws: Workspace, model: str | None = None) -> Path:
@@ -26,18 +37,33 @@ def log_folder(ws: Workspace, model: str | None = None) -> Path:
     return root if model is None else root / model
 
 
-def compact_logs(ws: Workspace, model: str | None = None) -> dict[str, int]:
+@dataclass(frozen=True)
+class CompactionReport:
+    """What compacting the prediction log did."""
+
+    compacted: int
+    """Closed JSONL segments turned into Parquet."""
+    removed: int
+    """Parquet segments deleted: past the plan's retention."""
+
+    def to_dict(self) -> dict[str, int]:
+        """A JSON-ready view."""
+        return {"compacted": self.compacted, "removed": self.removed}
+
+
+def compact_logs(ws: Workspace, model: str | None = None) -> CompactionReport:
     """Compact closed segments and apply the plan's retention, for one model or all."""
     root = log_folder(ws, model)
     folders = [root] if model is not None else sorted(p for p in root.glob("*") if p.is_dir())
-    total = {"compacted": 0, "removed": 0}
+    compacted = removed = 0
     for folder in folders:
         if folder.is_dir():
             done = compact_segments(
                 folder, retention_days=ws.plan.deployment.logging.retention_days
             )
-            total = {k: total[k] + done[k] for k in total}
-    return total
+            compacted += done["compacted"]
+            removed += done["removed"]
+    return CompactionReport(compacted=compacted, removed=removed)
 
 
 def create_app(config: ServeConfig) -> Any:
@@ -53,8 +79,10 @@ def served_model(ws: Workspace, model: str | None, deployment: str | None) -> st
 
     Raises
     ------
+    ParameterError
+        Neither given.
     UsageError
-        Neither given, or a model other than the deployment's.
+        A model other than the deployment's.
     DeploymentNotFoundError
         No such deployment.
     """
@@ -67,7 +95,7 @@ def served_model(ws: Workspace, model: str | None, deployment: str | None) -> st
             )
         return there
     if model is None:
-        raise UsageError("give a model to serve, or --deployment NAME")
+        raise ParameterError("deployment", "give a model to serve, or {param} NAME")
     return model
 
 
@@ -101,20 +129,23 @@ def serve(
 
     Raises
     ------
+    ParameterError
+        A bad port, timeout or worker count, or a non-loopback host with no auth.
     UsageError
-        No auth on a non-loopback address, or a bad port or worker count.
+        A metrics folder holding an earlier run's metrics.
     """
     model = served_model(ws, model, deployment)
     if not 0 < port < 65536:
-        raise UsageError(f"--port must be from 1 to 65535; got {port}")
+        raise ParameterError("port", f"{{param}} must be from 1 to 65535; got {port}")
     if timeout <= 0:
-        raise UsageError(f"--timeout must be positive; got {timeout}")
+        raise ParameterError("timeout", f"{{param}} must be positive; got {timeout}")
     if workers < 1:
-        raise UsageError(f"--workers must be 1 or more; got {workers}")
+        raise ParameterError("workers", f"{{param}} must be 1 or more; got {workers}")
     if ws.plan.deployment.security.auth == "none" and not is_loopback(host):
-        raise UsageError(
-            f"deployment.security.auth is 'none', which is allowed only on loopback; got --host "
-            f"{host}. Create keys (mlplan keys create) and set auth: api_key"
+        raise ParameterError(
+            "host",
+            f"deployment.security.auth is 'none', which is allowed only on loopback; got {{param}} "
+            f"{host}. Create keys (mlplan keys create) and set auth: api_key",
         )
     get_model(ws, model)  # a name that does not exist fails here, listing the known ones
     check_clearance(ws, model, allow_failed_gates=allow_failed_gates)
@@ -131,9 +162,14 @@ def serve(
         deployment=deployment,
     )
     os.environ[CONFIG_ENV] = config.to_json()
-    # Several workers share one view of the metrics through files (prometheus_client's
-    # multiprocess mode), in a folder of this server's own unless one is given.
-    metrics_dir = None
+    with _shared_metrics(workers):
+        _run_uvicorn(uvicorn, host, port, workers)
+
+
+@contextlib.contextmanager
+def _shared_metrics(workers: int) -> Iterator[None]:
+    """Several workers share one view of the metrics through files (prometheus_client's
+    multiprocess mode), in a folder of this server's own unless one is given."""
     given = os.environ.get(MULTIPROC_ENV)
     if given and any(Path(given).glob("*.db")):
         raise UsageError(
@@ -141,15 +177,16 @@ def serve(
             "added to this one's: empty the folder, or unset the variable and mlplan keeps "
             "its own for each server"
         )
-    if workers > 1 and not given:
-        metrics_dir = tempfile.mkdtemp(prefix="mlplan-metrics-")
-        os.environ[MULTIPROC_ENV] = metrics_dir
+    if workers <= 1 or given:
+        yield
+        return
+    metrics_dir = tempfile.mkdtemp(prefix="mlplan-metrics-")
+    os.environ[MULTIPROC_ENV] = metrics_dir
     try:
-        _run_uvicorn(uvicorn, host, port, workers)
+        yield
     finally:
-        if metrics_dir is not None:
-            os.environ.pop(MULTIPROC_ENV, None)
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _run_uvicorn(uvicorn: Any, host: str, port: int, workers: int) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mlplan.modeling import PackageSignature
+from mlplan.modeling import PackageSignature, SignatureInput
 
 __all__ = [
     "Feeds",
@@ -25,6 +25,10 @@ __all__ = [
 ]
 
 _FEW_ROWS = 16
+_REFUSED = object()  # a value that failed its check: nothing to feed
+_NEVER_MISSING = "may not be null: it was never missing in training"
+_NOT_A_NUMBER = "expected a finite number (32-bit float range)"
+_NOT_A_STRING = "expected a string (valid UTF-8)"
 
 
 class Feeds(Mapping[str, np.ndarray]):
@@ -263,87 +267,11 @@ class RecordValidator:
         n = len(records)
         result.rows = n
         columns: dict[str, list[Any]] = {name: [None] * n for name in self.names}
-        known = set(self.names)
         for i, record in enumerate(records):
             if not isinstance(record, dict):
                 result.errors.append(FieldError((*base, i), "dict_type", "expected an object"))
                 continue
-            for key in record:
-                if key not in known:
-                    result.errors.append(
-                        FieldError(
-                            (*base, i, str(key)),
-                            "extra_forbidden",
-                            f"unknown field; the model takes: {', '.join(self.names)}",
-                        )
-                    )
-            for spec in self.inputs:
-                name = spec.name
-                where = (*base, i, name)
-                if name not in record:
-                    result.errors.append(
-                        FieldError(where, "missing", "field required (send null when unknown)")
-                        if not spec.nullable
-                        else FieldError(where, "missing", "field required; null is allowed")
-                    )
-                    continue
-                value = record[name]
-                if value is None:
-                    if not spec.nullable:
-                        result.errors.append(
-                            FieldError(
-                                where, "null", "may not be null: it was never missing in training"
-                            )
-                        )
-                    else:
-                        result.missing[name] = result.missing.get(name, 0) + 1
-                    continue
-                if spec.type == "number":
-                    if not _is_number(value) or not _finite(value):
-                        result.errors.append(
-                            FieldError(
-                                where, "float_type", "expected a finite number (32-bit float range)"
-                            )
-                        )
-                        continue
-                    value = float(value)
-                    low, high = spec.min, spec.max
-                    if low is not None and high is not None and not low <= value <= high:
-                        result.out_of_range[name] = result.out_of_range.get(name, 0) + 1
-                        if self.out_of_range == "reject":
-                            result.errors.append(
-                                FieldError(
-                                    where,
-                                    "out_of_range",
-                                    f"expected a number from {low:g} to {high:g} (the range "
-                                    "seen in training)",
-                                )
-                            )
-                            continue
-                        if self.out_of_range == "clip":
-                            value = min(max(value, low), high)
-                    columns[name][i] = value
-                else:
-                    if not isinstance(value, str) or not _utf8(value):
-                        result.errors.append(
-                            FieldError(where, "string_type", "expected a string (valid UTF-8)")
-                        )
-                        continue
-                    allowed = self._categories.get(name, set())
-                    if allowed and value not in allowed:
-                        result.unseen[name] = result.unseen.get(name, 0) + 1
-                        if self.unseen_categories == "reject":
-                            shown = ", ".join(sorted(allowed)[:20])
-                            result.errors.append(
-                                FieldError(
-                                    where,
-                                    "unseen_category",
-                                    f"expected one of: {shown}"
-                                    + (" …" if len(allowed) > 20 else ""),
-                                )
-                            )
-                            continue
-                    columns[name][i] = value
+            self._check_record(record, i, (*base, i), columns, result)
         if result.errors:
             return result
         block = np.array(
@@ -358,6 +286,108 @@ class RecordValidator:
         }
         result.feeds = Feeds(self.names, self._numeric, block, other)
         return result
+
+    def _check_record(
+        self,
+        record: dict[Any, Any],
+        i: int,
+        here: tuple[str | int, ...],
+        columns: dict[str, list[Any]],
+        result: ValidationResult,
+    ) -> None:
+        """Check record ``i`` field by field; its values go to ``columns``, its problems and
+        counts to ``result``. (A valid value takes no call: this runs for every field.)"""
+        errors = result.errors
+        for key in record:
+            if key not in self._keys:
+                errors.append(
+                    FieldError(
+                        (*here, str(key)),
+                        "extra_forbidden",
+                        f"unknown field; the model takes: {', '.join(self.names)}",
+                    )
+                )
+        for spec in self.inputs:
+            name = spec.name
+            if name not in record:
+                errors.append(
+                    FieldError((*here, name), "missing", "field required (send null when unknown)")
+                    if not spec.nullable
+                    else FieldError((*here, name), "missing", "field required; null is allowed")
+                )
+                continue
+            value = record[name]
+            if value is None:
+                if not spec.nullable:
+                    errors.append(FieldError((*here, name), "null", _NEVER_MISSING))
+                else:
+                    result.missing[name] = result.missing.get(name, 0) + 1
+                continue
+            if spec.type == "number":
+                if not _is_number(value) or not _finite(value):
+                    errors.append(FieldError((*here, name), "float_type", _NOT_A_NUMBER))
+                    continue
+                value = float(value)
+                low, high = spec.min, spec.max
+                if low is not None and high is not None and not low <= value <= high:
+                    value = self._out_of_range(spec, value, (*here, name), result)
+            else:
+                if not isinstance(value, str) or not _utf8(value):
+                    errors.append(FieldError((*here, name), "string_type", _NOT_A_STRING))
+                    continue
+                allowed = self._categories.get(name)
+                if allowed and value not in allowed:
+                    value = self._unseen(spec, value, (*here, name), result)
+            if value is not _REFUSED:
+                columns[name][i] = value
+
+    def _out_of_range(
+        self,
+        spec: SignatureInput,
+        value: float,
+        where: tuple[str | int, ...],
+        result: ValidationResult,
+    ) -> Any:
+        """A number outside the trained range: counted, then refused (``_REFUSED``), clipped
+        or allowed as the plan says."""
+        low, high = spec.min, spec.max
+        assert low is not None and high is not None
+        result.out_of_range[spec.name] = result.out_of_range.get(spec.name, 0) + 1
+        if self.out_of_range == "reject":
+            result.errors.append(
+                FieldError(
+                    where,
+                    "out_of_range",
+                    f"expected a number from {low:g} to {high:g} (the range seen in training)",
+                )
+            )
+            return _REFUSED
+        if self.out_of_range == "clip":
+            return min(max(value, low), high)
+        return value
+
+    def _unseen(
+        self,
+        spec: SignatureInput,
+        value: str,
+        where: tuple[str | int, ...],
+        result: ValidationResult,
+    ) -> Any:
+        """A category not seen in training: counted, then refused (``_REFUSED``) or allowed
+        as the plan says."""
+        allowed = self._categories[spec.name]
+        result.unseen[spec.name] = result.unseen.get(spec.name, 0) + 1
+        if self.unseen_categories == "reject":
+            shown = ", ".join(sorted(allowed)[:20])
+            result.errors.append(
+                FieldError(
+                    where,
+                    "unseen_category",
+                    f"expected one of: {shown}" + (" …" if len(allowed) > 20 else ""),
+                )
+            )
+            return _REFUSED
+        return value
 
 
 class TensorValidator:
@@ -384,79 +414,16 @@ class TensorValidator:
                 FieldError(base, "list_type", "expected a non-empty list of tensors")
             )
             return result
-        given: dict[str, tuple[int, dict[str, Any]]] = {}
-        for i, tensor in enumerate(tensors):
-            if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
-                result.errors.append(
-                    FieldError((*base, i), "dict_type", "expected a tensor with a name")
-                )
-                continue
-            name = tensor["name"]
-            if name not in self.inputs:
-                result.errors.append(
-                    FieldError(
-                        (*base, i, "name"),
-                        "extra_forbidden",
-                        f"unknown input; the model takes: {', '.join(self.inputs)}",
-                    )
-                )
-            elif name in given:
-                result.errors.append(
-                    FieldError((*base, i, "name"), "duplicate", "input given twice")
-                )
-            else:
-                given[name] = (i, tensor)
-        for name in self.inputs:
-            if name not in given:
-                result.errors.append(FieldError((*base, name), "missing", "input required"))
+        given = self._named(tensors, base, result.errors)
         if result.errors:
             return result
         shaped: dict[str, tuple[list[int], list[Any]]] = {}
         for name, (i, tensor) in given.items():
-            spec = self.inputs[name]
-            where: tuple[str | int, ...] = (*base, i)
-            shape, data = tensor.get("shape"), tensor.get("data")
-            if not isinstance(shape, list) or not all(
-                isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**31 for d in shape
-            ):
-                result.errors.append(
-                    FieldError((*where, "shape"), "shape", "expected a list of sizes")
-                )
-                continue
-            if not isinstance(data, list):
-                result.errors.append(
-                    FieldError((*where, "data"), "list_type", "expected a flat list")
-                )
-                continue
-            string = spec.type == "string"
-            expected = "BYTES" if string else "FP32"
-            allowed = {"BYTES"} if string else {"FP32", "FP64", "INT64", "INT32"}
-            if tensor.get("datatype") not in allowed:
-                result.errors.append(
-                    FieldError((*where, "datatype"), "datatype", f"expected {expected}")
-                )
-                continue
-            size = math.prod(shape) if shape else 0
-            if len(data) != size:
-                result.errors.append(
-                    FieldError(
-                        (*where, "data"), "size", f"expected {size} values for shape {shape}"
-                    )
-                )
-                continue
-            wanted = list(spec.shape or (None, 1))
-            if len(shape) != len(wanted) or any(
-                w is not None and w != d for w, d in zip(wanted, shape, strict=True)
-            ):
-                result.errors.append(
-                    FieldError(
-                        (*where, "shape"),
-                        "shape",
-                        f"expected shape {['n' if w is None else w for w in wanted]}",
-                    )
-                )
-                continue
-            shaped[name] = (shape, data)
+            problem = self._check_tensor(self.inputs[name], tensor, (*base, i))
+            if problem is not None:
+                result.errors.append(problem)
+            else:
+                shaped[name] = (tensor["shape"], tensor["data"])
         if result.errors:
             return result
         rows = {shape[0] for shape, _ in shaped.values()}
@@ -468,23 +435,11 @@ class TensorValidator:
             records = [{name: data[r] for name, (_, data) in shaped.items()} for r in range(n)]
             return self.records.validate(records, loc=base) if n else result
         feeds: dict[str, np.ndarray] = {}
-        spec_tabular = {name: spec.tabular for name, spec in self.inputs.items()}
         for name, (shape, data) in shaped.items():
-            i = given[name][0]
-            bad = next(
-                (
-                    k
-                    for k, v in enumerate(data)
-                    if not (_is_number(v) and _finite(v))
-                    # a tensor input (image, window) may hold missing values: NaN to the graph
-                    and not (v is None and (self.inputs[name].nullable or not spec_tabular[name]))
-                ),
-                None,
-            )
+            bad = self._bad_value(self.inputs[name], data)
             if bad is not None:
-                result.errors.append(
-                    FieldError((*base, i, "data", bad), "float_type", "expected finite numbers")
-                )
+                where = (*base, given[name][0], "data", bad)
+                result.errors.append(FieldError(where, "float_type", "expected finite numbers"))
                 continue
             feeds[name] = np.array(
                 [np.nan if v is None else v for v in data], dtype=np.float32
@@ -492,3 +447,75 @@ class TensorValidator:
         result.feeds = feeds
         result.rows = n
         return result
+
+    def _named(
+        self, tensors: list[Any], base: tuple[str | int, ...], errors: list[FieldError]
+    ) -> dict[str, tuple[int, dict[str, Any]]]:
+        """The tensors by input name (with their place); every input given once, or errors."""
+        given: dict[str, tuple[int, dict[str, Any]]] = {}
+        for i, tensor in enumerate(tensors):
+            if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
+                errors.append(FieldError((*base, i), "dict_type", "expected a tensor with a name"))
+                continue
+            name = tensor["name"]
+            if name not in self.inputs:
+                errors.append(
+                    FieldError(
+                        (*base, i, "name"),
+                        "extra_forbidden",
+                        f"unknown input; the model takes: {', '.join(self.inputs)}",
+                    )
+                )
+            elif name in given:
+                errors.append(FieldError((*base, i, "name"), "duplicate", "input given twice"))
+            else:
+                given[name] = (i, tensor)
+        for name in self.inputs:
+            if name not in given:
+                errors.append(FieldError((*base, name), "missing", "input required"))
+        return given
+
+    @staticmethod
+    def _check_tensor(
+        spec: SignatureInput, tensor: dict[str, Any], where: tuple[str | int, ...]
+    ) -> FieldError | None:
+        """The first problem of one tensor's shape, data or datatype against ``spec``."""
+        shape, data = tensor.get("shape"), tensor.get("data")
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**31 for d in shape
+        ):
+            return FieldError((*where, "shape"), "shape", "expected a list of sizes")
+        if not isinstance(data, list):
+            return FieldError((*where, "data"), "list_type", "expected a flat list")
+        string = spec.type == "string"
+        expected = "BYTES" if string else "FP32"
+        allowed = {"BYTES"} if string else {"FP32", "FP64", "INT64", "INT32"}
+        if tensor.get("datatype") not in allowed:
+            return FieldError((*where, "datatype"), "datatype", f"expected {expected}")
+        size = math.prod(shape) if shape else 0
+        if len(data) != size:
+            return FieldError((*where, "data"), "size", f"expected {size} values for shape {shape}")
+        wanted = list(spec.shape or (None, 1))
+        if len(shape) != len(wanted) or any(
+            w is not None and w != d for w, d in zip(wanted, shape, strict=True)
+        ):
+            return FieldError(
+                (*where, "shape"),
+                "shape",
+                f"expected shape {['n' if w is None else w for w in wanted]}",
+            )
+        return None
+
+    @staticmethod
+    def _bad_value(spec: SignatureInput, data: list[Any]) -> int | None:
+        """Where the first value the graph cannot take is (a tensor input, such as an image
+        or a window, may hold missing values: NaN to the graph)."""
+        return next(
+            (
+                k
+                for k, v in enumerate(data)
+                if not (_is_number(v) and _finite(v))
+                and not (v is None and (spec.nullable or not spec.tabular))
+            ),
+            None,
+        )

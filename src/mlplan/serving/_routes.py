@@ -1,0 +1,493 @@
+"""The server's routes: one method of :class:`Routes` per route, each behind the role that
+``ROUTE_ROLES`` declares for it (``public`` needs none).
+
+==========================================  ========  =======================================
+``GET  /v2/health/live``                    public    the process is up
+``GET  /v2/health/ready``                   public    the model is loaded and warmed up
+``GET  /v2/models/{name}/ready``            public    the same, per model (Open Inference)
+``GET  /v2/models/{name}``                  predict   model metadata (Open Inference)
+``POST /v2/models/{name}/infer``            predict   tensors in and out (Open Inference)
+``POST /v1/predict``                        predict   JSON records in, predictions out
+``POST /v1/feedback``                       feedback  ground truth and product events
+``GET  /metrics``                           admin     Prometheus exposition
+==========================================  ========  =======================================
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mlplan.serving._batcher import Deadlines, Saturated
+from mlplan.serving._config import ROUTE_ROLES
+from mlplan.serving._front import TOKEN, Endpoint, Front
+from mlplan.serving._keys import ApiKeyInfo
+from mlplan.serving._metrics import ServerMetrics
+from mlplan.serving._model import ServedModel
+from mlplan.serving._responses import JSONResponse, error
+from mlplan.serving._state import ServerState
+from mlplan.serving._validate import ValidationResult
+
+__all__ = ["Routes", "check_feedback", "register_routes"]
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+_ENDPOINTS: dict[tuple[str, str], str] = {}
+"""(method, path) -> the name of the :class:`Routes` method that answers it."""
+
+
+def _route(method: str, path: str) -> Callable[[_Method], _Method]:
+    """Mark a method of :class:`Routes` as the endpoint of ``method path``."""
+
+    def mark(endpoint: _Method) -> _Method:
+        _ENDPOINTS[(method, path)] = endpoint.__name__
+        return endpoint
+
+    return mark
+
+
+class Routes:
+    """The endpoints of one server, over its state (model, validators, keys, log, batcher)
+    and its metrics."""
+
+    def __init__(
+        self, state: ServerState, metrics: ServerMetrics, log_deadlines: Deadlines
+    ) -> None:
+        self.state = state
+        self.metrics = metrics
+        self.config = state.config
+        self._max_body_bytes = state.config.max_body_bytes
+        self._log_deadlines = log_deadlines
+        # Request ids: a random per-process prefix and a counter (unique, and no syscall each).
+        self._id_prefix = secrets.token_hex(8)
+        self._id_counter = itertools.count()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _next_id(self) -> str:
+        return f"{self._id_prefix}{next(self._id_counter):016x}"
+
+    def authorize(self, request: Request, needed: str) -> Response | None:
+        """None when the caller may use a route that needs ``needed``; else the error."""
+        state = self.state
+        if state.auth == "none":
+            return None
+        assert state.keys is not None
+        key: ApiKeyInfo | None = state.keys.authenticate(request.scope.get(TOKEN))
+        if key is None:
+            return error(
+                401,
+                "a valid API key is required: Authorization: Bearer mlp_… (mlplan keys create)",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        if not key.allows(needed):
+            return error(403, f"this key lacks the {needed!r} role")
+        return None
+
+    def _not_ready(self) -> Response:
+        reason = self.state.reason or "shutting down"
+        return error(503, f"not ready: {reason}", {"Retry-After": "1"})
+
+    def _unknown_model(self, name: str) -> Response:
+        return error(404, f"no model {name!r} here; this server serves {self.config.model!r}")
+
+    def _readiness(self) -> Response:
+        if not self.state.ready:
+            return error(503, {"ready": False, "reason": self.state.reason or "shutting down"})
+        return JSONResponse({"ready": True})
+
+    async def _body_json(self, request: Request) -> tuple[Any, Response | None]:
+        """The body as JSON, or the error to answer (cut off at the body limit)."""
+        limit = self._max_body_bytes
+        receive = request.receive
+        message = await receive()
+        raw = message.get("body", b"")
+        if message.get("more_body"):  # a chunked body is cut off at the limit too
+            parts = bytearray(raw)
+            while message.get("more_body"):
+                if len(parts) > limit:
+                    break
+                message = await receive()
+                parts += message.get("body", b"")
+            raw = bytes(parts)
+        if message["type"] == "http.disconnect":
+            return None, error(400, "the client went away before sending the body")
+        if len(raw) > limit:
+            return None, error(413, f"the body is larger than {limit:,} bytes")
+        try:
+            return orjson.loads(raw), None
+        except (ValueError, UnicodeDecodeError, RecursionError):  # orjson's error is a ValueError
+            return None, error(
+                400,
+                [{"loc": ["body"], "type": "json_invalid", "msg": "the body is not valid JSON"}],
+            )
+
+    async def _logged(
+        self,
+        kind: str,
+        request_id: str,
+        route: str,
+        status: int,
+        started: float,
+        inputs: Any = None,
+        outputs: Any = None,
+        problem: Any = None,
+    ) -> bool:
+        """Append the record; in acked mode, wait until it is on disk. False if it failed."""
+        state = self.state
+        if state.log is None or state.model is None:
+            return True
+        done = state.log.record_async(
+            kind=kind,
+            request_id=request_id,
+            model=state.model.name,
+            version=state.model.version,
+            route=route,
+            status=status,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            inputs=inputs,
+            outputs=outputs,
+            error=problem,
+        )
+        if done is None:
+            return True
+        self._log_deadlines.watch(done)
+        try:
+            # A client that leaves does not cancel the write it is owed: the record is queued
+            # already, and the writer skips a waiter nobody waits for.
+            await done
+        except (OSError, TimeoutError):
+            return False
+        return True
+
+    @staticmethod
+    def _log_failed() -> Response:
+        return error(503, "the prediction could not be logged; retry", {"Retry-After": "1"})
+
+    async def _compute(
+        self, validated: ValidationResult
+    ) -> tuple[np.ndarray, np.ndarray | None] | Response:
+        """The model's outputs through the micro-batcher, or the 413/503/504/422 to answer."""
+        state = self.state
+        metrics = self.metrics
+        assert state.model is not None and state.batcher is not None
+        if validated.rows > state.batcher.max_queue_rows:
+            return error(
+                413,
+                f"{validated.rows:,} rows in one request; at most "
+                f"{state.batcher.max_queue_rows:,} (split the request)",
+            )
+        try:
+            labels, proba = await state.batcher.submit(validated.feeds, validated.rows)
+        except Saturated:
+            metrics.saturated.inc()
+            return error(503, "the server is saturated; retry shortly", {"Retry-After": "1"})
+        except TimeoutError:
+            return error(504, f"no answer within {self.config.request_timeout_seconds:g} s")
+        except Exception as exc:  # ONNX Runtime refused these inputs
+            return error(
+                422, f"the model could not score these inputs: {str(exc).splitlines()[0][:200]}"
+            )
+        if state.model.is_classifier:
+            for label in labels:
+                metrics.child(metrics.predicted, label).inc()
+        else:
+            metrics.null_outputs.inc(int(np.isnan(labels).sum()))
+        return labels, proba
+
+    # -- the routes --------------------------------------------------------------------------
+
+    @_route("GET", "/v2/health/live")
+    async def live(self, request: Request) -> Response:
+        return JSONResponse({"live": True})
+
+    @_route("GET", "/v2/health/ready")
+    async def ready(self, request: Request) -> Response:
+        return self._readiness()
+
+    @_route("GET", "/v2/models/{name}/ready")
+    async def model_ready(self, request: Request) -> Response:
+        if request.path_params["name"] != self.config.model:
+            return self._unknown_model(request.path_params["name"])
+        return self._readiness()
+
+    @_route("GET", "/v2/models/{name}")
+    async def model_metadata(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name != self.config.model:
+            return self._unknown_model(name)
+        if self.state.model is None:
+            return self._not_ready()
+        return JSONResponse(_metadata(self.state.model))
+
+    @_route("POST", "/v2/models/{name}/infer")
+    async def infer(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name != self.config.model:
+            return self._unknown_model(name)
+        state = self.state
+        model = state.model
+        if model is None or not state.ready:
+            return self._not_ready()
+        body, failed = await self._body_json(request)
+        if failed is not None:
+            return failed
+        if not isinstance(body, dict):
+            return error(422, [{"loc": ["body"], "type": "dict_type", "msg": "expected an object"}])
+        assert state.tensors is not None
+        validated = state.tensors.validate(body.get("inputs"))
+        self.metrics.inputs(validated)  # what came in counts, served or refused
+        if validated.errors:
+            return error(422, [e.to_dict() for e in validated.errors])
+        started = time.perf_counter()
+        computed = await self._compute(validated)
+        if isinstance(computed, Response):
+            return computed
+        labels, proba = computed
+        request_id = str(body.get("id") or self._next_id())[:100]
+        outputs = _tensor_outputs(model, labels, proba)
+        if not await self._logged(
+            "prediction",
+            request_id,
+            "/v2/models/{name}/infer",
+            200,
+            started,
+            inputs=_logged_inputs(model, validated),
+            outputs=outputs,
+        ):
+            return self._log_failed()
+        return JSONResponse(
+            {
+                "model_name": model.name,
+                "model_version": model.version,
+                "id": request_id,
+                "outputs": outputs,
+            }
+        )
+
+    @_route("POST", "/v1/predict")
+    async def predict(self, request: Request) -> Response:
+        state = self.state
+        model = state.model
+        if model is None or not state.ready:
+            return self._not_ready()
+        if model.kind != "tabular":
+            return error(
+                422,
+                f"{model.name} takes {model.kind} tensors, not records: "
+                f"POST /v2/models/{model.name}/infer",
+            )
+        body, failed = await self._body_json(request)
+        if failed is not None:
+            return failed
+        if not isinstance(body, dict) or "records" not in body:
+            return error(422, _NO_RECORDS)
+        assert state.records is not None
+        started = time.perf_counter()
+        request_id = self._next_id()
+        validated = state.records.validate(body["records"])
+        self.metrics.inputs(validated)  # what came in counts, served or refused
+        if validated.errors:
+            problems = [e.to_dict() for e in validated.errors]
+            # Refused requests are logged by where and why, never with their values.
+            await self._logged(
+                "prediction", request_id, "/v1/predict", 422, started, problem=problems
+            )
+            return error(422, problems, {"X-Request-Id": request_id})
+        computed = await self._compute(validated)
+        if isinstance(computed, Response):
+            return computed
+        labels, proba = computed
+        # NaN and infinities (which JSON cannot hold) are written as null by orjson.
+        if model.is_classifier:
+            assert proba is not None
+            classes = model.classes
+            predictions: list[dict[str, Any]] = [
+                {"label": label, "probabilities": dict(zip(classes, row, strict=True))}
+                for label, row in zip(labels.tolist(), proba.tolist(), strict=True)
+            ]
+        else:
+            predictions = [{"value": v} for v in labels.tolist()]
+        if not await self._logged(
+            "prediction",
+            request_id,
+            "/v1/predict",
+            200,
+            started,
+            inputs=body["records"],
+            outputs=predictions,
+        ):
+            return self._log_failed()
+        return JSONResponse(
+            {
+                "request_id": request_id,
+                "model": {"name": model.name, "version": model.version},
+                "predictions": predictions,
+            },
+            headers={"X-Request-Id": request_id},
+        )
+
+    @_route("POST", "/v1/feedback")
+    async def feedback(self, request: Request) -> Response:
+        if self.state.model is None or not self.state.ready:
+            return self._not_ready()
+        body, failed = await self._body_json(request)
+        if failed is not None:
+            return failed
+        problems = check_feedback(body)
+        if problems:
+            return error(422, problems)
+        started = time.perf_counter()
+        kept = {k: body[k] for k in ("label", "value", "events") if k in body}
+        if not await self._logged(
+            "feedback", body["request_id"], "/v1/feedback", 202, started, outputs=kept
+        ):
+            return self._log_failed()
+        return JSONResponse({"accepted": True, "request_id": body["request_id"]}, status_code=202)
+
+    @_route("GET", "/metrics")
+    async def prometheus(self, request: Request) -> Response:
+        text, media_type = self.metrics.exposition()
+        return Response(text, media_type=media_type)
+
+
+def register_routes(front: Front, routes: Routes) -> None:
+    """Serve every endpoint of ``routes`` through ``front``, behind the role that
+    ``ROUTE_ROLES`` declares for it (an endpoint without one fails here)."""
+    for (method, path), name in _ENDPOINTS.items():
+        needed = ROUTE_ROLES[(method, path)]
+        endpoint: Endpoint = getattr(routes, name)  # a bound method, looked up once
+        front.add_route(
+            method, path, endpoint if needed == "public" else _guarded(endpoint, routes, needed)
+        )
+
+
+def _guarded(endpoint: Endpoint, routes: Routes, needed: str) -> Endpoint:
+    authorize = routes.authorize
+
+    async def guarded(request: Request) -> Response:
+        denied = authorize(request, needed)
+        return denied if denied is not None else await endpoint(request)
+
+    return guarded
+
+
+_NO_RECORDS = [
+    {"loc": ["body", "records"], "type": "missing", "msg": "field required: a list of records"}
+]
+
+
+def _metadata(model: ServedModel) -> dict[str, Any]:
+    """The model's metadata in the Open Inference Protocol."""
+    inputs = []
+    for spec in model.signature.inputs:
+        shape = [-1 if d is None else d for d in spec.shape or (None, 1)]
+        datatype = "BYTES" if spec.type == "string" else "FP32"
+        inputs.append({"name": spec.name, "datatype": datatype, "shape": shape})
+    outputs = (
+        [
+            {"name": "label", "datatype": "BYTES", "shape": [-1]},
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(model.classes)]},
+        ]
+        if model.is_classifier
+        else [{"name": "value", "datatype": "FP64", "shape": [-1]}]
+    )
+    return {
+        "name": model.name,
+        "versions": [model.version],
+        "platform": "onnxruntime_onnx",
+        "inputs": inputs,
+        "outputs": outputs,
+    }
+
+
+def _tensor_outputs(
+    model: ServedModel, labels: np.ndarray, proba: np.ndarray | None
+) -> list[dict[str, Any]]:
+    """The outputs of an Open Inference answer: labels and probabilities, or values."""
+    if not model.is_classifier:
+        return [
+            {"name": "value", "datatype": "FP64", "shape": [len(labels)], "data": labels.tolist()}
+        ]
+    assert proba is not None
+    return [
+        {"name": "label", "datatype": "BYTES", "shape": [len(labels)], "data": labels.tolist()},
+        {
+            "name": "probabilities",
+            "datatype": "FP32",
+            "shape": list(proba.shape),
+            "data": proba.astype(np.float32).ravel().tolist(),
+        },
+    ]
+
+
+def _logged_inputs(model: ServedModel, validated: ValidationResult) -> list[dict[str, Any]]:
+    """What the log keeps of tensors: tabular rows as records, image and window tensors by
+    their shapes."""
+    feeds = validated.feeds
+    if model.kind == "tabular":
+        return [
+            {name: array[i].ravel().tolist()[0] for name, array in feeds.items()}
+            for i in range(validated.rows)
+        ]
+    return [{name: list(array.shape) for name, array in feeds.items()}]
+
+
+def check_feedback(body: Any) -> list[dict[str, Any]]:
+    """Problems of a feedback body: a request id, and at least one of a label, a value and
+    events (each a name and a number)."""
+
+    def problem(loc: list[Any], kind: str, msg: str) -> dict[str, Any]:
+        return {"loc": ["body", *loc], "type": kind, "msg": msg}
+
+    if not isinstance(body, dict):
+        return [problem([], "dict_type", "expected an object")]
+    out = []
+    request_id = body.get("request_id")
+    if not isinstance(request_id, str) or not 1 <= len(request_id) <= 100:
+        out.append(problem(["request_id"], "string_type", "the request id the server returned"))
+    extra = sorted(set(body) - {"request_id", "label", "value", "events"})
+    out += [
+        problem([k], "extra_forbidden", "fields: request_id, label, value, events") for k in extra
+    ]
+    if not {"label", "value", "events"} & set(body):
+        out.append(problem([], "missing", "give a label (ground truth), a value or events"))
+    if "label" in body and not isinstance(body["label"], str | int | float | bool):
+        out.append(problem(["label"], "label_type", "expected a class name or a number"))
+    if "value" in body and (
+        not isinstance(body["value"], int | float)
+        or isinstance(body["value"], bool)
+        or not np.isfinite(float(body["value"]))
+    ):
+        out.append(problem(["value"], "float_type", "expected a number (a business value)"))
+    events = body.get("events", [])
+    if not isinstance(events, list) or len(events) > 100:
+        out.append(problem(["events"], "list_type", "expected a list of at most 100 events"))
+    else:
+        for i, event in enumerate(events):
+            if not _is_event(event):
+                out.append(
+                    problem(["events", i], "event", 'expected {"name": "...", "value": number}')
+                )
+    return out
+
+
+def _is_event(event: Any) -> bool:
+    """``{"name": "...", "value": number}`` (the value defaults to 1)."""
+    return not (
+        not isinstance(event, dict)
+        or not isinstance(event.get("name"), str)
+        or not 1 <= len(event["name"]) <= 100
+        or set(event) - {"name", "value"}
+        or not isinstance(event.get("value", 1), int | float)
+        or isinstance(event.get("value", 1), bool)
+        or not np.isfinite(float(event.get("value", 1)))
+    )
