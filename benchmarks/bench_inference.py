@@ -117,7 +117,7 @@ def _baseline_training_times(rows: int, X: Any) -> dict[str, float]:
         import torch
     except ImportError:
         return out
-    from mlplan.modeling._deep import _fit_head
+    from mlplan.modeling._cnn import _fit_head
 
     torch.manual_seed(0)
     backbone = torch.nn.Sequential(

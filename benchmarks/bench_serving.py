@@ -178,7 +178,7 @@ def main() -> None:
     ws, model = _project(work / "project")
     graph = str(ws.store.artifacts.path(model.package["model.onnx"]))
     native = ws.store.artifacts.path(model.package["native.pkl"])
-    token = create_key(ws, "bench", roles=["predict"])[1]
+    token = create_key(ws, "bench", roles=["predict"]).token
     record = {
         f: float(v) for f, v in zip(FEATURES, np.random.default_rng(1).normal(size=20), strict=True)
     }
