@@ -4,11 +4,9 @@ the model in production."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from mlplan.checklist._status import StatusContext
 from mlplan.errors import DeploymentNotFoundError
-from mlplan.modeling import ModelInfo, latest_comparison, list_models
+from mlplan.modeling import Comparison, ModelInfo, latest_comparison, list_models
 from mlplan.workspace import get_deployment
 
 __all__ = ["candidate", "comparison", "in_production", "models"]
@@ -20,7 +18,7 @@ def models(context: StatusContext) -> list[ModelInfo]:
     return context.memo("models", lambda: list_models(ws))
 
 
-def comparison(context: StatusContext) -> dict[str, Any] | None:
+def comparison(context: StatusContext) -> Comparison | None:
     """The newest comparison of the models with the baselines, if any."""
     ws = context.ws
     return context.memo("comparison", lambda: latest_comparison(ws))
@@ -31,7 +29,8 @@ def candidate(context: StatusContext) -> str | None:
     trained = models(context)
     if not trained:
         return None
-    best = (comparison(context) or {}).get("gaps", {}).get("best_model")
+    found = comparison(context)
+    best = None if found is None else found.best_model
     names = {m.name for m in trained}
     return str(best) if best in names else str(trained[-1].name)
 

@@ -3,11 +3,15 @@ that passed parity, the comparison with the bars, the older system, and feasibil
 
 from __future__ import annotations
 
-from typing import Any
-
 from mlplan.checklist._candidate import comparison, models
 from mlplan.checklist._status import ItemStatus, StatusContext, check
-from mlplan.modeling import BASELINE_FAMILY, DEFAULT_FAMILIES, ModelInfo, feasibility
+from mlplan.modeling import (
+    BASELINE_FAMILY,
+    DEFAULT_FAMILIES,
+    FeasibilityCheck,
+    ModelInfo,
+    feasibility,
+)
 
 __all__ = [
     "model_compared",
@@ -87,7 +91,7 @@ def model_compared(context: StatusContext) -> ItemStatus:
             "mlplan models compare" if trained else "mlplan train --baseline",
         )
     newest = trained[-1].name
-    compared = [r["name"] for r in found["rows"] if r["kind"] == "model"]
+    compared = [r["name"] for r in found.rows if r["kind"] == "model"]
     if newest not in compared:
         return context.status(
             "model.compared",
@@ -95,8 +99,8 @@ def model_compared(context: StatusContext) -> ItemStatus:
             f"the newest model, {newest}, is not in the latest comparison",
             "mlplan models compare",
         )
-    kinds = sorted({r["kind"] for r in found["rows"]} - {"model"})
-    gaps = found.get("gaps", {})
+    kinds = sorted({r["kind"] for r in found.rows} - {"model"})
+    gaps = found.gaps
     shown = ", ".join(
         f"{k.removeprefix('to_')} {v:+.3f} {gaps.get(k + '_metric', '')}".rstrip()
         for k, v in gaps.items()
@@ -106,7 +110,7 @@ def model_compared(context: StatusContext) -> ItemStatus:
         "model.compared",
         "done",
         f"{len(compared)} model(s) against {', '.join(kinds)} on "
-        f"{found['split']}; best {gaps.get('best_model')} "
+        f"{found.split}; best {gaps.get('best_model')} "
         f"({gaps.get('metric')}), gaps: {shown or 'none measured'}",
     )
 
@@ -127,7 +131,7 @@ def model_older_system(context: StatusContext) -> ItemStatus:
             "edit mlplan.yaml: describe it under baselines.older_system",
         )
     found = comparison(context)
-    older = [r for r in (found or {}).get("rows", []) if r["kind"] == "older_system"]
+    older = [] if found is None else [r for r in found.rows if r["kind"] == "older_system"]
     if not older:
         return context.status(
             "model.older_system",
@@ -136,11 +140,11 @@ def model_older_system(context: StatusContext) -> ItemStatus:
             "mlplan baseline older --predictions FILE, then mlplan models compare",
         )
     metrics = older[0]["metrics"]
-    key = found["primary"] if found and found["primary"] in metrics else next(iter(metrics))
+    key = found.primary if found and found.primary in metrics else next(iter(metrics))
     return context.status(
         "model.older_system",
         "done",
-        f"{older[0]['name']} scored on {found['split'] if found else '?'}"
+        f"{older[0]['name']} scored on {found.split if found else '?'}"
         f": {key} {metrics[key]['value']:.3f}",
     )
 
@@ -163,7 +167,7 @@ def model_feasibility(context: StatusContext) -> ItemStatus:
             f"{measured}; the plan sets no latency, QPS or size objective",
             "edit mlplan.yaml: set deployment.objectives",
         )
-    failed = [c for c in checks if not c["met"]]
+    failed = [c for c in checks if not c.met]
     return context.status(
         "model.feasibility",
         "failing" if failed else "done",
@@ -181,8 +185,7 @@ def _measured(model: ModelInfo) -> str:
     )
 
 
-def _held_against(checks: list[dict[str, Any]]) -> str:
+def _held_against(checks: list[FeasibilityCheck]) -> str:
     return "; ".join(
-        f"{c['objective']} {c['measured']:.4g} vs {c['goal']:g} (headroom {c['headroom']:.1f}x)"
-        for c in checks
+        f"{c.objective} {c.measured:.4g} vs {c.goal:g} (headroom {c.headroom:.1f}x)" for c in checks
     )

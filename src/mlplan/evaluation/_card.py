@@ -210,9 +210,9 @@ def _metrics(ws: Workspace, subject: Subject, report: dict[str, Any]) -> list[st
         if name != "count":
             lines.append(f"| {name} | {_fmt(m.get('value'))} | {_interval(m)} |")
     comparison = latest_comparison(ws)
-    if not comparison or comparison.get("split") != subject.split:
+    if comparison is None or comparison.split != subject.split:
         return lines
-    primary = comparison["primary"]
+    primary = comparison.primary
     lines += [
         "",
         "Compared on the same test rows:",
@@ -220,7 +220,7 @@ def _metrics(ws: Workspace, subject: Subject, report: dict[str, Any]) -> list[st
         "| system | kind | " + primary + " |",
         "|---|---|---:|",
     ]
-    for row in comparison["rows"]:
+    for row in comparison.rows:
         metrics: dict[str, Any] = row["metrics"]
         shown = primary if primary in metrics else next(iter(metrics), primary)
         value = _fmt(metrics.get(shown, {}).get("value"))

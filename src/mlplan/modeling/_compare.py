@@ -37,11 +37,11 @@ class Comparison:
         """From its JSON form (the stored report)."""
         return cls(data["split"], data["primary"], list(data["rows"]), dict(data.get("gaps", {})))
 
-    @classmethod
-    def latest(cls, ws: Workspace) -> Comparison | None:
-        """The newest stored comparison, if any."""
-        found = ws.latest_report("comparison")
-        return None if found is None else cls.from_dict(found.report)
+    @property
+    def best_model(self) -> str | None:
+        """The model that did best on the primary metric, if a model was compared."""
+        best = self.gaps.get("best_model")
+        return None if best is None else str(best)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -84,11 +84,10 @@ def compare_models(
     return comparison
 
 
-def latest_comparison(ws: Workspace) -> dict[str, Any] | None:
-    """The newest stored comparison, if any, as JSON (:meth:`Comparison.latest` gives it
-    typed)."""
+def latest_comparison(ws: Workspace) -> Comparison | None:
+    """The newest stored comparison, if any."""
     found = ws.latest_report("comparison")
-    return None if found is None else found.report
+    return None if found is None else Comparison.from_dict(found.report)
 
 
 def _primary_metric(ws: Workspace, rows: list[dict[str, Any]], kind: str) -> str:

@@ -113,13 +113,12 @@ def profile_package(
 
 def feasibility(
     compute: ComputeProfile | Mapping[str, Any], deployment: DeploymentSpec
-) -> list[dict[str, Any]]:
+) -> list[FeasibilityCheck]:
     """Each objective of the plan that the profile can speak to: the objective, the
     measurement, whether it is met, and the headroom (objective / measurement, or its
-    inverse, so that > 1 means room to spare) — as JSON; :meth:`ComputeProfile.held_against`
-    gives them typed."""
+    inverse, so that > 1 means room to spare)."""
     profile = compute if isinstance(compute, ComputeProfile) else ComputeProfile.from_dict(compute)
-    return [check.to_dict() for check in profile.held_against(deployment)]
+    return profile.held_against(deployment)
 
 
 def _checks(profile: ComputeProfile, deployment: DeploymentSpec) -> list[FeasibilityCheck]:
