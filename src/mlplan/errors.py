@@ -24,11 +24,14 @@
 
 The CLI renders each as one red line and exits with ``exit_code``: 2 for usage errors, 1 for
 failures. The messages say what was wrong, where, what was expected and what to do next. A
-``ParameterError`` names the Python parameter (``'part'``); the CLI names the option that sets
-it (``--split``) instead.
+``ParameterError`` (or any error made with ``.about(param, message)``) names the Python
+parameter (``'part'``); the CLI names the option that sets it (``--split``) instead.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Self
 
 __all__ = [
     "ApprovalNotFoundError",
@@ -54,9 +57,47 @@ __all__ = [
 
 
 class MlplanError(Exception):
-    """Root of every error mlplan raises on purpose."""
+    """Root of every error mlplan raises on purpose.
+
+    An error about a function's own parameters is made with :meth:`about`: its message names
+    each one where it holds ``{name}`` (``{param}`` is the first), as ``'name'`` from Python;
+    the CLI shows the option that sets it instead (:meth:`naming`).
+    """
 
     exit_code: int = 1
+    params: tuple[str, ...] = ()
+    template: str | None = None
+
+    @classmethod
+    def about(cls, param: str | Sequence[str], message: str) -> Self:
+        """This error, about the parameter ``param`` (or several, each named in ``message``).
+
+        Examples
+        --------
+        >>> error = DataError.about("stratify", "{param} column 'age' is not a class")
+        >>> str(error), error.naming({"stratify": "--stratify"})
+        ("'stratify' column 'age' is not a class", "--stratify column 'age' is not a class")
+        """
+        params = (param,) if isinstance(param, str) else tuple(param)
+        error = cls(_render(message, params, {}))
+        error.params, error.template = params, message
+        return error
+
+    def naming(self, names: str | Mapping[str, str]) -> str:
+        """The message with its parameters called ``names`` (each one's option, say; a single
+        name is the first parameter's)."""
+        if self.template is None:
+            return str(self)
+        if isinstance(names, str):
+            names = {self.params[0]: names}
+        return _render(self.template, self.params, names)
+
+
+def _render(template: str, params: tuple[str, ...], names: Mapping[str, str]) -> str:
+    text = template.replace("{param}", "{" + params[0] + "}") if params else template
+    for param in params:
+        text = text.replace("{" + param + "}", names.get(param, repr(param)))
+    return text
 
 
 class UsageError(MlplanError):
@@ -66,11 +107,11 @@ class UsageError(MlplanError):
 
 
 class ParameterError(UsageError, ValueError):
-    """An argument that the function cannot take.
+    """An argument (or a combination of arguments) that the function cannot take.
 
-    ``message`` holds ``{param}`` where the parameter is named: the text reads ``'part' must
-    be train, valid or test`` from Python, and the CLI shows the option that sets ``part``
-    instead (``--split must be ...``) through :meth:`naming`.
+    ``message`` holds ``{param}`` where the parameter is named (``{name}`` for each of
+    several): the text reads ``'part' must be train, valid or test`` from Python, and the CLI
+    shows the option that sets ``part`` instead (``--split must be ...``).
 
     Examples
     --------
@@ -79,16 +120,20 @@ class ParameterError(UsageError, ValueError):
     "'part' must be train, valid or test; got 'x'"
     >>> error.naming("--split")
     "--split must be train, valid or test; got 'x'"
+    >>> ParameterError(("test", "valid"), "{test} + {valid} must leave rows to train on").naming(
+    ...     {"test": "--test", "valid": "--valid"})
+    '--test + --valid must leave rows to train on'
     """
 
-    def __init__(self, param: str, message: str) -> None:
-        self.param = param
+    def __init__(self, param: str | Sequence[str], message: str) -> None:
+        self.params = (param,) if isinstance(param, str) else tuple(param)
         self.template = message
-        super().__init__(self.naming(repr(param)))
+        super().__init__(_render(message, self.params, {}))
 
-    def naming(self, name: str) -> str:
-        """The message with the parameter called ``name`` (an option's flag, say)."""
-        return self.template.replace("{param}", name)
+    @property
+    def param(self) -> str:
+        """The (first) parameter at fault."""
+        return self.params[0]
 
 
 class PlanError(UsageError, ValueError):

@@ -24,7 +24,7 @@ from mlplan.data import (
     register_dataset,
     split_dataset,
 )
-from mlplan.errors import DataError, NotFoundError, ParameterError, RefError, UsageError
+from mlplan.errors import DataError, NotFoundError, ParameterError, RefError
 from mlplan.workspace import Workspace
 
 
@@ -161,9 +161,11 @@ def test_a_share_outside_0_1_is_a_parameter_error(
 
 def test_shares_must_leave_rows_to_train_on() -> None:
     with pytest.raises(
-        UsageError, match=r"^--test \+ --valid must leave rows to train on; got 0\.6 \+ 0\.4$"
-    ):
+        ParameterError,
+        match=r"^'test' \+ 'valid' must leave rows to train on; got 0\.6 \+ 0\.4$",
+    ) as raised:
         assign_splits(pa.table({"x": np.arange(100)}), test=0.6, valid=0.4)
+    assert raised.value.params == ("test", "valid")
 
 
 def test_the_cli_names_the_option_of_a_bad_share(cli: Any) -> None:
@@ -171,6 +173,12 @@ def test_the_cli_names_the_option_of_a_bad_share(cli: Any) -> None:
     result = cli("data", "split", "customers", "--valid", "1.5")
     assert result.exit_code == 2
     assert "error: --valid must be in [0, 1). Got 1.5 instead." in result.stderr
+    both = cli("data", "split", "customers", "--test", "0.6", "--valid", "0.4")
+    assert both.exit_code == 2
+    assert "error: --test + --valid must leave rows to train on; got 0.6 + 0.4" in both.stderr
+    crossed = cli("data", "split", "customers", "--stratify", "churned", "--time", "age")
+    assert crossed.exit_code == 2
+    assert crossed.stderr.startswith("error: --stratify and --time do not combine")
 
 
 @pytest.mark.parametrize(
@@ -442,5 +450,5 @@ def test_split_of_a_deleted_file_uses_the_snapshot(sqlite_ws: Workspace) -> None
 
 def test_stratify_and_time_do_not_combine() -> None:
     table = pa.table({"t": pa.array(range(100)), "y": [0, 1] * 50})
-    with pytest.raises(UsageError, match=r"--stratify and --time do not combine"):
+    with pytest.raises(ParameterError, match=r"'stratify' and 'time' do not combine"):
         assign_splits(table, stratify="y", time="t")

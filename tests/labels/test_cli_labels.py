@@ -144,3 +144,13 @@ def test_export_errors_name_the_option(cli: Any, args: list[str], message: str) 
     result = cli("labels", "export", *args)
     assert result.exit_code == 2
     assert message in result.stderr
+
+
+def test_a_refused_import_names_the_options_that_help(cli: Any, project_dir: Path) -> None:
+    ok(cli("data", "add", "customers"))
+    bad = project_dir / "bad.csv"
+    bad.write_text("item_id,annotator,label\n9999,ann,0\n1,ann,0\n")
+    result = cli("labels", "import", "bad.csv")
+    assert result.exit_code == 1
+    assert "opaque keys: pass --batch N)" in result.stderr
+    assert "import the rest with --skip-invalid (the skipped rows are recorded)" in result.stderr

@@ -251,7 +251,7 @@ def test_external_batches_carry_opaque_ids_and_no_sensitive_columns(
     assert "region" in rows[0]
 
     answered = _write_csv(tmp_path / "answers.csv", _answer(rows, "0"))
-    with pytest.raises(DataError, match=r"pass --batch N"):
+    with pytest.raises(DataError, match=r"pass 'batch' N"):
         import_annotations(ws, answered)  # the keys mean nothing without their batch
     result = import_annotations(ws, answered, batch=batch.number)
     assert result.counts["imported"] == 20
@@ -466,9 +466,14 @@ def test_an_import_with_problems_is_refused_with_counts_and_examples_and_stores_
         f"1 labels outside the class set, e.g. {path}:5 (item '2', annotator 'bob', label 'maybe')",
         f"2 duplicate (item, annotator) pairs in the file, e.g. {path}:6 (item '3', annotator "
         f"'bob', label '0'); {path}:7 (item '3', annotator 'bob', label '1')",
-        "(ids from an outsourced or crowdsourced batch are opaque keys: pass --batch N)",
-        "Fix the file, or import the rest with --skip-invalid (the skipped rows are recorded)",
+        "(ids from an outsourced or crowdsourced batch are opaque keys: pass 'batch' N)",
+        "Fix the file, or import the rest with 'skip_invalid' (the skipped rows are recorded)",
     ]
+    # The command line names its options instead.
+    assert raised.value.naming({"batch": "--batch", "skip_invalid": "--skip-invalid"}).endswith(
+        "pass --batch N)\nFix the file, or import the rest with --skip-invalid (the skipped "
+        "rows are recorded)"
+    )
     assert _row_counts(registered) == before
 
 

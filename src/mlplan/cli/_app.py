@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from mlplan.cli._render import err_console
-from mlplan.errors import MlplanError, ParameterError
+from mlplan.errors import MlplanError
 
 __all__ = ["JsonOption", "ProjectOption", "app", "main", "workspace"]
 
@@ -66,10 +66,10 @@ class _Group(TyperGroup):
             if _debug(ctx):
                 raise
             message = str(exc)
-            if isinstance(exc, ParameterError):
-                words = ctx.meta.get("mlplan.words", [])
-                flag = _flag(_leaf_command(self, ctx, words), exc.param)
-                message = exc.naming(flag) if flag is not None else message
+            if exc.params:  # name the options that set the parameters at fault
+                command = _leaf_command(self, ctx, ctx.meta.get("mlplan.words", []))
+                flags = {p: _flag(command, p) for p in exc.params}
+                message = exc.naming({p: f for p, f in flags.items() if f is not None})
             lines = message.splitlines() or [type(exc).__name__]
             for i, line in enumerate(lines):
                 err_console.print(

@@ -29,8 +29,10 @@ DescriptionOption = Annotated[str | None, typer.Option(help="What it is.")]
 CollectedOption = Annotated[
     str | None, typer.Option(help="Collection period START[:END], ISO dates.")
 ]
-PiiOption = Annotated[str | None, typer.Option(help="PII columns, comma-separated.")]
-SensitiveOption = Annotated[str | None, typer.Option(help="Sensitive attributes, comma-separated.")]
+PiiOption = Annotated[str | None, typer.Option("--pii", help="PII columns, comma-separated.")]
+SensitiveOption = Annotated[
+    str | None, typer.Option("--sensitive", help="Sensitive attributes, comma-separated.")
+]
 
 
 def _columns(value: str | None) -> list[str] | None:
@@ -64,8 +66,8 @@ def add(
     license: LicenseOption = None,
     description: DescriptionOption = None,
     collected: CollectedOption = None,
-    pii: PiiOption = None,
-    sensitive: SensitiveOption = None,
+    pii_columns: PiiOption = None,
+    sensitive_attributes: SensitiveOption = None,
     snapshot: Annotated[
         bool,
         typer.Option(
@@ -93,8 +95,8 @@ def add(
             license=license,
             description=description,
             collected=_period(collected),
-            pii_columns=_columns(pii),
-            sensitive_attributes=_columns(sensitive),
+            pii_columns=_columns(pii_columns),
+            sensitive_attributes=_columns(sensitive_attributes),
             snapshot=snapshot,
         )
     _print_registered(result, json=json)
@@ -128,8 +130,8 @@ def describe(
     license: LicenseOption = None,
     description: DescriptionOption = None,
     collected: CollectedOption = None,
-    pii: PiiOption = None,
-    sensitive: SensitiveOption = None,
+    pii_columns: PiiOption = None,
+    sensitive_attributes: SensitiveOption = None,
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -144,8 +146,8 @@ def describe(
         license=license,
         description=description,
         collected=_period(collected),
-        pii_columns=_columns(pii),
-        sensitive_attributes=_columns(sensitive),
+        pii_columns=_columns(pii_columns),
+        sensitive_attributes=_columns(sensitive_attributes),
     )
     if json:
         print_json({k: v for k, v in info.to_dict().items() if k != "profile"})

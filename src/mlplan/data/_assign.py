@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlplan.errors import DataError, ParameterError, UsageError
+from mlplan.errors import DataError, ParameterError
 
 __all__ = ["assign_splits", "rare_classes"]
 
@@ -34,9 +34,8 @@ def assign_splits(
     Raises
     ------
     ParameterError
-        A share outside [0, 1).
-    UsageError
-        Shares that leave nothing to train on; ``stratify`` with ``time``.
+        A share outside [0, 1); shares that leave nothing to train on; ``stratify`` with
+        ``time``.
     DataError
         A column that cannot split (missing groups or times, no classes to stratify by), or
         too few units for a share.
@@ -51,9 +50,10 @@ def assign_splits(
     """
     _check_shares(test, valid)
     if time is not None and stratify is not None:
-        raise UsageError(
-            "--stratify and --time do not combine: a time split keeps the order "
-            "of time, whatever the classes; drop one of them"
+        raise ParameterError(
+            ("stratify", "time"),
+            "{stratify} and {time} do not combine: a time split keeps the order "
+            "of time, whatever the classes; drop one of them",
         )
     rng = np.random.default_rng(seed)
     _check_split_columns(table, stratify=stratify, group=group, time=time)
@@ -75,7 +75,10 @@ def _check_shares(test: float, valid: float) -> None:
         if not 0 <= value < 1:
             raise ParameterError(name, f"{{param}} must be in [0, 1). Got {value} instead.")
     if test + valid >= 1:
-        raise UsageError(f"--test + --valid must leave rows to train on; got {test} + {valid}")
+        raise ParameterError(
+            ("test", "valid"),
+            f"{{test}} + {{valid}} must leave rows to train on; got {test} + {valid}",
+        )
 
 
 def _check_split_columns(
@@ -86,18 +89,20 @@ def _check_split_columns(
             continue
         dtype = table.schema.field(name).type
         if pa.types.is_nested(dtype):
-            raise DataError(
-                f"--{role} column {name!r} holds {dtype} values; it needs plain "
-                "values (numbers, strings or dates)"
+            raise DataError.about(
+                role,
+                f"{{param}} column {name!r} holds {dtype} values; it needs plain "
+                "values (numbers, strings or dates)",
             )
     if stratify is not None:
         column = table.column(stratify)
         distinct = pc.count_distinct(column).as_py()
         if distinct > 20 and distinct > 0.5 * table.num_rows:
-            raise DataError(
-                f"--stratify column {stratify!r} has {distinct:,} distinct values in "
+            raise DataError.about(
+                "stratify",
+                f"{{param}} column {stratify!r} has {distinct:,} distinct values in "
                 f"{table.num_rows:,} rows: stratifying needs classes. Stratify by a class "
-                "column, or bin this one into a new column first"
+                "column, or bin this one into a new column first",
             )
 
 

@@ -11,7 +11,7 @@ from mlplan.core import DatasetRef
 from mlplan.data._columns import check_columns
 from mlplan.data._privacy import redact_profile
 from mlplan.data._versions import DatasetVersionInfo, get_dataset, version_record
-from mlplan.errors import UsageError
+from mlplan.errors import ParameterError
 from mlplan.plan import DatasetSpec
 from mlplan.workspace import Workspace
 
@@ -116,7 +116,7 @@ def describe_dataset(
 
     Raises
     ------
-    UsageError
+    ParameterError
         When no field is given.
     DataError
         A PII or sensitive column that is not in the data.
@@ -132,9 +132,18 @@ def describe_dataset(
         sensitive_attributes=sensitive_attributes,
     )
     if not given:
-        raise UsageError(
-            "give at least one field to describe: --source, --owner, --license, "
-            "--description, --collected, --pii or --sensitive"
+        raise ParameterError(
+            (
+                "source",
+                "owner",
+                "license",
+                "description",
+                "collected",
+                "pii_columns",
+                "sensitive_attributes",
+            ),
+            "give at least one field to describe: {source}, {owner}, {license}, "
+            "{description}, {collected}, {pii_columns} or {sensitive_attributes}",
         )
     for what, key in (
         ("PII column", "pii_columns"),

@@ -99,9 +99,10 @@ def predict_model(
     examples = example_rows(model.features, split.table, split.codes, split.known)
     rows = examples[part]
     if not rows.size:
-        raise DataError(
+        raise DataError.about(
+            "part",
             f"the {part} split of {model.split} has no rows with a known target to evaluate "
-            f"{model.name} on; choose another with --split"
+            f"{model.name} on; choose another with {{param}}",
         )
     graph = ws.store.artifacts.path(model.package["model.onnx"]).read_bytes()
     spec = model.features

@@ -154,14 +154,15 @@ def _refuse_problems(
 ) -> None:
     # Keys from an external batch look unknown without their batch: say so.
     hint = (
-        "\n(ids from an outsourced or crowdsourced batch are opaque keys: pass --batch N)"
+        "\n(ids from an outsourced or crowdsourced batch are opaque keys: pass {batch} N)"
         if check.unknown_items and batch is None
         else ""
     )
     if check.problems and not skip_invalid:
-        raise DataError(
+        raise DataError.about(
+            ("skip_invalid", "batch"),
             f"{path}: not imported —\n{check.describe()}{hint}\nFix the file, or import "
-            "the rest with --skip-invalid (the skipped rows are recorded)"
+            "the rest with {skip_invalid} (the skipped rows are recorded)",
         )
     if not check.good:
         raise DataError(f"{path}: nothing left to import —\n{check.describe()}")
