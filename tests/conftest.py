@@ -239,6 +239,12 @@ def sqlite_ws(project_dir: Path) -> Iterator[Workspace]:
     workspace.close()
 
 
+def ok(result: Any) -> Any:
+    """A CliRunner result that must have succeeded (its output shown when it did not)."""
+    assert result.exit_code == 0, result.output
+    return result
+
+
 def edit_plan(ws: Workspace, old: str, new: str) -> None:
     """Replace ``old`` (which must be there) by ``new`` in the project's plan, and forget the
     plan read so far."""

@@ -8,16 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import ok
 from typer.testing import CliRunner
 
 from mlplan.cli import app
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def ok(result: Any) -> Any:
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def as_json(result: Any) -> Any:

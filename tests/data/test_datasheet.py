@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
-from tests.conftest import write_csv
+from tests.conftest import ok, write_csv
 
 from mlplan.data import (
     column_rows,
@@ -77,3 +79,40 @@ def test_markdown_datasheet(sqlite_ws: Workspace, project_dir: Path) -> None:
     assert "| note | categorical | 0 (0.0%) | 2 | a\\|b (2), c (1) |" in text
     assert "## Images" not in text
     assert text.endswith("\n")
+
+
+def test_describe_amends_the_datasheet_and_completes_lineage(cli: Any) -> None:
+    ok(cli("data", "add", "customers"))
+    before = json.loads(ok(cli("status", "--json")).stdout)
+    lineage_item = next(i for i in before["items"] if i["id"] == "data.lineage")
+    assert lineage_item["state"] == "missing"
+    assert "mlplan data describe customers@1 --source TEXT" in lineage_item["next"]
+    described = json.loads(
+        ok(
+            cli(
+                "data",
+                "describe",
+                "customers",
+                "--source",
+                "CRM",
+                "--license",
+                "internal",
+                "--json",
+            )
+        ).stdout
+    )
+    assert described["metadata"]["source"] == "CRM"
+    after = json.loads(ok(cli("status", "--json")).stdout)
+    assert next(i for i in after["items"] if i["id"] == "data.lineage")["state"] == "done"
+    graph = json.loads(ok(cli("lineage", "customers@1", "--json")).stdout)
+    assert [r["job"] for r in graph["downstream"]] == ["data describe"]
+    nothing = cli("data", "describe", "customers")
+    assert nothing.exit_code == 2 and "give at least one field" in nothing.stderr
+
+
+def test_plan_changes_reach_registered_versions(cli: Any, project_dir: Path) -> None:
+    ok(cli("data", "add", "customers"))
+    plan = project_dir / "mlplan.yaml"
+    plan.write_text(plan.read_text().replace("    license: null", "    license: CC-BY-4.0"))
+    shown = json.loads(ok(cli("data", "show", "customers", "--json")).stdout)
+    assert shown["datasheet"]["license"] == "CC-BY-4.0"

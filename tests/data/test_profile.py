@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -298,3 +300,25 @@ def test_categorical_profile_invariants(values: list[str | None]) -> None:
     keys = [(-t["count"], t["value"]) for t in column["top"]]
     assert keys == sorted(keys)
     assert not math.isnan(column["missing_ratio"])
+
+
+def test_types_arrow_cannot_aggregate_are_counted(tmp_path: Path) -> None:
+    table = pa.table(
+        {
+            "wait": pa.array([dt.timedelta(seconds=s) for s in (1, 2, 3)], pa.duration("s")),
+            "tags": pa.array([["a"], ["b", "c"], None]),
+            "x": [1, 2, 3],
+        }
+    )
+    pq.write_table(table, tmp_path / "odd.parquet")
+    profile = profile_table(pq.read_table(tmp_path / "odd.parquet"))
+    assert profile["columns"]["wait"]["kind"] == "other"
+    assert profile["columns"]["tags"] == {
+        "type": "list<element: string>",
+        "kind": "other",
+        "count": 2,
+        "missing": 1,
+        "missing_ratio": 1 / 3,
+        "distinct": None,
+    }
+    assert profile["columns"]["x"]["mean"] == 2.0

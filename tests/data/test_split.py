@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.conftest import customers_table, write_csv
+from tests.conftest import customers_table, ok, write_csv
 
 from mlplan.data import (
     Crossing,
@@ -452,3 +452,10 @@ def test_stratify_and_time_do_not_combine() -> None:
     table = pa.table({"t": pa.array(range(100)), "y": [0, 1] * 50})
     with pytest.raises(ParameterError, match=r"'stratify' and 'time' do not combine"):
         assign_splits(table, stratify="y", time="t")
+
+
+def test_stratifying_needs_classes(cli: Any) -> None:
+    ok(cli("data", "add", "customers"))
+    result = cli("data", "split", "customers", "--stratify", "charges")
+    assert result.exit_code == 1
+    assert "stratifying needs classes" in result.stderr

@@ -7,10 +7,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from tests.conftest import write_csv
+from tests.conftest import edit_plan, register_split_train, write_csv
 
-from mlplan.data import register_dataset, split_dataset
-from mlplan.modeling import train_model
 from mlplan.plan import render_plan
 from mlplan.workspace import Workspace
 
@@ -80,20 +78,10 @@ def eval_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def edit_plan(ws: Workspace, old: str, new: str) -> None:
-    text = ws.plan_path.read_text()
-    assert old in text, old
-    ws.plan_path.write_text(text.replace(old, new, 1))
-    ws.__dict__.pop("plan", None)
-
-
 @pytest.fixture
 def trained(eval_dir: Path) -> Iterator[Workspace]:
     """A workspace with the customers split and a logistic model, logistic-1."""
-    ws = Workspace(eval_dir)
-    register_dataset(ws, "customers")
-    split_dataset(ws, "customers", stratify="churned", seed=1)
-    train_model(ws, family="logistic")
+    ws = register_split_train(Workspace(eval_dir), id_column=None)  # the plan names it
     yield ws
     ws.close()
 

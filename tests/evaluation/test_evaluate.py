@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from ruamel.yaml import YAML
-from tests.conftest import chdir, write_csv
+from tests.conftest import chdir, register_split_train, write_csv
 from tests.evaluation.conftest import churn_table, plan_text
 
 from mlplan.checklist import status
@@ -325,9 +325,7 @@ def test_regression_and_multiclass_tasks(tmp_path: Path) -> None:
     (tmp_path / "mlplan.yaml").write_text(text)
     ws = Workspace(tmp_path)
     try:
-        register_dataset(ws, "customers")
-        split_dataset(ws, "customers", seed=1)
-        train_model(ws, family="linear")
+        register_split_train(ws, id_column=None, stratify=None, family="linear")
         r = evaluate(ws, "linear-1", n_boot=20).report
         assert r["kind"] == "regression" and "threshold" not in r and "confusion" not in r
         assert {"mae", "rmse", "r2", "mape"} <= set(r["overall"])
@@ -357,9 +355,7 @@ def test_regression_and_multiclass_tasks(tmp_path: Path) -> None:
     (other / "mlplan.yaml").write_text(text)
     ws = Workspace(other)
     try:
-        register_dataset(ws, "customers")
-        split_dataset(ws, "customers", stratify="region", seed=1)
-        train_model(ws, family="logistic")
+        register_split_train(ws, id_column=None, stratify="region")
         r = evaluate(ws, "logistic-1", n_boot=20).report
         assert r["kind"] == "multiclass"
         rare = [c["class"] for c in r["per_class"] if c["rare"]]
@@ -375,9 +371,7 @@ def test_regression_and_multiclass_tasks(tmp_path: Path) -> None:
 def test_an_evaluation_is_stored_on_each_backend(eval_dir: Path, store_url: str) -> None:
     ws = Workspace(eval_dir, store_url=store_url)
     try:
-        register_dataset(ws, "customers")
-        split_dataset(ws, "customers", stratify="churned", seed=1)
-        train_model(ws, family="logistic")
+        register_split_train(ws, id_column=None)
         evaluate(ws, "logistic-1", n_boot=10)
         stored = latest_evaluation(ws)
         assert stored is not None and stored.model == "logistic-1"

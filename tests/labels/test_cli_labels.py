@@ -9,12 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import ok
 from tests.labels.conftest import TRUTH
-
-
-def ok(result: Any) -> Any:
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def as_json(result: Any) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pytest
+from tests.conftest import edit_plan, register_split_train
 
 from mlplan.checklist import status
 from mlplan.data import get_dataset, register_dataset, split_dataset
@@ -15,19 +16,10 @@ from mlplan.modeling import get_model, list_models, onnx_feeds, select_features,
 from mlplan.workspace import Workspace
 
 
-def _edit(ws: Workspace, old: str, new: str) -> None:
-    text = ws.plan_path.read_text()
-    assert old in text, old
-    ws.plan_path.write_text(text.replace(old, new, 1))
-    ws.__dict__.pop("plan", None)
-
-
 @pytest.fixture
 def split_ws(ws: Workspace) -> Workspace:
-    _edit(ws, "    id_column: null", "    id_column: customer_id")
-    register_dataset(ws, "customers")
-    split_dataset(ws, "customers", stratify="churned", seed=1)
-    return ws
+    """Customers registered and split, on each store backend."""
+    return register_split_train(ws, family=None)
 
 
 @pytest.mark.parametrize("family", ["logistic", "gbt"])
@@ -89,17 +81,17 @@ def test_features_leave_out_the_target_ids_and_personal_data(split_ws: Workspace
 
 
 def test_regression_trains_linear_and_gbt(ws: Workspace) -> None:
-    _edit(ws, "task: binary", "task: regression")
-    _edit(ws, 'target: "churned"', 'target: "charges"')
-    _edit(ws, "positive_class: null  # TODO: the class FP/FN and recall refer to\n", "")
-    _edit(ws, "  primary: roc_auc", "  primary: mae")
-    _edit(
+    edit_plan(ws, "task: binary", "task: regression")
+    edit_plan(ws, 'target: "churned"', 'target: "charges"')
+    edit_plan(ws, "positive_class: null  # TODO: the class FP/FN and recall refer to\n", "")
+    edit_plan(ws, "  primary: roc_auc", "  primary: mae")
+    edit_plan(
         ws,
         "    - {name: roc_auc, direction: maximize, target: 0.85}",
         "    - {name: mae, direction: minimize, target: 5}",
     )
-    _edit(ws, "    - {name: recall, direction: maximize, target: null}\n", "")
-    _edit(ws, "    - {name: precision, direction: maximize, target: null}\n", "")
+    edit_plan(ws, "    - {name: recall, direction: maximize, target: null}\n", "")
+    edit_plan(ws, "    - {name: precision, direction: maximize, target: null}\n", "")
     register_dataset(ws, "customers")
     split_dataset(ws, "customers", seed=2)
     linear = train_model(ws, baseline=True)
@@ -270,8 +262,8 @@ def test_the_older_system_is_scored_on_the_same_test_rows(split_ws: Workspace) -
     pa_csv.write_csv(pa.table({"item_id": ids, "prediction": guess}), predictions)
     with pytest.raises(UsageError, match=r"the plan names no older system"):
         import_older_system(split_ws, predictions)
-    _edit(split_ws, "  older_system: null", "  older_system: {name: rules-v2}")
-    _edit(split_ws, "scenario: null", "scenario: replace")
+    edit_plan(split_ws, "  older_system: null", "  older_system: {name: rules-v2}")
+    edit_plan(split_ws, "scenario: null", "scenario: replace")
     partial = split_ws.root / "partial.csv"
     pa_csv.write_csv(pa.table({"item_id": ids[:10], "prediction": guess[:10]}), partial)
     with pytest.raises(
@@ -324,7 +316,7 @@ def test_packages_are_profiled_and_held_against_the_plan(split_ws: Workspace) ->
     assert profile.to_dict() == compute | {"latency_p99_ms": 80.0}
     assert profile.held_against(split_ws.plan.deployment) == checks
     assert feasibility(profile, split_ws.plan.deployment) == checks
-    _edit(split_ws, "latency_p99_ms: 50, qps: 100", "latency_p99_ms: 0.000001, qps: 100")
+    edit_plan(split_ws, "latency_p99_ms: 50, qps: 100", "latency_p99_ms: 0.000001, qps: 100")
     failing = status(split_ws).get("model.feasibility")
     assert failing.state == "failing"
     assert failing.next_step == "a smaller model, or more compute in deployment.compute"

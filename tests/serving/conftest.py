@@ -11,10 +11,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.conftest import _free_port
+from tests.conftest import _free_port, register_split_train
 
-from mlplan.data import register_dataset, split_dataset
-from mlplan.modeling import train_model
 from mlplan.serving import ROLES, ServeConfig, create_app, create_key
 from mlplan.serving._config import MULTIPROC_ENV
 from mlplan.workspace import Workspace
@@ -22,21 +20,10 @@ from mlplan.workspace import Workspace
 RECORD = {"gender": "female", "age": 40, "region": "north", "charges": 61.5}
 
 
-def edit_plan(ws: Workspace, old: str, new: str) -> None:
-    text = ws.plan_path.read_text()
-    assert old in text, old
-    ws.plan_path.write_text(text.replace(old, new, 1))
-    ws.__dict__.pop("plan", None)
-
-
 @pytest.fixture
 def served(sqlite_ws: Workspace) -> Workspace:
     """A project with the customers split and a logistic model, logistic-1."""
-    edit_plan(sqlite_ws, "    id_column: null", "    id_column: customer_id")
-    register_dataset(sqlite_ws, "customers")
-    split_dataset(sqlite_ws, "customers", stratify="churned", seed=1)
-    train_model(sqlite_ws, family="logistic")
-    return sqlite_ws
+    return register_split_train(sqlite_ws)
 
 
 @pytest.fixture

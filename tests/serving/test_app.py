@@ -8,7 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.serving.conftest import RECORD, bearer, edit_plan, started
+from tests.conftest import edit_plan
+from tests.serving.conftest import RECORD, bearer, started
 
 from mlplan.errors import NotFoundError, UsageError
 from mlplan.modeling import get_model

@@ -3,7 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.serving.conftest import RECORD, bearer, edit_plan, started
+from tests.conftest import edit_plan
+from tests.serving.conftest import RECORD, bearer, started
 
 from mlplan.checklist import status
 from mlplan.serving import ServeConfig, create_app, load_test

@@ -3,8 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.conftest import chdir
-from tests.serving.conftest import edit_plan
+from tests.conftest import chdir, edit_plan
 from typer.testing import CliRunner
 
 from mlplan.cli import app

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 import pytest
-from tests.serving.conftest import edit_plan
+from tests.conftest import edit_plan
 
 from mlplan.checklist import status
 from mlplan.errors import ParameterError

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from tests.serving.conftest import RECORD, bearer, edit_plan, started
+from tests.conftest import edit_plan
+from tests.serving.conftest import RECORD, bearer, started
 
 from mlplan.errors import DataError
 from mlplan.serving._log import PiiPolicy, PredictionLog, compact_segments, log_files, query_log

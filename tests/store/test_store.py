@@ -2,10 +2,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from tests.conftest import ok
 
 from mlplan.errors import StoreError
 from mlplan.store import (
@@ -211,3 +214,14 @@ def test_an_older_store_is_upgraded_in_place_keeping_its_records(
         assert connection.execute(sa.text("SELECT name FROM projects")).scalar() == "old"
         assert sa.inspect(connection).has_table("annotations")
     store.close()
+
+
+def test_shared_artifact_folder(
+    cli: Any, project_dir: Path, tmp_path_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path_factory.mktemp("team-artifacts")
+    monkeypatch.setenv("MLPLAN_ARTIFACTS_DIR", str(shared))
+    added = json.loads(ok(cli("data", "add", "customers", "--json")).stdout)
+    snapshot = shared / added["snapshot_sha256"][:2] / added["snapshot_sha256"][2:]
+    assert snapshot.is_file()
+    assert snapshot.stat().st_mode & 0o044 == 0o044  # teammates can read it
