@@ -128,7 +128,8 @@ MOVED = [
     ("mlplan.serving", "DeploymentInfo", "mlplan.workspace", "DeploymentInfo"),
     ("mlplan.serving", "PRODUCTION", "mlplan.workspace", "PRODUCTION"),
     ("mlplan.serving", "PackageError", "mlplan.errors", "PackageError"),
-    ("mlplan.labels", "latest_report", "mlplan.labels", "latest_label_report"),
+    ("mlplan.lineage", "RunRecord", "mlplan.lineage", "RunInfo"),
+    ("mlplan.errors", "RunNotFoundError", "mlplan.errors", "NotFoundError"),
     ("mlplan.store", "Project", "mlplan.store", "ProjectRecord"),
     ("mlplan.store", "Model", "mlplan.store", "ModelRecord"),
     ("mlplan.store", "Deployment", "mlplan.store", "DeploymentRecord"),
@@ -150,3 +151,32 @@ def test_moved_names_keep_working_for_one_release_with_a_warning(
 def test_an_unknown_name_is_still_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
         _ = importlib.import_module("mlplan.store").no_such_name
+
+
+def test_old_ways_in_keep_working_for_one_release_with_a_warning(tmp_path: Path) -> None:
+    from mlplan.workspace import Workspace
+
+    data = tmp_path / "customers.csv"
+    data.write_text(
+        "customer_id,age,churned\n" + "".join(f"{i},{20 + i},{i % 2}\n" for i in range(40))
+    )
+    with pytest.warns(DeprecationWarning, match=r"Workspace.create\(from_data=...\) is deprecated"):
+        ws = Workspace.create(tmp_path / "churn", "churn", from_data=data)
+    assert ws.plan.target == "churned"
+    with pytest.warns(DeprecationWarning, match=r"Store.write is deprecated"):
+        assert ws.store.write(lambda session: 42) == 42
+    with pytest.warns(DeprecationWarning, match=r"mlplan.labels.latest_report is deprecated"):
+        old_latest = importlib.import_module("mlplan.labels").latest_report
+    assert old_latest(ws, "agreement") is None  # the old (report, passed, when) when there is one
+    with pytest.warns(DeprecationWarning, match=r"mlplan.evaluation.clearance is deprecated"):
+        old_clearance = importlib.import_module("mlplan.evaluation").clearance
+    failed = {"gates": [{"id": "target:roc_auc", "state": "fail"}], "passed": False}
+    cleared = old_clearance(ws, "m-1", evaluation=failed)  # the stored JSON, as it was passed
+    assert not cleared.allowed and "target:roc_auc" in cleared.reason
+    ws.close()
+
+
+def test_a_server_process_loads_no_data_engine_it_does_not_use() -> None:
+    # duckdb and pandas cost a server ~16 MB each worker; they load where they are used.
+    loaded = {m.split(".")[0] for m in _loaded_after("import mlplan.serving, mlplan.checklist")}
+    assert not {"duckdb", "pandas", "sklearn", "scipy", "matplotlib", "torch", "ray"} & loaded

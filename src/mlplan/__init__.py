@@ -7,7 +7,7 @@ call the same library. From a notebook::
     import mlplan
 
     ws = mlplan.Workspace("churn")                    # the folder holding mlplan.yaml
-    mlplan.register_dataset(ws, "customers", "data/customers.csv")
+    mlplan.register_dataset(ws, "customers")          # the file the plan names
     mlplan.split_dataset(ws, "customers", stratify="churned", group="customer_id", seed=7)
     model = mlplan.train_model(ws, baseline=True)
     result = mlplan.evaluate(ws, model.name)

@@ -33,6 +33,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Self
 
+from mlplan._deprecated import moved_names as _moved_names
+
 __all__ = [
     "ApprovalNotFoundError",
     "CheckFailedError",
@@ -206,3 +208,9 @@ class MissingExtraError(MlplanError, ImportError):
 
 class CheckFailedError(MlplanError):
     """A check ran and did not pass (a gate of ``evaluate --gate``, ``status --strict``)."""
+
+
+__getattr__ = _moved_names(
+    __name__,
+    {"RunNotFoundError": ("mlplan.errors.NotFoundError", "mlplan.errors.NotFoundError")},
+)

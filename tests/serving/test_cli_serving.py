@@ -87,7 +87,10 @@ def test_logs_query_and_compact_from_the_command_line(
         (["serve", "logistic-1", "--port", "0"], "--port must be from 1 to 65535; got 0"),
         (["serve", "logistic-1", "--timeout", "0"], "--timeout must be positive; got 0.0"),
         (["keys", "create", "--name", " ", "--role", "predict"], "--name must say who or what"),
-        (["loadtest", "logistic-1", "--seconds", "0"], "--seconds must be positive; got 0"),
+        (
+            ["loadtest", "logistic-1", "--seconds", "0"],
+            "--concurrency, --seconds and --rows must be positive",
+        ),
     ],
     ids=["no-model", "port", "timeout", "key-name", "loadtest-seconds"],
 )

@@ -55,9 +55,12 @@ def test_a_load_test_report_gives_the_json_the_cli_printed() -> None:
 @pytest.mark.parametrize(
     ("given", "message"),
     [
-        ({"concurrency": 0}, "'concurrency' must be positive; got 0"),
-        ({"seconds": -1.0}, "'seconds' must be positive; got -1"),
-        ({"rows_per_request": 0}, "'rows_per_request' must be positive; got 0"),
+        ({"concurrency": 0}, "'concurrency', 'seconds' and 'rows_per_request' must be positive"),
+        ({"seconds": -1.0}, "'concurrency', 'seconds' and 'rows_per_request' must be positive"),
+        (
+            {"rows_per_request": 0},
+            "'concurrency', 'seconds' and 'rows_per_request' must be positive",
+        ),
     ],
     ids=["concurrency", "seconds", "rows"],
 )

@@ -10,6 +10,7 @@ import typer
 
 from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
 from mlplan.cli._render import console, esc, print_json
+from mlplan.errors import UsageError
 
 if TYPE_CHECKING:
     from mlplan.workspace import Workspace
@@ -50,6 +51,12 @@ def init(
     from mlplan.workspace import Workspace
 
     root = (project or Path.cwd()).resolve()
+    Workspace.check_creatable(root, force=force)  # before asking anything
+    if task is None and from_data is None:  # the command line can also guess it from data
+        raise UsageError(
+            "give the task with --task regression|binary|multiclass|image_classification|"
+            "sequence (or --from-data FILE to guess it)"
+        )
     if not yes and sys.stdin.isatty():
         problem, owner = _ask(problem, owner)
     if from_data is not None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    import duckdb
 
 __all__ = ["Crossing", "LeakageReport", "check_leakage"]
 
@@ -88,6 +90,8 @@ def check_leakage(
     else:
         compared = [c for c in table.column_names if c not in ignore_set]
     frame = table.append_column("__split", pa.array(codes, pa.int8()))
+    import duckdb  # on use: it is heavy to import, and a server never needs it
+
     con = duckdb.connect()
     try:
         con.register("t", frame)

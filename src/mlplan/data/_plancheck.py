@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import difflib
 
-import duckdb
 import pyarrow as pa
 
 from mlplan.data._sql import sandboxed_duckdb
@@ -60,6 +59,8 @@ def check_plan_against_data(ws: Workspace) -> list[str]:
                         f"is not in the data{_hint(column, columns)}"
                     )
             if spec.where:
+                import duckdb  # on use: it is heavy to import
+
                 con = sandboxed_duckdb()
                 try:
                     con.register("data", _empty_table(info.columns))

@@ -156,6 +156,7 @@ def create_from_data(
         A plan already exists (without ``force``), or no task or target can be settled.
     """
     root = Path(root).resolve()
+    Workspace.check_creatable(root, force=force)  # before reading a large file for nothing
     data_path = Path(data).resolve()
     suggestions = scan_data(data_path, target=target)
     # Relative to the plan, so the project folder can move with its data.

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import duckdb
-
 __all__ = ["sandboxed_duckdb"]
 
 
@@ -20,6 +18,8 @@ def sandboxed_duckdb() -> Any:
     >>> con.execute("SELECT 1 + 1").fetchone()
     (2,)
     """
+
+    import duckdb  # on use: it is heavy to import, and a server never needs it
 
     return duckdb.connect(
         config={

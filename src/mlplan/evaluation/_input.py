@@ -63,7 +63,8 @@ class LoadedSplit:
     @classmethod
     def load(cls, ws: Workspace, split: SplitInfo) -> LoadedSplit:
         """Read ``split``'s rows and find its target."""
-        version, table, codes = load_split(ws, split)
+        loaded = load_split(ws, split)
+        version, table, codes = loaded.info, loaded.table, loaded.codes
         target = table.column(target_column(ws, version))
         kind: Literal["regression", "classification"] = (
             "classification" if version.format == "images" else target_kind(ws.plan.task, target)

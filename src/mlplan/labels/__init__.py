@@ -153,4 +153,12 @@ __all__ = [
     "within_item_pairs",
 ]
 
-__getattr__ = _moved_names(__name__, {"latest_report": "mlplan.labels.latest_label_report"})
+__getattr__ = _moved_names(
+    __name__,
+    {
+        "latest_report": (
+            "mlplan.labels._measure._latest_report_tuple",
+            "mlplan.labels.latest_label_report",
+        )
+    },
+)

@@ -311,6 +311,14 @@ def latest_label_report(
     )
 
 
+def _latest_report_tuple(
+    ws: Workspace, kind: Literal["agreement", "hlp"], dataset: str | None = None
+) -> tuple[dict[str, Any], bool | None, dt.datetime] | None:
+    """What the deprecated ``mlplan.labels.latest_report`` returned: (report, passed, when)."""
+    found = latest_label_report(ws, kind, dataset)
+    return None if found is None else (found.report, found.passed, found.created_at)
+
+
 @dataclass(frozen=True)
 class StoredHLP:
     """The HLP baseline as stored, and whether labels arrived since it was measured."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mlplan._deprecated import moved_names as _moved_names
 from mlplan.lineage._graph import (
     LineageGraph,
     LineageNode,
@@ -12,3 +13,5 @@ from mlplan.lineage._graph import (
 )
 
 __all__ = ["LineageGraph", "LineageNode", "RunInfo", "lineage", "resolve_ref", "to_openlineage"]
+
+__getattr__ = _moved_names(__name__, {"RunRecord": "mlplan.lineage.RunInfo"})

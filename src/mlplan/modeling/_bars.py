@@ -101,7 +101,8 @@ def _bootstrap(
 
 def compared_rows(ws: Workspace, split_info: SplitInfo, models: list[ModelInfo]) -> ComparedRows:
     """The test rows of a split that every one of ``models`` can predict."""
-    info, table, codes = load_split(ws, split_info)
+    loaded = load_split(ws, split_info)
+    info, table, codes = loaded.info, loaded.table, loaded.codes
     column = table.column(target_column(ws, info))
     kind = "classification" if info.format == "images" else target_kind(ws.plan.task, column)
     known = ~np.asarray(pc.is_null(column).to_numpy(zero_copy_only=False))

@@ -121,7 +121,8 @@ def import_older_system(
     path = Path(predictions)
     table = read_predictions(path)
     split_info = get_split(ws, split)
-    info, data, codes = load_split(ws, split_info)
+    loaded = load_split(ws, split_info)
+    info, data, codes = loaded.info, loaded.table, loaded.codes
     ids = _item_ids(ws, info, data)
     test_ids = {ids[i] for i in np.flatnonzero(codes == 2)}
     given = [str(v) for v in table.column("item_id").to_pylist()]

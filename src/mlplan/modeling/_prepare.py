@@ -49,7 +49,8 @@ def prepare_split(ws: Workspace, split_info: SplitInfo) -> PreparedSplit:
         A missing or constant target, one class only, no usable input, too little history.
     """
     plan = ws.plan
-    info, table, codes = load_split(ws, split_info)
+    loaded = load_split(ws, split_info)
+    info, table, codes = loaded.info, loaded.table, loaded.codes
     target = target_column(ws, info)
     column = _target(ws, info, table, target)
     kind = "classification" if info.format == "images" else target_kind(plan.task, column)

@@ -4,6 +4,8 @@ the plan's deploy gate that names the model."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +28,16 @@ class Clearance:
     evaluated: bool = True
 
 
-def clearance(ws: Workspace, model: str, *, evaluation: EvaluationInfo | None = None) -> Clearance:
+def clearance(
+    ws: Workspace,
+    model: str,
+    *,
+    evaluation: EvaluationInfo | Mapping[str, Any] | None = None,
+) -> Clearance:
     """May ``model`` be deployed? ``evaluation``: its newest evaluation, when the caller has
-    read it already."""
+    read it already (or its stored JSON, as earlier releases passed it)."""
+    if isinstance(evaluation, Mapping):
+        evaluation = EvaluationInfo(model, dict(evaluation), "", dt.datetime.now(dt.UTC))
     found = evaluation if evaluation is not None else latest_evaluation(ws, model)
     if found is None:
         return Clearance(

@@ -170,7 +170,8 @@ class _TestRows:
     """The rows of the model's test split with a known target, as the model takes them."""
 
     def __init__(self, ws: Workspace, info: ModelInfo) -> None:
-        data_info, table, codes = load_split(ws, get_split(ws, info.split))
+        loaded = load_split(ws, get_split(ws, info.split))
+        data_info, table, codes = loaded.info, loaded.table, loaded.codes
         self.data_info: DatasetVersionInfo = data_info
         self.table = table
         self.column = table.column(target_column(ws, data_info))
@@ -233,8 +234,8 @@ def _export_edge(ws: Workspace, model: str, folder: Path) -> EdgeExportReport:
 
     before, after = scores(original), scores(small)
     metric = _compared_metric(ws, kind, before)
-    drop = after[metric] - before[metric]
-    drop = drop if metric in LOWER_IS_BETTER else -drop
+    lower = metric in LOWER_IS_BETTER  # a drop is positive when the int8 model is worse
+    drop = (after[metric] - before[metric]) if lower else (before[metric] - after[metric])
     size_mb = len(quantized) / 2**20
     limit = ws.plan.deployment.compute.max_model_mb
     latency_before = _latency_ms(original, feeds)

@@ -41,7 +41,8 @@ def _free_port() -> int:
 def _records(ws: Workspace, model: ModelInfo, limit: int = 1000) -> list[dict[str, Any]]:
     """Real rows to send: the test split's inputs (only the columns the model takes)."""
 
-    _, table, codes = load_split(ws, get_split(ws, model.split))
+    loaded = load_split(ws, get_split(ws, model.split))
+    table, codes = loaded.table, loaded.codes
     rows = np.flatnonzero(codes == 2)[:limit]
     if not rows.size:
         rows = np.arange(min(limit, table.num_rows))
@@ -136,13 +137,11 @@ def load_test(
     """
 
     httpx = require("httpx", extra="serving", purpose="mlplan loadtest")
-    for param, value in (
-        ("concurrency", concurrency),
-        ("seconds", seconds),
-        ("rows_per_request", rows_per_request),
-    ):
-        if value <= 0:
-            raise ParameterError(param, f"{{param}} must be positive; got {value:g}")
+    if min(concurrency, seconds, rows_per_request) <= 0:
+        raise ParameterError(
+            ("concurrency", "seconds", "rows_per_request"),
+            "{concurrency}, {seconds} and {rows_per_request} must be positive",
+        )
     info = get_model(ws, model)
     records = _records(ws, info)
     key = create_key(ws, "loadtest", roles=["predict", "admin"], by="mlplan loadtest")

@@ -22,7 +22,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from mlplan.errors import DataError, ParameterError, UsageError
@@ -397,6 +396,8 @@ def score_file(
 
 def _open_input(source: Path, fmt: str) -> tuple[Any, pa.Schema]:
     """The input as an Arrow dataset, and its schema."""
+    import pyarrow.dataset as pads  # on use: it loads pandas, which a server never needs
+
     try:
         # CSV read as mlplan reads data everywhere: an empty string is a missing value.
         file_format = (

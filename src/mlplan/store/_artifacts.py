@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
-from mlplan.store._tables import ArtifactRecord
+from mlplan.store._tables import ArtifactRecord, dialect_insert, utcnow
 
 __all__ = ["ArtifactRef", "ArtifactStore", "sha256_file"]
 
@@ -126,12 +126,19 @@ class ArtifactStore:
 
     @staticmethod
     def register(session: Session, ref: ArtifactRef, *, kind: str, media_type: str) -> ArtifactRef:
-        """Record the artifact in the store (idempotent)."""
+        """Record the artifact in the store (idempotent). Projects share the table, so two
+        commands of different projects (which do not share a write lock) may record the same
+        bytes at once: the second insert does nothing instead of failing."""
         if session.get(ArtifactRecord, ref.sha256) is None:
-            session.add(
-                ArtifactRecord(
-                    sha256=ref.sha256, kind=kind, size_bytes=ref.size_bytes, media_type=media_type
+            session.execute(
+                dialect_insert(session, ArtifactRecord)
+                .values(
+                    sha256=ref.sha256,
+                    kind=kind,
+                    size_bytes=ref.size_bytes,
+                    media_type=media_type,
+                    created_at=utcnow(),
                 )
+                .on_conflict_do_nothing(index_elements=["sha256"])
             )
-            session.flush()
         return ref

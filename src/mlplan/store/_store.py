@@ -10,27 +10,30 @@ import contextlib
 import hashlib
 import os
 import sqlite3
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, inspect, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
+    IntegrityError,
     NoSuchModuleError,
     OperationalError,
     SQLAlchemyError,
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from mlplan._deprecated import REMOVED_IN
 from mlplan.errors import StoreError
 from mlplan.store._artifacts import ArtifactStore
-from mlplan.store._tables import ProjectRecord, utcnow
+from mlplan.store._tables import ProjectRecord, dialect_insert, utcnow
 
 __all__ = ["HEAD_REVISION", "STORE_DIR", "STORE_URL_ENV", "Store", "open_store"]
+
+T = TypeVar("T")
 
 STORE_DIR = ".mlplan"
 STORE_URL_ENV = "MLPLAN_STORE_URL"
@@ -125,10 +128,26 @@ class Store:
 
     def insert(self, table: Any) -> Any:
         """An INSERT that supports ``on_conflict_do_nothing`` on this store's dialect."""
-        if self.engine.dialect.name == "postgresql":
-            return pg_insert(table)
+        return dialect_insert(self.engine, table)
 
-        return sqlite_insert(table)
+    def write(self, work: Callable[[Session], T], *, attempts: int = 5) -> T:
+        """Deprecated: ``Workspace.write()`` and ``Workspace.record()`` hold the project's write
+        lock instead. Runs ``work`` in a transaction, again from the start when a concurrent
+        command took the same unique number first."""
+        warnings.warn(
+            f"Store.write is deprecated: use Workspace.write() or Workspace.record() (it goes "
+            f"in mlplan {REMOVED_IN})",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        for attempt in range(attempts):
+            try:
+                with self.transaction() as session:
+                    return work(session)
+            except StoreError as exc:
+                if not isinstance(exc.__cause__, IntegrityError) or attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         """Release the database connections."""

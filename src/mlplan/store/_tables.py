@@ -44,6 +44,7 @@ __all__ = [
     "RunIORecord",
     "RunRecord",
     "SplitRecord",
+    "dialect_insert",
     "utcnow",
 ]
 
@@ -63,6 +64,20 @@ JSONType = JSON()
 def utcnow() -> dt.datetime:
     """Now, timezone-aware in UTC."""
     return dt.datetime.now(dt.UTC)
+
+
+def dialect_insert(bind: Any, table: Any) -> Any:
+    """An INSERT into ``table`` that supports ``on_conflict_do_nothing`` on the dialect of
+    ``bind`` (a session or an engine)."""
+    name = (bind.get_bind() if hasattr(bind, "get_bind") else bind).dialect.name
+    # The dialects are imported on use: PostgreSQL's costs a command's start-up otherwise.
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):

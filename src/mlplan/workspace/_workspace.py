@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import importlib
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from mlplan._deprecated import REMOVED_IN
 from mlplan.errors import ParameterError, ProjectNotFoundError
 from mlplan.plan import (
     PLAN_FILE,
@@ -129,6 +132,7 @@ class Workspace:
         problem: str | None = None,
         owner: str | None = None,
         force: bool = False,
+        from_data: str | Path | None = None,
     ) -> Workspace:
         """Write a complete, commented ``mlplan.yaml`` in ``root``, optionally pre-filled with
         what a scan of the data suggests (``mlplan.data.create_from_data`` scans a file and
@@ -139,12 +143,21 @@ class Workspace:
         ParameterError
             A plan already exists (without ``force``), or no task or target can be settled.
         """
-        root = Path(root).resolve()
-        plan_path = root / PLAN_FILE
-        if plan_path.exists() and not force:
-            raise ParameterError(
-                "force", f"{plan_path} exists already; edit it, or pass {{param}} to replace it"
+        if from_data is not None:  # the old way in: scanning data is the data stage's
+            warnings.warn(
+                f"Workspace.create(from_data=...) is deprecated: use "
+                f"mlplan.data.create_from_data (the old way goes in mlplan {REMOVED_IN})",
+                DeprecationWarning,
+                stacklevel=2,
             )
+            data: Any = importlib.import_module("mlplan.data")  # a higher layer, by name
+            created: Workspace = data.create_from_data(
+                root, name, from_data, task=task, target=target, problem=problem,
+                owner=owner, force=force,
+            )  # fmt: skip
+            return created
+        root = Path(root).resolve()
+        plan_path = cls.check_creatable(root, force=force)
         if suggestions is not None:
             task = task or suggestions.task
             if target is None and task != "image_classification":
@@ -153,16 +166,36 @@ class Workspace:
             raise ParameterError(
                 "task",
                 "give the task with {param} regression|binary|multiclass|image_classification|"
-                "sequence, or let a scan of the data guess it",
+                "sequence (or create the project with mlplan.data.create_from_data to guess "
+                "it from the data)",
             )
         if target is None and task != "image_classification":
-            raise ParameterError("target", f"task {task!r} needs a target column: give {{param}}")
+            raise ParameterError(
+                "target", f"task {task!r} needs a target column: give {{param}} COLUMN"
+            )
         text = render_plan(
             name, task=task, target=target, data=suggestions, problem=problem, owner=owner
         )
         parse_plan(text, filename=str(plan_path))  # never write a plan that does not load
         write_atomic(plan_path, text)
         return cls(root)
+
+    @staticmethod
+    def check_creatable(root: str | Path, *, force: bool = False) -> Path:
+        """Where a new plan in ``root`` would be written; refused when one is there already
+        (unless ``force``), before anything is scanned or written.
+
+        Raises
+        ------
+        ParameterError
+            A plan exists already and ``force`` is not set.
+        """
+        plan_path = Path(root).resolve() / PLAN_FILE
+        if plan_path.exists() and not force:
+            raise ParameterError(
+                "force", f"{plan_path} exists already; edit it, or pass {{param}} to replace it"
+            )
+        return plan_path
 
     @property
     def plan_path(self) -> Path:
