@@ -126,3 +126,32 @@ def test_the_cli_names_every_family_and_its_flag(cli: Any) -> None:
     nothing = cli("train")
     assert nothing.exit_code == 2
     assert "give --family linear|logistic|gbt|cnn|rnn, --baseline" in nothing.stderr
+
+
+def test_a_misspelt_hyperparameter_is_refused_with_the_closest_name(sqlite_ws: Workspace) -> None:
+    from tests.conftest import edit_plan, register_split_train
+
+    from mlplan.errors import PlanError
+
+    register_split_train(sqlite_ws, family=None)
+    with pytest.raises(ParameterError, match=r"gbt takes no hyperparameter 'num_leavs' \(did "
+                       r"you mean 'num_leaves'\?\)"):  # fmt: skip
+        train_model(sqlite_ws, family="gbt", params={"num_leavs": 5})
+    edit_plan(sqlite_ws, "  seed: 0\n", "  seed: 0\n  hyperparameters: {logistic: {c: 0.5}}\n")
+    with pytest.raises(
+        PlanError,
+        match=r"^modeling.hyperparameters.logistic: logistic takes no hyperparameter 'c' "
+        r"\(did you mean 'C'\?\); fix it in the plan$",
+    ):
+        train_model(sqlite_ws, family="logistic")
+    # LightGBM's own parameters and aliases pass, as its scikit-learn classes take them.
+    model = train_model(sqlite_ws, family="gbt", params={"n_estimators": 20, "min_data_in_leaf": 5})
+    assert model.parameters["min_data_in_leaf"] == 5
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_every_family_takes_the_parameters_its_search_tunes(name: str) -> None:
+    family = FAMILIES[name]
+    kinds = {target for _, target in family.fits}
+    for kind in kinds:
+        assert set(family.search_space) <= family.parameter_names(kind)

@@ -11,9 +11,8 @@ import numpy as np
 import onnxruntime as ort
 import pyarrow as pa
 import pytest
-from tests.conftest import write_csv
+from tests.modeling.conftest import sequence_series, sequence_workspace
 
-from mlplan.data import register_dataset, split_dataset
 from mlplan.errors import DataError, UsageError
 from mlplan.modeling import compare_models, get_model, train_model
 from mlplan.workspace import Workspace
@@ -21,59 +20,9 @@ from mlplan.workspace import Workspace
 pytest.importorskip("torch", reason="the torch extra is part of make test")
 
 
-def _series(rows: int = 360, seed: int = 3) -> pa.Table:
-    rng = np.random.default_rng(seed)
-    t = np.arange(rows)
-    temperature = 10 + 5 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.5, rows)
-    load = (
-        50 + 0.8 * np.roll(temperature, 2) + 3 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 1, rows)
-    )
-    load[7] = np.nan  # a missing value inside some windows
-    state = np.where(np.sin(2 * np.pi * t / 24) > 0, "day", "night")
-    order = rng.permutation(rows)  # the file is not in time order
-    return pa.table(
-        {
-            "t": pa.array(t[order], pa.int64()),
-            "temperature": pa.array(temperature[order]),
-            "load": pa.array(load[order]),
-            "state": pa.array(state[order]),
-        }
-    )
-
-
-def _workspace(
-    tmp_path: Path,
-    store_url: str,
-    *,
-    target: str,
-    ordered: bool = True,
-    table: pa.Table | None = None,
-) -> Workspace:
-    write_csv(_series() if table is None else table, tmp_path / "data" / "series.csv")
-    (tmp_path / "mlplan.yaml").write_text(
-        f"""project: {{name: grid, key: grid-{target}}}
-task: sequence
-target: {target}
-datasets:
-  series:
-    path: data/series.csv
-{"    time_column: t" if ordered else ""}
-modeling:
-  window: 12
-  seed: 0
-  hyperparameters:
-    rnn: {{epochs: 15, hidden: 16}}
-"""
-    )
-    ws = Workspace(tmp_path, store_url=store_url)
-    register_dataset(ws, "series")
-    split_dataset(ws, "series", time="t")
-    return ws
-
-
 @pytest.fixture
 def forecast_ws(tmp_path: Path, store_url: str) -> Any:
-    ws = _workspace(tmp_path, store_url, target="load")
+    ws = sequence_workspace(tmp_path, store_url, target="load")
     yield ws
     ws.close()
 
@@ -126,7 +75,7 @@ def test_training_is_reproducible_with_a_seed(forecast_ws: Workspace) -> None:
 def test_sequence_classification_reads_the_features_up_to_the_row(
     tmp_path: Path, store_url: str
 ) -> None:
-    ws = _workspace(tmp_path, store_url, target="state")
+    ws = sequence_workspace(tmp_path, store_url, target="state")
     try:
         gbt = train_model(ws, baseline=True)
         assert gbt.features["channels"] == ["temperature", "load"]
@@ -146,7 +95,7 @@ def test_sequence_classification_reads_the_features_up_to_the_row(
 
 
 def test_bad_sequence_plans_are_refused(tmp_path: Path) -> None:
-    ws = _workspace(tmp_path, f"sqlite:///{tmp_path}/store.db", target="load")
+    ws = sequence_workspace(tmp_path, f"sqlite:///{tmp_path}/store.db", target="load")
     try:
         text = ws.plan_path.read_text()
         ws.plan_path.write_text(text.replace("  window: 12", "  window: 400"))
@@ -159,7 +108,7 @@ def test_bad_sequence_plans_are_refused(tmp_path: Path) -> None:
             train_model(ws, baseline=True)
     finally:
         ws.close()
-    unordered = _workspace(
+    unordered = sequence_workspace(
         tmp_path / "unordered", f"sqlite:///{tmp_path}/u.db", target="load", ordered=False
     )
     try:
@@ -172,10 +121,10 @@ def test_bad_sequence_plans_are_refused(tmp_path: Path) -> None:
 def test_trees_split_decimal_data_in_onnx_as_in_lightgbm(tmp_path: Path) -> None:
     # Midpoints of one-decimal values are one-decimal values (18.8 and 19.0 split at 18.9):
     # rounded to float32 naively, such thresholds send the value itself the wrong way.
-    table = _series()
+    table = sequence_series()
     rounded = pa.array(np.round(table.column("load").to_numpy(zero_copy_only=False), 1))
     table = table.set_column(table.column_names.index("load"), "load", rounded)
-    ws = _workspace(tmp_path, f"sqlite:///{tmp_path}/s.db", target="load", table=table)
+    ws = sequence_workspace(tmp_path, f"sqlite:///{tmp_path}/s.db", target="load", table=table)
     try:
         for n_estimators in (50, 200):
             model = train_model(ws, family="gbt", params={"n_estimators": n_estimators})

@@ -4,12 +4,14 @@ in parallel on a real local Ray cluster, with the same results as in-process."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.modeling.conftest import sequence_workspace
 
 from mlplan.data import register_dataset, split_dataset
-from mlplan.errors import UsageError
+from mlplan.errors import ParameterError, UsageError
 from mlplan.modeling import SEARCH_SPACES, list_models, train_model, train_models
 from mlplan.workspace import Workspace
 
@@ -72,9 +74,22 @@ def test_ray_runs_families_and_trials_like_the_local_engine(
 
 
 @pytest.mark.slow
-def test_an_error_on_a_ray_worker_is_the_users_error(split_ws: Workspace, ray_cluster: Any) -> None:
-    # A misspelt hyperparameter fails on the worker; the error comes back as it was raised,
-    # and nothing is registered.
-    with pytest.raises(UsageError, match=r"hyperparameters of logistic: .*'Cee'"):
+def test_a_misspelt_hyperparameter_is_refused_before_any_worker_starts(
+    split_ws: Workspace,
+) -> None:
+    with pytest.raises(ParameterError, match=r"logistic takes no hyperparameter 'Cee'"):
         train_models(split_ws, families=["logistic"], engine="ray", params={"Cee": 2.0})
     assert list_models(split_ws) == []
+
+
+def test_an_error_on_a_ray_worker_is_the_users_error(tmp_path: Path, ray_cluster: Any) -> None:
+    pytest.importorskip("torch", reason="the torch extra is part of make test")
+    # A value only the network checks fails on the worker; the error comes back as it was
+    # raised, and nothing is registered.
+    ws = sequence_workspace(tmp_path, f"sqlite:///{tmp_path / 'store.db'}", target="load")
+    try:
+        with pytest.raises(UsageError, match=r"rnn cell 'xyz': use gru or lstm"):
+            train_models(ws, families=["rnn"], engine="ray", params={"cell": "xyz"})
+        assert list_models(ws) == []
+    finally:
+        ws.close()

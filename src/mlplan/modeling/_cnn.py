@@ -15,9 +15,9 @@ from mlplan.modeling._inputs import TrainingData
 from mlplan.modeling._networks import fit_epochs, quiet_export, torch_module
 from mlplan.modeling._package import Fitted, add_label_output
 
-__all__ = ["fit_cnn"]
+__all__ = ["CNN_DEFAULTS", "fit_cnn"]
 
-_DEFAULTS: dict[str, Any] = {"C": 1.0, "epochs": 5, "lr": 1e-3, "batch_size": 64}
+CNN_DEFAULTS: dict[str, Any] = {"C": 1.0, "epochs": 5, "lr": 1e-3, "batch_size": 64}
 _CHUNK = 256  # images through the backbone at a time
 
 
@@ -100,7 +100,7 @@ def fit_cnn(
     (``frozen``), else that head then the last block fine-tuned with Adam."""
     torch = torch_module()
     spec = data.spec
-    params = _DEFAULTS | params
+    params = CNN_DEFAULTS | params
     index = {c: i for i, c in enumerate(data.classes)}
     y = {k: torch.tensor([index[v] for v in data.y[k]], dtype=torch.long) for k in data.y}
     fine_tune = not frozen and spec.get("fine_tune", "last") == "last"

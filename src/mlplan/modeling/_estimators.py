@@ -15,6 +15,7 @@ from mlplan.errors import UsageError
 __all__ = [
     "Estimator",
     "lightgbm_model",
+    "lightgbm_parameters",
     "logistic_regression",
     "register_lightgbm",
     "ridge",
@@ -39,6 +40,15 @@ class Estimator:
     scaled: bool = True
     converter: Callable[[str], None] | None = None
     snap_thresholds: Callable[[Any, Any], None] | None = None
+    more_parameters: Callable[[], frozenset[str]] | None = None
+    """Names the estimator takes beyond its ``get_params()`` (LightGBM's own parameters and
+    their aliases, which its scikit-learn classes pass through)."""
+
+    def parameter_names(self, kind: str) -> frozenset[str]:
+        """Every hyperparameter the estimator takes for a target kind."""
+        cls, _ = self.make(kind, 0)
+        names = frozenset(cls().get_params())
+        return names | (self.more_parameters() if self.more_parameters is not None else set())
 
     def build(self, family: str, kind: str, seed: int, params: dict[str, Any]) -> Any:
         """The unfitted estimator with ``params`` over its defaults.
@@ -75,6 +85,18 @@ def lightgbm_model(kind: str, seed: int) -> tuple[Any, dict[str, Any]]:
     lightgbm = require("lightgbm", extra="models", purpose="gradient-boosted trees")
     cls = lightgbm.LGBMRegressor if kind == "regression" else lightgbm.LGBMClassifier
     return cls, {"n_estimators": 100, "random_state": seed, "n_jobs": 1, "verbose": -1}
+
+
+def lightgbm_parameters() -> frozenset[str]:
+    """LightGBM's own parameters and their aliases (``feature_fraction``, ``min_data_in_leaf``
+    ...), which ``LGBMClassifier`` and ``LGBMRegressor`` accept beside their ``get_params()``;
+    none when this LightGBM does not list them."""
+    basic = require("lightgbm.basic", extra="models", purpose="gradient-boosted trees")
+    table = getattr(getattr(basic, "_ConfigAliases", None), "_get_all_param_aliases", None)
+    if table is None:
+        return frozenset()
+    aliases: dict[str, Any] = table()
+    return frozenset(aliases) | frozenset(a for names in aliases.values() for a in names)
 
 
 def register_lightgbm(kind: str) -> None:

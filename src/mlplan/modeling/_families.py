@@ -10,17 +10,19 @@ the three equal.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, get_args
 
-from mlplan.errors import ParameterError, UsageError
-from mlplan.modeling._cnn import fit_cnn
+from mlplan.errors import ParameterError, PlanError, UsageError
+from mlplan.modeling._cnn import CNN_DEFAULTS, fit_cnn
 from mlplan.modeling._estimators import (
     Estimator,
     lightgbm_model,
+    lightgbm_parameters,
     logistic_regression,
     register_lightgbm,
     ridge,
@@ -28,7 +30,7 @@ from mlplan.modeling._estimators import (
 )
 from mlplan.modeling._inputs import TrainingData
 from mlplan.modeling._package import Fitted
-from mlplan.modeling._rnn import fit_rnn
+from mlplan.modeling._rnn import RNN_DEFAULTS, fit_rnn
 from mlplan.plan import Task
 
 __all__ = [
@@ -85,11 +87,45 @@ class ModelFamily:
     default_for: frozenset[Task] = field(default_factory=frozenset)
     estimator: Estimator | None = None
     network: Network | None = None
+    network_parameters: frozenset[str] = frozenset()
     pretrained: bool = False
 
     def __post_init__(self) -> None:
         if (self.estimator is None) == (self.network is None):
             raise ValueError(f"family {self.name!r} needs an estimator or a network, not both")
+
+    def parameter_names(self, kind: str) -> frozenset[str]:
+        """Every hyperparameter the family takes for a target kind (``regression`` or
+        ``classification``)."""
+        if self.estimator is not None:
+            return self.estimator.parameter_names(kind)
+        return self.network_parameters
+
+    def check_parameters(
+        self, params: Mapping[str, Any], kind: str, *, where: str | None = None
+    ) -> None:
+        """Refuse a hyperparameter the family does not take, naming the closest one (a
+        misspelt ``num_leavs`` would otherwise be passed on and ignored).
+
+        Raises
+        ------
+        PlanError
+            From the plan (``where`` names its place, e.g. ``modeling.hyperparameters.gbt``).
+        ParameterError
+            Given as ``params``.
+        """
+        known = self.parameter_names(kind)
+        unknown = sorted(set(params) - known)
+        if not unknown:
+            return
+        by_case = {name.lower(): name for name in known}
+        close = [by_case[unknown[0].lower()]] if unknown[0].lower() in by_case else []
+        close = close or difflib.get_close_matches(unknown[0], sorted(known), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        what = f"{self.name} takes no hyperparameter {unknown[0]!r}{hint}"
+        if where is not None:
+            raise PlanError(f"{where}: {what}; fix it in the plan")
+        raise ParameterError("params", f"{{param}}: {what}")
 
 
 def _pairs(inputs: Iterable[str], targets: Iterable[str]) -> frozenset[tuple[str, str]]:
@@ -136,6 +172,7 @@ FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
                     scaled=False,
                     converter=register_lightgbm,
                     snap_thresholds=snap_lightgbm_thresholds,
+                    more_parameters=lightgbm_parameters,
                 ),
             ),
             ModelFamily(
@@ -145,6 +182,7 @@ FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
                 default_for=frozenset({"image_classification"}),
                 search_space={"C": ("float", 1e-2, 1e2, True), "lr": ("float", 1e-4, 1e-2, True)},
                 network=fit_cnn,
+                network_parameters=frozenset(CNN_DEFAULTS),
                 pretrained=True,
             ),
             ModelFamily(
@@ -157,6 +195,7 @@ FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
                     "cell": ("choice", ["gru", "lstm"]),
                 },
                 network=fit_rnn,
+                network_parameters=frozenset(RNN_DEFAULTS),
             ),
         )
     }

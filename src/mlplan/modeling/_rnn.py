@@ -14,9 +14,9 @@ from mlplan.modeling._inputs import TrainingData
 from mlplan.modeling._networks import fit_epochs, quiet_export, torch_module
 from mlplan.modeling._package import Fitted, add_label_output
 
-__all__ = ["fit_rnn"]
+__all__ = ["RNN_DEFAULTS", "fit_rnn"]
 
-_DEFAULTS: dict[str, Any] = {
+RNN_DEFAULTS: dict[str, Any] = {
     "cell": "gru",
     "hidden": 32,
     "layers": 1,
@@ -113,7 +113,7 @@ def fit_rnn(
     is kept. (``frozen`` is for families with a pretrained part; a recurrent network has
     none.)"""
     torch = torch_module()
-    params = _DEFAULTS | params
+    params = RNN_DEFAULTS | params
     if params["cell"] not in {"gru", "lstm"}:
         raise UsageError(f"rnn cell {params['cell']!r}: use gru or lstm")
     torch.manual_seed(seed)

@@ -155,7 +155,11 @@ def _jobs(
         frozen = baseline or (
             family_named(family).pretrained and data.spec.get("fine_tune") == "head"
         )
-        fixed = {**hyperparameters.get(family, {}), **params}
+        spec = family_named(family)
+        planned = hyperparameters.get(family, {})
+        spec.check_parameters(planned, data.kind, where=f"modeling.hyperparameters.{family}")
+        spec.check_parameters(params, data.kind)
+        fixed = {**planned, **params}
         if trials:
             fixed, tuning[family] = tune_family(
                 data,
