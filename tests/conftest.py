@@ -4,6 +4,7 @@ a real PostgreSQL server that this test session starts (and stops) itself."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import shutil
@@ -301,9 +302,22 @@ def cli(project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     runner = CliRunner()
 
     def run(*args: str) -> Any:
-        return runner.invoke(app, list(args), catch_exceptions=False)
+        result = runner.invoke(app, list(args), catch_exceptions=False)
+        if "--json" in args and result.exit_code == 0:
+            strict_json(result.stdout)  # every --json answer of every CLI test
+        return result
 
     return run
+
+
+def strict_json(text: str) -> Any:
+    """``text`` parsed as strict JSON: NaN and Infinity, which Python's parser would let
+    through and strict parsers refuse, fail the test."""
+
+    def refuse(constant: str) -> Any:
+        raise AssertionError(f"not strict JSON: a bare {constant} in the output")
+
+    return json.loads(text, parse_constant=refuse)
 
 
 @contextlib.contextmanager

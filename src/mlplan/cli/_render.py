@@ -9,6 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from mlplan.core import json_safe
+
 __all__ = ["console", "err_console", "esc", "print_json"]
 
 console = Console(highlight=False)
@@ -21,6 +23,9 @@ def esc(value: object) -> str:
 
 
 def print_json(data: Any) -> None:
-    """Print ``data`` as indented JSON on stdout (dates and paths as strings)."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    """Print ``data`` as strict, indented JSON on stdout: dates and paths as strings, and no
+    bare NaN or Infinity (a missing or undefined number is null), which strict parsers
+    refuse."""
+    text = json.dumps(json_safe(data), indent=2, default=str, ensure_ascii=False, allow_nan=False)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
