@@ -206,9 +206,16 @@ def status(ws: Workspace) -> StatusReport:
 
     A check that raises does not hide the others: its item shows as failing with the error as
     evidence (for a provider: the items of its stage it had not reported yet).
+
+    Raises
+    ------
+    StoreError
+        The store cannot be reached or opened: one error, not one per item.
     """
     _load_builtin_checks()
-    context = StatusContext(_readable(ws))
+    readable = _readable(ws)
+    readable.store  # noqa: B018 (opened first, so that a store that does not answer fails once)
+    context = StatusContext(readable)
     reported = {it.id: _run_check(context, it, _CHECKS[it.id]) for it in ITEMS if it.id in _CHECKS}
     for factory in _PROVIDERS:
         _run_provider(context, factory(), reported)

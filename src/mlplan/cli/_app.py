@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -50,9 +51,43 @@ def _flag(command: Any, param: str) -> str | None:
     return None
 
 
+def _red_line(text: str) -> None:
+    err_console.print("error: " + text, style="red", markup=False, highlight=False, soft_wrap=True)
+
+
 class _Group(TyperGroup):
     """Turns mlplan errors into one red line and the error's exit code; an error about a
-    parameter names the option that sets it."""
+    parameter names the option that sets it. A usage error of the command line itself (an
+    unknown option, a missing argument) is one red line too, with where to find help."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:
+            result = super().main(
+                args, prog_name, complete_var, False, windows_expand_args, **extra
+            )
+        except typer.Abort:
+            _red_line("aborted")
+            sys.exit(1)
+        except typer.TyperException as exc:  # click's errors, as Typer ships click
+            code = int(getattr(exc, "exit_code", 2))
+            context = getattr(exc, "ctx", None)
+            where = f" (see {context.command_path} --help)" if context and code == 2 else ""
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            if message:  # a group called alone has printed its help, and says nothing more
+                _red_line(message + where)
+            sys.exit(code)
+        # Without standalone mode click returns the exit code of an Exit it caught.
+        sys.exit(result if isinstance(result, int) else 0)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         ctx.meta.setdefault("mlplan.words", list(args))  # the root's: the whole command line
@@ -71,14 +106,9 @@ class _Group(TyperGroup):
                 flags = {p: _flag(command, p) for p in exc.params}
                 message = exc.naming({p: f for p, f in flags.items() if f is not None})
             lines = message.splitlines() or [type(exc).__name__]
-            for i, line in enumerate(lines):
-                err_console.print(
-                    ("error: " if i == 0 else "") + line,
-                    style="red",
-                    markup=False,
-                    highlight=False,
-                    soft_wrap=True,
-                )
+            _red_line(lines[0])
+            for line in lines[1:]:
+                err_console.print(line, style="red", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
