@@ -459,3 +459,19 @@ def test_stratifying_needs_classes(cli: Any) -> None:
     result = cli("data", "split", "customers", "--stratify", "charges")
     assert result.exit_code == 1
     assert "stratifying needs classes" in result.stderr
+
+
+def test_splitting_the_same_version_the_same_way_again_changes_nothing(
+    sqlite_ws: Workspace, cli: Any
+) -> None:
+    register_dataset(sqlite_ws, "customers")
+    first = split_dataset(sqlite_ws, "customers", stratify="churned", seed=3)
+    again = split_dataset(sqlite_ws, "customers", stratify="churned", seed=3)
+    assert (first.created, again.created) == (True, False)
+    assert again.ref == first.ref == "customers@1/s1" and again.run_id == first.run_id
+    assert [s.ref for s in list_splits(sqlite_ws)] == ["customers@1/s1"]
+    other = split_dataset(sqlite_ws, "customers", stratify="churned", seed=4)
+    assert other.ref == "customers@1/s2" and other.created
+    shown = cli("data", "split", "customers", "--stratify", "churned", "--seed", "3")
+    assert shown.exit_code == 0
+    assert shown.stdout.startswith("Unchanged: customers@1/s1 split this version the same way")

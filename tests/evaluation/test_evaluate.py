@@ -13,8 +13,10 @@ import pytest
 from ruamel.yaml import YAML
 from tests.conftest import chdir, register_split_train, write_csv
 from tests.evaluation.conftest import churn_table, plan_text
+from typer.testing import CliRunner
 
 from mlplan.checklist import status
+from mlplan.cli import app
 from mlplan.data import get_split, load_split, register_dataset, split_dataset
 from mlplan.errors import (
     CheckFailedError,
@@ -131,9 +133,7 @@ def test_a_bad_argument_names_its_parameter(
 def test_the_cli_names_the_option_where_the_library_names_the_parameter(
     trained: Workspace,
 ) -> None:
-    from typer.testing import CliRunner
 
-    from mlplan.cli import app
     from mlplan.evaluation import evaluate_predictions
 
     (trained.root / "vendor.csv").write_text("item_id,prediction\n1,0\n")
@@ -229,9 +229,6 @@ def test_the_checklist_follows_the_candidates_evaluation_and_approval(
 
 
 def test_cli_evaluate_gate_exits_one_naming_the_failed_gate(trained: Workspace) -> None:
-    from typer.testing import CliRunner
-
-    from mlplan.cli import app
 
     runner = CliRunner()
     with chdir(trained.root):
@@ -478,9 +475,19 @@ def test_a_model_that_failed_its_gates_is_not_served_without_an_approval(
     with pytest.raises(
         CheckFailedError,
         match=r"logistic-1 may not be deployed: gates failed: .*floor:region:accuracy.*"
-        r"mlplan approve deploy --role ml_lead --by NAME --subject logistic-1",
+        r"mlplan approve deploy --role ml_lead --by NAME --subject logistic-1 --note WHY; "
+        r"for a load test, staging or a trial, 'allow_failed_gates' runs it anyway$",
     ):
         check_clearance(trained, "logistic-1")
+    # The command line names its own option for it.
+    with chdir(trained.root):
+        refused = CliRunner().invoke(
+            app, ["score", "logistic-1", "data/customers.csv", "scored.csv"]
+        )
+    assert refused.exit_code == 1
+    assert refused.stderr.rstrip().endswith(
+        "for a load test, staging or a trial, --allow-failed-gates runs it anyway"
+    )
     check_clearance(trained, "logistic-1", allow_failed_gates=True)  # a load test, staging
     # Scoring a file for use is a deployment too: refused, and nothing written.
     source = trained.root / "to_score.parquet"
@@ -510,9 +517,6 @@ def test_a_model_that_failed_its_gates_is_not_served_without_an_approval(
         revoke_approval(trained, 999, role="ml_lead", by="Priya")
     kept = list_approvals(trained, "deploy", include_revoked=True)
     assert [a.id for a in kept] == [approval.id] and list_approvals(trained, "deploy") == []
-    from typer.testing import CliRunner
-
-    from mlplan.cli import app
 
     with chdir(trained.root):
         listed = CliRunner().invoke(app, ["approvals", "list", "--all", "--json"])

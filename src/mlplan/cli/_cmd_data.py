@@ -352,10 +352,16 @@ def split(
     if json:
         print_json(info.to_dict())
         return
-    console.print(
-        f"Split [bold]{esc(info.ref)}[/]: "
-        + ", ".join(f"{name} {c['rows']:,} ({c['share']:.1%})" for name, c in info.counts.items())
+    shares = ", ".join(
+        f"{name} {c['rows']:,} ({c['share']:.1%})" for name, c in info.counts.items()
     )
+    if not info.created:
+        console.print(
+            f"Unchanged: [bold]{esc(info.ref)}[/] split this version the same way already "
+            f"({shares}); a new seed or other shares make another"
+        )
+        return
+    console.print(f"Split [bold]{esc(info.ref)}[/]: {shares}")
     _print_leakage(info.leakage)
 
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from mlplan.core import SplitRef, parse_dataset_ref, parse_split_ref
 from mlplan.data._assign import assign_splits, rare_classes
@@ -62,6 +63,9 @@ class SplitInfo:
     artifact_sha256: str
     run_id: str
     created_at: dt.datetime
+    created: bool = True
+    """False when this call found the same split recorded already (same version, same
+    parameters, same rows) and made none."""
 
     @property
     def ref(self) -> str:
@@ -81,10 +85,13 @@ class SplitInfo:
             "artifact_sha256": self.artifact_sha256,
             "run_id": self.run_id,
             "created_at": self.created_at.isoformat(),
+            "created": self.created,
         }
 
     @classmethod
-    def from_record(cls, record: SplitRecord, name: str, version: int) -> SplitInfo:
+    def from_record(
+        cls, record: SplitRecord, name: str, version: int, *, created: bool = True
+    ) -> SplitInfo:
         """From the store's row."""
         return cls(
             name,
@@ -97,6 +104,7 @@ class SplitInfo:
             record.artifact_sha256,
             record.run_id,
             record.created_at,
+            created,
         )
 
 
@@ -201,14 +209,50 @@ def _record_split(
     leakage: dict[str, Any],
     artifact: ArtifactRef,
 ) -> SplitInfo:
-    """Record the split (and the run that made it), numbered after the version's last."""
-    with ws.record("data split", {"dataset": info.ref, **parameters}) as run:
-        session = run.session
+    """Record the split (and the run that made it), numbered after the version's last; or,
+    when the version was split the same way already (same parameters, same rows), that split,
+    unchanged."""
+    with ws.write() as session:
         _, version = version_record(session, ws, info)
+        same = session.scalars(
+            select(SplitRecord)
+            .where(
+                SplitRecord.dataset_version_id == version.id,
+                SplitRecord.artifact_sha256 == artifact.sha256,
+            )
+            .order_by(SplitRecord.number)
+        ).all()
+        for record in same:
+            if record.parameters == parameters:
+                return SplitInfo.from_record(record, info.name, info.version, created=False)
+        return _new_split(
+            ws,
+            session,
+            info,
+            version_id=version.id,
+            parameters=parameters,
+            counts=counts,
+            leakage=leakage,
+            artifact=artifact,
+        )
+
+
+def _new_split(
+    ws: Workspace,
+    session: Session,
+    info: DatasetVersionInfo,
+    *,
+    version_id: int,
+    parameters: dict[str, Any],
+    counts: dict[str, Any],
+    leakage: dict[str, Any],
+    artifact: ArtifactRef,
+) -> SplitInfo:
+    with ws.record("data split", {"dataset": info.ref, **parameters}, session=session) as run:
         number = (
             session.scalar(
                 select(func.max(SplitRecord.number)).where(
-                    SplitRecord.dataset_version_id == version.id
+                    SplitRecord.dataset_version_id == version_id
                 )
             )
             or 0
@@ -218,7 +262,7 @@ def _record_split(
             session, artifact, kind="split", media_type="application/vnd.apache.parquet"
         )
         record = SplitRecord(
-            dataset_version_id=version.id,
+            dataset_version_id=version_id,
             number=number,
             parameters=parameters,
             counts=counts,

@@ -82,4 +82,8 @@ def check_clearance(ws: Workspace, model: str, *, allow_failed_gates: bool = Fal
     cleared = clearance(ws, model)
     # Never evaluated: nothing failed (mlplan status says to evaluate it).
     if not cleared.allowed and cleared.evaluated:
-        raise CheckFailedError(f"{model} may not be deployed: {cleared.reason}")
+        raise CheckFailedError.about(
+            "allow_failed_gates",
+            f"{model} may not be deployed: {cleared.reason}; for a load test, staging or a "
+            "trial, {param} runs it anyway",
+        )
