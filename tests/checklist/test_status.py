@@ -136,3 +136,17 @@ def test_item_lookup_names_known_ids() -> None:
     assert item("scope.buy_in").stage == "Scoping"
     with pytest.raises(KeyError, match=r"no checklist item 'scope.nope'; known: scope.problem"):
         item("scope.nope")
+
+
+def test_an_item_of_a_stage_not_built_yet_says_what_to_do_now(sqlite_ws: Workspace) -> None:
+    report = status(sqlite_ws)
+    canary = report.get("rollout.canary")
+    assert (canary.state, canary.evidence) == (
+        "missing",
+        "not built yet: the Rollout stage comes with mlplan.rollout",
+    )
+    assert (
+        canary.next_step
+        == "plan it now under rollout: in mlplan.yaml; its checks come with the stage"
+    )
+    assert report.get("monitor.alerts").next_step.startswith("plan it now under monitoring:")

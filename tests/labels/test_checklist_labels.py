@@ -34,16 +34,19 @@ def test_template_plan_compares_strategies_and_asks_for_the_rest(sqlite_ws: Work
     items = _labels(sqlite_ws)
 
     assert {k: v.state for k, v in items.items()} == {
-        "labels.strategy": "done",
+        "labels.strategy": "missing",  # chosen, but priced for no real batch yet
         "labels.instructions": "missing",
         "labels.hlp": "missing",
         "labels.agreement": "missing",
         "labels.issues": "missing",
     }
     assert items["labels.strategy"].evidence == (
-        "in-house: 1,000 items with 20% overlap → 1,200 labels, USD 600, 3.3 h with 3 "
-        "annotator(s) (vs crowdsourced USD 150; outsourced USD 240)"
+        "in-house chosen; no batch priced yet (1,000 items would be 1,200 labels, USD 600, 3.3 h)"
     )
+    assert items["labels.strategy"].next_step == (
+        "mlplan labels estimate --n N, then mlplan labels export --n N"
+    )
+
     assert items["labels.instructions"].evidence == "the plan has no labeling instructions"
     assert items["labels.hlp"].next_step == (
         "mlplan labels import FILE (with items labeled twice), then mlplan labels hlp"
@@ -51,6 +54,16 @@ def test_template_plan_compares_strategies_and_asks_for_the_rest(sqlite_ws: Work
     assert items["labels.agreement"].next_step == (
         "mlplan labels import FILE, then mlplan labels agreement"
     )
+
+
+def test_a_strategy_is_done_once_a_real_batch_is_priced(registered: Workspace) -> None:
+    from mlplan.labels import export_batch
+
+    export_batch(registered, n=40, overlap=0.25, seed=1)
+    strategy = _labels(registered)["labels.strategy"]
+    assert strategy.state == "done"
+    assert strategy.evidence.startswith("in-house: batch 1, 40 items → 50 labels, USD")
+    assert "(vs crowdsourced USD" in strategy.evidence
 
 
 @pytest.mark.parametrize(

@@ -284,43 +284,18 @@ def deploy_security(context: StatusContext, name: str) -> ItemStatus:
 
 @_follows_model("deploy.pipeline")
 def deploy_pipeline(context: StatusContext, name: str) -> ItemStatus:
-    """Batch: scoring is scheduled and ran; realtime: the server ran."""
-    deployment = context.ws.plan.deployment
-    if deployment.mode == "batch":
-        return _scheduled_scoring(context, name)
-    if _ran(context, name):
-        return context.status(
-            "deploy.pipeline",
-            "done",
-            "the server is the pipeline: preprocessing inside the ONNX graph (parity "
-            "checked), micro-batching, workers scale out",
-        )
-    return context.status(
-        "deploy.pipeline", "missing", f"{name} has not been served", f"mlplan serve {name}"
-    )
-
-
-def _scheduled_scoring(context: StatusContext, name: str) -> ItemStatus:
+    """The pipeline runs and is scheduled: nothing does either before the Pipelines stage
+    (a schedule in the plan is a wish; no scheduler reads it yet)."""
     schedule = context.ws.plan.deployment.schedule
-    if not schedule:
-        return context.status(
-            "deploy.pipeline",
-            "missing",
-            "batch scoring has no schedule",
-            "edit mlplan.yaml: deployment.schedule (cron)",
-        )
-    scored = _runs(context, "score", name)
-    if not scored:
-        return context.status(
-            "deploy.pipeline",
-            "missing",
-            f"scheduled {schedule!r}; no scoring run yet",
-            f"mlplan score {name} INPUT OUTPUT",
-        )
-    engines = sorted({r.parameters.get("engine", "local") for r in scored})
+    pieces = [
+        "preprocessing inside the ONNX graph (parity checked)",
+        "scale-out on Ray (train, score) and server workers",
+    ]
+    if schedule:
+        pieces.append(f"the plan asks for {schedule!r}, but nothing schedules it yet")
     return context.status(
         "deploy.pipeline",
-        "done",
-        f"scheduled {schedule!r}; {len(scored)} scoring run(s) "
-        f"({', '.join(engines)}); preprocessing inside the ONNX graph",
+        "missing",
+        f"{name}: " + "; ".join(pieces),
+        "the Pipelines stage (mlplan.pipeline: mlplan run, scheduled by Airflow) is not built yet",
     )

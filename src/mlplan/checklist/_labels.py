@@ -11,6 +11,7 @@ from mlplan.labels import (
     get_hlp,
     label_count,
     latest_label_report,
+    list_batches,
     relabel_queue,
 )
 
@@ -47,16 +48,30 @@ def labels_strategy(context: StatusContext) -> ItemStatus:
             f"strategy {labels.strategy}, but no rates to estimate it with",
             f"edit mlplan.yaml: add labels.rates.{labels.strategy}",
         )
-    rate = labels.rates[labels.strategy]
-    e = estimate(labels.strategy, rate, items=1000, overlap=labels.overlap)
-    others = [o for o in compare_strategies(labels, items=1000) if o.strategy != labels.strategy]
+    # Done when an estimate was made for real items: a batch exported, priced as it went.
+    batches = list_batches(context.ws)
+    if not batches:
+        rate = labels.rates[labels.strategy]
+        e = estimate(labels.strategy, rate, items=1000, overlap=labels.overlap)
+        return context.status(
+            "labels.strategy",
+            "missing",
+            f"{labels.strategy} chosen; no batch priced yet (1,000 items would be {e.labels:,} "
+            f"labels, {e.currency} {e.cost:,.0f}, {e.calendar_hours:,.1f} h)",
+            "mlplan labels estimate --n N, then mlplan labels export --n N",
+        )
+    last = batches[-1]
+    e = last.estimate
+    others = [
+        o for o in compare_strategies(labels, items=last.items) if o.strategy != last.strategy
+    ]
     compared = "; ".join(f"{o.strategy} {o.currency} {o.cost:,.0f}" for o in others)
     return context.status(
         "labels.strategy",
         "done",
-        f"{labels.strategy}: 1,000 items with {labels.overlap:.0%} overlap → "
-        f"{e.labels:,} labels, {e.currency} {e.cost:,.0f}, {e.calendar_hours:,.1f} h "
-        f"with {rate.annotators} annotator(s)" + (f" (vs {compared})" if compared else ""),
+        f"{last.strategy}: batch {last.number}, {last.items:,} items → {e.labels:,} labels, "
+        f"{e.currency} {e.cost:,.0f}, {e.calendar_hours:,.1f} h"
+        + (f" (vs {compared})" if compared else ""),
     )
 
 
@@ -192,12 +207,23 @@ def labels_issues(context: StatusContext) -> ItemStatus:
     """The relabel queue is empty or triaged."""
     queue = relabel_queue(context.ws)
     open_items = [q for q in queue if q.status == "open"]
-    if _agreement(context) is None and not queue:
+    agreement = _agreement(context)
+    if agreement is None and not queue:
         return context.status(
             "labels.issues",
             "missing",
             "labels not checked for issues yet",
             "mlplan labels agreement",
+        )
+    twice = 0 if agreement is None else agreement.report.get("multiply_labeled_items", 0)
+    if not queue and not twice:
+        # Nothing labeled twice: no disagreement could show an issue, so none was looked for.
+        return context.status(
+            "labels.issues",
+            "missing",
+            "no item is labeled twice, so no disagreement can show a label issue",
+            "mlplan labels export --overlap 0.2 (items labeled twice), or mlplan labels "
+            "issues --pred-probs FILE (confident learning)",
         )
     if open_items:
         return context.status(

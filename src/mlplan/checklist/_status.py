@@ -272,9 +272,10 @@ def _not_checked(it: ChecklistItem, exc: Exception, where: str) -> ItemStatus:
 
 
 def _not_built(it: ChecklistItem) -> ItemStatus:
+    section = _STAGE_HOME[it.stage].removeprefix("mlplan.")
     return ItemStatus(
         it,
         "missing",
         f"not built yet: the {it.stage} stage comes with {_STAGE_HOME[it.stage]}",
-        None,
+        f"plan it now under {section}: in mlplan.yaml; its checks come with the stage",
     )
