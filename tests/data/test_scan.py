@@ -172,3 +172,30 @@ def test_dataset_name_comes_from_the_file_name(tmp_path: Path, filename: str, da
 def test_scan_of_a_missing_file_is_a_data_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"nope\.csv: no such file or folder"):
         scan_data(tmp_path / "nope.csv")
+
+
+def test_a_numeric_sensitive_attribute_is_sliced_in_bands_not_per_value(tmp_path: Path) -> None:
+    from mlplan.data import create_from_data
+
+    rng = np.random.default_rng(5)
+    rows = 400
+    path = tmp_path / "patients.csv"
+    write_csv(
+        pa.table(
+            {
+                "patient_id": np.arange(rows),
+                "age": rng.integers(19, 90, rows),  # 71 distinct values
+                "sex": rng.choice(["F", "M"], rows),
+                "ethnicity": rng.choice(["a", "b", "c"], rows),
+                "readmitted": rng.integers(0, 2, rows),
+            }
+        ),
+        path,
+    )
+    age = next(c for c in scan_data(path).columns if c.name == "age")
+    assert (age.role, age.bands) == ("sensitive", (18.0, 25.0, 35.0, 45.0, 55.0, 65.0))
+    ws = create_from_data(tmp_path / "project", "readmission", path, target="readmitted")
+    slices = {s.name: s for s in ws.plan.slices}
+    assert slices["age"].bins == [18, 25, 35, 45, 55, 65] and slices["age"].column == "age"
+    assert slices["sex"].columns == ["sex"]
+    assert slices["sex_x_ethnicity"].columns == ["sex", "ethnicity"]  # not the banded age

@@ -41,7 +41,10 @@ def slice_masks(table: pa.Table, spec: SliceSpec) -> dict[str, np.ndarray]:
     """Each value of the slice ``spec`` → a boolean mask over the table's rows.
 
     Values are named ``column=value`` (``&`` between columns for combinations), bins
-    ``column in [low, high)``, and a ``where`` slice by its name.
+    ``column in [low, high)``, and a ``where`` slice by its name. Every row of a ``columns`` or
+    ``bins`` slice falls in exactly one value: missing values in ``column=(missing)``, and
+    values before the first edge or from the last one in the open-ended bins
+    ``column < low`` and ``column >= high`` (each only when it holds rows).
 
     Raises
     ------
@@ -56,6 +59,10 @@ def slice_masks(table: pa.Table, spec: SliceSpec) -> dict[str, np.ndarray]:
     >>> {k: v.tolist() for k, v in slice_masks(t, SliceSpec(name="a", column="age",
     ...                                        bins=[18, 65, 120])).items()}
     {'age in [18, 65)': [True, True, False], 'age in [65, 120)': [False, False, True]}
+    >>> t = pa.table({"age": [12, 30, None, 70]})
+    >>> spec = SliceSpec(name="a", column="age", bins=[18, 65])
+    >>> {k: v.nonzero()[0].tolist() for k, v in slice_masks(t, spec).items()}
+    {'age < 18': [0], 'age in [18, 65)': [1], 'age >= 65': [3], 'age=(missing)': [2]}
     """
 
     for column in spec.referenced_columns:
@@ -93,13 +100,23 @@ def _combination_masks(table: pa.Table, columns: list[str]) -> dict[str, np.ndar
 
 
 def _bin_masks(table: pa.Table, column: str, bins: list[float]) -> dict[str, np.ndarray]:
-    """A mask per bin ``[low, high)`` of consecutive edges."""
+    """A mask per bin ``[low, high)`` of consecutive edges; rows outside the edges and rows
+    without a value get their own groups, so that none is left out silently."""
     values = pc.cast(table.column(column), pa.float64()).to_numpy(zero_copy_only=False)
+    missing = np.isnan(values)
     out = {}
-    for low, high in itertools.pairwise(bins):
-        label = f"{column} in [{_format_edge(low)}, {_format_edge(high)})"
-        with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"):
+        below = values < bins[0]
+        if below.any():
+            out[f"{column} < {_format_edge(bins[0])}"] = below
+        for low, high in itertools.pairwise(bins):
+            label = f"{column} in [{_format_edge(low)}, {_format_edge(high)})"
             out[label] = (values >= low) & (values < high)
+        above = values >= bins[-1]
+    if above.any():
+        out[f"{column} >= {_format_edge(bins[-1])}"] = above
+    if missing.any():
+        out[f"{column}={MISSING}"] = missing
     return out
 
 

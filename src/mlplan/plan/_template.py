@@ -27,6 +27,9 @@ class ColumnSuggestion:
     missing_ratio: float
     role: Literal["feature", "target", "id", "time", "pii", "sensitive"] = "feature"
     reason: str = ""
+    bands: tuple[float, ...] = ()
+    """A numeric sensitive attribute's band edges, for its slice (one slice per value of a
+    column with many values would leave every group too small to say anything)."""
 
 
 @dataclass(frozen=True)
@@ -248,9 +251,19 @@ def _slices(data: DataSuggestions | None) -> list[str]:
             "{name: age, column: age, bins: [0, 30, 60, 120]}]",
         ]
     out.append("slices:")
-    out += [f"  - {{name: {column}, columns: [{column}]}}" for column in sensitive]
-    if len(sensitive) > 1:
-        out.append(f"  - {{name: {'_x_'.join(sensitive[:2])}, columns: {_q(sensitive[:2])}}}")
+    banded = {c.name: c.bands for c in data.columns if c.bands} if data is not None else {}
+    for column in sensitive:
+        if column in banded:
+            edges = ", ".join(f"{edge:g}" for edge in banded[column])
+            out.append(
+                f"  - {{name: {column}, column: {column}, bins: [{edges}]}}"
+                "  # bands; values outside them, and missing ones, get groups of their own"
+            )
+        else:
+            out.append(f"  - {{name: {column}, columns: [{column}]}}")
+    categorical = [c for c in sensitive if c not in banded]
+    if len(categorical) > 1:
+        out.append(f"  - {{name: {'_x_'.join(categorical[:2])}, columns: {_q(categorical[:2])}}}")
     return out
 
 
