@@ -82,17 +82,20 @@ def main(folder: Path) -> mlplan.checklist.StatusReport:
         mlplan.evaluation.raise_for_gates(evaluation)
     except CheckFailedError as failed:
         print("as a CI gate:", str(failed).split(":")[0])
-        # The ML lead accepts the gaps for a shadow pilot, on the record.
+        # The ML lead accepts the gaps for a shadow pilot, on the record: this package version
+        # despite this evaluation (a later evaluation that fails needs its own approval).
+        assert evaluation.package is not None
         mlplan.approve(
             ws,
             "deploy",
             role="ml_lead",
             by="Priya Patel",
-            subject=baseline.name,
+            subject=evaluation.package["ref"],
+            evaluation=evaluation.run_id,
             note="shadow pilot only",
         )
     production = mlplan.deploy(ws, baseline.name, by="Priya Patel", note="shadow pilot")
-    print("deployed:", production.model, "to", production.name)
+    print("deployed:", production.model_ref, "to", production.name)
 
     scored = mlplan.score_file(
         ws, baseline.name, data / "customers_2026-12.csv", folder / "scored.parquet"

@@ -279,6 +279,22 @@ def register_split_train(
     return ws
 
 
+def evaluated(ws: Workspace, model: str = "logistic-1", *, by: str = "Priya") -> str:
+    """Evaluate ``model`` (no bootstrap) so that it may be deployed: when a gate fails, the
+    plan's deploy role approves that evaluation. The package version evaluated."""
+    from mlplan.evaluation import evaluate
+    from mlplan.workspace import DEPLOY_GATE, approve
+
+    evaluation = evaluate(ws, model, n_boot=0)
+    assert evaluation.package is not None
+    ref = str(evaluation.package["ref"])
+    if not evaluation.passed:
+        rule = ws.plan.approval_for(DEPLOY_GATE)
+        assert rule is not None
+        approve(ws, DEPLOY_GATE, role=rule.role, by=by, subject=ref, note="for the test")
+    return ref
+
+
 @pytest.fixture
 def split_ws(sqlite_ws: Workspace) -> Workspace:
     """The project on SQLite with customers registered and split (seed 1, stratified)."""

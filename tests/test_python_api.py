@@ -24,7 +24,7 @@ def test_the_python_example_drives_the_churn_project_end_to_end(
 
     out = capsys.readouterr().out
     assert "registered: customers@1 customers@2" in out
-    assert "deployed: logistic-1 to production" in out
+    assert "deployed: logistic-1@2 to production" in out  # the version its evaluation made
     assert "scored: 13,200 rows" in out
     states = {s.item.id: s.state for s in report.items}
     for done in (

@@ -68,18 +68,18 @@ step "Error analysis of the candidate: slices with intervals, FP/FN, where to fo
   "$mlplan" evaluate logistic-1
 step "The gates as a CI step would run them: exit 1 when one fails" \
   bash -c "'$mlplan' evaluate logistic-1 --gate > /dev/null || echo \"exit code \$?\""
-step "The ML lead accepts the gaps for a shadow pilot, on the record" \
+step "The ML lead accepts the gaps for a shadow pilot, on the record (this package version, its newest evaluation only)" \
   "$mlplan" approve deploy --role ml_lead --by "Priya Patel" --subject logistic-1 \
   --note "shadow pilot only; the ethnicity recall gap is tracked"
 step "The model card (Hugging Face format; HTML beside it, and the report)" \
   bash -c "sed -n '1,24p' reports/logistic-1/model-card.md; ls reports/logistic-1"
 # ── Deployment: the same package served in realtime and scored in batch ──────────────────
-step "The approved model goes to production (a deploy run records the change)" \
+step "The approved package version goes to production (a deploy run records the change)" \
   "$mlplan" deploy logistic-1 --by "Priya Patel" --note "shadow pilot, approved by the ML lead"
 step "API keys by role: the retention app may predict; the ML lead administers" \
   bash -c "'$mlplan' keys create --name retention-app --role predict --json > .app-key.json && '$mlplan' keys create --name ml-lead --role admin --json > .admin-key.json && '$mlplan' keys list"
 port="$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-printf '\n\033[1m── Serve production (logistic-1) on 127.0.0.1:%s (live at once, ready once loaded and warmed up)\033[0m\n' "$port"
+printf '\n\033[1m── Serve production (the logistic-1 version deployed) on 127.0.0.1:%s (live at once, ready once loaded and warmed up)\033[0m\n' "$port"
 "$mlplan" serve --deployment production --port "$port" > serve.log 2>&1 &
 server=$!
 until grep -q "logistic-1 ready" serve.log; do

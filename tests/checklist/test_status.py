@@ -127,8 +127,8 @@ def test_approval_needs_the_planned_gate_and_role(ws: Workspace) -> None:
     ):
         approve(ws, "buy_in", role="ml_lead", by="x")
     assert list_approvals(ws) == []
-    record = approve(ws, "deploy", role="ml_lead", by="Priya", note="ok")
-    assert [a.gate for a in list_approvals(ws)] == ["deploy"]
+    record = approve(ws, "buy_in", role="business_owner", by="Priya", note="ok")
+    assert [a.gate for a in list_approvals(ws)] == ["buy_in"]
     assert record.created_at.tzinfo is not None
 
 

@@ -338,3 +338,58 @@ def test_a_reader_that_leaves_early_is_not_an_error(tmp_path: Path) -> None:
         os.close(write)
     assert result.returncode == 141
     assert result.stderr == ""
+
+
+def test_package_versions_and_the_gated_deploy_from_the_command_line(
+    cli: Any, project_dir: Path
+) -> None:
+    plan = project_dir / "mlplan.yaml"  # a ROC AUC target no model meets: the gates fail
+    plan.write_text(
+        plan.read_text().replace(
+            "roc_auc, direction: maximize, target: 0.85",
+            "roc_auc, direction: maximize, target: 0.999",
+        )
+    )
+    ok(cli("data", "add", "customers"))
+    ok(cli("data", "split", "customers", "--seed", "1"))
+    ok(cli("train", "--family", "logistic"))
+    never = cli("deploy", "logistic-1")
+    assert never.exit_code == 1
+    assert "logistic-1@1 has not been evaluated: run mlplan evaluate logistic-1@1" in never.stderr
+    shown = " ".join(ok(cli("evaluate", "logistic-1", "--bootstrap", "0")).stdout.split())
+    assert "New package version logistic-1@2 (threshold" in shown
+    assert "derived from logistic-1@1" in shown
+    first = as_json(cli("evaluate", "logistic-1", "--bootstrap", "0", "--json"))
+    assert (first["package"]["ref"], first["package"]["new"]) == ("logistic-1@2", False)
+    refused = " ".join(cli("deploy", "logistic-1").stderr.split())
+    assert f"--subject logistic-1@2 --evaluation {first['run_id']} --note WHY" in refused
+    approved = as_json(
+        cli(
+            "approve", "deploy", "--role", "ml_lead", "--by", "Priya", "--subject", "logistic-1",
+            "--evaluation", first["run_id"], "--json",
+        )
+    )  # fmt: skip
+    assert (approved["subject"], approved["evaluation"]) == ("logistic-1@2", first["run_id"])
+    assert as_json(cli("deploy", "logistic-1", "--json"))["model_ref"] == "logistic-1@2"
+    # Another threshold: version 3; production keeps version 2 until the next deploy.
+    strict = as_json(cli("evaluate", "logistic-1", "--threshold", "0.9", "--json"))
+    assert (strict["package"]["ref"], strict["package"]["parent"]) == (
+        "logistic-1@3",
+        "logistic-1@2",
+    )
+    assert as_json(cli("deployments", "--json"))[0]["model_ref"] == "logistic-1@2"
+    versions = as_json(cli("models", "list", "--versions", "--json"))
+    assert [(m["ref"], m["parent"]) for m in versions] == [
+        ("logistic-1@1", None),
+        ("logistic-1@2", "logistic-1@1"),
+        ("logistic-1@3", "logistic-1@2"),
+    ]
+    table = ok(cli("models", "list", "--versions")).stdout
+    assert "logistic-1@2" in table and "production" in table
+    assert [m["ref"] for m in as_json(cli("models", "list", "--json"))] == ["logistic-1@3"]
+    assert "derived from logistic-1@2" in ok(cli("models", "show", "logistic-1")).stdout
+    graph = as_json(cli("lineage", "logistic-1", "--json"))
+    assert graph["subject"]["ref"] == "logistic-1@3"
+    # The new version's evaluation failed too, and the approval named version 2's.
+    again = " ".join(cli("deploy", "logistic-1").stderr.split())
+    assert f"gates failed in evaluation {strict['run_id']}" in again

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from ruamel.yaml import YAML
-from tests.conftest import chdir, register_split_train, write_csv
+from tests.conftest import chdir, edit_plan, evaluated, register_split_train, write_csv
 from tests.evaluation.conftest import churn_table, plan_text
 from typer.testing import CliRunner
 
@@ -192,7 +192,7 @@ def test_the_report_card_and_json_are_written_and_stored(trained: Workspace) -> 
     # Lineage: the evaluation run read the model and the split and wrote the report.
     graph = lineage(trained, "logistic-1/evaluation.html")
     inputs = {(n.kind, n.ref) for run in graph.upstream for n in run.inputs}
-    assert ("model", "logistic-1") in inputs
+    assert ("model", "logistic-1@1") in inputs
 
 
 def test_the_checklist_follows_the_candidates_evaluation_and_approval(
@@ -218,14 +218,26 @@ def test_the_checklist_follows_the_candidates_evaluation_and_approval(
         "eval.model_card": "done",
     }
     assert "FPR" in after["eval.error_types"].evidence
+    first = latest_evaluation(trained, "logistic-1")
+    assert first is not None
     assert after["eval.gates"].next_step == (
-        "mlplan approve deploy --role ml_lead --by NAME --subject logistic-1 --note WHY"
+        "mlplan approve deploy --role ml_lead --by NAME --subject logistic-1@2 "
+        f"--evaluation {first.run_id} --note WHY"
     )
     assert not clearance(trained, "logistic-1").allowed
     approve(trained, "deploy", role="ml_lead", by="Priya", subject="logistic-1", note="pilot")
     assert items()["eval.gates"].state == "done"
     cleared = clearance(trained, "logistic-1")
     assert cleared.allowed and "Priya (ml_lead) approved it" in cleared.reason
+    assert cleared.evaluation == first.run_id
+    # A gate added later fails a later evaluation: the approval of the first does not cover it.
+    floor = "    - {slice: region, metric: accuracy, min: 0.7}"
+    edit_plan(trained, floor, floor + "\n    - {slice: gender, metric: accuracy, min: 0.99}")
+    evaluate(trained, "logistic-1", n_boot=0)
+    assert items()["eval.gates"].state == "failing"
+    refused = clearance(trained, "logistic-1")
+    assert not refused.allowed and refused.evaluation != first.run_id
+    assert f"--evaluation {refused.evaluation}" in refused.reason
 
 
 def test_cli_evaluate_gate_exits_one_naming_the_failed_gate(trained: Workspace) -> None:
@@ -470,12 +482,15 @@ def test_a_model_that_failed_its_gates_is_not_served_without_an_approval(
 ) -> None:
     from mlplan.serving import check_clearance, score_file
 
-    check_clearance(trained, "logistic-1")  # not evaluated yet: nothing has failed
-    evaluate(trained, "logistic-1", n_boot=0)
+    check_clearance(trained, "logistic-1")  # not evaluated yet: scoring is not deploying
+    with pytest.raises(CheckFailedError, match=r"logistic-1@1 has not been evaluated: run "):
+        check_clearance(trained, "logistic-1", require_evaluation=True)
+    run_id = evaluate(trained, "logistic-1", n_boot=0).run_id
     with pytest.raises(
         CheckFailedError,
-        match=r"logistic-1 may not be deployed: gates failed: .*floor:region:accuracy.*"
-        r"mlplan approve deploy --role ml_lead --by NAME --subject logistic-1 --note WHY; "
+        match=rf"logistic-1@2 may not be deployed: gates failed in evaluation {run_id}: "
+        r".*floor:region:accuracy.*mlplan approve deploy --role ml_lead --by NAME --subject "
+        rf"logistic-1@2 --evaluation {run_id} --note WHY; "
         r"for a load test, staging or a trial, 'allow_failed_gates' runs it anyway$",
     ):
         check_clearance(trained, "logistic-1")
@@ -492,7 +507,7 @@ def test_a_model_that_failed_its_gates_is_not_served_without_an_approval(
     # Scoring a file for use is a deployment too: refused, and nothing written.
     source = trained.root / "to_score.parquet"
     pq.write_table(churn_table(rows=50, seed=9).drop_columns(["churned"]), source)
-    with pytest.raises(CheckFailedError, match="logistic-1 may not be deployed"):
+    with pytest.raises(CheckFailedError, match="logistic-1@2 may not be deployed"):
         score_file(trained, "logistic-1", source, trained.root / "scored.parquet")
     assert not (trained.root / "scored.parquet").exists()
     trial = score_file(
@@ -509,7 +524,7 @@ def test_a_model_that_failed_its_gates_is_not_served_without_an_approval(
         revoke_approval(trained, approval.id, role="analyst", by="Sam")
     revoked = revoke_approval(trained, approval.id, role="ml_lead", by="Priya", note="pilot over")
     assert not revoked.active and revoked.revoke_note == "pilot over"
-    with pytest.raises(CheckFailedError, match="logistic-1 may not be deployed"):
+    with pytest.raises(CheckFailedError, match="logistic-1@2 may not be deployed"):
         check_clearance(trained, "logistic-1")
     with pytest.raises(UsageError, match=r"approval \d+ was revoked already, by Priya"):
         revoke_approval(trained, approval.id, role="ml_lead", by="Priya")
@@ -572,13 +587,13 @@ def test_a_candidate_is_compared_with_the_model_in_production(
     deploy(trained, "logistic-1", by="Priya", allow_failed_gates=True)
     r = evaluate(trained, "logistic-1", n_boot=0).report
     assert r["regressions"]["production:accuracy"]["reason"] == (
-        "logistic-1 is the model in production"
+        "logistic-1@2 is the model in production"
     )
     assert status(trained).get("eval.regressions").next_step is None  # nothing to deploy
     train_model(trained, family="gbt")
     r = evaluate(trained, "gbt-1", n_boot=50).report
     check = r["regressions"]["production:accuracy"]
-    assert check["name"] == "logistic-1" and check["rows"]
+    assert check["name"] == "logistic-1@2" and check["rows"]
     overall = next(x for x in check["rows"] if x["slice"] == "overall")
     stored = latest_evaluation(trained, "logistic-1")
     assert stored is not None
@@ -601,7 +616,7 @@ def test_production_from_an_older_dataset_version_is_compared_with_care(
 ) -> None:
     from mlplan.serving import deploy
 
-    deploy(trained, "logistic-1")
+    deploy(trained, evaluated(trained))
     path = trained.root / "data" / "customers.csv"
     # A new version of the data (more rows, same columns): production can score it, with a note.
     write_csv(churn_table(rows=2000, seed=3), path)
@@ -609,8 +624,8 @@ def test_production_from_an_older_dataset_version_is_compared_with_care(
     split_dataset(trained, "customers", stratify="churned", seed=1)
     train_model(trained, family="logistic")
     check = _against_production(evaluate(trained, "logistic-2", n_boot=0).report)
-    assert check["rows"] and check["name"] == "logistic-1"
-    assert "logistic-1 learned from customers@1/s1, not customers@2/s1" in check["note"]
+    assert check["rows"] and check["name"] == "logistic-1@2"
+    assert "logistic-1@2 learned from customers@1/s1, not customers@2/s1" in check["note"]
     # A column renamed: production cannot score the new rows; the check waits, nothing fails.
     table = churn_table(rows=2000, seed=3).rename_columns(
         ["customer_id", "name", "gender", "region", "age", "monthly_charges", "churned"]
@@ -620,5 +635,61 @@ def test_production_from_an_older_dataset_version_is_compared_with_care(
     split_dataset(trained, "customers", stratify="churned", seed=1)
     train_model(trained, family="logistic")
     check = _against_production(evaluate(trained, "logistic-3", n_boot=0).report)
-    assert check["reason"].startswith("logistic-1 (in production) cannot score these rows: ")
+    assert check["reason"].startswith("logistic-1@2 (in production) cannot score these rows: ")
     assert "charges" in check["reason"]
+
+
+def test_a_new_threshold_is_a_new_package_version_and_production_keeps_its_own(
+    trained: Workspace,
+) -> None:
+    from mlplan.modeling import list_models
+    from mlplan.serving import deploy, load_served_model
+    from mlplan.workspace import get_deployment
+
+    # The first evaluation chooses the plan's threshold (f1): version 2, derived from 1.
+    first = evaluate(trained, "logistic-1", n_boot=0)
+    assert first.package is not None
+    assert (first.package["ref"], first.package["parent"], first.package["new"]) == (
+        "logistic-1@2",
+        "logistic-1@1",
+        True,
+    )
+    deploy(trained, evaluated(trained), by="Priya")
+    live = get_deployment(trained)
+    assert (live.model_ref, live.package_sha256) == ("logistic-1@2", first.package["sha256"])
+    v2 = get_model(trained, "logistic-1@2")
+    stored = {n: trained.store.artifacts.path(h).read_bytes() for n, h in v2.package.items()}
+    # Another threshold: a new version with a new hash; production and version 2 unchanged.
+    strict = evaluate(trained, "logistic-1", threshold=0.9, n_boot=0)
+    assert strict.package is not None and strict.package["new"]
+    assert (strict.package["ref"], strict.package["parent"]) == ("logistic-1@3", "logistic-1@2")
+    assert strict.package["sha256"] not in {live.package_sha256, v2.package_sha256}
+    assert get_deployment(trained) == live
+    assert get_model(trained, "logistic-1@2") == v2
+    assert {
+        n: trained.store.artifacts.path(h).read_bytes() for n, h in v2.package.items()
+    } == stored
+    served = load_served_model(trained, get_deployment(trained).model_ref)
+    assert served.threshold == first.report["threshold"]["value"] != 0.9
+    assert get_model(trained, "logistic-1").ref == "logistic-1@3"  # a bare name: the newest
+    assert get_model(trained, "logistic-1@3").parent == "logistic-1@2"
+    # Evaluating again at the package's own threshold, or making the same package from its
+    # parent again, writes no new version.
+    again = evaluate(trained, "logistic-1", n_boot=0).package
+    assert again is not None and (again["ref"], again["new"]) == ("logistic-1@3", False)
+    same = evaluate(trained, "logistic-1@2", threshold=0.9, n_boot=0).package
+    assert same is not None and (same["ref"], same["new"]) == ("logistic-1@3", False)
+    assert [m.ref for m in list_models(trained, versions=True)] == [
+        "logistic-1@1",
+        "logistic-1@2",
+        "logistic-1@3",
+    ]
+    assert [m.ref for m in list_models(trained)] == ["logistic-1@3"]
+    # Lineage: version 3 was made by an evaluation that read version 2.
+    graph = lineage(trained, "logistic-1")
+    assert graph.subject.ref == "logistic-1@3"
+    made = graph.producer_of("logistic-1@3")
+    assert made is not None and made.job == "evaluate"
+    assert ("model", "logistic-1@2") in {(n.kind, n.ref) for n in made.inputs}
+    with pytest.raises(NotFoundError, match=r"'logistic-1@7' not found; logistic-1 has versions: "):
+        get_model(trained, "logistic-1@7")

@@ -35,7 +35,7 @@ def test_predict_returns_labels_probabilities_and_a_request_id(
     )
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    version = get_model(served, "logistic-1").package["model.onnx"][:12]
+    version = get_model(served, "logistic-1").package_sha256[:12]
     assert body["model"] == {"name": "logistic-1", "version": version}
     assert answer.headers["X-Request-Id"] == body["request_id"] and len(body["request_id"]) == 32
     first = body["predictions"][0]

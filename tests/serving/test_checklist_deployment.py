@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.conftest import edit_plan
+from tests.conftest import edit_plan, evaluated
 from tests.serving.conftest import RECORD, bearer, started
 
 from mlplan.checklist import status
@@ -70,7 +70,7 @@ def test_once_a_model_is_in_production_the_items_follow_it(served: Workspace) ->
 
     train_model(served, family="gbt")
     assert _items(served)["deploy.mode"].next_step == "mlplan serve gbt-1"  # the newest
-    deploy(served, "logistic-1")
+    deploy(served, evaluated(served))
     items = _items(served)
     assert items["deploy.mode"].next_step == "mlplan serve logistic-1"
     assert items["deploy.slo"].next_step == "mlplan loadtest logistic-1"

@@ -63,7 +63,7 @@ def test_scoring_a_file_matches_the_server_model_row_for_row(
     assert out.column("prediction").to_pylist() == labels.tolist()
     assert out.column("error").null_count == 5000
     graph = lineage(served, report.output)
-    assert ("model", "logistic-1") in {(n.kind, n.ref) for r in graph.upstream for n in r.inputs}
+    assert ("model", "logistic-1@1") in {(n.kind, n.ref) for r in graph.upstream for n in r.inputs}
     # The digests recorded (the output's hashed as it was written) are the files' own.
     files = {n.ref: n.sha256 for r in graph.upstream for n in (*r.inputs, *r.outputs)}
     assert files[report.input] == sha256_file(source).sha256

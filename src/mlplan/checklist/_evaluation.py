@@ -37,8 +37,14 @@ class Evaluated:
 
     @property
     def where(self) -> str:
-        """What was evaluated on what, as the evidence starts."""
-        return f"{self.name} on {self.report['split']} ({self.report['part']})"
+        """What was evaluated (the package version) on what, as the evidence starts."""
+        return f"{self.ref} on {self.report['split']} ({self.report['part']})"
+
+    @property
+    def ref(self) -> str:
+        """The package version evaluated (the model's name for an evaluation of none)."""
+        package = self.found.package
+        return str(package["ref"]) if package else self.name
 
 
 EvaluatedCheck = Callable[[StatusContext, Evaluated], ItemStatus]
@@ -172,7 +178,7 @@ def eval_gates(context: StatusContext, ev: Evaluated) -> ItemStatus:
     failed = [g["id"] for g in gates if g["state"] == "fail"]
     if not failed:
         return context.status("eval.gates", "done", f"{ev.where}: all {len(gates)} gates pass")
-    cleared = clearance(context.ws, ev.name, evaluation=ev.found)
+    cleared = clearance(context.ws, ev.ref, evaluation=ev.found)
     if cleared.allowed:
         return context.status("eval.gates", "done", f"{ev.where}: {cleared.reason}")
     return context.status(

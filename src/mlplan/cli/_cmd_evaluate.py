@@ -33,7 +33,10 @@ def _state(state: str) -> str:
     return f"[{_STATE_STYLE.get(state, 'white')}]{state}[/]"
 
 
-ModelArgument = Annotated[str | None, typer.Argument(help="The model to evaluate, e.g. gbt-1.")]
+ModelArgument = Annotated[
+    str | None,
+    typer.Argument(help="The model to evaluate, e.g. gbt-1 (its newest version) or gbt-1@2."),
+]
 PredictionsOption = Annotated[
     str | None,
     typer.Option(
@@ -59,7 +62,9 @@ ThresholdOption = Annotated[
     str | None,
     typer.Option(
         help="Binary: a decision threshold in (0, 1), or f1 / youden to choose it on the "
-        "validation rows (default: evaluation.threshold of the plan)."
+        "validation rows (default: the package's, else evaluation.threshold of the plan). "
+        "Another threshold than the package's makes a new package version; what is "
+        "deployed changes only with mlplan deploy."
     ),
 ]
 BootstrapOption = Annotated[
@@ -130,7 +135,29 @@ def _render(r: dict[str, Any], files: dict[str, Any]) -> None:
     _render_discovery(r)
     _render_regressions(r)
     _render_risks_and_gates(r)
+    _render_package(r)
     console.print("Report: " + ", ".join(esc(str(path)) for path in files.values()))
+
+
+def _render_package(r: dict[str, Any]) -> None:
+    package = r.get("package")
+    run = r.get("run_id", "")
+    if package is None:
+        if r.get("threshold") is not None:
+            console.print(
+                f"Evaluation {esc(run)}: decided at a threshold no package holds (on the "
+                f"{r['part']} rows), so it clears no package for deployment",
+                style="yellow",
+            )
+        return
+    ref = esc(package["ref"])
+    if package.get("new"):
+        console.print(
+            f"New package version [bold]{ref}[/] (threshold {r['threshold']['value']:.4g}, "
+            f"derived from {esc(package['parent'])}, package {package['sha256'][:12]}); "
+            f"deployments keep their package until: mlplan deploy {ref}"
+        )
+    console.print(f"Evaluation {esc(run)} of {ref}")
 
 
 def _render_overall(r: dict[str, Any]) -> None:

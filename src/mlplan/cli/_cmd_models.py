@@ -108,25 +108,49 @@ def _metrics_table(metrics: dict[str, dict[str, float]]) -> None:
 
 
 @models_app.command("list")
-def list_(project: ProjectOption = None, json: JsonOption = False) -> None:
-    """List the registered models."""
+def list_(
+    versions: Annotated[
+        bool, typer.Option("--versions", help="Every package version, not only the newest.")
+    ] = False,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """List the registered models: the newest package version of each (a bare name means
+    it; NAME@N names a version)."""
     from mlplan.modeling import list_models
+    from mlplan.workspace import list_deployments
 
-    models = list_models(workspace(project))
+    ws = workspace(project)
+    models = list_models(ws, versions=versions)
     if json:
         print_json([m.to_dict() for m in models])
         return
-    table = Table("model", "family", "baseline", "split", "test metrics", title="Models")
+    deployed: dict[str, list[str]] = {}
+    for d in list_deployments(ws):
+        deployed.setdefault(d.model_ref, []).append(d.name)
+    table = Table(
+        "model", "family", "baseline", "split", "from", "deployed", "test metrics", title="Models"
+    )
     for m in models:
         test = m.metrics.get("test", {})
         shown = ", ".join(f"{k} {_fmt(v)}" for k, v in test.items() if k != "rows")
-        table.add_row(esc(m.name), m.family, "yes" if m.baseline else "", esc(m.split), shown)
+        table.add_row(
+            esc(m.ref),
+            m.family,
+            "yes" if m.baseline else "",
+            esc(m.split),
+            esc(m.parent or ""),
+            esc(", ".join(deployed.get(m.ref, []))),
+            shown,
+        )
     console.print(table)
 
 
 @models_app.command("show")
 def show(
-    name: Annotated[str, typer.Argument(help="The model, e.g. gbt-1.")],
+    name: Annotated[
+        str, typer.Argument(help="The model, e.g. gbt-1 (its newest version) or gbt-1@2.")
+    ],
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -138,7 +162,9 @@ def show(
         print_json(model.to_dict())
         return
     console.print(
-        f"[bold]{esc(model.name)}[/] — {model.family} on {esc(model.split)}, run {model.run_id[:8]}"
+        f"[bold]{esc(model.ref)}[/] — {model.family} on {esc(model.split)}, run "
+        f"{model.run_id[:8]}, package {model.package_sha256[:12]}"
+        + (f", derived from {esc(model.parent)}" if model.parent else "")
     )
     spec = model.features
     kind = spec.get("kind", "tabular")

@@ -77,7 +77,12 @@ def serve(
 
 @app.command()
 def deploy(
-    model: Annotated[str, typer.Argument(help="The model to put there, e.g. gbt-1.")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="The model to put there, e.g. gbt-1 (its newest package version) or gbt-1@2."
+        ),
+    ],
     name: Annotated[str, typer.Option(help="The deployment (made on first use).")] = "production",
     by: Annotated[str | None, typer.Option(help="Who deploys (default: this user).")] = None,
     note: Annotated[str | None, typer.Option(help="Why, for the record.")] = None,
@@ -91,8 +96,10 @@ def deploy(
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Put a model in a deployment (production unless named): mlplan serve --deployment NAME
-    serves it, and evaluation compares candidates with the model in production."""
+    """Put a package version in a deployment (production unless named), once an evaluation
+    of it passed its gates or an approval overrides the failed one: mlplan serve
+    --deployment NAME serves exactly that package until the next deploy, and evaluation
+    compares candidates with the model in production."""
     from mlplan.serving import deploy as put
 
     ws = workspace(project)
@@ -100,9 +107,12 @@ def deploy(
     if json:
         print_json(info.to_dict())
         return
-    was = f" (was {esc(info.previous)})" if info.previous and info.previous != model else ""
+    was = (
+        f" (was {esc(info.previous)})" if info.previous and info.previous != info.model_ref else ""
+    )
     console.print(
-        f"{esc(info.name)}: {esc(info.model)}{was}, {info.mode} on {info.target}; "
+        f"{esc(info.name)}: {esc(info.model_ref)}{was}, package {info.package_sha256[:12]}, "
+        f"{info.mode} on {info.target}; "
         f"serve it with: mlplan serve --deployment {esc(info.name)}",
         highlight=False,
     )
@@ -124,7 +134,7 @@ def deployments(project: ProjectOption = None, json: JsonOption = False) -> None
     for d in found:
         table.add_row(
             esc(d.name),
-            esc(d.model),
+            esc(d.model_ref),
             d.mode,
             d.target,
             esc(d.deployed_by),

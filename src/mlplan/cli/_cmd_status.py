@@ -80,20 +80,45 @@ def approve(
     note: Annotated[str | None, typer.Option(help="Why, or on what conditions.")] = None,
     subject: Annotated[
         str | None,
-        typer.Option(help="What is approved, e.g. a model or dataset version (customers@2)."),
+        typer.Option(
+            help="What is approved, e.g. a model version (logistic-1@2) or a dataset "
+            "version (customers@2)."
+        ),
+    ] = None,
+    evaluation: Annotated[
+        str | None,
+        typer.Option(
+            help="With the deploy gate: the failed evaluation this approval overrides, by id "
+            "(default: the subject's newest)."
+        ),
     ] = None,
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Record a sign-off of a gate by the role the plan names."""
+    """Record a sign-off of a gate by the role the plan names. A deploy approval names one
+    model version and the evaluation it overrides, and covers that evaluation only."""
     from mlplan.workspace import approve as record_approval
 
-    record = record_approval(workspace(project), gate, role=role, by=by, note=note, subject=subject)
+    record = record_approval(
+        workspace(project),
+        gate,
+        role=role,
+        by=by,
+        note=note,
+        subject=subject,
+        evaluation=evaluation,
+    )
     if json:
         print_json(record.to_dict())
         return
+    overrides = (
+        f" of {esc(record.subject)} despite evaluation {esc(record.evaluation)}"
+        if record.evaluation
+        else ""
+    )
     console.print(
-        f"Approved [bold]{esc(record.gate)}[/] by {esc(record.by)} ({esc(record.role)}) at "
+        f"Approved [bold]{esc(record.gate)}[/]{overrides} by {esc(record.by)} "
+        f"({esc(record.role)}) at "
         f"{record.created_at:%Y-%m-%d %H:%M UTC}; approval {record.id} (to withdraw it: "
         f"mlplan approvals revoke {record.id})"
     )

@@ -295,8 +295,13 @@ def _gates_and_approvals(report: dict[str, Any]) -> list[str]:
     if not report["gates"]:
         lines.append("- The plan sets no gates.")
     for a in report.get("approvals", []):
+        covers = (
+            f" of {a['subject']} despite evaluation {a['evaluation'][:8]} (that one only)"
+            if a.get("evaluation")
+            else ""
+        )
         lines.append(
-            f"- Approved for deployment by {a['by']} ({a['role']}) on {a['created_at'][:10]}"
-            + (f": {a['note']}" if a.get("note") else "")
+            f"- Approved for deployment{covers} by {a['by']} ({a['role']}) on "
+            f"{a['created_at'][:10]}" + (f": {a['note']}" if a.get("note") else "")
         )
     return lines

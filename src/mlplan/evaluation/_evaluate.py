@@ -20,9 +20,9 @@ from mlplan.evaluation._assemble import analyse
 from mlplan.evaluation._external import match_predictions
 from mlplan.evaluation._input import PARTS, EvaluationInput, LoadedSplit, Part, Subject
 from mlplan.evaluation._metrics import SliceReport
-from mlplan.evaluation._predict import predict_model
+from mlplan.evaluation._predict import package_metadata, predict_model
 from mlplan.evaluation._records import store_evaluation
-from mlplan.modeling import get_model, list_models, read_predictions
+from mlplan.modeling import ModelInfo, get_model, list_models, read_predictions
 from mlplan.plan import NAME_PATTERN
 from mlplan.store import sha256_file
 from mlplan.workspace import DEPLOY_GATE, Workspace
@@ -70,6 +70,19 @@ class Evaluation:
         """The gates that failed."""
         return [g for g in self.report["gates"] if g["state"] == "fail"]
 
+    @property
+    def package(self) -> dict[str, Any] | None:
+        """The package version evaluated (``ref``, ``version``, ``sha256``, ``parent``,
+        ``new``: registered by this evaluation), None for predictions made elsewhere or
+        decisions at a threshold no package holds."""
+        found: dict[str, Any] | None = self.report.get("package")
+        return found
+
+    @property
+    def run_id(self) -> str:
+        """The evaluation's id (its run's), which a deploy approval names."""
+        return str(self.report.get("run_id", ""))
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view: the report as stored, with its files."""
         return self.report | {"files": {k: str(v) for k, v in self.files.items()}}
@@ -89,14 +102,18 @@ def evaluate(
 
     Parameters
     ----------
-    model
-        A registered model's name.
     part
         Which rows of the model's split: test (default), valid or train.
+    model
+        A registered model's name (its newest package version) or one version exactly
+        (``gbt-1@2``).
     threshold
         Binary: a fixed decision threshold, or ``f1``/``youden`` to choose it on the
-        validation rows; unset: ``evaluation.threshold`` of the plan. The threshold is
-        recorded in the model package's metadata.
+        validation rows; unset: the threshold an earlier evaluation gave the package, else
+        ``evaluation.threshold`` of the plan. A package never changes: evaluated on the test
+        rows with another threshold than its own, the model gets a new package version
+        holding it (``gbt-1@3``, derived from the one evaluated), and the evaluation is of
+        that version. What is deployed changes only with ``deploy``.
     n_boot
         Bootstrap resamples (default: ``evaluation.bootstrap``).
     out
@@ -115,7 +132,12 @@ def evaluate(
     boot = _check_options(ws, part, n_boot)
     found = get_model(ws, model)
     split = LoadedSplit.load(ws, get_split(ws, found.split))
-    prediction = predict_model(ws, found, split, part=part, threshold=threshold)
+    own = None if threshold is not None else _package_threshold(ws, found)
+    prediction = predict_model(
+        ws, found, split, part=part, threshold=threshold if own is None else own
+    )
+    if own is not None and prediction.threshold is not None:
+        prediction.threshold["note"] = f"the threshold of the package {found.ref}"
     subject = Subject.of_model(found)
     return _run(ws, EvaluationInput(subject, split, prediction, part, boot, seed, out))
 
@@ -177,6 +199,14 @@ def evaluate_predictions(
     return _run(ws, EvaluationInput(subject, loaded, prediction, part, boot, seed, out))
 
 
+def _package_threshold(ws: Workspace, model: ModelInfo) -> float | None:
+    """The threshold an evaluation gave ``model``'s package (None: it holds training's)."""
+    metadata = package_metadata(ws, model.package)
+    if metadata.get("threshold_choice") is None or metadata.get("threshold") is None:
+        return None
+    return float(metadata["threshold"])
+
+
 def _check_options(ws: Workspace, part: str, n_boot: int | None) -> int:
     if part not in PARTS:
         raise ParameterError("part", f"{{param}} must be train, valid or test; got {part!r}")
@@ -196,16 +226,20 @@ def _run(ws: Workspace, inp: EvaluationInput) -> Evaluation:
 
 
 def raise_for_gates(evaluation: Evaluation) -> None:
-    """``--gate``: a failed gate is an error (exit 1) that names each one."""
+    """``--gate``: a failed gate is an error (exit 1) that names each one, and the approval
+    that would let this evaluation's package ship anyway."""
     failed = evaluation.failed_gates
     if failed:
-        approved = evaluation.report.get("approvals")
+        package = evaluation.package
+        how = (
+            f": mlplan approve {DEPLOY_GATE} --subject {package['ref']} --evaluation "
+            f"{evaluation.run_id} ..."
+            if package
+            else ""
+        )
         raise CheckFailedError(
             f"{len(failed)} gate(s) failed for {evaluation.model}: "
             + "; ".join(f"{g['id']} ({g['evidence']})" for g in failed)
-            + (
-                f". {approved[-1]['by']} approved deploying it anyway"
-                if approved
-                else f". It can be deployed only with a recorded approval of {DEPLOY_GATE!r}"
-            )
+            + f". It can be deployed only with a recorded approval of {DEPLOY_GATE!r} naming "
+            f"this evaluation{how}"
         )

@@ -17,7 +17,8 @@ from mlplan.evaluation._card import model_card
 from mlplan.evaluation._input import EvaluationInput
 from mlplan.evaluation._predict import package_metadata
 from mlplan.evaluation._report import render_report
-from mlplan.store import ArtifactStore, ModelRecord, RunRecorder
+from mlplan.modeling import PackageDraft, draft_version, parse_model_ref, register_version
+from mlplan.store import ArtifactStore
 from mlplan.workspace import DEPLOY_GATE, ReportInfo, Workspace, list_approvals
 
 __all__ = [
@@ -43,12 +44,17 @@ def store_evaluation(
     ws: Workspace, inp: EvaluationInput, report: dict[str, Any]
 ) -> StoredEvaluation:
     """Write the report, the model card and the JSON for ``inp``'s subject and store them
-    with the ``evaluate`` run (a threshold chosen on the test part goes into the model
-    package). The files appear under their names only once the run is committed."""
+    with the ``evaluate`` run (a threshold other than the package's, on the test part, makes
+    a new package version). The files appear under their names only once the run is
+    committed."""
     report = json_safe(report)
     subject = inp.subject
+    draft = _package_version(ws, inp, report)
+    # Approvals of the model's versions so far: each covers the evaluation it names only.
     report["approvals"] = [
-        a.to_dict() for a in list_approvals(ws, DEPLOY_GATE) if a.subject == subject.name
+        a.to_dict()
+        for a in list_approvals(ws, DEPLOY_GATE)
+        if (a.subject or "").partition("@")[0] == subject.name
     ]
     card_md, card_html = model_card(ws, subject, inp.split.version, report)
     blobs = {
@@ -62,7 +68,7 @@ def store_evaluation(
         folder = ws.root / folder
     staged = _write_staged(folder, blobs)
     try:
-        _record(ws, inp, report, blobs)
+        run_id = _record(ws, inp, report, blobs, draft)
     except BaseException:
         for path in staged.values():
             path.unlink(missing_ok=True)
@@ -72,7 +78,38 @@ def store_evaluation(
         final = folder / name
         tmp.replace(final)
         files[name] = final
-    return StoredEvaluation(report, files)
+    return StoredEvaluation(report | {"run_id": run_id}, files)
+
+
+def _package_version(
+    ws: Workspace, inp: EvaluationInput, report: dict[str, Any]
+) -> PackageDraft | None:
+    """Which package version the evaluation is of, in ``report["package"]``: the model's own
+    when its threshold was used (or none applies), a new version (drafted, returned) when a
+    threshold other than the package's was used on the test rows, and none (the decisions
+    are of no package) when it was used on other rows."""
+    model = inp.subject.model
+    if model is None:
+        return None
+    threshold = report.get("threshold")
+    metadata = package_metadata(ws, model.package)
+    if threshold is None or threshold["value"] == metadata.get("threshold"):
+        report["package"] = _package(model.ref, model.version, model.package_sha256, model.parent)
+        return None
+    if report["part"] != "test":
+        report["package"] = None
+        return None
+    choice = {k: threshold.get(k) for k in ("criterion", "chosen_on", "criterion_value")}
+    draft = draft_version(
+        ws, model, metadata=metadata | {"threshold": threshold["value"], "threshold_choice": choice}
+    )
+    report["package"] = _package(draft.ref, draft.version, draft.sha256, model.ref)
+    report["package"]["new"] = not draft.existing
+    return draft
+
+
+def _package(ref: str, version: int, sha256: str, parent: str | None) -> dict[str, Any]:
+    return {"ref": ref, "version": version, "sha256": sha256, "parent": parent, "new": False}
 
 
 def _write_staged(folder: Path, files: Mapping[str, bytes]) -> dict[str, Path]:
@@ -88,10 +125,14 @@ def _write_staged(folder: Path, files: Mapping[str, bytes]) -> dict[str, Path]:
 
 
 def _record(
-    ws: Workspace, inp: EvaluationInput, report: dict[str, Any], blobs: Mapping[str, bytes]
-) -> None:
-    """The ``evaluate`` run: what it read (model or file, split), the files it made, and the
-    report as the store keeps it."""
+    ws: Workspace,
+    inp: EvaluationInput,
+    report: dict[str, Any],
+    blobs: Mapping[str, bytes],
+    draft: PackageDraft | None,
+) -> str:
+    """The ``evaluate`` run: what it read (model or file, split), the files and the package
+    version it made, and the report as the store keeps it; its id."""
     subject = inp.subject
     model = subject.model
     split = inp.split.info
@@ -106,7 +147,7 @@ def _record(
     artifacts = ws.store.artifacts
     with artifacts.staged(), ws.record("evaluate", parameters) as run:
         if model is not None:
-            run.input("model", model.name, sha256=model.package["model.onnx"])
+            run.input("model", model.ref, sha256=model.package_sha256)
         if subject.source is not None:
             run.input("file", subject.source["path"], sha256=subject.source["sha256"])
         run.input("split", split.ref, sha256=split.artifact_sha256)
@@ -118,29 +159,10 @@ def _record(
             )
             stored[name] = ref.sha256
             run.output("report", f"{subject.name}/{name}", sha256=ref.sha256)
-        threshold = report.get("threshold")
-        if threshold is not None and model is not None and report["part"] == "test":
-            _record_threshold(ws, run, model.name, threshold)
+        if draft is not None:
+            register_version(ws, run, draft)
         run.report("evaluation", report | {"artifacts": stored, "run_id": run.id})
-
-
-def _record_threshold(
-    ws: Workspace, run: RunRecorder, model: str, threshold: dict[str, Any]
-) -> None:
-    """Write the chosen decision threshold into the model package's metadata."""
-    session = run.session
-    record = session.scalar(ws.select(ModelRecord).where(ModelRecord.name == model))
-    assert record is not None
-    metadata = package_metadata(ws, record.package)
-    metadata["threshold"] = threshold["value"]
-    metadata["threshold_choice"] = {
-        k: threshold.get(k) for k in ("criterion", "chosen_on", "criterion_value")
-    } | {"run_id": run.id}
-    artifacts = ws.store.artifacts
-    ref = artifacts.put_bytes(json.dumps(metadata, indent=1, default=str).encode())
-    ArtifactStore.register(session, ref, kind="model:metadata.json", media_type="application/json")
-    record.package = dict(record.package) | {"metadata.json": ref.sha256}
-    run.output("model", model, sha256=record.package["model.onnx"])
+    return run.id
 
 
 @dataclass(frozen=True)
@@ -178,6 +200,18 @@ class EvaluationInfo:
         """The gates that failed."""
         return [g for g in self.gates if g["state"] == "fail"]
 
+    @property
+    def package(self) -> dict[str, Any] | None:
+        """The package version evaluated (``ref``, ``version``, ``sha256``, ``parent``), None
+        for predictions made elsewhere, decisions at a threshold no package holds, or an
+        evaluation stored before package versions."""
+        found: dict[str, Any] | None = self.report.get("package")
+        return found
+
+    def of_package(self, sha256: str) -> bool:
+        """Whether this evaluation is of the package whose hash is ``sha256``."""
+        return self.package is not None and self.package.get("sha256") == sha256
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view: the report with its time."""
         return self.report | {"created_at": self.created_at.isoformat()}
@@ -197,9 +231,14 @@ def list_evaluations(
 
 
 def latest_evaluation(ws: Workspace, model: str | None = None) -> EvaluationInfo | None:
-    """The newest stored evaluation of a registered model (``model``, else any), if any."""
-    found = ws.latest_report(
-        "evaluation",
-        where=lambda r: "source" not in r and (model is None or r["model"] == model),
-    )
+    """The newest stored evaluation of a registered model (``model``: a name, or one package
+    version, ``gbt-1@2``; else any), if any."""
+    name, version = (None, None) if model is None else parse_model_ref(model)
+
+    def wanted(report: Mapping[str, Any]) -> bool:
+        if "source" in report or (name is not None and report["model"] != name):
+            return False
+        return version is None or (report.get("package") or {}).get("version") == version
+
+    found = ws.latest_report("evaluation", where=wanted)
     return None if found is None else EvaluationInfo.from_report(found)

@@ -66,13 +66,17 @@ def production_reference(ws: Workspace, inp: EvaluationInput) -> Reference:
         deployed = get_deployment(ws, PRODUCTION)
     except DeploymentNotFoundError:
         return Reference(reason="no model is deployed to production yet (mlplan deploy MODEL)")
-    if deployed.model == subject.name:
-        return Reference(reason=f"{subject.name} is the model in production")
-    model = get_model(ws, deployed.model)
+    model = get_model(ws, deployed.model_ref)
+    if (
+        subject.model is not None
+        and subject.model.ref == model.ref
+        and _same_threshold(ws, model, inp)
+    ):
+        return Reference(reason=f"{model.ref} is the model in production")
     note = (
         None
         if model.split == subject.split
-        else f"{deployed.model} learned from {model.split}, not {subject.split}: some of these "
+        else f"{model.ref} learned from {model.split}, not {subject.split}: some of these "
         "rows may be ones it was trained on, which favours it"
     )
     try:
@@ -80,25 +84,31 @@ def production_reference(ws: Workspace, inp: EvaluationInput) -> Reference:
     except Exception as exc:  # a column gone or changed, another graph: the check waits
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         return Reference(
-            deployed.model,
-            reason=f"{deployed.model} (in production) cannot score these rows: {reason}",
+            model.ref,
+            reason=f"{model.ref} (in production) cannot score these rows: {reason}",
             deployed=True,
         )
     data = inp.prediction.data
     if data.values is not None:
         other = _on_same_rows(data, predicted, None, kind="regression")
-        return Reference(deployed.model, other, note, deployed=True)
+        return Reference(model.ref, other, note, deployed=True)
     metadata = package_metadata(ws, model.package)
     classes = [str(c) for c in metadata["classes"]]
     if classes != list(data.classes):
-        reason = f"{deployed.model} (in production) has other classes: {', '.join(classes)}"
-        return Reference(deployed.model, reason=reason, deployed=True)
+        reason = f"{model.ref} (in production) has other classes: {', '.join(classes)}"
+        return Reference(model.ref, reason=reason, deployed=True)
     if data.kind == "binary" and proba is not None and metadata.get("threshold") is not None:
         pos = data.positive
         decided = proba[:, pos] >= float(metadata["threshold"])
         predicted = np.where(decided, classes[pos], classes[1 - pos]).astype(object)
     other = _on_same_rows(data, predicted, proba, kind=data.kind)
-    return Reference(deployed.model, other, note, deployed=True)
+    return Reference(model.ref, other, note, deployed=True)
+
+
+def _same_threshold(ws: Workspace, model: ModelInfo, inp: EvaluationInput) -> bool:
+    """Whether the candidate's decisions are those of ``model``'s package (its threshold)."""
+    chosen = inp.prediction.threshold
+    return chosen is None or chosen["value"] == package_metadata(ws, model.package).get("threshold")
 
 
 def _run(

@@ -15,6 +15,7 @@ from mlplan._version import __version__
 from mlplan.core import parse_dataset_ref
 from mlplan.data import get_dataset
 from mlplan.errors import NotFoundError, RefError
+from mlplan.modeling import get_model
 from mlplan.store import RunIORecord, RunRecord
 from mlplan.workspace import Workspace
 
@@ -157,7 +158,8 @@ def lineage(ws: Workspace, ref: str) -> LineageGraph:
     if not made and not used:
         raise NotFoundError(
             f"no run made or read {ref!r}. Give a dataset version (customers@2), a split "
-            "(customers@2/s1) or a file path as recorded (see mlplan data list)"
+            "(customers@2/s1), a model version (logistic-1@2) or a file path as recorded "
+            "(see mlplan data list)"
         )
     subject = next((n for r in made for n in r.outputs if n.ref == ref), None) or next(
         n for r in used for n in r.inputs if n.ref == ref
@@ -168,9 +170,9 @@ def lineage(ws: Workspace, ref: str) -> LineageGraph:
 
 
 def resolve_ref(ws: Workspace, ref: str) -> str:
-    """The reference as runs record it: a bare dataset name means its latest version; a file
-    path (relative to the working folder or the project, or absolute) becomes the path
-    relative to the project."""
+    """The reference as runs record it: a bare dataset name means its latest version, a bare
+    model name its newest package version (``logistic-1@2``); a file path (relative to the
+    working folder or the project, or absolute) becomes the path relative to the project."""
 
     try:
         parsed = parse_dataset_ref(ref)
@@ -179,6 +181,10 @@ def resolve_ref(ws: Workspace, ref: str) -> str:
     if parsed is not None and parsed.version is None:
         try:
             return get_dataset(ws, parsed).ref
+        except NotFoundError:
+            pass
+        try:
+            return get_model(ws, ref).ref
         except NotFoundError:
             return ref
     for candidate in (Path(ref), ws.root / ref):

@@ -31,7 +31,7 @@ from mlplan.modeling._inputs import (
     target_kind,
     target_values,
 )
-from mlplan.modeling._models import ModelInfo, get_model, list_models
+from mlplan.modeling._models import ModelInfo, get_model, list_models, parse_model_ref
 from mlplan.modeling._older import (
     OlderSystemInfo,
     OlderSystemPredictions,
@@ -40,6 +40,7 @@ from mlplan.modeling._older import (
     read_predictions,
 )
 from mlplan.modeling._package import run_graph
+from mlplan.modeling._register import PackageDraft, draft_version, register_version
 from mlplan.modeling._signature import InputKind, PackageSignature, SignatureInput
 from mlplan.modeling._tabular import build_pipeline, export_onnx, score_predictions
 from mlplan.modeling._train import train_model, train_models
@@ -59,10 +60,12 @@ __all__ = [
     "ModelInfo",
     "OlderSystemInfo",
     "OlderSystemPredictions",
+    "PackageDraft",
     "PackageSignature",
     "SignatureInput",
     "build_pipeline",
     "compare_models",
+    "draft_version",
     "example_rows",
     "export_onnx",
     "feasibility",
@@ -75,9 +78,11 @@ __all__ = [
     "list_models",
     "older_system_predictions",
     "onnx_feeds",
+    "parse_model_ref",
     "profile_package",
     "ray_session",
     "read_predictions",
+    "register_version",
     "run_graph",
     "score_predictions",
     "select_features",

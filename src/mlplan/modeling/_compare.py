@@ -79,7 +79,7 @@ def compare_models(
     with ws.record("models compare", parameters) as run:
         run.input("split", split_info.ref, sha256=split_info.artifact_sha256)
         for model in models:
-            run.input("model", model.name, sha256=model.package["model.onnx"])
+            run.input("model", model.ref, sha256=model.package_sha256)
         run.report("comparison", json_safe(comparison.to_dict()))
     return comparison
 

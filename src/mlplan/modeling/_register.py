@@ -1,16 +1,20 @@
 """Registering a trained model: its package (the ONNX graph, its signature, its metadata and
 the native model), its compute profile, and one record with the run that made it — all in one
-transaction."""
+transaction. A package never changes afterwards: new metadata (a decision threshold) makes a
+new package version of the model (``logistic-1@2``), derived from the one it changes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mlplan.data import version_record
+from mlplan.errors import StoreError
 from mlplan.modeling._compute import profile_package
 from mlplan.modeling._families import BASELINE_FAMILY, family_named
 from mlplan.modeling._features import FeatureSet
@@ -20,10 +24,10 @@ from mlplan.modeling._models import ModelInfo
 from mlplan.modeling._prepare import PreparedSplit
 from mlplan.modeling._signature import PackageSignature, SignatureInput
 from mlplan.modeling._tabular import tabular_signature, window_signature
-from mlplan.store import ArtifactStore, ModelRecord, RunRecorder, SplitRecord
+from mlplan.store import ArtifactStore, ModelRecord, RunRecorder, SplitRecord, package_sha256
 from mlplan.workspace import Workspace
 
-__all__ = ["register_model"]
+__all__ = ["PackageDraft", "draft_version", "register_model", "register_version"]
 
 
 def register_model(
@@ -68,10 +72,11 @@ def register_model(
             **result.native,
         }
         package = _store_files(ws, session, files)
-        run.output("model", name, sha256=package["model.onnx"])
+        run.output("model", f"{name}@1", sha256=package_sha256(package))
         record = ModelRecord(
             project_id=project_id,
             name=name,
+            version=1,
             family=family,
             task=task,
             baseline=is_baseline,
@@ -88,6 +93,111 @@ def register_model(
         session.add(record)
         session.flush()
         return ModelInfo.from_record(record, split_info.ref)
+
+
+@dataclass(frozen=True)
+class PackageDraft:
+    """A package version about to be registered: ``parent`` with a new ``metadata.json``
+    (``metadata``, as bytes), as version ``version`` of the model, unless a version holding
+    the same package exists already (``existing``: then nothing new is registered)."""
+
+    parent: ModelInfo
+    version: int
+    package: dict[str, str]
+    metadata: bytes
+    existing: bool
+
+    @property
+    def ref(self) -> str:
+        """The version's reference, ``name@version``."""
+        return f"{self.parent.name}@{self.version}"
+
+    @property
+    def sha256(self) -> str:
+        """The package's hash (of all its files)."""
+        return package_sha256(self.package)
+
+
+def draft_version(ws: Workspace, model: ModelInfo, *, metadata: dict[str, Any]) -> PackageDraft:
+    """``model``'s package with ``metadata`` as its ``metadata.json``: the version that holds
+    exactly that package if one does (same files, same hash), else the model's next version.
+    Nothing is written (:func:`register_version` does, within a run)."""
+    blob = json.dumps(metadata, indent=1, default=str).encode()
+    package = dict(model.package) | {"metadata.json": hashlib.sha256(blob).hexdigest()}
+    with ws.store.transaction() as session:
+        return _draft(ws, session, model, package, blob)
+
+
+def _draft(
+    ws: Workspace, session: Session, model: ModelInfo, package: dict[str, str], blob: bytes
+) -> PackageDraft:
+    versions = session.scalars(ws.select(ModelRecord).where(ModelRecord.name == model.name)).all()
+    digest = package_sha256(package)
+    same = [v.version for v in versions if package_sha256(v.package) == digest]
+    if same:
+        return PackageDraft(model, min(same), package, blob, existing=True)
+    return PackageDraft(model, max(v.version for v in versions) + 1, package, blob, existing=False)
+
+
+def register_version(ws: Workspace, run: RunRecorder, draft: PackageDraft) -> ModelInfo:
+    """Register ``draft`` within ``run`` (which read its parent): its ``metadata.json`` stored
+    and a new version recorded with the run that made it, lineage to its parent; a draft of
+    an existing version registers nothing. The version is ``run``'s output either way.
+
+    Raises
+    ------
+    StoreError
+        Another command gave the model a new version since the draft was made.
+    """
+    session = run.session
+    parent = draft.parent
+    now = _draft(ws, session, parent, draft.package, draft.metadata)
+    if (now.version, now.existing) != (draft.version, draft.existing):
+        raise StoreError(
+            f"{parent.name} got a new package version while this command ran; run it again"
+        )
+    run.output("model", draft.ref, sha256=draft.sha256)
+    if draft.existing:
+        return _version(session, ws, parent, draft.version)
+    ref = ws.store.artifacts.put_bytes(draft.metadata)
+    ArtifactStore.register(session, ref, kind="model:metadata.json", media_type="application/json")
+    source = session.scalars(
+        ws.select(ModelRecord).where(
+            ModelRecord.name == parent.name, ModelRecord.version == parent.version
+        )
+    ).one()
+    record = ModelRecord(
+        project_id=source.project_id,
+        name=source.name,
+        version=draft.version,
+        parent_id=source.id,
+        family=source.family,
+        task=source.task,
+        baseline=source.baseline,
+        split_id=source.split_id,
+        parameters=source.parameters,
+        features=source.features,
+        metrics=source.metrics,
+        package=draft.package,
+        parity=source.parity,
+        compute=source.compute,
+        seconds=source.seconds,
+        run_id=run.id,
+    )
+    session.add(record)
+    session.flush()
+    return ModelInfo.from_record(record, parent.split, parent.ref)
+
+
+def _version(session: Session, ws: Workspace, model: ModelInfo, version: int) -> ModelInfo:
+    """Version ``version`` of ``model`` as ``session`` sees it."""
+    record = session.scalars(
+        ws.select(ModelRecord).where(ModelRecord.name == model.name, ModelRecord.version == version)
+    ).one()
+    parent = None if record.parent_id is None else session.get(ModelRecord, record.parent_id)
+    return ModelInfo.from_record(
+        record, model.split, None if parent is None else f"{parent.name}@{parent.version}"
+    )
 
 
 def _metadata(ws: Workspace, prepared: PreparedSplit, result: JobResult) -> dict[str, Any]:
@@ -128,12 +238,12 @@ def _quick_and_dirty(task: str, result: JobResult, tuning: dict[str, Any] | None
 
 
 def _count(session: Session, project_id: int, family: str) -> int:
-    """How many models of ``family`` the project has registered."""
+    """How many models of ``family`` the project has registered (versions aside)."""
     return (
         session.scalar(
-            select(func.count())
-            .select_from(ModelRecord)
-            .where(ModelRecord.project_id == project_id, ModelRecord.family == family)
+            select(func.count(func.distinct(ModelRecord.name))).where(
+                ModelRecord.project_id == project_id, ModelRecord.family == family
+            )
         )
         or 0
     )

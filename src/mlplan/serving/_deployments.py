@@ -1,7 +1,9 @@
 """Deployments: named places where a model serves (``production`` unless named otherwise).
 
-``mlplan deploy MODEL [--name NAME]`` puts a model there, once it is cleared to ship (its
-gates passed, or an approval of the plan's deploy gate names it); ``mlplan serve --deployment
+``mlplan deploy MODEL [--name NAME]`` puts one package version there (``logistic-1`` means its
+newest, ``logistic-1@2`` names one), once it is cleared to ship (an evaluation of that exact
+package passed its gates, or an approval names the version and the evaluation it overrides);
+the deployment keeps that package until the next ``deploy``. ``mlplan serve --deployment
 NAME`` serves whatever is there; evaluation compares a candidate with the model in
 ``production``. Each change is a ``deploy`` run (model → deployment), so the history and the
 lineage live with the other runs.
@@ -17,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mlplan.errors import ParameterError
-from mlplan.modeling import get_model
+from mlplan.modeling import ModelInfo, get_model
 from mlplan.plan import DeploymentSpec
 from mlplan.serving._clearance import check_clearance
 from mlplan.store import DeploymentRecord, ModelRecord, current_user, utcnow
@@ -37,11 +39,12 @@ def deploy(
     note: str | None = None,
     allow_failed_gates: bool = False,
 ) -> DeploymentInfo:
-    """Put ``model`` in the deployment ``name`` (made on first use), replacing what was there.
+    """Put ``model`` (a name: its newest package version; or ``name@version``) in the
+    deployment ``name`` (made on first use), replacing what was there.
 
-    The model must be cleared to ship, as for ``mlplan serve``: its newest evaluation passed
-    the plan's gates, or an approval of the deploy gate names it. ``allow_failed_gates``
-    skips that, for a staging deployment.
+    The package version must be cleared to ship: an evaluation of that exact package passed
+    the plan's gates, or an approval of the deploy gate names the version and the evaluation
+    it overrides. ``allow_failed_gates`` skips that, for a staging deployment.
 
     Raises
     ------
@@ -50,7 +53,8 @@ def deploy(
     ModelNotFoundError
         An unknown model.
     CheckFailedError
-        The model failed its gates and nobody approved deploying it.
+        The version was never evaluated, or failed its gates and nobody approved deploying
+        it despite that evaluation.
     """
     if not _NAME.fullmatch(name):
         raise ParameterError(
@@ -59,15 +63,15 @@ def deploy(
             "a letter (e.g. production, staging)",
         )
     info = get_model(ws, model)
-    check_clearance(ws, model, allow_failed_gates=allow_failed_gates)
+    check_clearance(ws, info.ref, allow_failed_gates=allow_failed_gates, require_evaluation=True)
     deployment = ws.plan.deployment
     who = by or current_user()
     with ws.write() as session:
         project_id = ws.project_id(session)
-        row_model, existing, previous = _current(session, project_id, model, name)
+        row_model, existing, previous = _current(session, project_id, info, name)
         parameters: dict[str, Any] = {
             "deployment": name,
-            "model": model,
+            "model": info.ref,
             "previous": previous,
             "mode": deployment.mode,
             "target": deployment.target,
@@ -76,8 +80,8 @@ def deploy(
             "allow_failed_gates": allow_failed_gates,
         }
         with ws.record("deploy", parameters, session=session) as run:
-            run.input("model", model, sha256=info.package["model.onnx"])
-            run.output("deployment", name, sha256=info.package["model.onnx"])
+            run.input("model", info.ref, sha256=info.package_sha256)
+            run.output("deployment", name, sha256=info.package_sha256)
         now = utcnow()
         if existing is None:
             existing = DeploymentRecord(project_id=project_id, name=name, created_at=now)
@@ -88,12 +92,16 @@ def deploy(
 
 
 def _current(
-    session: Session, project_id: int, model: str, name: str
+    session: Session, project_id: int, model: ModelInfo, name: str
 ) -> tuple[ModelRecord, DeploymentRecord | None, str | None]:
-    """The model's record, the deployment's (None before its first use), and the name of
-    the model it holds now."""
+    """The package version's record, the deployment's (None before its first use), and the
+    version it holds now (``name@version``)."""
     row_model = session.scalars(
-        select(ModelRecord).where(ModelRecord.project_id == project_id, ModelRecord.name == model)
+        select(ModelRecord).where(
+            ModelRecord.project_id == project_id,
+            ModelRecord.name == model.name,
+            ModelRecord.version == model.version,
+        )
     ).one()
     existing = session.scalars(
         select(DeploymentRecord).where(
@@ -101,7 +109,11 @@ def _current(
         )
     ).one_or_none()
     replaced = None if existing is None else session.get(ModelRecord, existing.model_id)
-    return row_model, existing, None if replaced is None else replaced.name
+    return (
+        row_model,
+        existing,
+        None if replaced is None else f"{replaced.name}@{replaced.version}",
+    )
 
 
 def _point(

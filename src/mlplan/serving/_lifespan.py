@@ -143,10 +143,11 @@ class Lifespan:
             gc.collect()
             gc.freeze()
         state.started_at = dt.datetime.now(dt.UTC).isoformat()
+        info = get_model(state.ws, config.model)
         state.run_id = await asyncio.to_thread(
             start_serving,
             state.ws,
-            get_model(state.ws, config.model),
+            info,
             {
                 "version": state.model.version,
                 "host": config.host,
@@ -156,7 +157,7 @@ class Lifespan:
                 "deployment": config.deployment,
             },
         )
-        print(f"mlplan serve: {config.model} ready", flush=True)
+        print(f"mlplan serve: {info.name} ready ({info.ref})", flush=True)
 
     # -- shut-down ---------------------------------------------------------------------------
 

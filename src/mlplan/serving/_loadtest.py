@@ -275,7 +275,7 @@ def _report(
     )
     draft = LoadTestReport(
         model=info.name,
-        version=info.package["model.onnx"][:12],
+        version=info.package_sha256[:12],
         concurrency=concurrency,
         seconds=round(load.elapsed, 3),
         rows_per_request=load.rows_per_request,

@@ -132,7 +132,8 @@ def _verified(ws: Workspace, sha256: str, filename: str) -> bytes:
 
 
 def load_served_model(ws: Workspace, name: str) -> ServedModel:
-    """Load, verify and warm up the package of model ``name``.
+    """Load, verify and warm up the package of model ``name`` (its newest version, or one
+    exactly: ``name@version``); the served version is the package's hash.
 
     Raises
     ------
@@ -162,8 +163,8 @@ def load_served_model(ws: Workspace, name: str) -> ServedModel:
     classes = [str(c) for c in metadata.get("classes") or []]
     threshold = metadata.get("threshold") if len(classes) == 2 else None
     served = ServedModel(
-        name=name,
-        version=package["model.onnx"][:12],
+        name=model.name,
+        version=model.package_sha256[:12],
         signature=signature,
         metadata=metadata | {"positive_class": ws.plan.positive_class},
         session=session,

@@ -16,8 +16,9 @@ __all__ = ["finish_serving", "latest_report", "record_report", "start_serving"]
 def start_serving(ws: Workspace, model: ModelInfo, parameters: dict[str, Any]) -> str:
     """Record that a server started serving ``model`` (a run left ``running`` until it
     stops; one killed stays so)."""
-    with ws.record("serve", {"model": model.name, **parameters}, running=True) as run:
-        run.input("model", model.name, sha256=model.package["model.onnx"])
+    recorded = {"model": model.name, "package": model.ref, **parameters}
+    with ws.record("serve", recorded, running=True) as run:
+        run.input("model", model.ref, sha256=model.package_sha256)
     return run.id
 
 
@@ -38,7 +39,7 @@ def record_report(
 ) -> str:
     """Store a serving-stage report (``load_test``, ``export_edge`` ...) with its run."""
     with ws.record(job, report) as run:
-        run.input("model", model.name, sha256=model.package["model.onnx"])
+        run.input("model", model.ref, sha256=model.package_sha256)
         run.report(kind, report)
     return run.id
 

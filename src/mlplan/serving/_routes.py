@@ -96,6 +96,11 @@ class Routes:
         reason = self.state.reason or "shutting down"
         return error(503, f"not ready: {reason}", {"Retry-After": "1"})
 
+    def _serves(self, name: str) -> bool:
+        """Whether ``name`` is the model served: as configured, or by name without its
+        package version (a deployment serves ``logistic-1@2``; clients call it logistic-1)."""
+        return name in (self.config.model, self.config.model.partition("@")[0])
+
     def _unknown_model(self, name: str) -> Response:
         return error(404, f"no model {name!r} here; this server serves {self.config.model!r}")
 
@@ -215,14 +220,14 @@ class Routes:
 
     @_route("GET", "/v2/models/{name}/ready")
     async def model_ready(self, request: Request) -> Response:
-        if request.path_params["name"] != self.config.model:
+        if not self._serves(request.path_params["name"]):
             return self._unknown_model(request.path_params["name"])
         return self._readiness()
 
     @_route("GET", "/v2/models/{name}")
     async def model_metadata(self, request: Request) -> Response:
         name = request.path_params["name"]
-        if name != self.config.model:
+        if not self._serves(name):
             return self._unknown_model(name)
         if self.state.model is None:
             return self._not_ready()
@@ -231,7 +236,7 @@ class Routes:
     @_route("POST", "/v2/models/{name}/infer")
     async def infer(self, request: Request) -> Response:
         name = request.path_params["name"]
-        if name != self.config.model:
+        if not self._serves(name):
             return self._unknown_model(name)
         state = self.state
         model = state.model

@@ -355,8 +355,8 @@ def score_file(
     if chunk_rows < 1:
         raise ParameterError("chunk_rows", f"{{param}} must be 1 or more; got {chunk_rows}")
     info = get_model(ws, model)
-    check_clearance(ws, model, allow_failed_gates=allow_failed_gates)
-    served = load_served_model(ws, model)
+    check_clearance(ws, info.ref, allow_failed_gates=allow_failed_gates)
+    served = load_served_model(ws, info.ref)
     if served.kind != "tabular":
         raise UsageError(f"{model} takes {served.kind} tensors; score scores tabular models")
     security = ws.plan.deployment.security
@@ -368,7 +368,7 @@ def score_file(
     rows, refused, digest_in, digest_out = _score_into(
         _local_batches(served, chunker, dataset, chunk_rows, id_column)
         if engine == "local"
-        else _ray_batches(ws, model, source, in_fmt, id_column, chunk_rows),
+        else _ray_batches(ws, info.ref, source, in_fmt, id_column, chunk_rows),
         source,
         _OutputFile(target, out_fmt),
         progress,
@@ -388,7 +388,7 @@ def score_file(
     )
     parameters = {"model": model, "engine": engine, "rows": rows, "refused": refused}
     with ws.record("score", parameters) as run:
-        run.input("model", model, sha256=info.package["model.onnx"])
+        run.input("model", info.ref, sha256=info.package_sha256)
         run.input("file", report.input, sha256=digest_in)
         run.output("file", report.output, sha256=digest_out)
     return dataclasses.replace(report, run_id=run.id)

@@ -75,7 +75,8 @@ def create_app(config: ServeConfig) -> Any:
 
 
 def served_model(ws: Workspace, model: str | None, deployment: str | None) -> str:
-    """The model to serve: ``model``, or the one in ``deployment`` (which must agree).
+    """The model to serve: ``model``, or the exact package version in ``deployment``
+    (``name@version``; a model given must be that one, or name it).
 
     Raises
     ------
@@ -87,8 +88,9 @@ def served_model(ws: Workspace, model: str | None, deployment: str | None) -> st
         No such deployment.
     """
     if deployment is not None:
-        there = get_deployment(ws, deployment).model
-        if model is not None and model != there:
+        found = get_deployment(ws, deployment)
+        there = found.model_ref
+        if model is not None and model not in (there, found.model):
             raise UsageError(
                 f"deployment {deployment!r} holds {there}, not {model}; give the model or the "
                 f"deployment (mlplan deploy {model} --name {deployment} puts it there)"

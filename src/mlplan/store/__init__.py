@@ -4,7 +4,7 @@ content-addressed artifacts beside it."""
 from __future__ import annotations
 
 from mlplan._deprecated import moved_names as _moved_names
-from mlplan.store._artifacts import ArtifactRef, ArtifactStore, sha256_file
+from mlplan.store._artifacts import ArtifactRef, ArtifactStore, package_sha256, sha256_file
 from mlplan.store._runs import RunRecorder, code_version, current_user, package_versions
 from mlplan.store._store import (
     ARTIFACTS_ENV,
@@ -66,6 +66,7 @@ __all__ = [
     "code_version",
     "current_user",
     "open_store",
+    "package_sha256",
     "package_versions",
     "sha256_file",
     "utcnow",

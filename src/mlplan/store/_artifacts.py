@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from mlplan.store._tables import ArtifactRecord, dialect_insert, utcnow
 
-__all__ = ["ArtifactRef", "ArtifactStore", "sha256_file"]
+__all__ = ["ArtifactRef", "ArtifactStore", "package_sha256", "sha256_file"]
 
 _CHUNK = 1 << 20
 
@@ -54,6 +55,19 @@ def sha256_file(path: str | Path, *, cancelled: Callable[[], bool] | None = None
             digest.update(chunk)
             size += len(chunk)
     return ArtifactRef(digest.hexdigest(), size)
+
+
+def package_sha256(files: Mapping[str, str]) -> str:
+    """The hash of a package made of content-addressed files (file name -> sha256): the same
+    files give the same hash; a file changed (a new ``metadata.json``) gives another.
+
+    Examples
+    --------
+    >>> package_sha256({"model.onnx": "a" * 64, "metadata.json": "b" * 64})[:12]
+    '72edcef7e8d4'
+    """
+    manifest = json.dumps(dict(sorted(files.items())), separators=(",", ":"))
+    return hashlib.sha256(manifest.encode()).hexdigest()
 
 
 class ArtifactStore:

@@ -238,6 +238,8 @@ class ApprovalRecord(Base):
     by: Mapped[str] = mapped_column(String(200))
     note: Mapped[str | None] = mapped_column(Text)
     subject: Mapped[str | None] = mapped_column(String(1000))
+    # The evaluation (its run's id) a deploy approval overrides: it clears that one only.
+    evaluation: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     # A revoked sign-off stays on the record; it no longer counts.
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -339,15 +341,19 @@ class LabelIssueRecord(Base):
 
 
 class ModelRecord(Base):
-    """A trained model: its family, the split it learned from, its metrics, and its package
-    (ONNX graph, signature, metadata) with the parity check that let it be registered."""
+    """A package version of a trained model: its family, the split it learned from, its
+    metrics, and its package (ONNX graph, signature, metadata) with the parity check that let
+    it be registered. A package never changes: a new decision threshold is a new version
+    (``version`` 2, 3 ...), derived from ``parent_id``, with the same name."""
 
     __tablename__ = "models"
-    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    __table_args__ = (UniqueConstraint("project_id", "name", "version"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"))
     family: Mapped[str] = mapped_column(String(20))
     task: Mapped[str] = mapped_column(String(30))
     baseline: Mapped[bool] = mapped_column(Boolean, default=False)

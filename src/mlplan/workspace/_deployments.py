@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from mlplan.errors import DeploymentNotFoundError
-from mlplan.store import DeploymentRecord, ModelRecord
+from mlplan.store import DeploymentRecord, ModelRecord, package_sha256
 from mlplan.workspace._workspace import Workspace
 
 __all__ = ["PRODUCTION", "DeploymentInfo", "get_deployment", "list_deployments"]
@@ -22,7 +22,8 @@ PRODUCTION = "production"
 
 @dataclass(frozen=True)
 class DeploymentInfo:
-    """A deployment as the store holds it."""
+    """A deployment as the store holds it: the exact package version it serves (``model``
+    ``@`` ``model_version``, the package's hash), kept until the next ``deploy``."""
 
     name: str
     model: str
@@ -34,7 +35,13 @@ class DeploymentInfo:
     run_id: str
     created_at: datetime
     updated_at: datetime
-    previous: str | None = None  # the model it replaced, when deploy() just changed it
+    previous: str | None = None  # the version it replaced, when deploy() just changed it
+    model_version: int = 1
+
+    @property
+    def model_ref(self) -> str:
+        """The exact package version deployed, ``name@version``."""
+        return f"{self.model}@{self.model_version}"
 
     @classmethod
     def from_record(
@@ -44,7 +51,7 @@ class DeploymentInfo:
         return cls(
             row.name,
             model.name,
-            model.package["model.onnx"],
+            package_sha256(model.package),
             row.mode,
             row.target,
             row.deployed_by,
@@ -53,6 +60,7 @@ class DeploymentInfo:
             row.created_at,
             row.updated_at,
             previous,
+            model.version,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -60,6 +68,8 @@ class DeploymentInfo:
         return {
             "name": self.name,
             "model": self.model,
+            "model_version": self.model_version,
+            "model_ref": self.model_ref,
             "package_sha256": self.package_sha256,
             "mode": self.mode,
             "target": self.target,

@@ -8,6 +8,7 @@ checklist shows them.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -24,7 +25,8 @@ __all__ = ["DEPLOY_GATE", "ApprovalInfo", "approve", "list_approvals", "revoke_a
 
 DEPLOY_GATE = "deploy"
 """The plan's approval gate that lets a model which failed an evaluation gate be deployed
-(an approval of this gate whose subject is the model)."""
+(an approval of this gate whose subject is the package version, ``logistic-1@2``, and whose
+``evaluation`` is the failed evaluation it overrides)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class ApprovalInfo:
     revoked_at: dt.datetime | None = None
     revoked_by: str | None = None
     revoke_note: str | None = None
+    evaluation: str | None = None
+    """A deploy approval: the evaluation (its run's id) it overrides, and only that one."""
 
     @property
     def active(self) -> bool:
@@ -56,6 +60,7 @@ class ApprovalInfo:
             "by": self.by,
             "note": self.note,
             "subject": self.subject,
+            "evaluation": self.evaluation,
             "created_at": self.created_at.isoformat(),
             "revoked_at": None if self.revoked_at is None else self.revoked_at.isoformat(),
             "revoked_by": self.revoked_by,
@@ -76,6 +81,7 @@ class ApprovalInfo:
             record.revoked_at,
             record.revoked_by,
             record.revoke_note,
+            record.evaluation,
         )
 
 
@@ -87,13 +93,23 @@ def approve(
     by: str,
     note: str | None = None,
     subject: str | None = None,
+    evaluation: str | None = None,
 ) -> ApprovalInfo:
     """Record that ``by``, acting as ``role``, signs off ``gate``.
+
+    An approval of the deploy gate lets one package version ship despite one failed
+    evaluation: ``subject`` names the model (``logistic-1``, or a version, ``logistic-1@2``)
+    and ``evaluation`` the evaluation it overrides (its id, or the start of it; default: the
+    subject's newest evaluation). Both are recorded exactly: the evaluation's package version
+    as the subject, its full id as the evaluation; a later evaluation is not covered.
 
     Raises
     ------
     GateError
         The plan has no such gate (the known gates are listed), or names another role for it.
+    ParameterError
+        A deploy approval without a subject, or whose evaluation is not one of the subject
+        (its evaluations are listed), or none there is.
     """
     if not by.strip():
         raise ParameterError("by", "{param} must name who approves")
@@ -110,6 +126,12 @@ def approve(
             f"gate {gate!r} is signed off by role {rule.role!r} per the plan; got {role!r}. "
             f"Ask a {rule.role} to approve, or change the role in {ws.plan_path.name}"
         )
+    if gate == DEPLOY_GATE:
+        subject, evaluation = _overridden(ws, subject, evaluation)
+    elif evaluation is not None:
+        raise ParameterError(
+            "evaluation", f"{{param}} goes with the {DEPLOY_GATE!r} gate; got gate {gate!r}"
+        )
     with ws.store.transaction() as session:
         record = ApprovalRecord(
             project_id=ws.project_id(session),
@@ -118,10 +140,61 @@ def approve(
             by=by.strip(),
             note=note,
             subject=subject,
+            evaluation=evaluation,
         )
         session.add(record)
         session.flush()
         return ApprovalInfo.from_record(record)
+
+
+def _overridden(ws: Workspace, subject: str | None, evaluation: str | None) -> tuple[str, str]:
+    """The package version and the evaluation a deploy approval names, checked: the
+    evaluation's package version (``logistic-1@2``) and its full id."""
+    if not subject:
+        raise ParameterError(
+            "subject",
+            f"an approval of {DEPLOY_GATE!r} names the model it lets ship: give {{param}} "
+            "MODEL (e.g. logistic-1@2)",
+        )
+    name, _, version = subject.partition("@")
+
+    def of_subject(report: Mapping[str, Any]) -> bool:
+        package = report.get("package") or {}
+        return (
+            "source" not in report
+            and report.get("model") == name
+            and (not version or str(package.get("version")) == version)
+        )
+
+    found = ws.reports("evaluation", where=of_subject)
+    if evaluation is not None:
+        found = [r for r in found if r.run_id.startswith(evaluation)]
+    if not found or (evaluation is not None and len(found) > 1):
+        known = ", ".join(
+            f"{r.run_id} ({(r.report.get('package') or {}).get('ref', name)}, "
+            f"{'passed' if r.report.get('passed') else 'failed'})"
+            for r in ws.reports("evaluation", where=of_subject)
+        )
+        raise ParameterError(
+            "evaluation",
+            f"{subject} has no evaluation "
+            + (f"{evaluation!r} " if evaluation is not None else "")
+            + (
+                f"to override; its evaluations: {known}. Name one with {{param}}"
+                if known
+                else f"to override; run mlplan evaluate {subject}, then approve its evaluation"
+            ),
+        )
+    chosen = found[-1]
+    package = chosen.report.get("package")
+    if not package:
+        raise ParameterError(
+            "evaluation",
+            f"evaluation {chosen.run_id} of {name} decided at a threshold no package version "
+            f"holds (on the {chosen.report.get('part')} rows); approve an evaluation on the "
+            "test rows",
+        )
+    return str(package["ref"]), chosen.run_id
 
 
 def list_approvals(
