@@ -393,3 +393,6 @@ def test_package_versions_and_the_gated_deploy_from_the_command_line(
     # The new version's evaluation failed too, and the approval named version 2's.
     again = " ".join(cli("deploy", "logistic-1").stderr.split())
     assert f"gates failed in evaluation {strict['run_id']}" in again
+    # Version 2 exactly is cleared; its runs count for the model.
+    scored = as_json(cli("score", "logistic-1@2", "data/customers.csv", "scored.csv", "--json"))
+    assert (scored["model"], scored["version"]) == ("logistic-1", first["package"]["sha256"][:12])

@@ -260,7 +260,9 @@ def logs_compact(
 
 @app.command()
 def score(
-    model: Annotated[str, typer.Argument(help="The model, e.g. gbt-1.")],
+    model: Annotated[
+        str, typer.Argument(help="The model, e.g. gbt-1 (its newest version) or gbt-1@2.")
+    ],
     input_path: Annotated[str, typer.Argument(metavar="INPUT", help="Parquet or CSV to score.")],
     output_path: Annotated[
         str, typer.Argument(metavar="OUTPUT", help="Where predictions go (.parquet or .csv).")

@@ -244,7 +244,7 @@ def _export_edge(ws: Workspace, model: str, folder: Path) -> EdgeExportReport:
     for name in ("signature.json", "metadata.json"):
         (folder / name).write_bytes(ws.store.artifacts.path(info.package[name]).read_bytes())
     report = EdgeExportReport(
-        model=model,
+        model=info.name,
         target="edge",
         folder=ws.relative(folder),
         rows=len(test.rows),
@@ -307,7 +307,7 @@ def _export_browser(ws: Workspace, model: str, folder: Path) -> BrowserExportRep
             f"labels {'equal' if agreement['labels_equal'] else 'differ'})"
         )
     report = BrowserExportReport(
-        model=model,
+        model=info.name,
         target="browser",
         folder=ws.relative(folder),
         onnxruntime_web=version,

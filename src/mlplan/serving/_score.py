@@ -375,7 +375,7 @@ def score_file(
         empty=lambda: _empty_outputs(served, id_column),
     )
     report = ScoreReport(
-        model=model,
+        model=info.name,
         version=served.version,
         input=ws.relative(source),
         output=ws.relative(target),
@@ -386,7 +386,13 @@ def score_file(
         engine=engine,
         run_id="",
     )
-    parameters = {"model": model, "engine": engine, "rows": rows, "refused": refused}
+    parameters = {
+        "model": info.name,
+        "package": info.ref,
+        "engine": engine,
+        "rows": rows,
+        "refused": refused,
+    }
     with ws.record("score", parameters) as run:
         run.input("model", info.ref, sha256=info.package_sha256)
         run.input("file", report.input, sha256=digest_in)
