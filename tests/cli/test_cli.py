@@ -370,6 +370,8 @@ def test_package_versions_and_the_gated_deploy_from_the_command_line(
         )
     )  # fmt: skip
     assert (approved["subject"], approved["evaluation"]) == ("logistic-1@2", first["run_id"])
+    listed = ok(cli("approvals", "list")).stdout
+    assert f"logistic-1@2 (over evaluation {first['run_id'][:8]})" in " ".join(listed.split())
     assert as_json(cli("deploy", "logistic-1", "--json"))["model_ref"] == "logistic-1@2"
     # Another threshold: version 3; production keeps version 2 until the next deploy.
     strict = as_json(cli("evaluate", "logistic-1", "--threshold", "0.9", "--json"))

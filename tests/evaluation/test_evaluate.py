@@ -218,6 +218,7 @@ def test_the_checklist_follows_the_candidates_evaluation_and_approval(
         "eval.model_card": "done",
     }
     assert "FPR" in after["eval.error_types"].evidence
+    assert after["eval.slices"].evidence.startswith("logistic-1@2 on customers@1/s1 (test)")
     first = latest_evaluation(trained, "logistic-1")
     assert first is not None
     assert after["eval.gates"].next_step == (

@@ -156,7 +156,8 @@ def approvals_list(
         table.add_row(
             str(a.id),
             esc(a.gate),
-            esc(a.subject or ""),
+            esc(a.subject or "")
+            + (f" (over evaluation {esc(a.evaluation[:8])})" if a.evaluation else ""),
             esc(a.role),
             esc(a.by),
             f"{a.created_at:%Y-%m-%d %H:%M}",
