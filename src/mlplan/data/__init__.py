@@ -32,6 +32,7 @@ from mlplan.data._split import (
     split_dataset,
 )
 from mlplan.data._sql import sandboxed_duckdb
+from mlplan.data._target import target_problem
 from mlplan.data._versions import (
     DatasetSummary,
     DatasetVersionInfo,
@@ -93,5 +94,6 @@ __all__ = [
     "slice_masks",
     "split_dataset",
     "suspected_pii",
+    "target_problem",
     "version_record",
 ]

@@ -1,5 +1,5 @@
 """Checking the plan against the registered data: do the target, slices and named columns
-exist, and do slice filter expressions run on the data's schema?"""
+exist, does the target fit the task, and do slice filter expressions run on the data's schema?"""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import difflib
 import pyarrow as pa
 
 from mlplan.data._sql import sandboxed_duckdb
+from mlplan.data._target import target_problem
 from mlplan.data._versions import list_datasets
 from mlplan.workspace import Workspace
 
@@ -51,6 +52,15 @@ def check_plan_against_data(ws: Workspace) -> list[str]:
             problems.append(
                 f"{where}: target {plan.target!r} is not a column{_hint(plan.target, columns)}"
             )
+        elif plan.target and plan.target in info.profile.get("columns", {}):
+            problem = target_problem(
+                plan.task,
+                plan.target,
+                info.profile["columns"][plan.target],
+                positive_class=plan.positive_class,
+            )
+            if problem:
+                problems.append(f"{where}: {problem}")
         for spec in plan.slices:
             for column in spec.referenced_columns:
                 if column not in columns:
