@@ -341,3 +341,45 @@ def test_cli_imports_the_older_systems_predictions(cli: Any, project_dir: Path) 
     report = json.loads(cli("baseline", "older", "--predictions", "rules.csv", "--json").stdout)
     assert list(report) == ["name", "split", "predictions", "format", "rows", "test_rows"]
     assert (report["name"], report["format"], report["rows"]) == ("rules-v2", "csv", 400)
+
+
+def test_older_system_labels_outside_the_class_set_are_refused(cli: Any, project_dir: Path) -> None:
+    """Predictions 'yes'/'no' for classes 0/1 scored 0.0000 [0, 0]; and the plan's
+    older_system.predictions was never read (#13 item 13)."""
+    plan = project_dir / "mlplan.yaml"
+    text = plan.read_text().replace("    id_column: null", "    id_column: customer_id", 1)
+    text = text.replace(
+        "  older_system: null",
+        "  older_system: {name: rules-v2, predictions: exports/rules.csv}",
+        1,
+    )
+    plan.write_text(text.replace("scenario: null", "scenario: replace", 1))
+    assert cli("data", "add", "customers").exit_code == 0
+    assert cli("data", "split", "customers", "--seed", "1").exit_code == 0
+    assert "mlplan baseline older, then mlplan models compare" in cli("status", "--json").stdout
+    missing = cli("baseline", "older")
+    assert missing.exit_code != 0
+    assert "exports/rules.csv" in missing.output or "rules.csv" in missing.output
+
+    exports = project_dir / "exports"
+    exports.mkdir()
+    ids = range(1, 401)
+    (exports / "rules.csv").write_text(
+        "item_id,prediction\n" + "".join(f"{i},{'yes' if i % 3 else 'no'}\n" for i in ids)
+    )
+    refused = cli("baseline", "older")
+    assert refused.exit_code == 1
+    message = " ".join(refused.output.split())
+    assert "predictions no, yes are not classes of the target 'churned' (0, 1)" in message
+
+    (exports / "rules.csv").write_text(
+        "item_id,prediction\n" + "".join(f"{i},{1.0 if i % 3 == 0 else 0.0}\n" for i in ids)
+    )
+    taken = cli("baseline", "older", "--json")  # the plan's file, read this time
+    assert taken.exit_code == 0, taken.output
+    assert json.loads(taken.stdout)["test_rows"] == 80
+
+    (exports / "blank.csv").write_text("item_id,prediction\n" + "".join(f"{i},\n" for i in ids))
+    blank = cli("baseline", "older", "--predictions", "exports/blank.csv")
+    assert blank.exit_code == 1
+    assert "have an empty prediction" in " ".join(blank.output.split())

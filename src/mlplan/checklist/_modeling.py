@@ -137,7 +137,11 @@ def model_older_system(context: StatusContext) -> ItemStatus:
             "model.older_system",
             "missing",
             "the older system is not scored yet",
-            "mlplan baseline older --predictions FILE, then mlplan models compare",
+            (
+                "mlplan baseline older, then mlplan models compare"
+                if plan.baselines.older_system.predictions
+                else "mlplan baseline older --predictions FILE, then mlplan models compare"
+            ),
         )
     metrics = older[0]["metrics"]
     key = found.primary if found and found.primary in metrics else next(iter(metrics))

@@ -225,12 +225,12 @@ app.add_typer(baseline_app, name="baseline")
 @baseline_app.command("older")
 def older(
     predictions: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             help="The older system's predictions: item_id, prediction, and optionally one "
-            "probability column per class."
+            "probability column per class (default: baselines.older_system.predictions)."
         ),
-    ],
+    ] = None,
     split: Annotated[str | None, typer.Option(help="The split (default: the newest).")] = None,
     project: ProjectOption = None,
     json: JsonOption = False,
@@ -238,7 +238,9 @@ def older(
     """Import the older system's predictions, to score it on the same test split."""
     from mlplan.modeling import import_older_system
 
-    report = import_older_system(workspace(project), predictions.resolve(), split=split)
+    report = import_older_system(
+        workspace(project), predictions.resolve() if predictions else None, split=split
+    )
     if json:
         print_json(report.to_dict())
         return
