@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pytest
-from tests.conftest import edit_plan, register_split_train
+from tests.conftest import edit_plan, exported_workspace, register_split_train
 
 from mlplan.checklist import status
 from mlplan.data import get_dataset, register_dataset, split_dataset
@@ -78,6 +78,19 @@ def test_features_leave_out_the_target_ids_and_personal_data(split_ws: Workspace
         "email": "personal data (pii_columns)",
         "churned": "the target",
     }
+
+
+def test_an_exports_row_number_is_not_a_feature_unless_named(tmp_path: Path) -> None:
+    ws = exported_workspace(tmp_path)
+    features = select_features(ws, get_dataset(ws, "heart"))
+    assert features.excluded == {
+        "rownames": "row number (unique per row; the name an export gives it)",
+        "disease": "the target",
+    }
+    assert features.columns == ["fbs", "exang", "slope", "sex", "chest_pain"]
+    edit_plan(ws, "  features: null", "  features: [rownames, sex]")
+    assert select_features(ws, get_dataset(ws, "heart")).columns == ["rownames", "sex"]
+    ws.close()
 
 
 def test_regression_trains_linear_and_gbt(ws: Workspace) -> None:
