@@ -211,6 +211,47 @@ def write_csv(table: pa.Table, path: Path) -> Path:
     return path
 
 
+def exported_table(
+    rows: int = 600, seed: int = 11, *, row_number: str = "rownames", start: int = 1
+) -> pa.Table:
+    """Clinical data as an R or pandas export leaves it: a row number first (R's
+    ``rownames`` from 1, pandas' ``Unnamed: 0`` from 0), then a few columns with few values
+    each, so that feature rows repeat naturally, and a binary target."""
+    rng = np.random.default_rng(seed)
+    chest_pain = rng.choice(
+        ["typical", "atypical", "non-anginal", "none"], rows, p=[0.5, 0.2, 0.2, 0.1]
+    )
+    exang = rng.choice([0, 1], rows, p=[0.7, 0.3])
+    slope = rng.choice([0, 1, 2], rows, p=[0.1, 0.5, 0.4])
+    risk = (chest_pain == "none") * 1.5 + exang + (slope == 0) + rng.normal(0, 1, rows)
+    return pa.table(
+        {
+            row_number: np.arange(start, rows + start),
+            "sex": rng.choice(["F", "M"], rows, p=[0.3, 0.7]),
+            "chest_pain": chest_pain,
+            "fbs": rng.choice([0, 1], rows, p=[0.85, 0.15]),
+            "exang": exang,
+            "slope": slope,
+            "disease": (risk > 1).astype(np.int64),
+        }
+    )
+
+
+def exported_workspace(root: Path) -> Workspace:
+    """A project in ``root`` whose dataset ``heart`` is :func:`exported_table`, registered,
+    on its default SQLite store (the caller closes it)."""
+    write_csv(exported_table(), root / "data" / "heart.csv")
+    plan = render_plan("heart", task="binary", target="disease").replace(
+        "  main:\n    path: data/main.csv", "  heart:\n    path: data/heart.csv"
+    )
+    (root / "mlplan.yaml").write_text(plan)
+    from mlplan.data import register_dataset
+
+    workspace = Workspace(root)
+    register_dataset(workspace, "heart")
+    return workspace
+
+
 @pytest.fixture
 def project_dir(tmp_path: Path) -> Path:
     """A project folder with a plan for a binary churn task and data/customers.csv."""

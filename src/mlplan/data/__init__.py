@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from mlplan.data._assign import assign_splits
+from mlplan.data._columns import id_columns
 from mlplan.data._datasheet import column_rows, datasheet_markdown, format_value, metadata_rows
 from mlplan.data._diff import ColumnShift, DatasetDiff, diff_datasets, psi
 from mlplan.data._images import image_table, profile_images
-from mlplan.data._leakage import Crossing, LeakageReport, check_leakage
+from mlplan.data._leakage import Crossing, LeakageReport, check_leakage, leakage_failures
 from mlplan.data._metadata import METADATA_FIELDS, describe_dataset, effective_metadata
 from mlplan.data._plancheck import check_plan_against_data
 from mlplan.data._privacy import REDACTED, pii_reason, redact_profile, suspected_pii
@@ -75,7 +76,9 @@ __all__ = [
     "format_value",
     "get_dataset",
     "get_split",
+    "id_columns",
     "image_table",
+    "leakage_failures",
     "list_datasets",
     "list_images",
     "list_splits",

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from mlplan.data._columns import id_reason
 from mlplan.data._privacy import pii_reason, sample_strings
 from mlplan.data._profile import profile_table
 from mlplan.data._read import detect_format, list_images, read_table
@@ -30,7 +31,6 @@ _TARGET_NAMES = re.compile(
     r"converted|conversion|purchased|clicked|survived|response|price|sales|revenue)$",
     re.IGNORECASE,
 )
-_ID_NAMES = re.compile(r"^(id|uuid|guid|key|.*_id|.*_key|.*_uuid)$", re.IGNORECASE)
 _TIME_NAMES = re.compile(r"(date|time|timestamp|_at$|_on$)", re.IGNORECASE)
 Role = Literal["feature", "target", "id", "time", "pii", "sensitive"]
 
@@ -47,8 +47,8 @@ def _role(
         return "pii", reason
     if _SENSITIVE_NAMES.match(name):
         return "sensitive", "name suggests a protected attribute"
-    if _ID_NAMES.match(name) and profile["distinct"] == rows:
-        return "id", "unique per row"
+    if (why := id_reason(name, profile, rows)) is not None:
+        return "id", why
     if kind == "datetime" or (_TIME_NAMES.search(name) and kind != "numeric"):
         return "time", "dates or times"
     return "feature", ""
