@@ -99,9 +99,19 @@ def _print_trained(model: ModelInfo) -> None:
     _metrics_table(model.metrics)
 
 
+def _labels_at(values: dict[str, float]) -> str:
+    """How the label metrics (accuracy, F1 ...) of a model's scores were decided."""
+    threshold = values.get("threshold")
+    if threshold is not None:
+        return f"labels at threshold {threshold:.4g}"
+    return "labels: the most probable class" if "accuracy" in values else ""
+
+
 def _metrics_table(metrics: dict[str, dict[str, float]]) -> None:
-    names = [k for k in next(iter(metrics.values()), {}) if k != "rows"]
-    table = Table("split", "rows", *names, title="Metrics")
+    first = next(iter(metrics.values()), {})
+    names = [k for k in first if k not in {"rows", "threshold"}]
+    labels = _labels_at(first)
+    table = Table("split", "rows", *names, title="Metrics" + (f" ({labels})" if labels else ""))
     for split, values in metrics.items():
         table.add_row(split, f"{int(values['rows']):,}", *(_fmt(values.get(n)) for n in names))
     console.print(table)
@@ -119,7 +129,11 @@ def list_(project: ProjectOption = None, json: JsonOption = False) -> None:
     table = Table("model", "family", "baseline", "split", "test metrics", title="Models")
     for m in models:
         test = m.metrics.get("test", {})
-        shown = ", ".join(f"{k} {_fmt(v)}" for k, v in test.items() if k != "rows")
+        shown = ", ".join(
+            f"{k} {_fmt(v)}" for k, v in test.items() if k not in {"rows", "threshold"}
+        )
+        labels = _labels_at(test)
+        shown += f" ({labels})" if labels else ""
         table.add_row(esc(m.name), m.family, "yes" if m.baseline else "", esc(m.split), shown)
     console.print(table)
 
