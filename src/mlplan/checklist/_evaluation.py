@@ -118,8 +118,10 @@ def eval_error_types(context: StatusContext, ev: Evaluated) -> ItemStatus:
             for k in ("fpr", "fnr")
             if overall.get(k, {}).get("value") is not None
         )
+        threshold = (r.get("threshold") or {}).get("value")
+        at = f" at threshold {threshold:.4g}" if threshold is not None else ""
         return context.status(
-            "eval.error_types", "done", f"{ev.where}: {shown} overall and per slice"
+            "eval.error_types", "done", f"{ev.where}: {shown}{at} overall and per slice"
         )
     top = r["confusion"]["top"][:1]
     return context.status(

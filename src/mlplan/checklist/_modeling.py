@@ -38,7 +38,11 @@ def model_quick_and_dirty(context: StatusContext) -> ItemStatus:
         )
     m = trained[-1]
     test = m.metrics.get("test", {})
-    shown = ", ".join(f"{k} {v:.3f}" for k, v in test.items() if k != "rows")
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in test.items() if k not in {"rows", "threshold"})
+    if test.get("threshold") is not None:
+        shown += f" (labels at threshold {test['threshold']:.4g})"
+    elif "accuracy" in test:
+        shown += " (labels: the most probable class)"
     return context.status(
         "model.quick_and_dirty", "done", f"{m.name} ({baseline}) on {m.split}: test {shown}"
     )

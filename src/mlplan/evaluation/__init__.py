@@ -18,7 +18,8 @@ from mlplan.evaluation._evaluate import (
     evaluate_predictions,
     raise_for_gates,
 )
-from mlplan.evaluation._metrics import (
+from mlplan.evaluation._records import EvaluationInfo, latest_evaluation, list_evaluations
+from mlplan.modeling import (
     BINARY_METRICS,
     MULTICLASS_METRICS,
     REGRESSION_METRICS,
@@ -28,7 +29,6 @@ from mlplan.evaluation._metrics import (
     metrics_for,
     slice_metrics,
 )
-from mlplan.evaluation._records import EvaluationInfo, latest_evaluation, list_evaluations
 
 __all__ = [
     "BINARY_METRICS",

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from mlplan.core import LOWER_IS_BETTER
-from mlplan.evaluation._metrics import (
+from mlplan.modeling import (
     MetricEstimate,
     Predictions,
     SliceReport,

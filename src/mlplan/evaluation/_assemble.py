@@ -18,10 +18,9 @@ from mlplan.evaluation._analysis import confusions, curves, focus, per_class, th
 from mlplan.evaluation._discovery import DiscoveryResult, candidate_conditions, discover_slices
 from mlplan.evaluation._gates import judge_gates, judge_risks, top_k_metric
 from mlplan.evaluation._input import EvaluationInput
-from mlplan.evaluation._metrics import Predictions, SliceReport, slice_metrics
 from mlplan.evaluation._regressions import production_reference, regression_checks
 from mlplan.labels import get_hlp
-from mlplan.modeling import select_features, target_values
+from mlplan.modeling import Predictions, SliceReport, select_features, slice_metrics, target_values
 from mlplan.plan import Plan
 from mlplan.workspace import Workspace
 

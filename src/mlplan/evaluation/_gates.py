@@ -11,7 +11,7 @@ import numpy as np
 from mlplan.core import LOWER_IS_BETTER
 from mlplan.errors import UsageError
 from mlplan.evaluation._discovery import DiscoveredSlice
-from mlplan.evaluation._metrics import (
+from mlplan.modeling import (
     BINARY_METRICS,
     MULTICLASS_METRICS,
     REGRESSION_METRICS,

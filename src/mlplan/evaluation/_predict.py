@@ -15,8 +15,15 @@ from mlplan.data import effective_metadata
 from mlplan.errors import DataError, ParameterError
 from mlplan.evaluation._analysis import choose_threshold
 from mlplan.evaluation._input import LoadedSplit, Part, Prediction
-from mlplan.evaluation._metrics import Predictions
-from mlplan.modeling import ModelInfo, example_rows, feeds_for, inputs_for, run_graph, target_values
+from mlplan.modeling import (
+    ModelInfo,
+    Predictions,
+    example_rows,
+    feeds_for,
+    inputs_for,
+    run_graph,
+    target_values,
+)
 from mlplan.workspace import Workspace
 
 __all__ = ["decision_threshold", "package_metadata", "positive_class", "predict_model", "row_ids"]
