@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import click
 import typer
 
 from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
@@ -13,6 +14,7 @@ from mlplan.cli._render import console, esc, print_json
 from mlplan.errors import UsageError
 
 if TYPE_CHECKING:
+    from mlplan.plan import DataSuggestions
     from mlplan.workspace import Workspace
 
 plan_app = typer.Typer(help="Check the plan.", no_args_is_help=True)
@@ -27,6 +29,14 @@ def init(
         typer.Option("--task", "-t", help="The task (guessed with --from-data)."),
     ] = None,
     target: Annotated[str | None, typer.Option("--target", help="The target column.")] = None,
+    positive_class: Annotated[
+        str | None,
+        typer.Option(
+            "--positive-class",
+            help="Binary: the class FP/FN and recall refer to (default with --from-data: the "
+            "minority).",
+        ),
+    ] = None,
     from_data: Annotated[
         Path | None,
         typer.Option(
@@ -57,26 +67,87 @@ def init(
             "give the task with --task regression|binary|multiclass|image_classification|"
             "sequence (or --from-data FILE to guess it)"
         )
-    if not yes and sys.stdin.isatty():
+    ask = not yes and sys.stdin.isatty()
+    if ask:
         problem, owner = _ask(problem, owner)
     if from_data is not None:
-        from mlplan.data import create_from_data
+        from mlplan.data import create_from_data, scan_data
 
+        scanned = scan_data(from_data, target=target)
+        if target is None and task != "image_classification" and scanned.format != "images":
+            target = _settle_target(scanned, ask=ask)
+            if scanned.target is None or target != scanned.target.value:
+                scanned = scan_data(from_data, target=target)
+        if (
+            positive_class is None
+            and scanned.positive is not None
+            and (task or scanned.task) == "binary"
+        ):
+            positive_class = _settle_positive(scanned, ask=ask)
         ws = create_from_data(
             root,
             name,
             from_data,
             task=task,
             target=target,
+            positive_class=positive_class,
             problem=problem,
             owner=owner,
             force=force,
+            scanned=scanned,
         )
-    else:
-        ws = Workspace.create(
-            root, name, task=task, target=target, problem=problem, owner=owner, force=force
-        )
-    _print_created(ws, scanned=from_data is not None, json=json)
+        _print_created(ws, scanned=scanned, json=json)
+        return
+    ws = Workspace.create(
+        root,
+        name,
+        task=task,
+        target=target,
+        positive_class=positive_class,
+        problem=problem,
+        owner=owner,
+        force=force,
+    )
+    _print_created(ws, scanned=None, json=json)
+
+
+def _settle_target(scanned: DataSuggestions, *, ask: bool) -> str:
+    """The target column: the scan's choice when it is sure, else asked for (the candidates
+    shown, likeliest first) or refused with the candidates listed."""
+    from mlplan.data import check_target_choice
+
+    choice = scanned.target
+    if choice is not None and choice.sure:
+        return choice.value
+    if not ask or not scanned.ranking:
+        check_target_choice(scanned)  # raises, listing the candidates
+    console.print("No column is clearly the target. Candidates, likeliest first:")
+    for i, c in enumerate(scanned.ranking[:10], 1):
+        console.print(f"  {i}. {esc(c.name)} ({esc(c.reason)})")
+    columns = [c.name for c in scanned.columns]
+    answer: str = typer.prompt(
+        "Target column",
+        default=scanned.ranking[0].name,
+        type=click.Choice(columns, case_sensitive=True),
+        show_choices=False,
+    )
+    return answer
+
+
+def _settle_positive(scanned: DataSuggestions, *, ask: bool) -> str | None:
+    """The positive class, asked for when the scan is unsure of its choice (None: the plan
+    takes the scan's, the minority, and says why)."""
+    choice = scanned.positive
+    assert choice is not None
+    if choice.sure or not ask:
+        return None
+    console.print(f"Positive class: not sure — {esc(choice.reason)}")
+    answer: str = typer.prompt(
+        "Positive class (the event FP/FN and recall refer to)",
+        default=choice.value,
+        type=click.Choice(list(scanned.class_shares), case_sensitive=True),
+    )
+    return answer
 
 
 def _ask(problem: str | None, owner: str | None) -> tuple[str | None, str | None]:
@@ -96,8 +167,9 @@ def _ask(problem: str | None, owner: str | None) -> tuple[str | None, str | None
     return problem, owner
 
 
-def _print_created(ws: Workspace, *, scanned: bool, json: bool) -> None:
+def _print_created(ws: Workspace, *, scanned: DataSuggestions | None, json: bool) -> None:
     plan = ws.plan
+    found = _scan_findings(scanned, target=plan.target, positive=plan.positive_class)
     if json:
         print_json(
             {
@@ -105,10 +177,27 @@ def _print_created(ws: Workspace, *, scanned: bool, json: bool) -> None:
                 "project": plan.project.name,
                 "task": plan.task,
                 "target": plan.target,
+                "positive_class": plan.positive_class,
                 "datasets": list(plan.datasets),
             }
+            | found
         )
         return
+    if found.get("target_reason"):
+        console.print(f"Target {esc(plan.target)}: {esc(found['target_reason'])}")
+    others = found.get("other_candidates") or []
+    if others:
+        console.print(
+            "  other candidates: "
+            + "; ".join(f"{esc(c['name'])} ({esc(c['reason'])})" for c in others[:5])
+        )
+    if found.get("positive_reason"):
+        console.print(
+            f"Positive class {esc(plan.positive_class)}: {esc(found['positive_reason'])}"
+            + ("" if found["positive_sure"] else " — not sure: choose with --positive-class")
+        )
+    for column, reason in (found.get("sensitive") or {}).items():
+        console.print(f"Sensitive attribute {esc(column)}: {esc(reason)}")
     console.print(
         f"Wrote {esc(ws.plan_path)} — task {plan.task}"
         + (f", target {esc(plan.target)}" if plan.target else "")
@@ -120,6 +209,29 @@ def _print_created(ws: Workspace, *, scanned: bool, json: bool) -> None:
         f"  mlplan data add {esc(first)}" + ("" if scanned else " FILE") + "\n"
         "  mlplan status"
     )
+
+
+def _scan_findings(
+    scanned: DataSuggestions | None, *, target: str | None, positive: str | None
+) -> dict[str, Any]:
+    """What the scan chose and why: the target and the other candidates, the positive
+    class, the sensitive attributes."""
+    if scanned is None:
+        return {}
+    out: dict[str, Any] = {
+        "sensitive": {c.name: c.reason for c in scanned.columns if c.role == "sensitive"}
+    }
+    choice = scanned.target
+    if choice is not None and choice.value == target:
+        if choice.reason != "given":
+            out["target_reason"] = choice.reason
+            out["other_candidates"] = [
+                {"name": c.name, "reason": c.reason} for c in scanned.ranking if c.name != target
+            ]
+        pos = scanned.positive
+        if pos is not None and pos.value == positive:
+            out |= {"positive_reason": pos.reason, "positive_sure": pos.sure}
+    return out
 
 
 @plan_app.command("validate")
