@@ -146,6 +146,8 @@ def _render_overall(r: dict[str, Any]) -> None:
             + (f", chosen on the {t['chosen_on']} split" if t.get("chosen_on") else "")
             + "), recorded in the model package"
         )
+        if t.get("warning"):
+            console.print(f"[yellow]warning:[/] {esc(t['warning'])}")
 
 
 def _render_classes(r: dict[str, Any]) -> None:
