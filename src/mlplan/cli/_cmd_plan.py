@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import click
 import typer
 
 from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
@@ -96,7 +95,8 @@ def init(
             force=force,
             scanned=scanned,
         )
-        _print_created(ws, scanned=scanned, json=json)
+        # A positive class given or answered is not the scan's to explain.
+        _print_created(ws, scanned=scanned, scanned_positive=positive_class is None, json=json)
         return
     ws = Workspace.create(
         root,
@@ -124,14 +124,23 @@ def _settle_target(scanned: DataSuggestions, *, ask: bool) -> str:
     console.print("No column is clearly the target. Candidates, likeliest first:")
     for i, c in enumerate(scanned.ranking[:10], 1):
         console.print(f"  {i}. {esc(c.name)} ({esc(c.reason)})")
-    columns = [c.name for c in scanned.columns]
-    answer: str = typer.prompt(
-        "Target column",
-        default=scanned.ranking[0].name,
-        type=click.Choice(columns, case_sensitive=True),
-        show_choices=False,
+    numbered = {str(i): c.name for i, c in enumerate(scanned.ranking[:10], 1)}
+    return _choose(
+        "Target column (name or number)",
+        scanned.ranking[0].name,
+        numbered,
+        [c.name for c in scanned.columns],
     )
-    return answer
+
+
+def _choose(question: str, default: str, numbered: dict[str, str], names: list[str]) -> str:
+    """An answer among ``names`` (or a number of ``numbered``), asked until one is given."""
+    while True:
+        answer = str(typer.prompt(question, default=default)).strip()
+        answer = numbered.get(answer, answer)
+        if answer in names:
+            return answer
+        console.print(f"{esc(answer)!r} is not one of: {esc(', '.join(names))}")
 
 
 def _settle_positive(scanned: DataSuggestions, *, ask: bool) -> str | None:
@@ -142,12 +151,10 @@ def _settle_positive(scanned: DataSuggestions, *, ask: bool) -> str | None:
     if choice.sure or not ask:
         return None
     console.print(f"Positive class: not sure — {esc(choice.reason)}")
-    answer: str = typer.prompt(
-        "Positive class (the event FP/FN and recall refer to)",
-        default=choice.value,
-        type=click.Choice(list(scanned.class_shares), case_sensitive=True),
+    classes = list(scanned.class_shares)
+    return _choose(
+        "Positive class (the event FP/FN and recall refer to)", choice.value, {}, classes
     )
-    return answer
 
 
 def _ask(problem: str | None, owner: str | None) -> tuple[str | None, str | None]:
@@ -167,9 +174,16 @@ def _ask(problem: str | None, owner: str | None) -> tuple[str | None, str | None
     return problem, owner
 
 
-def _print_created(ws: Workspace, *, scanned: DataSuggestions | None, json: bool) -> None:
+def _print_created(
+    ws: Workspace,
+    *,
+    scanned: DataSuggestions | None,
+    json: bool,
+    scanned_positive: bool = False,
+) -> None:
     plan = ws.plan
-    found = _scan_findings(scanned, target=plan.target, positive=plan.positive_class)
+    positive = plan.positive_class if scanned_positive else None
+    found = _scan_findings(scanned, target=plan.target, positive=positive)
     if json:
         print_json(
             {
@@ -215,7 +229,7 @@ def _scan_findings(
     scanned: DataSuggestions | None, *, target: str | None, positive: str | None
 ) -> dict[str, Any]:
     """What the scan chose and why: the target and the other candidates, the positive
-    class, the sensitive attributes."""
+    class (``positive``: the plan's when the scan chose it), the sensitive attributes."""
     if scanned is None:
         return {}
     out: dict[str, Any] = {
