@@ -342,3 +342,12 @@ def test_the_scan_says_why_each_sensitive_attribute_was_flagged(tmp_path: Path) 
         "age; sex: name suggests sex or gender; citizen: name suggests nationality or "
         "origin); check"
     )
+
+
+@pytest.mark.parametrize("column", ["age", "patient_age", "AgeYears", "age_at_admission"])
+def test_an_age_by_any_of_its_names_gets_the_standard_bands(tmp_path: Path, column: str) -> None:
+    rng = np.random.default_rng(2)
+    table = pa.table({column: rng.integers(19, 90, 300), "readmitted": rng.integers(0, 2, 300)})
+    found = next(c for c in scan_data(write_csv(table, tmp_path / "t.csv")).columns)
+    assert (found.role, found.reason) == ("sensitive", "name suggests age")
+    assert found.bands == (18.0, 25.0, 35.0, 45.0, 55.0, 65.0)

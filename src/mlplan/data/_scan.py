@@ -145,7 +145,7 @@ def _columns(table: pa.Table, profile: dict[str, Any]) -> list[ColumnSuggestion]
     out = []
     for name, column in profile["columns"].items():
         role, reason = _role(name, column, table.column(name), table.num_rows)
-        bands = _bands(name, column) if role == "sensitive" else ()
+        bands = _bands(column, age=reason == "name suggests age") if role == "sensitive" else ()
         out.append(
             ColumnSuggestion(
                 name,
@@ -162,15 +162,14 @@ def _columns(table: pa.Table, profile: dict[str, Any]) -> list[ColumnSuggestion]
 
 # Standard age bands (as in census and fairness reports); under 18 and 65+ are open-ended.
 _AGE_BANDS = (18.0, 25.0, 35.0, 45.0, 55.0, 65.0)
-_AGE_NAMES = re.compile(r"^(age|age_?years|age_?at_?.*)$", re.IGNORECASE)
 
 
-def _bands(name: str, column: dict[str, Any]) -> tuple[float, ...]:
+def _bands(column: dict[str, Any], *, age: bool) -> tuple[float, ...]:
     """Band edges for a numeric attribute with many values: the standard age bands for an
     age, else its quartiles; none for a column with few values (a slice per value is fine)."""
     if column["kind"] != "numeric" or (column["distinct"] or 0) <= 10:
         return ()
-    if _AGE_NAMES.match(name):
+    if age:
         return _AGE_BANDS
     quantiles = column.get("quantiles") or {}
     edges = [float(f"{quantiles[q]:.3g}") for q in ("0.25", "0.5", "0.75") if q in quantiles]
