@@ -205,6 +205,24 @@ def customers_table(rows: int = 400, seed: int = 7) -> pa.Table:
     )
 
 
+def arrests_table(rows: int = 600, seed: int = 3) -> pa.Table:
+    """Shaped like a public arrests dataset: the outcome comes first under a name no rule
+    knows, 0/1 and yes/no features follow, the last column has few values."""
+    rng = np.random.default_rng(seed)
+    return pa.table(
+        {
+            "released": rng.choice(["Yes", "No"], rows, p=[0.83, 0.17]),
+            "colour": rng.choice(["Black", "White"], rows, p=[0.3, 0.7]),
+            "year": rng.integers(1997, 2003, rows),
+            "age": rng.integers(12, 66, rows),
+            "sex": rng.choice(["Male", "Female"], rows, p=[0.9, 0.1]),
+            "employed": rng.choice(["Yes", "No"], rows),
+            "citizen": rng.choice(["Yes", "No"], rows, p=[0.85, 0.15]),
+            "checks": rng.integers(0, 7, rows),
+        }
+    )
+
+
 def write_csv(table: pa.Table, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     pcsv.write_csv(table, path)

@@ -165,6 +165,8 @@ def _render_overall(r: dict[str, Any]) -> None:
                 else f"), not recorded: evaluated on the {r['part']} rows"
             )
         )
+        if t.get("warning"):
+            console.print(f"[yellow]warning:[/] {esc(t['warning'])}")
 
 
 def _render_classes(r: dict[str, Any]) -> None:

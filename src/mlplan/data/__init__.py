@@ -21,7 +21,8 @@ from mlplan.data._read import (
     read_table,
 )
 from mlplan.data._registry import RegisterResult, register_dataset
-from mlplan.data._scan import create_from_data, scan_data
+from mlplan.data._scan import check_target_choice, create_from_data, scan_data
+from mlplan.data._sensitive import sensitive_reason
 from mlplan.data._slices import MISSING, all_slice_masks, slice_masks
 from mlplan.data._split import (
     SPLITS,
@@ -64,6 +65,7 @@ __all__ = [
     "assign_splits",
     "check_leakage",
     "check_plan_against_data",
+    "check_target_choice",
     "column_kind",
     "column_rows",
     "content_hash",
@@ -94,6 +96,7 @@ __all__ = [
     "register_dataset",
     "sandboxed_duckdb",
     "scan_data",
+    "sensitive_reason",
     "slice_masks",
     "split_dataset",
     "suspected_pii",
