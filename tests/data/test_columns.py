@@ -71,3 +71,21 @@ def test_a_short_run_of_integers_needs_the_name_to_be_a_row_number() -> None:
     assert id_columns(profile_table(table)) == {
         "index": "row number (unique per row; the name an export gives it)"
     }
+
+
+def test_the_plan_names_a_real_id_rather_than_the_exports_row_number(tmp_path: Path) -> None:
+    from mlplan.plan import render_plan
+
+    rows = 300
+    table = pa.table(
+        {
+            "Unnamed: 0": np.arange(rows),
+            "customer_id": [f"C{i:05d}" for i in np.random.default_rng(1).permutation(rows)],
+            "spend": np.round(np.random.default_rng(2).gamma(2, 30, rows), 2),
+            "churned": np.random.default_rng(3).random(rows) < 0.2,
+        }
+    )
+    suggestions = scan_data(write_csv(table, tmp_path / "export.csv"), target="churned")
+    assert {c.name for c in suggestions.columns if c.role == "id"} == {"Unnamed: 0", "customer_id"}
+    plan = render_plan("p", task="binary", target="churned", data=suggestions)
+    assert '    id_column: "customer_id"' in plan

@@ -505,7 +505,11 @@ def _dataset_block(data: DataSuggestions) -> list[str]:
     add = out.append
     pii = data.names("pii")
     sensitive = data.names("sensitive")
-    ids = data.names("id")
+    # A real id (customer_id) names items better than an export's row number.
+    ids = sorted(
+        data.names("id"),
+        key=lambda n: any(c.name == n and c.reason.startswith("row number") for c in data.columns),
+    )
     times = data.names("time")
     add(f"  {data.dataset}:")
     add(f"    path: {_q(data.path)}")
