@@ -328,3 +328,26 @@ def chdir(path: Path) -> Iterator[None]:
         yield
     finally:
         os.chdir(old)
+
+
+def table_project(root: Path, table: pa.Table, *, target: str, modeling: str = "") -> Workspace:
+    """A binary project on ``table``, a file nobody here shaped: registered as dataset ``rows``
+    and split (seed 1); ``modeling`` holds more lines of the plan's modeling section."""
+    from mlplan.data import register_dataset, split_dataset
+
+    write_csv(table, root / "data" / "rows.csv")
+    (root / "mlplan.yaml").write_text(
+        f"""project: {{name: tables, key: tables}}
+task: binary
+target: {target}
+datasets:
+  rows:
+    path: data/rows.csv
+modeling:
+  seed: 0
+{modeling}"""
+    )
+    ws = Workspace(root)
+    register_dataset(ws, "rows")
+    split_dataset(ws, "rows", seed=1)
+    return ws

@@ -90,13 +90,17 @@ def select_features(
 
 
 def feature_frame(table: pa.Table, features: FeatureSet, rows: np.ndarray) -> Any:
-    """The feature columns of ``rows`` as the DataFrame the pipeline expects (missing strings
-    as "")."""
+    """The feature columns of ``rows`` as the DataFrame the pipeline expects: numbers as the
+    float32 values the ONNX graph reads (missing: NaN), strings with missing ones as ""."""
     pd = require("pandas", extra="models", purpose="training models")
     subset = table.select(features.columns).take(pa.array(rows, pa.int64()))
     data = {}
     for name in features.numeric:
-        data[name] = pc.cast(subset.column(name), pa.float64()).to_numpy(zero_copy_only=False)
+        # The model learns from the values its package will see. Trained on float64, a tree
+        # splits 20000.123 from 20000.124, which are one float32: the package would answer
+        # differently from the model that was measured.
+        values = pc.cast(subset.column(name), pa.float64()).to_numpy(zero_copy_only=False)
+        data[name] = values.astype(np.float32)
     for name in features.categorical:
         values = subset.column(name)
         if pa.types.is_dictionary(values.type):

@@ -114,17 +114,19 @@ def export_onnx(pipe: Any, kind: str, family: str, features: FeatureSet) -> byte
     """A fitted pipeline as an ONNX graph with one [n, 1] input per feature."""
     skl2onnx = require("skl2onnx", extra="models", purpose="packaging models as ONNX")
     types = require("skl2onnx.common.data_types", extra="models", purpose="ONNX packages")
-    converter = tabular_estimator(family).converter
-    if converter is not None:
-        converter(kind)
+    spec = tabular_estimator(family)
+    if spec.converter is not None:
+        spec.converter(kind)
     inputs = [(c, types.FloatTensorType([None, 1])) for c in features.numeric]
     inputs += [(c, types.StringTensorType([None, 1])) for c in features.categorical]
     options = {} if kind == "regression" else {"zipmap": False}
     model = skl2onnx.convert_sklearn(
         pipe, initial_types=inputs, options=options, target_opset={"": 17, "ai.onnx.ml": 3}
     )
-    # No threshold snapping here: the pipeline trains on float64 values that the graph sees
-    # rounded to float32, and for those, rounding thresholds to nearest keeps more splits.
+    # The pipeline trained on the float32 values the graph reads (feature_frame), so a tree's
+    # thresholds can be made exact for them.
+    if spec.snap_thresholds is not None:
+        spec.snap_thresholds(model, pipe.named_steps["model"])
     return bytes(model.SerializeToString())
 
 
