@@ -1,22 +1,28 @@
 """Packages answer as the trained model does on data nobody here generated: decimal ratios
-whose values sit between float32 values around the trees' thresholds."""
+whose values sit between float32 values around the trees' thresholds, and rare categories."""
 
 from __future__ import annotations
 
+import json
+import pickle
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pytest
-from tests.conftest import table_project
+from tests.conftest import long_tail_table, table_project
 
 from mlplan.data import get_dataset
 from mlplan.errors import DataError
 from mlplan.modeling import (
+    FeatureSet,
     feature_frame,
     list_models,
+    onnx_feeds,
     select_features,
     train_model,
 )
@@ -84,3 +90,59 @@ def test_a_package_that_still_differs_says_what_to_do(tmp_path: Path) -> None:
         "a bug in mlplan with those rows"
     ) in message
     assert list_models(ws) == []
+
+
+@pytest.mark.parametrize("family", ["logistic", "gbt"])
+def test_rare_categories_share_one_input_inside_the_package(
+    tmp_path: Path, cli: Any, family: str
+) -> None:
+    ws = table_project(tmp_path, long_tail_table(), target="fraud")  # replaces cli's project
+    model = train_model(ws, family=family)  # type: ignore[arg-type]
+    assert model.parity["passed"] and model.parity["label_mismatches"] == 0
+    artifacts = ws.store.artifacts
+    signature = json.loads(artifacts.path(model.package["signature.json"]).read_text())
+    merchant = next(i for i in signature["inputs"] if i["name"] == "merchant")
+    # Every tail merchant seen in training (fewer than the default 10 times) is bucketed;
+    # the common ones, and channel, are not; tail merchants only in valid or test are unseen.
+    seen_tail = [c for c in merchant["categories"] if c.startswith("shop-")]
+    assert model.features["min_frequency"] == 10
+    assert model.features["infrequent"] == {"merchant": seen_tail}
+    assert merchant["infrequent"] == seen_tail and 30 < len(seen_tail) < 60
+    channel = next(i for i in signature["inputs"] if i["name"] == "channel")
+    assert "infrequent" not in channel
+
+    # The graph scores two rare merchants and the bucket itself identically, a common merchant
+    # differently, and an unseen one as unseen (all zeros), as the trained pipeline does.
+    import pandas as pd
+
+    first, second = seen_tail[:2]
+    frame = pd.DataFrame(
+        {
+            "merchant": [first, second, "(infrequent)", "online", "never-seen"],
+            "channel": ["card"] * 5,
+            "amount": np.float32([40.0] * 5),
+        }
+    )
+    features = FeatureSet.from_spec(model.features)
+    session = ort.InferenceSession(
+        artifacts.path(model.package["model.onnx"]).read_bytes(), providers=["CPUExecutionProvider"]
+    )
+    _, graph = session.run(None, onnx_feeds(frame[features.columns], features))
+    assert np.array_equal(graph[0], graph[1]) and np.array_equal(graph[0], graph[2])
+    assert not np.allclose(graph[0], graph[3])
+    native = pickle.loads(artifacts.path(model.package["native.pkl"]).read_bytes())
+    assert np.abs(native.predict_proba(frame[features.columns]) - graph).max() < 1e-5
+    shown = cli("models", "show", model.name)
+    assert shown.exit_code == 0, shown.output
+    assert (
+        f"merchant: seen in fewer than 10 training rows, scored as one (infrequent): "
+        f"{', '.join(seen_tail[:8])} … ({len(seen_tail)} in all)"
+    ) in " ".join(shown.stdout.split())
+
+
+def test_min_frequency_one_keeps_every_category_apart(tmp_path: Path) -> None:
+    ws = table_project(tmp_path, long_tail_table(), target="fraud", modeling="  min_frequency: 1\n")
+    model = train_model(ws, family="logistic")
+    assert model.features["infrequent"] == {} and model.parity["passed"]
+    signature = json.loads(ws.store.artifacts.path(model.package["signature.json"]).read_text())
+    assert all("infrequent" not in i for i in signature["inputs"])

@@ -3,7 +3,7 @@ data profile — and those columns as a tabular pipeline and its ONNX package re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,11 +20,14 @@ __all__ = ["FeatureSet", "feature_frame", "onnx_feeds", "select_features"]
 
 @dataclass(frozen=True)
 class FeatureSet:
-    """Numeric and categorical input columns, and why others were left out."""
+    """Numeric and categorical input columns, why others were left out, and the rare
+    categories of each categorical column that share one input (``modeling.min_frequency``;
+    counted on the training rows, so empty until a split is prepared)."""
 
     numeric: list[str]
     categorical: list[str]
     excluded: dict[str, str]
+    infrequent: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def columns(self) -> list[str]:
@@ -32,8 +35,13 @@ class FeatureSet:
         return [*self.numeric, *self.categorical]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready view."""
+        """A JSON-ready view (the rare categories join it in the model's input spec)."""
         return {"numeric": self.numeric, "categorical": self.categorical, "excluded": self.excluded}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> FeatureSet:
+        """The inputs of a tabular model from its stored input spec (``Model.features``)."""
+        return cls(spec["numeric"], spec["categorical"], {}, dict(spec.get("infrequent") or {}))
 
 
 def select_features(

@@ -15,6 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlplan._optional import require
+from mlplan.modeling._categories import rare_categories
+from mlplan.modeling._categories import register_converter as register_rare_categories
 from mlplan.modeling._families import tabular_estimator
 from mlplan.modeling._features import FeatureSet
 from mlplan.modeling._inputs import TrainingData
@@ -54,29 +56,22 @@ def build_pipeline(
             steps.append(("scale", prep.StandardScaler()))
         parts.append(("num", pipeline.Pipeline(steps), features.numeric))
     if features.categorical:
-        parts.append(
+        categorical: list[tuple[str, Any]] = [
             (
-                "cat",
-                pipeline.Pipeline(
-                    [
-                        (
-                            "impute",
-                            impute.SimpleImputer(
-                                missing_values="", strategy="constant", fill_value=MISSING_CATEGORY
-                            ),
-                        ),
-                        (
-                            "onehot",
-                            # Unseen categories encode as all zeros, in sklearn and ONNX alike.
-                            # (Rare-category bucketing, min_frequency, does not survive the ONNX
-                            # export, so it is left out.)
-                            prep.OneHotEncoder(handle_unknown="ignore"),
-                        ),
-                    ]
+                "impute",
+                impute.SimpleImputer(
+                    missing_values="", strategy="constant", fill_value=MISSING_CATEGORY
                 ),
-                features.categorical,
             )
-        )
+        ]
+        if features.infrequent:
+            # Rare categories share one input, in this pipeline and in its graph alike
+            # (_categories.py says why scikit-learn's own min_frequency cannot).
+            rare = [features.infrequent.get(c, []) for c in features.categorical]
+            categorical.append(("rare", rare_categories(rare)))
+        # Unseen categories encode as all zeros, in sklearn and ONNX alike.
+        categorical.append(("onehot", prep.OneHotEncoder(handle_unknown="ignore")))
+        parts.append(("cat", pipeline.Pipeline(categorical), features.categorical))
     return pipeline.Pipeline(
         [
             ("prepare", compose.ColumnTransformer(parts)),
@@ -117,6 +112,8 @@ def export_onnx(pipe: Any, kind: str, family: str, features: FeatureSet) -> byte
     spec = tabular_estimator(family)
     if spec.converter is not None:
         spec.converter(kind)
+    if features.infrequent:
+        register_rare_categories()
     inputs = [(c, types.FloatTensorType([None, 1])) for c in features.numeric]
     inputs += [(c, types.StringTensorType([None, 1])) for c in features.categorical]
     options = {} if kind == "regression" else {"zipmap": False}
@@ -159,11 +156,13 @@ def tabular_signature(
                 name,
                 "string",
                 categories=() if redacted else tuple(seen),
+                infrequent=() if redacted else tuple(features.infrequent.get(name, ())),
                 nullable=bool(values.null_count),
             )
         )
     # How a caller feeds the graph: one [n, 1] tensor per input; a missing number is NaN, a
-    # missing string is "" (both imputed inside the graph); an unseen category is all zeros.
+    # missing string is "" (both imputed inside the graph); a rare category scores as the
+    # others of its column listed as infrequent; an unseen category is all zeros.
     return PackageSignature(
         tuple(columns),
         missing={"number": "NaN", "string": ""},
@@ -295,7 +294,7 @@ def fit_estimator(
             else None
         )
     else:
-        features = FeatureSet(spec["numeric"], spec["categorical"], {})
+        features = FeatureSet.from_spec(spec)
         estimator = build_pipeline(kind, family, features, seed, params)
         x = data.x
         estimator.fit(x["train"], data.y["train"])
