@@ -15,7 +15,6 @@ the class is made at first use (this module's ``__getattr__``) and pickles by it
 from __future__ import annotations
 
 import functools
-from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -43,8 +42,9 @@ def infrequent_categories(
     """
     found = {}
     for name in columns:
-        counts = Counter(str(v) for v in frame[name] if v != "")
-        rare = sorted(value for value, count in counts.items() if count < min_frequency)
+        values = frame[name]
+        counts = values[values != ""].value_counts()
+        rare = sorted(str(value) for value in counts.index[counts.to_numpy() < min_frequency])
         if rare:
             found[name] = rare
     return found
