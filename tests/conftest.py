@@ -387,3 +387,47 @@ def chdir(path: Path) -> Iterator[None]:
         yield
     finally:
         os.chdir(old)
+
+
+def long_tail_table(rows: int = 1200, seed: int = 11) -> pa.Table:
+    """Card payments: ``merchant`` has three common values and a long tail of 60 merchants
+    seen one to four times each (as a public transactions export has), ``channel`` two
+    common values; fraud follows the amount and one common merchant."""
+    rng = np.random.default_rng(seed)
+    tail = [f"shop-{i:02d}" for i in range(60)]
+    tail_rows = np.repeat(tail, rng.integers(1, 5, len(tail)))
+    common = rng.choice(["grocer", "fuel", "online"], rows - len(tail_rows), p=[0.4, 0.3, 0.3])
+    merchant = rng.permutation(np.concatenate([common, tail_rows]))
+    amount = np.round(rng.lognormal(3, 1, rows), 2)
+    signal = 0.02 * amount + 1.5 * (merchant == "online") + rng.normal(0, 1, rows)
+    return pa.table(
+        {
+            "merchant": merchant,
+            "channel": rng.choice(["card", "phone"], rows),
+            "amount": amount,
+            "fraud": (signal > 2.0).astype(np.int64),
+        }
+    )
+
+
+def table_project(root: Path, table: pa.Table, *, target: str, modeling: str = "") -> Workspace:
+    """A binary project on ``table``, a file nobody here shaped: registered as dataset ``rows``
+    and split (seed 1); ``modeling`` holds more lines of the plan's modeling section."""
+    from mlplan.data import register_dataset, split_dataset
+
+    write_csv(table, root / "data" / "rows.csv")
+    (root / "mlplan.yaml").write_text(
+        f"""project: {{name: tables, key: tables}}
+task: binary
+target: {target}
+datasets:
+  rows:
+    path: data/rows.csv
+modeling:
+  seed: 0
+{modeling}"""
+    )
+    ws = Workspace(root)
+    register_dataset(ws, "rows")
+    split_dataset(ws, "rows", seed=1)
+    return ws

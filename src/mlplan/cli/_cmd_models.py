@@ -171,6 +171,13 @@ def show(
     else:
         console.print(f"numeric: {esc(', '.join(spec['numeric']))}")
         console.print(f"categorical: {esc(', '.join(spec['categorical']))}")
+        for column, rare in spec.get("infrequent", {}).items():
+            shown = ", ".join(rare[:8]) + (f" … ({len(rare)} in all)" if len(rare) > 8 else "")
+            console.print(
+                f"  {esc(column)}: seen in fewer than {spec['min_frequency']} training rows, "
+                f"scored as one (infrequent): {esc(shown)}",
+                style="dim",
+            )
     tuning = model.parameters.get("tuning")
     if tuning:
         console.print(

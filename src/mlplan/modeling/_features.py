@@ -3,7 +3,7 @@ data profile — and those columns as a tabular pipeline and its ONNX package re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,11 +20,14 @@ __all__ = ["FeatureSet", "feature_frame", "onnx_feeds", "select_features"]
 
 @dataclass(frozen=True)
 class FeatureSet:
-    """Numeric and categorical input columns, and why others were left out."""
+    """Numeric and categorical input columns, why others were left out, and the rare
+    categories of each categorical column that share one input (``modeling.min_frequency``;
+    counted on the training rows, so empty until a split is prepared)."""
 
     numeric: list[str]
     categorical: list[str]
     excluded: dict[str, str]
+    infrequent: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def columns(self) -> list[str]:
@@ -32,8 +35,13 @@ class FeatureSet:
         return [*self.numeric, *self.categorical]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready view."""
+        """A JSON-ready view (the rare categories join it in the model's input spec)."""
         return {"numeric": self.numeric, "categorical": self.categorical, "excluded": self.excluded}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> FeatureSet:
+        """The inputs of a tabular model from its stored input spec (``Model.features``)."""
+        return cls(spec["numeric"], spec["categorical"], {}, dict(spec.get("infrequent") or {}))
 
 
 def select_features(
@@ -98,13 +106,17 @@ def select_features(
 
 
 def feature_frame(table: pa.Table, features: FeatureSet, rows: np.ndarray) -> Any:
-    """The feature columns of ``rows`` as the DataFrame the pipeline expects (missing strings
-    as "")."""
+    """The feature columns of ``rows`` as the DataFrame the pipeline expects: numbers as the
+    float32 values the ONNX graph reads (missing: NaN), strings with missing ones as ""."""
     pd = require("pandas", extra="models", purpose="training models")
     subset = table.select(features.columns).take(pa.array(rows, pa.int64()))
     data = {}
     for name in features.numeric:
-        data[name] = pc.cast(subset.column(name), pa.float64()).to_numpy(zero_copy_only=False)
+        # The model learns from the values its package will see. Trained on float64, a tree
+        # splits 20000.123 from 20000.124, which are one float32: the package would answer
+        # differently from the model that was measured.
+        values = pc.cast(subset.column(name), pa.float64()).to_numpy(zero_copy_only=False)
+        data[name] = values.astype(np.float32)
     for name in features.categorical:
         values = subset.column(name)
         if pa.types.is_dictionary(values.type):

@@ -1,5 +1,6 @@
 """A split made ready for training, once for every family of the task: its target checked, its
-inputs (features, windows or images) and targets per split."""
+inputs (features, windows or images) and targets per split, and for tables, the categories too
+rare in training to score apart."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pyarrow.compute as pc
 from mlplan.data import DatasetVersionInfo, SplitInfo, load_split, target_problem
 from mlplan.errors import DataError
 from mlplan.modeling._backbones import backbone_input
+from mlplan.modeling._categories import infrequent_categories
 from mlplan.modeling._inputs import (
     TrainingData,
     example_rows,
@@ -61,11 +63,17 @@ def prepare_split(ws: Workspace, split_info: SplitInfo) -> PreparedSplit:
     if not rows["train"].size:
         raise DataError(f"{split_info.ref} has no training rows with a known {target!r}")
     classes = _classes(kind, y_all[rows["train"]], target)
+    x = {name: inputs_for(ws, info, table, spec, index) for name, index in rows.items()}
+    if spec["kind"] == "tabular":
+        # Counted once on the training rows, for every family, and kept with each model.
+        least = plan.modeling.min_frequency
+        rare = infrequent_categories(x["train"], spec["categorical"], least)
+        spec = spec | {"min_frequency": least, "infrequent": rare}
     data = TrainingData(
         task=plan.task,
         kind=kind,
         spec=spec,
-        x={name: inputs_for(ws, info, table, spec, index) for name, index in rows.items()},
+        x=x,
         y={name: y_all[index] for name, index in rows.items()},
         rows=rows,
         classes=classes,

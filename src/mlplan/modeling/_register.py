@@ -182,7 +182,7 @@ def _signature(prepared: PreparedSplit) -> PackageSignature:
         )
     if spec["kind"] == "window":
         return window_signature(spec, data.x["train"])
-    features = FeatureSet(spec["numeric"], spec["categorical"], {})
+    features = FeatureSet.from_spec(spec)
     return tabular_signature(
         prepared.table, features, data.rows["train"], prepared.info.profile["columns"]
     )

@@ -413,6 +413,9 @@ def _modeling() -> list[str]:
         "  families: null  # null: the task's defaults; or [logistic, gbt] (linear, cnn, rnn)",
         "  features: null  # null: every column but the target, ids, times and PII columns",
         "  exclude: []  # columns never used as input",
+        "  # Categories seen in fewer training rows share one '(infrequent)' input, inside the",
+        "  # package too: a weight learned from under 10 rows is mostly noise. 1: keep all apart.",
+        "  min_frequency: 10",
         "  seed: 0",
         "  tune_trials: 0  # > 0: a seeded search over the validation split",
     ]
