@@ -80,8 +80,25 @@ def train(
     if json:
         print_json([m.to_dict() for m in models] if len(models) > 1 else models[0].to_dict())
         return
+    _print_screen(models[0].features)
     for model in models:
         _print_trained(model)
+
+
+def _print_screen(spec: dict[str, Any]) -> None:
+    """What the feature screen left out, and the allowed features that nearly determine the
+    target (the same for every model of one split)."""
+    screen = spec.get("screen")
+    if not screen:
+        return
+    for column, why in screen["left_out"].items():
+        console.print(f"left out {esc(column)}: {esc(why)}", style="yellow")
+    for column, score in screen["allowed"].items():
+        console.print(
+            f"kept {esc(column)}, which alone explains {score:.2f} of target "
+            f"{esc(screen['target'])}: modeling.allowed_features lists it",
+            style="yellow",
+        )
 
 
 def _print_trained(model: ModelInfo) -> None:

@@ -40,6 +40,12 @@ from mlplan.modeling._older import (
     read_predictions,
 )
 from mlplan.modeling._package import run_graph
+from mlplan.modeling._screen import (
+    LEAK_THRESHOLD,
+    SCREEN_SAMPLE_ROWS,
+    FeatureScreen,
+    screen_features,
+)
 from mlplan.modeling._signature import InputKind, PackageSignature, SignatureInput
 from mlplan.modeling._tabular import build_pipeline, export_onnx, score_predictions
 from mlplan.modeling._train import train_model, train_models
@@ -48,11 +54,14 @@ __all__ = [
     "BASELINE_FAMILY",
     "DEFAULT_FAMILIES",
     "FAMILIES",
+    "LEAK_THRESHOLD",
+    "SCREEN_SAMPLE_ROWS",
     "SEARCH_SPACES",
     "Comparison",
     "ComputeProfile",
     "Family",
     "FeasibilityCheck",
+    "FeatureScreen",
     "FeatureSet",
     "InputKind",
     "ModelFamily",
@@ -80,6 +89,7 @@ __all__ = [
     "read_predictions",
     "run_graph",
     "score_predictions",
+    "screen_features",
     "select_features",
     "target_column",
     "target_kind",

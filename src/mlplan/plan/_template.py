@@ -294,6 +294,8 @@ def _modeling() -> list[str]:
         "  families: null  # null: the task's defaults; or [logistic, gbt] (linear, cnn, rnn)",
         "  features: null  # null: every column but the target, ids, times and PII columns",
         "  exclude: []  # columns never used as input",
+        "  allowed_features: []  # kept though one alone explains >= 0.98 of the target "
+        "(else refused)",
         "  seed: 0",
         "  tune_trials: 0  # > 0: a seeded search over the validation split",
     ]
