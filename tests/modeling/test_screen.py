@@ -241,13 +241,20 @@ def test_train_says_what_it_left_out_and_refuses_a_leak_in_one_line(
     assert "feature 'exit_survey' alone explains 1.00 of target 'churned'" in refused.stderr
     assert "modeling.allowed_features in mlplan.yaml" in refused.stderr
     plan = project_dir / "mlplan.yaml"
-    plan.write_text(plan.read_text().replace("  exclude: []", "  exclude: [exit_survey]"))
+    plan.write_text(
+        plan.read_text().replace("  allowed_features: []", "  allowed_features: [exit_survey]")
+    )
     trained = ok(cli("train", "--baseline")).stdout
     assert "left out tier: constant in the training rows (always basic)" in trained
     assert "left out area: a copy of 'region' in the training rows" in trained
+    kept = (
+        "kept exit_survey, which alone explains 1.00 of target churned: "
+        "modeling.allowed_features lists it"
+    )
+    assert kept in trained
     shown = ok(cli("models", "show", "logistic-1")).stdout
-    assert "left out tier: constant in the training rows (always basic)" in shown
-    assert "left out exit_survey: modeling.exclude" in shown
+    assert "  left out tier: constant in the training rows (always basic)" in shown
+    assert f"  {kept}" in shown
 
 
 def test_a_copy_is_found_among_columns_of_unique_values() -> None:
