@@ -133,19 +133,40 @@ def _render(r: dict[str, Any], files: dict[str, Any]) -> None:
     console.print("Report: " + ", ".join(esc(str(path)) for path in files.values()))
 
 
+def _labels_at(r: dict[str, Any]) -> str:
+    """How the label metrics (accuracy, F1 ...) of an evaluation were decided."""
+    if r.get("threshold"):
+        return f"labels at threshold {r['threshold']['value']:.4g}"
+    if r["kind"] == "regression":
+        return ""
+    if "source" in r:
+        return "labels as the predictions file gives them"
+    return "labels: the most probable class"
+
+
 def _render_overall(r: dict[str, Any]) -> None:
-    overall = Table("metric", "value", "interval", title="Overall")
+    labels = _labels_at(r)
+    overall = Table(
+        "metric", "value", "interval", title="Overall" + (f" ({labels})" if labels else "")
+    )
     for name, m in r["overall"].items():
         if name != "count":
             overall.add_row(name, _fmt(m.get("value")), _interval(m))
     console.print(overall)
     if r.get("threshold"):
         t = r["threshold"]
+        recorded = r["part"] == "test" and "source" not in r
         console.print(
-            f"Decision threshold {_fmt(t['value'])} ({t['criterion']}"
+            f"Decision threshold {t['value']:.4g} ({t['criterion']}"
             + (f", chosen on the {t['chosen_on']} split" if t.get("chosen_on") else "")
-            + "), recorded in the model package"
+            + (
+                "), recorded in the model package"
+                if recorded
+                else f"), not recorded: evaluated on the {r['part']} rows"
+            )
         )
+        if t.get("warning"):
+            console.print(f"[yellow]warning:[/] {esc(t['warning'])}")
 
 
 def _render_classes(r: dict[str, Any]) -> None:

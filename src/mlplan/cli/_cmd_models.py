@@ -124,9 +124,19 @@ def _print_trained(model: ModelInfo) -> None:
     _metrics_table(model.metrics)
 
 
+def _labels_at(values: dict[str, float]) -> str:
+    """How the label metrics (accuracy, F1 ...) of a model's scores were decided."""
+    threshold = values.get("threshold")
+    if threshold is not None:
+        return f"labels at threshold {threshold:.4g}"
+    return "labels: the most probable class" if "accuracy" in values else ""
+
+
 def _metrics_table(metrics: dict[str, dict[str, float]]) -> None:
-    names = [k for k in next(iter(metrics.values()), {}) if k != "rows"]
-    table = Table("split", "rows", *names, title="Metrics")
+    first = next(iter(metrics.values()), {})
+    names = [k for k in first if k not in {"rows", "threshold"}]
+    labels = _labels_at(first)
+    table = Table("split", "rows", *names, title="Metrics" + (f" ({labels})" if labels else ""))
     for split, values in metrics.items():
         table.add_row(split, f"{int(values['rows']):,}", *(_fmt(values.get(n)) for n in names))
     console.print(table)
@@ -144,7 +154,11 @@ def list_(project: ProjectOption = None, json: JsonOption = False) -> None:
     table = Table("model", "family", "baseline", "split", "test metrics", title="Models")
     for m in models:
         test = m.metrics.get("test", {})
-        shown = ", ".join(f"{k} {_fmt(v)}" for k, v in test.items() if k != "rows")
+        shown = ", ".join(
+            f"{k} {_fmt(v)}" for k, v in test.items() if k not in {"rows", "threshold"}
+        )
+        labels = _labels_at(test)
+        shown += f" ({labels})" if labels else ""
         table.add_row(esc(m.name), m.family, "yes" if m.baseline else "", esc(m.split), shown)
     console.print(table)
 
@@ -199,27 +213,38 @@ def show(
 @models_app.command("compare")
 def compare(
     split: Annotated[str | None, typer.Option(help="The split (default: the newest).")] = None,
-    boot: Annotated[int, typer.Option(help="Bootstrap resamples for intervals.")] = 200,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    n_boot: Annotated[
+        int | None,
+        typer.Option(
+            "--bootstrap",
+            "--boot",
+            help="Bootstrap resamples for intervals (default: evaluation.bootstrap, as evaluate).",
+            min=0,
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap (as evaluate's).")] = 0,
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
     """Compare the models with the trivial baseline, HLP and the literature, on the test
-    split, with bootstrap intervals."""
+    split, with the bootstrap intervals evaluate draws."""
     from mlplan.modeling import compare_models
 
-    result = compare_models(workspace(project), split=split, n_boot=boot, seed=seed)
+    result = compare_models(workspace(project), split=split, n_boot=n_boot, seed=seed)
     if json:
         print_json(result.to_dict())
         return
     primary = result.primary
+    level = f"{round((result.confidence or 0.95) * 100)}% interval"
     table = Table(
         "",
         "kind",
         primary,
-        "interval",
+        level,
+        "labels",
         "note",
-        title=f"Comparison on the test rows of {result.split}",
+        title=f"Comparison on the test rows of {result.split}"
+        + (f" ({result.bootstrap} bootstrap resamples)" if result.bootstrap is not None else ""),
     )
     for row in result.rows:
         metric: dict[str, Any] = row["metrics"].get(primary) or next(
@@ -233,7 +258,9 @@ def compare(
             else ("reported" if not row["measured"] else "")
         )
         label = _fmt(value) + ("" if shown_metric == primary else f" ({shown_metric})")
-        table.add_row(esc(row["name"]), row["kind"], label, interval, esc(row["note"]))
+        table.add_row(
+            esc(row["name"]), row["kind"], label, interval, _labels(row), esc(row["note"])
+        )
     console.print(table)
     gaps = result.gaps
     for key, name in (("to_hlp", "HLP"), ("to_trivial", "the trivial baseline")):
@@ -244,6 +271,16 @@ def compare(
             )
 
 
+def _labels(row: dict[str, Any]) -> str:
+    """How a comparison row's labels were decided: at which threshold, set by whom."""
+    threshold = row.get("threshold")
+    if threshold:
+        return esc(f"at threshold {threshold['value']:.4g} ({threshold['set_by']})")
+    if row["kind"] == "model" and "accuracy" in row["metrics"]:
+        return "most probable class"
+    return ""
+
+
 baseline_app = typer.Typer(help="Baselines the models must beat.", no_args_is_help=True)
 app.add_typer(baseline_app, name="baseline")
 
@@ -251,12 +288,12 @@ app.add_typer(baseline_app, name="baseline")
 @baseline_app.command("older")
 def older(
     predictions: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             help="The older system's predictions: item_id, prediction, and optionally one "
-            "probability column per class."
+            "probability column per class (default: baselines.older_system.predictions)."
         ),
-    ],
+    ] = None,
     split: Annotated[str | None, typer.Option(help="The split (default: the newest).")] = None,
     project: ProjectOption = None,
     json: JsonOption = False,
@@ -264,7 +301,9 @@ def older(
     """Import the older system's predictions, to score it on the same test split."""
     from mlplan.modeling import import_older_system
 
-    report = import_older_system(workspace(project), predictions.resolve(), split=split)
+    report = import_older_system(
+        workspace(project), predictions.resolve() if predictions else None, split=split
+    )
     if json:
         print_json(report.to_dict())
         return

@@ -203,6 +203,7 @@ def _metrics(ws: Workspace, subject: Subject, report: dict[str, Any]) -> list[st
         f"## Metrics ({report['part']} split, {report['rows']:,} rows, "
         f"{round(report['confidence'] * 100)}% bootstrap intervals)",
         "",
+        *_labels_at(report),
         "| metric | value | interval |",
         "|---|---:|---|",
     ]
@@ -228,6 +229,21 @@ def _metrics(ws: Workspace, subject: Subject, report: dict[str, Any]) -> list[st
             value += f" ({shown})"
         lines.append(f"| {_cell(row['name'])} | {row['kind']} | {value} |")
     return lines
+
+
+def _labels_at(report: dict[str, Any]) -> list[str]:
+    """The sentence that says at which threshold the label metrics were decided."""
+    threshold = report.get("threshold")
+    if not threshold:
+        return []
+    how = threshold.get("criterion")
+    if threshold.get("chosen_on"):
+        how = f"{how}, chosen on the {threshold['chosen_on']} split"
+    return [
+        f"Labels (accuracy, precision, recall, F1 …) at threshold {threshold['value']:.4g} "
+        f"({how}).",
+        "",
+    ]
 
 
 def _slices(report: dict[str, Any]) -> list[str]:

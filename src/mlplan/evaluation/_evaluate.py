@@ -19,10 +19,9 @@ from mlplan.errors import CheckFailedError, DataError, ParameterError
 from mlplan.evaluation._assemble import analyse
 from mlplan.evaluation._external import match_predictions
 from mlplan.evaluation._input import PARTS, EvaluationInput, LoadedSplit, Part, Subject
-from mlplan.evaluation._metrics import SliceReport
 from mlplan.evaluation._predict import predict_model
 from mlplan.evaluation._records import store_evaluation
-from mlplan.modeling import get_model, list_models, read_predictions
+from mlplan.modeling import SliceReport, get_model, list_models, read_predictions
 from mlplan.plan import NAME_PATTERN
 from mlplan.store import sha256_file
 from mlplan.workspace import DEPLOY_GATE, Workspace

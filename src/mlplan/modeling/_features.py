@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlplan._optional import require
-from mlplan.data import DatasetVersionInfo, effective_metadata
+from mlplan.data import DatasetVersionInfo, effective_metadata, id_columns
 from mlplan.errors import DataError
 from mlplan.workspace import Workspace
 
@@ -42,6 +42,11 @@ def select_features(
     """The plan's ``modeling.features``, else every column but the target, ids, times, PII
     columns, free text and the plan's ``modeling.exclude``.
 
+    Ids are the plan's ``id_column`` and every column that only numbers or names the rows
+    (unique per row with an id's name, or a gap-free run of integers such as the row number an
+    R or pandas export adds): a model would learn the order of the file. Listing one in
+    ``modeling.features`` uses it all the same.
+
     Raises
     ------
     DataError
@@ -61,6 +66,9 @@ def select_features(
     for column in plan.modeling.exclude:
         reasons.setdefault(column, "modeling.exclude")
     wanted = plan.modeling.features
+    for column, why in id_columns(info.profile).items():
+        if wanted is None or column not in wanted:
+            reasons.setdefault(column, why)
     if wanted is not None:
         missing = [c for c in wanted if c not in profile]
         if missing:

@@ -16,7 +16,11 @@ from mlplan.modeling._inputs import TrainingData
 from mlplan.modeling._package import Fitted, check_parity
 from mlplan.modeling._tabular import fit_estimator, score_predictions
 
-__all__ = ["Job", "JobResult", "run_job", "validation_score"]
+__all__ = ["TRAINING_THRESHOLD", "Job", "JobResult", "run_job", "validation_score"]
+
+# A binary model's labels as trained: the positive class where its probability reaches this.
+# It is the package's recorded threshold until an evaluation records another.
+TRAINING_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ def run_job(data: TrainingData, job: Job) -> JobResult:
         scores[split] = score_predictions(
             data.kind, data.y[split], predicted, proba, data.classes
         ) | {"rows": len(data.y[split])}
+        if len(data.classes) == 2:
+            scores[split]["threshold"] = TRAINING_THRESHOLD
     parity: dict[str, Any] = {}
     if fitted.graph is not None:
         check = "test" if len(data.y["test"]) else "train"

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlplan.data import DatasetVersionInfo, SplitInfo, load_split
+from mlplan.data import DatasetVersionInfo, SplitInfo, load_split, target_problem
 from mlplan.errors import DataError
 from mlplan.modeling._backbones import backbone_input
 from mlplan.modeling._features import FeatureSet
@@ -81,10 +81,19 @@ def prepare_split(ws: Workspace, split_info: SplitInfo) -> PreparedSplit:
 def _target(
     ws: Workspace, info: DatasetVersionInfo, table: pa.Table, target: str
 ) -> pa.ChunkedArray:
-    """The target column, which a regression task needs numeric."""
+    """The target column, checked against the task (two values for binary, classes for a
+    classification, numbers for regression)."""
     if target not in table.column_names:
         raise DataError(f"{info.ref} has no target column {target!r} to learn")
     column = table.column(target)
+    profile = info.profile.get("columns", {}).get(target)
+    problem = (
+        target_problem(ws.plan.task, target, profile, positive_class=ws.plan.positive_class)
+        if profile
+        else None
+    )
+    if problem:
+        raise DataError(f"{info.ref}: {problem} (in {ws.plan_path.name})")
     if ws.plan.task == "regression" and not (
         pa.types.is_floating(column.type) or pa.types.is_integer(column.type)
     ):

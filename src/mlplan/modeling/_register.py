@@ -14,7 +14,7 @@ from mlplan.data import version_record
 from mlplan.modeling._compute import profile_package
 from mlplan.modeling._families import BASELINE_FAMILY, family_named
 from mlplan.modeling._features import FeatureSet
-from mlplan.modeling._fit import JobResult
+from mlplan.modeling._fit import TRAINING_THRESHOLD, JobResult
 from mlplan.modeling._inputs import target_column
 from mlplan.modeling._models import ModelInfo
 from mlplan.modeling._prepare import PreparedSplit
@@ -99,7 +99,7 @@ def _metadata(ws: Workspace, prepared: PreparedSplit, result: JobResult) -> dict
         "family": result.job.family,
         "target": target_column(ws, prepared.info),
         "classes": data.classes,
-        "threshold": 0.5 if len(data.classes) == 2 else None,
+        "threshold": TRAINING_THRESHOLD if len(data.classes) == 2 else None,
         "metrics": result.scores,
         "dataset": prepared.info.ref,
         "split": prepared.split.ref,

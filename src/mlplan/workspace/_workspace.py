@@ -133,10 +133,12 @@ class Workspace:
         owner: str | None = None,
         force: bool = False,
         from_data: str | Path | None = None,
+        positive_class: str | None = None,
     ) -> Workspace:
         """Write a complete, commented ``mlplan.yaml`` in ``root``, optionally pre-filled with
         what a scan of the data suggests (``mlplan.data.create_from_data`` scans a file and
-        calls this); the task and target default to the suggestions'.
+        calls this); the task, target and (binary) positive class default to the
+        suggestions'.
 
         Raises
         ------
@@ -174,7 +176,13 @@ class Workspace:
                 "target", f"task {task!r} needs a target column: give {{param}} COLUMN"
             )
         text = render_plan(
-            name, task=task, target=target, data=suggestions, problem=problem, owner=owner
+            name,
+            task=task,
+            target=target,
+            data=suggestions,
+            problem=problem,
+            owner=owner,
+            positive_class=positive_class,
         )
         parse_plan(text, filename=str(plan_path))  # never write a plan that does not load
         write_atomic(plan_path, text)
