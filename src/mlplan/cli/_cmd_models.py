@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -80,8 +81,32 @@ def train(
     if json:
         print_json([m.to_dict() for m in models] if len(models) > 1 else models[0].to_dict())
         return
+    _print_screen(models[0].features)
     for model in models:
         _print_trained(model)
+
+
+def _print_screen(spec: dict[str, Any]) -> None:
+    """What the feature screen left out, and the allowed features that nearly determine the
+    target (the same for every model of one split)."""
+    screen = spec.get("screen")
+    if not screen:
+        return
+    for column, why in screen["left_out"].items():
+        console.print(f"left out {esc(column)}: {esc(why)}", style="yellow")
+    _print_allowed(spec, style="yellow")
+
+
+def _print_allowed(spec: dict[str, Any], *, style: str, indent: str = "") -> None:
+    """The features kept although each alone nearly determines the target."""
+    screen = spec.get("screen") or {}
+    for column, score in screen.get("allowed", {}).items():
+        figure = math.floor(score * 100) / 100  # as the refusal shows it: never rounded up
+        console.print(
+            f"{indent}kept {esc(column)}, which alone explains {figure:.2f} of target "
+            f"{esc(screen['target'])}: modeling.allowed_features lists it",
+            style=style,
+        )
 
 
 def _print_trained(model: ModelInfo) -> None:
@@ -186,6 +211,7 @@ def show(
         )
     for column, why in spec.get("excluded", {}).items():
         console.print(f"  left out {esc(column)}: {esc(why)}", style="dim")
+    _print_allowed(spec, style="dim", indent="  ")
     _metrics_table(model.metrics)
     for filename, sha in model.package.items():
         console.print(f"  {filename}: sha256 {sha[:12]}…")

@@ -56,6 +56,12 @@ from mlplan.modeling._older import (
     read_predictions,
 )
 from mlplan.modeling._package import run_graph
+from mlplan.modeling._screen import (
+    LEAK_THRESHOLD,
+    SCREEN_SAMPLE_ROWS,
+    FeatureScreen,
+    screen_features,
+)
 from mlplan.modeling._signature import InputKind, PackageSignature, SignatureInput
 from mlplan.modeling._tabular import build_pipeline, export_onnx, score_predictions
 from mlplan.modeling._train import train_model, train_models
@@ -65,14 +71,17 @@ __all__ = [
     "BINARY_METRICS",
     "DEFAULT_FAMILIES",
     "FAMILIES",
+    "LEAK_THRESHOLD",
     "MULTICLASS_METRICS",
     "NEEDS_PROBA",
     "REGRESSION_METRICS",
+    "SCREEN_SAMPLE_ROWS",
     "SEARCH_SPACES",
     "Comparison",
     "ComputeProfile",
     "Family",
     "FeasibilityCheck",
+    "FeatureScreen",
     "FeatureSet",
     "InputKind",
     "MetricEstimate",
@@ -109,6 +118,7 @@ __all__ = [
     "read_predictions",
     "run_graph",
     "score_predictions",
+    "screen_features",
     "select_features",
     "slice_metrics",
     "target_column",

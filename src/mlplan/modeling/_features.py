@@ -91,6 +91,8 @@ def select_features(
             excluded[name] = reasons[name]
         elif column.get("pii_suspected"):
             excluded[name] = f"looks like personal data ({column['pii_suspected']})"
+        elif column.get("count") == 0:
+            excluded[name] = "all missing: no value in the data"
         elif column["kind"] in {"numeric", "boolean"}:
             numeric.append(name)
         elif column["kind"] == "categorical":
