@@ -1,4 +1,4 @@
-"""``mlplan data add|list|show|diff|split|splits``."""
+"""``mlplan data add|list|show|diff|split|splits|rows``."""
 
 from __future__ import annotations
 
@@ -439,3 +439,36 @@ def splits(
             f"{s.created_at:%Y-%m-%d %H:%M}",
         )
     console.print(table)
+
+
+@data_app.command("rows")
+def rows(
+    ref: Annotated[str, typer.Argument(help="A split: NAME@VERSION/sN (or NAME/sN).")],
+    out: Annotated[
+        Path, typer.Option(help="The file to write: .csv or .parquet (format by suffix).")
+    ],
+    part: Annotated[
+        Literal["train", "valid", "test"], typer.Option(help="Which rows of the split.")
+    ] = "test",
+    include_pii: Annotated[
+        bool, typer.Option("--include-pii", help="Write the PII columns too (left out).")
+    ] = False,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Write the rows of one part of a split, each with its row number in the version
+    (mlplan_row), so anyone can check a figure independently."""
+    from mlplan.data import export_rows
+
+    found = export_rows(workspace(project), ref, part=part, out=out, include_pii=include_pii)
+    if json:
+        print_json(found.to_dict())
+        return
+    console.print(
+        f"Wrote the {found.rows:,} {found.part} rows of [bold]{esc(found.split)}[/] to "
+        f"{esc(found.path)} (sha256 {found.sha256[:12]}…), recorded as run {found.run_id[:8]}"
+    )
+    if found.left_out:
+        console.print(
+            f"Left out the PII columns {esc(', '.join(found.left_out))} (--include-pii writes them)"
+        )

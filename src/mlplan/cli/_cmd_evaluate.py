@@ -71,6 +71,13 @@ OutOption = Annotated[
     typer.Option(help="Folder for the report, model card and JSON (default: reports/MODEL)."),
 ]
 GateOption = Annotated[bool, typer.Option("--gate", help="Exit 1 when a gate of the plan fails.")]
+PredictionsOutOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Also write the predictions on the rows evaluated to this .csv or .parquet file "
+        "(row, item id, label, scores, decision at the threshold, slice groups)."
+    ),
+]
 
 
 @app.command()
@@ -85,6 +92,7 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
     out: OutOption = None,
     gate: GateOption = False,
+    predictions_out: PredictionsOutOption = None,
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -102,14 +110,29 @@ def evaluate(
         if threshold is not None:
             raise UsageError("--threshold applies to a model; predictions come with their labels")
         result = evaluate_predictions(
-            ws, predictions, name=name, split=split, part=part, n_boot=n_boot, seed=seed, out=out
+            ws,
+            predictions,
+            name=name,
+            split=split,
+            part=part,
+            n_boot=n_boot,
+            seed=seed,
+            out=out,
+            predictions_out=predictions_out,
         )
     else:
         if name is not None or split is not None:
             raise UsageError("--name and --on go with --predictions")
         assert model is not None
         result = run_evaluation(
-            ws, model, part=part, threshold=threshold, n_boot=n_boot, seed=seed, out=out
+            ws,
+            model,
+            part=part,
+            threshold=threshold,
+            n_boot=n_boot,
+            seed=seed,
+            out=out,
+            predictions_out=predictions_out,
         )
     if json:
         print_json(result.to_dict())

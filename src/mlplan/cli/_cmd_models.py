@@ -1,4 +1,4 @@
-"""``mlplan train``, ``mlplan models list|show``."""
+"""``mlplan train``, ``mlplan models list|show|card|compare``."""
 
 from __future__ import annotations
 
@@ -215,6 +215,35 @@ def show(
     _metrics_table(model.metrics)
     for filename, sha in model.package.items():
         console.print(f"  {filename}: sha256 {sha[:12]}…")
+
+
+@models_app.command("card")
+def card(
+    name: Annotated[str, typer.Argument(help="The model, e.g. gbt-1.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the card to this file: .md (Markdown) or .html (default: print)."),
+    ] = None,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """The model card, generated now from the store: the dataset version and split the model
+    was trained on, its inputs, its newest evaluation and the approvals that name it."""
+    from mlplan.errors import UsageError
+    from mlplan.evaluation import model_card
+    from mlplan.workspace import write_atomic
+
+    if out is not None and out.suffix.lower() not in {".md", ".html"}:
+        raise UsageError(f"--out {out} must end in .md or .html (the format follows the suffix)")
+    found = model_card(workspace(project), name)
+    if out is not None:
+        write_atomic(out, found.html if out.suffix.lower() == ".html" else found.markdown)
+    if json:
+        print_json(found.to_dict() | {"file": None if out is None else str(out)})
+    elif out is not None:
+        console.print(f"Wrote the card of [bold]{esc(name)}[/] to {esc(out)}")
+    else:
+        typer.echo(found.markdown, nl=False)
 
 
 @models_app.command("compare")

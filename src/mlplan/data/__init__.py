@@ -21,6 +21,7 @@ from mlplan.data._read import (
     read_table,
 )
 from mlplan.data._registry import RegisterResult, register_dataset
+from mlplan.data._rows import ROW_COLUMN, ExportedRows, export_rows, table_format, write_table
 from mlplan.data._scan import check_target_choice, create_from_data, scan_data
 from mlplan.data._sensitive import sensitive_reason
 from mlplan.data._slices import MISSING, all_slice_masks, slice_masks
@@ -49,6 +50,7 @@ __all__ = [
     "MISSING",
     "QUANTILES",
     "REDACTED",
+    "ROW_COLUMN",
     "SPLITS",
     "ColumnShift",
     "ContentHash",
@@ -57,6 +59,7 @@ __all__ = [
     "DatasetDiff",
     "DatasetSummary",
     "DatasetVersionInfo",
+    "ExportedRows",
     "LeakageReport",
     "RegisterResult",
     "SplitData",
@@ -75,6 +78,7 @@ __all__ = [
     "detect_format",
     "diff_datasets",
     "effective_metadata",
+    "export_rows",
     "format_value",
     "get_dataset",
     "get_split",
@@ -100,6 +104,8 @@ __all__ = [
     "slice_masks",
     "split_dataset",
     "suspected_pii",
+    "table_format",
     "target_problem",
     "version_record",
+    "write_table",
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from mlplan._deprecated import moved_names as _moved_names
 from mlplan.evaluation._analysis import versus_constant
+from mlplan.evaluation._card import ModelCard, model_card
 from mlplan.evaluation._discovery import (
     Condition,
     DiscoveredSlice,
@@ -43,6 +44,7 @@ __all__ = [
     "Evaluation",
     "EvaluationInfo",
     "MetricEstimate",
+    "ModelCard",
     "Predictions",
     "SliceReport",
     "candidate_conditions",
@@ -52,6 +54,7 @@ __all__ = [
     "latest_evaluation",
     "list_evaluations",
     "metrics_for",
+    "model_card",
     "raise_for_gates",
     "slice_metrics",
     "versus_constant",

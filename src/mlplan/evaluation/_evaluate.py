@@ -20,6 +20,7 @@ from mlplan.evaluation._assemble import analyse
 from mlplan.evaluation._external import match_predictions
 from mlplan.evaluation._input import PARTS, EvaluationInput, LoadedSplit, Part, Subject
 from mlplan.evaluation._predict import predict_model
+from mlplan.evaluation._prediction_file import check_predictions_out, write_predictions
 from mlplan.evaluation._records import store_evaluation
 from mlplan.modeling import SliceReport, get_model, list_models, read_predictions
 from mlplan.plan import NAME_PATTERN
@@ -83,6 +84,7 @@ def evaluate(
     n_boot: int | None = None,
     seed: int = 0,
     out: str | Path | None = None,
+    predictions_out: str | Path | None = None,
 ) -> Evaluation:
     """Evaluate ``model`` on the ``part`` rows of its split and store the evidence.
 
@@ -100,6 +102,10 @@ def evaluate(
         Bootstrap resamples (default: ``evaluation.bootstrap``).
     out
         Folder for the report, model card and JSON (default: ``reports/<model>``).
+    predictions_out
+        Also write the predictions on the rows evaluated to this ``.csv`` or ``.parquet``
+        file (``files["predictions"]``): row, item id, label, scores, the decision at the
+        threshold and the slice groups, to recompute any figure independently.
 
     Raises
     ------
@@ -112,11 +118,14 @@ def evaluate(
         A gate or risk whose metric does not apply to the task.
     """
     boot = _check_options(ws, part, n_boot)
+    check_predictions_out(predictions_out)
     found = get_model(ws, model)
     split = LoadedSplit.load(ws, get_split(ws, found.split))
     prediction = predict_model(ws, found, split, part=part, threshold=threshold)
     subject = Subject.of_model(found)
-    return _run(ws, EvaluationInput(subject, split, prediction, part, boot, seed, out))
+    return _run(
+        ws, EvaluationInput(subject, split, prediction, part, boot, seed, out), predictions_out
+    )
 
 
 def evaluate_predictions(
@@ -129,6 +138,7 @@ def evaluate_predictions(
     n_boot: int | None = None,
     seed: int = 0,
     out: str | Path | None = None,
+    predictions_out: str | Path | None = None,
 ) -> Evaluation:
     """Evaluate predictions made elsewhere (another team's model, the older system) on the
     ``part`` rows of a split, exactly as a registered model is evaluated.
@@ -143,6 +153,8 @@ def evaluate_predictions(
         What to call them in the store and the report (default: the file's stem).
     split
         The split (default: the newest).
+    predictions_out
+        As for :func:`evaluate`: the predictions matched to the rows, written out.
 
     Raises
     ------
@@ -154,6 +166,7 @@ def evaluate_predictions(
         or ``n_boot`` the function cannot take.
     """
     boot = _check_options(ws, part, n_boot)
+    check_predictions_out(predictions_out)
     path = ws.resolve(predictions)
     if not path.is_file():
         raise DataError(f"{path}: no such file of predictions")
@@ -173,7 +186,9 @@ def evaluate_predictions(
     prediction = match_predictions(ws, path, given, loaded, part=part)
     source = sha256_file(path).sha256
     subject = Subject.of_file(name, loaded.ref, path=ws.relative(path), sha256=source)
-    return _run(ws, EvaluationInput(subject, loaded, prediction, part, boot, seed, out))
+    return _run(
+        ws, EvaluationInput(subject, loaded, prediction, part, boot, seed, out), predictions_out
+    )
 
 
 def _check_options(ws: Workspace, part: str, n_boot: int | None) -> int:
@@ -185,13 +200,16 @@ def _check_options(ws: Workspace, part: str, n_boot: int | None) -> int:
     return boot
 
 
-def _run(ws: Workspace, inp: EvaluationInput) -> Evaluation:
+def _run(
+    ws: Workspace, inp: EvaluationInput, predictions_out: str | Path | None = None
+) -> Evaluation:
     """Analyse, then store: nothing is written when an analysis fails."""
     analysis = analyse(ws, inp)
     stored = store_evaluation(ws, inp, analysis.report)
-    return Evaluation(
-        inp.subject.name, stored.report, stored.files, analysis.overall, analysis.slices
-    )
+    files = dict(stored.files)
+    if predictions_out is not None:
+        files["predictions"] = write_predictions(ws, inp, predictions_out).path
+    return Evaluation(inp.subject.name, stored.report, files, analysis.overall, analysis.slices)
 
 
 def raise_for_gates(evaluation: Evaluation) -> None:
