@@ -2,12 +2,14 @@
 CLI as a new user meets it (#13): a pandas row number and a shuffled loan id, a date, sensitive
 attributes named by abbreviation and told by their values, an age, ratios with three decimals
 and incomes past 20,000 with three decimals (where neighbouring values share one float32), an
-employer with a long tail of rare values, a constant column, and 3 % positives named "yes".
+employer with a long tail of rare values, a constant column, a field filled in only after the
+outcome, and 3 % positives named "yes".
 
 Each default a careful engineer would set is checked where the user sees it: the target and
 the positive class the scan chose and why, ids kept out of features and of the leakage check,
 PR AUC for rare positives, age in bands with every test row in one group, trees that split the
-same way in ONNX, rare employers bucketed, the constant column left out, every label metric
+same way in ONNX, rare employers bucketed, the leak refused with its figure, the constant
+column left out, every label metric
 with its threshold, and strict JSON from every answer."""
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ def loans_table(rows: int = 3000, seed: int = 13) -> pa.Table:
             "income": income,
             "employer": employer,
             "country": ["NL"] * rows,
+            # Filled in by collections after a default: known only after the outcome.
+            "recovered": np.where(default, np.round(rng.gamma(2.0, 900, rows), 2), 0.0),
             "default": np.where(default, "yes", "no"),
         }
     )
@@ -67,9 +71,11 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("COLUMNS", "200")
     runner = CliRunner()
 
-    def invoke(*args: str) -> Any:
+    def invoke(*args: str, exit_code: int = 0) -> Any:
         result = runner.invoke(app, list(args), catch_exceptions=False)
-        assert result.exit_code == 0, f"mlplan {' '.join(args)}: {result.output}"
+        assert result.exit_code == exit_code, f"mlplan {' '.join(args)}: {result.output}"
+        if exit_code:
+            return " ".join(result.output.split())
         return strict_json(result.stdout) if "--json" in args else result.stdout
 
     yield invoke
@@ -95,6 +101,11 @@ def test_a_real_shaped_export_gets_the_defaults_a_careful_engineer_would_set(
     split = run("data", "split", "loans", "--json")
     compared = set(split["leakage"]["compared_columns"])
     assert not compared & {"Unnamed: 0", "loan_id", "applied", "default"}
+
+    refused = run("train", "--baseline", exit_code=1)
+    assert "feature 'recovered' alone explains" in refused  # a leak of the outcome, refused
+    text = (tmp_path / "mlplan.yaml").read_text()
+    (tmp_path / "mlplan.yaml").write_text(text.replace("  exclude: []", "  exclude: [recovered]"))
 
     baseline = run("train", "--baseline", "--json")
     features = baseline["features"]

@@ -245,7 +245,8 @@ def test_one_column_named_like_an_outcome_is_used_and_says_why(tmp_path: Path) -
 
 
 def test_two_columns_named_like_an_outcome_leave_the_choice_to_people(tmp_path: Path) -> None:
-    table = pa.table({"x": np.arange(40) % 3, "price": np.arange(40.0), "sales": np.arange(40.0)})
+    prices = np.arange(40) * 1.5 + 0.25  # not a gap-free run of integers (a row number)
+    table = pa.table({"x": np.arange(40) % 3, "price": prices, "sales": prices * 2})
     suggestions = scan_data(write_csv(table, tmp_path / "t.csv"))
     assert suggestions.target_candidates[:2] == ["sales", "price"]
     assert suggestions.target is not None and not suggestions.target.sure

@@ -187,6 +187,16 @@ def test_missing_values_are_a_bin_of_their_own() -> None:
     assert found.explains["letter"] > 0.99
 
 
+def test_an_amount_paid_only_after_the_outcome_leaks_through_its_zeros() -> None:
+    """Recovered after a default, 0 otherwise, 3 % positives: the zeros fill many quantile
+    bins and must be a bin of their own, not share one with the smallest amounts."""
+    rng = np.random.default_rng(4)
+    labels = rng.choice(np.array(["no", "yes"], dtype=object), 2_100, p=[0.97, 0.03])
+    recovered = np.where(labels == "yes", np.round(rng.gamma(2.0, 900, 2_100), 2), 0.0)
+    found = _screen(pa.table({"recovered": recovered}), labels, "classification")
+    assert found.leaky == {"recovered": 1.0}
+
+
 def test_a_number_with_one_value_where_present_is_constant_once_imputed() -> None:
     table = pa.table({"fee": pa.array([5.0, None] * 200), "empty": pa.nulls(400, pa.float64())})
     found = _screen(table, np.arange(400.0), "regression")

@@ -280,8 +280,13 @@ class _Column:
         distinct = len(starts)
         count = min(MAX_BINS, max(2, m // MIN_BIN_ROWS))
         cuts = np.unique(ordered[(np.arange(1, count) * len(order)) // count])
+        starts_at = np.searchsorted(ordered, cuts, side="left")  # ties share a bin
+        ends_at = np.searchsorted(ordered, cuts, side="right")
+        # A value that fills a bin or more (the zeros of an amount paid only on default) is a
+        # bin of its own, so it does not swallow the values after it up to the next cut.
+        heavy = ends_at[ends_at - starts_at >= len(order) // count]
         marks = np.zeros(len(order) + 1, dtype=np.int64)
-        np.add.at(marks, np.searchsorted(ordered, cuts, side="left"), 1)  # ties share a bin
+        np.add.at(marks, np.unique(np.r_[starts_at, heavy]), 1)
         bins = np.zeros(m, dtype=np.int64)
         bins[order] = np.cumsum(marks[:-1]) + 1
         if distinct > m // 2:  # too many values for a recoding to mean anything: copies only
