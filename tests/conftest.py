@@ -205,10 +205,69 @@ def customers_table(rows: int = 400, seed: int = 7) -> pa.Table:
     )
 
 
+def arrests_table(rows: int = 600, seed: int = 3) -> pa.Table:
+    """Shaped like a public arrests dataset: the outcome comes first under a name no rule
+    knows, 0/1 and yes/no features follow, the last column has few values."""
+    rng = np.random.default_rng(seed)
+    return pa.table(
+        {
+            "released": rng.choice(["Yes", "No"], rows, p=[0.83, 0.17]),
+            "colour": rng.choice(["Black", "White"], rows, p=[0.3, 0.7]),
+            "year": rng.integers(1997, 2003, rows),
+            "age": rng.integers(12, 66, rows),
+            "sex": rng.choice(["Male", "Female"], rows, p=[0.9, 0.1]),
+            "employed": rng.choice(["Yes", "No"], rows),
+            "citizen": rng.choice(["Yes", "No"], rows, p=[0.85, 0.15]),
+            "checks": rng.integers(0, 7, rows),
+        }
+    )
+
+
 def write_csv(table: pa.Table, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     pcsv.write_csv(table, path)
     return path
+
+
+def exported_table(
+    rows: int = 600, seed: int = 11, *, row_number: str = "rownames", start: int = 1
+) -> pa.Table:
+    """Clinical data as an R or pandas export leaves it: a row number first (R's
+    ``rownames`` from 1, pandas' ``Unnamed: 0`` from 0), then a few columns with few values
+    each, so that feature rows repeat naturally, and a binary target."""
+    rng = np.random.default_rng(seed)
+    chest_pain = rng.choice(
+        ["typical", "atypical", "non-anginal", "none"], rows, p=[0.5, 0.2, 0.2, 0.1]
+    )
+    exang = rng.choice([0, 1], rows, p=[0.7, 0.3])
+    slope = rng.choice([0, 1, 2], rows, p=[0.1, 0.5, 0.4])
+    risk = (chest_pain == "none") * 1.5 + exang + (slope == 0) + rng.normal(0, 1, rows)
+    return pa.table(
+        {
+            row_number: np.arange(start, rows + start),
+            "sex": rng.choice(["F", "M"], rows, p=[0.3, 0.7]),
+            "chest_pain": chest_pain,
+            "fbs": rng.choice([0, 1], rows, p=[0.85, 0.15]),
+            "exang": exang,
+            "slope": slope,
+            "disease": (risk > 1).astype(np.int64),
+        }
+    )
+
+
+def exported_workspace(root: Path) -> Workspace:
+    """A project in ``root`` whose dataset ``heart`` is :func:`exported_table`, registered,
+    on its default SQLite store (the caller closes it)."""
+    write_csv(exported_table(), root / "data" / "heart.csv")
+    plan = render_plan("heart", task="binary", target="disease").replace(
+        "  main:\n    path: data/main.csv", "  heart:\n    path: data/heart.csv"
+    )
+    (root / "mlplan.yaml").write_text(plan)
+    from mlplan.data import register_dataset
+
+    workspace = Workspace(root)
+    register_dataset(workspace, "heart")
+    return workspace
 
 
 @pytest.fixture
@@ -344,3 +403,47 @@ def chdir(path: Path) -> Iterator[None]:
         yield
     finally:
         os.chdir(old)
+
+
+def long_tail_table(rows: int = 1200, seed: int = 11) -> pa.Table:
+    """Card payments: ``merchant`` has three common values and a long tail of 60 merchants
+    seen one to four times each (as a public transactions export has), ``channel`` two
+    common values; fraud follows the amount and one common merchant."""
+    rng = np.random.default_rng(seed)
+    tail = [f"shop-{i:02d}" for i in range(60)]
+    tail_rows = np.repeat(tail, rng.integers(1, 5, len(tail)))
+    common = rng.choice(["grocer", "fuel", "online"], rows - len(tail_rows), p=[0.4, 0.3, 0.3])
+    merchant = rng.permutation(np.concatenate([common, tail_rows]))
+    amount = np.round(rng.lognormal(3, 1, rows), 2)
+    signal = 0.02 * amount + 1.5 * (merchant == "online") + rng.normal(0, 1, rows)
+    return pa.table(
+        {
+            "merchant": merchant,
+            "channel": rng.choice(["card", "phone"], rows),
+            "amount": amount,
+            "fraud": (signal > 2.0).astype(np.int64),
+        }
+    )
+
+
+def table_project(root: Path, table: pa.Table, *, target: str, modeling: str = "") -> Workspace:
+    """A binary project on ``table``, a file nobody here shaped: registered as dataset ``rows``
+    and split (seed 1); ``modeling`` holds more lines of the plan's modeling section."""
+    from mlplan.data import register_dataset, split_dataset
+
+    write_csv(table, root / "data" / "rows.csv")
+    (root / "mlplan.yaml").write_text(
+        f"""project: {{name: tables, key: tables}}
+task: binary
+target: {target}
+datasets:
+  rows:
+    path: data/rows.csv
+modeling:
+  seed: 0
+{modeling}"""
+    )
+    ws = Workspace(root)
+    register_dataset(ws, "rows")
+    split_dataset(ws, "rows", seed=1)
+    return ws

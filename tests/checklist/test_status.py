@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+from tests.conftest import edit_plan
 
 from mlplan.checklist import ITEMS, STAGES, item, status
 from mlplan.data import register_dataset, split_dataset
@@ -93,17 +94,39 @@ def test_items_become_done_as_evidence_arrives(ws: Workspace) -> None:
     assert after.get("data.splits").evidence.startswith("customers@1/s1: train ")
 
 
-def test_leaky_split_is_failing(sqlite_ws: Workspace, project_dir: Path) -> None:
+def test_leaky_split_is_failing_until_accepted(sqlite_ws: Workspace, project_dir: Path) -> None:
     csv = project_dir / "data" / "customers.csv"
     lines = csv.read_text().splitlines()
-    # The same customers twice: identical rows end up on both sides of a random split.
+    # The same customers twice: their ids end up on both sides of a random split.
     csv.write_text("\n".join(lines + lines[1:]) + "\n")
+    edit_plan(sqlite_ws, "id_column: null", "id_column: customer_id")
     register_dataset(sqlite_ws, "customers")
     split_dataset(sqlite_ws, "customers", seed=1)
     splits = status(sqlite_ws).get("data.splits")
     assert splits.state == "failing"
-    assert "identical rows in more than one split" in splits.evidence
-    assert "--group" in (splits.next_step or "")
+    assert re.fullmatch(
+        r"customers@1/s1: \d+ ids in more than one split \(e\.g\. .+\)", splits.evidence
+    )
+    assert splits.next_step == (
+        "split with --group on the entity column: mlplan data split customers --stratify "
+        "churned --group COLUMN, or accept it on the record: mlplan data split customers@1 "
+        "--test 0.2 --valid 0.1 --seed 1 --accept-leakage REASON"
+    )
+    split_dataset(sqlite_ws, "customers", seed=1, accept_leakage="scored again by design")
+    accepted = status(sqlite_ws).get("data.splits")
+    assert accepted.state == "done"
+    assert accepted.evidence.endswith("accepted on the record: scored again by design")
+
+
+def test_identical_rows_alone_do_not_fail_the_split(
+    sqlite_ws: Workspace, project_dir: Path
+) -> None:
+    csv = project_dir / "data" / "customers.csv"
+    lines = csv.read_text().splitlines()
+    csv.write_text("\n".join(lines + lines[1:]) + "\n")  # no id column: a warning
+    register_dataset(sqlite_ws, "customers")
+    split_dataset(sqlite_ws, "customers", seed=1)
+    assert status(sqlite_ws).get("data.splits").state == "done"
 
 
 def test_unnamed_pii_is_failing(sqlite_ws: Workspace) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -232,6 +233,59 @@ def test_failed_add_leaves_no_record(cli: Any, project_dir: Path) -> None:
     assert as_json(cli("data", "list", "--json"))[0]["versions"] == 0
 
 
+def _customers_twice(project_dir: Path) -> None:
+    """Every customer in two rows, and the plan's id column set: a random split puts most of
+    them in two splits."""
+    csv = project_dir / "data" / "customers.csv"
+    lines = csv.read_text().splitlines()
+    csv.write_text("\n".join(lines + lines[1:]) + "\n")
+    plan = project_dir / "mlplan.yaml"
+    plan.write_text(plan.read_text().replace("id_column: null", "id_column: customer_id", 1))
+
+
+def test_split_with_ids_in_two_splits_exits_1_unless_accepted(cli: Any, project_dir: Path) -> None:
+    _customers_twice(project_dir)
+    ok(cli("data", "add", "customers"))
+    failed = cli("data", "split", "customers", "--seed", "3")
+    assert failed.exit_code == 1
+    assert "Leakage checks FAIL: ids across splits: " in failed.stdout
+    warning, error = " ".join(failed.stderr.split()).split(" error: ")
+    assert warning.startswith("warning: ") and "(gender, age, region, charges)" in warning
+    assert re.fullmatch(
+        r"customers@1/s1 failed its leakage checks: \d+ ids in more than one split "
+        r"\(e\.g\. \d+, \d+, \d+\) \(recorded as failed; training refuses it\)\. Split with "
+        r"--group on the entity column, or record why it is acceptable with "
+        r'--accept-leakage "REASON"',
+        error,
+    ), failed.stderr
+    again = cli("data", "split", "customers", "--seed", "3", "--json")
+    assert again.exit_code == 1 and json.loads(again.stdout)["ref"] == "customers@1/s1"
+
+    why = "the same customers are scored again in production"
+    accepted = as_json(
+        cli("data", "split", "customers", "--seed", "3", "--accept-leakage", why, "--json")
+    )
+    assert accepted["ref"] == "customers@1/s2" and accepted["leakage"]["accepted"] == {
+        "reason": why
+    }
+    leakage = accepted["leakage"]
+    examples = ", ".join(leakage["ids_examples"][:3])
+    accepted_failure = (
+        f"{leakage['ids_across_splits']} ids in more than one split (e.g. {examples})"
+    )
+    shown = ok(cli("data", "split", "customers", "--seed", "3", "--accept-leakage", why))
+    assert "Unchanged: customers@1/s2" in shown.stdout
+    assert f"Leakage checks FAIL, accepted ({why})" in shown.stdout
+    listed = ok(cli("data", "splits")).stdout
+    assert "FAIL" in listed and "accepted" in listed
+    items = as_json(cli("status", "--json"))["items"]
+    item = next(i for i in items if i["id"] == "data.splits")
+    assert item["state"] == "done" and item["evidence"].startswith("customers@1/s2: train ")
+    assert item["evidence"].endswith(f"{accepted_failure}, accepted on the record: {why}")
+    trained = cli("train", "--baseline", "--split", "customers@1/s1")
+    assert trained.exit_code == 1 and "--accept-leakage" in trained.stderr
+
+
 def test_status_json_and_strict(cli: Any, project_dir: Path) -> None:
     report = as_json(cli("status", "--json"))
     assert report["project"] == "churn"
@@ -239,11 +293,9 @@ def test_status_json_and_strict(cli: Any, project_dir: Path) -> None:
     first = report["items"][0]
     assert set(first) == {"id", "stage", "title", "state", "evidence", "next"}
     ok(cli("status", "--strict"))  # missing items do not fail --strict; failing ones do
-    csv = project_dir / "data" / "customers.csv"
-    lines = csv.read_text().splitlines()
-    csv.write_text("\n".join(lines + lines[1:]) + "\n")
+    _customers_twice(project_dir)
     ok(cli("data", "add", "customers"))
-    ok(cli("data", "split", "customers"))
+    assert cli("data", "split", "customers").exit_code == 1  # ids in two splits
     strict = cli("status", "--strict")
     assert strict.exit_code == 1
     assert "failing: data.splits" in strict.stdout

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import edit_plan, exported_workspace
 
 from mlplan.data import check_plan_against_data, register_dataset
 from mlplan.workspace import Workspace
@@ -110,3 +111,15 @@ def test_image_and_unlabeled_datasets_are_not_checked_for_the_target(
     image.fromarray(np.zeros((2, 2), np.uint8)).save(folder / "a.png")
     register_dataset(sqlite_ws, "pets", tmp_path / "pets")
     assert check_plan_against_data(sqlite_ws) == []
+
+
+def test_a_row_number_named_as_a_feature_is_a_problem(tmp_path: Path) -> None:
+    ws = exported_workspace(tmp_path)
+    assert check_plan_against_data(ws) == []  # left out of the features without a word
+    edit_plan(ws, "  features: null", "  features: [rownames, sex]")
+    assert check_plan_against_data(ws) == [
+        "mlplan.yaml: heart@1: modeling.features names 'rownames', row number (unique per "
+        "row; the name an export gives it), which only identifies rows: a model would learn "
+        "the order of the file; remove it"
+    ]
+    ws.close()

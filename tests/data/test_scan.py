@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from tests.conftest import customers_table, write_csv
+from tests.conftest import arrests_table, customers_table, write_csv
 
 from mlplan.data import pii_reason, scan_data
 from mlplan.errors import DataError
@@ -45,8 +45,8 @@ def scanned(tmp_path: Path, rng: np.random.Generator) -> dict[str, tuple[str, st
         ("email", "pii", "name suggests personal data"),
         ("contact", "pii", "values look like e-mail addresses"),
         ("mobile_no", "pii", "values look like phone numbers"),
-        ("gender", "sensitive", "name suggests a protected attribute"),
-        ("age", "sensitive", "name suggests a protected attribute"),
+        ("gender", "sensitive", "name suggests sex or gender"),
+        ("age", "sensitive", "name suggests age"),
         ("signup_date", "time", "dates or times"),
         ("created_at", "time", "dates or times"),
         ("lifetime", "feature", ""),
@@ -135,8 +135,15 @@ def test_named_targets_come_before_low_cardinality_columns(tmp_path: Path) -> No
         {"color": ["r", "g"] * 30, "tier": ["a", "b", "c"] * 20, "price": np.linspace(1, 100, 60)}
     )
     suggestions = scan_data(write_csv(table, tmp_path / "t.csv"))
-    assert suggestions.target_candidates == ["price", "tier", "color"]
+    # Two values make a likelier outcome than three.
+    assert suggestions.target_candidates == ["price", "color", "tier"]
     assert suggestions.task == "regression"
+    assert suggestions.target is not None and suggestions.target.sure
+    assert [c.reason for c in suggestions.ranking] == [
+        "name suggests the outcome; numeric, 60 values; the last column",
+        "2 values",
+        "3 values",
+    ]
 
 
 def test_a_given_target_comes_first(tmp_path: Path) -> None:
@@ -199,3 +206,149 @@ def test_a_numeric_sensitive_attribute_is_sliced_in_bands_not_per_value(tmp_path
     assert slices["age"].bins == [18, 25, 35, 45, 55, 65] and slices["age"].column == "age"
     assert slices["sex"].columns == ["sex"]
     assert slices["sex_x_ethnicity"].columns == ["sex", "ethnicity"]  # not the banded age
+
+
+def test_a_target_no_name_points_to_is_not_guessed(tmp_path: Path) -> None:
+    from mlplan.data import create_from_data
+    from mlplan.errors import ParameterError
+
+    path = write_csv(arrests_table(), tmp_path / "arrests.csv")
+    suggestions = scan_data(path)
+    assert suggestions.target is not None and not suggestions.target.sure
+    ranking = {c.name: c.reason for c in suggestions.ranking}
+    assert ranking["employed"] == "2 values"
+    assert ranking["checks"] == "7 values; the last column"
+    assert ranking["sex"] == "2 values; a sensitive attribute, rarely the outcome"
+    assert suggestions.target_candidates[-3:] == ["citizen", "sex", "colour"]
+    with pytest.raises(
+        ParameterError,
+        match=r"arrests\.csv is clearly the target \(no name says so\); candidates, likeliest "
+        r"first: employed \(2 values\); released \(2 values\); .*; give it with 'target' COLUMN",
+    ):
+        create_from_data(tmp_path / "project", "arrests", path)
+    assert not (tmp_path / "project" / "mlplan.yaml").exists()
+    given = create_from_data(tmp_path / "project", "arrests", path, target="released")
+    assert given.plan.target == "released"
+
+
+def test_one_column_named_like_an_outcome_is_used_and_says_why(tmp_path: Path) -> None:
+    table = arrests_table().rename_columns(
+        ["survived", "colour", "year", "age", "sex", "employed", "citizen", "checks"]
+    )
+    suggestions = scan_data(write_csv(table, tmp_path / "t.csv"))
+    assert suggestions.target is not None
+    assert (suggestions.target.value, suggestions.target.sure, suggestions.target.reason) == (
+        "survived",
+        True,
+        "name suggests the outcome; 2 values",
+    )
+
+
+def test_two_columns_named_like_an_outcome_leave_the_choice_to_people(tmp_path: Path) -> None:
+    prices = np.arange(40) * 1.5 + 0.25  # not a gap-free run of integers (a row number)
+    table = pa.table({"x": np.arange(40) % 3, "price": prices, "sales": prices * 2})
+    suggestions = scan_data(write_csv(table, tmp_path / "t.csv"))
+    assert suggestions.target_candidates[:2] == ["sales", "price"]
+    assert suggestions.target is not None and not suggestions.target.sure
+
+
+@pytest.mark.parametrize(
+    ("shares", "positive", "sure", "reason"),
+    [
+        ({"0": 0.85, "1": 0.15}, "1", True, "the minority class (15.0% of the rows), named "
+         "like a positive"),
+        ({"stayed": 0.8, "left": 0.2}, "left", True, "the minority class (20.0% of the rows)"),
+        ({"Yes": 0.83, "No": 0.17}, "No", False, "the minority class (17.0% of the rows), "
+         "taken as the event; 'Yes' is named like a positive but holds 83.0%"),
+        ({"no": 0.52, "yes": 0.48}, "yes", True, "named like a positive; the classes are "
+         "balanced (48.0% / 52.0%)"),
+        ({"a": 0.45, "b": 0.55}, "a", False, "the classes are balanced (45.0% / 55.0%) and "
+         "neither is named like a positive; the smaller is taken"),
+    ],
+    ids=["ones-minority", "unnamed-minority", "yes-majority", "balanced-named", "balanced"],
+)  # fmt: skip
+def test_the_positive_class_is_the_minority_and_unsure_when_names_disagree(
+    tmp_path: Path, shares: dict[str, float], positive: str, sure: bool, reason: str
+) -> None:
+    rows = 200
+    values = [v for v, share in shares.items() for _ in range(round(share * rows))]
+    table = pa.table({"x": np.arange(rows) % 5, "label": values})
+    choice = scan_data(write_csv(table, tmp_path / "t.csv")).positive
+    assert choice is not None
+    assert (choice.value, choice.sure, choice.reason) == (positive, sure, reason)
+
+
+@pytest.mark.parametrize(
+    ("name", "values", "reason"),
+    [
+        ("gndr", [], "name suggests sex or gender"),
+        ("Sex", [], "name suggests sex or gender"),
+        ("applicant_sex", [], "name suggests sex or gender"),
+        ("is_female", [], "name suggests sex or gender"),
+        ("black", [0, 1], "name suggests race or ethnicity"),
+        ("is_hispanic", [], "name suggests race or ethnicity"),
+        ("race_ethnicity", [], "name suggests race or ethnicity"),
+        ("ethnicGroup", [], "name suggests race or ethnicity"),
+        ("nationality", [], "name suggests nationality or origin"),
+        ("citizen", ["Yes", "No"], "name suggests nationality or origin"),
+        ("religion", [], "name suggests religion"),
+        ("marital", [], "name suggests marital status"),
+        ("marital_status", [], "name suggests marital status"),
+        ("age_group", [], "name suggests age"),
+        ("patient_age", [], "name suggests age"),
+        ("disab", [], "name suggests disability"),
+        ("disability_flag", [], "name suggests disability"),
+        ("race_sex", [], "name suggests race or ethnicity, sex or gender"),
+        ("colour", ["Black", "White"], "values are race or ethnicity categories (Black, White)"),
+        ("who", ["M", "F", "M"], "values are sex or gender categories (F, M)"),
+        ("person", ["male", "female", "unknown"], "values are sex or gender categories "
+         "(female, male, unknown)"),
+        ("grp", ["White", "Black", "Asian-Pac-Islander", "Amer-Indian-Eskimo", "Other"],
+         "values are race or ethnicity categories (Amer-Indian-Eskimo, Asian-Pac-Islander, "
+         "Black, Other, ...)"),
+        ("colour", ["red", "green", "black"], None),
+        ("size", ["S", "M", "L"], None),
+        ("account_age", [], None),
+        ("vehicle_age", [], None),
+        ("usage", [], None),
+        ("message", [], None),
+        ("region", ["north", "south"], None),
+    ],
+    ids=lambda v: str(v),
+)  # fmt: skip
+def test_sensitive_attributes_by_name_and_values(
+    name: str, values: list[object], reason: str | None
+) -> None:
+    from mlplan.data import sensitive_reason
+
+    assert sensitive_reason(name, values) == reason
+
+
+def test_the_scan_says_why_each_sensitive_attribute_was_flagged(tmp_path: Path) -> None:
+    from mlplan.data import create_from_data
+
+    path = write_csv(arrests_table(), tmp_path / "arrests.csv")
+    roles = {c.name: (c.role, c.reason) for c in scan_data(path).columns}
+    assert roles["colour"] == (
+        "sensitive",
+        "values are race or ethnicity categories (Black, White)",
+    )
+    assert roles["sex"] == ("sensitive", "name suggests sex or gender")
+    assert roles["citizen"] == ("sensitive", "name suggests nationality or origin")
+    text = create_from_data(tmp_path / "p", "arrests", path, target="released").plan_path
+    line = next(x for x in text.read_text().splitlines() if "sensitive_attributes:" in x)
+    assert line == (
+        '    sensitive_attributes: ["colour", "age", "sex", "citizen"]  # found by the scan '
+        "(colour: values are race or ethnicity categories (Black, White); age: name suggests "
+        "age; sex: name suggests sex or gender; citizen: name suggests nationality or "
+        "origin); check"
+    )
+
+
+@pytest.mark.parametrize("column", ["age", "patient_age", "AgeYears", "age_at_admission"])
+def test_an_age_by_any_of_its_names_gets_the_standard_bands(tmp_path: Path, column: str) -> None:
+    rng = np.random.default_rng(2)
+    table = pa.table({column: rng.integers(19, 90, 300), "readmitted": rng.integers(0, 2, 300)})
+    found = next(c for c in scan_data(write_csv(table, tmp_path / "t.csv")).columns)
+    assert (found.role, found.reason) == ("sensitive", "name suggests age")
+    assert found.bands == (18.0, 25.0, 35.0, 45.0, 55.0, 65.0)

@@ -265,7 +265,7 @@ def test_benjamini_hochberg_equals_statsmodels(rng: np.random.Generator) -> None
 def test_each_bootstrap_draw_equals_scikit_learn_on_the_resampled_rows(
     rng: np.random.Generator, kind: str
 ) -> None:
-    from mlplan.evaluation._metrics import _seed_for, bootstrap
+    from mlplan.modeling._metrics import _seed_for, bootstrap
 
     n, k = 400, (2 if kind == "binary" else 3)
     y = rng.integers(0, k, n)

@@ -91,6 +91,14 @@ def test_labels_flow_through_the_cli(cli: Any, project_dir: Path) -> None:
     hlp = as_json(cli("labels", "hlp", "--min-items", "10", "--boot", "50", "--json"))
     assert hlp["reference"] == "consensus of the other annotators"
     assert hlp["items"] == 50 and hlp["metrics"]["accuracy"]["value"] == 0.8
+    # Each figure names the label set it came from, and the run that is its lineage.
+    assert hlp["labels_sha256"] == agreement["labels_sha256"] and len(hlp["run_id"]) == 36
+    text = ok(cli("labels", "hlp", "--min-items", "10", "--boot", "0")).stdout
+    assert f"sha256 {hlp['labels_sha256'][:12]}" in text
+    assert "mlplan lineage customers@1:hlp" in text
+    tree = ok(cli("lineage", "customers@1:hlp")).stdout
+    assert "labels hlp" in tree and "customers@1:labels (dataset_version) sha256 " in tree
+    assert "labels import" in tree and "filled.csv" in tree
     too_few = cli("labels", "hlp", "--min-items", "60")
     assert too_few.exit_code == 2
     assert "there are 50 multiply-labeled items" in too_few.stderr
@@ -110,6 +118,9 @@ def test_labels_flow_through_the_cli(cli: Any, project_dir: Path) -> None:
 
     consensus = as_json(cli("labels", "consensus", "--out", "consensus.csv", "--json"))
     assert (consensus["method"], consensus["items"], consensus["resolved"]) == ("majority", 50, 40)
+    assert consensus["labels_sha256"] == hlp["labels_sha256"]
+    made = ok(cli("lineage", "consensus.csv")).stdout
+    assert "labels consensus" in made and consensus["sha256"][:12] in made
     assert (
         (project_dir / "consensus.csv").read_text().startswith("item_id,label,confidence,labels\n")
     )

@@ -957,6 +957,9 @@ def test_consensus_csv_has_one_label_per_item_and_leaves_ties_empty(
         "converged": result.converged,
         "mean_confidence": pytest.approx((2 / 3 + 0.5 + 1) / 3),
         "file": str(out),
+        "labels_sha256": found.labels_sha256,
+        "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+        "run_id": found.run_id,
     }
     em = consensus_labels(registered, method="dawid-skene")
     assert em.path is None and em.consensus.method == "dawid_skene" and em.consensus.resolved.all()

@@ -6,12 +6,19 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+import pyarrow as pa
 import pytest
-from tests.conftest import edit_plan, register_split_train
+from tests.conftest import (
+    customers_table,
+    edit_plan,
+    exported_workspace,
+    register_split_train,
+    write_csv,
+)
 
 from mlplan.checklist import status
 from mlplan.data import get_dataset, register_dataset, split_dataset
-from mlplan.errors import DataError, NotFoundError, ParameterError, UsageError
+from mlplan.errors import CheckFailedError, DataError, NotFoundError, ParameterError, UsageError
 from mlplan.modeling import get_model, list_models, onnx_feeds, select_features, train_model
 from mlplan.workspace import Workspace
 
@@ -78,6 +85,42 @@ def test_features_leave_out_the_target_ids_and_personal_data(split_ws: Workspace
         "email": "personal data (pii_columns)",
         "churned": "the target",
     }
+
+
+def test_an_exports_row_number_is_not_a_feature_unless_named(tmp_path: Path) -> None:
+    ws = exported_workspace(tmp_path)
+    features = select_features(ws, get_dataset(ws, "heart"))
+    assert features.excluded == {
+        "rownames": "row number (unique per row; the name an export gives it)",
+        "disease": "the target",
+    }
+    assert features.columns == ["fbs", "exang", "slope", "sex", "chest_pain"]
+    edit_plan(ws, "  features: null", "  features: [rownames, sex]")
+    assert select_features(ws, get_dataset(ws, "heart")).columns == ["rownames", "sex"]
+    ws.close()
+
+
+def test_training_refuses_a_split_whose_ids_cross_until_it_is_accepted(
+    sqlite_ws: Workspace, project_dir: Path
+) -> None:
+    edit_plan(sqlite_ws, "id_column: null", "id_column: customer_id")
+    table = customers_table(400)
+    again = table.slice(0, 40).set_column(6, "charges", pa.array(np.full(40, 1.0)))
+    write_csv(pa.concat_tables([table, again]), project_dir / "data" / "customers.csv")
+    register_dataset(sqlite_ws, "customers")
+    split_dataset(sqlite_ws, "customers", seed=0)
+    with pytest.raises(
+        CheckFailedError,
+        match=r"^split customers@1/s1 failed its leakage checks: \d+ ids in more than one split "
+        r"\(e\.g\. [\d, ]+\)\. Split again so that they cannot cross \(--group on the entity "
+        r"column\), or accept it on the record: mlplan data split customers@1 --test 0\.2 "
+        r'--valid 0\.1 --seed 0 --accept-leakage "WHY"$',
+    ):
+        train_model(sqlite_ws, baseline=True)
+    assert list_models(sqlite_ws) == []
+
+    split_dataset(sqlite_ws, "customers", seed=0, accept_leakage="repeat customers by design")
+    assert train_model(sqlite_ws, baseline=True).split == "customers@1/s2"
 
 
 def test_regression_trains_linear_and_gbt(ws: Workspace) -> None:
@@ -341,3 +384,45 @@ def test_cli_imports_the_older_systems_predictions(cli: Any, project_dir: Path) 
     report = json.loads(cli("baseline", "older", "--predictions", "rules.csv", "--json").stdout)
     assert list(report) == ["name", "split", "predictions", "format", "rows", "test_rows"]
     assert (report["name"], report["format"], report["rows"]) == ("rules-v2", "csv", 400)
+
+
+def test_older_system_labels_outside_the_class_set_are_refused(cli: Any, project_dir: Path) -> None:
+    """Predictions 'yes'/'no' for classes 0/1 scored 0.0000 [0, 0]; and the plan's
+    older_system.predictions was never read (#13 item 13)."""
+    plan = project_dir / "mlplan.yaml"
+    text = plan.read_text().replace("    id_column: null", "    id_column: customer_id", 1)
+    text = text.replace(
+        "  older_system: null",
+        "  older_system: {name: rules-v2, predictions: exports/rules.csv}",
+        1,
+    )
+    plan.write_text(text.replace("scenario: null", "scenario: replace", 1))
+    assert cli("data", "add", "customers").exit_code == 0
+    assert cli("data", "split", "customers", "--seed", "1").exit_code == 0
+    assert "mlplan baseline older, then mlplan models compare" in cli("status", "--json").stdout
+    missing = cli("baseline", "older")
+    assert missing.exit_code != 0
+    assert "exports/rules.csv" in missing.output or "rules.csv" in missing.output
+
+    exports = project_dir / "exports"
+    exports.mkdir()
+    ids = range(1, 401)
+    (exports / "rules.csv").write_text(
+        "item_id,prediction\n" + "".join(f"{i},{'yes' if i % 3 else 'no'}\n" for i in ids)
+    )
+    refused = cli("baseline", "older")
+    assert refused.exit_code == 1
+    message = " ".join(refused.output.split())
+    assert "predictions no, yes are not classes of the target 'churned' (0, 1)" in message
+
+    (exports / "rules.csv").write_text(
+        "item_id,prediction\n" + "".join(f"{i},{1.0 if i % 3 == 0 else 0.0}\n" for i in ids)
+    )
+    taken = cli("baseline", "older", "--json")  # the plan's file, read this time
+    assert taken.exit_code == 0, taken.output
+    assert json.loads(taken.stdout)["test_rows"] == 80
+
+    (exports / "blank.csv").write_text("item_id,prediction\n" + "".join(f"{i},\n" for i in ids))
+    blank = cli("baseline", "older", "--predictions", "exports/blank.csv")
+    assert blank.exit_code == 1
+    assert "have an empty prediction" in " ".join(blank.output.split())

@@ -205,3 +205,13 @@ def test_init_writes_a_quoted_project_key_so_it_stays_text() -> None:
     with pytest.raises(PlanError, match=r"project.key: Input should be a valid string; got inf"):
         parse_plan(text.replace(f'key: "{key.group(1)}"', "key: 2e1000000000"))
     assert parse_plan(MINIMAL).project.store_key == "name:churn"  # no key: the name
+
+
+def test_rare_categories_default_to_ten_training_rows_and_one_keeps_all() -> None:
+    assert parse_plan(MINIMAL).modeling.min_frequency == 10
+    assert parse_plan(MINIMAL + "modeling: {min_frequency: 1}\n").modeling.min_frequency == 1
+    with pytest.raises(
+        PlanError,
+        match=r"mlplan.yaml:5: modeling.min_frequency: Input should be greater than or equal to 1",
+    ):
+        parse_plan(MINIMAL + "modeling:\n  min_frequency: 0\n")

@@ -10,12 +10,13 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
-from tests.conftest import chdir, customers_table
+from tests.conftest import chdir, customers_table, long_tail_table, table_project
 from typer.testing import CliRunner
 
 from mlplan.cli import app
 from mlplan.errors import DataError, ParameterError, UsageError
 from mlplan.lineage import lineage
+from mlplan.modeling import train_model
 from mlplan.serving import load_served_model, score_file
 from mlplan.store import sha256_file
 from mlplan.workspace import Workspace
@@ -149,3 +150,32 @@ def test_scoring_on_ray_data_gives_the_same_file(
     assert on_ray.column_names == local.column_names
     assert on_ray.column("customer_id").to_pylist() == local.column("customer_id").to_pylist()
     assert np.allclose(on_ray.column("p_1").to_numpy(), local.column("p_1").to_numpy())
+
+
+def test_a_rare_category_scores_as_its_bucket_and_an_unseen_one_follows_the_plan(
+    tmp_path: Path,
+) -> None:
+    ws = table_project(tmp_path / "payments", long_tail_table(), target="fraud")
+    model = train_model(ws, family="logistic")
+    rare = model.features["infrequent"]["merchant"]
+    source = tmp_path / "payments.csv"
+    pcsv.write_csv(
+        pa.table(
+            {
+                "merchant": [rare[0], rare[-1], "never-seen", "online"],
+                "channel": ["card"] * 4,
+                "amount": [40.0] * 4,
+            }
+        ),
+        source,
+    )
+    report = score_file(ws, model.name, source, tmp_path / "scored.csv")
+    out = pcsv.read_csv(
+        tmp_path / "scored.csv", convert_options=pcsv.ConvertOptions(strings_can_be_null=True)
+    )
+    # Rare merchants were seen in training: accepted, and scored as one; a merchant never
+    # seen is refused, as the plan's deployment.security.unseen_categories says.
+    assert (report.scored, report.refused) == (3, 1)
+    assert out.column("error").to_pylist() == [None, None, "merchant: unseen category", None]
+    p_1 = out.column("p_1").to_pylist()
+    assert p_1[0] == p_1[1] != p_1[3]

@@ -10,7 +10,6 @@ from mlplan.data import (
     METADATA_FIELDS,
     DatasetSummary,
     DatasetVersionInfo,
-    SplitInfo,
     effective_metadata,
     list_datasets,
     list_splits,
@@ -160,7 +159,8 @@ def data_lineage(context: StatusContext) -> ItemStatus:
 
 @check("data.splits")
 def data_splits(context: StatusContext) -> ItemStatus:
-    """The training dataset's newest version has a split, and its leakage checks pass."""
+    """The training dataset's newest version has a split, and its leakage checks pass (no
+    id or group in two splits), or their failure was accepted on the record."""
     training = [v for v in _registered(context) if v.metadata.get("role", "training") == "training"]
     if not training:
         return context.status(
@@ -180,34 +180,25 @@ def data_splits(context: StatusContext) -> ItemStatus:
             "data.splits", "missing", f"{latest.ref} has no split{older}", command
         )
     split = current[-1]
-    if split.passed:
-        shares = ", ".join(f"{k} {v['rows']:,}" for k, v in split.counts.items())
+    shares = ", ".join(f"{k} {v['rows']:,}" for k, v in split.counts.items())
+    if not split.failures:
         return context.status("data.splits", "done", f"{split.ref}: {shares}; leakage checks pass")
+    if split.accepted is not None:
+        return context.status(
+            "data.splits",
+            "done",
+            f"{split.ref}: {shares}; {'; '.join(split.failures)}, accepted on the record: "
+            f"{split.accepted}",
+        )
     return context.status(
         "data.splits",
         "failing",
-        f"{split.ref}: " + "; ".join(_leaks(split)),
-        "remove duplicates from the data, or split with --group on the entity column: "
+        f"{split.ref}: " + "; ".join(split.failures),
+        "split with --group on the entity column: "
         + command
-        + " --group COLUMN",
+        + " --group COLUMN, or accept it on the record: "
+        + f"{split.command} --accept-leakage REASON",
     )
-
-
-def _leaks(split: SplitInfo) -> list[str]:
-    """What the leakage checks of ``split`` found, in words."""
-    leak = split.leakage
-    problems = []
-    if leak.get("duplicate_groups_across_splits"):
-        problems.append(
-            f"{leak['duplicate_rows_across_splits']:,} identical rows in more than one split"
-        )
-    for label in ("groups", "ids"):
-        if leak.get(f"{label}_across_splits"):
-            problems.append(
-                f"{leak[f'{label}_across_splits']:,} {label} in more than one "
-                f"split (e.g. {', '.join(leak[f'{label}_examples'][:3])})"
-            )
-    return problems
 
 
 @check("data.privacy")

@@ -124,8 +124,10 @@ def eval_error_types(context: StatusContext, ev: Evaluated) -> ItemStatus:
             for k in ("fpr", "fnr")
             if overall.get(k, {}).get("value") is not None
         )
+        threshold = (r.get("threshold") or {}).get("value")
+        at = f" at threshold {threshold:.4g}" if threshold is not None else ""
         return context.status(
-            "eval.error_types", "done", f"{ev.where}: {shown} overall and per slice"
+            "eval.error_types", "done", f"{ev.where}: {shown}{at} overall and per slice"
         )
     top = r["confusion"]["top"][:1]
     return context.status(
@@ -232,13 +234,14 @@ def _regressions_unchecked(context: StatusContext, unchecked: list[dict[str, Any
 
 @_reads_evaluation("eval.risks")
 def eval_risks(context: StatusContext, ev: Evaluated) -> ItemStatus:
-    """Every brainstormed risk's check ran and passes (those left to monitoring aside)."""
-    if not context.ws.plan.risks:
+    """Every brainstormed risk's check ran and passes (those left to monitoring aside); a
+    risk evaluate checks itself (a threshold no better than a constant answer) fails it too."""
+    risks = ev.report["risks"]
+    failing = [k["id"] for k in risks if k["state"] == "failing"]
+    if not context.ws.plan.risks and not failing:
         return context.status(
             "eval.risks", "missing", "the plan lists no risks", "edit mlplan.yaml: add risks"
         )
-    risks = ev.report["risks"]
-    failing = [k["id"] for k in risks if k["state"] == "failing"]
     pending = [k["id"] for k in risks if k["state"] == "unchecked"]
     monitors = [
         k["id"] for k in risks if k["state"] == "unchecked" and k["check"].startswith("monitor")

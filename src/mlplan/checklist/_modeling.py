@@ -38,7 +38,11 @@ def model_quick_and_dirty(context: StatusContext) -> ItemStatus:
         )
     m = trained[-1]
     test = m.metrics.get("test", {})
-    shown = ", ".join(f"{k} {v:.3f}" for k, v in test.items() if k != "rows")
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in test.items() if k not in {"rows", "threshold"})
+    if test.get("threshold") is not None:
+        shown += f" (labels at threshold {test['threshold']:.4g})"
+    elif "accuracy" in test:
+        shown += " (labels: the most probable class)"
     return context.status(
         "model.quick_and_dirty", "done", f"{m.name} ({baseline}) on {m.split}: test {shown}"
     )
@@ -137,7 +141,11 @@ def model_older_system(context: StatusContext) -> ItemStatus:
             "model.older_system",
             "missing",
             "the older system is not scored yet",
-            "mlplan baseline older --predictions FILE, then mlplan models compare",
+            (
+                "mlplan baseline older, then mlplan models compare"
+                if plan.baselines.older_system.predictions
+                else "mlplan baseline older --predictions FILE, then mlplan models compare"
+            ),
         )
     metrics = older[0]["metrics"]
     key = found.primary if found and found.primary in metrics else next(iter(metrics))

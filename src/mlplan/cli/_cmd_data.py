@@ -1,21 +1,21 @@
-"""``mlplan data add|list|show|diff|split|splits``."""
+"""``mlplan data add|list|show|diff|split|splits|rows``."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.table import Table
 
 from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
 from mlplan.cli._render import console, err_console, esc, print_json
-from mlplan.errors import UsageError
+from mlplan.errors import CheckFailedError, UsageError
 
 if TYPE_CHECKING:
-    from mlplan.data import ColumnShift, DatasetDiff, RegisterResult
+    from mlplan.data import ColumnShift, DatasetDiff, RegisterResult, SplitInfo
 
 data_app = typer.Typer(help="Register, describe, compare and split datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -333,10 +333,19 @@ def split(
         str | None, typer.Option(help="Split by time: oldest rows train, newest test.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    accept_leakage: Annotated[
+        str | None,
+        typer.Option(
+            "--accept-leakage",
+            metavar="REASON",
+            help="Record the split although ids or groups cross splits, and why (exit 0).",
+        ),
+    ] = None,
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Split a dataset version into train / valid / test and check for leakage."""
+    """Split a dataset version into train / valid / test and check for leakage (exit 1 when
+    ids or groups cross splits, unless --accept-leakage)."""
     from mlplan.data import split_dataset
 
     info = split_dataset(
@@ -348,31 +357,45 @@ def split(
         group=group,
         time=time,
         seed=seed,
+        accept_leakage=accept_leakage,
     )
     if json:
         print_json(info.to_dict())
-        return
-    shares = ", ".join(
-        f"{name} {c['rows']:,} ({c['share']:.1%})" for name, c in info.counts.items()
-    )
-    if not info.created:
-        console.print(
-            f"Unchanged: [bold]{esc(info.ref)}[/] split this version the same way already "
-            f"({shares}); a new seed or other shares make another"
+    else:
+        shares = ", ".join(
+            f"{name} {c['rows']:,} ({c['share']:.1%})" for name, c in info.counts.items()
         )
-        return
-    console.print(f"Split [bold]{esc(info.ref)}[/]: {shares}")
-    _print_leakage(info.leakage)
+        if info.created:
+            console.print(f"Split [bold]{esc(info.ref)}[/]: {shares}")
+        else:
+            console.print(
+                f"Unchanged: [bold]{esc(info.ref)}[/] split this version the same way already "
+                f"({shares}); a new seed or other shares make another"
+            )
+        _print_leakage(info)
+    if info.failures and info.accepted is None:
+        raise CheckFailedError.about(
+            "accept_leakage",
+            f"{info.ref} failed its leakage checks: {'; '.join(info.failures)} (recorded as "
+            "failed; training refuses it). Split with --group on the entity column, or record "
+            'why it is acceptable with {param} "REASON"',
+        )
 
 
-def _print_leakage(leakage: dict[str, Any]) -> None:
-    lines = [f"identical rows across splits: {leakage['duplicate_rows_across_splits']:,}"]
-    for label in ("groups", "ids"):
-        if f"{label}_across_splits" in leakage:
-            lines.append(f"{label} across splits: {leakage[f'{label}_across_splits']:,}")
-    style = "green" if leakage["passed"] else "red bold"
-    verdict = "pass" if leakage["passed"] else "FAIL"
-    console.print(f"Leakage checks [{style}]{verdict}[/]: " + "; ".join(lines))
+def _print_leakage(info: SplitInfo) -> None:
+    leakage = info.leakage
+    lines = [
+        f"{label} across splits: {leakage[f'{label}_across_splits']:,}"
+        for label in ("groups", "ids", "images")
+        if f"{label}_across_splits" in leakage
+    ]
+    if info.failures and info.accepted is not None:
+        verdict = f"[yellow bold]FAIL, accepted[/] ({esc(info.accepted)})"
+    elif info.failures:
+        verdict = "[red bold]FAIL[/]"
+    else:
+        verdict = "[green]pass[/]"
+    console.print(f"Leakage checks {verdict}" + (": " + "; ".join(lines) if lines else ""))
     for warning in leakage.get("warnings", []):
         err_console.print(f"warning: {warning}", style="yellow", markup=False)
 
@@ -412,7 +435,40 @@ def splits(
             esc(p.get("group") or ""),
             esc(p.get("time") or ""),
             str(p.get("seed")),
-            "pass" if s.passed else "[red]FAIL[/]",
+            ("[yellow]accepted[/]" if s.accepted else "[red]FAIL[/]") if s.failures else "pass",
             f"{s.created_at:%Y-%m-%d %H:%M}",
         )
     console.print(table)
+
+
+@data_app.command("rows")
+def rows(
+    ref: Annotated[str, typer.Argument(help="A split: NAME@VERSION/sN (or NAME/sN).")],
+    out: Annotated[
+        Path, typer.Option(help="The file to write: .csv or .parquet (format by suffix).")
+    ],
+    part: Annotated[
+        Literal["train", "valid", "test"], typer.Option(help="Which rows of the split.")
+    ] = "test",
+    include_pii: Annotated[
+        bool, typer.Option("--include-pii", help="Write the PII columns too (left out).")
+    ] = False,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Write the rows of one part of a split, each with its row number in the version
+    (mlplan_row), so anyone can check a figure independently."""
+    from mlplan.data import export_rows
+
+    found = export_rows(workspace(project), ref, part=part, out=out, include_pii=include_pii)
+    if json:
+        print_json(found.to_dict())
+        return
+    console.print(
+        f"Wrote the {found.rows:,} {found.part} rows of [bold]{esc(found.split)}[/] to "
+        f"{esc(found.path)} (sha256 {found.sha256[:12]}…), recorded as run {found.run_id[:8]}"
+    )
+    if found.left_out:
+        console.print(
+            f"Left out the PII columns {esc(', '.join(found.left_out))} (--include-pii writes them)"
+        )

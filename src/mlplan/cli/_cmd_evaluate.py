@@ -76,6 +76,13 @@ OutOption = Annotated[
     typer.Option(help="Folder for the report, model card and JSON (default: reports/MODEL)."),
 ]
 GateOption = Annotated[bool, typer.Option("--gate", help="Exit 1 when a gate of the plan fails.")]
+PredictionsOutOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Also write the predictions on the rows evaluated to this .csv or .parquet file "
+        "(row, item id, label, scores, decision at the threshold, slice groups)."
+    ),
+]
 
 
 @app.command()
@@ -90,6 +97,7 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
     out: OutOption = None,
     gate: GateOption = False,
+    predictions_out: PredictionsOutOption = None,
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -107,14 +115,29 @@ def evaluate(
         if threshold is not None:
             raise UsageError("--threshold applies to a model; predictions come with their labels")
         result = evaluate_predictions(
-            ws, predictions, name=name, split=split, part=part, n_boot=n_boot, seed=seed, out=out
+            ws,
+            predictions,
+            name=name,
+            split=split,
+            part=part,
+            n_boot=n_boot,
+            seed=seed,
+            out=out,
+            predictions_out=predictions_out,
         )
     else:
         if name is not None or split is not None:
             raise UsageError("--name and --on go with --predictions")
         assert model is not None
         result = run_evaluation(
-            ws, model, part=part, threshold=threshold, n_boot=n_boot, seed=seed, out=out
+            ws,
+            model,
+            part=part,
+            threshold=threshold,
+            n_boot=n_boot,
+            seed=seed,
+            out=out,
+            predictions_out=predictions_out,
         )
     if json:
         print_json(result.to_dict())
@@ -160,19 +183,40 @@ def _render_package(r: dict[str, Any]) -> None:
     console.print(f"Evaluation {esc(run)} of {ref}")
 
 
+def _labels_at(r: dict[str, Any]) -> str:
+    """How the label metrics (accuracy, F1 ...) of an evaluation were decided."""
+    if r.get("threshold"):
+        return f"labels at threshold {r['threshold']['value']:.4g}"
+    if r["kind"] == "regression":
+        return ""
+    if "source" in r:
+        return "labels as the predictions file gives them"
+    return "labels: the most probable class"
+
+
 def _render_overall(r: dict[str, Any]) -> None:
-    overall = Table("metric", "value", "interval", title="Overall")
+    labels = _labels_at(r)
+    overall = Table(
+        "metric", "value", "interval", title="Overall" + (f" ({labels})" if labels else "")
+    )
     for name, m in r["overall"].items():
         if name != "count":
             overall.add_row(name, _fmt(m.get("value")), _interval(m))
     console.print(overall)
     if r.get("threshold"):
         t = r["threshold"]
+        recorded = r["part"] == "test" and "source" not in r
         console.print(
-            f"Decision threshold {_fmt(t['value'])} ({t['criterion']}"
+            f"Decision threshold {t['value']:.4g} ({t['criterion']}"
             + (f", chosen on the {t['chosen_on']} split" if t.get("chosen_on") else "")
-            + "), recorded in the model package"
+            + (
+                "), recorded in the model package"
+                if recorded
+                else f"), not recorded: evaluated on the {r['part']} rows"
+            )
         )
+        if t.get("warning"):
+            console.print(f"[yellow]warning:[/] {esc(t['warning'])}")
 
 
 def _render_classes(r: dict[str, Any]) -> None:

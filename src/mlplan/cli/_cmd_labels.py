@@ -285,6 +285,10 @@ def _print_agreement(result: AgreementResult) -> None:
         console.print(
             f"{result.queued:,} disagreement(s) added to the relabel queue: mlplan labels queue"
         )
+    console.print(
+        f"Measured on the label set sha256 {result.labels_sha256[:12]}…, run "
+        f"{(result.run_id or '')[:8]}: mlplan lineage {esc(result.dataset)}:agreement"
+    )
 
 
 def _annotators_table(report: AgreementReport) -> Table:
@@ -337,8 +341,12 @@ def consensus_cmd(
         f"resolved, mean confidence {result.mean_confidence:.3f}"
         + (f", {consensus.iterations} iterations" if consensus.method != "majority" else "")
     )
+    console.print(f"  from the label set sha256 {result.labels_sha256[:12]}…")
     if result.path:
-        console.print(f"  wrote {esc(result.path)}")
+        console.print(
+            f"  wrote {esc(result.path)} (sha256 {(result.sha256 or '')[:12]}…), recorded as "
+            f"run {(result.run_id or '')[:8]}"
+        )
 
 
 @labels_app.command("hlp")
@@ -351,11 +359,20 @@ def hlp_cmd(
     json: JsonOption = False,
 ) -> None:
     """Human-level performance, overall, per annotator and per plan slice (stored)."""
-    from mlplan.labels import measure_hlp
+    from mlplan.labels import latest_label_report, measure_hlp
 
-    result = measure_hlp(workspace(project), dataset, n_boot=boot, seed=seed, min_items=min_items)
+    ws = workspace(project)
+    result = measure_hlp(ws, dataset, n_boot=boot, seed=seed, min_items=min_items)
+    stored = latest_label_report(ws, "hlp", dataset)  # the one just stored
+    assert stored is not None
+    measured_from = {
+        "dataset": stored.dataset,
+        "labels_sha256": stored.report.get("labels_sha256"),
+        "gold_sha256": stored.report.get("gold_sha256"),
+        "run_id": stored.run_id,
+    }
     if json:
-        print_json(result.to_dict())
+        print_json(result.to_dict() | measured_from)
         return
     console.print(
         f"HLP against {esc(result.reference)}, {result.items:,} items, "
@@ -380,6 +397,13 @@ def hlp_cmd(
         console.print(table)
     if result.per_slice:
         _print_hlp_slices(result)
+    gold = measured_from["gold_sha256"]
+    console.print(
+        f"Measured on the labels of {esc(stored.dataset)} (sha256 "
+        f"{str(measured_from['labels_sha256'])[:12]}…"
+        + (f", gold {str(gold)[:12]}…" if gold else "")
+        + f"), run {stored.run_id[:8]}: mlplan lineage {esc(stored.dataset)}:hlp"
+    )
 
 
 def _print_hlp_slices(result: HumanLevelPerformance) -> None:

@@ -1,7 +1,8 @@
-"""``mlplan train``, ``mlplan models list|show``."""
+"""``mlplan train``, ``mlplan models list|show|card|compare``."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -80,8 +81,32 @@ def train(
     if json:
         print_json([m.to_dict() for m in models] if len(models) > 1 else models[0].to_dict())
         return
+    _print_screen(models[0].features)
     for model in models:
         _print_trained(model)
+
+
+def _print_screen(spec: dict[str, Any]) -> None:
+    """What the feature screen left out, and the allowed features that nearly determine the
+    target (the same for every model of one split)."""
+    screen = spec.get("screen")
+    if not screen:
+        return
+    for column, why in screen["left_out"].items():
+        console.print(f"left out {esc(column)}: {esc(why)}", style="yellow")
+    _print_allowed(spec, style="yellow")
+
+
+def _print_allowed(spec: dict[str, Any], *, style: str, indent: str = "") -> None:
+    """The features kept although each alone nearly determines the target."""
+    screen = spec.get("screen") or {}
+    for column, score in screen.get("allowed", {}).items():
+        figure = math.floor(score * 100) / 100  # as the refusal shows it: never rounded up
+        console.print(
+            f"{indent}kept {esc(column)}, which alone explains {figure:.2f} of target "
+            f"{esc(screen['target'])}: modeling.allowed_features lists it",
+            style=style,
+        )
 
 
 def _print_trained(model: ModelInfo) -> None:
@@ -99,9 +124,19 @@ def _print_trained(model: ModelInfo) -> None:
     _metrics_table(model.metrics)
 
 
+def _labels_at(values: dict[str, float]) -> str:
+    """How the label metrics (accuracy, F1 ...) of a model's scores were decided."""
+    threshold = values.get("threshold")
+    if threshold is not None:
+        return f"labels at threshold {threshold:.4g}"
+    return "labels: the most probable class" if "accuracy" in values else ""
+
+
 def _metrics_table(metrics: dict[str, dict[str, float]]) -> None:
-    names = [k for k in next(iter(metrics.values()), {}) if k != "rows"]
-    table = Table("split", "rows", *names, title="Metrics")
+    first = next(iter(metrics.values()), {})
+    names = [k for k in first if k not in {"rows", "threshold"}]
+    labels = _labels_at(first)
+    table = Table("split", "rows", *names, title="Metrics" + (f" ({labels})" if labels else ""))
     for split, values in metrics.items():
         table.add_row(split, f"{int(values['rows']):,}", *(_fmt(values.get(n)) for n in names))
     console.print(table)
@@ -133,7 +168,11 @@ def list_(
     )
     for m in models:
         test = m.metrics.get("test", {})
-        shown = ", ".join(f"{k} {_fmt(v)}" for k, v in test.items() if k != "rows")
+        shown = ", ".join(
+            f"{k} {_fmt(v)}" for k, v in test.items() if k not in {"rows", "threshold"}
+        )
+        labels = _labels_at(test)
+        shown += f" ({labels})" if labels else ""
         table.add_row(
             esc(m.ref),
             m.family,
@@ -183,6 +222,13 @@ def show(
     else:
         console.print(f"numeric: {esc(', '.join(spec['numeric']))}")
         console.print(f"categorical: {esc(', '.join(spec['categorical']))}")
+        for column, rare in spec.get("infrequent", {}).items():
+            shown = ", ".join(rare[:8]) + (f" … ({len(rare)} in all)" if len(rare) > 8 else "")
+            console.print(
+                f"  {esc(column)}: seen in fewer than {spec['min_frequency']} training rows, "
+                f"scored as one (infrequent): {esc(shown)}",
+                style="dim",
+            )
     tuning = model.parameters.get("tuning")
     if tuning:
         console.print(
@@ -191,35 +237,76 @@ def show(
         )
     for column, why in spec.get("excluded", {}).items():
         console.print(f"  left out {esc(column)}: {esc(why)}", style="dim")
+    _print_allowed(spec, style="dim", indent="  ")
     _metrics_table(model.metrics)
     for filename, sha in model.package.items():
         console.print(f"  {filename}: sha256 {sha[:12]}…")
 
 
+@models_app.command("card")
+def card(
+    name: Annotated[str, typer.Argument(help="The model, e.g. gbt-1.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the card to this file: .md (Markdown) or .html (default: print)."),
+    ] = None,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """The model card, generated now from the store: the dataset version and split the model
+    was trained on, its inputs, its newest evaluation and the approvals that name it."""
+    from mlplan.errors import UsageError
+    from mlplan.evaluation import model_card
+    from mlplan.workspace import write_atomic
+
+    if out is not None and out.suffix.lower() not in {".md", ".html"}:
+        raise UsageError(f"--out {out} must end in .md or .html (the format follows the suffix)")
+    found = model_card(workspace(project), name)
+    if out is not None:
+        write_atomic(out, found.html if out.suffix.lower() == ".html" else found.markdown)
+    if json:
+        print_json(found.to_dict() | {"file": None if out is None else str(out)})
+    elif out is not None:
+        console.print(f"Wrote the card of [bold]{esc(name)}[/] to {esc(out)}")
+    else:
+        typer.echo(found.markdown, nl=False)
+
+
 @models_app.command("compare")
 def compare(
     split: Annotated[str | None, typer.Option(help="The split (default: the newest).")] = None,
-    boot: Annotated[int, typer.Option(help="Bootstrap resamples for intervals.")] = 200,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    n_boot: Annotated[
+        int | None,
+        typer.Option(
+            "--bootstrap",
+            "--boot",
+            help="Bootstrap resamples for intervals (default: evaluation.bootstrap, as evaluate).",
+            min=0,
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap (as evaluate's).")] = 0,
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
     """Compare the models with the trivial baseline, HLP and the literature, on the test
-    split, with bootstrap intervals."""
+    split, with the bootstrap intervals evaluate draws."""
     from mlplan.modeling import compare_models
 
-    result = compare_models(workspace(project), split=split, n_boot=boot, seed=seed)
+    result = compare_models(workspace(project), split=split, n_boot=n_boot, seed=seed)
     if json:
         print_json(result.to_dict())
         return
     primary = result.primary
+    level = f"{round((result.confidence or 0.95) * 100)}% interval"
     table = Table(
         "",
         "kind",
         primary,
-        "interval",
+        level,
+        "labels",
         "note",
-        title=f"Comparison on the test rows of {result.split}",
+        title=f"Comparison on the test rows of {result.split}"
+        + (f" ({result.bootstrap} bootstrap resamples)" if result.bootstrap is not None else ""),
     )
     for row in result.rows:
         metric: dict[str, Any] = row["metrics"].get(primary) or next(
@@ -233,7 +320,9 @@ def compare(
             else ("reported" if not row["measured"] else "")
         )
         label = _fmt(value) + ("" if shown_metric == primary else f" ({shown_metric})")
-        table.add_row(esc(row["name"]), row["kind"], label, interval, esc(row["note"]))
+        table.add_row(
+            esc(row["name"]), row["kind"], label, interval, _labels(row), esc(row["note"])
+        )
     console.print(table)
     gaps = result.gaps
     for key, name in (("to_hlp", "HLP"), ("to_trivial", "the trivial baseline")):
@@ -244,6 +333,16 @@ def compare(
             )
 
 
+def _labels(row: dict[str, Any]) -> str:
+    """How a comparison row's labels were decided: at which threshold, set by whom."""
+    threshold = row.get("threshold")
+    if threshold:
+        return esc(f"at threshold {threshold['value']:.4g} ({threshold['set_by']})")
+    if row["kind"] == "model" and "accuracy" in row["metrics"]:
+        return "most probable class"
+    return ""
+
+
 baseline_app = typer.Typer(help="Baselines the models must beat.", no_args_is_help=True)
 app.add_typer(baseline_app, name="baseline")
 
@@ -251,12 +350,12 @@ app.add_typer(baseline_app, name="baseline")
 @baseline_app.command("older")
 def older(
     predictions: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             help="The older system's predictions: item_id, prediction, and optionally one "
-            "probability column per class."
+            "probability column per class (default: baselines.older_system.predictions)."
         ),
-    ],
+    ] = None,
     split: Annotated[str | None, typer.Option(help="The split (default: the newest).")] = None,
     project: ProjectOption = None,
     json: JsonOption = False,
@@ -264,7 +363,9 @@ def older(
     """Import the older system's predictions, to score it on the same test split."""
     from mlplan.modeling import import_older_system
 
-    report = import_older_system(workspace(project), predictions.resolve(), split=split)
+    report = import_older_system(
+        workspace(project), predictions.resolve() if predictions else None, split=split
+    )
     if json:
         print_json(report.to_dict())
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -13,6 +13,7 @@ from mlplan.cli._render import console, esc, print_json
 from mlplan.errors import UsageError
 
 if TYPE_CHECKING:
+    from mlplan.plan import DataSuggestions
     from mlplan.workspace import Workspace
 
 plan_app = typer.Typer(help="Check the plan.", no_args_is_help=True)
@@ -27,6 +28,14 @@ def init(
         typer.Option("--task", "-t", help="The task (guessed with --from-data)."),
     ] = None,
     target: Annotated[str | None, typer.Option("--target", help="The target column.")] = None,
+    positive_class: Annotated[
+        str | None,
+        typer.Option(
+            "--positive-class",
+            help="Binary: the class FP/FN and recall refer to (default with --from-data: the "
+            "minority).",
+        ),
+    ] = None,
     from_data: Annotated[
         Path | None,
         typer.Option(
@@ -57,26 +66,95 @@ def init(
             "give the task with --task regression|binary|multiclass|image_classification|"
             "sequence (or --from-data FILE to guess it)"
         )
-    if not yes and sys.stdin.isatty():
+    ask = not yes and sys.stdin.isatty()
+    if ask:
         problem, owner = _ask(problem, owner)
     if from_data is not None:
-        from mlplan.data import create_from_data
+        from mlplan.data import create_from_data, scan_data
 
+        scanned = scan_data(from_data, target=target)
+        if target is None and task != "image_classification" and scanned.format != "images":
+            target = _settle_target(scanned, ask=ask)
+            if scanned.target is None or target != scanned.target.value:
+                scanned = scan_data(from_data, target=target)
+        if (
+            positive_class is None
+            and scanned.positive is not None
+            and (task or scanned.task) == "binary"
+        ):
+            positive_class = _settle_positive(scanned, ask=ask)
         ws = create_from_data(
             root,
             name,
             from_data,
             task=task,
             target=target,
+            positive_class=positive_class,
             problem=problem,
             owner=owner,
             force=force,
+            scanned=scanned,
         )
-    else:
-        ws = Workspace.create(
-            root, name, task=task, target=target, problem=problem, owner=owner, force=force
-        )
-    _print_created(ws, scanned=from_data is not None, json=json)
+        # A positive class given or answered is not the scan's to explain.
+        _print_created(ws, scanned=scanned, scanned_positive=positive_class is None, json=json)
+        return
+    ws = Workspace.create(
+        root,
+        name,
+        task=task,
+        target=target,
+        positive_class=positive_class,
+        problem=problem,
+        owner=owner,
+        force=force,
+    )
+    _print_created(ws, scanned=None, json=json)
+
+
+def _settle_target(scanned: DataSuggestions, *, ask: bool) -> str:
+    """The target column: the scan's choice when it is sure, else asked for (the candidates
+    shown, likeliest first) or refused with the candidates listed."""
+    from mlplan.data import check_target_choice
+
+    choice = scanned.target
+    if choice is not None and choice.sure:
+        return choice.value
+    if not ask or not scanned.ranking:
+        check_target_choice(scanned)  # raises, listing the candidates
+    console.print("No column is clearly the target. Candidates, likeliest first:")
+    for i, c in enumerate(scanned.ranking[:10], 1):
+        console.print(f"  {i}. {esc(c.name)} ({esc(c.reason)})")
+    numbered = {str(i): c.name for i, c in enumerate(scanned.ranking[:10], 1)}
+    return _choose(
+        "Target column (name or number)",
+        scanned.ranking[0].name,
+        numbered,
+        [c.name for c in scanned.columns],
+    )
+
+
+def _choose(question: str, default: str, numbered: dict[str, str], names: list[str]) -> str:
+    """An answer among ``names`` (or a number of ``numbered``), asked until one is given."""
+    while True:
+        answer = str(typer.prompt(question, default=default)).strip()
+        answer = numbered.get(answer, answer)
+        if answer in names:
+            return answer
+        console.print(f"{esc(answer)!r} is not one of: {esc(', '.join(names))}")
+
+
+def _settle_positive(scanned: DataSuggestions, *, ask: bool) -> str | None:
+    """The positive class, asked for when the scan is unsure of its choice (None: the plan
+    takes the scan's, the minority, and says why)."""
+    choice = scanned.positive
+    assert choice is not None
+    if choice.sure or not ask:
+        return None
+    console.print(f"Positive class: not sure — {esc(choice.reason)}")
+    classes = list(scanned.class_shares)
+    return _choose(
+        "Positive class (the event FP/FN and recall refer to)", choice.value, {}, classes
+    )
 
 
 def _ask(problem: str | None, owner: str | None) -> tuple[str | None, str | None]:
@@ -96,8 +174,16 @@ def _ask(problem: str | None, owner: str | None) -> tuple[str | None, str | None
     return problem, owner
 
 
-def _print_created(ws: Workspace, *, scanned: bool, json: bool) -> None:
+def _print_created(
+    ws: Workspace,
+    *,
+    scanned: DataSuggestions | None,
+    json: bool,
+    scanned_positive: bool = False,
+) -> None:
     plan = ws.plan
+    positive = plan.positive_class if scanned_positive else None
+    found = _scan_findings(scanned, target=plan.target, positive=positive)
     if json:
         print_json(
             {
@@ -105,10 +191,27 @@ def _print_created(ws: Workspace, *, scanned: bool, json: bool) -> None:
                 "project": plan.project.name,
                 "task": plan.task,
                 "target": plan.target,
+                "positive_class": plan.positive_class,
                 "datasets": list(plan.datasets),
             }
+            | found
         )
         return
+    if found.get("target_reason"):
+        console.print(f"Target {esc(plan.target)}: {esc(found['target_reason'])}")
+    others = found.get("other_candidates") or []
+    if others:
+        console.print(
+            "  other candidates: "
+            + "; ".join(f"{esc(c['name'])} ({esc(c['reason'])})" for c in others[:5])
+        )
+    if found.get("positive_reason"):
+        console.print(
+            f"Positive class {esc(plan.positive_class)}: {esc(found['positive_reason'])}"
+            + ("" if found["positive_sure"] else " — not sure: choose with --positive-class")
+        )
+    for column, reason in (found.get("sensitive") or {}).items():
+        console.print(f"Sensitive attribute {esc(column)}: {esc(reason)}")
     console.print(
         f"Wrote {esc(ws.plan_path)} — task {plan.task}"
         + (f", target {esc(plan.target)}" if plan.target else "")
@@ -120,6 +223,29 @@ def _print_created(ws: Workspace, *, scanned: bool, json: bool) -> None:
         f"  mlplan data add {esc(first)}" + ("" if scanned else " FILE") + "\n"
         "  mlplan status"
     )
+
+
+def _scan_findings(
+    scanned: DataSuggestions | None, *, target: str | None, positive: str | None
+) -> dict[str, Any]:
+    """What the scan chose and why: the target and the other candidates, the positive
+    class (``positive``: the plan's when the scan chose it), the sensitive attributes."""
+    if scanned is None:
+        return {}
+    out: dict[str, Any] = {
+        "sensitive": {c.name: c.reason for c in scanned.columns if c.role == "sensitive"}
+    }
+    choice = scanned.target
+    if choice is not None and choice.value == target:
+        if choice.reason != "given":
+            out["target_reason"] = choice.reason
+            out["other_candidates"] = [
+                {"name": c.name, "reason": c.reason} for c in scanned.ranking if c.name != target
+            ]
+        pos = scanned.positive
+        if pos is not None and pos.value == positive:
+            out |= {"positive_reason": pos.reason, "positive_sure": pos.sure}
+    return out
 
 
 @plan_app.command("validate")

@@ -198,7 +198,8 @@ def lineage(
     ref: Annotated[
         str,
         typer.Argument(
-            help="A dataset version (customers@2), a split (customers@2/s1) or a file path."
+            help="A dataset version (customers@2), a split (customers@2/s1), a label set "
+            "(customers@2:labels) or report (customers@2:hlp), a model or a file path."
         ),
     ],
     format: Annotated[

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from mlplan.data._assign import assign_splits
+from mlplan.data._columns import id_columns
 from mlplan.data._datasheet import column_rows, datasheet_markdown, format_value, metadata_rows
 from mlplan.data._diff import ColumnShift, DatasetDiff, diff_datasets, psi
 from mlplan.data._images import image_table, profile_images
-from mlplan.data._leakage import Crossing, LeakageReport, check_leakage
+from mlplan.data._leakage import Crossing, LeakageReport, check_leakage, leakage_failures
 from mlplan.data._metadata import METADATA_FIELDS, describe_dataset, effective_metadata
 from mlplan.data._plancheck import check_plan_against_data
 from mlplan.data._privacy import REDACTED, pii_reason, redact_profile, suspected_pii
@@ -20,7 +21,9 @@ from mlplan.data._read import (
     read_table,
 )
 from mlplan.data._registry import RegisterResult, register_dataset
-from mlplan.data._scan import create_from_data, scan_data
+from mlplan.data._rows import ROW_COLUMN, ExportedRows, export_rows, table_format, write_table
+from mlplan.data._scan import check_target_choice, create_from_data, scan_data
+from mlplan.data._sensitive import sensitive_reason
 from mlplan.data._slices import MISSING, all_slice_masks, slice_masks
 from mlplan.data._split import (
     SPLITS,
@@ -32,6 +35,7 @@ from mlplan.data._split import (
     split_dataset,
 )
 from mlplan.data._sql import sandboxed_duckdb
+from mlplan.data._target import target_problem
 from mlplan.data._versions import (
     DatasetSummary,
     DatasetVersionInfo,
@@ -46,6 +50,7 @@ __all__ = [
     "MISSING",
     "QUANTILES",
     "REDACTED",
+    "ROW_COLUMN",
     "SPLITS",
     "ColumnShift",
     "ContentHash",
@@ -54,6 +59,7 @@ __all__ = [
     "DatasetDiff",
     "DatasetSummary",
     "DatasetVersionInfo",
+    "ExportedRows",
     "LeakageReport",
     "RegisterResult",
     "SplitData",
@@ -62,6 +68,7 @@ __all__ = [
     "assign_splits",
     "check_leakage",
     "check_plan_against_data",
+    "check_target_choice",
     "column_kind",
     "column_rows",
     "content_hash",
@@ -71,10 +78,13 @@ __all__ = [
     "detect_format",
     "diff_datasets",
     "effective_metadata",
+    "export_rows",
     "format_value",
     "get_dataset",
     "get_split",
+    "id_columns",
     "image_table",
+    "leakage_failures",
     "list_datasets",
     "list_images",
     "list_splits",
@@ -90,8 +100,12 @@ __all__ = [
     "register_dataset",
     "sandboxed_duckdb",
     "scan_data",
+    "sensitive_reason",
     "slice_masks",
     "split_dataset",
     "suspected_pii",
+    "table_format",
+    "target_problem",
     "version_record",
+    "write_table",
 ]

@@ -1,13 +1,29 @@
 """Columns that a plan or a caller names, checked against the data: an error names the
-column, where it was looked for, the close names and the columns there are."""
+column, where it was looked for, the close names and the columns there are; and the columns
+that only identify rows (ids, row numbers), which are never features nor compared as data."""
 
 from __future__ import annotations
 
 import difflib
+import re
+from collections.abc import Mapping
+from typing import Any
 
 from mlplan.errors import DataError
 
-__all__ = ["check_columns", "close_hint"]
+__all__ = ["check_columns", "close_hint", "id_columns", "id_reason"]
+
+_ID_NAMES = re.compile(r"^(id|uuid|guid|key|.*_id|.*_key|.*_uuid)$", re.IGNORECASE)
+# What exports call the row number or row names: R's write.csv ("" or "rownames"), pandas'
+# to_csv ("Unnamed: 0", "index", "level_0"), readr ("...1").
+_ROW_NUMBER_NAMES = re.compile(
+    r"^(|rownames|row\.names|row_?names?|unnamed: ?\d+|index|level_\d+|\.\.\.\d+|row|rownum|"
+    r"row_?(num|number|no|nr|index|idx)|idx|obs)$",
+    re.IGNORECASE,
+)
+# Below this many rows a unique, gap-free run of integers is too likely by chance (a count, a
+# small grid) to call it a row number without the name saying so.
+_SEQUENCE_MIN_ROWS = 20
 
 
 def close_hint(name: str, options: list[str]) -> str:
@@ -31,3 +47,59 @@ def check_columns(what: str, names: list[str] | None, columns: list[str], where:
                 f"{close_hint(column, columns)} "
                 f"(columns: {', '.join(columns[:12])}{'…' if len(columns) > 12 else ''})"
             )
+
+
+def id_reason(name: str, column: Mapping[str, Any], rows: int) -> str | None:
+    """Why a column is an id or a row number rather than data, from its profile; else None.
+
+    A column is one when its values are unique per row, none missing, and either its name
+    says so (``customer_id``, ``uuid``; ``rownames``, ``Unnamed: 0``, ``index``) or it is a
+    gap-free run of integers (what an R or pandas export adds as the row number).
+
+    Examples
+    --------
+    >>> id_reason("Unnamed: 0", {"type": "int64", "distinct": 3, "missing": 0, "min": 0,
+    ...     "max": 2}, 3)
+    'row number (unique per row; the name an export gives it)'
+    >>> id_reason("x", {"type": "int64", "distinct": 50, "missing": 0, "min": 1, "max": 50}, 50)
+    'row number (1 to 50, unique and without gaps)'
+    >>> id_reason("age", {"type": "int64", "distinct": 40, "missing": 0, "min": 18,
+    ...     "max": 90}, 50) is None
+    True
+    """
+    if rows < 2 or column.get("missing") or column.get("distinct") != rows:
+        return None
+    if _ID_NAMES.match(name):
+        return "unique per row"
+    if _ROW_NUMBER_NAMES.match(name):
+        return "row number (unique per row; the name an export gives it)"
+    low, high = column.get("min"), column.get("max")
+    if (
+        rows >= _SEQUENCE_MIN_ROWS
+        and str(column.get("type", "")).startswith(("int", "uint"))
+        and isinstance(low, int)
+        and isinstance(high, int)
+        and high - low == rows - 1
+    ):
+        return f"row number ({low} to {high}, unique and without gaps)"
+    return None
+
+
+def id_columns(profile: Mapping[str, Any]) -> dict[str, str]:
+    """The columns of a profile (as :func:`profile_table` makes it) that are ids or row
+    numbers, each with what it is and why (:func:`id_reason`).
+
+    Examples
+    --------
+    >>> from mlplan.data import profile_table
+    >>> import pyarrow as pa
+    >>> id_columns(profile_table(pa.table({"user_id": [7, 3, 9], "x": [1, 1, 2]})))
+    {'user_id': 'an id (unique per row)'}
+    """
+    rows = int(profile.get("rows") or 0)
+    found = {}
+    for name, column in profile.get("columns", {}).items():
+        why = id_reason(name, column, rows)
+        if why is not None:
+            found[name] = why if why.startswith("row number") else f"an id ({why})"
+    return found

@@ -1,5 +1,6 @@
 """Checking the plan against the registered data: do the target, slices and named columns
-exist, and do slice filter expressions run on the data's schema?"""
+exist, does the target fit the task, do slice filter expressions run on the data's schema, and
+are the features data rather than ids or row numbers?"""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import difflib
 
 import pyarrow as pa
 
+from mlplan.data._columns import id_columns
 from mlplan.data._sql import sandboxed_duckdb
+from mlplan.data._target import target_problem
 from mlplan.data._versions import list_datasets
 from mlplan.workspace import Workspace
 
@@ -51,6 +54,22 @@ def check_plan_against_data(ws: Workspace) -> list[str]:
             problems.append(
                 f"{where}: target {plan.target!r} is not a column{_hint(plan.target, columns)}"
             )
+        elif plan.target and plan.target in info.profile.get("columns", {}):
+            problem = target_problem(
+                plan.task,
+                plan.target,
+                info.profile["columns"][plan.target],
+                positive_class=plan.positive_class,
+            )
+            if problem:
+                problems.append(f"{where}: {problem}")
+        ids = id_columns(info.profile)
+        for column in plan.modeling.features or []:
+            if column in ids:
+                problems.append(
+                    f"{where}: modeling.features names {column!r}, {ids[column]}, which "
+                    "only identifies rows: a model would learn the order of the file; remove it"
+                )
         for spec in plan.slices:
             for column in spec.referenced_columns:
                 if column not in columns:

@@ -30,6 +30,7 @@ from mlplan.data._read import (
     list_images,
     read_table,
 )
+from mlplan.data._target import target_problem
 from mlplan.data._versions import DatasetVersionInfo, find_by_hash
 from mlplan.errors import DataError, UsageError
 from mlplan.plan import NAME_PATTERN, DatasetSpec
@@ -133,6 +134,7 @@ def register_dataset(
     table, profile = _read_and_profile(path, fmt)
     metadata = version_metadata(spec, given)
     _check_named_columns(ws, spec, table.column_names, fmt=fmt, metadata=metadata, where=str(path))
+    _check_target(ws, spec, profile, fmt=fmt, where=str(path))
     warnings += _keep_personal_data_out(ws, table, profile, name=name, fmt=fmt, metadata=metadata)
     new = _NewVersion(
         name=name,
@@ -228,6 +230,21 @@ def _check_named_columns(
         check_columns(what, metadata[key], columns, where)
     for what, key in (("id column", "id_column"), ("time column", "time_column")):
         check_columns(what, [metadata[key]] if metadata[key] else None, columns, where)
+
+
+def _check_target(
+    ws: Workspace, spec: DatasetSpec, profile: dict[str, Any], *, fmt: DataFormat, where: str
+) -> None:
+    """The target of training data fits the plan's task (two values for ``binary``, classes
+    for a classification, numbers for ``regression``)."""
+    target = ws.plan.target
+    if spec.role != "training" or fmt == "images" or target is None:
+        return
+    problem = target_problem(
+        ws.plan.task, target, profile["columns"][target], positive_class=ws.plan.positive_class
+    )
+    if problem:
+        raise DataError(f"{where}: {problem} (in {ws.plan_path.name})")
 
 
 def _keep_personal_data_out(

@@ -1,5 +1,6 @@
-"""Scanning a data file to pre-fill a plan: columns, target candidates, likely sensitive
-attributes and PII columns (by name and by what the values look like)."""
+"""Scanning a data file to pre-fill a plan: columns, the target candidates ranked with their
+reasons, the positive class, likely sensitive attributes and PII columns (by name and by what
+the values look like)."""
 
 from __future__ import annotations
 
@@ -11,26 +12,27 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from mlplan.data._columns import id_reason
 from mlplan.data._privacy import pii_reason, sample_strings
 from mlplan.data._profile import profile_table
 from mlplan.data._read import detect_format, list_images, read_table
-from mlplan.plan import ColumnSuggestion, DataSuggestions, Task
+from mlplan.data._sensitive import sensitive_reason
+from mlplan.errors import ParameterError
+from mlplan.plan import ColumnSuggestion, DataSuggestions, ScanChoice, TargetCandidate, Task
 from mlplan.workspace import Workspace
 
-__all__ = ["create_from_data", "scan_data"]
+__all__ = ["check_target_choice", "create_from_data", "scan_data"]
 
-_SENSITIVE_NAMES = re.compile(
-    r"^(gender|sex|ethnicity|ethnic_?group|race|religion|age|age_?group|age_?band|nationality|"
-    r"national_?origin|citizenship|disability|disabled|marital_?status|sexual_?orientation|"
-    r"pregnan.*|veteran.*|caste)$",
-    re.IGNORECASE,
-)
+# Names an outcome goes by; `is_*`, `has_*` and `*_flag` are weaker hints (features are
+# named so too).
 _TARGET_NAMES = re.compile(
-    r"^(target|label|labels|y|class|outcome|churn.*|is_.*|has_.*|.*_flag|default(ed)?|fraud.*|"
-    r"converted|conversion|purchased|clicked|survived|response|price|sales|revenue)$",
+    r"^(target|label|labels|y|class|outcome|(.+_)?(target|label|outcome)|churn.*|"
+    r"default(ed)?|fraud.*|is_fraud|converted|conversion|purchased|clicked|survived|"
+    r"response|price|sales|revenue|readmitted)$",
     re.IGNORECASE,
 )
-_ID_NAMES = re.compile(r"^(id|uuid|guid|key|.*_id|.*_key|.*_uuid)$", re.IGNORECASE)
+_FLAG_NAMES = re.compile(r"^(is_.+|has_.+|.+_flag)$", re.IGNORECASE)
+_FEW_VALUES = 20
 _TIME_NAMES = re.compile(r"(date|time|timestamp|_at$|_on$)", re.IGNORECASE)
 Role = Literal["feature", "target", "id", "time", "pii", "sensitive"]
 
@@ -45,10 +47,12 @@ def _role(
     reason = pii_reason(name, sample)
     if reason is not None:
         return "pii", reason
-    if _SENSITIVE_NAMES.match(name):
-        return "sensitive", "name suggests a protected attribute"
-    if _ID_NAMES.match(name) and profile["distinct"] == rows:
-        return "id", "unique per row"
+    few = (profile["distinct"] or 0) <= _FEW_VALUES and kind in {"categorical", "boolean"}
+    reason = sensitive_reason(name, [t["value"] for t in profile.get("top", [])] if few else [])
+    if reason is not None:
+        return "sensitive", reason
+    if (why := id_reason(name, profile, rows)) is not None:
+        return "id", why
     if kind == "datetime" or (_TIME_NAMES.search(name) and kind != "numeric"):
         return "time", "dates or times"
     return "feature", ""
@@ -68,6 +72,12 @@ def scan_data(
 ) -> DataSuggestions:
     """Scan a file or image folder and suggest the plan's dataset entry, task and target.
 
+    The target candidates are ranked, each with its reasons (a name an outcome goes by, few
+    values, the last column; never an id, time or PII column); the first is the scan's
+    choice, ``sure`` only when ``target`` is given or its name alone says so. A binary
+    target's positive class is its minority (the event), unsure when a class named like a
+    positive (``1``, ``yes``, ``true``) is the majority or the classes are balanced.
+
     Examples
     --------
     >>> import pyarrow as pa, pyarrow.csv as csv, tempfile, pathlib
@@ -77,7 +87,9 @@ def scan_data(
     >>> s = scan_data(p)
     >>> s.task, s.target_candidates[0], s.names("pii"), s.names("sensitive"), s.names("id")
     ('binary', 'churned', ['email'], ['gender'], ['customer_id'])
-    """
+    >>> s.target.sure, s.target.reason, s.positive.value, s.positive.reason
+    (True, 'name suggests the outcome; 2 values; the last column', '1', 'the minority class (25.0% of the rows), named like a positive')
+    """  # noqa: E501
     path = Path(path)
     fmt = detect_format(path)
     name = dataset or re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem).lstrip("0123456789_.-") or "data"
@@ -90,22 +102,42 @@ def scan_data(
     table = read_table(path, fmt)
     profile = profile_table(table)
     columns = _columns(table, profile)
-    candidates = _target_candidates(columns, target)
-    chosen = candidates[0] if candidates else None
+    ranking = _rank_targets(columns, target)
+    chosen = _target_choice(ranking, target)
     columns = [
         ColumnSuggestion(c.name, c.type, c.distinct, c.missing_ratio, "target", "chosen target")
-        if c.name == chosen
+        if chosen is not None and c.name == chosen.value
         else c
         for c in columns
     ]
     task: Task | None = None
     classes: list[str] = []
-    if chosen is not None and chosen in profile["columns"]:
-        target_profile = profile["columns"][chosen]
+    shares: dict[str, float] = {}
+    positive = None
+    if chosen is not None and chosen.value in profile["columns"]:
+        target_profile = profile["columns"][chosen.value]
         task = _guess_task(target_profile)
         if task != "regression":
-            classes = [str(t["value"]) for t in target_profile.get("top", [])]
-    return DataSuggestions(name, str(path), fmt, table.num_rows, columns, candidates, task, classes)
+            top = target_profile.get("top", [])
+            classes = [str(t["value"]) for t in top]
+            total = sum(t["count"] for t in top)
+            shares = {str(t["value"]): t["count"] / total for t in top} if total else {}
+        if task == "binary" and len(shares) == 2:
+            positive = _positive_choice(shares)
+    return DataSuggestions(
+        name,
+        str(path),
+        fmt,
+        table.num_rows,
+        columns,
+        [c.name for c in ranking],
+        task,
+        classes,
+        ranking=ranking,
+        target=chosen,
+        class_shares=shares,
+        positive=positive,
+    )
 
 
 def _columns(table: pa.Table, profile: dict[str, Any]) -> list[ColumnSuggestion]:
@@ -113,7 +145,7 @@ def _columns(table: pa.Table, profile: dict[str, Any]) -> list[ColumnSuggestion]
     out = []
     for name, column in profile["columns"].items():
         role, reason = _role(name, column, table.column(name), table.num_rows)
-        bands = _bands(name, column) if role == "sensitive" else ()
+        bands = _bands(column, age=reason == "name suggests age") if role == "sensitive" else ()
         out.append(
             ColumnSuggestion(
                 name,
@@ -130,33 +162,105 @@ def _columns(table: pa.Table, profile: dict[str, Any]) -> list[ColumnSuggestion]
 
 # Standard age bands (as in census and fairness reports); under 18 and 65+ are open-ended.
 _AGE_BANDS = (18.0, 25.0, 35.0, 45.0, 55.0, 65.0)
-_AGE_NAMES = re.compile(r"^(age|age_?years|age_?at_?.*)$", re.IGNORECASE)
 
 
-def _bands(name: str, column: dict[str, Any]) -> tuple[float, ...]:
+def _bands(column: dict[str, Any], *, age: bool) -> tuple[float, ...]:
     """Band edges for a numeric attribute with many values: the standard age bands for an
     age, else its quartiles; none for a column with few values (a slice per value is fine)."""
     if column["kind"] != "numeric" or (column["distinct"] or 0) <= 10:
         return ()
-    if _AGE_NAMES.match(name):
+    if age:
         return _AGE_BANDS
     quantiles = column.get("quantiles") or {}
     edges = [float(f"{quantiles[q]:.3g}") for q in ("0.25", "0.5", "0.75") if q in quantiles]
     return tuple(sorted(set(edges))) if len(set(edges)) >= 2 else ()
 
 
-def _target_candidates(columns: list[ColumnSuggestion], target: str | None) -> list[str]:
-    """Columns that could be the target, likeliest first: ``target`` when given, names that
-    sound like one, then the columns with few values (the last columns first)."""
-    eligible = [c for c in columns if c.role in {"feature", "sensitive"} and c.distinct >= 2]
-    named = [c.name for c in eligible if _TARGET_NAMES.match(c.name)]
-    low_cardinality = [
-        c.name for c in reversed(eligible) if c.distinct <= 20 and c.name not in named
-    ]
-    candidates = named + low_cardinality
+def _rank_targets(columns: list[ColumnSuggestion], target: str | None) -> list[TargetCandidate]:
+    """Columns that could be the target, likeliest first, each with its reasons: ``target``
+    when given; then by name (one an outcome goes by), few values (two most), the last column
+    (where exports put the outcome); sensitive attributes last (rarely the outcome)."""
+    last = columns[-1].name if columns else None
+    ranked: list[tuple[int, int, TargetCandidate]] = []
+    for position, c in enumerate(columns):
+        named, flag = bool(_TARGET_NAMES.match(c.name)), bool(_FLAG_NAMES.match(c.name))
+        if c.role not in {"feature", "sensitive"} or (c.distinct < 2 and c.name != target):
+            continue
+        if c.name != target and not named and not flag and c.distinct > _FEW_VALUES:
+            continue
+        score, reasons = 0, []
+        if c.name == target:
+            score, reasons = 100, ["given"]
+        if named and c.role != "sensitive":
+            score, reasons = score + 10, [*reasons, "name suggests the outcome"]
+        elif flag and c.role != "sensitive":
+            score, reasons = score + 3, [*reasons, "name reads as a yes/no flag"]
+        if c.distinct == 2:
+            score, reasons = score + 3, [*reasons, "2 values"]
+        elif c.distinct <= _FEW_VALUES:
+            score, reasons = score + 1, [*reasons, f"{c.distinct} values"]
+        else:
+            reasons.append(f"{c.type}, {c.distinct:,} values")
+        if c.name == last:
+            score, reasons = score + 1, [*reasons, "the last column"]
+        if c.role == "sensitive":
+            score, reasons = score - 5, [*reasons, "a sensitive attribute, rarely the outcome"]
+        ranked.append((-score, -position, TargetCandidate(c.name, score, tuple(reasons))))
+    if target is not None and not any(r[2].name == target for r in ranked):
+        ranked.append((-100, 0, TargetCandidate(target, 100, ("given",))))
+    return [candidate for *_, candidate in sorted(ranked, key=lambda r: (r[0], r[1]))]
+
+
+def _target_choice(ranking: list[TargetCandidate], target: str | None) -> ScanChoice | None:
+    """The first candidate; sure when given, or when its name alone says so (and no other
+    candidate's name does)."""
+    if not ranking:
+        return None
+    first = ranking[0]
+    named = [c for c in ranking if "name suggests the outcome" in c.reasons]
     if target is not None:
-        candidates = [target] + [c for c in candidates if c != target]
-    return candidates
+        return ScanChoice(target, "given", sure=True)
+    sure = len(named) == 1 and named[0] is first
+    return ScanChoice(first.name, first.reason, sure)
+
+
+# Class names that conventionally mean the positive class (the event).
+_POSITIVE_NAMES = frozenset({"1", "true", "yes", "y", "positive", "pos"})
+_CLEAR_MINORITY = 0.4
+
+
+def _positive_choice(shares: dict[str, float]) -> ScanChoice:
+    """The binary target's positive class: the minority (the event the model is to find),
+    unsure when a class named like a positive is the clear majority or the classes are
+    balanced (then a class named like a positive, else the minority)."""
+    (low, low_share), (high, high_share) = sorted(shares.items(), key=lambda kv: (kv[1], kv[0]))
+    named = [c for c in (low, high) if c.strip().lower() in _POSITIVE_NAMES]
+    if low_share < _CLEAR_MINORITY:
+        if not named or named == [low]:
+            return ScanChoice(
+                low,
+                f"the minority class ({low_share:.1%} of the rows)"
+                + (", named like a positive" if named else ""),
+                sure=True,
+            )
+        return ScanChoice(
+            low,
+            f"the minority class ({low_share:.1%} of the rows), taken as the event; "
+            f"{high!r} is named like a positive but holds {high_share:.1%}",
+            sure=False,
+        )
+    if len(named) == 1:
+        return ScanChoice(
+            named[0],
+            f"named like a positive; the classes are balanced ({low_share:.1%} / {high_share:.1%})",
+            sure=True,
+        )
+    return ScanChoice(
+        low,
+        f"the classes are balanced ({low_share:.1%} / {high_share:.1%}) and neither is "
+        "named like a positive; the smaller is taken",
+        sure=False,
+    )
 
 
 def create_from_data(
@@ -166,23 +270,37 @@ def create_from_data(
     *,
     task: Task | None = None,
     target: str | None = None,
+    positive_class: str | None = None,
     problem: str | None = None,
     owner: str | None = None,
     force: bool = False,
+    scanned: DataSuggestions | None = None,
 ) -> Workspace:
     """Write a complete, commented ``mlplan.yaml`` in ``root``, pre-filled from a scan of
-    ``data`` (a file or image folder): its dataset entry, and the task and target it suggests
-    unless given.
+    ``data`` (a file or image folder): its dataset entry, and the task, target and positive
+    class it suggests unless given.
+
+    Without ``target``, the scan's first candidate is used only when it is sure (its name
+    says it is the outcome); otherwise the candidates are listed in the error.
+
+    Parameters
+    ----------
+    scanned
+        A scan of ``data`` made already (``scan_data(data, target=target)``, which the CLI
+        shows before asking), so the file is not read twice.
 
     Raises
     ------
     ParameterError
-        A plan already exists (without ``force``), or no task or target can be settled.
+        A plan already exists (without ``force``), no column is clearly the target, or no
+        task or target can be settled.
     """
     root = Path(root).resolve()
     Workspace.check_creatable(root, force=force)  # before reading a large file for nothing
     data_path = Path(data).resolve()
-    suggestions = scan_data(data_path, target=target)
+    suggestions = scanned if scanned is not None else scan_data(data_path, target=target)
+    if target is None and task != "image_classification" and suggestions.format != "images":
+        check_target_choice(suggestions)
     # Relative to the plan, so the project folder can move with its data.
     shown = Path(os.path.relpath(data_path, root)).as_posix()
     suggestions = dataclasses.replace(suggestions, path=shown)
@@ -191,8 +309,38 @@ def create_from_data(
         name,
         task=task,
         target=target,
+        positive_class=positive_class,
         suggestions=suggestions,
         problem=problem,
         owner=owner,
         force=force,
+    )
+
+
+def check_target_choice(suggestions: DataSuggestions) -> None:
+    """Refuse to guess the target: unless the scan is sure of its choice, the candidates are
+    listed, likeliest first, with their reasons.
+
+    Raises
+    ------
+    ParameterError
+        No candidate, or none the scan is sure of (about ``target``).
+    """
+    choice = suggestions.target
+    if choice is not None and choice.sure:
+        return
+    if not suggestions.ranking:
+        raise ParameterError(
+            "target",
+            f"no column of {suggestions.path} can be the target (every one is an id, a time, "
+            "personal data, or has a single value); give it with {param} COLUMN",
+        )
+    listed = "; ".join(f"{c.name} ({c.reason})" for c in suggestions.ranking[:6])
+    more = len(suggestions.ranking) - 6
+    raise ParameterError(
+        "target",
+        f"no column of {suggestions.path} is clearly the target (no name says so); "
+        f"candidates, likeliest first: {listed}"
+        + (f"; and {more} more" if more > 0 else "")
+        + "; give it with {param} COLUMN",
     )

@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 
 from mlplan.core import SplitRef, parse_dataset_ref, parse_split_ref
 from mlplan.data._assign import assign_splits, rare_classes
-from mlplan.data._columns import check_columns
-from mlplan.data._leakage import check_leakage
+from mlplan.data._columns import check_columns, id_columns
+from mlplan.data._leakage import check_leakage, leakage_failures
 from mlplan.data._metadata import effective_metadata
 from mlplan.data._versions import DatasetVersionInfo, get_dataset, load_table, version_record
-from mlplan.errors import DataError, SplitNotFoundError
+from mlplan.errors import CheckFailedError, DataError, ParameterError, SplitNotFoundError
 from mlplan.store import (
     ArtifactRef,
     ArtifactStore,
@@ -71,6 +71,41 @@ class SplitInfo:
     def ref(self) -> str:
         """``name@version/sN``."""
         return f"{self.dataset}@{self.version}/s{self.number}"
+
+    @property
+    def command(self) -> str:
+        """The ``mlplan data split`` command that makes this split (its parameters)."""
+        return f"mlplan data split {self.dataset}@{self.version}" + "".join(
+            f" --{k} {v}" for k, v in self.parameters.items() if v is not None
+        )
+
+    @property
+    def failures(self) -> list[str]:
+        """What its leakage checks found that fails it: groups, ids or images in more than one
+        split (identical feature rows are a warning, also in splits recorded before)."""
+        return leakage_failures(self.leakage)
+
+    @property
+    def accepted(self) -> str | None:
+        """Why its failing leakage checks were accepted on the record (``accept_leakage``)."""
+        accepted = self.leakage.get("accepted")
+        return str(accepted["reason"]) if isinstance(accepted, dict) else None
+
+    def check_usable(self) -> None:
+        """Refuse a split whose leakage checks fail, unless the failure was accepted.
+
+        Raises
+        ------
+        CheckFailedError
+            Naming what crosses the splits and the two ways on.
+        """
+        if not self.failures or self.accepted is not None:
+            return
+        raise CheckFailedError(
+            f"split {self.ref} failed its leakage checks: {'; '.join(self.failures)}. Split "
+            f"again so that they cannot cross (--group on the entity column), or accept it on "
+            f'the record: {self.command} --accept-leakage "WHY"'
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -138,18 +173,30 @@ def split_dataset(
     group: str | None = None,
     time: str | None = None,
     seed: int = 0,
+    accept_leakage: str | None = None,
 ) -> SplitInfo:
     """Split a dataset version, check the split for leakage, and record it.
 
-    The dataset's id column, when the plan names one, is checked for ids crossing splits.
+    The dataset's id column, when the plan names one, is checked for ids crossing splits, and
+    the group column for groups crossing them: either fails the split (``passed`` is False,
+    and training refuses it) unless ``accept_leakage`` says why that is acceptable, which the
+    split records. Rows are compared without the target, ids, row numbers, times, groups and
+    personal data: test rows equal to a training row on the rest are a warning, with the
+    share that chance predicts.
 
     Raises
     ------
     DataError
         A stratify, group or time column that is not in the data; too few rows for a share.
     ParameterError
-        A share outside [0, 1).
+        A share outside [0, 1); an empty ``accept_leakage``.
     """
+    if accept_leakage is not None and not accept_leakage.strip():
+        raise ParameterError(
+            "accept_leakage",
+            "{param} needs the reason, e.g. 'same patients "
+            "by design: the test set measures recall of known cases'",
+        )
     info = get_dataset(ws, ref)
     table = load_table(ws, info)
     for what, column in (
@@ -161,15 +208,31 @@ def split_dataset(
     codes = assign_splits(
         table, test=test, valid=valid, stratify=stratify, group=group, time=time, seed=seed
     )
+    meta = effective_metadata(ws, info)
+    target = "label" if info.format == "images" else ws.plan.target
+    # What identifies a row, or is not a feature, would hide rows that repeat on the rest.
+    not_compared = [
+        "path" if info.format == "images" else None,
+        target,
+        group,
+        time,
+        meta.get("time_column"),
+        *id_columns(info.profile),
+        *(meta.get("pii_columns") or []),
+    ]
     leakage = check_leakage(
         table,
         codes,
         group=group,
-        id_column=effective_metadata(ws, info).get("id_column"),
-        ignore=["path"] if info.format == "images" else None,
+        id_column=meta.get("id_column"),
+        ignore=[c for c in not_compared if c is not None],
     ).to_dict()
-    leakage["warnings"] = rare_classes(table, stratify) if stratify else []
-    target = "label" if info.format == "images" else ws.plan.target
+    leakage["warnings"] = [
+        *(rare_classes(table, stratify) if stratify else []),
+        *leakage["warnings"],
+    ]
+    if accept_leakage is not None and not leakage["passed"]:
+        leakage["accepted"] = {"reason": accept_leakage.strip()}
     parameters = {
         "test": test,
         "valid": valid,
@@ -210,8 +273,8 @@ def _record_split(
     artifact: ArtifactRef,
 ) -> SplitInfo:
     """Record the split (and the run that made it), numbered after the version's last; or,
-    when the version was split the same way already (same parameters, same rows), that split,
-    unchanged."""
+    when the version was split the same way already (same parameters, same rows, the same
+    acceptance of failing checks), that split, unchanged."""
     with ws.write() as session:
         _, version = version_record(session, ws, info)
         same = session.scalars(
@@ -223,7 +286,9 @@ def _record_split(
             .order_by(SplitRecord.number)
         ).all()
         for record in same:
-            if record.parameters == parameters:
+            if record.parameters == parameters and record.leakage.get("accepted") == leakage.get(
+                "accepted"
+            ):
                 return SplitInfo.from_record(record, info.name, info.version, created=False)
         return _new_split(
             ws,
@@ -248,7 +313,11 @@ def _new_split(
     leakage: dict[str, Any],
     artifact: ArtifactRef,
 ) -> SplitInfo:
-    with ws.record("data split", {"dataset": info.ref, **parameters}, session=session) as run:
+    accepted = leakage.get("accepted")
+    recorded = {"dataset": info.ref, **parameters}
+    if accepted is not None:
+        recorded["accept_leakage"] = accepted["reason"]
+    with ws.record("data split", recorded, session=session) as run:
         number = (
             session.scalar(
                 select(func.max(SplitRecord.number)).where(

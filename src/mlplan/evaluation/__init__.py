@@ -5,6 +5,8 @@ plan's risks and gates, and the report and model card."""
 from __future__ import annotations
 
 from mlplan._deprecated import moved_names as _moved_names
+from mlplan.evaluation._analysis import versus_constant
+from mlplan.evaluation._card import ModelCard, model_card
 from mlplan.evaluation._discovery import (
     Condition,
     DiscoveredSlice,
@@ -18,7 +20,9 @@ from mlplan.evaluation._evaluate import (
     evaluate_predictions,
     raise_for_gates,
 )
-from mlplan.evaluation._metrics import (
+from mlplan.evaluation._gates import THRESHOLD_RISK
+from mlplan.evaluation._records import EvaluationInfo, latest_evaluation, list_evaluations
+from mlplan.modeling import (
     BINARY_METRICS,
     MULTICLASS_METRICS,
     REGRESSION_METRICS,
@@ -28,18 +32,19 @@ from mlplan.evaluation._metrics import (
     metrics_for,
     slice_metrics,
 )
-from mlplan.evaluation._records import EvaluationInfo, latest_evaluation, list_evaluations
 
 __all__ = [
     "BINARY_METRICS",
     "MULTICLASS_METRICS",
     "REGRESSION_METRICS",
+    "THRESHOLD_RISK",
     "Condition",
     "DiscoveredSlice",
     "DiscoveryResult",
     "Evaluation",
     "EvaluationInfo",
     "MetricEstimate",
+    "ModelCard",
     "Predictions",
     "SliceReport",
     "candidate_conditions",
@@ -49,8 +54,10 @@ __all__ = [
     "latest_evaluation",
     "list_evaluations",
     "metrics_for",
+    "model_card",
     "raise_for_gates",
     "slice_metrics",
+    "versus_constant",
 ]
 
 __getattr__ = _moved_names(

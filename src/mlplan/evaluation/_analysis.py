@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from mlplan.core import LOWER_IS_BETTER
-from mlplan.evaluation._metrics import (
+from mlplan.modeling import (
     MetricEstimate,
     Predictions,
     SliceReport,
@@ -28,6 +28,7 @@ __all__ = [
     "per_class",
     "regressions",
     "threshold_table",
+    "versus_constant",
 ]
 
 
@@ -173,6 +174,43 @@ def choose_threshold(
     value = rates["f1"] if criterion == "f1" else (1 - rates["fnr"]) - rates["fpr"]
     best = int(np.nanargmax(value))
     return float(candidates[best]), float(value[best])
+
+
+def versus_constant(score: np.ndarray, positive: np.ndarray, chosen: float) -> dict[str, Any]:
+    """The decisions at ``chosen`` against the constant answers on the same rows: they do
+    no better when always answering the positive class is as accurate (it misses nothing),
+    or when they catch no positive at all (always answering the other class is as good).
+
+    Examples
+    --------
+    >>> score = np.array([0.2, 0.3, 0.6, 0.7, 0.8, 0.9])
+    >>> yes = np.array([True, True, True, True, True, False])
+    >>> v = versus_constant(score, yes, 0.25)  # flags 5 of 6: 4 right, 2 wrong
+    >>> v["no_better"], v["constant"], round(v["accuracy"], 3), round(v["constant_accuracy"], 3)
+    (True, 'positive', 0.667, 0.833)
+    """
+    rates = {
+        k: float(v[0]) for k, v in _rates(_counts_at(score, positive, np.array([chosen]))).items()
+    }
+    share = float(positive.mean()) if positive.size else float("nan")
+    accuracy, recall = rates["accuracy"], rates["recall"]
+    if accuracy <= share:  # always "positive" is as accurate and catches every positive
+        constant, constant_accuracy, no_better = "positive", share, True
+    elif positive.any() and recall == 0:  # catches none: always "negative" does as well
+        constant, constant_accuracy, no_better = "negative", 1 - share, True
+    else:
+        majority = share >= 0.5
+        constant = "positive" if majority else "negative"
+        constant_accuracy, no_better = (share if majority else 1 - share), False
+    return {
+        "rows": int(positive.size),
+        "accuracy": accuracy,
+        "recall": recall,
+        "flagged": rates["flagged"],
+        "constant": constant,
+        "constant_accuracy": constant_accuracy,
+        "no_better": no_better,
+    }
 
 
 def threshold_table(

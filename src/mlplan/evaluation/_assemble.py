@@ -16,12 +16,11 @@ from mlplan.data import all_slice_masks, effective_metadata
 from mlplan.errors import DataError
 from mlplan.evaluation._analysis import confusions, curves, focus, per_class, threshold_table
 from mlplan.evaluation._discovery import DiscoveryResult, candidate_conditions, discover_slices
-from mlplan.evaluation._gates import judge_gates, judge_risks, top_k_metric
+from mlplan.evaluation._gates import judge_gates, judge_risks, judge_threshold, top_k_metric
 from mlplan.evaluation._input import EvaluationInput
-from mlplan.evaluation._metrics import Predictions, SliceReport, slice_metrics
 from mlplan.evaluation._regressions import production_reference, regression_checks
 from mlplan.labels import get_hlp
-from mlplan.modeling import select_features, target_values
+from mlplan.modeling import Predictions, SliceReport, select_features, slice_metrics, target_values
 from mlplan.plan import Plan
 from mlplan.workspace import Workspace
 
@@ -85,6 +84,11 @@ def analyse(ws: Workspace, inp: EvaluationInput) -> Analysis:
         "error": "misclassification" if data.kind != "regression" else "absolute error",
     }
     report["risks"] = judge_risks(plan, data.kind, metrics, reports, found.slices)
+    if data.kind == "binary" and report.get("threshold"):
+        trivial = judge_threshold(report["threshold"], data.classes, data.classes[data.positive])
+        if trivial is not None:
+            report["risks"].append(trivial)
+            report["threshold"]["warning"] = trivial["evidence"]
     report["gates"] = judge_gates(plan, data.kind, metrics, reports, report["regressions"])
     report["passed"] = not any(g["state"] == "fail" for g in report["gates"])
     if inp.subject.source is not None:

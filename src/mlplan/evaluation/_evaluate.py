@@ -19,10 +19,10 @@ from mlplan.errors import CheckFailedError, DataError, ParameterError
 from mlplan.evaluation._assemble import analyse
 from mlplan.evaluation._external import match_predictions
 from mlplan.evaluation._input import PARTS, EvaluationInput, LoadedSplit, Part, Subject
-from mlplan.evaluation._metrics import SliceReport
 from mlplan.evaluation._predict import package_metadata, predict_model
+from mlplan.evaluation._prediction_file import check_predictions_out, write_predictions
 from mlplan.evaluation._records import store_evaluation
-from mlplan.modeling import ModelInfo, get_model, list_models, read_predictions
+from mlplan.modeling import ModelInfo, SliceReport, get_model, list_models, read_predictions
 from mlplan.plan import NAME_PATTERN
 from mlplan.store import sha256_file
 from mlplan.workspace import DEPLOY_GATE, Workspace
@@ -97,6 +97,7 @@ def evaluate(
     n_boot: int | None = None,
     seed: int = 0,
     out: str | Path | None = None,
+    predictions_out: str | Path | None = None,
 ) -> Evaluation:
     """Evaluate ``model`` on the ``part`` rows of its split and store the evidence.
 
@@ -118,6 +119,10 @@ def evaluate(
         Bootstrap resamples (default: ``evaluation.bootstrap``).
     out
         Folder for the report, model card and JSON (default: ``reports/<model>``).
+    predictions_out
+        Also write the predictions on the rows evaluated to this ``.csv`` or ``.parquet``
+        file (``files["predictions"]``): row, item id, label, scores, the decision at the
+        threshold and the slice groups, to recompute any figure independently.
 
     Raises
     ------
@@ -130,6 +135,7 @@ def evaluate(
         A gate or risk whose metric does not apply to the task.
     """
     boot = _check_options(ws, part, n_boot)
+    check_predictions_out(predictions_out)
     found = get_model(ws, model)
     split = LoadedSplit.load(ws, get_split(ws, found.split))
     own = None if threshold is not None else _package_threshold(ws, found)
@@ -139,7 +145,9 @@ def evaluate(
     if own is not None and prediction.threshold is not None:
         prediction.threshold["note"] = f"the threshold of the package {found.ref}"
     subject = Subject.of_model(found)
-    return _run(ws, EvaluationInput(subject, split, prediction, part, boot, seed, out))
+    return _run(
+        ws, EvaluationInput(subject, split, prediction, part, boot, seed, out), predictions_out
+    )
 
 
 def evaluate_predictions(
@@ -152,6 +160,7 @@ def evaluate_predictions(
     n_boot: int | None = None,
     seed: int = 0,
     out: str | Path | None = None,
+    predictions_out: str | Path | None = None,
 ) -> Evaluation:
     """Evaluate predictions made elsewhere (another team's model, the older system) on the
     ``part`` rows of a split, exactly as a registered model is evaluated.
@@ -166,6 +175,8 @@ def evaluate_predictions(
         What to call them in the store and the report (default: the file's stem).
     split
         The split (default: the newest).
+    predictions_out
+        As for :func:`evaluate`: the predictions matched to the rows, written out.
 
     Raises
     ------
@@ -177,6 +188,7 @@ def evaluate_predictions(
         or ``n_boot`` the function cannot take.
     """
     boot = _check_options(ws, part, n_boot)
+    check_predictions_out(predictions_out)
     path = ws.resolve(predictions)
     if not path.is_file():
         raise DataError(f"{path}: no such file of predictions")
@@ -196,7 +208,9 @@ def evaluate_predictions(
     prediction = match_predictions(ws, path, given, loaded, part=part)
     source = sha256_file(path).sha256
     subject = Subject.of_file(name, loaded.ref, path=ws.relative(path), sha256=source)
-    return _run(ws, EvaluationInput(subject, loaded, prediction, part, boot, seed, out))
+    return _run(
+        ws, EvaluationInput(subject, loaded, prediction, part, boot, seed, out), predictions_out
+    )
 
 
 def _package_threshold(ws: Workspace, model: ModelInfo) -> float | None:
@@ -216,13 +230,16 @@ def _check_options(ws: Workspace, part: str, n_boot: int | None) -> int:
     return boot
 
 
-def _run(ws: Workspace, inp: EvaluationInput) -> Evaluation:
+def _run(
+    ws: Workspace, inp: EvaluationInput, predictions_out: str | Path | None = None
+) -> Evaluation:
     """Analyse, then store: nothing is written when an analysis fails."""
     analysis = analyse(ws, inp)
     stored = store_evaluation(ws, inp, analysis.report)
-    return Evaluation(
-        inp.subject.name, stored.report, stored.files, analysis.overall, analysis.slices
-    )
+    files = dict(stored.files)
+    if predictions_out is not None:
+        files["predictions"] = write_predictions(ws, inp, predictions_out).path
+    return Evaluation(inp.subject.name, stored.report, files, analysis.overall, analysis.slices)
 
 
 def raise_for_gates(evaluation: Evaluation) -> None:

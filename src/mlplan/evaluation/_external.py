@@ -12,9 +12,8 @@ import pyarrow.compute as pc
 
 from mlplan.errors import DataError
 from mlplan.evaluation._input import PARTS, LoadedSplit, Part, Prediction
-from mlplan.evaluation._metrics import Predictions
 from mlplan.evaluation._predict import positive_class, row_ids
-from mlplan.modeling import target_values
+from mlplan.modeling import Predictions, target_values
 from mlplan.workspace import Workspace
 
 __all__ = ["match_predictions"]

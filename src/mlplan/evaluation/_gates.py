@@ -11,7 +11,7 @@ import numpy as np
 from mlplan.core import LOWER_IS_BETTER
 from mlplan.errors import UsageError
 from mlplan.evaluation._discovery import DiscoveredSlice
-from mlplan.evaluation._metrics import (
+from mlplan.modeling import (
     BINARY_METRICS,
     MULTICLASS_METRICS,
     REGRESSION_METRICS,
@@ -19,7 +19,18 @@ from mlplan.evaluation._metrics import (
 )
 from mlplan.plan import Plan, Risk
 
-__all__ = ["check_metric_applies", "judge_gates", "judge_risks", "top_k_metric"]
+__all__ = [
+    "THRESHOLD_RISK",
+    "check_metric_applies",
+    "judge_gates",
+    "judge_risks",
+    "judge_threshold",
+    "top_k_metric",
+]
+
+THRESHOLD_RISK = "threshold-no-better-than-constant"
+"""The id of the risk every binary evaluation with validation rows checks: decisions at the
+threshold no better than a constant answer."""
 
 _EVERY = {
     "binary": BINARY_METRICS,
@@ -368,3 +379,30 @@ def _significantly_worse(report: SliceReport, metric: str, minimum: int) -> list
         ):
             worse.append(group)
     return worse
+
+
+def judge_threshold(
+    threshold: Mapping[str, Any] | None, classes: Sequence[str], positive: str
+) -> dict[str, Any] | None:
+    """A failing risk when the decisions at the threshold do no better than answering one
+    class always, on the validation rows (None: they do better, or there is no threshold or
+    no validation rows to judge on). Its evidence is the warning ``evaluate`` prints."""
+    versus = (threshold or {}).get("versus_constant")
+    if threshold is None or versus is None or not versus["no_better"]:
+        return None
+    other = next(c for c in classes if c != positive)
+    answer = positive if versus["constant"] == "positive" else other
+    return {
+        "id": THRESHOLD_RISK,
+        "description": "the decisions at the threshold do no better than a constant answer",
+        "check": "accuracy and recall at the threshold vs a constant answer (validation rows)",
+        "state": "failing",
+        "evidence": (
+            f"the decision threshold {_fmt(threshold['value'])} ({threshold['criterion']}) "
+            f"does no better than always answering {answer!r} on the {versus['rows']:,} "
+            f"validation rows: accuracy {_fmt(versus['accuracy'])} vs "
+            f"{_fmt(versus['constant_accuracy'])}, recall {_fmt(versus['recall'])}, "
+            f"{versus['flagged']:.1%} of rows flagged as {positive!r}; choose another "
+            "threshold (evaluation.threshold, or --threshold), or check positive_class"
+        ),
+    }

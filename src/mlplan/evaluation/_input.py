@@ -12,8 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlplan.data import DatasetVersionInfo, SplitInfo, load_split
-from mlplan.evaluation._metrics import Predictions
-from mlplan.modeling import ModelInfo, target_column, target_kind
+from mlplan.modeling import ModelInfo, Predictions, target_column, target_kind
 from mlplan.workspace import Workspace
 
 __all__ = ["PARTS", "EvaluationInput", "LoadedSplit", "Part", "Prediction", "Subject"]

@@ -13,10 +13,17 @@ import pyarrow.compute as pc
 
 from mlplan.data import effective_metadata
 from mlplan.errors import DataError, ParameterError
-from mlplan.evaluation._analysis import choose_threshold
+from mlplan.evaluation._analysis import choose_threshold, versus_constant
 from mlplan.evaluation._input import LoadedSplit, Part, Prediction
-from mlplan.evaluation._metrics import Predictions
-from mlplan.modeling import ModelInfo, example_rows, feeds_for, inputs_for, run_graph, target_values
+from mlplan.modeling import (
+    ModelInfo,
+    Predictions,
+    example_rows,
+    feeds_for,
+    inputs_for,
+    run_graph,
+    target_values,
+)
 from mlplan.workspace import Workspace
 
 __all__ = ["decision_threshold", "package_metadata", "positive_class", "predict_model", "row_ids"]
@@ -59,7 +66,19 @@ def decision_threshold(
     valid: tuple[np.ndarray, np.ndarray] | None,
 ) -> dict[str, Any]:
     """The threshold ``given`` (else the plan's): a number, or ``f1``/``youden`` chosen on
-    the validation scores and outcomes ``valid``; with how it was chosen."""
+    the validation scores and outcomes ``valid``; with how it was chosen and, when there are
+    validation rows, how its decisions compare with a constant answer on them."""
+    chosen = _threshold(plan_choice, given, valid)
+    if valid is not None and valid[1].size:
+        chosen["versus_constant"] = versus_constant(valid[0], valid[1], chosen["value"])
+    return chosen
+
+
+def _threshold(
+    plan_choice: float | str,
+    given: float | str | None,
+    valid: tuple[np.ndarray, np.ndarray] | None,
+) -> dict[str, Any]:
     choice = plan_choice if given is None else given
     if isinstance(choice, str):
         try:

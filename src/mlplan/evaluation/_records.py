@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlplan.core import json_safe
-from mlplan.evaluation._card import model_card
+from mlplan.evaluation._card import CardEvidence, render_card
 from mlplan.evaluation._input import EvaluationInput
 from mlplan.evaluation._predict import package_metadata
 from mlplan.evaluation._report import render_report
@@ -56,7 +56,17 @@ def store_evaluation(
         for a in list_approvals(ws, DEPLOY_GATE)
         if (a.subject or "").partition("@")[0] == subject.name
     ]
-    card_md, card_html = model_card(ws, subject, inp.split.version, report)
+    card_md, card_html = render_card(
+        ws,
+        CardEvidence(
+            subject,
+            inp.split.version,
+            inp.split.info,
+            report,
+            report["approvals"],
+            "this evaluation",
+        ),
+    )
     blobs = {
         "evaluation.html": render_report(report).encode(),
         "model-card.md": card_md.encode(),

@@ -12,16 +12,18 @@ import numpy as np
 from mlplan.errors import DeploymentNotFoundError
 from mlplan.evaluation._analysis import regressions
 from mlplan.evaluation._input import EvaluationInput
-from mlplan.evaluation._metrics import NEEDS_PROBA, Kind, Predictions
 from mlplan.evaluation._predict import package_metadata
 from mlplan.modeling import (
+    NEEDS_PROBA,
     ModelInfo,
+    Predictions,
     feeds_for,
     get_model,
     inputs_for,
     older_system_predictions,
     run_graph,
 )
+from mlplan.modeling import PredictionKind as Kind
 from mlplan.workspace import PRODUCTION, Workspace, get_deployment
 
 __all__ = ["Reference", "production_reference", "regression_checks"]

@@ -78,10 +78,14 @@ def _slices(report: dict[str, Any]) -> str | None:
     fig = _figure(7.5, 1.2 + 0.28 * len(rows))
     ax = fig.add_subplot()
     ys = list(range(len(rows)))[::-1]
-    values = [r[1] for r in rows]
-    low = [r[1] - r[2] if r[2] is not None else 0 for r in rows]
-    high = [r[3] - r[1] if r[3] is not None else 0 for r in rows]
-    ax.errorbar(values, ys, xerr=[low, high], fmt="o", color="#1f5fa8", ecolor="#7aa6d6", capsize=3)
+    # Each interval is drawn from its own ends, not as error bars around the value: with few
+    # resamples a percentile interval may not hold the value it belongs to.
+    spans = [(y, r[2], r[3]) for y, r in zip(ys, rows, strict=True) if r[2] is not None]
+    if spans:
+        ax.hlines(*zip(*spans, strict=True), color="#7aa6d6")
+        for end in (1, 2):
+            ax.plot([s[end] for s in spans], [s[0] for s in spans], "|", color="#7aa6d6")
+    ax.plot([r[1] for r in rows], ys, "o", color="#1f5fa8")
     overall = report["overall"].get(metric, {}).get("value")
     if overall is not None:
         ax.axvline(overall, color="#888", linestyle="--", linewidth=1, label="overall")

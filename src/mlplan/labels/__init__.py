@@ -53,6 +53,8 @@ from mlplan.labels._ingest import (
     StoredAnnotations,
     import_annotations,
     label_count,
+    label_set_hash,
+    label_set_ref,
     load_annotations,
 )
 from mlplan.labels._issues import (
@@ -132,6 +134,8 @@ __all__ = [
     "item_table",
     "krippendorff_alpha",
     "label_count",
+    "label_set_hash",
+    "label_set_ref",
     "label_studio_config",
     "latest_label_report",
     "leave_one_out_reference",

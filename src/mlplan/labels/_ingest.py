@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,8 @@ __all__ = [
     "StoredAnnotations",
     "import_annotations",
     "label_count",
+    "label_set_hash",
+    "label_set_ref",
     "load_annotations",
 ]
 
@@ -217,17 +221,57 @@ def _record_import(
             )
             for r in check.good
         )
-        run.output("dataset_version", f"{info.ref}:labels", sha256=digest)
+        session.flush()
+        # The import's output is the label set as it now stands: the hash a measure records
+        # as its input while no other import came between.
+        stored = session.execute(
+            select(
+                AnnotationRecord.item_id, AnnotationRecord.annotator, AnnotationRecord.label
+            ).where(
+                AnnotationRecord.dataset_version_id == version_id, AnnotationRecord.gold.is_(gold)
+            )
+        ).all()
+        run.output(
+            "dataset_version",
+            label_set_ref(info, gold=gold),
+            sha256=label_set_hash((i, a, label) for i, a, label in stored),
+        )
         return ImportResult(info.ref, fmt, check.counts(), check.describe())
+
+
+def label_set_ref(info: DatasetVersionInfo, *, gold: bool = False) -> str:
+    """How runs name a version's labels (``customers@1:labels``) or its gold labels
+    (``customers@1:gold``): imports make them, measures read them."""
+    return f"{info.ref}:{'gold' if gold else 'labels'}"
+
+
+def label_set_hash(rows: Iterable[tuple[str, str, str]]) -> str:
+    """The content hash of a label set: sha256 over its (item, annotator, label) rows in
+    sorted order, so the same labels hash alike whatever order they were imported in.
+
+    Examples
+    --------
+    >>> a = label_set_hash([("1", "ann", "0"), ("2", "bob", "1")])
+    >>> a == label_set_hash([("2", "bob", "1"), ("1", "ann", "0")])
+    True
+    >>> a == label_set_hash([("1", "ann", "1"), ("2", "bob", "1")])
+    False
+    """
+    digest = hashlib.sha256()
+    for row in sorted((str(i), str(a), str(label)) for i, a, label in rows):
+        digest.update(json.dumps(row, ensure_ascii=False).encode() + b"\n")
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
 class StoredAnnotations:
-    """A version's labels as the store holds them, and the seconds spent on each (NaN where
-    the file did not say)."""
+    """A version's labels as the store holds them, the seconds spent on each (NaN where
+    the file did not say), and the label set's content hash (:func:`label_set_hash`), which
+    every measure records as its input."""
 
     annotations: AnnotationSet
     seconds: np.ndarray
+    sha256: str = ""
 
 
 def load_annotations(
@@ -273,7 +317,8 @@ def load_annotations(
         list(items), list(annotators), list(labels), classes=known, ordered=ordered
     )
     times = np.array([np.nan if s is None else s for s in seconds], dtype=float)
-    return StoredAnnotations(annotations, times)
+    digest = label_set_hash(zip(items, annotators, labels, strict=True))
+    return StoredAnnotations(annotations, times, digest)
 
 
 def label_count(ws: Workspace, dataset: str) -> int:

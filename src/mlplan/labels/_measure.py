@@ -3,7 +3,10 @@ consensus."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +22,17 @@ from mlplan.data import (
     all_slice_masks,
     get_dataset,
 )
-from mlplan.errors import UsageError
+from mlplan.errors import ParameterError, UsageError
 from mlplan.labels._agreement import AgreementReport, Level, agreement
 from mlplan.labels._annotations import AnnotationSet
 from mlplan.labels._consensus import Consensus, dawid_skene, majority_vote
 from mlplan.labels._hlp import HumanLevelPerformance, human_level_performance
-from mlplan.labels._ingest import label_count, load_annotations
+from mlplan.labels._ingest import (
+    StoredAnnotations,
+    label_count,
+    label_set_ref,
+    load_annotations,
+)
 from mlplan.labels._issues import (
     ConfusedPair,
     LabelIssue,
@@ -39,18 +47,21 @@ from mlplan.labels._items import (
     item_table,
 )
 from mlplan.store import (
+    ArtifactStore,
     DatasetRecord,
     DatasetVersionRecord,
     LabelIssueRecord,
     LabelReportRecord,
 )
-from mlplan.workspace import Workspace, write_atomic
+from mlplan.workspace import Workspace, staged_file
 
 __all__ = [
     "AgreementResult",
     "ConsensusResult",
     "LabelReportInfo",
+    "MeasuredFrom",
     "StoredHLP",
+    "StoredLabelReport",
     "consensus_labels",
     "get_hlp",
     "latest_label_report",
@@ -72,6 +83,10 @@ class AgreementResult:
     threshold: float
     confused: list[ConfusedPair] = field(default_factory=list)
     queued: int = 0
+    labels_sha256: str = ""
+    """The content hash of the label set measured (``mlplan.labels.label_set_hash``)."""
+    run_id: str | None = None
+    """The ``labels agreement`` run that stored it."""
 
     @property
     def passed(self) -> bool:
@@ -90,6 +105,8 @@ class AgreementResult:
                 {"a": p.a, "b": p.b, "share": p.share, "finding": p.finding} for p in self.confused
             ],
             "queued": self.queued,
+            "labels_sha256": self.labels_sha256,
+            "run_id": self.run_id,
             **self.report.to_dict(),
         }
 
@@ -129,19 +146,59 @@ def measure_agreement(
     value = report.metric(metric)
     confused = confused_pairs(annotations)
     issues = disagreements(annotations, majority_vote(annotations))
-    result = AgreementResult(info.ref, report, metric, value, labels_plan.min_agreement, confused)
-    queued = store_report(
+    result = AgreementResult(
+        info.ref,
+        report,
+        metric,
+        value,
+        labels_plan.min_agreement,
+        confused,
+        labels_sha256=stored.sha256,
+    )
+    kept = store_report(
         ws,
         info,
         "agreement",
-        result.to_dict(),
+        {k: v for k, v in result.to_dict().items() if k != "run_id"},
         result.passed,
         job="labels agreement",
+        measured_from=_label_inputs(info, stored),
         issues=issues,
     )
-    return AgreementResult(
-        info.ref, report, metric, value, labels_plan.min_agreement, confused, queued
-    )
+    return dataclasses.replace(result, queued=kept.queued, run_id=kept.run_id)
+
+
+@dataclass(frozen=True)
+class MeasuredFrom:
+    """Something a label report was measured from, as its run records it: a dataset version,
+    a label set (``customers@1:labels``, with :func:`label_set_hash`) or a file."""
+
+    kind: Literal["dataset_version", "file"]
+    ref: str
+    sha256: str | None
+
+
+def _label_inputs(
+    info: DatasetVersionInfo, labels: StoredAnnotations, gold: StoredAnnotations | None = None
+) -> list[MeasuredFrom]:
+    """The version's rows and the label sets a measure read."""
+    found = [
+        MeasuredFrom("dataset_version", info.ref, info.content_hash),
+        MeasuredFrom("dataset_version", label_set_ref(info), labels.sha256),
+    ]
+    if gold is not None:
+        found.append(MeasuredFrom("dataset_version", label_set_ref(info, gold=True), gold.sha256))
+    return found
+
+
+@dataclass(frozen=True)
+class StoredLabelReport:
+    """A label report as stored: its run, the sha256 of its JSON (an artifact, the run's
+    output ``customers@1:agreement``), and how many issues it queued."""
+
+    run_id: str
+    sha256: str
+    queued: int
 
 
 def store_report(
@@ -152,24 +209,35 @@ def store_report(
     passed: bool | None,
     *,
     job: str,
+    measured_from: Sequence[MeasuredFrom] = (),
     issues: Sequence[LabelIssue] = (),
-) -> int:
-    """Store a report (and queue issues not queued before); returns how many were queued."""
-
-    with ws.record(job, {"dataset": info.ref}) as run:
+) -> StoredLabelReport:
+    """Store a report (and queue issues not queued before) with the run that measured it:
+    its inputs by hash (``measured_from``), the report's JSON as its output."""
+    report = json_safe(report)
+    blob = json.dumps(report, indent=1, sort_keys=True, allow_nan=False).encode()
+    artifacts = ws.store.artifacts
+    with artifacts.staged(), ws.record(job, {"dataset": info.ref}) as run:
         project_id, version_id = ids_of_version(run.session, ws, info)
-        run.input("dataset_version", f"{info.ref}:labels")
+        for read in measured_from:
+            run.input(read.kind, read.ref, sha256=read.sha256)
+        stored = artifacts.put_bytes(blob)
+        ArtifactStore.register(
+            run.session, stored, kind=f"labels:{kind}.json", media_type="application/json"
+        )
+        run.output("report", f"{info.ref}:{kind}", sha256=stored.sha256)
         run.session.add(
             LabelReportRecord(
                 project_id=project_id,
                 dataset_version_id=version_id,
                 kind=kind,
-                report=json_safe(report),
+                report=report,
                 passed=passed,
                 run_id=run.id,
             )
         )
-        return queue_issues(run.session, project_id, version_id, issues)
+        queued = queue_issues(run.session, project_id, version_id, issues)
+        return StoredLabelReport(run.id, stored.sha256, queued)
 
 
 def queue_issues(
@@ -212,8 +280,10 @@ def measure_hlp(
     info = default_dataset(ws, dataset)
     items = item_table(ws, info)
     classes = classes_of(ws, info, items.table)
-    annotations = load_annotations(ws, info, classes=classes).annotations
-    gold = _gold_labels(ws, info, classes)
+    stored = load_annotations(ws, info, classes=classes)
+    annotations = stored.annotations
+    stored_gold = _gold_labels(ws, info, classes)
+    gold = _gold_map(stored_gold)
     slices = _slices_of_items(ws, items, annotations)
     min_support = {s.name: s.min_support for s in ws.plan.slices}
     metric = ws.plan.metrics.primary_metric
@@ -239,19 +309,36 @@ def measure_hlp(
         "annotations": len(annotations.item),
         "gold": len(gold),
         "bootstrap": n_boot,
+        "labels_sha256": stored.sha256,
+        "gold_sha256": stored_gold.sha256 if stored_gold else None,
     }
-    store_report(ws, info, "hlp", result.to_dict() | stamp, None, job="labels hlp")
+    store_report(
+        ws,
+        info,
+        "hlp",
+        result.to_dict() | stamp,
+        None,
+        job="labels hlp",
+        measured_from=_label_inputs(info, stored, stored_gold),
+    )
     return result
 
 
 def _gold_labels(
     ws: Workspace, info: DatasetVersionInfo, classes: list[str] | None
-) -> dict[str, str]:
-    """Item id → its gold label, for the items that have one."""
+) -> StoredAnnotations | None:
+    """The version's gold labels, if it has any."""
     try:
-        gold = load_annotations(ws, info, gold=True, classes=classes).annotations
+        return load_annotations(ws, info, gold=True, classes=classes)
     except UsageError:  # no gold labels
+        return None
+
+
+def _gold_map(stored: StoredAnnotations | None) -> dict[str, str]:
+    """Item id → its gold label, for the items that have one."""
+    if stored is None:
         return {}
+    gold = stored.annotations
     return {gold.items[i]: gold.classes[c] for i, c in zip(gold.item, gold.label, strict=True)}
 
 
@@ -353,11 +440,15 @@ def get_hlp(ws: Workspace, dataset: str | None = None) -> StoredHLP | None:
 
 @dataclass(frozen=True)
 class ConsensusResult:
-    """One label per item: the labels it came from, the consensus, and the CSV written."""
+    """One label per item: the labels it came from (and their content hash), the consensus,
+    and the CSV written (its sha256 and the ``labels consensus`` run that recorded it)."""
 
     annotations: AnnotationSet
     consensus: Consensus
     path: Path | None = None
+    labels_sha256: str = ""
+    sha256: str | None = None
+    run_id: str | None = None
 
     @property
     def resolved(self) -> int:
@@ -379,6 +470,9 @@ class ConsensusResult:
             "converged": self.consensus.converged,
             "mean_confidence": self.mean_confidence,
             "file": str(self.path) if self.path else None,
+            "labels_sha256": self.labels_sha256,
+            "sha256": self.sha256,
+            "run_id": self.run_id,
         }
 
 
@@ -390,20 +484,35 @@ def consensus_labels(
     ties: Literal["unresolved", "random"] = "unresolved",
     out: str | Path | None = None,
 ) -> ConsensusResult:
-    """One label per item from the annotators' labels; written as CSV when ``out`` is given."""
+    """One label per item from the annotators' labels; written as CSV when ``out`` is given,
+    with a ``labels consensus`` run that records the label set it came from (by hash) and the
+    file it made (the file appears only once the run is recorded)."""
     info = default_dataset(ws, dataset)
     table = item_table(ws, info).table
-    annotations = load_annotations(ws, info, classes=classes_of(ws, info, table)).annotations
+    stored = load_annotations(ws, info, classes=classes_of(ws, info, table))
+    annotations = stored.annotations
     result = (
         dawid_skene(annotations)
         if method == "dawid-skene"
         else majority_vote(annotations, ties=ties)
     )
+    found = ConsensusResult(annotations, result, labels_sha256=stored.sha256)
     if out is None:
-        return ConsensusResult(annotations, result)
+        return found
     path = Path(out)
-    write_atomic(path, _consensus_csv(annotations, result))
-    return ConsensusResult(annotations, result, path)
+    if path.is_dir():
+        raise ParameterError("out", f"{{param}} {path} is a folder; give the file to write")
+    blob = _consensus_csv(annotations, result).encode()
+    digest = hashlib.sha256(blob).hexdigest()
+    parameters = {"dataset": info.ref, "method": method, "ties": ties}
+    with staged_file(path) as tmp:
+        tmp.write_bytes(blob)
+        with ws.record("labels consensus", parameters) as run:
+            for read in _label_inputs(info, stored):
+                run.input(read.kind, read.ref, sha256=read.sha256)
+            run.output("file", ws.relative(path), sha256=digest)
+            run_id = run.id
+    return dataclasses.replace(found, path=path, sha256=digest, run_id=run_id)
 
 
 def _consensus_csv(annotations: AnnotationSet, result: Consensus) -> str:

@@ -14,7 +14,7 @@ from mlplan.data import DatasetVersionInfo, get_dataset
 from mlplan.errors import DataError, NotFoundError, ParameterError, UsageError
 from mlplan.labels._consensus import majority_vote
 from mlplan.labels._export import BatchInfo, export_batch
-from mlplan.labels._ingest import load_annotations
+from mlplan.labels._ingest import label_set_ref, load_annotations
 from mlplan.labels._issues import (
     LabelIssue,
     find_label_issues,
@@ -27,12 +27,13 @@ from mlplan.labels._items import (
     item_table,
     read_probabilities,
 )
-from mlplan.labels._measure import store_report
+from mlplan.labels._measure import MeasuredFrom, store_report
 from mlplan.store import (
     AnnotationRecord,
     DatasetRecord,
     DatasetVersionRecord,
     LabelIssueRecord,
+    sha256_file,
     utcnow,
 )
 from mlplan.workspace import Workspace
@@ -203,7 +204,7 @@ def issues_from_predictions(
             "confident learning needs classes: set labels.classes or a classification target"
         )
     prob_ids, matrix = read_probabilities(path, classes, items.ids, info.ref)
-    given = _given_labels(ws, info, items, classes=classes, ids=prob_ids)
+    given, labels_sha256 = _given_labels(ws, info, items, classes=classes, ids=prob_ids)
     class_index = {c: i for i, c in enumerate(classes)}
     labels = np.array([class_index.get(given.get(p) or "", -1) for p in prob_ids])
     foreign = [
@@ -228,6 +229,15 @@ def issues_from_predictions(
         {"found": len(found), "checked": int(keep.sum()), "file": ws.relative(path)},
         None,
         job="labels issues",
+        measured_from=[
+            MeasuredFrom("file", ws.relative(path), sha256_file(path).sha256),
+            MeasuredFrom("dataset_version", info.ref, info.content_hash),
+            *(
+                [MeasuredFrom("dataset_version", label_set_ref(info), labels_sha256)]
+                if labels_sha256
+                else []
+            ),
+        ],
         issues=found,
     )
     return found
@@ -235,18 +245,21 @@ def issues_from_predictions(
 
 def _given_labels(
     ws: Workspace, info: DatasetVersionInfo, items: ItemTable, *, classes: list[str], ids: list[str]
-) -> dict[str, str | None]:
+) -> tuple[dict[str, str | None], str | None]:
     """The label each item carries now: its target value, else the annotators' majority
-    (items without one are left out)."""
+    (items without one are left out); with the label set's hash when labels were read."""
     target = "label" if info.format == "images" else ws.plan.target
     if target is not None and target in items.table.column_names:
         row_of = {item: i for i, item in enumerate(items.ids)}
         values = items.table.column(target).to_pylist()
-        return {p: (None if values[row_of[p]] is None else str(values[row_of[p]])) for p in ids}
-    annotations = load_annotations(ws, info, classes=classes).annotations
+        given = {p: (None if values[row_of[p]] is None else str(values[row_of[p]])) for p in ids}
+        return given, None
+    stored = load_annotations(ws, info, classes=classes)
+    annotations = stored.annotations
     consensus = majority_vote(annotations)
-    return {
+    majority: dict[str, str | None] = {
         item: annotations.classes[c]
         for item, c in zip(annotations.items, consensus.label, strict=True)
         if c >= 0
     }
+    return majority, stored.sha256

@@ -158,8 +158,9 @@ def lineage(ws: Workspace, ref: str) -> LineageGraph:
     if not made and not used:
         raise NotFoundError(
             f"no run made or read {ref!r}. Give a dataset version (customers@2), a split "
-            "(customers@2/s1), a model version (logistic-1@2) or a file path as recorded "
-            "(see mlplan data list)"
+            "(customers@2/s1), a label set (customers@2:labels) or report (customers@2:hlp), a "
+            "model (logistic-1, or a version: logistic-1@2) or a file path as recorded (see "
+            "mlplan data list)"
         )
     subject = next((n for r in made for n in r.outputs if n.ref == ref), None) or next(
         n for r in used for n in r.inputs if n.ref == ref

@@ -5,6 +5,7 @@ intervals."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,20 +30,33 @@ from mlplan.modeling._inputs import (
     target_kind,
     target_values,
 )
+from mlplan.modeling._metrics import Predictions, slice_metrics
 from mlplan.modeling._models import ModelInfo
 from mlplan.modeling._older import older_system_predictions
 from mlplan.modeling._package import run_graph
-from mlplan.modeling._tabular import score_predictions
 from mlplan.workspace import Workspace
 
 __all__ = [
     "ComparedRows",
+    "Resampling",
     "compared_rows",
     "model_rows",
     "older_system_rows",
+    "recorded_threshold",
     "reported_rows",
     "trivial_row",
 ]
+
+
+@dataclass(frozen=True)
+class Resampling:
+    """How every interval of a comparison is drawn: as ``evaluate`` draws its overall
+    intervals (the plan's ``evaluation.bootstrap`` resamples and ``confidence``, the same
+    seed), so that a model's metric and interval are the same in both."""
+
+    n_boot: int
+    seed: int
+    level: float
 
 
 @dataclass(frozen=True)
@@ -58,45 +72,37 @@ class ComparedRows:
     y_train: np.ndarray
     classes: list[str]
 
-    def bootstrap(
-        self, predicted: np.ndarray, proba: np.ndarray | None, *, n_boot: int, seed: int
-    ) -> dict[str, dict[str, float]]:
-        """Each metric of predictions on these rows, with a 95% bootstrap interval."""
-        return _bootstrap(
-            self.kind, self.y, predicted, proba, self.classes, n_boot=n_boot, seed=seed
+    def measure(
+        self,
+        predicted: np.ndarray,
+        proba: np.ndarray | None,
+        resampling: Resampling,
+        *,
+        classes: list[str] | None = None,
+        positive: str | None = None,
+    ) -> dict[str, dict[str, float | None]]:
+        """Each metric of predictions on these rows (``proba``'s columns: ``classes``, else
+        the training classes), with its bootstrap interval: the metric engine and the
+        draws of ``evaluate``'s overall group."""
+        if self.kind == "regression":
+            data = Predictions.from_arrays(self.y, predicted, kind="regression")
+        else:
+            data = Predictions.from_arrays(
+                self.y,
+                predicted,
+                kind="binary",
+                proba=proba,
+                classes=self.classes if classes is None else classes,
+                positive=positive,
+            )
+        report = slice_metrics(
+            data,
+            name="overall",
+            n_boot=resampling.n_boot,
+            seed=resampling.seed,
+            level=resampling.level,
         )
-
-
-def _bootstrap(
-    kind: str,
-    y: np.ndarray,
-    predicted: np.ndarray,
-    proba: np.ndarray | None,
-    classes: list[str],
-    *,
-    n_boot: int,
-    seed: int,
-) -> dict[str, dict[str, float]]:
-    point = score_predictions(kind, y, predicted, proba, classes)
-    draws: dict[str, list[float]] = {k: [] for k in point}
-    rng = np.random.default_rng(seed)
-    for _ in range(n_boot):
-        index = rng.integers(0, len(y), len(y))
-        if kind != "regression" and len(set(y[index])) < 2:
-            continue
-        sample = score_predictions(
-            kind, y[index], predicted[index], None if proba is None else proba[index], classes
-        )
-        for key, value in sample.items():
-            draws.setdefault(key, []).append(value)
-    out = {}
-    for key, value in point.items():
-        values = np.asarray([v for v in draws.get(key, []) if np.isfinite(v)])
-        low, high = (
-            np.percentile(values, [2.5, 97.5]) if values.size else (float("nan"), float("nan"))
-        )
-        out[key] = {"value": value, "low": float(low), "high": float(high)}
-    return out
+        return {k: v.to_dict() for k, v in report.overall.items() if k != "count"}
 
 
 def compared_rows(ws: Workspace, split_info: SplitInfo, models: list[ModelInfo]) -> ComparedRows:
@@ -127,7 +133,14 @@ def _test_ids(ws: Workspace, split_info: SplitInfo, test: ComparedRows) -> list[
     return [str(i) for i in test.rows]
 
 
-def trivial_row(test: ComparedRows, *, n_boot: int, seed: int) -> dict[str, Any]:
+def _positive(ws: Workspace, classes: list[str]) -> str | None:
+    """Binary: the plan's positive class where it is one of ``classes`` (else the second
+    class counts as positive, as in ``evaluate``)."""
+    positive = ws.plan.positive_class
+    return positive if len(classes) == 2 and positive in classes else None
+
+
+def trivial_row(ws: Workspace, test: ComparedRows, resampling: Resampling) -> dict[str, Any]:
     """What the training split says without looking at any feature."""
     n = len(test.y)
     if test.kind == "regression":
@@ -145,7 +158,8 @@ def trivial_row(test: ComparedRows, *, n_boot: int, seed: int) -> dict[str, Any]
         "kind": "trivial",
         "measured": True,
         "note": note,
-        "metrics": test.bootstrap(predicted, proba, n_boot=n_boot, seed=seed),
+        "threshold": None,
+        "metrics": test.measure(predicted, proba, resampling, positive=_positive(ws, test.classes)),
     }
 
 
@@ -191,9 +205,10 @@ def reported_rows(ws: Workspace) -> list[dict[str, Any]]:
 
 
 def older_system_rows(
-    ws: Workspace, split_info: SplitInfo, test: ComparedRows, *, n_boot: int, seed: int
+    ws: Workspace, split_info: SplitInfo, test: ComparedRows, resampling: Resampling
 ) -> list[dict[str, Any]]:
-    """The older system on the same rows, when its predictions were imported."""
+    """The older system on the same rows, when its predictions were imported (its labels as
+    it gave them: no threshold of ours)."""
     regression = test.kind == "regression"
     older = older_system_predictions(
         ws, split_info.ref, _test_ids(ws, split_info, test), None if regression else test.classes
@@ -201,6 +216,7 @@ def older_system_rows(
     if older is None:
         return []
     labels_only = older.proba is None and not regression
+    positive = _positive(ws, test.classes)
     return [
         {
             "name": older.name,
@@ -208,28 +224,61 @@ def older_system_rows(
             "measured": True,
             "note": "its predictions on the same test rows"
             + (" (labels only: no probabilities)" if labels_only else ""),
-            "metrics": test.bootstrap(older.predicted, older.proba, n_boot=n_boot, seed=seed),
+            "threshold": None,
+            "metrics": test.measure(older.predicted, older.proba, resampling, positive=positive),
         }
     ]
 
 
+def recorded_threshold(metadata: dict[str, Any]) -> dict[str, Any] | None:
+    """A binary model's decision threshold as its package's ``metadata.json`` records it:
+    the training default, or the one an evaluation chose (``set_by`` says which); None for
+    other models."""
+    value = metadata.get("threshold")
+    if value is None or len(metadata.get("classes") or []) != 2:
+        return None
+    choice = metadata.get("threshold_choice") or {}
+    if choice.get("chosen_on"):
+        set_by = f"evaluate: {choice.get('criterion')} on the {choice['chosen_on']} rows"
+    elif choice:
+        set_by = f"evaluate: {choice.get('criterion') or 'fixed'}"
+    else:
+        set_by = "training"
+    return {"value": float(value), "set_by": set_by}
+
+
 def model_rows(
-    ws: Workspace, models: list[ModelInfo], test: ComparedRows, *, n_boot: int, seed: int
+    ws: Workspace, models: list[ModelInfo], test: ComparedRows, resampling: Resampling
 ) -> list[dict[str, Any]]:
-    """Each model's package run on the test rows."""
+    """Each model's package run on the test rows; a binary model's labels at the decision
+    threshold its package records, as ``evaluate`` decides them."""
     rows = []
     for model in models:
-        graph = ws.store.artifacts.path(model.package["model.onnx"]).read_bytes()
+        artifacts = ws.store.artifacts
+        graph = artifacts.path(model.package["model.onnx"]).read_bytes()
+        metadata = json.loads(artifacts.path(model.package["metadata.json"]).read_text())
         spec = model.features
         feeds = feeds_for(spec, inputs_for(ws, test.info, test.table, spec, test.rows))
         predicted, proba = run_graph(graph, feeds, test.kind)
+        classes = positive = threshold = None
+        if test.kind != "regression":
+            classes = [str(c) for c in metadata["classes"]]
+            positive = _positive(ws, classes)
+            threshold = recorded_threshold(metadata) if proba is not None else None
+        if threshold is not None and proba is not None and classes is not None:
+            pos = classes.index(positive) if positive is not None else 1
+            decided = proba[:, pos] >= threshold["value"]
+            predicted = np.where(decided, classes[pos], classes[1 - pos]).astype(object)
         rows.append(
             {
                 "name": model.name,
                 "kind": "model",
                 "measured": True,
                 "note": f"{model.family}" + (" (baseline)" if model.baseline else ""),
-                "metrics": test.bootstrap(predicted, proba, n_boot=n_boot, seed=seed),
+                "threshold": threshold,
+                "metrics": test.measure(
+                    predicted, proba, resampling, classes=classes, positive=positive
+                ),
             }
         )
     return rows

@@ -9,8 +9,9 @@ from typing import Any
 
 from mlplan.core import LOWER_IS_BETTER, json_safe
 from mlplan.data import get_split
-from mlplan.errors import UsageError
+from mlplan.errors import ParameterError, UsageError
 from mlplan.modeling._bars import (
+    Resampling,
     compared_rows,
     model_rows,
     older_system_rows,
@@ -25,17 +26,30 @@ __all__ = ["Comparison", "compare_models", "latest_comparison"]
 
 @dataclass(frozen=True)
 class Comparison:
-    """Rows of (name, kind, metrics with intervals), the primary metric, and the gaps."""
+    """Rows of (name, kind, metrics with intervals, the decision threshold of their labels),
+    the primary metric, the gaps, and how the intervals were drawn (``bootstrap`` resamples
+    from ``seed`` at ``confidence``: as ``evaluate`` draws them)."""
 
     split: str
     primary: str
     rows: list[dict[str, Any]]
     gaps: dict[str, Any] = field(default_factory=dict)
+    bootstrap: int | None = None
+    seed: int | None = None
+    confidence: float | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Comparison:
         """From its JSON form (the stored report)."""
-        return cls(data["split"], data["primary"], list(data["rows"]), dict(data.get("gaps", {})))
+        return cls(
+            data["split"],
+            data["primary"],
+            list(data["rows"]),
+            dict(data.get("gaps", {})),
+            data.get("bootstrap"),
+            data.get("seed"),
+            data.get("confidence"),
+        )
 
     @property
     def best_model(self) -> str | None:
@@ -45,19 +59,46 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
-        return {"split": self.split, "primary": self.primary, "rows": self.rows, "gaps": self.gaps}
+        return {
+            "split": self.split,
+            "primary": self.primary,
+            "bootstrap": self.bootstrap,
+            "seed": self.seed,
+            "confidence": self.confidence,
+            "rows": self.rows,
+            "gaps": self.gaps,
+        }
 
 
 def compare_models(
-    ws: Workspace, *, split: str | None = None, n_boot: int = 200, seed: int = 0
+    ws: Workspace, *, split: str | None = None, n_boot: int | None = None, seed: int = 0
 ) -> Comparison:
     """Every model of the split and every bar, on its test rows; stored as a report.
+
+    Each measured row's metrics and intervals come from the metric engine with the draws
+    ``evaluate`` makes for its overall group: the same model on the same test rows has the
+    same value and interval in both (at the same ``n_boot`` and ``seed``). A binary model's
+    labels follow the decision threshold its package records, as in ``evaluate``.
+
+    Parameters
+    ----------
+    n_boot
+        Bootstrap resamples (default: ``evaluation.bootstrap``).
+    seed
+        Seed of the bootstrap (``evaluate``'s default is 0 too).
 
     Raises
     ------
     UsageError
         No model trained on the split yet.
+    ParameterError
+        A negative ``n_boot``.
     """
+    plan = ws.plan
+    boot = plan.evaluation.bootstrap if n_boot is None else n_boot
+    if boot < 0:
+        raise ParameterError("n_boot", f"{{param}} must be 0 or more; got {boot}")
+    resampling = Resampling(boot, seed, plan.evaluation.confidence)
     split_info = get_split(ws, split)
     models = [m for m in list_models(ws) if m.split == split_info.ref]
     if not models:
@@ -67,15 +108,17 @@ def compare_models(
         )
     test = compared_rows(ws, split_info, models)
     rows = [
-        trivial_row(test, n_boot=n_boot, seed=seed),
+        trivial_row(ws, test, resampling),
         *reported_rows(ws),
-        *older_system_rows(ws, split_info, test, n_boot=n_boot, seed=seed),
-        *model_rows(ws, models, test, n_boot=n_boot, seed=seed),
+        *older_system_rows(ws, split_info, test, resampling),
+        *model_rows(ws, models, test, resampling),
     ]
     primary = _primary_metric(ws, rows, test.kind)
-    comparison = Comparison(split_info.ref, primary, rows, _gaps(rows, primary))
+    comparison = Comparison(
+        split_info.ref, primary, rows, _gaps(rows, primary), boot, seed, resampling.level
+    )
 
-    parameters = {"split": split_info.ref, "bootstrap": n_boot, "seed": seed}
+    parameters = {"split": split_info.ref, "bootstrap": boot, "seed": seed}
     with ws.record("models compare", parameters) as run:
         run.input("split", split_info.ref, sha256=split_info.artifact_sha256)
         for model in models:
@@ -102,7 +145,14 @@ def _gaps(rows: list[dict[str, Any]], primary: str) -> dict[str, Any]:
     """The best model, and how far it is from each measured bar."""
     models = [r for r in rows if r["kind"] == "model"]
     pick = min if primary in LOWER_IS_BETTER else max
-    best = pick(models, key=lambda r: r["metrics"][primary]["value"])
+    worst = float("inf") if pick is min else float("-inf")
+
+    def score(row: dict[str, Any]) -> float:
+        # A metric that cannot be measured on these rows (None) ranks last.
+        value = row["metrics"].get(primary, {}).get("value")
+        return worst if value is None else float(value)
+
+    best = pick(models, key=score)
     gaps: dict[str, Any] = {"best_model": best["name"], "metric": primary}
     for row in rows:
         if row["kind"] not in {"hlp", "trivial", "older_system"}:
@@ -117,7 +167,11 @@ def _gaps(rows: list[dict[str, Any]], primary: str) -> dict[str, Any]:
                 else None
             )
         )
-        if metric is not None and row["metrics"][metric].get("value") is not None:
+        if (
+            metric is not None
+            and row["metrics"][metric].get("value") is not None
+            and best["metrics"][metric].get("value") is not None
+        ):
             gaps[f"to_{row['kind']}"] = (
                 best["metrics"][metric]["value"] - row["metrics"][metric]["value"]
             )

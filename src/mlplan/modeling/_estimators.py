@@ -32,8 +32,8 @@ class Estimator:
     (``regression`` or ``classification``) and a seed. ``scaled``: numeric inputs are
     standardised first (and, on window features, imputed); trees take them raw. ``converter``
     registers with skl2onnx a converter it lacks for this estimator, for a target kind.
-    ``snap_thresholds`` makes an exported graph split the float32 window features as the
-    model did in training.
+    ``snap_thresholds`` makes an exported graph split its float32 inputs (table columns or
+    window features, which the model also trained on as float32) as the model did.
     """
 
     make: Callable[[str, int], tuple[Any, dict[str, Any]]]

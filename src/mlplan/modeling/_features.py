@@ -3,7 +3,7 @@ data profile — and those columns as a tabular pipeline and its ONNX package re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlplan._optional import require
-from mlplan.data import DatasetVersionInfo, effective_metadata
+from mlplan.data import DatasetVersionInfo, effective_metadata, id_columns
 from mlplan.errors import DataError
 from mlplan.workspace import Workspace
 
@@ -20,11 +20,14 @@ __all__ = ["FeatureSet", "feature_frame", "onnx_feeds", "select_features"]
 
 @dataclass(frozen=True)
 class FeatureSet:
-    """Numeric and categorical input columns, and why others were left out."""
+    """Numeric and categorical input columns, why others were left out, and the rare
+    categories of each categorical column that share one input (``modeling.min_frequency``;
+    counted on the training rows, so empty until a split is prepared)."""
 
     numeric: list[str]
     categorical: list[str]
     excluded: dict[str, str]
+    infrequent: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def columns(self) -> list[str]:
@@ -32,8 +35,13 @@ class FeatureSet:
         return [*self.numeric, *self.categorical]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready view."""
+        """A JSON-ready view (the rare categories join it in the model's input spec)."""
         return {"numeric": self.numeric, "categorical": self.categorical, "excluded": self.excluded}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> FeatureSet:
+        """The inputs of a tabular model from its stored input spec (``Model.features``)."""
+        return cls(spec["numeric"], spec["categorical"], {}, dict(spec.get("infrequent") or {}))
 
 
 def select_features(
@@ -41,6 +49,11 @@ def select_features(
 ) -> FeatureSet:
     """The plan's ``modeling.features``, else every column but the target, ids, times, PII
     columns, free text and the plan's ``modeling.exclude``.
+
+    Ids are the plan's ``id_column`` and every column that only numbers or names the rows
+    (unique per row with an id's name, or a gap-free run of integers such as the row number an
+    R or pandas export adds): a model would learn the order of the file. Listing one in
+    ``modeling.features`` uses it all the same.
 
     Raises
     ------
@@ -61,6 +74,9 @@ def select_features(
     for column in plan.modeling.exclude:
         reasons.setdefault(column, "modeling.exclude")
     wanted = plan.modeling.features
+    for column, why in id_columns(info.profile).items():
+        if wanted is None or column not in wanted:
+            reasons.setdefault(column, why)
     if wanted is not None:
         missing = [c for c in wanted if c not in profile]
         if missing:
@@ -75,6 +91,8 @@ def select_features(
             excluded[name] = reasons[name]
         elif column.get("pii_suspected"):
             excluded[name] = f"looks like personal data ({column['pii_suspected']})"
+        elif column.get("count") == 0:
+            excluded[name] = "all missing: no value in the data"
         elif column["kind"] in {"numeric", "boolean"}:
             numeric.append(name)
         elif column["kind"] == "categorical":
@@ -90,13 +108,17 @@ def select_features(
 
 
 def feature_frame(table: pa.Table, features: FeatureSet, rows: np.ndarray) -> Any:
-    """The feature columns of ``rows`` as the DataFrame the pipeline expects (missing strings
-    as "")."""
+    """The feature columns of ``rows`` as the DataFrame the pipeline expects: numbers as the
+    float32 values the ONNX graph reads (missing: NaN), strings with missing ones as ""."""
     pd = require("pandas", extra="models", purpose="training models")
     subset = table.select(features.columns).take(pa.array(rows, pa.int64()))
     data = {}
     for name in features.numeric:
-        data[name] = pc.cast(subset.column(name), pa.float64()).to_numpy(zero_copy_only=False)
+        # The model learns from the values its package will see. Trained on float64, a tree
+        # splits 20000.123 from 20000.124, which are one float32: the package would answer
+        # differently from the model that was measured.
+        values = pc.cast(subset.column(name), pa.float64()).to_numpy(zero_copy_only=False)
+        data[name] = values.astype(np.float32)
     for name in features.categorical:
         values = subset.column(name)
         if pa.types.is_dictionary(values.type):

@@ -11,12 +11,16 @@ import numpy as np
 
 from mlplan.core import LOWER_IS_BETTER
 from mlplan.errors import DataError
-from mlplan.modeling._families import family_named
+from mlplan.modeling._families import FAMILIES, family_named
 from mlplan.modeling._inputs import TrainingData
 from mlplan.modeling._package import Fitted, check_parity
 from mlplan.modeling._tabular import fit_estimator, score_predictions
 
-__all__ = ["Job", "JobResult", "run_job", "validation_score"]
+__all__ = ["TRAINING_THRESHOLD", "Job", "JobResult", "run_job", "validation_score"]
+
+# A binary model's labels as trained: the positive class where its probability reaches this.
+# It is the package's recorded threshold until an evaluation records another.
+TRAINING_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -70,18 +74,41 @@ def run_job(data: TrainingData, job: Job) -> JobResult:
         scores[split] = score_predictions(
             data.kind, data.y[split], predicted, proba, data.classes
         ) | {"rows": len(data.y[split])}
+        if len(data.classes) == 2:
+            scores[split]["threshold"] = TRAINING_THRESHOLD
     parity: dict[str, Any] = {}
     if fitted.graph is not None:
         check = "test" if len(data.y["test"]) else "train"
         predicted, proba = fitted.predictions[check]
         parity = check_parity(fitted.graph, data.feeds(check), data.kind, predicted, proba)
         if not parity["passed"]:
-            raise DataError(
-                f"the ONNX package of this {job.family} model differs from the trained "
-                f"model on the {check} split (max difference {parity['max_abs_diff']:.2e},"
-                f" {parity.get('label_mismatches', 0)} labels); not registered"
-            )
+            raise DataError(_parity_failed(data, job, check, parity))
     return JobResult(job, fitted.params, scores, fitted.graph, fitted.native, parity, seconds)
+
+
+def _parity_failed(data: TrainingData, job: Job, split: str, parity: dict[str, Any]) -> str:
+    """Why a package is not registered, which rows show it, and what to do instead (training
+    the same family again gives the same package)."""
+    rows = [int(data.rows[split][i]) for i in parity["differing"]]
+    shown = ", ".join(map(str, rows[:5])) + (" …" if len(rows) > 5 else "")
+    others = [
+        name
+        for name, family in FAMILIES.items()
+        if name != job.family and (data.spec["kind"], data.kind) in family.fits
+    ]
+    instead = f"train another family (mlplan train --family {others[0]})" if others else ""
+    if job.params:
+        set_here = ", ".join(f"{k}: {v}" for k, v in sorted(job.params.items()))
+        instead += (" or " if instead else "") + f"train without the hyperparameters ({set_here})"
+    labels = f", {parity['label_mismatches']} labels" if "label_mismatches" in parity else ""
+    return (
+        f"the ONNX package of this {job.family} model answers differently from the trained "
+        f"model on {len(rows)} of {parity['rows']:,} {split} rows (rows {shown} of the dataset "
+        f"version, counted from 0; max difference {parity['max_abs_diff']:.2e}{labels}), "
+        f"so it is not registered: it would not "
+        f"serve the model that was measured. Training it again gives the same package: "
+        f"{instead + ', and ' if instead else ''}report it as a bug in mlplan with those rows"
+    )
 
 
 def validation_score(result: JobResult, metric: str) -> float:

@@ -111,7 +111,7 @@ def feeds_for(spec: dict[str, Any], x: Any) -> dict[str, np.ndarray]:
     if kind == "window":
         return {"window": x}
 
-    features = FeatureSet(spec["numeric"], spec["categorical"], {})
+    features = FeatureSet.from_spec(spec)
     return onnx_feeds(x, features)
 
 
@@ -142,7 +142,7 @@ def inputs_for(
     if kind == "window":
         return window_examples(table, spec, rows)
 
-    return feature_frame(table, FeatureSet(spec["numeric"], spec["categorical"], {}), rows)
+    return feature_frame(table, FeatureSet.from_spec(spec), rows)
 
 
 # -- tabular -----------------------------------------------------------------------------------

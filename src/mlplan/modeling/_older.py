@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 
 from mlplan.data import DataFormat, effective_metadata, get_split, load_split, read_table
 from mlplan.errors import DataError, UsageError
+from mlplan.modeling._inputs import target_column, target_kind
 from mlplan.store import ArtifactStore, sha256_file
 from mlplan.workspace import Workspace
 
@@ -103,21 +104,36 @@ def read_predictions(path: Path) -> pa.Table:
 
 
 def import_older_system(
-    ws: Workspace, predictions: str | Path, *, split: str | None = None
+    ws: Workspace, predictions: str | Path | None = None, *, split: str | None = None
 ) -> OlderSystemInfo:
     """Record the older system's predictions for the test rows of a split.
+
+    ``predictions`` defaults to the plan's ``baselines.older_system.predictions`` (relative to
+    the project folder).
 
     Raises
     ------
     DataError
-        A file without item_id / prediction, or that leaves test rows without a prediction.
+        A file without item_id / prediction, that leaves test rows without a prediction, or
+        whose predictions are not classes of the target (or, for regression, not numbers).
+    UsageError
+        No older system in the plan, or no file given and none in the plan.
     """
     plan = ws.plan
-    if plan.baselines.older_system is None:
+    older = plan.baselines.older_system
+    if older is None:
         raise UsageError(
             "the plan names no older system: add baselines.older_system "
             "{name: ..., description: ...} to mlplan.yaml first"
         )
+    if predictions is None:
+        if older.predictions is None:
+            raise UsageError.about(
+                "predictions",
+                "no file of the older system's predictions: pass {param} FILE, or set "
+                f"baselines.older_system.predictions in {ws.plan_path.name}",
+            )
+        predictions = ws.resolve(older.predictions)
     path = Path(predictions)
     table = read_predictions(path)
     split_info = get_split(ws, split)
@@ -132,8 +148,10 @@ def import_older_system(
             f"{path}: {len(uncovered):,} of the {len(test_ids):,} test items of "
             f"{split_info.ref} have no prediction, e.g. {', '.join(uncovered[:3])}"
         )
+    tested = pa.array([item in test_ids for item in given])
+    _check_predicted_values(ws, path, table.filter(tested), data.column(target_column(ws, info)))
     digest = sha256_file(path).sha256
-    name = plan.baselines.older_system.name
+    name = older.name
 
     parameters = {"split": split_info.ref, "name": name}
     with ws.store.artifacts.staged(), ws.record("baseline older", parameters) as run:
@@ -155,6 +173,46 @@ def import_older_system(
         return report
 
 
+def _as_class(value: Any) -> str:
+    """A predicted label as the class it names: 1.0 read from a file is the class '1'."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _check_predicted_values(
+    ws: Workspace, path: Path, table: pa.Table, target: pa.ChunkedArray
+) -> None:
+    """The predictions of the test items are there, and are classes of the target (numbers,
+    for regression): predictions ``yes``/``no`` for classes ``0``/``1`` would all count as
+    wrong, silently."""
+    column = table.column("prediction")
+    if column.null_count:
+        raise DataError(
+            f"{path}: {column.null_count:,} test item(s) have an empty prediction; the older "
+            "system's answer for every test item is needed (write its default answer where it "
+            "gave none)"
+        )
+    if target_kind(ws.plan.task, target) == "regression":
+        try:
+            pc.cast(column, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            shown = ", ".join(sorted({str(v) for v in column.to_pylist()})[:5])
+            raise DataError(
+                f"{path}: the prediction column holds {shown}, not numbers; a regression "
+                "task's older system predicts amounts"
+            ) from None
+        return
+    classes = {_as_class(v) for v in pc.drop_null(target).to_pylist()}
+    predicted = {_as_class(v) for v in pc.drop_null(column).to_pylist()}
+    unknown = sorted(predicted - classes)
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (", …" if len(unknown) > 5 else "")
+        raise DataError(
+            f"{path}: predictions {shown} are not classes of the target "
+            f"{ws.plan.target!r} ({', '.join(sorted(classes))}); write the predictions "
+            "with the target's own labels"
+        )
+
+
 def older_system_predictions(
     ws: Workspace, split_ref: str, item_ids: list[str], classes: list[str] | None
 ) -> OlderSystemPredictions | None:
@@ -172,14 +230,7 @@ def older_system_predictions(
     if classes is None:
         predicted = np.asarray([float(values[i]) for i in order])
     else:
-        # 1.0 read from a file is the class '1'.
-        predicted = np.asarray(
-            [
-                str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
-                for v in (values[i] for i in order)
-            ],
-            dtype=object,
-        )
+        predicted = np.asarray([_as_class(values[i]) for i in order], dtype=object)
     proba = None
     if classes and all(c in table.column_names for c in classes):
         matrix = np.column_stack(

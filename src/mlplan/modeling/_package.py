@@ -54,31 +54,41 @@ def check_parity(
 ) -> dict[str, Any]:
     """Compare a package's outputs with the trained model's: the maximum absolute difference
     (of probabilities, or of values relative to their scale) within ``PARITY_TOLERANCE``,
-    and identical labels except where the top two probabilities tie."""
+    and identical labels except where the top two probabilities tie. ``differing``: the
+    positions of the rows that break either, when the check fails."""
     predicted, proba = run_graph(graph, feeds, kind)
     if kind == "regression":
-        diff = float(np.max(np.abs(predicted - native))) if len(native) else 0.0
+        gaps = np.abs(predicted - native)
+        diff = float(np.max(gaps)) if len(native) else 0.0
         scale = max(1.0, float(np.abs(native).max())) if len(native) else 1.0
-        return {
+        out: dict[str, Any] = {
             "rows": len(native),
             "max_abs_diff": diff,
             "passed": bool(diff <= PARITY_TOLERANCE * scale),
         }
+        return out if out["passed"] else out | _differing(gaps > PARITY_TOLERANCE * scale)
     assert proba is not None and native_proba is not None
-    diff = float(np.max(np.abs(proba - native_proba))) if len(native_proba) else 0.0
+    gaps = np.max(np.abs(proba - native_proba), axis=1) if len(native_proba) else np.zeros(0)
+    diff = float(np.max(gaps)) if len(native_proba) else 0.0
     top = np.sort(native_proba, axis=1)
     ties = (
         (top[:, -1] - top[:, -2] <= PARITY_TOLERANCE)
         if native_proba.shape[1] > 1
         else np.zeros(len(native_proba), dtype=bool)
     )
-    mismatched = int(((predicted != np.asarray(native).astype(str)) & ~ties).sum())
-    return {
+    wrong = (predicted != np.asarray(native).astype(str)) & ~ties
+    out = {
         "rows": len(native_proba),
         "max_abs_diff": diff,
-        "label_mismatches": mismatched,
-        "passed": bool(diff <= PARITY_TOLERANCE and mismatched == 0),
+        "label_mismatches": int(wrong.sum()),
+        "passed": bool(diff <= PARITY_TOLERANCE and not wrong.any()),
     }
+    return out if out["passed"] else out | _differing((gaps > PARITY_TOLERANCE) | wrong)
+
+
+def _differing(mask: np.ndarray) -> dict[str, list[int]]:
+    """The positions of the rows where a package and its model disagree."""
+    return {"differing": [int(i) for i in np.flatnonzero(mask)]}
 
 
 def add_label_output(graph: bytes, classes: list[str]) -> bytes:

@@ -1,5 +1,6 @@
 """A split made ready for training, once for every family of the task: its target checked, its
-inputs (features, windows or images) and targets per split."""
+inputs (features, windows or images) and targets per split, and for tables, the categories too
+rare in training to score apart."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlplan.data import DatasetVersionInfo, SplitInfo, load_split
+from mlplan.data import DatasetVersionInfo, SplitInfo, load_split, target_problem
 from mlplan.errors import DataError
 from mlplan.modeling._backbones import backbone_input
+from mlplan.modeling._categories import infrequent_categories
+from mlplan.modeling._features import FeatureSet
 from mlplan.modeling._inputs import (
     TrainingData,
     example_rows,
@@ -24,6 +27,7 @@ from mlplan.modeling._inputs import (
     target_values,
     window_spec,
 )
+from mlplan.modeling._screen import screen_features
 from mlplan.workspace import Workspace
 
 __all__ = ["PreparedSplit", "prepare_split"]
@@ -61,11 +65,19 @@ def prepare_split(ws: Workspace, split_info: SplitInfo) -> PreparedSplit:
     if not rows["train"].size:
         raise DataError(f"{split_info.ref} has no training rows with a known {target!r}")
     classes = _classes(kind, y_all[rows["train"]], target)
+    if spec["kind"] == "tabular":
+        spec = _screened(ws, info, table, spec, rows["train"], y_all[rows["train"]], kind)
+    x = {name: inputs_for(ws, info, table, spec, index) for name, index in rows.items()}
+    if spec["kind"] == "tabular":
+        # Counted once on the training rows, for every family, and kept with each model.
+        least = plan.modeling.min_frequency
+        rare = infrequent_categories(x["train"], spec["categorical"], least)
+        spec = spec | {"min_frequency": least, "infrequent": rare}
     data = TrainingData(
         task=plan.task,
         kind=kind,
         spec=spec,
-        x={name: inputs_for(ws, info, table, spec, index) for name, index in rows.items()},
+        x=x,
         y={name: y_all[index] for name, index in rows.items()},
         rows=rows,
         classes=classes,
@@ -77,10 +89,19 @@ def prepare_split(ws: Workspace, split_info: SplitInfo) -> PreparedSplit:
 def _target(
     ws: Workspace, info: DatasetVersionInfo, table: pa.Table, target: str
 ) -> pa.ChunkedArray:
-    """The target column, which a regression task needs numeric."""
+    """The target column, checked against the task (two values for binary, classes for a
+    classification, numbers for regression)."""
     if target not in table.column_names:
         raise DataError(f"{info.ref} has no target column {target!r} to learn")
     column = table.column(target)
+    profile = info.profile.get("columns", {}).get(target)
+    problem = (
+        target_problem(ws.plan.task, target, profile, positive_class=ws.plan.positive_class)
+        if profile
+        else None
+    )
+    if problem:
+        raise DataError(f"{info.ref}: {problem} (in {ws.plan_path.name})")
     if ws.plan.task == "regression" and not (
         pa.types.is_floating(column.type) or pa.types.is_integer(column.type)
     ):
@@ -89,6 +110,46 @@ def _target(
             "Set task: binary or multiclass, or name a numeric target"
         )
     return column
+
+
+def _screened(
+    ws: Workspace,
+    info: DatasetVersionInfo,
+    table: pa.Table,
+    spec: dict[str, Any],
+    train: np.ndarray,
+    y_train: np.ndarray,
+    kind: Literal["regression", "classification"],
+) -> dict[str, Any]:
+    """The tabular spec once each feature is screened alone on the training rows: constant,
+    all-missing and duplicate columns left out with a note; a feature that nearly determines
+    the target refused unless the plan allows it."""
+    allowed = ws.plan.modeling.allowed_features
+    unknown = [c for c in allowed if c not in table.column_names]
+    if unknown:
+        raise DataError(
+            f"modeling.allowed_features in {ws.plan_path.name} names "
+            f"{', '.join(map(repr, unknown))}, which {'is' if len(unknown) == 1 else 'are'} "
+            f"not a column of {info.ref}"
+        )
+    screen = screen_features(
+        table,
+        FeatureSet(spec["numeric"], spec["categorical"], {}),
+        y_train,
+        kind=kind,
+        target=target_column(ws, info),
+        rows=train,
+        allowed=allowed,
+        seed=ws.plan.modeling.seed,
+    )
+    screen.check(ws.plan_path.name)
+    screened = screen.apply(spec)
+    if not screened["numeric"] and not screened["categorical"]:
+        raise DataError(
+            f"no usable feature in {info.ref}: every column was left out "
+            f"({', '.join(f'{k}: {v}' for k, v in screened['excluded'].items())})"
+        )
+    return screened
 
 
 def _input_spec(

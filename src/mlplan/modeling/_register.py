@@ -18,7 +18,7 @@ from mlplan.errors import StoreError
 from mlplan.modeling._compute import profile_package
 from mlplan.modeling._families import BASELINE_FAMILY, family_named
 from mlplan.modeling._features import FeatureSet
-from mlplan.modeling._fit import JobResult
+from mlplan.modeling._fit import TRAINING_THRESHOLD, JobResult
 from mlplan.modeling._inputs import target_column
 from mlplan.modeling._models import ModelInfo
 from mlplan.modeling._prepare import PreparedSplit
@@ -209,7 +209,7 @@ def _metadata(ws: Workspace, prepared: PreparedSplit, result: JobResult) -> dict
         "family": result.job.family,
         "target": target_column(ws, prepared.info),
         "classes": data.classes,
-        "threshold": 0.5 if len(data.classes) == 2 else None,
+        "threshold": TRAINING_THRESHOLD if len(data.classes) == 2 else None,
         "metrics": result.scores,
         "dataset": prepared.info.ref,
         "split": prepared.split.ref,
@@ -292,7 +292,7 @@ def _signature(prepared: PreparedSplit) -> PackageSignature:
         )
     if spec["kind"] == "window":
         return window_signature(spec, data.x["train"])
-    features = FeatureSet(spec["numeric"], spec["categorical"], {})
+    features = FeatureSet.from_spec(spec)
     return tabular_signature(
         prepared.table, features, data.rows["train"], prepared.info.profile["columns"]
     )

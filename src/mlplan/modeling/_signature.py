@@ -5,7 +5,8 @@ server's validators, batch scoring, evaluation and the browser page.
 Each input is one ONNX feed:
 
 - ``number`` / ``string``: a tabular column, one ``[n, 1]`` tensor, with the range or the
-  categories seen in training and whether it may be missing;
+  categories seen in training (and ``infrequent``: those too rare in training to score apart,
+  which the graph scores as one) and whether it may be missing;
 - ``image``: ``[n, channels, height, width]`` pixels 0–255;
 - ``window``: ``[n, length, channels]`` steps of a time-ordered series, with each channel's
   range.
@@ -50,6 +51,7 @@ class SignatureInput:
     time_column: str | None = None  # window: the series' order and how far ahead
     horizon: int | None = None
     channels: tuple[dict[str, Any], ...] = ()  # window: each channel's name, min and max
+    infrequent: tuple[str, ...] = ()  # string: the categories seen that score as one (too rare)
 
     @property
     def tabular(self) -> bool:
@@ -68,6 +70,7 @@ class SignatureInput:
             min=data.get("min"),
             max=data.get("max"),
             categories=tuple(str(c) for c in data.get("categories") or ()),
+            infrequent=tuple(str(c) for c in data.get("infrequent") or ()),
             shape=None if shape is None else tuple(shape),
             dtype=data.get("dtype"),
             range=None if pixel_range is None else (pixel_range[0], pixel_range[1]),
@@ -94,7 +97,10 @@ class SignatureInput:
             "horizon": self.horizon,
             "channels": [dict(c) for c in self.channels],
         }
-        return {key: values[key] for key in _KEYS[self.type]}
+        out = {key: values[key] for key in _KEYS[self.type]}
+        if self.infrequent:  # written only when some are, so older packages read the same
+            out["infrequent"] = list(self.infrequent)
+        return out
 
 
 @dataclass(frozen=True)

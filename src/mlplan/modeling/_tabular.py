@@ -15,6 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlplan._optional import require
+from mlplan.modeling._categories import rare_categories
+from mlplan.modeling._categories import register_converter as register_rare_categories
 from mlplan.modeling._families import tabular_estimator
 from mlplan.modeling._features import FeatureSet
 from mlplan.modeling._inputs import TrainingData
@@ -54,29 +56,22 @@ def build_pipeline(
             steps.append(("scale", prep.StandardScaler()))
         parts.append(("num", pipeline.Pipeline(steps), features.numeric))
     if features.categorical:
-        parts.append(
+        categorical: list[tuple[str, Any]] = [
             (
-                "cat",
-                pipeline.Pipeline(
-                    [
-                        (
-                            "impute",
-                            impute.SimpleImputer(
-                                missing_values="", strategy="constant", fill_value=MISSING_CATEGORY
-                            ),
-                        ),
-                        (
-                            "onehot",
-                            # Unseen categories encode as all zeros, in sklearn and ONNX alike.
-                            # (Rare-category bucketing, min_frequency, does not survive the ONNX
-                            # export, so it is left out.)
-                            prep.OneHotEncoder(handle_unknown="ignore"),
-                        ),
-                    ]
+                "impute",
+                impute.SimpleImputer(
+                    missing_values="", strategy="constant", fill_value=MISSING_CATEGORY
                 ),
-                features.categorical,
             )
-        )
+        ]
+        if features.infrequent:
+            # Rare categories share one input, in this pipeline and in its graph alike
+            # (_categories.py says why scikit-learn's own min_frequency cannot).
+            rare = [features.infrequent.get(c, []) for c in features.categorical]
+            categorical.append(("rare", rare_categories(rare)))
+        # Unseen categories encode as all zeros, in sklearn and ONNX alike.
+        categorical.append(("onehot", prep.OneHotEncoder(handle_unknown="ignore")))
+        parts.append(("cat", pipeline.Pipeline(categorical), features.categorical))
     return pipeline.Pipeline(
         [
             ("prepare", compose.ColumnTransformer(parts)),
@@ -114,17 +109,21 @@ def export_onnx(pipe: Any, kind: str, family: str, features: FeatureSet) -> byte
     """A fitted pipeline as an ONNX graph with one [n, 1] input per feature."""
     skl2onnx = require("skl2onnx", extra="models", purpose="packaging models as ONNX")
     types = require("skl2onnx.common.data_types", extra="models", purpose="ONNX packages")
-    converter = tabular_estimator(family).converter
-    if converter is not None:
-        converter(kind)
+    spec = tabular_estimator(family)
+    if spec.converter is not None:
+        spec.converter(kind)
+    if features.infrequent:
+        register_rare_categories()
     inputs = [(c, types.FloatTensorType([None, 1])) for c in features.numeric]
     inputs += [(c, types.StringTensorType([None, 1])) for c in features.categorical]
     options = {} if kind == "regression" else {"zipmap": False}
     model = skl2onnx.convert_sklearn(
         pipe, initial_types=inputs, options=options, target_opset={"": 17, "ai.onnx.ml": 3}
     )
-    # No threshold snapping here: the pipeline trains on float64 values that the graph sees
-    # rounded to float32, and for those, rounding thresholds to nearest keeps more splits.
+    # The pipeline trained on the float32 values the graph reads (feature_frame), so a tree's
+    # thresholds can be made exact for them.
+    if spec.snap_thresholds is not None:
+        spec.snap_thresholds(model, pipe.named_steps["model"])
     return bytes(model.SerializeToString())
 
 
@@ -157,11 +156,13 @@ def tabular_signature(
                 name,
                 "string",
                 categories=() if redacted else tuple(seen),
+                infrequent=() if redacted else tuple(features.infrequent.get(name, ())),
                 nullable=bool(values.null_count),
             )
         )
     # How a caller feeds the graph: one [n, 1] tensor per input; a missing number is NaN, a
-    # missing string is "" (both imputed inside the graph); an unseen category is all zeros.
+    # missing string is "" (both imputed inside the graph); a rare category scores as the
+    # others of its column listed as infrequent; an unseen category is all zeros.
     return PackageSignature(
         tuple(columns),
         missing={"number": "NaN", "string": ""},
@@ -293,7 +294,7 @@ def fit_estimator(
             else None
         )
     else:
-        features = FeatureSet(spec["numeric"], spec["categorical"], {})
+        features = FeatureSet.from_spec(spec)
         estimator = build_pipeline(kind, family, features, seed, params)
         x = data.x
         estimator.fit(x["train"], data.y["train"])

@@ -54,6 +54,9 @@ def train_model(
         A family that does not fit the task, or whose extra is missing.
     DataError
         A missing or constant target, no usable feature, a package that fails parity.
+    CheckFailedError
+        A split whose leakage checks failed (ids or groups in two splits) and were not
+        accepted (``mlplan data split --accept-leakage``).
     """
     if family is None and not baseline:
         raise ParameterError(
@@ -93,7 +96,7 @@ def train_models(
 
     Raises
     ------
-    ParameterError, UsageError, DataError
+    ParameterError, UsageError, DataError, CheckFailedError
         As :func:`train_model`; nothing is registered when any family fails.
     """
     for name in families or []:
@@ -111,7 +114,9 @@ def train_models(
             else list(plan.modeling.families or DEFAULT_FAMILIES[task])
         )
     seed = plan.modeling.seed if seed is None else seed
-    prepared = prepare_split(ws, get_split(ws, split))
+    chosen = get_split(ws, split)
+    chosen.check_usable()  # before any work: ids or groups in two splits, not accepted
+    prepared = prepare_split(ws, chosen)
     data = prepared.data
     for family in families:
         check_fits(family, data.spec["kind"], data.kind, task)

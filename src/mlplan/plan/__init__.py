@@ -42,11 +42,19 @@ from mlplan.plan._schema import (
     Stakeholder,
     Task,
 )
-from mlplan.plan._template import ColumnSuggestion, DataSuggestions, render_plan
+from mlplan.plan._template import (
+    RARE_POSITIVE_SHARE,
+    ColumnSuggestion,
+    DataSuggestions,
+    ScanChoice,
+    TargetCandidate,
+    render_plan,
+)
 
 __all__ = [
     "NAME_PATTERN",
     "PLAN_FILE",
+    "RARE_POSITIVE_SHARE",
     "ApprovalSpec",
     "Baselines",
     "CanaryStep",
@@ -79,10 +87,12 @@ __all__ = [
     "ProjectSpec",
     "Risk",
     "RolloutSpec",
+    "ScanChoice",
     "Security",
     "SliceFloor",
     "SliceSpec",
     "Stakeholder",
+    "TargetCandidate",
     "Task",
     "load_plan",
     "parse_plan",

@@ -493,6 +493,17 @@ class Modeling(_Section):
         None, description="Input columns; unset: all but the target, ids, times and PII."
     )
     exclude: list[str] = Field(default_factory=list, description="Columns never used as input.")
+    min_frequency: int = Field(
+        10,
+        ge=1,
+        description="Tables: a category seen in fewer training rows shares one '(infrequent)' "
+        "input with the other rare ones of its column; 1 keeps every category apart.",
+    )
+    allowed_features: list[str] = Field(
+        default_factory=list,
+        description="Features that may nearly determine the target: known when predicting, so "
+        "the screen before training does not refuse them as derived from it.",
+    )
     seed: int = 0
     tune_trials: int = Field(0, ge=0)
     hyperparameters: dict[str, dict[str, Any]] = Field(

@@ -14,7 +14,18 @@ from typing import Literal
 
 from mlplan.plan._schema import Task
 
-__all__ = ["ColumnSuggestion", "DataSuggestions", "render_plan"]
+__all__ = [
+    "RARE_POSITIVE_SHARE",
+    "ColumnSuggestion",
+    "DataSuggestions",
+    "ScanChoice",
+    "TargetCandidate",
+    "render_plan",
+]
+
+RARE_POSITIVE_SHARE = 0.10
+"""Below this share of positive rows, the template's primary metric is PR AUC (average
+precision) with a recall floor: ROC AUC stays high on rare events even when few are caught."""
 
 
 @dataclass(frozen=True)
@@ -33,8 +44,37 @@ class ColumnSuggestion:
 
 
 @dataclass(frozen=True)
+class TargetCandidate:
+    """A column that could be the target, and why it ranks where it does."""
+
+    name: str
+    score: int
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def reason(self) -> str:
+        """The reasons as one line."""
+        return "; ".join(self.reasons)
+
+
+@dataclass(frozen=True)
+class ScanChoice:
+    """What the scan chose for a question only people can settle (the target, the positive
+    class), why, and whether it is sure enough to use without asking."""
+
+    value: str
+    reason: str
+    sure: bool
+
+
+@dataclass(frozen=True)
 class DataSuggestions:
-    """What a scan of a data file suggests for the plan."""
+    """What a scan of a data file suggests for the plan.
+
+    ``target_candidates`` are the candidate names, likeliest first; ``ranking`` the same with
+    their reasons; ``target`` the scan's choice (the first candidate), ``positive`` the
+    binary target's positive class and ``class_shares`` each class's share of the rows.
+    """
 
     dataset: str
     path: str
@@ -44,6 +84,10 @@ class DataSuggestions:
     target_candidates: list[str] = field(default_factory=list)
     task: Task | None = None
     classes: list[str] = field(default_factory=list)
+    ranking: list[TargetCandidate] = field(default_factory=list)
+    target: ScanChoice | None = None
+    class_shares: dict[str, float] = field(default_factory=dict)
+    positive: ScanChoice | None = None
 
     def names(self, role: str) -> list[str]:
         """Columns suggested for ``role``."""
@@ -63,12 +107,60 @@ _ML_METRICS: dict[str, list[tuple[str, str, float | None]]] = {
 }
 
 
+# A rare positive class: PR AUC first (chance is the share of positives), a recall floor at
+# the decision threshold, precision and ROC AUC beside them.
+_RARE_POSITIVE_METRICS: list[tuple[str, str, float | None]] = [
+    ("pr_auc", "maximize", 0.5),
+    ("recall", "maximize", 0.6),
+    ("precision", "maximize", None),
+    ("roc_auc", "maximize", None),
+]
+
+
 def _positive(classes: list[str]) -> str | None:
     """A conventional positive class name among two classes, if there is one."""
     for name in classes:
         if name.strip().lower() in {"1", "true", "yes", "positive"}:
             return name
     return None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What the template knows of the target: the scan's reason for it, the positive class
+    and why, and the positive class's share of the rows."""
+
+    target_reason: str | None = None
+    positive: str | None = None
+    positive_reason: str | None = None
+    positive_share: float | None = None
+
+    @classmethod
+    def of(
+        cls, task: Task, target: str | None, data: DataSuggestions | None, positive: str | None
+    ) -> _Outcome:
+        """From the scan, when it scanned this target (a given positive class wins)."""
+        scanned = data is not None and data.target is not None and data.target.value == target
+        if not scanned or data is None:
+            return cls(positive=positive)
+        given = data.target is None or data.target.reason == "given"
+        reason = None if given or data.target is None else data.target.reason
+        if task != "binary":
+            return cls(reason)
+        why = None
+        if positive is not None:
+            why = "given"
+        elif data.positive is not None:
+            positive, why = data.positive.value, data.positive.reason
+        else:
+            positive = _positive(data.classes)
+        share = data.class_shares.get(positive) if positive is not None else None
+        return cls(reason, positive, why, share)
+
+    @property
+    def rare(self) -> bool:
+        """The positive class is rare (below ``RARE_POSITIVE_SHARE`` of the rows)."""
+        return self.positive_share is not None and self.positive_share < RARE_POSITIVE_SHARE
 
 
 def _q(value: object) -> str:
@@ -84,9 +176,14 @@ def render_plan(
     data: DataSuggestions | None = None,
     problem: str | None = None,
     owner: str | None = None,
+    positive_class: str | None = None,
 ) -> str:
     """The text of a complete, commented ``mlplan.yaml``: one block per plan section, a blank
     line between them.
+
+    With a scan of the data (``data``), a binary target's positive class defaults to the
+    scan's (the minority); when it is rare (under ``RARE_POSITIVE_SHARE`` of the rows), the
+    primary metric is PR AUC with a recall floor at the decision threshold.
 
     Examples
     --------
@@ -94,12 +191,14 @@ def render_plan(
     >>> parse_plan(render_plan("churn", task="binary", target="churned")).target
     'churned'
     """
+    outcome = _Outcome.of(task, target, data, positive_class)
+    metrics = _RARE_POSITIVE_METRICS if outcome.rare else _ML_METRICS[task]
     sections = [
         _header(),
-        _scoping(name, task=task, target=target, data=data, problem=problem, owner=owner),
+        _scoping(name, task=task, target=target, outcome=outcome, problem=problem, owner=owner),
         _datasets(data),
         _labels(data),
-        _metrics(task),
+        _metrics(metrics, outcome),
         _slices(data),
         _baselines(),
         _risks(),
@@ -108,7 +207,7 @@ def render_plan(
         _evaluation(),
         _deployment(),
         _rollout(),
-        _monitoring(task),
+        _monitoring(metrics),
         _approvals(),
     ]
     return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
@@ -128,7 +227,7 @@ def _scoping(
     *,
     task: Task,
     target: str | None,
-    data: DataSuggestions | None,
+    outcome: _Outcome,
     problem: str | None,
     owner: str | None,
 ) -> list[str]:
@@ -151,12 +250,17 @@ def _scoping(
         "scenario: null  # TODO: which one is this project?",
         "# regression | binary | multiclass | image_classification | sequence",
         f"task: {task}",
-        f"target: {_q(target)}"
+        (
+            f"target: {_q(target)}"
+            + (f"  # chosen by the scan: {outcome.target_reason}" if outcome.target_reason else "")
+        )
         if target
         else "target: null  # image folders: the class is the folder",
     ]
     if task == "binary":
-        positive = _positive(data.classes) if data is not None and data.classes else None
+        positive, why = outcome.positive, outcome.positive_reason
+        if positive and why and why != "given":
+            out.append(f"# positive class from the scan: {why}; check")
         out.append(
             f"positive_class: {_q(positive)}  # the class FP/FN and recall refer to"
             if positive
@@ -219,16 +323,31 @@ def _labels(data: DataSuggestions | None) -> list[str]:
     ]
 
 
-def _metrics(task: Task) -> list[str]:
-    metrics = _ML_METRICS[task]
-    return [
+def _metrics(metrics: list[tuple[str, str, float | None]], outcome: _Outcome) -> list[str]:
+    out = [
         "# ── Metrics ─────────────────────────────────────────────────────────────────────────",
         "metrics:",
+    ]
+    if outcome.rare:
+        assert outcome.positive_share is not None
+        share = outcome.positive_share
+        out += [
+            f"  # Positives ({_q(outcome.positive)}) are rare ({share:.1%} of the rows): ROC AUC "
+            "stays high on rare",
+            "  # events even when few are caught, so the primary metric is PR AUC (average "
+            "precision;",
+            f"  # chance: {share:.2g}), with a recall floor at the decision threshold. Set "
+            "both to what",
+            "  # the use needs.",
+        ]
+    return [
+        *out,
         f"  primary: {metrics[0][0]}",
         "  ml:",
         *(
             f"    - {{name: {metric}, direction: {direction}, target: "
             f"{'null' if goal is None else goal}}}"
+            + ("  # at the decision threshold" if outcome.rare and metric == "recall" else "")
             for metric, direction, goal in metrics
         ),
         "  software:",
@@ -294,6 +413,11 @@ def _modeling() -> list[str]:
         "  families: null  # null: the task's defaults; or [logistic, gbt] (linear, cnn, rnn)",
         "  features: null  # null: every column but the target, ids, times and PII columns",
         "  exclude: []  # columns never used as input",
+        "  # Categories seen in fewer training rows share one '(infrequent)' input, inside the",
+        "  # package too: a weight learned from under 10 rows is mostly noise. 1: keep all apart.",
+        "  min_frequency: 10",
+        "  allowed_features: []  # kept though one alone explains >= 0.98 of the target "
+        "(else refused)",
         "  seed: 0",
         "  tune_trials: 0  # > 0: a seeded search over the validation split",
     ]
@@ -348,9 +472,12 @@ def _rollout() -> list[str]:
     ]
 
 
-def _monitoring(task: Task) -> list[str]:
-    primary, direction, _ = _ML_METRICS[task][0]
+def _monitoring(metrics: list[tuple[str, str, float | None]]) -> list[str]:
+    primary, direction, goal = metrics[0]
     maximize = direction == "maximize"
+    alarm = 0.8 if maximize else 1.0
+    if maximize and goal is not None and goal < 0.8:
+        alarm = round(goal * 0.8, 2)  # below the target, as 0.8 is below 0.85
     return [
         "# ── Monitoring ──────────────────────────────────────────────────────────────────────",
         "monitoring:",
@@ -362,7 +489,7 @@ def _monitoring(task: Task) -> list[str]:
         "    - {name: null-outputs, metric: null_output_rate, op: '>', threshold: 0.01, "
         "window: 1h}",
         f"  ml: [{{name: primary-metric, metric: {primary}, op: '{'<' if maximize else '>'}', "
-        f"threshold: {0.8 if maximize else 1.0}, window: 7d}}]",
+        f"threshold: {alarm}, window: 7d}}]",
         "  business: []",
     ]
 
@@ -383,7 +510,11 @@ def _dataset_block(data: DataSuggestions) -> list[str]:
     add = out.append
     pii = data.names("pii")
     sensitive = data.names("sensitive")
-    ids = data.names("id")
+    # A real id (customer_id) names items better than an export's row number.
+    ids = sorted(
+        data.names("id"),
+        key=lambda n: any(c.name == n and c.reason.startswith("row number") for c in data.columns),
+    )
     times = data.names("time")
     add(f"  {data.dataset}:")
     add(f"    path: {_q(data.path)}")
@@ -407,9 +538,13 @@ def _dataset_block(data: DataSuggestions) -> list[str]:
     else:
         add("    pii_columns: null  # TODO: the scan found none; list them, or [] once checked")
     if sensitive:
-        add(f"    sensitive_attributes: {_q(sensitive)}  # likely sensitive by name; check")
+        why = "; ".join(f"{c.name}: {c.reason}" for c in data.columns if c.role == "sensitive")
+        add(f"    sensitive_attributes: {_q(sensitive)}  # found by the scan ({why}); check")
     else:
-        add("    sensitive_attributes: null  # TODO: none found by name; list them, or [] if none")
+        add(
+            "    sensitive_attributes: null  # TODO: the scan found none by name or values; "
+            "list them, or [] if none"
+        )
     add("    labeling: {strategy: in-house}")
     if data.columns:
         add("    # columns (type, distinct values, missing):")
@@ -419,6 +554,9 @@ def _dataset_block(data: DataSuggestions) -> list[str]:
                 f"    #   {c.name}: {c.type}, {c.distinct:,} distinct, "
                 f"{c.missing_ratio:.1%} missing{note}"
             )
-    if len(data.target_candidates) > 1:
+    if data.ranking[1:]:
+        add("    # other target candidates:")
+        out += [f"    #   {c.name} ({c.reason})" for c in data.ranking[1:6]]
+    elif len(data.target_candidates) > 1:
         add(f"    # other target candidates: {', '.join(data.target_candidates[1:])}")
     return out

@@ -17,7 +17,13 @@ from mlplan.workspace._signoffs import (
     list_approvals,
     revoke_approval,
 )
-from mlplan.workspace._workspace import ReportInfo, Workspace, find_root, write_atomic
+from mlplan.workspace._workspace import (
+    ReportInfo,
+    Workspace,
+    find_root,
+    staged_file,
+    write_atomic,
+)
 
 __all__ = [
     "DEPLOY_GATE",
@@ -32,5 +38,6 @@ __all__ = [
     "list_approvals",
     "list_deployments",
     "revoke_approval",
+    "staged_file",
     "write_atomic",
 ]

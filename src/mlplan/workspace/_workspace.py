@@ -43,7 +43,7 @@ from mlplan.store import (
     open_store,
 )
 
-__all__ = ["ReportInfo", "Workspace", "find_root", "write_atomic"]
+__all__ = ["ReportInfo", "Workspace", "find_root", "staged_file", "write_atomic"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,36 @@ def write_atomic(path: Path, text: str) -> None:
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def staged_file(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` for the block to write: renamed to ``path`` when the
+    block ends, removed when it fails. A command writes the file, records the run that made
+    it (with its hash), and the file appears under its name only once that run is committed.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "rows.csv"
+    >>> with staged_file(out) as tmp:
+    ...     _ = tmp.write_text("a,b\\n1,2\\n")
+    ...     out.exists()
+    False
+    >>> out.read_text()
+    'a,b\\n1,2\\n'
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        tmp.chmod(0o644)  # mkstemp makes it private; an export is for sharing
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -133,10 +163,12 @@ class Workspace:
         owner: str | None = None,
         force: bool = False,
         from_data: str | Path | None = None,
+        positive_class: str | None = None,
     ) -> Workspace:
         """Write a complete, commented ``mlplan.yaml`` in ``root``, optionally pre-filled with
         what a scan of the data suggests (``mlplan.data.create_from_data`` scans a file and
-        calls this); the task and target default to the suggestions'.
+        calls this); the task, target and (binary) positive class default to the
+        suggestions'.
 
         Raises
         ------
@@ -174,7 +206,13 @@ class Workspace:
                 "target", f"task {task!r} needs a target column: give {{param}} COLUMN"
             )
         text = render_plan(
-            name, task=task, target=target, data=suggestions, problem=problem, owner=owner
+            name,
+            task=task,
+            target=target,
+            data=suggestions,
+            problem=problem,
+            owner=owner,
+            positive_class=positive_class,
         )
         parse_plan(text, filename=str(plan_path))  # never write a plan that does not load
         write_atomic(plan_path, text)

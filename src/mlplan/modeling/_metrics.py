@@ -28,15 +28,21 @@ from mlplan.errors import DataError, UsageError
 __all__ = [
     "BINARY_METRICS",
     "MULTICLASS_METRICS",
+    "NEEDS_PROBA",
     "REGRESSION_METRICS",
     "MetricEstimate",
+    "PredictionKind",
     "Predictions",
     "SliceReport",
+    "aggregate",
+    "bootstrap",
+    "interval",
     "metrics_for",
+    "per_class_from_confusion",
     "slice_metrics",
 ]
 
-Kind = Literal["binary", "multiclass", "regression"]
+PredictionKind = Literal["binary", "multiclass", "regression"]
 
 BINARY_METRICS = (
     "count",
@@ -78,7 +84,7 @@ _EPS = float(np.finfo(np.float64).eps)
 _CHUNK = 2_000_000
 
 
-def metrics_for(kind: Kind, *, with_proba: bool = True) -> tuple[str, ...]:
+def metrics_for(kind: PredictionKind, *, with_proba: bool = True) -> tuple[str, ...]:
     """The metrics mlplan computes for a kind of task (without probabilities: the ones
     that need only labels)."""
     names = {
@@ -116,7 +122,7 @@ class Predictions:
 
     def __init__(
         self,
-        kind: Kind,
+        kind: PredictionKind,
         y_true: np.ndarray,
         y_pred: np.ndarray,
         *,
@@ -146,7 +152,7 @@ class Predictions:
         y_true: Sequence[Any] | np.ndarray,
         y_pred: Sequence[Any] | np.ndarray,
         *,
-        kind: Kind | None = None,
+        kind: PredictionKind | None = None,
         proba: np.ndarray | None = None,
         classes: Sequence[Any] | None = None,
         positive: Any = None,
@@ -256,7 +262,7 @@ class Predictions:
         self._codes = (y, p)
 
     @property
-    def kind(self) -> Kind:
+    def kind(self) -> PredictionKind:
         """binary, multiclass or regression (more than two classes make it multiclass)."""
         if self._kind == "regression":
             return "regression"
