@@ -16,9 +16,11 @@ from mlplan.data._read import (
     ContentHash,
     DataFormat,
     content_hash,
+    delimiter_name,
     detect_format,
     list_images,
     read_table,
+    sniff_delimiter,
 )
 from mlplan.data._registry import RegisterResult, register_dataset
 from mlplan.data._rows import ROW_COLUMN, ExportedRows, export_rows, table_format, write_table
@@ -74,6 +76,7 @@ __all__ = [
     "content_hash",
     "create_from_data",
     "datasheet_markdown",
+    "delimiter_name",
     "describe_dataset",
     "detect_format",
     "diff_datasets",
@@ -102,6 +105,7 @@ __all__ = [
     "scan_data",
     "sensitive_reason",
     "slice_masks",
+    "sniff_delimiter",
     "split_dataset",
     "suspected_pii",
     "table_format",
