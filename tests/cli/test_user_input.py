@@ -101,3 +101,17 @@ def test_data_add_refuses_a_quote_never_closed_and_records_nothing(
     assert refused.exit_code == 1
     assert "data/customers.csv:398: a quote opened on this line is never closed" in refused.stderr
     assert json.loads(ok(cli("data", "list", "--json")).stdout)[0]["versions"] == 0
+
+
+def test_init_from_data_names_the_delimiter_option_when_two_fit(
+    cli: Any, project_dir: Path
+) -> None:
+    odd = project_dir / "data" / "codes.csv"
+    odd.write_text("sold|code,note\n" + "".join(f"{k % 2}|{k},a\n" for k in range(40)))
+    new = project_dir / "new"
+    args = ["init", "codes", "--from-data", str(odd), "--target", "sold", "--yes", "-p", str(new)]
+    refused = cli(*args)
+    assert refused.exit_code == 1
+    assert refused.stderr.strip().endswith("fields. Name it with --delimiter")
+    ok(cli(*args, "--delimiter", "pipe"))
+    assert '    delimiter: "|"  # between the fields\n' in (new / "mlplan.yaml").read_text()

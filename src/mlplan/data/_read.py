@@ -15,8 +15,8 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pj
 import pyarrow.parquet as pq
 
-from mlplan.core import DELIMITERS
-from mlplan.errors import DataError
+from mlplan.core import DELIMITERS, parse_delimiter
+from mlplan.errors import DataError, ParameterError
 from mlplan.store import sha256_file
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "content_hash",
     "delimiter_name",
     "detect_format",
+    "given_delimiter",
     "list_images",
     "read_table",
     "sniff_delimiter",
@@ -195,6 +196,25 @@ def delimiter_name(delimiter: str) -> str:
     """
     name = DELIMITERS.get(delimiter)
     return f"{delimiter!r} ({name})" if name else repr(delimiter)
+
+
+def given_delimiter(delimiter: str | None, fmt: DataFormat) -> str | None:
+    """The delimiter a ``delimiter`` parameter names (None: none given).
+
+    Raises
+    ------
+    ParameterError
+        About ``delimiter``: not a delimiter, or given for data that is not CSV.
+    """
+    if delimiter is None:
+        return None
+    if fmt != "csv":
+        raise ParameterError("delimiter", f"{{param}} is for CSV files; the data is {fmt}")
+    try:
+        return parse_delimiter(delimiter)
+    except ValueError as exc:
+        message = "{param}" + str(exc).removeprefix("delimiter")
+        raise ParameterError("delimiter", message) from None
 
 
 def sniff_delimiter(path: Path) -> str:

@@ -17,7 +17,6 @@ import pyarrow.parquet as pq
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mlplan.core import parse_delimiter
 from mlplan.data._columns import check_columns, close_hint
 from mlplan.data._images import image_table, profile_images
 from mlplan.data._metadata import given_fields, version_metadata
@@ -28,13 +27,14 @@ from mlplan.data._read import (
     DataFormat,
     content_hash,
     detect_format,
+    given_delimiter,
     list_images,
     read_table,
     sniff_delimiter,
 )
 from mlplan.data._target import target_problem
 from mlplan.data._versions import DatasetVersionInfo, find_by_hash
-from mlplan.errors import DataError, ParameterError, UsageError
+from mlplan.errors import DataError, UsageError
 from mlplan.plan import NAME_PATTERN, DatasetSpec
 from mlplan.store import ArtifactRef, ArtifactStore, DatasetRecord, DatasetVersionRecord, utcnow
 from mlplan.workspace import Workspace
@@ -127,7 +127,7 @@ def register_dataset(
     spec, warnings = _plan_entry(ws, name)
     path = _data_path(ws, name, spec, path)
     fmt = detect_format(path, spec.format)
-    delimiter = _given_delimiter(delimiter, fmt)
+    delimiter = given_delimiter(delimiter, fmt)
     digest = content_hash(path, fmt)
     given = given_fields(
         source=source,
@@ -207,18 +207,6 @@ def _ignored(existing: DatasetVersionInfo, given: dict[str, Any]) -> list[str]:
         f"{', '.join(flags)} ignored: the content is unchanged, so "
         f"{existing.ref} keeps the metadata it was registered with"
     ]
-
-
-def _given_delimiter(delimiter: str | None, fmt: DataFormat) -> str | None:
-    if delimiter is None:
-        return None
-    if fmt != "csv":
-        raise ParameterError("delimiter", f"{{param}} is for CSV files; the data is {fmt}")
-    try:
-        return parse_delimiter(delimiter)
-    except ValueError as exc:
-        message = "{param}" + str(exc).removeprefix("delimiter")
-        raise ParameterError("delimiter", message) from None
 
 
 def _sniff(ws: Workspace, name: str, path: Path) -> str:
