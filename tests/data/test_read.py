@@ -148,6 +148,15 @@ def test_a_quote_never_closed_is_refused_with_its_line(
         read_table(path, "csv")
 
 
+def test_a_quote_never_closed_early_in_a_large_file_names_its_line(tmp_path: Path) -> None:
+    # Read in parallel blocks, this file gave 922 of its 50,000 rows, with no error.
+    lines = ["id,city,n", *(f"{i},town {i},{i}" for i in range(50_000))]
+    lines[100] = '99,"Bergen,3'
+    path = _write(tmp_path / "big.csv", "\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"big\.csv:101: a quote opened on this line is never"):
+        read_table(path, "csv")
+
+
 def test_a_quote_never_closed_at_the_end_of_a_large_file_names_its_line(tmp_path: Path) -> None:
     lines = ["id,city", *(f"{i},town {i}" for i in range(200_000)), '200000,"Bergen', "200001,x"]
     path = _write(tmp_path / "big.csv", "\n".join(lines) + "\n")

@@ -291,12 +291,16 @@ def _read_csv(path: Path, delimiter: str) -> pa.Table:
             convert_options=pcsv.ConvertOptions(strings_can_be_null=True),
         )
 
+    table: pa.Table | None = None
     try:
         table = read(False)
     except pa.ArrowInvalid as exc:
         if "newlines_in_values" not in str(exc):
             raise
-        # A quoted value spans lines in a file read in parallel blocks: read it the slow way.
+    # Read in parallel blocks cut at line breaks, a value spanning lines (a quoted line break,
+    # or a quote never closed) fails the read or loses rows silently. One record per line
+    # proves there is none; otherwise the file is read again, record by record.
+    if table is None or table.num_rows + len(bad) != _lines(path) - 1:
         bad.clear()
         table = read(True)
     split = f" (fields split on {delimiter_name(delimiter)})" if delimiter != "," else ""
@@ -329,6 +333,17 @@ def _never_closed(path: Path, line: int) -> DataError:
     )
 
 
+def _lines(path: Path) -> int:
+    """The lines of a file (the last one may lack its line break): one pass at the speed of
+    the disk, no rows made."""
+    lines, last = 0, b"\n"
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 24):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return lines + (last != b"\n")
+
+
 def _first_ragged_record(path: Path, delimiter: str) -> tuple[int | None, str | None]:
     """The line where the first record whose field count differs from the header's starts
     (quoted fields may span lines, so records and lines differ), and its last value when it is
@@ -340,11 +355,14 @@ def _first_ragged_record(path: Path, delimiter: str) -> tuple[int | None, str | 
         if header is None:
             return None, None
         start = reader.line_num + 1
-        for record in reader:
-            if record and len(record) != len(header):
-                last = next(reader, None) is None
-                return start, record[-1] if last else None
-            start = reader.line_num + 1
+        try:
+            for record in reader:
+                if record and len(record) != len(header):
+                    last = next(reader, None) is None
+                    return start, record[-1] if last else None
+                start = reader.line_num + 1
+        except csv.Error:  # a value past csv's field size limit: a quote ran on and on
+            raise _never_closed(path, start) from None
     return None, None
 
 
