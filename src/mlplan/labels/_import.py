@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlplan.core import DELIMITERS
 from mlplan.errors import DataError
 
 __all__ = ["AnnotationFile", "AnnotationRow", "ImportCheck", "check_rows", "read_annotations"]
@@ -267,9 +268,7 @@ def _label_delimiter(path: Path, text: str) -> str:
     """The delimiter that splits the header into the label columns (item_id, annotator and
     label), trying the file's own kind first."""
     first = text.split("\n", 1)[0].rstrip("\r")
-    order = [",", "\t", ";", "|"]
-    if path.suffix.lower() == ".tsv":
-        order.insert(0, order.pop(1))
+    order = sorted(DELIMITERS, key=lambda d: d != ("\t" if path.suffix.lower() == ".tsv" else ","))
     for delimiter in order:
         header = next(csv.reader([first], delimiter=delimiter), [])
         if any(k in header for k in _ID_KEYS) and "annotator" in header and "label" in header:
