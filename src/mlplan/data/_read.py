@@ -24,7 +24,9 @@ __all__ = [
     "ContentHash",
     "DataFormat",
     "ImageFile",
+    "check_csv",
     "content_hash",
+    "count_lines",
     "delimiter_name",
     "detect_format",
     "given_delimiter",
@@ -299,22 +301,16 @@ def _read_csv(path: Path, delimiter: str) -> pa.Table:
             raise
     # Read in parallel blocks cut at line breaks, a value spanning lines (a quoted line break,
     # or a quote never closed) fails the read or loses rows silently. One record per line
-    # proves there is none; otherwise the file is read again, record by record.
-    if table is None or table.num_rows + len(bad) != _lines(path) - 1:
+    # proves there is none; otherwise the file is read again, its blocks cut outside quotes.
+    if table is None or table.num_rows + len(bad) != count_lines(path) - 1:
         bad.clear()
         table = read(True)
-    split = f" (fields split on {delimiter_name(delimiter)})" if delimiter != "," else ""
     if bad:
         expected, actual = bad[0]
-        line, value = _first_ragged_record(path, delimiter)
-        open_quote = _open_quote_line(path, value) if value is not None else None
-        if open_quote is not None:
-            raise _never_closed(path, open_quote)
         more = f" ({len(bad) - 1} more ragged rows)" if len(bad) > 1 else ""
-        raise DataError(
-            f"{path}{f':{line}' if line else ''}: row has {actual} fields, the header has "
-            f"{expected}{more}{split}. Fix the file (quote fields that contain the delimiter) "
-            "and add it again"
+        raise _csv_problem(path, delimiter, more=more) or DataError(
+            f"{path}: a row has {actual} fields, the header has {expected}{more}. Fix the file "
+            "(quote fields that contain the delimiter) and add it again"
         )
     if table.num_rows and table.num_columns:
         # A quote never closed swallows the rest of the file into the last value.
@@ -333,7 +329,7 @@ def _never_closed(path: Path, line: int) -> DataError:
     )
 
 
-def _lines(path: Path) -> int:
+def count_lines(path: Path) -> int:
     """The lines of a file (the last one may lack its line break): one pass at the speed of
     the disk, no rows made."""
     lines, last = 0, b"\n"
@@ -344,26 +340,51 @@ def _lines(path: Path) -> int:
     return lines + (last != b"\n")
 
 
-def _first_ragged_record(path: Path, delimiter: str) -> tuple[int | None, str | None]:
-    """The line where the first record whose field count differs from the header's starts
-    (quoted fields may span lines, so records and lines differ), and its last value when it is
-    the file's last record. Only run on failure."""
+def check_csv(path: Path, delimiter: str) -> None:
+    """Refuse a CSV file with a ragged row or a quote never closed, naming the line.
 
+    It reads record by record with Python's ``csv``: for a file whose fast read failed, or
+    gave fewer rows than it has lines (which a value spanning lines also explains).
+
+    Raises
+    ------
+    DataError
+        The first row whose field count differs from the header's, or a quote never closed.
+    """
+    problem = _csv_problem(path, delimiter)
+    if problem is not None:
+        raise problem
+
+
+def _csv_problem(path: Path, delimiter: str, *, more: str = "") -> DataError | None:
+    """The first ragged record (by the line it starts on: quoted values may span lines), or
+    the quote never closed that swallowed the end of the file; None when neither."""
+    split = f" (fields split on {delimiter_name(delimiter)})" if delimiter != "," else ""
     with path.open(newline="", encoding="utf-8", errors="replace") as fh:
         reader = csv.reader(fh, delimiter=delimiter)
         header = next(reader, None)
         if header is None:
-            return None, None
+            return None
         start = reader.line_num + 1
+        last: list[str] = []
         try:
             for record in reader:
                 if record and len(record) != len(header):
-                    last = next(reader, None) is None
-                    return start, record[-1] if last else None
+                    if next(reader, None) is None:  # the last: an open quote may have made it
+                        line = _open_quote_line(path, record[-1])
+                        if line is not None:
+                            return _never_closed(path, line)
+                    return DataError(
+                        f"{path}:{start}: row has {len(record)} fields, the header has "
+                        f"{len(header)}{more}{split}. Fix the file (quote fields that contain "
+                        "the delimiter) and add it again"
+                    )
+                last = record or last
                 start = reader.line_num + 1
         except csv.Error:  # a value past csv's field size limit: a quote ran on and on
-            raise _never_closed(path, start) from None
-    return None, None
+            return _never_closed(path, start)
+    line = _open_quote_line(path, last[-1]) if last and last[-1] else None
+    return _never_closed(path, line) if line is not None else None
 
 
 def _open_quote_line(path: Path, value: str) -> int | None:
