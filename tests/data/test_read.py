@@ -190,6 +190,16 @@ def test_values_spanning_lines_in_a_large_file_are_all_read(tmp_path: Path) -> N
     assert table.column("note")[7].as_py() == "line one\nline two"
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["a,b\n1,2\n3,4\n\n\n", "a,b\r\n1,2\r\n\r\n3,4\r\n", "a,b\n1,2\n3,4"],
+    ids=["blank-lines-at-the-end", "blank-line-inside-crlf", "no-final-line-break"],
+)
+def test_blank_lines_are_no_rows(tmp_path: Path, text: str) -> None:
+    table = read_table(_write(tmp_path / "a.csv", text), "csv")
+    assert table.to_pydict() == {"a": [1, 3], "b": [2, 4]}
+
+
 # -- delimiters ------------------------------------------------------------------------------
 
 
