@@ -213,6 +213,12 @@ class DatasetSpec(_Section):
     def _delimiter(cls, value: str | None) -> str | None:
         return None if value is None else parse_delimiter(value)
 
+    @model_validator(mode="after")
+    def _delimiter_for_csv(self) -> DatasetSpec:
+        if self.delimiter is not None and self.format not in (None, "csv"):
+            raise ValueError(f"delimiter is for CSV files; format is {self.format}")
+        return self
+
 
 class LabelRate(_Section):
     """What one label costs and how fast labels come, for one labeling strategy."""
