@@ -10,7 +10,14 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
-from mlplan.data import ContentHash, content_hash, detect_format, list_images, read_table
+from mlplan.data import (
+    ContentHash,
+    content_hash,
+    detect_format,
+    list_images,
+    read_table,
+    sniff_delimiter,
+)
 from mlplan.errors import DataError
 
 
@@ -110,6 +117,150 @@ def test_ragged_row_after_a_multiline_field_names_its_line(tmp_path: Path) -> No
     path = _write(tmp_path / "notes.csv", 'a,b\n"two\nlines",2\n3\n')  # line 4 is ragged
     with pytest.raises(DataError, match=r"notes\.csv:4: row has 1 fields"):
         read_table(path, "csv")
+
+
+# -- quotes never closed --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        # The open quote is in the last field: the row count looked right and rows vanished.
+        ('id,score,city\n1,2,Oslo\n2,3,"Bergen\n3,4,Rome\n4,5,Nice\n', 3),
+        # In an earlier field: the swallowed row is short, and was blamed on the last line.
+        ('id,city,score\n1,Oslo,2\n2,"Bergen,3\n3,Rome,4\n4,Nice,5\n', 3),
+        ('id,score,city\n1,2,Oslo\n2,3,"Bergen', 3),  # no line break at the end
+        ('id,score,city\r\n1,2,"two\r\nlines"\r\n2,3,"Bergen\r\n3,4,Rome\r\n', 4),
+        ('id,score,city\n1,2,"say ""hi"" \n2,3,Oslo\n', 2),  # doubled quotes inside
+    ],
+    ids=["last-field", "middle-field", "no-final-newline", "crlf-after-multiline", "doubled"],
+)
+def test_a_quote_never_closed_is_refused_with_its_line(
+    tmp_path: Path, text: str, line: int
+) -> None:
+    path = _write(tmp_path / "cities.csv", text)
+    with pytest.raises(
+        DataError,
+        match=rf"cities\.csv:{line}: a quote opened on this line is never closed, so every line "
+        r"after it would be read as one value\. Close it \(a quote inside a quoted value is "
+        r'written twice: ""\)',
+    ):
+        read_table(path, "csv")
+
+
+def test_a_quote_never_closed_early_in_a_large_file_names_its_line(tmp_path: Path) -> None:
+    # Read in parallel blocks, this file gave 922 of its 50,000 rows, with no error.
+    lines = ["id,city,n", *(f"{i},town {i},{i}" for i in range(50_000))]
+    lines[100] = '99,"Bergen,3'
+    path = _write(tmp_path / "big.csv", "\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"big\.csv:101: a quote opened on this line is never"):
+        read_table(path, "csv")
+
+
+def test_a_quote_never_closed_at_the_end_of_a_large_file_names_its_line(tmp_path: Path) -> None:
+    lines = ["id,city", *(f"{i},town {i}" for i in range(200_000)), '200000,"Bergen', "200001,x"]
+    path = _write(tmp_path / "big.csv", "\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"big\.csv:200002: a quote opened on this line"):
+        read_table(path, "csv")
+
+
+@pytest.mark.parametrize(
+    ("text", "last"),
+    [
+        ('id,note\n1,a\n2,"two\nlines"\n', "two\nlines"),
+        ('id,note\n1,a\n2,"say ""hi"""\n', 'say "hi"'),
+        ('id,note\n1,a\n2,5" screen\n', '5" screen'),  # a stray quote inside a value
+        ('id,note\n1,a\n2,"closed"', "closed"),
+    ],
+    ids=["multiline", "doubled-quotes", "stray-quote", "closed-at-eof"],
+)
+def test_quoted_values_that_are_closed_are_read(tmp_path: Path, text: str, last: str) -> None:
+    table = read_table(_write(tmp_path / "notes.csv", text), "csv")
+    assert table.column("note").to_pylist() == ["a", last]
+
+
+def test_values_spanning_lines_in_a_large_file_are_all_read(tmp_path: Path) -> None:
+    # Read in parallel blocks, such a file made the reader fail ("out of sync with chunker").
+    lines = [
+        "id,note",
+        *(f'{i},"line one\nline two"' if i % 7 == 0 else f"{i},x" for i in range(60_000)),
+    ]
+    table = read_table(_write(tmp_path / "notes.csv", "\n".join(lines) + "\n"), "csv")
+    assert table.num_rows == 60_000
+    assert table.column("note")[7].as_py() == "line one\nline two"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a,b\n1,2\n3,4\n\n\n", "a,b\r\n1,2\r\n\r\n3,4\r\n", "a,b\n1,2\n3,4"],
+    ids=["blank-lines-at-the-end", "blank-line-inside-crlf", "no-final-line-break"],
+)
+def test_blank_lines_are_no_rows(tmp_path: Path, text: str) -> None:
+    table = read_table(_write(tmp_path / "a.csv", text), "csv")
+    assert table.to_pydict() == {"a": [1, 3], "b": [2, 4]}
+
+
+# -- delimiters ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "delimiter"),
+    [
+        ("prices.csv", "item;price;category\nbread;2,50;food\nsoap;1,10;home\n", ";"),
+        ("prices.csv", "item\tprice\tcategory\nbread\t2.50\tfood\nsoap\t1.10\thome\n", "\t"),
+        ("prices.txt", "item|price|category\nbread|2.50|food\nsoap|1.10|home\n", "|"),
+        ("prices.csv", 'item,price,category\nbread,2.50,"food; fresh"\nsoap,1.10,home\n', ","),
+        ("prices.tsv", "item\tprice\tcategory\nbread\t2.50\tfood\nsoap\t1.10\thome\n", "\t"),
+        ("prices.csv", "\ufeffitem;price;category\nbread;2,50;food\n", ";"),
+    ],
+    ids=[
+        "semicolon-decimal-comma",
+        "tab-in-csv",
+        "pipe",
+        "comma-with-semicolon-text",
+        "tsv",
+        "bom",
+    ],
+)
+def test_the_delimiter_is_found_and_the_fields_split_on_it(
+    tmp_path: Path, name: str, text: str, delimiter: str
+) -> None:
+    path = _write(tmp_path / name, text)
+    assert sniff_delimiter(path) == delimiter
+    table = read_table(path, "csv")
+    assert table.column_names == ["item", "price", "category"]
+    assert table.column("item").to_pylist()[0] == "bread"
+
+
+def test_a_ragged_row_in_a_semicolon_file_is_still_split_on_semicolons(tmp_path: Path) -> None:
+    rows = [f"{i};{i}.5;x" for i in range(30)]
+    rows[20] = "20;20.5"
+    path = _write(tmp_path / "m.csv", "a;b;c\n" + "\n".join(rows) + "\n")
+    with pytest.raises(
+        DataError,
+        match=r"m\.csv:22: row has 2 fields, the header has 3 \(fields split on ';' "
+        r"\(semicolon\)\)\. Fix the file",
+    ):
+        read_table(path, "csv")
+
+
+def test_one_column_is_comma_separated(tmp_path: Path) -> None:
+    path = _write(tmp_path / "one.csv", "score\n1\n2\n")
+    assert sniff_delimiter(path) == ","
+    assert read_table(path, "csv").column_names == ["score"]
+
+
+def test_two_delimiters_that_fit_alike_are_named_and_the_parameter_too(tmp_path: Path) -> None:
+    path = _write(tmp_path / "odd.csv", "a|b,c|d\n1|2,3|4\n5|6,7|8\n")
+    with pytest.raises(
+        DataError,
+        match=r"odd\.csv: cannot tell which delimiter separates the fields: ',' \(comma\) and "
+        r"'\|' \(pipe\) each split the header and the lines after it into as many fields\. "
+        r"Name it with 'delimiter'",
+    ) as raised:
+        read_table(path, "csv")
+    assert raised.value.params == ("delimiter",)
+    assert read_table(path, "csv", delimiter="|").column_names == ["a", "b,c", "d"]
 
 
 def test_csv_with_header_only_has_no_rows(tmp_path: Path) -> None:

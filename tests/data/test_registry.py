@@ -3,6 +3,7 @@ snapshots, and a store left untouched when registration fails."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -12,16 +13,17 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pytest
 import sqlalchemy as sa
-from tests.conftest import customers_table, write_csv
+from tests.conftest import customers_table, edit_plan, write_csv
 
 from mlplan.data import (
     get_dataset,
     list_datasets,
     load_table,
+    metadata_rows,
     read_table,
     register_dataset,
 )
-from mlplan.errors import DataError, DatasetNotFoundError, RefError, UsageError
+from mlplan.errors import DataError, DatasetNotFoundError, ParameterError, RefError, UsageError
 from mlplan.store import Base, ProjectRecord
 from mlplan.workspace import Workspace, approve
 
@@ -377,6 +379,95 @@ def test_tsv_dataset_loads_back_with_its_columns(sqlite_ws: Workspace) -> None:
     info = register_dataset(sqlite_ws, "customers", path).version
     assert info.column_names == table.column_names  # the registration itself reads tabs
     assert load_table(sqlite_ws, info).column_names == table.column_names
+
+
+def _semicolon_csv(path: Path, table: pa.Table) -> Path:
+    """``table`` as a spreadsheet in a comma-decimal locale writes it: ';' between fields."""
+    lines = [";".join(table.column_names)]
+    for row in table.to_pylist():
+        lines.append(
+            ";".join(
+                "" if v is None else str(v).replace(".", ",") if isinstance(v, float) else str(v)
+                for v in row.values()
+            )
+        )
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_semicolon_file_registers_with_its_columns_and_says_how_it_was_split(
+    sqlite_ws: Workspace,
+) -> None:
+    table = customers_table(50)
+    path = _semicolon_csv(sqlite_ws.root / "data" / "customers.csv", table)
+    info = register_dataset(sqlite_ws, "customers", path).version
+    assert info.column_names == table.column_names
+    assert (info.delimiter, info.profile["delimiter"], info.to_dict()["delimiter"]) == (";",) * 3
+    assert dict(metadata_rows(info))["File"].startswith(
+        "data/customers.csv (csv, fields split on ';' (semicolon), "
+    )
+    path.unlink()  # read back from the snapshot, split the same way
+    assert load_table(sqlite_ws, info).column_names == table.column_names
+
+
+def test_the_delimiter_given_or_in_the_plan_is_used_over_the_one_found(
+    sqlite_ws: Workspace,
+) -> None:
+    edit_plan(sqlite_ws, "  customers:\n", "  codes:\n    role: auxiliary\n  customers:\n")
+    path = sqlite_ws.root / "data" / "codes.csv"
+    path.write_text("code|label,extra\n1|a,b\n2|c,d\n")  # comma and pipe fit alike
+    with pytest.raises(
+        DataError,
+        match=r"each split the header and the lines after it into as many fields\. Name it with "
+        r"'delimiter' \(or datasets\.codes\.delimiter in mlplan\.yaml\)",
+    ):
+        register_dataset(sqlite_ws, "codes", path)
+    assert _artifact_files(sqlite_ws) == []
+    given = register_dataset(sqlite_ws, "codes", path, delimiter="pipe").version
+    assert (given.column_names, given.delimiter) == (["code", "label,extra"], "|")
+
+    edit_plan(sqlite_ws, "    role: auxiliary\n", "    role: auxiliary\n    delimiter: comma\n")
+    path.write_text("code|label,extra\n1|a,b\n2|c,d\n3|e,f\n")
+    planned = register_dataset(sqlite_ws, "codes", path).version
+    assert (planned.column_names, planned.delimiter) == (["code|label", "extra"], ",")
+
+
+@pytest.mark.parametrize(
+    ("name", "delimiter", "message"),
+    [
+        (
+            "customers.csv",
+            "::",
+            r"'delimiter' must be one character \(not a quote or a line "
+            r"break\) or one of comma, semicolon, tab, pipe; got '::'",
+        ),
+        ("customers.parquet", ";", r"'delimiter' is for CSV files; the data is parquet"),
+    ],
+    ids=["not-one-character", "not-csv"],
+)
+def test_a_delimiter_that_cannot_be_used_is_refused(
+    sqlite_ws: Workspace, name: str, delimiter: str, message: str
+) -> None:
+    path = sqlite_ws.root / "data" / name
+    if name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        pq.write_table(customers_table(10), path)
+    with pytest.raises(ParameterError, match=message):
+        register_dataset(sqlite_ws, "customers", path, delimiter=delimiter)
+
+
+def test_a_version_registered_before_delimiters_were_recorded_reads_as_it_did(
+    sqlite_ws: Workspace,
+) -> None:
+    path = sqlite_ws.root / "data" / "customers.tsv"
+    pcsv.write_csv(customers_table(20), path, pcsv.WriteOptions(delimiter="\t"))
+    info = register_dataset(sqlite_ws, "customers", path).version
+    old = dataclasses.replace(
+        info, profile={k: v for k, v in info.profile.items() if k != "delimiter"}
+    )
+    assert old.delimiter == "\t"  # by the suffix, as then
+    assert load_table(sqlite_ws, old).column_names == info.column_names
 
 
 # -- get and list ----------------------------------------------------------------------------

@@ -352,3 +352,30 @@ def test_an_age_by_any_of_its_names_gets_the_standard_bands(tmp_path: Path, colu
     found = next(c for c in scan_data(write_csv(table, tmp_path / "t.csv")).columns)
     assert (found.role, found.reason) == ("sensitive", "name suggests age")
     assert found.bands == (18.0, 25.0, 35.0, 45.0, 55.0, 65.0)
+
+
+def test_a_semicolon_file_is_scanned_by_its_columns_and_the_plan_says_so(tmp_path: Path) -> None:
+    from mlplan.data import create_from_data, register_dataset
+
+    path = tmp_path / "prices.csv"
+    # Before: one column 'item;price;sold' and "did you mean 'item;price;sold'?".
+    path.write_text("item;price;sold\n" + "".join(f"i{k};{k},5;{k % 2}\n" for k in range(40)))
+    scan = scan_data(path, target="sold")
+    assert ([c.name for c in scan.columns], scan.delimiter) == (["item", "price", "sold"], ";")
+    ws = create_from_data(tmp_path / "project", "prices", path, target="sold")
+    assert ws.plan.datasets["prices"].delimiter == ";"
+    assert '    delimiter: ";"  # between the fields\n' in ws.plan_path.read_text()
+    assert register_dataset(ws, "prices").version.column_names == ["item", "price", "sold"]
+
+
+def test_two_delimiters_that_fit_alike_are_asked_for_and_the_answer_kept(tmp_path: Path) -> None:
+    from mlplan.data import create_from_data, register_dataset
+
+    path = tmp_path / "codes.csv"
+    path.write_text("sold|code,note\n" + "".join(f"{k % 2}|{k},a\n" for k in range(40)))
+    with pytest.raises(DataError, match=r"',' \(comma\) and '\|' \(pipe\) each split") as raised:
+        scan_data(path)
+    assert raised.value.params == ("delimiter",)
+    ws = create_from_data(tmp_path / "project", "codes", path, target="sold", delimiter="pipe")
+    assert ws.plan.datasets["codes"].delimiter == "|"
+    assert register_dataset(ws, "codes").version.column_names == ["sold", "code,note"]

@@ -161,3 +161,16 @@ def test_a_refused_import_names_the_options_that_help(cli: Any, project_dir: Pat
     assert result.exit_code == 1
     assert "opaque keys: pass --batch N)" in result.stderr
     assert "import the rest with --skip-invalid (the skipped rows are recorded)" in result.stderr
+
+
+def test_a_ragged_label_row_is_refused_and_nothing_imported(cli: Any, project_dir: Path) -> None:
+    ok(cli("data", "add", "customers"))
+    labels = project_dir / "labels.csv"
+    # Row 3 lost its label: it was counted as "left blank", and the import went through.
+    labels.write_text("item_id,annotator,label\n0,ann,0\n1,ann\n2,ann,1\n\n")
+    result = cli("labels", "import", "labels.csv", "--skip-invalid")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {labels}:3: row has 2 fields, the header has 3;")
+    labels.write_text("item_id,annotator,label\n0,ann,0\n1,ann,1\n2,ann,1\n\n")
+    fixed = as_json(cli("labels", "import", "labels.csv", "--json"))
+    assert fixed["counts"]["imported"] == 3  # none of them was stored by the refused import

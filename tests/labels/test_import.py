@@ -167,6 +167,69 @@ def test_malformed_files_name_the_line_and_the_problem(
         read_annotations(path)
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # Too few fields: was read as a row left blank (not labeled yet), and counted so.
+        (
+            "item_id,annotator,label,seconds\n1,ann,0,4\n2,ann\n3,ann,1,5\n",
+            r"labels\.csv:3: row has 2 fields, the header has 4; fix the row \(quote a value "
+            r"that holds ','\) and import the file again$",
+        ),
+        # Too many: the label "0" was read with the rest of the row dropped.
+        (
+            "item_id,annotator,label\n1,ann,0\n2,ann,0,1\n",
+            r"labels\.csv:3: row has 4 fields, the header has 3",
+        ),
+        (
+            'item_id,annotator,label,note\n1,ann,0,"two\nlines"\n2,ann,1\n',
+            r"labels\.csv:4: row has 3 fields",  # the line the row starts on
+        ),
+        (
+            'item_id,annotator,label,note\n1,ann,0,ok\n2,ann,1,"unclosed\n3,ann,0,x\n',
+            r"labels\.csv:3: a quote opened on this line is never closed, so every line after "
+            r"it would be read as one value; close it and import the file again$",
+        ),
+        (
+            'item_id,annotator,label\n1,ann,"0"x\n',
+            r"labels\.csv:2: not valid CSV \(',' expected after '\"'\); a quote inside a quoted "
+            r'value is written twice \(""\)$',
+        ),
+    ],
+    ids=["short-row", "long-row", "short-row-after-multiline", "quote-never-closed", "bad-quote"],
+)
+def test_a_malformed_csv_row_is_refused_with_its_line(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=message):
+        read_annotations(path)
+
+
+def test_empty_rows_at_the_end_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_text("item_id,annotator,label\n1,ann,0\n2,ann,\n,,\n\n\n")
+    rows = read_annotations(path).rows
+    assert [(r.item_id, r.label, r.where) for r in rows] == [
+        ("1", "0", f"{path}:2"),
+        ("2", "", f"{path}:3"),  # an unlabeled batch row is still counted
+    ]
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"], ids=["semicolon", "tab", "pipe"])
+def test_a_label_file_split_on_another_delimiter_is_read(tmp_path: Path, delimiter: str) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        delimiter.join(["item_id", "annotator", "label", "note"])
+        + "\n"
+        + delimiter.join(["1", "ann", "spam", "a, b"])
+        + "\n"
+    )
+    [row] = read_annotations(path).rows
+    assert (row.item_id, row.annotator, row.label) == ("1", "ann", "spam")
+
+
 def test_a_broken_jsonl_line_is_named_by_its_line_number(tmp_path: Path) -> None:
     path = tmp_path / "labels.jsonl"
     path.write_text('{"item_id": 1, "annotator": "a", "label": 0}\n{"item_id": 2,\n')

@@ -93,6 +93,15 @@ def test_minimal_plan_loads_with_defaults() -> None:
             MINIMAL + "risks:\n  - {id: r, description: d, monitor: nope}\n",
             r"risk 'r' names monitor 'nope', which is not defined",
         ),
+        (
+            MINIMAL + "datasets:\n  c: {path: c.csv, delimiter: '::'}\n",
+            r"mlplan.yaml:\d+: datasets.c.delimiter: delimiter must be one character \(not a quote "
+            r"or a line break\) or one of comma, semicolon, tab, pipe; got '::'",
+        ),
+        (
+            MINIMAL + "datasets:\n  c: {path: c.parquet, format: parquet, delimiter: ';'}\n",
+            r"delimiter is for CSV files; format is parquet",
+        ),
     ],
     ids=[
         "typo-top",
@@ -116,6 +125,8 @@ def test_minimal_plan_loads_with_defaults() -> None:
         "gate-slice",
         "where-injection",
         "risk-monitor",
+        "delimiter-not-one",
+        "delimiter-not-csv",
     ],
 )
 def test_invalid_plans_name_line_and_field(text: str, message: str) -> None:

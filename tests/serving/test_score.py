@@ -96,6 +96,45 @@ def test_rows_that_break_the_signature_say_why_and_csv_works_too(
     assert out.column("prediction").to_pylist()[1] is None
 
 
+def _customers_text(rows: int, delimiter: str = ",") -> list[str]:
+    """Customers to score as a hand-made export writes them: no quotes."""
+    table = customers_table(rows=rows, seed=5).drop_columns(["churned", "name", "email"])
+    lines = [delimiter.join(table.column_names)]
+    for row in table.to_pylist():
+        lines.append(delimiter.join("" if v is None else str(v) for v in row.values()))
+    return lines
+
+
+def test_a_semicolon_csv_is_scored_on_its_columns(served: Workspace, tmp_path: Path) -> None:
+    source = tmp_path / "to_score.csv"
+    source.write_text("\n".join(_customers_text(50, ";")) + "\n")
+    report = score_file(served, "logistic-1", source, tmp_path / "out.parquet")
+    assert (report.rows, report.scored) == (50, 50)
+
+
+@pytest.mark.parametrize(
+    ("line", "broken", "message"),
+    [
+        (101, lambda text: text + ",extra", r"to_score\.csv:101: row has 6 fields, the header "),
+        (150_001, lambda text: text + ",extra", r"to_score\.csv:150001: row has 6 fields"),
+        # Past the first block, these were an internal error (pyarrow's own), with no line.
+        (180_001, lambda text: text.replace(",", ',"', 1), r"to_score\.csv:180001: a quote opened"),
+        (101, lambda text: text.replace(",", ',"', 1), r"to_score\.csv:101: a quote opened on "),
+    ],
+    ids=["ragged-row-early", "ragged-row-late", "quote-never-closed-late", "quote-early"],
+)
+def test_a_broken_csv_is_refused_with_its_line_and_nothing_is_written(
+    served: Workspace, tmp_path: Path, line: int, broken: Any, message: str
+) -> None:
+    lines = _customers_text(200_000)
+    lines[line - 1] = broken(lines[line - 1])
+    source = tmp_path / "to_score.csv"
+    source.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=message):
+        score_file(served, "logistic-1", source, tmp_path / "out.parquet", chunk_rows=50_000)
+    assert not (tmp_path / "out.parquet").exists()
+
+
 def test_bad_files_are_refused_and_nothing_is_written(served: Workspace, tmp_path: Path) -> None:
     table = pa.table({"customer_id": [1], "age": ["old"], "region": ["north"], "charges": [1.0]})
     source = tmp_path / "bad.parquet"

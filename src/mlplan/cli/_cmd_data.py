@@ -68,6 +68,13 @@ def add(
     collected: CollectedOption = None,
     pii_columns: PiiOption = None,
     sensitive_attributes: SensitiveOption = None,
+    delimiter: Annotated[
+        str | None,
+        typer.Option(
+            help="A CSV file's field delimiter: one character, or comma, semicolon, tab, pipe "
+            "(default: the plan's, else found from the file).",
+        ),
+    ] = None,
     snapshot: Annotated[
         bool,
         typer.Option(
@@ -97,12 +104,15 @@ def add(
             collected=_period(collected),
             pii_columns=_columns(pii_columns),
             sensitive_attributes=_columns(sensitive_attributes),
+            delimiter=delimiter,
             snapshot=snapshot,
         )
     _print_registered(result, json=json)
 
 
 def _print_registered(result: RegisterResult, *, json: bool) -> None:
+    from mlplan.data import delimiter_name
+
     for warning in result.warnings:
         err_console.print(f"warning: {warning}", style="yellow", markup=False)
     info = result.version
@@ -110,9 +120,15 @@ def _print_registered(result: RegisterResult, *, json: bool) -> None:
         print_json(result.to_dict())
         return
     if result.created:
+        delimiter = info.delimiter
+        split = (
+            f", fields split on {esc(delimiter_name(delimiter))}"
+            if delimiter not in (None, ",")
+            else ""
+        )
         console.print(
             f"Registered [bold]{esc(info.ref)}[/]: {info.rows:,} rows × "
-            f"{len(info.columns)} columns, sha256 {info.content_hash[:12]}…"
+            f"{len(info.columns)} columns{split}, sha256 {info.content_hash[:12]}…"
         )
     else:
         console.print(

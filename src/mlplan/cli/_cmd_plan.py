@@ -42,6 +42,13 @@ def init(
             "--from-data", exists=False, help="A CSV/Parquet/JSONL file or image folder to scan."
         ),
     ] = None,
+    delimiter: Annotated[
+        str | None,
+        typer.Option(
+            help="The --from-data CSV file's delimiter: one character, or comma, semicolon, tab, "
+            "pipe (default: found from the file).",
+        ),
+    ] = None,
     problem: Annotated[str | None, typer.Option(help="The problem statement.")] = None,
     owner: Annotated[str | None, typer.Option(help="The accountable owner.")] = None,
     yes: Annotated[
@@ -72,11 +79,11 @@ def init(
     if from_data is not None:
         from mlplan.data import create_from_data, scan_data
 
-        scanned = scan_data(from_data, target=target)
+        scanned = scan_data(from_data, target=target, delimiter=delimiter)
         if target is None and task != "image_classification" and scanned.format != "images":
             target = _settle_target(scanned, ask=ask)
             if scanned.target is None or target != scanned.target.value:
-                scanned = scan_data(from_data, target=target)
+                scanned = scan_data(from_data, target=target, delimiter=delimiter)
         if (
             positive_class is None
             and scanned.positive is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlplan.data._read import delimiter_name
 from mlplan.data._versions import DatasetVersionInfo
 
 __all__ = ["column_rows", "datasheet_markdown", "format_value", "metadata_rows"]
@@ -50,6 +51,8 @@ def metadata_rows(
             return "— (not stated)"
         return ", ".join(values) if values else "none"
 
+    delimiter = info.delimiter
+    split = f", fields split on {delimiter_name(delimiter)}" if delimiter not in (None, ",") else ""
     return [
         ("Source", meta.get("source") or "— (not stated)"),
         ("Owner", meta.get("owner") or "— (not stated)"),
@@ -60,7 +63,7 @@ def metadata_rows(
         ("Sensitive attributes", listed("sensitive_attributes")),
         ("Labeling", meta.get("labeling") or "— (not stated)"),
         ("Role", meta.get("role") or "training"),
-        ("File", f"{info.source_path} ({info.format}, {info.size_bytes:,} bytes)"),
+        ("File", f"{info.source_path} ({info.format}{split}, {info.size_bytes:,} bytes)"),
         ("Content sha256", info.content_hash),
         ("Registered", f"{info.created_at:%Y-%m-%d %H:%M UTC} by run {info.run_id}"),
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -14,7 +15,8 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pj
 import pyarrow.parquet as pq
 
-from mlplan.errors import DataError
+from mlplan.core import DELIMITERS, parse_delimiter
+from mlplan.errors import DataError, ParameterError
 from mlplan.store import sha256_file
 
 __all__ = [
@@ -22,10 +24,15 @@ __all__ = [
     "ContentHash",
     "DataFormat",
     "ImageFile",
+    "check_csv",
     "content_hash",
+    "count_lines",
+    "delimiter_name",
     "detect_format",
+    "given_delimiter",
     "list_images",
     "read_table",
+    "sniff_delimiter",
 ]
 
 DataFormat = Literal["csv", "parquet", "jsonl", "images"]
@@ -38,6 +45,9 @@ _SUFFIXES: dict[str, DataFormat] = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
 }
+_SNIFF_BYTES = 64 * 1024
+# The share of sampled records a delimiter must split as it splits the header.
+_SNIFF_SHARE = 0.9
 
 
 def detect_format(path: Path, declared: DataFormat | None = None) -> DataFormat:
@@ -132,17 +142,20 @@ def content_hash(path: Path, fmt: DataFormat) -> ContentHash:
 def read_table(path: Path, fmt: DataFormat, *, delimiter: str | None = None) -> pa.Table:
     """Read a tabular dataset whole; image folders are read by :mod:`mlplan.data._images`.
 
+    A CSV file's fields are split on ``delimiter``; without one, on the delimiter
+    :func:`sniff_delimiter` finds.
+
     Raises
     ------
     DataError
-        Unreadable file, ragged CSV rows (with the first bad line), malformed JSON lines,
-        no columns or no rows.
+        Unreadable file, ragged CSV rows or a quote never closed (with the line), malformed JSON
+        lines, no columns or no rows; a delimiter that cannot be told.
     """
     if fmt == "images":
         raise DataError(f"{path}: is an image folder, not a table")
     try:
         if fmt == "csv":
-            table = _read_csv(path, delimiter)
+            table = _read_csv(path, delimiter or sniff_delimiter(path))
         elif fmt == "parquet":
             # Strings stay dictionary-encoded as Parquet stores them: less memory, faster counts.
             schema = pq.read_schema(path)
@@ -175,42 +188,232 @@ def read_table(path: Path, fmt: DataFormat, *, delimiter: str | None = None) -> 
     return table
 
 
-def _read_csv(path: Path, delimiter: str | None = None) -> pa.Table:
+def delimiter_name(delimiter: str) -> str:
+    """A delimiter as messages and datasheets name it.
 
+    Examples
+    --------
+    >>> delimiter_name(";"), delimiter_name("\\t"), delimiter_name("#")
+    ("';' (semicolon)", "'\\\\t' (tab)", "'#'")
+    """
+    name = DELIMITERS.get(delimiter)
+    return f"{delimiter!r} ({name})" if name else repr(delimiter)
+
+
+def given_delimiter(delimiter: str | None, fmt: DataFormat) -> str | None:
+    """The delimiter a ``delimiter`` parameter names (None: none given).
+
+    Raises
+    ------
+    ParameterError
+        About ``delimiter``: not a delimiter, or given for data that is not CSV.
+    """
+    if delimiter is None:
+        return None
+    if fmt != "csv":
+        raise ParameterError("delimiter", f"{{param}} is for CSV files; the data is {fmt}")
+    try:
+        return parse_delimiter(delimiter)
+    except ValueError as exc:
+        message = "{param}" + str(exc).removeprefix("delimiter")
+        raise ParameterError("delimiter", message) from None
+
+
+def sniff_delimiter(path: Path) -> str:
+    """The delimiter of a CSV file: the one of comma, semicolon, tab and pipe that splits the
+    header into two or more fields and the records after it (the first 64 KiB) into as many.
+
+    A file that none of them splits is one column: comma-separated (tab-separated for
+    ``.tsv``, which also settles a tie with tab). Not ``csv.Sniffer``: it names a delimiter
+    even when two fit equally well, and fails on files of one or two lines.
+
+    Raises
+    ------
+    DataError
+        About ``delimiter``: two delimiters fit equally well; the message names them.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "prices.csv"
+    >>> _ = p.write_text("item;price\\nbread;2,50\\nmilk;1,10\\n")
+    >>> sniff_delimiter(p)
+    ';'
+    """
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    truncated = len(head) == _SNIFF_BYTES
+    text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    fits: dict[str, float] = {}
+    for delimiter in DELIMITERS:
+        try:
+            records = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if r]
+        except csv.Error:  # a NUL byte or a huge field: not a table split this way
+            continue
+        if truncated and len(records) > 2:
+            records.pop()  # cut off by the sample's end
+        if not records or len(records[0]) < 2:
+            continue
+        rows = records[1:]
+        share = sum(len(r) == len(records[0]) for r in rows) / len(rows) if rows else 1.0
+        if share >= _SNIFF_SHARE:
+            fits[delimiter] = share
+    default = "\t" if path.suffix.lower() == ".tsv" else ","
+    best = [d for d, share in fits.items() if share == max(fits.values(), default=0.0)]
+    if len(best) == 1:
+        return best[0]
+    if not best or (default == "\t" and default in best):
+        return default
+    raise DataError.about(
+        "delimiter",
+        f"{path}: cannot tell which delimiter separates the fields: "
+        f"{' and '.join(delimiter_name(d) for d in best)} each split the header and the "
+        "lines after it into as many fields. Name it with {param}",
+    )
+
+
+def _read_csv(path: Path, delimiter: str) -> pa.Table:
     bad: list[tuple[int, int]] = []
 
     def on_invalid(row: pcsv.InvalidRow) -> str:
         bad.append((row.expected_columns, row.actual_columns))
         return "skip"
 
-    delimiter = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
-    table = pcsv.read_csv(
-        path,
-        parse_options=pcsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
-        convert_options=pcsv.ConvertOptions(strings_can_be_null=True),
-    )
+    def read(newlines_in_values: bool) -> pa.Table:
+        return pcsv.read_csv(
+            path,
+            parse_options=pcsv.ParseOptions(
+                delimiter=delimiter,
+                newlines_in_values=newlines_in_values,
+                invalid_row_handler=on_invalid,
+            ),
+            convert_options=pcsv.ConvertOptions(strings_can_be_null=True),
+        )
+
+    table: pa.Table | None = None
+    try:
+        table = read(False)
+    except pa.ArrowInvalid as exc:
+        if "newlines_in_values" not in str(exc):
+            raise
+    # Read in parallel blocks cut at line breaks, a value spanning lines (a quoted line break,
+    # or a quote never closed) fails the read or loses rows silently. One record per line
+    # proves there is none; otherwise the file is read again, its blocks cut outside quotes.
+    if table is None or table.num_rows + len(bad) != count_lines(path) - 1:
+        bad.clear()
+        table = read(True)
     if bad:
         expected, actual = bad[0]
-        line = _first_ragged_line(path, delimiter)
         more = f" ({len(bad) - 1} more ragged rows)" if len(bad) > 1 else ""
-        raise DataError(
-            f"{path}{f':{line}' if line else ''}: row has {actual} fields, the header has "
-            f"{expected}{more}. Fix the file (quote fields that contain the delimiter) and add "
-            "it again"
+        raise _csv_problem(path, delimiter, more=more) or DataError(
+            f"{path}: a row has {actual} fields, the header has {expected}{more}. Fix the file "
+            "(quote fields that contain the delimiter) and add it again"
         )
+    if table.num_rows and table.num_columns:
+        # A quote never closed swallows the rest of the file into the last value.
+        last = table.column(table.num_columns - 1)[table.num_rows - 1].as_py()
+        open_quote = _open_quote_line(path, last) if isinstance(last, str) and last else None
+        if open_quote is not None:
+            raise _never_closed(path, open_quote)
     return table
 
 
-def _first_ragged_line(path: Path, delimiter: str) -> int | None:
-    """The physical line of the first record whose field count differs from the header's
-    (quoted fields may span lines, so records and lines differ). Only run on failure."""
+def _never_closed(path: Path, line: int) -> DataError:
+    return DataError(
+        f"{path}:{line}: a quote opened on this line is never closed, so every line after it "
+        'would be read as one value. Close it (a quote inside a quoted value is written twice: "") '
+        "and add the file again"
+    )
 
+
+def count_lines(path: Path) -> int:
+    """The lines of a file, blank ones at its end left out (as a CSV reader skips them): one
+    pass at the speed of the disk, no rows made.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.csv"
+    >>> texts = ("a\\n1\\n", "a\\n1", "a\\r\\n1\\r\\n\\r\\n\\n")  # the last: two blank lines
+    >>> [count_lines(p) for text in texts if p.write_bytes(text.encode())]
+    [2, 2, 2]
+    """
+    lines, tail = 0, b""
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 24):
+            lines += chunk.count(b"\n")
+            tail = (tail + chunk[-64:])[-64:]
+    ending = tail[len(tail.rstrip(b"\r\n")) :].count(b"\n")  # the last line's and blank ones'
+    return lines + (ending == 0 and tail != b"") - max(ending - 1, 0)
+
+
+def check_csv(path: Path, delimiter: str) -> None:
+    """Refuse a CSV file with a ragged row or a quote never closed, naming the line.
+
+    It reads record by record with Python's ``csv``: for a file whose fast read failed, or
+    gave fewer rows than it has lines (which a value spanning lines also explains).
+
+    Raises
+    ------
+    DataError
+        The first row whose field count differs from the header's, or a quote never closed.
+    """
+    problem = _csv_problem(path, delimiter)
+    if problem is not None:
+        raise problem
+
+
+def _csv_problem(path: Path, delimiter: str, *, more: str = "") -> DataError | None:
+    """The first ragged record (by the line it starts on: quoted values may span lines), or
+    the quote never closed that swallowed the end of the file; None when neither."""
+    split = f" (fields split on {delimiter_name(delimiter)})" if delimiter != "," else ""
     with path.open(newline="", encoding="utf-8", errors="replace") as fh:
         reader = csv.reader(fh, delimiter=delimiter)
         header = next(reader, None)
         if header is None:
             return None
-        for record in reader:
-            if record and len(record) != len(header):
-                return reader.line_num
-    return None
+        start = reader.line_num + 1
+        last: list[str] = []
+        try:
+            for record in reader:
+                if record and len(record) != len(header):
+                    if next(reader, None) is None:  # the last: an open quote may have made it
+                        line = _open_quote_line(path, record[-1])
+                        if line is not None:
+                            return _never_closed(path, line)
+                    return DataError(
+                        f"{path}:{start}: row has {len(record)} fields, the header has "
+                        f"{len(header)}{more}{split}. Fix the file (quote fields that contain "
+                        "the delimiter) and add it again"
+                    )
+                last = record or last
+                start = reader.line_num + 1
+        except csv.Error:  # a value past csv's field size limit: a quote ran on and on
+            return _never_closed(path, start)
+    line = _open_quote_line(path, last[-1]) if last and last[-1] else None
+    return _never_closed(path, line) if line is not None else None
+
+
+def _open_quote_line(path: Path, value: str) -> int | None:
+    """The line of the quote that opens ``value`` (the file's last value) when it is never
+    closed: the file then ends with the quote and the value, as CSV writes it."""
+    tail = ('"' + value.replace('"', '""')).encode()
+    size = path.stat().st_size
+    if len(tail) > size:
+        return None
+    with path.open("rb") as fh:
+        fh.seek(size - len(tail))
+        if fh.read() != tail:
+            return None
+        fh.seek(0)
+        lines, left = 1, size - len(tail)
+        while left > 0:
+            chunk = fh.read(min(left, 1 << 24))
+            if not chunk:
+                break
+            lines += chunk.count(b"\n")
+            left -= len(chunk)
+    return lines

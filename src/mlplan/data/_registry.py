@@ -27,8 +27,10 @@ from mlplan.data._read import (
     DataFormat,
     content_hash,
     detect_format,
+    given_delimiter,
     list_images,
     read_table,
+    sniff_delimiter,
 )
 from mlplan.data._target import target_problem
 from mlplan.data._versions import DatasetVersionInfo, find_by_hash
@@ -98,6 +100,7 @@ def register_dataset(
     collected: tuple[dt.date, dt.date | None] | None = None,
     pii_columns: list[str] | None = None,
     sensitive_attributes: list[str] | None = None,
+    delimiter: str | None = None,
     snapshot: bool = True,
 ) -> RegisterResult:
     """Register the data at ``path`` (default: the plan's path) as a version of dataset ``name``.
@@ -106,10 +109,17 @@ def register_dataset(
     the next version. Metadata comes from the plan's ``datasets.NAME`` and is overridden by the
     keyword arguments.
 
+    A CSV file's fields are split on ``delimiter`` (one character, or comma, semicolon, tab or
+    pipe), else on the plan's ``datasets.NAME.delimiter``, else on the one found in the file;
+    the version's profile records which (``delimiter``), and the datasheet shows it.
+
     Raises
     ------
     DataError
-        Unreadable, ragged, empty data; a target, PII or sensitive column that is not in the data.
+        Unreadable, ragged, empty data, a quote never closed (with the line); a delimiter that
+        cannot be told; a target, PII or sensitive column that is not in the data.
+    ParameterError
+        A ``delimiter`` that is not one, or one given for data that is not CSV.
     UsageError
         No path given and none in the plan; an invalid dataset name.
     """
@@ -117,6 +127,7 @@ def register_dataset(
     spec, warnings = _plan_entry(ws, name)
     path = _data_path(ws, name, spec, path)
     fmt = detect_format(path, spec.format)
+    delimiter = given_delimiter(delimiter, fmt)
     digest = content_hash(path, fmt)
     given = given_fields(
         source=source,
@@ -131,7 +142,9 @@ def register_dataset(
     if existing is not None:
         return RegisterResult(existing, False, warnings + _ignored(existing, given))
 
-    table, profile = _read_and_profile(path, fmt)
+    if fmt == "csv":
+        delimiter = delimiter or spec.delimiter or _sniff(ws, name, path)
+    table, profile = _read_and_profile(path, fmt, delimiter)
     metadata = version_metadata(spec, given)
     _check_named_columns(ws, spec, table.column_names, fmt=fmt, metadata=metadata, where=str(path))
     _check_target(ws, spec, profile, fmt=fmt, where=str(path))
@@ -196,12 +209,31 @@ def _ignored(existing: DatasetVersionInfo, given: dict[str, Any]) -> list[str]:
     ]
 
 
-def _read_and_profile(path: Path, fmt: DataFormat) -> tuple[pa.Table, dict[str, Any]]:
+def _sniff(ws: Workspace, name: str, path: Path) -> str:
+    """The delimiter found in the file; when it cannot be told, the error says where to name
+    it."""
+    try:
+        return sniff_delimiter(path)
+    except DataError as exc:
+        if exc.template is None:
+            raise
+        raise DataError.about(
+            "delimiter",
+            f"{exc.template} (or datasets.{name}.delimiter in {ws.plan_path.name})",
+        ) from None
+
+
+def _read_and_profile(
+    path: Path, fmt: DataFormat, delimiter: str | None
+) -> tuple[pa.Table, dict[str, Any]]:
     if fmt == "images":
         table = image_table(path)
         return table, profile_images(table)
-    table = read_table(path, fmt)
-    return table, profile_table(table)
+    table = read_table(path, fmt, delimiter=delimiter)
+    profile = profile_table(table)
+    if delimiter is not None:
+        profile["delimiter"] = delimiter  # to read the snapshot back the same way
+    return table, profile
 
 
 def _check_named_columns(

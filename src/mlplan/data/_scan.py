@@ -15,7 +15,13 @@ import pyarrow as pa
 from mlplan.data._columns import id_reason
 from mlplan.data._privacy import pii_reason, sample_strings
 from mlplan.data._profile import profile_table
-from mlplan.data._read import detect_format, list_images, read_table
+from mlplan.data._read import (
+    detect_format,
+    given_delimiter,
+    list_images,
+    read_table,
+    sniff_delimiter,
+)
 from mlplan.data._sensitive import sensitive_reason
 from mlplan.errors import ParameterError
 from mlplan.plan import ColumnSuggestion, DataSuggestions, ScanChoice, TargetCandidate, Task
@@ -68,9 +74,15 @@ def _guess_task(profile: dict[str, Any]) -> Task:
 
 
 def scan_data(
-    path: str | Path, *, dataset: str | None = None, target: str | None = None
+    path: str | Path,
+    *,
+    dataset: str | None = None,
+    target: str | None = None,
+    delimiter: str | None = None,
 ) -> DataSuggestions:
     """Scan a file or image folder and suggest the plan's dataset entry, task and target.
+
+    A CSV file is split on ``delimiter``, else on the one found in it (see ``delimiter``).
 
     The target candidates are ranked, each with its reasons (a name an outcome goes by, few
     values, the last column; never an id, time or PII column); the first is the scan's
@@ -99,7 +111,8 @@ def scan_data(
         return DataSuggestions(
             name, str(path), fmt, len(images), [], ["label"], "image_classification", labels
         )
-    table = read_table(path, fmt)
+    delimiter = given_delimiter(delimiter, fmt) or (sniff_delimiter(path) if fmt == "csv" else None)
+    table = read_table(path, fmt, delimiter=delimiter)
     profile = profile_table(table)
     columns = _columns(table, profile)
     ranking = _rank_targets(columns, target)
@@ -137,6 +150,7 @@ def scan_data(
         target=chosen,
         class_shares=shares,
         positive=positive,
+        delimiter=delimiter,
     )
 
 
@@ -275,6 +289,7 @@ def create_from_data(
     owner: str | None = None,
     force: bool = False,
     scanned: DataSuggestions | None = None,
+    delimiter: str | None = None,
 ) -> Workspace:
     """Write a complete, commented ``mlplan.yaml`` in ``root``, pre-filled from a scan of
     ``data`` (a file or image folder): its dataset entry, and the task, target and positive
@@ -298,7 +313,9 @@ def create_from_data(
     root = Path(root).resolve()
     Workspace.check_creatable(root, force=force)  # before reading a large file for nothing
     data_path = Path(data).resolve()
-    suggestions = scanned if scanned is not None else scan_data(data_path, target=target)
+    suggestions = (
+        scanned if scanned is not None else scan_data(data_path, target=target, delimiter=delimiter)
+    )
     if target is None and task != "image_classification" and suggestions.format != "images":
         check_target_choice(suggestions)
     # Relative to the plan, so the project folder can move with its data.

@@ -58,6 +58,17 @@ class DatasetVersionInfo:
         return f"{self.name}@{self.version}"
 
     @property
+    def delimiter(self) -> str | None:
+        """A CSV version's field delimiter, as it was read when registered."""
+        if self.format != "csv":
+            return None
+        recorded = self.profile.get("delimiter")
+        if isinstance(recorded, str):
+            return recorded
+        # Registered before delimiters were found and recorded: the suffix decided.
+        return "\t" if self.source_path.lower().endswith(".tsv") else ","
+
+    @property
     def column_names(self) -> list[str]:
         """Column names in file order."""
         return [c["name"] for c in self.columns]
@@ -70,6 +81,7 @@ class DatasetVersionInfo:
             "version": self.version,
             "content_hash": self.content_hash,
             "format": self.format,
+            "delimiter": self.delimiter,
             "source_path": self.source_path,
             "size_bytes": self.size_bytes,
             "rows": self.rows,
@@ -135,10 +147,6 @@ def version_record(
     if record is None:  # versions are never deleted; this guards a corrupted store
         raise DatasetNotFoundError(f"{info.ref} vanished from the store")
     return project_id, record
-
-
-def _delimiter(source_path: str) -> str | None:
-    return "\t" if source_path.lower().endswith(".tsv") else None
 
 
 def find_by_hash(ws: Workspace, name: str, digest: str) -> DatasetVersionInfo | None:
@@ -214,14 +222,13 @@ def load_table(ws: Workspace, info: DatasetVersionInfo) -> pa.Table:
         snapshot = artifacts.path(info.snapshot_sha256)
         if fmt == "images":
             return pq.read_table(snapshot)
-        # The snapshot has no suffix; the delimiter follows the registered file's.
-        return read_table(snapshot, fmt, delimiter=_delimiter(info.source_path))
+        return read_table(snapshot, fmt, delimiter=info.delimiter)
     source = ws.resolve(info.source_path)
     if fmt == "images":
         if source.is_dir() and content_hash(source, fmt).sha256 == info.content_hash:
             return image_table(source)
     elif source.is_file() and sha256_file(source).sha256 == info.content_hash:
-        return read_table(source, fmt)
+        return read_table(source, fmt, delimiter=info.delimiter)
     raise DataError(
         f"the data of {info.ref} is not at hand: no snapshot in the store and {info.source_path} "
         "is missing or has changed since it was registered. Restore the file, or register the "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import io
 import json
 import math
 from collections import Counter
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlplan.core import DELIMITERS
 from mlplan.errors import DataError
 
 __all__ = ["AnnotationFile", "AnnotationRow", "ImportCheck", "check_rows", "read_annotations"]
@@ -198,7 +200,7 @@ def read_annotations(path: str | Path) -> AnnotationFile:
         if suffix in {".jsonl", ".ndjson"}:
             return AnnotationFile("jsonl", _read_jsonl(path))
         if suffix in {".csv", ".tsv"}:
-            return AnnotationFile("csv", _read_csv(path, "\t" if suffix == ".tsv" else ","))
+            return AnnotationFile("csv", _read_csv(path))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
     except UnicodeDecodeError:
@@ -223,22 +225,59 @@ def _read_jsonl(path: Path) -> list[AnnotationRow]:
     return rows
 
 
-def _read_csv(path: Path, delimiter: str) -> list[AnnotationRow]:
+def _read_csv(path: Path) -> list[AnnotationRow]:
+    """The rows of a CSV or TSV label file, split on the delimiter whose header holds the label
+    columns. A row with too few or too many fields, or a quote never closed, is refused with
+    its line; rows with nothing in them (a spreadsheet's trailing ones) are skipped."""
     # utf-8-sig: spreadsheets save "CSV UTF-8" with a byte-order mark
     with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh, delimiter=delimiter)
-        header = reader.fieldnames or []
-        if (
-            not any(k in header for k in _ID_KEYS)
-            or "annotator" not in header
-            or "label" not in header
-        ):
+        text = fh.read()
+    delimiter = _label_delimiter(path, text)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
+    rows: list[AnnotationRow] = []
+    start = 1
+    try:
+        header = next(reader, [])
+        start = reader.line_num + 1
+        for record in reader:
+            if any(value.strip() for value in record):
+                if len(record) != len(header):
+                    raise DataError(
+                        f"{path}:{start}: row has {len(record)} fields, the header has "
+                        f"{len(header)}; fix the row (quote a value that holds {delimiter!r}) "
+                        "and import the file again"
+                    )
+                # Rows left blank (a batch row nobody labeled) are kept, to be counted.
+                record_map = dict(zip(header, record, strict=True))
+                rows.append(_from_record(record_map, f"{path}:{start}", blank_ok=True))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        if str(exc) == "unexpected end of data":
             raise DataError(
-                f"{path}:1: the header needs item_id, annotator and label "
-                f"columns; got {', '.join(header) or 'none'}"
-            )
-        # Rows left blank (a batch row nobody labeled) are kept, to be counted.
-        return [_from_record(row, f"{path}:{reader.line_num}", blank_ok=True) for row in reader]
+                f"{path}:{start}: a quote opened on this line is never closed, so every line "
+                "after it would be read as one value; close it and import the file again"
+            ) from None
+        raise DataError(
+            f"{path}:{reader.line_num}: not valid CSV ({exc}); a quote inside a quoted value "
+            'is written twice ("")'
+        ) from None
+    return rows
+
+
+def _label_delimiter(path: Path, text: str) -> str:
+    """The delimiter that splits the header into the label columns (item_id, annotator and
+    label), trying the file's own kind first."""
+    first = text.split("\n", 1)[0].rstrip("\r")
+    order = sorted(DELIMITERS, key=lambda d: d != ("\t" if path.suffix.lower() == ".tsv" else ","))
+    for delimiter in order:
+        header = next(csv.reader([first], delimiter=delimiter), [])
+        if any(k in header for k in _ID_KEYS) and "annotator" in header and "label" in header:
+            return delimiter
+    got = next(csv.reader([first], delimiter=order[0]), [])
+    raise DataError(
+        f"{path}:1: the header needs item_id, annotator and label "
+        f"columns; got {', '.join(got) or 'none'}"
+    )
 
 
 @dataclass

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mlplan.core import parse_delimiter
+
 __all__ = [
     "NAME_PATTERN",
     "ApprovalSpec",
@@ -182,6 +184,11 @@ class DatasetSpec(_Section):
 
     path: str | None = Field(None, description="File or folder, relative to the plan.")
     format: Literal["csv", "parquet", "jsonl", "images"] | None = None
+    delimiter: str | None = Field(
+        None,
+        description="A CSV file's field delimiter: one character, or comma, semicolon, tab or "
+        "pipe (default: found from the file).",
+    )
     source: str | None = Field(None, description="Where the data comes from (provenance).")
     owner: str | None = None
     license: str | None = None
@@ -200,6 +207,17 @@ class DatasetSpec(_Section):
         description="training data holds the target; unlabeled awaits labels; auxiliary neither.",
     )
     labeling: Labeling | None = None
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter(cls, value: str | None) -> str | None:
+        return None if value is None else parse_delimiter(value)
+
+    @model_validator(mode="after")
+    def _delimiter_for_csv(self) -> DatasetSpec:
+        if self.delimiter is not None and self.format not in (None, "csv"):
+            raise ValueError(f"delimiter is for CSV files; format is {self.format}")
+        return self
 
 
 class LabelRate(_Section):

@@ -88,6 +88,8 @@ class DataSuggestions:
     target: ScanChoice | None = None
     class_shares: dict[str, float] = field(default_factory=dict)
     positive: ScanChoice | None = None
+    delimiter: str | None = None
+    """A CSV file's delimiter, as given or found in it."""
 
     def names(self, role: str) -> list[str]:
         """Columns suggested for ``role``."""
@@ -519,6 +521,8 @@ def _dataset_block(data: DataSuggestions) -> list[str]:
     add(f"  {data.dataset}:")
     add(f"    path: {_q(data.path)}")
     add(f"    format: {data.format}")
+    if data.delimiter not in (None, ","):
+        add(f"    delimiter: {_q(data.delimiter)}  # between the fields")
     add(f"    # scanned: {data.rows:,} rows, {len(data.columns)} columns")
     add("    source: null  # TODO: where it comes from (provenance)")
     add("    owner: null")

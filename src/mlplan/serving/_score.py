@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from mlplan.data import check_csv, count_lines, sniff_delimiter
 from mlplan.errors import DataError, ParameterError, UsageError
 from mlplan.modeling import get_model, ray_session
 from mlplan.serving._clearance import check_clearance
@@ -270,7 +271,12 @@ def _local_batches(
 
 
 def _ray_batches(
-    ws: Workspace, model_name: str, path: Path, fmt: str, id_column: str | None, chunk_rows: int
+    ws: Workspace,
+    model_name: str,
+    path: Path,
+    delimiter: str | None,
+    id_column: str | None,
+    chunk_rows: int,
 ) -> Iterator[pa.RecordBatch]:
 
     ray = ray_session()
@@ -280,8 +286,11 @@ def _ray_batches(
         warnings.filterwarnings("ignore", ".* is deprecated", DeprecationWarning, "ray")
         ray_ctx = data.DataContext.get_current()
     ray_ctx.execution_options.preserve_order = True
-    reader = data.read_parquet if fmt == "parquet" else data.read_csv
-    dataset = reader(str(path))
+    dataset = (
+        data.read_parquet(str(path))
+        if delimiter is None
+        else data.read_csv(str(path), **_csv_options(delimiter))
+    )
     root = str(ws.root)
     store_url = os.environ.get("MLPLAN_STORE_URL")
     security = ws.plan.deployment.security
@@ -361,14 +370,18 @@ def score_file(
         raise UsageError(f"{model} takes {served.kind} tensors; score scores tabular models")
     security = ws.plan.deployment.security
     chunker = _Chunker(served, security.unseen_categories, security.out_of_range)
-    dataset, schema = _open_input(source, in_fmt)
+    delimiter = sniff_delimiter(source) if in_fmt == "csv" else None
+    dataset, schema = _open_input(source, in_fmt, delimiter)
     chunker.check_schema(schema, source)
     id_column = _id_column(ws, schema)
     started = time.perf_counter()
-    rows, refused, digest_in, digest_out = _score_into(
+    batches = (
         _local_batches(served, chunker, dataset, chunk_rows, id_column)
         if engine == "local"
-        else _ray_batches(ws, info.ref, source, in_fmt, id_column, chunk_rows),
+        else _ray_batches(ws, info.ref, source, delimiter, id_column, chunk_rows)
+    )
+    rows, refused, digest_in, digest_out = _score_into(
+        batches if delimiter is None else _whole_csv(batches, source, delimiter),
         source,
         _OutputFile(target, out_fmt),
         progress,
@@ -400,20 +413,46 @@ def score_file(
     return dataclasses.replace(report, run_id=run.id)
 
 
-def _open_input(source: Path, fmt: str) -> tuple[Any, pa.Schema]:
+def _csv_options(delimiter: str) -> dict[str, Any]:
+    """CSV read as mlplan reads data everywhere: split on the file's delimiter, an empty string
+    is a missing value, and blocks are cut outside quoted values (a quoted line break, or a
+    quote never closed, would lose rows silently otherwise)."""
+    return {
+        "parse_options": pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+        "convert_options": pcsv.ConvertOptions(strings_can_be_null=True),
+    }
+
+
+def _whole_csv(
+    batches: Iterator[pa.RecordBatch], source: Path, delimiter: str
+) -> Iterator[pa.RecordBatch]:
+    """The batches of a CSV input; a ragged row or a quote never closed is refused with its
+    line (the scored rows are then not kept)."""
+    rows = 0
+    try:
+        for batch in batches:
+            rows += batch.num_rows
+            yield batch
+    except pa.ArrowInvalid as exc:
+        check_csv(source, delimiter)
+        raise DataError(f"{source}: cannot be read as csv: {str(exc).splitlines()[0]}") from None
+    if rows != count_lines(source) - 1:  # values spanning lines, blank lines, or lost rows
+        check_csv(source, delimiter)
+
+
+def _open_input(source: Path, fmt: str, delimiter: str | None) -> tuple[Any, pa.Schema]:
     """The input as an Arrow dataset, and its schema."""
     import pyarrow.dataset as pads  # on use: it loads pandas, which a server never needs
 
     try:
-        # CSV read as mlplan reads data everywhere: an empty string is a missing value.
         file_format = (
-            pads.CsvFileFormat(convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
-            if fmt == "csv"
-            else "parquet"
+            pads.CsvFileFormat(**_csv_options(delimiter)) if delimiter is not None else "parquet"
         )
         dataset = pads.dataset(source, format=file_format)
         return dataset, dataset.schema
     except (pa.ArrowInvalid, OSError) as exc:
+        if delimiter is not None and isinstance(exc, pa.ArrowInvalid):
+            check_csv(source, delimiter)  # a ragged row or an open quote, with its line
         raise DataError(f"{source}: cannot be read as {fmt}: {exc}") from None
 
 
