@@ -104,3 +104,22 @@ def test_common_positives_keep_roc_auc(cli: Any, project_dir: Path) -> None:
     ok(cli("init", "scan", "--from-data", "data/customers.csv", "-y", "-p", "c"))
     text = (project_dir / "c" / "mlplan.yaml").read_text()
     assert "  primary: roc_auc\n" in text and "# Positives (" not in text
+
+
+def test_a_task_given_by_hand_is_held_against_the_target_at_init(
+    cli: Any, project_dir: Path
+) -> None:
+    """``--task binary`` on a four-grade column wrote a plan that only ``data add`` refused."""
+    rng = np.random.default_rng(4)
+    table = pa.table({"x": rng.normal(size=200), "grade": rng.choice(list("ABCD"), 200)})
+    write_csv(table, project_dir / "data" / "grades.csv")
+    args = ("init", "g", "--from-data", "data/grades.csv", "--target", "grade", "-y", "-p", "g")
+    refused = cli(*args, "--task", "binary")
+    assert refused.exit_code == 2
+    assert " ".join(refused.stderr.split()) == (
+        "error: grades.csv: task binary needs a target with two values; 'grade' has 4 "
+        "(A, B, C, D): set task: multiclass, or name a two-valued target (choose with --task "
+        "and --target)"
+    )
+    assert not (project_dir / "g" / "mlplan.yaml").exists()
+    assert ok(cli(*args, "--task", "multiclass"))

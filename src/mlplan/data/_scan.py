@@ -23,6 +23,7 @@ from mlplan.data._read import (
     sniff_delimiter,
 )
 from mlplan.data._sensitive import sensitive_reason
+from mlplan.data._target import target_problem
 from mlplan.errors import ParameterError
 from mlplan.plan import ColumnSuggestion, DataSuggestions, ScanChoice, TargetCandidate, Task
 from mlplan.workspace import Workspace
@@ -148,6 +149,7 @@ def scan_data(
         classes,
         ranking=ranking,
         target=chosen,
+        target_profile=(profile["columns"].get(chosen.value) if chosen is not None else None),
         class_shares=shares,
         positive=positive,
         delimiter=delimiter,
@@ -318,6 +320,19 @@ def create_from_data(
     )
     if target is None and task != "image_classification" and suggestions.format != "images":
         check_target_choice(suggestions)
+    chosen_task = task or suggestions.task
+    if chosen_task is not None and suggestions.target is not None and suggestions.target_profile:
+        problem = target_problem(
+            chosen_task,
+            suggestions.target.value,
+            suggestions.target_profile,
+            positive_class=positive_class,
+        )
+        if problem:
+            raise ParameterError(
+                ("task", "target"),
+                f"{data_path.name}: {problem} (choose with {{task}} and {{target}})",
+            )
     # Relative to the plan, so the project folder can move with its data.
     shown = Path(os.path.relpath(data_path, root)).as_posix()
     suggestions = dataclasses.replace(suggestions, path=shown)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from mlplan.plan._schema import Task
 
@@ -90,6 +90,9 @@ class DataSuggestions:
     positive: ScanChoice | None = None
     delimiter: str | None = None
     """A CSV file's delimiter, as given or found in it."""
+    target_profile: dict[str, Any] | None = None
+    """The chosen target's profile (its kind, distinct count, top values), to hold it against
+    a task given by hand."""
 
     def names(self, role: str) -> list[str]:
         """Columns suggested for ``role``."""
