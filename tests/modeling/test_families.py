@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any, get_args
 
 import pytest
@@ -155,3 +156,34 @@ def test_every_family_takes_the_parameters_its_search_tunes(name: str) -> None:
     kinds = {target for _, target in family.fits}
     for kind in kinds:
         assert set(family.search_space) <= family.parameter_names(kind)
+
+
+def test_hyperparameters_are_checked_by_plan_validate_and_a_bad_value_is_one_line(
+    cli: Any, project_dir: Path
+) -> None:
+    """A misspelt name passed plan validate; num_leaves: -3 ended in an internal error."""
+    plan = project_dir / "mlplan.yaml"
+    text = plan.read_text()
+    assert "\nmodeling:\n" in text
+    plan.write_text(
+        text.replace("\nmodeling:\n", "\nmodeling:\n  hyperparameters: {gbt: {num_leavs: 5}}\n")
+    )
+    validated = cli("plan", "validate")
+    assert validated.exit_code == 2
+    assert (
+        "modeling.hyperparameters.gbt: gbt takes no hyperparameter 'num_leavs' (did you mean "
+        "'num_leaves'?)" in " ".join(validated.output.split())
+    )
+
+    plan.write_text(
+        text.replace("\nmodeling:\n", "\nmodeling:\n  hyperparameters: {gbt: {num_leaves: -3}}\n")
+    )
+    assert cli("plan", "validate").exit_code == 0
+    assert cli("data", "add", "customers").exit_code == 0
+    assert cli("data", "split", "customers").exit_code == 0
+    trained = cli("train", "--family", "gbt")
+    assert trained.exit_code == 2
+    message = " ".join(trained.output.split())
+    assert "gbt could not be trained with the hyperparameters num_leaves: -3:" in message
+    assert "Fix them in modeling.hyperparameters.gbt of the plan" in message
+    assert "internal error" not in message

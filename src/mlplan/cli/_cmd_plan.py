@@ -260,10 +260,12 @@ def validate(project: ProjectOption = None, json: JsonOption = False) -> None:
     """Validate mlplan.yaml, and check it against the registered data."""
     from mlplan.data import check_plan_against_data
     from mlplan.errors import PlanError
+    from mlplan.modeling import hyperparameter_problems
 
     ws = workspace(project)
     plan = ws.plan  # raises PlanError naming file, line and field
-    problems = check_plan_against_data(ws) if ws.has_store else []
+    problems = hyperparameter_problems(plan)
+    problems += check_plan_against_data(ws) if ws.has_store else []
     if json:
         print_json(
             {

@@ -21,6 +21,7 @@ from mlplan.modeling._families import (
     SEARCH_SPACES,
     Family,
     ModelFamily,
+    hyperparameter_problems,
 )
 from mlplan.modeling._features import FeatureSet, feature_frame, onnx_feeds, select_features
 from mlplan.modeling._inputs import (
@@ -107,6 +108,7 @@ __all__ = [
     "feature_frame",
     "feeds_for",
     "get_model",
+    "hyperparameter_problems",
     "import_older_system",
     "inputs_for",
     "interval",

@@ -31,7 +31,7 @@ from mlplan.modeling._estimators import (
 from mlplan.modeling._inputs import TrainingData
 from mlplan.modeling._package import Fitted
 from mlplan.modeling._rnn import RNN_DEFAULTS, fit_rnn
-from mlplan.plan import Task
+from mlplan.plan import Plan, Task
 
 __all__ = [
     "BASELINE_FAMILY",
@@ -43,6 +43,7 @@ __all__ = [
     "Network",
     "check_fits",
     "family_named",
+    "hyperparameter_problems",
     "tabular_estimator",
 ]
 
@@ -126,6 +127,26 @@ class ModelFamily:
         if where is not None:
             raise PlanError(f"{where}: {what}; fix it in the plan")
         raise ParameterError("params", f"{{param}}: {what}")
+
+
+def hyperparameter_problems(plan: Plan) -> list[str]:
+    """The plan's ``modeling.hyperparameters`` a family does not take, each with the closest
+    name, for ``plan validate`` (training refuses them too)."""
+    kinds = ["regression"] if plan.task == "regression" else ["classification"]
+    if plan.task == "sequence":
+        kinds = ["regression", "classification"]  # decided by the target's values
+    problems = []
+    for family, params in plan.modeling.hyperparameters.items():
+        if family not in FAMILIES:
+            continue  # the plan's schema names unknown families
+        where = f"modeling.hyperparameters.{family}"
+        for kind in kinds:
+            try:
+                FAMILIES[family].check_parameters(params, kind, where=where)
+            except PlanError as exc:
+                problems.append(str(exc))
+                break
+    return problems
 
 
 def _pairs(inputs: Iterable[str], targets: Iterable[str]) -> frozenset[tuple[str, str]]:

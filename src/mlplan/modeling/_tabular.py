@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlplan._optional import require
+from mlplan.errors import ParameterError
 from mlplan.modeling._categories import rare_categories
 from mlplan.modeling._categories import register_converter as register_rare_categories
 from mlplan.modeling._families import tabular_estimator
@@ -278,6 +279,25 @@ def window_signature(spec: dict[str, Any], x_train: np.ndarray) -> PackageSignat
 # -- fitting -----------------------------------------------------------------------------------
 
 
+def _fit(estimator: Any, x: Any, y: np.ndarray, family: str, params: dict[str, Any]) -> None:
+    """Fit, and turn the estimator's refusal of a hyperparameter's value (``num_leaves: -3``)
+    into an error that names the family and the values, instead of an internal one."""
+    try:
+        estimator.fit(x, y)
+    except Exception as exc:
+        source = type(exc).__module__.split(".")[0]
+        refused = source in {"lightgbm", "sklearn"} or isinstance(exc, ValueError | TypeError)
+        if not params or not refused:
+            raise
+        given = ", ".join(f"{k}: {v!r}" for k, v in sorted(params.items()))
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(" .")
+        raise ParameterError(
+            "params",
+            f"{family} could not be trained with the hyperparameters {given}: {reason}. Fix "
+            f"them in modeling.hyperparameters.{family} of the plan (or the params given)",
+        ) from exc
+
+
 def fit_estimator(
     data: TrainingData, family: str, seed: int, params: dict[str, Any], *, export: bool
 ) -> Fitted:
@@ -287,7 +307,7 @@ def fit_estimator(
     if spec["kind"] == "window":
         estimator = build_window_estimator(kind, family, seed, params)
         x = {k: window_features(v) for k, v in data.x.items()}
-        estimator.fit(x["train"], data.y["train"])
+        _fit(estimator, x["train"], data.y["train"], family, params)
         graph = (
             export_window_onnx(estimator, kind, family, spec["length"], len(spec["channels"]))
             if export
@@ -297,7 +317,7 @@ def fit_estimator(
         features = FeatureSet.from_spec(spec)
         estimator = build_pipeline(kind, family, features, seed, params)
         x = data.x
-        estimator.fit(x["train"], data.y["train"])
+        _fit(estimator, x["train"], data.y["train"], family, params)
         graph = export_onnx(estimator, kind, family, features) if export else None
     predictions = {}
     for split, inputs in x.items():
