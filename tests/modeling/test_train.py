@@ -426,3 +426,32 @@ def test_older_system_labels_outside_the_class_set_are_refused(cli: Any, project
     blank = cli("baseline", "older", "--predictions", "exports/blank.csv")
     assert blank.exit_code == 1
     assert "have an empty prediction" in " ".join(blank.output.split())
+
+
+def test_an_entity_id_and_a_per_row_text_are_not_features(cli: Any, project_dir: Path) -> None:
+    """A customer_id repeated over a customer's rows became a numeric feature; a ticket code on
+    every row a category that is all '(infrequent)'. Both are left out, saying why."""
+    rng = np.random.default_rng(5)
+    rows = 1200
+    table = pa.table(
+        {
+            "customer_id": rng.integers(1000, 1400, rows),
+            "ticket": [f"T-{i:06d}-{rng.integers(10)}" for i in rng.permutation(rows)],
+            "plan": rng.choice(["basic", "pro"], rows),
+            "tenure_years": rng.integers(0, 5, rows),
+            "churned": rng.random(rows) < 0.3,
+        }
+    )
+    write_csv(table, project_dir / "data" / "customers.csv")
+    plan = project_dir / "mlplan.yaml"
+    plan.write_text(
+        plan.read_text().replace("    pii_columns: [name, email]", "    pii_columns: []")
+    )
+    assert cli("data", "add", "customers").exit_code == 0
+    assert cli("data", "split", "customers").exit_code == 0
+    trained = cli("train", "--baseline", "--json")
+    assert trained.exit_code == 0, trained.output
+    features = json.loads(trained.stdout)["features"]
+    assert set(features["numeric"]) | set(features["categorical"]) == {"plan", "tenure_years"}
+    assert features["excluded"]["customer_id"].startswith("an entity's id by its name")
+    assert features["excluded"]["ticket"].startswith("a value on nearly every row")

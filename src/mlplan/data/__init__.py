@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlplan.data._assign import assign_splits
-from mlplan.data._columns import id_columns
+from mlplan.data._columns import entity_reason, id_columns
 from mlplan.data._datasheet import column_rows, datasheet_markdown, format_value, metadata_rows
 from mlplan.data._diff import ColumnShift, DatasetDiff, diff_datasets, psi
 from mlplan.data._images import image_table, profile_images
@@ -85,6 +85,7 @@ __all__ = [
     "detect_format",
     "diff_datasets",
     "effective_metadata",
+    "entity_reason",
     "export_rows",
     "format_value",
     "get_dataset",

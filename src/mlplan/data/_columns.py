@@ -11,7 +11,7 @@ from typing import Any
 
 from mlplan.errors import DataError
 
-__all__ = ["check_columns", "close_hint", "id_columns", "id_reason"]
+__all__ = ["check_columns", "close_hint", "entity_reason", "id_columns", "id_reason"]
 
 _ID_NAMES = re.compile(r"^(id|uuid|guid|key|.*_id|.*_key|.*_uuid)$", re.IGNORECASE)
 # What exports call the row number or row names: R's write.csv ("" or "rownames"), pandas'
@@ -82,6 +82,35 @@ def id_reason(name: str, column: Mapping[str, Any], rows: int) -> str | None:
         and high - low == rows - 1
     ):
         return f"row number ({low} to {high}, unique and without gaps)"
+    return None
+
+
+def entity_reason(name: str, column: Mapping[str, Any], rows: int) -> str | None:
+    """Why a column that is no per-row id still only names things, from its name and profile;
+    else None: an entity id (``customer_id`` repeated over a customer's rows), whose numbers
+    are labels, not amounts; or a text with a value on (nearly) every row, which a model could
+    only memorise.
+
+    Examples
+    --------
+    >>> entity_reason("customer_id", {"kind": "numeric", "distinct": 400, "count": 1200}, 1200)
+    "an entity's id by its name (400 values over 1,200 rows): numbers that name things, not amounts"
+    >>> entity_reason("ticket", {"kind": "categorical", "distinct": 990, "count": 1000}, 1000)
+    'a value on nearly every row (990 distinct in 1,000): nothing to learn that carries over'
+    >>> entity_reason("plan", {"kind": "categorical", "distinct": 3, "count": 1000}, 1000) is None
+    True
+    """
+    distinct, count = column.get("distinct") or 0, column.get("count") or 0
+    if _ID_NAMES.match(name) and distinct > 1:
+        return (
+            f"an entity's id by its name ({distinct:,} values over {rows:,} rows): numbers that "
+            "name things, not amounts"
+        )
+    if column.get("kind") == "categorical" and distinct > 50 and distinct >= 0.9 * count:
+        return (
+            f"a value on nearly every row ({distinct:,} distinct in {count:,}): nothing to "
+            "learn that carries over"
+        )
     return None
 
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlplan._optional import require
-from mlplan.data import DatasetVersionInfo, effective_metadata, id_columns
+from mlplan.data import DatasetVersionInfo, effective_metadata, entity_reason, id_columns
 from mlplan.errors import DataError
 from mlplan.workspace import Workspace
 
@@ -52,8 +52,9 @@ def select_features(
 
     Ids are the plan's ``id_column`` and every column that only numbers or names the rows
     (unique per row with an id's name, or a gap-free run of integers such as the row number an
-    R or pandas export adds): a model would learn the order of the file. Listing one in
-    ``modeling.features`` uses it all the same.
+    R or pandas export adds): a model would learn the order of the file. So are an entity's id
+    (``customer_id`` over a customer's rows) and a text with a value on nearly every row.
+    Listing one in ``modeling.features`` uses it all the same.
 
     Raises
     ------
@@ -77,6 +78,12 @@ def select_features(
     for column, why in id_columns(info.profile).items():
         if wanted is None or column not in wanted:
             reasons.setdefault(column, why)
+    if wanted is None:
+        rows = int(info.profile.get("rows") or 0)
+        for column, entry in profile.items():
+            entity = entity_reason(column, entry, rows)
+            if entity is not None:
+                reasons.setdefault(column, f"{entity}; list it in modeling.features to use it")
     if wanted is not None:
         missing = [c for c in wanted if c not in profile]
         if missing:
