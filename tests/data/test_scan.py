@@ -299,6 +299,12 @@ def test_the_positive_class_is_the_minority_and_unsure_when_names_disagree(
         ("disab", [], "name suggests disability"),
         ("disability_flag", [], "name suggests disability"),
         ("race_sex", [], "name suggests race or ethnicity, sex or gender"),
+        ("hisp", [0, 1], "name suggests race or ethnicity"),
+        ("eth_grp", [], "name suggests race or ethnicity"),
+        ("dob_year", [], "name suggests age (a date or year of birth)"),
+        ("year_of_birth", [], "name suggests age (a date or year of birth)"),
+        ("eth_price", [], None),
+        ("birthday_gift", [], None),
         ("colour", ["Black", "White"], "values are race or ethnicity categories (Black, White)"),
         ("who", ["M", "F", "M"], "values are sex or gender categories (F, M)"),
         ("person", ["male", "female", "unknown"], "values are sex or gender categories "

@@ -17,7 +17,8 @@ _WORDS: dict[str, frozenset[str]] = {
     for kind, words in {
         "sex or gender": "sex gender gndr female male woman women sexe",
         "race or ethnicity": "race racial ethnicity ethnicities ethnic ethnicgroup raceeth "
-        "black white asian hispanic latino latina latinx caucasian nonwhite non_white "
+        "black white asian hispanic hisp latino latina latinx caucasian nonwhite non_white "
+        "eth ethn nhw nhb "
         "minority indigenous aboriginal african_american native_american pacific_islander",
         "religion": "religion religious faith relig",
         "nationality or origin": "nationality national_origin citizenship citizen immigrant "
@@ -54,6 +55,10 @@ _SUFFIXES = frozenset(
 # person (`patient_age`): `account_age` and `vehicle_age` are not a person's age.
 _AGE = re.compile(r"^(age|ages|agegrp|agegroup|ageband|agecat)$")
 _AGE_AFTER = frozenset({"years", "yrs", "yr", "at", "in", "range", "when"})
+# A date or year of birth is age by another name: `dob`, `dob_year`, `birth_year`, `yob`.
+_BIRTH = frozenset({"dob", "yob", "birthyear", "birthdate", "birthday", "dateofbirth"})
+_BIRTH_AFTER = frozenset({"year", "yr", "date", "month"})
+_BIRTH_TERMS = ("birth_year", "birth_date", "year_of_birth", "date_of_birth")
 
 
 def _words(name: str) -> list[str]:
@@ -107,6 +112,9 @@ def _by_name(name: str) -> str | None:
         return None
     if _AGE.match(words[0]) and (len(words) == 1 or words[1] in _SUFFIXES | _AGE_AFTER):
         return "age"
+    birth = words[0] in _BIRTH and (len(words) == 1 or words[1] in _SUFFIXES | _BIRTH_AFTER)
+    if birth or "_".join(words[:3]).startswith(_BIRTH_TERMS):
+        return "age (a date or year of birth)"
     while len(words) > 1 and words[-1] in _SUFFIXES:
         words = words[:-1]
     kinds = [_kind(w) for w in words]
