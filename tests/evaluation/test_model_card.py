@@ -137,3 +137,25 @@ def test_cli_models_card(trained: Workspace, tmp_path: Path) -> None:
     assert (tmp_path / "c.html").read_text().startswith("<!doctype html>")
     assert json.loads(answer.stdout)["evidence"]["dataset"] == "customers@1"
     assert wrong.exit_code == 2 and "must end in .md or .html" in wrong.output
+
+
+def test_approving_or_revoking_writes_the_card_in_reports_again(trained: Workspace) -> None:
+    """The card evaluate wrote to reports/ went stale once an approval was given."""
+    first = evaluate(trained, "logistic-1", n_boot=0)
+    path = first.files["model-card.md"]
+    assert "Priya" not in path.read_text()
+    runner = CliRunner()
+    with chdir(trained.root):
+        given = runner.invoke(
+            app,
+            ["approve", "deploy", "--role", "ml_lead", "--by", "Priya", "--subject", "logistic-1"],
+        )
+        assert given.exit_code == 0, given.output
+        assert "Model card updated: " in given.stdout
+        assert "Approved for deployment of logistic-1@" in path.read_text()
+        assert "Priya" in (path.parent / "model-card.html").read_text()
+        revoked = runner.invoke(
+            app, ["approvals", "revoke", "1", "--role", "ml_lead", "--by", "Priya"]
+        )
+        assert revoked.exit_code == 0, revoked.output
+    assert "Priya" not in path.read_text()

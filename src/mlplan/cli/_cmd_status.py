@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
@@ -108,6 +109,7 @@ def approve(
         subject=subject,
         evaluation=evaluation,
     )
+    card = _refresh_card(project, record.gate, record.subject)
     if json:
         print_json(record.to_dict())
         return
@@ -122,6 +124,19 @@ def approve(
         f"{record.created_at:%Y-%m-%d %H:%M UTC}; approval {record.id} (to withdraw it: "
         f"mlplan approvals revoke {record.id})"
     )
+    if card is not None:
+        console.print(f"Model card updated: {esc(card / 'model-card.md')}")
+
+
+def _refresh_card(project: Path | None, gate: str, subject: str | None) -> Path | None:
+    """After a deploy approval is given or revoked, the model card in reports/ is written
+    again from the store (the one stored with the evaluation stays a snapshot)."""
+    from mlplan.evaluation import refresh_model_card
+    from mlplan.workspace import DEPLOY_GATE
+
+    if gate != DEPLOY_GATE or not subject:
+        return None
+    return refresh_model_card(workspace(project), subject)
 
 
 approvals_app = typer.Typer(help="Sign-offs on the record: list and revoke.", no_args_is_help=True)
@@ -183,6 +198,7 @@ def approvals_revoke(
     from mlplan.workspace import revoke_approval
 
     record = revoke_approval(workspace(project), approval_id, role=role, by=by, note=note)
+    card = _refresh_card(project, record.gate, record.subject)
     if json:
         print_json(record.to_dict())
         return
@@ -191,6 +207,8 @@ def approvals_revoke(
         + (f" for {esc(record.subject)}" if record.subject else "")
         + f" (signed by {esc(record.by)})"
     )
+    if card is not None:
+        console.print(f"Model card updated: {esc(card / 'model-card.md')}")
 
 
 @app.command()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from mlplan._deprecated import moved_names as _moved_names
 from mlplan.evaluation._analysis import versus_constant
-from mlplan.evaluation._card import ModelCard, model_card
+from mlplan.evaluation._card import ModelCard, model_card, refresh_model_card
 from mlplan.evaluation._discovery import (
     Condition,
     DiscoveredSlice,
@@ -56,6 +56,7 @@ __all__ = [
     "metrics_for",
     "model_card",
     "raise_for_gates",
+    "refresh_model_card",
     "slice_metrics",
     "versus_constant",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -21,9 +22,9 @@ from mlplan.data import DatasetVersionInfo, SplitInfo, effective_metadata, get_d
 from mlplan.errors import NotFoundError
 from mlplan.evaluation._input import Subject
 from mlplan.modeling import get_model, latest_comparison
-from mlplan.workspace import DEPLOY_GATE, Workspace, list_approvals
+from mlplan.workspace import DEPLOY_GATE, Workspace, list_approvals, staged_file
 
-__all__ = ["CardEvidence", "ModelCard", "model_card", "render_card"]
+__all__ = ["CardEvidence", "ModelCard", "model_card", "refresh_model_card", "render_card"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,25 @@ def model_card(ws: Workspace, model: str) -> ModelCard:
     )
     markdown, html = render_card(ws, evidence)
     return ModelCard(model, markdown, html, evidence.to_dict())
+
+
+def refresh_model_card(ws: Workspace, model: str) -> Path | None:
+    """Write the card of ``model`` generated now over the one ``evaluate`` left in the
+    project's ``reports/NAME/`` (after an approval is given or revoked, so the file a person
+    opens says what the store says); the folder, or None when the model has no card there or
+    no evaluation yet. The card stored with the evaluation stays as it was: a snapshot."""
+    found = get_model(ws, model)
+    folder = ws.root / "reports" / found.name
+    if not (folder / "model-card.md").exists():
+        return None
+    try:
+        card = model_card(ws, found.ref)
+    except NotFoundError:
+        return None
+    for name, text in (("model-card.md", card.markdown), ("model-card.html", card.html)):
+        with staged_file(folder / name) as tmp:
+            tmp.write_text(text)
+    return folder
 
 
 _TASK_TYPES = {
