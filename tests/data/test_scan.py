@@ -385,3 +385,21 @@ def test_two_delimiters_that_fit_alike_are_asked_for_and_the_answer_kept(tmp_pat
     ws = create_from_data(tmp_path / "project", "codes", path, target="sold", delimiter="pipe")
     assert ws.plan.datasets["codes"].delimiter == "|"
     assert register_dataset(ws, "codes").version.column_names == ["sold", "code,note"]
+
+
+def test_an_outcome_named_in_two_words_is_a_candidate(tmp_path: Path) -> None:
+    """House data: SalePrice was never suggested; only a few-valued Bedrooms was."""
+    rng = np.random.default_rng(8)
+    rows = 300
+    area = rng.gamma(4, 400, rows).round(1)
+    table = pa.table(
+        {
+            "LotArea": area,
+            "Bedrooms": rng.integers(1, 6, rows),
+            "SalePrice": (area * 90 + rng.normal(0, 20000, rows)).round(2),
+        }
+    )
+    suggestions = scan_data(write_csv(table, tmp_path / "houses.csv"))
+    assert suggestions.target_candidates[0] == "SalePrice"
+    assert suggestions.target is not None and suggestions.target.sure
+    assert suggestions.task == "regression"

@@ -38,6 +38,11 @@ _TARGET_NAMES = re.compile(
     r"response|price|sales|revenue|readmitted)$",
     re.IGNORECASE,
 )
+# The last word of a name that says it is the outcome: SalePrice, total_sales, loan_default.
+_OUTCOME_WORDS = frozenset(
+    "target label outcome price sales revenue churn churned default defaulted fraud survived "
+    "readmitted converted".split()
+)
 _FLAG_NAMES = re.compile(r"^(is_.+|has_.+|.+_flag)$", re.IGNORECASE)
 _FEW_VALUES = 20
 _TIME_NAMES = re.compile(r"(date|time|timestamp|_at$|_on$)", re.IGNORECASE)
@@ -192,6 +197,16 @@ def _bands(column: dict[str, Any], *, age: bool) -> tuple[float, ...]:
     return tuple(sorted(set(edges))) if len(set(edges)) >= 2 else ()
 
 
+def _named_outcome(name: str) -> bool:
+    """The name is one an outcome goes by, whole (``churned``) or as its last word
+    (``SalePrice``, ``loan_default``)."""
+    if _TARGET_NAMES.match(name):
+        return True
+    words = re.split(r"[^a-z0-9]+", re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).lower())
+    words = [w for w in words if w]
+    return len(words) > 1 and words[-1] in _OUTCOME_WORDS
+
+
 def _rank_targets(columns: list[ColumnSuggestion], target: str | None) -> list[TargetCandidate]:
     """Columns that could be the target, likeliest first, each with its reasons: ``target``
     when given; then by name (one an outcome goes by), few values (two most), the last column
@@ -199,7 +214,7 @@ def _rank_targets(columns: list[ColumnSuggestion], target: str | None) -> list[T
     last = columns[-1].name if columns else None
     ranked: list[tuple[int, int, TargetCandidate]] = []
     for position, c in enumerate(columns):
-        named, flag = bool(_TARGET_NAMES.match(c.name)), bool(_FLAG_NAMES.match(c.name))
+        named, flag = _named_outcome(c.name), bool(_FLAG_NAMES.match(c.name))
         if c.role not in {"feature", "sensitive"} or (c.distinct < 2 and c.name != target):
             continue
         if c.name != target and not named and not flag and c.distinct > _FEW_VALUES:
