@@ -40,7 +40,22 @@ _TARGET_NAMES = re.compile(
 )
 # The last word of a name that says it is the outcome: SalePrice, total_sales, loan_default.
 _OUTCOME_WORDS = frozenset(
-    ["target", "label", "outcome", "price", "sales", "revenue", "churn", "churned", "default", "defaulted", "fraud", "survived", "readmitted", "converted"]
+    [
+        "target",
+        "label",
+        "outcome",
+        "price",
+        "sales",
+        "revenue",
+        "churn",
+        "churned",
+        "default",
+        "defaulted",
+        "fraud",
+        "survived",
+        "readmitted",
+        "converted",
+    ]
 )
 _FLAG_NAMES = re.compile(r"^(is_.+|has_.+|.+_flag)$", re.IGNORECASE)
 _FEW_VALUES = 20
