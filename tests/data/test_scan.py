@@ -403,3 +403,18 @@ def test_an_outcome_named_in_two_words_is_a_candidate(tmp_path: Path) -> None:
     assert suggestions.target_candidates[0] == "SalePrice"
     assert suggestions.target is not None and suggestions.target.sure
     assert suggestions.task == "regression"
+
+
+def test_a_regression_plan_alerts_on_an_error_in_the_targets_units(tmp_path: Path) -> None:
+    """The template alerted when MAE passed 1.0 on prices near 100,000: always."""
+    from mlplan.data import create_from_data
+
+    rng = np.random.default_rng(9)
+    area = rng.gamma(4, 400, 300).round(1)
+    price = (area * 90 + rng.normal(0, 20000, 300)).round(2)
+    path = write_csv(pa.table({"LotArea": area, "SalePrice": price}), tmp_path / "h.csv")
+    ws = create_from_data(tmp_path / "p", "houses", path)
+    alert = ws.plan.monitoring.ml[0]
+    assert alert.metric == "mae" and alert.op == ">"
+    assert alert.threshold == pytest.approx(float(f"{np.std(price, ddof=1):.3g}"))
+    ws.close()

@@ -212,7 +212,7 @@ def render_plan(
         _evaluation(),
         _deployment(),
         _rollout(),
-        _monitoring(metrics),
+        _monitoring(metrics, _target_spread(data)),
         _approvals(),
     ]
     return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
@@ -477,12 +477,25 @@ def _rollout() -> list[str]:
     ]
 
 
-def _monitoring(metrics: list[tuple[str, str, float | None]]) -> list[str]:
+def _target_spread(data: DataSuggestions | None) -> float | None:
+    """The scanned target's standard deviation, when it is a number."""
+    profile = data.target_profile if data is not None else None
+    std = (profile or {}).get("std")
+    return float(std) if isinstance(std, int | float) and std > 0 else None
+
+
+def _monitoring(metrics: list[tuple[str, str, float | None]], spread: float | None) -> list[str]:
     primary, direction, goal = metrics[0]
     maximize = direction == "maximize"
     alarm = 0.8 if maximize else 1.0
+    why = ""
     if maximize and goal is not None and goal < 0.8:
         alarm = round(goal * 0.8, 2)  # below the target, as 0.8 is below 0.85
+    if not maximize and primary in {"mae", "rmse"} and spread is not None:
+        # An error in the target's units: at its spread, the model does no better than
+        # always answering the mean.
+        alarm = float(f"{spread:.3g}")
+        why = "  # the target's standard deviation: no better than always the mean"
     return [
         "# ── Monitoring ──────────────────────────────────────────────────────────────────────",
         "monitoring:",
@@ -494,7 +507,7 @@ def _monitoring(metrics: list[tuple[str, str, float | None]]) -> list[str]:
         "    - {name: null-outputs, metric: null_output_rate, op: '>', threshold: 0.01, "
         "window: 1h}",
         f"  ml: [{{name: primary-metric, metric: {primary}, op: '{'<' if maximize else '>'}', "
-        f"threshold: {alarm}, window: 7d}}]",
+        f"threshold: {alarm}, window: 7d}}]{why}",
         "  business: []",
     ]
 
