@@ -144,9 +144,15 @@ def trivial_row(ws: Workspace, test: ComparedRows, resampling: Resampling) -> di
     """What the training split says without looking at any feature."""
     n = len(test.y)
     if test.kind == "regression":
-        mean = float(np.mean(test.y_train))
-        predicted, proba = np.full(n, mean), None
-        note = f"always {mean:.4g}, the training mean"
+        # The best constant for absolute errors is the median; for squared ones, the mean.
+        primary = ws.plan.metrics.primary_metric
+        if primary is None or primary.name in {"mae", "mape"}:
+            constant = float(np.median(test.y_train))
+            note = f"always {constant:.4g}, the training median (the best constant for MAE)"
+        else:
+            constant = float(np.mean(test.y_train))
+            note = f"always {constant:.4g}, the training mean"
+        predicted, proba = np.full(n, constant), None
     else:
         shares = np.array([np.mean(test.y_train == c) for c in test.classes])
         majority = test.classes[int(np.argmax(shares))]
