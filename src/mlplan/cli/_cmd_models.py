@@ -220,8 +220,8 @@ def show(
             f"{esc(spec['time_column'])}, {spec['horizon']} step(s) ahead"
         )
     else:
-        console.print(f"numeric: {esc(', '.join(spec['numeric']))}")
-        console.print(f"categorical: {esc(', '.join(spec['categorical']))}")
+        console.print(f"numeric: {esc(', '.join(spec['numeric'])) or '(none)'}")
+        console.print(f"categorical: {esc(', '.join(spec['categorical'])) or '(none)'}")
         for column, rare in spec.get("infrequent", {}).items():
             shown = ", ".join(rare[:8]) + (f" … ({len(rare)} in all)" if len(rare) > 8 else "")
             console.print(
