@@ -593,3 +593,31 @@ def test_splitting_the_same_version_the_same_way_again_changes_nothing(
     shown = cli("data", "split", "customers", "--stratify", "churned", "--seed", "3")
     assert shown.exit_code == 0
     assert shown.stdout.startswith("Unchanged: customers@1/s1 split this version the same way")
+
+
+def test_an_entitys_rows_in_two_splits_are_a_warning_naming_group(project_dir: Path) -> None:
+    """customer_id over a customer's several rows, split without --group on it."""
+    rng = np.random.default_rng(6)
+    rows = 900
+    table = pa.table(
+        {
+            "customer_id": rng.integers(1000, 1300, rows),
+            "spend": rng.gamma(2, 30, rows).round(2),
+            "churned": (rng.random(rows) < 0.2).astype(np.int64),
+        }
+    )
+    write_csv(table, project_dir / "data" / "customers.csv")
+    ws = Workspace(project_dir)
+    edit_plan(ws, "    pii_columns: [name, email]", "    pii_columns: []")
+    register_dataset(ws, "customers")
+    apart = split_dataset(ws, "customers", seed=1)
+    (warning,) = [w for w in apart.leakage["warnings"] if "names an entity" in w]
+    assert re.fullmatch(
+        r"customer_id names an entity with several rows, and [\d,]+ of them have rows in more "
+        r"than one split: a model is then judged on entities it has seen; split with --group "
+        r"customer_id to keep each in one",
+        warning,
+    )
+    grouped = split_dataset(ws, "customers", seed=1, group="customer_id")
+    assert not [w for w in grouped.leakage["warnings"] if "names an entity" in w]
+    ws.close()

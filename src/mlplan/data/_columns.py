@@ -11,7 +11,14 @@ from typing import Any
 
 from mlplan.errors import DataError
 
-__all__ = ["check_columns", "close_hint", "entity_reason", "id_columns", "id_reason"]
+__all__ = [
+    "check_columns",
+    "close_hint",
+    "entity_columns",
+    "entity_reason",
+    "id_columns",
+    "id_reason",
+]
 
 _ID_NAMES = re.compile(r"^(id|uuid|guid|key|.*_id|.*_key|.*_uuid)$", re.IGNORECASE)
 # What exports call the row number or row names: R's write.csv ("" or "rownames"), pandas'
@@ -112,6 +119,17 @@ def entity_reason(name: str, column: Mapping[str, Any], rows: int) -> str | None
             "learn that carries over"
         )
     return None
+
+
+def entity_columns(profile: Mapping[str, Any]) -> list[str]:
+    """The columns of a profile whose name says they are an id but that repeat over rows: an
+    entity's id (``customer_id`` over a customer's rows)."""
+    rows = int(profile.get("rows") or 0)
+    return [
+        name
+        for name, column in profile.get("columns", {}).items()
+        if _ID_NAMES.match(name) and 1 < (column.get("distinct") or 0) < rows
+    ]
 
 
 def id_columns(profile: Mapping[str, Any]) -> dict[str, str]:

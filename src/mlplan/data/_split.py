@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from mlplan.core import SplitRef, parse_dataset_ref, parse_split_ref
 from mlplan.data._assign import assign_splits, rare_classes
-from mlplan.data._columns import check_columns, id_columns
+from mlplan.data._columns import check_columns, entity_columns, id_columns
 from mlplan.data._leakage import check_leakage, leakage_failures
 from mlplan.data._metadata import effective_metadata
 from mlplan.data._versions import DatasetVersionInfo, get_dataset, load_table, version_record
@@ -230,6 +230,7 @@ def split_dataset(
     leakage["warnings"] = [
         *(rare_classes(table, stratify) if stratify else []),
         *leakage["warnings"],
+        *(_entities_apart(info.profile, codes, table, group) if time is None else []),
     ]
     if accept_leakage is not None and not leakage["passed"]:
         leakage["accepted"] = {"reason": accept_leakage.strip()}
@@ -405,6 +406,30 @@ class SplitData:
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.info, self.table, self.codes))
+
+
+def _entities_apart(
+    profile: dict[str, Any], codes: np.ndarray, table: pa.Table, group: str | None
+) -> list[str]:
+    """A column whose name says it is an entity's id (``customer_id`` over a customer's rows),
+    split without ``--group`` on it: the entity's rows in more than one split."""
+    out = []
+    for column in entity_columns(profile):
+        if column == group:
+            continue
+        encoded = pc.dictionary_encode(table.column(column)).combine_chunks()
+        entity = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+        known = entity >= 0
+        # Each (entity, split) pair once; an entity in two or more splits crosses.
+        pairs = np.unique(entity[known].astype(np.int64) * 4 + codes[known])
+        crossing = int((np.bincount(pairs // 4) > 1).sum())
+        if crossing:
+            out.append(
+                f"{column} names an entity with several rows, and {crossing:,} of them have "
+                f"rows in more than one split: a model is then judged on entities it has seen; "
+                f"split with --group {column} to keep each in one"
+            )
+    return out
 
 
 def load_split(ws: Workspace, split: SplitInfo) -> SplitData:
