@@ -81,20 +81,22 @@ def per_class(
     *,
     rare_share: float,
     min_support: int,
-    n_boot: int,
-    seed: int,
     level: float,
+    overall: SliceReport,
     train_share: Mapping[str, float] | None = None,
 ) -> list[dict[str, Any]]:
     """Precision, recall, F1, FPR and FNR of every class with intervals; classes whose share
-    (of the training rows when known, else of these rows) is below ``rare_share`` are rare."""
+    (of the training rows when known, else of these rows) is below ``rare_share`` are rare.
+
+    The intervals come from the resamples that gave ``overall`` (the slice report of every
+    row) its intervals: one bootstrap serves every figure, so a binary task's positive-class
+    recall has the overall recall's interval, not another one of the same number.
+    """
     rows = np.arange(data.n)
     point_cm = aggregate(data, rows, np.zeros(data.n, np.int64), 1, ["count"], with_confusion=True)
     point = per_class_from_confusion(point_cm["_confusion"])
-    draws = bootstrap(
-        data, rows, ["count"], n_boot=n_boot, seed=seed, key="per_class", with_confusion=True
-    )
-    drawn = per_class_from_confusion(draws["_confusion"]) if draws else {}
+    confusion = overall.overall_draws.get("_confusion")
+    drawn = per_class_from_confusion(confusion) if confusion is not None else {}
     out = []
     for j, name in enumerate(data.classes):
         support = int(point["support"][0, j])
