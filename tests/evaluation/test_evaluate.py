@@ -90,7 +90,9 @@ def test_the_threshold_is_chosen_on_validation_and_recorded_in_the_package(
     fixed = evaluate(trained, "logistic-1", threshold=0.5).report["threshold"]
     assert (fixed["value"], fixed["criterion"]) == (0.5, "fixed")
     with pytest.raises(
-        ParameterError, match=r"'threshold' must be a number in \(0, 1\), f1 or youden"
+        ParameterError,
+        match=r"'threshold' must be a number in \(0, 1\), f1, youden or recall>=X with X in "
+        r"\(0, 1\]; got 'best'",
     ):
         evaluate(trained, "logistic-1", threshold="best")
 

@@ -114,7 +114,7 @@ def test_minimal_plan_loads_with_defaults() -> None:
         ),
         (
             MINIMAL + "evaluation:\n  threshold: 1.5\n",
-            r"mlplan.yaml:5: evaluation.threshold: threshold must be a number in \(0, 1\)",
+            r"mlplan.yaml:5: evaluation.threshold: threshold must be in \(0, 1\); got 1.5$",
         ),
     ],
     ids=[

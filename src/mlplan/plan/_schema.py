@@ -646,7 +646,7 @@ def parse_threshold(value: float | str, *, name: str = "threshold") -> float | s
             hint = " (quote it for the shell: 'recall>=0.6')" if text == "recall" else ""
             raise ValueError(f"{name} must be {accepted}; got {value!r}{hint}") from None
     if isinstance(value, bool) or not 0 < value < 1:
-        raise ValueError(f"{name} must be {accepted}; got {value}")
+        raise ValueError(f"{name} must be in (0, 1); got {value}")
     return float(value)
 
 
