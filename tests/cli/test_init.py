@@ -11,6 +11,8 @@ import numpy as np
 import pyarrow as pa
 from tests.conftest import arrests_table, ok, write_csv
 
+from mlplan.plan import parse_plan
+
 
 def test_without_a_clear_target_init_lists_the_candidates_and_exits_2(
     cli: Any, project_dir: Path
@@ -96,14 +98,20 @@ def test_rare_positives_make_pr_auc_primary_with_a_recall_floor(
         "    - {name: roc_auc, direction: maximize, target: null}",
     ]
     assert "metric: pr_auc, op: '<', threshold: 0.4" in text
+    # The threshold meets the recall target (the F1 one caught a third of the positives).
+    evaluation = text[text.index("\nevaluation:") :]
+    assert "  threshold: recall>=0.6  # or a number, f1, youden\n" in evaluation
+    assert "the threshold of best F1 catches few of them and misses the" in evaluation
     validated = json.loads(ok(cli("plan", "validate", "--json", "-p", "p")).stdout)
     assert validated["valid"] is True
+    assert parse_plan(text).evaluation.threshold == "recall>=0.6"
 
 
 def test_common_positives_keep_roc_auc(cli: Any, project_dir: Path) -> None:
     ok(cli("init", "scan", "--from-data", "data/customers.csv", "-y", "-p", "c"))
     text = (project_dir / "c" / "mlplan.yaml").read_text()
     assert "  primary: roc_auc\n" in text and "# Positives (" not in text
+    assert "\n  threshold: f1  # binary: a number, or f1 / youden / recall>=X" in text
 
 
 def test_a_task_given_by_hand_is_held_against_the_target_at_init(

@@ -90,7 +90,9 @@ def test_the_threshold_is_chosen_on_validation_and_recorded_in_the_package(
     fixed = evaluate(trained, "logistic-1", threshold=0.5).report["threshold"]
     assert (fixed["value"], fixed["criterion"]) == (0.5, "fixed")
     with pytest.raises(
-        ParameterError, match=r"'threshold' must be a number in \(0, 1\), f1 or youden"
+        ParameterError,
+        match=r"'threshold' must be a number in \(0, 1\), f1, youden or recall>=X with X in "
+        r"\(0, 1\]; got 'best'",
     ):
         evaluate(trained, "logistic-1", threshold="best")
 
@@ -495,20 +497,24 @@ def test_a_model_that_failed_its_gates_is_not_served_without_an_approval(
         r"for a load test, staging or a trial, 'allow_failed_gates' runs it anyway$",
     ):
         check_clearance(trained, "logistic-1")
-    # The command line names its own option for it.
+    # The command line names its own option for it, and says what was refused: scoring.
     with chdir(trained.root):
         refused = CliRunner().invoke(
             app, ["score", "logistic-1", "data/customers.csv", "scored.csv"]
         )
     assert refused.exit_code == 1
-    assert refused.stderr.rstrip().endswith(
-        "for a load test, staging or a trial, --allow-failed-gates runs it anyway"
+    said = " ".join(refused.stderr.split())
+    assert "logistic-1@2 may not be used to score: gates failed in evaluation" in said
+    assert "to score it anyway: mlplan approve deploy --role ml_lead --by NAME" in said
+    assert said.endswith(
+        "for a load test, staging or a trial, --allow-failed-gates scores with it anyway"
     )
+    assert "deployed" not in said
     check_clearance(trained, "logistic-1", allow_failed_gates=True)  # a load test, staging
     # Scoring a file for use is a deployment too: refused, and nothing written.
     source = trained.root / "to_score.parquet"
     pq.write_table(churn_table(rows=50, seed=9).drop_columns(["churned"]), source)
-    with pytest.raises(CheckFailedError, match="logistic-1@2 may not be deployed"):
+    with pytest.raises(CheckFailedError, match="logistic-1@2 may not be used to score"):
         score_file(trained, "logistic-1", source, trained.root / "scored.parquet")
     assert not (trained.root / "scored.parquet").exists()
     trial = score_file(

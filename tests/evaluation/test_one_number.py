@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 from tests.conftest import chdir
 from typer.testing import CliRunner
 
 from mlplan.checklist import status
 from mlplan.cli import app
+from mlplan.evaluation._analysis import per_class
+from mlplan.modeling import Predictions, interval, slice_metrics
 from mlplan.workspace import Workspace
 
 
@@ -100,3 +103,35 @@ def test_every_label_metric_says_its_threshold(
     assert re.search(r"FPR \d\.\d+, FNR \d\.\d+ at threshold 0\.\d+ overall", error_types)
     card = (trained.root / "reports" / "logistic-2" / "model-card.md").read_text()
     assert re.search(r"Labels \(accuracy, precision, recall, F1 …\) at threshold 0\.\d+ \(f1", card)
+
+
+def test_per_class_figures_share_the_overall_draws(trained: Workspace) -> None:
+    # The positive class's recall and precision are the overall recall and precision: one
+    # number, so one interval, on the per-class line (and the rare-class line) as overall.
+    runner = CliRunner()
+    with chdir(trained.root):
+        shown = runner.invoke(app, ["evaluate", "logistic-1", "--json"])
+    assert shown.exit_code == 0, shown.output
+    report = json.loads(shown.stdout)
+    positive = next(c for c in report["per_class"] if c["class"] == report["positive"])
+    for metric in ("recall", "precision", "f1", "fpr", "fnr"):
+        assert positive[metric] == report["overall"][metric], metric
+        assert positive[metric]["low"] < positive[metric]["high"]
+
+
+def test_multiclass_per_class_intervals_come_from_the_overall_resamples() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.choice(["a", "b", "c"], 900, p=[0.6, 0.3, 0.1])
+    p = np.where(rng.random(900) < 0.7, y, rng.choice(["a", "b", "c"], 900))
+    data = Predictions.from_arrays(y, p, kind="multiclass")
+    overall = slice_metrics(data, n_boot=80, seed=3, level=0.9)
+    classes = per_class(data, rare_share=0.15, min_support=10, level=0.9, overall=overall)
+    # Macro recall is the mean of the classes' recalls in every draw: the per-class draws
+    # are the overall group's own resamples.
+    drawn = {c["class"]: c["recall"] for c in classes}
+    confusion = overall.overall_draws["_confusion"]
+    per_draw = np.diagonal(confusion, axis1=1, axis2=2) / confusion.sum(axis=2)
+    assert np.allclose(per_draw.mean(axis=1), overall.overall_draws["macro_recall"])
+    for j, name in enumerate(data.classes):
+        assert (drawn[name]["low"], drawn[name]["high"]) == interval(per_draw[:, j], 0.9)
+    assert [c["class"] for c in classes if c["rare"]] == ["c"]

@@ -102,6 +102,20 @@ def test_minimal_plan_loads_with_defaults() -> None:
             MINIMAL + "datasets:\n  c: {path: c.parquet, format: parquet, delimiter: ';'}\n",
             r"delimiter is for CSV files; format is parquet",
         ),
+        (
+            MINIMAL + "evaluation:\n  threshold: recal>=0.6\n",
+            r"mlplan.yaml:5: evaluation.threshold: threshold must be a number in \(0, 1\), f1, "
+            r"youden or recall>=X with X in \(0, 1\]; got 'recal>=0.6'$",
+        ),
+        (
+            MINIMAL + "evaluation:\n  threshold: recall>=60\n",
+            r"mlplan.yaml:5: evaluation.threshold: the recall floor of threshold 'recall>=60' "
+            r"must be in \(0, 1\]; e.g. recall>=0.6$",
+        ),
+        (
+            MINIMAL + "evaluation:\n  threshold: 1.5\n",
+            r"mlplan.yaml:5: evaluation.threshold: threshold must be in \(0, 1\); got 1.5$",
+        ),
     ],
     ids=[
         "typo-top",
@@ -127,11 +141,31 @@ def test_minimal_plan_loads_with_defaults() -> None:
         "risk-monitor",
         "delimiter-not-one",
         "delimiter-not-csv",
+        "threshold-criterion",
+        "threshold-recall-floor",
+        "threshold-range",
     ],
 )
 def test_invalid_plans_name_line_and_field(text: str, message: str) -> None:
     with pytest.raises(PlanError, match=message):
         parse_plan(text)
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("recall>=0.6", "recall>=0.6"),
+        ("'recall >= .75'", "recall>=0.75"),
+        ("youden", "youden"),
+        ("0.3", 0.3),
+        ("recall>=1", "recall>=1"),
+    ],
+)
+def test_a_threshold_is_a_number_a_criterion_or_a_recall_floor(
+    given: str, kept: float | str
+) -> None:
+    plan = parse_plan(MINIMAL + f"evaluation:\n  threshold: {given}\n")
+    assert plan.evaluation.threshold == kept
 
 
 def test_every_problem_is_listed_once() -> None:

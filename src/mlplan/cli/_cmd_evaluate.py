@@ -61,8 +61,9 @@ PartOption = Annotated[
 ThresholdOption = Annotated[
     str | None,
     typer.Option(
-        help="Binary: a decision threshold in (0, 1), or f1 / youden to choose it on the "
-        "validation rows (default: the package's, else evaluation.threshold of the plan). "
+        help="Binary: a decision threshold in (0, 1), or f1 / youden / 'recall>=X' (the "
+        "highest threshold whose recall is at least X; quote it for the shell) to choose it "
+        "on the validation rows (default: the package's, else evaluation.threshold of the plan). "
         "Another threshold than the package's makes a new package version; what is "
         "deployed changes only with mlplan deploy."
     ),

@@ -18,6 +18,7 @@ from mlplan.modeling import (
     interval,
     per_class_from_confusion,
 )
+from mlplan.plan import recall_floor
 
 __all__ = [
     "benjamini_hochberg",
@@ -81,20 +82,22 @@ def per_class(
     *,
     rare_share: float,
     min_support: int,
-    n_boot: int,
-    seed: int,
     level: float,
+    overall: SliceReport,
     train_share: Mapping[str, float] | None = None,
 ) -> list[dict[str, Any]]:
     """Precision, recall, F1, FPR and FNR of every class with intervals; classes whose share
-    (of the training rows when known, else of these rows) is below ``rare_share`` are rare."""
+    (of the training rows when known, else of these rows) is below ``rare_share`` are rare.
+
+    The intervals come from the resamples that gave ``overall`` (the slice report of every
+    row) its intervals: one bootstrap serves every figure, so a binary task's positive-class
+    recall has the overall recall's interval, not another one of the same number.
+    """
     rows = np.arange(data.n)
     point_cm = aggregate(data, rows, np.zeros(data.n, np.int64), 1, ["count"], with_confusion=True)
     point = per_class_from_confusion(point_cm["_confusion"])
-    draws = bootstrap(
-        data, rows, ["count"], n_boot=n_boot, seed=seed, key="per_class", with_confusion=True
-    )
-    drawn = per_class_from_confusion(draws["_confusion"]) if draws else {}
+    confusion = overall.overall_draws.get("_confusion")
+    drawn = per_class_from_confusion(confusion) if confusion is not None else {}
     out = []
     for j, name in enumerate(data.classes):
         support = int(point["support"][0, j])
@@ -166,14 +169,35 @@ def choose_threshold(
     score: np.ndarray, positive: np.ndarray, criterion: str
 ) -> tuple[float, float]:
     """The threshold that maximises ``criterion`` (``f1`` or ``youden``: TPR - FPR) over
-    the distinct scores; returns (threshold, criterion value)."""
+    the distinct scores; returns (threshold, criterion value). A recall floor
+    (``recall>=X``) gives the highest threshold whose recall is at least X, and that recall.
+    """
     candidates = np.unique(score)
+    floor = recall_floor(criterion)
+    if floor is not None:
+        return _recall_floor_threshold(score, positive, floor)
     if not candidates.size or positive.all() or not positive.any():
         return 0.5, float("nan")
     rates = _rates(_counts_at(score, positive, candidates))
     value = rates["f1"] if criterion == "f1" else (1 - rates["fnr"]) - rates["fpr"]
     best = int(np.nanargmax(value))
     return float(candidates[best]), float(value[best])
+
+
+def _recall_floor_threshold(
+    score: np.ndarray, positive: np.ndarray, floor: float
+) -> tuple[float, float]:
+    """The highest threshold whose recall is at least ``floor`` (recall only falls as the
+    threshold rises, so precision is as high as the floor allows), and its recall; without
+    a positive, (0.5, NaN): no threshold can be shown to reach the floor."""
+    caught = np.sort(score[positive])[::-1]
+    if not caught.size:
+        return 0.5, float("nan")
+    # The k-th highest positive score catches at least k positives (ties catch more).
+    needed = max(int(np.ceil(floor * caught.size - 1e-9)), 1)
+    chosen = float(caught[needed - 1])
+    recall = float((caught >= chosen).sum() / caught.size)
+    return chosen, recall
 
 
 def versus_constant(score: np.ndarray, positive: np.ndarray, chosen: float) -> dict[str, Any]:

@@ -74,7 +74,7 @@ def analyse(ws: Workspace, inp: EvaluationInput) -> Analysis:
         "focus": _focus(ws, reports, data, focus_metric),
     }
     if data.kind != "regression":
-        report |= _error_types(plan, inp)
+        report |= _error_types(plan, inp, overall)
     report["regressions"] = regression_checks(
         ws, inp, masks, focus_metric=focus_metric, production=production_reference(ws, inp)
     )
@@ -211,7 +211,7 @@ def _hlp_references(
     return per_slice, overall
 
 
-def _error_types(plan: Plan, inp: EvaluationInput) -> dict[str, Any]:
+def _error_types(plan: Plan, inp: EvaluationInput, overall: SliceReport) -> dict[str, Any]:
     """Classification: the classes, confusions, per-class metrics (rare classes by their
     share of the training rows), curves and the decision threshold's table."""
     data = inp.prediction.data
@@ -232,9 +232,8 @@ def _error_types(plan: Plan, inp: EvaluationInput) -> dict[str, Any]:
             data,
             rare_share=spec.rare_class_share,
             min_support=spec.discovery.min_support,
-            n_boot=inp.n_boot,
-            seed=inp.seed,
             level=spec.confidence,
+            overall=overall,
             train_share=train_share,
         ),
         "rare_class_share": spec.rare_class_share,

@@ -109,8 +109,9 @@ def evaluate(
         A registered model's name (its newest package version) or one version exactly
         (``gbt-1@2``).
     threshold
-        Binary: a fixed decision threshold, or ``f1``/``youden`` to choose it on the
-        validation rows; unset: the threshold an earlier evaluation gave the package, else
+        Binary: a fixed decision threshold, or ``f1``/``youden``/``recall>=X`` (the
+        highest threshold whose recall is at least X) to choose it on the validation rows;
+        unset: the threshold an earlier evaluation gave the package, else
         ``evaluation.threshold`` of the plan. A package never changes: evaluated on the test
         rows with another threshold than its own, the model gets a new package version
         holding it (``gbt-1@3``, derived from the one evaluated), and the evaluation is of

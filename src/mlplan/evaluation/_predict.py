@@ -24,6 +24,7 @@ from mlplan.modeling import (
     run_graph,
     target_values,
 )
+from mlplan.plan import parse_threshold, recall_floor
 from mlplan.workspace import Workspace
 
 __all__ = ["decision_threshold", "package_metadata", "positive_class", "predict_model", "row_ids"]
@@ -65,9 +66,10 @@ def decision_threshold(
     given: float | str | None,
     valid: tuple[np.ndarray, np.ndarray] | None,
 ) -> dict[str, Any]:
-    """The threshold ``given`` (else the plan's): a number, or ``f1``/``youden`` chosen on
-    the validation scores and outcomes ``valid``; with how it was chosen and, when there are
-    validation rows, how its decisions compare with a constant answer on them."""
+    """The threshold ``given`` (else the plan's): a number, or ``f1``/``youden``/``recall>=X``
+    chosen on the validation scores and outcomes ``valid``; with how it was chosen (a
+    ``warning`` when a recall floor cannot be reached) and, when there are validation rows,
+    how its decisions compare with a constant answer on them."""
     chosen = _threshold(plan_choice, given, valid)
     if valid is not None and valid[1].size:
         chosen["versus_constant"] = versus_constant(valid[0], valid[1], chosen["value"])
@@ -79,29 +81,31 @@ def _threshold(
     given: float | str | None,
     valid: tuple[np.ndarray, np.ndarray] | None,
 ) -> dict[str, Any]:
-    choice = plan_choice if given is None else given
-    if isinstance(choice, str):
-        try:
-            choice = float(choice)
-        except ValueError:
-            if choice not in {"f1", "youden"}:
-                raise ParameterError(
-                    "threshold",
-                    f"{{param}} must be a number in (0, 1), f1 or youden; got {choice!r}",
-                ) from None
+    try:
+        choice = parse_threshold(plan_choice if given is None else given, name="{param}")
+    except ValueError as error:
+        raise ParameterError("threshold", str(error)) from None
     if isinstance(choice, float):
-        if not 0 < choice < 1:
-            raise ParameterError("threshold", f"{{param}} must be in (0, 1); got {choice}")
         return {"value": choice, "criterion": "fixed", "chosen_on": None}
+    floor = recall_floor(choice)
     if valid is None:
-        return {
+        chosen: dict[str, Any] = {
             "value": 0.5,
             "criterion": "default",
             "chosen_on": None,
             "note": f"no validation rows to choose a threshold by {choice}; 0.5 is used",
         }
+        if floor is not None:
+            chosen["warning"] = f"no validation rows to find a threshold of {choice}; 0.5 is used"
+        return chosen
     value, score = choose_threshold(valid[0], valid[1], choice)
-    return {"value": value, "criterion": choice, "chosen_on": "valid", "criterion_value": score}
+    chosen = {"value": value, "criterion": choice, "chosen_on": "valid", "criterion_value": score}
+    if floor is not None and not np.isfinite(score):
+        chosen["warning"] = (
+            f"no threshold reaches {choice} on the {valid[1].size:,} validation rows: none of "
+            "them is positive; 0.5 is used, and the recall target is judged at it"
+        )
+    return chosen
 
 
 def predict_model(

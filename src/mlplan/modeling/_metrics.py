@@ -714,6 +714,10 @@ class SliceReport:
     notes: dict[str, str] = field(default_factory=dict)
     draws: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
     """Bootstrap draws per group and metric (not part of the JSON view)."""
+    overall_draws: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    """The bootstrap draws of every row together, per metric; for classification also
+    ``_confusion`` (draws, K, K): the confusion matrix of each resample, from which per-class
+    figures get the same draws, hence the same intervals, as the overall ones."""
 
     def value(self, group: str, metric: str) -> float:
         """The point value of ``metric`` for ``group``."""
@@ -887,13 +891,14 @@ def slice_metrics(
     names = options.names
     everything = np.arange(data.n)
     overall_point = aggregate(data, everything, np.zeros(data.n, np.int64), 1, names)
-    overall = _estimates(overall_point, 0, options.draws(data, everything, "*"), names, level)
+    drawn = options.draws(data, everything, "*", with_confusion=data._kind != "regression")
+    overall = _estimates(overall_point, 0, drawn, names, level)
     if sensitive_features is not None:
         by_group, notes, kept = _by_features(data, sensitive_features, options)
         by_group = dict(sorted(by_group.items()))
     else:
         by_group, notes, kept = _by_masks(data, groups or {}, options)
-    return SliceReport(name, names, overall, by_group, n_boot, level, notes, kept)
+    return SliceReport(name, names, overall, by_group, n_boot, level, notes, kept, drawn)
 
 
 @dataclass(frozen=True)
@@ -908,10 +913,21 @@ class _Options:
     level: float
     min_support: int
 
-    def draws(self, data: Predictions, rows: np.ndarray, label: str) -> dict[str, np.ndarray]:
-        """The bootstrap draws of the group ``label`` (its own seeded stream)."""
+    def draws(
+        self, data: Predictions, rows: np.ndarray, label: str, *, with_confusion: bool = False
+    ) -> dict[str, np.ndarray]:
+        """The bootstrap draws of the group ``label`` (its own seeded stream); with
+        ``with_confusion`` each draw's confusion matrix too, as ``_confusion``."""
         key = f"{self.name}:{label}"
-        return bootstrap(data, rows, self.names, n_boot=self.n_boot, seed=self.seed, key=key)
+        return bootstrap(
+            data,
+            rows,
+            self.names,
+            n_boot=self.n_boot,
+            seed=self.seed,
+            key=key,
+            with_confusion=with_confusion,
+        )
 
 
 _Groups = tuple[

@@ -41,6 +41,8 @@ from mlplan.plan._schema import (
     SliceSpec,
     Stakeholder,
     Task,
+    parse_threshold,
+    recall_floor,
 )
 from mlplan.plan._template import (
     RARE_POSITIVE_SHARE,
@@ -96,6 +98,8 @@ __all__ = [
     "Task",
     "load_plan",
     "parse_plan",
+    "parse_threshold",
+    "recall_floor",
     "render_plan",
 ]
 

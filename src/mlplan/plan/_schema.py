@@ -55,6 +55,8 @@ __all__ = [
     "Stakeholder",
     "Strategy",
     "Task",
+    "parse_threshold",
+    "recall_floor",
 ]
 
 Task = Literal["regression", "binary", "multiclass", "image_classification", "sequence"]
@@ -600,6 +602,62 @@ class Discovery(_Section):
     )
 
 
+_RECALL_FLOOR = re.compile(r"^recall\s*>=\s*(\S+)$")
+
+
+def parse_threshold(value: float | str, *, name: str = "threshold") -> float | str:
+    """A binary decision threshold as ``evaluation.threshold`` and ``--threshold`` take it:
+    a number in (0, 1); ``f1`` or ``youden``, the threshold of best F1 or Youden's J on the
+    validation rows; or ``recall>=X`` (X in (0, 1]), the highest threshold whose recall on
+    the validation rows is at least X, so precision is as high as that floor allows.
+
+    Returns the number, or the criterion (a floor written ``recall>=X``); ``name`` is what
+    the messages call the value.
+
+    Raises
+    ------
+    ValueError
+        Anything else, with what is accepted.
+
+    Examples
+    --------
+    >>> parse_threshold("0.3"), parse_threshold("f1"), parse_threshold("recall >= .6")
+    (0.3, 'f1', 'recall>=0.6')
+    """
+    accepted = "a number in (0, 1), f1, youden or recall>=X with X in (0, 1]"
+    if isinstance(value, str):
+        text = value.strip()
+        if text in {"f1", "youden"}:
+            return text
+        floor = _RECALL_FLOOR.match(text)
+        if floor is not None:
+            try:
+                share = float(floor.group(1))
+            except ValueError:
+                share = float("nan")
+            if not 0 < share <= 1:
+                raise ValueError(
+                    f"the recall floor of {name} {value!r} must be in (0, 1]; e.g. recall>=0.6"
+                )
+            return f"recall>={share:g}"
+        try:
+            value = float(text)
+        except ValueError:
+            hint = " (quote it for the shell: 'recall>=0.6')" if text == "recall" else ""
+            raise ValueError(f"{name} must be {accepted}; got {value!r}{hint}") from None
+    if isinstance(value, bool) or not 0 < value < 1:
+        raise ValueError(f"{name} must be in (0, 1); got {value}")
+    return float(value)
+
+
+def recall_floor(criterion: float | str) -> float | None:
+    """The recall a ``recall>=X`` threshold criterion asks for (None: another criterion)."""
+    if not isinstance(criterion, str):
+        return None
+    floor = _RECALL_FLOOR.match(criterion.strip())
+    return float(floor.group(1)) if floor is not None else None
+
+
 class EvaluationSpec(_Section):
     """How models are evaluated: intervals, significance, rare classes, the threshold."""
 
@@ -611,19 +669,18 @@ class EvaluationSpec(_Section):
     rare_class_share: float = Field(
         0.05, ge=0, le=1, description="Classes below this share of the rows are rare."
     )
-    threshold: float | Literal["f1", "youden"] = Field(
+    threshold: float | str = Field(
         "f1",
         description="Binary: the decision threshold, or how to choose it on the validation "
-        "split (max F1, or Youden's J).",
+        "split: f1 (max F1), youden (Youden's J) or recall>=X (the highest threshold whose "
+        "recall is at least X).",
     )
     discovery: Discovery = Field(default_factory=Discovery)
 
     @field_validator("threshold")
     @classmethod
     def _threshold(cls, value: float | str) -> float | str:
-        if isinstance(value, float) and not 0 < value < 1:
-            raise ValueError(f"threshold must be in (0, 1); got {value}")
-        return value
+        return parse_threshold(value)
 
 
 class ApprovalSpec(_Section):

@@ -188,7 +188,8 @@ def render_plan(
 
     With a scan of the data (``data``), a binary target's positive class defaults to the
     scan's (the minority); when it is rare (under ``RARE_POSITIVE_SHARE`` of the rows), the
-    primary metric is PR AUC with a recall floor at the decision threshold.
+    primary metric is PR AUC with a recall floor at the decision threshold, and the threshold
+    is the highest that meets the floor on the validation split (``recall>=0.6``).
 
     Examples
     --------
@@ -209,7 +210,7 @@ def render_plan(
         _risks(),
         _modeling(),
         _gates(),
-        _evaluation(),
+        _evaluation(outcome, metrics),
         _deployment(),
         _rollout(),
         _monitoring(metrics, _target_spread(data)),
@@ -438,7 +439,21 @@ def _gates() -> list[str]:
     ]
 
 
-def _evaluation() -> list[str]:
+def _evaluation(outcome: _Outcome, metrics: list[tuple[str, str, float | None]]) -> list[str]:
+    floor = next((goal for m, _, goal in metrics if m == "recall" and outcome.rare), None)
+    threshold = (
+        [
+            "  # Positives are rare: the threshold of best F1 catches few of them and misses the",
+            "  # recall target above, so the threshold is the highest one whose recall on the",
+            "  # validation split reaches that target (precision as high as the floor allows).",
+            f"  threshold: recall>={floor:g}  # or a number, f1, youden",
+        ]
+        if floor is not None
+        else [
+            "  threshold: f1  # binary: a number, or f1 / youden / recall>=X to choose it on the "
+            "validation split",
+        ]
+    )
     return [
         "# How mlplan evaluate measures a model; a failed gate blocks deployment unless approved.",
         "evaluation:",
@@ -446,7 +461,7 @@ def _evaluation() -> list[str]:
         "  confidence: 0.95",
         "  alpha: 0.05  # false discovery rate over the slices tested",
         "  rare_class_share: 0.05  # classes below this share of the rows are rare",
-        "  threshold: f1  # binary: a number, or f1 / youden to choose it on the validation split",
+        *threshold,
     ]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from mlplan.errors import CheckFailedError
 from mlplan.evaluation import EvaluationInfo, list_evaluations
@@ -116,11 +116,13 @@ def check_clearance(
     *,
     allow_failed_gates: bool = False,
     require_evaluation: bool = False,
+    use: Literal["deploy", "serve", "score"] = "deploy",
 ) -> None:
     """Refuse to deploy a package version whose newest evaluation failed a gate of the plan,
     unless an approval of that evaluation lets it ship (``allow_failed_gates``: load tests,
     staging and trials only). ``require_evaluation``: a package never evaluated is refused
-    too (``deploy``); else it passes (``mlplan status`` says to evaluate it).
+    too (``deploy``); else it passes (``mlplan status`` says to evaluate it). ``use``: what
+    the caller would do with it (deploy, serve, or score a file), which the refusal says.
 
     Raises
     ------
@@ -132,8 +134,18 @@ def check_clearance(
         return
     cleared = clearance(ws, model)
     if not cleared.allowed and (cleared.evaluated or require_evaluation):
+        done, doing = _USES[use]
+        reason = cleared.reason.replace("; to deploy it anyway: ", f"; to {use} it anyway: ")
         raise CheckFailedError.about(
             "allow_failed_gates",
-            f"{cleared.model} may not be deployed: {cleared.reason}; for a load test, staging "
-            "or a trial, {param} runs it anyway",
+            f"{cleared.model} may not be {done}: {reason}; for a load test, staging "
+            f"or a trial, {{param}} {doing} it anyway",
         )
+
+
+# What a refusal says for each use: "may not be <done>", "<option> <doing> it anyway".
+_USES = {
+    "deploy": ("deployed", "runs"),
+    "serve": ("served", "serves"),
+    "score": ("used to score", "scores with"),
+}

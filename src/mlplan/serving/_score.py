@@ -364,7 +364,7 @@ def score_file(
     if chunk_rows < 1:
         raise ParameterError("chunk_rows", f"{{param}} must be 1 or more; got {chunk_rows}")
     info = get_model(ws, model)
-    check_clearance(ws, info.ref, allow_failed_gates=allow_failed_gates)
+    check_clearance(ws, info.ref, allow_failed_gates=allow_failed_gates, use="score")
     served = load_served_model(ws, info.ref)
     if served.kind != "tabular":
         raise UsageError(f"{model} takes {served.kind} tensors; score scores tabular models")

@@ -150,7 +150,7 @@ def serve(
             f"{host}. Create keys (mlplan keys create) and set auth: api_key",
         )
     get_model(ws, model)  # a name that does not exist fails here, listing the known ones
-    check_clearance(ws, model, allow_failed_gates=allow_failed_gates)
+    check_clearance(ws, model, allow_failed_gates=allow_failed_gates, use="serve")
     uvicorn = require("uvicorn", extra="serving", purpose="mlplan serve")
     config = ServeConfig(
         root=str(Path(ws.root).resolve()),
