@@ -410,7 +410,8 @@ def test_planted_duplicates_are_a_warning_far_above_chance(ws: Workspace) -> Non
     assert leakage["expected_share_by_chance"] < leakage["test_share_matching_train"] / 4
     # Not compared: the target and the personal data (the plan names no id column).
     assert leakage["compared_columns"] == ["customer_id", "gender", "age", "region", "charges"]
-    (warning,) = leakage["warnings"]
+    warning, entity = leakage["warnings"]
+    assert entity.startswith("customer_id names an entity with several rows")  # the copies
     assert "(customer_id, gender, age, region, charges)" in warning
     assert warning.endswith(
         "far more, so likely copies of the same records; remove duplicates, or split with "
