@@ -379,3 +379,26 @@ def test_two_delimiters_that_fit_alike_are_asked_for_and_the_answer_kept(tmp_pat
     ws = create_from_data(tmp_path / "project", "codes", path, target="sold", delimiter="pipe")
     assert ws.plan.datasets["codes"].delimiter == "|"
     assert register_dataset(ws, "codes").version.column_names == ["sold", "code,note"]
+
+
+@pytest.mark.parametrize("quote", ["", '""'], ids=["pandas", "R"])
+def test_an_empty_header_row_number_is_never_the_plans_id_column(
+    tmp_path: Path, quote: str
+) -> None:
+    from mlplan.data import create_from_data, split_dataset
+
+    # pandas' to_csv() and R's write.csv() write the row number under an empty header.
+    rng = np.random.default_rng(3)
+    lines = [f"{quote},age,hours,income"] + [
+        f"{i},{rng.integers(18, 90)},{rng.integers(1, 99)},{rng.choice(['>50K', '<=50K'])}"
+        for i in range(300)
+    ]
+    path = tmp_path / "adult.csv"
+    path.write_text("\n".join(lines) + "\n")
+    ws = create_from_data(tmp_path / "project", "adult", path, target="income")
+    assert ws.plan.datasets["adult"].id_column is None
+    assert "    id_column: null\n" in ws.plan_path.read_text()
+    from mlplan.data import register_dataset
+
+    register_dataset(ws, "adult")
+    assert split_dataset(ws, "adult").leakage["compared_columns"] == ["age", "hours"]

@@ -102,6 +102,10 @@ def test_minimal_plan_loads_with_defaults() -> None:
             MINIMAL + "datasets:\n  c: {path: c.parquet, format: parquet, delimiter: ';'}\n",
             r"delimiter is for CSV files; format is parquet",
         ),
+        (
+            MINIMAL + 'datasets:\n  c:\n    path: c.csv\n    id_column: ""\n',
+            r"mlplan.yaml:\d+: datasets.c.id_column: .*names no column .*write null",
+        ),
     ],
     ids=[
         "typo-top",
@@ -127,6 +131,7 @@ def test_minimal_plan_loads_with_defaults() -> None:
         "risk-monitor",
         "delimiter-not-one",
         "delimiter-not-csv",
+        "id-column-empty",
     ],
 )
 def test_invalid_plans_name_line_and_field(text: str, message: str) -> None:

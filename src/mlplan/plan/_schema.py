@@ -213,6 +213,16 @@ class DatasetSpec(_Section):
     def _delimiter(cls, value: str | None) -> str | None:
         return None if value is None else parse_delimiter(value)
 
+    @field_validator("id_column", "time_column")
+    @classmethod
+    def _named_column(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError(
+                "names no column (an empty header, such as the row numbers pandas or R write, "
+                "cannot be named here); name a column or write null"
+            )
+        return value
+
     @model_validator(mode="after")
     def _delimiter_for_csv(self) -> DatasetSpec:
         if self.delimiter is not None and self.format not in (None, "csv"):

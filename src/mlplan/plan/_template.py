@@ -514,7 +514,7 @@ def _dataset_block(data: DataSuggestions) -> list[str]:
     sensitive = data.names("sensitive")
     # A real id (customer_id) names items better than an export's row number.
     ids = sorted(
-        data.names("id"),
+        (n for n in data.names("id") if n.strip()),  # an empty header cannot be named
         key=lambda n: any(c.name == n and c.reason.startswith("row number") for c in data.columns),
     )
     times = data.names("time")
