@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
@@ -164,19 +165,40 @@ def test_a_quote_never_closed_at_the_end_of_a_large_file_names_its_line(tmp_path
         read_table(path, "csv")
 
 
+@pytest.mark.parametrize("rows", [300, 50_000], ids=["small", "large"])
+def test_a_quote_left_open_that_a_later_line_closes_is_refused_with_its_line(
+    tmp_path: Path, rows: int
+) -> None:
+    # The next line's quote closed it: two records became one, silently (300 -> 299 rows).
+    rng = np.random.default_rng(1)
+    lines = ["id,name,x,y"] + [
+        f'{i},"n{i}",{rng.normal():.3f},{rng.choice(["a", "b"])}' for i in range(rows)
+    ]
+    lines[101] = '100,"broken name,0.5,a'
+    path = _write(tmp_path / "quote.csv", "\n".join(lines) + "\n")
+    with pytest.raises(
+        DataError,
+        match=r"quote\.csv:102: a quote opened in the record on this line closes on line 103 "
+        r"with text right after it, not ',' \(comma\) or the line's end: a quote left open "
+        r"merges the lines between into one record\. Close the quote on its line",
+    ):
+        read_table(path, "csv")
+
+
 @pytest.mark.parametrize(
     ("text", "last"),
     [
         ('id,note\n1,a\n2,"two\nlines"\n', "two\nlines"),
+        ('id,note\n1,"a\n""b"", c"\n2,"two\n\nlines"\n', "two\n\nlines"),
         ('id,note\n1,a\n2,"say ""hi"""\n', 'say "hi"'),
         ('id,note\n1,a\n2,5" screen\n', '5" screen'),  # a stray quote inside a value
         ('id,note\n1,a\n2,"closed"', "closed"),
     ],
-    ids=["multiline", "doubled-quotes", "stray-quote", "closed-at-eof"],
+    ids=["multiline", "multiline-doubled", "doubled-quotes", "stray-quote", "closed-at-eof"],
 )
 def test_quoted_values_that_are_closed_are_read(tmp_path: Path, text: str, last: str) -> None:
     table = read_table(_write(tmp_path / "notes.csv", text), "csv")
-    assert table.column("note").to_pylist() == ["a", last]
+    assert (table.num_rows, table.column("note")[-1].as_py()) == (2, last)
 
 
 def test_values_spanning_lines_in_a_large_file_are_all_read(tmp_path: Path) -> None:

@@ -148,7 +148,8 @@ def read_table(path: Path, fmt: DataFormat, *, delimiter: str | None = None) -> 
     Raises
     ------
     DataError
-        Unreadable file, ragged CSV rows or a quote never closed (with the line), malformed JSON
+        Unreadable file, ragged CSV rows, a quote never closed or closed on a later line with
+        text after it (with the line), malformed JSON
         lines, no columns or no rows; a delimiter that cannot be told.
     """
     if fmt == "images":
@@ -303,6 +304,12 @@ def _read_csv(path: Path, delimiter: str) -> pa.Table:
     # or a quote never closed) fails the read or loses rows silently. One record per line
     # proves there is none; otherwise the file is read again, its blocks cut outside quotes.
     if table is None or table.num_rows + len(bad) != count_lines(path) - 1:
+        # A quote left open on one line is closed by a quote on a later one, merging the
+        # records between without an error; a strict scan (rare: values seldom span lines)
+        # finds the closing quote followed by text instead of a delimiter.
+        strict = _quote_problem(path, delimiter)
+        if strict is not None:
+            raise strict
         bad.clear()
         table = read(True)
     if bad:
@@ -319,6 +326,31 @@ def _read_csv(path: Path, delimiter: str) -> pa.Table:
         if open_quote is not None:
             raise _never_closed(path, open_quote)
     return table
+
+
+def _quote_problem(path: Path, delimiter: str) -> DataError | None:
+    """The record whose quote closes with text right after it, by the line it starts on (the
+    quote opened there and closed on a later line, merging the records between); or the
+    quote never closed. None when every quote closes before a delimiter or a line end."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh, delimiter=delimiter, strict=True)
+        start = 1
+        try:
+            for _ in reader:
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            if "expected after" not in str(exc):  # the end of the file inside a quote
+                return _never_closed(path, start)
+            closes = reader.line_num
+            where = f"on line {closes}" if closes != start else "on the same line"
+            return DataError(
+                f"{path}:{start}: a quote opened in the record on this line closes {where} "
+                f"with text right after it, not {delimiter_name(delimiter)} or the line's end: "
+                "a quote left open merges the lines between into one record. Close the quote "
+                'on its line (a quote inside a quoted value is written twice: "") and add the '
+                "file again"
+            )
+    return None
 
 
 def _never_closed(path: Path, line: int) -> DataError:
