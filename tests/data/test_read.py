@@ -17,6 +17,7 @@ from mlplan.data import (
     detect_format,
     list_images,
     read_table,
+    sniff_decimal,
     sniff_delimiter,
 )
 from mlplan.errors import DataError
@@ -360,3 +361,25 @@ def test_list_images_wants_class_subfolders(tmp_path: Path) -> None:
         ("cat/a.jpg", "cat"),
         ("cat/b.PNG", "cat"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "delimiter", "decimal"),
+    [
+        ("a;b;y\n4,36;1;ja\n-0,5;2;nein\n3;;ja\n", ";", ","),
+        ("a;b;y\n4.36;1;ja\n-0.5;2;nein\n", ";", "."),
+        ('a,b\n"4,36",1\n', ",", "."),  # a comma file keeps the decimal point
+        ("a;b\n4,36;1.5\n", ";", "."),  # both marks: the columns disagree, nothing changes
+        ("a;b\n4,36;x\n1;1,2,3\n", ";", ","),
+        ("a\tb\n1,000\tx\n2,500\ty\n", "\t", "."),  # thousands, or decimals? left as text
+    ],
+    ids=["comma", "point", "comma-file", "both", "list-is-text", "thousands"],
+)
+def test_the_decimal_mark_is_found_from_the_numbers(
+    tmp_path: Path, text: str, delimiter: str, decimal: str
+) -> None:
+    path = _write(tmp_path / "m.csv", text)
+    assert sniff_decimal(path, delimiter) == decimal
+    table = read_table(path, "csv", delimiter=delimiter, decimal=decimal)
+    if decimal == ",":
+        assert table.column("a").to_pylist()[:2] in ([4.36, -0.5], [4.36, 1.0])

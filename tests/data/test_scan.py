@@ -368,6 +368,31 @@ def test_a_semicolon_file_is_scanned_by_its_columns_and_the_plan_says_so(tmp_pat
     assert register_dataset(ws, "prices").version.column_names == ["item", "price", "sold"]
 
 
+def test_decimal_commas_are_numbers_to_the_scan_the_plan_and_data_add(tmp_path: Path) -> None:
+    from mlplan.data import create_from_data, register_dataset
+
+    # A European export: ';' between fields, decimal commas. Before, both measurements were
+    # categories of hundreds of values each.
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(5, 2, 300).round(2), rng.normal(1, 1, 300).round(3)
+    path = tmp_path / "euro.csv"
+    path.write_text(
+        "messwert_a;messwert_b;ergebnis\n"
+        + "".join(
+            f"{x};{y};{'ja' if x + y > 6 else 'nein'}\n" for x, y in zip(a, b, strict=True)
+        ).replace(".", ",")
+    )
+    scan = scan_data(path, target="ergebnis")
+    assert scan.decimal == ","
+    assert [c.type for c in scan.columns][:2] == ["numeric", "numeric"]
+    ws = create_from_data(tmp_path / "project", "euro", path, target="ergebnis")
+    assert ws.plan.datasets["euro"].decimal == ","
+    assert '    decimal: ","  # 4,36 is 4.36\n' in ws.plan_path.read_text()
+    info = register_dataset(ws, "euro").version
+    assert info.decimal == ","
+    assert info.profile["columns"]["messwert_a"]["kind"] == "numeric"
+
+
 def test_two_delimiters_that_fit_alike_are_asked_for_and_the_answer_kept(tmp_path: Path) -> None:
     from mlplan.data import create_from_data, register_dataset
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,11 +28,14 @@ __all__ = [
     "check_csv",
     "content_hash",
     "count_lines",
+    "decimal_name",
     "delimiter_name",
     "detect_format",
+    "given_decimal",
     "given_delimiter",
     "list_images",
     "read_table",
+    "sniff_decimal",
     "sniff_delimiter",
 ]
 
@@ -48,6 +52,10 @@ _SUFFIXES: dict[str, DataFormat] = {
 _SNIFF_BYTES = 64 * 1024
 # The share of sampled records a delimiter must split as it splits the header.
 _SNIFF_SHARE = 0.9
+_COMMA_DECIMAL = re.compile(r"[+-]?\d*,\d+")
+_POINT_DECIMAL = re.compile(r"[+-]?\d*\.\d+")
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+")
+_INTEGER = re.compile(r"[+-]?\d+")
 
 
 def detect_format(path: Path, declared: DataFormat | None = None) -> DataFormat:
@@ -139,11 +147,14 @@ def content_hash(path: Path, fmt: DataFormat) -> ContentHash:
     return ContentHash(manifest.hexdigest(), size)
 
 
-def read_table(path: Path, fmt: DataFormat, *, delimiter: str | None = None) -> pa.Table:
+def read_table(
+    path: Path, fmt: DataFormat, *, delimiter: str | None = None, decimal: str = "."
+) -> pa.Table:
     """Read a tabular dataset whole; image folders are read by :mod:`mlplan.data._images`.
 
     A CSV file's fields are split on ``delimiter``; without one, on the delimiter
-    :func:`sniff_delimiter` finds.
+    :func:`sniff_delimiter` finds. Its numbers are read with ``decimal`` as the decimal mark
+    (``","``: ``4,36`` is 4.36; see :func:`sniff_decimal`).
 
     Raises
     ------
@@ -156,7 +167,7 @@ def read_table(path: Path, fmt: DataFormat, *, delimiter: str | None = None) -> 
         raise DataError(f"{path}: is an image folder, not a table")
     try:
         if fmt == "csv":
-            table = _read_csv(path, delimiter or sniff_delimiter(path))
+            table = _read_csv(path, delimiter or sniff_delimiter(path), decimal)
         elif fmt == "parquet":
             # Strings stay dictionary-encoded as Parquet stores them: less memory, faster counts.
             schema = pq.read_schema(path)
@@ -220,6 +231,23 @@ def given_delimiter(delimiter: str | None, fmt: DataFormat) -> str | None:
         raise ParameterError("delimiter", message) from None
 
 
+def given_decimal(decimal: str | None, fmt: DataFormat) -> str | None:
+    """The decimal mark a ``decimal`` parameter names (None: none given).
+
+    Raises
+    ------
+    ParameterError
+        About ``decimal``: not ``"."`` or ``","``, or given for data that is not CSV.
+    """
+    if decimal is None:
+        return None
+    if fmt != "csv":
+        raise ParameterError("decimal", f"{{param}} is for CSV files; the data is {fmt}")
+    if decimal not in (".", ","):
+        raise ParameterError("decimal", f"{{param}} is '.' or ','; got {decimal!r}")
+    return decimal
+
+
 def sniff_delimiter(path: Path) -> str:
     """The delimiter of a CSV file: the one of comma, semicolon, tab and pipe that splits the
     header into two or more fields and the records after it (the first 64 KiB) into as many.
@@ -276,7 +304,63 @@ def sniff_delimiter(path: Path) -> str:
     )
 
 
-def _read_csv(path: Path, delimiter: str) -> pa.Table:
+def decimal_name(decimal: str) -> str:
+    """A decimal mark as messages and datasheets name it.
+
+    Examples
+    --------
+    >>> decimal_name(","), decimal_name(".")
+    ('decimal comma (4,36 is 4.36)', 'decimal point')
+    """
+    return "decimal comma (4,36 is 4.36)" if decimal == "," else "decimal point"
+
+
+def sniff_decimal(path: Path, delimiter: str) -> str:
+    """The decimal mark of a CSV file's numbers: ``","`` when the file is not split on commas,
+    some column holds only numbers written with a decimal comma (``4,36``, ``-0,5``; whole
+    numbers beside them; not only values like ``1,000``, which may be thousands) in its first
+    64 KiB, and no column holds numbers written with a decimal point; else ``"."``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "prices.csv"
+    >>> _ = p.write_text("item;price\\nbread;2,50\\nmilk;1\\n")
+    >>> sniff_decimal(p, ";"), sniff_decimal(p, ",")
+    (',', '.')
+    """
+    if delimiter == ",":
+        return "."
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    try:
+        records = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if r]
+    except csv.Error:
+        return "."
+    if len(head) == _SNIFF_BYTES and len(records) > 2:
+        records.pop()  # cut off by the sample's end
+    if len(records) < 2:
+        return "."
+    comma = point = False
+    for values in zip(*records[1:], strict=False):
+        filled = [v.strip() for v in values if v.strip()]
+        if not filled or not all(
+            _COMMA_DECIMAL.fullmatch(v) or _POINT_DECIMAL.fullmatch(v) or _INTEGER.fullmatch(v)
+            for v in filled
+        ):
+            continue
+        # 1,000 and 2,500 alone may be thousands: a decimal comma needs a value that is not.
+        commas = any(_COMMA_DECIMAL.fullmatch(v) and not _THOUSANDS.fullmatch(v) for v in filled)
+        points = any(_POINT_DECIMAL.fullmatch(v) for v in filled)
+        comma, point = comma or (commas and not points), point or points
+    return "," if comma and not point else "."
+
+
+def _read_csv(path: Path, delimiter: str, decimal: str = ".") -> pa.Table:
     bad: list[tuple[int, int]] = []
 
     def on_invalid(row: pcsv.InvalidRow) -> str:
@@ -291,7 +375,7 @@ def _read_csv(path: Path, delimiter: str) -> pa.Table:
                 newlines_in_values=newlines_in_values,
                 invalid_row_handler=on_invalid,
             ),
-            convert_options=pcsv.ConvertOptions(strings_can_be_null=True),
+            convert_options=pcsv.ConvertOptions(strings_can_be_null=True, decimal_point=decimal),
         )
 
     table: pa.Table | None = None

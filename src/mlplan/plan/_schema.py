@@ -189,6 +189,11 @@ class DatasetSpec(_Section):
         description="A CSV file's field delimiter: one character, or comma, semicolon, tab or "
         "pipe (default: found from the file).",
     )
+    decimal: Literal[".", ","] | None = Field(
+        None,
+        description="A CSV file's decimal mark: '.' or ',' (4,36 is 4.36; default: found "
+        "from the file).",
+    )
     source: str | None = Field(None, description="Where the data comes from (provenance).")
     owner: str | None = None
     license: str | None = None
@@ -227,6 +232,8 @@ class DatasetSpec(_Section):
     def _delimiter_for_csv(self) -> DatasetSpec:
         if self.delimiter is not None and self.format not in (None, "csv"):
             raise ValueError(f"delimiter is for CSV files; format is {self.format}")
+        if self.decimal is not None and self.format not in (None, "csv"):
+            raise ValueError(f"decimal is for CSV files; format is {self.format}")
         return self
 
 

@@ -90,6 +90,8 @@ class DataSuggestions:
     positive: ScanChoice | None = None
     delimiter: str | None = None
     """A CSV file's delimiter, as given or found in it."""
+    decimal: str = "."
+    """A CSV file's decimal mark, as found in it."""
 
     def names(self, role: str) -> list[str]:
         """Columns suggested for ``role``."""
@@ -523,6 +525,8 @@ def _dataset_block(data: DataSuggestions) -> list[str]:
     add(f"    format: {data.format}")
     if data.delimiter not in (None, ","):
         add(f"    delimiter: {_q(data.delimiter)}  # between the fields")
+    if data.decimal != ".":
+        add(f"    decimal: {_q(data.decimal)}  # 4,36 is 4.36")
     add(f"    # scanned: {data.rows:,} rows, {len(data.columns)} columns")
     add("    source: null  # TODO: where it comes from (provenance)")
     add("    owner: null")
