@@ -511,6 +511,20 @@ def test_a_version_registered_before_decimal_commas_were_found_reads_as_it_did(
     assert pa.types.is_string(load_table(sqlite_ws, old).schema.field("charges").type)
 
 
+def test_the_plans_id_column_holds_after_registration_null_included(
+    sqlite_ws: Workspace,
+) -> None:
+    from mlplan.data import effective_metadata, split_dataset
+
+    edit_plan(sqlite_ws, "    id_column: null", "    id_column: customer_id")
+    info = register_dataset(sqlite_ws, "customers").version
+    assert effective_metadata(sqlite_ws, info)["id_column"] == "customer_id"
+    # Before: set back to null after data add, the plan was ignored (the split kept the id).
+    edit_plan(sqlite_ws, "    id_column: customer_id", "    id_column: null")
+    assert effective_metadata(sqlite_ws, info)["id_column"] is None
+    assert "ids_across_splits" not in split_dataset(sqlite_ws, "customers").leakage
+
+
 # -- get and list ----------------------------------------------------------------------------
 
 
