@@ -499,6 +499,20 @@ def test_the_decimal_given_or_in_the_plan_is_used_over_the_one_found(
         register_dataset(sqlite_ws, "customers", path, decimal=";")
 
 
+def test_a_decimal_mark_stated_for_unchanged_content_is_said_not_applied(
+    sqlite_ws: Workspace,
+) -> None:
+    path = _semicolon_csv(sqlite_ws.root / "data" / "customers.csv", customers_table(20))
+    register_dataset(sqlite_ws, "customers", path, decimal=".")
+    edit_plan(sqlite_ws, "    owner: null\n", '    owner: null\n    decimal: ","\n')
+    again = register_dataset(sqlite_ws, "customers", path)
+    assert (again.created, again.version.decimal) == (False, ".")
+    assert again.warnings == [
+        "decimal ',' (it was read with '.') not applied: the content is unchanged, so "
+        "customers@1 keeps the reading it was registered with; a version is read one way only"
+    ]
+
+
 def test_a_version_registered_before_decimal_commas_were_found_reads_as_it_did(
     sqlite_ws: Workspace,
 ) -> None:

@@ -148,7 +148,9 @@ def register_dataset(
     )
     existing = find_by_hash(ws, name, digest.sha256)
     if existing is not None:
-        return RegisterResult(existing, False, warnings + _ignored(existing, given))
+        stated = {"delimiter": delimiter or spec.delimiter, "decimal": decimal or spec.decimal}
+        ignored = _ignored(existing, given) + _read_otherwise(existing, stated)
+        return RegisterResult(existing, False, warnings + ignored)
 
     if fmt == "csv":
         delimiter = delimiter or spec.delimiter or _sniff(ws, name, path)
@@ -215,6 +217,23 @@ def _ignored(existing: DatasetVersionInfo, given: dict[str, Any]) -> list[str]:
     return [
         f"{', '.join(flags)} ignored: the content is unchanged, so "
         f"{existing.ref} keeps the metadata it was registered with"
+    ]
+
+
+def _read_otherwise(existing: DatasetVersionInfo, stated: dict[str, str | None]) -> list[str]:
+    """The warning that a delimiter or decimal mark stated now (flag or plan) is not how the
+    unchanged content was read when registered, and is not applied to it."""
+    recorded = {"delimiter": existing.delimiter, "decimal": existing.decimal}
+    differ = [
+        f"{key} {value!r} (it was read with {recorded[key]!r})"
+        for key, value in stated.items()
+        if value is not None and recorded[key] is not None and value != recorded[key]
+    ]
+    if not differ:
+        return []
+    return [
+        f"{' and '.join(differ)} not applied: the content is unchanged, so {existing.ref} "
+        "keeps the reading it was registered with; a version is read one way only"
     ]
 
 
