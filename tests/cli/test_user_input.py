@@ -78,6 +78,16 @@ def test_data_add_splits_on_the_delimiter_it_finds_and_says_which(
     assert shown["delimiter"] == ";"
 
 
+def test_data_add_reads_decimal_commas_as_numbers_and_says_so(cli: Any, project_dir: Path) -> None:
+    csv = project_dir / "data" / "customers.csv"
+    lines = csv.read_text().splitlines()
+    csv.write_text("\n".join(line.replace(",", ";").replace(".", ",") for line in lines) + "\n")
+    added = ok(cli("data", "add", "customers"))
+    assert "fields split on ';' (semicolon), decimal comma (4,36 is 4.36)" in added.stdout
+    shown = json.loads(ok(cli("data", "show", "customers", "--json")).stdout)
+    assert (shown["decimal"], shown["profile"]["columns"]["charges"]["kind"]) == (",", "numeric")
+
+
 def test_data_add_asks_for_the_delimiter_when_two_fit(cli: Any, project_dir: Path) -> None:
     odd = project_dir / "data" / "odd.csv"
     odd.write_text("churned|b,c|d\n1|2,3|4\n0|6,7|8\n")

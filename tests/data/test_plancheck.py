@@ -81,8 +81,16 @@ def test_nothing_registered_means_nothing_to_check(sqlite_ws: Workspace) -> None
                 "not a column (did you mean 'email'?)"
             ],
         ),
+        (
+            "id_column: null",
+            "id_column: customer",
+            [
+                "mlplan.yaml: customers@1: datasets.customers.id_column names 'customer', which "
+                "is not a column (did you mean 'customer_id'?)"
+            ],
+        ),
     ],
-    ids=["target", "slice-columns", "slice-bins", "slice-where-ok", "pii-columns"],
+    ids=["target", "slice-columns", "slice-bins", "slice-where-ok", "pii-columns", "id-column"],
 )
 def test_plan_problems_name_the_field_the_version_and_close_columns(
     registered: Path, old: str, new: str, problems: list[str]

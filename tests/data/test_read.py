@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
@@ -16,6 +17,7 @@ from mlplan.data import (
     detect_format,
     list_images,
     read_table,
+    sniff_decimal,
     sniff_delimiter,
 )
 from mlplan.errors import DataError
@@ -164,19 +166,40 @@ def test_a_quote_never_closed_at_the_end_of_a_large_file_names_its_line(tmp_path
         read_table(path, "csv")
 
 
+@pytest.mark.parametrize("rows", [300, 50_000], ids=["small", "large"])
+def test_a_quote_left_open_that_a_later_line_closes_is_refused_with_its_line(
+    tmp_path: Path, rows: int
+) -> None:
+    # The next line's quote closed it: two records became one, silently (300 -> 299 rows).
+    rng = np.random.default_rng(1)
+    lines = ["id,name,x,y"] + [
+        f'{i},"n{i}",{rng.normal():.3f},{rng.choice(["a", "b"])}' for i in range(rows)
+    ]
+    lines[101] = '100,"broken name,0.5,a'
+    path = _write(tmp_path / "quote.csv", "\n".join(lines) + "\n")
+    with pytest.raises(
+        DataError,
+        match=r"quote\.csv:102: a quote opened in the record on this line closes on line 103 "
+        r"with text right after it, not ',' \(comma\) or the line's end: a quote left open "
+        r"merges the lines between into one record\. Close the quote on its line",
+    ):
+        read_table(path, "csv")
+
+
 @pytest.mark.parametrize(
     ("text", "last"),
     [
         ('id,note\n1,a\n2,"two\nlines"\n', "two\nlines"),
+        ('id,note\n1,"a\n""b"", c"\n2,"two\n\nlines"\n', "two\n\nlines"),
         ('id,note\n1,a\n2,"say ""hi"""\n', 'say "hi"'),
         ('id,note\n1,a\n2,5" screen\n', '5" screen'),  # a stray quote inside a value
         ('id,note\n1,a\n2,"closed"', "closed"),
     ],
-    ids=["multiline", "doubled-quotes", "stray-quote", "closed-at-eof"],
+    ids=["multiline", "multiline-doubled", "doubled-quotes", "stray-quote", "closed-at-eof"],
 )
 def test_quoted_values_that_are_closed_are_read(tmp_path: Path, text: str, last: str) -> None:
     table = read_table(_write(tmp_path / "notes.csv", text), "csv")
-    assert table.column("note").to_pylist() == ["a", last]
+    assert (table.num_rows, table.column("note")[-1].as_py()) == (2, last)
 
 
 def test_values_spanning_lines_in_a_large_file_are_all_read(tmp_path: Path) -> None:
@@ -338,3 +361,25 @@ def test_list_images_wants_class_subfolders(tmp_path: Path) -> None:
         ("cat/a.jpg", "cat"),
         ("cat/b.PNG", "cat"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "delimiter", "decimal"),
+    [
+        ("a;b;y\n4,36;1;ja\n-0,5;2;nein\n3;;ja\n", ";", ","),
+        ("a;b;y\n4.36;1;ja\n-0.5;2;nein\n", ";", "."),
+        ('a,b\n"4,36",1\n', ",", "."),  # a comma file keeps the decimal point
+        ("a;b\n4,36;1.5\n", ";", "."),  # both marks: the columns disagree, nothing changes
+        ("a;b\n4,36;x\n1;1,2,3\n", ";", ","),
+        ("a\tb\n1,000\tx\n2,500\ty\n", "\t", "."),  # thousands, or decimals? left as text
+    ],
+    ids=["comma", "point", "comma-file", "both", "list-is-text", "thousands"],
+)
+def test_the_decimal_mark_is_found_from_the_numbers(
+    tmp_path: Path, text: str, delimiter: str, decimal: str
+) -> None:
+    path = _write(tmp_path / "m.csv", text)
+    assert sniff_decimal(path, delimiter) == decimal
+    table = read_table(path, "csv", delimiter=delimiter, decimal=decimal)
+    if decimal == ",":
+        assert table.column("a").to_pylist()[:2] in ([4.36, -0.5], [4.36, 1.0])

@@ -470,6 +470,75 @@ def test_a_version_registered_before_delimiters_were_recorded_reads_as_it_did(
     assert load_table(sqlite_ws, old).column_names == info.column_names
 
 
+def test_decimal_commas_are_read_as_numbers_recorded_and_shown(sqlite_ws: Workspace) -> None:
+    # Before: charges (60,25) was a category of hundreds of values, the model at chance.
+    table = customers_table(50)
+    path = _semicolon_csv(sqlite_ws.root / "data" / "customers.csv", table)
+    info = register_dataset(sqlite_ws, "customers", path).version
+    assert (info.decimal, info.profile["decimal"], info.to_dict()["decimal"]) == (",",) * 3
+    assert info.profile["columns"]["charges"]["kind"] == "numeric"
+    assert "decimal comma (4,36 is 4.36)" in dict(metadata_rows(info))["File"]
+    path.unlink()  # read back from the snapshot with the same mark
+    loaded = load_table(sqlite_ws, info)
+    assert loaded.column("charges").to_pylist() == table.column("charges").to_pylist()
+
+
+def test_the_decimal_given_or_in_the_plan_is_used_over_the_one_found(
+    sqlite_ws: Workspace,
+) -> None:
+    path = _semicolon_csv(sqlite_ws.root / "data" / "customers.csv", customers_table(50))
+    given = register_dataset(sqlite_ws, "customers", path, decimal=".").version
+    assert (given.decimal, "decimal" in given.profile) == (".", False)
+    assert given.profile["columns"]["charges"]["kind"] != "numeric"
+    edit_plan(sqlite_ws, "    owner: null\n", '    owner: null\n    decimal: ","\n')
+    with path.open("a") as fh:
+        fh.write("51;Person 51;person51@example.com;male;40;north;70,5;0\n")
+    planned = register_dataset(sqlite_ws, "customers", path).version
+    assert (planned.version, planned.decimal) == (2, ",")
+    with pytest.raises(ParameterError, match=r"'decimal' is '\.' or ','; got ';'"):
+        register_dataset(sqlite_ws, "customers", path, decimal=";")
+
+
+def test_a_decimal_mark_stated_for_unchanged_content_is_said_not_applied(
+    sqlite_ws: Workspace,
+) -> None:
+    path = _semicolon_csv(sqlite_ws.root / "data" / "customers.csv", customers_table(20))
+    register_dataset(sqlite_ws, "customers", path, decimal=".")
+    edit_plan(sqlite_ws, "    owner: null\n", '    owner: null\n    decimal: ","\n')
+    again = register_dataset(sqlite_ws, "customers", path)
+    assert (again.created, again.version.decimal) == (False, ".")
+    assert again.warnings == [
+        "decimal ',' (it was read with '.') not applied: the content is unchanged, so "
+        "customers@1 keeps the reading it was registered with; a version is read one way only"
+    ]
+
+
+def test_a_version_registered_before_decimal_commas_were_found_reads_as_it_did(
+    sqlite_ws: Workspace,
+) -> None:
+    path = _semicolon_csv(sqlite_ws.root / "data" / "customers.csv", customers_table(20))
+    info = register_dataset(sqlite_ws, "customers", path).version
+    old = dataclasses.replace(
+        info, profile={k: v for k, v in info.profile.items() if k != "decimal"}
+    )
+    assert old.decimal == "."  # as then: its charges were strings
+    assert pa.types.is_string(load_table(sqlite_ws, old).schema.field("charges").type)
+
+
+def test_the_plans_id_column_holds_after_registration_null_included(
+    sqlite_ws: Workspace,
+) -> None:
+    from mlplan.data import effective_metadata, split_dataset
+
+    edit_plan(sqlite_ws, "    id_column: null", "    id_column: customer_id")
+    info = register_dataset(sqlite_ws, "customers").version
+    assert effective_metadata(sqlite_ws, info)["id_column"] == "customer_id"
+    # Before: set back to null after data add, the plan was ignored (the split kept the id).
+    edit_plan(sqlite_ws, "    id_column: customer_id", "    id_column: null")
+    assert effective_metadata(sqlite_ws, info)["id_column"] is None
+    assert "ids_across_splits" not in split_dataset(sqlite_ws, "customers").leakage
+
+
 # -- get and list ----------------------------------------------------------------------------
 
 

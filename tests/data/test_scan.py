@@ -374,6 +374,31 @@ def test_a_semicolon_file_is_scanned_by_its_columns_and_the_plan_says_so(tmp_pat
     assert register_dataset(ws, "prices").version.column_names == ["item", "price", "sold"]
 
 
+def test_decimal_commas_are_numbers_to_the_scan_the_plan_and_data_add(tmp_path: Path) -> None:
+    from mlplan.data import create_from_data, register_dataset
+
+    # A European export: ';' between fields, decimal commas. Before, both measurements were
+    # categories of hundreds of values each.
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(5, 2, 300).round(2), rng.normal(1, 1, 300).round(3)
+    path = tmp_path / "euro.csv"
+    path.write_text(
+        "messwert_a;messwert_b;ergebnis\n"
+        + "".join(
+            f"{x};{y};{'ja' if x + y > 6 else 'nein'}\n" for x, y in zip(a, b, strict=True)
+        ).replace(".", ",")
+    )
+    scan = scan_data(path, target="ergebnis")
+    assert scan.decimal == ","
+    assert [c.type for c in scan.columns][:2] == ["numeric", "numeric"]
+    ws = create_from_data(tmp_path / "project", "euro", path, target="ergebnis")
+    assert ws.plan.datasets["euro"].decimal == ","
+    assert '    decimal: ","  # 4,36 is 4.36\n' in ws.plan_path.read_text()
+    info = register_dataset(ws, "euro").version
+    assert info.decimal == ","
+    assert info.profile["columns"]["messwert_a"]["kind"] == "numeric"
+
+
 def test_two_delimiters_that_fit_alike_are_asked_for_and_the_answer_kept(tmp_path: Path) -> None:
     from mlplan.data import create_from_data, register_dataset
 
@@ -418,3 +443,26 @@ def test_a_regression_plan_alerts_on_an_error_in_the_targets_units(tmp_path: Pat
     assert alert.metric == "mae" and alert.op == ">"
     assert alert.threshold == pytest.approx(float(f"{np.std(price, ddof=1):.3g}"))
     ws.close()
+
+
+@pytest.mark.parametrize("quote", ["", '""'], ids=["pandas", "R"])
+def test_an_empty_header_row_number_is_never_the_plans_id_column(
+    tmp_path: Path, quote: str
+) -> None:
+    from mlplan.data import create_from_data, split_dataset
+
+    # pandas' to_csv() and R's write.csv() write the row number under an empty header.
+    rng = np.random.default_rng(3)
+    lines = [f"{quote},age,hours,income"] + [
+        f"{i},{rng.integers(18, 90)},{rng.integers(1, 99)},{rng.choice(['>50K', '<=50K'])}"
+        for i in range(300)
+    ]
+    path = tmp_path / "adult.csv"
+    path.write_text("\n".join(lines) + "\n")
+    ws = create_from_data(tmp_path / "project", "adult", path, target="income")
+    assert ws.plan.datasets["adult"].id_column is None
+    assert "    id_column: null\n" in ws.plan_path.read_text()
+    from mlplan.data import register_dataset
+
+    register_dataset(ws, "adult")
+    assert split_dataset(ws, "adult").leakage["compared_columns"] == ["age", "hours"]

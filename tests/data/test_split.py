@@ -321,6 +321,16 @@ def test_leakage_handles_awkward_column_names() -> None:
     assert report.duplicate_rows == 2
 
 
+def test_leakage_handles_an_empty_column_name_as_the_id() -> None:
+    # A pandas to_csv() or R write.csv() row number has an empty header; registered as the id
+    # column, it was "zero-length delimited identifier", an internal error at data split.
+    table = pa.table({"": [1, 2, 2, 3], "x": [0, 1, 1, 0], '"q" col': [5, 5, 5, 5]})
+    report = check_leakage(table, np.array([0, 0, 2, 2], np.int8), group="x", id_column="")
+    assert report.ids is not None and report.ids.examples == ["2"]
+    assert report.groups is not None and report.groups.count == 2
+    assert report.compared_columns == ["x", '"q" col']
+
+
 # -- split_dataset and the store -------------------------------------------------------------
 
 

@@ -116,6 +116,10 @@ def test_minimal_plan_loads_with_defaults() -> None:
             MINIMAL + "evaluation:\n  threshold: 1.5\n",
             r"mlplan.yaml:5: evaluation.threshold: threshold must be in \(0, 1\); got 1.5$",
         ),
+        (
+            MINIMAL + 'datasets:\n  c:\n    path: c.csv\n    id_column: ""\n',
+            r"mlplan.yaml:\d+: datasets.c.id_column: .*names no column .*write null",
+        ),
     ],
     ids=[
         "typo-top",
@@ -144,6 +148,7 @@ def test_minimal_plan_loads_with_defaults() -> None:
         "threshold-criterion",
         "threshold-recall-floor",
         "threshold-range",
+        "id-column-empty",
     ],
 )
 def test_invalid_plans_name_line_and_field(text: str, message: str) -> None:

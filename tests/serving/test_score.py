@@ -112,6 +112,15 @@ def test_a_semicolon_csv_is_scored_on_its_columns(served: Workspace, tmp_path: P
     assert (report.rows, report.scored) == (50, 50)
 
 
+def test_decimal_commas_are_scored_as_numbers(served: Workspace, tmp_path: Path) -> None:
+    # A European export: before, charges (60,25) were text and the file was refused.
+    header, *rows = _customers_text(50, ";")
+    source = tmp_path / "to_score.csv"
+    source.write_text("\n".join([header, *(r.replace(".", ",") for r in rows)]) + "\n")
+    report = score_file(served, "logistic-1", source, tmp_path / "out.parquet")
+    assert (report.rows, report.scored) == (50, 50)
+
+
 @pytest.mark.parametrize(
     ("line", "broken", "message"),
     [

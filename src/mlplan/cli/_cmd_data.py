@@ -75,6 +75,13 @@ def add(
             "(default: the plan's, else found from the file).",
         ),
     ] = None,
+    decimal: Annotated[
+        str | None,
+        typer.Option(
+            help="A CSV file's decimal mark: '.' or ',' (4,36 is 4.36; default: the plan's, "
+            "else found from the file).",
+        ),
+    ] = None,
     snapshot: Annotated[
         bool,
         typer.Option(
@@ -105,13 +112,14 @@ def add(
             pii_columns=_columns(pii_columns),
             sensitive_attributes=_columns(sensitive_attributes),
             delimiter=delimiter,
+            decimal=decimal,
             snapshot=snapshot,
         )
     _print_registered(result, json=json)
 
 
 def _print_registered(result: RegisterResult, *, json: bool) -> None:
-    from mlplan.data import delimiter_name
+    from mlplan.data import decimal_name, delimiter_name
 
     for warning in result.warnings:
         err_console.print(f"warning: {warning}", style="yellow", markup=False)
@@ -125,7 +133,7 @@ def _print_registered(result: RegisterResult, *, json: bool) -> None:
             f", fields split on {esc(delimiter_name(delimiter))}"
             if delimiter not in (None, ",")
             else ""
-        )
+        ) + (f", {decimal_name(',')}" if info.decimal == "," else "")
         console.print(
             f"Registered [bold]{esc(info.ref)}[/]: {info.rows:,} rows × "
             f"{len(info.columns)} columns{split}, sha256 {info.content_hash[:12]}…"

@@ -18,10 +18,12 @@ from mlplan.data._read import (
     check_csv,
     content_hash,
     count_lines,
+    decimal_name,
     delimiter_name,
     detect_format,
     list_images,
     read_table,
+    sniff_decimal,
     sniff_delimiter,
 )
 from mlplan.data._registry import RegisterResult, register_dataset
@@ -80,6 +82,7 @@ __all__ = [
     "count_lines",
     "create_from_data",
     "datasheet_markdown",
+    "decimal_name",
     "delimiter_name",
     "describe_dataset",
     "detect_format",
@@ -110,6 +113,7 @@ __all__ = [
     "scan_data",
     "sensitive_reason",
     "slice_masks",
+    "sniff_decimal",
     "sniff_delimiter",
     "split_dataset",
     "suspected_pii",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlplan.data._read import delimiter_name
+from mlplan.data._read import decimal_name, delimiter_name
 from mlplan.data._versions import DatasetVersionInfo
 
 __all__ = ["column_rows", "datasheet_markdown", "format_value", "metadata_rows"]
@@ -53,6 +53,7 @@ def metadata_rows(
 
     delimiter = info.delimiter
     split = f", fields split on {delimiter_name(delimiter)}" if delimiter not in (None, ",") else ""
+    split += f", {decimal_name(',')}" if info.decimal == "," else ""
     return [
         ("Source", meta.get("source") or "— (not stated)"),
         ("Owner", meta.get("owner") or "— (not stated)"),

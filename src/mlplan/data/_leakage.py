@@ -133,10 +133,6 @@ def leakage_failures(leakage: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def check_leakage(
     table: pa.Table,
     codes: np.ndarray,
@@ -162,26 +158,31 @@ def check_leakage(
     (2, 2)
     """
     ignore_set = set(ignore or [])
-    if id_column:
+    if id_column is not None:
         ignore_set.add(id_column)
     images = "sha256" in table.column_names  # image dataset: the bytes decide
     compared = ["sha256"] if images else [c for c in table.column_names if c not in ignore_set]
-    frame = table.append_column("__split", pa.array(codes, pa.int8()))
+    # SQL sees the columns by position: a name may be empty (a pandas or R export's row-number
+    # column), which no quoting makes an identifier DuckDB accepts.
+    sql = {name: f"c{i}" for i, name in enumerate(table.column_names)}
+    renamed = table.rename_columns(list(sql.values()))
+    frame = renamed.append_column("__split", pa.array(codes, pa.int8()))
+    by_position = [sql[c] for c in compared]
     import duckdb  # on use: it is heavy to import, and a server never needs it
 
     con = duckdb.connect()
     try:
         con.register("t", frame)
-        duplicates = _duplicates(con, compared)
+        duplicates = _duplicates(con, by_position)
         return LeakageReport(
             compared,
             *duplicates[:2],
-            groups=_crossing(con, group) if group is not None else None,
-            ids=_crossing(con, id_column) if id_column is not None else None,
-            images=_crossing(con, "sha256") if images else None,
+            groups=_crossing(con, sql[group]) if group is not None else None,
+            ids=_crossing(con, sql[id_column]) if id_column is not None else None,
+            images=_crossing(con, sql["sha256"]) if images else None,
             test_rows=int((codes == _TEST).sum()),
             test_duplicates=duplicates[2],
-            expected_share=None if images else _expected_share(con, table, codes, compared),
+            expected_share=None if images else _expected_share(con, renamed, codes, by_position),
         )
     finally:
         con.close()
@@ -194,7 +195,7 @@ def _duplicates(
     identical to some training row."""
     if not compared:
         return 0, 0, 0
-    cols = ", ".join(_ident(c) for c in compared)
+    cols = ", ".join(compared)
     (found,) = con.execute(
         "SELECT count(*) FILTER (WHERE splits > 1), coalesce(sum(n) FILTER (WHERE splits > 1), 0), "
         "coalesce(sum(test) FILTER (WHERE train > 0), 0) FROM (SELECT count(*) AS n, "
@@ -230,7 +231,7 @@ def _expected_share(
 
 
 def _crossing(con: duckdb.DuckDBPyConnection, column: str) -> Crossing:
-    c = _ident(column)
+    c = column  # a positional name (c0, c1, …): any column name would need quoting
     crossing = con.execute(
         f"SELECT {c} FROM t WHERE {c} IS NOT NULL GROUP BY {c} "
         f"HAVING count(DISTINCT __split) > 1 ORDER BY {c}"

@@ -60,6 +60,8 @@ def _plan_metadata(spec: DatasetSpec) -> dict[str, Any]:
 
 
 GIVEN = "given_by_flags"  # metadata keys set for this version, which the plan does not override
+# Set in the plan alone (no flag gives them): its value holds, null ("none") included.
+_PLAN_ONLY = frozenset({"id_column", "time_column"})
 
 
 def given_fields(**values: Any) -> dict[str, Any]:
@@ -79,7 +81,8 @@ def version_metadata(spec: DatasetSpec, given: dict[str, Any]) -> dict[str, Any]
 
 def effective_metadata(ws: Workspace, info: DatasetVersionInfo) -> dict[str, Any]:
     """What is known of a version now: values given for it (flags, ``data describe``) win; the
-    plan's datasheet fills and updates the rest; PII columns named anywhere stay named."""
+    plan's datasheet fills and updates the rest (its id and time column, which only the plan
+    sets, even when it sets them to null); PII columns named anywhere stay named."""
     recorded = {k: v for k, v in info.metadata.items() if k != GIVEN}
     given = set(info.metadata.get(GIVEN, []))
     spec = ws.plan.datasets.get(info.name)
@@ -88,7 +91,7 @@ def effective_metadata(ws: Workspace, info: DatasetVersionInfo) -> dict[str, Any
     planned = _plan_metadata(spec)
     out = {}
     for key in recorded | planned:
-        if key in given or planned.get(key) is None:
+        if key in given or (planned.get(key) is None and key not in _PLAN_ONLY):
             out[key] = recorded.get(key)
         else:
             out[key] = planned[key]

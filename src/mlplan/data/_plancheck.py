@@ -94,8 +94,9 @@ def check_plan_against_data(ws: Workspace) -> list[str]:
                     con.close()
         spec_ = plan.datasets.get(info.name)
         if spec_ is not None:
-            for field in ("pii_columns", "sensitive_attributes"):
-                for column in getattr(spec_, field) or []:
+            for field in ("pii_columns", "sensitive_attributes", "id_column", "time_column"):
+                named = getattr(spec_, field)
+                for column in [named] if isinstance(named, str) else named or []:
                     if column not in columns:
                         problems.append(
                             f"{where}: datasets.{info.name}.{field} names {column!r}, "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,11 +28,14 @@ __all__ = [
     "check_csv",
     "content_hash",
     "count_lines",
+    "decimal_name",
     "delimiter_name",
     "detect_format",
+    "given_decimal",
     "given_delimiter",
     "list_images",
     "read_table",
+    "sniff_decimal",
     "sniff_delimiter",
 ]
 
@@ -48,6 +52,10 @@ _SUFFIXES: dict[str, DataFormat] = {
 _SNIFF_BYTES = 64 * 1024
 # The share of sampled records a delimiter must split as it splits the header.
 _SNIFF_SHARE = 0.9
+_COMMA_DECIMAL = re.compile(r"[+-]?\d*,\d+")
+_POINT_DECIMAL = re.compile(r"[+-]?\d*\.\d+")
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+")
+_INTEGER = re.compile(r"[+-]?\d+")
 
 
 def detect_format(path: Path, declared: DataFormat | None = None) -> DataFormat:
@@ -139,23 +147,27 @@ def content_hash(path: Path, fmt: DataFormat) -> ContentHash:
     return ContentHash(manifest.hexdigest(), size)
 
 
-def read_table(path: Path, fmt: DataFormat, *, delimiter: str | None = None) -> pa.Table:
+def read_table(
+    path: Path, fmt: DataFormat, *, delimiter: str | None = None, decimal: str = "."
+) -> pa.Table:
     """Read a tabular dataset whole; image folders are read by :mod:`mlplan.data._images`.
 
     A CSV file's fields are split on ``delimiter``; without one, on the delimiter
-    :func:`sniff_delimiter` finds.
+    :func:`sniff_delimiter` finds. Its numbers are read with ``decimal`` as the decimal mark
+    (``","``: ``4,36`` is 4.36; see :func:`sniff_decimal`).
 
     Raises
     ------
     DataError
-        Unreadable file, ragged CSV rows or a quote never closed (with the line), malformed JSON
+        Unreadable file, ragged CSV rows, a quote never closed or closed on a later line with
+        text after it (with the line), malformed JSON
         lines, no columns or no rows; a delimiter that cannot be told.
     """
     if fmt == "images":
         raise DataError(f"{path}: is an image folder, not a table")
     try:
         if fmt == "csv":
-            table = _read_csv(path, delimiter or sniff_delimiter(path))
+            table = _read_csv(path, delimiter or sniff_delimiter(path), decimal)
         elif fmt == "parquet":
             # Strings stay dictionary-encoded as Parquet stores them: less memory, faster counts.
             schema = pq.read_schema(path)
@@ -219,6 +231,23 @@ def given_delimiter(delimiter: str | None, fmt: DataFormat) -> str | None:
         raise ParameterError("delimiter", message) from None
 
 
+def given_decimal(decimal: str | None, fmt: DataFormat) -> str | None:
+    """The decimal mark a ``decimal`` parameter names (None: none given).
+
+    Raises
+    ------
+    ParameterError
+        About ``decimal``: not ``"."`` or ``","``, or given for data that is not CSV.
+    """
+    if decimal is None:
+        return None
+    if fmt != "csv":
+        raise ParameterError("decimal", f"{{param}} is for CSV files; the data is {fmt}")
+    if decimal not in (".", ","):
+        raise ParameterError("decimal", f"{{param}} is '.' or ','; got {decimal!r}")
+    return decimal
+
+
 def sniff_delimiter(path: Path) -> str:
     """The delimiter of a CSV file: the one of comma, semicolon, tab and pipe that splits the
     header into two or more fields and the records after it (the first 64 KiB) into as many.
@@ -275,7 +304,63 @@ def sniff_delimiter(path: Path) -> str:
     )
 
 
-def _read_csv(path: Path, delimiter: str) -> pa.Table:
+def decimal_name(decimal: str) -> str:
+    """A decimal mark as messages and datasheets name it.
+
+    Examples
+    --------
+    >>> decimal_name(","), decimal_name(".")
+    ('decimal comma (4,36 is 4.36)', 'decimal point')
+    """
+    return "decimal comma (4,36 is 4.36)" if decimal == "," else "decimal point"
+
+
+def sniff_decimal(path: Path, delimiter: str) -> str:
+    """The decimal mark of a CSV file's numbers: ``","`` when the file is not split on commas,
+    some column holds only numbers written with a decimal comma (``4,36``, ``-0,5``; whole
+    numbers beside them; not only values like ``1,000``, which may be thousands) in its first
+    64 KiB, and no column holds numbers written with a decimal point; else ``"."``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "prices.csv"
+    >>> _ = p.write_text("item;price\\nbread;2,50\\nmilk;1\\n")
+    >>> sniff_decimal(p, ";"), sniff_decimal(p, ",")
+    (',', '.')
+    """
+    if delimiter == ",":
+        return "."
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    try:
+        records = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if r]
+    except csv.Error:
+        return "."
+    if len(head) == _SNIFF_BYTES and len(records) > 2:
+        records.pop()  # cut off by the sample's end
+    if len(records) < 2:
+        return "."
+    comma = point = False
+    for values in zip(*records[1:], strict=False):
+        filled = [v.strip() for v in values if v.strip()]
+        if not filled or not all(
+            _COMMA_DECIMAL.fullmatch(v) or _POINT_DECIMAL.fullmatch(v) or _INTEGER.fullmatch(v)
+            for v in filled
+        ):
+            continue
+        # 1,000 and 2,500 alone may be thousands: a decimal comma needs a value that is not.
+        commas = any(_COMMA_DECIMAL.fullmatch(v) and not _THOUSANDS.fullmatch(v) for v in filled)
+        points = any(_POINT_DECIMAL.fullmatch(v) for v in filled)
+        comma, point = comma or (commas and not points), point or points
+    return "," if comma and not point else "."
+
+
+def _read_csv(path: Path, delimiter: str, decimal: str = ".") -> pa.Table:
     bad: list[tuple[int, int]] = []
 
     def on_invalid(row: pcsv.InvalidRow) -> str:
@@ -290,7 +375,7 @@ def _read_csv(path: Path, delimiter: str) -> pa.Table:
                 newlines_in_values=newlines_in_values,
                 invalid_row_handler=on_invalid,
             ),
-            convert_options=pcsv.ConvertOptions(strings_can_be_null=True),
+            convert_options=pcsv.ConvertOptions(strings_can_be_null=True, decimal_point=decimal),
         )
 
     table: pa.Table | None = None
@@ -303,6 +388,12 @@ def _read_csv(path: Path, delimiter: str) -> pa.Table:
     # or a quote never closed) fails the read or loses rows silently. One record per line
     # proves there is none; otherwise the file is read again, its blocks cut outside quotes.
     if table is None or table.num_rows + len(bad) != count_lines(path) - 1:
+        # A quote left open on one line is closed by a quote on a later one, merging the
+        # records between without an error; a strict scan (rare: values seldom span lines)
+        # finds the closing quote followed by text instead of a delimiter.
+        strict = _quote_problem(path, delimiter)
+        if strict is not None:
+            raise strict
         bad.clear()
         table = read(True)
     if bad:
@@ -319,6 +410,31 @@ def _read_csv(path: Path, delimiter: str) -> pa.Table:
         if open_quote is not None:
             raise _never_closed(path, open_quote)
     return table
+
+
+def _quote_problem(path: Path, delimiter: str) -> DataError | None:
+    """The record whose quote closes with text right after it, by the line it starts on (the
+    quote opened there and closed on a later line, merging the records between); or the
+    quote never closed. None when every quote closes before a delimiter or a line end."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh, delimiter=delimiter, strict=True)
+        start = 1
+        try:
+            for _ in reader:
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            if "expected after" not in str(exc):  # the end of the file inside a quote
+                return _never_closed(path, start)
+            closes = reader.line_num
+            where = f"on line {closes}" if closes != start else "on the same line"
+            return DataError(
+                f"{path}:{start}: a quote opened in the record on this line closes {where} "
+                f"with text right after it, not {delimiter_name(delimiter)} or the line's end: "
+                "a quote left open merges the lines between into one record. Close the quote "
+                'on its line (a quote inside a quoted value is written twice: "") and add the '
+                "file again"
+            )
+    return None
 
 
 def _never_closed(path: Path, line: int) -> DataError:

@@ -27,9 +27,11 @@ from mlplan.data._read import (
     DataFormat,
     content_hash,
     detect_format,
+    given_decimal,
     given_delimiter,
     list_images,
     read_table,
+    sniff_decimal,
     sniff_delimiter,
 )
 from mlplan.data._target import target_problem
@@ -101,6 +103,7 @@ def register_dataset(
     pii_columns: list[str] | None = None,
     sensitive_attributes: list[str] | None = None,
     delimiter: str | None = None,
+    decimal: str | None = None,
     snapshot: bool = True,
 ) -> RegisterResult:
     """Register the data at ``path`` (default: the plan's path) as a version of dataset ``name``.
@@ -111,7 +114,10 @@ def register_dataset(
 
     A CSV file's fields are split on ``delimiter`` (one character, or comma, semicolon, tab or
     pipe), else on the plan's ``datasets.NAME.delimiter``, else on the one found in the file;
-    the version's profile records which (``delimiter``), and the datasheet shows it.
+    the version's profile records which (``delimiter``), and the datasheet shows it. Its
+    numbers are read with the decimal mark ``decimal`` (``"."`` or ``","``), else the plan's
+    ``datasets.NAME.decimal``, else the one found in the file (:func:`sniff_decimal`); a
+    decimal comma is recorded (``decimal``) and shown the same way.
 
     Raises
     ------
@@ -119,7 +125,8 @@ def register_dataset(
         Unreadable, ragged, empty data, a quote never closed (with the line); a delimiter that
         cannot be told; a target, PII or sensitive column that is not in the data.
     ParameterError
-        A ``delimiter`` that is not one, or one given for data that is not CSV.
+        A ``delimiter`` that is not one, a ``decimal`` other than ``"."`` or ``","``, or
+        either given for data that is not CSV.
     UsageError
         No path given and none in the plan; an invalid dataset name.
     """
@@ -128,6 +135,7 @@ def register_dataset(
     path = _data_path(ws, name, spec, path)
     fmt = detect_format(path, spec.format)
     delimiter = given_delimiter(delimiter, fmt)
+    decimal = given_decimal(decimal, fmt)
     digest = content_hash(path, fmt)
     given = given_fields(
         source=source,
@@ -140,11 +148,14 @@ def register_dataset(
     )
     existing = find_by_hash(ws, name, digest.sha256)
     if existing is not None:
-        return RegisterResult(existing, False, warnings + _ignored(existing, given))
+        stated = {"delimiter": delimiter or spec.delimiter, "decimal": decimal or spec.decimal}
+        ignored = _ignored(existing, given) + _read_otherwise(existing, stated)
+        return RegisterResult(existing, False, warnings + ignored)
 
     if fmt == "csv":
         delimiter = delimiter or spec.delimiter or _sniff(ws, name, path)
-    table, profile = _read_and_profile(path, fmt, delimiter)
+        decimal = decimal or spec.decimal or sniff_decimal(path, delimiter)
+    table, profile = _read_and_profile(path, fmt, delimiter, decimal or ".")
     metadata = version_metadata(spec, given)
     _check_named_columns(ws, spec, table.column_names, fmt=fmt, metadata=metadata, where=str(path))
     _check_target(ws, spec, profile, fmt=fmt, where=str(path))
@@ -209,6 +220,23 @@ def _ignored(existing: DatasetVersionInfo, given: dict[str, Any]) -> list[str]:
     ]
 
 
+def _read_otherwise(existing: DatasetVersionInfo, stated: dict[str, str | None]) -> list[str]:
+    """The warning that a delimiter or decimal mark stated now (flag or plan) is not how the
+    unchanged content was read when registered, and is not applied to it."""
+    recorded = {"delimiter": existing.delimiter, "decimal": existing.decimal}
+    differ = [
+        f"{key} {value!r} (it was read with {recorded[key]!r})"
+        for key, value in stated.items()
+        if value is not None and recorded[key] is not None and value != recorded[key]
+    ]
+    if not differ:
+        return []
+    return [
+        f"{' and '.join(differ)} not applied: the content is unchanged, so {existing.ref} "
+        "keeps the reading it was registered with; a version is read one way only"
+    ]
+
+
 def _sniff(ws: Workspace, name: str, path: Path) -> str:
     """The delimiter found in the file; when it cannot be told, the error says where to name
     it."""
@@ -224,15 +252,17 @@ def _sniff(ws: Workspace, name: str, path: Path) -> str:
 
 
 def _read_and_profile(
-    path: Path, fmt: DataFormat, delimiter: str | None
+    path: Path, fmt: DataFormat, delimiter: str | None, decimal: str
 ) -> tuple[pa.Table, dict[str, Any]]:
     if fmt == "images":
         table = image_table(path)
         return table, profile_images(table)
-    table = read_table(path, fmt, delimiter=delimiter)
+    table = read_table(path, fmt, delimiter=delimiter, decimal=decimal)
     profile = profile_table(table)
     if delimiter is not None:
         profile["delimiter"] = delimiter  # to read the snapshot back the same way
+    if decimal != ".":
+        profile["decimal"] = decimal
     return table, profile
 
 

@@ -20,6 +20,7 @@ from mlplan.data._read import (
     given_delimiter,
     list_images,
     read_table,
+    sniff_decimal,
     sniff_delimiter,
 )
 from mlplan.data._sensitive import sensitive_reason
@@ -132,7 +133,8 @@ def scan_data(
             name, str(path), fmt, len(images), [], ["label"], "image_classification", labels
         )
     delimiter = given_delimiter(delimiter, fmt) or (sniff_delimiter(path) if fmt == "csv" else None)
-    table = read_table(path, fmt, delimiter=delimiter)
+    decimal = sniff_decimal(path, delimiter) if delimiter is not None else "."
+    table = read_table(path, fmt, delimiter=delimiter, decimal=decimal)
     profile = profile_table(table)
     columns = _columns(table, profile)
     ranking = _rank_targets(columns, target)
@@ -172,6 +174,7 @@ def scan_data(
         class_shares=shares,
         positive=positive,
         delimiter=delimiter,
+        decimal=decimal,
     )
 
 

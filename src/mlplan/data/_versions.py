@@ -69,6 +69,15 @@ class DatasetVersionInfo:
         return "\t" if self.source_path.lower().endswith(".tsv") else ","
 
     @property
+    def decimal(self) -> str | None:
+        """A CSV version's decimal mark, as its numbers were read when registered (``"."``
+        for versions registered before decimal commas were found)."""
+        if self.format != "csv":
+            return None
+        recorded = self.profile.get("decimal")
+        return recorded if isinstance(recorded, str) else "."
+
+    @property
     def column_names(self) -> list[str]:
         """Column names in file order."""
         return [c["name"] for c in self.columns]
@@ -82,6 +91,7 @@ class DatasetVersionInfo:
             "content_hash": self.content_hash,
             "format": self.format,
             "delimiter": self.delimiter,
+            "decimal": self.decimal,
             "source_path": self.source_path,
             "size_bytes": self.size_bytes,
             "rows": self.rows,
@@ -222,13 +232,13 @@ def load_table(ws: Workspace, info: DatasetVersionInfo) -> pa.Table:
         snapshot = artifacts.path(info.snapshot_sha256)
         if fmt == "images":
             return pq.read_table(snapshot)
-        return read_table(snapshot, fmt, delimiter=info.delimiter)
+        return read_table(snapshot, fmt, delimiter=info.delimiter, decimal=info.decimal or ".")
     source = ws.resolve(info.source_path)
     if fmt == "images":
         if source.is_dir() and content_hash(source, fmt).sha256 == info.content_hash:
             return image_table(source)
     elif source.is_file() and sha256_file(source).sha256 == info.content_hash:
-        return read_table(source, fmt, delimiter=info.delimiter)
+        return read_table(source, fmt, delimiter=info.delimiter, decimal=info.decimal or ".")
     raise DataError(
         f"the data of {info.ref} is not at hand: no snapshot in the store and {info.source_path} "
         "is missing or has changed since it was registered. Restore the file, or register the "

@@ -191,6 +191,11 @@ class DatasetSpec(_Section):
         description="A CSV file's field delimiter: one character, or comma, semicolon, tab or "
         "pipe (default: found from the file).",
     )
+    decimal: Literal[".", ","] | None = Field(
+        None,
+        description="A CSV file's decimal mark: '.' or ',' (4,36 is 4.36; default: found "
+        "from the file).",
+    )
     source: str | None = Field(None, description="Where the data comes from (provenance).")
     owner: str | None = None
     license: str | None = None
@@ -215,10 +220,22 @@ class DatasetSpec(_Section):
     def _delimiter(cls, value: str | None) -> str | None:
         return None if value is None else parse_delimiter(value)
 
+    @field_validator("id_column", "time_column")
+    @classmethod
+    def _named_column(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError(
+                "names no column (an empty header, such as the row numbers pandas or R write, "
+                "cannot be named here); name a column or write null"
+            )
+        return value
+
     @model_validator(mode="after")
     def _delimiter_for_csv(self) -> DatasetSpec:
         if self.delimiter is not None and self.format not in (None, "csv"):
             raise ValueError(f"delimiter is for CSV files; format is {self.format}")
+        if self.decimal is not None and self.format not in (None, "csv"):
+            raise ValueError(f"decimal is for CSV files; format is {self.format}")
         return self
 
 

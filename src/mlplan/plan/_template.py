@@ -93,6 +93,8 @@ class DataSuggestions:
     target_profile: dict[str, Any] | None = None
     """The chosen target's profile (its kind, distinct count, top values), to hold it against
     a task given by hand."""
+    decimal: str = "."
+    """A CSV file's decimal mark, as found in it."""
 
     def names(self, role: str) -> list[str]:
         """Columns suggested for ``role``."""
@@ -545,7 +547,7 @@ def _dataset_block(data: DataSuggestions) -> list[str]:
     sensitive = data.names("sensitive")
     # A real id (customer_id) names items better than an export's row number.
     ids = sorted(
-        data.names("id"),
+        (n for n in data.names("id") if n.strip()),  # an empty header cannot be named
         key=lambda n: any(c.name == n and c.reason.startswith("row number") for c in data.columns),
     )
     times = data.names("time")
@@ -554,6 +556,8 @@ def _dataset_block(data: DataSuggestions) -> list[str]:
     add(f"    format: {data.format}")
     if data.delimiter not in (None, ","):
         add(f"    delimiter: {_q(data.delimiter)}  # between the fields")
+    if data.decimal != ".":
+        add(f"    decimal: {_q(data.decimal)}  # 4,36 is 4.36")
     add(f"    # scanned: {data.rows:,} rows, {len(data.columns)} columns")
     add("    source: null  # TODO: where it comes from (provenance)")
     add("    owner: null")

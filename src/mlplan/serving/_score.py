@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from mlplan.data import check_csv, count_lines, sniff_delimiter
+from mlplan.data import check_csv, count_lines, sniff_decimal, sniff_delimiter
 from mlplan.errors import DataError, ParameterError, UsageError
 from mlplan.modeling import get_model, ray_session
 from mlplan.serving._clearance import check_clearance
@@ -277,6 +277,7 @@ def _ray_batches(
     delimiter: str | None,
     id_column: str | None,
     chunk_rows: int,
+    decimal: str = ".",
 ) -> Iterator[pa.RecordBatch]:
 
     ray = ray_session()
@@ -289,7 +290,7 @@ def _ray_batches(
     dataset = (
         data.read_parquet(str(path))
         if delimiter is None
-        else data.read_csv(str(path), **_csv_options(delimiter))
+        else data.read_csv(str(path), **_csv_options(delimiter, decimal))
     )
     root = str(ws.root)
     store_url = os.environ.get("MLPLAN_STORE_URL")
@@ -371,14 +372,15 @@ def score_file(
     security = ws.plan.deployment.security
     chunker = _Chunker(served, security.unseen_categories, security.out_of_range)
     delimiter = sniff_delimiter(source) if in_fmt == "csv" else None
-    dataset, schema = _open_input(source, in_fmt, delimiter)
+    decimal = sniff_decimal(source, delimiter) if delimiter is not None else "."
+    dataset, schema = _open_input(source, in_fmt, delimiter, decimal)
     chunker.check_schema(schema, source)
     id_column = _id_column(ws, schema)
     started = time.perf_counter()
     batches = (
         _local_batches(served, chunker, dataset, chunk_rows, id_column)
         if engine == "local"
-        else _ray_batches(ws, info.ref, source, delimiter, id_column, chunk_rows)
+        else _ray_batches(ws, info.ref, source, delimiter, id_column, chunk_rows, decimal)
     )
     rows, refused, digest_in, digest_out = _score_into(
         batches if delimiter is None else _whole_csv(batches, source, delimiter),
@@ -413,13 +415,14 @@ def score_file(
     return dataclasses.replace(report, run_id=run.id)
 
 
-def _csv_options(delimiter: str) -> dict[str, Any]:
-    """CSV read as mlplan reads data everywhere: split on the file's delimiter, an empty string
-    is a missing value, and blocks are cut outside quoted values (a quoted line break, or a
-    quote never closed, would lose rows silently otherwise)."""
+def _csv_options(delimiter: str, decimal: str = ".") -> dict[str, Any]:
+    """CSV read as mlplan reads data everywhere: split on the file's delimiter, numbers with
+    its decimal mark (4,36 in a European export), an empty string is a missing value, and
+    blocks are cut outside quoted values (a quoted line break, or a quote never closed, would
+    lose rows silently otherwise)."""
     return {
         "parse_options": pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-        "convert_options": pcsv.ConvertOptions(strings_can_be_null=True),
+        "convert_options": pcsv.ConvertOptions(strings_can_be_null=True, decimal_point=decimal),
     }
 
 
@@ -440,13 +443,17 @@ def _whole_csv(
         check_csv(source, delimiter)
 
 
-def _open_input(source: Path, fmt: str, delimiter: str | None) -> tuple[Any, pa.Schema]:
+def _open_input(
+    source: Path, fmt: str, delimiter: str | None, decimal: str = "."
+) -> tuple[Any, pa.Schema]:
     """The input as an Arrow dataset, and its schema."""
     import pyarrow.dataset as pads  # on use: it loads pandas, which a server never needs
 
     try:
         file_format = (
-            pads.CsvFileFormat(**_csv_options(delimiter)) if delimiter is not None else "parquet"
+            pads.CsvFileFormat(**_csv_options(delimiter, decimal))
+            if delimiter is not None
+            else "parquet"
         )
         dataset = pads.dataset(source, format=file_format)
         return dataset, dataset.schema
