@@ -301,7 +301,7 @@ def test_unreadable_file_fails_and_writes_nothing(ws: Workspace) -> None:
     assert _artifact_files(ws) == []
 
 
-@pytest.mark.parametrize("name", ["1st", "my data", "_x", "a/b"], ids=repr)
+@pytest.mark.parametrize("name", ["1st", "my data", "_x", "a/b", "evil\n"], ids=repr)
 def test_invalid_dataset_name_is_a_usage_error(sqlite_ws: Workspace, name: str) -> None:
     with pytest.raises(UsageError, match=r"must start with a letter and hold only letters"):
         register_dataset(sqlite_ws, name, sqlite_ws.root / "data" / "customers.csv")

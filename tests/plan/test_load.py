@@ -265,3 +265,9 @@ def test_rare_categories_default_to_ten_training_rows_and_one_keeps_all() -> Non
         match=r"mlplan.yaml:5: modeling.min_frequency: Input should be greater than or equal to 1",
     ):
         parse_plan(MINIMAL + "modeling:\n  min_frequency: 0\n")
+
+
+def test_a_name_with_a_trailing_newline_is_refused() -> None:
+    """``$`` matches before a final newline, so names are checked with a full match."""
+    with pytest.raises(PlanError, match=r"project.name"):
+        parse_plan(MINIMAL.replace("{name: churn}", '{name: "churn\\n"}'))

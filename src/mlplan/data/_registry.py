@@ -179,7 +179,7 @@ def register_dataset(
 
 
 def _check_name(name: str) -> None:
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise UsageError(
             f"dataset name {name!r} must start with a letter and hold only letters, "
             "digits, '_', '.' or '-'"

@@ -194,7 +194,7 @@ def evaluate_predictions(
     if not path.is_file():
         raise DataError(f"{path}: no such file of predictions")
     name = name or path.stem
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise ParameterError(
             "name",
             f"{{param}} {name!r} must start with a letter and hold only letters, digits, "

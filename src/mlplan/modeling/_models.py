@@ -96,7 +96,7 @@ def parse_model_ref(ref: str) -> tuple[str, int | None]:
     name, at, version = ref.partition("@")
     if not at:
         return name, None
-    if not version.isdigit() or int(version) < 1:
+    if not version.isascii() or not version.isdigit() or int(version) < 1:
         raise ModelNotFoundError(
             f"model {ref!r}: the version after @ is a number from 1 (e.g. {name}@1)"
         )

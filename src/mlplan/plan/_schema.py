@@ -66,7 +66,8 @@ Direction = Literal["maximize", "minimize"]
 Comparison = Literal["<", "<=", ">", ">="]
 
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
-"""Names of projects, datasets, slices, gates: a letter, then letters, digits, _ . -"""
+"""Names of projects, datasets, slices, gates: a letter, then letters, digits, _ . - (check with
+``fullmatch``: ``$`` alone also matches before a final newline, and ``"evil\\n"`` would pass)."""
 
 
 class _Section(BaseModel):
@@ -80,7 +81,7 @@ def _check_duration(value: str) -> str:
 
 
 def _check_name(value: str, what: str) -> str:
-    if not NAME_PATTERN.match(value):
+    if not NAME_PATTERN.fullmatch(value):
         raise ValueError(
             f"{what} {value!r} must start with a letter and hold only letters, digits, "
             "'_', '.' or '-'"
@@ -646,7 +647,7 @@ def parse_threshold(value: float | str, *, name: str = "threshold") -> float | s
         text = value.strip()
         if text in {"f1", "youden"}:
             return text
-        floor = _RECALL_FLOOR.match(text)
+        floor = _RECALL_FLOOR.fullmatch(text)
         if floor is not None:
             try:
                 share = float(floor.group(1))
@@ -671,7 +672,7 @@ def recall_floor(criterion: float | str) -> float | None:
     """The recall a ``recall>=X`` threshold criterion asks for (None: another criterion)."""
     if not isinstance(criterion, str):
         return None
-    floor = _RECALL_FLOOR.match(criterion.strip())
+    floor = _RECALL_FLOOR.fullmatch(criterion.strip())
     return float(floor.group(1)) if floor is not None else None
 
 
