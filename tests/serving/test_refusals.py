@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from fastapi.testclient import TestClient
 from tests.serving.conftest import RECORD, bearer, server_process, stop
 
 from mlplan.serving._log import query_log
@@ -134,3 +135,26 @@ def test_a_caller_sending_many_small_refusals_is_held_to_its_log_budget(
     # The default budget: a burst of 20 refusals, then 2 a second (a few seconds here).
     assert 20 <= logged < 100
     assert _log_bytes(served.root) < 40_000
+
+
+def test_open_inference_and_feedback_refusals_are_capped_in_their_own_shape(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    infer = client.post(
+        "/v2/models/logistic-1/infer",
+        json={"inputs": [7] * 5_000},
+        headers=bearer(tokens["predict"]),
+    )
+    assert infer.status_code == 422
+    assert set(infer.json()) == {"detail", "more_errors"}
+    assert len(infer.json()["detail"]) == MAX_ERRORS
+    assert infer.json()["detail"][0]["type"] == "dict_type"
+    assert MAX_ERRORS + infer.json()["more_errors"] >= 5_000
+    feedback = client.post(
+        "/v1/feedback",
+        json={"request_id": "r"} | {f"f{i}": 1 for i in range(500)},
+        headers=bearer(tokens["feedback"]),
+    )
+    assert feedback.status_code == 422 and feedback.json()["more_errors"] == 501 - MAX_ERRORS
+    few = client.post("/v1/feedback", json={"request_id": 5}, headers=bearer(tokens["feedback"]))
+    assert set(few.json()) == {"detail"}  # a short list is answered as before
