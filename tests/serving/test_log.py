@@ -203,5 +203,6 @@ def test_the_server_logs_predictions_refusals_and_feedback(
     logged = json.loads(table[0]["inputs"])[0]
     assert logged["age"].startswith("hmac:") and logged["region"] == "north"
     assert "SECRET-77" not in json.dumps(table) and table[1]["inputs"] is None
-    assert json.loads(table[1]["error"])[0]["loc"][-1] == "region"
+    summary = json.loads(table[1]["error"])
+    assert summary["errors"] == 1 and summary["first"][0]["loc"][-1] == "region"
     assert isinstance(rows, pa.Table)

@@ -152,6 +152,12 @@ class ServerMetrics:
             buckets=(1, 2, 4, 8, 16, 32, 64),
             registry=r,
         )
+        self.refusals_unlogged = prom.Counter(
+            "mlplan_log_refusals_unlogged",
+            "Refused requests not written to the prediction log: their caller was over its "
+            "budget of refusals logged.",
+            registry=r,
+        )
         self.saturated = prom.Counter(
             "mlplan_saturated_requests",
             "Requests refused with 503: the queue was full.",

@@ -32,7 +32,8 @@ from mlplan.serving._front import TOKEN, Endpoint, Front
 from mlplan.serving._keys import ApiKeyInfo
 from mlplan.serving._metrics import ServerMetrics
 from mlplan.serving._model import ServedModel
-from mlplan.serving._responses import JSONResponse, error
+from mlplan.serving._refusals import MAX_ERRORS, RefusalBudget, summary
+from mlplan.serving._responses import JSONResponse, error, refusal
 from mlplan.serving._state import ServerState
 from mlplan.serving._validate import ValidationResult
 
@@ -69,6 +70,7 @@ class Routes:
         # Request ids: a random per-process prefix and a counter (unique, and no syscall each).
         self._id_prefix = secrets.token_hex(8)
         self._id_counter = itertools.count()
+        self._refusals = RefusalBudget()  # refusals each caller may write to the log
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -91,6 +93,16 @@ class Routes:
         if not key.allows(needed):
             return error(403, f"this key lacks the {needed!r} role")
         return None
+
+    def _caller(self, request: Request) -> str:
+        """Who sent ``request``, for the refusal budget: its API key (the routes that log
+        refusals are behind one), or its client address without keys."""
+        if self.state.auth != "none":
+            parts = str(request.scope.get(TOKEN) or "").split("_", 2)
+            if len(parts) == 3:
+                return "key:" + parts[1]
+        client = request.scope.get("client")
+        return "address:" + (str(client[0]) if client else "unknown")
 
     def _not_ready(self) -> Response:
         reason = self.state.reason or "shutting down"
@@ -251,7 +263,8 @@ class Routes:
         validated = state.tensors.validate(body.get("inputs"))
         self.metrics.inputs(validated)  # what came in counts, served or refused
         if validated.errors:
-            return error(422, [e.to_dict() for e in validated.errors])
+            shown = [e.to_dict() for e in validated.errors[:MAX_ERRORS]]
+            return refusal(422, shown, total=len(validated.errors))
         started = time.perf_counter()
         computed = await self._compute(validated)
         if isinstance(computed, Response):
@@ -301,12 +314,19 @@ class Routes:
         validated = state.records.validate(body["records"])
         self.metrics.inputs(validated)  # what came in counts, served or refused
         if validated.errors:
-            problems = [e.to_dict() for e in validated.errors]
-            # Refused requests are logged by where and why, never with their values.
-            await self._logged(
-                "prediction", request_id, "/v1/predict", 422, started, problem=problems
-            )
-            return error(422, problems, {"X-Request-Id": request_id})
+            shown = [e.to_dict() for e in validated.errors[:MAX_ERRORS]]
+            # Refused requests are logged as a summary (how many problems of each kind, the
+            # first few by where and why, never their values), within the caller's budget.
+            brief = summary([e.type for e in validated.errors], shown)
+            if self._refusals.allow(
+                self._caller(request), _RECORD_BYTES + len(orjson.dumps(brief))
+            ):
+                await self._logged(
+                    "prediction", request_id, "/v1/predict", 422, started, problem=brief
+                )
+            else:
+                self.metrics.refusals_unlogged.inc()
+            return refusal(422, shown, {"X-Request-Id": request_id}, total=len(validated.errors))
         computed = await self._compute(validated)
         if isinstance(computed, Response):
             return computed
@@ -349,7 +369,7 @@ class Routes:
             return failed
         problems = check_feedback(body)
         if problems:
-            return error(422, problems)
+            return refusal(422, problems)
         started = time.perf_counter()
         kept = {k: body[k] for k in ("label", "value", "events") if k in body}
         if not await self._logged(
@@ -384,6 +404,9 @@ def _guarded(endpoint: Endpoint, routes: Routes, needed: str) -> Endpoint:
 
     return guarded
 
+
+_RECORD_BYTES = 300
+"""About what a log record takes beside its error (ids, time, model, route, status)."""
 
 _NO_RECORDS = [
     {"loc": ["body", "records"], "type": "missing", "msg": "field required: a list of records"}
