@@ -282,3 +282,16 @@ def test_any_failure_while_loading_leaves_the_server_not_ready_saying_why(
         reason = ready.json()["detail"]["reason"]
         assert reason.startswith("FileNotFoundError") and "seg-000000.parquet.tmp" in reason
         assert client.get("/v2/health/live").status_code == 200
+
+
+def test_a_server_started_during_a_compaction_is_ready_without_waiting_for_it(
+    served: Workspace,
+) -> None:
+    from mlplan.serving import ServeConfig, create_app
+
+    folder = served.root / ".mlplan" / "predictions" / "logistic-1"
+    jsonl = _dead_writer(folder, 30)
+    app = create_app(ServeConfig(root=str(served.root), model="logistic-1", key_refresh_seconds=0))
+    with _compaction_lock(folder, wait=True), started(app) as client:  # `logs compact` runs
+        assert client.get("/v2/health/ready").json() == {"ready": True}
+        assert log_files(jsonl[0].parent)[1] == jsonl  # left to the compaction under way
