@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -11,7 +14,15 @@ from tests.conftest import edit_plan
 from tests.serving.conftest import RECORD, bearer, started
 
 from mlplan.errors import DataError
-from mlplan.serving._log import PiiPolicy, PredictionLog, compact_segments, log_files, query_log
+from mlplan.serving._config import MULTIPROC_ENV
+from mlplan.serving._log import (
+    PiiPolicy,
+    PredictionLog,
+    _compaction_lock,
+    compact_segments,
+    log_files,
+    query_log,
+)
 from mlplan.workspace import Workspace
 
 
@@ -206,3 +217,82 @@ def test_the_server_logs_predictions_refusals_and_feedback(
     summary = json.loads(table[1]["error"])
     assert summary["errors"] == 1 and summary["first"][0]["loc"][-1] == "region"
     assert isinstance(rows, pa.Table)
+
+
+def _dead_writer(folder: Path, records: int, segment_bytes: int = 2000) -> list[Path]:
+    """A writer folder left by a server that has stopped: its JSONL segments."""
+    with PredictionLog(folder, segment_bytes=segment_bytes) as log:
+        for i in range(records):
+            _record(log, f"r{i}").result(timeout=10)  # type: ignore[attr-defined]
+    return log_files(log.folder)[1]
+
+
+def test_one_compaction_at_a_time_and_a_killed_ones_temp_file_is_cleared(tmp_path: Path) -> None:
+    jsonl = _dead_writer(tmp_path, 30)
+    stale = jsonl[0].parent / f".{jsonl[0].stem}.k1ll3d.tmp"  # a compaction killed mid-write
+    stale.write_bytes(b"PAR1 half")
+    with _compaction_lock(tmp_path, wait=True) as held:  # another process compacts
+        assert held
+        # A starting server does not wait for it (nor touch a file it may be writing) ...
+        busy = compact_segments(tmp_path, wait=False)
+        assert busy == {"compacted": 0, "removed": 0, "busy": 1}
+        assert log_files(jsonl[0].parent) == ([], jsonl) and stale.exists()
+    # ... and once it is done, the next compaction takes the lot, the leftover included.
+    assert compact_segments(tmp_path, wait=False)["compacted"] == len(jsonl)
+    assert not stale.exists()
+    assert not [p for p in jsonl[0].parent.iterdir() if p.suffix == ".tmp"]
+    ids = query_log(tmp_path, "SELECT request_id FROM predictions").column(0).to_pylist()
+    assert sorted(ids) == sorted(f"r{i}" for i in range(30))
+
+
+@pytest.mark.slow
+def test_two_logs_compact_at_once_both_succeed(sqlite_ws: Workspace) -> None:
+    folder = sqlite_ws.root / ".mlplan" / "predictions" / "m-1"
+    jsonl = [p for _ in range(2) for p in _dead_writer(folder, 400, segment_bytes=600)]
+    env = {k: v for k, v in os.environ.items() if k not in {"MLPLAN_STORE_URL", MULTIPROC_ENV}}
+    command = [sys.executable, "-m", "mlplan", "logs", "compact", "--json"]
+    runs = [
+        subprocess.Popen(command, cwd=sqlite_ws.root, env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    # The second waited for the first: every segment compacted once, none twice or lost.
+    assert sum(json.loads(out)["compacted"] for out in outputs) == len(jsonl)
+    ids = query_log(folder, "SELECT request_id FROM predictions").column(0).to_pylist()
+    assert sorted(ids) == sorted(f"r{i}" for i in range(400) for _ in range(2))
+
+
+def test_any_failure_while_loading_leaves_the_server_not_ready_saying_why(
+    served: Workspace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def vanished(folder: Path, **_: object) -> dict[str, int]:
+        raise FileNotFoundError(2, "No such file or directory", "seg-000000.parquet.tmp")
+
+    from mlplan.serving import ServeConfig, create_app
+
+    monkeypatch.setattr("mlplan.serving._lifespan.compact_segments", vanished)
+    app = create_app(ServeConfig(root=str(served.root), model="logistic-1", key_refresh_seconds=0))
+    with started(app) as client:
+        # Said at once, while the server still runs, not at shutdown.
+        printed = capsys.readouterr().out
+        assert "logistic-1 is not ready: FileNotFoundError" in printed
+        assert "Traceback" in printed
+        ready = client.get("/v2/health/ready")
+        assert ready.status_code == 503
+        reason = ready.json()["detail"]["reason"]
+        assert reason.startswith("FileNotFoundError") and "seg-000000.parquet.tmp" in reason
+        assert client.get("/v2/health/live").status_code == 200
+
+
+def test_a_server_started_during_a_compaction_is_ready_without_waiting_for_it(
+    served: Workspace,
+) -> None:
+    from mlplan.serving import ServeConfig, create_app
+
+    folder = served.root / ".mlplan" / "predictions" / "logistic-1"
+    jsonl = _dead_writer(folder, 30)
+    app = create_app(ServeConfig(root=str(served.root), model="logistic-1", key_refresh_seconds=0))
+    with _compaction_lock(folder, wait=True), started(app) as client:  # `logs compact` runs
+        assert client.get("/v2/health/ready").json() == {"ready": True}
+        assert log_files(jsonl[0].parent)[1] == jsonl  # left to the compaction under way

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import signal
 import threading
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
 from tests.serving.conftest import RECORD, bearer, server_process
+from tests.serving.conftest import stop as stop_server
 
 from mlplan.serving import query_log
 from mlplan.workspace import Workspace
@@ -101,3 +105,53 @@ def test_kill_9_under_load_loses_no_acknowledged_request(
     assert len(acknowledged) >= 200  # answered before the kills (some logged ones were not)
     assert not [rid for rid in acknowledged if rid not in counts]  # every acked one is there
     assert max(counts.values()) == 1  # and none twice
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes ``pid`` started, and theirs (from /proc: the server's workers)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+@pytest.mark.slow
+def test_two_workers_killed_9_come_back_ready_every_time(
+    served: Workspace, tokens: dict[str, str]
+) -> None:
+    close = {"Connection": "close"}  # a new connection each time: either worker answers
+    acknowledged = 0
+    for _ in range(5):  # each start compacts what the killed workers left, both at once
+        with server_process(served.root, "logistic-1", workers=2) as (process, base):
+            for _ in range(20):
+                answer = httpx.post(
+                    f"{base}/v1/predict",
+                    json={"records": [RECORD]},
+                    headers=bearer(tokens["predict"]) | close,
+                    timeout=10,
+                )
+                assert answer.status_code == 200
+                acknowledged += 1
+            for pid in [*_descendants(process.pid), process.pid]:  # kill -9, workers too
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            process.wait()
+    with server_process(served.root, "logistic-1", workers=2) as (process, base):
+        # Both workers said they are ready (server_process waited for both); both answer so.
+        for _ in range(6):
+            ready = httpx.get(f"{base}/v2/health/ready", headers=close, timeout=10)
+            assert ready.json() == {"ready": True}
+        stop_server(process)
+    folder = served.root / ".mlplan" / "predictions" / "logistic-1"
+    assert not list(folder.rglob("*.tmp"))
+    logged = query_log(folder, "SELECT count(*) FROM predictions WHERE kind = 'prediction'")
+    assert logged.column(0)[0].as_py() == acknowledged  # none lost, none twice

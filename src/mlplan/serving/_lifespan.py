@@ -15,6 +15,8 @@ import contextlib
 import datetime as dt
 import gc
 import os
+import sys
+import traceback
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -78,27 +80,51 @@ class Lifespan:
             await asyncio.to_thread(self._load_model)
             metrics.log_stats = None if state.log is None else state.log.stats
             if state.model is not None:
-                await self._start_batcher()
+                try:
+                    await self._start_batcher()
+                except Exception as exc:
+                    self._not_ready(exc)
             metrics.ready.set(1 if state.ready else 0)
             if metrics.multiprocess:
                 self._publishing.append(asyncio.create_task(metrics.publish_every_second()))
             if state.ready:
-                await self._start_serving()
+                try:
+                    await self._start_serving()
+                except Exception as exc:  # e.g. the store: no serve run, so not ready
+                    metrics.ready.set(0)
+                    if state.batcher is not None:
+                        await state.batcher.stop()
+                        state.batcher = None
+                    self._not_ready(exc)
         finally:
             state.loaded.set()
 
     def _load_model(self) -> None:
         """Load, verify and warm up the package (in a thread, while live answers)."""
+        try:
+            self._load()
+        except Exception as exc:  # any failure: not ready, and saying why, never "loading"
+            self.state.model = None
+            self._not_ready(exc)
+
+    def _not_ready(self, exc: Exception) -> None:
+        """Whatever failed while coming up leaves the server live but not ready, with the
+        reason on its ready routes and printed at once (an unexpected error with its
+        traceback)."""
+        expected = isinstance(exc, MlplanError)
+        reason = str(exc) if expected else f"{type(exc).__name__}: {exc}"
+        self.state.reason = reason
+        print(f"mlplan serve: {self.config.model} is not ready: {reason}", flush=True)
+        if not expected:
+            traceback.print_exception(exc, file=sys.stdout)
+            sys.stdout.flush()
+
+    def _load(self) -> None:
         state, config = self.state, self.config
         ws = state.ws
         assert ws is not None
         security = ws.plan.deployment.security
-        try:
-            model = load_served_model(ws, config.model)
-        except MlplanError as exc:
-            state.reason = str(exc)
-            print(f"mlplan serve: {config.model} is not ready: {exc}", flush=True)
-            return
+        model = load_served_model(ws, config.model)
         state.records = RecordValidator(
             model.signature,
             unseen_categories=security.unseen_categories,
@@ -112,7 +138,8 @@ class Lifespan:
             )
             folder = ws.root / ".mlplan" / LOG_DIR / model.name
             state.log = PredictionLog(folder, mode=policy.mode, pii=PiiPolicy(pii, policy.pii))
-            compact_segments(folder, retention_days=policy.retention_days)
+            # Several workers start at once: one compacts, the others leave it to that one.
+            compact_segments(folder, retention_days=policy.retention_days, wait=False)
         state.model = model
         state.reason = None
 

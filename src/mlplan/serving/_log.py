@@ -6,6 +6,7 @@ Layout, under ``.mlplan/predictions/<model>/``, one folder per writer (a server 
         .lock                 held (flock) while the writer lives
         seg-000001.jsonl      open segment: one JSON record per line, appended
         seg-000000.parquet    closed segments, compacted (temp file + atomic rename)
+    .compact.lock             held (flock) by the one process compacting the model's log
 
 One writer thread drains a queue and commits in groups: it writes every record waiting,
 calls ``fsync`` once, then acknowledges them all. In ``acked`` mode a request is answered
@@ -30,7 +31,7 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -493,25 +494,66 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def compact_segments(folder: Path, *, retention_days: int | None = None) -> dict[str, int]:
+@contextlib.contextmanager
+def _compaction_lock(folder: Path, *, wait: bool) -> Iterator[bool]:
+    """Hold ``folder``'s compaction lock (``flock`` on ``.compact.lock``; one compaction of a
+    model's log at a time, across processes). Yields False, holding nothing, when another
+    process holds it and ``wait`` is False."""
+    import fcntl
+
+    with (folder / ".compact.lock").open("a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def compact_segments(
+    folder: Path, *, retention_days: int | None = None, wait: bool = True
+) -> dict[str, int]:
     """Turn closed JSONL segments into Parquet, atomically, in every writer folder under
     ``folder`` (a live writer's open segment is left alone; a dead writer's last one is
     compacted too, its torn line dropped), and delete Parquet segments whose newest record
-    is older than ``retention_days``."""
+    is older than ``retention_days``.
 
+    One compaction of ``folder`` runs at a time, across processes: another one waits for
+    it, or, with ``wait`` False, does nothing (``busy`` is 1 in what it returns)."""
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with _compaction_lock(folder, wait=wait) as held:
+        if not held:
+            return {"compacted": 0, "removed": 0, "busy": 1}
+        return {**_compact(folder, retention_days), "busy": 0}
+
+
+def _compact(folder: Path, retention_days: int | None) -> dict[str, int]:
+    """:func:`compact_segments`, with the compaction lock held."""
     writers = sorted({p.parent for p in folder.rglob("seg-*.*")} | {folder})
     compacted = removed = 0
     for writer in writers:
+        for stale in writer.glob(".seg-*.tmp"):  # left by a compaction that was killed
+            stale.unlink(missing_ok=True)
         segments = _segments(writer, "jsonl")
         closed = segments[:-1] if _writer_alive(writer) else segments
         for path in closed:
             table = _read_jsonl(path)
             target = path.with_suffix(".parquet")
-            temp = path.with_suffix(".parquet.tmp")
-            pq.write_table(table, temp)
-            with temp.open("rb") as handle:
-                os.fsync(handle.fileno())
-            temp.replace(target)
+            fd, name = tempfile.mkstemp(dir=writer, prefix=f".{path.stem}.", suffix=".tmp")
+            temp = Path(name)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    pq.write_table(table, handle)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                temp.replace(target)
+            except BaseException:
+                temp.unlink(missing_ok=True)
+                raise
             path.unlink()
             _fsync_dir(writer)  # the rename and the unlink survive a crash together
             compacted += 1
