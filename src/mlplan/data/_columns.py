@@ -18,6 +18,7 @@ __all__ = [
     "entity_reason",
     "id_columns",
     "id_reason",
+    "name_words",
 ]
 
 _ID_NAMES = re.compile(r"^(id|uuid|guid|key|.*_id|.*_key|.*_uuid)$", re.IGNORECASE)
@@ -31,6 +32,18 @@ _ROW_NUMBER_NAMES = re.compile(
 # Below this many rows a unique, gap-free run of integers is too likely by chance (a count, a
 # small grid) to call it a row number without the name saying so.
 _SEQUENCE_MIN_ROWS = 20
+
+
+def name_words(name: str) -> list[str]:
+    """The lower-case words of a column name, split at case changes and punctuation.
+
+    Examples
+    --------
+    >>> name_words("raceEthnicity"), name_words("loan_default"), name_words("SalePrice")
+    (['race', 'ethnicity'], ['loan', 'default'], ['sale', 'price'])
+    """
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
+    return [w for w in re.split(r"[^a-z0-9]+", spaced.lower()) if w]
 
 
 def close_hint(name: str, options: list[str]) -> str:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from mlplan.data._columns import id_reason
+from mlplan.data._columns import id_reason, name_words
 from mlplan.data._privacy import pii_reason, sample_strings
 from mlplan.data._profile import profile_table
 from mlplan.data._read import (
@@ -219,8 +219,7 @@ def _named_outcome(name: str) -> bool:
     (``SalePrice``, ``loan_default``)."""
     if _TARGET_NAMES.match(name):
         return True
-    words = re.split(r"[^a-z0-9]+", re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).lower())
-    words = [w for w in words if w]
+    words = name_words(name)
     return len(words) > 1 and words[-1] in _OUTCOME_WORDS
 
 

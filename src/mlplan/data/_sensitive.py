@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from mlplan.data._columns import name_words
+
 __all__ = ["sensitive_reason"]
 
 # Words of a name, each standing for a kind of protected attribute. A name is sensitive when
@@ -61,12 +63,6 @@ _BIRTH_AFTER = frozenset({"year", "yr", "date", "month"})
 _BIRTH_TERMS = ("birth_year", "birth_date", "year_of_birth", "date_of_birth")
 
 
-def _words(name: str) -> list[str]:
-    """The lower-case words of a column name: ``raceEthnicity`` → race, ethnicity."""
-    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
-    return [w for w in re.split(r"[^a-z0-9]+", spaced.lower()) if w]
-
-
 def _joined(words: list[str]) -> list[str]:
     """The words with known two- and three-word terms joined (``national_origin``)."""
     terms = {t for group in _WORDS.values() for t in group if "_" in t}
@@ -105,7 +101,7 @@ def _kind(word: str) -> str | None:
 
 def _by_name(name: str) -> str | None:
     """What kind of protected attribute the name says, if any."""
-    words = _joined(_words(name))
+    words = _joined(name_words(name))
     while len(words) > 1 and words[0] in _PREFIXES:
         words = words[1:]
     if not words:
