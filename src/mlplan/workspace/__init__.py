@@ -1,9 +1,10 @@
 """The project as every stage sees it: the plan and the store together (``Workspace``), the
-one way to record in the store (runs, reports, project-scoped selects), and the records every
-stage may read — sign-offs and deployments."""
+one way to record in the store (runs, reports, project-scoped selects), the records every
+stage may read — sign-offs and deployments — and runs a killed process left, closed."""
 
 from __future__ import annotations
 
+from mlplan.workspace._crashed import close_crashed_runs
 from mlplan.workspace._deployments import (
     PRODUCTION,
     DeploymentInfo,
@@ -33,6 +34,7 @@ __all__ = [
     "ReportInfo",
     "Workspace",
     "approve",
+    "close_crashed_runs",
     "find_root",
     "get_deployment",
     "list_approvals",
