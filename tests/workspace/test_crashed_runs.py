@@ -1,5 +1,5 @@
 """Runs left ``running`` by a process that is gone are closed as ``crashed`` by the next
-``mlplan status`` — never a run whose process lives, nor one from another
+``mlplan status`` or ``mlplan gc`` — never a run whose process lives, nor one from another
 host."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from tests.conftest import ok
 
 from mlplan.store import RunRecord, process_identity
-from mlplan.workspace import Workspace
+from mlplan.workspace import Workspace, collect_garbage
 
 
 def _running(ws: Workspace, **process: Any) -> str:
@@ -72,3 +72,26 @@ def test_status_closes_runs_whose_process_is_gone_and_leaves_the_others(
         f"process {os.getpid()} on {here['hostname']} is gone: the machine has restarted since"
     )
     assert "4 server(s) running now; 3 server(s) crashed (process gone)" in shown.replace("\n", "")
+
+
+def test_a_killed_process_not_yet_reaped_has_exited(trained_ws: Workspace) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, left a zombie
+    try:
+        run = _running(trained_ws, **process_identity() | {"pid": child.pid})
+        report = collect_garbage(trained_ws)
+        assert [(r.run_id, r.reason) for r in report.crashed_runs] == [
+            (run, f"process {child.pid} on {process_identity()['hostname']} has exited")
+        ]
+        assert report.crashed_runs[0].to_dict()["pid"] == child.pid
+    finally:
+        child.wait()
+    assert collect_garbage(trained_ws).crashed_runs == []  # closed once
+
+
+def test_gc_says_which_runs_it_closed(trained_ws: Workspace, cli: Any) -> None:
+    gone = _exited_pid()
+    run = _running(trained_ws, **process_identity() | {"pid": gone})
+    shown = ok(cli("gc")).stdout
+    assert f"Closed serve run {run[:8]} as crashed: process {gone} on " in shown
+    assert _runs(trained_ws)[run].parameters["crashed"]["found_by"] == "mlplan gc"

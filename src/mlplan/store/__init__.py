@@ -4,7 +4,13 @@ content-addressed artifacts beside it."""
 from __future__ import annotations
 
 from mlplan._deprecated import moved_names as _moved_names
-from mlplan.store._artifacts import ArtifactRef, ArtifactStore, package_sha256, sha256_file
+from mlplan.store._artifacts import (
+    ArtifactRef,
+    ArtifactStore,
+    StoredFile,
+    package_sha256,
+    sha256_file,
+)
 from mlplan.store._crashed import (
     CRASHED,
     CrashedRun,
@@ -12,6 +18,7 @@ from mlplan.store._crashed import (
     process_gone,
     process_identity,
 )
+from mlplan.store._references import ArtifactReferences, referenced_artifacts
 from mlplan.store._runs import RunRecorder, code_version, current_user, package_versions
 from mlplan.store._store import (
     ARTIFACTS_ENV,
@@ -54,6 +61,7 @@ __all__ = [
     "ApprovalRecord",
     "ArtifactRecord",
     "ArtifactRef",
+    "ArtifactReferences",
     "ArtifactStore",
     "Base",
     "CrashedRun",
@@ -72,6 +80,7 @@ __all__ = [
     "RunRecorder",
     "SplitRecord",
     "Store",
+    "StoredFile",
     "close_crashed_runs",
     "code_version",
     "current_user",
@@ -80,6 +89,7 @@ __all__ = [
     "package_versions",
     "process_gone",
     "process_identity",
+    "referenced_artifacts",
     "sha256_file",
     "utcnow",
 ]
