@@ -95,3 +95,16 @@ def test_gc_says_which_runs_it_closed(trained_ws: Workspace, cli: Any) -> None:
     shown = ok(cli("gc")).stdout
     assert f"Closed serve run {run[:8]} as crashed: process {gone} on " in shown
     assert _runs(trained_ws)[run].parameters["crashed"]["found_by"] == "mlplan gc"
+
+
+def test_a_crashed_run_is_closed_on_each_store(ws: Workspace) -> None:
+    from mlplan.workspace import close_crashed_runs
+
+    gone = _exited_pid()
+    run = _running(ws, **process_identity() | {"pid": gone})
+    live = _running(ws, **process_identity())
+    assert [r.run_id for r in close_crashed_runs(ws, found_by="mlplan status")] == [run]
+    runs = _runs(ws)
+    assert (runs[run].status, runs[live].status) == ("crashed", "running")
+    assert runs[run].parameters["crashed"]["found_by"] == "mlplan status"
+    assert close_crashed_runs(ws, found_by="mlplan status") == []

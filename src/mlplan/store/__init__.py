@@ -15,6 +15,7 @@ from mlplan.store._crashed import (
     CRASHED,
     CrashedRun,
     close_crashed_runs,
+    crashed_runs,
     process_gone,
     process_identity,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "StoredFile",
     "close_crashed_runs",
     "code_version",
+    "crashed_runs",
     "current_user",
     "open_store",
     "package_sha256",

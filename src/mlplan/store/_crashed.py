@@ -24,7 +24,14 @@ from sqlalchemy.orm import Session
 
 from mlplan.store._tables import RunRecord, utcnow
 
-__all__ = ["CRASHED", "CrashedRun", "close_crashed_runs", "process_gone", "process_identity"]
+__all__ = [
+    "CRASHED",
+    "CrashedRun",
+    "close_crashed_runs",
+    "crashed_runs",
+    "process_gone",
+    "process_identity",
+]
 
 CRASHED = "crashed"
 
@@ -114,6 +121,12 @@ def process_gone(parameters: dict[str, Any]) -> str | None:
     return None
 
 
+def crashed_runs(session: Session, project_id: int) -> list[CrashedRun]:
+    """The runs of the project left ``running`` whose process is gone (:func:`process_gone`),
+    oldest first; nothing is changed."""
+    return [crashed for _run, crashed in _crashed(session, project_id)]
+
+
 def close_crashed_runs(
     session: Session, project_id: int, *, found_by: str, now: dt.datetime | None = None
 ) -> list[CrashedRun]:
@@ -121,29 +134,33 @@ def close_crashed_runs(
     (:func:`process_gone`), in ``session``: the reason, who found it and when go in its
     parameters (``crashed``), the time found as its end."""
     now = now or utcnow()
-    closed = []
+    found = _crashed(session, project_id)
+    for run, crashed in found:
+        run.status = CRASHED
+        run.ended_at = now
+        run.parameters = dict(run.parameters) | {
+            "crashed": {"reason": crashed.reason, "found_by": found_by, "found_at": now.isoformat()}
+        }
+    session.flush()
+    return [crashed for _run, crashed in found]
+
+
+def _crashed(session: Session, project_id: int) -> list[tuple[RunRecord, CrashedRun]]:
     runs = session.scalars(
         select(RunRecord)
         .where(RunRecord.project_id == project_id, RunRecord.status == "running")
         .order_by(RunRecord.started_at)
     ).all()
+    found = []
     for run in runs:
         parameters = dict(run.parameters or {})
         reason = process_gone(parameters)
-        if reason is None:
-            continue
-        run.status = CRASHED
-        run.ended_at = now
-        run.parameters = parameters | {
-            "crashed": {"reason": reason, "found_by": found_by, "found_at": now.isoformat()}
-        }
-        closed.append(
-            CrashedRun(
+        if reason is not None:
+            crashed = CrashedRun(
                 run.id, run.job, parameters["pid"], parameters["hostname"], run.started_at, reason
             )
-        )
-    session.flush()
-    return closed
+            found.append((run, crashed))
+    return found
 
 
 def _pid_namespace() -> str | None:

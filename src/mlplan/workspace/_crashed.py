@@ -3,7 +3,7 @@ server, ``mlplan status`` and ``mlplan gc`` call this."""
 
 from __future__ import annotations
 
-from mlplan.store import CrashedRun
+from mlplan.store import CrashedRun, crashed_runs
 from mlplan.store import close_crashed_runs as close_crashed
 from mlplan.workspace._workspace import Workspace
 
@@ -24,5 +24,10 @@ def close_crashed_runs(ws: Workspace, *, found_by: str) -> list[CrashedRun]:
     >>> close_crashed_runs(Workspace(root, store_url="sqlite://"), found_by="mlplan status")
     []
     """
+    # Looked for first without the project's write lock (a read on PostgreSQL does not wait
+    # for a command holding it), then closed under it, checked again.
+    with ws.store.transaction() as session:
+        if not crashed_runs(session, ws.project_id(session)):
+            return []
     with ws.write() as session:
         return close_crashed(session, ws.project_id(session), found_by=found_by)
