@@ -42,8 +42,10 @@ def client(served: Workspace) -> Iterator[TestClient]:
 
 @contextmanager
 def started(app: Any) -> Iterator[TestClient]:
-    """The app under a test client, once its model has loaded (ready or not)."""
-    with TestClient(app) as test_client:
+    """The app under a test client, once its model has loaded (ready or not); the client
+    calls it as http://127.0.0.1 (a server on loopback answers only requests for this
+    machine, not Starlette's default testserver)."""
+    with TestClient(app, base_url="http://127.0.0.1") as test_client:
         assert app.state.mlplan.loaded.wait(timeout=60)
         yield test_client
 
