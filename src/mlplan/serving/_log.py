@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import hmac
 import json
@@ -33,7 +34,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,11 +46,13 @@ from mlplan.errors import DataError, UsageError
 
 __all__ = [
     "LOG_DIR",
+    "WRITE_FAILURES",
     "PiiPolicy",
     "PredictionLog",
     "compact_segments",
     "log_files",
     "query_log",
+    "write_failure",
 ]
 
 LOG_DIR = "predictions"
@@ -199,15 +202,58 @@ def _sync(fd: int) -> None:
     (getattr(os, "fdatasync", None) or os.fsync)(fd)
 
 
+WRITE_FAILURES = (
+    "no_space",
+    "quota",
+    "file_too_large",
+    "io_error",
+    "read_only",
+    "permission",
+    "other",
+)
+"""Why a write to the log failed: the disk is full (``ENOSPC``), a quota is used up
+(``EDQUOT``), the file reached the process's size limit (``EFBIG``), the device failed
+(``EIO``), the file system is read-only (``EROFS``), access was denied (``EACCES``,
+``EPERM``), or anything else. A fixed vocabulary: metric labels stay bounded."""
+
+_ERRNO_REASONS = {
+    errno.ENOSPC: "no_space",
+    errno.EDQUOT: "quota",
+    errno.EFBIG: "file_too_large",
+    errno.EIO: "io_error",
+    errno.EROFS: "read_only",
+    errno.EACCES: "permission",
+    errno.EPERM: "permission",
+}
+
+
+def write_failure(exc: BaseException) -> str:
+    """Why a write failed with ``exc``: one of :data:`WRITE_FAILURES`, by its ``errno``.
+
+    Examples
+    --------
+    >>> write_failure(OSError(errno.ENOSPC, "No space left on device"))
+    'no_space'
+    >>> write_failure(ValueError("I/O operation on closed file"))
+    'other'
+    """
+    code = exc.errno if isinstance(exc, OSError) else None
+    return "other" if code is None else _ERRNO_REASONS.get(code, "other")
+
+
 @dataclass
 class LogStats:
-    """What the log has done since it was opened."""
+    """What the log has done since it was opened: records written; records that failed
+    (``failed``, and by reason in ``failures``: every reason of :data:`WRITE_FAILURES` is
+    there from the start); records ``dropped``, answered without being logged (``async`` mode:
+    the queue was full, or their write failed); group commits; segments closed."""
 
     written: int = 0
     dropped: int = 0
     failed: int = 0
     commits: int = 0
     segments_closed: int = 0
+    failures: dict[str, int] = field(default_factory=lambda: dict.fromkeys(WRITE_FAILURES, 0))
 
 
 class PredictionLog:
@@ -368,11 +414,7 @@ class PredictionLog:
             _sync(self._handle.fileno())
         except OSError as exc:
             self._undo(start)
-            with self._lock:
-                self.stats.failed += len(pending)
-                if self.mode == "async":
-                    self.stats.dropped += len(pending)
-            _wake(pending, exc)
+            self._failed(pending, exc)
             return
         with self._lock:
             self.stats.written += len(pending)
@@ -387,6 +429,17 @@ class PredictionLog:
             with contextlib.suppress(Exception):  # tried again after the next commit
                 self._rotate()
         _wake(pending, None)
+
+    def _failed(self, pending: list[_Pending], exc: BaseException) -> None:
+        """A commit that failed: its records counted by reason (in ``async`` mode, dropped
+        too: they were answered already), and their waiters told."""
+        with self._lock:
+            stats = self.stats
+            stats.failed += len(pending)
+            stats.failures[write_failure(exc)] += len(pending)
+            if self.mode == "async":
+                stats.dropped += len(pending)
+        _wake(pending, exc)
 
     def _undo(self, size: int) -> None:
         """Cut a failed write back off the segment (a retry must not log it twice)."""
@@ -422,7 +475,7 @@ class PredictionLog:
                 try:
                     self._commit(pending)
                 except Exception as exc:  # never let the writer die with requests waiting
-                    _wake(pending, exc)
+                    self._failed(pending, exc)
 
     def close(self) -> None:
         """Write everything queued, then stop (the server calls this on shutdown)."""

@@ -85,12 +85,14 @@ class Routes:
         assert state.keys is not None
         key: ApiKeyInfo | None = state.keys.authenticate(request.scope.get(TOKEN))
         if key is None:
+            self.metrics.refused("unauthorized")
             return error(
                 401,
                 "a valid API key is required: Authorization: Bearer mlp_… (mlplan keys create)",
                 {"WWW-Authenticate": "Bearer"},
             )
         if not key.allows(needed):
+            self.metrics.refused("forbidden")
             return error(403, f"this key lacks the {needed!r} role")
         return None
 
@@ -105,6 +107,7 @@ class Routes:
         return "address:" + (str(client[0]) if client else "unknown")
 
     def _not_ready(self) -> Response:
+        self.metrics.refused("not_ready")
         reason = self.state.reason or "shutting down"
         return error(503, f"not ready: {reason}", {"Retry-After": "1"})
 
@@ -114,6 +117,7 @@ class Routes:
         return name in (self.config.model, self.config.model.partition("@")[0])
 
     def _unknown_model(self, name: str) -> Response:
+        self.metrics.refused("unknown_model")
         return error(404, f"no model {name!r} here; this server serves {self.config.model!r}")
 
     def _readiness(self) -> Response:
@@ -136,12 +140,15 @@ class Routes:
                 parts += message.get("body", b"")
             raw = bytes(parts)
         if message["type"] == "http.disconnect":
+            self.metrics.refused("client_gone")
             return None, error(400, "the client went away before sending the body")
         if len(raw) > limit:
+            self.metrics.refused("too_large")
             return None, error(413, f"the body is larger than {limit:,} bytes")
         try:
             return orjson.loads(raw), None
         except (ValueError, UnicodeDecodeError, RecursionError):  # orjson's error is a ValueError
+            self.metrics.refused("invalid_json")
             return None, error(
                 400,
                 [{"loc": ["body"], "type": "json_invalid", "msg": "the body is not valid JSON"}],
@@ -181,12 +188,15 @@ class Routes:
             # A client that leaves does not cancel the write it is owed: the record is queued
             # already, and the writer skips a waiter nobody waits for.
             await done
-        except (OSError, TimeoutError):
+        except TimeoutError:
+            self.metrics.child(self.metrics.log_failures, "timeout").inc()
+            return False
+        except OSError:  # the log counts its failed writes, by reason
             return False
         return True
 
-    @staticmethod
-    def _log_failed() -> Response:
+    def _log_failed(self) -> Response:
+        self.metrics.refused("log_failed")
         return error(503, "the prediction could not be logged; retry", {"Retry-After": "1"})
 
     async def _compute(
@@ -197,6 +207,7 @@ class Routes:
         metrics = self.metrics
         assert state.model is not None and state.batcher is not None
         if validated.rows > state.batcher.max_queue_rows:
+            metrics.refused("too_large")
             return error(
                 413,
                 f"{validated.rows:,} rows in one request; at most "
@@ -206,10 +217,13 @@ class Routes:
             labels, proba = await state.batcher.submit(validated.feeds, validated.rows)
         except Saturated:
             metrics.saturated.inc()
+            metrics.refused("overloaded")
             return error(503, "the server is saturated; retry shortly", {"Retry-After": "1"})
         except TimeoutError:
+            metrics.refused("timeout")
             return error(504, f"no answer within {self.config.request_timeout_seconds:g} s")
         except Exception as exc:  # ONNX Runtime refused these inputs
+            metrics.refused("model_error")
             return error(
                 422, f"the model could not score these inputs: {str(exc).splitlines()[0][:200]}"
             )
@@ -258,11 +272,13 @@ class Routes:
         if failed is not None:
             return failed
         if not isinstance(body, dict):
+            self.metrics.refused("validation")
             return error(422, [{"loc": ["body"], "type": "dict_type", "msg": "expected an object"}])
         assert state.tensors is not None
         validated = state.tensors.validate(body.get("inputs"))
         self.metrics.inputs(validated)  # what came in counts, served or refused
         if validated.errors:
+            self.metrics.refused("validation")
             shown = [e.to_dict() for e in validated.errors[:MAX_ERRORS]]
             return refusal(422, shown, total=len(validated.errors))
         started = time.perf_counter()
@@ -298,6 +314,7 @@ class Routes:
         if model is None or not state.ready:
             return self._not_ready()
         if model.kind != "tabular":
+            self.metrics.refused("validation")
             return error(
                 422,
                 f"{model.name} takes {model.kind} tensors, not records: "
@@ -307,6 +324,7 @@ class Routes:
         if failed is not None:
             return failed
         if not isinstance(body, dict) or "records" not in body:
+            self.metrics.refused("validation")
             return error(422, _NO_RECORDS)
         assert state.records is not None
         started = time.perf_counter()
@@ -314,6 +332,7 @@ class Routes:
         validated = state.records.validate(body["records"])
         self.metrics.inputs(validated)  # what came in counts, served or refused
         if validated.errors:
+            self.metrics.refused("validation")
             shown = [e.to_dict() for e in validated.errors[:MAX_ERRORS]]
             # Refused requests are logged as a summary (how many problems of each kind, the
             # first few by where and why, never their values), within the caller's budget.
@@ -369,6 +388,7 @@ class Routes:
             return failed
         problems = check_feedback(body)
         if problems:
+            self.metrics.refused("validation")
             return refusal(422, problems)
         started = time.perf_counter()
         kept = {k: body[k] for k in ("label", "value", "events") if k in body}
