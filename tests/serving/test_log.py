@@ -373,6 +373,23 @@ def test_on_a_full_disk_the_server_answers_503_and_counts_every_failed_write(
     assert ids == [ok.json()["request_id"]]
 
 
+def test_a_request_that_meets_a_closed_log_is_answered_503_not_500(
+    served: Workspace, tokens: dict[str, str]
+) -> None:
+    """At shutdown the log closes while requests may still arrive: they are not logged, so
+    they are refused with Retry-After, never an internal error."""
+    from mlplan.serving import ServeConfig, create_app
+
+    app = create_app(ServeConfig(root=str(served.root), model="logistic-1", key_refresh_seconds=0))
+    headers = bearer(tokens["predict"])
+    with started(app) as client:
+        app.state.mlplan.log.close()
+        refused = client.post("/v1/predict", json={"records": [RECORD]}, headers=headers)
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+        text = client.get("/metrics", headers=bearer(tokens["admin"])).text
+    assert sample(text, "mlplan_log_write_failures_total", reason="other") == 1
+
+
 @pytest.mark.slow
 def test_when_log_files_cannot_grow_two_workers_answer_503_and_count_every_failure(
     served: Workspace, tokens: dict[str, str]

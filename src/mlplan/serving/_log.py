@@ -407,7 +407,13 @@ class PredictionLog:
         self._opened_at = time.monotonic()
 
     def _commit(self, pending: list[_Pending]) -> None:
-        start = self._handle.tell()
+        try:
+            if self._handle.closed:  # a failed write could not reopen its segment: try again
+                self._handle = self._path.open("ab")
+            start = self._handle.tell()
+        except OSError as exc:
+            self._failed(pending, exc)
+            return
         try:
             self._handle.write(b"".join(p.line for p in pending))
             self._handle.flush()
@@ -452,7 +458,8 @@ class PredictionLog:
                 os.fsync(handle.fileno())
         except OSError:
             pass  # the tail stays torn; readers skip an incomplete last line
-        self._handle = self._path.open("ab")
+        with contextlib.suppress(OSError):  # else the next commit reopens it, or fails alike
+            self._handle = self._path.open("ab")
 
     def _run(self) -> None:
         stop = False

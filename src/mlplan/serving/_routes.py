@@ -169,18 +169,22 @@ class Routes:
         state = self.state
         if state.log is None or state.model is None:
             return True
-        done = state.log.record_async(
-            kind=kind,
-            request_id=request_id,
-            model=state.model.name,
-            version=state.model.version,
-            route=route,
-            status=status,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            inputs=inputs,
-            outputs=outputs,
-            error=problem,
-        )
+        try:
+            done = state.log.record_async(
+                kind=kind,
+                request_id=request_id,
+                model=state.model.name,
+                version=state.model.version,
+                route=route,
+                status=status,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                inputs=inputs,
+                outputs=outputs,
+                error=problem,
+            )
+        except RuntimeError:  # the log closed (the server is stopping): not logged, so 503
+            self.metrics.child(self.metrics.log_failures, "other").inc()
+            return False
         if done is None:
             return True
         self._log_deadlines.watch(done)
@@ -192,6 +196,9 @@ class Routes:
             self.metrics.child(self.metrics.log_failures, "timeout").inc()
             return False
         except OSError:  # the log counts its failed writes, by reason
+            return False
+        except Exception:  # e.g. the log closed under it at shutdown: not logged, so 503
+            self.metrics.child(self.metrics.log_failures, "other").inc()
             return False
         return True
 
