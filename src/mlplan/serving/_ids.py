@@ -38,15 +38,18 @@ class RequestIds:
     (36, True, False)
     """
 
-    __slots__ = ("_counter", "_prefix", "key")
+    __slots__ = ("_counter", "_mac", "_prefix", "key")
 
     def __init__(self, key: bytes) -> None:
         self.key = key
         self._prefix = secrets.token_hex(_PREFIX // 2)
         self._counter = itertools.count()
+        self._mac = hashlib.blake2b(key=key, digest_size=_TAG)  # keyed once, copied per id
 
     def _tag(self, body: str) -> str:
-        return hashlib.blake2b(body.encode(), key=self.key, digest_size=_TAG).hexdigest()
+        mac = self._mac.copy()
+        mac.update(body.encode())
+        return mac.hexdigest()
 
     def issue(self) -> str:
         """A new id: unique in this process, and unlike any other process's (its prefix)."""
