@@ -173,6 +173,25 @@ def test_pii_is_hashed_or_redacted_before_it_is_written(tmp_path: Path) -> None:
         query_log(tmp_path, "SELECT nope FROM predictions")
 
 
+def test_segments_written_before_the_client_id_column_read_it_as_null(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    old = tmp_path / "w-old"
+    old.mkdir()
+    columns = ["kind", "request_id", "time", "model", "version", "route", "status"]
+    pq.write_table(
+        pa.table({c: ["x"] if c != "status" else [200] for c in columns}),
+        old / "seg-000000.parquet",
+    )
+    with PredictionLog(tmp_path) as log:
+        log.record(**_fields("new") | {"client_id": "hmac:00"}).result()  # type: ignore[union-attr]
+    rows = query_log(tmp_path, "SELECT request_id, client_id FROM predictions ORDER BY 1")
+    assert rows.to_pylist() == [
+        {"request_id": "new", "client_id": "hmac:00"},
+        {"request_id": "x", "client_id": None},
+    ]
+
+
 def test_the_server_logs_predictions_refusals_and_feedback(
     served: Workspace, tokens: dict[str, str]
 ) -> None:

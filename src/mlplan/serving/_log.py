@@ -51,6 +51,7 @@ __all__ = [
     "PredictionLog",
     "compact_segments",
     "log_files",
+    "log_key",
     "query_log",
     "write_failure",
 ]
@@ -69,6 +70,7 @@ _COLUMNS = (
     "inputs",
     "outputs",
     "error",
+    "client_id",
 )
 
 
@@ -102,8 +104,11 @@ class PiiPolicy:
         return out
 
 
-def _pii_key(folder: Path) -> bytes:
-    """The log's HMAC key, made once for the model's log (several workers may race)."""
+def log_key(folder: Path) -> bytes:
+    """The log's key, made once for the model's log (several workers may race): it hashes
+    personal data and the strings a client chose, and signs the request ids the servers
+    issue (so it outlives restarts; deleting it makes every earlier id unknown)."""
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / ".pii-key"
     if not path.exists():
         fd, temp = tempfile.mkstemp(dir=folder, prefix=".pii-key.")
@@ -288,7 +293,7 @@ class PredictionLog:
         folder.mkdir(parents=True, exist_ok=True)
         self.pii = pii or PiiPolicy(frozenset())
         if self.pii.columns and not self.pii.key:
-            self.pii = PiiPolicy(self.pii.columns, self.pii.mode, _pii_key(folder))
+            self.pii = PiiPolicy(self.pii.columns, self.pii.mode, log_key(folder))
         # Each writer (server process) has its own folder, locked while it lives: workers
         # never share a segment, and compaction leaves a live writer's open segment alone.
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
@@ -358,6 +363,7 @@ class PredictionLog:
         inputs: Iterable[Mapping[str, Any]] | None = None,
         outputs: Any = None,
         error: Any = None,
+        client_id: str | None = None,
     ) -> bytes:
         entry = {
             "kind": kind,
@@ -372,6 +378,8 @@ class PredictionLog:
             "inputs": None if inputs is None else [self.pii.apply(r) for r in inputs],
             "outputs": outputs,
             "error": error,
+            # A request id the client chose, as its keyed hash (see _ids.keyed_hash).
+            "client_id": client_id,
         }
         import orjson  # the serving extra's; imported here so mlplan.serving loads without it
 
@@ -542,6 +550,7 @@ def _schema() -> Any:
             ("inputs", pa.string()),
             ("outputs", pa.string()),
             ("error", pa.string()),
+            ("client_id", pa.string()),
         ]
     )
 
@@ -635,7 +644,8 @@ def query_log(folder: Path, sql: str) -> Any:
     parquet = sorted(folder.rglob("seg-*.parquet"))
     jsonl = sorted(folder.rglob("seg-*.jsonl"))
     parts = [pq.read_table(p) for p in parquet] + [_read_jsonl(p) for p in jsonl]
-    table = pa.concat_tables(parts) if parts else _schema().empty_table()
+    # Segments written before a column existed read it as null.
+    table = pa.concat_tables(parts, promote_options="default") if parts else _schema().empty_table()
     con = sandboxed_duckdb()
     try:
         con.register("predictions", table)

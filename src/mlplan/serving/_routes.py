@@ -15,8 +15,6 @@
 
 from __future__ import annotations
 
-import itertools
-import secrets
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -29,6 +27,7 @@ from starlette.responses import Response
 from mlplan.serving._batcher import Deadlines, Saturated
 from mlplan.serving._config import ROUTE_ROLES
 from mlplan.serving._front import TOKEN, Endpoint, Front
+from mlplan.serving._ids import keyed_hash
 from mlplan.serving._keys import ApiKeyInfo
 from mlplan.serving._metrics import ServerMetrics
 from mlplan.serving._model import ServedModel
@@ -37,7 +36,7 @@ from mlplan.serving._responses import JSONResponse, error, refusal
 from mlplan.serving._state import ServerState
 from mlplan.serving._validate import ValidationResult
 
-__all__ = ["Routes", "check_feedback", "register_routes"]
+__all__ = ["Routes", "register_routes"]
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
@@ -67,15 +66,15 @@ class Routes:
         self.config = state.config
         self._max_body_bytes = state.config.max_body_bytes
         self._log_deadlines = log_deadlines
-        # Request ids: a random per-process prefix and a counter (unique, and no syscall each).
-        self._id_prefix = secrets.token_hex(8)
-        self._id_counter = itertools.count()
         self._refusals = RefusalBudget()  # refusals each caller may write to the log
 
     # -- helpers -----------------------------------------------------------------------------
 
     def _next_id(self) -> str:
-        return f"{self._id_prefix}{next(self._id_counter):016x}"
+        """A new request id, signed (the routes that issue one run once the model loaded)."""
+        ids = self.state.ids
+        assert ids is not None
+        return ids.issue()
 
     def authorize(self, request: Request, needed: str) -> Response | None:
         """None when the caller may use a route that needs ``needed``; else the error."""
@@ -118,7 +117,11 @@ class Routes:
 
     def _unknown_model(self, name: str) -> Response:
         self.metrics.refused("unknown_model")
-        return error(404, f"no model {name!r} here; this server serves {self.config.model!r}")
+        # The name came from the client: never echoed (it may be personal data).
+        return error(
+            404,
+            f"no model with that name is served here; this server serves {self.config.model!r}",
+        )
 
     def _readiness(self) -> Response:
         if not self.state.ready:
@@ -164,6 +167,7 @@ class Routes:
         inputs: Any = None,
         outputs: Any = None,
         problem: Any = None,
+        client_id: str | None = None,
     ) -> bool:
         """Append the record; in acked mode, wait until it is on disk. False if it failed."""
         state = self.state
@@ -181,6 +185,7 @@ class Routes:
                 inputs=inputs,
                 outputs=outputs,
                 error=problem,
+                client_id=client_id,
             )
         except RuntimeError:  # the log closed (the server is stopping): not logged, so 503
             self.metrics.child(self.metrics.log_failures, "other").inc()
@@ -293,7 +298,13 @@ class Routes:
         if isinstance(computed, Response):
             return computed
         labels, proba = computed
-        request_id = str(body.get("id") or self._next_id())[:100]
+        # The protocol returns the client's id to the client; the log keeps its keyed hash
+        # and the server's own id (in X-Request-Id: the one feedback takes).
+        ids = state.ids
+        assert ids is not None
+        request_id = ids.issue()
+        given = body.get("id")
+        echoed = str(given)[:100] if given else request_id
         outputs = _tensor_outputs(model, labels, proba)
         if not await self._logged(
             "prediction",
@@ -303,15 +314,17 @@ class Routes:
             started,
             inputs=_logged_inputs(model, validated),
             outputs=outputs,
+            client_id=keyed_hash(ids.key, str(given)) if given else None,
         ):
             return self._log_failed()
         return JSONResponse(
             {
                 "model_name": model.name,
                 "model_version": model.version,
-                "id": request_id,
+                "id": echoed,
                 "outputs": outputs,
-            }
+            },
+            headers={"X-Request-Id": request_id},
         )
 
     @_route("POST", "/v1/predict")
@@ -393,12 +406,12 @@ class Routes:
         body, failed = await self._body_json(request)
         if failed is not None:
             return failed
-        problems = check_feedback(body)
+        assert self.state.feedback is not None
+        kept, problems = self.state.feedback.validate(body)
         if problems:
             self.metrics.refused("validation")
             return refusal(422, problems)
         started = time.perf_counter()
-        kept = {k: body[k] for k in ("label", "value", "events") if k in body}
         if not await self._logged(
             "feedback", body["request_id"], "/v1/feedback", 202, started, outputs=kept
         ):
@@ -494,55 +507,3 @@ def _logged_inputs(model: ServedModel, validated: ValidationResult) -> list[dict
             for i in range(validated.rows)
         ]
     return [{name: list(array.shape) for name, array in feeds.items()}]
-
-
-def check_feedback(body: Any) -> list[dict[str, Any]]:
-    """Problems of a feedback body: a request id, and at least one of a label, a value and
-    events (each a name and a number)."""
-
-    def problem(loc: list[Any], kind: str, msg: str) -> dict[str, Any]:
-        return {"loc": ["body", *loc], "type": kind, "msg": msg}
-
-    if not isinstance(body, dict):
-        return [problem([], "dict_type", "expected an object")]
-    out = []
-    request_id = body.get("request_id")
-    if not isinstance(request_id, str) or not 1 <= len(request_id) <= 100:
-        out.append(problem(["request_id"], "string_type", "the request id the server returned"))
-    extra = sorted(set(body) - {"request_id", "label", "value", "events"})
-    out += [
-        problem([k], "extra_forbidden", "fields: request_id, label, value, events") for k in extra
-    ]
-    if not {"label", "value", "events"} & set(body):
-        out.append(problem([], "missing", "give a label (ground truth), a value or events"))
-    if "label" in body and not isinstance(body["label"], str | int | float | bool):
-        out.append(problem(["label"], "label_type", "expected a class name or a number"))
-    if "value" in body and (
-        not isinstance(body["value"], int | float)
-        or isinstance(body["value"], bool)
-        or not np.isfinite(float(body["value"]))
-    ):
-        out.append(problem(["value"], "float_type", "expected a number (a business value)"))
-    events = body.get("events", [])
-    if not isinstance(events, list) or len(events) > 100:
-        out.append(problem(["events"], "list_type", "expected a list of at most 100 events"))
-    else:
-        for i, event in enumerate(events):
-            if not _is_event(event):
-                out.append(
-                    problem(["events", i], "event", 'expected {"name": "...", "value": number}')
-                )
-    return out
-
-
-def _is_event(event: Any) -> bool:
-    """``{"name": "...", "value": number}`` (the value defaults to 1)."""
-    return not (
-        not isinstance(event, dict)
-        or not isinstance(event.get("name"), str)
-        or not 1 <= len(event["name"]) <= 100
-        or set(event) - {"name", "value"}
-        or not isinstance(event.get("value", 1), int | float)
-        or isinstance(event.get("value", 1), bool)
-        or not np.isfinite(float(event.get("value", 1)))
-    )
