@@ -50,11 +50,12 @@ def started(app: Any) -> Iterator[TestClient]:
 
 @contextmanager
 def server_process(
-    root: Path, *args: str, workers: int = 1
+    root: Path, *args: str, workers: int = 1, ready_text: str = "logistic-1 ready"
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """``mlplan serve ARGS`` (logistic-1, by name or deployment) as a real process on a free
-    port, yielded with its base URL once every worker says it is ready; killed at the end if
-    it still runs (a test that stops it itself sends SIGTERM first)."""
+    port, yielded with its base URL once every worker says it is ready (prints
+    ``ready_text``); killed at the end if it still runs (a test that stops it itself sends
+    SIGTERM first)."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"MLPLAN_STORE_URL", MULTIPROC_ENV}}
     process = subprocess.Popen(
@@ -67,7 +68,7 @@ def server_process(
         seen, ready = [], 0
         for line in process.stdout:  # blocks until each worker says it is ready
             seen.append(line)
-            ready += "logistic-1 ready" in line
+            ready += ready_text in line
             if ready == workers:
                 break
         else:
