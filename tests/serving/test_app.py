@@ -359,7 +359,7 @@ def test_hostile_bodies_get_a_4xx_on_both_routes(served: Workspace, tokens: dict
         ]:
             answer = client.post(url, json=body, headers=headers)
             assert answer.status_code == 422, (body, answer.text)
-            assert answer.json()["error"].startswith(f"inputs[0].{where}: ")
+            assert answer.json()["error"].startswith(f"inputs.{where}.data[0]: ")
         beyond = client.post(url, json=tensors(10**400), headers=headers)  # beyond any number
         assert beyond.status_code == 400 and beyond.json() == {
             "error": "the body is not valid JSON"

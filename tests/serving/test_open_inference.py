@@ -6,6 +6,7 @@ decodes, while ``/v1`` keeps FastAPI's ``{"detail": ...}``."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -13,11 +14,14 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.serving.conftest import RECORD, bearer, server_process, stop
 from tritonclient import http as oip
 from tritonclient.utils import InferenceServerException
 
 from mlplan.modeling import get_model
+from mlplan.serving._open_inference import attach_binary_inputs
 from mlplan.workspace import Workspace
 
 INPUTS = [("age", "FP32"), ("charges", "FP32"), ("gender", "BYTES"), ("region", "BYTES")]
@@ -113,7 +117,7 @@ def test_a_missing_value_in_a_binary_tensor_is_refused_as_null_is(
     answer = client.post(URL, content=body, headers=bearer(tokens["predict"]) | extra)
     assert answer.status_code == 422
     assert answer.json() == {
-        "error": "inputs[5].age: may not be null: it was never missing in training"
+        "error": "inputs.age.data[5]: may not be null: it was never missing in training"
     }
 
 
@@ -188,6 +192,34 @@ def test_binary_bodies_are_checked_before_a_byte_is_read(
     answer = client.post(URL, content=body, headers=bearer(tokens["predict"]) | extra)
     assert answer.status_code == 400, answer.text
     assert set(answer.json()) == {"error"} and message in answer.json()["error"]
+
+
+_sizes = st.one_of(st.integers(-2, 40), st.booleans(), st.none(), st.text(max_size=2))
+_tensor = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["age", "gender", "x"]),
+        "datatype": st.sampled_from(["FP32", "BYTES", "INT64", "BOOL", "FP8", 3]),
+        "shape": st.lists(st.integers(-1, 5), max_size=3),
+        "parameters": st.fixed_dictionaries({"binary_data_size": _sizes}),
+    }
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(inputs=st.lists(_tensor, max_size=4), binary=st.binary(max_size=64))
+def test_any_binary_body_is_read_or_refused_never_past_its_end(
+    inputs: list[dict[str, Any]], binary: bytes
+) -> None:
+    body = {"inputs": inputs}
+    problem = attach_binary_inputs(body, binary)
+    if problem is None:  # every byte belongs to exactly one input, as declared
+        sizes = [t["parameters"]["binary_data_size"] for t in inputs]
+        assert sum(sizes) == len(binary)
+        for tensor in inputs:
+            assert isinstance(tensor["data"], np.ndarray)
+            assert tensor["data"].size == math.prod(tensor["shape"])
+    else:
+        assert isinstance(problem, str) and problem
 
 
 def test_bytes_elements_must_be_utf8(client: TestClient, tokens: dict[str, str]) -> None:

@@ -123,6 +123,19 @@ class ValidationResult:
     rows: int = 0
 
 
+def _by_tensor(result: ValidationResult, base: tuple[str | int, ...]) -> ValidationResult:
+    """``result`` of tensors checked as records, each problem placed in its tensor: row 5
+    of age is ``inputs.age.data[5]``, not ``inputs[5].age``."""
+    depth = len(base)
+    result.errors = [
+        FieldError((*base, e.loc[depth + 1], "data", e.loc[depth]), e.type, e.msg)
+        if len(e.loc) == depth + 2 and isinstance(e.loc[depth], int)
+        else e
+        for e in result.errors
+    ]
+    return result
+
+
 def _listed(data: list[Any] | np.ndarray) -> list[Any]:
     """A tensor's values as JSON gives them: a binary tensor's as Python values, NaN as
     None (missing)."""
@@ -490,10 +503,10 @@ class TensorValidator:
                 return result
             arrays = {k: v for k, (_, v) in shaped.items() if isinstance(v, np.ndarray)}
             if len(arrays) == len(shaped):  # binary tensors: checked with numpy
-                return self.records.validate_columns(arrays, n, loc=base)
+                return _by_tensor(self.records.validate_columns(arrays, n, loc=base), base)
             lists = {name: _listed(data) for name, (_, data) in shaped.items()}
             records = [{name: data[r] for name, data in lists.items()} for r in range(n)]
-            return self.records.validate(records, loc=base)
+            return _by_tensor(self.records.validate(records, loc=base), base)
         feeds: dict[str, np.ndarray] = {}
         for name, (shape, data) in shaped.items():
             bad = self._bad_value(self.inputs[name], data)
