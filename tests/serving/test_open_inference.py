@@ -149,6 +149,7 @@ def _first(header: dict[str, Any], **fields: Any) -> dict[str, Any]:
         (lambda h, b: (h, b), lambda n: str(n + 10_000), "is 10,"),
         (lambda h, b: (h, b), lambda n: "0x20", "expected the JSON header's length in bytes"),
         (lambda h, b: (h, b), lambda n: "0", "must be within the body"),
+        (lambda h, b: (h, b), lambda n: str(n - 1), "(Inference-Header-Content-Length) are not"),
         (lambda h, b: (h, b + b"\0" * 4), str, "add up to"),
         (lambda h, b: (h, b[:-3]), str, "only"),
         (lambda h, b: (_size(h, 0, 12), b), str, "takes 8 bytes; binary_data_size says 12"),
@@ -175,7 +176,7 @@ def _first(header: dict[str, Any], **fields: Any) -> dict[str, Any]:
         (lambda h, b: (_size(h, 2, 3), b), str, "take at least 8 bytes"),
     ],
     ids=[
-        "header-past-body", "header-not-decimal", "header-zero", "bytes-left-over",
+        "header-past-body", "header-not-decimal", "header-zero", "header-short", "bytes-left-over",
         "bytes-missing", "size-not-shape", "size-negative", "size-bool", "size-huge",
         "data-and-binary", "unknown-datatype", "bad-shape", "bytes-length-past-end",
         "bytes-too-few",

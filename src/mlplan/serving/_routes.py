@@ -328,6 +328,8 @@ class Routes:
         if isinstance(length, str):
             return error(400, length)
         body, failed = _json(raw if length is None else raw[:length])
+        if failed is not None and length is not None:
+            return error(400, f"the first {length:,} bytes ({HEADER_LENGTH}) are not valid JSON")
         if failed is not None:
             return failed
         if not isinstance(body, dict):
