@@ -44,8 +44,10 @@ def _row_counts(ws: Workspace) -> dict[str, int]:
 
 
 def _artifact_files(ws: Workspace) -> list[Path]:
+    """The files in the artifact folder but its gc lock (which a command creates once)."""
     root = ws.store.artifacts.root
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    found = root.rglob("*") if root.exists() else []
+    return sorted(p for p in found if p.is_file() and p.name != ".gc.lock")
 
 
 # -- versions --------------------------------------------------------------------------------

@@ -42,27 +42,47 @@ def client(served: Workspace) -> Iterator[TestClient]:
 
 @contextmanager
 def started(app: Any) -> Iterator[TestClient]:
-    """The app under a test client, once its model has loaded (ready or not)."""
-    with TestClient(app) as test_client:
+    """The app under a test client, once its model has loaded (ready or not); the client
+    calls it as http://127.0.0.1 (a server on loopback answers only requests for this
+    machine, not Starlette's default testserver)."""
+    with TestClient(app, base_url="http://127.0.0.1") as test_client:
         assert app.state.mlplan.loaded.wait(timeout=60)
         yield test_client
 
 
+_LIMITED = """
+import os, resource, sys
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+os.execv(sys.executable, [sys.executable, "-m", "mlplan", *sys.argv[2:]])
+"""
+"""Run ``mlplan ARGS`` with no file growing past LIMIT bytes (``RLIMIT_FSIZE``, inherited
+by the workers; Python ignores SIGXFSZ, so such a write fails with ``EFBIG``)."""
+
+
 @contextmanager
 def server_process(
-    root: Path, *args: str, workers: int = 1, ready_text: str = "logistic-1 ready"
+    root: Path,
+    *args: str,
+    workers: int = 1,
+    file_size_limit: int | None = None,
+    ready_text: str = "logistic-1 ready",
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """``mlplan serve ARGS`` (logistic-1, by name or deployment) as a real process on a free
     port, yielded with its base URL once every worker says it is ready (prints
     ``ready_text``); killed at the end if it still runs (a test that stops it itself sends
-    SIGTERM first)."""
+    SIGTERM first). With ``file_size_limit``, no file the server writes may grow past that
+    many bytes."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"MLPLAN_STORE_URL", MULTIPROC_ENV}}
+    command = ["serve", *args, "--port", str(port), "--workers", str(workers)]
+    if file_size_limit is None:
+        command = [sys.executable, "-m", "mlplan", *command]
+    else:
+        command = [sys.executable, "-c", _LIMITED, str(file_size_limit), *command]
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlplan", "serve", *args, "--port", str(port),
-         "--workers", str(workers)],
-        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )  # fmt: skip
+        command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
     try:
         assert process.stdout is not None
         seen, ready = [], 0
@@ -94,3 +114,12 @@ def stop(process: subprocess.Popen[str]) -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """A sample's value from Prometheus exposition text (0 when absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{wanted}}} ") or (not labels and line.startswith(f"{name} ")):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

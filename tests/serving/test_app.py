@@ -21,8 +21,11 @@ from mlplan.serving import (
     list_keys,
     revoke_key,
 )
+from mlplan.serving._metrics import REFUSALS
 from mlplan.store import ApiKeyRecord
 from mlplan.workspace import Workspace
+
+JSON = {"Content-Type": "application/json"}
 
 
 def test_predict_returns_labels_probabilities_and_a_request_id(
@@ -37,7 +40,7 @@ def test_predict_returns_labels_probabilities_and_a_request_id(
     body = answer.json()
     version = get_model(served, "logistic-1").package_sha256[:12]
     assert body["model"] == {"name": "logistic-1", "version": version}
-    assert answer.headers["X-Request-Id"] == body["request_id"] and len(body["request_id"]) == 32
+    assert answer.headers["X-Request-Id"] == body["request_id"] and len(body["request_id"]) == 36
     first = body["predictions"][0]
     assert set(first["probabilities"]) == {"0", "1"}
     assert sum(first["probabilities"].values()) == pytest.approx(1, abs=1e-6)
@@ -106,11 +109,11 @@ def test_bad_records_name_every_field_and_never_echo_values(
         "/v1/predict", json={"records": records}, headers=bearer(tokens["predict"])
     )
     assert answer.status_code == 422
-    assert secret not in answer.text
+    assert secret not in answer.text and "ssn" not in answer.text  # an unknown name neither
     errors = {(tuple(e["loc"][2:]), e["type"]) for e in answer.json()["detail"]}
     assert errors == {
         ((0, "age"), "float_type"),
-        ((1, "ssn"), "extra_forbidden"),
+        ((1, "<unknown field 3>"), "extra_forbidden"),
         ((1, "age"), "missing"),
         ((1, "region"), "unseen_category"),
         ((2, "age"), "null"),
@@ -212,6 +215,35 @@ def test_metrics_use_prometheus_names_and_bounded_labels(
     assert "mlplan_http_request_duration_seconds_bucket" in text
     assert "mlplan_input_rows_total 3.0" in text
     assert "mlplan_model_ready 1.0" in text and "process_resident_memory_bytes" in text
+
+
+def test_refusals_are_counted_by_reason(client: TestClient, tokens: dict[str, str]) -> None:
+    predict = bearer(tokens["predict"])
+    refusals = [  # (what is sent, the reason it is refused for)
+        (dict(content=b'{"records": [', headers=predict | JSON), "invalid_json"),
+        (dict(json={"records": [RECORD | {"age": "old"}]}, headers=predict), "validation"),
+        (dict(json={"rows": []}, headers=predict), "validation"),
+        (dict(json={"records": [RECORD]}), "unauthorized"),
+        (dict(json={"records": [RECORD]}, headers=bearer(tokens["feedback"])), "forbidden"),
+    ]
+    for request, reason in refusals:
+        assert client.post("/v1/predict", **request).status_code >= 400, reason
+    assert client.get("/v2/models/other", headers=predict).status_code == 404
+    text = client.get("/metrics", headers=bearer(tokens["admin"])).text
+    counted = {
+        line.split('"')[1]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("mlplan_refusals_total{")
+    }
+    assert set(counted) == set(REFUSALS)  # a fixed vocabulary, every reason shown
+    expected = dict.fromkeys(REFUSALS, 0.0) | {
+        "invalid_json": 1.0,
+        "validation": 2.0,
+        "unauthorized": 1.0,
+        "forbidden": 1.0,
+        "unknown_model": 1.0,
+    }
+    assert counted == expected
 
 
 def test_keys_are_stored_hashed_listed_and_revoked(served: Workspace) -> None:

@@ -6,12 +6,14 @@ import os
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from tests.conftest import edit_plan
-from tests.serving.conftest import RECORD, bearer, started
+from tests.serving.conftest import RECORD, bearer, sample, server_process, started, stop
 
 from mlplan.errors import DataError
 from mlplan.serving._config import MULTIPROC_ENV
@@ -171,6 +173,25 @@ def test_pii_is_hashed_or_redacted_before_it_is_written(tmp_path: Path) -> None:
         query_log(tmp_path, "SELECT nope FROM predictions")
 
 
+def test_segments_written_before_the_client_id_column_read_it_as_null(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    old = tmp_path / "w-old"
+    old.mkdir()
+    columns = ["kind", "request_id", "time", "model", "version", "route", "status"]
+    pq.write_table(
+        pa.table({c: ["x"] if c != "status" else [200] for c in columns}),
+        old / "seg-000000.parquet",
+    )
+    with PredictionLog(tmp_path) as log:
+        log.record(**_fields("new") | {"client_id": "hmac:00"}).result()  # type: ignore[union-attr]
+    rows = query_log(tmp_path, "SELECT request_id, client_id FROM predictions ORDER BY 1")
+    assert rows.to_pylist() == [
+        {"request_id": "new", "client_id": "hmac:00"},
+        {"request_id": "x", "client_id": None},
+    ]
+
+
 def test_the_server_logs_predictions_refusals_and_feedback(
     served: Workspace, tokens: dict[str, str]
 ) -> None:
@@ -298,3 +319,148 @@ def test_a_server_started_during_a_compaction_is_ready_without_waiting_for_it(
     with _compaction_lock(folder, wait=True), started(app) as client:  # `logs compact` runs
         assert client.get("/v2/health/ready").json() == {"ready": True}
         assert log_files(jsonl[0].parent)[1] == jsonl  # left to the compaction under way
+
+
+_DEV_FULL = Path("/dev/full")  # every write to it fails with ENOSPC, as on a full disk
+needs_dev_full = pytest.mark.skipif(not _DEV_FULL.exists(), reason="needs /dev/full (Linux)")
+
+
+def _fill_next_segment(log: PredictionLog) -> Path:
+    """Make the log's next segment a full disk: it rotates into a link to /dev/full after
+    its next commit. The link is returned: remove it before reading the log back (reading
+    /dev/full never ends)."""
+    link = log.folder / "seg-000001.jsonl"
+    link.symlink_to(_DEV_FULL)
+    log.segment_bytes = 1
+    return link
+
+
+def _until(condition: Callable[[], bool], seconds: float = 30) -> None:
+    """Wait until ``condition`` holds (polled), failing after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.005)
+
+
+@needs_dev_full
+def test_failed_writes_are_counted_by_reason_and_async_ones_as_dropped(tmp_path: Path) -> None:
+    from mlplan.serving._metrics import ServerMetrics
+
+    log = PredictionLog(tmp_path, mode="async")
+    full = _fill_next_segment(log)
+    _record(log, "on-disk")
+    _until(lambda: log.stats.written == 1)  # written; the log then rotates onto the full disk
+    for i in range(5):
+        _record(log, f"lost{i}")  # answered at once (async), then their write fails
+    log.close()
+    assert log.stats.failures["no_space"] == log.stats.failed == log.stats.dropped == 5
+    metrics = ServerMetrics()
+    metrics.log_stats = log.stats
+    text = metrics.exposition()[0].decode()
+    assert sample(text, "mlplan_log_write_failures_total", reason="no_space") == 5
+    assert sample(text, "mlplan_log_write_failures_total", reason="io_error") == 0
+    assert sample(text, "mlplan_log_dropped_total") == 5
+    assert "Records answered but never logged (async mode)" in text
+    full.unlink()
+    ids = query_log(tmp_path, "SELECT request_id FROM predictions").column(0).to_pylist()
+    assert ids == ["on-disk"]
+
+
+@needs_dev_full
+def test_on_a_full_disk_the_server_answers_503_and_counts_every_failed_write(
+    served: Workspace, tokens: dict[str, str]
+) -> None:
+    from mlplan.serving import ServeConfig, create_app
+
+    app = create_app(ServeConfig(root=str(served.root), model="logistic-1", key_refresh_seconds=0))
+    headers = bearer(tokens["predict"])
+    with started(app) as client:
+        full = _fill_next_segment(app.state.mlplan.log)
+        ok = client.post("/v1/predict", json={"records": [RECORD]}, headers=headers)
+        assert ok.status_code == 200  # on disk; then the log rotates onto the full disk
+        for _ in range(3):
+            refused = client.post("/v1/predict", json={"records": [RECORD]}, headers=headers)
+            assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+            assert "could not be logged" in refused.json()["detail"]
+        text = client.get("/metrics", headers=bearer(tokens["admin"])).text
+    assert sample(text, "mlplan_log_write_failures_total", reason="no_space") == 3
+    assert sample(text, "mlplan_refusals_total", reason="log_failed") == 3
+    assert sample(text, "mlplan_log_dropped_total") == 0  # refused, so nothing was dropped
+    assert sample(text, "mlplan_log_records_total") == 1
+    full.unlink()
+    folder = served.root / ".mlplan" / "predictions" / "logistic-1"
+    ids = query_log(folder, "SELECT request_id FROM predictions").column(0).to_pylist()
+    assert ids == [ok.json()["request_id"]]
+
+
+def test_a_request_that_meets_a_closed_log_is_answered_503_not_500(
+    served: Workspace, tokens: dict[str, str]
+) -> None:
+    """At shutdown the log closes while requests may still arrive: they are not logged, so
+    they are refused with Retry-After, never an internal error."""
+    from mlplan.serving import ServeConfig, create_app
+
+    app = create_app(ServeConfig(root=str(served.root), model="logistic-1", key_refresh_seconds=0))
+    headers = bearer(tokens["predict"])
+    with started(app) as client:
+        app.state.mlplan.log.close()
+        refused = client.post("/v1/predict", json={"records": [RECORD]}, headers=headers)
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+        text = client.get("/metrics", headers=bearer(tokens["admin"])).text
+    assert sample(text, "mlplan_log_write_failures_total", reason="other") == 1
+
+
+@pytest.mark.slow
+def test_when_log_files_cannot_grow_two_workers_answer_503_and_count_every_failure(
+    served: Workspace, tokens: dict[str, str]
+) -> None:
+    """A real failure, no privileges needed: no file of the server may grow past a limit
+    (RLIMIT_FSIZE), so once a worker's segment reaches it, every write fails with EFBIG."""
+    import httpx
+
+    biggest = max(p.stat().st_size for p in served.root.rglob("*") if p.is_file())
+    limit = max(biggest, 1 << 20) + (1 << 20)  # room for the store and the metrics' files
+    body = {"records": [RECORD] * 2_000}  # about 250 KB of log a request
+    predict = bearer(tokens["predict"]) | {"Connection": "close"}  # either worker answers
+    answered: list[str] = []
+    refused = 0
+    with server_process(served.root, "logistic-1", workers=2, file_size_limit=limit) as (
+        process,
+        base,
+    ):
+        for _ in range(200):
+            answer = httpx.post(f"{base}/v1/predict", json=body, headers=predict, timeout=30)
+            assert answer.status_code in {200, 503}, answer.text
+            if answer.status_code == 200:
+                answered.append(answer.json()["request_id"])
+            else:
+                assert answer.headers["Retry-After"] == "1"
+                refused += 1
+            if refused == 8:
+                break
+        assert refused == 8
+
+        def scrape() -> str:
+            admin = bearer(tokens["admin"]) | {"Connection": "close"}
+            return httpx.get(f"{base}/metrics", headers=admin, timeout=10).text
+
+        # Each worker publishes its log's figures once a second: wait for both.
+        text = scrape()
+        deadline = time.monotonic() + 30
+        while (
+            sample(text, "mlplan_log_records_total") < len(answered)
+            or sample(text, "mlplan_log_write_failures_total", reason="file_too_large") < refused
+        ):
+            assert time.monotonic() < deadline, text
+            time.sleep(0.1)
+            text = scrape()
+        stop(process)
+    assert sample(text, "mlplan_log_write_failures_total", reason="file_too_large") == refused
+    assert sample(text, "mlplan_log_records_total") == len(answered)
+    assert sample(text, "mlplan_refusals_total", reason="log_failed") == refused
+    assert sample(text, "mlplan_log_dropped_total") == 0
+    # Every acknowledged prediction is in the log, once; no failed one left a trace.
+    folder = served.root / ".mlplan" / "predictions" / "logistic-1"
+    ids = query_log(folder, "SELECT request_id FROM predictions").column(0).to_pylist()
+    assert sorted(ids) == sorted(answered)

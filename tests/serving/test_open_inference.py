@@ -245,7 +245,11 @@ def test_v2_errors_are_the_protocols_and_v1_keeps_its_own(
     v2: list[tuple[httpx.Response, int, str]] = [
         (client.get("/v2"), 401, "a valid API key is required"),
         (client.get("/v2/models/logistic-1", headers=feedback), 403, "lacks the 'predict' role"),
-        (client.get("/v2/models/other", headers=predict), 404, "no model 'other' here"),
+        (
+            client.get("/v2/models/other", headers=predict),
+            404,
+            "no model with that name is served here",
+        ),
         (client.post(URL, content=b"x" * 1_100_000, headers=predict), 413, "larger than 1,000,000"),
         (client.post(URL, content=b"{", headers=predict), 400, "the body is not valid JSON"),
         (
@@ -405,7 +409,7 @@ def test_the_triton_client_works_unchanged_against_a_real_server(
     assert messages["no key"][0] == "401" and "API key" in messages["no key"][1]
     assert messages["unknown model"] == (
         "404",
-        "no model 'other' here; this server serves 'logistic-1'",
+        "no model with that name is served here; this server serves 'logistic-1'",
     )
     assert messages["bad shape"][0] == "422" and "same rows" in messages["bad shape"][1]
     assert messages["bad dtype"] == ("422", "inputs[0].datatype: expected FP32")

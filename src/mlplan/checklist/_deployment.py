@@ -10,7 +10,7 @@ from typing import Any
 from mlplan.checklist._candidate import candidate, in_production
 from mlplan.checklist._status import ItemStatus, StatusContext, check
 from mlplan.serving import list_keys
-from mlplan.store import RunRecord
+from mlplan.store import CRASHED, RunRecord
 
 __all__ = [
     "deploy_compute",
@@ -74,6 +74,12 @@ def _serving_now(context: StatusContext, model: str) -> list[RunRecord]:
     return [r for r in _runs(context, "serve", model) if r.status == "running"]
 
 
+def _crashed(context: StatusContext, model: str) -> list[RunRecord]:
+    """Servers of ``model`` that were killed (their runs closed as crashed): they served,
+    but left no report of what they answered."""
+    return [r for r in _runs(context, "serve", model) if r.status == CRASHED]
+
+
 def _answered(context: StatusContext, model: str) -> int:
     """How many requests the last server of ``model`` answered with success."""
     answered: int = (_report(context, "serving", model) or {}).get("answers", {}).get("2xx", 0)
@@ -83,7 +89,10 @@ def _answered(context: StatusContext, model: str) -> int:
 def _ran(context: StatusContext, model: str) -> bool:
     """Whether ``model`` was served or batch-scored."""
     return bool(
-        _answered(context, model) or _serving_now(context, model) or _runs(context, "score", model)
+        _answered(context, model)
+        or _serving_now(context, model)
+        or _crashed(context, model)
+        or _runs(context, "score", model)
     )
 
 
@@ -111,8 +120,9 @@ def deploy_mode(context: StatusContext, name: str) -> ItemStatus:
 def _served_in_realtime(context: StatusContext, name: str) -> ItemStatus:
     served = _report(context, "serving", name)
     serving_now = _serving_now(context, name)
+    crashed = _crashed(context, name)
     answered = _answered(context, name)
-    if not (answered or serving_now):
+    if not (answered or serving_now or crashed):
         return context.status(
             "deploy.mode", "missing", f"{name} has not been served", f"mlplan serve {name}"
         )
@@ -121,7 +131,8 @@ def _served_in_realtime(context: StatusContext, name: str) -> ItemStatus:
         "done",
         f"{name} served in realtime"
         + (f": {answered:,} answers, last stopped {served['stopped_at'][:16]}" if served else "")
-        + (f"; {len(serving_now)} server(s) running now" if serving_now else ""),
+        + (f"; {len(serving_now)} server(s) running now" if serving_now else "")
+        + (f"; {len(crashed)} server(s) crashed (process gone)" if crashed else ""),
     )
 
 

@@ -10,6 +10,7 @@ them, so every item of the checklist is always shown.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 from collections.abc import Callable, Iterable
@@ -17,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar, cast
 
 from mlplan.checklist._items import ITEMS, STAGES, ChecklistItem, Stage, item
-from mlplan.errors import MlplanError
-from mlplan.workspace import Workspace
+from mlplan.errors import MlplanError, StoreError
+from mlplan.workspace import Workspace, close_crashed_runs
 
 __all__ = [
     "ItemCheck",
@@ -205,7 +206,8 @@ def status(ws: Workspace) -> StatusReport:
     """The state of every checklist item for the project in ``ws``.
 
     A check that raises does not hide the others: its item shows as failing with the error as
-    evidence (for a provider: the items of its stage it had not reported yet).
+    evidence (for a provider: the items of its stage it had not reported yet). Runs left
+    ``running`` whose process is gone (a server killed) are closed as ``crashed`` first.
 
     Raises
     ------
@@ -215,6 +217,9 @@ def status(ws: Workspace) -> StatusReport:
     _load_builtin_checks()
     readable = _readable(ws)
     readable.store  # noqa: B018 (opened first, so that a store that does not answer fails once)
+    if readable is ws:  # a server killed leaves its run running: shown as crashed once it is gone
+        with contextlib.suppress(StoreError):  # a store this user may only read: shown as is
+            close_crashed_runs(ws, found_by="mlplan status")
     context = StatusContext(readable)
     reported = {it.id: _run_check(context, it, _CHECKS[it.id]) for it in ITEMS if it.id in _CHECKS}
     for factory in _PROVIDERS:

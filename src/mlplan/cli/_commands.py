@@ -5,6 +5,7 @@ from __future__ import annotations
 from mlplan.cli import (
     _cmd_data,
     _cmd_evaluate,
+    _cmd_gc,
     _cmd_labels,
     _cmd_models,
     _cmd_plan,
@@ -15,6 +16,7 @@ from mlplan.cli import (
 __all__ = [
     "_cmd_data",
     "_cmd_evaluate",
+    "_cmd_gc",
     "_cmd_labels",
     "_cmd_models",
     "_cmd_plan",

@@ -369,7 +369,8 @@ def _record(
 ) -> tuple[int, BatchFiles]:
     """Number the batch, render its files, and record it with their bytes (and the run)."""
     info, outgoing = batch.info, batch.outgoing
-    with ws.record("labels export", batch.parameters()) as run:
+    # Staged: gc leaves the batch's file alone until its record is committed.
+    with ws.store.artifacts.staged(), ws.record("labels export", batch.parameters()) as run:
         session = run.session
         project_id, version_id = ids_of_version(session, ws, info)
         number = (

@@ -45,7 +45,13 @@ def create_app(config: ServeConfig) -> Front:
         exception_handlers={HTTPException: _no_route},
     )
     app.state.mlplan = state
-    front = Front(app, metrics=metrics, answers=state.answers, max_body_bytes=config.max_body_bytes)
+    front = Front(
+        app,
+        metrics=metrics,
+        answers=state.answers,
+        max_body_bytes=config.max_body_bytes,
+        server=state,
+    )
     register_routes(front, Routes(state, metrics, log_deadlines))
     return front
 

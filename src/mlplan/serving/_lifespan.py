@@ -25,8 +25,10 @@ from mlplan.errors import MlplanError, UsageError
 from mlplan.modeling import get_model
 from mlplan.serving._batcher import Deadlines, MicroBatcher
 from mlplan.serving._config import is_loopback
+from mlplan.serving._feedback import FeedbackValidator
+from mlplan.serving._ids import RequestIds
 from mlplan.serving._keys import KeyRing
-from mlplan.serving._log import LOG_DIR, PiiPolicy, PredictionLog, compact_segments
+from mlplan.serving._log import LOG_DIR, PiiPolicy, PredictionLog, compact_segments, log_key
 from mlplan.serving._metrics import ServerMetrics
 from mlplan.serving._model import load_served_model
 from mlplan.serving._records import finish_serving, start_serving
@@ -125,19 +127,25 @@ class Lifespan:
         assert ws is not None
         security = ws.plan.deployment.security
         model = load_served_model(ws, config.model)
+        # The log's key signs request ids and hashes what a client chose: every worker, and
+        # every restart, shares it (with the log off too, so feedback ids still verify).
+        key = log_key(ws.root / ".mlplan" / LOG_DIR / model.name)
+        state.ids = RequestIds(key)
         state.records = RecordValidator(
             model.signature,
             unseen_categories=security.unseen_categories,
             out_of_range=security.out_of_range,
+            key=key,
         )
         state.tensors = TensorValidator(model.signature, state.records)
+        state.feedback = FeedbackValidator(state.ids, classes=model.classes)
         policy = ws.plan.deployment.logging
         if policy.predictions:
             pii = frozenset(
                 c for spec in ws.plan.datasets.values() for c in (spec.pii_columns or [])
             )
             folder = ws.root / ".mlplan" / LOG_DIR / model.name
-            state.log = PredictionLog(folder, mode=policy.mode, pii=PiiPolicy(pii, policy.pii))
+            state.log = PredictionLog(folder, mode=policy.mode, pii=PiiPolicy(pii, policy.pii, key))
             # Several workers start at once: one compacts, the others leave it to that one.
             compact_segments(folder, retention_days=policy.retention_days, wait=False)
         state.model = model

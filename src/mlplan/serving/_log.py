@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import hmac
 import json
@@ -33,7 +34,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,11 +46,14 @@ from mlplan.errors import DataError, UsageError
 
 __all__ = [
     "LOG_DIR",
+    "WRITE_FAILURES",
     "PiiPolicy",
     "PredictionLog",
     "compact_segments",
     "log_files",
+    "log_key",
     "query_log",
+    "write_failure",
 ]
 
 LOG_DIR = "predictions"
@@ -66,6 +70,7 @@ _COLUMNS = (
     "inputs",
     "outputs",
     "error",
+    "client_id",
 )
 
 
@@ -99,8 +104,11 @@ class PiiPolicy:
         return out
 
 
-def _pii_key(folder: Path) -> bytes:
-    """The log's HMAC key, made once for the model's log (several workers may race)."""
+def log_key(folder: Path) -> bytes:
+    """The log's key, made once for the model's log (several workers may race): it hashes
+    personal data and the strings a client chose, and signs the request ids the servers
+    issue (so it outlives restarts; deleting it makes every earlier id unknown)."""
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / ".pii-key"
     if not path.exists():
         fd, temp = tempfile.mkstemp(dir=folder, prefix=".pii-key.")
@@ -199,15 +207,58 @@ def _sync(fd: int) -> None:
     (getattr(os, "fdatasync", None) or os.fsync)(fd)
 
 
+WRITE_FAILURES = (
+    "no_space",
+    "quota",
+    "file_too_large",
+    "io_error",
+    "read_only",
+    "permission",
+    "other",
+)
+"""Why a write to the log failed: the disk is full (``ENOSPC``), a quota is used up
+(``EDQUOT``), the file reached the process's size limit (``EFBIG``), the device failed
+(``EIO``), the file system is read-only (``EROFS``), access was denied (``EACCES``,
+``EPERM``), or anything else. A fixed vocabulary: metric labels stay bounded."""
+
+_ERRNO_REASONS = {
+    errno.ENOSPC: "no_space",
+    errno.EDQUOT: "quota",
+    errno.EFBIG: "file_too_large",
+    errno.EIO: "io_error",
+    errno.EROFS: "read_only",
+    errno.EACCES: "permission",
+    errno.EPERM: "permission",
+}
+
+
+def write_failure(exc: BaseException) -> str:
+    """Why a write failed with ``exc``: one of :data:`WRITE_FAILURES`, by its ``errno``.
+
+    Examples
+    --------
+    >>> write_failure(OSError(errno.ENOSPC, "No space left on device"))
+    'no_space'
+    >>> write_failure(ValueError("I/O operation on closed file"))
+    'other'
+    """
+    code = exc.errno if isinstance(exc, OSError) else None
+    return "other" if code is None else _ERRNO_REASONS.get(code, "other")
+
+
 @dataclass
 class LogStats:
-    """What the log has done since it was opened."""
+    """What the log has done since it was opened: records written; records that failed
+    (``failed``, and by reason in ``failures``: every reason of :data:`WRITE_FAILURES` is
+    there from the start); records ``dropped``, answered without being logged (``async`` mode:
+    the queue was full, or their write failed); group commits; segments closed."""
 
     written: int = 0
     dropped: int = 0
     failed: int = 0
     commits: int = 0
     segments_closed: int = 0
+    failures: dict[str, int] = field(default_factory=lambda: dict.fromkeys(WRITE_FAILURES, 0))
 
 
 class PredictionLog:
@@ -242,7 +293,7 @@ class PredictionLog:
         folder.mkdir(parents=True, exist_ok=True)
         self.pii = pii or PiiPolicy(frozenset())
         if self.pii.columns and not self.pii.key:
-            self.pii = PiiPolicy(self.pii.columns, self.pii.mode, _pii_key(folder))
+            self.pii = PiiPolicy(self.pii.columns, self.pii.mode, log_key(folder))
         # Each writer (server process) has its own folder, locked while it lives: workers
         # never share a segment, and compaction leaves a live writer's open segment alone.
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
@@ -312,6 +363,7 @@ class PredictionLog:
         inputs: Iterable[Mapping[str, Any]] | None = None,
         outputs: Any = None,
         error: Any = None,
+        client_id: str | None = None,
     ) -> bytes:
         entry = {
             "kind": kind,
@@ -326,6 +378,8 @@ class PredictionLog:
             "inputs": None if inputs is None else [self.pii.apply(r) for r in inputs],
             "outputs": outputs,
             "error": error,
+            # A request id the client chose, as its keyed hash (see _ids.keyed_hash).
+            "client_id": client_id,
         }
         import orjson  # the serving extra's; imported here so mlplan.serving loads without it
 
@@ -361,18 +415,20 @@ class PredictionLog:
         self._opened_at = time.monotonic()
 
     def _commit(self, pending: list[_Pending]) -> None:
-        start = self._handle.tell()
+        try:
+            if self._handle.closed:  # a failed write could not reopen its segment: try again
+                self._handle = self._path.open("ab")
+            start = self._handle.tell()
+        except OSError as exc:
+            self._failed(pending, exc)
+            return
         try:
             self._handle.write(b"".join(p.line for p in pending))
             self._handle.flush()
             _sync(self._handle.fileno())
         except OSError as exc:
             self._undo(start)
-            with self._lock:
-                self.stats.failed += len(pending)
-                if self.mode == "async":
-                    self.stats.dropped += len(pending)
-            _wake(pending, exc)
+            self._failed(pending, exc)
             return
         with self._lock:
             self.stats.written += len(pending)
@@ -388,6 +444,17 @@ class PredictionLog:
                 self._rotate()
         _wake(pending, None)
 
+    def _failed(self, pending: list[_Pending], exc: BaseException) -> None:
+        """A commit that failed: its records counted by reason (in ``async`` mode, dropped
+        too: they were answered already), and their waiters told."""
+        with self._lock:
+            stats = self.stats
+            stats.failed += len(pending)
+            stats.failures[write_failure(exc)] += len(pending)
+            if self.mode == "async":
+                stats.dropped += len(pending)
+        _wake(pending, exc)
+
     def _undo(self, size: int) -> None:
         """Cut a failed write back off the segment (a retry must not log it twice)."""
         with contextlib.suppress(OSError):
@@ -399,7 +466,8 @@ class PredictionLog:
                 os.fsync(handle.fileno())
         except OSError:
             pass  # the tail stays torn; readers skip an incomplete last line
-        self._handle = self._path.open("ab")
+        with contextlib.suppress(OSError):  # else the next commit reopens it, or fails alike
+            self._handle = self._path.open("ab")
 
     def _run(self) -> None:
         stop = False
@@ -422,7 +490,7 @@ class PredictionLog:
                 try:
                     self._commit(pending)
                 except Exception as exc:  # never let the writer die with requests waiting
-                    _wake(pending, exc)
+                    self._failed(pending, exc)
 
     def close(self) -> None:
         """Write everything queued, then stop (the server calls this on shutdown)."""
@@ -482,6 +550,7 @@ def _schema() -> Any:
             ("inputs", pa.string()),
             ("outputs", pa.string()),
             ("error", pa.string()),
+            ("client_id", pa.string()),
         ]
     )
 
@@ -575,7 +644,8 @@ def query_log(folder: Path, sql: str) -> Any:
     parquet = sorted(folder.rglob("seg-*.parquet"))
     jsonl = sorted(folder.rglob("seg-*.jsonl"))
     parts = [pq.read_table(p) for p in parquet] + [_read_jsonl(p) for p in jsonl]
-    table = pa.concat_tables(parts) if parts else _schema().empty_table()
+    # Segments written before a column existed read it as null.
+    table = pa.concat_tables(parts, promote_options="default") if parts else _schema().empty_table()
     con = sandboxed_duckdb()
     try:
         con.register("predictions", table)

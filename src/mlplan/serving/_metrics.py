@@ -1,6 +1,7 @@
-"""The server's Prometheus metrics: requests and latency by route, what came in (rows,
-missing, out-of-range and unseen values), what came out, micro-batches, the prediction log
-and the process. Label values are bounded (routes, statuses, classes, input names).
+"""The server's Prometheus metrics: requests and latency by route, refusals by reason, what
+came in (rows, missing, out-of-range and unseen values), what came out, micro-batches, the
+prediction log (its failed writes by reason) and the process. Label values are bounded
+(routes, statuses, classes, input names, fixed vocabularies of reasons).
 
 With several workers (``mlplan serve --workers N``) every worker writes its metrics to files
 in ``$PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` adds them up, whichever worker answers the
@@ -15,20 +16,51 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from mlplan._optional import require
 from mlplan.serving._config import MULTIPROC_ENV
+from mlplan.serving._log import WRITE_FAILURES
 from mlplan.serving._validate import ValidationResult
 
-__all__ = ["ServerMetrics"]
+__all__ = ["LOG_WRITE_FAILURES", "REFUSALS", "Refusal", "ServerMetrics"]
 
 _LOG_FIGURES = (
     ("mlplan_log_records", "Records written to the prediction log.", "written"),
-    ("mlplan_log_dropped", "Records dropped: the async log was full.", "dropped"),
+    (
+        "mlplan_log_dropped",
+        "Records answered but never logged (async mode): the queue was full, or their write "
+        "failed.",
+        "dropped",
+    ),
     ("mlplan_log_commits", "Group commits (one fsync each).", "commits"),
 )
 """The prediction log's counters: metric name, help text, field of the log's stats."""
+
+Refusal = Literal[
+    "invalid_json",
+    "client_gone",
+    "validation",
+    "model_error",
+    "too_large",
+    "unsupported_media_type",
+    "unauthorized",
+    "forbidden",
+    "foreign_origin",
+    "bad_host",
+    "unknown_model",
+    "not_ready",
+    "overloaded",
+    "timeout",
+    "log_failed",
+]
+"""Why a request was refused (``mlplan_refusals_total{reason=...}``)."""
+
+REFUSALS: tuple[Refusal, ...] = get_args(Refusal)
+
+LOG_WRITE_FAILURES = (*WRITE_FAILURES, "timeout")
+"""Why a record was not logged (``mlplan_log_write_failures_total{reason=...}``): the log's
+reasons for a failed write, and ``timeout``: not on disk within the request timeout."""
 
 
 class _LogCollector:
@@ -80,6 +112,26 @@ class ServerMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=r,
         )
+        self.refusals = prom.Counter(
+            "mlplan_refusals",
+            "Requests refused, by reason: invalid_json, client_gone, validation, model_error, "
+            "too_large, unsupported_media_type, unauthorized, forbidden, foreign_origin, "
+            "bad_host, unknown_model, not_ready, overloaded, timeout, log_failed.",
+            ["reason"],
+            registry=r,
+        )
+        self.log_failures = prom.Counter(
+            "mlplan_log_write_failures",
+            "Records the prediction log could not write, by reason: no_space, quota, "
+            "file_too_large, io_error, read_only, permission, other (from the error's errno); "
+            "timeout: not on disk within the request timeout.",
+            ["reason"],
+            registry=r,
+        )
+        for refusal in REFUSALS:  # every reason shown from the start, at 0
+            self.child(self.refusals, refusal)
+        for reason in LOG_WRITE_FAILURES:
+            self.child(self.log_failures, reason)
 
     def _add_inputs_and_outputs(self, prom: Any) -> None:
         r = self.registry
@@ -182,6 +234,24 @@ class ServerMetrics:
         for name, count in result.unseen.items():
             self.child(self.unseen, name).inc(count)
 
+    def refused(self, reason: Refusal) -> None:
+        """One request refused, for ``reason``."""
+        self.child(self.refusals, reason).inc()
+
+    def _count_log_failures(self) -> None:
+        """The log's failed writes by reason, brought up to date from its stats (read by the
+        scrape, or published once a second with several workers)."""
+        stats = self.log_stats
+        if stats is None:
+            return
+        published = self._published
+        for reason, value in stats.failures.items():  # fixed keys: safe beside the writer
+            key = "failures:" + reason
+            delta = value - published.get(key, 0)
+            if delta > 0:
+                self.child(self.log_failures, reason).inc(delta)
+                published[key] = value
+
     def observe_batch(self, requests: int, rows: int) -> None:
         """One ONNX Runtime call of the micro-batcher."""
         self.batch_requests.observe(requests)
@@ -192,6 +262,7 @@ class ServerMetrics:
         shared files (a worker calls this once a second, and before answering a scrape)."""
         if not self.multiprocess:
             return
+        self._count_log_failures()
         if self.log_stats is not None:
             for counter, field in self._log_counters:
                 value = getattr(self.log_stats, field)
@@ -228,6 +299,7 @@ class ServerMetrics:
         """The text of /metrics: this process's registry, or every worker's files."""
         prom = require("prometheus_client", extra="serving", purpose="the /metrics route")
         if not self.multiprocess:
+            self._count_log_failures()
             return prom.generate_latest(self.registry), prom.CONTENT_TYPE_LATEST
         self.publish()
         multiprocess = require("prometheus_client.multiprocess", extra="serving", purpose="metrics")

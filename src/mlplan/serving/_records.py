@@ -7,16 +7,19 @@ from __future__ import annotations
 from typing import Any
 
 from mlplan.modeling import ModelInfo
-from mlplan.store import RunRecord, RunRecorder, utcnow
-from mlplan.workspace import Workspace
+from mlplan.store import RunRecord, RunRecorder, process_identity, utcnow
+from mlplan.workspace import Workspace, close_crashed_runs
 
 __all__ = ["finish_serving", "latest_report", "record_report", "start_serving"]
 
 
 def start_serving(ws: Workspace, model: ModelInfo, parameters: dict[str, Any]) -> str:
-    """Record that a server started serving ``model`` (a run left ``running`` until it
-    stops; one killed stays so)."""
-    recorded = {"model": model.name, "package": model.ref, **parameters}
+    """Record that a server started serving ``model``: a run left ``running`` until it stops,
+    with its process (pid and host), so that once a killed server's process is gone the next
+    server, ``mlplan status`` or ``mlplan gc`` closes its run as ``crashed``. This server
+    closes those first."""
+    close_crashed_runs(ws, found_by="mlplan serve")
+    recorded = {"model": model.name, "package": model.ref, **parameters, **process_identity()}
     with ws.record("serve", recorded, running=True) as run:
         run.input("model", model.ref, sha256=model.package_sha256)
     return run.id

@@ -25,8 +25,6 @@ the protocol's error.
 
 from __future__ import annotations
 
-import itertools
-import secrets
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -39,6 +37,7 @@ from starlette.responses import Response
 from mlplan.serving._batcher import Deadlines, Saturated
 from mlplan.serving._config import ROUTE_ROLES
 from mlplan.serving._front import TOKEN, Endpoint, Front
+from mlplan.serving._ids import keyed_hash
 from mlplan.serving._keys import ApiKeyInfo
 from mlplan.serving._metrics import ServerMetrics
 from mlplan.serving._model import ServedModel
@@ -55,7 +54,7 @@ from mlplan.serving._responses import JSONResponse, error, refusal
 from mlplan.serving._state import ServerState
 from mlplan.serving._validate import ValidationResult
 
-__all__ = ["Routes", "check_feedback", "register_routes"]
+__all__ = ["Routes", "register_routes"]
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
@@ -85,15 +84,15 @@ class Routes:
         self.config = state.config
         self._max_body_bytes = state.config.max_body_bytes
         self._log_deadlines = log_deadlines
-        # Request ids: a random per-process prefix and a counter (unique, and no syscall each).
-        self._id_prefix = secrets.token_hex(8)
-        self._id_counter = itertools.count()
         self._refusals = RefusalBudget()  # refusals each caller may write to the log
 
     # -- helpers -----------------------------------------------------------------------------
 
     def _next_id(self) -> str:
-        return f"{self._id_prefix}{next(self._id_counter):016x}"
+        """A new request id, signed (the routes that issue one run once the model loaded)."""
+        ids = self.state.ids
+        assert ids is not None
+        return ids.issue()
 
     def authorize(self, request: Request, needed: str) -> Response | None:
         """None when the caller may use a route that needs ``needed``; else the error."""
@@ -103,12 +102,14 @@ class Routes:
         assert state.keys is not None
         key: ApiKeyInfo | None = state.keys.authenticate(request.scope.get(TOKEN))
         if key is None:
+            self.metrics.refused("unauthorized")
             return error(
                 401,
                 "a valid API key is required: Authorization: Bearer mlp_… (mlplan keys create)",
                 {"WWW-Authenticate": "Bearer"},
             )
         if not key.allows(needed):
+            self.metrics.refused("forbidden")
             return error(403, f"this key lacks the {needed!r} role")
         return None
 
@@ -123,6 +124,7 @@ class Routes:
         return "address:" + (str(client[0]) if client else "unknown")
 
     def _not_ready(self) -> Response:
+        self.metrics.refused("not_ready")
         reason = self.state.reason or "shutting down"
         return error(503, f"not ready: {reason}", {"Retry-After": "1"})
 
@@ -132,7 +134,12 @@ class Routes:
         return name in (self.config.model, self.config.model.partition("@")[0])
 
     def _unknown_model(self, name: str) -> Response:
-        return error(404, f"no model {name!r} here; this server serves {self.config.model!r}")
+        self.metrics.refused("unknown_model")
+        # The name came from the client: never echoed (it may be personal data).
+        return error(
+            404,
+            f"no model with that name is served here; this server serves {self.config.model!r}",
+        )
 
     def _unserved(self, request: Request) -> Response | None:
         """The 404 when the route names another model, or another version of it (a
@@ -163,7 +170,18 @@ class Routes:
         raw, failed = await self._body(request)
         if failed is not None:
             return None, failed
-        return _json(raw)
+        return self._json(raw)
+
+    def _json(self, raw: bytes | memoryview) -> tuple[Any, Response | None]:
+        """``raw`` as JSON, or the 400 to answer."""
+        try:
+            return orjson.loads(raw), None
+        except (ValueError, UnicodeDecodeError, RecursionError):  # orjson's error is a ValueError
+            self.metrics.refused("invalid_json")
+            return None, error(
+                400,
+                [{"loc": ["body"], "type": "json_invalid", "msg": "the body is not valid JSON"}],
+            )
 
     async def _body(self, request: Request) -> tuple[bytes, Response | None]:
         """The body's bytes, or the error to answer (cut off at the body limit)."""
@@ -180,8 +198,10 @@ class Routes:
                 parts += message.get("body", b"")
             raw = bytes(parts)
         if message["type"] == "http.disconnect":
+            self.metrics.refused("client_gone")
             return b"", error(400, "the client went away before sending the body")
         if len(raw) > limit:
+            self.metrics.refused("too_large")
             return b"", error(413, f"the body is larger than {limit:,} bytes")
         return raw, None
 
@@ -195,23 +215,29 @@ class Routes:
         inputs: Any = None,
         outputs: Any = None,
         problem: Any = None,
+        client_id: str | None = None,
     ) -> bool:
         """Append the record; in acked mode, wait until it is on disk. False if it failed."""
         state = self.state
         if state.log is None or state.model is None:
             return True
-        done = state.log.record_async(
-            kind=kind,
-            request_id=request_id,
-            model=state.model.name,
-            version=state.model.version,
-            route=route,
-            status=status,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            inputs=inputs,
-            outputs=outputs,
-            error=problem,
-        )
+        try:
+            done = state.log.record_async(
+                kind=kind,
+                request_id=request_id,
+                model=state.model.name,
+                version=state.model.version,
+                route=route,
+                status=status,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                inputs=inputs,
+                outputs=outputs,
+                error=problem,
+                client_id=client_id,
+            )
+        except RuntimeError:  # the log closed (the server is stopping): not logged, so 503
+            self.metrics.child(self.metrics.log_failures, "other").inc()
+            return False
         if done is None:
             return True
         self._log_deadlines.watch(done)
@@ -219,12 +245,18 @@ class Routes:
             # A client that leaves does not cancel the write it is owed: the record is queued
             # already, and the writer skips a waiter nobody waits for.
             await done
-        except (OSError, TimeoutError):
+        except TimeoutError:
+            self.metrics.child(self.metrics.log_failures, "timeout").inc()
+            return False
+        except OSError:  # the log counts its failed writes, by reason
+            return False
+        except Exception:  # e.g. the log closed under it at shutdown: not logged, so 503
+            self.metrics.child(self.metrics.log_failures, "other").inc()
             return False
         return True
 
-    @staticmethod
-    def _log_failed() -> Response:
+    def _log_failed(self) -> Response:
+        self.metrics.refused("log_failed")
         return error(503, "the prediction could not be logged; retry", {"Retry-After": "1"})
 
     async def _compute(
@@ -235,6 +267,7 @@ class Routes:
         metrics = self.metrics
         assert state.model is not None and state.batcher is not None
         if validated.rows > state.batcher.max_queue_rows:
+            metrics.refused("too_large")
             return error(
                 413,
                 f"{validated.rows:,} rows in one request; at most "
@@ -244,10 +277,13 @@ class Routes:
             labels, proba = await state.batcher.submit(validated.feeds, validated.rows)
         except Saturated:
             metrics.saturated.inc()
+            metrics.refused("overloaded")
             return error(503, "the server is saturated; retry shortly", {"Retry-After": "1"})
         except TimeoutError:
+            metrics.refused("timeout")
             return error(504, f"no answer within {self.config.request_timeout_seconds:g} s")
         except Exception as exc:  # ONNX Runtime refused these inputs
+            metrics.refused("model_error")
             return error(
                 422, f"the model could not score these inputs: {str(exc).splitlines()[0][:200]}"
             )
@@ -320,31 +356,34 @@ class Routes:
         if model is None or not state.ready:
             return self._not_ready()
         if request.headers.get("content-encoding", "identity") != "identity":
+            self.metrics.refused("unsupported_media_type")
             return error(415, "compressed bodies are not supported; send the body as is")
         raw, failed = await self._body(request)
         if failed is not None:
             return failed
         length = header_length(request.headers.get(HEADER_LENGTH), len(raw))
         if isinstance(length, str):
+            self.metrics.refused("validation")
             return error(400, length)
-        body, failed = _json(raw if length is None else raw[:length])
+        body, failed = self._json(raw if length is None else memoryview(raw)[:length])
         if failed is not None and length is not None:
             return error(400, f"the first {length:,} bytes ({HEADER_LENGTH}) are not valid JSON")
         if failed is not None:
             return failed
         if not isinstance(body, dict):
+            self.metrics.refused("validation")
             return error(422, [{"loc": ["body"], "type": "dict_type", "msg": "expected an object"}])
         problem = attach_binary_inputs(body, memoryview(raw)[length or len(raw) :])
-        if problem is not None:
-            return error(400, problem)
         names = ["label", "probabilities"] if model.is_classifier else ["value"]
-        wanted = requested_outputs(body, names)
+        wanted = requested_outputs(body, names) if problem is None else problem
         if isinstance(wanted, str):
+            self.metrics.refused("validation")
             return error(400, wanted)
         assert state.tensors is not None
         validated = state.tensors.validate(body.get("inputs"))
         self.metrics.inputs(validated)  # what came in counts, served or refused
         if validated.errors:
+            self.metrics.refused("validation")
             shown = [e.to_dict() for e in validated.errors[:MAX_ERRORS]]
             return refusal(422, shown, total=len(validated.errors))
         started = time.perf_counter()
@@ -352,7 +391,13 @@ class Routes:
         if isinstance(computed, Response):
             return computed
         labels, proba = computed
-        request_id = str(body.get("id") or self._next_id())[:100]
+        # The protocol returns the client's id to the client; the log keeps its keyed hash
+        # and the server's own id (in X-Request-Id: the one feedback takes).
+        ids = state.ids
+        assert ids is not None
+        request_id = ids.issue()
+        given = body.get("id")
+        echoed = str(given)[:100] if given else request_id
         outputs = _tensor_outputs(model, labels, proba)
         if not await self._logged(
             "prediction",
@@ -362,13 +407,15 @@ class Routes:
             started,
             inputs=_logged_inputs(model, validated),
             outputs=outputs,
+            client_id=keyed_hash(ids.key, str(given)) if given else None,
         ):
             return self._log_failed()
         return _inference_answer(
-            {"model_name": model.name, "model_version": model.version, "id": request_id},
+            {"model_name": model.name, "model_version": model.version, "id": echoed},
             outputs,
             wanted,
             {"label": labels, "probabilities": proba, "value": labels},
+            {"X-Request-Id": request_id},
         )
 
     @_route("POST", "/v1/predict")
@@ -378,6 +425,7 @@ class Routes:
         if model is None or not state.ready:
             return self._not_ready()
         if model.kind != "tabular":
+            self.metrics.refused("validation")
             return error(
                 422,
                 f"{model.name} takes {model.kind} tensors, not records: "
@@ -387,6 +435,7 @@ class Routes:
         if failed is not None:
             return failed
         if not isinstance(body, dict) or "records" not in body:
+            self.metrics.refused("validation")
             return error(422, _NO_RECORDS)
         assert state.records is not None
         started = time.perf_counter()
@@ -394,6 +443,7 @@ class Routes:
         validated = state.records.validate(body["records"])
         self.metrics.inputs(validated)  # what came in counts, served or refused
         if validated.errors:
+            self.metrics.refused("validation")
             shown = [e.to_dict() for e in validated.errors[:MAX_ERRORS]]
             # Refused requests are logged as a summary (how many problems of each kind, the
             # first few by where and why, never their values), within the caller's budget.
@@ -447,11 +497,12 @@ class Routes:
         body, failed = await self._body_json(request)
         if failed is not None:
             return failed
-        problems = check_feedback(body)
+        assert self.state.feedback is not None
+        kept, problems = self.state.feedback.validate(body)
         if problems:
+            self.metrics.refused("validation")
             return refusal(422, problems)
         started = time.perf_counter()
-        kept = {k: body[k] for k in ("label", "value", "events") if k in body}
         if not await self._logged(
             "feedback", body["request_id"], "/v1/feedback", 202, started, outputs=kept
         ):
@@ -493,21 +544,12 @@ _NO_RECORDS = [
 ]
 
 
-def _json(raw: bytes) -> tuple[Any, Response | None]:
-    """``raw`` as JSON, or the 400 to answer."""
-    try:
-        return orjson.loads(raw), None
-    except (ValueError, UnicodeDecodeError, RecursionError):  # orjson's error is a ValueError
-        return None, error(
-            400, [{"loc": ["body"], "type": "json_invalid", "msg": "the body is not valid JSON"}]
-        )
-
-
 def _inference_answer(
     head: dict[str, Any],
     outputs: list[dict[str, Any]],
     wanted: dict[str, bool],
     arrays: dict[str, np.ndarray | None],
+    headers: dict[str, str],
 ) -> Response:
     """The answer of an inference: the outputs asked for, in JSON, or as binary tensors
     after the JSON header (its length in ``Inference-Header-Content-Length``)."""
@@ -528,12 +570,12 @@ def _inference_answer(
             | {"parameters": {"binary_data_size": len(raw)}}
         )
     if not chunks:
-        return JSONResponse(head | {"outputs": answered})
+        return JSONResponse(head | {"outputs": answered}, headers=headers)
     header = orjson.dumps(head | {"outputs": answered}, option=orjson.OPT_SERIALIZE_NUMPY)
     return Response(
         b"".join([header, *chunks]),
         media_type="application/octet-stream",
-        headers={HEADER_LENGTH: str(len(header))},
+        headers=headers | {HEADER_LENGTH: str(len(header))},
     )
 
 
@@ -618,55 +660,3 @@ def _logged_inputs(model: ServedModel, validated: ValidationResult) -> list[dict
             for i in range(validated.rows)
         ]
     return [{name: list(array.shape) for name, array in feeds.items()}]
-
-
-def check_feedback(body: Any) -> list[dict[str, Any]]:
-    """Problems of a feedback body: a request id, and at least one of a label, a value and
-    events (each a name and a number)."""
-
-    def problem(loc: list[Any], kind: str, msg: str) -> dict[str, Any]:
-        return {"loc": ["body", *loc], "type": kind, "msg": msg}
-
-    if not isinstance(body, dict):
-        return [problem([], "dict_type", "expected an object")]
-    out = []
-    request_id = body.get("request_id")
-    if not isinstance(request_id, str) or not 1 <= len(request_id) <= 100:
-        out.append(problem(["request_id"], "string_type", "the request id the server returned"))
-    extra = sorted(set(body) - {"request_id", "label", "value", "events"})
-    out += [
-        problem([k], "extra_forbidden", "fields: request_id, label, value, events") for k in extra
-    ]
-    if not {"label", "value", "events"} & set(body):
-        out.append(problem([], "missing", "give a label (ground truth), a value or events"))
-    if "label" in body and not isinstance(body["label"], str | int | float | bool):
-        out.append(problem(["label"], "label_type", "expected a class name or a number"))
-    if "value" in body and (
-        not isinstance(body["value"], int | float)
-        or isinstance(body["value"], bool)
-        or not np.isfinite(float(body["value"]))
-    ):
-        out.append(problem(["value"], "float_type", "expected a number (a business value)"))
-    events = body.get("events", [])
-    if not isinstance(events, list) or len(events) > 100:
-        out.append(problem(["events"], "list_type", "expected a list of at most 100 events"))
-    else:
-        for i, event in enumerate(events):
-            if not _is_event(event):
-                out.append(
-                    problem(["events", i], "event", 'expected {"name": "...", "value": number}')
-                )
-    return out
-
-
-def _is_event(event: Any) -> bool:
-    """``{"name": "...", "value": number}`` (the value defaults to 1)."""
-    return not (
-        not isinstance(event, dict)
-        or not isinstance(event.get("name"), str)
-        or not 1 <= len(event["name"]) <= 100
-        or set(event) - {"name", "value"}
-        or not isinstance(event.get("value", 1), int | float)
-        or isinstance(event.get("value", 1), bool)
-        or not np.isfinite(float(event.get("value", 1)))
-    )

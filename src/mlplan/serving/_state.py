@@ -1,5 +1,6 @@
 """What one server process holds while it runs: the model and its validators, the keys, the
-prediction log and the micro-batcher (set by the lifespan, read by the routes)."""
+request ids, the prediction log and the micro-batcher (set by the lifespan, read by the
+routes)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import threading
 
 from mlplan.serving._batcher import MicroBatcher
 from mlplan.serving._config import ServeConfig
+from mlplan.serving._feedback import FeedbackValidator
+from mlplan.serving._ids import RequestIds
 from mlplan.serving._keys import KeyRing
 from mlplan.serving._log import PredictionLog
 from mlplan.serving._model import ServedModel
@@ -29,6 +32,8 @@ class ServerState:
         self.auth = "api_key"
         self.records: RecordValidator | None = None
         self.tensors: TensorValidator | None = None
+        self.feedback: FeedbackValidator | None = None
+        self.ids: RequestIds | None = None  # signed with the log's key, set with the model
         self.log: PredictionLog | None = None
         self.batcher: MicroBatcher | None = None
         self.loaded = threading.Event()  # set once loading ended, ready or not

@@ -1,12 +1,14 @@
 """Requests checked against the package signature before anything runs: every bad field of
 every record is named with what was expected, and the value itself is never echoed (it may
-be personal data)."""
+be personal data); nor is the name of a field the model does not know (an error names it by
+its position, its length and its keyed hash, see :func:`._ids.unknown_field`)."""
 
 from __future__ import annotations
 
 import itertools
 import math
 import operator
+import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -14,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from mlplan.modeling import PackageSignature, SignatureInput
+from mlplan.serving._ids import unknown_field
 
 __all__ = [
     "Feeds",
@@ -183,6 +186,9 @@ class RecordValidator:
         ``reject`` (422) or ``allow`` (the graph ignores them), from the plan's security.
     out_of_range
         ``reject``, ``allow`` or ``clip`` to the trained range, from the plan's security.
+    key
+        The prediction log's key, which hashes the names of unknown fields in errors (a
+        random one by default).
     """
 
     def __init__(
@@ -192,9 +198,11 @@ class RecordValidator:
         unseen_categories: Literal["reject", "allow"] = "reject",
         out_of_range: Literal["reject", "allow", "clip"] = "allow",
         max_records: int = 10_000,
+        key: bytes | None = None,
     ) -> None:
         if not isinstance(signature, PackageSignature):
             signature = PackageSignature.from_dict(signature)
+        self.key = secrets.token_bytes(32) if key is None else key
         self.inputs = list(signature.inputs)
         self.names = [c.name for c in self.inputs]
         self.unseen_categories = unseen_categories
@@ -365,13 +373,14 @@ class RecordValidator:
         """Check record ``i`` field by field; its values go to ``columns``, its problems and
         counts to ``result``. (A valid value takes no call: this runs for every field.)"""
         errors = result.errors
-        for key in record:
+        for position, key in enumerate(record):
             if key not in self._keys:
+                place, described = unknown_field(self.key, key, position)
                 errors.append(
                     FieldError(
-                        (*here, str(key)),
+                        (*here, place),
                         "extra_forbidden",
-                        f"unknown field; the model takes: {', '.join(self.names)}",
+                        f"{described}; the model takes: {', '.join(self.names)}",
                     )
                 )
         for spec in self.inputs:

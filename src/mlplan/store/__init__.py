@@ -4,7 +4,22 @@ content-addressed artifacts beside it."""
 from __future__ import annotations
 
 from mlplan._deprecated import moved_names as _moved_names
-from mlplan.store._artifacts import ArtifactRef, ArtifactStore, package_sha256, sha256_file
+from mlplan.store._artifacts import (
+    ArtifactRef,
+    ArtifactStore,
+    StoredFile,
+    package_sha256,
+    sha256_file,
+)
+from mlplan.store._crashed import (
+    CRASHED,
+    CrashedRun,
+    close_crashed_runs,
+    crashed_runs,
+    process_gone,
+    process_identity,
+)
+from mlplan.store._references import ArtifactReferences, referenced_artifacts
 from mlplan.store._runs import RunRecorder, code_version, current_user, package_versions
 from mlplan.store._store import (
     ARTIFACTS_ENV,
@@ -38,6 +53,7 @@ from mlplan.store._tables import (
 
 __all__ = [
     "ARTIFACTS_ENV",
+    "CRASHED",
     "HEAD_REVISION",
     "STORE_DIR",
     "STORE_URL_ENV",
@@ -46,8 +62,10 @@ __all__ = [
     "ApprovalRecord",
     "ArtifactRecord",
     "ArtifactRef",
+    "ArtifactReferences",
     "ArtifactStore",
     "Base",
+    "CrashedRun",
     "DatasetRecord",
     "DatasetVersionRecord",
     "DeploymentRecord",
@@ -63,11 +81,17 @@ __all__ = [
     "RunRecorder",
     "SplitRecord",
     "Store",
+    "StoredFile",
+    "close_crashed_runs",
     "code_version",
+    "crashed_runs",
     "current_user",
     "open_store",
     "package_sha256",
     "package_versions",
+    "process_gone",
+    "process_identity",
+    "referenced_artifacts",
     "sha256_file",
     "utcnow",
 ]

@@ -1,7 +1,11 @@
 """Content-addressed files: ``.mlplan/artifacts/ab/cdef…`` named by their sha256.
 
-Files are written to a temporary name in the same folder and renamed into place, so a reader
-never sees half a file; writing the same content twice is a no-op.
+Files are written to a temporary name in the same folder (``.incoming-*``, locked with
+``flock`` while it is written) and renamed into place, so a reader never sees half a file;
+writing the same content twice only refreshes the file's time. A command stores its files
+inside :meth:`ArtifactStore.staged`, which holds ``.gc.lock`` shared until the command's record
+is committed: ``mlplan gc`` takes it exclusively before it looks for files no record refers
+to, so it never takes a file whose record is still on its way.
 """
 
 from __future__ import annotations
@@ -11,19 +15,23 @@ import hashlib
 import io
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 from sqlalchemy.orm import Session
 
 from mlplan.store._tables import ArtifactRecord, dialect_insert, utcnow
 
-__all__ = ["ArtifactRef", "ArtifactStore", "package_sha256", "sha256_file"]
+__all__ = ["ArtifactRef", "ArtifactStore", "StoredFile", "package_sha256", "sha256_file"]
 
 _CHUNK = 1 << 20
+INCOMING_PREFIX = ".incoming-"
+_GC_LOCK = ".gc.lock"
+_HEX = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,17 @@ def package_sha256(files: Mapping[str, str]) -> str:
     return hashlib.sha256(manifest.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class StoredFile:
+    """A file in the artifact folder: an artifact (named by its hash) or a temporary file
+    left by a copy (``sha256`` None)."""
+
+    path: Path
+    sha256: str | None
+    size_bytes: int
+    mtime: float
+
+
 class ArtifactStore:
     """The folder of content-addressed artifacts."""
 
@@ -80,17 +99,95 @@ class ArtifactStore:
     @contextlib.contextmanager
     def staged(self) -> Iterator[None]:
         """Files this block adds are removed again if the block fails (the command's
-        transaction did not commit, so nothing refers to them)."""
+        transaction did not commit, so nothing refers to them). The block holds the folder's
+        gc lock shared, so enter it before the command's transaction (never inside one:
+        ``mlplan gc`` holds the lock while it reads the store)."""
         created: list[Path] = []
-        self._created = created
+        with self._lock("shared"):
+            self._created = created
+            try:
+                yield
+            except BaseException:
+                for path in created:
+                    path.unlink(missing_ok=True)
+                raise
+            finally:
+                self._created = None
+
+    @contextlib.contextmanager
+    def collecting(self) -> Iterator[bool]:
+        """Hold the folder's gc lock exclusively, if no command is storing files now: yields
+        whether it is held (False: a command is between storing its files and committing its
+        record, so files no record names yet may be its own)."""
+        with self._lock("exclusive") as held:
+            yield held
+
+    @contextlib.contextmanager
+    def _lock(self, mode: Literal["shared", "exclusive"]) -> Iterator[bool]:
+        """``flock`` on ``.gc.lock``: shared waits for gc; exclusive never waits. Where the
+        folder cannot be locked (some network file systems), shared goes on unlocked and
+        exclusive reports the lock as held, leaving gc to its age rule."""
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
         try:
-            yield
-        except BaseException:
-            for path in created:
-                path.unlink(missing_ok=True)
-            raise
+            # Read-only, created for everyone: teammates sharing the folder lock it too.
+            fd = os.open(self.root / _GC_LOCK, os.O_RDONLY | os.O_CREAT, 0o666)
+        except OSError:
+            yield mode == "exclusive"
+            return
+        try:
+            try:
+                if mode == "shared":
+                    fcntl.flock(fd, fcntl.LOCK_SH)
+                else:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = True
+            except BlockingIOError:
+                held = False
+            except OSError:  # no locks here: say held, and let the age rule decide
+                held = True
+            yield held
         finally:
-            self._created = None
+            os.close(fd)  # releases the lock
+
+    def files(self) -> Iterator[StoredFile]:
+        """Every artifact in the folder, and every temporary file a copy left
+        (``.incoming-*``); anything else in the folder is not listed."""
+        if not self.root.is_dir():
+            return
+        for entry in sorted(self.root.iterdir()):
+            if entry.name.startswith(INCOMING_PREFIX):
+                found = _stat(entry, None)
+                if found is not None:
+                    yield found
+            elif len(entry.name) == 2 and set(entry.name) <= _HEX and entry.is_dir():
+                for item in sorted(entry.iterdir()):
+                    sha = entry.name + item.name
+                    if len(sha) == 64 and set(item.name) <= _HEX:
+                        found = _stat(item, sha)
+                        if found is not None:
+                            yield found
+
+    @staticmethod
+    def being_written(path: Path) -> bool:
+        """Whether a live command holds the temporary file ``path`` (its copy is under way);
+        False when it cannot be told (no lock on this file system, another user's file)."""
+        import fcntl
+
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        return False
 
     def path(self, sha256: str) -> Path:
         """Where the artifact with this hash lives (whether or not it exists)."""
@@ -113,9 +210,10 @@ class ArtifactStore:
         self.root.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         size = 0
-        fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
+        fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=INCOMING_PREFIX)
         tmp = Path(tmp_name)
         try:
+            _hold(fd)  # while it is written: gc leaves a temporary file in use alone
             with os.fdopen(fd, "wb") as out:
                 while chunk := source.read(_CHUNK):
                     digest.update(chunk)
@@ -127,6 +225,9 @@ class ArtifactStore:
             target = self.path(sha)
             if target.exists():
                 tmp.unlink()
+                # Fresh again: gc's age rule leaves a file some command just stored alone.
+                with contextlib.suppress(OSError):
+                    os.utime(target)
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 tmp.chmod(0o644)  # teammates sharing the folder read each other's artifacts
@@ -156,3 +257,22 @@ class ArtifactStore:
                 .on_conflict_do_nothing(index_elements=["sha256"])
             )
         return ref
+
+
+def _hold(fd: int) -> None:
+    """Lock the temporary file ``fd`` for this process (released when it is closed, or the
+    process dies); where locks are not supported, go on without."""
+    import fcntl
+
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _stat(path: Path, sha256: str | None) -> StoredFile | None:
+    try:
+        info = path.stat()
+    except OSError:  # removed meanwhile
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return StoredFile(path, sha256, info.st_size, info.st_mtime)

@@ -1,15 +1,17 @@
 """The project as every stage sees it: the plan and the store together (``Workspace``), the
-one way to record in the store (runs, reports, project-scoped selects), and the records every
-stage may read — sign-offs and deployments."""
+one way to record in the store (runs, reports, project-scoped selects), the records every
+stage may read — sign-offs and deployments — and what crashes leave, collected (``gc``)."""
 
 from __future__ import annotations
 
+from mlplan.workspace._crashed import close_crashed_runs
 from mlplan.workspace._deployments import (
     PRODUCTION,
     DeploymentInfo,
     get_deployment,
     list_deployments,
 )
+from mlplan.workspace._gc import GarbageFile, GarbageReport, collect_garbage, parse_duration
 from mlplan.workspace._signoffs import (
     DEPLOY_GATE,
     ApprovalInfo,
@@ -30,13 +32,18 @@ __all__ = [
     "PRODUCTION",
     "ApprovalInfo",
     "DeploymentInfo",
+    "GarbageFile",
+    "GarbageReport",
     "ReportInfo",
     "Workspace",
     "approve",
+    "close_crashed_runs",
+    "collect_garbage",
     "find_root",
     "get_deployment",
     "list_approvals",
     "list_deployments",
+    "parse_duration",
     "revoke_approval",
     "staged_file",
     "write_atomic",
