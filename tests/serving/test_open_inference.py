@@ -262,6 +262,11 @@ def test_v2_errors_are_the_protocols_and_v1_keeps_its_own(
             415,
             "compressed bodies are not supported",
         ),
+        (
+            client.post(URL, content=b"{}", headers=predict | {"Content-Type": "text/plain"}),
+            415,
+            "send the body as JSON",
+        ),
         (client.post("/v2/repository/index", headers=predict), 404, "not supported"),
         (client.get(URL, headers=predict), 405, "Method Not Allowed"),
         (
