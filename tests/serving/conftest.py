@@ -62,12 +62,17 @@ by the workers; Python ignores SIGXFSZ, so such a write fails with ``EFBIG``).""
 
 @contextmanager
 def server_process(
-    root: Path, *args: str, workers: int = 1, file_size_limit: int | None = None
+    root: Path,
+    *args: str,
+    workers: int = 1,
+    file_size_limit: int | None = None,
+    ready_text: str = "logistic-1 ready",
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """``mlplan serve ARGS`` (logistic-1, by name or deployment) as a real process on a free
-    port, yielded with its base URL once every worker says it is ready; killed at the end if
-    it still runs (a test that stops it itself sends SIGTERM first). With
-    ``file_size_limit``, no file the server writes may grow past that many bytes."""
+    port, yielded with its base URL once every worker says it is ready (prints
+    ``ready_text``); killed at the end if it still runs (a test that stops it itself sends
+    SIGTERM first). With ``file_size_limit``, no file the server writes may grow past that
+    many bytes."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"MLPLAN_STORE_URL", MULTIPROC_ENV}}
     command = ["serve", *args, "--port", str(port), "--workers", str(workers)]
@@ -83,7 +88,7 @@ def server_process(
         seen, ready = [], 0
         for line in process.stdout:  # blocks until each worker says it is ready
             seen.append(line)
-            ready += "logistic-1 ready" in line
+            ready += ready_text in line
             if ready == workers:
                 break
         else:

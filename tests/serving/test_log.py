@@ -301,8 +301,10 @@ def test_any_failure_while_loading_leaves_the_server_not_ready_saying_why(
         assert "Traceback" in printed
         ready = client.get("/v2/health/ready")
         assert ready.status_code == 503
-        reason = ready.json()["detail"]["reason"]
-        assert reason.startswith("FileNotFoundError") and "seg-000000.parquet.tmp" in reason
+        reason = ready.json()["error"]
+        assert (
+            reason.startswith("not ready: FileNotFoundError") and "seg-000000.parquet.tmp" in reason
+        )
         assert client.get("/v2/health/live").status_code == 200
 
 

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 from tests.serving.conftest import RECORD, bearer, server_process, stop
 
@@ -73,52 +72,6 @@ def test_workers_answer_with_one_view_of_the_metrics(
         logged = [sum(len(f.read_bytes().splitlines()) for f in w.glob("*.jsonl")) for w in writers]
         assert sum(logged) == 40  # (the kernel spreads the connections: about 20 each here)
         stop(process)
-
-
-@pytest.mark.slow
-def test_an_open_inference_client_works_unchanged(
-    served: Workspace, tokens: dict[str, str]
-) -> None:
-    """Triton's HTTP client (an existing client of the Open Inference Protocol) against a real
-    server: health, model metadata, and an inference that equals /v1/predict's."""
-    from tritonclient import http as oip
-
-    with server_process(served.root, "logistic-1") as (process, base):
-        client = oip.InferenceServerClient(url=base.removeprefix("http://"))
-        auth = bearer(tokens["predict"])
-        try:
-            assert client.is_server_live() and client.is_server_ready()
-            assert client.is_model_ready("logistic-1")
-            metadata = client.get_model_metadata("logistic-1", headers=auth)
-            assert metadata["name"] == "logistic-1"
-            inputs = []
-            for spec in metadata["inputs"]:
-                kind = object if spec["datatype"] == "BYTES" else np.float32
-                tensor = oip.InferInput(spec["name"], [1, 1], spec["datatype"])
-                tensor.set_data_from_numpy(
-                    np.array([[RECORD[spec["name"]]]], dtype=kind), binary_data=False
-                )
-                inputs.append(tensor)
-            wanted = [
-                oip.InferRequestedOutput(name, binary_data=False)
-                for name in ("label", "probabilities")
-            ]
-            result = client.infer("logistic-1", inputs, outputs=wanted, headers=auth)
-            label = result.as_numpy("label").ravel()[0]
-            proba = result.as_numpy("probabilities")
-            with pytest.raises(oip.InferenceServerException, match=r"API key"):
-                client.infer("logistic-1", inputs, outputs=wanted)  # no key
-        finally:
-            client.close()
-        answer = httpx.post(
-            f"{base}/v1/predict", json={"records": [RECORD]}, headers=auth, timeout=10
-        ).json()["predictions"][0]
-        stop(process)
-    assert (label.decode() if isinstance(label, bytes) else str(label)) == answer["label"]
-    assert proba.shape == (1, 2)
-    assert proba[0].tolist() == pytest.approx(
-        [answer["probabilities"]["0"], answer["probabilities"]["1"]], abs=1e-6
-    )
 
 
 DEAD_WORKER = """

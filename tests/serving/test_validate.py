@@ -169,3 +169,55 @@ def test_merged_feeds_are_the_requests_one_after_another() -> None:
 
 
 SIGNATURE_NAMES = SIGNATURE.names
+
+
+COLUMN_NUMBERS = st.one_of(
+    st.floats(17.9, 90.1),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([3.5e38, -3.5e38, 3.4028234e38, 2**24 + 1, 0.0, -0.0]),
+)
+
+
+@pytest.mark.parametrize("dtype", ["<f4", "<f8", "<i8"])
+@settings(max_examples=120, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            COLUMN_NUMBERS,
+            COLUMN_NUMBERS,
+            COLUMN_NUMBERS,
+            st.sampled_from(["basic", "pro", "team"]),
+            st.text(max_size=3),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_binary_columns_take_the_same_checks_as_records(
+    dtype: str, rows: list[tuple[Any, ...]]
+) -> None:
+    """Binary tensors, decoded to columns, are checked with numpy; whatever they hold, the
+    answer is the checked path's on the same values as records (NaN: null)."""
+    names = ["age", "income", "score", "plan", "city"]
+    columns: dict[str, np.ndarray] = {}
+    for k, name in enumerate(names):
+        values = [row[k] for row in rows]
+        if k >= 3:
+            columns[name] = np.array(values, dtype=object)
+        elif dtype == "<i8":
+            columns[name] = np.array(
+                [int(v) if np.isfinite(v) and abs(v) < 2**62 else 0 for v in values], dtype
+            )
+        else:
+            with np.errstate(over="ignore"):
+                columns[name] = np.array(values, dtype=np.float64).astype(dtype)
+    listed = {name: column.tolist() for name, column in columns.items()}
+    records = [
+        {name: None if v != v else v for name, v in zip(names, values, strict=True)}
+        for values in zip(*listed.values(), strict=True)
+    ]
+    validator = RecordValidator(SIGNATURE, out_of_range="clip")
+    loc = ("body", "inputs")
+    _same(
+        validator.validate_columns(columns, len(rows), loc=loc), validator.checked(records, loc=loc)
+    )

@@ -14,6 +14,9 @@ from __future__ import annotations
 import os
 
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 
 from mlplan.errors import UsageError
 from mlplan.serving._batcher import Deadlines
@@ -21,6 +24,7 @@ from mlplan.serving._config import CONFIG_ENV, ServeConfig
 from mlplan.serving._front import Front
 from mlplan.serving._lifespan import Lifespan
 from mlplan.serving._metrics import ServerMetrics
+from mlplan.serving._responses import error, is_open_inference
 from mlplan.serving._routes import Routes, register_routes
 from mlplan.serving._state import ServerState
 
@@ -38,6 +42,7 @@ def create_app(config: ServeConfig) -> Front:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        exception_handlers={HTTPException: _no_route},
     )
     app.state.mlplan = state
     front = Front(
@@ -49,6 +54,24 @@ def create_app(config: ServeConfig) -> Front:
     )
     register_routes(front, Routes(state, metrics, log_deadlines))
     return front
+
+
+_UNSUPPORTED = (
+    "no such route: this server answers the Open Inference Protocol's health, metadata, "
+    "model configuration and inference routes for the one model it serves; the model "
+    "repository, statistics, shared-memory, trace and logging extensions are not supported "
+    "(GET /v2 lists the extensions supported)"
+)
+
+
+async def _no_route(request: Request, exc: Exception) -> Response:
+    """A route that does not exist (404) or a method it does not take (405), in the error
+    shape of the path's protocol (the path itself is never echoed)."""
+    assert isinstance(exc, HTTPException)
+    detail: str = exc.detail
+    if exc.status_code == 404 and is_open_inference(request.url.path):
+        detail = _UNSUPPORTED
+    return error(exc.status_code, detail, dict(exc.headers) if exc.headers else None)
 
 
 def create_app_from_env() -> Front:

@@ -13,11 +13,17 @@ __all__ = ["CONFIG_ENV", "MULTIPROC_ENV", "ROUTE_ROLES", "Access", "ServeConfig"
 Access = Literal["public", "predict", "feedback", "admin"]
 
 ROUTE_ROLES: dict[tuple[str, str], Access] = {
+    ("GET", "/v2"): "predict",
     ("GET", "/v2/health/live"): "public",
     ("GET", "/v2/health/ready"): "public",
     ("GET", "/v2/models/{name}/ready"): "public",
+    ("GET", "/v2/models/{name}/versions/{version}/ready"): "public",
     ("GET", "/v2/models/{name}"): "predict",
+    ("GET", "/v2/models/{name}/versions/{version}"): "predict",
+    ("GET", "/v2/models/{name}/config"): "predict",
+    ("GET", "/v2/models/{name}/versions/{version}/config"): "predict",
     ("POST", "/v2/models/{name}/infer"): "predict",
+    ("POST", "/v2/models/{name}/versions/{version}/infer"): "predict",
     ("POST", "/v1/predict"): "predict",
     ("POST", "/v1/feedback"): "feedback",
     ("GET", "/metrics"): "admin",

@@ -1,16 +1,26 @@
 """The server's routes: one method of :class:`Routes` per route, each behind the role that
 ``ROUTE_ROLES`` declares for it (``public`` needs none).
 
-==========================================  ========  =======================================
-``GET  /v2/health/live``                    public    the process is up
-``GET  /v2/health/ready``                   public    the model is loaded and warmed up
-``GET  /v2/models/{name}/ready``            public    the same, per model (Open Inference)
-``GET  /v2/models/{name}``                  predict   model metadata (Open Inference)
-``POST /v2/models/{name}/infer``            predict   tensors in and out (Open Inference)
-``POST /v1/predict``                        predict   JSON records in, predictions out
-``POST /v1/feedback``                       feedback  ground truth and product events
-``GET  /metrics``                           admin     Prometheus exposition
-==========================================  ========  =======================================
+================================================  ========  ==================================
+``GET  /v2``                                      predict   server metadata and extensions
+``GET  /v2/health/live``                          public    the process is up
+``GET  /v2/health/ready``                         public    the model is loaded and warmed up
+``GET  /v2/models/{name}[/versions/{v}]/ready``   public    the same, per model
+``GET  /v2/models/{name}[/versions/{v}]``         predict   model metadata
+``GET  /v2/models/{name}[/versions/{v}]/config``  predict   model configuration (Triton's form)
+``POST /v2/models/{name}[/versions/{v}]/infer``   predict   tensors in and out, JSON or binary
+``POST /v1/predict``                              predict   JSON records in, predictions out
+``POST /v1/feedback``                             feedback  ground truth and product events
+``GET  /metrics``                                 admin     Prometheus exposition
+================================================  ========  ==================================
+
+``/v2`` is the Open Inference Protocol, to the letter: its errors are ``{"error": "..."}``
+(whatever raised them: a route, the key check, the body limit, readiness, a route that does
+not exist), and it supports the binary tensor data extension (:mod:`._open_inference`) and
+the model configuration extension, the two that ``GET /v2`` lists. ``{v}`` is the package
+version served (``model_version`` in every answer). The model repository, statistics,
+shared-memory, trace and logging extensions are not supported: their routes answer 404 with
+the protocol's error.
 """
 
 from __future__ import annotations
@@ -31,6 +41,14 @@ from mlplan.serving._ids import keyed_hash
 from mlplan.serving._keys import ApiKeyInfo
 from mlplan.serving._metrics import ServerMetrics
 from mlplan.serving._model import ServedModel
+from mlplan.serving._open_inference import (
+    HEADER_LENGTH,
+    attach_binary_inputs,
+    binary_tensor,
+    header_length,
+    requested_outputs,
+    server_metadata,
+)
 from mlplan.serving._refusals import MAX_ERRORS, RefusalBudget, summary
 from mlplan.serving._responses import JSONResponse, error, refusal
 from mlplan.serving._state import ServerState
@@ -123,13 +141,50 @@ class Routes:
             f"no model with that name is served here; this server serves {self.config.model!r}",
         )
 
+    def _unserved(self, request: Request) -> Response | None:
+        """The 404 when the route names another model, or another version of it (a
+        version is known once the model is loaded: before, the route says not ready)."""
+        name = request.path_params["name"]
+        if not self._serves(name):
+            return self._unknown_model(name)
+        version = request.path_params.get("version")
+        model = self.state.model
+        if version is None:
+            return None
+        if model is None:
+            return self._not_ready()
+        if version != model.version:
+            return error(
+                404,
+                f"no such version of {model.name}; this server serves version {model.version}",
+            )
+        return None
+
     def _readiness(self) -> Response:
         if not self.state.ready:
-            return error(503, {"ready": False, "reason": self.state.reason or "shutting down"})
+            return self._not_ready()
         return JSONResponse({"ready": True})
 
     async def _body_json(self, request: Request) -> tuple[Any, Response | None]:
         """The body as JSON, or the error to answer (cut off at the body limit)."""
+        raw, failed = await self._body(request)
+        if failed is not None:
+            return None, failed
+        return self._json(raw)
+
+    def _json(self, raw: bytes | memoryview) -> tuple[Any, Response | None]:
+        """``raw`` as JSON, or the 400 to answer."""
+        try:
+            return orjson.loads(raw), None
+        except (ValueError, UnicodeDecodeError, RecursionError):  # orjson's error is a ValueError
+            self.metrics.refused("invalid_json")
+            return None, error(
+                400,
+                [{"loc": ["body"], "type": "json_invalid", "msg": "the body is not valid JSON"}],
+            )
+
+    async def _body(self, request: Request) -> tuple[bytes, Response | None]:
+        """The body's bytes, or the error to answer (cut off at the body limit)."""
         limit = self._max_body_bytes
         receive = request.receive
         message = await receive()
@@ -144,18 +199,11 @@ class Routes:
             raw = bytes(parts)
         if message["type"] == "http.disconnect":
             self.metrics.refused("client_gone")
-            return None, error(400, "the client went away before sending the body")
+            return b"", error(400, "the client went away before sending the body")
         if len(raw) > limit:
             self.metrics.refused("too_large")
-            return None, error(413, f"the body is larger than {limit:,} bytes")
-        try:
-            return orjson.loads(raw), None
-        except (ValueError, UnicodeDecodeError, RecursionError):  # orjson's error is a ValueError
-            self.metrics.refused("invalid_json")
-            return None, error(
-                400,
-                [{"loc": ["body"], "type": "json_invalid", "msg": "the body is not valid JSON"}],
-            )
+            return b"", error(413, f"the body is larger than {limit:,} bytes")
+        return raw, None
 
     async def _logged(
         self,
@@ -248,6 +296,10 @@ class Routes:
 
     # -- the routes --------------------------------------------------------------------------
 
+    @_route("GET", "/v2")
+    async def server_metadata(self, request: Request) -> Response:
+        return JSONResponse(server_metadata())
+
     @_route("GET", "/v2/health/live")
     async def live(self, request: Request) -> Response:
         return JSONResponse({"live": True})
@@ -258,34 +310,75 @@ class Routes:
 
     @_route("GET", "/v2/models/{name}/ready")
     async def model_ready(self, request: Request) -> Response:
-        if not self._serves(request.path_params["name"]):
-            return self._unknown_model(request.path_params["name"])
-        return self._readiness()
+        return self._unserved(request) or self._readiness()
+
+    @_route("GET", "/v2/models/{name}/versions/{version}/ready")
+    async def version_ready(self, request: Request) -> Response:
+        return await self.model_ready(request)
 
     @_route("GET", "/v2/models/{name}")
     async def model_metadata(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        if not self._serves(name):
-            return self._unknown_model(name)
+        unserved = self._unserved(request)
+        if unserved is not None:
+            return unserved
         if self.state.model is None:
             return self._not_ready()
         return JSONResponse(_metadata(self.state.model))
 
+    @_route("GET", "/v2/models/{name}/versions/{version}")
+    async def version_metadata(self, request: Request) -> Response:
+        return await self.model_metadata(request)
+
+    @_route("GET", "/v2/models/{name}/config")
+    async def model_config(self, request: Request) -> Response:
+        unserved = self._unserved(request)
+        if unserved is not None:
+            return unserved
+        if self.state.model is None:
+            return self._not_ready()
+        return JSONResponse(_configuration(self.state.model, self.config.max_queue_rows))
+
+    @_route("GET", "/v2/models/{name}/versions/{version}/config")
+    async def version_config(self, request: Request) -> Response:
+        return await self.model_config(request)
+
+    @_route("POST", "/v2/models/{name}/versions/{version}/infer")
+    async def version_infer(self, request: Request) -> Response:
+        return await self.infer(request)
+
     @_route("POST", "/v2/models/{name}/infer")
     async def infer(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        if not self._serves(name):
-            return self._unknown_model(name)
+        unserved = self._unserved(request)
+        if unserved is not None:
+            return unserved
         state = self.state
         model = state.model
         if model is None or not state.ready:
             return self._not_ready()
-        body, failed = await self._body_json(request)
+        if request.headers.get("content-encoding", "identity") != "identity":
+            self.metrics.refused("unsupported_media_type")
+            return error(415, "compressed bodies are not supported; send the body as is")
+        raw, failed = await self._body(request)
+        if failed is not None:
+            return failed
+        length = header_length(request.headers.get(HEADER_LENGTH), len(raw))
+        if isinstance(length, str):
+            self.metrics.refused("validation")
+            return error(400, length)
+        body, failed = self._json(raw if length is None else memoryview(raw)[:length])
+        if failed is not None and length is not None:
+            return error(400, f"the first {length:,} bytes ({HEADER_LENGTH}) are not valid JSON")
         if failed is not None:
             return failed
         if not isinstance(body, dict):
             self.metrics.refused("validation")
             return error(422, [{"loc": ["body"], "type": "dict_type", "msg": "expected an object"}])
+        problem = attach_binary_inputs(body, memoryview(raw)[length or len(raw) :])
+        names = ["label", "probabilities"] if model.is_classifier else ["value"]
+        wanted = requested_outputs(body, names) if problem is None else problem
+        if isinstance(wanted, str):
+            self.metrics.refused("validation")
+            return error(400, wanted)
         assert state.tensors is not None
         validated = state.tensors.validate(body.get("inputs"))
         self.metrics.inputs(validated)  # what came in counts, served or refused
@@ -317,14 +410,12 @@ class Routes:
             client_id=keyed_hash(ids.key, str(given)) if given else None,
         ):
             return self._log_failed()
-        return JSONResponse(
-            {
-                "model_name": model.name,
-                "model_version": model.version,
-                "id": echoed,
-                "outputs": outputs,
-            },
-            headers={"X-Request-Id": request_id},
+        return _inference_answer(
+            {"model_name": model.name, "model_version": model.version, "id": echoed},
+            outputs,
+            wanted,
+            {"label": labels, "probabilities": proba, "value": labels},
+            {"X-Request-Id": request_id},
         )
 
     @_route("POST", "/v1/predict")
@@ -451,6 +542,68 @@ _RECORD_BYTES = 300
 _NO_RECORDS = [
     {"loc": ["body", "records"], "type": "missing", "msg": "field required: a list of records"}
 ]
+
+
+def _inference_answer(
+    head: dict[str, Any],
+    outputs: list[dict[str, Any]],
+    wanted: dict[str, bool],
+    arrays: dict[str, np.ndarray | None],
+    headers: dict[str, str],
+) -> Response:
+    """The answer of an inference: the outputs asked for, in JSON, or as binary tensors
+    after the JSON header (its length in ``Inference-Header-Content-Length``)."""
+    answered: list[dict[str, Any]] = []
+    chunks: list[bytes] = []
+    for output in outputs:
+        name = output["name"]
+        if name not in wanted:
+            continue
+        values = arrays[name]
+        if not wanted[name] or values is None:
+            answered.append(output)
+            continue
+        raw = binary_tensor(output["datatype"], values)
+        chunks.append(raw)
+        answered.append(
+            {k: output[k] for k in ("name", "datatype", "shape")}
+            | {"parameters": {"binary_data_size": len(raw)}}
+        )
+    if not chunks:
+        return JSONResponse(head | {"outputs": answered}, headers=headers)
+    header = orjson.dumps(head | {"outputs": answered}, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(
+        b"".join([header, *chunks]),
+        media_type="application/octet-stream",
+        headers=headers | {HEADER_LENGTH: str(len(header))},
+    )
+
+
+def _configuration(model: ServedModel, max_rows: int) -> dict[str, Any]:
+    """The model's configuration as Triton's model configuration extension gives it (the
+    batch dimension left out of ``dims``: ``max_batch_size`` rows at most per request)."""
+    metadata = _metadata(model)
+
+    def tensors(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": spec["name"],
+                "data_type": "TYPE_STRING"
+                if spec["datatype"] == "BYTES"
+                else "TYPE_" + spec["datatype"],
+                "dims": spec["shape"][1:],
+            }
+            for spec in specs
+        ]
+
+    return {
+        "name": model.name,
+        "platform": metadata["platform"],
+        "backend": "onnxruntime",
+        "max_batch_size": max_rows,
+        "input": tensors(metadata["inputs"]),
+        "output": tensors(metadata["outputs"]),
+    }
 
 
 def _metadata(model: ServedModel) -> dict[str, Any]:
