@@ -63,7 +63,7 @@ class LogCompactor:
         interval_seconds: float = 600.0,
         retry_seconds: float = 1.0,
         report: Callable[[Exception], None] | None = None,
-        pause_seconds: float = 0.001,
+        pause_seconds: float = 0.0001,
     ) -> None:
         self.folder = folder
         self.retention_days = retention_days
@@ -87,7 +87,7 @@ class LogCompactor:
 
     def stop(self) -> None:
         """Abandon the segment under way and wait for the thread to end (a pass stops between
-        two chunks: about a megabyte of work at most)."""
+        two chunks: 32 KB of a segment at most)."""
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
