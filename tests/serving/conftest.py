@@ -9,12 +9,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from tests.conftest import _free_port, register_split_train
 
 from mlplan.serving import ROLES, ServeConfig, create_app, create_key
 from mlplan.serving._config import MULTIPROC_ENV
+from mlplan.serving._log import PredictionLog
 from mlplan.workspace import Workspace
 
 RECORD = {"gender": "female", "age": 40, "region": "north", "charges": 61.5}
@@ -123,3 +125,44 @@ def sample(text: str, name: str, **labels: str) -> float:
         if line.startswith(f"{name}{{{wanted}}} ") or (not labels and line.startswith(f"{name} ")):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def write_old_log(folder: Path, records: int, *, segment_bytes: int, seed: int = 0) -> list[str]:
+    """A log left by a server that has stopped, written by the real writer: ``records``
+    predictions shaped like the server's (four records in, a label and probabilities for each
+    out, seeded values), in JSONL segments of about ``segment_bytes``; their request ids."""
+    rng = np.random.default_rng(seed)
+    ids = [f"old-{seed}-{i}" for i in range(records)]
+    group = max(1, min(2000, segment_bytes // 2000))  # committed at once: a segment's share
+    with PredictionLog(folder, segment_bytes=segment_bytes) as log:
+        for start in range(0, records, group):
+            waiting = []
+            for request_id in ids[start : start + group]:
+                p = rng.uniform(size=4).round(6)
+                waiting.append(
+                    log.record(
+                        kind="prediction",
+                        request_id=request_id,
+                        model="logistic-1",
+                        version="1",
+                        route="/v1/predict",
+                        status=200,
+                        latency_ms=float(rng.uniform(0.5, 5.0)),
+                        inputs=[
+                            RECORD | {"age": int(a), "charges": float(c)}
+                            for a, c in zip(
+                                rng.integers(18, 90, 4),
+                                rng.uniform(0, 200, 4).round(2),
+                                strict=True,
+                            )
+                        ],
+                        outputs=[
+                            {"label": str(int(q > 0.5)), "probabilities": {"0": 1 - q, "1": q}}
+                            for q in p.tolist()
+                        ],
+                    )
+                )
+            for done in waiting:
+                assert done is not None
+                done.result(timeout=60)
+    return ids

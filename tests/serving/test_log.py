@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import subprocess
@@ -11,16 +12,28 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from tests.conftest import edit_plan
-from tests.serving.conftest import RECORD, bearer, sample, server_process, started, stop
+from tests.serving.conftest import (
+    RECORD,
+    bearer,
+    sample,
+    server_process,
+    started,
+    stop,
+    write_old_log,
+)
 
 from mlplan.errors import DataError
+from mlplan.serving._compactor import LogCompactor
 from mlplan.serving._config import MULTIPROC_ENV
 from mlplan.serving._log import (
     PiiPolicy,
     PredictionLog,
     _compaction_lock,
+    _schema,
+    _table,
     compact_segments,
     log_files,
     query_log,
@@ -287,12 +300,12 @@ def test_two_logs_compact_at_once_both_succeed(sqlite_ws: Workspace) -> None:
 def test_any_failure_while_loading_leaves_the_server_not_ready_saying_why(
     served: Workspace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def vanished(folder: Path, **_: object) -> dict[str, int]:
+    def vanished(folder: Path, **_: object) -> PredictionLog:
         raise FileNotFoundError(2, "No such file or directory", "seg-000000.parquet.tmp")
 
     from mlplan.serving import ServeConfig, create_app
 
-    monkeypatch.setattr("mlplan.serving._lifespan.compact_segments", vanished)
+    monkeypatch.setattr("mlplan.serving._lifespan.PredictionLog", vanished)
     app = create_app(ServeConfig(root=str(served.root), model="logistic-1", key_refresh_seconds=0))
     with started(app) as client:
         # Said at once, while the server still runs, not at shutdown.
@@ -321,6 +334,217 @@ def test_a_server_started_during_a_compaction_is_ready_without_waiting_for_it(
         assert log_files(jsonl[0].parent)[1] == jsonl  # left to the compaction under way
 
 
+def _until(condition: Callable[[], object], seconds: float = 60) -> None:
+    """Poll ``condition`` until it holds (a short pause between tries leaves the CPU to the
+    thread under test); fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        threading.Event().wait(0.01)
+
+
+def _expected_rows(segment: Path) -> list[dict[str, object]]:
+    """A JSONL segment's rows as the log's readers promise them, read line by line with json
+    (a line that is not JSON dropped; nested values as json.dumps writes them)."""
+    rows = []
+    for line in segment.read_bytes().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        for name in ("inputs", "outputs", "error"):
+            value = record.get(name)
+            record[name] = value if value is None or isinstance(value, str) else json.dumps(value)
+        rows.append({name: record.get(name) for name in _schema().names})
+    return rows
+
+
+def test_a_segment_is_compacted_a_chunk_at_a_time_into_the_rows_it_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlplan.serving import _log
+
+    with PredictionLog(tmp_path, pii=PiiPolicy(frozenset({"email"}))) as log:
+        waiting = [
+            log.record(
+                kind=("prediction", "feedback")[i % 2],
+                request_id=f"r{i}",
+                model="m-1",
+                version="abc",
+                route="/v1/predict",
+                status=(200, 422, 202)[i % 3],
+                latency_ms=i / 7,
+                inputs=None if i % 5 == 0 else [{"email": f"p{i}@example.com", "city": "Zürich"}],
+                outputs={"label": "é", "p": [0.25, i]},
+                error=None if i % 3 else {"errors": i, "first": [{"loc": ["body", 0]}]},
+            )
+            for i in range(300)
+        ]
+        for done in waiting:
+            done.result(timeout=10)  # type: ignore[union-attr]
+    segment = log_files(log.folder)[1][0]
+    with segment.open("ab") as handle:
+        handle.write(b'{"kind": "prediction", "request_id": "torn')  # a crash mid-write
+    expected = _expected_rows(segment)
+    monkeypatch.setattr(_log, "_CHUNK_BYTES", 4096)  # many chunks ...
+    monkeypatch.setattr(_log, "_ROW_GROUP_BYTES", 32 * 1024)  # ... and several row groups
+    assert compact_segments(tmp_path)["compacted"] == 1
+    parquet = pq.ParquetFile(segment.with_suffix(".parquet"))
+    assert parquet.metadata.num_row_groups > 2
+    assert parquet.schema_arrow == _schema()
+    read = query_log(tmp_path, "SELECT * FROM predictions")
+    assert read.to_pylist() == expected and len(expected) == 300
+    assert not segment.exists() and not list(tmp_path.rglob("*.tmp"))
+
+
+def test_a_compaction_asked_to_stop_leaves_its_segment_whole_and_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlplan.serving import _log
+
+    ids = write_old_log(tmp_path, 200, segment_bytes=40_000)
+    segments = log_files(next(tmp_path.glob("w-*")))[1]
+    before = {p: p.read_bytes() for p in segments}
+    monkeypatch.setattr(_log, "_CHUNK_BYTES", 4096)
+    asked: list[bool] = []
+
+    def stop() -> bool:  # stop during the second segment, after a few of its chunks
+        if segments[0].with_suffix(".parquet").exists():
+            asked.append(True)
+        return len(asked) > 3
+
+    done = compact_segments(tmp_path, stop=stop)
+    assert done == {"compacted": 1, "removed": 0, "busy": 0}
+    assert not list(tmp_path.rglob("*.tmp"))
+    assert {p: p.read_bytes() for p in segments[1:]} == {p: before[p] for p in segments[1:]}
+    assert not segments[0].exists() and not segments[1].with_suffix(".parquet").exists()
+    assert compact_segments(tmp_path)["compacted"] == len(segments) - 1  # the rest, later
+    rows = query_log(tmp_path, "SELECT request_id FROM predictions").column(0).to_pylist()
+    assert rows == ids  # none lost, none twice, in order
+
+
+def test_a_segment_and_its_parquet_copy_are_read_once(tmp_path: Path) -> None:
+    ids = write_old_log(tmp_path, 50, segment_bytes=1 << 20)
+    segment = log_files(next(tmp_path.glob("w-*")))[1][0]
+    kept = segment.read_bytes()
+    compact_segments(tmp_path)
+    segment.write_bytes(kept)  # killed between the Parquet copy's rename and the unlink
+    rows = query_log(tmp_path, "SELECT request_id FROM predictions").column(0).to_pylist()
+    assert rows == ids
+    assert compact_segments(tmp_path)["compacted"] == 1 and not segment.exists()
+    assert query_log(tmp_path, "SELECT request_id FROM predictions").column(0).to_pylist() == ids
+
+
+def test_retention_deletes_segments_whose_newest_record_is_past_it(tmp_path: Path) -> None:
+    now = dt.datetime.now(dt.UTC)
+    old, recent = (
+        (now - dt.timedelta(days=40)).isoformat(),
+        (now - dt.timedelta(days=1)).isoformat(),
+    )
+    writer = tmp_path / "w-20260101T000000-1-abcd"
+    writer.mkdir()
+
+    def segment(number: int, times: list[str], *, statistics: bool) -> None:
+        rows = [
+            {"kind": "prediction", "request_id": f"{number}-{i}", "time": t}
+            for i, t in enumerate(times)
+        ]
+        pq.write_table(
+            _table(rows),
+            writer / f"seg-{number:06d}.parquet",
+            row_group_size=2,
+            write_statistics=statistics,
+        )
+
+    segment(0, [old] * 5, statistics=True)
+    segment(1, [old] * 3 + [recent], statistics=True)  # the recent one in its last row group
+    segment(2, [old] * 5, statistics=False)
+    segment(3, [old, recent, old], statistics=False)
+    assert compact_segments(tmp_path, retention_days=30) == {
+        "compacted": 0,
+        "removed": 2,
+        "busy": 0,
+    }
+    assert [p.name for p in log_files(writer)[0]] == ["seg-000001.parquet", "seg-000003.parquet"]
+
+
+def test_the_compactor_compacts_what_stopped_writers_left_and_each_closed_segment(
+    tmp_path: Path,
+) -> None:
+    old = write_old_log(tmp_path, 300, segment_bytes=20_000)
+    compactor = LogCompactor(tmp_path, retention_days=90)
+    with PredictionLog(tmp_path, segment_bytes=2000, on_rotate=compactor.wake) as log:
+        compactor.start()
+        for i in range(60):
+            _record(log, f"r{i}").result(timeout=10)  # type: ignore[attr-defined]
+        # While the server writes on, every segment it closed is compacted: one stays open.
+        _until(
+            lambda: (
+                [len(files) for files in log_files(log.folder)] == [log.stats.segments_closed, 1]
+            )
+        )
+        assert log.stats.segments_closed > 3
+        assert not [p for p in tmp_path.rglob("seg-*.jsonl") if p.parent != log.folder]
+        compactor.stop()
+    assert compactor.stats.failures == 0 and not list(tmp_path.rglob("*.tmp"))
+    rows = query_log(tmp_path, "SELECT request_id FROM predictions").column(0).to_pylist()
+    assert sorted(rows) == sorted([*old, *(f"r{i}" for i in range(60))])
+
+
+def test_the_compactor_leaves_a_held_log_to_its_holder_then_tries_again(tmp_path: Path) -> None:
+    ids = write_old_log(tmp_path, 100, segment_bytes=5000)
+    segments = sorted(tmp_path.rglob("seg-*.jsonl"))
+    compactor = LogCompactor(tmp_path, retry_seconds=0.01)
+    with _compaction_lock(tmp_path, wait=True):  # `mlplan logs compact`, or another worker
+        compactor.start()
+        _until(lambda: compactor.stats.busy >= 2)  # left to the holder, tried again
+        assert sorted(tmp_path.rglob("seg-*.jsonl")) == segments
+    _until(lambda: not list(tmp_path.rglob("seg-*.jsonl")))
+    compactor.stop()
+    assert compactor.stats.compacted == len(segments)
+    assert query_log(tmp_path, "SELECT request_id FROM predictions").column(0).to_pylist() == ids
+
+
+def test_stopping_the_compactor_abandons_the_segment_under_way(tmp_path: Path) -> None:
+    ids = write_old_log(tmp_path, 100, segment_bytes=1 << 20)
+    segment = next(tmp_path.rglob("seg-*.jsonl"))
+    kept = segment.read_bytes()
+    compactor = LogCompactor(tmp_path, pause_seconds=600)  # pauses after each chunk ...
+    compactor.start()
+    _until(lambda: list(tmp_path.rglob(".seg-*.tmp")))  # ... its first one written
+    compactor.stop()  # at once, not in ten minutes
+    assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob("*.parquet"))
+    assert segment.read_bytes() == kept and compactor.stats.compacted == 0
+    assert query_log(tmp_path, "SELECT request_id FROM predictions").column(0).to_pylist() == ids
+
+
+@pytest.mark.slow
+def test_compacting_a_large_segment_keeps_memory_bounded(tmp_path: Path) -> None:
+    write_old_log(tmp_path / "small", 2000, segment_bytes=1 << 30)
+    small_segment = next((tmp_path / "small").rglob("seg-*.jsonl"))
+    large = tmp_path / "large" / "w-20260101T000000-1-abcd" / "seg-000000.jsonl"
+    large.parent.mkdir(parents=True)
+    large.write_bytes(small_segment.read_bytes() * 40)  # a dead writer's 50 MB segment
+    assert large.stat().st_size > 40 * 2**20
+    # A fresh process compacts the small segment (what any compaction costs), then the
+    # large one: its peak resident memory may grow by a chunk and a row group, not by the
+    # segment (which the whole-file compaction grew by six times its size).
+    code = (
+        "import resource, sys; from pathlib import Path; "
+        "from mlplan.serving._log import compact_segments; "
+        "peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024; "
+        "compact_segments(Path(sys.argv[1])); small = peak(); "
+        "compact_segments(Path(sys.argv[2])); print(small, peak())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "small"), str(tmp_path / "large")],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    small, peak = map(int, out.split())
+    assert peak - small < 32 * 2**20, f"grew by {(peak - small) / 2**20:.0f} MiB"
+    assert not list(tmp_path.rglob("seg-*.jsonl"))
+
+
 _DEV_FULL = Path("/dev/full")  # every write to it fails with ENOSPC, as on a full disk
 needs_dev_full = pytest.mark.skipif(not _DEV_FULL.exists(), reason="needs /dev/full (Linux)")
 
@@ -333,14 +557,6 @@ def _fill_next_segment(log: PredictionLog) -> Path:
     link.symlink_to(_DEV_FULL)
     log.segment_bytes = 1
     return link
-
-
-def _until(condition: Callable[[], bool], seconds: float = 30) -> None:
-    """Wait until ``condition`` holds (polled), failing after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "the condition never held"
-        time.sleep(0.005)
 
 
 @needs_dev_full

@@ -7,15 +7,19 @@ import os
 import re
 import signal
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.serving.conftest import RECORD, bearer, server_process
+from tests.conftest import edit_plan
+from tests.serving.conftest import RECORD, bearer, server_process, write_old_log
 from tests.serving.conftest import stop as stop_server
 
 from mlplan.serving import query_log
+from mlplan.serving._log import _compaction_lock
 from mlplan.workspace import Workspace
 
 
@@ -155,3 +159,74 @@ def test_two_workers_killed_9_come_back_ready_every_time(
     assert not list(folder.rglob("*.tmp"))
     logged = query_log(folder, "SELECT count(*) FROM predictions WHERE kind = 'prediction'")
     assert logged.column(0)[0].as_py() == acknowledged  # none lost, none twice
+
+
+def _until(condition: Callable[[], object], seconds: float = 120) -> None:
+    """Poll ``condition`` until it holds (a short pause between tries leaves the CPU to the
+    server); fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        threading.Event().wait(0.05)
+
+
+def _predict(base: str, token: str, count: int) -> list[str]:
+    """``count`` acknowledged predictions; their request ids."""
+    with httpx.Client(base_url=base, headers=bearer(token), timeout=10) as client:
+        answers = [client.post("/v1/predict", json={"records": [RECORD]}) for _ in range(count)]
+    assert [a.status_code for a in answers] == [200] * count
+    return [a.json()["request_id"] for a in answers]
+
+
+def _logged(folder: Path) -> list[str]:
+    return query_log(folder, "SELECT request_id FROM predictions").column(0).to_pylist()
+
+
+@pytest.mark.slow
+def test_a_restart_over_a_large_log_is_ready_first_and_compacts_it_afterwards(
+    served: Workspace, tokens: dict[str, str]
+) -> None:
+    folder = served.root / ".mlplan" / "predictions" / "logistic-1"
+    old = [
+        *write_old_log(folder, 10_000, segment_bytes=2 << 20, seed=1),
+        *write_old_log(folder, 10_000, segment_bytes=2 << 20, seed=2),
+    ]  # two servers stopped, about 16 MB of segments left
+    left = sorted(folder.rglob("seg-*.jsonl"))
+    assert len(left) >= 6 and sum(p.stat().st_size for p in left) > 12 * 2**20
+    # The compaction cannot start while the test holds its lock, as it could not finish
+    # before ready over a log of any size: the server is ready all the same, ...
+    with contextlib.ExitStack() as lock:
+        lock.enter_context(_compaction_lock(folder, wait=True))
+        with server_process(served.root, "logistic-1") as (process, base):
+            assert httpx.get(f"{base}/v2/health/ready").json() == {"ready": True}
+            assert all(p.exists() for p in left)
+            acknowledged = _predict(base, tokens["predict"], 20)
+            # ... and compacts the lot in the background once the lock is free.
+            lock.close()
+            _until(lambda: all(p.with_suffix(".parquet").exists() for p in left))
+            assert not [p for p in left if p.exists()]
+            acknowledged += _predict(base, tokens["predict"], 20)
+            stop_server(process)
+    assert not list(folder.rglob("*.tmp"))
+    assert sorted(_logged(folder)) == sorted(old + acknowledged)  # none lost, none twice
+
+
+@pytest.mark.slow
+def test_a_live_server_compacts_the_segments_it_closes(
+    served: Workspace, tokens: dict[str, str]
+) -> None:
+    edit_plan(served, "retention_days: 90,", "retention_days: 90, segment_mb: 0.01,")
+    folder = served.root / ".mlplan" / "predictions" / "logistic-1"
+    with server_process(served.root, "logistic-1") as (process, base):
+        (writer,) = folder.glob("w-*")
+        acknowledged: list[str] = []
+
+        def compacted() -> bool:  # predictions go on until four closed segments are Parquet
+            acknowledged.extend(_predict(base, tokens["predict"], 5))
+            return len(list(writer.glob("seg-*.parquet"))) >= 4
+
+        _until(compacted)
+        assert len(list(writer.glob("seg-*.jsonl"))) <= 2  # the open one, one just closed
+        stop_server(process)
+    assert not list(folder.rglob("*.tmp"))
+    assert sorted(_logged(folder)) == sorted(acknowledged)

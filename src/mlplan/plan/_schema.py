@@ -417,6 +417,9 @@ class LoggingPolicy(_Section):
     mode: Literal["acked", "async"] = "acked"
     retention_days: int = Field(90, ge=1)
     pii: Literal["redact", "hash"] = "hash"
+    segment_mb: float = Field(
+        64, gt=0, description="A server's log segment is closed, then compacted, at this size."
+    )
 
 
 class Security(_Section):

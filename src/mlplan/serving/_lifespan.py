@@ -3,9 +3,11 @@
 Before the server listens: the plan, the auth rule and the keys (a plan that forbids the
 address stops it here). Then it is live at once, and ready once the model is loaded, verified
 and warmed up in a thread: the validators, the prediction log, the micro-batcher, the keys'
-refresher and the ``serve`` run follow. On shutdown it stops being ready, lets in-flight
-requests get their answers, closes the log with everything acknowledged on disk, and closes
-the run with what the server did.
+refresher and the ``serve`` run follow. Once ready, the log is compacted in the background
+(never before: a restart is ready in seconds whatever the log's size). On shutdown it stops
+being ready, abandons a compaction under way, lets in-flight requests get their answers,
+closes the log with everything acknowledged on disk, and closes the run with what the
+server did.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from typing import Any
 from mlplan.errors import MlplanError, UsageError
 from mlplan.modeling import get_model
 from mlplan.serving._batcher import Deadlines, MicroBatcher
+from mlplan.serving._compactor import LogCompactor
 from mlplan.serving._config import is_loopback
 from mlplan.serving._feedback import FeedbackValidator
 from mlplan.serving._ids import RequestIds
 from mlplan.serving._keys import KeyRing
-from mlplan.serving._log import LOG_DIR, PiiPolicy, PredictionLog, compact_segments, log_key
+from mlplan.serving._log import LOG_DIR, PiiPolicy, PredictionLog, log_key
 from mlplan.serving._metrics import ServerMetrics
 from mlplan.serving._model import load_served_model
 from mlplan.serving._records import finish_serving, start_serving
@@ -50,6 +53,7 @@ class Lifespan:
         self.config = state.config
         self._log_deadlines = log_deadlines
         self._publishing: list[asyncio.Task[None]] = []
+        self._compactor: LogCompactor | None = None
 
     @contextlib.asynccontextmanager
     async def __call__(self, app: Any) -> AsyncIterator[None]:
@@ -98,6 +102,8 @@ class Lifespan:
                         await state.batcher.stop()
                         state.batcher = None
                     self._not_ready(exc)
+            if state.ready and self._compactor is not None:
+                self._compactor.start()  # what earlier servers left, then each closed segment
         finally:
             state.loaded.set()
 
@@ -145,11 +151,30 @@ class Lifespan:
                 c for spec in ws.plan.datasets.values() for c in (spec.pii_columns or [])
             )
             folder = ws.root / ".mlplan" / LOG_DIR / model.name
-            state.log = PredictionLog(folder, mode=policy.mode, pii=PiiPolicy(pii, policy.pii, key))
-            # Several workers start at once: one compacts, the others leave it to that one.
-            compact_segments(folder, retention_days=policy.retention_days, wait=False)
+            # Compacted in the background once ready, never here (see _bring_up).
+            self._compactor = LogCompactor(
+                folder, retention_days=policy.retention_days, report=self._compaction_failed
+            )
+            state.log = PredictionLog(
+                folder,
+                mode=policy.mode,
+                pii=PiiPolicy(pii, policy.pii, key),
+                segment_bytes=int(policy.segment_mb * 1024 * 1024),
+                on_rotate=self._compactor.wake,
+            )
         state.model = model
         state.reason = None
+
+    def _compaction_failed(self, exc: Exception) -> None:
+        """A background compaction failed (the next pass tries again): said at once."""
+        print(
+            f"mlplan serve: compacting the prediction log of {self.config.model} failed "
+            f"(tried again later): {type(exc).__name__}: {exc}",
+            flush=True,
+        )
+        if not isinstance(exc, MlplanError):
+            traceback.print_exception(exc, file=sys.stdout)
+            sys.stdout.flush()
 
     async def _start_batcher(self) -> None:
         state, config = self.state, self.config
@@ -202,6 +227,8 @@ class Lifespan:
         metrics.ready.set(0)
         for task in self._publishing:
             task.cancel()
+        if self._compactor is not None:  # a segment under way is abandoned, left whole
+            await asyncio.to_thread(self._compactor.stop)
         if state.keys is not None:
             state.keys.stop()
         if state.batcher is not None:

@@ -7,6 +7,7 @@ Layout, under ``.mlplan/predictions/<model>/``, one folder per writer (a server 
         seg-000001.jsonl      open segment: one JSON record per line, appended
         seg-000000.parquet    closed segments, compacted (temp file + atomic rename)
     .compact.lock             held (flock) by the one process compacting the model's log
+    w-.../.seg-000000.*.tmp   a compaction's Parquet file until it is complete (renamed)
 
 One writer thread drains a queue and commits in groups: it writes every record waiting,
 calls ``fsync`` once, then acknowledges them all. In ``acked`` mode a request is answered
@@ -15,6 +16,10 @@ bounded, so a crash loses at most ``max_pending`` queued records plus the group 
 written, and records refused when it is full are counted exactly. A write or ``fsync`` that
 fails is cut back off the file, so a retried request is never logged twice. A torn last line
 (a crash mid-write) was never acknowledged; readers skip it and compaction drops it.
+
+Compaction streams: a segment is parsed 32 KB at a time and written as Parquet row groups of
+about 8 MB, so its memory is bounded by those, not by the segment's or the log's size. A
+server compacts in the background (``_compactor.py``), never before it is ready.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +60,13 @@ __all__ = [
     "query_log",
     "write_failure",
 ]
+
+_CHUNK_BYTES = 32 << 10
+"""How much of a JSONL segment is parsed at a time: a compaction's memory is bounded by it,
+and a server's compactor pauses after each (parsing holds the interpreter: small chunks keep
+the requests' threads waiting for it a fraction of a millisecond, not the 5 ms switch)."""
+_ROW_GROUP_BYTES = 8 << 20
+"""About how much Arrow data makes one Parquet row group when a segment is compacted."""
 
 LOG_DIR = "predictions"
 _SEGMENT = "seg-{:06d}"
@@ -273,6 +285,9 @@ class PredictionLog:
         disk. ``async``: it returns at once; ``max_pending`` bounds what a crash can lose.
     segment_bytes, segment_seconds
         When the open segment is closed and a new one started.
+    on_rotate
+        Called (in the writer's thread; it must be quick) after each segment is closed: a
+        server wakes its compactor with it.
     """
 
     def __init__(
@@ -284,12 +299,14 @@ class PredictionLog:
         segment_bytes: int = 64 * 1024 * 1024,
         segment_seconds: float = 3600.0,
         pii: PiiPolicy | None = None,
+        on_rotate: Callable[[], None] | None = None,
     ) -> None:
         if mode not in {"acked", "async"}:
             raise UsageError(f"deployment.logging.mode must be acked or async; got {mode!r}")
         self.mode = mode
         self.segment_bytes = segment_bytes
         self.segment_seconds = segment_seconds
+        self._on_rotate = on_rotate
         folder.mkdir(parents=True, exist_ok=True)
         self.pii = pii or PiiPolicy(frozenset())
         if self.pii.columns and not self.pii.key:
@@ -413,6 +430,8 @@ class PredictionLog:
         self.stats.segments_closed += 1
         self._path, self._handle = following, handle
         self._opened_at = time.monotonic()
+        if self._on_rotate is not None:
+            self._on_rotate()
 
     def _commit(self, pending: list[_Pending]) -> None:
         try:
@@ -521,11 +540,52 @@ def log_files(folder: Path) -> tuple[list[Path], list[Path]]:
 
 
 def _read_jsonl(path: Path) -> Any:
+    """A JSONL segment as one Arrow table of the log's schema."""
+    tables = list(_jsonl_tables(path))
+    return pa.concat_tables(tables) if tables else _schema().empty_table()
 
-    rows = []
-    for line in path.read_bytes().splitlines():
-        with contextlib.suppress(ValueError):  # a torn last line of an open segment
-            rows.append(json.loads(line))
+
+def _jsonl_tables(path: Path) -> Iterator[Any]:
+    """A JSONL segment as Arrow tables of the log's schema, one per ``_CHUNK_BYTES`` of lines;
+    a line that is not JSON (a torn last line) is dropped."""
+    loads = _json_loads()
+    for lines in _jsonl_lines(path, _CHUNK_BYTES):
+        rows = []
+        for line in lines:
+            try:
+                rows.append(loads(line))
+            except ValueError:  # orjson refuses NaN and integers past 64 bits; json takes them
+                with contextlib.suppress(ValueError):  # a torn last line of a segment
+                    rows.append(json.loads(line))
+        yield _table(rows)
+
+
+def _jsonl_lines(path: Path, chunk_bytes: int) -> Iterator[list[bytes]]:
+    """The lines of a JSONL segment, about ``chunk_bytes`` at a time (the last, unended line
+    too: it may be whole)."""
+    with path.open("rb") as handle:
+        rest = b""
+        while block := handle.read(chunk_bytes):
+            *lines, rest = (rest + block).split(b"\n")
+            if lines:
+                yield lines
+        if rest:
+            yield [rest]
+
+
+def _json_loads() -> Callable[[bytes], Any]:
+    """orjson's parser where the serving extra is installed (about twice as fast), else json's:
+    they read the writer's lines alike (its encoder, orjson's, writes no NaN and no integer
+    past 64 bits)."""
+    try:
+        import orjson
+    except ImportError:
+        return json.loads
+    return orjson.loads
+
+
+def _table(rows: list[Any]) -> Any:
+    """Records as an Arrow table of the log's schema; nested values as JSON text."""
     columns = {name: [r.get(name) for r in rows] for name in _COLUMNS}
     for name in ("inputs", "outputs", "error"):
         columns[name] = [
@@ -583,12 +643,22 @@ def _compaction_lock(folder: Path, *, wait: bool) -> Iterator[bool]:
 
 
 def compact_segments(
-    folder: Path, *, retention_days: int | None = None, wait: bool = True
+    folder: Path,
+    *,
+    retention_days: int | None = None,
+    wait: bool = True,
+    stop: Callable[[], bool] | None = None,
 ) -> dict[str, int]:
     """Turn closed JSONL segments into Parquet, atomically, in every writer folder under
     ``folder`` (a live writer's open segment is left alone; a dead writer's last one is
     compacted too, its torn line dropped), and delete Parquet segments whose newest record
     is older than ``retention_days``.
+
+    A segment is streamed, parsed 32 KB at a time and written in row groups of about
+    8 MB of Arrow data: memory is bounded by those, whatever the segment's or the log's size.
+    ``stop`` is asked after each chunk (a server's compactor pauses in it, and asks to stop
+    on shutdown): once it answers True, the segment under way is abandoned, its temporary
+    file deleted and the segment left as it was, and what was done so far is returned.
 
     One compaction of ``folder`` runs at a time, across processes: another one waits for
     it, or, with ``wait`` False, does nothing (``busy`` is 1 in what it returns)."""
@@ -597,44 +667,102 @@ def compact_segments(
     with _compaction_lock(folder, wait=wait) as held:
         if not held:
             return {"compacted": 0, "removed": 0, "busy": 1}
-        return {**_compact(folder, retention_days), "busy": 0}
+        return {**_compact(folder, retention_days, stop or (lambda: False)), "busy": 0}
 
 
-def _compact(folder: Path, retention_days: int | None) -> dict[str, int]:
+class _Stopped(Exception):
+    """A compaction was asked to stop."""
+
+
+def _compact(folder: Path, retention_days: int | None, stop: Callable[[], bool]) -> dict[str, int]:
     """:func:`compact_segments`, with the compaction lock held."""
     writers = sorted({p.parent for p in folder.rglob("seg-*.*")} | {folder})
-    compacted = removed = 0
-    for writer in writers:
+    for writer in writers:  # first, even when asked to stop: a clean stop leaves no temp file
         for stale in writer.glob(".seg-*.tmp"):  # left by a compaction that was killed
             stale.unlink(missing_ok=True)
-        segments = _segments(writer, "jsonl")
-        closed = segments[:-1] if _writer_alive(writer) else segments
-        for path in closed:
-            table = _read_jsonl(path)
-            target = path.with_suffix(".parquet")
-            fd, name = tempfile.mkstemp(dir=writer, prefix=f".{path.stem}.", suffix=".tmp")
-            temp = Path(name)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    pq.write_table(table, handle)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                temp.replace(target)
-            except BaseException:
-                temp.unlink(missing_ok=True)
-                raise
+    done = {"compacted": 0, "removed": 0}
+    try:
+        for writer in writers:
+            segments = _segments(writer, "jsonl")
+            closed = segments[:-1] if _writer_alive(writer) else segments
+            for path in closed:
+                _compact_segment(path, stop)
+                done["compacted"] += 1
+            if retention_days is not None:
+                done["removed"] += _expire(writer, retention_days, stop)
+    except _Stopped:
+        pass
+    return done
+
+
+def _compact_segment(path: Path, stop: Callable[[], bool]) -> None:
+    """Write the JSONL segment ``path`` as Parquet beside it, a chunk at a time, to a
+    temporary file renamed once complete; then delete the segment."""
+    writer = path.parent
+    fd, name = tempfile.mkstemp(dir=writer, prefix=f".{path.stem}.", suffix=".tmp")
+    os.close(fd)
+    temp = Path(name)
+    try:
+        # Arrow writes the file itself (no Python between it and the disk): row groups of
+        # about _ROW_GROUP_BYTES, gathered from the chunks.
+        with pq.ParquetWriter(name, _schema()) as out:
+            group: list[Any] = []
+            size = 0
+            for table in _jsonl_tables(path):
+                if stop():  # asked after each chunk (a server's compactor pauses in it)
+                    raise _Stopped
+                group.append(table)
+                size += table.nbytes
+                if size >= _ROW_GROUP_BYTES:
+                    out.write_table(pa.concat_tables(group))
+                    group, size = [], 0
+            if group:
+                out.write_table(pa.concat_tables(group))
+        fd = os.open(name, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        temp.replace(path.with_suffix(".parquet"))
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    path.unlink()
+    _fsync_dir(writer)  # the rename and the unlink survive a crash together
+
+
+def _expire(writer: Path, retention_days: int, stop: Callable[[], bool]) -> int:
+    """Delete ``writer``'s Parquet segments whose newest record is past the retention."""
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=retention_days)
+    removed = 0
+    for path in _segments(writer, "parquet"):
+        if stop():
+            raise _Stopped
+        newest = _newest_time(path)
+        if newest is None or dt.datetime.fromisoformat(newest) < cutoff:
             path.unlink()
-            _fsync_dir(writer)  # the rename and the unlink survive a crash together
-            compacted += 1
-        if retention_days is not None:
-            cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=retention_days)
-            for path in _segments(writer, "parquet"):
-                times = pq.read_table(path, columns=["time"]).column("time").to_pylist()
-                newest = max((dt.datetime.fromisoformat(t) for t in times if t), default=None)
-                if newest is None or newest < cutoff:
-                    path.unlink()
-                    removed += 1
-    return {"compacted": compacted, "removed": removed}
+            removed += 1
+    return removed
+
+
+def _newest_time(path: Path) -> str | None:
+    """The newest ``time`` in a Parquet segment: from the statistics of its row groups, else
+    read a row group at a time. Times are ISO 8601 in UTC, as the writer stamps them, which
+    sort as text as they do in time."""
+    import pyarrow.compute as pc
+
+    newest: str | None = None
+    with pq.ParquetFile(path) as segment:
+        column = segment.schema_arrow.get_field_index("time")
+        for i in range(segment.metadata.num_row_groups):
+            stats = segment.metadata.row_group(i).column(column).statistics
+            if stats is not None and stats.has_min_max:
+                top = stats.max
+            else:
+                top = pc.max(segment.read_row_group(i, columns=["time"]).column(0)).as_py()
+            if top and (newest is None or top > newest):
+                newest = top
+    return newest
 
 
 def query_log(folder: Path, sql: str) -> Any:
@@ -642,7 +770,11 @@ def query_log(folder: Path, sql: str) -> Any:
 
     # One model's folder, or the folder of every model's log.
     parquet = sorted(folder.rglob("seg-*.parquet"))
-    jsonl = sorted(folder.rglob("seg-*.jsonl"))
+    # A segment whose Parquet copy is complete (renamed into place) but not yet deleted (a
+    # compaction in its last step, or killed there) is read once, from the copy.
+    jsonl = [
+        p for p in sorted(folder.rglob("seg-*.jsonl")) if not p.with_suffix(".parquet").exists()
+    ]
     parts = [pq.read_table(p) for p in parquet] + [_read_jsonl(p) for p in jsonl]
     # Segments written before a column existed read it as null.
     table = pa.concat_tables(parts, promote_options="default") if parts else _schema().empty_table()
