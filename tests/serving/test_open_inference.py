@@ -121,6 +121,29 @@ def test_a_missing_value_in_a_binary_tensor_is_refused_as_null_is(
     }
 
 
+@pytest.mark.parametrize(
+    ("datatype", "value"), [("INT64", 40.5), ("INT64", 2**70), ("INT32", 2**31), ("INT64", True)]
+)
+def test_an_integer_tensor_holds_integers_of_its_size(
+    client: TestClient, tokens: dict[str, str], datatype: str, value: Any
+) -> None:
+    records = _records(2)
+
+    def body(ages: list[Any]) -> dict[str, Any]:
+        tensors = [
+            {"name": name, "datatype": kind, "shape": [2, 1], "data": [r[name] for r in records]}
+            for name, kind in INPUTS
+        ]
+        tensors[0] |= {"datatype": datatype, "data": ages}  # age
+        return {"inputs": tensors}
+
+    headers = bearer(tokens["predict"])
+    assert client.post(URL, json=body([40, 41]), headers=headers).status_code == 200
+    answer = client.post(URL, json=body([40, value]), headers=headers)
+    assert answer.status_code == 422
+    assert answer.json() == {"error": f"inputs[0].data[1]: expected {datatype} values"}
+
+
 def _tamper(
     change: Callable[[dict[str, Any], bytes], tuple[dict[str, Any], bytes]],
     length: Callable[[int], str] = str,

@@ -155,6 +155,8 @@ def _is_number(value: Any) -> bool:
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+_INT_LIMITS = {"INT32": 2**31, "INT64": 2**63}
+"""An integer datatype's values lie in [-limit, limit)."""
 _NUMBER_TYPES = frozenset({int, float})
 
 
@@ -580,6 +582,13 @@ class TensorValidator:
         size = math.prod(shape) if shape else 0
         if len(data) != size:
             return FieldError((*where, "data"), "size", f"expected {size} values for shape {shape}")
+        datatype = tensor["datatype"]
+        limit = _INT_LIMITS.get(datatype)
+        if limit is not None and isinstance(data, list):  # JSON: the values must be its type's
+            for k, v in enumerate(data):
+                if v is not None and not (type(v) is int and -limit <= v < limit):
+                    where = (*where, "data", k)
+                    return FieldError(where, "int_type", f"expected {datatype} values")
         wanted = list(spec.shape or (None, 1))
         if len(shape) != len(wanted) or any(
             w is not None and w != d for w, d in zip(wanted, shape, strict=True)
