@@ -221,3 +221,17 @@ def test_binary_columns_take_the_same_checks_as_records(
     _same(
         validator.validate_columns(columns, len(rows), loc=loc), validator.checked(records, loc=loc)
     )
+
+
+def test_a_missing_field_says_whether_null_may_stand_for_it() -> None:
+    # Told to send null, a client sending null for a field never missing in training would be
+    # refused again; only a nullable field may be sent as null.
+    validator = RecordValidator(SIGNATURE)
+    result = validator.validate([{"score": 1.0, "plan": "basic", "city": None}])
+    messages = {e.loc[-1]: (e.type, e.msg) for e in result.errors}
+    assert messages == {
+        "age": ("missing", "field required; it may not be null: it was never missing in training"),
+        "income": ("missing", "field required (send null when unknown)"),
+    }
+    null_age = validator.validate([{"age": None, "income": None, "score": 1.0, "plan": "basic"}])
+    assert {e.loc[-1]: e.type for e in null_age.errors} == {"age": "null", "city": "missing"}

@@ -30,6 +30,7 @@ __all__ = [
 _FEW_ROWS = 16
 _REFUSED = object()  # a value that failed its check: nothing to feed
 _NEVER_MISSING = "may not be null: it was never missing in training"
+_REQUIRED = "field required; it " + _NEVER_MISSING
 _NOT_A_NUMBER = "expected a finite number (32-bit float range)"
 _NOT_A_STRING = "expected a string (valid UTF-8)"
 
@@ -390,8 +391,8 @@ class RecordValidator:
             if name not in record:
                 errors.append(
                     FieldError((*here, name), "missing", "field required (send null when unknown)")
-                    if not spec.nullable
-                    else FieldError((*here, name), "missing", "field required; null is allowed")
+                    if spec.nullable
+                    else FieldError((*here, name), "missing", _REQUIRED)
                 )
                 continue
             value = record[name]
