@@ -229,6 +229,8 @@ def test_refusals_are_counted_by_reason(client: TestClient, tokens: dict[str, st
     for request, reason in refusals:
         assert client.post("/v1/predict", **request).status_code >= 400, reason
     assert client.get("/v2/models/other", headers=predict).status_code == 404
+    unknown_version = "/v2/models/logistic-1/versions/0/infer"
+    assert client.post(unknown_version, json={}, headers=predict).status_code == 404
     text = client.get("/metrics", headers=bearer(tokens["admin"])).text
     counted = {
         line.split('"')[1]: float(line.rsplit(" ", 1)[1])
@@ -241,7 +243,7 @@ def test_refusals_are_counted_by_reason(client: TestClient, tokens: dict[str, st
         "validation": 2.0,
         "unauthorized": 1.0,
         "forbidden": 1.0,
-        "unknown_model": 1.0,
+        "unknown_model": 2.0,  # another model, and another version of this one
     }
     assert counted == expected
 

@@ -154,6 +154,7 @@ class Routes:
         if model is None:
             return self._not_ready()
         if version != model.version:
+            self.metrics.refused("unknown_model")
             return error(
                 404,
                 f"no such version of {model.name}; this server serves version {model.version}",
