@@ -134,6 +134,19 @@ def test_a_loopback_server_answers_only_requests_for_this_machine(keyless: TestC
     assert sample(text, "mlplan_http_requests_total", route="other", status="421") == 10
 
 
+def test_a_second_host_or_origin_is_not_taken_in_place_of_the_first(
+    keyless: TestClient,
+) -> None:
+    # HTTP allows one Host (and one Origin): with two, the checks once read only the last.
+    for first, second in (("evil.example", "127.0.0.1"), ("127.0.0.1", "evil.example")):
+        hosts = [("Host", first), ("Host", second), ("Content-Type", "application/json")]
+        assert keyless.post("/v1/predict", content=BODY, headers=hosts).status_code == 421
+    origins = [("Origin", "http://evil.example"), ("Origin", "http://localhost")]
+    answer = keyless.post("/v1/predict", content=BODY, headers=[*origins, *JSON.items()])
+    assert answer.status_code == 403
+    assert keyless.post("/v1/predict", content=BODY, headers=JSON).status_code == 200
+
+
 def test_with_keys_the_host_is_checked_but_not_the_origin(
     served: Workspace, client: TestClient, tokens: dict[str, str]
 ) -> None:

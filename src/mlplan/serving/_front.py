@@ -132,12 +132,12 @@ class Front:
                 bearer = value if bearer is None else bearer  # the first, as Starlette reads
             elif key == b"x-api-key":
                 api_key = value if api_key is None else api_key
-            elif key == b"host":
-                host = value
+            elif key == b"host":  # a second Host or Origin names no one machine: refused
+                host = value if host is None else b""
             elif key == b"content-type":
                 content_type = value
             elif key == b"origin":
-                origin = value
+                origin = value if origin is None else b"null"
             elif key == b"inference-header-content-length":
                 binary = value
         refused = self._guard(scope, host, origin, content_type, binary)
