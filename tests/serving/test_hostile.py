@@ -5,6 +5,7 @@ prediction, never a 5xx, and neither the answers nor the log grow past the bytes
 from __future__ import annotations
 
 import random
+import socket
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,3 +85,31 @@ def test_a_thousand_hostile_requests_get_small_answers_and_a_small_log(
         p.read_bytes() for p in (served.root / ".mlplan" / "predictions").rglob("*") if p.is_file()
     )
     assert EMAIL.encode() not in everything and PHONE.encode() not in everything
+
+
+def _head_answer(base: str, header_bytes: int) -> bytes:
+    """The status line answered to a GET whose one header holds ``header_bytes`` bytes, sent
+    100 KB at a time (what the server reads before it answers; a refused request's connection
+    may close before all is sent)."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        try:
+            connection.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ")
+            for _ in range(header_bytes // 100_000):
+                connection.sendall(b"a" * 100_000)
+            connection.sendall(b"\r\nConnection: close\r\n\r\n")
+        except OSError:  # refused and closed mid-way
+            pass
+        return connection.makefile("rb").readline()
+
+
+@pytest.mark.slow
+def test_a_request_head_is_bounded(served: Workspace) -> None:
+    # uvicorn set no limit: a 100 MB header line, never finished, held 100 MB of memory and
+    # the event loop for 17 s, before any key was asked for.
+    with server_process(served.root, "logistic-1") as (process, base):
+        assert _head_answer(base, 200_000).startswith(b"HTTP/1.1 200")
+        assert _head_answer(base, 5_000_000).startswith(b"HTTP/1.1 431")
+        with httpx.Client(base_url=base, timeout=30) as client:  # served as before
+            assert client.get("/v2/health/live").status_code == 200
+        stop(process)

@@ -202,4 +202,15 @@ def _run_uvicorn(uvicorn: Any, host: str, port: int, workers: int) -> None:
         access_log=False,
         timeout_graceful_shutdown=30,
         proxy_headers=False,  # X-Forwarded-* are not trusted; and it costs on every request
+        http=_http_protocol(),
     )
+
+
+def _http_protocol() -> Any:
+    """uvicorn's httptools protocol with the request's headers bounded (``_http.py``), where
+    httptools is installed; else uvicorn's h11 protocol, which bounds them itself."""
+    try:
+        from mlplan.serving._http import BoundedHttpToolsProtocol
+    except ImportError:  # no httptools
+        return "h11"
+    return BoundedHttpToolsProtocol
