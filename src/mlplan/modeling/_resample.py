@@ -29,10 +29,8 @@ bootstrap: ``evaluate``'s regressions against the older system). Batches hold at
 
 from __future__ import annotations
 
-import os
 import zlib
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from math import exp, factorial
 from typing import NamedTuple
@@ -433,17 +431,6 @@ def ordered_for_resampling(data: Predictions, rows: np.ndarray, names: Sequence[
     return rows[np.lexsort(keys)]
 
 
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    # Batches run in threads (NumPy releases the GIL in every loop used here).
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max(1, min(os.cpu_count() or 1, 8)), "mlplan-bootstrap")
-    return _POOL
-
-
 def bootstrap(
     data: Predictions,
     rows: np.ndarray,
@@ -471,5 +458,5 @@ def bootstrap(
     def run(batch: int) -> dict[str, np.ndarray]:
         return group.draws(_weights(_stream(seed, key, batch), sizes[batch], m), with_confusion)
 
-    results = list(_pool().map(run, range(len(sizes)))) if len(sizes) > 1 else [run(0)]
+    results = [run(batch) for batch in range(len(sizes))]
     return {name: np.concatenate([r[name] for r in results]) for name in results[0]}
