@@ -3,22 +3,27 @@
 A resample is a weight per row (how many times it is drawn), so a batch of ``b`` resamples is
 one ``b x m`` weight matrix, and every metric comes from it without materialising a row:
 
-- **Sums.** Counting metrics read the confusion counts; log loss, Brier, MAE, RMSE, MAPE and
-  R² read weighted sums of per-row values; ECE the weighted sum of each bin's gap. One
-  matrix product ``weights @ columns`` (BLAS) gives every sum of every draw at once: the
-  columns are the one-hot (true, predicted) cells and the per-row values.
+- **Counts.** Confusion counts are sums of weights over (true, predicted) cells. The rows
+  are ordered so that each cell (and each ECE bin) is a few runs, summed run by run
+  (``np.add.reduceat``); for a binary model ranked by score with labels from a threshold,
+  they are differences of the running counts the ranking makes anyway. Otherwise one
+  weighted ``np.bincount`` a draw.
+- **Means.** Log loss, Brier, MAE, RMSE, MAPE and R² read weighted sums of per-row values:
+  one matrix-vector product per value for the whole batch.
 - **Ranks.** ROC AUC and average precision come from rows sorted by score *once*: each
-  draw's cumulative positives and totals down the ranking (``np.cumsum`` over the batch),
-  runs of tied scores summed first (``np.add.reduceat``), as scikit-learn treats ties.
+  draw's drawn positives and drawn rows counted down the ranking (integer ``np.cumsum``,
+  exact); a run of tied scores counts as one step, read at the run's ends, as in
+  scikit-learn.
 
 Why Poisson(1) weights rather than a multinomial draw of ``m`` rows: the weights of
 different rows are independent, so a batch is one table lookup on random bits (16 bits a
 weight; the rare values that straddle a break of the Poisson CDF take 53 more bits), with no
-``m`` random indices to draw and count per resample. This is the Poisson bootstrap (Hanley &
-MacGibbon 2006; Chamandy et al. 2012): the resample size varies around ``m`` (by ``√m``),
-and every metric we report is a ratio or a mean, so its draws have the multinomial
-bootstrap's spread up to terms of order ``1/m``; a test at a fixed seed compares the
-intervals with explicit row resampling for every metric, overall and per slice.
+``m`` random indices to draw and count per resample (the old algorithm spent most of its
+time there, and gathered and measured the resampled rows again). This is the Poisson
+bootstrap (Hanley & MacGibbon 2006; Chamandy et al. 2012): the resample size varies around
+``m`` (by ``√m``), and every metric we report is a ratio or a mean, so its draws have the
+multinomial bootstrap's spread up to terms of order ``1/m``; a test at a fixed seed compares
+the intervals with explicit row resampling for every metric, overall and per slice.
 
 Streams: the weights of a group depend only on the seed, the group's key, the number of its
 rows and the batch; so a group's intervals do not change when another slice is added, and
