@@ -19,6 +19,7 @@ from mlplan.evaluation import (
     slice_metrics,
 )
 from mlplan.evaluation._analysis import benjamini_hochberg
+from mlplan.modeling import aggregate
 
 
 def _binary(rng: np.random.Generator, n: int = 3000) -> dict[str, Any]:
@@ -261,35 +262,58 @@ def test_benjamini_hochberg_equals_statsmodels(rng: np.random.Generator) -> None
     assert np.allclose(benjamini_hochberg(p), multipletests(p, method="fdr_bh")[1])
 
 
-@pytest.mark.parametrize("kind", ["binary", "multiclass"])
+@pytest.mark.parametrize("ordered", [False, True], ids=["rows-as-given", "rows-ordered"])
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
 def test_each_bootstrap_draw_equals_scikit_learn_on_the_resampled_rows(
-    rng: np.random.Generator, kind: str
+    rng: np.random.Generator, kind: str, ordered: bool
 ) -> None:
-    from mlplan.modeling._metrics import _seed_for, bootstrap
+    from mlplan.modeling._resample import _batches, bootstrap, ordered_for_resampling
 
-    n, k = 400, (2 if kind == "binary" else 3)
+    n, k = 400, (3 if kind == "multiclass" else 2)
     y = rng.integers(0, k, n)
+    # Probabilities rounded to one decimal: many tied scores.
     raw = np.round(rng.random((n, k)) + np.eye(k)[y], 1)
     proba = raw / raw.sum(axis=1, keepdims=True)
-    data = Predictions.from_arrays(y, proba.argmax(axis=1), proba=proba, classes=list(range(k)))
-    rows = np.arange(n)
-    names = ["roc_auc", "accuracy", "log_loss"] + (["pr_auc"] if kind == "binary" else [])
+    if kind == "regression":
+        truth = rng.normal(3.0, 1.0, n)
+        data = Predictions.from_arrays(truth, truth + rng.normal(0, 0.5, n), kind="regression")
+        names = ["mae", "rmse", "r2", "mape"]
+    else:
+        data = Predictions.from_arrays(y, proba.argmax(1), proba=proba, classes=list(range(k)))
+        names = ["roc_auc", "accuracy", "log_loss", "brier", "ece"]
+        names += ["pr_auc", "f1"] if kind == "binary" else ["macro_f1"]
+    rows = rng.permutation(n)  # any order: a draw is a weight per position of rows
+    if ordered:  # the order slice reports use: ranked, or by cell and bin
+        rows = ordered_for_resampling(data, rows, names)
     draws = bootstrap(data, rows, names, n_boot=5, seed=3, key="k")
-    index = _seed_for(3, "k").integers(0, n, size=(5, n))
+    weights = np.vstack(list(_batches(n, 5, 3, "k")))
     for b in range(5):
-        i = index[b]
-        auc = (
-            skm.roc_auc_score(y[i], proba[i, 1])
-            if kind == "binary"
-            else skm.roc_auc_score(y[i], proba[i], multi_class="ovr")
-        )
-        assert draws["roc_auc"][b] == pytest.approx(auc, abs=1e-12)
-        assert draws["accuracy"][b] == pytest.approx(skm.accuracy_score(y[i], proba[i].argmax(1)))
-        assert draws["log_loss"][b] == pytest.approx(skm.log_loss(y[i], proba[i], labels=range(k)))
-        if kind == "binary":
-            assert draws["pr_auc"][b] == pytest.approx(
-                skm.average_precision_score(y[i], proba[i, 1]), abs=1e-12
-            )
+        i = np.repeat(rows, weights[b])  # the rows of the resample, each as often as drawn
+        if kind == "regression":
+            truth_i, pred_i = data.values[i], data.predicted[i]
+            expected = {
+                "mae": skm.mean_absolute_error(truth_i, pred_i),
+                "rmse": np.sqrt(skm.mean_squared_error(truth_i, pred_i)),
+                "r2": skm.r2_score(truth_i, pred_i),
+                "mape": skm.mean_absolute_percentage_error(truth_i, pred_i),
+            }
+        else:
+            p_i, y_i, onehot = proba[i], y[i], np.eye(k)[y[i]]
+            expected = {
+                "accuracy": skm.accuracy_score(y_i, p_i.argmax(1)),
+                "log_loss": skm.log_loss(y_i, p_i, labels=range(k)),
+                "brier": np.mean(((p_i - onehot) ** 2).sum(1) / (2 if kind == "binary" else 1)),
+                "ece": aggregate(data, i, np.zeros(len(i), np.int64), 1, ["ece"])["ece"][0],
+            }
+            if kind == "binary":
+                expected["roc_auc"] = skm.roc_auc_score(y_i, p_i[:, 1])
+                expected["pr_auc"] = skm.average_precision_score(y_i, p_i[:, 1])
+                expected["f1"] = skm.f1_score(y_i, p_i.argmax(1))
+            else:
+                expected["roc_auc"] = skm.roc_auc_score(y_i, p_i, multi_class="ovr")
+                expected["macro_f1"] = skm.f1_score(y_i, p_i.argmax(1), average="macro")
+        for name in names:
+            assert draws[name][b] == pytest.approx(expected[name], rel=1e-5, abs=1e-6), name
 
 
 def test_regression_slices_by_features_and_single_class_samples(rng: np.random.Generator) -> None:

@@ -40,13 +40,10 @@ from mlplan.modeling._metrics import (
     MetricEstimate,
     PredictionKind,
     Predictions,
-    SliceReport,
     aggregate,
-    bootstrap,
     interval,
     metrics_for,
     per_class_from_confusion,
-    slice_metrics,
 )
 from mlplan.modeling._models import ModelInfo, get_model, list_models, parse_model_ref
 from mlplan.modeling._older import (
@@ -58,6 +55,7 @@ from mlplan.modeling._older import (
 )
 from mlplan.modeling._package import run_graph
 from mlplan.modeling._register import PackageDraft, draft_version, register_version
+from mlplan.modeling._resample import bootstrap
 from mlplan.modeling._screen import (
     LEAK_THRESHOLD,
     SCREEN_SAMPLE_ROWS,
@@ -65,6 +63,7 @@ from mlplan.modeling._screen import (
     screen_features,
 )
 from mlplan.modeling._signature import InputKind, PackageSignature, SignatureInput
+from mlplan.modeling._slice_report import SliceReport, slice_metrics
 from mlplan.modeling._tabular import build_pipeline, export_onnx, score_predictions
 from mlplan.modeling._train import train_model, train_models
 

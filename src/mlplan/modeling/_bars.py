@@ -30,10 +30,11 @@ from mlplan.modeling._inputs import (
     target_kind,
     target_values,
 )
-from mlplan.modeling._metrics import Predictions, slice_metrics
+from mlplan.modeling._metrics import Predictions
 from mlplan.modeling._models import ModelInfo
 from mlplan.modeling._older import older_system_predictions
 from mlplan.modeling._package import run_graph
+from mlplan.modeling._slice_report import slice_metrics
 from mlplan.workspace import Workspace
 
 __all__ = [
