@@ -166,3 +166,9 @@ def write_old_log(folder: Path, records: int, *, segment_bytes: int, seed: int =
                 assert done is not None
                 done.result(timeout=60)
     return ids
+
+
+def log_bytes(root: Path, model: str = "logistic-1") -> int:
+    """The bytes of a served model's prediction log: its segments, JSONL and Parquet."""
+    folder = root / ".mlplan" / "predictions" / model
+    return sum(p.stat().st_size for p in folder.rglob("seg-*") if p.is_file())

@@ -8,12 +8,11 @@ import random
 import socket
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import orjson
 import pytest
-from tests.serving.conftest import RECORD, bearer, server_process, stop
+from tests.serving.conftest import RECORD, bearer, log_bytes, server_process, stop
 
 from mlplan.workspace import Workspace
 
@@ -50,11 +49,6 @@ def _corpus(seed: int, n: int) -> Iterator[tuple[str, str, bytes, str]]:
         yield "POST", path, body, "text/plain" if i % 7 == 6 else "application/json"
 
 
-def _log_bytes(root: Path) -> int:
-    folder = root / ".mlplan" / "predictions" / "logistic-1"
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-
 @pytest.mark.slow
 def test_a_thousand_hostile_requests_get_small_answers_and_a_small_log(
     served: Workspace, tokens: dict[str, str]
@@ -79,7 +73,7 @@ def test_a_thousand_hostile_requests_get_small_answers_and_a_small_log(
         stop(process)
     assert not [s for s in statuses if s >= 500], statuses
     assert answered < 2 * sent and answered < within, (answered, sent, within)
-    logged = _log_bytes(served.root)
+    logged = log_bytes(served.root)
     assert logged < 2 * sent and logged < within / 100, (logged, sent, within)
     everything = b"".join(bodies) + b"".join(
         p.read_bytes() for p in (served.root / ".mlplan" / "predictions").rglob("*") if p.is_file()

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from tests.serving.conftest import RECORD, bearer, server_process, stop
+from tests.serving.conftest import RECORD, bearer, log_bytes, server_process, stop
 
 from mlplan.serving._log import query_log
 from mlplan.serving._refusals import MAX_ERRORS, RefusalBudget, capped, summary
@@ -68,11 +67,6 @@ def test_the_callers_remembered_are_bounded() -> None:
     assert len(budget._buckets) == 2 and budget.allow("a", 1)
 
 
-def _log_bytes(root: Path) -> int:
-    folder = root / ".mlplan" / "predictions" / "logistic-1"
-    return sum(p.stat().st_size for p in folder.rglob("seg-*") if p.is_file())
-
-
 @pytest.mark.slow
 def test_hostile_bodies_get_small_answers_and_small_log_records(
     served: Workspace, tokens: dict[str, str]
@@ -105,7 +99,7 @@ def test_hostile_bodies_get_small_answers_and_small_log_records(
             metrics = client.get("/metrics", headers=bearer(tokens["admin"])).text
         stop(process)
     assert answered < 2 * sent and answered < sent / 3
-    assert _log_bytes(served.root) < sent / 10
+    assert log_bytes(served.root) < sent / 10
     assert "mlplan_log_refusals_unlogged_total" in metrics
     folder = served.root / ".mlplan" / "predictions" / "logistic-1"
     logged = query_log(folder, "SELECT error FROM predictions WHERE status = 422").to_pylist()
@@ -135,7 +129,7 @@ def test_a_caller_sending_many_small_refusals_is_held_to_its_log_budget(
     assert logged + unlogged == 300
     # The default budget: a burst of 20 refusals, then 2 a second (a few seconds here).
     assert 20 <= logged < 100
-    assert _log_bytes(served.root) < 40_000
+    assert log_bytes(served.root) < 40_000
 
 
 def test_open_inference_and_feedback_refusals_are_capped_in_their_own_shape(
