@@ -239,3 +239,22 @@ def test_only_the_unnamed_artifact_goes_on_each_store(ws: Workspace) -> None:
     report = collect_garbage(ws, apply=True, older_than="0s")
     assert [f.sha256 for f in report.files] == [orphan.sha256]
     assert _contents(artifacts.root) == named
+
+
+def test_what_a_killed_log_compaction_left_is_removed_unless_a_compaction_runs_now(
+    trained_ws: Workspace, cli: Any
+) -> None:
+    """`mlplan logs compact` killed mid-segment leaves its Parquet file half written; a
+    model never served again would keep it for good."""
+    log = trained_ws.root / ".mlplan" / "predictions" / "logistic-1"
+    writer = log / "w-20261206T120000-4242-abcd"
+    segment = _aged(writer / "seg-000000.jsonl", b'{"kind": "prediction"}\n')
+    stale = _aged(writer / ".seg-000000.k1ll3d.tmp", b"PAR1" + b"\0" * 1000)
+    lock = _aged(log / ".compact.lock")
+    with lock.open("a") as compacting:  # a compaction under way owns its temporary files
+        fcntl.flock(compacting.fileno(), fcntl.LOCK_EX)
+        assert "k1ll3d" not in ok(cli("gc", "--older-than", "0s")).stdout
+    shown = ok(cli("gc")).stdout
+    assert "Would remove 1 temporary file(s)" in shown and ".seg-000000.k1ll3d.tmp" in shown
+    ok(cli("gc", "--apply"))
+    assert not stale.exists() and segment.exists() and lock.exists()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
 from mlplan.cli._render import console, esc, print_json
+
+if TYPE_CHECKING:
+    from mlplan.workspace import Workspace
 
 
 @app.command()
@@ -31,7 +36,8 @@ def gc(
     from mlplan.workspace import collect_garbage
 
     ws = workspace(project)
-    report = collect_garbage(ws, apply=apply, older_than=older_than)
+    with _log_leftovers(ws) as leftovers:
+        report = collect_garbage(ws, apply=apply, older_than=older_than, also=leftovers)
     if json:
         print_json({"project": ws.plan.project.name, **report.to_dict(ws.root)})
         return
@@ -56,6 +62,16 @@ def gc(
         )
     for note in report.kept:
         console.print(f"[dim]kept: {esc(note)}[/]")
+
+
+def _log_leftovers(ws: Workspace) -> AbstractContextManager[list[Path]]:
+    """The temporary files killed compactions left in the prediction logs, their logs held
+    while gc runs (none when the serving extra is not installed: then no log was written)."""
+    try:
+        from mlplan.serving import compaction_leftovers, log_folder
+    except ImportError:
+        return nullcontext([])
+    return compaction_leftovers(log_folder(ws, None))
 
 
 def _size(size: int) -> str:

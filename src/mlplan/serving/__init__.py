@@ -19,7 +19,7 @@ from mlplan.serving._keys import (
     revoke_key,
 )
 from mlplan.serving._loadtest import LoadTestReport, ObjectiveCheck, load_test
-from mlplan.serving._log import PiiPolicy, PredictionLog, query_log
+from mlplan.serving._log import PiiPolicy, PredictionLog, compaction_leftovers, query_log
 from mlplan.serving._model import ServedModel, load_served_model
 from mlplan.serving._score import ScoreReport, score_file
 from mlplan.serving._serve import (
@@ -56,6 +56,7 @@ __all__ = [
     "check_clearance",
     "clearance",
     "compact_logs",
+    "compaction_leftovers",
     "create_app",
     "create_key",
     "deploy",

@@ -642,6 +642,24 @@ def _compaction_lock(folder: Path, *, wait: bool) -> Iterator[bool]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def compaction_leftovers(logs: Path) -> Iterator[list[Path]]:
+    """The temporary files that killed compactions left in the prediction logs under
+    ``logs`` (``.mlplan/predictions``: every model's), each model's compaction lock held
+    until the block ends, so the caller may remove them; a model whose log is being
+    compacted now is skipped (that compaction owns its temporary files)."""
+    with contextlib.ExitStack() as stack:
+        found: list[Path] = []
+        models = sorted(p for p in logs.iterdir() if p.is_dir()) if logs.is_dir() else []
+        for model in models:
+            if not (model / ".compact.lock").exists() or not stack.enter_context(
+                _compaction_lock(model, wait=False)
+            ):
+                continue  # never compacted (no leftovers), or a compaction is under way
+            found += sorted(model.glob("w-*/.seg-*.tmp")) + sorted(model.glob(".seg-*.tmp"))
+        yield found
+
+
 def compact_segments(
     folder: Path,
     *,

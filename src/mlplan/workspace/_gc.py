@@ -19,7 +19,7 @@ import datetime as dt
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -146,9 +146,12 @@ def collect_garbage(
     *,
     apply: bool = False,
     older_than: str | dt.timedelta = DEFAULT_AGE,
+    also: Iterable[Path] = (),
 ) -> GarbageReport:
     """Find what killed commands left (temporary files, artifacts no record names) and, with
     ``apply``, remove it; close the runs whose process is gone as ``crashed`` either way.
+    ``also``: more temporary files that the caller knows no one writes now (e.g. those of a
+    prediction log whose compaction lock it holds), under the same age rule.
 
     Removing something records a ``gc`` run with what was removed (files and bytes of each
     kind). A dry run records nothing but the crashed runs it closed.
@@ -180,7 +183,7 @@ def collect_garbage(
     kept: list[str] = []
     found: list[GarbageFile] = []
     young = 0
-    for path, size, mtime in _temporary_files(ws):
+    for path, size, mtime in [*_temporary_files(ws), *_stat(also)]:
         if now - mtime < age.total_seconds():
             young += 1
         elif path.name.startswith(".incoming-") and ArtifactStore.being_written(path):
@@ -226,6 +229,16 @@ def _temporary_files(ws: Workspace) -> Iterator[tuple[Path, int, float]]:
                         continue
                     if path.is_file() and not path.is_symlink():
                         yield path, info.st_size, info.st_mtime
+
+
+def _stat(paths: Iterable[Path]) -> Iterator[tuple[Path, int, float]]:
+    for path in paths:
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if path.is_file() and not path.is_symlink():
+            yield path, info.st_size, info.st_mtime
 
 
 def _orphans(
