@@ -466,3 +466,29 @@ def test_a_server_that_is_not_ready_says_why_to_the_client(
         finally:
             client.close()
         stop(process)
+
+
+def test_a_bug_in_a_route_is_a_500_in_the_routes_error_shape(
+    served: Workspace, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever a route raises, an Open Inference client still reads the error (not a plain
+    text body), and the exception's text is not sent."""
+    from mlplan.serving import ServeConfig, create_app
+    from mlplan.serving._routes import Routes
+
+    async def broken(self: Routes, request: Any) -> Any:
+        raise RuntimeError("secret detail")
+
+    for name in ("server_metadata", "model_metadata", "predict"):
+        monkeypatch.setattr(Routes, name, broken)
+    app = create_app(ServeConfig(root=str(served.root), model="logistic-1", key_refresh_seconds=0))
+    predict = bearer(tokens["predict"])
+    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as client:
+        assert app.state.mlplan.loaded.wait(timeout=60)
+        for path in ("/v2", "/v2/models/logistic-1"):  # the front's route, and FastAPI's
+            answer = client.get(path, headers=predict)
+            assert answer.status_code == 500 and set(answer.json()) == {"error"}, answer.text
+            assert "a bug" in answer.json()["error"] and "secret" not in answer.text
+        v1 = client.post("/v1/predict", json={"records": [RECORD]}, headers=predict)
+        assert v1.status_code == 500 and "a bug" in v1.json()["detail"]
+        assert "secret" not in v1.text

@@ -24,7 +24,7 @@ from mlplan.serving._config import CONFIG_ENV, ServeConfig
 from mlplan.serving._front import Front
 from mlplan.serving._lifespan import Lifespan
 from mlplan.serving._metrics import ServerMetrics
-from mlplan.serving._responses import error, is_open_inference
+from mlplan.serving._responses import error, internal_error, is_open_inference
 from mlplan.serving._routes import Routes, register_routes
 from mlplan.serving._state import ServerState
 
@@ -42,7 +42,7 @@ def create_app(config: ServeConfig) -> Front:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
-        exception_handlers={HTTPException: _no_route},
+        exception_handlers={HTTPException: _no_route, Exception: _internal_error},
     )
     app.state.mlplan = state
     front = Front(
@@ -72,6 +72,12 @@ async def _no_route(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404 and is_open_inference(request.url.path):
         detail = _UNSUPPORTED
     return error(exc.status_code, detail, dict(exc.headers) if exc.headers else None)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """A bug: 500 in the path's error shape (``{"error"}`` under ``/v2``, so that an Open
+    Inference client can read it), never the exception's text."""
+    return internal_error()  # Starlette raises it again after: uvicorn prints the traceback
 
 
 def create_app_from_env() -> Front:

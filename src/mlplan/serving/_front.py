@@ -19,7 +19,9 @@ The guards keep a web page from driving the server through its visitor's browser
 
 from __future__ import annotations
 
+import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,7 +31,7 @@ from starlette.responses import Response
 
 from mlplan.serving._config import is_loopback
 from mlplan.serving._metrics import Refusal, ServerMetrics
-from mlplan.serving._responses import error
+from mlplan.serving._responses import error, internal_error
 from mlplan.serving._state import ServerState
 
 __all__ = ["TOKEN", "Endpoint", "Front"]
@@ -149,7 +151,12 @@ class Front:
         if found is not None:
             endpoint, route = found
             try:
-                response = await endpoint(Request(scope, receive))
+                try:
+                    response = await endpoint(Request(scope, receive))
+                except Exception:  # a bug: answered in the route's shape, the traceback printed
+                    traceback.print_exc(file=sys.stdout)
+                    sys.stdout.flush()
+                    response = internal_error()
                 status = response.status_code
                 await response(scope, receive, send)
             finally:

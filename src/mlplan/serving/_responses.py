@@ -12,7 +12,14 @@ from fastapi.responses import JSONResponse as _StarletteJSON
 
 from mlplan.serving._refusals import capped
 
-__all__ = ["ErrorResponse", "JSONResponse", "error", "is_open_inference", "refusal"]
+__all__ = [
+    "ErrorResponse",
+    "JSONResponse",
+    "error",
+    "internal_error",
+    "is_open_inference",
+    "refusal",
+]
 
 
 class JSONResponse(_StarletteJSON):
@@ -96,3 +103,9 @@ def refusal(
     100, and ``"more_errors"`` counting the rest of ``total`` (``len(problems)`` by
     default); under ``/v2``, the same problems in one message."""
     return ErrorResponse(capped(problems, total), status, headers)
+
+
+def internal_error() -> ErrorResponse:
+    """The answer to a bug (500), in the route's error shape, never the exception's text
+    (the traceback goes to the server's output)."""
+    return error(500, "internal error in mlplan serve (a bug): the server's output has the details")
