@@ -156,3 +156,20 @@ def test_open_inference_and_feedback_refusals_are_capped_in_their_own_shape(
     assert feedback.status_code == 422 and feedback.json()["more_errors"] == 502 - MAX_ERRORS
     few = client.post("/v1/feedback", json={"request_id": 5}, headers=bearer(tokens["feedback"]))
     assert set(few.json()) == {"detail"}  # a short list is answered as before
+
+
+def test_an_open_inference_refusal_is_logged_as_a_summary_as_a_records_one_is(
+    client: TestClient, served: Workspace, tokens: dict[str, str]
+) -> None:
+    predict = bearer(tokens["predict"])
+    infer = client.post("/v2/models/logistic-1/infer", json={"inputs": [7] * 500}, headers=predict)
+    records = client.post("/v1/predict", json={"records": [{}] * 3}, headers=predict)
+    assert infer.status_code == records.status_code == 422
+    folder = served.root / ".mlplan" / "predictions" / "logistic-1"
+    logged = query_log(
+        folder, "SELECT request_id, route, error FROM predictions WHERE status = 422"
+    ).to_pylist()
+    by_route = {row["route"]: row for row in logged}
+    assert set(by_route) == {"/v2/models/{name}/infer", "/v1/predict"}
+    assert by_route["/v2/models/{name}/infer"]["request_id"] == infer.headers["X-Request-Id"]
+    assert json.loads(by_route["/v2/models/{name}/infer"]["error"])["errors"] >= 500

@@ -256,6 +256,27 @@ class Routes:
             return False
         return True
 
+    async def _invalid(
+        self,
+        request: Request,
+        validated: ValidationResult,
+        request_id: str,
+        route: str,
+        started: float,
+    ) -> Response:
+        """A request whose records or tensors do not hold: 422 naming the first problems.
+        Logged as a summary (how many problems of each kind, the first few by where and why,
+        never their values), within the caller's budget."""
+        self.metrics.refused("validation")
+        errors = validated.errors
+        shown = [e.to_dict() for e in errors[:MAX_ERRORS]]
+        brief = summary([e.type for e in errors], shown)
+        if self._refusals.allow(self._caller(request), _RECORD_BYTES + len(orjson.dumps(brief))):
+            await self._logged("prediction", request_id, route, 422, started, problem=brief)
+        else:
+            self.metrics.refusals_unlogged.inc()
+        return refusal(422, shown, {"X-Request-Id": request_id}, total=len(errors))
+
     def _log_failed(self) -> Response:
         self.metrics.refused("log_failed")
         return error(503, "the prediction could not be logged; retry", {"Retry-After": "1"})
@@ -383,11 +404,11 @@ class Routes:
         assert state.tensors is not None
         validated = state.tensors.validate(body.get("inputs"))
         self.metrics.inputs(validated)  # what came in counts, served or refused
-        if validated.errors:
-            self.metrics.refused("validation")
-            shown = [e.to_dict() for e in validated.errors[:MAX_ERRORS]]
-            return refusal(422, shown, total=len(validated.errors))
         started = time.perf_counter()
+        if validated.errors:
+            assert state.ids is not None
+            route = "/v2/models/{name}/infer"
+            return await self._invalid(request, validated, state.ids.issue(), route, started)
         computed = await self._compute(validated)
         if isinstance(computed, Response):
             return computed
@@ -444,20 +465,7 @@ class Routes:
         validated = state.records.validate(body["records"])
         self.metrics.inputs(validated)  # what came in counts, served or refused
         if validated.errors:
-            self.metrics.refused("validation")
-            shown = [e.to_dict() for e in validated.errors[:MAX_ERRORS]]
-            # Refused requests are logged as a summary (how many problems of each kind, the
-            # first few by where and why, never their values), within the caller's budget.
-            brief = summary([e.type for e in validated.errors], shown)
-            if self._refusals.allow(
-                self._caller(request), _RECORD_BYTES + len(orjson.dumps(brief))
-            ):
-                await self._logged(
-                    "prediction", request_id, "/v1/predict", 422, started, problem=brief
-                )
-            else:
-                self.metrics.refusals_unlogged.inc()
-            return refusal(422, shown, {"X-Request-Id": request_id}, total=len(validated.errors))
+            return await self._invalid(request, validated, request_id, "/v1/predict", started)
         computed = await self._compute(validated)
         if isinstance(computed, Response):
             return computed
