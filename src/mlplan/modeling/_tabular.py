@@ -309,11 +309,20 @@ def window_signature(spec: dict[str, Any], x_train: np.ndarray) -> PackageSignat
 # -- fitting -----------------------------------------------------------------------------------
 
 
-def _fit(estimator: Any, x: Any, y: np.ndarray, family: str, params: dict[str, Any]) -> None:
+def _fit(estimator: Any, x: Any, y: np.ndarray, family: str, params: dict[str, Any]) -> Any:
     """Fit, and turn the estimator's refusal of a hyperparameter's value (``num_leaves: -3``)
-    into an error that names the family and the values, instead of an internal one."""
+    into an error that names the family and the values, instead of an internal one.
+
+    Returns the training inputs as the estimator's last step saw them: a pipeline is fitted
+    as ``Pipeline.fit`` does, step by step, and its preprocessing of the training rows kept,
+    so that scoring them does not preprocess them again."""
     try:
+        if hasattr(estimator, "steps"):
+            prepared = estimator[:-1].fit_transform(x, y)
+            estimator.steps[-1][1].fit(prepared, y)
+            return prepared
         estimator.fit(x, y)
+        return x
     except Exception as exc:
         source = type(exc).__module__.split(".")[0]
         refused = source in {"lightgbm", "sklearn"} or isinstance(exc, ValueError | TypeError)
@@ -337,7 +346,7 @@ def fit_estimator(
     if spec["kind"] == "window":
         estimator = build_window_estimator(kind, family, seed, params)
         x = {k: window_features(v) for k, v in data.x.items()}
-        _fit(estimator, x["train"], data.y["train"], family, params)
+        seen = _fit(estimator, x["train"], data.y["train"], family, params)
         graph = (
             export_window_onnx(estimator, kind, family, spec["length"], len(spec["channels"]))
             if export
@@ -348,20 +357,23 @@ def fit_estimator(
         features = FeatureSet.from_spec(spec)
         estimator = build_pipeline(kind, family, features, seed, params)
         x = data.x
-        _fit(estimator, x["train"], data.y["train"], family, params)
+        seen = _fit(estimator, x["train"], data.y["train"], family, params)
         graph = export_onnx(estimator, kind, family, features) if export else None
         thresholds = split_thresholds(graph, features.numeric) if graph is not None else {}
     predictions = {}
+    last = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
     for split, inputs in x.items():
         if not len(inputs):
             continue
+        # The training rows as the last step saw them when it was fitted (see _fit).
+        model, rows = (last, seen) if split == "train" else (estimator, inputs)
         if kind == "classification":
             # The most probable class, as the estimators' own predict() and the graph take it:
             # one pass over the rows instead of two.
-            proba = estimator.predict_proba(inputs)
-            predictions[split] = (estimator.classes_[np.argmax(proba, axis=1)], proba)
+            proba = model.predict_proba(rows)
+            predictions[split] = (model.classes_[np.argmax(proba, axis=1)], proba)
         else:
-            predictions[split] = (estimator.predict(inputs), None)
+            predictions[split] = (model.predict(rows), None)
     buffer = io.BytesIO()
     pickle.dump(estimator, buffer)  # for retraining only: never loaded on the serving path
     return Fitted(predictions, graph, {"native.pkl": buffer.getvalue()}, dict(params), thresholds)
