@@ -70,7 +70,7 @@ def _peer_frames(ws: Any, model: Any) -> dict[str, Any]:
         for column in numeric:
             frame[column] = frame[column].astype(np.float32)
         for column in categorical:
-            frame[column] = frame[column].fillna("(missing)").astype(str)
+            frame[column] = frame[column].fillna("(missing)").astype(str).astype(object)
         out[name] = (frame, target[rows].astype(int))
     return out
 

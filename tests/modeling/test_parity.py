@@ -231,3 +231,12 @@ def test_parity_on_a_large_split_checks_every_row_near_a_split_threshold(
     assert checked["of"] == 200_000 and checked["sampled"] == PARITY_SAMPLE
     assert checked["near_threshold"] >= 1 and checked["near_boundary"] >= 1
     assert result.parity["rows"] < 100_000 and result.parity["passed"]
+
+
+def test_feature_frames_hold_categories_as_python_strings() -> None:
+    # pandas 3 stores strings in Arrow; scikit-learn converted the column back to Python
+    # objects each time the pipeline read it (fit, then every split scored).
+    table = pa.table({"amount": [1.5, None, 2.0], "channel": ["card", None, "web"]})
+    frame = feature_frame(table, FeatureSet(["amount"], ["channel"], {}), np.arange(3))
+    assert [str(t) for t in frame.dtypes] == ["float32", "object"]
+    assert frame["channel"].tolist() == ["card", "", "web"]
