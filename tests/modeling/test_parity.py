@@ -146,3 +146,97 @@ def test_min_frequency_one_keeps_every_category_apart(tmp_path: Path) -> None:
     assert model.features["infrequent"] == {} and model.parity["passed"]
     signature = json.loads(ws.store.artifacts.path(model.package["signature.json"]).read_text())
     assert all("infrequent" not in i for i in signature["inputs"])
+
+
+def test_parity_on_a_large_split_checks_every_row_near_a_split_threshold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Parity checks a sample of a large test split, plus every row whose value sits within
+    float32 rounding of a tree's split threshold: a graph that splits one such row the other
+    way than LightGBM does is still refused, and the row named."""
+    import pandas as pd
+
+    import mlplan.modeling._tabular as tabular
+    from mlplan.modeling._fit import Job, run_job
+    from mlplan.modeling._inputs import TrainingData
+    from mlplan.modeling._package import PARITY_SAMPLE
+
+    rng = np.random.default_rng(3)
+
+    def frame(n: int) -> pd.DataFrame:
+        # Two-decimal ratios: every threshold is a midpoint, equal to no value but one.
+        return pd.DataFrame(
+            {
+                "utilisation": np.round(rng.uniform(0, 1, n), 2).astype(np.float32),
+                "tenure": np.round(rng.uniform(0, 30, n), 1).astype(np.float32),
+            }
+        )
+
+    train, test = frame(4000), frame(10 * PARITY_SAMPLE)
+    signal = train["utilisation"] + 0.02 * train["tenure"] + rng.normal(0, 0.2, len(train))
+    planted = 123_457  # the test row moved onto a threshold
+    data = TrainingData(
+        task="binary",
+        kind="classification",
+        spec={"kind": "tabular", "numeric": ["utilisation", "tenure"], "categorical": []},
+        x={"train": train, "valid": train.iloc[:0], "test": test},
+        y={
+            "train": np.where(signal > 0.8, "1", "0").astype(object),
+            "valid": np.zeros(0, dtype=object),
+            "test": np.where(test["utilisation"] > 0.5, "1", "0").astype(object),
+        },
+        rows={
+            "train": np.arange(4000),
+            "valid": np.zeros(0, int),
+            "test": 10_000 + np.arange(len(test)),
+        },
+        classes=["0", "1"],
+    )
+    export = tabular.export_onnx
+
+    def off_by_one_float(pipe: Any, kind: str, family: str, features: FeatureSet) -> bytes:
+        """The package as it was before thresholds were snapped: its root split of
+        utilisation sends a value equal to the threshold right, where LightGBM sends it left."""
+        import onnx
+
+        model = onnx.load_from_string(export(pipe, kind, family, features))
+        (node,) = [n for n in model.graph.node if n.op_type.startswith("TreeEnsemble")]
+        attrs = {a.name: a for a in node.attribute}
+        at = float(np.float32(attrs["nodes_values"].floats[0]))
+        assert attrs["nodes_featureids"].ints[0] == 0  # utilisation
+        test.loc[planted, "utilisation"] = np.float32(at)
+        values = [
+            float(np.nextafter(np.float32(v), np.float32(-1))) if f == 0 and v == at else v
+            for f, v in zip(
+                attrs["nodes_featureids"].ints, attrs["nodes_values"].floats, strict=True
+            )
+        ]
+        attrs["nodes_values"].CopyFrom(onnx.helper.make_attribute("nodes_values", values))
+        return bytes(model.SerializeToString())
+
+    monkeypatch.setattr(tabular, "export_onnx", off_by_one_float)
+    with pytest.raises(DataError) as caught:
+        run_job(data, Job("gbt", seed=0, params={"n_estimators": 20}))
+    message = str(caught.value)
+    assert re.search(
+        r"on 1 of \d{2},\d{3} test rows checked \(a sample of 20,000 and the rows near a "
+        r"decision or split threshold, of 200,000\) \(rows 133457 of the dataset version",
+        message,
+    ), message
+
+    # The same package, honestly exported, passes on those rows; they are counted by reason.
+    monkeypatch.setattr(tabular, "export_onnx", export)
+    result = run_job(data, Job("gbt", seed=0, params={"n_estimators": 20}))
+    checked = result.parity["checked"]
+    assert checked["of"] == 200_000 and checked["sampled"] == PARITY_SAMPLE
+    assert checked["near_threshold"] >= 1 and checked["near_boundary"] >= 1
+    assert result.parity["rows"] < 100_000 and result.parity["passed"]
+
+
+def test_feature_frames_hold_categories_as_python_strings() -> None:
+    # pandas 3 stores strings in Arrow; scikit-learn converted the column back to Python
+    # objects each time the pipeline read it (fit, then every split scored).
+    table = pa.table({"amount": [1.5, None, 2.0], "channel": ["card", None, "web"]})
+    frame = feature_frame(table, FeatureSet(["amount"], ["channel"], {}), np.arange(3))
+    assert [str(t) for t in frame.dtypes] == ["float32", "object"]
+    assert frame["channel"].tolist() == ["card", "", "web"]

@@ -111,10 +111,18 @@ def _print_allowed(spec: dict[str, Any], *, style: str, indent: str = "") -> Non
 
 def _print_trained(model: ModelInfo) -> None:
     tuning = model.parameters.get("tuning")
+    checked = model.parity.get("checked", {})
+    of = checked.get("of", model.parity["rows"])
+    rows = (
+        f"{model.parity['rows']:,} of {of:,} test rows (a sample of {checked['sampled']:,}, "
+        f"{checked['near_boundary']:,} near the decision boundary, {checked['near_threshold']:,} "
+        "near a split threshold)"
+        if of > model.parity["rows"]
+        else f"{model.parity['rows']:,} test rows"
+    )
     console.print(
         f"Trained [bold]{esc(model.name)}[/] on {esc(model.split)} in "
-        f"{model.seconds:.2f} s; ONNX parity {model.parity['max_abs_diff']:.1e} on "
-        f"{model.parity['rows']:,} test rows"
+        f"{model.seconds:.2f} s; ONNX parity {model.parity['max_abs_diff']:.1e} on {rows}"
         + (
             f"; best of {len(tuning['trials'])} trials by validation {tuning['metric']}"
             if tuning

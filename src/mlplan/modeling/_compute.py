@@ -14,7 +14,11 @@ import numpy as np
 from mlplan._optional import require
 from mlplan.plan import DeploymentSpec
 
-__all__ = ["ComputeProfile", "FeasibilityCheck", "feasibility", "profile_package"]
+__all__ = ["PROFILE_ROWS", "ComputeProfile", "FeasibilityCheck", "feasibility", "profile_package"]
+
+PROFILE_ROWS = 10_000
+"""A package's batch throughput is measured on at most this many rows of the split (its
+first), so that profiling costs the same on any dataset."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ class ComputeProfile:
     batch_rows_per_second: float
     memory_mb: float
     threads: int = 1
+    batch_rows: int = 0
+    """How many rows the batch throughput was measured on (0: not recorded)."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ComputeProfile:
@@ -108,6 +114,7 @@ def profile_package(
         batch_rows_per_second=float(rows / batch_s) if batch_s > 0 else float("nan"),
         memory_mb=max(0.0, _rss_mb() - before),
         threads=1,
+        batch_rows=rows,
     )
 
 

@@ -130,8 +130,11 @@ def feature_frame(table: pa.Table, features: FeatureSet, rows: np.ndarray) -> An
         values = subset.column(name)
         if pa.types.is_dictionary(values.type):
             values = pc.cast(values, values.type.value_type)
-        data[name] = np.asarray(
-            pc.fill_null(pc.cast(values, pa.string()), "").to_pylist(), dtype=object
+        # Kept as Python strings (object), not pandas' Arrow-backed str: scikit-learn converts
+        # an Arrow column to objects again each time the pipeline reads it.
+        data[name] = pd.Series(
+            np.asarray(pc.fill_null(pc.cast(values, pa.string()), "").to_pylist(), dtype=object),
+            dtype=object,
         )
     return pd.DataFrame(data)
 

@@ -13,7 +13,7 @@ from mlplan.core import LOWER_IS_BETTER
 from mlplan.errors import DataError
 from mlplan.modeling._families import FAMILIES, family_named
 from mlplan.modeling._inputs import TrainingData
-from mlplan.modeling._package import Fitted, check_parity
+from mlplan.modeling._package import Fitted, check_parity, parity_rows
 from mlplan.modeling._tabular import fit_estimator, score_predictions
 
 __all__ = ["TRAINING_THRESHOLD", "Job", "JobResult", "run_job", "validation_score"]
@@ -79,11 +79,38 @@ def run_job(data: TrainingData, job: Job) -> JobResult:
     parity: dict[str, Any] = {}
     if fitted.graph is not None:
         check = "test" if len(data.y["test"]) else "train"
-        predicted, proba = fitted.predictions[check]
-        parity = check_parity(fitted.graph, data.feeds(check), data.kind, predicted, proba)
+        parity = _parity(data, fitted, check, job.seed)
         if not parity["passed"]:
             raise DataError(_parity_failed(data, job, check, parity))
     return JobResult(job, fitted.params, scores, fitted.graph, fitted.native, parity, seconds)
+
+
+def _parity(data: TrainingData, fitted: Fitted, split: str, seed: int) -> dict[str, Any]:
+    """Parity on the rows of ``split`` worth checking (:func:`parity_rows`): ``checked`` says
+    how many and why; ``differing`` holds positions in the whole split."""
+    assert fitted.graph is not None
+    predicted, proba = fitted.predictions[split]
+    x = data.x[split]
+    values = (
+        {name: x[name].to_numpy(dtype=np.float32) for name in fitted.thresholds}
+        if fitted.thresholds
+        else None
+    )
+    chosen = parity_rows(
+        len(predicted), proba=proba, values=values, thresholds=fitted.thresholds, seed=seed
+    )
+    rows = chosen.rows
+    every = len(rows) == len(predicted)
+    parity = check_parity(
+        fitted.graph,
+        data.feeds(split, None if every else rows),
+        data.kind,
+        predicted if every else predicted[rows],
+        None if proba is None else proba if every else proba[rows],
+    )
+    if "differing" in parity:
+        parity["differing"] = [int(rows[i]) for i in parity["differing"]]
+    return parity | {"checked": chosen.counts}
 
 
 def _parity_failed(data: TrainingData, job: Job, split: str, parity: dict[str, Any]) -> str:
@@ -101,9 +128,17 @@ def _parity_failed(data: TrainingData, job: Job, split: str, parity: dict[str, A
         set_here = ", ".join(f"{k}: {v}" for k, v in sorted(job.params.items()))
         instead += (" or " if instead else "") + f"train without the hyperparameters ({set_here})"
     labels = f", {parity['label_mismatches']} labels" if "label_mismatches" in parity else ""
+    counts = parity.get("checked", {})
+    checked = (
+        f" checked (a sample of {counts['sampled']:,} and the rows near a decision or split "
+        f"threshold, of {counts['of']:,})"
+        if counts.get("of", parity["rows"]) > parity["rows"]
+        else ""
+    )
     return (
         f"the ONNX package of this {job.family} model answers differently from the trained "
-        f"model on {len(rows)} of {parity['rows']:,} {split} rows (rows {shown} of the dataset "
+        f"model on {len(rows)} of {parity['rows']:,} {split} rows{checked} (rows {shown} of the "
+        "dataset "
         f"version, counted from 0; max difference {parity['max_abs_diff']:.2e}{labels}), "
         f"so it is not registered: it would not "
         f"serve the model that was measured. Training it again gives the same package: "

@@ -98,9 +98,12 @@ class TrainingData:
     backbone: bytes | None = None
     notes: list[str] = field(default_factory=list)
 
-    def feeds(self, split: str) -> dict[str, np.ndarray]:
-        """The ONNX inputs of a split."""
-        return feeds_for(self.spec, self.x[split])
+    def feeds(self, split: str, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The ONNX inputs of a split, or of its examples at positions ``rows``."""
+        x = self.x[split]
+        if rows is not None:
+            x = x.iloc[rows] if hasattr(x, "iloc") else x[rows]
+        return feeds_for(self.spec, x)
 
 
 def feeds_for(spec: dict[str, Any], x: Any) -> dict[str, np.ndarray]:

@@ -4,16 +4,37 @@ Runtime, and the parity check against the trained model."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from mlplan._optional import require
 
-__all__ = ["PARITY_TOLERANCE", "Fitted", "add_label_output", "check_parity", "run_graph"]
+__all__ = [
+    "PARITY_SAMPLE",
+    "PARITY_TOLERANCE",
+    "Fitted",
+    "ParityRows",
+    "add_label_output",
+    "check_parity",
+    "parity_rows",
+    "run_graph",
+]
 
 PARITY_TOLERANCE = 1e-4
+PARITY_SAMPLE = 20_000
+"""Parity runs on a seeded sample of at most this many rows of the split, plus the rows where
+a package is likeliest to differ (:func:`parity_rows`)."""
+PARITY_NEAR_ROWS = 80_000
+"""At most this many rows near a decision or split threshold join the sample (a seeded share of
+them when more are)."""
+BOUNDARY_MARGIN = 1e-3
+"""A classifier's row is near its decision boundary when its top two probabilities are within
+twice this of each other (a binary probability within this of 0.5)."""
+THRESHOLD_ULPS = 2
+"""A value is near a tree's split threshold within this many float32 spacings of it: where the
+float32 graph and the float64 trained model can send it different ways."""
 
 
 @dataclass
@@ -26,6 +47,8 @@ class Fitted:
     graph: bytes | None
     native: dict[str, bytes]
     params: dict[str, Any]
+    thresholds: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per numeric input of a tree model, the values its trees split it at (sorted)."""
 
 
 def _session(graph: bytes) -> Any:
@@ -84,6 +107,75 @@ def check_parity(
         "passed": bool(diff <= PARITY_TOLERANCE and not wrong.any()),
     }
     return out if out["passed"] else out | _differing((gaps > PARITY_TOLERANCE) | wrong)
+
+
+@dataclass(frozen=True)
+class ParityRows:
+    """The rows of a split that parity checks, and why: ``counts`` holds the split's rows
+    (``of``), and how many rows were drawn at random (``sampled``), lie near the decision
+    boundary (``near_boundary``) or near a split threshold (``near_threshold``); a row may
+    be counted under several reasons."""
+
+    rows: np.ndarray
+    counts: dict[str, int]
+
+
+def parity_rows(
+    n: int,
+    *,
+    proba: np.ndarray | None = None,
+    values: dict[str, np.ndarray] | None = None,
+    thresholds: dict[str, np.ndarray] | None = None,
+    seed: int = 0,
+    sample: int = PARITY_SAMPLE,
+    near: int = PARITY_NEAR_ROWS,
+) -> ParityRows:
+    """The rows of a split of ``n`` rows worth checking: all of them when there are at most
+    ``sample``; else a seeded sample of ``sample`` rows, plus (at most ``near``) every row
+    whose probabilities (``proba``) sit near the decision boundary, or whose value of an input
+    (``values``) sits within float32 rounding of one of that input's split ``thresholds``.
+    These are the rows where a float32 graph and a float64 model can disagree."""
+    if n <= sample:
+        return ParityRows(np.arange(n), {"of": n, "sampled": n})
+    rng = np.random.default_rng(seed)
+    drawn = np.zeros(n, dtype=bool)
+    drawn[rng.choice(n, sample, replace=False)] = True
+    boundary = np.zeros(n, dtype=bool)
+    if proba is not None and proba.ndim == 2 and proba.shape[1] > 1:
+        top = np.partition(proba, proba.shape[1] - 2, axis=1)[:, -2:]
+        boundary = top[:, 1] - top[:, 0] <= 2 * BOUNDARY_MARGIN
+    close = np.zeros(n, dtype=bool)
+    for name, cuts in (thresholds or {}).items():
+        if values is not None and name in values and len(cuts):
+            close |= near_threshold(values[name], cuts)
+    extra = np.flatnonzero((boundary | close) & ~drawn)
+    if len(extra) > near:
+        extra = rng.choice(extra, near, replace=False)
+    chosen = drawn.copy()
+    chosen[extra] = True
+    counts = {
+        "of": n,
+        "sampled": sample,
+        "near_boundary": int((boundary & chosen).sum()),
+        "near_threshold": int((close & chosen).sum()),
+    }
+    return ParityRows(np.flatnonzero(chosen), counts)
+
+
+def near_threshold(values: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Which ``values`` lie within ``THRESHOLD_ULPS`` float32 spacings of one of the sorted
+    ``cuts`` (missing values never do)."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    cuts = np.asarray(cuts, dtype=np.float64)
+    at = np.clip(np.searchsorted(cuts, x), 1, len(cuts) - 1) if len(cuts) > 1 else None
+    if at is None:
+        nearest = np.full(len(x), cuts[0])
+    else:
+        below, above = cuts[at - 1], cuts[at]
+        nearest = np.where(np.abs(x - below) <= np.abs(above - x), below, above)
+    spacing = np.spacing(np.abs(nearest).astype(np.float32)).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(np.abs(x - nearest) <= THRESHOLD_ULPS * spacing)
 
 
 def _differing(mask: np.ndarray) -> dict[str, list[int]]:

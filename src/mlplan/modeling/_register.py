@@ -10,12 +10,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mlplan.data import version_record
 from mlplan.errors import StoreError
-from mlplan.modeling._compute import profile_package
+from mlplan.modeling._compute import PROFILE_ROWS, profile_package
 from mlplan.modeling._families import BASELINE_FAMILY, family_named
 from mlplan.modeling._features import FeatureSet
 from mlplan.modeling._fit import TRAINING_THRESHOLD, JobResult
@@ -44,7 +45,9 @@ def register_model(
     family = result.job.family
     data, split_info = prepared.data, prepared.split
     assert result.graph is not None
-    batch = data.feeds("test" if len(data.y["test"]) else "train")
+    split = "test" if len(data.y["test"]) else "train"
+    # A fixed number of rows, whatever the split's size: the profile measures the package.
+    batch = data.feeds(split, np.arange(min(PROFILE_ROWS, len(data.y[split]))))
     compute = profile_package(result.graph, {k: v[:1] for k, v in batch.items()}, batch)
     signature = _signature(prepared)
     metadata = _metadata(ws, prepared, result)

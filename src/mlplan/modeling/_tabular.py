@@ -32,6 +32,7 @@ __all__ = [
     "export_window_onnx",
     "fit_estimator",
     "score_predictions",
+    "split_thresholds",
     "tabular_signature",
     "window_features",
     "window_signature",
@@ -93,17 +94,46 @@ def score_predictions(
             "rmse": float(np.sqrt(metrics.mean_squared_error(y, predicted))),
             "r2": float(metrics.r2_score(y, predicted)) if len(y) > 1 else float("nan"),
         }
+    # Labels as integer codes (the classes first, in order, then any other value seen): the
+    # same metrics as on the strings, without scikit-learn sorting a million of them per call.
+    y_codes, predicted_codes, names = _codes(y, predicted, classes)
     out = {
-        "accuracy": float(metrics.accuracy_score(y, predicted)),
-        "macro_f1": float(metrics.f1_score(y, predicted, average="macro", zero_division=0)),
+        "accuracy": float(metrics.accuracy_score(y_codes, predicted_codes)),
+        "macro_f1": float(
+            metrics.f1_score(y_codes, predicted_codes, average="macro", zero_division=0)
+        ),
     }
-    if proba is not None and len(set(y)) > 1:
+    if proba is not None and len(np.unique(y_codes)) > 1:
         if len(classes) == 2:
-            positive = (y == classes[1]).astype(int)
+            positive = (y_codes == 1).astype(int)
             out["roc_auc"] = float(metrics.roc_auc_score(positive, proba[:, 1]))
             out["pr_auc"] = float(metrics.average_precision_score(positive, proba[:, 1]))
-        out["log_loss"] = float(metrics.log_loss(y, proba, labels=classes))
+        if len(names) > len(classes) or names[: len(classes)] != sorted(classes):
+            # A class the model never saw (scikit-learn says why there is no log loss), or
+            # columns not in sorted order: scikit-learn's own reading of the labels.
+            out["log_loss"] = float(metrics.log_loss(y, proba, labels=classes))
+        else:
+            labels = list(range(len(classes)))
+            out["log_loss"] = float(metrics.log_loss(y_codes, proba, labels=labels))
     return out
+
+
+def _codes(
+    y: np.ndarray, predicted: np.ndarray, classes: list[str]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``y`` and ``predicted`` as codes into ``classes`` followed by any other value of
+    either (sorted), and that list of names."""
+    y_text = pa.array(np.asarray(y, dtype=object).astype(str))
+    predicted_text = pa.array(np.asarray(predicted, dtype=object).astype(str))
+    names = [str(c) for c in classes]
+    seen = pc.unique(pa.concat_arrays([y_text, predicted_text])).to_pylist()
+    names += sorted(set(seen) - set(names))
+    vocabulary = pa.array(names, pa.string())
+    return (
+        pc.index_in(y_text, value_set=vocabulary).to_numpy(zero_copy_only=False),
+        pc.index_in(predicted_text, value_set=vocabulary).to_numpy(zero_copy_only=False),
+        names,
+    )
 
 
 def export_onnx(pipe: Any, kind: str, family: str, features: FeatureSet) -> bytes:
@@ -279,11 +309,20 @@ def window_signature(spec: dict[str, Any], x_train: np.ndarray) -> PackageSignat
 # -- fitting -----------------------------------------------------------------------------------
 
 
-def _fit(estimator: Any, x: Any, y: np.ndarray, family: str, params: dict[str, Any]) -> None:
+def _fit(estimator: Any, x: Any, y: np.ndarray, family: str, params: dict[str, Any]) -> Any:
     """Fit, and turn the estimator's refusal of a hyperparameter's value (``num_leaves: -3``)
-    into an error that names the family and the values, instead of an internal one."""
+    into an error that names the family and the values, instead of an internal one.
+
+    Returns the training inputs as the estimator's last step saw them: a pipeline is fitted
+    as ``Pipeline.fit`` does, step by step, and its preprocessing of the training rows kept,
+    so that scoring them does not preprocess them again."""
     try:
+        if hasattr(estimator, "steps"):
+            prepared = estimator[:-1].fit_transform(x, y)
+            estimator.steps[-1][1].fit(prepared, y)
+            return prepared
         estimator.fit(x, y)
+        return x
     except Exception as exc:
         source = type(exc).__module__.split(".")[0]
         refused = source in {"lightgbm", "sklearn"} or isinstance(exc, ValueError | TypeError)
@@ -307,25 +346,56 @@ def fit_estimator(
     if spec["kind"] == "window":
         estimator = build_window_estimator(kind, family, seed, params)
         x = {k: window_features(v) for k, v in data.x.items()}
-        _fit(estimator, x["train"], data.y["train"], family, params)
+        seen = _fit(estimator, x["train"], data.y["train"], family, params)
         graph = (
             export_window_onnx(estimator, kind, family, spec["length"], len(spec["channels"]))
             if export
             else None
         )
+        thresholds: dict[str, np.ndarray] = {}  # window features are computed in the graph
     else:
         features = FeatureSet.from_spec(spec)
         estimator = build_pipeline(kind, family, features, seed, params)
         x = data.x
-        _fit(estimator, x["train"], data.y["train"], family, params)
+        seen = _fit(estimator, x["train"], data.y["train"], family, params)
         graph = export_onnx(estimator, kind, family, features) if export else None
+        thresholds = split_thresholds(graph, features.numeric) if graph is not None else {}
     predictions = {}
+    last = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
     for split, inputs in x.items():
         if not len(inputs):
             continue
-        predicted = estimator.predict(inputs)
-        proba = estimator.predict_proba(inputs) if kind == "classification" else None
-        predictions[split] = (predicted, proba)
+        # The training rows as the last step saw them when it was fitted (see _fit).
+        model, rows = (last, seen) if split == "train" else (estimator, inputs)
+        if kind == "classification":
+            # The most probable class, as the estimators' own predict() and the graph take it:
+            # one pass over the rows instead of two.
+            proba = model.predict_proba(rows)
+            predictions[split] = (model.classes_[np.argmax(proba, axis=1)], proba)
+        else:
+            predictions[split] = (model.predict(rows), None)
     buffer = io.BytesIO()
     pickle.dump(estimator, buffer)  # for retraining only: never loaded on the serving path
-    return Fitted(predictions, graph, {"native.pkl": buffer.getvalue()}, dict(params))
+    return Fitted(predictions, graph, {"native.pkl": buffer.getvalue()}, dict(params), thresholds)
+
+
+def split_thresholds(graph: bytes, numeric: list[str]) -> dict[str, np.ndarray]:
+    """Per numeric input of a tabular graph, the sorted values its trees split it at (none for
+    graphs without trees). The preprocessing puts the numeric inputs first, in order, and
+    leaves their values as they are (trees are not scaled), so a tree's feature ``j`` below
+    ``len(numeric)`` is input ``numeric[j]``."""
+    onnx = require("onnx", extra="models", purpose="packaging models as ONNX")
+    model = onnx.load_from_string(graph)
+    found: dict[int, list[np.ndarray]] = {}
+    for node in model.graph.node:
+        if not node.op_type.startswith("TreeEnsemble"):
+            continue
+        attrs = {a.name: a for a in node.attribute}
+        if "nodes_values" not in attrs:
+            continue
+        ids = np.asarray(attrs["nodes_featureids"].ints, dtype=np.int64)
+        values = np.asarray(attrs["nodes_values"].floats, dtype=np.float64)
+        branch = np.asarray(attrs["nodes_modes"].strings) != b"LEAF"
+        for j in np.unique(ids[branch & (ids < len(numeric))]):
+            found.setdefault(int(j), []).append(values[branch & (ids == j)])
+    return {numeric[j]: np.unique(np.concatenate(parts)) for j, parts in found.items()}
