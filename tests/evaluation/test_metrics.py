@@ -166,6 +166,23 @@ def test_intervals_are_reproducible_with_a_seed_and_independent_of_other_slices(
     assert a.low is not None and a.high is not None and a.low <= a.value <= a.high
 
 
+def test_a_slice_report_takes_the_overall_figures_of_the_report_over_every_row(
+    rng: np.random.Generator,
+) -> None:
+    """evaluate's slices reuse the bootstrap of every row rather than each repeating it."""
+    d = _binary(rng)
+    data = Predictions.from_arrays(d["y"], d["pred"], proba=d["proba"], classes=[0, 1])
+    masks = {v: d["group"] == v for v in "abc"}
+    whole = slice_metrics(data, n_boot=40, seed=1)
+    alone = slice_metrics(data, groups=masks, n_boot=40, seed=1, name="g")
+    reused = slice_metrics(data, groups=masks, n_boot=40, seed=1, name="g", overall=whole)
+    assert reused.overall == whole.overall
+    assert reused.overall_draws is whole.overall_draws
+    assert reused.by_group == alone.by_group
+    with pytest.raises(UsageError, match=r"'overall' was made with .* 40 resamples"):
+        slice_metrics(data, groups=masks, n_boot=30, seed=1, name="g", overall=whole)
+
+
 def test_a_group_below_min_support_gets_no_interval_and_a_note(rng: np.random.Generator) -> None:
     d = _binary(rng, n=400)
     data = Predictions.from_arrays(d["y"], d["pred"], kind="binary")
