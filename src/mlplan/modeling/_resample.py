@@ -56,6 +56,8 @@ __all__ = ["bootstrap", "ordered_for_resampling"]
 
 # Weights in one batch (draws x rows): 2 MB of uint8; the running counts are int32 (8 MB).
 _BATCH = 2_000_000
+# Rows a float32 sum adds in order before the partial sums go to float64.
+_BLOCK = 65536
 # Labels that change at most this often along a group's rows are summed run by run.
 _RUNS = 512
 
@@ -384,8 +386,19 @@ class _Group:
         dtype = next(iter(self.dense.values())).dtype
         cast = weights.astype(dtype)
         # einsum's own loop, not BLAS: a threaded matrix-vector product of a few draws
-        # spins its threads for most of its time on a busy machine (10x slower here).
-        return {n: np.einsum("ij,j->i", cast, v).astype(np.float64) for n, v in self.dense.items()}
+        # spins its threads for most of its time on a busy machine (10x slower here). It
+        # adds in order, so float32 rows are summed a block at a time (error ~3e-7, not 4e-6
+        # at a million rows), the blocks in float64.
+        m = weights.shape[1]
+        return {n: _blockwise(cast, v, m) for n, v in self.dense.items()}
+
+
+def _blockwise(x: np.ndarray, v: np.ndarray, m: int) -> np.ndarray:
+    """``x @ v`` (float64), ``_BLOCK`` columns at a time."""
+    total = np.zeros(len(x))
+    for s in range(0, m, _BLOCK):
+        total += np.einsum("ij,j->i", x[:, s : s + _BLOCK], v[s : s + _BLOCK])
+    return total
 
 
 def _regression_values(data: Predictions, rows: np.ndarray) -> dict[str, np.ndarray]:
