@@ -255,6 +255,26 @@ def test_metric_lists_name_what_each_task_gets() -> None:
     assert set(MULTICLASS_METRICS) >= {"macro_f1", "weighted_f1", "log_loss"}
 
 
+@pytest.mark.parametrize("order", ["ascending", "descending", "shuffled"])
+def test_ranking_metrics_of_rows_in_any_order_equal_scikit_learn(
+    rng: np.random.Generator, order: str
+) -> None:
+    """One group's rows already ranked (as slice reports pass them) are not sorted again."""
+    n = 3000
+    y = rng.integers(0, 2, n)
+    score = np.round(np.clip(0.3 * y + rng.random(n) * 0.7, 0, 1), 2)  # many ties
+    proba = np.column_stack([1 - score, score])
+    data = Predictions.from_arrays(y, (score >= 0.5).astype(int), proba=proba, classes=[0, 1])
+    rows = {
+        "ascending": np.argsort(score, kind="stable"),
+        "descending": np.argsort(-score, kind="stable"),
+        "shuffled": rng.permutation(n),
+    }[order]
+    got = aggregate(data, rows, np.zeros(n, np.int64), 1, ["roc_auc", "pr_auc"])
+    assert got["roc_auc"][0] == pytest.approx(skm.roc_auc_score(y, score), abs=1e-12)
+    assert got["pr_auc"][0] == pytest.approx(skm.average_precision_score(y, score), abs=1e-12)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     st.lists(st.tuples(st.booleans(), st.integers(0, 4)), min_size=2, max_size=60).filter(

@@ -233,7 +233,7 @@ def slice_metrics(
         _check_overall(overall, options, data.n)
         estimates, drawn = overall.overall, overall.overall_draws
     else:
-        everything = np.arange(data.n)
+        everything = options.ordered(data, np.arange(data.n))
         overall_point = aggregate(data, everything, np.zeros(data.n, np.int64), 1, names)
         drawn = options.draws(data, everything, "*", with_confusion=data._kind != "regression")
         estimates = _estimates(overall_point, 0, drawn, names, level)
@@ -271,15 +271,21 @@ class _Options:
     level: float
     min_support: int
 
+    def ordered(self, data: Predictions, rows: np.ndarray) -> np.ndarray:
+        """``rows`` in the order the bootstrap takes them (as given without resamples):
+        sorted once for the point values and the draws."""
+        return ordered_for_resampling(data, rows, self.names) if self.n_boot else rows
+
     def draws(
         self, data: Predictions, rows: np.ndarray, label: str, *, with_confusion: bool = False
     ) -> dict[str, np.ndarray]:
-        """The bootstrap draws of the group ``label`` (its own seeded stream); with
-        ``with_confusion`` each draw's confusion matrix too, as ``_confusion``."""
+        """The bootstrap draws of the group ``label`` (its own seeded stream), its ``rows``
+        as :meth:`ordered` gives them; with ``with_confusion`` each draw's confusion matrix
+        too, as ``_confusion``."""
         key = f"{self.name}:{label}"
         return bootstrap(
             data,
-            ordered_for_resampling(data, rows, self.names),
+            rows,
             self.names,
             n_boot=self.n_boot,
             seed=self.seed,
@@ -325,7 +331,10 @@ def _by_features(data: Predictions, sensitive_features: Any, options: _Options) 
     if options.n_boot:
         order = np.argsort(codes, kind="stable")
         bounds = np.searchsorted(codes[order], np.arange(len(labels) + 1))
-        members = {label: order[bounds[i] : bounds[i + 1]] for i, label in enumerate(labels)}
+        members = {
+            label: options.ordered(data, order[bounds[i] : bounds[i + 1]])
+            for i, label in enumerate(labels)
+        }
     for i, label in enumerate(labels):
         rows = members.get(label)
         enough = point["count"][i] >= options.min_support
@@ -343,7 +352,7 @@ def _by_masks(data: Predictions, groups: Mapping[str, np.ndarray], options: _Opt
     notes: dict[str, str] = {}
     kept: dict[str, dict[str, np.ndarray]] = {}
     for label, mask in groups.items():
-        rows = np.flatnonzero(mask)
+        rows = options.ordered(data, np.flatnonzero(mask))
         point = aggregate(data, rows, np.zeros(len(rows), np.int64), 1, options.names)
         enough = len(rows) >= options.min_support
         draws = options.draws(data, rows, label) if enough else {}
