@@ -162,14 +162,12 @@ def _label_sums(x: np.ndarray, labels: np.ndarray, runs: _Runs | None, n_labels:
 @dataclass(frozen=True)
 class _Ranking:
     """Rows of a group ranked by one score, highest first: ``order`` (positions in the
-    group; None when they come in that order), 1 for a positive row, and 1.0 for a
-    positive outside any tie (``counted``); where scores tie, 1 for the rows outside any
-    tie (``alone``) and each run of ties' last position and the
-    one before its first (``last``, ``before``: -1 at the top)."""
+    group; None when they come in that order) and 1 for a positive row; where scores
+    tie, 1 for the rows outside any tie (``alone``) and each run of ties' last position and
+    the one before its first (``last``, ``before``: -1 at the top)."""
 
     order: np.ndarray | None
     positive: np.ndarray
-    counted: np.ndarray
     alone: np.ndarray | None = None
     last: np.ndarray | None = None
     before: np.ndarray | None = None
@@ -183,15 +181,14 @@ class _Ranking:
         flags = (positive if order is None else positive[order]).astype(np.uint8)
         same = ranked[1:] == ranked[:-1]
         if not same.any():
-            return cls(order, flags, flags.astype(np.float32))
+            return cls(order, flags)
         m = len(ranked)
         starts = np.flatnonzero(np.r_[True, ~same])
         ends = np.r_[starts[1:], m] - 1
         runs = ends > starts
         alone = np.ones(m, dtype=np.uint8)
         alone[np.flatnonzero(np.r_[same, False] | np.r_[False, same])] = 0
-        counted = (flags * alone).astype(np.float32)
-        return cls(order, flags, counted, alone, ends[runs], starts[runs] - 1)
+        return cls(order, flags, alone, ends[runs], starts[runs] - 1)
 
     def draws(
         self, weights: np.ndarray, names: Sequence[str], cumulative: _Cumulative | None = None
@@ -236,10 +233,9 @@ class _Ranking:
                 scale = seen.astype(np.float32)
                 np.maximum(scale, 1.0, out=scale)
                 precision /= scale
-                # Each drawn positive (outside a tie) at the precision of its rank.
-                scale[...] = w
-                scale *= self.counted
-                precision *= scale
+                # Each drawn positive (outside a tie) at the precision of its rank: the
+                # positives' weights (bytes) as they are, or times ``alone`` where scores tie.
+                precision *= pos if self.alone is None else pos * self.alone
                 summed = precision.sum(axis=1).astype(np.float64)  # pairwise
                 if ties:
                     summed += np.sum(run_above * end_above / np.maximum(end_seen, 1.0), axis=1)
