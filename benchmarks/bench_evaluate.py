@@ -51,10 +51,13 @@ def _mlplan(d: dict[str, Any]) -> tuple[float, dict[str, Any]]:
     start = time.perf_counter()
     proba = np.column_stack([1 - d["score"], d["score"]])
     data = Predictions.from_arrays(d["y"], d["pred"], kind="binary", proba=proba, classes=[0, 1])
-    reports = {"overall": slice_metrics(data, name="overall", n_boot=BOOT, seed=0)}
+    overall = slice_metrics(data, name="overall", n_boot=BOOT, seed=0)
+    reports = {"overall": overall}
     for name, codes in d["features"].items():
         masks = {f"{name}={v}": codes == v for v in np.unique(codes)}
-        reports[name] = slice_metrics(data, groups=masks, name=name, n_boot=BOOT, seed=0)
+        reports[name] = slice_metrics(
+            data, groups=masks, name=name, n_boot=BOOT, seed=0, overall=overall
+        )
     return time.perf_counter() - start, reports
 
 

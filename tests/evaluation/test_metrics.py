@@ -166,6 +166,23 @@ def test_intervals_are_reproducible_with_a_seed_and_independent_of_other_slices(
     assert a.low is not None and a.high is not None and a.low <= a.value <= a.high
 
 
+def test_a_slice_report_takes_the_overall_figures_of_the_report_over_every_row(
+    rng: np.random.Generator,
+) -> None:
+    """evaluate's slices reuse the bootstrap of every row rather than each repeating it."""
+    d = _binary(rng)
+    data = Predictions.from_arrays(d["y"], d["pred"], proba=d["proba"], classes=[0, 1])
+    masks = {v: d["group"] == v for v in "abc"}
+    whole = slice_metrics(data, n_boot=40, seed=1)
+    alone = slice_metrics(data, groups=masks, n_boot=40, seed=1, name="g")
+    reused = slice_metrics(data, groups=masks, n_boot=40, seed=1, name="g", overall=whole)
+    assert reused.overall == whole.overall
+    assert reused.overall_draws is whole.overall_draws
+    assert reused.by_group == alone.by_group
+    with pytest.raises(UsageError, match=r"'overall' was made with .* 40 resamples"):
+        slice_metrics(data, groups=masks, n_boot=30, seed=1, name="g", overall=whole)
+
+
 def test_a_group_below_min_support_gets_no_interval_and_a_note(rng: np.random.Generator) -> None:
     d = _binary(rng, n=400)
     data = Predictions.from_arrays(d["y"], d["pred"], kind="binary")
@@ -236,6 +253,26 @@ def test_metric_lists_name_what_each_task_gets() -> None:
     assert metrics_for("binary") == BINARY_METRICS
     assert "roc_auc" not in metrics_for("multiclass", with_proba=False)
     assert set(MULTICLASS_METRICS) >= {"macro_f1", "weighted_f1", "log_loss"}
+
+
+@pytest.mark.parametrize("order", ["ascending", "descending", "shuffled"])
+def test_ranking_metrics_of_rows_in_any_order_equal_scikit_learn(
+    rng: np.random.Generator, order: str
+) -> None:
+    """One group's rows already ranked (as slice reports pass them) are not sorted again."""
+    n = 3000
+    y = rng.integers(0, 2, n)
+    score = np.round(np.clip(0.3 * y + rng.random(n) * 0.7, 0, 1), 2)  # many ties
+    proba = np.column_stack([1 - score, score])
+    data = Predictions.from_arrays(y, (score >= 0.5).astype(int), proba=proba, classes=[0, 1])
+    rows = {
+        "ascending": np.argsort(score, kind="stable"),
+        "descending": np.argsort(-score, kind="stable"),
+        "shuffled": rng.permutation(n),
+    }[order]
+    got = aggregate(data, rows, np.zeros(n, np.int64), 1, ["roc_auc", "pr_auc"])
+    assert got["roc_auc"][0] == pytest.approx(skm.roc_auc_score(y, score), abs=1e-12)
+    assert got["pr_auc"][0] == pytest.approx(skm.average_precision_score(y, score), abs=1e-12)
 
 
 @settings(max_examples=40, deadline=None)

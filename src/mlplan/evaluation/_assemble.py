@@ -126,6 +126,7 @@ def _slice_reports(
             seed=seed,
             level=level,
             min_support=s.min_support,
+            overall=overall,
         )
         for s in plan.slices
     }

@@ -444,7 +444,17 @@ def _ranking(
     total = np.bincount(cells, minlength=n_cells).astype(np.float64)
     n_count = total - p_count
     key = score if name == "roc_auc" else -score
-    order = np.lexsort((key, cells))
+    # Within a run of tied scores the order does not count (each row takes the run's mean
+    # rank, or the precision at its end): one cell's rows already ranked are not sorted.
+    order: np.ndarray | slice
+    if n_cells > 1:
+        order = np.lexsort((key, cells))
+    elif np.all(key[1:] >= key[:-1]):
+        order = slice(None)
+    elif np.all(key[1:] <= key[:-1]):
+        order = slice(None, None, -1)
+    else:
+        order = np.argsort(key)
     c = cells[order]
     s = key[order]
     y = pos[order]

@@ -173,6 +173,7 @@ def slice_metrics(
     seed: int = 0,
     level: float = 0.95,
     min_support: int = 1,
+    overall: SliceReport | None = None,
 ) -> SliceReport:
     """Metrics overall and for every group, with percentile bootstrap intervals.
 
@@ -193,12 +194,17 @@ def slice_metrics(
         own seeded stream, so intervals are reproducible and independent of other groups.
     min_support
         Groups with fewer rows get no interval and a note saying so.
+    overall
+        A report of the same ``data`` and ``seed`` (say, the one over every row) whose
+        overall figures and draws this one takes instead of measuring them again: the
+        bootstrap of every row is the dearest part of a report, and each slice of an
+        evaluation would repeat it. Its metrics, resamples and level must be these.
 
     Raises
     ------
     UsageError
-        A metric that does not apply to the task, or both ``groups`` and
-        ``sensitive_features``.
+        A metric that does not apply to the task, both ``groups`` and
+        ``sensitive_features``, or an ``overall`` report made otherwise.
 
     Examples
     --------
@@ -223,16 +229,34 @@ def slice_metrics(
     if found is not None:
         return _counted(data, *found, options)
     names = options.names
-    everything = np.arange(data.n)
-    overall_point = aggregate(data, everything, np.zeros(data.n, np.int64), 1, names)
-    drawn = options.draws(data, everything, "*", with_confusion=data._kind != "regression")
-    overall = _estimates(overall_point, 0, drawn, names, level)
+    if overall is not None:
+        _check_overall(overall, options, data.n)
+        estimates, drawn = overall.overall, overall.overall_draws
+    else:
+        everything = options.ordered(data, np.arange(data.n))
+        overall_point = aggregate(data, everything, np.zeros(data.n, np.int64), 1, names)
+        drawn = options.draws(data, everything, "*", with_confusion=data._kind != "regression")
+        estimates = _estimates(overall_point, 0, drawn, names, level)
     if sensitive_features is not None:
         by_group, notes, kept = _by_features(data, sensitive_features, options)
         by_group = dict(sorted(by_group.items()))
     else:
         by_group, notes, kept = _by_masks(data, groups or {}, options)
-    return SliceReport(name, names, overall, by_group, n_boot, level, notes, kept, drawn)
+    return SliceReport(name, names, estimates, by_group, n_boot, level, notes, kept, drawn)
+
+
+def _check_overall(report: SliceReport, options: _Options, n: int) -> None:
+    """Refuse an ``overall`` report that this one would not have made."""
+    made = (tuple(report.metrics), report.n_boot, report.level, report.overall["count"].value)
+    wanted = (options.names, options.n_boot, options.level, float(n))
+    if made != wanted:
+        raise UsageError.about(
+            "overall",
+            f"{{param}} was made with metrics {list(made[0])}, {made[1]} resamples, level "
+            f"{made[2]} over {made[3]:g} rows; this report has {list(wanted[0])}, "
+            f"{wanted[1]}, {wanted[2]} and {wanted[3]:g}: give the report made from the "
+            "same predictions and options, or none",
+        )
 
 
 @dataclass(frozen=True)
@@ -247,15 +271,21 @@ class _Options:
     level: float
     min_support: int
 
+    def ordered(self, data: Predictions, rows: np.ndarray) -> np.ndarray:
+        """``rows`` in the order the bootstrap takes them (as given without resamples):
+        sorted once for the point values and the draws."""
+        return ordered_for_resampling(data, rows, self.names) if self.n_boot else rows
+
     def draws(
         self, data: Predictions, rows: np.ndarray, label: str, *, with_confusion: bool = False
     ) -> dict[str, np.ndarray]:
-        """The bootstrap draws of the group ``label`` (its own seeded stream); with
-        ``with_confusion`` each draw's confusion matrix too, as ``_confusion``."""
+        """The bootstrap draws of the group ``label`` (its own seeded stream), its ``rows``
+        as :meth:`ordered` gives them; with ``with_confusion`` each draw's confusion matrix
+        too, as ``_confusion``."""
         key = f"{self.name}:{label}"
         return bootstrap(
             data,
-            ordered_for_resampling(data, rows, self.names),
+            rows,
             self.names,
             n_boot=self.n_boot,
             seed=self.seed,
@@ -301,7 +331,10 @@ def _by_features(data: Predictions, sensitive_features: Any, options: _Options) 
     if options.n_boot:
         order = np.argsort(codes, kind="stable")
         bounds = np.searchsorted(codes[order], np.arange(len(labels) + 1))
-        members = {label: order[bounds[i] : bounds[i + 1]] for i, label in enumerate(labels)}
+        members = {
+            label: options.ordered(data, order[bounds[i] : bounds[i + 1]])
+            for i, label in enumerate(labels)
+        }
     for i, label in enumerate(labels):
         rows = members.get(label)
         enough = point["count"][i] >= options.min_support
@@ -319,7 +352,7 @@ def _by_masks(data: Predictions, groups: Mapping[str, np.ndarray], options: _Opt
     notes: dict[str, str] = {}
     kept: dict[str, dict[str, np.ndarray]] = {}
     for label, mask in groups.items():
-        rows = np.flatnonzero(mask)
+        rows = options.ordered(data, np.flatnonzero(mask))
         point = aggregate(data, rows, np.zeros(len(rows), np.int64), 1, options.names)
         enough = len(rows) >= options.min_support
         draws = options.draws(data, rows, label) if enough else {}
