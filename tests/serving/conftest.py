@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -95,6 +98,7 @@ def server_process(
                 break
         else:
             pytest.fail("the server exited before it was ready:\n" + "".join(seen))
+        _until_listening(port, process)
         yield process, f"http://127.0.0.1:{port}"
     finally:
         if process.poll() is None:
@@ -102,6 +106,20 @@ def server_process(
         process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+def _until_listening(port: int, process: subprocess.Popen[str]) -> None:
+    """Wait until the server accepts connections: a server that is not ready says so while
+    it loads, which may come before uvicorn listens."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert process.poll() is None, "the server exited"
+            assert time.monotonic() < deadline, "the server never listened"
+            threading.Event().wait(0.01)
 
 
 def stop(process: subprocess.Popen[str]) -> str:

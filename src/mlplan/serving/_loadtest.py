@@ -224,24 +224,30 @@ class _Load:
         self._lock = threading.Lock()
 
     def run(self, concurrency: int, seconds: float) -> None:
-        """``concurrency`` clients, sending requests for ``seconds``."""
-        deadline = time.perf_counter() + seconds
-        began = time.perf_counter()
+        """``concurrency`` clients, sending requests for ``seconds`` from the moment every
+        client is set up (making an HTTP client can take longer than a short run)."""
+        began: list[float] = []
+        barrier = threading.Barrier(concurrency, action=lambda: began.append(time.perf_counter()))
         pool = [
-            threading.Thread(target=self._client, args=(i, deadline)) for i in range(concurrency)
+            threading.Thread(target=self._client, args=(i, barrier, began, seconds))
+            for i in range(concurrency)
         ]
         for thread in pool:
             thread.start()
         for thread in pool:
             thread.join()
-        self.elapsed = time.perf_counter() - began
+        self.elapsed = time.perf_counter() - began[0]
 
-    def _client(self, worker: int, deadline: float) -> None:
+    def _client(
+        self, worker: int, barrier: threading.Barrier, began: list[float], seconds: float
+    ) -> None:
         httpx, records = self._httpx, self._records
         rng = np.random.default_rng(worker)
         mine: list[float] = []
         counts: dict[str, int] = {}
         with httpx.Client(base_url=self._base, headers=self._headers, timeout=30) as http:
+            barrier.wait()  # every client ready: the measured time starts
+            deadline = began[0] + seconds
             while time.perf_counter() < deadline:
                 chosen = [records[i] for i in rng.integers(0, len(records), self.rows_per_request)]
                 start = time.perf_counter()
