@@ -3,7 +3,7 @@ and what exporting each to ONNX needs beyond skl2onnx's own converters."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ __all__ = [
     "register_lightgbm",
     "ridge",
     "snap_lightgbm_thresholds",
+    "tree_ensembles",
 ]
 
 
@@ -127,6 +128,16 @@ def register_lightgbm(kind: str) -> None:
         )
 
 
+def tree_ensembles(model: Any) -> Iterator[dict[str, Any]]:
+    """The attributes, by name, of each tree ensemble node of an ONNX ``model`` that holds
+    its split values (``nodes_values``)."""
+    for node in model.graph.node:
+        if node.op_type.startswith("TreeEnsemble"):
+            attrs = {a.name: a for a in node.attribute}
+            if "nodes_values" in attrs:
+                yield attrs
+
+
 def snap_lightgbm_thresholds(model: Any, estimator: Any) -> None:
     """Make a LightGBM ensemble in ONNX (float32 thresholds), trained on float32 values, split
     float32 inputs as LightGBM does with its float64 thresholds.
@@ -146,12 +157,7 @@ def snap_lightgbm_thresholds(model: Any, estimator: Any) -> None:
         rounded = np.float32(threshold)
         floor = rounded if float(rounded) <= threshold else np.nextafter(rounded, np.float32(-1e38))
         floors.setdefault((names.index(feature), float(rounded)), float(floor))
-    for node in model.graph.node:
-        if not node.op_type.startswith("TreeEnsemble"):
-            continue
-        attrs = {a.name: a for a in node.attribute}
-        if "nodes_values" not in attrs:
-            continue
+    for attrs in tree_ensembles(model):
         values = [
             floors.get((int(f), float(np.float32(v))), v) if m == b"BRANCH_LEQ" else v
             for f, v, m in zip(

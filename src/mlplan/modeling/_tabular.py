@@ -18,6 +18,7 @@ from mlplan._optional import require
 from mlplan.errors import ParameterError
 from mlplan.modeling._categories import rare_categories
 from mlplan.modeling._categories import register_converter as register_rare_categories
+from mlplan.modeling._estimators import tree_ensembles
 from mlplan.modeling._families import tabular_estimator
 from mlplan.modeling._features import FeatureSet
 from mlplan.modeling._inputs import TrainingData
@@ -387,12 +388,7 @@ def split_thresholds(graph: bytes, numeric: list[str]) -> dict[str, np.ndarray]:
     onnx = require("onnx", extra="models", purpose="packaging models as ONNX")
     model = onnx.load_from_string(graph)
     found: dict[int, list[np.ndarray]] = {}
-    for node in model.graph.node:
-        if not node.op_type.startswith("TreeEnsemble"):
-            continue
-        attrs = {a.name: a for a in node.attribute}
-        if "nodes_values" not in attrs:
-            continue
+    for attrs in tree_ensembles(model):
         ids = np.asarray(attrs["nodes_featureids"].ints, dtype=np.int64)
         values = np.asarray(attrs["nodes_values"].floats, dtype=np.float64)
         branch = np.asarray(attrs["nodes_modes"].strings) != b"LEAF"
