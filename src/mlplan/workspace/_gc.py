@@ -220,18 +220,12 @@ def _temporary_files(ws: Workspace) -> Iterator[tuple[Path, int, float]]:
         ]
         walk = os.walk(folder) if recurse else top
         for where, _dirs, names in walk:
-            for name in sorted(names):
-                if _TEMPORARY.fullmatch(name):
-                    path = Path(where) / name
-                    try:
-                        info = path.lstat()
-                    except OSError:
-                        continue
-                    if path.is_file() and not path.is_symlink():
-                        yield path, info.st_size, info.st_mtime
+            named = (Path(where) / name for name in sorted(names) if _TEMPORARY.fullmatch(name))
+            yield from _stat(named)
 
 
 def _stat(paths: Iterable[Path]) -> Iterator[tuple[Path, int, float]]:
+    """Each of ``paths`` that is a plain file (not a link), with its size and time."""
     for path in paths:
         try:
             info = path.lstat()
