@@ -592,6 +592,9 @@ def test_on_a_full_disk_the_server_answers_503_and_counts_every_failed_write(
     app = create_app(ServeConfig(root=str(served.root), model="logistic-1", key_refresh_seconds=0))
     headers = bearer(tokens["predict"])
     with started(app) as client:
+        # The link stands for a segment the log has not opened yet: were the compactor's first
+        # pass (what earlier servers left) to see it, the open segment would look closed.
+        _until(lambda: app.state.mlplan.compactor.stats.passes >= 1)
         full = _fill_next_segment(app.state.mlplan.log)
         ok = client.post("/v1/predict", json={"records": [RECORD]}, headers=headers)
         assert ok.status_code == 200  # on disk; then the log rotates onto the full disk

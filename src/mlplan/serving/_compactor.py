@@ -27,7 +27,7 @@ __all__ = ["CompactionStats", "LogCompactor"]
 
 @dataclass
 class CompactionStats:
-    """What a server's compactor has done since it started."""
+    """What a server's compactor has done since it started (``passes``: those finished)."""
 
     passes: int = 0
     compacted: int = 0
@@ -108,7 +108,6 @@ class LogCompactor:
 
     def _pass(self) -> float:
         """One compaction; the seconds until the next one unless woken."""
-        self.stats.passes += 1
         try:
             done = compact_segments(
                 self.folder,
@@ -117,12 +116,14 @@ class LogCompactor:
                 stop=lambda: self._stopping.wait(self.pause_seconds),
             )
         except Exception as exc:  # a failed pass must not end the thread: the next one retries
+            self.stats.passes += 1
             self.stats.failures += 1
             if self._report is not None:
                 self._report(exc)
             return self.interval_seconds
         self.stats.compacted += done["compacted"]
         self.stats.removed += done["removed"]
+        self.stats.passes += 1
         if done["busy"]:
             self.stats.busy += 1
             return self.retry_seconds

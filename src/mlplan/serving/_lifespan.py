@@ -53,7 +53,6 @@ class Lifespan:
         self.config = state.config
         self._log_deadlines = log_deadlines
         self._publishing: list[asyncio.Task[None]] = []
-        self._compactor: LogCompactor | None = None
 
     @contextlib.asynccontextmanager
     async def __call__(self, app: Any) -> AsyncIterator[None]:
@@ -102,8 +101,8 @@ class Lifespan:
                         await state.batcher.stop()
                         state.batcher = None
                     self._not_ready(exc)
-            if state.ready and self._compactor is not None:
-                self._compactor.start()  # what earlier servers left, then each closed segment
+            if state.ready and state.compactor is not None:
+                state.compactor.start()  # what earlier servers left, then each closed segment
         finally:
             state.loaded.set()
 
@@ -152,7 +151,7 @@ class Lifespan:
             )
             folder = ws.root / ".mlplan" / LOG_DIR / model.name
             # Compacted in the background once ready, never here (see _bring_up).
-            self._compactor = LogCompactor(
+            state.compactor = LogCompactor(
                 folder, retention_days=policy.retention_days, report=self._compaction_failed
             )
             state.log = PredictionLog(
@@ -160,7 +159,7 @@ class Lifespan:
                 mode=policy.mode,
                 pii=PiiPolicy(pii, policy.pii, key),
                 segment_bytes=int(policy.segment_mb * 1024 * 1024),
-                on_rotate=self._compactor.wake,
+                on_rotate=state.compactor.wake,
             )
         state.model = model
         state.reason = None
@@ -227,8 +226,8 @@ class Lifespan:
         metrics.ready.set(0)
         for task in self._publishing:
             task.cancel()
-        if self._compactor is not None:  # a segment under way is abandoned, left whole
-            await asyncio.to_thread(self._compactor.stop)
+        if state.compactor is not None:  # a segment under way is abandoned, left whole
+            await asyncio.to_thread(state.compactor.stop)
         if state.keys is not None:
             state.keys.stop()
         if state.batcher is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 
 from mlplan.serving._batcher import MicroBatcher
+from mlplan.serving._compactor import LogCompactor
 from mlplan.serving._config import ServeConfig
 from mlplan.serving._feedback import FeedbackValidator
 from mlplan.serving._ids import RequestIds
@@ -35,6 +36,7 @@ class ServerState:
         self.feedback: FeedbackValidator | None = None
         self.ids: RequestIds | None = None  # signed with the log's key, set with the model
         self.log: PredictionLog | None = None
+        self.compactor: LogCompactor | None = None  # started once ready
         self.batcher: MicroBatcher | None = None
         self.loaded = threading.Event()  # set once loading ended, ready or not
         self.run_id: str | None = None  # the serve run, once it is recorded
