@@ -88,3 +88,35 @@ def test_two_models_on_the_same_rows_are_resampled_alike(rng: np.random.Generato
     b = bootstrap(second, rows, ["count", "accuracy"], n_boot=50, seed=1, key="k")
     assert np.array_equal(a["count"], b["count"])
     assert np.all(a["accuracy"] == 1.0) and np.all(b["accuracy"] == 0.0)
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass"])
+def test_ranked_draws_do_not_depend_on_the_blocks_they_are_swept_in(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """A batch is swept down the ranking a block of columns at a time (the running counts
+    stay in the cache): blocks of 7 rows, which cut through runs of tied scores and
+    through the predicted classes' runs, give the draws of one block of every row; and a
+    slice's groups read from the overall ranking are resampled as when sorted alone."""
+    import mlplan.modeling._resample as resample
+
+    data, group = _case(kind, rng)
+    masks = {v: group == v for v in "abc"}
+
+    def draws(columns: int) -> tuple[Any, Any]:
+        monkeypatch.setattr(resample, "_CACHED", 1)
+        monkeypatch.setattr(resample, "_MIN_COLUMNS", columns)
+        overall = slice_metrics(data, name="overall", n_boot=40, seed=3)
+        sliced = slice_metrics(data, groups=masks, name="g", n_boot=40, seed=3, overall=overall)
+        return overall.overall_draws, sliced.draws
+
+    (whole, groups), (blocked, blocked_groups) = draws(10**9), draws(7)
+    alone = slice_metrics(data, groups=masks, name="g", n_boot=40, seed=3).draws
+    for mine, theirs in [(whole, blocked)] + [(groups[v], blocked_groups[v]) for v in "abc"]:
+        assert mine.keys() == theirs.keys()
+        for name in mine:
+            # Precisions are summed in float32 a block at a time.
+            np.testing.assert_allclose(theirs[name], mine[name], rtol=0, atol=1e-6)
+    for v in "abc":
+        for name in groups[v]:
+            np.testing.assert_array_equal(alone[v][name], groups[v][name])

@@ -12,7 +12,7 @@ one ``b x m`` weight matrix, and every metric comes from it without materialisin
   one matrix-vector product per value for the whole batch.
 - **Ranks.** ROC AUC and average precision come from rows sorted by score *once*: each
   draw's drawn positives and drawn rows counted down the ranking (integer ``np.cumsum``,
-  exact); a run of tied scores counts as one step, read at the run's ends, as in
+  exact), a block of columns at a time so that the counts stay in the cache; a run of tied scores counts as one step, read at the run's ends, as in
   scikit-learn.
 
 Why Poisson(1) weights rather than a multinomial draw of ``m`` rows: the weights of
@@ -56,6 +56,10 @@ __all__ = ["bootstrap", "ordered_for_resampling"]
 
 # Weights in one batch (draws x rows): 2 MB of uint8; the running counts are int32 (8 MB).
 _BATCH = 2_000_000
+# Weights of a batch swept down a ranking at a time: the running counts (int32) and the
+# precisions (float32) of a block stay in the core's cache (256 KB each), not 8 MB.
+_CACHED = 65536
+_MIN_COLUMNS = 4096
 # Rows a float32 sum adds in order before the partial sums go to float64.
 _BLOCK = 65536
 # Labels that change at most this often along a group's rows are summed run by run.
@@ -127,6 +131,7 @@ class _Runs:
 
     starts: np.ndarray
     onehot: np.ndarray
+    n: int
 
     @classmethod
     def of(cls, labels: np.ndarray, n_labels: int) -> _Runs | None:
@@ -136,7 +141,7 @@ class _Runs:
         starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
         if len(starts) > _RUNS:
             return None
-        return cls(starts, np.eye(n_labels)[labels[starts]])
+        return cls(starts, np.eye(n_labels)[labels[starts]], len(labels))
 
     def sums(self, x: np.ndarray) -> np.ndarray:
         """Each label's sum of ``x`` per draw (draws x labels)."""
@@ -144,11 +149,16 @@ class _Runs:
         summed: np.ndarray = np.add.reduceat(x, self.starts, axis=1, dtype=dtype) @ self.onehot
         return summed
 
-    def from_cumulative(self, running: np.ndarray) -> np.ndarray:
-        """The same sums from the running totals of ``x`` along the rows."""
-        ends = np.r_[self.starts[1:], running.shape[1]] - 1
-        at_end = running[:, ends].astype(np.float64)
-        summed: np.ndarray = np.diff(at_end, axis=1, prepend=0.0) @ self.onehot
+    @property
+    def ends(self) -> np.ndarray:
+        """Where each run ends (its last position)."""
+        ends: np.ndarray = np.r_[self.starts[1:], self.n] - 1
+        return ends
+
+    def from_running(self, at_ends: np.ndarray) -> np.ndarray:
+        """The same sums from the running totals of ``x`` along the rows, read at
+        :attr:`ends` (draws x runs)."""
+        summed: np.ndarray = np.diff(at_ends, axis=1, prepend=0.0) @ self.onehot
         return summed
 
 
@@ -191,74 +201,116 @@ class _Ranking:
         return cls(order, flags, alone, ends[runs], starts[runs] - 1)
 
     def draws(
-        self, weights: np.ndarray, names: Sequence[str], cumulative: _Cumulative | None = None
-    ) -> dict[str, np.ndarray]:
-        """ROC AUC and/or average precision of each row of ``weights`` (``cumulative``:
-        the counts down this ranking, when already made).
+        self, weights: np.ndarray, names: Sequence[str], points: np.ndarray | None = None
+    ) -> tuple[dict[str, np.ndarray], _Sweep]:
+        """ROC AUC and/or average precision of each row of ``weights``, and the sweep down
+        the ranking that gave them (its running counts also read at ``points``: positions
+        in the ranking, sorted).
 
         Down the ranking, ``above`` counts the drawn positives so far and ``seen`` every
         drawn row, in integers (exact). A run of tied scores counts as one step, as in
         scikit-learn: its negatives meet the positives above the run and half of those in
         it; its positives take the precision at its end.
         """
-        if cumulative is None or self.order is not None:
-            cumulative = _Cumulative.of(weights, self)
-        w, pos, above, seen = cumulative
-        p_total = above[:, -1].astype(np.float64)
-        n_total = seen[:, -1] - p_total
+        w = weights if self.order is None else weights[:, self.order]
         ties = self.alone is not None
+        extra = np.zeros(0, np.int64) if points is None else points
         if ties:
-            assert self.alone is not None and self.last is not None and self.before is not None
-            top = self.before >= 0
-            first = np.maximum(self.before, 0)
-            end_above = above[:, self.last].astype(np.float64)
-            end_seen = seen[:, self.last].astype(np.float64)
-            run_above = end_above - np.where(top, above[:, first], 0)
-            run_seen = end_seen - np.where(top, seen[:, first], 0)
+            assert self.last is not None and self.before is not None
+            # Where each run of ties ends, and the position before it starts (-1 at the
+            # top: nothing above).
+            extra = np.concatenate([extra, self.last, self.before])
+        wanted, where = np.unique(extra, return_inverse=True)
+        sweep = self.sweep(w, names, wanted)
+        p_total = sweep.above.astype(np.float64)
+        n_total = sweep.seen - p_total
+        if ties:
+            assert self.last is not None
+            runs = len(self.last)
+            at_last, at_before = where[-2 * runs : -runs], where[-runs:]
+            end_above = sweep.above_at[:, at_last]
+            end_seen = sweep.seen_at[:, at_last]
+            run_above = end_above - sweep.above_at[:, at_before]
+            run_seen = end_seen - sweep.seen_at[:, at_before]
         out = {}
         with np.errstate(divide="ignore", invalid="ignore"):
             if "roc_auc" in names:
-                # Each drawn negative against the drawn positives above it.
-                neg = w - pos
-                if ties:
-                    neg *= self.alone
-                pairs = np.einsum("ij,ij->i", neg, above, dtype=np.int64).astype(np.float64)
+                pairs = sweep.pairs.astype(np.float64)
                 if ties:
                     run_neg = run_seen - run_above
                     pairs += np.sum(run_neg * (end_above - 0.5 * run_above), axis=1)
                 auc = pairs / (p_total * n_total)
                 out["roc_auc"] = np.where((p_total > 0) & (n_total > 0), auc, np.nan)
             if "pr_auc" in names:
-                precision = above.astype(np.float32)
-                scale = seen.astype(np.float32)
-                np.maximum(scale, 1.0, out=scale)
-                precision /= scale
-                # Each drawn positive (outside a tie) at the precision of its rank: the
-                # positives' weights (bytes) as they are, or times ``alone`` where scores tie.
-                precision *= pos if self.alone is None else pos * self.alone
-                summed = precision.sum(axis=1).astype(np.float64)  # pairwise
+                summed = sweep.precision.copy()
                 if ties:
                     summed += np.sum(run_above * end_above / np.maximum(end_seen, 1.0), axis=1)
                 out["pr_auc"] = np.where(p_total > 0, summed / p_total, np.nan)
-        return out
+        if points is not None:
+            keep = where[: len(points)]
+            sweep = sweep._replace(above_at=sweep.above_at[:, keep], seen_at=sweep.seen_at[:, keep])
+        return out, sweep
+
+    def sweep(self, w: np.ndarray, names: Sequence[str], points: np.ndarray) -> _Sweep:
+        """One pass down the ranking over ``w`` (the weights in the ranking's order), a
+        block of columns at a time so that the running counts stay in the cache: the
+        counts at ``points`` (sorted; -1 reads 0), each drawn negative (outside a tie)
+        times the drawn positives above it, and each drawn positive (outside a tie) at
+        the precision of its rank, summed."""
+        b, m = w.shape
+        above_at = np.zeros((b, len(points)))
+        seen_at = np.zeros((b, len(points)))
+        pairs = np.zeros(b, np.int64)
+        precision = np.zeros(b)
+        carry_above = np.zeros((b, 1), np.int32)
+        carry_seen = np.zeros((b, 1), np.int32)
+        width = max(_MIN_COLUMNS, _CACHED // b)
+        bounds = np.searchsorted(points, np.arange(0, m + width, width))
+        for block, s in enumerate(range(0, m, width)):
+            e = min(s + width, m)
+            drawn = w[:, s:e]
+            pos = drawn * self.positive[s:e]
+            opened = bool(carry_seen.min() > 0)
+            alone = None if self.alone is None else self.alone[s:e]
+            above = np.cumsum(pos, axis=1, dtype=np.int32)
+            above += carry_above
+            seen = np.cumsum(drawn, axis=1, dtype=np.int32)
+            seen += carry_seen
+            carry_above, carry_seen = above[:, -1:].copy(), seen[:, -1:].copy()
+            here = slice(bounds[block], bounds[block + 1])
+            local = points[here] - s
+            above_at[:, here] = above[:, local]
+            seen_at[:, here] = seen[:, local]
+            if "roc_auc" in names:
+                # Each drawn negative against the drawn positives above it.
+                neg = drawn - pos
+                if alone is not None:
+                    neg *= alone
+                pairs += np.einsum("ij,ij->i", neg, above, dtype=np.int64)
+            if "pr_auc" in names:
+                ratio = above.astype(np.float32)
+                scale = seen.astype(np.float32)
+                if not opened:
+                    # Nothing drawn yet at the top: no row there to weigh, but no 0 / 0.
+                    np.maximum(scale, 1.0, out=scale)
+                ratio /= scale
+                # The positives' weights (bytes) as they are, or times ``alone``.
+                ratio *= pos if alone is None else pos * alone
+                precision += ratio.sum(axis=1)  # pairwise in float32, blocks in float64
+        return _Sweep(carry_above[:, 0], carry_seen[:, 0], above_at, seen_at, pairs, precision)
 
 
-class _Cumulative(NamedTuple):
-    """A batch's weights in a ranking's order, the positives' weights, and both summed down
-    the ranking."""
+class _Sweep(NamedTuple):
+    """One pass of a batch down a ranking: the drawn positives and rows in all
+    (``above``, ``seen``), the same counted down to chosen points (``above_at``,
+    ``seen_at``), and the pair and precision sums of the rows outside a tie."""
 
-    weights: np.ndarray
-    positive: np.ndarray
     above: np.ndarray
     seen: np.ndarray
-
-    @classmethod
-    def of(cls, weights: np.ndarray, ranking: _Ranking) -> _Cumulative:
-        """Reorder (when the ranking has an order) and accumulate."""
-        w = weights if ranking.order is None else weights[:, ranking.order]
-        pos = w * ranking.positive
-        above = np.cumsum(pos, axis=1, dtype=np.int32)
-        return cls(w, pos, above, np.cumsum(w, axis=1, dtype=np.int32))
+    above_at: np.ndarray
+    seen_at: np.ndarray
+    pairs: np.ndarray
+    precision: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -330,21 +382,30 @@ class _Group:
             return _regression_draws(self._dense_sums(weights), self.names)
         data, names, b = self.data, self.names, len(weights)
         k = data.k
-        first = self.rankings[0] if self.rankings else None
-        ranked_here = first is not None and first.order is None
-        cumulative = _Cumulative.of(weights, first) if first is not None and ranked_here else None
-        cm = self._confusion(weights, cumulative).reshape(b, k, k)
-        count = cm.sum(axis=(1, 2)).astype(np.float64)
-        out: dict[str, np.ndarray] = {"_confusion": cm} if with_confusion else {}
-        ranked = [n for n in names if n in _RANKING]
-        if ranked and self.rankings:
-            per_class = [r.draws(weights, ranked, cumulative) for r in self.rankings]
+        out: dict[str, np.ndarray] = {}
+        sweep = None
+        if self.rankings:
+            ranked = [n for n in names if n in _RANKING]
+            per_class = []
+            for i, ranking in enumerate(self.rankings):
+                # Ranked rows with labels from a threshold: the confusion counts are read
+                # off the first sweep at the ends of the predicted classes' runs.
+                points = (
+                    self.predicted_runs.ends if i == 0 and self.predicted_runs is not None else None
+                )
+                values, swept = ranking.draws(weights, ranked, points)
+                per_class.append(values)
+                sweep = swept if points is not None else sweep
             for name in ranked:
                 stacked = np.stack([c[name] for c in per_class])
                 # One-vs-rest: macro-averaged over the classes with both outcomes in the draw.
                 valid = np.isfinite(stacked)
                 total = np.where(valid, stacked, 0.0).sum(axis=0)
                 out[name] = _divide(total, valid.sum(axis=0).astype(np.float64), np.nan)
+        cm = self._confusion(weights, sweep).reshape(b, k, k)
+        count = cm.sum(axis=(1, 2)).astype(np.float64)
+        if with_confusion:
+            out = {"_confusion": cm, **out}
         sums = self._dense_sums(weights)
         for name in names:
             if name in out:
@@ -361,12 +422,12 @@ class _Group:
                 out[name] = _from_confusion(cm, name, data.positive)
         return out
 
-    def _confusion(self, weights: np.ndarray, cumulative: _Cumulative | None) -> np.ndarray:
+    def _confusion(self, weights: np.ndarray, sweep: _Sweep | None) -> np.ndarray:
         k = self.data.k
-        if self.predicted_runs is not None and cumulative is not None:
+        if self.predicted_runs is not None and sweep is not None:
             # Each run's sums are differences of the counts down the ranking.
-            hits = self.predicted_runs.from_cumulative(cumulative.above)
-            every = self.predicted_runs.from_cumulative(cumulative.seen)
+            hits = self.predicted_runs.from_running(sweep.above_at)
+            every = self.predicted_runs.from_running(sweep.seen_at)
             positive = self.data.positive
             cm = np.empty((len(weights), k * k))
             cm[:, positive * k : positive * k + k] = hits

@@ -52,6 +52,9 @@ class SliceReport:
     """The bootstrap draws of every row together, per metric; for classification also
     ``_confusion`` (draws, K, K): the confusion matrix of each resample, from which per-class
     figures get the same draws, hence the same intervals, as the overall ones."""
+    ordered: np.ndarray | None = field(default=None, repr=False)
+    """Every row in the order the bootstrap takes them (the rows ranked once): a group's
+    rows are these filtered, in the same order as sorting the group itself."""
 
     def value(self, group: str, metric: str) -> float:
         """The point value of ``metric`` for ``group``."""
@@ -231,7 +234,7 @@ def slice_metrics(
     names = options.names
     if overall is not None:
         _check_overall(overall, options, data.n)
-        estimates, drawn = overall.overall, overall.overall_draws
+        estimates, drawn, everything = overall.overall, overall.overall_draws, overall.ordered
     else:
         everything = options.ordered(data, np.arange(data.n))
         overall_point = aggregate(data, everything, np.zeros(data.n, np.int64), 1, names)
@@ -241,8 +244,10 @@ def slice_metrics(
         by_group, notes, kept = _by_features(data, sensitive_features, options)
         by_group = dict(sorted(by_group.items()))
     else:
-        by_group, notes, kept = _by_masks(data, groups or {}, options)
-    return SliceReport(name, names, estimates, by_group, n_boot, level, notes, kept, drawn)
+        by_group, notes, kept = _by_masks(data, groups or {}, options, everything)
+    return SliceReport(
+        name, names, estimates, by_group, n_boot, level, notes, kept, drawn, everything
+    )
 
 
 def _check_overall(report: SliceReport, options: _Options, n: int) -> None:
@@ -346,13 +351,23 @@ def _by_features(data: Predictions, sensitive_features: Any, options: _Options) 
     return by_group, notes, kept
 
 
-def _by_masks(data: Predictions, groups: Mapping[str, np.ndarray], options: _Options) -> _Groups:
-    """Each mask is a group (groups may overlap)."""
+def _by_masks(
+    data: Predictions,
+    groups: Mapping[str, np.ndarray],
+    options: _Options,
+    everything: np.ndarray | None,
+) -> _Groups:
+    """Each mask is a group (groups may overlap); ``everything``: every row in the
+    bootstrap's order, when known, which each group's rows are read from (the order is
+    a stable sort by a per-row key, so filtering it sorts the group without a sort)."""
     by_group: dict[str, dict[str, MetricEstimate]] = {}
     notes: dict[str, str] = {}
     kept: dict[str, dict[str, np.ndarray]] = {}
     for label, mask in groups.items():
-        rows = options.ordered(data, np.flatnonzero(mask))
+        if everything is not None and options.n_boot:
+            rows = everything[np.asarray(mask, dtype=bool)[everything]]
+        else:
+            rows = options.ordered(data, np.flatnonzero(mask))
         point = aggregate(data, rows, np.zeros(len(rows), np.int64), 1, options.names)
         enough = len(rows) >= options.min_support
         draws = options.draws(data, rows, label) if enough else {}
