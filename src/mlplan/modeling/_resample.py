@@ -12,8 +12,8 @@ one ``b x m`` weight matrix, and every metric comes from it without materialisin
   one matrix-vector product per value for the whole batch.
 - **Ranks.** ROC AUC and average precision come from rows sorted by score *once*: each
   draw's drawn positives and drawn rows counted down the ranking (integer ``np.cumsum``,
-  exact), a block of columns at a time so that the counts stay in the cache; a run of tied scores counts as one step, read at the run's ends, as in
-  scikit-learn.
+  exact), a block of columns at a time so that the counts stay in the cache; a run of
+  tied scores counts as one step, read at the run's ends, as in scikit-learn.
 
 Why Poisson(1) weights rather than a multinomial draw of ``m`` rows: the weights of
 different rows are independent, so a batch is one table lookup on random bits (16 bits a
