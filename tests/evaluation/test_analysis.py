@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 import sklearn.metrics as skm
 
-from mlplan.evaluation import Predictions, candidate_conditions, discover_slices
+from mlplan.evaluation import Condition, Predictions, candidate_conditions, discover_slices
 from mlplan.evaluation._analysis import choose_threshold, confusions, threshold_table
 
 
@@ -107,7 +107,17 @@ def test_a_discovery_result_is_json_with_its_slices_in_order(rng: np.random.Gene
     conditions = candidate_conditions(table, table.column_names, min_support=30)
     found = discover_slices(conditions, error, min_support=30)
     as_json = json.loads(json.dumps(found.to_dict()))
-    assert list(as_json) == ["overall_error", "tested", "conditions", "slices"]
+    assert list(as_json) == [
+        "overall_error",
+        "tested",
+        "conditions",
+        "slices",
+        "levels",
+        "max_seconds",
+        "cut",
+    ]
+    assert as_json["levels"]["planned"] == 3 and as_json["cut"] is None
+    assert sum(as_json["levels"]["tested"]) == found.tested
     assert as_json["overall_error"] == pytest.approx(error.mean())
     assert as_json["tested"] == found.tested and as_json["conditions"] == len(conditions)
     first = as_json["slices"][0]
@@ -124,3 +134,66 @@ def test_a_discovery_result_is_json_with_its_slices_in_order(rng: np.random.Gene
     ]
     assert first["conditions"] == ["plan = 'basic'"] == list(found.slices[0].conditions)
     assert [s["count"] for s in as_json["slices"]] == [s.count for s in found.slices]
+
+
+def _planted(rng: np.random.Generator) -> tuple[list[Condition], np.ndarray]:
+    """Conditions over a table with a planted two-condition slice, and the per-row error."""
+    table = _table(rng)
+    plan = np.asarray(table.column("plan").to_pylist())
+    device = np.asarray(table.column("device").to_pylist())
+    planted = (plan == "pro") & (device == "web")
+    error = (rng.random(table.num_rows) < np.where(planted, 0.6, 0.1)).astype(float)
+    return candidate_conditions(table, table.column_names, min_support=30), error
+
+
+def test_discovery_out_of_time_tests_single_conditions_only_and_says_so(
+    rng: np.random.Generator,
+) -> None:
+    """A time limit of 0 (or one spent on single conditions) leaves levels 2 and 3 out:
+    the report says so, and the correction counts the single conditions alone, as when
+    the search goes on."""
+    table = _table(rng)
+    plan = np.asarray(table.column("plan").to_pylist())
+    error = (rng.random(table.num_rows) < np.where(plan == "basic", 0.4, 0.1)).astype(float)
+    conditions = candidate_conditions(table, table.column_names, min_support=30)
+    whole = discover_slices(conditions, error, min_support=30, max_seconds=None)
+    assert len(whole.tested_by_level) == 3 and whole.cut is None
+    cut = discover_slices(conditions, error, min_support=30, max_seconds=0, clock=lambda: 5.0)
+    assert cut.tested_by_level == whole.tested_by_level[:1] == (cut.tested,)
+    assert cut.cut == (
+        "slice discovery stopped after 0 s (evaluation.discovery.max_seconds: 0): "
+        "1 of 3 condition levels searched (levels 2-3 not searched)"
+    )
+    assert cut.to_dict()["levels"] == {"planned": 3, "searched": 1, "tested": [cut.tested]}
+    assert all(len(s.conditions) == 1 for s in cut.slices)
+    # Benjamini-Hochberg over the same single conditions: the same q-values, the same rate.
+    basic = [s for s in (*whole.slices, *cut.slices) if s.conditions == ("plan = 'basic'",)]
+    assert len(basic) == 2 and basic[0].q_value == basic[1].q_value
+    assert basic[0].alpha == basic[1].alpha == 0.025
+
+
+def test_a_level_the_time_limit_interrupts_is_left_out_whole(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Time runs out while pairs of conditions are tested (the clock jumps after the
+    first block of them): the pairs tested so far are dropped, so level 2's correction
+    counts no partial level, and the report says how far it got."""
+    import mlplan.evaluation._discovery as discovery
+
+    monkeypatch.setattr(discovery, "_BLOCK", 4)
+    conditions, error = _planted(rng)
+    # Read at the start, after the single conditions, and before each later block.
+    ticks = iter([0.0, 1.0])
+    found = discover_slices(
+        conditions, error, min_support=30, max_seconds=10, clock=lambda: next(ticks, 60.0)
+    )
+    whole = discover_slices(conditions, error, min_support=30, max_seconds=None)
+    assert found.tested_by_level == whole.tested_by_level[:1]
+    pairs = whole.tested_by_level[1]
+    assert found.cut == (
+        "slice discovery stopped after 60 s (evaluation.discovery.max_seconds: 10): "
+        "1 of 3 condition levels searched (levels 2-3 not searched); level 2 was under way, "
+        f"4 of {pairs:,} slices tested, and is left out whole (its false discovery rate "
+        "counts no partial level)"
+    )
+    assert all(len(s.conditions) == 1 for s in found.slices)

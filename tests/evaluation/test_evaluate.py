@@ -700,3 +700,33 @@ def test_a_new_threshold_is_a_new_package_version_and_production_keeps_its_own(
     assert ("model", "logistic-1@2") in {(n.kind, n.ref) for n in made.inputs}
     with pytest.raises(NotFoundError, match=r"'logistic-1@7' not found; logistic-1 has versions: "):
         get_model(trained, "logistic-1@7")
+
+
+def test_slice_discovery_out_of_time_says_what_was_cut_in_every_report(
+    trained: Workspace, editor: Edit
+) -> None:
+    """evaluation.discovery.max_seconds: 0 tests the single conditions only; the JSON and
+    HTML reports and the command's output say that levels 2-3 were not searched."""
+    editor(
+        trained,
+        "  alpha: 0.05  # false discovery rate over the slices tested",
+        "  alpha: 0.05\n  discovery: {max_seconds: 0}",
+    )
+    runner = CliRunner()
+    with chdir(trained.root):
+        shown = runner.invoke(app, ["evaluate", "logistic-1", "--bootstrap", "0"])
+    assert shown.exit_code in (0, 1), shown.output
+    said = " ".join(shown.output.split())
+    assert "note: slice discovery stopped after" in said
+    assert "1 of 3 condition levels searched (levels 2-3 not searched)" in said
+    stored = latest_evaluation(trained, "logistic-1")
+    assert stored is not None
+    found = stored.report["discovery"]
+    assert found["max_seconds"] == 0 and found["levels"]["searched"] == 1
+    assert found["levels"]["tested"] == [found["tested"]]
+    assert "1 of 3 condition levels searched" in found["cut"]
+    assert all(len(d["conditions"]) == 1 for d in found["slices"])
+    # Still found: the planted failure is one condition.
+    assert "region = 'west'" in [" and ".join(d["conditions"]) for d in found["slices"]]
+    html = (trained.root / "reports" / "logistic-1" / "evaluation.html").read_text()
+    assert found["cut"] in html

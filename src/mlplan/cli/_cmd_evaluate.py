@@ -279,6 +279,8 @@ def _render_focus(r: dict[str, Any]) -> None:
 
 def _render_discovery(r: dict[str, Any]) -> None:
     found = r["discovery"]["slices"]
+    if r["discovery"].get("cut"):
+        console.print(f"[yellow]note:[/] {esc(r['discovery']['cut'])}")
     if not found:
         return
     console.print(

@@ -270,6 +270,7 @@ def _discover(
         min_support=discovery.min_support,
         min_effect=discovery.min_effect,
         alpha=spec.alpha,
+        max_seconds=discovery.max_seconds,
     )
     return found, columns
 

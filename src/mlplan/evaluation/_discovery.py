@@ -9,12 +9,19 @@ as large. Each test is Welch's
 t-test of the per-row error inside the slice against outside it, one-sided; the effect size
 is Cohen's d; p-values are adjusted (Benjamini-Hochberg) within each level, with the false
 discovery rate split between levels.
+
+The search is bounded in time (``evaluation.discovery.max_seconds``): single conditions are
+always tested; a deeper level starts only while time is left, and a level under way when
+the time runs out is dropped whole, so each level's correction counts exactly the slices
+tested at that level, and a level not searched spends none of its share of the rate. The
+result says which levels were searched and what was cut.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,12 +201,22 @@ class DiscoveredSlice:
 @dataclass(frozen=True)
 class DiscoveryResult:
     """What slice discovery found: the error over every row, how many slices were tested
-    from how many conditions, and the slices reported, most telling first."""
+    from how many conditions, and the slices reported, most telling first.
+
+    ``tested_by_level`` counts the slices of 1, 2, ... conditions tested (each level's
+    Benjamini-Hochberg correction counts those); ``levels`` is how many levels the search
+    was to go down; ``max_seconds`` its time limit, and ``cut`` what the limit left out
+    (None when the search went as deep as it could).
+    """
 
     overall_error: float
     tested: int
     conditions: int
     slices: tuple[DiscoveredSlice, ...]
+    tested_by_level: tuple[int, ...] = ()
+    levels: int = 3
+    max_seconds: float | None = None
+    cut: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -208,6 +225,13 @@ class DiscoveryResult:
             "tested": self.tested,
             "conditions": self.conditions,
             "slices": [s.to_dict() for s in self.slices],
+            "levels": {
+                "planned": self.levels,
+                "searched": len(self.tested_by_level),
+                "tested": list(self.tested_by_level),
+            },
+            "max_seconds": self.max_seconds,
+            "cut": self.cut,
         }
 
 
@@ -234,9 +258,16 @@ def discover_slices(
     min_effect: float = 0.3,
     alpha: float = 0.05,
     limit: int = 20,
+    max_seconds: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> DiscoveryResult:
     """Slices whose per-row ``error`` (0/1 mistakes, or absolute errors) is significantly
     above the rest, ranked by effect size; each with its conditions, support and error.
+
+    ``max_seconds`` bounds the search (None: unbounded): the single conditions are always
+    tested, and the search goes a level deeper only while the time (read from ``clock``,
+    in seconds) has not run out; a level that the limit interrupts is dropped whole. The
+    result's ``cut`` says so.
 
     Examples
     --------
@@ -250,18 +281,65 @@ def discover_slices(
     error = np.asarray(error, dtype=np.float64)
     n = error.size
     total = float(error.sum())
-    tested = _walk(
-        conditions, error, total=total, max_conditions=max_conditions, min_support=min_support
+    budget = _Budget(clock, max_seconds)
+    tested, cut = _walk(
+        conditions,
+        error,
+        total=total,
+        max_conditions=max_conditions,
+        min_support=min_support,
+        budget=budget,
     )
     found = _significant(tested, max_conditions=max_conditions, alpha=alpha, min_effect=min_effect)
     general = _most_telling(found)
     general.sort(key=lambda t: (-t.effect * np.sqrt(t.share), [conditions[i].text for i in t.key]))
+    depths = [len(t.key) for t in tested]
+    by_level = tuple(depths.count(d) for d in range(1, max(depths, default=0) + 1))
     return DiscoveryResult(
         total / n if n else float("nan"),
         len(tested),
         len(conditions),
         tuple(_reported(t, conditions) for t in general[:limit]),
+        by_level,
+        max_conditions,
+        max_seconds,
+        cut,
     )
+
+
+class _Budget:
+    """The search's time limit, read from ``clock`` (None: no limit)."""
+
+    def __init__(self, clock: Callable[[], float], max_seconds: float | None) -> None:
+        self.clock = clock
+        self.max_seconds = max_seconds
+        self.start = clock()
+
+    def elapsed(self) -> float:
+        """Seconds since the search started."""
+        return self.clock() - self.start
+
+    def spent(self) -> bool:
+        """Whether the time has run out."""
+        return self.max_seconds is not None and self.elapsed() >= self.max_seconds
+
+    def cut(self, searched: int, levels: int, dropped: tuple[int, int, int] | None) -> str:
+        """What the limit left out, for the report: ``searched`` levels of ``levels``, and
+        the level under way when it ran out (its depth, slices tested, slices in it)."""
+        missing = list(range(searched + 1, levels + 1))
+        which = f"level {missing[0]}" if len(missing) == 1 else f"levels {missing[0]}-{missing[-1]}"
+        text = (
+            f"slice discovery stopped after {self.elapsed():.3g} s (evaluation.discovery."
+            f"max_seconds: {self.max_seconds:g}): {searched} of {levels} condition levels "
+            f"searched ({which} not searched)"
+        )
+        if dropped is not None:
+            depth, done, size = dropped
+            text += (
+                f"; level {depth} was under way, {done:,} of {size:,} slices tested, and is "
+                "left out whole (its false discovery rate counts no partial level)"
+            )
+        return text
 
 
 def _walk(
@@ -271,9 +349,11 @@ def _walk(
     total: float,
     max_conditions: int,
     min_support: int,
-) -> list[_Tested]:
+    budget: _Budget,
+) -> tuple[list[_Tested], str | None]:
     """Test the lattice level by level: single conditions, then each slice with rows enough
-    crossed with conditions on further columns."""
+    crossed with conditions on further columns, while the budget lasts. Returns the
+    slices tested and what the budget cut (None: nothing)."""
     n = error.size
     total_sq = float((error * error).sum())
     tested: list[_Tested] = []
@@ -289,16 +369,14 @@ def _walk(
         ][:cap]
         if not level:
             break
-        parts = [
-            _welch(
-                np.stack([mask for _, mask in level[start : start + _BLOCK]]).astype(np.float64),
-                error,
-                total,
-                total_sq,
-                n,
-            )
-            for start in range(0, len(level), _BLOCK)
-        ]
+        parts = []
+        for start in range(0, len(level), _BLOCK):
+            if depth > 1 and start and budget.spent():
+                # Out of time inside a level: drop it whole, as if never started.
+                cut = budget.cut(depth - 1, max_conditions, (depth, start, len(level)))
+                return tested, cut
+            block = np.stack([mask for _, mask in level[start : start + _BLOCK]])
+            parts.append(_welch(block.astype(np.float64), error, total, total_sq, n))
         count, mean_in, effect, p = (np.concatenate(column) for column in zip(*parts, strict=True))
         expand = []
         for index, (key, mask) in enumerate(level):
@@ -316,10 +394,12 @@ def _walk(
             # Refined further when there are rows enough for a narrower slice to stand out.
             if count[index] >= 2 * min_support:
                 expand.append((key, mask))
-        if depth == max_conditions:
+        if depth == max_conditions or not expand:
             break
+        if budget.spent():
+            return tested, budget.cut(depth, max_conditions, None)
         level = _children(conditions, expand, seen, cap)
-    return tested
+    return tested, None
 
 
 def _children(

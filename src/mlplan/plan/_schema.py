@@ -621,6 +621,13 @@ class Discovery(_Section):
     features: list[str] | None = Field(
         None, description="Columns to search; unset: the model's inputs and the slice columns."
     )
+    max_seconds: float | None = Field(
+        60.0,
+        ge=0,
+        description="Time limit of the search: single conditions are always tested, a deeper "
+        "level only while time is left (a level the limit interrupts is dropped whole); the "
+        "report says what was cut. null: no limit.",
+    )
 
 
 _RECALL_FLOOR = re.compile(r"^recall\s*>=\s*(\S+)$")
