@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import exp, factorial
 from typing import NamedTuple
 
@@ -60,6 +60,8 @@ _BATCH = 2_000_000
 # precisions (float32) of a block stay in the core's cache (256 KB each), not 8 MB.
 _CACHED = 65536
 _MIN_COLUMNS = 4096
+# Counts below which a count times a weight (a byte) fits int32.
+_PRODUCTS = 2**31 // 256
 # Rows a float32 sum adds in order before the partial sums go to float64.
 _BLOCK = 65536
 # Labels that change at most this often along a group's rows are summed run by run.
@@ -181,6 +183,10 @@ class _Ranking:
     alone: np.ndarray | None = None
     last: np.ndarray | None = None
     before: np.ndarray | None = None
+    readings: dict[bytes | None, tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """The positions each batch's sweep reads, per set of points asked for (made once)."""
 
     @classmethod
     def of(cls, score: np.ndarray, positive: np.ndarray) -> _Ranking:
@@ -214,13 +220,7 @@ class _Ranking:
         """
         w = weights if self.order is None else weights[:, self.order]
         ties = self.alone is not None
-        extra = np.zeros(0, np.int64) if points is None else points
-        if ties:
-            assert self.last is not None and self.before is not None
-            # Where each run of ties ends, and the position before it starts (-1 at the
-            # top: nothing above).
-            extra = np.concatenate([extra, self.last, self.before])
-        wanted, where = np.unique(extra, return_inverse=True)
+        wanted, where = self._reading(points)
         sweep = self.sweep(w, names, wanted)
         p_total = sweep.above.astype(np.float64)
         n_total = sweep.seen - p_total
@@ -250,6 +250,18 @@ class _Ranking:
             keep = where[: len(points)]
             sweep = sweep._replace(above_at=sweep.above_at[:, keep], seen_at=sweep.seen_at[:, keep])
         return out, sweep
+
+    def _reading(self, points: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The positions a sweep reads, sorted: ``points``, and where scores tie each run's
+        end and the position before it starts (-1 at the top: nothing above); and where
+        each of those is among them."""
+        key = None if points is None else points.tobytes()
+        if key not in self.readings:
+            extra = np.zeros(0, np.int64) if points is None else points
+            if self.last is not None and self.before is not None:
+                extra = np.concatenate([extra, self.last, self.before])
+            self.readings[key] = np.unique(extra, return_inverse=True)
+        return self.readings[key]
 
     def sweep(self, w: np.ndarray, names: Sequence[str], points: np.ndarray) -> _Sweep:
         """One pass down the ranking over ``w`` (the weights in the ranking's order), a
@@ -286,7 +298,11 @@ class _Ranking:
                 neg = drawn - pos
                 if alone is not None:
                     neg *= alone
-                pairs += np.einsum("ij,ij->i", neg, above, dtype=np.int64)
+                if int(carry_above.max()) < _PRODUCTS:
+                    # Products of a weight and a count fit int32: one pass, summed in int64.
+                    pairs += np.multiply(neg, above).sum(axis=1, dtype=np.int64)
+                else:
+                    pairs += np.einsum("ij,ij->i", neg, above, dtype=np.int64)
             if "pr_auc" in names:
                 ratio = above.astype(np.float32)
                 scale = seen.astype(np.float32)
