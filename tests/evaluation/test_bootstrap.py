@@ -96,8 +96,9 @@ def test_ranked_draws_do_not_depend_on_the_blocks_they_are_swept_in(
 ) -> None:
     """A batch is swept down the ranking a block of columns at a time (the running counts
     stay in the cache): blocks of 7 rows, which cut through runs of tied scores and
-    through the predicted classes' runs, give the draws of one block of every row; and a
-    slice's groups read from the overall ranking are resampled as when sorted alone."""
+    through the predicted classes' runs, give the draws of one block of every row (which
+    sums ROC AUC's products and ECE's gaps the other way); and a slice's groups read from
+    the overall ranking are resampled as when sorted alone."""
     import mlplan.modeling._resample as resample
 
     data, group = _case(kind, rng)
@@ -106,8 +107,11 @@ def test_ranked_draws_do_not_depend_on_the_blocks_they_are_swept_in(
     def draws(columns: int) -> tuple[Any, Any]:
         monkeypatch.setattr(resample, "_CACHED", 1)
         monkeypatch.setattr(resample, "_MIN_COLUMNS", columns)
-        # One block of every row also sums ROC AUC's products in int64 from the start.
-        monkeypatch.setattr(resample, "_PRODUCTS", 0 if columns > len(group) else 2**31 // 256)
+        # One block of every row also sums ROC AUC's products in int64 from the start, and
+        # ECE gaps by bin with a weighted count, not a dot product a run.
+        whole = columns > len(group)
+        monkeypatch.setattr(resample, "_PRODUCTS", 0 if whole else 2**31 // 256)
+        monkeypatch.setattr(resample, "_DOTS", 0 if whole else 64)
         overall = slice_metrics(data, name="overall", n_boot=40, seed=3)
         sliced = slice_metrics(data, groups=masks, name="g", n_boot=40, seed=3, overall=overall)
         return overall.overall_draws, sliced.draws
@@ -117,7 +121,7 @@ def test_ranked_draws_do_not_depend_on_the_blocks_they_are_swept_in(
     for mine, theirs in [(whole, blocked)] + [(groups[v], blocked_groups[v]) for v in "abc"]:
         assert mine.keys() == theirs.keys()
         for name in mine:
-            # Precisions are summed in float32 a block at a time.
+            # Precisions and ECE gaps are summed in float32 a block at a time.
             np.testing.assert_allclose(theirs[name], mine[name], rtol=0, atol=1e-6)
     for v in "abc":
         for name in groups[v]:

@@ -63,6 +63,8 @@ _CACHED = 262144
 _MIN_COLUMNS = 4096
 # Counts below which a count times a weight (a byte) fits int32.
 _PRODUCTS = 2**31 // 256
+# Runs few enough to sum ECE gaps by one dot product a run.
+_DOTS = 64
 # Rows a float32 sum adds in order before the partial sums go to float64.
 _BLOCK = 65536
 # Labels that change at most this often along a group's rows are summed run by run.
@@ -150,6 +152,17 @@ class _Runs:
         """Each label's sum of ``x`` per draw (draws x labels)."""
         dtype = np.int64 if x.dtype.kind in "iu" else None  # uint8 weights would wrap
         summed: np.ndarray = np.add.reduceat(x, self.starts, axis=1, dtype=dtype) @ self.onehot
+        return summed
+
+    def dots(self, x: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Each label's sum of ``x`` times ``values`` per draw (draws x labels): a dot
+        product a run, float32 a block at a time (see :func:`_blockwise`)."""
+        ends = self.ends + 1
+        per_run = [
+            _blockwise(x[:, s:e], values[s:e], e - s)
+            for s, e in zip(self.starts.tolist(), ends.tolist(), strict=True)
+        ]
+        summed: np.ndarray = np.stack(per_run, axis=1) @ self.onehot
         return summed
 
     @property
@@ -423,15 +436,21 @@ class _Group:
         count = cm.sum(axis=(1, 2)).astype(np.float64)
         if with_confusion:
             out = {"_confusion": cm, **out}
-        sums = self._dense_sums(weights)
+        # The weights as float32 once, for the weighted sums of per-row values.
+        few = self.bin_runs is not None and len(self.bin_runs.starts) <= _DOTS
+        cast = weights.astype(np.float32) if self.dense or (few and self.gap is not None) else None
+        sums = self._dense_sums(weights, cast)
         for name in names:
             if name in out:
                 continue
             if name in sums:
                 out[name] = _divide(sums[name], count, np.nan)
             elif name == "ece" and self.gap is not None and self.bins is not None:
-                gaps = np.multiply(weights, self.gap, dtype=np.float32)
-                binned = _label_sums(gaps, self.bins, self.bin_runs, ECE_BINS)
+                if few and cast is not None and self.bin_runs is not None:
+                    binned = self.bin_runs.dots(cast, self.gap)
+                else:
+                    gaps = np.multiply(weights, self.gap, dtype=np.float32)
+                    binned = _label_sums(gaps, self.bins, self.bin_runs, ECE_BINS)
                 out[name] = _divide(np.abs(binned).sum(axis=1), count, np.nan)
             elif name in NEEDS_PROBA:
                 out[name] = np.full(b, np.nan)
@@ -454,11 +473,16 @@ class _Group:
             cm = _label_sums(weights, self.cells, self.cell_runs, k * k)
         return np.rint(cm).astype(np.int64)
 
-    def _dense_sums(self, weights: np.ndarray) -> dict[str, np.ndarray]:
+    def _dense_sums(
+        self, weights: np.ndarray, cast: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """Each per-row value's weighted sum per draw (``cast``: the weights in the values'
+        type, when already made)."""
         if not self.dense:
             return {}
         dtype = next(iter(self.dense.values())).dtype
-        cast = weights.astype(dtype)
+        if cast is None or cast.dtype != dtype:
+            cast = weights.astype(dtype)
         # einsum's own loop, not BLAS: a threaded matrix-vector product of a few draws
         # spins its threads for most of its time on a busy machine (10x slower here). It
         # adds in order, so float32 rows are summed a block at a time (error ~3e-7, not 4e-6
