@@ -328,8 +328,10 @@ class _Budget:
         the level under way when it ran out (its depth, slices tested, slices in it)."""
         missing = list(range(searched + 1, levels + 1))
         which = f"level {missing[0]}" if len(missing) == 1 else f"levels {missing[0]}-{missing[-1]}"
+        elapsed = self.elapsed()
+        shown = f"{elapsed:,.0f}" if elapsed >= 100 else f"{elapsed:.3g}"
         text = (
-            f"slice discovery stopped after {self.elapsed():.3g} s (evaluation.discovery."
+            f"slice discovery stopped after {shown} s (evaluation.discovery."
             f"max_seconds: {self.max_seconds:g}): {searched} of {levels} condition levels "
             f"searched ({which} not searched)"
         )
