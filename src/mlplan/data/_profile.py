@@ -180,16 +180,15 @@ def _numeric(column: pa.ChunkedArray, rows: int) -> dict[str, Any]:
 
 
 def _categorical(column: pa.ChunkedArray, rows: int) -> dict[str, Any]:
+    if pa.types.is_dictionary(column.type) and column.num_chunks > 1:
+        # Unifying many chunks' dictionaries grows with chunks x values (minutes for a column
+        # of e-mails): decoded and encoded again once instead.
+        column = pc.cast(column, column.type.value_type)
     if pa.types.is_dictionary(column.type):
-        column = column.unify_dictionaries()
-        dictionary = column.chunk(0).dictionary if column.num_chunks else pa.array([], pa.string())
-        indices = pa.chunked_array([c.indices for c in column.chunks], column.type.index_type)
+        encoded = column.chunk(0) if column.num_chunks else pa.array([], column.type)
     else:
-        encoded = pc.dictionary_encode(column).unify_dictionaries()
-        dictionary = (
-            encoded.chunk(0).dictionary if encoded.num_chunks else pa.array([], pa.string())
-        )
-        indices = pa.chunked_array([c.indices for c in encoded.chunks], encoded.type.index_type)
+        encoded = pc.dictionary_encode(column.combine_chunks())
+    dictionary, indices = encoded.dictionary, encoded.indices
     present = pc.drop_null(indices).to_numpy()
     counts = (
         np.bincount(present, minlength=len(dictionary))
@@ -201,14 +200,21 @@ def _categorical(column: pa.ChunkedArray, rows: int) -> dict[str, Any]:
     out = _counts(count, rows, distinct=int(used.size))
     if used.size == 0:
         return out | {"length": {"min": None, "max": None, "mean": None}, "top": []}
-    # Sort the used values so ties in the top list break by value, as elsewhere.
-    values = np.asarray(dictionary.take(pa.array(used)).to_pylist(), dtype=object)
-    order = np.argsort(values, kind="stable")
-    values, used_counts = values[order], counts[used][order]
-    lengths = np.fromiter((len(v) for v in values), dtype=np.int64, count=values.size)
+    # In Arrow, not Python: a column of names or e-mails has as many values as rows. The used
+    # values are sorted (UTF-8 bytes sort as code points do) so ties in the top list break by
+    # value, as elsewhere; only the top values become Python strings.
+    values = dictionary.take(pa.array(used))
+    order = pc.sort_indices(values).to_numpy()
+    used_counts = counts[used][order]
+    lengths = pc.utf8_length(values).to_numpy(zero_copy_only=False)[order].astype(np.int64)
     mean_length = float((lengths * used_counts).sum() / count)
     out["length"] = {"min": int(lengths.min()), "max": int(lengths.max()), "mean": mean_length}
-    out["top"] = _top(values, used_counts)
+    top = np.argsort(-used_counts, kind="stable")[:TOP_K]
+    top_values = values.take(pa.array(order[top])).to_pylist()
+    out["top"] = [
+        {"value": value, "count": int(used_counts[i])}
+        for value, i in zip(top_values, top, strict=True)
+    ]
     if out["distinct"] / count > 0.5 and mean_length >= 20:
         out["kind"] = "text"
     return out
