@@ -68,6 +68,8 @@ def test_cuda_without_a_gpu_trains_on_the_cpu_with_a_note(tmp_path: Path, cli: A
         note = "modeling.device is cuda, but no GPU is visible: trained on the CPU"
     out = ok(cli("train", "--family", "rnn", "--project", str(root))).output
     assert f"note: {note} instead" in " ".join(out.split())
+    shown = ok(cli("models", "show", "rnn-1", "--project", str(root))).output
+    assert "(trained on cpu)" in shown
     ws = Workspace(root)
     try:
         model = get_model(ws, "rnn-1")
