@@ -29,6 +29,7 @@ from mlplan.modeling._estimators import (
     snap_lightgbm_thresholds,
 )
 from mlplan.modeling._inputs import TrainingData
+from mlplan.modeling._networks import Device
 from mlplan.modeling._package import Fitted
 from mlplan.modeling._rnn import RNN_DEFAULTS, fit_rnn
 from mlplan.plan import Plan, Task
@@ -54,7 +55,8 @@ SearchSpace = Mapping[str, tuple[Any, ...]]
 
 class Network(Protocol):
     """How a PyTorch family fits prepared data: ``frozen`` keeps a pretrained backbone frozen
-    (families without one ignore it); ``export`` asks for the ONNX graph."""
+    (families without one ignore it); ``export`` asks for the ONNX graph; ``device`` is
+    ``modeling.device``, where it trains (the graph is exported from the CPU whatever it is)."""
 
     def __call__(
         self,
@@ -64,6 +66,7 @@ class Network(Protocol):
         *,
         frozen: bool,
         export: bool,
+        device: Device,
     ) -> Fitted: ...
 
 
