@@ -33,6 +33,7 @@ test: $(STAMP) system-deps lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_profile.py
+	$(BIN)/python benchmarks/bench_register.py --rows 2000000 --rows 10000000
 	$(BIN)/python benchmarks/bench_agreement.py
 	$(BIN)/python benchmarks/bench_inference.py
 	$(BIN)/python benchmarks/bench_slices.py
