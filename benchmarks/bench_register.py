@@ -19,9 +19,9 @@ parent's pages as well):
 The results must agree: the same rows; per column the same missing counts (DuckDB's
 ``null_percentage`` rounded alike); distinct counts equal to pandas' where mlplan says its count
 is exact, within the bound it states where it says the count is sketched (the column's
-``distinct_exact`` and ``distinct_error``, a relative bound; without them the count must be
-exact); for numeric columns the same min and max and means within 1e-9 relative (pandas and
-DuckDB). PII columns are redacted in mlplan's profile: only their counts are compared.
+``sketched.distinct.relative_error``; without it the count must be exact); for numeric
+columns the same min and max and means within 1e-9 relative (pandas and DuckDB). PII columns
+are redacted in mlplan's profile: only their counts are compared.
 
 Goals (issue 19): ``data add`` at least 2x faster than pandas and within 2x DuckDB, its peak
 memory below pandas'; with two sizes, the larger run's time at most 1.1x the rows ratio times
@@ -57,7 +57,6 @@ LABELS = {
 }
 RELATIVE = 1e-9  # means
 SCALING_SLACK = 1.1  # 10M rows may take 5.5x the 2M run: 1.1x the rows ratio
-SKETCH_FIELDS = ("distinct_exact", "distinct_error")
 
 
 def _proc_status_mb(field: str) -> float:
@@ -254,14 +253,10 @@ def run_peer(variant: str, csv: Path) -> dict[str, Any]:
 
 def _distinct_bound(column: dict[str, Any]) -> tuple[int | None, float | None]:
     """mlplan's distinct count and its relative error bound (None: exact)."""
-    distinct = column.get("distinct")
-    exact, error = column.get("distinct_exact"), column.get("distinct_error")
-    if isinstance(distinct, dict):  # {"value": ..., "exact": ..., "error": ...}
-        exact, error = distinct.get("exact", exact), distinct.get("error", error)
-        distinct = distinct.get("value")
-    if exact is False or (exact is None and error):
-        return distinct, float(error) if error is not None else float("nan")
-    return distinct, None
+    sketch = column.get("sketched", {}).get("distinct")
+    if sketch is None:
+        return column.get("distinct"), None
+    return column.get("distinct"), float(sketch.get("relative_error", float("nan")))
 
 
 def _close(a: float, b: float, tolerance: float = RELATIVE) -> bool:
@@ -515,7 +510,6 @@ def main() -> None:
         "commit": commit or None,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
-        "distinct_fields_read": list(SKETCH_FIELDS),
         "sizes": results,
         "scaling": growth,
     }

@@ -89,3 +89,31 @@ def test_the_plan_names_a_real_id_rather_than_the_exports_row_number(tmp_path: P
     assert {c.name for c in suggestions.columns if c.role == "id"} == {"Unnamed: 0", "customer_id"}
     plan = render_plan("p", task="binary", target="churned", data=suggestions)
     assert '    id_column: "customer_id"' in plan
+
+
+def test_ids_are_found_in_columns_too_large_to_count_exactly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A sketched distinct count is an estimate: a shuffled id is still an id (its estimate
+    is within the stated error of the rows), ids in order are counted exactly, and an entity
+    id over two rows each is still an entity, not an id."""
+    import mlplan.data._profile as profiling
+    from mlplan.data import profile_table
+    from mlplan.data._columns import entity_columns, id_columns
+
+    monkeypatch.setattr(profiling, "EXACT_DISTINCT", 1_000)
+    rng = np.random.default_rng(3)
+    rows = 20_000
+    table = pa.table(
+        {
+            "account_id": rng.permutation(rows) + 10_000,
+            "row": np.arange(rows),
+            "customer_id": np.repeat(rng.permutation(rows // 2), 2),
+        }
+    )
+    profile = profile_table(table)
+    assert "distinct" in profile["columns"]["account_id"]["sketched"]
+    assert "sketched" not in profile["columns"]["row"]  # increasing: each value new
+    assert profile["columns"]["row"]["distinct"] == rows
+    assert set(id_columns(profile)) == {"account_id", "row"}
+    assert entity_columns(profile) == ["customer_id"]

@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,9 +23,11 @@ from mlplan.store import sha256_file
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "BatchSink",
     "ContentHash",
     "DataFormat",
     "ImageFile",
+    "Scanned",
     "check_csv",
     "content_hash",
     "count_lines",
@@ -35,6 +38,7 @@ __all__ = [
     "given_delimiter",
     "list_images",
     "read_table",
+    "scan_table",
     "sniff_decimal",
     "sniff_delimiter",
 ]
@@ -198,6 +202,192 @@ def read_table(
     if repeated:
         raise DataError(f"{path}: column names repeat: {', '.join(repeated)}; rename them")
     return table
+
+
+# What a stream of batches is handed to: told the schema when a read (re)starts, it gives
+# back what takes each batch. A read that must start again (a CSV column whose type changes
+# after the first block) calls it again: whatever it made before is to be forgotten.
+BatchSink = Callable[[pa.Schema], Callable[[pa.RecordBatch], None]]
+_HEAD_ROWS = 1_000
+# A CSV file is parsed in blocks of this many bytes; the first one's values give the types.
+_CSV_BLOCK = 16 << 20
+# A column typed from the first block that fails on a later one is read again as the next
+# wider type (the whole file, once per widening: rare, as the first block is large).
+_WIDER: dict[str, pa.DataType] = {
+    "null": pa.int64(),
+    "int64": pa.float64(),
+    "bool": pa.string(),
+    "double": pa.string(),
+}
+_CONVERSION = re.compile(r"In CSV column #(\d+): .*CSV conversion error to ([\w\[\], ]+?):")
+
+
+def scan_table(
+    path: Path,
+    fmt: DataFormat,
+    start: BatchSink,
+    *,
+    delimiter: str | None = None,
+    decimal: str = ".",
+) -> Scanned:
+    """Read a tabular dataset as a stream of record batches handed to ``start``'s sink, in
+    memory bounded by a batch; the same checks and errors as :func:`read_table`.
+
+    Returns how many rows there are, and the first ones (up to 1,000) for what needs to look
+    at values.
+
+    Raises
+    ------
+    DataError
+        As :func:`read_table`.
+    """
+    if fmt == "images":
+        raise DataError(f"{path}: is an image folder, not a table")
+    try:
+        if fmt == "csv":
+            scanned = _scan_csv(path, delimiter or sniff_delimiter(path), decimal, start)
+        else:
+            scanned = _scan_batches(_batches(path, fmt), start)
+    except DataError:
+        raise
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise DataError(f"{path}: cannot be read as {fmt}: {reason}") from None
+    _checked(path, scanned.head.column_names, scanned.rows)
+    return scanned
+
+
+def _batches(path: Path, fmt: DataFormat) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    if fmt == "parquet":
+        schema = pq.read_schema(path)
+        strings = [
+            f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+        ]
+        parquet = pq.ParquetFile(path, read_dictionary=strings, memory_map=True)
+        return parquet.schema_arrow, parquet.iter_batches(batch_size=128 * 1024)
+    reader = pj.open_json(path)
+    return reader.schema, iter(reader)
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """What :func:`scan_table` read: the row count, the first rows, the last row's last value."""
+
+    rows: int
+    head: pa.Table
+    last: object = None
+
+
+def _scan_batches(source: tuple[pa.Schema, Iterator[pa.RecordBatch]], start: BatchSink) -> Scanned:
+    schema, batches = source
+    add = start(schema)
+    head: list[pa.RecordBatch] = []
+    rows = kept = 0
+    last: pa.RecordBatch | None = None
+    for batch in batches:
+        add(batch)
+        rows += batch.num_rows
+        if batch.num_rows:
+            last = batch
+        if kept < _HEAD_ROWS:
+            head.append(batch.slice(0, _HEAD_ROWS - kept))
+            kept += head[-1].num_rows
+    final = None
+    if last is not None and last.num_columns:
+        final = last.column(last.num_columns - 1)[last.num_rows - 1].as_py()
+    return Scanned(rows, pa.Table.from_batches(head, schema=schema), final)
+
+
+def _checked(path: Path, names: list[str], rows: int) -> None:
+    """:func:`read_table`'s refusals: no columns, no rows, a column name twice."""
+    if not names:
+        raise DataError(f"{path}: has no columns")
+    if rows == 0:
+        raise DataError(
+            f"{path}: has columns ({', '.join(names[:5])}"
+            f"{'…' if len(names) > 5 else ''}) but no rows; "
+            "a dataset needs at least one row"
+        )
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(f"{path}: column names repeat: {', '.join(repeated)}; rename them")
+
+
+def _scan_csv(path: Path, delimiter: str, decimal: str, start: BatchSink) -> Scanned:
+    """:func:`_read_csv`, streamed: the same checks, in one pass over the file unless a value
+    spans lines or a column's type widens after the first block."""
+    types: dict[str, pa.DataType] = {}
+    newlines = False
+    while True:
+        bad: list[tuple[int, int]] = []
+
+        def on_invalid(row: pcsv.InvalidRow, bad: list[tuple[int, int]] = bad) -> str:
+            bad.append((row.expected_columns, row.actual_columns))
+            return "skip"
+
+        reader = None
+        try:
+            reader = pcsv.open_csv(
+                path,
+                read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK),
+                parse_options=pcsv.ParseOptions(
+                    delimiter=delimiter,
+                    newlines_in_values=newlines,
+                    invalid_row_handler=on_invalid,
+                ),
+                convert_options=pcsv.ConvertOptions(
+                    strings_can_be_null=True, decimal_point=decimal, column_types=types
+                ),
+            )
+            scanned = _scan_batches((reader.schema, iter(reader)), start)
+        except pa.ArrowInvalid as exc:
+            if "newlines_in_values" in str(exc) and not newlines:
+                strict = _quote_problem(path, delimiter)
+                if strict is not None:
+                    raise strict from None
+                newlines = True
+                continue
+            if reader is not None and _widen(str(exc), reader.schema, types):
+                continue
+            raise
+        rows = scanned.rows
+        # Blocks are cut at line breaks: a value spanning lines fails the read or loses rows
+        # silently. One record per line proves there is none; otherwise the file is read
+        # again, its blocks cut outside quotes.
+        if not newlines and rows + len(bad) != count_lines(path) - 1:
+            strict = _quote_problem(path, delimiter)
+            if strict is not None:
+                raise strict
+            newlines = True
+            continue
+        break
+    if bad:
+        expected, actual = bad[0]
+        more = f" ({len(bad) - 1} more ragged rows)" if len(bad) > 1 else ""
+        raise _csv_problem(path, delimiter, more=more) or DataError(
+            f"{path}: a row has {actual} fields, the header has {expected}{more}. Fix the file "
+            "(quote fields that contain the delimiter) and add it again"
+        )
+    # A quote never closed swallows the rest of the file into the last value.
+    last = scanned.last
+    open_quote = _open_quote_line(path, last) if isinstance(last, str) and last else None
+    if open_quote is not None:
+        raise _never_closed(path, open_quote)
+    return scanned
+
+
+def _widen(message: str, schema: pa.Schema, types: dict[str, pa.DataType]) -> bool:
+    """Type the column a conversion error names as the next wider type; False when there is
+    none (the error stands)."""
+    found = _CONVERSION.search(message)
+    if found is None:
+        return False
+    field = schema.field(int(found.group(1)))
+    wider = _WIDER.get(str(field.type), pa.string())
+    if wider == field.type:
+        return False
+    types[field.name] = wider
+    return True
 
 
 def delimiter_name(delimiter: str) -> str:

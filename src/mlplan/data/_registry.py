@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from mlplan.data._columns import check_columns, close_hint
 from mlplan.data._images import image_table, profile_images
 from mlplan.data._metadata import given_fields, version_metadata
 from mlplan.data._privacy import redact_profile, suspected_pii
-from mlplan.data._profile import profile_table
+from mlplan.data._profile import Profiler
 from mlplan.data._read import (
     ContentHash,
     DataFormat,
@@ -30,7 +31,7 @@ from mlplan.data._read import (
     given_decimal,
     given_delimiter,
     list_images,
-    read_table,
+    scan_table,
     sniff_decimal,
     sniff_delimiter,
 )
@@ -155,7 +156,8 @@ def register_dataset(
     if fmt == "csv":
         delimiter = delimiter or spec.delimiter or _sniff(ws, name, path)
         decimal = decimal or spec.decimal or sniff_decimal(path, delimiter)
-    table, profile = _read_and_profile(path, fmt, delimiter, decimal or ".")
+    # A table read as a stream: ``table`` is its first rows (or, for images, every image).
+    table, rows, profile = _read_and_profile(path, fmt, delimiter, decimal or ".")
     metadata = version_metadata(spec, given)
     _check_named_columns(ws, spec, table.column_names, fmt=fmt, metadata=metadata, where=str(path))
     _check_target(ws, spec, profile, fmt=fmt, where=str(path))
@@ -165,7 +167,7 @@ def register_dataset(
         path=path,
         fmt=fmt,
         digest=digest,
-        rows=table.num_rows,
+        rows=rows,
         profile=profile,
         metadata=metadata,
         snapshot=snapshot,
@@ -253,17 +255,25 @@ def _sniff(ws: Workspace, name: str, path: Path) -> str:
 
 def _read_and_profile(
     path: Path, fmt: DataFormat, delimiter: str | None, decimal: str
-) -> tuple[pa.Table, dict[str, Any]]:
+) -> tuple[pa.Table, int, dict[str, Any]]:
+    """The data's first rows (every image for a folder), its row count and its profile, made
+    from one streamed pass: memory bounded by a batch, not by the data."""
     if fmt == "images":
         table = image_table(path)
-        return table, profile_images(table)
-    table = read_table(path, fmt, delimiter=delimiter, decimal=decimal)
-    profile = profile_table(table)
+        return table, table.num_rows, profile_images(table)
+    profilers: list[Profiler] = []
+
+    def start(schema: pa.Schema) -> Callable[[pa.RecordBatch], None]:
+        profilers.append(Profiler(schema))  # a read started again: counted afresh
+        return profilers[-1].add
+
+    scanned = scan_table(path, fmt, start, delimiter=delimiter, decimal=decimal)
+    profile = profilers[-1].finish()
     if delimiter is not None:
         profile["delimiter"] = delimiter  # to read the snapshot back the same way
     if decimal != ".":
         profile["decimal"] = decimal
-    return table, profile
+    return scanned.head, scanned.rows, profile
 
 
 def _check_named_columns(
