@@ -98,7 +98,7 @@ def test_ids_are_found_in_columns_too_large_to_count_exactly(
     is within the stated error of the rows), ids in order are counted exactly, and an entity
     id over two rows each is still an entity, not an id."""
     import mlplan.data._profile as profiling
-    from mlplan.data import profile_table
+    from mlplan.data import Profiler
     from mlplan.data._columns import entity_columns, id_columns
 
     monkeypatch.setattr(profiling, "EXACT_DISTINCT", 1_000)
@@ -111,9 +111,12 @@ def test_ids_are_found_in_columns_too_large_to_count_exactly(
             "customer_id": np.repeat(rng.permutation(rows // 2), 2),
         }
     )
-    profile = profile_table(table)
+    profiler = Profiler(table.schema)
+    profiler.add_all(table.to_batches(max_chunksize=700))
+    profile = profiler.finish()
     assert "distinct" in profile["columns"]["account_id"]["sketched"]
-    assert "sketched" not in profile["columns"]["row"]  # increasing: each value new
+    assert "distinct" not in profile["columns"]["row"]["sketched"]  # increasing: each one new
     assert profile["columns"]["row"]["distinct"] == rows
+    assert profile["columns"]["row"]["quantiles"]["0.5"] == pytest.approx(rows / 2, rel=0.01)
     assert set(id_columns(profile)) == {"account_id", "row"}
     assert entity_columns(profile) == ["customer_id"]

@@ -296,7 +296,7 @@ class _Numeric(_Column):
             self.distinct.add(values)
             return
         self.distinct.add(values)
-        if not self.distinct.exact:  # just switched: what was counted goes into the sketch
+        if self.distinct.hll is not None:  # just switched: what was counted goes into the sketch
             import datasketches
 
             self.kll = datasketches.kll_doubles_sketch(_KLL_K)
