@@ -236,10 +236,16 @@ class _Distinct:
             )
             self.last = values[-1]
         if self.hll is not None:
-            self.hll.add(hash_values(pa.array(np.unique(values))))
+            self.hll.add(hash_values(pa.array(values if self.increasing else np.unique(values))))
             return
-        found, counts = np.unique(values, return_counts=True)
-        if self.values is not None and self.values.size:
+        if self.increasing:  # sorted, each value new
+            found, counts = values, np.ones(values.size, dtype=np.int64)
+        else:
+            found, counts = np.unique(values, return_counts=True)
+        if self.values is not None and self.values.size and self.increasing:
+            found = np.concatenate([self.values, found])  # every value above those before
+            counts = np.concatenate([self.counts, counts])
+        elif self.values is not None and self.values.size:
             merged, inverse = np.unique(np.concatenate([self.values, found]), return_inverse=True)
             counts = np.bincount(
                 inverse, weights=np.concatenate([self.counts, counts]), minlength=merged.size

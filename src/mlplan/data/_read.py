@@ -6,11 +6,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import queue
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
@@ -284,7 +286,7 @@ def _scan_batches(source: tuple[pa.Schema, Iterator[pa.RecordBatch]], start: Bat
     head: list[pa.RecordBatch] = []
     rows = kept = 0
     last: pa.RecordBatch | None = None
-    for batch in batches:
+    for batch in _read_ahead(batches):
         add(batch)
         rows += batch.num_rows
         if batch.num_rows:
@@ -296,6 +298,42 @@ def _scan_batches(source: tuple[pa.Schema, Iterator[pa.RecordBatch]], start: Bat
     if last is not None and last.num_columns:
         final = last.column(last.num_columns - 1)[last.num_rows - 1].as_py()
     return Scanned(rows, pa.Table.from_batches(head, schema=schema), final)
+
+
+def _read_ahead(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The batches, the next one read in a thread while the caller works on this one (Arrow
+    parses without the GIL): reading and profiling overlap. Two batches at most wait."""
+    waiting: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        waiting.put(("batch", batch), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            waiting.put(("end", None))
+        except BaseException as exc:  # handed to the caller, raised there
+            waiting.put(("error", exc))
+
+    reader = threading.Thread(target=read, name="mlplan-read", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, item = waiting.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()  # the caller stopped early (an error): the reader ends at its next batch
+        reader.join()
 
 
 def _checked(path: Path, names: list[str], rows: int) -> None:

@@ -13,7 +13,6 @@ import threading
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mlplan.data._sql import sandboxed_duckdb
 
@@ -23,21 +22,22 @@ _local = threading.local()
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser: every input bit flips about half the output bits (uint64)."""
+    """MurmurHash3's 64-bit finaliser: every input bit flips about half the output bits
+    (uint64). Runs of integers (ids) come out spread well enough for HyperLogLog, which
+    SplitMix64's finaliser did not quite do (up to 1 % off on 2M ids in a row)."""
     with np.errstate(over="ignore"):
-        x = x ^ (x >> np.uint64(30))
-        x = x * np.uint64(0xBF58476D1CE4E5B9)
-        x = x ^ (x >> np.uint64(27))
-        x = x * np.uint64(0x94D049BB133111EB)
-        mixed: np.ndarray = x ^ (x >> np.uint64(31))
+        x = x ^ (x >> np.uint64(33))
+        x = x * np.uint64(0xFF51AFD7ED558CCD)
+        x = x ^ (x >> np.uint64(33))
+        x = x * np.uint64(0xC4CEB9FE1A85EC53)
+        mixed: np.ndarray = x ^ (x >> np.uint64(33))
         return mixed
 
 
 def hash_values(values: pa.Array) -> np.ndarray:
     """64-bit hashes of an Arrow array's non-missing values (numbers, times, strings), equal
-    values hashing equally; vectorised by DuckDB's ``hash()`` (well spread even for runs of
-    integers such as ids, which numpy mixing alone counted up to 1 % off): strings never
-    become Python objects.
+    values hashing equally, vectorised: numbers by their bits, strings by DuckDB's ``hash()``
+    (numpy would need a pass per byte), so they never become Python objects.
 
     Examples
     --------
@@ -47,8 +47,17 @@ def hash_values(values: pa.Array) -> np.ndarray:
     (True, True, 'uint64')
     """
     values = values.drop_null()
-    if pa.types.is_floating(values.type):
-        values = pc.add(values, 0.0)  # -0.0 and 0.0 are one value
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        return _mix(_duckdb_hash(values))
+    numbers = np.asarray(values.to_numpy(zero_copy_only=False))
+    if numbers.dtype.kind == "f":
+        bits = (numbers.astype(np.float64) + 0.0).view(np.uint64)  # -0.0 and 0.0: one value
+    else:
+        bits = numbers.astype(np.int64).view(np.uint64)
+    return _mix(bits)
+
+
+def _duckdb_hash(values: pa.Array) -> np.ndarray:
     con = getattr(_local, "duckdb", None)
     if con is None:  # one connection a thread: a connection is not shared between threads
         con = _local.duckdb = sandboxed_duckdb()
@@ -57,7 +66,7 @@ def hash_values(values: pa.Array) -> np.ndarray:
         hashed = con.sql("SELECT hash(v) FROM hashed").to_arrow_table().column(0)
     finally:
         con.unregister("hashed")
-    return _mix(np.asarray(hashed.to_numpy(), dtype=np.uint64))
+    return np.asarray(hashed.to_numpy(), dtype=np.uint64)
 
 
 class HyperLogLog:
