@@ -410,3 +410,13 @@ def test_string_hashes_are_equal_for_equal_strings_across_batches_and_offsets() 
     sliced = hash_values(values.slice(3))
     assert sliced.tolist() == hashes[3:].tolist()
     assert hash_values(pa.array(["ab"], pa.large_string()))[0] == hashes[3]
+
+
+def test_declared_personal_data_is_counted_but_its_values_never_read_out() -> None:
+    table = pa.table({"email": ["a@x.org", "a@x.org", "b@y.org"], "plan": ["x", "x", "y"]})
+    profiler = Profiler(table.schema, private=["email"])
+    profiler.add_all(table.to_batches())
+    columns = profiler.finish()["columns"]
+    assert columns["email"]["top"] == [{"value": None, "count": 2}, {"value": None, "count": 1}]
+    assert columns["email"]["distinct"] == 2 and columns["email"]["length"]["max"] == 7
+    assert columns["plan"]["top"][0] == {"value": "x", "count": 2}

@@ -106,10 +106,13 @@ class Profiler:
     (3, 2, 2.0)
     """
 
-    def __init__(self, schema: pa.Schema, *, threads: int | None = None) -> None:
+    def __init__(
+        self, schema: pa.Schema, *, threads: int | None = None, private: Iterable[str] = ()
+    ) -> None:
         self.schema = schema
         self.rows = 0
-        self._columns = [_accumulator(field) for field in schema]
+        hidden = set(private)
+        self._columns = [_accumulator(field, field.name in hidden) for field in schema]
         workers = max(1, min(threads or os.cpu_count() or 1, len(self._columns)))
         self._pool = ThreadPoolExecutor(workers) if workers > 1 else None
 
@@ -139,12 +142,12 @@ class Profiler:
         return {"rows": self.rows, "columns": columns}
 
 
-def _accumulator(field: pa.Field) -> _Column:
+def _accumulator(field: pa.Field, private: bool) -> _Column:
     kind = column_kind(field.type)
     if kind == "numeric":
         return _Numeric(field)
     if kind == "categorical":
-        return _Strings(field)
+        return _Strings(field, private=private)
     if kind == "boolean":
         return _Boolean(field)
     if kind == "datetime":
@@ -391,10 +394,12 @@ def _present_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 class _Strings(_Column):
     """Strings, kept in Arrow: each batch's values counted (a hash table in Arrow), merged into
-    the column's distinct values while they fit, then into sketches."""
+    the column's distinct values while they fit, then into sketches. A ``private`` column's
+    (personal data) top values are counted but never read out: their values are None."""
 
-    def __init__(self, field: pa.Field) -> None:
+    def __init__(self, field: pa.Field, *, private: bool = False) -> None:
         super().__init__(field)
+        self.private = private
         self.values: pa.Array | None = None
         self.counts = np.zeros(0, dtype=np.int64)
         self.length_min: int | None = None
@@ -458,7 +463,7 @@ class _Strings(_Column):
             distinct = len(values)
         out = _counts(count, rows, distinct=distinct) | {
             "length": {"min": self.length_min, "max": self.length_max, "mean": mean_length},
-            "top": _string_top(values, counts),
+            "top": _string_top(values, counts, private=self.private),
         }
         if self.hll is not None:
             assert self.frequent is not None
@@ -471,9 +476,10 @@ class _Strings(_Column):
         return out
 
 
-def _string_top(values: pa.Array, counts: np.ndarray) -> list[dict[str, Any]]:
+def _string_top(values: pa.Array, counts: np.ndarray, *, private: bool) -> list[dict[str, Any]]:
     """The TOP_K most frequent strings, ties broken by value; only they become Python
-    strings. Among values tied at the last count, the smallest are found in Arrow."""
+    strings, and not even they when ``private`` (None instead). Among values tied at the
+    last count, the smallest are found in Arrow."""
     if len(values) > TOP_K:
         floor = int(np.partition(counts, -TOP_K)[-TOP_K])
         above = np.flatnonzero(counts > floor)
@@ -488,7 +494,7 @@ def _string_top(values: pa.Array, counts: np.ndarray) -> list[dict[str, Any]]:
         values, counts = values.take(pa.array(keep)), counts[keep]
     order = pc.sort_indices(values).to_numpy()  # UTF-8 bytes sort as code points do
     ranked = order[np.argsort(-counts[order], kind="stable")]
-    strings = values.take(pa.array(ranked)).to_pylist()
+    strings = [None] * ranked.size if private else values.take(pa.array(ranked)).to_pylist()
     return [
         {"value": value, "count": int(counts[i])} for value, i in zip(strings, ranked, strict=True)
     ]

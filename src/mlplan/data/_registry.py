@@ -156,9 +156,11 @@ def register_dataset(
     if fmt == "csv":
         delimiter = delimiter or spec.delimiter or _sniff(ws, name, path)
         decimal = decimal or spec.decimal or sniff_decimal(path, delimiter)
-    # A table read as a stream: ``table`` is its first rows (or, for images, every image).
-    table, rows, profile = _read_and_profile(path, fmt, delimiter, decimal or ".")
     metadata = version_metadata(spec, given)
+    # Declared personal data is counted, its values never read out (nor made Python strings).
+    private = metadata["pii_columns"] or []
+    # A table read as a stream: ``table`` is its first rows (or, for images, every image).
+    table, rows, profile = _read_and_profile(path, fmt, delimiter, decimal or ".", private)
     _check_named_columns(ws, spec, table.column_names, fmt=fmt, metadata=metadata, where=str(path))
     _check_target(ws, spec, profile, fmt=fmt, where=str(path))
     warnings += _keep_personal_data_out(ws, table, profile, name=name, fmt=fmt, metadata=metadata)
@@ -254,7 +256,7 @@ def _sniff(ws: Workspace, name: str, path: Path) -> str:
 
 
 def _read_and_profile(
-    path: Path, fmt: DataFormat, delimiter: str | None, decimal: str
+    path: Path, fmt: DataFormat, delimiter: str | None, decimal: str, private: list[str]
 ) -> tuple[pa.Table, int, dict[str, Any]]:
     """The data's first rows (every image for a folder), its row count and its profile, made
     from one streamed pass: memory bounded by a batch, not by the data."""
@@ -264,7 +266,7 @@ def _read_and_profile(
     profilers: list[Profiler] = []
 
     def start(schema: pa.Schema) -> Callable[[pa.RecordBatch], None]:
-        profilers.append(Profiler(schema))  # a read started again: counted afresh
+        profilers.append(Profiler(schema, private=private))  # a read started again: afresh
         return profilers[-1].add
 
     scanned = scan_table(path, fmt, start, delimiter=delimiter, decimal=decimal)
