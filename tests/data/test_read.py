@@ -396,6 +396,8 @@ def test_a_streamed_csv_whose_column_types_change_after_the_first_block_reads_as
     from mlplan.data import Profiler, scan_table
 
     monkeypatch.setattr(reading, "_CSV_BLOCK", 4096)
+    monkeypatch.setattr(reading, "_CSV_SAMPLE", 4096)
+    monkeypatch.setattr(reading, "_GROUP_ROWS", 500)
     lines = ["id,ratio,code,late"] + [f"{i},{i},{i % 7}," for i in range(3_000)]
     lines += ["3000,1.5,x7,", "3001,2,8,4.25"]
     path = tmp_path / "late.csv"

@@ -211,8 +211,13 @@ def read_table(
 # after the first block) calls it again: whatever it made before is to be forgotten.
 BatchSink = Callable[[pa.Schema], Callable[[pa.RecordBatch], None]]
 _HEAD_ROWS = 1_000
-# A CSV file is parsed in blocks of this many bytes; the first one's values give the types.
-_CSV_BLOCK = 16 << 20
+# A CSV file is parsed in blocks of this many bytes (Arrow's reader keeps a few per thread in
+# flight: 16 MB blocks held 0.3-0.7 GB); its types come from the first _CSV_SAMPLE bytes.
+_CSV_BLOCK = 1 << 20
+_CSV_SAMPLE = 16 << 20
+# Batches are handed on in groups of about this many rows: work per group (merging a
+# column's distinct values) is paid per group, not per block.
+_GROUP_ROWS = 1 << 17
 # A column typed from the first block that fails on a later one is read again as the next
 # wider type (the whole file, once per widening: rare, as the first block is large).
 _WIDER: dict[str, pa.DataType] = {
@@ -283,24 +288,38 @@ class Scanned:
 def _scan_batches(source: tuple[pa.Schema, Iterator[pa.RecordBatch]], start: BatchSink) -> Scanned:
     schema, batches = source
     add = start(schema)
-    head: list[pa.RecordBatch] = []
+    head: list[pa.Table] = []
     rows = kept = 0
-    last: pa.RecordBatch | None = None
-    for batch in _read_ahead(batches):
-        add(batch)
-        rows += batch.num_rows
-        if batch.num_rows:
-            last = batch
+    last: pa.Table | None = None
+    for group in _read_ahead(_grouped(batches, schema)):
+        add(group)
+        rows += group.num_rows
+        if group.num_rows:
+            last = group
         if kept < _HEAD_ROWS:
-            head.append(batch.slice(0, _HEAD_ROWS - kept))
+            head.append(group.slice(0, _HEAD_ROWS - kept))
             kept += head[-1].num_rows
     final = None
     if last is not None and last.num_columns:
         final = last.column(last.num_columns - 1)[last.num_rows - 1].as_py()
-    return Scanned(rows, pa.Table.from_batches(head, schema=schema), final)
+    return Scanned(rows, pa.concat_tables(head) if head else schema.empty_table(), final)
 
 
-def _read_ahead(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _grouped(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:
+    """The batches as tables of about _GROUP_ROWS rows (a batch larger is one table)."""
+    group: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in batches:
+        group.append(batch)
+        rows += batch.num_rows
+        if rows >= _GROUP_ROWS:
+            yield pa.Table.from_batches(group, schema=schema)
+            group, rows = [], 0
+    if group:
+        yield pa.Table.from_batches(group, schema=schema)
+
+
+def _read_ahead(batches: Iterator[pa.Table]) -> Iterator[pa.Table]:
     """The batches, the next one read in a thread while the caller works on this one (Arrow
     parses without the GIL): reading and profiling overlap. Two batches at most wait."""
     waiting: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
@@ -353,8 +372,8 @@ def _checked(path: Path, names: list[str], rows: int) -> None:
 
 def _scan_csv(path: Path, delimiter: str, decimal: str, start: BatchSink) -> Scanned:
     """:func:`_read_csv`, streamed: the same checks, in one pass over the file unless a value
-    spans lines or a column's type widens after the first block."""
-    types: dict[str, pa.DataType] = {}
+    spans lines or a column's type widens after the sample its types come from."""
+    types = _sample_types(path, delimiter, decimal)
     newlines = False
     while True:
         bad: list[tuple[int, int]] = []
@@ -412,6 +431,26 @@ def _scan_csv(path: Path, delimiter: str, decimal: str, start: BatchSink) -> Sca
     if open_quote is not None:
         raise _never_closed(path, open_quote)
     return scanned
+
+
+def _sample_types(path: Path, delimiter: str, decimal: str) -> dict[str, pa.DataType]:
+    """The column types Arrow infers from the file's first _CSV_SAMPLE bytes (whole lines);
+    none where it cannot tell (no value yet) or the sample does not parse on its own."""
+    with path.open("rb") as fh:
+        sample = fh.read(_CSV_SAMPLE)
+        if fh.read(1):  # more follows: the sample ends at its last whole line
+            sample = sample[: sample.rfind(b"\n") + 1]
+    try:
+        table = pcsv.read_csv(
+            io.BytesIO(sample),
+            parse_options=pcsv.ParseOptions(
+                delimiter=delimiter, invalid_row_handler=lambda _: "skip"
+            ),
+            convert_options=pcsv.ConvertOptions(strings_can_be_null=True, decimal_point=decimal),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return {}  # e.g. a quoted line break cut in two: the stream infers its own types
+    return {f.name: f.type for f in table.schema if not pa.types.is_null(f.type)}
 
 
 def _widen(message: str, schema: pa.Schema, types: dict[str, pa.DataType]) -> bool:
