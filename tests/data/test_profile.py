@@ -420,3 +420,46 @@ def test_declared_personal_data_is_counted_but_its_values_never_read_out() -> No
     assert columns["email"]["top"] == [{"value": None, "count": 2}, {"value": None, "count": 1}]
     assert columns["email"]["distinct"] == 2 and columns["email"]["length"]["max"] == 7
     assert columns["plan"]["top"][0] == {"value": "x", "count": 2}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(st.lists(st.integers(0, 30), min_size=1, max_size=80), min_size=1, max_size=6),
+    capacity=st.integers(1, 8),
+)
+def test_frequent_values_cut_batches_as_the_plain_summary_would(
+    batches: list[list[int]], capacity: int
+) -> None:
+    """Misra–Gries, batch by batch: cutting a batch before merging it gives the summary the
+    whole merge gives, and each kept count is at most ``error`` below the truth."""
+    from collections import Counter
+
+    from mlplan.data._sketch import FrequentValues
+
+    def plain(top: FrequentValues, values: pa.Array, counts: np.ndarray) -> None:
+        if top.values is not None:
+            merged = pa.concat_arrays([top.values, values]).dictionary_encode()
+            weights = np.concatenate([top.counts, counts])
+            counts = np.bincount(merged.indices.to_numpy(), weights=weights).astype(np.int64)
+            values = merged.dictionary
+        if len(values) > top.capacity:
+            floor = int(np.partition(counts, -(top.capacity + 1))[-(top.capacity + 1)])
+            keep = np.flatnonzero(counts - floor > 0)
+            values, counts = values.take(pa.array(keep)), counts[keep] - floor
+            top.error += floor
+        top.values, top.counts = values, counts
+
+    cut, whole, truth = FrequentValues(capacity), FrequentValues(capacity), Counter[str]()
+    for batch in batches:
+        found = Counter(f"v{v}" for v in batch)
+        truth.update(found)
+        values, counts = pa.array(list(found)), np.array(list(found.values()))
+        cut.add(values, counts)
+        plain(whole, values, counts)
+        assert cut.error == whole.error
+        assert dict(zip(cut.values.to_pylist(), cut.counts.tolist(), strict=True)) == dict(
+            zip(whole.values.to_pylist(), whole.counts.tolist(), strict=True)
+        )
+    kept = dict(zip(cut.values.to_pylist(), cut.counts.tolist(), strict=True))
+    for value, count in truth.items():
+        assert truth[value] - cut.error <= kept.get(value, 0) <= count

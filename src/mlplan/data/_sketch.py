@@ -13,6 +13,7 @@ import threading
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlplan.data._sql import sandboxed_duckdb
 
@@ -131,17 +132,35 @@ class FrequentValues:
         self.error = 0
 
     def add(self, values: pa.Array, counts: np.ndarray) -> None:
-        """Count distinct ``values`` seen ``counts`` times each."""
+        """Count distinct ``values`` seen ``counts`` times each.
+
+        A batch with more than ``capacity`` values is cut first, with the same result: the
+        floor subtracted is at least its (capacity+1)-th largest count, so its values counted
+        no more often than that and not kept already would be dropped anyway (a column of
+        nearly unique values then merges hardly anything).
+        """
+        least = 0
+        if len(values) > self.capacity:
+            least = int(np.partition(counts, -(self.capacity + 1))[-(self.capacity + 1)])
+            keep = counts > least
+            if self.values is not None and least > 0:
+                kept = pc.is_in(values, value_set=self.values.cast(values.type))
+                keep |= kept.to_numpy(zero_copy_only=False)
+            values, counts = values.filter(pa.array(keep)), counts[keep]
         if self.values is not None:
             merged = pa.concat_arrays([self.values, values.cast(self.values.type)])
             encoded = merged.dictionary_encode()
             weights = np.concatenate([self.counts, counts])
             counts = np.bincount(encoded.indices.to_numpy(), weights=weights).astype(np.int64)
             values = encoded.dictionary
+        floor = least
         if len(values) > self.capacity:
-            floor = int(np.partition(counts, -(self.capacity + 1))[-(self.capacity + 1)])
+            floor = max(
+                floor, int(np.partition(counts, -(self.capacity + 1))[-(self.capacity + 1)])
+            )
+        if floor:
             counts = counts - floor
-            keep = np.flatnonzero(counts > 0)
-            values, counts = values.take(pa.array(keep)), counts[keep]
+            keep_index = np.flatnonzero(counts > 0)
+            values, counts = values.take(pa.array(keep_index)), counts[keep_index]
             self.error += floor
         self.values, self.counts = values, counts
