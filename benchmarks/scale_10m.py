@@ -15,7 +15,8 @@ run as a user meets them, each a process of its own:
     labels export customers@2 --n 600 --overlap 0.3 --seed 7
 
 Each is timed from start to exit (interpreter start and imports included) and reports its own
-peak resident memory (VmHWM from /proc, read by the command's process itself at its end, as
+CPU time (every thread's; steadier than wall time on a shared machine) and peak resident
+memory (VmHWM from /proc, read by the command's process itself at its end, as
 benchmarks/bench_register.py's ``--as-mlplan`` does: a child's ``ru_maxrss`` would count its
 parent's pages as well). The table says whether every command stayed under the issue's budget
 (24 GB, issue 19 item 5). Not a timed test: run it on a quiet machine.
@@ -107,15 +108,18 @@ def _peak_mb() -> float:
 
 
 def _as_mlplan(peak_file: str, args: list[str]) -> None:
-    """``python -m mlplan ARGS`` in this process, then its peak memory written to a file
-    (benchmarks/bench_register.py's wrapper)."""
+    """``python -m mlplan ARGS`` in this process, then its peak memory and CPU time written to
+    a file (benchmarks/bench_register.py's wrapper)."""
+    import resource
     import runpy
 
     sys.argv = ["mlplan", *args]
     try:
         runpy.run_module("mlplan", run_name="__main__", alter_sys=True)
     finally:
-        Path(peak_file).write_text(json.dumps({"peak_mb": _peak_mb()}))
+        usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process
+        report = {"peak_mb": _peak_mb(), "cpu_seconds": usage.ru_utime + usage.ru_stime}
+        Path(peak_file).write_text(json.dumps(report))
 
 
 def _data(rows: int, folder: Path) -> Path:
@@ -169,17 +173,20 @@ def run(rows: int, data_dir: Path, work: Path, *, keep: Path | None) -> dict[str
             start = time.perf_counter()
             done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
             seconds = time.perf_counter() - start
-            peak = json.loads(peak_file.read_text())["peak_mb"] if peak_file.exists() else None
+            measured = json.loads(peak_file.read_text()) if peak_file.exists() else {}
+            peak = measured.get("peak_mb")
             step = {
                 "command": label,
                 "args": args,
                 "seconds": seconds,
+                "cpu_seconds": measured.get("cpu_seconds"),
                 "peak_mb": peak,
                 "exit": done.returncode,
             }
             steps.append(step)
             mb = f"{peak:,.0f} MB" if peak is not None else "? MB"
-            print(f"  {rows:,} rows  {label:<18}{seconds:>8.1f} s {mb:>10}", flush=True)
+            cpu = f"{step['cpu_seconds']:.1f} s CPU" if step["cpu_seconds"] is not None else ""
+            print(f"  {rows:,} rows  {label:<18}{seconds:>8.1f} s {cpu:>12} {mb:>10}", flush=True)
             if done.returncode:
                 step["error"] = (done.stderr or done.stdout)[-2000:]
                 print(f"    FAILED (exit {done.returncode}):\n{step['error']}", flush=True)
@@ -217,6 +224,9 @@ def growth(small: dict[str, Any], large: dict[str, Any]) -> list[dict[str, Any]]
                 "command": step["command"],
                 "rows_ratio": rows_ratio,
                 "time_ratio": step["seconds"] / s["seconds"],
+                "cpu_ratio": step["cpu_seconds"] / s["cpu_seconds"]
+                if step.get("cpu_seconds") and s.get("cpu_seconds")
+                else None,
                 "memory_ratio": (step["peak_mb"] / s["peak_mb"])
                 if step["peak_mb"] and s["peak_mb"]
                 else None,
@@ -227,20 +237,20 @@ def growth(small: dict[str, Any], large: dict[str, Any]) -> list[dict[str, Any]]
 
 def _print(sizes: list[dict[str, Any]]) -> None:
     labels = [label for label, _ in STEPS]
-    header = f"{'command':<20}" + "".join(f"{size['rows']:>19,} rows" for size in sizes)
     print(f"\nscale_10m: the churn example, {os.cpu_count()} CPUs")
-    print(header)
-    print(f"{'':<20}" + "".join(f"{'seconds':>12}{'peak MB':>12}" for _ in sizes))
+    print(f"{'command':<20}" + "".join(f"{size['rows']:>31,} rows" for size in sizes))
+    print(f"{'':<20}" + "".join(f"{'seconds':>12}{'CPU s':>12}{'peak MB':>12}" for _ in sizes))
     for label in labels:
         cells = ""
         for size in sizes:
             step = next((s for s in size["steps"] if s["command"] == label), None)
             if step is None:
-                cells += f"{'—':>12}{'—':>12}"
+                cells += f"{'—':>12}{'—':>12}{'—':>12}"
                 continue
-            failed = "!" if step["exit"] else ""
+            failed = "!" if step["exit"] else " "
+            cpu = f"{step['cpu_seconds']:.1f}" if step.get("cpu_seconds") is not None else "?"
             peak = f"{step['peak_mb']:,.0f}" if step["peak_mb"] is not None else "?"
-            cells += f"{step['seconds']:>11.1f}{failed or ' '}{peak:>12}"
+            cells += f"{step['seconds']:>11.1f}{failed}{cpu:>12}{peak:>12}"
         print(f"{label:<20}{cells}")
     for size in sizes:
         peak = max((s["peak_mb"] or 0 for s in size["steps"]), default=0)
@@ -279,9 +289,10 @@ def main() -> None:
     for g in grew:
         for row in g:
             memory = f"{row['memory_ratio']:.2f}x" if row["memory_ratio"] else "?"
+            cpu = f"{row['cpu_ratio']:.2f}x" if row["cpu_ratio"] else "?"
             print(
-                f"  {row['command']:<18} time {row['time_ratio']:.2f}x, peak memory {memory} "
-                f"for {row['rows_ratio']:.1f}x the rows"
+                f"  {row['command']:<18} time {row['time_ratio']:.2f}x, CPU {cpu}, peak memory "
+                f"{memory} for {row['rows_ratio']:.1f}x the rows"
             )
     commit = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
