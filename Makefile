@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_screen.py
 	$(BIN)/python benchmarks/bench_restart.py
 	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/scale_10m.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
