@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
@@ -26,6 +26,7 @@ from mlplan.store import sha256_file
 __all__ = [
     "IMAGE_SUFFIXES",
     "BatchSink",
+    "ByteSink",
     "ContentHash",
     "DataFormat",
     "ImageFile",
@@ -236,9 +237,12 @@ def scan_table(
     *,
     delimiter: str | None = None,
     decimal: str = ".",
+    copy: ByteSink | None = None,
 ) -> Scanned:
     """Read a tabular dataset as a stream of record batches handed to ``start``'s sink, in
-    memory bounded by a batch; the same checks and errors as :func:`read_table`.
+    memory bounded by a batch; the same checks and errors as :func:`read_table`. A CSV
+    file's bytes are also handed to ``copy`` as they are read (the snapshot is written in
+    the same pass); other formats never call it.
 
     Returns how many rows there are, and the first ones (up to 1,000) for what needs to look
     at values.
@@ -252,7 +256,7 @@ def scan_table(
         raise DataError(f"{path}: is an image folder, not a table")
     try:
         if fmt == "csv":
-            scanned = _scan_csv(path, delimiter or sniff_delimiter(path), decimal, start)
+            scanned = _scan_csv(path, delimiter or sniff_delimiter(path), decimal, start, copy)
         else:
             scanned = _scan_batches(_batches(path, fmt), start)
     except DataError:
@@ -370,13 +374,19 @@ def _checked(path: Path, names: list[str], rows: int) -> None:
         raise DataError(f"{path}: column names repeat: {', '.join(repeated)}; rename them")
 
 
-def _scan_csv(path: Path, delimiter: str, decimal: str, start: BatchSink) -> Scanned:
+def _scan_csv(
+    path: Path, delimiter: str, decimal: str, start: BatchSink, copy: ByteSink | None
+) -> Scanned:
     """:func:`_read_csv`, streamed: the same checks, in one pass over the file unless a value
-    spans lines or a column's type widens after the sample its types come from."""
+    spans lines or a column's type widens after the sample its types come from. The bytes
+    read are handed to ``copy`` on the way, and their lines counted."""
     types = _sample_types(path, delimiter, decimal)
     newlines = False
     while True:
         bad: list[tuple[int, int]] = []
+        if copy is not None:
+            copy.restart()
+        source = _Tee(path, copy)
 
         def on_invalid(row: pcsv.InvalidRow, bad: list[tuple[int, int]] = bad) -> str:
             bad.append((row.expected_columns, row.actual_columns))
@@ -385,7 +395,7 @@ def _scan_csv(path: Path, delimiter: str, decimal: str, start: BatchSink) -> Sca
         reader = None
         try:
             reader = pcsv.open_csv(
-                path,
+                source,
                 read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK),
                 parse_options=pcsv.ParseOptions(
                     delimiter=delimiter,
@@ -407,11 +417,13 @@ def _scan_csv(path: Path, delimiter: str, decimal: str, start: BatchSink) -> Sca
             if reader is not None and _widen(str(exc), reader.schema, types):
                 continue
             raise
+        finally:
+            source.close()
         rows = scanned.rows
         # Blocks are cut at line breaks: a value spanning lines fails the read or loses rows
         # silently. One record per line proves there is none; otherwise the file is read
         # again, its blocks cut outside quotes.
-        if not newlines and rows + len(bad) != count_lines(path) - 1:
+        if not newlines and rows + len(bad) != source.lines.total() - 1:
             strict = _quote_problem(path, delimiter)
             if strict is not None:
                 raise strict
@@ -712,6 +724,62 @@ def _never_closed(path: Path, line: int) -> DataError:
     )
 
 
+class ByteSink(Protocol):
+    """Where a read's bytes are copied (an artifact being written)."""
+
+    def write(self, chunk: bytes) -> None:
+        """Append ``chunk``."""
+
+    def restart(self) -> None:
+        """Forget what was written: the read starts again."""
+
+
+class _Lines:
+    """Lines counted chunk by chunk, blank ones at the end left out (as a CSV reader skips
+    them)."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self.tail = b""
+
+    def add(self, chunk: bytes) -> None:
+        self.lines += chunk.count(b"\n")
+        self.tail = (self.tail + chunk[-64:])[-64:]
+
+    def total(self) -> int:
+        tail = self.tail
+        ending = tail[len(tail.rstrip(b"\r\n")) :].count(b"\n")  # the last line's and blank ones'
+        return self.lines + (ending == 0 and tail != b"") - max(ending - 1, 0)
+
+
+class _Tee:
+    """A file read by Arrow, every chunk also copied to a sink and its lines counted: one
+    pass over the bytes for the rows, the copy and the line count."""
+
+    def __init__(self, path: Path, copy: ByteSink | None) -> None:
+        self._file = path.open("rb")
+        self._copy = copy
+        self.lines = _Lines()
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._file.read(size)
+        self.lines.add(chunk)
+        if self._copy is not None:
+            self._copy.write(chunk)
+        return chunk
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._file.close()
+        self.closed = True
+
+
 def count_lines(path: Path) -> int:
     """The lines of a file, blank ones at its end left out (as a CSV reader skips them): one
     pass at the speed of the disk, no rows made.
@@ -724,13 +792,11 @@ def count_lines(path: Path) -> int:
     >>> [count_lines(p) for text in texts if p.write_bytes(text.encode())]
     [2, 2, 2]
     """
-    lines, tail = 0, b""
+    lines = _Lines()
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 24):
-            lines += chunk.count(b"\n")
-            tail = (tail + chunk[-64:])[-64:]
-    ending = tail[len(tail.rstrip(b"\r\n")) :].count(b"\n")  # the last line's and blank ones'
-    return lines + (ending == 0 and tail != b"") - max(ending - 1, 0)
+            lines.add(chunk)
+    return lines.total()
 
 
 def check_csv(path: Path, delimiter: str) -> None:

@@ -6,6 +6,7 @@ transaction, so a failure leaves nothing behind in the store.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from mlplan.data._metadata import given_fields, version_metadata
 from mlplan.data._privacy import redact_profile, suspected_pii
 from mlplan.data._profile import Profiler
 from mlplan.data._read import (
+    ByteSink,
     ContentHash,
     DataFormat,
     content_hash,
@@ -157,27 +159,42 @@ def register_dataset(
         delimiter = delimiter or spec.delimiter or _sniff(ws, name, path)
         decimal = decimal or spec.decimal or sniff_decimal(path, delimiter)
     metadata = version_metadata(spec, given)
-    # Declared personal data is counted, its values never read out (nor made Python strings).
-    private = metadata["pii_columns"] or []
-    # A table read as a stream: ``table`` is its first rows (or, for images, every image).
-    table, rows, profile = _read_and_profile(path, fmt, delimiter, decimal or ".", private)
-    _check_named_columns(ws, spec, table.column_names, fmt=fmt, metadata=metadata, where=str(path))
-    _check_target(ws, spec, profile, fmt=fmt, where=str(path))
-    warnings += _keep_personal_data_out(ws, table, profile, name=name, fmt=fmt, metadata=metadata)
-    new = _NewVersion(
-        name=name,
-        path=path,
-        fmt=fmt,
-        digest=digest,
-        rows=rows,
-        profile=profile,
-        metadata=metadata,
-        snapshot=snapshot,
-    )
     artifacts = ws.store.artifacts
     # Snapshot files written for a command that then fails are removed again.
     with artifacts.staged():
-        snapshot_ref = _snapshot(artifacts, path, fmt, table) if snapshot else None
+        # A CSV file's snapshot is written as it is read, in the same pass.
+        with contextlib.ExitStack() as copying:
+            copy = copying.enter_context(artifacts.writer()) if snapshot and fmt == "csv" else None
+            table, rows, profile = _read_and_profile(
+                path, fmt, delimiter, decimal or ".", copy, metadata
+            )
+            _check_named_columns(
+                ws, spec, table.column_names, fmt=fmt, metadata=metadata, where=str(path)
+            )
+            _check_target(ws, spec, profile, fmt=fmt, where=str(path))
+        if copy is not None:
+            assert copy.ref is not None
+            if copy.ref.sha256 != digest.sha256:
+                raise DataError(
+                    f"{path}: changed while it was read (another program is writing it?). "
+                    "Add it again once it is complete"
+                )
+            snapshot_ref: ArtifactRef | None = copy.ref
+        else:
+            snapshot_ref = _snapshot(artifacts, path, fmt, table) if snapshot else None
+        warnings += _keep_personal_data_out(
+            ws, table, profile, name=name, fmt=fmt, metadata=metadata
+        )
+        new = _NewVersion(
+            name=name,
+            path=path,
+            fmt=fmt,
+            digest=digest,
+            rows=rows,
+            profile=profile,
+            metadata=metadata,
+            snapshot=snapshot,
+        )
         with ws.write() as session:
             return _store_version(ws, session, new, snapshot=snapshot_ref, warnings=warnings)
 
@@ -256,20 +273,28 @@ def _sniff(ws: Workspace, name: str, path: Path) -> str:
 
 
 def _read_and_profile(
-    path: Path, fmt: DataFormat, delimiter: str | None, decimal: str, private: list[str]
+    path: Path,
+    fmt: DataFormat,
+    delimiter: str | None,
+    decimal: str,
+    copy: ByteSink | None,
+    metadata: dict[str, Any],
 ) -> tuple[pa.Table, int, dict[str, Any]]:
     """The data's first rows (every image for a folder), its row count and its profile, made
-    from one streamed pass: memory bounded by a batch, not by the data."""
+    from one streamed pass (a CSV file's bytes copied to ``copy`` on the way): memory bounded
+    by a batch, not by the data. Declared personal data is counted, its values never read
+    out (nor made Python strings)."""
     if fmt == "images":
         table = image_table(path)
         return table, table.num_rows, profile_images(table)
+    private = metadata["pii_columns"] or []
     profilers: list[Profiler] = []
 
     def start(schema: pa.Schema) -> Callable[[pa.RecordBatch], None]:
         profilers.append(Profiler(schema, private=private))  # a read started again: afresh
         return profilers[-1].add
 
-    scanned = scan_table(path, fmt, start, delimiter=delimiter, decimal=decimal)
+    scanned = scan_table(path, fmt, start, delimiter=delimiter, decimal=decimal, copy=copy)
     profile = profilers[-1].finish()
     if delimiter is not None:
         profile["delimiter"] = delimiter  # to read the snapshot back the same way
