@@ -310,20 +310,28 @@ def window_signature(spec: dict[str, Any], x_train: np.ndarray) -> PackageSignat
 # -- fitting -----------------------------------------------------------------------------------
 
 
-def _fit(estimator: Any, x: Any, y: np.ndarray, family: str, params: dict[str, Any]) -> Any:
+def _fit(
+    estimator: Any, x: Any, y: np.ndarray, family: str, params: dict[str, Any]
+) -> tuple[Any, np.ndarray | None]:
     """Fit, and turn the estimator's refusal of a hyperparameter's value (``num_leaves: -3``)
     into an error that names the family and the values, instead of an internal one.
 
     Returns the training inputs as the estimator's last step saw them: a pipeline is fitted
     as ``Pipeline.fit`` does, step by step, and its preprocessing of the training rows kept,
-    so that scoring them does not preprocess them again."""
+    so that scoring them does not preprocess them again; and that step's outputs on them
+    where fitting it left them behind (``Estimator.fit``), so that they are not predicted
+    again either (else None)."""
+    fit = tabular_estimator(family).fit
     try:
         if hasattr(estimator, "steps"):
             prepared = estimator[:-1].fit_transform(x, y)
-            estimator.steps[-1][1].fit(prepared, y)
-            return prepared
-        estimator.fit(x, y)
-        return x
+            last = estimator.steps[-1][1]
+        else:
+            prepared, last = x, estimator
+        if fit is not None:
+            return prepared, fit(last, prepared, y)
+        last.fit(prepared, y)
+        return prepared, None
     except Exception as exc:
         source = type(exc).__module__.split(".")[0]
         refused = source in {"lightgbm", "sklearn"} or isinstance(exc, ValueError | TypeError)
@@ -347,7 +355,7 @@ def fit_estimator(
     if spec["kind"] == "window":
         estimator = build_window_estimator(kind, family, seed, params)
         x = {k: window_features(v) for k, v in data.x.items()}
-        seen = _fit(estimator, x["train"], data.y["train"], family, params)
+        seen, fitted = _fit(estimator, x["train"], data.y["train"], family, params)
         graph = (
             export_window_onnx(estimator, kind, family, spec["length"], len(spec["channels"]))
             if export
@@ -358,7 +366,7 @@ def fit_estimator(
         features = FeatureSet.from_spec(spec)
         estimator = build_pipeline(kind, family, features, seed, params)
         x = data.x
-        seen = _fit(estimator, x["train"], data.y["train"], family, params)
+        seen, fitted = _fit(estimator, x["train"], data.y["train"], family, params)
         graph = export_onnx(estimator, kind, family, features) if export else None
         thresholds = split_thresholds(graph, features.numeric) if graph is not None else {}
     predictions = {}
@@ -366,15 +374,17 @@ def fit_estimator(
     for split, inputs in x.items():
         if not len(inputs):
             continue
-        # The training rows as the last step saw them when it was fitted (see _fit).
+        # The training rows as the last step saw them when it was fitted, and its outputs on
+        # them where fitting left them behind (see _fit).
         model, rows = (last, seen) if split == "train" else (estimator, inputs)
+        outputs = fitted if split == "train" else None
         if kind == "classification":
             # The most probable class, as the estimators' own predict() and the graph take it:
             # one pass over the rows instead of two.
-            proba = model.predict_proba(rows)
+            proba = model.predict_proba(rows) if outputs is None else outputs
             predictions[split] = (model.classes_[np.argmax(proba, axis=1)], proba)
         else:
-            predictions[split] = (model.predict(rows), None)
+            predictions[split] = (model.predict(rows) if outputs is None else outputs, None)
     buffer = io.BytesIO()
     pickle.dump(estimator, buffer)  # for retraining only: never loaded on the serving path
     return Fitted(predictions, graph, {"native.pkl": buffer.getvalue()}, dict(params), thresholds)
