@@ -194,17 +194,22 @@ def snap_lightgbm_thresholds(model: Any, estimator: Any) -> None:
     input equal to the rounded value goes the wrong way — and with decimal data it often is
     such a value (the midpoint of 18.8 and 19.0 is 18.9). Each threshold becomes the largest
     float32 not above ``t``, under which ``x <= t`` holds for exactly the same float32 ``x``.
+    Where two thresholds of a feature round to one float32, the first split of the first tree
+    (taken root first, then left before right) decides.
     """
     onnx = require("onnx", extra="models", purpose="packaging models as ONNX")
-    booster = estimator.booster_
-    frame = booster.trees_to_dataframe()
-    splits = frame[frame["decision_type"] == "<="]
-    names = booster.feature_name()
     floors: dict[tuple[int, float], float] = {}
-    for feature, threshold in zip(splits["split_feature"], splits["threshold"], strict=True):
-        rounded = np.float32(threshold)
-        floor = rounded if float(rounded) <= threshold else np.nextafter(rounded, np.float32(-1e38))
-        floors.setdefault((names.index(feature), float(rounded)), float(floor))
+    for features, thresholds in _numeric_splits(estimator.booster_.model_to_string()):
+        rounded = thresholds.astype(np.float32)
+        floor = np.where(
+            rounded.astype(np.float64) <= thresholds, rounded, np.nextafter(rounded, -np.inf)
+        )
+        for key, value in zip(
+            zip(features.tolist(), rounded.astype(np.float64).tolist(), strict=True),
+            floor.astype(np.float64).tolist(),
+            strict=True,
+        ):
+            floors.setdefault(key, value)
     for attrs in tree_ensembles(model):
         values = [
             floors.get((int(f), float(np.float32(v))), v) if m == b"BRANCH_LEQ" else v
@@ -216,3 +221,36 @@ def snap_lightgbm_thresholds(model: Any, estimator: Any) -> None:
             )
         ]
         attrs["nodes_values"].CopyFrom(onnx.helper.make_attribute("nodes_values", values))
+
+
+_TREE_KEYS = frozenset({"split_feature", "threshold", "decision_type", "left_child", "right_child"})
+
+
+def _numeric_splits(text: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Per tree of a LightGBM model in its text form (``Booster.model_to_string``), the
+    feature index and threshold of each split on a number, root first, then the left subtree,
+    then the right (``Booster.trees_to_dataframe``'s order, read ~20x faster: the text holds
+    each threshold to the bit, as the JSON dump the ONNX converter reads does)."""
+    tree: dict[str, np.ndarray] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key in _TREE_KEYS:
+            kind = np.float64 if key == "threshold" else np.int64
+            tree[key] = np.array(value.split(), dtype=kind)
+        elif (key.startswith("Tree") or key == "end of trees") and tree:
+            if len(tree["split_feature"]):
+                yield _preorder(tree)
+            tree = {}
+
+
+def _preorder(tree: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """A tree's numeric splits (decision type without its categorical bit), root first."""
+    order, stack = [], [0]
+    left, right = tree["left_child"], tree["right_child"]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack += [int(child) for child in (right[node], left[node]) if child >= 0]
+    at = np.asarray(order)
+    numeric = (tree["decision_type"][at] & 1) == 0
+    return tree["split_feature"][at][numeric], tree["threshold"][at][numeric]
