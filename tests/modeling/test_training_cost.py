@@ -167,3 +167,37 @@ def test_gbt_thresholds_are_snapped_from_the_model_text_as_the_dataframe_did(
     monkeypatch.setattr(lightgbm.Booster, "trees_to_dataframe", refused)
     snap_lightgbm_thresholds(graph, model)
     assert graph.SerializeToString() == expected.SerializeToString()
+
+
+@pytest.mark.parametrize(
+    "as_given",
+    [
+        lambda v: np.asarray(v, dtype=object),  # Python strings, as training has them
+        lambda v: np.asarray([s.encode() for s in v], dtype=object),  # read decoded
+        lambda v: np.asarray([{"no": 0, "yes": 1}[s] for s in v], dtype=object),
+    ],
+    ids=["strings", "bytes", "integers"],
+)
+def test_labels_are_scored_as_their_text_whatever_they_are(as_given: Any) -> None:
+    """Labels are read as NumPy's text of them (strings as they are, without a NumPy string
+    array in between), and the numbers are scikit-learn's on that text."""
+    from sklearn import metrics
+
+    from mlplan.modeling import score_predictions
+
+    rng = np.random.default_rng(2)
+    y = rng.choice(["no", "yes"], 5000, p=[0.85, 0.15])
+    positive = np.clip(rng.beta(1, 5, 5000) + (y == "yes") * 0.3, 0, 1)
+    proba = np.column_stack([1 - positive, positive])
+    predicted = np.where(positive >= 0.5, "yes", "no")
+    given_y, given_predicted = as_given(y), as_given(predicted)
+    classes = sorted(set(given_y.astype(str)))
+    scores = score_predictions("classification", given_y, given_predicted, proba, classes)
+    text_y, text_predicted = given_y.astype(str), given_predicted.astype(str)
+    assert scores == {
+        "accuracy": metrics.accuracy_score(text_y, text_predicted),
+        "macro_f1": metrics.f1_score(text_y, text_predicted, average="macro"),
+        "roc_auc": metrics.roc_auc_score(text_y == classes[1], positive),
+        "pr_auc": metrics.average_precision_score(text_y == classes[1], positive),
+        "log_loss": metrics.log_loss(text_y, proba, labels=classes),
+    }

@@ -124,17 +124,27 @@ def _codes(
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``y`` and ``predicted`` as codes into ``classes`` followed by any other value of
     either (sorted), and that list of names."""
-    y_text = pa.array(np.asarray(y, dtype=object).astype(str))
-    predicted_text = pa.array(np.asarray(predicted, dtype=object).astype(str))
+    y_text, predicted_text = _text(y), _text(predicted)
     names = [str(c) for c in classes]
-    seen = pc.unique(pa.concat_arrays([y_text, predicted_text])).to_pylist()
-    names += sorted(set(seen) - set(names))
+    seen = set(pc.unique(y_text).to_pylist()) | set(pc.unique(predicted_text).to_pylist())
+    names += sorted(seen - set(names))
     vocabulary = pa.array(names, pa.string())
     return (
         pc.index_in(y_text, value_set=vocabulary).to_numpy(zero_copy_only=False),
         pc.index_in(predicted_text, value_set=vocabulary).to_numpy(zero_copy_only=False),
         names,
     )
+
+
+def _text(values: np.ndarray) -> pa.Array:
+    """Labels as Arrow strings, as NumPy reads them as text (``astype(str)``): Python strings
+    (a target's classes, and the labels a model predicts from them) as they are, in one pass,
+    without first making a NumPy string array of them."""
+    pd = require("pandas", extra="models", purpose="scoring models")
+    values = np.asarray(values, dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=False) == "string":  # every one a str
+        return pa.array(values, pa.string())
+    return pa.array(values.astype(str))
 
 
 def export_onnx(pipe: Any, kind: str, family: str, features: FeatureSet) -> bytes:
