@@ -201,3 +201,25 @@ def test_labels_are_scored_as_their_text_whatever_they_are(as_given: Any) -> Non
         "pr_auc": metrics.average_precision_score(text_y == classes[1], positive),
         "log_loss": metrics.log_loss(text_y, proba, labels=classes),
     }
+
+
+@pytest.mark.parametrize("family", ["logistic", "gbt"])
+def test_classifiers_learn_string_classes_from_numpy_strings(family: str) -> None:
+    """The estimator sees the labels as a NumPy string array (scikit-learn and LightGBM sort
+    a target's Python strings one comparison at a time, several times per fit); the model
+    is the one the Python strings train, to the bit."""
+    from mlplan.modeling._features import FeatureSet
+    from mlplan.modeling._tabular import build_pipeline
+
+    data = tabular_data("classification", classes=3)
+    assert data.y["train"].dtype == object
+    params = {"n_estimators": 30} if family == "gbt" else {}
+    fitted = fit_estimator(data, family, 0, params, export=False)
+    model = pickle.loads(fitted.native["native.pkl"])
+    assert model[-1].classes_.dtype.kind == "U" and list(model[-1].classes_) == data.classes
+
+    plain = build_pipeline("classification", family, FeatureSet.from_spec(data.spec), 0, params)
+    plain.fit(data.x["train"], data.y["train"])
+    labels, proba = fitted.predictions["test"]
+    assert np.array_equal(proba, plain.predict_proba(data.x["test"]))
+    assert list(labels) == list(plain.predict(data.x["test"]))

@@ -332,6 +332,7 @@ def _fit(
     where fitting it left them behind (``Estimator.fit``), so that they are not predicted
     again either (else None)."""
     fit = tabular_estimator(family).fit
+    y = _as_numpy_text(y)
     try:
         if hasattr(estimator, "steps"):
             prepared = estimator[:-1].fit_transform(x, y)
@@ -354,6 +355,19 @@ def _fit(
             f"{family} could not be trained with the hyperparameters {given}: {reason}. Fix "
             f"them in modeling.hyperparameters.{family} of the plan (or the params given)",
         ) from exc
+
+
+def _as_numpy_text(y: np.ndarray) -> np.ndarray:
+    """Class labels held as Python strings, as a NumPy string array; anything else as it is.
+
+    scikit-learn and LightGBM find a target's classes with ``np.unique``, several times per
+    fit, which sorts Python strings one comparison at a time (80 ms per 200,000 labels) and
+    NumPy strings in C (3 ms). The classes, their order, the fitted model and its graph are
+    the same; the estimator's ``classes_`` is a NumPy string array."""
+    if y.dtype != object:
+        return y
+    pd = require("pandas", extra="models", purpose="training models")
+    return y.astype(str) if pd.api.types.infer_dtype(y, skipna=False) == "string" else y
 
 
 def fit_estimator(
