@@ -173,7 +173,7 @@ def tabular_signature(
     table: pa.Table, features: FeatureSet, train_rows: np.ndarray, info_profile: dict[str, Any]
 ) -> PackageSignature:
     """How a caller feeds a tabular model: each column with what training saw of it."""
-    train = table.take(pa.array(train_rows, pa.int64()))
+    train = table.select(features.columns).take(pa.array(train_rows, pa.int64()))
     columns = []
     for name in features.numeric:
         values = pc.cast(train.column(name), pa.float64())
