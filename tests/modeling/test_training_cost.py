@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from mlplan.modeling._inputs import TrainingData
@@ -223,3 +224,27 @@ def test_classifiers_learn_string_classes_from_numpy_strings(family: str) -> Non
     labels, proba = fitted.predictions["test"]
     assert np.array_equal(proba, plain.predict_proba(data.x["test"]))
     assert list(labels) == list(plain.predict(data.x["test"]))
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        pa.chunked_array([[1, None, -3], [2**62, 1]]),
+        pa.chunked_array([["yes", None], ["no", "yes"]]),
+        pa.chunked_array([pa.array(["yes", None, "no", "yes"]).dictionary_encode()]),
+        pa.chunked_array([pa.array([True, None, False, True])]),
+        pa.chunked_array([pa.array([1.0, None, 2.5, 1.0])]),
+        pa.chunked_array([], type=pa.int64()),
+    ],
+    ids=["integers", "strings", "dictionary", "booleans", "floats", "empty"],
+)
+def test_class_labels_are_the_text_of_each_value(column: pa.ChunkedArray) -> None:
+    """A classification target is str() of each value (None where missing), and a class is
+    one Python string shared by its rows, not one made per row."""
+    from mlplan.modeling import target_values
+
+    labels = target_values(column, "classification")
+    assert labels.dtype == object
+    assert labels.tolist() == [None if v is None else str(v) for v in column.to_pylist()]
+    if len(labels) and pa.types.is_integer(column.type):
+        assert labels[0] is labels[-1]  # both 1
