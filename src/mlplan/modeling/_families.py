@@ -21,6 +21,7 @@ from mlplan.errors import ParameterError, PlanError, UsageError
 from mlplan.modeling._cnn import CNN_DEFAULTS, fit_cnn
 from mlplan.modeling._estimators import (
     Estimator,
+    fit_lightgbm,
     lightgbm_model,
     lightgbm_parameters,
     logistic_regression,
@@ -197,6 +198,7 @@ FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
                     converter=register_lightgbm,
                     snap_thresholds=snap_lightgbm_thresholds,
                     more_parameters=lightgbm_parameters,
+                    fit=fit_lightgbm,
                 ),
             ),
             ModelFamily(
