@@ -33,6 +33,7 @@ test: $(STAMP) system-deps lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_profile.py
+	$(BIN)/python benchmarks/bench_register.py --rows 2000000 --rows 10000000
 	$(BIN)/python benchmarks/bench_agreement.py
 	$(BIN)/python benchmarks/bench_inference.py
 	$(BIN)/python benchmarks/bench_slices.py
@@ -41,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_screen.py
 	$(BIN)/python benchmarks/bench_restart.py
 	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/scale_10m.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -89,3 +89,34 @@ def test_the_plan_names_a_real_id_rather_than_the_exports_row_number(tmp_path: P
     assert {c.name for c in suggestions.columns if c.role == "id"} == {"Unnamed: 0", "customer_id"}
     plan = render_plan("p", task="binary", target="churned", data=suggestions)
     assert '    id_column: "customer_id"' in plan
+
+
+def test_ids_are_found_in_columns_too_large_to_count_exactly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A sketched distinct count is an estimate: a shuffled id is still an id (its estimate
+    is within the stated error of the rows), ids in order are counted exactly, and an entity
+    id over two rows each is still an entity, not an id."""
+    import mlplan.data._profile as profiling
+    from mlplan.data import Profiler
+    from mlplan.data._columns import entity_columns, id_columns
+
+    monkeypatch.setattr(profiling, "EXACT_DISTINCT", 1_000)
+    rng = np.random.default_rng(3)
+    rows = 20_000
+    table = pa.table(
+        {
+            "account_id": rng.permutation(rows) + 10_000,
+            "row": np.arange(rows),
+            "customer_id": np.repeat(rng.permutation(rows // 2), 2),
+        }
+    )
+    profiler = Profiler(table.schema)
+    profiler.add_all(table.to_batches(max_chunksize=700))
+    profile = profiler.finish()
+    assert "distinct" in profile["columns"]["account_id"]["sketched"]
+    assert "distinct" not in profile["columns"]["row"]["sketched"]  # increasing: each one new
+    assert profile["columns"]["row"]["distinct"] == rows
+    assert profile["columns"]["row"]["quantiles"]["0.5"] == pytest.approx(rows / 2, rel=0.01)
+    assert set(id_columns(profile)) == {"account_id", "row"}
+    assert entity_columns(profile) == ["customer_id"]

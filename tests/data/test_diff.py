@@ -51,7 +51,6 @@ def test_diff_lists_added_removed_and_retyped_columns(shifted: DatasetDiff) -> N
     assert shifted.added == [{"column": "plan", "type": "string"}]
     assert shifted.removed == [{"column": "gender", "type": "string"}]
     assert shifted.type_changes == [{"column": "age", "from": "int64", "to": "string"}]
-    assert shifted.from_data is True
     assert shifted.identical is False
 
 
@@ -180,16 +179,76 @@ def test_drift_threshold_comes_from_the_plan(project_dir: Path, sqlite_ws: Works
     assert not any(s.flagged for s in diff.shifts)
 
 
-def test_without_the_data_only_the_schema_is_compared(sqlite_ws: Workspace) -> None:
+def test_the_diff_reads_the_stored_profiles_not_the_data(sqlite_ws: Workspace) -> None:
     path = sqlite_ws.root / "data" / "customers.csv"
-    register_dataset(sqlite_ws, "customers", snapshot=False)
+    register_dataset(sqlite_ws, "customers")
     write_csv(_shifted(customers_table(), np.random.default_rng(0)), path)
-    register_dataset(sqlite_ws, "customers", snapshot=False)
-    path.unlink()
+    register_dataset(sqlite_ws, "customers")
+    with_data = diff_datasets(sqlite_ws, "customers@1", "customers@2")
+    path.unlink()  # the source, and every snapshot in the store: nothing left to read
+    for artifact in (sqlite_ws.root / ".mlplan" / "artifacts").rglob("*"):
+        if artifact.is_file():
+            artifact.unlink()
     diff = diff_datasets(sqlite_ws, "customers@1", "customers@2")
-    assert diff.from_data is False
+    assert diff == with_data
     assert [c["column"] for c in diff.added] == ["plan"]
-    assert all(s.psi is None and not s.flagged for s in diff.shifts)
+    shifts = _by_column(diff)
+    assert shifts["charges"].flagged and shifts["region"].flagged
+    assert shifts["region"].new_categories == ["west"]
+
+
+def _row_psi(a: np.ndarray, b: np.ndarray) -> float:
+    """PSI from the rows, as the diff computed it before profiles: the first version's deciles,
+    missing values (NaN) a bin of their own."""
+    present_a, present_b = a[~np.isnan(a)], b[~np.isnan(b)]
+    edges = np.unique(np.quantile(present_a, np.linspace(0.1, 0.9, 9)))
+
+    def bins(values: np.ndarray, missing: int) -> np.ndarray:
+        counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=edges.size + 1)
+        return np.append(counts, missing).astype(float)
+
+    return psi(bins(present_a, int(np.isnan(a).sum())), bins(present_b, int(np.isnan(b).sum())))
+
+
+@pytest.mark.parametrize(
+    ("shift", "scale"),
+    [(0.0, 1.0), (0.1, 1.0), (0.3, 1.0), (0.0, 1.5), (1.0, 1.0)],
+    ids=["same", "small-shift", "shift", "wider", "large-shift"],
+)
+def test_psi_from_quantiles_is_close_to_the_psi_from_the_rows(
+    sqlite_ws: Workspace, shift: float, scale: float
+) -> None:
+    rng = np.random.default_rng(3)
+    a = rng.gamma(2.0, 6.0, 20_000).round(1)
+    b = (rng.gamma(2.0, 6.0, 22_000) * scale + shift * 12).round(1)
+    a[rng.random(a.size) < 0.04] = np.nan
+    b[rng.random(b.size) < 0.04] = np.nan
+    for values, name in ((a, "a"), (b, "b")):
+        table = pa.table({"data_gb": values, "churned": np.arange(values.size) % 2})
+        pq.write_table(table, sqlite_ws.root / f"{name}.parquet")
+        register_dataset(sqlite_ws, "usage", sqlite_ws.root / f"{name}.parquet")
+    column = _by_column(diff_datasets(sqlite_ws, "usage@1", "usage@2"))["data_gb"]
+    expected = _row_psi(a, b)
+    assert column.psi_from == "quantiles"
+    assert column.psi == pytest.approx(expected, rel=0.2, abs=0.01)
+    assert column.flagged is (expected > 0.2)
+
+
+def test_categories_beyond_the_listed_top_values_are_compared(sqlite_ws: Workspace) -> None:
+    # 30 cities: the profiles list the 10 most frequent, the others share what is left.
+    cities = np.array([f"city-{i:02d}" for i in range(30)])
+    weights = np.linspace(3, 1, 30) / np.linspace(3, 1, 30).sum()
+    rng = np.random.default_rng(5)
+    a = rng.choice(cities, 5_000, p=weights)
+    b = rng.choice(cities, 5_000, p=weights[::-1])  # the rare cities are now the common ones
+    for values, name in ((a, "a"), (b, "b")):
+        table = pa.table({"city": values, "churned": np.arange(values.size) % 2})
+        pq.write_table(table, sqlite_ws.root / f"{name}.parquet")
+        register_dataset(sqlite_ws, "shops", sqlite_ws.root / f"{name}.parquet")
+    city = _by_column(diff_datasets(sqlite_ws, "shops@1", "shops@2"))["city"]
+    assert city.psi_from == "top values"
+    assert city.flagged is True
+    assert (city.new_categories, city.gone_categories) == ([], [])  # unknown, not absent
 
 
 def test_diff_of_an_unknown_version_is_not_found(sqlite_ws: Workspace) -> None:

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlplan.data import QUANTILES, column_kind, profile_table
+from mlplan.data import QUANTILES, Profiler, column_kind, profile_table
 
 
 def _expected_numeric(series: pd.Series) -> dict[str, Any]:
@@ -322,3 +322,144 @@ def test_types_arrow_cannot_aggregate_are_counted(tmp_path: Path) -> None:
         "distinct": None,
     }
     assert profile["columns"]["x"]["mean"] == 2.0
+
+
+# -- streaming and sketches ------------------------------------------------------------------
+
+
+def _mixed_table(rng: np.random.Generator, rows: int) -> pa.Table:
+    return pa.table(
+        {
+            "x": pa.array(rng.normal(50, 20, rows), mask=rng.random(rows) < 0.1),
+            "n": rng.integers(0, 40, rows),
+            "s": pa.array(rng.choice(["a", "bb", "ccc", "dé"], rows), mask=rng.random(rows) < 0.05),
+            "b": rng.random(rows) < 0.3,
+            "d": pa.array(rng.integers(0, 400, rows).astype("datetime64[D]")),
+        }
+    )
+
+
+def test_a_profile_fed_batch_by_batch_equals_the_whole_tables(rng: np.random.Generator) -> None:
+    table = _mixed_table(rng, 5_000)
+    whole = profile_table(table.combine_chunks())
+    profiler = Profiler(table.schema)
+    profiler.add_all(table.to_batches(max_chunksize=333))
+    streamed = profiler.finish()
+    for name, column in whole["columns"].items():
+        other = streamed["columns"][name]
+        assert "sketched" not in other
+        for key, value in column.items():
+            if isinstance(value, float) or key == "quantiles":
+                assert other[key] == pytest.approx(value, rel=1e-12), (name, key)
+            else:
+                assert other[key] == value, (name, key)
+
+
+def test_a_column_with_too_many_distinct_values_is_sketched_within_its_stated_bounds(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past EXACT_DISTINCT values (lowered here), quantiles, distinct counts and top values
+    come from sketches; the profile says which, and each stays within the bound it states.
+    Counts, extremes and the mean stay exact."""
+    import mlplan.data._profile as profiling
+
+    monkeypatch.setattr(profiling, "EXACT_DISTINCT", 1_000)
+    rows = 60_000
+    x = rng.lognormal(3, 1, rows)
+    heavy = ["alice@example.com", "bob@example.com"]
+    emails = np.array([f"user{i}@example.com" for i in rng.integers(0, 20_000, rows)], object)
+    emails[:3_000] = heavy[0]
+    emails[3_000:4_000] = heavy[1]
+    table = pa.table({"x": x, "email": emails.astype(str)})
+    profiler = Profiler(table.schema)
+    profiler.add_all(table.to_batches(max_chunksize=4_096))
+    profile = profiler.finish()
+
+    column = profile["columns"]["x"]
+    assert column["count"] == rows and column["min"] == x.min() and column["max"] == x.max()
+    assert column["mean"] == pytest.approx(x.mean(), rel=1e-12)
+    assert column["sketched"]["quantiles"]["method"] == "KLL"
+    rank_error = column["sketched"]["quantiles"]["rank_error"]
+    ordered = np.sort(x)
+    for q in QUANTILES:
+        rank = np.searchsorted(ordered, column["quantiles"][str(q)]) / rows
+        assert abs(rank - q) <= rank_error, q
+    bound = column["sketched"]["distinct"]["relative_error"]
+    assert abs(column["distinct"] - rows) <= bound * rows
+
+    column = profile["columns"]["email"]
+    truth = len(set(emails))
+    assert column["sketched"]["distinct"]["method"] == "HyperLogLog"
+    assert (
+        abs(column["distinct"] - truth) <= column["sketched"]["distinct"]["relative_error"] * truth
+    )
+    error = column["sketched"]["top"]["count_error"]
+    top = {t["value"]: t["count"] for t in column["top"][:2]}
+    assert list(top) == heavy
+    assert 3_000 - error <= top[heavy[0]] <= 3_000 and 1_000 - error <= top[heavy[1]] <= 1_000
+    assert column["length"]["max"] == max(len(e) for e in emails)
+
+
+def test_string_hashes_are_equal_for_equal_strings_across_batches_and_offsets() -> None:
+    from mlplan.data._sketch import hash_values
+
+    values = pa.array(["", "a", "é", "ab", "ba", "a" * 300, None, "ab"])
+    hashes = hash_values(values)
+    assert len(hashes) == 7  # missing values are not hashed
+    assert hashes[3] == hashes[6] and len(set(hashes.tolist())) == 6
+    sliced = hash_values(values.slice(3))
+    assert sliced.tolist() == hashes[3:].tolist()
+    assert hash_values(pa.array(["ab"], pa.large_string()))[0] == hashes[3]
+
+
+def test_declared_personal_data_is_counted_but_its_values_never_read_out() -> None:
+    table = pa.table({"email": ["a@x.org", "a@x.org", "b@y.org"], "plan": ["x", "x", "y"]})
+    profiler = Profiler(table.schema, private=["email"])
+    profiler.add_all(table.to_batches())
+    columns = profiler.finish()["columns"]
+    assert columns["email"]["top"] == [{"value": None, "count": 2}, {"value": None, "count": 1}]
+    assert columns["email"]["distinct"] == 2 and columns["email"]["length"]["max"] == 7
+    assert columns["plan"]["top"][0] == {"value": "x", "count": 2}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(st.lists(st.integers(0, 30), min_size=1, max_size=80), min_size=1, max_size=6),
+    capacity=st.integers(1, 8),
+)
+def test_frequent_values_cut_batches_as_the_plain_summary_would(
+    batches: list[list[int]], capacity: int
+) -> None:
+    """Misra–Gries, batch by batch: cutting a batch before merging it gives the summary the
+    whole merge gives, and each kept count is at most ``error`` below the truth."""
+    from collections import Counter
+
+    from mlplan.data._sketch import FrequentValues
+
+    def plain(top: FrequentValues, values: pa.Array, counts: np.ndarray) -> None:
+        if top.values is not None:
+            merged = pa.concat_arrays([top.values, values]).dictionary_encode()
+            weights = np.concatenate([top.counts, counts])
+            counts = np.bincount(merged.indices.to_numpy(), weights=weights).astype(np.int64)
+            values = merged.dictionary
+        if len(values) > top.capacity:
+            floor = int(np.partition(counts, -(top.capacity + 1))[-(top.capacity + 1)])
+            keep = np.flatnonzero(counts - floor > 0)
+            values, counts = values.take(pa.array(keep)), counts[keep] - floor
+            top.error += floor
+        top.values, top.counts = values, counts
+
+    cut, whole, truth = FrequentValues(capacity), FrequentValues(capacity), Counter[str]()
+    for batch in batches:
+        found = Counter(f"v{v}" for v in batch)
+        truth.update(found)
+        values, counts = pa.array(list(found)), np.array(list(found.values()))
+        cut.add(values, counts)
+        plain(whole, values, counts)
+        assert cut.error == whole.error
+        assert dict(zip(cut.values.to_pylist(), cut.counts.tolist(), strict=True)) == dict(
+            zip(whole.values.to_pylist(), whole.counts.tolist(), strict=True)
+        )
+    kept = dict(zip(cut.values.to_pylist(), cut.counts.tolist(), strict=True))
+    for value, count in truth.items():
+        assert truth[value] - cut.error <= kept.get(value, 0) <= count

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -383,3 +384,39 @@ def test_the_decimal_mark_is_found_from_the_numbers(
     table = read_table(path, "csv", delimiter=delimiter, decimal=decimal)
     if decimal == ",":
         assert table.column("a").to_pylist()[:2] in ([4.36, -0.5], [4.36, 1.0])
+
+
+def test_a_streamed_csv_whose_column_types_change_after_the_first_block_reads_as_a_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream takes its types from the first block; a column that turns float, text or
+    non-empty later is read again as the wider type, so the types and every value agree with
+    reading the file whole."""
+    import mlplan.data._read as reading
+    from mlplan.data import Profiler, scan_table
+
+    monkeypatch.setattr(reading, "_CSV_BLOCK", 4096)
+    monkeypatch.setattr(reading, "_CSV_SAMPLE", 4096)
+    monkeypatch.setattr(reading, "_GROUP_ROWS", 500)
+    lines = ["id,ratio,code,late"] + [f"{i},{i},{i % 7}," for i in range(3_000)]
+    lines += ["3000,1.5,x7,", "3001,2,8,4.25"]
+    path = tmp_path / "late.csv"
+    path.write_text("\n".join(lines) + "\n")
+    profilers: list[Profiler] = []
+
+    def start(schema: pa.Schema) -> Any:
+        profilers.append(Profiler(schema))
+        return profilers[-1].add
+
+    scanned = scan_table(path, "csv", start)
+    whole = read_table(path, "csv")
+    profile = profilers[-1].finish()
+    assert scanned.rows == whole.num_rows == 3_002
+    assert (
+        [profile["columns"][c]["type"] for c in whole.column_names]
+        == [str(t) for t in whole.schema.types]
+        == ["int64", "double", "string", "double"]
+    )
+    assert profile["columns"]["code"]["distinct"] == 9
+    assert profile["columns"]["late"]["count"] == 1 and profile["columns"]["late"]["max"] == 4.25
+    assert len(profilers) > 1  # read again after widening

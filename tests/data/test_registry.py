@@ -667,3 +667,40 @@ def test_metadata_for_unchanged_content_is_ignored_with_a_warning(sqlite_ws: Wor
         "metadata it was registered with"
     ]
     assert first.version.ref == again.version.ref
+
+
+def test_a_csv_snapshot_is_written_as_the_file_is_read_and_a_file_changed_meanwhile_is_refused(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One pass over the bytes gives the rows, the line count and the snapshot (no separate
+    line count, no second copy); the snapshot must hash as the file did before the read,
+    else nothing is stored."""
+    import mlplan.data._read as reading
+    import mlplan.store._artifacts as artifacts
+
+    def no_second_pass(*_: object) -> None:
+        raise AssertionError("read again")
+
+    monkeypatch.setattr(reading, "count_lines", no_second_pass)
+    monkeypatch.setattr(artifacts.ArtifactStore, "put_file", no_second_pass)
+    path = tmp_path / "x.csv"
+    path.write_text("a,churned\n" + "".join(f"{i},{i % 2}\n" for i in range(500)))
+    result = register_dataset(ws, "x", path)
+    snapshot = ws.store.artifacts.path(result.version.snapshot_sha256)
+    assert snapshot.read_bytes() == path.read_bytes() and result.version.rows == 500
+
+    path.write_text("a,churned\n" + "".join(f"{i},{(i + 1) % 2}\n" for i in range(500)))
+    changed = path.read_bytes()
+    real_read = reading._Tee.read
+
+    def appended_during_read(self: reading._Tee, size: int = -1) -> bytes:
+        chunk = real_read(self, size)
+        if path.read_bytes() == changed:  # another program appends once the read began
+            path.write_bytes(changed + b"999,1\n")
+        return chunk
+
+    monkeypatch.setattr(reading._Tee, "read", appended_during_read)
+    stored, rows = _artifact_files(ws), _row_counts(ws)
+    with pytest.raises(DataError, match="changed while it was read"):
+        register_dataset(ws, "x", path)
+    assert _artifact_files(ws) == stored and _row_counts(ws) == rows  # nothing half-written

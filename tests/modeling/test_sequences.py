@@ -17,7 +17,7 @@ from mlplan.errors import DataError, UsageError
 from mlplan.modeling import compare_models, get_model, train_model
 from mlplan.workspace import Workspace
 
-pytest.importorskip("torch", reason="the torch extra is part of make test")
+torch = pytest.importorskip("torch", reason="the torch extra is part of make test")
 
 
 @pytest.fixture
@@ -39,6 +39,10 @@ def test_forecasting_trains_gbt_on_window_features_and_a_gru(forecast_ws: Worksp
     assert baseline.parity["passed"]
     rnn = train_model(forecast_ws, family="rnn")
     assert rnn.parity["passed"] and rnn.parity["max_abs_diff"] <= 1e-3
+    # modeling.device: auto, the default: the GPU where torch sees one, else the CPU.
+    gpu = torch.cuda.is_available()
+    assert rnn.parameters["device"].startswith("cuda:0 (" if gpu else "cpu")
+    assert rnn.compute["training_device"] == rnn.parameters["device"]
     assert {"mae", "rmse", "r2"} <= set(rnn.metrics["test"])
     # The package takes a window tensor and NaN where a value is missing.
     artifacts = forecast_ws.store.artifacts

@@ -111,6 +111,11 @@ def test_frozen_backbone_with_a_logistic_head_then_fine_tuning(pt2_ws: Workspace
     tuned = train_model(pt2_ws, family="cnn")
     assert not tuned.baseline and tuned.parameters["fine_tuned"] == "last block"
     assert tuned.parity["passed"]
+    # modeling.device: auto, the default: the GPU where torch sees one, else the CPU.
+    gpu = torch.cuda.is_available()
+    for model in (baseline, tuned):
+        assert model.parameters["device"].startswith("cuda:0 (" if gpu else "cpu")
+        assert model.compute["training_device"] == model.parameters["device"]
     # The package takes raw pixels; the scaling, the backbone and the head are in the graph.
     artifacts = pt2_ws.store.artifacts
     signature = json.loads(artifacts.path(tuned.package["signature.json"]).read_text())
@@ -174,3 +179,23 @@ def test_a_cnn_without_backbone_weights_says_what_to_provide(tmp_path: Path) -> 
         assert list_models(ws) == []
     finally:
         ws.close()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_cnn_fine_tuned_on_a_gpu_is_packaged_as_on_the_cpu(pt2_ws: Workspace) -> None:
+    import onnx
+    from tests.conftest import edit_plan
+
+    def ops(model: Any) -> list[str]:
+        path = pt2_ws.store.artifacts.path(model.package["model.onnx"])
+        return [n.op_type for n in onnx.load_from_string(path.read_bytes()).graph.node]
+
+    edit_plan(pt2_ws, "  seed: 0\n", "  seed: 0\n  device: cuda\n")
+    on_gpu = train_model(pt2_ws, family="cnn", params={"epochs": 1})
+    assert on_gpu.parameters["device"].startswith("cuda:")
+    assert on_gpu.compute["training_device"] == on_gpu.parameters["device"]
+    # Parity: the package against the fine-tuned model, moved to the CPU.
+    assert on_gpu.parity["passed"] and on_gpu.parity["rows"] > 0
+    edit_plan(pt2_ws, "device: cuda", "device: cpu")
+    on_cpu = train_model(pt2_ws, family="cnn", params={"epochs": 1})
+    assert on_cpu.parameters["device"] == "cpu" and ops(on_gpu) == ops(on_cpu)

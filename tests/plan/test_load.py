@@ -271,3 +271,14 @@ def test_a_name_with_a_trailing_newline_is_refused() -> None:
     """``$`` matches before a final newline, so names are checked with a full match."""
     with pytest.raises(PlanError, match=r"project.name"):
         parse_plan(MINIMAL.replace("{name: churn}", '{name: "churn\\n"}'))
+
+
+def test_the_training_device_is_auto_cpu_or_cuda() -> None:
+    assert parse_plan(MINIMAL).modeling.device == "auto"
+    assert parse_plan(MINIMAL + "modeling: {device: cuda}\n").modeling.device == "cuda"
+    with pytest.raises(
+        PlanError,
+        match=r"^mlplan.yaml:5: modeling.device: Input should be 'auto', 'cpu' or 'cuda'.*"
+        r"got 'tpu'",
+    ):
+        parse_plan(MINIMAL + "modeling:\n  device: tpu\n")

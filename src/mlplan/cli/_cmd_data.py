@@ -299,9 +299,14 @@ def diff(
         console.print(
             f"  [yellow]~ {esc(change['column'])}[/]: {esc(change['from'])} → {esc(change['to'])}"
         )
-    if not result.from_data:
-        console.print("  (data not at hand: shifts from the stored profiles only)")
     console.print(_shifts_table(result))
+    estimated = [s.column for s in result.shifts if s.psi_from in {"quantiles", "top values"}]
+    if estimated:
+        console.print(
+            "PSI from the stored profiles: exact where every value is counted; for "
+            f"{esc(', '.join(estimated))} between the stored quantiles (numbers) or over the "
+            "most frequent values (categories)."
+        )
     flagged = [s.column for s in result.shifts if s.flagged]
     console.print(
         f"{len(flagged)} column(s) shifted: {esc(', '.join(flagged))}"

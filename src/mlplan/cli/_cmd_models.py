@@ -82,6 +82,10 @@ def train(
         print_json([m.to_dict() for m in models] if len(models) > 1 else models[0].to_dict())
         return
     _print_screen(models[0].features)
+    for note in dict.fromkeys(
+        m.parameters["device_note"] for m in models if m.parameters.get("device_note")
+    ):
+        console.print(f"note: {esc(note)}", style="yellow")
     for model in models:
         _print_trained(model)
 
@@ -210,7 +214,13 @@ def show(
         return
     console.print(
         f"[bold]{esc(model.ref)}[/] — {model.family} on {esc(model.split)}, run "
-        f"{model.run_id[:8]}, package {model.package_sha256[:12]}"
+        f"{model.run_id[:8]}"
+        + (
+            f" (trained on {esc(model.parameters['device'])})"
+            if "device" in model.parameters
+            else ""
+        )
+        + f", package {model.package_sha256[:12]}"
         + (f", derived from {esc(model.parent)}" if model.parent else "")
     )
     spec = model.features

@@ -11,7 +11,7 @@ from mlplan.data._leakage import Crossing, LeakageReport, check_leakage, leakage
 from mlplan.data._metadata import METADATA_FIELDS, describe_dataset, effective_metadata
 from mlplan.data._plancheck import check_plan_against_data
 from mlplan.data._privacy import REDACTED, pii_reason, redact_profile, suspected_pii
-from mlplan.data._profile import QUANTILES, column_kind, profile_table
+from mlplan.data._profile import QUANTILES, Profiler, column_kind, profile_table
 from mlplan.data._read import (
     ContentHash,
     DataFormat,
@@ -23,6 +23,7 @@ from mlplan.data._read import (
     detect_format,
     list_images,
     read_table,
+    scan_table,
     sniff_decimal,
     sniff_delimiter,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "DatasetVersionInfo",
     "ExportedRows",
     "LeakageReport",
+    "Profiler",
     "RegisterResult",
     "SplitData",
     "SplitInfo",
@@ -111,6 +113,7 @@ __all__ = [
     "register_dataset",
     "sandboxed_duckdb",
     "scan_data",
+    "scan_table",
     "sensitive_reason",
     "slice_masks",
     "sniff_decimal",

@@ -19,6 +19,7 @@ __all__ = [
     "id_columns",
     "id_reason",
     "name_words",
+    "unique_per_row",
 ]
 
 _ID_NAMES = re.compile(r"^(id|uuid|guid|key|.*_id|.*_key|.*_uuid)$", re.IGNORECASE)
@@ -87,7 +88,7 @@ def id_reason(name: str, column: Mapping[str, Any], rows: int) -> str | None:
     ...     "max": 90}, 50) is None
     True
     """
-    if rows < 2 or column.get("missing") or column.get("distinct") != rows:
+    if rows < 2 or column.get("missing") or not unique_per_row(column, rows):
         return None
     if _ID_NAMES.match(name):
         return "unique per row"
@@ -103,6 +104,26 @@ def id_reason(name: str, column: Mapping[str, Any], rows: int) -> str | None:
     ):
         return f"row number ({low} to {high}, unique and without gaps)"
     return None
+
+
+def unique_per_row(column: Mapping[str, Any], rows: int) -> bool:
+    """Whether a profiled column has a different value on each of ``rows`` rows: its distinct
+    count says so, exactly, or within the stated error of a sketched count (a column too
+    large to count exactly, see :mod:`mlplan.data._profile`).
+
+    Examples
+    --------
+    >>> unique_per_row({"distinct": 10}, 10), unique_per_row({"distinct": 9}, 10)
+    (True, False)
+    >>> sketched = {"sketched": {"distinct": {"relative_error": 0.01}}}
+    >>> unique_per_row({"distinct": 1_995_000} | sketched, 2_000_000)
+    True
+    """
+    distinct = column.get("distinct") or 0
+    if distinct == rows:
+        return True
+    bound = column.get("sketched", {}).get("distinct", {}).get("relative_error")
+    return bound is not None and abs(distinct - rows) <= bound * rows
 
 
 def entity_reason(name: str, column: Mapping[str, Any], rows: int) -> str | None:
@@ -141,7 +162,9 @@ def entity_columns(profile: Mapping[str, Any]) -> list[str]:
     return [
         name
         for name, column in profile.get("columns", {}).items()
-        if _ID_NAMES.match(name) and 1 < (column.get("distinct") or 0) < rows
+        if _ID_NAMES.match(name)
+        and 1 < (column.get("distinct") or 0) < rows
+        and not unique_per_row(column, rows)
     ]
 
 

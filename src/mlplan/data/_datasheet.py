@@ -8,7 +8,7 @@ from typing import Any
 from mlplan.data._read import decimal_name, delimiter_name
 from mlplan.data._versions import DatasetVersionInfo
 
-__all__ = ["column_rows", "datasheet_markdown", "format_value", "metadata_rows"]
+__all__ = ["column_rows", "datasheet_markdown", "format_value", "metadata_rows", "profile_note"]
 
 
 def format_value(value: Any) -> str:
@@ -67,7 +67,32 @@ def metadata_rows(
         ("File", f"{info.source_path} ({info.format}{split}, {info.size_bytes:,} bytes)"),
         ("Content sha256", info.content_hash),
         ("Registered", f"{info.created_at:%Y-%m-%d %H:%M UTC} by run {info.run_id}"),
+        ("Profile", profile_note(info.profile)),
     ]
+
+
+def profile_note(profile: dict[str, Any]) -> str:
+    """Whether a profile is exact, else which columns were sketched and within what.
+
+    Examples
+    --------
+    >>> profile_note({"columns": {"x": {}}})
+    'exact'
+    >>> profile_note({"columns": {"id": {"sketched": {"distinct": {"method": "HyperLogLog",
+    ...     "relative_error": 0.0081}}}}})
+    'exact, except: id distinct ≈ (HyperLogLog, ±0.81%)'
+    """
+    notes = []
+    for name, column in profile.get("columns", {}).items():
+        for what, sketch in column.get("sketched", {}).items():
+            if "relative_error" in sketch:
+                bound = f"±{sketch['relative_error']:.2%}"
+            elif "rank_error" in sketch:
+                bound = f"rank ±{sketch['rank_error']:.2%}"
+            else:
+                bound = f"counts up to {sketch['count_error']:,} low"
+            notes.append(f"{name} {what} ≈ ({sketch['method']}, {bound})")
+    return "exact, except: " + "; ".join(notes) if notes else "exact"
 
 
 def column_rows(info: DatasetVersionInfo) -> list[dict[str, str]]:
@@ -97,7 +122,9 @@ def column_rows(info: DatasetVersionInfo) -> list[dict[str, str]]:
                 "kind": col["kind"],
                 "type": col["type"],
                 "missing": f"{col['missing']:,} ({col['missing_ratio']:.1%})",
-                "distinct": format_value(col.get("distinct")),
+                # A sketched count (too many values to count exactly) is marked as about.
+                "distinct": ("≈" if col.get("sketched", {}).get("distinct") else "")
+                + format_value(col.get("distinct")),
                 "summary": summary,
             }
         )

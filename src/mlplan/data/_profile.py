@@ -1,17 +1,21 @@
 """Profiles of tabular data: per column its type, missing values, distinct count, distribution
-and top values.
+and top values, computed from a stream of record batches in memory bounded by the batch.
 
-Vectorised over Arrow buffers: numeric columns are sorted once (numpy's SIMD sort), which gives
-exact quantiles, distinct count, extremes and top values in one pass over the sorted copy;
-string columns are dictionary-encoded (free when Parquet already stores them so) and counted with
-``bincount``. Columns are profiled in parallel threads; numpy and Arrow release the GIL.
+Counts, missing values, extremes, mean, standard deviation and string lengths are always
+exact. Distinct values are kept with their counts (numbers in numpy, strings in Arrow: never
+Python objects) while a column has at most :data:`EXACT_DISTINCT` of them, which gives exact
+quantiles, distinct counts and top values; a column with more switches to sketches, and its
+profile says so under ``sketched`` with each one's error bound: quantiles from a KLL sketch
+(Apache DataSketches), the distinct count from HyperLogLog, top values from Misra–Gries (see
+:mod:`mlplan.data._sketch`). Columns are profiled in parallel threads within a batch; numpy
+and Arrow release the GIL.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -19,13 +23,26 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["QUANTILES", "ColumnKind", "column_kind", "profile_table"]
+from mlplan.data._sketch import FrequentValues, HyperLogLog, hash_values
+
+__all__ = [
+    "EXACT_DISTINCT",
+    "QUANTILES",
+    "ColumnKind",
+    "Profiler",
+    "column_kind",
+    "profile_table",
+]
 
 ColumnKind = Literal["numeric", "boolean", "categorical", "text", "datetime", "other"]
 QUANTILES = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
 TOP_K = 10
 # Top values are listed for non-numeric columns, and for numeric ones with few distinct values.
 _FEW_DISTINCT = 50
+# Distinct values a column keeps exactly (with their counts) before it switches to sketches.
+EXACT_DISTINCT = 1 << 16
+# KLL's k: a normalised rank error of 0.14 % (99 % confidence), about 40 KB a column.
+_KLL_K = 2000
 
 
 def column_kind(dtype: pa.DataType) -> ColumnKind:
@@ -51,15 +68,16 @@ def column_kind(dtype: pa.DataType) -> ColumnKind:
 
 
 def profile_table(table: pa.Table, *, threads: int | None = None) -> dict[str, Any]:
-    """Profile every column of ``table``.
+    """Profile every column of ``table`` (a :class:`Profiler` fed its batches).
 
     Returns
     -------
     dict
         ``{"rows": n, "columns": {name: {...}}}``; each column has ``type``, ``kind``, ``count``,
         ``missing`` (nulls, and NaN for floats), ``missing_ratio``, ``distinct`` and, by kind,
-        ``min``/``max``/``mean``/``std`` (sample)/``quantiles`` (exact, linear interpolation),
-        ``length`` (string lengths) and ``top`` (most frequent values with counts, ties by value).
+        ``min``/``max``/``mean``/``std`` (sample)/``quantiles`` (linear interpolation),
+        ``length`` (string lengths) and ``top`` (most frequent values with counts, ties by
+        value); ``sketched`` where a column had too many distinct values to count exactly.
 
     Examples
     --------
@@ -68,40 +86,73 @@ def profile_table(table: pa.Table, *, threads: int | None = None) -> dict[str, A
     >>> p["columns"]["x"]["missing"], p["columns"]["x"]["mean"], p["columns"]["c"]["top"][0]
     (1, 1.5, {'value': 'a', 'count': 2})
     """
-    rows = table.num_rows
-    jobs: list[Callable[[], dict[str, Any]]] = [
-        _job(field, table.column(i), rows) for i, field in enumerate(table.schema)
-    ]
-    workers = max(1, min(threads or os.cpu_count() or 1, len(jobs)))
-    if workers == 1:
-        results = [job() for job in jobs]
-    else:
-        with ThreadPoolExecutor(workers) as pool:
-            results = list(pool.map(lambda job: job(), jobs))
-    return {"rows": rows, "columns": dict(zip(table.column_names, results, strict=True))}
+    profiler = Profiler(table.schema, threads=threads)
+    profiler.add_all(table.to_batches())
+    return profiler.finish()
 
 
-def _job(field: pa.Field, column: pa.ChunkedArray, rows: int) -> Callable[[], dict[str, Any]]:
+class Profiler:
+    """A profile built a record batch at a time: memory is bounded by the batch and by
+    :data:`EXACT_DISTINCT` values a column, whatever the number of rows.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> profiler = Profiler(pa.schema([("x", pa.int64())]))
+    >>> for part in ([1, 2], [2, None]):
+    ...     profiler.add(pa.record_batch([pa.array(part, pa.int64())], names=["x"]))
+    >>> column = profiler.finish()["columns"]["x"]
+    >>> column["count"], column["distinct"], column["quantiles"]["0.5"]
+    (3, 2, 2.0)
+    """
+
+    def __init__(
+        self, schema: pa.Schema, *, threads: int | None = None, private: Iterable[str] = ()
+    ) -> None:
+        self.schema = schema
+        self.rows = 0
+        hidden = set(private)
+        self._columns = [_accumulator(field, field.name in hidden) for field in schema]
+        workers = max(1, min(threads or os.cpu_count() or 1, len(self._columns)))
+        self._pool = ThreadPoolExecutor(workers) if workers > 1 else None
+
+    def add(self, batch: pa.RecordBatch | pa.Table) -> None:
+        """Count one batch (its schema is the profiler's)."""
+        self.rows += batch.num_rows
+        columns = [batch.column(i) for i in range(batch.num_columns)]
+        if self._pool is None:
+            for accumulator, column in zip(self._columns, columns, strict=True):
+                accumulator.add(column)
+        else:
+            list(self._pool.map(_Column.add, self._columns, columns))
+
+    def add_all(self, batches: Iterable[pa.RecordBatch]) -> None:
+        """Count every batch."""
+        for batch in batches:
+            self.add(batch)
+
+    def finish(self) -> dict[str, Any]:
+        """The profile of every row added (``{"rows": n, "columns": {...}}``)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+        columns = {
+            field.name: accumulator.finish(self.rows)
+            for field, accumulator in zip(self.schema, self._columns, strict=True)
+        }
+        return {"rows": self.rows, "columns": columns}
+
+
+def _accumulator(field: pa.Field, private: bool) -> _Column:
     kind = column_kind(field.type)
-
-    def run() -> dict[str, Any]:
-        base: dict[str, Any] = {"type": str(field.type), "kind": kind}
-        summarise = {
-            "numeric": _numeric,
-            "categorical": _categorical,
-            "boolean": _boolean,
-            "datetime": _datetime,
-        }.get(kind)
-        if summarise is not None:
-            try:
-                return base | summarise(column, rows)
-            except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
-                pass  # a type Arrow cannot aggregate: counted like any other column
-        return {"type": str(field.type), "kind": "other"} | _counts(
-            rows - column.null_count, rows, distinct=None
-        )
-
-    return run
+    if kind == "numeric":
+        return _Numeric(field)
+    if kind == "categorical":
+        return _Strings(field, private=private)
+    if kind == "boolean":
+        return _Boolean(field)
+    if kind == "datetime":
+        return _Datetime(field)
+    return _Column(field)
 
 
 def _counts(count: int, rows: int, *, distinct: int | None) -> dict[str, Any]:
@@ -122,115 +173,379 @@ def _json(value: Any) -> Any:
     return value
 
 
-def _present_values(column: pa.ChunkedArray) -> np.ndarray:
-    """The column's non-missing values as a fresh numpy array (floats' NaN dropped)."""
-    dtype = column.type
-    if pa.types.is_decimal(dtype):
-        column = pc.cast(column, pa.float64())
-    array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    if array.null_count:
-        array = pc.drop_null(array)
-    values = np.array(array.to_numpy(zero_copy_only=False), copy=True)
-    if values.dtype.kind == "f":
-        values = values[~np.isnan(values)] if np.isnan(values).any() else values
-    return values
-
-
-def _runs(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct values of a sorted array and how often each occurs."""
-    starts = np.flatnonzero(np.concatenate(([True], sorted_values[1:] != sorted_values[:-1])))
-    counts = np.diff(np.append(starts, sorted_values.size))
-    return sorted_values[starts], counts
-
-
 def _top(values: np.ndarray, counts: np.ndarray) -> list[dict[str, Any]]:
     """The TOP_K most frequent values, ties broken by value (``values`` sorted ascending)."""
     order = np.argsort(-counts, kind="stable")[:TOP_K]
     return [{"value": _json(values[i]), "count": int(counts[i])} for i in order]
 
 
-def _numeric(column: pa.ChunkedArray, rows: int) -> dict[str, Any]:
-    values = _present_values(column)
-    n = values.size
-    if n == 0:
-        return _counts(0, rows, distinct=0) | {
-            "min": None,
-            "max": None,
-            "mean": None,
-            "std": None,
-            "quantiles": {str(q): None for q in QUANTILES},
+def _hll_note() -> dict[str, Any]:
+    """A sketched distinct count's note; its bound is two standard errors (about 95 %)."""
+    return {"method": "HyperLogLog", "relative_error": round(2.0 * HyperLogLog.RELATIVE_ERROR, 4)}
+
+
+class _Column:
+    """Any column: values counted; a type Arrow cannot aggregate ends here too."""
+
+    def __init__(self, field: pa.Field) -> None:
+        self.field = field
+        self.count = 0
+        self.failed = False  # Arrow could not aggregate this column: counted only
+
+    def add(self, column: pa.Array | pa.ChunkedArray) -> None:
+        self.count += len(column) - column.null_count
+        if not self.failed:
+            try:
+                self._add(column)
+            except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+                self.failed = True
+
+    def _add(self, column: pa.Array | pa.ChunkedArray) -> None:
+        pass
+
+    def finish(self, rows: int) -> dict[str, Any]:
+        if self.failed or type(self) is _Column:
+            return {"type": str(self.field.type), "kind": "other"} | _counts(
+                self.count, rows, distinct=None
+            )
+        return {"type": str(self.field.type), "kind": column_kind(self.field.type)} | self._finish(
+            rows
+        )
+
+    def _finish(self, rows: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class _Distinct:
+    """Distinct values with their counts (a numpy array), exactly while there are at most
+    EXACT_DISTINCT, then a HyperLogLog. Values that only ever increase (ids in order) stay
+    counted exactly: each is new."""
+
+    def __init__(self) -> None:
+        self.values: np.ndarray | None = None
+        self.counts = np.zeros(0, dtype=np.int64)
+        self.hll: HyperLogLog | None = None
+        self.seen = 0
+        self.increasing = True
+        self.last: Any = None
+
+    def add(self, values: np.ndarray) -> None:
+        if values.size == 0:
+            return
+        self.seen += values.size
+        if self.increasing:
+            self.increasing = bool(
+                (self.last is None or values[0] > self.last) and np.all(values[1:] > values[:-1])
+            )
+            self.last = values[-1]
+        if self.hll is not None:
+            self.hll.add(hash_values(pa.array(values if self.increasing else np.unique(values))))
+            return
+        if self.increasing:  # sorted, each value new
+            found, counts = values, np.ones(values.size, dtype=np.int64)
+        else:
+            found, counts = np.unique(values, return_counts=True)
+        if self.values is not None and self.values.size and self.increasing:
+            found = np.concatenate([self.values, found])  # every value above those before
+            counts = np.concatenate([self.counts, counts])
+        elif self.values is not None and self.values.size:
+            merged, inverse = np.unique(np.concatenate([self.values, found]), return_inverse=True)
+            counts = np.bincount(
+                inverse, weights=np.concatenate([self.counts, counts]), minlength=merged.size
+            ).astype(np.int64)
+            found = merged
+        self.values, self.counts = found, counts
+        if found.size > EXACT_DISTINCT:
+            self.hll = HyperLogLog()
+            self.hll.add(hash_values(pa.array(found)))
+
+    @property
+    def exact(self) -> bool:
+        return self.hll is None or self.increasing
+
+    def distinct(self) -> int:
+        if self.hll is not None:
+            return self.seen if self.increasing else min(round(self.hll.estimate()), self.seen)
+        return 0 if self.values is None else int(self.values.size)
+
+
+class _Numeric(_Column):
+    """Numbers: exact count, extremes, mean and standard deviation (merged batch by batch);
+    quantiles, distinct count and top values exact while the distinct values fit."""
+
+    def __init__(self, field: pa.Field) -> None:
+        super().__init__(field)
+        self.n = 0
+        self.mean = 0.0
+        self.m2 = 0.0  # the sum of squared deviations from the mean
+        self.low: Any = None
+        self.high: Any = None
+        self.distinct = _Distinct()
+        self.kll: Any = None
+
+    def _add(self, column: pa.Array | pa.ChunkedArray) -> None:
+        values = _present_values(column)
+        n = values.size
+        if n == 0:
+            return
+        as_float = values.astype(np.float64, copy=False)
+        mean = float(as_float.mean())
+        m2 = float(np.square(as_float - mean).sum())
+        total = self.n + n
+        delta = mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += m2 + delta * delta * self.n * n / total
+        self.n = total
+        low, high = values.min(), values.max()
+        self.low = low if self.low is None else min(self.low, low)
+        self.high = high if self.high is None else max(self.high, high)
+        if self.kll is not None:
+            # The sketch takes a writable array only (Arrow's are read-only views).
+            self.kll.update(as_float if as_float.flags.writeable else as_float.copy())
+            self.distinct.add(values)
+            return
+        self.distinct.add(values)
+        if self.distinct.hll is not None:  # just switched: what was counted goes into the sketch
+            import datasketches
+
+            self.kll = datasketches.kll_doubles_sketch(_KLL_K)
+            assert self.distinct.values is not None
+            _feed_kll(self.kll, self.distinct.values, self.distinct.counts)
+            self.distinct.values, self.distinct.counts = None, np.zeros(0, np.int64)
+
+    def _finish(self, rows: int) -> dict[str, Any]:
+        n = self.n
+        if n == 0:
+            return _counts(0, rows, distinct=0) | {
+                "min": None,
+                "max": None,
+                "mean": None,
+                "std": None,
+                "quantiles": {str(q): None for q in QUANTILES},
+            }
+        out = _counts(n, rows, distinct=self.distinct.distinct()) | {
+            "min": _json(self.low),
+            "max": _json(self.high),
+            "mean": _json(self.mean),
+            "std": _json(math.sqrt(self.m2 / (n - 1))) if n > 1 else None,
         }
-    values.sort()
-    distinct_values, counts = _runs(values)
-    as_float = values.astype(np.float64, copy=False)
+        if self.kll is not None:
+            quantiles = [float(v) for v in self.kll.get_quantiles(list(QUANTILES))]
+            out["quantiles"] = {str(q): _json(v) for q, v in zip(QUANTILES, quantiles, strict=True)}
+            out["sketched"] = {
+                "quantiles": {
+                    "method": "KLL",
+                    "rank_error": round(
+                        float(type(self.kll).get_normalized_rank_error(_KLL_K, False)), 5
+                    ),
+                }
+            }
+            if not self.distinct.exact:
+                out["sketched"]["distinct"] = _hll_note()
+            return out
+        values, counts = self.distinct.values, self.distinct.counts
+        assert values is not None
+        out["quantiles"] = _exact_quantiles(values, counts, n)
+        if values.size <= _FEW_DISTINCT:
+            out["top"] = _top(values, counts)
+        return out
+
+
+def _feed_kll(kll: Any, values: np.ndarray, counts: np.ndarray) -> None:
+    """Each value into the sketch as often as it was counted, a million at a time."""
+    start = 0
+    ends = np.cumsum(counts)
+    while start < values.size:
+        stop = int(np.searchsorted(ends, (ends[start - 1] if start else 0) + 1_000_000)) + 1
+        stop = min(max(stop, start + 1), values.size)
+        kll.update(np.repeat(values[start:stop].astype(np.float64), counts[start:stop]))
+        start = stop
+
+
+def _exact_quantiles(values: np.ndarray, counts: np.ndarray, n: int) -> dict[str, Any]:
+    """QUANTILES of ``n`` values given sorted distinct ``values`` and their ``counts``, with
+    linear interpolation between the two values around each position."""
+    ends = np.cumsum(counts)  # ends[i]: how many values are <= values[i]
     positions = np.asarray(QUANTILES) * (n - 1)
     low = np.floor(positions).astype(np.int64)
     high = np.minimum(low + 1, n - 1)
-    quantiles = as_float[low] + (as_float[high] - as_float[low]) * (positions - low)
-    out = _counts(n, rows, distinct=int(distinct_values.size)) | {
-        "min": _json(values[0]),
-        "max": _json(values[-1]),
-        "mean": _json(float(as_float.mean())),
-        "std": _json(float(as_float.std(ddof=1))) if n > 1 else None,
-        "quantiles": {str(q): _json(float(v)) for q, v in zip(QUANTILES, quantiles, strict=True)},
-    }
-    if distinct_values.size <= _FEW_DISTINCT:
-        out["top"] = _top(distinct_values, counts)
-    return out
+    as_float = values.astype(np.float64, copy=False)
+    low_value = as_float[np.searchsorted(ends, low, side="right")]
+    high_value = as_float[np.searchsorted(ends, high, side="right")]
+    quantiles = low_value + (high_value - low_value) * (positions - low)
+    return {str(q): _json(float(v)) for q, v in zip(QUANTILES, quantiles, strict=True)}
 
 
-def _categorical(column: pa.ChunkedArray, rows: int) -> dict[str, Any]:
-    if pa.types.is_dictionary(column.type):
-        column = column.unify_dictionaries()
-        dictionary = column.chunk(0).dictionary if column.num_chunks else pa.array([], pa.string())
-        indices = pa.chunked_array([c.indices for c in column.chunks], column.type.index_type)
-    else:
-        encoded = pc.dictionary_encode(column).unify_dictionaries()
-        dictionary = (
-            encoded.chunk(0).dictionary if encoded.num_chunks else pa.array([], pa.string())
+def _present_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The column's non-missing values as numpy (floats' NaN dropped)."""
+    if pa.types.is_decimal(column.type):
+        column = pc.cast(column, pa.float64())
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if column.null_count:
+        column = pc.drop_null(column)
+    values = np.asarray(column.to_numpy(zero_copy_only=False))
+    if values.dtype.kind == "f":
+        nan = np.isnan(values)
+        if nan.any():
+            values = values[~nan]
+    return values
+
+
+class _Strings(_Column):
+    """Strings, kept in Arrow: each batch's values counted (a hash table in Arrow), merged into
+    the column's distinct values while they fit, then into sketches. A ``private`` column's
+    (personal data) top values are counted but never read out: their values are None."""
+
+    def __init__(self, field: pa.Field, *, private: bool = False) -> None:
+        super().__init__(field)
+        self.private = private
+        self.values: pa.Array | None = None
+        self.counts = np.zeros(0, dtype=np.int64)
+        self.length_min: int | None = None
+        self.length_max: int | None = None
+        self.length_sum = 0
+        self.frequent: FrequentValues | None = None
+        self.hll: HyperLogLog | None = None
+
+    def _add(self, column: pa.Array | pa.ChunkedArray) -> None:
+        if pa.types.is_dictionary(column.type):
+            column = pc.cast(column, column.type.value_type)
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        if column.null_count:
+            column = pc.drop_null(column)
+        if len(column) == 0:
+            return
+        encoded = pc.dictionary_encode(column)
+        found = encoded.dictionary
+        counts = np.bincount(encoded.indices.to_numpy(), minlength=len(found))
+        lengths = pc.utf8_length(found).to_numpy(zero_copy_only=False).astype(np.int64)
+        low, high = int(lengths.min()), int(lengths.max())
+        self.length_min = low if self.length_min is None else min(self.length_min, low)
+        self.length_max = high if self.length_max is None else max(self.length_max, high)
+        self.length_sum += int((lengths * counts).sum())
+        if self.hll is not None:
+            assert self.frequent is not None
+            self.hll.add(hash_values(found))
+            self.frequent.add(found, counts)
+            return
+        if self.values is not None:
+            merged = pc.dictionary_encode(pa.concat_arrays([self.values, found]))
+            counts = np.bincount(
+                merged.indices.to_numpy(),
+                weights=np.concatenate([self.counts, counts]),
+                minlength=len(merged.dictionary),
+            ).astype(np.int64)
+            found = merged.dictionary
+        self.values, self.counts = found, counts
+        if len(found) > EXACT_DISTINCT:
+            self.hll, self.frequent = HyperLogLog(), FrequentValues()
+            self.hll.add(hash_values(found))
+            self.frequent.add(found, counts)
+            self.values, self.counts = None, np.zeros(0, np.int64)
+
+    def _finish(self, rows: int) -> dict[str, Any]:
+        count = self.count
+        if count == 0:
+            return _counts(0, rows, distinct=0) | {
+                "length": {"min": None, "max": None, "mean": None},
+                "top": [],
+            }
+        mean_length = self.length_sum / count
+        if self.hll is not None:
+            assert self.frequent is not None and self.frequent.values is not None
+            values, counts = self.frequent.values, self.frequent.counts
+            distinct = min(round(self.hll.estimate()), count)
+        else:
+            assert self.values is not None
+            values, counts = self.values, self.counts
+            distinct = len(values)
+        out = _counts(count, rows, distinct=distinct) | {
+            "length": {"min": self.length_min, "max": self.length_max, "mean": mean_length},
+            "top": _string_top(values, counts, private=self.private),
+        }
+        if self.hll is not None:
+            assert self.frequent is not None
+            out["sketched"] = {
+                "distinct": _hll_note(),
+                "top": {"method": "Misra-Gries", "count_error": self.frequent.error},
+            }
+        if distinct / count > 0.5 and mean_length >= 20:
+            out["kind"] = "text"
+        return out
+
+
+def _string_top(values: pa.Array, counts: np.ndarray, *, private: bool) -> list[dict[str, Any]]:
+    """The TOP_K most frequent strings, ties broken by value; only they become Python
+    strings, and not even they when ``private`` (None instead). Among values tied at the
+    last count, the smallest are found in Arrow."""
+    if len(values) > TOP_K:
+        floor = int(np.partition(counts, -TOP_K)[-TOP_K])
+        above = np.flatnonzero(counts > floor)
+        tied = np.flatnonzero(counts == floor)
+        need = TOP_K - above.size
+        if tied.size > need:
+            smallest = pc.select_k_unstable(
+                values.take(pa.array(tied)), need, sort_keys=[("dummy", "ascending")]
+            )
+            tied = tied[smallest.to_numpy()]
+        keep = np.concatenate([above, tied])
+        values, counts = values.take(pa.array(keep)), counts[keep]
+    order = pc.sort_indices(values).to_numpy()  # UTF-8 bytes sort as code points do
+    ranked = order[np.argsort(-counts[order], kind="stable")]
+    strings = [None] * ranked.size if private else values.take(pa.array(ranked)).to_pylist()
+    return [
+        {"value": value, "count": int(counts[i])} for value, i in zip(strings, ranked, strict=True)
+    ]
+
+
+class _Boolean(_Column):
+    def __init__(self, field: pa.Field) -> None:
+        super().__init__(field)
+        self.trues = 0
+
+    def _add(self, column: pa.Array | pa.ChunkedArray) -> None:
+        self.trues += int(pc.sum(column).as_py() or 0)
+
+    def _finish(self, rows: int) -> dict[str, Any]:
+        count = self.count
+        top = sorted(((self.trues, True), (count - self.trues, False)), key=lambda t: (-t[0], t[1]))
+        return _counts(count, rows, distinct=sum(1 for n, _ in top if n)) | {
+            "mean": self.trues / count if count else None,
+            "top": [{"value": v, "count": n} for n, v in top if n],
+        }
+
+
+class _Datetime(_Column):
+    def __init__(self, field: pa.Field) -> None:
+        super().__init__(field)
+        self.low: Any = None
+        self.high: Any = None
+        self.distinct = _Distinct()
+
+    def _add(self, column: pa.Array | pa.ChunkedArray) -> None:
+        if len(column) == column.null_count:
+            return
+        extremes = pc.min_max(column)
+        low, high = extremes["min"].as_py(), extremes["max"].as_py()
+        self.low = low if self.low is None else min(self.low, low)
+        self.high = high if self.high is None else max(self.high, high)
+        present = pc.drop_null(column)
+        width = (
+            pa.int32()
+            if pa.types.is_date32(column.type) or column.type.bit_width == 32
+            else pa.int64()
         )
-        indices = pa.chunked_array([c.indices for c in encoded.chunks], encoded.type.index_type)
-    present = pc.drop_null(indices).to_numpy()
-    counts = (
-        np.bincount(present, minlength=len(dictionary))
-        if present.size
-        else np.zeros(len(dictionary), dtype=np.int64)
-    )
-    used = np.flatnonzero(counts)
-    count = int(present.size)
-    out = _counts(count, rows, distinct=int(used.size))
-    if used.size == 0:
-        return out | {"length": {"min": None, "max": None, "mean": None}, "top": []}
-    # Sort the used values so ties in the top list break by value, as elsewhere.
-    values = np.asarray(dictionary.take(pa.array(used)).to_pylist(), dtype=object)
-    order = np.argsort(values, kind="stable")
-    values, used_counts = values[order], counts[used][order]
-    lengths = np.fromiter((len(v) for v in values), dtype=np.int64, count=values.size)
-    mean_length = float((lengths * used_counts).sum() / count)
-    out["length"] = {"min": int(lengths.min()), "max": int(lengths.max()), "mean": mean_length}
-    out["top"] = _top(values, used_counts)
-    if out["distinct"] / count > 0.5 and mean_length >= 20:
-        out["kind"] = "text"
-    return out
+        self.distinct.add(np.asarray(present.cast(width).to_numpy(zero_copy_only=False)))
 
-
-def _boolean(column: pa.ChunkedArray, rows: int) -> dict[str, Any]:
-    count = len(column) - column.null_count
-    trues = int(pc.sum(column).as_py() or 0)
-    top = sorted(((trues, True), (count - trues, False)), key=lambda t: (-t[0], t[1]))
-    return _counts(count, rows, distinct=sum(1 for n, _ in top if n)) | {
-        "mean": trues / count if count else None,
-        "top": [{"value": v, "count": n} for n, v in top if n],
-    }
-
-
-def _datetime(column: pa.ChunkedArray, rows: int) -> dict[str, Any]:
-    count = len(column) - column.null_count
-    if count == 0:
-        return _counts(0, rows, distinct=0) | {"min": None, "max": None}
-    extremes = pc.min_max(column)
-    distinct = pc.count_distinct(column, mode="only_valid").as_py()
-    return _counts(count, rows, distinct=distinct) | {
-        "min": str(extremes["min"].as_py()),
-        "max": str(extremes["max"].as_py()),
-    }
+    def _finish(self, rows: int) -> dict[str, Any]:
+        if self.count == 0:
+            return _counts(0, rows, distinct=0) | {"min": None, "max": None}
+        out = _counts(self.count, rows, distinct=self.distinct.distinct()) | {
+            "min": str(self.low),
+            "max": str(self.high),
+        }
+        if not self.distinct.exact:
+            out["sketched"] = {"distinct": _hll_note()}
+        return out

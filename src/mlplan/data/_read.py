@@ -6,10 +6,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import queue
 import re
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
@@ -22,9 +25,12 @@ from mlplan.store import sha256_file
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "BatchSink",
+    "ByteSink",
     "ContentHash",
     "DataFormat",
     "ImageFile",
+    "Scanned",
     "check_csv",
     "content_hash",
     "count_lines",
@@ -35,6 +41,7 @@ __all__ = [
     "given_delimiter",
     "list_images",
     "read_table",
+    "scan_table",
     "sniff_decimal",
     "sniff_delimiter",
 ]
@@ -198,6 +205,278 @@ def read_table(
     if repeated:
         raise DataError(f"{path}: column names repeat: {', '.join(repeated)}; rename them")
     return table
+
+
+# What a stream of batches is handed to: told the schema when a read (re)starts, it gives
+# back what takes each batch. A read that must start again (a CSV column whose type changes
+# after the first block) calls it again: whatever it made before is to be forgotten.
+BatchSink = Callable[[pa.Schema], Callable[[pa.RecordBatch], None]]
+_HEAD_ROWS = 1_000
+# A CSV file is parsed in blocks of this many bytes (Arrow's reader keeps a few per thread in
+# flight: 16 MB blocks held 0.3-0.7 GB); its types come from the first _CSV_SAMPLE bytes.
+_CSV_BLOCK = 1 << 20
+_CSV_SAMPLE = 16 << 20
+# Batches are handed on in groups of about this many rows: work per group (merging a
+# column's distinct values) is paid per group, not per block.
+_GROUP_ROWS = 1 << 17
+# A column typed from the first block that fails on a later one is read again as the next
+# wider type (the whole file, once per widening: rare, as the first block is large).
+_WIDER: dict[str, pa.DataType] = {
+    "null": pa.int64(),
+    "int64": pa.float64(),
+    "bool": pa.string(),
+    "double": pa.string(),
+}
+_CONVERSION = re.compile(r"In CSV column #(\d+): .*CSV conversion error to ([\w\[\], ]+?):")
+
+
+def scan_table(
+    path: Path,
+    fmt: DataFormat,
+    start: BatchSink,
+    *,
+    delimiter: str | None = None,
+    decimal: str = ".",
+    copy: ByteSink | None = None,
+) -> Scanned:
+    """Read a tabular dataset as a stream of record batches handed to ``start``'s sink, in
+    memory bounded by a batch; the same checks and errors as :func:`read_table`. A CSV
+    file's bytes are also handed to ``copy`` as they are read (the snapshot is written in
+    the same pass); other formats never call it.
+
+    Returns how many rows there are, and the first ones (up to 1,000) for what needs to look
+    at values.
+
+    Raises
+    ------
+    DataError
+        As :func:`read_table`.
+    """
+    if fmt == "images":
+        raise DataError(f"{path}: is an image folder, not a table")
+    try:
+        if fmt == "csv":
+            scanned = _scan_csv(path, delimiter or sniff_delimiter(path), decimal, start, copy)
+        else:
+            scanned = _scan_batches(_batches(path, fmt), start)
+    except DataError:
+        raise
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise DataError(f"{path}: cannot be read as {fmt}: {reason}") from None
+    _checked(path, scanned.head.column_names, scanned.rows)
+    return scanned
+
+
+def _batches(path: Path, fmt: DataFormat) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    if fmt == "parquet":
+        schema = pq.read_schema(path)
+        strings = [
+            f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+        ]
+        parquet = pq.ParquetFile(path, read_dictionary=strings, memory_map=True)
+        return parquet.schema_arrow, parquet.iter_batches(batch_size=128 * 1024)
+    reader = pj.open_json(path)
+    return reader.schema, iter(reader)
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """What :func:`scan_table` read: the row count, the first rows, the last row's last value."""
+
+    rows: int
+    head: pa.Table
+    last: object = None
+
+
+def _scan_batches(source: tuple[pa.Schema, Iterator[pa.RecordBatch]], start: BatchSink) -> Scanned:
+    schema, batches = source
+    add = start(schema)
+    head: list[pa.Table] = []
+    rows = kept = 0
+    last: pa.Table | None = None
+    for group in _read_ahead(_grouped(batches, schema)):
+        add(group)
+        rows += group.num_rows
+        if group.num_rows:
+            last = group
+        if kept < _HEAD_ROWS:
+            head.append(group.slice(0, _HEAD_ROWS - kept))
+            kept += head[-1].num_rows
+    final = None
+    if last is not None and last.num_columns:
+        final = last.column(last.num_columns - 1)[last.num_rows - 1].as_py()
+    return Scanned(rows, pa.concat_tables(head) if head else schema.empty_table(), final)
+
+
+def _grouped(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:
+    """The batches as tables of about _GROUP_ROWS rows (a batch larger is one table)."""
+    group: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in batches:
+        group.append(batch)
+        rows += batch.num_rows
+        if rows >= _GROUP_ROWS:
+            yield pa.Table.from_batches(group, schema=schema)
+            group, rows = [], 0
+    if group:
+        yield pa.Table.from_batches(group, schema=schema)
+
+
+def _read_ahead(batches: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """The batches, the next one read in a thread while the caller works on this one (Arrow
+    parses without the GIL): reading and profiling overlap. Two batches at most wait."""
+    waiting: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        waiting.put(("batch", batch), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            waiting.put(("end", None))
+        except BaseException as exc:  # handed to the caller, raised there
+            waiting.put(("error", exc))
+
+    reader = threading.Thread(target=read, name="mlplan-read", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, item = waiting.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()  # the caller stopped early (an error): the reader ends at its next batch
+        reader.join()
+
+
+def _checked(path: Path, names: list[str], rows: int) -> None:
+    """:func:`read_table`'s refusals: no columns, no rows, a column name twice."""
+    if not names:
+        raise DataError(f"{path}: has no columns")
+    if rows == 0:
+        raise DataError(
+            f"{path}: has columns ({', '.join(names[:5])}"
+            f"{'…' if len(names) > 5 else ''}) but no rows; "
+            "a dataset needs at least one row"
+        )
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(f"{path}: column names repeat: {', '.join(repeated)}; rename them")
+
+
+def _scan_csv(
+    path: Path, delimiter: str, decimal: str, start: BatchSink, copy: ByteSink | None
+) -> Scanned:
+    """:func:`_read_csv`, streamed: the same checks, in one pass over the file unless a value
+    spans lines or a column's type widens after the sample its types come from. The bytes
+    read are handed to ``copy`` on the way, and their lines counted."""
+    types = _sample_types(path, delimiter, decimal)
+    newlines = False
+    while True:
+        bad: list[tuple[int, int]] = []
+        if copy is not None:
+            copy.restart()
+        source = _Tee(path, copy)
+
+        def on_invalid(row: pcsv.InvalidRow, bad: list[tuple[int, int]] = bad) -> str:
+            bad.append((row.expected_columns, row.actual_columns))
+            return "skip"
+
+        reader = None
+        try:
+            reader = pcsv.open_csv(
+                source,
+                read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK),
+                parse_options=pcsv.ParseOptions(
+                    delimiter=delimiter,
+                    newlines_in_values=newlines,
+                    invalid_row_handler=on_invalid,
+                ),
+                convert_options=pcsv.ConvertOptions(
+                    strings_can_be_null=True, decimal_point=decimal, column_types=types
+                ),
+            )
+            scanned = _scan_batches((reader.schema, iter(reader)), start)
+        except pa.ArrowInvalid as exc:
+            if "newlines_in_values" in str(exc) and not newlines:
+                strict = _quote_problem(path, delimiter)
+                if strict is not None:
+                    raise strict from None
+                newlines = True
+                continue
+            if reader is not None and _widen(str(exc), reader.schema, types):
+                continue
+            raise
+        finally:
+            source.close()
+        rows = scanned.rows
+        # Blocks are cut at line breaks: a value spanning lines fails the read or loses rows
+        # silently. One record per line proves there is none; otherwise the file is read
+        # again, its blocks cut outside quotes.
+        if not newlines and rows + len(bad) != source.lines.total() - 1:
+            strict = _quote_problem(path, delimiter)
+            if strict is not None:
+                raise strict
+            newlines = True
+            continue
+        break
+    if bad:
+        expected, actual = bad[0]
+        more = f" ({len(bad) - 1} more ragged rows)" if len(bad) > 1 else ""
+        raise _csv_problem(path, delimiter, more=more) or DataError(
+            f"{path}: a row has {actual} fields, the header has {expected}{more}. Fix the file "
+            "(quote fields that contain the delimiter) and add it again"
+        )
+    # A quote never closed swallows the rest of the file into the last value.
+    last = scanned.last
+    open_quote = _open_quote_line(path, last) if isinstance(last, str) and last else None
+    if open_quote is not None:
+        raise _never_closed(path, open_quote)
+    return scanned
+
+
+def _sample_types(path: Path, delimiter: str, decimal: str) -> dict[str, pa.DataType]:
+    """The column types Arrow infers from the file's first _CSV_SAMPLE bytes (whole lines);
+    none where it cannot tell (no value yet) or the sample does not parse on its own."""
+    with path.open("rb") as fh:
+        sample = fh.read(_CSV_SAMPLE)
+        if fh.read(1):  # more follows: the sample ends at its last whole line
+            sample = sample[: sample.rfind(b"\n") + 1]
+    try:
+        table = pcsv.read_csv(
+            io.BytesIO(sample),
+            parse_options=pcsv.ParseOptions(
+                delimiter=delimiter, invalid_row_handler=lambda _: "skip"
+            ),
+            convert_options=pcsv.ConvertOptions(strings_can_be_null=True, decimal_point=decimal),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return {}  # e.g. a quoted line break cut in two: the stream infers its own types
+    return {f.name: f.type for f in table.schema if not pa.types.is_null(f.type)}
+
+
+def _widen(message: str, schema: pa.Schema, types: dict[str, pa.DataType]) -> bool:
+    """Type the column a conversion error names as the next wider type; False when there is
+    none (the error stands)."""
+    found = _CONVERSION.search(message)
+    if found is None:
+        return False
+    field = schema.field(int(found.group(1)))
+    wider = _WIDER.get(str(field.type), pa.string())
+    if wider == field.type:
+        return False
+    types[field.name] = wider
+    return True
 
 
 def delimiter_name(delimiter: str) -> str:
@@ -445,6 +724,62 @@ def _never_closed(path: Path, line: int) -> DataError:
     )
 
 
+class ByteSink(Protocol):
+    """Where a read's bytes are copied (an artifact being written)."""
+
+    def write(self, chunk: bytes) -> None:
+        """Append ``chunk``."""
+
+    def restart(self) -> None:
+        """Forget what was written: the read starts again."""
+
+
+class _Lines:
+    """Lines counted chunk by chunk, blank ones at the end left out (as a CSV reader skips
+    them)."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self.tail = b""
+
+    def add(self, chunk: bytes) -> None:
+        self.lines += chunk.count(b"\n")
+        self.tail = (self.tail + chunk[-64:])[-64:]
+
+    def total(self) -> int:
+        tail = self.tail
+        ending = tail[len(tail.rstrip(b"\r\n")) :].count(b"\n")  # the last line's and blank ones'
+        return self.lines + (ending == 0 and tail != b"") - max(ending - 1, 0)
+
+
+class _Tee:
+    """A file read by Arrow, every chunk also copied to a sink and its lines counted: one
+    pass over the bytes for the rows, the copy and the line count."""
+
+    def __init__(self, path: Path, copy: ByteSink | None) -> None:
+        self._file = path.open("rb")
+        self._copy = copy
+        self.lines = _Lines()
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._file.read(size)
+        self.lines.add(chunk)
+        if self._copy is not None:
+            self._copy.write(chunk)
+        return chunk
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._file.close()
+        self.closed = True
+
+
 def count_lines(path: Path) -> int:
     """The lines of a file, blank ones at its end left out (as a CSV reader skips them): one
     pass at the speed of the disk, no rows made.
@@ -457,13 +792,11 @@ def count_lines(path: Path) -> int:
     >>> [count_lines(p) for text in texts if p.write_bytes(text.encode())]
     [2, 2, 2]
     """
-    lines, tail = 0, b""
+    lines = _Lines()
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 24):
-            lines += chunk.count(b"\n")
-            tail = (tail + chunk[-64:])[-64:]
-    ending = tail[len(tail.rstrip(b"\r\n")) :].count(b"\n")  # the last line's and blank ones'
-    return lines + (ending == 0 and tail != b"") - max(ending - 1, 0)
+            lines.add(chunk)
+    return lines.total()
 
 
 def check_csv(path: Path, delimiter: str) -> None:

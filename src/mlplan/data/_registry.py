@@ -6,8 +6,10 @@ transaction, so a failure leaves nothing behind in the store.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +23,9 @@ from mlplan.data._columns import check_columns, close_hint
 from mlplan.data._images import image_table, profile_images
 from mlplan.data._metadata import given_fields, version_metadata
 from mlplan.data._privacy import redact_profile, suspected_pii
-from mlplan.data._profile import profile_table
+from mlplan.data._profile import Profiler
 from mlplan.data._read import (
+    ByteSink,
     ContentHash,
     DataFormat,
     content_hash,
@@ -30,7 +33,7 @@ from mlplan.data._read import (
     given_decimal,
     given_delimiter,
     list_images,
-    read_table,
+    scan_table,
     sniff_decimal,
     sniff_delimiter,
 )
@@ -155,25 +158,43 @@ def register_dataset(
     if fmt == "csv":
         delimiter = delimiter or spec.delimiter or _sniff(ws, name, path)
         decimal = decimal or spec.decimal or sniff_decimal(path, delimiter)
-    table, profile = _read_and_profile(path, fmt, delimiter, decimal or ".")
     metadata = version_metadata(spec, given)
-    _check_named_columns(ws, spec, table.column_names, fmt=fmt, metadata=metadata, where=str(path))
-    _check_target(ws, spec, profile, fmt=fmt, where=str(path))
-    warnings += _keep_personal_data_out(ws, table, profile, name=name, fmt=fmt, metadata=metadata)
-    new = _NewVersion(
-        name=name,
-        path=path,
-        fmt=fmt,
-        digest=digest,
-        rows=table.num_rows,
-        profile=profile,
-        metadata=metadata,
-        snapshot=snapshot,
-    )
     artifacts = ws.store.artifacts
     # Snapshot files written for a command that then fails are removed again.
     with artifacts.staged():
-        snapshot_ref = _snapshot(artifacts, path, fmt, table) if snapshot else None
+        # A CSV file's snapshot is written as it is read, in the same pass.
+        with contextlib.ExitStack() as copying:
+            copy = copying.enter_context(artifacts.writer()) if snapshot and fmt == "csv" else None
+            table, rows, profile = _read_and_profile(
+                path, fmt, delimiter, decimal or ".", copy, metadata
+            )
+            _check_named_columns(
+                ws, spec, table.column_names, fmt=fmt, metadata=metadata, where=str(path)
+            )
+            _check_target(ws, spec, profile, fmt=fmt, where=str(path))
+        if copy is not None:
+            assert copy.ref is not None
+            if copy.ref.sha256 != digest.sha256:
+                raise DataError(
+                    f"{path}: changed while it was read (another program is writing it?). "
+                    "Add it again once it is complete"
+                )
+            snapshot_ref: ArtifactRef | None = copy.ref
+        else:
+            snapshot_ref = _snapshot(artifacts, path, fmt, table) if snapshot else None
+        warnings += _keep_personal_data_out(
+            ws, table, profile, name=name, fmt=fmt, metadata=metadata
+        )
+        new = _NewVersion(
+            name=name,
+            path=path,
+            fmt=fmt,
+            digest=digest,
+            rows=rows,
+            profile=profile,
+            metadata=metadata,
+            snapshot=snapshot,
+        )
         with ws.write() as session:
             return _store_version(ws, session, new, snapshot=snapshot_ref, warnings=warnings)
 
@@ -252,18 +273,34 @@ def _sniff(ws: Workspace, name: str, path: Path) -> str:
 
 
 def _read_and_profile(
-    path: Path, fmt: DataFormat, delimiter: str | None, decimal: str
-) -> tuple[pa.Table, dict[str, Any]]:
+    path: Path,
+    fmt: DataFormat,
+    delimiter: str | None,
+    decimal: str,
+    copy: ByteSink | None,
+    metadata: dict[str, Any],
+) -> tuple[pa.Table, int, dict[str, Any]]:
+    """The data's first rows (every image for a folder), its row count and its profile, made
+    from one streamed pass (a CSV file's bytes copied to ``copy`` on the way): memory bounded
+    by a batch, not by the data. Declared personal data is counted, its values never read
+    out (nor made Python strings)."""
     if fmt == "images":
         table = image_table(path)
-        return table, profile_images(table)
-    table = read_table(path, fmt, delimiter=delimiter, decimal=decimal)
-    profile = profile_table(table)
+        return table, table.num_rows, profile_images(table)
+    private = metadata["pii_columns"] or []
+    profilers: list[Profiler] = []
+
+    def start(schema: pa.Schema) -> Callable[[pa.RecordBatch], None]:
+        profilers.append(Profiler(schema, private=private))  # a read started again: afresh
+        return profilers[-1].add
+
+    scanned = scan_table(path, fmt, start, delimiter=delimiter, decimal=decimal, copy=copy)
+    profile = profilers[-1].finish()
     if delimiter is not None:
         profile["delimiter"] = delimiter  # to read the snapshot back the same way
     if decimal != ".":
         profile["decimal"] = decimal
-    return table, profile
+    return scanned.head, scanned.rows, profile
 
 
 def _check_named_columns(

@@ -130,7 +130,9 @@ def select_items(
     ids = np.asarray(item_ids, dtype=object)
     available = np.ones(len(ids), dtype=bool)
     if exclude:
-        available &= ~np.isin(ids, list(exclude))
+        # One set lookup per item: np.isin compares every id with every labeled one when they
+        # are Python objects (8 s for 1M items and 600 labeled, growing with both).
+        available &= np.fromiter((item not in exclude for item in item_ids), bool, len(ids))
     if n > int(available.sum()):
         raise ParameterError(
             "n",

@@ -42,8 +42,8 @@ def infrequent_categories(
     """
     found = {}
     for name in columns:
-        values = frame[name]
-        counts = values[values != ""].value_counts()
+        counts = frame[name].value_counts()
+        counts = counts[counts.index != ""]  # compared per category, not per row
         rare = sorted(str(value) for value in counts.index[counts.to_numpy() < min_frequency])
         if rare:
             found[name] = rare

@@ -1,6 +1,7 @@
 """The cnn family: a pretrained backbone (``_backbones.py``) with a new head for images — a
 logistic head on frozen features, then, when asked, the backbone's last block fine-tuned with
-it. Exported with ``torch.onnx``; an ONNX backbone is composed with its head in the graph."""
+it, on the plan's device. Exported with ``torch.onnx`` from the CPU; an ONNX backbone is
+composed with its head in the graph."""
 
 from __future__ import annotations
 
@@ -12,7 +13,15 @@ import numpy as np
 from mlplan.errors import UsageError
 from mlplan.modeling._backbones import compose_onnx, last_block, onnx_features, torch_backbone
 from mlplan.modeling._inputs import TrainingData
-from mlplan.modeling._networks import fit_epochs, quiet_export, torch_module
+from mlplan.modeling._networks import (
+    Device,
+    TrainingDevice,
+    fit_epochs,
+    on_cpu,
+    quiet_export,
+    torch_module,
+    training_device,
+)
 from mlplan.modeling._package import Fitted, add_label_output
 
 __all__ = ["CNN_DEFAULTS", "fit_cnn"]
@@ -51,11 +60,15 @@ def _image_model(backbone: Any, dim: int, n_classes: int, spec: dict[str, Any]) 
     return ImageModel()
 
 
-def _fit_head(features: Any, y: Any, n_classes: int, c: float, seed: int) -> Any:
-    """Multinomial logistic regression on frozen features (L-BFGS, L2 penalty 1 / (C n))."""
+def _fit_head(
+    features: Any, y: Any, n_classes: int, c: float, seed: int, where: TrainingDevice
+) -> Any:
+    """Multinomial logistic regression on frozen features (L-BFGS, L2 penalty 1 / (C n)),
+    fitted where the features are and handed back on the CPU."""
     torch = torch_module()
     torch.manual_seed(seed)
-    head = torch.nn.Linear(features.shape[1], n_classes)
+    head = torch.nn.Linear(features.shape[1], n_classes).to(where.name)
+    features, y = where.put(features), where.put(y)
     optimizer = torch.optim.LBFGS(
         head.parameters(), lr=1.0, max_iter=300, line_search_fn="strong_wolfe"
     )
@@ -70,7 +83,7 @@ def _fit_head(features: Any, y: Any, n_classes: int, c: float, seed: int) -> Any
         return loss
 
     optimizer.step(closure)
-    return head
+    return on_cpu(head)
 
 
 def _probabilities(model: Any, images: Any, n_classes: int) -> np.ndarray:
@@ -94,30 +107,50 @@ def _native(state: dict[str, Any]) -> dict[str, bytes]:
 
 
 def fit_cnn(
-    data: TrainingData, seed: int, params: dict[str, Any], *, frozen: bool, export: bool
+    data: TrainingData,
+    seed: int,
+    params: dict[str, Any],
+    *,
+    frozen: bool,
+    export: bool,
+    device: Device = "auto",
 ) -> Fitted:
     """A pretrained backbone with a new head: a logistic head on frozen features
-    (``frozen``), else that head then the last block fine-tuned with Adam."""
+    (``frozen``), else that head then the last block fine-tuned with Adam — on ``device``
+    (``modeling.device``); it then predicts and is exported on the CPU."""
     torch = torch_module()
     spec = data.spec
     params = CNN_DEFAULTS | params
     index = {c: i for i, c in enumerate(data.classes)}
     y = {k: torch.tensor([index[v] for v in data.y[k]], dtype=torch.long) for k in data.y}
     fine_tune = not frozen and spec.get("fine_tune", "last") == "last"
+    where = training_device(device)
     if spec["backbone"]["format"] == "onnx":
         if fine_tune:
             raise UsageError(
                 "an ONNX backbone can only be used frozen: set modeling.fine_tune: head, or "
                 "give a .pt2 backbone (torch.export.save) to fine-tune its last block"
             )
-        return _fit_onnx_backbone(data, y, seed, params, export=export)
-    return _fit_torch_backbone(data, y, seed, params, fine_tune=fine_tune, export=export)
+        fitted = _fit_onnx_backbone(data, y, seed, params, export=export, where=where)
+    else:
+        fitted = _fit_torch_backbone(
+            data, y, seed, params, fine_tune=fine_tune, export=export, where=where
+        )
+    fitted.device, fitted.device_note = where.label, where.note
+    return fitted
 
 
 def _fit_onnx_backbone(
-    data: TrainingData, y: dict[str, Any], seed: int, params: dict[str, Any], *, export: bool
+    data: TrainingData,
+    y: dict[str, Any],
+    seed: int,
+    params: dict[str, Any],
+    *,
+    export: bool,
+    where: TrainingDevice,
 ) -> Fitted:
-    """A head on the features of a frozen ONNX backbone, composed with it in one graph."""
+    """A head on the features of a frozen ONNX backbone (ONNX Runtime, on the CPU), fitted
+    on ``where``, composed with the backbone in one graph."""
     torch = torch_module()
     backbone_spec, classes = data.spec["backbone"], data.classes
     assert data.backbone is not None
@@ -125,7 +158,7 @@ def _fit_onnx_backbone(
         k: torch.from_numpy(onnx_features(data.backbone, backbone_spec, x))
         for k, x in data.x.items()
     }
-    head = _fit_head(feats["train"], y["train"], len(classes), params["C"], seed)
+    head = _fit_head(feats["train"], y["train"], len(classes), params["C"], seed, where)
     with torch.no_grad():
         proba = {k: torch.softmax(head(f), dim=1).numpy() for k, f in feats.items()}
     graph = None
@@ -142,10 +175,11 @@ def _fit_torch_backbone(
     *,
     fine_tune: bool,
     export: bool,
+    where: TrainingDevice,
 ) -> Fitted:
     """A logistic head on the backbone's features, then (``fine_tune``) the head and the
-    backbone's last block trained together; the epoch with the lowest validation loss is
-    kept."""
+    backbone's last block trained together, on ``where``; the epoch with the lowest
+    validation loss is kept."""
     torch = torch_module()
     backbone_spec, classes = data.spec["backbone"], data.classes
     torch.manual_seed(seed)
@@ -156,21 +190,25 @@ def _fit_torch_backbone(
     probe = _image_model(backbone, 1, len(classes), backbone_spec)
     with torch.no_grad():
         dim = probe.features(x["train"][:2]).shape[1]
-    model = _image_model(backbone, dim, len(classes), backbone_spec)
+    model = _image_model(backbone, dim, len(classes), backbone_spec).to(where.name)
 
     def embed(images: Any) -> Any:
         with torch.no_grad():
             return torch.cat(
-                [model.features(images[i : i + _CHUNK]) for i in range(0, len(images), _CHUNK)]
+                [
+                    model.features(where.put(images[i : i + _CHUNK]))
+                    for i in range(0, len(images), _CHUNK)
+                ]
             )
 
-    head = _fit_head(embed(x["train"]), y["train"], len(classes), params["C"], seed)
+    head = _fit_head(embed(x["train"]), y["train"], len(classes), params["C"], seed, where)
     model.head.load_state_dict(head.state_dict())
     if fine_tune:
         tuned = [*last_block(backbone), *model.head.parameters()]
         for p in tuned:
             p.requires_grad_(True)
         valid = "valid" if len(y.get("valid", [])) else "train"
+        y_valid = where.put(y[valid])
         cross_entropy = torch.nn.functional.cross_entropy
         fit_epochs(
             model,
@@ -181,12 +219,13 @@ def _fit_torch_backbone(
             rows=len(x["train"]),
             seed=seed,
             batch_loss=lambda b: cross_entropy(
-                model.head(model.features(x["train"][b])), y["train"][b]
+                model.head(model.features(where.put(x["train"][b]))), where.put(y["train"][b])
             ),
-            valid_loss=lambda: cross_entropy(model.head(embed(x[valid])), y[valid]),
+            valid_loss=lambda: cross_entropy(model.head(embed(x[valid])), y_valid),
         )
         for p in tuned:
             p.requires_grad_(False)
+    model = on_cpu(model)
     params = params | {"fine_tuned": "last block" if fine_tune else "none"}
     proba = {k: _probabilities(model, v, len(classes)) for k, v in x.items()}
     graph = None

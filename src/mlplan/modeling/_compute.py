@@ -36,6 +36,9 @@ class ComputeProfile:
     threads: int = 1
     batch_rows: int = 0
     """How many rows the batch throughput was measured on (0: not recorded)."""
+    training_device: str | None = None
+    """Where the model was trained (``cpu``, or ``cuda:0 (its name)``), not where it was
+    measured: a package is always measured on the CPU (None: not recorded)."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ComputeProfile:

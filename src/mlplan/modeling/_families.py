@@ -21,6 +21,7 @@ from mlplan.errors import ParameterError, PlanError, UsageError
 from mlplan.modeling._cnn import CNN_DEFAULTS, fit_cnn
 from mlplan.modeling._estimators import (
     Estimator,
+    fit_lightgbm,
     lightgbm_model,
     lightgbm_parameters,
     logistic_regression,
@@ -29,6 +30,7 @@ from mlplan.modeling._estimators import (
     snap_lightgbm_thresholds,
 )
 from mlplan.modeling._inputs import TrainingData
+from mlplan.modeling._networks import Device
 from mlplan.modeling._package import Fitted
 from mlplan.modeling._rnn import RNN_DEFAULTS, fit_rnn
 from mlplan.plan import Plan, Task
@@ -54,7 +56,8 @@ SearchSpace = Mapping[str, tuple[Any, ...]]
 
 class Network(Protocol):
     """How a PyTorch family fits prepared data: ``frozen`` keeps a pretrained backbone frozen
-    (families without one ignore it); ``export`` asks for the ONNX graph."""
+    (families without one ignore it); ``export`` asks for the ONNX graph; ``device`` is
+    ``modeling.device``, where it trains (the graph is exported from the CPU whatever it is)."""
 
     def __call__(
         self,
@@ -64,6 +67,7 @@ class Network(Protocol):
         *,
         frozen: bool,
         export: bool,
+        device: Device,
     ) -> Fitted: ...
 
 
@@ -194,6 +198,7 @@ FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
                     converter=register_lightgbm,
                     snap_thresholds=snap_lightgbm_thresholds,
                     more_parameters=lightgbm_parameters,
+                    fit=fit_lightgbm,
                 ),
             ),
             ModelFamily(

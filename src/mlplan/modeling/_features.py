@@ -131,10 +131,14 @@ def feature_frame(table: pa.Table, features: FeatureSet, rows: np.ndarray) -> An
         if pa.types.is_dictionary(values.type):
             values = pc.cast(values, values.type.value_type)
         # Kept as Python strings (object), not pandas' Arrow-backed str: scikit-learn converts
-        # an Arrow column to objects again each time the pipeline reads it.
+        # an Arrow column to objects again each time the pipeline reads it. One string per
+        # category, shared by its rows: made once, hashed once, compared by identity.
+        codes = pc.dictionary_encode(
+            pc.fill_null(pc.cast(values, pa.string()), "").combine_chunks()
+        )
+        categories = np.asarray(codes.dictionary.to_pylist(), dtype=object)
         data[name] = pd.Series(
-            np.asarray(pc.fill_null(pc.cast(values, pa.string()), "").to_pylist(), dtype=object),
-            dtype=object,
+            categories[codes.indices.to_numpy(zero_copy_only=False)], dtype=object
         )
     return pd.DataFrame(data)
 

@@ -13,6 +13,7 @@ from mlplan.core import LOWER_IS_BETTER
 from mlplan.errors import DataError
 from mlplan.modeling._families import FAMILIES, family_named
 from mlplan.modeling._inputs import TrainingData
+from mlplan.modeling._networks import Device
 from mlplan.modeling._package import Fitted, check_parity, parity_rows
 from mlplan.modeling._tabular import fit_estimator, score_predictions
 
@@ -26,18 +27,21 @@ TRAINING_THRESHOLD = 0.5
 @dataclass(frozen=True)
 class Job:
     """A family to fit: its hyperparameters, seed, whether a pretrained backbone stays frozen,
-    and whether to export and check a package (tuning trials do not)."""
+    whether to export and check a package (tuning trials do not), and where a PyTorch family
+    trains (``modeling.device``; the tabular families ignore it)."""
 
     family: str
     seed: int
     params: dict[str, Any] = field(default_factory=dict)
     frozen: bool = False
     export: bool = True
+    device: Device = "auto"
 
 
 @dataclass
 class JobResult:
-    """What a job hands back to the driver, which registers it."""
+    """What a job hands back to the driver, which registers it: ``device``, where it trained
+    (``cpu``, ``cuda:0 (its name)``), and ``device_note``, why not where the plan asked."""
 
     job: Job
     params: dict[str, Any]
@@ -46,12 +50,16 @@ class JobResult:
     native: dict[str, bytes]
     parity: dict[str, Any]
     seconds: float
+    device: str = "cpu"
+    device_note: str | None = None
 
 
 def _fit(data: TrainingData, job: Job) -> Fitted:
     family = family_named(job.family)
     if family.network is not None:
-        return family.network(data, job.seed, job.params, frozen=job.frozen, export=job.export)
+        return family.network(
+            data, job.seed, job.params, frozen=job.frozen, export=job.export, device=job.device
+        )
     return fit_estimator(data, job.family, job.seed, job.params, export=job.export)
 
 
@@ -82,7 +90,17 @@ def run_job(data: TrainingData, job: Job) -> JobResult:
         parity = _parity(data, fitted, check, job.seed)
         if not parity["passed"]:
             raise DataError(_parity_failed(data, job, check, parity))
-    return JobResult(job, fitted.params, scores, fitted.graph, fitted.native, parity, seconds)
+    return JobResult(
+        job,
+        fitted.params,
+        scores,
+        fitted.graph,
+        fitted.native,
+        parity,
+        seconds,
+        fitted.device,
+        fitted.device_note,
+    )
 
 
 def _parity(data: TrainingData, fitted: Fitted, split: str, seed: int) -> dict[str, Any]:

@@ -78,9 +78,21 @@ def target_kind(task: str, target: pa.ChunkedArray) -> Literal["regression", "cl
 
 
 def target_values(target: pa.ChunkedArray, kind: str) -> np.ndarray:
-    """Floats for regression, strings (as objects) for classification."""
+    """Floats for regression, strings (as objects: ``str`` of each value, None where missing)
+    for classification."""
     if kind == "regression":
         return np.asarray(pc.cast(target, pa.float64()).to_numpy(zero_copy_only=False))
+    kind_of = target.type.value_type if pa.types.is_dictionary(target.type) else target.type
+    if (
+        pa.types.is_string(kind_of)
+        or pa.types.is_large_string(kind_of)
+        or (pa.types.is_integer(kind_of))
+    ):
+        # Arrow writes these as str() does: one Python string per class, shared by its rows.
+        codes = pc.dictionary_encode(pc.cast(target, pa.string()).combine_chunks())
+        classes = np.asarray([*codes.dictionary.to_pylist(), None], dtype=object)
+        missing = len(codes.dictionary)
+        return np.asarray(classes[pc.fill_null(codes.indices, missing).to_numpy()])
     return np.asarray([None if v is None else str(v) for v in target.to_pylist()], dtype=object)
 
 

@@ -41,7 +41,8 @@ float32 graph and the float64 trained model can send it different ways."""
 class Fitted:
     """A trained model as a family hands it back: its own predictions on each split (values,
     or labels and probabilities), its ONNX graph (None when not exported), the files that
-    keep the native model for retraining, and the hyperparameters it used."""
+    keep the native model for retraining, the hyperparameters it used, and the device it
+    was trained on."""
 
     predictions: dict[str, tuple[np.ndarray, np.ndarray | None]]
     graph: bytes | None
@@ -49,6 +50,10 @@ class Fitted:
     params: dict[str, Any]
     thresholds: dict[str, np.ndarray] = field(default_factory=dict)
     """Per numeric input of a tree model, the values its trees split it at (sorted)."""
+    device: str = "cpu"
+    """Where it was trained: ``cpu``, or a GPU as ``cuda:0 (its name)``."""
+    device_note: str | None = None
+    """Why it was not trained where the plan asked (a GPU asked for, none there)."""
 
 
 def _session(graph: bytes) -> Any:

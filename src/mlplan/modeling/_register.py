@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -48,11 +48,18 @@ def register_model(
     split = "test" if len(data.y["test"]) else "train"
     # A fixed number of rows, whatever the split's size: the profile measures the package.
     batch = data.feeds(split, np.arange(min(PROFILE_ROWS, len(data.y[split]))))
-    compute = profile_package(result.graph, {k: v[:1] for k, v in batch.items()}, batch)
+    compute = replace(
+        profile_package(result.graph, {k: v[:1] for k, v in batch.items()}, batch),
+        training_device=result.device,
+    )
     signature = _signature(prepared)
     metadata = _metadata(ws, prepared, result)
     params = dict(result.params)
     is_baseline = baseline or _quick_and_dirty(task, result, tuning)
+    # Where it trained, and why not where the plan asked (no GPU), if so.
+    device = {"device": result.device} | (
+        {"device_note": result.device_note} if result.device_note else {}
+    )
     parameters = {
         "family": family,
         "baseline": is_baseline,
@@ -60,7 +67,7 @@ def register_model(
         "params": params,
         "split": split_info.ref,
         "tuning": tuning,
-    }
+    } | device
     with ws.store.artifacts.staged(), ws.record("train", parameters) as run:
         session = run.session
         project_id, version = version_record(session, ws, prepared.info)
@@ -84,7 +91,9 @@ def register_model(
             task=task,
             baseline=is_baseline,
             split_id=_split_id(session, version.id, split_info.number),
-            parameters={"seed": result.job.seed, **params} | ({"tuning": tuning} if tuning else {}),
+            parameters={"seed": result.job.seed, **params}
+            | ({"tuning": tuning} if tuning else {})
+            | device,
             features=data.spec,
             metrics=result.scores,
             package=package,

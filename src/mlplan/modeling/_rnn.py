@@ -1,5 +1,6 @@
 """The rnn family: a recurrent network (GRU or LSTM) on windows of a series, forecasting a value
-or classifying, with its normalisation inside; exported with ``torch.onnx``."""
+or classifying, with its normalisation inside; trained on the plan's device, exported with
+``torch.onnx`` from the CPU."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ import numpy as np
 
 from mlplan.errors import UsageError
 from mlplan.modeling._inputs import TrainingData
-from mlplan.modeling._networks import fit_epochs, quiet_export, torch_module
+from mlplan.modeling._networks import (
+    Device,
+    fit_epochs,
+    on_cpu,
+    quiet_export,
+    torch_module,
+    training_device,
+)
 from mlplan.modeling._package import Fitted, add_label_output
 
 __all__ = ["RNN_DEFAULTS", "fit_rnn"]
@@ -108,21 +116,24 @@ def fit_rnn(
     *,
     frozen: bool = False,
     export: bool,
+    device: Device = "auto",
 ) -> Fitted:
-    """A GRU or LSTM on windows, trained with Adam; the epoch with the lowest validation loss
-    is kept. (``frozen`` is for families with a pretrained part; a recurrent network has
-    none.)"""
+    """A GRU or LSTM on windows, trained with Adam on ``device`` (``modeling.device``); the
+    epoch with the lowest validation loss is kept, then predicts and is exported on the CPU.
+    (``frozen`` is for families with a pretrained part; a recurrent network has none.)"""
     torch = torch_module()
     params = RNN_DEFAULTS | params
     if params["cell"] not in {"gru", "lstm"}:
         raise UsageError(f"rnn cell {params['cell']!r}: use gru or lstm")
+    where = training_device(device)
     torch.manual_seed(seed)
     x = {k: torch.from_numpy(v) for k, v in data.x.items()}
     train = data.x["train"]
     stats = _input_stats(train)
     y, outputs, loss = _targets(data, stats)
-    model = _sequence_model(train.shape[2], outputs, params, stats)
+    model = _sequence_model(train.shape[2], outputs, params, stats).to(where.name)
     valid = "valid" if len(x.get("valid", [])) else "train"
+    x_valid, y_valid = where.put(x[valid]), where.put(y[valid])
     fit_epochs(
         model,
         list(model.parameters()),
@@ -131,10 +142,10 @@ def fit_rnn(
         batch_size=int(params["batch_size"]),
         rows=len(x["train"]),
         seed=seed,
-        batch_loss=lambda b: loss(model.raw(x["train"][b]), y["train"][b]),
-        valid_loss=lambda: loss(model.raw(x[valid]), y[valid]),
+        batch_loss=lambda b: loss(model.raw(where.put(x["train"][b])), where.put(y["train"][b])),
+        valid_loss=lambda: loss(model.raw(x_valid), y_valid),
     )
-    model.eval()
+    model = on_cpu(model)
     regression = data.kind == "regression"
     predictions: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     with torch.no_grad():
@@ -151,4 +162,11 @@ def fit_rnn(
             graph = add_label_output(graph, data.classes)
     native = io.BytesIO()
     torch.save(model.state_dict(), native)
-    return Fitted(predictions, graph, {"native.pt": native.getvalue()}, params)
+    return Fitted(
+        predictions,
+        graph,
+        {"native.pt": native.getvalue()},
+        params,
+        device=where.label,
+        device_note=where.note,
+    )

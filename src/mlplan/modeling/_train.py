@@ -150,8 +150,8 @@ def _jobs(
     engine: Engine,
 ) -> tuple[list[Job], dict[str, dict[str, Any]]]:
     """One job per family, with the plan's hyperparameters under ``params`` — tuned first
-    when ``trials`` — and the record of each family's search."""
-    hyperparameters = ws.plan.modeling.hyperparameters
+    when ``trials`` — on the plan's device, and the record of each family's search."""
+    hyperparameters, device = ws.plan.modeling.hyperparameters, ws.plan.modeling.device
     metric = _tuning_metric(ws, data.kind)
     jobs: list[Job] = []
     tuning: dict[str, dict[str, Any]] = {}
@@ -175,8 +175,9 @@ def _jobs(
                 metric=metric,
                 frozen=frozen,
                 engine=engine,
+                device=device,
             )
-        jobs.append(Job(family, seed, fixed, frozen=frozen))
+        jobs.append(Job(family, seed, fixed, frozen=frozen, device=device))
     return jobs, tuning
 
 

@@ -12,6 +12,7 @@ from mlplan.modeling._engine import Engine, run_jobs
 from mlplan.modeling._families import family_named
 from mlplan.modeling._fit import Job, validation_score
 from mlplan.modeling._inputs import TrainingData
+from mlplan.modeling._networks import Device
 
 __all__ = ["tune"]
 
@@ -42,9 +43,11 @@ def tune(
     metric: str,
     frozen: bool = False,
     engine: Engine = "local",
+    device: Device = "auto",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The best hyperparameters after ``trials`` trials (those in ``params`` stay fixed), and
-    the record of the search: metric, every trial's parameters and score, the best."""
+    """The best hyperparameters after ``trials`` trials (those in ``params`` stay fixed), each
+    trained on ``device``, and the record of the search: metric, every trial's parameters and
+    score, the best."""
     optuna = require("optuna", extra="models", purpose="--tune")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
@@ -52,7 +55,10 @@ def tune(
     while len(record) < trials:
         asked = [study.ask() for _ in range(min(BATCH, trials - len(record)))]
         chosen = [_suggest(t, family, params) for t in asked]
-        jobs = [Job(family, seed, params | c, frozen=frozen, export=False) for c in chosen]
+        jobs = [
+            Job(family, seed, params | c, frozen=frozen, export=False, device=device)
+            for c in chosen
+        ]
         for trial, choice, result in zip(asked, chosen, run_jobs(data, jobs, engine), strict=True):
             score = validation_score(result, metric)
             study.tell(trial, score)

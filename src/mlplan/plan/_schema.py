@@ -569,6 +569,13 @@ class Modeling(_Section):
     image_std: list[float] | None = Field(
         None, description="Images: per-channel standard deviation the backbone expects."
     )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="cnn and rnn: where torch trains and fine-tunes — auto: the GPU when "
+        "torch sees one, else the CPU; cpu; cuda: the GPU, or the CPU with a note when there "
+        "is none. The package is the same either way (exported from the CPU); the tabular "
+        "families (linear, logistic, gbt) always train on the CPU and ignore it.",
+    )
     window: int | None = Field(None, ge=1, description="Sequences: window length.")
     horizon: int | None = Field(
         None,

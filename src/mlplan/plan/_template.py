@@ -428,6 +428,7 @@ def _modeling() -> list[str]:
         "(else refused)",
         "  seed: 0",
         "  tune_trials: 0  # > 0: a seeded search over the validation split",
+        "  device: auto  # cnn, rnn: the GPU when torch sees one; cpu or cuda to choose",
     ]
 
 

@@ -7,6 +7,7 @@ from mlplan._deprecated import moved_names as _moved_names
 from mlplan.store._artifacts import (
     ArtifactRef,
     ArtifactStore,
+    ArtifactWriter,
     StoredFile,
     package_sha256,
     sha256_file,
@@ -64,6 +65,7 @@ __all__ = [
     "ArtifactRef",
     "ArtifactReferences",
     "ArtifactStore",
+    "ArtifactWriter",
     "Base",
     "CrashedRun",
     "DatasetRecord",

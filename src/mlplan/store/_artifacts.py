@@ -26,7 +26,14 @@ from sqlalchemy.orm import Session
 
 from mlplan.store._tables import ArtifactRecord, dialect_insert, utcnow
 
-__all__ = ["ArtifactRef", "ArtifactStore", "StoredFile", "package_sha256", "sha256_file"]
+__all__ = [
+    "ArtifactRef",
+    "ArtifactStore",
+    "ArtifactWriter",
+    "StoredFile",
+    "package_sha256",
+    "sha256_file",
+]
 
 _CHUNK = 1 << 20
 INCOMING_PREFIX = ".incoming-"
@@ -207,21 +214,39 @@ class ArtifactStore:
         return self._put_stream(io.BytesIO(data))
 
     def _put_stream(self, source: BinaryIO) -> ArtifactRef:
+        with self.writer() as out:
+            while chunk := source.read(_CHUNK):
+                out.write(chunk)
+        assert out.ref is not None
+        return out.ref
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[ArtifactWriter]:
+        """A file stored as it is written, hashed on the way: ``write`` its bytes in the
+        block; once the block ends it is stored under its hash (the writer's ``ref``), or
+        removed if the block failed.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> store = ArtifactStore(Path(tempfile.mkdtemp()))
+        >>> with store.writer() as out:
+        ...     out.write(b"ab")
+        ...     out.write(b"c")
+        >>> out.ref.sha256[:12], store.path(out.ref.sha256).read_bytes()
+        ('ba7816bf8f01', b'abc')
+        """
         self.root.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        size = 0
         fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=INCOMING_PREFIX)
         tmp = Path(tmp_name)
         try:
             _hold(fd)  # while it is written: gc leaves a temporary file in use alone
-            with os.fdopen(fd, "wb") as out:
-                while chunk := source.read(_CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            sha = digest.hexdigest()
+            with os.fdopen(fd, "wb") as file:
+                out = ArtifactWriter(file)
+                yield out
+                file.flush()
+                os.fsync(file.fileno())
+            sha = out.digest.hexdigest()
             target = self.path(sha)
             if target.exists():
                 tmp.unlink()
@@ -234,10 +259,10 @@ class ArtifactStore:
                 tmp.replace(target)
                 if self._created is not None:
                     self._created.append(target)
+            out.ref = ArtifactRef(sha, out.size)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return ArtifactRef(sha, size)
 
     @staticmethod
     def register(session: Session, ref: ArtifactRef, *, kind: str, media_type: str) -> ArtifactRef:
@@ -257,6 +282,29 @@ class ArtifactStore:
                 .on_conflict_do_nothing(index_elements=["sha256"])
             )
         return ref
+
+
+class ArtifactWriter:
+    """What :meth:`ArtifactStore.writer` yields: bytes written are hashed and stored."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.ref: ArtifactRef | None = None  # once stored
+
+    def write(self, chunk: bytes) -> None:
+        """Append ``chunk``."""
+        self.digest.update(chunk)
+        self.size += len(chunk)
+        self._file.write(chunk)
+
+    def restart(self) -> None:
+        """Forget what was written: the file starts again, empty."""
+        self._file.seek(0)
+        self._file.truncate()
+        self.digest = hashlib.sha256()
+        self.size = 0
 
 
 def _hold(fd: int) -> None:

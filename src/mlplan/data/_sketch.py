@@ -1,0 +1,166 @@
+"""Sketches for profiling a stream once a column has too many distinct values to count them
+exactly: HyperLogLog for the distinct count and Misra–Gries for the most frequent values, both
+fed a batch at a time with numpy (quantiles use Apache DataSketches' KLL, see
+:mod:`mlplan.data._profile`).
+
+Each states its error: HyperLogLog's relative standard error is 1.04/√m with m registers
+(m = 2**16: 0.41 %); Misra–Gries undercounts each value by at most what it has subtracted.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlplan.data._sql import sandboxed_duckdb
+
+__all__ = ["FrequentValues", "HyperLogLog", "hash_values"]
+
+_local = threading.local()
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finaliser: every input bit flips about half the output bits
+    (uint64). Runs of integers (ids) come out spread well enough for HyperLogLog, which
+    SplitMix64's finaliser did not quite do (up to 1 % off on 2M ids in a row)."""
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint64(33))
+        x = x * np.uint64(0xFF51AFD7ED558CCD)
+        x = x ^ (x >> np.uint64(33))
+        x = x * np.uint64(0xC4CEB9FE1A85EC53)
+        mixed: np.ndarray = x ^ (x >> np.uint64(33))
+        return mixed
+
+
+def hash_values(values: pa.Array) -> np.ndarray:
+    """64-bit hashes of an Arrow array's non-missing values (numbers, times, strings), equal
+    values hashing equally, vectorised: numbers by their bits, strings by DuckDB's ``hash()``
+    (numpy would need a pass per byte), so they never become Python objects.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> h = hash_values(pa.array(["ab", "ba", "ab", ""]))
+    >>> bool(h[0] == h[2]), bool(h[0] != h[1]), h.dtype.name
+    (True, True, 'uint64')
+    """
+    values = values.drop_null()
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        return _mix(_duckdb_hash(values))
+    numbers = np.asarray(values.to_numpy(zero_copy_only=False))
+    if numbers.dtype.kind == "f":
+        bits = (numbers.astype(np.float64) + 0.0).view(np.uint64)  # -0.0 and 0.0: one value
+    else:
+        bits = numbers.astype(np.int64).view(np.uint64)
+    return _mix(bits)
+
+
+def _duckdb_hash(values: pa.Array) -> np.ndarray:
+    con = getattr(_local, "duckdb", None)
+    if con is None:  # one connection a thread: a connection is not shared between threads
+        con = _local.duckdb = sandboxed_duckdb()
+    try:
+        con.register("hashed", pa.table({"v": values}))
+        hashed = con.sql("SELECT hash(v) FROM hashed").to_arrow_table().column(0)
+    finally:
+        con.unregister("hashed")
+    return np.asarray(hashed.to_numpy(), dtype=np.uint64)
+
+
+class HyperLogLog:
+    """Distinct values counted in 64 KiB, fed 64-bit hashes (:func:`hash_values`).
+
+    Examples
+    --------
+    >>> import numpy as np, pyarrow as pa
+    >>> hll = HyperLogLog()
+    >>> hll.add(hash_values(pa.array(np.arange(300_000) % 100_000)))
+    >>> abs(hll.estimate() - 100_000) < 3 * HyperLogLog.RELATIVE_ERROR * 100_000
+    True
+    """
+
+    PRECISION = 16
+    # The relative standard error, 1.04/sqrt(m).
+    RELATIVE_ERROR: float = 1.04 / (1 << PRECISION) ** 0.5
+
+    def __init__(self) -> None:
+        self.registers = np.zeros(1 << self.PRECISION, dtype=np.uint8)
+
+    def add(self, hashes: np.ndarray) -> None:
+        """Count the values these hashes stand for."""
+        if hashes.size == 0:
+            return
+        width = 64 - self.PRECISION
+        index = (hashes >> np.uint64(width)).astype(np.int64)
+        rest = hashes & np.uint64((1 << width) - 1)  # 48 bits: exact as float64
+        _, exponent = np.frexp(rest.astype(np.float64))  # the bit length (0 for 0)
+        rank = (width - exponent + 1).astype(np.uint8)
+        np.maximum.at(self.registers, index, rank)
+
+    def estimate(self) -> float:
+        """The distinct count (with small-range correction: linear counting)."""
+        m = self.registers.size
+        alpha = 0.7213 / (1 + 1.079 / m)
+        raw = alpha * m * m / float(np.sum(np.ldexp(1.0, -self.registers.astype(np.int64))))
+        zeros = int(np.count_nonzero(self.registers == 0))
+        if raw <= 2.5 * m and zeros:
+            return m * float(np.log(m / zeros))
+        return raw
+
+
+class FrequentValues:
+    """The most frequent values of a stream (Misra–Gries, batch by batch): at most
+    ``capacity`` values are kept; each kept count is at most :attr:`error` below the truth,
+    and every value more frequent than :attr:`error` is kept.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> top = FrequentValues(capacity=2)
+    >>> top.add(pa.array(["a", "b", "c"]), np.array([5, 1, 1]))
+    >>> top.values.to_pylist(), top.counts.tolist(), top.error
+    (['a'], [4], 1)
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self.values: pa.Array | None = None
+        self.counts = np.zeros(0, dtype=np.int64)
+        self.error = 0
+
+    def add(self, values: pa.Array, counts: np.ndarray) -> None:
+        """Count distinct ``values`` seen ``counts`` times each.
+
+        A batch with more than ``capacity`` values is cut first, with the same result: the
+        floor subtracted is at least its (capacity+1)-th largest count, so its values counted
+        no more often than that and not kept already would be dropped anyway (a column of
+        nearly unique values then merges hardly anything).
+        """
+        least = 0
+        if len(values) > self.capacity:
+            least = int(np.partition(counts, -(self.capacity + 1))[-(self.capacity + 1)])
+            keep = counts > least
+            if self.values is not None and least > 0:
+                kept = pc.is_in(values, value_set=self.values.cast(values.type))
+                keep |= kept.to_numpy(zero_copy_only=False)
+            values, counts = values.filter(pa.array(keep)), counts[keep]
+        if self.values is not None:
+            merged = pa.concat_arrays([self.values, values.cast(self.values.type)])
+            encoded = merged.dictionary_encode()
+            weights = np.concatenate([self.counts, counts])
+            counts = np.bincount(encoded.indices.to_numpy(), weights=weights).astype(np.int64)
+            values = encoded.dictionary
+        floor = least
+        if len(values) > self.capacity:
+            floor = max(
+                floor, int(np.partition(counts, -(self.capacity + 1))[-(self.capacity + 1)])
+            )
+        if floor:
+            counts = counts - floor
+            keep_index = np.flatnonzero(counts > 0)
+            values, counts = values.take(pa.array(keep_index)), counts[keep_index]
+            self.error += floor
+        self.values, self.counts = values, counts
