@@ -398,8 +398,8 @@ def test_a_streamed_csv_whose_column_types_change_after_the_first_block_reads_as
     monkeypatch.setattr(reading, "_CSV_BLOCK", 4096)
     monkeypatch.setattr(reading, "_CSV_SAMPLE", 4096)
     monkeypatch.setattr(reading, "_GROUP_ROWS", 500)
-    lines = ["id,ratio,code,late"] + [f"{i},{i},{i % 7}," for i in range(3_000)]
-    lines += ["3000,1.5,x7,", "3001,2,8,4.25"]
+    lines = ["id,ratio,code,late,day,flag"] + [f"{i},{i},{i % 7},,," for i in range(3_000)]
+    lines += ["3000,1.5,x7,,2024-02-01,true", "3001,2,8,4.25,2024-02-03,false"]
     path = tmp_path / "late.csv"
     path.write_text("\n".join(lines) + "\n")
     profilers: list[Profiler] = []
@@ -415,8 +415,51 @@ def test_a_streamed_csv_whose_column_types_change_after_the_first_block_reads_as
     assert (
         [profile["columns"][c]["type"] for c in whole.column_names]
         == [str(t) for t in whole.schema.types]
-        == ["int64", "double", "string", "double"]
+        == ["int64", "double", "string", "double", "date32[day]", "bool"]
     )
     assert profile["columns"]["code"]["distinct"] == 9
     assert profile["columns"]["late"]["count"] == 1 and profile["columns"]["late"]["max"] == 4.25
     assert len(profilers) > 1  # read again after widening
+
+
+def test_a_read_abandoned_while_batches_wait_stops_its_reader_thread() -> None:
+    """A caller that stops (an error, Ctrl-C) while the read-ahead queue is full and the
+    reader is about to say it is done must not wait for it forever."""
+    import threading
+
+    from mlplan.data._read import _read_ahead
+
+    exhausted = threading.Event()
+
+    def batches() -> Any:
+        yield from range(3)
+        exhausted.set()  # the reader now queues its end, the queue full of waiting batches
+
+    ahead = _read_ahead(batches())
+    assert next(ahead) == 0
+    assert exhausted.wait(timeout=30)
+    closing = threading.Thread(target=ahead.close)
+    closing.start()
+    closing.join(timeout=30)
+    assert not closing.is_alive()
+
+
+def test_a_jsonl_field_that_starts_late_or_turns_decimal_is_profiled_as_it_is_read(
+    tmp_path: Path,
+) -> None:
+    from mlplan.data import Profiler, scan_table
+
+    path = tmp_path / "late.jsonl"
+    lines = [f'{{"id": {i}, "x": null, "n": {i}}}' for i in range(40_000)]
+    lines += [f'{{"id": {i}, "x": {i}, "n": {i}.5}}' for i in range(40_000, 41_000)]
+    path.write_text("\n".join(lines) + "\n")
+    profilers: list[Profiler] = []
+
+    def start(schema: pa.Schema) -> Any:
+        profilers.append(Profiler(schema))
+        return profilers[-1].add
+
+    assert scan_table(path, "jsonl", start).rows == 41_000
+    columns = profilers[-1].finish()["columns"]
+    assert columns["x"]["count"] == 1_000 and columns["x"]["max"] == 40_999
+    assert columns["n"]["type"] == "double" and columns["n"]["max"] == 40_999.5

@@ -109,21 +109,24 @@ def id_reason(name: str, column: Mapping[str, Any], rows: int) -> str | None:
 def unique_per_row(column: Mapping[str, Any], rows: int) -> bool:
     """Whether a profiled column has a different value on each of ``rows`` rows: its distinct
     count says so, exactly, or within the stated error of a sketched count (a column too
-    large to count exactly, see :mod:`mlplan.data._profile`).
+    large to count exactly, see :mod:`mlplan.data._profile`) with no value seen twice.
 
     Examples
     --------
     >>> unique_per_row({"distinct": 10}, 10), unique_per_row({"distinct": 9}, 10)
     (True, False)
-    >>> sketched = {"sketched": {"distinct": {"relative_error": 0.01}}}
-    >>> unique_per_row({"distinct": 1_995_000} | sketched, 2_000_000)
+    >>> sketch = {"relative_error": 0.01, "repeats_seen": False}
+    >>> unique_per_row({"distinct": 1_995_000, "sketched": {"distinct": sketch}}, 2_000_000)
     True
     """
     distinct = column.get("distinct") or 0
     if distinct == rows:
         return True
-    bound = column.get("sketched", {}).get("distinct", {}).get("relative_error")
-    return bound is not None and abs(distinct - rows) <= bound * rows
+    sketch = column.get("sketched", {}).get("distinct", {})
+    bound = sketch.get("relative_error")
+    if bound is None or sketch.get("repeats_seen", True):
+        return False  # a value seen twice: an entity's id, not a row's
+    return bool(abs(distinct - rows) <= bound * rows)
 
 
 def entity_reason(name: str, column: Mapping[str, Any], rows: int) -> str | None:

@@ -131,10 +131,14 @@ class Profiler:
         for batch in batches:
             self.add(batch)
 
-    def finish(self) -> dict[str, Any]:
-        """The profile of every row added (``{"rows": n, "columns": {...}}``)."""
+    def close(self) -> None:
+        """Stop the threads (a profile abandoned: its read starts again)."""
         if self._pool is not None:
             self._pool.shutdown()
+
+    def finish(self) -> dict[str, Any]:
+        """The profile of every row added (``{"rows": n, "columns": {...}}``)."""
+        self.close()
         columns = {
             field.name: accumulator.finish(self.rows)
             for field, accumulator in zip(self.schema, self._columns, strict=True)
@@ -179,9 +183,14 @@ def _top(values: np.ndarray, counts: np.ndarray) -> list[dict[str, Any]]:
     return [{"value": _json(values[i]), "count": int(counts[i])} for i in order]
 
 
-def _hll_note() -> dict[str, Any]:
-    """A sketched distinct count's note; its bound is two standard errors (about 95 %)."""
-    return {"method": "HyperLogLog", "relative_error": round(2.0 * HyperLogLog.RELATIVE_ERROR, 4)}
+def _hll_note(hll: HyperLogLog) -> dict[str, Any]:
+    """A sketched distinct count's note: its bound (two standard errors, about 95 %) and
+    whether a value was seen twice (see :meth:`HyperLogLog.add`)."""
+    return {
+        "method": "HyperLogLog",
+        "relative_error": round(2.0 * HyperLogLog.RELATIVE_ERROR, 4),
+        "repeats_seen": hll.repeats_seen,
+    }
 
 
 class _Column:
@@ -239,7 +248,11 @@ class _Distinct:
             )
             self.last = values[-1]
         if self.hll is not None:
-            self.hll.add(hash_values(pa.array(values if self.increasing else np.unique(values))))
+            if self.increasing:  # each value new
+                self.hll.add(hash_values(pa.array(values)))
+            else:
+                found, counts = np.unique(values, return_counts=True)
+                self.hll.add(hash_values(pa.array(found)), counts)
             return
         if self.increasing:  # sorted, each value new
             found, counts = values, np.ones(values.size, dtype=np.int64)
@@ -257,7 +270,7 @@ class _Distinct:
         self.values, self.counts = found, counts
         if found.size > EXACT_DISTINCT:
             self.hll = HyperLogLog()
-            self.hll.add(hash_values(pa.array(found)))
+            self.hll.add(hash_values(pa.array(found)), counts)
 
     @property
     def exact(self) -> bool:
@@ -340,8 +353,8 @@ class _Numeric(_Column):
                     ),
                 }
             }
-            if not self.distinct.exact:
-                out["sketched"]["distinct"] = _hll_note()
+            if self.distinct.hll is not None and not self.distinct.exact:
+                out["sketched"]["distinct"] = _hll_note(self.distinct.hll)
             return out
         values, counts = self.distinct.values, self.distinct.counts
         assert values is not None
@@ -427,7 +440,7 @@ class _Strings(_Column):
         self.length_sum += int((lengths * counts).sum())
         if self.hll is not None:
             assert self.frequent is not None
-            self.hll.add(hash_values(found))
+            self.hll.add(hash_values(found), counts)
             self.frequent.add(found, counts)
             return
         if self.values is not None:
@@ -441,7 +454,7 @@ class _Strings(_Column):
         self.values, self.counts = found, counts
         if len(found) > EXACT_DISTINCT:
             self.hll, self.frequent = HyperLogLog(), FrequentValues()
-            self.hll.add(hash_values(found))
+            self.hll.add(hash_values(found), counts)
             self.frequent.add(found, counts)
             self.values, self.counts = None, np.zeros(0, np.int64)
 
@@ -468,7 +481,7 @@ class _Strings(_Column):
         if self.hll is not None:
             assert self.frequent is not None
             out["sketched"] = {
-                "distinct": _hll_note(),
+                "distinct": _hll_note(self.hll),
                 "top": {"method": "Misra-Gries", "count_error": self.frequent.error},
             }
         if distinct / count > 0.5 and mean_length >= 20:
@@ -546,6 +559,6 @@ class _Datetime(_Column):
             "min": str(self.low),
             "max": str(self.high),
         }
-        if not self.distinct.exact:
-            out["sketched"] = {"distinct": _hll_note()}
+        if self.distinct.hll is not None and not self.distinct.exact:
+            out["sketched"] = {"distinct": _hll_note(self.distinct.hll)}
         return out

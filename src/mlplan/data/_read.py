@@ -221,13 +221,16 @@ _CSV_SAMPLE = 16 << 20
 _GROUP_ROWS = 1 << 17
 # A column typed from the first block that fails on a later one is read again as the next
 # wider type (the whole file, once per widening: rare, as the first block is large).
+# A column empty in the sample takes the type of the first value it meets; then, as Arrow
+# infers a whole file: integers widen to decimals, dates to times; anything else is text.
 _WIDER: dict[str, pa.DataType] = {
-    "null": pa.int64(),
     "int64": pa.float64(),
-    "bool": pa.string(),
-    "double": pa.string(),
+    "date32[day]": pa.timestamp("s"),
 }
-_CONVERSION = re.compile(r"In CSV column #(\d+): .*CSV conversion error to ([\w\[\], ]+?):")
+_CONVERSION = re.compile(
+    r"In CSV column #(\d+): .*CSV conversion error to ([\w\[\], ]+?): invalid value '(.*)'",
+    re.DOTALL,
+)
 
 
 def scan_table(
@@ -276,8 +279,10 @@ def _batches(path: Path, fmt: DataFormat) -> tuple[pa.Schema, Iterator[pa.Record
         ]
         parquet = pq.ParquetFile(path, read_dictionary=strings, memory_map=True)
         return parquet.schema_arrow, parquet.iter_batches(batch_size=128 * 1024)
-    reader = pj.open_json(path)
-    return reader.schema, iter(reader)
+    # Read whole: Arrow's streaming JSON reader fixes each column's type from the first block
+    # and cannot widen it (a field null in the first rows, numbers later, fails).
+    table = pj.read_json(path)
+    return table.schema, iter(table.to_batches())
 
 
 @dataclass(frozen=True)
@@ -329,20 +334,24 @@ def _read_ahead(batches: Iterator[pa.Table]) -> Iterator[pa.Table]:
     waiting: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
     stop = threading.Event()
 
+    def put(item: tuple[str, Any]) -> bool:
+        """Queue ``item`` unless the caller stopped (then False): never blocks for good."""
+        while not stop.is_set():
+            try:
+                waiting.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def read() -> None:
         try:
             for batch in batches:
-                while not stop.is_set():
-                    try:
-                        waiting.put(("batch", batch), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(("batch", batch)):
                     return
-            waiting.put(("end", None))
+            put(("end", None))
         except BaseException as exc:  # handed to the caller, raised there
-            waiting.put(("error", exc))
+            put(("error", exc))
 
     reader = threading.Thread(target=read, name="mlplan-read", daemon=True)
     reader.start()
@@ -414,7 +423,7 @@ def _scan_csv(
                     raise strict from None
                 newlines = True
                 continue
-            if reader is not None and _widen(str(exc), reader.schema, types):
+            if reader is not None and _widen(str(exc), reader.schema, types, decimal):
                 continue
             raise
         finally:
@@ -465,18 +474,35 @@ def _sample_types(path: Path, delimiter: str, decimal: str) -> dict[str, pa.Data
     return {f.name: f.type for f in table.schema if not pa.types.is_null(f.type)}
 
 
-def _widen(message: str, schema: pa.Schema, types: dict[str, pa.DataType]) -> bool:
+def _widen(message: str, schema: pa.Schema, types: dict[str, pa.DataType], decimal: str) -> bool:
     """Type the column a conversion error names as the next wider type; False when there is
     none (the error stands)."""
     found = _CONVERSION.search(message)
     if found is None:
         return False
     field = schema.field(int(found.group(1)))
-    wider = _WIDER.get(str(field.type), pa.string())
+    if pa.types.is_null(field.type):
+        wider = _value_type(found.group(3), decimal)
+    else:
+        wider = _WIDER.get(str(field.type), pa.string())
     if wider == field.type:
         return False
     types[field.name] = wider
     return True
+
+
+def _value_type(value: str, decimal: str) -> pa.DataType:
+    """The type Arrow infers for one CSV value (text where it infers none)."""
+    field = '"' + value.replace('"', '""') + '"'
+    try:
+        table = pcsv.read_csv(
+            io.BytesIO(f"v\n{field}\n".encode()),
+            convert_options=pcsv.ConvertOptions(decimal_point=decimal),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.string()
+    kind = table.schema.field(0).type
+    return pa.string() if pa.types.is_null(kind) else kind
 
 
 def delimiter_name(delimiter: str) -> str:

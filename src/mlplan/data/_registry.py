@@ -291,6 +291,8 @@ def _read_and_profile(
     profilers: list[Profiler] = []
 
     def start(schema: pa.Schema) -> Callable[[pa.RecordBatch], None]:
+        if profilers:
+            profilers[-1].close()
         profilers.append(Profiler(schema, private=private))  # a read started again: afresh
         return profilers[-1].add
 

@@ -85,12 +85,23 @@ class HyperLogLog:
     PRECISION = 16
     # The relative standard error, 1.04/sqrt(m).
     RELATIVE_ERROR: float = 1.04 / (1 << PRECISION) ** 0.5
+    # Distinct values sampled (the smallest hashes) to tell whether any value repeats.
+    SAMPLE = 1 << 16
 
     def __init__(self) -> None:
         self.registers = np.zeros(1 << self.PRECISION, dtype=np.uint8)
+        self.repeats_seen = False
+        self._sample = np.zeros(0, dtype=np.uint64)
 
-    def add(self, hashes: np.ndarray) -> None:
-        """Count the values these hashes stand for."""
+    def add(self, hashes: np.ndarray, counts: np.ndarray | None = None) -> None:
+        """Count the values these hashes stand for (distinct within the call; ``counts``:
+        how often each occurred, to tell whether any value repeats).
+
+        Whether a value repeats is judged exactly within each call and, across calls, on a
+        uniform sample of the distinct values (the SAMPLE smallest hashes, every occurrence
+        of each compared): an id repeated on a few rows in a thousand of a large column is
+        caught, which a count within the estimate's error could not tell.
+        """
         if hashes.size == 0:
             return
         width = 64 - self.PRECISION
@@ -99,6 +110,18 @@ class HyperLogLog:
         _, exponent = np.frexp(rest.astype(np.float64))  # the bit length (0 for 0)
         rank = (width - exponent + 1).astype(np.uint8)
         np.maximum.at(self.registers, index, rank)
+        if self.repeats_seen:
+            return
+        if counts is not None and bool((counts > 1).any()):
+            self.repeats_seen = True
+            return
+        if self._sample.size >= self.SAMPLE:
+            hashes = hashes[hashes <= self._sample[-1]]
+        merged = np.concatenate([self._sample, hashes])
+        kept = np.unique(merged)
+        if kept.size < merged.size:
+            self.repeats_seen = True
+        self._sample = kept[: self.SAMPLE]
 
     def estimate(self) -> float:
         """The distinct count (with small-range correction: linear counting)."""
