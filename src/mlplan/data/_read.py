@@ -440,12 +440,7 @@ def _scan_csv(
             continue
         break
     if bad:
-        expected, actual = bad[0]
-        more = f" ({len(bad) - 1} more ragged rows)" if len(bad) > 1 else ""
-        raise _csv_problem(path, delimiter, more=more) or DataError(
-            f"{path}: a row has {actual} fields, the header has {expected}{more}. Fix the file "
-            "(quote fields that contain the delimiter) and add it again"
-        )
+        raise _ragged(path, delimiter, bad)
     # A quote never closed swallows the rest of the file into the last value.
     last = scanned.last
     open_quote = _open_quote_line(path, last) if isinstance(last, str) and last else None
@@ -702,12 +697,7 @@ def _read_csv(path: Path, delimiter: str, decimal: str = ".") -> pa.Table:
         bad.clear()
         table = read(True)
     if bad:
-        expected, actual = bad[0]
-        more = f" ({len(bad) - 1} more ragged rows)" if len(bad) > 1 else ""
-        raise _csv_problem(path, delimiter, more=more) or DataError(
-            f"{path}: a row has {actual} fields, the header has {expected}{more}. Fix the file "
-            "(quote fields that contain the delimiter) and add it again"
-        )
+        raise _ragged(path, delimiter, bad)
     if table.num_rows and table.num_columns:
         # A quote never closed swallows the rest of the file into the last value.
         last = table.column(table.num_columns - 1)[table.num_rows - 1].as_py()
@@ -715,6 +705,17 @@ def _read_csv(path: Path, delimiter: str, decimal: str = ".") -> pa.Table:
         if open_quote is not None:
             raise _never_closed(path, open_quote)
     return table
+
+
+def _ragged(path: Path, delimiter: str, bad: list[tuple[int, int]]) -> DataError:
+    """The error for rows with more or fewer fields than the header (``bad``: each one's
+    expected and actual counts), naming the first one's line where it can be found."""
+    expected, actual = bad[0]
+    more = f" ({len(bad) - 1} more ragged rows)" if len(bad) > 1 else ""
+    return _csv_problem(path, delimiter, more=more) or DataError(
+        f"{path}: a row has {actual} fields, the header has {expected}{more}. Fix the file "
+        "(quote fields that contain the delimiter) and add it again"
+    )
 
 
 def _quote_problem(path: Path, delimiter: str) -> DataError | None:
