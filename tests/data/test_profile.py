@@ -463,3 +463,10 @@ def test_frequent_values_cut_batches_as_the_plain_summary_would(
     kept = dict(zip(cut.values.to_pylist(), cut.counts.tolist(), strict=True))
     for value, count in truth.items():
         assert truth[value] - cut.error <= kept.get(value, 0) <= count
+
+
+def test_negative_zero_is_zero_in_every_statistic() -> None:
+    column = profile_table(pa.table({"x": [-0.0, 0.0, -0.0, 1.0, float("nan")]}))["columns"]["x"]
+    assert column["distinct"] == 2 and column["missing"] == 1
+    assert [str(t["value"]) for t in column["top"]] == ["0.0", "1.0"]
+    assert str(column["min"]) == "0.0"

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
@@ -704,3 +705,26 @@ def test_a_csv_snapshot_is_written_as_the_file_is_read_and_a_file_changed_meanwh
     with pytest.raises(DataError, match="changed while it was read"):
         register_dataset(ws, "x", path)
     assert _artifact_files(ws) == stored and _row_counts(ws) == rows  # nothing half-written
+
+
+def test_a_parquet_file_changed_while_it_is_read_is_refused_with_nothing_stored(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.parquet as pq
+
+    import mlplan.data._registry as registry
+
+    path = tmp_path / "x.parquet"
+    pq.write_table(pa.table({"a": list(range(50)), "churned": [i % 2 for i in range(50)]}), path)
+    real_scan = registry.scan_table
+
+    def scan_then_rewrite(*args: Any, **kwargs: Any) -> Any:
+        scanned = real_scan(*args, **kwargs)
+        pq.write_table(pa.table({"a": [1], "churned": [0]}), path)  # another program writes
+        return scanned
+
+    monkeypatch.setattr(registry, "scan_table", scan_then_rewrite)
+    stored, rows = _artifact_files(ws), _row_counts(ws)
+    with pytest.raises(DataError, match="changed while it was read"):
+        register_dataset(ws, "x", path)
+    assert _artifact_files(ws) == stored and _row_counts(ws) == rows

@@ -390,7 +390,7 @@ def _exact_quantiles(values: np.ndarray, counts: np.ndarray, n: int) -> dict[str
 
 
 def _present_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """The column's non-missing values as numpy (floats' NaN dropped)."""
+    """The column's non-missing values as numpy (floats' NaN dropped, -0.0 made 0.0)."""
     if pa.types.is_decimal(column.type):
         column = pc.cast(column, pa.float64())
     if isinstance(column, pa.ChunkedArray):
@@ -402,6 +402,7 @@ def _present_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
         nan = np.isnan(values)
         if nan.any():
             values = values[~nan]
+        values = values + values.dtype.type(0)  # -0.0 is 0.0: one value, shown one way
     return values
 
 

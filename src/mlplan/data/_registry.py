@@ -174,14 +174,16 @@ def register_dataset(
             _check_target(ws, spec, profile, fmt=fmt, where=str(path))
         if copy is not None:
             assert copy.ref is not None
-            if copy.ref.sha256 != digest.sha256:
-                raise DataError(
-                    f"{path}: changed while it was read (another program is writing it?). "
-                    "Add it again once it is complete"
-                )
             snapshot_ref: ArtifactRef | None = copy.ref
         else:
             snapshot_ref = _snapshot(artifacts, path, fmt, table) if snapshot else None
+        # The snapshot must be the bytes that were hashed (and profiled): a file another
+        # program wrote meanwhile is refused, nothing stored.
+        if snapshot_ref is not None and fmt != "images" and snapshot_ref.sha256 != digest.sha256:
+            raise DataError(
+                f"{path}: changed while it was read (another program is writing it?). "
+                "Add it again once it is complete"
+            )
         warnings += _keep_personal_data_out(
             ws, table, profile, name=name, fmt=fmt, metadata=metadata
         )
