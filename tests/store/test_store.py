@@ -225,3 +225,21 @@ def test_shared_artifact_folder(
     snapshot = shared / added["snapshot_sha256"][:2] / added["snapshot_sha256"][2:]
     assert snapshot.is_file()
     assert snapshot.stat().st_mode & 0o044 == 0o044  # teammates can read it
+
+
+def test_a_runs_package_versions_are_those_the_full_metadata_parser_reads() -> None:
+    """Read from the head of each metadata file, the versions equal importlib's parse."""
+    import importlib.metadata
+    import platform
+
+    from mlplan.store._runs import package_versions
+
+    parsed = {
+        dist.metadata["Name"].lower(): dist.version
+        for dist in importlib.metadata.distributions()
+        if dist.metadata["Name"]
+    }
+    assert package_versions() == dict(
+        sorted(({"python": platform.python_version()} | parsed).items())
+    )
+    assert package_versions()["pyarrow"] == importlib.metadata.version("pyarrow")
