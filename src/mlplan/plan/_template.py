@@ -465,6 +465,10 @@ def _evaluation(outcome: _Outcome, metrics: list[tuple[str, str, float | None]])
         "  alpha: 0.05  # false discovery rate over the slices tested",
         "  rare_class_share: 0.05  # classes below this share of the rows are rare",
         *threshold,
+        "  # slices with more errors than the rest, searched for: up to 3 conditions each; "
+        "deeper levels",
+        "  # start only while time is left (the report says what was cut)",
+        "  discovery: {max_conditions: 3, min_support: 30, max_seconds: 60}",
     ]
 
 
