@@ -709,8 +709,8 @@ def test_slice_discovery_out_of_time_says_what_was_cut_in_every_report(
     HTML reports and the command's output say that levels 2-3 were not searched."""
     editor(
         trained,
-        "  alpha: 0.05  # false discovery rate over the slices tested",
-        "  alpha: 0.05\n  discovery: {max_seconds: 0}",
+        "  discovery: {max_conditions: 3, min_support: 30, max_seconds: 60}",
+        "  discovery: {max_seconds: 0}",
     )
     runner = CliRunner()
     with chdir(trained.root):
