@@ -192,18 +192,7 @@ def read_table(
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
         reason = str(exc).splitlines()[0]
         raise DataError(f"{path}: cannot be read as {fmt}: {reason}") from None
-    if table.num_columns == 0:
-        raise DataError(f"{path}: has no columns")
-    if table.num_rows == 0:
-        raise DataError(
-            f"{path}: has columns ({', '.join(table.column_names[:5])}"
-            f"{'…' if table.num_columns > 5 else ''}) but no rows; "
-            "a dataset needs at least one row"
-        )
-    names = table.column_names
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise DataError(f"{path}: column names repeat: {', '.join(repeated)}; rename them")
+    _checked(path, table.column_names, table.num_rows)
     return table
 
 
