@@ -195,13 +195,50 @@ def test_labels_are_scored_as_their_text_whatever_they_are(as_given: Any) -> Non
     classes = sorted(set(given_y.astype(str)))
     scores = score_predictions("classification", given_y, given_predicted, proba, classes)
     text_y, text_predicted = given_y.astype(str), given_predicted.astype(str)
-    assert scores == {
-        "accuracy": metrics.accuracy_score(text_y, text_predicted),
-        "macro_f1": metrics.f1_score(text_y, text_predicted, average="macro"),
-        "roc_auc": metrics.roc_auc_score(text_y == classes[1], positive),
-        "pr_auc": metrics.average_precision_score(text_y == classes[1], positive),
-        "log_loss": metrics.log_loss(text_y, proba, labels=classes),
+    assert scores == pytest.approx(
+        {
+            "accuracy": metrics.accuracy_score(text_y, text_predicted),
+            "macro_f1": metrics.f1_score(text_y, text_predicted, average="macro"),
+            "roc_auc": metrics.roc_auc_score(text_y == classes[1], positive),
+            "pr_auc": metrics.average_precision_score(text_y == classes[1], positive),
+            "log_loss": metrics.log_loss(text_y, proba, labels=classes),
+        },
+        rel=1e-12,
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("classes", [2, 4])
+def test_training_scores_are_scikit_learns_on_ties_and_certain_rows(
+    dtype: Any, classes: int
+) -> None:
+    """Scores as a boosted model gives them (few distinct values, so long runs of ties; rows
+    scored 0 and 1 exactly, as float32 outputs round to) and classes the predictions miss:
+    each metric is scikit-learn's, the log loss clipped at the probabilities' precision."""
+    from sklearn import metrics
+
+    from mlplan.modeling import score_predictions
+
+    rng = np.random.default_rng(5)
+    n = 20_000
+    names = [f"c{i}" for i in range(classes)]
+    y = rng.choice(names, n, p=[0.7] + [0.3 / (classes - 1)] * (classes - 1))
+    raw = rng.integers(1, 12, (n, classes)).astype(np.float64)  # ties everywhere
+    raw[np.arange(n), rng.integers(0, classes, n)] += 40 * (rng.random(n) < 0.05)
+    raw[:200, 0], raw[:200, 1:] = 1e9, 0  # certain rows
+    proba = (raw / raw.sum(axis=1, keepdims=True)).astype(dtype)
+    predicted = np.asarray(names)[np.argmax(proba, axis=1)]
+    predicted[predicted == names[-1]] = names[0]  # a class never predicted
+    scores = score_predictions("classification", y.astype(object), predicted, proba, names)
+    expected = {
+        "accuracy": metrics.accuracy_score(y, predicted),
+        "macro_f1": metrics.f1_score(y, predicted, average="macro"),
+        "log_loss": metrics.log_loss(y, proba, labels=names),
     }
+    if classes == 2:
+        expected["roc_auc"] = metrics.roc_auc_score(y == names[1], proba[:, 1])
+        expected["pr_auc"] = metrics.average_precision_score(y == names[1], proba[:, 1])
+    assert scores == pytest.approx(expected, rel=1e-6 if dtype == np.float32 else 1e-12)
 
 
 @pytest.mark.parametrize("family", ["logistic", "gbt"])

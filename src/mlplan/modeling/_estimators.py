@@ -4,7 +4,7 @@ and what exporting each to ONNX needs beyond skl2onnx's own converters."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,12 @@ class Estimator:
     """Fits the estimator on rows and targets and hands back what its ``predict_proba``
     (classifiers) or ``predict`` (regressors) would answer on those rows, where fitting left
     that behind; None where it did not. Without it, ``estimator.fit``."""
+    predict_params: dict[str, Any] = field(default_factory=dict)
+    """What its ``predict`` and ``predict_proba`` are given when training scores the other
+    splits: LightGBM trains on one thread (the same trees on any machine, and trials side by
+    side on Ray), but predicts each row alone, the same on any number of threads, so it
+    predicts on OpenMP's default (every core, or ``OMP_NUM_THREADS``, which Ray sets to a
+    task's CPUs)."""
 
     def parameter_names(self, kind: str) -> frozenset[str]:
         """Every hyperparameter the estimator takes for a target kind."""

@@ -199,6 +199,7 @@ FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
                     snap_thresholds=snap_lightgbm_thresholds,
                     more_parameters=lightgbm_parameters,
                     fit=fit_lightgbm,
+                    predict_params={"num_threads": 0},
                 ),
             ),
             ModelFamily(

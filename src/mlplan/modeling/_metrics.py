@@ -35,6 +35,7 @@ __all__ = [
     "interval",
     "metrics_for",
     "per_class_from_confusion",
+    "ranking_scores",
 ]
 
 PredictionKind = Literal["binary", "multiclass", "regression"]
@@ -430,11 +431,29 @@ def per_class_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def ranking_scores(score: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
+    """ROC AUC and average precision of one group of rows, as scikit-learn's
+    ``roc_auc_score`` and ``average_precision_score`` give them, from one sort of the scores
+    (NaN where the rows hold one outcome only)."""
+    cells = np.zeros(len(score), dtype=np.int64)
+    # Scores in descending order are -score in ascending order, ties alike.
+    order = np.argsort(score)
+    roc = _ranking(cells, score, positive, 1, "roc_auc", sorted_by=order)
+    ap = _ranking(cells, score, positive, 1, "pr_auc", sorted_by=order[::-1])
+    return float(roc[0]), float(ap[0])
+
+
 def _ranking(
-    cells: np.ndarray, score: np.ndarray, positive: np.ndarray, n_cells: int, name: str
+    cells: np.ndarray,
+    score: np.ndarray,
+    positive: np.ndarray,
+    n_cells: int,
+    name: str,
+    *,
+    sorted_by: np.ndarray | None = None,
 ) -> np.ndarray:
     """ROC AUC (Mann-Whitney, average ranks for ties) or average precision of every cell,
-    from one sort of (cell, score)."""
+    from one sort of (cell, score); ``sorted_by``, for one cell, is that sort already made."""
     m = len(cells)
     out = np.full(n_cells, np.nan)
     if not m:
@@ -447,7 +466,9 @@ def _ranking(
     # Within a run of tied scores the order does not count (each row takes the run's mean
     # rank, or the precision at its end): one cell's rows already ranked are not sorted.
     order: np.ndarray | slice
-    if n_cells > 1:
+    if sorted_by is not None:
+        order = sorted_by
+    elif n_cells > 1:
         order = np.lexsort((key, cells))
     elif np.all(key[1:] >= key[:-1]):
         order = slice(None)

@@ -22,6 +22,7 @@ from mlplan.modeling._estimators import tree_ensembles
 from mlplan.modeling._families import tabular_estimator
 from mlplan.modeling._features import FeatureSet
 from mlplan.modeling._inputs import TrainingData
+from mlplan.modeling._metrics import _from_confusion, ranking_scores
 from mlplan.modeling._package import Fitted
 from mlplan.modeling._signature import PackageSignature, SignatureInput
 
@@ -87,7 +88,12 @@ def score_predictions(
     kind: str, y: np.ndarray, predicted: np.ndarray, proba: np.ndarray | None, classes: list[str]
 ) -> dict[str, float]:
     """Metrics of predictions: MAE, RMSE, R² for regression; accuracy, macro F1, and with
-    probabilities ROC AUC, PR AUC (binary) and log loss for classification."""
+    probabilities ROC AUC, PR AUC (binary) and log loss for classification.
+
+    The classification metrics are scikit-learn's, computed as the metric engine
+    (``_metrics.py``) computes them: counts from one ``bincount`` of (true, predicted) codes,
+    both AUCs from one sort of the scores, the log loss clipped as scikit-learn clips it (at
+    the probabilities' own precision). At a million rows that is a tenth of the time."""
     metrics = require("sklearn.metrics", extra="models", purpose="scoring models")
     if kind == "regression":
         return {
@@ -96,27 +102,35 @@ def score_predictions(
             "r2": float(metrics.r2_score(y, predicted)) if len(y) > 1 else float("nan"),
         }
     # Labels as integer codes (the classes first, in order, then any other value seen): the
-    # same metrics as on the strings, without scikit-learn sorting a million of them per call.
+    # same metrics as on the strings, without sorting a million of them per call.
     y_codes, predicted_codes, names = _codes(y, predicted, classes)
+    k = len(names)
+    confusion = np.bincount(y_codes * k + predicted_codes, minlength=k * k).reshape(1, k, k)
     out = {
-        "accuracy": float(metrics.accuracy_score(y_codes, predicted_codes)),
-        "macro_f1": float(
-            metrics.f1_score(y_codes, predicted_codes, average="macro", zero_division=0)
-        ),
+        "accuracy": float(_from_confusion(confusion, "accuracy", 0)[0]),
+        "macro_f1": float(_from_confusion(confusion, "macro_f1", 0)[0]),
     }
-    if proba is not None and len(np.unique(y_codes)) > 1:
+    if proba is not None and np.count_nonzero(np.bincount(y_codes, minlength=k)) > 1:
         if len(classes) == 2:
-            positive = (y_codes == 1).astype(int)
-            out["roc_auc"] = float(metrics.roc_auc_score(positive, proba[:, 1]))
-            out["pr_auc"] = float(metrics.average_precision_score(positive, proba[:, 1]))
+            out["roc_auc"], out["pr_auc"] = ranking_scores(proba[:, 1], y_codes == 1)
         if len(names) > len(classes) or names[: len(classes)] != sorted(classes):
             # A class the model never saw (scikit-learn says why there is no log loss), or
             # columns not in sorted order: scikit-learn's own reading of the labels.
             out["log_loss"] = float(metrics.log_loss(y, proba, labels=classes))
         else:
-            labels = list(range(len(classes)))
-            out["log_loss"] = float(metrics.log_loss(y_codes, proba, labels=labels))
+            out["log_loss"] = _log_loss(np.asarray(proba), y_codes)
     return out
+
+
+def _log_loss(proba: np.ndarray, y_codes: np.ndarray) -> float:
+    """scikit-learn's log loss of probabilities whose columns are the classes ``y_codes``
+    index: each row's probability of its class clipped to [eps, 1 - eps] at the precision
+    of the probabilities (float32 or float64), as ``log_loss`` clips it."""
+    if proba.dtype not in (np.float32, np.float64):
+        proba = proba.astype(np.float64)
+    eps = np.finfo(proba.dtype).eps
+    taken = np.clip(proba[np.arange(len(y_codes)), y_codes], eps, 1 - eps)
+    return float(np.mean(-np.log(taken)))
 
 
 def _codes(
@@ -395,6 +409,7 @@ def fit_estimator(
         thresholds = split_thresholds(graph, features.numeric) if graph is not None else {}
     predictions = {}
     last = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    predict_params = tabular_estimator(family).predict_params
     for split, inputs in x.items():
         if not len(inputs):
             continue
@@ -405,10 +420,11 @@ def fit_estimator(
         if kind == "classification":
             # The most probable class, as the estimators' own predict() and the graph take it:
             # one pass over the rows instead of two.
-            proba = model.predict_proba(rows) if outputs is None else outputs
+            proba = model.predict_proba(rows, **predict_params) if outputs is None else outputs
             predictions[split] = (model.classes_[np.argmax(proba, axis=1)], proba)
         else:
-            predictions[split] = (model.predict(rows) if outputs is None else outputs, None)
+            predicted = model.predict(rows, **predict_params) if outputs is None else outputs
+            predictions[split] = (predicted, None)
     buffer = io.BytesIO()
     pickle.dump(estimator, buffer)  # for retraining only: never loaded on the serving path
     return Fitted(predictions, graph, {"native.pkl": buffer.getvalue()}, dict(params), thresholds)
