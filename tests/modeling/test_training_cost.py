@@ -285,3 +285,30 @@ def test_class_labels_are_the_text_of_each_value(column: pa.ChunkedArray) -> Non
     assert labels.tolist() == [None if v is None else str(v) for v in column.to_pylist()]
     if len(labels) and pa.types.is_integer(column.type):
         assert labels[0] is labels[-1]  # both 1
+
+
+def test_feature_frames_of_the_splits_equal_each_split_taken_alone() -> None:
+    """Training converts each column once and picks every split's rows from it: the frames
+    are the ones each split read alone gives (numbers as float32 with NaN, strings with ""
+    for missing, a dictionary column and a table in several chunks alike)."""
+    import pandas as pd
+
+    from mlplan.modeling import FeatureSet, feature_frame
+    from mlplan.modeling._features import feature_frames
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    amount = pa.array(
+        np.round(rng.normal(20000, 50, n), 3), mask=rng.random(n) < 0.1, type=pa.float64()
+    )
+    count = pa.array(rng.integers(0, 9, n), mask=rng.random(n) < 0.05)
+    plan = pa.array(rng.choice(["basic", "pro", "team"], n).tolist(), mask=rng.random(n) < 0.1)
+    region = pa.array(rng.choice(["north", "south", ""], n)).dictionary_encode()
+    whole = pa.table({"amount": amount, "count": count, "plan": plan, "region": region})
+    table = pa.concat_tables([whole.slice(0, 1000), whole.slice(1000)])  # two chunks
+    features = FeatureSet(["amount", "count"], ["plan", "region"], {})
+    codes = rng.choice(3, n, p=[0.7, 0.1, 0.2])
+    rows = {name: np.flatnonzero(codes == code) for code, name in enumerate(("a", "b", "c"))}
+    frames = feature_frames(table, features, rows)
+    for name, index in rows.items():
+        pd.testing.assert_frame_equal(frames[name], feature_frame(table, features, index))

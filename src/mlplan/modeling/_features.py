@@ -3,6 +3,7 @@ data profile — and those columns as a tabular pipeline and its ONNX package re
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,7 @@ from mlplan.data import DatasetVersionInfo, effective_metadata, entity_reason, i
 from mlplan.errors import DataError
 from mlplan.workspace import Workspace
 
-__all__ = ["FeatureSet", "feature_frame", "onnx_feeds", "select_features"]
+__all__ = ["FeatureSet", "feature_frame", "feature_frames", "onnx_feeds", "select_features"]
 
 
 @dataclass(frozen=True)
@@ -117,30 +118,51 @@ def select_features(
 def feature_frame(table: pa.Table, features: FeatureSet, rows: np.ndarray) -> Any:
     """The feature columns of ``rows`` as the DataFrame the pipeline expects: numbers as the
     float32 values the ONNX graph reads (missing: NaN), strings with missing ones as ""."""
-    pd = require("pandas", extra="models", purpose="training models")
     subset = table.select(features.columns).take(pa.array(rows, pa.int64()))
-    data = {}
+    return _frames(subset, features, {"rows": None})["rows"]
+
+
+def feature_frames(
+    table: pa.Table, features: FeatureSet, rows: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """:func:`feature_frame` of each set of rows (a split's) that together cover most of
+    ``table``: each column converted once, its rows then picked per split."""
+    return _frames(table.select(features.columns), features, rows)
+
+
+def _frames(
+    table: pa.Table, features: FeatureSet, rows: Mapping[str, np.ndarray | None]
+) -> dict[str, Any]:
+    """The frames of ``rows`` of ``table`` (None: every row)."""
+    pd = require("pandas", extra="models", purpose="training models")
+    data: dict[str, dict[str, Any]] = {split: {} for split in rows}
+
+    def pick(values: np.ndarray, index: np.ndarray | None) -> np.ndarray:
+        return values if index is None else values[index]
+
     for name in features.numeric:
         # The model learns from the values its package will see. Trained on float64, a tree
         # splits 20000.123 from 20000.124, which are one float32: the package would answer
         # differently from the model that was measured.
-        values = pc.cast(subset.column(name), pa.float64()).to_numpy(zero_copy_only=False)
-        data[name] = values.astype(np.float32)
+        values = pc.cast(table.column(name), pa.float64()).to_numpy(zero_copy_only=False)
+        values = values.astype(np.float32)
+        for split, index in rows.items():
+            data[split][name] = pick(values, index)
     for name in features.categorical:
-        values = subset.column(name)
-        if pa.types.is_dictionary(values.type):
-            values = pc.cast(values, values.type.value_type)
+        column = table.column(name)
+        if pa.types.is_dictionary(column.type):
+            column = pc.cast(column, column.type.value_type)
         # Kept as Python strings (object), not pandas' Arrow-backed str: scikit-learn converts
         # an Arrow column to objects again each time the pipeline reads it. One string per
         # category, shared by its rows: made once, hashed once, compared by identity.
         codes = pc.dictionary_encode(
-            pc.fill_null(pc.cast(values, pa.string()), "").combine_chunks()
+            pc.fill_null(pc.cast(column, pa.string()), "").combine_chunks()
         )
         categories = np.asarray(codes.dictionary.to_pylist(), dtype=object)
-        data[name] = pd.Series(
-            categories[codes.indices.to_numpy(zero_copy_only=False)], dtype=object
-        )
-    return pd.DataFrame(data)
+        indices = codes.indices.to_numpy(zero_copy_only=False)
+        for split, index in rows.items():
+            data[split][name] = pd.Series(categories[pick(indices, index)], dtype=object)
+    return {split: pd.DataFrame(columns) for split, columns in data.items()}
 
 
 def onnx_feeds(frame: Any, features: FeatureSet) -> dict[str, np.ndarray]:

@@ -11,11 +11,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlplan._optional import require
 from mlplan.data import DatasetVersionInfo, SplitInfo, load_split, target_problem
 from mlplan.errors import DataError
 from mlplan.modeling._backbones import backbone_input
 from mlplan.modeling._categories import infrequent_categories
-from mlplan.modeling._features import FeatureSet
+from mlplan.modeling._features import FeatureSet, feature_frames
 from mlplan.modeling._inputs import (
     TrainingData,
     example_rows,
@@ -67,7 +68,10 @@ def prepare_split(ws: Workspace, split_info: SplitInfo) -> PreparedSplit:
     classes = _classes(kind, y_all[rows["train"]], target)
     if spec["kind"] == "tabular":
         spec = _screened(ws, info, table, spec, rows["train"], y_all[rows["train"]], kind)
-    x = {name: inputs_for(ws, info, table, spec, index) for name, index in rows.items()}
+    if spec["kind"] == "tabular":
+        x = feature_frames(table, FeatureSet.from_spec(spec), rows)
+    else:
+        x = {name: inputs_for(ws, info, table, spec, index) for name, index in rows.items()}
     if spec["kind"] == "tabular":
         # Counted once on the training rows, for every family, and kept with each model.
         least = plan.modeling.min_frequency
@@ -192,7 +196,10 @@ def _classes(
         if np.nanstd(y_train) == 0:
             raise DataError(f"the target {target!r} is constant in the training split")
         return []
-    classes = sorted({str(v) for v in y_train})
+    # The labels are few strings shared by many rows (target_values): hashed in C, not a
+    # Python set over every row.
+    pd = require("pandas", extra="models", purpose="training models")
+    classes = sorted({str(v) for v in pd.unique(y_train)})
     if len(classes) < 2:
         raise DataError(
             f"the target {target!r} has one class in the training split "
