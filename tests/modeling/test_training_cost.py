@@ -312,3 +312,55 @@ def test_feature_frames_of_the_splits_equal_each_split_taken_alone() -> None:
     frames = feature_frames(table, features, rows)
     for name, index in rows.items():
         pd.testing.assert_frame_equal(frames[name], feature_frame(table, features, index))
+
+
+def test_the_signature_holds_what_the_training_rows_hold() -> None:
+    """Each input's range, categories and whether it was ever missing, from the training
+    rows only: as Arrow reads them from those rows taken alone (NaN skipped unless every
+    value is NaN, nulls not a category, "" a category), on a table in chunks whose
+    dictionaries differ."""
+    import pyarrow.compute as pc
+
+    from mlplan.modeling import FeatureSet
+    from mlplan.modeling._tabular import tabular_signature
+
+    rng = np.random.default_rng(4)
+
+    def part(n: int, plans: list[str], codes: list[str]) -> pa.Table:
+        amount = rng.normal(0, 1, n)
+        amount[:20] = np.nan
+        return pa.table(
+            {
+                "amount": pa.array(amount, mask=rng.random(n) < 0.05),
+                "nan_only": pa.array(np.full(n, np.nan)),
+                "empty": pa.array([None] * n, pa.float64()),
+                "count": pa.array(rng.integers(0, 5, n)),
+                "plan": pa.array(rng.choice(plans, n).tolist(), mask=rng.random(n) < 0.1),
+                "code": pa.array(rng.choice(codes, n)).dictionary_encode(),
+            }
+        )
+
+    table = pa.concat_tables(
+        [
+            part(1500, ["basic", "pro", ""], ["a", "late"]),
+            part(2500, ["basic", "enterprise"], ["b", "a"]),
+        ]
+    )
+    n = table.num_rows
+    features = FeatureSet(["amount", "nan_only", "empty", "count"], ["plan", "code"], {})
+    train = np.sort(rng.choice(n, 2500, replace=False))
+    signature = tabular_signature(table, features, train, {})
+    taken = table.take(pa.array(train))
+    got = {i.name: i for i in signature.inputs}
+    for name in features.numeric:
+        extremes = pc.min_max(pc.cast(taken.column(name), pa.float64()))
+        low, high = extremes["min"].as_py(), extremes["max"].as_py()
+        assert (got[name].min, got[name].max) == pytest.approx((low, high), nan_ok=True), name
+        assert got[name].nullable == bool(taken.column(name).null_count), name
+    for name in features.categorical:
+        values = pc.cast(taken.column(name), pa.string())
+        seen = sorted(pc.unique(pc.drop_null(values)).to_pylist())
+        assert list(got[name].categories) == seen, name
+        assert got[name].nullable == bool(values.null_count), name
+    assert got["empty"].min is None and got["nan_only"].nullable is False
+    assert "" in got["plan"].categories and got["plan"].nullable

@@ -186,26 +186,26 @@ def export_onnx(pipe: Any, kind: str, family: str, features: FeatureSet) -> byte
 def tabular_signature(
     table: pa.Table, features: FeatureSet, train_rows: np.ndarray, info_profile: dict[str, Any]
 ) -> PackageSignature:
-    """How a caller feeds a tabular model: each column with what training saw of it."""
-    train = table.select(features.columns).take(pa.array(train_rows, pa.int64()))
+    """How a caller feeds a tabular model: each column with what training saw of it (each
+    whole column read once, its training rows picked from it, not the table's rows taken)."""
     columns = []
     for name in features.numeric:
-        values = pc.cast(train.column(name), pa.float64())
-        extremes = pc.min_max(values)
+        column = table.column(name)
+        missing = _missing(column)[train_rows]
+        values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)[train_rows]
+        low, high = _extremes(values[~missing])
         columns.append(
-            SignatureInput(
-                name,
-                "number",
-                min=extremes["min"].as_py(),
-                max=extremes["max"].as_py(),
-                nullable=bool(train.column(name).null_count),
-            )
+            SignatureInput(name, "number", min=low, max=high, nullable=bool(missing.any()))
         )
     for name in features.categorical:
-        values = train.column(name)
-        if pa.types.is_dictionary(values.type):
-            values = pc.cast(values, values.type.value_type)
-        seen = sorted(str(v) for v in pc.unique(pc.drop_null(values)).to_pylist())
+        column = table.column(name)
+        if pa.types.is_dictionary(column.type):
+            column = pc.cast(column, column.type.value_type)
+        codes = pc.dictionary_encode(column.combine_chunks())
+        indices = pc.fill_null(codes.indices, -1).to_numpy(zero_copy_only=False)[train_rows]
+        counts = np.bincount(indices + 1, minlength=len(codes.dictionary) + 1)  # null first
+        dictionary = codes.dictionary.to_pylist()
+        seen = sorted(str(dictionary[i]) for i in np.flatnonzero(counts[1:]))
         redacted = bool(info_profile.get(name, {}).get("redacted"))
         columns.append(
             SignatureInput(
@@ -213,7 +213,7 @@ def tabular_signature(
                 "string",
                 categories=() if redacted else tuple(seen),
                 infrequent=() if redacted else tuple(features.infrequent.get(name, ())),
-                nullable=bool(values.null_count),
+                nullable=bool(counts[0]),
             )
         )
     # How a caller feeds the graph: one [n, 1] tensor per input; a missing number is NaN, a
@@ -224,6 +224,22 @@ def tabular_signature(
         missing={"number": "NaN", "string": ""},
         unseen_categories="ignored",
     )
+
+
+def _missing(column: pa.ChunkedArray) -> np.ndarray:
+    """Which values of a column are null, as a NumPy mask."""
+    return np.asarray(pc.is_null(column).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _extremes(values: np.ndarray) -> tuple[float | None, float | None]:
+    """The least and greatest of values none of which is missing, as Arrow's ``min_max``
+    gives them: NaN skipped unless every value is NaN; None for no values."""
+    if not len(values):
+        return None, None
+    numbers = values[~np.isnan(values)]
+    if not len(numbers):
+        return float("nan"), float("nan")
+    return float(numbers.min()), float(numbers.max())
 
 
 # -- the same estimators on window features ----------------------------------------------------
