@@ -138,7 +138,7 @@ def test_leftovers_are_listed_by_a_dry_run_and_removed_by_apply(
 
     dry = collect_garbage(ws)
     assert {f.path for f in dry.files} == planted
-    assert dry.counts() == {"temporary": 2, "artifact": 1}
+    assert dry.counts() == {"temporary": 2, "artifact": 1, "copy": 0}
     assert dry.size_bytes == 300_000 + 2 + orphan.size_bytes
     assert dry.applied is False and dry.run_id is None
     assert any("1 file(s) younger than 1h" in note for note in dry.kept)
@@ -157,6 +157,7 @@ def test_leftovers_are_listed_by_a_dry_run_and_removed_by_apply(
         assert run.parameters["removed"] == {
             "temporary": {"files": 2, "bytes": 300_002},
             "artifact": {"files": 1, "bytes": orphan.size_bytes},
+            "copy": {"files": 0, "bytes": 0},
         }
     assert collect_garbage(ws).files == []
 
@@ -258,3 +259,41 @@ def test_what_a_killed_log_compaction_left_is_removed_unless_a_compaction_runs_n
     assert "Would remove 1 temporary file(s)" in shown and ".seg-000000.k1ll3d.tmp" in shown
     ok(cli("gc", "--apply"))
     assert not stale.exists() and segment.exists() and lock.exists()
+
+
+def test_the_copies_of_tables_whose_snapshot_is_gone_are_removed_the_live_one_kept(
+    sqlite_ws: Workspace, cli: Any
+) -> None:
+    from mlplan.data import load_table, register_dataset
+
+    ws = sqlite_ws
+    artifacts = ws.store.artifacts
+    info = register_dataset(ws, "customers").version
+    load_table(ws, info)  # parsed, and its columnar copy kept
+    (live,) = [f.path for f in artifacts.table_copies()]
+    _aged(live)
+    # The copy of a snapshot a killed data add stored (no record names it), and of one no
+    # longer stored at all; a copy cut short by a kill, and one a live command is writing.
+    orphan = artifacts.put_bytes(b"id,note\n1,a\n")
+    _aged(artifacts.path(orphan.sha256))
+    stale = {
+        _aged(artifacts.table_copy(orphan.sha256, "csv-2c-2e.r1"), b"ARROW1" + b"\0" * 94),
+        _aged(artifacts.table_copy("0" * 64, "csv-3b-2c.r1"), b"ARROW1" + b"\0" * 94),
+    }
+    cut = _aged(artifacts.tables / ".incoming-k1ll3d", b"ARROW1")
+    writing = _aged(artifacts.tables / ".incoming-wr1t1ng", b"ARROW1")
+
+    dry = collect_garbage(ws)
+    assert dry.counts() == {"temporary": 2, "artifact": 1, "copy": 2}
+    assert {f.path for f in dry.files if f.kind == "copy"} == stale
+    assert "2 table copy(ies) whose snapshot is gone" in ok(cli("gc")).stdout
+    with writing.open("rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        applied = collect_garbage(ws, apply=True)
+    assert {f.path for f in applied.files} == {*stale, cut, artifacts.path(orphan.sha256)}
+    assert [f.path for f in artifacts.table_copies()] == [writing, live]
+    assert "a running command is still writing it" in applied.kept[0]
+    with ws.store.transaction() as session:
+        run = session.scalars(ws.select(RunRecord).where(RunRecord.job == "gc")).one()
+        assert run.parameters["removed"]["copy"] == {"files": 2, "bytes": 200}
+    assert load_table(ws, info).num_rows == info.rows

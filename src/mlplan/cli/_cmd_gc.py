@@ -31,8 +31,8 @@ def gc(
     json: JsonOption = False,
 ) -> None:
     """Remove what killed commands left: temporary files, and artifacts no record of the
-    store names. A dry run unless --apply. Runs whose process is gone (a server killed) are
-    closed as crashed."""
+    store names; and the columnar copies of tables whose snapshot is gone. A dry run unless
+    --apply. Runs whose process is gone (a server killed) are closed as crashed."""
     from mlplan.workspace import collect_garbage
 
     ws = workspace(project)
@@ -44,10 +44,13 @@ def gc(
     for run in report.crashed_runs:
         console.print(f"Closed {esc(run.job)} run {run.run_id[:8]} as crashed: {esc(run.reason)}")
     counts = report.counts()
-    what = (
-        f"{counts['temporary']} temporary file(s) and {counts['artifact']} artifact(s) no "
-        f"record names, {_size(report.size_bytes)}"
-    )
+    kinds = [
+        f"{counts['temporary']} temporary file(s)",
+        f"{counts['artifact']} artifact(s) no record names",
+    ]
+    if counts["copy"]:
+        kinds.append(f"{counts['copy']} table copy(ies) whose snapshot is gone")
+    what = f"{', '.join(kinds[:-1])} and {kinds[-1]}, {_size(report.size_bytes)}"
     if not report.files:
         console.print("Nothing to remove.")
     elif apply:

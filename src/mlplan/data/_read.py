@@ -649,6 +649,12 @@ def sniff_decimal(path: Path, delimiter: str) -> str:
     return "," if comma and not point else "."
 
 
+# Bump READ_VERSION with any change to how a whole file is parsed into a table (_read_csv's
+# options or types, read_table's JSONL read): every version's columnar copy (a cache of what
+# this reading gave, data/_columnar.py) is then made again from its snapshot.
+READ_VERSION = 1
+
+
 def _read_csv(path: Path, delimiter: str, decimal: str = ".") -> pa.Table:
     bad: list[tuple[int, int]] = []
 

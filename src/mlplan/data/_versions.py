@@ -1,7 +1,8 @@
 """Registered dataset versions as the store holds them: looked up, listed, and read back.
 
 Every stage reads data through here: :func:`get_dataset` by reference, :func:`load_table` for
-the rows (from the snapshot, else from the unchanged source file).
+the rows (from the snapshot — a CSV or JSONL one through its columnar copy — else from the
+unchanged source file).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mlplan.core import DatasetRef, parse_dataset_ref
+from mlplan.data._columnar import COPIED_FORMATS, read_copy, write_copy
 from mlplan.data._columns import close_hint
 from mlplan.data._images import image_table
 from mlplan.data._read import DataFormat, content_hash, read_table
@@ -221,6 +223,10 @@ def list_datasets(ws: Workspace) -> list[DatasetSummary]:
 def load_table(ws: Workspace, info: DatasetVersionInfo) -> pa.Table:
     """The data of a version: from its snapshot, else from its source file if unchanged.
 
+    A CSV or JSONL snapshot is parsed once: the table is kept as a columnar copy beside the
+    artifacts, which later reads memory-map (the same table, no parse) while the snapshot is
+    stored.
+
     Raises
     ------
     DataError
@@ -232,7 +238,13 @@ def load_table(ws: Workspace, info: DatasetVersionInfo) -> pa.Table:
         snapshot = artifacts.path(info.snapshot_sha256)
         if fmt == "images":
             return pq.read_table(snapshot)
-        return read_table(snapshot, fmt, delimiter=info.delimiter, decimal=info.decimal or ".")
+        if fmt not in COPIED_FORMATS:
+            return read_table(snapshot, fmt)
+        table = read_copy(artifacts, info)
+        if table is None:
+            table = read_table(snapshot, fmt, delimiter=info.delimiter, decimal=info.decimal or ".")
+            write_copy(artifacts, info, table)
+        return table
     source = ws.resolve(info.source_path)
     if fmt == "images":
         if source.is_dir() and content_hash(source, fmt).sha256 == info.content_hash:

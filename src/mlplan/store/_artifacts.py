@@ -6,6 +6,11 @@ writing the same content twice only refreshes the file's time. A command stores 
 inside :meth:`ArtifactStore.staged`, which holds ``.gc.lock`` shared until the command's record
 is committed: ``mlplan gc`` takes it exclusively before it looks for files no record refers
 to, so it never takes a file whose record is still on its way.
+
+Beside them, ``tables/`` holds a cache: a columnar copy of a CSV or JSONL snapshot as it was
+parsed (``tables/<snapshot sha256>.<what decided the parse>.arrow``, an Arrow IPC file that
+reading memory-maps). No record names a copy; it is rebuilt from its snapshot whenever it is
+missing or cannot be trusted, and ``mlplan gc`` removes the copies whose snapshot is gone.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -39,6 +45,8 @@ _CHUNK = 1 << 20
 INCOMING_PREFIX = ".incoming-"
 _GC_LOCK = ".gc.lock"
 _HEX = frozenset("0123456789abcdef")
+TABLES_DIR = "tables"
+_TABLE_COPY = re.compile(r"([0-9a-f]{64})\.[^/]+\.arrow")
 
 
 @dataclass(frozen=True)
@@ -88,7 +96,8 @@ def package_sha256(files: Mapping[str, str]) -> str:
 @dataclass(frozen=True)
 class StoredFile:
     """A file in the artifact folder: an artifact (named by its hash) or a temporary file
-    left by a copy (``sha256`` None)."""
+    left by a copy (``sha256`` None); among the columnar copies of tables, a copy (``sha256``:
+    its snapshot's hash)."""
 
     path: Path
     sha256: str | None
@@ -175,6 +184,55 @@ class ArtifactStore:
                         found = _stat(item, sha)
                         if found is not None:
                             yield found
+
+    @property
+    def tables(self) -> Path:
+        """The folder of columnar copies of snapshots (a cache, see the module's docstring)."""
+        return self.root / TABLES_DIR
+
+    def table_copy(self, sha256: str, key: str) -> Path:
+        """Where the columnar copy of the snapshot ``sha256``, parsed as ``key`` says (one
+        name of letters, digits, ``-`` and ``.``), lives (whether or not it exists)."""
+        return self.tables / f"{sha256}.{key}.arrow"
+
+    def table_copies(self) -> Iterator[StoredFile]:
+        """Every columnar copy (``sha256``: its snapshot's hash), and every temporary file a
+        copy being written left (``.incoming-*``, ``sha256`` None); nothing else."""
+        if not self.tables.is_dir():
+            return
+        for entry in sorted(self.tables.iterdir()):
+            copy = _TABLE_COPY.fullmatch(entry.name)
+            if copy is not None or entry.name.startswith(INCOMING_PREFIX):
+                found = _stat(entry, copy.group(1) if copy is not None else None)
+                if found is not None:
+                    yield found
+
+    @contextlib.contextmanager
+    def copy_writer(self, target: Path) -> Iterator[Path]:
+        """A temporary file in ``target``'s folder to write in the block (locked meanwhile,
+        so gc leaves it alone); once the block ends it is flushed to disk and renamed onto
+        ``target`` (two writers of one target: the last rename wins, each file whole), or
+        removed if the block failed.
+
+        Raises
+        ------
+        OSError
+            The folder cannot be made or written (read-only, disk full).
+        """
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=INCOMING_PREFIX)
+        tmp = Path(tmp_name)
+        try:
+            _hold(fd)
+            yield tmp
+            os.fsync(fd)  # renamed only once whole on disk: a crash leaves no file cut short
+            tmp.chmod(0o644)
+            tmp.replace(target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            os.close(fd)
 
     @staticmethod
     def being_written(path: Path) -> bool:

@@ -1,16 +1,18 @@
 """What crashes leave behind, found and removed: ``mlplan gc``.
 
 A command killed mid-way leaves temporary files (a ``data add`` copying a file into the
-artifact folder: ``.incoming-*``; a report or export being written: ``.NAME.XXXXXXXX.tmp``) and
-artifacts its record never came to name; a server killed leaves its ``serve`` run ``running``.
-:func:`collect_garbage` lists them (a dry run) or removes them (``apply``), and closes the runs
-whose process is gone as ``crashed``.
+artifact folder, or a command writing a table's columnar copy into ``tables/``: ``.incoming-*``;
+a report or export being written: ``.NAME.XXXXXXXX.tmp``) and artifacts its record never came
+to name; a server killed leaves its ``serve`` run ``running``. The columnar copies of snapshots
+that are gone are of no more use. :func:`collect_garbage` lists them (a dry run) or removes
+them (``apply``), and closes the runs whose process is gone as ``crashed``.
 
 What it takes, it takes with care: a temporary file only when older than ``older_than`` and
 not locked by a live writer; an artifact only when no record of any project in the store names
 it (:func:`mlplan.store.referenced_artifacts`), when it is older than ``older_than``, and while
-no command is storing artifacts (the artifact folder's gc lock). Each file is removed on its
-own, so a gc that is itself killed leaves nothing half-done.
+no command is storing artifacts (the artifact folder's gc lock); a columnar copy when older than
+``older_than`` and its snapshot is not stored (or is an artifact gc removes). Each file is
+removed on its own, so a gc that is itself killed leaves nothing half-done.
 """
 
 from __future__ import annotations
@@ -47,14 +49,16 @@ _OUTPUT_FOLDERS = ("reports", "exports", "labels")
 _TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)?")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_KINDS = ("temporary", "artifact", "copy")
 
 
 @dataclass(frozen=True)
 class GarbageFile:
-    """A file gc removes (or, in a dry run, would): a temporary file a killed command left, or
-    an artifact no record names."""
+    """A file gc removes (or, in a dry run, would): a temporary file a killed command left, an
+    artifact no record names, or the columnar copy of a snapshot that is gone (``sha256``: the
+    snapshot's)."""
 
-    kind: Literal["temporary", "artifact"]
+    kind: Literal["temporary", "artifact", "copy"]
     path: Path
     size_bytes: int
     age_seconds: float
@@ -94,10 +98,7 @@ class GarbageReport:
 
     def counts(self) -> dict[str, int]:
         """How many files of each kind."""
-        return {
-            "temporary": sum(f.kind == "temporary" for f in self.files),
-            "artifact": sum(f.kind == "artifact" for f in self.files),
-        }
+        return {kind: sum(f.kind == kind for f in self.files) for kind in _KINDS}
 
     def to_dict(self, root: Path) -> dict[str, Any]:
         """The JSON form used by ``gc --json`` (paths relative to ``root``)."""
@@ -148,10 +149,11 @@ def collect_garbage(
     older_than: str | dt.timedelta = DEFAULT_AGE,
     also: Iterable[Path] = (),
 ) -> GarbageReport:
-    """Find what killed commands left (temporary files, artifacts no record names) and, with
-    ``apply``, remove it; close the runs whose process is gone as ``crashed`` either way.
-    ``also``: more temporary files that the caller knows no one writes now (e.g. those of a
-    prediction log whose compaction lock it holds), under the same age rule.
+    """Find what killed commands left (temporary files, artifacts no record names) and the
+    columnar copies of snapshots that are gone and, with ``apply``, remove them; close the
+    runs whose process is gone as ``crashed`` either way. ``also``: more temporary files that
+    the caller knows no one writes now (e.g. those of a prediction log whose compaction lock
+    it holds), under the same age rule.
 
     Removing something records a ``gc`` run with what was removed (files and bytes of each
     kind). A dry run records nothing but the crashed runs it closed.
@@ -194,7 +196,11 @@ def collect_garbage(
     with artifacts.collecting() as held:
         orphans, younger = _orphans(ws, now, age, held=held, kept=kept)
         young += younger
-        removed += _remove(orphans, age, apply=apply, kept=kept, ws=ws)
+        gone = _remove(orphans, age, apply=apply, kept=kept, ws=ws)
+    removed += gone
+    copies, younger = _stale_copies(artifacts, {f.sha256 for f in gone}, now, age)
+    young += younger
+    removed += _remove(copies, age, apply=apply, kept=kept, ws=ws)
     if young:
         kept.append(
             f"{young} file(s) younger than {_age(age.total_seconds())}: a command may still "
@@ -205,10 +211,10 @@ def collect_garbage(
 
 
 def _temporary_files(ws: Workspace) -> Iterator[tuple[Path, int, float]]:
-    """Temporary files mlplan may have left: ``.incoming-*`` in the artifact folder, and
-    ``.NAME.XXXXXXXX.tmp`` in the project folder and the folders it writes reports, exports
-    and label batches into."""
-    for stored in ws.store.artifacts.files():
+    """Temporary files mlplan may have left: ``.incoming-*`` in the artifact folder and its
+    ``tables/``, and ``.NAME.XXXXXXXX.tmp`` in the project folder and the folders it writes
+    reports, exports and label batches into."""
+    for stored in [*ws.store.artifacts.files(), *ws.store.artifacts.table_copies()]:
         if stored.sha256 is None:
             yield stored.path, stored.size_bytes, stored.mtime
     folders = [(ws.root, False), *((ws.root / name, True) for name in _OUTPUT_FOLDERS)]
@@ -257,6 +263,25 @@ def _orphans(
     return [_artifact(s, now) for s in old], len(unnamed) - len(old)
 
 
+def _stale_copies(
+    artifacts: ArtifactStore, removed: set[str | None], now: float, age: dt.timedelta
+) -> tuple[list[GarbageFile], int]:
+    """The columnar copies older than ``age`` whose snapshot is not stored or among the
+    artifacts ``removed`` (and how many younger ones). No lock is needed: a copy is written
+    only once its snapshot is stored, and one removed is made again by the next read."""
+    found, young = [], 0
+    for copy in artifacts.table_copies():
+        if copy.sha256 is None or (copy.sha256 not in removed and artifacts.exists(copy.sha256)):
+            continue
+        if now - copy.mtime < age.total_seconds():
+            young += 1
+        else:
+            found.append(
+                GarbageFile("copy", copy.path, copy.size_bytes, now - copy.mtime, copy.sha256)
+            )
+    return found, young
+
+
 def _unsafe(ws: Workspace, *, held: bool, unreadable: tuple[str, ...]) -> str | None:
     """Why the artifacts no record names cannot be removed now, if they cannot."""
     if not held:
@@ -301,7 +326,7 @@ def _record(ws: Workspace, removed: list[GarbageFile], age: dt.timedelta) -> str
             "files": sum(f.kind == kind for f in removed),
             "bytes": sum(f.size_bytes for f in removed if f.kind == kind),
         }
-        for kind in ("temporary", "artifact")
+        for kind in _KINDS
     }
     # Counts only: a hash named in a run would count as referenced by the next gc.
     parameters = {"older_than_seconds": age.total_seconds(), "removed": summary}
