@@ -239,12 +239,12 @@ def test_feature_frames_hold_categories_as_python_strings() -> None:
     table = pa.table({"amount": [1.5, None, 2.0], "channel": ["card", None, "web"]})
     frame = feature_frame(table, FeatureSet(["amount"], ["channel"], {}), np.arange(3))
     assert [str(t) for t in frame.dtypes] == ["float32", "object"]
-    assert frame["channel"].tolist() == ["card", "", "web"]
+    assert frame["channel"].tolist() == ["card", "(missing)", "web"]
 
 
 def test_a_category_is_one_python_string_shared_by_its_rows() -> None:
     # A string per row cost its making (a third of the frame's time) and ~50 bytes a row.
     table = pa.table({"channel": pa.chunked_array([["card", "web"], [None, "card", "web"]])})
     frame = feature_frame(table, FeatureSet([], ["channel"], {}), np.array([0, 3, 2, 1, 4]))
-    assert frame["channel"].tolist() == ["card", "card", "", "web", "web"]
+    assert frame["channel"].tolist() == ["card", "card", "(missing)", "web", "web"]
     assert frame["channel"][0] is frame["channel"][1] and frame["channel"][3] is frame["channel"][4]

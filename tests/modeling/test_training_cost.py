@@ -364,3 +364,42 @@ def test_the_signature_holds_what_the_training_rows_hold() -> None:
         assert got[name].nullable == bool(values.null_count), name
     assert got["empty"].min is None and got["nan_only"].nullable is False
     assert "" in got["plan"].categories and got["plan"].nullable
+
+
+@pytest.mark.parametrize("family", ["logistic", "gbt"])
+def test_a_pipeline_fitted_on_imputed_frames_is_the_one_fitted_on_missing_strings(
+    family: str,
+) -> None:
+    """The feature frames hold a missing category as MISSING_CATEGORY, so training skips the
+    category imputer: the model is the one the whole pipeline fits on "" (its predictions to
+    the bit), the kept pipeline has its imputer back, and its graph answers "" as the
+    missing category."""
+    import onnxruntime as ort
+
+    from mlplan.modeling._features import MISSING_CATEGORY, FeatureSet
+    from mlplan.modeling._features import onnx_feeds as onnx_feeds_of
+    from mlplan.modeling._tabular import build_pipeline
+
+    data = tabular_data("classification")
+    missing = np.random.default_rng(9).random(3000) < 0.1
+    raw = {}
+    for split, rows in data.rows.items():
+        frame = data.x[split].copy()
+        frame.loc[missing[rows], "plan"] = ""
+        raw[split] = frame
+        imputed = frame.copy()
+        imputed.loc[missing[rows], "plan"] = MISSING_CATEGORY
+        data.x[split] = imputed
+    fitted = fit_estimator(data, family, 7, {}, export=True)
+    whole = build_pipeline("classification", family, FeatureSet.from_spec(data.spec), 7, {})
+    whole.fit(raw["train"], data.y["train"].astype(str))
+    for split in ("valid", "test"):
+        assert np.array_equal(fitted.predictions[split][1], whole.predict_proba(raw[split]))
+    kept = pickle.loads(fitted.native["native.pkl"])
+    assert np.array_equal(kept.predict_proba(raw["test"]), whole.predict_proba(raw["test"]))
+    session = ort.InferenceSession(fitted.graph, providers=["CPUExecutionProvider"])
+    features = FeatureSet.from_spec(data.spec)
+    as_missing = session.run(None, onnx_feeds_of(raw["test"], features))[1]
+    as_category = session.run(None, onnx_feeds_of(data.x["test"], features))[1]
+    assert np.array_equal(as_missing, as_category)
+    np.testing.assert_allclose(as_missing, fitted.predictions["test"][1], rtol=1e-5, atol=1e-6)

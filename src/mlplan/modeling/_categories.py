@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from mlplan._optional import require
+from mlplan.modeling._features import MISSING_CATEGORY
 
 __all__ = ["INFREQUENT_CATEGORY", "infrequent_categories", "rare_categories", "register_converter"]
 
@@ -30,7 +31,8 @@ def infrequent_categories(
     frame: Any, columns: list[str], min_frequency: int
 ) -> dict[str, list[str]]:
     """The categories of each column seen in fewer than ``min_frequency`` rows of ``frame``
-    (a feature frame of the training rows; missing values, "", are not a category), for the
+    (a feature frame of the training rows; missing values, ``MISSING_CATEGORY`` or "", are
+    not a category), for the
     columns that have any.
 
     Examples
@@ -43,7 +45,8 @@ def infrequent_categories(
     found = {}
     for name in columns:
         counts = frame[name].value_counts()
-        counts = counts[counts.index != ""]  # compared per category, not per row
+        # A missing value is not a category: compared per category, not per row.
+        counts = counts[(counts.index != "") & (counts.index != MISSING_CATEGORY)]
         rare = sorted(str(value) for value in counts.index[counts.to_numpy() < min_frequency])
         if rare:
             found[name] = rare

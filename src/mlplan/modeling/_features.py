@@ -16,7 +16,18 @@ from mlplan.data import DatasetVersionInfo, effective_metadata, entity_reason, i
 from mlplan.errors import DataError
 from mlplan.workspace import Workspace
 
-__all__ = ["FeatureSet", "feature_frame", "feature_frames", "onnx_feeds", "select_features"]
+__all__ = [
+    "MISSING_CATEGORY",
+    "FeatureSet",
+    "feature_frame",
+    "feature_frames",
+    "onnx_feeds",
+    "select_features",
+]
+
+MISSING_CATEGORY = "(missing)"
+"""The category of a missing string: a tabular pipeline's imputer and its graph put it in
+place of "", and the feature frames hold it already."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +128,8 @@ def select_features(
 
 def feature_frame(table: pa.Table, features: FeatureSet, rows: np.ndarray) -> Any:
     """The feature columns of ``rows`` as the DataFrame the pipeline expects: numbers as the
-    float32 values the ONNX graph reads (missing: NaN), strings with missing ones as ""."""
+    float32 values the ONNX graph reads (missing: NaN), strings with missing and empty ones as
+    ``MISSING_CATEGORY``, the category the graph puts in place of a missing string ("")."""
     subset = table.select(features.columns).take(pa.array(rows, pa.int64()))
     return _frames(subset, features, {"rows": None})["rows"]
 
@@ -158,7 +170,9 @@ def _frames(
         codes = pc.dictionary_encode(
             pc.fill_null(pc.cast(column, pa.string()), "").combine_chunks()
         )
-        categories = np.asarray(codes.dictionary.to_pylist(), dtype=object)
+        # Missing and "" as the pipeline's imputer and the graph's take them.
+        dictionary = [MISSING_CATEGORY if v == "" else v for v in codes.dictionary.to_pylist()]
+        categories = np.asarray(dictionary, dtype=object)
         indices = codes.indices.to_numpy(zero_copy_only=False)
         for split, index in rows.items():
             data[split][name] = pd.Series(categories[pick(indices, index)], dtype=object)

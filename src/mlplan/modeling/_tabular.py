@@ -20,7 +20,7 @@ from mlplan.modeling._categories import rare_categories
 from mlplan.modeling._categories import register_converter as register_rare_categories
 from mlplan.modeling._estimators import tree_ensembles
 from mlplan.modeling._families import tabular_estimator
-from mlplan.modeling._features import FeatureSet
+from mlplan.modeling._features import MISSING_CATEGORY, FeatureSet
 from mlplan.modeling._inputs import TrainingData
 from mlplan.modeling._metrics import _from_confusion, ranking_scores
 from mlplan.modeling._package import Fitted
@@ -39,8 +39,6 @@ __all__ = [
     "window_features",
     "window_signature",
 ]
-
-MISSING_CATEGORY = "(missing)"
 
 
 def build_pipeline(
@@ -406,23 +404,45 @@ def fit_estimator(
     """Fit a tabular family on the features of a table, or on window features: its
     predictions on every split, its ONNX graph (when ``export``) and the pickled estimator."""
     kind, spec = data.kind, data.spec
+    thresholds: dict[str, np.ndarray] = {}  # window features are computed in the graph
     if spec["kind"] == "window":
         estimator = build_window_estimator(kind, family, seed, params)
         x = {k: window_features(v) for k, v in data.x.items()}
         seen, fitted = _fit(estimator, x["train"], data.y["train"], family, params)
+        predictions = _predictions(estimator, kind, family, x, seen, fitted)
         graph = (
             export_window_onnx(estimator, kind, family, spec["length"], len(spec["channels"]))
             if export
             else None
         )
-        thresholds: dict[str, np.ndarray] = {}  # window features are computed in the graph
     else:
         features = FeatureSet.from_spec(spec)
         estimator = build_pipeline(kind, family, features, seed, params)
-        x = data.x
-        seen, fitted = _fit(estimator, x["train"], data.y["train"], family, params)
+        # The feature frames hold missing categories as MISSING_CATEGORY already (one value
+        # of each column's dictionary replaced, not a pass over every row): the pipeline is
+        # fitted and predicts without its category imputer, which is put back, fitted, before
+        # the pipeline is exported and kept, so that its graph maps "" as it always has.
+        imputer = _imputer_off(estimator)
+        seen, fitted = _fit(estimator, data.x["train"], data.y["train"], family, params)
+        predictions = _predictions(estimator, kind, family, data.x, seen, fitted)
+        _imputer_on(estimator, imputer, features)
         graph = export_onnx(estimator, kind, family, features) if export else None
-        thresholds = split_thresholds(graph, features.numeric) if graph is not None else {}
+        if graph is not None:
+            thresholds = split_thresholds(graph, features.numeric)
+    buffer = io.BytesIO()
+    pickle.dump(estimator, buffer)  # for retraining only: never loaded on the serving path
+    return Fitted(predictions, graph, {"native.pkl": buffer.getvalue()}, dict(params), thresholds)
+
+
+def _predictions(
+    estimator: Any,
+    kind: str,
+    family: str,
+    x: dict[str, Any],
+    seen: Any,
+    fitted: np.ndarray | None,
+) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """The fitted estimator's labels (and probabilities) on every split."""
     predictions = {}
     last = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
     predict_params = tabular_estimator(family).predict_params
@@ -441,9 +461,39 @@ def fit_estimator(
         else:
             predicted = model.predict(rows, **predict_params) if outputs is None else outputs
             predictions[split] = (predicted, None)
-    buffer = io.BytesIO()
-    pickle.dump(estimator, buffer)  # for retraining only: never loaded on the serving path
-    return Fitted(predictions, graph, {"native.pkl": buffer.getvalue()}, dict(params), thresholds)
+    return predictions
+
+
+def _imputer_off(pipe: Any) -> Any:
+    """Take the category imputer out of an unfitted pipeline, and hand it back (None without
+    categories). In its place the columns become the object array the imputer hands on, so
+    that the steps after it are fitted on what they will read once it is back."""
+    preprocessing = require("sklearn.preprocessing", extra="models", purpose="training models")
+    parts = dict((name, step) for name, step, _ in pipe.named_steps["prepare"].transformers)
+    if "cat" not in parts:
+        return None
+    imputer = parts["cat"].named_steps["impute"]
+    parts["cat"].set_params(impute=preprocessing.FunctionTransformer(_objects))
+    return imputer
+
+
+def _objects(frame: Any) -> np.ndarray:
+    """A frame's columns as one object array (what a category imputer hands on)."""
+    return np.asarray(frame, dtype=object)
+
+
+def _imputer_on(pipe: Any, imputer: Any, features: FeatureSet) -> None:
+    """Put the category imputer back into a pipeline fitted without it, fitted (a constant
+    fill learns nothing from the rows: one row of the columns fits it)."""
+    if imputer is None:
+        return
+    pd = require("pandas", extra="models", purpose="training models")
+    columns = features.categorical
+    imputer.fit(pd.DataFrame({c: np.asarray(["x"], dtype=object) for c in columns}))
+    prepare = pipe.named_steps["prepare"]
+    dict((name, step) for name, step, _ in prepare.transformers)["cat"].set_params(impute=imputer)
+    fitted = dict((name, step) for name, step, _ in prepare.transformers_)["cat"]
+    fitted.steps[0] = ("impute", imputer)
 
 
 def split_thresholds(graph: bytes, numeric: list[str]) -> dict[str, np.ndarray]:
