@@ -289,8 +289,9 @@ def test_class_labels_are_the_text_of_each_value(column: pa.ChunkedArray) -> Non
 
 def test_feature_frames_of_the_splits_equal_each_split_taken_alone() -> None:
     """Training converts each column once and picks every split's rows from it: the frames
-    are the ones each split read alone gives (numbers as float32 with NaN, strings with ""
-    for missing, a dictionary column and a table in several chunks alike)."""
+    are the ones each split read alone gives (numbers as float32 with NaN, strings with
+    (missing) for missing and "", a dictionary column and a table in several chunks alike),
+    and the training split's category counts come from the same pass."""
     import pandas as pd
 
     from mlplan.modeling import FeatureSet, feature_frame
@@ -309,9 +310,12 @@ def test_feature_frames_of_the_splits_equal_each_split_taken_alone() -> None:
     features = FeatureSet(["amount", "count"], ["plan", "region"], {})
     codes = rng.choice(3, n, p=[0.7, 0.1, 0.2])
     rows = {name: np.flatnonzero(codes == code) for code, name in enumerate(("a", "b", "c"))}
-    frames = feature_frames(table, features, rows)
+    frames, counts = feature_frames(table, features, rows, counted="a")
     for name, index in rows.items():
         pd.testing.assert_frame_equal(frames[name], feature_frame(table, features, index))
+    # The counts are the counted split's categories, missing and "" as one: (missing).
+    assert counts == {c: frames["a"][c].value_counts().to_dict() for c in ("plan", "region")}
+    assert "" not in counts["region"] and counts["region"]["(missing)"] > 0
 
 
 def test_the_signature_holds_what_the_training_rows_hold() -> None:

@@ -15,6 +15,7 @@ the class is made at first use (this module's ``__getattr__``) and pickles by it
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -28,26 +29,24 @@ INFREQUENT_CATEGORY = "(infrequent)"
 
 
 def infrequent_categories(
-    frame: Any, columns: list[str], min_frequency: int
+    counts: Mapping[str, Mapping[str, int]], min_frequency: int
 ) -> dict[str, list[str]]:
-    """The categories of each column seen in fewer than ``min_frequency`` rows of ``frame``
-    (a feature frame of the training rows; missing values, ``MISSING_CATEGORY`` or "", are
-    not a category), for the
-    columns that have any.
+    """The categories of each column seen in fewer than ``min_frequency`` training rows, from
+    each column's counts of its categories on those rows (missing values, ``MISSING_CATEGORY``
+    or "", are not a category), for the columns that have any.
 
     Examples
     --------
-    >>> import pandas as pd
-    >>> frame = pd.DataFrame({"city": ["Oslo"] * 3 + ["Bergen", "Molde", ""]})
-    >>> infrequent_categories(frame, ["city"], 2)
+    >>> infrequent_categories({"city": {"Oslo": 3, "Bergen": 1, "Molde": 1, "": 1}}, 2)
     {'city': ['Bergen', 'Molde']}
     """
     found = {}
-    for name in columns:
-        counts = frame[name].value_counts()
-        # A missing value is not a category: compared per category, not per row.
-        counts = counts[(counts.index != "") & (counts.index != MISSING_CATEGORY)]
-        rare = sorted(str(value) for value in counts.index[counts.to_numpy() < min_frequency])
+    for name, counted in counts.items():
+        rare = sorted(
+            str(category)
+            for category, n in counted.items()
+            if 0 < n < min_frequency and category not in ("", MISSING_CATEGORY)
+        )
         if rare:
             found[name] = rare
     return found

@@ -131,23 +131,30 @@ def feature_frame(table: pa.Table, features: FeatureSet, rows: np.ndarray) -> An
     float32 values the ONNX graph reads (missing: NaN), strings with missing and empty ones as
     ``MISSING_CATEGORY``, the category the graph puts in place of a missing string ("")."""
     subset = table.select(features.columns).take(pa.array(rows, pa.int64()))
-    return _frames(subset, features, {"rows": None})["rows"]
+    return _frames(subset, features, {"rows": None})[0]["rows"]
 
 
 def feature_frames(
-    table: pa.Table, features: FeatureSet, rows: dict[str, np.ndarray]
-) -> dict[str, Any]:
+    table: pa.Table, features: FeatureSet, rows: dict[str, np.ndarray], *, counted: str
+) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
     """:func:`feature_frame` of each set of rows (a split's) that together cover most of
-    ``table``: each column converted once, its rows then picked per split."""
-    return _frames(table.select(features.columns), features, rows)
+    ``table``: each column converted once, its rows then picked per split; and how many of
+    the ``counted`` rows hold each category of each categorical column (missing ones as
+    ``MISSING_CATEGORY``), counted from the same conversion."""
+    return _frames(table.select(features.columns), features, rows, counted)
 
 
 def _frames(
-    table: pa.Table, features: FeatureSet, rows: Mapping[str, np.ndarray | None]
-) -> dict[str, Any]:
-    """The frames of ``rows`` of ``table`` (None: every row)."""
+    table: pa.Table,
+    features: FeatureSet,
+    rows: Mapping[str, np.ndarray | None],
+    counted: str | None = None,
+) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
+    """The frames of ``rows`` of ``table`` (None: every row), and the category counts of the
+    rows named ``counted``."""
     pd = require("pandas", extra="models", purpose="training models")
     data: dict[str, dict[str, Any]] = {split: {} for split in rows}
+    counts: dict[str, dict[str, int]] = {}
 
     def pick(values: np.ndarray, index: np.ndarray | None) -> np.ndarray:
         return values if index is None else values[index]
@@ -176,7 +183,13 @@ def _frames(
         indices = codes.indices.to_numpy(zero_copy_only=False)
         for split, index in rows.items():
             data[split][name] = pd.Series(categories[pick(indices, index)], dtype=object)
-    return {split: pd.DataFrame(columns) for split, columns in data.items()}
+        if counted is not None:
+            tally = np.bincount(pick(indices, rows[counted]), minlength=len(dictionary))
+            counts[name] = {}
+            for category, n in zip(dictionary, tally.tolist(), strict=True):
+                if n:
+                    counts[name][category] = counts[name].get(category, 0) + n
+    return {split: pd.DataFrame(columns) for split, columns in data.items()}, counts
 
 
 def onnx_feeds(frame: Any, features: FeatureSet) -> dict[str, np.ndarray]:

@@ -69,14 +69,14 @@ def prepare_split(ws: Workspace, split_info: SplitInfo) -> PreparedSplit:
     if spec["kind"] == "tabular":
         spec = _screened(ws, info, table, spec, rows["train"], y_all[rows["train"]], kind)
     if spec["kind"] == "tabular":
-        x = feature_frames(table, FeatureSet.from_spec(spec), rows)
+        # Counted once on the training rows, for every family, and kept with each model.
+        features = FeatureSet.from_spec(spec)
+        x, counts = feature_frames(table, features, rows, counted="train")
+        least = plan.modeling.min_frequency
+        rare = infrequent_categories(counts, least)
+        spec = spec | {"min_frequency": least, "infrequent": rare}
     else:
         x = {name: inputs_for(ws, info, table, spec, index) for name, index in rows.items()}
-    if spec["kind"] == "tabular":
-        # Counted once on the training rows, for every family, and kept with each model.
-        least = plan.modeling.min_frequency
-        rare = infrequent_categories(x["train"], spec["categorical"], least)
-        spec = spec | {"min_frequency": least, "infrequent": rare}
     data = TrainingData(
         task=plan.task,
         kind=kind,
