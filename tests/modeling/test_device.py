@@ -122,3 +122,24 @@ def test_a_gpu_trains_and_the_package_is_the_same_as_from_the_cpu(tmp_path: Path
         assert {t.device.type for t in state.values()} == {"cpu"}
     finally:
         ws.close()
+
+
+@pytest.mark.parametrize(
+    ("family", "device", "cluster", "asked"),
+    [
+        ("rnn", "auto", 2.0, 1),
+        ("cnn", "cuda", 1.0, 1),
+        ("rnn", "cpu", 2.0, 0),  # the plan keeps it on the CPU
+        ("rnn", "auto", 0.0, 0),  # no GPU in the cluster: a GPU request would never run
+        ("gbt", "auto", 2.0, 0),  # not a PyTorch family
+    ],
+)
+def test_a_ray_job_asks_for_a_gpu_when_it_can_use_one(
+    family: str, device: Any, cluster: float, asked: int
+) -> None:
+    """On Ray a task sees only the GPUs it asked for: a PyTorch family that may train on CUDA
+    asks for one where the cluster has one, else trains on the CPU (with its note)."""
+    from mlplan.modeling._engine import job_gpus
+    from mlplan.modeling._fit import Job
+
+    assert job_gpus(Job(family, 7, device=device), cluster) == asked

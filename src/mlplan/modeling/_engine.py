@@ -10,10 +10,11 @@ from typing import Any, Literal
 
 from mlplan._optional import require
 from mlplan.errors import MlplanError
+from mlplan.modeling._families import family_named
 from mlplan.modeling._fit import Job, JobResult, run_job
 from mlplan.modeling._inputs import TrainingData
 
-__all__ = ["Engine", "ray_session", "run_jobs"]
+__all__ = ["Engine", "job_gpus", "ray_session", "run_jobs"]
 
 Engine = Literal["local", "ray"]
 
@@ -32,6 +33,14 @@ def ray_session() -> Any:
     return ray
 
 
+def job_gpus(job: Job, cluster_gpus: float) -> int:
+    """The GPUs a job asks Ray for: one for a PyTorch family that may train on CUDA
+    (``modeling.device`` auto or cuda) when the cluster has one, else none — a task that asks
+    for none sees no GPU (Ray hides them), and a cluster without one would never run it."""
+    wants = family_named(job.family).network is not None and job.device != "cpu"
+    return 1 if wants and cluster_gpus >= 1 else 0
+
+
 def run_jobs(data: TrainingData, jobs: list[Job], engine: Engine = "local") -> list[JobResult]:
     """Run ``jobs`` on ``data``; results in the order of ``jobs``, whatever the engine.
 
@@ -45,7 +54,8 @@ def run_jobs(data: TrainingData, jobs: list[Job], engine: Engine = "local") -> l
     ray = ray_session()
     remote = ray.remote(num_cpus=1, max_retries=0)(run_job)
     shared = ray.put(data)
-    refs = [remote.remote(shared, job) for job in jobs]
+    gpus = float(ray.cluster_resources().get("GPU", 0))
+    refs = [remote.options(num_gpus=job_gpus(job, gpus)).remote(shared, job) for job in jobs]
     try:
         return list(ray.get(refs))
     except ray.exceptions.RayTaskError as exc:
