@@ -407,3 +407,23 @@ def test_a_pipeline_fitted_on_imputed_frames_is_the_one_fitted_on_missing_string
     as_category = session.run(None, onnx_feeds_of(data.x["test"], features))[1]
     assert np.array_equal(as_missing, as_category)
     np.testing.assert_allclose(as_missing, fitted.predictions["test"][1], rtol=1e-5, atol=1e-6)
+
+
+def test_rare_categories_are_bucketed_per_distinct_value() -> None:
+    """A long tail (a zip code: a thousand categories seen once or twice) is bucketed by
+    looking each distinct value up once; the values are the row-by-row lookup's."""
+    from mlplan.modeling._categories import INFREQUENT_CATEGORY, rare_categories
+
+    rng = np.random.default_rng(8)
+    tail = [f"z{i:04d}" for i in range(1000)]
+    head = ["oslo", "bergen", "(missing)"]
+    column = rng.choice(
+        np.asarray(head + tail, dtype=object), 60_000, p=[0.3, 0.3, 0.1] + [0.3 / 1000] * 1000
+    )
+    other = rng.choice(np.asarray(["a", "b"], dtype=object), 60_000)
+    x = np.column_stack([column, other])
+    rare = sorted(set(tail[::2]))
+    out = rare_categories([rare, []]).fit(x).transform(x)
+    expected = x.copy()
+    expected[np.isin(x[:, 0], rare), 0] = INFREQUENT_CATEGORY
+    assert out.dtype == object and (out == expected).all()

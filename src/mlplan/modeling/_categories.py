@@ -69,11 +69,19 @@ def _transformer_class() -> type:
             return self
 
         def transform(self, x: Any) -> Any:
-            """The values with each rare category replaced by the bucket."""
+            """The values with each rare category replaced by the bucket: each column's
+            distinct values looked up once (a hash of the rows), not every row against
+            every rare category."""
+            pd = require("pandas", extra="models", purpose="training models")
             out = np.array(x, dtype=object)
             for i, rare in enumerate(self.infrequent or []):
                 if rare:
-                    out[np.isin(out[:, i], rare), i] = INFREQUENT_CATEGORY
+                    codes, distinct = pd.factorize(out[:, i], use_na_sentinel=False)
+                    listed = set(rare)
+                    distinct = np.asarray(
+                        [INFREQUENT_CATEGORY if v in listed else v for v in distinct], dtype=object
+                    )
+                    out[:, i] = distinct[codes]
             return out
 
     RareCategories.__module__ = __name__
