@@ -706,7 +706,8 @@ def test_slice_discovery_out_of_time_says_what_was_cut_in_every_report(
     trained: Workspace, editor: Edit
 ) -> None:
     """evaluation.discovery.max_seconds: 0 tests the single conditions only; the JSON and
-    HTML reports and the command's output say that levels 2-3 were not searched."""
+    HTML reports, the model card's limitations and the command's output say that levels 2-3
+    were not searched."""
     editor(
         trained,
         "  discovery: {max_conditions: 3, min_support: 30, max_seconds: 60}",
@@ -730,3 +731,5 @@ def test_slice_discovery_out_of_time_says_what_was_cut_in_every_report(
     assert "region = 'west'" in [" and ".join(d["conditions"]) for d in found["slices"]]
     html = (trained.root / "reports" / "logistic-1" / "evaluation.html").read_text()
     assert found["cut"] in html
+    card = (trained.root / "reports" / "logistic-1" / "model-card.md").read_text()
+    assert f"- Slice discovery was cut short: {found['cut'].rstrip('.')}." in card

@@ -484,6 +484,11 @@ def _limitations(report: dict[str, Any]) -> list[str]:
             f"({d['count']} rows, error {_fmt(d['error'])} against "
             f"{_fmt(report['discovery']['overall_error'])})."
         )
+    cut = report["discovery"].get("cut")
+    if cut:
+        # The search stopped at evaluation.discovery.max_seconds: a slice it did not reach
+        # may be weaker than any listed.
+        limitations.append(f"- Slice discovery was cut short: {cut.rstrip('.')}.")
     for g in report["gates"]:
         if g["state"] == "fail":
             limitations.append(f"- Gate **{g['id']}** fails: {g['evidence']}.")
