@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import select
+from tests.conftest import edit_plan
 
 from mlplan.errors import (
     CheckFailedError,
@@ -162,3 +163,24 @@ def test_the_database_holds_one_active_rollout_per_deployment(live: Workspace) -
         row = session.get(RolloutRecord, ended.id)
         assert row is not None and row.active is None
     start_rollout(live, "logistic-2", strategy="canary")
+
+
+def test_the_checklist_names_the_strategy_and_each_deployments_newest_rollout(
+    live: Workspace,
+) -> None:
+    from mlplan.checklist import status
+
+    unset = status(live).get("rollout.strategy")  # the template leaves the scenario null
+    assert (unset.state, unset.evidence) == (
+        "missing",
+        "the plan chooses no rollout strategy, nor a scenario to derive one from",
+    )
+    edit_plan(live, "scenario: null", "scenario: new")
+    first = status(live).get("rollout.strategy")
+    assert (first.state, first.next_step) == ("done", None)
+    assert first.evidence.startswith("rollout: canary (the scenario's default); production: ")
+    assert first.evidence.endswith(" promoted")  # the first model, a replace
+    _, rollout = start_rollout(live, "logistic-2", strategy="shadow")
+    later = status(live).get("rollout.strategy").evidence
+    assert later.endswith(f"production: shadow of {rollout.candidate} pending at 0%")
+    assert status(live).get("rollout.shadow").evidence.startswith("not built yet")
