@@ -184,3 +184,40 @@ def test_the_checklist_names_the_strategy_and_each_deployments_newest_rollout(
     later = status(live).get("rollout.strategy").evidence
     assert later.endswith(f"production: shadow of {rollout.candidate} pending at 0%")
     assert status(live).get("rollout.shadow").evidence.startswith("not built yet")
+
+
+def test_a_seeded_walk_of_moves_through_the_store_keeps_every_promise(live: Workspace) -> None:
+    """Random moves by people and the controller, legal or not, over several rollouts: the
+    deployment serves the stable model until a promote, the weights sum to 100, a refused
+    move writes nothing, and every move that happened is an event."""
+    import random
+
+    from mlplan.rollout import ACTIONS, ACTOR_KINDS
+
+    rng = random.Random(14)
+    made = 0
+    for _ in range(3):
+        _, rollout = start_rollout(live, "logistic-2", strategy=rng.choice(["canary", "shadow"]))
+        stable, moves = rollout.stable, 1
+        while rollout.active:
+            action, actor = rng.choice(ACTIONS), rng.choice(ACTOR_KINDS)
+            figures = {"analysis": rng.choice(["pass", "fail"])}
+            before = _rows(live)
+            try:
+                rollout = move_rollout(
+                    live, "production", action, by=actor, actor_kind=actor, figures=figures
+                )
+            except RolloutStateError:
+                assert _rows(live) == before
+                continue
+            moves += 1
+            made += 1
+            assert rollout.weight + rollout.stable_weight == 100.0
+            assert 0.0 <= rollout.weight <= 100.0
+            serving = get_deployment(live).model_ref
+            assert serving == (rollout.candidate if rollout.state == "promoted" else stable)
+            assert len(rollout_history(live, "production")[-1].events) == moves
+        if rollout.state == "promoted":  # the candidate is stable now: back to the first
+            back, _ = start_rollout(live, rollout.stable, strategy="replace")
+            assert back.model_ref == rollout.stable
+    assert made >= 3
