@@ -55,6 +55,8 @@ def test_a_canary_from_deploy_to_promotion(live: Workspace, cli: Any) -> None:
     ]
     text = " ".join(ok(cli("rollout", "history", "production")).stdout.split())
     assert "pause" in text and "Ana (person)" in text and "wait" in text
+    assert f"replace of {stable} (the first model): promoted" in text
+    assert f"canary of {rollout['candidate']} over {stable}: promoted, started by Ana" in text
 
 
 def test_abort_and_rollback_keep_the_stable_model(live: Workspace, cli: Any) -> None:

@@ -70,8 +70,9 @@ def history(name: NameArgument, project: ProjectOption = None, json: JsonOption 
         print_json([r.to_dict() for r in found])
         return
     for r in found:
+        over = f" over {esc(r.stable)}" if r.stable != r.candidate else " (the first model)"
         console.print(
-            f"[bold]#{r.id} {r.strategy}[/] of {esc(r.candidate)} over {esc(r.stable)}: "
+            f"[bold]#{r.id} {r.strategy}[/] of {esc(r.candidate)}{over}: "
             f"{r.state}, started by {esc(r.started_by)}"
         )
         table = Table("at", "move", "from", "to", "candidate", "by", "reason", "figures")
