@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import select
-from tests.conftest import edit_plan
+from tests.conftest import edit_plan, evaluated, register_split_train
 
 from mlplan.errors import (
     CheckFailedError,
@@ -15,10 +15,11 @@ from mlplan.errors import (
     RolloutNotFoundError,
     RolloutStateError,
 )
+from mlplan.modeling import train_model
 from mlplan.rollout import move_rollout, rollout_history, rollout_status, start_rollout
 from mlplan.serving import deploy
 from mlplan.store import RolloutEventRecord, RolloutRecord, RunRecord
-from mlplan.workspace import Workspace, get_deployment
+from mlplan.workspace import Workspace, get_deployment, list_approvals, revoke_approval
 
 
 def _rows(ws: Workspace) -> tuple[int, int]:
@@ -221,3 +222,21 @@ def test_a_seeded_walk_of_moves_through_the_store_keeps_every_promise(live: Work
             back, _ = start_rollout(live, rollout.stable, strategy="replace")
             assert back.model_ref == rollout.stable
     assert made >= 3
+
+
+def test_a_promotion_is_cleared_again(sqlite_ws: Workspace) -> None:
+    ws = register_split_train(sqlite_ws)
+    start_rollout(ws, evaluated(ws))
+    edit_plan(ws, "target: 0.85", "target: 0.999")  # the gates fail from now on
+    train_model(ws, family="logistic", seed=2)
+    candidate = evaluated(ws, "logistic-2")  # so the deploy role approved it
+    start_rollout(ws, "logistic-2", strategy="canary")
+    (approval,) = [a for a in list_approvals(ws, "deploy") if a.subject == candidate]
+    rule = ws.plan.approval_for("deploy")
+    assert rule is not None
+    revoke_approval(ws, approval.id, role=rule.role, by="Priya", note="second thoughts")
+    before = _rows(ws)
+    with pytest.raises(CheckFailedError, match=rf"{candidate} may not be deployed: gates failed"):
+        move_rollout(ws, "production", "promote", by="Priya")
+    assert _rows(ws) == before and rollout_status(ws)[0].state == "pending"
+    assert get_deployment(ws).model_ref != candidate

@@ -44,6 +44,7 @@ from mlplan.store import (
     ModelRecord,
     RolloutEventRecord,
     RolloutRecord,
+    RunRecord,
     current_user,
     utcnow,
 )
@@ -264,6 +265,9 @@ def move_rollout(
     RolloutStateError
         The move is not allowed from the rollout's state for that actor (the message names
         what is).
+    CheckFailedError
+        A promotion of a candidate no longer cleared to ship (its approval revoked, a newer
+        evaluation failed).
     """
     if actor_kind not in ACTOR_KINDS:
         raise ParameterError(
@@ -271,8 +275,13 @@ def move_rollout(
         )
     who = by or current_user()
     # Read before the write transaction: SQLite lets one transaction at a time hold the file.
+    # A promotion is cleared again: an approval revoked since the start no longer counts.
     expected = _active_candidate(ws, name) if action == "promote" else None
-    promoted = None if expected is None else get_model(ws, expected)
+    promoted = None
+    if expected is not None:
+        ref, allow_failed_gates = expected
+        promoted = get_model(ws, ref)
+        check_clearance(ws, ref, allow_failed_gates=allow_failed_gates, require_evaluation=True)
     with ws.write() as session:
         project_id = ws.project_id(session)
         deployment = _deployment(session, project_id, name)
@@ -363,12 +372,14 @@ def rollout_history(ws: Workspace, name: str) -> list[RolloutInfo]:
         return [_info(session, row, name) for row in rows]
 
 
-def _active_candidate(ws: Workspace, name: str) -> str | None:
-    """The candidate (``name@version``) of the deployment's active rollout, if it has one."""
+def _active_candidate(ws: Workspace, name: str) -> tuple[str, bool] | None:
+    """The candidate (``name@version``) of the deployment's active rollout, if it has one,
+    and whether it was started with ``allow_failed_gates``."""
     with ws.store.transaction() as session:
         row = session.execute(
-            select(ModelRecord.name, ModelRecord.version)
+            select(ModelRecord.name, ModelRecord.version, RunRecord.parameters)
             .join(RolloutRecord, RolloutRecord.candidate_id == ModelRecord.id)
+            .join(RunRecord, RolloutRecord.run_id == RunRecord.id)
             .join(DeploymentRecord, RolloutRecord.deployment_id == DeploymentRecord.id)
             .where(
                 DeploymentRecord.project_id == ws.project_id(session),
@@ -376,7 +387,9 @@ def _active_candidate(ws: Workspace, name: str) -> str | None:
                 RolloutRecord.active.is_(True),
             )
         ).one_or_none()
-        return None if row is None else f"{row[0]}@{row[1]}"
+        if row is None:
+            return None
+        return f"{row[0]}@{row[1]}", bool(row[2].get("allow_failed_gates"))
 
 
 def _strategy(strategy: str | None) -> Strategy | None:
