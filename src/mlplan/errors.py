@@ -52,6 +52,8 @@ __all__ = [
     "PlanError",
     "ProjectNotFoundError",
     "RefError",
+    "RolloutNotFoundError",
+    "RolloutStateError",
     "SplitNotFoundError",
     "StoreError",
     "UsageError",
@@ -189,6 +191,10 @@ class KeyNotFoundError(NotFoundError):
     """No API key with that id."""
 
 
+class RolloutNotFoundError(NotFoundError):
+    """No rollout of that deployment (none active, or none ever)."""
+
+
 class DataError(MlplanError, ValueError):
     """A data file that cannot be read, is empty, or lacks what the command needs."""
 
@@ -204,6 +210,12 @@ class StoreError(MlplanError):
 
 class MissingExtraError(MlplanError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
+
+
+class RolloutStateError(MlplanError):
+    """A rollout cannot make that move from where it stands (an ended rollout, a promotion by
+    the wrong kind of actor, a second rollout while one is active); the message names the
+    rollout, its state and the moves allowed."""
 
 
 class CheckFailedError(MlplanError):

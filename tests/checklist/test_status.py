@@ -32,7 +32,7 @@ def test_every_item_appears_once_in_stage_order(sqlite_ws: Workspace) -> None:
 
 
 def test_unbuilt_stages_are_missing_and_say_so(sqlite_ws: Workspace) -> None:
-    rollout = status(sqlite_ws).get("rollout.strategy")
+    rollout = status(sqlite_ws).get("rollout.canary")
     assert rollout.state == "missing"
     assert rollout.evidence == "not built yet: the Rollout stage comes with mlplan.rollout"
 

@@ -159,6 +159,7 @@ _BUILTIN_CHECKS = (
     "mlplan.checklist._modeling",
     "mlplan.checklist._evaluation",
     "mlplan.checklist._deployment",
+    "mlplan.checklist._rollout",
 )
 
 

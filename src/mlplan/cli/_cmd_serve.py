@@ -1,5 +1,5 @@
-"""``mlplan serve``, ``mlplan deploy``, ``mlplan deployments``, ``mlplan keys
-create|list|revoke``."""
+"""``mlplan serve``, ``mlplan deploy`` (a rollout, or a replace), ``mlplan deployments``,
+``mlplan keys create|list|revoke``."""
 
 from __future__ import annotations
 
@@ -93,19 +93,44 @@ def deploy(
             help="Deploy a model that failed its gates without an approval (staging only).",
         ),
     ] = False,
+    strategy: Annotated[
+        Literal["shadow", "canary", "blue-green", "replace"] | None,
+        typer.Option(
+            help="How it reaches traffic: a rollout (shadow, canary, blue-green) or replace "
+            "(at once). Default: the plan's rollout.strategy, else its scenario's; a "
+            "deployment's first model is a replace.",
+        ),
+    ] = None,
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
     """Put a package version in a deployment (production unless named), once an evaluation
-    of it passed its gates or an approval overrides the failed one: mlplan serve
-    --deployment NAME serves exactly that package until the next deploy, and evaluation
-    compares candidates with the model in production."""
-    from mlplan.serving import deploy as put
+    of it passed its gates or an approval overrides the failed one. A shadow, canary or
+    blue-green rollout starts pending, the deployment keeping its model until the rollout is
+    promoted (mlplan rollout); replace puts it there at once. mlplan serve --deployment NAME
+    serves the deployment's model, and evaluation compares candidates with production's."""
+    from mlplan.rollout import start_rollout
 
     ws = workspace(project)
-    info = put(ws, model, name=name, by=by, note=note, allow_failed_gates=allow_failed_gates)
+    info, rollout = start_rollout(
+        ws,
+        model,
+        name=name,
+        strategy=strategy,
+        by=by,
+        note=note,
+        allow_failed_gates=allow_failed_gates,
+    )
     if json:
-        print_json(info.to_dict())
+        print_json({**info.to_dict(), "rollout": rollout.to_dict()})
+        return
+    if rollout.active:
+        console.print(
+            f"{esc(info.name)}: {rollout.strategy} rollout of {esc(rollout.candidate)} started "
+            f"({rollout.state}); {esc(rollout.stable)} keeps serving until it is promoted: "
+            f"mlplan rollout status {esc(info.name)}",
+            highlight=False,
+        )
         return
     was = (
         f" (was {esc(info.previous)})" if info.previous and info.previous != info.model_ref else ""

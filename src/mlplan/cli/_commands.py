@@ -9,6 +9,7 @@ from mlplan.cli import (
     _cmd_labels,
     _cmd_models,
     _cmd_plan,
+    _cmd_rollout,
     _cmd_serve,
     _cmd_status,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "_cmd_labels",
     "_cmd_models",
     "_cmd_plan",
+    "_cmd_rollout",
     "_cmd_serve",
     "_cmd_status",
 ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from mlplan._deprecated import moved_names as _moved_names
 from mlplan.serving._clearance import Clearance, check_clearance, clearance
 from mlplan.serving._config import ROUTE_ROLES, ServeConfig, is_loopback
-from mlplan.serving._deployments import deploy
+from mlplan.serving._deployments import check_deployment_name, deploy, point_deployment
 from mlplan.serving._export import BrowserExportReport, EdgeExportReport, export_model
 from mlplan.serving._keys import (
     ROLES,
@@ -54,6 +54,7 @@ __all__ = [
     "ServedModel",
     "TensorValidator",
     "check_clearance",
+    "check_deployment_name",
     "clearance",
     "compact_logs",
     "compaction_leftovers",
@@ -66,6 +67,7 @@ __all__ = [
     "load_served_model",
     "load_test",
     "log_folder",
+    "point_deployment",
     "query_log",
     "revoke_key",
     "score_file",

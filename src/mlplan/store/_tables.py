@@ -41,6 +41,8 @@ __all__ = [
     "ModelRecord",
     "ModelReportRecord",
     "ProjectRecord",
+    "RolloutEventRecord",
+    "RolloutRecord",
     "RunIORecord",
     "RunRecord",
     "SplitRecord",
@@ -419,3 +421,56 @@ class DeploymentRecord(Base):
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RolloutRecord(Base):
+    """A deployment's move from its stable model to a candidate (``mlplan deploy``): the
+    strategy, where the state machine stands (``mlplan.rollout``), the candidate's share of
+    traffic in percent (the stable model takes the rest) and the canary step reached.
+
+    ``active`` is true while the rollout can still move and NULL once it ended (promoted,
+    aborted, rolled back): the unique constraint on (deployment, active) lets a deployment
+    hold at most one active rollout, on SQLite and PostgreSQL alike (NULLs never collide).
+    """
+
+    __tablename__ = "rollouts"
+    __table_args__ = (UniqueConstraint("deployment_id", "active"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"), index=True)
+    stable_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    strategy: Mapped[str] = mapped_column(String(20))  # shadow | canary | blue_green | replace
+    state: Mapped[str] = mapped_column(String(20))
+    weight: Mapped[float] = mapped_column(Float)  # the candidate's share, 0-100
+    step: Mapped[int] = mapped_column(Integer)  # canary steps reached, 0 before the first
+    steps: Mapped[list[float]] = mapped_column(JSONType)  # the weights of each step
+    active: Mapped[bool | None] = mapped_column(Boolean)
+    started_by: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class RolloutEventRecord(Base):
+    """One transition of a rollout, written in the transaction that made it: the action,
+    the states before and after (``from_state`` NULL when it began), the weight and step
+    after, who made it (a person or the controller), why, and the figures that decided it."""
+
+    __tablename__ = "rollout_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id"), index=True)
+    action: Mapped[str] = mapped_column(String(20))
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20))
+    weight: Mapped[float] = mapped_column(Float)
+    step: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(200))
+    actor_kind: Mapped[str] = mapped_column(String(20))  # person | controller
+    reason: Mapped[str | None] = mapped_column(Text)
+    figures: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,171 @@
+"""``mlplan rollout status|history|promote|pause|resume|abort|rollback``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
+from mlplan.cli._render import console, esc, print_json
+
+if TYPE_CHECKING:
+    from mlplan.rollout import Action, RolloutInfo
+
+rollout_app = typer.Typer(
+    help="Rollouts: how a deployment moves from its stable model to a candidate "
+    "(started by mlplan deploy).",
+    no_args_is_help=True,
+)
+app.add_typer(rollout_app, name="rollout")
+
+NameArgument = Annotated[str, typer.Argument(help="The deployment, e.g. production.")]
+ByOption = Annotated[str, typer.Option(help="Who makes the move (recorded).")]
+NoteOption = Annotated[str | None, typer.Option(help="Why, for the record.")]
+
+
+@rollout_app.command("status")
+def status(
+    name: Annotated[
+        str | None, typer.Argument(help="The deployment (default: every deployment).")
+    ] = None,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """The newest rollout of each deployment (or of NAME): strategy, state, the candidate's
+    and the stable model's share of traffic, and the step reached."""
+    from mlplan.rollout import rollout_status
+
+    found = rollout_status(workspace(project), name)
+    if json:
+        print_json([r.to_dict() for r in found])
+        return
+    if not found:
+        console.print("no rollouts yet: mlplan deploy MODEL --strategy canary")
+        return
+    table = Table("deployment", "strategy", "state", "stable", "candidate", "traffic", "step")
+    for r in found:
+        table.add_row(
+            esc(r.deployment),
+            r.strategy,
+            r.state,
+            esc(r.stable),
+            esc(r.candidate),
+            f"{r.stable_weight:g}% / {r.weight:g}%",
+            f"{r.step} of {len(r.steps)}",
+        )
+    console.print(table)
+
+
+@rollout_app.command("history")
+def history(name: NameArgument, project: ProjectOption = None, json: JsonOption = False) -> None:
+    """Every rollout of the deployment NAME, oldest first, with each move: when, from and to
+    which state, who (a person or the controller), why and the figures that decided it."""
+    from mlplan.rollout import rollout_history
+
+    found = rollout_history(workspace(project), name)
+    if json:
+        print_json([r.to_dict() for r in found])
+        return
+    for r in found:
+        over = f" over {esc(r.stable)}" if r.stable != r.candidate else " (the first model)"
+        console.print(
+            f"[bold]#{r.id} {r.strategy}[/] of {esc(r.candidate)}{over}: "
+            f"{r.state}, started by {esc(r.started_by)}"
+        )
+        table = Table("at", "move", "from", "to", "candidate", "by", "reason", "figures")
+        for e in r.events:
+            table.add_row(
+                e.at.strftime("%Y-%m-%d %H:%M:%S"),
+                e.action,
+                e.from_state or "",
+                e.to_state,
+                f"{e.weight:g}%",
+                f"{esc(e.actor)} ({e.actor_kind})",
+                esc(e.reason or ""),
+                esc(", ".join(f"{k}={v}" for k, v in e.figures.items())),
+            )
+        console.print(table)
+
+
+def _move(
+    action: Action, name: str, by: str, note: str | None, project: Path | None, json: bool
+) -> None:
+    """Make ``action`` on the deployment's active rollout, and say where it stands."""
+    from mlplan.rollout import move_rollout
+
+    rollout = move_rollout(workspace(project), name, action, by=by, note=note)
+    if json:
+        print_json(rollout.to_dict())
+        return
+    console.print(_said(rollout), highlight=False)
+
+
+def _said(r: RolloutInfo) -> str:
+    """One line: where the rollout stands and what serves."""
+    return (
+        f"{esc(r.deployment)}: {r.strategy} rollout of {esc(r.candidate)} is {r.state}; "
+        f"{esc(r.serving)} serves, the candidate takes {r.weight:g}% of traffic"
+    )
+
+
+@rollout_app.command("promote")
+def promote(
+    name: NameArgument,
+    by: ByOption,
+    note: NoteOption = None,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Promote the candidate: it becomes the deployment's model (a deploy run), now."""
+    _move("promote", name, by, note, project, json)
+
+
+@rollout_app.command("pause")
+def pause(
+    name: NameArgument,
+    by: ByOption,
+    note: NoteOption = None,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Hold the rollout where it is (the candidate keeps its share) until resumed."""
+    _move("pause", name, by, note, project, json)
+
+
+@rollout_app.command("resume")
+def resume(
+    name: NameArgument,
+    by: ByOption,
+    note: NoteOption = None,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Let a paused rollout progress again."""
+    _move("resume", name, by, note, project, json)
+
+
+@rollout_app.command("abort")
+def abort(
+    name: NameArgument,
+    by: ByOption,
+    note: NoteOption = None,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """End the rollout without the candidate: the stable model keeps serving."""
+    _move("abort", name, by, note, project, json)
+
+
+@rollout_app.command("rollback")
+def rollback(
+    name: NameArgument,
+    by: ByOption,
+    note: NoteOption = None,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Take the candidate's traffic back to the stable model and end the rollout."""
+    _move("rollback", name, by, note, project, json)

@@ -1,0 +1,51 @@
+"""The rollout stage: how a cleared model reaches a deployment's traffic — a shadow, a canary,
+a blue-green switch, or a replace — as a state machine whose every move is recorded in the
+store with who made it, why and the figures that decided it."""
+
+from __future__ import annotations
+
+from mlplan.rollout._machine import (
+    ACTIONS,
+    ACTOR_KINDS,
+    STATES,
+    STRATEGIES,
+    TERMINAL,
+    Action,
+    ActorKind,
+    Position,
+    State,
+    Strategy,
+    allowed_actions,
+    apply,
+    begin,
+)
+from mlplan.rollout._rollouts import (
+    RolloutEvent,
+    RolloutInfo,
+    move_rollout,
+    rollout_history,
+    rollout_status,
+    start_rollout,
+)
+
+__all__ = [
+    "ACTIONS",
+    "ACTOR_KINDS",
+    "STATES",
+    "STRATEGIES",
+    "TERMINAL",
+    "Action",
+    "ActorKind",
+    "Position",
+    "RolloutEvent",
+    "RolloutInfo",
+    "State",
+    "Strategy",
+    "allowed_actions",
+    "apply",
+    "begin",
+    "move_rollout",
+    "rollout_history",
+    "rollout_status",
+    "start_rollout",
+]
