@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pytest
+import sqlalchemy as sa
 from hypothesis import settings
 from typer.testing import CliRunner
 
@@ -169,6 +170,27 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if server.error:
         pytest.fail(f"PostgreSQL could not be started: {server.error}", pytrace=False)
     return server.new_database()
+
+
+@contextlib.contextmanager
+def migrated(store_url: str, revision: str, *, down: bool = False) -> Iterator[Any]:
+    """A connection to the database at ``store_url``, inside one transaction, once Alembic
+    has migrated it up (or, with ``down``, down) to ``revision``."""
+    from alembic import command
+    from alembic.config import Config
+
+    import mlplan.store._store as store_module
+
+    engine = sa.create_engine(store_url)
+    config = Config()
+    config.set_main_option("script_location", str(store_module._MIGRATIONS))
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            (command.downgrade if down else command.upgrade)(config, revision)
+            yield connection
+    finally:
+        engine.dispose()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

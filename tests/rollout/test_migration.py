@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from tests.conftest import evaluated, register_split_train
+from tests.conftest import evaluated, migrated, register_split_train
 
 from mlplan.modeling import train_model
 from mlplan.rollout import move_rollout, start_rollout
@@ -18,17 +18,7 @@ from mlplan.workspace import Workspace
 def test_migration_0008_adds_the_rollout_tables_and_removes_them(
     store_url: str, tmp_path: Path
 ) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    import mlplan.store._store as store_module
-
-    engine = sa.create_engine(store_url)
-    config = Config()
-    config.set_main_option("script_location", str(store_module._MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0007")
+    with migrated(store_url, "0007") as connection:
         assert not sa.inspect(connection).has_table("rollouts")
     store = open_store(tmp_path, url=store_url)  # to head on open
     with store.engine.connect() as connection:
@@ -38,12 +28,9 @@ def test_migration_0008_adds_the_rollout_tables_and_removes_them(
         assert [c["column_names"] for c in unique] == [["deployment_id", "active"]]
     store.close()
     assert HEAD_REVISION == "0008"
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0007")
+    with migrated(store_url, "0007", down=True) as connection:
         assert not sa.inspect(connection).has_table("rollouts")
         assert not sa.inspect(connection).has_table("rollout_events")
-    engine.dispose()
 
 
 def test_one_active_rollout_per_deployment_on_each_backend(ws: Workspace) -> None:

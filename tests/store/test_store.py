@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from tests.conftest import ok
+from tests.conftest import migrated, ok
 
 from mlplan.errors import StoreError
 from mlplan.store import (
@@ -187,24 +187,13 @@ def test_artifacts_are_content_addressed_and_atomic(tmp_path: Path) -> None:
 def test_an_older_store_is_upgraded_in_place_keeping_its_records(
     store_url: str, tmp_path: Path
 ) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    import mlplan.store._store as store_module
-
-    engine = sa.create_engine(store_url)
-    config = Config()
-    config.set_main_option("script_location", str(store_module._MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0001")
+    with migrated(store_url, "0001") as connection:
         connection.execute(
             sa.text(
                 "INSERT INTO projects (key, name, created_at) VALUES ('name:old', 'old', "
                 "CURRENT_TIMESTAMP)"
             )
         )
-    engine.dispose()
     store = open_store(tmp_path, url=store_url)  # migrates to head on open
     with store.engine.connect() as connection:
         assert (
