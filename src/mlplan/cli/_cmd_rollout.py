@@ -111,61 +111,30 @@ def _said(r: RolloutInfo) -> str:
     )
 
 
-@rollout_app.command("promote")
-def promote(
-    name: NameArgument,
-    by: ByOption,
-    note: NoteOption = None,
-    project: ProjectOption = None,
-    json: JsonOption = False,
-) -> None:
-    """Promote the candidate: it becomes the deployment's model (a deploy run), now."""
-    _move("promote", name, by, note, project, json)
+_MOVES: dict[Action, str] = {
+    "promote": "Promote the candidate: it becomes the deployment's model (a deploy run), now.",
+    "pause": "Hold the rollout where it is (the candidate keeps its share) until resumed.",
+    "resume": "Let a paused rollout progress again.",
+    "abort": "End the rollout without the candidate: the stable model keeps serving.",
+    "rollback": "Take the candidate's traffic back to the stable model and end the rollout.",
+}
 
 
-@rollout_app.command("pause")
-def pause(
-    name: NameArgument,
-    by: ByOption,
-    note: NoteOption = None,
-    project: ProjectOption = None,
-    json: JsonOption = False,
-) -> None:
-    """Hold the rollout where it is (the candidate keeps its share) until resumed."""
-    _move("pause", name, by, note, project, json)
+def _move_command(action: Action, help_text: str) -> None:
+    """Register ``mlplan rollout ACTION NAME --by WHO``: one person's move of a rollout."""
+
+    def command(
+        name: NameArgument,
+        by: ByOption,
+        note: NoteOption = None,
+        project: ProjectOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        _move(action, name, by, note, project, json)
+
+    command.__doc__ = help_text
+    rollout_app.command(action)(command)
 
 
-@rollout_app.command("resume")
-def resume(
-    name: NameArgument,
-    by: ByOption,
-    note: NoteOption = None,
-    project: ProjectOption = None,
-    json: JsonOption = False,
-) -> None:
-    """Let a paused rollout progress again."""
-    _move("resume", name, by, note, project, json)
-
-
-@rollout_app.command("abort")
-def abort(
-    name: NameArgument,
-    by: ByOption,
-    note: NoteOption = None,
-    project: ProjectOption = None,
-    json: JsonOption = False,
-) -> None:
-    """End the rollout without the candidate: the stable model keeps serving."""
-    _move("abort", name, by, note, project, json)
-
-
-@rollout_app.command("rollback")
-def rollback(
-    name: NameArgument,
-    by: ByOption,
-    note: NoteOption = None,
-    project: ProjectOption = None,
-    json: JsonOption = False,
-) -> None:
-    """Take the candidate's traffic back to the stable model and end the rollout."""
-    _move("rollback", name, by, note, project, json)
+for _action, _help in _MOVES.items():
+    _move_command(_action, _help)
