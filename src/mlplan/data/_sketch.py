@@ -15,9 +15,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlplan.data._arrays import arrow_values, numpy_values
 from mlplan.data._sql import sandboxed_duckdb
 
-__all__ = ["FrequentValues", "HyperLogLog", "hash_values"]
+__all__ = ["FrequentValues", "HyperLogLog", "hash_numbers", "hash_values"]
 
 _local = threading.local()
 
@@ -50,7 +51,19 @@ def hash_values(values: pa.Array) -> np.ndarray:
     values = values.drop_null()
     if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
         return _mix(_duckdb_hash(values))
-    numbers = np.asarray(values.to_numpy(zero_copy_only=False))
+    return hash_numbers(numpy_values(values))
+
+
+def hash_numbers(numbers: np.ndarray) -> np.ndarray:
+    """64-bit hashes of numbers (as :func:`hash_values` hashes them in Arrow).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> h = hash_numbers(np.array([1.0, -0.0, 0.0]))
+    >>> bool(h[1] == h[2]), bool(h[0] != h[1])
+    (True, True)
+    """
     if numbers.dtype.kind == "f":
         bits = (numbers.astype(np.float64) + 0.0).view(np.uint64)  # -0.0 and 0.0: one value
     else:
@@ -67,7 +80,7 @@ def _duckdb_hash(values: pa.Array) -> np.ndarray:
         hashed = con.sql("SELECT hash(v) FROM hashed").to_arrow_table().column(0)
     finally:
         con.unregister("hashed")
-    return np.asarray(hashed.to_numpy(), dtype=np.uint64)
+    return numpy_values(hashed).astype(np.uint64, copy=False)
 
 
 class HyperLogLog:
@@ -169,13 +182,14 @@ class FrequentValues:
             keep = counts > least
             if self.values is not None and least > 0:
                 kept = pc.is_in(values, value_set=self.values.cast(values.type))
-                keep |= kept.to_numpy(zero_copy_only=False)
-            values, counts = values.filter(pa.array(keep)), counts[keep]
+                keep |= numpy_values(kept)
+            chosen = np.flatnonzero(keep)
+            values, counts = values.take(arrow_values(chosen)), counts[chosen]
         if self.values is not None:
             merged = pa.concat_arrays([self.values, values.cast(self.values.type)])
             encoded = merged.dictionary_encode()
             weights = np.concatenate([self.counts, counts])
-            counts = np.bincount(encoded.indices.to_numpy(), weights=weights).astype(np.int64)
+            counts = np.bincount(numpy_values(encoded.indices), weights=weights).astype(np.int64)
             values = encoded.dictionary
         floor = least
         if len(values) > self.capacity:
@@ -185,6 +199,6 @@ class FrequentValues:
         if floor:
             counts = counts - floor
             keep_index = np.flatnonzero(counts > 0)
-            values, counts = values.take(pa.array(keep_index)), counts[keep_index]
+            values, counts = values.take(arrow_values(keep_index)), counts[keep_index]
             self.error += floor
         self.values, self.counts = values, counts
