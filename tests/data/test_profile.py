@@ -443,6 +443,19 @@ def test_string_hashes_are_equal_for_equal_strings_across_batches_and_offsets() 
     assert hash_values(pa.array(["ab"], pa.large_string()))[0] == hashes[3]
 
 
+def test_string_hashes_are_the_same_in_every_thread() -> None:
+    """The profile's threads hash strings at once, each with a cursor of one DuckDB database."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlplan.data._sketch import hash_values
+
+    values = pa.array([f"value {i}" for i in range(5_000)])
+    with ThreadPoolExecutor(4) as pool:
+        hashed = list(pool.map(hash_values, [values] * 8))
+    assert all(h.tolist() == hashed[0].tolist() for h in hashed)
+    assert len(set(hashed[0].tolist())) == 5_000
+
+
 def test_declared_personal_data_is_counted_but_its_values_never_read_out() -> None:
     table = pa.table({"email": ["a@x.org", "a@x.org", "b@y.org"], "plan": ["x", "x", "y"]})
     profiler = Profiler(table.schema, private=["email"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -18,9 +19,18 @@ import pyarrow as pa
 from mlplan.data._arrays import arrow_values, numpy_values
 from mlplan.data._sql import sandboxed_duckdb
 
-__all__ = ["FrequentValues", "HyperLogLog", "hash_numbers", "hash_values", "rows_of"]
+__all__ = [
+    "FrequentValues",
+    "HyperLogLog",
+    "hash_numbers",
+    "hash_values",
+    "prepare_hashing",
+    "rows_of",
+]
 
 _local = threading.local()
+_shared: Any = None  # the DuckDB database strings are hashed with, opened on first use
+_opening = threading.Lock()
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -71,10 +81,25 @@ def hash_numbers(numbers: np.ndarray) -> np.ndarray:
     return _mix(bits)
 
 
+def prepare_hashing() -> None:
+    """Load DuckDB and open the database :func:`hash_values` hashes strings with (once a
+    process): for a caller that has the time now, while a file is hashed (DuckDB takes
+    0.1 s to load and open)."""
+    _database()
+
+
+def _database() -> Any:
+    global _shared
+    with _opening:
+        if _shared is None:
+            _shared = sandboxed_duckdb()
+        return _shared
+
+
 def _duckdb_hash(values: pa.Array) -> np.ndarray:
     con = getattr(_local, "duckdb", None)
-    if con is None:  # one connection a thread: a connection is not shared between threads
-        con = _local.duckdb = sandboxed_duckdb()
+    if con is None:  # a cursor a thread: a connection is not shared between threads
+        con = _local.duckdb = _database().cursor()
     try:
         con.register("hashed", pa.table({"v": values}))
         hashed = con.sql("SELECT hash(v) FROM hashed").to_arrow_table().column(0)
