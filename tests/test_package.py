@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from mlplan.workspace import Workspace
+
 REPO = Path(__file__).resolve().parents[1]
 PUBLIC_MODULES = [
     "mlplan",
@@ -75,6 +77,35 @@ def test_import_mlplan_is_light() -> None:
 def test_cli_starts_without_data_or_database_libraries() -> None:
     loaded = {m.split(".")[0] for m in _loaded_after("import mlplan.cli")}
     assert not {"duckdb", "pyarrow", "sqlalchemy", "pandas", "numpy", "alembic"} & loaded
+
+
+def test_data_add_loads_no_library_it_does_not_use(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mlplan data add` reads, profiles (its sketches too: distinct values past a low limit
+    here) and stores without pandas (which pyarrow's own numpy conversions import), the
+    model libraries or Alembic (the store is current): each costs start-up time and memory."""
+    monkeypatch.delenv("MLPLAN_STORE_URL", raising=False)  # the project's own SQLite store
+    workspace = Workspace(project_dir)
+    assert workspace.store is not None  # made, as after the project's first command
+    workspace.close()
+    modules = project_dir / "modules.json"
+    code = (
+        "import json, sys; import mlplan.data._profile as profile; "
+        "profile.EXACT_DISTINCT = 50; from mlplan.cli import app\n"
+        "try:\n    app(['data', 'add', 'customers', '--json'])\n"
+        "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+        f"open({str(modules)!r}, 'w').write(json.dumps(sorted(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=project_dir, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["created"]
+    loaded = {m.split(".")[0] for m in json.loads(modules.read_text())}
+    assert "datasketches" in loaded  # the sketches ran
+    heavy = {"pandas", "sklearn", "scipy", "alembic", "torch", "onnxruntime", "lightgbm"}
+    assert heavy & loaded == set()
 
 
 def test_every_extra_named_in_a_message_exists() -> None:

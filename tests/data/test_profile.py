@@ -400,6 +400,37 @@ def test_a_column_with_too_many_distinct_values_is_sketched_within_its_stated_bo
     assert column["length"]["max"] == max(len(e) for e in emails)
 
 
+def test_values_first_frequent_after_the_switch_to_sketches_are_found_with_their_strings(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once sketched, a batch is counted by its rows' hashes; the strings of values that
+    turn frequent later (first seen long after the switch, in random rows) are still the
+    ones shown, with counts within the stated error, and the lengths stay exact."""
+    import mlplan.data._profile as profiling
+
+    monkeypatch.setattr(profiling, "EXACT_DISTINCT", 1_000)
+    rows = 40_000
+    emails = np.array([f"user{i}@example.com" for i in rng.permutation(rows)], object)
+    late = rng.permutation(np.arange(rows // 2, rows))  # rows of the file's second half
+    emails[late[:2_000]] = "carol.long.name@example.org"
+    emails[late[2_000:2_800]] = "dave@example.org"
+    table = pa.table({"email": pa.array(emails.astype(str), pa.large_string())})
+    profiler = Profiler(table.schema)
+    profiler.add_all(table.to_batches(max_chunksize=3_000))
+    column = profiler.finish()["columns"]["email"]
+
+    error = column["sketched"]["top"]["count_error"]
+    top = [(t["value"], t["count"]) for t in column["top"][:2]]
+    assert [value for value, _ in top] == ["carol.long.name@example.org", "dave@example.org"]
+    assert 2_000 - error <= top[0][1] <= 2_000 and 800 - error <= top[1][1] <= 800
+    lengths = [len(e) for e in emails]
+    assert column["length"] == {
+        "min": min(lengths),
+        "max": max(lengths),
+        "mean": pytest.approx(sum(lengths) / rows, rel=1e-12),
+    }
+
+
 def test_string_hashes_are_equal_for_equal_strings_across_batches_and_offsets() -> None:
     from mlplan.data._sketch import hash_values
 
@@ -410,6 +441,19 @@ def test_string_hashes_are_equal_for_equal_strings_across_batches_and_offsets() 
     sliced = hash_values(values.slice(3))
     assert sliced.tolist() == hashes[3:].tolist()
     assert hash_values(pa.array(["ab"], pa.large_string()))[0] == hashes[3]
+
+
+def test_string_hashes_are_the_same_in_every_thread() -> None:
+    """The profile's threads hash strings at once, each with a cursor of one DuckDB database."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlplan.data._sketch import hash_values
+
+    values = pa.array([f"value {i}" for i in range(5_000)])
+    with ThreadPoolExecutor(4) as pool:
+        hashed = list(pool.map(hash_values, [values] * 8))
+    assert all(h.tolist() == hashed[0].tolist() for h in hashed)
+    assert len(set(hashed[0].tolist())) == 5_000
 
 
 def test_declared_personal_data_is_counted_but_its_values_never_read_out() -> None:

@@ -91,6 +91,23 @@ def test_same_bytes_again_return_the_existing_version(ws: Workspace) -> None:
     assert _row_counts(ws) == counts  # no new run, no new version
 
 
+def test_a_large_file_is_hashed_while_the_profile_s_hashing_loads(
+    sqlite_ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past a size (lowered here) the file is hashed in a thread while DuckDB loads for the
+    profile: the same content hash, and the same bytes again are found without a read."""
+    import hashlib
+
+    import mlplan.data._registry as registry
+
+    monkeypatch.setattr(registry, "_PREPARE_BYTES", 0)
+    first = register_dataset(sqlite_ws, "customers")
+    path = sqlite_ws.root / "data" / "customers.csv"
+    assert first.version.content_hash == hashlib.sha256(path.read_bytes()).hexdigest()
+    again = register_dataset(sqlite_ws, "customers")
+    assert again.created is False and again.version.ref == "customers@1"
+
+
 def test_a_registration_as_json_is_the_version_without_its_profile(ws: Workspace) -> None:
     result = register_dataset(ws, "customers", source="CRM")
     again = register_dataset(ws, "customers", owner="Dana")

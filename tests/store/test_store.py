@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +183,35 @@ def test_artifacts_are_content_addressed_and_atomic(tmp_path: Path) -> None:
     assert sha256_file(artifacts.path(ref.sha256)) == ref
     leftovers = [p for p in (tmp_path / "artifacts").rglob(".incoming-*")]
     assert leftovers == []
+
+
+def test_a_file_handed_to_the_disk_as_it_is_written_and_started_again_is_stored_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer puts its bytes on the disk in a thread every WRITEBACK_BYTES (lowered here) so
+    that the fsync at the end waits for little; a read that starts again starts the file again,
+    and what is stored is what was written since, whole."""
+    import mlplan.store._artifacts as stored
+
+    monkeypatch.setattr(stored, "WRITEBACK_BYTES", 1_000)
+    artifacts = ArtifactStore(tmp_path / "artifacts")
+    data = bytes(range(256)) * 11
+    with artifacts.writer() as out:
+        for _ in range(5):
+            out.write(b"x" * 700)
+        assert out.handed == 2_800
+        out.restart()
+        for start in range(0, len(data), 900):
+            out.write(data[start : start + 900])
+        assert out.handed == len(data)  # 1,800 bytes, then the 1,016 after them
+    assert out.ref is not None
+    assert out.ref.sha256 == hashlib.sha256(data).hexdigest() and out.ref.size_bytes == len(data)
+    assert artifacts.path(out.ref.sha256).read_bytes() == data
+    with pytest.raises(KeyError), artifacts.writer() as out:  # a failed read: nothing kept
+        out.write(b"y" * 2_500)
+        raise KeyError("the read failed")
+    assert not [t for t in threading.enumerate() if t.name == "mlplan-sync"]
+    assert not list((tmp_path / "artifacts").glob(".incoming-*"))
 
 
 def test_an_older_store_is_upgraded_in_place_keeping_its_records(

@@ -7,11 +7,13 @@ traceback instead.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperGroup
@@ -19,7 +21,10 @@ from typer.core import TyperGroup
 from mlplan.cli._render import err_console
 from mlplan.errors import MlplanError
 
-__all__ = ["JsonOption", "ProjectOption", "app", "main", "workspace"]
+__all__ = ["JsonOption", "ProjectOption", "app", "main", "opened", "workspace"]
+
+
+_W = TypeVar("_W")
 
 
 def _debug(ctx: Any) -> bool:
@@ -177,13 +182,37 @@ ProjectOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
+# The workspaces a command opened, closed before the process exits (see main).
+_opened: list[Any] = []
+
+
+def opened(ws: _W) -> _W:
+    """``ws``, closed when the command ends (its store's connections released)."""
+    _opened.append(ws)
+    return ws
+
+
 def workspace(project: Path | None) -> Any:
     """The workspace for ``--project`` (imported lazily to keep ``--help`` fast)."""
     from mlplan.workspace import Workspace
 
-    return Workspace.find(project)
+    return opened(Workspace.find(project))
 
 
 def main() -> None:
     """Entry point of the ``mlplan`` console script."""
-    app()
+    try:
+        app()
+    finally:
+        _before_exit()
+
+
+def _before_exit() -> None:
+    """Close the workspaces the command opened (SQLite folds its write-ahead log in), then
+    freeze every object still alive: a command is one short process, and the collections
+    Python makes as it exits would walk each of them for cycles (0.1-0.2 s of every
+    command) only for the memory to go back to the system."""
+    for ws in _opened:
+        with contextlib.suppress(Exception):  # the command's own outcome stands
+            ws.close()
+    gc.freeze()

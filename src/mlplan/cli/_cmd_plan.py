@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
+from mlplan.cli._app import JsonOption, ProjectOption, app, opened, workspace
 from mlplan.cli._render import console, esc, print_json
 from mlplan.errors import UsageError
 
@@ -90,30 +90,34 @@ def init(
             and (task or scanned.task) == "binary"
         ):
             positive_class = _settle_positive(scanned, ask=ask)
-        ws = create_from_data(
+        ws = opened(
+            create_from_data(
+                root,
+                name,
+                from_data,
+                task=task,
+                target=target,
+                positive_class=positive_class,
+                problem=problem,
+                owner=owner,
+                force=force,
+                scanned=scanned,
+            )
+        )
+        # A positive class given or answered is not the scan's to explain.
+        _print_created(ws, scanned=scanned, scanned_positive=positive_class is None, json=json)
+        return
+    ws = opened(
+        Workspace.create(
             root,
             name,
-            from_data,
             task=task,
             target=target,
             positive_class=positive_class,
             problem=problem,
             owner=owner,
             force=force,
-            scanned=scanned,
         )
-        # A positive class given or answered is not the scan's to explain.
-        _print_created(ws, scanned=scanned, scanned_positive=positive_class is None, json=json)
-        return
-    ws = Workspace.create(
-        root,
-        name,
-        task=task,
-        target=target,
-        positive_class=positive_class,
-        problem=problem,
-        owner=owner,
-        force=force,
     )
     _print_created(ws, scanned=None, json=json)
 

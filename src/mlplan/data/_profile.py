@@ -23,7 +23,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlplan.data._sketch import FrequentValues, HyperLogLog, hash_values
+from mlplan.data._arrays import arrow_values, numpy_values
+from mlplan.data._sketch import (
+    FrequentValues,
+    HyperLogLog,
+    hash_numbers,
+    hash_values,
+    rows_of,
+)
 
 __all__ = [
     "EXACT_DISTINCT",
@@ -249,10 +256,10 @@ class _Distinct:
             self.last = values[-1]
         if self.hll is not None:
             if self.increasing:  # each value new
-                self.hll.add(hash_values(pa.array(values)))
+                self.hll.add(hash_numbers(values))
             else:
                 found, counts = np.unique(values, return_counts=True)
-                self.hll.add(hash_values(pa.array(found)), counts)
+                self.hll.add(hash_numbers(found), counts)
             return
         if self.increasing:  # sorted, each value new
             found, counts = values, np.ones(values.size, dtype=np.int64)
@@ -270,7 +277,7 @@ class _Distinct:
         self.values, self.counts = found, counts
         if found.size > EXACT_DISTINCT:
             self.hll = HyperLogLog()
-            self.hll.add(hash_values(pa.array(found)), counts)
+            self.hll.add(hash_numbers(found), counts)
 
     @property
     def exact(self) -> bool:
@@ -397,7 +404,7 @@ def _present_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
         column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
     if column.null_count:
         column = pc.drop_null(column)
-    values = np.asarray(column.to_numpy(zero_copy_only=False))
+    values = numpy_values(column)
     if values.dtype.kind == "f":
         nan = np.isnan(values)
         if nan.any():
@@ -408,8 +415,9 @@ def _present_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 class _Strings(_Column):
     """Strings, kept in Arrow: each batch's values counted (a hash table in Arrow), merged into
-    the column's distinct values while they fit, then into sketches. A ``private`` column's
-    (personal data) top values are counted but never read out: their values are None."""
+    the column's distinct values while they fit; then each batch is counted by its rows'
+    64-bit hashes into the sketches. A ``private`` column's (personal data) top values are
+    counted but never read out: their values are None."""
 
     def __init__(self, field: pa.Field, *, private: bool = False) -> None:
         super().__init__(field)
@@ -431,23 +439,18 @@ class _Strings(_Column):
             column = pc.drop_null(column)
         if len(column) == 0:
             return
+        if self.hll is not None:
+            self._add_sketched(column)
+            return
         encoded = pc.dictionary_encode(column)
         found = encoded.dictionary
-        counts = np.bincount(encoded.indices.to_numpy(), minlength=len(found))
-        lengths = pc.utf8_length(found).to_numpy(zero_copy_only=False).astype(np.int64)
-        low, high = int(lengths.min()), int(lengths.max())
-        self.length_min = low if self.length_min is None else min(self.length_min, low)
-        self.length_max = high if self.length_max is None else max(self.length_max, high)
-        self.length_sum += int((lengths * counts).sum())
-        if self.hll is not None:
-            assert self.frequent is not None
-            self.hll.add(hash_values(found), counts)
-            self.frequent.add(found, counts)
-            return
+        counts = np.bincount(numpy_values(encoded.indices), minlength=len(found))
+        lengths = numpy_values(pc.utf8_length(found)).astype(np.int64)
+        self._lengths(int(lengths.min()), int(lengths.max()), int((lengths * counts).sum()))
         if self.values is not None:
             merged = pc.dictionary_encode(pa.concat_arrays([self.values, found]))
             counts = np.bincount(
-                merged.indices.to_numpy(),
+                numpy_values(merged.indices),
                 weights=np.concatenate([self.counts, counts]),
                 minlength=len(merged.dictionary),
             ).astype(np.int64)
@@ -458,6 +461,29 @@ class _Strings(_Column):
             self.hll.add(hash_values(found), counts)
             self.frequent.add(found, counts)
             self.values, self.counts = None, np.zeros(0, np.int64)
+
+    def _add_sketched(self, column: pa.Array) -> None:
+        """A batch counted into the sketches, by each row's hash: sorting 64-bit hashes in
+        numpy finds the batch's distinct values (and their counts) 3x as fast as Arrow's
+        hash table on the strings, and the values themselves are taken only for the few
+        frequent ones kept."""
+        assert self.hll is not None and self.frequent is not None
+        lengths = numpy_values(pc.utf8_length(column))
+        self._lengths(int(lengths.min()), int(lengths.max()), int(lengths.sum(dtype=np.int64)))
+        hashes = hash_values(column)
+        ordered = np.sort(hashes)
+        starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+        found = ordered[starts]
+        counts = np.diff(np.append(starts, ordered.size))
+        self.hll.add(found, counts)
+        self.frequent.add_hashed(
+            found, counts, lambda at: column.take(arrow_values(rows_of(hashes, found[at])))
+        )
+
+    def _lengths(self, low: int, high: int, total: int) -> None:
+        self.length_min = low if self.length_min is None else min(self.length_min, low)
+        self.length_max = high if self.length_max is None else max(self.length_max, high)
+        self.length_sum += total
 
     def _finish(self, rows: int) -> dict[str, Any]:
         count = self.count
@@ -501,14 +527,14 @@ def _string_top(values: pa.Array, counts: np.ndarray, *, private: bool) -> list[
         need = TOP_K - above.size
         if tied.size > need:
             smallest = pc.select_k_unstable(
-                values.take(pa.array(tied)), need, sort_keys=[("dummy", "ascending")]
+                values.take(arrow_values(tied)), need, sort_keys=[("dummy", "ascending")]
             )
-            tied = tied[smallest.to_numpy()]
+            tied = tied[numpy_values(smallest)]
         keep = np.concatenate([above, tied])
-        values, counts = values.take(pa.array(keep)), counts[keep]
-    order = pc.sort_indices(values).to_numpy()  # UTF-8 bytes sort as code points do
+        values, counts = values.take(arrow_values(keep)), counts[keep]
+    order = numpy_values(pc.sort_indices(values))  # UTF-8 bytes sort as code points do
     ranked = order[np.argsort(-counts[order], kind="stable")]
-    strings = [None] * ranked.size if private else values.take(pa.array(ranked)).to_pylist()
+    strings = [None] * ranked.size if private else values.take(arrow_values(ranked)).to_pylist()
     return [
         {"value": value, "count": int(counts[i])} for value, i in zip(strings, ranked, strict=True)
     ]
@@ -551,7 +577,7 @@ class _Datetime(_Column):
             if pa.types.is_date32(column.type) or column.type.bit_width == 32
             else pa.int64()
         )
-        self.distinct.add(np.asarray(present.cast(width).to_numpy(zero_copy_only=False)))
+        self.distinct.add(numpy_values(present.cast(width)))
 
     def _finish(self, rows: int) -> dict[str, Any]:
         if self.count == 0:

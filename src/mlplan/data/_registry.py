@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import io
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from mlplan.data._read import (
     sniff_decimal,
     sniff_delimiter,
 )
+from mlplan.data._sketch import prepare_hashing
 from mlplan.data._target import target_problem
 from mlplan.data._versions import DatasetVersionInfo, find_by_hash
 from mlplan.errors import DataError, UsageError
@@ -56,6 +58,9 @@ _FLAGS = (
     ("pii_columns", "--pii"),
     ("sensitive_attributes", "--sensitive"),
 )
+# A file this large may have a column with more distinct values than are counted exactly,
+# whose profile hashes them (below it, hashing the file takes a few milliseconds).
+_PREPARE_BYTES = 8 << 20
 _MEDIA = {
     "csv": "text/csv",
     "parquet": "application/vnd.apache.parquet",
@@ -139,7 +144,7 @@ def register_dataset(
     fmt = detect_format(path, spec.format)
     delimiter = given_delimiter(delimiter, fmt)
     decimal = given_decimal(decimal, fmt)
-    digest = content_hash(path, fmt)
+    digest = _content_hash(path, fmt)
     given = given_fields(
         source=source,
         owner=owner,
@@ -199,6 +204,17 @@ def register_dataset(
         )
         with ws.write() as session:
             return _store_version(ws, session, new, snapshot=snapshot_ref, warnings=warnings)
+
+
+def _content_hash(path: Path, fmt: DataFormat) -> ContentHash:
+    """The data's content hash; a large table's profile will hash strings with DuckDB, which
+    is loaded meanwhile (hashlib lets go of the GIL: the two share the cores)."""
+    if fmt == "images" or path.stat().st_size < _PREPARE_BYTES:
+        return content_hash(path, fmt)
+    with ThreadPoolExecutor(1, thread_name_prefix="mlplan-hash") as pool:
+        hashing = pool.submit(content_hash, path, fmt)
+        prepare_hashing()
+        return hashing.result()
 
 
 def _check_name(name: str) -> None:
