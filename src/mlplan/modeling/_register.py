@@ -28,7 +28,13 @@ from mlplan.modeling._tabular import tabular_signature, window_signature
 from mlplan.store import ArtifactStore, ModelRecord, RunRecorder, SplitRecord, package_sha256
 from mlplan.workspace import Workspace
 
-__all__ = ["PackageDraft", "draft_version", "register_model", "register_version"]
+__all__ = [
+    "PackageDraft",
+    "draft_version",
+    "package_signature",
+    "register_model",
+    "register_version",
+]
 
 
 def register_model(
@@ -38,9 +44,11 @@ def register_model(
     *,
     baseline: bool,
     tuning: dict[str, Any] | None,
+    signature: PackageSignature | None = None,
 ) -> ModelInfo:
     """Profile a trained job's package and register it as the family's next model
-    (``gbt-3``), with the run that made it. ``baseline``: trained as the task's baseline."""
+    (``gbt-3``), with the run that made it. ``baseline``: trained as the task's baseline;
+    ``signature``: the split's :func:`package_signature`, where it was made already."""
     task = ws.plan.task
     family = result.job.family
     data, split_info = prepared.data, prepared.split
@@ -52,7 +60,7 @@ def register_model(
         profile_package(result.graph, {k: v[:1] for k, v in batch.items()}, batch),
         training_device=result.device,
     )
-    signature = _signature(prepared)
+    signature = package_signature(prepared) if signature is None else signature
     metadata = _metadata(ws, prepared, result)
     params = dict(result.params)
     is_baseline = baseline or _quick_and_dirty(task, result, tuning)
@@ -282,8 +290,9 @@ def _store_files(ws: Workspace, session: Session, files: dict[str, bytes]) -> di
     return package
 
 
-def _signature(prepared: PreparedSplit) -> PackageSignature:
-    """How a caller feeds the package, with what training saw of each input."""
+def package_signature(prepared: PreparedSplit) -> PackageSignature:
+    """How a caller feeds a package trained on a prepared split, with what training saw of
+    each input (the same for every family trained on it)."""
     data, spec = prepared.data, prepared.data.spec
     if spec["kind"] == "image":
         image = SignatureInput(

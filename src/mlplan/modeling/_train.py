@@ -8,6 +8,7 @@ from the trained model's is not registered.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, get_args
 
 from mlplan.data import get_split
@@ -25,7 +26,7 @@ from mlplan.modeling._fit import Job
 from mlplan.modeling._inputs import TrainingData
 from mlplan.modeling._models import ModelInfo
 from mlplan.modeling._prepare import prepare_split
-from mlplan.modeling._register import register_model
+from mlplan.modeling._register import package_signature, register_model
 from mlplan.modeling._tune import tune as tune_family
 from mlplan.workspace import Workspace
 
@@ -130,11 +131,22 @@ def train_models(
         baseline=baseline,
         engine=engine,
     )
+    # What training saw of each input, the same for every family: made on a second thread
+    # while the jobs fit (Arrow and NumPy, mostly without the GIL).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        signature = pool.submit(package_signature, prepared)
+        results = run_jobs(data, jobs, engine)
+        shape = signature.result()
     return [
         register_model(
-            ws, prepared, result, baseline=baseline, tuning=tuning.get(result.job.family)
+            ws,
+            prepared,
+            result,
+            baseline=baseline,
+            tuning=tuning.get(result.job.family),
+            signature=shape,
         )
-        for result in run_jobs(data, jobs, engine)
+        for result in results
     ]
 
 
