@@ -15,11 +15,14 @@ from mlplan.errors import NotFoundError, UsageError
 from mlplan.modeling import get_model
 from mlplan.serving import (
     ROUTE_ROLES,
+    ExtraRoute,
+    RouteCall,
     ServeConfig,
     create_app,
     create_key,
     list_keys,
     revoke_key,
+    route_roles,
 )
 from mlplan.serving._metrics import REFUSALS
 from mlplan.store import ApiKeyRecord
@@ -434,3 +437,23 @@ def test_keys_and_planted_pii_never_reach_logs_metrics_or_error_bodies(
     logged = [json.loads(line) for line in written.splitlines()]
     inputs = [r for entry in logged for r in entry["inputs"] or []]
     assert inputs and all(r["region"].startswith("hmac:") for r in inputs)  # PII here
+
+
+def test_an_extra_route_declares_its_role_and_cannot_take_a_servers_route(
+    served: Workspace, tokens: dict[str, str]
+) -> None:
+    def whoami(call: RouteCall) -> tuple[int, Any]:
+        assert call.key is not None and call.body is None
+        return 200, {"key": call.key.name, "name": call.params["name"]}
+
+    extra = ExtraRoute("GET", "/v1/whoami/{name}", "feedback", whoami)
+    assert route_roles([extra])[("GET", "/v1/whoami/{name}")] == "feedback"
+    config = ServeConfig(root=str(served.root), model="logistic-1", key_refresh_seconds=0)
+    with started(create_app(config, [extra])) as client:
+        url = "/v1/whoami/ana"
+        assert client.get(url).status_code == 401
+        assert client.get(url, headers=bearer(tokens["predict"])).status_code == 403
+        answer = client.get(url, headers=bearer(tokens["feedback"]))
+        assert answer.json() == {"key": "feedback-holder", "name": "ana"}
+    with pytest.raises(UsageError, match="GET /metrics is served already"):
+        route_roles([ExtraRoute("GET", "/metrics", "public", whoami)])

@@ -9,6 +9,7 @@ from mlplan.serving._clearance import Clearance, check_clearance, clearance
 from mlplan.serving._config import ROUTE_ROLES, ServeConfig, is_loopback
 from mlplan.serving._deployments import check_deployment_name, deploy, point_deployment
 from mlplan.serving._export import BrowserExportReport, EdgeExportReport, export_model
+from mlplan.serving._extra import ExtraRoute, RouteCall, route_roles
 from mlplan.serving._keys import (
     ROLES,
     ApiKeyInfo,
@@ -23,6 +24,7 @@ from mlplan.serving._log import PiiPolicy, PredictionLog, compaction_leftovers, 
 from mlplan.serving._model import ServedModel, load_served_model
 from mlplan.serving._score import ScoreReport, score_file
 from mlplan.serving._serve import (
+    PLAIN_APP,
     CompactionReport,
     compact_logs,
     create_app,
@@ -34,6 +36,7 @@ from mlplan.serving._serve import (
 from mlplan.serving._validate import FieldError, RecordValidator, TensorValidator
 
 __all__ = [
+    "PLAIN_APP",
     "ROLES",
     "ROUTE_ROLES",
     "ApiKeyInfo",
@@ -41,6 +44,7 @@ __all__ = [
     "Clearance",
     "CompactionReport",
     "EdgeExportReport",
+    "ExtraRoute",
     "FieldError",
     "KeyRing",
     "LoadTestReport",
@@ -49,6 +53,7 @@ __all__ = [
     "PiiPolicy",
     "PredictionLog",
     "RecordValidator",
+    "RouteCall",
     "ScoreReport",
     "ServeConfig",
     "ServedModel",
@@ -70,6 +75,7 @@ __all__ = [
     "point_deployment",
     "query_log",
     "revoke_key",
+    "route_roles",
     "score_file",
     "serve",
     "serve_warnings",

@@ -11,16 +11,16 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterable
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mlplan.errors import UsageError
 from mlplan.serving._batcher import Deadlines
-from mlplan.serving._config import CONFIG_ENV, ServeConfig
+from mlplan.serving._config import ServeConfig
+from mlplan.serving._extra import ExtraRoute
 from mlplan.serving._front import Front
 from mlplan.serving._lifespan import Lifespan
 from mlplan.serving._metrics import ServerMetrics
@@ -31,8 +31,9 @@ from mlplan.serving._state import ServerState
 __all__ = ["create_app", "create_app_from_env"]
 
 
-def create_app(config: ServeConfig) -> Front:
-    """The ASGI app serving ``config.model``; the model loads at startup."""
+def create_app(config: ServeConfig, routes: Iterable[ExtraRoute] = ()) -> Front:
+    """The ASGI app serving ``config.model``, and the ``routes`` another package adds (each
+    behind its role); the model loads at startup."""
     state = ServerState(config)
     metrics = ServerMetrics()
     log_deadlines = Deadlines(config.request_timeout_seconds)
@@ -52,7 +53,7 @@ def create_app(config: ServeConfig) -> Front:
         max_body_bytes=config.max_body_bytes,
         server=state,
     )
-    register_routes(front, Routes(state, metrics, log_deadlines))
+    register_routes(front, Routes(state, metrics, log_deadlines), tuple(routes))
     return front
 
 
@@ -81,8 +82,6 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app_from_env() -> Front:
-    """The app for ``uvicorn --factory`` in worker processes (config in the environment)."""
-    text = os.environ.get(CONFIG_ENV)
-    if not text:
-        raise UsageError(f"${CONFIG_ENV} is not set; start the server with mlplan serve")
-    return create_app(ServeConfig.from_json(text))
+    """The app for ``uvicorn --factory`` in worker processes (config in the environment),
+    without extra routes (``serve(app_factory=...)`` names a factory that adds some)."""
+    return create_app(ServeConfig.from_env())

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 from dataclasses import dataclass
 from typing import Literal
+
+from mlplan.errors import UsageError
 
 __all__ = ["CONFIG_ENV", "MULTIPROC_ENV", "ROUTE_ROLES", "Access", "ServeConfig", "is_loopback"]
 
@@ -70,3 +73,18 @@ class ServeConfig:
     def from_json(cls, text: str) -> ServeConfig:
         """Back from :meth:`to_json`."""
         return cls(**json.loads(text))
+
+    @classmethod
+    def from_env(cls) -> ServeConfig:
+        """The configuration ``mlplan serve`` put in the environment for its worker
+        processes (``$MLPLAN_SERVE_CONFIG``).
+
+        Raises
+        ------
+        UsageError
+            It is not set: the process was not started by ``mlplan serve``.
+        """
+        text = os.environ.get(CONFIG_ENV)
+        if not text:
+            raise UsageError(f"${CONFIG_ENV} is not set; start the server with mlplan serve")
+        return cls.from_json(text)

@@ -14,6 +14,10 @@
 ``GET  /metrics``                                 admin     Prometheus exposition
 ================================================  ========  ==================================
 
+A package above serving adds its own routes (``create_app(config, routes)``, each an
+:class:`~mlplan.serving._extra.ExtraRoute` with its role): ``mlplan serve`` adds the rollout
+routes, ``/v1/rollouts...``, behind ``admin``.
+
 ``/v2`` is the Open Inference Protocol, to the letter: its errors are ``{"error": "..."}``
 (whatever raised them: a route, the key check, the body limit, readiness, a route that does
 not exist), and it supports the binary tensor data extension (:mod:`._open_inference`) and
@@ -31,11 +35,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from mlplan.serving._batcher import Deadlines, Saturated
-from mlplan.serving._config import ROUTE_ROLES
+from mlplan.serving._extra import ExtraRoute, RouteCall, route_roles
 from mlplan.serving._front import TOKEN, Endpoint, Front
 from mlplan.serving._ids import keyed_hash
 from mlplan.serving._keys import ApiKeyInfo
@@ -523,13 +528,49 @@ class Routes:
         text, media_type = self.metrics.exposition()
         return Response(text, media_type=media_type)
 
+    def extra(self, route: ExtraRoute) -> Endpoint:
+        """The endpoint of a route another package adds (:mod:`._extra`): its body read as
+        JSON, its handler run in a worker thread with the workspace and the caller's key."""
+        handler = route.handler
 
-def register_routes(front: Front, routes: Routes) -> None:
-    """Serve every endpoint of ``routes`` through ``front``, behind the role that
-    ``ROUTE_ROLES`` declares for it (an endpoint without one fails here)."""
-    for (method, path), name in _ENDPOINTS.items():
-        needed = ROUTE_ROLES[(method, path)]
-        endpoint: Endpoint = getattr(routes, name)  # a bound method, looked up once
+        async def endpoint(request: Request) -> Response:
+            ws = self.state.ws
+            if ws is None:
+                return self._not_ready()
+            body = None
+            if request.method == "POST":
+                raw, failed = await self._body(request)
+                if failed is not None:
+                    return failed
+                if raw.strip():
+                    body, failed = self._json(raw)
+                    if failed is not None:
+                        return failed
+            key = None
+            if self.state.auth != "none":
+                assert self.state.keys is not None
+                key = self.state.keys.authenticate(request.scope.get(TOKEN))
+            call = RouteCall(ws, dict(request.path_params), body, key)
+            status, content = await run_in_threadpool(handler, call)
+            if status >= 400:
+                return error(status, content)
+            return JSONResponse(content, status_code=status)
+
+        return endpoint
+
+
+def register_routes(front: Front, routes: Routes, extras: tuple[ExtraRoute, ...] = ()) -> None:
+    """Serve every endpoint of ``routes``, and the ``extras`` another package adds, through
+    ``front``, each behind the role that ``ROUTE_ROLES`` (or the extra route) declares for it
+    (an endpoint without one fails here)."""
+    roles = route_roles(extras)
+    endpoints: dict[tuple[str, str], Endpoint] = {
+        key: getattr(routes, name)  # a bound method, looked up once
+        for key, name in _ENDPOINTS.items()
+    }
+    endpoints |= {(e.method, e.path): routes.extra(e) for e in extras}
+    for (method, path), endpoint in endpoints.items():
+        needed = roles[(method, path)]
         front.add_route(
             method, path, endpoint if needed == "public" else _guarded(endpoint, routes, needed)
         )

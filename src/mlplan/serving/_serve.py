@@ -6,7 +6,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from mlplan.errors import ParameterError, UsageError
 from mlplan.modeling import get_model
 from mlplan.serving._clearance import check_clearance
 from mlplan.serving._config import CONFIG_ENV, MULTIPROC_ENV, ServeConfig, is_loopback
+from mlplan.serving._extra import ExtraRoute
 from mlplan.serving._keys import list_keys
 from mlplan.serving._log import LOG_DIR, compact_segments
 from mlplan.workspace import Workspace, get_deployment
@@ -66,12 +67,17 @@ def compact_logs(ws: Workspace, model: str | None = None) -> CompactionReport:
     return CompactionReport(compacted=compacted, removed=removed)
 
 
-def create_app(config: ServeConfig) -> Any:
-    """The ASGI app serving ``config.model`` (FastAPI); the model loads at startup."""
+PLAIN_APP = "mlplan.serving._app:create_app_from_env"
+"""The app factory of a server without extra routes (``uvicorn --factory`` imports it)."""
+
+
+def create_app(config: ServeConfig, routes: Iterable[ExtraRoute] = ()) -> Any:
+    """The ASGI app serving ``config.model`` (FastAPI), and the ``routes`` another package
+    adds, each behind its role; the model loads at startup."""
     require("fastapi", extra="serving", purpose="mlplan serve")
     from mlplan.serving._app import create_app as make
 
-    return make(config)
+    return make(config, routes)
 
 
 def served_model(ws: Workspace, model: str | None, deployment: str | None) -> str:
@@ -125,9 +131,15 @@ def serve(
     max_queue_rows: int = 8192,
     timeout: float = 10.0,
     allow_failed_gates: bool = False,
+    app_factory: str = PLAIN_APP,
 ) -> None:
     """Serve ``model`` on ``host:port`` until stopped (SIGINT or SIGTERM drain in-flight
     requests first).
+
+    Each worker process makes its app by calling ``app_factory`` (``module:function``, no
+    arguments; it reads the configuration with ``ServeConfig.from_env()``): the plain
+    server's by default; a package above serving names its own to add routes (``mlplan
+    serve`` names ``mlplan.rollout:create_app_from_env``, which adds the rollout routes).
 
     Raises
     ------
@@ -165,7 +177,7 @@ def serve(
     )
     os.environ[CONFIG_ENV] = config.to_json()
     with _shared_metrics(workers):
-        _run_uvicorn(uvicorn, host, port, workers)
+        _run_uvicorn(uvicorn, app_factory, host, port, workers)
 
 
 @contextlib.contextmanager
@@ -191,9 +203,9 @@ def _shared_metrics(workers: int) -> Iterator[None]:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _run_uvicorn(uvicorn: Any, host: str, port: int, workers: int) -> None:
+def _run_uvicorn(uvicorn: Any, app_factory: str, host: str, port: int, workers: int) -> None:
     uvicorn.run(
-        "mlplan.serving._app:create_app_from_env",
+        app_factory,
         factory=True,
         host=host,
         port=port,
