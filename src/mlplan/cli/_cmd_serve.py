@@ -46,7 +46,9 @@ def serve(
     ] = False,
     project: ProjectOption = None,
 ) -> None:
-    """Serve a model over HTTP: /v1/predict, the Open Inference Protocol v2, /metrics."""
+    """Serve a model over HTTP: /v1/predict, the Open Inference Protocol v2, /metrics, and
+    the admin routes of rollouts (/v1/rollouts)."""
+    from mlplan.rollout import APP_FACTORY
     from mlplan.serving import serve as run_server
     from mlplan.serving import serve_warnings, served_model
 
@@ -72,6 +74,7 @@ def serve(
         max_queue_rows=max_queue_rows,
         timeout=timeout,
         allow_failed_gates=allow_failed_gates,
+        app_factory=APP_FACTORY,
     )
 
 

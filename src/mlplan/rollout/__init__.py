@@ -4,6 +4,7 @@ store with who made it, why and the figures that decided it."""
 
 from __future__ import annotations
 
+from mlplan.rollout._api import APP_FACTORY, MOVES, create_app_from_env, rollout_routes
 from mlplan.rollout._machine import (
     ACTIONS,
     ACTOR_KINDS,
@@ -31,6 +32,8 @@ from mlplan.rollout._rollouts import (
 __all__ = [
     "ACTIONS",
     "ACTOR_KINDS",
+    "APP_FACTORY",
+    "MOVES",
     "STATES",
     "STRATEGIES",
     "TERMINAL",
@@ -44,8 +47,10 @@ __all__ = [
     "allowed_actions",
     "apply",
     "begin",
+    "create_app_from_env",
     "move_rollout",
     "rollout_history",
+    "rollout_routes",
     "rollout_status",
     "start_rollout",
 ]

@@ -1,0 +1,153 @@
+"""The rollout routes of the server: ``mlplan rollout status|history|promote|pause|resume|
+abort|rollback`` over HTTP, behind the ``admin`` role, with the same JSON as the commands'
+``--json``.
+
+==============================================  =====  ======================================
+``GET  /v1/rollouts``                           admin  the newest rollout of each deployment
+``GET  /v1/rollouts/{name}``                    admin  the deployment's newest rollout
+``GET  /v1/rollouts/{name}/history``            admin  its rollouts, each with its moves
+``POST /v1/rollouts/{name}/promote`` (pause,    admin  a move: ``{"by": WHO, "note": WHY}``,
+``resume``, ``abort``, ``rollback``)                   both optional; the rollout after
+==============================================  =====  ======================================
+
+Serving does not import this package (it sits above): serving's app takes extra routes
+(``ExtraRoute``), and :func:`create_app_from_env` is the app factory that adds these, the one
+``mlplan serve`` names for its worker processes.
+
+Every move is recorded as the commands record theirs — an event of the rollout, with who, why
+and the states — its actor naming the API and the key it came with (its id, never its
+secret): ``Priya (admin API, key 3f2a9c01d4e7)``; ``by`` defaults to the key's name. The
+server prints each move too. An unknown deployment, or a history or status of one that never
+had a rollout, is 404; a move the rollout's state does not allow (none active, illegal from
+its state, a candidate no longer cleared) is 409; a malformed body is 422; each with the
+message the command gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from mlplan.errors import (
+    CheckFailedError,
+    DeploymentNotFoundError,
+    RolloutNotFoundError,
+    RolloutStateError,
+    UsageError,
+)
+from mlplan.rollout._machine import Action
+from mlplan.rollout._rollouts import move_rollout, rollout_history, rollout_status
+from mlplan.serving import ExtraRoute, RouteCall, ServeConfig, create_app
+
+__all__ = ["APP_FACTORY", "MOVES", "create_app_from_env", "rollout_routes"]
+
+APP_FACTORY = "mlplan.rollout:create_app_from_env"
+"""The app factory of a server with the rollout routes (``serve(app_factory=...)``)."""
+
+MOVES: tuple[Action, ...] = ("promote", "pause", "resume", "abort", "rollback")
+"""The moves a person makes through the API (the controller's are its own)."""
+
+_FIELDS = ("by", "note")
+
+Answer = tuple[int, Any]
+
+
+def rollout_routes() -> tuple[ExtraRoute, ...]:
+    """The rollout routes, each behind the ``admin`` role."""
+    routes = [
+        ExtraRoute("GET", "/v1/rollouts", "admin", _status),
+        ExtraRoute("GET", "/v1/rollouts/{name}", "admin", _status),
+        ExtraRoute("GET", "/v1/rollouts/{name}/history", "admin", _history),
+    ]
+    routes += [
+        ExtraRoute("POST", f"/v1/rollouts/{{name}}/{action}", "admin", _mover(action))
+        for action in MOVES
+    ]
+    return tuple(routes)
+
+
+def create_app_from_env() -> Any:
+    """The app for ``uvicorn --factory`` in ``mlplan serve``'s worker processes: the
+    server's (configured from the environment) with the rollout routes."""
+    return create_app(ServeConfig.from_env(), rollout_routes())
+
+
+def _status(call: RouteCall) -> Answer:
+    """``GET /v1/rollouts[/{name}]``: as ``mlplan rollout status [NAME] --json``."""
+    return _answered(
+        lambda: (200, [r.to_dict() for r in rollout_status(call.ws, call.params.get("name"))])
+    )
+
+
+def _history(call: RouteCall) -> Answer:
+    """``GET /v1/rollouts/{name}/history``: as ``mlplan rollout history NAME --json``."""
+    return _answered(
+        lambda: (200, [r.to_dict() for r in rollout_history(call.ws, call.params["name"])])
+    )
+
+
+def _mover(action: Action) -> Callable[[RouteCall], Answer]:
+    """The handler of ``POST /v1/rollouts/{name}/ACTION``."""
+
+    def move(call: RouteCall) -> Answer:
+        problem, by, note = _read_body(call)
+        if problem is not None:
+            return 422, problem
+        if by is None and call.key is not None:
+            by = call.key.name
+        if by is None:
+            return 422, (
+                'give "by": who makes the move (this server has no keys, so the caller has '
+                "no name to record)"
+            )
+        via = "no key" if call.key is None else f"key {call.key.key_id}"
+        actor = f"{by} (admin API, {via})"
+        name = call.params["name"]
+
+        def moved() -> Answer:
+            rollout = move_rollout(call.ws, name, action, by=actor, note=note)
+            print(
+                f"mlplan serve: rollout {action} of {name} by {actor}: {rollout.state}, "
+                f"{rollout.serving} serves",
+                flush=True,
+            )
+            return 200, rollout.to_dict()
+
+        return _answered(moved, moving=True)
+
+    move.__doc__ = f"``POST /v1/rollouts/{{name}}/{action}``: ``mlplan rollout {action}``."
+    return move
+
+
+def _read_body(call: RouteCall) -> tuple[str | None, str | None, str | None]:
+    """A move's body — nothing, or ``{"by": WHO, "note": WHY}``, each a string or null:
+    what is wrong with it (None when nothing is), and ``by`` and ``note``."""
+    body = {} if call.body is None else call.body
+    if not isinstance(body, dict):
+        return 'the body must be a JSON object: {"by": WHO, "note": WHY}, both optional', None, None
+    unknown = sorted(set(body) - set(_FIELDS))
+    if unknown:
+        return f"unknown field {unknown[0]!r}: a move takes only by and note", None, None
+    values: list[str | None] = []
+    for field in _FIELDS:
+        value = body.get(field)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            return f"{field!r} must be a non-empty string (or null)", None, None
+        values.append(None if value is None else value.strip())
+    return None, values[0], values[1]
+
+
+def _answered(answer: Callable[[], Answer], *, moving: bool = False) -> Answer:
+    """``answer()``, or the status and message of the error it raised: 404 for a
+    deployment or rollout that does not exist (409 for no active rollout to move), 409 for a
+    move the rollout's state or the candidate's clearance refuses, 422 for a bad value."""
+    try:
+        return answer()
+    except DeploymentNotFoundError as error:
+        return 404, str(error)
+    except RolloutNotFoundError as error:
+        return (409 if moving else 404), str(error)
+    except (RolloutStateError, CheckFailedError) as error:
+        return 409, str(error)
+    except UsageError as error:
+        return 422, str(error)
