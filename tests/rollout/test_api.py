@@ -37,7 +37,7 @@ def admin(canary: Workspace) -> Iterator[TestClient]:
 
 
 def test_every_rollout_route_needs_the_admin_role(
-    admin: TestClient, tokens: dict[str, str]
+    admin: TestClient, canary: Workspace, tokens: dict[str, str]
 ) -> None:
     declared = {
         (method, route.path)
@@ -56,15 +56,7 @@ def test_every_rollout_route_needs_the_admin_role(
             assert answer.status_code == 403, (method, path, role)
             assert answer.json() == {"detail": "this key lacks the 'admin' role"}
     # Nothing moved.
-    assert [e.action for e in rollout_history(admin_ws(admin), "production")[-1].events] == [
-        "begin"
-    ]
-
-
-def admin_ws(client: TestClient) -> Workspace:
-    ws = client.app.state.mlplan.ws  # type: ignore[attr-defined]
-    assert ws is not None
-    return ws
+    assert [e.action for e in rollout_history(canary, "production")[-1].events] == ["begin"]
 
 
 def test_an_admin_promotes_a_canary_and_the_history_names_the_key(
