@@ -4,7 +4,6 @@ it cannot be written (``mlplan gc`` removing those whose snapshot is gone: tests
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -177,26 +176,16 @@ def test_a_copy_that_cannot_be_trusted_is_made_again(
     assert again.equals(expected) and _mapped_from(again, copy)
 
 
-@pytest.mark.parametrize("how", ["read-only folder", "a file where the folder goes"])
 def test_a_copy_that_cannot_be_written_is_skipped(
-    sqlite_ws: Workspace, tmp_path: Path, rng: np.random.Generator, how: str
+    sqlite_ws: Workspace, tmp_path: Path, rng: np.random.Generator
 ) -> None:
+    """A cache folder that cannot be made (a file where it goes: unwritable even for root,
+    as a read-only or full disk is) leaves the load to parse the snapshot every time."""
     info = _registered(sqlite_ws, tmp_path, _semicolon(rng))
-    tables = sqlite_ws.store.artifacts.tables
-    if how == "read-only folder":
-        if os.geteuid() == 0:
-            pytest.skip("root writes into a read-only folder")
-        tables.mkdir(parents=True)
-        tables.chmod(0o555)
-    else:
-        tables.write_bytes(b"")
-    try:
-        table = load_table(sqlite_ws, info)
-        assert table.equals(load_table(sqlite_ws, info)) and table.num_rows == 300
-        assert _copies(sqlite_ws) == []
-    finally:
-        if tables.is_dir():
-            tables.chmod(0o755)
+    sqlite_ws.store.artifacts.tables.write_bytes(b"")
+    table = load_table(sqlite_ws, info)
+    assert table.equals(load_table(sqlite_ws, info)) and table.num_rows == 300
+    assert _copies(sqlite_ws) == []
 
 
 def test_a_copy_an_older_reader_made_is_replaced(
