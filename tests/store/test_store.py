@@ -214,6 +214,33 @@ def test_a_file_handed_to_the_disk_as_it_is_written_and_started_again_is_stored_
     assert not list((tmp_path / "artifacts").glob(".incoming-*"))
 
 
+def test_a_write_the_disk_lost_while_syncing_is_never_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Linux reports a lost write once per open file: when the syncing thread's fdatasync
+    fails, the final fsync succeeds, so the thread's error is raised and nothing is stored
+    (data add then fails rather than acknowledging a snapshot the disk does not hold)."""
+    import errno
+
+    import mlplan.store._artifacts as stored
+
+    monkeypatch.setattr(stored, "WRITEBACK_BYTES", 1_000)
+
+    tried = threading.Event()
+
+    def lost(fd: int) -> None:
+        tried.set()
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(stored.os, "fdatasync", lost)
+    artifacts = ArtifactStore(tmp_path / "artifacts")
+    with pytest.raises(OSError, match="Input/output error"), artifacts.writer() as out:
+        out.write(b"z" * 2_500)
+        assert tried.wait(10)  # the thread has synced (and lost the write)
+    assert out.ref is None
+    assert not [p for p in (tmp_path / "artifacts").rglob("*") if p.is_file()]
+
+
 def test_an_older_store_is_upgraded_in_place_keeping_its_records(
     store_url: str, tmp_path: Path
 ) -> None:

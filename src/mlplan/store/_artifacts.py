@@ -384,9 +384,18 @@ class ArtifactWriter:
         self.size = self.handed = 0
 
     def close(self) -> None:
-        """Stop the syncing thread (before the file is closed)."""
+        """Stop the syncing thread (before the file is closed).
+
+        Raises
+        ------
+        OSError
+            The first error the thread met putting bytes on the disk: Linux reports a lost
+            write once per open file, so the final fsync would not see it again.
+        """
         if self._syncer is not None:
             self._syncer.stop()
+            if self._syncer.error is not None:
+                raise self._syncer.error
 
 
 class _Syncer:
@@ -394,6 +403,7 @@ class _Syncer:
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
+        self.error: OSError | None = None  # the first failed sync, raised by close()
         self._woken = threading.Event()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="mlplan-sync", daemon=True)
@@ -414,8 +424,11 @@ class _Syncer:
             self._woken.clear()
             if self._stopping:
                 return
-            with contextlib.suppress(OSError):  # the final fsync reports what fails
+            try:
                 sync(self._fd)
+            except OSError as exc:  # kept: the final fsync would not report it again
+                self.error = self.error or exc
+                return
 
 
 def _hold(fd: int) -> None:
