@@ -68,7 +68,12 @@ def test_abort_and_rollback_keep_the_stable_model(live: Workspace, cli: Any) -> 
         "blue_green",
         stable,
     )
-    ok(cli("deploy", "logistic-2"))  # the plan's default for scenario new: canary
+    started = ok(cli("deploy", "logistic-2"))  # the plan's default for scenario new: canary
+    # Nothing moves a rollout on its own yet: the command says so, and how to move it.
+    said = " ".join(started.stdout.split())
+    assert "canary rollout (the plan's strategy)" in said and f"{stable} keeps serving" in said
+    assert "nothing moves the rollout on its own yet" in said
+    assert "mlplan rollout promote production --by NAME" in said
     ok(cli("rollout", "pause", "production", "--by", "Ana"))
     back = _json(cli("rollout", "rollback", "production", "--by", "Ana", "--json"))
     assert (back["strategy"], back["state"], back["serving"]) == ("canary", "rolled_back", stable)

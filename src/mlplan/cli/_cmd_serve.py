@@ -128,10 +128,15 @@ def deploy(
         print_json({**info.to_dict(), "rollout": rollout.to_dict()})
         return
     if rollout.active:
+        chosen = "" if strategy else " (the plan's strategy)"
+        # No controller moves a rollout yet: say so, and how to move it by hand.
         console.print(
-            f"{esc(info.name)}: {rollout.strategy} rollout of {esc(rollout.candidate)} started "
-            f"({rollout.state}); {esc(rollout.stable)} keeps serving until it is promoted: "
-            f"mlplan rollout status {esc(info.name)}",
+            f"{esc(info.name)}: {rollout.strategy} rollout{chosen} of {esc(rollout.candidate)} "
+            f"started ({rollout.state}); {esc(rollout.stable)} keeps serving, and nothing moves "
+            f"the rollout on its own yet. Promote it with: mlplan rollout promote "
+            f"{esc(info.name)} --by NAME; or swap at once with: mlplan deploy "
+            f"{esc(rollout.candidate)} --name {esc(info.name)} --strategy replace (after "
+            f"mlplan rollout abort {esc(info.name)} --by NAME)",
             highlight=False,
         )
         return
