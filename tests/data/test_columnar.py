@@ -188,6 +188,22 @@ def test_a_copy_that_cannot_be_written_is_skipped(
     assert _copies(sqlite_ws) == []
 
 
+def test_a_copy_another_arrow_made_is_not_read(
+    sqlite_ws: Workspace, tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """The copy is named by the Arrow that parsed it: a teammate's or an older Arrow may
+    infer other types, so its copy is left alone and this one parses and writes its own."""
+    info = _registered(sqlite_ws, tmp_path, _quoted(rng))
+    expected = load_table(sqlite_ws, info)
+    (copy,) = _copies(sqlite_ws)
+    major, minor = pa.__version__.split(".")[:2]
+    assert copy.name.endswith(f"-pa{major}-{minor}.r1.arrow")
+    other = copy.with_name(copy.name.replace(f"-pa{major}-{minor}.", "-pa1-0."))
+    copy.rename(other)
+    again = load_table(sqlite_ws, info)
+    assert again.equals(expected) and sorted(_copies(sqlite_ws)) == sorted([copy, other])
+
+
 def test_a_copy_an_older_reader_made_is_replaced(
     sqlite_ws: Workspace, tmp_path: Path, rng: np.random.Generator
 ) -> None:

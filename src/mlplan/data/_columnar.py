@@ -80,11 +80,15 @@ def write_copy(artifacts: ArtifactStore, info: DatasetVersionInfo, table: pa.Tab
 
 
 def _path(artifacts: ArtifactStore, info: DatasetVersionInfo) -> Path:
-    """Where the copy of ``info``'s snapshot lives: ``SHA256.csv-2c-2e.r1.arrow`` (the
-    delimiter's and the decimal mark's code points in hex) or ``SHA256.jsonl.r1.arrow``."""
+    """Where the copy of ``info``'s snapshot lives: ``SHA256.csv-2c-2e-pa21-0.r1.arrow`` (the
+    delimiter's and the decimal mark's code points in hex, ``auto`` for a delimiter sniffed
+    at each read; the Arrow that parsed it, whose type inference a teammate's or a later
+    version may not share) or ``SHA256.jsonl-pa21-0.r1.arrow``."""
     assert info.snapshot_sha256 is not None
     key = info.format
     if info.format == "csv":
-        delimiter, decimal = info.delimiter or ",", info.decimal or "."
-        key += f"-{ord(delimiter):x}-{ord(decimal):x}"
+        delimiter = f"{ord(info.delimiter):x}" if info.delimiter else "auto"
+        key += f"-{delimiter}-{ord(info.decimal or '.'):x}"
+    major, minor = pa.__version__.split(".")[:2]
+    key += f"-pa{major}-{minor}"
     return artifacts.table_copy(info.snapshot_sha256, f"{key}.r{READ_VERSION}")
