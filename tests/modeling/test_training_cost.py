@@ -422,8 +422,22 @@ def test_rare_categories_are_bucketed_per_distinct_value() -> None:
     )
     other = rng.choice(np.asarray(["a", "b"], dtype=object), 60_000)
     x = np.column_stack([column, other])
+    x[:50, 0] = None  # a raw frame's missing value passes through as it came
     rare = sorted(set(tail[::2]))
     out = rare_categories([rare, []]).fit(x).transform(x)
     expected = x.copy()
     expected[np.isin(x[:, 0], rare), 0] = INFREQUENT_CATEGORY
-    assert out.dtype == object and (out == expected).all()
+    assert out.dtype == object and (out[50:] == expected[50:]).all()
+    assert all(v is None for v in out[:50, 0])
+
+
+def test_a_split_that_cannot_be_prepared_is_not_blamed_on_the_hyperparameters() -> None:
+    """The other splits are prepared on a second thread while the model fits; their error is
+    raised as it is, not as the family refusing its hyperparameters."""
+    from mlplan.errors import ParameterError
+
+    data = tabular_data("classification")
+    data.x["test"] = data.x["test"].drop(columns=["plan"])
+    with pytest.raises(Exception, match="plan") as raised:
+        fit_estimator(data, "logistic", 7, {"C": 0.5}, export=False)
+    assert not isinstance(raised.value, ParameterError)

@@ -78,10 +78,9 @@ def _transformer_class() -> type:
                 if rare:
                     codes, distinct = pd.factorize(out[:, i], use_na_sentinel=False)
                     listed = set(rare)
-                    distinct = np.asarray(
-                        [INFREQUENT_CATEGORY if v in listed else v for v in distinct], dtype=object
-                    )
-                    out[:, i] = distinct[codes]
+                    bucketed = np.fromiter((v in listed for v in distinct), bool, len(distinct))
+                    # Only the rare values are rewritten: every other one stays as it came.
+                    out[bucketed[codes], i] = INFREQUENT_CATEGORY
             return out
 
     RareCategories.__module__ = __name__

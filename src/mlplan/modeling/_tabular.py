@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import pickle
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -370,39 +370,46 @@ def _fit(
     mostly without the GIL: on a machine of two cores, preparing them costs no time)."""
     fit = tabular_estimator(family).fit
     y = _as_numpy_text(y)
-    try:
-        if hasattr(estimator, "steps"):
-            prepare = estimator[:-1]
-            prepared = prepare.fit_transform(x, y)
-            last = estimator.steps[-1][1]
-        else:
-            prepare, prepared, last = None, x, estimator
-        waiting = {name: rows for name, rows in (others or {}).items() if len(rows)}
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = (
-                {name: pool.submit(prepare.transform, rows) for name, rows in waiting.items()}
-                if prepare is not None
-                else {}
-            )
+    waiting = {name: rows for name, rows in (others or {}).items() if len(rows)}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending: dict[str, Future[Any]] = {}
+        try:
+            if hasattr(estimator, "steps"):
+                prepare = estimator[:-1]
+                prepared = prepare.fit_transform(x, y)
+                last = estimator.steps[-1][1]
+                pending = {name: pool.submit(prepare.transform, r) for name, r in waiting.items()}
+            else:
+                prepared, last = x, estimator
             outputs = None
             if fit is not None:
                 outputs = fit(last, prepared, y)
             else:
                 last.fit(prepared, y)
-            ready = {name: job.result() for name, job in pending.items()} if pending else waiting
-        return prepared, outputs, ready
-    except Exception as exc:
-        source = type(exc).__module__.split(".")[0]
-        refused = source in {"lightgbm", "sklearn"} or isinstance(exc, ValueError | TypeError)
-        if not params or not refused:
-            raise
-        given = ", ".join(f"{k}: {v!r}" for k, v in sorted(params.items()))
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(" .")
-        raise ParameterError(
-            "params",
-            f"{family} could not be trained with the hyperparameters {given}: {reason}. Fix "
-            f"them in modeling.hyperparameters.{family} of the plan (or the params given)",
-        ) from exc
+        except Exception as exc:
+            error = _refused(exc, family, params)
+            if error is exc:
+                raise
+            raise error from exc
+        # Outside the fit's errors: a split that cannot be prepared is not a hyperparameter's.
+        ready = {name: job.result() for name, job in pending.items()} if pending else waiting
+    return prepared, outputs, ready
+
+
+def _refused(exc: Exception, family: str, params: dict[str, Any]) -> Exception:
+    """The estimator's refusal of a hyperparameter's value as an error that names the
+    family and the values; any other error as it is."""
+    source = type(exc).__module__.split(".")[0]
+    refused = source in {"lightgbm", "sklearn"} or isinstance(exc, ValueError | TypeError)
+    if not params or not refused:
+        return exc
+    given = ", ".join(f"{k}: {v!r}" for k, v in sorted(params.items()))
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(" .")
+    return ParameterError(
+        "params",
+        f"{family} could not be trained with the hyperparameters {given}: {reason}. Fix "
+        f"them in modeling.hyperparameters.{family} of the plan (or the params given)",
+    )
 
 
 def _as_numpy_text(y: np.ndarray) -> np.ndarray:
