@@ -215,4 +215,5 @@ def _before_exit() -> None:
     for ws in _opened:
         with contextlib.suppress(Exception):  # the command's own outcome stands
             ws.close()
+    _opened.clear()  # main() called again in one process starts afresh
     gc.freeze()
