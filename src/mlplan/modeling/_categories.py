@@ -32,12 +32,13 @@ def infrequent_categories(
     counts: Mapping[str, Mapping[str, int]], min_frequency: int
 ) -> dict[str, list[str]]:
     """The categories of each column seen in fewer than ``min_frequency`` training rows, from
-    each column's counts of its categories on those rows (missing values, ``MISSING_CATEGORY``
-    or "", are not a category), for the columns that have any.
+    each column's counts of the categories those rows hold (``feature_frames``: a missing
+    value counted as ``MISSING_CATEGORY``, which is not a category), for the columns that
+    have any.
 
     Examples
     --------
-    >>> infrequent_categories({"city": {"Oslo": 3, "Bergen": 1, "Molde": 1, "": 1}}, 2)
+    >>> infrequent_categories({"city": {"Oslo": 3, "Bergen": 1, "Molde": 1, "(missing)": 1}}, 2)
     {'city': ['Bergen', 'Molde']}
     """
     found = {}
@@ -45,7 +46,7 @@ def infrequent_categories(
         rare = sorted(
             str(category)
             for category, n in counted.items()
-            if 0 < n < min_frequency and category not in ("", MISSING_CATEGORY)
+            if n < min_frequency and category != MISSING_CATEGORY
         )
         if rare:
             found[name] = rare
