@@ -282,3 +282,35 @@ def test_the_training_device_is_auto_cpu_or_cuda() -> None:
         r"got 'tpu'",
     ):
         parse_plan(MINIMAL + "modeling:\n  device: tpu\n")
+
+
+_ROLLOUT_BASE = "project: {name: churn}\ntask: binary\ntarget: churned\n"
+
+
+def test_rollout_settings_load_and_bad_ones_are_named() -> None:
+    plan = parse_plan(
+        _ROLLOUT_BASE
+        + "rollout:\n  interval: 30s\n  failure_limit: 2\n  sticky: header:X-User-Id\n"
+        "  shadow_share: 25\n  smoke:\n    - {records: [{a: 1}], labels: ['yes']}\n"
+    )
+    rollout = plan.rollout
+    assert (rollout.interval, rollout.failure_limit, rollout.sticky) == (
+        "30s",
+        2,
+        "header:X-User-Id",
+    )
+    assert rollout.shadow_share == 25 and rollout.smoke[0].labels == ["yes"]
+    for bad, message in (
+        ("  sticky: cookie:uid\n", "header:NAME"),
+        ("  interval: soon\n", "duration"),
+        ("  shadow_share: 0\n", "shadow_share"),
+        ("  smoke:\n    - {records: [{a: 1}], labels: [x, y]}\n", "2 labels for 1 records"),
+        ("  approval_above: 50\n", "no gate 'promote'"),
+    ):
+        with pytest.raises(PlanError, match=message):
+            parse_plan(_ROLLOUT_BASE + "rollout:\n" + bad)
+    signed = parse_plan(
+        _ROLLOUT_BASE
+        + "rollout: {approval_above: 50}\napprovals:\n  - {gate: promote, role: product_owner}\n"
+    )
+    assert signed.rollout.approval_above == 50

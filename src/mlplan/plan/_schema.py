@@ -52,6 +52,7 @@ __all__ = [
     "Security",
     "SliceFloor",
     "SliceSpec",
+    "SmokeRequest",
     "Stakeholder",
     "Strategy",
     "Task",
@@ -443,12 +444,20 @@ class DeploymentSpec(_Section):
 
 
 class Guard(_Section):
-    """A condition checked while traffic moves to a candidate; failing it rolls back."""
+    """A condition checked while traffic moves to a candidate; failing it rolls back.
+
+    ``metric`` is measured on the candidate's answers in the step's window (``error_rate``,
+    ``latency_p99_ms``, ``null_rate``, one of the plan's metrics once labels arrive, ...) or
+    compares them with the stable model's (``prediction_psi``, ``positive_rate_ratio``,
+    ``latency_p99_ratio``, ...); the rollout analysis lists them all."""
 
     metric: str
     op: Comparison
     threshold: float
     slice: str | None = None
+    min_requests: int | None = Field(
+        None, ge=0, description="Unset: the step's min_requests (the shadow's for a shadow)."
+    )
 
 
 class CanaryStep(_Section):
@@ -462,6 +471,24 @@ class CanaryStep(_Section):
     @classmethod
     def _duration(cls, value: str) -> str:
         return _check_duration(value)
+
+
+class SmokeRequest(_Section):
+    """A request a blue-green candidate must answer through the preview route before the
+    switch: the records, and what the answers must be (each unset expectation unchecked)."""
+
+    records: list[dict[str, Any]] = Field(min_length=1)
+    labels: list[str] | None = Field(None, description="The label expected for each record.")
+    min_value: float | None = Field(None, description="Regression: no value below it.")
+    max_value: float | None = Field(None, description="Regression: no value above it.")
+
+    @model_validator(mode="after")
+    def _one_label_each(self) -> SmokeRequest:
+        if self.labels is not None and len(self.labels) != len(self.records):
+            raise ValueError(
+                f"{len(self.labels)} labels for {len(self.records)} records: give one each"
+            )
+        return self
 
 
 class RolloutSpec(_Section):
@@ -481,6 +508,53 @@ class RolloutSpec(_Section):
     )
     guards: list[Guard] = Field(default_factory=list)
     auto_rollback: bool = True
+    interval: str = Field(
+        "1m", description="How often the controller analyses the step under way, e.g. 30s."
+    )
+    failure_limit: int = Field(
+        1, ge=1, description="Failing analyses in a step before the rollout is rolled back."
+    )
+    sticky: str | None = Field(
+        None,
+        description=(
+            "What keeps a caller on one model during a canary: header:NAME or field:NAME "
+            "(a record's field); unset: each request is routed at random."
+        ),
+    )
+    shadow_share: float = Field(
+        100, gt=0, le=100, description="Percent of requests mirrored to a shadow candidate."
+    )
+    approval_above: float | None = Field(
+        None,
+        ge=0,
+        lt=100,
+        description=(
+            "Promotion past this share of traffic needs an approval of gate promote naming "
+            "the candidate (mlplan approve promote --subject MODEL); unset: none needed."
+        ),
+    )
+    smoke: list[SmokeRequest] = Field(
+        default_factory=list,
+        description="Blue-green: requests sent to green through the preview route first.",
+    )
+    rollback_window: str = Field(
+        "30m", description="Blue-green: how long blue stays loaded after the switch."
+    )
+
+    @field_validator("interval", "rollback_window")
+    @classmethod
+    def _durations(cls, value: str) -> str:
+        return _check_duration(value)
+
+    @field_validator("sticky")
+    @classmethod
+    def _sticky(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"(header|field):[A-Za-z0-9_.-]+", value):
+            raise ValueError(
+                f"sticky {value!r} must be header:NAME (an HTTP header) or field:NAME (a "
+                "record's field), e.g. header:X-User-Id"
+            )
+        return value
 
     @field_validator("steps")
     @classmethod
@@ -823,6 +897,12 @@ class Plan(_Section):
         gates = [a.gate for a in self.approvals]
         if len(set(gates)) != len(gates):
             raise ValueError("each gate may appear once in approvals")
+        if self.rollout.approval_above is not None and "promote" not in gates:
+            raise ValueError(
+                f"rollout.approval_above is {self.rollout.approval_above:g}, but approvals has "
+                "no gate 'promote' to sign it; add one, e.g. - {gate: promote, role: "
+                "product_owner}"
+            )
         return self
 
     @property

@@ -83,6 +83,7 @@ _COLUMNS = (
     "outputs",
     "error",
     "client_id",
+    "deployment",
 )
 
 
@@ -381,6 +382,7 @@ class PredictionLog:
         outputs: Any = None,
         error: Any = None,
         client_id: str | None = None,
+        deployment: str | None = None,
     ) -> bytes:
         entry = {
             "kind": kind,
@@ -397,6 +399,8 @@ class PredictionLog:
             "error": error,
             # A request id the client chose, as its keyed hash (see _ids.keyed_hash).
             "client_id": client_id,
+            # The deployment a server of one answered for (mlplan serve --deployment).
+            "deployment": deployment,
         }
         import orjson  # the serving extra's; imported here so mlplan.serving loads without it
 
@@ -611,6 +615,7 @@ def _schema() -> Any:
             ("outputs", pa.string()),
             ("error", pa.string()),
             ("client_id", pa.string()),
+            ("deployment", pa.string()),
         ]
     )
 

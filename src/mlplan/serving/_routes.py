@@ -240,6 +240,7 @@ class Routes:
                 outputs=outputs,
                 error=problem,
                 client_id=client_id,
+                deployment=self.config.deployment,
             )
         except RuntimeError:  # the log closed (the server is stopping): not logged, so 503
             self.metrics.child(self.metrics.log_failures, "other").inc()
