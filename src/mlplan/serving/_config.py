@@ -28,6 +28,7 @@ ROUTE_ROLES: dict[tuple[str, str], Access] = {
     ("POST", "/v2/models/{name}/infer"): "predict",
     ("POST", "/v2/models/{name}/versions/{version}/infer"): "predict",
     ("POST", "/v1/predict"): "predict",
+    ("POST", "/v1/preview"): "admin",
     ("POST", "/v1/feedback"): "feedback",
     ("GET", "/metrics"): "admin",
 }
@@ -64,6 +65,7 @@ class ServeConfig:
     request_timeout_seconds: float = 10.0
     freeze_gc: bool = False  # a server process (mlplan serve) sets it; an app in tests not
     deployment: str | None = None  # the deployment served (mlplan serve --deployment NAME)
+    route_refresh_seconds: float = 1.0  # how often a deployment's server reads its rollout
 
     def to_json(self) -> str:
         """For the environment of worker processes."""

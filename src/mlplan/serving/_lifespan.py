@@ -33,11 +33,12 @@ from mlplan.serving._ids import RequestIds
 from mlplan.serving._keys import KeyRing
 from mlplan.serving._log import LOG_DIR, PiiPolicy, PredictionLog, log_key
 from mlplan.serving._metrics import ServerMetrics
-from mlplan.serving._model import load_served_model
+from mlplan.serving._model import ServedModel, load_served_model
 from mlplan.serving._records import finish_serving, start_serving
+from mlplan.serving._router import Arm, RouteFollower, Routing
 from mlplan.serving._state import ServerState
 from mlplan.serving._validate import RecordValidator, TensorValidator
-from mlplan.workspace import Workspace
+from mlplan.workspace import DeploymentRoute, Workspace, deployment_route
 
 __all__ = ["Lifespan"]
 
@@ -53,6 +54,8 @@ class Lifespan:
         self.config = state.config
         self._log_deadlines = log_deadlines
         self._publishing: list[asyncio.Task[None]] = []
+        self._key = b""  # the log's key, once loading read it
+        self._stable: tuple[str, ServedModel] | None = None  # loaded, not yet batched
 
     @contextlib.asynccontextmanager
     async def __call__(self, app: Any) -> AsyncIterator[None]:
@@ -84,9 +87,9 @@ class Lifespan:
         try:
             await asyncio.to_thread(self._load_model)
             metrics.log_stats = None if state.log is None else state.log.stats
-            if state.model is not None:
+            if self._stable is not None:
                 try:
-                    await self._start_batcher()
+                    await self._start_routing()
                 except Exception as exc:
                     self._not_ready(exc)
             metrics.ready.set(1 if state.ready else 0)
@@ -97,9 +100,7 @@ class Lifespan:
                     await self._start_serving()
                 except Exception as exc:  # e.g. the store: no serve run, so not ready
                     metrics.ready.set(0)
-                    if state.batcher is not None:
-                        await state.batcher.stop()
-                        state.batcher = None
+                    await self._stop_routing()
                     self._not_ready(exc)
             if state.ready and state.compactor is not None:
                 state.compactor.start()  # what earlier servers left, then each closed segment
@@ -111,7 +112,7 @@ class Lifespan:
         try:
             self._load()
         except Exception as exc:  # any failure: not ready, and saying why, never "loading"
-            self.state.model = None
+            self._stable = None
             self._not_ready(exc)
 
     def _not_ready(self, exc: Exception) -> None:
@@ -130,19 +131,12 @@ class Lifespan:
         state, config = self.state, self.config
         ws = state.ws
         assert ws is not None
-        security = ws.plan.deployment.security
         model = load_served_model(ws, config.model)
         # The log's key signs request ids and hashes what a client chose: every worker, and
         # every restart, shares it (with the log off too, so feedback ids still verify).
         key = log_key(ws.root / ".mlplan" / LOG_DIR / model.name)
+        self._key = key
         state.ids = RequestIds(key)
-        state.records = RecordValidator(
-            model.signature,
-            unseen_categories=security.unseen_categories,
-            out_of_range=security.out_of_range,
-            key=key,
-        )
-        state.tensors = TensorValidator(model.signature, state.records)
         state.feedback = FeedbackValidator(state.ids, classes=model.classes)
         policy = ws.plan.deployment.logging
         if policy.predictions:
@@ -161,7 +155,7 @@ class Lifespan:
                 segment_bytes=int(policy.segment_mb * 1024 * 1024),
                 on_rotate=state.compactor.wake,
             )
-        state.model = model
+        self._stable = (get_model(ws, config.model).ref, model)
         state.reason = None
 
     def _compaction_failed(self, exc: Exception) -> None:
@@ -175,20 +169,92 @@ class Lifespan:
             traceback.print_exception(exc, file=sys.stdout)
             sys.stdout.flush()
 
-    async def _start_batcher(self) -> None:
+    async def _start_routing(self) -> None:
+        """The stable model's arm, batcher started; serving a deployment, the candidate of
+        its rollout too, loaded before the server is ready, and the follower that keeps the
+        routing in step with the store from then on."""
         state, config = self.state, self.config
-        assert state.model is not None
+        assert self._stable is not None and state.ws is not None
+        ref, model = self._stable
+        rollout = state.ws.plan.rollout
+        routing = Routing(
+            await self._arm(ref, model, shadow=False),
+            shadow_share=rollout.shadow_share,
+            sticky=rollout.sticky,
+        )
+        state.routing = routing
+        self.metrics.queued = self._queued
+        if config.deployment is None:
+            return
+        ws, name = state.ws, config.deployment
+        route = await asyncio.to_thread(deployment_route, ws, name)
+        follower = RouteFollower(
+            routing,
+            DeploymentRoute(name, ref),
+            read=lambda: deployment_route(ws, name),
+            load=self._load_arm,
+            publish=self._publish,
+            report=self._report,
+            refresh_seconds=config.route_refresh_seconds,
+        )
+        await follower.apply(route)
+        state.follower = follower
+        follower.start()
+
+    def _queued(self) -> int:
+        """Rows waiting in every arm's batcher."""
+        routing = self.state.routing
+        return 0 if routing is None else sum(a.batcher.queued_rows for a in routing.arms)
+
+    def _publish(self, routing: Routing) -> None:
+        self.state.routing = routing
+        print(
+            f"mlplan serve: {self.config.deployment} routes {_describe(routing)}",
+            flush=True,
+        )
+
+    def _report(self, line: str) -> None:
+        print(f"mlplan serve: {self.config.deployment}: {line}", flush=True)
+
+    async def _load_arm(self, ref: str, shadow: bool) -> Arm:
+        """A package version of the deployment's rollout as an arm (loaded in a thread)."""
+        assert self.state.ws is not None
+        model = await asyncio.to_thread(load_served_model, self.state.ws, ref)
+        return await self._arm(ref, model, shadow=shadow)
+
+    async def _arm(self, ref: str, model: ServedModel, *, shadow: bool) -> Arm:
+        """``model`` with its validators and a micro-batcher of its own, started. A shadow's
+        batches always run in a thread, never in the event loop that answers clients."""
+        config = self.config
+        assert self.state.ws is not None
+        security = self.state.ws.plan.deployment.security
+        records = RecordValidator(
+            model.signature,
+            unseen_categories=security.unseen_categories,
+            out_of_range=security.out_of_range,
+            key=self._key,
+        )
         batcher = MicroBatcher(
-            state.model.run,
+            model.run,
             max_batch_rows=config.max_batch_rows,
             max_wait_ms=config.max_wait_ms,
             max_queue_rows=config.max_queue_rows,
+            inline_rows=0 if shadow else 64,
             timeout_seconds=config.request_timeout_seconds,
-            observe=self.metrics.observe_batch,
+            observe=None if shadow else self.metrics.observe_batch,
         )
         await batcher.start()
-        self.metrics.queued = lambda: batcher.queued_rows
-        state.batcher = batcher
+        return Arm(ref, model, records, TensorValidator(model.signature, records), batcher)
+
+    async def _stop_routing(self) -> None:
+        """Stop following the store, then every arm's batcher (in-flight requests get their
+        answers)."""
+        state = self.state
+        if state.follower is not None:
+            await state.follower.stop()
+        if state.routing is not None:
+            for arm in state.routing.arms:
+                await arm.batcher.stop()
 
     async def _start_serving(self) -> None:
         """Once ready: the keys' refresher, the collector's freeze, and the ``serve`` run."""
@@ -230,8 +296,7 @@ class Lifespan:
             await asyncio.to_thread(state.compactor.stop)
         if state.keys is not None:
             state.keys.stop()
-        if state.batcher is not None:
-            await state.batcher.stop()  # in-flight requests get their answers
+        await self._stop_routing()  # in-flight requests get their answers
         if state.log is not None:
             state.log.close()  # everything acknowledged or queued is on disk
         self._log_deadlines.cancel()
@@ -262,3 +327,18 @@ class Lifespan:
                 "auth": state.auth,
             },
         )
+
+
+def _describe(routing: Routing) -> str:
+    """A routing in a few words, for the server's output."""
+    stable = routing.stable.ref
+    candidate = routing.candidate
+    if candidate is None:
+        return f"every request to {stable}"
+    if routing.mode == "shadow":
+        return f"every request to {stable}, {routing.shadow_share:g}% mirrored to {candidate.ref}"
+    if routing.mode == "split":
+        return f"{100 - routing.weight:g}% to {stable}, {routing.weight:g}% to {candidate.ref}" + (
+            f" (sticky by {routing.sticky})" if routing.sticky else ""
+        )
+    return f"every request to {stable} ({candidate.ref} loaded, {routing.state})"

@@ -91,6 +91,7 @@ class ServerMetrics:
         self._published: dict[str, float] = {}
         self._add_http(prom)
         self._add_inputs_and_outputs(prom)
+        self._add_rollout(prom)
         self._add_readiness_and_queue(prom)
         if self.multiprocess:
             self._add_published(prom)
@@ -132,6 +133,32 @@ class ServerMetrics:
             self.child(self.refusals, refusal)
         for reason in LOG_WRITE_FAILURES:
             self.child(self.log_failures, reason)
+
+    def answered(self, by_candidate: bool) -> None:
+        """Count an answer during a rollout, by the model that gave it."""
+        self.child(self.rollout_answers, "candidate" if by_candidate else "stable").inc()
+
+    def shadowed(self, outcome: str) -> None:
+        """Count a mirrored request by what became of it: scored, failed, dropped."""
+        self.child(self.shadow_requests, outcome).inc()
+
+    def _add_rollout(self, prom: Any) -> None:
+        r = self.registry
+        self.rollout_answers = prom.Counter(
+            "mlplan_rollout_answers",
+            "Answers during a rollout, by the model that gave them: stable or candidate.",
+            ["model"],
+            registry=r,
+        )
+        self.shadow_requests = prom.Counter(
+            "mlplan_shadow_requests",
+            "Requests mirrored to a shadow candidate, by outcome: scored, failed (it refused, "
+            "raised or timed out; logged), dropped (too many in flight, or its queue full).",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("scored", "failed", "dropped"):
+            self.child(self.shadow_requests, outcome)
 
     def _add_inputs_and_outputs(self, prom: Any) -> None:
         r = self.registry

@@ -10,6 +10,7 @@
 ``GET  /v2/models/{name}[/versions/{v}]/config``  predict   model configuration (Triton's form)
 ``POST /v2/models/{name}[/versions/{v}]/infer``   predict   tensors in and out, JSON or binary
 ``POST /v1/predict``                              predict   JSON records in, predictions out
+``POST /v1/preview``                              admin     the same, from a rollout's candidate
 ``POST /v1/feedback``                             feedback  ground truth and product events
 ``GET  /metrics``                                 admin     Prometheus exposition
 ================================================  ========  ==================================
@@ -22,13 +23,21 @@ routes, ``/v1/rollouts...``, behind ``admin``.
 (whatever raised them: a route, the key check, the body limit, readiness, a route that does
 not exist), and it supports the binary tensor data extension (:mod:`._open_inference`) and
 the model configuration extension, the two that ``GET /v2`` lists. ``{v}`` is the package
-version served (``model_version`` in every answer). The model repository, statistics,
+version served (``model_version`` in every answer).
+
+A server of a deployment (``mlplan serve --deployment NAME``) follows its rollout
+(``_router.py``): during a canary or after a blue-green switch each request is answered by
+the stable model or the candidate, and the answer names the one that did (``model`` in
+``/v1``, ``model_name`` and ``model_version`` under ``/v2``; a version in the path pins that
+model); a shadow candidate scores a share of requests off the request path, its outputs
+logged beside the stable's under the same request id. The model repository, statistics,
 shared-memory, trace and logging extensions are not supported: their routes answer 404 with
 the protocol's error.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -56,6 +65,7 @@ from mlplan.serving._open_inference import (
 )
 from mlplan.serving._refusals import MAX_ERRORS, RefusalBudget, summary
 from mlplan.serving._responses import JSONResponse, error, refusal
+from mlplan.serving._router import Arm, Routing
 from mlplan.serving._state import ServerState
 from mlplan.serving._validate import ValidationResult
 
@@ -90,6 +100,7 @@ class Routes:
         self._max_body_bytes = state.config.max_body_bytes
         self._log_deadlines = log_deadlines
         self._refusals = RefusalBudget()  # refusals each caller may write to the log
+        self._mirrors: set[asyncio.Task[None]] = set()  # shadow requests in flight
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -134,9 +145,15 @@ class Routes:
         return error(503, f"not ready: {reason}", {"Retry-After": "1"})
 
     def _serves(self, name: str) -> bool:
-        """Whether ``name`` is the model served: as configured, or by name without its
-        package version (a deployment serves ``logistic-1@2``; clients call it logistic-1)."""
-        return name in (self.config.model, self.config.model.partition("@")[0])
+        """Whether ``name`` is served here: the model as configured, or by name without its
+        package version (a deployment serves ``logistic-1@2``; clients call it logistic-1),
+        the deployment's name, or a model its rollout loaded (the candidate, or the model
+        promoted since the server started)."""
+        config = self.config
+        if name in (config.model, config.model.partition("@")[0], config.deployment):
+            return True
+        routing = self.state.routing
+        return routing is not None and any(a.model.name == name for a in routing.arms)
 
     def _unknown_model(self, name: str) -> Response:
         self.metrics.refused("unknown_model")
@@ -153,16 +170,18 @@ class Routes:
         if not self._serves(name):
             return self._unknown_model(name)
         version = request.path_params.get("version")
-        model = self.state.model
+        routing = self.state.routing
         if version is None:
             return None
-        if model is None:
+        if routing is None:
             return self._not_ready()
-        if version != model.version:
+        if all(version != arm.model.version for arm in routing.arms):
             self.metrics.refused("unknown_model")
+            served = ", ".join(arm.model.version for arm in routing.arms)
             return error(
                 404,
-                f"no such version of {model.name}; this server serves version {model.version}",
+                f"no such version of {routing.stable.model.name}; this server serves "
+                f"version {served}",
             )
         return None
 
@@ -222,17 +241,20 @@ class Routes:
         outputs: Any = None,
         problem: Any = None,
         client_id: str | None = None,
+        served: ServedModel | None = None,
     ) -> bool:
-        """Append the record; in acked mode, wait until it is on disk. False if it failed."""
+        """Append the record (of the model ``served``, else the stable one); in acked mode,
+        wait until it is on disk. False if it failed."""
         state = self.state
-        if state.log is None or state.model is None:
+        served = served or state.model
+        if state.log is None or served is None:
             return True
         try:
             done = state.log.record_async(
                 kind=kind,
                 request_id=request_id,
-                model=state.model.name,
-                version=state.model.version,
+                model=served.name,
+                version=served.version,
                 route=route,
                 status=status,
                 latency_ms=(time.perf_counter() - started) * 1000,
@@ -269,6 +291,7 @@ class Routes:
         request_id: str,
         route: str,
         started: float,
+        served: ServedModel | None = None,
     ) -> Response:
         """A request whose records or tensors do not hold: 422 naming the first problems.
         Logged as a summary (how many problems of each kind, the first few by where and why,
@@ -278,7 +301,9 @@ class Routes:
         shown = [e.to_dict() for e in errors[:MAX_ERRORS]]
         brief = summary([e.type for e in errors], shown)
         if self._refusals.allow(self._caller(request), _RECORD_BYTES + len(orjson.dumps(brief))):
-            await self._logged("prediction", request_id, route, 422, started, problem=brief)
+            await self._logged(
+                "prediction", request_id, route, 422, started, problem=brief, served=served
+            )
         else:
             self.metrics.refusals_unlogged.inc()
         return refusal(422, shown, {"X-Request-Id": request_id}, total=len(errors))
@@ -288,21 +313,21 @@ class Routes:
         return error(503, "the prediction could not be logged; retry", {"Retry-After": "1"})
 
     async def _compute(
-        self, validated: ValidationResult
+        self, arm: Arm, validated: ValidationResult
     ) -> tuple[np.ndarray, np.ndarray | None] | Response:
-        """The model's outputs through the micro-batcher, or the 413/503/504/422 to answer."""
-        state = self.state
+        """The outputs of ``arm``'s model through its micro-batcher, or the 413/503/504/422
+        to answer."""
         metrics = self.metrics
-        assert state.model is not None and state.batcher is not None
-        if validated.rows > state.batcher.max_queue_rows:
+        batcher = arm.batcher
+        if validated.rows > batcher.max_queue_rows:
             metrics.refused("too_large")
             return error(
                 413,
                 f"{validated.rows:,} rows in one request; at most "
-                f"{state.batcher.max_queue_rows:,} (split the request)",
+                f"{batcher.max_queue_rows:,} (split the request)",
             )
         try:
-            labels, proba = await state.batcher.submit(validated.feeds, validated.rows)
+            labels, proba = await batcher.submit(validated.feeds, validated.rows)
         except Saturated:
             metrics.saturated.inc()
             metrics.refused("overloaded")
@@ -315,7 +340,7 @@ class Routes:
             return error(
                 422, f"the model could not score these inputs: {str(exc).splitlines()[0][:200]}"
             )
-        if state.model.is_classifier:
+        if arm.model.is_classifier:
             for label in labels:
                 metrics.child(metrics.predicted, label).inc()
         else:
@@ -380,8 +405,8 @@ class Routes:
         if unserved is not None:
             return unserved
         state = self.state
-        model = state.model
-        if model is None or not state.ready:
+        routing = state.routing
+        if routing is None or not state.ready:
             return self._not_ready()
         if request.headers.get("content-encoding", "identity") != "identity":
             self.metrics.refused("unsupported_media_type")
@@ -402,20 +427,29 @@ class Routes:
             self.metrics.refused("validation")
             return error(422, [{"loc": ["body"], "type": "dict_type", "msg": "expected an object"}])
         problem = attach_binary_inputs(body, memoryview(raw)[length or len(raw) :])
+        inputs = body.get("inputs")
+        version = request.path_params.get("version")
+        # A version in the path pins that model (the candidate's too, during a rollout).
+        arm = (
+            routing.choose(self._sticky_key(routing, request, inputs, tensors=True))
+            if version is None
+            else next(a for a in routing.arms if a.model.version == version)
+        )
+        model = arm.model
         names = ["label", "probabilities"] if model.is_classifier else ["value"]
         wanted = requested_outputs(body, names) if problem is None else problem
         if isinstance(wanted, str):
             self.metrics.refused("validation")
             return error(400, wanted)
-        assert state.tensors is not None
-        validated = state.tensors.validate(body.get("inputs"))
+        validated = arm.tensors.validate(inputs)
         self.metrics.inputs(validated)  # what came in counts, served or refused
         started = time.perf_counter()
+        route = "/v2/models/{name}/infer"
         if validated.errors:
             assert state.ids is not None
-            route = "/v2/models/{name}/infer"
-            return await self._invalid(request, validated, state.ids.issue(), route, started)
-        computed = await self._compute(validated)
+            issued = state.ids.issue()
+            return await self._invalid(request, validated, issued, route, started, model)
+        computed = await self._compute(arm, validated)
         if isinstance(computed, Response):
             return computed
         labels, proba = computed
@@ -424,18 +458,23 @@ class Routes:
         ids = state.ids
         assert ids is not None
         request_id = ids.issue()
+        self._answered(routing, arm)
+        shadow = routing.mirrors() if version is None else None
+        if shadow is not None:
+            self._mirror(shadow, inputs, request_id, route, tensors=True)
         given = body.get("id")
         echoed = str(given)[:100] if given else request_id
         outputs = _tensor_outputs(model, labels, proba)
         if not await self._logged(
             "prediction",
             request_id,
-            "/v2/models/{name}/infer",
+            route,
             200,
             started,
             inputs=_logged_inputs(model, validated),
             outputs=outputs,
             client_id=keyed_hash(ids.key, str(given)) if given else None,
+            served=model,
         ):
             return self._log_failed()
         return _inference_answer(
@@ -448,16 +487,26 @@ class Routes:
 
     @_route("POST", "/v1/predict")
     async def predict(self, request: Request) -> Response:
+        return await self._records(request, preview=False)
+
+    @_route("POST", "/v1/preview")
+    async def preview(self, request: Request) -> Response:
+        return await self._records(request, preview=True)
+
+    async def _records(self, request: Request, *, preview: bool) -> Response:
+        """``/v1/predict``: records in, the answer of the model the routing chooses; or
+        ``/v1/preview``: the answer of the rollout's candidate, whatever its share of traffic
+        (a blue-green's smoke test before the switch), logged as ``preview``."""
         state = self.state
-        model = state.model
-        if model is None or not state.ready:
+        routing = state.routing
+        if routing is None or not state.ready:
             return self._not_ready()
-        if model.kind != "tabular":
-            self.metrics.refused("validation")
+        if preview and routing.candidate is None:
             return error(
-                422,
-                f"{model.name} takes {model.kind} tensors, not records: "
-                f"POST /v2/models/{model.name}/infer",
+                409,
+                "no candidate to preview: /v1/preview answers with the candidate of the "
+                "deployment's active rollout (mlplan serve --deployment NAME, then mlplan "
+                "deploy MODEL --name NAME --strategy blue-green)",
             )
         body, failed = await self._body_json(request)
         if failed is not None:
@@ -465,35 +514,40 @@ class Routes:
         if not isinstance(body, dict) or "records" not in body:
             self.metrics.refused("validation")
             return error(422, _NO_RECORDS)
-        assert state.records is not None
+        records = body["records"]
+        arm = (
+            routing.candidate
+            if preview and routing.candidate is not None
+            else routing.choose(self._sticky_key(routing, request, records))
+        )
+        model = arm.model
+        if model.kind != "tabular":
+            self.metrics.refused("validation")
+            return error(
+                422,
+                f"{model.name} takes {model.kind} tensors, not records: "
+                f"POST /v2/models/{model.name}/infer",
+            )
+        route = "/v1/preview" if preview else "/v1/predict"
+        kind = "preview" if preview else "prediction"
         started = time.perf_counter()
         request_id = self._next_id()
-        validated = state.records.validate(body["records"])
+        validated = arm.records.validate(records)
         self.metrics.inputs(validated)  # what came in counts, served or refused
         if validated.errors:
-            return await self._invalid(request, validated, request_id, "/v1/predict", started)
-        computed = await self._compute(validated)
+            return await self._invalid(request, validated, request_id, route, started, model)
+        computed = await self._compute(arm, validated)
         if isinstance(computed, Response):
             return computed
         labels, proba = computed
-        # NaN and infinities (which JSON cannot hold) are written as null by orjson.
-        if model.is_classifier:
-            assert proba is not None
-            classes = model.classes
-            predictions: list[dict[str, Any]] = [
-                {"label": label, "probabilities": dict(zip(classes, row, strict=True))}
-                for label, row in zip(labels.tolist(), proba.tolist(), strict=True)
-            ]
-        else:
-            predictions = [{"value": v} for v in labels.tolist()]
+        if not preview:
+            self._answered(routing, arm)
+            shadow = routing.mirrors()
+            if shadow is not None:
+                self._mirror(shadow, records, request_id, route, tensors=False)
+        predictions = _record_outputs(model, labels, proba)
         if not await self._logged(
-            "prediction",
-            request_id,
-            "/v1/predict",
-            200,
-            started,
-            inputs=body["records"],
-            outputs=predictions,
+            kind, request_id, route, 200, started, inputs=records, outputs=predictions, served=model
         ):
             return self._log_failed()
         return JSONResponse(
@@ -503,6 +557,93 @@ class Routes:
                 "predictions": predictions,
             },
             headers={"X-Request-Id": request_id},
+        )
+
+    def _sticky_key(
+        self, routing: Routing, request: Request, given: Any, *, tensors: bool = False
+    ) -> str | None:
+        """The request's sticky key (the plan's ``rollout.sticky``) while traffic is split:
+        a header's value, or a field of the first record (of the first row of the input
+        tensor of that name); None when there is none (the request is routed at random)."""
+        if routing.mode != "split" or routing.sticky is None:
+            return None
+        kind, _, name = routing.sticky.partition(":")
+        if kind == "header":
+            return request.headers.get(name)
+        value = None
+        if not isinstance(given, list) or not given or not isinstance(given[0], dict):
+            return None
+        if not tensors:
+            value = given[0].get(name)
+        else:
+            for tensor in given:
+                data = tensor.get("data") if tensor.get("name") == name else None
+                if isinstance(data, list) and data:
+                    value = data[0]
+                    while isinstance(value, list) and value:  # nested row-major data
+                        value = value[0]
+                    break
+        return None if value is None or isinstance(value, dict | list) else str(value)
+
+    def _answered(self, routing: Routing, arm: Arm) -> None:
+        """Count an answer by the arm that gave it, during a rollout."""
+        if routing.candidate is not None:
+            self.metrics.answered(arm is routing.candidate)
+
+    def _mirror(self, arm: Arm, given: Any, request_id: str, route: str, *, tensors: bool) -> None:
+        """Score ``given`` (the request's records, or its input tensors) with the shadow
+        ``arm`` off the request path: a task of its own, whose errors and slowness reach
+        only its ``shadow`` log record, never the client. Past ``_MAX_MIRRORS`` mirrors in
+        flight, the request is not mirrored (counted as dropped)."""
+        if len(self._mirrors) >= _MAX_MIRRORS:
+            self.metrics.shadowed("dropped")
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._shadow(arm, given, request_id, route, tensors=tensors)
+        )
+        self._mirrors.add(task)
+        task.add_done_callback(self._mirrors.discard)
+
+    async def _shadow(
+        self, arm: Arm, given: Any, request_id: str, route: str, *, tensors: bool
+    ) -> None:
+        """The shadow's answer to one mirrored request, logged beside the stable's (the
+        same request id, kind ``shadow``) with its own latency and status: 200, 422 (its
+        validator or model refused the inputs), 500 (it raised), 504 (too slow)."""
+        model = arm.model
+        started = time.perf_counter()
+        status, outputs = 200, None
+        problem: Any = None
+        try:
+            validated = (arm.tensors if tensors else arm.records).validate(given)
+            if validated.errors:
+                status = 422
+                problem = summary([e.type for e in validated.errors], [])
+            else:
+                labels, proba = await arm.batcher.submit(validated.feeds, validated.rows)
+                outputs = (
+                    _tensor_outputs(model, labels, proba)
+                    if tensors
+                    else _record_outputs(model, labels, proba)
+                )
+        except Saturated:
+            self.metrics.shadowed("dropped")
+            return
+        except TimeoutError:
+            status, problem = 504, f"no answer within {self.config.request_timeout_seconds:g} s"
+        except Exception as exc:  # the shadow's failure is its own, and only logged
+            status = 500
+            problem = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        self.metrics.shadowed("scored" if status == 200 else "failed")
+        await self._logged(
+            "shadow",
+            request_id,
+            route,
+            status,
+            started,
+            outputs=outputs,
+            problem=problem,
+            served=model,
         )
 
     @_route("POST", "/v1/feedback")
@@ -586,6 +727,10 @@ def _guarded(endpoint: Endpoint, routes: Routes, needed: str) -> Endpoint:
 
     return guarded
 
+
+_MAX_MIRRORS = 256
+"""Mirrored requests a shadow may have in flight; past it, requests are not mirrored (a slow
+shadow never holds more than this in memory, and never slows the clients)."""
 
 _RECORD_BYTES = 300
 """About what a log record takes beside its error (ids, time, model, route, status)."""
@@ -679,6 +824,21 @@ def _metadata(model: ServedModel) -> dict[str, Any]:
         "inputs": inputs,
         "outputs": outputs,
     }
+
+
+def _record_outputs(
+    model: ServedModel, labels: np.ndarray, proba: np.ndarray | None
+) -> list[dict[str, Any]]:
+    """The predictions of a ``/v1`` answer: each record's label and probabilities, or its
+    value (NaN and infinities, which JSON cannot hold, are written as null by orjson)."""
+    if not model.is_classifier:
+        return [{"value": v} for v in labels.tolist()]
+    assert proba is not None
+    classes = model.classes
+    return [
+        {"label": label, "probabilities": dict(zip(classes, row, strict=True))}
+        for label, row in zip(labels.tolist(), proba.tolist(), strict=True)
+    ]
 
 
 def _tensor_outputs(

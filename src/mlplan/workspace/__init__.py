@@ -8,6 +8,8 @@ from mlplan.workspace._crashed import close_crashed_runs
 from mlplan.workspace._deployments import (
     PRODUCTION,
     DeploymentInfo,
+    DeploymentRoute,
+    deployment_route,
     get_deployment,
     list_deployments,
 )
@@ -32,6 +34,7 @@ __all__ = [
     "PRODUCTION",
     "ApprovalInfo",
     "DeploymentInfo",
+    "DeploymentRoute",
     "GarbageFile",
     "GarbageReport",
     "ReportInfo",
@@ -39,6 +42,7 @@ __all__ = [
     "approve",
     "close_crashed_runs",
     "collect_garbage",
+    "deployment_route",
     "find_root",
     "get_deployment",
     "list_approvals",

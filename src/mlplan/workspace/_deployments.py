@@ -11,11 +11,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
+
 from mlplan.errors import DeploymentNotFoundError
-from mlplan.store import DeploymentRecord, ModelRecord, package_sha256
+from mlplan.store import DeploymentRecord, ModelRecord, RolloutRecord, package_sha256
 from mlplan.workspace._workspace import Workspace
 
-__all__ = ["PRODUCTION", "DeploymentInfo", "get_deployment", "list_deployments"]
+__all__ = [
+    "PRODUCTION",
+    "DeploymentInfo",
+    "DeploymentRoute",
+    "deployment_route",
+    "get_deployment",
+    "list_deployments",
+]
 
 PRODUCTION = "production"
 
@@ -108,4 +117,66 @@ def get_deployment(ws: Workspace, name: str = PRODUCTION) -> DeploymentInfo:
     raise DeploymentNotFoundError(
         f"no deployment {name!r}; deployments: {', '.join(d.name for d in found) or 'none'}. "
         f"Put a model there with: mlplan deploy MODEL --name {name}"
+    )
+
+
+@dataclass(frozen=True)
+class DeploymentRoute:
+    """Where a deployment's traffic goes now: its model (``name@version``, the stable one
+    during a rollout) and, while a rollout is active, the candidate, the strategy, the
+    rollout's state and the candidate's share of traffic in percent. A server of the
+    deployment reads it every second and follows it."""
+
+    deployment: str
+    model: str
+    candidate: str | None = None
+    strategy: str | None = None
+    state: str | None = None
+    weight: float = 0.0
+    rollout: int | None = None
+
+
+def deployment_route(ws: Workspace, name: str = PRODUCTION) -> DeploymentRoute:
+    """The deployment ``name``'s traffic now: one indexed read, cheap enough for every
+    server process to make each second.
+
+    Raises
+    ------
+    DeploymentNotFoundError
+        No deployment ``name``.
+    """
+    with ws.store.transaction() as session:
+        found = session.execute(
+            ws.select(DeploymentRecord.id, ModelRecord.name, ModelRecord.version)
+            .join(ModelRecord, DeploymentRecord.model_id == ModelRecord.id)
+            .where(DeploymentRecord.name == name)
+        ).one_or_none()
+        if found is None:
+            raise DeploymentNotFoundError(
+                f"no deployment {name!r}; put a model there with: mlplan deploy MODEL --name {name}"
+            )
+        deployment_id, model, version = found
+        active = session.execute(
+            select(
+                RolloutRecord.id,
+                RolloutRecord.strategy,
+                RolloutRecord.state,
+                RolloutRecord.weight,
+                ModelRecord.name,
+                ModelRecord.version,
+            )
+            .join(ModelRecord, RolloutRecord.candidate_id == ModelRecord.id)
+            .where(RolloutRecord.deployment_id == deployment_id, RolloutRecord.active.is_(True))
+        ).one_or_none()
+    if active is None:
+        return DeploymentRoute(name, f"{model}@{version}")
+    rollout, strategy, state, weight, candidate, candidate_version = active
+    return DeploymentRoute(
+        name,
+        f"{model}@{version}",
+        f"{candidate}@{candidate_version}",
+        strategy,
+        state,
+        float(weight),
+        rollout,
     )
