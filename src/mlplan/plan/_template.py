@@ -546,7 +546,7 @@ def _approvals() -> list[str]:
         "approvals:",
         "  - {gate: buy_in, role: business_owner}",
         "  - {gate: deploy, role: ml_lead}",
-        "  - {gate: full_traffic, role: product_owner}",
+        "  - {gate: promote, role: product_owner}  # past rollout.approval_above",
     ]
 
 
