@@ -168,6 +168,7 @@ class _Server:
     headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
     cwd: Path | None = None
     env: Mapping[str, str | None] = field(default_factory=dict)  # None: unset
+    stop_signal: signal.Signals = signal.SIGTERM
 
 
 def _records_body(records: list[dict[str, float]]) -> str:
@@ -190,7 +191,7 @@ def _start(server: _Server, log: Path) -> subprocess.Popen[bytes]:
     status = "no answer"
     while time.time() < deadline:
         if process.poll() is not None:
-            _stop(process)
+            _stop(process, server.stop_signal)
             raise SystemExit(f"{server.name} exited with {process.returncode}; see {log}:\n"
                              + log.read_text()[-3000:])  # fmt: skip
         try:
@@ -201,15 +202,15 @@ def _start(server: _Server, log: Path) -> subprocess.Popen[bytes]:
         except httpx.HTTPError as error:
             status = repr(error)
         time.sleep(0.2)  # a benchmark waiting for a server to come up, not a test
-    _stop(process)
+    _stop(process, server.stop_signal)
     raise SystemExit(f"{server.name} did not come up at {server.url} ({status}); see {log}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server and wait for it to stop (Ray Serve shuts its cluster down then), then
-    kill whatever it left in its session (Ray's node agents outlive their raylet)."""
+def _stop(process: subprocess.Popen[bytes], stop_signal: signal.Signals) -> None:
+    """Signal the server and wait for it to stop (Ray Serve shuts its cluster down then), then
+    kill whatever it left in its session (Ray's node agents may outlive their raylet)."""
     if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(stop_signal)
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
@@ -336,6 +337,8 @@ def _servers(ws: Any, model: Any, work: Path) -> list[_Server]:
             _records_body,
             lambda a: onnx_rows(a["predictions"]),
             env=QUIET | {"RAY_TMPDIR": str(work)},
+            # Ray's own SIGTERM handler aborts the driver mid-shutdown; SIGINT stops it cleanly.
+            stop_signal=signal.SIGINT,
         ),
         _Server(
             "mlflow models serve",
@@ -394,7 +397,7 @@ def main() -> None:
                       f"{measured['p50_ms']:>9.2f}{measured['p99_ms']:>9.2f}"
                       f"{measured['non_2xx']:>9}", flush=True)  # fmt: skip
         finally:
-            _stop(process)
+            _stop(process, server.stop_signal)
     s = results["servers"]
     # Goals: QPS ratio at least this, and (for the batching peers) a lower p99 than theirs.
     goals = {"BentoML (adaptive batching)": (1.5, True), "Ray Serve (@serve.batch)": (1.5, True),

@@ -6,7 +6,8 @@ bench_serving.py runs it with its own virtualenv's Python (build/bench-ray):
     python ray_serve_app.py model.onnx PORT
 
 It starts a local Ray cluster of its own (``ray.init``, 2 CPUs, no dashboard), serves
-POST /predict on 127.0.0.1:PORT and, on SIGTERM or SIGINT, shuts Serve and the cluster down.
+POST /predict on 127.0.0.1:PORT and, on SIGINT, shuts Serve and the cluster down (on SIGTERM
+too, but Ray's own handler then aborts the process once the cluster is down).
 The body is {"records": [{feature: value, ...}, ...]}, as for every server in the benchmark;
 the answer is {"predictions": [{"label", "p1"}, ...]}, one per record. Serve batches the
 records of concurrent requests into one ONNX Runtime call and splits the answers back.
