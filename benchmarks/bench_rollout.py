@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_serving import FEATURES, _ensure_wrk, _port, _project, _wait_http, _wrk
+from bench_serving import FEATURES, _ensure_wrk, _port, _project, _wrk
 
 
 def _answer(url: str, body: str, headers: dict[str, str]) -> dict[str, Any]:
@@ -42,6 +42,18 @@ def _answer(url: str, body: str, headers: dict[str, str]) -> dict[str, Any]:
 
     answer: dict[str, Any] = httpx.post(url, content=body, headers=headers, timeout=10).json()
     return answer
+
+
+def _wait_http(url: str, *, body: bytes, headers: dict[str, str]) -> None:
+    import httpx
+
+    def up() -> bool:
+        try:
+            return httpx.post(url, content=body, headers=headers, timeout=2).status_code < 500
+        except httpx.HTTPError:
+            return False
+
+    _until(up, url)
 
 
 def _until(condition: Any, what: str) -> None:
