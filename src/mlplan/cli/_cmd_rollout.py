@@ -157,8 +157,8 @@ def export(
     image: Annotated[
         str | None,
         typer.Option(
-            help="The image the pods run: mlplan[serving,postgres] and the project's folder "
-            "at /project (default: mlplan:VERSION)."
+            help="The image the pods run: mlplan with its serving and postgres extras, and "
+            "the project's folder at /project (default: mlplan:VERSION)."
         ),
     ] = None,
     namespace: Annotated[str, typer.Option(help="The Kubernetes namespace.")] = "default",

@@ -6,18 +6,19 @@ active rollout, else its stable model (a controller canaries the change of pod t
 what runs to what is applied). The plan's ``rollout:`` section becomes each project's own
 terms:
 
-- **argo**: a ``Rollout``. A canary holds each step (``setWeight``, ``pause`` for the step's
-  duration) and then asks mlplan for its verdict (an ``analysis`` step); a background analysis
-  asks every ``interval`` while the steps hold, so a failing candidate is caught mid-step.
-  Blue-green: ``activeService`` / ``previewService``, the verdict before the switch
-  (``prePromotionAnalysis``) and after it (``postPromotionAnalysis``), blue kept for the
-  plan's ``rollback_window`` (``scaleDownDelaySeconds``). Both analyses are ``AnalysisTemplate``s
-  whose web metric reads ``GET {analysis_url}/v1/rollouts/NAME/analysis`` with the admin key
-  from a Secret. Argo's ``failureLimit`` counts the failures it tolerates (the run fails past
-  it); the plan's ``failure_limit`` counts those that roll back, so Argo gets one less. An
-  ``inconclusive`` verdict matches neither condition: Argo's inconclusive, which pauses the
-  rollout for a person, as mlplan's does. A shadow has no Argo equivalent (Argo mirrors
-  traffic only through a service mesh's routes, which mlplan does not configure): refused.
+- **argo**: a ``Rollout``. A canary holds each step (``setWeight``, then ``pause`` for the
+  step's duration) and then reads mlplan's verdict once (an ``analysis`` step): ``pass`` moves
+  on, ``fail`` rolls back, ``inconclusive`` matches neither condition and is Argo's
+  inconclusive, which pauses the rollout for a person, as mlplan's does. A background
+  analysis reads the verdict every ``interval`` while the steps hold and rolls back at the
+  plan's ``failure_limit``-th ``fail`` (Argo's ``failureLimit`` counts the failures it
+  tolerates, so it gets one less). Blue-green: ``activeService`` / ``previewService``, the
+  verdict before the switch (``prePromotionAnalysis``), the guard through the plan's
+  ``rollback_window`` after it (``postPromotionAnalysis``), blue kept as long
+  (``scaleDownDelaySeconds``). Both analyses are ``AnalysisTemplate`` objects whose web metric
+  reads ``GET {analysis_url}/v1/rollouts/NAME/analysis`` (its ``verdict``) with the admin
+  key from a Secret. A shadow has no Argo equivalent (Argo mirrors traffic only through a
+  service mesh's routes, which mlplan does not configure): refused, naming what to use.
 - **flagger**: a ``Canary`` over a ``Deployment``. Flagger has no metric provider that reads
   an HTTP JSON answer (its ``MetricTemplate`` providers are monitoring systems), and a webhook
   is judged by its status code alone, POSTed with Flagger's own payload. So mlplan's verdict is
@@ -26,7 +27,9 @@ terms:
   (each failure counts towards ``threshold`` = the plan's ``failure_limit``), and a
   ``confirm-promotion`` webhook that holds the promotion until the verdict is ``pass``
   (inconclusive never promotes). Flagger holds each step one ``interval``: the plan's
-  per-step durations have no Flagger equivalent. Blue-green: ``iterations`` without step
+  per-step durations have no Flagger equivalent, and an inconclusive verdict does not hold a
+  step (a ``confirm-traffic-increase`` hook would, but it also runs before the first step,
+  when there is nothing yet to judge). Blue-green: ``iterations`` without step
   weights; a shadow: Flagger's traffic mirroring (``mirror``, Istio only).
 - **kserve**: an ``InferenceService`` (v1beta1) whose predictor is mlplan's container,
   ``predictor.canaryTrafficPercent`` the rollout's weight (or its first step's), the project's
@@ -44,6 +47,7 @@ from __future__ import annotations
 import io
 import math
 import re
+from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from ruamel.yaml import YAML
@@ -51,7 +55,7 @@ from ruamel.yaml import YAML
 from mlplan._optional import require
 from mlplan._version import __version__
 from mlplan.errors import ParameterError, RolloutNotFoundError
-from mlplan.plan import RolloutSpec
+from mlplan.plan import Plan, RolloutSpec
 from mlplan.rollout._rollouts import RolloutInfo, rollout_status
 from mlplan.workspace import Workspace, get_deployment
 
@@ -114,7 +118,6 @@ def export_rollout(
     strategy = rollout.strategy if rollout is not None else ws.plan.rollout_strategy
     model = rollout.candidate if rollout is not None else deployment.model_ref
     target = _Target(
-        ws=ws,
         deployment=name,
         rollout=rollout,
         strategy=strategy,
@@ -124,42 +127,34 @@ def export_rollout(
         image=image or f"mlplan:{__version__}",
         namespace=namespace,
         replicas=replicas,
-        spec=ws.plan.rollout,
+        plan=ws.plan,
     )
     builder = {"argo": _argo, "flagger": _flagger, "kserve": _kserve}[format]
     documents, notes = builder(target, analysis_url)
     return _dump(target, format, documents, notes)
 
 
+@dataclass(frozen=True, kw_only=True)
 class _Target:
-    """What one export is about: the deployment, its rollout and the plan's terms."""
+    """What one export is about: the deployment, its active rollout (None: none), the
+    strategy and the model the pods serve, its stable model, the objects' base name, and
+    the plan's terms."""
 
-    def __init__(
-        self,
-        *,
-        ws: Workspace,
-        deployment: str,
-        rollout: RolloutInfo | None,
-        strategy: str,
-        model: str,
-        stable: str,
-        base: str,
-        image: str,
-        namespace: str,
-        replicas: int,
-        spec: RolloutSpec,
-    ) -> None:
-        self.ws = ws
-        self.deployment = deployment
-        self.rollout = rollout
-        self.strategy = strategy
-        self.model = model
-        self.stable = stable
-        self.base = base
-        self.image = image
-        self.namespace = namespace
-        self.replicas = replicas
-        self.spec = spec
+    deployment: str
+    rollout: RolloutInfo | None
+    strategy: str
+    model: str
+    stable: str
+    base: str
+    image: str
+    namespace: str
+    replicas: int
+    plan: Plan
+
+    @property
+    def spec(self) -> RolloutSpec:
+        """The plan's rollout section."""
+        return self.plan.rollout
 
     @property
     def labels(self) -> dict[str, str]:
@@ -232,7 +227,7 @@ def _pod_template(t: _Target, *, args: list[str] | None = None) -> Any:
     """The pod template: ``mlplan serve`` on the exported model, its probes, the store's URL
     from a Secret, the plan's compute per replica."""
     k = _k8s()
-    compute = t.ws.plan.deployment.compute
+    compute = t.plan.deployment.compute
     limits: dict[str, str] = {}
     if compute.cpus is not None:
         limits["cpu"] = f"{compute.cpus:g}"
@@ -322,7 +317,10 @@ def _argo(t: _Target, analysis_url: str | None) -> tuple[list[dict[str, Any]], l
     url = url.rstrip("/") + t.analysis_path()
     spec = t.spec
     verdict = _argo_template(t, f"{t.base}-mlplan-verdict", url, guard=False)
-    guard = _argo_template(t, f"{t.base}-mlplan-guard", url, guard=True)
+    # Blue-green's guard watches the rollback window, then lets the rollout complete.
+    window = _seconds(spec.rollback_window) // _seconds(spec.interval)
+    count = max(1, window) if t.strategy == "blue_green" else None
+    guard = _argo_template(t, f"{t.base}-mlplan-guard", url, guard=True, count=count)
     verdict_ref = {"templates": [{"templateName": verdict["metadata"]["name"]}]}
     guard_ref = {"templates": [{"templateName": guard["metadata"]["name"]}]}
     notes: list[str] = []
@@ -377,32 +375,44 @@ def _argo(t: _Target, analysis_url: str | None) -> tuple[list[dict[str, Any]], l
     return [rollout, verdict, guard, *services], notes
 
 
-def _argo_template(t: _Target, name: str, url: str, *, guard: bool) -> dict[str, Any]:
-    """An AnalysisTemplate whose web metric reads mlplan's verdict: ``guard`` every interval
-    while steps hold (only ``fail`` fails), else once a step ends (``pass`` passes)."""
+def _argo_template(
+    t: _Target, name: str, url: str, *, guard: bool, count: int | None = None
+) -> dict[str, Any]:
+    """An AnalysisTemplate whose web metric reads mlplan's verdict.
+
+    A ``guard`` reads it every interval (``count`` times; None: until the rollout ends) and
+    fails the run at the plan's ``failure_limit``-th ``fail``; ``pass`` and ``inconclusive``
+    let it hold. Else one read, once a step ends: ``pass`` moves on, ``fail`` rolls back, and
+    ``inconclusive`` (neither condition) is Argo's inconclusive, which pauses the rollout.
+    """
     spec = t.spec
-    metric: dict[str, Any] = {
-        "name": "mlplan-guard" if guard else "mlplan-verdict",
-        "interval": _go_duration(spec.interval),
-        # Argo fails the run past failureLimit failures; the plan rolls back at failure_limit.
-        "failureLimit": spec.failure_limit - 1,
-        "provider": {
-            "web": {
-                "url": url,
-                "method": "GET",
-                "headers": [{"key": "Authorization", "value": "Bearer {{args.api-key}}"}],
-                "timeoutSeconds": 20,
-                "jsonPath": "{$.verdict}",
-            }
-        },
+    web = {
+        "url": url,
+        "method": "GET",
+        "headers": [{"key": "Authorization", "value": "Bearer {{args.api-key}}"}],
+        "timeoutSeconds": 20,
+        "jsonPath": "{$.verdict}",
     }
+    metric: dict[str, Any]
     if guard:
-        metric["successCondition"] = 'result != "fail"'
-        metric["failureCondition"] = 'result == "fail"'
+        metric = {"name": "mlplan-guard", "interval": _go_duration(spec.interval)}
+        if count is not None:
+            metric["count"] = count
+        metric |= {
+            # Argo fails the run past failureLimit failures; the plan rolls back at its
+            # failure_limit-th.
+            "failureLimit": spec.failure_limit - 1,
+            "successCondition": 'result != "fail"',
+            "failureCondition": 'result == "fail"',
+        }
     else:
-        metric["count"] = spec.failure_limit
-        metric["successCondition"] = 'result == "pass"'
-        metric["failureCondition"] = 'result == "fail"'
+        metric = {
+            "name": "mlplan-verdict",
+            "count": 1,
+            "successCondition": 'result == "pass"',
+            "failureCondition": 'result == "fail"',
+        }
+    metric["provider"] = {"web": web}
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "AnalysisTemplate",
