@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 from tests.conftest import edit_plan, ok
 
 from mlplan.errors import DeploymentNotFoundError, ParameterError
-from mlplan.rollout import export_rollout, rollout_status, start_rollout
+from mlplan.rollout import export_rollout, move_rollout, rollout_status, start_rollout
 from mlplan.workspace import Workspace, get_deployment
 
 SCHEMAS = Path(__file__).with_name("schemas")
@@ -173,6 +173,12 @@ def test_argo_blue_green_switches_on_the_verdict_and_keeps_blue(live: Workspace)
     assert sorted(s["metadata"]["name"] for s in docs["Service"]) == sorted(
         [blue_green["activeService"], blue_green["previewService"]]
     )
+    # Flagger: analyses of green, then the switch once mlplan's verdict passes.
+    (flagger,) = _docs(export_rollout(live, "production", "flagger"))["Canary"]
+    _valid(flagger, "flagger-canary")
+    analysis = flagger["spec"]["analysis"]
+    assert analysis["iterations"] == 1 and "stepWeights" not in analysis
+    assert {h["type"] for h in analysis["webhooks"]} == {"rollout", "confirm-promotion"}
     # The default analysis URL is the stable model's Service in the namespace.
     web = docs["AnalysisTemplate"][0]["spec"]["metrics"][0]["provider"]["web"]
     assert web["url"] == (
@@ -239,6 +245,11 @@ def test_kserve_splits_by_the_rollouts_weight(canary: Workspace) -> None:
     )
     assert "fill STORAGE_URI" in text
     assert "api-key" not in text  # KServe asks mlplan nothing
+    # Under way, the rollout's own share: the controller started it and reached 25 %.
+    for action in ("start", "advance", "advance"):
+        move_rollout(canary, "production", action, actor_kind="controller", by="controller")
+    (service,) = _docs(export_rollout(canary, "production", "kserve"))["InferenceService"]
+    assert service["spec"]["predictor"]["canaryTrafficPercent"] == 25
 
 
 def test_bad_input_is_refused_with_a_clear_error(live: Workspace) -> None:
