@@ -73,7 +73,7 @@ _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def export_rollout(
     ws: Workspace,
     name: str,
-    format: str,
+    format: ExportFormat,
     *,
     image: str | None = None,
     namespace: str = "default",
