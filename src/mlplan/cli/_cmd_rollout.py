@@ -1,15 +1,15 @@
-"""``mlplan rollout status|history|promote|pause|resume|abort|rollback``."""
+"""``mlplan rollout status|history|promote|pause|resume|abort|rollback|export``."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.table import Table
 
 from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
-from mlplan.cli._render import console, esc, print_json
+from mlplan.cli._render import console, err_console, esc, print_json
 
 if TYPE_CHECKING:
     from mlplan.rollout import Action, RolloutInfo
@@ -138,3 +138,64 @@ def _move_command(action: Action, help_text: str) -> None:
 
 for _action, _help in _MOVES.items():
     _move_command(_action, _help)
+
+
+@rollout_app.command("export")
+def export(
+    name: NameArgument,
+    format: Annotated[
+        Literal["argo", "flagger", "kserve"],
+        typer.Option(
+            "--format",
+            help="argo: an Argo Rollouts Rollout and AnalysisTemplates; flagger: a Flagger "
+            "Canary and its Deployment; kserve: a KServe InferenceService.",
+        ),
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="Write the manifests to this file (default: print).")
+    ] = None,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            help="The image the pods run: mlplan with its serving and postgres extras, and "
+            "the project's folder at /project (default: mlplan:VERSION)."
+        ),
+    ] = None,
+    namespace: Annotated[str, typer.Option(help="The Kubernetes namespace.")] = "default",
+    analysis_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Where the controller reaches mlplan serve for the analysis, "
+            "http(s)://HOST[:PORT] (default: the stable Service in the namespace)."
+        ),
+    ] = None,
+    replicas: Annotated[int, typer.Option(help="Pods serving the model.", min=1)] = 2,
+    project: ProjectOption = None,
+) -> None:
+    """Kubernetes manifests that roll the deployment NAME out with Argo Rollouts, Flagger or
+    KServe: the candidate of its active rollout (else its model), the plan's steps, interval
+    and failure limit, and mlplan's analysis (GET /v1/rollouts/NAME/analysis) as what the
+    controller asks before each move. Secrets are referenced, never written."""
+    from mlplan.rollout import export_rollout
+    from mlplan.workspace import write_atomic
+
+    text = export_rollout(
+        workspace(project),
+        name,
+        format,
+        image=image,
+        namespace=namespace,
+        analysis_url=analysis_url,
+        replicas=replicas,
+    )
+    notes = [line[2:] for line in text.splitlines() if line.startswith("# ")]
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        write_atomic(out, text)
+    # What the manifests need from the user, on stderr: the YAML on stdout stays clean.
+    for note in notes:
+        err_console.print(esc(note), highlight=False)
+    if out is not None:
+        kinds = [line[6:] for line in text.splitlines() if line.startswith("kind: ")]
+        err_console.print(f"Wrote {', '.join(kinds)} to {esc(out)}", highlight=False)

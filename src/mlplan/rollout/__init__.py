@@ -5,6 +5,7 @@ store with who made it, why and the figures that decided it."""
 from __future__ import annotations
 
 from mlplan.rollout._api import APP_FACTORY, MOVES, create_app_from_env, rollout_routes
+from mlplan.rollout._export import EXPORT_FORMATS, ExportFormat, export_rollout
 from mlplan.rollout._machine import (
     ACTIONS,
     ACTOR_KINDS,
@@ -33,12 +34,14 @@ __all__ = [
     "ACTIONS",
     "ACTOR_KINDS",
     "APP_FACTORY",
+    "EXPORT_FORMATS",
     "MOVES",
     "STATES",
     "STRATEGIES",
     "TERMINAL",
     "Action",
     "ActorKind",
+    "ExportFormat",
     "Position",
     "RolloutEvent",
     "RolloutInfo",
@@ -48,6 +51,7 @@ __all__ = [
     "apply",
     "begin",
     "create_app_from_env",
+    "export_rollout",
     "move_rollout",
     "rollout_history",
     "rollout_routes",
