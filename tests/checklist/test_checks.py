@@ -24,8 +24,7 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_every_built_in_item_has_its_own_function() -> None:
-    built = {i.id for i in mechanism.ITEMS if i.stage not in ("Rollout", "Monitoring")}
-    built.add("rollout.strategy")
+    built = {i.id for i in mechanism.ITEMS if i.stage != "Monitoring"}
     assert set(mechanism._CHECKS) == built
     assert mechanism._CHECKS["deploy.mode"].__module__ == "mlplan.checklist._deployment"
 
@@ -58,17 +57,17 @@ def test_a_failing_check_fails_its_item_only(
 
 
 def test_a_check_reporting_another_item_fails(sqlite_ws: Workspace) -> None:
-    @check("rollout.strategy")
-    def rollout_strategy(context: StatusContext) -> ItemStatus:
-        return context.status("rollout.shadow", "done", "shadowed")
+    @check("monitor.software")
+    def monitor_software(context: StatusContext) -> ItemStatus:
+        return context.status("monitor.input", "done", "watched")
 
     report = status(sqlite_ws)
 
-    assert report.get("rollout.strategy").evidence == (
-        "could not be checked: internal error in the check of rollout.strategy: "
-        "RuntimeError: the check of rollout.strategy reported rollout.shadow"
+    assert report.get("monitor.software").evidence == (
+        "could not be checked: internal error in the check of monitor.software: "
+        "RuntimeError: the check of monitor.software reported monitor.input"
     )
-    assert report.get("rollout.shadow").state == "missing"  # not built: nothing else reports it
+    assert report.get("monitor.input").state == "missing"  # not built: nothing else reports it
 
 
 def test_a_shared_read_that_fails_is_read_once(sqlite_ws: Workspace) -> None:
@@ -78,30 +77,30 @@ def test_a_shared_read_that_fails_is_read_once(sqlite_ws: Workspace) -> None:
         reads.append(1)
         raise ValueError("the network is down")
 
-    @check("rollout.strategy")
-    def rollout_strategy(context: StatusContext) -> ItemStatus:
-        return context.status("rollout.strategy", "done", f"read {context.memo('flaky', flaky)}")
+    @check("monitor.software")
+    def monitor_software(context: StatusContext) -> ItemStatus:
+        return context.status("monitor.software", "done", f"read {context.memo('flaky', flaky)}")
 
-    @check("rollout.shadow")
-    def rollout_shadow(context: StatusContext) -> ItemStatus:
+    @check("monitor.input")
+    def monitor_input(context: StatusContext) -> ItemStatus:
         context.memo("flaky", flaky)
-        return context.status("rollout.shadow", "done", "never")
+        return context.status("monitor.input", "done", "never")
 
-    @check("rollout.canary")
-    def rollout_canary(context: StatusContext) -> ItemStatus:
-        return context.status("rollout.canary", "done", "steps ran")
+    @check("monitor.output")
+    def monitor_output(context: StatusContext) -> ItemStatus:
+        return context.status("monitor.output", "done", "watched")
 
     report = status(sqlite_ws)
 
     assert reads == [1]
-    for item_id in ("rollout.strategy", "rollout.shadow"):
+    for item_id in ("monitor.software", "monitor.input"):
         assert report.get(item_id).evidence == (
             f"could not be checked: internal error in the check of {item_id}: "
             "ValueError: the network is down"
         )
-    assert report.get("rollout.canary").state == "done"
-    assert report.get("rollout.blue_green").evidence == (
-        "not built yet: the Rollout stage comes with mlplan.rollout"
+    assert report.get("monitor.output").state == "done"
+    assert report.get("monitor.ml").evidence == (
+        "not built yet: the Monitoring stage comes with mlplan.monitoring"
     )
 
 
@@ -114,21 +113,21 @@ def test_a_plug_in_provider_still_reports_and_fails_only_what_it_had_not_reporte
     sqlite_ws: Workspace,
 ) -> None:
     @register_provider
-    class Rollout:
-        stage = "Rollout"
+    class Monitoring:
+        stage = "Monitoring"
 
         def check(self, context: StatusContext) -> Iterator[ItemStatus]:
-            yield context.status("rollout.strategy", "done", "canary, from the scenario")
-            raise RuntimeError("no canary table")
+            yield context.status("monitor.software", "done", "latency and errors watched")
+            raise RuntimeError("no alerts table")
 
     report = status(sqlite_ws)
 
-    assert report.get("rollout.strategy").state == "done"
-    shadow = report.get("rollout.shadow")
-    assert (shadow.state, shadow.evidence) == (
+    assert report.get("monitor.software").state == "done"
+    watched = report.get("monitor.input")
+    assert (watched.state, watched.evidence) == (
         "failing",
-        "could not be checked: internal error in the Rollout provider: "
-        "RuntimeError: no canary table",
+        "could not be checked: internal error in the Monitoring provider: "
+        "RuntimeError: no alerts table",
     )
-    assert {s.state for s in report.by_stage()["Monitoring"]} == {"missing"}
+    assert report.get("rollout.strategy").state != "failing"
     assert report.get("data.privacy").state == "done"

@@ -32,9 +32,9 @@ def test_every_item_appears_once_in_stage_order(sqlite_ws: Workspace) -> None:
 
 
 def test_unbuilt_stages_are_missing_and_say_so(sqlite_ws: Workspace) -> None:
-    rollout = status(sqlite_ws).get("rollout.canary")
-    assert rollout.state == "missing"
-    assert rollout.evidence == "not built yet: the Rollout stage comes with mlplan.rollout"
+    watched = status(sqlite_ws).get("monitor.ml")
+    assert watched.state == "missing"
+    assert watched.evidence == "not built yet: the Monitoring stage comes with mlplan.monitoring"
 
 
 def test_fresh_template_plan_shows_what_people_must_fill_in(sqlite_ws: Workspace) -> None:
@@ -163,13 +163,13 @@ def test_item_lookup_names_known_ids() -> None:
 
 def test_an_item_of_a_stage_not_built_yet_says_what_to_do_now(sqlite_ws: Workspace) -> None:
     report = status(sqlite_ws)
-    canary = report.get("rollout.canary")
-    assert (canary.state, canary.evidence) == (
+    watched = report.get("monitor.software")
+    assert (watched.state, watched.evidence) == (
         "missing",
-        "not built yet: the Rollout stage comes with mlplan.rollout",
+        "not built yet: the Monitoring stage comes with mlplan.monitoring",
     )
     assert (
-        canary.next_step
-        == "plan it now under rollout: in mlplan.yaml; its checks come with the stage"
+        watched.next_step
+        == "plan it now under monitoring: in mlplan.yaml; its checks come with the stage"
     )
     assert report.get("monitor.alerts").next_step.startswith("plan it now under monitoring:")

@@ -249,9 +249,12 @@ def test_every_worker_of_a_real_server_follows_the_switch_and_the_rollback(
 
     start_rollout(live, "logistic-2", strategy="blue-green", by="Ana")
     move_rollout(live, "production", "start", by="controller", actor_kind="controller")
-    with server_process(
-        live.root, "--deployment", "production", workers=2, ready_text="logistic-1 ready"
-    ) as (_, url), httpx.Client(base_url=url, headers=bearer(token)) as http:
+    with (
+        server_process(
+            live.root, "--deployment", "production", workers=2, ready_text="logistic-1 ready"
+        ) as (_, url),
+        httpx.Client(base_url=url, headers=bearer(token)) as http,
+    ):
 
         def models(n: int = 40) -> set[str]:
             # A new connection each time: the kernel spreads them over both workers.
