@@ -5,6 +5,7 @@ store with who made it, why and the figures that decided it."""
 from __future__ import annotations
 
 from mlplan.rollout._api import APP_FACTORY, MOVES, create_app_from_env, rollout_routes
+from mlplan.rollout._lease import LEASE_SECONDS, Lease, acquire_lease, release_lease
 from mlplan.rollout._machine import (
     ACTIONS,
     ACTOR_KINDS,
@@ -33,22 +34,26 @@ __all__ = [
     "ACTIONS",
     "ACTOR_KINDS",
     "APP_FACTORY",
+    "LEASE_SECONDS",
     "MOVES",
     "STATES",
     "STRATEGIES",
     "TERMINAL",
     "Action",
     "ActorKind",
+    "Lease",
     "Position",
     "RolloutEvent",
     "RolloutInfo",
     "State",
     "Strategy",
+    "acquire_lease",
     "allowed_actions",
     "apply",
     "begin",
     "create_app_from_env",
     "move_rollout",
+    "release_lease",
     "rollout_history",
     "rollout_routes",
     "rollout_status",
