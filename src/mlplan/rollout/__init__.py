@@ -5,6 +5,7 @@ store with who made it, why and the figures that decided it."""
 from __future__ import annotations
 
 from mlplan.rollout._api import APP_FACTORY, MOVES, create_app_from_env, rollout_routes
+from mlplan.rollout._controller import Analyser, AnalysisResult, Controller, Decision
 from mlplan.rollout._lease import LEASE_SECONDS, Lease, acquire_lease, release_lease
 from mlplan.rollout._machine import (
     ACTIONS,
@@ -22,6 +23,7 @@ from mlplan.rollout._machine import (
     begin,
 )
 from mlplan.rollout._rollouts import (
+    PROMOTE_GATE,
     RolloutEvent,
     RolloutInfo,
     move_rollout,
@@ -36,11 +38,16 @@ __all__ = [
     "APP_FACTORY",
     "LEASE_SECONDS",
     "MOVES",
+    "PROMOTE_GATE",
     "STATES",
     "STRATEGIES",
     "TERMINAL",
     "Action",
     "ActorKind",
+    "Analyser",
+    "AnalysisResult",
+    "Controller",
+    "Decision",
     "Lease",
     "Position",
     "RolloutEvent",
