@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from tests.conftest import edit_plan
+from tests.conftest import edit_plan, evaluated, register_split_train
 
 from mlplan.errors import RolloutStateError
+from mlplan.modeling import train_model
 from mlplan.rollout import (
     Controller,
     Decision,
@@ -23,7 +24,13 @@ from mlplan.rollout import (
     rollout_history,
     start_rollout,
 )
-from mlplan.workspace import Workspace, approve, get_deployment
+from mlplan.workspace import (
+    Workspace,
+    approve,
+    get_deployment,
+    list_approvals,
+    revoke_approval,
+)
 
 _STEPS = """  steps:
     - {weight: 5, duration: 30m, min_requests: 100}
@@ -356,3 +363,22 @@ def test_a_person_promotes_only_with_an_approval_naming_the_candidate(
     assert get_deployment(short).model_ref == stable
     approve(short, "promote", role="ml_lead", by="Olu", subject=candidate)
     assert move_rollout(short, "production", "promote", by="Ana").state == "promoted"
+
+
+def test_a_candidate_no_longer_cleared_is_paused_not_promoted(sqlite_ws: Workspace) -> None:
+    ws = register_split_train(sqlite_ws)
+    start_rollout(ws, evaluated(ws))
+    edit_plan(ws, "target: 0.85", "target: 0.999")  # the gates fail from now on
+    edit_plan(ws, _STEPS, "  steps:\n    - {weight: 100, duration: 60s, min_requests: 0}\n")
+    train_model(ws, family="logistic", seed=2)
+    candidate = evaluated(ws, "logistic-2")  # so the deploy role approved it
+    start_rollout(ws, "logistic-2", strategy="canary")
+    clock, analyser = Clock(), Analyser("pass")
+    controller = _controller(ws, clock, analyser, "ctl-a")
+    assert controller.tick().weight == 100
+    (approval,) = [a for a in list_approvals(ws, "deploy") if a.subject == candidate]
+    revoke_approval(ws, approval.id, role="ml_lead", by="Priya", note="second thoughts")
+    moved = _run(controller, clock, 60)
+    assert [(d.action, d.state) for d in moved] == [("pause", "paused")]
+    assert f"not promoted: {candidate} may not be deployed: gates failed" in moved[0].message
+    assert get_deployment(ws).model_ref != candidate

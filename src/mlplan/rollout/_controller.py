@@ -38,7 +38,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mlplan.errors import MlplanError, RolloutStateError, StoreError
+from mlplan.errors import (
+    CheckFailedError,
+    DeploymentNotFoundError,
+    MlplanError,
+    RolloutStateError,
+)
 from mlplan.rollout._lease import LEASE_SECONDS, acquire_lease, new_holder, release_lease
 from mlplan.rollout._machine import Action
 from mlplan.rollout._rollouts import (
@@ -199,7 +204,8 @@ class Controller:
     ) -> None:
         """Tick every ``every`` seconds (default: a second, at most a third of the lease)
         until ``stop`` is set, passing each decision to ``report``; then give the lease back.
-        A store that refuses a tick (a lost connection) is reported and tried again.
+        A tick that fails with an error mlplan raises (the store's connection lost, an
+        analysis refused) is reported and tried again, an unknown deployment excepted.
 
         Raises
         ------
@@ -211,10 +217,12 @@ class Controller:
             while not stop.is_set():
                 try:
                     decision = self.tick()
-                except StoreError as error:
+                except DeploymentNotFoundError:
+                    raise
+                except MlplanError as error:  # a lost connection, an analysis refused
                     decision = self._decision(
                         dt.datetime.fromtimestamp(self._clock(), dt.UTC),
-                        f"the store refused the tick, trying again: {error}",
+                        f"nothing done this time, trying again: {error}",
                         held=False,
                     )
                 if report is not None:
@@ -371,7 +379,10 @@ class Controller:
         missing = approval_needed(self.ws, rollout.candidate, 100.0)
         if missing is not None:
             return self._pause(rollout, now, f"paused: {missing}", figures)
-        after = self._move(rollout, "promote", now, "every step passed its analysis", figures)
+        try:
+            after = self._move(rollout, "promote", now, "every step passed its analysis", figures)
+        except CheckFailedError as error:  # no longer cleared (an approval revoked meanwhile)
+            return self._pause(rollout, now, f"paused, not promoted: {error}", figures)
         return self._decision(
             now,
             f"promoted {after.candidate}: it serves {self.name}",
