@@ -69,10 +69,10 @@ def test_abort_and_rollback_keep_the_stable_model(live: Workspace, cli: Any) -> 
         stable,
     )
     started = ok(cli("deploy", "logistic-2"))  # the plan's default for scenario new: canary
-    # Nothing moves a rollout on its own yet: the command says so, and how to move it.
+    # The rollout waits for a controller: the command says how to run one, or move it.
     said = " ".join(started.stdout.split())
     assert "canary rollout (the plan's strategy)" in said and f"{stable} keeps serving" in said
-    assert "nothing moves the rollout on its own yet" in said
+    assert "keeps serving until a controller moves it: mlplan rollout run production" in said
     assert "mlplan rollout promote production --by NAME" in said
     ok(cli("rollout", "pause", "production", "--by", "Ana"))
     back = _json(cli("rollout", "rollback", "production", "--by", "Ana", "--json"))

@@ -12,7 +12,7 @@ from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
 from mlplan.cli._render import console, err_console, esc, print_json
 
 if TYPE_CHECKING:
-    from mlplan.rollout import Action, RolloutInfo
+    from mlplan.rollout import Action, Decision, RolloutInfo
 
 rollout_app = typer.Typer(
     help="Rollouts: how a deployment moves from its stable model to a candidate "
@@ -199,3 +199,73 @@ def export(
     if out is not None:
         kinds = [line[6:] for line in text.splitlines() if line.startswith("kind: ")]
         err_console.print(f"Wrote {', '.join(kinds)} to {esc(out)}", highlight=False)
+
+
+@rollout_app.command("run")
+def run(
+    name: NameArgument,
+    once: Annotated[
+        bool, typer.Option("--once", help="Make one decision, give the lease back and exit.")
+    ] = False,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Run the controller of the deployment NAME in the foreground until Ctrl-C or SIGTERM:
+    it starts the rollout, analyses each step every rollout.interval, advances, promotes,
+    pauses or rolls back, and prints each decision (--json: one JSON object a line). One
+    controller acts per deployment (a lease in the store); started again, it resumes from the
+    store and watches a full step of fresh traffic before it advances or promotes."""
+    import signal
+    import threading
+
+    from mlplan.rollout import Controller
+
+    controller = Controller(workspace(project), name)
+    if once:
+        try:
+            decision = controller.tick()
+        finally:
+            controller.release()
+        _show(decision, json, line=False)
+        return
+    stop = threading.Event()
+    shown: list[tuple[object, ...]] = []
+
+    def report(decision: Decision) -> None:
+        # Each move and analysis, and the rest only when where it stands changes.
+        key = (decision.held, decision.holder, decision.state, decision.step)
+        if decision.action or decision.analysed or not shown or shown[-1] != key:
+            _show(decision, json, line=True)
+        shown[:] = [key]
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    before = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        controller.run(stop, report=report)
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
+def _show(decision: Decision, json: bool, *, line: bool) -> None:
+    """One decision: JSON (``line``: on one line, as a stream of them), or a line of text."""
+    if json and not line:
+        print_json(decision.to_dict())
+        return
+    if json:
+        import json as json_module
+        import sys
+
+        from mlplan.core import json_safe
+
+        text = json_module.dumps(json_safe(decision.to_dict()), default=str, allow_nan=False)
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+        return
+    console.print(
+        f"{decision.at:%H:%M:%S} {esc(decision.deployment)}: {esc(decision.message)}",
+        highlight=False,
+        soft_wrap=True,
+    )

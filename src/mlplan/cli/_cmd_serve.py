@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.table import Table
 
 from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
 from mlplan.cli._render import console, err_console, esc, print_json
+
+if TYPE_CHECKING:
+    from mlplan.workspace import Workspace
 
 keys_app = typer.Typer(help="API keys of the serving path, by role.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -44,15 +49,30 @@ def serve(
             "production needs an approval: mlplan approve deploy --subject MODEL).",
         ),
     ] = False,
+    controller: Annotated[
+        bool,
+        typer.Option(
+            "--controller",
+            help="Also run the rollout controller of the deployment (as mlplan rollout run "
+            "does) in this process; needs --deployment.",
+        ),
+    ] = False,
     project: ProjectOption = None,
 ) -> None:
     """Serve a model over HTTP: /v1/predict, the Open Inference Protocol v2, /metrics, and
-    the admin routes of rollouts (/v1/rollouts)."""
+    the admin routes of rollouts (/v1/rollouts); with --controller, drive the deployment's
+    rollouts too."""
     from mlplan.rollout import APP_FACTORY
     from mlplan.serving import serve as run_server
     from mlplan.serving import serve_warnings, served_model
 
     ws = workspace(project)
+    if controller and deployment is None:
+        from mlplan.errors import ParameterError
+
+        raise ParameterError(
+            "controller", "{param} drives a deployment's rollouts: add --deployment NAME"
+        )
     shown = served_model(ws, model, deployment)
     if deployment is not None:
         shown = f"{shown} ({deployment})"
@@ -63,19 +83,69 @@ def serve(
         f"{'s' if workers > 1 else ''}); live at /v2/health/live, ready at /v2/health/ready",
         highlight=False,
     )
-    run_server(
-        ws,
-        model,
-        deployment=deployment,
-        host=host,
-        port=port,
-        workers=workers,
-        max_batch_rows=max_batch_rows,
-        max_queue_rows=max_queue_rows,
-        timeout=timeout,
-        allow_failed_gates=allow_failed_gates,
-        app_factory=APP_FACTORY,
-    )
+    with _controller_thread(ws, deployment if controller else None):
+        run_server(
+            ws,
+            model,
+            deployment=deployment,
+            host=host,
+            port=port,
+            workers=workers,
+            max_batch_rows=max_batch_rows,
+            max_queue_rows=max_queue_rows,
+            timeout=timeout,
+            allow_failed_gates=allow_failed_gates,
+            app_factory=APP_FACTORY,
+        )
+
+
+@contextlib.contextmanager
+def _controller_thread(ws: Workspace, deployment: str | None) -> Iterator[None]:
+    """Run the rollout controller of ``deployment`` (None: none) in a daemon thread of this
+    process while the server runs; stop it, its lease given back, when the server stops."""
+    if deployment is None:
+        yield
+        return
+    import signal
+    import threading
+
+    from mlplan.rollout import Controller, Decision
+
+    ctl = Controller(ws, deployment)
+    stop = threading.Event()
+
+    def report(decision: Decision) -> None:
+        if decision.action or decision.analysed:
+            err_console.print(f"mlplan serve: controller: {esc(decision.message)}", highlight=False)
+
+    def drive() -> None:
+        try:
+            ctl.run(stop, report=report)
+        except Exception as error:  # the server goes on; say why no controller drives
+            err_console.print(f"[red]mlplan serve: the controller stopped: {esc(error)}[/]")
+
+    def halt() -> None:
+        stop.set()
+        thread.join(timeout=10)
+
+    # uvicorn stops on SIGTERM, then raises it again to end as the signal meant: stop the
+    # controller (its lease given back) before that ends the process.
+    before = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: object) -> None:
+        halt()
+        signal.signal(signum, before)
+        signal.raise_signal(signum)
+
+    thread = threading.Thread(target=drive, name="mlplan-controller", daemon=True)
+    err_console.print(f"mlplan serve: the rollout controller of {esc(deployment)} runs here")
+    thread.start()
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        halt()
+        signal.signal(signal.SIGTERM, before)
 
 
 @app.command()
@@ -129,11 +199,12 @@ def deploy(
         return
     if rollout.active:
         chosen = "" if strategy else " (the plan's strategy)"
-        # No controller moves a rollout yet: say so, and how to move it by hand.
+        # The rollout waits for a controller: say how to run one, or move it by hand.
         console.print(
             f"{esc(info.name)}: {rollout.strategy} rollout{chosen} of {esc(rollout.candidate)} "
-            f"started ({rollout.state}); {esc(rollout.stable)} keeps serving, and nothing moves "
-            f"the rollout on its own yet. Promote it with: mlplan rollout promote "
+            f"started ({rollout.state}); {esc(rollout.stable)} keeps serving until a controller "
+            f"moves it: mlplan rollout run {esc(info.name)} (or mlplan serve --deployment "
+            f"{esc(info.name)} --controller). Promote it by hand with: mlplan rollout promote "
             f"{esc(info.name)} --by NAME; or swap at once with: mlplan deploy "
             f"{esc(rollout.candidate)} --name {esc(info.name)} --strategy replace (after "
             f"mlplan rollout abort {esc(info.name)} --by NAME)",

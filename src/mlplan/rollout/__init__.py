@@ -5,7 +5,9 @@ store with who made it, why and the figures that decided it."""
 from __future__ import annotations
 
 from mlplan.rollout._api import APP_FACTORY, MOVES, create_app_from_env, rollout_routes
+from mlplan.rollout._controller import Analyser, AnalysisResult, Controller, Decision
 from mlplan.rollout._export import EXPORT_FORMATS, ExportFormat, export_rollout
+from mlplan.rollout._lease import LEASE_SECONDS, Lease, acquire_lease, release_lease
 from mlplan.rollout._machine import (
     ACTIONS,
     ACTOR_KINDS,
@@ -22,6 +24,7 @@ from mlplan.rollout._machine import (
     begin,
 )
 from mlplan.rollout._rollouts import (
+    PROMOTE_GATE,
     RolloutEvent,
     RolloutInfo,
     move_rollout,
@@ -35,24 +38,33 @@ __all__ = [
     "ACTOR_KINDS",
     "APP_FACTORY",
     "EXPORT_FORMATS",
+    "LEASE_SECONDS",
     "MOVES",
+    "PROMOTE_GATE",
     "STATES",
     "STRATEGIES",
     "TERMINAL",
     "Action",
     "ActorKind",
+    "Analyser",
+    "AnalysisResult",
+    "Controller",
+    "Decision",
     "ExportFormat",
+    "Lease",
     "Position",
     "RolloutEvent",
     "RolloutInfo",
     "State",
     "Strategy",
+    "acquire_lease",
     "allowed_actions",
     "apply",
     "begin",
     "create_app_from_env",
     "export_rollout",
     "move_rollout",
+    "release_lease",
     "rollout_history",
     "rollout_routes",
     "rollout_status",

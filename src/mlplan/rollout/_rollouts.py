@@ -6,7 +6,9 @@ strategy: the plan's, else its scenario's default); the candidate is cleared exa
 at once; so is a deployment's first model, which has nothing to roll out against. Each move
 (``mlplan rollout promote|pause|resume|abort|rollback``, or the controller's) goes through the
 state machine (``_machine.py``) and is written, with its event, in one transaction; a promotion
-puts the candidate in the deployment (a ``deploy`` run) in that same transaction.
+puts the candidate in the deployment (a ``deploy`` run) in that same transaction. When the
+plan sets ``rollout.approval_above``, taking the candidate past that share of traffic (an
+advance, a promotion) needs an approval of gate ``promote`` naming it.
 """
 
 from __future__ import annotations
@@ -48,12 +50,16 @@ from mlplan.store import (
     current_user,
     utcnow,
 )
-from mlplan.workspace import PRODUCTION, DeploymentInfo, Workspace
+from mlplan.workspace import PRODUCTION, DeploymentInfo, Workspace, list_approvals
 
 __all__ = [
+    "PROMOTE_GATE",
     "RolloutEvent",
     "RolloutInfo",
+    "active_rollout",
+    "approval_needed",
     "move_rollout",
+    "record_analysis",
     "rollout_history",
     "rollout_status",
     "start_rollout",
@@ -61,6 +67,15 @@ __all__ = [
 
 # The commands' spelling of each strategy (the plan writes blue_green).
 _SPELLED = {"blue-green": "blue_green"}
+
+PROMOTE_GATE = "promote"
+"""The plan's approval gate that lets a candidate take more traffic than the plan's
+``rollout.approval_above`` (an approval of this gate whose subject is the candidate,
+``gbt-1@2``)."""
+
+ANALYSIS = "analysis"
+"""The action of an event that records an analysis without moving the rollout (the controller
+records each failing one, so that failures are counted across its restarts)."""
 
 
 @dataclass(frozen=True)
@@ -246,15 +261,18 @@ def move_rollout(
     note: str | None = None,
     actor_kind: ActorKind = "person",
     figures: Mapping[str, Any] | None = None,
+    at: dt.datetime | None = None,
 ) -> RolloutInfo:
     """Make ``action`` (``promote``, ``pause``, ``resume``, ``abort``, ``rollback``; the
     controller's ``start`` and ``advance`` too) on the active rollout of the deployment
     ``name``, as ``by`` (a person, or the controller), with ``note`` as the reason and
-    ``figures`` as what decided it. The rollout after.
+    ``figures`` as what decided it, at ``at`` (default now; the controller gives its clock's).
+    The rollout after.
 
     The state and its event are written in one transaction; a promotion puts the candidate
     in the deployment (a ``deploy`` run) in the same one; an abort or a rollback leaves the
-    stable model serving.
+    stable model serving. When the plan sets ``rollout.approval_above``, an advance past that
+    share or a promotion needs an approval of gate ``promote`` naming the candidate.
 
     Raises
     ------
@@ -264,7 +282,8 @@ def move_rollout(
         The deployment has no active rollout.
     RolloutStateError
         The move is not allowed from the rollout's state for that actor (the message names
-        what is).
+        what is), or it takes the candidate past the plan's ``approval_above`` without an
+        approval of gate ``promote`` naming it (the message names the command to record one).
     CheckFailedError
         A promotion of a candidate no longer cleared to ship (its approval revoked, a newer
         evaluation failed).
@@ -282,6 +301,7 @@ def move_rollout(
         ref, allow_failed_gates = expected
         promoted = get_model(ws, ref)
         check_clearance(ws, ref, allow_failed_gates=allow_failed_gates, require_evaluation=True)
+    approved = _approved(ws) if action in ("advance", "promote") else None
     with ws.write() as session:
         project_id = ws.project_id(session)
         deployment = _deployment(session, project_id, name)
@@ -302,6 +322,12 @@ def move_rollout(
         label = f"{name}'s {row.strategy} rollout of {candidate.name}@{candidate.version}"
         before = _position(row)
         after = apply(before, action, actor_kind, name=label, figures=figures)
+        if approved is not None:
+            missing = _approval_missing(
+                ws, f"{candidate.name}@{candidate.version}", after.weight, approved
+            )
+            if missing is not None:
+                raise RolloutStateError(f"{label}: {missing}")
         if after.state == "promoted":
             if promoted is None or promoted.ref != f"{candidate.name}@{candidate.version}":
                 raise RolloutStateError(f"{label} changed meanwhile; look and retry: {action}")
@@ -315,9 +341,107 @@ def move_rollout(
                 parameters={"strategy": row.strategy, "rollout": row.id},
                 within_rollout=True,
             )
-        _set(row, after)
-        _event(session, row, action, before.state, after, who, actor_kind, note, figures or {})
+        _set(row, after, at=at)
+        _event(session, row, action, before.state, after, who, actor_kind, note, figures or {}, at)
         return _info(session, row, name)
+
+
+def record_analysis(
+    ws: Workspace,
+    name: str,
+    figures: Mapping[str, Any],
+    *,
+    by: str,
+    note: str | None = None,
+    at: dt.datetime | None = None,
+) -> RolloutInfo:
+    """Record an analysis of the deployment ``name``'s progressing rollout as an event that
+    moves nothing (action ``analysis``, the state, weight and step unchanged): ``figures``
+    what it found, ``by`` the controller that ran it, at ``at`` (default now). The rollout
+    after, with its events.
+
+    Raises
+    ------
+    DeploymentNotFoundError
+        No deployment ``name``.
+    RolloutNotFoundError
+        The deployment has no active rollout.
+    RolloutStateError
+        The rollout is not progressing (a person paused it meanwhile).
+    """
+    with ws.write() as session:
+        project_id = ws.project_id(session)
+        deployment = _deployment(session, project_id, name)
+        if deployment is None:
+            raise _no_deployment(session, project_id, name)
+        row = _active_row(session, deployment)
+        if row is None:
+            raise RolloutNotFoundError(f"deployment {name!r} has no active rollout")
+        if row.state != "progressing":
+            raise RolloutStateError(
+                f"{name}'s rollout is {row.state}: an analysis is recorded only while it progresses"
+            )
+        position = _position(row)
+        _event(session, row, ANALYSIS, row.state, position, by, "controller", note, figures, at)
+        return _info(session, row, name)
+
+
+def active_rollout(ws: Workspace, name: str) -> RolloutInfo | None:
+    """The deployment ``name``'s active rollout with its events, None when it has none.
+
+    Raises
+    ------
+    DeploymentNotFoundError
+        No deployment ``name``.
+    """
+    with ws.store.transaction() as session:
+        project_id = ws.project_id(session)
+        (deployment,) = _deployments(session, project_id, name)
+        row = _active_row(session, deployment)
+        return None if row is None else _info(session, row, name)
+
+
+def approval_needed(ws: Workspace, candidate: str, weight: float) -> str | None:
+    """Why taking ``candidate`` (``name@version``) to ``weight`` percent of traffic needs an
+    approval not recorded yet, with the command that records it; None when it may go there
+    (the plan sets no ``rollout.approval_above``, the weight is not past it, or an approval of
+    gate ``promote`` names the candidate)."""
+    if ws.plan.rollout.approval_above is None:
+        return None
+    return _approval_missing(ws, candidate, weight, _approved(ws))
+
+
+def _approved(ws: Workspace) -> frozenset[str]:
+    """The subjects of the active approvals of gate ``promote`` (read before a write
+    transaction: SQLite lets one transaction at a time hold the file)."""
+    if ws.plan.rollout.approval_above is None:
+        return frozenset()
+    return frozenset(a.subject for a in list_approvals(ws, PROMOTE_GATE) if a.subject)
+
+
+def _approval_missing(
+    ws: Workspace, candidate: str, weight: float, approved: frozenset[str]
+) -> str | None:
+    """The refusal of ``candidate`` at ``weight`` percent without an approval, or None."""
+    above = ws.plan.rollout.approval_above
+    if above is None or weight <= above or candidate in approved:
+        return None
+    rule = ws.plan.approval_for(PROMOTE_GATE)  # the plan requires it with approval_above
+    role = rule.role if rule is not None else "ROLE"
+    return (
+        f"taking {candidate} to {weight:g}% of traffic, past the plan's approval_above "
+        f"({above:g}%), needs an approval of gate {PROMOTE_GATE!r} naming it; record one "
+        f"with: mlplan approve {PROMOTE_GATE} --role {role} --by WHO --subject {candidate}"
+    )
+
+
+def _active_row(session: Session, deployment: DeploymentRecord) -> RolloutRecord | None:
+    """The deployment's active rollout's record, None when it has none."""
+    return session.scalars(
+        select(RolloutRecord).where(
+            RolloutRecord.deployment_id == deployment.id, RolloutRecord.active.is_(True)
+        )
+    ).one_or_none()
 
 
 def rollout_status(ws: Workspace, name: str | None = None) -> list[RolloutInfo]:
@@ -595,8 +719,10 @@ def _event(
     actor_kind: str,
     reason: str | None,
     figures: Mapping[str, Any],
+    at: dt.datetime | None = None,
 ) -> None:
-    """Record one transition of ``row`` (flushed with it, in the same transaction)."""
+    """Record one transition of ``row`` (flushed with it, in the same transaction), at
+    ``at`` (default now)."""
     session.add(
         RolloutEventRecord(
             rollout_id=row.id,
@@ -609,7 +735,7 @@ def _event(
             actor_kind=actor_kind,
             reason=reason,
             figures=dict(figures),
-            at=utcnow(),
+            at=at or utcnow(),
         )
     )
     session.flush()

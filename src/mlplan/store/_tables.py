@@ -42,6 +42,7 @@ __all__ = [
     "ModelReportRecord",
     "ProjectRecord",
     "RolloutEventRecord",
+    "RolloutLeaseRecord",
     "RolloutRecord",
     "RunIORecord",
     "RunRecord",
@@ -474,3 +475,20 @@ class RolloutEventRecord(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     figures: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RolloutLeaseRecord(Base):
+    """Which controller drives a deployment's rollouts (``mlplan rollout run``, ``mlplan serve
+    --controller``): one row per deployment, taken by the ``holder`` (an id, the host and the
+    process) that renewed it last, until ``expires_at``. ``acquired_at`` is when the holder took
+    it (not renewed it): a controller judges a step only on what it saw after that."""
+
+    __tablename__ = "rollout_leases"
+    __table_args__ = (UniqueConstraint("deployment_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
+    holder: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    renewed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
