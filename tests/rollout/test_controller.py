@@ -317,12 +317,7 @@ def test_run_ticks_until_stopped_and_gives_the_lease_back(short: Workspace) -> N
 
 
 def test_promotion_past_approval_above_needs_an_approval(short: Workspace) -> None:
-    edit_plan(short, _APPROVAL, "  approval_above: 50")
-    edit_plan(
-        short,
-        "  - {gate: deploy, role: ml_lead}",
-        "  - {gate: deploy, role: ml_lead}\n  - {gate: promote, role: product_owner}",
-    )
+    edit_plan(short, _APPROVAL, "  approval_above: 50")  # the template has a gate promote
     candidate = start_rollout(short, "logistic-2", strategy="canary", by="Ana")[1].candidate
     with pytest.raises(
         RolloutStateError,
@@ -349,11 +344,7 @@ def test_promotion_past_approval_above_needs_an_approval(short: Workspace) -> No
 def test_a_person_promotes_only_with_an_approval_naming_the_candidate(
     short: Workspace,
 ) -> None:
-    edit_plan(
-        short,
-        "  - {gate: deploy, role: ml_lead}",
-        "  - {gate: deploy, role: ml_lead}\n  - {gate: promote, role: ml_lead}",
-    )
+    edit_plan(short, "{gate: promote, role: product_owner}", "{gate: promote, role: ml_lead}")
     edit_plan(short, _APPROVAL, "  approval_above: 0")
     candidate = start_rollout(short, "logistic-2", strategy="shadow", by="Ana")[1].candidate
     stable = get_deployment(short).model_ref
