@@ -4,6 +4,7 @@ store with who made it, why and the figures that decided it."""
 
 from __future__ import annotations
 
+from mlplan.rollout._analysis import VERDICTS, Analysis, Check, Verdict, combine_verdicts
 from mlplan.rollout._api import APP_FACTORY, MOVES, create_app_from_env, rollout_routes
 from mlplan.rollout._machine import (
     ACTIONS,
@@ -20,6 +21,8 @@ from mlplan.rollout._machine import (
     apply,
     begin,
 )
+from mlplan.rollout._measures import GUARD_METRICS
+from mlplan.rollout._observe import analyse_rollout
 from mlplan.rollout._rollouts import (
     RolloutEvent,
     RolloutInfo,
@@ -33,20 +36,27 @@ __all__ = [
     "ACTIONS",
     "ACTOR_KINDS",
     "APP_FACTORY",
+    "GUARD_METRICS",
     "MOVES",
     "STATES",
     "STRATEGIES",
     "TERMINAL",
+    "VERDICTS",
     "Action",
     "ActorKind",
+    "Analysis",
+    "Check",
     "Position",
     "RolloutEvent",
     "RolloutInfo",
     "State",
     "Strategy",
+    "Verdict",
     "allowed_actions",
+    "analyse_rollout",
     "apply",
     "begin",
+    "combine_verdicts",
     "create_app_from_env",
     "move_rollout",
     "rollout_history",
