@@ -368,3 +368,105 @@ def test_the_verdict_combination_rule(verdicts: list[Any]) -> None:
         assert combined == "inconclusive"
     else:
         assert combined == "pass"
+
+
+def _arm(errors: int, requests: int, rng: np.random.Generator) -> Any:
+    from mlplan.rollout._measures import ArmSample
+
+    failed = np.zeros(requests, dtype=bool)
+    failed[:errors] = True
+    answered = int((~failed).sum())
+    labels = rng.choice(["0", "1"], answered).astype(object)
+    score = np.where(labels == "1", 0.8, 0.2)
+    return ArmSample(
+        "m@1",
+        "0" * 12,
+        np.asarray([str(i) for i in range(requests)], dtype=object),
+        failed,
+        rng.gamma(2.0, 5.0, requests),
+        0,
+        np.flatnonzero(~failed),
+        labels,
+        np.stack([1 - score, score], axis=1),
+        None,
+        np.full(answered, None, dtype=object),
+        np.full(answered, None, dtype=object),
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 300),
+    st.integers(0, 60),
+    st.integers(0, 60),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["error_rate", "null_rate", "class_share_shift", "f1"]),
+            st.sampled_from(["<", "<=", ">", ">="]),
+            st.floats(0, 1),
+        ),
+        max_size=4,
+    ),
+    st.integers(0, 2**32 - 1),
+)
+def test_an_analysis_combines_its_checks_by_the_rule(
+    requests: int, stable_errors: int, errors: int, guards: list[Any], seed: int
+) -> None:
+    import datetime as dt
+
+    from mlplan.plan import Guard
+    from mlplan.rollout._analysis import analyse
+
+    rng = np.random.default_rng(seed)
+    candidate = _arm(min(errors, requests), requests, rng)
+    stable = _arm(min(stable_errors, 300), 300, rng)
+    now = dt.datetime.now(dt.UTC)
+    analysis = analyse(
+        stable,
+        candidate,
+        [Guard(metric=m, op=op, threshold=t) for m, op, t in guards],
+        deployment="production",
+        rollout_id=1,
+        strategy="canary",
+        state="progressing",
+        since=now - dt.timedelta(minutes=5),
+        until=now,
+        min_requests=50,
+        kind="binary",
+        classes=["0", "1"],
+        positive="1",
+    )
+    verdicts = [c.verdict for c in analysis.checks]
+    assert analysis.verdict == combine_verdicts(verdicts)
+    for check in analysis.checks[1:]:
+        if requests < 50:
+            assert check.verdict == "inconclusive"
+        elif check.metric == "f1":  # no labels: missing, a failure
+            assert check.verdict == "fail" and "missing" in check.reason
+        elif check.candidate is not None:  # the point value satisfies the guard: a pass
+            value, threshold = check.candidate, check.threshold
+            satisfied = {
+                "<": value < threshold,
+                "<=": value <= threshold,
+                ">": value > threshold,
+                ">=": value >= threshold,
+            }[check.op]
+            assert (check.verdict == "pass") == satisfied, check
+    strict_json = analysis.to_dict()
+    assert strict_json["pass"] == int(analysis.verdict == "pass")
+
+
+def test_a_slice_on_a_column_the_log_lacks_fails_as_missing(
+    live: Workspace, logs: PredictionLog, rng: np.random.Generator
+) -> None:
+    edit_plan(live, "slices: []", "slices: [{name: sex, columns: [gender]}]")
+    edit_plan(
+        live,
+        "  guards: []",
+        "  guards: [{metric: error_rate, op: '<=', threshold: 0.1, slice: sex}]",
+    )
+    _canary(live)
+    _traffic(logs, live, "logistic-1", 150, rng)
+    _traffic(logs, live, "logistic-2", 150, rng)
+    check = _check(analyse_rollout(live, "production"), "error_rate", "sex")
+    assert check.verdict == "fail" and "not among the logged inputs" in check.reason

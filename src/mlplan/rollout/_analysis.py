@@ -304,10 +304,18 @@ def _check(
         if not groups:
             return _judged(
                 guard,
-                Measure(None, None, 0, 0, "none", missing="the slice has no values in the window"),
+                Measure(
+                    None,
+                    None,
+                    candidate.requests,
+                    stable.requests,
+                    "none",
+                    missing="the slice has no values in the window",
+                ),
                 minimum,
                 None,
-                reason=f"slice {guard.slice!r} selects no logged record in the window: a "
+                reason=f"slice {guard.slice!r} selects no logged record in the window (its "
+                "columns are not among the logged inputs, or are hashed as personal data): a "
                 "missing metric counts as a failure",
             )
     judged = []

@@ -550,8 +550,20 @@ def _engine_metric(
 def _engine_value(
     v: View, setting: Setting, name: str, seed: int
 ) -> tuple[float | None, np.ndarray, int]:
-    """The metric on the group's labelled records with an output, its draws and how many
-    records."""
+    """The metric on the group's labelled records with an output, its bootstrap draws and
+    how many records."""
+    data = _labelled(v, setting)
+    if data is None:
+        return None, np.zeros(0), 0
+    report = slice_metrics(data, metrics=[name], n_boot=_BOOTSTRAP, seed=seed)
+    draws = report.overall_draws.get(name, np.zeros(0))
+    value = report.overall[name].value
+    return (float(value) if np.isfinite(value) else None), draws, data.n
+
+
+def _labelled(v: View, setting: Setting) -> Predictions | None:
+    """The group's records with a feedback label and an output, as the metric engine takes
+    predictions (None when there are none)."""
     arm = v.arm
     rows = v.rows
     truth = arm.truth[rows]
@@ -560,31 +572,26 @@ def _engine_value(
         predicted = arm.values[rows]
         labelled &= np.isfinite(predicted)
         if not labelled.any():
-            return None, np.zeros(0), 0
-        data = Predictions.from_arrays(
+            return None
+        return Predictions.from_arrays(
             truth[labelled].astype(np.float64), predicted[labelled], kind="regression"
         )
-    else:
-        labels = arm.labels[rows]
-        labelled &= np.asarray([x is not None for x in labels], dtype=bool)
-        proba = None
-        if arm.proba is not None:
-            labelled_proba = arm.proba[rows][labelled]
-            proba = None if np.isnan(labelled_proba).any() else labelled_proba
-        if not labelled.any():
-            return None, np.zeros(0), 0
-        data = Predictions.from_arrays(
-            np.asarray([str(t) for t in truth[labelled]], dtype=object),
-            np.asarray([str(x) for x in labels[labelled]], dtype=object),
-            kind="binary",
-            proba=proba,
-            classes=list(setting.classes) or None,
-            positive=setting.positive,
-        )
-    report = slice_metrics(data, metrics=[name], n_boot=_BOOTSTRAP, seed=seed)
-    draws = report.overall_draws.get(name, np.zeros(0))
-    value = report.overall[name].value
-    return (float(value) if np.isfinite(value) else None), draws, int(labelled.sum())
+    labels = arm.labels[rows]
+    labelled &= np.asarray([x is not None for x in labels], dtype=bool)
+    if not labelled.any():
+        return None
+    proba = None
+    if arm.proba is not None:
+        labelled_proba = arm.proba[rows][labelled]
+        proba = None if np.isnan(labelled_proba).any() else labelled_proba
+    return Predictions.from_arrays(
+        np.asarray([str(t) for t in truth[labelled]], dtype=object),
+        np.asarray([str(x) for x in labels[labelled]], dtype=object),
+        kind="binary",
+        proba=proba,
+        classes=list(setting.classes) or None,
+        positive=setting.positive,
+    )
 
 
 def _draws_test(draws: np.ndarray, rule: Rule) -> float:
@@ -632,20 +639,20 @@ def summary(arm: ArmSample, setting: Setting) -> dict[str, Any]:
 
 
 def _arm_metrics(v: View, setting: Setting) -> dict[str, float | None]:
-    """The engine's label metrics (no probabilities needed) on the arm's labelled records."""
-    names = [
-        m
-        for m in metrics_for(_engine_kind(setting), with_proba=False)  # type: ignore[arg-type]
-        if m != "count"
-    ]
-    out: dict[str, float | None] = {}
-    for name in names:
-        try:
-            value, _, _ = _engine_value(v, setting, name, seed=0)
-        except MlplanError:
-            value = None
-        out[name] = value
-    return out
+    """The engine's metrics that need only labels, on the arm's labelled records."""
+    data = _labelled(v, setting)
+    if data is None:
+        return {}
+    names = [m for m in metrics_for(data.kind, with_proba=False) if m != "count"]
+    try:
+        report = slice_metrics(data, metrics=names)
+    except MlplanError:  # labels the engine cannot take (a regression's truth as text)
+        return {}
+    return {
+        n: (float(e.value) if np.isfinite(e.value) else None)
+        for n, e in report.overall.items()
+        if n != "count"
+    }
 
 
 def shift(stable: ArmSample, candidate: ArmSample, setting: Setting) -> dict[str, Any]:
