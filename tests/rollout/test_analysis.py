@@ -102,6 +102,7 @@ def _traffic(
     kind: str = "prediction",
     ids: list[str] | None = None,
     follow: list[tuple[str, str, float]] | None = None,
+    tensors: bool = False,
 ) -> list[tuple[str, str, float]]:
     """``n`` logged answers of ``model`` for production: the request id, label and score."""
     info = get_model(ws, model)
@@ -116,16 +117,21 @@ def _traffic(
             label = follow[i][1] if i % 10 else {"0": "1", "1": "0"}[follow[i][1]]
         score = float(rng.uniform(0.5, 1.0) if label == "1" else rng.uniform(0.0, 0.5))
         failed = rng.random() < errors
-        outputs = (
+        outputs: Any = (
             None if failed else [{"label": label, "probabilities": {"0": 1 - score, "1": score}}]
         )
+        if tensors and not failed:  # an Open Inference answer: probabilities in class order
+            outputs = [
+                {"name": "label", "datatype": "BYTES", "shape": [1], "data": [label]},
+                {"name": "probabilities", "shape": [1, 2], "data": [1 - score, score]},
+            ]
         pending.append(
             log.record(
                 kind=kind,
                 request_id=request_id,
                 model=info.name,
                 version=info.package_sha256[:12],
-                route="/v1/predict",
+                route="/v2/models/{name}/infer" if tensors else "/v1/predict",
                 status=503 if failed else 200,
                 latency_ms=float(rng.gamma(2.0, 5.0)),
                 inputs=None if kind == "shadow" else [{"region": region, "age": 40 + i % 30}],
@@ -213,8 +219,12 @@ def test_a_healthy_canary_passes(
     _plan(live)
     _canary(live)
     _traffic(logs, live, "logistic-1", 2000, rng)
-    _traffic(logs, live, "logistic-2", 900, rng)
+    _traffic(logs, live, "logistic-2", 450, rng)
+    _traffic(logs, live, "logistic-2", 450, rng, tensors=True)
     analysis = analyse_rollout(live, "production")
+    candidate = analysis.arms["candidate"]
+    assert candidate["requests"] == 900 and candidate["records"] == 900 - candidate["errors"]
+    assert candidate["null_rate"] == 0  # the Open Inference answers read as well
     assert [c.verdict for c in analysis.checks] == ["pass"] * 6, analysis.reason
     assert analysis.verdict == "pass" and analysis.to_dict()["pass"] == 1
     psi = _check(analysis, "prediction_psi")
@@ -470,3 +480,88 @@ def test_a_slice_on_a_column_the_log_lacks_fails_as_missing(
     _traffic(logs, live, "logistic-2", 150, rng)
     check = _check(analyse_rollout(live, "production"), "error_rate", "sex")
     assert check.verdict == "fail" and "not among the logged inputs" in check.reason
+
+
+def test_a_regression_is_judged_on_its_values_and_the_engine_mae(
+    rng: np.random.Generator,
+) -> None:
+    import datetime as dt
+
+    from mlplan.plan import Guard
+    from mlplan.rollout._analysis import analyse
+    from mlplan.rollout._measures import ArmSample
+
+    def arm(n: int, shift: float, noise: float) -> tuple[ArmSample, np.ndarray, np.ndarray]:
+        truth = rng.normal(50, 10, n)
+        predicted = truth + shift + rng.normal(0, noise, n)
+        predicted[0] = np.nan  # one null answer
+        labelled = np.full(n, None, dtype=object)
+        labelled[: n // 2] = truth[: n // 2]
+        sample = ArmSample(
+            "r@1",
+            "0" * 12,
+            np.asarray([str(i) for i in range(n)], dtype=object),
+            np.zeros(n, dtype=bool),
+            rng.gamma(2.0, 5.0, n),
+            0,
+            np.arange(n),
+            np.full(n, None, dtype=object),
+            None,
+            predicted,
+            labelled,
+            np.full(n, None, dtype=object),
+        )
+        return sample, truth[1 : n // 2], predicted[1 : n // 2]
+
+    stable, _, _ = arm(400, 0.0, 2.0)
+    candidate, truth, predicted = arm(400, 8.0, 2.0)
+    now = dt.datetime.now(dt.UTC)
+    analysis = analyse(
+        stable,
+        candidate,
+        [
+            Guard(metric="mae", op="<=", threshold=20),
+            Guard(metric="mae_drop", op="<=", threshold=1.0),
+            Guard(metric="prediction_psi", op="<", threshold=0.25),
+            Guard(metric="null_rate", op="<=", threshold=0.01),
+            Guard(metric="class_share_shift", op="<=", threshold=0.1),
+        ],
+        deployment="production",
+        rollout_id=1,
+        strategy="canary",
+        state="progressing",
+        since=now - dt.timedelta(minutes=5),
+        until=now,
+        min_requests=100,
+        kind="regression",
+    )
+    by_metric = {c.metric: c for c in analysis.checks}
+    engine = slice_metrics(
+        Predictions.from_arrays(truth, predicted, kind="regression"), metrics=["mae"]
+    )
+    assert by_metric["mae"].candidate == pytest.approx(engine.overall["mae"].value)
+    assert by_metric["mae"].verdict == "pass"
+    # Lower is better for MAE: its drop is how much the candidate's grew, here about 8.
+    drop = by_metric["mae_drop"]
+    assert drop.verdict == "fail" and 5 < drop.candidate < 10 and drop.p_value < 0.05
+    assert by_metric["prediction_psi"].verdict == "fail"  # the values moved by 8
+    assert by_metric["null_rate"].candidate == pytest.approx(1 / 400)
+    shares = by_metric["class_share_shift"]
+    assert shares.verdict == "fail" and "a regression has no classes" in shares.reason
+    assert analysis.arms["candidate"]["mean_value"] == pytest.approx(np.nanmean(candidate.values))
+    assert analysis.arms["candidate"]["metrics"]["mae"] == pytest.approx(
+        engine.overall["mae"].value
+    )
+
+
+def test_after_a_blue_green_switch_the_candidate_alone_is_judged(
+    live: Workspace, logs: PredictionLog, rng: np.random.Generator
+) -> None:
+    _plan(live, "  guards:\n    - {metric: error_rate, op: '<=', threshold: 0.02}")
+    start_rollout(live, "logistic-2", strategy="blue-green", by="Ana")
+    for action in ("start", "advance"):
+        move_rollout(live, "production", action, actor_kind="controller", by="controller")
+    _traffic(logs, live, "logistic-2", 150, rng, errors=0.0)
+    analysis = analyse_rollout(live, "production")
+    assert analysis.requests == {"stable": 0, "candidate": 150}
+    assert analysis.verdict == "pass", analysis.reason

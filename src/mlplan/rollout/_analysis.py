@@ -23,9 +23,11 @@ With a ``slice``, the metric is measured within each value of the plan's slice (
 over the logged input records); a value with too few requests in an arm is not judged, and
 the check takes the worst of the values judged (INCONCLUSIVE when none can be).
 
-One built-in check always runs: ``requests``, each arm's requests against the minimum
-(PASS, or INCONCLUSIVE). The analysis is FAIL when any check fails, else INCONCLUSIVE when
-any is inconclusive, else PASS: no guards and enough requests is a pass.
+One built-in check always runs: ``requests``, the candidate's requests against the minimum
+(PASS, or INCONCLUSIVE; the stable's are counted only where a metric reads them: after a
+blue-green switch, or at a canary's last step, the stable model takes none). The analysis is
+FAIL when any check fails, else INCONCLUSIVE when any is inconclusive, else PASS: no guards
+and enough requests is a pass.
 
 What each metric counts
 -----------------------
@@ -268,12 +270,12 @@ def analyse(
 
 
 def _requests_check(stable: ArmSample, candidate: ArmSample, minimum: int) -> Check:
-    """The built-in check: enough requests in each arm to judge."""
-    short = [
-        f"the {arm} has {n:,} of the {minimum:,} requests needed"
-        for arm, n in (("candidate", candidate.requests), ("stable", stable.requests))
-        if n < minimum
-    ]
+    """The built-in check: enough of the candidate's requests to judge."""
+    short = (
+        [f"the candidate has {candidate.requests:,} of the {minimum:,} requests needed"]
+        if candidate.requests < minimum
+        else []
+    )
     return Check(
         "requests",
         ">=",
