@@ -62,11 +62,12 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 import numpy as np
 
-from mlplan.errors import MlplanError
+from mlplan.errors import MlplanError, ParameterError
+from mlplan.modeling import PredictionKind
 from mlplan.plan import Guard
 from mlplan.rollout._measures import (
     ArmSample,
@@ -237,8 +238,15 @@ def analyse(
     task (binary, multiclass, regression); ``classes`` the probabilities' columns;
     ``positive`` the positive class of a binary model; ``pairs`` a shadow's records paired
     with the stable's (same request, same record): indices into each arm's records.
+
+    Raises
+    ------
+    ParameterError
+        A ``kind`` other than binary, multiclass or regression.
     """
-    setting = Setting(strategy, kind, tuple(classes), positive, pairs)
+    if kind not in get_args(PredictionKind):
+        raise ParameterError("kind", f"{{param}} {kind!r}: use binary, multiclass or regression")
+    setting = Setting(strategy, cast(PredictionKind, kind), tuple(classes), positive, pairs)
     checks = [_requests_check(stable, candidate, min_requests)]
     checks += [_check(g, stable, candidate, setting, min_requests) for g in guards]
     verdict = combine_verdicts([c.verdict for c in checks])

@@ -13,7 +13,7 @@ import numpy as np
 
 from mlplan.core import LOWER_IS_BETTER
 from mlplan.errors import MlplanError
-from mlplan.modeling import Predictions, metrics_for, slice_metrics
+from mlplan.modeling import PredictionKind, Predictions, metrics_for, slice_metrics
 from mlplan.rollout._stats import binomial_cdf, binomial_sf, chi2_sf, normal_sf
 
 __all__ = [
@@ -83,33 +83,13 @@ class ArmSample:
         """Records of answered requests."""
         return len(self.row_request)
 
-    @classmethod
-    def empty(cls, model: str, version: str, *, classes: int | None) -> ArmSample:
-        """An arm with no request in the window (``classes``: how many, None for a
-        regression)."""
-        nothing = np.zeros(0, dtype=object)
-        return cls(
-            model,
-            version,
-            nothing,
-            np.zeros(0, dtype=bool),
-            np.zeros(0),
-            0,
-            np.zeros(0, dtype=np.int64),
-            nothing,
-            None if classes is None else np.zeros((0, classes)),
-            np.zeros(0) if classes is None else None,
-            nothing,
-            nothing,
-        )
-
 
 @dataclass(frozen=True)
 class Setting:
     """What the metrics need to know of the rollout and its models."""
 
     strategy: str
-    kind: str  # binary | multiclass | regression
+    kind: PredictionKind
     classes: tuple[str, ...]
     positive: str | None
     pairs: tuple[np.ndarray, np.ndarray] | None  # a shadow's (stable row, candidate row)
@@ -139,6 +119,7 @@ class View:
 
 
 def holds(value: float, op: str, threshold: float) -> bool:
+    """Whether ``value`` satisfies ``op threshold`` (NaN never does)."""
     if math.isnan(value):
         return False
     return {
@@ -153,10 +134,13 @@ def holds(value: float, op: str, threshold: float) -> bool:
 
 
 def whole(arm: ArmSample) -> View:
+    """The arm entire: every request and record."""
     return View(arm, np.arange(arm.requests), np.arange(arm.rows))
 
 
 def within(arm: ArmSample, mask: np.ndarray) -> View:
+    """The arm within a slice value: the records of ``mask`` and the requests they are
+    from."""
     rows = np.flatnonzero(mask)
     requests = np.unique(arm.row_request[rows])
     return View(arm, requests, rows)
@@ -199,11 +183,10 @@ def measure_of(name: str, setting: Setting, rule: Rule) -> Metric:
     if name in simple:
         found = simple[name]
         return lambda s, c: found(s, c, setting, rule)
-    engine = _engine_kind(setting)
     base = name.removesuffix("_drop")
-    if base in metrics_for(engine) and base != "count":  # type: ignore[arg-type]
+    if base in metrics_for(setting.kind) and base != "count":
         return lambda s, c: _engine_metric(s, c, setting, rule, base, drop=name != base)
-    known = [*GUARD_METRICS, *(m for m in metrics_for(engine) if m != "count")]  # type: ignore[arg-type]
+    known = [*GUARD_METRICS, *(m for m in metrics_for(setting.kind) if m != "count")]
 
     def unknown(s: View, c: View) -> Measure:
         return Measure(
@@ -217,10 +200,6 @@ def measure_of(name: str, setting: Setting, rule: Rule) -> Metric:
         )
 
     return unknown
-
-
-def _engine_kind(setting: Setting) -> str:
-    return "regression" if setting.kind == "regression" else setting.kind
 
 
 def _rate_test(x: int, n: int, rule: Rule) -> float | None:
@@ -453,9 +432,9 @@ def _ratio_test(pc: float, nc: int, ps: float, ns: int, rule: Rule) -> float:
     op, threshold = rule
     diff = pc - threshold * ps
     var = pc * (1 - pc) / nc + threshold**2 * ps * (1 - ps) / ns
-    if var <= 0:
-        holds = diff <= 0 if op in ("<", "<=") else diff >= 0
-        return 1.0 if holds else 0.0
+    if var <= 0:  # both rates 0 or 1: no spread, the difference says it
+        kept = diff <= 0 if op in ("<", "<=") else diff >= 0
+        return 1.0 if kept else 0.0
     z = diff / math.sqrt(var)
     return normal_sf(z) if op in ("<", "<=") else normal_sf(-z)
 
