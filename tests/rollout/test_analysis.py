@@ -565,3 +565,28 @@ def test_after_a_blue_green_switch_the_candidate_alone_is_judged(
     analysis = analyse_rollout(live, "production")
     assert analysis.requests == {"stable": 0, "candidate": 150}
     assert analysis.verdict == "pass", analysis.reason
+
+
+def test_a_log_older_than_deployments_holds_no_request_of_one(live: Workspace) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    old = live.root / ".mlplan" / "predictions" / "logistic-1" / "w-old"
+    old.mkdir(parents=True)
+    pq.write_table(
+        pa.table(
+            {
+                "kind": ["prediction"],
+                "request_id": ["r"],
+                "time": ["2026-01-01T00:00:00+00:00"],
+                "model": ["logistic-1"],
+                "version": ["x"],
+                "status": [200],
+            }
+        ),
+        old / "seg-000000.parquet",
+    )
+    _canary(live)
+    analysis = analyse_rollout(live, "production")
+    assert analysis.requests == {"stable": 0, "candidate": 0}
+    assert analysis.verdict == "inconclusive"
