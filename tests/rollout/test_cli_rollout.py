@@ -140,6 +140,20 @@ def test_rollout_status_shows_the_analysis_of_the_step(live: Workspace, cli: Any
                 )
                 assert done is not None
                 done.result(timeout=30)
+        for i in range(50, 150):  # labels arrive for 100 of the candidate's answers
+            done = log.record(
+                kind="feedback",
+                request_id=f"logistic-2-{i}",
+                model="logistic-1",
+                version="x",
+                route="/v1/feedback",
+                status=202,
+                latency_ms=0.1,
+                outputs={"label": str(i % 2)},
+                deployment="production",
+            )
+            assert done is not None
+            done.result(timeout=30)
     (status,) = _json(cli("rollout", "status", "production", "--json"))
     assert status["state"] == "progressing" and status["weight"] == 5  # the fields kept
     analysis = status["analysis"]
@@ -151,3 +165,6 @@ def test_rollout_status_shows_the_analysis_of_the_step(live: Workspace, cli: Any
     text = " ".join(ok(cli("rollout", "status", "production")).stdout.split())
     assert "analysis of" in text and "fail" in text and "10.00%" in text
     assert "error_rate" in text and "<= 0.02" in text
+    candidate = analysis["arms"]["candidate"]
+    assert candidate["labelled"] == 100 and candidate["metrics"]["accuracy"] == 0.5
+    assert "100 labelled: roc_auc 0.500" in text  # the plan's metric, once labels arrive

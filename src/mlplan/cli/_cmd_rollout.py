@@ -67,12 +67,12 @@ def status(
         )
     console.print(table)
     for analysis in analyses.values():
-        _print_analysis(analysis)
+        _print_analysis(analysis, [m.name for m in ws.plan.metrics.ml])
 
 
-def _print_analysis(a: Analysis) -> None:
-    """The analysis of an active rollout's step: its verdict, the arms, their shift, the
-    checks."""
+def _print_analysis(a: Analysis, plan_metrics: list[str]) -> None:
+    """The analysis of an active rollout's step: its verdict, the arms (with the plan's ML
+    metrics once labels arrive; ``--json`` has every one), their shift, the checks."""
     console.print(
         f"\n[bold]{esc(a.deployment)}[/]: analysis of {a.since:%Y-%m-%d %H:%M:%S} to "
         f"{a.until:%H:%M:%S} UTC: [bold]{a.verdict}[/] ({esc(a.reason)})",
@@ -87,8 +87,13 @@ def _print_analysis(a: Analysis) -> None:
             if shares is not None
             else f"mean {_figure(d.get('mean_value'), '.4g')}"
         )
-        if d["metrics"]:
-            outputs += "; " + ", ".join(f"{k} {_figure(v, '.3f')}" for k, v in d["metrics"].items())
+        named = [m for m in plan_metrics if m in d["metrics"]] or list(d["metrics"])[:3]
+        if named:
+            outputs += f"; {d['labelled']:,} labelled: " + ", ".join(
+                f"{k} {_figure(d['metrics'][k], '.3f')}" for k in named
+            )
+        if d.get("human_agreement") is not None:
+            outputs += f"; agrees with people {_figure(d['human_agreement'], '.1%')}"
         arms.add_row(
             arm,
             esc(d["model"]),

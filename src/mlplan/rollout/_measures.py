@@ -618,14 +618,14 @@ def summary(arm: ArmSample, setting: Setting) -> dict[str, Any]:
 
 
 def _arm_metrics(v: View, setting: Setting) -> dict[str, float | None]:
-    """The engine's metrics that need only labels, on the arm's labelled records."""
+    """Every metric of the engine the arm's labelled records allow (those that need
+    probabilities when every one of them has its own)."""
     data = _labelled(v, setting)
     if data is None:
         return {}
-    names = [m for m in metrics_for(data.kind, with_proba=False) if m != "count"]
     try:
-        report = slice_metrics(data, metrics=names)
-    except MlplanError:  # labels the engine cannot take (a regression's truth as text)
+        report = slice_metrics(data)
+    except MlplanError:  # labels the engine cannot take
         return {}
     return {
         n: (float(e.value) if np.isfinite(e.value) else None)
