@@ -47,7 +47,7 @@ def test_every_rollout_route_needs_the_admin_role(
     roles = route_roles(rollout_routes())
     assert declared == set(roles)
     ours = {k: v for k, v in roles.items() if k[1].startswith("/v1/rollouts")}
-    assert len(ours) == 8 and set(ours.values()) == {"admin"}
+    assert len(ours) == 9 and set(ours.values()) == {"admin"}
     for method, path in ours:
         url = path.replace("{name}", "production")
         assert admin.request(method, url, json={}).status_code == 401
@@ -122,3 +122,17 @@ def test_mlplan_serve_serves_the_rollout_routes_in_its_workers(
             assert status["state"] == "paused"
         refused = httpx.get(f"{url}/v1/rollouts", headers=bearer(tokens["predict"]))
         assert refused.status_code == 403
+
+
+def test_the_analysis_route_is_a_web_metric(
+    admin: TestClient, canary: Workspace, tokens: dict[str, str]
+) -> None:
+    answer = admin.get("/v1/rollouts/production/analysis", headers=bearer(tokens["admin"]))
+    assert answer.status_code == 200
+    found = answer.json()
+    # No traffic yet: too few requests to judge, so not a pass.
+    assert (found["verdict"], found["pass"], found["candidate_requests"]) == ("inconclusive", 0, 0)
+    assert found["candidate_error_rate"] is None and found["checks"][0]["metric"] == "requests"
+    assert found["candidate_model"].startswith("logistic-2@") and found["strategy"] == "canary"
+    missing = admin.get("/v1/rollouts/staging/analysis", headers=bearer(tokens["admin"]))
+    assert missing.status_code == 404 and "no deployment 'staging'" in missing.json()["detail"]

@@ -107,3 +107,64 @@ def test_bad_input_is_refused_with_a_clear_error(live: Workspace, cli: Any) -> N
     no_by = cli("rollout", "abort", "production")
     assert no_by.exit_code == 2 and "--by" in _said(no_by)
     assert _json(cli("rollout", "status", "production", "--json"))[0]["state"] == "pending"
+
+
+def test_rollout_status_shows_the_analysis_of_the_step(live: Workspace, cli: Any) -> None:
+    from tests.conftest import edit_plan
+
+    from mlplan.modeling import get_model
+    from mlplan.rollout import move_rollout
+    from mlplan.serving import PredictionLog
+
+    edit_plan(live, "  guards: []", "  guards: [{metric: error_rate, op: '<=', threshold: 0.02}]")
+    ok(cli("deploy", "logistic-2", "--strategy", "canary", "--by", "Ana"))
+    for action in ("start", "advance"):
+        move_rollout(live, "production", action, actor_kind="controller", by="controller")
+    with PredictionLog(live.root / ".mlplan" / "predictions" / "logistic-1") as log:
+        for model, n, failing in (("logistic-1", 300, 0), ("logistic-2", 200, 20)):
+            info = get_model(live, model)
+            for i in range(n):
+                done = log.record(
+                    kind="prediction",
+                    request_id=f"{model}-{i}",
+                    model=info.name,
+                    version=info.package_sha256[:12],
+                    route="/v1/predict",
+                    status=500 if i < failing else 200,
+                    latency_ms=5.0 + i % 7,
+                    inputs=[{"region": "north"}],
+                    outputs=None
+                    if i < failing
+                    else [{"label": "0", "probabilities": {"0": 0.9, "1": 0.1}}],
+                    deployment="production",
+                )
+                assert done is not None
+                done.result(timeout=30)
+        for i in range(50, 150):  # labels arrive for 100 of the candidate's answers
+            done = log.record(
+                kind="feedback",
+                request_id=f"logistic-2-{i}",
+                model="logistic-1",
+                version="x",
+                route="/v1/feedback",
+                status=202,
+                latency_ms=0.1,
+                outputs={"label": str(i % 2)},
+                deployment="production",
+            )
+            assert done is not None
+            done.result(timeout=30)
+    (status,) = _json(cli("rollout", "status", "production", "--json"))
+    assert status["state"] == "progressing" and status["weight"] == 5  # the fields kept
+    analysis = status["analysis"]
+    assert (analysis["verdict"], analysis["pass"]) == ("fail", 0)
+    assert analysis["requests"] == {"stable": 300, "candidate": 200}
+    assert analysis["candidate_error_rate"] == 0.1
+    (guard,) = [c for c in analysis["checks"] if c["metric"] == "error_rate"]
+    assert guard["verdict"] == "fail" and guard["test"] == "one-sided binomial test vs threshold"
+    text = " ".join(ok(cli("rollout", "status", "production")).stdout.split())
+    assert "analysis of" in text and "fail" in text and "10.00%" in text
+    assert "error_rate" in text and "<= 0.02" in text
+    candidate = analysis["arms"]["candidate"]
+    assert candidate["labelled"] == 100 and candidate["metrics"]["accuracy"] == 0.5
+    assert "100 labelled: roc_auc 0.500" in text  # the plan's metric, once labels arrive

@@ -12,7 +12,7 @@ from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
 from mlplan.cli._render import console, err_console, esc, print_json
 
 if TYPE_CHECKING:
-    from mlplan.rollout import Action, Decision, RolloutInfo
+    from mlplan.rollout import Action, Analysis, Decision, RolloutInfo
 
 rollout_app = typer.Typer(
     help="Rollouts: how a deployment moves from its stable model to a candidate "
@@ -35,12 +35,21 @@ def status(
     json: JsonOption = False,
 ) -> None:
     """The newest rollout of each deployment (or of NAME): strategy, state, the candidate's
-    and the stable model's share of traffic, and the step reached."""
-    from mlplan.rollout import rollout_status
+    and the stable model's share of traffic, and the step reached; for an active one, the
+    analysis of its current step beside: each arm's requests, errors, latency, outputs and
+    ML metrics once labels arrive, and each guard's check with its verdict."""
+    from mlplan.rollout import analyse_rollout, rollout_status
 
-    found = rollout_status(workspace(project), name)
+    ws = workspace(project)
+    found = rollout_status(ws, name)
+    analyses = {r.deployment: analyse_rollout(ws, r.deployment) for r in found if r.active}
     if json:
-        print_json([r.to_dict() for r in found])
+        print_json(
+            [
+                r.to_dict() | ({"analysis": analyses[r.deployment].to_dict()} if r.active else {})
+                for r in found
+            ]
+        )
         return
     if not found:
         console.print("no rollouts yet: mlplan deploy MODEL --strategy canary")
@@ -57,6 +66,71 @@ def status(
             f"{r.step} of {len(r.steps)}",
         )
     console.print(table)
+    for analysis in analyses.values():
+        _print_analysis(analysis, [m.name for m in ws.plan.metrics.ml])
+
+
+def _print_analysis(a: Analysis, plan_metrics: list[str]) -> None:
+    """The analysis of an active rollout's step: its verdict, the arms (with the plan's ML
+    metrics once labels arrive; ``--json`` has every one), their shift, the checks."""
+    console.print(
+        f"\n[bold]{esc(a.deployment)}[/]: analysis of {a.since:%Y-%m-%d %H:%M:%S} to "
+        f"{a.until:%H:%M:%S} UTC: [bold]{a.verdict}[/] ({esc(a.reason)})",
+        highlight=False,
+    )
+    arms = Table("arm", "model", "requests", "errors", "p50 ms", "p99 ms", "nulls", "outputs")
+    for arm in ("stable", "candidate"):
+        d = a.arms[arm]
+        shares = d.get("class_shares")
+        outputs = (
+            ", ".join(f"{esc(k)} {_figure(v, '.0%')}" for k, v in shares.items())
+            if shares is not None
+            else f"mean {_figure(d.get('mean_value'), '.4g')}"
+        )
+        named = [m for m in plan_metrics if m in d["metrics"]] or list(d["metrics"])[:3]
+        if named:
+            outputs += f"; {d['labelled']:,} labelled: " + ", ".join(
+                f"{k} {_figure(d['metrics'][k], '.3f')}" for k in named
+            )
+        if d.get("human_agreement") is not None:
+            outputs += f"; agrees with people {_figure(d['human_agreement'], '.1%')}"
+        arms.add_row(
+            arm,
+            esc(d["model"]),
+            f"{d['requests']:,}",
+            _figure(d["error_rate"], ".2%"),
+            _figure(d["latency_p50_ms"], ".1f"),
+            _figure(d["latency_p99_ms"], ".1f"),
+            _figure(d["null_rate"], ".2%"),
+            outputs,
+        )
+    console.print(arms)
+    shift = a.shift
+    said = [f"PSI {_figure(shift.get('prediction_psi'), '.3f')}"]
+    if "class_share_shift" in shift:
+        said.append(f"class share shift {_figure(shift['class_share_shift'], '.1%')}")
+    if "agreement" in shift:
+        said.append(f"agreement {_figure(shift['agreement'], '.1%')} of {shift['paired']:,}")
+    console.print("candidate vs stable: " + ", ".join(said), highlight=False)
+    checks = Table("check", "guard", "candidate", "stable", "test", "p", "verdict", "why")
+    for c in a.checks:
+        where = f" ({esc(c.slice)}: {esc(c.group or '-')})" if c.slice else ""
+        checks.add_row(
+            f"{esc(c.metric)}{where}",
+            f"{c.op} {c.threshold:g}",
+            _figure(c.candidate, ".4g"),
+            _figure(c.stable, ".4g"),
+            esc(c.test),
+            _figure(c.p_value, ".3g"),
+            c.verdict,
+            esc(c.reason),
+        )
+    console.print(checks)
+
+
+def _figure(value: float | None, spec: str) -> str:
+    """A number as ``spec`` formats it, or - when there is none."""
+    return "-" if value is None else format(value, spec)
 
 
 @rollout_app.command("history")

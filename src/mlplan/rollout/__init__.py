@@ -4,6 +4,7 @@ store with who made it, why and the figures that decided it."""
 
 from __future__ import annotations
 
+from mlplan.rollout._analysis import VERDICTS, Analysis, Check, Verdict, combine_verdicts
 from mlplan.rollout._api import APP_FACTORY, MOVES, create_app_from_env, rollout_routes
 from mlplan.rollout._controller import Analyser, AnalysisResult, Controller, Decision
 from mlplan.rollout._export import EXPORT_FORMATS, ExportFormat, export_rollout
@@ -23,6 +24,8 @@ from mlplan.rollout._machine import (
     apply,
     begin,
 )
+from mlplan.rollout._measures import GUARD_METRICS
+from mlplan.rollout._observe import analyse_rollout
 from mlplan.rollout._rollouts import (
     PROMOTE_GATE,
     RolloutEvent,
@@ -38,16 +41,20 @@ __all__ = [
     "ACTOR_KINDS",
     "APP_FACTORY",
     "EXPORT_FORMATS",
+    "GUARD_METRICS",
     "LEASE_SECONDS",
     "MOVES",
     "PROMOTE_GATE",
     "STATES",
     "STRATEGIES",
     "TERMINAL",
+    "VERDICTS",
     "Action",
     "ActorKind",
     "Analyser",
+    "Analysis",
     "AnalysisResult",
+    "Check",
     "Controller",
     "Decision",
     "ExportFormat",
@@ -57,10 +64,13 @@ __all__ = [
     "RolloutInfo",
     "State",
     "Strategy",
+    "Verdict",
     "acquire_lease",
     "allowed_actions",
+    "analyse_rollout",
     "apply",
     "begin",
+    "combine_verdicts",
     "create_app_from_env",
     "export_rollout",
     "move_rollout",

@@ -6,6 +6,8 @@ abort|rollback`` over HTTP, behind the ``admin`` role, with the same JSON as the
 ``GET  /v1/rollouts``                           admin  the newest rollout of each deployment
 ``GET  /v1/rollouts/{name}``                    admin  the deployment's newest rollout
 ``GET  /v1/rollouts/{name}/history``            admin  its rollouts, each with its moves
+``GET  /v1/rollouts/{name}/analysis``           admin  the current step's analysis (a web
+                                                       metric for Argo Rollouts, Flagger)
 ``POST /v1/rollouts/{name}/promote`` (pause,    admin  a move: ``{"by": WHO, "note": WHY}``,
 ``resume``, ``abort``, ``rollback``)                   both optional; the rollout after
 ==============================================  =====  ======================================
@@ -36,6 +38,7 @@ from mlplan.errors import (
     UsageError,
 )
 from mlplan.rollout._machine import Action
+from mlplan.rollout._observe import analyse_rollout
 from mlplan.rollout._rollouts import move_rollout, rollout_history, rollout_status
 from mlplan.serving import ExtraRoute, RouteCall, ServeConfig, create_app
 
@@ -58,6 +61,7 @@ def rollout_routes() -> tuple[ExtraRoute, ...]:
         ExtraRoute("GET", "/v1/rollouts", "admin", _status),
         ExtraRoute("GET", "/v1/rollouts/{name}", "admin", _status),
         ExtraRoute("GET", "/v1/rollouts/{name}/history", "admin", _history),
+        ExtraRoute("GET", "/v1/rollouts/{name}/analysis", "admin", _analysis),
     ]
     routes += [
         ExtraRoute("POST", f"/v1/rollouts/{{name}}/{action}", "admin", _mover(action))
@@ -84,6 +88,36 @@ def _history(call: RouteCall) -> Answer:
     return _answered(
         lambda: (200, [r.to_dict() for r in rollout_history(call.ws, call.params["name"])])
     )
+
+
+def _analysis(call: RouteCall) -> Answer:
+    """``GET /v1/rollouts/{name}/analysis``: the analysis of the deployment's active rollout
+    (else its newest) over its current step, as ``mlplan rollout status NAME --json`` shows
+    it under ``analysis``; the metric provider Argo Rollouts and Flagger call (a web metric).
+
+    The JSON object has flat numbers on top, for a provider's ``jsonPath`` and
+    ``successCondition``:
+
+    - ``verdict``: ``"pass"``, ``"fail"`` or ``"inconclusive"``; ``pass``: 1 or 0;
+    - ``candidate_requests``, ``candidate_error_rate``, ``candidate_latency_p50_ms``,
+      ``candidate_latency_p99_ms``, ``candidate_null_rate``, and the same with ``stable_``;
+      ``prediction_psi``, ``class_share_shift``, ``agreement`` (a shadow's), each null when
+      it cannot be measured;
+
+    then the whole analysis: ``deployment``, ``rollout`` (its id), ``strategy``, ``state``,
+    ``stable_model``, ``candidate_model``, ``since`` and ``until`` (the window, ISO 8601),
+    ``min_requests``, ``reason`` (what decided the verdict), ``requests`` (per arm),
+    ``arms`` (per arm: requests, refused, records, errors, error_rate, latency_p50_ms,
+    latency_p99_ms, null_rate, class_shares or mean_value, labelled, decided, metrics on the
+    labelled records, human_agreement), ``shift`` (prediction_psi, class_share_shift and its
+    p-value, agreement and the pairs it counted) and ``checks``: one per guard after the
+    built-in ``requests``, each with metric, slice, group (the slice value that decided),
+    op, threshold, candidate, stable, n_candidate, n_stable, test, p_value, verdict, reason
+    (and ``groups``, every slice value judged, for a sliced guard).
+
+    E.g. Argo Rollouts: ``successCondition: result.pass == 1`` with ``jsonPath: "{$}"``.
+    """
+    return _answered(lambda: (200, analyse_rollout(call.ws, call.params["name"]).to_dict()))
 
 
 def _mover(action: Action) -> Callable[[RouteCall], Answer]:

@@ -1,7 +1,9 @@
 """Feedback checked before it is logged (``POST /v1/feedback``): the id of a request this
-project's servers issued, a label the model could have predicted, a finite business value,
-and product events with plain names. Nothing else reaches the log, and no refusal echoes
-what it refused (a planted e-mail or phone number is personal data)."""
+project's servers issued, a label the model could have predicted (the ground truth), the
+human's decision where a person decides with the model's help (assist: a class the model
+could have predicted too), a finite business value, and product events with plain names.
+Nothing else reaches the log, and no refusal echoes what it refused (a planted e-mail or
+phone number is personal data)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ EVENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 """An event's name (full match): a letter, then letters, digits, ``_ . -``; 64 at most. The
 plan declares no product events, so this is all a name is held to."""
 
-_FIELDS = ("request_id", "label", "value", "events")
+_FIELDS = ("request_id", "label", "decision", "value", "events")
 _MAX_EVENTS = 100
 
 
@@ -54,8 +56,8 @@ class FeedbackValidator:
         self._shown = ", ".join(list(classes)[:20]) + (" …" if len(classes) > 20 else "")
 
     def validate(self, body: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """What the log keeps of ``body`` (the label as a class name, the value, the events),
-        and its problems (none when it may be logged)."""
+        """What the log keeps of ``body`` (the label and the decision as class names, the
+        value, the events), and its problems (none when it may be logged)."""
         if not isinstance(body, dict):
             return {}, [_problem([], "dict_type", "expected an object")]
         out = self._request_id(body.get("request_id", None), "request_id" in body)
@@ -67,15 +69,20 @@ class FeedbackValidator:
                         [place], "extra_forbidden", f"{described}; fields: {', '.join(_FIELDS)}"
                     )
                 )
-        if not {"label", "value", "events"} & set(body):
-            out.append(_problem([], "missing", "give a label (ground truth), a value or events"))
+        if not {"label", "decision", "value", "events"} & set(body):
+            out.append(
+                _problem(
+                    [], "missing", "give a label (ground truth), a decision, a value or events"
+                )
+            )
         kept: dict[str, Any] = {}
-        if "label" in body:
-            label = self._label(body["label"])
-            if label is None:
-                out.append(_problem(["label"], "label", self._label_expected()))
-            else:
-                kept["label"] = label
+        for field in ("label", "decision"):  # the truth, and what the human decided
+            if field in body:
+                label = self._label(body[field])
+                if label is None:
+                    out.append(_problem([field], "label", self._label_expected()))
+                else:
+                    kept[field] = label
         if "value" in body:
             if _number(body["value"]):
                 kept["value"] = body["value"]
