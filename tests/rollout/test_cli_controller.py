@@ -73,7 +73,7 @@ class Canned:
 def analyse_rollout(ws, name, *, since, until=None):
     return Canned(Path("verdict.txt").read_text().strip())
 
-fake = types.ModuleType("mlplan.rollout._analysis")
+fake = types.ModuleType("mlplan.rollout._observe")
 fake.analyse_rollout = analyse_rollout
 sys.modules[fake.__name__] = fake
 sys.argv = ["mlplan", *sys.argv[1:]]

@@ -17,7 +17,7 @@ from tests.serving.conftest import RECORD, bearer, started
 from mlplan.modeling import get_model
 from mlplan.rollout import move_rollout, rollout_routes, start_rollout
 from mlplan.serving import ServeConfig, create_app, create_key, log_folder, query_log
-from mlplan.workspace import Workspace
+from mlplan.workspace import Workspace, get_deployment
 
 
 def _until(condition: Callable[[], bool], what: str, seconds: float = 30) -> None:
@@ -38,7 +38,7 @@ def server(live: Workspace) -> Iterator[TestClient]:
     """A server of production (logistic-1 serves), reading its rollout every 50 ms."""
     config = ServeConfig(
         root=str(live.root),
-        model="logistic-1@1",
+        model=get_deployment(live).model_ref,
         deployment="production",
         key_refresh_seconds=0,
         route_refresh_seconds=0.05,
@@ -75,7 +75,7 @@ def test_a_canary_splits_by_a_sticky_key_and_each_answer_names_its_model(
     start_rollout(live, "logistic-2", strategy="canary", by="Ana")
     config = ServeConfig(
         root=str(live.root),
-        model="logistic-1@1",
+        model=get_deployment(live).model_ref,
         deployment="production",
         key_refresh_seconds=0,
         route_refresh_seconds=0.05,

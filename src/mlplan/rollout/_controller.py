@@ -83,8 +83,9 @@ class Analyser(Protocol):
 
 
 def analyse_with_the_default(ws: Workspace, name: str, *, since: dt.datetime) -> AnalysisResult:
-    """The rollout analysis mlplan ships (``analyse_rollout``), imported on first use."""
-    module = importlib.import_module("mlplan.rollout._analysis")
+    """The rollout analysis mlplan ships (``_observe.analyse_rollout``), looked up at each
+    call by its module's name, so that a process may put another module in its place."""
+    module = importlib.import_module("mlplan.rollout._observe")
     result: AnalysisResult = module.analyse_rollout(ws, name, since=since)
     return result
 

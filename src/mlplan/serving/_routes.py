@@ -308,6 +308,30 @@ class Routes:
             self.metrics.refusals_unlogged.inc()
         return refusal(422, shown, {"X-Request-Id": request_id}, total=len(errors))
 
+    async def _failed(
+        self,
+        answer: Response,
+        request_id: str,
+        route: str,
+        started: float,
+        served: ServedModel,
+        kind: str = "prediction",
+    ) -> None:
+        """Log a request the model did not answer (its status and why: a 422 the model
+        raised, a 503 when saturated, a 504 too slow), so that a rollout's analysis counts a
+        candidate's failures. Not held to the caller's refusal budget: the failure is the
+        server's, not the caller's, and a budget would hide how often a candidate fails. The
+        client is answered ``answer`` whether or not it could be logged."""
+        try:
+            said = orjson.loads(bytes(answer.body))
+            problem = said.get("detail", said.get("error")) if isinstance(said, dict) else None
+        except ValueError:
+            problem = None
+        problem = str(problem or answer.status_code)[:300]
+        await self._logged(
+            kind, request_id, route, answer.status_code, started, problem=problem, served=served
+        )
+
     def _log_failed(self) -> Response:
         self.metrics.refused("log_failed")
         return error(503, "the prediction could not be logged; retry", {"Retry-After": "1"})
@@ -451,6 +475,8 @@ class Routes:
             return await self._invalid(request, validated, issued, route, started, model)
         computed = await self._compute(arm, validated)
         if isinstance(computed, Response):
+            assert state.ids is not None
+            await self._failed(computed, state.ids.issue(), route, started, model)
             return computed
         labels, proba = computed
         # The protocol returns the client's id to the client; the log keeps its keyed hash
@@ -538,6 +564,7 @@ class Routes:
             return await self._invalid(request, validated, request_id, route, started, model)
         computed = await self._compute(arm, validated)
         if isinstance(computed, Response):
+            await self._failed(computed, request_id, route, started, model, kind)
             return computed
         labels, proba = computed
         if not preview:
