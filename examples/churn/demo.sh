@@ -79,8 +79,8 @@ step "The approved package version goes to production (a deploy run records the 
 step "API keys by role: the retention app may predict; the ML lead administers" \
   bash -c "'$mlplan' keys create --name retention-app --role predict --json > .app-key.json && '$mlplan' keys create --name ml-lead --role admin --json > .admin-key.json && '$mlplan' keys list"
 port="$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-printf '\n\033[1m── Serve production (the logistic-1 version deployed) on 127.0.0.1:%s (live at once, ready once loaded and warmed up)\033[0m\n' "$port"
-"$mlplan" serve --deployment production --port "$port" > serve.log 2>&1 &
+printf '\n\033[1m── Serve production (the logistic-1 version deployed) on 127.0.0.1:%s (live at once, ready once loaded and warmed up), its rollout controller beside it\033[0m\n' "$port"
+"$mlplan" serve --deployment production --controller --port "$port" > serve.log 2>&1 &
 server=$!
 until grep -q "logistic-1 ready" serve.log; do
   kill -0 "$server" 2> /dev/null || { cat serve.log; exit 1; }
@@ -89,6 +89,44 @@ done
 cat serve.log
 step "A client: a prediction, a request with mistakes, no key, feedback, the metrics" \
   "$python" "$here/client.py" "http://127.0.0.1:$port" .app-key.json .admin-key.json
+
+# ── Rollout: shadow, canary, blue-green, and a bad candidate rolled back by itself ───────
+traffic() { "$python" "$here/traffic.py" "http://127.0.0.1:$port" .app-key.json .admin-key.json \
+  data/customers_2026-12.csv "$@"; }
+cleared() {  # evaluate a candidate; the ML lead accepts its known gaps for a rollout
+  "$mlplan" evaluate "$1" > /dev/null
+  "$mlplan" approve deploy --role ml_lead --by "Priya Patel" --subject "$1" --note "$2" > /dev/null
+  echo "$1 evaluated, and cleared for a rollout by the ML lead: $2"
+}
+step "The stronger family, gbt-1, evaluated and cleared to roll out" \
+  cleared gbt-1 "rollout behind logistic-1, guarded"
+step "Assist scenario: gbt-1 scores every request in shadow, off the request path" \
+  "$mlplan" deploy gbt-1 --by "Priya Patel" --note "shadow first: compare with logistic-1 and the team's picks"
+step "The retention app's traffic, outcomes and the team's own picks fed back, until the controller has judged the shadow" \
+  traffic --until paused,rolled_back,aborted
+step "What the shadow found: both models side by side, against the outcomes and the people" \
+  "$mlplan" rollout status production
+step "The shadow agrees: the ML lead ends it and canaries gbt-1 through the plan's steps" \
+  bash -c "'$mlplan' rollout abort production --by 'Priya Patel' --note 'shadow passed; canary next' > /dev/null && '$mlplan' deploy gbt-1 --strategy canary --by 'Priya Patel'"
+step "Traffic until the controller promotes it (or stops it)" \
+  traffic --until promoted,rolled_back,paused,aborted
+step "A retrained gbt (another seed) goes blue-green: warmed beside blue, switched at once, watched, then promoted" \
+  bash -c "'$mlplan' train --family gbt --seed 8 > /dev/null && echo trained gbt-2"
+step "gbt-2 evaluated and cleared" cleared gbt-2 "the nightly retrain"
+step "Blue-green: green is loaded and warmed before the switch" \
+  "$mlplan" deploy gbt-2 --strategy blue-green --by "Priya Patel"
+step "Traffic through the switch and the rollback window" \
+  traffic --until promoted,rolled_back,paused,aborted
+# A teammate tries class weights: the scores move for everyone, the ranking hardly at all.
+sed -i 's/^  seed: 7$/  seed: 7\n  hyperparameters: {logistic: {class_weight: balanced}}/' mlplan.yaml
+step "A deliberately bad candidate: logistic with balanced class weights (its scores shift)" \
+  bash -c "'$mlplan' train --family logistic > /dev/null && echo trained logistic-2"
+step "It is cleared as any other (its evaluation's ranking is fine)" cleared logistic-2 "an experiment"
+step "A canary of it" "$mlplan" deploy logistic-2 --strategy canary --by "Sam Okafor"
+step "Traffic: the controller rolls it back on its own once its outputs fail the guards" \
+  traffic --until promoted,rolled_back,paused,aborted
+step "Every rollout of production, move by move: who, why, and the figures that decided it" \
+  bash -c "'$mlplan' rollout history production | tail -n 40"
 printf '\n\033[1m── SIGTERM: in-flight requests finish, the log is flushed, the server stops\033[0m\n'
 kill -TERM "$server"
 wait "$server" || true  # uvicorn re-raises SIGTERM after its graceful shutdown

@@ -184,7 +184,11 @@ def test_the_checklist_names_the_strategy_and_each_deployments_newest_rollout(
     _, rollout = start_rollout(live, "logistic-2", strategy="shadow")
     later = status(live).get("rollout.strategy").evidence
     assert later.endswith(f"production: shadow of {rollout.candidate} pending at 0%")
-    assert status(live).get("rollout.shadow").evidence.startswith("not built yet")
+    shadow = status(live).get("rollout.shadow")  # the plan's canary, but a shadow ran
+    assert (shadow.state, shadow.evidence) == (
+        "missing",
+        f"production: shadow of {rollout.candidate} pending at 0% (no analysis yet)",
+    )
 
 
 def test_a_seeded_walk_of_moves_through_the_store_keeps_every_promise(live: Workspace) -> None:

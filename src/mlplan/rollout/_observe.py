@@ -4,15 +4,18 @@ judged by ``_analysis.py``.
 
 The window and the arms
 -----------------------
-The window is ``[since, until)``: by default from the newest move of the rollout that
-changed its state or weight (the current step's start) to now; for a rollout that has ended,
+The window is ``[since, until)``: by default from the current step's start (the newest move
+of the rollout that changed its weight, started or resumed it; a pause does not start one)
+to now; for a rollout that has ended,
 its last step, up to the end. A *canary* (and a blue-green switch) has two arms told apart by
 the answering package (``model``, ``version``: its hash's first 12 hex): the stable model's
 ``prediction`` records and the candidate's. A *shadow*'s candidate arm is its ``shadow``
 records, each paired with the stable's ``prediction`` of the same request (its inputs are
 there). Feedback joins by ``request_id``, the newest for a request winning, whenever it
 came: labels arrive late. A label or a human decision names one answer, so it counts only
-for a request of one record.
+for a request of one record. At 100 % (a canary's last step, a blue-green switch) the stable
+model answers nobody, so when its window is too thin the stable arm is its answers since the
+rollout began: the reference the candidate is compared with.
 
 Only what the analysis reads is loaded: DuckDB selects the deployment's ``prediction`` and
 ``shadow`` records of the two packages in the window, and the feedback about those requests
@@ -76,17 +79,36 @@ def analyse_rollout(
     positive = plan.positive_class if plan.positive_class in classes else None
     if positive is None and kind == "binary":
         positive = classes[1]
+    slices = [g.slice for g in plan.rollout.guards if g.slice is not None]
+    shadow = rollout.strategy == "shadow"
     arms = read_arms(
         ws,
         name,
         stable=stable,
         candidate=candidate,
-        shadow=rollout.strategy == "shadow",
+        shadow=shadow,
         since=start,
         until=end,
         classes=classes,
-        slices=[g.slice for g in plan.rollout.guards if g.slice is not None],
+        slices=slices,
     )
+    needed = _min_requests(plan, rollout)
+    if not shadow and rollout.weight >= 100 and arms.stable.requests < needed:
+        # At 100 % (a canary's last step, a blue-green switch) the stable model answers
+        # nobody: the candidate is compared with the stable's answers since the rollout
+        # began, its reference.
+        reference = read_arms(
+            ws,
+            name,
+            stable=stable,
+            candidate=candidate,
+            shadow=False,
+            since=_utc(rollout.created_at),
+            until=end,
+            classes=classes,
+            slices=slices,
+        )
+        arms = Arms(reference.stable, arms.candidate, arms.pairs)
     return analyse(
         arms.stable,
         arms.candidate,
@@ -97,12 +119,15 @@ def analyse_rollout(
         state=rollout.state,
         since=start,
         until=end,
-        min_requests=_min_requests(plan, rollout),
+        min_requests=needed,
         kind=kind,
         classes=classes,
         positive=positive,
         pairs=arms.pairs,
     )
+
+
+_STEP_STARTS = frozenset({"start", "resume"})
 
 
 def rollout_window(
@@ -111,9 +136,10 @@ def rollout_window(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
 ) -> tuple[dt.datetime, dt.datetime]:
-    """The window an analysis of ``rollout`` reads, in UTC: ``since`` defaults to the newest
-    move that changed its state or weight (for an ended rollout, the newest before its
-    end), ``until`` to now (its end).
+    """The window an analysis of ``rollout`` reads, in UTC: ``since`` defaults to the start
+    of the current step — the newest move that changed the weight, started or resumed it (not
+    a pause: a paused rollout shows the step that led to the pause; for an ended rollout,
+    the newest before its end) — and ``until`` to now (its end).
 
     Raises
     ------
@@ -125,7 +151,9 @@ def rollout_window(
         events = events[:-1]
     start = _utc(rollout.created_at)
     for before, event in zip([None, *events], events, strict=False):
-        if before is None or (event.to_state, event.weight) != (before.to_state, before.weight):
+        # A step begins where the weight moves, or where traffic starts or resumes flowing;
+        # a pause does not begin one: a paused rollout shows the step that led to the pause.
+        if before is None or event.weight != before.weight or event.action in _STEP_STARTS:
             start = _utc(event.at)
     end = utcnow() if rollout.ended_at is None else _utc(rollout.ended_at)
     start = _utc(since) if since is not None else start

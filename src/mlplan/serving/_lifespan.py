@@ -182,12 +182,16 @@ class Lifespan:
             shadow_share=rollout.shadow_share,
             sticky=rollout.sticky,
         )
-        state.routing = routing
         self.metrics.queued = self._queued
         if config.deployment is None:
+            state.routing = routing  # ready from here
             return
         ws, name = state.ws, config.deployment
-        route = await asyncio.to_thread(deployment_route, ws, name)
+        try:
+            route = await asyncio.to_thread(deployment_route, ws, name)
+        except Exception:
+            await routing.stable.batcher.stop()  # not ready: nothing left running
+            raise
         follower = RouteFollower(
             routing,
             DeploymentRoute(name, ref),
@@ -197,7 +201,9 @@ class Lifespan:
             report=self._report,
             refresh_seconds=config.route_refresh_seconds,
         )
-        await follower.apply(route)
+        # Ready only once the routing is the store's: a server started mid-rollout answers
+        # its first request as the rollout says, the candidate loaded.
+        state.routing = (await follower.apply(route)) if state.routing is None else state.routing
         state.follower = follower
         follower.start()
 
