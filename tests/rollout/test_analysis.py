@@ -26,7 +26,7 @@ from mlplan.rollout import (
     start_rollout,
 )
 from mlplan.serving import PredictionLog
-from mlplan.workspace import Workspace
+from mlplan.workspace import Workspace, get_deployment
 
 REGIONS = ("north", "south", "east")
 
@@ -564,6 +564,24 @@ def test_after_a_blue_green_switch_the_candidate_alone_is_judged(
     _traffic(logs, live, "logistic-2", 150, rng, errors=0.0)
     analysis = analyse_rollout(live, "production")
     assert analysis.requests == {"stable": 0, "candidate": 150}
+    assert analysis.verdict == "pass", analysis.reason
+
+
+def test_at_full_traffic_the_candidate_is_compared_with_the_stables_answers_before(
+    live: Workspace, logs: PredictionLog, rng: np.random.Generator
+) -> None:
+    _plan(live, "  guards:\n    - {metric: prediction_psi, op: '<=', threshold: 0.25}")
+    stable = get_deployment(live).model_ref
+    _traffic(logs, live, stable, 200, rng, errors=0.0)  # before the rollout began
+    start_rollout(live, "logistic-2", strategy="blue-green", by="Ana")
+    for action in ("start", "advance"):
+        move_rollout(live, "production", action, actor_kind="controller", by="controller")
+    _traffic(logs, live, "logistic-2", 150, rng, errors=0.0)
+    analysis = analyse_rollout(live, "production")
+    # The stable answers nobody after the switch: its answers before are the reference.
+    assert analysis.requests == {"stable": 200, "candidate": 150}
+    psi = _check(analysis, "prediction_psi")
+    assert psi.verdict == "pass" and psi.candidate is not None and psi.candidate < 0.25
     assert analysis.verdict == "pass", analysis.reason
 
 

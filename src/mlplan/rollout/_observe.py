@@ -14,8 +14,8 @@ records, each paired with the stable's ``prediction`` of the same request (its i
 there). Feedback joins by ``request_id``, the newest for a request winning, whenever it
 came: labels arrive late. A label or a human decision names one answer, so it counts only
 for a request of one record. At 100 % (a canary's last step, a blue-green switch) the stable
-model answers nobody, so when its window is too thin the stable arm is its answers since the
-rollout began: the reference the candidate is compared with.
+model answers nobody, so when its window is too thin the stable arm is its answers of the hour
+before the rollout began and since: the reference the candidate is compared with.
 
 Only what the analysis reads is loaded: DuckDB selects the deployment's ``prediction`` and
 ``shadow`` records of the two packages in the window, and the feedback about those requests
@@ -95,15 +95,15 @@ def analyse_rollout(
     needed = _min_requests(plan, rollout)
     if not shadow and rollout.weight >= 100 and arms.stable.requests < needed:
         # At 100 % (a canary's last step, a blue-green switch) the stable model answers
-        # nobody: the candidate is compared with the stable's answers since the rollout
-        # began, its reference.
+        # nobody: the candidate is compared with the stable's answers of the hour before
+        # the rollout began and since, its reference.
         reference = read_arms(
             ws,
             name,
             stable=stable,
             candidate=candidate,
             shadow=False,
-            since=_utc(rollout.created_at),
+            since=_utc(rollout.created_at) - _REFERENCE,
             until=end,
             classes=classes,
             slices=slices,
@@ -128,6 +128,9 @@ def analyse_rollout(
 
 
 _STEP_STARTS = frozenset({"start", "resume"})
+_REFERENCE = dt.timedelta(hours=1)
+"""How far before a rollout the stable's answers are read when, at 100 %, its window is too
+thin to compare with."""
 
 
 def rollout_window(
