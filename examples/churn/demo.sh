@@ -125,8 +125,8 @@ step "It is cleared as any other (its evaluation's ranking is fine)" cleared log
 step "A canary of it" "$mlplan" deploy logistic-2 --strategy canary --by "Sam Okafor"
 step "Traffic: the controller rolls it back on its own once its outputs fail the guards" \
   traffic --until promoted,rolled_back,paused,aborted
-step "Every rollout of production, move by move: who, why, and the figures that decided it" \
-  bash -c "'$mlplan' rollout history production | tail -n 40"
+step "Every rollout of production, and the last one move by move: who, why, and the figures that decided it" \
+  bash -c "'$mlplan' rollout history production > history.txt; grep '^#' history.txt; sed -n '/^#[0-9]* canary of logistic-2/,\$p' history.txt | tail -n +2"
 printf '\n\033[1m── SIGTERM: in-flight requests finish, the log is flushed, the server stops\033[0m\n'
 kill -TERM "$server"
 wait "$server" || true  # uvicorn re-raises SIGTERM after its graceful shutdown

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -159,9 +159,25 @@ def history(name: NameArgument, project: ProjectOption = None, json: JsonOption 
                 f"{e.weight:g}%",
                 f"{esc(e.actor)} ({e.actor_kind})",
                 esc(e.reason or ""),
-                esc(", ".join(f"{k}={v}" for k, v in e.figures.items())),
+                esc(_figures(e.figures)),
             )
         console.print(table)
+
+
+def _figures(figures: dict[str, Any]) -> str:
+    """What decided a move, in a few words: the analysis's verdict, the requests of each
+    arm and the checks that did not pass (the whole report is in --json)."""
+    report = figures.get("report")
+    if not isinstance(report, dict):
+        return ", ".join(f"{k}={v}" for k, v in figures.items())
+    said = [f"analysis {figures.get('analysis', report.get('verdict'))}"]
+    requests = report.get("requests")
+    if isinstance(requests, dict) and requests:
+        said.append(", ".join(f"{n:,} {arm}" for arm, n in sorted(requests.items())))
+    for check in report.get("checks") or []:
+        if check.get("verdict") != "pass":
+            said.append(f"{check.get('verdict')}: {check.get('reason')}")
+    return "; ".join(said)
 
 
 def _move(

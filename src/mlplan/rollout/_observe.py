@@ -14,8 +14,9 @@ records, each paired with the stable's ``prediction`` of the same request (its i
 there). Feedback joins by ``request_id``, the newest for a request winning, whenever it
 came: labels arrive late. A label or a human decision names one answer, so it counts only
 for a request of one record. At 100 % (a canary's last step, a blue-green switch) the stable
-model answers nobody, so when its window is too thin the stable arm is its answers of the hour
-before the rollout began and since: the reference the candidate is compared with.
+model answers nobody (bar a second's tail while the servers follow the switch), so the stable
+arm is its answers of the hour before the rollout began and since: the reference the candidate
+is compared with.
 
 Only what the analysis reads is loaded: DuckDB selects the deployment's ``prediction`` and
 ``shadow`` records of the two packages in the window, and the feedback about those requests
@@ -93,7 +94,7 @@ def analyse_rollout(
         slices=slices,
     )
     needed = _min_requests(plan, rollout)
-    if not shadow and rollout.weight >= 100 and arms.stable.requests < needed:
+    if not shadow and rollout.weight >= 100:
         # At 100 % (a canary's last step, a blue-green switch) the stable model answers
         # nobody: the candidate is compared with the stable's answers of the hour before
         # the rollout began and since, its reference.

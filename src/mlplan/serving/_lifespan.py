@@ -309,7 +309,7 @@ class Lifespan:
         if state.run_id is not None and state.model is not None:
             self._finish_serving()
         metrics.leave()  # several workers: its live gauges leave the sums
-        print(f"mlplan serve: {self.config.model} stopped", flush=True)
+        print(f"mlplan serve: {self.config.deployment or self.config.model} stopped", flush=True)
 
     def _finish_serving(self) -> None:
         """Close the ``serve`` run with what the server answered and logged."""
