@@ -292,17 +292,22 @@ def exported_workspace(root: Path) -> Workspace:
     return workspace
 
 
-@pytest.fixture
-def project_dir(tmp_path: Path) -> Path:
-    """A project folder with a plan for a binary churn task and data/customers.csv."""
-    write_csv(customers_table(), tmp_path / "data" / "customers.csv")
+def write_churn_project(root: Path) -> Path:
+    """Write a plan for a binary churn task and data/customers.csv into ``root``."""
+    write_csv(customers_table(), root / "data" / "customers.csv")
     plan = render_plan("churn", task="binary", target="churned")
     plan = plan.replace(
         "  main:\n    path: data/main.csv", "  customers:\n    path: data/customers.csv"
     )
     plan = plan.replace("    pii_columns: null", "    pii_columns: [name, email]")
-    (tmp_path / "mlplan.yaml").write_text(plan)
-    return tmp_path
+    (root / "mlplan.yaml").write_text(plan)
+    return root
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path) -> Path:
+    """A project folder with a plan for a binary churn task and data/customers.csv."""
+    return write_churn_project(tmp_path)
 
 
 @pytest.fixture

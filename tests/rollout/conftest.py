@@ -1,20 +1,40 @@
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
-from tests.conftest import evaluated, register_split_train
+from tests.conftest import evaluated, register_split_train, write_churn_project
 
 from mlplan.modeling import train_model
 from mlplan.rollout import start_rollout
 from mlplan.workspace import Workspace
 
 
+@pytest.fixture(scope="session")
+def _live_made(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``live`` project, made once per test session: training and evaluating three
+    models is most of a rollout test's time, so each test gets a copy."""
+    root = write_churn_project(tmp_path_factory.mktemp("live"))
+    ws = Workspace(root)
+    try:
+        register_split_train(ws)
+        start_rollout(ws, evaluated(ws), by="Priya")
+        train_model(ws, family="logistic", seed=2)
+        evaluated(ws, "logistic-2")
+        train_model(ws, family="logistic", seed=3)
+    finally:
+        ws.close()
+    return root
+
+
 @pytest.fixture
-def live(sqlite_ws: Workspace) -> Workspace:
-    """A churn project whose production deployment serves logistic-1 (its first model: a
-    replace), with logistic-2 trained and cleared to ship, and logistic-3 trained only."""
-    ws = register_split_train(sqlite_ws)
-    start_rollout(ws, evaluated(ws), by="Priya")
-    train_model(ws, family="logistic", seed=2)
-    evaluated(ws, "logistic-2")
-    train_model(ws, family="logistic", seed=3)
-    return ws
+def live(_live_made: Path, project_dir: Path) -> Iterator[Workspace]:
+    """A churn project (a copy, in ``project_dir``, where the ``cli`` fixture runs) whose
+    production deployment serves logistic-1 (its first model: a replace), with logistic-2
+    trained and cleared to ship, and logistic-3 trained only."""
+    shutil.copytree(_live_made, project_dir, dirs_exist_ok=True)
+    ws = Workspace(project_dir)
+    yield ws
+    ws.close()

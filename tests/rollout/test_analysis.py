@@ -5,19 +5,16 @@ come, a shadow on its agreement with the stable model, and the rules that combin
 from __future__ import annotations
 
 import secrets
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.conftest import customers_table, edit_plan, evaluated, register_split_train, write_csv
+from tests.conftest import edit_plan
 
-from mlplan.modeling import Predictions, get_model, slice_metrics, train_model
-from mlplan.plan import render_plan
+from mlplan.modeling import Predictions, get_model, slice_metrics
 from mlplan.rollout import (
     VERDICTS,
     analyse_rollout,
@@ -48,39 +45,6 @@ def _canary(ws: Workspace) -> None:
     start_rollout(ws, "logistic-2", strategy="canary", by="Ana")
     move_rollout(ws, "production", "start", actor_kind="controller", by="controller")
     move_rollout(ws, "production", "advance", actor_kind="controller", by="controller")
-
-
-@pytest.fixture(scope="module")
-def _made(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The ``live`` project (see conftest.py), made once for the module: training and
-    evaluating three models is most of a test's time."""
-    root = tmp_path_factory.mktemp("live")
-    write_csv(customers_table(), root / "data" / "customers.csv")
-    plan = render_plan("churn", task="binary", target="churned")
-    plan = plan.replace(
-        "  main:\n    path: data/main.csv", "  customers:\n    path: data/customers.csv"
-    )
-    (root / "mlplan.yaml").write_text(
-        plan.replace("    pii_columns: null", "    pii_columns: [name, email]")
-    )
-    ws = Workspace(root)
-    try:
-        register_split_train(ws)
-        start_rollout(ws, evaluated(ws), by="Priya")
-        train_model(ws, family="logistic", seed=2)
-        evaluated(ws, "logistic-2")
-    finally:
-        ws.close()
-    return root
-
-
-@pytest.fixture
-def live(_made: Path, tmp_path: Path) -> Iterator[Workspace]:
-    """A copy of the module's project: production serves logistic-1, logistic-2 is cleared."""
-    shutil.copytree(_made, tmp_path / "p")
-    ws = Workspace(tmp_path / "p")
-    yield ws
-    ws.close()
 
 
 @pytest.fixture

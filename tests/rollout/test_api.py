@@ -47,7 +47,7 @@ def test_every_rollout_route_needs_the_admin_role(
     roles = route_roles(rollout_routes())
     assert declared == set(roles)
     ours = {k: v for k, v in roles.items() if k[1].startswith("/v1/rollouts")}
-    assert len(ours) == 9 and set(ours.values()) == {"admin"}
+    assert len(ours) == 10 and set(ours.values()) == {"admin"}
     for method, path in ours:
         url = path.replace("{name}", "production")
         assert admin.request(method, url, json={}).status_code == 401
@@ -136,3 +136,33 @@ def test_the_analysis_route_is_a_web_metric(
     assert found["candidate_model"].startswith("logistic-2@") and found["strategy"] == "canary"
     missing = admin.get("/v1/rollouts/staging/analysis", headers=bearer(tokens["admin"]))
     assert missing.status_code == 404 and "no deployment 'staging'" in missing.json()["detail"]
+
+
+def test_an_admin_starts_a_rollout_as_mlplan_deploy_does(
+    admin: TestClient, canary: Workspace, tokens: dict[str, str]
+) -> None:
+    headers = bearer(tokens["admin"])
+    busy = admin.post("/v1/rollouts/production", headers=headers, json={"model": "logistic-2"})
+    assert busy.status_code == 409 and "has an active canary rollout" in busy.json()["detail"]
+    assert admin.post("/v1/rollouts/production/abort", headers=headers, json={}).status_code == 200
+    for body, status, said in (
+        ({}, 422, "naming the model"),
+        ({"model": "logistic-2", "weight": 5}, 422, "unknown field 'weight'"),
+        ({"model": "logistic-2", "strategy": "yolo"}, 422, "yolo"),
+        ({"model": "nope-1"}, 404, "nope-1"),
+        ({"model": "logistic-3"}, 409, "logistic-3"),  # trained, never evaluated: not cleared
+    ):
+        refused = admin.post("/v1/rollouts/production", headers=headers, json=body)
+        assert (refused.status_code, said in refused.json()["detail"]) == (status, True), body
+    started = admin.post(
+        "/v1/rollouts/production",
+        headers=headers,
+        json={"model": "logistic-2", "strategy": "blue-green", "note": "from the pipeline"},
+    )
+    assert started.status_code == 201, started.text
+    rollout = started.json()
+    assert (rollout["strategy"], rollout["state"]) == ("blue_green", "pending")
+    key_id = tokens["admin"].split("_")[1]
+    (begin,) = rollout_history(canary, "production")[-1].events
+    assert begin.actor == f"admin-bot (admin API, key {key_id})"
+    assert begin.reason == "from the pipeline"

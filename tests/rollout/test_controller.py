@@ -282,6 +282,38 @@ def test_blue_green_switches_then_judges_the_rollback_window(
         assert moved[0].at - switched.at >= dt.timedelta(seconds=120) - dt.timedelta(milliseconds=1)
 
 
+def test_green_answers_the_plans_smoke_requests_before_the_switch(short: Workspace) -> None:
+    from tests.serving.conftest import RECORD
+
+    from mlplan.serving import RecordValidator, load_served_model
+
+    candidate = start_rollout(short, "logistic-2", strategy="blue-green", by="Ana")[1].candidate
+    green = load_served_model(short, candidate)
+    (label,) = green.run(RecordValidator(green.signature).validate([RECORD]).feeds)[0].tolist()
+    wrong = "0" if label == "1" else "1"
+    records = "[{gender: female, age: 40, region: north, charges: 61.5}]"
+    # Green must call this customer the other way: it does not, so no client ever meets it.
+    edit_plan(
+        short,
+        "  interval: 20s",
+        f"  interval: 20s\n  smoke:\n    - {{records: {records}, labels: ['{wrong}']}}",
+    )
+    clock, analyser = Clock(), Analyser("pass")
+    refused = _controller(short, clock, analyser, "ctl-a").tick()
+    assert (refused.action, refused.state, refused.weight) == ("rollback", "rolled_back", 0)
+    event = rollout_history(short, "production")[-1].events[-1]
+    assert event.figures["smoke"] == "fail"
+    assert f"record 0: '{label}', expected '{wrong}'" in event.figures["failures"][0]
+    assert get_deployment(short).model_ref != candidate
+    # The right expectation: green passes, and the switch says so.
+    edit_plan(short, f"labels: ['{wrong}']", f"labels: ['{label}']")
+    start_rollout(short, "logistic-2", strategy="blue-green", by="Ana")
+    switched = _controller(short, clock, analyser, "ctl-a").tick()
+    assert (switched.action, switched.weight) == ("advance", 100)
+    advance = rollout_history(short, "production")[-1].events[-1]
+    assert advance.figures["smoke"] == {"smoke": "pass", "requests": 1, "failures": []}
+
+
 def test_a_second_controller_does_nothing_while_the_first_holds_the_lease(
     short: Workspace,
 ) -> None:

@@ -5,6 +5,9 @@ abort|rollback`` over HTTP, behind the ``admin`` role, with the same JSON as the
 ==============================================  =====  ======================================
 ``GET  /v1/rollouts``                           admin  the newest rollout of each deployment
 ``GET  /v1/rollouts/{name}``                    admin  the deployment's newest rollout
+``POST /v1/rollouts/{name}``                    admin  start one: ``{"model": NAME[@V],
+                                                       "strategy", "by", "note"}`` (as
+                                                       ``mlplan deploy``); 201, the rollout
 ``GET  /v1/rollouts/{name}/history``            admin  its rollouts, each with its moves
 ``GET  /v1/rollouts/{name}/analysis``           admin  the current step's analysis (a web
                                                        metric for Argo Rollouts, Flagger)
@@ -21,8 +24,9 @@ and the states — its actor naming the API and the key it came with (its id, ne
 secret): ``Priya (admin API, key 3f2a9c01d4e7)``; ``by`` defaults to the key's name. The
 server prints each move too. An unknown deployment, or a history or status of one that never
 had a rollout, is 404; a move the rollout's state does not allow (none active, illegal from
-its state, a candidate no longer cleared) is 409; a malformed body is 422; each with the
-message the command gives.
+its state, a candidate no longer cleared) is 409, as is a start the deployment refuses (a
+rollout active already, a candidate not cleared); an unknown model is 404; a malformed body
+is 422; each with the message the command gives.
 """
 
 from __future__ import annotations
@@ -33,13 +37,19 @@ from typing import Any
 from mlplan.errors import (
     CheckFailedError,
     DeploymentNotFoundError,
+    NotFoundError,
     RolloutNotFoundError,
     RolloutStateError,
     UsageError,
 )
 from mlplan.rollout._machine import Action
 from mlplan.rollout._observe import analyse_rollout
-from mlplan.rollout._rollouts import move_rollout, rollout_history, rollout_status
+from mlplan.rollout._rollouts import (
+    move_rollout,
+    rollout_history,
+    rollout_status,
+    start_rollout,
+)
 from mlplan.serving import ExtraRoute, RouteCall, ServeConfig, create_app
 
 __all__ = ["APP_FACTORY", "MOVES", "create_app_from_env", "rollout_routes"]
@@ -60,6 +70,7 @@ def rollout_routes() -> tuple[ExtraRoute, ...]:
     routes = [
         ExtraRoute("GET", "/v1/rollouts", "admin", _status),
         ExtraRoute("GET", "/v1/rollouts/{name}", "admin", _status),
+        ExtraRoute("POST", "/v1/rollouts/{name}", "admin", _start),
         ExtraRoute("GET", "/v1/rollouts/{name}/history", "admin", _history),
         ExtraRoute("GET", "/v1/rollouts/{name}/analysis", "admin", _analysis),
     ]
@@ -118,6 +129,53 @@ def _analysis(call: RouteCall) -> Answer:
     E.g. Argo Rollouts: ``successCondition: result.pass == 1`` with ``jsonPath: "{$}"``.
     """
     return _answered(lambda: (200, analyse_rollout(call.ws, call.params["name"]).to_dict()))
+
+
+_START_FIELDS = ("model", "strategy", "by", "note")
+
+
+def _start(call: RouteCall) -> Answer:
+    """``POST /v1/rollouts/{name}``: ``mlplan deploy MODEL --name NAME [--strategy S] --by
+    WHO [--note WHY]`` — the model cleared as ``deploy`` clears it (no way past a failed gate
+    here: that is the command's ``--allow-failed-gates``, for staging); 201 and the rollout
+    (a replace, or a deployment's first model, promoted at once)."""
+    body = {} if call.body is None else call.body
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        return 422, (
+            'the body must be a JSON object naming the model: {"model": "gbt-1", "strategy": '
+            '"canary", "by": WHO, "note": WHY} (strategy, by and note optional)'
+        )
+    unknown = sorted(set(body) - set(_START_FIELDS))
+    if unknown:
+        return 422, f"unknown field {unknown[0]!r}: a start takes {', '.join(_START_FIELDS)}"
+    for field in _START_FIELDS[1:]:
+        value = body.get(field)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            return 422, f"{field!r} must be a non-empty string (or null)"
+    by = body.get("by") or (call.key.name if call.key is not None else None)
+    if by is None:
+        return 422, 'give "by": who starts the rollout (this server has no keys)'
+    via = "no key" if call.key is None else f"key {call.key.key_id}"
+    actor = f"{by} (admin API, {via})"
+    name = call.params["name"]
+
+    def started() -> Answer:
+        _, rollout = start_rollout(
+            call.ws,
+            body["model"],
+            name=name,
+            strategy=body.get("strategy"),
+            by=actor,
+            note=body.get("note"),
+        )
+        print(
+            f"mlplan serve: {rollout.strategy} rollout of {rollout.candidate} on {name} started "
+            f"by {actor}: {rollout.state}",
+            flush=True,
+        )
+        return 201, rollout.to_dict()
+
+    return _answered(started, moving=True)
 
 
 def _mover(action: Action) -> Callable[[RouteCall], Answer]:
@@ -183,5 +241,7 @@ def _answered(answer: Callable[[], Answer], *, moving: bool = False) -> Answer:
         return (409 if moving else 404), str(error)
     except (RolloutStateError, CheckFailedError) as error:
         return 409, str(error)
+    except NotFoundError as error:  # an unknown model
+        return 404, str(error)
     except UsageError as error:
         return 422, str(error)

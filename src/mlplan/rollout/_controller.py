@@ -55,6 +55,7 @@ from mlplan.rollout._rollouts import (
     move_rollout,
     record_analysis,
 )
+from mlplan.rollout._smoke import smoke_test
 from mlplan.workspace import Workspace, parse_duration
 
 __all__ = ["Analyser", "AnalysisResult", "Controller", "Decision"]
@@ -354,11 +355,33 @@ class Controller:
         prefix: str,
         figures: dict[str, Any] | None = None,
     ) -> Decision:
-        """Take the candidate to its next step, unless that needs an approval not given."""
+        """Take the candidate to its next step, unless that needs an approval not given; a
+        blue-green's switch only once green passed the plan's smoke requests (else it is
+        rolled back, the failures in the event)."""
         weight = rollout.steps[rollout.step]
         missing = approval_needed(self.ws, rollout.candidate, weight)
         if missing is not None:
             return self._pause(rollout, now, f"{prefix}paused: {missing}", figures or {})
+        requests = self.ws.plan.rollout.smoke
+        if rollout.strategy == "blue_green" and rollout.step == 0 and requests:
+            smoke = smoke_test(self.ws, rollout.candidate, requests)
+            if not smoke.passed:
+                after = self._move(
+                    rollout,
+                    "rollback",
+                    now,
+                    f"green failed {len(smoke.failures)} of the plan's smoke checks before the "
+                    f"switch: rolled back",
+                    smoke.to_dict(),
+                )
+                return self._decision(
+                    now,
+                    f"{prefix}rolled {_label(after)} back: {smoke.failures[0]}",
+                    rollout=after,
+                    action="rollback",
+                    figures=smoke.to_dict(),
+                )
+            figures = (figures or {}) | {"smoke": smoke.to_dict()}
         after = self._move(
             rollout,
             "advance",
