@@ -4,9 +4,11 @@ same model pair, same process, same run.
 
 Two logistic regressions on 20 numeric features (seeds 1 and 2) are trained by mlplan;
 logistic-1 serves production. The server follows the store, so the three phases are the
-same process: plain (no rollout), a canary of logistic-2 advanced to 50 % (random routing),
-rolled back; then a shadow of logistic-2 mirroring every request; then plain again (the two
-plain runs bracket the others; their mean is the baseline). Load comes from ``wrk``
+same process, in rounds (3 by default): plain (no rollout), a canary of logistic-2 advanced to
+50 % (random routing), rolled back, then a shadow of logistic-2 mirroring every request,
+aborted; each ratio is of the phases' medians, so that a noisy moment on a 2-core machine
+weighs on one round, not on one phase. The log keeps one segment for the whole run (no
+compaction lands on a phase). Load comes from ``wrk``
 (Debian's package) on loopback at concurrency 8 and 32; validation, acked logging and
 metrics are on. Before measuring, the answers are checked: in the canary each answer's
 probability is the one its named model gives (logistic-2's through ``/v1/preview``), and the
@@ -15,7 +17,7 @@ shadow's logged outputs are logistic-2's.
 Goals (issue 14): canary routing costs under 5 % of QPS; a full-traffic shadow under 50 %,
 never on the client's path (0 non-2xx answers).
 
-    python benchmarks/bench_rollout.py [--seconds 10] [--json out.json]
+    python benchmarks/bench_rollout.py [--seconds 5] [--rounds 3] [--json out.json]
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ def _until(condition: Any, what: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/bench_rollout.json"))
     args = parser.parse_args()
     wrk = _ensure_wrk()
@@ -78,6 +81,14 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-rollout-"))
     ws, first = _project(work / "project")
+    # One log segment for the whole run: a segment closed mid-run is compacted to Parquet in
+    # the background, and that work would land on whichever phase runs then (each phase
+    # still logs every request, acked).
+    text = ws.plan_path.read_text()
+    old = "  logging: {predictions: true, mode: acked, retention_days: 90, pii: hash}"
+    assert old in text
+    ws.plan_path.write_text(text.replace(old, old[:-1] + ", segment_mb: 4096}"))
+    ws.__dict__.pop("plan", None)
     second = train_model(ws, family="logistic", seed=2)
     for model in (first, second):
         evaluate(ws, model.name, n_boot=0)
@@ -96,13 +107,15 @@ def main() -> None:
          "--port", str(port)],
         cwd=ws.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    results: dict[str, Any] = {"seconds": args.seconds, "phases": {}}
+    results: dict[str, Any] = {"seconds": args.seconds, "rounds": args.rounds, "phases": {}}
 
-    def measure(phase: str) -> None:
+    def measure(phase: str, round_: int) -> None:
         for connections in (8, 32):
             measured = _wrk(wrk, url, body, headers, connections, args.seconds)
-            results["phases"].setdefault(phase, {})[str(connections)] = measured
-            print(f"{phase:<28}{connections:>5}{measured['qps']:>10,.0f}"
+            results["phases"].setdefault(phase, {}).setdefault(str(connections), []).append(
+                measured
+            )
+            print(f"{phase + f' (round {round_})':<28}{connections:>5}{measured['qps']:>10,.0f}"
                   f"{measured['p50_ms']:>9.2f}{measured['p99_ms']:>9.2f}"
                   f"{measured['non_2xx']:>9}")  # fmt: skip
 
@@ -113,40 +126,55 @@ def main() -> None:
     try:
         _wait_http(url, body=body.encode(), headers=headers)
         stable_p = _answer(url, body, headers)["predictions"][0]["probabilities"]["1"]
-        print(f"bench_rollout: one server, {args.seconds} s per run, wrk on loopback")
-        print(f"{'phase':<28}{'conc':>5}{'QPS':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
-        measure("plain")
-        # A canary at 50 %, routed at random.
-        start_rollout(ws, second.name, strategy="canary", allow_failed_gates=True, by="bench")
         preview = f"http://127.0.0.1:{port}/v1/preview"
-        _until(lambda: _answer(preview, body, headers).get("model") is not None, "the candidate")
-        candidate_p = _answer(preview, body, headers)["predictions"][0]["probabilities"]["1"]
-        move("start")
-        for _ in range(3):  # 5, 25, 50
-            move("advance")
-        seen: dict[str, float] = {}
-
-        def both() -> bool:
-            answer = _answer(url, body, headers)
-            seen[answer["model"]["name"]] = answer["predictions"][0]["probabilities"]["1"]
-            return len(seen) == 2
-
-        _until(both, "answers from both models")
-        assert abs(seen[first.name] - stable_p) < 1e-9, (seen, stable_p)
-        assert abs(seen[second.name] - candidate_p) < 1e-9, (seen, candidate_p)
-        measure("canary 50%")
-        move("rollback")
-        # A shadow of every request.
-        start_rollout(ws, second.name, strategy="shadow", allow_failed_gates=True, by="bench")
-        move("start")
+        print(
+            f"bench_rollout: one server, {args.rounds} rounds of plain / canary / shadow, "
+            f"{args.seconds} s per run, wrk on loopback"
+        )
+        print(f"{'phase':<28}{'conc':>5}{'QPS':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
         shadow_sql = "SELECT count(*) AS n FROM predictions WHERE kind = 'shadow'"
+        for round_ in range(1, args.rounds + 1):
+            measure("plain", round_)
+            # A canary at 50 %, routed at random.
+            start_rollout(ws, second.name, strategy="canary", allow_failed_gates=True, by="bench")
+            _until(lambda: _answer(preview, body, headers).get("model") is not None, "green")
+            candidate_p = _answer(preview, body, headers)["predictions"][0]["probabilities"]["1"]
+            move("start")
+            for _ in range(3):  # 5, 25, 50
+                move("advance")
+            seen: dict[str, float] = {}
 
-        def shadowed() -> bool:
-            _answer(url, body, headers)
-            return int(query_log(log_folder(ws), shadow_sql).to_pylist()[0]["n"]) > 0
+            def both(seen: dict[str, float] = seen) -> bool:
+                answer = _answer(url, body, headers)
+                seen[answer["model"]["name"]] = answer["predictions"][0]["probabilities"]["1"]
+                return len(seen) == 2
 
-        _until(shadowed, "a shadow record")
-        measure("shadow 100%")
+            _until(both, "answers from both models")
+            assert abs(seen[first.name] - stable_p) < 1e-9, (seen, stable_p)
+            assert abs(seen[second.name] - candidate_p) < 1e-9, (seen, candidate_p)
+            measure("canary 50%", round_)
+            move("rollback")
+            # A shadow of every request.
+            start_rollout(ws, second.name, strategy="shadow", allow_failed_gates=True, by="bench")
+            move("start")
+            before = int(query_log(log_folder(ws), shadow_sql).to_pylist()[0]["n"])
+
+            def shadowed(before: int = before) -> bool:
+                _answer(url, body, headers)
+                return int(query_log(log_folder(ws), shadow_sql).to_pylist()[0]["n"]) > before
+
+            _until(shadowed, "a shadow record")
+            measure("shadow 100%", round_)
+            move("abort")
+            _until(lambda: _answer(url, body, headers)["model"]["name"] == first.name, "plain")
+        outputs = query_log(
+            log_folder(ws),
+            "SELECT outputs FROM predictions WHERE kind = 'shadow' AND status = 200 LIMIT 50",
+        ).to_pylist()
+        assert outputs and all(
+            abs(json.loads(r["outputs"])[0]["probabilities"]["1"] - candidate_p) < 1e-9
+            for r in outputs
+        )
         import httpx
 
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=headers).text
@@ -163,17 +191,6 @@ def main() -> None:
             "shadow: {scored:,.0f} mirrored requests scored, {failed:,.0f} failed, "
             "{dropped:,.0f} dropped (too many in flight)".format(**mirrored)
         )
-        outputs = query_log(
-            log_folder(ws),
-            "SELECT outputs FROM predictions WHERE kind = 'shadow' AND status = 200 LIMIT 50",
-        ).to_pylist()
-        assert outputs and all(
-            abs(json.loads(r["outputs"])[0]["probabilities"]["1"] - candidate_p) < 1e-9
-            for r in outputs
-        )
-        move("abort")
-        _until(lambda: _answer(url, body, headers)["model"]["name"] == first.name, "plain")
-        measure("plain (again)")
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -183,14 +200,19 @@ def main() -> None:
     phases = results["phases"]
     summary = {}
     for c in ("8", "32"):
-        plain = (phases["plain"][c]["qps"] + phases["plain (again)"][c]["qps"]) / 2
-        canary = phases["canary 50%"][c]["qps"] / plain
-        shadow = phases["shadow 100%"][c]["qps"] / plain
+
+        def median(phase: str, c: str = c) -> float:
+            return float(np.median([m["qps"] for m in phases[phase][c]]))
+
+        plain = median("plain")
+        canary = median("canary 50%") / plain
+        shadow = median("shadow 100%") / plain
+        errors = sum(m["non_2xx"] for m in phases["shadow 100%"][c])
         summary[c] = {"canary_qps_ratio": canary, "shadow_qps_ratio": shadow}
         print(
-            f"concurrency {c}: canary {canary:.3f}x plain QPS (goal >= 0.95), full shadow "
-            f"{shadow:.3f}x (goal >= 0.50); non-2xx under shadow "
-            f"{phases['shadow 100%'][c]['non_2xx']} (goal 0)"
+            f"concurrency {c} (medians of {args.rounds} rounds): canary {canary:.3f}x plain QPS "
+            f"(goal >= 0.95), full shadow {shadow:.3f}x (goal >= 0.50); non-2xx under shadow "
+            f"{errors} (goal 0)"
         )
     results["summary"] = summary
     args.json.parent.mkdir(parents=True, exist_ok=True)
