@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -85,8 +86,16 @@ def server_process(
         command = [sys.executable, "-m", "mlplan", *command]
     else:
         command = [sys.executable, "-c", _LIMITED, str(file_size_limit), *command]
+    # A session of its own, so that what the server started (uvicorn's worker processes)
+    # goes with it: killing the parent alone leaves its workers running, orphaned.
     process = subprocess.Popen(
-        command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        command,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
     )
     try:
         assert process.stdout is not None
@@ -101,8 +110,8 @@ def server_process(
         _until_listening(port, process)
         yield process, f"http://127.0.0.1:{port}"
     finally:
-        if process.poll() is None:
-            process.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # the server and every worker it left
         process.wait()
         if process.stdout is not None:
             process.stdout.close()
