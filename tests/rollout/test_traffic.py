@@ -84,7 +84,7 @@ def test_a_canary_splits_by_a_sticky_key_and_each_answer_names_its_model(
     with started(create_app(config, rollout_routes())) as client:
         # Pending: the candidate is loaded, warm, and answers nobody yet.
         assert _routing(client).candidate is not None
-        users = [f"user-{i}" for i in range(300)]
+        users = [f"user-{i}" for i in range(160)]
         assert {_predict(client, token, u)["model"]["name"] for u in users[:50]} == {"logistic-1"}
         move_rollout(live, "production", "start", by="controller", actor_kind="controller")
         on_candidate: dict[float, set[str]] = {}
