@@ -5,11 +5,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from tests.conftest import evaluated, register_split_train, write_churn_project
+from tests.serving.conftest import started
 
 from mlplan.modeling import train_model
-from mlplan.rollout import start_rollout
-from mlplan.workspace import Workspace
+from mlplan.rollout import rollout_routes, start_rollout
+from mlplan.serving import ServeConfig, create_app
+from mlplan.workspace import Workspace, get_deployment
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +41,19 @@ def live(_live_made: Path, project_dir: Path) -> Iterator[Workspace]:
     ws = Workspace(project_dir)
     yield ws
     ws.close()
+
+
+@pytest.fixture
+def server(live: Workspace) -> Iterator[TestClient]:
+    """The real app serving ``live``'s production deployment, with the rollout routes,
+    reading its rollout every 50 ms, under a test client."""
+    config = ServeConfig(
+        root=str(live.root),
+        model=get_deployment(live).model_ref,
+        deployment="production",
+        key_refresh_seconds=0,
+        route_refresh_seconds=0.05,
+    )
+    with started(create_app(config, rollout_routes())) as client:
+        assert client.app.state.mlplan.ready  # type: ignore[attr-defined]
+        yield client

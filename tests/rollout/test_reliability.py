@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from tests.conftest import customers_table, edit_plan
-from tests.serving.conftest import bearer, started
+from tests.serving.conftest import bearer
 
-from mlplan.rollout import Controller, rollout_history, rollout_routes, start_rollout
-from mlplan.serving import ServeConfig, create_app, create_key, log_folder, query_log
+from mlplan.rollout import Controller, rollout_history, start_rollout
+from mlplan.serving import create_key, log_folder, query_log
 from mlplan.workspace import Workspace, get_deployment
 
 pytestmark = pytest.mark.slow
@@ -85,19 +85,6 @@ class _Traffic:
 
         checks = analyse_rollout(self.ws, "production").to_dict()["checks"]
         pytest.fail(f"the rollout did not end in {seconds}s: {moves}; {checks}")
-
-
-@pytest.fixture
-def server(live: Workspace) -> Iterator[TestClient]:
-    config = ServeConfig(
-        root=str(live.root),
-        model=get_deployment(live).model_ref,
-        deployment="production",
-        key_refresh_seconds=0,
-        route_refresh_seconds=0.05,
-    )
-    with started(create_app(config, rollout_routes())) as client:
-        yield client
 
 
 def _candidate_run(client: TestClient, wrap: Callable[[Any], Callable[..., Any]]) -> None:

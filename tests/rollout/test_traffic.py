@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -31,21 +31,6 @@ def _until(condition: Callable[[], bool], what: str, seconds: float = 30) -> Non
 @pytest.fixture
 def token(live: Workspace) -> str:
     return create_key(live, "app", roles=["predict", "admin"]).token
-
-
-@pytest.fixture
-def server(live: Workspace) -> Iterator[TestClient]:
-    """A server of production (logistic-1 serves), reading its rollout every 50 ms."""
-    config = ServeConfig(
-        root=str(live.root),
-        model=get_deployment(live).model_ref,
-        deployment="production",
-        key_refresh_seconds=0,
-        route_refresh_seconds=0.05,
-    )
-    with started(create_app(config, rollout_routes())) as client:
-        assert client.app.state.mlplan.ready  # type: ignore[attr-defined]
-        yield client
 
 
 def _routing(client: TestClient) -> Any:
