@@ -132,6 +132,10 @@ def _analysis(call: RouteCall) -> Answer:
 
 
 _START_FIELDS = ("model", "strategy", "by", "note")
+_START_SHAPE = (
+    'the body must be a JSON object naming the model: {"model": "gbt-1", "strategy": '
+    '"canary", "by": WHO, "note": WHY} (strategy, by and note optional)'
+)
 
 
 def _start(call: RouteCall) -> Answer:
@@ -139,34 +143,17 @@ def _start(call: RouteCall) -> Answer:
     WHO [--note WHY]`` — the model cleared as ``deploy`` clears it (no way past a failed gate
     here: that is the command's ``--allow-failed-gates``, for staging); 201 and the rollout
     (a replace, or a deployment's first model, promoted at once)."""
-    body = {} if call.body is None else call.body
-    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-        return 422, (
-            'the body must be a JSON object naming the model: {"model": "gbt-1", "strategy": '
-            '"canary", "by": WHO, "note": WHY} (strategy, by and note optional)'
-        )
-    unknown = sorted(set(body) - set(_START_FIELDS))
-    if unknown:
-        return 422, f"unknown field {unknown[0]!r}: a start takes {', '.join(_START_FIELDS)}"
-    for field in _START_FIELDS[1:]:
-        value = body.get(field)
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            return 422, f"{field!r} must be a non-empty string (or null)"
-    by = body.get("by") or (call.key.name if call.key is not None else None)
-    if by is None:
-        return 422, 'give "by": who starts the rollout (this server has no keys)'
-    via = "no key" if call.key is None else f"key {call.key.key_id}"
-    actor = f"{by} (admin API, {via})"
-    name = call.params["name"]
+    problem, given = _read_body(call, _START_FIELDS, _START_SHAPE, "a start takes")
+    if problem is None and given["model"] is None:
+        problem = _START_SHAPE
+    problem, actor = (problem, None) if problem is not None else _actor(call, given["by"])
+    if problem is not None or actor is None:
+        return 422, problem
+    name, model = call.params["name"], str(given["model"])
 
     def started() -> Answer:
         _, rollout = start_rollout(
-            call.ws,
-            body["model"],
-            name=name,
-            strategy=body.get("strategy"),
-            by=actor,
-            note=body.get("note"),
+            call.ws, model, name=name, strategy=given["strategy"], by=actor, note=given["note"]
         )
         print(
             f"mlplan serve: {rollout.strategy} rollout of {rollout.candidate} on {name} started "
@@ -182,22 +169,19 @@ def _mover(action: Action) -> Callable[[RouteCall], Answer]:
     """The handler of ``POST /v1/rollouts/{name}/ACTION``."""
 
     def move(call: RouteCall) -> Answer:
-        problem, by, note = _read_body(call)
-        if problem is not None:
+        problem, given = _read_body(
+            call,
+            _FIELDS,
+            'the body must be a JSON object: {"by": WHO, "note": WHY}, both optional',
+            "a move takes only",
+        )
+        problem, actor = (problem, None) if problem is not None else _actor(call, given["by"])
+        if problem is not None or actor is None:
             return 422, problem
-        if by is None and call.key is not None:
-            by = call.key.name
-        if by is None:
-            return 422, (
-                'give "by": who makes the move (this server has no keys, so the caller has '
-                "no name to record)"
-            )
-        via = "no key" if call.key is None else f"key {call.key.key_id}"
-        actor = f"{by} (admin API, {via})"
         name = call.params["name"]
 
         def moved() -> Answer:
-            rollout = move_rollout(call.ws, name, action, by=actor, note=note)
+            rollout = move_rollout(call.ws, name, action, by=actor, note=given["note"])
             print(
                 f"mlplan serve: rollout {action} of {name} by {actor}: {rollout.state}, "
                 f"{rollout.serving} serves",
@@ -211,22 +195,39 @@ def _mover(action: Action) -> Callable[[RouteCall], Answer]:
     return move
 
 
-def _read_body(call: RouteCall) -> tuple[str | None, str | None, str | None]:
-    """A move's body — nothing, or ``{"by": WHO, "note": WHY}``, each a string or null:
-    what is wrong with it (None when nothing is), and ``by`` and ``note``."""
+def _read_body(
+    call: RouteCall, fields: tuple[str, ...], shape: str, takes: str
+) -> tuple[str | None, dict[str, str | None]]:
+    """A body of optional string ``fields`` (nothing, or a JSON object of them, each a
+    non-empty string or null): what is wrong with it (None when nothing is, else ``shape``
+    or the field at fault), and each field's value, stripped."""
     body = {} if call.body is None else call.body
     if not isinstance(body, dict):
-        return 'the body must be a JSON object: {"by": WHO, "note": WHY}, both optional', None, None
-    unknown = sorted(set(body) - set(_FIELDS))
+        return shape, {}
+    unknown = sorted(set(body) - set(fields))
     if unknown:
-        return f"unknown field {unknown[0]!r}: a move takes only by and note", None, None
-    values: list[str | None] = []
-    for field in _FIELDS:
+        return f"unknown field {unknown[0]!r}: {takes} {', '.join(fields)}", {}
+    values: dict[str, str | None] = {}
+    for field in fields:
         value = body.get(field)
         if value is not None and (not isinstance(value, str) or not value.strip()):
-            return f"{field!r} must be a non-empty string (or null)", None, None
-        values.append(None if value is None else value.strip())
-    return None, values[0], values[1]
+            return f"{field!r} must be a non-empty string (or null)", {}
+        values[field] = None if value is None else value.strip()
+    return None, values
+
+
+def _actor(call: RouteCall, by: str | None) -> tuple[str | None, str | None]:
+    """Who a start or a move is recorded as — ``by`` (else the key's name) with the API and
+    the key's id, e.g. ``Priya (admin API, key 3f2a9c01d4e7)`` — or why it cannot be told."""
+    if by is None and call.key is not None:
+        by = call.key.name
+    if by is None:
+        return (
+            'give "by": who makes the move (this server has no keys, so the caller has no '
+            "name to record)"
+        ), None
+    via = "no key" if call.key is None else f"key {call.key.key_id}"
+    return None, f"{by} (admin API, {via})"
 
 
 def _answered(answer: Callable[[], Answer], *, moving: bool = False) -> Answer:
