@@ -5,6 +5,7 @@ then started again: it resumes from the store and never promotes on what it did 
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import json
 import os
 import signal
@@ -20,7 +21,14 @@ from sqlalchemy import select
 from tests.conftest import edit_plan, ok, strict_json
 from tests.serving.conftest import server_process, stop
 
-from mlplan.rollout import acquire_lease, rollout_history, rollout_status, start_rollout
+from mlplan.cli._cmd_rollout import run
+from mlplan.rollout import (
+    LEASE_SECONDS,
+    acquire_lease,
+    rollout_history,
+    rollout_status,
+    start_rollout,
+)
 from mlplan.store import RolloutLeaseRecord
 from mlplan.workspace import Workspace, get_deployment
 
@@ -81,6 +89,10 @@ runpy.run_module("mlplan", run_name="__main__", alter_sys=True)
 """
 
 
+_LEASE = 3
+"""The controllers' lease, in seconds (``--lease``): each kill waits it out."""
+
+
 def _until(what: str, condition: Callable[[], Any], seconds: float = 60) -> Any:
     deadline = time.monotonic() + seconds
     while not (found := condition()):
@@ -101,7 +113,7 @@ class _Controllers:
         self.started += 1
         env = {k: v for k, v in os.environ.items() if k != "MLPLAN_STORE_URL"}
         out = (self.ws.root / f"controller-{self.started}.jsonl").open("wb")
-        command = ["rollout", "run", "production", "--json"]
+        command = ["rollout", "run", "production", "--json", "--lease", str(_LEASE)]
         self.process = subprocess.Popen(
             [sys.executable, "-c", _WITH_CANNED_ANALYSIS, *command],
             cwd=self.ws.root,
@@ -182,8 +194,10 @@ def test_a_killed_controller_resumes_and_never_promotes_on_restart(live: Workspa
     assert _rollout(live).state == "progressing"
     controllers.kill()
     controllers.start()
+    killed = dt.datetime.now(dt.UTC)
     holder, acquired, _ = controllers.holder()
-    assert acquired - entered > dt.timedelta(seconds=5)  # the lease had to expire first
+    # The lease had to expire first (renewed at most a third of it before the kill).
+    assert acquired - killed > dt.timedelta(seconds=_LEASE * 2 / 3 - 0.5)
     _until("promoted", lambda: _rollout(live).state == "promoted")
     promoted = rollout_history(live, "production")[-1].events[-1]
     since = dt.datetime.fromisoformat(promoted.figures["since"])
@@ -231,3 +245,7 @@ def test_serve_with_controller_drives_the_served_deployment(live: Workspace) -> 
     moved = rollout_history(live, "production")[-1].events[-1]
     assert (moved.action, moved.actor_kind) == ("advance", "controller")
     assert acquire_lease(live, "production", "next").held  # given back as the server stopped
+
+
+def test_the_lease_option_defaults_to_the_controllers_lease() -> None:
+    assert inspect.signature(run).parameters["lease"].default == LEASE_SECONDS

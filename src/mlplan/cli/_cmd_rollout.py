@@ -297,6 +297,15 @@ def run(
     once: Annotated[
         bool, typer.Option("--once", help="Make one decision, give the lease back and exit.")
     ] = False,
+    lease: Annotated[
+        float,
+        typer.Option(
+            "--lease",
+            min=1.0,
+            help="Seconds the controller's lease lasts unless renewed (it renews every second "
+            "or a third of this): a standby controller takes over this long after a crash.",
+        ),
+    ] = 10.0,
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -310,7 +319,7 @@ def run(
 
     from mlplan.rollout import Controller
 
-    controller = Controller(workspace(project), name)
+    controller = Controller(workspace(project), name, lease_seconds=lease)
     if once:
         try:
             decision = controller.tick()
