@@ -27,6 +27,11 @@ from typer.testing import CliRunner
 from mlplan.plan import render_plan
 from mlplan.workspace import Workspace
 
+# The CLI's rich consoles read COLUMNS once, when mlplan.cli is first imported — by whichever
+# test comes first in a pytest process (with xdist, each worker's first): wide for all of them,
+# so no table cell or path is cut where a test looks for it.
+os.environ["COLUMNS"] = "200"
+
 REPO = Path(__file__).resolve().parents[1]
 
 # Property tests draw the same examples on every run (deterministic, as all our tests) and
