@@ -16,7 +16,7 @@ The faults are injected inside the real server process, where the server loads a
 candidate: the server starts through a small launcher (``_LAUNCHER``) that wraps
 ``Lifespan._load_arm`` and, for a shadow's arm, swaps its batcher's runner for one that raises,
 or sleeps 10 s before answering, as ``shadow-fault.txt`` in the project says when the arm is
-loaded; then it runs mlplan's CLI. No product code is there for the benchmark. When a rollout
+loaded; then it runs mlplan's CLI (no product code serves only the benchmark). When a rollout
 ends, the next phase waits until the candidate's arm is stopped (the server drops an arm once
 its queued requests are answered or timed out) and the shadow's counters are still: the time
 from the abort to then is the phase's recovery. A hanging shadow holds at most 256 mirrored
@@ -24,14 +24,15 @@ requests (past that, mirrors are dropped); each times out after the request time
 
 Load comes from ``wrk`` (Debian's package) on loopback: at concurrency 8 and 32, closed loop
 (a connection sends its next request when answered, so at full load p99 follows throughput),
-and paced: 8 connections, each waiting after an answer so that together they offer about half
-of the plain QPS at concurrency 32 of the first round (the same rate in every phase and
-round). wrk has no fixed rate (wrk2 has; Debian does not package it) and ``mlplan loadtest`` is
-a closed loop too, so the pacing is wrk's ``delay()``: the rate holds while answers are fast,
-and a stall is under-counted (coordinated omission). Validation, acked logging and metrics are
-on. The answers are checked: in the canary each answer's probability is the one its named
-model gives (logistic-2's through ``/v1/preview``); the shadow's logged outputs are
-logistic-2's; the raising shadow's records are 500s and the hanging one's 504s.
+and paced: 8 connections, each waiting 8 / R seconds after an answer, R being half of the plain
+QPS at concurrency 32 in the first round (the same wait in every phase and round). wrk has no
+fixed rate (wrk2 has; Debian does not package it) and ``mlplan loadtest`` is a closed loop too,
+so the pacing is wrk's ``delay()``: the connections offer R less what the answers' own latency
+takes (each run's QPS says what was sent), and a stall is under-counted (coordinated
+omission). Validation, acked logging and metrics are on. The answers are checked: in the
+canary each answer's probability is the one its named model gives (logistic-2's through
+``/v1/preview``); the shadow's logged outputs are logistic-2's; the raising shadow's records
+are 500s and the hanging one's 504s.
 
 Goals (issue 14): canary routing costs under 5 % of QPS; a full-traffic shadow under 50 %,
 never on the client's path (0 non-2xx answers); a shadow that raises on every request, or
@@ -406,14 +407,18 @@ def _summary(phases: dict[str, Any], rounds: int) -> dict[str, Any]:
                 "p99_ratio_to_plain": p99 / plain_p99,
             }
         summary[load] = figures
-        name = "paced (half the plain QPS)" if load == "paced" else f"concurrency {load}"
-        canary = figures.get("canary_qps_ratio")
-        print(
-            f"{name} (medians of {rounds} rounds): "
-            + ("" if canary is None else f"canary {canary:.3f}x plain QPS (goal >= 0.95), ")
-            + f"full shadow {figures['shadow_qps_ratio']:.3f}x (goal >= 0.50), client errors "
-            f"{figures['shadow_client_errors']} (goal 0)"
-        )
+        if load == "paced":  # the rate is the load's, not the server's: no QPS goal
+            print(
+                f"paced, {median('plain', load, 'qps'):,.0f} QPS plain (medians of {rounds} "
+                f"rounds): full shadow client errors {figures['shadow_client_errors']} (goal 0)"
+            )
+        else:
+            canary = figures["canary_qps_ratio"]
+            print(
+                f"concurrency {load} (medians of {rounds} rounds): canary {canary:.3f}x plain "
+                f"QPS (goal >= 0.95), full shadow {figures['shadow_qps_ratio']:.3f}x (goal >= "
+                f"0.50), client errors {figures['shadow_client_errors']} (goal 0)"
+            )
         for fault in ("raise", "hang"):
             f = figures[fault]
             print(
@@ -433,6 +438,13 @@ def _summary(phases: dict[str, Any], rounds: int) -> dict[str, Any]:
         for phase in SHADOWS
     }
     summary["shadows"] = shadows
+    for phase, figures in shadows.items():
+        n = figures["shadow_requests"]
+        print(
+            f"{phase}, mirrors in all: {n['scored']:,.0f} scored, {n['failed']:,.0f} failed, "
+            f"{n['dropped']:,.0f} dropped; the arm stopped at most "
+            f"{figures['recovery_s_max']:.1f} s after the abort"
+        )
     return summary
 
 
