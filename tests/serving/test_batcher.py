@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -105,6 +106,47 @@ def test_one_bad_request_in_a_batch_fails_alone() -> None:
     assert first[0].tolist() == [2.0] and third[0].tolist() == [6.0]
     assert isinstance(second, ValueError)
     assert calls == [3, 1, 1, 1]  # one batch, then each alone
+
+
+class _CountingExecutor(ThreadPoolExecutor):
+    """The event loop's default executor, counting the trips to its threads."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=2)
+        self.trips = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        self.trips += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_a_batch_that_fails_is_retried_request_by_request_in_one_trip_to_a_thread() -> None:
+    # A shadow whose model raises on every call (a shadow's batches always run in a thread):
+    # each request still gets its own error, and the batch costs one trip to a thread, not one
+    # per request; each trip contends for the GIL with the event loop answering the clients.
+    calls: list[int] = []
+
+    def run(feeds: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        calls.append(len(feeds["x"]))
+        raise RuntimeError(f"broken on {len(feeds['x'])} rows")
+
+    async def main() -> tuple[list[Any], int]:
+        executor = _CountingExecutor()
+        asyncio.get_running_loop().set_default_executor(executor)
+        batcher = MicroBatcher(run, inline_rows=0)
+        await batcher.start()
+        results = await asyncio.gather(
+            *(batcher.submit({"x": np.array([[float(i)]])}, 1) for i in range(8)),
+            return_exceptions=True,
+        )
+        await batcher.stop()
+        return results, executor.trips
+
+    results, trips = asyncio.run(main())
+    assert [str(r) for r in results] == ["broken on 1 rows"] * 8
+    assert len({id(r) for r in results}) == 8  # each request's own error
+    assert calls == [8] + [1] * 8  # one batch, then each alone
+    assert trips == 1
 
 
 def test_a_request_past_its_deadline_times_out_and_the_batcher_goes_on() -> None:

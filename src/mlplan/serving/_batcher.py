@@ -190,11 +190,8 @@ class MicroBatcher:
                 assert self._loop is not None
                 self._loop.create_task(self._in_thread(live))
                 return
-            outcome = self._attempt(live)
-            if isinstance(outcome, BaseException) and len(live) > 1:
-                self._retry_alone(live)  # one request's inputs failed the batch: only it fails
-            else:
-                _deliver(live, outcome)
+            for group, outcome in self._outcomes(live):
+                _deliver(group, outcome)
         self._settled()
 
     def _settled(self) -> None:
@@ -208,15 +205,21 @@ class MicroBatcher:
         except Exception as exc:
             return exc
 
+    def _outcomes(self, jobs: list[_Job]) -> list[tuple[list[_Job], Outputs | BaseException]]:
+        """The batch's outcome for its jobs; when the batch fails and holds several, each
+        job's own, run alone (one request's inputs failed the batch: only it fails)."""
+        outcome = self._attempt(jobs)
+        if isinstance(outcome, BaseException) and len(jobs) > 1:
+            return [([job], self._attempt([job])) for job in jobs]
+        return [(jobs, outcome)]
+
     async def _in_thread(self, jobs: list[_Job]) -> None:
         try:
-            outcome = await asyncio.to_thread(self._attempt, jobs)
-            if isinstance(outcome, BaseException) and len(jobs) > 1:
-                # One request's inputs failed the batch: each runs alone, so only it fails.
-                for job in jobs:
-                    _deliver([job], await asyncio.to_thread(self._attempt, [job]))
-            else:
-                _deliver(jobs, outcome)
+            # The batch and its retries in one trip to the thread: a model that fails every
+            # call (a broken shadow) costs a trip per batch, not one per request, each
+            # contending for the GIL with the event loop that answers clients.
+            for group, outcome in await asyncio.to_thread(self._outcomes, jobs):
+                _deliver(group, outcome)
         finally:
             self._busy = False
             if self._pending:
@@ -225,10 +228,6 @@ class MicroBatcher:
                 self._loop.call_soon(self._drain)
             else:
                 self._settled()
-
-    def _retry_alone(self, jobs: list[_Job]) -> None:
-        for job in jobs:
-            _deliver([job], self._attempt([job]))
 
 
 def _deliver(jobs: list[_Job], outcome: Outputs | BaseException) -> None:
