@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from tests.serving.conftest import RECORD, bearer, server_process
 
-from mlplan.modeling import get_model
+from mlplan.modeling import get_model, list_models
 from mlplan.rollout import move_rollout, start_rollout
 from mlplan.serving import create_key
 from mlplan.serving._log import log_key
@@ -68,13 +68,19 @@ def team(live: Workspace, postgres: Any) -> Iterator[Workspace]:
 
 
 def _replica(ws: Workspace, folder: Path) -> Path:
-    """What a replica on another machine holds of the project: the plan, the model packages
-    (the artifacts; or a folder every replica reaches, MLPLAN_ARTIFACTS_DIR), and the
-    prediction log's key, so that a request id one replica issued verifies on every other.
-    No store: that is the PostgreSQL database they share."""
+    """What a replica on another machine holds of the project: the plan, the files of the
+    model packages it may serve (of every artifact, only those; or a folder every replica
+    reaches, MLPLAN_ARTIFACTS_DIR), and the prediction log's key, so that a request id one
+    replica issued verifies on every other. No store: that is the PostgreSQL database they
+    share."""
     folder.mkdir()
     shutil.copy2(ws.plan_path, folder / "mlplan.yaml")
-    shutil.copytree(ws.root / ".mlplan" / "artifacts", folder / ".mlplan" / "artifacts")
+    artifacts = ws.store.artifacts
+    for model in list_models(ws, versions=True):
+        for sha256 in model.package.values():
+            copy = folder / artifacts.path(sha256).relative_to(ws.root)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(artifacts.path(sha256), copy)
     key = Path(".mlplan", "predictions", "logistic-1", ".pii-key")
     (folder / key).parent.mkdir(parents=True)
     shutil.copy2(ws.root / key, folder / key)
