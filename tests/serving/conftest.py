@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -73,14 +73,18 @@ def server_process(
     workers: int = 1,
     file_size_limit: int | None = None,
     ready_text: str = "logistic-1 ready",
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """``mlplan serve ARGS`` (logistic-1, by name or deployment) as a real process on a free
     port, yielded with its base URL once every worker says it is ready (prints
     ``ready_text``); killed at the end if it still runs (a test that stops it itself sends
     SIGTERM first). With ``file_size_limit``, no file the server writes may grow past that
-    many bytes."""
+    many bytes. ``env`` adds to the environment the server inherits, which holds no
+    ``MLPLAN_STORE_URL`` unless ``env`` sets one (a server on a PostgreSQL store)."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"MLPLAN_STORE_URL", MULTIPROC_ENV}}
+    inherited = {
+        k: v for k, v in os.environ.items() if k not in {"MLPLAN_STORE_URL", MULTIPROC_ENV}
+    }
     command = ["serve", *args, "--port", str(port), "--workers", str(workers)]
     if file_size_limit is None:
         command = [sys.executable, "-m", "mlplan", *command]
@@ -94,7 +98,7 @@ def server_process(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=env,
+        env=inherited | dict(env or {}),
         start_new_session=True,
     )
     try:

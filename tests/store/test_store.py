@@ -3,13 +3,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from tests.conftest import migrated, ok
+from tests.conftest import _free_port, migrated, ok
 
 from mlplan.errors import StoreError
 from mlplan.store import (
@@ -19,6 +20,7 @@ from mlplan.store import (
     Base,
     ProjectRecord,
     RunRecorder,
+    Store,
     open_store,
     sha256_file,
     utcnow,
@@ -130,6 +132,23 @@ def test_constraint_violations_become_store_errors(store_url: str, tmp_path: Pat
         store.transaction() as session,
     ):
         session.add(ApprovalRecord(project_id=999, gate="buy_in", role="r", by="b"))
+    store.close()
+
+
+def test_a_store_that_cannot_be_reached_says_so_not_that_it_refused(tmp_path: Path) -> None:
+    # A PostgreSQL store gone away after it was opened: a replica cut off from it reads
+    # this in its output, so it must not speak of a refused write.
+    url = f"postgresql+psycopg://mlplan@127.0.0.1:{_free_port()}/mlplan"
+    store = Store(sa.create_engine(url, pool_pre_ping=True), ArtifactStore(tmp_path))
+    with (
+        pytest.raises(
+            StoreError,
+            match=rf"^the store at {re.escape(url)} could not be reached: OperationalError: "
+            r".*Connection refused",
+        ),
+        store.transaction() as session,
+    ):
+        session.execute(sa.text("SELECT 1"))
     store.close()
 
 

@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import hashlib
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -138,7 +139,9 @@ class RouteFollower:
         Called with each new snapshot (it becomes ``state.routing``).
     report
         Called with a line to print when something goes wrong (a candidate that does not
-        load, a store that cannot be read); the server keeps its current routing.
+        load; a store that cannot be read, said at the first failed read and again once a
+        read succeeds, with how many failed and for how long); the server keeps its
+        current routing meanwhile.
     """
 
     def __init__(
@@ -176,13 +179,26 @@ class RouteFollower:
             self._task = None
 
     async def _follow(self) -> None:
+        failed, since = 0, 0.0  # reads failed in a row, and when the first did
         while True:
             await asyncio.sleep(self.refresh_seconds)
             try:
                 route = await asyncio.to_thread(self._read)
-            except Exception as exc:  # the store away for a moment: keep serving as is
-                self._report(f"reading the deployment's rollout failed (kept as is): {exc}")
+            except Exception as exc:  # the store away for a while: keep serving as is
+                if not failed:  # said once, not every second while it lasts
+                    since = time.monotonic()
+                    self._report(
+                        f"cannot read the deployment's rollout from the store, so traffic "
+                        f"stays as it is until it can: {exc}"
+                    )
+                failed += 1
                 continue
+            if failed:
+                self._report(
+                    f"reads the deployment's rollout again, after {failed} failed "
+                    f"read{'s' if failed > 1 else ''} over {time.monotonic() - since:.0f} s"
+                )
+                failed = 0
             await self.apply(route)
 
     async def apply(self, route: DeploymentRoute) -> Routing:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
     IntegrityError,
+    InterfaceError,
     NoSuchModuleError,
     OperationalError,
     SQLAlchemyError,
@@ -97,8 +98,9 @@ class Store:
             session.commit()
         except SQLAlchemyError as exc:
             session.rollback()
+            what = "could not be reached" if _unreached(exc) else "refused the write"
             raise StoreError(
-                f"the store at {self.url} refused the write: {exc.__class__.__name__}: "
+                f"the store at {self.url} {what}: {exc.__class__.__name__}: "
                 f"{str(exc).splitlines()[0]}"
             ) from exc
         except BaseException:
@@ -152,6 +154,14 @@ class Store:
     def close(self) -> None:
         """Release the database connections."""
         self.engine.dispose()
+
+
+def _unreached(exc: SQLAlchemyError) -> bool:
+    """Whether ``exc`` says the database never answered (a connection refused, dropped or
+    lost), not that it refused what was asked: a server's own errors carry a SQLSTATE."""
+    return isinstance(exc, OperationalError | InterfaceError) and (
+        exc.connection_invalidated or getattr(exc.orig, "sqlstate", "") is None
+    )
 
 
 def _lock_key(name: str) -> int:
