@@ -1,0 +1,649 @@
+"""A classifier's performance estimated before its labels arrive, from its own confidences.
+
+Confidence-based performance estimation (CBPE, as NannyML names it): once a model's scores
+are *calibrated* (a score of 0.8 is right 80 % of the time), each monitored row's true class
+is a draw from its calibrated probabilities, so the confusion matrix of a window has an
+expected value, the sum of those probabilities over the rows the model assigned to each
+class. The estimate of a counting metric (accuracy, precision, recall, F1, FPR ...; macro and
+weighted averages for multiclass) is that metric of the expected matrix, computed by the
+metric engine ``evaluate`` uses; binary ROC AUC is the expected Mann-Whitney statistic over
+the expected numbers of positives and negatives.
+
+The interval says where the *realised* value will fall once the window's labels arrive, if
+the calibration holds: the labels are drawn from the calibrated probabilities many times
+(each row's a categorical draw: a Poisson-binomial count per cell of the matrix) and the
+metric's percentiles taken. Small windows (rows x draws up to ``EXACT_CELLS``) draw every
+row's label, exactly; larger ones draw the matrix's cells from the normal law with their
+exact means and covariances (and, for ROC AUC, the count of positives with their rank sum),
+where the central limit theorem is closer than the percentiles can tell. Either way the work
+is one pass over the rows plus a few thousand small draws, all in numpy.
+
+What the interval leaves out: the calibration's own error. It was fitted on the validation
+split's rows (``Calibration.rows``); its error is a bias shared by every window, of the order
+of one over the square root of those rows, that no resampling of the monitored rows can see.
+
+The known failure, said plainly: the estimate is only as good as the calibration *on the
+monitored data*. A model whose scores were calibrated on validation but are not on live data
+(concept drift: the same inputs now have other outcomes; or a shift into a region the
+validation split hardly covered) is estimated wrongly, usually too well, and the interval
+does not warn. Covariate shift alone (new mixes of inputs the model scores correctly) is what
+CBPE handles. So the monitor shows the realised value beside the estimate as soon as labels
+arrive (``EstimateResult.to_dict(realised=...)``), and a gap between them is a finding.
+
+The calibration is fitted at training time with scikit-learn's ``IsotonicRegression`` (or
+Platt's sigmoid when the validation split has few rows) and kept as a small table in JSON
+(``Calibration.to_dict`` / ``from_dict``), applied with numpy: monitoring never unpickles.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any, Literal
+
+import numpy as np
+
+from mlplan._optional import require
+from mlplan.errors import DataError, ParameterError
+from mlplan.modeling import (
+    BINARY_METRICS,
+    MULTICLASS_METRICS,
+    NEEDS_PROBA,
+    MetricEstimate,
+    metrics_from_confusion,
+)
+
+__all__ = [
+    "EXACT_CELLS",
+    "ISOTONIC_MIN_ROWS",
+    "Calibration",
+    "EstimateResult",
+    "estimable_metrics",
+    "estimate_performance",
+    "fit_calibration",
+]
+
+# scikit-learn's user guide: isotonic calibration overfits below about a thousand rows,
+# where the two-parameter sigmoid is the safer fit.
+ISOTONIC_MIN_ROWS = 1000
+# Up to this many rows x draws every row's label is drawn (exact for small windows); above,
+# the normal law with the exact moments (a few megabytes of uniforms at most).
+EXACT_CELLS = 4_000_000
+_FORMAT = 1
+_LOGIT_CLIP = 1e-7
+_Method = Literal["isotonic", "platt", "identity"]
+
+
+def estimable_metrics(kind: Literal["binary", "multiclass"]) -> tuple[str, ...]:
+    """The metrics :func:`estimate_performance` estimates for a kind of classifier: every
+    counting metric of the metric engine, and ROC AUC for binary.
+
+    Examples
+    --------
+    >>> estimable_metrics("multiclass")[:3]
+    ('accuracy', 'macro_precision', 'macro_recall')
+    """
+    names = BINARY_METRICS if kind == "binary" else MULTICLASS_METRICS
+    counting = tuple(n for n in names if n not in NEEDS_PROBA and n != "count")
+    return (*counting, "roc_auc") if kind == "binary" else counting
+
+
+# -- calibration --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Curve:
+    """One class's calibration curve: an isotonic table (linear between its points, flat
+    beyond them, as scikit-learn predicts), Platt's sigmoid of the score's logit, or none."""
+
+    method: _Method
+    x: tuple[float, ...] = ()
+    y: tuple[float, ...] = ()
+    a: float = 1.0
+    b: float = 0.0
+
+    def apply(self, score: np.ndarray) -> np.ndarray:
+        if self.method == "isotonic":
+            table: np.ndarray = np.interp(score, np.asarray(self.x), np.asarray(self.y))
+            return table
+        if self.method == "platt":
+            z = self.a * _logit(score) + self.b
+            return 1.0 / (1.0 + np.exp(-z))
+        return np.asarray(score, dtype=np.float64)
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.method == "isotonic":
+            return {"method": "isotonic", "x": list(self.x), "y": list(self.y)}
+        if self.method == "platt":
+            return {"method": "platt", "a": self.a, "b": self.b}
+        return {"method": "identity"}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> _Curve:
+        if not isinstance(data, Mapping):
+            raise DataError(f"calibration {where} must be an object; got {data!r}")
+        method = data.get("method")
+        try:
+            if method == "isotonic":
+                x = tuple(float(v) for v in data["x"])
+                y = tuple(float(v) for v in data["y"])
+                if len(x) != len(y) or not x or any(b < a for a, b in pairwise(x)):
+                    raise ValueError("'x' and 'y' must be as long, 'x' not decreasing")
+                if not all(0.0 <= v <= 1.0 for v in y):
+                    raise ValueError("'y' must lie in [0, 1]")
+                return cls("isotonic", x, y)
+            if method == "platt":
+                a, b = float(data["a"]), float(data["b"])
+                if not (math.isfinite(a) and math.isfinite(b)):
+                    raise ValueError("'a' and 'b' must be finite")
+                return cls("platt", a=a, b=b)
+        except (KeyError, TypeError, ValueError) as error:
+            raise DataError(f"calibration {where} ({method}) is malformed: {error}") from None
+        if method == "identity":
+            return cls("identity")
+        raise DataError(
+            f"calibration {where} has method {method!r}; expected isotonic, platt or identity"
+        )
+
+
+def _logit(score: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(score, dtype=np.float64), _LOGIT_CLIP, 1 - _LOGIT_CLIP)
+    out: np.ndarray = np.log(p) - np.log1p(-p)
+    return out
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A classifier's calibration, fitted on its validation split: one curve per class
+    (binary: the positive class's only), each a small table or two numbers.
+
+    Made by :func:`fit_calibration` at training time, kept in the training reference as
+    :meth:`to_dict`, read back with :meth:`from_dict`; :meth:`transform` applies it.
+    """
+
+    classes: tuple[str, ...]
+    positive: int | None
+    method: Literal["isotonic", "platt"]
+    rows: int
+    curves: tuple[_Curve, ...] = field(repr=False)
+
+    @property
+    def kind(self) -> Literal["binary", "multiclass"]:
+        """binary (two classes) or multiclass."""
+        return "binary" if len(self.classes) == 2 else "multiclass"
+
+    def transform(self, proba: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities, one column per class of ``classes``, each row summing
+        to 1 (multiclass: the one-vs-rest curves' outputs normalised, as NannyML does).
+
+        Raises
+        ------
+        DataError
+            Probabilities of the wrong shape, missing or outside [0, 1].
+        """
+        proba = _checked(proba, len(self.classes))
+        if self.positive is not None:
+            pos = self.positive
+            c = np.clip(self.curves[0].apply(proba[:, pos]), 0.0, 1.0)
+            out = np.empty_like(proba)
+            out[:, pos] = c
+            out[:, 1 - pos] = 1.0 - c
+            return out
+        out = np.column_stack([curve.apply(proba[:, k]) for k, curve in enumerate(self.curves)])
+        out = np.clip(out, 0.0, 1.0)
+        total = out.sum(axis=1, keepdims=True)
+        # A row every curve calls impossible keeps the model's own probabilities.
+        empty = total[:, 0] <= 0
+        if empty.any():
+            out[empty] = proba[empty]
+            total[empty] = proba[empty].sum(axis=1, keepdims=True)
+        result: np.ndarray = out / np.where(total > 0, total, 1.0)
+        return result
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form the training reference stores."""
+        return {
+            "format": _FORMAT,
+            "method": self.method,
+            "rows": self.rows,
+            "classes": list(self.classes),
+            "positive": None if self.positive is None else self.classes[self.positive],
+            "curves": [curve.to_dict() for curve in self.curves],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
+        """The calibration :meth:`to_dict` wrote.
+
+        Raises
+        ------
+        DataError
+            A form this version cannot read, naming the field at fault.
+        """
+        if not isinstance(data, Mapping) or data.get("format") != _FORMAT:
+            got = data.get("format") if isinstance(data, Mapping) else data
+            raise DataError(
+                f"calibration 'format' must be {_FORMAT}; got {got!r} "
+                "(a reference written by another mlplan version: train the model again)"
+            )
+        classes = data.get("classes")
+        if not isinstance(classes, list) or len(classes) < 2:
+            raise DataError(f"calibration 'classes' must list two or more; got {classes!r}")
+        names = tuple(str(c) for c in classes)
+        method = data.get("method")
+        if method not in ("isotonic", "platt"):
+            raise DataError(f"calibration 'method' must be isotonic or platt; got {method!r}")
+        rows = data.get("rows")
+        if not isinstance(rows, int) or rows < 1:
+            raise DataError(f"calibration 'rows' must be a positive count; got {rows!r}")
+        positive = data.get("positive")
+        if (positive is None) != (len(names) > 2) or (
+            positive is not None and str(positive) not in names
+        ):
+            raise DataError(
+                f"calibration 'positive' must name one of two classes {list(names)} "
+                f"(none for more); got {positive!r}"
+            )
+        raw = data.get("curves")
+        wanted = 1 if positive is not None else len(names)
+        if not isinstance(raw, list) or len(raw) != wanted:
+            raise DataError(
+                f"calibration 'curves' must hold {wanted} curve(s) for {len(names)} classes; "
+                f"got {raw!r:.80}"
+            )
+        curves = tuple(_Curve.from_dict(c, f"curves[{i}]") for i, c in enumerate(raw))
+        index = None if positive is None else names.index(str(positive))
+        return cls(names, index, method, rows, curves)
+
+
+def fit_calibration(
+    scores: np.ndarray,
+    labels: Sequence[Any] | np.ndarray,
+    classes: Sequence[Any],
+    *,
+    positive: Any = None,
+) -> Calibration:
+    """Fit a classifier's calibration on its validation split's scores and labels.
+
+    Isotonic regression per class (one-vs-rest; binary: the positive class's score) when
+    the split has at least ``ISOTONIC_MIN_ROWS`` rows, else Platt's sigmoid of the score's
+    logit. A class whose validation rows hold one outcome only keeps its scores as they are
+    (``identity``): there is nothing to fit.
+
+    Parameters
+    ----------
+    scores
+        The model's probabilities on the validation rows, one column per class of
+        ``classes``, in that order.
+    labels
+        The validation rows' true classes.
+    classes
+        The model's classes (the columns of ``scores``).
+    positive
+        Binary: the positive class; unset: the second of ``classes``.
+
+    Raises
+    ------
+    DataError
+        No rows, scores of the wrong shape, labels outside ``classes``, or a positive
+        class that is not one of them.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(size=2000)
+    >>> y = np.where(rng.uniform(size=2000) < p**2, "yes", "no")   # scores too high
+    >>> cal = fit_calibration(np.column_stack([1 - p, p]), y, ["no", "yes"])
+    >>> calibrated = cal.transform(np.array([[0.3, 0.7]]))[0, 1]   # truly 0.7**2 = 0.49
+    >>> cal.method, bool(abs(calibrated - 0.49) < 0.1)
+    ('isotonic', True)
+    """
+    names = tuple(str(c) for c in classes)
+    if len(names) < 2:
+        raise DataError(f"a calibration needs two or more classes; got {list(names)}")
+    scores = _checked(scores, len(names))
+    truth = np.asarray(labels)
+    truth = truth.astype(str) if truth.dtype.kind != "U" else truth
+    if truth.shape != (len(scores),):
+        raise DataError(
+            f"labels must be one per row of scores ({len(scores):,}); got shape {truth.shape}"
+        )
+    if not len(truth):
+        raise DataError("no validation rows to fit the calibration on")
+    unknown = sorted(set(truth.tolist()) - set(names))
+    if unknown:
+        raise DataError(
+            f"labels {', '.join(map(repr, unknown[:5]))} are not among the model's classes "
+            f"{', '.join(names)}"
+        )
+    index: int | None = None
+    if len(names) == 2:
+        if positive is not None and str(positive) not in names:
+            raise DataError(f"positive class {positive!r} is not one of {', '.join(names)}")
+        index = names.index(str(positive)) if positive is not None else 1
+    method: Literal["isotonic", "platt"] = (
+        "isotonic" if len(truth) >= ISOTONIC_MIN_ROWS else "platt"
+    )
+    columns = [index] if index is not None else range(len(names))
+    curves = tuple(_fit_curve(scores[:, k], truth == names[k], method) for k in columns)
+    return Calibration(names, index, method, len(truth), curves)
+
+
+def _fit_curve(score: np.ndarray, outcome: np.ndarray, method: _Method) -> _Curve:
+    if outcome.all() or not outcome.any():
+        return _Curve("identity")
+    if method == "isotonic":
+        isotonic = require("sklearn.isotonic", extra="models", purpose="fitting a calibration")
+        fitted = isotonic.IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
+            score, outcome.astype(np.float64)
+        )
+        x = fitted.X_thresholds_.astype(np.float64)
+        y = fitted.y_thresholds_.astype(np.float64)
+        return _Curve("isotonic", tuple(x.tolist()), tuple(y.tolist()))
+    linear = require("sklearn.linear_model", extra="models", purpose="fitting a calibration")
+    # Unregularised: two parameters on hundreds of rows need no shrinking.
+    model = linear.LogisticRegression(C=1e6).fit(_logit(score)[:, None], outcome)
+    return _Curve("platt", a=float(model.coef_[0, 0]), b=float(model.intercept_[0]))
+
+
+def _checked(proba: np.ndarray, width: int) -> np.ndarray:
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim != 2 or proba.shape[1] != width:
+        raise DataError(f"scores must have one column per class ({width}); got shape {proba.shape}")
+    bad = np.flatnonzero(~np.all(np.isfinite(proba) & (proba >= 0) & (proba <= 1), axis=1))
+    if bad.size:
+        raise DataError(
+            f"{bad.size:,} rows have scores missing or outside [0, 1] "
+            f"(e.g. row {bad[0]}: {proba[bad[0]].tolist()})"
+        )
+    return proba
+
+
+# -- the estimate -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EstimateResult:
+    """The estimated metrics of one window (or slice) of a classifier's predictions.
+
+    ``estimates`` maps each metric to its :class:`~mlplan.modeling.MetricEstimate`: the
+    value of the expected confusion matrix and the ``level`` interval of the realised value;
+    ``draws`` says how the interval was drawn (``exact``: every row's label; ``normal``: the
+    matrix's cells from their exact moments).
+    """
+
+    rows: int
+    kind: Literal["binary", "multiclass"]
+    level: float
+    draws: Literal["exact", "normal"]
+    estimates: dict[str, MetricEstimate]
+
+    def to_dict(self, *, realised: Mapping[str, float | None] | None = None) -> dict[str, Any]:
+        """A JSON-ready view; with ``realised`` (each metric's value once the window's labels
+        arrived, as the metric engine gives it), each metric shows the two side by side and
+        whether the realised value fell inside the interval.
+
+        Examples
+        --------
+        >>> result = EstimateResult(500, "binary", 0.95, "exact",
+        ...                         {"f1": MetricEstimate(0.71, 0.66, 0.76)})
+        >>> result.to_dict(realised={"f1": 0.69})["metrics"]["f1"]
+        {'estimated': {'value': 0.71, 'low': 0.66, 'high': 0.76}, 'realised': 0.69, 'within': True}
+        """
+        metrics: dict[str, Any] = {}
+        for name, estimate in self.estimates.items():
+            entry: dict[str, Any] = {"estimated": estimate.to_dict()}
+            if realised is not None:
+                value = realised.get(name)
+                value = None if value is None or not math.isfinite(value) else float(value)
+                entry["realised"] = value
+                entry["within"] = (
+                    None
+                    if value is None or estimate.low is None or estimate.high is None
+                    else bool(estimate.low <= value <= estimate.high)
+                )
+            metrics[name] = entry
+        return {
+            "rows": self.rows,
+            "kind": self.kind,
+            "level": self.level,
+            "draws": self.draws,
+            "metrics": metrics,
+        }
+
+
+def estimate_performance(
+    proba: np.ndarray,
+    *,
+    calibration: Calibration,
+    metrics: Sequence[str],
+    threshold: float = 0.5,
+    level: float = 0.95,
+    draws: int = 1000,
+    seed: int = 0,
+) -> EstimateResult:
+    """Estimate a classifier's metrics on rows whose labels are not known yet.
+
+    Parameters
+    ----------
+    proba
+        The model's probabilities on the monitored rows, one column per class of
+        ``calibration.classes``, in that order (as the package answers them).
+    calibration
+        The model's calibration (its training reference's).
+    metrics
+        The metrics to estimate (:func:`estimable_metrics`), e.g. the plan's primary one.
+    threshold
+        Binary: the model's decision threshold (predicted positive when the positive
+        class's score is at least this); multiclass predicts the most probable class.
+    level
+        The interval's coverage of the realised value, in (0, 1).
+    draws
+        How many label draws make the interval (at least 100).
+    seed
+        The draws' seed: the same rows and seed give the same interval.
+
+    Raises
+    ------
+    ParameterError
+        A metric that cannot be estimated for this kind of model (the message lists those
+        that can), or a level, draws or threshold out of range.
+    DataError
+        Probabilities of the wrong shape, missing or outside [0, 1].
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> p = rng.beta(2, 2, size=4000)
+    >>> y = np.where(rng.uniform(size=4000) < p, "yes", "no")
+    >>> cal = fit_calibration(np.column_stack([1 - p, p]), y, ["no", "yes"])
+    >>> live = rng.beta(2, 2, size=2000)
+    >>> r = estimate_performance(np.column_stack([1 - live, live]), calibration=cal,
+    ...                          metrics=["accuracy"])
+    >>> e = r.estimates["accuracy"]
+    >>> r.draws, round(e.value, 2), e.low < e.value < e.high
+    ('exact', 0.68, True)
+    """
+    kind = calibration.kind
+    known = estimable_metrics(kind)
+    wrong = [m for m in metrics if m not in known]
+    if wrong or not metrics:
+        raise ParameterError(
+            "metrics",
+            f"{{param}} {', '.join(map(repr, wrong)) or '(none)'} cannot be estimated before "
+            f"labels for a {kind} model; estimable: {', '.join(known)}",
+        )
+    if not 0 < level < 1:
+        raise ParameterError("level", f"{{param}} must be in (0, 1); got {level}")
+    if draws < 100:
+        raise ParameterError("draws", f"{{param}} must be at least 100; got {draws}")
+    if not 0 < threshold < 1:
+        raise ParameterError("threshold", f"{{param}} must be in (0, 1); got {threshold}")
+    calibrated = calibration.transform(proba)
+    n, k = calibrated.shape
+    proba = np.asarray(proba, dtype=np.float64)
+    if calibration.positive is not None:
+        pos = calibration.positive
+        predicted = np.where(proba[:, pos] >= threshold, pos, 1 - pos)
+    else:
+        predicted = proba.argmax(axis=1)
+    exact = n * draws <= EXACT_CELLS
+    rng = np.random.default_rng(seed)
+    counting = [m for m in metrics if m != "roc_auc"]
+    estimates: dict[str, MetricEstimate] = {}
+    if counting:
+        positive = calibration.positive if calibration.positive is not None else 1
+        expected = _expected_confusion(calibrated, predicted, k)
+        sampled = (
+            _exact_confusions(calibrated, predicted, k, draws, rng)
+            if exact
+            else _normal_confusions(calibrated, predicted, k, draws, rng)
+        )
+        points = metrics_from_confusion(expected[None], counting, positive=positive)
+        spread = metrics_from_confusion(sampled, counting, positive=positive)
+        for name in counting:
+            estimates[name] = _estimate(float(points[name][0]), spread[name], level)
+    if "roc_auc" in metrics:
+        assert calibration.positive is not None
+        c = calibrated[:, calibration.positive]
+        rank = _ranks(proba[:, calibration.positive])
+        sampled_auc = (
+            _exact_aucs(c, rank, draws, rng) if exact else _normal_aucs(c, rank, draws, rng)
+        )
+        estimates["roc_auc"] = _estimate(_expected_auc(c, rank), sampled_auc, level)
+    ordered = {m: estimates[m] for m in metrics}
+    return EstimateResult(n, kind, level, "exact" if exact else "normal", ordered)
+
+
+def _estimate(value: float, draws: np.ndarray, level: float) -> MetricEstimate:
+    finite = draws[np.isfinite(draws)]
+    if not math.isfinite(value) or not finite.size:
+        return MetricEstimate(value if math.isfinite(value) else math.nan)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(finite, [tail, 100 - tail])
+    # The plug-in value may sit a hair outside a skewed draw's percentiles: the interval
+    # holds it all the same.
+    return MetricEstimate(value, float(min(low, value)), float(max(high, value)))
+
+
+def _expected_confusion(calibrated: np.ndarray, predicted: np.ndarray, k: int) -> np.ndarray:
+    """E[cm] (K, K), true class by row: column j sums the calibrated probabilities of the
+    rows predicted j."""
+    cm = np.zeros((k, k))
+    for j in range(k):
+        cm[:, j] = calibrated[predicted == j].sum(axis=0)
+    return cm
+
+
+def _exact_confusions(
+    calibrated: np.ndarray, predicted: np.ndarray, k: int, draws: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Confusion matrices (draws, K, K) of labels drawn row by row from the calibrated
+    probabilities (inverse CDF of one uniform per row), a few hundred draws at a time; the
+    rows ordered by predicted class once, so that each column of the matrix counts a slice."""
+    n = len(predicted)
+    order = np.argsort(predicted, kind="stable")
+    cdf = np.cumsum(calibrated[order], axis=1)[:, :-1]
+    bounds = np.searchsorted(predicted[order], np.arange(k + 1))
+    out = np.empty((draws, k, k))
+    step = max(1, min(draws, EXACT_CELLS // max(n * (k - 1), 1)))
+    for start in range(0, draws, step):
+        b = min(step, draws - start)
+        u = rng.random((b, n))
+        block = out[start : start + b]
+        if k == 2:
+            second = u >= cdf[None, :, 0]
+            for j in range(k):
+                lo, hi = bounds[j], bounds[j + 1]
+                block[:, 1, j] = np.count_nonzero(second[:, lo:hi], axis=1)
+                block[:, 0, j] = (hi - lo) - block[:, 1, j]
+            continue
+        truth = (u[:, :, None] >= cdf[None]).sum(axis=2, dtype=np.int8)
+        for j in range(k):
+            rows = truth[:, bounds[j] : bounds[j + 1]]
+            for t in range(k):
+                block[:, t, j] = np.count_nonzero(rows == t, axis=1)
+    return out
+
+
+def _normal_confusions(
+    calibrated: np.ndarray, predicted: np.ndarray, k: int, draws: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Confusion matrices (draws, K, K) whose column j (the rows predicted j) is drawn from
+    the normal law of a sum of independent categorical draws: mean sum(c), covariance
+    sum(diag(c) - c c')."""
+    out = np.empty((draws, k, k))
+    for j in range(k):
+        c = calibrated[predicted == j]
+        mean = c.sum(axis=0)
+        cov = np.diag(mean) - c.T @ c
+        out[:, :, j] = np.clip(mean + rng.standard_normal((draws, k)) @ _root(cov).T, 0, None)
+    return out
+
+
+def _root(cov: np.ndarray) -> np.ndarray:
+    """A square root L of a covariance (L L' = cov), singular ones included."""
+    values, vectors = np.linalg.eigh(cov)
+    root: np.ndarray = vectors * np.sqrt(np.clip(values, 0.0, None))
+    return root
+
+
+def _ranks(score: np.ndarray) -> np.ndarray:
+    """1-based ranks of the scores, ties sharing their mean rank."""
+    n = len(score)
+    order = np.argsort(score, kind="stable")
+    ordered = score[order]
+    new = np.ones(n, dtype=bool)
+    new[1:] = ordered[1:] != ordered[:-1]
+    group = np.cumsum(new) - 1
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], n)
+    rank = np.empty(n)
+    rank[order] = ((starts + ends + 1) / 2.0)[group]
+    return rank
+
+
+def _auc(positives: np.ndarray, rank_sum: np.ndarray, n: int) -> np.ndarray:
+    """Mann-Whitney's ROC AUC from the count of positives and the sum of their ranks."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = (rank_sum - positives * (positives + 1) / 2.0) / (positives * (n - positives))
+    return np.where((positives > 0) & (positives < n), auc, np.nan)
+
+
+def _expected_auc(c: np.ndarray, rank: np.ndarray) -> float:
+    """E[U] / (E[P] E[N]): the expected Mann-Whitney count over the expected numbers of
+    positives and negatives, as NannyML's CBPE estimates ROC AUC."""
+    n = len(c)
+    p = float(c.sum())
+    if not 0 < p < n:
+        return math.nan
+    # E[P(P+1)/2] with P a sum of independent Bernoulli(c): (E[P]^2 + Var P + E[P]) / 2.
+    u = float(c @ rank) - (p * p + float((c * (1 - c)).sum()) + p) / 2.0
+    return u / (p * (n - p))
+
+
+def _exact_aucs(
+    c: np.ndarray, rank: np.ndarray, draws: int, rng: np.random.Generator
+) -> np.ndarray:
+    n = len(c)
+    out = np.empty(draws)
+    step = max(1, min(draws, EXACT_CELLS // max(n, 1)))
+    for start in range(0, draws, step):
+        b = min(step, draws - start)
+        y = (rng.random((b, n)) < c[None]).astype(np.float64)
+        out[start : start + b] = _auc(y.sum(axis=1), y @ rank, n)
+    return out
+
+
+def _normal_aucs(
+    c: np.ndarray, rank: np.ndarray, draws: int, rng: np.random.Generator
+) -> np.ndarray:
+    """ROC AUC of draws of (positives, their rank sum) from the bivariate normal law of
+    sum(y_i * (1, rank_i)) with y_i ~ Bernoulli(c_i)."""
+    v = c * (1 - c)
+    mean = np.array([c.sum(), c @ rank])
+    cov = np.array([[v.sum(), v @ rank], [v @ rank, v @ (rank * rank)]])
+    drawn = mean + rng.standard_normal((draws, 2)) @ _root(cov).T
+    return _auc(drawn[:, 0], drawn[:, 1], len(c))
