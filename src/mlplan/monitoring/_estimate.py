@@ -15,12 +15,21 @@ the calibration holds: the labels are drawn from the calibrated probabilities ma
 metric's percentiles taken. Small windows (rows x draws up to ``EXACT_CELLS``) draw every
 row's label, exactly; larger ones draw the matrix's cells from the normal law with their
 exact means and covariances (and, for ROC AUC, the count of positives with their rank sum),
-where the central limit theorem is closer than the percentiles can tell. Either way the work
-is one pass over the rows plus a few thousand small draws, all in numpy.
+where the central limit theorem is closer than the percentiles can tell. A binary window of
+more than 65,536 rows is first grouped by score into 65,536 bins split at the threshold, so
+that calibration and ranking cost one pass and no sort. Either way the work is a few passes
+over the rows plus a few thousand small draws, all in numpy.
 
-What the interval leaves out: the calibration's own error. It was fitted on the validation
-split's rows (``Calibration.rows``); its error is a bias shared by every window, of the order
-of one over the square root of those rows, that no resampling of the monitored rows can see.
+The calibration's own error counts too, cheaply. It was fitted on the validation split's
+``Calibration.rows`` rows, and isotonic regression keeps each block's sum of labels: the
+expected confusion matrix of the validation rows is their realised one, up to the block at
+the threshold. So on rows like the validation split the calibration's error in a counting
+metric is that metric's own sampling error over ``rows`` rows, and a window of ``n`` rows
+has its draws' spread widened by sqrt(1 + n / rows): negligible for a small window, the
+larger part for a window larger than the split (tests check the coverage both ways). ROC AUC
+is the exception: isotonic steps fitted on few rows add contrast to the scores, and a window
+much larger than the validation split can see its ROC AUC overestimated by a few thousandths,
+beyond the interval; fit on more validation rows to shrink it.
 
 The known failure, said plainly: the estimate is only as good as the calibration *on the
 monitored data*. A model whose scores were calibrated on validation but are not on live data
@@ -72,6 +81,10 @@ ISOTONIC_MIN_ROWS = 1000
 # the normal law with the exact moments (a few megabytes of uniforms at most).
 EXACT_CELLS = 4_000_000
 _FORMAT = 1
+# ROC AUC's ranks: sorted up to this many rows, binned above (one pass; see _ranks).
+# Binary windows above this many rows are summarised first (see _summary).
+_SUMMARY_ROWS = 65_536
+_SUMMARY_BINS = 1 << 16
 _LOGIT_CLIP = 1e-7
 _Method = Literal["isotonic", "platt", "identity"]
 
@@ -352,8 +365,9 @@ def _checked(proba: np.ndarray, width: int) -> np.ndarray:
     proba = np.asarray(proba, dtype=np.float64)
     if proba.ndim != 2 or proba.shape[1] != width:
         raise DataError(f"scores must have one column per class ({width}); got shape {proba.shape}")
-    bad = np.flatnonzero(~np.all(np.isfinite(proba) & (proba >= 0) & (proba <= 1), axis=1))
-    if bad.size:
+    # Two reductions (NaN fails both comparisons); the rows at fault only when there are some.
+    if proba.size and not (proba.min() >= 0.0 and proba.max() <= 1.0):
+        bad = np.flatnonzero(~np.all(np.isfinite(proba) & (proba >= 0) & (proba <= 1), axis=1))
         raise DataError(
             f"{bad.size:,} rows have scores missing or outside [0, 1] "
             f"(e.g. row {bad[0]}: {proba[bad[0]].tolist()})"
@@ -481,46 +495,63 @@ def estimate_performance(
         raise ParameterError("draws", f"{{param}} must be at least 100; got {draws}")
     if not 0 < threshold < 1:
         raise ParameterError("threshold", f"{{param}} must be in (0, 1); got {threshold}")
-    calibrated = calibration.transform(proba)
-    n, k = calibrated.shape
-    proba = np.asarray(proba, dtype=np.float64)
+    k = len(calibration.classes)
+    proba = _checked(proba, k)
+    n = len(proba)
+    weight: np.ndarray | None = None
     if calibration.positive is not None:
         pos = calibration.positive
-        predicted = np.where(proba[:, pos] >= threshold, pos, 1 - pos)
+        score = proba[:, pos]
+        if n > _SUMMARY_ROWS:
+            weight, score, decided = _summary(score, threshold)
+        else:
+            decided = score >= threshold
+        calibrated = np.empty((len(score), 2))
+        calibrated[:, pos] = np.clip(calibration.curves[0].apply(score), 0.0, 1.0)
+        calibrated[:, 1 - pos] = 1.0 - calibrated[:, pos]
+        predicted = np.where(decided, pos, 1 - pos)
     else:
+        calibrated = calibration.transform(proba)
         predicted = proba.argmax(axis=1)
-    exact = n * draws <= EXACT_CELLS
+    exact = weight is None and n * draws <= EXACT_CELLS
     rng = np.random.default_rng(seed)
+    widen = math.sqrt(1.0 + n / calibration.rows)
     counting = [m for m in metrics if m != "roc_auc"]
     estimates: dict[str, MetricEstimate] = {}
     if counting:
         positive = calibration.positive if calibration.positive is not None else 1
-        expected = _expected_confusion(calibrated, predicted, k)
+        means, squares = _moments(calibrated, predicted, k, weight)
         sampled = (
             _exact_confusions(calibrated, predicted, k, draws, rng)
             if exact
-            else _normal_confusions(calibrated, predicted, k, draws, rng)
+            else _normal_confusions(means, squares, draws, rng)
         )
-        points = metrics_from_confusion(expected[None], counting, positive=positive)
+        points = metrics_from_confusion(means.T[None], counting, positive=positive)
         spread = metrics_from_confusion(sampled, counting, positive=positive)
         for name in counting:
-            estimates[name] = _estimate(float(points[name][0]), spread[name], level)
+            estimates[name] = _estimate(float(points[name][0]), spread[name], level, widen)
     if "roc_auc" in metrics:
         assert calibration.positive is not None
         c = calibrated[:, calibration.positive]
-        rank = _ranks(proba[:, calibration.positive])
+        w = np.ones(n) if weight is None else weight
+        # The summary's groups are in score order, each its rows tied.
+        rank = _ranks(score) if weight is None else np.cumsum(w) - (w - 1) / 2.0
         sampled_auc = (
-            _exact_aucs(c, rank, draws, rng) if exact else _normal_aucs(c, rank, draws, rng)
+            _exact_aucs(c, rank, draws, rng) if exact else _normal_aucs(c, rank, w, draws, rng)
         )
-        estimates["roc_auc"] = _estimate(_expected_auc(c, rank), sampled_auc, level)
+        estimates["roc_auc"] = _estimate(_expected_auc(c, rank, w), sampled_auc, level, widen)
     ordered = {m: estimates[m] for m in metrics}
     return EstimateResult(n, kind, level, "exact" if exact else "normal", ordered)
 
 
-def _estimate(value: float, draws: np.ndarray, level: float) -> MetricEstimate:
+def _estimate(value: float, draws: np.ndarray, level: float, widen: float) -> MetricEstimate:
+    """The value with the percentile interval of the draws, their spread around their mean
+    widened by ``widen`` for the calibration's own error."""
     finite = draws[np.isfinite(draws)]
     if not math.isfinite(value) or not finite.size:
         return MetricEstimate(value if math.isfinite(value) else math.nan)
+    centre = finite.mean()
+    finite = centre + (finite - centre) * widen
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(finite, [tail, 100 - tail])
     # The plug-in value may sit a hair outside a skewed draw's percentiles: the interval
@@ -528,13 +559,25 @@ def _estimate(value: float, draws: np.ndarray, level: float) -> MetricEstimate:
     return MetricEstimate(value, float(min(low, value)), float(max(high, value)))
 
 
-def _expected_confusion(calibrated: np.ndarray, predicted: np.ndarray, k: int) -> np.ndarray:
-    """E[cm] (K, K), true class by row: column j sums the calibrated probabilities of the
-    rows predicted j."""
-    cm = np.zeros((k, k))
+def _moments(
+    calibrated: np.ndarray, predicted: np.ndarray, k: int, weight: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each predicted class j, the sum of the calibrated probabilities of its rows (K, K:
+    row j; the expected column j of the confusion matrix) and the sum of their outer products
+    (K, K, K), from one pass over the rows ordered by predicted class; ``weight``: how many
+    rows each one stands for."""
+    order = np.argsort(predicted.astype(np.int8 if k < 128 else np.int64), kind="stable")
+    ordered = calibrated[order]
+    weights = None if weight is None else weight[order]
+    bounds = np.searchsorted(predicted[order], np.arange(k + 1))
+    means = np.zeros((k, k))
+    squares = np.zeros((k, k, k))
     for j in range(k):
-        cm[:, j] = calibrated[predicted == j].sum(axis=0)
-    return cm
+        rows = ordered[bounds[j] : bounds[j + 1]]
+        weighted = rows if weights is None else rows * weights[bounds[j] : bounds[j + 1], None]
+        means[j] = weighted.sum(axis=0)
+        squares[j] = weighted.T @ rows
+    return means, squares
 
 
 def _exact_confusions(
@@ -569,17 +612,17 @@ def _exact_confusions(
 
 
 def _normal_confusions(
-    calibrated: np.ndarray, predicted: np.ndarray, k: int, draws: int, rng: np.random.Generator
+    means: np.ndarray, squares: np.ndarray, draws: int, rng: np.random.Generator
 ) -> np.ndarray:
     """Confusion matrices (draws, K, K) whose column j (the rows predicted j) is drawn from
     the normal law of a sum of independent categorical draws: mean sum(c), covariance
     sum(diag(c) - c c')."""
+    k = len(means)
     out = np.empty((draws, k, k))
     for j in range(k):
-        c = calibrated[predicted == j]
-        mean = c.sum(axis=0)
-        cov = np.diag(mean) - c.T @ c
-        out[:, :, j] = np.clip(mean + rng.standard_normal((draws, k)) @ _root(cov).T, 0, None)
+        cov = np.diag(means[j]) - squares[j]
+        drawn = means[j] + rng.standard_normal((draws, k)) @ _root(cov).T
+        out[:, :, j] = np.clip(drawn, 0, None)
     return out
 
 
@@ -588,6 +631,21 @@ def _root(cov: np.ndarray) -> np.ndarray:
     values, vectors = np.linalg.eigh(cov)
     root: np.ndarray = vectors * np.sqrt(np.clip(values, 0.0, None))
     return root
+
+
+def _summary(score: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A large binary window in one pass: its rows grouped by score into ``_SUMMARY_BINS``
+    equal bins of [0, 1], split at the threshold; each group's row count, mean score and
+    decision, in score order. The groups' rows then share one calibrated probability and
+    count as tied in ROC AUC: within a bin (1/65,536 wide) the calibration hardly moves, and
+    ROC AUC changes by far less than its interval."""
+    bins = np.minimum((score * _SUMMARY_BINS).astype(np.int64), _SUMMARY_BINS - 1)
+    key = bins * 2 + (score >= threshold)
+    count = np.bincount(key, minlength=2 * _SUMMARY_BINS)
+    total = np.bincount(key, weights=score, minlength=2 * _SUMMARY_BINS)
+    found = np.flatnonzero(count)
+    rows = count[found].astype(np.float64)
+    return rows, total[found] / rows, (found & 1).astype(bool)
 
 
 def _ranks(score: np.ndarray) -> np.ndarray:
@@ -612,15 +670,16 @@ def _auc(positives: np.ndarray, rank_sum: np.ndarray, n: int) -> np.ndarray:
     return np.where((positives > 0) & (positives < n), auc, np.nan)
 
 
-def _expected_auc(c: np.ndarray, rank: np.ndarray) -> float:
+def _expected_auc(c: np.ndarray, rank: np.ndarray, weight: np.ndarray) -> float:
     """E[U] / (E[P] E[N]): the expected Mann-Whitney count over the expected numbers of
-    positives and negatives, as NannyML's CBPE estimates ROC AUC."""
-    n = len(c)
-    p = float(c.sum())
+    positives and negatives, as NannyML's CBPE estimates ROC AUC (``weight``: how many rows,
+    tied, each entry stands for)."""
+    n = float(weight.sum())
+    p = float(weight @ c)
     if not 0 < p < n:
         return math.nan
     # E[P(P+1)/2] with P a sum of independent Bernoulli(c): (E[P]^2 + Var P + E[P]) / 2.
-    u = float(c @ rank) - (p * p + float((c * (1 - c)).sum()) + p) / 2.0
+    u = float((weight * c) @ rank) - (p * p + float(weight @ (c * (1 - c))) + p) / 2.0
     return u / (p * (n - p))
 
 
@@ -638,12 +697,12 @@ def _exact_aucs(
 
 
 def _normal_aucs(
-    c: np.ndarray, rank: np.ndarray, draws: int, rng: np.random.Generator
+    c: np.ndarray, rank: np.ndarray, weight: np.ndarray, draws: int, rng: np.random.Generator
 ) -> np.ndarray:
     """ROC AUC of draws of (positives, their rank sum) from the bivariate normal law of
     sum(y_i * (1, rank_i)) with y_i ~ Bernoulli(c_i)."""
-    v = c * (1 - c)
-    mean = np.array([c.sum(), c @ rank])
+    v = weight * c * (1 - c)
+    mean = np.array([weight @ c, (weight * c) @ rank])
     cov = np.array([[v.sum(), v @ rank], [v @ rank, v @ (rank * rank)]])
     drawn = mean + rng.standard_normal((draws, 2)) @ _root(cov).T
-    return _auc(drawn[:, 0], drawn[:, 1], len(c))
+    return _auc(drawn[:, 0], drawn[:, 1], int(weight.sum()))
