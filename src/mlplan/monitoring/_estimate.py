@@ -532,14 +532,13 @@ def estimate_performance(
             estimates[name] = _estimate(float(points[name][0]), spread[name], level, widen)
     if "roc_auc" in metrics:
         assert calibration.positive is not None
-        c = calibrated[:, calibration.positive]
+        c = np.ascontiguousarray(calibrated[:, calibration.positive])
         w = np.ones(n) if weight is None else weight
         # The summary's groups are in score order, each its rows tied.
         rank = _ranks(score) if weight is None else np.cumsum(w) - (w - 1) / 2.0
-        sampled_auc = (
-            _exact_aucs(c, rank, draws, rng) if exact else _normal_aucs(c, rank, w, draws, rng)
-        )
-        estimates["roc_auc"] = _estimate(_expected_auc(c, rank, w), sampled_auc, level, widen)
+        moments = _AucMoments.of(c, rank, w)
+        sampled_auc = _exact_aucs(c, rank, draws, rng) if exact else moments.draws(draws, rng)
+        estimates["roc_auc"] = _estimate(moments.expected(), sampled_auc, level, widen)
     ordered = {m: estimates[m] for m in metrics}
     return EstimateResult(n, kind, level, "exact" if exact else "normal", ordered)
 
@@ -670,17 +669,39 @@ def _auc(positives: np.ndarray, rank_sum: np.ndarray, n: int) -> np.ndarray:
     return np.where((positives > 0) & (positives < n), auc, np.nan)
 
 
-def _expected_auc(c: np.ndarray, rank: np.ndarray, weight: np.ndarray) -> float:
-    """E[U] / (E[P] E[N]): the expected Mann-Whitney count over the expected numbers of
-    positives and negatives, as NannyML's CBPE estimates ROC AUC (``weight``: how many rows,
-    tied, each entry stands for)."""
-    n = float(weight.sum())
-    p = float(weight @ c)
-    if not 0 < p < n:
-        return math.nan
-    # E[P(P+1)/2] with P a sum of independent Bernoulli(c): (E[P]^2 + Var P + E[P]) / 2.
-    u = float((weight * c) @ rank) - (p * p + float(weight @ (c * (1 - c))) + p) / 2.0
-    return u / (p * (n - p))
+@dataclass(frozen=True)
+class _AucMoments:
+    """Of P = sum(y_i) and S = sum(y_i * rank_i), y_i ~ Bernoulli(c_i) independent, each
+    entry standing for ``weight`` tied rows: their means and covariance (sums of products,
+    not BLAS: a dot product's thread start costs more than these few passes)."""
+
+    rows: float
+    mean: np.ndarray
+    cov: np.ndarray
+
+    @classmethod
+    def of(cls, c: np.ndarray, rank: np.ndarray, weight: np.ndarray) -> _AucMoments:
+        wc = weight * c
+        v = wc * (1 - c)
+        vr = v * rank
+        mean = np.array([wc.sum(), (wc * rank).sum()])
+        cov = np.array([[v.sum(), vr.sum()], [vr.sum(), (vr * rank).sum()]])
+        return cls(float(weight.sum()), mean, cov)
+
+    def expected(self) -> float:
+        """E[U] / (E[P] E[N]): the expected Mann-Whitney count over the expected numbers of
+        positives and negatives, as NannyML's CBPE estimates ROC AUC."""
+        n, p = self.rows, float(self.mean[0])
+        if not 0 < p < n:
+            return math.nan
+        # E[P(P+1)/2] = (E[P]^2 + Var P + E[P]) / 2.
+        u = float(self.mean[1]) - (p * p + float(self.cov[0, 0]) + p) / 2.0
+        return u / (p * (n - p))
+
+    def draws(self, draws: int, rng: np.random.Generator) -> np.ndarray:
+        """ROC AUC of (P, S) drawn from their bivariate normal law."""
+        drawn = self.mean + rng.standard_normal((draws, 2)) @ _root(self.cov).T
+        return _auc(drawn[:, 0], drawn[:, 1], round(self.rows))
 
 
 def _exact_aucs(
@@ -694,15 +715,3 @@ def _exact_aucs(
         y = (rng.random((b, n)) < c[None]).astype(np.float64)
         out[start : start + b] = _auc(y.sum(axis=1), y @ rank, n)
     return out
-
-
-def _normal_aucs(
-    c: np.ndarray, rank: np.ndarray, weight: np.ndarray, draws: int, rng: np.random.Generator
-) -> np.ndarray:
-    """ROC AUC of draws of (positives, their rank sum) from the bivariate normal law of
-    sum(y_i * (1, rank_i)) with y_i ~ Bernoulli(c_i)."""
-    v = weight * c * (1 - c)
-    mean = np.array([weight @ c, (weight * c) @ rank])
-    cov = np.array([[v.sum(), v @ rank], [v @ rank, v @ (rank * rank)]])
-    drawn = mean + rng.standard_normal((draws, 2)) @ _root(cov).T
-    return _auc(drawn[:, 0], drawn[:, 1], int(weight.sum()))
