@@ -174,6 +174,14 @@ class Calibration:
 
     Made by :func:`fit_calibration` at training time, kept in the training reference as
     :meth:`to_dict`, read back with :meth:`from_dict`; :meth:`transform` applies it.
+
+    Examples
+    --------
+    >>> table = {"format": 1, "method": "isotonic", "rows": 5000, "classes": ["no", "yes"],
+    ...          "positive": "yes",
+    ...          "curves": [{"method": "isotonic", "x": [0.1, 0.9], "y": [0.0, 0.6]}]}
+    >>> Calibration.from_dict(table).transform(np.array([[0.5, 0.5]])).tolist()
+    [[0.7, 0.3]]
     """
 
     classes: tuple[str, ...]
