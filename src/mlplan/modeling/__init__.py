@@ -43,6 +43,7 @@ from mlplan.modeling._metrics import (
     aggregate,
     interval,
     metrics_for,
+    metrics_from_confusion,
     per_class_from_confusion,
 )
 from mlplan.modeling._models import ModelInfo, get_model, list_models, parse_model_ref
@@ -114,6 +115,7 @@ __all__ = [
     "latest_comparison",
     "list_models",
     "metrics_for",
+    "metrics_from_confusion",
     "older_system_predictions",
     "onnx_feeds",
     "parse_model_ref",

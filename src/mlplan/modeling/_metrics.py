@@ -34,6 +34,7 @@ __all__ = [
     "aggregate",
     "interval",
     "metrics_for",
+    "metrics_from_confusion",
     "per_class_from_confusion",
     "ranking_scores",
 ]
@@ -74,6 +75,7 @@ MULTICLASS_METRICS = (
 REGRESSION_METRICS = ("count", "mae", "rmse", "r2", "mape")
 NEEDS_PROBA = frozenset({"roc_auc", "pr_auc", "log_loss", "brier", "ece"})
 _RANKING = frozenset({"roc_auc", "pr_auc"})
+_COUNTING = frozenset(BINARY_METRICS + MULTICLASS_METRICS) - NEEDS_PROBA
 ECE_BINS = 10
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -409,6 +411,37 @@ def _from_confusion(cm: np.ndarray, name: str, positive: int) -> np.ndarray:
         present = (support + predicted) > 0
         return _divide((per_class * present).sum(axis=1), present.sum(axis=1), 0.0)
     return _divide((per_class * support).sum(axis=1), support.sum(axis=1), 0.0)
+
+
+def metrics_from_confusion(
+    cm: np.ndarray, names: Iterable[str], *, positive: int = 1
+) -> dict[str, np.ndarray]:
+    """Counting metrics of every cell from its confusion matrices ``cm`` (cells, K, K; true
+    class by row, predicted by column), by the same definitions as :func:`aggregate`. The
+    counts may be fractional: expected counts (performance estimated before labels) give
+    the metrics of the expected matrix.
+
+    Raises
+    ------
+    UsageError
+        A metric that is not a count of the matrix (``roc_auc``, ``log_loss`` ...).
+
+    Examples
+    --------
+    >>> cm = np.array([[[50.0, 10.0], [5.0, 35.0]]])
+    >>> values = metrics_from_confusion(cm, ["accuracy", "f1"])
+    >>> {name: round(float(v[0]), 3) for name, v in values.items()}
+    {'accuracy': 0.85, 'f1': 0.824}
+    """
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        if name not in _COUNTING:
+            raise UsageError(
+                f"metric {name!r} is not a count of the confusion matrix; "
+                f"known: {', '.join(sorted(_COUNTING))}"
+            )
+        out[name] = _from_confusion(cm, name, positive)
+    return out
 
 
 def per_class_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:

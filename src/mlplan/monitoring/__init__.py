@@ -9,4 +9,14 @@ canary and shadow analyses use its statistics)."""
 
 from __future__ import annotations
 
+from mlplan.monitoring._estimate import (
+    Calibration,
+    EstimateResult,
+    estimable_metrics,
+    estimate_performance,
+    fit_calibration,
+)
+
 __all__: list[str] = []
+__all__ += ["Calibration", "EstimateResult", "estimable_metrics"]
+__all__ += ["estimate_performance", "fit_calibration"]
