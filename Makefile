@@ -28,8 +28,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Two pytest processes (pytest-xdist), each test module whole in one of them (its fixtures
+# made once): the suite's servers, databases and subprocesses wait as much as they compute.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) system-deps lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_profile.py
