@@ -9,4 +9,38 @@ canary and shadow analyses use its statistics)."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from mlplan.monitoring._records import (
+    logged_json,
+    logged_number,
+    model_classes,
+    model_failure,
+    read_answers,
+    records_slice_masks,
+    records_table,
+)
+from mlplan.monitoring._windows import (
+    FAMILIES,
+    WHOLE,
+    MonitorResult,
+    MonitorWindow,
+    monitor,
+    stored_windows,
+    window_bounds,
+)
+
+__all__: list[str] = [
+    "FAMILIES",
+    "WHOLE",
+    "MonitorResult",
+    "MonitorWindow",
+    "logged_json",
+    "logged_number",
+    "model_classes",
+    "model_failure",
+    "monitor",
+    "read_answers",
+    "records_slice_masks",
+    "records_table",
+    "stored_windows",
+    "window_bounds",
+]
