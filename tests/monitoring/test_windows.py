@@ -280,3 +280,27 @@ def test_an_empty_log_says_where_it_looked_and_what_to_do(watched: Workspace) ->
         "00:00 to 2026-11-30 02:00 UTC; serve it (mlplan serve --deployment production) and "
         "send requests, or give an earlier --since",
     )
+
+
+def test_inputs_are_held_against_the_training_reference(
+    watched: Workspace,
+    two_writers: tuple[PredictionLog, PredictionLog, Clock, Clock],
+    rng: np.random.Generator,
+) -> None:
+    a, _, clock_a, _ = two_writers
+    sent = Sent()
+    _traffic(a, watched, clock_a, 10, 90, rng, sent)
+    reference = {
+        "features": {"age": {"min": 18, "max": 60}, "region": {"categories": ["north", "south"]}}
+    }
+    span = {"since": DAY + dt.timedelta(hours=10), "until": DAY + dt.timedelta(hours=11)}
+    result = monitor(watched, window="1h", reference=reference, **span)
+    features = _one(result.windows, 10, "input").metrics["features"]
+    answered = [i for i, s in enumerate(sent.statuses[10]) if s == 200]
+    ages = np.asarray([20 + i % 50 for i in answered])
+    assert features["age"]["out_of_range"] == pytest.approx(np.mean(ages > 60))
+    east = sum(1 for *_, region in sent.answered[10] if region == "east")
+    assert features["region"]["unseen"] == {"east": east}
+    assert features["region"]["unseen_share"] == pytest.approx(east / len(answered))
+    assert "charges" not in reference["features"] and "out_of_range" not in features["charges"]
+    assert not any("no training reference" in note for note in result.notes)

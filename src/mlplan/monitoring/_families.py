@@ -12,7 +12,7 @@ answer, so it counts only for a request of one record.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,7 +106,7 @@ def _merged(feedback: Any) -> dict[str, Any]:
 
 
 def read_sample(
-    rows: Sequence[Mapping[str, Any]], model: Model, specs: Sequence[Any]
+    rows: Iterable[Mapping[str, Any]], model: Model, specs: Sequence[Any]
 ) -> WindowSample:
     """A window's records (``_read.answered_rows``, one package version's) as a sample."""
     request_ids: list[str] = []

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from mlplan.errors import DeploymentNotFoundError, ParameterError
@@ -251,20 +253,27 @@ def monitor(
     for bucket in sorted({int(r["bucket"]) for r in software}):
         w_start, w_end = _at(bucket * seconds), _at((bucket + 1) * seconds)
         elapsed = (min(w_end, now) - w_start).total_seconds()
-        answered = answered_rows(ws, subject, since=w_start, until=w_end).to_pylist()
+        answered = answered_rows(ws, subject, since=w_start, until=w_end)
         for row in (r for r in software if int(r["bucket"]) == bucket):
             windows.append(_software(row, w_start, w_end, elapsed))
             model = _model_of(ws, models, row["model"], row["version"])
-            own = [
-                r for r in answered if (r["model"], r["version"]) == (row["model"], row["version"])
-            ]
-            sample = read_sample(own, model, specs)
+            sample = read_sample(_rows_of(answered, row["model"], row["version"]), model, specs)
             windows += _families(sample, model, reference, w_start, w_end, row)
     if store:
         _store(ws, subject, windows)
     return MonitorResult(
         subject.deployment, subject.model, window, start, end, tuple(windows), tuple(notes)
     )
+
+
+def _rows_of(answered: pa.Table, model: str, version: str) -> Iterator[dict[str, Any]]:
+    """The records one package version answered, a batch at a time (never every record of a
+    window as Python objects at once)."""
+    mine = pc.and_(
+        pc.equal(answered.column("model"), model), pc.equal(answered.column("version"), version)
+    )
+    for batch in answered.filter(mine).to_batches(max_chunksize=8192):
+        yield from batch.to_pylist()
 
 
 def _moment(given: dt.datetime | str | None, param: str, now: dt.datetime) -> dt.datetime | None:
