@@ -8,6 +8,9 @@ import datetime as dt
 import os
 from pathlib import Path
 
+import pytest
+
+from mlplan.errors import DataError
 from mlplan.serving import PredictionLog, query_log, time_text, window_segments
 from mlplan.serving._log import compact_segments
 
@@ -82,3 +85,22 @@ def test_a_window_reads_the_same_records_as_the_whole_log(tmp_path: Path) -> Non
         assert windowed.num_rows == 2 + 5 * 3 + 5 * 4  # 02:36 to 05:48 of one, 03-06 of the other
     finally:
         live.close()
+
+
+def test_a_window_query_may_read_the_segments_and_nothing_else(tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    _write(folder, range(0, 2), 2, close=True)
+    compact_segments(folder)
+    key = folder / ".pii-key"  # what a log of personal data holds beside its segments
+    key.write_text("00" * 32)
+    since = DAY
+    for sql in (
+        f"SELECT * FROM read_text('{key}')",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SET enable_external_access = true",
+    ):
+        with pytest.raises(DataError, match="the query failed"):
+            query_log(folder, sql, since=since)
+    assert (
+        query_log(folder, "SELECT count(*) AS n FROM predictions", since=since)["n"][0].as_py() == 4
+    )

@@ -363,13 +363,14 @@ def _software(
     row: Mapping[str, Any], start: dt.datetime, end: dt.datetime, elapsed: float
 ) -> MonitorWindow:
     requests = int(row["requests"])
+    p50, p90, p99 = row["latency_ms"] or (None, None, None)
     statuses = {str(k): int(v) for k, v in sorted(_pairs(row["statuses"]))}
     metrics = {
         "requests": requests,
         "throughput_rps": requests / elapsed if elapsed > 0 else None,
-        "latency_p50_ms": row["latency_p50_ms"],
-        "latency_p90_ms": row["latency_p90_ms"],
-        "latency_p99_ms": row["latency_p99_ms"],
+        "latency_p50_ms": p50,
+        "latency_p90_ms": p90,
+        "latency_p99_ms": p99,
         "error_rate": int(row["errors"]) / requests,
         "client_error_rate": int(row["client_errors"]) / requests,
         "server_error_rate": int(row["server_errors"]) / requests,

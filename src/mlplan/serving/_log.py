@@ -806,11 +806,11 @@ def query_log(
 
     Without ``since`` and ``until`` every segment is loaded. With either, the query reads
     only records of ``[since, until)`` (its own ``WHERE`` must say so, on ``time`` as text,
-    as :func:`time_text` writes a bound): DuckDB scans the Parquet segments itself, the
-    filter pushed into the scan (row groups whose time statistics miss it are skipped, only
-    the columns the query names are read), and of the JSONL segments only those that can
-    hold such a record are parsed (:func:`window_segments`). A log of millions of records
-    is never loaded whole.
+    as :func:`time_text` writes a bound): DuckDB reads the Parquet segments itself, allowed
+    those files and no other, the filter pushed into the scan (row groups whose time
+    statistics miss it are skipped, only the columns the query names are read, streaming),
+    and of the JSONL segments only those that can hold such a record are parsed
+    (:func:`window_segments`). A log of millions of records is never loaded whole.
 
     Raises
     ------
@@ -820,24 +820,51 @@ def query_log(
 
     if since is None and until is None:
         return _query_all(folder, sql)
-    import pyarrow.dataset as ds  # heavy, and a server never needs it
-
     parquet, jsonl = window_segments(folder, since=since, until=until)
-    con = sandboxed_duckdb()
+    con = _reading_connection(parquet)
     try:
-        # Segments written before a column existed read it as null (the log's schema).
-        con.register("_parquet", ds.dataset([str(p) for p in parquet], schema=_schema()))
         parts = [_read_segment(p) for p in jsonl]
+        # Always the log's whole schema: segments written before a column existed read it as
+        # null through the union by name.
         con.register("_jsonl", pa.concat_tables(parts) if parts else _schema().empty_table())
-        con.execute(
-            "CREATE TEMP VIEW predictions AS "
-            "SELECT * FROM _parquet UNION ALL BY NAME SELECT * FROM _jsonl"
-        )
+        if parquet:
+            listed = ", ".join(_sql_text(str(p)) for p in parquet)
+            con.execute(
+                f"CREATE TEMP VIEW predictions AS SELECT * FROM _jsonl UNION ALL BY NAME "
+                f"SELECT * FROM read_parquet([{listed}], union_by_name = true)"
+            )
+        else:
+            con.execute("CREATE TEMP VIEW predictions AS SELECT * FROM _jsonl")
         return con.sql(sql).to_arrow_table()
     except Exception as exc:  # duckdb raises many error types; all mean "this query fails"
         raise DataError(f"the query failed: {str(exc).splitlines()[0]}") from None
     finally:
         con.close()
+
+
+def _reading_connection(files: list[Path]) -> Any:
+    """An in-memory DuckDB connection that may read ``files`` and nothing else (external
+    access disabled, settings locked, as ``sandboxed_duckdb``): its own Parquet reader is
+    streaming and parallel, and skips row groups by their statistics."""
+    import duckdb  # on use: it is heavy to import, and a server never needs it
+
+    con = duckdb.connect(
+        config={"autoload_known_extensions": False, "autoinstall_known_extensions": False}
+    )
+    try:
+        if files:
+            listed = ", ".join(_sql_text(str(p.resolve())) for p in files)
+            con.execute(f"SET allowed_paths = [{listed}]")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except Exception:
+        con.close()
+        raise
+    return con
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _read_segment(path: Path) -> Any:
