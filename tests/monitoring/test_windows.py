@@ -304,3 +304,29 @@ def test_inputs_are_held_against_the_training_reference(
     assert features["region"]["unseen_share"] == pytest.approx(east / len(answered))
     assert "charges" not in reference["features"] and "out_of_range" not in features["charges"]
     assert not any("no training reference" in note for note in result.notes)
+
+
+def test_a_nested_input_is_counted_by_its_text(
+    watched: Workspace, two_writers: tuple[PredictionLog, PredictionLog, Clock, Clock]
+) -> None:
+    a, _, clock_a, _ = two_writers
+    clock_a.now = DAY + dt.timedelta(hours=7)
+    version = get_model(watched, "logistic-1").package_sha256[:12]
+    for i, tags in enumerate([["a", "b"], ["a", "b"], ["c"]]):
+        done = a.record(
+            kind="prediction",
+            request_id=f"{i:032x}",
+            model="logistic-1",
+            version=version,
+            route="/v1/predict",
+            status=200,
+            latency_ms=1.0,
+            inputs=[{"tags": tags, "age": 30}],
+            outputs=[{"label": "0", "probabilities": {"0": 0.9, "1": 0.1}}],
+            deployment="production",
+        )
+        assert done is not None
+        done.result(timeout=30)
+    result = monitor(watched, since=DAY + dt.timedelta(hours=7), until=DAY + dt.timedelta(hours=8))
+    tags = _one(result.windows, 7, "input").metrics["features"]["tags"]
+    assert tags["counts"] == {"['a', 'b']": 2, "['c']": 1}

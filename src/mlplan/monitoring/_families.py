@@ -207,7 +207,11 @@ def _feature(column: Any, known: Mapping[str, Any] | None) -> dict[str, Any]:
             outside = (finite < float(known["min"])) | (finite > float(known["max"]))
             out["out_of_range"] = float(outside.mean())
         return out
-    counted = pc.value_counts(column.drop_null().cast(pa.string())).to_pylist()
+    try:
+        text = column.drop_null().cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # nested values: as their text
+        text = pa.array([str(v) for v in column.drop_null().to_pylist()], pa.string())
+    counted = pc.value_counts(text).to_pylist()
     counted.sort(key=lambda c: (-c["counts"], c["values"]))
     counts = {c["values"]: int(c["counts"]) for c in counted[:TOP_CATEGORIES]}
     rest = sum(c["counts"] for c in counted[TOP_CATEGORIES:])

@@ -892,9 +892,9 @@ def time_text(moment: dt.datetime) -> str:
 
 
 _STAMP_SLACK = dt.timedelta(minutes=10)
-"""How much earlier than a segment's first record another of its records may be stamped: a
-record is stamped when its request is answered and written by the next group commit, so
-records of one segment are in time order only to within the writer's queue."""
+"""How far a segment's times may stray from what its first record and its modification time
+say: a record is stamped when its request is answered and written by a later group commit,
+and a shared file system stamps files with its own clock."""
 
 
 def window_segments(
@@ -903,8 +903,10 @@ def window_segments(
     """The segments under ``folder`` (every writer's) a query of ``[since, until)`` reads:
     every Parquet segment (DuckDB skips their row groups by their statistics), and the JSONL
     segments that can hold a record of the window. A segment last written before ``since``
-    cannot (a record is stamped before it is written), nor one whose first record is more
-    than ``_STAMP_SLACK`` past ``until``. A segment whose Parquet copy is complete (a
+    cannot (a record is stamped before it is written), nor one whose first record is past
+    ``until``, each by more than ``_STAMP_SLACK`` (records of a segment are in time order
+    only to within the writer's queue; a shared file system's clock may differ from the
+    writers'). A segment whose Parquet copy is complete (a
     compaction in its last step) is read once, from the copy."""
     parquet = sorted(folder.rglob("seg-*.parquet"))
     jsonl = []
@@ -912,7 +914,7 @@ def window_segments(
         if path.with_suffix(".parquet").exists():
             continue
         try:
-            if since is not None and _mtime(path) < since:
+            if since is not None and _mtime(path) < since - _STAMP_SLACK:
                 continue
             first = _first_time(path)
         except OSError:  # compacted and deleted meanwhile: its copy was listed, or is new
