@@ -84,19 +84,30 @@ def _number(value: object) -> str:
 
 @check("monitor.software")
 def monitor_software(context: StatusContext) -> ItemStatus:
-    """Each deployment's latency, throughput and errors are measured in stored windows."""
+    """Each deployment's latency, throughput and errors are measured in stored windows (and,
+    where its servers log their health, CPU, memory and queue depth)."""
     return _family_status(
         context,
         "monitor.software",
         "software",
         lambda w: w.samples > 0,
-        lambda w: (
-            f"{_at(w)}: {w.samples} requests, p99 "
-            f"{_number(w.metrics.get('latency_p99_ms'))} ms, "
-            f"errors {_number(w.metrics.get('error_rate'))}"
-        ),
+        _software_said,
         "none with requests",
-        "measure it: mlplan monitor {deployment} (CPU, memory and queue depth are not logged yet)",
+        "measure it: mlplan monitor {deployment} (its servers started with --health-every 10 "
+        "log CPU, memory and queue depth too)",
+    )
+
+
+def _software_said(w: MonitorWindow) -> str:
+    cpu = w.metrics.get("cpu_percent")
+    return (
+        f"{_at(w)}: {w.samples} requests, p99 {_number(w.metrics.get('latency_p99_ms'))} ms, "
+        f"errors {_number(w.metrics.get('error_rate'))}, "
+        + (
+            f"CPU {_number(cpu)}%"
+            if cpu is not None
+            else "no CPU or memory (serve with --health-every)"
+        )
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from mlplan.serving import log_folder, query_log, time_text
 from mlplan.workspace import Workspace
 
-__all__ = ["LogSubject", "answered_rows", "software_rows"]
+__all__ = ["LogSubject", "answered_rows", "health_rows", "software_rows"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,61 @@ def software_rows(
                avg(strlen(inputs)) AS bytes_per_request
         FROM r
         GROUP BY ALL
+        ORDER BY bucket, model, version
+    """
+    rows: list[dict[str, Any]] = query_log(
+        subject.folder(ws), sql, since=since, until=until
+    ).to_pylist()
+    return rows
+
+
+def health_rows(
+    ws: Workspace,
+    subject: LogSubject,
+    *,
+    since: dt.datetime,
+    until: dt.datetime,
+    seconds: float,
+) -> list[dict[str, Any]]:
+    """Per package version and window, what the server processes' ``health`` records
+    (``mlplan serve --health-every``) say: how many processes wrote one; CPU in percent of
+    one core (each process's mean, summed, and the busiest's); resident memory (each
+    process's peak, summed, and the largest); rows queued (each process's mean, summed, and
+    the most any held); micro-batches run and their mean rows.
+
+    Raises
+    ------
+    DataError
+        A log the query cannot read.
+    """
+
+    def field(name: str) -> str:
+        return f"TRY_CAST(json_extract_string(outputs, '$.{name}') AS DOUBLE)"
+
+    sql = f"""
+        WITH h AS (
+            SELECT model, version, regexp_replace(request_id, '-[0-9]+$', '') AS writer,
+                   CAST(floor(epoch(TRY_CAST(time AS TIMESTAMPTZ)) / {seconds!r}) AS BIGINT)
+                       AS bucket,
+                   {field("cpu_percent")} AS cpu, {field("rss_bytes")} AS rss,
+                   {field("queued_rows")} AS queued, {field("batches")} AS batches,
+                   {field("batch_rows_mean")} AS batch_rows
+            FROM predictions
+            WHERE kind = 'health' AND {subject.where()} AND {_window_filter(since, until)}
+        ),
+        p AS (
+            SELECT model, version, bucket, writer, avg(cpu) AS cpu, max(rss) AS rss,
+                   avg(queued) AS queued, max(queued) AS queued_max, sum(batches) AS batches,
+                   sum(batches * batch_rows) AS batch_rows
+            FROM h GROUP BY ALL
+        )
+        SELECT model, version, bucket, count(*) AS processes,
+               sum(cpu) AS cpu_percent, max(cpu) AS cpu_percent_busiest,
+               sum(rss) AS rss_bytes, max(rss) AS rss_bytes_largest,
+               sum(queued) AS queued_rows_mean, max(queued_max) AS queued_rows_max,
+               sum(batches) AS batches, sum(batch_rows) / nullif(sum(batches), 0)
+                   AS batch_rows_mean
+        FROM p GROUP BY ALL
         ORDER BY bucket, model, version
     """
     rows: list[dict[str, Any]] = query_log(

@@ -9,7 +9,8 @@ way is measured as far as it goes, its throughput over the time it has run), ``s
 24 windows before.
 
 The families: ``software`` (requests, throughput, latency percentiles, error rates by status,
-rows and bytes per request; aggregated by DuckDB, for every record only), ``input``,
+rows and bytes per request; with the servers' health records, CPU, memory, queue depth and
+batch sizes; aggregated by DuckDB, for every record only), ``input``,
 ``output``, ``ml`` and ``business`` (``_families.py``, for every record and within each value
 of the plan's slices). Drift against the training reference and the estimated ML metrics
 before labels are each called from one place below (``_feature_drift``,
@@ -40,7 +41,7 @@ from mlplan.monitoring._families import (
     output_family,
     read_sample,
 )
-from mlplan.monitoring._read import LogSubject, answered_rows, software_rows
+from mlplan.monitoring._read import LogSubject, answered_rows, health_rows, software_rows
 from mlplan.monitoring._records import model_classes
 from mlplan.store import MonitorWindowRecord, utcnow
 from mlplan.workspace import Workspace, list_deployments, parse_duration
@@ -245,6 +246,15 @@ def monitor(
             "drift; the model's package holds none yet (train it again once #15's reference "
             "is built)"
         )
+    health = {
+        (int(r["bucket"]), r["model"], r["version"]): r
+        for r in health_rows(ws, subject, since=start, until=end, seconds=seconds)
+    }
+    if not health:
+        notes.append(
+            "software: no health records, so no CPU, memory, queue depth or batch sizes; "
+            "serve with mlplan serve --health-every 10 to log them"
+        )
     notes += _feature_drift(reference)
     notes += _estimated_ml()
     models = list_models(ws, versions=True)
@@ -255,7 +265,8 @@ def monitor(
         elapsed = (min(w_end, now) - w_start).total_seconds()
         answered = answered_rows(ws, subject, since=w_start, until=w_end)
         for row in (r for r in software if int(r["bucket"]) == bucket):
-            windows.append(_software(row, w_start, w_end, elapsed))
+            found = health.get((bucket, row["model"], row["version"]))
+            windows.append(_software(row, found, w_start, w_end, elapsed))
             model = _model_of(ws, models, row["model"], row["version"])
             sample = read_sample(_rows_of(answered, row["model"], row["version"]), model, specs)
             windows += _families(sample, model, reference, w_start, w_end, row)
@@ -360,7 +371,11 @@ def _model_of(ws: Workspace, models: Sequence[ModelInfo], name: str, version: st
 
 
 def _software(
-    row: Mapping[str, Any], start: dt.datetime, end: dt.datetime, elapsed: float
+    row: Mapping[str, Any],
+    health: Mapping[str, Any] | None,
+    start: dt.datetime,
+    end: dt.datetime,
+    elapsed: float,
 ) -> MonitorWindow:
     requests = int(row["requests"])
     p50, p90, p99 = row["latency_ms"] or (None, None, None)
@@ -378,6 +393,8 @@ def _software(
         "rows_per_request": row["rows_per_request"],
         "bytes_per_request": row["bytes_per_request"],
     }
+    if health is not None:  # the servers' own records (mlplan serve --health-every)
+        metrics |= {k: v for k, v in health.items() if k not in ("model", "version", "bucket")}
     return MonitorWindow(
         start, end, row["model"], row["version"], WHOLE, "software", metrics, requests
     )
