@@ -12,7 +12,7 @@ from tests.conftest import migrated, register_split_train
 from mlplan.modeling import get_model
 from mlplan.monitoring import monitor, stored_windows
 from mlplan.serving import PredictionLog, log_folder
-from mlplan.store import open_store
+from mlplan.store import MonitorWindowRecord, RunRecord, open_store
 from mlplan.workspace import Workspace
 
 
@@ -61,3 +61,11 @@ def test_a_window_computed_again_replaces_its_rows_on_each_backend(ws: Workspace
     stored = stored_windows(ws)
     assert len(stored) == len(second.windows) == len(first.windows)
     assert [w.to_dict() for w in stored] == [w.to_dict() for w in second.windows]
+    with ws.store.transaction() as session:
+        runs = session.scalars(
+            ws.select(RunRecord).where(RunRecord.job == "monitor").order_by(RunRecord.started_at)
+        ).all()
+        assert len(runs) == 2
+        assert {r.run_id for r in session.scalars(ws.select(MonitorWindowRecord))} == {runs[1].id}
+        (read,) = [io for io in runs[1].ios if io.direction == "input"]
+        assert (read.kind, read.ref) == ("model", "logistic-1@1")

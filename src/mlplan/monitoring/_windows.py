@@ -189,7 +189,7 @@ def monitor(
 ) -> MonitorResult:
     """Measure the deployment ``name`` (default: ``production``, else the only deployment)
     or the model ``name`` (every record of its log) window by window, and store the windows
-    (``store``), replacing any computed before with the same bounds.
+    (``store``; a ``monitor`` run), replacing any computed before with the same bounds.
 
     ``since`` and ``until`` are times (text: ISO 8601, UTC unless it says otherwise) or, as
     text, durations before now (``2h``). ``reference`` is the training reference the input
@@ -271,7 +271,21 @@ def monitor(
             sample = read_sample(_rows_of(answered, row["model"], row["version"]), model, specs)
             windows += _families(sample, model, reference, w_start, w_end, row)
     if store:
-        _store(ws, subject, windows)
+        parameters = {
+            "deployment": subject.deployment,
+            "model": subject.model,
+            "window": window,
+            "since": start.isoformat(),
+            "until": end.isoformat(),
+            "reference": reference is not None,
+        }
+        answering = sorted({(w.model, w.version) for w in windows})
+        packages = [(n, v, _package(models, n, v)) for n, v in answering]
+        read = [
+            (p.ref, p.package_sha256) if p is not None else (f"{n} ({v})", None)
+            for n, v, p in packages
+        ]
+        _store(ws, subject, windows, parameters, read)
     return MonitorResult(
         subject.deployment, subject.model, window, start, end, tuple(windows), tuple(notes)
     )
@@ -344,13 +358,20 @@ def _subject(ws: Workspace, name: str | None) -> LogSubject:
     )
 
 
+def _package(models: Sequence[ModelInfo], name: str, version: str) -> ModelInfo | None:
+    """The stored package version that answered (by its logged hash), if any."""
+    for info in models:
+        if info.name == name and info.package_sha256[:12] == version:
+            return info
+    return None
+
+
 def _model_of(ws: Workspace, models: Sequence[ModelInfo], name: str, version: str) -> Model:
     """What the families need of the package that answered (by its logged hash)."""
     classes: list[str] = []
-    for info in models:
-        if info.name == name and info.package_sha256[:12] == version:
-            classes = model_classes(ws, info)
-            break
+    found = _package(models, name, version)
+    if found is not None:
+        classes = model_classes(ws, found)
     else:
         for info in sorted(models, key=lambda m: -m.version):  # a package no longer stored
             if info.name == name:
@@ -442,10 +463,20 @@ def _families(
     return out
 
 
-def _store(ws: Workspace, subject: LogSubject, windows: Sequence[MonitorWindow]) -> None:
-    """Write the windows, each replacing the rows of the same deployment (or model's whole
-    log), model, version and bounds, in one transaction."""
-    with ws.write() as session:
+def _store(
+    ws: Workspace,
+    subject: LogSubject,
+    windows: Sequence[MonitorWindow],
+    parameters: Mapping[str, Any],
+    models: Sequence[tuple[str, str | None]],
+) -> None:
+    """Record a ``monitor`` run and write the windows, each replacing the rows of the same
+    deployment (or model's whole log), model, version and bounds, in one transaction."""
+    with ws.write() as session, ws.record("monitor", parameters, session=session) as run:
+        if subject.deployment is not None:
+            run.input("deployment", subject.deployment)
+        for ref, sha256 in models:
+            run.input("model", ref, sha256=sha256)
         project = ws.project_id(session)
         same = sa.and_(
             MonitorWindowRecord.project_id == project,
@@ -475,6 +506,7 @@ def _store(ws: Workspace, subject: LogSubject, windows: Sequence[MonitorWindow])
                 family=w.family,
                 metrics=dict(w.metrics),
                 samples=w.samples,
+                run_id=run.id,
             )
             for w in windows
         )

@@ -499,8 +499,9 @@ class MonitorWindowRecord(Base):
     """One family of a monitoring window (``mlplan monitor``): a deployment's (or, with
     ``deployment`` NULL, a model's whole log's) records answered by one package ``version``
     (its hash's first 12 hex) in ``[window_start, window_end)``, within one ``slice`` value
-    (``all``: every record), their metrics as JSON and how many samples they rest on. A
-    window computed again replaces its rows (same deployment, model, version and window)."""
+    (``all``: every record), their metrics as JSON, how many samples they rest on, and the
+    ``monitor`` run that computed them. A window computed again replaces its rows (same
+    deployment, model, version and window)."""
 
     __tablename__ = "monitor_windows"
 
@@ -515,4 +516,5 @@ class MonitorWindowRecord(Base):
     family: Mapped[str] = mapped_column(String(20))
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     samples: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))  # the monitor run
     computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

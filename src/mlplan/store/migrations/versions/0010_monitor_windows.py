@@ -30,9 +30,13 @@ def upgrade() -> None:
         sa.Column("family", sa.String(length=20), nullable=False),
         sa.Column("metrics", sa.JSON(), nullable=False),
         sa.Column("samples", sa.Integer(), nullable=False),
+        sa.Column("run_id", sa.String(length=36), nullable=False),
         sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["project_id"], ["projects.id"], name=op.f("fk_monitor_windows_project_id_projects")
+        ),
+        sa.ForeignKeyConstraint(
+            ["run_id"], ["runs.id"], name=op.f("fk_monitor_windows_run_id_runs")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_monitor_windows")),
     )
