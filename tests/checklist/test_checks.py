@@ -24,7 +24,7 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_every_built_in_item_has_its_own_function() -> None:
-    built = {i.id for i in mechanism.ITEMS if i.stage != "Monitoring"}
+    built = {i.id for i in mechanism.ITEMS if i.id != "monitor.alerts"}
     assert set(mechanism._CHECKS) == built
     assert mechanism._CHECKS["deploy.mode"].__module__ == "mlplan.checklist._deployment"
 
@@ -67,7 +67,7 @@ def test_a_check_reporting_another_item_fails(sqlite_ws: Workspace) -> None:
         "could not be checked: internal error in the check of monitor.software: "
         "RuntimeError: the check of monitor.software reported monitor.input"
     )
-    assert report.get("monitor.input").state == "missing"  # not built: nothing else reports it
+    assert report.get("monitor.input").state == "missing"  # its own check: nothing stored
 
 
 def test_a_shared_read_that_fails_is_read_once(sqlite_ws: Workspace) -> None:
@@ -99,7 +99,7 @@ def test_a_shared_read_that_fails_is_read_once(sqlite_ws: Workspace) -> None:
             "ValueError: the network is down"
         )
     assert report.get("monitor.output").state == "done"
-    assert report.get("monitor.ml").evidence == (
+    assert report.get("monitor.alerts").evidence == (
         "not built yet: the Monitoring stage comes with mlplan.monitoring"
     )
 
@@ -123,7 +123,7 @@ def test_a_plug_in_provider_still_reports_and_fails_only_what_it_had_not_reporte
     report = status(sqlite_ws)
 
     assert report.get("monitor.software").state == "done"
-    watched = report.get("monitor.input")
+    watched = report.get("monitor.alerts")
     assert (watched.state, watched.evidence) == (
         "failing",
         "could not be checked: internal error in the Monitoring provider: "

@@ -32,7 +32,7 @@ def test_every_item_appears_once_in_stage_order(sqlite_ws: Workspace) -> None:
 
 
 def test_unbuilt_stages_are_missing_and_say_so(sqlite_ws: Workspace) -> None:
-    watched = status(sqlite_ws).get("monitor.ml")
+    watched = status(sqlite_ws).get("monitor.alerts")
     assert watched.state == "missing"
     assert watched.evidence == "not built yet: the Monitoring stage comes with mlplan.monitoring"
 
@@ -163,7 +163,7 @@ def test_item_lookup_names_known_ids() -> None:
 
 def test_an_item_of_a_stage_not_built_yet_says_what_to_do_now(sqlite_ws: Workspace) -> None:
     report = status(sqlite_ws)
-    watched = report.get("monitor.software")
+    watched = report.get("monitor.alerts")
     assert (watched.state, watched.evidence) == (
         "missing",
         "not built yet: the Monitoring stage comes with mlplan.monitoring",

@@ -160,6 +160,7 @@ _BUILTIN_CHECKS = (
     "mlplan.checklist._evaluation",
     "mlplan.checklist._deployment",
     "mlplan.checklist._rollout",
+    "mlplan.checklist._monitoring",
 )
 
 

@@ -57,6 +57,15 @@ def serve(
             "does) in this process; needs --deployment.",
         ),
     ] = False,
+    health_every: Annotated[
+        float,
+        typer.Option(
+            "--health-every",
+            help="Seconds between the health records (CPU, memory, queue, batches) each "
+            "worker writes into the prediction log for mlplan monitor; 0: none.",
+            min=0,
+        ),
+    ] = 0.0,
     project: ProjectOption = None,
 ) -> None:
     """Serve a model over HTTP: /v1/predict, the Open Inference Protocol v2, /metrics, and
@@ -96,6 +105,7 @@ def serve(
             timeout=timeout,
             allow_failed_gates=allow_failed_gates,
             app_factory=APP_FACTORY,
+            health_every=health_every,
         )
 
 

@@ -16,7 +16,43 @@ from mlplan.monitoring._estimate import (
     estimate_performance,
     fit_calibration,
 )
+from mlplan.monitoring._records import (
+    logged_json,
+    logged_number,
+    model_classes,
+    model_failure,
+    read_answers,
+    records_slice_masks,
+    records_table,
+)
+from mlplan.monitoring._windows import (
+    FAMILIES,
+    WHOLE,
+    MonitorResult,
+    MonitorWindow,
+    monitor,
+    stored_windows,
+    window_bounds,
+)
 
-__all__: list[str] = []
-__all__ += ["Calibration", "EstimateResult", "estimable_metrics"]
-__all__ += ["estimate_performance", "fit_calibration"]
+__all__: list[str] = [
+    "FAMILIES",
+    "WHOLE",
+    "Calibration",
+    "EstimateResult",
+    "MonitorResult",
+    "MonitorWindow",
+    "estimable_metrics",
+    "estimate_performance",
+    "fit_calibration",
+    "logged_json",
+    "logged_number",
+    "model_classes",
+    "model_failure",
+    "monitor",
+    "read_answers",
+    "records_slice_masks",
+    "records_table",
+    "stored_windows",
+    "window_bounds",
+]

@@ -26,17 +26,21 @@ Only what the analysis reads is loaded: DuckDB selects the deployment's ``predic
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
-from mlplan.data import slice_masks
 from mlplan.errors import DataError, ParameterError
 from mlplan.modeling import ModelInfo, get_model
+from mlplan.monitoring import (
+    logged_json,
+    model_classes,
+    model_failure,
+    read_answers,
+    records_slice_masks,
+)
 from mlplan.plan import CanaryStep, Plan
 from mlplan.rollout._analysis import Analysis, analyse
 from mlplan.rollout._measures import ArmSample
@@ -231,8 +235,8 @@ def read_arms(
         candidate_rows = [
             r for r in rows if r["kind"] == "prediction" and r["version"] == candidate_version
         ]
-    stable_arm = _arm(stable, stable_rows, classes, _model_classes(ws, stable), specs)
-    candidate_arm = _arm(candidate, candidate_rows, classes, _model_classes(ws, candidate), specs)
+    stable_arm = _arm(stable, stable_rows, classes, model_classes(ws, stable), specs)
+    candidate_arm = _arm(candidate, candidate_rows, classes, model_classes(ws, candidate), specs)
     pairs = _pairs(stable_rows, candidate_rows) if shadow else None
     return Arms(stable_arm, candidate_arm, pairs)
 
@@ -296,7 +300,7 @@ def _arm(
     regression = not classes
     for row in rows:
         status = int(row["status"] or 0)
-        if not 200 <= status < 300 and not _failure(status, row["error"]):
+        if not 200 <= status < 300 and not model_failure(status, row["error"]):
             refused += 1
             continue
         index = len(request_ids)
@@ -305,9 +309,9 @@ def _arm(
         latency.append(float(row["latency_ms"] or 0.0))
         if errors[-1]:
             continue
-        answers = _answers(_loads(row["outputs"]), own_classes)
-        given = _loads(row["inputs"]) if row["inputs"] is not None else None
-        feedback = _loads(row.get("feedback")) or {}
+        answers = read_answers(logged_json(row["outputs"]), own_classes)
+        given = logged_json(row["inputs"]) if row["inputs"] is not None else None
+        feedback = logged_json(row.get("feedback")) or {}
         one = len(answers) == 1
         for position, (label, proba, value) in enumerate(answers):
             row_request.append(index)
@@ -332,7 +336,7 @@ def _arm(
         np.asarray(values, dtype=np.float64) if regression else None,
         _objects(truth, regression),
         _objects(decisions, regression),
-        _masks(records, specs),
+        records_slice_masks(records, specs),
     )
 
 
@@ -341,98 +345,6 @@ def _objects(given: list[Any], regression: bool) -> np.ndarray:
     out = np.empty(len(given), dtype=object)
     for i, value in enumerate(given):
         out[i] = None if value is None else (float(value) if regression else str(value))
-    return out
-
-
-def _failure(status: int, error: Any) -> bool:
-    """Whether a refused request is the model's failure: a 5xx, or a 422 that is not the
-    validator's summary of the client's mistakes (the model could not score inputs that
-    validated)."""
-    if status >= 500:
-        return True
-    if status != 422:
-        return False
-    summary = _loads(error)
-    return not (isinstance(summary, dict) and "by_type" in summary)
-
-
-def _answers(outputs: Any, own_classes: Sequence[str]) -> list[tuple[Any, dict[str, float], float]]:
-    """Each record's label, probabilities by class and value, from ``/v1/predict``'s
-    predictions or an Open Inference answer's tensors (probabilities in the answering
-    model's class order)."""
-    if not isinstance(outputs, list):
-        return []
-    if outputs and isinstance(outputs[0], dict) and "name" in outputs[0] and "data" in outputs[0]:
-        return _tensor_answers(outputs, own_classes)
-    out = []
-    for item in outputs:
-        item = item if isinstance(item, dict) else {}
-        proba = item.get("probabilities")
-        out.append(
-            (
-                None if item.get("label") is None else str(item["label"]),
-                {str(k): _number(v) for k, v in proba.items()} if isinstance(proba, dict) else {},
-                _number(item.get("value")),
-            )
-        )
-    return out
-
-
-def _tensor_answers(
-    tensors: list[dict[str, Any]], own_classes: Sequence[str]
-) -> list[tuple[Any, dict[str, float], float]]:
-    named = {t.get("name"): t.get("data") or [] for t in tensors}
-    if "value" in named:
-        return [(None, {}, _number(v)) for v in named["value"]]
-    labels = named.get("label", [])
-    flat = named.get("probabilities", [])
-    k = len(own_classes)
-    out = []
-    for i, label in enumerate(labels):
-        row = flat[i * k : (i + 1) * k] if k else []
-        proba = {c: _number(p) for c, p in zip(own_classes, row, strict=False)}
-        out.append((None if label is None else str(label), proba, np.nan))
-    return out
-
-
-def _number(value: Any) -> float:
-    """A logged number (null, NaN, or a non-number is NaN)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return float("nan")
-
-
-def _loads(text: Any) -> Any:
-    if text is None or not isinstance(text, str):
-        return text
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
-
-
-def _masks(records: list[Mapping[str, Any]], specs: Sequence[Any]) -> dict[str, dict[str, Any]]:
-    """The masks of each slice over the arm's input records; a slice whose columns the
-    records lack (not a feature, or hashed as personal data: a hash matches no value) has
-    none."""
-    if not specs or not records:
-        return {}
-    columns = sorted({k for r in records for k in r})
-    try:
-        table = pa.table({c: pa.array([r.get(c) for r in records]) for c in columns})
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # one column of mixed types: as text
-        table = pa.table(
-            {
-                c: pa.array([None if r.get(c) is None else str(r.get(c)) for r in records])
-                for c in columns
-            }
-        )
-    out: dict[str, dict[str, Any]] = {}
-    for spec in specs:
-        try:
-            out[spec.name] = slice_masks(table, spec)
-        except DataError:
-            out[spec.name] = {}
     return out
 
 
@@ -465,20 +377,14 @@ def _answered_records(row: dict[str, Any]) -> int:
     status = int(row["status"] or 0)
     if not 200 <= status < 300:
         return 0
-    return len(_answers(_loads(row["outputs"]), ()))
+    return len(read_answers(logged_json(row["outputs"]), ()))
 
 
 def _classes(ws: Workspace, stable: ModelInfo, candidate: ModelInfo) -> list[str]:
     """The classes both models answer with: the stable's, then any other of the candidate's
     (none for a regression)."""
-    mine = _model_classes(ws, stable)
-    return [*mine, *(c for c in _model_classes(ws, candidate) if c not in mine)]
-
-
-def _model_classes(ws: Workspace, info: ModelInfo) -> list[str]:
-    """A package's classes, from its ``metadata.json``."""
-    metadata = json.loads(ws.store.artifacts.path(info.package["metadata.json"]).read_text())
-    return [str(c) for c in metadata.get("classes") or []]
+    mine = model_classes(ws, stable)
+    return [*mine, *(c for c in model_classes(ws, candidate) if c not in mine)]
 
 
 def _min_requests(plan: Plan, rollout: RolloutInfo) -> int:

@@ -20,7 +20,14 @@ from mlplan.serving._keys import (
     revoke_key,
 )
 from mlplan.serving._loadtest import LoadTestReport, ObjectiveCheck, load_test
-from mlplan.serving._log import PiiPolicy, PredictionLog, compaction_leftovers, query_log
+from mlplan.serving._log import (
+    PiiPolicy,
+    PredictionLog,
+    compaction_leftovers,
+    query_log,
+    time_text,
+    window_segments,
+)
 from mlplan.serving._model import ServedModel, load_served_model
 from mlplan.serving._score import ScoreReport, score_file
 from mlplan.serving._serve import (
@@ -80,6 +87,8 @@ __all__ = [
     "serve",
     "serve_warnings",
     "served_model",
+    "time_text",
+    "window_segments",
 ]
 
 __getattr__ = _moved_names(

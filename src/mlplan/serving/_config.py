@@ -66,6 +66,7 @@ class ServeConfig:
     freeze_gc: bool = False  # a server process (mlplan serve) sets it; an app in tests not
     deployment: str | None = None  # the deployment served (mlplan serve --deployment NAME)
     route_refresh_seconds: float = 1.0  # how often a deployment's server reads its rollout
+    health_seconds: float = 0.0  # how often a server logs its health (CPU, memory); 0: never
 
     def to_json(self) -> str:
         """For the environment of worker processes."""

@@ -29,6 +29,7 @@ from mlplan.serving._batcher import Deadlines, MicroBatcher
 from mlplan.serving._compactor import LogCompactor
 from mlplan.serving._config import is_loopback
 from mlplan.serving._feedback import FeedbackValidator
+from mlplan.serving._health import HEALTH_KIND, HealthSampler
 from mlplan.serving._ids import RequestIds
 from mlplan.serving._keys import KeyRing
 from mlplan.serving._log import LOG_DIR, PiiPolicy, PredictionLog, log_key
@@ -56,6 +57,7 @@ class Lifespan:
         self._publishing: list[asyncio.Task[None]] = []
         self._key = b""  # the log's key, once loading read it
         self._stable: tuple[str, ServedModel] | None = None  # loaded, not yet batched
+        self._health = HealthSampler(self._queued)
 
     @contextlib.asynccontextmanager
     async def __call__(self, app: Any) -> AsyncIterator[None]:
@@ -104,6 +106,8 @@ class Lifespan:
                     self._not_ready(exc)
             if state.ready and state.compactor is not None:
                 state.compactor.start()  # what earlier servers left, then each closed segment
+            if state.ready and state.log is not None and self.config.health_seconds > 0:
+                self._publishing.append(asyncio.create_task(self._write_health()))
         finally:
             state.loaded.set()
 
@@ -247,10 +251,33 @@ class Lifespan:
             max_queue_rows=config.max_queue_rows,
             inline_rows=0 if shadow else 64,
             timeout_seconds=config.request_timeout_seconds,
-            observe=None if shadow else self.metrics.observe_batch,
+            observe=None if shadow else self._observe_batch,
         )
         await batcher.start()
         return Arm(ref, model, records, TensorValidator(model.signature, records), batcher)
+
+    def _observe_batch(self, requests: int, rows: int) -> None:
+        self.metrics.observe_batch(requests, rows)
+        self._health.observe_batch(requests, rows)
+
+    async def _write_health(self) -> None:
+        """Every ``health_seconds``, this process's health as a record of its log."""
+        state, config = self.state, self.config
+        assert state.log is not None and state.model is not None
+        while True:
+            await asyncio.sleep(config.health_seconds)
+            with contextlib.suppress(Exception):  # a full disk must not stop the server
+                state.log.record(
+                    kind=HEALTH_KIND,
+                    request_id=f"{self._health.writer}-{self._health.samples}",
+                    model=state.model.name,
+                    version=state.model.version,
+                    route="health",
+                    status=200,
+                    latency_ms=0.0,
+                    outputs=self._health.sample(),
+                    deployment=config.deployment,
+                )
 
     async def _stop_routing(self) -> None:
         """Stop following the store, then every arm's batcher (in-flight requests get their

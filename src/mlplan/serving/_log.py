@@ -58,6 +58,8 @@ __all__ = [
     "log_files",
     "log_key",
     "query_log",
+    "time_text",
+    "window_segments",
     "write_failure",
 ]
 
@@ -289,6 +291,9 @@ class PredictionLog:
     on_rotate
         Called (in the writer's thread; it must be quick) after each segment is closed: a
         server wakes its compactor with it.
+    clock
+        What stamps each record's ``time`` (default: now, in UTC); a test of windows hours
+        apart sets it.
     """
 
     def __init__(
@@ -301,6 +306,7 @@ class PredictionLog:
         segment_seconds: float = 3600.0,
         pii: PiiPolicy | None = None,
         on_rotate: Callable[[], None] | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         if mode not in {"acked", "async"}:
             raise UsageError(f"deployment.logging.mode must be acked or async; got {mode!r}")
@@ -308,6 +314,7 @@ class PredictionLog:
         self.segment_bytes = segment_bytes
         self.segment_seconds = segment_seconds
         self._on_rotate = on_rotate
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         folder.mkdir(parents=True, exist_ok=True)
         self.pii = pii or PiiPolicy(frozenset())
         if self.pii.columns and not self.pii.key:
@@ -387,7 +394,7 @@ class PredictionLog:
         entry = {
             "kind": kind,
             "request_id": request_id,
-            "time": dt.datetime.now(dt.UTC).isoformat(),
+            "time": self._clock().astimezone(dt.UTC).isoformat(),
             "model": model,
             "version": version,
             "route": route,
@@ -788,8 +795,154 @@ def _newest_time(path: Path) -> str | None:
     return newest
 
 
-def query_log(folder: Path, sql: str) -> Any:
-    """Run ``sql`` over the log as the table ``predictions`` (DuckDB); an Arrow table."""
+def query_log(
+    folder: Path,
+    sql: str,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> Any:
+    """Run ``sql`` over the log as the table ``predictions`` (DuckDB); an Arrow table.
+
+    Without ``since`` and ``until`` every segment is loaded. With either, the query reads
+    only records of ``[since, until)`` (its own ``WHERE`` must say so, on ``time`` as text,
+    as :func:`time_text` writes a bound): DuckDB reads the Parquet segments itself, allowed
+    those files and no other, the filter pushed into the scan (row groups whose time
+    statistics miss it are skipped, only the columns the query names are read, streaming),
+    and of the JSONL segments only those that can hold such a record are parsed
+    (:func:`window_segments`). A log of millions of records is never loaded whole.
+
+    Raises
+    ------
+    DataError
+        The query fails.
+    """
+
+    if since is None and until is None:
+        return _query_all(folder, sql)
+    parquet, jsonl = window_segments(folder, since=since, until=until)
+    con = _reading_connection(parquet)
+    try:
+        parts = [_read_segment(p) for p in jsonl]
+        # Always the log's whole schema: segments written before a column existed read it as
+        # null through the union by name.
+        con.register("_jsonl", pa.concat_tables(parts) if parts else _schema().empty_table())
+        if parquet:
+            listed = ", ".join(_sql_text(str(p)) for p in parquet)
+            con.execute(
+                f"CREATE TEMP VIEW predictions AS SELECT * FROM _jsonl UNION ALL BY NAME "
+                f"SELECT * FROM read_parquet([{listed}], union_by_name = true)"
+            )
+        else:
+            con.execute("CREATE TEMP VIEW predictions AS SELECT * FROM _jsonl")
+        return con.sql(sql).to_arrow_table()
+    except Exception as exc:  # duckdb raises many error types; all mean "this query fails"
+        raise DataError(f"the query failed: {str(exc).splitlines()[0]}") from None
+    finally:
+        con.close()
+
+
+def _reading_connection(files: list[Path]) -> Any:
+    """An in-memory DuckDB connection that may read ``files`` and nothing else (external
+    access disabled, settings locked, as ``sandboxed_duckdb``): its own Parquet reader is
+    streaming and parallel, and skips row groups by their statistics."""
+    import duckdb  # on use: it is heavy to import, and a server never needs it
+
+    con = duckdb.connect(
+        config={"autoload_known_extensions": False, "autoinstall_known_extensions": False}
+    )
+    try:
+        if files:
+            listed = ", ".join(_sql_text(str(p.resolve())) for p in files)
+            con.execute(f"SET allowed_paths = [{listed}]")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except Exception:
+        con.close()
+        raise
+    return con
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _read_segment(path: Path) -> Any:
+    """A JSONL segment as an Arrow table; from its Parquet copy when a compaction took it
+    since it was listed."""
+    try:
+        return _read_jsonl(path)
+    except FileNotFoundError:
+        return pq.read_table(path.with_suffix(".parquet"), schema=_schema())
+
+
+def time_text(moment: dt.datetime) -> str:
+    """``moment`` as the writer stamps a record's ``time`` (ISO 8601 in UTC), so that a
+    bound compares with the records as text, which sorts as time does, and DuckDB can push it
+    into the scan of the Parquet segments.
+
+    Examples
+    --------
+    >>> time_text(dt.datetime(2026, 12, 1, 10, tzinfo=dt.timezone(dt.timedelta(hours=2))))
+    '2026-12-01T08:00:00+00:00'
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).isoformat()
+
+
+_STAMP_SLACK = dt.timedelta(minutes=10)
+"""How far a segment's times may stray from what its first record and its modification time
+say: a record is stamped when its request is answered and written by a later group commit,
+and a shared file system stamps files with its own clock."""
+
+
+def window_segments(
+    folder: Path, *, since: dt.datetime | None = None, until: dt.datetime | None = None
+) -> tuple[list[Path], list[Path]]:
+    """The segments under ``folder`` (every writer's) a query of ``[since, until)`` reads:
+    every Parquet segment (DuckDB skips their row groups by their statistics), and the JSONL
+    segments that can hold a record of the window. A segment last written before ``since``
+    cannot (a record is stamped before it is written), nor one whose first record is past
+    ``until``, each by more than ``_STAMP_SLACK`` (records of a segment are in time order
+    only to within the writer's queue; a shared file system's clock may differ from the
+    writers'). A segment whose Parquet copy is complete (a
+    compaction in its last step) is read once, from the copy."""
+    parquet = sorted(folder.rglob("seg-*.parquet"))
+    jsonl = []
+    for path in sorted(folder.rglob("seg-*.jsonl")):
+        if path.with_suffix(".parquet").exists():
+            continue
+        try:
+            if since is not None and _mtime(path) < since - _STAMP_SLACK:
+                continue
+            first = _first_time(path)
+        except OSError:  # compacted and deleted meanwhile: its copy was listed, or is new
+            continue
+        if until is not None and first is not None and first - _STAMP_SLACK >= until:
+            continue
+        jsonl.append(path)
+    return parquet, jsonl
+
+
+def _mtime(path: Path) -> dt.datetime:
+    return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+
+
+def _first_time(path: Path) -> dt.datetime | None:
+    """The time of a JSONL segment's first record (None: empty, or not readable as one)."""
+    with path.open("rb") as handle:
+        line = handle.readline(1 << 20)
+    try:
+        stamp = json.loads(line)["time"]
+        found = dt.datetime.fromisoformat(stamp)
+    except (ValueError, KeyError, TypeError):
+        return None
+    return found if found.tzinfo is not None else found.replace(tzinfo=dt.UTC)
+
+
+def _query_all(folder: Path, sql: str) -> Any:
+    """:func:`query_log` over every segment, loaded."""
 
     # One model's folder, or the folder of every model's log.
     parquet = sorted(folder.rglob("seg-*.parquet"))

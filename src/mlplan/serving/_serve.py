@@ -132,9 +132,11 @@ def serve(
     timeout: float = 10.0,
     allow_failed_gates: bool = False,
     app_factory: str = PLAIN_APP,
+    health_every: float = 0.0,
 ) -> None:
     """Serve ``model`` on ``host:port`` until stopped (SIGINT or SIGTERM drain in-flight
-    requests first).
+    requests first). Each worker writes a ``health`` record into its log every
+    ``health_every`` seconds (0: never), for monitoring.
 
     Each worker process makes its app by calling ``app_factory`` (``module:function``, no
     arguments; it reads the configuration with ``ServeConfig.from_env()``): the plain
@@ -144,7 +146,8 @@ def serve(
     Raises
     ------
     ParameterError
-        A bad port, timeout or worker count, or a non-loopback host with no auth.
+        A bad port, timeout, worker count or health interval, or a non-loopback host with
+        no auth.
     UsageError
         A metrics folder holding an earlier run's metrics.
     """
@@ -155,6 +158,8 @@ def serve(
         raise ParameterError("timeout", f"{{param}} must be positive; got {timeout}")
     if workers < 1:
         raise ParameterError("workers", f"{{param}} must be 1 or more; got {workers}")
+    if health_every < 0:
+        raise ParameterError("health_every", f"{{param}} must not be negative; got {health_every}")
     if ws.plan.deployment.security.auth == "none" and not is_loopback(host):
         raise ParameterError(
             "host",
@@ -174,6 +179,7 @@ def serve(
         request_timeout_seconds=timeout,
         freeze_gc=True,
         deployment=deployment,
+        health_seconds=health_every,
     )
     os.environ[CONFIG_ENV] = config.to_json()
     with _shared_metrics(workers):

@@ -40,6 +40,7 @@ __all__ = [
     "LabelReportRecord",
     "ModelRecord",
     "ModelReportRecord",
+    "MonitorWindowRecord",
     "ProjectRecord",
     "RolloutEventRecord",
     "RolloutLeaseRecord",
@@ -492,3 +493,28 @@ class RolloutLeaseRecord(Base):
     acquired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     renewed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class MonitorWindowRecord(Base):
+    """One family of a monitoring window (``mlplan monitor``): a deployment's (or, with
+    ``deployment`` NULL, a model's whole log's) records answered by one package ``version``
+    (its hash's first 12 hex) in ``[window_start, window_end)``, within one ``slice`` value
+    (``all``: every record), their metrics as JSON, how many samples they rest on, and the
+    ``monitor`` run that computed them. A window computed again replaces its rows (same
+    deployment, model, version and window)."""
+
+    __tablename__ = "monitor_windows"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    deployment: Mapped[str | None] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(64))
+    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    window_end: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    slice: Mapped[str] = mapped_column(String(300))
+    family: Mapped[str] = mapped_column(String(20))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    samples: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))  # the monitor run
+    computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,211 @@
+"""The Monitoring items from the windows ``mlplan monitor`` stored: the software, input,
+output, ML and business families of each deployment's windows (every record's, not a
+slice's). An item is done once each deployment has windows of its family that show what
+the item asks for; the alerts come with #15's second part."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mlplan.checklist._status import ItemStatus, StatusContext, check
+from mlplan.monitoring import WHOLE, MonitorWindow, stored_windows
+from mlplan.workspace import list_deployments
+
+__all__ = [
+    "monitor_business",
+    "monitor_input",
+    "monitor_ml",
+    "monitor_output",
+    "monitor_software",
+]
+
+_FEEDBACK = "POST /v1/feedback"
+
+
+def _windows(context: StatusContext, family: str) -> dict[str, list[MonitorWindow]]:
+    """Each deployment's stored windows of ``family`` over every record, oldest first (a
+    deployment with none: an empty list)."""
+
+    def read() -> dict[str, list[MonitorWindow]]:
+        return {
+            d.name: [w for w in stored_windows(context.ws, deployment=d.name) if w.slice == WHOLE]
+            for d in list_deployments(context.ws)
+        }
+
+    every = context.memo("monitor_windows", read)
+    return {d: [w for w in found if w.family == family] for d, found in every.items()}
+
+
+def _family_status(
+    context: StatusContext,
+    item_id: str,
+    family: str,
+    shows: Callable[[MonitorWindow], bool],
+    said: Callable[[MonitorWindow], str],
+    lacking: str,
+    next_step: str,
+) -> ItemStatus:
+    """Done when every deployment has a window of ``family`` that ``shows`` what the item
+    asks (the newest such window ``said`` as evidence); else missing, naming what lacks."""
+    found = _windows(context, family)
+    if not found:
+        return context.status(
+            item_id,
+            "missing",
+            "no deployment yet: nothing live to monitor",
+            "deploy a cleared model: mlplan deploy MODEL",
+        )
+    done, missing, first = [], [], None
+    for deployment, windows in found.items():
+        shown = [w for w in windows if shows(w)]
+        if shown:
+            done.append(f"{deployment}: {said(shown[-1])}")
+            continue
+        first = first or deployment
+        if windows:
+            plural = "" if len(windows) == 1 else "s"
+            missing.append(f"{deployment}: {len(windows)} window{plural}, {lacking}")
+        else:
+            missing.append(f"{deployment}: no monitoring window stored")
+    if missing:
+        return context.status(
+            item_id, "missing", "; ".join(missing + done), next_step.format(deployment=first)
+        )
+    return context.status(item_id, "done", "; ".join(done))
+
+
+def _at(w: MonitorWindow) -> str:
+    return f"window of {w.start:%Y-%m-%d %H:%M}"
+
+
+def _number(value: object) -> str:
+    return "—" if not isinstance(value, int | float) else f"{value:.3g}"
+
+
+@check("monitor.software")
+def monitor_software(context: StatusContext) -> ItemStatus:
+    """Each deployment's latency, throughput and errors are measured in stored windows (and,
+    where its servers log their health, CPU, memory and queue depth)."""
+    return _family_status(
+        context,
+        "monitor.software",
+        "software",
+        lambda w: w.samples > 0,
+        _software_said,
+        "none with requests",
+        "measure it: mlplan monitor {deployment} (its servers started with --health-every 10 "
+        "log CPU, memory and queue depth too)",
+    )
+
+
+def _software_said(w: MonitorWindow) -> str:
+    cpu = w.metrics.get("cpu_percent")
+    return (
+        f"{_at(w)}: {w.samples} requests, p99 {_number(w.metrics.get('latency_p99_ms'))} ms, "
+        f"errors {_number(w.metrics.get('error_rate'))}, "
+        + (
+            f"CPU {_number(cpu)}%"
+            if cpu is not None
+            else "no CPU or memory (serve with --health-every)"
+        )
+    )
+
+
+@check("monitor.input")
+def monitor_input(context: StatusContext) -> ItemStatus:
+    """Each deployment's inputs are measured against a training reference (a feature's
+    out-of-range share or unseen values in a stored window)."""
+
+    def referenced(w: MonitorWindow) -> bool:
+        features = w.metrics.get("features") or {}
+        return any("out_of_range" in f or "unseen" in f for f in features.values())
+
+    return _family_status(
+        context,
+        "monitor.input",
+        "input",
+        referenced,
+        lambda w: (
+            f"{_at(w)}: {len(w.metrics.get('features') or {})} features held against "
+            "the training reference"
+        ),
+        "their inputs measured without a training reference",
+        "measure inputs with mlplan monitor {deployment}; the comparison with training needs "
+        "the model package's training reference (#15, being built)",
+    )
+
+
+@check("monitor.output")
+def monitor_output(context: StatusContext) -> ItemStatus:
+    """Each deployment's outputs are measured and product events are joined to them."""
+    return _family_status(
+        context,
+        "monitor.output",
+        "output",
+        lambda w: bool(w.metrics.get("events")),
+        lambda w: (
+            f"{_at(w)}: null rate {_number(w.metrics.get('null_rate'))}, events "
+            + ", ".join(
+                f"{name} {_number(e.get('rate'))}"
+                for name, e in sorted(w.metrics["events"].items())
+            )
+        ),
+        "no product event joined to their answers",
+        f"send product events with feedback ({_FEEDBACK} "
+        '{{"request_id": ..., "events": [{{"name": "redo_search"}}]}}), then mlplan monitor '
+        "{deployment}",
+    )
+
+
+@check("monitor.ml")
+def monitor_ml(context: StatusContext) -> ItemStatus:
+    """Each deployment's ML metrics are computed from feedback labels."""
+    primary = context.ws.plan.metrics.primary_metric
+    name = primary.name if primary is not None else None
+
+    def said(w: MonitorWindow) -> str:
+        metrics = w.metrics.get("metrics") or {}
+        shown = name if name in metrics else next(iter(metrics), None)
+        figure = f", {shown} {_number(metrics.get(shown))}" if shown else ""
+        return f"{_at(w)}: {w.samples} labelled{figure}"
+
+    return _family_status(
+        context,
+        "monitor.ml",
+        "ml",
+        lambda w: w.samples > 0,
+        said,
+        "no feedback label on their answers",
+        f"send the true labels as they come ({_FEEDBACK} "
+        '{{"request_id": ..., "label": ...}}), then mlplan monitor {deployment}',
+    )
+
+
+@check("monitor.business")
+def monitor_business(context: StatusContext) -> ItemStatus:
+    """Each deployment's business values (feedback ``value``, or events named as the plan's
+    business metrics) are summed per window."""
+
+    def counted(w: MonitorWindow) -> bool:
+        metrics = w.metrics.get("metrics") or {}
+        return any((m or {}).get("count") for m in metrics.values())
+
+    def said(w: MonitorWindow) -> str:
+        metrics = w.metrics.get("metrics") or {}
+        return f"{_at(w)}: " + ", ".join(
+            f"{name} {_number(m.get('sum'))} over {m.get('count')}"
+            for name, m in metrics.items()
+            if m.get("count")
+        )
+
+    return _family_status(
+        context,
+        "monitor.business",
+        "business",
+        counted,
+        said,
+        "no business value in their feedback",
+        f"send business values with feedback ({_FEEDBACK} "
+        '{{"request_id": ..., "value": 12.5}}, or events named as the plan\'s business '
+        "metrics), then mlplan monitor {deployment}",
+    )

@@ -1,0 +1,549 @@
+"""Monitoring windows (``mlplan monitor``): a deployment's traffic, or a model's whole log,
+cut into tumbling windows and measured per package version, family and slice value, then
+stored (a window computed again replaces its rows).
+
+Windows are whole and aligned on the epoch: with ``--window 1h`` they start on the hour,
+``since`` is taken back to the start of its window and ``until`` on to the end of its own,
+so the same window always has the same bounds. ``until`` defaults to now (the window under
+way is measured as far as it goes, its throughput over the time it has run), ``since`` to
+24 windows before.
+
+The families: ``software`` (requests, throughput, latency percentiles, error rates by status,
+rows and bytes per request; with the servers' health records, CPU, memory, queue depth and
+batch sizes; aggregated by DuckDB, for every record only), ``input``,
+``output``, ``ml`` and ``business`` (``_families.py``, for every record and within each value
+of the plan's slices). Drift against the training reference and the estimated ML metrics
+before labels are each called from one place below (``_feature_drift``,
+``_estimated_ml``), built by the parts of #15 that own them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+
+from mlplan.errors import DeploymentNotFoundError, ParameterError
+from mlplan.modeling import ModelInfo, list_models
+from mlplan.monitoring._families import (
+    Model,
+    WindowSample,
+    business_family,
+    input_family,
+    ml_family,
+    output_family,
+    read_sample,
+)
+from mlplan.monitoring._read import LogSubject, answered_rows, health_rows, software_rows
+from mlplan.monitoring._records import model_classes
+from mlplan.store import MonitorWindowRecord, utcnow
+from mlplan.workspace import Workspace, list_deployments, parse_duration
+
+__all__ = [
+    "FAMILIES",
+    "WHOLE",
+    "MonitorResult",
+    "MonitorWindow",
+    "monitor",
+    "stored_windows",
+    "window_bounds",
+]
+
+FAMILIES = ("software", "input", "output", "ml", "business")
+"""The families measured per window (the estimated ML metrics join them once built)."""
+WHOLE = "all"
+"""The slice value of every record of a window."""
+_DEFAULT_WINDOWS = 24
+_MAX_WINDOWS = 10_000
+
+
+@dataclass(frozen=True)
+class MonitorWindow:
+    """One family of one window: the records of ``model`` at ``version`` (its package's
+    hash's first 12 hex) in ``[start, end)`` within the slice value ``slice`` (``all``: every
+    record), its metrics, and how many samples they rest on (requests for the software and
+    business families, records for input and output, labelled records for ML)."""
+
+    start: dt.datetime
+    end: dt.datetime
+    model: str
+    version: str
+    slice: str
+    family: str
+    metrics: Mapping[str, Any]
+    samples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "model": self.model,
+            "version": self.version,
+            "slice": self.slice,
+            "family": self.family,
+            "samples": self.samples,
+            "metrics": dict(self.metrics),
+        }
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    """What ``mlplan monitor`` measured: whose records (a deployment's, or a model's whole
+    log), the window length and bounds, every window's families, and notes on what could not
+    be measured and what to do about it."""
+
+    deployment: str | None
+    model: str | None
+    window: str
+    since: dt.datetime
+    until: dt.datetime
+    windows: tuple[MonitorWindow, ...]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def subject(self) -> str:
+        """``deployment NAME`` or ``model NAME``."""
+        if self.deployment is not None:
+            return f"deployment {self.deployment}"
+        return f"model {self.model}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "deployment": self.deployment,
+            "model": self.model,
+            "window": self.window,
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "windows": [w.to_dict() for w in self.windows],
+            "notes": list(self.notes),
+        }
+
+
+def window_bounds(
+    window: str,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[float, dt.datetime, dt.datetime]:
+    """The window's length in seconds and the whole windows' bounds (see the module's notes).
+
+    Raises
+    ------
+    ParameterError
+        A window that is not a duration (``90s``, ``30m``, ``1h``, ``1d``) or not positive;
+        ``since`` not before ``until``; more than 10,000 windows.
+
+    Examples
+    --------
+    >>> utc = dt.timezone.utc
+    >>> seconds, start, end = window_bounds(
+    ...     "1h", since=dt.datetime(2026, 12, 1, 10, 30, tzinfo=utc),
+    ...     until=dt.datetime(2026, 12, 1, 12, 5, tzinfo=utc))
+    >>> seconds, start.isoformat(), end.isoformat()
+    (3600.0, '2026-12-01T10:00:00+00:00', '2026-12-01T13:00:00+00:00')
+    """
+    seconds = parse_duration(window, param="window").total_seconds()
+    if seconds <= 0:
+        raise ParameterError("window", f"{{param}} must be longer than 0; got {window!r}")
+    end = _utc(until) if until is not None else _utc(now or utcnow())
+    start = (
+        _utc(since) if since is not None else end - _DEFAULT_WINDOWS * dt.timedelta(seconds=seconds)
+    )
+    if start >= end:
+        raise ParameterError(
+            "since",
+            f"{{param}} {start.isoformat()} is not before until {end.isoformat()}; "
+            "give an earlier {param} or a later until",
+        )
+    first = math.floor(start.timestamp() / seconds)
+    last = math.ceil(end.timestamp() / seconds)
+    if last - first > _MAX_WINDOWS:
+        raise ParameterError(
+            "window",
+            f"{{param}} {window} cuts {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} into "
+            f"{last - first} windows, more than {_MAX_WINDOWS}; give a longer {{param}} "
+            "or a shorter span",
+        )
+    return seconds, _at(first * seconds), _at(last * seconds)
+
+
+def monitor(
+    ws: Workspace,
+    name: str | None = None,
+    *,
+    window: str = "1h",
+    since: dt.datetime | str | None = None,
+    until: dt.datetime | str | None = None,
+    reference: Mapping[str, Any] | None = None,
+    store: bool = True,
+) -> MonitorResult:
+    """Measure the deployment ``name`` (default: ``production``, else the only deployment)
+    or the model ``name`` (every record of its log) window by window, and store the windows
+    (``store``; a ``monitor`` run), replacing any computed before with the same bounds.
+
+    ``since`` and ``until`` are times (text: ISO 8601, UTC unless it says otherwise) or, as
+    text, durations before now (``2h``). ``reference`` is the training reference the input
+    family compares with (its form in ``_families.input_family``); without one, unseen
+    categories and out-of-range values are left out, with a note.
+
+    Raises
+    ------
+    DeploymentNotFoundError
+        ``name`` is neither a deployment nor a model (listing both).
+    ParameterError
+        A malformed window, or ``since`` not before ``until``.
+    DataError
+        A log the query cannot read.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from mlplan.plan import render_plan
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (root / "mlplan.yaml").write_text(render_plan("churn", task="binary", target="y"))
+    >>> monitor(Workspace(root, store_url="sqlite://"), "production")
+    Traceback (most recent call last):
+    ...
+    mlplan.errors.DeploymentNotFoundError: no deployment or model 'production'; ...
+    """
+    now = utcnow()
+    subject = _subject(ws, name)
+    seconds, start, end = window_bounds(
+        window,
+        since=_moment(since, "since", now),
+        until=_moment(until, "until", now),
+        now=now,
+    )
+    notes: list[str] = []
+    software = software_rows(ws, subject, since=start, until=end, seconds=seconds)
+    if not software:
+        notes.append(
+            f"no predictions in {ws.relative(subject.folder(ws))} for {_described(subject)} "
+            f"from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC; "
+            + (
+                f"serve it (mlplan serve --deployment {subject.deployment}) and send requests, "
+                if subject.deployment is not None
+                else f"serve it (mlplan serve {subject.model}) and send requests, "
+            )
+            + "or give an earlier --since"
+        )
+        return MonitorResult(
+            subject.deployment, subject.model, window, start, end, (), tuple(notes)
+        )
+    if reference is None:
+        notes.append(
+            "input: no training reference, so no unseen categories, out-of-range values or "
+            "drift; the model's package holds none yet (train it again once #15's reference "
+            "is built)"
+        )
+    health = {
+        (int(r["bucket"]), r["model"], r["version"]): r
+        for r in health_rows(ws, subject, since=start, until=end, seconds=seconds)
+    }
+    if not health:
+        notes.append(
+            "software: no health records, so no CPU, memory, queue depth or batch sizes; "
+            "serve with mlplan serve --health-every 10 to log them"
+        )
+    notes += _feature_drift(reference)
+    notes += _estimated_ml()
+    models = list_models(ws, versions=True)
+    specs = list(ws.plan.slices)
+    windows: list[MonitorWindow] = []
+    for bucket in sorted({int(r["bucket"]) for r in software}):
+        w_start, w_end = _at(bucket * seconds), _at((bucket + 1) * seconds)
+        elapsed = (min(w_end, now) - w_start).total_seconds()
+        answered = answered_rows(ws, subject, since=w_start, until=w_end)
+        for row in (r for r in software if int(r["bucket"]) == bucket):
+            found = health.get((bucket, row["model"], row["version"]))
+            windows.append(_software(row, found, w_start, w_end, elapsed))
+            model = _model_of(ws, models, row["model"], row["version"])
+            sample = read_sample(_rows_of(answered, row["model"], row["version"]), model, specs)
+            windows += _families(sample, model, reference, w_start, w_end, row)
+    if store:
+        parameters = {
+            "deployment": subject.deployment,
+            "model": subject.model,
+            "window": window,
+            "since": start.isoformat(),
+            "until": end.isoformat(),
+            "reference": reference is not None,
+        }
+        answering = sorted({(w.model, w.version) for w in windows})
+        packages = [(n, v, _package(models, n, v)) for n, v in answering]
+        read = [
+            (p.ref, p.package_sha256) if p is not None else (f"{n} ({v})", None)
+            for n, v, p in packages
+        ]
+        _store(ws, subject, windows, parameters, read)
+    return MonitorResult(
+        subject.deployment, subject.model, window, start, end, tuple(windows), tuple(notes)
+    )
+
+
+def _rows_of(answered: pa.Table, model: str, version: str) -> Iterator[dict[str, Any]]:
+    """The records one package version answered, a batch at a time (never every record of a
+    window as Python objects at once)."""
+    mine = pc.and_(
+        pc.equal(answered.column("model"), model), pc.equal(answered.column("version"), version)
+    )
+    for batch in answered.filter(mine).to_batches(max_chunksize=8192):
+        yield from batch.to_pylist()
+
+
+def _moment(given: dt.datetime | str | None, param: str, now: dt.datetime) -> dt.datetime | None:
+    """A time given as a time, as ISO 8601 text, or as a duration before ``now``."""
+    if given is None or isinstance(given, dt.datetime):
+        return given
+    try:
+        return now - parse_duration(given, param=param)
+    except ParameterError:
+        pass
+    try:
+        return _utc(dt.datetime.fromisoformat(given.strip()))
+    except ValueError:
+        raise ParameterError(
+            param,
+            f"{{param}} takes a time (ISO 8601, e.g. 2026-12-01T10:00, UTC unless it says "
+            f"otherwise) or a duration before now (e.g. 2h, 7d); got {given!r}",
+        ) from None
+
+
+def _feature_drift(reference: Mapping[str, Any] | None) -> list[str]:
+    """The call site of drift against the training reference: ``feature_drift`` (#15, the
+    reference's part) is not built yet."""
+    return ["input drift: not built yet (#15: feature_drift against the training reference)"]
+
+
+def _estimated_ml() -> list[str]:
+    """The call site of the estimated ML metrics before labels (#15, confidence-based
+    performance estimation): not built yet."""
+    return ["estimated ML metrics before labels: not built yet (#15: the performance estimate)"]
+
+
+def _described(subject: LogSubject) -> str:
+    if subject.deployment is not None:
+        return f"deployment {subject.deployment}"
+    return f"model {subject.model}"
+
+
+def _subject(ws: Workspace, name: str | None) -> LogSubject:
+    """Whose records ``name`` means: a deployment's, else a model's (a model's ``@version``
+    is ignored: the log names versions by hash and every one is measured)."""
+    deployments = [d.name for d in list_deployments(ws)]
+    if name is None:
+        if "production" in deployments or len(deployments) != 1:
+            name = "production"
+        else:
+            name = deployments[0]
+    if name in deployments:
+        return LogSubject(name, None)
+    wanted = name.split("@", 1)[0]
+    models = sorted({m.name for m in list_models(ws)})
+    if wanted in models:
+        return LogSubject(None, wanted)
+    raise DeploymentNotFoundError(
+        f"no deployment or model {name!r}; deployments: {', '.join(deployments) or 'none'}; "
+        f"models: {', '.join(models) or 'none'} (deploy one with mlplan deploy MODEL)"
+    )
+
+
+def _package(models: Sequence[ModelInfo], name: str, version: str) -> ModelInfo | None:
+    """The stored package version that answered (by its logged hash), if any."""
+    for info in models:
+        if info.name == name and info.package_sha256[:12] == version:
+            return info
+    return None
+
+
+def _model_of(ws: Workspace, models: Sequence[ModelInfo], name: str, version: str) -> Model:
+    """What the families need of the package that answered (by its logged hash)."""
+    classes: list[str] = []
+    found = _package(models, name, version)
+    if found is not None:
+        classes = model_classes(ws, found)
+    else:
+        for info in sorted(models, key=lambda m: -m.version):  # a package no longer stored
+            if info.name == name:
+                classes = model_classes(ws, info)
+                break
+    plan = ws.plan
+    kind = "regression" if not classes else ("binary" if len(classes) == 2 else "multiclass")
+    positive = plan.positive_class if plan.positive_class in classes else None
+    if positive is None and kind == "binary":
+        positive = classes[1]
+    return Model(
+        kind,  # type: ignore[arg-type]
+        tuple(classes),
+        positive,
+        tuple(m.name for m in plan.metrics.ml),
+        tuple(m.name for m in plan.metrics.business),
+    )
+
+
+def _software(
+    row: Mapping[str, Any],
+    health: Mapping[str, Any] | None,
+    start: dt.datetime,
+    end: dt.datetime,
+    elapsed: float,
+) -> MonitorWindow:
+    requests = int(row["requests"])
+    p50, p90, p99 = row["latency_ms"] or (None, None, None)
+    statuses = {str(k): int(v) for k, v in sorted(_pairs(row["statuses"]))}
+    metrics = {
+        "requests": requests,
+        "throughput_rps": requests / elapsed if elapsed > 0 else None,
+        "latency_p50_ms": p50,
+        "latency_p90_ms": p90,
+        "latency_p99_ms": p99,
+        "error_rate": int(row["errors"]) / requests,
+        "client_error_rate": int(row["client_errors"]) / requests,
+        "server_error_rate": int(row["server_errors"]) / requests,
+        "statuses": statuses,
+        "rows_per_request": row["rows_per_request"],
+        "bytes_per_request": row["bytes_per_request"],
+    }
+    if health is not None:  # the servers' own records (mlplan serve --health-every)
+        metrics |= {k: v for k, v in health.items() if k not in ("model", "version", "bucket")}
+    return MonitorWindow(
+        start, end, row["model"], row["version"], WHOLE, "software", metrics, requests
+    )
+
+
+def _pairs(value: Any) -> Iterator[tuple[Any, Any]]:
+    """A DuckDB map as Arrow hands it over: pairs, or a dict."""
+    if isinstance(value, dict):
+        yield from value.items()
+    else:
+        yield from value or []
+
+
+def _families(
+    sample: WindowSample,
+    model: Model,
+    reference: Mapping[str, Any] | None,
+    start: dt.datetime,
+    end: dt.datetime,
+    software: Mapping[str, Any],
+) -> list[MonitorWindow]:
+    """The row families of one window and version, for every record and each slice value."""
+    groups: list[tuple[str, np.ndarray]] = [(WHOLE, np.arange(sample.rows))]
+    for masks in sample.slices.values():
+        groups += [(value, np.flatnonzero(mask)) for value, mask in masks.items()]
+    out = []
+    for value, rows in groups:
+        inputs = input_family(sample, rows, reference)
+        if value == WHOLE:  # the request's own volume, from the query
+            inputs["bytes_per_request"] = software["bytes_per_request"]
+            inputs["rows_per_request"] = software["rows_per_request"]
+        outputs = output_family(sample, rows, model)
+        ml = ml_family(sample, rows, model)
+        business = business_family(sample, rows, model)
+        found = (
+            ("input", inputs, len(rows)),
+            ("output", outputs, len(rows)),
+            ("ml", ml, int(ml["labelled"])),
+            ("business", business, int(business["metrics"]["value"]["count"])),
+        )
+        out += [
+            MonitorWindow(start, end, software["model"], software["version"], value, f, m, n)
+            for f, m, n in found
+        ]
+    return out
+
+
+def _store(
+    ws: Workspace,
+    subject: LogSubject,
+    windows: Sequence[MonitorWindow],
+    parameters: Mapping[str, Any],
+    models: Sequence[tuple[str, str | None]],
+) -> None:
+    """Record a ``monitor`` run and write the windows, each replacing the rows of the same
+    deployment (or model's whole log), model, version and bounds, in one transaction."""
+    with ws.write() as session, ws.record("monitor", parameters, session=session) as run:
+        if subject.deployment is not None:
+            run.input("deployment", subject.deployment)
+        for ref, sha256 in models:
+            run.input("model", ref, sha256=sha256)
+        project = ws.project_id(session)
+        same = sa.and_(
+            MonitorWindowRecord.project_id == project,
+            MonitorWindowRecord.deployment.is_(None)
+            if subject.deployment is None
+            else MonitorWindowRecord.deployment == subject.deployment,
+        )
+        for key in sorted({(w.model, w.version, w.start, w.end) for w in windows}):
+            session.execute(
+                sa.delete(MonitorWindowRecord).where(
+                    same,
+                    MonitorWindowRecord.model == key[0],
+                    MonitorWindowRecord.version == key[1],
+                    MonitorWindowRecord.window_start == key[2],
+                    MonitorWindowRecord.window_end == key[3],
+                )
+            )
+        session.add_all(
+            MonitorWindowRecord(
+                project_id=project,
+                deployment=subject.deployment,
+                model=w.model,
+                version=w.version,
+                window_start=w.start,
+                window_end=w.end,
+                slice=w.slice,
+                family=w.family,
+                metrics=dict(w.metrics),
+                samples=w.samples,
+                run_id=run.id,
+            )
+            for w in windows
+        )
+
+
+def stored_windows(
+    ws: Workspace, *, deployment: str | None = None, family: str | None = None
+) -> list[MonitorWindow]:
+    """The stored windows, oldest first (``deployment``, ``family``: only those)."""
+    query = ws.select(MonitorWindowRecord)
+    if deployment is not None:
+        query = query.where(MonitorWindowRecord.deployment == deployment)
+    if family is not None:
+        query = query.where(MonitorWindowRecord.family == family)
+    query = query.order_by(MonitorWindowRecord.window_start, MonitorWindowRecord.id)
+    with ws.store.transaction() as session:
+        return [
+            MonitorWindow(
+                _utc(r.window_start),
+                _utc(r.window_end),
+                r.model,
+                r.version,
+                r.slice,
+                r.family,
+                r.metrics,
+                r.samples,
+            )
+            for r in session.scalars(query)
+        ]
+
+
+def _at(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """A time in UTC (a naive one is taken as UTC, as the store writes them)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)

@@ -1,0 +1,70 @@
+"""``mlplan monitor``: the windows as a table and as JSON, and bad input named by its flag."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from tests.conftest import ok
+
+from mlplan.modeling import get_model
+from mlplan.serving import PredictionLog, log_folder
+from mlplan.workspace import Workspace
+
+DAY = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
+
+
+def _traffic(ws: Workspace) -> None:
+    """40 answers for production, from 10:00 of DAY a minute apart, a tenth failing."""
+    times = iter(DAY + dt.timedelta(hours=10, minutes=i) for i in range(100))
+    version = get_model(ws, "logistic-1").package_sha256[:12]
+    with PredictionLog(log_folder(ws, "logistic-1"), clock=lambda: next(times)) as log:
+        for i in range(40):
+            done = log.record(
+                kind="prediction",
+                request_id=f"{i:032x}",
+                model="logistic-1",
+                version=version,
+                route="/v1/predict",
+                status=500 if i % 10 == 0 else 200,
+                latency_ms=2.0 + i,
+                inputs=[{"region": ("north", "south")[i % 2], "age": 30 + i}],
+                outputs=None
+                if i % 10 == 0
+                else [{"label": "1", "probabilities": {"0": 0.3, "1": 0.7}}],
+                deployment="production",
+            )
+            assert done is not None
+            done.result(timeout=30)
+
+
+def test_monitor_prints_the_windows_and_their_slices(cli: Any, watched: Workspace) -> None:
+    _traffic(watched)
+    span = ("--since", "2026-11-30T10:00", "--until", "2026-11-30T11:00", "--window", "30m")
+    shown = ok(cli("monitor", *span)).stdout
+    assert (
+        "deployment production: windows of 30m from 2026-11-30 10:00 to 2026-11-30 11:00" in shown
+    )
+    assert "2026-11-30 10:00" in shown and "2026-11-30 10:30" in shown
+    assert "region=north" in shown and "no training reference" in shown
+    answer = json.loads(ok(cli("monitor", "production", *span, "--json")).stdout)
+    software = [w for w in answer["windows"] if w["family"] == "software"]
+    assert [w["samples"] for w in software] == [30, 10]
+    assert software[0]["metrics"]["server_error_rate"] == 3 / 30
+    assert software[0]["metrics"]["statuses"] == {"200": 27, "500": 3}
+
+
+def test_monitor_names_the_flag_at_fault(cli: Any, watched: Workspace) -> None:
+    bad = cli("monitor", "--window", "5x")
+    assert bad.exit_code == 2
+    assert "--window takes a duration such as 90s, 30m, 1h or 2d; got '5x'" in bad.stderr
+    late = cli("monitor", "--since", "2026-12-02", "--until", "2026-12-01")
+    assert late.exit_code == 2
+    assert "--since 2026-12-02T00:00:00+00:00 is not before until" in late.stderr
+    garbled = cli("monitor", "--until", "yesterday")
+    assert garbled.exit_code == 2 and "--until takes a time (ISO 8601" in garbled.stderr
+    unknown = cli("monitor", "staging")
+    assert unknown.exit_code == 1 and "no deployment or model 'staging'" in unknown.stderr
+    empty = ok(cli("monitor", "--since", "2026-11-30T00:00", "--until", "2026-11-30T02:00"))
+    assert "note: no predictions in .mlplan/predictions for deployment production" in empty.stdout
