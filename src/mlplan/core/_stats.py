@@ -13,9 +13,10 @@ only; tests compare every function here with SciPy's on the same data).
     missing values where they count them.
   - :func:`ks_2samp`, the two-sample Kolmogorov–Smirnov test with SciPy's asymptotic p-value
     (``scipy.stats.ks_2samp(a, b, method="asymp")``), and :func:`ks_weighted`, the same test
-    against a reference given as weighted values (exact counts, or a KLL sketch's retained
-    items and weights): with a sketch of normalised rank error ε, its CDF is within ε of the
-    reference's at every point, so the statistic is within ε of the exact one.
+    against a reference given as weighted values (exact counts, or quantiles with the rows
+    each stands for, or a sketch's retained items): with a summary whose CDF is within ε of
+    the reference's at every point (its rank error), the statistic is within ε of the exact
+    one.
   - :func:`chi2_counts`, the chi-square test of homogeneity of two count vectors over the
     same categories (``scipy.stats.chi2_contingency`` on the 2×k table, without Yates'
     correction): both the reference and the window are samples, and a category the reference
@@ -246,9 +247,9 @@ def ks_weighted(
 ) -> KSResult:
     """The Kolmogorov–Smirnov test of ``sample`` (NaN left out) against a reference given
     as sorted ``values`` with ``weights`` (how many reference rows each stands for: exact
-    counts, or a KLL sketch's retained items), drawn from ``rows`` reference rows (default:
-    the weights' sum). With exact counts it equals :func:`ks_2samp` on the rows themselves;
-    with a sketch of normalised rank error ε the statistic is within ε of that.
+    counts, or quantiles, or a sketch's retained items), drawn from ``rows`` reference rows
+    (default: the weights' sum). With exact counts it equals :func:`ks_2samp` on the rows
+    themselves; with a summary of rank error ε the statistic is within ε of that.
 
     The statistic is the largest gap between the two CDFs at any value of either; the p-value
     is SciPy's asymptotic one for samples of ``len(sample)`` and ``rows`` rows.
