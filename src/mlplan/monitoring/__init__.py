@@ -9,4 +9,24 @@ canary and shadow analyses use its statistics)."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from mlplan.monitoring._drift import (
+    LARGE_ROWS,
+    MIN_EXPECTED,
+    MIN_ROWS,
+    DriftMethod,
+    DriftReport,
+    FeatureDrift,
+    feature_drift,
+    output_drift,
+)
+
+__all__: list[str] = [
+    "LARGE_ROWS",
+    "MIN_EXPECTED",
+    "MIN_ROWS",
+    "DriftMethod",
+    "DriftReport",
+    "FeatureDrift",
+    "feature_drift",
+    "output_drift",
+]
