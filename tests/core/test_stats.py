@@ -184,3 +184,11 @@ def test_psi_on_the_reference_deciles_equals_the_textbook_sum(rng: np.random.Gen
     assert np.all(np.abs(expected - 2_000) <= 1)  # deciles: equal shares of the reference
     assert psi(expected, actual) == pytest.approx(_reference_psi(expected, actual), rel=1e-12)
     assert psi(expected, np.r_[actual[:-1], 0]) > psi(expected, actual)  # an empty bin counts
+
+
+@pytest.mark.parametrize("edges", [1, 9, 32, 33, 200])
+def test_bin_counts_put_a_value_on_an_edge_above_it(rng: np.random.Generator, edges: int) -> None:
+    values = rng.integers(0, 50, 10_000).astype(float)  # many values sit on an edge
+    cuts = np.unique(rng.integers(0, 50, edges).astype(float))
+    expected = np.bincount(np.digitize(values, cuts), minlength=len(cuts) + 1)
+    assert bin_counts(values, cuts).tolist() == expected.tolist()

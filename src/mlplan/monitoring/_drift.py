@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlplan.core import chi2_counts, jensenshannon, kolmogorov_sf, ks_weighted, psi
+from mlplan.core import bin_counts, chi2_counts, jensenshannon, kolmogorov_sf, ks_weighted, psi
 from mlplan.errors import DataError
 from mlplan.modeling import CategoricalReference, NumericReference, TrainingReference
 from mlplan.plan import MonitoringSpec
@@ -336,10 +336,9 @@ def _numeric(
             drifted=p_value is not None and p_value < threshold,
             error_bound=ref.rank_error,
         )
-    edges = np.asarray(ref.edges)
-    counts = np.bincount(np.searchsorted(edges, present, side="right"), minlength=len(edges) + 1)
+    counts = bin_counts(present, np.asarray(ref.edges)).astype(np.float64)
     expected = np.asarray(ref.bin_counts, np.float64)
-    return _compare(common, method, reason, threshold, expected, counts.astype(np.float64))
+    return _compare(common, method, reason, threshold, expected, counts)
 
 
 def _categorical(
