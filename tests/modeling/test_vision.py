@@ -13,7 +13,7 @@ import pytest
 
 from mlplan.data import register_dataset, split_dataset
 from mlplan.errors import DataError, UsageError
-from mlplan.modeling import compare_models, train_model
+from mlplan.modeling import compare_models, train_model, training_reference
 from mlplan.workspace import Workspace
 
 torch = pytest.importorskip("torch", reason="the torch extra is part of make test")
@@ -144,6 +144,11 @@ def test_an_onnx_backbone_is_composed_with_its_head(tmp_path: Path, store_url: s
         model = train_model(ws, family="cnn")
         assert model.parity["passed"] and model.features["backbone"]["format"] == "onnx"
         assert model.metrics["test"]["accuracy"] >= 0.8
+        # Its training reference: the images' sizes and brightness, and its output.
+        reference = training_reference(ws, model)
+        assert set(reference.images) == {"width", "height", "brightness", "contrast"}
+        assert reference.images["brightness"].rows == reference.rows > 0
+        assert reference.output is not None and reference.output.classes == ("0", "1", "2")
         text = ws.plan_path.read_text().replace("  fine_tune: head\n", "")
         ws.plan_path.write_text(text)
         ws.__dict__.pop("plan", None)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from mlplan.core import psi
 from mlplan.data._assign import assign_splits
 from mlplan.data._columns import entity_reason, id_columns
 from mlplan.data._datasheet import column_rows, datasheet_markdown, format_value, metadata_rows
-from mlplan.data._diff import ColumnShift, DatasetDiff, diff_datasets, psi
+from mlplan.data._diff import ColumnShift, DatasetDiff, diff_datasets
 from mlplan.data._images import image_table, profile_images
 from mlplan.data._leakage import Crossing, LeakageReport, check_leakage, leakage_failures
 from mlplan.data._metadata import METADATA_FIELDS, describe_dataset, effective_metadata

@@ -2,7 +2,8 @@
 
 Shifts are measured by the population stability index (PSI) of each common column: numeric
 columns in the first version's deciles, categorical ones per category, missing values as a bin
-of their own. PSI above the plan's ``monitoring.drift_threshold`` (default 0.2) is flagged.
+of their own (:func:`mlplan.core.psi`: each share floored at 1e-4). PSI above the plan's
+``monitoring.drift_threshold`` (default 0.2) is flagged.
 
 Everything comes from the versions' stored profiles, never from their rows: a diff costs the
 same at ten rows and ten million, and needs neither the files nor the snapshots. Each PSI says
@@ -20,30 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from mlplan.core import psi
 from mlplan.data._versions import DatasetVersionInfo, get_dataset
 from mlplan.workspace import Workspace
 
-__all__ = ["ColumnShift", "DatasetDiff", "diff_datasets", "psi"]
+__all__ = ["ColumnShift", "DatasetDiff", "diff_datasets"]
 
-_EPS = 1e-6
 _DECILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-
-
-def psi(expected: np.ndarray, actual: np.ndarray) -> float:
-    """Population stability index of two count vectors over the same bins.
-
-    Examples
-    --------
-    >>> round(psi(np.array([50, 50]), np.array([50, 50])), 6)
-    0.0
-    >>> round(psi(np.array([90, 10]), np.array([50, 50])), 3)
-    0.879
-    """
-    p = expected / max(expected.sum(), 1)
-    q = actual / max(actual.sum(), 1)
-    p = np.clip(p, _EPS, None)
-    q = np.clip(q, _EPS, None)
-    return float(np.sum((q - p) * np.log(q / p)))
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,13 @@ from mlplan.modeling._older import (
     read_predictions,
 )
 from mlplan.modeling._package import run_graph
+from mlplan.modeling._reference import (
+    CategoricalReference,
+    NumericReference,
+    OutputReference,
+    TrainingReference,
+    training_reference,
+)
 from mlplan.modeling._register import PackageDraft, draft_version, register_version
 from mlplan.modeling._resample import bootstrap
 from mlplan.modeling._screen import (
@@ -79,6 +86,7 @@ __all__ = [
     "REGRESSION_METRICS",
     "SCREEN_SAMPLE_ROWS",
     "SEARCH_SPACES",
+    "CategoricalReference",
     "Comparison",
     "ComputeProfile",
     "Family",
@@ -89,14 +97,17 @@ __all__ = [
     "MetricEstimate",
     "ModelFamily",
     "ModelInfo",
+    "NumericReference",
     "OlderSystemInfo",
     "OlderSystemPredictions",
+    "OutputReference",
     "PackageDraft",
     "PackageSignature",
     "PredictionKind",
     "Predictions",
     "SignatureInput",
     "SliceReport",
+    "TrainingReference",
     "aggregate",
     "bootstrap",
     "build_pipeline",
@@ -134,4 +145,5 @@ __all__ = [
     "target_values",
     "train_model",
     "train_models",
+    "training_reference",
 ]

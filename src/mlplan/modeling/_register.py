@@ -23,6 +23,7 @@ from mlplan.modeling._fit import TRAINING_THRESHOLD, JobResult
 from mlplan.modeling._inputs import target_column
 from mlplan.modeling._models import ModelInfo
 from mlplan.modeling._prepare import PreparedSplit
+from mlplan.modeling._reference import REFERENCE_FILE, InputReference, training_reference_of
 from mlplan.modeling._signature import PackageSignature, SignatureInput
 from mlplan.modeling._tabular import tabular_signature, window_signature
 from mlplan.store import ArtifactStore, ModelRecord, RunRecorder, SplitRecord, package_sha256
@@ -45,10 +46,13 @@ def register_model(
     baseline: bool,
     tuning: dict[str, Any] | None,
     signature: PackageSignature | None = None,
+    inputs: InputReference | None = None,
 ) -> ModelInfo:
     """Profile a trained job's package and register it as the family's next model
-    (``gbt-3``), with the run that made it. ``baseline``: trained as the task's baseline;
-    ``signature``: the split's :func:`package_signature`, where it was made already."""
+    (``gbt-3``), with the run that made it and its training reference (``reference.json``).
+    ``baseline``: trained as the task's baseline; ``signature``: the split's
+    :func:`package_signature`, and ``inputs``: its :func:`input_reference`, where they were
+    made already."""
     task = ws.plan.task
     family = result.job.family
     data, split_info = prepared.data, prepared.split
@@ -61,6 +65,7 @@ def register_model(
         training_device=result.device,
     )
     signature = package_signature(prepared) if signature is None else signature
+    reference = training_reference_of(prepared, result.graph, inputs=inputs, seed=result.job.seed)
     metadata = _metadata(ws, prepared, result)
     params = dict(result.params)
     is_baseline = baseline or _quick_and_dirty(task, result, tuning)
@@ -87,6 +92,7 @@ def register_model(
             "metadata.json": json.dumps(
                 metadata | {"name": name, "run_id": run.id}, indent=1, default=str
             ).encode(),
+            REFERENCE_FILE: reference.to_json().encode(),
             **result.native,
         }
         package = _store_files(ws, session, files)

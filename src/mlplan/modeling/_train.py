@@ -26,6 +26,7 @@ from mlplan.modeling._fit import Job
 from mlplan.modeling._inputs import TrainingData
 from mlplan.modeling._models import ModelInfo
 from mlplan.modeling._prepare import prepare_split
+from mlplan.modeling._reference import input_reference
 from mlplan.modeling._register import package_signature, register_model
 from mlplan.modeling._tune import tune as tune_family
 from mlplan.workspace import Workspace
@@ -131,12 +132,13 @@ def train_models(
         baseline=baseline,
         engine=engine,
     )
-    # What training saw of each input, the same for every family: made on a second thread
-    # while the jobs fit (Arrow and NumPy, mostly without the GIL).
+    # What training saw of each input, the same for every family, and its reference profile:
+    # made on a second thread while the jobs fit (Arrow and NumPy, mostly without the GIL).
     with ThreadPoolExecutor(max_workers=1) as pool:
         signature = pool.submit(package_signature, prepared)
+        profiled = pool.submit(input_reference, prepared)
         results = run_jobs(data, jobs, engine)
-        shape = signature.result()
+        shape, inputs = signature.result(), profiled.result()
     return [
         register_model(
             ws,
@@ -145,6 +147,7 @@ def train_models(
             baseline=baseline,
             tuning=tuning.get(result.job.family),
             signature=shape,
+            inputs=inputs,
         )
         for result in results
     ]

@@ -9,6 +9,16 @@ canary and shadow analyses use its statistics)."""
 
 from __future__ import annotations
 
+from mlplan.monitoring._drift import (
+    LARGE_ROWS,
+    MIN_EXPECTED,
+    MIN_ROWS,
+    DriftMethod,
+    DriftReport,
+    FeatureDrift,
+    feature_drift,
+    output_drift,
+)
 from mlplan.monitoring._estimate import (
     Calibration,
     EstimateResult,
@@ -37,19 +47,27 @@ from mlplan.monitoring._windows import (
 
 __all__: list[str] = [
     "FAMILIES",
+    "LARGE_ROWS",
+    "MIN_EXPECTED",
+    "MIN_ROWS",
     "WHOLE",
     "Calibration",
+    "DriftMethod",
+    "DriftReport",
     "EstimateResult",
+    "FeatureDrift",
     "MonitorResult",
     "MonitorWindow",
     "estimable_metrics",
     "estimate_performance",
+    "feature_drift",
     "fit_calibration",
     "logged_json",
     "logged_number",
     "model_classes",
     "model_failure",
     "monitor",
+    "output_drift",
     "read_answers",
     "records_slice_masks",
     "records_table",

@@ -592,8 +592,21 @@ class MonitoringSpec(_Section):
     output: list[MonitorRule] = Field(default_factory=list)
     ml: list[MonitorRule] = Field(default_factory=list)
     business: list[MonitorRule] = Field(default_factory=list)
-    drift_method: Literal["psi", "ks", "chi2"] = "psi"
-    drift_threshold: float = Field(0.2, gt=0)
+    drift_method: Literal["auto", "psi", "ks", "chi2", "jensenshannon"] = Field(
+        "auto",
+        description="How each feature's drift from the training reference is measured. auto: "
+        "by type and rows (numbers: Kolmogorov-Smirnov up to 10,000 rows, PSI on the training "
+        "deciles above; categories: chi-square up to 10,000 rows while every expected count is "
+        "5 or more, else Jensen-Shannon distance); psi, ks, chi2 or jensenshannon: that one "
+        "wherever it applies (ks: categories use chi-square).",
+    )
+    drift_threshold: float = Field(
+        0.2,
+        gt=0,
+        description="Drifted above this PSI (auto's and psi's). Set with drift_method ks or "
+        "chi2: the p-value below which a feature has drifted (else 0.05); with jensenshannon: "
+        "the distance (else 0.1).",
+    )
 
 
 class Modeling(_Section):

@@ -11,10 +11,18 @@ from typing import Any
 
 import numpy as np
 
-from mlplan.core import LOWER_IS_BETTER
+from mlplan.core import (
+    LOWER_IS_BETTER,
+    bin_counts,
+    binomial_cdf,
+    binomial_sf,
+    chi2_sf,
+    normal_sf,
+    psi,
+    quantile_edges,
+)
 from mlplan.errors import MlplanError
 from mlplan.modeling import PredictionKind, Predictions, metrics_for, slice_metrics
-from mlplan.rollout._stats import binomial_cdf, binomial_sf, chi2_sf, normal_sf
 
 __all__ = [
     "GUARD_METRICS",
@@ -25,7 +33,6 @@ __all__ = [
     "View",
     "holds",
     "measure_of",
-    "psi",
     "shift",
     "sliced",
     "summary",
@@ -48,7 +55,6 @@ come on top."""
 
 _BOOTSTRAP = 500
 _PSI_BINS = 10
-_PSI_FLOOR = 1e-4
 
 
 @dataclass(frozen=True)
@@ -332,20 +338,10 @@ def _scores(v: View, setting: Setting) -> np.ndarray:
     return np.asarray(out[np.isfinite(out)], dtype=np.float64)
 
 
-def psi(expected: np.ndarray, actual: np.ndarray) -> float:
-    """The population stability index of ``actual`` against ``expected`` (shares of the same
-    bins): sum of (a - e) ln(a / e), each share floored at 1e-4."""
-    e = np.maximum(expected / max(expected.sum(), 1), _PSI_FLOOR)
-    a = np.maximum(actual / max(actual.sum(), 1), _PSI_FLOOR)
-    return float(np.sum((a - e) * np.log(a / e)))
-
-
 def _binned(stable: np.ndarray, candidate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Counts of both in bins cut at the stable values' deciles."""
-    edges = np.unique(np.quantile(stable, np.linspace(0, 1, _PSI_BINS + 1)[1:-1]))
-    s = np.bincount(np.searchsorted(edges, stable, side="right"), minlength=len(edges) + 1)
-    c = np.bincount(np.searchsorted(edges, candidate, side="right"), minlength=len(edges) + 1)
-    return s.astype(np.float64), c.astype(np.float64)
+    edges = quantile_edges(stable, _PSI_BINS)
+    return bin_counts(stable, edges), bin_counts(candidate, edges)
 
 
 def _psi_of(s: View, c: View, setting: Setting) -> tuple[float | None, str | None]:
