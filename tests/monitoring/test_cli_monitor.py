@@ -47,12 +47,22 @@ def test_monitor_prints_the_windows_and_their_slices(cli: Any, watched: Workspac
         "deployment production: windows of 30m from 2026-11-30 10:00 to 2026-11-30 11:00" in shown
     )
     assert "2026-11-30 10:00" in shown and "2026-11-30 10:30" in shown
-    assert "region=north" in shown and "no training reference" in shown
+    assert "region=north" in shown and "estimated [interval]" in shown
+    assert "not tested (too few rows)" in shown  # 27 and 9 answers: under 30, no test
     answer = json.loads(ok(cli("monitor", "production", *span, "--json")).stdout)
     software = [w for w in answer["windows"] if w["family"] == "software"]
     assert [w["samples"] for w in software] == [30, 10]
     assert software[0]["metrics"]["server_error_rate"] == 3 / 30
     assert software[0]["metrics"]["statuses"] == {"200": 27, "500": 3}
+    whole = [w for w in answer["windows"] if w["slice"] == "all"]
+    (estimated, _) = [w for w in whole if w["family"] == "estimated"]
+    primary = estimated["metrics"]["primary"]
+    assert estimated["samples"] == 27
+    assert set(estimated["metrics"]["metrics"][primary]["estimated"]) == {"value", "low", "high"}
+    (inputs, _) = [w for w in whole if w["family"] == "input"]
+    age = inputs["metrics"]["drift"]["features"]["age"]
+    assert (age["rows"], age["drifted"]) == (27, None) and age["reason"]
+    assert inputs["metrics"]["drift"]["absent"] == ["charges", "gender"]
 
 
 def test_monitor_names_the_flag_at_fault(cli: Any, watched: Workspace) -> None:

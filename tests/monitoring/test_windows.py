@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from mlplan.errors import DeploymentNotFoundError, ParameterError
-from mlplan.modeling import get_model
+from mlplan.modeling import NumericReference, get_model, training_reference
 from mlplan.monitoring import WHOLE, MonitorWindow, monitor, stored_windows
 from mlplan.serving import PredictionLog, log_folder
 from mlplan.workspace import Workspace
@@ -290,20 +290,19 @@ def test_inputs_are_held_against_the_training_reference(
     a, _, clock_a, _ = two_writers
     sent = Sent()
     _traffic(a, watched, clock_a, 10, 90, rng, sent)
-    reference = {
-        "features": {"age": {"min": 18, "max": 60}, "region": {"categories": ["north", "south"]}}
-    }
+    reference = training_reference(watched, "logistic-1")
     span = {"since": DAY + dt.timedelta(hours=10), "until": DAY + dt.timedelta(hours=11)}
-    result = monitor(watched, window="1h", reference=reference, **span)
+    result = monitor(watched, window="1h", **span)
     features = _one(result.windows, 10, "input").metrics["features"]
     answered = [i for i, s in enumerate(sent.statuses[10]) if s == 200]
     ages = np.asarray([20 + i % 50 for i in answered])
-    assert features["age"]["out_of_range"] == pytest.approx(np.mean(ages > 60))
-    east = sum(1 for *_, region in sent.answered[10] if region == "east")
-    assert features["region"]["unseen"] == {"east": east}
-    assert features["region"]["unseen_share"] == pytest.approx(east / len(answered))
-    assert "charges" not in reference["features"] and "out_of_range" not in features["charges"]
-    assert not any("no training reference" in note for note in result.notes)
+    age = reference.inputs["age"]
+    assert isinstance(age, NumericReference) and age.min is not None and age.max is not None
+    outside = (ages < age.min) | (ages > age.max)
+    assert features["age"]["out_of_range"] == pytest.approx(np.mean(outside))
+    assert features["region"]["unseen"] == {}  # training saw north, south and east
+    assert features["region"]["unseen_share"] == 0
+    assert not any("no drift" in note for note in result.notes)
 
 
 def test_a_nested_input_is_counted_by_its_text(

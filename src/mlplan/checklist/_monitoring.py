@@ -113,25 +113,29 @@ def _software_said(w: MonitorWindow) -> str:
 
 @check("monitor.input")
 def monitor_input(context: StatusContext) -> ItemStatus:
-    """Each deployment's inputs are measured against a training reference (a feature's
-    out-of-range share or unseen values in a stored window)."""
+    """Each deployment's inputs are collected and held against the model's training
+    reference: a stored window with each feature's drift computed against it."""
 
     def referenced(w: MonitorWindow) -> bool:
-        features = w.metrics.get("features") or {}
-        return any("out_of_range" in f or "unseen" in f for f in features.values())
+        return bool((w.metrics.get("drift") or {}).get("features"))
+
+    def said(w: MonitorWindow) -> str:
+        drift = w.metrics["drift"]
+        drifted = drift.get("drifted") or []
+        return (
+            f"{_at(w)}: {len(drift['features'])} features held against the training "
+            "reference, " + (f"drifted: {', '.join(drifted)}" if drifted else "none drifted")
+        )
 
     return _family_status(
         context,
         "monitor.input",
         "input",
         referenced,
-        lambda w: (
-            f"{_at(w)}: {len(w.metrics.get('features') or {})} features held against "
-            "the training reference"
-        ),
+        said,
         "their inputs measured without a training reference",
-        "measure inputs with mlplan monitor {deployment}; the comparison with training needs "
-        "the model package's training reference (#15, being built)",
+        "measure inputs with mlplan monitor {deployment}; drift needs the training reference "
+        "each package keeps since #15: train the model again (mlplan train) and deploy it",
     )
 
 

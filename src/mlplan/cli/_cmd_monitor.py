@@ -40,7 +40,8 @@ def monitor(
 ) -> None:
     """Measure a deployment's traffic window by window from the prediction log and the
     feedback — software (latency, throughput, errors by status), inputs (missing values,
-    ranges, categories), outputs (classes, scores, product events), ML metrics once labels
+    ranges, categories, drift against the training reference), outputs (classes, scores,
+    product events, drift), ML metrics estimated before labels and realised once they
     arrive, business values — per slice of the plan, and store the windows."""
     from mlplan.monitoring import monitor as run_monitor
 
@@ -71,8 +72,10 @@ def _print(result: MonitorResult, plan_metrics: Sequence[str], primary: str | No
             "p50 / p99 ms",
             "errors",
             "null",
+            "drifted (method statistic)",
             "labelled",
-            esc(metric or "ML"),
+            f"{esc(metric or 'ML')} estimated {esc('[interval]')}",
+            f"{esc(metric or 'ML')} realised",
             "value",
         )
         for (start, model, version, value), families in by_key.items():
@@ -81,7 +84,16 @@ def _print(result: MonitorResult, plan_metrics: Sequence[str], primary: str | No
             table.add_row(*_row(start, f"{model} ({version})", families, metric))
         console.print(table)
         newest = max(start for start, *_ in by_key)
-        slices = Table("slice value", "records", "null", "labelled", esc(metric or "ML"), "value")
+        slices = Table(
+            "slice value",
+            "records",
+            "null",
+            "drifted",
+            "labelled",
+            f"{esc(metric or 'ML')} estimated",
+            "realised",
+            "value",
+        )
         for (start, _, _, value), families in by_key.items():
             if start == newest and value != "all":
                 cells = _row(start, "", families, metric)
@@ -102,6 +114,8 @@ def _row(
     business = families["business"].metrics if "business" in families else {}
     value = (business.get("metrics") or {}).get("value") or {}
     found = (ml.get("metrics") or {}).get(metric) if metric else None
+    estimated = families["estimated"].metrics if "estimated" in families else {}
+    estimate = ((estimated.get("metrics") or {}).get(metric) or {}).get("estimated")
     return [
         f"{start:%Y-%m-%d %H:%M}",
         esc(model),
@@ -112,10 +126,48 @@ def _row(
         else "",
         _share(software.get("error_rate")),
         _share(output.get("null_rate")),
+        _drifted(families),
         str(ml.get("labelled", "")),
+        _estimate(estimate),
         _number(found),
         _number(value.get("sum")),
     ]
+
+
+def _drifted(families: Mapping[str, MonitorWindow]) -> str:
+    """The features and outputs that drifted, each with its method and statistic ("none":
+    measured, none drifted; "—": no training reference; too few rows: not tested)."""
+    drifts = [
+        found.metrics.get("drift")
+        for family in ("input", "output")
+        if (found := families.get(family)) is not None
+    ]
+    if not any(drifts):
+        return "—"
+    measured = {
+        name: d
+        for drift in drifts
+        if drift
+        for name, d in {**drift.get("features", {}), **drift.get("outputs", {})}.items()
+    }
+    if all(d.get("drifted") is None for d in measured.values()):
+        return "not tested (too few rows)"
+    shown = [
+        f"{esc(name)} ({d.get('method')} {_number(d.get('statistic'))})"
+        for name, d in measured.items()
+        if d.get("drifted")
+    ]
+    return ", ".join(shown) or "none"
+
+
+def _estimate(estimate: Mapping[str, Any] | None) -> str:
+    """An estimate as ``value [low, high]``."""
+    if not estimate or estimate.get("value") is None:
+        return "—"
+    return (
+        f"{_number(estimate['value'])} "
+        f"[{_number(estimate.get('low'))}, {_number(estimate.get('high'))}]"
+    )
 
 
 def _int(families: Mapping[str, MonitorWindow], family: str, key: str) -> str:

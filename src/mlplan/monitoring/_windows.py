@@ -12,9 +12,12 @@ The families: ``software`` (requests, throughput, latency percentiles, error rat
 rows and bytes per request; with the servers' health records, CPU, memory, queue depth and
 batch sizes; aggregated by DuckDB, for every record only), ``input``,
 ``output``, ``ml`` and ``business`` (``_families.py``, for every record and within each value
-of the plan's slices). Drift against the training reference and the estimated ML metrics
-before labels are each called from one place below (``_feature_drift``,
-``_estimated_ml``), built by the parts of #15 that own them.
+of the plan's slices). Each package version's training reference is read once per call
+(``_watch.py``): the input family holds each feature's drift against it (method, reason,
+statistic, p-value, threshold, drifted) and its out-of-range and unseen values, the output
+family the outputs' drift; a classifier's ``estimated`` family holds the plan's ML metrics
+estimated before labels from its calibrated scores, each with its interval and, once
+feedback labels arrive, the realised value (the ML family's) beside it.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ from mlplan.monitoring._families import (
 )
 from mlplan.monitoring._read import LogSubject, answered_rows, health_rows, software_rows
 from mlplan.monitoring._records import model_classes
+from mlplan.monitoring._watch import Watched, drift_of, estimated_of, watched_of
+from mlplan.plan import MonitoringSpec
 from mlplan.store import MonitorWindowRecord, utcnow
 from mlplan.workspace import Workspace, list_deployments, parse_duration
 
@@ -56,8 +61,8 @@ __all__ = [
     "window_bounds",
 ]
 
-FAMILIES = ("software", "input", "output", "ml", "business")
-"""The families measured per window (the estimated ML metrics join them once built)."""
+FAMILIES = ("software", "input", "output", "ml", "estimated", "business")
+"""The families measured per window (``estimated``: a classifier's, with a reference)."""
 WHOLE = "all"
 """The slice value of every record of a window."""
 _DEFAULT_WINDOWS = 24
@@ -184,7 +189,6 @@ def monitor(
     window: str = "1h",
     since: dt.datetime | str | None = None,
     until: dt.datetime | str | None = None,
-    reference: Mapping[str, Any] | None = None,
     store: bool = True,
 ) -> MonitorResult:
     """Measure the deployment ``name`` (default: ``production``, else the only deployment)
@@ -192,9 +196,10 @@ def monitor(
     (``store``; a ``monitor`` run), replacing any computed before with the same bounds.
 
     ``since`` and ``until`` are times (text: ISO 8601, UTC unless it says otherwise) or, as
-    text, durations before now (``2h``). ``reference`` is the training reference the input
-    family compares with (its form in ``_families.input_family``); without one, unseen
-    categories and out-of-range values are left out, with a note.
+    text, durations before now (``2h``). Each package version that answered is held against
+    its own training reference (read once per call; its calibration fitted once); one
+    without gets a note saying what to do, and its windows are measured without drift or
+    estimate.
 
     Raises
     ------
@@ -240,12 +245,6 @@ def monitor(
         return MonitorResult(
             subject.deployment, subject.model, window, start, end, (), tuple(notes)
         )
-    if reference is None:
-        notes.append(
-            "input: no training reference, so no unseen categories, out-of-range values or "
-            "drift; the model's package holds none yet (train it again once #15's reference "
-            "is built)"
-        )
     health = {
         (int(r["bucket"]), r["model"], r["version"]): r
         for r in health_rows(ws, subject, since=start, until=end, seconds=seconds)
@@ -255,9 +254,8 @@ def monitor(
             "software: no health records, so no CPU, memory, queue depth or batch sizes; "
             "serve with mlplan serve --health-every 10 to log them"
         )
-    notes += _feature_drift(reference)
-    notes += _estimated_ml()
     models = list_models(ws, versions=True)
+    watching: dict[tuple[str, str], Watched] = {}
     specs = list(ws.plan.slices)
     windows: list[MonitorWindow] = []
     for bucket in sorted({int(r["bucket"]) for r in software}):
@@ -268,8 +266,14 @@ def monitor(
             found = health.get((bucket, row["model"], row["version"]))
             windows.append(_software(row, found, w_start, w_end, elapsed))
             model = _model_of(ws, models, row["model"], row["version"])
-            sample = read_sample(_rows_of(answered, row["model"], row["version"]), model, specs)
-            windows += _families(sample, model, reference, w_start, w_end, row)
+            key = (row["model"], row["version"])
+            if key not in watching:
+                watching[key] = watched_of(ws, _package(models, *key), model, *key)
+                notes += watching[key].notes
+            sample = read_sample(_rows_of(answered, *key), model, specs)
+            windows += _families(
+                sample, model, watching[key], ws.plan.monitoring, w_start, w_end, row
+            )
     if store:
         parameters = {
             "deployment": subject.deployment,
@@ -277,7 +281,9 @@ def monitor(
             "window": window,
             "since": start.isoformat(),
             "until": end.isoformat(),
-            "reference": reference is not None,
+            "references": sorted(
+                f"{m} ({v})" for (m, v), w in watching.items() if w.reference is not None
+            ),
         }
         answering = sorted({(w.model, w.version) for w in windows})
         packages = [(n, v, _package(models, n, v)) for n, v in answering]
@@ -317,18 +323,6 @@ def _moment(given: dt.datetime | str | None, param: str, now: dt.datetime) -> dt
             f"{{param}} takes a time (ISO 8601, e.g. 2026-12-01T10:00, UTC unless it says "
             f"otherwise) or a duration before now (e.g. 2h, 7d); got {given!r}",
         ) from None
-
-
-def _feature_drift(reference: Mapping[str, Any] | None) -> list[str]:
-    """The call site of drift against the training reference: ``feature_drift`` (#15, the
-    reference's part) is not built yet."""
-    return ["input drift: not built yet (#15: feature_drift against the training reference)"]
-
-
-def _estimated_ml() -> list[str]:
-    """The call site of the estimated ML metrics before labels (#15, confidence-based
-    performance estimation): not built yet."""
-    return ["estimated ML metrics before labels: not built yet (#15: the performance estimate)"]
 
 
 def _described(subject: LogSubject) -> str:
@@ -432,7 +426,8 @@ def _pairs(value: Any) -> Iterator[tuple[Any, Any]]:
 def _families(
     sample: WindowSample,
     model: Model,
-    reference: Mapping[str, Any] | None,
+    watched: Watched,
+    monitoring: MonitoringSpec,
     start: dt.datetime,
     end: dt.datetime,
     software: Mapping[str, Any],
@@ -443,19 +438,37 @@ def _families(
         groups += [(value, np.flatnonzero(mask)) for value, mask in masks.items()]
     out = []
     for value, rows in groups:
-        inputs = input_family(sample, rows, reference)
+        inputs = input_family(sample, rows, watched.limits)
         if value == WHOLE:  # the request's own volume, from the query
             inputs["bytes_per_request"] = software["bytes_per_request"]
             inputs["rows_per_request"] = software["rows_per_request"]
         outputs = output_family(sample, rows, model)
         ml = ml_family(sample, rows, model)
         business = business_family(sample, rows, model)
-        found = (
+        drift = drift_of(sample, rows, model, watched, monitoring)
+        if isinstance(drift, str):
+            inputs["drift_note"] = drift
+        elif drift is not None:
+            inputs["drift"] = {
+                "drifted": [d.feature for d in drift.features if d.drifted],
+                "features": {d.feature: d.to_dict() for d in drift.features},
+                "absent": list(drift.absent),
+            }
+            outputs["drift"] = {
+                "drifted": [d.feature for d in drift.outputs if d.drifted],
+                "outputs": {d.feature: d.to_dict() for d in drift.outputs},
+            }
+        realised = ml["metrics"] if ml["labelled"] else None
+        estimated = estimated_of(sample, rows, model, watched, realised)
+        found = [
             ("input", inputs, len(rows)),
             ("output", outputs, len(rows)),
             ("ml", ml, int(ml["labelled"])),
             ("business", business, int(business["metrics"]["value"]["count"])),
-        )
+        ]
+        if estimated is not None:
+            estimated["labelled"] = int(ml["labelled"])
+            found.insert(3, ("estimated", estimated, int(estimated["rows"])))
         out += [
             MonitorWindow(start, end, software["model"], software["version"], value, f, m, n)
             for f, m, n in found
