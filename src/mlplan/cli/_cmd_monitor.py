@@ -75,7 +75,7 @@ def _print(result: MonitorResult, plan_metrics: Sequence[str], primary: str | No
             "drifted (method statistic)",
             "labelled",
             f"{esc(metric or 'ML')} estimated {esc('[interval]')}",
-            f"{esc(metric or 'ML')} realised",
+            "realised",
             "value",
         )
         for (start, model, version, value), families in by_key.items():
@@ -115,9 +115,11 @@ def _row(
     value = (business.get("metrics") or {}).get("value") or {}
     found = (ml.get("metrics") or {}).get(metric) if metric else None
     estimated = families["estimated"].metrics if "estimated" in families else {}
-    estimate = ((estimated.get("metrics") or {}).get(metric) or {}).get("estimated")
+    shown = _estimate(estimated, metric)
+    if metric not in (estimated.get("metrics") or {}) and estimated.get("primary"):
+        found = (ml.get("metrics") or {}).get(estimated["primary"])  # beside its estimate
     return [
-        f"{start:%Y-%m-%d %H:%M}",
+        _when(start),
         esc(model),
         str(software.get("requests", "")),
         _number(software.get("throughput_rps")),
@@ -128,7 +130,7 @@ def _row(
         _share(output.get("null_rate")),
         _drifted(families),
         str(ml.get("labelled", "")),
-        _estimate(estimate),
+        shown,
         _number(found),
         _number(value.get("sum")),
     ]
@@ -160,14 +162,25 @@ def _drifted(families: Mapping[str, MonitorWindow]) -> str:
     return ", ".join(shown) or "none"
 
 
-def _estimate(estimate: Mapping[str, Any] | None) -> str:
-    """An estimate as ``value [low, high]``."""
+def _estimate(estimated: Mapping[str, Any], metric: str | None) -> str:
+    """The estimate of ``metric`` as ``value [low, high]``; when the plan's metric cannot be
+    estimated (it needs the labels' ranking, as PR AUC does), the estimated family's first
+    metric, named."""
+    metrics = estimated.get("metrics") or {}
+    name = metric if metric in metrics else estimated.get("primary")
+    estimate = (metrics.get(name) or {}).get("estimated") if name else None
     if not estimate or estimate.get("value") is None:
         return "—"
+    named = "" if name == metric else f"{esc(str(name))} "
     return (
-        f"{_number(estimate['value'])} "
+        f"{named}{_number(estimate['value'])} "
         f"[{_number(estimate.get('low'))}, {_number(estimate.get('high'))}]"
     )
+
+
+def _when(start: Any) -> str:
+    """A window's start, to the second when it does not start on a minute."""
+    return f"{start:%Y-%m-%d %H:%M}" + (f":{start:%S}" if start.second else "")
 
 
 def _int(families: Mapping[str, MonitorWindow], family: str, key: str) -> str:
