@@ -182,19 +182,27 @@ def estimated_of(
 ) -> dict[str, Any] | None:
     """The estimated ML metrics of the records ``rows`` before labels, each with its interval
     and, given the ``realised`` ones (the ML family's, once labels arrived), beside them
-    (None: no calibration)."""
+    (None: no calibration; ``note``: why none could be estimated)."""
     calibration = watched.calibration
     if calibration is None or not watched.metrics:
         return None
     proba = _answered_proba(sample, rows, model, calibration.classes)
     if proba is None or not len(proba):
         return {"rows": 0, "primary": watched.metrics[0], "metrics": {}}
-    result = estimate_performance(
-        proba,
-        calibration=calibration,
-        metrics=watched.metrics,
-        threshold=watched.threshold,
-    )
+    try:
+        result = estimate_performance(
+            proba,
+            calibration=calibration,
+            metrics=watched.metrics,
+            threshold=watched.threshold,
+        )
+    except MlplanError as error:  # scores the calibration cannot take
+        return {
+            "rows": len(proba),
+            "primary": watched.metrics[0],
+            "metrics": {},
+            "note": str(error),
+        }
     out = result.to_dict(realised=realised)
     out["primary"] = watched.metrics[0]
     return out
