@@ -48,6 +48,7 @@ def test_monitor_prints_the_windows_and_their_slices(cli: Any, watched: Workspac
     )
     assert "2026-11-30 10:00" in shown and "2026-11-30 10:30" in shown
     assert "region=north" in shown and "estimated [interval]" in shown
+    assert "drifted against the training reference" in shown
     assert "not tested (too few rows)" in shown  # 27 and 9 answers: under 30, no test
     answer = json.loads(ok(cli("monitor", "production", *span, "--json")).stdout)
     software = [w for w in answer["windows"] if w["family"] == "software"]

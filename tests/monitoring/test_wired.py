@@ -123,6 +123,7 @@ def test_drift_and_estimate_against_the_packages_own_reference(watched: Workspac
         low, value, high = (entry["estimated"][k] for k in ("low", "value", "high"))
         assert low <= value <= high
         assert entry["realised"] == pytest.approx(ml.metrics["metrics"][name])
+    assert "drift" not in _one(result.windows, 11, "input", "region=north").metrics
     north = _one(result.windows, 11, "estimated", "region=north")
     assert north.samples == 100 and set(north.metrics["metrics"]) == set(
         estimated.metrics["metrics"]

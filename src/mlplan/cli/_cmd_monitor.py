@@ -56,10 +56,11 @@ def monitor(
 def _print(result: MonitorResult, plan_metrics: Sequence[str], primary: str | None) -> None:
     console.print(
         f"[bold]{esc(result.subject)}[/]: windows of {esc(result.window)} from "
-        f"{result.since:%Y-%m-%d %H:%M} to {result.until:%Y-%m-%d %H:%M} UTC",
+        f"{_when(result.since)} to {_when(result.until)} UTC",
         highlight=False,
     )
-    metric = primary or (plan_metrics[0] if plan_metrics else None)
+    metric = _shown_metric(result, primary or (plan_metrics[0] if plan_metrics else None))
+    name = esc(metric or "ML")
     by_key: dict[tuple[Any, ...], dict[str, MonitorWindow]] = {}
     for w in result.windows:
         by_key.setdefault((w.start, w.model, w.version, w.slice), {})[w.family] = w
@@ -72,25 +73,28 @@ def _print(result: MonitorResult, plan_metrics: Sequence[str], primary: str | No
             "p50 / p99 ms",
             "errors",
             "null",
-            "drifted (method statistic)",
             "labelled",
-            f"{esc(metric or 'ML')} estimated {esc('[interval]')}",
-            "realised",
+            f"{name} estimated {esc('[interval]')}",
+            f"{name} realised",
             "value",
         )
+        drifts = []
         for (start, model, version, value), families in by_key.items():
             if value != "all":
                 continue
             table.add_row(*_row(start, f"{model} ({version})", families, metric))
+            drifts.append(f"{_when(start)} {esc(model)}: {_drifted(families)}")
         console.print(table)
+        console.print("drifted against the training reference (method statistic):")
+        for line in drifts:
+            console.print(f"  {line}", highlight=False)
         newest = max(start for start, *_ in by_key)
         slices = Table(
             "slice value",
             "records",
             "null",
-            "drifted",
             "labelled",
-            f"{esc(metric or 'ML')} estimated",
+            f"{name} estimated",
             "realised",
             "value",
         )
@@ -99,10 +103,20 @@ def _print(result: MonitorResult, plan_metrics: Sequence[str], primary: str | No
                 cells = _row(start, "", families, metric)
                 slices.add_row(esc(value), _int(families, "output", "records"), *cells[6:])
         if slices.row_count:
-            console.print(f"slices, window from {newest:%Y-%m-%d %H:%M}:")
+            console.print(f"slices, window from {_when(newest)}:")
             console.print(slices)
     for note in result.notes:
         console.print(f"note: {esc(note)}", highlight=False)
+
+
+def _shown_metric(result: MonitorResult, metric: str | None) -> str | None:
+    """The plan's primary metric, or — when it cannot be estimated (PR AUC needs the labels'
+    ranking) — the first the estimate holds, so the estimate and the realised value show the
+    same metric side by side."""
+    estimated = [w.metrics for w in result.windows if w.family == "estimated"]
+    if not estimated or any(metric in (m.get("metrics") or {}) for m in estimated):
+        return metric
+    return next((m["primary"] for m in estimated if m.get("primary")), metric)
 
 
 def _row(
@@ -115,9 +129,7 @@ def _row(
     value = (business.get("metrics") or {}).get("value") or {}
     found = (ml.get("metrics") or {}).get(metric) if metric else None
     estimated = families["estimated"].metrics if "estimated" in families else {}
-    shown = _estimate(estimated, metric)
-    if metric not in (estimated.get("metrics") or {}) and estimated.get("primary"):
-        found = (ml.get("metrics") or {}).get(estimated["primary"])  # beside its estimate
+    estimate = ((estimated.get("metrics") or {}).get(metric) or {}).get("estimated")
     return [
         _when(start),
         esc(model),
@@ -128,9 +140,8 @@ def _row(
         else "",
         _share(software.get("error_rate")),
         _share(output.get("null_rate")),
-        _drifted(families),
         str(ml.get("labelled", "")),
-        shown,
+        _estimate(estimate),
         _number(found),
         _number(value.get("sum")),
     ]
@@ -138,14 +149,14 @@ def _row(
 
 def _drifted(families: Mapping[str, MonitorWindow]) -> str:
     """The features and outputs that drifted, each with its method and statistic ("none":
-    measured, none drifted; "—": no training reference; too few rows: not tested)."""
+    measured, none drifted; no training reference or too few rows: said)."""
     drifts = [
         found.metrics.get("drift")
         for family in ("input", "output")
         if (found := families.get(family)) is not None
     ]
     if not any(drifts):
-        return "—"
+        return "not measured (no training reference)"
     measured = {
         name: d
         for drift in drifts
@@ -162,18 +173,12 @@ def _drifted(families: Mapping[str, MonitorWindow]) -> str:
     return ", ".join(shown) or "none"
 
 
-def _estimate(estimated: Mapping[str, Any], metric: str | None) -> str:
-    """The estimate of ``metric`` as ``value [low, high]``; when the plan's metric cannot be
-    estimated (it needs the labels' ranking, as PR AUC does), the estimated family's first
-    metric, named."""
-    metrics = estimated.get("metrics") or {}
-    name = metric if metric in metrics else estimated.get("primary")
-    estimate = (metrics.get(name) or {}).get("estimated") if name else None
+def _estimate(estimate: Mapping[str, Any] | None) -> str:
+    """An estimate as ``value [low, high]``."""
     if not estimate or estimate.get("value") is None:
         return "—"
-    named = "" if name == metric else f"{esc(str(name))} "
     return (
-        f"{named}{_number(estimate['value'])} "
+        f"{_number(estimate['value'])} "
         f"[{_number(estimate.get('low'))}, {_number(estimate.get('high'))}]"
     )
 
@@ -189,7 +194,9 @@ def _int(families: Mapping[str, MonitorWindow], family: str, key: str) -> str:
 
 
 def _number(value: Any) -> str:
-    return "—" if value is None else f"{value:.3g}"
+    if value is None:
+        return "—"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
 def _share(value: Any) -> str:

@@ -14,8 +14,9 @@ batch sizes; aggregated by DuckDB, for every record only), ``input``,
 ``output``, ``ml`` and ``business`` (``_families.py``, for every record and within each value
 of the plan's slices). Each package version's training reference is read once per call
 (``_watch.py``): the input family holds each feature's drift against it (method, reason,
-statistic, p-value, threshold, drifted) and its out-of-range and unseen values, the output
-family the outputs' drift; a classifier's ``estimated`` family holds the plan's ML metrics
+statistic, p-value, threshold, drifted; over every record, not per slice: a slice is not
+the training population) and its out-of-range and unseen values, the output family the
+outputs' drift; a classifier's ``estimated`` family holds the plan's ML metrics
 estimated before labels from its calibrated scores, each with its interval and, once
 feedback labels arrive, the realised value (the ML family's) beside it.
 """
@@ -445,7 +446,9 @@ def _families(
         outputs = output_family(sample, rows, model)
         ml = ml_family(sample, rows, model)
         business = business_family(sample, rows, model)
-        drift = drift_of(sample, rows, model, watched, monitoring)
+        # Drift over every record only: a slice's values against the whole training
+        # reference would show the slice, not a drift (gender=female "drifts" on gender).
+        drift = drift_of(sample, rows, model, watched, monitoring) if value == WHOLE else None
         if isinstance(drift, str):
             inputs["drift_note"] = drift
         elif drift is not None:
