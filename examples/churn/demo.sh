@@ -127,6 +127,16 @@ step "Traffic: the controller rolls it back on its own once its outputs fail the
   traffic --until promoted,rolled_back,paused,aborted
 step "Every rollout of production, and the last one move by move: who, why, and the figures that decided it" \
   bash -c "'$mlplan' rollout history production > history.txt; grep '^#' history.txt; sed -n '/^#[0-9]* canary of logistic-2/,\$p' history.txt | tail -n +2"
+# ── Monitoring: drift, the estimate before labels beside the realised metric, business ─────
+monitoring_started=$SECONDS
+step "Monitored traffic: a window as usual, then one with north's prices up by 40; the outcomes (and the revenue of the customers called who stayed) come after" \
+  bash -c "'$python' '$here/traffic.py' 'http://127.0.0.1:$port' .app-key.json .admin-key.json data/customers_2026-12.csv --monitored 6 > monitored.txt; tail -n +2 monitored.txt"
+read -r since until < monitored.txt
+step "The monitor over those windows: the drifted feature, the estimate beside the realised metric, the business sum" \
+  "$mlplan" monitor production --window 6s --since "$since" --until "$until"
+step "The input item of the checklist, from the stored windows" \
+  bash -c "'$mlplan' status --json | '$python' -c 'import json, sys; (i,) = [i for i in json.load(sys.stdin)[\"items\"] if i[\"id\"] == \"monitor.input\"]; print(i[\"state\"], \"-\", i[\"evidence\"])'"
+echo "(the monitoring section took $((SECONDS - monitoring_started)) s)"
 printf '\n\033[1m── SIGTERM: in-flight requests finish, the log is flushed, the server stops\033[0m\n'
 kill -TERM "$server"
 wait "$server" || true  # uvicorn re-raises SIGTERM after its graceful shutdown
