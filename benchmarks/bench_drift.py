@@ -44,6 +44,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_serving import _ensure_venv
+
 ROOT = Path(__file__).resolve().parents[1]
 EVIDENTLY_VENV = ROOT / "build" / "bench-evidently"
 # Evidently 0.7.23 (Apache-2.0) with the pandas 2 it is built for.
@@ -81,25 +84,6 @@ print(json.dumps({"seconds": seconds, "peak_bytes": peak, "drifted": verdicts,
 # Evidently's per-column choices set to mlplan's at this size (see the module's docstring).
 MATCHED = {"num_method": "psi", "num_threshold": 0.2, "cat_method": "jensenshannon",
            "cat_threshold": 0.1}  # fmt: skip
-
-
-def _ensure_venv(venv: Path, requirements: list[str]) -> Path:
-    """The venv's Python, made and installed on first use; reinstalled if its pins changed or
-    an earlier install did not finish (the stamp is written last)."""
-    python = venv / "bin" / "python"
-    stamp = venv / "bench-requirements.txt"
-    wanted = "\n".join(requirements) + "\n"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    if not stamp.exists() or stamp.read_text() != wanted:
-        print(f"installing {' '.join(requirements)} into {venv}", flush=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             *requirements],
-            check=True,
-        )  # fmt: skip
-        stamp.write_text(wanted)
-    return python
 
 
 def make_frames(rows: int, seed: int = 7) -> tuple[pa.Table, pa.Table, list[str]]:
