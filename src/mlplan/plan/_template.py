@@ -531,8 +531,7 @@ def _monitoring(metrics: list[tuple[str, str, float | None]], spread: float | No
         "  input:",
         "    - {name: input-drift, metric: drift_psi_max, op: '>', threshold: 0.2, window: 1d}",
         "  output:",
-        "    - {name: null-outputs, metric: null_output_rate, op: '>', threshold: 0.01, "
-        "window: 1h}",
+        "    - {name: null-outputs, metric: null_rate, op: '>', threshold: 0.01, window: 1h}",
         f"  ml: [{{name: primary-metric, metric: {primary}, op: '{'<' if maximize else '>'}', "
         f"threshold: {alarm}, window: 7d}}]{why}",
         "  business: []",
