@@ -84,7 +84,8 @@ def prometheus_rules(plan: Plan, *, job: str = "mlplan") -> PrometheusRules:
     Examples
     --------
     >>> from mlplan.plan import Plan
-    >>> plan = Plan.model_validate({"project": {"name": "churn"}, "monitoring": {"software": [
+    >>> plan = Plan.model_validate({"project": {"name": "churn"}, "task": "binary",
+    ...     "target": "churned", "monitoring": {"software": [
     ...     {"name": "slow", "metric": "latency_p99_ms", "threshold": 250, "window": "5m"}]}})
     >>> rule = prometheus_rules(plan).document["groups"][0]["rules"][0]
     >>> rule["alert"], rule["for"], rule["labels"]["severity"]

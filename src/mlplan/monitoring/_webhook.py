@@ -128,10 +128,10 @@ def _refusal(address: str) -> str | None:
         return "a loopback address"
     if ip.is_link_local:
         return "a link-local address"
-    if ip.is_private or (isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT):
-        return "a private-range address"
     if ip.is_unspecified or ip.is_multicast or ip.is_reserved:
         return "an unspecified, multicast or reserved address"
+    if ip.is_private or (isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT):
+        return "a private-range address"
     return None
 
 
