@@ -211,3 +211,18 @@ def test_alerts_on_each_backend(ws: Workspace) -> None:
     (opened,) = check_alerts(ws, now=CHECKED).opened
     assert ack_alert(ws, opened.id, by="Priya").state == "acknowledged"
     assert [a.id for a in list_alerts(ws, state="acknowledged")] == [opened.id]
+
+
+def test_two_rules_of_one_family_with_one_name_are_refused_where_the_plan_loads(
+    watched: Workspace,
+) -> None:
+    from mlplan.errors import PlanError
+    from mlplan.plan import load_plan
+
+    set_rules(watched, RULES.replace("name: slow", "name: errors"))
+    with pytest.raises(PlanError) as refused:
+        load_plan(watched.plan_path)
+    (problem,) = refused.value.problems
+    assert "monitoring.software" in problem
+    assert "rule name 'errors' appears twice; give each its own" in problem
+    assert re.search(r"mlplan\.yaml:\d+", problem), problem

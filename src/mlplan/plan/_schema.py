@@ -643,6 +643,16 @@ class MonitoringSpec(_Section):
         "the distance (else 0.1).",
     )
 
+    @field_validator("software", "input", "output", "ml", "business")
+    @classmethod
+    def _unique_names(cls, rules: list[MonitorRule]) -> list[MonitorRule]:
+        seen: set[str] = set()
+        for rule in rules:
+            if rule.name in seen:  # an alert is kept per rule name: two would share it
+                raise ValueError(f"rule name {rule.name!r} appears twice; give each its own")
+            seen.add(rule.name)
+        return rules
+
 
 class Modeling(_Section):
     """How models are built: families to try, features, seeds and search budgets."""
