@@ -226,3 +226,21 @@ def test_two_rules_of_one_family_with_one_name_are_refused_where_the_plan_loads(
     assert "monitoring.software" in problem
     assert "rule name 'errors' appears twice; give each its own" in problem
     assert re.search(r"mlplan\.yaml:\d+", problem), problem
+
+
+def test_a_rule_on_a_plan_slice_is_evaluated_on_each_of_its_values(watched: Workspace) -> None:
+    set_rules(
+        watched,
+        """monitoring:
+  software: []
+  output:
+    - {name: nulls, metric: null_rate, op: '>=', threshold: 0.0, slice: region, min_samples: 5}
+""",
+    )
+    traffic(watched)
+    result = check_alerts(watched, now=CHECKED)
+    assert [(o.slice, o.outcome, o.samples) for o in result.outcomes] == [
+        ("region=north", "fired", 16),
+        ("region=south", "fired", 20),
+    ]
+    assert sorted(a.slice for a in result.opened) == ["region=north", "region=south"]

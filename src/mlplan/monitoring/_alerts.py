@@ -5,8 +5,9 @@ the plan's webhook.
 A rule (``monitoring.FAMILY[i]`` in ``mlplan.yaml``) names a ``metric`` of its family's windows
 as ``mlplan monitor --json`` shows them, nested keys joined by dots (``latency_p99_ms``,
 ``error_rate``, ``features.age.missing``, ``metrics.accuracy``, ``metrics.value.sum``), a
-comparison ``op`` and ``threshold``, the ``window`` length, a ``slice`` value (default: every
-record), its ``severity`` and ``min_samples``. For each rule its family's newest whole window
+comparison ``op`` and ``threshold``, the ``window`` length, a ``slice`` (default: every
+record; a plan slice's name: each of its values, one alert each; else one value as ``mlplan
+monitor`` names it, ``region=north``), its ``severity`` and ``min_samples``. For each rule its family's newest whole window
 (the one that ended last before now, one per distinct rule window length) is measured
 (``monitor``, stored) and each package version's window of the slice is compared: a window
 resting on fewer than ``min_samples`` samples, or whose metric has no value, is *not
@@ -230,6 +231,28 @@ def _resolved(family: str, metric: str, known: set[str]) -> str | None:
     return None
 
 
+def _slice_values(ws: Workspace, wanted: str | None, windows: Sequence[MonitorWindow]) -> list[str]:
+    """The slice values a rule's ``slice`` means: every record (none given), each value of
+    the plan's slice of that name in the windows (``region``: ``region=north``, ...), else the
+    value itself (``region=north``)."""
+    if wanted is None:
+        return [WHOLE]
+    spec = next((s for s in ws.plan.slices if s.name == wanted), None)
+    if spec is None:
+        return [wanted]
+    if spec.columns:
+        first = spec.columns[0]
+        found = {w.slice for w in windows if w.slice.startswith(f"{first}=")}
+        if len(spec.columns) > 1:
+            found = {v for v in found if v.count("=") == len(spec.columns)}
+    elif spec.column is not None:
+        found = {w.slice for w in windows if w.slice.startswith(f"{spec.column} ")}
+        found |= {w.slice for w in windows if w.slice.startswith(f"{spec.column}=")}
+    else:
+        found = {spec.name} & {w.slice for w in windows}
+    return sorted(found) or [wanted]
+
+
 def _latest(seconds: float, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     end = math.floor(now.timestamp() / seconds) * seconds
     return (
@@ -344,16 +367,16 @@ def check_alerts(
                 f"{rule.metric!r} is not one the {family} family computes; known: "
                 + ", ".join(sorted(known))
             )
-        wanted = rule.slice or WHOLE
-        outcomes.append(
-            _outcome(
-                f"{family}.{rule.name}",
-                rule.model_copy(update={"metric": metric or rule.metric}),
-                wanted,
-                [w for w in windows if w.slice == wanted],
-                *bounds[rule.window],
+        for wanted in _slice_values(ws, rule.slice, windows):
+            outcomes.append(
+                _outcome(
+                    f"{family}.{rule.name}",
+                    rule.model_copy(update={"metric": metric or rule.metric}),
+                    wanted,
+                    [w for w in windows if w.slice == wanted],
+                    *bounds[rule.window],
+                )
             )
-        )
     opened, firing, resolved = _record(ws, name, outcomes, now)
     delivery = None
     webhook = ws.plan.monitoring.webhook
