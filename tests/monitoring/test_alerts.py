@@ -244,3 +244,21 @@ def test_a_rule_on_a_plan_slice_is_evaluated_on_each_of_its_values(watched: Work
         ("region=south", "fired", 20),
     ]
     assert sorted(a.slice for a in result.opened) == ["region=north", "region=south"]
+
+
+def test_the_template_rules_are_ones_the_families_compute(watched: Workspace) -> None:
+    from mlplan.plan import render_plan
+
+    template = render_plan("churn", task="binary", target="churned")
+    section = re.search(r"monitoring:\n(?:  .*\n)+", template)
+    assert section is not None
+    set_rules(watched, section.group(0))
+    traffic(watched)
+    outcomes = {o.rule: o for o in check_alerts(watched, now=CHECKED).outcomes}
+    assert set(outcomes) == {
+        "software.p99-latency",
+        "input.input-drift",
+        "output.null-outputs",
+        "ml.primary-metric",
+    }
+    assert outcomes["output.null-outputs"].metric == "null_rate"

@@ -7,8 +7,9 @@ as ``mlplan monitor --json`` shows them, nested keys joined by dots (``latency_p
 ``error_rate``, ``features.age.missing``, ``metrics.accuracy``, ``metrics.value.sum``), a
 comparison ``op`` and ``threshold``, the ``window`` length, a ``slice`` (default: every
 record; a plan slice's name: each of its values, one alert each; else one value as ``mlplan
-monitor`` names it, ``region=north``), its ``severity`` and ``min_samples``. For each rule its family's newest whole window
-(the one that ended last before now, one per distinct rule window length) is measured
+monitor`` names it, ``region=north``), its ``severity`` and ``min_samples``. For each rule
+its family's newest whole window (the one that ended last before now, one per distinct rule
+window length) is measured
 (``monitor``, stored) and each package version's window of the slice is compared: a window
 resting on fewer than ``min_samples`` samples, or whose metric has no value, is *not
 evaluated*, never a firing; the rule fires when any evaluated window crosses the threshold
@@ -180,19 +181,24 @@ class AlertCheck:
 
 def metric_names(metrics: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
     """The dotted names of the numbers in a window's ``metrics`` (what a rule may name; a
-    number may be missing, ``None``, in a window with too few rows).
+    number may be missing, ``None``, in a window with too few rows); a list counts as its
+    length (``drift.drifted``: how many features drifted).
 
     Examples
     --------
     >>> sorted(metric_names({"error_rate": 0.1, "features": {"age": {"missing": 0.0}},
-    ...                      "note": "text"}))
-    ['error_rate', 'features.age.missing']
+    ...                      "drift": {"drifted": ["age"]}, "note": "text"}))
+    ['drift.drifted', 'error_rate', 'features.age.missing']
     """
     for key, value in metrics.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             yield from metric_names(value, f"{name}.")
-        elif value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        elif (
+            value is None
+            or isinstance(value, list)
+            or (isinstance(value, int | float) and not isinstance(value, bool))
+        ):
             yield name
 
 
@@ -202,6 +208,8 @@ def _value(metrics: Mapping[str, Any], metric: str) -> float | None:
         if not isinstance(found, Mapping) or part not in found:
             return None
         found = found[part]
+    if isinstance(found, list):
+        return float(len(found))
     if isinstance(found, bool) or not isinstance(found, int | float):
         return None
     return float(found) if math.isfinite(found) else None
@@ -218,6 +226,8 @@ def _known(ws: Workspace, family: str, windows: Sequence[MonitorWindow]) -> set[
     names = {n for w in windows if w.family == family for n in metric_names(w.metrics)}
     if family == "ml":  # before labels, the plan's metrics are still what a rule may name
         names |= {f"metrics.{m.name}" for m in ws.plan.metrics.ml} | {"labelled"}
+    if family in ("input", "output"):  # without a training reference, no drift yet
+        names.add("drift.drifted")
     return names
 
 
