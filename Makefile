@@ -43,6 +43,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_slices.py
 	$(BIN)/python benchmarks/bench_evaluate.py
 	$(BIN)/python benchmarks/bench_estimate.py
+	$(BIN)/python benchmarks/bench_drift.py --json benchmarks/results/bench_drift.json
+	$(BIN)/python benchmarks/bench_monitor.py --json benchmarks/results/bench_monitor.json
 	$(BIN)/python benchmarks/bench_serving.py
 	$(BIN)/python benchmarks/bench_screen.py
 	$(BIN)/python benchmarks/bench_restart.py

@@ -31,6 +31,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_serving import _ensure_venv
+
 ROOT = Path(__file__).resolve().parents[1]
 PEER = Path(__file__).resolve().parent / "peers" / "nannyml_cbpe.py"
 NANNYML_VENV = ROOT / "build" / "bench-nannyml"
@@ -42,25 +45,6 @@ METRICS = {
     "binary": ["roc_auc", "f1", "accuracy"],
     "multiclass": ["accuracy", "macro_f1", "macro_precision", "macro_recall"],
 }
-
-
-def _ensure_venv(venv: Path, requirements: list[str]) -> Path:
-    """The venv's Python, made and installed on first use; reinstalled if its pins changed or
-    an earlier install did not finish (the stamp is written last)."""
-    python = venv / "bin" / "python"
-    stamp = venv / "bench-requirements.txt"
-    wanted = "\n".join(requirements) + "\n"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    if not stamp.exists() or stamp.read_text() != wanted:
-        print(f"installing {' '.join(requirements)} into {venv}", flush=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             *requirements],
-            check=True,
-        )  # fmt: skip
-        stamp.write_text(wanted)
-    return python
 
 
 def _scores(rng: np.random.Generator, case: str, n: int) -> tuple[np.ndarray, np.ndarray]:

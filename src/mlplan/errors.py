@@ -36,6 +36,7 @@ from typing import Self
 from mlplan._deprecated import moved_names as _moved_names
 
 __all__ = [
+    "AlertNotFoundError",
     "ApprovalNotFoundError",
     "CheckFailedError",
     "DataError",
@@ -57,6 +58,7 @@ __all__ = [
     "SplitNotFoundError",
     "StoreError",
     "UsageError",
+    "WebhookURLError",
 ]
 
 
@@ -193,6 +195,15 @@ class KeyNotFoundError(NotFoundError):
 
 class RolloutNotFoundError(NotFoundError):
     """No rollout of that deployment (none active, or none ever)."""
+
+
+class AlertNotFoundError(NotFoundError):
+    """No alert with that id."""
+
+
+class WebhookURLError(UsageError, ValueError):
+    """The plan's webhook URL is malformed, does not resolve, or points where mlplan does not
+    post by default (loopback, link-local, private-range, cloud metadata)."""
 
 
 class DataError(MlplanError, ValueError):

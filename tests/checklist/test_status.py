@@ -31,7 +31,18 @@ def test_every_item_appears_once_in_stage_order(sqlite_ws: Workspace) -> None:
     assert sum(report.counts().values()) == len(ITEMS) == 48
 
 
-def test_unbuilt_stages_are_missing_and_say_so(sqlite_ws: Workspace) -> None:
+def _unbuilt(monkeypatch: pytest.MonkeyPatch, item_id: str) -> None:
+    """Every item is built now: take ``item_id``'s check away to see an unbuilt item."""
+    import mlplan.checklist._status as mechanism
+
+    mechanism._load_builtin_checks()
+    monkeypatch.delitem(mechanism._CHECKS, item_id)
+
+
+def test_unbuilt_stages_are_missing_and_say_so(
+    sqlite_ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _unbuilt(monkeypatch, "monitor.alerts")
     watched = status(sqlite_ws).get("monitor.alerts")
     assert watched.state == "missing"
     assert watched.evidence == "not built yet: the Monitoring stage comes with mlplan.monitoring"
@@ -161,7 +172,10 @@ def test_item_lookup_names_known_ids() -> None:
         item("scope.nope")
 
 
-def test_an_item_of_a_stage_not_built_yet_says_what_to_do_now(sqlite_ws: Workspace) -> None:
+def test_an_item_of_a_stage_not_built_yet_says_what_to_do_now(
+    sqlite_ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _unbuilt(monkeypatch, "monitor.alerts")
     report = status(sqlite_ws)
     watched = report.get("monitor.alerts")
     assert (watched.state, watched.evidence) == (
@@ -173,3 +187,13 @@ def test_an_item_of_a_stage_not_built_yet_says_what_to_do_now(sqlite_ws: Workspa
         == "plan it now under monitoring: in mlplan.yaml; its checks come with the stage"
     )
     assert report.get("monitor.alerts").next_step.startswith("plan it now under monitoring:")
+
+
+def test_the_alerts_item_of_a_fresh_plan_names_its_rules(sqlite_ws: Workspace) -> None:
+    watched = status(sqlite_ws).get("monitor.alerts")
+    assert watched.state == "missing"
+    assert watched.evidence.startswith(
+        "4 rule(s) set (software.p99-latency, input.input-drift, output.null-outputs, "
+        "ml.primary-metric); the firing path not exercised yet"
+    )
+    assert watched.next_step.startswith("run mlplan monitor check DEPLOYMENT on a schedule")

@@ -213,3 +213,58 @@ def monitor_business(context: StatusContext) -> ItemStatus:
         '{{"request_id": ..., "value": 12.5}}, or events named as the plan\'s business '
         "metrics), then mlplan monitor {deployment}",
     )
+
+
+@check("monitor.alerts")
+def monitor_alerts(context: StatusContext) -> ItemStatus:
+    """Alert rules are set in the plan and the firing path was exercised (a ``monitor
+    check`` that recorded an alert, or a delivered webhook); failing while a critical alert
+    is open (the evidence names the open alerts)."""
+    from mlplan.monitoring import list_alerts, webhook_deliveries
+
+    spec = context.ws.plan.monitoring
+    rules = [
+        f"{family}.{rule.name}"
+        for family in ("software", "input", "output", "ml", "business")
+        for rule in getattr(spec, family)
+    ]
+    if not rules:
+        return context.status(
+            "monitor.alerts",
+            "missing",
+            "no alert rule in the plan",
+            "add rules under monitoring: in mlplan.yaml (metric, op, threshold, window, "
+            "severity, min_samples), then mlplan monitor check",
+        )
+    alerts = list_alerts(context.ws)
+    active = [a for a in alerts if a.state in ("open", "acknowledged")]
+    shown = "; ".join(
+        f"alert {a.id} {a.rule} on {a.deployment} ({a.slice}) {a.state}, {a.severity}: "
+        f"{a.metric} {a.value:.4g} {a.op} {a.threshold:g}"
+        for a in active
+    )
+    critical = [a for a in active if a.state == "open" and a.severity == "critical"]
+    if critical:
+        return context.status(
+            "monitor.alerts",
+            "failing",
+            f"{len(critical)} critical alert(s) open: {shown}",
+            f"look into it, then mlplan alerts ack {critical[0].id} --by YOU --note WHY "
+            "(mlplan monitor check resolves it once the rule no longer fires)",
+        )
+    delivered = [d for d in webhook_deliveries(context.ws) if d.status == "delivered"]
+    if not alerts and not delivered:
+        return context.status(
+            "monitor.alerts",
+            "missing",
+            f"{len(rules)} rule(s) set ({', '.join(rules)}); the firing path not exercised yet: "
+            "no alert recorded, no webhook delivered",
+            "run mlplan monitor check DEPLOYMENT on a schedule (cron or CI; it exits 1 when a "
+            "rule fires)",
+        )
+    said = [f"{len(rules)} rule(s) set", f"{len(alerts)} alert(s) recorded"]
+    if delivered:
+        said.append(f"{len(delivered)} webhook delivery(ies)")
+    return context.status(
+        "monitor.alerts", "done", ", ".join(said) + (f"; open: {shown}" if shown else "")
+    )

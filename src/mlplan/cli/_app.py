@@ -60,6 +60,21 @@ def _red_line(text: str) -> None:
     err_console.print("error: " + text, style="red", markup=False, highlight=False, soft_wrap=True)
 
 
+SUBCOMMANDS = {("monitor", "check"): "monitor-check", ("monitor", "export"): "monitor-export"}
+"""Two words read as one command, where the first is a command taking an argument."""
+
+
+def _subcommands(args: list[str]) -> list[str]:
+    """``args`` with ``monitor check`` as ``monitor-check`` (``SUBCOMMANDS``)."""
+    first = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
+    if first is None:
+        return list(args)
+    joined = SUBCOMMANDS.get(tuple(args[first : first + 2]))  # type: ignore[arg-type]
+    if joined is None:
+        return list(args)
+    return [*args[:first], joined, *args[first + 2 :]]
+
+
 class _Group(TyperGroup):
     """Turns mlplan errors into one red line and the error's exit code; an error about a
     parameter names the option that sets it. A usage error of the command line itself (an
@@ -95,6 +110,7 @@ class _Group(TyperGroup):
         sys.exit(result if isinstance(result, int) else 0)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        args = _subcommands(args)
         ctx.meta.setdefault("mlplan.words", list(args))  # the root's: the whole command line
         rest: list[str] = super().parse_args(ctx, args)
         return rest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mlplan.cli import (
+    _cmd_alerts,
     _cmd_data,
     _cmd_evaluate,
     _cmd_gc,
@@ -16,6 +17,7 @@ from mlplan.cli import (
 )
 
 __all__ = [
+    "_cmd_alerts",
     "_cmd_data",
     "_cmd_evaluate",
     "_cmd_gc",

@@ -9,6 +9,18 @@ canary and shadow analyses use its statistics)."""
 
 from __future__ import annotations
 
+from mlplan.monitoring._alerts import (
+    ALERT_STATES,
+    Alert,
+    AlertCheck,
+    RuleOutcome,
+    WebhookDelivery,
+    ack_alert,
+    check_alerts,
+    list_alerts,
+    metric_names,
+    webhook_deliveries,
+)
 from mlplan.monitoring._drift import (
     LARGE_ROWS,
     MIN_EXPECTED,
@@ -26,6 +38,7 @@ from mlplan.monitoring._estimate import (
     estimate_performance,
     fit_calibration,
 )
+from mlplan.monitoring._prometheus import PrometheusRules, prometheus_rules
 from mlplan.monitoring._records import (
     logged_json,
     logged_number,
@@ -34,6 +47,15 @@ from mlplan.monitoring._records import (
     read_answers,
     records_slice_masks,
     records_table,
+)
+from mlplan.monitoring._webhook import (
+    ATTEMPTS,
+    BACKOFF_S,
+    METADATA_HOSTS,
+    Delivery,
+    backoff_schedule,
+    check_webhook_url,
+    post_alerts,
 )
 from mlplan.monitoring._windows import (
     FAMILIES,
@@ -46,31 +68,50 @@ from mlplan.monitoring._windows import (
 )
 
 __all__: list[str] = [
+    "ALERT_STATES",
+    "ATTEMPTS",
+    "BACKOFF_S",
     "FAMILIES",
     "LARGE_ROWS",
+    "METADATA_HOSTS",
     "MIN_EXPECTED",
     "MIN_ROWS",
     "WHOLE",
+    "Alert",
+    "AlertCheck",
     "Calibration",
+    "Delivery",
     "DriftMethod",
     "DriftReport",
     "EstimateResult",
     "FeatureDrift",
     "MonitorResult",
     "MonitorWindow",
+    "PrometheusRules",
+    "RuleOutcome",
+    "WebhookDelivery",
+    "ack_alert",
+    "backoff_schedule",
+    "check_alerts",
+    "check_webhook_url",
     "estimable_metrics",
     "estimate_performance",
     "feature_drift",
     "fit_calibration",
+    "list_alerts",
     "logged_json",
     "logged_number",
+    "metric_names",
     "model_classes",
     "model_failure",
     "monitor",
     "output_drift",
+    "post_alerts",
+    "prometheus_rules",
     "read_answers",
     "records_slice_masks",
     "records_table",
     "stored_windows",
+    "webhook_deliveries",
     "window_bounds",
 ]

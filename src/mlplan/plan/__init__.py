@@ -42,6 +42,7 @@ from mlplan.plan._schema import (
     SmokeRequest,
     Stakeholder,
     Task,
+    WebhookSpec,
     parse_threshold,
     recall_floor,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "Stakeholder",
     "TargetCandidate",
     "Task",
+    "WebhookSpec",
     "load_plan",
     "parse_plan",
     "parse_threshold",

@@ -56,6 +56,7 @@ __all__ = [
     "Stakeholder",
     "Strategy",
     "Task",
+    "WebhookSpec",
     "parse_threshold",
     "recall_floor",
 ]
@@ -577,11 +578,42 @@ class MonitorRule(_Section):
     window: str = "1h"
     slice: str | None = None
     severity: Literal["info", "warning", "critical"] = "warning"
+    min_samples: int = Field(
+        30,
+        ge=1,
+        description="Fewest samples (requests for software and business, records for input "
+        "and output, labelled records for ml) the window must rest on; below that the rule "
+        "is not evaluated, never fired.",
+    )
 
     @field_validator("window")
     @classmethod
     def _window(cls, value: str) -> str:
         return _check_duration(value)
+
+
+class WebhookSpec(_Section):
+    """Where ``mlplan monitor check`` posts the alerts it opens and resolves."""
+
+    url: str = Field(description="http(s) URL receiving the alerts' JSON payload.")
+    secret_env: str | None = Field(
+        None,
+        description="Environment variable holding a secret sent in ``secret_header`` (never "
+        "logged nor stored).",
+    )
+    secret_header: str = Field("Authorization", description="The header carrying the secret.")
+    allow_private: bool = Field(
+        False,
+        description="Allow loopback, link-local, private-range and cloud metadata addresses "
+        "(refused by default).",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"webhook url {value!r} must start with http:// or https://")
+        return value
 
 
 class MonitoringSpec(_Section):
@@ -592,6 +624,9 @@ class MonitoringSpec(_Section):
     output: list[MonitorRule] = Field(default_factory=list)
     ml: list[MonitorRule] = Field(default_factory=list)
     business: list[MonitorRule] = Field(default_factory=list)
+    webhook: WebhookSpec | None = Field(
+        None, description="Post fired and resolved alerts to this webhook (mlplan monitor check)."
+    )
     drift_method: Literal["auto", "psi", "ks", "chi2", "jensenshannon"] = Field(
         "auto",
         description="How each feature's drift from the training reference is measured. auto: "
@@ -607,6 +642,16 @@ class MonitoringSpec(_Section):
         "chi2: the p-value below which a feature has drifted (else 0.05); with jensenshannon: "
         "the distance (else 0.1).",
     )
+
+    @field_validator("software", "input", "output", "ml", "business")
+    @classmethod
+    def _unique_names(cls, rules: list[MonitorRule]) -> list[MonitorRule]:
+        seen: set[str] = set()
+        for rule in rules:
+            if rule.name in seen:  # an alert is kept per rule name: two would share it
+                raise ValueError(f"rule name {rule.name!r} appears twice; give each its own")
+            seen.add(rule.name)
+        return rules
 
 
 class Modeling(_Section):

@@ -529,10 +529,10 @@ def _monitoring(metrics: list[tuple[str, str, float | None]], spread: float | No
         "  software:",
         "    - {name: p99-latency, metric: latency_p99_ms, op: '>', threshold: 50, window: 5m}",
         "  input:",
-        "    - {name: input-drift, metric: drift_psi_max, op: '>', threshold: 0.2, window: 1d}",
+        "    - {name: input-drift, metric: drift.drifted, op: '>', threshold: 0, window: 1d}"
+        "  # features drifted",
         "  output:",
-        "    - {name: null-outputs, metric: null_output_rate, op: '>', threshold: 0.01, "
-        "window: 1h}",
+        "    - {name: null-outputs, metric: null_rate, op: '>', threshold: 0.01, window: 1h}",
         f"  ml: [{{name: primary-metric, metric: {primary}, op: '{'<' if maximize else '>'}', "
         f"threshold: {alarm}, window: 7d}}]{why}",
         "  business: []",

@@ -31,6 +31,7 @@ from mlplan.store._store import (
     open_store,
 )
 from mlplan.store._tables import (
+    AlertRecord,
     AnnotationRecord,
     ApiKeyRecord,
     ApprovalRecord,
@@ -53,6 +54,7 @@ from mlplan.store._tables import (
     RunIORecord,
     RunRecord,
     SplitRecord,
+    WebhookDeliveryRecord,
     utcnow,
 )
 
@@ -62,6 +64,7 @@ __all__ = [
     "HEAD_REVISION",
     "STORE_DIR",
     "STORE_URL_ENV",
+    "AlertRecord",
     "AnnotationRecord",
     "ApiKeyRecord",
     "ApprovalRecord",
@@ -92,6 +95,7 @@ __all__ = [
     "SplitRecord",
     "Store",
     "StoredFile",
+    "WebhookDeliveryRecord",
     "close_crashed_runs",
     "code_version",
     "crashed_runs",

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "AlertRecord",
     "AnnotationRecord",
     "ApiKeyRecord",
     "ApprovalRecord",
@@ -48,6 +49,7 @@ __all__ = [
     "RunIORecord",
     "RunRecord",
     "SplitRecord",
+    "WebhookDeliveryRecord",
     "dialect_insert",
     "utcnow",
 ]
@@ -518,3 +520,51 @@ class MonitorWindowRecord(Base):
     samples: Mapped[int] = mapped_column(Integer)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))  # the monitor run
     computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AlertRecord(Base):
+    """An alert a plan's monitoring rule raised (``mlplan monitor check``): the ``rule``
+    (``family.name``) on one ``deployment`` and ``slice`` value, the ``value`` that crossed the
+    ``threshold`` (``op``) in the window ending ``window_end``, its ``severity`` and ``state``
+    (``open``, ``acknowledged``, ``resolved``), when it first and last fired, who acknowledged it
+    and why, and when a check found it no longer firing. One alert stays open (or acknowledged)
+    per rule, deployment and slice until resolved; a firing after that opens a new one."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    rule: Mapped[str] = mapped_column(String(200))
+    deployment: Mapped[str] = mapped_column(String(100))
+    slice: Mapped[str] = mapped_column(String(300))
+    metric: Mapped[str] = mapped_column(String(300))
+    op: Mapped[str] = mapped_column(String(2))
+    value: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    severity: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    window_end: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    first_fired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_fired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    acked_by: Mapped[str | None] = mapped_column(String(200))
+    acked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    ack_note: Mapped[str | None] = mapped_column(Text)
+
+
+class WebhookDeliveryRecord(Base):
+    """One post of alerts to the plan's webhook: the URL (never the secret), the alert ids it
+    carried, its outcome (``delivered`` or ``failed``), how many attempts it took, the last HTTP
+    status and error, and when."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    alert_ids: Mapped[list[int]] = mapped_column(JSONType, default=list)
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
