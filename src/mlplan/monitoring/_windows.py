@@ -62,8 +62,10 @@ __all__ = [
     "window_bounds",
 ]
 
-FAMILIES = ("software", "input", "output", "ml", "estimated", "business")
-"""The families measured per window (``estimated``: a classifier's, with a reference)."""
+FAMILIES = ("software", "input", "output", "ml", "business")
+"""The families measured per window, each a section of the plan's monitoring rules; a
+classifier's windows, with a training reference, hold ``estimated`` too (the ML metrics
+before labels)."""
 WHOLE = "all"
 """The slice value of every record of a window."""
 _DEFAULT_WINDOWS = 24
