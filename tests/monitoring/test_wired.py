@@ -95,7 +95,6 @@ def _one(windows: tuple[MonitorWindow, ...], hour: int, family: str, value: str 
     return found
 
 
-@pytest.mark.slow
 def test_drift_and_estimate_against_the_packages_own_reference(watched: Workspace) -> None:
     _send(watched, 10, 300, 0.0, seed=1)
     _send(watched, 11, 300, 40.0, seed=2)  # a price change
