@@ -134,6 +134,8 @@ step "Monitored traffic: a window as usual, then one with north's prices up by 4
 read -r since until < monitored.txt
 step "The monitor over those windows: the drifted feature, the estimate beside the realised metric, the business sum" \
   "$mlplan" monitor production --window 6s --since "$since" --until "$until"
+step "The plan's alert rules, checked as of the drifted window's end: the input-drift rule fires (exit 1, as cron or CI would see it)" \
+  bash -c "'$mlplan' monitor check production --at '$until' && echo 'no rule fired' || echo \"exit \$?: an alert is open; mlplan alerts ack ID --by WHO once someone is on it\""
 step "The input item of the checklist, from the stored windows" \
   bash -c "'$mlplan' status --json | '$python' -c 'import json, sys; (i,) = [i for i in json.load(sys.stdin)[\"items\"] if i[\"id\"] == \"monitor.input\"]; print(i[\"state\"], \"-\", i[\"evidence\"])'"
 echo "(the monitoring section took $((SECONDS - monitoring_started)) s)"

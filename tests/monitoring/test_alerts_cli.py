@@ -55,6 +55,20 @@ def test_monitor_check_exits_1_on_a_firing_and_alerts_are_listed_and_acknowledge
     assert missing.exit_code == 1 and "no alert 99" in missing.stderr
 
 
+def test_monitor_check_at_a_past_moment_sees_the_windows_that_had_ended_then(
+    cli: Any, watched: Workspace
+) -> None:
+    set_rules(watched)
+    traffic(watched)
+    fired = cli("monitor", "check", "--at", CHECKED.isoformat(), "--json")
+    assert fired.exit_code == 1, fired.output
+    answer = json.loads(fired.stdout)
+    assert answer["checked_at"] == CHECKED.isoformat()
+    assert [a["rule"] for a in answer["opened"]] == ["software.errors"]
+    wrong = cli("monitor", "check", "--at", "last tuesday")
+    assert wrong.exit_code == 2 and "--at takes a time" in wrong.stderr
+
+
 def test_monitor_without_a_subcommand_still_measures(cli: Any, watched: Workspace) -> None:
     shown = ok(cli("monitor", "--since", "2026-11-30T00:00", "--until", "2026-11-30T01:00"))
     assert "deployment production" in shown.stdout

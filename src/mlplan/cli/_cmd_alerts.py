@@ -30,6 +30,14 @@ def monitor_check(
     deployment: Annotated[
         str | None, typer.Argument(help="The deployment (default: production).")
     ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            help="Check as of this moment, not now: a time (ISO 8601, UTC unless it says "
+            "otherwise) or a duration before now (2h); the windows that had ended by then.",
+        ),
+    ] = None,
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -39,7 +47,7 @@ def monitor_check(
     evaluated", never a firing."""
     from mlplan.monitoring import check_alerts
 
-    result = check_alerts(workspace(project), deployment)
+    result = check_alerts(workspace(project), deployment, at=at)
     if json:
         print_json(result.to_dict())
     else:

@@ -35,7 +35,7 @@ import sqlalchemy as sa
 
 from mlplan.errors import AlertNotFoundError, ParameterError, UsageError
 from mlplan.monitoring._webhook import Delivery, Resolver, post_alerts
-from mlplan.monitoring._windows import FAMILIES, WHOLE, MonitorWindow, monitor
+from mlplan.monitoring._windows import FAMILIES, WHOLE, MonitorWindow, _moment, monitor
 from mlplan.plan import MonitorRule
 from mlplan.store import AlertRecord, WebhookDeliveryRecord, utcnow
 from mlplan.workspace import Workspace, parse_duration
@@ -323,6 +323,7 @@ def check_alerts(
     ws: Workspace,
     deployment: str | None = None,
     *,
+    at: dt.datetime | str | None = None,
     now: dt.datetime | None = None,
     sleep: Callable[[float], None] = time.sleep,
     resolve: Resolver | None = None,
@@ -331,7 +332,8 @@ def check_alerts(
     whole windows (measured and stored as ``mlplan monitor`` does), record the alerts opened
     and resolved (a ``monitor-check`` run), and post them to the plan's webhook, retried
     (``sleep`` waits between attempts; ``resolve`` looks host names up — tests pass their
-    own).
+    own). ``at`` checks as of another moment than now (a time, ISO 8601 text, or a duration
+    before now): the windows that had ended by then, e.g. to see what a past incident fired.
 
     Raises
     ------
@@ -343,7 +345,7 @@ def check_alerts(
     DeploymentNotFoundError
         No such deployment.
     """
-    now = now or utcnow()
+    now = _moment(at, "at", now or utcnow()) or now or utcnow()
     rules = _rules(ws)
     if not rules:
         raise UsageError(
