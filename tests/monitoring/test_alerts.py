@@ -9,16 +9,14 @@ import re
 
 import pytest
 from tests.conftest import migrated
+from tests.monitoring.conftest import DAY, traffic
 
 from mlplan.checklist import status
 from mlplan.errors import AlertNotFoundError, ParameterError, UsageError
-from mlplan.modeling import get_model
 from mlplan.monitoring import ack_alert, check_alerts, list_alerts
-from mlplan.serving import PredictionLog, log_folder
 from mlplan.store import open_store
 from mlplan.workspace import Workspace
 
-DAY = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
 CHECKED = DAY + dt.timedelta(hours=11, minutes=5)  # the newest whole 1h window: 10:00-11:00
 
 RULES = """monitoring:
@@ -43,31 +41,6 @@ def set_rules(ws: Workspace, rules: str = RULES) -> None:
     assert found == 1
     ws.plan_path.write_text(text)
     ws.__dict__.pop("plan", None)
-
-
-def traffic(ws: Workspace, start: dt.datetime = DAY + dt.timedelta(hours=10)) -> None:
-    """40 answers for production from ``start`` a minute apart, a tenth failing (status 500,
-    no output), every other one from the north region."""
-    times = iter(start + dt.timedelta(minutes=i) for i in range(100))
-    version = get_model(ws, "logistic-1").package_sha256[:12]
-    with PredictionLog(log_folder(ws, "logistic-1"), clock=lambda: next(times)) as log:
-        for i in range(40):
-            done = log.record(
-                kind="prediction",
-                request_id=f"{i:032x}",
-                model="logistic-1",
-                version=version,
-                route="/v1/predict",
-                status=500 if i % 10 == 0 else 200,
-                latency_ms=2.0 + i,
-                inputs=[{"region": ("north", "south")[i % 2], "age": 30 + i}],
-                outputs=None
-                if i % 10 == 0
-                else [{"label": "1", "probabilities": {"0": 0.3, "1": 0.7}}],
-                deployment="production",
-            )
-            assert done is not None
-            done.result(timeout=30)
 
 
 def test_a_rule_fires_opens_an_alert_and_resolves_once_it_no_longer_fires(

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 from tests.conftest import ok
-from tests.monitoring.test_alerts import CHECKED, RULES, set_rules, traffic
+from tests.monitoring.conftest import traffic
+from tests.monitoring.test_alerts import CHECKED, RULES, set_rules
 
 import mlplan.monitoring._alerts as alerts_module
 from mlplan.workspace import Workspace

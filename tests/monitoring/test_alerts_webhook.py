@@ -12,7 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from tests.monitoring.test_alerts import CHECKED, RULES, set_rules, traffic
+from tests.monitoring.conftest import traffic
+from tests.monitoring.test_alerts import CHECKED, RULES, set_rules
 
 from mlplan.errors import WebhookURLError
 from mlplan.monitoring import (

@@ -2,45 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
 from tests.conftest import ok
+from tests.monitoring.conftest import traffic
 
-from mlplan.modeling import get_model
-from mlplan.serving import PredictionLog, log_folder
 from mlplan.workspace import Workspace
-
-DAY = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
-
-
-def _traffic(ws: Workspace) -> None:
-    """40 answers for production, from 10:00 of DAY a minute apart, a tenth failing."""
-    times = iter(DAY + dt.timedelta(hours=10, minutes=i) for i in range(100))
-    version = get_model(ws, "logistic-1").package_sha256[:12]
-    with PredictionLog(log_folder(ws, "logistic-1"), clock=lambda: next(times)) as log:
-        for i in range(40):
-            done = log.record(
-                kind="prediction",
-                request_id=f"{i:032x}",
-                model="logistic-1",
-                version=version,
-                route="/v1/predict",
-                status=500 if i % 10 == 0 else 200,
-                latency_ms=2.0 + i,
-                inputs=[{"region": ("north", "south")[i % 2], "age": 30 + i}],
-                outputs=None
-                if i % 10 == 0
-                else [{"label": "1", "probabilities": {"0": 0.3, "1": 0.7}}],
-                deployment="production",
-            )
-            assert done is not None
-            done.result(timeout=30)
 
 
 def test_monitor_prints_the_windows_and_their_slices(cli: Any, watched: Workspace) -> None:
-    _traffic(watched)
+    traffic(watched)
     span = ("--since", "2026-11-30T10:00", "--until", "2026-11-30T11:00", "--window", "30m")
     shown = ok(cli("monitor", *span)).stdout
     assert (
