@@ -821,7 +821,7 @@ def query_log(
     if since is None and until is None:
         return _query_all(folder, sql)
     parquet, jsonl = window_segments(folder, since=since, until=until)
-    con = _reading_connection(parquet)
+    con = sandboxed_duckdb(parquet)
     try:
         parts = [_read_segment(p) for p in jsonl]
         # Always the log's whole schema: segments written before a column existed read it as
@@ -840,27 +840,6 @@ def query_log(
         raise DataError(f"the query failed: {str(exc).splitlines()[0]}") from None
     finally:
         con.close()
-
-
-def _reading_connection(files: list[Path]) -> Any:
-    """An in-memory DuckDB connection that may read ``files`` and nothing else (external
-    access disabled, settings locked, as ``sandboxed_duckdb``): its own Parquet reader is
-    streaming and parallel, and skips row groups by their statistics."""
-    import duckdb  # on use: it is heavy to import, and a server never needs it
-
-    con = duckdb.connect(
-        config={"autoload_known_extensions": False, "autoinstall_known_extensions": False}
-    )
-    try:
-        if files:
-            listed = ", ".join(_sql_text(str(p.resolve())) for p in files)
-            con.execute(f"SET allowed_paths = [{listed}]")
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
-    except Exception:
-        con.close()
-        raise
-    return con
 
 
 def _sql_text(value: str) -> str:
