@@ -21,6 +21,7 @@ from mlplan.evaluation._evaluate import (
     raise_for_gates,
 )
 from mlplan.evaluation._gates import THRESHOLD_RISK
+from mlplan.evaluation._predict import package_metadata
 from mlplan.evaluation._records import EvaluationInfo, latest_evaluation, list_evaluations
 from mlplan.modeling import (
     BINARY_METRICS,
@@ -55,6 +56,7 @@ __all__ = [
     "list_evaluations",
     "metrics_for",
     "model_card",
+    "package_metadata",
     "raise_for_gates",
     "refresh_model_card",
     "slice_metrics",

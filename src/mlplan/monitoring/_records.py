@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from mlplan.data import slice_masks
 from mlplan.errors import DataError
+from mlplan.evaluation import package_metadata
 from mlplan.modeling import ModelInfo
 from mlplan.workspace import Workspace
 
@@ -148,5 +149,4 @@ def records_slice_masks(
 
 def model_classes(ws: Workspace, info: ModelInfo) -> list[str]:
     """A package's classes, from its ``metadata.json`` (none for a regression)."""
-    metadata = json.loads(ws.store.artifacts.path(info.package["metadata.json"]).read_text())
-    return [str(c) for c in metadata.get("classes") or []]
+    return [str(c) for c in package_metadata(ws, info.package).get("classes") or []]

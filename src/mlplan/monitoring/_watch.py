@@ -9,7 +9,6 @@ error for the whole run: its windows are measured without drift or estimate.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from mlplan.errors import MlplanError
+from mlplan.evaluation import package_metadata
 from mlplan.modeling import (
     CategoricalReference,
     ModelInfo,
@@ -109,8 +109,7 @@ def _estimable(model: Model, calibration: Calibration) -> tuple[str, ...]:
 
 def _threshold(ws: Workspace, info: ModelInfo) -> float:
     """A binary package's decision threshold (its ``metadata.json``; 0.5 without one)."""
-    path = ws.store.artifacts.path(info.package["metadata.json"])
-    value = json.loads(path.read_text()).get("threshold")
+    value = package_metadata(ws, info.package).get("threshold")
     return float(value) if isinstance(value, int | float) else 0.5
 
 
