@@ -30,12 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from mlplan.errors import DeploymentNotFoundError, ParameterError
-from mlplan.modeling import ModelInfo, list_models
+from mlplan.modeling import ModelInfo, NumericReference, list_models
 from mlplan.monitoring._families import (
     Model,
     WindowSample,
@@ -45,7 +43,7 @@ from mlplan.monitoring._families import (
     output_family,
     read_sample,
 )
-from mlplan.monitoring._read import LogSubject, answered_rows, health_rows, software_rows
+from mlplan.monitoring._read import LogSubject, answered_records, health_rows, software_rows
 from mlplan.monitoring._records import model_classes
 from mlplan.monitoring._watch import Watched, drift_of, estimated_of, watched_of
 from mlplan.plan import MonitoringSpec
@@ -264,7 +262,6 @@ def monitor(
     for bucket in sorted({int(r["bucket"]) for r in software}):
         w_start, w_end = _at(bucket * seconds), _at((bucket + 1) * seconds)
         elapsed = (min(w_end, now) - w_start).total_seconds()
-        answered = answered_rows(ws, subject, since=w_start, until=w_end)
         for row in (r for r in software if int(r["bucket"]) == bucket):
             found = health.get((bucket, row["model"], row["version"]))
             windows.append(_software(row, found, w_start, w_end, elapsed))
@@ -273,7 +270,18 @@ def monitor(
             if key not in watching:
                 watching[key] = watched_of(ws, _package(models, *key), model, *key)
                 notes += watching[key].notes
-            sample = read_sample(_rows_of(answered, *key), model, specs)
+            records, events = answered_records(
+                ws,
+                subject,
+                since=w_start,
+                until=w_end,
+                model=key[0],
+                version=key[1],
+                classes=model.classes,
+                known=_known(watching[key]),
+            )
+            sample = read_sample(records, events, model, specs)
+            del records
             windows += _families(
                 sample, model, watching[key], ws.plan.monitoring, w_start, w_end, row
             )
@@ -300,14 +308,14 @@ def monitor(
     )
 
 
-def _rows_of(answered: pa.Table, model: str, version: str) -> Iterator[dict[str, Any]]:
-    """The records one package version answered, a batch at a time (never every record of a
-    window as Python objects at once)."""
-    mine = pc.and_(
-        pc.equal(answered.column("model"), model), pc.equal(answered.column("version"), version)
-    )
-    for batch in answered.filter(mine).to_batches(max_chunksize=8192):
-        yield from batch.to_pylist()
+def _known(watched: Watched) -> dict[str, str]:
+    """The inputs the training reference knows: name → ``number`` or ``category``."""
+    if watched.reference is None:
+        return {}
+    return {
+        name: "number" if isinstance(ref, NumericReference) else "category"
+        for name, ref in watched.reference.inputs.items()
+    }
 
 
 def _moment(given: dt.datetime | str | None, param: str, now: dt.datetime) -> dt.datetime | None:
