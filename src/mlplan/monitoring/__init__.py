@@ -22,6 +22,7 @@ from mlplan.monitoring._alerts import (
     webhook_deliveries,
 )
 from mlplan.monitoring._drift import (
+    CHI2_ROWS,
     LARGE_ROWS,
     MIN_EXPECTED,
     MIN_ROWS,
@@ -71,6 +72,7 @@ __all__: list[str] = [
     "ALERT_STATES",
     "ATTEMPTS",
     "BACKOFF_S",
+    "CHI2_ROWS",
     "FAMILIES",
     "LARGE_ROWS",
     "METADATA_HOSTS",

@@ -631,7 +631,7 @@ class MonitoringSpec(_Section):
         "auto",
         description="How each feature's drift from the training reference is measured. auto: "
         "by type and rows (numbers: Kolmogorov-Smirnov up to 10,000 rows, PSI on the training "
-        "deciles above; categories: chi-square up to 10,000 rows while every expected count is "
+        "deciles above; categories: chi-square up to 1,000 rows while every expected count is "
         "5 or more, else Jensen-Shannon distance); psi, ks, chi2 or jensenshannon: that one "
         "wherever it applies (ks: categories use chi-square).",
     )
