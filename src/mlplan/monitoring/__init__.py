@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from mlplan.monitoring._alerts import (
     ALERT_STATES,
+    RULE_FAMILIES,
     Alert,
     AlertCheck,
     RuleOutcome,
@@ -78,6 +79,7 @@ __all__: list[str] = [
     "METADATA_HOSTS",
     "MIN_EXPECTED",
     "MIN_ROWS",
+    "RULE_FAMILIES",
     "WHOLE",
     "Alert",
     "AlertCheck",
