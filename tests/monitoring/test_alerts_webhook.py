@@ -267,7 +267,7 @@ def test_the_post_goes_to_the_address_checked_not_to_the_name_resolved_again() -
 
 def _certificate(folder: Path, name: str) -> tuple[Path, Path]:
     """A self-signed certificate for the DNS name ``name`` and its key, as PEM files."""
-    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
