@@ -31,7 +31,7 @@ __all__ = [
     "WindowSample",
     "business_family",
     "input_family",
-    "ml_family",
+    "ml_families",
     "output_family",
     "read_sample",
 ]
@@ -95,7 +95,7 @@ class WindowSample:
 
     def label_text(self, codes: np.ndarray) -> np.ndarray:
         """Label indices (none of them -1) as their names."""
-        text: np.ndarray = np.asarray(self.names, dtype=object)[codes]
+        text: np.ndarray = np.asarray(self.names, dtype=str)[codes]
         return text
 
 
@@ -129,6 +129,7 @@ def read_sample(
     event_request = pc.index_in(events.column("request_id"), value_set=request_ids)
     inputs = records.select([c for c in records.column_names if c.startswith(FEATURE)])
     inputs = inputs.rename_columns([c[len(FEATURE) :] for c in inputs.column_names])
+    inputs = inputs.combine_chunks()  # one chunk: a slice's take is then a gather
     return WindowSample(
         row_request,
         tuple(names),
@@ -176,8 +177,16 @@ def _quantiles(values: np.ndarray) -> dict[str, float] | None:
 
 
 def _requests(sample: WindowSample, rows: np.ndarray) -> np.ndarray:
-    """The requests the records ``rows`` belong to."""
-    return np.unique(sample.row_request[rows])
+    """The requests the records ``rows`` belong to, in order (the records are read a request
+    at a time, so their requests run in order and one pass finds each once)."""
+    found: np.ndarray = sample.row_request[rows]
+    if len(found) < 2:
+        return found
+    if (found[1:] < found[:-1]).any():  # not in order: sort
+        ordered: np.ndarray = np.unique(found)
+        return ordered
+    first: np.ndarray = found[np.concatenate(([True], found[1:] != found[:-1]))]
+    return first
 
 
 # -- input ---------------------------------------------------------------------------------------
@@ -194,7 +203,9 @@ def input_family(
     known = (reference or {}).get("features", {})
     features: dict[str, Any] = {}
     if len(rows):
-        table = sample.inputs.take(pa.array(rows, pa.int64()))
+        table = sample.inputs
+        if len(rows) != sample.rows:  # a slice's records
+            table = table.take(pa.array(rows, pa.int64()))
         for name in table.column_names:
             features[name] = _feature(table.column(name), known.get(name))
     return {
@@ -290,50 +301,72 @@ def _events(sample: WindowSample, requests: np.ndarray) -> dict[str, tuple[int, 
 # -- ML ------------------------------------------------------------------------------------------
 
 
-def ml_family(sample: WindowSample, rows: np.ndarray, model: Model) -> dict[str, Any]:
-    """The plan's ML metrics (every one of the engine when it names none) on the records of
-    ``rows`` that have a feedback label and an answer, computed by the engine ``evaluate``
-    uses; ``labelled``: how many."""
-    data = _labelled(sample, rows, model)
-    if data is None:
-        return {"labelled": 0, "metrics": {}}
+def ml_families(
+    sample: WindowSample, groups: Sequence[tuple[str, np.ndarray]], model: Model
+) -> list[dict[str, Any]]:
+    """For each group of records (its name and ``rows``): the plan's ML metrics (every one
+    of the engine when it names none) on its records that have a feedback label and an
+    answer, computed by the engine ``evaluate`` uses, every group in one pass of it;
+    ``labelled``: how many."""
+    found = _labelled(sample, model)
+    if found is None:
+        return [{"labelled": 0, "metrics": {}} for _ in groups]
+    labelled, data = found
+    members = []
+    for _, rows in groups:
+        member = np.zeros(sample.rows, dtype=bool)
+        member[rows] = True
+        members.append(member[labelled])
     known = metrics_for(model.kind, with_proba=data.proba is not None)
     wanted = [m for m in model.ml_metrics if m in known] or [m for m in known if m != "count"]
     try:
-        report = slice_metrics(data, metrics=wanted)
+        report = slice_metrics(
+            data, groups={str(i): m for i, m in enumerate(members)}, metrics=wanted
+        )
     except MlplanError as error:  # labels the engine cannot take
-        return {"labelled": data.n, "metrics": {}, "note": str(error)}
-    return {
-        "labelled": data.n,
-        "metrics": {
-            n: (float(e.value) if np.isfinite(e.value) else None)
-            for n, e in report.overall.items()
-            if n != "count"
-        },
-    }
+        return [
+            {"labelled": int(m.sum()), "metrics": {}, "note": str(error)} if m.any() else
+            {"labelled": 0, "metrics": {}}
+            for m in members
+        ]  # fmt: skip
+    out = []
+    for i, member in enumerate(members):
+        count = int(member.sum())
+        metrics = report.by_group[str(i)] if count else {}
+        out.append(
+            {
+                "labelled": count,
+                "metrics": {
+                    n: (float(e.value) if np.isfinite(e.value) else None)
+                    for n, e in metrics.items()
+                    if n != "count"
+                },
+            }
+        )
+    return out
 
 
-def _labelled(sample: WindowSample, rows: np.ndarray, model: Model) -> Predictions | None:
-    """The records of ``rows`` with a feedback label and an answer, as the metric engine
+def _labelled(sample: WindowSample, model: Model) -> tuple[np.ndarray, Predictions] | None:
+    """The records with a feedback label and an answer (their indices), as the metric engine
     takes predictions (None when there are none)."""
-    truth = sample.truth[rows]
+    truth = sample.truth
     if sample.values is not None:
-        predicted = sample.values[rows]
-        labelled = np.isfinite(truth) & np.isfinite(predicted)
-        if not labelled.any():
+        labelled = np.flatnonzero(np.isfinite(truth) & np.isfinite(sample.values))
+        if not len(labelled):
             return None
-        return Predictions.from_arrays(truth[labelled], predicted[labelled], kind="regression")
-    labels = sample.labels[rows]
-    labelled = (truth >= 0) & (labels >= 0)
-    if not labelled.any():
+        return labelled, Predictions.from_arrays(
+            truth[labelled], sample.values[labelled], kind="regression"
+        )
+    labelled = np.flatnonzero((truth >= 0) & (sample.labels >= 0))
+    if not len(labelled):
         return None
     proba = None
     if sample.proba is not None:
-        chosen = sample.proba[rows][labelled]
+        chosen = sample.proba[labelled]
         proba = None if np.isnan(chosen).any() else chosen
-    return Predictions.from_arrays(
+    return labelled, Predictions.from_arrays(
         sample.label_text(truth[labelled]),
-        sample.label_text(labels[labelled]),
+        sample.label_text(sample.labels[labelled]),
         kind="binary",  # as evaluate's: the engine tells multiclass by the classes
         proba=proba,
         classes=list(model.classes) or None,

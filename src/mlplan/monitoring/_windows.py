@@ -39,7 +39,7 @@ from mlplan.monitoring._families import (
     WindowSample,
     business_family,
     input_family,
-    ml_family,
+    ml_families,
     output_family,
     read_sample,
 )
@@ -448,13 +448,13 @@ def _families(
     for masks in sample.slices.values():
         groups += [(value, np.flatnonzero(mask)) for value, mask in masks.items()]
     out = []
-    for value, rows in groups:
+    ml_by_group = ml_families(sample, groups, model)
+    for (value, rows), ml in zip(groups, ml_by_group, strict=True):
         inputs = input_family(sample, rows, watched.limits)
         if value == WHOLE:  # the request's own volume, from the query
             inputs["bytes_per_request"] = software["bytes_per_request"]
             inputs["rows_per_request"] = software["rows_per_request"]
         outputs = output_family(sample, rows, model)
-        ml = ml_family(sample, rows, model)
         business = business_family(sample, rows, model)
         # Drift over every record only: a slice's values against the whole training
         # reference would show the slice, not a drift (gender=female "drifts" on gender).
