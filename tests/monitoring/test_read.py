@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from tests.monitoring.conftest import DAY
 
 from mlplan.monitoring._families import Model, business_family, ml_families, read_sample
-from mlplan.monitoring._read import LogSubject, answered_records
+from mlplan.monitoring._read import LogSubject, WindowRecords, answered_records
 from mlplan.serving import PredictionLog, log_folder
 from mlplan.workspace import Workspace
 
@@ -42,8 +43,9 @@ def _write(ws: Workspace, model: str, records: list[dict[str, Any]]) -> None:
             done.result(timeout=30)
 
 
-def _read(ws: Workspace, model: str, classes: list[str]) -> Any:
-    return answered_records(
+def _read(ws: Workspace, model: str, classes: list[str], part_rows: int = 1000) -> Any:
+    """The records and events, each part's concatenated, and the window to sample."""
+    with answered_records(
         ws,
         LogSubject(None, model),
         since=HOUR,
@@ -51,7 +53,12 @@ def _read(ws: Workspace, model: str, classes: list[str]) -> Any:
         model=model,
         version="v1",
         classes=classes,
-    )
+        part_rows=part_rows,
+    ) as window:
+        parts = list(window.parts)
+    records = pa.concat_tables([r for r, _ in parts])
+    events = pa.concat_tables([e for _, e in parts])
+    return records, events, WindowRecords(window.fields, iter(parts))
 
 
 def test_a_regressions_values_and_numeric_labels(project_dir: Path) -> None:
@@ -72,16 +79,16 @@ def test_a_regressions_values_and_numeric_labels(project_dir: Path) -> None:
             {"kind": "feedback", "request_id": "r2", "outputs": {"label": "n/a", "value": True}},
         ],
     )
-    records, events = _read(ws, "reg", [])
+    records, events, window = _read(ws, "reg", [])
     assert records.column("value").to_pylist() == [3.5, 1.0, 2.0, None]
-    assert records.column("in:x").type == "int64"
     # the newest label wins; a label names one answer, so none for the request of two
     assert records.column("truth").to_pylist() == [4.5, None, None, None]
     assert records.column("feedback_value").to_pylist() == [3.5, None, None, None]
     assert events.num_rows == 0
     model = Model("regression", (), None, ("mae",))
-    sample = read_sample(records, events, model, [])
+    sample = read_sample(window, model, [])
     assert sample.requests == 3 and list(sample.row_request) == [0, 1, 1, 2]
+    assert sample.inputs.column("x").type == "int64"  # whole numbers stay integers
     (ml,) = ml_families(sample, [("all", np.arange(sample.rows))], model)
     assert ml == {"labelled": 1, "metrics": {"mae": pytest.approx(1.0)}}
     business = business_family(sample, np.arange(sample.rows), model)
@@ -107,7 +114,7 @@ def test_events_add_up_per_request_and_odd_inputs_read(project_dir: Path) -> Non
             {"kind": "feedback", "request_id": "r1", "outputs": {"label": "no"}},
         ],
     )  # fmt: skip
-    records, events = _read(ws, "clf", ["no", "yes"])
+    records, events, window = _read(ws, "clf", ["no", "yes"])
     assert records.num_rows == 3  # the refused request is not an answer
     assert records.column("in:n").to_pylist() == [1.0, 2.5, None]
     assert records.column("in:odd").to_pylist() == ["1", "b", None]  # mixed: as text
@@ -117,7 +124,50 @@ def test_events_add_up_per_request_and_odd_inputs_read(project_dir: Path) -> Non
         ("r0", "redo", 1.0),
     ]
     model = Model("binary", ("no", "yes"), "yes", (), ("buy",))
-    sample = read_sample(records, events, model, [])
+    sample = read_sample(window, model, [])
     assert list(sample.labels) == [1, 1, -1] and list(sample.truth) == [-1, 0, -1]
     business = business_family(sample, np.arange(sample.rows), model)
     assert business["metrics"]["buy"] == {"sum": 15.0, "mean": 15.0, "count": 1}
+
+
+def test_a_window_read_in_parts_is_the_window_read_whole(project_dir: Path) -> None:
+    """Parts of about two requests each (a request's records never split) sample the same
+    records, requests, labels and events as one part."""
+    (project_dir / "mlplan.yaml").write_text("project: c\ntask: binary\n")
+    ws = Workspace(project_dir, store_url="sqlite://")
+    rng = np.random.default_rng(3)
+    logged: list[dict[str, Any]] = []
+    for _ in range(40):
+        size = int(rng.integers(1, 4))
+        yes = rng.random(size).round(3)
+        logged.append(
+            {
+                "inputs": [{"n": float(v)} for v in rng.normal(size=size).round(3)],
+                "outputs": [
+                    {"label": "yes" if p >= 0.5 else "no",
+                     "probabilities": {"no": 1 - p, "yes": p}}
+                    for p in yes
+                ],
+            }
+        )  # fmt: skip
+    for i in range(0, 40, 3):
+        logged.append(
+            {"kind": "feedback", "request_id": f"r{i}",
+             "outputs": {"label": "yes", "value": i, "events": [{"name": "buy"}]}}
+        )  # fmt: skip
+    _write(ws, "clf", logged)
+    model = Model("binary", ("no", "yes"), "yes", (), ("buy",))
+    whole = read_sample(_read(ws, "clf", ["no", "yes"], part_rows=1000)[2], model, [])
+    records, _, window = _read(ws, "clf", ["no", "yes"], part_rows=2)
+    with answered_records(ws, LogSubject(None, "clf"), since=HOUR,
+                          until=HOUR + dt.timedelta(hours=1), model="clf", version="v1",
+                          classes=["no", "yes"], part_rows=2) as counted:  # fmt: skip
+        assert len(list(counted.parts)) > 10
+    parted = read_sample(window, model, [])
+    for name in ("row_request", "labels", "truth", "proba", "feedback_values"):
+        np.testing.assert_array_equal(getattr(parted, name), getattr(whole, name))
+    events = [sorted(zip(s.event_request, s.event_name, s.event_value, strict=True))
+              for s in (parted, whole)]  # fmt: skip
+    assert events[0] == events[1] and len(events[0]) == 14
+    assert parted.inputs.equals(whole.inputs)
+    assert parted.requests == 40 and parted.rows == records.num_rows

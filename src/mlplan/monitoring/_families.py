@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from mlplan.errors import MlplanError
 from mlplan.modeling import PredictionKind, Predictions, metrics_for, slice_metrics
-from mlplan.monitoring._read import FEATURE
+from mlplan.monitoring._read import FEATURE, WindowRecords, typed_inputs
 from mlplan.monitoring._records import records_slice_masks
 
 __all__ = [
@@ -99,50 +99,74 @@ class WindowSample:
         return text
 
 
-def read_sample(
-    records: pa.Table, events: pa.Table, model: Model, specs: Sequence[Any]
-) -> WindowSample:
-    """A window's records and their feedback's events (``_read.answered_records``, one
-    package version's) as a sample."""
-    n = records.num_rows
-    encoded = pc.dictionary_encode(records.column("request_id").combine_chunks())
-    row_request = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    request_ids = encoded.dictionary
+def read_sample(window: WindowRecords, model: Model, specs: Sequence[Any]) -> WindowSample:
+    """A window's records of one package version (``_read.answered_records``) as a sample,
+    read a part at a time into typed columns."""
     regression = model.kind == "regression"
     names = list(model.classes)
-    labels = np.full(n, -1, dtype=np.int32)
-    truth: np.ndarray
-    if regression:
-        truth = _floats(records.column("truth"))
-    else:
-        truth = np.full(n, -1, dtype=np.int32)
-        for target, column in ((labels, "label"), (truth, "truth")):
-            _encode(records.column(column), names, target)
-    proba = None
-    if not regression:
-        k = len(model.classes)
-        flat = pc.list_flatten(records.column("proba").combine_chunks())
-        proba = _floats(flat).reshape(n, k) if k else np.zeros((n, 0))
-    feedback_values = np.full(len(request_ids), np.nan)
-    first = records.column("pos").to_numpy(zero_copy_only=False) == 1
-    feedback_values[row_request[first]] = _floats(records.column("feedback_value"))[first]
-    event_request = pc.index_in(events.column("request_id"), value_set=request_ids)
-    inputs = records.select([c for c in records.column_names if c.startswith(FEATURE)])
-    inputs = inputs.rename_columns([c[len(FEATURE) :] for c in inputs.column_names])
-    inputs = inputs.combine_chunks()  # one chunk: a slice's take is then a gather
+    k = len(model.classes)
+    parts: dict[str, list[np.ndarray]] = {
+        key: []
+        for key in (
+            "row_request", "labels", "truth", "proba", "values", "feedback_values",
+            "event_request", "event_name", "event_value",
+        )
+    }  # fmt: skip
+    inputs: list[pa.Table] = []
+    requests = 0
+    for records, events in window.parts:
+        n = records.num_rows
+        encoded = pc.dictionary_encode(records.column("request_id").combine_chunks())
+        row_request = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        parts["row_request"].append(row_request + requests)
+        if regression:
+            parts["truth"].append(_floats(records.column("truth")))
+            parts["values"].append(_floats(records.column("value")))
+        else:
+            labels, truth = np.full(n, -1, np.int32), np.full(n, -1, np.int32)
+            _encode(records.column("label"), names, labels)
+            _encode(records.column("truth"), names, truth)
+            parts["labels"].append(labels)
+            parts["truth"].append(truth)
+            flat = pc.list_flatten(records.column("proba").combine_chunks())
+            parts["proba"].append(_floats(flat).reshape(n, k) if k else np.zeros((n, 0)))
+        values = np.full(len(encoded.dictionary), np.nan)
+        first = records.column("pos").to_numpy(zero_copy_only=False) == 1
+        values[row_request[first]] = _floats(records.column("feedback_value"))[first]
+        parts["feedback_values"].append(values)
+        found = pc.index_in(events.column("request_id"), value_set=encoded.dictionary)
+        parts["event_request"].append(
+            found.to_numpy(zero_copy_only=False).astype(np.int64) + requests
+        )
+        parts["event_name"].append(
+            events.column("name").to_numpy(zero_copy_only=False).astype(object)
+        )
+        parts["event_value"].append(_floats(events.column("value")))
+        features = records.select([c for c in records.column_names if c.startswith(FEATURE)])
+        inputs.append(features.rename_columns([c[len(FEATURE) :] for c in features.column_names]))
+        requests += len(encoded.dictionary)
+        del records, events, encoded
+    joined = {key: np.concatenate(found) if found else np.zeros(0) for key, found in parts.items()}
+    n = len(joined["row_request"])
+    # one chunk: a slice's take is then a gather
+    table = (
+        typed_inputs(pa.concat_tables(inputs), window.fields).combine_chunks()
+        if inputs
+        else pa.table({})
+    )
     return WindowSample(
-        row_request,
+        joined["row_request"].astype(np.int64),
         tuple(names),
-        labels,
-        proba,
-        _floats(records.column("value")) if regression else None,
-        truth,
-        feedback_values,
-        event_request.to_numpy(zero_copy_only=False).astype(np.int64),
-        events.column("name").to_numpy(zero_copy_only=False).astype(object),
-        _floats(events.column("value")),
-        inputs,
-        records_slice_masks(inputs, specs) if n else {},
+        np.full(n, -1, np.int32) if regression else joined["labels"].astype(np.int32),
+        None if regression else joined["proba"].reshape(n, k),
+        joined["values"] if regression else None,
+        joined["truth"],
+        joined["feedback_values"],
+        joined["event_request"].astype(np.int64),
+        joined["event_name"].astype(object),
+        joined["event_value"],
+        table,
+        records_slice_masks(table, specs) if n else {},
     )
 
 

@@ -11,9 +11,12 @@ are parsed (``serving.query_log``); the exact bound on the parsed timestamp foll
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import itertools
 import json
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,14 +31,19 @@ from mlplan.workspace import Workspace
 
 __all__ = [
     "FEATURE",
+    "PART_ROWS",
     "LogSubject",
+    "WindowRecords",
     "answered_records",
     "health_rows",
     "software_rows",
+    "typed_inputs",
 ]
 
 FEATURE = "in:"
 """The prefix of the input fields' columns in :func:`answered_records`' records."""
+PART_ROWS = 1_000_000
+"""About how many requests of a window DuckDB parses at a time."""
 _STRUCTURE_SAMPLE = 10_000
 """How many of a window's requests tell the types of its input fields."""
 
@@ -178,6 +186,17 @@ def health_rows(
     return rows
 
 
+@dataclass(frozen=True)
+class WindowRecords:
+    """One package version's answered records of a window, read a part at a time (see
+    :func:`answered_records`): ``fields``, each input field's type (for
+    :func:`typed_inputs`); ``parts``, each part's records and events, once."""
+
+    fields: Mapping[str, str]
+    parts: Iterator[tuple[pa.Table, pa.Table]]
+
+
+@contextlib.contextmanager
 def answered_records(
     ws: Workspace,
     subject: LogSubject,
@@ -188,10 +207,13 @@ def answered_records(
     version: str,
     classes: Sequence[str],
     known: Mapping[str, str] | None = None,
-) -> tuple[pa.Table, pa.Table]:
+    part_rows: int = PART_ROWS,
+) -> Iterator[WindowRecords]:
     """The records of the answered (2xx) ``prediction`` requests of one package version in
-    ``[since, until)``, one row per answer, oldest first, parsed by DuckDB, and the product
-    events of their feedback.
+    ``[since, until)``, one row per answer, parsed by DuckDB, with the product events of
+    their feedback; in parts of about ``part_rows`` requests each, cut by time (a request's
+    records are in one part; oldest part first, each part oldest first), so that DuckDB's
+    working memory is bounded by a part, not by the window.
 
     A record holds its ``request_id``, ``pos`` (its place in the request, from 1), the
     answer's ``label`` (null: none), ``proba`` (one probability per class of ``classes``,
@@ -199,11 +221,12 @@ def answered_records(
     predictions or an Open Inference answer's tensors; ``truth``, the newest feedback label
     on its request when the request holds one record (a label names one answer; text, or a
     number for a regression); ``feedback_value``, the sum of the feedback values of its
-    request, on its first record only; and each input field, as a column ``FEATURE + name``:
-    a number (integers as ``int64``) or text. The fields and their types are those of the
-    window's first 10,000 requests and of ``known`` (name → ``number`` or ``category``, the
-    training reference's); a field first seen past them is not read, and a value of another
-    type than its field's reads as null. Nested values read as their JSON text.
+    request, on its first record only; and each input field, as a column ``FEATURE + name``,
+    a number or text (:func:`typed_inputs` makes whole numbers integers). The fields and
+    their types are those of the window's first 10,000 requests and of ``known`` (name →
+    ``number`` or ``category``, the training reference's); a field first seen past them is
+    not read, and a value of another type than its field's reads as null. Nested values read
+    as their JSON text.
 
     The events are one row per request and event name: ``request_id``, ``name``, ``value``
     (the sum of that event's values on the request, an event without a number counting 1).
@@ -212,25 +235,68 @@ def answered_records(
     Raises
     ------
     DataError
-        A log the query cannot read.
+        A log the query cannot read (raised by the first read, or by a part's).
     """
     where = (
         f"kind = 'prediction' AND status >= 200 AND status < 300 AND {subject.where()} "
         f"AND model = {_literal(model)} AND version = {_literal(version)} "
         f"AND {_window_filter(since, until)}"
     )
-    feedback = (
-        f"kind = 'feedback' AND time >= {_literal(time_text(since))} "
-        f"AND request_id IN (SELECT request_id FROM predictions WHERE {where})"
-    )
     with open_log(subject.folder(ws), since=since) as con:
         try:
             fields = _input_fields(con, where, known or {})
-            records = con.sql(_records_sql(where, feedback, classes, fields)).to_arrow_table()
+            bounds = _part_bounds(con, where, part_rows)
+        except Exception as exc:  # duckdb raises many error types; all mean "this query fails"
+            raise DataError(f"the query failed: {str(exc).splitlines()[0]}") from None
+        yield WindowRecords(fields, _parts(con, since, where, bounds, classes, fields))
+
+
+def _part_bounds(con: Any, where: str, part_rows: int) -> list[str]:
+    """Where the parts of the window's requests start after the first, as ``time`` text
+    (approximate quantiles of their times, so parts are near ``part_rows`` requests)."""
+    (count,) = con.sql(f"SELECT count(*) FROM predictions WHERE {where}").fetchall()[0]
+    parts = math.ceil(count / part_rows) if count else 1
+    if parts <= 1:
+        return []
+    levels = [i / parts for i in range(1, parts)]
+    found = con.sql(
+        f"SELECT approx_quantile(TRY_CAST(time AS TIMESTAMPTZ), {levels!r}) "
+        f"FROM predictions WHERE {where}"
+    ).fetchall()[0][0]
+    return sorted({time_text(_utc(moment)) for moment in found or [] if moment is not None})
+
+
+def _parts(
+    con: Any,
+    since: dt.datetime,
+    where: str,
+    bounds: Sequence[str],
+    classes: Sequence[str],
+    fields: Mapping[str, str],
+) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """Each part's records and events; the parts are cut on ``time`` as text, so that every
+    record is in exactly one."""
+    edges: list[str | None] = [None, *bounds, None]
+    for low, high in itertools.pairwise(edges):
+        part = where
+        if low is not None:
+            part += f" AND time >= {_literal(low)}"
+        if high is not None:
+            part += f" AND time < {_literal(high)}"
+        feedback = (
+            f"kind = 'feedback' AND time >= {_literal(time_text(since))} "
+            f"AND request_id IN (SELECT request_id FROM predictions WHERE {part})"
+        )
+        try:
+            records = con.sql(_records_sql(part, feedback, classes, fields)).to_arrow_table()
             events = con.sql(_events_sql(feedback)).to_arrow_table()
         except Exception as exc:  # duckdb raises many error types; all mean "this query fails"
             raise DataError(f"the query failed: {str(exc).splitlines()[0]}") from None
-    return _typed(records, fields), events
+        yield records, events
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment
 
 
 def _input_fields(con: Any, where: str, known: Mapping[str, str]) -> dict[str, str]:
@@ -365,22 +431,24 @@ def _events_sql(feedback: str) -> str:
     """
 
 
-def _typed(records: pa.Table, fields: Mapping[str, str]) -> pa.Table:
-    """The integer fields' columns as integers when every value read is a whole number; the
-    known fields no record has, dropped."""
+def typed_inputs(inputs: pa.Table, fields: Mapping[str, str]) -> pa.Table:
+    """The input fields' columns (named by field, without ``FEATURE``) of a window's records
+    read by :func:`answered_records`: the integer fields' as integers when every value read
+    is a whole number; the known fields no record has, dropped."""
     for name, kind in fields.items():
-        column_name = FEATURE + name
-        column = records.column(column_name)
+        if name not in inputs.column_names:
+            continue
+        column = inputs.column(name)
         if kind.endswith("?") and column.null_count == len(column):
-            records = records.drop_columns([column_name])
+            inputs = inputs.drop_columns([name])
         if kind != "integer":
             continue
         numbers = column.to_numpy(zero_copy_only=False)
         finite = numbers[np.isfinite(numbers)]
         if finite.size and np.all(finite == np.round(finite)) and np.abs(finite).max() < 2**53:
-            index = records.schema.get_field_index(column_name)
-            records = records.set_column(index, column_name, pc.cast(column, pa.int64()))
-    return records
+            index = inputs.schema.get_field_index(name)
+            inputs = inputs.set_column(index, name, pc.cast(column, pa.int64()))
+    return inputs
 
 
 def _ident(name: str) -> str:

@@ -270,7 +270,7 @@ def monitor(
             if key not in watching:
                 watching[key] = watched_of(ws, _package(models, *key), model, *key)
                 notes += watching[key].notes
-            records, events = answered_records(
+            with answered_records(
                 ws,
                 subject,
                 since=w_start,
@@ -279,9 +279,8 @@ def monitor(
                 version=key[1],
                 classes=model.classes,
                 known=_known(watching[key]),
-            )
-            sample = read_sample(records, events, model, specs)
-            del records
+            ) as logged:
+                sample = read_sample(logged, model, specs)
             windows += _families(
                 sample, model, watching[key], ws.plan.monitoring, w_start, w_end, row
             )
