@@ -334,7 +334,9 @@ def test_follow_polls_and_hands_each_update_over(log: Traffic) -> None:
     assert [u.poll for u in updates] == [1, 2]
     assert updates[0].bounds == [(DAY, DAY + dt.timedelta(hours=1))]
     assert updates[1].windows == ()
-    assert summary.line() == "done after 2 polls: 1 window measured again from 0 new records"
+    assert summary.line() == (
+        "done after 2 polls: 1 window measured, 0 new records read after the first poll"
+    )
 
 
 @pytest.mark.parametrize(
@@ -370,7 +372,7 @@ def test_monitor_follow_prints_a_json_line_per_poll(
     software = [w for w in first["windows"] if w["family"] == "software"]
     assert [(w["start"][11:16], w["samples"]) for w in software] == [("10:00", 30), ("10:30", 10)]
     assert (second["poll"], second["windows"], second["read"]) == (2, [], [])
-    assert "done after 2 polls: 2 windows measured again" in result.stderr
+    assert "done after 2 polls: 2 windows measured, 0 new records" in result.stderr
     shown = CliRunner().invoke(app, ["monitor", "--follow", "--polls", "1", *span])
     assert shown.exit_code == 0, shown.output
     assert "poll 1" in shown.stdout and "2026-11-30 10:00" in shown.stdout

@@ -103,8 +103,14 @@ class FollowUpdate:
 
 @dataclass(frozen=True)
 class FollowSummary:
-    """What a :func:`follow` did: its polls, the windows they measured again (distinct
-    bounds), the new records found, and whether it was interrupted (Ctrl-C)."""
+    """What a :func:`follow` did: its polls, the windows they measured (distinct bounds),
+    the new records found after the first poll, and whether it was interrupted (Ctrl-C).
+
+    Examples
+    --------
+    >>> FollowSummary(polls=3, windows=2, records=40, interrupted=True).line()
+    'stopped after 3 polls: 2 windows measured, 40 new records read after the first poll'
+    """
 
     polls: int
     windows: int
@@ -116,8 +122,8 @@ class FollowSummary:
         how = "stopped" if self.interrupted else "done"
         return (
             f"{how} after {self.polls} poll{'s' * (self.polls != 1)}: {self.windows} "
-            f"window{'s' * (self.windows != 1)} measured again from {self.records} new "
-            f"record{'s' * (self.records != 1)}"
+            f"window{'s' * (self.windows != 1)} measured, {self.records} new "
+            f"record{'s' * (self.records != 1)} read after the first poll"
         )
 
 
