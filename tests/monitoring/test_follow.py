@@ -23,7 +23,7 @@ from tests.monitoring.conftest import DAY, traffic
 from typer.testing import CliRunner
 
 from mlplan.core import json_safe
-from mlplan.errors import ParameterError
+from mlplan.errors import DataError, ParameterError
 from mlplan.modeling import get_model
 from mlplan.monitoring import Follower, MonitorWindow, follow, monitor, stored_windows
 from mlplan.serving import PredictionLog, compact_logs, log_folder
@@ -312,6 +312,19 @@ def test_the_window_under_way_is_measured_whole_once_it_ends(log: Traffic) -> No
     (software,) = [w for w in ended.windows if w.family == "software"]
     assert software.metrics["throughput_rps"] == pytest.approx(3 / 60)
     assert follower.poll(now=_at(3)).windows == ()
+
+
+def test_a_poll_that_fails_leaves_its_records_new_for_the_next(log: Traffic) -> None:
+    follower = Follower(log.ws, "production", window=WINDOW, since=DAY)
+    follower.poll(now=NOW)
+    log.predict(0, _at(1), 2)
+    stray = log.writer(0).folder / "seg-000099.parquet"
+    stray.write_text("not parquet")
+    with pytest.raises(DataError, match=r"segment .*seg-000099.parquet cannot be read"):
+        follower.poll(now=NOW)
+    stray.unlink()
+    update = follower.poll(now=NOW)
+    assert (update.poll, update.records, update.bounds) == (2, 2, [(_at(1), _at(2))])
 
 
 def test_records_before_the_span_are_left_alone(log: Traffic) -> None:

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlplan.errors import ParameterError
+from mlplan.errors import DataError, ParameterError
 from mlplan.monitoring._read import LogSubject
 from mlplan.monitoring._windows import (
     MonitorWindow,
@@ -207,6 +207,9 @@ class Follower:
         (the first poll: every window of the span); ``now`` (default: the clock's) is what
         the window under way is measured up to.
 
+        A poll that fails (or is interrupted) leaves the follower as it was: the next one
+        finds the same records new again.
+
         Raises
         ------
         ParameterError
@@ -215,7 +218,6 @@ class Follower:
             A log the query cannot read.
         """
         now = _utc(now or utcnow())
-        self.polls += 1
         if self.start is None:
             return self._first_poll(now)
         listing = self._list()
@@ -235,13 +237,14 @@ class Follower:
             seen[path], new = found
             read.append(path)
             records += new
-        self._seen = seen
         buckets, feedback = self._buckets(records)
         looked_up: list[Path] = []
         if feedback:
-            buckets |= self._placed(feedback, records, listing, looked_up)
+            buckets |= self._placed(feedback, records, seen, looked_up)
         due = {b for b in self._under_way if self._end(b) <= now}
         windows, notes = self._measure({b for b in buckets if b >= self._first} | due, now)
+        self._seen = seen  # only now: a poll that failed leaves its records new
+        self.polls += 1
         return FollowUpdate(
             self.polls, now, windows, len(records), tuple(read), tuple(looked_up), notes
         )
@@ -250,24 +253,25 @@ class Follower:
         """Remember every segment (reading the JSONL ones that can hold the span, for their
         predictions' request ids), then measure the span as ``monitor`` does."""
         _, start, _ = window_bounds(self.window, since=_moment(self._since, "since", now), now=now)
-        self.start, self._first = start, self._bucket_of(start)
-        listing = self._list()
+        seen: dict[Path, _Seen] = {}
         read = []
-        for path, (size, mtime_ns) in listing.items():
+        for path, (size, mtime_ns) in self._list().items():
             recent = mtime_ns >= (start - _STAMP_SLACK).timestamp() * 1e9
             if path.suffix == ".jsonl" and recent:
                 found = self._read_changed(path, size, mtime_ns, None)
                 if found is not None:
-                    self._seen[path] = found[0]
+                    seen[path] = found[0]
                     read.append(path)
                 continue
             # A Parquet segment (its ids are searched only when feedback needs them), or a
             # JSONL one last written before the span: remembered, not read.
-            self._seen[path] = _Seen(size, mtime_ns, offset=size, read=False)
+            seen[path] = _Seen(size, mtime_ns, offset=size, read=False)
         result = monitor(
             self.ws, self.subject.name, window=self.window, since=start, now=now, store=True
         )
         self._note_under_way(result.windows, now)
+        self.start, self._first, self._seen = start, self._bucket_of(start), seen
+        self.polls += 1
         return FollowUpdate(
             self.polls, now, result.windows, 0, tuple(read), (), tuple(result.notes)
         )
@@ -309,10 +313,12 @@ class Follower:
     ) -> tuple[_Seen, list[_Record]]:
         """The whole lines appended to a JSONL segment since it was last read (all of it
         when it is new, or shorter than what was read: cut back after a failed write)."""
-        state = old if old is not None and old.read and size >= old.offset else None
-        if state is None:
+        if old is not None and old.read and size >= old.offset:  # a copy: the poll may fail
+            state = _Seen(
+                size, mtime_ns, old.offset, old.records, old.digest.copy(), dict(old.predictions)
+            )
+        else:
             state = _Seen(size, mtime_ns)
-        state.size, state.mtime_ns = size, mtime_ns
         new: list[_Record] = []
         for line in _lines(path, state.offset, state):
             record = _parsed(line)
@@ -372,7 +378,7 @@ class Follower:
         self,
         feedback: set[str],
         records: list[_Record],
-        listing: dict[Path, tuple[int, int]],
+        seen: dict[Path, _Seen],
         looked_up: list[Path],
     ) -> set[int]:
         """The windows of the predictions the new feedback names: among the new records,
@@ -384,7 +390,7 @@ class Follower:
             if bucket is not None and record[1] in left:
                 buckets.add(bucket)
                 left.discard(str(record[1]))
-        for state in self._seen.values():
+        for state in seen.values():
             if not left:
                 break
             for request_id in [r for r in left if r in state.predictions]:
@@ -392,9 +398,8 @@ class Follower:
                 left.discard(request_id)
         if not left:
             return buckets
-        assert self.start is not None
-        since = time_text(self.start)
-        for path in (p for p in listing if p.suffix == ".parquet"):
+        since = time_text(_at(self._first * self.seconds))
+        for path in (p for p in seen if p.suffix == ".parquet"):
             looked_up.append(path)
             try:
                 rows = _parquet_records(path, since=since)
@@ -577,7 +582,25 @@ def _key(record: _Record) -> bytes:
 
 def _parquet_records(path: Path, *, since: str | None = None) -> list[_Record]:
     """A Parquet segment's :data:`_COLUMNS` (one its writer did not have: null), in order;
-    ``since``: only row groups that can hold a record from then on."""
+    ``since``: only row groups that can hold a record from then on.
+
+    Raises
+    ------
+    DataError
+        The file is not a Parquet segment of the log.
+    """
+    try:
+        return _parquet_rows(path, since)
+    except (FileNotFoundError, DataError):
+        raise
+    except Exception as exc:  # pyarrow raises many types; all mean "not a readable segment"
+        raise DataError(
+            f"the prediction log's segment {path} cannot be read ({str(exc).splitlines()[0]}); "
+            "move it out of the log folder if it is not one"
+        ) from None
+
+
+def _parquet_rows(path: Path, since: str | None) -> list[_Record]:
     import pyarrow.parquet as pq
 
     with pq.ParquetFile(path) as segment:
