@@ -1,5 +1,10 @@
 """``mlplan monitor``: a deployment's (or a model's) windows, measured and stored; with
-``--follow``, kept up to date as the log grows."""
+``--follow``, kept up to date as the log grows.
+
+``monitor`` is a group whose own callback measures the windows (``mlplan monitor
+[NAME]``), with the subcommands ``check`` and ``export`` (``_cmd_alerts.py``): a first word
+that names a subcommand runs it, anything else is the group's own arguments
+(:class:`WindowsGroup`)."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from typer.core import TyperGroup
 
 from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
 from mlplan.cli._render import console, err_console, esc, print_json, print_json_line
@@ -16,8 +22,44 @@ if TYPE_CHECKING:
     from mlplan.monitoring import FollowUpdate, MonitorResult, MonitorWindow
 
 
-@app.command("monitor")
+class WindowsGroup(TyperGroup):
+    """A group that is a command too: ``mlplan monitor check`` runs the subcommand
+    ``check``; ``mlplan monitor``, ``mlplan monitor production --window 30m`` run the
+    group's own callback, its arguments parsed as a command's (so a deployment named
+    ``check`` or ``export`` cannot be named here)."""
+
+    allow_interspersed_args = True  # mlplan monitor production --window 30m
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] in self.commands:  # a subcommand; the group's own take defaults
+            super().parse_args(ctx, [])
+            ctx._protected_args, ctx.args = args[:1], args[1:]
+            rest: list[str] = ctx.args
+            return rest
+        return super().parse_args(ctx, args)
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)
+        if ctx.command is not self:  # a subcommand's path: mlplan monitor check, no [name]
+            return [p for p in params if p.param_type_name != "argument"]
+        return params
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return ["[OPTIONS] [name] | COMMAND [ARGS]..."]
+
+
+monitor_app = typer.Typer(
+    cls=WindowsGroup,
+    invoke_without_command=True,
+    no_args_is_help=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(monitor_app, name="monitor")
+
+
+@monitor_app.callback()
 def monitor(
+    ctx: typer.Context,
     name: Annotated[
         str | None,
         typer.Argument(help="The deployment (default: production) or a model (its whole log)."),
@@ -57,7 +99,10 @@ def monitor(
     product events, drift), ML metrics estimated before labels and realised once they
     arrive, business values — per slice of the plan, and store the windows. With --follow,
     keep them up to date as the log grows: one line per window measured again (with
-    --json, one JSON object per poll and line)."""
+    --json, one JSON object per poll and line). Subcommands: check (the plan's alert
+    rules), export (them for Prometheus)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from mlplan.monitoring import monitor as run_monitor
 
     ws = workspace(project)
