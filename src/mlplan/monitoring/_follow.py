@@ -19,7 +19,9 @@ segments read so far (their request ids are kept, a segment's until it is compac
 else in the Parquet segments, of which only the ``request_id``, ``time``, ``kind`` and
 subject columns are read, row groups older than the span skipped by their statistics
 (:attr:`FollowUpdate.looked_up` names them). Then exactly those windows are measured again
-and stored with ``monitor`` (one call per run of adjacent windows), each replacing its rows.
+and stored with ``monitor`` (one call per run of adjacent windows), each replacing its rows;
+``monitor`` reads what its window's query reads (the Parquet row groups of that time, the
+JSONL segments that can hold it): "never read again" is about finding what changed.
 
 The span followed starts at the first poll's ``since`` (default: 24 windows before it) and
 has no end: records before it are left alone, as are windows whose records retention
