@@ -139,6 +139,50 @@ def test_a_plan_metric_by_its_bare_name_and_a_plan_without_rules(watched: Worksp
         check_alerts(watched, now=CHECKED)
 
 
+def test_a_rule_on_the_estimated_metric_fires_before_any_label(watched: Workspace) -> None:
+    primary = watched.plan.metrics.primary
+    set_rules(
+        watched,
+        "monitoring:\n  estimated:\n"
+        f"    - {{name: auc, metric: {primary}, op: '<', threshold: 0.75, min_samples: 20,\n"
+        "       severity: critical}\n"
+        f"    - {{name: auc-high, metric: {primary}.high, op: '<', threshold: 0.75}}\n"
+        f"    - {{name: thin, metric: {primary}, op: '<', threshold: 0.75, min_samples: 37}}\n",
+    )
+    traffic(watched)  # 36 answers, every one scored 0.7: they rank nothing apart
+
+    check = check_alerts(watched, now=CHECKED)
+
+    outcome = {o.rule: o for o in check.outcomes}
+    auc = outcome["estimated.auc"]
+    assert auc.metric == f"metrics.{primary}.estimated.value"
+    assert (auc.outcome, auc.samples) == ("fired", 36)
+    assert auc.value is not None and auc.value < 0.75
+    high = outcome["estimated.auc-high"]
+    assert high.metric == f"metrics.{primary}.estimated.high" and high.value is not None
+    assert high.value >= auc.value
+    thin = outcome["estimated.thin"]  # the estimate's samples are the window's answered rows
+    assert (thin.outcome, thin.reason) == ("not evaluated", "36 samples, fewer than min_samples 37")
+    assert "estimated.auc" in [a.rule for a in check.opened]
+    (opened,) = [a for a in check.opened if a.rule == "estimated.auc"]
+    assert (opened.severity, opened.metric) == ("critical", f"metrics.{primary}.estimated.value")
+
+
+def test_a_rule_on_a_metric_the_estimate_cannot_give_is_refused(watched: Workspace) -> None:
+    set_rules(
+        watched, "monitoring:\n  estimated:\n    - {name: ll, metric: log_loss, threshold: 1}\n"
+    )
+    traffic(watched)
+    with pytest.raises(UsageError) as refused:
+        check_alerts(watched, now=CHECKED)
+    message = str(refused.value)
+    assert message.startswith(
+        "mlplan.yaml monitoring.estimated[0] (ll): metric 'log_loss' is not one the "
+        "estimated family computes; known: "
+    )
+    assert ".estimated.high" in message
+
+
 def test_acknowledging_names_what_is_wrong(watched: Workspace) -> None:
     with pytest.raises(AlertNotFoundError, match="no alert 7; list them with mlplan alerts"):
         ack_alert(watched, 7, by="Priya")

@@ -5,10 +5,13 @@ default, every address of a host checked."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,7 +35,7 @@ class Receiver:
     """An HTTP server on 127.0.0.1 answering each POST with the next of ``statuses`` (then
     200), keeping what it received."""
 
-    def __init__(self, statuses: list[int]) -> None:
+    def __init__(self, statuses: list[int], tls: ssl.SSLContext | None = None) -> None:
         self.statuses = list(statuses)
         self.received: list[tuple[dict[str, str], Any]] = []
         receiver = self
@@ -50,7 +53,10 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/mlplan"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.port = int(self.server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}/hooks/mlplan"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -218,3 +224,104 @@ def test_a_metadata_host_name_and_a_public_address() -> None:
 
     with pytest.raises(WebhookURLError, match="does not resolve"):
         check_webhook_url("https://nowhere.invalid/x", resolve=nowhere)
+
+
+# -- the address checked is the address posted to (no DNS rebinding) -------------------------
+
+
+def test_a_name_for_loopback_is_refused_unless_allowed_then_posted_with_its_host() -> None:
+    local = Receiver([])
+    try:
+        url = f"http://localhost:{local.port}/hooks/mlplan"  # the system's resolver
+        refused = post_alerts(WebhookSpec(url=url), {"alerts": []})
+        allowed = post_alerts(WebhookSpec(url=url, allow_private=True), {"alerts": []})
+    finally:
+        local.close()
+    assert (refused.status, refused.attempts) == ("failed", 0)
+    assert refused.error is not None
+    assert "localhost resolves to" in refused.error and "a loopback address" in refused.error
+    assert (allowed.status, allowed.attempts) == ("delivered", 1)  # ::1 first, if so, is down
+    ((headers, _),) = local.received
+    assert headers["Host"] == f"localhost:{local.port}"
+
+
+def test_the_post_goes_to_the_address_checked_not_to_the_name_resolved_again() -> None:
+    local = Receiver([503])  # a retry too: it must not resolve the name again
+    answers = iter([["127.0.0.1"], ["203.0.113.9"]])  # a rebinding resolver's two answers
+    asked: list[tuple[str, int]] = []
+
+    def rebinding(host: str, port: int) -> list[str]:
+        asked.append((host, port))
+        return next(answers)
+
+    try:
+        spec = WebhookSpec(url=f"http://hooks.rebind.invalid:{local.port}/a", allow_private=True)
+        delivery = post_alerts(spec, {"alerts": []}, sleep=lambda _: None, resolve=rebinding)
+    finally:
+        local.close()
+    # a name no resolver knows reached the receiver: the request went to the address checked
+    assert (delivery.status, delivery.attempts) == ("delivered", 2)
+    assert asked == [("hooks.rebind.invalid", local.port)]
+    assert [h["Host"] for h, _ in local.received] == [f"hooks.rebind.invalid:{local.port}"] * 2
+
+
+def _certificate(folder: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for the DNS name ``name`` and its key, as PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    start = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=365 * 30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / f"{name}.pem", folder / f"{name}.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.mark.parametrize(
+    ("served", "delivered"), [("hooks.test", True), ("elsewhere.test", False)], ids=["own", "other"]
+)
+def test_https_to_the_address_checked_verifies_the_certificate_of_the_urls_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, served: str, delivered: bool
+) -> None:
+    cert, key = _certificate(tmp_path, served)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # httpx trusts this one certificate
+    local = Receiver([], tls=tls)
+
+    def resolve(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    try:
+        spec = WebhookSpec(url=f"https://hooks.test:{local.port}/a", allow_private=True)
+        delivery = post_alerts(spec, {"alerts": []}, sleep=lambda _: None, resolve=resolve)
+    finally:
+        local.close()
+    if delivered:  # the certificate names the URL's host, though the post went to 127.0.0.1
+        assert (delivery.status, delivery.attempts) == ("delivered", 1)
+        assert [h["Host"] for h, _ in local.received] == [f"hooks.test:{local.port}"]
+    else:
+        assert delivery.status == "failed" and local.received == []
+        assert delivery.error is not None and "CERTIFICATE_VERIFY_FAILED" in delivery.error

@@ -72,9 +72,10 @@ def test_a_number_is_tested_by_its_rows(
     [
         (600, [0.5, 0.3, 0.2], "chi2", "a category, 600 values, each expected count >= 5"),
         (40, [0.45, 0.45, 0.1], "jensenshannon", "a category, an expected count of 4.1 < 5"),
+        (5_000, [0.5, 0.3, 0.2], "jensenshannon", "a category, 5,000 values: Jensen-Shannon"),
         (30_000, [0.5, 0.3, 0.2], "jensenshannon", "a category, 30,000 values: Jensen-Shannon"),
     ],
-    ids=["enough-counts", "small-counts", "many"],
+    ids=["enough-counts", "small-counts", "some", "many"],
 )
 def test_a_category_is_tested_by_its_counts(
     rng: np.random.Generator, rows: int, shares: list[float], method: str, reason: str
@@ -151,6 +152,50 @@ def test_chi_square_and_unseen_categories_equal_scipy(rng: np.random.Generator) 
     assert drift.statistic == pytest.approx(theirs.statistic, rel=1e-12)
     assert drift.p_value == pytest.approx(theirs.pvalue, rel=1e-9, abs=1e-300)
     assert drift.drifted
+
+
+def _regions(rows: int, shares: list[float]) -> list[str]:
+    """``rows`` regions in exactly these ``shares`` (north, south, east)."""
+    counts = [round(rows * share) for share in shares]
+    return [r for r, k in zip(["north", "south", "east"], counts, strict=True) for _ in range(k)]
+
+
+@pytest.mark.parametrize(
+    ("rows", "moved", "drifted"),
+    [(50_000, 0.005, False), (50_000, 0.15, True), (10_000, 0.02, False)],
+    ids=["half-a-point", "fifteen-points", "two-points-chi-square-calls-significant"],
+)
+def test_a_large_window_drifts_by_the_size_of_the_shift_not_by_its_rows(
+    rows: int, moved: float, drifted: bool
+) -> None:
+    reference = _reference(region=_regions(100_000, [0.5, 0.3, 0.2]))
+    window = pa.table({"region": _regions(rows, [0.5 - moved, 0.3 + moved, 0.2])})
+    drift = _one(feature_drift(reference, window, MonitoringSpec()))
+    counts = [[50_000, 30_000, 20_000], [rows * (0.5 - moved), rows * (0.3 + moved), rows * 0.2]]
+    if rows == 10_000:  # chi-square, used up to 10,000 rows before, called two points drift
+        assert stats.chi2_contingency(counts, correction=False).pvalue < 1e-4
+    distance = pytest.importorskip("scipy.spatial.distance")
+    assert drift.method == "jensenshannon" and drift.rows == rows
+    assert drift.reason.startswith(f"a category, {rows:,} values: Jensen-Shannon distance")
+    assert drift.statistic == pytest.approx(distance.jensenshannon(*counts, base=2), abs=1e-12)
+    assert (drift.threshold, drift.drifted) == (0.1, drifted)
+
+
+def test_a_small_window_is_tested_by_chi_square_as_scipy(rng: np.random.Generator) -> None:
+    train = list(rng.choice(["north", "south", "east"], 4_000, p=[0.5, 0.3, 0.2]))
+    window = list(rng.choice(["north", "south", "east"], 300, p=[0.42, 0.33, 0.25]))
+    drift = _one(
+        feature_drift(_reference(region=train), pa.table({"region": window}), MonitoringSpec())
+    )
+    regions = ("east", "north", "south")
+    counts = [[train.count(r) for r in regions], [window.count(r) for r in regions]]
+    # a test of homogeneity: the training rows are a sample too, not the truth
+    theirs = stats.chi2_contingency(counts, correction=False)
+    assert drift.method == "chi2" and drift.rows == 300
+    assert drift.reason == "a category, 300 values, each expected count >= 5: chi-square"
+    assert drift.statistic == pytest.approx(theirs.statistic, rel=1e-12)
+    assert drift.p_value == pytest.approx(theirs.pvalue, rel=1e-9)
+    assert drift.drifted == bool(theirs.pvalue < 0.05)
 
 
 def test_categories_past_the_reference_top_are_one_bin(rng: np.random.Generator) -> None:
@@ -249,7 +294,7 @@ def test_output_drift_of_classes_and_positive_scores(rng: np.random.Generator) -
     reference = TrainingReference("s", 10, {}, output=output)
     same = output_drift(reference, MonitoringSpec(), predicted=labels[:2_000], proba=proba[:2_000])
     assert [(d.feature, d.kind, d.method) for d in same] == [
-        ("predicted class", "class", "chi2"),
+        ("predicted class", "class", "jensenshannon"),  # 2,000 classes: past chi-square's
         ("score 1", "score", "ks"),
     ]
     assert not any(d.drifted for d in same)

@@ -328,4 +328,61 @@ def test_a_nested_input_is_counted_by_its_text(
         done.result(timeout=30)
     result = monitor(watched, since=DAY + dt.timedelta(hours=7), until=DAY + dt.timedelta(hours=8))
     tags = _one(result.windows, 7, "input").metrics["features"]["tags"]
-    assert tags["counts"] == {"['a', 'b']": 2, "['c']": 1}
+    assert tags["counts"] == {'["a","b"]': 2, '["c"]': 1}
+
+
+def test_open_inference_answers_are_read_like_predict_answers(
+    watched: Workspace, two_writers: tuple[PredictionLog, PredictionLog, Clock, Clock]
+) -> None:
+    """One request of two records through ``/v1/predict``, one through the Open Inference
+    route (its answer as tensors, as the server logs them), and a label for a third request
+    of one record each way: the same records, classes, scores and labels."""
+    a, _, clock_a, _ = two_writers
+    clock_a.now = DAY + dt.timedelta(hours=6)
+    version = get_model(watched, "logistic-1").package_sha256[:12]
+    rows = [{"region": "north", "age": 30}, {"region": "south", "age": 61}]
+    predict = [
+        {"label": "0", "probabilities": {"0": 0.8, "1": 0.2}},
+        {"label": "1", "probabilities": {"0": 0.1, "1": 0.9}},
+    ]
+    tensors = [
+        {"name": "label", "datatype": "BYTES", "shape": [2], "data": ["0", "1"]},
+        {"name": "probabilities", "datatype": "FP32", "shape": [2, 2],
+         "data": [0.8, 0.2, 0.1, 0.9]},
+    ]  # fmt: skip
+    one = [{"name": "label", "datatype": "BYTES", "shape": [1], "data": ["1"]},
+           {"name": "probabilities", "datatype": "FP32", "shape": [1, 2], "data": [0.1, 0.9]}]  # fmt: skip
+    logged = [("/v1/predict", rows, predict), ("/v2/models/m/infer", rows, tensors),
+              ("/v2/models/m/infer", rows[1:], one), ("/v1/predict", rows, "not json")]  # fmt: skip
+    for i, (route, inputs, outputs) in enumerate(logged):
+        done = a.record(
+            kind="prediction",
+            request_id=f"{i:032x}",
+            model="logistic-1",
+            version=version,
+            route=route,
+            status=200,
+            latency_ms=1.0,
+            inputs=inputs,
+            outputs=outputs,
+            deployment="production",
+        )
+        assert done is not None
+        done.result(timeout=30)
+    done = a.record(
+        kind="feedback", request_id=f"{2:032x}", model="logistic-1", version=version,
+        route="/v1/feedback", status=202, latency_ms=0.1, outputs={"label": "0"},
+        deployment="production",
+    )  # fmt: skip
+    assert done is not None
+    done.result(timeout=30)
+    result = monitor(watched, since=DAY + dt.timedelta(hours=6), until=DAY + dt.timedelta(hours=7))
+    outputs = _one(result.windows, 6, "output").metrics
+    assert outputs["records"] == 5  # the text that is not JSON answers nothing
+    assert outputs["class_shares"] == {"0": pytest.approx(0.4), "1": pytest.approx(0.6)}
+    assert outputs["score_quantiles"]["p50"] == pytest.approx(0.9, abs=1e-6)
+    inputs = _one(result.windows, 6, "input").metrics["features"]
+    assert inputs["age"]["min"] == 30 and inputs["age"]["max"] == 61
+    assert _one(result.windows, 6, "ml").samples == 1  # the one-record request's label
+    south = _one(result.windows, 6, "output", "region=south").metrics
+    assert south["records"] == 3 and south["class_shares"]["1"] == pytest.approx(1.0)

@@ -225,7 +225,7 @@ def monitor_alerts(context: StatusContext) -> ItemStatus:
     spec = context.ws.plan.monitoring
     rules = [
         f"{family}.{rule.name}"
-        for family in ("software", "input", "output", "ml", "business")
+        for family in ("software", "input", "output", "ml", "business", "estimated")
         for rule in getattr(spec, family)
     ]
     if not rules:

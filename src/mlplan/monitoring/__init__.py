@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from mlplan.monitoring._alerts import (
     ALERT_STATES,
+    RULE_FAMILIES,
     Alert,
     AlertCheck,
     RuleOutcome,
@@ -22,6 +23,7 @@ from mlplan.monitoring._alerts import (
     webhook_deliveries,
 )
 from mlplan.monitoring._drift import (
+    CHI2_ROWS,
     LARGE_ROWS,
     MIN_EXPECTED,
     MIN_ROWS,
@@ -72,11 +74,13 @@ __all__: list[str] = [
     "ALERT_STATES",
     "ATTEMPTS",
     "BACKOFF_S",
+    "CHI2_ROWS",
     "FAMILIES",
     "LARGE_ROWS",
     "METADATA_HOSTS",
     "MIN_EXPECTED",
     "MIN_ROWS",
+    "RULE_FAMILIES",
     "WHOLE",
     "Alert",
     "AlertCheck",

@@ -4,7 +4,11 @@ the plan's webhook.
 
 A rule (``monitoring.FAMILY[i]`` in ``mlplan.yaml``) names a ``metric`` of its family's windows
 as ``mlplan monitor --json`` shows them, nested keys joined by dots (``latency_p99_ms``,
-``error_rate``, ``features.age.missing``, ``metrics.accuracy``, ``metrics.value.sum``), a
+``error_rate``, ``features.age.missing``, ``metrics.accuracy``, ``metrics.value.sum``; for
+``ml`` a plan metric's bare name, ``roc_auc``; for ``business`` a business metric's, its sum;
+for ``estimated``, a classifier's ML metrics estimated before labels, ``roc_auc`` for the
+estimate, ``roc_auc.low`` and ``roc_auc.high`` for its interval's bounds, ``roc_auc.realised``
+for the value once labels arrived, and its windows' samples are their answered records), a
 comparison ``op`` and ``threshold``, the ``window`` length, a ``slice`` (default: every
 record; a plan slice's name: each of its values, one alert each; else one value as ``mlplan
 monitor`` names it, ``region=north``), its ``severity`` and ``min_samples``. For each rule
@@ -34,6 +38,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mlplan.errors import AlertNotFoundError, ParameterError, UsageError
+from mlplan.monitoring._estimate import estimable_metrics
 from mlplan.monitoring._webhook import Delivery, Resolver, post_alerts
 from mlplan.monitoring._windows import FAMILIES, WHOLE, MonitorWindow, _moment, monitor
 from mlplan.plan import MonitorRule
@@ -42,6 +47,7 @@ from mlplan.workspace import Workspace, parse_duration
 
 __all__ = [
     "ALERT_STATES",
+    "RULE_FAMILIES",
     "Alert",
     "AlertCheck",
     "RuleOutcome",
@@ -56,7 +62,11 @@ __all__ = [
 ALERT_STATES = ("open", "acknowledged", "resolved")
 """An alert's states: open until someone acknowledges it, resolved once its rule no longer
 fires."""
+RULE_FAMILIES = (*FAMILIES, "estimated")
+"""The sections of the plan's monitoring rules: a family each, ``estimated`` the ML metrics
+a classifier's windows estimate before labels."""
 _ACTIVE = ("open", "acknowledged")
+_BOUNDS = ("value", "low", "high")
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">": lambda v, t: v > t,
     ">=": lambda v, t: v >= t,
@@ -218,7 +228,9 @@ def _value(metrics: Mapping[str, Any], metric: str) -> float | None:
 def _rules(ws: Workspace) -> list[tuple[str, int, MonitorRule]]:
     spec = ws.plan.monitoring
     return [
-        (family, i, rule) for family in FAMILIES for i, rule in enumerate(getattr(spec, family))
+        (family, i, rule)
+        for family in RULE_FAMILIES
+        for i, rule in enumerate(getattr(spec, family))
     ]
 
 
@@ -228,16 +240,39 @@ def _known(ws: Workspace, family: str, windows: Sequence[MonitorWindow]) -> set[
         names |= {f"metrics.{m.name}" for m in ws.plan.metrics.ml} | {"labelled"}
     if family in ("input", "output"):  # without a training reference, no drift yet
         names.add("drift.drifted")
+    if family == "estimated":  # a window with no answer estimates nothing, yet may later
+        estimable = {*estimable_metrics("binary"), *estimable_metrics("multiclass")}
+        for m in ws.plan.metrics.ml:
+            if m.name in estimable:
+                names |= {f"metrics.{m.name}.estimated.{b}" for b in _BOUNDS}
+                names.add(f"metrics.{m.name}.realised")
     return names
 
 
 def _resolved(family: str, metric: str, known: set[str]) -> str | None:
     """The window metric a rule's ``metric`` names: itself, or for ml a plan metric's bare
-    name (``roc_auc``: ``metrics.roc_auc``), for business a business metric's (its sum)."""
+    name (``roc_auc``: ``metrics.roc_auc``), for business a business metric's (its sum), for
+    estimated a metric's estimate (``roc_auc``: ``metrics.roc_auc.estimated.value``), one of
+    its interval's bounds (``roc_auc.low``, ``roc_auc.high``) or its realised value
+    (``roc_auc.realised``).
+
+    Examples
+    --------
+    >>> _resolved("estimated", "roc_auc.high", {"metrics.roc_auc.estimated.high"})
+    'metrics.roc_auc.estimated.high'
+    """
     shorthand = {"ml": f"metrics.{metric}", "business": f"metrics.{metric}.sum"}.get(family)
-    for name in (metric, shorthand):
-        if name is not None and name in known:
-            return name
+    if family == "estimated":
+        name, _, part = metric.rpartition(".")
+        if name and part in _BOUNDS:
+            shorthand = f"metrics.{name}.estimated.{part}"
+        elif part == "realised":
+            shorthand = f"metrics.{name}.realised"
+        else:
+            shorthand = f"metrics.{metric}.estimated.value"
+    for candidate in (metric, shorthand):
+        if candidate is not None and candidate in known:
+            return candidate
     return None
 
 

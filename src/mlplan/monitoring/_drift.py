@@ -10,11 +10,13 @@ How a method is chosen (``monitoring.drift_method: auto``, the default):
   significant: their error alone is no drift); more: PSI on the training deciles,
   drifted above ``drift_threshold`` (0.2) — at that size a test flags shifts far too small
   to matter;
-- a category: fewer than :data:`MIN_ROWS` values: not tested; up to :data:`LARGE_ROWS` values
+- a category: fewer than :data:`MIN_ROWS` values: not tested; up to :data:`CHI2_ROWS` values
   while every expected count of the 2×k table is at least :data:`MIN_EXPECTED`: chi-square of
   homogeneity, drifted below a p-value of 0.05; else the Jensen–Shannon distance (base 2),
-  drifted above 0.1. Categories past the reference's top ones, and those it never saw, are one
-  bin (``other``);
+  drifted above 0.1 (``drift_threshold`` with ``drift_method: jensenshannon``). The switch is
+  Evidently's: past a thousand values chi-square finds a shift of half a percentage point
+  significant, while the distance grows with the shift, not with the rows. Categories past the
+  reference's top ones, and those it never saw, are one bin (``other``);
 - a method named in the plan (``psi``, ``ks``, ``chi2``, ``jensenshannon``) is used wherever it
   applies: numbers are binned at the training deciles for chi-square and Jensen–Shannon;
   categories take chi-square under ``ks``. With ``drift_threshold`` set, it is that method's
@@ -42,6 +44,7 @@ from mlplan.modeling import CategoricalReference, NumericReference, TrainingRefe
 from mlplan.plan import MonitoringSpec
 
 __all__ = [
+    "CHI2_ROWS",
     "LARGE_ROWS",
     "MIN_EXPECTED",
     "MIN_ROWS",
@@ -56,7 +59,10 @@ DriftMethod = Literal["ks", "psi", "chi2", "jensenshannon", "none"]
 MIN_ROWS = 30
 """Fewer values in a window than this: a feature is not tested."""
 LARGE_ROWS = 10_000
-"""Above this many values, auto measures a distance (PSI, Jensen–Shannon), not a test."""
+"""Above this many values of a number, auto measures PSI, not the Kolmogorov–Smirnov test."""
+CHI2_ROWS = 1_000
+"""Above this many values of a category, auto measures the Jensen–Shannon distance, not
+chi-square (as Evidently does): a test on more rows flags shifts too small to matter."""
 MIN_EXPECTED = 5
 """Chi-square needs every expected count of its table at least this (Cochran's rule)."""
 P_VALUE = 0.05
@@ -385,14 +391,14 @@ def _categorical(
                 **common, method="none", reason=f"{n} values: too few to test ({MIN_ROWS})"
             )
         least = _least_expected(expected, actual)
-        if n <= LARGE_ROWS and least >= MIN_EXPECTED:
+        if n <= CHI2_ROWS and least >= MIN_EXPECTED:
             method = "chi2"
             reason = f"a category, {n:,} values, each expected count >= {MIN_EXPECTED}: chi-square"
-        elif n > LARGE_ROWS:
+        elif n > CHI2_ROWS:
             method = "jensenshannon"
             reason = (
-                f"a category, {n:,} values: Jensen-Shannon distance (a test at this size "
-                "flags shifts too small to matter)"
+                f"a category, {n:,} values: Jensen-Shannon distance (a test above "
+                f"{CHI2_ROWS:,} values flags shifts too small to matter)"
             )
         else:
             method = "jensenshannon"

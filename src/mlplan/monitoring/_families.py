@@ -11,8 +11,7 @@ answer, so it counts only for a request of one record.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,12 +21,8 @@ import pyarrow.compute as pc
 
 from mlplan.errors import MlplanError
 from mlplan.modeling import PredictionKind, Predictions, metrics_for, slice_metrics
-from mlplan.monitoring._records import (
-    logged_json,
-    read_answers,
-    records_slice_masks,
-    records_table,
-)
+from mlplan.monitoring._read import FEATURE
+from mlplan.monitoring._records import records_slice_masks
 
 __all__ = [
     "QUANTILES",
@@ -36,7 +31,7 @@ __all__ = [
     "WindowSample",
     "business_family",
     "input_family",
-    "ml_family",
+    "ml_families",
     "output_family",
     "read_sample",
 ]
@@ -62,20 +57,29 @@ class Model:
 
 @dataclass(frozen=True)
 class WindowSample:
-    """One window's answered records of one package version: per record, the request it
-    belongs to (an index into ``request_ids``), its label, class probabilities (NaN when
-    none) or value, the feedback label; per request, its feedback value (NaN when none) and
-    events (name → summed value); the inputs as one table; the masks of the plan's slices
+    """One window's answered records of one package version, as typed columns.
+
+    Per record: ``row_request``, the request it belongs to (0 .. ``requests`` - 1);
+    ``labels``, its answer's label as an index into ``names`` (-1: none); ``proba``, its
+    class probabilities, a column per class of the model (NaN where none; None for a
+    regression); ``values``, a regression's answer (NaN: none); ``truth``, the feedback label
+    (an index into ``names``, -1: none; a regression's a number, NaN: none). ``names``: the
+    model's classes, then any other label seen, in order. Per request:
+    ``feedback_values``, the sum of its feedback values (NaN: none). The product events,
+    one per request and name: ``event_request``, ``event_name``, ``event_value`` (summed).
+    ``inputs``: the input fields as one table; ``slices``: the masks of the plan's slices
     over the records."""
 
-    request_ids: np.ndarray
     row_request: np.ndarray
+    names: tuple[str, ...]
     labels: np.ndarray
     proba: np.ndarray | None
     values: np.ndarray | None
     truth: np.ndarray
     feedback_values: np.ndarray
-    events: tuple[Mapping[str, float], ...]
+    event_request: np.ndarray
+    event_name: np.ndarray
+    event_value: np.ndarray
     inputs: pa.Table
     slices: Mapping[str, Mapping[str, np.ndarray]]
 
@@ -84,75 +88,84 @@ class WindowSample:
         """Records of answered requests."""
         return len(self.row_request)
 
+    @property
+    def requests(self) -> int:
+        """Answered requests."""
+        return len(self.feedback_values)
 
-def _merged(feedback: Any) -> dict[str, Any]:
-    """Every feedback on a request, merged (see the module's notes)."""
-    out: dict[str, Any] = {"events": {}}
-    for text in feedback or []:
-        item = logged_json(text)
-        if not isinstance(item, dict):
-            continue
-        for name in ("label", "decision"):
-            if item.get(name) is not None:
-                out[name] = item[name]
-        if isinstance(item.get("value"), int | float):
-            out["value"] = out.get("value", 0.0) + float(item["value"])
-        for event in item.get("events") or []:
-            if isinstance(event, dict) and isinstance(event.get("name"), str):
-                value = event.get("value", 1)
-                value = float(value) if isinstance(value, int | float) else 1.0
-                out["events"][event["name"]] = out["events"].get(event["name"], 0.0) + value
-    return out
+    def label_text(self, codes: np.ndarray) -> np.ndarray:
+        """Label indices (none of them -1) as their names."""
+        text: np.ndarray = np.asarray(self.names, dtype=str)[codes]
+        return text
 
 
 def read_sample(
-    rows: Iterable[Mapping[str, Any]], model: Model, specs: Sequence[Any]
+    records: pa.Table, events: pa.Table, model: Model, specs: Sequence[Any]
 ) -> WindowSample:
-    """A window's records (``_read.answered_rows``, one package version's) as a sample."""
-    request_ids: list[str] = []
-    row_request: list[int] = []
-    labels: list[Any] = []
-    scores: list[list[float]] = []
-    values: list[float] = []
-    truth: list[Any] = []
-    feedback_values: list[float] = []
-    events: list[Mapping[str, float]] = []
-    records: list[Mapping[str, Any]] = []
+    """A window's records and their feedback's events (``_read.answered_records``, one
+    package version's) as a sample."""
+    n = records.num_rows
+    encoded = pc.dictionary_encode(records.column("request_id").combine_chunks())
+    row_request = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    request_ids = encoded.dictionary
     regression = model.kind == "regression"
-    for row in rows:
-        index = len(request_ids)
-        request_ids.append(row["request_id"])
-        feedback = _merged(row.get("feedback"))
-        feedback_values.append(float(feedback.get("value", math.nan)))
-        events.append(feedback["events"])
-        answers = read_answers(logged_json(row["outputs"]), model.classes)
-        given = logged_json(row["inputs"])
-        one = len(answers) == 1
-        for position, (label, proba, value) in enumerate(answers):
-            row_request.append(index)
-            labels.append(label)
-            values.append(value)
-            scores.append([proba.get(k, np.nan) for k in model.classes])
-            truth.append(feedback.get("label") if one else None)
-            record = given[position] if isinstance(given, list) and position < len(given) else {}
-            records.append(record if isinstance(record, dict) else {})
-    n = len(row_request)
-    inputs = records_table(records)
+    names = list(model.classes)
+    labels = np.full(n, -1, dtype=np.int32)
+    truth: np.ndarray
+    if regression:
+        truth = _floats(records.column("truth"))
+    else:
+        truth = np.full(n, -1, dtype=np.int32)
+        for target, column in ((labels, "label"), (truth, "truth")):
+            _encode(records.column(column), names, target)
+    proba = None
+    if not regression:
+        k = len(model.classes)
+        flat = pc.list_flatten(records.column("proba").combine_chunks())
+        proba = _floats(flat).reshape(n, k) if k else np.zeros((n, 0))
+    feedback_values = np.full(len(request_ids), np.nan)
+    first = records.column("pos").to_numpy(zero_copy_only=False) == 1
+    feedback_values[row_request[first]] = _floats(records.column("feedback_value"))[first]
+    event_request = pc.index_in(events.column("request_id"), value_set=request_ids)
+    inputs = records.select([c for c in records.column_names if c.startswith(FEATURE)])
+    inputs = inputs.rename_columns([c[len(FEATURE) :] for c in inputs.column_names])
+    inputs = inputs.combine_chunks()  # one chunk: a slice's take is then a gather
     return WindowSample(
-        np.asarray(request_ids, dtype=object),
-        np.asarray(row_request, dtype=np.int64),
-        np.asarray([None if regression else x for x in labels], dtype=object),
-        None if regression else np.asarray(scores, dtype=np.float64).reshape(n, len(model.classes)),
-        np.asarray(values, dtype=np.float64) if regression else None,
-        np.asarray(
-            [None if t is None else (float(t) if regression else str(t)) for t in truth],
-            dtype=object,
-        ),
-        np.asarray(feedback_values, dtype=np.float64),
-        tuple(events),
+        row_request,
+        tuple(names),
+        labels,
+        proba,
+        _floats(records.column("value")) if regression else None,
+        truth,
+        feedback_values,
+        event_request.to_numpy(zero_copy_only=False).astype(np.int64),
+        events.column("name").to_numpy(zero_copy_only=False).astype(object),
+        _floats(events.column("value")),
         inputs,
         records_slice_masks(inputs, specs) if n else {},
     )
+
+
+def _floats(column: Any) -> np.ndarray:
+    """A column of numbers as float64, NaN for null."""
+    return np.asarray(
+        pc.fill_null(pc.cast(column, pa.float64()), np.nan).to_numpy(zero_copy_only=False),
+        dtype=np.float64,
+    )
+
+
+def _encode(column: Any, names: list[str], out: np.ndarray) -> None:
+    """Text labels as indices into ``names`` (which takes the ones it lacks), into ``out``
+    (-1 stays where there is none)."""
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    mapping = np.empty(len(encoded.dictionary), dtype=np.int32)
+    for i, name in enumerate(encoded.dictionary.to_pylist()):
+        if name not in names:
+            names.append(name)
+        mapping[i] = names.index(name)
+    codes = encoded.indices
+    present = pc.is_valid(codes).to_numpy(zero_copy_only=False)
+    out[present] = mapping[codes.drop_null().to_numpy(zero_copy_only=False)]
 
 
 def _quantiles(values: np.ndarray) -> dict[str, float] | None:
@@ -164,8 +177,16 @@ def _quantiles(values: np.ndarray) -> dict[str, float] | None:
 
 
 def _requests(sample: WindowSample, rows: np.ndarray) -> np.ndarray:
-    """The requests the records ``rows`` belong to."""
-    return np.unique(sample.row_request[rows])
+    """The requests the records ``rows`` belong to, in order (the records are read a request
+    at a time, so their requests run in order and one pass finds each once)."""
+    found: np.ndarray = sample.row_request[rows]
+    if len(found) < 2:
+        return found
+    if (found[1:] < found[:-1]).any():  # not in order: sort
+        ordered: np.ndarray = np.unique(found)
+        return ordered
+    first: np.ndarray = found[np.concatenate(([True], found[1:] != found[:-1]))]
+    return first
 
 
 # -- input ---------------------------------------------------------------------------------------
@@ -182,7 +203,9 @@ def input_family(
     known = (reference or {}).get("features", {})
     features: dict[str, Any] = {}
     if len(rows):
-        table = sample.inputs.take(pa.array(rows, pa.int64()))
+        table = sample.inputs
+        if len(rows) != sample.rows:  # a slice's records
+            table = table.take(pa.array(rows, pa.int64()))
         for name in table.column_names:
             features[name] = _feature(table.column(name), known.get(name))
     return {
@@ -240,13 +263,14 @@ def output_family(sample: WindowSample, rows: np.ndarray, model: Model) -> dict[
         out["null_rate"] = float(np.mean(~np.isfinite(values))) if len(rows) else None
         out["value_quantiles"] = _quantiles(values)
     else:
-        labels = sample.labels[rows]
-        answered = np.asarray([x is not None for x in labels], dtype=bool)
-        out["null_rate"] = float(np.mean(~answered)) if len(rows) else None
-        given = labels[answered]
-        classes = [*model.classes, *sorted({str(x) for x in given} - set(model.classes))]
+        codes = sample.labels[rows]
+        given = codes[codes >= 0]
+        out["null_rate"] = float(np.mean(codes < 0)) if len(rows) else None
+        counts = np.bincount(given, minlength=len(sample.names))
+        seen = [sample.names[i] for i in range(len(model.classes), len(counts)) if counts[i]]
         out["class_shares"] = {
-            k: float(np.mean(given == k)) if len(given) else None for k in classes
+            k: float(counts[sample.names.index(k)] / len(given)) if len(given) else None
+            for k in [*model.classes, *sorted(seen)]
         }
         if sample.proba is not None and len(rows):
             proba = sample.proba[rows]
@@ -257,71 +281,92 @@ def output_family(sample: WindowSample, rows: np.ndarray, model: Model) -> dict[
                 known = ~np.isnan(proba).all(axis=1) if proba.shape[1] else score > 0
                 score[known] = np.nanmax(proba[known], axis=1)
             out["score_quantiles"] = _quantiles(score)
-    totals: dict[str, list[float]] = {}
-    for request in requests:
-        for name, value in sample.events[request].items():
-            totals.setdefault(name, []).append(value)
     out["events"] = {
-        name: {
-            "rate": len(found) / len(requests),
-            "requests": len(found),
-            "total": float(sum(found)),
-        }
-        for name, found in sorted(totals.items())
+        name: {"rate": found / len(requests), "requests": found, "total": total}
+        for name, (found, total) in _events(sample, requests).items()
     }
+    return out
+
+
+def _events(sample: WindowSample, requests: np.ndarray) -> dict[str, tuple[int, float]]:
+    """Per product event on the ``requests``: how many had it, and its summed value."""
+    mine = np.isin(sample.event_request, requests)
+    out: dict[str, tuple[int, float]] = {}
+    for name in sorted(set(sample.event_name[mine])):
+        chosen = mine & (sample.event_name == name)
+        out[str(name)] = (int(chosen.sum()), float(sample.event_value[chosen].sum()))
     return out
 
 
 # -- ML ------------------------------------------------------------------------------------------
 
 
-def ml_family(sample: WindowSample, rows: np.ndarray, model: Model) -> dict[str, Any]:
-    """The plan's ML metrics (every one of the engine when it names none) on the records of
-    ``rows`` that have a feedback label and an answer, computed by the engine ``evaluate``
-    uses; ``labelled``: how many."""
-    data = _labelled(sample, rows, model)
-    if data is None:
-        return {"labelled": 0, "metrics": {}}
+def ml_families(
+    sample: WindowSample, groups: Sequence[tuple[str, np.ndarray]], model: Model
+) -> list[dict[str, Any]]:
+    """For each group of records (its name and ``rows``): the plan's ML metrics (every one
+    of the engine when it names none) on its records that have a feedback label and an
+    answer, computed by the engine ``evaluate`` uses, every group in one pass of it;
+    ``labelled``: how many."""
+    found = _labelled(sample, model)
+    if found is None:
+        return [{"labelled": 0, "metrics": {}} for _ in groups]
+    labelled, data = found
+    members = []
+    for _, rows in groups:
+        member = np.zeros(sample.rows, dtype=bool)
+        member[rows] = True
+        members.append(member[labelled])
     known = metrics_for(model.kind, with_proba=data.proba is not None)
     wanted = [m for m in model.ml_metrics if m in known] or [m for m in known if m != "count"]
     try:
-        report = slice_metrics(data, metrics=wanted)
-    except MlplanError as error:  # labels the engine cannot take
-        return {"labelled": data.n, "metrics": {}, "note": str(error)}
-    return {
-        "labelled": data.n,
-        "metrics": {
-            n: (float(e.value) if np.isfinite(e.value) else None)
-            for n, e in report.overall.items()
-            if n != "count"
-        },
-    }
-
-
-def _labelled(sample: WindowSample, rows: np.ndarray, model: Model) -> Predictions | None:
-    """The records of ``rows`` with a feedback label and an answer, as the metric engine
-    takes predictions (None when there are none)."""
-    truth = sample.truth[rows]
-    labelled = np.asarray([t is not None for t in truth], dtype=bool)
-    if sample.values is not None:
-        predicted = sample.values[rows]
-        labelled &= np.isfinite(predicted)
-        if not labelled.any():
-            return None
-        return Predictions.from_arrays(
-            truth[labelled].astype(np.float64), predicted[labelled], kind="regression"
+        report = slice_metrics(
+            data, groups={str(i): m for i, m in enumerate(members)}, metrics=wanted
         )
-    labels = sample.labels[rows]
-    labelled &= np.asarray([x is not None for x in labels], dtype=bool)
-    if not labelled.any():
+    except MlplanError as error:  # labels the engine cannot take
+        return [
+            {"labelled": int(m.sum()), "metrics": {}, "note": str(error)} if m.any() else
+            {"labelled": 0, "metrics": {}}
+            for m in members
+        ]  # fmt: skip
+    out = []
+    for i, member in enumerate(members):
+        count = int(member.sum())
+        metrics = report.by_group[str(i)] if count else {}
+        out.append(
+            {
+                "labelled": count,
+                "metrics": {
+                    n: (float(e.value) if np.isfinite(e.value) else None)
+                    for n, e in metrics.items()
+                    if n != "count"
+                },
+            }
+        )
+    return out
+
+
+def _labelled(sample: WindowSample, model: Model) -> tuple[np.ndarray, Predictions] | None:
+    """The records with a feedback label and an answer (their indices), as the metric engine
+    takes predictions (None when there are none)."""
+    truth = sample.truth
+    if sample.values is not None:
+        labelled = np.flatnonzero(np.isfinite(truth) & np.isfinite(sample.values))
+        if not len(labelled):
+            return None
+        return labelled, Predictions.from_arrays(
+            truth[labelled], sample.values[labelled], kind="regression"
+        )
+    labelled = np.flatnonzero((truth >= 0) & (sample.labels >= 0))
+    if not len(labelled):
         return None
     proba = None
     if sample.proba is not None:
-        chosen = sample.proba[rows][labelled]
+        chosen = sample.proba[labelled]
         proba = None if np.isnan(chosen).any() else chosen
-    return Predictions.from_arrays(
-        np.asarray([str(t) for t in truth[labelled]], dtype=object),
-        np.asarray([str(x) for x in labels[labelled]], dtype=object),
+    return labelled, Predictions.from_arrays(
+        sample.label_text(truth[labelled]),
+        sample.label_text(sample.labels[labelled]),
         kind="binary",  # as evaluate's: the engine tells multiclass by the classes
         proba=proba,
         classes=list(model.classes) or None,
@@ -340,9 +385,9 @@ def business_family(sample: WindowSample, rows: np.ndarray, model: Model) -> dic
     out: dict[str, Any] = {"requests": len(requests)}
     values = sample.feedback_values[requests] if len(requests) else np.zeros(0)
     metrics = {"value": _totals(values[np.isfinite(values)])}
+    mine = np.isin(sample.event_request, requests)
     for name in model.business_metrics:
-        found = [sample.events[r][name] for r in requests if name in sample.events[r]]
-        metrics[name] = _totals(np.asarray(found, dtype=np.float64))
+        metrics[name] = _totals(sample.event_value[mine & (sample.event_name == name)])
     out["metrics"] = metrics
     return out
 

@@ -1,6 +1,8 @@
 """A deployment's (or a model's) prediction log read for monitoring, with DuckDB over every
 writer's folder: the software figures of each window aggregated in the query (no record
-reaches Python), and one window's answered records with every feedback sent about them.
+reaches Python), and one window's answered records with every feedback sent about them,
+parsed by DuckDB into typed columns (no record's JSON is parsed in Python: a window of ten
+million records is a few hundred bytes a record, not a Python object each).
 
 Every query names its window on ``time`` as text (the writer's ISO 8601 in UTC), so that
 DuckDB skips the Parquet row groups outside it and only the JSONL segments that can hold it
@@ -10,14 +12,32 @@ are parsed (``serving.query_log``); the exact bound on the parsed timestamp foll
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlplan.serving import log_folder, query_log, time_text
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlplan.errors import DataError
+from mlplan.serving import log_folder, open_log, query_log, time_text
 from mlplan.workspace import Workspace
 
-__all__ = ["LogSubject", "answered_rows", "health_rows", "software_rows"]
+__all__ = [
+    "FEATURE",
+    "LogSubject",
+    "answered_records",
+    "health_rows",
+    "software_rows",
+]
+
+FEATURE = "in:"
+"""The prefix of the input fields' columns in :func:`answered_records`' records."""
+_STRUCTURE_SAMPLE = 10_000
+"""How many of a window's requests tell the types of its input fields."""
 
 
 @dataclass(frozen=True)
@@ -158,33 +178,215 @@ def health_rows(
     return rows
 
 
-def answered_rows(
-    ws: Workspace, subject: LogSubject, *, since: dt.datetime, until: dt.datetime
-) -> Any:
-    """The answered (2xx) ``prediction`` records in ``[since, until)``, oldest first, each
-    with every feedback sent about its request since (``feedback``: their JSON, oldest
-    first; labels arrive late, so the feedback is read past ``until``), as an Arrow table.
+def answered_records(
+    ws: Workspace,
+    subject: LogSubject,
+    *,
+    since: dt.datetime,
+    until: dt.datetime,
+    model: str,
+    version: str,
+    classes: Sequence[str],
+    known: Mapping[str, str] | None = None,
+) -> tuple[pa.Table, pa.Table]:
+    """The records of the answered (2xx) ``prediction`` requests of one package version in
+    ``[since, until)``, one row per answer, oldest first, parsed by DuckDB, and the product
+    events of their feedback.
+
+    A record holds its ``request_id``, ``pos`` (its place in the request, from 1), the
+    answer's ``label`` (null: none), ``proba`` (one probability per class of ``classes``,
+    null where the answer has none) and ``value`` (a regression's), from ``/v1/predict``'s
+    predictions or an Open Inference answer's tensors; ``truth``, the newest feedback label
+    on its request when the request holds one record (a label names one answer; text, or a
+    number for a regression); ``feedback_value``, the sum of the feedback values of its
+    request, on its first record only; and each input field, as a column ``FEATURE + name``:
+    a number (integers as ``int64``) or text. The fields and their types are those of the
+    window's first 10,000 requests and of ``known`` (name → ``number`` or ``category``, the
+    training reference's); a field first seen past them is not read, and a value of another
+    type than its field's reads as null. Nested values read as their JSON text.
+
+    The events are one row per request and event name: ``request_id``, ``name``, ``value``
+    (the sum of that event's values on the request, an event without a number counting 1).
+    Feedback is read past ``until``: labels arrive late.
 
     Raises
     ------
     DataError
         A log the query cannot read.
     """
-    sql = f"""
+    where = (
+        f"kind = 'prediction' AND status >= 200 AND status < 300 AND {subject.where()} "
+        f"AND model = {_literal(model)} AND version = {_literal(version)} "
+        f"AND {_window_filter(since, until)}"
+    )
+    feedback = (
+        f"kind = 'feedback' AND time >= {_literal(time_text(since))} "
+        f"AND request_id IN (SELECT request_id FROM predictions WHERE {where})"
+    )
+    with open_log(subject.folder(ws), since=since) as con:
+        try:
+            fields = _input_fields(con, where, known or {})
+            records = con.sql(_records_sql(where, feedback, classes, fields)).to_arrow_table()
+            events = con.sql(_events_sql(feedback)).to_arrow_table()
+        except Exception as exc:  # duckdb raises many error types; all mean "this query fails"
+            raise DataError(f"the query failed: {str(exc).splitlines()[0]}") from None
+    return _typed(records, fields), events
+
+
+def _input_fields(con: Any, where: str, known: Mapping[str, str]) -> dict[str, str]:
+    """Each input field of the window's first requests: ``integer``, ``number`` or ``text``;
+    and the fields of ``known`` they lack, as ``number?`` or ``text?`` (kept only if some
+    record has them)."""
+    sample = f"""
+        SELECT json_group_structure(CAST(inputs AS JSON))
+        FROM (SELECT inputs FROM predictions WHERE {where} AND json_valid(inputs)
+              LIMIT {_STRUCTURE_SAMPLE})
+    """
+    found = con.sql(sample).fetchall()
+    structure = json.loads(found[0][0]) if found and found[0][0] else None
+    record = structure[0] if isinstance(structure, list) and structure else None
+    fields: dict[str, str] = {}
+    for name, kind in record.items() if isinstance(record, dict) else []:
+        if kind in ("UBIGINT", "BIGINT"):
+            fields[name] = "integer"
+        elif kind == "DOUBLE":
+            fields[name] = "number"
+        elif kind == "NULL":  # only nulls so far: as the reference says, else text
+            fields[name] = "number" if known.get(name) == "number" else "text"
+        else:
+            fields[name] = "text"
+    for name, kind in known.items():  # read if a later request has it
+        fields.setdefault(name, "number?" if kind == "number" else "text?")
+    return fields
+
+
+def _records_sql(
+    where: str, feedback: str, classes: Sequence[str], fields: Mapping[str, str]
+) -> str:
+    k = len(classes)
+    answer = {"label": "VARCHAR", "value": "DOUBLE"}
+    if classes:
+        answer["probabilities"] = {c: "DOUBLE" for c in classes}  # type: ignore[assignment]
+    empty = "CAST([] AS DOUBLE[])"
+    dict_p = "[" + ", ".join(f"x.probabilities.{_ident(c)}" for c in classes) + "]"
+    tensor_p = "[" + ", ".join(f"f[i * {k} + {j + 1}]" for j in range(k)) + "]"
+    inputs = {n: ("VARCHAR" if t.startswith("text") else "DOUBLE") for n, t in fields.items()}
+    feature_columns = "".join(
+        f", input.{_ident(n)} AS {_ident(FEATURE + n)}" for n in sorted(fields)
+    )
+    struct = "{'label': %s, 'p': %s, 'value': %s}"
+    dict_answer = struct % ("x.label", dict_p if k else empty, "x.value")
+    label_answer = struct % ("l[i + 1]", tensor_p if k else empty, "CAST(NULL AS DOUBLE)")
+    value_answer = struct % ("CAST(NULL AS VARCHAR)", empty, "v[i + 1]")
+    truth = "f.label" if classes else "TRY_CAST(f.label AS DOUBLE)"
+    return f"""
         WITH w AS (
-            SELECT request_id, model, version, inputs, outputs, time
-            FROM predictions
-            WHERE kind = 'prediction' AND status >= 200 AND status < 300
-              AND {subject.where()} AND {_window_filter(since, until)}
+            SELECT request_id, time, inputs, outputs,
+                   regexp_matches(outputs, '^\\s*\\[\\s*\\{{\\s*"name"\\s*:') AS tensor
+            FROM predictions WHERE {where}
+        ),
+        t AS (
+            SELECT *, CASE WHEN tensor THEN
+                       try(json_transform(outputs, '[{{"name": "VARCHAR", "data": "JSON"}}]'))
+                   END AS tensors
+            FROM w
+        ),
+        d AS (
+            SELECT request_id, time, inputs, outputs, tensor,
+                   json_transform(list_filter(tensors, lambda e: e.name = 'label')[1].data,
+                                  '["VARCHAR"]') AS l,
+                   json_transform(list_filter(tensors, lambda e: e.name = 'probabilities')[1].data,
+                                  '["DOUBLE"]') AS f,
+                   json_transform(list_filter(tensors, lambda e: e.name = 'value')[1].data,
+                                  '["DOUBLE"]') AS v
+            FROM t
+        ),
+        a AS (
+            SELECT request_id, time,
+                   try(json_transform(inputs, {_sql_text(json.dumps([inputs]))})) AS ins,
+                   CASE WHEN NOT tensor THEN
+                       list_transform(
+                           try(json_transform(outputs, {_sql_text(json.dumps([answer]))})),
+                           lambda x: {dict_answer})
+                   WHEN l IS NOT NULL THEN
+                       list_transform(range(len(l)), lambda i:
+                           {label_answer})
+                   ELSE
+                       list_transform(range(len(v)), lambda i:
+                           {value_answer})
+                   END AS answers
+            FROM d
         ),
         f AS (
-            SELECT request_id, list(outputs ORDER BY time) AS feedback
-            FROM predictions
-            WHERE kind = 'feedback' AND time >= {_literal(time_text(since))}
-              AND request_id IN (SELECT request_id FROM w)
+            SELECT request_id,
+                   arg_max(fb.label, time) FILTER (WHERE fb.label IS NOT NULL) AS label,
+                   sum(CAST(fb.value AS DOUBLE)) FILTER (
+                       WHERE json_type(fb.value) IN ('UBIGINT', 'BIGINT', 'DOUBLE')) AS value
+            FROM (
+                SELECT request_id, time,
+                       try(json_transform(outputs, '{{"label": "VARCHAR", "value": "JSON"}}'))
+                           AS fb
+                FROM predictions WHERE {feedback}
+            )
             GROUP BY request_id
+        ),
+        r AS (
+            SELECT request_id, time, len(answers) AS answered,
+                   unnest(range(1, len(answers) + 1)) AS pos,
+                   unnest(answers) AS answer, unnest(ins) AS input
+            FROM a WHERE len(answers) > 0
         )
-        SELECT w.*, f.feedback FROM w LEFT JOIN f USING (request_id)
-        ORDER BY w.time, w.request_id
+        SELECT r.request_id, r.pos, answer.label AS label, answer.p AS proba,
+               answer.value AS value,
+               CASE WHEN r.answered = 1 THEN {truth} END AS truth,
+               CASE WHEN r.pos = 1 THEN f.value END AS feedback_value
+               {feature_columns}
+        FROM r LEFT JOIN f USING (request_id)
+        WHERE r.pos IS NOT NULL
+        ORDER BY r.time, r.request_id, r.pos
     """
-    return query_log(subject.folder(ws), sql, since=since)
+
+
+def _events_sql(feedback: str) -> str:
+    numeric = "('UBIGINT', 'BIGINT', 'DOUBLE')"
+    return f"""
+        SELECT request_id, e.name ->> '$' AS name,
+               sum(CASE WHEN json_type(e.value) IN {numeric} THEN CAST(e.value AS DOUBLE)
+                   ELSE 1 END) AS value
+        FROM (
+            SELECT request_id, unnest(try(json_transform(
+                       outputs, '{{"events": [{{"name": "JSON", "value": "JSON"}}]}}')).events)
+                       AS e
+            FROM predictions WHERE {feedback} AND contains(outputs, '"events"')
+        )
+        WHERE json_type(e.name) = 'VARCHAR'
+        GROUP BY ALL
+        ORDER BY request_id, name
+    """
+
+
+def _typed(records: pa.Table, fields: Mapping[str, str]) -> pa.Table:
+    """The integer fields' columns as integers when every value read is a whole number; the
+    known fields no record has, dropped."""
+    for name, kind in fields.items():
+        column_name = FEATURE + name
+        column = records.column(column_name)
+        if kind.endswith("?") and column.null_count == len(column):
+            records = records.drop_columns([column_name])
+        if kind != "integer":
+            continue
+        numbers = column.to_numpy(zero_copy_only=False)
+        finite = numbers[np.isfinite(numbers)]
+        if finite.size and np.all(finite == np.round(finite)) and np.abs(finite).max() < 2**53:
+            index = records.schema.get_field_index(column_name)
+            records = records.set_column(index, column_name, pc.cast(column, pa.int64()))
+    return records
+
+
+def _ident(name: str) -> str:
+    """A name as a quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"

@@ -154,8 +154,8 @@ def drift_of(
         found = sample.values[rows]
         values = found[np.isfinite(found)]
     else:
-        labels = pa.array(sample.labels[rows], pa.string())  # None: no answer
-        predicted = labels.drop_null().to_numpy(zero_copy_only=False)
+        codes = sample.labels[rows]
+        predicted = sample.label_text(codes[codes >= 0])
         if reference.output is not None:
             proba = _answered_proba(sample, rows, model, reference.output.classes)
     try:

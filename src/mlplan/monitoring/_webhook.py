@@ -1,12 +1,19 @@
 """The plan's alert webhook (``monitoring.webhook``): its URL checked, and alerts posted with
 retries.
 
-The URL's host is resolved and every address it resolves to is checked: loopback, link-local,
-private-range (RFC 1918, unique local ``fc00::/7``, carrier-grade NAT), unspecified, multicast
-and reserved addresses and the cloud metadata endpoints (``169.254.169.254``,
-``fd00:ec2::254``, ``metadata.google.internal``, ``metadata.azure.com``, …) are refused unless
-the plan sets ``allow_private: true``. The secret (``secret_env``: the environment variable
-read at post time, sent in ``secret_header``) is never logged nor stored.
+The URL's host is resolved once per delivery and every address it resolves to is checked:
+loopback, link-local, private-range (RFC 1918, unique local ``fc00::/7``, carrier-grade NAT),
+unspecified, multicast and reserved addresses and the cloud metadata endpoints
+(``169.254.169.254``, ``fd00:ec2::254``, ``metadata.google.internal``, ``metadata.azure.com``,
+…) are refused unless the plan sets ``allow_private: true``. The post then goes to the
+addresses checked, never to the name again: a name that resolves to a public address when
+checked and to ``127.0.0.1`` a moment later (DNS rebinding) cannot send it elsewhere. The
+request keeps the URL's host in its ``Host`` header and, for https, as the TLS server name
+that the certificate is verified against (httpx's ``sni_hostname`` request extension). Each
+attempt tries the addresses in the order the resolver gave them until one connects (with an
+HTTP proxy set in the environment, ``HTTPS_PROXY``, the proxy connects, to the address
+checked). The secret (``secret_env``: the environment variable read at post time, sent
+in ``secret_header``) is never logged nor stored.
 
 The payload, one JSON object per post (``Content-Type: application/json``)::
 
@@ -51,7 +58,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from mlplan._optional import require
 from mlplan.errors import WebhookURLError
@@ -115,7 +122,27 @@ def backoff_schedule(attempts: int = ATTEMPTS, first: float = BACKOFF_S) -> list
 
 
 def _resolve(host: str, port: int) -> list[str]:
-    return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, port)})
+    """The addresses of ``host``, in the resolver's order of preference, each once."""
+    found = (str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+    return list(dict.fromkeys(found))
+
+
+def _pinned(url: str, address: str) -> tuple[str, str, str]:
+    """``url`` with its host replaced by ``address``, the ``Host`` header it had, and its host
+    name (the TLS server name).
+
+    Examples
+    --------
+    >>> _pinned("https://hooks.example.com:8443/a?b=1", "2001:db8::5")
+    ('https://[2001:db8::5]:8443/a?b=1', 'hooks.example.com:8443', 'hooks.example.com')
+    """
+    parts = urlsplit(url)
+    userinfo, _, host_header = parts.netloc.rpartition("@")
+    literal = f"[{address.replace('%', '%25')}]" if ":" in address else address
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    if userinfo:
+        netloc = f"{userinfo}@{netloc}"
+    return urlunsplit(parts._replace(netloc=netloc)), host_header, parts.hostname or ""
 
 
 def _refusal(address: str) -> str | None:
@@ -196,11 +223,15 @@ def post_alerts(
     """Post ``payload`` to the plan's webhook, retried with backoff (the module's notes);
     ``sleep`` waits between attempts (a test passes its own).
 
-    The URL is checked first (``check_webhook_url``); a URL refused, or a secret whose
-    environment variable is unset, is a failed delivery with no attempt, its reason the error.
+    The URL is checked first (``check_webhook_url``: its host resolved once, every address
+    checked) and each attempt connects to the addresses checked, not to the name; a URL
+    refused, or a secret whose environment variable is unset, is a failed delivery with no
+    attempt, its reason the error.
     """
     try:
-        check_webhook_url(spec.url, allow_private=spec.allow_private, resolve=resolve or _resolve)
+        addresses = check_webhook_url(
+            spec.url, allow_private=spec.allow_private, resolve=resolve or _resolve
+        )
     except WebhookURLError as error:
         return Delivery("failed", 0, None, str(error))
     headers = {"Content-Type": "application/json", "User-Agent": "mlplan-alerts"}
@@ -220,13 +251,25 @@ def post_alerts(
     waits = backoff_schedule()
     status: int | None = None
     last: str | None = None
+    targets = [(address, *_pinned(spec.url, address)) for address in addresses]
     with httpx.Client(timeout=TIMEOUT_S, follow_redirects=False) as client:
         for attempt in range(1, ATTEMPTS + 1):
-            try:
-                answer = client.post(spec.url, content=body, headers=headers)
-            except httpx.HTTPError as failure:
-                status, last = None, f"{type(failure).__name__}: {failure}"
-            else:
+            answer = None
+            for address, url, host_header, server_name in targets:
+                try:
+                    answer = client.post(
+                        url,
+                        content=body,
+                        headers={**headers, "Host": host_header},
+                        extensions={"sni_hostname": server_name},
+                    )
+                except httpx.ConnectError as failure:  # this address is down: the next one
+                    status, last = None, f"ConnectError: {failure} (to {address})"
+                    continue
+                except httpx.HTTPError as failure:
+                    status, last = None, f"{type(failure).__name__}: {failure} (to {address})"
+                break
+            if answer is not None:
                 status = answer.status_code
                 if 200 <= status < 300:
                     return Delivery("delivered", attempt, status, None)

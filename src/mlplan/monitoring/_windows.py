@@ -30,22 +30,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from mlplan.errors import DeploymentNotFoundError, ParameterError
-from mlplan.modeling import ModelInfo, list_models
+from mlplan.modeling import ModelInfo, NumericReference, list_models
 from mlplan.monitoring._families import (
     Model,
     WindowSample,
     business_family,
     input_family,
-    ml_family,
+    ml_families,
     output_family,
     read_sample,
 )
-from mlplan.monitoring._read import LogSubject, answered_rows, health_rows, software_rows
+from mlplan.monitoring._read import LogSubject, answered_records, health_rows, software_rows
 from mlplan.monitoring._records import model_classes
 from mlplan.monitoring._watch import Watched, drift_of, estimated_of, watched_of
 from mlplan.plan import MonitoringSpec
@@ -266,7 +264,6 @@ def monitor(
     for bucket in sorted({int(r["bucket"]) for r in software}):
         w_start, w_end = _at(bucket * seconds), _at((bucket + 1) * seconds)
         elapsed = (min(w_end, now) - w_start).total_seconds()
-        answered = answered_rows(ws, subject, since=w_start, until=w_end)
         for row in (r for r in software if int(r["bucket"]) == bucket):
             found = health.get((bucket, row["model"], row["version"]))
             windows.append(_software(row, found, w_start, w_end, elapsed))
@@ -275,7 +272,18 @@ def monitor(
             if key not in watching:
                 watching[key] = watched_of(ws, _package(models, *key), model, *key)
                 notes += watching[key].notes
-            sample = read_sample(_rows_of(answered, *key), model, specs)
+            records, events = answered_records(
+                ws,
+                subject,
+                since=w_start,
+                until=w_end,
+                model=key[0],
+                version=key[1],
+                classes=model.classes,
+                known=_known(watching[key]),
+            )
+            sample = read_sample(records, events, model, specs)
+            del records
             windows += _families(
                 sample, model, watching[key], ws.plan.monitoring, w_start, w_end, row
             )
@@ -302,14 +310,14 @@ def monitor(
     )
 
 
-def _rows_of(answered: pa.Table, model: str, version: str) -> Iterator[dict[str, Any]]:
-    """The records one package version answered, a batch at a time (never every record of a
-    window as Python objects at once)."""
-    mine = pc.and_(
-        pc.equal(answered.column("model"), model), pc.equal(answered.column("version"), version)
-    )
-    for batch in answered.filter(mine).to_batches(max_chunksize=8192):
-        yield from batch.to_pylist()
+def _known(watched: Watched) -> dict[str, str]:
+    """The inputs the training reference knows: name → ``number`` or ``category``."""
+    if watched.reference is None:
+        return {}
+    return {
+        name: "number" if isinstance(ref, NumericReference) else "category"
+        for name, ref in watched.reference.inputs.items()
+    }
 
 
 def _moment(given: dt.datetime | str | None, param: str, now: dt.datetime) -> dt.datetime | None:
@@ -442,13 +450,13 @@ def _families(
     for masks in sample.slices.values():
         groups += [(value, np.flatnonzero(mask)) for value, mask in masks.items()]
     out = []
-    for value, rows in groups:
+    ml_by_group = ml_families(sample, groups, model)
+    for (value, rows), ml in zip(groups, ml_by_group, strict=True):
         inputs = input_family(sample, rows, watched.limits)
         if value == WHOLE:  # the request's own volume, from the query
             inputs["bytes_per_request"] = software["bytes_per_request"]
             inputs["rows_per_request"] = software["rows_per_request"]
         outputs = output_family(sample, rows, model)
-        ml = ml_family(sample, rows, model)
         business = business_family(sample, rows, model)
         # Drift over every record only: a slice's values against the whole training
         # reference would show the slice, not a drift (gender=female "drifts" on gender).

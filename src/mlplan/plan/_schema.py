@@ -582,8 +582,8 @@ class MonitorRule(_Section):
         30,
         ge=1,
         description="Fewest samples (requests for software and business, records for input "
-        "and output, labelled records for ml) the window must rest on; below that the rule "
-        "is not evaluated, never fired.",
+        "and output, labelled records for ml, answered records for estimated) the window "
+        "must rest on; below that the rule is not evaluated, never fired.",
     )
 
     @field_validator("window")
@@ -624,6 +624,12 @@ class MonitoringSpec(_Section):
     output: list[MonitorRule] = Field(default_factory=list)
     ml: list[MonitorRule] = Field(default_factory=list)
     business: list[MonitorRule] = Field(default_factory=list)
+    estimated: list[MonitorRule] = Field(
+        default_factory=list,
+        description="Rules on a classifier's ML metrics estimated before labels: metric "
+        "roc_auc (the estimate), roc_auc.low or roc_auc.high (its interval's bounds), "
+        "roc_auc.realised (once labels arrive); min_samples counts the window's rows.",
+    )
     webhook: WebhookSpec | None = Field(
         None, description="Post fired and resolved alerts to this webhook (mlplan monitor check)."
     )
@@ -631,7 +637,7 @@ class MonitoringSpec(_Section):
         "auto",
         description="How each feature's drift from the training reference is measured. auto: "
         "by type and rows (numbers: Kolmogorov-Smirnov up to 10,000 rows, PSI on the training "
-        "deciles above; categories: chi-square up to 10,000 rows while every expected count is "
+        "deciles above; categories: chi-square up to 1,000 rows while every expected count is "
         "5 or more, else Jensen-Shannon distance); psi, ks, chi2 or jensenshannon: that one "
         "wherever it applies (ks: categories use chi-square).",
     )
@@ -643,7 +649,7 @@ class MonitoringSpec(_Section):
         "the distance (else 0.1).",
     )
 
-    @field_validator("software", "input", "output", "ml", "business")
+    @field_validator("software", "input", "output", "ml", "business", "estimated")
     @classmethod
     def _unique_names(cls, rules: list[MonitorRule]) -> list[MonitorRule]:
         seen: set[str] = set()
@@ -932,6 +938,7 @@ class Plan(_Section):
                 self.monitoring.output,
                 self.monitoring.ml,
                 self.monitoring.business,
+                self.monitoring.estimated,
             )
             for m in rules
         ]

@@ -820,6 +820,26 @@ def query_log(
 
     if since is None and until is None:
         return _query_all(folder, sql)
+    with open_log(folder, since=since, until=until) as con:
+        try:
+            return con.sql(sql).to_arrow_table()
+        except Exception as exc:  # duckdb raises many error types; all mean "this query fails"
+            raise DataError(f"the query failed: {str(exc).splitlines()[0]}") from None
+
+
+@contextlib.contextmanager
+def open_log(
+    folder: Path, *, since: dt.datetime | None, until: dt.datetime | None = None
+) -> Iterator[Any]:
+    """A DuckDB connection whose view ``predictions`` holds the log's segments that can hold
+    records of ``[since, until)`` (see :func:`query_log`), for several queries over them; its
+    queries must bound ``time`` themselves, and raise DuckDB's errors.
+
+    Raises
+    ------
+    DataError
+        A JSONL segment that cannot be read.
+    """
     parquet, jsonl = window_segments(folder, since=since, until=until)
     con = sandboxed_duckdb(parquet)
     try:
@@ -835,9 +855,7 @@ def query_log(
             )
         else:
             con.execute("CREATE TEMP VIEW predictions AS SELECT * FROM _jsonl")
-        return con.sql(sql).to_arrow_table()
-    except Exception as exc:  # duckdb raises many error types; all mean "this query fails"
-        raise DataError(f"the query failed: {str(exc).splitlines()[0]}") from None
+        yield con
     finally:
         con.close()
 
