@@ -51,3 +51,13 @@ def test_monitor_names_the_flag_at_fault(cli: Any, watched: Workspace) -> None:
     assert unknown.exit_code == 1 and "no deployment or model 'staging'" in unknown.stderr
     empty = ok(cli("monitor", "--since", "2026-11-30T00:00", "--until", "2026-11-30T02:00"))
     assert "note: no predictions in .mlplan/predictions for deployment production" in empty.stdout
+
+
+def test_monitor_is_a_command_with_subcommands(cli: Any, watched: Workspace) -> None:
+    shown = ok(cli("monitor", "--help")).stdout
+    assert "--follow" in shown and "check" in shown and "export" in shown
+    assert "mlplan monitor check [OPTIONS] [deployment]" in ok(cli("monitor", "check", "-h")).stdout
+    bad = cli("monitor", "production", "--window", "5x")  # options after the name
+    assert bad.exit_code == 2 and "--window takes a duration" in bad.stderr
+    extra = cli("monitor", "production", "more")
+    assert extra.exit_code == 2 and "No such command 'more'" in extra.stderr

@@ -32,14 +32,16 @@ def _debug(ctx: Any) -> bool:
 
 
 def _leaf_command(group: Any, ctx: Any, args: list[str]) -> Any:
-    """The command that ``args`` (the words after ``mlplan``) run, through nested groups."""
+    """The command that ``args`` (the words after ``mlplan``) run, through nested groups (a
+    group that no further word names: the group itself, which may be a command too, as
+    ``mlplan monitor`` is)."""
     command = group
     words = iter(a for a in args if not a.startswith("-"))
     while hasattr(command, "get_command"):
         name = next(words, None)
         found = None if name is None else command.get_command(ctx, name)
         if found is None:
-            return None
+            return command
         command = found
     return command
 
@@ -58,21 +60,6 @@ def _flag(command: Any, param: str) -> str | None:
 
 def _red_line(text: str) -> None:
     err_console.print("error: " + text, style="red", markup=False, highlight=False, soft_wrap=True)
-
-
-SUBCOMMANDS = {("monitor", "check"): "monitor-check", ("monitor", "export"): "monitor-export"}
-"""Two words read as one command, where the first is a command taking an argument."""
-
-
-def _subcommands(args: list[str]) -> list[str]:
-    """``args`` with ``monitor check`` as ``monitor-check`` (``SUBCOMMANDS``)."""
-    first = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
-    if first is None:
-        return list(args)
-    joined = SUBCOMMANDS.get(tuple(args[first : first + 2]))  # type: ignore[arg-type]
-    if joined is None:
-        return list(args)
-    return [*args[:first], joined, *args[first + 2 :]]
 
 
 class _Group(TyperGroup):
@@ -110,7 +97,6 @@ class _Group(TyperGroup):
         sys.exit(result if isinstance(result, int) else 0)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        args = _subcommands(args)
         ctx.meta.setdefault("mlplan.words", list(args))  # the root's: the whole command line
         rest: list[str] = super().parse_args(ctx, args)
         return rest

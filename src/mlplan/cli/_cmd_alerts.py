@@ -1,9 +1,8 @@
 """``mlplan monitor check``, ``mlplan monitor export`` and ``mlplan alerts list|ack``: the
 plan's monitoring rules evaluated, exported for Prometheus, and the alerts they raised.
 
-``monitor check`` and ``monitor export`` are the commands ``monitor-check`` and
-``monitor-export``: the root group reads ``monitor check`` as ``monitor-check``
-(``_app.SUBCOMMANDS``), as ``mlplan monitor`` itself takes a deployment's name."""
+``check`` and ``export`` are subcommands of the ``monitor`` group, whose own callback
+measures the windows (``_cmd_monitor.WindowsGroup``)."""
 
 from __future__ import annotations
 
@@ -14,6 +13,7 @@ import typer
 from rich.table import Table
 
 from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
+from mlplan.cli._cmd_monitor import monitor_app
 from mlplan.cli._render import console, err_console, esc, print_json
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ alerts_app = typer.Typer(
 app.add_typer(alerts_app, name="alerts")
 
 
-@app.command("monitor-check", hidden=True)
+@monitor_app.command("check")
 def monitor_check(
     deployment: Annotated[
         str | None, typer.Argument(help="The deployment (default: production).")
@@ -41,7 +41,7 @@ def monitor_check(
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
-    """mlplan monitor check: evaluate the plan's monitoring rules on the deployment's newest
+    """Evaluate the plan's monitoring rules on the deployment's newest
     whole windows, record the alerts opened and resolved, post them to the plan's webhook;
     exit 1 when a rule fires (for cron or CI), 0 otherwise. Too few samples is "not
     evaluated", never a firing."""
@@ -94,7 +94,7 @@ def _print_check(result: AlertCheck) -> None:
         console.print(f"[dim]{esc(note)}[/]")
 
 
-@app.command("monitor-export", hidden=True)
+@monitor_app.command("export")
 def monitor_export(
     format: Annotated[
         Literal["prometheus-rules"],
@@ -108,7 +108,7 @@ def monitor_export(
     ] = None,
     project: ProjectOption = None,
 ) -> None:
-    """mlplan monitor export: the plan's software rules as Prometheus alerting rules, written
+    """The plan's software rules as Prometheus alerting rules, written
     against the metrics mlplan serve exports; rules they cannot express are listed on stderr as
     skipped, with why."""
     from mlplan.monitoring import prometheus_rules

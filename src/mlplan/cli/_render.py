@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from mlplan.core import json_safe
 
-__all__ = ["console", "err_console", "esc", "print_json"]
+__all__ = ["console", "err_console", "esc", "print_json", "print_json_line"]
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -27,5 +27,13 @@ def print_json(data: Any) -> None:
     bare NaN or Infinity (a missing or undefined number is null), which strict parsers
     refuse."""
     text = json.dumps(json_safe(data), indent=2, default=str, ensure_ascii=False, allow_nan=False)
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def print_json_line(data: Any) -> None:
+    """Print ``data`` as strict JSON on one line of stdout (JSON Lines: a stream of answers,
+    one per line, each read as it comes)."""
+    text = json.dumps(json_safe(data), default=str, ensure_ascii=False, allow_nan=False)
     sys.stdout.write(text + "\n")
     sys.stdout.flush()

@@ -40,6 +40,7 @@ from mlplan.monitoring._estimate import (
     estimate_performance,
     fit_calibration,
 )
+from mlplan.monitoring._follow import Follower, FollowSummary, FollowUpdate, follow
 from mlplan.monitoring._prometheus import PrometheusRules, prometheus_rules
 from mlplan.monitoring._records import (
     logged_json,
@@ -89,6 +90,9 @@ __all__: list[str] = [
     "DriftReport",
     "EstimateResult",
     "FeatureDrift",
+    "FollowSummary",
+    "FollowUpdate",
+    "Follower",
     "MonitorResult",
     "MonitorWindow",
     "PrometheusRules",
@@ -102,6 +106,7 @@ __all__: list[str] = [
     "estimate_performance",
     "feature_drift",
     "fit_calibration",
+    "follow",
     "list_alerts",
     "logged_json",
     "logged_number",

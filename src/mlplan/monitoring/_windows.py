@@ -191,6 +191,7 @@ def monitor(
     since: dt.datetime | str | None = None,
     until: dt.datetime | str | None = None,
     store: bool = True,
+    now: dt.datetime | None = None,
 ) -> MonitorResult:
     """Measure the deployment ``name`` (default: ``production``, else the only deployment)
     or the model ``name`` (every record of its log) window by window, and store the windows
@@ -200,7 +201,8 @@ def monitor(
     text, durations before now (``2h``). Each package version that answered is held against
     its own training reference (read once per call; its calibration fitted once); one
     without gets a note saying what to do, and its windows are measured without drift or
-    estimate.
+    estimate. ``now`` (default: the clock's) is what durations count back from and what the
+    window under way is measured up to (its throughput over the time it has run).
 
     Raises
     ------
@@ -222,7 +224,7 @@ def monitor(
     ...
     mlplan.errors.DeploymentNotFoundError: no deployment or model 'production'; ...
     """
-    now = utcnow()
+    now = utcnow() if now is None else _utc(now)
     subject = _subject(ws, name)
     seconds, start, end = window_bounds(
         window,
