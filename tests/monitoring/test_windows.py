@@ -350,8 +350,10 @@ def test_open_inference_answers_are_read_like_predict_answers(
         {"name": "probabilities", "datatype": "FP32", "shape": [2, 2],
          "data": [0.8, 0.2, 0.1, 0.9]},
     ]  # fmt: skip
-    one = [{"name": "label", "datatype": "BYTES", "shape": [1], "data": ["1"]},
-           {"name": "probabilities", "datatype": "FP32", "shape": [1, 2], "data": [0.1, 0.9]}]  # fmt: skip
+    one = [
+        {"name": "label", "datatype": "BYTES", "shape": [1], "data": ["1"]},
+        {"name": "probabilities", "datatype": "FP32", "shape": [1, 2], "data": [0.1, 0.9]},
+    ]
     logged = [("/v1/predict", rows, predict), ("/v2/models/m/infer", rows, tensors),
               ("/v2/models/m/infer", rows[1:], one), ("/v1/predict", rows, "not json")]  # fmt: skip
     for i, (route, inputs, outputs) in enumerate(logged):
