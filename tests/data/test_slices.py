@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tests.conftest import ok
 
-from mlplan.data import MISSING, slice_masks
+from mlplan.data import MISSING, slice_masks, slice_rows
 from mlplan.plan import SliceSpec
 
 
@@ -68,3 +68,32 @@ def test_ages_past_the_last_edge_and_missing_ones_are_groups_of_their_own() -> N
         "age >= 65": 4,
         "age=(missing)": 1,
     }
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["f", "m", None]), st.integers(0, 4), st.floats(-5, 150)),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_slice_rows_are_the_masks_rows(rows: list[tuple[Any, int, float]]) -> None:
+    """For a combination, bins and a filter, each value's rows are its mask's, in order."""
+    table = pa.table(
+        {
+            "g": [g for g, _, _ in rows],
+            "r": [f"r{r}" for _, r, _ in rows],
+            "age": [a for _, _, a in rows],
+        }
+    )
+    specs = [
+        SliceSpec(name="gr", columns=["g", "r"]),
+        SliceSpec(name="a", column="age", bins=[18, 65, 120]),
+        SliceSpec(name="old", where="age > 60"),
+    ]
+    for spec in specs:
+        masks = slice_masks(table, spec)
+        found = slice_rows(table, spec)
+        assert list(found) == list(masks)
+        for value, mask in masks.items():
+            assert found[value].tolist() == np.flatnonzero(mask).tolist()

@@ -32,7 +32,7 @@ from mlplan.data._registry import RegisterResult, register_dataset
 from mlplan.data._rows import ROW_COLUMN, ExportedRows, export_rows, table_format, write_table
 from mlplan.data._scan import check_target_choice, create_from_data, scan_data
 from mlplan.data._sensitive import sensitive_reason
-from mlplan.data._slices import MISSING, all_slice_masks, slice_masks
+from mlplan.data._slices import MISSING, all_slice_masks, slice_masks, slice_rows
 from mlplan.data._split import (
     SPLITS,
     SplitData,
@@ -117,6 +117,7 @@ __all__ = [
     "scan_table",
     "sensitive_reason",
     "slice_masks",
+    "slice_rows",
     "sniff_decimal",
     "sniff_delimiter",
     "split_dataset",

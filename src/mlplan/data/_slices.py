@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -18,7 +18,7 @@ from mlplan.data._sql import sandboxed_duckdb
 from mlplan.errors import DataError
 from mlplan.plan import SliceSpec
 
-__all__ = ["MISSING", "all_slice_masks", "slice_masks"]
+__all__ = ["MISSING", "all_slice_masks", "slice_masks", "slice_rows"]
 
 MISSING = "(missing)"
 
@@ -65,13 +65,7 @@ def slice_masks(table: pa.Table, spec: SliceSpec) -> dict[str, np.ndarray]:
     {'age < 18': [0], 'age in [18, 65)': [1], 'age >= 65': [3], 'age=(missing)': [2]}
     """
 
-    for column in spec.referenced_columns:
-        if column not in table.column_names:
-            close = difflib.get_close_matches(column, table.column_names, n=2, cutoff=0.5)
-            hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-            raise DataError(
-                f"slice {spec.name!r} uses column {column!r}, which is not in the data{hint}"
-            )
+    _check_columns(table, spec)
     if spec.columns:
         return _combination_masks(table, spec.columns)
     if spec.bins:
@@ -80,23 +74,75 @@ def slice_masks(table: pa.Table, spec: SliceSpec) -> dict[str, np.ndarray]:
     return {spec.name: _where_mask(table, spec)}
 
 
+def slice_rows(table: pa.Table, spec: SliceSpec) -> dict[str, np.ndarray]:
+    """Each value of the slice ``spec`` → the indices of its rows, ascending: what
+    :func:`slice_masks` says, without a mask per value over every row (a slice of a hundred
+    values over ten million rows is 80 MB of indices, not 1 GB of masks).
+
+    Raises
+    ------
+    DataError
+        As :func:`slice_masks`.
+
+    Examples
+    --------
+    >>> t = pa.table({"g": ["f", "m", "f"], "age": [20, 50, 70]})
+    >>> {k: v.tolist() for k, v in slice_rows(t, SliceSpec(name="g", columns=["g"])).items()}
+    {'g=f': [0, 2], 'g=m': [1]}
+    """
+    _check_columns(table, spec)
+    if spec.columns:
+        return _combination_rows(table, spec.columns)
+    return {value: np.flatnonzero(mask) for value, mask in slice_masks(table, spec).items()}
+
+
+def _check_columns(table: pa.Table, spec: SliceSpec) -> None:
+    for column in spec.referenced_columns:
+        if column not in table.column_names:
+            close = difflib.get_close_matches(column, table.column_names, n=2, cutoff=0.5)
+            hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+            raise DataError(
+                f"slice {spec.name!r} uses column {column!r}, which is not in the data{hint}"
+            )
+
+
 def _combination_masks(table: pa.Table, columns: list[str]) -> dict[str, np.ndarray]:
     """A mask per value (or combination of values, ``a=x & b=y``) present in the rows."""
+    combined, named = _combination_codes(table, columns)
+    out = {named(int(code)): combined == code for code in np.unique(combined)}
+    return dict(sorted(out.items()))
+
+
+def _combination_rows(table: pa.Table, columns: list[str]) -> dict[str, np.ndarray]:
+    """The rows (ascending) of each value or combination present, in one sort."""
+    combined, named = _combination_codes(table, columns)
+    order = np.argsort(combined, kind="stable")
+    ordered = combined[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    ends = np.append(starts[1:], len(order))
+    out = {named(int(ordered[a])): order[a:b] for a, b in zip(starts, ends, strict=True)}
+    return dict(sorted(out.items()))
+
+
+def _combination_codes(
+    table: pa.Table, columns: list[str]
+) -> tuple[np.ndarray, Callable[[int], str]]:
+    """Each row's combination of the columns' values as one code, and a code's name."""
     combined = np.zeros(table.num_rows, dtype=np.int64)
     parts: list[list[str]] = []
     for column in columns:
         codes, values = _column_codes(table, column)
         combined = combined * len(values) + codes
         parts.append([f"{column}={v}" for v in values])
-    out: dict[str, np.ndarray] = {}
-    for code in np.unique(combined):
+
+    def named(code: int) -> str:
         names = []
-        rest = int(code)
         for values in reversed(parts):
-            names.append(values[rest % len(values)])
-            rest //= len(values)
-        out[" & ".join(reversed(names))] = combined == code
-    return dict(sorted(out.items()))
+            names.append(values[code % len(values)])
+            code //= len(values)
+        return " & ".join(reversed(names))
+
+    return combined, named
 
 
 def _bin_masks(table: pa.Table, column: str, bins: list[float]) -> dict[str, np.ndarray]:

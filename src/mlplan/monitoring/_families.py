@@ -19,10 +19,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlplan.errors import MlplanError
+from mlplan.data import slice_rows
+from mlplan.errors import DataError, MlplanError
 from mlplan.modeling import PredictionKind, Predictions, metrics_for, slice_metrics
 from mlplan.monitoring._read import FEATURE, WindowRecords, typed_inputs
-from mlplan.monitoring._records import records_slice_masks
 
 __all__ = [
     "QUANTILES",
@@ -67,8 +67,8 @@ class WindowSample:
     model's classes, then any other label seen, in order. Per request:
     ``feedback_values``, the sum of its feedback values (NaN: none). The product events,
     one per request and name: ``event_request``, ``event_name``, ``event_value`` (summed).
-    ``inputs``: the input fields as one table; ``slices``: the masks of the plan's slices
-    over the records."""
+    ``inputs``: the input fields as one table; ``slices``: per slice of the plan, each
+    value's records (ascending indices; none for a slice whose columns the records lack)."""
 
     row_request: np.ndarray
     names: tuple[str, ...]
@@ -166,8 +166,20 @@ def read_sample(window: WindowRecords, model: Model, specs: Sequence[Any]) -> Wi
         joined["event_name"].astype(object),
         joined["event_value"],
         table,
-        records_slice_masks(table, specs) if n else {},
+        _slice_rows(table, specs) if n else {},
     )
+
+
+def _slice_rows(table: pa.Table, specs: Sequence[Any]) -> dict[str, dict[str, np.ndarray]]:
+    """Each slice's values' records; a slice whose columns the records lack (not a feature,
+    or hashed as personal data: a hash matches no value) has none."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for spec in specs:
+        try:
+            out[spec.name] = slice_rows(table, spec)
+        except DataError:
+            out[spec.name] = {}
+    return out
 
 
 def _floats(column: Any) -> np.ndarray:

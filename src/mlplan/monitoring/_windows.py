@@ -446,8 +446,8 @@ def _families(
 ) -> list[MonitorWindow]:
     """The row families of one window and version, for every record and each slice value."""
     groups: list[tuple[str, np.ndarray]] = [(WHOLE, np.arange(sample.rows))]
-    for masks in sample.slices.values():
-        groups += [(value, np.flatnonzero(mask)) for value, mask in masks.items()]
+    for values in sample.slices.values():
+        groups += list(values.items())
     out = []
     ml_by_group = ml_families(sample, groups, model)
     for (value, rows), ml in zip(groups, ml_by_group, strict=True):
