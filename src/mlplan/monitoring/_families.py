@@ -143,17 +143,16 @@ def read_sample(window: WindowRecords, model: Model, specs: Sequence[Any]) -> Wi
         )
         parts["event_value"].append(_floats(events.column("value")))
         features = records.select([c for c in records.column_names if c.startswith(FEATURE)])
-        inputs.append(features.rename_columns([c[len(FEATURE) :] for c in features.column_names]))
+        # Copied into one chunk of Arrow's own memory: a column of DuckDB's answer keeps its
+        # whole answer alive (every column of every batch), and a slice's take over a few
+        # chunks is a gather, over thousands a search per row.
+        features = features.rename_columns([c[len(FEATURE) :] for c in features.column_names])
+        inputs.append(features.combine_chunks())
         requests += len(encoded.dictionary)
-        del records, events, encoded
+        del records, events, encoded, features
     joined = {key: np.concatenate(found) if found else np.zeros(0) for key, found in parts.items()}
     n = len(joined["row_request"])
-    # one chunk: a slice's take is then a gather
-    table = (
-        typed_inputs(pa.concat_tables(inputs), window.fields).combine_chunks()
-        if inputs
-        else pa.table({})
-    )
+    table = typed_inputs(pa.concat_tables(inputs), window.fields) if inputs else pa.table({})
     return WindowSample(
         joined["row_request"].astype(np.int64),
         tuple(names),
