@@ -103,11 +103,15 @@ def project_view(ws: Workspace, *, alerts_page: int = 1) -> ProjectView:
     """What ``mlplan status`` and ``mlplan alerts list`` show, and the plan's text."""
     report = status(ws)
     by_stage = report.by_stage()
-    active = sorted(
-        (a for state in _ACTIVE_ALERTS for a in list_alerts(ws, state=state)),
-        key=lambda a: a.id,
-        reverse=True,
-    )
+    active = (
+        sorted(
+            (a for state in _ACTIVE_ALERTS for a in list_alerts(ws, state=state)),
+            key=lambda a: a.id,
+            reverse=True,
+        )
+        if ws.has_store
+        else []
+    )  # reading must not create a store (as status does not)
     shown, pager = page_of(active, alerts_page)
     return ProjectView(
         name=ws.plan.project.name,
@@ -134,7 +138,7 @@ class ModelsView:
 def models_view(ws: Workspace, *, page: int = 1) -> ModelsView:
     """The comparison ``mlplan models compare`` stored last (the page never runs one: that
     is a run of its own, with its bootstrap)."""
-    found = latest_comparison(ws)
+    found = latest_comparison(ws) if ws.has_store else None
     rows = [] if found is None else found.rows
     shown, pager = page_of(rows, page)
     metrics: list[str] = [] if found is None else [found.primary]
@@ -174,7 +178,7 @@ class MonitoringView:
 def monitoring_view(ws: Workspace) -> MonitoringView:
     """What ``mlplan monitor`` stored and ``mlplan alerts list`` shows, per deployment."""
     shown = []
-    for deployment in list_deployments(ws):
+    for deployment in list_deployments(ws) if ws.has_store else []:
         windows = stored_windows(ws, deployment=deployment.name)
         alerts = [
             a
