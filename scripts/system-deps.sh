@@ -2,15 +2,17 @@
 # System packages the test suite needs, installed from Debian's archive when run as root:
 #   - PostgreSQL: the store's tests run against a real server;
 #   - Chromium: the browser build of a model is checked in headless Chromium;
-#   - npm: onnxruntime-web (the browser build) and htmx (mlplan ui) come from the npm
-#     registry, fetched here once (build time) into build/npm/, so that nothing is downloaded
-#     when a test or a page runs.
+#   - npm: onnxruntime-web (the browser build), htmx (mlplan ui) and axe-core (the test
+#     that checks mlplan ui's pages for accessibility) come from the npm registry, fetched
+#     here once (build time) into build/npm/, so that nothing is downloaded when a test or a
+#     page runs.
 # Idempotent; says loudly what it could not do (those tests then fail with the reason).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 ORT_WEB_VERSION=1.30.0
 HTMX_VERSION=4.0.1  # as mlplan.ui.HTMX
+AXE_CORE_VERSION=4.14.1  # as tests/ui/test_browser.py's AXE_CORE
 
 have_postgres() {
   command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null
@@ -55,4 +57,5 @@ npm_pack() {
 }
 npm_pack onnxruntime-web "$ORT_WEB_VERSION" "the browser build's test will fail"
 npm_pack htmx.org "$HTMX_VERSION" "mlplan ui serves its pages without htmx and its browser tests fail"
+npm_pack axe-core "$AXE_CORE_VERSION" "the dashboard's accessibility test fails"
 exit 0

@@ -4,13 +4,14 @@ monitored project, each page checked against what the CLI prints."""
 from __future__ import annotations
 
 import json
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.conftest import ok
-from tests.ui.conftest import SCREENSHOTS, ui_process
+from tests.ui.conftest import REPO, SCREENSHOTS, ui_process
 from typer.testing import CliRunner
 
 from mlplan.cli import app
@@ -18,6 +19,9 @@ from mlplan.serving._browser import CHROMIUM_FLAGS, chromium_path
 from mlplan.ui import PAGES
 
 pytestmark = pytest.mark.slow
+
+AXE_CORE = REPO / "build" / "npm" / "axe-core-4.14.1.tgz"
+"""axe-core, packed from the npm registry by scripts/system-deps.sh (never fetched here)."""
 
 
 def cli_json(root: Path, *args: str) -> Any:
@@ -202,3 +206,41 @@ def test_the_keyboard_reaches_the_content_first(browser: Any, base_url: str) -> 
         visit.close()
     assert first == "Skip to content" and focused == "main"
     assert nav != "Project"  # after the skip, Tab goes on inside the content
+
+
+@pytest.fixture(scope="module")
+def axe_source() -> str:
+    assert AXE_CORE.exists(), f"make test packs {AXE_CORE.name} (scripts/system-deps.sh)"
+    with tarfile.open(AXE_CORE) as archive:
+        member = archive.extractfile("package/axe.min.js")
+        assert member is not None
+        return member.read().decode()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_no_serious_accessibility_violation_on_any_page(
+    browser: Any, base_url: str, axe_source: str, scheme: str
+) -> None:
+    # axe is injected by the test, past the pages' own policy (which allows only their files)
+    context = browser.new_context(bypass_csp=True, color_scheme=scheme)
+    found = {}
+    try:
+        for path, name in PAGES:
+            page = context.new_page()
+            page.goto(base_url + path)
+            page.add_script_tag(content=axe_source)
+            result = page.evaluate(
+                """async () => {
+                    const r = await axe.run(document);
+                    return {passes: r.passes.length, violations: r.violations
+                        .filter(v => ['serious', 'critical'].includes(v.impact))
+                        .map(v => `${v.id}: ${v.help} (${v.nodes.length}: ${
+                            v.nodes.slice(0, 3).map(n => n.target.join(' ')).join('; ')})`)};
+                }"""
+            )
+            assert result["passes"] > 10, name  # axe ran its rules on the page
+            found[name] = result["violations"]
+            page.close()
+    finally:
+        context.close()
+    assert found == {name: [] for _, name in PAGES}
