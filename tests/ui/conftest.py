@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import edit_plan, evaluated, register_split_train, write_churn_project
 from tests.monitoring.conftest import DAY, traffic
 
+from mlplan.modeling import Comparison
 from mlplan.monitoring import check_alerts, monitor
 from mlplan.serving import deploy
 from mlplan.workspace import Workspace
@@ -44,6 +45,38 @@ def watched_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         end = DAY + dt.timedelta(days=1)
         monitor(ws, "production", since=DAY, until=end, now=end)
         check_alerts(ws, "production", at=end)
+    finally:
+        ws.close()
+    return root
+
+
+def with_long_comparison(root: Path, rows: int = 120) -> Path:
+    """A churn project in ``root`` whose stored comparison has ``rows`` model rows (as
+    ``models compare`` would store for that many models, without training them)."""
+    write_churn_project(root)
+    comparison = Comparison(
+        "customers@1/s1",
+        "accuracy",
+        [
+            {
+                "name": f"m-{i:03d}",
+                "kind": "model",
+                "measured": True,
+                "note": "",
+                "threshold": None,
+                "metrics": {"accuracy": {"value": i / 1000, "low": 0.0, "high": 1.0}},
+            }
+            for i in range(rows)
+        ],
+        {"best_model": f"m-{rows - 1:03d}", "metric": "accuracy"},
+        bootstrap=0,
+        seed=0,
+        confidence=0.95,
+    )
+    ws = Workspace(root)
+    try:
+        with ws.record("models compare", {"split": comparison.split}) as run:
+            run.report("comparison", comparison.to_dict())
     finally:
         ws.close()
     return root

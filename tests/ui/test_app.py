@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 from tests.conftest import write_churn_project
-from tests.ui.conftest import REPO, free_port
+from tests.ui.conftest import REPO, free_port, with_long_comparison
 
 from mlplan.errors import ParameterError
 from mlplan.serving import create_key
@@ -127,3 +127,24 @@ def test_with_an_api_key_the_dashboard_may_listen_beyond_loopback(fresh: Path) -
             check_ui_host(ws, "127.0.0.1", 70000)
     finally:
         ws.close()
+
+
+@pytest.mark.parametrize(
+    ("asked", "first", "shown"),
+    [
+        ("", "m-000", "1–50 of 120"),
+        ("?page=3", "m-100", "101–120 of 120"),
+        ("?page=99", "m-100", "101–120 of 120"),
+        ("?page=x", "m-000", "1–50 of 120"),
+    ],
+    ids=["first", "last", "past-the-end", "not-a-number"],
+)
+def test_a_long_comparison_is_shown_fifty_rows_a_page(
+    tmp_path: Path, asked: str, first: str, shown: str
+) -> None:
+    root = with_long_comparison(tmp_path)
+    with TestClient(create_app(UiConfig(root)), base_url="http://127.0.0.1") as client:
+        page = client.get("/models" + asked).text
+    rows = re.findall(r'data-row="([^"]+)"', page)
+    assert rows[0] == first and len(rows) == (50 if first == "m-000" else 20)
+    assert shown in page

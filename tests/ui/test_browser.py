@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import ok
-from tests.ui.conftest import REPO, SCREENSHOTS, ui_process
+from tests.ui.conftest import REPO, SCREENSHOTS, ui_process, with_long_comparison
 from typer.testing import CliRunner
 
 from mlplan.cli import app
@@ -244,3 +244,21 @@ def test_axe_finds_no_serious_accessibility_violation_on_any_page(
     finally:
         context.close()
     assert found == {name: [] for _, name in PAGES}
+
+
+def test_the_next_page_of_a_table_is_swapped_in_place_by_htmx(browser: Any, tmp_path: Path) -> None:
+    with ui_process(with_long_comparison(tmp_path)) as url:
+        visit = Visit(browser, url + "/models")
+        try:
+            visit.page.evaluate("window.before = 'kept'")  # gone if the page reloads
+            visit.page.get_by_role("link", name="next →").click()
+            visit.page.wait_for_selector("tr[data-row=m-050]")
+            first = visit.page.locator("tr[data-row]").first.get_attribute("data-row")
+            kept = visit.page.evaluate("window.before")
+            address = visit.page.url
+            rows = visit.page.locator("tr[data-row]").count()
+        finally:
+            visit.close()
+    assert (first, rows, kept) == ("m-050", 50, "kept")
+    assert address == url + "/models?page=2"  # the address follows, for reload and back
+    assert visit.problems == []
