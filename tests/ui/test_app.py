@@ -148,3 +148,12 @@ def test_a_long_comparison_is_shown_fifty_rows_a_page(
     rows = re.findall(r'data-row="([^"]+)"', page)
     assert rows[0] == first and len(rows) == (50 if first == "m-000" else 20)
     assert shown in page
+
+
+def test_a_broken_plan_is_said_on_the_page_as_the_cli_says_it(fresh: Path) -> None:
+    plan = fresh / "mlplan.yaml"
+    plan.write_text(plan.read_text().replace("task:", "tsak:", 1))
+    with TestClient(create_app(UiConfig(fresh)), base_url="http://127.0.0.1") as client:
+        page = client.get("/")
+    assert page.status_code == 500
+    assert "Cannot show this page" in page.text and "tsak" in page.text

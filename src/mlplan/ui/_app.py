@@ -18,7 +18,7 @@ from typing import Any
 from mlplan._optional import require
 from mlplan.errors import MlplanError
 from mlplan.serving import is_loopback
-from mlplan.ui._assets import LIBRARIES, load_library
+from mlplan.ui._assets import HTMX, LIBRARIES, load_library
 from mlplan.ui._format import key_metrics, number, span, when
 from mlplan.ui._views import STATE_LABELS, models_view, monitoring_view, project_view
 from mlplan.workspace import Workspace
@@ -65,96 +65,108 @@ def create_app(config: UiConfig) -> Any:
         Starlette or Jinja2 is not installed (the ``ui`` extra).
     """
     require("starlette", extra="ui", purpose="mlplan ui")
-    jinja2 = require("jinja2", extra="ui", purpose="mlplan ui")
+    require("jinja2", extra="ui", purpose="mlplan ui")
     from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import HTMLResponse, Response
     from starlette.routing import Route
 
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("mlplan.ui", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
+    pages = _Pages(config)
+    app = Starlette(
+        routes=[
+            Route("/", pages.project, methods=["GET"]),
+            Route("/models", pages.models, methods=["GET"]),
+            Route("/monitoring", pages.monitoring, methods=["GET"]),
+            Route("/static/{name}", pages.static_file, methods=["GET"]),
+        ],
+        exception_handlers={404: pages.not_found, MlplanError: pages.failed},
     )
-    vendored = {lib.served_as: load_library(lib) for lib in LIBRARIES}
-    env.globals.update(
-        pages=PAGES,
-        state_labels=STATE_LABELS,
-        number=number,
-        span=span,
-        when=when,
-        key_metrics=key_metrics,
-        htmx=vendored.get("htmx.min.js") is not None,
-    )
-    static = {
-        "ui.css": (files("mlplan.ui").joinpath("static", "ui.css").read_bytes(), "text/css"),
-        **{name: (body, "text/javascript") for name, body in vendored.items() if body},
-    }
+    return _Guard(app, loopback=is_loopback(config.host))
 
-    def render(request: Request, template: str, status_code: int = 200, **values: Any) -> Any:
-        body = env.get_template(template).render(path=request.url.path, **values)
-        return HTMLResponse(body, status_code=status_code)
 
-    @contextlib.contextmanager
-    def opened() -> Iterator[Workspace]:
-        ws = Workspace(config.root, store_url=config.store_url)
-        try:
-            yield ws
-        finally:
-            ws.close()
+class _Pages:
+    """The routes: each opens the project, asks ``_views`` for what its page shows, and
+    renders its template; the static files, read once."""
 
-    def page_number(request: Request, name: str = "page") -> int:
-        text = request.query_params.get(name, "1")
-        return int(text) if text.isdecimal() else 1
+    def __init__(self, config: UiConfig) -> None:
+        import jinja2
 
-    def project(request: Request) -> Any:
-        with opened() as ws:
-            view = project_view(ws, alerts_page=page_number(request, "alerts"))
-        return render(request, "project.html", view=view, title="Project")
+        self._config = config
+        self._env = jinja2.Environment(
+            loader=jinja2.PackageLoader("mlplan.ui", "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        vendored = {lib.served_as: load_library(lib) for lib in LIBRARIES}
+        self._env.globals.update(
+            pages=PAGES,
+            state_labels=STATE_LABELS,
+            number=number,
+            span=span,
+            when=when,
+            key_metrics=key_metrics,
+            htmx=vendored.get(HTMX.served_as) is not None,
+        )
+        css = files("mlplan.ui").joinpath("static", "ui.css").read_bytes()
+        self._static = {
+            "ui.css": (css, "text/css"),
+            **{name: (body, "text/javascript") for name, body in vendored.items() if body},
+        }
 
-    def models(request: Request) -> Any:
-        with opened() as ws:
-            view = models_view(ws, page=page_number(request))
-        return render(request, "models.html", view=view, title="Models")
+    def project(self, request: Any) -> Any:
+        with self._opened() as ws:
+            view = project_view(ws, alerts_page=_page_number(request, "alerts"))
+        return self._render(request, "project.html", view=view, title="Project")
 
-    def monitoring(request: Request) -> Any:
-        with opened() as ws:
+    def models(self, request: Any) -> Any:
+        with self._opened() as ws:
+            view = models_view(ws, page=_page_number(request, "page"))
+        return self._render(request, "models.html", view=view, title="Models")
+
+    def monitoring(self, request: Any) -> Any:
+        with self._opened() as ws:
             view = monitoring_view(ws)
-        return render(request, "monitoring.html", view=view, title="Monitoring")
+        return self._render(request, "monitoring.html", view=view, title="Monitoring")
 
-    def static_file(request: Request) -> Any:
-        found = static.get(request.path_params["name"])
+    def static_file(self, request: Any) -> Any:
+        from starlette.responses import Response
+
+        found = self._static.get(request.path_params["name"])
         if found is None:
             return Response("not found", status_code=404, media_type="text/plain")
         body, media_type = found
         return Response(body, media_type=media_type, headers={"Cache-Control": "max-age=3600"})
 
-    async def not_found(request: Request, exc: Exception) -> Any:
-        return render(
-            request,
-            "error.html",
-            404,
-            title="Not found",
-            message=(f"There is no page at {request.url.path}."),
-        )
+    async def not_found(self, request: Any, exc: Exception) -> Any:
+        message = f"There is no page at {request.url.path}."
+        return self._render(request, "error.html", 404, title="Not found", message=message)
 
-    async def failed(request: Request, exc: Exception) -> Any:
+    async def failed(self, request: Any, exc: Exception) -> Any:
         # An error the library means (a store that cannot be opened, a broken plan): its
         # message says what to do, on the page instead of a traceback.
-        return render(request, "error.html", 500, title="Cannot show this page", message=str(exc))
+        title = "Cannot show this page"
+        return self._render(request, "error.html", 500, title=title, message=str(exc))
 
-    app = Starlette(
-        routes=[
-            Route("/", project, methods=["GET"]),
-            Route("/models", models, methods=["GET"]),
-            Route("/monitoring", monitoring, methods=["GET"]),
-            Route("/static/{name}", static_file, methods=["GET"]),
-        ],
-        exception_handlers={404: not_found, MlplanError: failed},
-    )
-    return _Guard(app, loopback=is_loopback(config.host))
+    def _render(self, request: Any, template: str, status: int = 200, **values: Any) -> Any:
+        from starlette.responses import HTMLResponse
+
+        body = self._env.get_template(template).render(path=request.url.path, **values)
+        return HTMLResponse(body, status_code=status)
+
+    @contextlib.contextmanager
+    def _opened(self) -> Iterator[Workspace]:
+        """The project as a command opens it: plan and store read afresh."""
+        ws = Workspace(self._config.root, store_url=self._config.store_url)
+        try:
+            yield ws
+        finally:
+            ws.close()
+
+
+def _page_number(request: Any, name: str) -> int:
+    """The page a query parameter asks for (1 when absent or not a number)."""
+    text = request.query_params.get(name, "1")
+    return int(text) if text.isdecimal() else 1
 
 
 class _Guard:
