@@ -28,6 +28,7 @@ PUBLIC_MODULES = [
     "mlplan.serving",
     "mlplan.checklist",
     "mlplan.lineage",
+    "mlplan.ui",
     "mlplan.cli",
 ]
 

@@ -14,6 +14,7 @@ from mlplan.cli import (
     _cmd_rollout,
     _cmd_serve,
     _cmd_status,
+    _cmd_ui,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "_cmd_rollout",
     "_cmd_serve",
     "_cmd_status",
+    "_cmd_ui",
 ]

@@ -1,0 +1,23 @@
+"""The dashboard, ``mlplan ui``: web pages over the same library calls the CLI makes — the
+checklist, the models' comparison, the monitoring windows and alerts — rendered on the server
+(Starlette and Jinja2, the ``ui`` extra, imported at first use), with front-end libraries from
+the npm registry taken at build time and served locally."""
+
+from __future__ import annotations
+
+from mlplan.ui._app import PAGES, UiConfig, create_app
+from mlplan.ui._assets import HTMX, LIBRARIES, FrontEndLibrary, load_library, npm_folder
+from mlplan.ui._serve import check_ui_host, serve_ui
+
+__all__ = [
+    "HTMX",
+    "LIBRARIES",
+    "PAGES",
+    "FrontEndLibrary",
+    "UiConfig",
+    "check_ui_host",
+    "create_app",
+    "load_library",
+    "npm_folder",
+    "serve_ui",
+]

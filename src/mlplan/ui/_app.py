@@ -1,0 +1,221 @@
+"""The dashboard's ASGI app (Starlette): one GET route per page, rendered on the server from
+Jinja2 templates, and the static files. Read-only: any other method is refused.
+
+Each request opens the project afresh (plan and store, as a CLI command does), so a page
+shows what ``mlplan status`` would show at that moment, never a copy kept by the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from mlplan._optional import require
+from mlplan.errors import MlplanError
+from mlplan.serving import is_loopback
+from mlplan.ui._assets import HTMX, LIBRARIES, load_library
+from mlplan.ui._format import key_metrics, number, span, when
+from mlplan.ui._views import STATE_LABELS, models_view, monitoring_view, project_view
+from mlplan.workspace import Workspace
+
+__all__ = ["PAGES", "UiConfig", "create_app"]
+
+log = logging.getLogger("mlplan.ui")
+
+PAGES: tuple[tuple[str, str], ...] = (
+    ("/", "Project"),
+    ("/models", "Models"),
+    ("/monitoring", "Monitoring"),
+)
+"""The pages in the nav bar: path and title."""
+
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+"""Every page loads only its own server's files: nothing from the internet, no inline code."""
+
+_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "[::1]", "::1"}
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class UiConfig:
+    """Which project the dashboard shows (its folder and store) and where it listens."""
+
+    root: Path
+    store_url: str | None = None
+    host: str = "127.0.0.1"
+
+
+def create_app(config: UiConfig) -> Any:
+    """The dashboard's ASGI app for the project at ``config.root``.
+
+    Raises
+    ------
+    MissingExtraError
+        Starlette or Jinja2 is not installed (the ``ui`` extra).
+    """
+    require("starlette", extra="ui", purpose="mlplan ui")
+    require("jinja2", extra="ui", purpose="mlplan ui")
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    pages = _Pages(config)
+    app = Starlette(
+        routes=[
+            Route("/", pages.project, methods=["GET"]),
+            Route("/models", pages.models, methods=["GET"]),
+            Route("/monitoring", pages.monitoring, methods=["GET"]),
+            Route("/static/{name}", pages.static_file, methods=["GET"]),
+        ],
+        exception_handlers={404: pages.not_found, MlplanError: pages.failed},
+    )
+    return _Guard(app, loopback=is_loopback(config.host))
+
+
+class _Pages:
+    """The routes: each opens the project, asks ``_views`` for what its page shows, and
+    renders its template; the static files, read once."""
+
+    def __init__(self, config: UiConfig) -> None:
+        import jinja2
+
+        self._config = config
+        self._env = jinja2.Environment(
+            loader=jinja2.PackageLoader("mlplan.ui", "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        vendored = {lib.served_as: load_library(lib) for lib in LIBRARIES}
+        self._env.globals.update(
+            pages=PAGES,
+            state_labels=STATE_LABELS,
+            number=number,
+            span=span,
+            when=when,
+            key_metrics=key_metrics,
+            htmx=vendored.get(HTMX.served_as) is not None,
+        )
+        css = files("mlplan.ui").joinpath("static", "ui.css").read_bytes()
+        self._static = {
+            "ui.css": (css, "text/css"),
+            **{name: (body, "text/javascript") for name, body in vendored.items() if body},
+        }
+
+    def project(self, request: Any) -> Any:
+        with self._opened() as ws:
+            view = project_view(ws, alerts_page=_page_number(request, "alerts"))
+        return self._render(request, "project.html", view=view, title="Project")
+
+    def models(self, request: Any) -> Any:
+        with self._opened() as ws:
+            view = models_view(ws, page=_page_number(request, "page"))
+        return self._render(request, "models.html", view=view, title="Models")
+
+    def monitoring(self, request: Any) -> Any:
+        with self._opened() as ws:
+            view = monitoring_view(ws)
+        return self._render(request, "monitoring.html", view=view, title="Monitoring")
+
+    def static_file(self, request: Any) -> Any:
+        from starlette.responses import Response
+
+        found = self._static.get(request.path_params["name"])
+        if found is None:
+            return Response("not found", status_code=404, media_type="text/plain")
+        body, media_type = found
+        return Response(body, media_type=media_type, headers={"Cache-Control": "max-age=3600"})
+
+    async def not_found(self, request: Any, exc: Exception) -> Any:
+        message = f"There is no page at {request.url.path}."
+        return self._render(request, "error.html", 404, title="Not found", message=message)
+
+    async def failed(self, request: Any, exc: Exception) -> Any:
+        # An error the library means (a store that cannot be opened, a broken plan): its
+        # message says what to do, on the page instead of a traceback.
+        title = "Cannot show this page"
+        return self._render(request, "error.html", 500, title=title, message=str(exc))
+
+    def _render(self, request: Any, template: str, status: int = 200, **values: Any) -> Any:
+        from starlette.responses import HTMLResponse
+
+        body = self._env.get_template(template).render(path=request.url.path, **values)
+        return HTMLResponse(body, status_code=status)
+
+    @contextlib.contextmanager
+    def _opened(self) -> Iterator[Workspace]:
+        """The project as a command opens it: plan and store read afresh."""
+        ws = Workspace(self._config.root, store_url=self._config.store_url)
+        try:
+            yield ws
+        finally:
+            ws.close()
+
+
+def _page_number(request: Any, name: str) -> int:
+    """The page a query parameter asks for (1 when absent or not a number)."""
+    text = request.query_params.get(name, "1")
+    return int(text) if text.isdecimal() else 1
+
+
+class _Guard:
+    """Before the app: only GET and HEAD (the dashboard is read-only); on loopback, only a
+    Host naming loopback, so that a web page elsewhere cannot read it through a DNS name
+    pointed at 127.0.0.1; and the headers that keep every page to its own files."""
+
+    def __init__(self, app: Any, *, loopback: bool) -> None:
+        self._app = app
+        self._loopback = loopback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            await _plain(send, 405, "mlplan ui is read-only: only GET and HEAD", allow=True)
+            return
+        if self._loopback and _host_name(scope) not in _LOOPBACK_NAMES:
+            await _plain(send, 421, "mlplan ui on loopback answers only to localhost or 127.0.0.1")
+            return
+
+        async def with_headers(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"content-security-policy", _CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
+            await send(message)
+
+        await self._app(scope, receive, with_headers)
+
+
+def _host_name(scope: Scope) -> str:
+    """The Host header's name, without its port."""
+    for name, value in scope.get("headers", []):
+        if name == b"host":
+            host = str(value.decode("latin-1")).strip().lower()
+            if host.startswith("["):
+                return host.split("]", 1)[0] + "]"
+            return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return ""
+
+
+async def _plain(send: Send, status: int, text: str, *, allow: bool = False) -> None:
+    headers = [(b"content-type", b"text/plain; charset=utf-8")]
+    if allow:
+        headers.append((b"allow", b"GET, HEAD"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": text.encode()})

@@ -1,0 +1,213 @@
+"""What each page shows, gathered from the library calls the CLI makes (``mlplan status``,
+``mlplan models compare``, ``mlplan monitor``, ``mlplan alerts``): plain values for a template,
+nothing computed here that the library does not already say."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mlplan.checklist import STAGES, ItemStatus, State, status
+from mlplan.modeling import Comparison, latest_comparison
+from mlplan.monitoring import FAMILIES, WHOLE, Alert, MonitorWindow, list_alerts, stored_windows
+from mlplan.ui._format import Pager, key_metrics, page_of
+from mlplan.workspace import DeploymentInfo, list_deployments
+
+if TYPE_CHECKING:
+    from mlplan.workspace import Workspace
+
+__all__ = [
+    "STATE_LABELS",
+    "DeploymentMonitoring",
+    "FamilyTable",
+    "ModelsView",
+    "MonitoringView",
+    "PlanSection",
+    "ProjectView",
+    "models_view",
+    "monitoring_view",
+    "plan_sections",
+    "project_view",
+]
+
+STATE_LABELS: dict[State, tuple[str, str]] = {
+    "done": ("✔", "done"),
+    "missing": ("○", "missing"),
+    "failing": ("✘", "failing"),
+    "not_applicable": ("–", "n/a"),
+}
+"""Each checklist state's icon and word, as ``mlplan status`` prints them: colour is never
+the only sign."""
+
+_ACTIVE_ALERTS = ("open", "acknowledged")
+
+
+@dataclass(frozen=True)
+class PlanSection:
+    """One top-level key of ``mlplan.yaml`` and its text, comments above it included."""
+
+    key: str
+    text: str
+
+    @property
+    def anchor(self) -> str:
+        """The id of its place on the Project page (``plan-KEY``)."""
+        return f"plan-{self.key}"
+
+
+def plan_sections(text: str) -> list[PlanSection]:
+    """The plan's text cut at each top-level key, the comments right above a key going with
+    it (text before any key: the section ``""``).
+
+    Examples
+    --------
+    >>> [(s.key, s.text) for s in plan_sections("# churn\\nproject:\\n  name: c\\ndata: {}\\n")]
+    [('project', '# churn\\nproject:\\n  name: c\\n'), ('data', 'data: {}\\n')]
+    """
+    sections: list[PlanSection] = []
+    key, lines = "", list[str]()
+    pending: list[str] = []  # comments and blank lines: they go with the next key
+    for line in text.splitlines(keepends=True):
+        found = re.match(r"([A-Za-z_][\w-]*)\s*:", line)
+        if found:
+            if key or lines:
+                sections.append(PlanSection(key, "".join(lines)))
+            key, lines, pending = found.group(1), [*pending, line], []
+        elif not line.strip() or line.startswith("#"):
+            pending.append(line)
+        else:
+            lines += [*pending, line]
+            pending = []
+    lines += pending
+    if key or lines:
+        sections.append(PlanSection(key, "".join(lines)))
+    return sections
+
+
+@dataclass(frozen=True)
+class ProjectView:
+    """The Project page: the checklist by stage with its counts, the active alerts, the plan."""
+
+    name: str
+    plan_path: str
+    counts: dict[State, int]
+    stages: list[tuple[str, list[ItemStatus]]]
+    alerts: list[Alert]
+    alerts_pager: Pager
+    plan: list[PlanSection]
+
+
+def project_view(ws: Workspace, *, alerts_page: int = 1) -> ProjectView:
+    """What ``mlplan status`` and ``mlplan alerts list`` show, and the plan's text."""
+    report = status(ws)
+    by_stage = report.by_stage()
+    active = (
+        sorted(
+            (a for state in _ACTIVE_ALERTS for a in list_alerts(ws, state=state)),
+            key=lambda a: a.id,
+            reverse=True,
+        )
+        if ws.has_store
+        else []
+    )  # reading must not create a store (as status does not)
+    shown, pager = page_of(active, alerts_page)
+    return ProjectView(
+        name=ws.plan.project.name,
+        plan_path=str(ws.plan_path),
+        counts=report.counts(),
+        stages=[(stage, by_stage[stage]) for stage in STAGES if by_stage[stage]],
+        alerts=shown,
+        alerts_pager=pager,
+        plan=plan_sections(ws.plan_path.read_text(encoding="utf-8")),
+    )
+
+
+@dataclass(frozen=True)
+class ModelsView:
+    """The Models page: the newest stored comparison (``mlplan models compare``), a page of
+    its rows, and its metrics, the primary first."""
+
+    comparison: Comparison | None
+    rows: list[dict[str, Any]]
+    pager: Pager
+    metrics: list[str]
+
+
+def models_view(ws: Workspace, *, page: int = 1) -> ModelsView:
+    """The comparison ``mlplan models compare`` stored last (the page never runs one: that
+    is a run of its own, with its bootstrap)."""
+    found = latest_comparison(ws) if ws.has_store else None
+    rows = [] if found is None else found.rows
+    shown, pager = page_of(rows, page)
+    metrics: list[str] = [] if found is None else [found.primary]
+    for row in rows:
+        metrics.extend(m for m in row["metrics"] if m not in metrics)
+    return ModelsView(found, shown, pager, metrics)
+
+
+@dataclass(frozen=True)
+class FamilyTable:
+    """One family's newest window of a deployment: one row per slice value (the whole
+    window first) with its samples and key metrics."""
+
+    family: str
+    window: MonitorWindow
+    windows: int
+    rows: list[tuple[str, int, list[tuple[str, str]]]]
+
+
+@dataclass(frozen=True)
+class DeploymentMonitoring:
+    """A deployment's stored windows, a table per family, and its active alerts."""
+
+    deployment: DeploymentInfo
+    families: list[FamilyTable]
+    alerts: list[Alert]
+
+
+@dataclass(frozen=True)
+class MonitoringView:
+    """The Monitoring page: every deployment's monitoring, and whether anything is stored."""
+
+    deployments: list[DeploymentMonitoring]
+    any_windows: bool = field(default=False)
+
+
+def monitoring_view(ws: Workspace) -> MonitoringView:
+    """What ``mlplan monitor`` stored and ``mlplan alerts list`` shows, per deployment."""
+    shown = []
+    for deployment in list_deployments(ws) if ws.has_store else []:
+        windows = stored_windows(ws, deployment=deployment.name)
+        alerts = [
+            a
+            for state in _ACTIVE_ALERTS
+            for a in list_alerts(ws, state=state, deployment=deployment.name)
+        ]
+        shown.append(DeploymentMonitoring(deployment, _family_tables(windows), alerts))
+    return MonitoringView(shown, any(d.families for d in shown))
+
+
+def _family_tables(windows: Sequence[MonitorWindow]) -> list[FamilyTable]:
+    """Per family (in the plan's order of families, then any other), its newest window."""
+    families = [*FAMILIES, "estimated"]
+    families += sorted({w.family for w in windows} - set(families))
+    tables = []
+    for family in families:
+        mine = [w for w in windows if w.family == family]
+        if not mine:
+            continue
+        newest = max(w.start for w in mine)
+        latest = sorted(
+            (w for w in mine if w.start == newest), key=lambda w: (w.slice != WHOLE, w.slice)
+        )
+        tables.append(
+            FamilyTable(
+                family,
+                latest[0],
+                len({w.start for w in mine}),
+                [(w.slice, w.samples, key_metrics(w.metrics)) for w in latest],
+            )
+        )
+    return tables
