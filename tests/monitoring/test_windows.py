@@ -388,3 +388,32 @@ def test_open_inference_answers_are_read_like_predict_answers(
     assert _one(result.windows, 6, "ml").samples == 1  # the one-record request's label
     south = _one(result.windows, 6, "output", "region=south").metrics
     assert south["records"] == 3 and south["class_shares"]["1"] == pytest.approx(1.0)
+
+
+def test_families_named_are_the_only_ones_measured_and_replaced(
+    watched: Workspace,
+    two_writers: tuple[PredictionLog, PredictionLog, Clock, Clock],
+    rng: np.random.Generator,
+) -> None:
+    """``families=["ml"]`` measures the same ML metrics per slice as every family does, and
+    storing them keeps the other families stored before."""
+    a, b, clock_a, clock_b = two_writers
+    sent = Sent()
+    _traffic(a, watched, clock_a, 10, 60, rng, sent)
+    _traffic(b, watched, clock_b, 10, 40, rng, sent)
+    truth = {rid: ("1" if score > 0.3 else "0") for rid, _, score, _ in sent.answered[10]}
+    _feedback(b, clock_b, 11, {rid: {"label": t} for rid, t in truth.items()})
+    span: dict[str, Any] = {
+        "since": DAY + dt.timedelta(hours=10),
+        "until": DAY + dt.timedelta(hours=11),
+    }
+    everything = monitor(watched, **span)
+    alone = monitor(watched, **span, families=["ml"])
+    assert {w.family for w in alone.windows} == {"ml"}
+    ml = [w for w in everything.windows if w.family == "ml"]
+    assert [w.to_dict() for w in alone.windows] == [w.to_dict() for w in ml]
+    stored = stored_windows(watched, deployment="production")
+    assert sorted({w.family for w in stored}) == sorted({w.family for w in everything.windows})
+    assert len(stored) == len(everything.windows)
+    with pytest.raises(ParameterError, match="lables is not a family; the families are"):
+        monitor(watched, **span, families=["lables"])

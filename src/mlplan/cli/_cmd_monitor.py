@@ -90,6 +90,14 @@ def monitor(
         str, typer.Option("--every", help="With --follow: how often to poll (10s, 1m).")
     ] = "10s",
     polls: Annotated[int | None, typer.Option("--polls", hidden=True)] = None,
+    family: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--family",
+            help="Measure only this family (repeat for several): software, input, output, "
+            "ml, estimated, business. Default: every one.",
+        ),
+    ] = None,
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -106,12 +114,20 @@ def monitor(
     from mlplan.monitoring import monitor as run_monitor
 
     ws = workspace(project)
+    if follow and family:
+        from mlplan.errors import ParameterError
+
+        raise ParameterError(
+            "family",
+            "{param} cannot be used with --follow, which keeps every family up to date; "
+            "drop {param}, or --follow",
+        )
     if follow:
         _follow(
             ws, name, window=window, since=since, until=until, every=every, polls=polls, json=json
         )
         return
-    result = run_monitor(ws, name, window=window, since=since, until=until)
+    result = run_monitor(ws, name, window=window, since=since, until=until, families=family)
     if json:
         print_json(result.to_dict())
         return

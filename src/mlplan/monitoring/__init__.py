@@ -62,6 +62,7 @@ from mlplan.monitoring._webhook import (
 )
 from mlplan.monitoring._windows import (
     FAMILIES,
+    MEASURED,
     WHOLE,
     MonitorResult,
     MonitorWindow,
@@ -76,6 +77,7 @@ __all__: list[str] = [
     "BACKOFF_S",
     "CHI2_ROWS",
     "FAMILIES",
+    "MEASURED",
     "LARGE_ROWS",
     "METADATA_HOSTS",
     "MIN_EXPECTED",

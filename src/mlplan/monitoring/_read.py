@@ -207,6 +207,7 @@ def answered_records(
     version: str,
     classes: Sequence[str],
     known: Mapping[str, str] | None = None,
+    only: Sequence[str] | None = None,
     part_rows: int = PART_ROWS,
 ) -> Iterator[WindowRecords]:
     """The records of the answered (2xx) ``prediction`` requests of one package version in
@@ -226,7 +227,7 @@ def answered_records(
     their types are those of the window's first 10,000 requests and of ``known`` (name →
     ``number`` or ``category``, the training reference's); a field first seen past them is
     not read, and a value of another type than its field's reads as null. Nested values read
-    as their JSON text.
+    as their JSON text. ``only``: read just those input fields.
 
     The events are one row per request and event name: ``request_id``, ``name``, ``value``
     (the sum of that event's values on the request, an event without a number counting 1).
@@ -242,13 +243,22 @@ def answered_records(
         f"AND model = {_literal(model)} AND version = {_literal(version)} "
         f"AND {_window_filter(since, until)}"
     )
+    feedback = (
+        f"kind = 'feedback' AND time >= {_literal(time_text(since))} "
+        f"AND request_id IN (SELECT request_id FROM predictions WHERE {where})"
+    )
     with open_log(subject.folder(ws), since=since) as con:
         try:
             fields = _input_fields(con, where, known or {})
+            if only is not None:
+                fields = {k: v for k, v in fields.items() if k in only}
             bounds = _part_bounds(con, where, part_rows)
+            # The window's feedback, merged per request once (not read again for each part)
+            con.execute(f"CREATE TEMP TABLE _feedback AS {_feedback_sql(feedback, classes)}")
+            con.execute(f"CREATE TEMP TABLE _events AS {_events_sql(feedback)}")
         except Exception as exc:  # duckdb raises many error types; all mean "this query fails"
             raise DataError(f"the query failed: {str(exc).splitlines()[0]}") from None
-        yield WindowRecords(fields, _parts(con, since, where, bounds, classes, fields))
+        yield WindowRecords(fields, _parts(con, where, bounds, classes, fields))
 
 
 def _part_bounds(con: Any, where: str, part_rows: int) -> list[str]:
@@ -268,7 +278,6 @@ def _part_bounds(con: Any, where: str, part_rows: int) -> list[str]:
 
 def _parts(
     con: Any,
-    since: dt.datetime,
     where: str,
     bounds: Sequence[str],
     classes: Sequence[str],
@@ -283,13 +292,12 @@ def _parts(
             part += f" AND time >= {_literal(low)}"
         if high is not None:
             part += f" AND time < {_literal(high)}"
-        feedback = (
-            f"kind = 'feedback' AND time >= {_literal(time_text(since))} "
-            f"AND request_id IN (SELECT request_id FROM predictions WHERE {part})"
-        )
+        mine = f"request_id IN (SELECT request_id FROM predictions WHERE {part})"
         try:
-            records = con.sql(_records_sql(part, feedback, classes, fields)).to_arrow_table()
-            events = con.sql(_events_sql(feedback)).to_arrow_table()
+            records = con.sql(_records_sql(part, classes, fields)).to_arrow_table()
+            events = con.sql(
+                f"SELECT * FROM _events WHERE {mine} ORDER BY request_id, name"
+            ).to_arrow_table()
         except Exception as exc:  # duckdb raises many error types; all mean "this query fails"
             raise DataError(f"the query failed: {str(exc).splitlines()[0]}") from None
         yield records, events
@@ -326,9 +334,7 @@ def _input_fields(con: Any, where: str, known: Mapping[str, str]) -> dict[str, s
     return fields
 
 
-def _records_sql(
-    where: str, feedback: str, classes: Sequence[str], fields: Mapping[str, str]
-) -> str:
+def _records_sql(where: str, classes: Sequence[str], fields: Mapping[str, str]) -> str:
     k = len(classes)
     answer = {"label": "VARCHAR", "value": "DOUBLE"}
     if classes:
@@ -344,7 +350,6 @@ def _records_sql(
     dict_answer = struct % ("x.label", dict_p if k else empty, "x.value")
     label_answer = struct % ("l[i + 1]", tensor_p if k else empty, "CAST(NULL AS DOUBLE)")
     value_answer = struct % ("CAST(NULL AS VARCHAR)", empty, "v[i + 1]")
-    truth = "f.label" if classes else "TRY_CAST(f.label AS DOUBLE)"
     return f"""
         WITH w AS (
             SELECT request_id, time, inputs, outputs,
@@ -383,19 +388,6 @@ def _records_sql(
                    END AS answers
             FROM d
         ),
-        f AS (
-            SELECT request_id,
-                   arg_max(fb.label, time) FILTER (WHERE fb.label IS NOT NULL) AS label,
-                   sum(CAST(fb.value AS DOUBLE)) FILTER (
-                       WHERE json_type(fb.value) IN ('UBIGINT', 'BIGINT', 'DOUBLE')) AS value
-            FROM (
-                SELECT request_id, time,
-                       try(json_transform(outputs, '{{"label": "VARCHAR", "value": "JSON"}}'))
-                           AS fb
-                FROM predictions WHERE {feedback}
-            )
-            GROUP BY request_id
-        ),
         r AS (
             SELECT request_id, time, len(answers) AS answered,
                    unnest(range(1, len(answers) + 1)) AS pos,
@@ -404,12 +396,30 @@ def _records_sql(
         )
         SELECT r.request_id, r.pos, answer.label AS label, answer.p AS proba,
                answer.value AS value,
-               CASE WHEN r.answered = 1 THEN {truth} END AS truth,
+               CASE WHEN r.answered = 1 THEN f.label END AS truth,
                CASE WHEN r.pos = 1 THEN f.value END AS feedback_value
                {feature_columns}
-        FROM r LEFT JOIN f USING (request_id)
+        FROM r LEFT JOIN _feedback AS f USING (request_id)
         WHERE r.pos IS NOT NULL
         ORDER BY r.time, r.request_id, r.pos
+    """
+
+
+def _feedback_sql(feedback: str, classes: Sequence[str]) -> str:
+    """Per request, its newest feedback label (a number for a regression) and the sum of its
+    feedback values."""
+    label = "arg_max(fb.label, time) FILTER (WHERE fb.label IS NOT NULL)"
+    return f"""
+        SELECT request_id, {label if classes else f"TRY_CAST({label} AS DOUBLE)"} AS label,
+               sum(CAST(fb.value AS DOUBLE)) FILTER (
+                   WHERE json_type(fb.value) IN ('UBIGINT', 'BIGINT', 'DOUBLE')) AS value
+        FROM (
+            SELECT request_id, time,
+                   try(json_transform(outputs, '{{"label": "VARCHAR", "value": "JSON"}}'))
+                       AS fb
+            FROM predictions WHERE {feedback}
+        )
+        GROUP BY request_id
     """
 
 
@@ -427,7 +437,6 @@ def _events_sql(feedback: str) -> str:
         )
         WHERE json_type(e.name) = 'VARCHAR'
         GROUP BY ALL
-        ORDER BY request_id, name
     """
 
 

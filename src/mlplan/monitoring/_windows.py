@@ -52,6 +52,7 @@ from mlplan.workspace import Workspace, list_deployments, parse_duration
 
 __all__ = [
     "FAMILIES",
+    "MEASURED",
     "WHOLE",
     "MonitorResult",
     "MonitorWindow",
@@ -64,6 +65,9 @@ FAMILIES = ("software", "input", "output", "ml", "business")
 """The families measured per window, each a section of the plan's monitoring rules; a
 classifier's windows, with a training reference, hold ``estimated`` too (the ML metrics
 before labels)."""
+MEASURED = ("software", "input", "output", "ml", "estimated", "business")
+"""Every family ``monitor`` can measure (``estimated``: a classifier's, with a training
+reference)."""
 WHOLE = "all"
 """The slice value of every record of a window."""
 _DEFAULT_WINDOWS = 24
@@ -192,6 +196,7 @@ def monitor(
     until: dt.datetime | str | None = None,
     store: bool = True,
     now: dt.datetime | None = None,
+    families: Sequence[str] | None = None,
 ) -> MonitorResult:
     """Measure the deployment ``name`` (default: ``production``, else the only deployment)
     or the model ``name`` (every record of its log) window by window, and store the windows
@@ -204,12 +209,16 @@ def monitor(
     estimate. ``now`` (default: the clock's) is what durations count back from and what the
     window under way is measured up to (its throughput over the time it has run).
 
+    ``families`` (default: every one, :data:`MEASURED`) measures only those: the ML metrics
+    alone read of each record only its answer, its label and the fields the plan's slices
+    use. Stored, they replace only the same families of the same windows.
+
     Raises
     ------
     DeploymentNotFoundError
         ``name`` is neither a deployment nor a model (listing both).
     ParameterError
-        A malformed window, or ``since`` not before ``until``.
+        A malformed window, ``since`` not before ``until``, or a family that is not one.
     DataError
         A log the query cannot read.
 
@@ -225,6 +234,7 @@ def monitor(
     mlplan.errors.DeploymentNotFoundError: no deployment or model 'production'; ...
     """
     now = utcnow() if now is None else _utc(now)
+    wanted = _wanted(families)
     subject = _subject(ws, name)
     seconds, start, end = window_bounds(
         window,
@@ -252,7 +262,7 @@ def monitor(
         (int(r["bucket"]), r["model"], r["version"]): r
         for r in health_rows(ws, subject, since=start, until=end, seconds=seconds)
     }
-    if not health:
+    if not health and "software" in wanted:
         notes.append(
             "software: no health records, so no CPU, memory, queue depth or batch sizes; "
             "serve with mlplan serve --health-every 10 to log them"
@@ -266,11 +276,18 @@ def monitor(
         elapsed = (min(w_end, now) - w_start).total_seconds()
         for row in (r for r in software if int(r["bucket"]) == bucket):
             found = health.get((bucket, row["model"], row["version"]))
-            windows.append(_software(row, found, w_start, w_end, elapsed))
+            if "software" in wanted:
+                windows.append(_software(row, found, w_start, w_end, elapsed))
+            if not wanted - {"software"}:
+                continue
             model = _model_of(ws, models, row["model"], row["version"])
             key = (row["model"], row["version"])
             if key not in watching:
-                watching[key] = watched_of(ws, _package(models, *key), model, *key)
+                watching[key] = (
+                    watched_of(ws, _package(models, *key), model, *key)
+                    if wanted & {"input", "output", "estimated"}  # what needs the reference
+                    else Watched(None)
+                )
                 notes += watching[key].notes
             with answered_records(
                 ws,
@@ -281,10 +298,11 @@ def monitor(
                 version=key[1],
                 classes=model.classes,
                 known=_known(watching[key]),
+                only=None if "input" in wanted else _slice_columns(specs),
             ) as logged:
                 sample = read_sample(logged, model, specs)
             windows += _families(
-                sample, model, watching[key], ws.plan.monitoring, w_start, w_end, row
+                sample, model, watching[key], ws.plan.monitoring, w_start, w_end, row, wanted
             )
     if store:
         parameters = {
@@ -293,6 +311,7 @@ def monitor(
             "window": window,
             "since": start.isoformat(),
             "until": end.isoformat(),
+            "families": sorted(wanted),
             "references": sorted(
                 f"{m} ({v})" for (m, v), w in watching.items() if w.reference is not None
             ),
@@ -303,10 +322,35 @@ def monitor(
             (p.ref, p.package_sha256) if p is not None else (f"{n} ({v})", None)
             for n, v, p in packages
         ]
-        _store(ws, subject, windows, parameters, read)
+        _store(ws, subject, windows, parameters, read, wanted)
     return MonitorResult(
         subject.deployment, subject.model, window, start, end, tuple(windows), tuple(notes)
     )
+
+
+def _wanted(families: Sequence[str] | None) -> frozenset[str]:
+    """The families to measure (every one when none is named).
+
+    Raises
+    ------
+    ParameterError
+        A name that is not a family.
+    """
+    if not families:
+        return frozenset(MEASURED)
+    unknown = sorted(set(families) - set(MEASURED))
+    if unknown:
+        raise ParameterError(
+            "family",
+            f"{{param}} {', '.join(unknown)} is not a family; the families are "
+            f"{', '.join(MEASURED)}",
+        )
+    return frozenset(families)
+
+
+def _slice_columns(specs: Sequence[Any]) -> list[str]:
+    """The input fields the plan's slices read."""
+    return sorted({c for spec in specs for c in spec.referenced_columns})
 
 
 def _known(watched: Watched) -> dict[str, str]:
@@ -443,23 +487,30 @@ def _families(
     start: dt.datetime,
     end: dt.datetime,
     software: Mapping[str, Any],
+    wanted: frozenset[str] = frozenset(MEASURED),
 ) -> list[MonitorWindow]:
-    """The row families of one window and version, for every record and each slice value."""
+    """The row families of one window and version (those ``wanted``), for every record and
+    each slice value."""
     groups: list[tuple[str, np.ndarray]] = [(WHOLE, np.arange(sample.rows))]
     for values in sample.slices.values():
         groups += list(values.items())
     out = []
-    ml_by_group = ml_families(sample, groups, model)
+    ml_by_group = (
+        ml_families(sample, groups, model)
+        if wanted & {"ml", "estimated"}
+        else [{"labelled": 0, "metrics": {}} for _ in groups]
+    )
     for (value, rows), ml in zip(groups, ml_by_group, strict=True):
-        inputs = input_family(sample, rows, watched.limits)
-        if value == WHOLE:  # the request's own volume, from the query
+        inputs = input_family(sample, rows, watched.limits) if "input" in wanted else {}
+        if value == WHOLE and "input" in wanted:  # the request's own volume, from the query
             inputs["bytes_per_request"] = software["bytes_per_request"]
             inputs["rows_per_request"] = software["rows_per_request"]
-        outputs = output_family(sample, rows, model)
-        business = business_family(sample, rows, model)
+        outputs = output_family(sample, rows, model) if "output" in wanted else {}
+        business = business_family(sample, rows, model) if "business" in wanted else {}
         # Drift over every record only: a slice's values against the whole training
         # reference would show the slice, not a drift (gender=female "drifts" on gender).
-        drift = drift_of(sample, rows, model, watched, monitoring) if value == WHOLE else None
+        measure_drift = value == WHOLE and wanted & {"input", "output"}
+        drift = drift_of(sample, rows, model, watched, monitoring) if measure_drift else None
         if isinstance(drift, str):
             inputs["drift_note"] = drift
         elif drift is not None:
@@ -473,12 +524,18 @@ def _families(
                 "outputs": {d.feature: d.to_dict() for d in drift.outputs},
             }
         realised = ml["metrics"] if ml["labelled"] else None
-        estimated = estimated_of(sample, rows, model, watched, realised)
+        estimated = (
+            estimated_of(sample, rows, model, watched, realised) if "estimated" in wanted else None
+        )
         found = [
             ("input", inputs, len(rows)),
             ("output", outputs, len(rows)),
             ("ml", ml, int(ml["labelled"])),
-            ("business", business, int(business["metrics"]["value"]["count"])),
+            (
+                "business",
+                business,
+                int(business.get("metrics", {}).get("value", {}).get("count", 0)),
+            ),
         ]
         if estimated is not None:
             estimated["labelled"] = int(ml["labelled"])
@@ -486,6 +543,7 @@ def _families(
         out += [
             MonitorWindow(start, end, software["model"], software["version"], value, f, m, n)
             for f, m, n in found
+            if f in wanted
         ]
     return out
 
@@ -496,9 +554,11 @@ def _store(
     windows: Sequence[MonitorWindow],
     parameters: Mapping[str, Any],
     models: Sequence[tuple[str, str | None]],
+    wanted: frozenset[str],
 ) -> None:
     """Record a ``monitor`` run and write the windows, each replacing the rows of the same
-    deployment (or model's whole log), model, version and bounds, in one transaction."""
+    deployment (or model's whole log), model, version, bounds and family (of those
+    ``wanted``), in one transaction."""
     with ws.write() as session, ws.record("monitor", parameters, session=session) as run:
         if subject.deployment is not None:
             run.input("deployment", subject.deployment)
@@ -515,6 +575,7 @@ def _store(
             session.execute(
                 sa.delete(MonitorWindowRecord).where(
                     same,
+                    MonitorWindowRecord.family.in_(sorted(wanted)),
                     MonitorWindowRecord.model == key[0],
                     MonitorWindowRecord.version == key[1],
                     MonitorWindowRecord.window_start == key[2],
