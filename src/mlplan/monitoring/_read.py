@@ -94,16 +94,22 @@ def software_rows(
     since: dt.datetime,
     until: dt.datetime,
     seconds: float,
+    volume: bool = True,
 ) -> list[dict[str, Any]]:
     """Per package version and window of ``seconds`` (counted from the epoch) in
     ``[since, until)``: the requests, latency percentiles (``latency_ms``: p50, p90, p99),
-    statuses, and the rows and bytes of the requests' inputs, aggregated by DuckDB.
+    statuses, and (``volume``) the rows and bytes of the requests' inputs, aggregated by
+    DuckDB (the rows of each request's inputs cost a parse of them).
 
     Raises
     ------
     DataError
         A log the query cannot read.
     """
+    volumes = """,
+               avg(json_array_length(inputs)) AS rows_per_request,
+               sum(json_array_length(inputs)) AS input_rows,
+               avg(strlen(inputs)) AS bytes_per_request"""
     sql = f"""
         WITH r AS (
             SELECT model, version, status, latency_ms, inputs,
@@ -117,10 +123,7 @@ def software_rows(
                count(*) FILTER (WHERE status >= 400 AND status < 500) AS client_errors,
                count(*) FILTER (WHERE status >= 500) AS server_errors,
                count(*) FILTER (WHERE status < 200 OR status >= 300) AS errors,
-               histogram(status) AS statuses,
-               avg(json_array_length(inputs)) AS rows_per_request,
-               sum(json_array_length(inputs)) AS input_rows,
-               avg(strlen(inputs)) AS bytes_per_request
+               histogram(status) AS statuses{volumes if volume else ""}
         FROM r
         GROUP BY ALL
         ORDER BY bucket, model, version
@@ -284,7 +287,10 @@ def _parts(
     fields: Mapping[str, str],
 ) -> Iterator[tuple[pa.Table, pa.Table]]:
     """Each part's records and events; the parts are cut on ``time`` as text, so that every
-    record is in exactly one."""
+    record is in exactly one. Cut by time, not by segment file: the records then come in one
+    order, by time, request and place, however the log is laid out in files (a compaction
+    moves records between files), and so do the sums that depend on it; ``--follow``'s
+    windows must equal those computed from scratch."""
     edges: list[str | None] = [None, *bounds, None]
     for low, high in itertools.pairwise(edges):
         part = where

@@ -243,7 +243,14 @@ def monitor(
         now=now,
     )
     notes: list[str] = []
-    software = software_rows(ws, subject, since=start, until=end, seconds=seconds)
+    software = software_rows(
+        ws,
+        subject,
+        since=start,
+        until=end,
+        seconds=seconds,
+        volume=bool(wanted & {"software", "input"}),
+    )
     if not software:
         notes.append(
             f"no predictions in {ws.relative(subject.folder(ws))} for {_described(subject)} "
@@ -461,8 +468,8 @@ def _software(
         "client_error_rate": int(row["client_errors"]) / requests,
         "server_error_rate": int(row["server_errors"]) / requests,
         "statuses": statuses,
-        "rows_per_request": row["rows_per_request"],
-        "bytes_per_request": row["bytes_per_request"],
+        "rows_per_request": row.get("rows_per_request"),
+        "bytes_per_request": row.get("bytes_per_request"),
     }
     if health is not None:  # the servers' own records (mlplan serve --health-every)
         metrics |= {k: v for k, v in health.items() if k not in ("model", "version", "bucket")}
