@@ -61,3 +61,19 @@ def test_monitor_is_a_command_with_subcommands(cli: Any, watched: Workspace) -> 
     assert bad.exit_code == 2 and "--window takes a duration" in bad.stderr
     extra = cli("monitor", "production", "more")
     assert extra.exit_code == 2 and "No such command 'more'" in extra.stderr
+
+
+def test_monitor_family_measures_only_the_families_named(cli: Any, watched: Workspace) -> None:
+    traffic(watched)
+    span = ("--since", "2026-11-30T10:00", "--until", "2026-11-30T11:00")
+    answer = json.loads(
+        ok(cli("monitor", *span, "--family", "software", "--family", "ml", "--json")).stdout
+    )
+    assert {w["family"] for w in answer["windows"]} == {"software", "ml"}
+    shown = ok(cli("monitor", *span, "--family", "output")).stdout
+    assert "region=north" in shown  # the slices' table, from the output family alone
+    bad = cli("monitor", *span, "--family", "labels")
+    assert bad.exit_code == 2
+    assert "--family labels is not a family; the families are software, input" in bad.stderr
+    both = cli("monitor", "--follow", "--family", "ml")
+    assert both.exit_code == 2 and "--family cannot be used with --follow" in both.stderr
