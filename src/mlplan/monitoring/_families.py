@@ -19,10 +19,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlplan.data import slice_rows
-from mlplan.errors import DataError, MlplanError
+from mlplan.errors import MlplanError
 from mlplan.modeling import PredictionKind, Predictions, metrics_for, slice_metrics
 from mlplan.monitoring._read import FEATURE, WindowRecords, typed_inputs
+from mlplan.monitoring._records import records_slice_masks
 
 __all__ = [
     "QUANTILES",
@@ -165,20 +165,8 @@ def read_sample(window: WindowRecords, model: Model, specs: Sequence[Any]) -> Wi
         joined["event_name"].astype(object),
         joined["event_value"],
         table,
-        _slice_rows(table, specs) if n else {},
+        records_slice_masks(table, specs, rows=True),
     )
-
-
-def _slice_rows(table: pa.Table, specs: Sequence[Any]) -> dict[str, dict[str, np.ndarray]]:
-    """Each slice's values' records; a slice whose columns the records lack (not a feature,
-    or hashed as personal data: a hash matches no value) has none."""
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for spec in specs:
-        try:
-            out[spec.name] = slice_rows(table, spec)
-        except DataError:
-            out[spec.name] = {}
-    return out
 
 
 def _floats(column: Any) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mlplan.data import slice_masks
+from mlplan.data import slice_masks, slice_rows
 from mlplan.errors import DataError
 from mlplan.evaluation import package_metadata
 from mlplan.modeling import ModelInfo
@@ -131,17 +131,19 @@ def records_table(records: Sequence[Mapping[str, Any]]) -> pa.Table:
 
 
 def records_slice_masks(
-    records: Sequence[Mapping[str, Any]] | pa.Table, specs: Sequence[Any]
+    records: Sequence[Mapping[str, Any]] | pa.Table, specs: Sequence[Any], *, rows: bool = False
 ) -> dict[str, dict[str, np.ndarray]]:
-    """The masks of each slice over logged input records; a slice whose columns the records
-    lack (not a feature, or hashed as personal data: a hash matches no value) has none."""
+    """The masks of each slice over logged input records (``rows``: each value's records as
+    ascending indices instead, ``data.slice_rows``); a slice whose columns the records lack
+    (not a feature, or hashed as personal data: a hash matches no value) has none."""
     if not specs or not len(records):
         return {}
     table = records if isinstance(records, pa.Table) else records_table(records)
+    measure = slice_rows if rows else slice_masks
     out: dict[str, dict[str, np.ndarray]] = {}
     for spec in specs:
         try:
-            out[spec.name] = slice_masks(table, spec)
+            out[spec.name] = measure(table, spec)
         except DataError:
             out[spec.name] = {}
     return out
