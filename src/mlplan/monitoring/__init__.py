@@ -20,6 +20,7 @@ from mlplan.monitoring._alerts import (
     check_alerts,
     list_alerts,
     metric_names,
+    rule_outcomes,
     webhook_deliveries,
 )
 from mlplan.monitoring._drift import (
@@ -66,6 +67,7 @@ from mlplan.monitoring._windows import (
     WHOLE,
     MonitorResult,
     MonitorWindow,
+    measure_span,
     monitor,
     stored_windows,
     window_bounds,
@@ -112,6 +114,7 @@ __all__: list[str] = [
     "list_alerts",
     "logged_json",
     "logged_number",
+    "measure_span",
     "metric_names",
     "model_classes",
     "model_failure",
@@ -122,6 +125,7 @@ __all__: list[str] = [
     "read_answers",
     "records_slice_masks",
     "records_table",
+    "rule_outcomes",
     "stored_windows",
     "webhook_deliveries",
     "window_bounds",

@@ -56,6 +56,7 @@ __all__ = [
     "check_alerts",
     "list_alerts",
     "metric_names",
+    "rule_outcomes",
     "webhook_deliveries",
 ]
 
@@ -354,6 +355,65 @@ def _outcome(
     return made("fired" if fired else "ok", value, window.samples)
 
 
+def rule_outcomes(
+    ws: Workspace,
+    family: str,
+    rule: MonitorRule,
+    windows: Sequence[MonitorWindow],
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    where: str | None = None,
+) -> list[RuleOutcome]:
+    """The rule ``rule`` of the plan's ``family`` judged on ``windows`` (those of its family
+    are read; ``start`` and ``end`` are their bounds, as the outcomes show them) as ``mlplan
+    monitor check`` judges it: one :class:`RuleOutcome` per value of its slice — ``fired``,
+    ``ok``, or ``not evaluated`` (no window, fewer samples than ``min_samples``, no value).
+    The rollout judges a guard naming a rule with it, on :func:`measure_span`'s windows.
+
+    Raises
+    ------
+    UsageError
+        The rule names a metric its family does not compute (the message, led by ``where``,
+        names the metrics that exist).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from mlplan.plan import render_plan
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (root / "mlplan.yaml").write_text(render_plan("churn", task="binary", target="y"))
+    >>> t0 = dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC)
+    >>> t1 = t0 + dt.timedelta(hours=1)
+    >>> window = MonitorWindow(t0, t1, "m", "abc", WHOLE, "input",
+    ...                        {"features": {"age": {"missing": 0.25}}}, 40)
+    >>> rule = MonitorRule(name="gaps", metric="features.age.missing", threshold=0.2)
+    >>> [(o.outcome, o.value, o.samples) for o in rule_outcomes(
+    ...     Workspace(root, store_url="sqlite://"), "input", rule, [window], t0, t1)]
+    [('fired', 0.25, 40)]
+    """
+    mine = [w for w in windows if w.family == family]
+    known = _known(ws, family, mine)
+    metric = _resolved(family, rule.metric, known)
+    if mine and metric is None:
+        raise UsageError(
+            f"{where or f'monitoring rule {family}.{rule.name}'}: metric "
+            f"{rule.metric!r} is not one the {family} family computes; known: "
+            + ", ".join(sorted(known))
+        )
+    return [
+        _outcome(
+            f"{family}.{rule.name}",
+            rule.model_copy(update={"metric": metric or rule.metric}),
+            wanted,
+            [w for w in mine if w.slice == wanted],
+            start,
+            end,
+        )
+        for wanted in _slice_values(ws, rule.slice, mine)
+    ]
+
+
 def check_alerts(
     ws: Workspace,
     deployment: str | None = None,
@@ -405,25 +465,14 @@ def check_alerts(
     assert name is not None
     outcomes: list[RuleOutcome] = []
     for family, index, rule in rules:
-        windows = [w for w in by_length[rule.window] if w.family == family]
-        known = _known(ws, family, windows)
-        metric = _resolved(family, rule.metric, known)
-        if windows and metric is None:
-            raise UsageError(
-                f"mlplan.yaml monitoring.{family}[{index}] ({rule.name}): metric "
-                f"{rule.metric!r} is not one the {family} family computes; known: "
-                + ", ".join(sorted(known))
-            )
-        for wanted in _slice_values(ws, rule.slice, windows):
-            outcomes.append(
-                _outcome(
-                    f"{family}.{rule.name}",
-                    rule.model_copy(update={"metric": metric or rule.metric}),
-                    wanted,
-                    [w for w in windows if w.slice == wanted],
-                    *bounds[rule.window],
-                )
-            )
+        outcomes += rule_outcomes(
+            ws,
+            family,
+            rule,
+            by_length[rule.window],
+            *bounds[rule.window],
+            where=f"mlplan.yaml monitoring.{family}[{index}] ({rule.name})",
+        )
     opened, firing, resolved = _record(ws, name, outcomes, now)
     delivery = None
     webhook = ws.plan.monitoring.webhook

@@ -56,6 +56,7 @@ __all__ = [
     "WHOLE",
     "MonitorResult",
     "MonitorWindow",
+    "measure_span",
     "monitor",
     "stored_windows",
     "window_bounds",
@@ -332,6 +333,87 @@ def monitor(
         _store(ws, subject, windows, parameters, read, wanted)
     return MonitorResult(
         subject.deployment, subject.model, window, start, end, tuple(windows), tuple(notes)
+    )
+
+
+def measure_span(
+    ws: Workspace,
+    deployment: str,
+    *,
+    model: str,
+    version: str,
+    since: dt.datetime,
+    until: dt.datetime,
+    families: Sequence[str] | None = None,
+) -> list[MonitorWindow]:
+    """The families (``families``, default every one) of one package version's records in
+    the deployment's log over ``[since, until)``, measured as ``monitor`` measures a window,
+    for every record and each slice value: one span, neither aligned on the epoch nor
+    stored (the rollout analysis judges a step's window with it). ``version`` is the
+    package's hash's first 12 hex, as the log names it. No record: no window.
+
+    Raises
+    ------
+    ParameterError
+        ``since`` not before ``until``, or a family that is not one.
+    DataError
+        A log the query cannot read.
+    """
+    wanted = _wanted(families)
+    start, end = _utc(since), _utc(until)
+    if start >= end:
+        raise ParameterError(
+            "since", f"{{param}} {start.isoformat()} is not before until {end.isoformat()}"
+        )
+    subject = LogSubject(deployment, None)
+    # One bucket longer than the epoch's age at ``until``: the span is one window.
+    seconds = float(math.floor(end.timestamp()) + 1)
+    rows = software_rows(
+        ws,
+        subject,
+        since=start,
+        until=end,
+        seconds=seconds,
+        volume=bool(wanted & {"software", "input"}),
+    )
+    row = next((r for r in rows if (r["model"], r["version"]) == (model, version)), None)
+    if row is None:
+        return []
+    windows: list[MonitorWindow] = []
+    if "software" in wanted:
+        health = next(
+            (
+                h
+                for h in health_rows(ws, subject, since=start, until=end, seconds=seconds)
+                if (h["model"], h["version"]) == (model, version)
+            ),
+            None,
+        )
+        windows.append(_software(row, health, start, end, (end - start).total_seconds()))
+    if not wanted - {"software"}:
+        return windows
+    models = list_models(ws, versions=True)
+    measured = _model_of(ws, models, model, version)
+    watched = (
+        watched_of(ws, _package(models, model, version), measured, model, version)
+        if wanted & {"input", "output", "estimated"}
+        else Watched(None)
+    )
+    specs = list(ws.plan.slices)
+    with answered_records(
+        ws,
+        subject,
+        since=start,
+        until=end,
+        model=model,
+        version=version,
+        classes=measured.classes,
+        known=_known(watched),
+        only=None if "input" in wanted else _slice_columns(specs),
+    ) as logged:
+        sample = read_sample(logged, measured, specs)
+    return windows + _families(
+        sample, measured, watched, ws.plan.monitoring, start, end, row, wanted
     )
 
 
