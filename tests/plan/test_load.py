@@ -82,6 +82,33 @@ def test_minimal_plan_loads_with_defaults() -> None:
             r"rollout.guards\[0\] names slice 'nope', which is not defined",
         ),
         (
+            MINIMAL
+            + "monitoring:\n  input: [{name: gaps, metric: features.age.missing, threshold: 1}]\n"
+            + "rollout:\n  guards: [{rule: nope}]\n",
+            r"rollout.guards\[0\].rule 'nope' is not a rule of the monitoring section; "
+            r"rules: input.gaps",
+        ),
+        (
+            MINIMAL
+            + "monitoring:\n  input: [{name: gaps, metric: features.age.missing, threshold: 1}]\n"
+            + "rollout:\n  guards: [{rule: gaps, metric: error_rate}]\n",
+            r"a guard naming rule 'gaps' takes the rule's metric, op, threshold, slice and "
+            r"min_samples; remove metric, or the rule",
+        ),
+        (
+            MINIMAL
+            + "monitoring:\n  input: [{name: x, metric: a, threshold: 1}]\n"
+            + "  output: [{name: x, metric: b, threshold: 1}]\n"
+            + "rollout:\n  guards: [{rule: x}]\n",
+            r"rollout.guards\[0\].rule 'x' names a rule of input and output; give it as "
+            r"input.x or output.x",
+        ),
+        (
+            MINIMAL + "rollout:\n  guards: [{metric: error_rate, op: '<'}]\n",
+            r"a guard needs either rule \(a monitoring rule's name\) or metric, op and "
+            r"threshold; missing: threshold",
+        ),
+        (
             MINIMAL + "gates:\n  max_gaps: [{slice: nope, metric: recall, max_gap: 0.1}]\n",
             r"gates.max_gaps\[0\] names slice 'nope'",
         ),
@@ -140,6 +167,10 @@ def test_minimal_plan_loads_with_defaults() -> None:
         "ramp-end",
         "monitor-window",
         "guard-slice",
+        "guard-unknown-rule",
+        "guard-rule-and-metric",
+        "guard-rule-two-families",
+        "guard-no-threshold",
         "gate-slice",
         "where-injection",
         "risk-monitor",

@@ -178,7 +178,7 @@ def rollout_canary(context: StatusContext) -> ItemStatus:
         if _analyses(r) and (r.state in ("promoted", "rolled_back") or r.step == len(r.steps))
     ]
     if ran:
-        guards = ", ".join(g.metric for g in plan.rollout.guards)
+        guards = ", ".join(g.metric or f"rule {g.rule}" for g in plan.rollout.guards)
         return context.status("rollout.canary", "done", f"guards: {guards}; {_said_fully(ran[-1])}")
     newest = found[-1]
     return context.status(

@@ -450,15 +450,49 @@ class Guard(_Section):
     ``metric`` is measured on the candidate's answers in the step's window (``error_rate``,
     ``latency_p99_ms``, ``null_rate``, one of the plan's metrics once labels arrive, ...) or
     compares them with the stable model's (``prediction_psi``, ``positive_rate_ratio``,
-    ``latency_p99_ratio``, ...); the rollout analysis lists them all."""
+    ``latency_p99_ratio``, ...); the rollout analysis lists them all.
 
-    metric: str
-    op: Comparison
-    threshold: float
+    ``rule`` instead names a rule of the plan's ``monitoring`` section (``NAME``, or
+    ``FAMILY.NAME`` where two families hold one of that name): the monitor measures the
+    rule's metric on the candidate's records of the step's window, as ``mlplan monitor``
+    would, and compares it with the rule's ``op`` and ``threshold``, within the rule's
+    ``slice``, below the rule's ``min_samples`` inconclusive. Such a guard takes no
+    ``metric``, ``op``, ``threshold``, ``slice`` or ``min_requests`` of its own."""
+
+    rule: str | None = Field(
+        None,
+        description="A monitoring rule's name (or FAMILY.NAME): the guard is that rule, "
+        "measured on the candidate's records of the step's window.",
+    )
+    metric: str | None = None
+    op: Comparison | None = None
+    threshold: float | None = None
     slice: str | None = None
     min_requests: int | None = Field(
         None, ge=0, description="Unset: the step's min_requests (the shadow's for a shadow)."
     )
+
+    @model_validator(mode="after")
+    def _rule_or_metric(self) -> Guard:
+        own = [
+            k
+            for k in ("metric", "op", "threshold", "slice", "min_requests")
+            if getattr(self, k) is not None
+        ]
+        if self.rule is not None:
+            if own:
+                raise ValueError(
+                    f"a guard naming rule {self.rule!r} takes the rule's metric, op, threshold, "
+                    f"slice and min_samples; remove {', '.join(own)}, or the rule"
+                )
+            return self
+        missing = [k for k in ("metric", "op", "threshold") if getattr(self, k) is None]
+        if missing:
+            raise ValueError(
+                f"a guard needs either rule (a monitoring rule's name) or metric, op and "
+                f"threshold; missing: {', '.join(missing)}"
+            )
+        return self
 
 
 class CanaryStep(_Section):
@@ -648,6 +682,39 @@ class MonitoringSpec(_Section):
         "chi2: the p-value below which a feature has drifted (else 0.05); with jensenshannon: "
         "the distance (else 0.1).",
     )
+
+    def rule(self, name: str, *, where: str = "rule") -> tuple[str, MonitorRule]:
+        """The family and rule ``name`` names: a rule's name, or ``FAMILY.NAME``.
+
+        Raises
+        ------
+        ValueError
+            No such rule (the message lists those that exist), or a name two families
+            hold (``where`` names the field in the message).
+
+        Examples
+        --------
+        >>> spec = MonitoringSpec(input=[{"name": "age-gaps", "metric": "features.age.missing",
+        ...                               "threshold": 0.2}])
+        >>> spec.rule("age-gaps")[0], spec.rule("input.age-gaps")[1].metric
+        ('input', 'features.age.missing')
+        """
+        families = ("software", "input", "output", "ml", "business", "estimated")
+        every = [(f, r) for f in families for r in getattr(self, f)]
+        found = [(f, r) for f, r in every if r.name == name or f"{f}.{r.name}" == name]
+        if not found:
+            known = ", ".join(f"{f}.{r.name}" for f, r in every) or "none"
+            raise ValueError(
+                f"{where} {name!r} is not a rule of the monitoring section; rules: {known}"
+            )
+        if len(found) > 1:
+            raise ValueError(
+                f"{where} {name!r} names a rule of "
+                + " and ".join(f for f, _ in found)
+                + "; give it as "
+                + " or ".join(f"{f}.{name}" for f, _ in found)
+            )
+        return found[0]
 
     @field_validator("software", "input", "output", "ml", "business", "estimated")
     @classmethod
@@ -948,6 +1015,9 @@ class Plan(_Section):
                     f"risk {risk.id!r} names monitor {risk.monitor!r}, which is not defined; "
                     f"monitors: {', '.join(monitors) or 'none'}"
                 )
+        for i, guard in enumerate(self.rollout.guards):
+            if guard.rule is not None:
+                self.monitoring.rule(guard.rule, where=f"rollout.guards[{i}].rule")
         named_slices = [
             *((f"rollout.guards[{i}]", g.slice) for i, g in enumerate(self.rollout.guards)),
             *((f"gates.slice_floors[{i}]", g.slice) for i, g in enumerate(self.gates.slice_floors)),

@@ -496,6 +496,7 @@ def _rollout() -> list[str]:
             for weight, duration in ((5, "30m"), (25, "1h"), (50, "1h"), (100, "1d"))
         ),
         "  guards: []  # e.g. [{metric: error_rate, op: '<', threshold: 0.01}]",
+        "  # a guard may be a monitoring rule below, {rule: NAME}, measured on the candidate",
         "  interval: 1m  # how often the controller analyses a step",
         "  failure_limit: 1  # failing analyses in a step before it rolls back",
         "  sticky: null  # header:X-User-Id or field:customer_id keeps a caller on one model",

@@ -4,7 +4,14 @@ store with who made it, why and the figures that decided it."""
 
 from __future__ import annotations
 
-from mlplan.rollout._analysis import VERDICTS, Analysis, Check, Verdict, combine_verdicts
+from mlplan.rollout._analysis import (
+    RULE_TEST,
+    VERDICTS,
+    Analysis,
+    Check,
+    Verdict,
+    combine_verdicts,
+)
 from mlplan.rollout._api import APP_FACTORY, MOVES, create_app_from_env, rollout_routes
 from mlplan.rollout._controller import Analyser, AnalysisResult, Controller, Decision
 from mlplan.rollout._export import EXPORT_FORMATS, ExportFormat, export_rollout
@@ -45,6 +52,7 @@ __all__ = [
     "LEASE_SECONDS",
     "MOVES",
     "PROMOTE_GATE",
+    "RULE_TEST",
     "STATES",
     "STRATEGIES",
     "TERMINAL",

@@ -23,6 +23,15 @@ With a ``slice``, the metric is measured within each value of the plan's slice (
 over the logged input records); a value with too few requests in an arm is not judged, and
 the check takes the worst of the values judged (INCONCLUSIVE when none can be).
 
+A guard naming a monitor rule (``rule:``) is measured by the monitor, not here:
+``_observe.py`` has :func:`mlplan.monitoring.measure_span` measure the rule's family on the
+candidate's answered records of the window and :func:`mlplan.monitoring.rule_outcomes` judge
+it as ``mlplan monitor check`` would (:class:`RuleMeasured`); its check has no test — the
+rule's point value against its threshold decides, as the monitor's alert does: FAIL when
+it fires (in any value of its slice), INCONCLUSIVE below the rule's ``min_samples`` (or in a
+shadow, whose candidate answers no one: its records are not the ones a rule reads), FAIL
+when the metric has no value (missing), else PASS.
+
 One built-in check always runs: ``requests``, the candidate's requests against the minimum
 (PASS, or INCONCLUSIVE; the stable's are counted only where a metric reads them: after a
 blue-green switch, or at a canary's last step, the stable model takes none). The analysis is
@@ -60,7 +69,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast, get_args
 
@@ -68,7 +77,8 @@ import numpy as np
 
 from mlplan.errors import MlplanError, ParameterError
 from mlplan.modeling import PredictionKind
-from mlplan.plan import Guard
+from mlplan.monitoring import RuleOutcome
+from mlplan.plan import Guard, MonitorRule
 from mlplan.rollout._measures import (
     ArmSample,
     Measure,
@@ -88,6 +98,7 @@ __all__ = [
     "Analysis",
     "ArmSample",
     "Check",
+    "RuleMeasured",
     "Verdict",
     "analyse",
     "combine_verdicts",
@@ -98,6 +109,27 @@ VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
 
 ALPHA = 0.05
 """The significance level of every test: a violation fails when p < ALPHA."""
+RULE_TEST = "monitor rule: the value against the threshold, no test"
+"""The ``test`` of a guard naming a monitor rule."""
+
+
+@dataclass(frozen=True)
+class RuleMeasured:
+    """A guard naming a monitor rule, as the monitor measured it on the candidate's records
+    of the window: the rule's family and the rule, and its outcome per value of its slice
+    (:func:`mlplan.monitoring.rule_outcomes`); else why it could not be measured —
+    ``missing`` (it fails, as a missing metric does) or ``unjudged`` (inconclusive)."""
+
+    family: str
+    rule: MonitorRule
+    outcomes: tuple[RuleOutcome, ...] = ()
+    missing: str | None = None
+    unjudged: str | None = None
+
+    @property
+    def name(self) -> str:
+        """``FAMILY.NAME``, as its alerts name the rule."""
+        return f"{self.family}.{self.rule.name}"
 
 
 @dataclass(frozen=True)
@@ -122,6 +154,7 @@ class Check:
     slice: str | None = None
     group: str | None = None
     groups: tuple[Check, ...] = ()
+    rule: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (a value that is not finite as None)."""
@@ -142,6 +175,8 @@ class Check:
         }
         if self.slice is not None:
             out["groups"] = [g.to_dict() for g in self.groups]
+        if self.rule is not None:
+            out["rule"] = self.rule
         return out
 
 
@@ -231,13 +266,16 @@ def analyse(
     classes: Sequence[str] = (),
     positive: str | None = None,
     pairs: tuple[np.ndarray, np.ndarray] | None = None,
+    rules: Mapping[int, RuleMeasured] | None = None,
 ) -> Analysis:
     """Judge ``candidate`` against ``stable`` and ``guards`` (see the module's rules).
 
     ``min_requests`` is the rollout's minimum (a guard's own overrides it); ``kind`` the
     task (binary, multiclass, regression); ``classes`` the probabilities' columns;
     ``positive`` the positive class of a binary model; ``pairs`` a shadow's records paired
-    with the stable's (same request, same record): indices into each arm's records.
+    with the stable's (same request, same record): indices into each arm's records;
+    ``rules`` the guards naming a monitor rule, measured, by their index in ``guards`` (one
+    not given fails as missing).
 
     Raises
     ------
@@ -248,7 +286,12 @@ def analyse(
         raise ParameterError("kind", f"{{param}} {kind!r}: use binary, multiclass or regression")
     setting = Setting(strategy, cast(PredictionKind, kind), tuple(classes), positive, pairs)
     checks = [_requests_check(stable, candidate, min_requests)]
-    checks += [_check(g, stable, candidate, setting, min_requests) for g in guards]
+    checks += [
+        _check(g, stable, candidate, setting, min_requests)
+        if g.rule is None
+        else _rule_check(g.rule, (rules or {}).get(i))
+        for i, g in enumerate(guards)
+    ]
     verdict = combine_verdicts([c.verdict for c in checks])
     deciding = [c for c in checks if c.verdict == verdict and verdict != "pass"]
     reason = (
@@ -301,10 +344,105 @@ def _requests_check(stable: ArmSample, candidate: ArmSample, minimum: int) -> Ch
     )
 
 
+def _rule_check(name: str, measured: RuleMeasured | None) -> Check:
+    """A guard naming a monitor rule, judged from the monitor's outcomes (module's rules)."""
+    if measured is None:
+        return Check(
+            name,
+            ">",
+            math.nan,
+            None,
+            None,
+            0,
+            0,
+            RULE_TEST,
+            None,
+            "fail",
+            f"monitor rule {name} was not measured (analyse_rollout measures it): a missing "
+            "metric counts as a failure",
+            rule=name,
+        )
+    rule = measured.rule
+    label = f"monitor rule {measured.name}"
+
+    def check(verdict: Verdict, reason: str, o: RuleOutcome | None = None) -> Check:
+        return Check(
+            o.metric if o is not None else rule.metric,
+            rule.op,
+            rule.threshold,
+            o.value if o is not None else None,
+            None,
+            o.samples if o is not None else 0,
+            0,
+            RULE_TEST,
+            None,
+            verdict,
+            reason,
+            rule.slice,
+            None if o is None or rule.slice is None else o.slice,
+            rule=measured.name,
+        )
+
+    if measured.unjudged is not None or measured.missing is not None:
+        why = measured.unjudged or measured.missing
+        verdict: Verdict = "inconclusive" if measured.unjudged is not None else "fail"
+        tail = "" if verdict == "inconclusive" else "; a missing metric counts as a failure"
+        return check(verdict, f"{label}: {why}{tail}")
+    judged = []
+    for o in measured.outcomes:
+        where = "" if rule.slice is None else f" in {o.slice}"
+        shown = f"{label}: {o.metric}{where} = {_shown(o.value)}"
+        if o.outcome == "fired":
+            judged.append(
+                check("fail", f"{shown} violates {o.op} {o.threshold:g} (the value decides)", o)
+            )
+        elif o.outcome == "ok":
+            judged.append(check("pass", f"{shown} {o.op} {o.threshold:g}", o))
+        elif o.samples < o.min_samples:
+            judged.append(
+                check(
+                    "inconclusive",
+                    f"{label}: too few samples{where} to judge {o.metric}: {o.samples:,} of "
+                    f"min_samples {o.min_samples:,}",
+                    o,
+                )
+            )
+        else:
+            judged.append(
+                check(
+                    "fail",
+                    f"{label}: {o.metric}{where} is missing: {o.reason}; a missing metric "
+                    "counts as a failure",
+                    o,
+                )
+            )
+    if not judged:
+        return check("inconclusive", f"{label}: no record in the window to judge")
+    # Values with too few samples are not judged, as a sliced guard's are.
+    fails = [c for c in judged if c.verdict == "fail"]
+    first = (fails or [c for c in judged if c.verdict == "pass"] or judged)[0]
+    if rule.slice is None:
+        return first
+    return _replace_reason(first, judged, first.verdict, first.reason)
+
+
+@dataclass(frozen=True)
+class _Own:
+    """A guard with a metric of its own (not a monitor rule's)."""
+
+    metric: str
+    op: str
+    threshold: float
+    slice: str | None
+    min_requests: int | None
+
+
 def _check(
-    guard: Guard, stable: ArmSample, candidate: ArmSample, setting: Setting, default_min: int
+    given: Guard, stable: ArmSample, candidate: ArmSample, setting: Setting, default_min: int
 ) -> Check:
     """One guard judged, overall or within each value of its slice."""
+    assert given.metric is not None and given.op is not None and given.threshold is not None
+    guard = _Own(given.metric, given.op, given.threshold, given.slice, given.min_requests)
     minimum = default_min if guard.min_requests is None else guard.min_requests
     measure = measure_of(guard.metric, setting, (guard.op, guard.threshold))
     if guard.slice is None:
@@ -343,7 +481,7 @@ def _check(
 
 
 def _judged(
-    guard: Guard, m: Measure, minimum: int, group: str | None, *, reason: str | None = None
+    guard: _Own, m: Measure, minimum: int, group: str | None, *, reason: str | None = None
 ) -> Check:
     """The rules of the module's docstring, for one group."""
     short = [
@@ -404,7 +542,7 @@ def _judged(
     )
 
 
-def _worst(guard: Guard, judged: list[Check]) -> Check:
+def _worst(guard: _Own, judged: list[Check]) -> Check:
     """A sliced check: the worst of its values with enough requests (a failing one, else an
     inconclusive one), else the passing value closest to the threshold."""
     enough = [c for c in judged if not c.reason.startswith("too few requests")]
@@ -440,6 +578,7 @@ def _replace_reason(base: Check, groups: list[Check], verdict: Verdict, reason: 
         base.slice,
         base.group,
         tuple(groups),
+        base.rule,
     )
 
 

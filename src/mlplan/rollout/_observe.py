@@ -21,6 +21,11 @@ is compared with.
 Only what the analysis reads is loaded: DuckDB selects the deployment's ``prediction`` and
 ``shadow`` records of the two packages in the window, and the feedback about those requests
 (the input records only when a guard names a slice).
+
+A guard naming a monitor rule is measured by the monitor (``measure_span``: the rule's
+family over the candidate's answered ``prediction`` records of the window, every rule's
+family in one read) and judged by it (``rule_outcomes``), as ``mlplan monitor check`` would;
+a shadow's candidate answers no one, so such a guard is not judged in a shadow.
 """
 
 from __future__ import annotations
@@ -32,17 +37,19 @@ from typing import Any
 
 import numpy as np
 
-from mlplan.errors import DataError, ParameterError
+from mlplan.errors import DataError, ParameterError, UsageError
 from mlplan.modeling import ModelInfo, get_model
 from mlplan.monitoring import (
     logged_json,
+    measure_span,
     model_classes,
     model_failure,
     read_answers,
     records_slice_masks,
+    rule_outcomes,
 )
 from mlplan.plan import CanaryStep, Plan
-from mlplan.rollout._analysis import Analysis, analyse
+from mlplan.rollout._analysis import Analysis, RuleMeasured, analyse
 from mlplan.rollout._measures import ArmSample
 from mlplan.rollout._rollouts import RolloutInfo, rollout_history
 from mlplan.serving import query_log
@@ -114,6 +121,7 @@ def analyse_rollout(
             slices=slices,
         )
         arms = Arms(reference.stable, arms.candidate, arms.pairs)
+    rules = _rule_guards(ws, name, candidate, shadow=shadow, since=start, until=end)
     return analyse(
         arms.stable,
         arms.candidate,
@@ -129,7 +137,62 @@ def analyse_rollout(
         classes=classes,
         positive=positive,
         pairs=arms.pairs,
+        rules=rules,
     )
+
+
+def _rule_guards(
+    ws: Workspace,
+    name: str,
+    candidate: ModelInfo,
+    *,
+    shadow: bool,
+    since: dt.datetime,
+    until: dt.datetime,
+) -> dict[int, RuleMeasured]:
+    """The guards naming a monitor rule, by index, measured by the monitor on the
+    candidate's records of ``[since, until)`` (see the module's notes)."""
+    monitoring = ws.plan.monitoring
+    named = {
+        i: monitoring.rule(g.rule, where=f"rollout.guards[{i}].rule")
+        for i, g in enumerate(ws.plan.rollout.guards)
+        if g.rule is not None
+    }
+    if not named:
+        return {}
+    if shadow:
+        why = (
+            "a shadow's candidate answers no one, and a monitor rule reads a model's answered "
+            "prediction records; it is judged once the candidate answers traffic (a canary, "
+            "a blue-green switch)"
+        )
+        return {i: RuleMeasured(f, r, unjudged=why) for i, (f, r) in named.items()}
+    windows = measure_span(
+        ws,
+        name,
+        model=candidate.name,
+        version=candidate.package_sha256[:12],
+        since=since,
+        until=until,
+        families=sorted({f for f, _ in named.values()}),
+    )
+    out: dict[int, RuleMeasured] = {}
+    for i, (family, rule) in named.items():
+        try:
+            outcomes = rule_outcomes(
+                ws,
+                family,
+                rule,
+                windows,
+                since,
+                until,
+                where=f"rollout.guards[{i}].rule ({family}.{rule.name})",
+            )
+        except UsageError as error:  # a metric its family does not compute
+            out[i] = RuleMeasured(family, rule, missing=str(error))
+        else:
+            out[i] = RuleMeasured(family, rule, tuple(outcomes))
+    return out
 
 
 _STEP_STARTS = frozenset({"start", "resume"})
