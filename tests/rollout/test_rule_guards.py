@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.conftest import edit_plan
+from tests.conftest import edit_plan, ok
 
 from mlplan.modeling import get_model
 from mlplan.rollout import RULE_TEST, analyse_rollout, move_rollout, start_rollout
@@ -101,7 +101,7 @@ def _rule(analysis: Any, rule: str) -> Any:
 
 
 def test_a_candidate_tripping_an_input_rule_fails_the_step(
-    live: Workspace, logs: PredictionLog, rng: np.random.Generator
+    live: Workspace, logs: PredictionLog, rng: np.random.Generator, cli: Any
 ) -> None:
     _plan(live, "{rule: age-gaps}")
     _canary(live)
@@ -117,6 +117,8 @@ def test_a_candidate_tripping_an_input_rule_fails_the_step(
     assert "violates > 0.2 (the value decides)" in check.reason
     assert analysis.reason == check.reason
     assert check.to_dict()["rule"] == "input.age-gaps"
+    shown = " ".join(ok(cli("rollout", "status", "production")).stdout.split())
+    assert "rule input.age-gaps: features.age.missing" in shown and "monitor rule" in shown
 
 
 def test_a_candidate_within_the_rules_passes(

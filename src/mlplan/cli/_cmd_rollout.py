@@ -116,7 +116,7 @@ def _print_analysis(a: Analysis, plan_metrics: list[str]) -> None:
     for c in a.checks:
         where = f" ({esc(c.slice)}: {esc(c.group or '-')})" if c.slice else ""
         checks.add_row(
-            f"{esc(c.metric)}{where}",
+            (f"rule {esc(c.rule)}: " if c.rule else "") + f"{esc(c.metric)}{where}",
             f"{c.op} {c.threshold:g}",
             _figure(c.candidate, ".4g"),
             _figure(c.stable, ".4g"),
