@@ -43,5 +43,7 @@ def test_the_servers_health_records_reach_the_software_family(watched: Workspace
     assert metrics["processes"] == 1
     assert metrics["batches"] == 12 and metrics["batch_rows_mean"] == 1.0
     assert metrics["rss_bytes"] > 50 * 2**20  # a Python process with a model loaded
-    assert metrics["cpu_percent"] >= 0 and metrics["queued_rows_max"] == 0
+    assert metrics["cpu_percent"] >= 0
+    # one request at a time: a health record taken while one waits sees it, never more
+    assert metrics["queued_rows_max"] in (0, 1)
     assert not any("no health records" in note for note in result.notes)
