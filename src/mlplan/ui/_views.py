@@ -1,5 +1,6 @@
 """What each page shows, gathered from the library calls the CLI makes (``mlplan status``,
-``mlplan models compare``, ``mlplan monitor``, ``mlplan alerts``): plain values for a template,
+``mlplan models compare``, ``mlplan monitor``, ``mlplan alerts``, ``mlplan rollout status`` and
+``history``): plain values for a template,
 nothing computed here that the library does not already say."""
 
 from __future__ import annotations
@@ -7,11 +8,23 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from mlplan.checklist import STAGES, ItemStatus, State, status
 from mlplan.modeling import Comparison, latest_comparison
 from mlplan.monitoring import FAMILIES, WHOLE, Alert, MonitorWindow, list_alerts, stored_windows
+from mlplan.rollout import (
+    MOVES,
+    Action,
+    Analysis,
+    RolloutEvent,
+    RolloutInfo,
+    allowed_actions,
+    analyse_rollout,
+    rollout_history,
+    rollout_status,
+)
+from mlplan.rollout import State as RolloutState
 from mlplan.ui._format import Pager, key_metrics, page_of
 from mlplan.workspace import DeploymentInfo, list_deployments
 
@@ -21,11 +34,15 @@ if TYPE_CHECKING:
 __all__ = [
     "STATE_LABELS",
     "DeploymentMonitoring",
+    "DeploymentRollout",
+    "DeploymentsView",
     "FamilyTable",
     "ModelsView",
     "MonitoringView",
     "PlanSection",
     "ProjectView",
+    "deployments_view",
+    "events_param",
     "models_view",
     "monitoring_view",
     "plan_sections",
@@ -211,3 +228,71 @@ def _family_tables(windows: Sequence[MonitorWindow]) -> list[FamilyTable]:
             )
         )
     return tables
+
+
+@dataclass(frozen=True)
+class DeploymentRollout:
+    """One deployment on the Deployments page: what it serves, its newest rollout (None when
+    it never had one) with the analysis of the current step when active (as ``mlplan rollout
+    status --json`` shows it), the moves a person may make now, and a page of its rollouts'
+    events, newest first, each with its rollout's id."""
+
+    deployment: DeploymentInfo
+    rollout: RolloutInfo | None
+    analysis: Analysis | None
+    moves: list[Action]
+    events: list[tuple[int, RolloutEvent]]
+    events_pager: Pager
+
+    @property
+    def events_param(self) -> str:
+        """The query parameter of its history's page."""
+        return events_param(self.deployment.name)
+
+
+@dataclass(frozen=True)
+class DeploymentsView:
+    """The Deployments page: every deployment with its rollout."""
+
+    deployments: list[DeploymentRollout]
+
+
+def events_param(deployment: str) -> str:
+    """The query parameter that names the page of ``deployment``'s event history.
+
+    Examples
+    --------
+    >>> events_param("production")
+    'events-production'
+    """
+    return f"events-{deployment}"
+
+
+def deployments_view(ws: Workspace, *, pages: dict[str, int] | None = None) -> DeploymentsView:
+    """What ``mlplan rollout status --json`` and ``mlplan rollout history`` show for each
+    deployment; ``pages`` the page of each deployment's history (default the first)."""
+    if not ws.has_store:  # reading must not create a store
+        return DeploymentsView([])
+    newest = {r.deployment: r for r in rollout_status(ws)}
+    shown = []
+    for deployment in list_deployments(ws):
+        rollout = newest.get(deployment.name)
+        analysis = (
+            analyse_rollout(ws, deployment.name) if rollout is not None and rollout.active else None
+        )
+        moves: list[Action] = []
+        if rollout is not None and rollout.active:
+            allowed = allowed_actions(cast("RolloutState", rollout.state), "person")
+            moves = [a for a in allowed if a in MOVES]
+        events = (
+            [
+                (r.id, e)
+                for r in reversed(rollout_history(ws, deployment.name))
+                for e in reversed(r.events)
+            ]
+            if rollout is not None
+            else []
+        )
+        page, pager = page_of(events, (pages or {}).get(events_param(deployment.name), 1))
+        shown.append(DeploymentRollout(deployment, rollout, analysis, moves, page, pager))
+    return DeploymentsView(shown)
