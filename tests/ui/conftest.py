@@ -42,7 +42,7 @@ def cli_json(root: Path, *args: str) -> Any:
     return json.loads(result.stdout)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
