@@ -149,6 +149,58 @@ def test_the_monitoring_page_shows_each_familys_newest_window_and_the_alerts(
     assert "input.input-drift" in alert and "warning" in alert
 
 
+def test_the_data_pages_show_what_data_list_show_and_splits_print(
+    browser: Any, base_url: str, watched_project: Path
+) -> None:
+    listed = cli_json(watched_project, "data", "list")
+    sheet = cli_json(watched_project, "data", "show", "customers")
+    splits = cli_json(watched_project, "data", "splits", "customers")
+    visit = Visit(browser, base_url + "/data")
+    try:
+        datasets = visit.page.evaluate(
+            """() => [...document.querySelectorAll('tr[data-dataset]')].map(tr => [
+                tr.dataset.dataset, Number(tr.dataset.versions),
+                tr.querySelector('a')?.innerText ?? null])"""
+        )
+        visit.page.get_by_role("link", name=sheet["ref"]).click()
+        visit.page.wait_for_url(f"{base_url}/data/{sheet['ref'].replace('@', '%40')}")
+        columns = visit.page.evaluate(
+            """() => [...document.querySelectorAll('tr[data-column]')].map(tr => [
+                tr.dataset.column, tr.querySelector('.missing').innerText,
+                tr.querySelector('.distinct').innerText, tr.querySelectorAll('rect').length])"""
+        )
+        shown_splits = visit.page.evaluate(
+            """() => [...document.querySelectorAll('tr[data-split]')].map(tr => [
+                tr.dataset.split, tr.dataset.leakage,
+                [...tr.querySelectorAll('td')].slice(0, 3).map(td => td.innerText)])"""
+        )
+        title = visit.page.title()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        visit.page.screenshot(path=str(SCREENSHOTS / "dataset.png"), full_page=True)
+    finally:
+        visit.close()
+    assert visit.problems == []
+    assert datasets == [
+        [d["name"], d["versions"], d["latest"]["ref"] if d["latest"] else None] for d in listed
+    ]
+    assert title == f"Data: {sheet['ref']} · mlplan"
+    profile = sheet["profile"]["columns"]
+    assert [c[0] for c in columns] == list(profile)
+    for name, missing, distinct, bars in columns:
+        column = profile[name]
+        assert missing == f"{column['missing']:,} ({column['missing_ratio']:.1%})", name
+        assert distinct == f"{column['distinct']:,}", name
+        assert (bars > 0) == (not column.get("redacted")), name  # a histogram unless redacted
+    assert shown_splits == [
+        [
+            s["ref"],
+            "pass" if s["passed"] else "fail",
+            [f"{s['counts'][k]['rows']:,}" for k in ("train", "valid", "test")],
+        ]
+        for s in splits
+    ]
+
+
 def test_the_keyboard_reaches_the_content_first(browser: Any, base_url: str) -> None:
     visit = Visit(browser, base_url + "/models")
     try:
@@ -173,7 +225,7 @@ def test_axe_finds_no_serious_accessibility_violation_on_any_page(
     context = browser.new_context(bypass_csp=True, color_scheme=scheme)
     found = {}
     try:
-        for path, name in PAGES:
+        for path, name in [*PAGES, ("/data/customers@1", "Dataset")]:
             page = context.new_page()
             page.goto(base_url + path)
             result = axe_run(page, axe_source)
@@ -182,7 +234,7 @@ def test_axe_finds_no_serious_accessibility_violation_on_any_page(
             page.close()
     finally:
         context.close()
-    assert found == {name: [] for _, name in PAGES}
+    assert found == {name: [] for _, name in [*PAGES, ("", "Dataset")]}
 
 
 def test_the_next_page_of_a_table_is_swapped_in_place_by_htmx(browser: Any, tmp_path: Path) -> None:

@@ -19,9 +19,10 @@ def ui(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     project: ProjectOption = None,
 ) -> None:
-    """Serve the dashboard: the checklist, the models' comparison, the deployments with their
-    rollouts and the monitoring, as web pages over what the other commands print (read-only,
-    but for the rollout moves, which need an admin API key typed in with each)."""
+    """Serve the dashboard: the checklist, the datasets, the models' comparison, the
+    deployments with their rollouts and the monitoring, as web pages over what the other
+    commands print (read-only but for the rollout moves, which need an admin API key typed in
+    with each)."""
     from mlplan.ui import check_ui_host, serve_ui
 
     ws = workspace(project)

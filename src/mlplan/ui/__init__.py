@@ -1,8 +1,9 @@
 """The dashboard, ``mlplan ui``: web pages over the same library calls the CLI makes — the
-checklist, the models' comparison, the deployments with their rollouts, the monitoring windows
-and alerts — rendered on the server (Starlette and Jinja2, the ``ui`` extra, imported at first
-use), with front-end libraries from the npm registry taken at build time and served locally.
-Read-only but for the rollout moves, each made with an admin API key in its own request."""
+checklist, the datasets with their datasheets and splits, the models' comparison, the
+deployments with their rollouts, the monitoring windows and alerts — rendered on the server
+(Starlette and Jinja2, the ``ui`` extra, imported at first use), with front-end libraries from
+the npm registry taken at build time and served locally. Read-only but for the rollout moves,
+each made with an admin API key in its own request."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mlplan._optional import require
-from mlplan.errors import MlplanError
+from mlplan.errors import MlplanError, NotFoundError, RefError
 from mlplan.rollout import MOVES
 from mlplan.serving import is_loopback
 from mlplan.ui._actions import MAX_FORM_BYTES, ActionOutcome, read_form, rollout_action
@@ -27,6 +27,8 @@ from mlplan.ui._assets import HTMX, LIBRARIES, load_library
 from mlplan.ui._format import key_metrics, number, span, when
 from mlplan.ui._views import (
     STATE_LABELS,
+    data_view,
+    dataset_view,
     deployments_view,
     models_view,
     monitoring_view,
@@ -40,6 +42,7 @@ log = logging.getLogger("mlplan.ui")
 
 PAGES: tuple[tuple[str, str], ...] = (
     ("/", "Project"),
+    ("/data", "Data"),
     ("/models", "Models"),
     ("/deployments", "Deployments"),
     ("/monitoring", "Monitoring"),
@@ -88,6 +91,8 @@ def create_app(config: UiConfig) -> Any:
     app = Starlette(
         routes=[
             Route("/", pages.project, methods=["GET"]),
+            Route("/data", pages.data, methods=["GET"]),
+            Route("/data/{ref}", pages.dataset, methods=["GET"]),
             Route("/models", pages.models, methods=["GET"]),
             Route("/deployments", pages.deployments, methods=["GET"]),
             Route("/deployments/{name}/{action}", pages.act, methods=["POST"]),
@@ -134,6 +139,26 @@ class _Pages:
         with self._opened() as ws:
             view = project_view(ws, alerts_page=_page_number(request, "alerts"))
         return self._render(request, "project.html", view=view, title="Project")
+
+    def data(self, request: Any) -> Any:
+        with self._opened() as ws:
+            view = data_view(ws, page=_page_number(request, "page"))
+        return self._render(request, "data.html", view=view, title="Data")
+
+    def dataset(self, request: Any) -> Any:
+        """One dataset version's datasheet, profile and splits; 404 with the message of the
+        library (naming the datasets or versions there are) for one that does not exist."""
+        ref = request.path_params["ref"]
+        try:
+            with self._opened() as ws:
+                view = dataset_view(ws, ref, page=_page_number(request, "page"))
+        except (NotFoundError, RefError) as error:
+            return self._render(
+                request, "error.html", 404, title="Not found", message=str(error), path="/data"
+            )
+        return self._render(
+            request, "dataset.html", view=view, title=f"Data: {view.info.ref}", path="/data"
+        )
 
     def models(self, request: Any) -> Any:
         with self._opened() as ws:
