@@ -12,7 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 from tests.ui.conftest import SCREENSHOTS, Visit, axe_run, cli_json, ui_process
 
-from mlplan.rollout import rollout_history, rollout_status
+from mlplan.rollout import move_rollout, rollout_history, rollout_status
 from mlplan.ui import UiConfig, create_app
 from mlplan.workspace import Workspace
 
@@ -135,7 +135,7 @@ def test_the_deployments_page_shows_what_rollout_status_prints(
     assert shown["checks"] == [[c["metric"], c["verdict"]] for c in analysis["checks"]]
     history = cli_json(root, "rollout", "history", "production")
     newest_first = [e for r in reversed(history) for e in reversed(r["events"])]
-    assert shown["events"] == [[e["action"], e["actor"]] for e in newest_first]
+    assert shown["events"] == [[e["action"], e["actor"]] for e in newest_first][:50]
     assert shown["moves"] == ["pause", "promote", "abort", "rollback"]
 
 
@@ -209,3 +209,23 @@ def test_axe_finds_no_serious_violation_on_a_rollout_with_its_form(
         context.close()
     assert result["passes"] > 10
     assert result["violations"] == []
+
+
+def test_a_long_history_is_shown_fifty_events_a_page(
+    client: TestClient, rolling_project: Project
+) -> None:
+    root, _ = rolling_project
+    ws = Workspace(root)
+    try:
+        for _ in range(30):  # sixty moves more
+            move_rollout(ws, "production", "pause", by="Priya")
+            move_rollout(ws, "production", "resume", by="Priya")
+    finally:
+        ws.close()
+    total = rollout_now(root)[2]
+    first = client.get("/deployments").text
+    last = client.get("/deployments?events-production=99").text
+    assert first.count("data-event=") == 50 and f"1–50 of {total}" in first
+    assert 'href="/deployments?events-production=2"' in first
+    assert last.count("data-event=") == total - 50 and f"51–{total} of {total}" in last
+    assert 'data-event="begin" data-actor="Priya"' in last  # the oldest, on the last page
