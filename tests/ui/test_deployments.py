@@ -60,6 +60,10 @@ def test_a_move_without_an_admin_key_is_refused_and_changes_nothing(
     assert client.get("/deployments/production/pause").status_code == 405
     big = client.post("/deployments/production/pause", data={"note": "x" * 20_000})
     assert big.status_code == 413
+    chunked = client.post(
+        "/deployments/production/pause", content=iter([b"note=", b"x" * 20_000])
+    )  # no Content-Length: counted as it comes
+    assert chunked.status_code == 413
     assert rollout_now(root) == before
 
 

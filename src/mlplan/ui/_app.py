@@ -175,14 +175,18 @@ class _Pages:
         from starlette.concurrency import run_in_threadpool
         from starlette.responses import PlainTextResponse
 
+        too_large = PlainTextResponse(
+            f"an action's form is at most {MAX_FORM_BYTES:,} bytes", status_code=413
+        )
         declared = request.headers.get("content-length", "0")
         if not declared.isdecimal() or int(declared) > MAX_FORM_BYTES:
-            return PlainTextResponse(
-                f"an action's form is at most {MAX_FORM_BYTES:,} bytes, with its length given",
-                status_code=413,
-            )
-        body = await request.body()
-        token, note = read_form(body[:MAX_FORM_BYTES], request.headers.get("authorization"))
+            return too_large
+        body = b""
+        async for chunk in request.stream():  # a chunked body gives no length: count it
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                return too_large
+        token, note = read_form(body, request.headers.get("authorization"))
         name, action = request.path_params["name"], request.path_params["action"]
 
         def acted() -> Any:
