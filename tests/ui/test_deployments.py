@@ -164,6 +164,10 @@ def test_a_move_from_the_page_needs_an_admin_key_and_is_recorded(
     before = rollout_now(root)
     visit = Visit(browser, base_url + "/deployments")
     try:
+        section = visit.page.locator("section[data-deployment=production]")
+        key = section.get_by_label("Admin API key")
+        key.fill(tokens["Ana"])
+        key.press("Enter")  # no move is the default: Enter in the form makes none
         refused = submit(visit, "mlp_000000000000_nothing", "pause")
         said_401 = visit.page.locator("#outcome").inner_text()
         forbidden = submit(visit, tokens["bot"], "pause")
@@ -196,6 +200,8 @@ def test_a_move_from_the_page_needs_an_admin_key_and_is_recorded(
     assert visit.problems == refusals  # Chromium's word on each refused answer, and nothing else
     assert all(u.startswith(base_url + "/") for u in visit.requests)
     assert all("mlp_" not in u for u in visit.requests)  # the key never in an address
+    moves = [u.removeprefix(base_url) for u in visit.requests if "/deployments/" in u]
+    assert moves == [f"/deployments/production/{m}" for m in ("pause",) * 3 + ("resume",)]
 
 
 @pytest.mark.slow
