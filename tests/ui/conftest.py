@@ -2,27 +2,105 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from tests.conftest import edit_plan, evaluated, register_split_train, write_churn_project
+from tests.conftest import edit_plan, evaluated, ok, register_split_train, write_churn_project
 from tests.monitoring.conftest import DAY, traffic
+from typer.testing import CliRunner
 
-from mlplan.modeling import Comparison
+from mlplan.cli import app
+from mlplan.modeling import Comparison, train_model
 from mlplan.monitoring import check_alerts, monitor
-from mlplan.serving import deploy
+from mlplan.rollout import start_rollout
+from mlplan.serving import create_key, deploy
+from mlplan.serving._browser import CHROMIUM_FLAGS, chromium_path
 from mlplan.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "build" / "ui-screenshots"
+
+
+AXE_CORE = REPO / "build" / "npm" / "axe-core-4.14.1.tgz"
+"""axe-core, packed from the npm registry by scripts/system-deps.sh (never fetched here)."""
+
+
+def cli_json(root: Path, *args: str) -> Any:
+    """``mlplan ARGS --json --project ROOT``'s answer."""
+    result = ok(CliRunner().invoke(app, [*args, "--json", "--project", str(root)]))
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    assert executable, "make test installs chromium (scripts/system-deps.sh)"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+class Visit:
+    """A page opened in a fresh browser page, with every request, failure and console error
+    it caused."""
+
+    def __init__(self, browser: Any, url: str) -> None:
+        self.requests: list[str] = []
+        self.problems: list[str] = []
+        self.page = browser.new_page()
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url}"))
+        self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        self.page.on(
+            "console",
+            lambda m: self.problems.append(f"console: {m.text}") if m.type == "error" else None,
+        )
+        answer = self.page.goto(url)
+        assert answer is not None and answer.status == 200, url
+        self.page.wait_for_load_state("networkidle")
+
+    def close(self) -> None:
+        self.page.close()
+
+
+@pytest.fixture(scope="module")
+def axe_source() -> str:
+    assert AXE_CORE.exists(), f"make test packs {AXE_CORE.name} (scripts/system-deps.sh)"
+    with tarfile.open(AXE_CORE) as archive:
+        member = archive.extractfile("package/axe.min.js")
+        assert member is not None
+        return member.read().decode()
+
+
+def axe_run(page: Any, axe_source: str) -> dict[str, Any]:
+    """axe-core run on ``page`` (injected by the test, past the page's own policy: its
+    context must bypass the CSP): how many rules passed, and each serious or critical
+    violation in a line."""
+    page.add_script_tag(content=axe_source)
+    result: dict[str, Any] = page.evaluate(
+        """async () => {
+            const r = await axe.run(document);
+            return {passes: r.passes.length, violations: r.violations
+                .filter(v => ['serious', 'critical'].includes(v.impact))
+                .map(v => `${v.id}: ${v.help} (${v.nodes.length}: ${
+                    v.nodes.slice(0, 3).map(n => n.target.join(' ')).join('; ')})`)};
+        }"""
+    )
+    return result
 
 
 def free_port() -> int:
@@ -48,6 +126,28 @@ def watched_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     finally:
         ws.close()
     return root
+
+
+@pytest.fixture(scope="module")
+def rolling_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A churn project whose production deployment serves logistic-1 and rolls logistic-2 out
+    as a canary (started with the library, as ``mlplan deploy --strategy canary`` does; no
+    server, no traffic), with an admin key ``Ana`` and a predict-only key ``bot`` (their
+    tokens by name); once per module."""
+    root = write_churn_project(tmp_path_factory.mktemp("ui-rollout"))
+    ws = Workspace(root)
+    try:
+        register_split_train(ws)
+        start_rollout(ws, evaluated(ws), by="Priya")  # the first model: a replace
+        train_model(ws, family="logistic", seed=2)
+        start_rollout(ws, evaluated(ws, "logistic-2"), strategy="canary", by="Priya")
+        tokens = {
+            "Ana": create_key(ws, "Ana", roles=["admin"]).token,
+            "bot": create_key(ws, "bot", roles=["predict"]).token,
+        }
+    finally:
+        ws.close()
+    return root, tokens
 
 
 def with_long_comparison(root: Path, rows: int = 120) -> Path:

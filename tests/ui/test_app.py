@@ -50,6 +50,20 @@ def test_a_fresh_project_shows_its_checklist_and_what_the_empty_pages_will_show(
     assert not (fresh / ".mlplan" / "store.db").exists()  # reading made no store
 
 
+def test_a_fresh_projects_data_page_names_its_planned_datasets_and_how_to_register_them(
+    client: TestClient, fresh: Path
+) -> None:
+    data = client.get("/data")
+    assert data.status_code == 200
+    assert 'data-dataset="customers" data-versions="0"' in data.text
+    assert "mlplan data add customers FILE" in data.text
+    version = client.get("/data/customers@1")
+    assert version.status_code == 404 and "mlplan data add NAME FILE" in version.text
+    deployments = client.get("/deployments").text
+    assert "No deployment yet" in deployments and "mlplan deploy MODEL" in deployments
+    assert not (fresh / ".mlplan" / "store.db").exists()  # reading made no store
+
+
 def test_the_dashboard_is_read_only_and_keeps_to_its_own_files(client: TestClient) -> None:
     refused = client.post("/", content=b"x")
     assert (refused.status_code, refused.headers["allow"]) == (405, "GET, HEAD")

@@ -3,31 +3,23 @@ monitored project, each page checked against what the CLI prints."""
 
 from __future__ import annotations
 
-import json
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import ok
-from tests.ui.conftest import REPO, SCREENSHOTS, ui_process, with_long_comparison
-from typer.testing import CliRunner
+from tests.ui.conftest import (
+    SCREENSHOTS,
+    Visit,
+    axe_run,
+    cli_json,
+    ui_process,
+    with_long_comparison,
+)
 
-from mlplan.cli import app
-from mlplan.serving._browser import CHROMIUM_FLAGS, chromium_path
 from mlplan.ui import PAGES
 
 pytestmark = pytest.mark.slow
-
-AXE_CORE = REPO / "build" / "npm" / "axe-core-4.14.1.tgz"
-"""axe-core, packed from the npm registry by scripts/system-deps.sh (never fetched here)."""
-
-
-def cli_json(root: Path, *args: str) -> Any:
-    """``mlplan ARGS --json --project ROOT``'s answer."""
-    result = ok(CliRunner().invoke(app, [*args, "--json", "--project", str(root)]))
-    return json.loads(result.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -41,41 +33,6 @@ def compared(watched_project: Path) -> dict[str, Any]:
 def base_url(watched_project: Path, compared: dict[str, Any]) -> Iterator[str]:
     with ui_process(watched_project) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    executable = chromium_path()
-    assert executable, "make test installs chromium (scripts/system-deps.sh)"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        yield launched
-        launched.close()
-
-
-class Visit:
-    """A page opened in a fresh browser page, with every request, failure and console error
-    it caused."""
-
-    def __init__(self, browser: Any, url: str) -> None:
-        self.requests: list[str] = []
-        self.problems: list[str] = []
-        self.page = browser.new_page()
-        self.page.on("request", lambda r: self.requests.append(r.url))
-        self.page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url}"))
-        self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        self.page.on(
-            "console",
-            lambda m: self.problems.append(f"console: {m.text}") if m.type == "error" else None,
-        )
-        answer = self.page.goto(url)
-        assert answer is not None and answer.status == 200, url
-        self.page.wait_for_load_state("networkidle")
-
-    def close(self) -> None:
-        self.page.close()
 
 
 @pytest.mark.parametrize(("path", "name"), PAGES, ids=[name for _, name in PAGES])
@@ -192,6 +149,58 @@ def test_the_monitoring_page_shows_each_familys_newest_window_and_the_alerts(
     assert "input.input-drift" in alert and "warning" in alert
 
 
+def test_the_data_pages_show_what_data_list_show_and_splits_print(
+    browser: Any, base_url: str, watched_project: Path
+) -> None:
+    listed = cli_json(watched_project, "data", "list")
+    sheet = cli_json(watched_project, "data", "show", "customers")
+    splits = cli_json(watched_project, "data", "splits", "customers")
+    visit = Visit(browser, base_url + "/data")
+    try:
+        datasets = visit.page.evaluate(
+            """() => [...document.querySelectorAll('tr[data-dataset]')].map(tr => [
+                tr.dataset.dataset, Number(tr.dataset.versions),
+                tr.querySelector('a')?.innerText ?? null])"""
+        )
+        visit.page.get_by_role("link", name=sheet["ref"]).click()
+        visit.page.wait_for_url(f"{base_url}/data/{sheet['ref'].replace('@', '%40')}")
+        columns = visit.page.evaluate(
+            """() => [...document.querySelectorAll('tr[data-column]')].map(tr => [
+                tr.dataset.column, tr.querySelector('.missing').innerText,
+                tr.querySelector('.distinct').innerText, tr.querySelectorAll('rect').length])"""
+        )
+        shown_splits = visit.page.evaluate(
+            """() => [...document.querySelectorAll('tr[data-split]')].map(tr => [
+                tr.dataset.split, tr.dataset.leakage,
+                [...tr.querySelectorAll('td')].slice(0, 3).map(td => td.innerText)])"""
+        )
+        title = visit.page.title()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        visit.page.screenshot(path=str(SCREENSHOTS / "dataset.png"), full_page=True)
+    finally:
+        visit.close()
+    assert visit.problems == []
+    assert datasets == [
+        [d["name"], d["versions"], d["latest"]["ref"] if d["latest"] else None] for d in listed
+    ]
+    assert title == f"Data: {sheet['ref']} · mlplan"
+    profile = sheet["profile"]["columns"]
+    assert [c[0] for c in columns] == list(profile)
+    for name, missing, distinct, bars in columns:
+        column = profile[name]
+        assert missing == f"{column['missing']:,} ({column['missing_ratio']:.1%})", name
+        assert distinct == f"{column['distinct']:,}", name
+        assert (bars > 0) == (not column.get("redacted")), name  # a histogram unless redacted
+    assert shown_splits == [
+        [
+            s["ref"],
+            "pass" if s["passed"] else "fail",
+            [f"{s['counts'][k]['rows']:,}" for k in ("train", "valid", "test")],
+        ]
+        for s in splits
+    ]
+
+
 def test_the_keyboard_reaches_the_content_first(browser: Any, base_url: str) -> None:
     visit = Visit(browser, base_url + "/models")
     try:
@@ -208,15 +217,6 @@ def test_the_keyboard_reaches_the_content_first(browser: Any, base_url: str) -> 
     assert nav != "Project"  # after the skip, Tab goes on inside the content
 
 
-@pytest.fixture(scope="module")
-def axe_source() -> str:
-    assert AXE_CORE.exists(), f"make test packs {AXE_CORE.name} (scripts/system-deps.sh)"
-    with tarfile.open(AXE_CORE) as archive:
-        member = archive.extractfile("package/axe.min.js")
-        assert member is not None
-        return member.read().decode()
-
-
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_axe_finds_no_serious_accessibility_violation_on_any_page(
     browser: Any, base_url: str, axe_source: str, scheme: str
@@ -225,25 +225,16 @@ def test_axe_finds_no_serious_accessibility_violation_on_any_page(
     context = browser.new_context(bypass_csp=True, color_scheme=scheme)
     found = {}
     try:
-        for path, name in PAGES:
+        for path, name in [*PAGES, ("/data/customers@1", "Dataset")]:
             page = context.new_page()
             page.goto(base_url + path)
-            page.add_script_tag(content=axe_source)
-            result = page.evaluate(
-                """async () => {
-                    const r = await axe.run(document);
-                    return {passes: r.passes.length, violations: r.violations
-                        .filter(v => ['serious', 'critical'].includes(v.impact))
-                        .map(v => `${v.id}: ${v.help} (${v.nodes.length}: ${
-                            v.nodes.slice(0, 3).map(n => n.target.join(' ')).join('; ')})`)};
-                }"""
-            )
+            result = axe_run(page, axe_source)
             assert result["passes"] > 10, name  # axe ran its rules on the page
             found[name] = result["violations"]
             page.close()
     finally:
         context.close()
-    assert found == {name: [] for _, name in PAGES}
+    assert found == {name: [] for _, name in [*PAGES, ("", "Dataset")]}
 
 
 def test_the_next_page_of_a_table_is_swapped_in_place_by_htmx(browser: Any, tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
 """The dashboard's ASGI app (Starlette): one GET route per page, rendered on the server from
-Jinja2 templates, and the static files. Read-only: any other method is refused.
+Jinja2 templates, and the static files. Read-only but for the rollout actions: POST to
+``/deployments/NAME/ACTION`` (promote, pause, resume, abort, rollback) with an admin API key
+in the request itself (``_actions``); any other POST, and any other method, is refused.
 
 Each request opens the project afresh (plan and store, as a CLI command does), so a page
 shows what ``mlplan status`` would show at that moment, never a copy kept by the server.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from importlib.resources import files
@@ -16,11 +19,21 @@ from pathlib import Path
 from typing import Any
 
 from mlplan._optional import require
-from mlplan.errors import MlplanError
+from mlplan.errors import MlplanError, NotFoundError, RefError
+from mlplan.rollout import MOVES
 from mlplan.serving import is_loopback
+from mlplan.ui._actions import MAX_FORM_BYTES, ActionOutcome, read_form, rollout_action
 from mlplan.ui._assets import HTMX, LIBRARIES, load_library
 from mlplan.ui._format import key_metrics, number, span, when
-from mlplan.ui._views import STATE_LABELS, models_view, monitoring_view, project_view
+from mlplan.ui._views import (
+    STATE_LABELS,
+    data_view,
+    dataset_view,
+    deployments_view,
+    models_view,
+    monitoring_view,
+    project_view,
+)
 from mlplan.workspace import Workspace
 
 __all__ = ["PAGES", "UiConfig", "create_app"]
@@ -29,7 +42,9 @@ log = logging.getLogger("mlplan.ui")
 
 PAGES: tuple[tuple[str, str], ...] = (
     ("/", "Project"),
+    ("/data", "Data"),
     ("/models", "Models"),
+    ("/deployments", "Deployments"),
     ("/monitoring", "Monitoring"),
 )
 """The pages in the nav bar: path and title."""
@@ -41,6 +56,9 @@ _CSP = (
 """Every page loads only its own server's files: nothing from the internet, no inline code."""
 
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "[::1]", "::1"}
+
+_ACTION_PATH = re.compile(rf"/deployments/[^/]+/(?:{'|'.join(MOVES)})")
+"""The only addresses that take a POST: a rollout action of a deployment."""
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -73,7 +91,11 @@ def create_app(config: UiConfig) -> Any:
     app = Starlette(
         routes=[
             Route("/", pages.project, methods=["GET"]),
+            Route("/data", pages.data, methods=["GET"]),
+            Route("/data/{ref}", pages.dataset, methods=["GET"]),
             Route("/models", pages.models, methods=["GET"]),
+            Route("/deployments", pages.deployments, methods=["GET"]),
+            Route("/deployments/{name}/{action}", pages.act, methods=["POST"]),
             Route("/monitoring", pages.monitoring, methods=["GET"]),
             Route("/static/{name}", pages.static_file, methods=["GET"]),
         ],
@@ -118,10 +140,80 @@ class _Pages:
             view = project_view(ws, alerts_page=_page_number(request, "alerts"))
         return self._render(request, "project.html", view=view, title="Project")
 
+    def data(self, request: Any) -> Any:
+        with self._opened() as ws:
+            view = data_view(ws, page=_page_number(request, "page"))
+        return self._render(request, "data.html", view=view, title="Data")
+
+    def dataset(self, request: Any) -> Any:
+        """One dataset version's datasheet, profile and splits; 404 with the message of the
+        library (naming the datasets or versions there are) for one that does not exist."""
+        ref = request.path_params["ref"]
+        try:
+            with self._opened() as ws:
+                view = dataset_view(ws, ref, page=_page_number(request, "page"))
+        except (NotFoundError, RefError) as error:
+            return self._render(
+                request, "error.html", 404, title="Not found", message=str(error), path="/data"
+            )
+        return self._render(
+            request, "dataset.html", view=view, title=f"Data: {view.info.ref}", path="/data"
+        )
+
     def models(self, request: Any) -> Any:
         with self._opened() as ws:
             view = models_view(ws, page=_page_number(request, "page"))
         return self._render(request, "models.html", view=view, title="Models")
+
+    def deployments(self, request: Any) -> Any:
+        return self._deployments_page(request)
+
+    async def act(self, request: Any) -> Any:
+        """A rollout action (``POST /deployments/NAME/ACTION``): made as the key in the request
+        allows (``rollout_action``), then the Deployments page with what it came to, under the
+        outcome's status (401 without a valid key, 403 without the role: nothing changed)."""
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import PlainTextResponse
+
+        too_large = PlainTextResponse(
+            f"an action's form is at most {MAX_FORM_BYTES:,} bytes", status_code=413
+        )
+        declared = request.headers.get("content-length", "0")
+        if not declared.isdecimal() or int(declared) > MAX_FORM_BYTES:
+            return too_large
+        body = b""
+        async for chunk in request.stream():  # a chunked body gives no length: count it
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                return too_large
+        token, note = read_form(body, request.headers.get("authorization"))
+        name, action = request.path_params["name"], request.path_params["action"]
+
+        def acted() -> Any:
+            with self._opened() as ws:
+                outcome = rollout_action(ws, name, action, token=token, note=note)
+            return self._deployments_page(request, outcome)
+
+        return await run_in_threadpool(acted)
+
+    def _deployments_page(self, request: Any, outcome: ActionOutcome | None = None) -> Any:
+        pages = {
+            k: int(v)
+            for k, v in request.query_params.items()
+            if k.startswith("events-") and v.isdecimal()
+        }
+        with self._opened() as ws:
+            view = deployments_view(ws, pages=pages)
+        status = 200 if outcome is None else outcome.status
+        return self._render(
+            request,
+            "deployments.html",
+            status,
+            view=view,
+            outcome=outcome,
+            title="Deployments",
+            path="/deployments",
+        )
 
     def monitoring(self, request: Any) -> Any:
         with self._opened() as ws:
@@ -150,7 +242,8 @@ class _Pages:
     def _render(self, request: Any, template: str, status: int = 200, **values: Any) -> Any:
         from starlette.responses import HTMLResponse
 
-        body = self._env.get_template(template).render(path=request.url.path, **values)
+        values.setdefault("path", request.url.path)
+        body = self._env.get_template(template).render(**values)
         return HTMLResponse(body, status_code=status)
 
     @contextlib.contextmanager
@@ -170,7 +263,8 @@ def _page_number(request: Any, name: str) -> int:
 
 
 class _Guard:
-    """Before the app: only GET and HEAD (the dashboard is read-only); on loopback, only a
+    """Before the app: only GET and HEAD, and POST to a rollout action's address (the
+    dashboard reads, but for those, which need a key of their own); on loopback, only a
     Host naming loopback, so that a web page elsewhere cannot read it through a DNS name
     pointed at 127.0.0.1; and the headers that keep every page to its own files."""
 
@@ -182,8 +276,15 @@ class _Guard:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        if scope["method"] not in ("GET", "HEAD"):
-            await _plain(send, 405, "mlplan ui is read-only: only GET and HEAD", allow=True)
+        action = scope["method"] == "POST" and _ACTION_PATH.fullmatch(scope["path"])
+        if scope["method"] not in ("GET", "HEAD") and not action:
+            await _plain(
+                send,
+                405,
+                "mlplan ui is read-only: only GET and HEAD, and POST to a rollout action "
+                f"(/deployments/NAME/ACTION, ACTION one of {', '.join(MOVES)})",
+                allow=True,
+            )
             return
         if self._loopback and _host_name(scope) not in _LOOPBACK_NAMES:
             await _plain(send, 421, "mlplan ui on loopback answers only to localhost or 127.0.0.1")

@@ -4,12 +4,23 @@ only, on values the library computed."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["PAGE_SIZE", "Pager", "key_metrics", "number", "page_of", "span", "when"]
+__all__ = [
+    "PAGE_SIZE",
+    "Bar",
+    "Pager",
+    "column_bars",
+    "key_metrics",
+    "number",
+    "page_of",
+    "span",
+    "when",
+]
 
 T = TypeVar("T")
 
@@ -161,3 +172,70 @@ def _named_metrics(found: Mapping[str, Any]) -> list[tuple[str, str]]:
 def _with_span(metric: Mapping[str, Any]) -> str:
     interval = span(metric.get("low"), metric.get("high"))
     return number(metric.get("value")) + (f" {interval}" if interval else "")
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One bar of a column's small histogram, in a 100 × 100 box: its left edge and width
+    along x, its height (the tallest is 100), and what it stands for, in words."""
+
+    x: float
+    width: float
+    height: float
+    label: str
+
+
+def column_bars(column: Mapping[str, Any]) -> list[Bar]:
+    """A column's small histogram from its stored profile (no data read again): a bar per
+    listed top value (a categorical column, or a numeric one with few distinct values),
+    else, for a numeric column, a bar per span between its quantiles — min, the 1st … 99th
+    percentiles, max — as tall as the share of rows it holds over its width. None for a
+    column whose values are redacted or not listed, or whose quantiles span nothing.
+
+    Examples
+    --------
+    >>> [(b.height, b.label) for b in column_bars({"kind": "categorical", "top": [
+    ...     {"value": "east", "count": 10}, {"value": "west", "count": 5}]})]
+    [(100.0, 'east: 10'), (50.0, 'west: 5')]
+    >>> bars = column_bars({"kind": "numeric", "min": 0, "max": 10, "quantiles": {
+    ...     "0.25": 1, "0.5": 2, "0.75": 5}})
+    >>> [(b.x, b.width, b.height) for b in bars]
+    [(0.0, 10.0, 100.0), (10.0, 10.0, 100.0), (20.0, 30.0, 33.33), (50.0, 50.0, 20.0)]
+    """
+    if column.get("redacted") or column.get("top_omitted"):
+        return []
+    top = column.get("top") or []
+    if top:
+        most = max(int(t["count"]) for t in top) or 1
+        step = 100 / len(top)
+        return [
+            Bar(
+                round(i * step, 2),
+                round(step * 0.9, 2),
+                round(100 * int(t["count"]) / most, 2),
+                f"{t['value']}: {number(int(t['count']))}",
+            )
+            for i, t in enumerate(top)
+        ]
+    quantiles = column.get("quantiles") or {}
+    low, high = column.get("min"), column.get("max")
+    if column.get("kind") != "numeric" or not quantiles or low is None or high is None:
+        return []
+    edges = [(0.0, float(low))]
+    edges += sorted((float(p), float(v)) for p, v in quantiles.items() if v is not None)
+    edges.append((1.0, float(high)))
+    whole = float(high) - float(low)
+    if not whole > 0:
+        return []
+    spans = [(a, b) for a, b in itertools.pairwise(edges) if b[1] > a[1]]
+    densities = [(b[0] - a[0]) / (b[1] - a[1]) for a, b in spans]
+    tallest = max(densities, default=0.0) or 1.0
+    return [
+        Bar(
+            round(100 * (a[1] - float(low)) / whole, 2),
+            round(100 * (b[1] - a[1]) / whole, 2),
+            round(100 * d / tallest, 2),
+            f"{number(a[1])} to {number(b[1])}: {b[0] - a[0]:.0%} of rows",
+        )
+        for (a, b), d in zip(spans, densities, strict=True)
+    ]

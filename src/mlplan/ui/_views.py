@@ -1,5 +1,6 @@
 """What each page shows, gathered from the library calls the CLI makes (``mlplan status``,
-``mlplan models compare``, ``mlplan monitor``, ``mlplan alerts``): plain values for a template,
+``mlplan data list``, ``show`` and ``splits``, ``mlplan models compare``, ``mlplan monitor``,
+``mlplan alerts``, ``mlplan rollout status`` and ``history``): plain values for a template,
 nothing computed here that the library does not already say."""
 
 from __future__ import annotations
@@ -7,12 +8,36 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from mlplan.checklist import STAGES, ItemStatus, State, status
+from mlplan.data import (
+    DatasetSummary,
+    DatasetVersionInfo,
+    SplitInfo,
+    column_rows,
+    effective_metadata,
+    get_dataset,
+    list_datasets,
+    list_splits,
+    metadata_rows,
+)
+from mlplan.errors import DatasetNotFoundError
 from mlplan.modeling import Comparison, latest_comparison
 from mlplan.monitoring import FAMILIES, WHOLE, Alert, MonitorWindow, list_alerts, stored_windows
-from mlplan.ui._format import Pager, key_metrics, page_of
+from mlplan.rollout import (
+    MOVES,
+    Action,
+    Analysis,
+    RolloutEvent,
+    RolloutInfo,
+    allowed_actions,
+    analyse_rollout,
+    rollout_history,
+    rollout_status,
+)
+from mlplan.rollout import State as RolloutState
+from mlplan.ui._format import Bar, Pager, column_bars, key_metrics, page_of
 from mlplan.workspace import DeploymentInfo, list_deployments
 
 if TYPE_CHECKING:
@@ -20,12 +45,20 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STATE_LABELS",
+    "DataView",
+    "DatasetView",
     "DeploymentMonitoring",
+    "DeploymentRollout",
+    "DeploymentsView",
     "FamilyTable",
     "ModelsView",
     "MonitoringView",
     "PlanSection",
     "ProjectView",
+    "data_view",
+    "dataset_view",
+    "deployments_view",
+    "events_param",
     "models_view",
     "monitoring_view",
     "plan_sections",
@@ -211,3 +244,136 @@ def _family_tables(windows: Sequence[MonitorWindow]) -> list[FamilyTable]:
             )
         )
     return tables
+
+
+@dataclass(frozen=True)
+class DeploymentRollout:
+    """One deployment on the Deployments page: what it serves, its newest rollout (None when
+    it never had one) with the analysis of the current step when active (as ``mlplan rollout
+    status --json`` shows it), the moves a person may make now, and a page of its rollouts'
+    events, newest first, each with its rollout's id."""
+
+    deployment: DeploymentInfo
+    rollout: RolloutInfo | None
+    analysis: Analysis | None
+    moves: list[Action]
+    events: list[tuple[int, RolloutEvent]]
+    events_pager: Pager
+
+    @property
+    def events_param(self) -> str:
+        """The query parameter of its history's page."""
+        return events_param(self.deployment.name)
+
+
+@dataclass(frozen=True)
+class DeploymentsView:
+    """The Deployments page: every deployment with its rollout."""
+
+    deployments: list[DeploymentRollout]
+
+
+def events_param(deployment: str) -> str:
+    """The query parameter that names the page of ``deployment``'s event history.
+
+    Examples
+    --------
+    >>> events_param("production")
+    'events-production'
+    """
+    return f"events-{deployment}"
+
+
+def deployments_view(ws: Workspace, *, pages: dict[str, int] | None = None) -> DeploymentsView:
+    """What ``mlplan rollout status --json`` and ``mlplan rollout history`` show for each
+    deployment; ``pages`` the page of each deployment's history (default the first)."""
+    if not ws.has_store:  # reading must not create a store
+        return DeploymentsView([])
+    newest = {r.deployment: r for r in rollout_status(ws)}
+    shown = []
+    for deployment in list_deployments(ws):
+        rollout = newest.get(deployment.name)
+        analysis = (
+            analyse_rollout(ws, deployment.name) if rollout is not None and rollout.active else None
+        )
+        moves: list[Action] = []
+        if rollout is not None and rollout.active:
+            allowed = allowed_actions(cast("RolloutState", rollout.state), "person")
+            moves = [a for a in allowed if a in MOVES]
+        events = (
+            [
+                (r.id, e)
+                for r in reversed(rollout_history(ws, deployment.name))
+                for e in reversed(r.events)
+            ]
+            if rollout is not None
+            else []
+        )
+        page, pager = page_of(events, (pages or {}).get(events_param(deployment.name), 1))
+        shown.append(DeploymentRollout(deployment, rollout, analysis, moves, page, pager))
+    return DeploymentsView(shown)
+
+
+@dataclass(frozen=True)
+class DataView:
+    """The Data page: a page of the datasets, planned or registered, each with its latest
+    version (``mlplan data list``)."""
+
+    datasets: list[DatasetSummary]
+    pager: Pager
+
+
+def data_view(ws: Workspace, *, page: int = 1) -> DataView:
+    """What ``mlplan data list`` prints; with no store yet, the plan's datasets, none
+    registered (reading must not create a store)."""
+    if ws.has_store:
+        found = list_datasets(ws)
+    else:
+        found = [DatasetSummary(name, 0, None, True) for name in ws.plan.datasets]
+    shown, pager = page_of(found, page)
+    return DataView(shown, pager)
+
+
+@dataclass(frozen=True)
+class DatasetView:
+    """A dataset version's page: its datasheet (``mlplan data show``: the metadata, a page of
+    its columns with their profile in words and a small histogram each), how many versions
+    the dataset has, and the splits of this version with their leakage checks (``mlplan data
+    splits``)."""
+
+    info: DatasetVersionInfo
+    versions: int
+    metadata: list[tuple[str, str]]
+    columns: list[tuple[dict[str, str], list[Bar]]]
+    columns_pager: Pager
+    splits: list[SplitInfo]
+
+
+def dataset_view(ws: Workspace, ref: str, *, page: int = 1) -> DatasetView:
+    """The datasheet, profile and splits of ``ref`` (``NAME`` for its latest version, or
+    ``NAME@VERSION``).
+
+    Raises
+    ------
+    DatasetNotFoundError
+        No such dataset or version (the message names those there are).
+    RefError
+        ``ref`` is not a dataset reference.
+    """
+    if not ws.has_store:  # reading must not create a store
+        raise DatasetNotFoundError(
+            f"no dataset is registered yet, so no {ref}: mlplan data add NAME FILE registers one"
+        )
+    info = get_dataset(ws, ref)
+    versions = next((d.versions for d in list_datasets(ws) if d.name == info.name), 1)
+    profiles = info.profile.get("columns", {})
+    rows = [(row, column_bars(profiles.get(row["column"], {}))) for row in column_rows(info)]
+    shown, pager = page_of(rows, page)
+    return DatasetView(
+        info,
+        versions,
+        metadata_rows(info, effective_metadata(ws, info)),
+        shown,
+        pager,
+        list_splits(ws, info.ref),
+    )
