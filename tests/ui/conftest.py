@@ -42,8 +42,11 @@ def cli_json(root: Path, *args: str) -> Any:
     return json.loads(result.stdout)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium, for one test module: Playwright's sync API runs an event loop while it is
+    open, and another sync Playwright in the same process (the browser build's check, which
+    a test worker may run later) refuses to start inside it."""
     from playwright.sync_api import sync_playwright
 
     executable = chromium_path()
