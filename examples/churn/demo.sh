@@ -192,9 +192,30 @@ step "Error analysis of the GRU: MAE per era with intervals, where the errors co
   "$mlplan" evaluate rnn-1
 cd "$demo"
 
+# ── The dashboard, left running on the churn project ─────────────────────────────────────
+uiport="$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+nohup "$mlplan" ui --port "$uiport" > ui.log 2>&1 &
+ui=$!
+"$python" - "$uiport" "$ui" <<'PY' || { cat ui.log; exit 1; }
+import os, sys, time, urllib.request
+port, pid = sys.argv[1], int(sys.argv[2])
+deadline = time.monotonic() + 60
+while True:  # until the dashboard answers, or its process is gone
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).close()
+        break
+    except OSError:
+        os.kill(pid, 0)
+        if time.monotonic() > deadline:
+            sys.exit("the dashboard did not answer in 60 s")
+        time.sleep(0.2)
+PY
+
 cat <<MSG
 
-Done. Look next:
+Done. The dashboard of the churn project is running: http://127.0.0.1:$uiport/
+  (mlplan ui, process $ui; stop it with: kill $ui)
+Look next:
   $demo/mlplan.yaml           the plan that drove every step
   $demo/.mlplan/store.db      the store: datasets, versions, splits, runs, approvals
   $demo/.mlplan/artifacts/    content-addressed snapshots, split assignments, label batches
