@@ -10,8 +10,8 @@ from tests.conftest import evaluated, register_split_train, write_churn_project
 from tests.serving.conftest import started
 
 from mlplan.modeling import train_model
-from mlplan.rollout import rollout_routes, start_rollout
-from mlplan.serving import ServeConfig, create_app
+from mlplan.rollout import move_rollout, rollout_routes, start_rollout
+from mlplan.serving import PredictionLog, ServeConfig, create_app
 from mlplan.workspace import Workspace, get_deployment
 
 
@@ -57,3 +57,17 @@ def server(live: Workspace) -> Iterator[TestClient]:
     with started(create_app(config, rollout_routes())) as client:
         assert client.app.state.mlplan.ready  # type: ignore[attr-defined]
         yield client
+
+
+def canary_at_first_step(ws: Workspace) -> None:
+    """logistic-2 as a canary of production, at its first step (5 %, 100 requests)."""
+    start_rollout(ws, "logistic-2", strategy="canary", by="Ana")
+    move_rollout(ws, "production", "start", actor_kind="controller", by="controller")
+    move_rollout(ws, "production", "advance", actor_kind="controller", by="controller")
+
+
+@pytest.fixture
+def logs(live: Workspace) -> Iterator[PredictionLog]:
+    """A writer of the live project's prediction log (logistic-1's folder)."""
+    with PredictionLog(live.root / ".mlplan" / "predictions" / "logistic-1") as log:
+        yield log

@@ -5,7 +5,6 @@ come, a shadow on its agreement with the stable model, and the rules that combin
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.conftest import edit_plan
+from tests.rollout.conftest import canary_at_first_step
 
 from mlplan.modeling import Predictions, get_model, slice_metrics
 from mlplan.rollout import (
@@ -38,19 +38,6 @@ GUARDS = """  guards:
 def _plan(ws: Workspace, guards: str = GUARDS) -> None:
     edit_plan(ws, "slices: []", "slices: [{name: region, columns: [region]}]")
     edit_plan(ws, "  guards: []", guards)
-
-
-def _canary(ws: Workspace) -> None:
-    """logistic-2 as a canary of production, at its first step (5 %, 100 requests)."""
-    start_rollout(ws, "logistic-2", strategy="canary", by="Ana")
-    move_rollout(ws, "production", "start", actor_kind="controller", by="controller")
-    move_rollout(ws, "production", "advance", actor_kind="controller", by="controller")
-
-
-@pytest.fixture
-def logs(live: Workspace) -> Iterator[PredictionLog]:
-    with PredictionLog(live.root / ".mlplan" / "predictions" / "logistic-1") as log:
-        yield log
 
 
 def _traffic(
@@ -137,7 +124,7 @@ def test_a_canary_with_five_percent_errors_fails_a_two_percent_guard(
     live: Workspace, logs: PredictionLog, rng: np.random.Generator
 ) -> None:
     _plan(live)
-    _canary(live)
+    canary_at_first_step(live)
     _traffic(logs, live, "logistic-1", 2000, rng, errors=0.01)
     _traffic(logs, live, "logistic-2", 600, rng, errors=0.05)
     analysis = analyse_rollout(live, "production")
@@ -155,7 +142,7 @@ def test_a_canary_whose_slice_positive_rate_doubled_fails_on_that_slice(
     live: Workspace, logs: PredictionLog, rng: np.random.Generator
 ) -> None:
     _plan(live)
-    _canary(live)
+    canary_at_first_step(live)
     _traffic(logs, live, "logistic-1", 3000, rng, positive=0.2)
     _traffic(logs, live, "logistic-2", 1500, rng, positive=0.2, north_positive=0.4)
     analysis = analyse_rollout(live, "production")
@@ -181,7 +168,7 @@ def test_a_healthy_canary_passes(
     live: Workspace, logs: PredictionLog, rng: np.random.Generator
 ) -> None:
     _plan(live)
-    _canary(live)
+    canary_at_first_step(live)
     _traffic(logs, live, "logistic-1", 2000, rng)
     _traffic(logs, live, "logistic-2", 450, rng)
     _traffic(logs, live, "logistic-2", 450, rng, tensors=True)
@@ -201,7 +188,7 @@ def test_too_few_requests_is_inconclusive(
     live: Workspace, logs: PredictionLog, rng: np.random.Generator
 ) -> None:
     _plan(live)
-    _canary(live)
+    canary_at_first_step(live)
     _traffic(logs, live, "logistic-1", 500, rng)
     _traffic(logs, live, "logistic-2", 40, rng, errors=0.0)
     analysis = analyse_rollout(live, "production")
@@ -214,7 +201,7 @@ def test_too_few_requests_is_inconclusive(
 def test_no_guards_and_enough_requests_pass_and_an_empty_window_is_inconclusive(
     live: Workspace, logs: PredictionLog, rng: np.random.Generator
 ) -> None:
-    _canary(live)
+    canary_at_first_step(live)
     empty = analyse_rollout(live, "production")
     assert empty.verdict == "inconclusive" and empty.requests == {"stable": 0, "candidate": 0}
     _traffic(logs, live, "logistic-1", 150, rng)
@@ -226,7 +213,7 @@ def test_a_metric_without_labels_fails_as_missing_then_equals_the_engine(
     live: Workspace, logs: PredictionLog, rng: np.random.Generator
 ) -> None:
     _plan(live, "  guards:\n    - {metric: roc_auc, op: '>=', threshold: 0.6}")
-    _canary(live)
+    canary_at_first_step(live)
     _traffic(logs, live, "logistic-1", 300, rng)
     answered = _traffic(logs, live, "logistic-2", 300, rng)
     missing = _check(analyse_rollout(live, "production"), "roc_auc")
@@ -286,7 +273,7 @@ def test_agreement_on_a_canary_is_missing_with_a_reason(
     live: Workspace, logs: PredictionLog, rng: np.random.Generator
 ) -> None:
     _plan(live, "  guards:\n    - {metric: agreement, op: '>=', threshold: 0.8}")
-    _canary(live)
+    canary_at_first_step(live)
     _traffic(logs, live, "logistic-1", 150, rng)
     _traffic(logs, live, "logistic-2", 150, rng)
     check = _check(analyse_rollout(live, "production"), "agreement")
@@ -297,7 +284,7 @@ def test_human_agreement_in_assist_mode(
     live: Workspace, logs: PredictionLog, rng: np.random.Generator
 ) -> None:
     _plan(live, "  guards:\n    - {metric: human_agreement, op: '>=', threshold: 0.9}")
-    _canary(live)
+    canary_at_first_step(live)
     _traffic(logs, live, "logistic-1", 150, rng)
     answered = _traffic(logs, live, "logistic-2", 150, rng, errors=0.0)
     flipped = {"0": "1", "1": "0"}
@@ -315,7 +302,7 @@ def test_an_unknown_metric_fails_naming_the_known_ones(
     live: Workspace, logs: PredictionLog, rng: np.random.Generator
 ) -> None:
     _plan(live, "  guards:\n    - {metric: happiness, op: '>=', threshold: 0.8}")
-    _canary(live)
+    canary_at_first_step(live)
     _traffic(logs, live, "logistic-1", 150, rng)
     _traffic(logs, live, "logistic-2", 150, rng)
     check = _check(analyse_rollout(live, "production"), "happiness")
@@ -326,7 +313,7 @@ def test_an_unknown_metric_fails_naming_the_known_ones(
 def test_the_window_must_end_after_it_starts(live: Workspace) -> None:
     from mlplan.errors import ParameterError
 
-    _canary(live)
+    canary_at_first_step(live)
     status = analyse_rollout(live, "production")
     with pytest.raises(ParameterError, match="the window must end after it starts"):
         analyse_rollout(live, "production", since=status.until, until=status.since)
@@ -439,7 +426,7 @@ def test_a_slice_on_a_column_the_log_lacks_fails_as_missing(
         "  guards: []",
         "  guards: [{metric: error_rate, op: '<=', threshold: 0.1, slice: sex}]",
     )
-    _canary(live)
+    canary_at_first_step(live)
     _traffic(logs, live, "logistic-1", 150, rng)
     _traffic(logs, live, "logistic-2", 150, rng)
     check = _check(analyse_rollout(live, "production"), "error_rate", "sex")
@@ -568,7 +555,7 @@ def test_a_log_older_than_deployments_holds_no_request_of_one(live: Workspace) -
         ),
         old / "seg-000000.parquet",
     )
-    _canary(live)
+    canary_at_first_step(live)
     analysis = analyse_rollout(live, "production")
     assert analysis.requests == {"stable": 0, "candidate": 0}
     assert analysis.verdict == "inconclusive"

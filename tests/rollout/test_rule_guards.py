@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import pytest
 from tests.conftest import edit_plan, ok
+from tests.rollout.conftest import canary_at_first_step
 
 from mlplan.modeling import get_model
 from mlplan.rollout import RULE_TEST, analyse_rollout, move_rollout, start_rollout
@@ -37,19 +36,6 @@ def _plan(ws: Workspace, *guards: str) -> None:
     ws.plan_path.write_text(text)
     edit_plan(ws, "slices: []", "slices: [{name: region, columns: [region]}]")
     edit_plan(ws, "  guards: []", "  guards:\n" + "".join(f"    - {g}\n" for g in guards))
-
-
-def _canary(ws: Workspace) -> None:
-    """logistic-2 as a canary of production, at its first step (5 %, 100 requests)."""
-    start_rollout(ws, "logistic-2", strategy="canary", by="Ana")
-    move_rollout(ws, "production", "start", actor_kind="controller", by="controller")
-    move_rollout(ws, "production", "advance", actor_kind="controller", by="controller")
-
-
-@pytest.fixture
-def logs(live: Workspace) -> Iterator[PredictionLog]:
-    with PredictionLog(live.root / ".mlplan" / "predictions" / "logistic-1") as log:
-        yield log
 
 
 def _traffic(
@@ -104,7 +90,7 @@ def test_a_candidate_tripping_an_input_rule_fails_the_step(
     live: Workspace, logs: PredictionLog, rng: np.random.Generator, cli: Any
 ) -> None:
     _plan(live, "{rule: age-gaps}")
-    _canary(live)
+    canary_at_first_step(live)
     _traffic(logs, live, "logistic-1", 300, rng)  # the stable's records do not count
     _traffic(logs, live, "logistic-2", 150, rng, missing=0.5)
     analysis = analyse_rollout(live, "production")
@@ -125,7 +111,7 @@ def test_a_candidate_within_the_rules_passes(
     live: Workspace, logs: PredictionLog, rng: np.random.Generator
 ) -> None:
     _plan(live, "{rule: age-gaps}", "{rule: software.errors}")
-    _canary(live)
+    canary_at_first_step(live)
     _traffic(logs, live, "logistic-1", 300, rng, missing=0.9)  # the stable's: not judged
     _traffic(logs, live, "logistic-2", 150, rng, missing=0.05)
     analysis = analyse_rollout(live, "production")
@@ -140,7 +126,7 @@ def test_a_sliced_rule_fails_on_the_value_that_trips_it(
     live: Workspace, logs: PredictionLog, rng: np.random.Generator
 ) -> None:
     _plan(live, "{rule: age-gaps-by-region}")
-    _canary(live)
+    canary_at_first_step(live)
     _traffic(logs, live, "logistic-2", 150, rng, north_missing=0.9)
     check = _rule(analyse_rollout(live, "production"), "input.age-gaps-by-region")
     assert check.verdict == "fail" and check.slice == "region"
@@ -153,7 +139,7 @@ def test_below_the_rules_min_samples_the_guard_is_inconclusive(
     live: Workspace, logs: PredictionLog, rng: np.random.Generator
 ) -> None:
     _plan(live, "{rule: age-gaps}")
-    _canary(live)
+    canary_at_first_step(live)
     _traffic(logs, live, "logistic-2", 30, rng, missing=0.9)
     check = _rule(analyse_rollout(live, "production"), "input.age-gaps")
     assert check.verdict == "inconclusive"
@@ -165,7 +151,7 @@ def test_below_the_rules_min_samples_the_guard_is_inconclusive(
 
 def test_no_candidate_record_is_inconclusive(live: Workspace) -> None:
     _plan(live, "{rule: age-gaps}")
-    _canary(live)
+    canary_at_first_step(live)
     check = _rule(analyse_rollout(live, "production"), "input.age-gaps")
     assert check.verdict == "inconclusive" and check.n_candidate == 0
     assert "0 of min_samples 50" in check.reason
