@@ -16,6 +16,7 @@ from tests.conftest import write_churn_project
 from tests.ui.conftest import REPO, free_port, with_long_comparison
 
 from mlplan.errors import ParameterError
+from mlplan.modeling import Comparison
 from mlplan.serving import create_key
 from mlplan.ui import HTMX, UiConfig, check_ui_host, create_app
 from mlplan.workspace import Workspace
@@ -171,3 +172,34 @@ def test_a_broken_plan_is_said_on_the_page_as_the_cli_says_it(fresh: Path) -> No
         page = client.get("/")
     assert page.status_code == 500
     assert "Cannot show this page" in page.text and "tsak" in page.text
+
+
+def test_hlp_and_literature_rows_show_as_the_comparison_stores_them(tmp_path: Path) -> None:
+    """An HLP row has no threshold; a literature row neither, and its reported figure has no
+    interval: the page shows both (it answered 500 on the demo's comparison before)."""
+    root = with_long_comparison(tmp_path, rows=1)
+    ws = Workspace(root)
+    try:
+        stored = Comparison(
+            "customers@1/s1",
+            "accuracy",
+            [
+                {"name": "HLP", "kind": "hlp", "measured": True, "note": "from 180 items",
+                 "metrics": {"accuracy": {"value": 0.8, "low": 0.7, "high": 0.9, "level": 1}}},
+                {"name": "Telco churn (Kaggle)", "kind": "literature", "measured": False,
+                 "note": "reported, not measured here", "metrics": {"accuracy": {"value": 0.84}}},
+            ],
+            {"best_model": "HLP", "metric": "accuracy"},
+            bootstrap=0,
+            seed=0,
+            confidence=0.95,
+        )  # fmt: skip
+        with ws.record("models compare", {"split": stored.split}) as run:
+            run.report("comparison", stored.to_dict())
+    finally:
+        ws.close()
+    with TestClient(create_app(UiConfig(root)), base_url="http://127.0.0.1") as client:
+        page = client.get("/models")
+    assert page.status_code == 200
+    assert re.findall(r'data-row="([^"]+)"', page.text) == ["HLP", "Telco churn (Kaggle)"]
+    assert "reported" in page.text and "0.84" in page.text
