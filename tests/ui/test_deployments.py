@@ -12,7 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 from tests.ui.conftest import SCREENSHOTS, Visit, axe_run, cli_json, ui_process
 
-from mlplan.rollout import move_rollout, rollout_history, rollout_status
+from mlplan.rollout import MOVES, allowed_actions, move_rollout, rollout_history, rollout_status
 from mlplan.ui import UiConfig, create_app
 from mlplan.workspace import Workspace
 
@@ -140,7 +140,11 @@ def test_the_deployments_page_shows_what_rollout_status_prints(
     history = cli_json(root, "rollout", "history", "production")
     newest_first = [e for r in reversed(history) for e in reversed(r["events"])]
     assert shown["events"] == [[e["action"], e["actor"]] for e in newest_first][:50]
-    assert shown["moves"] == ["pause", "promote", "abort", "rollback"]
+    # the moves a person may make from the state it is in (earlier tests of this module
+    # may have moved it)
+    allowed = allowed_actions(printed["state"], "person")
+    assert shown["moves"] == [a for a in allowed if a in MOVES]
+    assert "abort" in shown["moves"]
 
 
 def submit(visit: Visit, key: str, move: str, note: str = "") -> int:
