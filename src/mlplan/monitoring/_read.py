@@ -380,10 +380,10 @@ def _records_sql(where: str, classes: Sequence[str], fields: Mapping[str, str]) 
         ),
         a AS (
             SELECT request_id, time,
-                   try(json_transform(inputs, {_sql_text(json.dumps([inputs]))})) AS ins,
+                   try(json_transform(inputs, {_literal(json.dumps([inputs]))})) AS ins,
                    CASE WHEN NOT tensor THEN
                        list_transform(
-                           try(json_transform(outputs, {_sql_text(json.dumps([answer]))})),
+                           try(json_transform(outputs, {_literal(json.dumps([answer]))})),
                            lambda x: {dict_answer})
                    WHEN l IS NOT NULL THEN
                        list_transform(range(len(l)), lambda i:
@@ -469,7 +469,3 @@ def typed_inputs(inputs: pa.Table, fields: Mapping[str, str]) -> pa.Table:
 def _ident(name: str) -> str:
     """A name as a quoted SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
-
-
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"

@@ -277,7 +277,6 @@ def monitor(
         )
     models = list_models(ws, versions=True)
     watching: dict[tuple[str, str], Watched] = {}
-    specs = list(ws.plan.slices)
     windows: list[MonitorWindow] = []
     for bucket in sorted({int(r["bucket"]) for r in software}):
         w_start, w_end = _at(bucket * seconds), _at((bucket + 1) * seconds)
@@ -291,27 +290,9 @@ def monitor(
             model = _model_of(ws, models, row["model"], row["version"])
             key = (row["model"], row["version"])
             if key not in watching:
-                watching[key] = (
-                    watched_of(ws, _package(models, *key), model, *key)
-                    if wanted & {"input", "output", "estimated"}  # what needs the reference
-                    else Watched(None)
-                )
+                watching[key] = _watched(ws, models, model, *key, wanted)
                 notes += watching[key].notes
-            with answered_records(
-                ws,
-                subject,
-                since=w_start,
-                until=w_end,
-                model=key[0],
-                version=key[1],
-                classes=model.classes,
-                known=_known(watching[key]),
-                only=None if "input" in wanted else _slice_columns(specs),
-            ) as logged:
-                sample = read_sample(logged, model, specs)
-            windows += _families(
-                sample, model, watching[key], ws.plan.monitoring, w_start, w_end, row, wanted
-            )
+            windows += _row_families(ws, subject, w_start, w_end, row, model, watching[key], wanted)
     if store:
         parameters = {
             "deployment": subject.deployment,
@@ -394,27 +375,52 @@ def measure_span(
         return windows
     models = list_models(ws, versions=True)
     measured = _model_of(ws, models, model, version)
-    watched = (
-        watched_of(ws, _package(models, model, version), measured, model, version)
-        if wanted & {"input", "output", "estimated"}
-        else Watched(None)
-    )
+    watched = _watched(ws, models, measured, model, version, wanted)
+    return windows + _row_families(ws, subject, start, end, row, measured, watched, wanted)
+
+
+def _watched(
+    ws: Workspace,
+    models: Sequence[ModelInfo],
+    model: Model,
+    name: str,
+    version: str,
+    wanted: frozenset[str],
+) -> Watched:
+    """What a package version is held against, read only for the families that need its
+    training reference (input, output, estimated)."""
+    if not wanted & {"input", "output", "estimated"}:
+        return Watched(None)
+    return watched_of(ws, _package(models, name, version), model, name, version)
+
+
+def _row_families(
+    ws: Workspace,
+    subject: LogSubject,
+    start: dt.datetime,
+    end: dt.datetime,
+    software: Mapping[str, Any],
+    model: Model,
+    watched: Watched,
+    wanted: frozenset[str],
+) -> list[MonitorWindow]:
+    """The row families ``wanted`` of the version ``software`` names, over its answered
+    records of ``[start, end)``: read (only the slices' fields unless the input family is
+    wanted), then measured."""
     specs = list(ws.plan.slices)
     with answered_records(
         ws,
         subject,
         since=start,
         until=end,
-        model=model,
-        version=version,
-        classes=measured.classes,
+        model=software["model"],
+        version=software["version"],
+        classes=model.classes,
         known=_known(watched),
         only=None if "input" in wanted else _slice_columns(specs),
     ) as logged:
-        sample = read_sample(logged, measured, specs)
-    return windows + _families(
-        sample, measured, watched, ws.plan.monitoring, start, end, row, wanted
-    )
+        sample = read_sample(logged, model, specs)
+    return _families(sample, model, watched, ws.plan.monitoring, start, end, software, wanted)
 
 
 def _wanted(families: Sequence[str] | None) -> frozenset[str]:
