@@ -20,6 +20,7 @@ from mlplan.monitoring._alerts import (
     check_alerts,
     list_alerts,
     metric_names,
+    metric_value,
     rule_outcomes,
     webhook_deliveries,
 )
@@ -116,6 +117,7 @@ __all__: list[str] = [
     "logged_number",
     "measure_span",
     "metric_names",
+    "metric_value",
     "model_classes",
     "model_failure",
     "monitor",

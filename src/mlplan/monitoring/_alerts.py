@@ -56,6 +56,7 @@ __all__ = [
     "check_alerts",
     "list_alerts",
     "metric_names",
+    "metric_value",
     "rule_outcomes",
     "webhook_deliveries",
 ]
@@ -213,7 +214,18 @@ def metric_names(metrics: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
             yield name
 
 
-def _value(metrics: Mapping[str, Any], metric: str) -> float | None:
+def metric_value(metrics: Mapping[str, Any], metric: str) -> float | None:
+    """The number a rule reads as ``metric`` (a dotted name of :func:`metric_names`) in a
+    window's ``metrics``: a list counts as its length; None when missing, not a number, or
+    not finite.
+
+    Examples
+    --------
+    >>> metric_value({"drift": {"drifted": ["age", "region"]}, "error_rate": 0.1}, "drift.drifted")
+    2.0
+    >>> metric_value({"latency_p99_ms": None}, "latency_p99_ms") is None
+    True
+    """
     found: Any = metrics
     for part in metric.split("."):
         if not isinstance(found, Mapping) or part not in found:
@@ -345,7 +357,7 @@ def _outcome(
             samples,
             f"{samples} samples, fewer than min_samples {rule.min_samples}",
         )
-    valued = [(v, w) for w in enough if (v := _value(w.metrics, rule.metric)) is not None]
+    valued = [(v, w) for w in enough if (v := metric_value(w.metrics, rule.metric)) is not None]
     if not valued:
         return made("not evaluated", None, samples, f"{rule.metric} has no value in the window")
     compare = _COMPARE[rule.op]
@@ -627,26 +639,43 @@ def webhook_deliveries(ws: Workspace) -> list[WebhookDelivery]:
 
 
 def list_alerts(
-    ws: Workspace, *, state: str | None = None, deployment: str | None = None
+    ws: Workspace,
+    *,
+    state: str | None = None,
+    deployment: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    limit: int | None = None,
 ) -> list[Alert]:
-    """The alerts, newest first (``state``, ``deployment``: only those).
+    """The alerts, newest first (``state``, ``deployment``: only those; ``since``, ``until``:
+    those whose window ended at or after, at or before that moment; ``limit``: at most that
+    many, the newest). The store filters and limits.
 
     Raises
     ------
     ParameterError
-        A ``state`` that is not open, acknowledged or resolved.
+        A ``state`` that is not open, acknowledged or resolved, or a ``limit`` below 1.
     """
     if state is not None and state not in ALERT_STATES:
         raise ParameterError(
             "state", f"{{param}} {state!r} is not one of: {', '.join(ALERT_STATES)}"
         )
+    if limit is not None and limit < 1:
+        raise ParameterError("limit", f"{{param}} must be at least 1; got {limit}")
     query = ws.select(AlertRecord)
     if state is not None:
         query = query.where(AlertRecord.state == state)
     if deployment is not None:
         query = query.where(AlertRecord.deployment == deployment)
+    if since is not None:
+        query = query.where(AlertRecord.window_end >= _utc(since))
+    if until is not None:
+        query = query.where(AlertRecord.window_end <= _utc(until))
+    query = query.order_by(sa.desc(AlertRecord.id))
+    if limit is not None:
+        query = query.limit(limit)
     with ws.store.transaction() as session:
-        return [_alert(r) for r in session.scalars(query.order_by(sa.desc(AlertRecord.id)))]
+        return [_alert(r) for r in session.scalars(query)]
 
 
 def ack_alert(ws: Workspace, alert_id: int, *, by: str, note: str | None = None) -> Alert:

@@ -696,14 +696,53 @@ def _store(
 
 
 def stored_windows(
-    ws: Workspace, *, deployment: str | None = None, family: str | None = None
+    ws: Workspace,
+    *,
+    deployment: str | None = None,
+    family: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    limit: int | None = None,
 ) -> list[MonitorWindow]:
-    """The stored windows, oldest first (``deployment``, ``family``: only those)."""
+    """The stored windows, oldest first (``deployment``, ``family``: only those; ``since``:
+    those starting at or after it; ``until``: those starting before it; ``limit``: of
+    those, only the newest ``limit`` windows, counted by start time, each with all its
+    slice values and versions). The store filters and limits, so a page of the newest
+    windows costs the same however many are stored.
+
+    Raises
+    ------
+    ParameterError
+        A ``limit`` below 1.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from mlplan.plan import render_plan
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (root / "mlplan.yaml").write_text(render_plan("churn", task="binary", target="y"))
+    >>> stored_windows(Workspace(root, store_url="sqlite://"), family="software", limit=200)
+    []
+    """
+    if limit is not None and limit < 1:
+        raise ParameterError("limit", f"{{param}} must be at least 1; got {limit}")
     query = ws.select(MonitorWindowRecord)
     if deployment is not None:
         query = query.where(MonitorWindowRecord.deployment == deployment)
     if family is not None:
         query = query.where(MonitorWindowRecord.family == family)
+    if since is not None:
+        query = query.where(MonitorWindowRecord.window_start >= _utc(since))
+    if until is not None:
+        query = query.where(MonitorWindowRecord.window_start < _utc(until))
+    if limit is not None:
+        newest = (
+            query.with_only_columns(MonitorWindowRecord.window_start)
+            .distinct()
+            .order_by(MonitorWindowRecord.window_start.desc())
+            .limit(limit)
+        )
+        query = query.where(MonitorWindowRecord.window_start.in_(newest.scalar_subquery()))
     query = query.order_by(MonitorWindowRecord.window_start, MonitorWindowRecord.id)
     with ws.store.transaction() as session:
         return [
