@@ -23,7 +23,8 @@ from mlplan.errors import MlplanError, NotFoundError, RefError
 from mlplan.rollout import MOVES
 from mlplan.serving import is_loopback
 from mlplan.ui._actions import MAX_FORM_BYTES, ActionOutcome, read_form, rollout_action
-from mlplan.ui._assets import HTMX, LIBRARIES, load_library
+from mlplan.ui._assets import HTMX, LIBRARIES, UPLOT, UPLOT_CSS, load_library
+from mlplan.ui._charts import parse_before
 from mlplan.ui._format import key_metrics, number, span, when
 from mlplan.ui._views import (
     STATE_LABELS,
@@ -128,11 +129,18 @@ class _Pages:
             when=when,
             key_metrics=key_metrics,
             htmx=vendored.get(HTMX.served_as) is not None,
+            uplot=all(vendored.get(lib.served_as) is not None for lib in (UPLOT, UPLOT_CSS)),
         )
         css = files("mlplan.ui").joinpath("static", "ui.css").read_bytes()
+        charts = files("mlplan.ui").joinpath("static", "monitoring.js").read_bytes()
         self._static = {
             "ui.css": (css, "text/css"),
-            **{name: (body, "text/javascript") for name, body in vendored.items() if body},
+            "monitoring.js": (charts, "text/javascript"),
+            **{
+                name: (body, "text/css" if name.endswith(".css") else "text/javascript")
+                for name, body in vendored.items()
+                if body
+            },
         }
 
     def project(self, request: Any) -> Any:
@@ -216,8 +224,9 @@ class _Pages:
         )
 
     def monitoring(self, request: Any) -> Any:
+        before = parse_before(request.query_params.get("before"))
         with self._opened() as ws:
-            view = monitoring_view(ws)
+            view = monitoring_view(ws, before=before)
         return self._render(request, "monitoring.html", view=view, title="Monitoring")
 
     def static_file(self, request: Any) -> Any:

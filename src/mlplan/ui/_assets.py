@@ -14,7 +14,15 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["HTMX", "LIBRARIES", "FrontEndLibrary", "load_library", "npm_folder"]
+__all__ = [
+    "HTMX",
+    "LIBRARIES",
+    "UPLOT",
+    "UPLOT_CSS",
+    "FrontEndLibrary",
+    "load_library",
+    "npm_folder",
+]
 
 log = logging.getLogger("mlplan.ui")
 
@@ -56,7 +64,25 @@ HTMX = FrontEndLibrary(
 )
 """htmx: pages swap a table's next page in place of a whole reload."""
 
-LIBRARIES: tuple[FrontEndLibrary, ...] = (HTMX,)
+UPLOT = FrontEndLibrary(
+    package="uplot",
+    version="1.6.32",
+    member="dist/uPlot.iife.min.js",
+    served_as="uPlot.iife.min.js",
+    env="MLPLAN_UPLOT",
+)
+"""uPlot: the Monitoring page's charts (canvas, small; its tables stay the text)."""
+
+UPLOT_CSS = FrontEndLibrary(
+    package=UPLOT.package,
+    version=UPLOT.version,
+    member="dist/uPlot.min.css",
+    served_as="uPlot.min.css",
+    env=UPLOT.env,
+)
+"""uPlot's stylesheet, served as a file: the pages' policy allows no inline style."""
+
+LIBRARIES: tuple[FrontEndLibrary, ...] = (HTMX, UPLOT, UPLOT_CSS)
 
 
 def npm_folder() -> Path:

@@ -5,6 +5,7 @@ nothing computed here that the library does not already say."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from mlplan.data import (
 )
 from mlplan.errors import DatasetNotFoundError
 from mlplan.modeling import Comparison, latest_comparison
-from mlplan.monitoring import FAMILIES, WHOLE, Alert, MonitorWindow, list_alerts, stored_windows
+from mlplan.monitoring import FAMILIES, WHOLE, Alert, MonitorWindow, list_alerts
 from mlplan.rollout import (
     MOVES,
     Action,
@@ -37,6 +38,7 @@ from mlplan.rollout import (
     rollout_status,
 )
 from mlplan.rollout import State as RolloutState
+from mlplan.ui._charts import DeploymentCharts, charted_windows, deployment_charts
 from mlplan.ui._format import Bar, Pager, column_bars, key_metrics, page_of
 from mlplan.workspace import DeploymentInfo, list_deployments
 
@@ -193,11 +195,13 @@ class FamilyTable:
 
 @dataclass(frozen=True)
 class DeploymentMonitoring:
-    """A deployment's stored windows, a table per family, and its active alerts."""
+    """A deployment's stored windows, a table per family, and its active alerts; the
+    charts of its windows' span (``_charts``)."""
 
     deployment: DeploymentInfo
     families: list[FamilyTable]
     alerts: list[Alert]
+    charts: DeploymentCharts | None = None
 
 
 @dataclass(frozen=True)
@@ -206,20 +210,24 @@ class MonitoringView:
 
     deployments: list[DeploymentMonitoring]
     any_windows: bool = field(default=False)
+    before: dt.datetime | None = None
 
 
-def monitoring_view(ws: Workspace) -> MonitoringView:
-    """What ``mlplan monitor`` stored and ``mlplan alerts list`` shows, per deployment."""
+def monitoring_view(ws: Workspace, *, before: dt.datetime | None = None) -> MonitoringView:
+    """What ``mlplan monitor`` stored and ``mlplan alerts list`` shows, per deployment: the
+    newest windows of each family (those starting before ``before``, to page back), charted,
+    and the newest of them in a table."""
     shown = []
     for deployment in list_deployments(ws) if ws.has_store else []:
-        windows = stored_windows(ws, deployment=deployment.name)
+        windows = charted_windows(ws, deployment.name, before=before)
         alerts = [
             a
             for state in _ACTIVE_ALERTS
             for a in list_alerts(ws, state=state, deployment=deployment.name)
         ]
-        shown.append(DeploymentMonitoring(deployment, _family_tables(windows), alerts))
-    return MonitoringView(shown, any(d.families for d in shown))
+        charts = deployment_charts(ws, deployment.name, windows)
+        shown.append(DeploymentMonitoring(deployment, _family_tables(windows), alerts, charts))
+    return MonitoringView(shown, any(d.families for d in shown), before)
 
 
 def _family_tables(windows: Sequence[MonitorWindow]) -> list[FamilyTable]:
