@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from tests.conftest import migrated
 from tests.monitoring.conftest import DAY, traffic
 from tests.monitoring.test_alerts import RULES, set_rules
 
 from mlplan.errors import ParameterError
 from mlplan.monitoring import MonitorWindow, check_alerts, list_alerts, monitor, stored_windows
+from mlplan.store import open_store
 from mlplan.workspace import Workspace
 
 HOURS = (10, 12, 14)
@@ -72,3 +76,19 @@ def test_list_alerts_filters_by_window_end_and_limits_to_the_newest(watched: Wor
 def test_a_limit_below_one_is_refused(watched: Workspace, call: Callable[..., Any]) -> None:
     with pytest.raises(ParameterError, match="'limit' must be at least 1; got 0"):
         call(watched, limit=0)
+
+
+def test_migration_0012_indexes_a_familys_windows_by_start_and_removes_it(
+    store_url: str, tmp_path: Path
+) -> None:
+    def indexes(connection: Any) -> set[str]:
+        return {i["name"] for i in sa.inspect(connection).get_indexes("monitor_windows")}
+
+    with migrated(store_url, "0011") as connection:
+        assert "ix_monitor_windows_span" not in indexes(connection)
+    open_store(tmp_path, url=store_url).close()
+    with migrated(store_url, "0012") as connection:
+        assert "ix_monitor_windows_span" in indexes(connection)
+    with migrated(store_url, "0011", down=True) as connection:
+        assert "ix_monitor_windows_span" not in indexes(connection)
+        assert "ix_monitor_windows_window_start" in indexes(connection)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -506,6 +507,10 @@ class MonitorWindowRecord(Base):
     deployment, model, version and window)."""
 
     __tablename__ = "monitor_windows"
+    # the newest windows of one family of one deployment, from the index (a page's span)
+    __table_args__ = (
+        Index("ix_monitor_windows_span", "project_id", "deployment", "family", "window_start"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)

@@ -11,8 +11,7 @@ a metric as a rule does, ``rule_outcomes`` names the metric and slice values a r
 from __future__ import annotations
 
 import datetime as dt
-import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +21,6 @@ from mlplan.monitoring import (
     WHOLE,
     MonitorWindow,
     list_alerts,
-    metric_names,
     metric_value,
     rule_outcomes,
     stored_windows,
@@ -45,9 +43,33 @@ __all__ = [
 CHART_WINDOWS = 200
 """Windows charted per family: the newest, or the newest before the page's ``before``."""
 
-_CHARTED = re.compile(r"[^.]+|drift\.drifted|metrics\.[^.]+(?:\.estimated)?\.(?:value|sum)")
-"""The metrics charted besides those a rule names: a family's top-level numbers, how many
-features drifted, each ML metric (or its estimate) and each business value's sum."""
+
+def _charted(metrics: Mapping[str, Any]) -> Iterator[str]:
+    """The metrics charted besides those a rule names (their dotted names, as
+    ``metric_names`` gives them): a family's top-level numbers, how many features drifted,
+    each ML metric (or its estimate) and each business value's sum.
+
+    Examples
+    --------
+    >>> list(_charted({"requests": 4, "statuses": {"200": 4}, "drift": {"drifted": []},
+    ...                "metrics": {"auc": {"estimated": {"value": 0.7}}, "v": {"sum": 2}}}))
+    ['requests', 'drift.drifted', 'metrics.auc.estimated.value', 'metrics.v.sum']
+    """
+    for key, value in metrics.items():
+        if isinstance(value, Mapping):
+            if key == "drift" and "drifted" in value:
+                yield "drift.drifted"
+            elif key == "metrics":
+                for name, metric in value.items():
+                    if not isinstance(metric, Mapping):
+                        continue
+                    found = metric.get("estimated") if "estimated" in metric else metric
+                    part = "value" if "value" in (found or {}) else "sum"
+                    if isinstance(found, Mapping) and part in found:
+                        middle = ".estimated" if found is not metric else ""
+                        yield f"metrics.{name}{middle}.{part}"
+        elif value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+            yield key
 
 
 def length_text(seconds: float) -> str:
@@ -147,11 +169,13 @@ def deployment_charts(
         mine = [w for w in windows if w.family == family]
         thresholds = _thresholds(ws, family, mine)
         ruled = {t["metric"] for t in thresholds}
-        metrics = [
-            name
-            for name in dict.fromkeys(n for w in mine for n in metric_names(w.metrics))
-            if name in ruled or _CHARTED.fullmatch(name)
-        ]
+        shapes: dict[tuple[Any, ...], list[str]] = {}  # windows alike chart the same names
+        for w in mine:
+            inner = w.metrics.get("metrics")
+            shape = (tuple(w.metrics), tuple(inner) if isinstance(inner, Mapping) else ())
+            if shape not in shapes:
+                shapes[shape] = list(_charted(w.metrics))
+        metrics = list(dict.fromkeys([*(n for ns in shapes.values() for n in ns), *sorted(ruled)]))
         if not metrics:
             continue
         distinct = sorted({w.start for w in mine})
@@ -226,6 +250,8 @@ def _thresholds(
         mine = [w for w in windows if (w.end - w.start).total_seconds() == seconds]
         if not mine:
             continue
+        # the newest window of that length, every slice value: what the check judges
+        mine = [w for w in mine if w.start == mine[-1].start]
         try:
             outcomes = rule_outcomes(ws, family, rule, mine, mine[0].start, mine[-1].end)
         except MlplanError:
