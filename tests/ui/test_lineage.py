@@ -255,3 +255,16 @@ def test_elkjs_is_served_from_its_tarball_and_the_build_script_packs_that_versio
     page = client.get("/lineage?ref=customers@1").text
     assert '<script src="/static/elk.bundled.js" defer></script>' in page
     assert client.get("/static/lineage.js").status_code == 200
+
+
+def test_without_the_elkjs_tarball_the_page_lists_the_graph_and_says_why(
+    deployed_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ELK.env, str(deployed_project / "missing" / ELK.tarball_name))
+    with TestClient(create_app(UiConfig(deployed_project)), base_url="http://127.0.0.1") as bare:
+        page = bare.get("/lineage?ref=customers@1")
+        script = bare.get("/static/elk.bundled.js")
+    assert page.status_code == 200 and script.status_code == 404
+    assert "elk.bundled.js" not in page.text and "lineage.js" not in page.text
+    assert "elkjs is not served here, so it is not drawn" in page.text
+    assert page.text.count('<tr id="run-') == 5  # data add, then split, train, evaluate, deploy

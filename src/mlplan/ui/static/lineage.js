@@ -125,6 +125,8 @@
         }, edgeLayer);
       });
       container.dataset.state = "drawn";
+      const status = document.getElementById("lineage-status");
+      if (status) status.textContent = status.dataset.drawn;
     });
   }
 
