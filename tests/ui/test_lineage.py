@@ -194,11 +194,12 @@ def test_the_start_list_offers_every_dataset_version_model_and_deployment(
             """() => [...document.querySelectorAll('tr[data-start]')].map(tr => [
                 tr.dataset.kind, tr.dataset.start])"""
         )
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        visit.page.screenshot(path=str(SCREENSHOTS / "lineage-start.png"), full_page=True)
         visit.page.get_by_role("link", name="production", exact=True).click()
         visit.page.wait_for_url(f"{base_url}/lineage?ref=production")
         visit.page.wait_for_selector("#lineage-graph[data-state=drawn]")
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        visit.page.screenshot(path=str(SCREENSHOTS / "lineage-start.png"), full_page=True)
+        visit.page.screenshot(path=str(SCREENSHOTS / "lineage-deployment.png"), full_page=True)
     finally:
         visit.close()
     assert visit.problems == []

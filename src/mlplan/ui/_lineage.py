@@ -225,7 +225,11 @@ def start_view(ws: Workspace, *, page: int = 1) -> StartView:
         for n in range(1, d.versions + 1)
     ]
     starts += [
-        LineageStart("model", m.ref, f"{m.family}, trained on {m.split}")
+        LineageStart(
+            "model",
+            m.ref,
+            f"{m.family}, " + (f"a new version of {m.parent}" if m.parent else f"on {m.split}"),
+        )
         for m in list_models(ws, versions=True)
     ]
     starts += [
