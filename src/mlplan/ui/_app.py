@@ -25,6 +25,7 @@ from mlplan.serving import is_loopback
 from mlplan.ui._actions import MAX_FORM_BYTES, ActionOutcome, read_form, rollout_action
 from mlplan.ui._assets import HTMX, LIBRARIES, load_library
 from mlplan.ui._format import key_metrics, number, span, when
+from mlplan.ui._labels import LABELS_PAGES, labels_view
 from mlplan.ui._views import (
     STATE_LABELS,
     data_view,
@@ -43,6 +44,7 @@ log = logging.getLogger("mlplan.ui")
 PAGES: tuple[tuple[str, str], ...] = (
     ("/", "Project"),
     ("/data", "Data"),
+    ("/labels", "Labels"),
     ("/models", "Models"),
     ("/deployments", "Deployments"),
     ("/monitoring", "Monitoring"),
@@ -93,6 +95,7 @@ def create_app(config: UiConfig) -> Any:
             Route("/", pages.project, methods=["GET"]),
             Route("/data", pages.data, methods=["GET"]),
             Route("/data/{ref}", pages.dataset, methods=["GET"]),
+            Route("/labels", pages.labels, methods=["GET"]),
             Route("/models", pages.models, methods=["GET"]),
             Route("/deployments", pages.deployments, methods=["GET"]),
             Route("/deployments/{name}/{action}", pages.act, methods=["POST"]),
@@ -159,6 +162,12 @@ class _Pages:
         return self._render(
             request, "dataset.html", view=view, title=f"Data: {view.info.ref}", path="/data"
         )
+
+    def labels(self, request: Any) -> Any:
+        pages = {name: _page_number(request, name) for name in LABELS_PAGES}
+        with self._opened() as ws:
+            view = labels_view(ws, pages=pages)
+        return self._render(request, "labels.html", view=view, title="Labels")
 
     def models(self, request: Any) -> Any:
         with self._opened() as ws:
