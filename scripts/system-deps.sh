@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 
 ORT_WEB_VERSION=1.30.0
 HTMX_VERSION=4.0.1  # as mlplan.ui.HTMX
+ELKJS_VERSION=0.12.1  # as mlplan.ui.ELK
 UPLOT_VERSION=1.6.32  # as mlplan.ui.UPLOT
 AXE_CORE_VERSION=4.14.1  # as tests/ui/test_browser.py's AXE_CORE
 
@@ -58,6 +59,7 @@ npm_pack() {
 }
 npm_pack onnxruntime-web "$ORT_WEB_VERSION" "the browser build's test will fail"
 npm_pack htmx.org "$HTMX_VERSION" "mlplan ui serves its pages without htmx and its browser tests fail"
+npm_pack elkjs "$ELKJS_VERSION" "mlplan ui shows lineage as a table only, and its graph test fails"
 npm_pack uplot "$UPLOT_VERSION" "mlplan ui shows the Monitoring page's tables without charts"
 npm_pack axe-core "$AXE_CORE_VERSION" "the dashboard's accessibility test fails"
 exit 0

@@ -23,9 +23,12 @@ from mlplan.errors import MlplanError, NotFoundError, RefError
 from mlplan.rollout import MOVES
 from mlplan.serving import is_loopback
 from mlplan.ui._actions import MAX_FORM_BYTES, ActionOutcome, read_form, rollout_action
-from mlplan.ui._assets import HTMX, LIBRARIES, UPLOT, UPLOT_CSS, load_library
+from mlplan.ui._assets import ELK, HTMX, LIBRARIES, UPLOT, UPLOT_CSS, load_library
 from mlplan.ui._charts import parse_before
+from mlplan.ui._data_diff import data_diff_view
 from mlplan.ui._format import key_metrics, number, span, when
+from mlplan.ui._labels import LABELS_PAGES, labels_view
+from mlplan.ui._lineage import KIND_LABELS, lineage_href, lineage_view, start_view
 from mlplan.ui._views import (
     STATE_LABELS,
     data_view,
@@ -44,9 +47,11 @@ log = logging.getLogger("mlplan.ui")
 PAGES: tuple[tuple[str, str], ...] = (
     ("/", "Project"),
     ("/data", "Data"),
+    ("/labels", "Labels"),
     ("/models", "Models"),
     ("/deployments", "Deployments"),
     ("/monitoring", "Monitoring"),
+    ("/lineage", "Lineage"),
 )
 """The pages in the nav bar: path and title."""
 
@@ -94,10 +99,13 @@ def create_app(config: UiConfig) -> Any:
             Route("/", pages.project, methods=["GET"]),
             Route("/data", pages.data, methods=["GET"]),
             Route("/data/{ref}", pages.dataset, methods=["GET"]),
+            Route("/data/{ref}/diff", pages.dataset_diff, methods=["GET"]),
+            Route("/labels", pages.labels, methods=["GET"]),
             Route("/models", pages.models, methods=["GET"]),
             Route("/deployments", pages.deployments, methods=["GET"]),
             Route("/deployments/{name}/{action}", pages.act, methods=["POST"]),
             Route("/monitoring", pages.monitoring, methods=["GET"]),
+            Route("/lineage", pages.lineage, methods=["GET"]),
             Route("/static/{name}", pages.static_file, methods=["GET"]),
         ],
         exception_handlers={404: pages.not_found, MlplanError: pages.failed},
@@ -132,10 +140,17 @@ class _Pages:
             uplot=all(vendored.get(lib.served_as) is not None for lib in (UPLOT, UPLOT_CSS)),
         )
         css = files("mlplan.ui").joinpath("static", "ui.css").read_bytes()
-        charts = files("mlplan.ui").joinpath("static", "monitoring.js").read_bytes()
+        self._elk = vendored.get(ELK.served_as) is not None
         self._static = {
             "ui.css": (css, "text/css"),
-            "monitoring.js": (charts, "text/javascript"),
+            "lineage.js": (
+                files("mlplan.ui").joinpath("static", "lineage.js").read_bytes(),
+                "text/javascript",
+            ),
+            "monitoring.js": (
+                files("mlplan.ui").joinpath("static", "monitoring.js").read_bytes(),
+                "text/javascript",
+            ),
             **{
                 name: (body, "text/css" if name.endswith(".css") else "text/javascript")
                 for name, body in vendored.items()
@@ -167,6 +182,32 @@ class _Pages:
         return self._render(
             request, "dataset.html", view=view, title=f"Data: {view.info.ref}", path="/data"
         )
+
+    def dataset_diff(self, request: Any) -> Any:
+        """``mlplan data diff AGAINST REF`` (``?against=``, by default the version before);
+        404 with the library's message for a version that does not exist, or a first
+        version with nothing to compare it with."""
+        ref = request.path_params["ref"]
+        try:
+            with self._opened() as ws:
+                view = data_diff_view(
+                    ws,
+                    ref,
+                    against=request.query_params.get("against") or None,
+                    page=_page_number(request, "page"),
+                )
+        except (NotFoundError, RefError) as error:
+            return self._render(
+                request, "error.html", 404, title="Not found", message=str(error), path="/data"
+            )
+        title = f"Data: {view.diff.a} → {view.diff.b}"
+        return self._render(request, "data_diff.html", view=view, title=title, path="/data")
+
+    def labels(self, request: Any) -> Any:
+        pages = {name: _page_number(request, name) for name in LABELS_PAGES}
+        with self._opened() as ws:
+            view = labels_view(ws, pages=pages)
+        return self._render(request, "labels.html", view=view, title="Labels")
 
     def models(self, request: Any) -> Any:
         with self._opened() as ws:
@@ -228,6 +269,35 @@ class _Pages:
         with self._opened() as ws:
             view = monitoring_view(ws, before=before)
         return self._render(request, "monitoring.html", view=view, title="Monitoring")
+
+    def lineage(self, request: Any) -> Any:
+        """Where one can start, or with ``?ref=REF`` the graph ``mlplan lineage REF`` walks;
+        404 with the library's message for a reference no run made or read."""
+        ref = request.query_params.get("ref", "").strip()
+        links: dict[str, Any] = {
+            "lineage_href": lineage_href,
+            "kind_labels": KIND_LABELS,
+            "elk": self._elk,
+        }
+        if not ref:
+            with self._opened() as ws:
+                start = start_view(ws, page=_page_number(request, "page"))
+            return self._render(request, "lineage.html", view=start, title="Lineage", **links)
+        try:
+            with self._opened() as ws:
+                view = lineage_view(ws, ref)
+        except (NotFoundError, RefError) as error:
+            return self._render(
+                request, "error.html", 404, title="Not found", message=str(error), path="/lineage"
+            )
+        return self._render(
+            request,
+            "lineage.html",
+            view=view,
+            title=f"Lineage: {view.subject.ref}",
+            run_icon=KIND_LABELS["run"][0],
+            **links,
+        )
 
     def static_file(self, request: Any) -> Any:
         from starlette.responses import Response

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "ELK",
     "HTMX",
     "LIBRARIES",
     "UPLOT",
@@ -64,6 +65,16 @@ HTMX = FrontEndLibrary(
 )
 """htmx: pages swap a table's next page in place of a whole reload."""
 
+ELK = FrontEndLibrary(
+    package="elkjs",
+    version="0.12.1",
+    member="lib/elk.bundled.js",
+    served_as="elk.bundled.js",
+    env="MLPLAN_ELKJS",
+)
+"""elkjs: the Lineage page lays its graph out (the bundled build runs in the page itself,
+no web worker, no eval: it keeps to the page's ``script-src 'self'``)."""
+
 UPLOT = FrontEndLibrary(
     package="uplot",
     version="1.6.32",
@@ -82,7 +93,7 @@ UPLOT_CSS = FrontEndLibrary(
 )
 """uPlot's stylesheet, served as a file: the pages' policy allows no inline style."""
 
-LIBRARIES: tuple[FrontEndLibrary, ...] = (HTMX, UPLOT, UPLOT_CSS)
+LIBRARIES: tuple[FrontEndLibrary, ...] = (HTMX, ELK, UPLOT, UPLOT_CSS)
 
 
 def npm_folder() -> Path:
