@@ -19,6 +19,7 @@ from mlplan.errors import MlplanError
 from mlplan.monitoring import (
     MEASURED,
     WHOLE,
+    Alert,
     MonitorWindow,
     list_alerts,
     metric_value,
@@ -194,7 +195,9 @@ def deployment_charts(
         )
     lengths = sorted(counts, key=lambda k: (-counts[k], parse_duration(k)))
     slices = sorted({w.slice for w in windows}, key=lambda s: (s != WHOLE, s))
-    older = min(starts) if any(f.full for f in families) else None
+    # the page before: from the latest oldest window of a full family, so that no family
+    # skips a window (one less full shows some again)
+    older = max((f.first for f in families if f.full), default=None)
     return DeploymentCharts(
         deployment,
         families,
@@ -270,7 +273,7 @@ def _thresholds(
     return out
 
 
-def _marker(ws: Workspace, alert: Any) -> dict[str, Any]:
+def _marker(ws: Workspace, alert: Alert) -> dict[str, Any]:
     """An alert as a chart marks it: on its metric and slice, at the window that ended at
     its ``window_end``, of its rule's window length (None when the plan no longer has the
     rule)."""

@@ -123,6 +123,11 @@
     };
     slices.addEventListener("change", redraw);
     lengths.addEventListener("change", redraw);
+    let resized = null; // charts are drawn to their box's width: again once a resize settles
+    window.addEventListener("resize", () => {
+      clearTimeout(resized);
+      resized = setTimeout(redraw, 200);
+    });
     section.hidden = false;
     redraw();
   }
