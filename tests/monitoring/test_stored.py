@@ -49,6 +49,9 @@ def test_stored_windows_filter_by_start_and_keep_the_newest_windows_whole(
     software = stored_windows(watched, family="software", limit=1)
     assert {w.family for w in software} == {"software"} and _starts(software) == [14]
     assert stored_windows(watched, deployment="staging", limit=5) == []
+    north = stored_windows(watched, slice="region=north", limit=1)
+    assert {w.slice for w in north} == {"region=north"} and _starts(north) == [14]
+    assert north == [w for w in newest if w.slice == "region=north" and w.start == north[0].start]
 
 
 def test_list_alerts_filters_by_window_end_and_limits_to_the_newest(watched: Workspace) -> None:

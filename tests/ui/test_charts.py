@@ -49,14 +49,13 @@ def base_url(charted: Path) -> Iterator[str]:
         yield url
 
 
-def drawn(visit: Visit, *, slice_value: str = "all", length: str = "1h") -> dict[str, Any]:
-    """Each family's charts as the page drew them for a slice value and window length:
-    per metric, its points, thresholds and alert ids, and whether a canvas is there."""
+def drawn(visit: Visit, *, length: str = "1h") -> dict[str, Any]:
+    """Each family's charts as the page drew them for a window length: per metric, its
+    points, thresholds and alert ids, whether a canvas is there, and its words."""
     page = visit.page
     page.locator("section.charts:not([hidden])").wait_for()
-    page.select_option("select[name=slice]", slice_value)
-    page.select_option("select[name=length]", length)
-    page.locator(f'section.charts[data-drawn="{slice_value} {length}"]').wait_for(state="attached")
+    page.select_option("select.chart-length", length)
+    page.locator(f'section.charts[data-drawn$=" {length}"]').wait_for(state="attached")
     result: dict[str, Any] = page.evaluate(
         """() => Object.fromEntries([...document.querySelectorAll('[data-family-charts]')]
             .map(box => [box.dataset.familyCharts, Object.fromEntries(
@@ -83,7 +82,10 @@ def test_each_familys_charts_have_a_point_per_stored_window_of_the_span(
         every = drawn(visit)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         visit.page.screenshot(path=str(SCREENSHOTS / "monitoring-charts.png"), full_page=True)
-        north = drawn(visit, slice_value="region=north")
+        visit.page.select_option("select[name=slice]", "region=north")
+        visit.page.get_by_role("button", name="Show").click()
+        visit.page.wait_for_url(base_url + "/monitoring?slice=region%3Dnorth")
+        north = drawn(visit)
         daily = drawn(visit, length="1d")
     finally:
         visit.close()
@@ -97,7 +99,7 @@ def test_each_familys_charts_have_a_point_per_stored_window_of_the_span(
         for metric, chart in every[family].items():
             assert (chart["points"], chart["canvas"]) == (len(starts), 1), (family, metric)
     assert len({w.start for w in hourly if w.family == "software"}) == 2
-    assert north["software"] == {}  # software is measured over every record only
+    assert "software" not in north  # software is measured over every record only
     north_starts = {w.start for w in hourly if w.family == "input" and w.slice == "region=north"}
     assert {c["points"] for c in north["input"].values()} == {len(north_starts)}
     assert {c["points"] for c in daily["input"].values()} == {1}
@@ -135,19 +137,23 @@ def test_the_charts_data_equals_what_mlplan_monitor_json_measures(
     browser: Any, base_url: str, charted: Path
 ) -> None:
     printed = cli_json(charted, "monitor", "production", *SPAN)
-    visit = Visit(browser, base_url + "/monitoring")
-    try:
-        (block,) = visit.page.evaluate(
-            "() => [...document.querySelectorAll('script.charts-data')].map(s => s.textContent)"
-        )
-    finally:
-        visit.close()
-    data = json.loads(block)
-    assert data["deployment"] == "production"
-    families = {f["family"]: f for f in data["families"]}
+    blocks = {}
+    for value in sorted({w["slice"] for w in printed["windows"]}):
+        visit = Visit(browser, f"{base_url}/monitoring?slice={value.replace('=', '%3D')}")
+        try:
+            (block,) = visit.page.evaluate(
+                "() => [...document.querySelectorAll('script.charts-data')].map(s => s.textContent)"
+            )
+        finally:
+            visit.close()
+        assert visit.problems == []
+        blocks[value] = json.loads(block)
+    assert set(blocks) == {"all", "region=north", "region=south"}
     checked = 0
     for window in printed["windows"]:
-        family = families[window["family"]]
+        data = blocks[window["slice"]]
+        assert (data["deployment"], data["slice"]) == ("production", window["slice"])
+        family = next(f for f in data["families"] if f["family"] == window["family"])
         (series,) = [
             s for s in family["series"] if s["slice"] == window["slice"] and s["length"] == "1h"
         ]
@@ -168,7 +174,7 @@ def test_axe_finds_no_serious_violation_on_the_drawn_charts(
     try:
         page = context.new_page()
         page.goto(base_url + "/monitoring")
-        page.select_option("select[name=length]", "1d")  # a threshold and an alert drawn
+        page.select_option("select.chart-length", "1d")  # a threshold and an alert drawn
         page.locator('section.charts[data-drawn="all 1d"]').wait_for(state="attached")
         result = axe_run(page, axe_source)
         page.screenshot(path=str(SCREENSHOTS / f"monitoring-charts-{scheme}.png"), full_page=True)
@@ -181,6 +187,7 @@ def test_axe_finds_no_serious_violation_on_the_drawn_charts(
 def test_without_javascript_the_tables_show_and_the_charts_stay_hidden(charted: Path) -> None:
     with TestClient(create_app(UiConfig(charted)), base_url="http://127.0.0.1") as client:
         page = client.get("/monitoring").text
+        north = client.get("/monitoring", params={"slice": "region=north"}).text
         css = client.get("/static/uPlot.min.css")
         script = client.get("/static/monitoring.js")
     assert re.search(r'<section class="charts"[^>]* hidden>', page)
@@ -189,6 +196,12 @@ def test_without_javascript_the_tables_show_and_the_charts_stay_hidden(charted: 
     assert script.headers["content-type"].startswith("text/javascript")
     assert '<script type="application/json" class="charts-data">' in page
     assert "<style" not in page and "style=" not in page  # the policy allows no inline style
+    assert '<option value="region=north" selected>' in north
+    assert '"slice": "region=north"' in north
+    # the tables show every slice value of the newest window, whichever is charted
+    assert north.count('<tr data-slice="region=south">') == page.count(
+        '<tr data-slice="region=south">'
+    )
 
 
 def test_many_stored_windows_are_charted_newest_first_a_span_at_a_time(charted: Path) -> None:

@@ -700,14 +700,16 @@ def stored_windows(
     *,
     deployment: str | None = None,
     family: str | None = None,
+    slice: str | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     limit: int | None = None,
 ) -> list[MonitorWindow]:
-    """The stored windows, oldest first (``deployment``, ``family``: only those; ``since``:
+    """The stored windows, oldest first (``deployment``, ``family``, ``slice``: only those
+    of that deployment, family, slice value — ``all``: every record's; ``since``:
     those starting at or after it; ``until``: those starting before it; ``limit``: of
     those, only the newest ``limit`` windows, counted by start time, each with all its
-    slice values and versions). The store filters and limits, so a page of the newest
+    slice values asked for and versions). The store filters and limits, so a page of the newest
     windows costs the same however many are stored.
 
     Raises
@@ -731,6 +733,8 @@ def stored_windows(
         query = query.where(MonitorWindowRecord.deployment == deployment)
     if family is not None:
         query = query.where(MonitorWindowRecord.family == family)
+    if slice is not None:
+        query = query.where(MonitorWindowRecord.slice == slice)
     if since is not None:
         query = query.where(MonitorWindowRecord.window_start >= _utc(since))
     if until is not None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from mlplan._optional import require
 from mlplan.errors import MlplanError, NotFoundError, RefError
+from mlplan.monitoring import WHOLE
 from mlplan.rollout import MOVES
 from mlplan.serving import is_loopback
 from mlplan.ui._actions import MAX_FORM_BYTES, ActionOutcome, read_form, rollout_action
@@ -267,7 +268,9 @@ class _Pages:
     def monitoring(self, request: Any) -> Any:
         before = parse_before(request.query_params.get("before"))
         with self._opened() as ws:
-            view = monitoring_view(ws, before=before)
+            view = monitoring_view(
+                ws, before=before, slice_value=request.query_params.get("slice") or WHOLE
+            )
         return self._render(request, "monitoring.html", view=view, title="Monitoring")
 
     def lineage(self, request: Any) -> Any:

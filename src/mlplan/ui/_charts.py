@@ -38,6 +38,7 @@ __all__ = [
     "charted_windows",
     "deployment_charts",
     "length_text",
+    "newest_windows",
     "parse_before",
 ]
 
@@ -106,16 +107,36 @@ def parse_before(text: str | None) -> dt.datetime | None:
 
 
 def charted_windows(
-    ws: Workspace, deployment: str, *, before: dt.datetime | None = None
+    ws: Workspace,
+    deployment: str,
+    *,
+    slice_value: str = WHOLE,
+    before: dt.datetime | None = None,
 ) -> list[MonitorWindow]:
-    """The deployment's windows the page charts: each family's newest ``CHART_WINDOWS``
-    (starting before ``before``, when given), oldest first within a family."""
+    """The deployment's windows the page charts: each family's newest ``CHART_WINDOWS`` of
+    the slice value ``slice_value`` (starting before ``before``, when given), oldest first
+    within a family. One slice value at a time: a plan with many slices costs no more."""
     return [
         w
         for family in MEASURED
         for w in stored_windows(
-            ws, deployment=deployment, family=family, until=before, limit=CHART_WINDOWS
+            ws,
+            deployment=deployment,
+            family=family,
+            slice=slice_value,
+            until=before,
+            limit=CHART_WINDOWS,
         )
+    ]
+
+
+def newest_windows(ws: Workspace, deployment: str) -> list[MonitorWindow]:
+    """Each family's newest window of the deployment, every slice value of it (the tables
+    under the charts, and the slice values to chart)."""
+    return [
+        w
+        for family in MEASURED
+        for w in stored_windows(ws, deployment=deployment, family=family, limit=1)
     ]
 
 
@@ -138,11 +159,12 @@ class FamilyCharts:
 
 @dataclass(frozen=True)
 class DeploymentCharts:
-    """A deployment's charts: per family, its metrics; the window lengths and slice values
-    to choose from (the default first); the moment to page back from (None: nothing older
-    to show); and ``data``, everything the script draws, JSON-ready."""
+    """A deployment's charts of one slice value: per family, its metrics; the window lengths
+    (the default first) and the slice values to choose from; the moment to page back from
+    (None: nothing older to show); and ``data``, everything the script draws, JSON-ready."""
 
     deployment: str
+    slice: str
     families: list[FamilyCharts]
     lengths: list[str]
     slices: list[str]
@@ -151,12 +173,18 @@ class DeploymentCharts:
 
 
 def deployment_charts(
-    ws: Workspace, deployment: str, windows: Sequence[MonitorWindow]
+    ws: Workspace,
+    deployment: str,
+    windows: Sequence[MonitorWindow],
+    *,
+    slice_value: str = WHOLE,
+    slices: Sequence[str] = (WHOLE,),
 ) -> DeploymentCharts:
-    """The charts of ``deployment`` over ``windows`` (:func:`charted_windows`): per family
-    and window length, slice value and package version, each charted metric's value at each
-    window start (as a rule reads it); the plan's rules of that family as thresholds (the
-    metric and slice values they judge); the alerts fired in the span as markers."""
+    """The charts of ``deployment`` over ``windows`` (:func:`charted_windows` of the slice
+    value ``slice_value``; ``slices``: those to choose from): per family and window length and
+    package version, each charted metric's value at each window start (as a rule reads it);
+    the plan's rules of that family as thresholds (the metric and slice values they judge);
+    the alerts fired in the span as markers."""
     starts = [w.start for w in windows]
     alerts = (
         list_alerts(ws, deployment=deployment, since=min(starts), until=max(w.end for w in windows))
@@ -194,17 +222,18 @@ def deployment_charts(
             }
         )
     lengths = sorted(counts, key=lambda k: (-counts[k], parse_duration(k)))
-    slices = sorted({w.slice for w in windows}, key=lambda s: (s != WHOLE, s))
+    choices = sorted({slice_value, *slices}, key=lambda s: (s != WHOLE, s))
     # the page before: from the latest oldest window of a full family, so that no family
     # skips a window (one less full shows some again)
     older = max((f.first for f in families if f.full), default=None)
     return DeploymentCharts(
         deployment,
+        slice_value,
         families,
         lengths,
-        slices,
+        choices,
         older,
-        {"deployment": deployment, "families": data},
+        {"deployment": deployment, "slice": slice_value, "families": data},
     )
 
 

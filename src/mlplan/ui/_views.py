@@ -5,6 +5,7 @@ nothing computed here that the library does not already say."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Sequence
@@ -38,7 +39,12 @@ from mlplan.rollout import (
     rollout_status,
 )
 from mlplan.rollout import State as RolloutState
-from mlplan.ui._charts import DeploymentCharts, charted_windows, deployment_charts
+from mlplan.ui._charts import (
+    DeploymentCharts,
+    charted_windows,
+    deployment_charts,
+    newest_windows,
+)
 from mlplan.ui._format import Bar, Pager, column_bars, key_metrics, page_of
 from mlplan.workspace import DeploymentInfo, list_deployments
 
@@ -218,23 +224,37 @@ class MonitoringView:
     deployments: list[DeploymentMonitoring]
     any_windows: bool = field(default=False)
     before: dt.datetime | None = None
+    slice: str = WHOLE
 
 
-def monitoring_view(ws: Workspace, *, before: dt.datetime | None = None) -> MonitoringView:
-    """What ``mlplan monitor`` stored and ``mlplan alerts list`` shows, per deployment: the
-    newest windows of each family (those starting before ``before``, to page back), charted,
-    and the newest of them in a table."""
+def monitoring_view(
+    ws: Workspace, *, before: dt.datetime | None = None, slice_value: str = WHOLE
+) -> MonitoringView:
+    """What ``mlplan monitor`` stored and ``mlplan alerts list`` shows, per deployment: each
+    family's newest window in a table, and its newest windows of the slice value
+    ``slice_value`` (those starting before ``before``, to page back) charted."""
     shown = []
     for deployment in list_deployments(ws) if ws.has_store else []:
-        windows = charted_windows(ws, deployment.name, before=before)
+        newest = newest_windows(ws, deployment.name)
         alerts = [
             a
             for state in _ACTIVE_ALERTS
             for a in list_alerts(ws, state=state, deployment=deployment.name)
         ]
-        charts = deployment_charts(ws, deployment.name, windows)
-        shown.append(DeploymentMonitoring(deployment, _family_tables(windows), alerts, charts))
-    return MonitoringView(shown, any(d.families for d in shown), before)
+        charts = deployment_charts(
+            ws,
+            deployment.name,
+            charted_windows(ws, deployment.name, slice_value=slice_value, before=before),
+            slice_value=slice_value,
+            slices=[w.slice for w in newest],
+        )
+        charted = {f.family: f.windows for f in charts.families}
+        tables = [  # newest of the windows charted
+            dataclasses.replace(t, windows=charted.get(t.family, t.windows))
+            for t in _family_tables(newest)
+        ]
+        shown.append(DeploymentMonitoring(deployment, tables, alerts, charts))
+    return MonitoringView(shown, any(d.families for d in shown), before, slice_value)
 
 
 def _family_tables(windows: Sequence[MonitorWindow]) -> list[FamilyTable]:

@@ -108,20 +108,18 @@
 
   function charts(section) {
     const data = JSON.parse(section.querySelector("script.charts-data").textContent);
-    const slices = section.querySelector("select[name=slice]");
-    const lengths = section.querySelector("select[name=length]");
+    const lengths = section.querySelector("select.chart-length");
     const redraw = () => {
       for (const family of data.families) {
         const box = section.querySelector(`[data-family-charts="${CSS.escape(family.family)}"]`);
-        const series = family.series.find((s) => s.slice === slices.value && s.length === lengths.value);
+        const series = family.series.find((s) => s.slice === data.slice && s.length === lengths.value);
         box.querySelector("p.none").hidden = Boolean(series);
         for (const figure of box.querySelectorAll("figure.chart")) {
-          plot(figure, family, series, slices.value, lengths.value);
+          plot(figure, family, series, data.slice, lengths.value);
         }
       }
-      section.dataset.drawn = `${slices.value} ${lengths.value}`;
+      section.dataset.drawn = `${data.slice} ${lengths.value}`;
     };
-    slices.addEventListener("change", redraw);
     lengths.addEventListener("change", redraw);
     let resized = null; // charts are drawn to their box's width: again once a resize settles
     window.addEventListener("resize", () => {
