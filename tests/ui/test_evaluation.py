@@ -221,11 +221,12 @@ def test_the_model_page_shows_focus_gates_risks_approvals_and_both_documents(
 def test_axe_finds_no_serious_violation_on_the_evaluation_pages(
     browser: Any, base_url: str, axe_source: str, scheme: str
 ) -> None:
-    # axe is injected by the test, past the pages' own policy; it does not enter the frames
+    # axe is injected by the test, past the pages' own policy; it does not enter the frames.
+    # The list, /evaluation, is one of PAGES: test_browser checks it in both themes.
     context = browser.new_context(bypass_csp=True, color_scheme=scheme)
     found = {}
     try:
-        for path in ("/evaluation", "/evaluation/logistic-1", "/evaluation/logistic-2"):
+        for path in ("/evaluation/logistic-1", "/evaluation/logistic-2"):
             page = context.new_page()
             page.goto(base_url + path)
             result = axe_run(page, axe_source)
@@ -235,3 +236,35 @@ def test_axe_finds_no_serious_violation_on_the_evaluation_pages(
     finally:
         context.close()
     assert found == {path: [] for path in found}
+
+
+def test_the_list_keeps_each_versions_newest_evaluation_fifty_a_page(tmp_path: Path) -> None:
+    root = write_churn_project(tmp_path)
+    ws = Workspace(root)
+    try:
+        with ws.record("evaluate", {}) as run:  # as evaluate stores them, without evaluating
+            # m-007@1 evaluated twice: its newest is listed
+            for i, value in [*((i, i / 1000) for i in range(120)), (7, 0.99)]:
+                run.report(
+                    "evaluation",
+                    {
+                        "model": f"m-{i:03d}",
+                        "package": {"ref": f"m-{i:03d}@1", "version": 1},
+                        "split": "customers@1/s1",
+                        "part": "test",
+                        "focus_metric": "accuracy",
+                        "overall": {"accuracy": {"value": value, "low": None, "high": None}},
+                        "gates": [],
+                        "passed": True,
+                    },
+                )
+    finally:
+        ws.close()
+    with TestClient(create_app(UiConfig(root)), base_url="http://127.0.0.1") as client:
+        pages = [client.get(f"/evaluation?page={n}").text for n in (1, 2, 3)]
+    refs = [re.findall(r'<tr data-ref="([^"]+)"', page) for page in pages]
+    assert [len(r) for r in refs] == [50, 50, 20]
+    assert [ref for page in refs for ref in page] == [f"m-{i:03d}@1" for i in range(120)]
+    assert "1–50 of 120" in pages[0] and 'href="/evaluation?page=2"' in pages[0]
+    assert '<data class="value" value="0.99">' in pages[0]  # m-007's newest
+    assert "(the plan sets no gate)" in pages[2]

@@ -147,12 +147,7 @@ def model_evaluation_view(ws: Workspace, ref: str) -> ModelEvaluationView:
     ModelNotFoundError
         No such model or version (the message lists those there are).
     """
-    if not ws.has_store:  # reading must not create a store
-        raise NotFoundError(
-            f"no model is registered yet, so no {ref}: mlplan train registers one and "
-            "mlplan evaluate MODEL evaluates it"
-        )
-    model = get_model(ws, ref)
+    model = _model(ws, ref)
     found = latest_evaluation(ws, model.ref)
     versions = sorted(
         {str(e.package["ref"]) for e in list_evaluations(ws, model.name) if e.package},
@@ -179,18 +174,29 @@ def evaluation_document(ws: Workspace, ref: str, document: str) -> bytes:
     """
     if document not in DOCUMENTS:
         raise NotFoundError(f"no document {document!r}; known: {', '.join(DOCUMENTS)}")
-    view = model_evaluation_view(ws, ref)
-    if view.evaluation is None:
+    model = _model(ws, ref)
+    found = latest_evaluation(ws, model.ref)
+    if found is None:
         raise NotFoundError(
-            f"{view.model.ref} has not been evaluated yet. Run: mlplan evaluate {view.model.ref}"
+            f"{model.ref} has not been evaluated yet. Run: mlplan evaluate {model.ref}"
         )
     if document == "card":
-        return model_card(ws, view.model.ref).html.encode()
-    stored = (view.report.get("artifacts") or {}).get("evaluation.html")
+        return model_card(ws, model.ref).html.encode()
+    stored = (found.report.get("artifacts") or {}).get("evaluation.html")
     artifacts = ws.store.artifacts
     if stored is None or not artifacts.exists(stored):
         raise NotFoundError(
-            f"the report of evaluation {view.evaluation.run_id} of {view.model.ref} is not "
-            f"stored. Run: mlplan evaluate {view.model.ref}"
+            f"the report of evaluation {found.run_id} of {model.ref} is not stored. "
+            f"Run: mlplan evaluate {model.ref}"
         )
     return artifacts.path(stored).read_bytes()
+
+
+def _model(ws: Workspace, ref: str) -> ModelInfo:
+    """The package version ``ref`` names, as ``mlplan models show`` finds it."""
+    if not ws.has_store:  # reading must not create a store
+        raise NotFoundError(
+            f"no model is registered yet, so no {ref}: mlplan train registers one and "
+            "mlplan evaluate MODEL evaluates it"
+        )
+    return get_model(ws, ref)
