@@ -25,6 +25,14 @@ from mlplan.serving import is_loopback
 from mlplan.ui._actions import MAX_FORM_BYTES, ActionOutcome, read_form, rollout_action
 from mlplan.ui._assets import ELK, HTMX, LIBRARIES, load_library
 from mlplan.ui._data_diff import data_diff_view
+from mlplan.ui._evaluation import (
+    CHECK_LABELS,
+    DOCUMENT_CSP,
+    DOCUMENTS,
+    evaluation_document,
+    evaluations_view,
+    model_evaluation_view,
+)
 from mlplan.ui._format import key_metrics, number, span, when
 from mlplan.ui._labels import LABELS_PAGES, labels_view
 from mlplan.ui._lineage import KIND_LABELS, lineage_href, lineage_view, start_view
@@ -48,6 +56,7 @@ PAGES: tuple[tuple[str, str], ...] = (
     ("/data", "Data"),
     ("/labels", "Labels"),
     ("/models", "Models"),
+    ("/evaluation", "Evaluation"),
     ("/deployments", "Deployments"),
     ("/monitoring", "Monitoring"),
     ("/lineage", "Lineage"),
@@ -101,6 +110,9 @@ def create_app(config: UiConfig) -> Any:
             Route("/data/{ref}/diff", pages.dataset_diff, methods=["GET"]),
             Route("/labels", pages.labels, methods=["GET"]),
             Route("/models", pages.models, methods=["GET"]),
+            Route("/evaluation", pages.evaluations, methods=["GET"]),
+            Route("/evaluation/{ref}", pages.model_evaluation, methods=["GET"]),
+            Route("/evaluation/{ref}/{document}", pages.evaluation_document, methods=["GET"]),
             Route("/deployments", pages.deployments, methods=["GET"]),
             Route("/deployments/{name}/{action}", pages.act, methods=["POST"]),
             Route("/monitoring", pages.monitoring, methods=["GET"]),
@@ -136,6 +148,7 @@ class _Pages:
             when=when,
             key_metrics=key_metrics,
             htmx=vendored.get(HTMX.served_as) is not None,
+            check_labels=CHECK_LABELS,
         )
         css = files("mlplan.ui").joinpath("static", "ui.css").read_bytes()
         self._elk = vendored.get(ELK.served_as) is not None
@@ -203,6 +216,52 @@ class _Pages:
         with self._opened() as ws:
             view = models_view(ws, page=_page_number(request, "page"))
         return self._render(request, "models.html", view=view, title="Models")
+
+    def evaluations(self, request: Any) -> Any:
+        with self._opened() as ws:
+            view = evaluations_view(ws, page=_page_number(request, "page"))
+        return self._render(request, "evaluation.html", view=view, title="Evaluation")
+
+    def model_evaluation(self, request: Any) -> Any:
+        """A model's newest evaluation, its report and card embedded (so its policy lets the
+        page frame its own documents); 404 with the library's message for no such model."""
+        ref = request.path_params["ref"]
+        try:
+            with self._opened() as ws:
+                view = model_evaluation_view(ws, ref)
+        except (NotFoundError, RefError) as error:
+            return self._render(
+                request,
+                "error.html",
+                404,
+                title="Not found",
+                message=str(error),
+                path="/evaluation",
+            )
+        title = f"Evaluation: {view.model.ref}"
+        page = self._render(
+            request,
+            "evaluation_model.html",
+            view=view,
+            documents=DOCUMENTS,
+            title=title,
+            path="/evaluation",
+        )
+        page.headers["content-security-policy"] = f"{_CSP}; frame-src 'self'"
+        return page
+
+    def evaluation_document(self, request: Any) -> Any:
+        """A model's evaluation report or card, as stored, under a policy of its own: its
+        inline styles, nothing else, framed only by the dashboard."""
+        from starlette.responses import HTMLResponse, PlainTextResponse
+
+        ref, document = request.path_params["ref"], request.path_params["document"]
+        try:
+            with self._opened() as ws:
+                body = evaluation_document(ws, ref, document)
+        except (NotFoundError, RefError) as error:
+            return PlainTextResponse(str(error), status_code=404)
+        return HTMLResponse(body, headers={"content-security-policy": DOCUMENT_CSP})
 
     def deployments(self, request: Any) -> Any:
         return self._deployments_page(request)
@@ -334,7 +393,8 @@ class _Guard:
     """Before the app: only GET and HEAD, and POST to a rollout action's address (the
     dashboard reads, but for those, which need a key of their own); on loopback, only a
     Host naming loopback, so that a web page elsewhere cannot read it through a DNS name
-    pointed at 127.0.0.1; and the headers that keep every page to its own files."""
+    pointed at 127.0.0.1; and the headers that keep every page to its own files (a response
+    that sets a policy of its own, an embedded document's, keeps it)."""
 
     def __init__(self, app: Any, *, loopback: bool) -> None:
         self._app = app
@@ -360,9 +420,11 @@ class _Guard:
 
         async def with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"content-security-policy" for name, _ in headers):
+                    headers.append((b"content-security-policy", _CSP.encode()))  # else its own
                 message["headers"] = [
-                    *message.get("headers", []),
-                    (b"content-security-policy", _CSP.encode()),
+                    *headers,
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"no-referrer"),
                 ]
