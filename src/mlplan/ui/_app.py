@@ -25,6 +25,7 @@ from mlplan.serving import is_loopback
 from mlplan.ui._actions import MAX_FORM_BYTES, ActionOutcome, read_form, rollout_action
 from mlplan.ui._assets import HTMX, LIBRARIES, load_library
 from mlplan.ui._format import key_metrics, number, span, when
+from mlplan.ui._models import model_view, quantity
 from mlplan.ui._views import (
     STATE_LABELS,
     data_view,
@@ -94,6 +95,7 @@ def create_app(config: UiConfig) -> Any:
             Route("/data", pages.data, methods=["GET"]),
             Route("/data/{ref}", pages.dataset, methods=["GET"]),
             Route("/models", pages.models, methods=["GET"]),
+            Route("/models/{ref}", pages.model, methods=["GET"]),
             Route("/deployments", pages.deployments, methods=["GET"]),
             Route("/deployments/{name}/{action}", pages.act, methods=["POST"]),
             Route("/monitoring", pages.monitoring, methods=["GET"]),
@@ -127,6 +129,7 @@ class _Pages:
             span=span,
             when=when,
             key_metrics=key_metrics,
+            quantity=quantity,
             htmx=vendored.get(HTMX.served_as) is not None,
         )
         css = files("mlplan.ui").joinpath("static", "ui.css").read_bytes()
@@ -162,8 +165,28 @@ class _Pages:
 
     def models(self, request: Any) -> Any:
         with self._opened() as ws:
-            view = models_view(ws, page=_page_number(request, "page"))
+            view = models_view(
+                ws,
+                page=_page_number(request, "page"),
+                models_page=_page_number(request, "models"),
+            )
         return self._render(request, "models.html", view=view, title="Models")
+
+    def model(self, request: Any) -> Any:
+        """One model's page (a package version's, the newest for a bare name); 404 with the
+        library's message (naming the models or versions there are) for one that does not
+        exist."""
+        ref = request.path_params["ref"]
+        try:
+            with self._opened() as ws:
+                view = model_view(ws, ref)
+        except NotFoundError as error:
+            return self._render(
+                request, "error.html", 404, title="Not found", message=str(error), path="/models"
+            )
+        return self._render(
+            request, "model.html", view=view, title=f"Model: {view.model.ref}", path="/models"
+        )
 
     def deployments(self, request: Any) -> Any:
         return self._deployments_page(request)

@@ -23,7 +23,7 @@ from mlplan.data import (
     metadata_rows,
 )
 from mlplan.errors import DatasetNotFoundError
-from mlplan.modeling import Comparison, latest_comparison
+from mlplan.modeling import Comparison, ModelInfo, latest_comparison, list_models
 from mlplan.monitoring import FAMILIES, WHOLE, Alert, MonitorWindow, list_alerts, stored_windows
 from mlplan.rollout import (
     MOVES,
@@ -38,6 +38,7 @@ from mlplan.rollout import (
 )
 from mlplan.rollout import State as RolloutState
 from mlplan.ui._format import Bar, Pager, column_bars, key_metrics, page_of
+from mlplan.ui._models import MetricAxis, Whisker, comparison_axes, row_whiskers
 from mlplan.workspace import DeploymentInfo, list_deployments
 
 if TYPE_CHECKING:
@@ -160,24 +161,34 @@ def project_view(ws: Workspace, *, alerts_page: int = 1) -> ProjectView:
 @dataclass(frozen=True)
 class ModelsView:
     """The Models page: the newest stored comparison (``mlplan models compare``), a page of
-    its rows, and its metrics, the primary first."""
+    its rows, and its metrics, the primary first; each metric's axis over every row and, per
+    row shown, its error bars on them; a page of the registered models (``mlplan models
+    list``)."""
 
     comparison: Comparison | None
     rows: list[dict[str, Any]]
     pager: Pager
     metrics: list[str]
+    axes: dict[str, MetricAxis] = field(default_factory=dict)
+    whiskers: list[dict[str, Whisker]] = field(default_factory=list)
+    models: list[ModelInfo] = field(default_factory=list)
+    models_pager: Pager = field(default_factory=lambda: Pager(1, 1, 0))
 
 
-def models_view(ws: Workspace, *, page: int = 1) -> ModelsView:
+def models_view(ws: Workspace, *, page: int = 1, models_page: int = 1) -> ModelsView:
     """The comparison ``mlplan models compare`` stored last (the page never runs one: that
-    is a run of its own, with its bootstrap)."""
+    is a run of its own, with its bootstrap), and the models ``mlplan models list`` lists."""
     found = latest_comparison(ws) if ws.has_store else None
     rows = [] if found is None else found.rows
     shown, pager = page_of(rows, page)
     metrics: list[str] = [] if found is None else [found.primary]
     for row in rows:
         metrics.extend(m for m in row["metrics"] if m not in metrics)
-    return ModelsView(found, shown, pager, metrics)
+    axes = comparison_axes(rows, metrics)
+    confidence = None if found is None else found.confidence
+    whiskers = [row_whiskers(row, axes, confidence=confidence) for row in shown]
+    models, models_pager = page_of(list_models(ws) if ws.has_store else [], models_page)
+    return ModelsView(found, shown, pager, metrics, axes, whiskers, models, models_pager)
 
 
 @dataclass(frozen=True)
