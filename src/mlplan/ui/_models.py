@@ -218,7 +218,7 @@ def model_view(ws: Workspace, ref: str) -> ModelView:
             "mlplan train --baseline"
         )
     model = get_model(ws, ref)
-    versions = [m.ref for m in list_models(ws, versions=True) if m.name == model.name]
+    versions = [m.ref for m in list_models(ws, versions=True, name=model.name)]
     names: list[str] = []
     for values in model.metrics.values():
         names.extend(k for k in values if k not in _NOT_METRICS and k not in names)
