@@ -165,11 +165,7 @@ class _Pages:
 
     def models(self, request: Any) -> Any:
         with self._opened() as ws:
-            view = models_view(
-                ws,
-                page=_page_number(request, "page"),
-                models_page=_page_number(request, "models"),
-            )
+            view = models_view(ws, page=_page_number(request, "page"))
         return self._render(request, "models.html", view=view, title="Models")
 
     def model(self, request: Any) -> Any:

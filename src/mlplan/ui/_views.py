@@ -23,7 +23,7 @@ from mlplan.data import (
     metadata_rows,
 )
 from mlplan.errors import DatasetNotFoundError
-from mlplan.modeling import Comparison, ModelInfo, latest_comparison, list_models
+from mlplan.modeling import Comparison, latest_comparison
 from mlplan.monitoring import FAMILIES, WHOLE, Alert, MonitorWindow, list_alerts, stored_windows
 from mlplan.rollout import (
     MOVES,
@@ -162,8 +162,7 @@ def project_view(ws: Workspace, *, alerts_page: int = 1) -> ProjectView:
 class ModelsView:
     """The Models page: the newest stored comparison (``mlplan models compare``), a page of
     its rows, and its metrics, the primary first; each metric's axis over every row and, per
-    row shown, its error bars on them; a page of the registered models (``mlplan models
-    list``)."""
+    row shown, its error bars on them."""
 
     comparison: Comparison | None
     rows: list[dict[str, Any]]
@@ -171,13 +170,11 @@ class ModelsView:
     metrics: list[str]
     axes: dict[str, MetricAxis] = field(default_factory=dict)
     whiskers: list[dict[str, Whisker]] = field(default_factory=list)
-    models: list[ModelInfo] = field(default_factory=list)
-    models_pager: Pager = field(default_factory=lambda: Pager(1, 1, 0))
 
 
-def models_view(ws: Workspace, *, page: int = 1, models_page: int = 1) -> ModelsView:
+def models_view(ws: Workspace, *, page: int = 1) -> ModelsView:
     """The comparison ``mlplan models compare`` stored last (the page never runs one: that
-    is a run of its own, with its bootstrap), and the models ``mlplan models list`` lists."""
+    is a run of its own, with its bootstrap)."""
     found = latest_comparison(ws) if ws.has_store else None
     rows = [] if found is None else found.rows
     shown, pager = page_of(rows, page)
@@ -187,8 +184,7 @@ def models_view(ws: Workspace, *, page: int = 1, models_page: int = 1) -> Models
     axes = comparison_axes(rows, metrics)
     confidence = None if found is None else found.confidence
     whiskers = [row_whiskers(row, axes, confidence=confidence) for row in shown]
-    models, models_pager = page_of(list_models(ws) if ws.has_store else [], models_page)
-    return ModelsView(found, shown, pager, metrics, axes, whiskers, models, models_pager)
+    return ModelsView(found, shown, pager, metrics, axes, whiskers)
 
 
 @dataclass(frozen=True)
