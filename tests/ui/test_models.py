@@ -289,3 +289,23 @@ def test_an_unknown_model_or_version_is_a_404_naming_those_there_are(
     assert "known: logistic-1, gbt-1" in unknown.text
     assert "gbt-1 has versions: gbt-1@1" in version.text
     assert 'aria-current="page">Models' in unknown.text  # still under Models in the nav
+
+
+def test_a_plan_without_objectives_says_where_to_set_them(tmp_path: Path) -> None:
+    root = write_churn_project(tmp_path)
+    ws = Workspace(root)
+    try:
+        edit_plan(ws, "  compute: {cpus: 2, gpus: 0, memory_gb: 2}", "  compute: {cpus: 2}")
+        edit_plan(ws, "  objectives: {latency_p50_ms: 10, latency_p99_ms: 50, qps: 100}", "")
+        register_split_train(ws)
+    finally:
+        ws.close()
+    with TestClient(create_app(UiConfig(root)), base_url="http://127.0.0.1") as client:
+        page = client.get("/models/logistic-1")
+        models = client.get("/models")
+    assert page.status_code == 200
+    assert "data-profile=" in page.text and "data-objective=" not in page.text
+    assert "The plan sets no objective this profile speaks to" in page.text
+    assert "<code>deployment.objectives</code>" in page.text
+    assert "not deployed (<code>mlplan deploy logistic-1@1</code>)" in page.text
+    assert "No comparison is stored yet" in models.text  # trained, not yet compared
