@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from tests.conftest import edit_plan
 
 from mlplan.checklist import ITEMS, STAGES, item, status
 from mlplan.data import register_dataset, split_dataset
 from mlplan.errors import GateError
+from mlplan.plan import Plan
 from mlplan.workspace import Workspace, approve, list_approvals
 
 REPO = Path(__file__).resolve().parents[2]
@@ -197,3 +200,21 @@ def test_the_alerts_item_of_a_fresh_plan_names_its_rules(sqlite_ws: Workspace) -
         "ml.primary-metric); the firing path not exercised yet"
     )
     assert watched.next_step.startswith("run mlplan monitor check DEPLOYMENT on a schedule")
+
+
+def test_every_item_names_parts_of_the_plan_that_exist() -> None:
+    """The Project page links each item to the plan sections it reads: each dotted path must
+    be a field of the plan's schema, so that a renamed section cannot leave a dead link."""
+    for checklist_item in ITEMS:
+        for path in checklist_item.plan_keys:
+            model: Any = Plan
+            for part in path.split("."):
+                assert part in model.model_fields, (checklist_item.id, path)
+                annotation = model.model_fields[part].annotation
+                found = [
+                    t
+                    for t in (annotation, *getattr(annotation, "__args__", ()))
+                    if isinstance(t, type) and issubclass(t, BaseModel)
+                ]
+                model = found[0] if found else None
+    assert sum(bool(i.plan_keys) for i in ITEMS) == len(ITEMS) - 1  # all but deploy.pipeline

@@ -291,7 +291,7 @@ def test_status_json_and_strict(cli: Any, project_dir: Path) -> None:
     assert report["project"] == "churn"
     assert len(report["items"]) == 48
     first = report["items"][0]
-    assert set(first) == {"id", "stage", "title", "state", "evidence", "next"}
+    assert set(first) == {"id", "stage", "title", "state", "evidence", "next", "plan"}
     ok(cli("status", "--strict"))  # missing items do not fail --strict; failing ones do
     _customers_twice(project_dir)
     ok(cli("data", "add", "customers"))

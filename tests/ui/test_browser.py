@@ -66,7 +66,12 @@ def test_the_project_page_shows_the_states_mlplan_status_prints(
                 word: tr.querySelector('.state').innerText.trim(),
                 evidence: tr.querySelector('.evidence').innerText,
                 next: tr.querySelector('.next').innerText || null,
+                plan: [...tr.querySelectorAll('.reads code')].map(c => c.innerText),
+                links: [...tr.querySelectorAll('.reads a')].map(a => a.hash.slice(1)),
             }))"""
+        )
+        anchors = visit.page.evaluate(
+            "() => [...document.querySelectorAll('.plan pre[id]')].map(p => p.id)"
         )
         counts = visit.page.evaluate(
             """() => Object.fromEntries([...document.querySelectorAll('[data-count]')]
@@ -83,6 +88,9 @@ def test_the_project_page_shows_the_states_mlplan_status_prints(
         assert row["word"] == words[item["state"]], item["id"]  # an icon and a word
         assert row["evidence"] == item["evidence"], item["id"]
         assert row["next"] == item["next"], item["id"]
+        assert row["plan"] == item["plan"], item["id"]  # the parts of the plan it reads
+        assert set(row["links"]) <= set(anchors), item["id"]  # each link reaches its section
+    assert any(row["links"] for row in shown)
     assert counts == printed["counts"]
     assert alerts == 1  # the input drift check_alerts opened
 

@@ -70,6 +70,7 @@ class ItemStatus:
             "state": self.state,
             "evidence": self.evidence,
             "next": self.next_step,
+            "plan": list(self.item.plan_keys),
         }
 
 

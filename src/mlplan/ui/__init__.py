@@ -1,5 +1,6 @@
 """The dashboard, ``mlplan ui``: web pages over the same library calls the CLI makes — the
-checklist, the datasets with their datasheets and splits, the models' comparison, the
+checklist, the datasets with their datasheets, splits and version diffs, the labels (batches,
+agreement, HLP, the relabel queue), the models' comparison, the
 deployments with their rollouts, the monitoring windows and alerts — rendered on the server
 (Starlette and Jinja2, the ``ui`` extra, imported at first use), with front-end libraries from
 the npm registry taken at build time and served locally. Read-only but for the rollout moves,

@@ -24,7 +24,9 @@ from mlplan.rollout import MOVES
 from mlplan.serving import is_loopback
 from mlplan.ui._actions import MAX_FORM_BYTES, ActionOutcome, read_form, rollout_action
 from mlplan.ui._assets import HTMX, LIBRARIES, load_library
+from mlplan.ui._data_diff import data_diff_view
 from mlplan.ui._format import key_metrics, number, span, when
+from mlplan.ui._labels import LABELS_PAGES, labels_view
 from mlplan.ui._models import model_view, quantity
 from mlplan.ui._views import (
     STATE_LABELS,
@@ -44,6 +46,7 @@ log = logging.getLogger("mlplan.ui")
 PAGES: tuple[tuple[str, str], ...] = (
     ("/", "Project"),
     ("/data", "Data"),
+    ("/labels", "Labels"),
     ("/models", "Models"),
     ("/deployments", "Deployments"),
     ("/monitoring", "Monitoring"),
@@ -94,6 +97,8 @@ def create_app(config: UiConfig) -> Any:
             Route("/", pages.project, methods=["GET"]),
             Route("/data", pages.data, methods=["GET"]),
             Route("/data/{ref}", pages.dataset, methods=["GET"]),
+            Route("/data/{ref}/diff", pages.dataset_diff, methods=["GET"]),
+            Route("/labels", pages.labels, methods=["GET"]),
             Route("/models", pages.models, methods=["GET"]),
             Route("/models/{ref}", pages.model, methods=["GET"]),
             Route("/deployments", pages.deployments, methods=["GET"]),
@@ -162,6 +167,32 @@ class _Pages:
         return self._render(
             request, "dataset.html", view=view, title=f"Data: {view.info.ref}", path="/data"
         )
+
+    def dataset_diff(self, request: Any) -> Any:
+        """``mlplan data diff AGAINST REF`` (``?against=``, by default the version before);
+        404 with the library's message for a version that does not exist, or a first
+        version with nothing to compare it with."""
+        ref = request.path_params["ref"]
+        try:
+            with self._opened() as ws:
+                view = data_diff_view(
+                    ws,
+                    ref,
+                    against=request.query_params.get("against") or None,
+                    page=_page_number(request, "page"),
+                )
+        except (NotFoundError, RefError) as error:
+            return self._render(
+                request, "error.html", 404, title="Not found", message=str(error), path="/data"
+            )
+        title = f"Data: {view.diff.a} → {view.diff.b}"
+        return self._render(request, "data_diff.html", view=view, title=title, path="/data")
+
+    def labels(self, request: Any) -> Any:
+        pages = {name: _page_number(request, name) for name in LABELS_PAGES}
+        with self._opened() as ws:
+            view = labels_view(ws, pages=pages)
+        return self._render(request, "labels.html", view=view, title="Labels")
 
     def models(self, request: Any) -> Any:
         with self._opened() as ws:

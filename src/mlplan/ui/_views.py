@@ -132,6 +132,13 @@ class ProjectView:
     alerts_pager: Pager
     plan: list[PlanSection]
 
+    def plan_links(self, st: ItemStatus) -> list[tuple[str, str | None]]:
+        """Each part of the plan the item reads, with the anchor of its top-level section on
+        this page, or None where the plan file does not write that section (its defaults
+        apply)."""
+        written = {s.key: s.anchor for s in self.plan if s.key}
+        return [(key, written.get(key.split(".")[0])) for key in st.item.plan_keys]
+
 
 def project_view(ws: Workspace, *, alerts_page: int = 1) -> ProjectView:
     """What ``mlplan status`` and ``mlplan alerts list`` show, and the plan's text."""
