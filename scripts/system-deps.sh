@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 
 ORT_WEB_VERSION=1.30.0
 HTMX_VERSION=4.0.1  # as mlplan.ui.HTMX
+ELKJS_VERSION=0.12.1  # as mlplan.ui.ELK
 AXE_CORE_VERSION=4.14.1  # as tests/ui/test_browser.py's AXE_CORE
 
 have_postgres() {
@@ -57,5 +58,6 @@ npm_pack() {
 }
 npm_pack onnxruntime-web "$ORT_WEB_VERSION" "the browser build's test will fail"
 npm_pack htmx.org "$HTMX_VERSION" "mlplan ui serves its pages without htmx and its browser tests fail"
+npm_pack elkjs "$ELKJS_VERSION" "mlplan ui shows lineage as a table only, and its graph test fails"
 npm_pack axe-core "$AXE_CORE_VERSION" "the dashboard's accessibility test fails"
 exit 0

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from mlplan.ui._actions import ActionOutcome, rollout_action
 from mlplan.ui._app import PAGES, UiConfig, create_app
-from mlplan.ui._assets import HTMX, LIBRARIES, FrontEndLibrary, load_library, npm_folder
+from mlplan.ui._assets import ELK, HTMX, LIBRARIES, FrontEndLibrary, load_library, npm_folder
 from mlplan.ui._serve import check_ui_host, serve_ui
 
 __all__ = [
+    "ELK",
     "HTMX",
     "LIBRARIES",
     "PAGES",

@@ -23,10 +23,11 @@ from mlplan.errors import MlplanError, NotFoundError, RefError
 from mlplan.rollout import MOVES
 from mlplan.serving import is_loopback
 from mlplan.ui._actions import MAX_FORM_BYTES, ActionOutcome, read_form, rollout_action
-from mlplan.ui._assets import HTMX, LIBRARIES, load_library
+from mlplan.ui._assets import ELK, HTMX, LIBRARIES, load_library
 from mlplan.ui._data_diff import data_diff_view
 from mlplan.ui._format import key_metrics, number, span, when
 from mlplan.ui._labels import LABELS_PAGES, labels_view
+from mlplan.ui._lineage import KIND_LABELS, lineage_href, lineage_view, start_view
 from mlplan.ui._models import model_view, quantity
 from mlplan.ui._views import (
     STATE_LABELS,
@@ -50,6 +51,7 @@ PAGES: tuple[tuple[str, str], ...] = (
     ("/models", "Models"),
     ("/deployments", "Deployments"),
     ("/monitoring", "Monitoring"),
+    ("/lineage", "Lineage"),
 )
 """The pages in the nav bar: path and title."""
 
@@ -104,6 +106,7 @@ def create_app(config: UiConfig) -> Any:
             Route("/deployments", pages.deployments, methods=["GET"]),
             Route("/deployments/{name}/{action}", pages.act, methods=["POST"]),
             Route("/monitoring", pages.monitoring, methods=["GET"]),
+            Route("/lineage", pages.lineage, methods=["GET"]),
             Route("/static/{name}", pages.static_file, methods=["GET"]),
         ],
         exception_handlers={404: pages.not_found, MlplanError: pages.failed},
@@ -138,8 +141,13 @@ class _Pages:
             htmx=vendored.get(HTMX.served_as) is not None,
         )
         css = files("mlplan.ui").joinpath("static", "ui.css").read_bytes()
+        self._elk = vendored.get(ELK.served_as) is not None
         self._static = {
             "ui.css": (css, "text/css"),
+            "lineage.js": (
+                files("mlplan.ui").joinpath("static", "lineage.js").read_bytes(),
+                "text/javascript",
+            ),
             **{name: (body, "text/javascript") for name, body in vendored.items() if body},
         }
 
@@ -269,6 +277,35 @@ class _Pages:
         with self._opened() as ws:
             view = monitoring_view(ws)
         return self._render(request, "monitoring.html", view=view, title="Monitoring")
+
+    def lineage(self, request: Any) -> Any:
+        """Where one can start, or with ``?ref=REF`` the graph ``mlplan lineage REF`` walks;
+        404 with the library's message for a reference no run made or read."""
+        ref = request.query_params.get("ref", "").strip()
+        links: dict[str, Any] = {
+            "lineage_href": lineage_href,
+            "kind_labels": KIND_LABELS,
+            "elk": self._elk,
+        }
+        if not ref:
+            with self._opened() as ws:
+                start = start_view(ws, page=_page_number(request, "page"))
+            return self._render(request, "lineage.html", view=start, title="Lineage", **links)
+        try:
+            with self._opened() as ws:
+                view = lineage_view(ws, ref)
+        except (NotFoundError, RefError) as error:
+            return self._render(
+                request, "error.html", 404, title="Not found", message=str(error), path="/lineage"
+            )
+        return self._render(
+            request,
+            "lineage.html",
+            view=view,
+            title=f"Lineage: {view.subject.ref}",
+            run_icon=KIND_LABELS["run"][0],
+            **links,
+        )
 
     def static_file(self, request: Any) -> Any:
         from starlette.responses import Response

@@ -14,7 +14,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["HTMX", "LIBRARIES", "FrontEndLibrary", "load_library", "npm_folder"]
+__all__ = ["ELK", "HTMX", "LIBRARIES", "FrontEndLibrary", "load_library", "npm_folder"]
 
 log = logging.getLogger("mlplan.ui")
 
@@ -56,7 +56,17 @@ HTMX = FrontEndLibrary(
 )
 """htmx: pages swap a table's next page in place of a whole reload."""
 
-LIBRARIES: tuple[FrontEndLibrary, ...] = (HTMX,)
+ELK = FrontEndLibrary(
+    package="elkjs",
+    version="0.12.1",
+    member="lib/elk.bundled.js",
+    served_as="elk.bundled.js",
+    env="MLPLAN_ELKJS",
+)
+"""elkjs: the Lineage page lays its graph out (the bundled build runs in the page itself,
+no web worker, no eval: it keeps to the page's ``script-src 'self'``)."""
+
+LIBRARIES: tuple[FrontEndLibrary, ...] = (HTMX, ELK)
 
 
 def npm_folder() -> Path:
