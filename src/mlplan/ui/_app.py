@@ -36,6 +36,7 @@ from mlplan.ui._evaluation import (
 from mlplan.ui._format import key_metrics, number, span, when
 from mlplan.ui._labels import LABELS_PAGES, labels_view
 from mlplan.ui._lineage import KIND_LABELS, lineage_href, lineage_view, start_view
+from mlplan.ui._models import model_view, quantity
 from mlplan.ui._views import (
     STATE_LABELS,
     data_view,
@@ -113,6 +114,7 @@ def create_app(config: UiConfig) -> Any:
             Route("/evaluation", pages.evaluations, methods=["GET"]),
             Route("/evaluation/{ref}", pages.model_evaluation, methods=["GET"]),
             Route("/evaluation/{ref}/{document}", pages.evaluation_document, methods=["GET"]),
+            Route("/models/{ref}", pages.model, methods=["GET"]),
             Route("/deployments", pages.deployments, methods=["GET"]),
             Route("/deployments/{name}/{action}", pages.act, methods=["POST"]),
             Route("/monitoring", pages.monitoring, methods=["GET"]),
@@ -147,6 +149,7 @@ class _Pages:
             span=span,
             when=when,
             key_metrics=key_metrics,
+            quantity=quantity,
             htmx=vendored.get(HTMX.served_as) is not None,
             check_labels=CHECK_LABELS,
         )
@@ -262,6 +265,22 @@ class _Pages:
         except (NotFoundError, RefError) as error:
             return PlainTextResponse(str(error), status_code=404)
         return HTMLResponse(body, headers={"content-security-policy": DOCUMENT_CSP})
+
+    def model(self, request: Any) -> Any:
+        """One model's page (a package version's, the newest for a bare name); 404 with the
+        library's message (naming the models or versions there are) for one that does not
+        exist."""
+        ref = request.path_params["ref"]
+        try:
+            with self._opened() as ws:
+                view = model_view(ws, ref)
+        except NotFoundError as error:
+            return self._render(
+                request, "error.html", 404, title="Not found", message=str(error), path="/models"
+            )
+        return self._render(
+            request, "model.html", view=view, title=f"Model: {view.model.ref}", path="/models"
+        )
 
     def deployments(self, request: Any) -> Any:
         return self._deployments_page(request)
