@@ -200,6 +200,16 @@ def test_unknown_model_lists_the_known_ones(split_ws: Workspace) -> None:
         get_model(split_ws, "gbt-7")
 
 
+def test_list_models_with_a_name_reads_that_models_versions_only(split_ws: Workspace) -> None:
+    train_model(split_ws, baseline=True)
+    train_model(split_ws, family="gbt")
+    assert [m.ref for m in list_models(split_ws, versions=True, name="gbt-1")] == ["gbt-1@1"]
+    assert list_models(split_ws, name="gbt-7") == []
+    assert get_model(split_ws, "gbt-1").ref == "gbt-1@1"
+    with pytest.raises(NotFoundError, match=r"'gbt-1@3' not found; gbt-1 has versions: gbt-1@1$"):
+        get_model(split_ws, "gbt-1@3")
+
+
 def test_modeling_items_follow_the_evidence(split_ws: Workspace) -> None:
     before = status(split_ws)
     assert before.get("model.quick_and_dirty").next_step == "mlplan train --baseline"

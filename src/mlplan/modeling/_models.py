@@ -103,27 +103,34 @@ def parse_model_ref(ref: str) -> tuple[str, int | None]:
     return name, int(version)
 
 
-def list_models(ws: Workspace, *, versions: bool = False) -> list[ModelInfo]:
+def list_models(
+    ws: Workspace, *, versions: bool = False, name: str | None = None
+) -> list[ModelInfo]:
     """Every registered model, oldest first: the newest package version of each, or every
-    version with ``versions`` (each model's versions in order)."""
+    version with ``versions`` (each model's versions in order); with ``name``, only that
+    model's (none when no model has that name).
+
+    A version is derived from a version of the same model, so the ``parent`` of each is
+    known from that model's rows alone."""
+    query = (
+        ws.select(ModelRecord, DatasetRecord.name, DatasetVersionRecord.version, SplitRecord.number)
+        .join(SplitRecord, ModelRecord.split_id == SplitRecord.id)
+        .join(DatasetVersionRecord, SplitRecord.dataset_version_id == DatasetVersionRecord.id)
+        .join(DatasetRecord, DatasetVersionRecord.dataset_id == DatasetRecord.id)
+        .order_by(ModelRecord.created_at, ModelRecord.id)
+    )
+    if name is not None:
+        query = query.where(ModelRecord.name == name)
     with ws.store.transaction() as session:
-        rows = session.execute(
-            ws.select(
-                ModelRecord, DatasetRecord.name, DatasetVersionRecord.version, SplitRecord.number
-            )
-            .join(SplitRecord, ModelRecord.split_id == SplitRecord.id)
-            .join(DatasetVersionRecord, SplitRecord.dataset_version_id == DatasetVersionRecord.id)
-            .join(DatasetRecord, DatasetVersionRecord.dataset_id == DatasetRecord.id)
-            .order_by(ModelRecord.created_at, ModelRecord.id)
-        ).all()
+        rows = session.execute(query).all()
         refs = {m.id: f"{m.name}@{m.version}" for m, *_ in rows}
         every = [
             ModelInfo.from_record(
                 m,
-                f"{name}@{version}/s{number}",
+                f"{dataset}@{version}/s{number}",
                 None if m.parent_id is None else refs.get(m.parent_id),
             )
-            for m, name, version, number in rows
+            for m, dataset, version, number in rows
         ]
     by_name: dict[str, list[ModelInfo]] = {}
     for info in every:
@@ -143,8 +150,7 @@ def get_model(ws: Workspace, name: str) -> ModelInfo:
         Listing the registered models, or the versions of the one named.
     """
     wanted, version = parse_model_ref(name)
-    models = list_models(ws, versions=True)
-    found = [m for m in models if m.name == wanted]
+    found = list_models(ws, versions=True, name=wanted)  # that model's rows only
     if found and version is None:
         return max(found, key=lambda m: m.version)
     for model in found:
@@ -154,7 +160,7 @@ def get_model(ws: Workspace, name: str) -> ModelInfo:
         raise ModelNotFoundError(
             f"model {name!r} not found; {wanted} has versions: {', '.join(m.ref for m in found)}"
         )
-    names = dict.fromkeys(m.name for m in models)
+    names = dict.fromkeys(m.name for m in list_models(ws))
     raise ModelNotFoundError(
         f"model {name!r} not found; known: "
         f"{', '.join(names) or 'none'}. Train one with: "

@@ -27,9 +27,18 @@ from mlplan.ui._actions import MAX_FORM_BYTES, ActionOutcome, read_form, rollout
 from mlplan.ui._assets import ELK, HTMX, LIBRARIES, UPLOT, UPLOT_CSS, load_library
 from mlplan.ui._charts import parse_before
 from mlplan.ui._data_diff import data_diff_view
+from mlplan.ui._evaluation import (
+    CHECK_LABELS,
+    DOCUMENT_CSP,
+    DOCUMENTS,
+    evaluation_document,
+    evaluations_view,
+    model_evaluation_view,
+)
 from mlplan.ui._format import key_metrics, number, span, when
 from mlplan.ui._labels import LABELS_PAGES, labels_view
 from mlplan.ui._lineage import KIND_LABELS, lineage_href, lineage_view, start_view
+from mlplan.ui._models import model_view, quantity
 from mlplan.ui._views import (
     STATE_LABELS,
     data_view,
@@ -50,6 +59,7 @@ PAGES: tuple[tuple[str, str], ...] = (
     ("/data", "Data"),
     ("/labels", "Labels"),
     ("/models", "Models"),
+    ("/evaluation", "Evaluation"),
     ("/deployments", "Deployments"),
     ("/monitoring", "Monitoring"),
     ("/lineage", "Lineage"),
@@ -103,6 +113,10 @@ def create_app(config: UiConfig) -> Any:
             Route("/data/{ref}/diff", pages.dataset_diff, methods=["GET"]),
             Route("/labels", pages.labels, methods=["GET"]),
             Route("/models", pages.models, methods=["GET"]),
+            Route("/evaluation", pages.evaluations, methods=["GET"]),
+            Route("/evaluation/{ref}", pages.model_evaluation, methods=["GET"]),
+            Route("/evaluation/{ref}/{document}", pages.evaluation_document, methods=["GET"]),
+            Route("/models/{ref}", pages.model, methods=["GET"]),
             Route("/deployments", pages.deployments, methods=["GET"]),
             Route("/deployments/{name}/{action}", pages.act, methods=["POST"]),
             Route("/monitoring", pages.monitoring, methods=["GET"]),
@@ -137,7 +151,9 @@ class _Pages:
             span=span,
             when=when,
             key_metrics=key_metrics,
+            quantity=quantity,
             htmx=vendored.get(HTMX.served_as) is not None,
+            check_labels=CHECK_LABELS,
             uplot=all(vendored.get(lib.served_as) is not None for lib in (UPLOT, UPLOT_CSS)),
         )
         css = files("mlplan.ui").joinpath("static", "ui.css").read_bytes()
@@ -214,6 +230,68 @@ class _Pages:
         with self._opened() as ws:
             view = models_view(ws, page=_page_number(request, "page"))
         return self._render(request, "models.html", view=view, title="Models")
+
+    def evaluations(self, request: Any) -> Any:
+        with self._opened() as ws:
+            view = evaluations_view(ws, page=_page_number(request, "page"))
+        return self._render(request, "evaluation.html", view=view, title="Evaluation")
+
+    def model_evaluation(self, request: Any) -> Any:
+        """A model's newest evaluation, its report and card embedded (so its policy lets the
+        page frame its own documents); 404 with the library's message for no such model."""
+        ref = request.path_params["ref"]
+        try:
+            with self._opened() as ws:
+                view = model_evaluation_view(ws, ref)
+        except (NotFoundError, RefError) as error:
+            return self._render(
+                request,
+                "error.html",
+                404,
+                title="Not found",
+                message=str(error),
+                path="/evaluation",
+            )
+        title = f"Evaluation: {view.model.ref}"
+        page = self._render(
+            request,
+            "evaluation_model.html",
+            view=view,
+            documents=DOCUMENTS,
+            title=title,
+            path="/evaluation",
+        )
+        page.headers["content-security-policy"] = f"{_CSP}; frame-src 'self'"
+        return page
+
+    def evaluation_document(self, request: Any) -> Any:
+        """A model's evaluation report or card, as stored, under a policy of its own: its
+        inline styles, nothing else, framed only by the dashboard."""
+        from starlette.responses import HTMLResponse, PlainTextResponse
+
+        ref, document = request.path_params["ref"], request.path_params["document"]
+        try:
+            with self._opened() as ws:
+                body = evaluation_document(ws, ref, document)
+        except (NotFoundError, RefError) as error:
+            return PlainTextResponse(str(error), status_code=404)
+        return HTMLResponse(body, headers={"content-security-policy": DOCUMENT_CSP})
+
+    def model(self, request: Any) -> Any:
+        """One model's page (a package version's, the newest for a bare name); 404 with the
+        library's message (naming the models or versions there are) for one that does not
+        exist."""
+        ref = request.path_params["ref"]
+        try:
+            with self._opened() as ws:
+                view = model_view(ws, ref)
+        except NotFoundError as error:
+            return self._render(
+                request, "error.html", 404, title="Not found", message=str(error), path="/models"
+            )
+        return self._render(
+            request, "model.html", view=view, title=f"Model: {view.model.ref}", path="/models"
+        )
 
     def deployments(self, request: Any) -> Any:
         return self._deployments_page(request)
@@ -348,7 +426,8 @@ class _Guard:
     """Before the app: only GET and HEAD, and POST to a rollout action's address (the
     dashboard reads, but for those, which need a key of their own); on loopback, only a
     Host naming loopback, so that a web page elsewhere cannot read it through a DNS name
-    pointed at 127.0.0.1; and the headers that keep every page to its own files."""
+    pointed at 127.0.0.1; and the headers that keep every page to its own files (a response
+    that sets a policy of its own, an embedded document's, keeps it)."""
 
     def __init__(self, app: Any, *, loopback: bool) -> None:
         self._app = app
@@ -374,9 +453,11 @@ class _Guard:
 
         async def with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"content-security-policy" for name, _ in headers):
+                    headers.append((b"content-security-policy", _CSP.encode()))  # else its own
                 message["headers"] = [
-                    *message.get("headers", []),
-                    (b"content-security-policy", _CSP.encode()),
+                    *headers,
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"no-referrer"),
                 ]

@@ -46,6 +46,7 @@ from mlplan.ui._charts import (
     newest_windows,
 )
 from mlplan.ui._format import Bar, Pager, column_bars, key_metrics, page_of
+from mlplan.ui._models import MetricAxis, Whisker, comparison_axes, row_whiskers
 from mlplan.workspace import DeploymentInfo, list_deployments
 
 if TYPE_CHECKING:
@@ -175,12 +176,15 @@ def project_view(ws: Workspace, *, alerts_page: int = 1) -> ProjectView:
 @dataclass(frozen=True)
 class ModelsView:
     """The Models page: the newest stored comparison (``mlplan models compare``), a page of
-    its rows, and its metrics, the primary first."""
+    its rows, and its metrics, the primary first; each metric's axis over every row and, per
+    row shown, its error bars on them."""
 
     comparison: Comparison | None
     rows: list[dict[str, Any]]
     pager: Pager
     metrics: list[str]
+    axes: dict[str, MetricAxis] = field(default_factory=dict)
+    whiskers: list[dict[str, Whisker]] = field(default_factory=list)
 
 
 def models_view(ws: Workspace, *, page: int = 1) -> ModelsView:
@@ -192,7 +196,10 @@ def models_view(ws: Workspace, *, page: int = 1) -> ModelsView:
     metrics: list[str] = [] if found is None else [found.primary]
     for row in rows:
         metrics.extend(m for m in row["metrics"] if m not in metrics)
-    return ModelsView(found, shown, pager, metrics)
+    axes = comparison_axes(rows, metrics)
+    confidence = None if found is None else found.confidence
+    whiskers = [row_whiskers(row, axes, confidence=confidence) for row in shown]
+    return ModelsView(found, shown, pager, metrics, axes, whiskers)
 
 
 @dataclass(frozen=True)
