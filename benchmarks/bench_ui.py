@@ -137,32 +137,35 @@ def _register_models(ws: Any, total: int) -> None:
         )
 
 
-def build_project(folder: Path, scale: float) -> dict[str, Any]:
-    """The project at ``scale`` in ``folder`` (made once: a finished one is reused), and
-    what it holds and how long each part took to make."""
-    done = folder / "bench-ui.json"
+class _Laps:
+    """How long each part of a build took, said as it goes."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._started = time.perf_counter()
+
+    def __call__(self, part: str) -> None:
+        now = time.perf_counter()
+        self.seconds[part] = round(now - self._started, 2)
+        self._started = now
+        print(f"bench_ui: built {part} in {self.seconds[part]:.1f} s", file=sys.stderr, flush=True)
+
+
+def _build_base(folder: Path, scale: float) -> dict[str, Any]:
+    """The project at ``scale`` before any prediction is logged (made once, then reused):
+    its datasets, models, comparison and deployment."""
+    done = folder / "base.json"
     if done.exists():
-        built: dict[str, Any] = json.loads(done.read_text())
-        return built
+        base: dict[str, Any] = json.loads(done.read_text())
+        return base
     if folder.exists():
         shutil.rmtree(folder)  # an unfinished build
     folder.mkdir(parents=True)
-    size = counts(scale)
-    seconds: dict[str, float] = {}
-    started = time.perf_counter()
-
-    def lap(part: str) -> None:
-        nonlocal started
-        now = time.perf_counter()
-        seconds[part] = round(now - started, 2)
-        started = now
-        print(f"bench_ui: built {part} in {seconds[part]:.1f} s", file=sys.stderr, flush=True)
-
     from mlplan.data import register_dataset
     from mlplan.modeling import compare_models
-    from mlplan.monitoring import check_alerts, monitor
     from mlplan.workspace import Workspace
 
+    size, lap = counts(scale), _Laps()
     model, version = make_project(folder)
     lap("project (bench_monitor's: main, logistic-1 evaluated and deployed)")
     small = [f"d{i:03d}" for i in range(1, size["datasets"])]
@@ -176,11 +179,43 @@ def build_project(folder: Path, scale: float) -> dict[str, Any]:
         lap(f"{size['models']} models")
         compare_models(ws, n_boot=0)
         lap("comparison")
-        labelled = write_log(
-            folder / ".mlplan" / "predictions" / model, size["predictions"], 0.5, model, version
-        )
-        lap(f"{size['predictions']:,} logged predictions")
-        end = HOUR + dt.timedelta(hours=2)
+    finally:
+        ws.close()
+    base = {"scale": scale, **size, "model": model, "version": version, "seconds": lap.seconds}
+    done.write_text(json.dumps(base, indent=1))
+    return base
+
+
+def build_project(cache: Path, scale: float, hours: int = 1) -> tuple[Path, dict[str, Any]]:
+    """The project at ``scale`` with its predictions over ``hours`` (made once under
+    ``cache``, then reused; the part before the log is shared by every ``hours``): its
+    folder, what it holds and how long each part took to make."""
+    base_folder = cache / f"scale-{scale:g}" / "base"
+    folder = cache / f"scale-{scale:g}" / f"hours-{hours}"
+    done = folder / "bench-ui.json"
+    if done.exists():
+        return folder, json.loads(done.read_text())
+    base = _build_base(base_folder, scale)
+    if folder.exists():
+        shutil.rmtree(folder)  # an unfinished build
+    shutil.copytree(base_folder, folder)
+    (folder / "base.json").unlink()
+    from mlplan.monitoring import check_alerts, monitor
+    from mlplan.workspace import Workspace
+
+    lap, model = _Laps(), base["model"]
+    labelled = write_log(
+        folder / ".mlplan" / "predictions" / model,
+        base["predictions"],
+        0.5,
+        model,
+        base["version"],
+        hours=hours,
+    )
+    lap(f"{base['predictions']:,} logged predictions over {hours} h")
+    end = HOUR + dt.timedelta(hours=hours + 1)
+    ws = Workspace(folder)
+    try:
         result = monitor(ws, "production", window="1h", since=HOUR, until=end, now=end)
         lap("monitor (hourly windows, stored)")
         alerts = check_alerts(ws, "production", at=end, now=end)
@@ -188,16 +223,15 @@ def build_project(folder: Path, scale: float) -> dict[str, Any]:
     finally:
         ws.close()
     built = {
-        "scale": scale,
-        **size,
+        **{k: v for k, v in base.items() if k not in {"seconds", "version"}},
+        "hours": hours,
         "labelled": labelled,
-        "model": model,
         "windows": len(result.windows),
         "alerts_opened": len(alerts.opened),
-        "build_seconds": seconds,
+        "build_seconds": base["seconds"] | lap.seconds,
     }
     done.write_text(json.dumps(built, indent=1))
-    return built
+    return folder, built
 
 
 def pages(built: dict[str, Any], best: str | None) -> list[str]:
@@ -330,18 +364,19 @@ def _best_model(project: Path) -> str | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--cache", type=Path, default=REPO / "build" / "bench-ui")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    if args.scale <= 0 or args.repeat < 1:
-        parser.error("--scale is above 0 and --repeat at least 1")
+    if args.scale <= 0 or args.repeat < 1 or args.hours < 1:
+        parser.error("--scale is above 0, --hours and --repeat at least 1")
 
-    project = args.cache / f"scale-{args.scale:g}"
-    built = build_project(project, args.scale)
+    project, built = build_project(args.cache, args.scale, args.hours)
     print(
         f"bench_ui: {built['datasets']} datasets, {built['models']} models, "
-        f"{built['predictions']:,} logged predictions ({built['windows']} stored windows) "
+        f"{built['predictions']:,} logged predictions over {built['hours']} h "
+        f"({built['windows']} stored windows) "
         f"in {project}",
         flush=True,
     )

@@ -20,7 +20,7 @@ def test_bench_ui_measures_every_page_of_a_tiny_project_and_writes_its_json(
     command = [
         sys.executable,
         str(REPO / "benchmarks" / "bench_ui.py"),
-        "--scale", "0.0002", "--repeat", "2", "--cache", str(tmp_path / "cache"),
+        "--scale", "0.0002", "--hours", "1", "--repeat", "2", "--cache", str(tmp_path / "cache"),
         "--json", str(out),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
@@ -30,6 +30,7 @@ def test_bench_ui_measures_every_page_of_a_tiny_project_and_writes_its_json(
     assert result["goal_ms"] == 300 and result["peer"] is None and result["repeat"] == 2
     project = result["project"]
     assert (project["datasets"], project["models"], project["predictions"]) == (2, 2, 2000)
+    assert project["hours"] == 1
     assert project["windows"] > 0  # monitor stored its hourly windows
     measured = {row["page"]: row for row in result["pages"] if not row["absent"]}
     assert {path for path, _ in PAGES} | {"/data/main", "/data/d001"} <= set(measured)
