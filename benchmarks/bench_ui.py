@@ -4,7 +4,8 @@
 The issue names no peer: the ratio reported is each page's time to the 300 ms goal.
 
 The project (``--scale`` 1 is the issue's size; 0.01 a hundredth of every count, at least
-two of each) is built once and kept under ``build/bench-ui/scale-S/`` (``--cache``), so a
+two of each) is built once under ``--cache`` (default ``build/bench-ui/``): the part before
+the log in ``scale-S/base/``, then a copy of it with the log in ``scale-S/hours-H/``, so a
 rerun only measures:
 
 - bench_monitor's project (``make_project``): the dataset ``main`` (20,000 rows, a slice of
@@ -19,20 +20,21 @@ rerun only measures:
   reference; models sharing a fit share their package files (stored once, by hash);
 - their comparison (``compare_models``, no bootstrap: the page only reads the stored report);
 - 10,000,000 predictions in ``production``'s log, written by bench_monitor's ``write_log``
-  (Parquet segments as the compactor leaves them, one hour; half of them labelled in the
-  next), then ``monitor`` over the two hours in hourly windows (stored) and
-  ``check_alerts`` at their end.
+  (Parquet segments as the compactor leaves them) over ``--hours`` (default 24: a day of
+  traffic), each of half of them labelled an hour later; then ``monitor`` over those hours
+  in hourly windows, stored (every family, the whole window and each of the 100 slice
+  values: about 500 windows an hour), and ``check_alerts`` at their end.
 
 Then the real ``mlplan ui`` process is started on the project and every page is asked for:
 each of ``mlplan.ui._app.PAGES``, a dataset's page (``/data/main`` and one small one), and
-the pages other helpers are adding when they exist (``/labels``, ``/evaluation``,
-``/evaluation/MODEL``, ``/models/MODEL``, ``/lineage?ref=...``; a 404 is reported as "absent"),
+the detail pages where the app has them (``/labels``, ``/evaluation``, ``/evaluation/MODEL``,
+``/models/MODEL``, ``/lineage?ref=...``, MODEL the comparison's best; a 404 is "absent"),
 one warm-up and ``--repeat`` requests each, one at a time. The server's time is the app's
 ``Server-Timing: app;dur=MS`` header (from the request's arrival to its answer's start, the
 page rendered); the wall time is the client's, the answer read whole.
 
-    python benchmarks/bench_ui.py [--scale 1] [--repeat 20] [--cache build/bench-ui]
-        [--json out.json]
+    python benchmarks/bench_ui.py [--scale 1] [--hours 24] [--repeat 20]
+        [--cache build/bench-ui] [--json out.json]
 """
 
 from __future__ import annotations
