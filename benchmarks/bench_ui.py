@@ -31,7 +31,8 @@ the detail pages where the app has them (``/labels``, ``/evaluation``, ``/evalua
 ``/models/MODEL``, ``/lineage?ref=...``, MODEL the comparison's best; a 404 is "absent"),
 one warm-up and ``--repeat`` requests each, one at a time. The server's time is the app's
 ``Server-Timing: app;dur=MS`` header (from the request's arrival to its answer's start, the
-page rendered); the wall time is the client's, the answer read whole.
+page rendered); the wall time is the client's, the answer read whole. A page meets the goal
+when its 95th percentile of server time is under 300 ms (and it answered without an error).
 
     python benchmarks/bench_ui.py [--scale 1] [--hours 24] [--repeat 20]
         [--cache build/bench-ui] [--json out.json]
@@ -329,26 +330,29 @@ def measure(base: str, paths: list[str], repeat: int) -> list[dict[str, Any]]:
         for _ in range(repeat):
             status, took, elapsed, size = _get(base + path)
             statuses.add(status)
-            server.append(np.nan if took is None else took)
+            if took is not None:
+                server.append(took)
             wall.append(elapsed)
             sizes.append(size)
-        median = float(np.median(server))
+        # A server without the header (an older mlplan) is judged by the client's times.
+        timed = server if len(server) == repeat else wall
         rows.append(
             {
                 "page": path,
                 "status": max(statuses),
                 "absent": False,
                 "bytes": int(np.median(sizes)),
-                "server_ms": {"median": median, "p95": float(np.percentile(server, 95))},
-                "wall_ms": {
-                    "median": float(np.median(wall)),
-                    "p95": float(np.percentile(wall, 95)),
-                },
-                "ratio_to_goal": median / GOAL_MS,
-                "met": bool(np.percentile(server, 95) < GOAL_MS) and max(statuses) < 400,
+                "server_ms": _spread(server) if timed is server else None,
+                "wall_ms": _spread(wall),
+                "ratio_to_goal": float(np.median(timed)) / GOAL_MS,
+                "met": bool(np.percentile(timed, 95) < GOAL_MS) and max(statuses) < 400,
             }
         )
     return rows
+
+
+def _spread(times: list[float]) -> dict[str, float]:
+    return {"median": float(np.median(times)), "p95": float(np.percentile(times, 95))}
 
 
 def _best_model(project: Path) -> str | None:
@@ -389,7 +393,7 @@ def main() -> None:
         if row["absent"]:
             print(f"{row['page']:<34}{'absent (404)':>34}")
             continue
-        server, wall = row["server_ms"], row["wall_ms"]
+        server, wall = row["server_ms"] or {"median": np.nan, "p95": np.nan}, row["wall_ms"]
         met = "yes" if row["met"] else f"NO ({row['status']})" if row["status"] >= 400 else "NO"
         print(
             f"{row['page']:<34}{server['median']:>10.1f}{server['p95']:>9.1f}"
