@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_restart.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/scale_10m.py
+	$(BIN)/python benchmarks/bench_ui.py --json benchmarks/results/bench_ui.json
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -183,9 +183,10 @@ def _join(*parts: pa.Array | str) -> pa.Array:
 
 
 def _segment(
-    rng: np.random.Generator, rows: int, start_id: int, model: str, version: str
-) -> tuple[pa.Table, np.ndarray]:
-    """``rows`` answered predictions in the hour, and their feedback (a share of them)."""
+    rng: np.random.Generator, rows: int, start_id: int, model: str, version: str, hours: int = 1
+) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """``rows`` answered predictions over ``hours`` from HOUR: the records, their true labels
+    and their times (seconds from HOUR, ascending)."""
     ids = _join("req-", _text(np.arange(start_id, start_id + rows)))
     x = rng.normal(size=(rows, len(FEATURES))).round(4)
     gender, region = rng.integers(0, 2, rows), rng.integers(0, len(REGIONS), rows)
@@ -212,7 +213,7 @@ def _segment(
         _text(score),
         "}}]",
     )
-    seconds = np.sort(rng.uniform(0, 3600, rows))
+    seconds = np.sort(rng.uniform(0, 3600 * hours, rows))
 
     def records(kind: str, n: int, **columns: Any) -> pa.Table:
         constant = {"kind": kind, "model": model, "deployment": "production"}
@@ -233,23 +234,32 @@ def _segment(
         inputs=_join(*parts),
         outputs=outputs,
     )
-    return predictions, truth
+    return predictions, truth, seconds
 
 
-def write_log(folder: Path, rows: int, labelled: float, model: str, version: str) -> int:
-    """The log of ``rows`` predictions, as the compactor writes it; the records labelled."""
+def write_log(
+    folder: Path, rows: int, labelled: float, model: str, version: str, *, hours: int = 1
+) -> int:
+    """The log of ``rows`` predictions, as the compactor writes it; the records labelled.
+    ``hours`` past 1 spreads the predictions over that many hours from HOUR, each label
+    sent an hour after its prediction (bench_ui: hourly windows)."""
     rng = np.random.default_rng(11)
     written = labelled_rows = 0
     segment = 0
     while written < rows:
         n = min(SEGMENT_ROWS, rows - written)
-        predictions, truth = _segment(rng, n, written, model, version)
+        predictions, truth, seconds = _segment(rng, n, written, model, version, hours)
         chosen = np.flatnonzero(rng.random(n) < labelled)
         feedback = pa.table(
             {
                 "kind": pa.array(["feedback"] * len(chosen)),
                 "request_id": predictions.column("request_id").take(chosen),
-                "time": _stamps(np.sort(rng.uniform(3600, 7200, len(chosen))), HOUR),
+                "time": _stamps(
+                    np.sort(rng.uniform(3600, 7200, len(chosen)))
+                    if hours == 1
+                    else seconds[chosen] + 3600,
+                    HOUR,
+                ),
                 "model": pa.array([model] * len(chosen)),
                 "version": pa.array(["x"] * len(chosen)),
                 "route": pa.array(["/v1/feedback"] * len(chosen)),

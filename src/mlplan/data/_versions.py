@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mlplan.core import DatasetRef, parse_dataset_ref
@@ -205,18 +205,46 @@ def get_dataset(ws: Workspace, ref: str | DatasetRef) -> DatasetVersionInfo:
 
 def list_datasets(ws: Workspace) -> list[DatasetSummary]:
     """Every dataset registered or planned, with its latest version (plan order first)."""
+    # Set-based: the datasets with their version counts, then each one's latest version, in
+    # two queries whatever the number of datasets (not one query of versions per dataset).
+    newest = (
+        select(
+            DatasetVersionRecord.dataset_id,
+            func.count().label("versions"),
+            func.max(DatasetVersionRecord.version).label("latest"),
+        )
+        .group_by(DatasetVersionRecord.dataset_id)
+        .subquery()
+    )
     with ws.store.transaction() as session:
-        datasets = session.scalars(ws.select(DatasetRecord).order_by(DatasetRecord.name)).all()
-        registered = {
-            d.name: DatasetSummary(
-                d.name,
-                len(d.versions),
-                DatasetVersionInfo.from_record(d.versions[-1], d.name) if d.versions else None,
-                d.name in ws.plan.datasets,
+        datasets = session.execute(
+            ws.select(DatasetRecord.id, DatasetRecord.name, newest.c.versions)
+            .outerjoin(newest, newest.c.dataset_id == DatasetRecord.id)
+            .order_by(DatasetRecord.name)
+        ).all()
+        latest = {
+            r.dataset_id: r
+            for r in session.scalars(
+                ws.select(DatasetVersionRecord, owner=DatasetRecord)
+                .join(DatasetRecord)
+                .join(
+                    newest,
+                    (newest.c.dataset_id == DatasetVersionRecord.dataset_id)
+                    & (newest.c.latest == DatasetVersionRecord.version),
+                )
             )
-            for d in datasets
         }
-    out = [registered.pop(name, DatasetSummary(name, 0, None, True)) for name in ws.plan.datasets]
+        planned = ws.plan.datasets
+        registered = {
+            name: DatasetSummary(
+                name,
+                versions or 0,
+                DatasetVersionInfo.from_record(latest[id_], name) if id_ in latest else None,
+                name in planned,
+            )
+            for id_, name, versions in datasets
+        }
+    out = [registered.pop(name, DatasetSummary(name, 0, None, True)) for name in planned]
     return out + list(registered.values())
 
 

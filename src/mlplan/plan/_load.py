@@ -7,6 +7,7 @@ key names the nearest valid one, so the user can fix the file without reading th
 from __future__ import annotations
 
 import difflib
+import functools
 import types
 import typing
 from collections.abc import Iterator, Sequence
@@ -60,6 +61,16 @@ def parse_plan(text: str, *, filename: str = PLAN_FILE) -> Plan:
     ...
     mlplan.errors.PlanError: mlplan.yaml:4: unknown key 'slcies' — did you mean 'slices'?
     """
+    # Each command, and each page of ``mlplan ui``, reads the plan afresh; reading YAML with
+    # its line numbers is what takes the time (a third of a second for a plan of 100
+    # datasets), so the same text is validated once per process. Each caller gets its own
+    # copy: a Plan is mutable.
+    return _validated(text, filename).model_copy(deep=True)
+
+
+@functools.lru_cache(maxsize=8)
+def _validated(text: str, filename: str) -> Plan:
+    """The plan ``text`` validated (a problem raises, and is not remembered)."""
     yaml = YAML(typ="rt")
     try:
         data = yaml.load(text)

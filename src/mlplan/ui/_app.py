@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from importlib.resources import files
@@ -426,14 +427,17 @@ class _Guard:
     """Before the app: only GET and HEAD, and POST to a rollout action's address (the
     dashboard reads, but for those, which need a key of their own); on loopback, only a
     Host naming loopback, so that a web page elsewhere cannot read it through a DNS name
-    pointed at 127.0.0.1; and the headers that keep every page to its own files (a response
-    that sets a policy of its own, an embedded document's, keeps it)."""
+    pointed at 127.0.0.1; and the headers that keep every page to its own files, with the
+    server's time to the answer's start (``Server-Timing: app;dur=MS``, read by
+    ``benchmarks/bench_ui.py``); a response that sets a policy of its own (an embedded
+    document's) keeps it."""
 
     def __init__(self, app: Any, *, loopback: bool) -> None:
         self._app = app
         self._loopback = loopback
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
@@ -460,10 +464,17 @@ class _Guard:
                     *headers,
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"no-referrer"),
+                    (b"server-timing", _server_timing(started)),
                 ]
             await send(message)
 
         await self._app(scope, receive, with_headers)
+
+
+def _server_timing(started: float) -> bytes:
+    """The ``Server-Timing`` value of a request that started at ``started``: the time until
+    its answer starts, the page rendered (its body is whole before its headers go)."""
+    return f"app;dur={(time.perf_counter() - started) * 1000:.1f}".encode()
 
 
 def _host_name(scope: Scope) -> str:
