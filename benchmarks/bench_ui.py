@@ -246,8 +246,6 @@ def pages(built: dict[str, Any], best: str | None) -> list[str]:
         *(path for path, _ in PAGES),
         "/data/main",
         "/data/d001",
-        "/labels",
-        "/evaluation",
         f"/evaluation/{model}",
         f"/models/{model}",
         "/lineage?ref=main@1",

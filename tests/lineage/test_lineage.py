@@ -66,3 +66,38 @@ def test_openlineage_events_follow_the_spec(ws: Workspace) -> None:
     assert events[1]["inputs"][0]["name"] == "customers@1"
     assert events[1]["outputs"][0]["name"] == split.ref
     assert len(events[1]["outputs"][0]["facets"]["version"]["datasetVersion"]) == 64
+
+
+def _reader(ws: Workspace, job: str, reads: str, makes: str) -> None:
+    with ws.record(job, {}) as run:
+        run.input("split", reads)
+        run.output("report", makes)
+
+
+def test_a_walk_with_max_runs_keeps_the_nearest_and_says_it_stopped(ws: Workspace) -> None:
+    """Twelve runs read one split, and one run reads all they made (as a thousand trainings
+    and their comparison): the whole walk finds all fourteen runs; a walk of at most five
+    finds the split's run and the four oldest readers, says it is not complete, and every
+    run it lists is one of the whole walk's."""
+    register_dataset(ws, "customers")
+    split = split_dataset(ws, "customers", seed=2)
+    for i in range(12):
+        _reader(ws, "train", split.ref, f"m-{i}")
+    with ws.record("compare", {}) as run:
+        for i in range(12):
+            run.input("report", f"m-{i}")
+        run.output("report", "comparison")
+
+    whole = lineage(ws, "customers")
+    assert whole.complete
+    assert [r.job for r in whole.downstream] == ["data split", *["train"] * 12, "compare"]
+
+    few = lineage(ws, "customers", max_runs=5)
+    assert not few.complete and few.to_dict()["complete"] is False
+    assert [r.id for r in few.downstream] == [r.id for r in whole.downstream[:5]]
+    assert [r.job for r in few.upstream] == ["data add"]
+
+    enough = lineage(ws, "customers", max_runs=14)
+    assert enough.complete and [r.id for r in enough.downstream] == [
+        r.id for r in whole.downstream
+    ]

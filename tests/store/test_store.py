@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from tests.conftest import _free_port, migrated, ok
+from tests.conftest import _free_port, migrated, ok, write_churn_project
 
 from mlplan.errors import StoreError
 from mlplan.store import (
@@ -307,3 +307,28 @@ def test_a_runs_package_versions_are_those_the_full_metadata_parser_reads() -> N
     read = package_versions.__wrapped__()  # fresh: the cached one is the process's first
     assert read == dict(sorted(({"python": platform.python_version()} | parsed).items()))
     assert read["pyarrow"] == importlib.metadata.version("pyarrow")
+
+
+def test_json_columns_read_back_what_was_written_nan_and_big_integers_included(
+    tmp_path: Path,
+) -> None:
+    """The store reads its JSON columns with orjson where installed and falls back to the
+    standard library for what orjson refuses: a NaN metric and an integer past 64 bits come
+    back as written, beside ordinary values."""
+    import math
+
+    from mlplan.workspace import Workspace
+
+    root = write_churn_project(tmp_path)
+    ws = Workspace(root)
+    try:
+        written = {"plain": [1, 2.5, "é", None, True], "nan": float("nan"), "big": 2**70}
+        with ws.record("note", {}) as run:
+            run.report("note", written)
+        read = ws.latest_report("note")
+        assert read is not None
+        got = read.report
+        assert got["plain"] == written["plain"] and got["big"] == 2**70
+        assert math.isnan(got["nan"])
+    finally:
+        ws.close()

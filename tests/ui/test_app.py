@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import socket
@@ -203,3 +204,45 @@ def test_hlp_and_literature_rows_show_as_the_comparison_stores_them(tmp_path: Pa
     assert page.status_code == 200
     assert re.findall(r'data-row="([^"]+)"', page.text) == ["HLP", "Telco churn (Kaggle)"]
     assert "reported" in page.text and "0.84" in page.text
+
+
+def test_a_big_lineage_shows_the_nearest_runs_and_what_each_run_read_in_part(
+    tmp_path: Path,
+) -> None:
+    """A dataset version read by more runs than the page shows, and a run that read more
+    than it lists (as a thousand trainings and their comparison): the page says there are
+    more runs, draws one node for what a run read past the first ones, and its table says
+    how many more; the CLI's JSON still lists them all."""
+    from mlplan.data import register_dataset
+    from mlplan.lineage import lineage
+    from mlplan.ui._lineage import MAX_RUNS, MAX_THINGS
+
+    root = write_churn_project(tmp_path)
+    ws = Workspace(root)
+    try:
+        version = register_dataset(ws, "customers").version
+        for i in range(MAX_RUNS + 2):
+            with ws.record("train", {}) as run:
+                run.input("dataset_version", version.ref)
+                run.output("model", f"m-{i}@1")
+        with ws.record("compare", {}) as run:
+            for i in range(MAX_THINGS + 7):
+                run.input("model", f"m-{i}@1")
+            run.output("report", "comparison")
+        assert len(lineage(ws, version.ref).downstream) == MAX_RUNS + 3
+    finally:
+        ws.close()
+    with TestClient(create_app(UiConfig(root)), base_url="http://127.0.0.1") as client:
+        big = client.get("/lineage", params={"ref": version.ref})
+        wide = client.get("/lineage", params={"ref": "m-0@1"})
+    assert big.status_code == 200 and wide.status_code == 200
+    assert f"(the nearest {MAX_RUNS} a way: there are more)" in big.text
+    assert big.text.count('<tr id="run-') == 1 + MAX_RUNS  # the data add, and 100 of 103
+    assert "there are more" not in wide.text
+    assert "… and 7 more (" in wide.text
+    drawn = re.search(r'id="lineage-data">(.*?)</script>', wide.text, re.S)
+    assert drawn is not None
+    graph = json.loads(drawn.group(1))
+    more = [n for n in graph["nodes"] if n["kind"] == "more"]
+    assert [n["label"] for n in more] == ["7 more read"]
+    assert sum(n["kind"] == "model" for n in graph["nodes"]) == MAX_THINGS  # m-0 among them

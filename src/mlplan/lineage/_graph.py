@@ -4,7 +4,7 @@ and exported as OpenLineage RunEvents."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +106,8 @@ class LineageGraph:
     subject: LineageNode
     upstream: list[RunInfo] = field(default_factory=list)
     downstream: list[RunInfo] = field(default_factory=list)
+    complete: bool = True
+    """False when the walk stopped at ``max_runs`` a way: there are runs beyond those listed."""
 
     @property
     def runs(self) -> list[RunInfo]:
@@ -129,23 +131,57 @@ class LineageGraph:
             "subject": self.subject.to_dict(),
             "upstream": [r.to_dict() for r in self.upstream],
             "downstream": [r.to_dict() for r in self.downstream],
+            "complete": self.complete,
         }
 
 
-def _runs(ws: Workspace, ref: str, direction: str) -> list[RunInfo]:
+_REFS_PER_QUERY = 500
+"""References asked for in one query (an ``IN`` list well under any database's limit)."""
+
+
+def _runs_of(
+    ws: Workspace,
+    refs: Sequence[str],
+    direction: str,
+    *,
+    limit: int | None = None,
+    known: Collection[str] = (),
+) -> list[RunInfo]:
+    """The runs that read (``direction`` "input") or made ("output") any of ``refs``, each
+    once, oldest first: one query per ``_REFS_PER_QUERY`` references; ``limit``: only the
+    oldest ``limit`` of each query's (the store counts and cuts, so a thousand readers of
+    one split cost what ``limit`` of them do), of the runs not ``known`` already."""
+    found: dict[str, RunInfo] = {}
     with ws.store.transaction() as session:
-        query = (
-            ws.select(RunRecord)
-            .join(RunIORecord)
-            .where(RunIORecord.ref == ref, RunIORecord.direction == direction)
-            .options(selectinload(RunRecord.ios))
-            .order_by(RunRecord.started_at)
-        )
-        return [RunInfo.from_record(r) for r in session.scalars(query).unique()]
+        for at in range(0, len(refs), _REFS_PER_QUERY):
+            ids = (
+                ws.select(RunRecord.id)
+                .join(RunIORecord)
+                .where(
+                    RunIORecord.ref.in_(refs[at : at + _REFS_PER_QUERY]),
+                    RunIORecord.direction == direction,
+                    RunRecord.id.not_in(known),
+                )
+                .group_by(RunRecord.id, RunRecord.started_at)
+                .order_by(RunRecord.started_at, RunRecord.id)
+                .limit(limit)
+            )
+            query = (
+                ws.select(RunRecord)
+                .where(RunRecord.id.in_(ids.scalar_subquery()))
+                .options(selectinload(RunRecord.ios))
+            )
+            for record in session.scalars(query):
+                found.setdefault(record.id, RunInfo.from_record(record))
+    return sorted(found.values(), key=lambda r: (r.started_at, r.id))
 
 
-def lineage(ws: Workspace, ref: str) -> LineageGraph:
+def lineage(ws: Workspace, ref: str, *, max_runs: int | None = None) -> LineageGraph:
     """Walk the lineage of ``ref`` (e.g. ``customers@2``, ``customers@2/s1`` or a file path).
+
+    ``max_runs``: at most that many runs each way, the nearest first (the dashboard draws a
+    graph a person can read; ``complete`` then says whether any were left out). None walks
+    everything, as ``mlplan lineage`` does.
 
     Raises
     ------
@@ -153,8 +189,9 @@ def lineage(ws: Workspace, ref: str) -> LineageGraph:
         When no run read or made ``ref``.
     """
     ref = resolve_ref(ws, ref)
-    made = _runs(ws, ref, "output")
-    used = _runs(ws, ref, "input")
+    first = None if max_runs is None else max_runs + 1  # one more: are there more?
+    made = _runs_of(ws, [ref], "output", limit=first)
+    used = _runs_of(ws, [ref], "input", limit=first)
     if not made and not used:
         raise NotFoundError(
             f"no run made or read {ref!r}. Give a dataset version (customers@2), a split "
@@ -165,9 +202,9 @@ def lineage(ws: Workspace, ref: str) -> LineageGraph:
     subject = next((n for r in made for n in r.outputs if n.ref == ref), None) or next(
         n for r in used for n in r.inputs if n.ref == ref
     )
-    upstream = _walk(ws, made, "upstream")
-    downstream = _walk(ws, used, "downstream")
-    return LineageGraph(subject, upstream, downstream)
+    upstream, whole_up = _walk(ws, made, "upstream", max_runs)
+    downstream, whole_down = _walk(ws, used, "downstream", max_runs)
+    return LineageGraph(subject, upstream, downstream, whole_up and whole_down)
 
 
 def resolve_ref(ws: Workspace, ref: str) -> str:
@@ -194,18 +231,35 @@ def resolve_ref(ws: Workspace, ref: str) -> str:
     return ref
 
 
-def _walk(ws: Workspace, start: Iterable[RunInfo], way: str) -> list[RunInfo]:
+def _walk(
+    ws: Workspace, start: list[RunInfo], way: str, max_runs: int | None
+) -> tuple[list[RunInfo], bool]:
+    """Every run reached from ``start`` going ``way`` (at most ``max_runs``, the nearest
+    first), breadth first: each level's references asked for together and each reference
+    once (a split read by a thousand training runs whose models one comparison read is a few
+    queries, not one per model, each loading the comparison again). With whether the walk
+    reached every run."""
     found: dict[str, RunInfo] = {}
-    frontier = list(start)
+    asked: set[str] = set()
+    direction = "output" if way == "upstream" else "input"
+    frontier = start
+    complete = True
     while frontier:
-        run = frontier.pop()
-        if run.id in found:
-            continue
-        found[run.id] = run
-        nodes = run.inputs if way == "upstream" else run.outputs
-        for node in nodes:
-            frontier.extend(_runs(ws, node.ref, "output" if way == "upstream" else "input"))
-    return sorted(found.values(), key=lambda r: r.started_at)
+        fresh = [run for run in frontier if run.id not in found]
+        if max_runs is not None and len(found) + len(fresh) > max_runs:
+            fresh, complete = fresh[: max_runs - len(found)], False
+        found.update((run.id, run) for run in fresh)
+        if not complete:
+            break
+        refs = {
+            node.ref for run in fresh for node in (run.inputs if way == "upstream" else run.outputs)
+        } - asked
+        asked |= refs
+        room = None if max_runs is None else max_runs - len(found) + 1
+        frontier = (
+            _runs_of(ws, sorted(refs), direction, limit=room, known=list(found)) if refs else []
+        )
+    return sorted(found.values(), key=lambda r: (r.started_at, r.id)), complete
 
 
 def _facet(facet: str, **fields: Any) -> dict[str, Any]:

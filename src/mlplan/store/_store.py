@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import sqlite3
 import warnings
@@ -43,6 +44,25 @@ ARTIFACTS_ENV = "MLPLAN_ARTIFACTS_DIR"  # a folder a team shares, beside a Postg
 # command skip importing Alembic when the schema is already current.
 HEAD_REVISION = "0012"
 _MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _json_loads() -> Callable[[str], Any]:
+    """How the store's JSON columns are read: orjson where it is installed (the serving and
+    ui extras), two to three times faster over a page that reads a thousand models' records,
+    and the standard library for what orjson refuses (``NaN``, which ``json.dumps`` writes,
+    or an integer past 64 bits)."""
+    try:
+        import orjson
+    except ImportError:
+        return json.loads
+
+    def loads(text: str) -> Any:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return json.loads(text)
+
+    return loads
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -210,7 +230,7 @@ def _engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     try:
-        engine = create_engine(parsed, pool_pre_ping=True)
+        engine = create_engine(parsed, pool_pre_ping=True, json_deserializer=_json_loads())
     except (NoSuchModuleError, ModuleNotFoundError):
         raise StoreError(
             "a PostgreSQL store requires 'psycopg'. Install it with: pip install 'mlplan[postgres]'"

@@ -38,7 +38,14 @@ from mlplan.ui._evaluation import (
 )
 from mlplan.ui._format import key_metrics, number, span, when
 from mlplan.ui._labels import LABELS_PAGES, labels_view
-from mlplan.ui._lineage import KIND_LABELS, lineage_href, lineage_view, start_view
+from mlplan.ui._lineage import (
+    KIND_LABELS,
+    MAX_RUNS,
+    MAX_THINGS,
+    lineage_href,
+    lineage_view,
+    start_view,
+)
 from mlplan.ui._models import model_view, quantity
 from mlplan.ui._views import (
     STATE_LABELS,
@@ -360,6 +367,8 @@ class _Pages:
             "lineage_href": lineage_href,
             "kind_labels": KIND_LABELS,
             "elk": self._elk,
+            "max_runs": MAX_RUNS,
+            "max_things": MAX_THINGS,
         }
         if not ref:
             with self._opened() as ws:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KIND_LABELS",
+    "MAX_RUNS",
+    "MAX_THINGS",
     "LineageStart",
     "LineageView",
     "StartView",
@@ -42,6 +44,7 @@ KIND_LABELS: dict[str, tuple[str, str]] = {
     "report": ("☰", "report"),
     "artifact": ("▣", "artifact"),
     "deployment": ("▶", "deployment"),
+    "more": ("…", "more"),
 }
 """Each kind of node's icon and word: the drawing gives each a shape of its own as well, so
 colour is never the only sign."""
@@ -99,6 +102,15 @@ def run_anchor(run: RunInfo) -> str:
     return f"run-{run.id}"
 
 
+MAX_THINGS = 25
+"""What one run read, or made, drawn and listed: a comparison of a thousand models is one
+node saying so past these, not a thousand (``mlplan lineage REF --json`` lists them all)."""
+
+MAX_RUNS = 100
+"""Runs shown each way: a graph a person can read (a split a thousand training runs read
+would draw thousands of nodes), and a page that answers in time; the nearest come first."""
+
+
 @dataclass(frozen=True)
 class LineageView:
     """The graph from one reference: the subject, the runs upstream and downstream (oldest
@@ -109,6 +121,8 @@ class LineageView:
     upstream: list[RunInfo]
     downstream: list[RunInfo]
     graph: dict[str, Any]
+    complete: bool = True
+    """False when there are more runs than ``MAX_RUNS`` a way: the nearest are shown."""
 
     @property
     def subject_kind(self) -> str:
@@ -134,8 +148,10 @@ def lineage_view(ws: Workspace, ref: str) -> LineageView:
             f"no run is recorded yet, so none made or read {ref!r}: every mlplan command that "
             "makes something (mlplan data add NAME FILE first) records one"
         )
-    graph = lineage(ws, ref)
-    return LineageView(graph.subject, graph.upstream, graph.downstream, _drawn(graph))
+    graph = lineage(ws, ref, max_runs=MAX_RUNS)
+    return LineageView(
+        graph.subject, graph.upstream, graph.downstream, _drawn(graph), graph.complete
+    )
 
 
 def _drawn(graph: LineageGraph) -> dict[str, Any]:
@@ -175,10 +191,25 @@ def _drawn(graph: LineageGraph) -> dict[str, Any]:
             "href": "#" + run_anchor(run),
             "subject": False,
         }
-        for node in run.inputs:
+        for node in run.inputs[:MAX_THINGS]:
             edges[(thing(node), key)] = None
-        for node in run.outputs:
+        for node in run.outputs[:MAX_THINGS]:
             edges[(key, thing(node))] = None
+        for side, listed in (("read", run.inputs), ("made", run.outputs)):
+            if len(listed) > MAX_THINGS:
+                more = f"more:{run.id}:{side}"
+                icon, word = KIND_LABELS["more"]
+                nodes[more] = {
+                    "id": more,
+                    "kind": "more",
+                    "icon": icon,
+                    "word": word,
+                    "ref": more,
+                    "label": f"{len(listed) - MAX_THINGS} more {side}",
+                    "href": "#" + run_anchor(run),
+                    "subject": False,
+                }
+                edges[(more, key) if side == "read" else (key, more)] = None
     return {
         "subject": f"ref:{graph.subject.ref}",
         "nodes": list(nodes.values()),
