@@ -52,6 +52,27 @@ def test_a_fresh_project_shows_its_checklist_and_what_the_empty_pages_will_show(
     assert not (fresh / ".mlplan" / "store.db").exists()  # reading made no store
 
 
+def test_the_app_keeps_one_store_yet_shows_what_commands_record_after_it_opened(
+    client: TestClient, fresh: Path
+) -> None:
+    """The app opens the store once the project has one and keeps it between requests;
+    every page still shows what another process recorded since, as a command would."""
+    from mlplan.data import register_dataset
+
+    assert 'data-versions="0"' in client.get("/data").text  # no store yet: none opened
+    data = fresh / "data" / "customers.csv"
+    for expected in (1, 2):
+        if expected == 2:  # new bytes: a new version
+            lines = data.read_text().splitlines(keepends=True)
+            data.write_text("".join(lines[:-1]))
+        ws = Workspace(fresh)
+        try:
+            register_dataset(ws, "customers")
+        finally:
+            ws.close()
+        assert f'data-dataset="customers" data-versions="{expected}"' in client.get("/data").text
+
+
 def test_a_fresh_projects_data_page_names_its_planned_datasets_and_how_to_register_them(
     client: TestClient, fresh: Path
 ) -> None:

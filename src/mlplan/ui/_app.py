@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from mlplan.errors import MlplanError, NotFoundError, RefError
 from mlplan.monitoring import WHOLE
 from mlplan.rollout import MOVES
 from mlplan.serving import is_loopback
+from mlplan.store import Store
 from mlplan.ui._actions import MAX_FORM_BYTES, ActionOutcome, read_form, rollout_action
 from mlplan.ui._assets import ELK, HTMX, LIBRARIES, UPLOT, UPLOT_CSS, load_library
 from mlplan.ui._charts import parse_before
@@ -144,6 +146,8 @@ class _Pages:
         import jinja2
 
         self._config = config
+        self._store: Store | None = None
+        self._store_lock = threading.Lock()
         self._env = jinja2.Environment(
             loader=jinja2.PackageLoader("mlplan.ui", "templates"),
             autoescape=True,
@@ -418,9 +422,16 @@ class _Pages:
 
     @contextlib.contextmanager
     def _opened(self) -> Iterator[Workspace]:
-        """The project as a command opens it: plan and store read afresh."""
-        ws = Workspace(self._config.root, store_url=self._config.store_url)
+        """The project as a command opens it, its plan read afresh and every query asked
+        now; over one store the app opens once the project has one (its connections and
+        compiled statements kept from request to request; reading never creates it)."""
+        ws = Workspace(self._config.root, store_url=self._config.store_url, store=self._store)
         try:
+            if self._store is None and ws.has_store:
+                with self._store_lock:
+                    if self._store is None:
+                        self._store = ws.store
+                ws = Workspace(self._config.root, store=self._store)
             yield ws
         finally:
             ws.close()

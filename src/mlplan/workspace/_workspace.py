@@ -142,9 +142,14 @@ class Workspace:
     'churn'
     """
 
-    def __init__(self, root: str | Path, *, store_url: str | None = None) -> None:
+    def __init__(
+        self, root: str | Path, *, store_url: str | None = None, store: Store | None = None
+    ) -> None:
         self.root = Path(root).resolve()
         self._store_url = store_url
+        self._given_store = store
+        """A store opened by someone else, who closes it (a server that answers many
+        requests over one engine keeps its connections and compiled statements)."""
 
     @classmethod
     def find(cls, start: str | Path | None = None, *, store_url: str | None = None) -> Workspace:
@@ -250,13 +255,16 @@ class Workspace:
     def has_store(self) -> bool:
         """Whether a store exists already (opening one creates it)."""
         return (
-            bool(self._store_url or os.environ.get(STORE_URL_ENV))
+            self._given_store is not None
+            or bool(self._store_url or os.environ.get(STORE_URL_ENV))
             or (self.root / STORE_DIR / "store.db").exists()
         )
 
     @functools.cached_property
     def store(self) -> Store:
-        """The store, opened (and migrated) on first use."""
+        """The store, opened (and migrated) on first use, or the one given."""
+        if self._given_store is not None:
+            return self._given_store
         return open_store(self.root, url=self._store_url)
 
     def resolve(self, path: str | Path) -> Path:
@@ -371,6 +379,6 @@ class Workspace:
         return None
 
     def close(self) -> None:
-        """Release the store's connections if it was opened."""
-        if "store" in self.__dict__:
+        """Release the store's connections if it opened it (a given store stays open)."""
+        if "store" in self.__dict__ and self._given_store is None:
             self.store.close()
