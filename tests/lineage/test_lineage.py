@@ -98,6 +98,4 @@ def test_a_walk_with_max_runs_keeps_the_nearest_and_says_it_stopped(ws: Workspac
     assert [r.job for r in few.upstream] == ["data add"]
 
     enough = lineage(ws, "customers", max_runs=14)
-    assert enough.complete and [r.id for r in enough.downstream] == [
-        r.id for r in whole.downstream
-    ]
+    assert enough.complete and [r.id for r in enough.downstream] == [r.id for r in whole.downstream]
