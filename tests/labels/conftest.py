@@ -19,6 +19,26 @@ from mlplan.workspace import Workspace
 # plan has id_column: null).
 TRUTH: list[int] = customers_table().column("churned").to_pylist()
 
+
+def fill_batch(batch_file: Path, out: Path, *, bob_wrong_every: int) -> Path:
+    """A batch file labeled as two annotators would: 'ann' always right, 'bob' wrong on every
+    ``bob_wrong_every``-th item he sees; written to ``out``."""
+    with batch_file.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    seen = 0
+    for row in rows:
+        truth = TRUTH[int(row["item_id"])]
+        if row["annotator"] == "bob":
+            seen += 1
+            truth = 1 - truth if seen % bob_wrong_every == 0 else truth
+        row["label"], row["seconds"] = str(truth), "12"
+    with out.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return out
+
+
 EditPlan = Callable[[str, str], None]
 Simulate = Callable[..., list[dict[str, Any]]]
 WriteRows = Callable[..., Path]

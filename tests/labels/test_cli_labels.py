@@ -3,36 +3,17 @@ agreement, HLP, consensus, the queue and triage."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.conftest import ok
-from tests.labels.conftest import TRUTH
+from tests.labels.conftest import fill_batch
 
 
 def as_json(result: Any) -> Any:
     return json.loads(ok(result).stdout)
-
-
-def _fill_batch(batch_file: Path, out: Path) -> None:
-    """Label the batch as two annotators would: 'ann' always right, 'bob' wrong on every
-    fifth item he sees."""
-    with batch_file.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    seen = 0
-    for row in rows:
-        truth = TRUTH[int(row["item_id"])]
-        if row["annotator"] == "bob":
-            seen += 1
-            truth = 1 - truth if seen % 5 == 0 else truth
-        row["label"], row["seconds"] = str(truth), "12"
-    with out.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def test_labels_flow_through_the_cli(cli: Any, project_dir: Path) -> None:
@@ -65,7 +46,7 @@ def test_labels_flow_through_the_cli(cli: Any, project_dir: Path) -> None:
     assert (batch["number"], batch["items"], batch["assignments"]) == (1, 50, 100)
     assert batch["annotators"] == ["ann", "bob"]
     assert batch["files"][0].endswith("labels/batch-1.csv")
-    _fill_batch(Path(batch["files"][0]), project_dir / "filled.csv")
+    fill_batch(Path(batch["files"][0]), project_dir / "filled.csv", bob_wrong_every=5)
 
     imported = as_json(cli("labels", "import", "filled.csv", "--batch", "1", "--json"))
     assert imported["counts"]["imported"] == 100 and imported["problems"] == []

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 from tests.conftest import edit_plan, evaluated, register_split_train, write_churn_project
-from tests.ui.conftest import SCREENSHOTS, Visit, axe_run, cli_json, ui_process
+from tests.ui.conftest import SCREENSHOTS, Visit, axe_pages, cli_json, ui_process
 
 from mlplan.modeling import train_model
 from mlplan.ui import UiConfig, create_app
@@ -223,18 +223,9 @@ def test_axe_finds_no_serious_violation_on_the_evaluation_pages(
 ) -> None:
     # axe is injected by the test, past the pages' own policy; it does not enter the frames.
     # The list, /evaluation, is one of PAGES: test_browser checks it in both themes.
-    context = browser.new_context(bypass_csp=True, color_scheme=scheme)
-    found = {}
-    try:
-        for path in ("/evaluation/logistic-1", "/evaluation/logistic-2"):
-            page = context.new_page()
-            page.goto(base_url + path)
-            result = axe_run(page, axe_source)
-            assert result["passes"] > 10, path
-            found[path] = result["violations"]
-            page.close()
-    finally:
-        context.close()
+    found = axe_pages(
+        browser, axe_source, scheme, base_url, ("/evaluation/logistic-1", "/evaluation/logistic-2")
+    )
     assert found == {path: [] for path in found}
 
 

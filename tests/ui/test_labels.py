@@ -4,7 +4,6 @@ labeled project, in headless Chromium on a real ``mlplan ui`` process, it shows 
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 from tests.conftest import edit_plan, write_churn_project
-from tests.labels.conftest import TRUTH
-from tests.ui.conftest import SCREENSHOTS, Visit, axe_run, cli_json, ui_process
+from tests.labels.conftest import fill_batch
+from tests.ui.conftest import SCREENSHOTS, Visit, axe_pages, cli_json, ui_process
 
 from mlplan.data import register_dataset
 from mlplan.labels import export_batch, import_annotations
@@ -23,25 +22,6 @@ from mlplan.workspace import Workspace
 ITEMS = 300
 """Items in the batch: 'bob' is wrong on every fourth he sees, so 75 disagreements are
 queued, more than a page of the queue (50)."""
-
-
-def _label_batch(batch_file: Path, out: Path) -> Path:
-    """The batch labeled as two annotators would: 'ann' always right, 'bob' wrong on every
-    fourth item he sees."""
-    with batch_file.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    seen = 0
-    for row in rows:
-        truth = TRUTH[int(row["item_id"])]
-        if row["annotator"] == "bob":
-            seen += 1
-            truth = 1 - truth if seen % 4 == 0 else truth
-        row["label"], row["seconds"] = str(truth), "12"
-    with out.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +35,7 @@ def labeled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, A
         edit_plan(ws, "slices: []", "slices: [{name: region, columns: [region]}]")
         register_dataset(ws, "customers")
         batch = export_batch(ws, "customers", n=ITEMS, overlap=1.0, annotators=["ann", "bob"])
-        filled = _label_batch(Path(batch.files[0]), root / "filled.csv")
+        filled = fill_batch(Path(batch.files[0]), root / "filled.csv", bob_wrong_every=4)
         import_annotations(ws, filled, batch=batch.number)
     finally:
         ws.close()
@@ -226,12 +206,4 @@ def test_the_queues_next_page_is_swapped_in_place(
 def test_axe_finds_no_serious_accessibility_violation_on_the_labels_page(
     browser: Any, base_url: str, axe_source: str, scheme: str
 ) -> None:
-    context = browser.new_context(bypass_csp=True, color_scheme=scheme)
-    try:
-        page = context.new_page()
-        page.goto(base_url + "/labels")
-        result = axe_run(page, axe_source)
-    finally:
-        context.close()
-    assert result["passes"] > 10  # axe ran its rules on the page
-    assert result["violations"] == []
+    assert axe_pages(browser, axe_source, scheme, base_url, ["/labels"]) == {"/labels": []}

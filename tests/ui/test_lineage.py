@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 from starlette.testclient import TestClient
 from tests.conftest import evaluated, register_split_train, write_churn_project
-from tests.ui.conftest import REPO, SCREENSHOTS, Visit, axe_run, cli_json, ui_process
+from tests.ui.conftest import REPO, SCREENSHOTS, Visit, axe_pages, cli_json, ui_process
 from typer.testing import CliRunner
 
 from mlplan.cli import app
@@ -214,20 +214,12 @@ def test_the_start_list_offers_every_dataset_version_model_and_deployment(
 def test_axe_finds_no_serious_violation_on_the_lineage_pages(
     browser: Any, base_url: str, axe_source: str, scheme: str
 ) -> None:
-    context = browser.new_context(bypass_csp=True, color_scheme=scheme)
-    found = {}
-    try:
-        for path in ["/lineage", "/lineage?ref=customers%401"]:
-            page = context.new_page()
-            page.goto(base_url + path)
-            if "ref=" in path:
-                page.wait_for_selector("#lineage-graph[data-state=drawn]")
-            result = axe_run(page, axe_source)
-            assert result["passes"] > 10, path
-            found[path] = result["violations"]
-            page.close()
-    finally:
-        context.close()
+    def drawn(page: Any, path: str) -> None:
+        if "ref=" in path:
+            page.wait_for_selector("#lineage-graph[data-state=drawn]")
+
+    paths = ["/lineage", "/lineage?ref=customers%401"]
+    found = axe_pages(browser, axe_source, scheme, base_url, paths, ready=drawn)
     assert found == {"/lineage": [], "/lineage?ref=customers%401": []}
 
 

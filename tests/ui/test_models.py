@@ -12,7 +12,7 @@ import pyarrow.csv as pa_csv
 import pytest
 from starlette.testclient import TestClient
 from tests.conftest import edit_plan, evaluated, register_split_train, write_churn_project
-from tests.ui.conftest import SCREENSHOTS, Visit, axe_run, cli_json, ui_process
+from tests.ui.conftest import SCREENSHOTS, Visit, axe_pages, cli_json, ui_process
 
 from mlplan.modeling import import_older_system, train_model
 from mlplan.serving import deploy
@@ -249,18 +249,9 @@ def test_a_model_row_links_to_a_page_with_what_models_show_prints(
 def test_axe_finds_no_serious_violation_on_the_models_pages(
     browser: Any, base_url: str, axe_source: str, scheme: str
 ) -> None:
-    context = browser.new_context(bypass_csp=True, color_scheme=scheme)
-    found = {}
-    try:
-        for path in ("/models", "/models/gbt-1", "/models/logistic-1"):
-            page = context.new_page()
-            page.goto(base_url + path)
-            result = axe_run(page, axe_source)
-            assert result["passes"] > 10, path
-            found[path] = result["violations"]
-            page.close()
-    finally:
-        context.close()
+    found = axe_pages(
+        browser, axe_source, scheme, base_url, ("/models", "/models/gbt-1", "/models/logistic-1")
+    )
     assert found == {path: [] for path in found}
 
 
