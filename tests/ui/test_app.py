@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -56,7 +57,8 @@ def test_the_app_keeps_one_store_yet_shows_what_commands_record_after_it_opened(
     client: TestClient, fresh: Path
 ) -> None:
     """The app opens the store once the project has one and keeps it between requests;
-    every page still shows what another process recorded since, as a command would."""
+    every page still shows what another process recorded since, as a command would, and a
+    store file replaced (a project rebuilt) is opened again."""
     from mlplan.data import register_dataset
 
     assert 'data-versions="0"' in client.get("/data").text  # no store yet: none opened
@@ -71,6 +73,15 @@ def test_the_app_keeps_one_store_yet_shows_what_commands_record_after_it_opened(
         finally:
             ws.close()
         assert f'data-dataset="customers" data-versions="{expected}"' in client.get("/data").text
+    # The project rebuilt from scratch (its store folder removed, a new store made): the app
+    # reads the new file, not the one its connections had open.
+    shutil.rmtree(fresh / ".mlplan")
+    ws = Workspace(fresh)
+    try:
+        register_dataset(ws, "customers")
+    finally:
+        ws.close()
+    assert 'data-dataset="customers" data-versions="1"' in client.get("/data").text
 
 
 def test_a_fresh_projects_data_page_names_its_planned_datasets_and_how_to_register_them(

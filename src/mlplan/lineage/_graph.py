@@ -256,9 +256,8 @@ def _walk(
         } - asked
         asked |= refs
         room = None if max_runs is None else max_runs - len(found) + 1
-        frontier = (
-            _runs_of(ws, sorted(refs), direction, limit=room, known=list(found)) if refs else []
-        )
+        known = [] if max_runs is None else list(found)  # at most max_runs: a short list
+        frontier = _runs_of(ws, sorted(refs), direction, limit=room, known=known) if refs else []
     return sorted(found.values(), key=lambda r: (r.started_at, r.id)), complete
 
 

@@ -147,6 +147,7 @@ class _Pages:
 
         self._config = config
         self._store: Store | None = None
+        self._store_file: tuple[int, int] | None = None
         self._store_lock = threading.Lock()
         self._env = jinja2.Environment(
             loader=jinja2.PackageLoader("mlplan.ui", "templates"),
@@ -425,16 +426,38 @@ class _Pages:
         """The project as a command opens it, its plan read afresh and every query asked
         now; over one store the app opens once the project has one (its connections and
         compiled statements kept from request to request; reading never creates it)."""
-        ws = Workspace(self._config.root, store_url=self._config.store_url, store=self._store)
+        ws = Workspace(self._config.root, store_url=self._config.store_url, store=self._kept())
         try:
-            if self._store is None and ws.has_store:
-                with self._store_lock:
-                    if self._store is None:
-                        self._store = ws.store
-                ws = Workspace(self._config.root, store=self._store)
             yield ws
         finally:
             ws.close()
+
+    def _kept(self) -> Store | None:
+        """The store kept between requests: opened once the project has one, and opened
+        again when its SQLite file was replaced (a restore, a rebuilt project), whose old
+        connections would go on reading, and writing, the file that is gone."""
+        with self._store_lock:
+            if self._store is not None and _file_of(self._store) != self._store_file:
+                self._store.close()
+                self._store = None
+            if self._store is None:
+                probe = Workspace(self._config.root, store_url=self._config.store_url)
+                if probe.has_store:
+                    self._store = probe.store
+                    self._store_file = _file_of(self._store)
+            return self._store
+
+
+def _file_of(store: Store) -> tuple[int, int] | None:
+    """Which file a SQLite store's database is (device and inode; None when it is gone, or
+    for a server database)."""
+    if store.engine.dialect.name != "sqlite" or not store.engine.url.database:
+        return None
+    try:
+        found = Path(store.engine.url.database).stat()
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino)
 
 
 def _page_number(request: Any, name: str) -> int:
