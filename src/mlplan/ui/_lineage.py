@@ -160,37 +160,21 @@ def _drawn(graph: LineageGraph) -> dict[str, Any]:
     nodes: dict[str, dict[str, Any]] = {}
     edges: dict[tuple[str, str], None] = {}
 
-    def thing(node: LineageNode) -> str:
-        key = f"ref:{node.ref}"
-        if key not in nodes:
-            kind = _kind(node)
-            icon, word = KIND_LABELS.get(kind, ("•", kind.replace("_", " ")))
-            nodes[key] = {
-                "id": key,
-                "kind": kind,
-                "icon": icon,
-                "word": word,
-                "ref": node.ref,
-                "label": node.ref,
-                "href": node_href(node.kind, node.ref),
-                "subject": node.ref == graph.subject.ref,
-            }
+    def add(key: str, kind: str, ref: str, label: str, href: str, subject: bool = False) -> str:
+        icon, word = KIND_LABELS.get(kind, ("•", kind.replace("_", " ")))
+        node = {"id": key, "kind": kind, "icon": icon, "word": word, "ref": ref}
+        nodes.setdefault(key, node | {"label": label, "href": href, "subject": subject})
         return key
+
+    def thing(node: LineageNode) -> str:
+        subject = node.ref == graph.subject.ref
+        href = node_href(node.kind, node.ref)
+        return add(f"ref:{node.ref}", _kind(node), node.ref, node.ref, href, subject)
 
     thing(graph.subject)
     for run in graph.runs:
-        key = f"run:{run.id}"
-        icon, word = KIND_LABELS["run"]
-        nodes[key] = {
-            "id": key,
-            "kind": "run",
-            "icon": icon,
-            "word": word,
-            "ref": run.id,
-            "label": f"{run.job} {run.id[:8]}",
-            "href": "#" + run_anchor(run),
-            "subject": False,
-        }
+        anchor = "#" + run_anchor(run)
+        key = add(f"run:{run.id}", "run", run.id, f"{run.job} {run.id[:8]}", anchor)
         for node in run.inputs[:MAX_THINGS]:
             edges[(thing(node), key)] = None
         for node in run.outputs[:MAX_THINGS]:
@@ -198,17 +182,7 @@ def _drawn(graph: LineageGraph) -> dict[str, Any]:
         for side, listed in (("read", run.inputs), ("made", run.outputs)):
             if len(listed) > MAX_THINGS:
                 more = f"more:{run.id}:{side}"
-                icon, word = KIND_LABELS["more"]
-                nodes[more] = {
-                    "id": more,
-                    "kind": "more",
-                    "icon": icon,
-                    "word": word,
-                    "ref": more,
-                    "label": f"{len(listed) - MAX_THINGS} more {side}",
-                    "href": "#" + run_anchor(run),
-                    "subject": False,
-                }
+                add(more, "more", more, f"{len(listed) - MAX_THINGS} more {side}", anchor)
                 edges[(more, key) if side == "read" else (key, more)] = None
     return {
         "subject": f"ref:{graph.subject.ref}",
