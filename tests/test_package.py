@@ -23,6 +23,7 @@ PUBLIC_MODULES = [
     "mlplan.store",
     "mlplan.data",
     "mlplan.labels",
+    "mlplan.features",
     "mlplan.modeling",
     "mlplan.evaluation",
     "mlplan.serving",

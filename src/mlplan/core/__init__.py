@@ -7,6 +7,22 @@ import importlib
 import typing
 
 from mlplan.core._delimiters import DELIMITERS, parse_delimiter
+from mlplan.core._expressions import (
+    ANALYZERS,
+    FUNCTIONS,
+    Analyzer,
+    Binary,
+    Bucketize,
+    Call,
+    CategoryMap,
+    Expression,
+    Name,
+    Number,
+    Unary,
+    expression_names,
+    parse_expression,
+    render_expression,
+)
 from mlplan.core._json import json_safe
 from mlplan.core._metrics import LOWER_IS_BETTER, better
 from mlplan.core._refs import DatasetRef, SplitRef, parse_dataset_ref, parse_split_ref
@@ -35,12 +51,16 @@ _STATS = frozenset(
     {
         "PSI_FLOOR",
         "KSResult",
+    "Name",
+    "Number",
         "TestResult",
+    "Unary",
         "bin_counts",
         "binomial_cdf",
         "binomial_sf",
         "chi2_counts",
         "chi2_sf",
+    "expression_names",
         "jensenshannon",
         "kolmogorov_sf",
         "ks_2samp",
@@ -52,19 +72,31 @@ _STATS = frozenset(
 )
 
 __all__ = [
+    "ANALYZERS",
     "DELIMITERS",
+    "FUNCTIONS",
     "LOWER_IS_BETTER",
     "PSI_FLOOR",
+    "Analyzer",
+    "Binary",
+    "Bucketize",
+    "Call",
+    "CategoryMap",
     "DatasetRef",
+    "Expression",
     "KSResult",
+    "Name",
+    "Number",
     "SplitRef",
     "TestResult",
+    "Unary",
     "better",
     "bin_counts",
     "binomial_cdf",
     "binomial_sf",
     "chi2_counts",
     "chi2_sf",
+    "expression_names",
     "jensenshannon",
     "json_safe",
     "kolmogorov_sf",
@@ -73,9 +105,11 @@ __all__ = [
     "normal_sf",
     "parse_dataset_ref",
     "parse_delimiter",
+    "parse_expression",
     "parse_split_ref",
     "psi",
     "quantile_edges",
+    "render_expression",
 ]
 
 

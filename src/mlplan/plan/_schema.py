@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mlplan.core import parse_delimiter
+from mlplan.core import Expression as _Expression
+from mlplan.core import expression_names, parse_delimiter, parse_expression
 
 __all__ = [
     "NAME_PATTERN",
@@ -26,6 +27,7 @@ __all__ = [
     "Direction",
     "Discovery",
     "EvaluationSpec",
+    "FeatureEntry",
     "Gates",
     "Guard",
     "HumanLevelPerformanceSpec",
@@ -790,6 +792,36 @@ class Modeling(_Section):
     )
 
 
+# -- derived features ----------------------------------------------------------------------------
+
+FEATURE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class FeatureEntry(_Section):
+    """One derived feature: an expression over input columns and earlier features (the
+    language: :mod:`mlplan.core._expressions`), written as the string alone or with a
+    description. Parsed when the plan loads; its columns are checked against the data."""
+
+    expr: str = Field(description="e.g. 'log1p(income)', 'clip(zscore(age), -3, 3)'.")
+    description: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, data: Any) -> Any:
+        return {"expr": data} if isinstance(data, str) else data
+
+    @field_validator("expr")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        parse_expression(value)  # a PlanError is a ValueError: it gets the file and line
+        return value
+
+    @property
+    def expression(self) -> _Expression:
+        """The parsed expression."""
+        return parse_expression(self.expr)
+
+
 class SliceFloor(_Section):
     """Every value of a slice must reach ``min`` on ``metric``."""
 
@@ -973,6 +1005,11 @@ class Plan(_Section):
     labels: Labels = Field(default_factory=Labels)
     metrics: Metrics = Field(default_factory=Metrics)
     slices: list[SliceSpec] = Field(default_factory=list)
+    features: dict[Annotated[str, Field(pattern=FEATURE_NAME)], FeatureEntry] = Field(
+        default_factory=dict,
+        description="Derived features, in order: name -> expression over the input columns "
+        "and earlier features, computed alike in training (DuckDB) and in the package's graph.",
+    )
     baselines: Baselines = Field(default_factory=Baselines)
     risks: list[Risk] | None = None
     modeling: Modeling = Field(default_factory=Modeling)
@@ -982,6 +1019,19 @@ class Plan(_Section):
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     approvals: list[ApprovalSpec] = Field(default_factory=list)
+
+    @field_validator("features")
+    @classmethod
+    def _features_in_order(cls, features: dict[str, FeatureEntry]) -> dict[str, FeatureEntry]:
+        names = list(features)
+        for i, (name, entry) in enumerate(features.items()):
+            later = sorted(set(expression_names(entry.expression)) & set(names[i:]))
+            if later:
+                raise ValueError(
+                    f"feature {name!r} ({entry.expr!r}) uses {', '.join(map(repr, later))}, "
+                    "defined at or below it; a feature may use only the features above it"
+                )
+        return features
 
     @model_validator(mode="after")
     def _cross_references(self) -> Plan:
