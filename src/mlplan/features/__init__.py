@@ -13,19 +13,35 @@ from mlplan.features._definitions import (
 )
 from mlplan.features._fitted import FEATURES_FILE, FittedFeatures, fit_features, onnx_inputs
 from mlplan.features._onnx import FEATURE_OPSET, features_graph
+from mlplan.features._skew import (
+    SKEW_ATOL,
+    SKEW_RTOL,
+    SkewMismatch,
+    SkewReport,
+    check_features,
+    check_skew,
+    logged_rows,
+)
 from mlplan.features._sql import sql_expression
 
 __all__ = [
     "FEATURES_FILE",
     "FEATURE_OPSET",
+    "SKEW_ATOL",
+    "SKEW_RTOL",
     "ColumnType",
     "DerivedFeature",
     "FeatureDefinitions",
     "FittedFeatures",
+    "SkewMismatch",
+    "SkewReport",
     "analyzers_of",
+    "check_features",
+    "check_skew",
     "column_type",
     "features_graph",
     "fit_features",
+    "logged_rows",
     "onnx_inputs",
     "sql_expression",
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import pyarrow as pa
@@ -72,7 +72,7 @@ class FeatureDefinitions:
     """
 
     features: tuple[DerivedFeature, ...]
-    source: str = "features"
+    source: str = field(default="features", compare=False)
     """Where they were written, for messages (the plan file's name)."""
 
     @classmethod
@@ -100,6 +100,11 @@ class FeatureDefinitions:
             except PlanError as exc:
                 raise PlanError(f"{source}: feature {name!r}: {exc}") from None
             later = [n for n in expression_names(node) if n in features and n not in resolved]
+            if name in later:
+                raise PlanError(
+                    f"{source}: feature {name!r} ({spec.expr!r}) reads its own name; give "
+                    "the feature a name of its own (not a column's)"
+                )
             if later:
                 raise PlanError(
                     f"{source}: feature {name!r} ({spec.expr!r}) uses "
@@ -226,16 +231,20 @@ def _substitute(
     return sub(node)
 
 
-def _constant(node: Expression) -> bool:
-    """A value known once the analyzers are: no column outside an analyzer."""
-    if isinstance(node, Number):
+def _per_row(node: Expression) -> bool:
+    """Whether a value differs by row: it reads a column outside a full-pass statistic."""
+    if isinstance(node, Name | CategoryMap):
         return True
     if isinstance(node, Analyzer):
-        return node.func in ("mean", "std", "min", "max")
+        return node.func == "vocabulary"
     if isinstance(node, Unary):
-        return _constant(node.operand)
+        return _per_row(node.operand)
     if isinstance(node, Binary):
-        return _constant(node.left) and _constant(node.right)
+        return _per_row(node.left) or _per_row(node.right)
+    if isinstance(node, Call):
+        return any(_per_row(a) for a in node.args)
+    if isinstance(node, Bucketize):
+        return _per_row(node.x)
     return False
 
 
@@ -275,7 +284,7 @@ def _check_types(
                 return
             for arg in part.args:
                 check(arg)
-            if part.func == "clip" and not (_constant(part.args[1]) and _constant(part.args[2])):
+            if part.func == "clip" and (_per_row(part.args[1]) or _per_row(part.args[2])):
                 raise DataError(
                     f"{where}: clip(x, lo, hi) needs bounds known before the rows are read "
                     "(numbers or mean/std/min/max of the training rows)"
@@ -293,5 +302,5 @@ def _check_types(
                 check(part.edges.arg)
 
     check(node, reads)
-    if not expression_names(node):
+    if not _per_row(node):
         raise DataError(f"{where} reads no column; a feature is computed from its row")

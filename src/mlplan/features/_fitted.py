@@ -51,7 +51,8 @@ def fit_features(
     split's; None: every row) with DuckDB, inner analyzers first.
 
     ``mean``, ``std`` (the population's, as TensorFlow Transform's), ``min``, ``max`` and
-    ``quantiles`` (``quantile_cont``, the distinct edges) skip missing values; ``vocabulary``
+    ``quantiles`` (``quantile_cont``, the distinct edges) read the finite values only
+    (``log1p(-1)`` is ``-inf``: it would make every statistic infinite); ``vocabulary``
     lists the categories by frequency, then value, missing ones ("" included) left out.
 
     Raises
@@ -91,7 +92,8 @@ def _analyze(
             f"GROUP BY v ORDER BY n DESC, v ASC{limit}"
         ).fetchall()
         return [str(v) for v, _ in found]
-    x = f"nullif({sql_expression(analyzer.arg, types, constants)}, CAST('nan' AS DOUBLE))"
+    value_sql = sql_expression(analyzer.arg, types, constants)
+    x = f"(CASE WHEN isfinite({value_sql}) THEN {value_sql} END)"
     if analyzer.func == "quantiles":
         n = int(analyzer.n or 2)
         points = ", ".join(repr(i / n) for i in range(1, n))

@@ -1026,6 +1026,11 @@ class Plan(_Section):
         names = list(features)
         for i, (name, entry) in enumerate(features.items()):
             later = sorted(set(expression_names(entry.expression)) & set(names[i:]))
+            if name in later:
+                raise ValueError(
+                    f"feature {name!r} ({entry.expr!r}) reads its own name; give the feature a "
+                    "name of its own (not a column's)"
+                )
             if later:
                 raise ValueError(
                     f"feature {name!r} ({entry.expr!r}) uses {', '.join(map(repr, later))}, "
