@@ -12,6 +12,7 @@ from mlplan.features._definitions import (
     column_type,
 )
 from mlplan.features._fitted import FEATURES_FILE, FittedFeatures, fit_features, onnx_inputs
+from mlplan.features._merge import prepend_features
 from mlplan.features._onnx import FEATURE_OPSET, features_graph
 from mlplan.features._skew import (
     SKEW_ATOL,
@@ -43,5 +44,6 @@ __all__ = [
     "fit_features",
     "logged_rows",
     "onnx_inputs",
+    "prepend_features",
     "sql_expression",
 ]

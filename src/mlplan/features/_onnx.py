@@ -59,7 +59,7 @@ class _Builder:
 
     def name(self) -> str:
         self.count += 1
-        return f"_feature_{self.count}"
+        return f"mlplan_feature_{self.count}"
 
     def node(self, op: str, inputs: Sequence[str], domain: str = "", **attrs: Any) -> str:
         out = self.name()

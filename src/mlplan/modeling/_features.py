@@ -23,6 +23,7 @@ __all__ = [
     "feature_frames",
     "onnx_feeds",
     "select_features",
+    "with_derived",
 ]
 
 MISSING_CATEGORY = "(missing)"
@@ -40,11 +41,45 @@ class FeatureSet:
     categorical: list[str]
     excluded: dict[str, str]
     infrequent: dict[str, list[str]] = field(default_factory=dict)
+    derived: dict[str, Any] | None = None
+    """The plan's derived features fitted on the training rows (``features.json``), when
+    the model reads some: the columns of ``numeric`` it names are computed, not fed."""
 
     @property
     def columns(self) -> list[str]:
         """All inputs, numeric first."""
         return [*self.numeric, *self.categorical]
+
+    @property
+    def derived_names(self) -> list[str]:
+        """The derived features among the inputs."""
+        names = {f["name"] for f in (self.derived or {}).get("features", [])}
+        return [c for c in self.numeric if c in names]
+
+    @property
+    def inputs(self) -> FeatureSet:
+        """The columns a package takes, as its graph computes the derived features from
+        them: the inputs that are not derived, then the raw columns only features read."""
+        if not self.derived:
+            return self
+        derived = set(self.derived_names)
+        kinds: dict[str, str] = self.derived.get("inputs", {})
+        numeric = [c for c in self.numeric if c not in derived]
+        categorical = list(self.categorical)
+        for column, kind in kinds.items():
+            if column not in numeric and column not in categorical:
+                (categorical if kind == "string" else numeric).append(column)
+        return FeatureSet(numeric, categorical, self.excluded, self.infrequent)
+
+    @property
+    def frame_columns(self) -> FeatureSet:
+        """What a feature frame holds: the model's inputs and the raw columns only the
+        derived features read (the graph's feeds)."""
+        if not self.derived:
+            return self
+        inputs = self.inputs
+        numeric = [*self.numeric, *(c for c in inputs.numeric if c not in self.numeric)]
+        return FeatureSet(numeric, inputs.categorical, self.excluded, self.infrequent)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (the rare categories join it in the model's input spec)."""
@@ -53,7 +88,13 @@ class FeatureSet:
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> FeatureSet:
         """The inputs of a tabular model from its stored input spec (``Model.features``)."""
-        return cls(spec["numeric"], spec["categorical"], {}, dict(spec.get("infrequent") or {}))
+        return cls(
+            spec["numeric"],
+            spec["categorical"],
+            {},
+            dict(spec.get("infrequent") or {}),
+            spec.get("derived") or None,
+        )
 
 
 def select_features(
@@ -130,7 +171,8 @@ def feature_frame(table: pa.Table, features: FeatureSet, rows: np.ndarray) -> An
     """The feature columns of ``rows`` as the DataFrame the pipeline expects: numbers as the
     float32 values the ONNX graph reads (missing: NaN), strings with missing and empty ones as
     ``MISSING_CATEGORY``, the category the graph puts in place of a missing string ("")."""
-    subset = table.select(features.columns).take(pa.array(rows, pa.int64()))
+    present = [c for c in features.frame_columns.columns if c in table.column_names]
+    subset = table.select(present).take(pa.array(rows, pa.int64()))
     return _frames(subset, features, {"rows": None})[0]["rows"]
 
 
@@ -141,7 +183,22 @@ def feature_frames(
     ``table``: each column converted once, its rows then picked per split; and how many of
     the ``counted`` rows hold each category of each categorical column (missing ones as
     ``MISSING_CATEGORY``), counted from the same conversion."""
-    return _frames(table.select(features.columns), features, rows, counted)
+    present = [c for c in features.frame_columns.columns if c in table.column_names]
+    return _frames(table.select(present), features, rows, counted)
+
+
+def with_derived(table: pa.Table, features: FeatureSet) -> pa.Table:
+    """``table`` with the derived features it lacks computed by DuckDB from its raw columns
+    (``mlplan.features``: the same definitions and constants the package's graph holds)."""
+    missing = [c for c in features.derived_names if c not in table.column_names]
+    if not missing or features.derived is None:
+        return table
+    from mlplan.features import FittedFeatures
+
+    computed = FittedFeatures.from_dict(features.derived).transform(table)
+    for name in missing:
+        table = table.append_column(name, pa.array(computed[name], pa.float32()))
+    return table
 
 
 def _frames(
@@ -155,6 +212,9 @@ def _frames(
     pd = require("pandas", extra="models", purpose="training models")
     data: dict[str, dict[str, Any]] = {split: {} for split in rows}
     counts: dict[str, dict[str, int]] = {}
+    table = with_derived(table, features)
+    counted_columns = set(features.categorical)
+    features = features.frame_columns
 
     def pick(values: np.ndarray, index: np.ndarray | None) -> np.ndarray:
         return values if index is None else values[index]
@@ -183,7 +243,7 @@ def _frames(
         indices = codes.indices.to_numpy(zero_copy_only=False)
         for split, index in rows.items():
             data[split][name] = pd.Series(categories[pick(indices, index)], dtype=object)
-        if counted is not None:
+        if counted is not None and name in counted_columns:
             tally = np.bincount(pick(indices, rows[counted]), minlength=len(dictionary))
             counts[name] = {}
             for category, n in zip(dictionary, tally.tolist(), strict=True):
@@ -193,7 +253,15 @@ def _frames(
 
 
 def onnx_feeds(frame: Any, features: FeatureSet) -> dict[str, np.ndarray]:
-    """The ONNX inputs for a feature frame: one [n, 1] tensor per column."""
+    """The ONNX inputs for a feature frame: one [n, 1] tensor per column (of a package with
+    derived features, its raw columns only, a missing category as a server sends it: "")."""
+    if features.derived:
+        inputs = features.inputs
+        feeds = {c: frame[c].to_numpy(dtype=np.float32).reshape(-1, 1) for c in inputs.numeric}
+        for c in inputs.categorical:
+            values = frame[c].to_numpy(dtype=object).astype(str)
+            feeds[c] = np.where(values == MISSING_CATEGORY, "", values).reshape(-1, 1)
+        return feeds
     feeds = {c: frame[c].to_numpy(dtype=np.float32).reshape(-1, 1) for c in features.numeric}
     feeds |= {
         c: frame[c].to_numpy(dtype=object).astype(str).reshape(-1, 1) for c in features.categorical

@@ -12,7 +12,9 @@ import numpy as np
 
 from mlplan.core import LOWER_IS_BETTER
 from mlplan.errors import DataError
+from mlplan.features import FittedFeatures, prepend_features
 from mlplan.modeling._families import FAMILIES, family_named
+from mlplan.modeling._features import FeatureSet
 from mlplan.modeling._inputs import TrainingData
 from mlplan.modeling._networks import Device
 from mlplan.modeling._package import Fitted, check_parity, parity_rows
@@ -76,6 +78,14 @@ def run_job(data: TrainingData, job: Job) -> JobResult:
     started = time.perf_counter()
     fitted = _fit(data, job)
     seconds = time.perf_counter() - started
+    derived = data.spec.get("derived")
+    if fitted.graph is not None and derived:
+        # The derived features' nodes in front: the package takes the raw columns, and
+        # parity below feeds it those, against the model trained on DuckDB's features.
+        order = FeatureSet.from_spec(data.spec).inputs.columns
+        fitted.graph = prepend_features(
+            fitted.graph, FittedFeatures.from_dict(derived), order=order
+        )
     # The splits are scored, and the package's parity checked, on two threads: sorting
     # scores, counting and ONNX Runtime run mostly without the GIL.
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -12,8 +12,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlplan._optional import require
+from mlplan.core import expression_names
 from mlplan.data import DatasetVersionInfo, SplitInfo, load_split, target_problem
 from mlplan.errors import DataError
+from mlplan.features import FeatureDefinitions, fit_features
 from mlplan.modeling._backbones import backbone_input
 from mlplan.modeling._categories import infrequent_categories
 from mlplan.modeling._features import FeatureSet, feature_frames
@@ -67,6 +69,7 @@ def prepare_split(ws: Workspace, split_info: SplitInfo) -> PreparedSplit:
         raise DataError(f"{split_info.ref} has no training rows with a known {target!r}")
     classes = _classes(kind, y_all[rows["train"]], target)
     if spec["kind"] == "tabular":
+        spec, table = _derived(ws, info, table, spec, rows["train"], target)
         spec = _screened(ws, info, table, spec, rows["train"], y_all[rows["train"]], kind)
     if spec["kind"] == "tabular":
         # Counted once on the training rows, for every family, and kept with each model.
@@ -114,6 +117,34 @@ def _target(
             "Set task: binary or multiclass, or name a numeric target"
         )
     return column
+
+
+def _derived(
+    ws: Workspace,
+    info: DatasetVersionInfo,
+    table: pa.Table,
+    spec: dict[str, Any],
+    train: np.ndarray,
+    target: str,
+) -> tuple[dict[str, Any], pa.Table]:
+    """The plan's derived features (``features:``) fitted on the training rows and computed
+    by DuckDB on every row, joining the table and the spec's numeric inputs; the spec keeps
+    them fitted (``derived``), for the package's graph and every later batch."""
+    definitions = FeatureDefinitions.from_plan(ws.plan, source=ws.plan_path.name)
+    if not definitions:
+        return spec, table
+    fitted = fit_features(definitions, table, rows=train, where=info.ref)
+    if target in fitted.types:
+        users = [f.name for f in definitions.features if target in expression_names(f.node)]
+        raise DataError(
+            f"{ws.plan_path.name}: feature {', '.join(map(repr, users))} reads the target "
+            f"{target!r}, which a model is not given when it predicts"
+        )
+    computed = fitted.transform(table)
+    for name in fitted.names:
+        table = table.append_column(name, pa.array(computed[name], pa.float32()))
+    numeric = [*spec["numeric"], *fitted.names]
+    return spec | {"numeric": numeric, "derived": fitted.to_dict()}, table
 
 
 def _screened(

@@ -437,7 +437,7 @@ def input_reference(prepared: PreparedSplit) -> InputReference:
     images: dict[str, NumericReference] = {}
     notes: list[str] = []
     if kind == "tabular":
-        features = FeatureSet.from_spec(data.spec)
+        features = FeatureSet.from_spec(data.spec).inputs  # as a server receives them
         profile = prepared.info.profile.get("columns", {})
         for name in features.numeric:
             inputs[name] = numeric_reference(name, table.column(name).take(rows))

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from mlplan.data import version_record
 from mlplan.errors import StoreError
+from mlplan.features import FEATURES_FILE
 from mlplan.modeling._compute import PROFILE_ROWS, profile_package
 from mlplan.modeling._families import BASELINE_FAMILY, family_named
 from mlplan.modeling._features import FeatureSet
@@ -95,6 +96,8 @@ def register_model(
             REFERENCE_FILE: reference.to_json().encode(),
             **result.native,
         }
+        if data.spec.get("derived"):  # the derived features, as the graph computes them
+            files[FEATURES_FILE] = json.dumps(data.spec["derived"], indent=1).encode()
         package = _store_files(ws, session, files)
         run.output("model", f"{name}@1", sha256=package_sha256(package))
         record = ModelRecord(
@@ -319,7 +322,7 @@ def package_signature(prepared: PreparedSplit) -> PackageSignature:
         )
     if spec["kind"] == "window":
         return window_signature(spec, data.x["train"])
-    features = FeatureSet.from_spec(spec)
+    features = FeatureSet.from_spec(spec).inputs  # derived features: computed in the graph
     return tabular_signature(
         prepared.table, features, data.rows["train"], prepared.info.profile["columns"]
     )

@@ -1,0 +1,68 @@
+"""A plan with derived features: the models train on the raw columns and the derived ones
+(computed by DuckDB), and the package takes the raw columns only — its graph computes the
+features with the constants fitted on the training rows — so evaluation, batch scoring and
+the server work on raw inputs unchanged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+from tests.conftest import customers_table, register_split_train
+from tests.features.test_check import _with_features
+from tests.serving.conftest import started
+
+from mlplan.errors import DataError
+from mlplan.features import FEATURES_FILE, FittedFeatures
+from mlplan.modeling import get_model
+from mlplan.workspace import Workspace
+
+
+def test_a_package_with_derived_features_takes_raw_columns_everywhere(
+    sqlite_ws: Workspace, tmp_path: Path
+) -> None:
+    from mlplan.evaluation import evaluate
+    from mlplan.serving import ServeConfig, create_app, create_key, score_file
+
+    ws = register_split_train(_with_features(sqlite_ws), family="logistic")
+    model = get_model(ws, "logistic-1")
+    assert model.parity["passed"]  # the merged graph on raw feeds, against the trained model
+    derived = model.features["derived"]
+    assert "log_charges" in model.features["numeric"]
+    # What a caller feeds: the raw columns, none of the derived ones.
+    artifacts = ws.store.artifacts
+    signature = json.loads(artifacts.path(model.package["signature.json"]).read_bytes())
+    fitted = FittedFeatures.from_json(artifacts.path(model.package[FEATURES_FILE]).read_bytes())
+    names = [i["name"] for i in signature["inputs"]]
+    assert sorted(names) == ["age", "charges", "gender", "region"]
+    assert fitted.to_dict() == derived
+    assert fitted.constants["vocabulary(region)"][0] in {"north", "south", "east"}
+
+    evaluation = evaluate(ws, "logistic-1", n_boot=0)
+    assert evaluation.package is not None
+
+    rows = customers_table(rows=30, seed=99).select(names)
+    source = tmp_path / "raw.csv"
+    pcsv.write_csv(rows, source)
+    out = tmp_path / "scored.parquet"
+    report = score_file(ws, "logistic-1", source, out, allow_failed_gates=True)
+    scored = pq.read_table(out)
+    assert report.rows == 30 and scored.num_rows == 30
+
+    token = create_key(ws, "caller", roles=["predict"]).token
+    app = create_app(ServeConfig(root=str(ws.root), model="logistic-1", key_refresh_seconds=0))
+    record = {"gender": None, "age": 40, "region": "north", "charges": None}
+    with started(app) as client:
+        answer = client.post(
+            "/v1/predict", json={"records": [record]}, headers={"Authorization": f"Bearer {token}"}
+        )
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_feature_reading_the_target_is_refused(sqlite_ws: Workspace) -> None:
+    ws = _with_features(sqlite_ws, "\nfeatures:\n  leak: churned * 2\n")
+    with pytest.raises(DataError, match=r"feature 'leak' reads the target 'churned'"):
+        register_split_train(ws, family="logistic")
