@@ -21,6 +21,13 @@ app.add_typer(features_app, name="features")
 
 @features_app.command("check")
 def check(
+    model: Annotated[
+        str | None,
+        typer.Argument(
+            help="A model trained with derived features: its features.json and its package's "
+            "graph, on its split (default: the plan's features, fitted on the split)."
+        ),
+    ] = None,
     split: Annotated[
         str | None, typer.Option(help="The split whose training rows fit and check them.")
     ] = None,
@@ -34,13 +41,30 @@ def check(
     json: JsonOption = False,
 ) -> None:
     """Compute every derived feature both ways — DuckDB SQL, as training and batch scoring
-    do, and the ONNX nodes a package runs — on the training rows and on logged requests, and
-    fail (exit 1) on any difference beyond float32 rounding, naming feature, row and values."""
-    from mlplan.features import check_features
+    do, and the ONNX nodes a package runs (MODEL's own graph when given) — on the training
+    rows and on logged requests, and fail (exit 1) on any difference beyond float32 rounding,
+    naming feature, row and values."""
+    from mlplan.features import FittedFeatures, check_features
 
     ws = workspace(project)
+    fitted, graph = None, None
+    if model is not None:
+        from mlplan.errors import UsageError
+        from mlplan.modeling import get_model
+
+        info = get_model(ws, model)
+        if not info.features.get("derived"):
+            raise UsageError(
+                f"{info.ref} was trained without derived features; check the plan's with: "
+                "mlplan features check"
+            )
+        fitted = FittedFeatures.from_dict(info.features["derived"])
+        graph = ws.store.artifacts.path(info.package["model.onnx"]).read_bytes()
+        split = split or info.split
     requests = _logged_inputs(ws, logged) if logged > 0 else []
-    report = check_features(ws, split=split, rows=rows or None, logged=requests)
+    report = check_features(
+        ws, split=split, rows=rows or None, logged=requests, fitted=fitted, graph=graph
+    )
     if json:
         print_json({"project": ws.plan.project.name, **report.to_dict()})
     else:

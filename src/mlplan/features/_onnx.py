@@ -55,6 +55,7 @@ class _Builder:
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
         self.memo: dict[str, str] = {}
+        self.fixed: set[str] = set()  # constants, which are never missing
         self.count = 0
 
     def name(self) -> str:
@@ -62,9 +63,16 @@ class _Builder:
         return f"mlplan_feature_{self.count}"
 
     def node(self, op: str, inputs: Sequence[str], domain: str = "", **attrs: Any) -> str:
-        out = self.name()
-        self.nodes.append(self.helper.make_node(op, list(inputs), [out], domain=domain, **attrs))
-        return out
+        # The same node on the same inputs is made once (IsNaN(age) for every test of age):
+        # a graph scoring one row costs per node, not per value.
+        key = f"node:{op}:{domain}:{','.join(inputs)}:{sorted(attrs.items())!r}"
+        if key not in self.memo:
+            out = self.name()
+            self.nodes.append(
+                self.helper.make_node(op, list(inputs), [out], domain=domain, **attrs)
+            )
+            self.memo[key] = out
+        return self.memo[key]
 
     def const(self, value: float | Sequence[float], dtype: Any = np.float64) -> str:
         key = f"const:{np.asarray(value, dtype=dtype).tobytes().hex()}:{np.ndim(value)}"
@@ -73,6 +81,7 @@ class _Builder:
             array = np.asarray(value, dtype=dtype)
             self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
             self.memo[key] = name
+            self.fixed.add(name)
         return self.memo[key]
 
     def double(self, x: str) -> str:
@@ -80,8 +89,11 @@ class _Builder:
 
     def missing_or(self, parts: Sequence[str], value: str) -> str:
         """``value`` where no part is NaN, else NaN."""
-        nan = self.node("IsNaN", [parts[0]])
-        for part in parts[1:]:
+        varying = [p for p in parts if p not in self.fixed]
+        if not varying:
+            return value
+        nan = self.node("IsNaN", [varying[0]])
+        for part in varying[1:]:
             nan = self.node("Or", [nan, self.node("IsNaN", [part])])
         return self.node("Where", [nan, self.const(float("nan")), value])
 

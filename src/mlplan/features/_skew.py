@@ -123,8 +123,8 @@ def check_skew(
     row_numbers: np.ndarray | None = None,
 ) -> SkewReport:
     """Compute every feature of ``fitted`` on every row of ``table`` with DuckDB and with its
-    ONNX graph (``graph``: another graph to hold against the SQL, such as a package's) and
-    compare them.
+    ONNX graph (``graph``: another graph to hold against the SQL, such as a package's, whose
+    derived features are read where it computes them) and compare them.
 
     ``row_numbers``: what each row is called in a mismatch (default: its position).
 
@@ -140,9 +140,8 @@ def check_skew(
     """
     ort = require("onnxruntime", extra="models", purpose="checking features for skew")
     by_sql = fitted.transform(table)
-    session = ort.InferenceSession(
-        graph if graph is not None else fitted.graph(), providers=["CPUExecutionProvider"]
-    )
+    graph = fitted.graph() if graph is None else _exposed(graph, fitted.names)
+    session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
     wanted = [o.name for o in session.get_outputs() if o.name in fitted.names]
     feeds = onnx_inputs(table, fitted.types)
     known = {i.name for i in session.get_inputs()}
@@ -151,11 +150,8 @@ def check_skew(
     numbers = np.arange(table.num_rows) if row_numbers is None else np.asarray(row_numbers)
     mismatches: list[SkewMismatch] = []
     differing: dict[str, int] = {}
-    for name in fitted.names:
+    for name in wanted:
         a = by_sql[name]
-        if name not in by_graph:
-            differing[name] = table.num_rows
-            continue
         b = np.asarray(by_graph[name], dtype=np.float32).reshape(-1)
         with np.errstate(invalid="ignore"):
             close = np.isclose(a, b, rtol=SKEW_RTOL, atol=SKEW_ATOL, equal_nan=True)
@@ -166,7 +162,23 @@ def check_skew(
                 SkewMismatch(name, int(numbers[i]), float(a[i]), float(b[i]), source)
                 for i in bad[: max(0, _SHOWN - len(mismatches))]
             ]
-    return SkewReport(fitted.names, {source: table.num_rows}, mismatches, differing)
+    return SkewReport(wanted, {source: table.num_rows}, mismatches, differing)
+
+
+def _exposed(graph: bytes, names: Sequence[str]) -> bytes:
+    """``graph`` (a package's, say) with the derived features it computes inside made
+    outputs too, so that they can be read; a package leaves out those its model does not
+    read (screened out before training)."""
+    onnx = require("onnx", extra="models", purpose="checking features for skew")
+    model = onnx.load_from_string(graph)
+    made = {o for node in model.graph.node for o in node.output}
+    present = {o.name for o in model.graph.output}
+    for name in names:
+        if name in made and name not in present:
+            model.graph.output.append(
+                onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [None, 1])
+            )
+    return bytes(model.SerializeToString())
 
 
 def logged_rows(inputs: Sequence[str | None], types: Mapping[str, ColumnType]) -> pa.Table:
@@ -209,10 +221,15 @@ def check_features(
     rows: int | None = 10_000,
     logged: Sequence[str | None] = (),
     seed: int | None = None,
+    fitted: FittedFeatures | None = None,
+    graph: bytes | None = None,
 ) -> SkewReport:
     """The plan's ``features:`` fitted on the training rows of ``split`` (default: the
     newest), then computed both ways on a seeded sample of ``rows`` of those rows (None: all)
     and on the logged requests' ``inputs``.
+
+    A model's features instead: its ``fitted`` ones (``features.json``) and its package's
+    ``graph``, on its own split's training rows (``split``).
 
     Raises
     ------
@@ -223,7 +240,11 @@ def check_features(
     DataError
         A feature reads a column the data does not hold, or holds of the other kind.
     """
-    definitions = FeatureDefinitions.from_plan(ws.plan, source=ws.plan_path.name)
+    definitions = (
+        FeatureDefinitions.from_plan(ws.plan, source=ws.plan_path.name)
+        if fitted is None
+        else fitted.definitions
+    )
     if not definitions:
         raise PlanError(
             f"{ws.plan_path.name} has no 'features:' section: there is nothing to check. "
@@ -234,14 +255,15 @@ def check_features(
     chosen = get_split(ws, split)
     loaded = load_split(ws, chosen)
     train = np.flatnonzero(loaded.codes == 0)
-    fitted = fit_features(definitions, loaded.table, rows=train, where=chosen.ref)
+    if fitted is None:
+        fitted = fit_features(definitions, loaded.table, rows=train, where=chosen.ref)
     rng = np.random.default_rng(ws.plan.modeling.seed if seed is None else seed)
     sample = train
     if rows is not None and len(train) > rows:
         sample = np.sort(rng.choice(train, rows, replace=False))
     table = loaded.table.select(list(fitted.types)).take(pa.array(sample, pa.int64()))
-    report = check_skew(fitted, table, source="training", row_numbers=sample)
+    report = check_skew(fitted, table, graph=graph, source="training", row_numbers=sample)
     if logged:
         requests = logged_rows(logged, fitted.types)
-        report = report.merged(check_skew(fitted, requests, source="logged"))
+        report = report.merged(check_skew(fitted, requests, graph=graph, source="logged"))
     return report
