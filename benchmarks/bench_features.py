@@ -182,7 +182,7 @@ def main() -> None:
     train = min(args.rows, 20_000)
     x = np.column_stack([by_sql[n][:train] for n in names]).astype(np.float32)
     x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-    y = (np.nan_to_num(by_sql["z_income"][:train]) + np.asarray(by_sql["z_age"][:train]) > 0)
+    y = np.nan_to_num(by_sql["z_income"][:train]) + np.asarray(by_sql["z_age"][:train]) > 0
     bare = model_graph(names, x, y.astype(np.int64))
     inside = prepend_features(bare, fitted)
     rows = min(args.single, args.rows)
@@ -230,7 +230,10 @@ def main() -> None:
         "single_with_features_ms": inside_ms,
         "single_without_ms": bare_ms,
         "single_ratio": single_ratio,
-        "goals": {"batch >= 5x pandas": batch_ratio >= 5, "single row <= 1.2x": single_ratio <= 1.2},
+        "goals": {
+            "batch >= 5x pandas": batch_ratio >= 5,
+            "single row <= 1.2x": single_ratio <= 1.2,
+        },
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))

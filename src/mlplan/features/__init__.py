@@ -23,7 +23,7 @@ from mlplan.features._skew import (
     check_skew,
     logged_rows,
 )
-from mlplan.features._sql import sql_expression
+from mlplan.features._sql import sql_query
 
 __all__ = [
     "FEATURES_FILE",
@@ -45,5 +45,5 @@ __all__ = [
     "logged_rows",
     "onnx_inputs",
     "prepend_features",
-    "sql_expression",
+    "sql_query",
 ]

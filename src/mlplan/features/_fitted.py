@@ -23,7 +23,7 @@ from mlplan.features._definitions import (
     analyzers_of,
 )
 from mlplan.features._onnx import features_graph
-from mlplan.features._sql import quote_identifier, sql_expression
+from mlplan.features._sql import quote_identifier, sql_query
 from mlplan.plan import FeatureEntry
 
 __all__ = ["FEATURES_FILE", "FittedFeatures", "fit_features", "onnx_inputs"]
@@ -92,17 +92,17 @@ def _analyze(
             f"GROUP BY v ORDER BY n DESC, v ASC{limit}"
         ).fetchall()
         return [str(v) for v, _ in found]
-    value_sql = sql_expression(analyzer.arg, types, constants)
-    x = f"(CASE WHEN isfinite({value_sql}) THEN {value_sql} END)"
+    rows = f"({sql_query([('v', analyzer.arg)], types, constants, source=_TABLE)})"
+    x = "(CASE WHEN isfinite(v) THEN v END)"
     if analyzer.func == "quantiles":
         n = int(analyzer.n or 2)
         points = ", ".join(repr(i / n) for i in range(1, n))
-        (value,) = con.execute(f"SELECT quantile_cont({x}, [{points}]) FROM {_TABLE}").fetchone()
+        (value,) = con.execute(f"SELECT quantile_cont({x}, [{points}]) FROM {rows}").fetchone()
         value = None if value is None else sorted({float(v) for v in value})
     else:
         function = {"mean": "avg", "std": "stddev_pop", "min": "min", "max": "max"}
         (value,) = con.execute(
-            f"SELECT CAST({function[analyzer.func]}({x}) AS DOUBLE) FROM {_TABLE}"
+            f"SELECT CAST({function[analyzer.func]}({x}) AS DOUBLE) FROM {rows}"
         ).fetchone()
     if value is None:
         users = [f.name for f in definitions.features if analyzer.key in _keys(f)]
@@ -142,13 +142,11 @@ class FittedFeatures:
         """The derived features, in order."""
         return self.definitions.names
 
-    def sql(self) -> list[str]:
-        """One DuckDB select expression per feature, ``... AS "name"`` (a DOUBLE, which
-        :meth:`transform` rounds to float32)."""
-        return [
-            f"{sql_expression(f.node, self.types, self.constants)} AS {quote_identifier(f.name)}"
-            for f in self.definitions.features
-        ]
+    def sql(self, source: str = _TABLE) -> str:
+        """The DuckDB query computing every feature from the table ``source``: one DOUBLE
+        column each, named after it (which :meth:`transform` rounds to float32)."""
+        items = [(f.name, f.node) for f in self.definitions.features]
+        return sql_query(items, self.types, self.constants, source=source)
 
     def transform(self, table: pa.Table) -> dict[str, np.ndarray]:
         """The features of every row of ``table`` computed by DuckDB: float32, NaN where
@@ -166,14 +164,14 @@ class FittedFeatures:
             )
         con = _connection(table.select(list(self.types)))
         try:
-            result = con.sql(f"SELECT {', '.join(self.sql())} FROM {_TABLE}").to_arrow_table()
+            result = con.sql(self.sql()).to_arrow_table()
         finally:
             con.close()
         out: dict[str, np.ndarray] = {}
         with np.errstate(over="ignore"):  # beyond float32: inf, as the graph's Cast
             for name in self.names:
-                values = result.column(name).to_numpy(zero_copy_only=False)
-                out[name] = np.asarray(values, dtype=np.float64).astype(np.float32)
+                column = pc.fill_null(result.column(name), float("nan")).combine_chunks()
+                out[name] = column.to_numpy(zero_copy_only=False).astype(np.float32)
         return out
 
     def graph(self) -> bytes:
