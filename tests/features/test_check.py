@@ -67,3 +67,16 @@ def test_the_command_reports_in_json(split_ws: Workspace, cli: Any) -> None:
     assert answer["rtol"] == 1e-6
     text = ok(cli("features", "check", "--logged", "0")).output
     assert "No skew: 7 feature(s) agree on" in text
+
+
+def test_plan_validation_names_a_feature_column_the_data_lacks(split_ws: Workspace) -> None:
+    from mlplan.data import check_plan_against_data
+
+    ws = _with_features(split_ws, "\nfeatures:\n  r: charge / 2\n  s: r + age\n")
+    problems = check_plan_against_data(ws)
+    assert any(
+        "feature 'r' ('charge / 2') reads 'charge', which is not a column (did you mean "
+        "'charges'" in p
+        for p in problems
+    ), problems
+    assert not any("feature 's'" in p for p in problems)  # r is the feature above it

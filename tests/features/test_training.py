@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
-from tests.conftest import customers_table, register_split_train
+from tests.conftest import customers_table, ok, register_split_train
 from tests.features.test_check import _with_features
 from tests.serving.conftest import started
 
@@ -22,7 +23,7 @@ from mlplan.workspace import Workspace
 
 
 def test_a_package_with_derived_features_takes_raw_columns_everywhere(
-    sqlite_ws: Workspace, tmp_path: Path
+    sqlite_ws: Workspace, tmp_path: Path, cli: Any
 ) -> None:
     from mlplan.evaluation import evaluate
     from mlplan.serving import ServeConfig, create_app, create_key, score_file
@@ -60,6 +61,12 @@ def test_a_package_with_derived_features_takes_raw_columns_everywhere(
             "/v1/predict", json={"records": [record]}, headers={"Authorization": f"Bearer {token}"}
         )
     assert answer.status_code == 200, answer.text
+
+    # The skew check on the package's own graph: the training rows and the logged request.
+    checked = json.loads(ok(cli("features", "check", "logistic-1", "--json")).stdout)
+    assert checked["passed"] and checked["rows"]["logged"] == 1
+    assert "log_charges" in checked["features"]
+    assert set(checked["features"]) <= set(model.features["numeric"])
 
 
 def test_a_feature_reading_the_target_is_refused(sqlite_ws: Workspace) -> None:

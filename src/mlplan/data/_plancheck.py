@@ -8,6 +8,7 @@ import difflib
 
 import pyarrow as pa
 
+from mlplan.core import expression_names
 from mlplan.data._columns import id_columns
 from mlplan.data._sql import sandboxed_duckdb
 from mlplan.data._target import target_problem
@@ -70,6 +71,15 @@ def check_plan_against_data(ws: Workspace) -> list[str]:
                     f"{where}: modeling.features names {column!r}, {ids[column]}, which "
                     "only identifies rows: a model would learn the order of the file; remove it"
                 )
+        earlier: set[str] = set()
+        for name, entry in plan.features.items():
+            for column in expression_names(entry.expression):
+                if column not in columns and column not in earlier:
+                    problems.append(
+                        f"{where}: feature {name!r} ({entry.expr!r}) reads {column!r}, which "
+                        f"is not a column{_hint(column, columns)}"
+                    )
+            earlier.add(name)
         for spec in plan.slices:
             for column in spec.referenced_columns:
                 if column not in columns:
