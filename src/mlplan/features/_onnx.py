@@ -98,7 +98,8 @@ class _Builder:
         return self.node("Where", [nan, self.const(float("nan")), value])
 
     def truth(self, x: str) -> str:
-        return self.node("Not", [self.node("Equal", [x, self.const(0.0)])])
+        """Non-zero as true (a NaN too: every caller tests for it apart)."""
+        return self.node("Cast", [x], to=self.onnx.TensorProto.BOOL)
 
     def lookup(self, column: str, table: Sequence[tuple[str, float]], default: float) -> str:
         keys = [k for k, _ in table] + [""]
@@ -216,13 +217,17 @@ def features_graph(
     named after it."""
     b = _Builder(types, constants)
     onnx, helper = b.onnx, b.helper
-    outputs = []
-    for feature in features:
-        value = b.expr(feature.node)
-        b.nodes.append(helper.make_node("Cast", [value], [feature.name], to=onnx.TensorProto.FLOAT))
-        outputs.append(
-            helper.make_tensor_value_info(feature.name, onnx.TensorProto.FLOAT, [None, 1])
-        )
+    values = [b.expr(feature.node) for feature in features]
+    names = [feature.name for feature in features]
+    to_float = onnx.TensorProto.FLOAT
+    if len(values) == 1:
+        b.nodes.append(helper.make_node("Cast", values, names, to=to_float))
+    else:  # one rounding to float32 for every feature: a graph costs per node
+        joined = b.node("Concat", values, axis=1)
+        rounded = b.node("Cast", [joined], to=to_float)
+        sizes = b.const([1] * len(values), np.int64)
+        b.nodes.append(helper.make_node("Split", [rounded, sizes], names, axis=1))
+    outputs = [helper.make_tensor_value_info(n, to_float, [None, 1]) for n in names]
     inputs = [
         helper.make_tensor_value_info(
             column,
