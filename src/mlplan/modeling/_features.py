@@ -171,8 +171,7 @@ def feature_frame(table: pa.Table, features: FeatureSet, rows: np.ndarray) -> An
     """The feature columns of ``rows`` as the DataFrame the pipeline expects: numbers as the
     float32 values the ONNX graph reads (missing: NaN), strings with missing and empty ones as
     ``MISSING_CATEGORY``, the category the graph puts in place of a missing string ("")."""
-    present = [c for c in features.frame_columns.columns if c in table.column_names]
-    subset = table.select(present).take(pa.array(rows, pa.int64()))
+    subset = table.select(_stored(table, features)).take(pa.array(rows, pa.int64()))
     return _frames(subset, features, {"rows": None})[0]["rows"]
 
 
@@ -183,8 +182,15 @@ def feature_frames(
     ``table``: each column converted once, its rows then picked per split; and how many of
     the ``counted`` rows hold each category of each categorical column (missing ones as
     ``MISSING_CATEGORY``), counted from the same conversion."""
-    present = [c for c in features.frame_columns.columns if c in table.column_names]
-    return _frames(table.select(present), features, rows, counted)
+    return _frames(table.select(_stored(table, features)), features, rows, counted)
+
+
+def _stored(table: pa.Table, features: FeatureSet) -> list[str]:
+    """The columns of a frame to read from ``table``: all but the derived features it lacks
+    (computed from the others, :func:`with_derived`)."""
+    derived = set(features.derived_names)
+    columns = features.frame_columns.columns
+    return [c for c in columns if c not in derived or c in table.column_names]
 
 
 def with_derived(table: pa.Table, features: FeatureSet) -> pa.Table:

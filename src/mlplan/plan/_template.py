@@ -429,6 +429,13 @@ def _modeling() -> list[str]:
         "  seed: 0",
         "  tune_trials: 0  # > 0: a seeded search over the validation split",
         "  device: auto  # cnn, rnn: the GPU when torch sees one; cpu or cuda to choose",
+        "# Derived features, defined once: DuckDB computes them to train on, each package's",
+        "# graph from the raw columns; mean, std, min, max, quantiles and vocabulary read the",
+        "# training rows only. `mlplan features check` computes them both ways and compares.",
+        "# features:",
+        "#   log_income: log1p(income)",
+        "#   age_z: clip(zscore(age), -3, 3)",
+        "#   plan_score: \"map(plan, {'pro': 1, 'basic': 0.5}, default=0)\"",
     ]
 
 
