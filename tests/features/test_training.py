@@ -17,7 +17,7 @@ from tests.features.test_check import _with_features
 from tests.serving.conftest import started
 
 from mlplan.errors import DataError
-from mlplan.features import FEATURES_FILE, FittedFeatures
+from mlplan.features import FEATURES_FILE, FittedFeatures, check_features
 from mlplan.modeling import get_model
 from mlplan.workspace import Workspace
 
@@ -67,6 +67,15 @@ def test_a_package_with_derived_features_takes_raw_columns_everywhere(
     assert checked["passed"] and checked["rows"]["logged"] == 1
     assert "log_charges" in checked["features"]
     assert set(checked["features"]) <= set(model.features["numeric"])
+
+    # features.json out of step with the graph (another mean): the check names the feature.
+    graph = artifacts.path(model.package["model.onnx"]).read_bytes()
+    constants = dict(fitted.constants)
+    constants["mean(charges)"] += 0.5
+    drifted = FittedFeatures(fitted.definitions, fitted.types, constants)
+    report = check_features(ws, fitted=drifted, graph=graph, split=model.split, rows=50)
+    assert not report.passed and set(report.differing) == {"charges_per_year"}
+    assert report.mismatches[0].source == "training"
 
 
 def test_a_feature_reading_the_target_is_refused(sqlite_ws: Workspace) -> None:
