@@ -68,6 +68,11 @@ def prepare_split(ws: Workspace, split_info: SplitInfo) -> PreparedSplit:
     if not rows["train"].size:
         raise DataError(f"{split_info.ref} has no training rows with a known {target!r}")
     classes = _classes(kind, y_all[rows["train"]], target)
+    if plan.features and spec["kind"] != "tabular":
+        raise DataError(
+            f"{ws.plan_path.name} declares features:, which tables use; a {spec['kind']} "
+            "model reads its own input. Remove the section for this task"
+        )
     if spec["kind"] == "tabular":
         spec, table = _derived(ws, info, table, spec, rows["train"], target)
         spec = _screened(ws, info, table, spec, rows["train"], y_all[rows["train"]], kind)
