@@ -1,0 +1,132 @@
+"""``mlplan run`` and ``mlplan pipeline``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
+from mlplan.cli._render import console, esc, print_json
+
+if TYPE_CHECKING:
+    from mlplan.pipeline import PipelineResult, StepResult
+
+_ICONS = {
+    "ran": "[green]✓ ran[/]",
+    "cached": "[green]↺ cached[/]",
+    "failed": "[red]✗ failed[/]",
+    "blocked": "[yellow]⊘ blocked[/]",
+    "would run": "▶ would run",
+    "would reuse": "↺ would reuse",
+}
+
+
+@app.command("run")
+def run(
+    steps: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Steps to run, each with the steps it needs (default: all): data, split, "
+            "train, compare, evaluate, gates, deploy.",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Say for each step whether it runs or is reused, and why."),
+    ] = False,
+    trigger: Annotated[
+        str,
+        typer.Option(help="What started this run, recorded: manual, schedule or alert."),
+    ] = "manual",
+    engine: Annotated[str, typer.Option(help="Where training runs: local or ray.")] = "local",
+    by: Annotated[
+        str | None, typer.Option(help="Who starts the rollout it begins (default: mlplan run).")
+    ] = None,
+    note: Annotated[str | None, typer.Option(help="Why it runs, for the record.")] = None,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Run the plan from its data to a rollout: register new data versions, split, train the
+    plan's families, compare, evaluate the best, check its gates, roll it out by the plan's
+    strategy. A step whose inputs (content hashes, the plan sections it reads, mlplan's
+    version) are unchanged reuses its stored result; a failed step stops the steps after it
+    (exit 1), and the next run resumes there."""
+    from mlplan.pipeline import run_pipeline
+
+    ws = workspace(project)
+    result = run_pipeline(
+        ws,
+        steps,
+        dry_run=dry_run,
+        trigger=trigger,  # type: ignore[arg-type]  # checked by run_pipeline
+        engine=engine,  # type: ignore[arg-type]
+        by=by,
+        note=note,
+    )
+    if json:
+        print_json(result.to_dict())
+    else:
+        _render(result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _render(result: PipelineResult) -> None:
+    table = Table("step", "state", "why", "result", "s")
+    for step in result.steps:
+        table.add_row(
+            step.step,
+            _ICONS[step.state],
+            "see below" if step.state == "failed" else esc(step.reason),
+            esc(_summary(step)),
+            "" if step.state.startswith("would") else f"{step.seconds:.1f}",
+        )
+    console.print(table)
+    for step in result.steps:
+        if step.state == "failed":
+            console.print(f"[red]✗ {step.step}:[/] {esc(step.reason)}")
+    counts: dict[str, int] = {}
+    for step in result.steps:
+        counts[step.state] = counts.get(step.state, 0) + 1
+    said = ", ".join(f"{n} {state}" for state, n in counts.items())
+    if result.dry_run:
+        console.print(f"Dry run: {said}; nothing was recorded.")
+    else:
+        assert result.run_id is not None
+        console.print(
+            f"Pipeline run {result.run_id[:8]} ({result.trigger}): {said} "
+            f"in {result.seconds:.1f} s."
+        )
+
+
+def _summary(step: StepResult) -> str:
+    """The step's result in a few words."""
+    out = step.outputs or {}
+    match step.step:
+        case "data":
+            versions = ", ".join(out.get("versions", {}).values())
+            created = out.get("created") or []
+            return versions + (f" (new: {', '.join(created)})" if created else "")
+        case "split":
+            return str(out.get("split", ""))
+        case "train":
+            return ", ".join(m["ref"] for m in out.get("models", []))
+        case "compare":
+            if "best" not in out:
+                return ""
+            value = out.get("value")
+            shown = "" if value is None else f" {out.get('metric')} {value:.3f}"
+            return f"best: {out['best']}{shown}"
+        case "evaluate":
+            if "model" not in out:
+                return ""
+            failed = out.get("failed_gates") or []
+            return str(out["model"]) + (f", gates failed: {', '.join(failed)}" if failed else "")
+        case "gates":
+            return f"cleared by {out['cleared_by']}" if "cleared_by" in out else ""
+        case "deploy":
+            return str(out.get("action", ""))
+    return ""
