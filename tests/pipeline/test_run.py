@@ -249,3 +249,32 @@ def test_the_plan_refuses_an_unknown_pipeline_dataset_and_a_bad_schedule(tmp_pat
     (root / "mlplan.yaml").write_text(bad)
     with pytest.raises(PlanError, match=r"mlplan.yaml:\d+.*schedule '3am' must be a cron"):
         load_plan(root / "mlplan.yaml")
+
+
+def test_a_schedulers_tasks_each_run_one_step_under_one_pipeline_run(ran: Workspace) -> None:
+    pcsv.write_csv(customers_table(rows=420, seed=8), ran.root / "data" / "customers.csv")
+    airflow = {"name": "airflow", "run_id": "churn/scheduled__2026-12-07T03:00:00+00:00"}
+    # A task whose step comes before the ones that ran: blocked, naming what to run.
+    early = run_pipeline(ran, ["train"], only=True, trigger="schedule", scheduler=airflow)
+    assert [(s.step, s.state) for s in early.steps] == [("data", "blocked"), ("train", "blocked")]
+    assert early.steps[0].reason == (
+        "data has not run with its present inputs: run it first (mlplan run data)"
+    )
+    assert early.steps[1].reason == "split did not finish"
+    ids = set()
+    for step in STEPS:
+        result = run_pipeline(ran, [step], only=True, trigger="schedule", scheduler=airflow)
+        assert [s.step for s in result.steps] == [step], result.to_dict()
+        if step == "gates" and result.steps[0].state == "failed":
+            _approve(ran, result.steps[0].reason.split(" may not ship")[0])
+            result = run_pipeline(ran, [step], only=True, trigger="schedule", scheduler=airflow)
+        assert result.steps[0].state == "ran", result.to_dict()
+        ids.add(result.run_id)
+        (pipeline,) = [r for r in _runs(ran, PIPELINE_JOB) if r.id == result.run_id]
+        assert pipeline.status == ("completed" if step == "deploy" else "running")
+    (one,) = ids
+    (pipeline,) = [r for r in _runs(ran, PIPELINE_JOB) if r.id == one]
+    assert pipeline.parameters["scheduler"] == airflow
+    assert pipeline.parameters["trigger"] == "schedule" and "pid" not in pipeline.parameters
+    assert set(pipeline.parameters["states"]) == set(STEPS)
+    assert len([r for r in _runs(ran) if r.parent_id == one and r.status == "completed"]) == 7

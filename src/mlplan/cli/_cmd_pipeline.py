@@ -41,6 +41,25 @@ def run(
         str,
         typer.Option(help="What started this run, recorded: manual, schedule or alert."),
     ] = "manual",
+    only: Annotated[
+        bool,
+        typer.Option(
+            "--only",
+            help="Run just the STEPS given; the steps before them must have run with their "
+            "present inputs (a scheduler's task runs one step so).",
+        ),
+    ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="The scheduler running it (e.g. airflow): recorded, with its run."),
+    ] = None,
+    scheduler_run: Annotated[
+        str | None,
+        typer.Option(
+            help="The scheduler's run: every task of one scheduler run records its steps "
+            "under one pipeline run."
+        ),
+    ] = None,
     engine: Annotated[str, typer.Option(help="Where training runs: local or ray.")] = "local",
     by: Annotated[
         str | None, typer.Option(help="Who starts the rollout it begins (default: mlplan run).")
@@ -57,10 +76,15 @@ def run(
     from mlplan.pipeline import run_pipeline
 
     ws = workspace(project)
+    given = None
+    if scheduler is not None or scheduler_run is not None:
+        given = {"name": scheduler, "run_id": scheduler_run}
     result = run_pipeline(
         ws,
         steps,
         dry_run=dry_run,
+        only=only,
+        scheduler=given,
         trigger=trigger,  # type: ignore[arg-type]  # checked by run_pipeline
         engine=engine,  # type: ignore[arg-type]
         by=by,

@@ -148,10 +148,12 @@ def run_pipeline(
     steps: Sequence[str] | None = None,
     *,
     dry_run: bool = False,
+    only: bool = False,
     trigger: Trigger = "manual",
     engine: Engine = "local",
     by: str | None = None,
     note: str | None = None,
+    scheduler: Mapping[str, Any] | None = None,
 ) -> PipelineResult:
     """Run the plan's pipeline: ``steps`` (default: all) and the steps they need, in order.
 
@@ -159,8 +161,14 @@ def run_pipeline(
     matches a step that ran to the end before reuses that step's outputs. ``dry_run``: say
     for each step whether it would run or reuse, and why, recording nothing (a step after one
     that would run cannot know its inputs yet: it would run). ``trigger``: what started it,
-    recorded (a schedule's run is what ``deploy.pipeline`` asks for). ``by``: who starts a
+    recorded (a scheduler's run is what ``deploy.pipeline`` asks for). ``by``: who starts a
     rollout the pipeline begins (default: ``mlplan run``).
+
+    ``only``: run just ``steps``; the steps they need must have run with their present
+    inputs already (their outputs are reused, nothing else is recorded for them). A scheduler
+    runs one step per task so: ``scheduler`` names its run (``{"name": "airflow", "run_id":
+    ...}``), and every task of one scheduler run records its steps under one pipeline run,
+    which ends ``completed`` with the plan's last step, or ``failed`` with any failed step.
 
     A step that fails stops the steps that need it; the result says so (``ok`` is False) and
     nothing is raised for it.
@@ -168,7 +176,8 @@ def run_pipeline(
     Raises
     ------
     ParameterError
-        An unknown ``trigger`` or ``engine``.
+        An unknown ``trigger`` or ``engine``; ``only`` without ``steps``; ``scheduler``
+        without its ``name`` and ``run_id``.
     UsageError
         An unknown step.
     """
@@ -178,10 +187,15 @@ def run_pipeline(
         )
     if engine not in get_args(Engine):
         raise ParameterError("engine", f"{{param}} must be local or ray; got {engine!r}")
+    if only and not steps:
+        raise ParameterError("only", "{param} needs the steps to run, e.g. mlplan run train --only")
+    if scheduler is not None and not (scheduler.get("name") and scheduler.get("run_id")):
+        raise ParameterError("scheduler", "{param} needs its 'name' and its run's 'run_id'")
     started = time.perf_counter()
     chosen = selected_steps(steps)
+    wanted = {step_named(n).name for n in steps or []} if only else {s.name for s in chosen}
     parameters = {
-        "steps": [s.name for s in chosen],
+        "steps": [s.name for s in chosen if s.name in wanted],
         "trigger": trigger,
         "engine": engine,
         "note": note,
@@ -189,14 +203,20 @@ def run_pipeline(
     run_id: str | None = None
     if not dry_run:
         close_crashed_runs(ws, found_by="mlplan run")
-        with ws.record(PIPELINE_JOB, parameters | process_identity(), running=True) as run:
-            run.input("file", ws.relative(ws.plan_path), sha256=sha256_file(ws.plan_path).sha256)
-        run_id = run.id
+        run_id = _open(ws, parameters, scheduler)
     done: dict[str, Outputs] = {}
     states: dict[str, StepState] = {}
     results: list[StepResult] = []
     try:
         for step in chosen:
+            if step.name not in wanted:  # only: a step before, to reuse
+                reused = _reuse(ws, step, done, states)
+                states[step.name] = reused.state
+                if reused.outputs is not None:
+                    done[step.name] = reused.outputs
+                elif not any(states.get(n) == "blocked" for n in step.needs):
+                    results.append(reused)  # the first that did not run, to say why
+                continue
             result = _step(ws, step, done, states, run_id, engine, by or "mlplan run")
             states[step.name] = result.state
             if result.outputs is not None:
@@ -204,14 +224,64 @@ def run_pipeline(
             results.append(result)
     finally:
         if run_id is not None:
-            ok = all(s.state in {"ran", "cached"} for s in results) and len(results) == len(chosen)
+            ok = all(s.state in {"ran", "cached"} for s in results) and all(
+                states.get(n) in {"ran", "cached"} for n in wanted
+            )
+            last = STEPS[-1].name in wanted
             _close(
                 ws,
                 run_id,
-                "completed" if ok else "failed",
+                ("completed" if last else "running") if ok else "failed",
                 {"states": {r.step: r.state for r in results}},
+                merge=scheduler is not None,
             )
     return PipelineResult(run_id, trigger, dry_run, results, time.perf_counter() - started)
+
+
+def _open(ws: Workspace, parameters: dict[str, Any], scheduler: Mapping[str, Any] | None) -> str:
+    """The pipeline run to record under: a new one, or the one of this scheduler run that an
+    earlier task opened (running again while this task runs). A run a scheduler owns records
+    no process: its tasks come and go, and it is not crashed when one exits."""
+    if scheduler is None:
+        with ws.record(PIPELINE_JOB, parameters | process_identity(), running=True) as run:
+            run.input("file", ws.relative(ws.plan_path), sha256=sha256_file(ws.plan_path).sha256)
+        return run.id
+    given = dict(scheduler)
+    with ws.write() as session:
+        for found in session.scalars(
+            ws.select(RunRecord)
+            .where(RunRecord.job == PIPELINE_JOB, RunRecord.parent_id.is_(None))
+            .order_by(RunRecord.started_at.desc())
+            .limit(200)
+        ):
+            if found.parameters.get("scheduler") == given:
+                found.status, found.ended_at = "running", None
+                return str(found.id)
+    with ws.record(PIPELINE_JOB, parameters | {"scheduler": given}, running=True) as run:
+        run.input("file", ws.relative(ws.plan_path), sha256=sha256_file(ws.plan_path).sha256)
+    return run.id
+
+
+def _reuse(
+    ws: Workspace, step: Step, done: Mapping[str, Outputs], states: Mapping[str, StepState]
+) -> StepResult:
+    """A step before the ones to run (``only``): its outputs, when it ran with its present
+    inputs; else it blocks the steps after it."""
+    if any(states.get(n) != "cached" for n in step.needs):
+        return StepResult(step.name, "blocked", "a step before it did not run")
+    try:
+        key = pipeline_key(step.name, step.inputs(ws, done))
+    except MlplanError as exc:
+        return StepResult(step.name, "blocked", str(exc))
+    hit = _cached(ws, step.name, key)
+    if hit is None:
+        return StepResult(
+            step.name,
+            "blocked",
+            f"{step.name} has not run with its present inputs: run it first "
+            f"(mlplan run {step.name})",
+        )
+    return StepResult(step.name, "cached", "reused", hit[1], None, hit[0], key=key)
 
 
 def _step(
@@ -355,12 +425,21 @@ def _changed(before: Any, after: Any, path: str = "") -> list[str]:
     return [] if before == after else [path or "inputs"]
 
 
-def _close(ws: Workspace, run_id: str, status: str, extra: Mapping[str, Any]) -> None:
-    """End a run left running: its state, its end, what it adds to its parameters."""
+def _close(
+    ws: Workspace, run_id: str, status: str, extra: Mapping[str, Any], *, merge: bool = False
+) -> None:
+    """End a run left running (``status`` "running": not yet): its state, its end, what it
+    adds to its parameters (``merge``: dictionaries merged with those it holds)."""
     with ws.write() as session:
         run = session.get(RunRecord, run_id)
         if run is None:
             return
         run.status = status
-        run.ended_at = utcnow()
-        run.parameters = dict(run.parameters) | dict(extra)
+        run.ended_at = None if status == "running" else utcnow()
+        added = dict(extra)
+        if merge:
+            for key, value in extra.items():
+                held = run.parameters.get(key)
+                if isinstance(held, dict) and isinstance(value, dict):
+                    added[key] = held | value
+        run.parameters = dict(run.parameters) | added
