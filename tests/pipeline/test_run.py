@@ -278,3 +278,23 @@ def test_a_schedulers_tasks_each_run_one_step_under_one_pipeline_run(ran: Worksp
     assert pipeline.parameters["trigger"] == "schedule" and "pid" not in pipeline.parameters
     assert set(pipeline.parameters["states"]) == set(STEPS)
     assert len([r for r in _runs(ran) if r.parent_id == one and r.status == "completed"]) == 7
+
+
+def test_a_models_lineage_names_the_step_and_pipeline_run_that_made_it(
+    ran: Workspace, cli: Any
+) -> None:
+    from mlplan.lineage import lineage, to_openlineage
+
+    (pipeline,) = [r for r in _runs(ran, PIPELINE_JOB) if r.status == "completed"][:1]
+    graph = lineage(ran, "logistic-1@1")
+    train = graph.producer_of("logistic-1@1")
+    assert train is not None and train.job == "train"
+    step, top = graph.ancestry(train)
+    assert step.job == "pipeline train" and top.job == PIPELINE_JOB and top.parent_id is None
+    assert top.id in {r.id for r in _runs(ran, PIPELINE_JOB)}
+    (event,) = [e for e in to_openlineage(ran, graph) if e["run"]["runId"] == train.id]
+    parent = event["run"]["facets"]["parent"]
+    assert parent["run"] == {"runId": step.id} and parent["job"]["name"] == "pipeline.train"
+    assert parent["root"]["run"] == {"runId": top.id}
+    shown = ok(cli("lineage", "logistic-1@1", "--project", str(ran.root))).stdout
+    assert f"in pipeline train of pipeline run {top.id[:8]}" in " ".join(shown.split())

@@ -227,7 +227,8 @@ def run_pipeline(
             ok = all(s.state in {"ran", "cached"} for s in results) and all(
                 states.get(n) in {"ran", "cached"} for n in wanted
             )
-            last = STEPS[-1].name in wanted
+            # A scheduler's run goes on in its next task, until the plan's last step.
+            last = scheduler is None or STEPS[-1].name in wanted
             _close(
                 ws,
                 run_id,
