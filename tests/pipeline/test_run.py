@@ -285,7 +285,6 @@ def test_a_models_lineage_names_the_step_and_pipeline_run_that_made_it(
 ) -> None:
     from mlplan.lineage import lineage, to_openlineage
 
-    (pipeline,) = [r for r in _runs(ran, PIPELINE_JOB) if r.status == "completed"][:1]
     graph = lineage(ran, "logistic-1@1")
     train = graph.producer_of("logistic-1@1")
     assert train is not None and train.job == "train"
