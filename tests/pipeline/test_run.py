@@ -297,3 +297,34 @@ def test_a_models_lineage_names_the_step_and_pipeline_run_that_made_it(
     assert parent["root"]["run"] == {"runId": top.id}
     shown = ok(cli("lineage", "logistic-1@1", "--project", str(ran.root))).stdout
     assert f"in pipeline train of pipeline run {top.id[:8]}" in " ".join(shown.split())
+
+
+def test_the_checklist_asks_for_a_scheduled_run_and_says_when_the_newest_one_failed(
+    ran: Workspace,
+) -> None:
+    from mlplan.checklist import status
+
+    def item() -> Any:
+        (found,) = [i for i in status(ran).items if i.item.id == "deploy.pipeline"]
+        return found
+
+    by_hand = item()
+    assert by_hand.state == "missing" and by_hand.evidence.startswith("ran by hand (run ")
+    assert by_hand.next_step.startswith("set pipeline.schedule in the plan, then mlplan pipeline")
+    edit_plan(ran, "  schedule: null  # cron", "  schedule: '0 3 * * *'  # cron")
+    assert item().next_step.startswith("mlplan pipeline export --format airflow")
+
+    airflow = {"name": "airflow", "run_id": "churn/scheduled__1"}
+    assert run_pipeline(ran, trigger="schedule", scheduler=airflow).ok
+    done = item()
+    assert done.state == "done"
+    assert done.evidence.startswith("scheduled by airflow (pipeline.schedule is '0 3 * * *'): run ")
+    assert "(7 cached)" in done.evidence
+
+    (ran.root / "data" / "customers.csv").write_text("customer_id,churned\n1,0\n")
+    failed = run_pipeline(ran, trigger="schedule", scheduler={**airflow, "run_id": "churn/2"})
+    assert not failed.ok
+    failing = item()
+    assert failing.state == "failing"
+    assert f"the newest scheduled run {failed.run_id[:8]}" in failing.evidence  # type: ignore[index]
+    assert " failed at step " in failing.evidence

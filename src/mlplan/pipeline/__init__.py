@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from mlplan.pipeline._history import (
+    PipelineRunInfo,
+    PipelineStepInfo,
+    get_pipeline_run,
+    list_pipeline_runs,
+)
 from mlplan.pipeline._run import (
     PIPELINE_JOB,
     PipelineResult,
@@ -20,9 +26,13 @@ __all__ = [
     "Engine",
     "Outputs",
     "PipelineResult",
+    "PipelineRunInfo",
+    "PipelineStepInfo",
     "Step",
     "StepResult",
     "Trigger",
+    "get_pipeline_run",
+    "list_pipeline_runs",
     "pipeline_key",
     "run_pipeline",
     "selected_steps",
