@@ -328,3 +328,88 @@ def test_the_checklist_asks_for_a_scheduled_run_and_says_when_the_newest_one_fai
     assert failing.state == "failing"
     assert f"the newest scheduled run {failed.run_id[:8]}" in failing.evidence  # type: ignore[index]
     assert " failed at step " in failing.evidence
+
+
+def _fire(ws: Workspace, rule: str = "input-drift") -> int:
+    """An open alert of ``rule`` on production, as ``mlplan monitor check`` leaves one."""
+    from mlplan.store import AlertRecord, utcnow
+
+    with ws.write() as session:
+        now = utcnow()
+        alert = AlertRecord(
+            project_id=ws.project_id(session), rule=rule, deployment="production",
+            slice="(all)", metric="drift.drifted", op=">", value=2.0, threshold=0.0,
+            severity="warning", state="open", window_end=now, first_fired_at=now,
+            last_fired_at=now,
+        )  # fmt: skip
+        session.add(alert)
+        session.flush()
+        return int(alert.id)
+
+
+def test_an_alert_retrains_on_the_newest_data_and_the_candidate_enters_a_canary(
+    ran: Workspace, cli: Any
+) -> None:
+    from mlplan.pipeline import retrain_if_alerted, retraining_alert
+
+    assert retraining_alert(ran) == (None, "the plan names no rule under pipeline.retrain_on")
+    edit_plan(ran, "  retry_delay: 5m", "  retry_delay: 5m\n  retrain_on: [input-drift]")
+    edit_plan(ran, "  retry_delay: 5m", "  retry_delay: 5m\n  strategy: canary")
+    assert retraining_alert(ran) == (None, "no open alert of input-drift: nothing to retrain for")
+    stable = deployment_route(ran, "production").model
+    alert = _fire(ran)
+    pcsv.write_csv(customers_table(rows=420, seed=8), ran.root / "data" / "customers.csv")
+
+    found = strict_json(cli("run", "--if-alerted", "--json", "--project", str(ran.root)).stdout)
+    assert found["alert"]["id"] == alert
+    assert found["reason"] == f"alert {alert} (input-drift) has not been answered"
+    steps = found["result"]["steps"]
+    assert [s["state"] for s in steps[:5]] == ["ran"] * 5
+    assert steps[0]["outputs"]["created"] == ["customers@2"]
+    if steps[5]["state"] == "failed":  # the small data misses the plan's targets
+        _approve(ran, steps[4]["outputs"]["model"])
+        again = retrain_if_alerted(ran)
+        assert again.reason == f"the run that answered alert {alert} (input-drift) failed"
+        assert again.result is not None
+        steps = [s.to_dict() for s in again.result.steps]
+        assert [s["state"] for s in steps] == ["cached"] * 5 + ["ran", "ran"]
+    deploy = steps[-1]["outputs"]
+    assert deploy["strategy"] == "canary" and deploy["model"] == steps[4]["outputs"]["model"]
+    route = deployment_route(ran, "production")
+    assert route.model == stable and route.candidate == deploy["model"]  # not replaced
+    assert route.strategy == "canary"
+
+    (newest,) = [r for r in _runs(ran, PIPELINE_JOB)][-1:]
+    assert newest.parameters["trigger"] == "alert"
+    assert newest.parameters["alert"] == {"id": alert, "rule": "input-drift",
+                                          "deployment": "production"}  # fmt: skip
+    said = ok(cli("run", "--if-alerted", "--project", str(ran.root))).stdout
+    assert said.startswith("Nothing to do: every open alert of the rules") and str(alert) in said
+
+
+def test_a_candidate_worse_than_production_on_a_slice_stops_at_the_gates(ran: Workspace) -> None:
+    from mlplan.errors import CheckFailedError
+    from mlplan.pipeline import step_named
+
+    model = [r for r in _runs(ran, step_job("evaluate")) if r.status == "completed"][-1]
+    evaluated = dict(model.parameters["outputs"])
+    worse = ["gender=female (roc_auc -0.120)"]
+    gates = step_named("gates")
+    revoked = {**evaluated, "production": {"compared": True, "model": "logistic-9@1",
+                                           "worse": worse}}  # fmt: skip
+    # Its approval covers the failed gates of its evaluation and, named, the regression.
+    cleared = gates.run(ran, {"evaluate": revoked}, "local", "test")
+    assert cleared["worse_than_production"] == worse
+    assert cleared["cleared_by"].startswith("approval ")
+    from mlplan.workspace import list_approvals, revoke_approval
+
+    for approval in list_approvals(ran):
+        revoke_approval(ran, approval.id, role="ml_lead", by="Priya", note="for the test")
+    edit_plan(ran, "target: 0.85", "target: 0.01")  # its gates pass now
+    assert run_pipeline(ran, ["evaluate"]).steps[-1].state == "ran"
+    passed = [r for r in _runs(ran, step_job("evaluate")) if r.status == "completed"][-1]
+    done = {**passed.parameters["outputs"], "production": revoked["production"]}
+    with pytest.raises(CheckFailedError, match=r"is significantly worse than logistic-9@1 in "
+                       r"production on gender=female \(roc_auc -0.120\): the pipeline never "
+                       r"ships a regression"):  # fmt: skip
+        gates.run(ran, {"evaluate": done}, "local", "test")

@@ -12,6 +12,7 @@ from mlplan.cli._render import console, esc, print_json
 
 if TYPE_CHECKING:
     from mlplan.pipeline import PipelineResult, StepResult
+    from mlplan.workspace import Workspace
 
 _ICONS = {
     "ran": "[green]✓ ran[/]",
@@ -41,6 +42,14 @@ def run(
         str,
         typer.Option(help="What started this run, recorded: manual, schedule or alert."),
     ] = "manual",
+    if_alerted: Annotated[
+        bool,
+        typer.Option(
+            "--if-alerted",
+            help="Run only when an open alert of a rule under pipeline.retrain_on asks for "
+            "it, on the newest data (cron or a webhook can call this); else say why not.",
+        ),
+    ] = False,
     only: Annotated[
         bool,
         typer.Option(
@@ -76,6 +85,9 @@ def run(
     from mlplan.pipeline import run_pipeline
 
     ws = workspace(project)
+    if if_alerted:
+        _if_alerted(ws, steps, dry_run=dry_run, engine=engine, by=by, json=json)
+        return
     given = None
     if scheduler is not None or scheduler_run is not None:
         given = {"name": scheduler, "run_id": scheduler_run}
@@ -95,6 +107,27 @@ def run(
     else:
         _render(result)
     if not result.ok:
+        raise typer.Exit(1)
+
+
+def _if_alerted(
+    ws: Workspace, steps: list[str] | None, *, dry_run: bool, engine: str, by: str | None,
+    json: bool,
+) -> None:  # fmt: skip
+    from mlplan.errors import UsageError
+    from mlplan.pipeline import retrain_if_alerted
+
+    if steps:
+        raise UsageError("--if-alerted runs the whole pipeline: give no STEPS with it")
+    found = retrain_if_alerted(ws, dry_run=dry_run, engine=engine, by=by)  # type: ignore[arg-type]
+    if json:
+        print_json(found.to_dict())
+    elif found.result is None:
+        console.print(f"Nothing to do: {esc(found.reason)}.")
+    else:
+        console.print(f"Retraining: {esc(found.reason)}.")
+        _render(found.result)
+    if found.result is not None and not found.result.ok:
         raise typer.Exit(1)
 
 

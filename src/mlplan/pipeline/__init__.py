@@ -8,6 +8,7 @@ from mlplan.pipeline._history import (
     get_pipeline_run,
     list_pipeline_runs,
 )
+from mlplan.pipeline._retrain import Retraining, retrain_if_alerted, retraining_alert
 from mlplan.pipeline._run import (
     PIPELINE_JOB,
     PipelineResult,
@@ -28,12 +29,15 @@ __all__ = [
     "PipelineResult",
     "PipelineRunInfo",
     "PipelineStepInfo",
+    "Retraining",
     "Step",
     "StepResult",
     "Trigger",
     "get_pipeline_run",
     "list_pipeline_runs",
     "pipeline_key",
+    "retrain_if_alerted",
+    "retraining_alert",
     "run_pipeline",
     "selected_steps",
     "step_job",

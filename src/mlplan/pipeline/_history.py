@@ -46,7 +46,8 @@ class PipelineStepInfo:
 @dataclass(frozen=True)
 class PipelineRunInfo:
     """A recorded pipeline run: what started it (``trigger``: manual, schedule or alert; the
-    ``scheduler`` and its run when one did), its state and its steps, oldest first."""
+    ``scheduler`` and its run, or the ``alert``, when one did), its state and its steps,
+    oldest first."""
 
     id: str
     trigger: str
@@ -55,6 +56,7 @@ class PipelineRunInfo:
     started_at: dt.datetime
     ended_at: dt.datetime | None
     scheduler: dict[str, Any] | None = None
+    alert: dict[str, Any] | None = None
     note: str | None = None
     states: dict[str, str] = field(default_factory=dict)
     steps: list[PipelineStepInfo] = field(default_factory=list)
@@ -79,6 +81,7 @@ class PipelineRunInfo:
             "started_at": self.started_at.isoformat(),
             "ended_at": None if self.ended_at is None else self.ended_at.isoformat(),
             "scheduler": self.scheduler,
+            "alert": self.alert,
             "note": self.note,
             "states": self.states,
             "steps": [s.to_dict() for s in self.steps],
@@ -95,6 +98,7 @@ def _info(run: RunRecord, steps: list[RunRecord]) -> PipelineRunInfo:
         started_at=run.started_at,
         ended_at=run.ended_at,
         scheduler=parameters.get("scheduler"),
+        alert=parameters.get("alert"),
         note=parameters.get("note"),
         states=dict(parameters.get("states") or {}),
         steps=[

@@ -154,6 +154,7 @@ def run_pipeline(
     by: str | None = None,
     note: str | None = None,
     scheduler: Mapping[str, Any] | None = None,
+    alert: Mapping[str, Any] | None = None,
 ) -> PipelineResult:
     """Run the plan's pipeline: ``steps`` (default: all) and the steps they need, in order.
 
@@ -163,6 +164,8 @@ def run_pipeline(
     that would run cannot know its inputs yet: it would run). ``trigger``: what started it,
     recorded (a scheduler's run is what ``deploy.pipeline`` asks for). ``by``: who starts a
     rollout the pipeline begins (default: ``mlplan run``).
+
+    ``alert``: the monitoring alert that started it (``trigger`` "alert"), recorded.
 
     ``only``: run just ``steps``; the steps they need must have run with their present
     inputs already (their outputs are reused, nothing else is recorded for them). A scheduler
@@ -187,6 +190,8 @@ def run_pipeline(
         )
     if engine not in get_args(Engine):
         raise ParameterError("engine", f"{{param}} must be local or ray; got {engine!r}")
+    if alert is not None and trigger != "alert":
+        raise ParameterError("alert", "{param} is what started a run of trigger 'alert'")
     if only and not steps:
         raise ParameterError("only", "{param} needs the steps to run, e.g. mlplan run train --only")
     if scheduler is not None and not (scheduler.get("name") and scheduler.get("run_id")):
@@ -194,12 +199,14 @@ def run_pipeline(
     started = time.perf_counter()
     chosen = selected_steps(steps)
     wanted = {step_named(n).name for n in steps or []} if only else {s.name for s in chosen}
-    parameters = {
+    parameters: dict[str, Any] = {
         "steps": [s.name for s in chosen if s.name in wanted],
         "trigger": trigger,
         "engine": engine,
         "note": note,
     }
+    if alert is not None:
+        parameters["alert"] = dict(alert)
     run_id: str | None = None
     if not dry_run:
         close_crashed_runs(ws, found_by="mlplan run")

@@ -237,6 +237,29 @@ def _evaluate_run(ws: Workspace, done: Mapping[str, Outputs], engine: Engine, by
         "model": package.get("ref") or get_model(ws, evaluation.model).ref,
         "passed": evaluation.passed,
         "failed_gates": failed,
+        "production": _against_production(evaluation.report),
+    }
+
+
+def _against_production(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The evaluation's comparison with the model in production, per slice value: whether
+    there was one, with which model, and the slice values where the candidate is
+    significantly worse."""
+    compared = [
+        found
+        for found in (report.get("regressions") or {}).values()
+        if found.get("against") == "production" and found.get("rows") is not None
+    ]
+    worse = [
+        f"{row['slice']}={row['value']} ({found['metric']} {row['difference']:+.3f})"
+        for found in compared
+        for row in found["rows"]
+        if row.get("regression")
+    ]
+    return {
+        "compared": bool(compared),
+        "model": compared[0].get("name") if compared else None,
+        "worse": worse,
     }
 
 
@@ -249,6 +272,7 @@ def _gates_inputs(ws: Workspace, done: Mapping[str, Outputs]) -> dict[str, Any]:
     return {
         "model": model,
         "passed": done["evaluate"]["passed"],
+        "production": done["evaluate"].get("production"),
         "approvals": _approvals_of(ws, model),
     }
 
@@ -263,9 +287,23 @@ def _gates_run(ws: Workspace, done: Mapping[str, Outputs], engine: Engine, by: s
             f"{model} may not ship: {cleared.reason}; then mlplan run resumes here"
         )
     approval = cleared.approval
+    production = done["evaluate"].get("production") or {}
+    worse = production.get("worse") or []
+    approvals = _approvals_of(ws, model)
+    if worse and not approvals:
+        raise CheckFailedError(
+            f"{model} is significantly worse than {production.get('model')} in production on "
+            f"{'; '.join(worse)}: the pipeline never ships a regression. If it is acceptable, "
+            f"the deploy role approves it (mlplan approve deploy --subject {model} --by NAME "
+            "--note WHY); then mlplan run resumes here"
+        )
+    if worse:
+        approval = {"id": approvals[-1]}
     return {
         "model": model,
         "cleared_by": "gates" if approval is None else f"approval {approval.get('id')}",
+        "production": production.get("model"),
+        "worse_than_production": worse,
     }
 
 
@@ -276,7 +314,7 @@ def _deploy_inputs(ws: Workspace, done: Mapping[str, Outputs]) -> dict[str, Any]
         "model": model,
         "sha256": get_model(ws, model).package_sha256,
         "deployment": plan.pipeline.deployment,
-        "strategy": plan.rollout_strategy,
+        "strategy": plan.pipeline.strategy or plan.rollout_strategy,
         "rollout": _dump(plan.rollout),
     }
 
@@ -298,8 +336,16 @@ def _deploy_run(ws: Workspace, done: Mapping[str, Outputs], engine: Engine, by: 
         }
     from mlplan.rollout import start_rollout  # heavy: only when the step runs
 
+    # Never straight into production: a deployment with a model gets the pipeline's
+    # strategy (else the plan's); only an empty one takes its first model at once.
+    strategy = None if route is None else ws.plan.pipeline.strategy
     _deployment, rollout = start_rollout(
-        ws, model, name=name, by=by, note="mlplan run: the pipeline's candidate passed its gates"
+        ws,
+        model,
+        name=name,
+        strategy=strategy,
+        by=by,
+        note="mlplan run: the pipeline's candidate passed its gates",
     )
     return {
         "deployment": name,

@@ -974,6 +974,16 @@ class PipelineSpec(_Section):
     )
     retries: int = Field(1, ge=0, le=10, description="A scheduled step's retries.")
     retry_delay: str = Field("5m", description="Wait before a retry (90s, 5m, 1h).")
+    strategy: Literal["shadow", "canary", "blue_green"] | None = Field(
+        None,
+        description="How a candidate the pipeline trained rolls out (never straight into "
+        "production); unset: rollout.strategy, else the scenario's.",
+    )
+    retrain_on: list[str] = Field(
+        default_factory=list,
+        description="Monitoring rules whose alert starts the pipeline on the newest data "
+        "(mlplan run --if-alerted).",
+    )
 
     @field_validator("schedule")
     @classmethod
@@ -1082,6 +1092,8 @@ class Plan(_Section):
         for i, guard in enumerate(self.rollout.guards):
             if guard.rule is not None:
                 self.monitoring.rule(guard.rule, where=f"rollout.guards[{i}].rule")
+        for i, rule in enumerate(self.pipeline.retrain_on):
+            self.monitoring.rule(rule, where=f"pipeline.retrain_on[{i}]")
         named_slices = [
             *((f"rollout.guards[{i}]", g.slice) for i, g in enumerate(self.rollout.guards)),
             *((f"gates.slice_floors[{i}]", g.slice) for i, g in enumerate(self.gates.slice_floors)),
