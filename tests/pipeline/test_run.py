@@ -330,7 +330,7 @@ def test_the_checklist_asks_for_a_scheduled_run_and_says_when_the_newest_one_fai
     assert " failed at step " in failing.evidence
 
 
-def _fire(ws: Workspace, rule: str = "input-drift") -> int:
+def _fire(ws: Workspace, rule: str = "input.input-drift") -> int:
     """An open alert of ``rule`` on production, as ``mlplan monitor check`` leaves one."""
     from mlplan.store import AlertRecord, utcnow
 
@@ -355,21 +355,21 @@ def test_an_alert_retrains_on_the_newest_data_and_the_candidate_enters_a_canary(
     assert retraining_alert(ran) == (None, "the plan names no rule under pipeline.retrain_on")
     edit_plan(ran, "  retry_delay: 5m", "  retry_delay: 5m\n  retrain_on: [input-drift]")
     edit_plan(ran, "  retry_delay: 5m", "  retry_delay: 5m\n  strategy: canary")
-    assert retraining_alert(ran) == (None, "no open alert of input-drift: nothing to retrain for")
+    assert retraining_alert(ran) == (None, "no open alert of input.input-drift")
     stable = deployment_route(ran, "production").model
     alert = _fire(ran)
     pcsv.write_csv(customers_table(rows=420, seed=8), ran.root / "data" / "customers.csv")
 
     found = strict_json(cli("run", "--if-alerted", "--json", "--project", str(ran.root)).stdout)
     assert found["alert"]["id"] == alert
-    assert found["reason"] == f"alert {alert} (input-drift) has not been answered"
+    assert found["reason"] == f"alert {alert} (input.input-drift) has not been answered"
     steps = found["result"]["steps"]
     assert [s["state"] for s in steps[:5]] == ["ran"] * 5
     assert steps[0]["outputs"]["created"] == ["customers@2"]
     if steps[5]["state"] == "failed":  # the small data misses the plan's targets
         _approve(ran, steps[4]["outputs"]["model"])
         again = retrain_if_alerted(ran)
-        assert again.reason == f"the run that answered alert {alert} (input-drift) failed"
+        assert again.reason == f"the run that answered alert {alert} (input.input-drift) failed"
         assert again.result is not None
         steps = [s.to_dict() for s in again.result.steps]
         assert [s["state"] for s in steps] == ["cached"] * 5 + ["ran", "ran"]
@@ -381,7 +381,7 @@ def test_an_alert_retrains_on_the_newest_data_and_the_candidate_enters_a_canary(
 
     (newest,) = [r for r in _runs(ran, PIPELINE_JOB)][-1:]
     assert newest.parameters["trigger"] == "alert"
-    assert newest.parameters["alert"] == {"id": alert, "rule": "input-drift",
+    assert newest.parameters["alert"] == {"id": alert, "rule": "input.input-drift",
                                           "deployment": "production"}  # fmt: skip
     said = ok(cli("run", "--if-alerted", "--project", str(ran.root))).stdout
     assert said.startswith("Nothing to do: every open alert of the rules") and str(alert) in said

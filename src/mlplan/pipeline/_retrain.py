@@ -42,7 +42,11 @@ def retraining_alert(ws: Workspace) -> tuple[Alert | None, str]:
     no pipeline run answered yet; or whose newest run failed (the rerun resumes it).
     """
     plan = ws.plan
-    names = {plan.monitoring.rule(name)[1].name for name in plan.pipeline.retrain_on}
+    # An alert names its rule FAMILY.NAME; the plan may name it either way.
+    names = {
+        f"{family}.{rule.name}"
+        for family, rule in (plan.monitoring.rule(n) for n in plan.pipeline.retrain_on)
+    }
     if not names:
         return None, "the plan names no rule under pipeline.retrain_on"
     alerts = [
@@ -52,7 +56,7 @@ def retraining_alert(ws: Workspace) -> tuple[Alert | None, str]:
         if a.rule in names
     ]
     if not alerts:
-        return None, f"no open alert of {', '.join(sorted(names))}: nothing to retrain for"
+        return None, f"no open alert of {', '.join(sorted(names))}"
     answered: dict[int, str] = {}
     for run in reversed(list_pipeline_runs(ws, limit=200, trigger="alert")):  # oldest first
         if isinstance(run.alert, dict) and isinstance(run.alert.get("id"), int):
