@@ -5,17 +5,23 @@ Apache Airflow 3 (``airflow dags test``, from ``build/airflow-venv``: scripts/ai
 from __future__ import annotations
 
 import ast
+import os
 import shlex
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.conftest import strict_json
+from tests.pipeline.conftest import approve_model, quick_plan
 
+import mlplan
 from mlplan.errors import ParameterError, UsageError
-from mlplan.pipeline import STEPS, export_pipeline
-from mlplan.workspace import Workspace
+from mlplan.pipeline import PIPELINE_JOB, STEPS, export_pipeline, run_pipeline, step_job
+from mlplan.store import RunRecord
+from mlplan.workspace import Workspace, deployment_route
 
 AIRFLOW_VENV = Path(__file__).resolve().parents[2] / "build" / "airflow-venv"
 ODD = 'it\'s a "project" {{ ds }} $HOME'  # quotes, spaces, Jinja and a shell variable
@@ -158,3 +164,59 @@ def test_a_store_url_is_written_only_without_its_password(
     assert refused.exit_code == 2
     assert "--store-url holds a password" in refused.output and "s3cret" not in refused.output
     assert export.path.read_bytes() == written  # nothing written when refused
+
+
+@pytest.mark.slow
+def test_airflow_runs_the_exported_dag_as_one_scheduled_pipeline_run(tmp_path: Path) -> None:
+    airflow = AIRFLOW_VENV / "bin" / "airflow"
+    migrated = AIRFLOW_VENV / "airflow-migrated.db"
+    if not (airflow.exists() and migrated.exists()):
+        pytest.fail(f"no Airflow in {AIRFLOW_VENV}: run scripts/airflow-venv.sh (make test does)")
+    # By hand first, up to its gates (approved where the small data misses the plan's
+    # targets): the scheduled run reuses those steps and deploys.
+    ws = Workspace(quick_plan(tmp_path / ODD))
+    first = run_pipeline(ws, ["gates"])
+    if not first.ok:
+        approve_model(ws, first.steps[4].outputs["model"])  # type: ignore[index]
+        assert run_pipeline(ws, ["gates"]).ok
+    evaluated = first.steps[4].outputs["model"]  # type: ignore[index]
+    # The DAGs folder named plainly: Airflow expands $VARS in its own settings.
+    export = export_pipeline(ws, out=tmp_path / "dags" / "churn.py")
+
+    home = tmp_path / "airflow"
+    home.mkdir()
+    shutil.copyfile(migrated, home / "airflow.db")  # `airflow db migrate`, done at build time
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLPLAN_"))}
+    env |= {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(export.path.parent),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # The tasks' `python -m mlplan` imports this mlplan (a checkout's, not installed).
+        "PYTHONPATH": str(Path(mlplan.__file__).parents[1]),
+    }
+    done = subprocess.run(
+        [str(airflow), "dags", "test", export.dag_id],
+        env=env,
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "state=success" in done.stdout + done.stderr, done.stdout[-4000:]
+
+    with ws.store.transaction() as session:
+        runs = list(session.scalars(ws.select(RunRecord)))
+        session.expunge_all()
+    (pipeline,) = [r for r in runs if r.job == PIPELINE_JOB and "scheduler" in r.parameters]
+    scheduler = pipeline.parameters["scheduler"]
+    assert scheduler["name"] == "airflow"
+    assert scheduler["run_id"].startswith(f"{export.dag_id}/manual__")
+    assert pipeline.parameters["trigger"] == "schedule" and pipeline.status == "completed"
+    steps = {r.job: r.status for r in runs if r.parent_id == pipeline.id}
+    assert steps == {step_job(s.name): "cached" for s in STEPS[:-1]} | {
+        step_job("deploy"): "completed"
+    }
+    assert deployment_route(ws, "production").model == evaluated  # the scheduled run's deploy
+    ws.close()
