@@ -167,11 +167,14 @@ def test_a_store_url_is_written_only_without_its_password(
 
 
 @pytest.mark.slow
-def test_airflow_runs_the_exported_dag_as_one_scheduled_pipeline_run(tmp_path: Path) -> None:
+def test_airflow_runs_the_exported_dag_as_one_scheduled_pipeline_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     airflow = AIRFLOW_VENV / "bin" / "airflow"
     migrated = AIRFLOW_VENV / "airflow-migrated.db"
     if not (airflow.exists() and migrated.exists()):
         pytest.fail(f"no Airflow in {AIRFLOW_VENV}: run scripts/airflow-venv.sh (make test does)")
+    monkeypatch.delenv("MLPLAN_STORE_URL", raising=False)  # the project's SQLite store, for both
     # By hand first, up to its gates (approved where the small data misses the plan's
     # targets): the scheduled run reuses those steps and deploys.
     ws = Workspace(quick_plan(tmp_path / ODD))

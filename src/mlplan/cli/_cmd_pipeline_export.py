@@ -39,9 +39,11 @@ def pipeline_export(
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Write the plan's pipeline as a DAG: one task per step of mlplan run, each running its
-    step alone (mlplan run STEP --only) under one pipeline run per DAG run, on the plan's
-    pipeline.schedule with its retries. Point Airflow's dags_folder at the file's folder."""
+    """Write the plan's pipeline as a scheduler's DAG file.
+
+    One task per step of mlplan run, each running its step alone (mlplan run STEP --only)
+    under one pipeline run per DAG run, on the plan's pipeline.schedule with its retries.
+    Point Airflow's dags_folder at the file's folder."""
     from mlplan.pipeline import export_pipeline
 
     export = export_pipeline(workspace(project), format, out=out, store_url=store_url)
