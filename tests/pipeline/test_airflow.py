@@ -18,6 +18,7 @@ from tests.conftest import strict_json
 from tests.pipeline.conftest import approve_model, quick_plan
 
 import mlplan
+from mlplan.checklist import status
 from mlplan.errors import ParameterError, UsageError
 from mlplan.pipeline import PIPELINE_JOB, STEPS, export_pipeline, run_pipeline, step_job
 from mlplan.store import RunRecord
@@ -185,6 +186,8 @@ def test_airflow_runs_the_exported_dag_as_one_scheduled_pipeline_run(
     evaluated = first.steps[4].outputs["model"]  # type: ignore[index]
     # The DAGs folder named plainly: Airflow expands $VARS in its own settings.
     export = export_pipeline(ws, out=tmp_path / "dags" / "churn.py")
+    (item,) = [i for i in status(ws).items if i.item.id == "deploy.pipeline"]
+    assert item.state == "missing"  # run by hand only
 
     home = tmp_path / "airflow"
     home.mkdir()
@@ -222,4 +225,8 @@ def test_airflow_runs_the_exported_dag_as_one_scheduled_pipeline_run(
         step_job("deploy"): "completed"
     }
     assert deployment_route(ws, "production").model == evaluated  # the scheduled run's deploy
+    # The checklist's deploy.pipeline asks for a scheduled run that completed: this one.
+    (item,) = [i for i in status(ws).items if i.item.id == "deploy.pipeline"]
+    assert item.state == "done" and item.evidence.startswith("scheduled by airflow ")
+    assert f"run {pipeline.id[:8]} completed" in item.evidence
     ws.close()
