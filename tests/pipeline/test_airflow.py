@@ -161,6 +161,9 @@ def test_a_store_url_is_written_only_without_its_password(
     with pytest.raises(UsageError, match=r"\$MLPLAN_STORE_URL holds a password") as e:
         export_pipeline(scheduled)
     assert "s3cret" not in str(e.value) and "PGPASSWORD" in str(e.value)
+    monkeypatch.delenv("MLPLAN_STORE_URL")
+    with pytest.raises(ParameterError, match=r"'store_url' is not a database URL \(e\.g\. "):
+        export_pipeline(scheduled, store_url="db.internal:5432")
     refused = cli("pipeline", "export", "--store-url", secret, "--project", str(scheduled.root))
     assert refused.exit_code == 2
     assert "--store-url holds a password" in refused.output and "s3cret" not in refused.output
