@@ -12,7 +12,9 @@ from typing import Any
 
 import pyarrow.csv as pcsv
 import pytest
-from tests.conftest import customers_table, edit_plan, ok, strict_json, write_churn_project
+from tests.conftest import customers_table, edit_plan, ok, strict_json
+from tests.pipeline.conftest import approve_model as _approve
+from tests.pipeline.conftest import quick_plan as _plan
 
 from mlplan.errors import ParameterError, UsageError
 from mlplan.pipeline import PIPELINE_JOB, run_pipeline, selected_steps, step_job
@@ -20,20 +22,6 @@ from mlplan.store import RunRecord
 from mlplan.workspace import Workspace, deployment_route
 
 STEPS = ["data", "split", "train", "compare", "evaluate", "gates", "deploy"]
-
-
-def _plan(root: Path) -> Path:
-    """The churn project of the tests, made quick: one family, a short bootstrap, ids
-    named."""
-    write_churn_project(root)
-    ws = Workspace(root)
-    edit_plan(ws, "    id_column: null", "    id_column: customer_id")
-    text = ws.plan_path.read_text()
-    text = text.replace("  families: null", "  families: [logistic]")
-    text = text.replace("  bootstrap: 200", "  bootstrap: 20")
-    ws.plan_path.write_text(text)
-    assert "families: [logistic]" in text and "bootstrap: 20" in text
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +46,6 @@ def ran(_first_run: Path, tmp_path: Path) -> Iterator[Workspace]:
     ws = Workspace(root)
     yield ws
     ws.close()
-
-
-def _approve(ws: Workspace, model: str) -> None:
-    from mlplan.workspace import DEPLOY_GATE, approve
-
-    approve(ws, DEPLOY_GATE, role="ml_lead", by="Priya", subject=model, note="for the test")
 
 
 def _runs(ws: Workspace, job: str | None = None) -> list[RunRecord]:

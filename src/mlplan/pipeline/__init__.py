@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from mlplan.pipeline._airflow import (
+    PIPELINE_EXPORT_FORMATS,
+    PipelineExport,
+    PipelineExportFormat,
+    export_pipeline,
+)
 from mlplan.pipeline._history import (
     PipelineRunInfo,
     PipelineStepInfo,
@@ -22,10 +28,13 @@ from mlplan.pipeline._run import (
 from mlplan.pipeline._steps import STEPS, Engine, Outputs, Step, step_named
 
 __all__ = [
+    "PIPELINE_EXPORT_FORMATS",
     "PIPELINE_JOB",
     "STEPS",
     "Engine",
     "Outputs",
+    "PipelineExport",
+    "PipelineExportFormat",
     "PipelineResult",
     "PipelineRunInfo",
     "PipelineStepInfo",
@@ -33,6 +42,7 @@ __all__ = [
     "Step",
     "StepResult",
     "Trigger",
+    "export_pipeline",
     "get_pipeline_run",
     "list_pipeline_runs",
     "pipeline_key",
