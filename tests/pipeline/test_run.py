@@ -395,3 +395,22 @@ def test_a_candidate_worse_than_production_on_a_slice_stops_at_the_gates(ran: Wo
                        r"production on gender=female \(roc_auc -0.120\): the pipeline never "
                        r"ships a regression"):  # fmt: skip
         gates.run(ran, {"evaluate": done}, "local", "test")
+
+
+def test_pipeline_runs_and_show_list_what_started_each_run_and_its_steps(
+    ran: Workspace, cli: Any
+) -> None:
+    runs = strict_json(ok(cli("pipeline", "runs", "--json", "--project", str(ran.root))).stdout)
+    assert [r["state"] for r in runs] == ["completed", "failed"]  # newest first
+    assert runs[1]["states"] == {s: "ran" for s in STEPS[:5]} | {"gates": "failed",
+                                                                "deploy": "blocked"}  # fmt: skip
+    shown = ok(cli("pipeline", "show", runs[1]["id"][:8], "--project", str(ran.root))).stdout
+    assert f"Pipeline run {runs[1]['id']} (manual" in shown
+    assert "may not ship" in shown and "blocked" in shown
+    newest = strict_json(ok(cli("pipeline", "show", "--json", "--project", str(ran.root))).stdout)
+    assert newest["id"] == runs[0]["id"]
+    assert [(s["step"], s["state"]) for s in newest["steps"]] == [
+        *((s, "cached") for s in STEPS[:5]), ("gates", "completed"), ("deploy", "completed"),
+    ]  # fmt: skip
+    missing = cli("pipeline", "show", "nope", "--project", str(ran.root))
+    assert missing.exit_code == 1 and "no pipeline run 'nope'" in missing.output

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from mlplan.cli._app import JsonOption, ProjectOption, app, workspace
+from mlplan.cli._cmd_pipeline_export import pipeline_app
 from mlplan.cli._render import console, esc, print_json
 
 if TYPE_CHECKING:
@@ -187,3 +188,84 @@ def _summary(step: StepResult) -> str:
         case "deploy":
             return str(out.get("action", ""))
     return ""
+
+
+@pipeline_app.command("runs")
+def pipeline_runs(
+    limit: Annotated[int, typer.Option(help="At most this many, the newest first.")] = 20,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """The pipeline runs, newest first: what started each (by hand, a scheduler, an alert),
+    how it ended, and its steps' states."""
+    from mlplan.pipeline import list_pipeline_runs
+
+    runs = list_pipeline_runs(workspace(project), limit=limit)
+    if json:
+        print_json([r.to_dict() for r in runs])
+        return
+    if not runs:
+        console.print("no pipeline run yet: mlplan run")
+        return
+    table = Table("run", "started", "trigger", "state", "steps", "why")
+    for run in runs:
+        states: dict[str, int] = {}
+        for step in run.steps:
+            states[step.state] = states.get(step.state, 0) + 1
+        trigger = run.trigger + (
+            f" ({run.scheduler['name']})" if run.scheduler else
+            f" (alert {run.alert['id']})" if run.alert else ""
+        )  # fmt: skip
+        table.add_row(
+            run.id[:8],
+            f"{run.started_at:%Y-%m-%d %H:%M}",
+            esc(trigger),
+            esc(run.state),
+            ", ".join(f"{n} {s}" for s, n in states.items()),
+            esc(run.note or ""),
+        )
+    console.print(table)
+
+
+@pipeline_app.command("show")
+def pipeline_show(
+    run_id: Annotated[
+        str | None,
+        typer.Argument(help="A pipeline run, or the start of its id (default: the newest)."),
+    ] = None,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """One pipeline run step by step: each step's state, the run whose result it reused, its
+    error, its result."""
+    from mlplan.pipeline import get_pipeline_run
+
+    run = get_pipeline_run(workspace(project), run_id)
+    if json:
+        print_json(run.to_dict())
+        return
+    console.print(
+        f"Pipeline run {run.id} ({run.trigger}, by {esc(run.user)}), {run.state}, started "
+        f"{run.started_at:%Y-%m-%d %H:%M:%S}" + (f": {esc(run.note)}" if run.note else "")
+    )
+    table = Table("step", "state", "run", "reused", "result or error")
+    for step in run.steps:
+        result = step.error or _summary_of(step.step, step.outputs or {})
+        table.add_row(
+            step.step,
+            esc(step.state),
+            step.run_id[:8],
+            (step.reused or "")[:8],
+            esc(result),
+        )
+    recorded = {step.step for step in run.steps}
+    for name, state in run.states.items():  # stopped by a step before: no run of its own
+        if name not in recorded:
+            table.add_row(name, esc(state), "", "", "")
+    console.print(table)
+
+
+def _summary_of(step: str, outputs: dict[str, Any]) -> str:
+    from mlplan.pipeline import StepResult
+
+    return _summary(StepResult(step, "ran", "", outputs))
