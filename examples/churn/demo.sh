@@ -157,7 +157,11 @@ step "Traffic until the controller promotes the retrained model (or stops it)" \
   traffic --until promoted,rolled_back,paused,aborted
 step "The pipeline again, nothing changed: every step reused (cached), in a second or two" \
   "$mlplan" run
-step "The pipeline item of the checklist: it ran, but no scheduler runs it yet" \
+step "Every pipeline run: what started it, how it ended" \
+  "$mlplan" pipeline runs
+step "Scheduled by Airflow: the pipeline as a DAG file, one task per step, on the plan's schedule" \
+  bash -c "'$mlplan' pipeline export --format airflow && sed -n '/^# -- configuration/,/^# ---/p' dags/churn_pipeline.py"
+step "The pipeline item of the checklist: it ran, but no scheduler has run it yet" \
   bash -c "'$mlplan' status --json | '$python' -c 'import json, sys; (i,) = [i for i in json.load(sys.stdin)[\"items\"] if i[\"id\"] == \"deploy.pipeline\"]; print(i[\"state\"], \"-\", i[\"evidence\"]); print(\"next:\", i[\"next\"])'"
 printf '\n\033[1m── SIGTERM: in-flight requests finish, the log is flushed, the server stops\033[0m\n'
 kill -TERM "$server"
