@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench venv system-deps clean
+.PHONY: demo test lint bench venv system-deps airflow-venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ venv: $(STAMP)
 system-deps:
 	@bash scripts/system-deps.sh
 
+# Apache Airflow 3 in build/airflow-venv, apart from .venv: the test that runs the exported DAG.
+airflow-venv:
+	@bash scripts/airflow-venv.sh
+
 demo: $(STAMP)
 	bash examples/churn/demo.sh
 
@@ -32,7 +36,7 @@ lint: $(STAMP)
 # made once): the suite's servers, databases and subprocesses wait as much as they compute.
 TEST_WORKERS ?= 2
 
-test: $(STAMP) system-deps lint
+test: $(STAMP) system-deps airflow-venv lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)

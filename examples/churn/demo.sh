@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The churn example, end to end: plan → dataset versions → diff → split → sign-off → status →
-# lineage. Runs in build/demo (made anew each time); `make demo` calls it with the venv ready.
+# The churn example, end to end: plan → dataset versions → diff → split → labels → models →
+# evaluation → deployment → rollouts → monitoring → retraining on an alert through the pipeline
+# (mlplan run) → status → lineage. Runs in build/demo (made anew each time); `make demo` calls it with the venv ready.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -139,6 +140,29 @@ step "The plan's alert rules, checked as of the drifted window's end: the input-
 step "The input item of the checklist, from the stored windows" \
   bash -c "'$mlplan' status --json | '$python' -c 'import json, sys; (i,) = [i for i in json.load(sys.stdin)[\"items\"] if i[\"id\"] == \"monitor.input\"]; print(i[\"state\"], \"-\", i[\"evidence\"])'"
 echo "(the monitoring section took $((SECONDS - monitoring_started)) s)"
+# ── The retraining loop: the drift alert runs the pipeline on the newest data ──────────────
+step "January's export lands where the plan reads it (north's prices up by 40 there too)" \
+  cp data/customers_2027-01.csv data/customers.csv
+step "What the alert would start, step by step, and why (nothing recorded)" \
+  "$mlplan" run --if-alerted --dry-run
+step "The input-drift alert starts the pipeline: new data version, split, train, compare, evaluate, gates" \
+  bash -c "'$mlplan' run --if-alerted || echo \"exit \$?: the pipeline stopped at a step; its run resumes there\""
+candidate="$("$mlplan" run --dry-run --json | "$python" -c 'import json, sys; print(json.load(sys.stdin)["steps"][4]["outputs"]["model"])')"
+step "The ML lead reviews $candidate's gaps and accepts them for a canary, on the record" \
+  "$mlplan" approve deploy --role ml_lead --by "Priya Patel" --subject "$candidate" \
+  --note "retrained on January after the drift alert; canary, guarded"
+step "The alert's pipeline resumes at the gates: cleared, the candidate enters the plan's canary (production is never replaced directly)" \
+  "$mlplan" run --if-alerted
+step "Traffic until the controller promotes the retrained model (or stops it)" \
+  traffic --until promoted,rolled_back,paused,aborted
+step "The pipeline again, nothing changed: every step reused (cached), in a second or two" \
+  "$mlplan" run
+step "Every pipeline run: what started it, how it ended" \
+  "$mlplan" pipeline runs
+step "Scheduled by Airflow: the pipeline as a DAG file, one task per step, on the plan's schedule" \
+  bash -c "'$mlplan' pipeline export --format airflow && sed -n '/^# -- configuration/,/^# ---/p' dags/churn_pipeline.py"
+step "The pipeline item of the checklist: it ran, but no scheduler has run it yet" \
+  bash -c "'$mlplan' status --json | '$python' -c 'import json, sys; (i,) = [i for i in json.load(sys.stdin)[\"items\"] if i[\"id\"] == \"deploy.pipeline\"]; print(i[\"state\"], \"-\", i[\"evidence\"]); print(\"next:\", i[\"next\"])'"
 printf '\n\033[1m── SIGTERM: in-flight requests finish, the log is flushed, the server stops\033[0m\n'
 kill -TERM "$server"
 wait "$server" || true  # uvicorn re-raises SIGTERM after its graceful shutdown

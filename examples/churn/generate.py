@@ -7,7 +7,9 @@ higher charges, a new region. Nothing is downloaded.
 
     python examples/churn/generate.py OUT_DIR [--rows 12000] [--seed 7]
 
-writes OUT_DIR/customers.csv (the November export) and OUT_DIR/customers_2026-12.csv.
+writes OUT_DIR/customers.csv (the November export), OUT_DIR/customers_2026-12.csv and
+OUT_DIR/customers_2027-01.csv (January: north's prices up by 40, as the demo's drifted traffic
+has them; the demo retrains on it when its drift alert fires).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 FIRST = [
@@ -150,12 +153,21 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     november = customers(args.rows, args.seed)
     december = customers(int(args.rows * 1.1), args.seed + 1, drift=1.0)
+    january = customers(int(args.rows * 1.15), args.seed + 2, drift=1.0)
+    north = pc.equal(january.column("region"), "north")
+    charges = january.column("monthly_charges")
+    raised = pc.if_else(north, pc.add(charges, 40.0), charges)
+    january = january.set_column(
+        january.schema.get_field_index("monthly_charges"), "monthly_charges", raised
+    )
     pcsv.write_csv(november, args.out / "customers.csv")
     pcsv.write_csv(december, args.out / "customers_2026-12.csv")
+    pcsv.write_csv(january, args.out / "customers_2027-01.csv")
     rate = float(np.mean(november.column("churned").to_numpy()))
     print(
-        f"wrote {args.out}/customers.csv ({november.num_rows:,} rows, churn {rate:.1%}) and "
-        f"{args.out}/customers_2026-12.csv ({december.num_rows:,} rows)"
+        f"wrote {args.out}/customers.csv ({november.num_rows:,} rows, churn {rate:.1%}), "
+        f"{args.out}/customers_2026-12.csv ({december.num_rows:,} rows) and "
+        f"{args.out}/customers_2027-01.csv ({january.num_rows:,} rows)"
     )
 
 

@@ -16,7 +16,6 @@ __all__ = [
     "deploy_compute",
     "deploy_logging",
     "deploy_mode",
-    "deploy_pipeline",
     "deploy_security",
     "deploy_slo",
     "deploy_target",
@@ -290,23 +289,4 @@ def deploy_security(context: StatusContext, name: str) -> ItemStatus:
             if pii
             else "columns: none named"
         ),
-    )
-
-
-@_follows_model("deploy.pipeline")
-def deploy_pipeline(context: StatusContext, name: str) -> ItemStatus:
-    """The pipeline runs and is scheduled: nothing does either before the Pipelines stage
-    (a schedule in the plan is a wish; no scheduler reads it yet)."""
-    schedule = context.ws.plan.deployment.schedule
-    pieces = [
-        "preprocessing inside the ONNX graph (parity checked)",
-        "scale-out on Ray (train, score) and server workers",
-    ]
-    if schedule:
-        pieces.append(f"the plan asks for {schedule!r}, but nothing schedules it yet")
-    return context.status(
-        "deploy.pipeline",
-        "missing",
-        f"{name}: " + "; ".join(pieces),
-        "the Pipelines stage (mlplan.pipeline: mlplan run, scheduled by Airflow) is not built yet",
     )

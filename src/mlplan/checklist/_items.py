@@ -301,7 +301,7 @@ ITEMS: tuple[ChecklistItem, ...] = (
         "Deployment",
         "Pipeline tooling (transform consistency, scheduling, scale-out)",
         "the pipeline runs and is scheduled",
-        (),
+        ("pipeline",),
     ),
     ChecklistItem(
         "rollout.strategy",

@@ -160,6 +160,7 @@ _BUILTIN_CHECKS = (
     "mlplan.checklist._modeling",
     "mlplan.checklist._evaluation",
     "mlplan.checklist._deployment",
+    "mlplan.checklist._pipeline",
     "mlplan.checklist._rollout",
     "mlplan.checklist._monitoring",
 )

@@ -264,8 +264,16 @@ def _grow(branch: Tree, graph: LineageGraph, ref: str, way: str, seen: set[str])
     for run in runs:
         when = f"{run.started_at:%Y-%m-%d %H:%M}"
         code = f", code {run.code_version[:12]}" if run.code_version else ""
+        above = graph.ancestry(run)
+        under = (
+            f" in {esc(above[0].job)}"
+            + (f" of pipeline run {above[-1].id[:8]}" if len(above) > 1 else "")
+            if above
+            else ""
+        )
         node = branch.add(
-            f"[magenta]{esc(run.job)}[/] run {run.id[:8]} by {esc(run.user)} at {when}{esc(code)}"
+            f"[magenta]{esc(run.job)}[/] run {run.id[:8]} by {esc(run.user)} at {when}"
+            f"{esc(code)}{under}"
         )
         if run.id in seen:
             continue

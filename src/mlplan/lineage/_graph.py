@@ -19,7 +19,15 @@ from mlplan.modeling import get_model
 from mlplan.store import RunIORecord, RunRecord
 from mlplan.workspace import Workspace
 
-__all__ = ["LineageGraph", "LineageNode", "RunInfo", "lineage", "resolve_ref", "to_openlineage"]
+__all__ = [
+    "LineageGraph",
+    "LineageNode",
+    "ParentRun",
+    "RunInfo",
+    "lineage",
+    "resolve_ref",
+    "to_openlineage",
+]
 
 OPENLINEAGE_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 PRODUCER = f"https://pypi.org/project/mlplan/{__version__}"
@@ -54,6 +62,8 @@ class RunInfo:
     ended_at: dt.datetime | None
     inputs: list[LineageNode]
     outputs: list[LineageNode]
+    parent_id: str | None = None
+    """The run it ran under: a pipeline step's pipeline run, a stage's run's step."""
 
     def to_dict(self, *, packages: bool = False) -> dict[str, Any]:
         """A JSON-ready view (package versions only on request: they are long)."""
@@ -68,6 +78,7 @@ class RunInfo:
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
             "inputs": [n.to_dict() for n in self.inputs],
             "outputs": [n.to_dict() for n in self.outputs],
+            "parent_id": self.parent_id,
         }
         if packages:
             out["packages"] = self.packages
@@ -96,7 +107,29 @@ class RunInfo:
             run.ended_at,
             nodes("input"),
             nodes("output"),
+            run.parent_id,
         )
+
+
+@dataclass(frozen=True)
+class ParentRun:
+    """A run others ran under: a pipeline run or one of its steps."""
+
+    id: str
+    job: str
+    status: str
+    parent_id: str | None
+    started_at: dt.datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "id": self.id,
+            "job": self.job,
+            "status": self.status,
+            "parent_id": self.parent_id,
+            "started_at": self.started_at.isoformat(),
+        }
 
 
 @dataclass(frozen=True)
@@ -108,6 +141,18 @@ class LineageGraph:
     downstream: list[RunInfo] = field(default_factory=list)
     complete: bool = True
     """False when the walk stopped at ``max_runs`` a way: there are runs beyond those listed."""
+    parents: dict[str, ParentRun] = field(default_factory=dict)
+    """The runs the graph's runs ran under (a pipeline's steps and the pipeline runs above
+    them), by id."""
+
+    def ancestry(self, run: RunInfo) -> list[ParentRun]:
+        """The runs ``run`` ran under, nearest first (its step, then the pipeline run)."""
+        found: list[ParentRun] = []
+        parent = run.parent_id
+        while parent is not None and parent in self.parents and len(found) < 10:
+            found.append(self.parents[parent])
+            parent = self.parents[parent].parent_id
+        return found
 
     @property
     def runs(self) -> list[RunInfo]:
@@ -132,6 +177,7 @@ class LineageGraph:
             "upstream": [r.to_dict() for r in self.upstream],
             "downstream": [r.to_dict() for r in self.downstream],
             "complete": self.complete,
+            "parents": {k: v.to_dict() for k, v in self.parents.items()},
         }
 
 
@@ -204,7 +250,32 @@ def lineage(ws: Workspace, ref: str, *, max_runs: int | None = None) -> LineageG
     )
     upstream, whole_up = _walk(ws, made, "upstream", max_runs)
     downstream, whole_down = _walk(ws, used, "downstream", max_runs)
-    return LineageGraph(subject, upstream, downstream, whole_up and whole_down)
+    parents = _parents(ws, {r.parent_id for r in [*upstream, *downstream] if r.parent_id})
+    return LineageGraph(subject, upstream, downstream, whole_up and whole_down, parents)
+
+
+def _parents(ws: Workspace, ids: set[str]) -> dict[str, ParentRun]:
+    """The runs ``ids`` and the runs they ran under, up to the top (a few levels)."""
+    found: dict[str, ParentRun] = {}
+    wanted = set(ids)
+    with ws.store.transaction() as session:
+        while wanted:
+            batch = sorted(wanted)[:_REFS_PER_QUERY]
+            rows = session.execute(
+                ws.select(
+                    RunRecord.id,
+                    RunRecord.job,
+                    RunRecord.status,
+                    RunRecord.parent_id,
+                    RunRecord.started_at,
+                ).where(RunRecord.id.in_(batch))
+            ).all()
+            for row in rows:
+                found[row.id] = ParentRun(*row)
+            wanted = (wanted - set(batch)) | {
+                r.parent_id for r in rows if r.parent_id and r.parent_id not in found
+            }
+    return found
 
 
 def resolve_ref(ws: Workspace, ref: str) -> str:
@@ -272,6 +343,31 @@ def _dataset(node: LineageNode, namespace: str) -> dict[str, Any]:
     return {"namespace": namespace, "name": node.ref, "facets": facets}
 
 
+def _parent_facet(graph: LineageGraph, run: RunInfo, namespace: str) -> dict[str, Any]:
+    """OpenLineage's ``parent`` facet: the run this one ran under (a pipeline step), and the
+    pipeline run at the top as its root."""
+    above = graph.ancestry(run)
+    if not above:
+        return {}
+
+    def ref(parent: ParentRun) -> dict[str, Any]:
+        return {
+            "run": {"runId": parent.id},
+            "job": {"namespace": namespace, "name": parent.job.replace(" ", ".")},
+        }
+
+    facet = {  # version 1-1-0 of the facet adds the root
+        "_producer": PRODUCER,
+        "_schemaURL": _FACET_SCHEMA.replace("1-0-0", "1-1-0").format(
+            "ParentRunFacet", "ParentRunFacet"
+        ),
+        **ref(above[0]),
+    }
+    if len(above) > 1:
+        facet["root"] = ref(above[-1])
+    return {"parent": facet}
+
+
 def to_openlineage(ws: Workspace, graph: LineageGraph) -> list[dict[str, Any]]:
     """One OpenLineage ``COMPLETE`` RunEvent per run in the graph, oldest first.
 
@@ -287,7 +383,8 @@ def to_openlineage(ws: Workspace, graph: LineageGraph) -> list[dict[str, Any]]:
                 "eventTime": (run.ended_at or run.started_at).isoformat(),
                 "run": {
                     "runId": run.id,
-                    "facets": {
+                    "facets": _parent_facet(graph, run, namespace)
+                    | {
                         "processing_engine": _facet(
                             "ProcessingEngineRunFacet", version=__version__, name="mlplan"
                         ),

@@ -46,6 +46,8 @@ __all__ = [
     "Objectives",
     "OlderSystem",
     "Period",
+    "PipelineSpec",
+    "PipelineSplit",
     "Plan",
     "ProjectSpec",
     "Risk",
@@ -968,6 +970,72 @@ class ApprovalSpec(_Section):
         return _check_name(value, "gate")
 
 
+# -- the pipeline --------------------------------------------------------------------------------
+
+_CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@once"}
+
+
+class PipelineSplit(_Section):
+    """How ``mlplan run`` splits the dataset it trains on (the options of ``mlplan data
+    split``)."""
+
+    test: float = Field(0.2, ge=0, lt=1, description="Share of rows for the test split.")
+    valid: float = Field(0.1, ge=0, lt=1, description="Share of rows for the validation split.")
+    stratify: str | None = Field(
+        None, description="Column to stratify by; unset: the target, for a classification task."
+    )
+    group: str | None = Field(None, description="Column whose values never cross splits.")
+    time: str | None = Field(None, description="Column to split by time (newest rows: test).")
+    seed: int | None = Field(None, description="Seed of the split; unset: modeling.seed.")
+
+
+class PipelineSpec(_Section):
+    """``mlplan run``: the plan's stages as one cached pipeline, its schedule and retries."""
+
+    dataset: str | None = Field(
+        None, description="The dataset the models train on; unset: the plan's first."
+    )
+    split: PipelineSplit = Field(default_factory=PipelineSplit)
+    deployment: str = Field(
+        "production", description="The deployment a model that passes its gates rolls out to."
+    )
+    schedule: str | None = Field(
+        None,
+        description="When a scheduler runs the pipeline: a cron expression (five fields) or "
+        "@hourly, @daily, @weekly, @monthly; unset: by hand only.",
+    )
+    retries: int = Field(1, ge=0, le=10, description="A scheduled step's retries.")
+    retry_delay: str = Field("5m", description="Wait before a retry (90s, 5m, 1h).")
+    strategy: Literal["shadow", "canary", "blue_green"] | None = Field(
+        None,
+        description="How a candidate the pipeline trained rolls out (never straight into "
+        "production); unset: rollout.strategy, else the scenario's.",
+    )
+    retrain_on: list[str] = Field(
+        default_factory=list,
+        description="Monitoring rules whose alert starts the pipeline on the newest data "
+        "(mlplan run --if-alerted).",
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is None or value in _CRON_PRESETS:
+            return value
+        fields = value.split()
+        if len(fields) != 5 or not all(re.fullmatch(r"[0-9*/,\-A-Za-z?]+", f) for f in fields):
+            raise ValueError(
+                f"schedule {value!r} must be a cron expression of five fields (minute hour "
+                f"day month weekday, e.g. '0 3 * * *') or one of {', '.join(sorted(_CRON_PRESETS))}"
+            )
+        return value
+
+    @field_validator("retry_delay")
+    @classmethod
+    def _delay(cls, value: str) -> str:
+        return _check_duration(value)
+
+
 # -- the plan ------------------------------------------------------------------------------------
 
 _DEFAULT_ROLLOUT: dict[str, Literal["shadow", "canary", "blue_green"]] = {
@@ -1019,6 +1087,7 @@ class Plan(_Section):
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     approvals: list[ApprovalSpec] = Field(default_factory=list)
+    pipeline: PipelineSpec = Field(default_factory=PipelineSpec)
 
     @field_validator("features")
     @classmethod
@@ -1042,6 +1111,11 @@ class Plan(_Section):
     def _cross_references(self) -> Plan:
         if self.task != "image_classification" and self.target is None:
             raise ValueError(f"task {self.task!r} needs a 'target' column")
+        if self.pipeline.dataset is not None and self.pipeline.dataset not in self.datasets:
+            raise ValueError(
+                f"pipeline.dataset names {self.pipeline.dataset!r}, which is not under "
+                f"datasets; datasets: {', '.join(self.datasets) or 'none'}"
+            )
         names = [s.name for s in self.slices]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -1073,6 +1147,8 @@ class Plan(_Section):
         for i, guard in enumerate(self.rollout.guards):
             if guard.rule is not None:
                 self.monitoring.rule(guard.rule, where=f"rollout.guards[{i}].rule")
+        for i, rule in enumerate(self.pipeline.retrain_on):
+            self.monitoring.rule(rule, where=f"pipeline.retrain_on[{i}]")
         named_slices = [
             *((f"rollout.guards[{i}]", g.slice) for i, g in enumerate(self.rollout.guards)),
             *((f"gates.slice_floors[{i}]", g.slice) for i, g in enumerate(self.gates.slice_floors)),

@@ -217,6 +217,7 @@ def render_plan(
         _rollout(),
         _monitoring(metrics, _target_spread(data)),
         _approvals(),
+        _pipeline(),
     ]
     return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
 
@@ -555,6 +556,22 @@ def _approvals() -> list[str]:
         "  - {gate: buy_in, role: business_owner}",
         "  - {gate: deploy, role: ml_lead}",
         "  - {gate: promote, role: product_owner}  # past rollout.approval_above",
+    ]
+
+
+def _pipeline() -> list[str]:
+    return [
+        "# ── Pipeline ────────────────────────────────────────────────────────────────────────",
+        "# `mlplan run` takes the plan from its data to a rollout, reusing every step whose",
+        "# inputs are unchanged; a scheduler runs it on `schedule`.",
+        "pipeline:",
+        "  dataset: null  # the dataset the models train on; null: the first under datasets",
+        "  split: {test: 0.2, valid: 0.1, stratify: null, group: null, time: null, seed: null}",
+        "  # stratify null: by the target (classification); seed null: modeling.seed",
+        "  deployment: production  # where a model that passes its gates rolls out",
+        "  schedule: null  # cron, e.g. '0 3 * * *' (nightly), or @daily; null: by hand only",
+        "  retries: 1  # a scheduled step's retries",
+        "  retry_delay: 5m",
     ]
 
 

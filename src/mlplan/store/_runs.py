@@ -127,8 +127,11 @@ class RunRecorder:
         job: str,
         parameters: dict[str, Any],
         root: Path,
+        parent_id: str | None = None,
+        cache_key: str | None = None,
     ) -> RunRecorder:
-        """Begin recording a run of ``job``."""
+        """Begin recording a run of ``job`` (``parent_id``: the run it runs under;
+        ``cache_key``: a pipeline step's key)."""
         run = RunRecord(
             id=str(uuid.uuid4()),
             project_id=project_id,
@@ -139,6 +142,8 @@ class RunRecorder:
             packages=package_versions(),
             user=current_user(),
             started_at=utcnow(),
+            parent_id=parent_id,
+            cache_key=cache_key,
         )
         session.add(run)
         session.flush()

@@ -150,6 +150,10 @@ class RunRecord(Base):
     user: Mapped[str] = mapped_column(String(200))
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    parent_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    """The run this one ran under: a pipeline step's pipeline run, a stage's run's step."""
+    cache_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    """A pipeline step's key: the hash of its inputs, parameters and code version."""
 
     ios: Mapped[list[RunIORecord]] = relationship(back_populates="run", order_by="RunIORecord.id")
 

@@ -25,6 +25,7 @@ from mlplan.workspace._workspace import (
     ReportInfo,
     Workspace,
     find_root,
+    runs_under,
     staged_file,
     write_atomic,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "list_deployments",
     "parse_duration",
     "revoke_approval",
+    "runs_under",
     "staged_file",
     "write_atomic",
 ]

@@ -8,6 +8,7 @@ Every stage takes a :class:`Workspace`; the CLI opens one per command from ``--p
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime as dt
 import functools
 import importlib
@@ -43,7 +44,7 @@ from mlplan.store import (
     open_store,
 )
 
-__all__ = ["ReportInfo", "Workspace", "find_root", "staged_file", "write_atomic"]
+__all__ = ["ReportInfo", "Workspace", "find_root", "runs_under", "staged_file", "write_atomic"]
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,23 @@ def find_root(start: str | Path | None = None) -> Path:
         f"no {PLAN_FILE} in {here} or any folder above it. Run `mlplan init NAME` to create "
         "one, or pass --project DIR"
     )
+
+
+_PARENT_RUN: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "mlplan_parent_run", default=None
+)
+
+
+@contextlib.contextmanager
+def runs_under(run_id: str) -> Iterator[None]:
+    """Record every run of this block (in this thread) under ``run_id``: a pipeline runs each
+    step's stage calls so, and their runs (``train``, ``evaluate`` ...) name the step's run as
+    their parent, without each stage knowing it runs in a pipeline."""
+    token = _PARENT_RUN.set(run_id)
+    try:
+        yield
+    finally:
+        _PARENT_RUN.reset(token)
 
 
 class Workspace:
@@ -316,13 +334,17 @@ class Workspace:
         *,
         session: Session | None = None,
         running: bool = False,
+        parent_id: str | None = None,
+        cache_key: str | None = None,
     ) -> Iterator[RunRecorder]:
         """Record a run of ``job``: what it read and made, with which code, by whom.
 
         The run starts in a transaction of its own that holds the project's write lock (or in
         ``session``), the body adds inputs, outputs and reports to it, and it is finished when
         the body ends (``running``: left running, as a server's is until it stops). An error
-        in the body rolls everything back, the run included.
+        in the body rolls everything back, the run included. The run is recorded under
+        ``parent_id``, else under the run of the enclosing :func:`runs_under` block (a
+        pipeline's step), if any; ``cache_key``: a pipeline step's key.
 
         Examples
         --------
@@ -345,6 +367,8 @@ class Workspace:
                 job=job,
                 parameters=dict(parameters),
                 root=self.root,
+                parent_id=parent_id or _PARENT_RUN.get(),
+                cache_key=cache_key,
             )
             yield run
             if not running:
