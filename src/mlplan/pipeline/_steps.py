@@ -151,14 +151,9 @@ def _train_inputs(ws: Workspace, done: Mapping[str, Outputs]) -> dict[str, Any]:
         "positive_class": plan.positive_class,
         "modeling": _dump(plan.modeling),
         "dataset": None if dataset is None else _dump(dataset),
-        "features": _dump_optional(plan, "features"),
+        # The derived features' expressions, in order (their description changes nothing).
+        "features": [[name, entry.expr] for name, entry in plan.features.items()],
     }
-
-
-def _dump_optional(plan: Any, section: str) -> Any:
-    """A plan section that may not exist in this version of the plan's schema."""
-    value = getattr(plan, section, None)
-    return None if value is None else _dump(value) if hasattr(value, "model_dump") else value
 
 
 def _train_run(ws: Workspace, done: Mapping[str, Outputs], engine: Engine, by: str) -> Outputs:
