@@ -20,6 +20,18 @@ def _steps(run: PipelineRunInfo) -> str:
     return ", ".join(f"{n} {state}" for state, n in counts.items()) or "no steps"
 
 
+def _transform(context: StatusContext) -> str:
+    """How training and serving share their transform."""
+    derived = len(context.ws.plan.features)
+    if derived:
+        return (
+            f"{derived} derived feature(s) defined once in the plan, computed by DuckDB for "
+            "training and inside each package's ONNX graph for serving (mlplan features "
+            "check compares the two)"
+        )
+    return "preprocessing inside the ONNX graph (parity checked)"
+
+
 @check("deploy.pipeline")
 def deploy_pipeline(context: StatusContext) -> ItemStatus:
     """Done once a scheduler ran the pipeline to its end; failing when the newest scheduled
@@ -49,7 +61,7 @@ def deploy_pipeline(context: StatusContext) -> ItemStatus:
             "done",
             f"scheduled by {by} ({wanted}): run {run.id[:8]} completed at {_when(run)} "
             f"({_steps(run)}); each step reused while its inputs are unchanged; "
-            "preprocessing inside the ONNX graph (parity checked)",
+            + _transform(context),
         )
     by_hand = list_pipeline_runs(ws, limit=1)
     if not by_hand:
