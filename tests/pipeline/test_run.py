@@ -414,3 +414,40 @@ def test_pipeline_runs_and_show_list_what_started_each_run_and_its_steps(
     ]  # fmt: skip
     missing = cli("pipeline", "show", "nope", "--project", str(ran.root))
     assert missing.exit_code == 1 and "no pipeline run 'nope'" in missing.output
+
+
+def test_a_steps_key_holds_what_it_reads_and_not_the_datasets_provenance(ran: Workspace) -> None:
+    # Provenance changes nothing the split or training makes: nothing is trained again.
+    edit_plan(ran, "    owner: null", "    owner: crm-team")
+    result = run_pipeline(ran, ["train"])
+    assert [s.state for s in result.steps] == ["ran", "cached", "cached"]
+    assert result.steps[0].outputs["created"] == []  # type: ignore[index]
+    # The columns the leakage checks and training read: the split runs again.
+    edit_plan(ran, "    time_column: null", "    time_column: age")
+    split = run_pipeline(ran, ["split"]).steps[1]
+    assert split.state == "ran" and split.reason.endswith(": read.time_column")
+
+
+def test_a_second_run_is_refused_while_one_runs_and_a_killed_task_is_closed_as_crashed(
+    ran: Workspace,
+) -> None:
+    from mlplan.store import process_identity
+
+    with ran.record(PIPELINE_JOB, {"trigger": "manual", **process_identity()}, running=True):
+        pass  # a pipeline run of a live process (this one)
+    with pytest.raises(UsageError, match=r"pipeline run \w{8} is running \(process \d+ on "):
+        run_pipeline(ran)
+    with ran.write() as session:
+        for left in session.scalars(ran.select(RunRecord).where(RunRecord.status == "running")):
+            left.status = "completed"
+
+    airflow = {"name": "airflow", "run_id": "churn/manual__1"}
+    first = run_pipeline(ran, ["data"], only=True, trigger="schedule", scheduler=airflow)
+    (step,) = [r for r in _runs(ran) if r.parent_id == first.run_id]
+    with ran.write() as session:  # as a task killed mid-step leaves its step
+        session.get(RunRecord, step.id).status = "running"  # type: ignore[union-attr]
+    second = run_pipeline(ran, ["split"], only=True, trigger="schedule", scheduler=airflow)
+    assert second.run_id == first.run_id and second.steps[0].state == "cached"
+    (closed,) = [r for r in _runs(ran) if r.id == step.id]
+    assert closed.status == "crashed"
+    assert closed.parameters["crashed"]["found_by"] == "the scheduler's next task"

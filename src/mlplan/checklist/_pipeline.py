@@ -42,14 +42,14 @@ def deploy_pipeline(context: StatusContext) -> ItemStatus:
     export = "mlplan pipeline export --format airflow"
     scheduled = list_pipeline_runs(ws, limit=20, trigger="schedule")
     ended = [r for r in scheduled if r.state != "running"]
-    if ended and ended[0].state == "failed":
+    if ended and ended[0].state != "completed":  # failed, crashed
         run = ended[0]
         failed = run.failed_step
         why = f" at step {failed.step}: {failed.error}" if failed and failed.error else ""
         return context.status(
             "deploy.pipeline",
             "failing",
-            f"the newest scheduled run {run.id[:8]} ({_when(run)}) failed{why}",
+            f"the newest scheduled run {run.id[:8]} ({_when(run)}) {run.state}{why}",
             "mlplan run --dry-run says why each step would run; fix it, and the next run "
             "resumes at the failed step",
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -85,6 +86,7 @@ def run(
     (exit 1), and the next run resumes there."""
     from mlplan.pipeline import run_pipeline
 
+    _exit_on_sigterm()
     ws = workspace(project)
     if if_alerted:
         _if_alerted(ws, steps, dry_run=dry_run, engine=engine, by=by, json=json)
@@ -109,6 +111,16 @@ def run(
         _render(result)
     if not result.ok:
         raise typer.Exit(1)
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM (a scheduler's timeout, a pod stopped) ends the run as an exception would: the
+    step under way and the pipeline run are closed as failed, not left running."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _if_alerted(
@@ -166,7 +178,7 @@ def _summary(step: StepResult) -> str:
     match step.step:
         case "data":
             versions = ", ".join(out.get("versions", {}).values())
-            created = out.get("created") or []
+            created = (out.get("created") or []) if step.state == "ran" else []
             return versions + (f" (new: {', '.join(created)})" if created else "")
         case "split":
             return str(out.get("split", ""))
@@ -250,7 +262,7 @@ def pipeline_show(
     )
     table = Table("step", "state", "run", "reused", "result or error")
     for step in run.steps:
-        result = step.error or _summary_of(step.step, step.outputs or {})
+        result = step.error or _summary_of(step.step, step.state, step.outputs or {})
         table.add_row(
             step.step,
             esc(step.state),
@@ -265,7 +277,7 @@ def pipeline_show(
     console.print(table)
 
 
-def _summary_of(step: str, outputs: dict[str, Any]) -> str:
+def _summary_of(step: str, state: str, outputs: dict[str, Any]) -> str:
     from mlplan.pipeline import StepResult
 
-    return _summary(StepResult(step, "ran", "", outputs))
+    return _summary(StepResult(step, "ran" if state == "completed" else "cached", "", outputs))

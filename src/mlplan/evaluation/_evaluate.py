@@ -25,7 +25,7 @@ from mlplan.evaluation._records import store_evaluation
 from mlplan.modeling import ModelInfo, SliceReport, get_model, list_models, read_predictions
 from mlplan.plan import NAME_PATTERN
 from mlplan.store import sha256_file
-from mlplan.workspace import DEPLOY_GATE, Workspace
+from mlplan.workspace import DEPLOY_GATE, PRODUCTION, Workspace
 
 __all__ = ["Evaluation", "evaluate", "evaluate_predictions", "raise_for_gates"]
 
@@ -98,6 +98,7 @@ def evaluate(
     seed: int = 0,
     out: str | Path | None = None,
     predictions_out: str | Path | None = None,
+    deployment: str = PRODUCTION,
 ) -> Evaluation:
     """Evaluate ``model`` on the ``part`` rows of its split and store the evidence.
 
@@ -124,6 +125,9 @@ def evaluate(
         Also write the predictions on the rows evaluated to this ``.csv`` or ``.parquet``
         file (``files["predictions"]``): row, item id, label, scores, the decision at the
         threshold and the slice groups, to recompute any figure independently.
+    deployment
+        The deployment whose model the candidate must not be worse than, per slice value
+        (default: production).
 
     Raises
     ------
@@ -147,7 +151,9 @@ def evaluate(
         prediction.threshold["note"] = f"the threshold of the package {found.ref}"
     subject = Subject.of_model(found)
     return _run(
-        ws, EvaluationInput(subject, split, prediction, part, boot, seed, out), predictions_out
+        ws,
+        EvaluationInput(subject, split, prediction, part, boot, seed, out, deployment),
+        predictions_out,
     )
 
 

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from mlplan.data import DatasetVersionInfo, SplitInfo, load_split
 from mlplan.modeling import ModelInfo, Predictions, target_column, target_kind
-from mlplan.workspace import Workspace
+from mlplan.workspace import PRODUCTION, Workspace
 
 __all__ = ["PARTS", "EvaluationInput", "LoadedSplit", "Part", "Prediction", "Subject"]
 
@@ -106,3 +106,5 @@ class EvaluationInput:
     n_boot: int
     seed: int
     out: str | Path | None = None
+    deployment: str = PRODUCTION
+    """The deployment whose model the candidate is held against (regressions)."""

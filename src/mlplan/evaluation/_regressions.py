@@ -24,7 +24,7 @@ from mlplan.modeling import (
     run_graph,
 )
 from mlplan.modeling import PredictionKind as Kind
-from mlplan.workspace import PRODUCTION, Workspace, get_deployment
+from mlplan.workspace import Workspace, get_deployment
 
 __all__ = ["Reference", "production_reference", "regression_checks"]
 
@@ -65,9 +65,11 @@ def production_reference(ws: Workspace, inp: EvaluationInput) -> Reference:
     threshold)."""
     subject = inp.subject
     try:
-        deployed = get_deployment(ws, PRODUCTION)
+        deployed = get_deployment(ws, inp.deployment)
     except DeploymentNotFoundError:
-        return Reference(reason="no model is deployed to production yet (mlplan deploy MODEL)")
+        return Reference(
+            reason=f"no model is deployed to {inp.deployment} yet (mlplan deploy MODEL)"
+        )
     model = get_model(ws, deployed.model_ref)
     if (
         subject.model is not None

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
-from mlplan.errors import NotFoundError
-from mlplan.pipeline._run import PIPELINE_JOB
+from mlplan.errors import NotFoundError, ParameterError
+from mlplan.pipeline._run import PIPELINE_JOB, Trigger
 from mlplan.store import RunRecord
 from mlplan.workspace import Workspace
 
@@ -118,10 +118,20 @@ def _info(run: RunRecord, steps: list[RunRecord]) -> PipelineRunInfo:
 
 
 def list_pipeline_runs(
-    ws: Workspace, *, limit: int | None = 20, trigger: str | None = None
+    ws: Workspace, *, limit: int | None = 20, trigger: Trigger | None = None
 ) -> list[PipelineRunInfo]:
     """The newest pipeline runs first (at most ``limit``; ``trigger``: only those it
-    started), each with its steps."""
+    started), each with its steps.
+
+    Raises
+    ------
+    ParameterError
+        An unknown ``trigger``.
+    """
+    if trigger is not None and trigger not in get_args(Trigger):
+        raise ParameterError(
+            "trigger", f"{{param}} must be one of {', '.join(get_args(Trigger))}; got {trigger!r}"
+        )
     with ws.store.transaction() as session:
         query = (
             ws.select(RunRecord)

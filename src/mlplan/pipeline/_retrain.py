@@ -12,7 +12,7 @@ from mlplan.monitoring import Alert, list_alerts
 from mlplan.pipeline._history import list_pipeline_runs
 from mlplan.pipeline._run import PipelineResult, run_pipeline
 from mlplan.pipeline._steps import Engine
-from mlplan.workspace import Workspace
+from mlplan.workspace import Workspace, close_crashed_runs
 
 __all__ = ["Retraining", "retrain_if_alerted", "retraining_alert"]
 
@@ -39,9 +39,12 @@ def retraining_alert(ws: Workspace) -> tuple[Alert | None, str]:
     """The alert that should start the pipeline now, with why; or None, with why not.
 
     An open or acknowledged alert of a rule under ``pipeline.retrain_on``, newest first, that
-    no pipeline run answered yet; or whose newest run failed (the rerun resumes it).
+    no pipeline run answered yet; or whose newest run failed or crashed (the rerun resumes
+    it). A run that answered it and still runs answers it (a second is refused anyway while
+    the first runs).
     """
     plan = ws.plan
+    close_crashed_runs(ws, found_by="mlplan run --if-alerted")  # a dead run answers nothing
     # An alert names its rule FAMILY.NAME; the plan may name it either way.
     names = {
         f"{family}.{rule.name}"
@@ -65,8 +68,8 @@ def retraining_alert(ws: Workspace) -> tuple[Alert | None, str]:
         state = answered.get(alert.id)
         if state is None:
             return alert, f"alert {alert.id} ({alert.rule}) has not been answered"
-        if state == "failed":
-            return alert, f"the run that answered alert {alert.id} ({alert.rule}) failed"
+        if state not in {"completed", "running"}:  # failed, crashed: resumed
+            return alert, f"the run that answered alert {alert.id} ({alert.rule}) {state}"
     shown = ", ".join(str(a.id) for a in alerts)
     return None, f"every open alert of the rules ({shown}) started a pipeline run already"
 

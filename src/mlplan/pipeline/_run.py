@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from mlplan._version import __version__
-from mlplan.errors import MlplanError, ParameterError
+from mlplan.errors import MlplanError, ParameterError, UsageError
 from mlplan.pipeline._steps import STEPS, Engine, Outputs, Step, step_named
-from mlplan.store import RunRecord, process_identity, sha256_file, utcnow
+from mlplan.store import CRASHED, RunRecord, process_gone, process_identity, sha256_file, utcnow
 from mlplan.workspace import Workspace, close_crashed_runs, runs_under
 
 __all__ = [
@@ -248,14 +248,26 @@ def run_pipeline(
 
 def _open(ws: Workspace, parameters: dict[str, Any], scheduler: Mapping[str, Any] | None) -> str:
     """The pipeline run to record under: a new one, or the one of this scheduler run that an
-    earlier task opened (running again while this task runs). A run a scheduler owns records
-    no process: its tasks come and go, and it is not crashed when one exits."""
-    if scheduler is None:
-        with ws.record(PIPELINE_JOB, parameters | process_identity(), running=True) as run:
-            run.input("file", ws.relative(ws.plan_path), sha256=sha256_file(ws.plan_path).sha256)
-        return run.id
-    given = dict(scheduler)
+    earlier task opened (running again while this task runs; a step an earlier task left
+    running — its process killed, or timed out — is closed as crashed). A run a scheduler owns
+    records no process: its tasks come and go, each on any worker.
+
+    Raises
+    ------
+    UsageError
+        Another ``mlplan run`` of the project is running (its process alive): two would
+        train and roll out twice.
+    """
+    plan_file = ws.relative(ws.plan_path), sha256_file(ws.plan_path).sha256
     with ws.write() as session:
+        if scheduler is None:
+            _refuse_concurrent(ws, session)
+            with ws.record(
+                PIPELINE_JOB, parameters | process_identity(), session=session, running=True
+            ) as run:
+                run.input("file", plan_file[0], sha256=plan_file[1])
+            return run.id
+        given = dict(scheduler)
         for found in session.scalars(
             ws.select(RunRecord)
             .where(RunRecord.job == PIPELINE_JOB, RunRecord.parent_id.is_(None))
@@ -264,10 +276,41 @@ def _open(ws: Workspace, parameters: dict[str, Any], scheduler: Mapping[str, Any
         ):
             if found.parameters.get("scheduler") == given:
                 found.status, found.ended_at = "running", None
+                for left in session.scalars(
+                    ws.select(RunRecord).where(
+                        RunRecord.parent_id == found.id, RunRecord.status == "running"
+                    )
+                ):
+                    left.status, left.ended_at = CRASHED, utcnow()
+                    left.parameters = dict(left.parameters) | {
+                        "crashed": {
+                            "reason": "its task ended without closing it (killed, or timed out)",
+                            "found_by": "the scheduler's next task",
+                        }
+                    }
                 return str(found.id)
-    with ws.record(PIPELINE_JOB, parameters | {"scheduler": given}, running=True) as run:
-        run.input("file", ws.relative(ws.plan_path), sha256=sha256_file(ws.plan_path).sha256)
-    return run.id
+        with ws.record(
+            PIPELINE_JOB, parameters | {"scheduler": given}, session=session, running=True
+        ) as run:
+            run.input("file", plan_file[0], sha256=plan_file[1])
+        return run.id
+
+
+def _refuse_concurrent(ws: Workspace, session: Any) -> None:
+    """Refuse while another pipeline run of the project runs in a live process."""
+    for other in session.scalars(
+        ws.select(RunRecord).where(
+            RunRecord.job == PIPELINE_JOB,
+            RunRecord.parent_id.is_(None),
+            RunRecord.status == "running",
+        )
+    ):
+        if "pid" in other.parameters and process_gone(other.parameters) is None:
+            raise UsageError(
+                f"pipeline run {other.id[:8]} is running (process {other.parameters['pid']} "
+                f"on {other.parameters.get('hostname')}, since {other.started_at:%H:%M:%S}): "
+                "wait for it to end; two runs would train and roll out twice"
+            )
 
 
 def _reuse(

@@ -13,7 +13,7 @@ from mlplan.core import LOWER_IS_BETTER
 from mlplan.data import content_hash, detect_format, get_dataset, register_dataset, split_dataset
 from mlplan.errors import CheckFailedError, DataError, DeploymentNotFoundError, UsageError
 from mlplan.modeling import get_model
-from mlplan.workspace import Workspace, deployment_route, list_approvals
+from mlplan.workspace import DEPLOY_GATE, Workspace, deployment_route, list_approvals
 
 __all__ = ["STEPS", "Engine", "Outputs", "Step", "step_named"]
 
@@ -39,6 +39,23 @@ class Step:
 
 def _dump(section: Any) -> Any:
     return section.model_dump(mode="json")
+
+
+_READ_FIELDS = (
+    "format", "delimiter", "decimal", "id_column", "time_column", "pii_columns",
+    "sensitive_attributes", "role",
+)  # fmt: skip
+"""What a split and training read of a dataset's plan entry: how its file is read, the ids and
+times never compared nor used, personal and sensitive columns. Its provenance (source, owner,
+description ...) changes nothing they make."""
+
+
+def _read_fields(ws: Workspace) -> dict[str, Any] | None:
+    spec = ws.plan.datasets.get(_dataset_name(ws))
+    if spec is None:
+        return None
+    dumped = _dump(spec)
+    return {name: dumped.get(name) for name in _READ_FIELDS}
 
 
 def _dataset_name(ws: Workspace) -> str:
@@ -127,6 +144,7 @@ def _split_inputs(ws: Workspace, done: Mapping[str, Outputs]) -> dict[str, Any]:
         "sha256": info.content_hash,
         "parameters": _split_parameters(ws),
         "target": ws.plan.target,
+        "read": _read_fields(ws),  # the leakage checks read the ids, times and PII named
     }
 
 
@@ -142,7 +160,6 @@ def _split_run(ws: Workspace, done: Mapping[str, Outputs], engine: Engine, by: s
 def _train_inputs(ws: Workspace, done: Mapping[str, Outputs]) -> dict[str, Any]:
     plan = ws.plan
     split = done["split"]
-    dataset = plan.datasets.get(_dataset_name(ws))
     return {
         "split": split["split"],
         "sha256": split["sha256"],
@@ -150,7 +167,8 @@ def _train_inputs(ws: Workspace, done: Mapping[str, Outputs]) -> dict[str, Any]:
         "target": plan.target,
         "positive_class": plan.positive_class,
         "modeling": _dump(plan.modeling),
-        "dataset": None if dataset is None else _dump(dataset),
+        "dataset": _read_fields(ws),
+        "primary": plan.metrics.primary,  # what tuning optimises
         # The derived features' expressions, in order (their description changes nothing).
         "features": [[name, entry.expr] for name, entry in plan.features.items()],
     }
@@ -178,7 +196,10 @@ def _compare_run(ws: Workspace, done: Mapping[str, Outputs], engine: Engine, by:
     from mlplan.modeling import compare_models
 
     comparison = compare_models(ws, split=done["split"]["split"])
-    trained = {m["ref"].split("@")[0]: m["ref"] for m in done["train"]["models"]}
+    # The comparison measures each name's newest package version (one evaluate may have
+    # derived, with its threshold): that version is the one reported and evaluated.
+    names = [m["ref"].split("@")[0] for m in done["train"]["models"]]
+    trained = {name: get_model(ws, name).ref for name in names}
     primary = comparison.primary
     rows = [r for r in comparison.rows if r["kind"] == "model" and r["name"] in trained]
     if not rows:
@@ -214,6 +235,7 @@ def _evaluate_inputs(ws: Workspace, done: Mapping[str, Outputs]) -> dict[str, An
     return {
         "model": best,
         "sha256": get_model(ws, best).package_sha256,
+        "deployed": _deployed(ws),  # held against it, per slice value
         "metrics": _dump(plan.metrics),
         "slices": [_dump(s) for s in plan.slices],
         "risks": None if plan.risks is None else [_dump(r) for r in plan.risks],
@@ -225,7 +247,7 @@ def _evaluate_inputs(ws: Workspace, done: Mapping[str, Outputs]) -> dict[str, An
 def _evaluate_run(ws: Workspace, done: Mapping[str, Outputs], engine: Engine, by: str) -> Outputs:
     from mlplan.evaluation import evaluate  # heavy: only when the step runs
 
-    evaluation = evaluate(ws, done["compare"]["best"])
+    evaluation = evaluate(ws, done["compare"]["best"], deployment=ws.plan.pipeline.deployment)
     failed = [g["id"] for g in evaluation.report.get("gates", []) if g.get("state") == "fail"]
     package = evaluation.report.get("package") or {}
     return {
@@ -258,8 +280,17 @@ def _against_production(report: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _deployed(ws: Workspace) -> str | None:
+    """The model the pipeline's deployment serves now, if any."""
+    try:
+        return deployment_route(ws, ws.plan.pipeline.deployment).model
+    except DeploymentNotFoundError:
+        return None
+
+
 def _approvals_of(ws: Workspace, model: str) -> list[int]:
-    return sorted(a.id for a in list_approvals(ws) if a.subject == model and a.active)
+    """The deploy approvals that name ``model`` and still count."""
+    return sorted(a.id for a in list_approvals(ws, DEPLOY_GATE) if a.subject == model)
 
 
 def _gates_inputs(ws: Workspace, done: Mapping[str, Outputs]) -> dict[str, Any]:
@@ -286,11 +317,14 @@ def _gates_run(ws: Workspace, done: Mapping[str, Outputs], engine: Engine, by: s
     worse = production.get("worse") or []
     approvals = _approvals_of(ws, model)
     if worse and not approvals:
+        rule = ws.plan.approval_for(DEPLOY_GATE)
+        role = rule.role if rule is not None else "ROLE"
+        evaluation = f" --evaluation {cleared.evaluation}" if cleared.evaluation else ""
         raise CheckFailedError(
-            f"{model} is significantly worse than {production.get('model')} in production on "
-            f"{'; '.join(worse)}: the pipeline never ships a regression. If it is acceptable, "
-            f"the deploy role approves it (mlplan approve deploy --subject {model} --by NAME "
-            "--note WHY); then mlplan run resumes here"
+            f"{model} is significantly worse than {production.get('model')} (in "
+            f"{ws.plan.pipeline.deployment}) on {'; '.join(worse)}: the pipeline never ships "
+            f"a regression. If it is acceptable: mlplan approve {DEPLOY_GATE} --role {role} "
+            f"--by NAME --subject {model}{evaluation} --note WHY; then mlplan run resumes here"
         )
     if worse:
         approval = {"id": approvals[-1]}
