@@ -245,7 +245,10 @@ def _local_batches(
     """Score chunk by chunk, reading and checking the next chunk while ONNX Runtime runs the
     current one (both release the GIL), so the model rarely waits for input."""
 
-    batches = (b for b in dataset.to_batches(batch_size=chunk_rows) if b.num_rows)
+    # Two chunks read ahead at most (Arrow's default, 16, holds a million rows in flight at
+    # 65,536 a chunk: memory that grew with the file up to that size).
+    scanned = dataset.to_batches(batch_size=chunk_rows, batch_readahead=2, fragment_readahead=1)
+    batches = (b for b in scanned if b.num_rows)
 
     def prepare() -> tuple[pa.RecordBatch, dict[str, np.ndarray], np.ndarray | None] | None:
         batch = next(batches, None)
