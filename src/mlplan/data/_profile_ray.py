@@ -160,7 +160,7 @@ def _merged(
         ):
             profiler.merge(pickle.loads(state))
             if kept < _HEAD_ROWS:
-                rows = pickle.loads(head).slice(0, _HEAD_ROWS - kept)
+                rows = _from_ipc(head).slice(0, _HEAD_ROWS - kept)
                 heads.append(rows)
                 kept += rows.num_rows
     head = pa.concat_tables(heads) if heads else schema.empty_table()
@@ -173,13 +173,26 @@ def _profile_block(table: pa.Table, *, schema: pa.Schema, private: tuple[str, ..
     if table.num_rows:
         profiler.add(table.select(schema.names))
     profiler.close()
-    head = table.slice(0, _HEAD_ROWS).combine_chunks()
     return pa.table(
         {
             "profile": pa.array([pickle.dumps(profiler)], pa.binary()),
-            "head": pa.array([pickle.dumps(head)], pa.binary()),
+            "head": pa.array([_to_ipc(table.slice(0, _HEAD_ROWS))], pa.binary()),
         }
     )
+
+
+def _to_ipc(table: pa.Table) -> bytes:
+    """A table's rows as Arrow IPC: a slice's own rows only (pickling a slice pickles the
+    whole buffers it views: a batch's, for its first thousand rows)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
+
+
+def _from_ipc(data: bytes) -> pa.Table:
+    with pa.ipc.open_stream(data) as reader:
+        return reader.read_all()
 
 
 def _reason(exc: BaseException) -> str:
