@@ -14,8 +14,11 @@ Memory is each process's peak resident set (``VmHWM`` in ``/proc/PID/status``), 
 between the two steps (writing 5 to ``/proc/PID/clear_refs``). For Ray, the driver's, and
 the workers' — every process under the driver whose title starts ``ray::`` (Ray names its
 workers so), read every 0.2 s and once at the end: the largest worker's peak and the sum of
-the workers' peaks (an upper bound on what they held at once; Ray's object store pages a
-worker touched count in its resident set). The raylet, GCS and other daemons are not counted.
+the workers' peaks (an upper bound on what they held at once). The raylet, GCS and other
+daemons are not counted. Ray's object store is shared memory, and its pages a process
+touched count in that process's resident set however long ago the object was freed; so
+each process's anonymous memory (its heap, ``Anonymous`` in ``/proc/PID/smaps_rollup``) is
+sampled every 0.2 s too, and its peak given beside (``anon``): what the engine itself holds.
 Memory is bounded by the chunk, not the data, when a peak hardly grows with the rows: with
 two sizes (the default: 2,000,000 and 10,000,000) the table gives each peak's growth beside
 the rows'.
@@ -175,26 +178,43 @@ def ray_workers() -> list[int]:
     return workers
 
 
-class WorkerPeaks:
-    """Each Ray worker's peak resident set, read every 0.2 s (a worker that exits keeps the
-    last peak read)."""
+def _anonymous_mb(pid: int | str) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Anonymous:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
 
-    def __init__(self) -> None:
+
+class WorkerPeaks:
+    """The driver's peak anonymous memory and, with Ray, each worker's peak resident set and
+    anonymous memory, read every 0.2 s (a worker that exits keeps the last peaks read)."""
+
+    def __init__(self, ray: bool) -> None:
+        self.ray = ray
         self.peaks: dict[int, float] = {}
+        self.anonymous: dict[int, float] = {}
+        self.driver_anonymous = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def __enter__(self) -> WorkerPeaks:
-        for pid in ray_workers():
+        for pid in ray_workers() if self.ray else []:
             _reset_peak(pid)
         self._thread.start()
         return self
 
     def _read(self) -> None:
-        for pid in ray_workers():
+        self.driver_anonymous = max(self.driver_anonymous, _anonymous_mb("self") or 0.0)
+        for pid in ray_workers() if self.ray else []:
             peak = _status_mb(pid, "VmHWM")
             if peak is not None:
                 self.peaks[pid] = max(self.peaks.get(pid, 0.0), peak)
+            anonymous = _anonymous_mb(pid)
+            if anonymous is not None:
+                self.anonymous[pid] = max(self.anonymous.get(pid, 0.0), anonymous)
 
     def _watch(self) -> None:
         while not self._stop.wait(0.2):
@@ -207,7 +227,14 @@ class WorkerPeaks:
 
     def summary(self) -> dict[str, float]:
         values = list(self.peaks.values()) or [0.0]
-        return {"workers": len(self.peaks), "max_mb": max(values), "sum_mb": sum(values)}
+        anonymous = list(self.anonymous.values()) or [0.0]
+        return {
+            "workers": len(self.peaks),
+            "max_mb": max(values),
+            "sum_mb": sum(values),
+            "max_anon_mb": max(anonymous),
+            "sum_anon_mb": sum(anonymous),
+        }
 
 
 # -- one engine, in a process of its own ---------------------------------------------------------
@@ -262,7 +289,7 @@ def run_engine(engine: str, data: Path, project: Path, out: Path) -> dict[str, A
 def _measure(engine: str, job: Any) -> tuple[dict[str, Any], Any]:
     _reset_peak("self")
     base = _status_mb("self", "VmRSS") or 0.0
-    with WorkerPeaks() if engine == "ray" else _Nothing() as workers:
+    with WorkerPeaks(ray=engine == "ray") as workers:
         start = time.perf_counter()
         result = job()
         seconds = time.perf_counter() - start
@@ -270,18 +297,11 @@ def _measure(engine: str, job: Any) -> tuple[dict[str, Any], Any]:
         "seconds": seconds,
         "driver_peak_mb": _status_mb("self", "VmHWM"),
         "driver_peak_over_start_mb": (_status_mb("self", "VmHWM") or 0.0) - base,
+        "driver_peak_anon_mb": workers.driver_anonymous,
     }
     if engine == "ray":
         measured["ray_workers"] = workers.summary()
     return measured, result
-
-
-class _Nothing:
-    def __enter__(self) -> _Nothing:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
 
 
 # -- agreement -------------------------------------------------------------------------------
@@ -336,24 +356,28 @@ def outputs_agree(a: Path, b: Path) -> list[str]:
 # -- the table -------------------------------------------------------------------------------
 
 
-def _fmt_mb(value: float | None) -> str:
-    return "" if value is None else f"{value:,.0f}"
+def _pair(peak: float | None, anonymous: float | None) -> str:
+    return "" if peak is None else f"{peak:,.0f} ({anonymous or 0:,.0f})"
 
 
 def report_table(runs: dict[int, dict[str, dict[str, Any]]], engines: list[str]) -> list[str]:
     lines = [
+        "peak MB: resident set (anonymous memory); a worker's: the largest worker's, and the "
+        "sum of the workers' peaks",
         f"{'rows':>12} {'step':<8} {'engine':<6} {'seconds':>8} {'rows/s':>12} "
-        f"{'driver MB':>10} {'worker max MB':>14} {'workers sum MB':>15}"
+        f"{'driver':>12} {'worker max':>12} {'workers sum':>12}",
     ]
     for rows, by_engine in runs.items():
         for step in ("profile", "score"):
             for engine in engines:
                 m = by_engine[engine][step]
                 workers = m.get("ray_workers", {})
+                driver = _pair(m["driver_peak_mb"], m["driver_peak_anon_mb"])
+                largest = _pair(workers.get("max_mb"), workers.get("max_anon_mb"))
+                total = _pair(workers.get("sum_mb"), workers.get("sum_anon_mb"))
                 lines.append(
                     f"{rows:>12,} {step:<8} {engine:<6} {m['seconds']:>8.2f} "
-                    f"{m['rows_per_s']:>12,.0f} {_fmt_mb(m['driver_peak_mb']):>10} "
-                    f"{_fmt_mb(workers.get('max_mb')):>14} {_fmt_mb(workers.get('sum_mb')):>15}"
+                    f"{m['rows_per_s']:>12,.0f} {driver:>12} {largest:>12} {total:>12}"
                 )
     if "local" in engines and "ray" in engines:
         lines.append("")
@@ -373,10 +397,16 @@ def report_table(runs: dict[int, dict[str, dict[str, Any]]], engines: list[str])
         for engine in engines:
             for step in ("profile", "score"):
                 a, b = runs[small][engine][step], runs[large][engine][step]
-                growth = f"driver x{b['driver_peak_mb'] / a['driver_peak_mb']:.2f}"
+                growth = (
+                    f"driver x{b['driver_peak_mb'] / a['driver_peak_mb']:.2f} "
+                    f"(anon x{b['driver_peak_anon_mb'] / max(a['driver_peak_anon_mb'], 1.0):.2f})"
+                )
                 if "ray_workers" in a:
-                    worker = b["ray_workers"]["max_mb"] / max(a["ray_workers"]["max_mb"], 1.0)
-                    growth += f", largest worker x{worker:.2f}"
+                    x, y = a["ray_workers"], b["ray_workers"]
+                    growth += (
+                        f", largest worker x{y['max_mb'] / max(x['max_mb'], 1.0):.2f} "
+                        f"(anon x{y['max_anon_mb'] / max(x['max_anon_mb'], 1.0):.2f})"
+                    )
                 lines.append(f"  {engine:<6} {step:<8} {growth}")
     return lines
 

@@ -32,7 +32,7 @@ def test_bench_scale_profiles_and_scores_two_sizes_and_writes_its_json(tmp_path:
         for step in ("profile", "score"):
             assert local[step]["rows"] == rows
             assert local[step]["rows_per_s"] == pytest.approx(rows / local[step]["seconds"])
-            assert local[step]["driver_peak_mb"] > 0
+            assert local[step]["driver_peak_mb"] > local[step]["driver_peak_anon_mb"] > 0
         assert local["score"]["refused"] == 0
     assert "peak memory growth from 1,500 to 3,000 rows (x2.0):" in done.stdout
     assert sorted(p.name for p in (tmp_path / "cache").glob("*.parquet")) == [
