@@ -167,16 +167,16 @@ def test_a_parquet_file_profiled_on_ray_matches_the_local_profile(
     tmp_path: Path, mixed: pa.Table, ray_cluster: Any
 ) -> None:
     path = tmp_path / "mixed.parquet"
-    pq.write_table(mixed, path, row_group_size=25_000)
+    # Counted exactly (the sketches merge as above): the profiles are equal but for rounding.
+    pq.write_table(mixed.slice(0, 24_000), path, row_group_size=6_000)
     local = _local_profile(path, "parquet")
 
-    head, rows, profile = profile_on_ray(path, "parquet", batch_rows=20_000)
+    head, rows, profile = profile_on_ray(path, "parquet", batch_rows=5_000)
 
-    assert rows == 100_000 and head.num_rows == 1000
+    assert rows == 24_000 and head.num_rows == 1000
     assert head.column("id").to_pylist() == list(range(1000))  # the file's first rows
+    assert not any("sketched" in c for c in profile["columns"].values())
     _assert_same(local, profile)
-    for name in ("wide", "label"):
-        _assert_within_bounds(mixed, profile["columns"][name], name)
 
 
 def test_data_add_on_ray_stores_the_local_version_of_a_csv_file(
