@@ -49,12 +49,12 @@ def _comparable(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_evaluating_on_ray_gives_the_local_report(trained: Workspace, ray_cluster: Any) -> None:
-    local = evaluate(trained, "logistic-1", threshold=0.4, seed=3)
+    local = evaluate(trained, "logistic-1", threshold=0.4, n_boot=20, seed=3)
 
     result = CliRunner().invoke(
         app,
-        ["evaluate", "logistic-1", "--engine", "ray", "--threshold", "0.4", "--seed", "3",
-         "--json", "--project", str(trained.root)],
+        ["evaluate", "logistic-1", "--engine", "ray", "--threshold", "0.4", "--bootstrap", "20",
+         "--seed", "3", "--json", "--project", str(trained.root)],
     )  # fmt: skip
 
     assert result.exit_code == 0, result.output
