@@ -313,8 +313,14 @@ def _ray_batches(
             ]
             return pa.Table.from_batches(out) if out else pa.table({})
 
+    # As many scorers as the cluster has CPUs (each loads the package once); the blocks
+    # come back in order all the same.
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     scored = dataset.map_batches(
-        _Scorer, batch_format="pyarrow", batch_size=chunk_rows, concurrency=1
+        _Scorer,
+        batch_format="pyarrow",
+        batch_size=chunk_rows,
+        compute=data.ActorPoolStrategy(min_size=1, max_size=cpus),
     )
     start = 0
     for table in scored.iter_batches(batch_format="pyarrow", batch_size=None):
