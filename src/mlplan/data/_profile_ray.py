@@ -11,6 +11,9 @@ and refused for the same faults (a ragged row, a quote never closed) with the sa
 A Parquet file is read by row groups, in parallel; a CSV file as one stream (Ray Data splits
 no CSV file), its blocks profiled in parallel. JSON lines are read whole by the local engine,
 which types them from every line: they are not profiled on Ray.
+
+Ray's workers read the file by its path: on a cluster of several machines (``RAY_ADDRESS``)
+it must be where each of them can read it (shared storage).
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ import os
 import queue
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from mlplan.data import check_csv, count_lines, sniff_decimal, sniff_delimiter
+from mlplan.data import check_csv, count_lines, ray_data_context, sniff_decimal, sniff_delimiter
 from mlplan.errors import DataError, ParameterError, UsageError
 from mlplan.modeling import get_model, ray_session
 from mlplan.serving._clearance import check_clearance
@@ -285,11 +284,7 @@ def _ray_batches(
 
     ray = ray_session()
     data = ray.data
-    with warnings.catch_warnings():
-        # Ray 2.60's own DataContext sets an option it deprecates; not ours to act on.
-        warnings.filterwarnings("ignore", ".* is deprecated", DeprecationWarning, "ray")
-        ray_ctx = data.DataContext.get_current()
-    ray_ctx.execution_options.preserve_order = True
+    ray_data_context(ray)  # blocks back in the file's order
     dataset = (
         data.read_parquet(str(path))
         if delimiter is None
