@@ -88,6 +88,10 @@ def add(
             help="Copy the bytes into the store (--no-snapshot keeps only the fingerprint)."
         ),
     ] = True,
+    engine: Annotated[
+        Literal["local", "ray"],
+        typer.Option(help="Profile in this process, or on Ray Data (CSV and Parquet files)."),
+    ] = "local",
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -114,6 +118,7 @@ def add(
             delimiter=delimiter,
             decimal=decimal,
             snapshot=snapshot,
+            engine=engine,
         )
     _print_registered(result, json=json)
 

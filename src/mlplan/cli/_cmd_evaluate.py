@@ -99,6 +99,10 @@ def evaluate(
     out: OutOption = None,
     gate: GateOption = False,
     predictions_out: PredictionsOutOption = None,
+    engine: Annotated[
+        Literal["local", "ray"],
+        typer.Option(help="Run the model on the rows in this process, or on Ray Data."),
+    ] = "local",
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -115,6 +119,8 @@ def evaluate(
     if predictions is not None:
         if threshold is not None:
             raise UsageError("--threshold applies to a model; predictions come with their labels")
+        if engine != "local":
+            raise UsageError("--engine applies to a model; predictions come already made")
         result = evaluate_predictions(
             ws,
             predictions,
@@ -139,6 +145,7 @@ def evaluate(
             seed=seed,
             out=out,
             predictions_out=predictions_out,
+            engine=engine,
         )
     if json:
         print_json(result.to_dict())

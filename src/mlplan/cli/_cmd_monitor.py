@@ -9,7 +9,7 @@ that names a subcommand runs it, anything else is the group's own arguments
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -98,6 +98,10 @@ def monitor(
             "ml, estimated, business. Default: every one.",
         ),
     ] = None,
+    engine: Annotated[
+        Literal["local", "ray"],
+        typer.Option(help="Measure the windows one after another here, or in parallel on Ray."),
+    ] = "local",
     project: ProjectOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -122,12 +126,22 @@ def monitor(
             "{param} cannot be used with --follow, which keeps every family up to date; "
             "drop {param}, or --follow",
         )
+    if follow and engine != "local":
+        from mlplan.errors import ParameterError
+
+        raise ParameterError(
+            "engine",
+            "{param} ray measures the windows of a span once; --follow measures them here as "
+            "the log grows: drop one",
+        )
     if follow:
         _follow(
             ws, name, window=window, since=since, until=until, every=every, polls=polls, json=json
         )
         return
-    result = run_monitor(ws, name, window=window, since=since, until=until, families=family)
+    result = run_monitor(
+        ws, name, window=window, since=since, until=until, families=family, engine=engine
+    )
     if json:
         print_json(result.to_dict())
         return

@@ -138,6 +138,39 @@ class Profiler:
         for batch in batches:
             self.add(batch)
 
+    def merge(self, other: Profiler) -> None:
+        """Count what ``other`` counted too, as if its batches had been added after this
+        profiler's (the order tells whether a column's values only ever increase): partial
+        profiles of a file's blocks, made apart, merged in the file's order.
+
+        Exact parts come out as one profiler fed every batch gives them: counts, extremes,
+        distinct values, quantiles and top values while a column's distinct values fit, and
+        a HyperLogLog's registers; mean and standard deviation up to float rounding. Past
+        that, a merged KLL or Misra–Gries sketch keeps the bound its profile states.
+
+        Examples
+        --------
+        >>> import pyarrow as pa
+        >>> schema = pa.schema([("x", pa.int64())])
+        >>> one, two = Profiler(schema, threads=1), Profiler(schema, threads=1)
+        >>> one.add(pa.table({"x": [1, 2]})); two.add(pa.table({"x": [2, None]}))
+        >>> one.merge(two)
+        >>> column = one.finish()["columns"]["x"]
+        >>> column["count"], column["distinct"], column["quantiles"]["0.5"]
+        (3, 2, 2.0)
+        """
+        if [f.name for f in other.schema] != [f.name for f in self.schema]:
+            raise ValueError("profiles of different columns cannot be merged")
+        self.rows += other.rows
+        for mine, theirs in zip(self._columns, other._columns, strict=True):
+            mine.merge(theirs)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without its threads (a partial profile sent between processes)."""
+        state = dict(self.__dict__)
+        state["_pool"] = None
+        return state
+
     def close(self) -> None:
         """Stop the threads (a profile abandoned: its read starts again)."""
         if self._pool is not None:
@@ -219,6 +252,17 @@ class _Column:
     def _add(self, column: pa.Array | pa.ChunkedArray) -> None:
         pass
 
+    def merge(self, other: _Column) -> None:
+        """Count what ``other`` (the same column's, counted after this one) counted."""
+        self.count += other.count
+        if other.failed:
+            self.failed = True
+        if not self.failed:
+            self._merge(other)
+
+    def _merge(self, other: Any) -> None:
+        pass
+
     def finish(self, rows: int) -> dict[str, Any]:
         if self.failed or type(self) is _Column:
             return {"type": str(self.field.type), "kind": "other"} | _counts(
@@ -243,11 +287,14 @@ class _Distinct:
         self.hll: HyperLogLog | None = None
         self.seen = 0
         self.increasing = True
+        self.first: Any = None
         self.last: Any = None
 
     def add(self, values: np.ndarray) -> None:
         if values.size == 0:
             return
+        if self.first is None:
+            self.first = values[0]
         self.seen += values.size
         if self.increasing:
             self.increasing = bool(
@@ -278,6 +325,41 @@ class _Distinct:
         if found.size > EXACT_DISTINCT:
             self.hll = HyperLogLog()
             self.hll.add(hash_numbers(found), counts)
+
+    def merge(self, other: _Distinct) -> None:
+        """What ``other`` counted after these values: exact values merged while they fit
+        (the union switching to HyperLogLog past EXACT_DISTINCT, as :meth:`add` does),
+        else the registers merged, an exact side's values hashed in."""
+        if other.seen == 0:
+            return
+        if self.seen == 0:
+            self.__dict__.update(other.__dict__)
+            return
+        self.increasing = self.increasing and other.increasing and bool(other.first > self.last)
+        self.last = other.last
+        self.seen += other.seen
+        if self.hll is None and other.hll is None:
+            assert self.values is not None and other.values is not None
+            merged, inverse = np.unique(
+                np.concatenate([self.values, other.values]), return_inverse=True
+            )
+            self.counts = np.bincount(
+                inverse, weights=np.concatenate([self.counts, other.counts]), minlength=merged.size
+            ).astype(np.int64)
+            self.values = merged
+            if merged.size > EXACT_DISTINCT:
+                self.hll = HyperLogLog()
+                self.hll.add(hash_numbers(merged), self.counts)
+            return
+        if self.hll is None:
+            assert self.values is not None
+            self.hll = HyperLogLog()
+            self.hll.add(hash_numbers(self.values), self.counts)
+        if other.hll is not None:
+            self.hll.merge(other.hll)
+        else:
+            assert other.values is not None
+            self.hll.add(hash_numbers(other.values), other.counts)
 
     @property
     def exact(self) -> bool:
@@ -326,12 +408,46 @@ class _Numeric(_Column):
             return
         self.distinct.add(values)
         if self.distinct.hll is not None:  # just switched: what was counted goes into the sketch
+            self.kll = _kll_of(self.distinct.values, self.distinct.counts)
+            self.distinct.values, self.distinct.counts = None, np.zeros(0, np.int64)
+
+    def _merge(self, other: _Numeric) -> None:
+        if other.n:
+            total = self.n + other.n
+            delta = other.mean - self.mean
+            self.mean += delta * other.n / total
+            self.m2 += other.m2 + delta * delta * self.n * other.n / total
+            self.n = total
+            self.low = other.low if self.low is None else min(self.low, other.low)
+            self.high = other.high if self.high is None else max(self.high, other.high)
+        if self.kll is None and other.kll is None:
+            self.distinct.merge(other.distinct)
+            if self.distinct.hll is not None:  # the union is past exact: into the sketch
+                self.kll = _kll_of(self.distinct.values, self.distinct.counts)
+                self.distinct.values, self.distinct.counts = None, np.zeros(0, np.int64)
+            return
+        if self.kll is None:
+            self.kll = _kll_of(self.distinct.values, self.distinct.counts)
+        if other.kll is not None:
+            self.kll.merge(other.kll)
+        elif other.distinct.values is not None:
+            _feed_kll(self.kll, other.distinct.values, other.distinct.counts)
+        self.distinct.merge(other.distinct)
+        self.distinct.values, self.distinct.counts = None, np.zeros(0, np.int64)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled with its KLL sketch as DataSketches serialises it."""
+        state = dict(self.__dict__)
+        if self.kll is not None:
+            state["kll"] = self.kll.serialize()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if state["kll"] is not None:
             import datasketches
 
-            self.kll = datasketches.kll_doubles_sketch(_KLL_K)
-            assert self.distinct.values is not None
-            _feed_kll(self.kll, self.distinct.values, self.distinct.counts)
-            self.distinct.values, self.distinct.counts = None, np.zeros(0, np.int64)
+            state["kll"] = datasketches.kll_doubles_sketch.deserialize(state["kll"])
+        self.__dict__.update(state)
 
     def _finish(self, rows: int) -> dict[str, Any]:
         n = self.n
@@ -369,6 +485,16 @@ class _Numeric(_Column):
         if values.size <= _FEW_DISTINCT:
             out["top"] = _top(values, counts)
         return out
+
+
+def _kll_of(values: np.ndarray | None, counts: np.ndarray) -> Any:
+    """A KLL sketch of ``values`` counted ``counts`` times each (none: empty)."""
+    import datasketches
+
+    kll = datasketches.kll_doubles_sketch(_KLL_K)
+    if values is not None:
+        _feed_kll(kll, values, counts)
+    return kll
 
 
 def _feed_kll(kll: Any, values: np.ndarray, counts: np.ndarray) -> None:
@@ -457,10 +583,7 @@ class _Strings(_Column):
             found = merged.dictionary
         self.values, self.counts = found, counts
         if len(found) > EXACT_DISTINCT:
-            self.hll, self.frequent = HyperLogLog(), FrequentValues()
-            self.hll.add(hash_values(found), counts)
-            self.frequent.add(found, counts)
-            self.values, self.counts = None, np.zeros(0, np.int64)
+            self._sketch_values()
 
     def _add_sketched(self, column: pa.Array) -> None:
         """A batch counted into the sketches, by each row's hash: sorting 64-bit hashes in
@@ -479,6 +602,43 @@ class _Strings(_Column):
         self.frequent.add_hashed(
             found, counts, lambda at: column.take(arrow_values(rows_of(hashes, found[at])))
         )
+
+    def _merge(self, other: _Strings) -> None:
+        if other.length_min is not None and other.length_max is not None:
+            self._lengths(other.length_min, other.length_max, other.length_sum)
+        if self.hll is None and other.hll is None:
+            if other.values is None:
+                return
+            if self.values is None:
+                self.values, self.counts = other.values, other.counts
+                return
+            merged = pc.dictionary_encode(pa.concat_arrays([self.values, other.values]))
+            counts = np.bincount(
+                numpy_values(merged.indices),
+                weights=np.concatenate([self.counts, other.counts]),
+                minlength=len(merged.dictionary),
+            ).astype(np.int64)
+            self.values, self.counts = merged.dictionary, counts
+            if len(self.values) > EXACT_DISTINCT:  # as _add switches
+                self._sketch_values()
+            return
+        if self.hll is None:
+            self._sketch_values()
+        assert self.hll is not None and self.frequent is not None
+        if other.hll is not None and other.frequent is not None:
+            self.hll.merge(other.hll)
+            self.frequent.merge(other.frequent)
+        elif other.values is not None:
+            self.hll.add(hash_values(other.values), other.counts)
+            self.frequent.add(other.values, other.counts)
+
+    def _sketch_values(self) -> None:
+        """The exact values counted into fresh sketches, which count from now on."""
+        self.hll, self.frequent = HyperLogLog(), FrequentValues()
+        if self.values is not None and len(self.values):
+            self.hll.add(hash_values(self.values), self.counts)
+            self.frequent.add(self.values, self.counts)
+        self.values, self.counts = None, np.zeros(0, np.int64)
 
     def _lengths(self, low: int, high: int, total: int) -> None:
         self.length_min = low if self.length_min is None else min(self.length_min, low)
@@ -548,6 +708,9 @@ class _Boolean(_Column):
     def _add(self, column: pa.Array | pa.ChunkedArray) -> None:
         self.trues += int(pc.sum(column).as_py() or 0)
 
+    def _merge(self, other: _Boolean) -> None:
+        self.trues += other.trues
+
     def _finish(self, rows: int) -> dict[str, Any]:
         count = self.count
         top = sorted(((self.trues, True), (count - self.trues, False)), key=lambda t: (-t[0], t[1]))
@@ -578,6 +741,12 @@ class _Datetime(_Column):
             else pa.int64()
         )
         self.distinct.add(numpy_values(present.cast(width)))
+
+    def _merge(self, other: _Datetime) -> None:
+        if other.low is not None:
+            self.low = other.low if self.low is None else min(self.low, other.low)
+            self.high = other.high if self.high is None else max(self.high, other.high)
+        self.distinct.merge(other.distinct)
 
     def _finish(self, rows: int) -> dict[str, Any]:
         if self.count == 0:

@@ -25,6 +25,8 @@ from mlplan.data._images import image_table, profile_images
 from mlplan.data._metadata import given_fields, version_metadata
 from mlplan.data._privacy import redact_profile, suspected_pii
 from mlplan.data._profile import Profiler
+from mlplan.data._profile_ray import profile_on_ray
+from mlplan.data._ray import Engine, check_engine
 from mlplan.data._read import (
     ByteSink,
     ContentHash,
@@ -41,7 +43,7 @@ from mlplan.data._read import (
 from mlplan.data._sketch import prepare_hashing
 from mlplan.data._target import target_problem
 from mlplan.data._versions import DatasetVersionInfo, find_by_hash
-from mlplan.errors import DataError, UsageError
+from mlplan.errors import DataError, ParameterError, UsageError
 from mlplan.plan import NAME_PATTERN, DatasetSpec
 from mlplan.store import ArtifactRef, ArtifactStore, DatasetRecord, DatasetVersionRecord, utcnow
 from mlplan.workspace import Workspace
@@ -96,6 +98,7 @@ class _NewVersion:
     profile: dict[str, Any]
     metadata: dict[str, Any]
     snapshot: bool
+    engine: Engine = "local"
 
 
 def register_dataset(
@@ -113,6 +116,7 @@ def register_dataset(
     delimiter: str | None = None,
     decimal: str | None = None,
     snapshot: bool = True,
+    engine: Engine = "local",
 ) -> RegisterResult:
     """Register the data at ``path`` (default: the plan's path) as a version of dataset ``name``.
 
@@ -127,6 +131,11 @@ def register_dataset(
     ``datasets.NAME.decimal``, else the one found in the file (:func:`sniff_decimal`); a
     decimal comma is recorded (``decimal``) and shown the same way.
 
+    With ``engine="ray"`` a CSV or Parquet file is profiled on Ray Data (the cluster at
+    ``RAY_ADDRESS``, else a local one): each block on a worker, the partial profiles merged
+    here, into the profile the local engine makes (see :mod:`mlplan.data._profile_ray`); the
+    hash and the snapshot are the file's bytes, as locally, and the run records the engine.
+
     Raises
     ------
     DataError
@@ -134,14 +143,24 @@ def register_dataset(
         cannot be told; a target, PII or sensitive column that is not in the data.
     ParameterError
         A ``delimiter`` that is not one, a ``decimal`` other than ``"."`` or ``","``, or
-        either given for data that is not CSV.
+        either given for data that is not CSV; an ``engine`` other than local or ray, or ray
+        for data other than a CSV or Parquet file.
+    MissingExtraError
+        ``engine="ray"`` without Ray installed.
     UsageError
         No path given and none in the plan; an invalid dataset name.
     """
     _check_name(name)
+    check_engine(engine)
     spec, warnings = _plan_entry(ws, name)
     path = _data_path(ws, name, spec, path)
     fmt = detect_format(path, spec.format)
+    if engine == "ray" and fmt not in {"csv", "parquet"}:
+        raise ParameterError(
+            "engine",
+            f"{{param}} ray profiles CSV and Parquet files; {path} is {fmt}: "
+            "add it with the local engine",
+        )
     delimiter = given_delimiter(delimiter, fmt)
     decimal = given_decimal(decimal, fmt)
     digest = _content_hash(path, fmt)
@@ -169,9 +188,13 @@ def register_dataset(
     with artifacts.staged():
         # A CSV file's snapshot is written as it is read, in the same pass.
         with contextlib.ExitStack() as copying:
-            copy = copying.enter_context(artifacts.writer()) if snapshot and fmt == "csv" else None
+            copy = (
+                copying.enter_context(artifacts.writer())
+                if snapshot and fmt == "csv" and engine == "local"
+                else None
+            )
             table, rows, profile = _read_and_profile(
-                path, fmt, delimiter, decimal or ".", copy, metadata
+                path, fmt, delimiter, decimal or ".", copy, metadata, engine=engine
             )
             _check_named_columns(
                 ws, spec, table.column_names, fmt=fmt, metadata=metadata, where=str(path)
@@ -201,6 +224,7 @@ def register_dataset(
             profile=profile,
             metadata=metadata,
             snapshot=snapshot,
+            engine=engine,
         )
         with ws.write() as session:
             return _store_version(ws, session, new, snapshot=snapshot_ref, warnings=warnings)
@@ -297,6 +321,8 @@ def _read_and_profile(
     decimal: str,
     copy: ByteSink | None,
     metadata: dict[str, Any],
+    *,
+    engine: Engine = "local",
 ) -> tuple[pa.Table, int, dict[str, Any]]:
     """The data's first rows (every image for a folder), its row count and its profile, made
     from one streamed pass (a CSV file's bytes copied to ``copy`` on the way): memory bounded
@@ -306,6 +332,15 @@ def _read_and_profile(
         table = image_table(path)
         return table, table.num_rows, profile_images(table)
     private = metadata["pii_columns"] or []
+    if engine == "ray":
+        table, rows, profile = profile_on_ray(
+            path, fmt, delimiter=delimiter, decimal=decimal, private=private
+        )
+        if delimiter is not None:
+            profile["delimiter"] = delimiter
+        if decimal != ".":
+            profile["decimal"] = decimal
+        return table, rows, profile
     profilers: list[Profiler] = []
 
     def start(schema: pa.Schema) -> Callable[[pa.RecordBatch], None]:
@@ -432,6 +467,8 @@ def _store_version(
     ) + 1
     source = ws.relative(new.path)
     parameters = {"dataset": new.name, "path": source, "format": new.fmt, "snapshot": new.snapshot}
+    if new.engine != "local":  # runs on the local engine record what they always did
+        parameters["engine"] = new.engine
     with ws.record("data add", parameters, session=session) as run:
         run.input("file", source, sha256=new.digest.sha256)
         if snapshot is not None:

@@ -162,6 +162,31 @@ class HyperLogLog:
             return
         self._sample = merged[: self.SAMPLE]
 
+    def merge(self, other: HyperLogLog) -> None:
+        """Count what ``other`` counted too: each register the larger of the two, which is
+        what one sketch fed both streams holds. Repeats are told, as by :meth:`add`, on the
+        union of the two samples (the SAMPLE smallest hashes of the union are among them).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> one, two, both = HyperLogLog(), HyperLogLog(), HyperLogLog()
+        >>> one.add(hash_numbers(np.arange(0, 6000))); two.add(hash_numbers(np.arange(4000, 9000)))
+        >>> both.add(hash_numbers(np.arange(0, 9000)))
+        >>> one.merge(two)
+        >>> one.estimate() == both.estimate(), one.repeats_seen
+        (True, True)
+        """
+        np.maximum(self.registers, other.registers, out=self.registers)
+        if self.repeats_seen or other.repeats_seen:
+            self.repeats_seen = True
+            return
+        merged = np.sort(np.concatenate([self._sample, other._sample]))
+        if bool((merged[1:] == merged[:-1]).any()):
+            self.repeats_seen = True
+            return
+        self._sample = merged[: self.SAMPLE]
+
     def estimate(self) -> float:
         """The distinct count (with small-range correction: linear counting)."""
         m = self.registers.size
@@ -245,6 +270,27 @@ class FrequentValues:
             self.error += floor
         self.values = values.take(arrow_values(order))
         self.hashes, self.counts = hashes[order], counts[order] - floor
+
+    def merge(self, other: FrequentValues) -> None:
+        """Count what ``other`` counted too (Misra–Gries summaries merge: the kept counts
+        added, then cut as a batch is); the errors add up, so :attr:`error` still bounds
+        every kept count and every value more frequent than it is kept.
+
+        Examples
+        --------
+        >>> import pyarrow as pa
+        >>> one, two = FrequentValues(capacity=2), FrequentValues(capacity=2)
+        >>> one.add(pa.array(["a", "b"]), np.array([5, 1]))
+        >>> two.add(pa.array(["a", "c"]), np.array([2, 2]))
+        >>> one.merge(two)
+        >>> one.values.to_pylist(), one.counts.tolist(), one.error
+        (['a', 'c'], [6, 1], 1)
+        """
+        if other.values is None:
+            return
+        kept = other.values
+        self.add_hashed(other.hashes, other.counts, lambda at: kept.take(arrow_values(at)))
+        self.error += other.error
 
 
 def _members(hashes: np.ndarray, kept: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlplan.data import get_split
+from mlplan.data import Engine, check_engine, get_split
 from mlplan.errors import CheckFailedError, DataError, ParameterError
 from mlplan.evaluation._assemble import analyse
 from mlplan.evaluation._external import match_predictions
@@ -98,6 +98,7 @@ def evaluate(
     seed: int = 0,
     out: str | Path | None = None,
     predictions_out: str | Path | None = None,
+    engine: Engine = "local",
     deployment: str = PRODUCTION,
 ) -> Evaluation:
     """Evaluate ``model`` on the ``part`` rows of its split and store the evidence.
@@ -125,6 +126,10 @@ def evaluate(
         Also write the predictions on the rows evaluated to this ``.csv`` or ``.parquet``
         file (``files["predictions"]``): row, item id, label, scores, the decision at the
         threshold and the slice groups, to recompute any figure independently.
+    engine
+        Where the package runs on the rows: in this process, or on Ray Data (``ray``: the
+        cluster at ``RAY_ADDRESS``, else a local one), with the same predictions; the
+        analysis runs here either way, so the report is the same.
     deployment
         The deployment whose model the candidate must not be worse than, per slice value
         (default: production).
@@ -132,7 +137,9 @@ def evaluate(
     Raises
     ------
     ParameterError
-        A ``part``, ``threshold`` or ``n_boot`` the function cannot take.
+        A ``part``, ``threshold``, ``n_boot`` or ``engine`` the function cannot take.
+    MissingExtraError
+        ``engine="ray"`` without Ray installed.
     DataError
         A slice column the data lacks (close names suggested), a slice without rows, no
         rows to evaluate on.
@@ -140,12 +147,13 @@ def evaluate(
         A gate or risk whose metric does not apply to the task.
     """
     boot = _check_options(ws, part, n_boot)
+    check_engine(engine)
     check_predictions_out(predictions_out)
     found = get_model(ws, model)
     split = LoadedSplit.load(ws, get_split(ws, found.split))
     own = None if threshold is not None else _package_threshold(ws, found)
     prediction = predict_model(
-        ws, found, split, part=part, threshold=threshold if own is None else own
+        ws, found, split, part=part, threshold=threshold if own is None else own, engine=engine
     )
     if own is not None and prediction.threshold is not None:
         prediction.threshold["note"] = f"the threshold of the package {found.ref}"

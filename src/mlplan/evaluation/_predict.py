@@ -11,10 +11,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlplan.data import effective_metadata
+from mlplan.data import Engine, effective_metadata
 from mlplan.errors import DataError, ParameterError
 from mlplan.evaluation._analysis import choose_threshold, versus_constant
 from mlplan.evaluation._input import LoadedSplit, Part, Prediction
+from mlplan.evaluation._predict_ray import ray_runner
 from mlplan.modeling import (
     ModelInfo,
     Predictions,
@@ -115,9 +116,12 @@ def predict_model(
     *,
     part: Part,
     threshold: float | str | None,
+    engine: Engine = "local",
 ) -> Prediction:
     """``model``'s predictions on the ``part`` rows of ``split`` that have a known target;
     a binary model's labels follow the decision threshold (``threshold``, else the plan's).
+    With ``engine="ray"`` the package runs on Ray Data (:func:`ray_runner`), with the same
+    outputs.
     """
     examples = example_rows(model.features, split.table, split.codes, split.known)
     rows = examples[part]
@@ -130,9 +134,13 @@ def predict_model(
     graph = ws.store.artifacts.path(model.package["model.onnx"]).read_bytes()
     spec = model.features
 
-    def run(which: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def run_here(which: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         inputs = inputs_for(ws, split.version, split.table, spec, which)
         return run_graph(graph, feeds_for(spec, inputs), split.kind)
+
+    run: _Run = run_here
+    if engine == "ray":
+        run = ray_runner(ws, split.version, split.table, spec, graph, split.kind)
 
     predicted, proba = run(rows)
     y_all = target_values(split.target, split.kind)

@@ -4,11 +4,9 @@ in, fitted package out); only the driver writes to the store."""
 
 from __future__ import annotations
 
-import logging
-import os
-from typing import Any, Literal
+from typing import Literal
 
-from mlplan._optional import require
+from mlplan.data import ray_session
 from mlplan.errors import MlplanError
 from mlplan.modeling._families import family_named
 from mlplan.modeling._fit import Job, JobResult, run_job
@@ -17,20 +15,6 @@ from mlplan.modeling._inputs import TrainingData
 __all__ = ["Engine", "job_gpus", "ray_session", "run_jobs"]
 
 Engine = Literal["local", "ray"]
-
-
-def ray_session() -> Any:
-    """Ray, connected to ``RAY_ADDRESS`` or to a local cluster started on first use."""
-    ray = require("ray", extra="ray", purpose="--engine ray")
-    if not ray.is_initialized():
-        ray.init(
-            address=os.environ.get("RAY_ADDRESS") or None,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.ERROR,
-            configure_logging=False,
-        )
-    return ray
 
 
 def job_gpus(job: Job, cluster_gpus: float) -> int:

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from mlplan.data import Engine, check_engine
 from mlplan.errors import DeploymentNotFoundError, ParameterError
 from mlplan.modeling import ModelInfo, NumericReference, list_models
 from mlplan.monitoring._families import (
@@ -46,6 +47,7 @@ from mlplan.monitoring._families import (
 from mlplan.monitoring._read import LogSubject, answered_records, health_rows, software_rows
 from mlplan.monitoring._records import model_classes
 from mlplan.monitoring._watch import Watched, drift_of, estimated_of, watched_of
+from mlplan.monitoring._windows_ray import measure_on_ray
 from mlplan.plan import MonitoringSpec
 from mlplan.store import MonitorWindowRecord, utcnow
 from mlplan.workspace import Workspace, list_deployments, parse_duration
@@ -198,6 +200,7 @@ def monitor(
     store: bool = True,
     now: dt.datetime | None = None,
     families: Sequence[str] | None = None,
+    engine: Engine = "local",
 ) -> MonitorResult:
     """Measure the deployment ``name`` (default: ``production``, else the only deployment)
     or the model ``name`` (every record of its log) window by window, and store the windows
@@ -214,14 +217,21 @@ def monitor(
     alone read of each record only its answer, its label and the fields the plan's slices
     use. Stored, they replace only the same families of the same windows.
 
+    ``engine="ray"`` measures each window's row families (input, output, ML, estimated,
+    business) in a Ray task of its own (:func:`measure_on_ray`), the windows in parallel,
+    with the same results; the software family, one DuckDB query over the span, stays here.
+
     Raises
     ------
     DeploymentNotFoundError
         ``name`` is neither a deployment nor a model (listing both).
     ParameterError
-        A malformed window, ``since`` not before ``until``, or a family that is not one.
+        A malformed window, ``since`` not before ``until``, a family that is not one, or an
+        engine other than local or ray.
     DataError
         A log the query cannot read.
+    MissingExtraError
+        ``engine="ray"`` without Ray installed.
 
     Examples
     --------
@@ -234,6 +244,7 @@ def monitor(
     ...
     mlplan.errors.DeploymentNotFoundError: no deployment or model 'production'; ...
     """
+    check_engine(engine)
     now = utcnow() if now is None else _utc(now)
     wanted = _wanted(families)
     subject = _subject(ws, name)
@@ -277,14 +288,15 @@ def monitor(
         )
     models = list_models(ws, versions=True)
     watching: dict[tuple[str, str], Watched] = {}
-    windows: list[MonitorWindow] = []
+    parts: list[list[MonitorWindow]] = []  # in the order the windows are listed
+    on_ray: list[tuple[int, tuple[Any, ...]]] = []  # (the part it fills, what it measures)
     for bucket in sorted({int(r["bucket"]) for r in software}):
         w_start, w_end = _at(bucket * seconds), _at((bucket + 1) * seconds)
         elapsed = (min(w_end, now) - w_start).total_seconds()
         for row in (r for r in software if int(r["bucket"]) == bucket):
             found = health.get((bucket, row["model"], row["version"]))
             if "software" in wanted:
-                windows.append(_software(row, found, w_start, w_end, elapsed))
+                parts.append([_software(row, found, w_start, w_end, elapsed)])
             if not wanted - {"software"}:
                 continue
             model = _model_of(ws, models, row["model"], row["version"])
@@ -292,7 +304,17 @@ def monitor(
             if key not in watching:
                 watching[key] = _watched(ws, models, model, *key, wanted)
                 notes += watching[key].notes
-            windows += _row_families(ws, subject, w_start, w_end, row, model, watching[key], wanted)
+            job = (subject, w_start, w_end, row, model, watching[key], wanted)
+            if engine == "ray":
+                on_ray.append((len(parts), job))
+                parts.append([])
+            else:
+                parts.append(_row_families(ws, *job))
+    if on_ray:
+        measured = measure_on_ray(ws, _row_families, [job for _, job in on_ray])
+        for (at, _), found_windows in zip(on_ray, measured, strict=True):
+            parts[at] = found_windows
+    windows = [w for part in parts for w in part]
     if store:
         parameters = {
             "deployment": subject.deployment,

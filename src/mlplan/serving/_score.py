@@ -11,7 +11,6 @@ import os
 import queue
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from mlplan.data import check_csv, count_lines, sniff_decimal, sniff_delimiter
+from mlplan.data import check_csv, count_lines, ray_data_context, sniff_decimal, sniff_delimiter
 from mlplan.errors import DataError, ParameterError, UsageError
 from mlplan.modeling import get_model, ray_session
 from mlplan.serving._clearance import check_clearance
@@ -245,7 +244,10 @@ def _local_batches(
     """Score chunk by chunk, reading and checking the next chunk while ONNX Runtime runs the
     current one (both release the GIL), so the model rarely waits for input."""
 
-    batches = (b for b in dataset.to_batches(batch_size=chunk_rows) if b.num_rows)
+    # Two chunks read ahead at most (Arrow's default, 16, holds a million rows in flight at
+    # 65,536 a chunk: memory that grew with the file up to that size).
+    scanned = dataset.to_batches(batch_size=chunk_rows, batch_readahead=2, fragment_readahead=1)
+    batches = (b for b in scanned if b.num_rows)
 
     def prepare() -> tuple[pa.RecordBatch, dict[str, np.ndarray], np.ndarray | None] | None:
         batch = next(batches, None)
@@ -282,11 +284,7 @@ def _ray_batches(
 
     ray = ray_session()
     data = ray.data
-    with warnings.catch_warnings():
-        # Ray 2.60's own DataContext sets an option it deprecates; not ours to act on.
-        warnings.filterwarnings("ignore", ".* is deprecated", DeprecationWarning, "ray")
-        ray_ctx = data.DataContext.get_current()
-    ray_ctx.execution_options.preserve_order = True
+    ray_data_context(ray)  # blocks back in the file's order
     dataset = (
         data.read_parquet(str(path))
         if delimiter is None
@@ -310,8 +308,14 @@ def _ray_batches(
             ]
             return pa.Table.from_batches(out) if out else pa.table({})
 
+    # As many scorers as the cluster has CPUs (each loads the package once); the blocks
+    # come back in order all the same.
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     scored = dataset.map_batches(
-        _Scorer, batch_format="pyarrow", batch_size=chunk_rows, concurrency=1
+        _Scorer,
+        batch_format="pyarrow",
+        batch_size=chunk_rows,
+        compute=data.ActorPoolStrategy(min_size=1, max_size=cpus),
     )
     start = 0
     for table in scored.iter_batches(batch_format="pyarrow", batch_size=None):

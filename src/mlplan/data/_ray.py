@@ -1,0 +1,62 @@
+"""The Ray session every ``--engine ray`` uses: the cluster at ``RAY_ADDRESS``, or a local
+one started on first use (data is the lowest stage that runs on Ray; the stages above reach
+it through here)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from typing import Any, Literal
+
+from mlplan._optional import require
+from mlplan.errors import ParameterError
+
+__all__ = ["Engine", "check_engine", "ray_data_context", "ray_session"]
+
+Engine = Literal["local", "ray"]
+
+
+def check_engine(engine: str) -> None:
+    """Refuse an engine other than ``local`` or ``ray``.
+
+    Examples
+    --------
+    >>> check_engine("spark")
+    Traceback (most recent call last):
+    ...
+    mlplan.errors.ParameterError: 'engine' must be local or ray; got 'spark'
+    """
+    if engine not in {"local", "ray"}:
+        raise ParameterError("engine", f"{{param}} must be local or ray; got {engine!r}")
+
+
+def ray_session(purpose: str = "--engine ray") -> Any:
+    """Ray, connected to ``RAY_ADDRESS`` or to a local cluster started on first use.
+
+    Raises
+    ------
+    MissingExtraError
+        Ray is not installed (the ``ray`` extra).
+    """
+    ray = require("ray", extra="ray", purpose=purpose)
+    if not ray.is_initialized():
+        ray.init(
+            address=os.environ.get("RAY_ADDRESS") or None,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+            configure_logging=False,
+        )
+    return ray
+
+
+def ray_data_context(ray: Any) -> Any:
+    """Ray Data's current context, set to hand blocks back in the order they were read (a
+    file's rows in its order, as the local engine sees them)."""
+    with warnings.catch_warnings():
+        # Ray 2.60's own DataContext sets an option it deprecates; not ours to act on.
+        warnings.filterwarnings("ignore", ".* is deprecated", DeprecationWarning, "ray")
+        context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True
+    return context
