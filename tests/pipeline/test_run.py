@@ -391,9 +391,10 @@ def test_a_candidate_worse_than_production_on_a_slice_stops_at_the_gates(ran: Wo
     assert run_pipeline(ran, ["evaluate"]).steps[-1].state == "ran"
     passed = [r for r in _runs(ran, step_job("evaluate")) if r.status == "completed"][-1]
     done = {**passed.parameters["outputs"], "production": revoked["production"]}
-    with pytest.raises(CheckFailedError, match=r"is significantly worse than logistic-9@1 in "
-                       r"production on gender=female \(roc_auc -0.120\): the pipeline never "
-                       r"ships a regression"):  # fmt: skip
+    with pytest.raises(CheckFailedError, match=r"is significantly worse than logistic-9@1 \(in "
+                       r"production\) on gender=female \(roc_auc -0.120\): the pipeline never "
+                       r"ships a regression. If it is acceptable: mlplan approve deploy --role "
+                       r"ml_lead --by NAME --subject logistic-1@\d --evaluation "):  # fmt: skip
         gates.run(ran, {"evaluate": done}, "local", "test")
 
 

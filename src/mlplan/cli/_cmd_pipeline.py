@@ -71,7 +71,13 @@ def run(
             "under one pipeline run."
         ),
     ] = None,
-    engine: Annotated[str, typer.Option(help="Where training runs: local or ray.")] = "local",
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="Where the heavy work runs: local, or ray (profiling CSV and Parquet data, "
+            "training, evaluation's predictions)."
+        ),
+    ] = "local",
     by: Annotated[
         str | None, typer.Option(help="Who starts the rollout it begins (default: mlplan run).")
     ] = None,

@@ -104,7 +104,11 @@ def _data_run(ws: Workspace, done: Mapping[str, Outputs], engine: Engine, by: st
             except DataError:
                 continue
             continue
-        result = register_dataset(ws, name)
+        path = ws.resolve(spec.path)
+        fmt = detect_format(path, spec.format)
+        # Ray profiles files it can read in parts; JSONL and image folders stay local.
+        where = engine if fmt in {"csv", "parquet"} else "local"
+        result = register_dataset(ws, name, engine=where)
         versions[name] = result.version.ref
         if result.created:
             created.append(result.version.ref)
@@ -235,7 +239,7 @@ def _evaluate_inputs(ws: Workspace, done: Mapping[str, Outputs]) -> dict[str, An
     return {
         "model": best,
         "sha256": get_model(ws, best).package_sha256,
-        "deployed": _deployed(ws),  # held against it, per slice value
+        "deployed": _deployed(ws, best),  # held against it, per slice value
         "metrics": _dump(plan.metrics),
         "slices": [_dump(s) for s in plan.slices],
         "risks": None if plan.risks is None else [_dump(r) for r in plan.risks],
@@ -247,7 +251,9 @@ def _evaluate_inputs(ws: Workspace, done: Mapping[str, Outputs]) -> dict[str, An
 def _evaluate_run(ws: Workspace, done: Mapping[str, Outputs], engine: Engine, by: str) -> Outputs:
     from mlplan.evaluation import evaluate  # heavy: only when the step runs
 
-    evaluation = evaluate(ws, done["compare"]["best"], deployment=ws.plan.pipeline.deployment)
+    evaluation = evaluate(
+        ws, done["compare"]["best"], engine=engine, deployment=ws.plan.pipeline.deployment
+    )
     failed = [g["id"] for g in evaluation.report.get("gates", []) if g.get("state") == "fail"]
     package = evaluation.report.get("package") or {}
     return {
@@ -280,12 +286,14 @@ def _against_production(report: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _deployed(ws: Workspace) -> str | None:
-    """The model the pipeline's deployment serves now, if any."""
+def _deployed(ws: Workspace, candidate: str) -> str | None:
+    """The model the pipeline's deployment serves now, if any other than ``candidate`` (or a
+    package version of it: once the pipeline deployed its candidate, its evaluation stands)."""
     try:
-        return deployment_route(ws, ws.plan.pipeline.deployment).model
+        deployed = deployment_route(ws, ws.plan.pipeline.deployment).model
     except DeploymentNotFoundError:
         return None
+    return None if deployed.split("@")[0] == candidate.split("@")[0] else deployed
 
 
 def _approvals_of(ws: Workspace, model: str) -> list[int]:
