@@ -143,6 +143,8 @@ echo "(the monitoring section took $((SECONDS - monitoring_started)) s)"
 # ── The retraining loop: the drift alert runs the pipeline on the newest data ──────────────
 step "January's export lands where the plan reads it (north's prices up by 40 there too)" \
   cp data/customers_2027-01.csv data/customers.csv
+step "The team also defines derived features once in the plan, for the next model" \
+  bash -c "cat '$here/features.yaml' >> mlplan.yaml && sed -n '/^features:/,\$p' mlplan.yaml"
 step "What the alert would start, step by step, and why (nothing recorded)" \
   "$mlplan" run --if-alerted --dry-run
 step "The input-drift alert starts the pipeline: new data version, split, train, compare, evaluate, gates" \
@@ -155,6 +157,8 @@ step "The alert's pipeline resumes at the gates: cleared, the candidate enters t
   "$mlplan" run --if-alerted
 step "Traffic until the controller promotes the retrained model (or stops it)" \
   traffic --until promoted,rolled_back,paused,aborted
+step "No skew between training and serving: each derived feature computed both ways, on the training rows and on the requests the canary logged" \
+  "$mlplan" features check "$candidate"
 step "The pipeline again, nothing changed: every step reused (cached), in a second or two" \
   "$mlplan" run
 step "Every pipeline run: what started it, how it ended" \
