@@ -13,7 +13,7 @@ from mlplan.data._metadata import METADATA_FIELDS, describe_dataset, effective_m
 from mlplan.data._plancheck import check_plan_against_data
 from mlplan.data._privacy import REDACTED, pii_reason, redact_profile, suspected_pii
 from mlplan.data._profile import QUANTILES, Profiler, column_kind, profile_table
-from mlplan.data._ray import Engine, check_engine, ray_data_context, ray_session
+from mlplan.data._ray import Engine, check_engine, ray_data_context, ray_results, ray_session
 from mlplan.data._read import (
     ContentHash,
     DataFormat,
@@ -113,6 +113,7 @@ __all__ = [
     "profile_table",
     "psi",
     "ray_data_context",
+    "ray_results",
     "ray_session",
     "read_table",
     "redact_profile",

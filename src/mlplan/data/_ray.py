@@ -10,9 +10,9 @@ import warnings
 from typing import Any, Literal
 
 from mlplan._optional import require
-from mlplan.errors import ParameterError
+from mlplan.errors import MlplanError, ParameterError
 
-__all__ = ["Engine", "check_engine", "ray_data_context", "ray_session"]
+__all__ = ["Engine", "check_engine", "ray_data_context", "ray_results", "ray_session"]
 
 Engine = Literal["local", "ray"]
 
@@ -49,6 +49,18 @@ def ray_session(purpose: str = "--engine ray") -> Any:
             configure_logging=False,
         )
     return ray
+
+
+def ray_results(ray: Any, refs: list[Any]) -> list[Any]:
+    """The results of Ray tasks, in order; a task's own error (an ``MlplanError`` raised on the
+    worker, which names what to do) raised as it was, not wrapped in Ray's."""
+    try:
+        return list(ray.get(refs))
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, MlplanError):
+            raise cause from None
+        raise
 
 
 def ray_data_context(ray: Any) -> Any:

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from mlplan.data import ray_session
-from mlplan.errors import MlplanError
+from mlplan.data import ray_results, ray_session
 from mlplan.modeling._families import family_named
 from mlplan.modeling._fit import Job, JobResult, run_job
 from mlplan.modeling._inputs import TrainingData
@@ -40,10 +39,4 @@ def run_jobs(data: TrainingData, jobs: list[Job], engine: Engine = "local") -> l
     shared = ray.put(data)
     gpus = float(ray.cluster_resources().get("GPU", 0))
     refs = [remote.options(num_gpus=job_gpus(job, gpus)).remote(shared, job) for job in jobs]
-    try:
-        return list(ray.get(refs))
-    except ray.exceptions.RayTaskError as exc:
-        cause = getattr(exc, "cause", None)
-        if isinstance(cause, MlplanError):
-            raise cause from None
-        raise
+    return ray_results(ray, refs)

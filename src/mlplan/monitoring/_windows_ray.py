@@ -15,8 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlplan.data import ray_session
-from mlplan.errors import MlplanError
+from mlplan.data import ray_results, ray_session
 from mlplan.workspace import Workspace
 
 __all__ = ["measure_on_ray"]
@@ -51,13 +50,7 @@ def measure_on_ray(
         return stored[id(value)]
 
     refs = [remote.remote(root, store_url, measure, *[shared(a) for a in job]) for job in jobs]
-    try:
-        return list(ray.get(refs))
-    except ray.exceptions.RayTaskError as exc:
-        cause = getattr(exc, "cause", None)
-        if isinstance(cause, MlplanError):
-            raise cause from None
-        raise
+    return ray_results(ray, refs)
 
 
 def _measure_in_worker(
