@@ -420,6 +420,8 @@ def test_pipeline_runs_and_show_list_what_started_each_run_and_its_steps(
 def test_a_steps_key_holds_what_it_reads_and_not_the_datasets_provenance(ran: Workspace) -> None:
     # Provenance changes nothing the split or training makes: nothing is trained again.
     edit_plan(ran, "    owner: null", "    owner: crm-team")
+    said = run_pipeline(ran, dry_run=True).steps  # the data's bytes are a version already
+    assert [s.state for s in said[:3]] == ["would run", "would reuse", "would reuse"]
     result = run_pipeline(ran, ["train"])
     assert [s.state for s in result.steps] == ["ran", "cached", "cached"]
     assert result.steps[0].outputs["created"] == []  # type: ignore[index]

@@ -48,6 +48,7 @@ from mlplan.data._target import target_problem
 from mlplan.data._versions import (
     DatasetSummary,
     DatasetVersionInfo,
+    find_by_hash,
     get_dataset,
     list_datasets,
     load_table,
@@ -96,6 +97,7 @@ __all__ = [
     "effective_metadata",
     "entity_reason",
     "export_rows",
+    "find_by_hash",
     "format_value",
     "get_dataset",
     "get_split",

@@ -348,7 +348,7 @@ def _step(
     stopped = [n for n in step.needs if states.get(n) in {"failed", "blocked"}]
     if stopped:
         return StepResult(step.name, "blocked", f"{stopped[0]} did not finish")
-    waiting = [n for n in step.needs if states.get(n) == "would run"]
+    waiting = [n for n in step.needs if states.get(n) == "would run" and n not in done]
     if waiting:
         return StepResult(
             step.name, "would run", f"after {waiting[0]}, which would run: its inputs follow"
@@ -378,7 +378,8 @@ def _step(
         )  # fmt: skip
     why = _why(ws, step.name, inputs)
     if parent is None:
-        return StepResult(step.name, "would run", why, key=key)
+        predicted = None if step.predict is None else step.predict(ws, inputs)
+        return StepResult(step.name, "would run", why, predicted, key=key)
     recorded = {"step": step.name, "inputs": inputs, **process_identity()}
     with ws.record(
         step_job(step.name), recorded, running=True, parent_id=parent, cache_key=key

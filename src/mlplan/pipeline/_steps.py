@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from mlplan.core import LOWER_IS_BETTER
-from mlplan.data import content_hash, detect_format, get_dataset, register_dataset, split_dataset
+from mlplan.data import (
+    content_hash,
+    detect_format,
+    find_by_hash,
+    get_dataset,
+    register_dataset,
+    split_dataset,
+)
 from mlplan.errors import CheckFailedError, DataError, DeploymentNotFoundError, UsageError
 from mlplan.modeling import get_model
 from mlplan.workspace import DEPLOY_GATE, Workspace, deployment_route, list_approvals
@@ -35,6 +42,10 @@ class Step:
     does: str
     inputs: Callable[[Workspace, Mapping[str, Outputs]], dict[str, Any]]
     run: Callable[[Workspace, Mapping[str, Outputs], Engine, str], Outputs]
+    predict: Callable[[Workspace, Mapping[str, Any]], Outputs | None] | None = None
+    """For a dry run: the outputs the step would give from its inputs, when that is known
+    without doing its work (data whose bytes a version holds already), so the steps after
+    it can say whether they would be reused."""
 
 
 def _dump(section: Any) -> Any:
@@ -113,6 +124,20 @@ def _data_run(ws: Workspace, done: Mapping[str, Outputs], engine: Engine, by: st
         if result.created:
             created.append(result.version.ref)
     return {"versions": versions, "created": created}
+
+
+def _data_predict(ws: Workspace, inputs: Mapping[str, Any]) -> Outputs | None:
+    """The versions registering would give, when every file's bytes are a version already."""
+    versions: dict[str, str] = {}
+    for name, found in inputs["datasets"].items():
+        if "version" in found:
+            versions[name] = found["version"]
+            continue
+        existing = find_by_hash(ws, name, found["sha256"])
+        if existing is None:
+            return None
+        versions[name] = existing.ref
+    return {"versions": versions, "created": []}
 
 
 # -- split ----------------------------------------------------------------------------------------
@@ -399,7 +424,14 @@ def _deploy_run(ws: Workspace, done: Mapping[str, Outputs], engine: Engine, by: 
 
 
 STEPS: tuple[Step, ...] = (
-    Step("data", (), "register new versions of the plan's datasets", _data_inputs, _data_run),
+    Step(
+        "data",
+        (),
+        "register new versions of the plan's datasets",
+        _data_inputs,
+        _data_run,
+        _data_predict,
+    ),
     Step("split", ("data",), "split the dataset it trains on", _split_inputs, _split_run),
     Step("train", ("split",), "train the plan's families", _train_inputs, _train_run),
     Step("compare", ("train",), "compare them; pick the best", _compare_inputs, _compare_run),
