@@ -149,7 +149,7 @@ step "What the alert would start, step by step, and why (nothing recorded)" \
   "$mlplan" run --if-alerted --dry-run
 step "The input-drift alert starts the pipeline: new data version, split, train, compare, evaluate, gates" \
   bash -c "'$mlplan' run --if-alerted || echo \"exit \$?: the pipeline stopped at a step; its run resumes there\""
-candidate="$("$mlplan" run --dry-run --json | "$python" -c 'import json, sys; print(json.load(sys.stdin)["steps"][4]["outputs"]["model"])')"
+candidate="$("$mlplan" run --dry-run --json | "$python" -c 'import json, sys; print(next(s for s in json.load(sys.stdin)["steps"] if s["step"] == "evaluate")["outputs"]["model"])')"
 step "The ML lead reviews $candidate's gaps and accepts them for a canary, on the record" \
   "$mlplan" approve deploy --role ml_lead --by "Priya Patel" --subject "$candidate" \
   --note "retrained on January after the drift alert; canary, guarded"

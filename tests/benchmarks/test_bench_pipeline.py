@@ -21,7 +21,7 @@ def test_bench_pipeline_reruns_every_step_cached_and_writes_its_json(tmp_path: P
     assert done.returncode == 0, done.stderr[-4000:]
     result = json.loads(out.read_text())
     assert result["goal_s"] == 2.0 and result["rows"] == 900
-    steps = ["data", "split", "train", "compare", "evaluate", "gates", "deploy"]
+    steps = ["data", "split", "train", "labels", "compare", "evaluate", "gates", "deploy"]
     assert list(result["fresh"]["steps_s"]) == steps
     assert len(result["cached"]["wall_s"]) == 1
     assert result["ratio"] > 0 and "cached rerun: median" in done.stdout

@@ -184,9 +184,9 @@ def test_airflow_runs_the_exported_dag_as_one_scheduled_pipeline_run(
     ws = Workspace(quick_plan(tmp_path / ODD))
     first = run_pipeline(ws, ["gates"])
     if not first.ok:
-        approve_model(ws, first.steps[4].outputs["model"])  # type: ignore[index]
+        approve_model(ws, first.steps[5].outputs["model"])  # type: ignore[index]
         assert run_pipeline(ws, ["gates"]).ok
-    evaluated = first.steps[4].outputs["model"]  # type: ignore[index]
+    evaluated = first.steps[5].outputs["model"]  # type: ignore[index]
     # The DAGs folder named plainly: Airflow expands $VARS in its own settings.
     export = export_pipeline(ws, out=tmp_path / "dags" / "churn.py")
     (item,) = [i for i in status(ws).items if i.item.id == "deploy.pipeline"]

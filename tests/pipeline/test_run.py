@@ -21,7 +21,7 @@ from mlplan.pipeline import PIPELINE_JOB, run_pipeline, selected_steps, step_job
 from mlplan.store import RunRecord
 from mlplan.workspace import Workspace, deployment_route
 
-STEPS = ["data", "split", "train", "compare", "evaluate", "gates", "deploy"]
+STEPS = ["data", "split", "train", "labels", "compare", "evaluate", "gates", "deploy"]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def _first_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     first = run_pipeline(ws)
     if not first.ok:  # the small data's model may miss the plan's targets: approve it
         assert [s.state for s in first.steps][-2:] == ["failed", "blocked"]
-        _approve(ws, first.steps[4].outputs["model"])  # type: ignore[index]
+        _approve(ws, first.steps[5].outputs["model"])  # type: ignore[index]
         assert run_pipeline(ws).ok
     ws.close()
     return root
@@ -164,12 +164,12 @@ def test_a_failed_gate_stops_the_deploy_and_the_rerun_resumes_there_once_approve
     assert states["gates"][0] == "would run" and "failed" in states["gates"][1]
 
     ws = Workspace(root)
-    evaluated = said["steps"][4]["outputs"]["model"]
+    evaluated = said["steps"][5]["outputs"]["model"]
     _approve(ws, evaluated)
     done = strict_json(ok(cli("run", "--json", "--project", str(root))).stdout)
-    assert [s["state"] for s in done["steps"]] == ["cached"] * 5 + ["ran", "ran"]
-    assert done["steps"][5]["reason"].startswith("changed since run ")
-    assert done["steps"][5]["outputs"]["cleared_by"].startswith("approval ")
+    assert [s["state"] for s in done["steps"]] == ["cached"] * 6 + ["ran", "ran"]
+    assert done["steps"][6]["reason"].startswith("changed since run ")
+    assert done["steps"][6]["outputs"]["cleared_by"].startswith("approval ")
     assert deployment_route(ws, "production").model == evaluated  # the first: put in
     ws.close()
 
@@ -180,8 +180,8 @@ def test_a_better_model_later_enters_the_plans_rollout_and_never_replaces_produc
     stable = deployment_route(ran, "production").model
     edit_plan(ran, "  seed: 0\n", "  seed: 0\n  hyperparameters: {logistic: {C: 0.3}}\n")
     result = run_pipeline(ran, by="Priya")
-    if result.steps[5].state == "failed":
-        _approve(ran, result.steps[4].outputs["model"])  # type: ignore[index]
+    if result.steps[6].state == "failed":
+        _approve(ran, result.steps[5].outputs["model"])  # type: ignore[index]
         result = run_pipeline(ran, by="Priya")
     deploy = result.steps[-1]
     assert deploy.state == "ran", result.to_dict()
@@ -196,7 +196,9 @@ def test_a_better_model_later_enters_the_plans_rollout_and_never_replaces_produc
 def test_steps_are_chosen_with_what_they_need_and_bad_options_are_refused(
     ran: Workspace,
 ) -> None:
-    assert [s.name for s in selected_steps(["compare"])] == ["data", "split", "train", "compare"]
+    assert [s.name for s in selected_steps(["compare"])] == [
+        "data", "split", "train", "labels", "compare",
+    ]  # fmt: skip
     assert [s.name for s in selected_steps(None)] == STEPS
     with pytest.raises(UsageError, match=r"no pipeline step 'fit'; the steps: data, split, "):
         run_pipeline(ran, ["fit"])
@@ -210,7 +212,7 @@ def test_a_missing_data_file_fails_the_first_step_naming_the_plans_path(
     ws = Workspace(_plan(tmp_path))
     (tmp_path / "data" / "customers.csv").unlink()
     result = run_pipeline(ws)
-    assert [s.state for s in result.steps] == ["failed"] + ["blocked"] * 6
+    assert [s.state for s in result.steps] == ["failed"] + ["blocked"] * 7
     assert "datasets.customers.path of the plan is 'data/customers.csv'" in result.steps[0].reason
     (pipeline,) = _runs(ws, PIPELINE_JOB)
     assert pipeline.status == "failed"
@@ -250,7 +252,9 @@ def test_a_schedulers_tasks_each_run_one_step_under_one_pipeline_run(ran: Worksp
         if step == "gates" and result.steps[0].state == "failed":
             _approve(ran, result.steps[0].reason.split(" may not ship")[0])
             result = run_pipeline(ran, [step], only=True, trigger="schedule", scheduler=airflow)
-        assert result.steps[0].state == "ran", result.to_dict()
+        # No labeling round in the plan: its step's inputs never change.
+        want = "cached" if step == "labels" else "ran"
+        assert result.steps[0].state == want, result.to_dict()
         ids.add(result.run_id)
         (pipeline,) = [r for r in _runs(ran, PIPELINE_JOB) if r.id == result.run_id]
         assert pipeline.status == ("completed" if step == "deploy" else "running")
@@ -301,7 +305,7 @@ def test_the_checklist_asks_for_a_scheduled_run_and_says_when_the_newest_one_fai
     done = item()
     assert done.state == "done"
     assert done.evidence.startswith("scheduled by airflow (pipeline.schedule is '0 3 * * *'): run ")
-    assert "(7 cached)" in done.evidence
+    assert "(8 cached)" in done.evidence
 
     (ran.root / "data" / "customers.csv").write_text("customer_id,churned\n1,0\n")
     failed = run_pipeline(ran, trigger="schedule", scheduler={**airflow, "run_id": "churn/2"})
@@ -346,17 +350,17 @@ def test_an_alert_retrains_on_the_newest_data_and_the_candidate_enters_a_canary(
     assert found["alert"]["id"] == alert
     assert found["reason"] == f"alert {alert} (input.input-drift) has not been answered"
     steps = found["result"]["steps"]
-    assert [s["state"] for s in steps[:5]] == ["ran"] * 5
+    assert [s["state"] for s in steps[:6]] == ["ran"] * 3 + ["cached"] + ["ran"] * 2
     assert steps[0]["outputs"]["created"] == ["customers@2"]
-    if steps[5]["state"] == "failed":  # the small data misses the plan's targets
-        _approve(ran, steps[4]["outputs"]["model"])
+    if steps[6]["state"] == "failed":  # the small data misses the plan's targets
+        _approve(ran, steps[5]["outputs"]["model"])
         again = retrain_if_alerted(ran)
         assert again.reason == f"the run that answered alert {alert} (input.input-drift) failed"
         assert again.result is not None
         steps = [s.to_dict() for s in again.result.steps]
-        assert [s["state"] for s in steps] == ["cached"] * 5 + ["ran", "ran"]
+        assert [s["state"] for s in steps] == ["cached"] * 6 + ["ran", "ran"]
     deploy = steps[-1]["outputs"]
-    assert deploy["strategy"] == "canary" and deploy["model"] == steps[4]["outputs"]["model"]
+    assert deploy["strategy"] == "canary" and deploy["model"] == steps[5]["outputs"]["model"]
     route = deployment_route(ran, "production")
     assert route.model == stable and route.candidate == deploy["model"]  # not replaced
     assert route.strategy == "canary"
@@ -403,7 +407,7 @@ def test_pipeline_runs_and_show_list_what_started_each_run_and_its_steps(
 ) -> None:
     runs = strict_json(ok(cli("pipeline", "runs", "--json", "--project", str(ran.root))).stdout)
     assert [r["state"] for r in runs] == ["completed", "failed"]  # newest first
-    assert runs[1]["states"] == {s: "ran" for s in STEPS[:5]} | {"gates": "failed",
+    assert runs[1]["states"] == {s: "ran" for s in STEPS[:6]} | {"gates": "failed",
                                                                 "deploy": "blocked"}  # fmt: skip
     shown = ok(cli("pipeline", "show", runs[1]["id"][:8], "--project", str(ran.root))).stdout
     assert f"Pipeline run {runs[1]['id']} (manual" in shown
@@ -411,7 +415,7 @@ def test_pipeline_runs_and_show_list_what_started_each_run_and_its_steps(
     newest = strict_json(ok(cli("pipeline", "show", "--json", "--project", str(ran.root))).stdout)
     assert newest["id"] == runs[0]["id"]
     assert [(s["step"], s["state"]) for s in newest["steps"]] == [
-        *((s, "cached") for s in STEPS[:5]), ("gates", "completed"), ("deploy", "completed"),
+        *((s, "cached") for s in STEPS[:6]), ("gates", "completed"), ("deploy", "completed"),
     ]  # fmt: skip
     missing = cli("pipeline", "show", "nope", "--project", str(ran.root))
     assert missing.exit_code == 1 and "no pipeline run 'nope'" in missing.output
@@ -454,3 +458,43 @@ def test_a_second_run_is_refused_while_one_runs_and_a_killed_task_is_closed_as_c
     (closed,) = [r for r in _runs(ran) if r.id == step.id]
     assert closed.status == "crashed"
     assert closed.parameters["crashed"]["found_by"] == "the scheduler's next task"
+
+
+def test_a_labeling_round_is_exported_for_new_data_and_its_labels_measured_when_back(
+    ran: Workspace,
+) -> None:
+    import csv
+
+    from mlplan.labels import import_annotations
+
+    edit_plan(ran, "  labels: null  # e.g.", "  labels: {n: 40, overlap: 0.5}  # e.g.")
+    first = {s.step: s for s in run_pipeline(ran, ["compare"]).steps}
+    labels = first["labels"]
+    assert labels.state == "ran" and labels.outputs is not None
+    assert labels.outputs["exported"] == 1 and labels.outputs["measured"] is False
+    assert first["compare"].state == "ran"  # its inputs hold the labels step's
+    # Nothing came back yet: the round is not exported again.
+    again = {s.step: s for s in run_pipeline(ran, ["compare"]).steps}
+    assert again["labels"].outputs["exported"] is None  # type: ignore[index]
+
+    (batch_file,) = [p for p in (ran.root / "labels").glob("batch-1*.csv")]
+    with (ran.root / "data" / "customers.csv").open(newline="") as fh:
+        truth = {row["customer_id"]: row["churned"] for row in csv.DictReader(fh)}
+    with batch_file.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        row["label"], row["seconds"] = truth[row["item_id"]], "9"
+    labeled = ran.root / "labels" / "labeled.csv"
+    with labeled.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    import_annotations(ran, labeled, batch=1)
+
+    back = {s.step: s for s in run_pipeline(ran, ["compare"]).steps}
+    assert back["labels"].state == "ran", back["labels"].reason
+    assert back["labels"].reason.endswith(": labeled")
+    assert back["labels"].outputs["measured"] and back["labels"].outputs["labeled"] == len(rows)  # type: ignore[index]
+    assert back["labels"].outputs["hlp"].startswith("HLP needs at least 30 items labeled by two")  # type: ignore[index]
+    assert back["compare"].state == "ran"  # the labels' step changed
+    assert back["train"].state == "cached"

@@ -32,7 +32,7 @@ def run(
         list[str] | None,
         typer.Argument(
             help="Steps to run, each with the steps it needs (default: all): data, split, "
-            "train, compare, evaluate, gates, deploy.",
+            "train, labels, compare, evaluate, gates, deploy.",
             show_default=False,
         ),
     ] = None,
@@ -188,6 +188,16 @@ def _summary(step: StepResult) -> str:
             return versions + (f" (new: {', '.join(created)})" if created else "")
         case "split":
             return str(out.get("split", ""))
+        case "labels":
+            if not out.get("round"):
+                return str(out.get("note", "no labeling round"))
+            exported = out.get("exported")
+            said = f"batch {exported} exported for {out['round']}; " if exported else ""
+            labeled = int(out.get("labeled") or 0)
+            if not out.get("measured"):
+                return said + "waiting for the annotators"
+            hlp = "HLP measured" if out.get("hlp") == "measured" else f"no HLP: {out.get('hlp')}"
+            return said + f"{labeled} labels back, agreement measured; {hlp}"
         case "train":
             return ", ".join(m["ref"] for m in out.get("models", []))
         case "compare":

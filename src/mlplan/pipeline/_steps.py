@@ -210,11 +210,78 @@ def _train_run(ws: Workspace, done: Mapping[str, Outputs], engine: Engine, by: s
     return {"models": [{"ref": m.ref, "sha256": m.package_sha256} for m in models]}
 
 
+# -- labels ----------------------------------------------------------------------------------------
+
+
+def _trained_on(ws: Workspace, done: Mapping[str, Outputs]) -> str | None:
+    found = done["data"]["versions"].get(_dataset_name(ws))
+    return None if found is None else str(found)
+
+
+def _labels_inputs(ws: Workspace, done: Mapping[str, Outputs]) -> dict[str, Any]:
+    from mlplan.labels import label_count, list_batches
+
+    plan = ws.plan
+    ref = _trained_on(ws, done)
+    chosen = plan.pipeline.labels
+    if chosen is None or ref is None:
+        return {"round": None}
+    return {
+        "dataset": ref,
+        "round": _dump(chosen),
+        "labels": _dump(plan.labels),
+        "batches": [b.number for b in list_batches(ws) if b.dataset == ref],
+        "labeled": label_count(ws, ref),  # labels that came back: measured again
+    }
+
+
+def _labels_run(ws: Workspace, done: Mapping[str, Outputs], engine: Engine, by: str) -> Outputs:
+    from mlplan.labels import (
+        export_batch,
+        label_count,
+        list_batches,
+        measure_agreement,
+        measure_hlp,
+    )
+
+    plan = ws.plan
+    ref = _trained_on(ws, done)
+    chosen = plan.pipeline.labels
+    if chosen is None or ref is None:
+        return {"round": None, "note": "no labeling round (pipeline.labels)"}
+    batches = [b.number for b in list_batches(ws) if b.dataset == ref]
+    exported = None
+    if not batches:
+        seed = plan.modeling.seed if chosen.seed is None else chosen.seed
+        batch = export_batch(ws, ref, n=chosen.n, overlap=chosen.overlap, seed=seed)
+        exported = batch.number
+        batches = [batch.number]
+    labeled = label_count(ws, ref)
+    measured, hlp = False, None
+    if labeled:
+        measure_agreement(ws, ref)
+        measured = True
+        try:
+            measure_hlp(ws, ref)
+            hlp = "measured"
+        except UsageError as exc:  # too few items labeled twice yet: said, not failed
+            hlp = str(exc)
+    return {
+        "round": ref,
+        "batches": batches,
+        "exported": exported,
+        "labeled": labeled,
+        "measured": measured,
+        "hlp": hlp,
+    }
+
+
 def _compare_inputs(ws: Workspace, done: Mapping[str, Outputs]) -> dict[str, Any]:
     plan = ws.plan
     return {
         "split": done["split"]["split"],
         "models": done["train"]["models"],
+        "labels": done["labels"],  # HLP measured on new labels: the bar moves
         "metrics": _dump(plan.metrics),
         "baselines": _dump(plan.baselines),
         "bootstrap": plan.evaluation.bootstrap,
@@ -434,7 +501,20 @@ STEPS: tuple[Step, ...] = (
     ),
     Step("split", ("data",), "split the dataset it trains on", _split_inputs, _split_run),
     Step("train", ("split",), "train the plan's families", _train_inputs, _train_run),
-    Step("compare", ("train",), "compare them; pick the best", _compare_inputs, _compare_run),
+    Step(
+        "labels",
+        ("data",),
+        "a labeling round per new data version; measure what came back",
+        _labels_inputs,
+        _labels_run,
+    ),
+    Step(
+        "compare",
+        ("train", "labels"),
+        "compare them (and HLP); pick the best",
+        _compare_inputs,
+        _compare_run,
+    ),
     Step("evaluate", ("compare",), "evaluate the best", _evaluate_inputs, _evaluate_run),
     Step("gates", ("evaluate",), "its gates, or an approval", _gates_inputs, _gates_run),
     Step("deploy", ("gates",), "roll it out by the plan", _deploy_inputs, _deploy_run),

@@ -46,6 +46,7 @@ __all__ = [
     "Objectives",
     "OlderSystem",
     "Period",
+    "PipelineLabels",
     "PipelineSpec",
     "PipelineSplit",
     "Plan",
@@ -989,6 +990,18 @@ class PipelineSplit(_Section):
     seed: int | None = Field(None, description="Seed of the split; unset: modeling.seed.")
 
 
+class PipelineLabels(_Section):
+    """A labeling round the pipeline starts for each new version of the data it trains on
+    (as ``mlplan labels export``); the labels that come back are measured (agreement, HLP)
+    on a later run, before the models are compared with them."""
+
+    n: int = Field(ge=1, description="Items in the round's batch.")
+    overlap: float | None = Field(
+        None, ge=0, le=1, description="Share labeled twice; unset: labels.overlap."
+    )
+    seed: int | None = Field(None, description="Seed of the choice; unset: modeling.seed.")
+
+
 class PipelineSpec(_Section):
     """``mlplan run``: the plan's stages as one cached pipeline, its schedule and retries."""
 
@@ -996,6 +1009,9 @@ class PipelineSpec(_Section):
         None, description="The dataset the models train on; unset: the plan's first."
     )
     split: PipelineSplit = Field(default_factory=PipelineSplit)
+    labels: PipelineLabels | None = Field(
+        None, description="A labeling round per new data version; unset: none."
+    )
     deployment: str = Field(
         "production", description="The deployment a model that passes its gates rolls out to."
     )

@@ -568,6 +568,7 @@ def _pipeline() -> list[str]:
         "  dataset: null  # the dataset the models train on; null: the first under datasets",
         "  split: {test: 0.2, valid: 0.1, stratify: null, group: null, time: null, seed: null}",
         "  # stratify null: by the target (classification); seed null: modeling.seed",
+        "  labels: null  # e.g. {n: 500, overlap: 0.2}: a labeling round per new data version",
         "  deployment: production  # where a model that passes its gates rolls out",
         "  schedule: null  # cron, e.g. '0 3 * * *' (nightly), or @daily; null: by hand only",
         "  retries: 1  # a scheduled step's retries",
