@@ -4,9 +4,11 @@ a real PostgreSQL server that this test session starts (and stops) itself."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -357,7 +359,38 @@ def register_split_train(
 ) -> Workspace:
     """The usual start of a test about a later stage: the plan's dataset registered (with
     its ``id_column``), split (stratified by the target, seeded) and, unless ``family`` is
-    None, one model trained (``logistic-1`` by default)."""
+    None, one model trained (``logistic-1`` by default).
+
+    Done for real once per test process for each project (its files) and arguments, and
+    copied from there afterwards: most tests of a later stage begin so, and this is most of
+    their setup. A project on another store, or whose store was opened already, is made in
+    place each time."""
+    arguments = (dataset, id_column, stratify, seed, family)
+    key = _made_key(ws, "register_split_train", arguments)
+    if key is None:
+        return _register_split_train(ws, *arguments)
+    if key not in _MADE:  # made for real once, in a folder of its own, then copied
+        made = Path(tempfile.mkdtemp(prefix="mlplan-made-"))
+        shutil.copytree(ws.root, made, dirs_exist_ok=True)
+        making = Workspace(made)
+        try:
+            _register_split_train(making, *arguments)
+        finally:
+            making.close()
+        _MADE[key] = made
+    shutil.copytree(_MADE[key], ws.root, dirs_exist_ok=True)
+    ws.__dict__.pop("plan", None)  # the plan names the id column now
+    return ws
+
+
+def _register_split_train(
+    ws: Workspace,
+    dataset: str,
+    id_column: str | None,
+    stratify: str | None,
+    seed: int,
+    family: str | None,
+) -> Workspace:
     from mlplan.data import register_dataset, split_dataset
     from mlplan.modeling import train_model
 
@@ -368,6 +401,37 @@ def register_split_train(
     if family is not None:
         train_model(ws, family=family)  # type: ignore[arg-type]
     return ws
+
+
+_MADE: dict[str, Path] = {}
+"""Projects made by :func:`register_split_train` in this test process, by what they were made
+from (see :func:`_made_key`); removed when the session ends."""
+
+
+def _made_key(ws: Workspace, helper: str, arguments: tuple[Any, ...]) -> str | None:
+    """What ``helper(ws, *arguments)`` makes depends on: every file of the project (its plan,
+    but for the random project key that each plan rendered gets; its data) and the arguments.
+    None where its result cannot be copied from an earlier one: a store elsewhere than the
+    project's own SQLite file, or one opened already."""
+    if ws.has_store or os.environ.get("MLPLAN_ARTIFACTS_DIR"):
+        return None
+    digest = hashlib.sha256(repr((helper, arguments)).encode())
+    for path in sorted(ws.root.rglob("*")):
+        if path.is_file():
+            content = path.read_bytes()
+            if path == ws.plan_path:  # the copy brings the made project's key, in step
+                content = re.sub(rb'(?m)^(  key: )"[0-9a-f]+"', rb"\1", content)
+            digest.update(f"\0{path.relative_to(ws.root)}\0".encode())
+            digest.update(content)
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _made_projects() -> Iterator[None]:
+    """Remove the projects made once, when the test process ends."""
+    yield
+    for made in _MADE.values():
+        shutil.rmtree(made, ignore_errors=True)
 
 
 def evaluated(ws: Workspace, model: str = "logistic-1", *, by: str = "Priya") -> str:
