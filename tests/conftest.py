@@ -4,6 +4,7 @@ a real PostgreSQL server that this test session starts (and stops) itself."""
 from __future__ import annotations
 
 import contextlib
+import filecmp
 import hashlib
 import json
 import os
@@ -347,7 +348,10 @@ def _migrated_sqlite_store() -> Path:
 
 @pytest.fixture
 def sqlite_ws(project_dir: Path) -> Iterator[Workspace]:
-    """The project's workspace on its default SQLite store."""
+    """The project's workspace on its default SQLite store (which begins as a copy of a new
+    one that was migrated once per test process)."""
+    (project_dir / ".mlplan").mkdir(exist_ok=True)
+    shutil.copyfile(_migrated_sqlite_store(), project_dir / ".mlplan" / "store.db")
     workspace = Workspace(project_dir)
     yield workspace
     workspace.close()
@@ -432,8 +436,8 @@ def _made_key(ws: Workspace, helper: str, arguments: tuple[Any, ...]) -> str | N
     """What ``helper(ws, *arguments)`` makes depends on: every file of the project (its plan,
     but for the random project key that each plan rendered gets; its data) and the arguments.
     None where its result cannot be copied from an earlier one: a store elsewhere than the
-    project's own SQLite file, or one opened already."""
-    if ws.has_store or os.environ.get("MLPLAN_ARTIFACTS_DIR"):
+    project's own SQLite file, or one that holds anything yet."""
+    if not _nothing_stored(ws):
         return None
     digest = hashlib.sha256(repr((helper, arguments)).encode())
     for path in sorted(ws.root.rglob("*")):
@@ -444,6 +448,18 @@ def _made_key(ws: Workspace, helper: str, arguments: tuple[Any, ...]) -> str | N
             digest.update(f"\0{path.relative_to(ws.root)}\0".encode())
             digest.update(content)
     return digest.hexdigest()
+
+
+def _nothing_stored(ws: Workspace) -> bool:
+    """Whether ``ws`` is on its project's own SQLite store and nothing is stored there yet:
+    there is no store, or only the new one that :func:`sqlite_ws` began with."""
+    elsewhere = ws._store_url or ws._given_store or os.environ.get("MLPLAN_STORE_URL")
+    if elsewhere or os.environ.get("MLPLAN_ARTIFACTS_DIR") or "store" in ws.__dict__:
+        return False
+    state = ws.root / ".mlplan"
+    found = [p for p in state.rglob("*") if p.is_file()] if state.exists() else []
+    new = state / "store.db"
+    return not found or (found == [new] and filecmp.cmp(new, _migrated_sqlite_store(), False))
 
 
 @pytest.fixture(scope="session", autouse=True)
