@@ -4,7 +4,6 @@ a real PostgreSQL server that this test session starts (and stops) itself."""
 from __future__ import annotations
 
 import contextlib
-import filecmp
 import hashlib
 import json
 import os
@@ -15,9 +14,9 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +35,7 @@ from mlplan.workspace import Workspace
 os.environ["COLUMNS"] = "200"
 
 REPO = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 # Property tests draw the same examples on every run (deterministic, as all our tests) and
 # keep no example database in the working tree.
@@ -385,25 +385,13 @@ def register_split_train(
     its ``id_column``), split (stratified by the target, seeded) and, unless ``family`` is
     None, one model trained (``logistic-1`` by default).
 
-    Done for real once per test process for each project (its files) and arguments, and
-    copied from there afterwards: most tests of a later stage begin so, and this is most of
-    their setup. A project on another store, or whose store was opened already, is made in
-    place each time."""
+    Done for real once per test process for each project (its files, its store) and
+    arguments, and copied from there afterwards: most tests of a later stage begin so, and this
+    was most of their setup (see :func:`_made_once`)."""
     arguments = (dataset, id_column, stratify, seed, family)
-    key = _made_key(ws, "register_split_train", arguments)
-    if key is None:
-        return _register_split_train(ws, *arguments)
-    if key not in _MADE:  # made for real once, in a folder of its own, then copied
-        made = Path(tempfile.mkdtemp(prefix="mlplan-made-"))
-        shutil.copytree(ws.root, made, dirs_exist_ok=True)
-        making = Workspace(made)
-        try:
-            _register_split_train(making, *arguments)
-        finally:
-            making.close()
-        _MADE[key] = made
-    shutil.copytree(_MADE[key], ws.root, dirs_exist_ok=True)
-    ws.__dict__.pop("plan", None)  # the plan names the id column now
+    _made_once(
+        ws, "register_split_train", arguments, lambda w: _register_split_train(w, *arguments)
+    )
     return ws
 
 
@@ -427,17 +415,44 @@ def _register_split_train(
     return ws
 
 
-_MADE: dict[str, Path] = {}
-"""Projects made by :func:`register_split_train` in this test process, by what they were made
-from (see :func:`_made_key`); removed when the session ends."""
+_MADE: dict[str, tuple[Path, Any]] = {}
+"""Projects made by :func:`_made_once` in this test process, by what they were made from
+(see :func:`_made_key`), with what making them returned; removed when the session ends."""
+
+
+def _made_once(
+    ws: Workspace, helper: str, arguments: tuple[Any, ...], make: Callable[[Workspace], T]
+) -> T:
+    """``make(ws)``, done for real in a copy of the project the first time this test process
+    meets the same project (files and store) and ``arguments``, and copied into ``ws``'s
+    project every time (so ``ws`` itself has not opened its store). A project that cannot be
+    copied so (see :func:`_made_key`) is made in place."""
+    key = _made_key(ws, helper, arguments)
+    if key is None:
+        return make(ws)
+    if key not in _MADE:
+        made = Path(tempfile.mkdtemp(prefix="mlplan-made-"))
+        shutil.copytree(ws.root, made, dirs_exist_ok=True)
+        making = Workspace(made)
+        try:
+            _MADE[key] = (made, make(making))
+        finally:
+            making.close()
+    made, result = _MADE[key]
+    shutil.copytree(made, ws.root, dirs_exist_ok=True)
+    ws.__dict__.pop("plan", None)  # the plan may have been edited
+    return cast(T, result)
 
 
 def _made_key(ws: Workspace, helper: str, arguments: tuple[Any, ...]) -> str | None:
     """What ``helper(ws, *arguments)`` makes depends on: every file of the project (its plan,
-    but for the random project key that each plan rendered gets; its data) and the arguments.
-    None where its result cannot be copied from an earlier one: a store elsewhere than the
-    project's own SQLite file, or one that holds anything yet."""
-    if not _nothing_stored(ws):
+    but for the random project key that each plan rendered gets; its data; its store) and the
+    arguments. None where the project cannot be copied: its store is elsewhere than its own
+    SQLite file, or is open (``ws`` opened it, or something else holds a journal beside it)."""
+    elsewhere = ws._store_url or ws._given_store or os.environ.get("MLPLAN_STORE_URL")
+    if elsewhere or os.environ.get("MLPLAN_ARTIFACTS_DIR") or "store" in ws.__dict__:
+        return None
+    if list((ws.root / ".mlplan").glob("store.db-*")):
         return None
     digest = hashlib.sha256(repr((helper, arguments)).encode())
     for path in sorted(ws.root.rglob("*")):
@@ -450,23 +465,11 @@ def _made_key(ws: Workspace, helper: str, arguments: tuple[Any, ...]) -> str | N
     return digest.hexdigest()
 
 
-def _nothing_stored(ws: Workspace) -> bool:
-    """Whether ``ws`` is on its project's own SQLite store and nothing is stored there yet:
-    there is no store, or only the new one that :func:`sqlite_ws` began with."""
-    elsewhere = ws._store_url or ws._given_store or os.environ.get("MLPLAN_STORE_URL")
-    if elsewhere or os.environ.get("MLPLAN_ARTIFACTS_DIR") or "store" in ws.__dict__:
-        return False
-    state = ws.root / ".mlplan"
-    found = [p for p in state.rglob("*") if p.is_file()] if state.exists() else []
-    new = state / "store.db"
-    return not found or (found == [new] and filecmp.cmp(new, _migrated_sqlite_store(), False))
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _made_projects() -> Iterator[None]:
     """Remove the projects and the store made once, when the test process ends."""
     yield
-    for made in _MADE.values():
+    for made, _ in _MADE.values():
         shutil.rmtree(made, ignore_errors=True)
     for store in _MIGRATED:
         shutil.rmtree(store.parents[1], ignore_errors=True)
@@ -474,7 +477,14 @@ def _made_projects() -> Iterator[None]:
 
 def evaluated(ws: Workspace, model: str = "logistic-1", *, by: str = "Priya") -> str:
     """Evaluate ``model`` (no bootstrap) so that it may be deployed: when a gate fails, the
-    plan's deploy role approves that evaluation. The package version evaluated."""
+    plan's deploy role approves that evaluation. The package version evaluated.
+
+    Done for real once per test process for each project and arguments, as
+    :func:`register_split_train` is (a report is rendered: seconds each time)."""
+    return _made_once(ws, "evaluated", (model, by), lambda w: _evaluated(w, model, by))
+
+
+def _evaluated(ws: Workspace, model: str, by: str) -> str:
     from mlplan.evaluation import evaluate
     from mlplan.workspace import DEPLOY_GATE, approve
 
