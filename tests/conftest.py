@@ -4,17 +4,19 @@ a real PostgreSQL server that this test session starts (and stops) itself."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
@@ -33,6 +35,7 @@ from mlplan.workspace import Workspace
 os.environ["COLUMNS"] = "200"
 
 REPO = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 # Property tests draw the same examples on every run (deterministic, as all our tests) and
 # keep no example database in the working tree.
@@ -317,15 +320,38 @@ def project_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def ws(project_dir: Path, store_url: str) -> Iterator[Workspace]:
-    """The project's workspace, on each store backend."""
+    """The project's workspace, on each store backend (on SQLite, its store file begins as a
+    copy of a new one that was migrated once per test process)."""
+    if store_url.startswith("sqlite:///"):
+        shutil.copyfile(_migrated_sqlite_store(), store_url.removeprefix("sqlite:///"))
     workspace = Workspace(project_dir, store_url=store_url)
     yield workspace
     workspace.close()
 
 
+_MIGRATED: list[Path] = []
+
+
+def _migrated_sqlite_store() -> Path:
+    """A new SQLite store file, migrated to the head revision as opening one does (made once
+    per test process: migrating from nothing was a third of a second of every test on ``ws``),
+    and closed; removed with the projects made once."""
+    if not _MIGRATED:
+        from mlplan.store import open_store
+
+        folder = Path(tempfile.mkdtemp(prefix="mlplan-migrated-"))
+        open_store(folder).close()
+        (made,) = (folder / ".mlplan").glob("store.db*")  # no journal left beside it
+        _MIGRATED.append(made)
+    return _MIGRATED[0]
+
+
 @pytest.fixture
 def sqlite_ws(project_dir: Path) -> Iterator[Workspace]:
-    """The project's workspace on its default SQLite store."""
+    """The project's workspace on its default SQLite store (which begins as a copy of a new
+    one that was migrated once per test process)."""
+    (project_dir / ".mlplan").mkdir(exist_ok=True)
+    shutil.copyfile(_migrated_sqlite_store(), project_dir / ".mlplan" / "store.db")
     workspace = Workspace(project_dir)
     yield workspace
     workspace.close()
@@ -357,7 +383,26 @@ def register_split_train(
 ) -> Workspace:
     """The usual start of a test about a later stage: the plan's dataset registered (with
     its ``id_column``), split (stratified by the target, seeded) and, unless ``family`` is
-    None, one model trained (``logistic-1`` by default)."""
+    None, one model trained (``logistic-1`` by default).
+
+    Done for real once per test process for each project (its files, its store) and
+    arguments, and copied from there afterwards: most tests of a later stage begin so, and this
+    was most of their setup (see :func:`_made_once`)."""
+    arguments = (dataset, id_column, stratify, seed, family)
+    _made_once(
+        ws, "register_split_train", arguments, lambda w: _register_split_train(w, *arguments)
+    )
+    return ws
+
+
+def _register_split_train(
+    ws: Workspace,
+    dataset: str,
+    id_column: str | None,
+    stratify: str | None,
+    seed: int,
+    family: str | None,
+) -> Workspace:
     from mlplan.data import register_dataset, split_dataset
     from mlplan.modeling import train_model
 
@@ -370,9 +415,76 @@ def register_split_train(
     return ws
 
 
+_MADE: dict[str, tuple[Path, Any]] = {}
+"""Projects made by :func:`_made_once` in this test process, by what they were made from
+(see :func:`_made_key`), with what making them returned; removed when the session ends."""
+
+
+def _made_once(
+    ws: Workspace, helper: str, arguments: tuple[Any, ...], make: Callable[[Workspace], T]
+) -> T:
+    """``make(ws)``, done for real in a copy of the project the first time this test process
+    meets the same project (files and store) and ``arguments``, and copied into ``ws``'s
+    project every time (so ``ws`` itself has not opened its store). A project that cannot be
+    copied so (see :func:`_made_key`) is made in place."""
+    key = _made_key(ws, helper, arguments)
+    if key is None:
+        return make(ws)
+    if key not in _MADE:
+        made = Path(tempfile.mkdtemp(prefix="mlplan-made-"))
+        shutil.copytree(ws.root, made, dirs_exist_ok=True)
+        making = Workspace(made)
+        try:
+            _MADE[key] = (made, make(making))
+        finally:
+            making.close()
+    made, result = _MADE[key]
+    shutil.copytree(made, ws.root, dirs_exist_ok=True)
+    ws.__dict__.pop("plan", None)  # the plan may have been edited
+    return cast(T, result)
+
+
+def _made_key(ws: Workspace, helper: str, arguments: tuple[Any, ...]) -> str | None:
+    """What ``helper(ws, *arguments)`` makes depends on: every file of the project (its plan,
+    but for the random project key that each plan rendered gets; its data; its store) and the
+    arguments. None where the project cannot be copied: its store is elsewhere than its own
+    SQLite file, or is open (``ws`` opened it, or something else holds a journal beside it)."""
+    elsewhere = ws._store_url or ws._given_store or os.environ.get("MLPLAN_STORE_URL")
+    if elsewhere or os.environ.get("MLPLAN_ARTIFACTS_DIR") or "store" in ws.__dict__:
+        return None
+    if list((ws.root / ".mlplan").glob("store.db-*")):
+        return None
+    digest = hashlib.sha256(repr((helper, arguments)).encode())
+    for path in sorted(ws.root.rglob("*")):
+        if path.is_file():
+            content = path.read_bytes()
+            if path == ws.plan_path:  # the copy brings the made project's key, in step
+                content = re.sub(rb'(?m)^(  key: )"[0-9a-f]+"', rb"\1", content)
+            digest.update(f"\0{path.relative_to(ws.root)}\0".encode())
+            digest.update(content)
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _made_projects() -> Iterator[None]:
+    """Remove the projects and the store made once, when the test process ends."""
+    yield
+    for made, _ in _MADE.values():
+        shutil.rmtree(made, ignore_errors=True)
+    for store in _MIGRATED:
+        shutil.rmtree(store.parents[1], ignore_errors=True)
+
+
 def evaluated(ws: Workspace, model: str = "logistic-1", *, by: str = "Priya") -> str:
     """Evaluate ``model`` (no bootstrap) so that it may be deployed: when a gate fails, the
-    plan's deploy role approves that evaluation. The package version evaluated."""
+    plan's deploy role approves that evaluation. The package version evaluated.
+
+    Done for real once per test process for each project and arguments, as
+    :func:`register_split_train` is (a report is rendered: seconds each time)."""
+    return _made_once(ws, "evaluated", (model, by), lambda w: _evaluated(w, model, by))
+
+
+def _evaluated(ws: Workspace, model: str, by: str) -> str:
     from mlplan.evaluation import evaluate
     from mlplan.workspace import DEPLOY_GATE, approve
 

@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from tests.conftest import edit_plan, ok
-from tests.modeling.conftest import sequence_workspace
+from tests.modeling.conftest import WINDOW, sequence_workspace
 
 from mlplan.lineage import lineage
 from mlplan.modeling import ModelInfo, get_model, train_model
@@ -116,7 +116,7 @@ def test_a_gpu_trains_and_the_package_is_the_same_as_from_the_cpu(tmp_path: Path
             artifacts.path(on_gpu.package["model.onnx"]).read_bytes(),
             providers=["CPUExecutionProvider"],
         )
-        (out,) = session.run(None, {"window": np.full((2, 12, 2), 50.0, np.float32)})
+        (out,) = session.run(None, {"window": np.full((2, WINDOW, 2), 50.0, np.float32)})
         assert out.shape == (2, 1) and np.isfinite(out).all()
         state = torch.load(artifacts.path(on_gpu.package["native.pt"]), weights_only=True)
         assert {t.device.type for t in state.values()} == {"cpu"}

@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import pyarrow as pa
 import pytest
-from tests.modeling.conftest import sequence_series, sequence_workspace
+from tests.modeling.conftest import WINDOW, sequence_series, sequence_workspace
 
 from mlplan.errors import DataError, UsageError
 from mlplan.modeling import compare_models, get_model, train_model
@@ -32,10 +32,12 @@ def test_forecasting_trains_gbt_on_window_features_and_a_gru(forecast_ws: Worksp
     assert (baseline.family, baseline.baseline) == ("gbt", True)
     spec = baseline.features
     assert spec["kind"] == "window" and spec["channels"] == ["load", "temperature"]
-    assert (spec["length"], spec["horizon"]) == (12, 1)
+    assert (spec["length"], spec["horizon"]) == (WINDOW, 1)
     assert "state" in spec["excluded"]
-    # The first 12 rows in time order have no full history: they are no example.
-    assert sum(baseline.metrics[s]["rows"] for s in ("train", "valid", "test")) == 360 - 12
+    # The first WINDOW rows in time order have no full history, and the row whose load is
+    # missing (t = 7) has nothing to predict: they are no example.
+    examples = sum(baseline.metrics[s]["rows"] for s in ("train", "valid", "test"))
+    assert examples == 360 - WINDOW - 1
     assert baseline.parity["passed"]
     rnn = train_model(forecast_ws, family="rnn")
     assert rnn.parity["passed"] and rnn.parity["max_abs_diff"] <= 1e-3
@@ -48,9 +50,9 @@ def test_forecasting_trains_gbt_on_window_features_and_a_gru(forecast_ws: Worksp
     artifacts = forecast_ws.store.artifacts
     signature = json.loads(artifacts.path(rnn.package["signature.json"]).read_text())
     (window,) = signature["inputs"]
-    assert window["shape"] == [None, 12, 2] and window["time_column"] == "t"
+    assert window["shape"] == [None, WINDOW, 2] and window["time_column"] == "t"
     session = ort.InferenceSession(artifacts.path(rnn.package["model.onnx"]).read_bytes())
-    x = np.full((3, 12, 2), 50.0, dtype=np.float32)
+    x = np.full((3, WINDOW, 2), 50.0, dtype=np.float32)
     x[0, 3, 1] = np.nan
     (out,) = session.run(None, {"window": x})
     assert out.shape == (3, 1) and np.isfinite(out).all()
@@ -92,7 +94,7 @@ def test_sequence_classification_reads_the_features_up_to_the_row(
         session = ort.InferenceSession(
             ws.store.artifacts.path(rnn.package["model.onnx"]).read_bytes()
         )
-        labels, proba = session.run(None, {"window": np.zeros((2, 12, 2), np.float32)})
+        labels, proba = session.run(None, {"window": np.zeros((2, WINDOW, 2), np.float32)})
         assert set(labels) <= {"day", "night"} and proba.shape == (2, 2)
         with pytest.raises(UsageError, match="family 'linear' does not fit a sequence task"):
             train_model(ws, family="linear")
@@ -104,11 +106,12 @@ def test_bad_sequence_plans_are_refused(tmp_path: Path) -> None:
     ws = sequence_workspace(tmp_path, f"sqlite:///{tmp_path}/store.db", target="load")
     try:
         text = ws.plan_path.read_text()
-        ws.plan_path.write_text(text.replace("  window: 12", "  window: 400"))
+        window = f"  window: {WINDOW}"
+        ws.plan_path.write_text(text.replace(window, "  window: 400"))
         ws.__dict__.pop("plan", None)
         with pytest.raises(DataError, match="window 400 \\+ horizon 1 is longer than the 360"):
             train_model(ws, baseline=True)
-        ws.plan_path.write_text(text.replace("  window: 12", "  window: 12\n  horizon: 0"))
+        ws.plan_path.write_text(text.replace(window, f"{window}\n  horizon: 0"))
         ws.__dict__.pop("plan", None)
         with pytest.raises(DataError, match=r"forecasting needs modeling\.horizon >= 1"):
             train_model(ws, baseline=True)

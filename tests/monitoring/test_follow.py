@@ -180,9 +180,14 @@ _WRITE = st.one_of(
 _ROUNDS = st.lists(st.lists(_WRITE, min_size=1, max_size=5), min_size=2, max_size=4)
 """Rounds of writes, each followed by a poll."""
 
+# The first 12 examples drawn (the same ones on every run) hold every kind of write, each
+# kind of feedback, all three writers, compactions before and after restarts, and two to
+# four rounds with up to 19 writes; the 13 more that 25 drew were variations of those (three
+# of them feedback with no prediction to name, which writes nothing) at twice the time.
+
 
 @settings(
-    max_examples=25,
+    max_examples=12,
     derandomize=True,
     database=None,
     deadline=None,
