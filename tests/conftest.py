@@ -591,3 +591,13 @@ modeling:
     register_dataset(ws, "rows")
     split_dataset(ws, "rows", seed=1)
     return ws
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[Any]:
+    """A real local Ray cluster of two CPUs for one test module, shut down after it."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pickle
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,15 +94,6 @@ def _assert_within_bounds(table: pa.Table, column: dict[str, Any], name: str) ->
         error = sketched["top"]["count_error"]
         for top in column["top"]:
             assert counts[top["value"]] - error <= top["count"] <= counts[top["value"]], name
-
-
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[Any]:
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ in parallel on a real local Ray cluster, with the same results as in-process."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +20,6 @@ def split_ws(sqlite_ws: Workspace) -> Workspace:
     register_dataset(sqlite_ws, "customers")
     split_dataset(sqlite_ws, "customers", stratify="churned", seed=1)
     return sqlite_ws
-
-
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[Any]:
-    """A real local Ray cluster of two CPUs for this module."""
-    ray = pytest.importorskip("ray", reason="the ray extra is part of make test")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
 
 
 def test_tuning_is_seeded_and_recorded(split_ws: Workspace) -> None:

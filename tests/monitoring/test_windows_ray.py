@@ -5,25 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from tests.monitoring.conftest import DAY, traffic
 from typer.testing import CliRunner
 
 from mlplan.cli import app
 from mlplan.monitoring import monitor, stored_windows
 from mlplan.workspace import Workspace
-
-
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[Any]:
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
 
 
 def test_windows_measured_on_ray_are_the_local_windows(

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -172,15 +171,6 @@ def test_score_from_the_command_line(served: Workspace, tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     assert (report["rows"], report["engine"]) == (300, "local")
     assert (served.root / "scored.csv").exists()
-
-
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[Any]:
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
 
 
 @pytest.mark.slow
