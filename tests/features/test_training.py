@@ -82,3 +82,15 @@ def test_a_feature_reading_the_target_is_refused(sqlite_ws: Workspace) -> None:
     ws = _with_features(sqlite_ws, "\nfeatures:\n  leak: churned * 2\n")
     with pytest.raises(DataError, match=r"feature 'leak' reads the target 'churned'"):
         register_split_train(ws, family="logistic")
+
+
+def test_a_packages_features_are_checked_on_the_columns_they_read_alone(
+    sqlite_ws: Workspace, cli: Any
+) -> None:
+    # The package takes age, gender and region too; its feature reads charges alone.
+    plan = sqlite_ws.plan_path
+    plan.write_text(plan.read_text() + "\nfeatures:\n  half_charges: charges / 2\n")
+    sqlite_ws.__dict__.pop("plan", None)
+    register_split_train(sqlite_ws, family="logistic")
+    checked = json.loads(ok(cli("features", "check", "logistic-1", "--json")).stdout)
+    assert checked["passed"] and checked["features"] == ["half_charges"]

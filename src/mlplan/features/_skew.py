@@ -140,7 +140,7 @@ def check_skew(
     """
     ort = require("onnxruntime", extra="models", purpose="checking features for skew")
     by_sql = fitted.transform(table)
-    graph = fitted.graph() if graph is None else _exposed(graph, fitted.names)
+    graph = fitted.graph() if graph is None else _exposed(graph, fitted.names, fitted.types)
     session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
     wanted = [o.name for o in session.get_outputs() if o.name in fitted.names]
     feeds = onnx_inputs(table, fitted.types)
@@ -165,20 +165,24 @@ def check_skew(
     return SkewReport(wanted, {source: table.num_rows}, mismatches, differing)
 
 
-def _exposed(graph: bytes, names: Sequence[str]) -> bytes:
-    """``graph`` (a package's, say) with the derived features it computes inside made
-    outputs too, so that they can be read; a package leaves out those its model does not
-    read (screened out before training)."""
+def _exposed(graph: bytes, names: Sequence[str], columns: Mapping[str, ColumnType]) -> bytes:
+    """The part of ``graph`` (a package's, say) that computes the derived features from the
+    columns they read, with those features as its outputs: the package's other inputs are
+    not needed to read them. A package leaves out the features its model does not read
+    (screened out before training)."""
     onnx = require("onnx", extra="models", purpose="checking features for skew")
     model = onnx.load_from_string(graph)
     made = {o for node in model.graph.node for o in node.output}
-    present = {o.name for o in model.graph.output}
-    for name in names:
-        if name in made and name not in present:
-            model.graph.output.append(
+    outputs = [name for name in names if name in made]
+    inputs = [i.name for i in model.graph.input if i.name in columns]
+    typed = {v.name for v in [*model.graph.value_info, *model.graph.output]}
+    for name in outputs:  # each derived feature: float32 [n, 1], as the features' graph made it
+        if name not in typed:
+            model.graph.value_info.append(
                 onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [None, 1])
             )
-    return bytes(model.SerializeToString())
+    part = onnx.utils.Extractor(model).extract_model(inputs, outputs)
+    return bytes(part.SerializeToString())
 
 
 def logged_rows(inputs: Sequence[str | None], types: Mapping[str, ColumnType]) -> pa.Table:
