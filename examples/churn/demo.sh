@@ -143,8 +143,8 @@ echo "(the monitoring section took $((SECONDS - monitoring_started)) s)"
 # ── The retraining loop: the drift alert runs the pipeline on the newest data ──────────────
 step "January's export lands where the plan reads it (north's prices up by 40 there too)" \
   cp data/customers_2027-01.csv data/customers.csv
-step "The class-weight experiment is over (dropped from the plan), and the team defines derived features once in it, for the next model" \
-  bash -c "sed -i '/class_weight: balanced/d' mlplan.yaml && cat '$here/features.yaml' >> mlplan.yaml && sed -n '/^features:/,\$p' mlplan.yaml"
+step "The class-weight experiment is over (dropped from the plan); retraining keeps the family in production; and the team defines derived features once in the plan" \
+  bash -c "sed -i -e '/class_weight: balanced/d' -e 's/^  families: \[logistic, gbt\]/  families: [gbt]/' mlplan.yaml && cat '$here/features.yaml' >> mlplan.yaml && grep -n 'families:' mlplan.yaml && sed -n '/^features:/,\$p' mlplan.yaml"
 step "What the alert would start, step by step, and why (nothing recorded)" \
   "$mlplan" run --if-alerted --dry-run
 step "The input-drift alert starts the pipeline: new data version, split, train, compare, evaluate, gates" \
