@@ -191,6 +191,12 @@ def test_a_better_model_later_enters_the_plans_rollout_and_never_replaces_produc
     assert route.candidate == deploy.outputs["model"] and route.state == "pending"
     # Run again while it rolls out: nothing new is started.
     assert run_pipeline(ran).steps[-1].state == "cached"
+    # Promoted, it is what the candidate was held against: its evaluation still stands.
+    from mlplan.rollout import move_rollout
+
+    move_rollout(ran, "production", "promote", by="Priya", note="for the test")
+    assert deployment_route(ran, "production").model == deploy.outputs["model"]
+    assert {s.state for s in run_pipeline(ran).steps} == {"cached"}
 
 
 def test_steps_are_chosen_with_what_they_need_and_bad_options_are_refused(

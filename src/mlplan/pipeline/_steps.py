@@ -20,6 +20,7 @@ from mlplan.data import (
 )
 from mlplan.errors import CheckFailedError, DataError, DeploymentNotFoundError, UsageError
 from mlplan.modeling import get_model
+from mlplan.store import RunRecord
 from mlplan.workspace import DEPLOY_GATE, Workspace, deployment_route, list_approvals
 
 __all__ = ["STEPS", "Engine", "Outputs", "Step", "step_named"]
@@ -331,7 +332,7 @@ def _evaluate_inputs(ws: Workspace, done: Mapping[str, Outputs]) -> dict[str, An
     return {
         "model": best,
         "sha256": get_model(ws, best).package_sha256,
-        "deployed": _deployed(ws, best),  # held against it, per slice value
+        "deployed": _held_against(ws, best, get_model(ws, best).package_sha256),
         "metrics": _dump(plan.metrics),
         "slices": [_dump(s) for s in plan.slices],
         "risks": None if plan.risks is None else [_dump(r) for r in plan.risks],
@@ -378,14 +379,28 @@ def _against_production(report: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _deployed(ws: Workspace, candidate: str) -> str | None:
-    """The model the pipeline's deployment serves now, if any other than ``candidate`` (or a
-    package version of it: once the pipeline deployed its candidate, its evaluation stands)."""
+def _held_against(ws: Workspace, candidate: str, sha256: str) -> str | None:
+    """The model the candidate is held against, per slice value: the one the pipeline's
+    deployment serves now. Once the candidate itself (a package version of it) is deployed,
+    the model it was held against when it was evaluated, so that its own rollout does not
+    make its evaluation stale."""
     try:
         deployed = deployment_route(ws, ws.plan.pipeline.deployment).model
     except DeploymentNotFoundError:
         return None
-    return None if deployed.split("@")[0] == candidate.split("@")[0] else deployed
+    if deployed.split("@")[0] != candidate.split("@")[0]:
+        return deployed
+    with ws.store.transaction() as session:
+        for run in session.scalars(
+            ws.select(RunRecord)
+            .where(RunRecord.job == "pipeline evaluate", RunRecord.status == "completed")
+            .order_by(RunRecord.started_at.desc())
+        ):
+            held = run.parameters.get("inputs") or {}
+            if held.get("model") == candidate and held.get("sha256") == sha256:
+                found = held.get("deployed")
+                return None if found is None else str(found)
+    return None
 
 
 def _approvals_of(ws: Workspace, model: str) -> list[int]:
