@@ -6,13 +6,15 @@ passes enters the plan's rollout, never production directly."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlplan.monitoring import Alert, list_alerts
 from mlplan.pipeline._history import list_pipeline_runs
 from mlplan.pipeline._run import PipelineResult, run_pipeline
 from mlplan.pipeline._steps import Engine
 from mlplan.workspace import Workspace, close_crashed_runs
+
+if TYPE_CHECKING:
+    from mlplan.monitoring import Alert
 
 __all__ = ["Retraining", "retrain_if_alerted", "retraining_alert"]
 
@@ -43,6 +45,8 @@ def retraining_alert(ws: Workspace) -> tuple[Alert | None, str]:
     it). A run that answered it and still runs answers it (a second is refused anyway while
     the first runs).
     """
+    from mlplan.monitoring import list_alerts  # heavy: only when asked about alerts
+
     plan = ws.plan
     close_crashed_runs(ws, found_by="mlplan run --if-alerted")  # a dead run answers nothing
     # An alert names its rule FAMILY.NAME; the plan may name it either way.
