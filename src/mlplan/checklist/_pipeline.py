@@ -14,10 +14,7 @@ def _when(run: PipelineRunInfo) -> str:
 
 
 def _steps(run: PipelineRunInfo) -> str:
-    counts: dict[str, int] = {}
-    for step in run.steps:
-        counts[step.state] = counts.get(step.state, 0) + 1
-    return ", ".join(f"{n} {state}" for state, n in counts.items()) or "no steps"
+    return ", ".join(f"{n} {state}" for state, n in run.counts.items()) or "no steps"
 
 
 def _transform(context: StatusContext) -> str:

@@ -164,10 +164,7 @@ def _render(result: PipelineResult) -> None:
     for step in result.steps:
         if step.state == "failed":
             console.print(f"[red]✗ {step.step}:[/] {esc(step.reason)}")
-    counts: dict[str, int] = {}
-    for step in result.steps:
-        counts[step.state] = counts.get(step.state, 0) + 1
-    said = ", ".join(f"{n} {state}" for state, n in counts.items())
+    said = ", ".join(f"{n} {state}" for state, n in result.counts.items())
     if result.dry_run:
         console.print(f"Dry run: {said}; nothing was recorded.")
     else:
@@ -237,9 +234,6 @@ def pipeline_runs(
         return
     table = Table("run", "started", "trigger", "state", "steps", "why")
     for run in runs:
-        states: dict[str, int] = {}
-        for step in run.steps:
-            states[step.state] = states.get(step.state, 0) + 1
         trigger = run.trigger + (
             f" ({run.scheduler['name']})" if run.scheduler else
             f" (alert {run.alert['id']})" if run.alert else ""
@@ -249,7 +243,7 @@ def pipeline_runs(
             f"{run.started_at:%Y-%m-%d %H:%M}",
             esc(trigger),
             esc(run.state),
-            ", ".join(f"{n} {s}" for s, n in states.items()),
+            ", ".join(f"{n} {s}" for s, n in run.counts.items()),
             esc(run.note or ""),
         )
     console.print(table)

@@ -4,6 +4,7 @@ ended, and its steps."""
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
@@ -65,6 +66,12 @@ class PipelineRunInfo:
     def scheduled(self) -> bool:
         """Whether a scheduler started it."""
         return self.trigger == "schedule"
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many of its recorded steps ended in each state, in the order states first
+        came."""
+        return dict(Counter(s.state for s in self.steps))
 
     @property
     def failed_step(self) -> PipelineStepInfo | None:

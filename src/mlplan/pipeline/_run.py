@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
@@ -84,6 +85,11 @@ class PipelineResult:
     dry_run: bool
     steps: list[StepResult] = field(default_factory=list)
     seconds: float = 0.0
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many steps ended in each state, in the order states first came."""
+        return dict(Counter(s.state for s in self.steps))
 
     @property
     def ok(self) -> bool:

@@ -329,10 +329,11 @@ def _compare_run(ws: Workspace, done: Mapping[str, Outputs], engine: Engine, by:
 def _evaluate_inputs(ws: Workspace, done: Mapping[str, Outputs]) -> dict[str, Any]:
     plan = ws.plan
     best = done["compare"]["best"]
+    sha256 = get_model(ws, best).package_sha256
     return {
         "model": best,
-        "sha256": get_model(ws, best).package_sha256,
-        "deployed": _held_against(ws, best, get_model(ws, best).package_sha256),
+        "sha256": sha256,
+        "deployed": _held_against(ws, best, sha256),
         "metrics": _dump(plan.metrics),
         "slices": [_dump(s) for s in plan.slices],
         "risks": None if plan.risks is None else [_dump(r) for r in plan.risks],
