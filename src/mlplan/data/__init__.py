@@ -13,7 +13,14 @@ from mlplan.data._metadata import METADATA_FIELDS, describe_dataset, effective_m
 from mlplan.data._plancheck import check_plan_against_data
 from mlplan.data._privacy import REDACTED, pii_reason, redact_profile, suspected_pii
 from mlplan.data._profile import QUANTILES, Profiler, column_kind, profile_table
-from mlplan.data._ray import Engine, check_engine, ray_data_context, ray_results, ray_session
+from mlplan.data._ray import (
+    Engine,
+    check_engine,
+    parquet_parts,
+    ray_data_context,
+    ray_results,
+    ray_session,
+)
 from mlplan.data._read import (
     ContentHash,
     DataFormat,
@@ -25,6 +32,7 @@ from mlplan.data._read import (
     detect_format,
     list_images,
     read_table,
+    row_group_runs,
     scan_table,
     sniff_decimal,
     sniff_delimiter,
@@ -110,6 +118,7 @@ __all__ = [
     "load_split",
     "load_table",
     "metadata_rows",
+    "parquet_parts",
     "pii_reason",
     "profile_images",
     "profile_table",
@@ -120,6 +129,7 @@ __all__ = [
     "read_table",
     "redact_profile",
     "register_dataset",
+    "row_group_runs",
     "sandboxed_duckdb",
     "scan_data",
     "scan_table",

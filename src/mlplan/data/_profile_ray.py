@@ -8,7 +8,8 @@ Each block's profile is sent back pickled, with its first rows: the driver holds
 profile at a time, never the rows. A CSV file is read with the types the local engine reads
 it with (sampled from the file's start, a column widened when a later value does not fit),
 and refused for the same faults (a ragged row, a quote never closed) with the same messages.
-A Parquet file is read by row groups, in parallel; a CSV file as one stream (Ray Data splits
+A Parquet file is read by runs of row groups, in parallel, and merged in the file's order
+(Ray Data's own reader hands row groups back out of it); a CSV file as one stream (Ray Data splits
 no CSV file), its blocks profiled in parallel. JSON lines are read whole by the local engine,
 which types them from every line: they are not profiled on Ray.
 
@@ -29,7 +30,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from mlplan.data._profile import Profiler
-from mlplan.data._ray import ray_data_context, ray_session
+from mlplan.data._ray import parquet_parts, ray_data_context, ray_session
 from mlplan.data._read import (
     _CSV_BLOCK,
     _GROUP_ROWS,
@@ -88,8 +89,12 @@ def profile_on_ray(
         # The local engine's schema: strings dictionary-encoded, as Parquet stores them.
         schema = pq.ParquetFile(path, read_dictionary=strings).schema_arrow
         try:
-            dataset = ray.data.read_parquet(str(path))
-            profiler, head = _merged(dataset, schema, hidden, batch_rows)
+            read = functools.partial(
+                _profile_row_groups, path=str(path), strings=strings, schema=schema, private=hidden
+            )
+            parts = parquet_parts(ray, path, batch_rows)
+            profiles = parts.map_batches(read, batch_format="pyarrow", batch_size=1)
+            profiler, head = _collected(profiles, schema, hidden)
         except Exception as exc:
             raise DataError(f"{path}: cannot be read as parquet: {_reason(exc)}") from None
     else:
@@ -154,6 +159,13 @@ def _merged(
     first rows kept from the first batches."""
     partial = functools.partial(_profile_block, schema=schema, private=private)
     profiles = dataset.map_batches(partial, batch_format="pyarrow", batch_size=batch_rows)
+    return _collected(profiles, schema, private)
+
+
+def _collected(
+    profiles: Any, schema: pa.Schema, private: tuple[str, ...]
+) -> tuple[Profiler, pa.Table]:
+    """The partial profiles (a dataset of ``profile`` and ``head``) merged in their order."""
     profiler = Profiler(schema, threads=1, private=private)
     heads: list[pa.Table] = []
     kept = 0
@@ -168,6 +180,19 @@ def _merged(
                 kept += rows.num_rows
     head = pa.concat_tables(heads) if heads else schema.empty_table()
     return profiler, head
+
+
+def _profile_row_groups(
+    parts: pa.Table, *, path: str, strings: list[str], schema: pa.Schema, private: tuple[str, ...]
+) -> pa.Table:
+    """Each run of row groups in ``parts`` read (strings dictionary-encoded, as the local
+    engine reads them) and profiled (run on a Ray worker)."""
+    profiled = []
+    with pq.ParquetFile(path, read_dictionary=strings) as parquet:
+        for run in parts.column("row_groups").to_pylist():
+            table = parquet.read_row_groups(run)
+            profiled.append(_profile_block(table, schema=schema, private=private))
+    return pa.concat_tables(profiled)
 
 
 def _profile_block(table: pa.Table, *, schema: pa.Schema, private: tuple[str, ...]) -> pa.Table:
