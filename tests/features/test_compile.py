@@ -74,6 +74,9 @@ FEATURES = {
     "power": "age ** 0.5 + income ** 2",
     "modulo": "visits % 3 - age % -7",
     "centred": "income - mean(income) + std(income) * 0 + max(age) - min(age)",
+    # Conditions nested: comparisons, not, a feature and a number read as true when non-zero.
+    "nested": "where(income > 5 and not (age < 30 or plan_missing), log_income, 0)",
+    "not_income": "not income or income != age",
 }
 
 

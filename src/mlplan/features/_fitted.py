@@ -170,8 +170,15 @@ class FittedFeatures:
         out: dict[str, np.ndarray] = {}
         with np.errstate(over="ignore"):  # beyond float32: inf, as the graph's Cast
             for name in self.names:
-                column = pc.fill_null(result.column(name), float("nan")).combine_chunks()
-                out[name] = column.to_numpy(zero_copy_only=False).astype(np.float32)
+                # Each chunk rounded straight into the column (a missing value reads as NaN):
+                # no copy of the whole column in double first.
+                column = np.empty(result.num_rows, dtype=np.float32)
+                start = 0
+                for chunk in result.column(name).chunks:
+                    end = start + len(chunk)
+                    column[start:end] = chunk.to_numpy(zero_copy_only=False)
+                    start = end
+                out[name] = column
         return out
 
     def graph(self) -> bytes:

@@ -87,19 +87,49 @@ class _Builder:
     def double(self, x: str) -> str:
         return self.node("Cast", [x], to=self.onnx.TensorProto.DOUBLE)
 
-    def missing_or(self, parts: Sequence[str], value: str) -> str:
-        """``value`` where no part is NaN, else NaN."""
-        varying = [p for p in parts if p not in self.fixed]
+    def mask(self, parts: Sequence[str]) -> str | None:
+        """True where any of ``parts`` is NaN (None when none of them can be)."""
+        varying = sorted({p for p in parts if p not in self.fixed})  # sorted: shared more
         if not varying:
-            return value
+            return None
         nan = self.node("IsNaN", [varying[0]])
         for part in varying[1:]:
             nan = self.node("Or", [nan, self.node("IsNaN", [part])])
-        return self.node("Where", [nan, self.const(float("nan")), value])
+        return nan
 
-    def truth(self, x: str) -> str:
-        """Non-zero as true (a NaN too: every caller tests for it apart)."""
-        return self.node("Cast", [x], to=self.onnx.TensorProto.BOOL)
+    def missing_or(self, parts: Sequence[str], value: str) -> str:
+        """``value`` where no part is NaN, else NaN."""
+        nan = self.mask(parts)
+        return value if nan is None else self.node("Where", [nan, self.const(float("nan")), value])
+
+    def flag(self, test: str, parts: Sequence[str]) -> str:
+        """A boolean as 1.0 or 0.0, NaN where a part is: one node a flag, the two choices
+        shared by every flag of the same parts (a graph scoring one row costs per node)."""
+        if self.mask(parts) is None:
+            return self.double(test)
+        one = self.missing_or(parts, self.const(1.0))
+        zero = self.missing_or(parts, self.const(0.0))
+        return self.node("Where", [test, one, zero])
+
+    def condition(self, part: Expression) -> tuple[str, tuple[str, ...]]:
+        """``part`` as a boolean tensor, and the values whose NaN makes it missing. A
+        comparison or a logical operator stays boolean (no double between them); any other
+        value is true when non-zero (a NaN too: it is missing by its parts all the same)."""
+        if isinstance(part, Binary) and (part.op in _COMPARISONS or part.op == "!="):
+            a, b = self.expr(part.left), self.expr(part.right)
+            if part.op == "!=":
+                return self.node("Not", [self.node("Equal", [a, b])]), (a, b)
+            return self.node(_COMPARISONS[part.op], [a, b]), (a, b)
+        if isinstance(part, Binary) and part.op in ("and", "or"):
+            left, left_parts = self.condition(part.left)
+            right, right_parts = self.condition(part.right)
+            op = "And" if part.op == "and" else "Or"
+            return self.node(op, [left, right]), (*left_parts, *right_parts)
+        if isinstance(part, Unary) and part.op == "not":
+            inner, parts = self.condition(part.operand)
+            return self.node("Not", [inner]), parts
+        x = self.expr(part)
+        return self.node("Cast", [x], to=self.onnx.TensorProto.BOOL), (x,)
 
     def lookup(self, column: str, table: Sequence[tuple[str, float]], default: float) -> str:
         keys = [k for k, _ in table] + [""]
@@ -125,27 +155,16 @@ class _Builder:
             return self.const(part.value)
         if isinstance(part, Name):
             return self.double(part.id)
-        if isinstance(part, Unary):
-            x = self.expr(part.operand)
-            if part.op == "-":
-                return self.node("Neg", [x])
-            is_zero = self.double(self.node("Equal", [x, self.const(0.0)]))
-            return self.missing_or([x], is_zero)
-        if isinstance(part, Binary):
+        if isinstance(part, Unary) and part.op == "-":
+            return self.node("Neg", [self.expr(part.operand)])
+        if isinstance(part, Binary) and part.op in _ARITHMETIC:
+            return self.node(_ARITHMETIC[part.op], [self.expr(part.left), self.expr(part.right)])
+        if isinstance(part, Binary) and part.op == "%":  # Python's: the sign of the divisor
             a, b = self.expr(part.left), self.expr(part.right)
-            if part.op in _ARITHMETIC:
-                return self.node(_ARITHMETIC[part.op], [a, b])
-            if part.op == "%":  # Python's: the sign of the divisor
-                floor = self.node("Floor", [self.node("Div", [a, b])])
-                return self.node("Sub", [a, self.node("Mul", [b, floor])])
-            if part.op == "!=":
-                test = self.node("Not", [self.node("Equal", [a, b])])
-            elif part.op in _COMPARISONS:
-                test = self.node(_COMPARISONS[part.op], [a, b])
-            else:
-                op = "And" if part.op == "and" else "Or"
-                test = self.node(op, [self.truth(a), self.truth(b)])
-            return self.missing_or([a, b], self.double(test))
+            floor = self.node("Floor", [self.node("Div", [a, b])])
+            return self.node("Sub", [a, self.node("Mul", [b, floor])])
+        if isinstance(part, Unary | Binary):  # a comparison, and, or, not
+            return self.flag(*self.condition(part))
         if isinstance(part, Call):
             return self.call(part)
         if isinstance(part, Analyzer):
@@ -159,7 +178,9 @@ class _Builder:
             edges = (
                 self.constants[part.edges.key] if isinstance(part.edges, Analyzer) else part.edges
             )
-            x = self.node("Reshape", [self.expr(part.x), self.const([-1, 1], np.int64)])
+            x = self.expr(part.x)
+            if x in self.fixed:  # every value that varies is [n, 1] already
+                x = self.node("Reshape", [x, self.const([-1, 1], np.int64)])
             above = self.double(self.node("GreaterOrEqual", [x, self.const(list(edges))]))
             count = self.node("ReduceSum", [above, self.const([1], np.int64)], keepdims=1)
             return self.missing_or([x], count)
@@ -175,6 +196,10 @@ class _Builder:
             if isinstance(arg, Name) and self.types.get(arg.id) == "string":
                 return self._string_missing(arg.id)
             return self.double(self.node("IsNaN", [self.expr(arg)]))
+        if f == "where":
+            test, parts = self.condition(args[0])
+            chosen = self.node("Where", [test, self.expr(args[1]), self.expr(args[2])])
+            return self.missing_or(parts, chosen)
         x = self.expr(args[0])
         if f == "log1p":
             return self.node("Log", [self.node("Add", [self.const(1.0), x])])
@@ -186,9 +211,6 @@ class _Builder:
             lo, hi = self.expr(args[1]), self.expr(args[2])
             high = self.node("Where", [self.node("Greater", [x, hi]), hi, x])
             return self.node("Where", [self.node("Less", [x, lo]), lo, high])
-        if f == "where":
-            chosen = self.node("Where", [self.truth(x), self.expr(args[1]), self.expr(args[2])])
-            return self.missing_or([x], chosen)
         assert f == "zscore"
         mean = float(self.constants[Analyzer("mean", args[0]).key])
         std = float(self.constants[Analyzer("std", args[0]).key])
