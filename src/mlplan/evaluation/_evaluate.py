@@ -160,7 +160,7 @@ def evaluate(
     subject = Subject.of_model(found)
     return _run(
         ws,
-        EvaluationInput(subject, split, prediction, part, boot, seed, out, deployment),
+        EvaluationInput(subject, split, prediction, part, boot, seed, out, deployment, engine),
         predictions_out,
     )
 

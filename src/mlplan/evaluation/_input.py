@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlplan.data import DatasetVersionInfo, SplitInfo, load_split
+from mlplan.data import DatasetVersionInfo, Engine, SplitInfo, load_split
 from mlplan.modeling import ModelInfo, Predictions, target_column, target_kind
 from mlplan.workspace import PRODUCTION, Workspace
 
@@ -108,3 +108,5 @@ class EvaluationInput:
     out: str | Path | None = None
     deployment: str = PRODUCTION
     """The deployment whose model the candidate is held against (regressions)."""
+    engine: Engine = "local"
+    """Where the rows were scored (the report is the same either way; the run says)."""

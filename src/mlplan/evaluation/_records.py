@@ -154,6 +154,8 @@ def _record(
         "seed": report["seed"],
         "threshold": (report.get("threshold") or {}).get("value"),
     }
+    if inp.engine != "local":  # runs on the local engine record what they always did
+        parameters["engine"] = inp.engine
     artifacts = ws.store.artifacts
     with artifacts.staged(), ws.record("evaluate", parameters) as run:
         if model is not None:
