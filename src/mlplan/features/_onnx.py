@@ -75,10 +75,14 @@ class _Builder:
         return self.memo[key]
 
     def const(self, value: float | Sequence[float], dtype: Any = np.float64) -> str:
-        key = f"const:{np.asarray(value, dtype=dtype).tobytes().hex()}:{np.ndim(value)}"
+        # A number is [1, 1], the rank of every value it meets: ONNX Runtime's same-rank
+        # broadcast costs half what a scalar's does (0.28 against 0.59 us an Add, one row).
+        array = np.asarray(value, dtype=dtype)
+        if array.ndim == 0:
+            array = array.reshape(1, 1)
+        key = f"const:{array.tobytes().hex()}:{array.shape}"
         if key not in self.memo:
             name = self.name()
-            array = np.asarray(value, dtype=dtype)
             self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
             self.memo[key] = name
             self.fixed.add(name)
@@ -98,18 +102,18 @@ class _Builder:
         return nan
 
     def missing_or(self, parts: Sequence[str], value: str) -> str:
-        """``value`` where no part is NaN, else NaN."""
+        """``value`` where no part is NaN, else NaN: ``value`` times 1 or NaN, the factor
+        shared by every value of the same parts. Exact (x * 1 is x, -0 and inf too), and a
+        Mul costs a quarter of a Where (1.0 us a node, one row)."""
         nan = self.mask(parts)
-        return value if nan is None else self.node("Where", [nan, self.const(float("nan")), value])
+        if nan is None:
+            return value
+        one = self.node("Where", [nan, self.const(float("nan")), self.const(1.0)])
+        return self.node("Mul", [value, one])
 
     def flag(self, test: str, parts: Sequence[str]) -> str:
-        """A boolean as 1.0 or 0.0, NaN where a part is: one node a flag, the two choices
-        shared by every flag of the same parts (a graph scoring one row costs per node)."""
-        if self.mask(parts) is None:
-            return self.double(test)
-        one = self.missing_or(parts, self.const(1.0))
-        zero = self.missing_or(parts, self.const(0.0))
-        return self.node("Where", [test, one, zero])
+        """A boolean as 1.0 or 0.0, NaN where a part is."""
+        return self.missing_or(parts, self.double(test))
 
     def condition(self, part: Expression) -> tuple[str, tuple[str, ...]]:
         """``part`` as a boolean tensor, and the values whose NaN makes it missing. A
