@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import onnx
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
@@ -18,6 +19,7 @@ from tests.serving.conftest import started
 
 from mlplan.errors import DataError
 from mlplan.features import FEATURES_FILE, FittedFeatures, check_features
+from mlplan.features._merge import JOINED_KEY
 from mlplan.modeling import get_model
 from mlplan.workspace import Workspace
 
@@ -66,10 +68,19 @@ def test_a_package_with_derived_features_takes_raw_columns_everywhere(
     checked = json.loads(ok(cli("features", "check", "logistic-1", "--json")).stdout)
     assert checked["passed"] and checked["rows"]["logged"] == 1
     assert "log_charges" in checked["features"]
-    assert set(checked["features"]) <= set(model.features["numeric"])
+    read = [name for name in fitted.names if name in model.features["numeric"]]
+    assert sorted(checked["features"]) == sorted(read) and len(read) > 1
 
     # features.json out of step with the graph (another mean): the check names the feature.
     graph = artifacts.path(model.package["model.onnx"]).read_bytes()
+    # The model's Concat of its numbers takes the features' joined tensor whole (no Split
+    # of it into one tensor a feature): the package says where, for the check above.
+    stored = {p.key: p.value for p in onnx.load_from_string(graph).metadata_props}
+    tensor, order = json.loads(stored[JOINED_KEY])
+    assert sorted(order) == sorted(read)
+    nodes = onnx.load_from_string(graph).graph.node
+    assert [n.op_type for n in nodes if tensor in n.input] == ["Concat"]
+    assert not [n for n in nodes if n.op_type == "Split"]
     constants = dict(fitted.constants)
     constants["mean(charges)"] += 0.5
     drifted = FittedFeatures(fitted.definitions, fitted.types, constants)

@@ -18,6 +18,7 @@ from mlplan.data import get_split, load_split
 from mlplan.errors import ParameterError, PlanError
 from mlplan.features._definitions import ColumnType, FeatureDefinitions
 from mlplan.features._fitted import FittedFeatures, fit_features, onnx_inputs
+from mlplan.features._merge import JOINED_KEY
 from mlplan.workspace import Workspace
 
 __all__ = [
@@ -172,6 +173,14 @@ def _exposed(graph: bytes, names: Sequence[str], columns: Mapping[str, ColumnTyp
     (screened out before training)."""
     onnx = require("onnx", extra="models", purpose="checking features for skew")
     model = onnx.load_from_string(graph)
+    joined = {p.key: p.value for p in model.metadata_props}.get(JOINED_KEY)
+    if joined is not None:  # the features side by side in one tensor: split it again
+        tensor, order = json.loads(joined)
+        sizes = f"{tensor}_sizes"
+        model.graph.initializer.append(
+            onnx.numpy_helper.from_array(np.ones(len(order), dtype=np.int64), sizes)
+        )
+        model.graph.node.append(onnx.helper.make_node("Split", [tensor, sizes], order, axis=1))
     made = {o for node in model.graph.node for o in node.output}
     outputs = [name for name in names if name in made]
     inputs = [i.name for i in model.graph.input if i.name in columns]
