@@ -489,32 +489,46 @@ def _open_input(
 ) -> tuple[Callable[[int], Iterator[pa.RecordBatch]], pa.Schema]:
     """A reader of the input's batches of at most so many rows, and its schema.
 
-    Memory is bounded by the chunk, not the file: a Parquet file is read a few row groups
-    at a time, each group read by a reader of its own. One reader over the whole file kept
-    every row group's dictionary pages until it ended (about 0.75 MB a row group for an id
-    column: 60 MB at 10,000,000 rows), and Arrow's dataset scanner kept its pre-buffered
-    byte ranges as well (apache/arrow#39808)."""
+    Memory is bounded by the chunk, not the file. A Parquet file is read a few row groups at
+    a time, each group read by a reader of its own: one reader over the whole file kept every
+    row group's dictionary pages until it ended (about 0.75 MB a row group for an id column:
+    60 MB at 10,000,000 rows), and Arrow's dataset scanner kept its pre-buffered byte ranges
+    as well (apache/arrow#39808). A CSV file is streamed block by block: the dataset scanner
+    read ahead of a slow consumer (scoring's peak grew 168 -> 511 MB from 2M to 10M rows)."""
+    options = _csv_options(delimiter, decimal) if delimiter is not None else {}
     try:
         if delimiter is None:
             parquet = pq.ParquetFile(source)
             return partial(_parquet_batches, source, parquet), parquet.schema_arrow
-        import pyarrow.dataset as pads  # on use: it loads pandas, which a server never needs
-
-        csv = pads.CsvFileFormat(**_csv_options(delimiter, decimal))
-        dataset = pads.dataset(source, format=csv)
+        with pcsv.open_csv(source, **options) as reader:  # the types of the first block
+            schema = reader.schema
     except (pa.ArrowInvalid, OSError) as exc:
         if delimiter is not None and isinstance(exc, pa.ArrowInvalid):
             check_csv(source, delimiter)  # a ragged row or an open quote, with its line
         raise DataError(f"{source}: cannot be read as {fmt}: {exc}") from None
 
     def csv_batches(chunk_rows: int) -> Iterator[pa.RecordBatch]:
-        # Two chunks read ahead at most (Arrow's default, 16, holds a million rows in flight
-        # at 65,536 a chunk).
-        yield from dataset.to_batches(
-            batch_size=chunk_rows, batch_readahead=2, fragment_readahead=1
-        )
+        with pcsv.open_csv(source, **options) as reader:
+            yield from _rechunked(reader, chunk_rows)
 
-    return csv_batches, dataset.schema
+    return csv_batches, schema
+
+
+def _rechunked(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """``batches`` (a CSV reader's blocks, of any size) joined into batches of ``rows`` rows
+    (the last one fewer), holding at most one batch's worth."""
+    held: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        held.append(batch)
+        count += batch.num_rows
+        while count >= rows:
+            table = pa.Table.from_batches(held).combine_chunks()
+            yield table.slice(0, rows).to_batches()[0]
+            rest = table.slice(rows)
+            held, count = rest.to_batches(), rest.num_rows
+    if count:
+        yield pa.Table.from_batches(held).combine_chunks().to_batches()[0]
 
 
 def _parquet_batches(
