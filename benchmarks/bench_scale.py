@@ -24,7 +24,11 @@ two sizes (the default: 2,000,000 and 10,000,000) the table gives each peak's gr
 the rows'.
 
     python benchmarks/bench_scale.py [--rows 2000000 --rows 10000000] [--engines local,ray]
-        [--cache build/bench_scale] [--json benchmarks/results/bench_scale.json]
+        [--format parquet|csv] [--cache build/bench_scale]
+        [--json benchmarks/results/bench_scale.json]
+
+``--format csv`` writes the same rows as CSV beside the Parquet file and reads that instead
+(a CSV file is streamed, not read by row groups: its memory is bounded another way).
 
 Not a timed test: run it on a quiet machine (its smoke test runs it at a few thousand rows).
 """
@@ -98,6 +102,23 @@ def make_data(rows: int, cache: Path) -> Path:
             writer.write_table(part, row_group_size=128 * 1024)
     temp.replace(path)
     print(f"bench_scale: wrote {rows:,} rows to {path}", file=sys.stderr)
+    return path
+
+
+def make_csv(parquet: Path) -> Path:
+    """The same rows as a CSV file beside it (kept: made once)."""
+    import pyarrow.csv as pcsv
+
+    path = parquet.with_suffix(".csv")
+    if path.exists():
+        return path
+    temp = path.with_suffix(".tmp")
+    source = pq.ParquetFile(parquet)
+    with pcsv.CSVWriter(temp, source.schema_arrow) as writer:
+        for batch in source.iter_batches(batch_size=CHUNK):
+            writer.write_batch(batch)
+    temp.replace(path)
+    print(f"bench_scale: wrote {path}", file=sys.stderr)
     return path
 
 
@@ -273,8 +294,8 @@ def run_engine(engine: str, data: Path, project: Path, out: Path) -> dict[str, A
             MODEL,
             data,
             out,
-            engine=engine,
-            allow_failed_gates=True,  # type: ignore[arg-type]
+            engine=engine,  # type: ignore[arg-type]
+            allow_failed_gates=True,
         ),
     )
     results["score"]["refused"] = report.refused
@@ -427,6 +448,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, action="append")
     parser.add_argument("--engines", default="local,ray")
+    parser.add_argument("--format", choices=["parquet", "csv"], default="parquet")
     parser.add_argument("--cache", type=Path, default=ROOT / "build" / "bench_scale")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/bench_scale.json")
     parser.add_argument("--child")
@@ -445,6 +467,8 @@ def main() -> None:
     problems: list[str] = []
     for rows in sizes:
         data = make_data(rows, args.cache)
+        if args.format == "csv":
+            data = make_csv(data)
         outs = {engine: args.cache / f"scored-{engine}-{rows}.parquet" for engine in engines}
         runs[rows] = {engine: child(engine, data, project, outs[engine]) for engine in engines}
         if len(engines) == 2:
@@ -460,7 +484,7 @@ def main() -> None:
             result.pop("profile_json")
     agree = not problems
     print(
-        f"bench_scale: {', '.join(f'{r:,}' for r in sizes)} rows x 8 columns (Parquet), "
+        f"bench_scale: {', '.join(f'{r:,}' for r in sizes)} rows x 8 columns ({args.format}), "
         f"engines {', '.join(engines)}; results "
         + ("agree" if agree else "DISAGREE: " + "; ".join(problems[:5]))
     )
@@ -469,6 +493,7 @@ def main() -> None:
     report = {
         "sizes": sizes,
         "engines": engines,
+        "format": args.format,
         "cpus": os.cpu_count(),
         "machine": platform.machine(),
         "python": platform.python_version(),
