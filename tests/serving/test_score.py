@@ -21,6 +21,15 @@ from mlplan.store import sha256_file
 from mlplan.workspace import Workspace
 
 
+def _damage_row_group(source: Path, index: int) -> None:
+    """Overwrite the first page header of the file's row group ``index`` (from 0)."""
+    column = pq.ParquetFile(source).metadata.row_group(index).column(0)
+    start = column.dictionary_page_offset or column.data_page_offset
+    data = bytearray(source.read_bytes())
+    data[start : start + 64] = b"\xff" * 64
+    source.write_bytes(bytes(data))
+
+
 def _input(tmp_path: Path, rows: int = 5000) -> Path:
     table = customers_table(rows=rows, seed=11).drop_columns(["churned"])
     path = tmp_path / "to_score.parquet"
@@ -212,12 +221,7 @@ def test_a_damaged_row_group_is_refused_naming_it_and_nothing_is_written(
     pq.write_table(
         customers_table(rows=4000, seed=11).drop_columns(["churned"]), source, row_group_size=1000
     )
-    meta = pq.ParquetFile(source).metadata
-    third = meta.row_group(2).column(0)
-    start = third.dictionary_page_offset or third.data_page_offset
-    data = bytearray(source.read_bytes())
-    data[start : start + 64] = b"\xff" * 64  # the third group's first page header
-    source.write_bytes(bytes(data))
+    _damage_row_group(source, 2)
     with pytest.raises(
         DataError, match=r"damaged\.parquet: cannot be read as parquet: row group 3"
     ):
@@ -258,6 +262,14 @@ def test_scoring_on_ray_data_gives_the_same_file(
     assert on_ray.column_names == local.column_names
     assert on_ray.column("customer_id").to_pylist() == local.column("customer_id").to_pylist()
     assert np.allclose(on_ray.column("p_1").to_numpy(), local.column("p_1").to_numpy())
+
+    # A damaged row group, read on a Ray worker, is refused as the local engine refuses it.
+    _damage_row_group(source, 4)
+    with pytest.raises(DataError, match=r"uneven\.parquet: cannot be read as parquet: row gr"):
+        score_file(
+            served, "logistic-1", source, tmp_path / "bad.parquet", engine="ray", chunk_rows=100
+        )
+    assert not list(tmp_path.glob("*bad.parquet*"))
 
 
 def test_a_rare_category_scores_as_its_bucket_and_an_unseen_one_follows_the_plan(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import pickle
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,12 @@ def profile_on_ray(
         schema = pq.ParquetFile(path, read_dictionary=strings).schema_arrow
         try:
             read = functools.partial(
-                _profile_row_groups, path=str(path), strings=strings, schema=schema, private=hidden
+                _profile_row_groups,
+                path=str(path),
+                strings=strings,
+                schema=schema,
+                private=hidden,
+                batch_rows=batch_rows,
             )
             parts = parquet_parts(ray, path, batch_rows)
             profiles = parts.map_batches(read, batch_format="pyarrow", batch_size=1)
@@ -183,16 +188,21 @@ def _collected(
 
 
 def _profile_row_groups(
-    parts: pa.Table, *, path: str, strings: list[str], schema: pa.Schema, private: tuple[str, ...]
-) -> pa.Table:
+    parts: pa.Table,
+    *,
+    path: str,
+    strings: list[str],
+    schema: pa.Schema,
+    private: tuple[str, ...],
+    batch_rows: int,
+) -> Iterator[pa.Table]:
     """Each run of row groups in ``parts`` read (strings dictionary-encoded, as the local
-    engine reads them) and profiled (run on a Ray worker)."""
-    profiled = []
+    engine reads them) and profiled a batch at a time, each batch's partial profile handed
+    on as it is made (run on a Ray worker: it holds one batch, however large a row group)."""
     with pq.ParquetFile(path, read_dictionary=strings) as parquet:
         for run in parts.column("row_groups").to_pylist():
-            table = parquet.read_row_groups(run)
-            profiled.append(_profile_block(table, schema=schema, private=private))
-    return pa.concat_tables(profiled)
+            for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=run):
+                yield _profile_block(pa.Table.from_batches([batch]), schema=schema, private=private)
 
 
 def _profile_block(table: pa.Table, *, schema: pa.Schema, private: tuple[str, ...]) -> pa.Table:

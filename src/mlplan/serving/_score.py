@@ -33,7 +33,7 @@ from mlplan.data import (
     sniff_decimal,
     sniff_delimiter,
 )
-from mlplan.errors import DataError, ParameterError, UsageError
+from mlplan.errors import DataError, MlplanError, ParameterError, UsageError
 from mlplan.modeling import get_model, ray_session
 from mlplan.serving._clearance import check_clearance
 from mlplan.serving._model import ServedModel, load_served_model
@@ -321,22 +321,20 @@ def _ray_batches(
             self.model = load_served_model(local, model_name)
             self.chunker = _Chunker(self.model, security.unseen_categories, security.out_of_range)
 
-        def __call__(self, table: pa.Table) -> pa.Table:
+        def __call__(self, table: pa.Table) -> Iterator[pa.Table]:
+            # A table a chunk, as it is scored: a worker holds one chunk, not its whole run.
+            for batch in self._batches(table):
+                if batch.num_rows:
+                    scored = _score_batch(self.model, self.chunker, batch, id_column, -1)
+                    yield pa.Table.from_batches([scored])
+
+        def _batches(self, table: pa.Table) -> Iterator[pa.RecordBatch]:
             if parquet is None:  # rows of the CSV file
-                batches: Iterable[pa.RecordBatch] = table.to_batches()
-            else:  # runs of the Parquet file's row groups, read here
-                with pq.ParquetFile(parquet) as file:
-                    batches = [
-                        batch
-                        for run in table.column("row_groups").to_pylist()
-                        for batch in file.iter_batches(batch_size=chunk_rows, row_groups=run)
-                    ]
-            out = [
-                _score_batch(self.model, self.chunker, batch, id_column, -1)
-                for batch in batches
-                if batch.num_rows
-            ]
-            return pa.Table.from_batches(out) if out else pa.table({})
+                yield from table.to_batches()
+                return
+            with pq.ParquetFile(parquet) as file:  # runs of the file's row groups, read here
+                for run in table.column("row_groups").to_pylist():
+                    yield from _run_batches(parquet, file, run, chunk_rows)
 
     # Parquet by runs of row groups the workers read, in the file's order (Ray Data's own
     # reader hands row groups back out of it); a CSV file as Ray streams it, in order.
@@ -355,13 +353,19 @@ def _ray_batches(
         compute=data.ActorPoolStrategy(min_size=1, max_size=cpus),
     )
     start = 0
-    for table in scored.iter_batches(batch_format="pyarrow", batch_size=None):
-        for batch in table.to_batches():
-            if id_column is None:  # row numbers are the driver's: Ray blocks do not know them
-                numbers = pa.array(np.arange(start, start + batch.num_rows), pa.int64())
-                batch = batch.set_column(0, "row", numbers)
-            start += batch.num_rows
-            yield batch
+    try:
+        for table in scored.iter_batches(batch_format="pyarrow", batch_size=None):
+            for batch in table.to_batches():
+                if id_column is None:  # row numbers are the driver's: blocks lack them
+                    numbers = pa.array(np.arange(start, start + batch.num_rows), pa.int64())
+                    batch = batch.set_column(0, "row", numbers)
+                start += batch.num_rows
+                yield batch
+    except Exception as exc:  # a worker's own error (a damaged row group) as it was raised
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, MlplanError):
+            raise cause from None
+        raise
 
 
 def score_file(
@@ -497,9 +501,10 @@ def _open_input(
     read ahead of a slow consumer (scoring's peak grew 168 -> 511 MB from 2M to 10M rows)."""
     options = _csv_options(delimiter, decimal) if delimiter is not None else {}
     try:
-        if delimiter is None:
-            parquet = pq.ParquetFile(source)
-            return partial(_parquet_batches, source, parquet), parquet.schema_arrow
+        if delimiter is None:  # the schema now, the rows by a reader of their own
+            with pq.ParquetFile(source) as parquet:
+                schema = parquet.schema_arrow
+            return partial(_parquet_batches, source), schema
         with pcsv.open_csv(source, **options) as reader:  # the types of the first block
             schema = reader.schema
     except (pa.ArrowInvalid, OSError) as exc:
@@ -531,21 +536,31 @@ def _rechunked(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Reco
         yield pa.Table.from_batches(held).combine_chunks().to_batches()[0]
 
 
-def _parquet_batches(
-    source: Path, parquet: pq.ParquetFile, chunk_rows: int
-) -> Iterator[pa.RecordBatch]:
+def _parquet_batches(source: Path, chunk_rows: int) -> Iterator[pa.RecordBatch]:
     """The file's batches, read by consecutive row groups of about ``chunk_rows`` rows in all
     (small row groups are read together, so that each batch still fills a chunk)."""
-    with parquet:
-        runs = row_group_runs(parquet.metadata, chunk_rows)
-        for run in runs:
-            try:
-                yield from parquet.iter_batches(batch_size=chunk_rows, row_groups=run)
-            except (pa.ArrowInvalid, OSError) as exc:
-                raise DataError(
-                    f"{source}: cannot be read as parquet: row group {run[0] + 1} of "
-                    f"{parquet.metadata.num_row_groups} is damaged ({exc}); write the file again"
-                ) from None
+    with pq.ParquetFile(source) as parquet:
+        for run in row_group_runs(parquet.metadata, chunk_rows):
+            yield from _run_batches(source, parquet, run, chunk_rows)
+
+
+def _run_batches(
+    source: Path | str, parquet: pq.ParquetFile, run: list[int], chunk_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """The batches of one run of row groups; a damaged one is refused naming the file and
+    the groups (a DataError, on a Ray worker too)."""
+    try:
+        yield from parquet.iter_batches(batch_size=chunk_rows, row_groups=run)
+    except (pa.ArrowInvalid, OSError) as exc:
+        groups = (
+            f"row group {run[0] + 1}"
+            if len(run) == 1
+            else (f"row groups {run[0] + 1}-{run[-1] + 1}")
+        )
+        raise DataError(
+            f"{source}: cannot be read as parquet: {groups} of "
+            f"{parquet.metadata.num_row_groups} cannot be read ({exc}); write the file again"
+        ) from None
 
 
 def _id_column(ws: Workspace, schema: pa.Schema) -> str | None:
