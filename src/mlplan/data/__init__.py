@@ -20,6 +20,7 @@ from mlplan.data._ray import (
     ray_data_context,
     ray_results,
     ray_session,
+    ray_worker_errors,
 )
 from mlplan.data._read import (
     ContentHash,
@@ -126,6 +127,7 @@ __all__ = [
     "ray_data_context",
     "ray_results",
     "ray_session",
+    "ray_worker_errors",
     "read_table",
     "redact_profile",
     "register_dataset",

@@ -4,9 +4,11 @@ it through here)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +25,7 @@ __all__ = [
     "ray_data_context",
     "ray_results",
     "ray_session",
+    "ray_worker_errors",
 ]
 
 Engine = Literal["local", "ray"]
@@ -65,9 +68,17 @@ def ray_session(purpose: str = "--engine ray") -> Any:
 def ray_results(ray: Any, refs: list[Any]) -> list[Any]:
     """The results of Ray tasks, in order; a task's own error (an ``MlplanError`` raised on the
     worker, which names what to do) raised as it was, not wrapped in Ray's."""
-    try:
+    with ray_worker_errors():
         return list(ray.get(refs))
-    except ray.exceptions.RayTaskError as exc:
+
+
+@contextlib.contextmanager
+def ray_worker_errors() -> Iterator[None]:
+    """Inside: a Ray worker's own error (an ``MlplanError``, which names what to do) raised as
+    it was, not wrapped in Ray's (a task's result, or a Ray Data block's)."""
+    try:
+        yield
+    except Exception as exc:  # Ray wraps it in a RayTaskError of its own, keeping it as cause
         cause = getattr(exc, "cause", None)
         if isinstance(cause, MlplanError):
             raise cause from None

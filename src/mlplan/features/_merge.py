@@ -111,21 +111,17 @@ def _joined_by(graph: Any, names: set[str]) -> Any | None:
     if len(readers) != 1 or names & {o.name for o in graph.output}:
         return None
     (node,) = readers
-    attrs = {a.name: a for a in node.attribute}
-    if node.op_type == "Concat" and node.domain in ("", "ai.onnx"):
-        if attrs["axis"].i not in (1, -1):
-            return None
-    elif node.op_type == "FeatureVectorizer" and node.domain == "ai.onnx.ml":
-        dims = list(attrs["inputdimensions"].ints) if "inputdimensions" in attrs else []
-        at = [i for i, name in enumerate(node.input) if name in names]
-        if len(dims) != len(node.input) or any(dims[i] != 1 for i in at):
-            return None
-    else:
-        return None
     at = [i for i, name in enumerate(node.input) if name in names]
     if len(at) != len(names) or at != list(range(at[0], at[0] + len(at))):
         return None  # a feature taken twice, or the features not side by side
-    return node
+    attrs = {a.name: a for a in node.attribute}
+    if node.op_type == "Concat" and node.domain in ("", "ai.onnx"):
+        return node if attrs["axis"].i in (1, -1) else None
+    if node.op_type == "FeatureVectorizer" and node.domain == "ai.onnx.ml":
+        dims = list(attrs["inputdimensions"].ints) if "inputdimensions" in attrs else []
+        fits = len(dims) == len(node.input) and all(dims[i] == 1 for i in at)
+        return node if fits else None
+    return None
 
 
 def _join_directly(front: Any, joined: Any, names: set[str]) -> str:

@@ -29,11 +29,12 @@ from mlplan.data import (
     count_lines,
     parquet_parts,
     ray_data_context,
+    ray_worker_errors,
     row_group_runs,
     sniff_decimal,
     sniff_delimiter,
 )
-from mlplan.errors import DataError, MlplanError, ParameterError, UsageError
+from mlplan.errors import DataError, ParameterError, UsageError
 from mlplan.modeling import get_model, ray_session
 from mlplan.serving._clearance import check_clearance
 from mlplan.serving._model import ServedModel, load_served_model
@@ -353,7 +354,7 @@ def _ray_batches(
         compute=data.ActorPoolStrategy(min_size=1, max_size=cpus),
     )
     start = 0
-    try:
+    with ray_worker_errors():  # a damaged row group, say, refused as the local engine does
         for table in scored.iter_batches(batch_format="pyarrow", batch_size=None):
             for batch in table.to_batches():
                 if id_column is None:  # row numbers are the driver's: blocks lack them
@@ -361,11 +362,6 @@ def _ray_batches(
                     batch = batch.set_column(0, "row", numbers)
                 start += batch.num_rows
                 yield batch
-    except Exception as exc:  # a worker's own error (a damaged row group) as it was raised
-        cause = getattr(exc, "cause", None)
-        if isinstance(cause, MlplanError):
-            raise cause from None
-        raise
 
 
 def score_file(
